@@ -1,0 +1,162 @@
+//! The bug zoo's switches: each known consensus bug of ../shared/BUGZOO.md, injectable into
+//! the protocols so that the checkers can prove they catch it.
+//!
+//! The [`Bug`] names always exist (so registries and CLIs can name them), but a protocol
+//! consults them only through [`crate::Config::bug`], which is constant `false` unless the
+//! `bug-zoo` feature is on: release builds carry no buggy code path.
+
+use serde::{Deserialize, Serialize};
+
+/// One known bug. The doc line of each says what the switched-on code does wrong.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Bug {
+    /// R1: the leader commits an earlier-term entry by counting replicas (Raft §5.4.2, Fig. 8).
+    Figure8Commit,
+    /// R2: votes are granted without the up-to-date log check (§5.4.1).
+    VoteWithoutLogCheck,
+    /// R3: the vote (term, votedFor) is not persisted before the reply.
+    VoteNotPersisted,
+    /// R4: a follower acknowledges entries before persisting them.
+    LogNotPersisted,
+    /// R5: a voter overwrites votedFor when a second candidate asks in the same term.
+    DoubleVote,
+    /// R6: on a matching AppendEntries the follower truncates everything after prevLogIndex.
+    TruncateOnStaleAppend,
+    /// R7: the follower sets commit to leaderCommit beyond the entries this append verified.
+    CommitPastVerifiedPrefix,
+    /// R8: a leader or candidate ignores a higher term and stays in its role.
+    NoStepDown,
+    /// R9: PreVote and CheckQuorum are off (liveness).
+    NoPreVote,
+    /// R10: the leader answers reads from local state without confirming leadership.
+    StaleRead,
+    /// P1: an acceptor accepts a ballot below its promise.
+    AcceptBelowPromise,
+    /// P2: a new leader proposes its own value instead of the highest-ballot accepted one.
+    IgnoreAcceptedValue,
+    /// P3: ballots lack the node-id tiebreak (or a restarted proposer forgets its ballot).
+    NonUniqueBallot,
+    /// P4: a slot is declared chosen with one acceptance too few.
+    ChosenWithoutQuorum,
+    /// P5: a new leader skips phase 1 for open slots.
+    SkipRecovery,
+    /// P6: the promised ballot is not persisted before the promise is sent.
+    PromiseNotPersisted,
+    /// B1: the state machine applies an entry before it is committed.
+    ApplyUncommitted,
+    /// B2: a retried client request is applied twice (no session dedup).
+    DuplicateApply,
+}
+
+impl Bug {
+    /// Every bug, in BUGZOO.md order.
+    pub const ALL: [Bug; 18] = [
+        Bug::Figure8Commit,
+        Bug::VoteWithoutLogCheck,
+        Bug::VoteNotPersisted,
+        Bug::LogNotPersisted,
+        Bug::DoubleVote,
+        Bug::TruncateOnStaleAppend,
+        Bug::CommitPastVerifiedPrefix,
+        Bug::NoStepDown,
+        Bug::NoPreVote,
+        Bug::StaleRead,
+        Bug::AcceptBelowPromise,
+        Bug::IgnoreAcceptedValue,
+        Bug::NonUniqueBallot,
+        Bug::ChosenWithoutQuorum,
+        Bug::SkipRecovery,
+        Bug::PromiseNotPersisted,
+        Bug::ApplyUncommitted,
+        Bug::DuplicateApply,
+    ];
+
+    /// The BUGZOO.md code, e.g. `"R1"`.
+    pub fn code(self) -> &'static str {
+        const CODES: [&str; 18] = [
+            "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
+            "P5", "P6", "B1", "B2",
+        ];
+        CODES[self as usize]
+    }
+
+    /// The BUGZOO.md name, e.g. `"figure8-commit"`.
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 18] = [
+            "figure8-commit",
+            "vote-without-log-check",
+            "vote-not-persisted",
+            "log-not-persisted",
+            "double-vote",
+            "truncate-on-stale-append",
+            "commit-past-verified-prefix",
+            "no-step-down",
+            "no-prevote",
+            "stale-read",
+            "accept-below-promise",
+            "ignore-accepted-value",
+            "non-unique-ballot",
+            "chosen-without-quorum",
+            "skip-recovery",
+            "promise-not-persisted",
+            "apply-uncommitted",
+            "duplicate-apply",
+        ];
+        NAMES[self as usize]
+    }
+
+    /// Look a bug up by its name or code (case-insensitive).
+    pub fn parse(s: &str) -> Option<Bug> {
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(s) || b.code().eq_ignore_ascii_case(s))
+    }
+}
+
+/// A set of bugs switched on at once.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BugSet(u32);
+
+impl BugSet {
+    /// The set holding just `bug`.
+    pub fn only(bug: Bug) -> Self {
+        BugSet(1 << bug as u32)
+    }
+    /// Add `bug`.
+    pub fn insert(&mut self, bug: Bug) {
+        self.0 |= 1 << bug as u32;
+    }
+    /// Whether `bug` is in the set.
+    pub fn contains(self, bug: Bug) -> bool {
+        self.0 & (1 << bug as u32) != 0
+    }
+    /// Whether no bug is on.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_codes_round_trip() {
+        for b in Bug::ALL {
+            assert_eq!(Bug::parse(b.name()), Some(b));
+            assert_eq!(Bug::parse(b.code()), Some(b));
+        }
+        assert_eq!(Bug::parse("no-such-bug"), None);
+    }
+
+    #[test]
+    fn bug_set_holds_what_was_inserted() {
+        let mut s = BugSet::default();
+        assert!(s.is_empty());
+        s.insert(Bug::DoubleVote);
+        assert!(s.contains(Bug::DoubleVote));
+        assert!(!s.contains(Bug::Figure8Commit));
+        assert_eq!(BugSet::only(Bug::StaleRead).contains(Bug::StaleRead), true);
+    }
+}

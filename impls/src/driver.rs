@@ -1,0 +1,354 @@
+//! A deterministic in-memory cluster for tests and scripted scenarios.
+//!
+//! [`Cluster`] hosts replicas of any [`Replica`] type and lets a test decide *exactly* what
+//! happens next: which message is delivered, dropped or duplicated, which timer fires, which
+//! node crashes or restarts, which links are cut. Nothing happens on its own, so a scenario
+//! reads as an interaction script: the test states an interleaving and asserts its effects.
+//!
+//! After every step the cluster checks, and panics on violation with the trace so far:
+//!
+//! * the effect contract of [`crate::replica`] (commits in increasing slot order);
+//! * state machine safety across nodes (no slot committed with two different commands);
+//! * the protocol's own cluster and step invariants.
+//!
+//! Set [`Cluster::checking`] to `false` to step a protocol with a bug switched on and call
+//! [`Cluster::check`] by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::replica::{Command, Config, Effect, NodeId, Out, Replica, Slot};
+
+/// A message in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Envelope<M> {
+    /// Sender.
+    pub from: NodeId,
+    /// Recipient.
+    pub to: NodeId,
+    /// Payload.
+    pub msg: M,
+}
+
+/// One hosted node: its replica while up, and what survives its crashes.
+#[derive(Clone, Debug)]
+pub struct Node<R: Replica<C>, C: Command> {
+    /// The running replica, `None` while crashed.
+    pub replica: Option<R>,
+    /// The durable image built from the replica's writes.
+    pub durable: R::Durable,
+    /// Armed timers.
+    pub timers: BTreeSet<R::Timer>,
+    /// What the host applied, by slot, across incarnations.
+    pub applied: BTreeMap<Slot, C>,
+    /// Commands handed back by redirects, with the leader hint.
+    pub redirects: Vec<(C, Option<NodeId>)>,
+    /// Highest slot reported in this incarnation (commits must exceed it).
+    last_reported: Slot,
+}
+
+/// A deterministic cluster of replicas of type `R`.
+#[derive(Clone, Debug)]
+pub struct Cluster<R: Replica<C>, C: Command> {
+    cfg: Config,
+    members: Vec<NodeId>,
+    nodes: Vec<Node<R, C>>,
+    /// Messages in flight, oldest first.
+    pub net: Vec<Envelope<R::Msg>>,
+    /// Directed links that drop everything sent over them.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// One line per step, for failure messages.
+    pub trace: Vec<String>,
+    /// Check invariants after every step (panicking on violation).
+    pub checking: bool,
+    out: Out<R, C>,
+}
+
+/// Bound on [`Cluster::deliver_all`]: a scenario that needs more steps has a livelock.
+pub const MAX_QUIESCE_STEPS: usize = 100_000;
+
+impl<R: Replica<C>, C: Command> Cluster<R, C> {
+    /// Boot `n` fresh replicas `n0..n{n-1}` with `cfg`.
+    pub fn new(n: usize, cfg: Config) -> Self {
+        cfg.validate(n).unwrap_or_else(|e| panic!("bad test cluster: {e}"));
+        let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
+        let mut c = Cluster {
+            cfg,
+            members: members.clone(),
+            nodes: Vec::with_capacity(n),
+            net: Vec::new(),
+            cut: BTreeSet::new(),
+            trace: Vec::new(),
+            checking: true,
+            out: Out::<R, C>::new(),
+        };
+        for id in members {
+            c.nodes.push(Node {
+                replica: None,
+                durable: R::Durable::default(),
+                timers: BTreeSet::new(),
+                applied: BTreeMap::new(),
+                redirects: Vec::new(),
+                last_reported: 0,
+            });
+            c.boot(id, false);
+        }
+        c
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes (never: clusters have at least one).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The configuration the replicas were booted with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> &Node<R, C> {
+        &self.nodes[i]
+    }
+
+    /// The replica of node `i`; panics if it is crashed.
+    pub fn replica(&self, i: usize) -> &R {
+        self.nodes[i].replica.as_ref().unwrap_or_else(|| panic!("n{i} is crashed"))
+    }
+
+    /// Whether node `i` is up.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].replica.is_some()
+    }
+
+    /// The running nodes that currently consider themselves leader.
+    pub fn leaders(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.status().role == crate::Role::Leader)
+            })
+            .collect()
+    }
+
+    /// What node `i` applied, in slot order.
+    pub fn applied(&self, i: usize) -> Vec<C> {
+        self.nodes[i].applied.values().cloned().collect()
+    }
+
+    fn boot(&mut self, id: NodeId, recover: bool) {
+        let i = id.index();
+        let durable = recover.then(|| self.nodes[i].durable.clone());
+        let mut out = std::mem::take(&mut self.out);
+        let r = R::boot(id, &self.members, durable.as_ref(), &self.cfg, &mut out);
+        self.nodes[i].replica = Some(r);
+        self.nodes[i].last_reported = 0;
+        self.apply_effects(i, &mut out);
+        self.out = out;
+    }
+
+    fn apply_effects(&mut self, i: usize, out: &mut Out<R, C>) {
+        let from = self.members[i];
+        for effect in out.drain() {
+            let node = &mut self.nodes[i];
+            match effect {
+                Effect::Send { to, msg } => {
+                    if !self.cut.contains(&(from, to)) {
+                        self.net.push(Envelope { from, to, msg });
+                    }
+                }
+                Effect::SetTimer { timer, .. } => {
+                    node.timers.insert(timer);
+                }
+                Effect::CancelTimer(timer) => {
+                    node.timers.remove(&timer);
+                }
+                Effect::Persist(w) => R::apply_write(&mut node.durable, &w),
+                Effect::Commit { slot, cmd } => {
+                    assert!(
+                        slot > node.last_reported,
+                        "{from} reported slot {slot} after slot {}\n{}",
+                        node.last_reported,
+                        self.trace.join("\n")
+                    );
+                    node.last_reported = slot;
+                    if let Some(prev) = node.applied.get(&slot) {
+                        assert!(
+                            !self.checking || *prev == cmd,
+                            "{from} re-committed slot {slot} as {cmd:?}, having applied {prev:?}\n{}",
+                            self.trace.join("\n")
+                        );
+                    } else {
+                        node.applied.insert(slot, cmd);
+                    }
+                }
+                Effect::Redirect { cmd, leader } => node.redirects.push((cmd, leader)),
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize, what: String, f: impl FnOnce(&mut R, &mut Out<R, C>)) {
+        self.trace.push(what);
+        let mut out = std::mem::take(&mut self.out);
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            self.out = out;
+            return; // a crashed node does nothing
+        };
+        let before = self.checking.then(|| r.clone());
+        f(r, &mut out);
+        if let Some(before) = before {
+            let after = self.nodes[i].replica.as_ref().expect("still up");
+            for inv in R::step_invariants() {
+                if let Err(e) = (inv.check)(&before, after) {
+                    panic!("{} violated: {e}\n{}", inv.name, self.trace.join("\n"));
+                }
+            }
+        }
+        self.apply_effects(i, &mut out);
+        self.out = out;
+        if self.checking {
+            if let Err(e) = self.check() {
+                panic!("{e}\ntrace:\n{}", self.trace.join("\n"));
+            }
+        }
+    }
+
+    /// Check state machine safety and the protocol's cluster invariants now.
+    pub fn check(&self) -> Result<(), String> {
+        let mut chosen: BTreeMap<Slot, (usize, &C)> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for (slot, cmd) in &n.applied {
+                match chosen.get(slot) {
+                    Some((j, other)) if *other != cmd => {
+                        return Err(format!(
+                            "state machine safety violated: slot {slot} is {other:?} on n{j} but {cmd:?} on n{i}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        chosen.insert(*slot, (i, cmd));
+                    }
+                }
+            }
+        }
+        let live: Vec<&R> = self.nodes.iter().filter_map(|n| n.replica.as_ref()).collect();
+        for inv in R::cluster_invariants() {
+            (inv.check)(&live).map_err(|e| format!("{} violated: {e}", inv.name))?;
+        }
+        Ok(())
+    }
+
+    /// Fire armed timer `timer` at node `i`. Panics if it is not armed.
+    pub fn fire(&mut self, i: usize, timer: R::Timer) {
+        assert!(
+            self.nodes[i].timers.remove(&timer),
+            "n{i} has no {timer:?} timer armed (armed: {:?})",
+            self.nodes[i].timers
+        );
+        self.step(i, format!("n{i}: {timer:?} fires"), |r, out| r.on_timer(timer, out));
+    }
+
+    /// Propose `cmds` at node `i`.
+    pub fn propose(&mut self, i: usize, cmds: Vec<C>) {
+        self.step(i, format!("n{i}: propose {cmds:?}"), |r, out| r.propose(cmds, out));
+    }
+
+    /// Deliver the in-flight message at position `k` of [`Cluster::net`].
+    pub fn deliver(&mut self, k: usize) {
+        let env = self.net.remove(k);
+        let to = env.to.index();
+        let what = format!("{} -> {}: {:?}", env.from, env.to, env.msg);
+        if self.nodes[to].replica.is_none() {
+            self.trace.push(format!("{what} (lost: {} is down)", env.to));
+            return;
+        }
+        self.step(to, what, |r, out| r.on_message(env.from, env.msg, out));
+    }
+
+    /// Deliver a copy of the in-flight message at position `k`, leaving it in flight.
+    pub fn duplicate(&mut self, k: usize) {
+        let env = self.net[k].clone();
+        self.net.push(env);
+        self.deliver(self.net.len() - 1);
+    }
+
+    /// Positions in [`Cluster::net`] of messages matching `pred`.
+    pub fn find(&self, mut pred: impl FnMut(&Envelope<R::Msg>) -> bool) -> Vec<usize> {
+        (0..self.net.len()).filter(|&k| pred(&self.net[k])).collect()
+    }
+
+    /// Deliver the oldest message matching `pred`; panics if none does.
+    pub fn deliver_first(&mut self, pred: impl FnMut(&Envelope<R::Msg>) -> bool) {
+        let k = *self.find(pred).first().unwrap_or_else(|| {
+            panic!("no such message in flight; in flight: {:#?}", self.net)
+        });
+        self.deliver(k);
+    }
+
+    /// Drop every in-flight message matching `pred`; returns how many.
+    pub fn drop_where(&mut self, mut pred: impl FnMut(&Envelope<R::Msg>) -> bool) -> usize {
+        let before = self.net.len();
+        self.net.retain(|e| !pred(e));
+        let n = before - self.net.len();
+        self.trace.push(format!("dropped {n} message(s)"));
+        n
+    }
+
+    /// Deliver messages oldest first until none is in flight (including those the deliveries
+    /// send). Panics after [`MAX_QUIESCE_STEPS`].
+    pub fn deliver_all(&mut self) {
+        for _ in 0..MAX_QUIESCE_STEPS {
+            if self.net.is_empty() {
+                return;
+            }
+            self.deliver(0);
+        }
+        panic!("the network did not quiesce within {MAX_QUIESCE_STEPS} deliveries");
+    }
+
+    /// Crash node `i`: its volatile state, armed timers and the messages addressed to it are
+    /// lost; its durable image survives.
+    pub fn crash(&mut self, i: usize) {
+        self.trace.push(format!("n{i}: crash"));
+        self.nodes[i].replica = None;
+        self.nodes[i].timers.clear();
+        let id = self.members[i];
+        self.net.retain(|e| e.to != id);
+    }
+
+    /// Restart crashed node `i` from its durable image.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].replica.is_none(), "n{i} is not crashed");
+        self.trace.push(format!("n{i}: restart"));
+        self.boot(self.members[i], true);
+    }
+
+    /// Cut both directions of every link between `side` and the other nodes. Messages already
+    /// in flight over those links are dropped too.
+    pub fn partition(&mut self, side: &[usize]) {
+        self.trace.push(format!("partition {side:?} from the rest"));
+        for &a in side {
+            for b in 0..self.len() {
+                if !side.contains(&b) {
+                    let (a, b) = (self.members[a], self.members[b]);
+                    self.cut.insert((a, b));
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+        let cut = self.cut.clone();
+        self.net.retain(|e| !cut.contains(&(e.from, e.to)));
+    }
+
+    /// Restore every link.
+    pub fn heal(&mut self) {
+        self.trace.push("heal".into());
+        self.cut.clear();
+    }
+}

@@ -1,0 +1,25 @@
+//! # paxraft-impls
+//!
+//! Consensus protocols written as deterministic, sans-IO state machines behind one trait,
+//! [`Replica`], plus the replicated state machines ([`sm`]) that hosts apply committed commands
+//! to. Nothing here spawns a thread, reads a clock, opens a socket or draws a random number:
+//! that is what lets the same code run under a model checker, a fault-schedule executor and a
+//! threaded runtime.
+//!
+//! * [`replica`]: the trait, its effects and their contract.
+//! * [`raft`]: Raft (Ongaro & Ousterhout, 2014) with PreVote and CheckQuorum.
+//! * [`sm`]: a key-value store and a lock service, behind client sessions.
+//! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
+//! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
+
+pub mod bugs;
+pub mod driver;
+pub mod raft;
+pub mod replica;
+pub mod sm;
+
+pub use bugs::{Bug, BugSet};
+pub use replica::{
+    quorum, ClusterCheck, Command, Config, Effect, Effects, Fixed, Invariant, NodeId, Out, Replica,
+    Role, Slot, Status, StepCheck, MAX_NODES,
+};

@@ -1,0 +1,839 @@
+//! Raft, as a deterministic sans-IO [`Replica`].
+//!
+//! Raft (Ongaro & Ousterhout, *In Search of an Understandable Consensus Algorithm*, USENIX ATC
+//! 2014; section numbers below refer to that paper, "diss." to Ongaro's 2014 dissertation)
+//! keeps a replicated log consistent by electing one leader per *term* and letting only the
+//! leader append:
+//!
+//! * **Terms (§5.1).** Time is divided into numbered terms, each with at most one leader.
+//!   Every message carries its sender's term; a replica that sees a higher term adopts it and
+//!   becomes a follower, and a message from a lower term is refused.
+//! * **Election (§5.2).** A follower that hears from no leader for an election timeout (drawn
+//!   at random from a range so that candidates rarely collide) becomes a candidate, votes for
+//!   itself, and asks the others for votes. A replica grants at most one vote per term, made
+//!   durable before the reply. A majority of votes makes a leader.
+//! * **Replication (§5.3).** The leader appends commands to its log and sends AppendEntries
+//!   carrying the entries after `prevLogIndex` and the term of that entry. A follower accepts
+//!   only if its log holds an entry at `prevLogIndex` with that term (the Log Matching
+//!   property), deletes its entries from the *first conflicting one* on, and appends the new
+//!   ones. On refusal the follower returns a conflict hint so the leader can skip back a whole
+//!   term at a time instead of one entry per round trip (§5.3, "the protocol can be optimized").
+//! * **Safety (§5.4).** A vote is granted only to a candidate whose log is at least as
+//!   up-to-date as the voter's (last term first, then length; §5.4.1). A leader counts replicas
+//!   to commit only entries of its own term; earlier entries commit indirectly with them
+//!   (§5.4.2, Figure 8). A new leader appends a no-op of its term at once so that earlier
+//!   entries commit without waiting for a client (diss. §6.4).
+//! * **Persistence (Figure 2).** `currentTerm`, `votedFor` and the log are made durable (through
+//!   [`Effect::Persist`](crate::Effect::Persist)) before any message that depends on them is
+//!   sent; after a crash the replica boots from them. The commit index is volatile and is
+//!   relearned from the leader.
+//! * **PreVote (diss. §9.6).** Before raising its term a would-be candidate asks whether it
+//!   could win; a replica cut off from the cluster therefore never inflates terms and deposes
+//!   a healthy leader when it reconnects.
+//! * **CheckQuorum (diss. §6.2).** A leader that has not heard from a majority within an
+//!   election timeout steps down; a follower that heard from its leader within the timeout
+//!   refuses to vote (a leader lease), so a partially connected node cannot disrupt.
+//!
+//! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
+//! entry at once (the leader optimistically advances `next`); a follower whose position is
+//! unknown is *probed* with one append at a time until it answers.
+
+use std::cmp::{max, min};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bugs::Bug;
+use crate::replica::{
+    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, Replica, Role, Slot,
+    Status, StepCheck,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// A log entry. `cmd == None` is the no-op a leader appends when its term starts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry<C> {
+    /// The term of the leader that created the entry.
+    pub term: u64,
+    /// The command, or `None` for a no-op.
+    pub cmd: Option<C>,
+}
+
+/// Raft's messages (Figure 2, plus PreVote and the conflict hint).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RaftMsg<C> {
+    /// RequestVote. With `pre_vote`, `term` is the term the sender *would* campaign in and
+    /// nobody changes state on receiving it.
+    RequestVote { term: u64, last_index: Slot, last_term: u64, pre_vote: bool },
+    /// Reply to RequestVote. For a granted pre-vote, `term` echoes the requested term.
+    Vote { term: u64, granted: bool, pre_vote: bool },
+    /// AppendEntries: `entries` follow slot `prev_index`, whose term is `prev_term`. Empty
+    /// entries make a heartbeat.
+    Append { term: u64, prev_index: Slot, prev_term: u64, entries: Vec<Entry<C>>, commit: Slot },
+    /// Reply to AppendEntries.
+    AppendReply { term: u64, result: AppendResult },
+}
+
+/// The outcome of an AppendEntries at the follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// The follower's log matches the leader's up to `matched`.
+    Ok { matched: Slot },
+    /// The follower has no entry at `prev_index` with the leader's term there. The hint lets
+    /// the leader skip back: `conflict_term` is the term the follower has at `prev_index` (if
+    /// any) and `conflict_index` the first slot the follower holds of that term, or one past
+    /// its last entry when its log is too short.
+    Rejected { prev_index: Slot, conflict_term: Option<u64>, conflict_index: Slot },
+    /// The request came from a stale term.
+    StaleTerm,
+}
+
+/// Raft's timers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RaftTimer {
+    /// Followers and candidates: start an election. Leaders with CheckQuorum: check that a
+    /// majority was heard from since the last firing.
+    Election,
+    /// Leaders: send heartbeats (and retransmit to lagging followers).
+    Heartbeat,
+}
+
+/// What Raft keeps durable (Figure 2, "persistent state on all servers").
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RaftDurable<C> {
+    /// `currentTerm`.
+    pub term: u64,
+    /// `votedFor` in `term`.
+    pub voted_for: Option<NodeId>,
+    /// The log; `log[0]` is slot 1.
+    pub log: Vec<Entry<C>>,
+}
+
+impl<C> Default for RaftDurable<C> {
+    fn default() -> Self {
+        RaftDurable { term: 0, voted_for: None, log: Vec::new() }
+    }
+}
+
+/// One durable write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RaftWrite<C> {
+    /// Set `currentTerm` and `votedFor`.
+    HardState { term: u64, voted_for: Option<NodeId> },
+    /// Delete every entry from slot `at` on, then append `entries` (the first at slot `at`).
+    Append { at: Slot, entries: Vec<Entry<C>> },
+}
+
+/// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
+/// etcd-style flow-control state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Progress {
+    /// Next slot to send.
+    next: Slot,
+    /// Highest slot known to match the leader's log.
+    matched: Slot,
+    /// Whether the follower is known to match at `next - 1`, so appends may be pipelined.
+    replicating: bool,
+    /// Probing and an append is outstanding: wait for its answer or the next heartbeat.
+    paused: bool,
+}
+
+/// A Raft replica carrying commands `C`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Raft<C> {
+    id: NodeId,
+    /// The cluster, this replica included; positions index `progress` and the vote bitmasks.
+    members: Fixed<Vec<NodeId>>,
+    cfg: Fixed<Config>,
+
+    // Persistent state (mirrored to the host through `RaftWrite`s).
+    term: u64,
+    voted_for: Option<NodeId>,
+    log: Vec<Entry<C>>,
+
+    // Volatile state.
+    role: Role,
+    leader: Option<NodeId>,
+    commit: Slot,
+    /// Candidates: bitmask (by member position) of votes granted in this election.
+    votes: u8,
+    /// Followers: heard from a current leader since the last election timeout (the lease
+    /// behind CheckQuorum's vote refusal).
+    leader_alive: bool,
+    /// Leaders: bitmask of members heard from since the last CheckQuorum round.
+    active: u8,
+    /// Leaders: one entry per member (this replica's own entry is unused).
+    progress: Vec<Progress>,
+}
+
+impl<C: Command> Raft<C> {
+    fn pos(&self, node: NodeId) -> Option<usize> {
+        self.members.iter().position(|&m| m == node)
+    }
+
+    fn me(&self) -> usize {
+        self.pos(self.id).expect("a replica is a member of its cluster")
+    }
+
+    fn last_index(&self) -> Slot {
+        self.log.len() as Slot
+    }
+
+    fn last_term(&self) -> u64 {
+        self.log.last().map_or(0, |e| e.term)
+    }
+
+    /// The term of the entry at `index`; slot 0 has term 0. `None` past the end.
+    fn term_at(&self, index: Slot) -> Option<u64> {
+        if index == 0 {
+            Some(0)
+        } else {
+            self.log.get(index as usize - 1).map(|e| e.term)
+        }
+    }
+
+    fn peers(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        let me = self.id;
+        self.members.iter().copied().enumerate().filter(move |&(_, m)| m != me)
+    }
+
+    fn has_quorum(&self, mask: u8) -> bool {
+        mask.count_ones() as usize >= quorum(self.members.len())
+    }
+
+    fn arm_election_timer(&self, out: &mut Out<Self, C>) {
+        out.set_timer(RaftTimer::Election, self.cfg.election_timeout.clone());
+    }
+
+    fn persist_hard_state(&self, out: &mut Out<Self, C>) {
+        out.persist(RaftWrite::HardState { term: self.term, voted_for: self.voted_for });
+    }
+
+    /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term.
+    fn become_follower(&mut self, term: u64, leader: Option<NodeId>, out: &mut Out<Self, C>) {
+        debug_assert!(term >= self.term, "terms never go back");
+        let was_leader = self.role == Role::Leader;
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state(out);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes = 0;
+        self.progress.clear();
+        if was_leader {
+            out.cancel_timer(RaftTimer::Heartbeat);
+            self.arm_election_timer(out);
+        }
+    }
+
+    /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
+    /// configured (diss. §9.6).
+    fn campaign(&mut self, out: &mut Out<Self, C>) {
+        self.leader = None;
+        self.leader_alive = false;
+        if !(self.cfg.pre_vote && !self.cfg.bug(Bug::NoPreVote)) {
+            return self.start_election(out);
+        }
+        // The pre-vote asks for the next term without entering it: nobody changes state.
+        self.role = Role::PreCandidate;
+        self.votes = 1 << self.me();
+        self.arm_election_timer(out);
+        if self.has_quorum(self.votes) {
+            return self.start_election(out); // a cluster of one
+        }
+        self.request_votes(self.term + 1, true, out);
+    }
+
+    /// Enter a new term as a candidate, vote for ourselves durably, and ask for votes (§5.2).
+    fn start_election(&mut self, out: &mut Out<Self, C>) {
+        self.role = Role::Candidate;
+        self.term += 1;
+        self.voted_for = Some(self.id);
+        self.votes = 1 << self.me();
+        self.persist_hard_state(out);
+        self.arm_election_timer(out);
+        if self.has_quorum(self.votes) {
+            return self.become_leader(out); // a cluster of one
+        }
+        self.request_votes(self.term, false, out);
+    }
+
+    fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Out<Self, C>) {
+        let (last_index, last_term) = (self.last_index(), self.last_term());
+        for (_, p) in self.peers() {
+            out.send(p, RaftMsg::RequestVote { term, last_index, last_term, pre_vote });
+        }
+    }
+
+    /// A majority granted this round's votes.
+    fn win_vote_round(&mut self, out: &mut Out<Self, C>) {
+        match self.role {
+            // The pre-vote only said we could win: now run the real election.
+            Role::PreCandidate => self.start_election(out),
+            Role::Candidate => self.become_leader(out),
+            Role::Follower | Role::Leader => unreachable!("only candidates count votes"),
+        }
+    }
+
+    /// Won the election: initialise the followers' progress, append a no-op of this term
+    /// (diss. §6.4) and announce leadership with it.
+    fn become_leader(&mut self, out: &mut Out<Self, C>) {
+        debug_assert_eq!(self.role, Role::Candidate);
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.votes = 0;
+        self.active = 1 << self.me();
+        let next = self.last_index() + 1;
+        self.progress = vec![Progress { next, matched: 0, replicating: false, paused: false }; self.members.len()];
+        out.cancel_timer(RaftTimer::Election);
+        self.append_local(vec![Entry { term: self.term, cmd: None }], out);
+        self.broadcast_append(out);
+        out.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat_interval..self.cfg.heartbeat_interval);
+        if self.cfg.check_quorum {
+            self.arm_election_timer(out);
+        }
+        self.maybe_commit(out);
+    }
+
+    /// Leader: append entries of its own term to its log and persist them.
+    fn append_local(&mut self, entries: Vec<Entry<C>>, out: &mut Out<Self, C>) {
+        debug_assert!(entries.iter().all(|e| e.term == self.term));
+        let at = self.last_index() + 1;
+        self.log.extend(entries.iter().cloned());
+        out.persist(RaftWrite::Append { at, entries });
+    }
+
+    /// Send an AppendEntries to the member at `pos`: from `next` on, at most `max_batch`
+    /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
+    /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
+    /// there is nothing new, so that followers keep their lease and learn the commit point.
+    fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
+        let pr = self.progress[pos];
+        if pr.paused && !heartbeat {
+            return;
+        }
+        let last = self.last_index();
+        if pr.next > last && !heartbeat {
+            return;
+        }
+        let prev_index = pr.next - 1;
+        let prev_term = self.term_at(prev_index).expect("next never passes the log end + 1");
+        let end = min(last, prev_index + self.cfg.max_batch as Slot);
+        let entries = self.log[prev_index as usize..end as usize].to_vec();
+        let pr = &mut self.progress[pos];
+        if pr.replicating {
+            pr.next = end + 1;
+        } else {
+            pr.paused = true;
+        }
+        let msg = RaftMsg::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit };
+        out.send(self.members[pos], msg);
+    }
+
+    fn broadcast_append(&mut self, out: &mut Out<Self, C>) {
+        for pos in 0..self.members.len() {
+            if pos != self.me() {
+                self.send_append(pos, false, out);
+            }
+        }
+    }
+
+    /// Leader: advance the commit point to the highest slot a majority stores, if that slot
+    /// is of the current term (§5.4.2: earlier-term entries commit only indirectly).
+    fn maybe_commit(&mut self, out: &mut Out<Self, C>) {
+        let me = self.me();
+        let last = self.last_index();
+        let mut matched: Vec<Slot> = (0..self.members.len())
+            .map(|pos| if pos == me { last } else { self.progress[pos].matched })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[quorum(self.members.len()) - 1];
+        if n > self.commit
+            && (self.term_at(n) == Some(self.term) || self.cfg.bug(Bug::Figure8Commit))
+        {
+            self.advance_commit(n, out);
+        }
+    }
+
+    /// Commit every entry up to `to`, reporting the commands in slot order.
+    fn advance_commit(&mut self, to: Slot, out: &mut Out<Self, C>) {
+        debug_assert!(to <= self.last_index(), "cannot commit past the log");
+        let from = self.commit;
+        for slot in from + 1..=to {
+            if let Some(cmd) = &self.log[slot as usize - 1].cmd {
+                out.commit(slot, cmd.clone());
+            }
+        }
+        self.commit = to;
+    }
+
+    /// §5.4.1: is a log ending at (`last_term`, `last_index`) at least as up-to-date as ours?
+    fn log_ok(&self, last_term: u64, last_index: Slot) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    fn on_request_vote(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        last_index: Slot,
+        last_term: u64,
+        pre_vote: bool,
+        out: &mut Out<Self, C>,
+    ) {
+        // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a vote request
+        // is a disruption, not an election: refuse without adopting its term.
+        let lease = self.cfg.check_quorum && self.leader_alive && !self.cfg.bug(Bug::NoPreVote);
+        if lease && term > self.term {
+            out.send(from, RaftMsg::Vote { term: self.term, granted: false, pre_vote });
+            return;
+        }
+        let log_ok = self.log_ok(last_term, last_index) || self.cfg.bug(Bug::VoteWithoutLogCheck);
+        if pre_vote {
+            // A pre-vote changes nothing here: grant if a real vote in that term could be
+            // granted by the log check.
+            let granted = term > self.term && log_ok;
+            let reply_term = if granted { term } else { self.term };
+            out.send(from, RaftMsg::Vote { term: reply_term, granted, pre_vote: true });
+            return;
+        }
+        if term > self.term {
+            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+                return;
+            }
+            self.become_follower(term, None, out);
+        }
+        let free = match self.voted_for {
+            None => true,
+            Some(v) => v == from || self.cfg.bug(Bug::DoubleVote),
+        };
+        let granted = term == self.term && free && log_ok;
+        if granted {
+            self.voted_for = Some(from);
+            if !self.cfg.bug(Bug::VoteNotPersisted) {
+                self.persist_hard_state(out);
+            }
+            // Granting a vote resets the election timer (§5.2) so we do not compete with it.
+            self.arm_election_timer(out);
+        }
+        out.send(from, RaftMsg::Vote { term: self.term, granted, pre_vote: false });
+    }
+
+    fn on_vote(&mut self, from: NodeId, term: u64, granted: bool, pre_vote: bool, out: &mut Out<Self, C>) {
+        if term > self.term && !(pre_vote && granted) {
+            // A refusal from a later term: our campaign is hopeless (§5.1).
+            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+                return;
+            }
+            return self.become_follower(term, None, out);
+        }
+        let Some(pos) = self.pos(from) else { return };
+        let counts = match self.role {
+            Role::PreCandidate => pre_vote && term == self.term + 1,
+            Role::Candidate => !pre_vote && term == self.term,
+            _ => false,
+        };
+        if counts && granted {
+            self.votes |= 1 << pos;
+            if self.has_quorum(self.votes) {
+                self.win_vote_round(out);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        prev_index: Slot,
+        prev_term: u64,
+        entries: Vec<Entry<C>>,
+        leader_commit: Slot,
+        out: &mut Out<Self, C>,
+    ) {
+        if term < self.term {
+            // §5.1: refuse a stale leader, telling it our term so it steps down.
+            out.send(from, RaftMsg::AppendReply { term: self.term, result: AppendResult::StaleTerm });
+            return;
+        }
+        if term > self.term && self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+            return;
+        }
+        if term > self.term || self.role != Role::Follower {
+            // A leader of our term or later exists (§5.2: a candidate that hears from the
+            // leader of its term steps down).
+            debug_assert!(
+                self.role != Role::Leader || term > self.term || self.cfg.any_bug(),
+                "two leaders in term {term}"
+            );
+            self.become_follower(term, Some(from), out);
+        }
+        self.leader = Some(from);
+        self.leader_alive = true;
+        self.arm_election_timer(out);
+
+        // §5.3 consistency check.
+        let reject = match self.term_at(prev_index) {
+            None => Some((None, self.last_index() + 1)),
+            Some(t) if t != prev_term => {
+                // First slot of the conflicting term, so the leader skips the whole term.
+                let mut first = prev_index;
+                while first > 1 && self.term_at(first - 1) == Some(t) && first - 1 > self.commit {
+                    first -= 1;
+                }
+                Some((Some(t), first))
+            }
+            Some(_) => None,
+        };
+        if let Some((conflict_term, conflict_index)) = reject {
+            let result = AppendResult::Rejected { prev_index, conflict_term, conflict_index };
+            out.send(from, RaftMsg::AppendReply { term: self.term, result });
+            return;
+        }
+
+        let last_new = prev_index + entries.len() as Slot;
+        if self.cfg.bug(Bug::TruncateOnStaleAppend) {
+            // R6: drop everything after prev_index even when it agrees with the leader.
+            self.log.truncate(prev_index as usize);
+            self.log.extend(entries.iter().cloned());
+            out.persist(RaftWrite::Append { at: prev_index + 1, entries });
+        } else {
+            // §5.3: delete from the first *conflicting* entry only; a delayed append that
+            // carries a prefix of what we have must not erase the entries after it.
+            let first_new = entries
+                .iter()
+                .enumerate()
+                .find(|&(i, e)| self.term_at(prev_index + 1 + i as Slot) != Some(e.term))
+                .map(|(i, _)| i);
+            if let Some(i) = first_new {
+                let at = prev_index + 1 + i as Slot;
+                debug_assert!(
+                    at > self.commit || self.cfg.any_bug(),
+                    "a leader asked to overwrite committed slot {at}"
+                );
+                self.log.truncate(at as usize - 1);
+                let fresh: Vec<Entry<C>> = entries[i..].to_vec();
+                self.log.extend(fresh.iter().cloned());
+                if !self.cfg.bug(Bug::LogNotPersisted) {
+                    out.persist(RaftWrite::Append { at, entries: fresh });
+                }
+            }
+        }
+
+        // Commit only what this append verified (Figure 2: min(leaderCommit, last new entry)).
+        let verified = if self.cfg.bug(Bug::CommitPastVerifiedPrefix) { self.last_index() } else { last_new };
+        let to = min(leader_commit, verified);
+        if to > self.commit {
+            self.advance_commit(to, out);
+        }
+        out.send(from, RaftMsg::AppendReply { term: self.term, result: AppendResult::Ok { matched: last_new } });
+    }
+
+    fn on_append_reply(&mut self, from: NodeId, term: u64, result: AppendResult, out: &mut Out<Self, C>) {
+        if term > self.term {
+            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+                return;
+            }
+            return self.become_follower(term, None, out);
+        }
+        if self.role != Role::Leader || term < self.term {
+            return;
+        }
+        let Some(pos) = self.pos(from) else { return };
+        self.active |= 1 << pos;
+        match result {
+            AppendResult::StaleTerm => {}
+            AppendResult::Ok { matched } => {
+                let pr = &mut self.progress[pos];
+                pr.paused = false;
+                pr.replicating = true;
+                if matched > pr.matched {
+                    pr.matched = matched;
+                }
+                pr.next = max(pr.next, matched + 1);
+                self.maybe_commit(out);
+                // More to send (the batch limit cut the last append short)?
+                self.send_append(pos, false, out);
+            }
+            AppendResult::Rejected { prev_index, conflict_term, conflict_index } => {
+                let pr = self.progress[pos];
+                // Ignore a reject that answers an older append than the one outstanding.
+                if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
+                    return;
+                }
+                // Fast backtracking (§5.3): skip to after our last entry of the conflicting
+                // term, or to where the follower's log ends.
+                let next = match conflict_term {
+                    Some(t) => match self.log.iter().rposition(|e| e.term == t) {
+                        Some(i) if (i as Slot) < prev_index => i as Slot + 2,
+                        _ => conflict_index,
+                    },
+                    None => conflict_index,
+                };
+                let pr = &mut self.progress[pos];
+                pr.next = max(pr.matched + 1, min(next, prev_index));
+                pr.replicating = false;
+                pr.paused = false;
+                self.send_append(pos, false, out);
+            }
+        }
+    }
+}
+
+impl<C: Command> Replica<C> for Raft<C> {
+    type Msg = RaftMsg<C>;
+    type Timer = RaftTimer;
+    type Durable = RaftDurable<C>;
+    type Write = RaftWrite<C>;
+
+    const NAME: &'static str = "raft";
+
+    fn boot(
+        id: NodeId,
+        members: &[NodeId],
+        durable: Option<&RaftDurable<C>>,
+        cfg: &Config,
+        out: &mut Out<Self, C>,
+    ) -> Self {
+        assert!(members.contains(&id), "{id} is not in the cluster {members:?}");
+        assert!(members.len() <= crate::MAX_NODES, "at most {} members", crate::MAX_NODES);
+        let d = durable.cloned().unwrap_or_default();
+        let r = Raft {
+            id,
+            members: Fixed::new(members.to_vec()),
+            cfg: Fixed::new(cfg.clone()),
+            term: d.term,
+            voted_for: d.voted_for,
+            log: d.log,
+            role: Role::Follower,
+            leader: None,
+            commit: 0,
+            votes: 0,
+            leader_alive: false,
+            active: 0,
+            progress: Vec::new(),
+        };
+        r.arm_election_timer(out);
+        r
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: RaftMsg<C>, out: &mut Out<Self, C>) {
+        if from == self.id || self.pos(from).is_none() {
+            return; // not a peer: ignore rather than trust it
+        }
+        match msg {
+            RaftMsg::RequestVote { term, last_index, last_term, pre_vote } => {
+                self.on_request_vote(from, term, last_index, last_term, pre_vote, out)
+            }
+            RaftMsg::Vote { term, granted, pre_vote } => self.on_vote(from, term, granted, pre_vote, out),
+            RaftMsg::Append { term, prev_index, prev_term, entries, commit } => {
+                self.on_append(from, term, prev_index, prev_term, entries, commit, out)
+            }
+            RaftMsg::AppendReply { term, result } => self.on_append_reply(from, term, result, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: RaftTimer, out: &mut Out<Self, C>) {
+        match (timer, self.role) {
+            (RaftTimer::Election, Role::Leader) => {
+                // CheckQuorum (diss. §6.2): step down unless a majority answered lately.
+                if !self.cfg.check_quorum {
+                    return;
+                }
+                if self.has_quorum(self.active) {
+                    self.active = 1 << self.me();
+                    self.arm_election_timer(out);
+                } else {
+                    let term = self.term;
+                    self.become_follower(term, None, out);
+                }
+            }
+            (RaftTimer::Election, _) => self.campaign(out),
+            (RaftTimer::Heartbeat, Role::Leader) => {
+                for pos in 0..self.members.len() {
+                    if pos != self.me() {
+                        self.send_append(pos, true, out);
+                    }
+                }
+                out.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat_interval..self.cfg.heartbeat_interval);
+            }
+            (RaftTimer::Heartbeat, _) => {} // a stale heartbeat timer of a deposed leader
+        }
+    }
+
+    fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
+        if self.role != Role::Leader {
+            for cmd in cmds {
+                out.redirect(cmd, self.leader);
+            }
+            return;
+        }
+        if cmds.is_empty() {
+            return;
+        }
+        let term = self.term;
+        self.append_local(cmds.into_iter().map(|cmd| Entry { term, cmd: Some(cmd) }).collect(), out);
+        self.broadcast_append(out);
+        self.maybe_commit(out);
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit: self.commit,
+            last: self.last_index(),
+        }
+    }
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn committed(&self) -> BTreeMap<Slot, Option<C>> {
+        self.log[..self.commit as usize]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as Slot + 1, e.cmd.clone()))
+            .collect()
+    }
+
+    fn apply_write(durable: &mut RaftDurable<C>, write: &RaftWrite<C>) {
+        match write {
+            RaftWrite::HardState { term, voted_for } => {
+                durable.term = *term;
+                durable.voted_for = *voted_for;
+            }
+            RaftWrite::Append { at, entries } => {
+                // With the log-not-persisted bug the image can lack earlier entries; never
+                // panic on it, the checkers are there to notice.
+                durable.log.truncate(at.saturating_sub(1) as usize);
+                durable.log.extend(entries.iter().cloned());
+            }
+        }
+    }
+
+    fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
+        vec![
+            Invariant { name: "election safety", check: election_safety::<C> },
+            Invariant { name: "log matching", check: log_matching::<C> },
+            Invariant { name: "leader completeness", check: leader_completeness::<C> },
+        ]
+    }
+
+    fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
+        vec![
+            Invariant { name: "terms never decrease", check: term_monotonic::<C> },
+            Invariant { name: "one vote per term", check: one_vote_per_term::<C> },
+            Invariant { name: "committed entries never change", check: committed_stable::<C> },
+        ]
+    }
+}
+
+/// Accessors for tests and checkers.
+impl<C: Command> Raft<C> {
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+    /// Whom this replica voted for in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    /// The whole log; `log()[0]` is slot 1.
+    pub fn log(&self) -> &[Entry<C>] {
+        &self.log
+    }
+    /// The durable image this replica's writes have built, for hosts that want to compare.
+    pub fn durable(&self) -> RaftDurable<C> {
+        RaftDurable { term: self.term, voted_for: self.voted_for, log: self.log.clone() }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants (§5.2, §5.3, §5.4, Figure 3)
+// ---------------------------------------------------------------------------------------------
+
+/// Election Safety: at most one leader in any term.
+fn election_safety<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
+    let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();
+    for r in rs.iter().filter(|r| r.role == Role::Leader) {
+        if let Some(other) = leaders.insert(r.term, r.id) {
+            return Err(format!("{other} and {} both lead term {}", r.id, r.term));
+        }
+    }
+    Ok(())
+}
+
+/// Log Matching: logs that hold an entry with the same term at the same index are identical
+/// up to that index.
+fn log_matching<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
+    for (i, a) in rs.iter().enumerate() {
+        for b in &rs[i + 1..] {
+            let common = min(a.log.len(), b.log.len());
+            // The highest index where the terms agree; everything below must match.
+            if let Some(k) = (0..common).rev().find(|&k| a.log[k].term == b.log[k].term) {
+                if a.log[..=k] != b.log[..=k] {
+                    return Err(format!(
+                        "{} and {} agree on the term of slot {} but not on the entries before it",
+                        a.id,
+                        b.id,
+                        k + 1
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Leader Completeness: a leader holds every entry any replica knows committed, provided that
+/// replica learned it no later than the leader's term (whatever it learned was committed by a
+/// leader of a term no higher than its own current term).
+fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
+    for l in rs.iter().filter(|r| r.role == Role::Leader) {
+        for r in rs.iter().filter(|r| r.term <= l.term) {
+            let c = r.commit as usize;
+            if l.log.len() < c || l.log[..c] != r.log[..c] {
+                return Err(format!(
+                    "leader {} of term {} lacks entries up to slot {c} that {} committed",
+                    l.id, l.term, r.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn term_monotonic<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
+    if after.term < before.term {
+        return Err(format!("{} went from term {} back to {}", after.id, before.term, after.term));
+    }
+    Ok(())
+}
+
+fn one_vote_per_term<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
+    match (before.voted_for, after.voted_for) {
+        (Some(a), Some(b)) if before.term == after.term && a != b => {
+            Err(format!("{} voted for {a} and then {b} in term {}", after.id, after.term))
+        }
+        (Some(a), None) if before.term == after.term => {
+            Err(format!("{} forgot its vote for {a} in term {}", after.id, after.term))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn committed_stable<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
+    let c = min(before.commit, after.commit) as usize;
+    if after.log.len() < c || before.log[..c] != after.log[..c] {
+        return Err(format!("{} changed an entry at or below its commit point {c}", after.id));
+    }
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! The one trait every protocol implements, and the effects it emits.
+//!
+//! A [`Replica`] is a deterministic, sans-IO state machine. It never touches threads, clocks,
+//! sockets, files or randomness: a *host* (the stateright model, the proptest executor, the
+//! threaded runtime, or a test driving it by hand) feeds it inputs and carries out the effects it
+//! asks for. That single decision is what lets the very same protocol code be model-checked,
+//! fault-tested and benchmarked.
+//!
+//! # Inputs
+//!
+//! * [`Replica::boot`]: start fresh (`durable == None`) or recover from durable state after a
+//!   crash. Volatile state is gone; only what the replica persisted survives.
+//! * [`Replica::on_message`]: a message from a peer arrived.
+//! * [`Replica::on_timer`]: a timer the replica set earlier fired.
+//! * [`Replica::propose`]: a batch of client commands to replicate.
+//!
+//! # Outputs: the effect contract
+//!
+//! Every input appends [`Effect`]s to an [`Effects`] buffer, *in order*. A host must carry them
+//! out in that order, with these guarantees:
+//!
+//! 1. **Persist before send.** What a [`Effect::Persist`] wrote is durable before any *later*
+//!    [`Effect::Send`] of the same step leaves the host. (A vote or an acceptance may only be
+//!    announced once it survives a crash.) A host may batch the writes of one step into one
+//!    fsync, as long as it does so before the first send that follows them.
+//! 2. **Commits in slot order.** [`Effect::Commit`] effects arrive with strictly increasing slots,
+//!    across all steps of one incarnation. Slots are 1-based. Internal entries (a Raft no-op, a
+//!    Paxos gap filler) take a slot but are not reported, so reported slots may skip numbers.
+//!    After a restart a replica may report again slots it reported before the crash (it does
+//!    not know what the host applied); they carry the same command, and a host that remembers
+//!    what it applied skips them.
+//! 3. **Every proposed command is answered.** Each command handed to `propose` is either
+//!    appended to the log (and later committed, or lost to a leader change, which the client
+//!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
+//!    carrying a leader hint. The replica never silently drops a command it was given.
+//! 4. **Timers.** [`Effect::SetTimer`] (re)arms a timer to fire once after a delay chosen by the
+//!    host from the given range; setting an armed timer replaces it. A model checker may fire
+//!    any armed timer at any moment: protocols must be *safe* whatever the timing, and only
+//!    their liveness depends on the delays.
+//!
+//! # Durable state
+//!
+//! Persistence is incremental: a replica emits [`Replica::Write`]s (append these entries, set
+//! the term, accept this value) and the host applies them to its copy of
+//! [`Replica::Durable`] with [`Replica::apply_write`]. An in-memory host keeps the image; a
+//! file-backed host appends the writes to a log and replays them on restart. This keeps the
+//! cost of a step proportional to what changed, not to the length of the log.
+//!
+//! # Example: driving a replica by hand
+//!
+//! ```
+//! use paxraft_impls::{Config, Effect, Effects, NodeId, Replica, Role};
+//! use paxraft_impls::raft::{Raft, RaftTimer};
+//!
+//! let cfg = Config::default();
+//! let ids = [NodeId(0)];
+//! let mut out = Effects::new();
+//! // A single-node cluster: booting arms the election timer.
+//! let mut r: Raft<&'static str> = Raft::boot(NodeId(0), &ids, None, &cfg, &mut out);
+//! assert!(out.iter().any(|e| matches!(e, Effect::SetTimer { timer: RaftTimer::Election, .. })));
+//! out.clear();
+//!
+//! // The timer fires: with no peers the node is a majority of one and leads at once.
+//! r.on_timer(RaftTimer::Election, &mut out);
+//! assert_eq!(r.status().role, Role::Leader);
+//!
+//! // It made its new term, its vote and its no-op entry durable.
+//! assert_eq!(out.writes().count(), 2);
+//! out.clear();
+//!
+//! // Propose a command: it is persisted, then committed in slot 2 (slot 1 is the leader's no-op).
+//! r.propose(vec!["x=1"], &mut out);
+//! let persisted = out.iter().position(|e| matches!(e, Effect::Persist(_))).unwrap();
+//! let committed = out.iter().position(|e| matches!(e, Effect::Commit { .. })).unwrap();
+//! assert!(persisted < committed);
+//! assert_eq!(out.commits().collect::<Vec<_>>(), vec![(2, &"x=1")]);
+//!
+//! // A follower cannot take proposals: it hands them back with a leader hint.
+//! # let mut out2 = Effects::new();
+//! let mut f: Raft<&'static str> = Raft::boot(NodeId(1), &[NodeId(0), NodeId(1)], None, &cfg, &mut out2);
+//! out2.clear();
+//! f.propose(vec!["y=2"], &mut out2);
+//! assert!(matches!(out2.iter().next(), Some(Effect::Redirect { cmd: "y=2", leader: None })));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Debug};
+use std::hash::Hash;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A replica's identity within its cluster. Clusters hold at most [`MAX_NODES`] replicas.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeId(pub u8);
+
+impl NodeId {
+    /// The id as an index into per-node vectors.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// The largest cluster the protocols support (and test).
+pub const MAX_NODES: usize = 7;
+
+/// A slot in the replicated log, 1-based (slot 0 means "nothing").
+pub type Slot = u64;
+
+/// What a log carries. The protocol never looks inside a command.
+pub trait Command: Clone + Debug + Eq + Hash + Ord + Send + 'static {}
+impl<T: Clone + Debug + Eq + Hash + Ord + Send + 'static> Command for T {}
+
+/// Something a replica asks its host to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Effect<M, W, T, C> {
+    /// Send `msg` to peer `to`. Delivery may be lost, delayed, reordered or duplicated.
+    Send { to: NodeId, msg: M },
+    /// Arm `timer` to fire once after a delay the host picks from `after`.
+    SetTimer { timer: T, after: Range<Duration> },
+    /// Disarm `timer` if it is armed.
+    CancelTimer(T),
+    /// Make `W` durable before any later send of this step.
+    Persist(W),
+    /// The command in `slot` is committed; apply it. Slots strictly increase.
+    Commit { slot: Slot, cmd: C },
+    /// This replica cannot take `cmd` (it is not the leader). `leader` is its best guess.
+    Redirect { cmd: C, leader: Option<NodeId> },
+}
+
+/// The ordered effects of one or more steps.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Effects<M, W, T, C> {
+    list: Vec<Effect<M, W, T, C>>,
+}
+
+impl<M, W, T, C> Default for Effects<M, W, T, C> {
+    fn default() -> Self {
+        Effects { list: Vec::new() }
+    }
+}
+
+impl<M: Debug, W: Debug, T: Debug, C: Debug> Debug for Effects<M, W, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.list).finish()
+    }
+}
+
+impl<M, W, T, C> Effects<M, W, T, C> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Queue a send.
+    pub fn send(&mut self, to: NodeId, msg: M) {
+        self.list.push(Effect::Send { to, msg });
+    }
+    /// Queue a timer (re)arm.
+    pub fn set_timer(&mut self, timer: T, after: Range<Duration>) {
+        debug_assert!(after.start <= after.end, "empty timer range");
+        self.list.push(Effect::SetTimer { timer, after });
+    }
+    /// Queue a timer cancel.
+    pub fn cancel_timer(&mut self, timer: T) {
+        self.list.push(Effect::CancelTimer(timer));
+    }
+    /// Queue a durable write.
+    pub fn persist(&mut self, write: W) {
+        self.list.push(Effect::Persist(write));
+    }
+    /// Queue a commit.
+    pub fn commit(&mut self, slot: Slot, cmd: C) {
+        debug_assert!(slot > 0, "slots are 1-based");
+        self.list.push(Effect::Commit { slot, cmd });
+    }
+    /// Queue a redirect of a command this replica cannot take.
+    pub fn redirect(&mut self, cmd: C, leader: Option<NodeId>) {
+        self.list.push(Effect::Redirect { cmd, leader });
+    }
+    /// The effects, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Effect<M, W, T, C>> {
+        self.list.iter()
+    }
+    /// Take every effect out, in order, leaving the buffer empty (its capacity is kept).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<M, W, T, C>> {
+        self.list.drain(..)
+    }
+    /// Forget every effect.
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+    /// Number of queued effects.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// Whether no effect is queued.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// The queued sends, as (recipient, message).
+    pub fn sends(&self) -> impl Iterator<Item = (NodeId, &M)> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::Send { to, msg } => Some((*to, msg)),
+            _ => None,
+        })
+    }
+    /// The queued commits, as (slot, command).
+    pub fn commits(&self) -> impl Iterator<Item = (Slot, &C)> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::Commit { slot, cmd } => Some((*slot, cmd)),
+            _ => None,
+        })
+    }
+    /// The queued durable writes.
+    pub fn writes(&self) -> impl Iterator<Item = &W> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::Persist(w) => Some(w),
+            _ => None,
+        })
+    }
+}
+
+impl<M, W, T, C> IntoIterator for Effects<M, W, T, C> {
+    type Item = Effect<M, W, T, C>;
+    type IntoIter = std::vec::IntoIter<Effect<M, W, T, C>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.into_iter()
+    }
+}
+
+/// The effects buffer of replica type `R` carrying commands `C`.
+pub type Out<R, C> =
+    Effects<<R as Replica<C>>::Msg, <R as Replica<C>>::Write, <R as Replica<C>>::Timer, C>;
+
+/// The role a replica currently plays. Multi-Paxos maps onto it too: a proposer running
+/// phase 1 is a `Candidate`, one whose phase 1 succeeded is the `Leader`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Raft PreVote: asks whether it could win before disturbing anyone's term.
+    PreCandidate,
+    /// Campaigning (Raft) or running phase 1 (Paxos).
+    Candidate,
+    /// Takes proposals.
+    Leader,
+}
+
+/// A protocol-neutral view of a replica, for hosts, checkers and reports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Status {
+    /// Current role.
+    pub role: Role,
+    /// Raft's current term, or the Paxos ballot round. Never decreases, even across restarts.
+    pub term: u64,
+    /// Who this replica believes leads (itself if it leads).
+    pub leader: Option<NodeId>,
+    /// Highest slot known committed (and reported through [`Effect::Commit`]).
+    pub commit: Slot,
+    /// Highest slot this replica holds an entry for (committed or not).
+    pub last: Slot,
+}
+
+/// A protocol invariant checked over the states of a set of replicas (the live ones; a crashed
+/// replica has no state until it reboots). Returns a one-line explanation when violated.
+pub type ClusterCheck<R> = fn(&[&R]) -> Result<(), String>;
+
+/// A protocol invariant over one replica's successive states (e.g. "the promised ballot never
+/// decreases"). The states may straddle a crash-restart.
+pub type StepCheck<R> = fn(&R, &R) -> Result<(), String>;
+
+/// A named invariant, so checkers can report which one failed.
+#[derive(Clone, Copy)]
+pub struct Invariant<F> {
+    /// Plain-words name, e.g. "election safety".
+    pub name: &'static str,
+    /// The check.
+    pub check: F,
+}
+
+impl<F> Debug for Invariant<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invariant").field("name", &self.name).finish()
+    }
+}
+
+/// A deterministic, sans-IO consensus replica carrying commands of type `C`.
+///
+/// See the [module docs](self) for the effect contract every implementation keeps and every
+/// host relies on.
+pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
+    /// Messages between replicas.
+    type Msg: Clone + Debug + Eq + Hash + Ord + Send + 'static;
+    /// Timers the replica sets.
+    type Timer: Copy + Debug + Eq + Hash + Ord + Send + 'static;
+    /// The full durable image: what survives a crash.
+    type Durable: Clone + Debug + Default + Eq + Hash + Send + 'static;
+    /// One incremental durable write.
+    type Write: Clone + Debug + Eq + Hash + Send + 'static;
+
+    /// Short protocol name for reports and the CLI, e.g. `"raft"`.
+    const NAME: &'static str;
+
+    /// Start replica `id` of the cluster `members` (which includes `id`), fresh when `durable`
+    /// is `None`, else recovering from what it persisted before a crash.
+    fn boot(
+        id: NodeId,
+        members: &[NodeId],
+        durable: Option<&Self::Durable>,
+        cfg: &Config,
+        out: &mut Out<Self, C>,
+    ) -> Self;
+
+    /// A message from peer `from` arrived.
+    fn on_message(&mut self, from: NodeId, msg: Self::Msg, out: &mut Out<Self, C>);
+
+    /// Timer `timer` fired.
+    fn on_timer(&mut self, timer: Self::Timer, out: &mut Out<Self, C>);
+
+    /// Replicate `cmds`, in order. A replica that cannot take them redirects each one.
+    fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>);
+
+    /// A protocol-neutral view of the replica.
+    fn status(&self) -> Status;
+
+    /// This replica's id.
+    fn id(&self) -> NodeId;
+
+    /// The entries this replica holds up to its commit point, by slot, no-ops included as
+    /// `None`. Checkers compare these across replicas (state machine safety). A replica that
+    /// compacted its log may return only the suffix it still holds.
+    fn committed(&self) -> BTreeMap<Slot, Option<C>>;
+
+    /// Apply one durable write to the durable image. Pure: hosts call it to maintain the
+    /// image they hand back to [`Replica::boot`] after a crash.
+    fn apply_write(durable: &mut Self::Durable, write: &Self::Write);
+
+    /// Invariants over the states of several replicas of one cluster.
+    fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>>;
+
+    /// Invariants over successive states of one replica.
+    fn step_invariants() -> Vec<Invariant<StepCheck<Self>>>;
+}
+
+/// Protocol configuration. Times are only handed back to the host in timer effects: the
+/// protocol itself never reads a clock.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Range the host draws each election (leader-failure) timeout from. Randomized to break
+    /// split votes (Raft §5.2).
+    pub election_timeout: Range<Duration>,
+    /// How often a leader sends heartbeats. Must be well below `election_timeout.start`.
+    pub heartbeat_interval: Duration,
+    /// Raft PreVote (Raft dissertation §9.6): a node first asks whether it could win before
+    /// raising its term, so a node cut off from the cluster cannot depose a healthy leader.
+    pub pre_vote: bool,
+    /// Raft CheckQuorum (dissertation §6.2): a leader that has not heard from a majority within
+    /// an election timeout steps down; a follower that heard from a live leader recently
+    /// ignores vote requests.
+    pub check_quorum: bool,
+    /// Most log entries sent in one append/accept message.
+    pub max_batch: usize,
+    /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
+    #[cfg(feature = "bug-zoo")]
+    pub bugs: crate::bugs::BugSet,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            pre_vote: true,
+            check_quorum: true,
+            max_batch: 4096,
+            #[cfg(feature = "bug-zoo")]
+            bugs: crate::bugs::BugSet::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Check the configuration makes sense for a cluster of `members` nodes.
+    pub fn validate(&self, members: usize) -> Result<(), String> {
+        if members == 0 || members > MAX_NODES {
+            return Err(format!("cluster size must be 1 to {MAX_NODES}, got {members}"));
+        }
+        if self.election_timeout.start > self.election_timeout.end
+            || self.election_timeout.start.is_zero()
+        {
+            return Err("election timeout range must be non-empty and above zero".into());
+        }
+        if self.heartbeat_interval.is_zero()
+            || self.heartbeat_interval >= self.election_timeout.start
+        {
+            return Err("heartbeat interval must be above zero and below the election timeout".into());
+        }
+        if self.max_batch == 0 {
+            return Err("max batch must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Whether any bug is switched on (so that internal assertions, which a bug may break on
+    /// purpose, give way to the checkers that are meant to catch it).
+    #[inline(always)]
+    pub fn any_bug(&self) -> bool {
+        #[cfg(feature = "bug-zoo")]
+        {
+            !self.bugs.is_empty()
+        }
+        #[cfg(not(feature = "bug-zoo"))]
+        {
+            false
+        }
+    }
+
+    /// Whether `bug` is switched on. Always `false` without the `bug-zoo` feature, so the
+    /// buggy branches compile away.
+    #[inline(always)]
+    pub fn bug(&self, bug: crate::bugs::Bug) -> bool {
+        #[cfg(feature = "bug-zoo")]
+        {
+            self.bugs.contains(bug)
+        }
+        #[cfg(not(feature = "bug-zoo"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}
+
+/// The size of a majority of `n` nodes.
+pub fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// A value fixed for a replica's lifetime (its configuration, its membership) that takes no
+/// part in equality or hashing: every replica of a checked cluster shares it, so hashing it in
+/// every explored state would only cost time.
+#[derive(Clone, Debug)]
+pub struct Fixed<T>(pub std::sync::Arc<T>);
+
+impl<T> Fixed<T> {
+    /// Wrap a value.
+    pub fn new(value: T) -> Self {
+        Fixed(std::sync::Arc::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for Fixed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> PartialEq for Fixed<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for Fixed<T> {}
+impl<T> Hash for Fixed<T> {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}

@@ -1,0 +1,40 @@
+//! The `paxraft` command line. Each subcommand lives in its own module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod overview;
+
+/// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
+#[derive(Debug, Parser)]
+#[command(name = "paxraft", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands. With none, `paxraft` runs the default tour.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe the protocols, their invariants and the bug zoo.
+    Overview,
+}
+
+/// Exit code for bad input (flags, configs, cluster sizes).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Parse the arguments and run. Bad flags exit 2 with clap's one-line error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        None | Some(Command::Overview) => overview::run(),
+    }
+}

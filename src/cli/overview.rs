@@ -1,0 +1,37 @@
+//! `paxraft overview`: what is in the box. Also what `cargo run --release` prints until the
+//! full tour lands.
+
+use std::process::ExitCode;
+
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{KvOp, Request};
+use paxraft_impls::{Bug, Replica};
+
+type KvCmd = Request<KvOp>;
+
+fn protocol<R: Replica<KvCmd>>() {
+    println!("  {}", R::NAME);
+    let cluster: Vec<&str> = R::cluster_invariants().iter().map(|i| i.name).collect();
+    let step: Vec<&str> = R::step_invariants().iter().map(|i| i.name).collect();
+    println!("    cluster invariants: {}", cluster.join(", "));
+    println!("    step invariants:    {}", step.join(", "));
+}
+
+/// Print the overview.
+pub fn run() -> ExitCode {
+    println!("paxraft {}: consensus protocols behind one sans-IO trait", env!("CARGO_PKG_VERSION"));
+    println!();
+    println!("protocols:");
+    protocol::<Raft<KvCmd>>();
+    println!();
+    println!("state machines: kv (get, put, cas), lock (acquire, release, fencing tokens),");
+    println!("                behind client sessions (a retried request applies once)");
+    println!();
+    println!("bug zoo ({} known bugs, compiled in with --features bug-zoo):", Bug::ALL.len());
+    for b in Bug::ALL {
+        println!("  {:<4} {}", b.code(), b.name());
+    }
+    println!();
+    println!("run every check:  cargo test --workspace --release   (see README.md)");
+    ExitCode::SUCCESS
+}

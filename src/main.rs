@@ -1,0 +1,5 @@
+//! The `paxraft` binary.
+
+fn main() -> std::process::ExitCode {
+    paxraft::cli::main()
+}
