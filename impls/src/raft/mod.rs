@@ -387,7 +387,10 @@ impl<C: Command> Raft<C> {
     ) {
         // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a vote request
         // is a disruption, not an election: refuse without adopting its term.
-        let lease = self.cfg.check_quorum && self.leader_alive && !self.cfg.bug(Bug::NoPreVote);
+        // A leader is its own live leader.
+        let lease = self.cfg.check_quorum
+            && (self.leader_alive || self.role == Role::Leader)
+            && !self.cfg.bug(Bug::NoPreVote);
         if lease && term > self.term {
             out.send(from, RaftMsg::Vote { term: self.term, granted: false, pre_vote });
             return;
