@@ -157,6 +157,6 @@ mod tests {
         s.insert(Bug::DoubleVote);
         assert!(s.contains(Bug::DoubleVote));
         assert!(!s.contains(Bug::Figure8Commit));
-        assert_eq!(BugSet::only(Bug::StaleRead).contains(Bug::StaleRead), true);
+        assert!(BugSet::only(Bug::StaleRead).contains(Bug::StaleRead));
     }
 }

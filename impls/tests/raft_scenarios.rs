@@ -167,9 +167,9 @@ fn crash_restart_of_every_node_keeps_every_committed_entry() {
     for i in 0..3 {
         c.crash(i);
     }
-    for i in 0..3 {
+    for (i, &t) in terms.iter().enumerate() {
         c.restart(i);
-        assert_eq!(term(&c, i), terms[i], "n{i}'s term survived the crash");
+        assert_eq!(term(&c, i), t, "n{i}'s term survived the crash");
         assert_eq!(c.replica(i).status().commit, 0, "the commit point is volatile");
     }
     elect(&mut c, 2);

@@ -235,7 +235,7 @@ impl<C: Command> Raft<C> {
     fn campaign(&mut self, out: &mut Out<Self, C>) {
         self.leader = None;
         self.leader_alive = false;
-        if !(self.cfg.pre_vote && !self.cfg.bug(Bug::NoPreVote)) {
+        if !self.cfg.pre_vote || self.cfg.bug(Bug::NoPreVote) {
             return self.start_election(out);
         }
         // The pre-vote asks for the next term without entering it: nobody changes state.

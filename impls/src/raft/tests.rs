@@ -537,10 +537,8 @@ fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
 #[test]
 fn restart_restores_term_vote_and_log_but_not_commit() {
     let (mut l, out0) = leader_with(3, &plain(), 1, vec![]);
-    let mut image = RaftDurable::default();
-    // Replay every write the replica made (the campaign's writes happened inside leader_with,
-    // so rebuild from its reported state instead, then add this step's writes).
-    image.term = 0;
+    // Replay the writes of winning and of a proposal onto an image of the booted state.
+    let mut image = RaftDurable { term: 1, voted_for: Some(NodeId(0)), log: vec![] };
     for w in out0.writes() {
         R::apply_write(&mut image, w);
     }
