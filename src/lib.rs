@@ -8,3 +8,4 @@ pub use paxraft_impls as impls;
 pub use paxraft_models as models;
 
 pub mod cli;
+pub mod report;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod overview;
+pub mod report;
 
 /// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
 #[derive(Debug, Parser)]
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Describe the protocols, their invariants and the bug zoo.
     Overview,
+    /// Rebuild the HTML report from saved results, rerunning nothing.
+    Report(report::ReportArgs),
 }
 
 /// Exit code for bad input (flags, configs, cluster sizes).
@@ -36,5 +39,6 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Command::Overview) => overview::run(),
+        Some(Command::Report(args)) => report::run(&args),
     }
 }

@@ -1,0 +1,201 @@
+//! The HTML page: one self-contained file, charts inline as SVG, no JavaScript.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::charts;
+use super::results::Results;
+
+/// Escape text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+th{background:#f3f3f3}td.l,th.l{text-align:left}.ok{color:#17702a;font-weight:600}.bad{color:#b00020;font-weight:600}\
+.muted{color:#777}figure{margin:1em 0}svg{max-width:100%;height:auto}details{margin:.5em 0}";
+
+fn chart_or_note(out: &mut String, chart: Result<String, String>) {
+    match chart {
+        Ok(svg) => {
+            let _ = write!(out, "<figure>{svg}</figure>");
+        }
+        Err(e) => {
+            let _ = write!(out, "<p class=\"bad\">{}</p>", escape(&e));
+        }
+    }
+}
+
+fn missing(out: &mut String, what: &str, how: &str) {
+    let _ = write!(out, "<p class=\"muted\">No {what} yet: run <code>{}</code>.</p>", escape(how));
+}
+
+/// Render the report. `criterion_index`, when given, is a path relative to the report's
+/// directory that exists (the caller checks), linked as criterion's own report.
+pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path>) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>paxraft report</title>\
+         <style>{STYLE}</style></head><body><h1>paxraft report</h1><p class=\"muted\">{}</p>\
+         <nav><a href=\"#checks\">Model checking</a> · <a href=\"#zoo\">Bug zoo</a> · \
+         <a href=\"#throughput\">Throughput</a> · <a href=\"#latency\">Latency</a> · \
+         <a href=\"#recovery\">Recovery</a></nav>",
+        escape(title_note)
+    );
+
+    // Model checking.
+    h.push_str("<section id=\"checks\"><h2>Model checking</h2>");
+    if results.checks.is_empty() {
+        missing(&mut h, "model-checking results", "cargo run --release -- check raft");
+    } else {
+        h.push_str(
+            "<table><tr><th class=\"l\">protocol</th><th class=\"l\">configuration</th><th>unique states</th>\
+             <th>total states</th><th>max depth</th><th>seconds</th><th>states/s</th><th class=\"l\">verdict</th>\
+             <th class=\"l\">properties</th></tr>",
+        );
+        for c in &results.checks {
+            let props: Vec<String> = c
+                .properties
+                .iter()
+                .map(|p| {
+                    let class = if p.status == "holds" || p.status == "reached" { "ok" } else { "bad" };
+                    format!("{} {}: <span class=\"{class}\">{}</span>", escape(&p.kind), escape(&p.name), escape(&p.status))
+                })
+                .collect();
+            let (class, verdict) = if c.passed() { ("ok", "pass") } else { ("bad", "FAIL") };
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{:.1}</td><td>{}</td><td class=\"l {class}\">{verdict}</td><td class=\"l\">{}</td></tr>",
+                escape(&c.protocol),
+                escape(&c.config),
+                c.unique_states,
+                c.total_states,
+                c.max_depth,
+                c.seconds,
+                charts::human(c.states_per_sec()),
+                props.join("<br>")
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>");
+
+    // Bug zoo.
+    h.push_str("<section id=\"zoo\"><h2>Bug zoo</h2>");
+    if results.zoo.is_empty() {
+        missing(&mut h, "bug zoo results", "cargo run --release -- zoo");
+    } else {
+        let caught = results.zoo.iter().filter(|z| z.caught).count();
+        let _ = write!(h, "<p>{caught} of {} known bugs caught.</p>", results.zoo.len());
+        h.push_str(
+            "<table><tr><th class=\"l\">bug</th><th class=\"l\">protocol</th><th class=\"l\">caught</th>\
+             <th class=\"l\">by property</th><th>trace length</th><th>states</th><th>seconds</th></tr>",
+        );
+        for z in &results.zoo {
+            let (class, yes) = if z.caught { ("ok", "yes") } else { ("bad", "NO") };
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l {class}\">{yes}</td>\
+                 <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+                escape(&z.code),
+                escape(&z.name),
+                escape(&z.protocol),
+                escape(z.property.as_deref().unwrap_or("-")),
+                z.trace_len.map_or("-".into(), |n| n.to_string()),
+                z.states,
+                z.seconds
+            );
+        }
+        h.push_str("</table>");
+        for z in results.zoo.iter().filter(|z| z.trace.is_some()) {
+            let trace = z.trace.as_ref().expect("filtered");
+            let _ = write!(h, "<details><summary>{} {}: counterexample</summary>", escape(&z.code), escape(&z.name));
+            chart_or_note(&mut h, charts::sequence(&format!("{} {}", z.code, z.name), trace));
+            h.push_str("</details>");
+        }
+    }
+    h.push_str("</section>");
+
+    // Throughput and latency, one chart per payload size.
+    let mut payloads: Vec<usize> = results.bench.iter().map(|p| p.payload_bytes).collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    h.push_str("<section id=\"throughput\"><h2>Throughput</h2>");
+    if payloads.is_empty() {
+        missing(&mut h, "benchmark results", "cargo bench");
+    }
+    for &b in &payloads {
+        chart_or_note(&mut h, charts::throughput(&results.bench, b));
+    }
+    h.push_str("</section><section id=\"latency\"><h2>Latency</h2>");
+    if payloads.is_empty() {
+        missing(&mut h, "benchmark results", "cargo bench");
+    }
+    for &b in &payloads {
+        chart_or_note(&mut h, charts::latency(&results.bench, b));
+    }
+    if !results.bench.is_empty() {
+        h.push_str(
+            "<table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th><th>bytes</th>\
+             <th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th></tr>",
+        );
+        for p in &results.bench {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+                escape(&p.protocol),
+                p.servers,
+                p.outstanding,
+                p.payload_bytes,
+                charts::human(p.ops_per_sec),
+                p.p50_us,
+                p.p99_us,
+                p.p999_us
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>");
+
+    // Recovery.
+    h.push_str("<section id=\"recovery\"><h2>Recovery</h2>");
+    if results.recovery.is_empty() {
+        missing(&mut h, "recovery timelines", "cargo bench");
+    } else {
+        chart_or_note(&mut h, charts::recovery(&results.recovery));
+        h.push_str("<ul>");
+        for r in &results.recovery {
+            let _ = write!(
+                h,
+                "<li>{}, {} servers: first commit {:.1} ms after the leader crash</li>",
+                escape(&r.protocol),
+                r.servers,
+                r.time_to_first_commit_ms
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</section>");
+
+    if let Some(p) = criterion_index {
+        let href = p.to_string_lossy().replace('\\', "/");
+        let _ = write!(h, "<p><a href=\"{}\">Criterion's own report</a></p>", escape(&href));
+    }
+    h.push_str("</body></html>\n");
+    h
+}
