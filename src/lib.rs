@@ -9,3 +9,4 @@ pub use paxraft_models as models;
 
 pub mod cli;
 pub mod report;
+pub mod simulate;

@@ -1,0 +1,120 @@
+//! Deep fault schedules: random walks of the stateright model ([`executor`]), generated and
+//! shrunk by proptest ([`schedules`], [`search`]).
+
+pub mod executor;
+
+use std::cell::Cell;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use stateright::Model;
+
+use executor::{Classify, Executor, FaultProfile, Partition, Schedule, Violation};
+
+/// The space schedules are drawn from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// Most steps in the faulty phase.
+    pub max_steps: usize,
+    /// Servers (actor indices `0..servers`), the nodes a partition splits.
+    pub servers: usize,
+    /// Highest loss rate, percent.
+    pub max_loss_pct: u8,
+    /// Highest crash/recover rate, percent.
+    pub max_crash_pct: u8,
+    /// Whether to draw partition windows.
+    pub partitions: bool,
+    /// Bound on each run's settling phase.
+    pub settle_steps: usize,
+}
+
+/// Schedules over `space`. Shrinking drops choices (shorter runs), lowers fault rates, and
+/// removes partitions, so a failure shrinks to a short, plain schedule.
+pub fn schedules(space: &Space) -> impl Strategy<Value = Schedule> {
+    let steps = space.max_steps.max(1);
+    let sides = (1u64 << space.servers.clamp(2, 63)) - 2; // proper, non-empty subsets
+    let partition = (0..steps, 1..=steps.div_ceil(2), 1..=sides.max(1))
+        .prop_map(|(start, len, side)| Partition { start, len, side });
+    let max_windows = if space.partitions { 2 } else { 0 };
+    let settle_steps = space.settle_steps;
+    let profile = (0..=space.max_loss_pct, 0..=space.max_crash_pct, 5u8..=30, vec(partition, 0..=max_windows))
+        .prop_map(move |(loss_pct, crash_pct, timeout_pct, partitions)| FaultProfile {
+            loss_pct,
+            crash_pct,
+            timeout_pct,
+            partitions,
+            settle_steps,
+        });
+    (profile, vec(any::<u32>(), 0..=steps)).prop_map(|(profile, choices)| Schedule { profile, choices })
+}
+
+/// A failing schedule, shrunk.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The minimal schedule proptest found.
+    pub schedule: Schedule,
+    /// What it violates.
+    pub violation: Violation,
+    /// Runs tried before the first failure.
+    pub runs_before: u64,
+}
+
+/// Totals of a search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Runs executed (shrinking included).
+    pub runs: u64,
+    /// Model steps executed (shrinking included).
+    pub steps: u64,
+    /// Longest run, in steps.
+    pub deepest: u64,
+}
+
+/// Run `runs` random schedules from `seed`; on a failure, shrink it and return it.
+pub fn search<M>(exec: &Executor<'_, M>, space: &Space, seed: u64, runs: u32) -> (Option<Failure>, Totals)
+where
+    M: Model,
+    M::Action: Classify + Clone,
+{
+    let config = RunnerConfig {
+        cases: runs,
+        failure_persistence: None,
+        // Shrinking replays whole runs; bound it so a failure is reported in seconds.
+        max_shrink_iters: 2_000,
+        ..RunnerConfig::default()
+    };
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let totals = Cell::new(Totals::default());
+    let first_fail = Cell::new(None::<u64>);
+    let result = runner.run(&schedules(space), |s| {
+        let (out, _) = exec.run(&s);
+        let mut t = totals.get();
+        t.runs += 1;
+        t.steps += out.path.len() as u64;
+        t.deepest = t.deepest.max(out.path.len() as u64);
+        totals.set(t);
+        match out.violation {
+            None => Ok(()),
+            Some(v) => {
+                if first_fail.get().is_none() {
+                    first_fail.set(Some(t.runs - 1));
+                }
+                Err(TestCaseError::fail(v.property))
+            }
+        }
+    });
+    let failure = match result {
+        Ok(()) => None,
+        Err(TestError::Fail(_, schedule)) => {
+            let (out, _) = exec.run(&schedule);
+            let violation = out.violation.expect("a shrunk failing schedule fails again when replayed");
+            Some(Failure { schedule, violation, runs_before: first_fail.get().unwrap_or(0) })
+        }
+        Err(TestError::Abort(why)) => panic!("schedule search aborted: {why}"),
+    };
+    (failure, totals.get())
+}
