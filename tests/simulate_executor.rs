@@ -74,7 +74,9 @@ fn model(limit: u8, bad_above: u8) -> ActorModel<Toy, u8, ()> {
         .property(Expectation::Sometimes, "count moves", |_, s| *s.actor_states[0] > 0)
 }
 
-fn done(limit: u8) -> impl Fn(&ActorModel<Toy, u8, ()>, &<ActorModel<Toy, u8, ()> as Model>::State) -> bool {
+type ToyModel = ActorModel<Toy, u8, ()>;
+
+fn done(limit: u8) -> impl Fn(&ToyModel, &<ToyModel as Model>::State) -> bool {
     move |_, s| *s.actor_states[0] == limit
 }
 

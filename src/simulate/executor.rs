@@ -142,13 +142,16 @@ pub struct Outcome<A> {
     pub violation: Option<Violation>,
 }
 
+/// The liveness condition a run must meet once it has settled.
+pub type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
+
 /// Runs schedules on a model.
 pub struct Executor<'m, M: Model> {
     model: &'m M,
     /// Always-properties not checked after every step (e.g. a linearizability tester too
     /// slow for long histories, checked once at the end by the caller instead).
     skip: Vec<&'static str>,
-    settled: Box<dyn Fn(&M, &M::State) -> bool + 'm>,
+    settled: Settled<'m, M>,
 }
 
 impl<M: Model> Debug for Executor<'_, M> {
