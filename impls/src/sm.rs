@@ -56,7 +56,7 @@ pub enum KvOp {
 }
 
 /// The result of a [`KvOp`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KvOutput {
     /// A get's value (`None`: absent).
     Value(Option<Value>),
@@ -136,7 +136,7 @@ pub enum LockOp {
 }
 
 /// The result of a [`LockOp`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LockOutput {
     /// The lock is held by the caller, with this fencing token.
     Acquired { token: u64 },
@@ -232,7 +232,7 @@ pub struct Request<Op> {
 }
 
 /// Why a request could not be answered from its session.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SessionError {
     /// The request is older than what the client acknowledged: its result was discarded. A
     /// correct client never resends such a request.
