@@ -1,4 +1,34 @@
 //! # paxraft-models
 //!
-//! The stateright model of a cluster of any [`paxraft_impls::Replica`], its properties and
-//! its fault model.
+//! One stateright model of a cluster for *any* [`paxraft_impls::Replica`]: the very protocol
+//! code that runs in the threaded runtime is explored here exhaustively.
+//!
+//! * [`model`]: servers (a replica, the key-value store behind client sessions, and the durable
+//!   image its `Persist` effects build, kept in stateright's `Storage` and restored after a
+//!   crash), clients (put / get / cas with unique `(client, seq)` ids, following redirects,
+//!   retrying after timeouts, recording a history for stateright's linearizability tester),
+//!   and the fault model (unordered, duplicating or ordered network; loss; crashes; timers
+//!   that fire at any moment).
+//! * [`properties`]: the always-properties and the sometimes-properties that show each of
+//!   them is not vacuous, named in plain words.
+//! * [`check`]: run BFS or DFS with progress, and summarise a verdict per property.
+//! * [`render`]: counterexamples as message-sequence charts.
+//!
+//! ```
+//! use paxraft_impls::raft::Raft;
+//! use paxraft_models::{check, Cmd, ModelConfig, SearchOptions};
+//!
+//! // One server, one client, one op: small enough for a doctest.
+//! let cfg = ModelConfig { servers: 1, clients: 1, ..ModelConfig::default() };
+//! let summary = check::<Raft<Cmd>>(&cfg, &SearchOptions::default(), std::time::Duration::from_millis(50), |_| {});
+//! assert!(summary.passed(), "{:?}", summary.failures().collect::<Vec<_>>());
+//! ```
+
+pub mod check;
+pub mod model;
+pub mod properties;
+pub mod render;
+
+pub use check::{check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict};
+pub use model::{build, ClusterModel, ClusterState, Cmd, ModelConfig, NetworkKind};
+pub use render::{Step, Trace};

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod overview;
 pub mod report;
 
@@ -22,6 +23,10 @@ pub enum Command {
     Overview,
     /// Rebuild the HTML report from saved results, rerunning nothing.
     Report(report::ReportArgs),
+    /// Model-check a protocol exhaustively within bounds (stateright).
+    Check(check::CheckArgs),
+    /// Browse a protocol's state space in stateright's Explorer (loopback only).
+    Explore(check::ExploreArgs),
 }
 
 /// Exit code for bad input (flags, configs, cluster sizes).
@@ -40,5 +45,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Overview) => overview::run(),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Check(args)) => check::run(&args),
+        Some(Command::Explore(args)) => check::explore(&args),
     }
 }

@@ -1,0 +1,290 @@
+//! Running a check: the chosen search over a model, progress while it runs, and a summary
+//! with a verdict per property and a counterexample for each failure.
+
+use std::time::{Duration, Instant};
+
+use paxraft_impls::Replica;
+use stateright::{Checker, Expectation, Model};
+
+use crate::model::{build, ClusterModel, Cmd, ModelConfig};
+use crate::render::{trace_of, Trace};
+
+/// Search strategy.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Breadth first: shortest counterexamples, more memory.
+    Bfs,
+    /// Depth first: less memory; the only one that honours symmetry reduction.
+    Dfs,
+}
+
+impl Strategy {
+    /// The CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Bfs => "bfs",
+            Strategy::Dfs => "dfs",
+        }
+    }
+}
+
+/// Default bound on path length: deep enough for an election, both clients' ops, a commit
+/// on every server and a second election after it (3 servers), small enough for a two-minute
+/// check on two cores.
+pub const DEFAULT_DEPTH: usize = 20;
+
+/// How to search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// BFS or DFS.
+    pub strategy: Strategy,
+    /// Collapse states that differ only by a renaming of the servers (DFS only).
+    pub symmetry: bool,
+    /// Checker threads.
+    pub threads: usize,
+    /// Deepest path explored (`None`: until the other bounds of the model stop it).
+    pub depth: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            strategy: Strategy::Bfs,
+            symmetry: false,
+            threads: 1,
+            depth: Some(DEFAULT_DEPTH),
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Reject combinations stateright cannot honour, with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.symmetry && self.strategy == Strategy::Bfs {
+            return Err("--symmetry needs --strategy dfs: stateright 0.31's BFS checker ignores symmetry reduction, so it would silently explore every state".into());
+        }
+        if self.symmetry {
+            return Err("--symmetry is not available yet: the Replica trait cannot rename a replica's node ids, which collapsing symmetric servers needs".into());
+        }
+        if self.threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The flags that rebuild these options (defaults omitted).
+    pub fn flags(&self) -> String {
+        let mut f = Vec::new();
+        if self.strategy != Strategy::Bfs {
+            f.push(format!("--strategy {}", self.strategy.name()));
+        }
+        if self.symmetry {
+            f.push("--symmetry".to_string());
+        }
+        match self.depth {
+            Some(DEFAULT_DEPTH) => {}
+            Some(d) => f.push(format!("--depth {d}")),
+            None => f.push("--depth 0".into()),
+        }
+        f.join(" ")
+    }
+}
+
+/// What a property is expected to do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Must hold in every reachable state.
+    Always,
+    /// Must hold in some reachable state.
+    Sometimes,
+}
+
+/// The verdict on one property.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// An always-property held in every state explored.
+    Holds,
+    /// An always-property failed: there is a counterexample.
+    Violated,
+    /// A sometimes-property was reached: there is an example.
+    Reached,
+    /// A sometimes-property was never reached within the bounds.
+    NotReached,
+}
+
+impl Status {
+    /// The summary's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Violated => "violated",
+            Status::Reached => "reached",
+            Status::NotReached => "not reached",
+        }
+    }
+    /// Whether this verdict passes.
+    pub fn ok(self) -> bool {
+        matches!(self, Status::Holds | Status::Reached)
+    }
+}
+
+/// One property's verdict.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// Plain-words name.
+    pub name: &'static str,
+    /// Always or sometimes.
+    pub kind: Kind,
+    /// Holds / violated / reached / not reached.
+    pub status: Status,
+    /// The counterexample of a violated property (or the example of a reached one).
+    pub trace: Option<Trace>,
+}
+
+/// Progress while a check runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// States generated, duplicates included.
+    pub total_states: usize,
+    /// Distinct states.
+    pub unique_states: usize,
+    /// Deepest path so far.
+    pub max_depth: usize,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// The model's configuration.
+    pub config: ModelConfig,
+    /// How it was searched.
+    pub search: SearchOptions,
+    /// Distinct states.
+    pub unique_states: usize,
+    /// States generated, duplicates included.
+    pub total_states: usize,
+    /// Deepest path.
+    pub max_depth: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// One verdict per property, in the model's order.
+    pub properties: Vec<Verdict>,
+}
+
+impl Summary {
+    /// Whether every always-property held and every sometimes-property was reached.
+    pub fn passed(&self) -> bool {
+        self.properties.iter().all(|p| p.status.ok())
+    }
+    /// Unique states per second.
+    pub fn states_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.unique_states as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+    /// The failing verdicts.
+    pub fn failures(&self) -> impl Iterator<Item = &Verdict> {
+        self.properties.iter().filter(|p| !p.status.ok())
+    }
+    /// The verdict on property `name`.
+    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+    /// The `paxraft check` command that reruns this check.
+    pub fn command(&self) -> String {
+        let mut c = format!("paxraft check {}", self.protocol);
+        for f in [self.config.flags(), self.search.flags()] {
+            if !f.is_empty() {
+                c.push(' ');
+                c.push_str(&f);
+            }
+        }
+        c
+    }
+}
+
+/// A replica the multi-threaded checkers can explore: its state and messages are shared
+/// between checker threads.
+pub trait Checkable: Replica<Cmd, Msg: Sync, Timer: Sync, Durable: Sync> + Sync {}
+impl<R: Replica<Cmd, Msg: Sync, Timer: Sync, Durable: Sync> + Sync> Checkable for R {}
+
+/// Model-check `R` under `cfg`, calling `progress` about every `every` while it runs.
+pub fn check<R: Checkable>(
+    cfg: &ModelConfig,
+    search: &SearchOptions,
+    every: Duration,
+    mut progress: impl FnMut(Progress),
+) -> Summary {
+    let model: ClusterModel<R> = build::<R>(cfg);
+    let props = model.properties();
+    let mut builder = model.checker().threads(search.threads);
+    if let Some(d) = search.depth {
+        builder = builder.target_max_depth(d);
+    }
+    let start = Instant::now();
+    let checker: Box<dyn Checker<ClusterModel<R>>> = match search.strategy {
+        Strategy::Bfs => Box::new(builder.spawn_bfs()),
+        Strategy::Dfs => Box::new(builder.spawn_dfs()),
+    };
+    let mut last_report = start;
+    while !checker.is_done() {
+        if last_report.elapsed() >= every {
+            last_report = Instant::now();
+            progress(Progress {
+                total_states: checker.state_count(),
+                unique_states: checker.unique_state_count(),
+                max_depth: checker.max_depth(),
+                elapsed: start.elapsed(),
+            });
+        }
+        // Poll often so small checks end promptly; report only every `every`.
+        std::thread::sleep(Duration::from_millis(5).min(every));
+    }
+    let mut checker = checker;
+    for h in checker.handles() {
+        h.join().expect("a checker thread panicked");
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    progress(Progress {
+        total_states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        elapsed: start.elapsed(),
+    });
+    let mut discoveries = checker.discoveries();
+    let properties = props
+        .iter()
+        .map(|p| {
+            let found = discoveries.remove(p.name);
+            let (kind, status) = match (&p.expectation, found.is_some()) {
+                (Expectation::Sometimes, true) => (Kind::Sometimes, Status::Reached),
+                (Expectation::Sometimes, false) => (Kind::Sometimes, Status::NotReached),
+                (_, true) => (Kind::Always, Status::Violated),
+                (_, false) => (Kind::Always, Status::Holds),
+            };
+            let trace = found.map(|path| trace_of(checker.model(), &path, p.name));
+            Verdict {
+                name: p.name,
+                kind,
+                status,
+                trace,
+            }
+        })
+        .collect();
+    Summary {
+        protocol: R::NAME,
+        config: cfg.clone(),
+        search: search.clone(),
+        unique_states: checker.unique_state_count(),
+        total_states: checker.state_count(),
+        max_depth: checker.max_depth(),
+        seconds,
+        properties,
+    }
+}

@@ -1,0 +1,873 @@
+//! The stateright model of a cluster of any [`Replica`], with clients and faults.
+//!
+//! Read top to bottom, like stateright's own examples: the messages and the actors, the
+//! server host (a replica, the key-value store behind client sessions, and the durable image
+//! it saves through stateright's `Storage`), the clients, the history they record for the
+//! linearizability tester, the bounds, and finally [`build`], which puts the model together
+//! with its properties (in [`crate::properties`]).
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request, Sessions, StateMachine};
+use paxraft_impls::{Config, Effect, Invariant, NodeId, Out, Replica, Role, Slot, StepCheck};
+use stateright::actor::{model_timeout, Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+
+/// The command the model replicates: a key-value op with its session data.
+pub type Cmd = Request<KvOp>;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// Which network semantics stateright simulates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkKind {
+    /// Messages arrive in any order, each at most once (the default).
+    Unordered,
+    /// Messages arrive in any order, any number of times.
+    Duplicating,
+    /// Per-link FIFO.
+    Ordered,
+}
+
+impl NetworkKind {
+    /// The CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkKind::Unordered => "unordered",
+            NetworkKind::Duplicating => "duplicating",
+            NetworkKind::Ordered => "ordered",
+        }
+    }
+
+    /// Parse the CLI spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [NetworkKind::Unordered, NetworkKind::Duplicating, NetworkKind::Ordered]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
+}
+
+/// Everything that bounds and shapes one model. The defaults are the bounded exhaustive
+/// check `paxraft check` runs: 3 servers, 2 clients with one op each, unordered network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Replicas, 1 to [`paxraft_impls::MAX_NODES`].
+    pub servers: usize,
+    /// Client actors.
+    pub clients: usize,
+    /// Operations each client issues, one at a time.
+    pub ops: usize,
+    /// Network semantics.
+    pub network: NetworkKind,
+    /// Whether messages may be lost.
+    pub lossy: bool,
+    /// Server crashes (each followed, or not, by a recovery) over a whole run.
+    pub max_crashes: usize,
+    /// Highest term or ballot round a replica may reach: states beyond are not explored.
+    pub max_term: u64,
+    /// Most messages in flight at once: timers may fire at any moment, so without this bound
+    /// heartbeats alone would fill the network without end.
+    pub max_in_flight: usize,
+    /// How many times a client resends one request after a timeout.
+    pub max_retries: u8,
+    /// The protocol configuration (bug-zoo switches included).
+    pub protocol: Config,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            servers: 3,
+            clients: 2,
+            ops: 1,
+            network: NetworkKind::Unordered,
+            lossy: false,
+            max_crashes: 0,
+            max_term: 2,
+            max_in_flight: 5,
+            max_retries: 1,
+            // PreVote and CheckQuorum protect liveness, not safety, and each adds a round of
+            // messages to every election: off by default to keep exhaustive checks small.
+            // `--pre-vote` / `--check-quorum` switch them on.
+            protocol: Config {
+                pre_vote: false,
+                check_quorum: false,
+                ..Config::default()
+            },
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reject configurations that cannot be checked, with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers == 0 || self.servers > paxraft_impls::MAX_NODES {
+            return Err(format!(
+                "--servers must be 1 to {}, got {}",
+                paxraft_impls::MAX_NODES,
+                self.servers
+            ));
+        }
+        if self.clients > 8 {
+            return Err(format!("--clients must be at most 8, got {}", self.clients));
+        }
+        if self.ops > 8 {
+            return Err(format!("--ops must be at most 8, got {}", self.ops));
+        }
+        if self.max_term == 0 {
+            return Err("--max-term must be at least 1 (no leader can exist in term 0)".into());
+        }
+        self.protocol.validate(self.servers)
+    }
+
+    /// The flags that rebuild this configuration on the command line (defaults omitted).
+    pub fn flags(&self) -> String {
+        let d = ModelConfig::default();
+        let mut f = Vec::new();
+        if self.servers != d.servers {
+            f.push(format!("--servers {}", self.servers));
+        }
+        if self.clients != d.clients {
+            f.push(format!("--clients {}", self.clients));
+        }
+        if self.ops != d.ops {
+            f.push(format!("--ops {}", self.ops));
+        }
+        if self.network != d.network {
+            f.push(format!("--network {}", self.network.name()));
+        }
+        if self.lossy {
+            f.push("--lossy".into());
+        }
+        if self.max_crashes != d.max_crashes {
+            f.push(format!("--crashes {}", self.max_crashes));
+        }
+        if self.max_term != d.max_term {
+            f.push(format!("--max-term {}", self.max_term));
+        }
+        if self.max_in_flight != d.max_in_flight {
+            f.push(format!("--max-in-flight {}", self.max_in_flight));
+        }
+        if self.max_retries != d.max_retries {
+            f.push(format!("--retries {}", self.max_retries));
+        }
+        if self.protocol.pre_vote {
+            f.push("--pre-vote".into());
+        }
+        if self.protocol.check_quorum {
+            f.push("--check-quorum".into());
+        }
+        f.join(" ")
+    }
+
+    /// The op client `c` (0-based among clients) issues `k`-th. All ops touch key 0 so that
+    /// every pair of them conflicts; values are one byte, unique per (client, op).
+    pub fn op(&self, c: usize, k: usize) -> KvOp {
+        let value = vec![(16 * (c + 1) + k) as u8];
+        match (c + k) % 3 {
+            0 => KvOp::Put(0, value),
+            1 => KvOp::Get(0),
+            _ => KvOp::Cas {
+                key: 0,
+                expect: None,
+                new: value,
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages and timers
+// ---------------------------------------------------------------------------------------------
+
+/// What a `KvOp` returned, in a form that can travel in an (ordered) message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Answer {
+    /// A get's value.
+    Value(Option<Vec<u8>>),
+    /// A put took effect.
+    Written,
+    /// A CAS swapped.
+    Swapped,
+    /// A CAS found this value instead.
+    NotSwapped(Option<Vec<u8>>),
+}
+
+impl From<KvOutput> for Answer {
+    fn from(o: KvOutput) -> Self {
+        match o {
+            KvOutput::Value(v) => Answer::Value(v),
+            KvOutput::Written => Answer::Written,
+            KvOutput::Cas(Ok(())) => Answer::Swapped,
+            KvOutput::Cas(Err(v)) => Answer::NotSwapped(v),
+        }
+    }
+}
+
+/// Every message of the model: replica to replica, client to server, server to client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Msg<M> {
+    /// A protocol message between replicas.
+    Peer(M),
+    /// A client request.
+    Request(Cmd),
+    /// The result of request `seq`.
+    Reply { seq: u64, answer: Answer },
+    /// Request `seq` reached a replica that cannot take it.
+    Redirect { seq: u64, leader: Option<NodeId> },
+}
+
+/// Timers: the replica's own, and the client's retry timer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer<T> {
+    /// A replica timer.
+    Replica(T),
+    /// A client gives up waiting and resends.
+    Retry,
+}
+
+// ---------------------------------------------------------------------------------------------
+// A value hashed once
+// ---------------------------------------------------------------------------------------------
+
+/// A value that hashes as a fingerprint computed when it was built. The durable image is
+/// hashed twice per state (in the server's state and in stateright's storage vector) and
+/// rarely changes: hashing it once per change keeps states cheap to fingerprint. Stateright
+/// itself identifies states by 64-bit fingerprints, so this adds no new kind of collision.
+#[derive(Clone, Debug)]
+pub struct Hashed<T> {
+    fp: u64,
+    value: T,
+}
+
+impl<T: Hash> Hashed<T> {
+    /// Wrap `value`, fingerprinting it.
+    pub fn new(value: T) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        value.hash(&mut h);
+        Hashed { fp: h.finish(), value }
+    }
+}
+
+impl<T> std::ops::Deref for Hashed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: PartialEq> PartialEq for Hashed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fp == other.fp && self.value == other.value
+    }
+}
+impl<T: Eq> Eq for Hashed<T> {}
+impl<T> Hash for Hashed<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fp);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+
+/// What a server host keeps durable: the replica's image built from its writes, and the
+/// state machine with what was applied to it (a host applies and records atomically, so a
+/// restarted host skips the slots the replica reports again).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Saved<R: Replica<Cmd>> {
+    /// The replica's durable image.
+    pub durable: R::Durable,
+    /// The key-value store behind client sessions.
+    pub sm: Sessions<Kv>,
+    /// Applied commands by slot, in slot order (no-ops are not reported).
+    pub applied: Vec<(Slot, Cmd)>,
+    /// Highest term the host saw the replica in (terms must never go back, even after a restart).
+    pub term: u64,
+    /// Term in which this host first applied a command (0: not yet).
+    pub first_commit_term: u64,
+    /// Restarts so far.
+    pub restarts: u8,
+}
+
+/// The storage stateright keeps across a crash.
+pub type Storage<R> = Arc<Hashed<Saved<R>>>;
+
+/// Host-level checks a server records when they fail (bits of [`ServerState::broken`]); the
+/// protocol's step invariants follow from bit [`STEP_BASE`] on.
+pub const BROKEN_TERM: u32 = 1 << 0;
+/// A slot was reported twice in one incarnation, or out of order.
+pub const BROKEN_ORDER: u32 = 1 << 1;
+/// A slot the host had applied was reported again with another command.
+pub const BROKEN_PREFIX: u32 = 1 << 2;
+/// First bit of the protocol's step invariants.
+pub const STEP_BASE: u32 = 3;
+
+/// A server's state: the replica, and the host around it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerState<R: Replica<Cmd>> {
+    /// The protocol replica.
+    pub replica: R,
+    /// The host's durable part (also saved to stateright's storage).
+    pub saved: Storage<R>,
+    /// Highest slot reported in this incarnation.
+    pub reported: Slot,
+    /// Failed checks (see [`BROKEN_TERM`]).
+    pub broken: u32,
+}
+
+/// A client's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientState {
+    /// Sequence number of the op in progress or last issued (0: none yet).
+    pub seq: u8,
+    /// Ops answered.
+    pub done: u8,
+    /// Server the current request went to last.
+    pub target: u8,
+    /// Resends of the current request after timeouts.
+    pub retries: u8,
+}
+
+impl ClientState {
+    /// Whether the client waits for a reply.
+    pub fn waiting(&self) -> bool {
+        self.done < self.seq
+    }
+}
+
+/// An actor's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState<R: Replica<Cmd>> {
+    /// A server.
+    Server(ServerState<R>),
+    /// A client.
+    Client(ClientState),
+}
+
+impl<R: Replica<Cmd>> NodeState<R> {
+    /// The server state, if this is a server.
+    pub fn server(&self) -> Option<&ServerState<R>> {
+        match self {
+            NodeState::Server(s) => Some(s),
+            NodeState::Client(_) => None,
+        }
+    }
+    /// The client state, if this is a client.
+    pub fn client(&self) -> Option<&ClientState> {
+        match self {
+            NodeState::Client(c) => Some(c),
+            NodeState::Server(_) => None,
+        }
+    }
+}
+
+/// The actors: servers first (ids `0..servers`), then clients.
+#[derive(Clone)]
+pub enum Node<R: Replica<Cmd>> {
+    /// A server hosting replica `R`.
+    Server {
+        /// All replicas.
+        members: Arc<Vec<NodeId>>,
+        /// The protocol configuration.
+        cfg: Arc<Config>,
+        /// The protocol's step invariants, checked after every step.
+        step_invariants: Arc<Vec<Invariant<StepCheck<R>>>>,
+    },
+    /// A client issuing `ops` one at a time.
+    Client {
+        /// Servers it may talk to.
+        servers: u8,
+        /// Its ops, in order.
+        ops: Arc<Vec<KvOp>>,
+        /// Resends allowed per request.
+        max_retries: u8,
+    },
+}
+
+impl<R: Replica<Cmd>> Debug for Node<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Node::Server { .. } => write!(f, "Server"),
+            Node::Client { ops, .. } => write!(f, "Client({ops:?})"),
+        }
+    }
+}
+
+type ModelOut<R> = stateright::actor::Out<Node<R>>;
+
+/// The name stateright shows for step invariants that repeat a host check.
+pub const TERMS_NEVER_DECREASE: &str = "terms never decrease";
+
+fn client_request(id: Id, ops: &[KvOp], seq: u8) -> Cmd {
+    Request {
+        client: usize::from(id) as u64,
+        seq: u64::from(seq),
+        acked: u64::from(seq),
+        op: ops[seq as usize - 1].clone(),
+    }
+}
+
+impl<R: Replica<Cmd>> Node<R> {
+    /// Carry out a replica's effects, in order, on the host `s`. Persist before send holds
+    /// trivially: a stateright step is atomic, and the image is saved in the same step.
+    fn host(&self, s: &mut ServerState<R>, out: &mut Out<R, Cmd>, o: &mut ModelOut<R>, mut saved: Option<Saved<R>>) {
+        let Node::Server { cfg, .. } = self else {
+            unreachable!("only servers host replicas")
+        };
+        let leader = s.replica.status().role == Role::Leader;
+        for effect in out.drain() {
+            match effect {
+                Effect::Send { to, msg } => o.send(Id::from(to.index()), Msg::Peer(msg)),
+                Effect::SetTimer { timer, .. } => o.set_timer(Timer::Replica(timer), model_timeout()),
+                Effect::CancelTimer(timer) => o.cancel_timer(Timer::Replica(timer)),
+                Effect::Persist(w) => {
+                    let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    R::apply_write(&mut sv.durable, &w);
+                }
+                Effect::Commit { slot, cmd } => {
+                    if slot <= s.reported {
+                        s.broken |= BROKEN_ORDER;
+                    }
+                    s.reported = s.reported.max(slot);
+                    let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    match sv.applied.binary_search_by_key(&slot, |(k, _)| *k) {
+                        Ok(i) => {
+                            // Reported again after a restart: the host applied it already.
+                            if sv.applied[i].1 != cmd {
+                                s.broken |= BROKEN_PREFIX;
+                            }
+                        }
+                        Err(i) => {
+                            if i < sv.applied.len() {
+                                // A slot below one already applied: a hole in the prefix.
+                                s.broken |= BROKEN_PREFIX;
+                            }
+                            let answer = if cfg.bug(paxraft_impls::Bug::DuplicateApply) {
+                                sv.sm.apply_without_dedup_or_apply(&cmd)
+                            } else {
+                                sv.sm.apply(&cmd)
+                            };
+                            if sv.first_commit_term == 0 {
+                                sv.first_commit_term = s.replica.status().term.max(1);
+                            }
+                            // The leader answers; a retry reaching a later leader is answered
+                            // from the session.
+                            if let (true, Ok(answer)) = (leader, answer) {
+                                let seq = cmd.seq;
+                                o.send(
+                                    Id::from(cmd.client as usize),
+                                    Msg::Reply {
+                                        seq,
+                                        answer: answer.into(),
+                                    },
+                                );
+                            }
+                            sv.applied.insert(i, (slot, cmd));
+                        }
+                    }
+                }
+                Effect::Redirect { cmd, leader } => {
+                    o.send(Id::from(cmd.client as usize), Msg::Redirect { seq: cmd.seq, leader });
+                }
+            }
+        }
+        let term = s.replica.status().term;
+        if term < s.saved.term || saved.as_ref().is_some_and(|sv| term < sv.term) {
+            s.broken |= BROKEN_TERM;
+        }
+        if term > s.saved.term && saved.is_none() {
+            saved = Some((**s.saved).clone());
+        }
+        if let Some(mut sv) = saved {
+            sv.term = sv.term.max(term);
+            s.saved = Arc::new(Hashed::new(sv));
+            o.save(s.saved.clone());
+        }
+    }
+
+    /// Run one replica step on a copy of the server state, check the protocol's step
+    /// invariants against the state before, and carry out the effects. Leaves `state`
+    /// borrowed when nothing happened, so stateright prunes the no-op.
+    fn server_step(
+        &self,
+        state: &mut Cow<NodeState<R>>,
+        o: &mut ModelOut<R>,
+        f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
+    ) {
+        let Node::Server { step_invariants, .. } = self else {
+            unreachable!()
+        };
+        let NodeState::Server(before) = &**state else {
+            unreachable!("servers have server state")
+        };
+        let mut s = before.clone();
+        let mut out = Out::<R, Cmd>::new();
+        f(&mut s.replica, &mut out);
+        if out.is_empty() && s.replica == before.replica {
+            return;
+        }
+        for (k, inv) in step_invariants.iter().enumerate() {
+            if (inv.check)(&before.replica, &s.replica).is_err() {
+                s.broken |= if inv.name == TERMS_NEVER_DECREASE {
+                    BROKEN_TERM
+                } else {
+                    1 << (STEP_BASE + k as u32)
+                };
+            }
+        }
+        self.host(&mut s, &mut out, o, None);
+        *state = Cow::Owned(NodeState::Server(s));
+    }
+}
+
+/// Bug zoo B2 when the feature is on; plain session apply otherwise.
+trait ApplyMaybeTwice {
+    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv>;
+}
+
+impl ApplyMaybeTwice for Sessions<Kv> {
+    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv> {
+        #[cfg(feature = "bug-zoo")]
+        {
+            self.apply_without_dedup(cmd)
+        }
+        #[cfg(not(feature = "bug-zoo"))]
+        {
+            self.apply(cmd)
+        }
+    }
+}
+
+impl<R: Replica<Cmd>> Actor for Node<R> {
+    type Msg = Msg<R::Msg>;
+    type Timer = Timer<R::Timer>;
+    type State = NodeState<R>;
+    type Storage = Storage<R>;
+    type Random = ();
+
+    fn name(&self) -> String {
+        match self {
+            Node::Server { .. } => R::NAME.to_string(),
+            Node::Client { .. } => "client".to_string(),
+        }
+    }
+
+    fn on_start(&self, id: Id, storage: &Option<Storage<R>>, o: &mut ModelOut<R>) -> NodeState<R> {
+        match self {
+            Node::Server { members, cfg, .. } => {
+                let me = NodeId(usize::from(id) as u8);
+                let mut out = Out::<R, Cmd>::new();
+                let (replica, saved) = match storage {
+                    None => {
+                        let saved = Saved::<R> {
+                            durable: R::Durable::default(),
+                            sm: Sessions::new(),
+                            applied: Vec::new(),
+                            term: 0,
+                            first_commit_term: 0,
+                            restarts: 0,
+                        };
+                        (R::boot(me, members, None, cfg, &mut out), saved)
+                    }
+                    Some(st) => {
+                        let mut saved = (***st).clone();
+                        saved.restarts += 1;
+                        (R::boot(me, members, Some(&saved.durable), cfg, &mut out), saved)
+                    }
+                };
+                // The term check against what the host saw before the crash happens in `host`.
+                let mut s = ServerState {
+                    replica,
+                    saved: Arc::new(Hashed::new(saved.clone())),
+                    reported: 0,
+                    broken: 0,
+                };
+                self.host(&mut s, &mut out, o, Some(saved));
+                NodeState::Server(s)
+            }
+            Node::Client { servers, ops, .. } => {
+                let mut c = ClientState {
+                    seq: 0,
+                    done: 0,
+                    target: (usize::from(id) % usize::from(*servers)) as u8,
+                    retries: 0,
+                };
+                if !ops.is_empty() {
+                    c.seq = 1;
+                    o.send(
+                        Id::from(usize::from(c.target)),
+                        Msg::Request(client_request(id, ops, 1)),
+                    );
+                    o.set_timer(Timer::Retry, model_timeout());
+                }
+                NodeState::Client(c)
+            }
+        }
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<NodeState<R>>, src: Id, msg: Msg<R::Msg>, o: &mut ModelOut<R>) {
+        match (self, msg) {
+            (Node::Server { .. }, Msg::Peer(m)) => {
+                let from = NodeId(usize::from(src) as u8);
+                self.server_step(state, o, |r, out| r.on_message(from, m, out));
+            }
+            (Node::Server { .. }, Msg::Request(cmd)) => self.server_step(state, o, |r, out| r.propose(vec![cmd], out)),
+            (Node::Client { servers, ops, .. }, Msg::Reply { seq, .. }) => {
+                let Some(c) = state.client() else { return };
+                // Replies to requests the client no longer waits for are ignored (duplicates,
+                // answers to earlier retries).
+                if !c.waiting() || u64::from(c.seq) != seq {
+                    return;
+                }
+                let mut c = c.clone();
+                c.done += 1;
+                if usize::from(c.seq) < ops.len() {
+                    c.seq += 1;
+                    c.retries = 0;
+                    o.send(
+                        Id::from(usize::from(c.target) % usize::from(*servers)),
+                        Msg::Request(client_request(id, ops, c.seq)),
+                    );
+                    o.set_timer(Timer::Retry, model_timeout());
+                } else {
+                    o.cancel_timer(Timer::Retry);
+                }
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            (Node::Client { ops, .. }, Msg::Redirect { seq, leader }) => {
+                let Some(c) = state.client() else { return };
+                // Follow a leader hint at once; without one, wait for the retry timer.
+                let Some(leader) = leader else { return };
+                if !c.waiting() || u64::from(c.seq) != seq || leader.0 == c.target {
+                    return;
+                }
+                let mut c = c.clone();
+                c.target = leader.0;
+                o.send(Id::from(leader.index()), Msg::Request(client_request(id, ops, c.seq)));
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<NodeState<R>>, timer: &Timer<R::Timer>, o: &mut ModelOut<R>) {
+        match (self, timer) {
+            (Node::Server { .. }, Timer::Replica(t)) => {
+                let t = *t;
+                self.server_step(state, o, |r, out| r.on_timer(t, out));
+            }
+            (
+                Node::Client {
+                    servers,
+                    ops,
+                    max_retries,
+                },
+                Timer::Retry,
+            ) => {
+                let Some(c) = state.client() else { return };
+                if !c.waiting() || c.retries >= *max_retries {
+                    return;
+                }
+                let mut c = c.clone();
+                c.retries += 1;
+                c.target = (c.target + 1) % servers;
+                o.send(
+                    Id::from(usize::from(c.target)),
+                    Msg::Request(client_request(id, ops, c.seq)),
+                );
+                if c.retries < *max_retries {
+                    o.set_timer(Timer::Retry, model_timeout());
+                }
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// History: what the clients saw, for the linearizability tester
+// ---------------------------------------------------------------------------------------------
+
+/// The key-value store as a sequential specification.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KvSpec(pub Kv);
+
+impl SequentialSpec for KvSpec {
+    type Op = KvOp;
+    type Ret = Answer;
+    fn invoke(&mut self, op: &KvOp) -> Answer {
+        self.0.apply(op).into()
+    }
+}
+
+/// The clients' history. A retried request is one invocation; its first matching reply is
+/// its return, and later duplicates are not recorded (the clients ignore them too).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct History {
+    /// Invocations and returns, per client.
+    pub tester: LinearizabilityTester<Id, KvSpec>,
+    /// Per client (by client index): highest sequence number invoked, and returned.
+    pub invoked: Vec<(u8, u8)>,
+    /// Number of servers (client `c` is actor `servers + c`).
+    servers: u8,
+}
+
+impl History {
+    fn new(cfg: &ModelConfig) -> Self {
+        History {
+            tester: LinearizabilityTester::new(KvSpec::default()),
+            invoked: vec![(0, 0); cfg.clients],
+            servers: cfg.servers as u8,
+        }
+    }
+
+    fn client(&self, id: Id) -> Option<usize> {
+        usize::from(id)
+            .checked_sub(usize::from(self.servers))
+            .filter(|&c| c < self.invoked.len())
+    }
+}
+
+fn record_out<R: Replica<Cmd>>(_: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+    let Msg::Request(cmd) = env.msg else { return None };
+    let c = h.client(env.src)?;
+    if cmd.seq <= u64::from(h.invoked[c].0) {
+        return None; // a retry of an invocation already recorded
+    }
+    let mut h = h.clone();
+    let _ = h.tester.on_invoke(env.src, cmd.op.clone());
+    h.invoked[c].0 = cmd.seq as u8;
+    Some(h)
+}
+
+fn record_in<R: Replica<Cmd>>(_: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+    let Msg::Reply { seq, answer } = env.msg else {
+        return None;
+    };
+    let c = h.client(env.dst)?;
+    let (invoked, returned) = h.invoked[c];
+    if *seq != u64::from(invoked) || returned >= invoked {
+        return None; // not awaited: the client ignores it
+    }
+    let mut h = h.clone();
+    let _ = h.tester.on_return(env.dst, answer.clone());
+    h.invoked[c].1 = invoked;
+    Some(h)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+/// What properties and bounds need besides the state: the configuration and the protocol's
+/// cluster invariants (fetched once, not per state).
+#[derive(Clone)]
+pub struct Setup<R: Replica<Cmd>> {
+    /// The configuration.
+    pub cfg: ModelConfig,
+    /// The protocol's cluster invariants.
+    pub cluster_invariants: Vec<Invariant<paxraft_impls::ClusterCheck<R>>>,
+    /// The protocol's step invariants (their violations are bits of [`ServerState::broken`]).
+    pub step_invariants: Vec<Invariant<StepCheck<R>>>,
+}
+
+impl<R: Replica<Cmd>> Debug for Setup<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// The model of a cluster of `R`.
+pub type ClusterModel<R> = ActorModel<Node<R>, Setup<R>, History>;
+/// One state of it.
+pub type ClusterState<R> = ActorModelState<Node<R>, History>;
+
+/// The live servers' states (crashed ones excluded), by index.
+pub fn live_servers<'a, R: Replica<Cmd>>(
+    setup: &Setup<R>,
+    state: &'a ClusterState<R>,
+) -> impl Iterator<Item = (usize, &'a ServerState<R>)> + 'a {
+    let n = setup.cfg.servers;
+    state.actor_states[..n]
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| !state.crashed[*i])
+        .filter_map(|(i, s)| s.server().map(|s| (i, s)))
+}
+
+/// Every server's state, crashed ones included (their host state is what they saved).
+pub fn all_servers<'a, R: Replica<Cmd>>(
+    setup: &Setup<R>,
+    state: &'a ClusterState<R>,
+) -> impl Iterator<Item = &'a ServerState<R>> + 'a {
+    state.actor_states[..setup.cfg.servers]
+        .iter()
+        .filter_map(|s| s.server())
+}
+
+fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> bool {
+    let cfg = &setup.cfg;
+    if state.network.len() > cfg.max_in_flight {
+        return false;
+    }
+    // Clients do not crash (their retries are the model of a client that gives up).
+    if state.crashed[cfg.servers..].iter().any(|&c| c) {
+        return false;
+    }
+    let mut crashes = 0;
+    for (i, s) in state.actor_states[..cfg.servers].iter().enumerate() {
+        let Some(s) = s.server() else { continue };
+        if s.replica.status().term > cfg.max_term {
+            return false;
+        }
+        crashes += usize::from(s.saved.restarts) + usize::from(state.crashed[i]);
+    }
+    crashes <= cfg.max_crashes
+}
+
+/// Build the model of `cfg` for replica type `R`, with every property of
+/// [`crate::properties`].
+pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
+    let members: Arc<Vec<NodeId>> = Arc::new((0..cfg.servers as u8).map(NodeId).collect());
+    let setup = Setup {
+        cfg: cfg.clone(),
+        cluster_invariants: R::cluster_invariants(),
+        step_invariants: R::step_invariants(),
+    };
+    let step_invariants = Arc::new(setup.step_invariants.clone());
+    let protocol = Arc::new(cfg.protocol.clone());
+    let network = match cfg.network {
+        NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),
+        NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
+        NetworkKind::Ordered => Network::new_ordered([]),
+    };
+    let mut model = ActorModel::new(setup, History::new(cfg))
+        .actors((0..cfg.servers).map(|_| Node::Server {
+            members: members.clone(),
+            cfg: protocol.clone(),
+            step_invariants: step_invariants.clone(),
+        }))
+        .actors((0..cfg.clients).map(|c| Node::Client {
+            servers: cfg.servers as u8,
+            ops: Arc::new((0..cfg.ops).map(|k| cfg.op(c, k)).collect()),
+            max_retries: cfg.max_retries,
+        }))
+        .init_network(network)
+        .lossy_network(if cfg.lossy { LossyNetwork::Yes } else { LossyNetwork::No })
+        .max_crashes(cfg.max_crashes)
+        .record_msg_out(record_out::<R>)
+        .record_msg_in(record_in::<R>)
+        .within_boundary(within_boundary::<R>);
+    for p in crate::properties::properties::<R>(&model.cfg) {
+        model.properties.push(p);
+    }
+    model
+}

@@ -1,0 +1,204 @@
+//! Counterexamples, readably: one step per line of a message-sequence chart with one column
+//! per actor. The same [`Trace`] feeds the terminal chart ([`Trace::chart`]) and the SVG the
+//! report draws.
+
+use std::fmt::Write;
+
+use paxraft_impls::Replica;
+use stateright::actor::{ActorModelAction, Id};
+use stateright::Path;
+
+use crate::model::{ClusterModel, ClusterState, Cmd, Msg, Timer};
+
+/// One step: who acted, who received (for a delivery), and what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Column of the acting actor (the sender, for a delivery).
+    pub actor: usize,
+    /// Column of the recipient of a delivery.
+    pub to: Option<usize>,
+    /// What happened, one line.
+    pub label: String,
+}
+
+/// A counterexample (or example) path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    /// The property it is about.
+    pub property: String,
+    /// Column names: servers `n0..`, clients `c0..`.
+    pub actors: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// A one-line explanation of what is wrong in the last state, when one is known.
+    pub explanation: Option<String>,
+}
+
+fn actor_names(servers: usize, clients: usize) -> Vec<String> {
+    (0..servers)
+        .map(|i| format!("n{i}"))
+        .chain((0..clients).map(|c| format!("c{c}")))
+        .collect()
+}
+
+fn short(s: String) -> String {
+    const MAX: usize = 90;
+    if s.chars().count() > MAX {
+        let mut t: String = s.chars().take(MAX - 1).collect();
+        t.push('…');
+        t
+    } else {
+        s
+    }
+}
+
+fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
+    match msg {
+        Msg::Peer(m) => format!("{m:?}"),
+        Msg::Request(cmd) => format!("request #{} {:?}", cmd.seq, cmd.op),
+        Msg::Reply { seq, answer } => format!("reply #{seq} {answer:?}"),
+        Msg::Redirect { seq, leader } => match leader {
+            Some(l) => format!("redirect #{seq} to {l}"),
+            None => format!("redirect #{seq} (no leader known)"),
+        },
+    }
+}
+
+/// Turn a stateright path into a [`Trace`] about `property`.
+pub fn trace_of<R: Replica<Cmd>>(
+    model: &ClusterModel<R>,
+    path: &Path<ClusterState<R>, ActorModelAction<Msg<R::Msg>, Timer<R::Timer>, ()>>,
+    property: &str,
+) -> Trace {
+    let cfg = &model.cfg.cfg;
+    let col = |id: Id| usize::from(id);
+    let steps = path
+        .clone()
+        .into_actions()
+        .into_iter()
+        .map(|a| match a {
+            ActorModelAction::Deliver { src, dst, msg } => Step {
+                actor: col(src),
+                to: Some(col(dst)),
+                label: short(msg_label(&msg)),
+            },
+            ActorModelAction::Drop(env) => Step {
+                actor: col(env.src),
+                to: None,
+                label: short(format!(
+                    "lost to {}: {}",
+                    actor_names(cfg.servers, cfg.clients)[col(env.dst)],
+                    msg_label(&env.msg)
+                )),
+            },
+            ActorModelAction::Timeout(id, Timer::Replica(t)) => Step {
+                actor: col(id),
+                to: None,
+                label: format!("{t:?} timer fires"),
+            },
+            ActorModelAction::Timeout(id, Timer::Retry) => Step {
+                actor: col(id),
+                to: None,
+                label: "retry timer fires".into(),
+            },
+            ActorModelAction::Crash(id) => Step {
+                actor: col(id),
+                to: None,
+                label: "crashes".into(),
+            },
+            ActorModelAction::Recover(id) => Step {
+                actor: col(id),
+                to: None,
+                label: "restarts from its durable state".into(),
+            },
+            ActorModelAction::SelectRandom { actor, .. } => Step {
+                actor: col(actor),
+                to: None,
+                label: "random choice".into(),
+            },
+        })
+        .collect();
+    Trace {
+        property: property.to_string(),
+        actors: actor_names(cfg.servers, cfg.clients),
+        steps,
+        explanation: explain(model, path.last_state()),
+    }
+}
+
+/// Why the last state breaks a protocol invariant, when one of them says so.
+fn explain<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> Option<String> {
+    let live: Vec<&R> = crate::model::live_servers(&model.cfg, state)
+        .map(|(_, s)| &s.replica)
+        .collect();
+    for inv in &model.cfg.cluster_invariants {
+        if let Err(e) = (inv.check)(&live) {
+            return Some(format!("{}: {e}", inv.name));
+        }
+    }
+    if !state.history.tester.is_consistent_history() {
+        return Some(format!(
+            "the clients' history has no linearization: {:?}",
+            state.history.tester
+        ));
+    }
+    None
+}
+
+trait Consistent {
+    fn is_consistent_history(&self) -> bool;
+}
+
+impl<T: stateright::semantics::ConsistencyTester<Id, crate::model::KvSpec>> Consistent for T {
+    fn is_consistent_history(&self) -> bool {
+        self.is_consistent()
+    }
+}
+
+impl Trace {
+    /// The message-sequence chart for a terminal: a header of actor names, then one line per
+    /// step with an arrow from sender to recipient (or a mark on the actor for a local
+    /// event) followed by what happened.
+    pub fn chart(&self) -> String {
+        const W: usize = 6;
+        let n = self.actors.len();
+        let mut s = String::new();
+        let mut head = String::from("     ");
+        for a in &self.actors {
+            let _ = write!(head, "{a:<W$}");
+        }
+        let _ = writeln!(s, "{}", head.trim_end());
+        for (k, step) in self.steps.iter().enumerate() {
+            let mut line: Vec<char> = vec![' '; n * W];
+            for c in 0..n {
+                line[c * W] = '|';
+            }
+            match step.to {
+                Some(to) if to != step.actor => {
+                    let (a, b) = (step.actor.min(to) * W, step.actor.max(to) * W);
+                    for ch in &mut line[a + 1..b] {
+                        *ch = '-';
+                    }
+                    if to > step.actor {
+                        line[b - 1] = '>';
+                        line[a] = '*';
+                    } else {
+                        line[a + 1] = '<';
+                        line[b] = '*';
+                    }
+                }
+                _ => line[step.actor * W] = 'X',
+            }
+            let row: String = line.into_iter().collect();
+            let who = match step.to {
+                Some(to) => format!("{}→{}", self.actors[step.actor], self.actors[to]),
+                None => self.actors[step.actor].clone(),
+            };
+            let _ = writeln!(s, "{:>3}. {}  {who}: {}", k + 1, row.trim_end(), step.label);
+        }
+        if let Some(e) = &self.explanation {
+            let _ = writeln!(s, "     => {e}");
+        }
+        s
+    }
+}

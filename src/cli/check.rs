@@ -1,0 +1,320 @@
+//! `paxraft check` and `paxraft explore`: model-check a protocol with stateright.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use paxraft_impls::raft::Raft;
+use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
+
+use super::EXIT_BAD_INPUT;
+
+/// The protocols the model can check.
+pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
+
+/// What to check and how. Shared by `check` and `explore`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Protocol: raft or multipaxos.
+    pub protocol: String,
+    /// Servers (1 to 7).
+    #[arg(long, default_value_t = 3)]
+    pub servers: usize,
+    /// Clients.
+    #[arg(long, default_value_t = 2)]
+    pub clients: usize,
+    /// Operations per client, issued one at a time.
+    #[arg(long, default_value_t = 1)]
+    pub ops: usize,
+    /// Network: unordered, duplicating or ordered.
+    #[arg(long, default_value = "unordered")]
+    pub network: String,
+    /// Messages may be lost.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Server crashes (with recovery from durable state) over a run.
+    #[arg(long, default_value_t = 0)]
+    pub crashes: usize,
+    /// Highest term (Raft) or ballot round (Paxos) explored.
+    #[arg(long, default_value_t = ModelConfig::default().max_term)]
+    pub max_term: u64,
+    /// Most messages in flight at once.
+    #[arg(long, default_value_t = ModelConfig::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Resends per client request after timeouts.
+    #[arg(long, default_value_t = ModelConfig::default().max_retries)]
+    pub retries: u8,
+    /// Switch Raft's PreVote on (off by default: it protects liveness, not safety).
+    #[arg(long)]
+    pub pre_vote: bool,
+    /// Switch Raft's CheckQuorum on (off by default: it protects liveness, not safety).
+    #[arg(long)]
+    pub check_quorum: bool,
+}
+
+/// `paxraft check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Deepest path explored (0: no depth bound, only the model's other bounds).
+    #[arg(long, default_value_t = paxraft_models::check::DEFAULT_DEPTH)]
+    pub depth: usize,
+    /// Search strategy: bfs or dfs.
+    #[arg(long, default_value = "bfs")]
+    pub strategy: String,
+    /// Collapse states that differ only by renaming servers (DFS only).
+    #[arg(long)]
+    pub symmetry: bool,
+    /// Checker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `paxraft explore` flags.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where to serve the Explorer (loopback only).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: String,
+}
+
+fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<ModelConfig, String> {
+        if !PROTOCOLS.contains(&self.protocol.as_str()) {
+            return Err(format!(
+                "unknown protocol {:?}: expected one of {}",
+                self.protocol,
+                PROTOCOLS.join(", ")
+            ));
+        }
+        let network = NetworkKind::parse(&self.network).ok_or_else(|| {
+            format!(
+                "unknown network {:?}: expected unordered, duplicating or ordered",
+                self.network
+            )
+        })?;
+        let cfg = ModelConfig {
+            servers: self.servers,
+            clients: self.clients,
+            ops: self.ops,
+            network,
+            lossy: self.lossy,
+            max_crashes: self.crashes,
+            max_term: self.max_term,
+            max_in_flight: self.max_in_flight,
+            max_retries: self.retries,
+            ..ModelConfig::default()
+        };
+        let mut cfg = cfg;
+        cfg.protocol.pre_vote = self.pre_vote;
+        cfg.protocol.check_quorum = self.check_quorum;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl CheckArgs {
+    fn search(&self) -> Result<SearchOptions, String> {
+        let strategy = match self.strategy.as_str() {
+            "bfs" => Strategy::Bfs,
+            "dfs" => Strategy::Dfs,
+            s => return Err(format!("unknown strategy {s:?}: expected bfs or dfs")),
+        };
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let search = SearchOptions {
+            strategy,
+            symmetry: self.symmetry,
+            threads,
+            depth: (self.depth > 0).then_some(self.depth),
+        };
+        search.validate()?;
+        Ok(search)
+    }
+}
+
+/// Peak resident memory of this process in bytes (Linux; `None` elsewhere).
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn run_check<R: Checkable>(cfg: &ModelConfig, search: &SearchOptions, json: bool) -> Summary {
+    let bar = indicatif::ProgressBar::new_spinner();
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let summary = paxraft_models::check::<R>(cfg, search, Duration::from_millis(200), |p| {
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{} states, {} unique, depth {}, {:.0} unique states/s",
+            p.total_states,
+            p.unique_states,
+            p.max_depth,
+            p.unique_states as f64 / secs
+        ));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    summary
+}
+
+fn human_bytes(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+fn print_summary(s: &Summary, peak: Option<u64>) {
+    println!("{} {}", s.protocol, if s.passed() { "passed" } else { "FAILED" });
+    println!("  configuration   {}", s.command());
+    println!("  unique states   {}", s.unique_states);
+    println!("  total states    {}", s.total_states);
+    println!("  max depth       {}", s.max_depth);
+    println!("  seconds         {:.2}", s.seconds);
+    println!("  states/s        {:.0} unique", s.states_per_sec());
+    if let Some(p) = peak {
+        println!("  peak memory     {}", human_bytes(p));
+    }
+    println!("  properties:");
+    for p in &s.properties {
+        let kind = match p.kind {
+            Kind::Always => "always",
+            Kind::Sometimes => "sometimes",
+        };
+        println!("    {:<12} {:<10} {}", status_mark(p.status), kind, p.name);
+    }
+    for p in s.failures() {
+        println!();
+        match (&p.trace, p.status) {
+            (Some(t), Status::Violated) => {
+                println!("counterexample: {} violated after {} steps", p.name, t.steps.len());
+                print!("{}", t.chart());
+            }
+            _ => println!(
+                "{}: never reached within the bounds (raise --max-term, --depth or --retries?)",
+                p.name
+            ),
+        }
+    }
+    if !s.passed() {
+        println!();
+        println!("reproduce with: {}", s.command());
+    }
+}
+
+fn status_mark(s: Status) -> &'static str {
+    match s {
+        Status::Holds => "holds",
+        Status::Violated => "VIOLATED",
+        Status::Reached => "reached",
+        Status::NotReached => "NOT REACHED",
+    }
+}
+
+/// The summary as one JSON object.
+pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
+    let props: Vec<serde_json::Value> = s
+        .properties
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "kind": match p.kind { Kind::Always => "always", Kind::Sometimes => "sometimes" },
+                "status": p.status.name(),
+                "trace": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| t.chart()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "protocol": s.protocol,
+        "command": s.command(),
+        "passed": s.passed(),
+        "unique_states": s.unique_states,
+        "total_states": s.total_states,
+        "max_depth": s.max_depth,
+        "seconds": s.seconds,
+        "states_per_sec": s.states_per_sec(),
+        "peak_memory_bytes": peak,
+        "properties": props,
+    })
+}
+
+/// Run `paxraft check`.
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let cfg = match args.model.config() {
+        Ok(c) => c,
+        Err(e) => return bad(e),
+    };
+    let search = match args.search() {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let summary = match args.model.protocol.as_str() {
+        "raft" => run_check::<Raft<Cmd>>(&cfg, &search, args.json),
+        other => {
+            return bad(format!(
+                "{other} cannot be checked yet: its replica has not landed in paxraft-impls"
+            ))
+        }
+    };
+    let peak = peak_memory();
+    if args.json {
+        println!("{}", summary_json(&summary, peak));
+    } else {
+        print_summary(&summary, peak);
+    }
+    if summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Run `paxraft explore`: stateright's Explorer on a loopback address.
+pub fn explore(args: &ExploreArgs) -> ExitCode {
+    let cfg = match args.model.config() {
+        Ok(c) => c,
+        Err(e) => return bad(e),
+    };
+    let addr: std::net::SocketAddr = match args.addr.parse() {
+        Ok(a) => a,
+        Err(e) => return bad(format!("--addr {:?}: {e}", args.addr)),
+    };
+    if !addr.ip().is_loopback() {
+        return bad(format!(
+            "--addr {addr} is not a loopback address: the Explorer has no authentication"
+        ));
+    }
+    // stateright's server panics when it cannot bind: find out first, and say why.
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        return bad(format!("cannot listen on {addr}: {e}"));
+    }
+    match args.model.protocol.as_str() {
+        "raft" => serve::<Raft<Cmd>>(&cfg, addr),
+        other => bad(format!(
+            "{other} cannot be explored yet: its replica has not landed in paxraft-impls"
+        )),
+    }
+}
+
+fn serve<R: Checkable>(cfg: &ModelConfig, addr: std::net::SocketAddr) -> ExitCode {
+    use stateright::Model;
+    let _checker = paxraft_models::build::<R>(cfg).checker().serve(addr);
+    eprintln!("serving the Explorer on http://{addr}/ (Ctrl-C to stop)");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
