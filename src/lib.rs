@@ -8,5 +8,7 @@ pub use paxraft_impls as impls;
 pub use paxraft_models as models;
 
 pub mod cli;
+pub mod lincheck;
 pub mod report;
+pub mod runtime;
 pub mod simulate;

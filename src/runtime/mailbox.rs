@@ -1,0 +1,156 @@
+//! A bounded multi-producer, single-consumer mailbox that can be closed.
+//!
+//! Every replica thread and every client owns one: peers' messages, client proposals, replies
+//! and the shutdown/crash signal all travel through it. A consumer drains *everything* queued in
+//! one lock acquisition, which is what batches proposals (the leader proposes all of them in
+//! one step) and coalesces messages that arrived while it was busy. Producers push a whole
+//! batch in one lock acquisition and one wake-up.
+//!
+//! Closing is the shutdown signal: it wakes the consumer, refuses later pushes (the pusher gets
+//! its items back, so nothing is silently lost), and hands the items still queued to the closer.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::sync::{lock, Condvar, Mutex};
+
+/// Why a push was refused. The items come back to the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused<T> {
+    /// The mailbox was closed (its owner crashed or shut down).
+    Closed(Vec<T>),
+    /// The mailbox holds its capacity already.
+    Full(Vec<T>),
+}
+
+#[derive(Debug)]
+struct State<T> {
+    queue: VecDeque<T>,
+    closed: bool,
+    /// Whether the consumer is blocked (so producers skip the notify syscall otherwise).
+    waiting: bool,
+}
+
+/// What a drain saw.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Items were moved out (maybe zero, when the deadline passed).
+    Open,
+    /// The mailbox is closed; nothing more will come.
+    Closed,
+}
+
+/// A bounded, closable MPSC queue (see the module docs).
+#[derive(Debug)]
+pub struct Mailbox<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+    capacity: usize,
+    /// Test-only fault injection: skip the wake-up on push (loom must reject it).
+    #[cfg(loom)]
+    pub faulty_no_wake: bool,
+}
+
+impl<T> Mailbox<T> {
+    /// An open, empty mailbox holding at most `capacity` items.
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0);
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: false,
+                waiting: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+            #[cfg(loom)]
+            faulty_no_wake: false,
+        }
+    }
+
+    /// Push one item.
+    pub fn push(&self, item: T) -> Result<(), Refused<T>> {
+        self.push_many(vec![item])
+    }
+
+    /// Push a batch, all or nothing, in one lock acquisition and at most one wake-up.
+    pub fn push_many(&self, items: Vec<T>) -> Result<(), Refused<T>> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut s = lock(&self.state);
+        if s.closed {
+            return Err(Refused::Closed(items));
+        }
+        if s.queue.len() + items.len() > self.capacity {
+            return Err(Refused::Full(items));
+        }
+        s.queue.extend(items);
+        let wake = s.waiting;
+        drop(s);
+        #[cfg(loom)]
+        if self.faulty_no_wake {
+            return Ok(());
+        }
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Move every queued item into `into`, waiting while the mailbox is empty until an item
+    /// arrives, it is closed, or `deadline` passes (`None`: wait indefinitely). Items queued
+    /// before a close are still handed out first; `Closed` is returned only once it is empty.
+    pub fn drain(&self, into: &mut Vec<T>, deadline: Option<Instant>) -> Drained {
+        let mut s = lock(&self.state);
+        loop {
+            if !s.queue.is_empty() {
+                into.extend(s.queue.drain(..));
+                return Drained::Open;
+            }
+            if s.closed {
+                return Drained::Closed;
+            }
+            s.waiting = true;
+            s = match deadline {
+                None => self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        s.waiting = false;
+                        return Drained::Open;
+                    }
+                    self.ready
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            s.waiting = false;
+        }
+    }
+
+    /// Close: refuse later pushes, wake the consumer, and return what was still queued so the
+    /// closer can answer it. Idempotent.
+    pub fn close(&self) -> Vec<T> {
+        let mut s = lock(&self.state);
+        s.closed = true;
+        let left: Vec<T> = s.queue.drain(..).collect();
+        drop(s);
+        self.ready.notify_all();
+        left
+    }
+
+    /// Reopen a closed mailbox for a restarted owner. Returns what was queued since the close
+    /// (nothing: pushes were refused), for the caller to assert on.
+    pub fn reopen(&self) -> usize {
+        let mut s = lock(&self.state);
+        s.closed = false;
+        s.queue.len()
+    }
+
+    /// Whether the mailbox is closed.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+}

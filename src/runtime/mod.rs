@@ -1,0 +1,560 @@
+//! The threaded runtime: a live cluster of any [`Replica`] protocol, with clients.
+//!
+//! * Each replica runs on its own thread with a [`Mailbox`] (peer messages and client
+//!   proposals) and a timer heap. Each wake-up drains the whole mailbox: messages are stepped
+//!   in order, then *every* pending proposal goes to the replica in one `propose` call (one
+//!   append/accept per batch). Effects are carried out in order; all durable writes of the
+//!   batch are synced before any of its sends leave (the persist-before-send rule, with group
+//!   commit), sends to each peer are coalesced into one push.
+//! * Every node applies committed commands to its own [`Sessions`] state machine (exactly-once
+//!   by `(client, seq)`); the node that received a proposal answers its client.
+//! * Clients ([`Client`]) keep many requests outstanding, follow redirects, resend on silence,
+//!   and give every request an answer or an error within its timeout.
+//! * Faults at run time: [`Cluster::crash`], [`Cluster::restart`], [`Cluster::partition`],
+//!   [`Cluster::heal`]. A panicking replica thread is contained and reported
+//!   ([`Cluster::panics`]). [`Cluster::shutdown`] (also on drop) joins every thread.
+//!
+//! The state machine and the applied point are kept across a crash of a replica thread, as if
+//! checkpointed atomically with each apply; the replica itself reboots from durable storage.
+
+pub mod client;
+pub mod mailbox;
+pub mod storage;
+pub mod sync;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use paxraft_impls::sm::{Request, SessionError, Sessions, StateMachine};
+use paxraft_impls::{Config, Effect, NodeId, Out, Replica, Slot};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub use client::{Client, ClientConfig, Error};
+pub use mailbox::{Drained, Mailbox, Refused};
+pub use storage::{FileStorage, MemStorage, Storage};
+
+/// The command replicas carry: a client request for state machine `S`.
+pub type Cmd<S> = Request<<S as StateMachine>::Op>;
+
+/// What a client hears back about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply<S: StateMachine> {
+    /// The request was applied (or found applied) with this result.
+    Done {
+        seq: u64,
+        out: Result<S::Output, SessionError>,
+    },
+    /// The node cannot take it; try `leader` (a hint).
+    Redirect { seq: u64, leader: Option<NodeId> },
+    /// The node went down (crash or shutdown) before answering; try elsewhere.
+    Retry { seq: u64 },
+}
+
+/// A client's reply mailbox.
+pub type ReplyBox<S> = Arc<Mailbox<Reply<S>>>;
+
+/// What a replica thread receives.
+pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
+    /// A message from a peer.
+    Msg { from: NodeId, msg: R::Msg },
+    /// Client requests, answered through the reply box.
+    Propose {
+        reqs: Vec<Cmd<S>>,
+        reply: ReplyBox<S>,
+    },
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Msg { from, msg } => write!(f, "Msg({from}, {msg:?})"),
+            Input::Propose { reqs, .. } => write!(f, "Propose({} reqs)", reqs.len()),
+        }
+    }
+}
+
+/// Bound on a node mailbox: beyond it peer messages are dropped (the network is lossy) and
+/// client proposals are refused (the client retries).
+pub const NODE_MAILBOX: usize = 1 << 18;
+
+/// The network: one mailbox per node, and which directed links are cut.
+pub struct Net<R: Replica<Cmd<S>>, S: StateMachine> {
+    boxes: Vec<Arc<Mailbox<Input<R, S>>>>,
+    cut: Vec<AtomicBool>,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Net<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Net({} nodes)", self.boxes.len())
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.boxes.len()
+    }
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+    /// Whether every node's mailbox is closed (the cluster shut down).
+    pub fn all_closed(&self) -> bool {
+        self.boxes.iter().all(|b| b.is_closed())
+    }
+    fn linked(&self, from: usize, to: usize) -> bool {
+        // Relaxed: a partition taking effect a few messages late is just network delay.
+        !self.cut[from * self.boxes.len() + to].load(Ordering::Relaxed)
+    }
+    /// Hand client requests to node `to`; refused items come back.
+    pub fn propose(
+        &self,
+        to: NodeId,
+        reqs: Vec<Cmd<S>>,
+        reply: ReplyBox<S>,
+    ) -> Result<(), Vec<Cmd<S>>> {
+        match self.boxes[to.index()].push(Input::Propose { reqs, reply }) {
+            Ok(()) => Ok(()),
+            Err(Refused::Closed(mut v) | Refused::Full(mut v)) => match v.pop() {
+                Some(Input::Propose { reqs, .. }) => Err(reqs),
+                _ => unreachable!("pushed one proposal"),
+            },
+        }
+    }
+}
+
+/// Runtime settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The protocol's configuration (timeouts, batch size).
+    pub protocol: Config,
+    /// Seed of the timer-delay RNGs, so runs can repeat their timing choices.
+    pub seed: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            protocol: fast_config(),
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Protocol timeouts suited to an in-process cluster: elections in 20–40 ms, heartbeats 5 ms.
+pub fn fast_config() -> Config {
+    Config {
+        election_timeout: Duration::from_millis(20)..Duration::from_millis(40),
+        heartbeat_interval: Duration::from_millis(5),
+        ..Config::default()
+    }
+}
+
+/// What a node keeps across crashes of its thread.
+struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
+    storage: Box<dyn Storage<R, Cmd<S>>>,
+    sessions: Sessions<S>,
+    applied: Slot,
+    incarnation: u64,
+}
+
+type Shared<R, S> = Arc<Mutex<Kept<R, S>>>;
+
+fn lock_kept<R: Replica<Cmd<S>>, S: StateMachine>(
+    k: &Shared<R, S>,
+) -> std::sync::MutexGuard<'_, Kept<R, S>> {
+    k.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A live cluster of replicas of protocol `R` serving state machine `S`.
+pub struct Cluster<R: Replica<Cmd<S>>, S: StateMachine> {
+    cfg: RuntimeConfig,
+    members: Vec<NodeId>,
+    net: Arc<Net<R, S>>,
+    kept: Vec<Shared<R, S>>,
+    threads: Vec<Option<JoinHandle<()>>>,
+    panics: Arc<Mutex<Vec<(NodeId, String)>>>,
+    next_client: u64,
+    down: bool,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Cluster<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cluster<{}>({} nodes)", R::NAME, self.members.len())
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
+    /// Start `n` replicas with in-memory storage.
+    pub fn new(n: usize, cfg: RuntimeConfig) -> Result<Self, String> {
+        Self::with_storage(n, cfg, |_| Ok(Box::new(MemStorage::<R, Cmd<S>>::default())))
+    }
+
+    /// Start `n` replicas, each with the storage `storage(id)` opens.
+    pub fn with_storage(
+        n: usize,
+        cfg: RuntimeConfig,
+        mut storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
+    ) -> Result<Self, String> {
+        cfg.protocol.validate(n)?;
+        let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
+        let net = Arc::new(Net {
+            boxes: (0..n)
+                .map(|_| Arc::new(Mailbox::new(NODE_MAILBOX)))
+                .collect(),
+            cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
+        });
+        let mut kept = Vec::with_capacity(n);
+        for &id in &members {
+            let storage = storage(id).map_err(|e| format!("storage of {id}: {e}"))?;
+            kept.push(Arc::new(Mutex::new(Kept {
+                storage,
+                sessions: Sessions::new(),
+                applied: 0,
+                incarnation: 0,
+            })));
+        }
+        let mut c = Cluster {
+            cfg,
+            members,
+            net,
+            kept,
+            threads: (0..n).map(|_| None).collect(),
+            panics: Arc::new(Mutex::new(Vec::new())),
+            next_client: 1,
+            down: false,
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        assert!(self.threads[i].is_none(), "node {i} already runs");
+        let id = self.members[i];
+        let members = self.members.clone();
+        let net = Arc::clone(&self.net);
+        let kept = Arc::clone(&self.kept[i]);
+        let panics = Arc::clone(&self.panics);
+        let cfg = self.cfg.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{id}", R::NAME))
+            .spawn(move || {
+                let mut pending: HashMap<(u64, u64), ReplyBox<S>> = HashMap::new();
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    node_loop::<R, S>(id, &members, &cfg, &net, &kept, &mut pending)
+                }));
+                if let Err(p) = result {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panic".into());
+                    panics
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((id, what));
+                    // Contained: the node is down, its peers go on, its clients go elsewhere.
+                    fail_inputs::<R, S>(net.boxes[id.index()].close());
+                }
+                for ((_, seq), reply) in pending.drain() {
+                    let _ = reply.push(Reply::Retry { seq });
+                }
+            })
+            .expect("spawn replica thread");
+        self.threads[i] = Some(handle);
+    }
+
+    /// The member ids.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// The network handle clients use.
+    pub fn net(&self) -> Arc<Net<R, S>> {
+        Arc::clone(&self.net)
+    }
+
+    /// A new client with its own id.
+    pub fn client(&mut self, cfg: ClientConfig) -> Client<R, S> {
+        let id = self.next_client;
+        self.next_client += 1;
+        Client::new(id, self.net(), cfg)
+    }
+
+    /// Panics of replica threads so far: (node, message).
+    pub fn panics(&self) -> Vec<(NodeId, String)> {
+        self.panics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_up(&self, i: usize) -> bool {
+        !self.net.boxes[i].is_closed()
+    }
+
+    /// Crash node `i`: its thread stops, its volatile state and mailbox are lost, its durable
+    /// storage stays. Clients waiting on it are told to retry elsewhere.
+    pub fn crash(&mut self, i: usize) {
+        fail_inputs::<R, S>(self.net.boxes[i].close());
+        if let Some(h) = self.threads[i].take() {
+            // The thread body catches panics itself, so join only fails if that failed.
+            let _ = h.join();
+        }
+    }
+
+    /// Restart a crashed node from its durable storage.
+    pub fn restart(&mut self, i: usize) {
+        assert!(!self.down, "restart after shutdown");
+        if self.threads[i].is_some() && self.is_up(i) {
+            return;
+        }
+        if let Some(h) = self.threads[i].take() {
+            let _ = h.join();
+        }
+        let queued = self.net.boxes[i].reopen();
+        assert_eq!(queued, 0, "a closed mailbox took items");
+        self.spawn(i);
+    }
+
+    /// Cut every link between nodes of different `sets` (nodes in no set are isolated).
+    pub fn partition(&self, sets: &[&[usize]]) {
+        let n = self.members.len();
+        let group = |x: usize| sets.iter().position(|s| s.contains(&x));
+        for a in 0..n {
+            for b in 0..n {
+                let same = a == b || (group(a).is_some() && group(a) == group(b));
+                self.net.cut[a * n + b].store(!same, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Restore every link.
+    pub fn heal(&self) {
+        for c in &self.net.cut {
+            c.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Node `i`'s applied point: (highest slot applied, requests that took effect).
+    pub fn applied(&self, i: usize) -> (Slot, u64) {
+        let k = lock_kept(&self.kept[i]);
+        (k.applied, k.sessions.applied())
+    }
+
+    /// A copy of node `i`'s state machine.
+    pub fn state(&self, i: usize) -> S {
+        lock_kept(&self.kept[i]).sessions.state().clone()
+    }
+
+    /// Stop every node and join every thread. Requests still queued or waiting are answered
+    /// with `Retry`, which a client turns into `Error::Shutdown` once every node refuses it.
+    pub fn shutdown(&mut self) {
+        self.down = true;
+        for b in &self.net.boxes {
+            fail_inputs::<R, S>(b.close());
+        }
+        for t in &mut self.threads {
+            if let Some(h) = t.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Drop for Cluster<R, S> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Answer the proposals among inputs a closed mailbox handed back.
+fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>) {
+    for input in inputs {
+        if let Input::Propose { reqs, reply } = input {
+            let _ = reply.push_many(
+                reqs.into_iter()
+                    .map(|r| Reply::Retry { seq: r.seq })
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// Armed timers: a min-heap of deadlines with a generation per timer, so re-arming or
+/// cancelling leaves a stale heap entry that is skipped when it surfaces.
+struct Timers<T: Ord + Copy> {
+    heap: BinaryHeap<Reverse<(Instant, u64, T)>>,
+    armed: BTreeMap<T, u64>,
+    gen: u64,
+}
+
+impl<T: Ord + Copy> Timers<T> {
+    fn set(&mut self, t: T, at: Instant) {
+        self.gen += 1;
+        self.armed.insert(t, self.gen);
+        self.heap.push(Reverse((at, self.gen, t)));
+        // Bounded: stale entries are dropped when the heap grows well past the armed set.
+        if self.heap.len() > 64 + 8 * self.armed.len() {
+            let armed = &self.armed;
+            self.heap
+                .retain(|Reverse((_, g, t))| armed.get(t) == Some(g));
+        }
+    }
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+    fn pop_due(&mut self, now: Instant) -> Option<T> {
+        while let Some(Reverse((at, g, t))) = self.heap.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.armed.get(&t) == Some(&g) {
+                self.armed.remove(&t);
+                return Some(t);
+            }
+        }
+        None
+    }
+}
+
+/// One replica thread's life: boot from storage, then drain, step, apply effects, until its
+/// mailbox is closed.
+fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
+    id: NodeId,
+    members: &[NodeId],
+    cfg: &RuntimeConfig,
+    net: &Net<R, S>,
+    kept: &Shared<R, S>,
+    pending: &mut HashMap<(u64, u64), ReplyBox<S>>,
+) {
+    let mine = &net.boxes[id.index()];
+    let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
+    let (durable, incarnation) = {
+        let mut k = lock_kept(kept);
+        k.incarnation += 1;
+        (k.storage.load().expect("load durable state"), k.incarnation)
+    };
+    let mut rng = StdRng::seed_from_u64(
+        cfg.seed ^ (u64::from(id.0) << 32) ^ incarnation.wrapping_mul(0x9e37_79b9),
+    );
+    let mut replica = R::boot(id, members, durable.as_ref(), &cfg.protocol, &mut out);
+    let mut timers = Timers {
+        heap: BinaryHeap::new(),
+        armed: BTreeMap::new(),
+        gen: 0,
+    };
+    let mut inbox: Vec<Input<R, S>> = Vec::new();
+    let mut batch: Vec<Cmd<S>> = Vec::new();
+    let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
+    let mut replies: HashMap<u64, (ReplyBox<S>, Vec<Reply<S>>)> = HashMap::new();
+    let mut last_reported: Slot = 0;
+    loop {
+        // Carry out the effects of everything stepped so far, in order.
+        {
+            let mut k = lock_kept(kept);
+            let k = &mut *k;
+            for e in out.drain() {
+                match e {
+                    Effect::Persist(w) => k.storage.append(&w).expect("durable append"),
+                    Effect::Send { to, msg } => {
+                        if net.linked(id.index(), to.index()) {
+                            outgoing[to.index()].push(Input::Msg { from: id, msg });
+                        }
+                    }
+                    Effect::SetTimer { timer, after } => {
+                        let d = if after.start >= after.end {
+                            after.start
+                        } else {
+                            rng.gen_range(after)
+                        };
+                        timers.set(timer, Instant::now() + d);
+                    }
+                    Effect::CancelTimer(t) => {
+                        timers.armed.remove(&t);
+                    }
+                    Effect::Commit { slot, cmd } => {
+                        assert!(
+                            slot > last_reported,
+                            "commits out of order: {slot} after {last_reported}"
+                        );
+                        last_reported = slot;
+                        if slot <= k.applied {
+                            continue; // re-reported after a restart
+                        }
+                        k.applied = slot;
+                        let res = k.sessions.apply(&cmd);
+                        if let Some(reply) = pending.remove(&(cmd.client, cmd.seq)) {
+                            replies
+                                .entry(cmd.client)
+                                .or_insert_with(|| (reply, Vec::new()))
+                                .1
+                                .push(Reply::Done {
+                                    seq: cmd.seq,
+                                    out: res,
+                                });
+                        }
+                    }
+                    Effect::Redirect { cmd, leader } => {
+                        if let Some(reply) = pending.remove(&(cmd.client, cmd.seq)) {
+                            replies
+                                .entry(cmd.client)
+                                .or_insert_with(|| (reply, Vec::new()))
+                                .1
+                                .push(Reply::Redirect {
+                                    seq: cmd.seq,
+                                    leader,
+                                });
+                        }
+                    }
+                }
+            }
+            // Group commit: everything persisted above is durable before any send leaves.
+            k.storage.sync().expect("durable sync");
+        }
+        for (to, msgs) in outgoing.iter_mut().enumerate() {
+            if !msgs.is_empty() {
+                // A closed (crashed) or full peer drops them, like a lossy network.
+                let _ = net.boxes[to].push_many(std::mem::take(msgs));
+            }
+        }
+        for (_, (reply, list)) in replies.drain() {
+            let _ = reply.push_many(list);
+        }
+
+        // Wait for input or the next timer.
+        let now = Instant::now();
+        if let Some(t) = timers.pop_due(now) {
+            replica.on_timer(t, &mut out);
+            continue;
+        }
+        if mine.drain(&mut inbox, timers.next()) == Drained::Closed {
+            return;
+        }
+        for input in inbox.drain(..) {
+            match input {
+                Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
+                Input::Propose { reqs, reply } => {
+                    for r in &reqs {
+                        pending.insert((r.client, r.seq), Arc::clone(&reply));
+                    }
+                    batch.extend(reqs);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            // One propose for everything pending: one append/accept for the whole batch.
+            replica.propose(std::mem::take(&mut batch), &mut out);
+        }
+    }
+}
