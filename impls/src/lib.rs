@@ -8,12 +8,15 @@
 //!
 //! * [`replica`]: the trait, its effects and their contract.
 //! * [`raft`]: Raft (Ongaro & Ousterhout, 2014) with PreVote and CheckQuorum.
+//! * [`multipaxos`]: multi-Paxos (Lamport 2001; van Renesse & Altinbuken 2015) with a stable
+//!   leader, leases and catch-up.
 //! * [`sm`]: a key-value store and a lock service, behind client sessions.
 //! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
 //! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
 
 pub mod bugs;
 pub mod driver;
+pub mod multipaxos;
 pub mod raft;
 pub mod replica;
 pub mod sm;

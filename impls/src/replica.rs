@@ -347,6 +347,13 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
 
     /// Invariants over successive states of one replica.
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>>;
+
+    /// The timer whose firing at a non-leader starts a bid for leadership (Raft's election
+    /// timeout, Paxos's phase 1). Lets protocol-neutral tests and tools elect a leader.
+    fn election_timer() -> Self::Timer;
+
+    /// The timer whose firing at a leader sends heartbeats (and with them the commit point).
+    fn heartbeat_timer() -> Self::Timer;
 }
 
 /// Protocol configuration. Times are only handed back to the host in timer effects: the

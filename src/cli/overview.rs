@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{KvOp, Request};
 use paxraft_impls::{Bug, Replica};
@@ -23,6 +24,7 @@ pub fn run() -> ExitCode {
     println!();
     println!("protocols:");
     protocol::<Raft<KvCmd>>();
+    protocol::<MultiPaxos<KvCmd>>();
     println!();
     println!("state machines: kv (get, put, cas), lock (acquire, release, fencing tokens),");
     println!("                behind client sessions (a retried request applies once)");

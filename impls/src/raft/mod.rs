@@ -737,6 +737,14 @@ impl<C: Command> Replica<C> for Raft<C> {
             Invariant { name: "committed entries never change", check: committed_stable::<C> },
         ]
     }
+
+    fn election_timer() -> RaftTimer {
+        RaftTimer::Election
+    }
+
+    fn heartbeat_timer() -> RaftTimer {
+        RaftTimer::Heartbeat
+    }
 }
 
 /// Accessors for tests and checkers.
