@@ -31,7 +31,7 @@ impl Strategy {
 /// Default bound on path length: deep enough for an election, both clients' ops, a commit
 /// on every server and a second election after it (3 servers), small enough for a two-minute
 /// check on two cores.
-pub const DEFAULT_DEPTH: usize = 20;
+pub const DEFAULT_DEPTH: usize = 18;
 
 /// How to search.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
 
@@ -264,11 +265,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     };
     let summary = match args.model.protocol.as_str() {
         "raft" => run_check::<Raft<Cmd>>(&cfg, &search, args.json),
-        other => {
-            return bad(format!(
-                "{other} cannot be checked yet: its replica has not landed in paxraft-impls"
-            ))
-        }
+        "multipaxos" => run_check::<MultiPaxos<Cmd>>(&cfg, &search, args.json),
+        other => return bad(format!("unknown protocol {other:?}")),
     };
     let peak = peak_memory();
     if args.json {
@@ -304,9 +302,8 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     }
     match args.model.protocol.as_str() {
         "raft" => serve::<Raft<Cmd>>(&cfg, addr),
-        other => bad(format!(
-            "{other} cannot be explored yet: its replica has not landed in paxraft-impls"
-        )),
+        "multipaxos" => serve::<MultiPaxos<Cmd>>(&cfg, addr),
+        other => bad(format!("unknown protocol {other:?}")),
     }
 }
 

@@ -1,0 +1,303 @@
+//! Bounded exhaustive model checks of every protocol (stateright), and proof that the
+//! properties can fail: a deliberately broken replica is caught with a trace.
+//!
+//! Each check asserts that every always-property holds *and* every sometimes-property is
+//! reached, so a model that silently does nothing cannot pass. Bounds are chosen so that all
+//! of these finish in a few minutes together on two cores; bigger configurations are the
+//! `#[ignore]`d tests at the end (`cargo test --test model_check -- --ignored`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::{ClusterCheck, Config, Effect, Invariant, NodeId, Out, Replica, Slot, Status, StepCheck};
+use paxraft_models::properties::names;
+use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status as Verdict, Strategy, Summary};
+
+fn run<R: Checkable>(cfg: ModelConfig, depth: usize) -> Summary {
+    cfg.validate().expect("a valid test configuration");
+    let search = SearchOptions {
+        strategy: Strategy::Bfs,
+        symmetry: false,
+        threads: 2,
+        depth: Some(depth),
+    };
+    check::<R>(&cfg, &search, Duration::from_secs(3600), |_| {})
+}
+
+/// Every always-property holds and every sometimes-property was reached; otherwise fail with
+/// the counterexample chart.
+fn assert_passes(s: &Summary) {
+    let mut failures = String::new();
+    for p in s.failures() {
+        failures.push_str(&format!("{}: {}\n", p.name, p.status.name()));
+        if let Some(t) = &p.trace {
+            failures.push_str(&t.chart());
+        }
+    }
+    assert!(s.passed(), "{} failed ({}):\n{failures}", s.protocol, s.command());
+    // The guards themselves must be there: one sometimes-property per kind of state.
+    for name in [names::LEADER, names::COMMITTED_EVERYWHERE, names::ALL_REPLIES] {
+        assert_eq!(s.verdict(name).map(|v| v.status), Some(Verdict::Reached), "{name}");
+    }
+    assert!(s.properties.iter().filter(|p| p.kind == Kind::Always).count() >= 4);
+    assert!(
+        s.unique_states > 1000,
+        "suspiciously small state space: {}",
+        s.unique_states
+    );
+}
+
+fn three_servers_two_clients() -> ModelConfig {
+    ModelConfig::default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raft
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn raft_unordered() {
+    let s = run::<Raft<Cmd>>(three_servers_two_clients(), 16);
+    assert_passes(&s);
+    assert_eq!(
+        s.verdict(names::LEADER_CHANGE).map(|v| v.status),
+        Some(Verdict::Reached)
+    );
+}
+
+#[test]
+fn raft_one_crash() {
+    let cfg = ModelConfig {
+        max_crashes: 1,
+        ..three_servers_two_clients()
+    };
+    let s = run::<Raft<Cmd>>(cfg, 16);
+    assert_passes(&s);
+    assert_eq!(s.verdict(names::RECOVERS).map(|v| v.status), Some(Verdict::Reached));
+}
+
+#[test]
+fn raft_lossy() {
+    // Loss multiplies the branching (any message may vanish at any step): one term keeps the
+    // check small; elections, commits and replies all happen within it.
+    let cfg = ModelConfig {
+        lossy: true,
+        max_term: 1,
+        ..three_servers_two_clients()
+    };
+    let s = run::<Raft<Cmd>>(cfg, LOSSY_DEPTH);
+    assert_passes(&s);
+}
+
+const LOSSY_DEPTH: usize = 14;
+
+// ---------------------------------------------------------------------------------------------
+// Multi-Paxos
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn multipaxos_unordered() {
+    let s = run::<MultiPaxos<Cmd>>(three_servers_two_clients(), 16);
+    assert_passes(&s);
+    assert_eq!(
+        s.verdict(names::LEADER_CHANGE).map(|v| v.status),
+        Some(Verdict::Reached)
+    );
+}
+
+#[test]
+fn multipaxos_one_crash() {
+    let cfg = ModelConfig {
+        max_crashes: 1,
+        ..three_servers_two_clients()
+    };
+    let s = run::<MultiPaxos<Cmd>>(cfg, 16);
+    assert_passes(&s);
+    assert_eq!(s.verdict(names::RECOVERS).map(|v| v.status), Some(Verdict::Reached));
+}
+
+#[test]
+fn multipaxos_lossy() {
+    let cfg = ModelConfig {
+        lossy: true,
+        max_term: 1,
+        ..three_servers_two_clients()
+    };
+    let s = run::<MultiPaxos<Cmd>>(cfg, LOSSY_DEPTH);
+    assert_passes(&s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof that the properties can fail: a leader that commits before a quorum has the entry
+// ---------------------------------------------------------------------------------------------
+
+/// Raft whose leader reports a proposed command committed at once, before any follower has
+/// it (the classic "commit before quorum" bug), and answers the client. Raft's own later
+/// report of those slots is suppressed so the only wrong thing is the early commit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct EagerCommit {
+    raft: Raft<Cmd>,
+    /// Slots reported early, in this incarnation.
+    reported: Slot,
+}
+
+type RaftOut = Out<Raft<Cmd>, Cmd>;
+
+impl EagerCommit {
+    fn forward(&mut self, inner: &mut RaftOut, out: &mut Out<Self, Cmd>) {
+        for e in inner.drain() {
+            match e {
+                Effect::Send { to, msg } => out.send(to, msg),
+                Effect::SetTimer { timer, after } => out.set_timer(timer, after),
+                Effect::CancelTimer(t) => out.cancel_timer(t),
+                Effect::Persist(w) => out.persist(w),
+                Effect::Commit { slot, cmd } => {
+                    if slot > self.reported {
+                        self.reported = slot;
+                        out.commit(slot, cmd);
+                    }
+                }
+                Effect::Redirect { cmd, leader } => out.redirect(cmd, leader),
+            }
+        }
+    }
+}
+
+impl Replica<Cmd> for EagerCommit {
+    type Msg = <Raft<Cmd> as Replica<Cmd>>::Msg;
+    type Timer = <Raft<Cmd> as Replica<Cmd>>::Timer;
+    type Durable = <Raft<Cmd> as Replica<Cmd>>::Durable;
+    type Write = <Raft<Cmd> as Replica<Cmd>>::Write;
+    const NAME: &'static str = "eager-commit-raft";
+
+    fn boot(
+        id: NodeId,
+        members: &[NodeId],
+        durable: Option<&Self::Durable>,
+        cfg: &Config,
+        out: &mut Out<Self, Cmd>,
+    ) -> Self {
+        let mut inner = RaftOut::new();
+        let raft = Raft::boot(id, members, durable, cfg, &mut inner);
+        let mut r = EagerCommit { raft, reported: 0 };
+        r.forward(&mut inner, out);
+        r
+    }
+    fn on_message(&mut self, from: NodeId, msg: Self::Msg, out: &mut Out<Self, Cmd>) {
+        let mut inner = RaftOut::new();
+        self.raft.on_message(from, msg, &mut inner);
+        self.forward(&mut inner, out);
+    }
+    fn on_timer(&mut self, timer: Self::Timer, out: &mut Out<Self, Cmd>) {
+        let mut inner = RaftOut::new();
+        self.raft.on_timer(timer, &mut inner);
+        self.forward(&mut inner, out);
+    }
+    fn propose(&mut self, cmds: Vec<Cmd>, out: &mut Out<Self, Cmd>) {
+        let mut inner = RaftOut::new();
+        let n = cmds.len() as Slot;
+        let early = cmds.clone();
+        self.raft.propose(cmds, &mut inner);
+        let leading = inner.iter().all(|e| !matches!(e, Effect::Redirect { .. }));
+        self.forward(&mut inner, out);
+        if leading {
+            // The bug: the entries are only in the leader's log, yet reported committed.
+            let last = self.raft.status().last;
+            for (i, cmd) in early.into_iter().enumerate() {
+                let slot = last + 1 - n + i as Slot;
+                if slot > self.reported {
+                    self.reported = slot;
+                    out.commit(slot, cmd);
+                }
+            }
+        }
+    }
+    fn status(&self) -> Status {
+        self.raft.status()
+    }
+    fn id(&self) -> NodeId {
+        self.raft.id()
+    }
+    fn committed(&self) -> BTreeMap<Slot, Option<Cmd>> {
+        self.raft.committed()
+    }
+    fn apply_write(durable: &mut Self::Durable, write: &Self::Write) {
+        Raft::<Cmd>::apply_write(durable, write)
+    }
+    fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
+        Vec::new() // the host's properties must catch it on their own
+    }
+    fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
+        Vec::new()
+    }
+    fn election_timer() -> Self::Timer {
+        Raft::<Cmd>::election_timer()
+    }
+    fn heartbeat_timer() -> Self::Timer {
+        Raft::<Cmd>::heartbeat_timer()
+    }
+}
+
+#[test]
+fn a_leader_committing_before_a_quorum_is_caught_with_a_trace() {
+    // The shortest failure (13 steps): n0 is elected and acknowledges c0's put it alone holds;
+    // n1, which never saw it, is elected in term 2 by n2 and commits c1's get in the same
+    // slot. Room for 8 messages lets both elections overlap.
+    let cfg = ModelConfig {
+        max_in_flight: 8,
+        ..three_servers_two_clients()
+    };
+    let s = run::<EagerCommit>(cfg, 13);
+    assert!(!s.passed(), "the broken replica passed: the properties cannot fail");
+    let violated: Vec<&str> = s
+        .properties
+        .iter()
+        .filter(|p| p.status == Verdict::Violated)
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        violated.contains(&names::SAFETY) || violated.contains(&names::LINEARIZABLE),
+        "expected a safety or linearizability violation, got {violated:?}"
+    );
+    for p in s.properties.iter().filter(|p| p.status == Verdict::Violated) {
+        let trace = p.trace.as_ref().expect("a violation comes with its trace");
+        assert!(!trace.steps.is_empty());
+        let chart = trace.chart();
+        assert_eq!(
+            chart.lines().count(),
+            trace.steps.len() + 1 + usize::from(trace.explanation.is_some())
+        );
+        assert!(chart.lines().next().unwrap().contains("n0"), "{chart}");
+    }
+    assert!(s.command().starts_with("paxraft check eager-commit-raft"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bigger configurations: run with `-- --ignored` (times measured on 2 cores, release-like
+// test profile).
+// ---------------------------------------------------------------------------------------------
+
+/// The `paxraft check raft` default (depth 20): ~20 s, ~2.1 GB.
+#[test]
+#[ignore]
+fn raft_default_depth() {
+    assert_passes(&run::<Raft<Cmd>>(
+        three_servers_two_clients(),
+        paxraft_models::check::DEFAULT_DEPTH,
+    ));
+}
+
+/// One crash at depth 18: ~40 s, ~3 GB.
+#[test]
+#[ignore]
+fn raft_one_crash_deeper() {
+    assert_passes(&run::<Raft<Cmd>>(
+        ModelConfig {
+            max_crashes: 1,
+            ..three_servers_two_clients()
+        },
+        18,
+    ));
+}
