@@ -46,9 +46,12 @@ pub struct Mailbox<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     capacity: usize,
-    /// Test-only fault injection: skip the wake-up on push (loom must reject it).
+    /// Test-only fault injection (loom must reject each): skip the wake-up on push.
     #[cfg(loom)]
     pub faulty_no_wake: bool,
+    /// Test-only fault injection: close without waking the consumer.
+    #[cfg(loom)]
+    pub faulty_close_no_wake: bool,
 }
 
 impl<T> Mailbox<T> {
@@ -65,6 +68,8 @@ impl<T> Mailbox<T> {
             capacity,
             #[cfg(loom)]
             faulty_no_wake: false,
+            #[cfg(loom)]
+            faulty_close_no_wake: false,
         }
     }
 
@@ -137,6 +142,10 @@ impl<T> Mailbox<T> {
         s.closed = true;
         let left: Vec<T> = s.queue.drain(..).collect();
         drop(s);
+        #[cfg(loom)]
+        if self.faulty_close_no_wake {
+            return left;
+        }
         self.ready.notify_all();
         left
     }

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use paxraft_impls::sm::{Request, SessionError, Sessions, StateMachine};
-use paxraft_impls::{Config, Effect, NodeId, Out, Replica, Slot};
+use paxraft_impls::{Config, Effect, NodeId, Out, Replica, Role, Slot, Status};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -162,6 +162,8 @@ struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     sessions: Sessions<S>,
     applied: Slot,
     incarnation: u64,
+    /// The replica's status after its latest step (`None` while down).
+    status: Option<Status>,
 }
 
 type Shared<R, S> = Arc<Mutex<Kept<R, S>>>;
@@ -218,6 +220,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 sessions: Sessions::new(),
                 applied: 0,
                 incarnation: 0,
+                status: None,
             })));
         }
         let mut c = Cluster {
@@ -242,6 +245,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let members = self.members.clone();
         let net = Arc::clone(&self.net);
         let kept = Arc::clone(&self.kept[i]);
+        let kept_on_exit = Arc::clone(&self.kept[i]);
         let panics = Arc::clone(&self.panics);
         let cfg = self.cfg.clone();
         let handle = std::thread::Builder::new()
@@ -264,6 +268,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                     // Contained: the node is down, its peers go on, its clients go elsewhere.
                     fail_inputs::<R, S>(net.boxes[id.index()].close());
                 }
+                lock_kept(&kept_on_exit).status = None;
                 for ((_, seq), reply) in pending.drain() {
                     let _ = reply.push(Reply::Retry { seq });
                 }
@@ -343,6 +348,21 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         for c in &self.net.cut {
             c.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// The up node that leads in the highest term, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.is_up(i))
+            .filter_map(|i| lock_kept(&self.kept[i]).status.map(|s| (s.term, s.role, i)))
+            .filter(|&(_, role, _)| role == Role::Leader)
+            .max()
+            .map(|(_, _, i)| i)
+    }
+
+    /// Node `i`'s status after its latest step (`None` while down).
+    pub fn status(&self, i: usize) -> Option<Status> {
+        lock_kept(&self.kept[i]).status
     }
 
     /// Node `i`'s applied point: (highest slot applied, requests that took effect).
@@ -521,6 +541,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             }
             // Group commit: everything persisted above is durable before any send leaves.
             k.storage.sync().expect("durable sync");
+            k.status = Some(replica.status());
         }
         for (to, msgs) in outgoing.iter_mut().enumerate() {
             if !msgs.is_empty() {
