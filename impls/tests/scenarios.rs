@@ -55,7 +55,10 @@ fn commit<R: Replica<u32>>(c: &mut Cluster<R, u32>, leader: usize, cmds: Vec<u32
 /// Heartbeat until every live node applied `want` (bounded).
 fn settle<R: Replica<u32>>(c: &mut Cluster<R, u32>, leader: usize, want: &[u32]) {
     for _ in 0..MAX_ROUNDS {
-        if (0..c.len()).filter(|&i| c.is_up(i)).all(|i| c.applied(i) == want) {
+        if (0..c.len())
+            .filter(|&i| c.is_up(i))
+            .all(|i| c.applied(i) == want)
+        {
             return;
         }
         heartbeat(c, leader);
@@ -99,7 +102,11 @@ fn minority_leader_cannot_commit<R: Replica<u32>>() {
     c.propose(0, vec![99]);
     c.deliver_all();
     heartbeat(&mut c, 0);
-    assert_eq!(c.applied(0), vec![1], "a leader cut off from the majority commits nothing");
+    assert_eq!(
+        c.applied(0),
+        vec![1],
+        "a leader cut off from the majority commits nothing"
+    );
     elect(&mut c, 1);
     commit(&mut c, 1, vec![2]);
     c.heal();
@@ -123,7 +130,10 @@ fn restarted_follower_catches_up<R: Replica<u32>>() {
 }
 
 fn far_behind_replica_catches_up_in_batches<R: Replica<u32>>() {
-    let cfg = Config { max_batch: 3, ..Config::default() };
+    let cfg = Config {
+        max_batch: 3,
+        ..Config::default()
+    };
     let mut c = Cluster::<R, u32>::new(3, cfg);
     elect(&mut c, 0);
     c.partition(&[2]);

@@ -59,7 +59,9 @@ mod tests;
 
 /// A ballot: ordered by round, then node id (PMS §2.2: proposal numbers from disjoint sets).
 /// `Ballot::ZERO` is below every real ballot (real rounds start at 1).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Ballot {
     /// The round.
     pub round: u64,
@@ -88,13 +90,28 @@ pub enum PaxosMsg<C> {
     Prepare { ballot: Ballot, from: Slot },
     /// Phase 1b: the promise, with what the acceptor accepted from slot `from` on (`None`:
     /// nothing accepted in that slot).
-    Promise { ballot: Ballot, from: Slot, accepted: Vec<Option<Entry<C>>> },
+    Promise {
+        ballot: Ballot,
+        from: Slot,
+        accepted: Vec<Option<Entry<C>>>,
+    },
     /// Phase 2a for slots `first..first + cmds.len()`, carrying the leader's commit point.
     /// With no `cmds` it is a heartbeat.
-    Accept { ballot: Ballot, first: Slot, cmds: Vec<Option<C>>, commit: Slot },
+    Accept {
+        ballot: Ballot,
+        first: Slot,
+        cmds: Vec<Option<C>>,
+        commit: Slot,
+    },
     /// Phase 2b for slots `first..=upto` (none if `upto < first`). `commit` is the acceptor's
     /// commit point; `behind` says it could not learn up to the leader's.
-    Accepted { ballot: Ballot, first: Slot, upto: Slot, commit: Slot, behind: bool },
+    Accepted {
+        ballot: Ballot,
+        first: Slot,
+        upto: Slot,
+        commit: Slot,
+        behind: bool,
+    },
     /// Refusal: the acceptor promised `promised`, above `ballot`.
     Nack { ballot: Ballot, promised: Ballot },
 }
@@ -121,7 +138,11 @@ pub struct PaxosDurable<C> {
 
 impl<C> Default for PaxosDurable<C> {
     fn default() -> Self {
-        PaxosDurable { promised: Ballot::ZERO, tried: 0, log: Vec::new() }
+        PaxosDurable {
+            promised: Ballot::ZERO,
+            tried: 0,
+            log: Vec::new(),
+        }
     }
 }
 
@@ -133,7 +154,11 @@ pub enum PaxosWrite<C> {
     /// This proposer is about to try this round.
     Tried(u64),
     /// Accept `cmds` at `ballot` in slots `first..` (raising the promise to `ballot` if lower).
-    Accept { ballot: Ballot, first: Slot, cmds: Vec<Option<C>> },
+    Accept {
+        ballot: Ballot,
+        first: Slot,
+        cmds: Vec<Option<C>>,
+    },
 }
 
 /// A multi-Paxos replica carrying commands `C`.
@@ -173,7 +198,8 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     fn me(&self) -> usize {
-        self.pos(self.id).expect("a replica is a member of its cluster")
+        self.pos(self.id)
+            .expect("a replica is a member of its cluster")
     }
 
     fn last(&self) -> Slot {
@@ -205,7 +231,10 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     fn arm_heartbeat(&self, out: &mut Out<Self, C>) {
-        out.set_timer(PaxosTimer::Heartbeat, self.cfg.heartbeat_interval..self.cfg.heartbeat_interval);
+        out.set_timer(
+            PaxosTimer::Heartbeat,
+            self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
+        );
     }
 
     /// Give up candidacy or leadership; `leader` is the best guess of who leads now.
@@ -227,7 +256,11 @@ impl<C: Command> MultiPaxos<C> {
     fn campaign(&mut self, out: &mut Out<Self, C>) {
         let round = max(self.tried, self.promised.round) + 1;
         // P3: without the node-id tiebreak two proposers may pick the same ballot.
-        let node = if self.cfg.bug(Bug::NonUniqueBallot) { 0 } else { self.id.0 };
+        let node = if self.cfg.bug(Bug::NonUniqueBallot) {
+            0
+        } else {
+            self.id.0
+        };
         self.tried = round;
         // Durable before the ballot is used, so a restarted proposer never reuses it.
         out.persist(PaxosWrite::Tried(round));
@@ -243,7 +276,10 @@ impl<C: Command> MultiPaxos<C> {
         if self.has_quorum(self.votes) {
             return self.become_leader(out); // a cluster of one
         }
-        let msg = PaxosMsg::Prepare { ballot: self.ballot, from: self.p1_from };
+        let msg = PaxosMsg::Prepare {
+            ballot: self.ballot,
+            from: self.p1_from,
+        };
         for p in self.peers() {
             out.send(p, msg.clone());
         }
@@ -267,7 +303,10 @@ impl<C: Command> MultiPaxos<C> {
     /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
     fn become_leader(&mut self, out: &mut Out<Self, C>) {
         debug_assert_eq!(self.role, Role::Candidate);
-        debug_assert!(self.promised <= self.ballot || self.cfg.any_bug(), "promised above our own ballot");
+        debug_assert!(
+            self.promised <= self.ballot || self.cfg.any_bug(),
+            "promised above our own ballot"
+        );
         debug_assert_eq!(self.p1_from, self.commit + 1, "a candidate learns nothing");
         let b = self.ballot;
         self.promised = max(self.promised, b);
@@ -282,14 +321,28 @@ impl<C: Command> MultiPaxos<C> {
             Vec::new()
         } else if self.cfg.bug(Bug::IgnoreAcceptedValue) {
             // P2: our own value (or a no-op) instead of the highest-ballot one reported.
-            (0..recovered.len()).map(|i| own.get(i).cloned().flatten().and_then(|e| e.cmd)).collect()
+            (0..recovered.len())
+                .map(|i| own.get(i).cloned().flatten().and_then(|e| e.cmd))
+                .collect()
         } else {
-            recovered.into_iter().map(|e| e.and_then(|e| e.cmd)).collect()
+            recovered
+                .into_iter()
+                .map(|e| e.and_then(|e| e.cmd))
+                .collect()
         };
         self.log.truncate(from as usize - 1);
-        self.log.extend(cmds.iter().map(|cmd| Some(Entry { ballot: b, cmd: cmd.clone() })));
+        self.log.extend(cmds.iter().map(|cmd| {
+            Some(Entry {
+                ballot: b,
+                cmd: cmd.clone(),
+            })
+        }));
         if !cmds.is_empty() {
-            out.persist(PaxosWrite::Accept { ballot: b, first: from, cmds: cmds.clone() });
+            out.persist(PaxosWrite::Accept {
+                ballot: b,
+                first: from,
+                cmds: cmds.clone(),
+            });
         }
         self.role = Role::Leader;
         self.leader = Some(self.id);
@@ -319,7 +372,15 @@ impl<C: Command> MultiPaxos<C> {
         }
         for p in self.peers() {
             for (f, c) in &chunks {
-                out.send(p, PaxosMsg::Accept { ballot: self.ballot, first: *f, cmds: c.clone(), commit: self.commit });
+                out.send(
+                    p,
+                    PaxosMsg::Accept {
+                        ballot: self.ballot,
+                        first: *f,
+                        cmds: c.clone(),
+                        commit: self.commit,
+                    },
+                );
             }
         }
     }
@@ -328,7 +389,13 @@ impl<C: Command> MultiPaxos<C> {
     /// own proposals above it: all valid at our ballot).
     fn values(&self, first: Slot, upto: Slot) -> Vec<Option<C>> {
         (first..=upto)
-            .map(|s| self.log[s as usize - 1].as_ref().expect("a leader's log has no gaps").cmd.clone())
+            .map(|s| {
+                self.log[s as usize - 1]
+                    .as_ref()
+                    .expect("a leader's log has no gaps")
+                    .cmd
+                    .clone()
+            })
             .collect()
     }
 
@@ -348,7 +415,9 @@ impl<C: Command> MultiPaxos<C> {
     fn commit_to(&mut self, to: Slot, out: &mut Out<Self, C>) {
         debug_assert!(to <= self.last() && to > self.commit);
         for slot in self.commit + 1..=to {
-            let e = self.log[slot as usize - 1].as_ref().expect("a chosen slot holds its value");
+            let e = self.log[slot as usize - 1]
+                .as_ref()
+                .expect("a chosen slot holds its value");
             if let Some(cmd) = &e.cmd {
                 out.commit(slot, cmd.clone());
             }
@@ -374,10 +443,19 @@ impl<C: Command> MultiPaxos<C> {
         }
         // PMS §2.2 (P1a): promise only a ballot at least our promise.
         if b < self.promised {
-            out.send(from, PaxosMsg::Nack { ballot: b, promised: self.promised });
+            out.send(
+                from,
+                PaxosMsg::Nack {
+                    ballot: b,
+                    promised: self.promised,
+                },
+            );
             return;
         }
-        if self.role != Role::Follower && b != self.ballot {
+        // A leader gives way to a higher ballot. A candidate's acceptor promises like any
+        // other (it has not promised its own ballot yet) and the candidacy goes on: it can
+        // only succeed if its own promise is still free when its quorum is complete.
+        if self.role == Role::Leader && b != self.ballot {
             self.step_down(Some(from), out);
         }
         if b > self.promised {
@@ -389,46 +467,91 @@ impl<C: Command> MultiPaxos<C> {
         self.leader = Some(from);
         // Do not compete with the proposer we just promised.
         self.arm_election_timer(out);
-        let accepted = self.log.get(first.max(1) as usize - 1..).unwrap_or(&[]).to_vec();
-        out.send(from, PaxosMsg::Promise { ballot: b, from: first, accepted });
+        let accepted = self
+            .log
+            .get(first.max(1) as usize - 1..)
+            .unwrap_or(&[])
+            .to_vec();
+        out.send(
+            from,
+            PaxosMsg::Promise {
+                ballot: b,
+                from: first,
+                accepted,
+            },
+        );
     }
 
-    fn on_promise(&mut self, from: NodeId, b: Ballot, first: Slot, accepted: Vec<Option<Entry<C>>>, out: &mut Out<Self, C>) {
+    fn on_promise(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        accepted: Vec<Option<Entry<C>>>,
+        out: &mut Out<Self, C>,
+    ) {
         if self.role != Role::Candidate || b != self.ballot || first != self.p1_from {
             return; // a stale or duplicate answer
         }
         let Some(pos) = self.pos(from) else { return };
         Self::merge(&mut self.recovered, &accepted);
         self.votes |= 1 << pos;
-        if self.has_quorum(self.votes) {
-            self.become_leader(out);
+        if !self.has_quorum(self.votes) {
+            return;
         }
+        if self.promised > self.ballot {
+            // Our own acceptor promised a higher ballot meanwhile: of two contending
+            // proposers the higher ballot wins; we give way.
+            let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
+            return self.step_down(leader, out);
+        }
+        self.become_leader(out);
     }
 
-    fn on_accept(&mut self, from: NodeId, b: Ballot, first: Slot, cmds: Vec<Option<C>>, leader_commit: Slot, out: &mut Out<Self, C>) {
+    fn on_accept(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        cmds: Vec<Option<C>>,
+        leader_commit: Slot,
+        out: &mut Out<Self, C>,
+    ) {
         // PMS §2.2 (P1a): never accept below the promise.
         if b < self.promised && !self.cfg.bug(Bug::AcceptBelowPromise) {
-            out.send(from, PaxosMsg::Nack { ballot: b, promised: self.promised });
+            out.send(
+                from,
+                PaxosMsg::Nack {
+                    ballot: b,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         if first == 0 {
             return; // malformed: slots are 1-based
         }
-        if self.role != Role::Follower {
-            // A live leader at a ballot we may accept: back off (candidates) or give way
-            // to a higher ballot (a leader).
+        // A leader gives way to a higher ballot. A candidate backs off before a live leader
+        // when leases are on (it could not win against it anyway); without leases it backs
+        // off only before a ballot at least its own, since a higher ballot will win.
+        let back_off = self.role == Role::Leader || self.cfg.check_quorum || b >= self.ballot;
+        if self.role != Role::Follower && back_off {
             debug_assert!(
                 self.role != Role::Leader || b > self.ballot || self.cfg.any_bug(),
                 "two leaders with ballot {b:?}"
             );
             self.step_down(Some(from), out);
         }
-        self.leader = Some(from);
-        self.leader_alive = true;
-        self.arm_election_timer(out);
+        if self.role == Role::Follower {
+            self.leader = Some(from);
+            self.leader_alive = true;
+            self.arm_election_timer(out);
+        }
         let upto = first + cmds.len() as Slot - 1;
         // Slots at or below our commit point are chosen already: keep them as they are.
-        let skip = (self.commit + 1).saturating_sub(first).min(cmds.len() as Slot) as usize;
+        let skip = (self.commit + 1)
+            .saturating_sub(first)
+            .min(cmds.len() as Slot) as usize;
         let fresh_first = first + skip as Slot;
         let fresh: Vec<Option<C>> = cmds[skip..].to_vec();
         let promise_up = b > self.promised;
@@ -438,10 +561,17 @@ impl<C: Command> MultiPaxos<C> {
                 self.log.resize(end, None);
             }
             for (i, cmd) in fresh.iter().enumerate() {
-                self.log[fresh_first as usize - 1 + i] = Some(Entry { ballot: b, cmd: cmd.clone() });
+                self.log[fresh_first as usize - 1 + i] = Some(Entry {
+                    ballot: b,
+                    cmd: cmd.clone(),
+                });
             }
             self.promised = max(self.promised, b);
-            out.persist(PaxosWrite::Accept { ballot: b, first: fresh_first, cmds: fresh });
+            out.persist(PaxosWrite::Accept {
+                ballot: b,
+                first: fresh_first,
+                cmds: fresh,
+            });
         } else if promise_up {
             self.promised = b;
             out.persist(PaxosWrite::Promise(b));
@@ -459,11 +589,29 @@ impl<C: Command> MultiPaxos<C> {
             self.commit_to(to, out);
         }
         let behind = self.commit < leader_commit;
-        out.send(from, PaxosMsg::Accepted { ballot: b, first, upto, commit: self.commit, behind });
+        out.send(
+            from,
+            PaxosMsg::Accepted {
+                ballot: b,
+                first,
+                upto,
+                commit: self.commit,
+                behind,
+            },
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_accepted(&mut self, from: NodeId, b: Ballot, first: Slot, upto: Slot, f_commit: Slot, behind: bool, out: &mut Out<Self, C>) {
+    fn on_accepted(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        upto: Slot,
+        f_commit: Slot,
+        behind: bool,
+        out: &mut Out<Self, C>,
+    ) {
         if self.role != Role::Leader || b != self.ballot {
             return;
         }
@@ -479,7 +627,15 @@ impl<C: Command> MultiPaxos<C> {
             let lo = f_commit + 1;
             let hi = self.last().min(f_commit + self.cfg.max_batch as Slot);
             let cmds = self.values(lo, hi);
-            out.send(from, PaxosMsg::Accept { ballot: b, first: lo, cmds, commit: self.commit });
+            out.send(
+                from,
+                PaxosMsg::Accept {
+                    ballot: b,
+                    first: lo,
+                    cmds,
+                    commit: self.commit,
+                },
+            );
         }
     }
 
@@ -508,8 +664,15 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         cfg: &Config,
         out: &mut Out<Self, C>,
     ) -> Self {
-        assert!(members.contains(&id), "{id} is not in the cluster {members:?}");
-        assert!(members.len() <= crate::MAX_NODES, "at most {} members", crate::MAX_NODES);
+        assert!(
+            members.contains(&id),
+            "{id} is not in the cluster {members:?}"
+        );
+        assert!(
+            members.len() <= crate::MAX_NODES,
+            "at most {} members",
+            crate::MAX_NODES
+        );
         let d = durable.cloned().unwrap_or_default();
         let r = MultiPaxos {
             id,
@@ -537,12 +700,28 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             return;
         }
         match msg {
-            PaxosMsg::Prepare { ballot, from: first } => self.on_prepare(from, ballot, first, out),
-            PaxosMsg::Promise { ballot, from: first, accepted } => self.on_promise(from, ballot, first, accepted, out),
-            PaxosMsg::Accept { ballot, first, cmds, commit } => self.on_accept(from, ballot, first, cmds, commit, out),
-            PaxosMsg::Accepted { ballot, first, upto, commit, behind } => {
-                self.on_accepted(from, ballot, first, upto, commit, behind, out)
-            }
+            PaxosMsg::Prepare {
+                ballot,
+                from: first,
+            } => self.on_prepare(from, ballot, first, out),
+            PaxosMsg::Promise {
+                ballot,
+                from: first,
+                accepted,
+            } => self.on_promise(from, ballot, first, accepted, out),
+            PaxosMsg::Accept {
+                ballot,
+                first,
+                cmds,
+                commit,
+            } => self.on_accept(from, ballot, first, cmds, commit, out),
+            PaxosMsg::Accepted {
+                ballot,
+                first,
+                upto,
+                commit,
+                behind,
+            } => self.on_accepted(from, ballot, first, upto, commit, behind, out),
             PaxosMsg::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
         }
     }
@@ -583,10 +762,19 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         let first = self.last() + 1;
         let b = self.ballot;
         let cmds: Vec<Option<C>> = cmds.into_iter().map(Some).collect();
-        self.log.extend(cmds.iter().map(|c| Some(Entry { ballot: b, cmd: c.clone() })));
+        self.log.extend(cmds.iter().map(|c| {
+            Some(Entry {
+                ballot: b,
+                cmd: c.clone(),
+            })
+        }));
         let bit = 1u8 << self.me();
         self.acks.resize(self.acks.len() + cmds.len(), bit);
-        out.persist(PaxosWrite::Accept { ballot: b, first, cmds: cmds.clone() });
+        out.persist(PaxosWrite::Accept {
+            ballot: b,
+            first,
+            cmds: cmds.clone(),
+        });
         self.broadcast_accept(first, cmds, out);
         self.advance_leader_commit(out);
     }
@@ -609,7 +797,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.log[..self.commit as usize]
             .iter()
             .enumerate()
-            .map(|(i, e)| (i as Slot + 1, e.as_ref().expect("chosen slots hold a value").cmd.clone()))
+            .map(|(i, e)| {
+                (
+                    i as Slot + 1,
+                    e.as_ref().expect("chosen slots hold a value").cmd.clone(),
+                )
+            })
             .collect()
     }
 
@@ -617,14 +810,21 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         match write {
             PaxosWrite::Promise(b) => durable.promised = max(durable.promised, *b),
             PaxosWrite::Tried(r) => durable.tried = max(durable.tried, *r),
-            PaxosWrite::Accept { ballot, first, cmds } => {
+            PaxosWrite::Accept {
+                ballot,
+                first,
+                cmds,
+            } => {
                 durable.promised = max(durable.promised, *ballot);
                 let start = *first as usize - 1;
                 if durable.log.len() < start + cmds.len() {
                     durable.log.resize(start + cmds.len(), None);
                 }
                 for (i, cmd) in cmds.iter().enumerate() {
-                    durable.log[start + i] = Some(Entry { ballot: *ballot, cmd: cmd.clone() });
+                    durable.log[start + i] = Some(Entry {
+                        ballot: *ballot,
+                        cmd: cmd.clone(),
+                    });
                 }
             }
         }
@@ -632,17 +832,35 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
         vec![
-            Invariant { name: "one value chosen per slot", check: one_value_per_slot::<C> },
-            Invariant { name: "accepted ballot at most promised", check: accepted_below_promise::<C> },
-            Invariant { name: "committed slots agree", check: committed_agree::<C> },
+            Invariant {
+                name: "one value chosen per slot",
+                check: one_value_per_slot::<C>,
+            },
+            Invariant {
+                name: "accepted ballot at most promised",
+                check: accepted_below_promise::<C>,
+            },
+            Invariant {
+                name: "committed slots agree",
+                check: committed_agree::<C>,
+            },
         ]
     }
 
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
         vec![
-            Invariant { name: "terms never decrease", check: term_monotonic::<C> },
-            Invariant { name: "promises never go back", check: promise_monotonic::<C> },
-            Invariant { name: "committed slots never change", check: committed_stable::<C> },
+            Invariant {
+                name: "terms never decrease",
+                check: term_monotonic::<C>,
+            },
+            Invariant {
+                name: "promises never go back",
+                check: promise_monotonic::<C>,
+            },
+            Invariant {
+                name: "committed slots never change",
+                check: committed_stable::<C>,
+            },
         ]
     }
 
@@ -671,7 +889,11 @@ impl<C: Command> MultiPaxos<C> {
     }
     /// The durable image this replica's writes have built.
     pub fn durable(&self) -> PaxosDurable<C> {
-        PaxosDurable { promised: self.promised, tried: self.tried, log: self.log.clone() }
+        PaxosDurable {
+            promised: self.promised,
+            tried: self.tried,
+            log: self.log.clone(),
+        }
     }
 }
 
@@ -682,14 +904,21 @@ impl<C: Command> MultiPaxos<C> {
 /// At most one value is chosen per slot: a value is chosen when a quorum of the replicas
 /// accepted it in the same ballot.
 fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
-    let Some(first) = rs.first() else { return Ok(()) };
+    let Some(first) = rs.first() else {
+        return Ok(());
+    };
     let q = quorum(first.members.len());
     let longest = rs.iter().map(|r| r.log.len()).max().unwrap_or(0);
     for i in 0..longest {
         let mut chosen: Option<&Entry<C>> = None;
         for r in rs {
-            let Some(Some(e)) = r.log.get(i) else { continue };
-            let n = rs.iter().filter(|o| matches!(o.log.get(i), Some(Some(x)) if x == e)).count();
+            let Some(Some(e)) = r.log.get(i) else {
+                continue;
+            };
+            let n = rs
+                .iter()
+                .filter(|o| matches!(o.log.get(i), Some(Some(x)) if x == e))
+                .count();
             if n < q {
                 continue;
             }
@@ -714,7 +943,12 @@ fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
 /// PMMC A2/A3: an acceptor accepts only ballots at or below its promise.
 fn accepted_below_promise<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
     for r in rs {
-        if let Some((i, e)) = r.log.iter().enumerate().find_map(|(i, e)| e.as_ref().filter(|e| e.ballot > r.promised).map(|e| (i, e))) {
+        if let Some((i, e)) = r
+            .log
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| e.as_ref().filter(|e| e.ballot > r.promised).map(|e| (i, e)))
+        {
             return Err(format!(
                 "{} accepted ballot {:?} in slot {} above its promise {:?}",
                 r.id,
@@ -733,9 +967,17 @@ fn committed_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
         for b in &rs[k + 1..] {
             let c = a.commit.min(b.commit) as usize;
             for i in 0..c {
-                let (x, y) = (a.log[i].as_ref().map(|e| &e.cmd), b.log[i].as_ref().map(|e| &e.cmd));
+                let (x, y) = (
+                    a.log[i].as_ref().map(|e| &e.cmd),
+                    b.log[i].as_ref().map(|e| &e.cmd),
+                );
                 if x != y {
-                    return Err(format!("{} and {} committed different values in slot {}", a.id, b.id, i + 1));
+                    return Err(format!(
+                        "{} and {} committed different values in slot {}",
+                        a.id,
+                        b.id,
+                        i + 1
+                    ));
                 }
             }
         }
@@ -752,20 +994,35 @@ fn term_monotonic<C: Command>(before: &MultiPaxos<C>, after: &MultiPaxos<C>) -> 
 }
 
 /// PMS §2.2: an acceptor never goes back on a promise.
-fn promise_monotonic<C: Command>(before: &MultiPaxos<C>, after: &MultiPaxos<C>) -> Result<(), String> {
+fn promise_monotonic<C: Command>(
+    before: &MultiPaxos<C>,
+    after: &MultiPaxos<C>,
+) -> Result<(), String> {
     if after.promised < before.promised {
-        return Err(format!("{} promised {:?} and then only {:?}", after.id, before.promised, after.promised));
+        return Err(format!(
+            "{} promised {:?} and then only {:?}",
+            after.id, before.promised, after.promised
+        ));
     }
     Ok(())
 }
 
-fn committed_stable<C: Command>(before: &MultiPaxos<C>, after: &MultiPaxos<C>) -> Result<(), String> {
+fn committed_stable<C: Command>(
+    before: &MultiPaxos<C>,
+    after: &MultiPaxos<C>,
+) -> Result<(), String> {
     let c = before.commit.min(after.commit) as usize;
     let cmds = |r: &MultiPaxos<C>| -> Vec<Option<C>> {
-        r.log[..c].iter().map(|e| e.as_ref().and_then(|e| e.cmd.clone())).collect()
+        r.log[..c]
+            .iter()
+            .map(|e| e.as_ref().and_then(|e| e.cmd.clone()))
+            .collect()
     };
     if after.log.len() < c || cmds(before) != cmds(after) {
-        return Err(format!("{} changed a value at or below its commit point {c}", after.id));
+        return Err(format!(
+            "{} changed a value at or below its commit point {c}",
+            after.id
+        ));
     }
     Ok(())
 }

@@ -1,1 +1,998 @@
-//! Multi-Paxos unit tests.
+//! Multi-Paxos unit tests: each steps replicas by hand and asserts the exact effects, naming
+//! the rule it checks (*Paxos Made Simple* "PMS §", *Paxos Made Moderately Complex* "PMMC").
+//! Below them, multi-step scenarios on the deterministic driver; protocol-neutral scenarios
+//! shared with Raft are in `tests/scenarios.rs` at the crate root.
+
+use super::*;
+use crate::driver::Cluster;
+use crate::replica::{Effect, Effects};
+
+type Cmd = u32;
+type P = MultiPaxos<Cmd>;
+type O = Out<P, Cmd>;
+
+fn ids(n: u8) -> Vec<NodeId> {
+    (0..n).map(NodeId).collect()
+}
+
+fn b(round: u64, node: u8) -> Ballot {
+    Ballot { round, node }
+}
+
+fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
+    Some(Entry { ballot, cmd })
+}
+
+fn boot_with(id: u8, n: u8, cfg: &Config, d: PaxosDurable<Cmd>) -> P {
+    let mut out = Effects::new();
+    P::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut out)
+}
+
+fn fresh(id: u8, n: u8) -> P {
+    boot_with(id, n, &Config::default(), PaxosDurable::default())
+}
+
+fn recv(r: &mut P, from: u8, msg: PaxosMsg<Cmd>) -> O {
+    let mut out = Effects::new();
+    r.on_message(NodeId(from), msg, &mut out);
+    out
+}
+
+fn fire(r: &mut P, t: PaxosTimer) -> O {
+    let mut out = Effects::new();
+    r.on_timer(t, &mut out);
+    out
+}
+
+fn propose(r: &mut P, cmds: Vec<Cmd>) -> O {
+    let mut out = Effects::new();
+    r.propose(cmds, &mut out);
+    out
+}
+
+fn sends(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
+    out.sends().map(|(to, m)| (to.0, m.clone())).collect()
+}
+
+fn writes(out: &O) -> Vec<PaxosWrite<Cmd>> {
+    out.writes().cloned().collect()
+}
+
+fn commits(out: &O) -> Vec<(Slot, Cmd)> {
+    out.commits().map(|(s, c)| (s, *c)).collect()
+}
+
+/// Position of the first effect matching `f`.
+fn at(
+    out: &O,
+    f: impl Fn(&Effect<PaxosMsg<Cmd>, PaxosWrite<Cmd>, PaxosTimer, Cmd>) -> bool,
+) -> usize {
+    out.iter().position(f).expect("effect present")
+}
+
+fn accept(ballot: Ballot, first: Slot, cmds: Vec<Option<Cmd>>, commit: Slot) -> PaxosMsg<Cmd> {
+    PaxosMsg::Accept {
+        ballot,
+        first,
+        cmds,
+        commit,
+    }
+}
+
+fn accepted(ballot: Ballot, first: Slot, upto: Slot, commit: Slot, behind: bool) -> PaxosMsg<Cmd> {
+    PaxosMsg::Accepted {
+        ballot,
+        first,
+        upto,
+        commit,
+        behind,
+    }
+}
+
+/// Node 0 of an `n`-node cluster, leading ballot (1, 0) with an empty log.
+fn leader(n: u8) -> P {
+    let mut r = fresh(0, n);
+    fire(&mut r, PaxosTimer::Election);
+    for p in 1..quorum(n as usize) as u8 {
+        recv(
+            &mut r,
+            p,
+            PaxosMsg::Promise {
+                ballot: b(1, 0),
+                from: 1,
+                accepted: vec![],
+            },
+        );
+    }
+    assert_eq!(r.status().role, Role::Leader);
+    r
+}
+
+/// Rebuild a replica's durable image from the writes it emitted.
+fn image(ws: &[PaxosWrite<Cmd>]) -> PaxosDurable<Cmd> {
+    let mut d = PaxosDurable::default();
+    for w in ws {
+        P::apply_write(&mut d, w);
+    }
+    d
+}
+
+// --- Ballots and phase 1 -----------------------------------------------------------------------
+
+#[test]
+fn ballots_order_by_round_then_node() {
+    // PMS §2.2: proposal numbers are totally ordered and disjoint per proposer.
+    assert!(b(1, 2) < b(2, 0));
+    assert!(b(2, 0) < b(2, 1));
+    assert!(Ballot::ZERO < b(1, 0));
+}
+
+#[test]
+fn campaign_makes_the_round_durable_before_preparing() {
+    // PMMC: a proposer never reuses a ballot; the tried round is durable before phase 1a.
+    let mut r = fresh(1, 3);
+    let out = fire(&mut r, PaxosTimer::Election);
+    assert_eq!(writes(&out), vec![PaxosWrite::Tried(1)]);
+    assert_eq!(
+        sends(&out),
+        vec![
+            (
+                0,
+                PaxosMsg::Prepare {
+                    ballot: b(1, 1),
+                    from: 1
+                }
+            ),
+            (
+                2,
+                PaxosMsg::Prepare {
+                    ballot: b(1, 1),
+                    from: 1
+                }
+            )
+        ]
+    );
+    assert!(
+        at(&out, |e| matches!(e, Effect::Persist(_)))
+            < at(&out, |e| matches!(e, Effect::Send { .. }))
+    );
+    assert_eq!(r.status().role, Role::Candidate);
+    assert_eq!(r.status().term, 1);
+    // A candidate has not promised its own ballot yet: its acceptor still serves the old leader.
+    assert_eq!(r.promised(), Ballot::ZERO);
+}
+
+#[test]
+fn acceptor_persists_promise_before_promising() {
+    // PMS §2.2 phase 1b, made durable first.
+    let mut r = fresh(1, 3);
+    let out = recv(
+        &mut r,
+        0,
+        PaxosMsg::Prepare {
+            ballot: b(1, 0),
+            from: 1,
+        },
+    );
+    assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(1, 0))]);
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            PaxosMsg::Promise {
+                ballot: b(1, 0),
+                from: 1,
+                accepted: vec![]
+            }
+        )]
+    );
+    assert!(
+        at(&out, |e| matches!(e, Effect::Persist(_)))
+            < at(&out, |e| matches!(e, Effect::Send { .. }))
+    );
+    assert_eq!(r.promised(), b(1, 0));
+}
+
+#[test]
+fn acceptor_refuses_prepare_below_its_promise() {
+    // PMS §2.2 (P1a): a promise is never broken.
+    let d = PaxosDurable {
+        promised: b(2, 2),
+        tried: 0,
+        log: vec![],
+    };
+    let mut r = boot_with(1, 3, &Config::default(), d);
+    let out = recv(
+        &mut r,
+        0,
+        PaxosMsg::Prepare {
+            ballot: b(1, 0),
+            from: 1,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            PaxosMsg::Nack {
+                ballot: b(1, 0),
+                promised: b(2, 2)
+            }
+        )]
+    );
+    assert!(writes(&out).is_empty());
+    assert_eq!(r.promised(), b(2, 2));
+}
+
+#[test]
+fn promise_reports_every_accepted_value_from_the_asked_slot() {
+    // PMS §2.2: the promise carries the highest-numbered proposal accepted, per slot.
+    let d = PaxosDurable {
+        promised: b(1, 0),
+        tried: 0,
+        log: vec![e(b(1, 0), Some(5)), None, e(b(1, 0), Some(7))],
+    };
+    let mut r = boot_with(1, 3, &Config::default(), d);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Prepare {
+            ballot: b(2, 2),
+            from: 2,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            2,
+            PaxosMsg::Promise {
+                ballot: b(2, 2),
+                from: 2,
+                accepted: vec![None, e(b(1, 0), Some(7))]
+            }
+        )]
+    );
+}
+
+#[test]
+fn new_leader_reproposes_highest_ballot_values_and_fills_gaps_with_noops() {
+    // PMS §2.2 (P2c) and §3: highest-ballot value per slot; no-ops in the gaps.
+    let d = PaxosDurable {
+        promised: b(2, 2),
+        tried: 0,
+        log: vec![e(b(1, 1), Some(10))],
+    };
+    let mut r = boot_with(0, 3, &Config::default(), d);
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.ballot(), b(3, 0), "the round goes above every round seen");
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Promise {
+            ballot: b(3, 0),
+            from: 1,
+            accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
+        },
+    );
+    assert_eq!(r.status().role, Role::Leader);
+    let cmds = vec![Some(20), None, Some(30)];
+    assert_eq!(
+        writes(&out),
+        vec![
+            PaxosWrite::Promise(b(3, 0)),
+            PaxosWrite::Accept {
+                ballot: b(3, 0),
+                first: 1,
+                cmds: cmds.clone()
+            }
+        ]
+    );
+    let acc = accept(b(3, 0), 1, cmds, 0);
+    assert_eq!(sends(&out), vec![(1, acc.clone()), (2, acc)]);
+    // A quorum accepts: slots 1..3 are chosen; the no-op in slot 2 is not reported.
+    let out = recv(&mut r, 2, accepted(b(3, 0), 1, 3, 0, false));
+    assert_eq!(commits(&out), vec![(1, 20), (3, 30)]);
+    assert_eq!(
+        r.committed(),
+        BTreeMap::from([(1, Some(20)), (2, None), (3, Some(30))])
+    );
+}
+
+#[test]
+fn stale_or_duplicate_promises_are_ignored() {
+    let mut r = fresh(0, 5);
+    fire(&mut r, PaxosTimer::Election);
+    let promise = PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+    };
+    recv(&mut r, 1, promise.clone());
+    let out = recv(&mut r, 1, promise);
+    assert!(out.is_empty(), "the same acceptor counts once");
+    assert_eq!(r.status().role, Role::Candidate);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Promise {
+            ballot: b(9, 9),
+            from: 1,
+            accepted: vec![],
+        },
+    );
+    assert!(out.is_empty());
+    recv(
+        &mut r,
+        3,
+        PaxosMsg::Promise {
+            ballot: b(1, 0),
+            from: 1,
+            accepted: vec![],
+        },
+    );
+    assert_eq!(r.status().role, Role::Leader, "three of five");
+}
+
+// --- Phase 2 and learning -------------------------------------------------------------------
+
+#[test]
+fn leader_batches_one_accept_and_commits_on_a_quorum() {
+    // PMS §3: with phase 1 done, a batch of commands costs one phase-2 round trip.
+    let mut r = leader(3);
+    let out = propose(&mut r, vec![1, 2]);
+    let cmds = vec![Some(1), Some(2)];
+    assert_eq!(
+        writes(&out),
+        vec![PaxosWrite::Accept {
+            ballot: b(1, 0),
+            first: 1,
+            cmds: cmds.clone()
+        }]
+    );
+    assert_eq!(
+        sends(&out),
+        vec![
+            (1, accept(b(1, 0), 1, cmds.clone(), 0)),
+            (2, accept(b(1, 0), 1, cmds, 0))
+        ]
+    );
+    assert!(commits(&out).is_empty(), "the leader alone is no quorum");
+    let out = recv(&mut r, 2, accepted(b(1, 0), 1, 2, 0, false));
+    assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+    assert_eq!(r.status().commit, 2);
+    // A late acceptance changes nothing.
+    assert!(recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false)).is_empty());
+}
+
+#[test]
+fn accept_batches_are_cut_at_max_batch() {
+    let cfg = Config {
+        max_batch: 2,
+        ..Config::default()
+    };
+    let mut r = fresh(0, 1);
+    r.cfg = Fixed::new(cfg);
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(
+        r.status().role,
+        Role::Leader,
+        "a cluster of one leads at once"
+    );
+    let out = propose(&mut r, vec![1, 2, 3]);
+    assert_eq!(
+        commits(&out),
+        vec![(1, 1), (2, 2), (3, 3)],
+        "a majority of one"
+    );
+    let mut r = leader(2);
+    r.cfg = Fixed::new(Config {
+        max_batch: 2,
+        ..Config::default()
+    });
+    let out = propose(&mut r, vec![1, 2, 3]);
+    assert_eq!(
+        sends(&out),
+        vec![
+            (1, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0)),
+            (1, accept(b(1, 0), 3, vec![Some(3)], 0))
+        ]
+    );
+}
+
+#[test]
+fn acceptor_persists_acceptance_before_answering() {
+    // PMS §2.2 phase 2b, durable first.
+    let mut r = fresh(1, 3);
+    let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
+    assert_eq!(
+        writes(&out),
+        vec![PaxosWrite::Accept {
+            ballot: b(1, 0),
+            first: 1,
+            cmds: vec![Some(5)]
+        }]
+    );
+    assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 1, 1, 0, false))]);
+    assert!(
+        at(&out, |e| matches!(e, Effect::Persist(_)))
+            < at(&out, |e| matches!(e, Effect::Send { .. }))
+    );
+    assert_eq!(r.promised(), b(1, 0), "accepting raises the promise");
+    assert_eq!(r.status().leader, Some(NodeId(0)));
+}
+
+#[test]
+fn acceptor_refuses_accept_below_its_promise() {
+    // PMS §2.2 (P1a).
+    let d = PaxosDurable {
+        promised: b(2, 2),
+        tried: 0,
+        log: vec![],
+    };
+    let mut r = boot_with(1, 3, &Config::default(), d);
+    let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            PaxosMsg::Nack {
+                ballot: b(1, 0),
+                promised: b(2, 2)
+            }
+        )]
+    );
+    assert!(writes(&out).is_empty());
+    assert!(r.log().is_empty());
+}
+
+#[test]
+fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
+    // PMS §2.3: a learner may only conclude "chosen" for the value of the leader's ballot.
+    let d = PaxosDurable {
+        promised: b(1, 1),
+        tried: 0,
+        log: vec![e(b(1, 1), Some(9))],
+    };
+    let mut r = boot_with(2, 3, &Config::default(), d);
+    let out = recv(&mut r, 0, accept(b(2, 0), 2, vec![], 1));
+    assert!(
+        commits(&out).is_empty(),
+        "slot 1 holds an older ballot's value"
+    );
+    assert_eq!(sends(&out), vec![(0, accepted(b(2, 0), 2, 1, 0, true))]);
+    let out = recv(&mut r, 0, accept(b(2, 0), 1, vec![Some(4)], 1));
+    assert_eq!(commits(&out), vec![(1, 4)]);
+    assert_eq!(sends(&out), vec![(0, accepted(b(2, 0), 1, 1, 1, false))]);
+}
+
+#[test]
+fn leader_resends_what_a_behind_follower_lacks() {
+    // Catch-up: chosen slots re-sent at the leader's ballot, one batch from its commit point.
+    let mut r = leader(3);
+    r.cfg = Fixed::new(Config {
+        max_batch: 2,
+        ..Config::default()
+    });
+    propose(&mut r, vec![1, 2, 3]);
+    recv(&mut r, 1, accepted(b(1, 0), 1, 3, 0, false));
+    assert_eq!(r.status().commit, 3);
+    let out = recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(2, accept(b(1, 0), 1, vec![Some(1), Some(2)], 3))]
+    );
+    let out = recv(&mut r, 2, accepted(b(1, 0), 1, 2, 2, true));
+    assert_eq!(sends(&out), vec![(2, accept(b(1, 0), 3, vec![Some(3)], 3))]);
+}
+
+// --- Leadership ------------------------------------------------------------------------------
+
+#[test]
+fn nack_with_a_higher_ballot_deposes_the_leader() {
+    let mut r = leader(3);
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(2, 1),
+        },
+    );
+    assert_eq!(r.status().role, Role::Follower);
+    assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(2, 1))]);
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, Effect::CancelTimer(PaxosTimer::Heartbeat))));
+    assert_eq!(r.status().term, 2, "the next round goes above the one seen");
+    let out = propose(&mut r, vec![3]);
+    assert!(matches!(
+        out.iter().next(),
+        Some(Effect::Redirect {
+            cmd: 3,
+            leader: None
+        })
+    ));
+}
+
+#[test]
+fn lease_ignores_prepares_while_the_leader_is_alive() {
+    // Leader stability: a follower that heard from its leader does not promise another.
+    let mut r = fresh(1, 3);
+    recv(&mut r, 0, accept(b(1, 0), 1, vec![], 0));
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Prepare {
+            ballot: b(5, 2),
+            from: 1,
+        },
+    );
+    assert!(out.is_empty());
+    assert_eq!(r.promised(), b(1, 0));
+    // After its election timeout (no word from the leader), it does.
+    fire(&mut r, PaxosTimer::Election);
+    let mut r2 = fresh(1, 3);
+    recv(&mut r2, 0, accept(b(1, 0), 1, vec![], 0));
+    r2.leader_alive = false;
+    let out = recv(
+        &mut r2,
+        2,
+        PaxosMsg::Prepare {
+            ballot: b(5, 2),
+            from: 1,
+        },
+    );
+    assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(5, 2))]);
+}
+
+#[test]
+fn candidate_backs_off_when_a_live_leader_speaks() {
+    let mut r = fresh(2, 3);
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.ballot(), b(1, 2));
+    let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(8)], 0));
+    assert_eq!(r.status().role, Role::Follower);
+    assert_eq!(r.status().leader, Some(NodeId(0)));
+    assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 1, 1, 0, false))]);
+}
+
+#[test]
+fn candidate_whose_acceptor_promised_higher_gives_way() {
+    // PMS §2.2: the candidate's own acceptor promises like any other; a proposer may count
+    // its own promise only if it is still free, so the higher of two ballots wins.
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Prepare {
+            ballot: b(1, 1),
+            from: 1,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            PaxosMsg::Promise {
+                ballot: b(1, 1),
+                from: 1,
+                accepted: vec![]
+            }
+        )]
+    );
+    assert_eq!(r.status().role, Role::Candidate);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Promise {
+            ballot: b(1, 0),
+            from: 1,
+            accepted: vec![],
+        },
+    );
+    assert_eq!(
+        r.status().role,
+        Role::Follower,
+        "a quorum, but our own promise is taken"
+    );
+    assert_eq!(r.status().leader, Some(NodeId(1)));
+    assert!(writes(&out).is_empty() && sends(&out).is_empty());
+}
+
+#[test]
+fn leader_without_a_quorum_steps_down_at_the_check() {
+    let mut r = leader(3);
+    // n1 answers a heartbeat; the first check passes and resets.
+    recv(&mut r, 1, accepted(b(1, 0), 1, 0, 0, false));
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Leader);
+    let out = fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Follower, "nobody answered since");
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, Effect::CancelTimer(PaxosTimer::Heartbeat))));
+}
+
+// --- Crash-restart ---------------------------------------------------------------------------
+
+#[test]
+fn restarted_acceptor_keeps_its_promise_and_proposer_its_round() {
+    let mut r = fresh(1, 3);
+    let mut ws = writes(&recv(
+        &mut r,
+        2,
+        PaxosMsg::Prepare {
+            ballot: b(3, 2),
+            from: 1,
+        },
+    ));
+    ws.extend(writes(&fire(&mut r, PaxosTimer::Election)));
+    let d = image(&ws);
+    assert_eq!(d, r.durable());
+    let mut r = boot_with(1, 3, &Config::default(), d);
+    assert_eq!(r.status().term, 4);
+    let out = recv(&mut r, 0, accept(b(2, 0), 1, vec![Some(1)], 0));
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            PaxosMsg::Nack {
+                ballot: b(2, 0),
+                promised: b(3, 2)
+            }
+        )]
+    );
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.ballot(), b(5, 1), "never a round tried before the crash");
+}
+
+// --- Invariants ------------------------------------------------------------------------------
+
+#[test]
+fn invariants_flag_two_chosen_values_and_acceptance_above_promise() {
+    let mut a = fresh(0, 3);
+    let mut c = fresh(1, 3);
+    let mut d = fresh(2, 3);
+    a.log = vec![e(b(1, 0), Some(1))];
+    c.log = vec![e(b(1, 0), Some(1))];
+    d.log = vec![e(b(2, 2), Some(2))];
+    a.promised = b(1, 0);
+    c.promised = b(2, 2);
+    d.promised = b(2, 2);
+    assert!(one_value_per_slot(&[&a, &c, &d]).is_ok());
+    c.log = vec![e(b(2, 2), Some(2))];
+    let err = one_value_per_slot(&[&a, &c, &d, &{ a.clone() }]).unwrap_err();
+    assert!(err.contains("slot 1 chosen twice"), "{err}");
+    assert!(accepted_below_promise(&[&a, &c, &d]).is_ok());
+    a.promised = Ballot::ZERO;
+    assert!(accepted_below_promise(&[&a]).is_err());
+    assert!(promise_monotonic(&c, &a).is_err());
+    assert!(promise_monotonic(&a, &c).is_ok());
+}
+
+// --- Bug zoo: each switch changes the behaviour at its rule ----------------------------------
+
+#[cfg(feature = "bug-zoo")]
+mod bugs {
+    use super::*;
+    use crate::bugs::BugSet;
+
+    fn with(bug: Bug) -> Config {
+        Config {
+            bugs: BugSet::only(bug),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn p1_accepts_below_promise() {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![],
+        };
+        let mut r = boot_with(1, 3, &with(Bug::AcceptBelowPromise), d);
+        let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
+        assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 1, 1, 0, false))]);
+        assert_eq!(r.log(), &[e(b(1, 0), Some(5))]);
+        assert!(
+            accepted_below_promise(&[&r]).is_ok(),
+            "the promise stays; the acceptance is the bug"
+        );
+        assert_eq!(r.promised(), b(2, 2));
+    }
+
+    #[test]
+    fn p2_ignores_the_reported_value() {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![e(b(1, 1), Some(10))],
+        };
+        let mut r = boot_with(0, 3, &with(Bug::IgnoreAcceptedValue), d);
+        fire(&mut r, PaxosTimer::Election);
+        let out = recv(
+            &mut r,
+            1,
+            PaxosMsg::Promise {
+                ballot: b(3, 0),
+                from: 1,
+                accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
+            },
+        );
+        assert_eq!(
+            writes(&out)[1],
+            PaxosWrite::Accept {
+                ballot: b(3, 0),
+                first: 1,
+                cmds: vec![Some(10), None, None]
+            },
+            "own values instead of 20 and 30"
+        );
+    }
+
+    #[test]
+    fn p3_ballots_lack_the_tiebreak() {
+        let mut r = boot_with(2, 3, &with(Bug::NonUniqueBallot), PaxosDurable::default());
+        let out = fire(&mut r, PaxosTimer::Election);
+        assert_eq!(r.ballot(), b(1, 0), "node 2 uses node 0's ballot");
+        assert_eq!(
+            sends(&out)[0],
+            (
+                0,
+                PaxosMsg::Prepare {
+                    ballot: b(1, 0),
+                    from: 1
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn p4_chooses_without_a_quorum() {
+        let mut r = boot_with(
+            0,
+            3,
+            &with(Bug::ChosenWithoutQuorum),
+            PaxosDurable::default(),
+        );
+        fire(&mut r, PaxosTimer::Election);
+        assert_eq!(
+            r.status().role,
+            Role::Leader,
+            "its own promise counted as a quorum of 3"
+        );
+        let out = propose(&mut r, vec![7]);
+        assert_eq!(
+            commits(&out),
+            vec![(1, 7)],
+            "chosen with one acceptance of three"
+        );
+    }
+
+    #[test]
+    fn p5_skips_recovery() {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![],
+        };
+        let mut r = boot_with(0, 3, &with(Bug::SkipRecovery), d);
+        fire(&mut r, PaxosTimer::Election);
+        let out = recv(
+            &mut r,
+            1,
+            PaxosMsg::Promise {
+                ballot: b(3, 0),
+                from: 1,
+                accepted: vec![e(b(2, 2), Some(20))],
+            },
+        );
+        assert_eq!(
+            writes(&out),
+            vec![PaxosWrite::Promise(b(3, 0))],
+            "nothing re-proposed"
+        );
+        let out = propose(&mut r, vec![99]);
+        assert_eq!(
+            writes(&out),
+            vec![PaxosWrite::Accept {
+                ballot: b(3, 0),
+                first: 1,
+                cmds: vec![Some(99)]
+            }]
+        );
+    }
+
+    #[test]
+    fn p6_promise_not_persisted() {
+        let mut r = boot_with(
+            1,
+            3,
+            &with(Bug::PromiseNotPersisted),
+            PaxosDurable::default(),
+        );
+        let out = recv(
+            &mut r,
+            2,
+            PaxosMsg::Prepare {
+                ballot: b(3, 2),
+                from: 1,
+            },
+        );
+        assert!(writes(&out).is_empty());
+        assert!(matches!(sends(&out)[0], (2, PaxosMsg::Promise { .. })));
+        let mut r = boot_with(1, 3, &with(Bug::PromiseNotPersisted), image(&writes(&out)));
+        let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(1)], 0));
+        assert_eq!(
+            sends(&out),
+            vec![(0, accepted(b(1, 0), 1, 1, 0, false))],
+            "went back on its promise"
+        );
+    }
+}
+
+// --- Scenarios on the driver -----------------------------------------------------------------
+
+type C = Cluster<P, Cmd>;
+
+fn is_accept(to: u8) -> impl Fn(&crate::driver::Envelope<PaxosMsg<Cmd>>) -> bool {
+    move |e| e.to == NodeId(to) && matches!(e.msg, PaxosMsg::Accept { .. })
+}
+
+/// Every other live node's election timer runs out (their bids lost), then `i`'s.
+fn elect(c: &mut C, i: usize) {
+    for j in 0..c.len() {
+        if j != i && c.is_up(j) && c.node(j).timers.contains(&PaxosTimer::Election) {
+            c.fire(j, PaxosTimer::Election);
+        }
+    }
+    let me = NodeId(i as u8);
+    c.drop_where(|e| e.from != me);
+    c.fire(i, PaxosTimer::Election);
+    c.deliver_all();
+    assert!(
+        c.leaders().contains(&i),
+        "n{i} should lead\n{}",
+        c.trace.join("\n")
+    );
+}
+
+fn settle(c: &mut C, leader: usize) {
+    for _ in 0..32 {
+        c.fire(leader, PaxosTimer::Heartbeat);
+        c.deliver_all();
+    }
+}
+
+#[test]
+fn leader_crash_mid_slot_value_on_a_minority_is_recovered() {
+    let mut c = C::new(5, Config::default());
+    elect(&mut c, 0);
+    c.propose(0, vec![7]);
+    // Only n1 receives the accept: 7 sits on n0 and n1, two of five.
+    c.deliver_first(is_accept(1));
+    c.drop_where(|_| true);
+    c.crash(0);
+    elect(&mut c, 1);
+    settle(&mut c, 1);
+    for i in 1..5 {
+        assert_eq!(c.applied(i), vec![7], "n{i}");
+    }
+    c.restart(0);
+    settle(&mut c, 1);
+    assert_eq!(c.applied(0), vec![7]);
+    assert_eq!(c.replica(0).committed(), BTreeMap::from([(1, Some(7))]));
+}
+
+#[test]
+fn contending_proposers_the_higher_ballot_wins() {
+    let cfg = Config {
+        check_quorum: false,
+        ..Config::default()
+    };
+    let mut c = C::new(3, cfg);
+    c.fire(0, PaxosTimer::Election);
+    c.fire(1, PaxosTimer::Election);
+    c.deliver_all();
+    assert_eq!(c.leaders(), vec![1], "ballot (1, n1) beats (1, n0)");
+    assert_eq!(c.replica(1).ballot(), b(1, 1));
+    c.propose(1, vec![1]);
+    // n0 tries again with a higher round; its prepares overtake n1's accepts of 1.
+    c.fire(0, PaxosTimer::Election);
+    for _ in 0..2 {
+        c.deliver_first(|e| matches!(e.msg, PaxosMsg::Prepare { .. }));
+    }
+    c.deliver_all();
+    assert_eq!(c.leaders(), vec![0]);
+    assert_eq!(c.replica(0).ballot(), b(2, 0));
+    c.propose(0, vec![2]);
+    c.deliver_all();
+    settle(&mut c, 0);
+    // n1's accepts were refused, but phase 1 found 1 accepted by n1 itself in slot 1 and
+    // re-proposed it: no slot holds two values.
+    for i in 0..3 {
+        assert_eq!(c.applied(i), vec![1, 2], "n{i}");
+    }
+    assert_eq!(c.replica(1).status().role, Role::Follower);
+}
+
+#[test]
+fn a_gap_is_filled_with_a_noop() {
+    let mut c = C::new(3, Config::default());
+    elect(&mut c, 0);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.propose(0, vec![2]);
+    c.drop_where(|e| matches!(e.msg, PaxosMsg::Accept { .. })); // slot 2 only on n0
+    c.propose(0, vec![3]);
+    c.deliver_all();
+    assert_eq!(c.applied(0), vec![1], "slot 3 waits for slot 2");
+    c.crash(0);
+    elect(&mut c, 1);
+    settle(&mut c, 1);
+    for i in 1..3 {
+        assert_eq!(c.applied(i), vec![1, 3], "n{i}");
+        assert_eq!(
+            c.replica(i).committed().get(&2),
+            Some(&None),
+            "slot 2 is a no-op"
+        );
+    }
+    c.restart(0);
+    settle(&mut c, 1);
+    assert_eq!(
+        c.applied(0),
+        vec![1, 3],
+        "its own slot-2 value was never chosen"
+    );
+}
+
+#[test]
+fn restarted_acceptor_refuses_the_deposed_leader() {
+    let mut c = C::new(3, Config::default());
+    elect(&mut c, 0);
+    c.partition(&[0]);
+    c.fire(1, PaxosTimer::Election);
+    c.fire(2, PaxosTimer::Election);
+    c.deliver_all();
+    assert!(c.leaders().contains(&2) || c.leaders().contains(&1));
+    let promised = c.replica(1).promised();
+    c.crash(1);
+    c.restart(1);
+    assert_eq!(c.replica(1).promised(), promised);
+    c.heal();
+    c.propose(0, vec![5]);
+    c.deliver_all();
+    assert!(c.applied(0).is_empty() && c.applied(1).is_empty());
+    assert_eq!(
+        c.replica(0).status().role,
+        Role::Follower,
+        "nacked by the promise that survived"
+    );
+    assert!(c.replica(1).log().is_empty(), "5 was refused");
+}
+
+#[test]
+fn replica_far_behind_after_a_crash_catches_up() {
+    let mut c = C::new(
+        3,
+        Config {
+            max_batch: 4,
+            ..Config::default()
+        },
+    );
+    elect(&mut c, 0);
+    c.crash(2);
+    let want: Vec<Cmd> = (1..=40).collect();
+    for k in want.chunks(5) {
+        c.propose(0, k.to_vec());
+        c.deliver_all();
+    }
+    c.restart(2);
+    settle(&mut c, 0);
+    assert_eq!(c.applied(2), want);
+    assert_eq!(c.replica(2).status().commit, 40);
+    assert_eq!(c.node(2).durable, c.replica(2).durable());
+}
