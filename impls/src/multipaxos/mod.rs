@@ -307,7 +307,12 @@ impl<C: Command> MultiPaxos<C> {
             self.promised <= self.ballot || self.cfg.any_bug(),
             "promised above our own ballot"
         );
-        debug_assert_eq!(self.p1_from, self.commit + 1, "a candidate learns nothing");
+        // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
+        // the same (chosen) values for them, so recovering from `p1_from` stays correct.
+        debug_assert!(
+            self.p1_from <= self.commit + 1,
+            "phase 1 starts at most past the commit point"
+        );
         let b = self.ballot;
         self.promised = max(self.promised, b);
         out.persist(PaxosWrite::Promise(self.promised));
@@ -330,7 +335,14 @@ impl<C: Command> MultiPaxos<C> {
                 .map(|e| e.and_then(|e| e.cmd))
                 .collect()
         };
-        self.log.truncate(from as usize - 1);
+        // With nothing re-proposed keep what we hold up to the commit point (P5 only: else
+        // an empty recovery means our own log ends before `from`).
+        let keep = if cmds.is_empty() {
+            max(from - 1, self.commit)
+        } else {
+            from - 1
+        };
+        self.log.truncate(keep as usize);
         self.log.extend(cmds.iter().map(|cmd| {
             Some(Entry {
                 ballot: b,
@@ -347,7 +359,8 @@ impl<C: Command> MultiPaxos<C> {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes = 1 << self.me();
-        self.acks = vec![1 << self.me(); cmds.len()];
+        // One bitmask per open slot (above the commit point), our own acceptance in each.
+        self.acks = vec![1 << self.me(); (self.last() - self.commit) as usize];
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {
