@@ -186,3 +186,27 @@ fn raft_leader_crash_file_storage() {
     run(c, Fault::CrashLeader);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+type Paxos = paxraft_impls::multipaxos::MultiPaxos<Cmd<Kv>>;
+
+#[test]
+fn multipaxos_3_nodes_linearizable() {
+    run(mem::<Paxos>(3), Fault::None);
+}
+
+#[test]
+fn multipaxos_5_nodes_linearizable() {
+    run(mem::<Paxos>(5), Fault::None);
+}
+
+#[test]
+fn multipaxos_leader_crash_memory_storage() {
+    run(mem::<Paxos>(3), Fault::CrashLeader);
+}
+
+#[test]
+fn multipaxos_leader_crash_file_storage() {
+    let (c, dir) = file_cluster!(Paxos, 3, "paxos-crash");
+    run(c, Fault::CrashLeader);
+    let _ = std::fs::remove_dir_all(dir);
+}
