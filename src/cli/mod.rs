@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod overview;
 pub mod report;
+pub mod run;
 
 /// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
 #[derive(Debug, Parser)]
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Describe the protocols, their invariants and the bug zoo.
     Overview,
+    /// Run a live in-process cluster under client load; print throughput and latency.
+    Run(run::RunArgs),
     /// Rebuild the HTML report from saved results, rerunning nothing.
     Report(report::ReportArgs),
     /// Model-check a protocol exhaustively within bounds (stateright).
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Overview) => overview::run(),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Run(args)) => run::run(&args),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Explore(args)) => check::explore(&args),
     }

@@ -1,0 +1,171 @@
+//! `paxraft run`: a live in-process cluster under pipelined client load, with a progress bar;
+//! prints throughput and latency percentiles.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{Kv, KvOp};
+use paxraft_impls::Replica;
+
+use crate::runtime::{ClientConfig, Cluster, Cmd, FileStorage, RuntimeConfig, Storage};
+
+use super::EXIT_BAD_INPUT;
+
+/// Which protocol to run.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Protocol {
+    /// Raft.
+    Raft,
+    /// Multi-Paxos.
+    Multipaxos,
+}
+
+/// Where replicas keep durable state.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StorageKind {
+    /// In memory.
+    Memory,
+    /// Append-only files with fsync (in a temporary directory).
+    File,
+}
+
+/// Arguments of `paxraft run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Cluster size (1 to 7).
+    #[arg(long, default_value_t = 3)]
+    pub servers: usize,
+    /// Client threads.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Total operations.
+    #[arg(long, default_value_t = 200_000)]
+    pub ops: u64,
+    /// Requests each client keeps outstanding.
+    #[arg(long, default_value_t = 64)]
+    pub outstanding: usize,
+    /// Durable storage.
+    #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+    pub storage: StorageKind,
+}
+
+/// Run the subcommand.
+pub fn run(args: &RunArgs) -> ExitCode {
+    if args.clients == 0 || args.ops == 0 || args.outstanding == 0 {
+        eprintln!("error: --clients, --ops and --outstanding must be at least 1");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let res = match args.protocol {
+        Protocol::Raft => go::<Raft<Cmd<Kv>>>(args),
+        Protocol::Multipaxos => go::<MultiPaxos<Cmd<Kv>>>(args),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn go<R: Replica<Cmd<Kv>>>(args: &RunArgs) -> Result<(), String>
+where
+    FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
+{
+    let cfg = RuntimeConfig::default();
+    let mut cluster: Cluster<R, Kv> = match args.storage {
+        StorageKind::Memory => Cluster::new(args.servers, cfg)?,
+        StorageKind::File => {
+            let dir = std::env::temp_dir().join(format!("paxraft-run-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            eprintln!("logs in {}", dir.display());
+            Cluster::with_storage(args.servers, cfg, move |id| {
+                let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(FileStorage::<R, Cmd<Kv>>::open(
+                    dir.join(format!("{id}.log")),
+                )?);
+                Ok(s)
+            })?
+        }
+    };
+    let bar = indicatif::ProgressBar::new(args.ops);
+    let done = Arc::new(AtomicU64::new(0));
+    let per = args.ops / args.clients as u64;
+    let extra = args.ops % args.clients as u64;
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for i in 0..args.clients as u64 {
+        let mut c = cluster.client(ClientConfig {
+            max_outstanding: args.outstanding,
+            ..ClientConfig::default()
+        });
+        let n = per + u64::from(i < extra);
+        let (done, bar, window) = (Arc::clone(&done), bar.clone(), args.outstanding);
+        threads.push(std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(n as usize);
+            let mut sent_at = std::collections::HashMap::new();
+            let (mut sent, mut errors) = (0u64, 0u64);
+            while (lat.len() as u64) + errors < n {
+                while sent < n && c.outstanding() < window {
+                    let op = KvOp::Put(sent % 1024, Vec::new());
+                    let seq = c.send(op).expect("below the window");
+                    sent_at.insert(seq, Instant::now());
+                    sent += 1;
+                }
+                if let Some((seq, res)) = c.poll(Duration::from_secs(10)) {
+                    let t = sent_at.remove(&seq).expect("answer to a sent request");
+                    match res {
+                        Ok(_) => lat.push(t.elapsed().as_nanos() as u64),
+                        Err(_) => errors += 1,
+                    }
+                    if done.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+                        bar.set_position(done.load(Ordering::Relaxed));
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (l, e) = t.join().map_err(|_| "client thread panicked".to_string())?;
+        lat.extend(l);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let panics = cluster.panics();
+    cluster.shutdown();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |&ns| ns as f64 / 1000.0)
+    };
+    println!(
+        "{} {} servers, {} clients x {} outstanding, {:?} storage: {} ops in {:.2} s = {:.0} ops/s; \
+         latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors",
+        R::NAME,
+        args.servers,
+        args.clients,
+        args.outstanding,
+        args.storage,
+        lat.len(),
+        secs,
+        lat.len() as f64 / secs,
+        pct(0.5),
+        pct(0.99),
+        pct(0.999),
+        errors
+    );
+    for (id, what) in panics {
+        println!("replica {id} panicked: {what}");
+    }
+    Ok(())
+}
