@@ -125,17 +125,22 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     /// Submit `op` and wait for its result.
     pub fn submit(&mut self, op: S::Op) -> Result<S::Output, Error> {
         let seq = self.send(op)?;
-        loop {
+        // Answers to earlier pipelined requests are kept for later `poll`s, not dropped.
+        let mut others = Vec::new();
+        let res = loop {
             match self.poll(self.cfg.timeout) {
-                Some((s, res)) if s == seq => return res,
-                Some(_) => {} // an earlier pipelined request's answer; the caller mixed modes
-                None => {
-                    if !self.outstanding.contains_key(&seq) {
-                        unreachable!("request {seq} neither answered nor outstanding");
-                    }
-                }
+                Some((s, res)) if s == seq => break res,
+                Some(other) => others.push(other),
+                None => assert!(
+                    self.outstanding.contains_key(&seq),
+                    "request {seq} neither answered nor outstanding"
+                ),
             }
+        };
+        for o in others.into_iter().rev() {
+            self.ready.push_front(o);
         }
+        res
     }
 
     /// Queue `op` without waiting; returns its sequence number. It is sent on the next `poll`,
