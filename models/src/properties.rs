@@ -108,7 +108,7 @@ fn committed_everywhere<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R
     let Some(first) = servers.next().and_then(|x| x.saved.applied.first().cloned()) else {
         return false;
     };
-    servers.all(|x| x.saved.applied.iter().any(|e| *e == first))
+    servers.all(|x| x.saved.applied.contains(&first))
 }
 
 fn all_replies<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
