@@ -70,8 +70,12 @@ fn model(limit: u8, bad_above: u8) -> ActorModel<Toy, u8, ()> {
         .actor(Toy::Ponger)
         .init_network(Network::new_unordered_nonduplicating([]))
         .lossy_network(LossyNetwork::Yes)
-        .property(Expectation::Always, "count stays low", |m, s| *s.actor_states[0] <= m.cfg)
-        .property(Expectation::Sometimes, "count moves", |_, s| *s.actor_states[0] > 0)
+        .property(Expectation::Always, "count stays low", |m, s| {
+            *s.actor_states[0] <= m.cfg
+        })
+        .property(Expectation::Sometimes, "count moves", |_, s| {
+            *s.actor_states[0] > 0
+        })
 }
 
 type ToyModel = ActorModel<Toy, u8, ()>;
@@ -81,7 +85,15 @@ fn done(limit: u8) -> impl Fn(&ToyModel, &<ToyModel as Model>::State) -> bool {
 }
 
 fn space() -> Space {
-    Space { max_steps: 60, servers: 2, max_loss_pct: 30, max_crash_pct: 0, partitions: true, settle_steps: 200 }
+    Space {
+        max_steps: 60,
+        servers: 2,
+        max_loss_pct: 30,
+        max_crash_pct: 0,
+        max_dup_pct: 0,
+        partitions: true,
+        settle_steps: 200,
+    }
 }
 
 #[test]
@@ -104,8 +116,17 @@ fn a_violation_is_found_shrunk_and_replayed() {
     let f = failure.expect("the broken property is caught");
     assert_eq!(f.violation.property, "count stays low");
     let (replay, _) = exec.run(&f.schedule);
-    assert_eq!(replay.violation.as_ref(), Some(&f.violation), "the shrunk schedule replays exactly");
-    assert!(replay.path.len() <= 10, "shrunk to {} steps: {:?}", replay.path.len(), replay.path);
+    assert_eq!(
+        replay.violation.as_ref(),
+        Some(&f.violation),
+        "the shrunk schedule replays exactly"
+    );
+    assert!(
+        replay.path.len() <= 10,
+        "shrunk to {} steps: {:?}",
+        replay.path.len(),
+        replay.path
+    );
 }
 
 #[test]
@@ -113,7 +134,10 @@ fn a_run_that_cannot_settle_is_a_failure() {
     // The pinger stops at 3 but liveness wants 5: settling must report it.
     let m = model(3, 9);
     let exec = Executor::new(&m, done(5));
-    let schedule = Schedule { profile: FaultProfile::default(), choices: vec![] };
+    let schedule = Schedule {
+        profile: FaultProfile::default(),
+        choices: vec![],
+    };
     let (out, _) = exec.run(&schedule);
     let v = out.violation.expect("never settles");
     assert_eq!((v.property.as_str(), v.phase), ("settles", Phase::Settling));
@@ -124,8 +148,14 @@ fn settling_recovers_from_total_loss() {
     // Every faulty step drops what is in flight; settling must still finish the count.
     let m = model(4, 9);
     let exec = Executor::new(&m, done(4));
-    let profile = FaultProfile { loss_pct: 100, ..FaultProfile::default() };
-    let (out, s) = exec.run(&Schedule { profile, choices: vec![0; 30] });
+    let profile = FaultProfile {
+        loss_pct: 100,
+        ..FaultProfile::default()
+    };
+    let (out, s) = exec.run(&Schedule {
+        profile,
+        choices: vec![0; 30],
+    });
     assert!(out.violation.is_none(), "{:?}", out.violation);
     assert_eq!(*s.actor_states[0], 4);
     assert!(out.faulty_steps >= 1);

@@ -17,10 +17,23 @@
 //! bounded number of steps, after which the caller's liveness predicate must hold. A run
 //! that never settles is reported like a safety violation.
 
+//!
+//! Two network behaviours need the executor's help to stay faithful over long runs:
+//! * on a *duplicating* network (`Executor::duplicating`) a delivered message stays in
+//!   flight; the executor removes it right after the delivery (with the model's drop of the
+//!   same envelope) unless the schedule asks for a duplicate, so duplicates are a fault the
+//!   schedule controls rather than the norm;
+//! * a message its recipient ignores is a no-op for stateright and would otherwise stay in
+//!   flight for ever (`Executor::consume_ignored`): the executor consumes it, as a real
+//!   network would have delivered it and the recipient dropped it.
+//!
+//! Those bookkeeping drops are kept in the path (replaying needs them) and listed in
+//! [`Outcome::consumed`], so traces can hide them and step counts exclude them.
+
 use std::fmt::Debug;
 
 use serde::{Deserialize, Serialize};
-use stateright::actor::ActorModelAction;
+use stateright::actor::{ActorModelAction, Envelope};
 use stateright::{Expectation, Model};
 
 /// The kind of a model action, as far as fault injection cares.
@@ -32,30 +45,54 @@ pub enum Class {
     Drop,
     /// Fire a timer of `node`.
     Timeout { node: usize },
-    /// Crash or recover `node`.
-    CrashRecover { node: usize },
+    /// Crash `node`.
+    Crash { node: usize },
+    /// Restart crashed `node`.
+    Recover { node: usize },
     /// Anything else (random choices).
     Other,
 }
 
 /// Models whose actions can be classified. Implemented for every stateright actor model.
-pub trait Classify {
+pub trait Classify: Sized {
     /// The kind of this action.
     fn class(&self) -> Class;
+    /// For a delivery: the action that takes the same message off the network without
+    /// delivering it, if the model has one (stateright's lossy networks do).
+    fn consume(&self) -> Option<Self> {
+        None
+    }
 }
 
-impl<M, T, R> Classify for ActorModelAction<M, T, R> {
+impl<M: Clone, T, R> Classify for ActorModelAction<M, T, R> {
     fn class(&self) -> Class {
         match self {
-            ActorModelAction::Deliver { src, dst, .. } => {
-                Class::Deliver { src: usize::from(*src), dst: usize::from(*dst) }
-            }
+            ActorModelAction::Deliver { src, dst, .. } => Class::Deliver {
+                src: usize::from(*src),
+                dst: usize::from(*dst),
+            },
             ActorModelAction::Drop(_) => Class::Drop,
-            ActorModelAction::Timeout(id, _) => Class::Timeout { node: usize::from(*id) },
-            ActorModelAction::Crash(id) | ActorModelAction::Recover(id) => {
-                Class::CrashRecover { node: usize::from(*id) }
-            }
+            ActorModelAction::Timeout(id, _) => Class::Timeout {
+                node: usize::from(*id),
+            },
+            ActorModelAction::Crash(id) => Class::Crash {
+                node: usize::from(*id),
+            },
+            ActorModelAction::Recover(id) => Class::Recover {
+                node: usize::from(*id),
+            },
             ActorModelAction::SelectRandom { .. } => Class::Other,
+        }
+    }
+
+    fn consume(&self) -> Option<Self> {
+        match self {
+            ActorModelAction::Deliver { src, dst, msg } => Some(ActorModelAction::Drop(Envelope {
+                src: *src,
+                dst: *dst,
+                msg: msg.clone(),
+            })),
+            _ => None,
         }
     }
 }
@@ -90,6 +127,10 @@ pub struct FaultProfile {
     pub crash_pct: u8,
     /// Steps that fire a timer.
     pub timeout_pct: u8,
+    /// Deliveries that leave their message in flight, to be delivered again (duplicating
+    /// networks only).
+    #[serde(default)]
+    pub dup_pct: u8,
     /// Partition windows.
     pub partitions: Vec<Partition>,
     /// Bound on the settling phase.
@@ -98,7 +139,14 @@ pub struct FaultProfile {
 
 impl Default for FaultProfile {
     fn default() -> Self {
-        FaultProfile { loss_pct: 5, crash_pct: 2, timeout_pct: 15, partitions: Vec::new(), settle_steps: 2_000 }
+        FaultProfile {
+            loss_pct: 5,
+            crash_pct: 2,
+            timeout_pct: 15,
+            dup_pct: 0,
+            partitions: Vec::new(),
+            settle_steps: 2_000,
+        }
     }
 }
 
@@ -123,12 +171,51 @@ pub enum Phase {
 /// A failed run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
-    /// The always-property that failed, or `"settles"` when the run did not settle.
+    /// The always-property that failed, an end-of-run check's name, or `"settles"` when the
+    /// run did not settle.
     pub property: String,
-    /// Steps taken when it failed (1-based).
+    /// Steps taken when it failed (path entries, 1-based).
     pub step: usize,
     /// The phase it failed in.
     pub phase: Phase,
+    /// What an end-of-run check said (empty for per-step properties).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// What the faults of a run (or a search) actually did: the vacuity guard of a fault test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Messages delivered.
+    pub deliveries: u64,
+    /// Deliveries that left their message in flight (duplicating networks).
+    pub duplicates: u64,
+    /// Deliveries the recipient ignored (consumed).
+    pub ignored: u64,
+    /// Messages lost.
+    pub drops: u64,
+    /// Timers fired.
+    pub timeouts: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Restarts.
+    pub recovers: u64,
+    /// Faulty steps during which a partition held back at least one message.
+    pub held: u64,
+}
+
+impl Stats {
+    /// Add `o` to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.deliveries += o.deliveries;
+        self.duplicates += o.duplicates;
+        self.ignored += o.ignored;
+        self.drops += o.drops;
+        self.timeouts += o.timeouts;
+        self.crashes += o.crashes;
+        self.recovers += o.recovers;
+        self.held += o.held;
+    }
 }
 
 /// What a run did.
@@ -136,28 +223,74 @@ pub struct Violation {
 pub struct Outcome<A> {
     /// The actions taken, in order (replaying them from the initial state reproduces the run).
     pub path: Vec<A>,
-    /// Steps in the faulty phase.
+    /// Indices in `path` of the executor's bookkeeping drops (see the module doc): not
+    /// faults, not steps.
+    pub consumed: Vec<usize>,
+    /// Steps in the faulty phase (path entries).
     pub faulty_steps: usize,
     /// The violation, if any.
     pub violation: Option<Violation>,
+    /// What the run's faults did.
+    pub stats: Stats,
+}
+
+impl<A> Outcome<A> {
+    /// Steps taken: path entries that are not bookkeeping.
+    pub fn steps(&self) -> usize {
+        self.path.len() - self.consumed.len()
+    }
 }
 
 /// The liveness condition a run must meet once it has settled.
 pub type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
 
+/// A check made once at the end of a run, over the last state and the whole path.
+pub type EndCheck<'m, M> =
+    Box<dyn Fn(&M, &<M as Model>::State, &[<M as Model>::Action]) -> Result<(), String> + 'm>;
+
+type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
+
 /// Runs schedules on a model.
 pub struct Executor<'m, M: Model> {
     model: &'m M,
+    /// Always-properties checked after every step (the model's, less the skipped ones).
+    always: Vec<(&'static str, Condition<M>)>,
     /// Always-properties not checked after every step (e.g. a linearizability tester too
     /// slow for long histories, checked once at the end by the caller instead).
     skip: Vec<&'static str>,
     settled: Settled<'m, M>,
+    end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
+    duplicating: bool,
+    consume_ignored: bool,
 }
 
 impl<M: Model> Debug for Executor<'_, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("skip", &self.skip).finish()
+        f.debug_struct("Executor")
+            .field("skip", &self.skip)
+            .field(
+                "end_checks",
+                &self.end_checks.iter().map(|c| c.0).collect::<Vec<_>>(),
+            )
+            .field("duplicating", &self.duplicating)
+            .field("consume_ignored", &self.consume_ignored)
+            .finish()
     }
+}
+
+/// How a delivery went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    Once,
+    Kept,
+    Ignored,
+}
+
+/// One executed step: the path entries it adds (`true`: bookkeeping) and the state after.
+struct Stepped<A, S> {
+    entries: Vec<(A, bool)>,
+    state: S,
+    delivered: Option<Delivered>,
 }
 
 impl<'m, M> Executor<'m, M>
@@ -167,39 +300,193 @@ where
 {
     /// An executor for `model`; `settled` is the liveness condition checked after settling.
     pub fn new(model: &'m M, settled: impl Fn(&M, &M::State) -> bool + 'm) -> Self {
-        Executor { model, skip: Vec::new(), settled: Box::new(settled) }
+        let always = model
+            .properties()
+            .into_iter()
+            .filter(|p| matches!(p.expectation, Expectation::Always))
+            .map(|p| (p.name, p.condition))
+            .collect();
+        Executor {
+            model,
+            always,
+            skip: Vec::new(),
+            settled: Box::new(settled),
+            end_checks: Vec::new(),
+            duplicating: false,
+            consume_ignored: false,
+        }
     }
 
     /// Do not check these always-properties after every step.
     pub fn skip(mut self, names: &[&'static str]) -> Self {
         self.skip.extend_from_slice(names);
+        self.always.retain(|(n, _)| !names.contains(n));
         self
     }
 
-    fn check(&self, state: &M::State) -> Option<String> {
-        self.model
-            .properties()
-            .into_iter()
-            .filter(|p| matches!(p.expectation, Expectation::Always) && !self.skip.contains(&p.name))
-            .find(|p| !(p.condition)(self.model, state))
-            .map(|p| p.name.to_string())
+    /// Check `check` once at the end of every run that had no other violation; an `Err` is a
+    /// violation of property `name` with the error as its detail.
+    pub fn end_check(
+        mut self,
+        name: &'static str,
+        check: impl Fn(&M, &M::State, &[M::Action]) -> Result<(), String> + 'm,
+    ) -> Self {
+        self.end_checks.push((name, Box::new(check)));
+        self
     }
 
-    /// Apply the first action, starting at `start` and wrapping, whose step is not a no-op.
-    fn apply(&self, state: &M::State, cands: &[M::Action], start: usize) -> Option<(M::Action, M::State)> {
-        (0..cands.len()).find_map(|k| {
-            let a = cands[(start + k) % cands.len()].clone();
-            self.model.next_state(state, a.clone()).map(|s| (a, s))
-        })
+    /// The model's network keeps delivered messages (see the module doc).
+    pub fn duplicating(mut self) -> Self {
+        self.duplicating = true;
+        self
+    }
+
+    /// Consume messages whose recipient ignores them (see the module doc).
+    pub fn consume_ignored(mut self) -> Self {
+        self.consume_ignored = true;
+        self
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m M {
+        self.model
+    }
+
+    fn check(&self, state: &M::State) -> Option<String> {
+        self.always
+            .iter()
+            .find(|(_, c)| !c(self.model, state))
+            .map(|(n, _)| n.to_string())
+    }
+
+    fn next(&self, state: &M::State, a: &M::Action) -> Option<M::State> {
+        self.model.next_state(state, a.clone())
+    }
+
+    /// Take action `a`: a delivery (with its bookkeeping) or any other action. `None` when it
+    /// cannot happen here or leaves the model's boundary.
+    fn step(
+        &self,
+        state: &M::State,
+        a: &M::Action,
+        keep: bool,
+    ) -> Option<Stepped<M::Action, M::State>> {
+        let is_delivery = matches!(a.class(), Class::Deliver { .. });
+        let stepped = match self.next(state, a) {
+            Some(s1) if is_delivery && self.duplicating && !keep => {
+                let c = a.consume()?;
+                let s2 = self.next(&s1, &c)?;
+                Stepped {
+                    entries: vec![(a.clone(), false), (c, true)],
+                    state: s2,
+                    delivered: Some(Delivered::Once),
+                }
+            }
+            Some(s1) => {
+                let delivered = is_delivery.then_some(if self.duplicating {
+                    Delivered::Kept
+                } else {
+                    Delivered::Once
+                });
+                Stepped {
+                    entries: vec![(a.clone(), false)],
+                    state: s1,
+                    delivered,
+                }
+            }
+            None if is_delivery && self.consume_ignored => {
+                let c = a.consume()?;
+                let s = self.next(state, &c)?;
+                Stepped {
+                    entries: vec![(c, true)],
+                    state: s,
+                    delivered: Some(Delivered::Ignored),
+                }
+            }
+            None => return None,
+        };
+        self.model
+            .within_boundary(&stepped.state)
+            .then_some(stepped)
+    }
+
+    /// Take the first of `cands` (indices into `actions`), starting at `start` and wrapping,
+    /// that can happen.
+    fn first(
+        &self,
+        state: &M::State,
+        actions: &[M::Action],
+        cands: &[usize],
+        start: usize,
+        keep: bool,
+    ) -> Option<Stepped<M::Action, M::State>> {
+        (0..cands.len())
+            .find_map(|k| self.step(state, &actions[cands[(start + k) % cands.len()]], keep))
+    }
+
+    fn record(stats: &mut Stats, class: Class, delivered: Option<Delivered>) {
+        match (class, delivered) {
+            (_, Some(Delivered::Once)) => stats.deliveries += 1,
+            (_, Some(Delivered::Kept)) => {
+                stats.deliveries += 1;
+                stats.duplicates += 1;
+            }
+            (_, Some(Delivered::Ignored)) => stats.ignored += 1,
+            (Class::Drop, None) => stats.drops += 1,
+            (Class::Timeout { .. }, None) => stats.timeouts += 1,
+            (Class::Crash { .. }, None) => stats.crashes += 1,
+            (Class::Recover { .. }, None) => stats.recovers += 1,
+            _ => {}
+        }
     }
 
     /// Run `schedule` from the model's first initial state.
     pub fn run(&self, schedule: &Schedule) -> (Outcome<M::Action>, M::State) {
-        let mut state = self.model.init_states().into_iter().next().expect("a model has an initial state");
-        let mut path = Vec::with_capacity(schedule.choices.len() + schedule.profile.settle_steps);
-        let mut actions = Vec::new();
+        let mut state = self
+            .model
+            .init_states()
+            .into_iter()
+            .next()
+            .expect("a model has an initial state");
         let p = &schedule.profile;
-        let outcome = |path, faulty_steps, violation| Outcome { path, faulty_steps, violation };
+        let mut out = Outcome {
+            path: Vec::with_capacity(schedule.choices.len() + p.settle_steps),
+            consumed: Vec::new(),
+            faulty_steps: 0,
+            violation: None,
+            stats: Stats::default(),
+        };
+        let mut actions = Vec::new();
+        let mut classes = Vec::new();
+        let (mut deliveries, mut drops, mut faults, mut timeouts, mut recovers) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+
+        // Apply a step to the run; `Err(())` when it broke a property.
+        let take = |out: &mut Outcome<M::Action>,
+                    state: &mut M::State,
+                    s: Stepped<M::Action, M::State>,
+                    class: Class,
+                    phase: Phase|
+         -> Result<(), ()> {
+            Self::record(&mut out.stats, class, s.delivered);
+            for (a, bookkeeping) in s.entries {
+                if bookkeeping {
+                    out.consumed.push(out.path.len());
+                }
+                out.path.push(a);
+            }
+            *state = s.state;
+            if let Some(property) = self.check(state) {
+                out.violation = Some(Violation {
+                    property,
+                    step: out.path.len(),
+                    phase,
+                    detail: String::new(),
+                });
+                return Err(());
+            }
+            Ok(())
+        };
 
         for (step, &choice) in schedule.choices.iter().enumerate() {
             actions.clear();
@@ -207,66 +494,135 @@ where
             if actions.is_empty() {
                 break; // nothing can happen: the settling phase decides whether that is fine
             }
+            classes.clear();
+            classes.extend(actions.iter().map(|a| a.class()));
+            for v in [&mut deliveries, &mut drops, &mut faults, &mut timeouts] {
+                v.clear();
+            }
+            let mut held = false;
+            for (i, c) in classes.iter().enumerate() {
+                match *c {
+                    Class::Deliver { src, dst } => {
+                        if p.partitions.iter().any(|w| w.cuts(step, src, dst)) {
+                            held = true;
+                        } else {
+                            deliveries.push(i);
+                        }
+                    }
+                    Class::Drop => drops.push(i),
+                    Class::Crash { .. } | Class::Recover { .. } => faults.push(i),
+                    Class::Timeout { .. } => timeouts.push(i),
+                    Class::Other => {}
+                }
+            }
+            out.stats.held += u64::from(held);
             let roll = (choice % 100) as u8;
             let pick = (choice / 100) as usize;
-            let of = |f: &dyn Fn(Class) -> bool| -> Vec<M::Action> {
-                actions.iter().filter(|a| f(a.class())).cloned().collect()
-            };
-            let deliveries = of(&|c| matches!(c, Class::Deliver { src, dst } if !p.partitions.iter().any(|w| w.cuts(step, src, dst))));
-            let drops = of(&|c| c == Class::Drop);
-            let crashes = of(&|c| matches!(c, Class::CrashRecover { .. }));
-            let timeouts = of(&|c| matches!(c, Class::Timeout { .. }));
-            let (l, c, t) = (p.loss_pct, p.loss_pct + p.crash_pct, p.loss_pct + p.crash_pct + p.timeout_pct);
-            let order: [&Vec<M::Action>; 4] = if roll < l {
-                [&drops, &deliveries, &timeouts, &crashes]
+            // An independent roll for duplication, from the same choice.
+            let keep = ((choice.wrapping_mul(0x9E37_79B1) >> 16) % 100) < u32::from(p.dup_pct);
+            let (l, c, t) = (
+                p.loss_pct,
+                p.loss_pct.saturating_add(p.crash_pct),
+                p.loss_pct
+                    .saturating_add(p.crash_pct)
+                    .saturating_add(p.timeout_pct),
+            );
+            let order: [&Vec<usize>; 4] = if roll < l {
+                [&drops, &deliveries, &timeouts, &faults]
             } else if roll < c {
-                [&crashes, &deliveries, &timeouts, &drops]
+                [&faults, &deliveries, &timeouts, &drops]
             } else if roll < t {
-                [&timeouts, &deliveries, &drops, &crashes]
+                [&timeouts, &deliveries, &drops, &faults]
             } else {
-                [&deliveries, &timeouts, &drops, &crashes]
+                [&deliveries, &timeouts, &drops, &faults]
             };
-            let Some((a, next)) = order.iter().filter(|v| !v.is_empty()).find_map(|v| self.apply(&state, v, pick % v.len()))
-            else {
+            let Some((s, class)) = order.iter().filter(|v| !v.is_empty()).find_map(|v| {
+                let start = pick % v.len();
+                (0..v.len()).find_map(|k| {
+                    let i = v[(start + k) % v.len()];
+                    self.step(&state, &actions[i], keep)
+                        .map(|s| (s, classes[i]))
+                })
+            }) else {
                 break;
             };
-            path.push(a);
-            state = next;
-            if let Some(property) = self.check(&state) {
-                let v = Violation { property, step: path.len(), phase: Phase::Faulty };
-                return (outcome(path, step + 1, Some(v)), state);
+            if take(&mut out, &mut state, s, class, Phase::Faulty).is_err() {
+                out.faulty_steps = out.path.len();
+                return (out, state);
             }
         }
 
-        // Settle: no faults, every link healed. Deliver what is in flight, fire timers in
-        // rotation, until the liveness condition holds or the bound runs out.
-        let faulty_steps = path.len();
+        // Settle: no faults, every link healed, crashed servers restart. Deliver what is in
+        // flight, in rotation so none starves; fire timers in rotation when nothing is in
+        // flight, and every 16th step anyway, as time passes in a real network too (and
+        // stale leader hints that bounce a client between servers get refreshed).
+        out.faulty_steps = out.path.len();
+        let mut timer_turn = 0;
+        let mut settled = false;
         for k in 0..p.settle_steps {
             if (self.settled)(self.model, &state) {
-                return (outcome(path, faulty_steps, None), state);
+                settled = true;
+                break;
             }
             actions.clear();
             self.model.actions(&state, &mut actions);
-            let deliveries: Vec<M::Action> = actions.iter().filter(|a| matches!(a.class(), Class::Deliver { .. })).cloned().collect();
-            let timeouts: Vec<M::Action> = actions.iter().filter(|a| matches!(a.class(), Class::Timeout { .. })).cloned().collect();
-            // Rotate through deliveries so a duplicating network cannot starve the others;
-            // every eighth step lets a timer fire even while messages are in flight, as time
-            // would pass in a real network.
-            let next = if k % 8 == 7 {
-                self.apply(&state, &timeouts, k / 8).or_else(|| self.apply(&state, &deliveries, k))
+            classes.clear();
+            classes.extend(actions.iter().map(|a| a.class()));
+            deliveries.clear();
+            timeouts.clear();
+            recovers.clear();
+            for (i, c) in classes.iter().enumerate() {
+                match c {
+                    Class::Deliver { .. } => deliveries.push(i),
+                    Class::Timeout { .. } => timeouts.push(i),
+                    Class::Recover { .. } => recovers.push(i),
+                    _ => {}
+                }
+            }
+            let timer_first = deliveries.is_empty() || k % 16 == 15;
+            let next = if let Some(s) = self.first(&state, &actions, &recovers, 0, false) {
+                Some((s, Class::Recover { node: 0 }))
+            } else if timer_first {
+                timer_turn += 1;
+                self.first(&state, &actions, &timeouts, timer_turn, false)
+                    .map(|s| (s, Class::Timeout { node: 0 }))
+                    .or_else(|| {
+                        self.first(&state, &actions, &deliveries, k, false)
+                            .map(|s| (s, Class::Other))
+                    })
             } else {
-                self.apply(&state, &deliveries, k).or_else(|| self.apply(&state, &timeouts, k))
+                self.first(&state, &actions, &deliveries, k, false)
+                    .map(|s| (s, Class::Other))
+                    .or_else(|| {
+                        self.first(&state, &actions, &timeouts, timer_turn, false)
+                            .map(|s| (s, Class::Timeout { node: 0 }))
+                    })
             };
-            let Some((a, next)) = next else { break };
-            path.push(a);
-            state = next;
-            if let Some(property) = self.check(&state) {
-                let v = Violation { property, step: path.len(), phase: Phase::Settling };
-                return (outcome(path, faulty_steps, Some(v)), state);
+            let Some((s, class)) = next else { break };
+            if take(&mut out, &mut state, s, class, Phase::Settling).is_err() {
+                return (out, state);
             }
         }
-        let violation = (!(self.settled)(self.model, &state))
-            .then(|| Violation { property: "settles".into(), step: path.len(), phase: Phase::Settling });
-        (outcome(path, faulty_steps, violation), state)
+        settled = settled || (self.settled)(self.model, &state);
+        let fail = |property: &str, detail: String, steps: usize| Violation {
+            property: property.to_string(),
+            step: steps,
+            phase: Phase::Settling,
+            detail,
+        };
+        for (name, check) in &self.end_checks {
+            if let Err(detail) = check(self.model, &state, &out.path) {
+                out.violation = Some(fail(name, detail, out.path.len()));
+                return (out, state);
+            }
+        }
+        if !settled {
+            out.violation = Some(fail(
+                "settles",
+                format!("not settled within {} fault-free steps", p.settle_steps),
+                out.path.len(),
+            ));
+        }
+        (out, state)
     }
 }

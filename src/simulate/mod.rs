@@ -1,16 +1,21 @@
 //! Deep fault schedules: random walks of the stateright model ([`executor`]), generated and
 //! shrunk by proptest ([`schedules`], [`search`]).
 
+pub mod cluster;
 pub mod executor;
 
 use std::cell::Cell;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{
+    Config as RunnerConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
 use stateright::Model;
 
-use executor::{Classify, Executor, FaultProfile, Partition, Schedule, Violation};
+use executor::{Classify, Executor, FaultProfile, Partition, Schedule, Stats, Violation};
+
+pub use cluster::{hunt, replay, SavedFailure, SimOptions, SimReport};
 
 /// The space schedules are drawn from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +28,8 @@ pub struct Space {
     pub max_loss_pct: u8,
     /// Highest crash/recover rate, percent.
     pub max_crash_pct: u8,
+    /// Highest duplication rate, percent of deliveries (duplicating networks).
+    pub max_dup_pct: u8,
     /// Whether to draw partition windows.
     pub partitions: bool,
     /// Bound on each run's settling phase.
@@ -38,15 +45,24 @@ pub fn schedules(space: &Space) -> impl Strategy<Value = Schedule> {
         .prop_map(|(start, len, side)| Partition { start, len, side });
     let max_windows = if space.partitions { 2 } else { 0 };
     let settle_steps = space.settle_steps;
-    let profile = (0..=space.max_loss_pct, 0..=space.max_crash_pct, 5u8..=30, vec(partition, 0..=max_windows))
-        .prop_map(move |(loss_pct, crash_pct, timeout_pct, partitions)| FaultProfile {
+    let rates = (
+        0..=space.max_loss_pct,
+        0..=space.max_crash_pct,
+        5u8..=30,
+        0..=space.max_dup_pct,
+    );
+    let profile = (rates, vec(partition, 0..=max_windows)).prop_map(
+        move |((loss_pct, crash_pct, timeout_pct, dup_pct), partitions)| FaultProfile {
             loss_pct,
             crash_pct,
             timeout_pct,
+            dup_pct,
             partitions,
             settle_steps,
-        });
-    (profile, vec(any::<u32>(), 0..=steps)).prop_map(|(profile, choices)| Schedule { profile, choices })
+        },
+    );
+    (profile, vec(any::<u32>(), 0..=steps))
+        .prop_map(|(profile, choices)| Schedule { profile, choices })
 }
 
 /// A failing schedule, shrunk.
@@ -65,38 +81,83 @@ pub struct Failure {
 pub struct Totals {
     /// Runs executed (shrinking included).
     pub runs: u64,
-    /// Model steps executed (shrinking included).
+    /// Model steps executed (shrinking included; the executor's bookkeeping drops excluded).
     pub steps: u64,
     /// Longest run, in steps.
     pub deepest: u64,
+    /// What the faults did, summed over the runs.
+    pub stats: Stats,
+}
+
+/// How long a search may look and shrink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Seed of the schedule generator.
+    pub seed: u64,
+    /// Random schedules to try.
+    pub runs: u32,
+    /// Most shrinking steps once a failure is found (each replays a whole run).
+    pub max_shrink_iters: u32,
 }
 
 /// Run `runs` random schedules from `seed`; on a failure, shrink it and return it.
-pub fn search<M>(exec: &Executor<'_, M>, space: &Space, seed: u64, runs: u32) -> (Option<Failure>, Totals)
+pub fn search<M>(
+    exec: &Executor<'_, M>,
+    space: &Space,
+    seed: u64,
+    runs: u32,
+) -> (Option<Failure>, Totals)
+where
+    M: Model,
+    M::Action: Classify + Clone,
+{
+    search_with(
+        exec,
+        space,
+        Budget {
+            seed,
+            runs,
+            max_shrink_iters: 2_000,
+        },
+        |_| {},
+    )
+}
+
+/// [`search`] with a shrinking budget, calling `progress` after every run (shrinking runs
+/// included) with the totals so far.
+pub fn search_with<M>(
+    exec: &Executor<'_, M>,
+    space: &Space,
+    budget: Budget,
+    mut progress: impl FnMut(&Totals),
+) -> (Option<Failure>, Totals)
 where
     M: Model,
     M::Action: Classify + Clone,
 {
     let config = RunnerConfig {
-        cases: runs,
+        cases: budget.runs,
         failure_persistence: None,
         // Shrinking replays whole runs; bound it so a failure is reported in seconds.
-        max_shrink_iters: 2_000,
+        max_shrink_iters: budget.max_shrink_iters,
         ..RunnerConfig::default()
     };
     let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    seed_bytes[..8].copy_from_slice(&budget.seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(config, rng);
     let totals = Cell::new(Totals::default());
     let first_fail = Cell::new(None::<u64>);
+    let progress = std::cell::RefCell::new(&mut progress);
     let result = runner.run(&schedules(space), |s| {
         let (out, _) = exec.run(&s);
         let mut t = totals.get();
         t.runs += 1;
-        t.steps += out.path.len() as u64;
-        t.deepest = t.deepest.max(out.path.len() as u64);
+        t.steps += out.steps() as u64;
+        t.deepest = t.deepest.max(out.steps() as u64);
+        t.stats.add(&out.stats);
         totals.set(t);
+        (progress.borrow_mut())(&t);
         match out.violation {
             None => Ok(()),
             Some(v) => {
@@ -111,8 +172,14 @@ where
         Ok(()) => None,
         Err(TestError::Fail(_, schedule)) => {
             let (out, _) = exec.run(&schedule);
-            let violation = out.violation.expect("a shrunk failing schedule fails again when replayed");
-            Some(Failure { schedule, violation, runs_before: first_fail.get().unwrap_or(0) })
+            let violation = out
+                .violation
+                .expect("a shrunk failing schedule fails again when replayed");
+            Some(Failure {
+                schedule,
+                violation,
+                runs_before: first_fail.get().unwrap_or(0),
+            })
         }
         Err(TestError::Abort(why)) => panic!("schedule search aborted: {why}"),
     };

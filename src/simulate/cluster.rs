@@ -1,0 +1,682 @@
+//! The executor on the real cluster model: [`hunt`] runs proptest fault schedules against
+//! [`paxraft_models::build`] for any [`Replica`], and [`replay`] reruns a saved failure.
+//!
+//! What a run checks:
+//! * after every step, every always-property of the model (state machine safety, applied
+//!   prefix, terms, the protocol's own invariants) except stateright's linearizability
+//!   tester, which searches without memoization and is built for short histories;
+//! * at the end of every run, the whole client history with [`crate::lincheck::check_kv`]
+//!   (per-key Wing–Gong/Lowe search with memoization), the history rebuilt from the path;
+//! * liveness: after the faults stop, within a bounded settling phase every client op has
+//!   completed and every server has applied the same commands.
+//!
+//! The model is built for depth: a duplicating, lossy network (the executor controls how
+//! often duplicates and losses happen), terms and retries effectively unbounded, a crash
+//! budget per run, and clients with many ops over two keys with unique values so that the
+//! linearizability check can tell every write apart.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use paxraft_impls::sm::{KvOp, KvOutput};
+use paxraft_impls::{Bug, Config, Replica, MAX_NODES};
+use paxraft_models::model::{Answer, Msg, NetworkKind, Node};
+use paxraft_models::properties::names::LINEARIZABLE;
+use paxraft_models::render::trace_of;
+use paxraft_models::{build, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
+use serde::{Deserialize, Serialize};
+use stateright::actor::ActorModelAction;
+use stateright::{Model, Path};
+
+use super::executor::{Classify, Executor, Phase, Schedule, Stats, Violation};
+use super::{search_with, Budget, Space, Totals};
+use crate::lincheck::{check_kv, Op};
+
+/// What [`hunt`] searches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimOptions {
+    /// Seed of the schedule generator: the same options and seed give the same runs.
+    pub seed: u64,
+    /// Random schedules to run.
+    pub runs: u32,
+    /// Most steps in a run's faulty phase.
+    pub steps: usize,
+    /// Bound on a run's fault-free settling phase.
+    pub settle_steps: usize,
+    /// Servers (1 to [`MAX_NODES`]).
+    pub servers: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Operations per client, issued one at a time.
+    pub ops: usize,
+    /// Highest message-loss rate, percent of steps.
+    pub loss_pct: u8,
+    /// Highest duplication rate, percent of deliveries.
+    pub dup_pct: u8,
+    /// Highest crash/restart rate, percent of steps.
+    pub crash_pct: u8,
+    /// Crashes allowed per run (0: none).
+    pub crashes: usize,
+    /// Whether runs include partition windows.
+    pub partitions: bool,
+    /// The protocol configuration (bug-zoo switches included).
+    pub protocol: Config,
+    /// Most shrinking steps once a failure is found.
+    pub max_shrink_iters: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            seed: 0,
+            runs: 100,
+            steps: 2_000,
+            settle_steps: 4_000,
+            servers: 3,
+            clients: 3,
+            ops: 20,
+            loss_pct: 10,
+            dup_pct: 10,
+            crash_pct: 3,
+            crashes: 2,
+            partitions: true,
+            protocol: Config::default(),
+            max_shrink_iters: 1_000,
+        }
+    }
+}
+
+/// Most ops per client (the model numbers them with a `u8`, and a client's resends too).
+pub const MAX_OPS: usize = 250;
+/// Most clients.
+pub const MAX_CLIENTS: usize = 16;
+
+impl SimOptions {
+    /// Reject options that cannot be simulated, with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers == 0 || self.servers > MAX_NODES {
+            return Err(format!(
+                "--servers must be 1 to {MAX_NODES}, got {}",
+                self.servers
+            ));
+        }
+        if self.clients == 0 || self.clients > MAX_CLIENTS {
+            return Err(format!(
+                "--clients must be 1 to {MAX_CLIENTS}, got {}",
+                self.clients
+            ));
+        }
+        if self.ops == 0 || self.ops > MAX_OPS {
+            return Err(format!("--ops must be 1 to {MAX_OPS}, got {}", self.ops));
+        }
+        if self.runs == 0 {
+            return Err("--runs must be at least 1".into());
+        }
+        if self.steps == 0 {
+            return Err("--steps must be at least 1".into());
+        }
+        if self.settle_steps == 0 {
+            return Err("--settle-steps must be at least 1".into());
+        }
+        for (flag, v) in [
+            ("--loss", self.loss_pct),
+            ("--dup", self.dup_pct),
+            ("--crash-rate", self.crash_pct),
+        ] {
+            if v > 100 {
+                return Err(format!("{flag} is a percentage (0 to 100), got {v}"));
+            }
+        }
+        if u16::from(self.loss_pct) + u16::from(self.crash_pct) > 70 {
+            return Err(
+                "--loss plus --crash-rate must leave at least 30% of steps for deliveries".into(),
+            );
+        }
+        self.protocol.validate(self.servers)
+    }
+
+    /// The model configuration a run uses.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            servers: self.servers,
+            clients: self.clients,
+            ops: self.ops,
+            network: NetworkKind::Duplicating,
+            // Drops exist in the model; the schedule decides how often they happen.
+            lossy: true,
+            max_crashes: self.crashes,
+            // Terms and retries are not what bounds a run: its length is.
+            max_term: u64::MAX / 2,
+            // Room for every server to broadcast and every client to wait at once; beyond it
+            // a step is refused, which keeps stale heartbeats from piling up without end.
+            max_in_flight: 4 * self.servers * self.servers + 2 * self.clients,
+            max_retries: u8::MAX,
+            protocol: self.protocol.clone(),
+        }
+    }
+
+    /// The schedule space of these options.
+    pub fn space(&self) -> Space {
+        Space {
+            max_steps: self.steps,
+            servers: self.servers,
+            max_loss_pct: self.loss_pct,
+            max_crash_pct: if self.crashes > 0 { self.crash_pct } else { 0 },
+            max_dup_pct: self.dup_pct,
+            partitions: self.partitions,
+            settle_steps: self.settle_steps,
+        }
+    }
+
+    /// The bugs switched on.
+    pub fn bugs(&self) -> Vec<Bug> {
+        Bug::ALL
+            .into_iter()
+            .filter(|b| self.protocol.bug(*b))
+            .collect()
+    }
+
+    /// The `paxraft simulate` flags that rebuild these options (defaults omitted).
+    pub fn flags(&self) -> String {
+        let d = SimOptions::default();
+        let mut f = vec![format!("--seed {}", self.seed)];
+        let mut push = |name: &str, v: String, dv: String| {
+            if v != dv {
+                f.push(format!("--{name} {v}"));
+            }
+        };
+        push("runs", self.runs.to_string(), d.runs.to_string());
+        push("steps", self.steps.to_string(), d.steps.to_string());
+        push(
+            "settle-steps",
+            self.settle_steps.to_string(),
+            d.settle_steps.to_string(),
+        );
+        push("servers", self.servers.to_string(), d.servers.to_string());
+        push("clients", self.clients.to_string(), d.clients.to_string());
+        push("ops", self.ops.to_string(), d.ops.to_string());
+        push("loss", self.loss_pct.to_string(), d.loss_pct.to_string());
+        push("dup", self.dup_pct.to_string(), d.dup_pct.to_string());
+        push(
+            "crash-rate",
+            self.crash_pct.to_string(),
+            d.crash_pct.to_string(),
+        );
+        push("crashes", self.crashes.to_string(), d.crashes.to_string());
+        if !self.partitions {
+            f.push("--no-partitions".into());
+        }
+        if !self.protocol.pre_vote {
+            f.push("--no-pre-vote".into());
+        }
+        if !self.protocol.check_quorum {
+            f.push("--no-check-quorum".into());
+        }
+        for b in self.bugs() {
+            f.push(format!("--bug {}", b.name()));
+        }
+        f.join(" ")
+    }
+}
+
+/// The ops of client `c`: puts, gets and compare-and-swaps over two keys, every written
+/// value unique (client, op index), so a read names the write it saw.
+pub fn client_ops(c: usize, ops: usize) -> Vec<KvOp> {
+    let mut last: [Option<Vec<u8>>; 2] = [None, None];
+    (0..ops)
+        .map(|k| {
+            let key = ((k / 3) % 2) as u64;
+            let value = vec![c as u8, k as u8];
+            match k % 3 {
+                0 => {
+                    last[key as usize] = Some(value.clone());
+                    KvOp::Put(key, value)
+                }
+                1 => KvOp::Get(key),
+                _ => {
+                    let expect = last[key as usize].replace(value.clone());
+                    KvOp::Cas {
+                        key,
+                        expect,
+                        new: value,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// The model a simulation runs: [`build`]'s, with the clients' ops of [`client_ops`], and
+/// without stateright's history recording (the history is rebuilt from the path instead, see
+/// [`history`]), so states stay small however long the run.
+pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> ClusterModel<R> {
+    let cfg = opts.model_config();
+    let mut model = build::<R>(&cfg);
+    for (c, actor) in model.actors[cfg.servers..].iter_mut().enumerate() {
+        if let Node::Client { ops, .. } = actor {
+            *ops = Arc::new(client_ops(c, cfg.ops));
+        }
+    }
+    model.record_msg_in = |_, _, _| None;
+    model.record_msg_out = |_, _, _| None;
+    model.properties.retain(|p| p.name != LINEARIZABLE);
+    model
+}
+
+/// The liveness condition: no server is down, every client has had every op answered, and
+/// every server has applied the same commands.
+pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> bool {
+    let cfg = &model.cfg.cfg;
+    let n = cfg.servers;
+    if state.crashed.iter().any(|&c| c) {
+        return false;
+    }
+    let clients_done = state.actor_states[n..]
+        .iter()
+        .all(|a| a.client().is_some_and(|c| usize::from(c.done) == cfg.ops));
+    if !clients_done {
+        return false;
+    }
+    let mut servers = state.actor_states[..n].iter().filter_map(|a| a.server());
+    let Some(first) = servers.next() else {
+        return true;
+    };
+    servers.all(|s| s.saved.applied == first.saved.applied)
+}
+
+fn output(a: &Answer) -> KvOutput {
+    match a {
+        Answer::Value(v) => KvOutput::Value(v.clone()),
+        Answer::Written => KvOutput::Written,
+        Answer::Swapped => KvOutput::Cas(Ok(())),
+        Answer::NotSwapped(v) => KvOutput::Cas(Err(v.clone())),
+    }
+}
+
+/// A model action of the cluster.
+pub type Action<R> = ActorModelAction<
+    Msg<<R as Replica<Cmd>>::Msg>,
+    paxraft_models::model::Timer<<R as Replica<Cmd>>::Timer>,
+    (),
+>;
+
+/// The clients' history along `path`, for the linearizability checker. It follows the
+/// clients' own rule: a reply counts when it answers the op its client waits for; the next
+/// op is invoked at that moment. Step `t` (1-based) happens at time `2t`; invocations that
+/// follow a return come just after it, at `2t + 1`; first ops are invoked at time 1.
+pub fn history<R: Replica<Cmd>>(model: &ClusterModel<R>, path: &[Action<R>]) -> Vec<Op> {
+    let cfg = &model.cfg.cfg;
+    let ops: Vec<Vec<KvOp>> = (0..cfg.clients).map(|c| client_ops(c, cfg.ops)).collect();
+    // Per client: the op it waits for (1-based, 0: done) and when it was invoked.
+    let mut waiting: Vec<(usize, u64)> = vec![(1, 1); cfg.clients];
+    let mut h = Vec::with_capacity(cfg.clients * cfg.ops);
+    for (t, a) in path.iter().enumerate() {
+        let ActorModelAction::Deliver {
+            dst,
+            msg: Msg::Reply { seq, answer },
+            ..
+        } = a
+        else {
+            continue;
+        };
+        let Some(c) = usize::from(*dst)
+            .checked_sub(cfg.servers)
+            .filter(|&c| c < cfg.clients)
+        else {
+            continue;
+        };
+        let (k, call) = waiting[c];
+        if k == 0 || *seq != k as u64 {
+            continue; // not awaited: the client ignores it
+        }
+        let now = 2 * (t as u64 + 1);
+        h.push(Op {
+            client: c as u64,
+            call,
+            ret: Some(now),
+            op: ops[c][k - 1].clone(),
+            out: Some(output(answer)),
+        });
+        waiting[c] = if k < cfg.ops {
+            (k + 1, now + 1)
+        } else {
+            (0, 0)
+        };
+    }
+    for (c, &(k, call)) in waiting.iter().enumerate() {
+        if k > 0 {
+            h.push(Op {
+                client: c as u64,
+                call,
+                ret: None,
+                op: ops[c][k - 1].clone(),
+                out: None,
+            });
+        }
+    }
+    h
+}
+
+/// The message-sequence chart of a run's path, about `violation`: the executor's
+/// bookkeeping drops are hidden, and a message its recipient ignored shows as a delivery
+/// marked "(ignored)".
+pub fn trace<R: Replica<Cmd>>(
+    model: &ClusterModel<R>,
+    path: &[Action<R>],
+    consumed: &[usize],
+    violation: &Violation,
+) -> Trace {
+    let init = model
+        .init_states()
+        .into_iter()
+        .next()
+        .expect("a model has an initial state");
+    let full = Path::from_actions(model, init, path).expect("a path the executor took replays");
+    let mut t = trace_of(model, &full, &violation.property);
+    let mut hide = vec![false; t.steps.len()];
+    for &i in consumed {
+        let after_delivery = i > 0 && path[i - 1].consume().as_ref() == Some(&path[i]);
+        if after_delivery {
+            hide[i] = true;
+        } else if let ActorModelAction::Drop(env) = &path[i] {
+            let step = &mut t.steps[i];
+            let what = step
+                .label
+                .split_once(": ")
+                .map_or(step.label.clone(), |(_, m)| m.to_string());
+            step.to = Some(usize::from(env.dst));
+            step.label = format!("{what} (ignored)");
+        }
+    }
+    let mut k = 0;
+    t.steps.retain(|_| {
+        k += 1;
+        !hide[k - 1]
+    });
+    if !violation.detail.is_empty() {
+        t.explanation = Some(violation.detail.clone());
+    }
+    t
+}
+
+/// Operations the linearizability checker handled, and the time it took.
+#[derive(Debug, Default)]
+struct LinStats {
+    ops: Cell<u64>,
+    nanos: Cell<u64>,
+}
+
+fn executor<'m, R: Replica<Cmd>>(
+    model: &'m ClusterModel<R>,
+    lin: &'m LinStats,
+) -> Executor<'m, ClusterModel<R>> {
+    Executor::new(model, settled::<R>)
+        .duplicating()
+        .consume_ignored()
+        .end_check(LINEARIZABLE, move |m, _, path| {
+            let start = Instant::now();
+            let h = history::<R>(m, path);
+            let verdict = check_kv(&h);
+            lin.ops.set(lin.ops.get() + h.len() as u64);
+            lin.nanos
+                .set(lin.nanos.get() + start.elapsed().as_nanos() as u64);
+            verdict
+        })
+}
+
+/// A failure found by [`hunt`], shrunk.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundFailure {
+    /// The violated property (`"settles"` for a run that did not settle).
+    pub property: String,
+    /// What an end-of-run check said.
+    pub detail: String,
+    /// The phase it failed in.
+    pub phase: Phase,
+    /// Steps of the shrunk run (bookkeeping excluded): the length of its chart.
+    pub steps: usize,
+    /// Runs that passed before the first failure.
+    pub runs_before: u64,
+    /// The shrunk schedule.
+    pub schedule: Schedule,
+    /// Its message-sequence chart.
+    #[serde(skip)]
+    pub trace: Trace,
+    /// The chart as text.
+    pub chart: String,
+    /// What to save to replay it.
+    pub saved: SavedFailure,
+}
+
+/// The outcome of [`hunt`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SimReport {
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// The `paxraft simulate` command that reruns this search.
+    pub command: String,
+    /// Runs executed (shrinking included).
+    pub runs: u64,
+    /// Model steps executed (shrinking included).
+    pub steps: u64,
+    /// The longest run, in steps.
+    pub deepest: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Steps per second (property checks and the end-of-run linearizability checks included).
+    pub steps_per_sec: f64,
+    /// Client operations the linearizability checker handled.
+    pub lincheck_ops: u64,
+    /// Time spent in it.
+    pub lincheck_seconds: f64,
+    /// Its throughput, operations per second.
+    pub lincheck_ops_per_sec: f64,
+    /// What the faults did, summed over all runs.
+    pub stats: Stats,
+    /// The failure, if one was found.
+    pub failure: Option<FoundFailure>,
+}
+
+/// The knobs a saved failure needs to rebuild its model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOptions {
+    /// Servers.
+    pub servers: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Ops per client.
+    pub ops: usize,
+    /// Crash budget.
+    pub crashes: usize,
+    /// Raft PreVote.
+    pub pre_vote: bool,
+    /// Raft CheckQuorum.
+    pub check_quorum: bool,
+    /// Bug-zoo switches, by name.
+    pub bugs: Vec<String>,
+}
+
+/// A failing schedule as `paxraft replay` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFailure {
+    /// Format version.
+    pub version: u32,
+    /// Protocol name.
+    pub protocol: String,
+    /// The model's knobs.
+    pub options: SavedOptions,
+    /// The seed the search started from.
+    pub seed: u64,
+    /// The `paxraft simulate` command that found it.
+    pub command: String,
+    /// The shrunk schedule.
+    pub schedule: Schedule,
+    /// What it violated.
+    pub violation: Violation,
+}
+
+impl SavedFailure {
+    /// The format version this build writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// The bugs the schedule needs switched on; `Err` names one this build does not know.
+    pub fn bugs(&self) -> Result<Vec<Bug>, String> {
+        self.options
+            .bugs
+            .iter()
+            .map(|b| Bug::parse(b).ok_or_else(|| format!("unknown bug {b:?}")))
+            .collect()
+    }
+
+    /// The simulation options to replay with, given the protocol configuration (with the
+    /// bugs of [`SavedFailure::bugs`] switched on by the caller: only a bug-zoo build can).
+    pub fn sim_options(&self, mut protocol: Config) -> Result<SimOptions, String> {
+        if self.version != Self::VERSION {
+            return Err(format!(
+                "saved failure has format version {}, this build reads {}",
+                self.version,
+                Self::VERSION
+            ));
+        }
+        protocol.pre_vote = self.options.pre_vote;
+        protocol.check_quorum = self.options.check_quorum;
+        let opts = SimOptions {
+            seed: self.seed,
+            servers: self.options.servers,
+            clients: self.options.clients,
+            ops: self.options.ops,
+            crashes: self.options.crashes,
+            settle_steps: self.schedule.profile.settle_steps.max(1),
+            protocol,
+            ..SimOptions::default()
+        };
+        let want = self.bugs()?;
+        if opts.bugs() != want {
+            return Err(format!(
+                "the saved schedule needs bugs {:?} switched on, the configuration has {:?}",
+                self.options.bugs,
+                opts.bugs().iter().map(|b| b.name()).collect::<Vec<_>>()
+            ));
+        }
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+fn saved(
+    protocol: &str,
+    opts: &SimOptions,
+    command: String,
+    schedule: Schedule,
+    violation: Violation,
+) -> SavedFailure {
+    SavedFailure {
+        version: SavedFailure::VERSION,
+        protocol: protocol.to_string(),
+        options: SavedOptions {
+            servers: opts.servers,
+            clients: opts.clients,
+            ops: opts.ops,
+            crashes: opts.crashes,
+            pre_vote: opts.protocol.pre_vote,
+            check_quorum: opts.protocol.check_quorum,
+            bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
+        },
+        seed: opts.seed,
+        command,
+        schedule,
+        violation,
+    }
+}
+
+/// Search `opts.runs` random fault schedules of a cluster of `R` for a violation.
+///
+/// # Panics
+/// When `opts` does not validate ([`SimOptions::validate`]): callers check first.
+pub fn hunt<R: Replica<Cmd>>(opts: &SimOptions) -> SimReport {
+    hunt_with::<R>(opts, |_| {})
+}
+
+/// [`hunt`], calling `progress` after every run with the totals so far.
+pub fn hunt_with<R: Replica<Cmd>>(opts: &SimOptions, progress: impl FnMut(&Totals)) -> SimReport {
+    if let Err(e) = opts.validate() {
+        panic!("invalid simulation options: {e}");
+    }
+    let model = sim_model::<R>(opts);
+    let lin = LinStats::default();
+    let exec = executor::<R>(&model, &lin);
+    let start = Instant::now();
+    let budget = Budget {
+        seed: opts.seed,
+        runs: opts.runs,
+        max_shrink_iters: opts.max_shrink_iters,
+    };
+    let (failure, totals) = search_with(&exec, &opts.space(), budget, progress);
+    let seconds = start.elapsed().as_secs_f64();
+    let command = format!("paxraft simulate {} {}", R::NAME, opts.flags());
+    let failure = failure.map(|f| {
+        let (out, _) = exec.run(&f.schedule);
+        let trace = trace::<R>(&model, &out.path, &out.consumed, &f.violation);
+        FoundFailure {
+            property: f.violation.property.clone(),
+            detail: f.violation.detail.clone(),
+            phase: f.violation.phase,
+            steps: trace.steps.len(),
+            runs_before: f.runs_before,
+            chart: trace.chart(),
+            trace,
+            saved: saved(
+                R::NAME,
+                opts,
+                command.clone(),
+                f.schedule.clone(),
+                f.violation,
+            ),
+            schedule: f.schedule,
+        }
+    });
+    let lincheck_seconds = lin.nanos.get() as f64 / 1e9;
+    SimReport {
+        protocol: R::NAME,
+        command,
+        runs: totals.runs,
+        steps: totals.steps,
+        deepest: totals.deepest,
+        seconds,
+        steps_per_sec: totals.steps as f64 / seconds.max(1e-9),
+        lincheck_ops: lin.ops.get(),
+        lincheck_seconds,
+        lincheck_ops_per_sec: lin.ops.get() as f64 / lincheck_seconds.max(1e-9),
+        stats: totals.stats,
+        failure,
+    }
+}
+
+/// What replaying a saved failure gave.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    /// The violation it produced now (`None`: it no longer fails).
+    pub violation: Option<Violation>,
+    /// Steps of the run (bookkeeping excluded).
+    pub steps: usize,
+    /// The chart of the run, when it failed.
+    pub trace: Option<Trace>,
+}
+
+/// Replay `saved` on a cluster of `R` configured by `opts` (from [`SavedFailure::sim_options`]).
+pub fn replay<R: Replica<Cmd>>(saved: &SavedFailure, opts: &SimOptions) -> Replayed {
+    let model = sim_model::<R>(opts);
+    let lin = LinStats::default();
+    let exec = executor::<R>(&model, &lin);
+    let (out, _) = exec.run(&saved.schedule);
+    let trace = out
+        .violation
+        .as_ref()
+        .map(|v| trace::<R>(&model, &out.path, &out.consumed, v));
+    Replayed {
+        steps: out.steps(),
+        violation: out.violation,
+        trace,
+    }
+}
