@@ -30,7 +30,9 @@
 //! Those bookkeeping drops are kept in the path (replaying needs them) and listed in
 //! [`Outcome::consumed`], so traces can hide them and step counts exclude them.
 
+use std::cell::RefCell;
 use std::fmt::Debug;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{ActorModelAction, Envelope};
@@ -232,6 +234,8 @@ pub struct Outcome<A> {
     pub violation: Option<Violation>,
     /// What the run's faults did.
     pub stats: Stats,
+    /// Choices of the schedule the faulty phase used (the rest cannot matter).
+    pub choices_used: usize,
 }
 
 impl<A> Outcome<A> {
@@ -262,6 +266,18 @@ pub struct Executor<'m, M: Model> {
     end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
     duplicating: bool,
     consume_ignored: bool,
+    /// A panic caught in the model or a property during the current run.
+    panicked: RefCell<Option<String>>,
+}
+
+/// The property a panic in the model (a protocol assertion) or in a property counts against.
+pub const NO_PANIC: &str = "no panic";
+
+fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl<M: Model> Debug for Executor<'_, M> {
@@ -314,6 +330,7 @@ where
             end_checks: Vec::new(),
             duplicating: false,
             consume_ignored: false,
+            panicked: RefCell::new(None),
         }
     }
 
@@ -353,14 +370,39 @@ where
     }
 
     fn check(&self, state: &M::State) -> Option<String> {
-        self.always
-            .iter()
-            .find(|(_, c)| !c(self.model, state))
-            .map(|(n, _)| n.to_string())
+        let found = catch_unwind(AssertUnwindSafe(|| {
+            self.always
+                .iter()
+                .find(|(_, c)| !c(self.model, state))
+                .map(|(n, _)| n.to_string())
+        }));
+        found.unwrap_or_else(|e| {
+            *self.panicked.borrow_mut() = Some(panic_message(e));
+            Some(NO_PANIC.to_string())
+        })
     }
 
+    /// The next state, `None` for a no-op; a panic is caught, remembered, and ends the run.
     fn next(&self, state: &M::State, a: &M::Action) -> Option<M::State> {
-        self.model.next_state(state, a.clone())
+        if self.panicked.borrow().is_some() {
+            return None;
+        }
+        catch_unwind(AssertUnwindSafe(|| self.model.next_state(state, a.clone()))).unwrap_or_else(
+            |e| {
+                *self.panicked.borrow_mut() = Some(panic_message(e));
+                None
+            },
+        )
+    }
+
+    fn panic_violation(&self, steps: usize, phase: Phase) -> Option<Violation> {
+        let detail = self.panicked.borrow_mut().take()?;
+        Some(Violation {
+            property: NO_PANIC.into(),
+            step: steps,
+            phase,
+            detail,
+        })
     }
 
     /// Take action `a`: a delivery (with its bookkeeping) or any other action. `None` when it
@@ -455,7 +497,9 @@ where
             faulty_steps: 0,
             violation: None,
             stats: Stats::default(),
+            choices_used: 0,
         };
+        self.panicked.borrow_mut().take();
         let mut actions = Vec::new();
         let mut classes = Vec::new();
         let (mut deliveries, mut drops, mut faults, mut timeouts, mut recovers) =
@@ -481,7 +525,7 @@ where
                     property,
                     step: out.path.len(),
                     phase,
-                    detail: String::new(),
+                    detail: self.panicked.borrow_mut().take().unwrap_or_default(),
                 });
                 return Err(());
             }
@@ -489,6 +533,7 @@ where
         };
 
         for (step, &choice) in schedule.choices.iter().enumerate() {
+            out.choices_used = step + 1;
             actions.clear();
             self.model.actions(&state, &mut actions);
             if actions.is_empty() {
@@ -536,14 +581,20 @@ where
             } else {
                 [&deliveries, &timeouts, &drops, &faults]
             };
-            let Some((s, class)) = order.iter().filter(|v| !v.is_empty()).find_map(|v| {
+            let picked = order.iter().filter(|v| !v.is_empty()).find_map(|v| {
                 let start = pick % v.len();
                 (0..v.len()).find_map(|k| {
                     let i = v[(start + k) % v.len()];
                     self.step(&state, &actions[i], keep)
                         .map(|s| (s, classes[i]))
                 })
-            }) else {
+            });
+            if let Some(v) = self.panic_violation(out.path.len(), Phase::Faulty) {
+                out.violation = Some(v);
+                out.faulty_steps = out.path.len();
+                return (out, state);
+            }
+            let Some((s, class)) = picked else {
                 break;
             };
             if take(&mut out, &mut state, s, class, Phase::Faulty).is_err() {
@@ -598,6 +649,10 @@ where
                             .map(|s| (s, Class::Timeout { node: 0 }))
                     })
             };
+            if let Some(v) = self.panic_violation(out.path.len(), Phase::Settling) {
+                out.violation = Some(v);
+                return (out, state);
+            }
             let Some((s, class)) = next else { break };
             if take(&mut out, &mut state, s, class, Phase::Settling).is_err() {
                 return (out, state);

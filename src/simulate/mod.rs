@@ -171,6 +171,7 @@ where
     let failure = match result {
         Ok(()) => None,
         Err(TestError::Fail(_, schedule)) => {
+            let schedule = minimize(exec, schedule, budget.max_shrink_iters);
             let (out, _) = exec.run(&schedule);
             let violation = out
                 .violation
@@ -184,4 +185,73 @@ where
         Err(TestError::Abort(why)) => panic!("schedule search aborted: {why}"),
     };
     (failure, totals.get())
+}
+
+/// Shrink a failing schedule further than proptest's generic shrinking can: cut the choices
+/// the run never used, then remove ever smaller chunks of choices (delta debugging) and
+/// switch off whole kinds of faults, keeping each change that still violates the same
+/// property in no more steps. Runs at most `max_runs` schedules.
+pub fn minimize<M>(exec: &Executor<'_, M>, schedule: Schedule, max_runs: u32) -> Schedule
+where
+    M: Model,
+    M::Action: Classify + Clone,
+{
+    let eval = |s: &Schedule| {
+        let (out, _) = exec.run(s);
+        let (steps, used) = (out.steps(), out.choices_used);
+        out.violation.map(|v| (v.property, steps, used))
+    };
+    let Some((property, mut steps, used)) = eval(&schedule) else {
+        return schedule;
+    };
+    let mut best = schedule;
+    best.choices.truncate(used);
+    let mut spent = 1u32;
+    // Try `cand`; keep it when it fails the same way in no more steps.
+    let mut try_keep = |cand: Schedule, best: &mut Schedule| -> bool {
+        if spent >= max_runs {
+            return false;
+        }
+        spent += 1;
+        match eval(&cand) {
+            Some((p, n, used)) if p == property && n <= steps => {
+                *best = cand;
+                best.choices.truncate(used);
+                steps = n;
+                true
+            }
+            _ => false,
+        }
+    };
+    let mut chunk = best.choices.len().div_ceil(2).max(1);
+    loop {
+        let mut i = 0;
+        while i < best.choices.len() {
+            let mut cand = best.clone();
+            let end = (i + chunk).min(cand.choices.len());
+            cand.choices.drain(i..end);
+            if !try_keep(cand, &mut best) {
+                i += chunk;
+            }
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk = chunk.div_ceil(2);
+    }
+    // Plainer profiles: no partitions, no loss, no crashes, no duplicates.
+    let plainer: [fn(&mut FaultProfile); 4] = [
+        |p| p.partitions.clear(),
+        |p| p.loss_pct = 0,
+        |p| p.crash_pct = 0,
+        |p| p.dup_pct = 0,
+    ];
+    for f in plainer {
+        let mut cand = best.clone();
+        f(&mut cand.profile);
+        if cand != best {
+            try_keep(cand, &mut best);
+        }
+    }
+    best
 }
