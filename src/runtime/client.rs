@@ -1,9 +1,9 @@
 //! Clients of a live cluster: pipelined (many requests outstanding), following redirects,
 //! resending on silence, and answering every request with a result or an error by its deadline.
 
-use std::collections::{BTreeMap, VecDeque};
+use super::sync::Arc;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use paxraft_impls::sm::{Request, SessionError, StateMachine};
@@ -61,15 +61,28 @@ impl Default for ClientConfig {
 #[derive(Debug)]
 struct Outstanding<Op> {
     op: Op,
+    /// When it was first sent (set by the first flush).
     first: Instant,
     resend_at: Instant,
     target: usize,
+    /// Sent at least once (so `first` is set).
+    sent: bool,
+    /// Listed in `unsent` (so a resend is not listed twice).
+    queued: bool,
 }
 
 /// Back-off before resending when no leader is known.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(2);
 
 /// A client of a cluster of `R` serving `S`.
+///
+/// Bounds: at most `max_outstanding` requests are outstanding or answered-but-not-polled
+/// ([`Error::Busy`] beyond); the reply mailbox holds `4 * max_outstanding + 64` replies (a
+/// node whose reply does not fit drops it and the request is resent after `retry_after`,
+/// answered from the session). Outstanding requests live in a window indexed by sequence
+/// number (O(1) send and answer); its span, from the oldest unanswered request to the newest,
+/// is at most what was sent within one `timeout`, since every request is answered or times
+/// out by then.
 pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     id: u64,
     net: Arc<Net<R, S>>,
@@ -77,7 +90,12 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     cfg: ClientConfig,
     next_seq: u64,
     leader: usize,
-    outstanding: BTreeMap<u64, Outstanding<S::Op>>,
+    /// `window[i]` is request `base + i`; `None` once answered. The front is always `Some`.
+    window: VecDeque<Option<Outstanding<S::Op>>>,
+    base: u64,
+    live: usize,
+    /// No request needs a resend or times out before this (so `poll` need not look).
+    next_scan: Instant,
     unsent: Vec<u64>,
     ready: VecDeque<(u64, Result<S::Output, Error>)>,
     replies: Vec<Reply<S>>,
@@ -85,12 +103,7 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Client({}, {} outstanding)",
-            self.id,
-            self.outstanding.len()
-        )
+        write!(f, "Client({}, {} outstanding)", self.id, self.live)
     }
 }
 
@@ -105,7 +118,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             inbox: Arc::new(Mailbox::new(cap)),
             cfg,
             next_seq: 1,
-            outstanding: BTreeMap::new(),
+            window: VecDeque::new(),
+            base: 1,
+            live: 0,
+            next_scan: Instant::now(),
             unsent: Vec::new(),
             ready: VecDeque::new(),
             replies: Vec::new(),
@@ -117,9 +133,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         self.id
     }
 
-    /// Requests sent and not yet answered.
+    /// Requests sent and not yet returned by `poll`.
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len() + self.ready.len()
+        self.live + self.ready.len()
     }
 
     /// Submit `op` and wait for its result.
@@ -132,7 +148,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 Some((s, res)) if s == seq => break res,
                 Some(other) => others.push(other),
                 None => assert!(
-                    self.outstanding.contains_key(&seq),
+                    self.get(seq).is_some(),
                     "request {seq} neither answered nor outstanding"
                 ),
             }
@@ -151,16 +167,21 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let now = Instant::now();
-        self.outstanding.insert(
-            seq,
-            Outstanding {
-                op,
-                first: now,
-                resend_at: now,
-                target: self.leader,
-            },
-        );
+        if self.window.is_empty() {
+            self.base = seq;
+        }
+        debug_assert_eq!(self.base + self.window.len() as u64, seq);
+        // `first` is stamped by the flush that sends it: one clock read per batch.
+        let placeholder = self.next_scan;
+        self.window.push_back(Some(Outstanding {
+            op,
+            first: placeholder,
+            resend_at: placeholder,
+            target: self.leader,
+            sent: false,
+            queued: true,
+        }));
+        self.live += 1;
         self.unsent.push(seq);
         Ok(seq)
     }
@@ -168,104 +189,177 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     /// Wait up to `wait` for one answer: `(seq, result)`. `None` when nothing is outstanding or
     /// the wait ended first. Every request sent is answered by some `poll`, by its timeout.
     pub fn poll(&mut self, wait: Duration) -> Option<(u64, Result<S::Output, Error>)> {
+        if self.fill(wait) {
+            self.ready.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// Like [`Client::poll`], but moves every answer available into `out` (waiting up to
+    /// `wait` for the first); returns how many. The pipelined fast path: one call per batch.
+    pub fn poll_many(
+        &mut self,
+        wait: Duration,
+        out: &mut Vec<(u64, Result<S::Output, Error>)>,
+    ) -> usize {
+        if self.fill(wait) {
+            let n = self.ready.len();
+            out.extend(self.ready.drain(..));
+            n
+        } else {
+            0
+        }
+    }
+
+    /// Send what is queued, and wait up to `wait` until some answer is ready. False when
+    /// nothing is outstanding or the wait ended first.
+    fn fill(&mut self, wait: Duration) -> bool {
         let until = Instant::now() + wait;
         loop {
-            if let Some(done) = self.ready.pop_front() {
-                return Some(done);
+            if !self.ready.is_empty() {
+                return true;
             }
-            if self.outstanding.is_empty() {
-                return None;
+            if self.live == 0 {
+                return false;
             }
             let now = Instant::now();
-            let mut next = until;
-            let mut expired = Vec::new();
-            for (&seq, o) in &self.outstanding {
-                if o.first + self.cfg.timeout <= now {
-                    expired.push(seq);
-                    continue;
-                }
-                if o.resend_at <= now && !self.unsent.contains(&seq) {
-                    self.unsent.push(seq);
-                }
-                next = next
-                    .min(o.first + self.cfg.timeout)
-                    .min(o.resend_at.max(now));
-            }
-            for seq in expired {
-                self.outstanding.remove(&seq);
-                self.unsent.retain(|&s| s != seq);
-                self.ready.push_back((seq, Err(Error::Timeout)));
+            if now >= self.next_scan {
+                self.scan(now);
             }
             self.flush(now);
             if !self.ready.is_empty() {
                 continue;
             }
-            let next = self
-                .outstanding
-                .values()
-                .map(|o| o.resend_at)
-                .filter(|&t| t > now)
-                .fold(next, Instant::min);
             let mut replies = std::mem::take(&mut self.replies);
-            self.inbox.drain(&mut replies, Some(next));
+            self.inbox
+                .drain(&mut replies, Some(until.min(self.next_scan)));
             for r in replies.drain(..) {
                 self.handle(r);
             }
             self.replies = replies;
             if self.ready.is_empty() && Instant::now() >= until {
-                return None;
+                return false;
             }
         }
     }
 
+    /// Time out what is past its deadline and queue what is due for a resend; note when the
+    /// next of either is due. O(window), but only when something is due.
+    fn scan(&mut self, now: Instant) {
+        let mut next = now + self.cfg.timeout;
+        let mut expired = Vec::new();
+        for (i, slot) in self.window.iter_mut().enumerate() {
+            let Some(o) = slot else { continue };
+            if !o.sent {
+                continue; // queued already; the flush stamps it
+            }
+            let seq = self.base + i as u64;
+            let deadline = o.first + self.cfg.timeout;
+            if deadline <= now {
+                expired.push(seq);
+                continue;
+            }
+            if o.resend_at <= now && !o.queued {
+                o.queued = true;
+                self.unsent.push(seq);
+            }
+            next = next.min(deadline);
+            if o.resend_at > now {
+                next = next.min(o.resend_at);
+            }
+        }
+        for seq in expired {
+            self.remove(seq);
+            self.ready.push_back((seq, Err(Error::Timeout)));
+        }
+        self.next_scan = next;
+    }
+
+    fn get(&self, seq: u64) -> Option<&Outstanding<S::Op>> {
+        let i = seq.checked_sub(self.base)? as usize;
+        self.window.get(i)?.as_ref()
+    }
+
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Outstanding<S::Op>> {
+        let i = seq.checked_sub(self.base)? as usize;
+        self.window.get_mut(i)?.as_mut()
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Outstanding<S::Op>> {
+        let i = seq.checked_sub(self.base)? as usize;
+        let o = self.window.get_mut(i)?.take()?;
+        self.live -= 1;
+        while let Some(None) = self.window.front() {
+            self.window.pop_front();
+            self.base += 1;
+        }
+        Some(o)
+    }
+
+    /// Every request below this one has been answered (what the session may forget).
     fn acked(&self) -> u64 {
-        self.outstanding
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_seq)
+        if self.window.is_empty() {
+            self.next_seq
+        } else {
+            self.base
+        }
     }
 
     fn flush(&mut self, now: Instant) {
         if self.unsent.is_empty() {
             return;
         }
+        // Resends are listed after newer sends; keep each batch in sequence order.
         self.unsent.sort_unstable();
         let acked = self.acked();
         let target = self.leader;
+        let resend_at = now + self.cfg.retry_after;
         let mut reqs = Vec::with_capacity(self.unsent.len());
-        for &seq in &self.unsent {
-            let o = self
-                .outstanding
-                .get_mut(&seq)
-                .expect("unsent requests are outstanding");
+        let mut unsent = std::mem::take(&mut self.unsent);
+        let client = self.id;
+        for &seq in &unsent {
+            // Answered (or timed out) since it was listed: nothing to send.
+            let Some(o) = self.get_mut(seq) else { continue };
+            if !o.sent {
+                o.sent = true;
+                o.first = now;
+            }
+            o.queued = false;
             o.target = target;
-            o.resend_at = now + self.cfg.retry_after;
+            o.resend_at = resend_at;
             reqs.push(Request {
-                client: self.id,
+                client,
                 seq,
                 acked,
                 op: o.op.clone(),
             });
         }
-        self.unsent.clear();
+        unsent.clear();
+        self.unsent = unsent;
+        self.next_scan = self.next_scan.min(resend_at);
+        if reqs.is_empty() {
+            return;
+        }
         if let Err(back) = self
             .net
             .propose(NodeId(target as u8), reqs, Arc::clone(&self.inbox))
         {
             if self.net.all_closed() {
                 for r in back {
-                    self.outstanding.remove(&r.seq);
+                    self.remove(r.seq);
                     self.ready.push_back((r.seq, Err(Error::Shutdown)));
                 }
                 return;
             }
             self.rotate(target);
+            let at = now + NO_LEADER_BACKOFF;
             for r in back {
-                if let Some(o) = self.outstanding.get_mut(&r.seq) {
-                    o.resend_at = now + NO_LEADER_BACKOFF;
+                if let Some(o) = self.get_mut(r.seq) {
+                    o.resend_at = at;
                 }
             }
+            self.next_scan = self.next_scan.min(at);
         }
     }
 
@@ -276,38 +370,38 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     }
 
     fn handle(&mut self, r: Reply<S>) {
-        let now = Instant::now();
         match r {
             Reply::Done { seq, out } => {
-                if let Some(o) = self.outstanding.remove(&seq) {
+                if let Some(o) = self.remove(seq) {
                     self.leader = o.target;
-                    self.unsent.retain(|&s| s != seq);
                     self.ready.push_back((seq, out.map_err(Error::Session)));
                 }
             }
             Reply::Redirect { seq, leader } => {
-                if let Some(o) = self.outstanding.get_mut(&seq) {
-                    match leader {
-                        Some(l) if l.index() != o.target => {
-                            if self.leader == o.target {
-                                self.leader = l.index();
-                            }
-                            o.resend_at = now;
-                        }
-                        _ => {
-                            let t = o.target;
-                            o.resend_at = now + NO_LEADER_BACKOFF;
-                            self.rotate(t);
-                        }
-                    }
+                let now = Instant::now();
+                let Some(o) = self.get_mut(seq) else { return };
+                let t = o.target;
+                let hint = leader.map(|l| l.index()).filter(|&l| l != t);
+                let at = if hint.is_some() {
+                    now
+                } else {
+                    now + NO_LEADER_BACKOFF
+                };
+                o.resend_at = at;
+                self.next_scan = self.next_scan.min(at);
+                match hint {
+                    Some(l) if self.leader == t => self.leader = l,
+                    Some(_) => {}
+                    None => self.rotate(t),
                 }
             }
             Reply::Retry { seq } => {
-                if let Some(o) = self.outstanding.get_mut(&seq) {
-                    let t = o.target;
-                    o.resend_at = now + NO_LEADER_BACKOFF;
-                    self.rotate(t);
-                }
+                let at = Instant::now() + NO_LEADER_BACKOFF;
+                let Some(o) = self.get_mut(seq) else { return };
+                let t = o.target;
+                o.resend_at = at;
+                self.next_scan = self.next_scan.min(at);
+                self.rotate(t);
             }
         }
     }

@@ -31,6 +31,15 @@ struct State<T> {
     waiting: bool,
 }
 
+/// Why [`Mailbox::push_from`] refused a batch (the items stay with the caller).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The mailbox was closed.
+    Closed,
+    /// The mailbox holds its capacity already.
+    Full,
+}
+
 /// What a drain saw.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Drained {
@@ -52,6 +61,14 @@ pub struct Mailbox<T> {
     /// Test-only fault injection: close without waking the consumer.
     #[cfg(loom)]
     pub faulty_close_no_wake: bool,
+    /// Test-only fault injection: the consumer checks for items, lets go of the lock, and
+    /// then waits without checking again (a lost wake-up when a push slips in between).
+    #[cfg(loom)]
+    pub faulty_check_then_wait: bool,
+    /// Test-only fault injection: close leaves queued items in the queue instead of handing
+    /// them to the closer (so nobody answers them).
+    #[cfg(loom)]
+    pub faulty_close_keeps_items: bool,
 }
 
 impl<T> Mailbox<T> {
@@ -70,6 +87,10 @@ impl<T> Mailbox<T> {
             faulty_no_wake: false,
             #[cfg(loom)]
             faulty_close_no_wake: false,
+            #[cfg(loom)]
+            faulty_check_then_wait: false,
+            #[cfg(loom)]
+            faulty_close_keeps_items: false,
         }
     }
 
@@ -79,18 +100,29 @@ impl<T> Mailbox<T> {
     }
 
     /// Push a batch, all or nothing, in one lock acquisition and at most one wake-up.
-    pub fn push_many(&self, items: Vec<T>) -> Result<(), Refused<T>> {
+    pub fn push_many(&self, mut items: Vec<T>) -> Result<(), Refused<T>> {
+        match self.push_from(&mut items) {
+            Ok(()) => Ok(()),
+            Err(Refusal::Closed) => Err(Refused::Closed(items)),
+            Err(Refusal::Full) => Err(Refused::Full(items)),
+        }
+    }
+
+    /// Push everything in `items`, all or nothing, leaving `items` empty (its allocation is
+    /// kept for the caller to reuse: the replica threads' reply path allocates nothing per
+    /// step). On refusal the items stay in `items`.
+    pub fn push_from(&self, items: &mut Vec<T>) -> Result<(), Refusal> {
         if items.is_empty() {
             return Ok(());
         }
         let mut s = lock(&self.state);
         if s.closed {
-            return Err(Refused::Closed(items));
+            return Err(Refusal::Closed);
         }
         if s.queue.len() + items.len() > self.capacity {
-            return Err(Refused::Full(items));
+            return Err(Refusal::Full);
         }
-        s.queue.extend(items);
+        s.queue.extend(items.drain(..));
         let wake = s.waiting;
         drop(s);
         #[cfg(loom)]
@@ -116,6 +148,11 @@ impl<T> Mailbox<T> {
             if s.closed {
                 return Drained::Closed;
             }
+            #[cfg(loom)]
+            if self.faulty_check_then_wait {
+                drop(s);
+                s = lock(&self.state);
+            }
             s.waiting = true;
             s = match deadline {
                 None => self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
@@ -140,6 +177,12 @@ impl<T> Mailbox<T> {
     pub fn close(&self) -> Vec<T> {
         let mut s = lock(&self.state);
         s.closed = true;
+        #[cfg(loom)]
+        if self.faulty_close_keeps_items {
+            drop(s);
+            self.ready.notify_all();
+            return Vec::new();
+        }
         let left: Vec<T> = s.queue.drain(..).collect();
         drop(s);
         #[cfg(loom)]

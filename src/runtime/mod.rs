@@ -17,26 +17,30 @@
 //! The state machine and the applied point are kept across a crash of a replica thread, as if
 //! checkpointed atomically with each apply; the replica itself reboots from durable storage.
 
+pub mod batcher;
 pub mod client;
 pub mod mailbox;
 pub mod storage;
 pub mod sync;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use sync::Arc;
 
 use paxraft_impls::sm::{Request, SessionError, Sessions, StateMachine};
 use paxraft_impls::{Config, Effect, NodeId, Out, Replica, Role, Slot, Status};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
-pub use mailbox::{Drained, Mailbox, Refused};
+pub use mailbox::{Drained, Mailbox, Refusal, Refused};
 pub use storage::{FileStorage, MemStorage, Storage};
 
 /// The command replicas carry: a client request for state machine `S`.
@@ -251,7 +255,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let handle = std::thread::Builder::new()
             .name(format!("{}-{id}", R::NAME))
             .spawn(move || {
-                let mut pending: HashMap<(u64, u64), ReplyBox<S>> = HashMap::new();
+                let mut pending = Pending::<S>::default();
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     node_loop::<R, S>(id, &members, &cfg, &net, &kept, &mut pending)
                 }));
@@ -269,9 +273,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                     fail_inputs::<R, S>(net.boxes[id.index()].close());
                 }
                 lock_kept(&kept_on_exit).status = None;
-                for ((_, seq), reply) in pending.drain() {
-                    let _ = reply.push(Reply::Retry { seq });
-                }
+                pending.fail_all();
             })
             .expect("spawn replica thread");
         self.threads[i] = Some(handle);
@@ -397,8 +399,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Drop for Cluster<R, S> {
     }
 }
 
-/// Answer the proposals among inputs a closed mailbox handed back.
-fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>) {
+/// Answer `Retry` to the proposals among inputs a closed mailbox handed back (what the
+/// closer of a node's mailbox does: crash, shutdown, or a panicked node).
+pub fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>) {
     for input in inputs {
         if let Input::Propose { reqs, reply } = input {
             let _ = reply.push_many(
@@ -456,7 +459,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     cfg: &RuntimeConfig,
     net: &Net<R, S>,
     kept: &Shared<R, S>,
-    pending: &mut HashMap<(u64, u64), ReplyBox<S>>,
+    pending: &mut Pending<S>,
 ) {
     let mine = &net.boxes[id.index()];
     let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
@@ -477,7 +480,6 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let mut inbox: Vec<Input<R, S>> = Vec::new();
     let mut batch: Vec<Cmd<S>> = Vec::new();
     let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
-    let mut replies: HashMap<u64, (ReplyBox<S>, Vec<Reply<S>>)> = HashMap::new();
     let mut last_reported: Slot = 0;
     loop {
         // Carry out the effects of everything stepped so far, in order.
@@ -486,7 +488,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             let k = &mut *k;
             for e in out.drain() {
                 match e {
-                    Effect::Persist(w) => k.storage.append(&w).expect("durable append"),
+                    Effect::Persist(w) => k.storage.append_owned(w).expect("durable append"),
                     Effect::Send { to, msg } => {
                         if net.linked(id.index(), to.index()) {
                             outgoing[to.index()].push(Input::Msg { from: id, msg });
@@ -514,28 +516,10 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         }
                         k.applied = slot;
                         let res = k.sessions.apply(&cmd);
-                        if let Some(reply) = pending.remove(&(cmd.client, cmd.seq)) {
-                            replies
-                                .entry(cmd.client)
-                                .or_insert_with(|| (reply, Vec::new()))
-                                .1
-                                .push(Reply::Done {
-                                    seq: cmd.seq,
-                                    out: res,
-                                });
-                        }
+                        pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
                     }
                     Effect::Redirect { cmd, leader } => {
-                        if let Some(reply) = pending.remove(&(cmd.client, cmd.seq)) {
-                            replies
-                                .entry(cmd.client)
-                                .or_insert_with(|| (reply, Vec::new()))
-                                .1
-                                .push(Reply::Redirect {
-                                    seq: cmd.seq,
-                                    leader,
-                                });
-                        }
+                        pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
                     }
                 }
             }
@@ -549,9 +533,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 let _ = net.boxes[to].push_many(std::mem::take(msgs));
             }
         }
-        for (_, (reply, list)) in replies.drain() {
-            let _ = reply.push_many(list);
-        }
+        pending.flush();
 
         // Wait for input or the next timer.
         let now = Instant::now();
@@ -566,9 +548,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             match input {
                 Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
                 Input::Propose { reqs, reply } => {
-                    for r in &reqs {
-                        pending.insert((r.client, r.seq), Arc::clone(&reply));
-                    }
+                    pending.add(&reqs, &reply);
                     batch.extend(reqs);
                 }
             }

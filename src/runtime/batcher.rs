@@ -1,0 +1,169 @@
+//! The node side of client proposals: who waits for which request, and answering them.
+//!
+//! A replica thread drains its mailbox, hands every proposal in it to the protocol as one
+//! batch, and notes here which client waits for which request ([`Pending::add`]). As commands
+//! commit (or are redirected) it queues their answers ([`Pending::answer`]); after the step's
+//! durable sync it pushes each client's answers in one batch ([`Pending::flush`]) into that
+//! client's reply mailbox, its completion slots. When the node goes down, every request it
+//! still holds is answered `Retry` ([`Pending::fail_all`]); requests still queued in its
+//! mailbox are answered by whoever closed it. So every request handed to a node is answered
+//! exactly once, or its client gives up on it (closes or drops its reply box) and the answer
+//! is dropped. The loom tests (tests/loom_runtime.rs) run this code against the mailbox.
+//!
+//! Bounds: per client, the pending list holds what the client has outstanding at this node
+//! plus stale entries (lost in a leader change), swept once they fall below the client's
+//! acknowledged point; clients with nothing pending are forgotten beyond
+//! [`FORGET_CLIENTS_ABOVE`] known clients.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use paxraft_impls::sm::StateMachine;
+
+use super::sync::Arc;
+use super::{Cmd, Reply, ReplyBox};
+
+/// One client's requests a node was handed and has not answered yet.
+struct Waiting<S: StateMachine> {
+    reply: ReplyBox<S>,
+    /// Pending sequence numbers, mostly in the order they commit (so answering is a
+    /// `pop_front`); a resend can sit out of order and is found by a short scan.
+    seqs: VecDeque<u64>,
+    /// The client has every answer below this: lower entries are stale (lost in a leader
+    /// change and answered by another node) and are dropped.
+    acked: u64,
+    /// `seqs` is swept of stale entries when it reaches this length (amortized O(1)).
+    sweep_at: usize,
+    /// Answers of this step, pushed in one batch after the step's sync.
+    out: Vec<Reply<S>>,
+}
+
+/// The requests a node must answer: per client, not per request (one map lookup per
+/// committed command, no per-request allocation or reference count).
+pub struct Pending<S: StateMachine> {
+    by_client: HashMap<u64, Waiting<S>, BuildHasherDefault<IdHasher>>,
+    /// Clients with answers in `out`.
+    dirty: Vec<u64>,
+    /// Test-only fault injection (loom must reject it): going down forgets the requests
+    /// the node holds instead of answering them `Retry`.
+    #[cfg(loom)]
+    pub faulty_fail_all_forgets: bool,
+}
+
+impl<S: StateMachine> std::fmt::Debug for Pending<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pending({} clients)", self.by_client.len())
+    }
+}
+
+impl<S: StateMachine> Default for Pending<S> {
+    fn default() -> Self {
+        Pending {
+            by_client: HashMap::default(),
+            dirty: Vec::new(),
+            #[cfg(loom)]
+            faulty_fail_all_forgets: false,
+        }
+    }
+}
+
+/// Above this many clients known, a node forgets those with nothing pending.
+pub const FORGET_CLIENTS_ABOVE: usize = 1024;
+
+impl<S: StateMachine> Pending<S> {
+    /// Note requests handed to this node (all from one client, answered through `reply`).
+    pub fn add(&mut self, reqs: &[Cmd<S>], reply: &ReplyBox<S>) {
+        if self.by_client.len() > FORGET_CLIENTS_ABOVE {
+            self.by_client
+                .retain(|_, w| !w.seqs.is_empty() || !w.out.is_empty());
+        }
+        for r in reqs {
+            let w = self.by_client.entry(r.client).or_insert_with(|| Waiting {
+                reply: Arc::clone(reply),
+                seqs: VecDeque::new(),
+                acked: 0,
+                sweep_at: 64,
+                out: Vec::new(),
+            });
+            if !Arc::ptr_eq(&w.reply, reply) {
+                w.reply = Arc::clone(reply);
+            }
+            w.acked = w.acked.max(r.acked);
+            w.seqs.push_back(r.seq);
+            if w.seqs.len() >= w.sweep_at {
+                let acked = w.acked;
+                w.seqs.retain(|&s| s >= acked);
+                w.sweep_at = (2 * w.seqs.len()).max(64);
+            }
+        }
+    }
+
+    /// If this node holds request `(client, seq)`, queue its answer.
+    pub fn answer(&mut self, client: u64, seq: u64, reply: impl FnOnce(u64) -> Reply<S>) {
+        let Some(w) = self.by_client.get_mut(&client) else {
+            return;
+        };
+        if w.seqs.front() == Some(&seq) {
+            w.seqs.pop_front();
+        } else if let Some(i) = w.seqs.iter().position(|&s| s == seq) {
+            w.seqs.remove(i);
+        } else {
+            return; // proposed at another node, which answers it
+        }
+        while w.seqs.front().is_some_and(|&s| s < w.acked) {
+            w.seqs.pop_front();
+        }
+        if w.out.is_empty() {
+            self.dirty.push(client);
+        }
+        w.out.push(reply(seq));
+    }
+
+    /// Push this step's answers, one batch per client. Returns how many were dropped
+    /// because a reply box was full or closed (its client gave up, or resends and is
+    /// answered from the session with the original result).
+    pub fn flush(&mut self) -> usize {
+        let mut dropped = 0;
+        for c in self.dirty.drain(..) {
+            if let Some(w) = self.by_client.get_mut(&c) {
+                if w.reply.push_from(&mut w.out).is_err() {
+                    dropped += w.out.len();
+                    w.out.clear();
+                }
+            }
+        }
+        dropped
+    }
+
+    /// The node goes down: tell every waiting client to retry elsewhere.
+    pub fn fail_all(&mut self) {
+        #[cfg(loom)]
+        if self.faulty_fail_all_forgets {
+            self.by_client.clear();
+            return;
+        }
+        for (_, w) in self.by_client.drain() {
+            let list: Vec<Reply<S>> = w.seqs.into_iter().map(|seq| Reply::Retry { seq }).collect();
+            let _ = w.reply.push_many(list);
+        }
+        self.dirty.clear();
+    }
+}
+
+/// A hasher for small integer keys (client ids): one multiply, not SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
