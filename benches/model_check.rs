@@ -1,5 +1,7 @@
 //! Model-checking speed: unique states per second of each protocol's default `paxraft check`
-//! configuration, bounded to a smaller depth so a run takes about a second. Criterion reports
+//! configuration, bounded to a smaller depth (12 instead of 18) so a run takes seconds, not
+//! minutes; at that depth some sometimes-properties are not yet reached, which the report
+//! shows as a bounded run rather than a failure. Criterion reports
 //! states/s (`Throughput::Elements` = unique states of one check); each check's result
 //! (states, depth, time, property verdicts) goes to `reports/data/checks.json`.
 //!
@@ -13,7 +15,7 @@ use criterion::{SamplingMode, Throughput};
 use paxraft::report::results::{CheckResult, Results};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_models::{check, Checkable, Cmd, ModelConfig, SearchOptions, Summary};
+use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Summary};
 
 /// Depth bound of the measured checks (`paxraft check` defaults to a deeper one).
 const DEPTH: usize = 12;
@@ -49,10 +51,16 @@ fn main() {
     ] {
         // One check first: its state count is the throughput unit, its verdicts the result.
         let first = f(depth);
+        // A shallower bound may leave a sometimes-property unreached; no always-property may
+        // be violated.
+        let violated: Vec<_> = first
+            .failures()
+            .filter(|v| v.kind == Kind::Always)
+            .map(|v| v.name)
+            .collect();
         assert!(
-            first.passed(),
-            "{name}: the default check fails: {:?}",
-            first.failures().collect::<Vec<_>>()
+            violated.is_empty(),
+            "{name}: violated at depth {depth}: {violated:?}"
         );
         println!(
             "  {}: {} unique states, depth {}, {:.2} s, {:.0} states/s",

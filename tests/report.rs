@@ -148,6 +148,15 @@ fn report_from_sample_results_has_every_section_and_chart() {
             .bench
             .push(sized("unreplicated", 1, out, 128, 2e5 * (k + 1) as f64));
     }
+    // A depth-bounded run (as the model-check bench saves) that did not reach an example.
+    let mut bounded = results.checks[0].clone();
+    bounded.config = "--depth 12".into();
+    bounded.properties[1].status = "not reached".into();
+    results.checks.push(bounded);
+    let mut broken = results.checks[0].clone();
+    broken.config = "--depth 9".into();
+    broken.properties[0].status = "violated".into();
+    results.checks.push(broken);
     let (root, doc) = render_in_tree("full", &results, true);
     let dir = root.join("reports");
 

@@ -80,10 +80,10 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 .properties
                 .iter()
                 .map(|p| {
-                    let class = if p.status == "holds" || p.status == "reached" {
-                        "ok"
-                    } else {
-                        "bad"
+                    let class = match p.status.as_str() {
+                        "holds" | "reached" => "ok",
+                        "not reached" => "muted",
+                        _ => "bad",
                     };
                     format!(
                         "{} {}: <span class=\"{class}\">{}</span>",
@@ -95,8 +95,11 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 .collect();
             let (class, verdict) = if c.passed() {
                 ("ok", "pass")
-            } else {
+            } else if c.properties.iter().any(|p| p.status == "violated") {
                 ("bad", "FAIL")
+            } else {
+                // Nothing violated, but an example was not reached within the bounds.
+                ("muted", "bounded")
             };
             let _ = write!(
                 h,
