@@ -7,6 +7,7 @@
 pub use paxraft_impls as impls;
 pub use paxraft_models as models;
 
+pub mod bench;
 pub mod cli;
 pub mod lincheck;
 pub mod report;

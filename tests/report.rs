@@ -9,11 +9,15 @@ use paxraft::report::results::{
 use scraper::{Html, Selector};
 
 fn point(protocol: &str, servers: usize, outstanding: usize, ops: f64) -> BenchPoint {
+    sized(protocol, servers, outstanding, 0, ops)
+}
+
+fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: f64) -> BenchPoint {
     BenchPoint {
         protocol: protocol.into(),
         servers,
         outstanding,
-        payload_bytes: 0,
+        payload_bytes: bytes,
         ops_per_sec: ops,
         p50_us: 10.0 + outstanding as f64,
         p99_us: 40.0 + 2.0 * outstanding as f64,
@@ -24,7 +28,11 @@ fn point(protocol: &str, servers: usize, outstanding: usize, ops: f64) -> BenchP
 
 fn sample() -> Results {
     let mut bench = Vec::new();
-    for (proto, n, scale) in [("raft", 3, 1.0), ("multipaxos", 3, 0.9), ("unreplicated", 1, 2.0)] {
+    for (proto, n, scale) in [
+        ("raft", 3, 1.0),
+        ("multipaxos", 3, 0.9),
+        ("unreplicated", 1, 2.0),
+    ] {
         for (k, out) in [1, 16, 256, 1024].into_iter().enumerate() {
             bench.push(point(proto, n, out, scale * 1e5 * (k + 1) as f64));
         }
@@ -40,8 +48,17 @@ fn sample() -> Results {
             protocol: "raft".into(),
             servers: 3,
             crash_at_ms: 100.0,
-            samples: vec![(0.0, 9e5), (50.0, 9.1e5), (100.0, 2e5), (150.0, 0.0), (200.0, 8.8e5)],
+            samples: vec![
+                (0.0, 9e5),
+                (50.0, 9.1e5),
+                (100.0, 2e5),
+                (150.0, 0.0),
+                (200.0, 8.8e5),
+            ],
             time_to_first_commit_ms: 212.0,
+            before_ops_per_sec: Some(9.05e5),
+            min_ops_per_sec: Some(0.0),
+            recovered_ms: Some(100.0),
         }],
         checks: vec![CheckResult {
             protocol: "raft".into(),
@@ -50,7 +67,10 @@ fn sample() -> Results {
             total_states: 400_000,
             max_depth: 31,
             seconds: 2.5,
-            properties: vec![prop("linearizable", "always", "holds"), prop("a leader is elected", "sometimes", "reached")],
+            properties: vec![
+                prop("linearizable", "always", "holds"),
+                prop("a leader is elected", "sometimes", "reached"),
+            ],
         }],
         zoo: vec![ZooEntry {
             code: "R5".into(),
@@ -64,63 +84,279 @@ fn sample() -> Results {
             trace: Some(Trace {
                 actors: vec!["n0".into(), "n1".into(), "n2".into()],
                 steps: vec![
-                    TraceStep { actor: "n0".into(), to: None, label: "election timeout <term 1>".into() },
-                    TraceStep { actor: "n0".into(), to: Some("n2".into()), label: "RequestVote".into() },
-                    TraceStep { actor: "n1".into(), to: Some("n2".into()), label: "RequestVote".into() },
+                    TraceStep {
+                        actor: "n0".into(),
+                        to: None,
+                        label: "election timeout <term 1>".into(),
+                    },
+                    TraceStep {
+                        actor: "n0".into(),
+                        to: Some("n2".into()),
+                        label: "RequestVote".into(),
+                    },
+                    TraceStep {
+                        actor: "n1".into(),
+                        to: Some("n2".into()),
+                        label: "RequestVote".into(),
+                    },
                 ],
             }),
         }],
     }
 }
 
-#[test]
-fn report_from_sample_results_has_every_section_and_chart() {
-    let dir = std::env::temp_dir().join(format!("paxraft-report-test-{}", std::process::id()));
-    let results = sample();
+/// The page `write_results` renders for `results` in a fresh report directory laid out as in
+/// the workspace (`reports/` beside `target/`), with criterion's index present or not.
+fn render_in_tree(
+    name: &str,
+    results: &Results,
+    with_criterion: bool,
+) -> (std::path::PathBuf, Html) {
+    let root = std::env::temp_dir().join(format!("paxraft-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("reports");
+    if with_criterion {
+        let c = root.join("target/criterion/report");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("index.html"), "<html></html>").unwrap();
+    }
     results.save(&dir).unwrap();
     // What was saved is what is loaded: `paxraft report` rebuilds from these files.
-    assert_eq!(Results::load(&dir).unwrap(), results);
+    assert_eq!(&Results::load(&dir).unwrap(), results);
     let path = paxraft::report::write(&dir).unwrap();
-    let page = std::fs::read_to_string(&path).unwrap();
-    let doc = Html::parse_document(&page);
-    let sel = |s: &str| Selector::parse(s).unwrap();
+    let page = std::fs::read_to_string(path).unwrap();
+    (root, Html::parse_document(&page))
+}
 
-    for id in ["checks", "zoo", "throughput", "latency", "recovery"] {
-        assert_eq!(doc.select(&sel(&format!("section#{id}"))).count(), 1, "section {id}");
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+fn text(e: scraper::ElementRef<'_>) -> String {
+    e.text().collect()
+}
+
+#[test]
+fn report_from_sample_results_has_every_section_and_chart() {
+    let mut results = sample();
+    // A second payload size and cluster size: one more chart in throughput and latency.
+    for (k, out) in [1, 16, 256, 1024].into_iter().enumerate() {
+        results
+            .bench
+            .push(sized("raft", 5, out, 128, 5e4 * (k + 1) as f64));
+        results
+            .bench
+            .push(sized("unreplicated", 1, out, 128, 2e5 * (k + 1) as f64));
     }
-    // One chart in each of throughput, latency, recovery, and the zoo's trace.
-    let chart_in = |id: &str| {
-        let svgs: Vec<_> = doc.select(&sel(&format!("section#{id} svg"))).collect();
-        assert_eq!(svgs.len(), 1, "one chart in {id}");
-        svgs[0]
+    // A depth-bounded run (as the model-check bench saves) that did not reach an example.
+    let mut bounded = results.checks[0].clone();
+    bounded.config = "--depth 12".into();
+    bounded.properties[1].status = "not reached".into();
+    results.checks.push(bounded);
+    let mut broken = results.checks[0].clone();
+    broken.config = "--depth 9".into();
+    broken.properties[0].status = "violated".into();
+    results.checks.push(broken);
+    let (root, doc) = render_in_tree("full", &results, true);
+    let dir = root.join("reports");
+
+    for id in [
+        "checks",
+        "zoo",
+        "throughput",
+        "latency",
+        "recovery",
+        "criterion",
+    ] {
+        assert_eq!(
+            doc.select(&sel(&format!("section#{id}"))).count(),
+            1,
+            "section {id}"
+        );
+    }
+    let charts_in = |id: &str| {
+        doc.select(&sel(&format!("section#{id} svg")))
+            .collect::<Vec<_>>()
     };
-    for id in ["throughput", "latency", "recovery"] {
-        let svg = chart_in(id);
-        let texts: String = svg.select(&sel("text")).flat_map(|t| t.text()).collect();
-        assert!(texts.contains("ops/s") || texts.contains("µs"), "{id}: y axis label: {texts}");
-        assert!(texts.contains("outstanding") || texts.contains("time, ms"), "{id}: x axis label: {texts}");
-        assert!(svg.select(&sel("polyline")).count() >= 1, "{id}: a data line is drawn");
-        assert!(svg.select(&sel("circle")).count() >= 4, "{id}: data points are drawn");
+    assert_eq!(
+        charts_in("throughput").len(),
+        2,
+        "a throughput chart per payload size"
+    );
+    assert_eq!(
+        charts_in("latency").len(),
+        2,
+        "a latency chart per payload size"
+    );
+    assert_eq!(charts_in("recovery").len(), 1);
+    assert_eq!(charts_in("zoo").len(), 1, "one sequence diagram per trace");
+    // Every chart on the page is an inline SVG with a title, axes and drawn data.
+    for (id, x_label, y_label) in [
+        ("throughput", "outstanding requests", "committed ops/s"),
+        ("latency", "outstanding requests", "latency, µs"),
+        ("recovery", "time, ms", "committed ops/s"),
+    ] {
+        for svg in charts_in(id) {
+            let texts: String = svg.select(&sel("text")).map(text).collect();
+            assert!(texts.contains(y_label), "{id}: y axis label: {texts}");
+            assert!(texts.contains(x_label), "{id}: x axis label: {texts}");
+            assert!(
+                svg.select(&sel("line")).count() >= 2,
+                "{id}: axes are drawn"
+            );
+            assert!(
+                svg.select(&sel("polyline")).count() >= 1,
+                "{id}: a data line is drawn"
+            );
+            assert!(
+                svg.select(&sel("circle")).count() >= 4,
+                "{id}: data points are drawn"
+            );
+        }
     }
-    let legend: String = chart_in("throughput").select(&sel("text")).flat_map(|t| t.text()).collect();
-    assert!(legend.contains("raft, 3 servers") && legend.contains("unreplicated"), "legend: {legend}");
+    let titles: Vec<String> = doc
+        .select(&sel("svg"))
+        .map(|s| s.select(&sel("text")).map(text).collect())
+        .collect();
+    assert!(titles[..]
+        .iter()
+        .any(|t| t.contains("Throughput, 128-byte commands")));
+    let legend: String = charts_in("throughput")[0]
+        .select(&sel("text"))
+        .map(text)
+        .collect();
+    assert!(
+        legend.contains("raft, 3 servers")
+            && legend.contains("multipaxos, 3 servers")
+            && legend.contains("unreplicated"),
+        "legend: {legend}"
+    );
+    let legend: String = charts_in("latency")[0]
+        .select(&sel("text"))
+        .map(text)
+        .collect();
+    assert!(
+        legend.contains("raft, 3 servers p50") && legend.contains("raft, 3 servers p99"),
+        "legend: {legend}"
+    );
     // The sequence diagram names every actor and every step, escaped.
-    let seq: String = chart_in("zoo").select(&sel("text")).flat_map(|t| t.text()).collect();
+    let seq: String = charts_in("zoo")[0].select(&sel("text")).map(text).collect();
     for needle in ["n0", "n2", "1. election timeout <term 1>", "3. RequestVote"] {
         assert!(seq.contains(needle), "{needle} in {seq}");
     }
     // Tables carry the numbers.
-    let checks: String = doc.select(&sel("section#checks td")).flat_map(|t| t.text()).collect();
-    assert!(checks.contains("123456") && checks.contains("pass"));
-    let zoo: String = doc.select(&sel("section#zoo")).flat_map(|t| t.text()).collect();
+    let checks: String = doc.select(&sel("section#checks td")).map(text).collect();
+    assert!(
+        checks.contains("123456")
+            && checks.contains("pass")
+            && checks.contains("--servers 3 --clients 2")
+    );
+    assert!(
+        checks.contains("49.4k"),
+        "states/s = 123456 / 2.5 s: {checks}"
+    );
+    let zoo = text(doc.select(&sel("section#zoo")).next().unwrap());
     assert!(zoo.contains("1 of 1 known bugs caught") && zoo.contains("election safety"));
-    // No broken links to local files.
-    for a in doc.select(&sel("a[href]")) {
-        let href = a.value().attr("href").unwrap();
-        if !href.starts_with('#') && !href.contains("://") {
+    // The comparison at the highest load: multipaxos 0.9 x raft, raft 0.5 x unreplicated.
+    let cmp: Vec<String> = doc
+        .select(&sel("section#throughput table tr"))
+        .map(text)
+        .collect();
+    assert!(
+        cmp.iter()
+            .any(|r| r.contains("90%") && r.contains("50%") && r.contains("45%")),
+        "{cmp:?}"
+    );
+    let lat = text(doc.select(&sel("section#latency table")).next().unwrap());
+    assert!(
+        lat.contains("p99.9") && lat.contains("3162.0"),
+        "p99.9 of 1024 outstanding: {lat}"
+    );
+    let rec = text(doc.select(&sel("section#recovery")).next().unwrap());
+    assert!(
+        rec.contains("first commit 212.0 ms") && rec.contains("back to 90% after 100 ms"),
+        "{rec}"
+    );
+    // Criterion's report is linked, and no link to a local file is broken.
+    let links: Vec<&str> = doc
+        .select(&sel("a[href]"))
+        .map(|a| a.value().attr("href").unwrap())
+        .collect();
+    assert!(
+        links
+            .iter()
+            .any(|h| h.ends_with("criterion/report/index.html")),
+        "{links:?}"
+    );
+    for href in links {
+        if let Some(anchor) = href.strip_prefix('#') {
+            assert_eq!(
+                doc.select(&sel(&format!("#{anchor}"))).count(),
+                1,
+                "dangling anchor {href}"
+            );
+        } else if !href.contains("://") {
             assert!(dir.join(href).exists(), "broken link {href}");
         }
     }
+    assert_eq!(doc.select(&sel("script")).count(), 0, "no JavaScript");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn without_criterion_output_the_report_links_nothing_broken() {
+    let (root, doc) = render_in_tree("nocrit", &sample(), false);
+    let note = text(doc.select(&sel("section#criterion")).next().unwrap());
+    assert!(note.contains("cargo bench"), "{note}");
+    for a in doc.select(&sel("a[href]")) {
+        let href = a.value().attr("href").unwrap();
+        assert!(href.starts_with('#'), "only in-page links: {href}");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_chart_that_cannot_be_drawn_says_so_instead_of_an_empty_svg() {
+    // Broken input the structure checks above must not accept: a trace naming an actor
+    // that has no column.
+    let mut results = sample();
+    let trace = results.zoo[0].trace.as_mut().unwrap();
+    trace.steps[1].to = Some("n9".into());
+    let page = paxraft::report::html::render(&results, "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    assert_eq!(doc.select(&sel("section#zoo svg")).count(), 0);
+    let bad = text(
+        doc.select(&sel("section#zoo p.bad"))
+            .next()
+            .expect("an error note"),
+    );
+    assert!(bad.contains("n9"), "{bad}");
+}
+
+#[test]
+fn merging_results_replaces_only_what_was_measured_again() {
+    let dir = std::env::temp_dir().join(format!("paxraft-report-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Results::merge_bench(&dir, &[point("raft", 3, 1, 1.0), point("raft", 3, 16, 2.0)]).unwrap();
+    Results::merge_bench(
+        &dir,
+        &[point("raft", 3, 16, 3.0), point("multipaxos", 3, 16, 4.0)],
+    )
+    .unwrap();
+    let bench = Results::load(&dir).unwrap().bench;
+    let got: Vec<(&str, usize, f64)> = bench
+        .iter()
+        .map(|p| (p.protocol.as_str(), p.outstanding, p.ops_per_sec))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("multipaxos", 16, 4.0), ("raft", 1, 1.0), ("raft", 16, 3.0)]
+    );
+    let mut check = sample().checks[0].clone();
+    Results::merge_checks(&dir, std::slice::from_ref(&check)).unwrap();
+    check.seconds = 1.0;
+    Results::merge_checks(&dir, std::slice::from_ref(&check)).unwrap();
+    assert_eq!(Results::load(&dir).unwrap().checks, vec![check]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -21,7 +21,10 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot build the report in {}: {e}", args.dir.display());
+            eprintln!(
+                "error: cannot build the report in {}: {e}",
+                args.dir.display()
+            );
             ExitCode::from(super::EXIT_BAD_INPUT)
         }
     }

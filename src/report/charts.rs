@@ -22,7 +22,14 @@ struct Series {
 }
 
 /// Draw line series on a log-x axis (and log-y if asked).
-fn line_chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_x: bool, log_y: bool) -> Res<String> {
+fn line_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> Res<String> {
     let pts = || series.iter().flat_map(|s| s.points.iter().copied());
     let (xmin, xmax) = pts().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(x), b.max(x)));
     let (ymin, ymax) = pts().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| (a.min(y), b.max(y)));
@@ -30,15 +37,26 @@ fn line_chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_x:
         return Err(format!("{title}: no data"));
     }
     // Pad ranges so single points and flat lines still draw.
-    let (xmin, xmax) = if log_x { (xmin.max(1e-9) / 1.5, xmax * 1.5) } else { (xmin.min(0.0), xmax * 1.05 + 1e-9) };
-    let (ymin, ymax) = if log_y { (ymin.max(1e-9) / 2.0, ymax * 2.0) } else { (0.0, ymax * 1.1 + 1e-9) };
+    let (xmin, xmax) = if log_x {
+        (xmin.max(1e-9) / 1.5, xmax * 1.5)
+    } else {
+        (xmin.min(0.0), xmax * 1.05 + 1e-9)
+    };
+    let (ymin, ymax) = if log_y {
+        (ymin.max(1e-9) / 2.0, ymax * 2.0)
+    } else {
+        (0.0, ymax * 1.1 + 1e-9)
+    };
 
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut b = ChartBuilder::on(&root);
-        b.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(48).y_label_area_size(84);
+        b.caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(84);
         macro_rules! draw {
             ($chart:expr) => {{
                 let mut chart = $chart;
@@ -51,14 +69,32 @@ fn line_chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_x:
                     .draw()
                     .map_err(err)?;
                 for (i, s) in series.iter().enumerate() {
-                    let color = Palette99::pick(i / if series.iter().any(|s| s.dashed) { 2 } else { 1 }).to_rgba();
+                    let color = Palette99::pick(
+                        i / if series.iter().any(|s| s.dashed) {
+                            2
+                        } else {
+                            1
+                        },
+                    )
+                    .to_rgba();
                     let style = color.stroke_width(2);
                     let drawn = if s.dashed {
-                        chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style)).map_err(err)?
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                s.points.iter().copied(),
+                                6,
+                                4,
+                                style,
+                            ))
+                            .map_err(err)?
                     } else {
-                        chart.draw_series(LineSeries::new(s.points.iter().copied(), style)).map_err(err)?
+                        chart
+                            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                            .map_err(err)?
                     };
-                    drawn.label(s.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                    drawn
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                     chart
                         .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                         .map_err(err)?;
@@ -73,9 +109,15 @@ fn line_chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_x:
             }};
         }
         match (log_x, log_y) {
-            (true, true) => draw!(b.build_cartesian_2d((xmin..xmax).log_scale(), (ymin..ymax).log_scale()).map_err(err)?),
-            (true, false) => draw!(b.build_cartesian_2d((xmin..xmax).log_scale(), ymin..ymax).map_err(err)?),
-            (false, true) => draw!(b.build_cartesian_2d(xmin..xmax, (ymin..ymax).log_scale()).map_err(err)?),
+            (true, true) => draw!(b
+                .build_cartesian_2d((xmin..xmax).log_scale(), (ymin..ymax).log_scale())
+                .map_err(err)?),
+            (true, false) => draw!(b
+                .build_cartesian_2d((xmin..xmax).log_scale(), ymin..ymax)
+                .map_err(err)?),
+            (false, true) => draw!(b
+                .build_cartesian_2d(xmin..xmax, (ymin..ymax).log_scale())
+                .map_err(err)?),
             (false, false) => draw!(b.build_cartesian_2d(xmin..xmax, ymin..ymax).map_err(err)?),
         }
         root.present().map_err(err)?;
@@ -107,7 +149,11 @@ fn groups(points: &[&BenchPoint]) -> Vec<((String, usize), Vec<BenchPoint>)> {
     keys.dedup();
     keys.into_iter()
         .map(|k| {
-            let mut v: Vec<BenchPoint> = points.iter().filter(|p| key(p) == k).map(|p| (*p).clone()).collect();
+            let mut v: Vec<BenchPoint> = points
+                .iter()
+                .filter(|p| key(p) == k)
+                .map(|p| (*p).clone())
+                .collect();
             v.sort_by_key(|p| p.outstanding);
             (k, v)
         })
@@ -116,12 +162,18 @@ fn groups(points: &[&BenchPoint]) -> Vec<((String, usize), Vec<BenchPoint>)> {
 
 /// Throughput against outstanding requests (log x), one line per protocol and cluster size.
 pub fn throughput(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
-    let pts: Vec<&BenchPoint> = points.iter().filter(|p| p.payload_bytes == payload_bytes).collect();
+    let pts: Vec<&BenchPoint> = points
+        .iter()
+        .filter(|p| p.payload_bytes == payload_bytes)
+        .collect();
     let series: Vec<Series> = groups(&pts)
         .into_iter()
         .map(|((proto, n), v)| Series {
             label: label(&proto, n),
-            points: v.iter().map(|p| (p.outstanding as f64, p.ops_per_sec)).collect(),
+            points: v
+                .iter()
+                .map(|p| (p.outstanding as f64, p.ops_per_sec))
+                .collect(),
             dashed: false,
         })
         .collect();
@@ -137,7 +189,10 @@ pub fn throughput(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
 
 /// Latency p50 (solid) and p99 (dashed) against outstanding requests, log-log.
 pub fn latency(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
-    let pts: Vec<&BenchPoint> = points.iter().filter(|p| p.payload_bytes == payload_bytes).collect();
+    let pts: Vec<&BenchPoint> = points
+        .iter()
+        .filter(|p| p.payload_bytes == payload_bytes)
+        .collect();
     let mut series = Vec::new();
     for ((proto, n), v) in groups(&pts) {
         series.push(Series {
@@ -166,12 +221,23 @@ pub fn recovery(runs: &[RecoveryRun]) -> Res<String> {
     let series: Vec<Series> = runs
         .iter()
         .map(|r| Series {
-            label: format!("{} (crash at {:.0} ms)", label(&r.protocol, r.servers), r.crash_at_ms),
+            label: format!(
+                "{} (crash at {:.0} ms)",
+                label(&r.protocol, r.servers),
+                r.crash_at_ms
+            ),
             points: r.samples.clone(),
             dashed: false,
         })
         .collect();
-    line_chart("Recovery: throughput around a leader crash", "time, ms", "committed ops/s", &series, false, false)
+    line_chart(
+        "Recovery: throughput around a leader crash",
+        "time, ms",
+        "committed ops/s",
+        &series,
+        false,
+        false,
+    )
 }
 
 fn label(protocol: &str, servers: usize) -> String {
@@ -205,13 +271,25 @@ pub fn sequence(title: &str, trace: &Trace) -> Res<String> {
         root.fill(&WHITE).map_err(err)?;
         let text = ("sans-serif", 13).into_font().color(&BLACK);
         let head = ("sans-serif", 15).into_font().color(&BLACK);
-        root.draw(&Text::new(title.to_string(), (20, 10), ("sans-serif", 17).into_font().color(&BLACK)))
-            .map_err(err)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (20, 10),
+            ("sans-serif", 17).into_font().color(&BLACK),
+        ))
+        .map_err(err)?;
         for a in &trace.actors {
             let x = x_of(a)?;
-            root.draw(&Text::new(a.clone(), (x - 4 * a.len() as i32, 40), head.clone())).map_err(err)?;
-            root.draw(&PathElement::new(vec![(x, TOP - 10), (x, h as i32 - 10)], BLACK.mix(0.3)))
-                .map_err(err)?;
+            root.draw(&Text::new(
+                a.clone(),
+                (x - 4 * a.len() as i32, 40),
+                head.clone(),
+            ))
+            .map_err(err)?;
+            root.draw(&PathElement::new(
+                vec![(x, TOP - 10), (x, h as i32 - 10)],
+                BLACK.mix(0.3),
+            ))
+            .map_err(err)?;
         }
         for (k, s) in trace.steps.iter().enumerate() {
             let y = TOP + ROW * k as i32 + ROW / 2;
@@ -221,16 +299,35 @@ pub fn sequence(title: &str, trace: &Trace) -> Res<String> {
                 Some(to) => {
                     let x1 = x_of(to)?;
                     let dir = if x1 >= x0 { 1 } else { -1 };
-                    root.draw(&PathElement::new(vec![(x0, y), (x1, y)], BLUE.stroke_width(2))).map_err(err)?;
-                    root.draw(&Polygon::new(vec![(x1, y), (x1 - 8 * dir, y - 5), (x1 - 8 * dir, y + 5)], BLUE.filled()))
-                        .map_err(err)?;
-                    root.draw(&Text::new(format!("{}. {short}", k + 1), (x0.min(x1) + 6, y - 14), text.clone()))
-                        .map_err(err)?;
+                    root.draw(&PathElement::new(
+                        vec![(x0, y), (x1, y)],
+                        BLUE.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+                    root.draw(&Polygon::new(
+                        vec![(x1, y), (x1 - 8 * dir, y - 5), (x1 - 8 * dir, y + 5)],
+                        BLUE.filled(),
+                    ))
+                    .map_err(err)?;
+                    root.draw(&Text::new(
+                        format!("{}. {short}", k + 1),
+                        (x0.min(x1) + 6, y - 14),
+                        text.clone(),
+                    ))
+                    .map_err(err)?;
                 }
                 None => {
-                    root.draw(&Rectangle::new([(x0 - 6, y - 6), (x0 + 6, y + 6)], RED.filled())).map_err(err)?;
-                    root.draw(&Text::new(format!("{}. {short}", k + 1), (x0 + 10, y - 7), text.clone()))
-                        .map_err(err)?;
+                    root.draw(&Rectangle::new(
+                        [(x0 - 6, y - 6), (x0 + 6, y + 6)],
+                        RED.filled(),
+                    ))
+                    .map_err(err)?;
+                    root.draw(&Text::new(
+                        format!("{}. {short}", k + 1),
+                        (x0 + 10, y - 7),
+                        text.clone(),
+                    ))
+                    .map_err(err)?;
                 }
             }
         }

@@ -40,7 +40,11 @@ fn chart_or_note(out: &mut String, chart: Result<String, String>) {
 }
 
 fn missing(out: &mut String, what: &str, how: &str) {
-    let _ = write!(out, "<p class=\"muted\">No {what} yet: run <code>{}</code>.</p>", escape(how));
+    let _ = write!(
+        out,
+        "<p class=\"muted\">No {what} yet: run <code>{}</code>.</p>",
+        escape(how)
+    );
 }
 
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
@@ -53,14 +57,18 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
          <style>{STYLE}</style></head><body><h1>paxraft report</h1><p class=\"muted\">{}</p>\
          <nav><a href=\"#checks\">Model checking</a> · <a href=\"#zoo\">Bug zoo</a> · \
          <a href=\"#throughput\">Throughput</a> · <a href=\"#latency\">Latency</a> · \
-         <a href=\"#recovery\">Recovery</a></nav>",
+         <a href=\"#recovery\">Recovery</a> · <a href=\"#criterion\">Criterion</a></nav>",
         escape(title_note)
     );
 
     // Model checking.
     h.push_str("<section id=\"checks\"><h2>Model checking</h2>");
     if results.checks.is_empty() {
-        missing(&mut h, "model-checking results", "cargo run --release -- check raft");
+        missing(
+            &mut h,
+            "model-checking results",
+            "cargo run --release -- check raft",
+        );
     } else {
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">configuration</th><th>unique states</th>\
@@ -72,11 +80,27 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 .properties
                 .iter()
                 .map(|p| {
-                    let class = if p.status == "holds" || p.status == "reached" { "ok" } else { "bad" };
-                    format!("{} {}: <span class=\"{class}\">{}</span>", escape(&p.kind), escape(&p.name), escape(&p.status))
+                    let class = match p.status.as_str() {
+                        "holds" | "reached" => "ok",
+                        "not reached" => "muted",
+                        _ => "bad",
+                    };
+                    format!(
+                        "{} {}: <span class=\"{class}\">{}</span>",
+                        escape(&p.kind),
+                        escape(&p.name),
+                        escape(&p.status)
+                    )
                 })
                 .collect();
-            let (class, verdict) = if c.passed() { ("ok", "pass") } else { ("bad", "FAIL") };
+            let (class, verdict) = if c.passed() {
+                ("ok", "pass")
+            } else if c.properties.iter().any(|p| p.status == "violated") {
+                ("bad", "FAIL")
+            } else {
+                // Nothing violated, but an example was not reached within the bounds.
+                ("muted", "bounded")
+            };
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
@@ -101,13 +125,21 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
         missing(&mut h, "bug zoo results", "cargo run --release -- zoo");
     } else {
         let caught = results.zoo.iter().filter(|z| z.caught).count();
-        let _ = write!(h, "<p>{caught} of {} known bugs caught.</p>", results.zoo.len());
+        let _ = write!(
+            h,
+            "<p>{caught} of {} known bugs caught.</p>",
+            results.zoo.len()
+        );
         h.push_str(
             "<table><tr><th class=\"l\">bug</th><th class=\"l\">protocol</th><th class=\"l\">caught</th>\
              <th class=\"l\">by property</th><th>trace length</th><th>states</th><th>seconds</th></tr>",
         );
         for z in &results.zoo {
-            let (class, yes) = if z.caught { ("ok", "yes") } else { ("bad", "NO") };
+            let (class, yes) = if z.caught {
+                ("ok", "yes")
+            } else {
+                ("bad", "NO")
+            };
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l {class}\">{yes}</td>\
@@ -124,8 +156,16 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
         h.push_str("</table>");
         for z in results.zoo.iter().filter(|z| z.trace.is_some()) {
             let trace = z.trace.as_ref().expect("filtered");
-            let _ = write!(h, "<details><summary>{} {}: counterexample</summary>", escape(&z.code), escape(&z.name));
-            chart_or_note(&mut h, charts::sequence(&format!("{} {}", z.code, z.name), trace));
+            let _ = write!(
+                h,
+                "<details><summary>{} {}: counterexample</summary>",
+                escape(&z.code),
+                escape(&z.name)
+            );
+            chart_or_note(
+                &mut h,
+                charts::sequence(&format!("{} {}", z.code, z.name), trace),
+            );
             h.push_str("</details>");
         }
     }
@@ -142,6 +182,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     for &b in &payloads {
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }
+    comparison(&mut h, results);
     h.push_str("</section><section id=\"latency\"><h2>Latency</h2>");
     if payloads.is_empty() {
         missing(&mut h, "benchmark results", "cargo bench");
@@ -182,20 +223,106 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
         for r in &results.recovery {
             let _ = write!(
                 h,
-                "<li>{}, {} servers: first commit {:.1} ms after the leader crash</li>",
+                "<li>{}, {} servers: first commit {:.1} ms after the leader crash",
                 escape(&r.protocol),
                 r.servers,
                 r.time_to_first_commit_ms
             );
+            if let (Some(before), Some(low)) = (r.before_ops_per_sec, r.min_ops_per_sec) {
+                let _ = write!(
+                    h,
+                    "; throughput {} ops/s before, {} ops/s at the bottom of the dip",
+                    charts::human(before),
+                    charts::human(low)
+                );
+            }
+            match r.recovered_ms {
+                Some(ms) => {
+                    let _ = write!(h, "; back to 90% after {ms:.0} ms");
+                }
+                None if r.before_ops_per_sec.is_some() => {
+                    h.push_str("; not back to 90% within the run");
+                }
+                None => {}
+            }
+            h.push_str("</li>");
         }
         h.push_str("</ul>");
     }
     h.push_str("</section>");
 
+    h.push_str("<section id=\"criterion\"><h2>Criterion</h2>");
     if let Some(p) = criterion_index {
         let href = p.to_string_lossy().replace('\\', "/");
-        let _ = write!(h, "<p><a href=\"{}\">Criterion's own report</a></p>", escape(&href));
+        let _ = write!(
+            h,
+            "<p><a href=\"{}\">Criterion's own report</a>: every benchmark's samples, \
+             distributions and comparison with the previous run or a saved baseline.</p>",
+            escape(&href)
+        );
+    } else {
+        missing(&mut h, "criterion report", "cargo bench");
     }
+    h.push_str("</section>");
     h.push_str("</body></html>\n");
     h
+}
+
+/// At the highest load measured for each cluster size and payload: each protocol's
+/// throughput, and as a share of Raft's and of the unreplicated ceiling's.
+fn comparison(h: &mut String, results: &Results) {
+    let bench = &results.bench;
+    let Some(top) = bench.iter().map(|p| p.outstanding).max() else {
+        return;
+    };
+    let at = |proto: &str, servers: Option<usize>, bytes: usize| {
+        bench
+            .iter()
+            .find(|p| {
+                p.protocol == proto
+                    && p.outstanding == top
+                    && p.payload_bytes == bytes
+                    && servers.map_or(true, |n| p.servers == n)
+            })
+            .map(|p| p.ops_per_sec)
+    };
+    let mut keys: Vec<(usize, usize)> = bench
+        .iter()
+        .filter(|p| p.outstanding == top && p.protocol != "unreplicated")
+        .map(|p| (p.servers, p.payload_bytes))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return;
+    }
+    let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.0}%", 100.0 * a / b),
+        _ => "-".into(),
+    };
+    let _ = write!(
+        h,
+        "<h3>Comparison at {top} outstanding requests</h3><table><tr><th>servers</th><th>bytes</th>\
+         <th>raft ops/s</th><th>multipaxos ops/s</th><th>unreplicated ops/s</th>\
+         <th>multipaxos / raft</th><th>raft / unreplicated</th><th>multipaxos / unreplicated</th></tr>"
+    );
+    let show = |v: Option<f64>| v.map_or("-".into(), charts::human);
+    for (n, bytes) in keys {
+        let (raft, mp, un) = (
+            at("raft", Some(n), bytes),
+            at("multipaxos", Some(n), bytes),
+            at("unreplicated", None, bytes),
+        );
+        let _ = write!(
+            h,
+            "<tr><td>{n}</td><td>{bytes}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            show(raft),
+            show(mp),
+            show(un),
+            pct(mp, raft),
+            pct(raft, un),
+            pct(mp, un)
+        );
+    }
+    h.push_str("</table>");
 }

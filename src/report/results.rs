@@ -44,6 +44,16 @@ pub struct RecoveryRun {
     pub samples: Vec<(f64, f64)>,
     /// From the crash to the first commit after it, milliseconds.
     pub time_to_first_commit_ms: f64,
+    /// Mean throughput in the steady state before the crash, ops/s.
+    #[serde(default)]
+    pub before_ops_per_sec: Option<f64>,
+    /// Lowest throughput sample after the crash (the bottom of the dip), ops/s.
+    #[serde(default)]
+    pub min_ops_per_sec: Option<f64>,
+    /// From the crash until throughput is back to 90% of the steady state, milliseconds
+    /// (`None`: not within the run).
+    #[serde(default)]
+    pub recovered_ms: Option<f64>,
 }
 
 /// The verdict on one model property.
@@ -87,7 +97,44 @@ impl CheckResult {
     }
     /// Whether every always-property held and every sometimes-property was reached.
     pub fn passed(&self) -> bool {
-        self.properties.iter().all(|p| p.status == "holds" || p.status == "reached")
+        self.properties
+            .iter()
+            .all(|p| p.status == "holds" || p.status == "reached")
+    }
+}
+
+impl CheckResult {
+    /// The report's record of a finished model check.
+    pub fn from_summary(s: &paxraft_models::Summary) -> CheckResult {
+        let flags = [s.config.flags(), s.search.flags()]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        CheckResult {
+            protocol: s.protocol.to_string(),
+            config: if flags.is_empty() {
+                "(defaults)".into()
+            } else {
+                flags
+            },
+            unique_states: s.unique_states as u64,
+            total_states: s.total_states as u64,
+            max_depth: s.max_depth as u64,
+            seconds: s.seconds,
+            properties: s
+                .properties
+                .iter()
+                .map(|v| PropertyResult {
+                    name: v.name.to_string(),
+                    kind: match v.kind {
+                        paxraft_models::Kind::Always => "always".into(),
+                        paxraft_models::Kind::Sometimes => "sometimes".into(),
+                    },
+                    status: v.status.name().to_string(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -109,6 +156,25 @@ pub struct Trace {
     pub actors: Vec<String>,
     /// The steps, in order.
     pub steps: Vec<TraceStep>,
+}
+
+impl Trace {
+    /// The report's form of a model checker's trace.
+    pub fn from_model(t: &paxraft_models::Trace) -> Trace {
+        let name = |i: usize| t.actors.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+        Trace {
+            actors: t.actors.clone(),
+            steps: t
+                .steps
+                .iter()
+                .map(|s| TraceStep {
+                    actor: name(s.actor),
+                    to: s.to.map(name),
+                    label: s.label.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One bug of the zoo and whether the checks caught it.
@@ -158,7 +224,10 @@ const ZOO_FILE: &str = "zoo.json";
 fn load<T: DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
     match fs::read_to_string(path) {
         Ok(s) => serde_json::from_str(&s).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(e),
@@ -179,7 +248,12 @@ fn save<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 impl Results {
     fn paths(report_dir: &Path) -> [PathBuf; 4] {
         let d = report_dir.join(DATA_DIR);
-        [d.join(BENCH_FILE), d.join(RECOVERY_FILE), d.join(CHECKS_FILE), d.join(ZOO_FILE)]
+        [
+            d.join(BENCH_FILE),
+            d.join(RECOVERY_FILE),
+            d.join(CHECKS_FILE),
+            d.join(ZOO_FILE),
+        ]
     }
 
     /// Load whatever results exist under `report_dir/data/` (missing files are empty parts).
@@ -210,4 +284,45 @@ impl Results {
         }
         Ok(())
     }
+
+    /// Merge `points` into `report_dir/data/bench.json`: a point replaces the saved one of the
+    /// same protocol, cluster size, outstanding requests and payload; others are kept (so a
+    /// filtered `cargo bench` run updates only what it measured).
+    pub fn merge_bench(report_dir: &Path, points: &[BenchPoint]) -> io::Result<()> {
+        let key = |p: &BenchPoint| {
+            (
+                p.protocol.clone(),
+                p.servers,
+                p.outstanding,
+                p.payload_bytes,
+            )
+        };
+        let [path, ..] = Self::paths(report_dir);
+        merge(&path, points, key)
+    }
+
+    /// Merge `runs` into `report_dir/data/recovery.json`, by protocol and cluster size.
+    pub fn merge_recovery(report_dir: &Path, runs: &[RecoveryRun]) -> io::Result<()> {
+        let [_, path, ..] = Self::paths(report_dir);
+        merge(&path, runs, |r| (r.protocol.clone(), r.servers))
+    }
+
+    /// Merge `checks` into `report_dir/data/checks.json`, by protocol and configuration.
+    pub fn merge_checks(report_dir: &Path, checks: &[CheckResult]) -> io::Result<()> {
+        let [_, _, path, _] = Self::paths(report_dir);
+        merge(&path, checks, |c| (c.protocol.clone(), c.config.clone()))
+    }
+}
+
+/// Replace the saved items whose key one of `new` has, keep the rest, save sorted by key.
+fn merge<T, K>(path: &Path, new: &[T], key: impl Fn(&T) -> K) -> io::Result<()>
+where
+    T: Clone + Serialize + DeserializeOwned,
+    K: Ord,
+{
+    let mut all: Vec<T> = load(path)?;
+    all.retain(|old| new.iter().all(|n| key(n) != key(old)));
+    all.extend(new.iter().cloned());
+    all.sort_by(|a, b| key(a).cmp(&key(b)));
+    save(path, &all)
 }

@@ -1,0 +1,78 @@
+//! Recovery from a leader crash under load: criterion times the gap from the crash to the
+//! first commit after it (a fresh cluster per iteration); a timeline of throughput around
+//! the crash per protocol and cluster size goes to `reports/data/recovery.json`.
+//!
+//! `PAXRAFT_BENCH_QUICK=1`: 3 servers only, shorter measurement.
+
+mod common;
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, SamplingMode};
+use paxraft::bench::{recovery_of, time_to_first_commit, Protocol, RecoveryConfig};
+use paxraft::report::results::{RecoveryRun, Results};
+use paxraft::runtime::Cmd;
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::Kv;
+
+/// Requests outstanding while the leader crashes.
+const OUTSTANDING: usize = 256;
+
+fn main() {
+    let quick = common::quick() || !common::measuring();
+    let (warm, measure) = if quick {
+        (Duration::from_millis(200), Duration::from_millis(600))
+    } else {
+        (Duration::from_millis(500), Duration::from_millis(1500))
+    };
+    let mut c = common::criterion(warm, measure);
+    let sizes: &[usize] = if quick { &[3] } else { &[3, 5] };
+
+    let mut g = c.benchmark_group("recovery-time-to-first-commit");
+    g.sampling_mode(SamplingMode::Flat);
+    for &n in sizes {
+        for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+            g.bench_function(BenchmarkId::new(protocol.name(), format!("{n}n")), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| {
+                            let r = match protocol {
+                                Protocol::Raft => {
+                                    time_to_first_commit::<Raft<Cmd<Kv>>>(n, OUTSTANDING)
+                                }
+                                _ => time_to_first_commit::<MultiPaxos<Cmd<Kv>>>(n, OUTSTANDING),
+                            };
+                            r.unwrap_or_else(|e| panic!("{e}"))
+                        })
+                        .sum::<Duration>()
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut runs: Vec<RecoveryRun> = Vec::new();
+    if common::measuring() {
+        for &n in sizes {
+            for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+                let cfg = RecoveryConfig {
+                    servers: n,
+                    outstanding: OUTSTANDING,
+                    ..RecoveryConfig::default()
+                };
+                let r = recovery_of(protocol, &cfg).unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "  recovery {} {n}n: first commit {:.1} ms after the crash; {:.0} ops/s before, {:.0} at the bottom, back to 90% after {}",
+                    r.protocol,
+                    r.time_to_first_commit_ms,
+                    r.before_ops_per_sec.unwrap_or(0.0),
+                    r.min_ops_per_sec.unwrap_or(0.0),
+                    r.recovered_ms.map_or("(not within the run)".into(), |ms| format!("{ms:.0} ms")),
+                );
+                runs.push(r);
+            }
+        }
+    }
+    common::finish(&c, "recovery", |dir| Results::merge_recovery(dir, &runs));
+}

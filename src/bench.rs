@@ -1,0 +1,592 @@
+//! Closed-loop load on a live cluster, for the criterion benchmarks (benches/) and the tour's
+//! short throughput comparison ([`compare`]).
+//!
+//! * [`Load`]: a running cluster of any protocol (`raft`, `multipaxos`, `unreplicated`) with
+//!   clients driven in parallel by a rayon pool. Each client keeps its share of the requests
+//!   outstanding: as soon as one is answered, another is sent (closed loop). [`Load::run`]
+//!   completes a given number of operations and returns how long they took, which is exactly
+//!   what criterion's `iter_custom` wants; latencies of every operation go into an
+//!   hdrhistogram, and [`Load::point`] summarises everything measured so far.
+//! * [`recovery`]: throughput over time with the leader crashed at a fixed point; the time
+//!   from the crash to the first commit after it, and the dip.
+//! * [`compare`]: a few points of the sweep, short, for the tour; results are saved where
+//!   the report reads them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{Kv, KvOp};
+use paxraft_impls::unreplicated::Unreplicated;
+use paxraft_impls::Replica;
+
+use crate::report::results::{BenchPoint, RecoveryRun, Results};
+use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
+
+/// The protocols a load can run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// Raft.
+    Raft,
+    /// Multi-Paxos.
+    MultiPaxos,
+    /// One node, no consensus: the ceiling.
+    Unreplicated,
+}
+
+impl Protocol {
+    /// All of them, in report order.
+    pub const ALL: [Protocol; 3] = [Protocol::Raft, Protocol::MultiPaxos, Protocol::Unreplicated];
+
+    /// The name used in results and reports (the replica's `NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Raft => <Raft<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
+            Protocol::MultiPaxos => <MultiPaxos<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
+            Protocol::Unreplicated => <Unreplicated as Replica<Cmd<Kv>>>::NAME,
+        }
+    }
+}
+
+/// What load to put on which cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadConfig {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Cluster size (`unreplicated` serves from one node whatever the size).
+    pub servers: usize,
+    /// Requests outstanding over all clients together.
+    pub outstanding: usize,
+    /// Bytes of each put's value.
+    pub payload_bytes: usize,
+    /// Client threads; 0 picks [`default_clients`].
+    pub clients: usize,
+}
+
+/// Most client threads by default. The replicas already take a thread each and the machine
+/// may have two cores: more client threads only add context switches, while each client
+/// pipelines its share of the outstanding requests.
+pub const MAX_DEFAULT_CLIENTS: usize = 4;
+
+/// Client threads for `outstanding` requests: one per request up to [`MAX_DEFAULT_CLIENTS`].
+pub fn default_clients(outstanding: usize) -> usize {
+    outstanding.clamp(1, MAX_DEFAULT_CLIENTS)
+}
+
+impl LoadConfig {
+    /// Reject what cannot run, with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.outstanding == 0 {
+            return Err("outstanding requests must be at least 1".into());
+        }
+        if self.clients > self.outstanding {
+            return Err(format!(
+                "{} clients cannot share {} outstanding requests",
+                self.clients, self.outstanding
+            ));
+        }
+        if self.payload_bytes > 1 << 20 {
+            return Err(format!(
+                "payload of {} bytes is over 1 MiB",
+                self.payload_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    fn client_count(&self) -> usize {
+        if self.clients == 0 {
+            default_clients(self.outstanding)
+        } else {
+            self.clients
+        }
+    }
+}
+
+/// A client driven in closed loop, with its latency record.
+struct Driven<R: Replica<Cmd<Kv>>> {
+    client: Client<R, Kv>,
+    window: usize,
+    sent_at: HashMap<u64, Instant>,
+    hist: Histogram<u64>,
+    key: u64,
+    errors: u64,
+}
+
+/// Latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Give up on a client that hears nothing at all for this long: the cluster is stuck.
+const STUCK: Duration = Duration::from_secs(10);
+
+impl<R: Replica<Cmd<Kv>>> Driven<R> {
+    /// Complete `n` operations, keeping `window` outstanding.
+    fn drive(&mut self, n: u64, payload: &[u8]) -> Result<(), String> {
+        let (mut sent, mut done) = (0u64, 0u64);
+        while done < n {
+            while sent < n && self.client.outstanding() < self.window {
+                self.key = (self.key + 1) % 1024;
+                let op = KvOp::Put(self.key, payload.to_vec());
+                let seq = self.client.send(op).map_err(|e| e.to_string())?;
+                self.sent_at.insert(seq, Instant::now());
+                sent += 1;
+            }
+            let (seq, res) = self
+                .client
+                .poll(STUCK)
+                .ok_or_else(|| format!("no answer for {} s: cluster stuck", STUCK.as_secs()))?;
+            let t = self
+                .sent_at
+                .remove(&seq)
+                .ok_or_else(|| format!("answer to unknown request {seq}"))?;
+            done += 1;
+            match res {
+                Ok(_) => self
+                    .hist
+                    .saturating_record(t.elapsed().as_nanos().max(1) as u64),
+                Err(_) => self.errors += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running cluster under closed-loop load.
+pub struct Load<R: Replica<Cmd<Kv>>> {
+    cfg: LoadConfig,
+    // Dropped after the clients (field order): shutting down joins the replica threads.
+    clients: Vec<Driven<R>>,
+    cluster: Cluster<R, Kv>,
+    pool: rayon::ThreadPool,
+    payload: Vec<u8>,
+    ops: u64,
+    busy: Duration,
+}
+
+impl<R: Replica<Cmd<Kv>>> std::fmt::Debug for Load<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Load({:?}, {} ops so far)", self.cfg, self.ops)
+    }
+}
+
+impl<R: Replica<Cmd<Kv>>> Load<R> {
+    /// Start the cluster, wait until it commits, and make the clients.
+    pub fn start(cfg: LoadConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let mut cluster: Cluster<R, Kv> = Cluster::new(cfg.servers, RuntimeConfig::default())?;
+        // One blocking request: returns once a leader is elected and commits.
+        let mut probe = cluster.client(ClientConfig::default());
+        probe
+            .submit(KvOp::Put(0, Vec::new()))
+            .map_err(|e| format!("{} did not commit a first request: {e}", R::NAME))?;
+        let k = cfg.client_count();
+        let clients = (0..k)
+            .map(|i| {
+                let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+                Driven {
+                    client: cluster.client(ClientConfig {
+                        max_outstanding: window,
+                        ..ClientConfig::default()
+                    }),
+                    window,
+                    sent_at: HashMap::with_capacity(2 * window),
+                    hist: histogram(),
+                    key: i as u64 * 7,
+                    errors: 0,
+                }
+            })
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(k)
+            .thread_name(|i| format!("bench-client-{i}"))
+            .build()
+            .map_err(|e| format!("client pool: {e}"))?;
+        Ok(Load {
+            payload: vec![0xab; cfg.payload_bytes],
+            cfg,
+            clients,
+            cluster,
+            pool,
+            ops: 0,
+            busy: Duration::ZERO,
+        })
+    }
+
+    /// Complete `ops` operations over all clients in parallel; how long it took.
+    pub fn run(&mut self, ops: u64) -> Result<Duration, String> {
+        let k = self.clients.len() as u64;
+        let payload = &self.payload;
+        let failure: Mutex<Option<String>> = Mutex::new(None);
+        let start = Instant::now();
+        self.pool.scope(|s| {
+            for (i, c) in self.clients.iter_mut().enumerate() {
+                let n = ops / k + u64::from((i as u64) < ops % k);
+                let failure = &failure;
+                if n > 0 {
+                    s.spawn(move |_| {
+                        if let Err(e) = c.drive(n, payload) {
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        }
+                    });
+                }
+            }
+        });
+        let took = start.elapsed();
+        if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(format!("{}: {e}", R::NAME));
+        }
+        if let Some((id, what)) = self.cluster.panics().into_iter().next() {
+            return Err(format!("{} replica {id} panicked: {what}", R::NAME));
+        }
+        self.ops += ops;
+        self.busy += took;
+        Ok(took)
+    }
+
+    /// Everything measured since the start (or the last [`Load::reset`]).
+    pub fn point(&self) -> BenchPoint {
+        let mut hist = histogram();
+        for c in &self.clients {
+            hist.add(&c.hist).expect("histograms with equal bounds add");
+        }
+        let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        BenchPoint {
+            protocol: R::NAME.to_string(),
+            servers: self.cfg.servers,
+            outstanding: self.cfg.outstanding,
+            payload_bytes: self.cfg.payload_bytes,
+            ops_per_sec: if self.busy > Duration::ZERO {
+                self.ops as f64 / self.busy.as_secs_f64()
+            } else {
+                0.0
+            },
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            ops: self.ops,
+        }
+    }
+
+    /// Requests that ended in an error (timeouts) so far.
+    pub fn errors(&self) -> u64 {
+        self.clients.iter().map(|c| c.errors).sum()
+    }
+
+    /// Forget what was measured (after a warm-up).
+    pub fn reset(&mut self) {
+        for c in &mut self.clients {
+            c.hist.reset();
+            c.errors = 0;
+        }
+        self.ops = 0;
+        self.busy = Duration::ZERO;
+    }
+}
+
+/// A [`Load`] of any protocol, chosen at run time.
+pub trait AnyLoad: Send {
+    /// See [`Load::run`].
+    fn run(&mut self, ops: u64) -> Result<Duration, String>;
+    /// See [`Load::point`].
+    fn point(&self) -> BenchPoint;
+    /// See [`Load::errors`].
+    fn errors(&self) -> u64;
+    /// See [`Load::reset`].
+    fn reset(&mut self);
+}
+
+impl<R: Replica<Cmd<Kv>>> AnyLoad for Load<R> {
+    fn run(&mut self, ops: u64) -> Result<Duration, String> {
+        Load::run(self, ops)
+    }
+    fn point(&self) -> BenchPoint {
+        Load::point(self)
+    }
+    fn errors(&self) -> u64 {
+        Load::errors(self)
+    }
+    fn reset(&mut self) {
+        Load::reset(self)
+    }
+}
+
+/// Start a load of `cfg.protocol`.
+pub fn start(cfg: LoadConfig) -> Result<Box<dyn AnyLoad>, String> {
+    Ok(match cfg.protocol {
+        Protocol::Raft => Box::new(Load::<Raft<Cmd<Kv>>>::start(cfg)?),
+        Protocol::MultiPaxos => Box::new(Load::<MultiPaxos<Cmd<Kv>>>::start(cfg)?),
+        Protocol::Unreplicated => Box::new(Load::<Unreplicated>::start(cfg)?),
+    })
+}
+
+/// Run `load` for about `time` (after `warm_up`, not measured) in rounds of operations sized
+/// from the rate seen so far; returns the point measured.
+pub fn measure_for(
+    load: &mut dyn AnyLoad,
+    warm_up: Duration,
+    time: Duration,
+) -> Result<BenchPoint, String> {
+    let mut round = 64u64;
+    for phase in [warm_up, time] {
+        let until = Instant::now() + phase;
+        while Instant::now() < until {
+            let took = load.run(round)?;
+            // Aim for rounds of ~50 ms: long enough to amortise the pipeline fill.
+            let rate = round as f64 / took.as_secs_f64().max(1e-6);
+            round = ((rate * 0.05) as u64).clamp(16, 1 << 22);
+        }
+        if phase == warm_up {
+            load.reset();
+        }
+    }
+    Ok(load.point())
+}
+
+/// Settings of a [`recovery`] run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryConfig {
+    /// Cluster size.
+    pub servers: usize,
+    /// Requests outstanding over all clients.
+    pub outstanding: usize,
+    /// When to crash the leader, from the start of the load.
+    pub crash_at: Duration,
+    /// Length of the whole run.
+    pub run_for: Duration,
+    /// Width of one throughput sample.
+    pub bucket: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            servers: 3,
+            outstanding: 256,
+            crash_at: Duration::from_millis(300),
+            run_for: Duration::from_millis(900),
+            bucket: Duration::from_millis(10),
+        }
+    }
+}
+
+/// How long a leader crash interrupts commits: the time from the crash to the first commit
+/// after it, measured once (no load timeline). Used by criterion's recovery benchmark.
+pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
+    servers: usize,
+    outstanding: usize,
+) -> Result<Duration, String> {
+    let cfg = RecoveryConfig {
+        servers,
+        outstanding,
+        crash_at: Duration::from_millis(60),
+        run_for: Duration::from_millis(60),
+        bucket: Duration::from_millis(10),
+    };
+    let (_, first) = crash_under_load::<R>(&cfg)?;
+    Ok(first)
+}
+
+/// Throughput over time with the leader crashed at `cfg.crash_at`.
+pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
+    let (done, first) = crash_under_load::<R>(cfg)?;
+    let bucket_ms = cfg.bucket.as_secs_f64() * 1000.0;
+    let buckets = (cfg.run_for.as_secs_f64() / cfg.bucket.as_secs_f64()).ceil() as usize;
+    let mut counts = vec![0u64; buckets.max(1)];
+    for t in done {
+        let i = (t.as_secs_f64() / cfg.bucket.as_secs_f64()) as usize;
+        if let Some(c) = counts.get_mut(i) {
+            *c += 1;
+        }
+    }
+    let per_sec = 1.0 / cfg.bucket.as_secs_f64();
+    let samples: Vec<(f64, f64)> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| ((i + 1) as f64 * bucket_ms, c as f64 * per_sec))
+        .collect();
+    let crash_ms = cfg.crash_at.as_secs_f64() * 1000.0;
+    // Steady state: the second half of the time before the crash (the first half warms up).
+    let before: Vec<f64> = samples
+        .iter()
+        .filter(|(t, _)| *t > crash_ms / 2.0 && *t <= crash_ms)
+        .map(|s| s.1)
+        .collect();
+    let before = before.iter().sum::<f64>() / before.len().max(1) as f64;
+    let after: Vec<&(f64, f64)> = samples.iter().filter(|(t, _)| *t > crash_ms).collect();
+    let min_after = after.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    // Back to 90% of the steady state: the end of the dip.
+    let recovered = after
+        .iter()
+        .skip_while(|s| s.1 >= 0.9 * before)
+        .find(|s| s.1 >= 0.9 * before)
+        .map(|s| s.0 - crash_ms);
+    Ok(RecoveryRun {
+        protocol: R::NAME.to_string(),
+        servers: cfg.servers,
+        crash_at_ms: crash_ms,
+        samples,
+        time_to_first_commit_ms: first.as_secs_f64() * 1000.0,
+        before_ops_per_sec: Some(before),
+        min_ops_per_sec: Some(if min_after.is_finite() {
+            min_after
+        } else {
+            0.0
+        }),
+        recovered_ms: recovered,
+    })
+}
+
+/// Run closed-loop load, crash the leader at `crash_at`; returns the completion times of
+/// successful requests (from the start) and the time from the crash to the first commit a
+/// surviving node applied beyond everything the crashed leader had applied.
+fn crash_under_load<R: Replica<Cmd<Kv>>>(
+    cfg: &RecoveryConfig,
+) -> Result<(Vec<Duration>, Duration), String> {
+    if cfg.servers < 3 {
+        return Err("recovery needs at least 3 servers (a majority must survive)".into());
+    }
+    if cfg.crash_at > cfg.run_for || cfg.bucket.is_zero() || cfg.outstanding == 0 {
+        return Err("recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1".into());
+    }
+    let mut cluster: Cluster<R, Kv> = Cluster::new(cfg.servers, RuntimeConfig::default())?;
+    let mut probe = cluster.client(ClientConfig::default());
+    probe
+        .submit(KvOp::Put(0, Vec::new()))
+        .map_err(|e| format!("{} did not commit a first request: {e}", R::NAME))?;
+    let k = default_clients(cfg.outstanding);
+    let mut clients: Vec<Driven<R>> = (0..k)
+        .map(|i| {
+            let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+            Driven {
+                client: cluster.client(ClientConfig {
+                    max_outstanding: window,
+                    // Resend soon after silence: a crash leaves requests unanswered.
+                    retry_after: Duration::from_millis(20),
+                    ..ClientConfig::default()
+                }),
+                window,
+                sent_at: HashMap::new(),
+                hist: histogram(),
+                key: i as u64,
+                errors: 0,
+            }
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut first = None;
+    let times = std::thread::scope(|s| -> Result<Vec<Duration>, String> {
+        let handles: Vec<_> = clients
+            .iter_mut()
+            .map(|c| {
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        while c.client.outstanding() < c.window {
+                            c.key = (c.key + 1) % 1024;
+                            let Ok(seq) = c.client.send(KvOp::Put(c.key, Vec::new())) else {
+                                break;
+                            };
+                            c.sent_at.insert(seq, Instant::now());
+                        }
+                        if let Some((seq, res)) = c.client.poll(Duration::from_millis(5)) {
+                            c.sent_at.remove(&seq);
+                            if res.is_ok() {
+                                done.push(start.elapsed());
+                            }
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        std::thread::sleep(cfg.crash_at.saturating_sub(start.elapsed()));
+        let crashed = cluster.leader();
+        if let Some(l) = crashed {
+            cluster.crash(l);
+            let crash_time = Instant::now();
+            let applied = cluster.applied(l).0;
+            // Poll the survivors' applied point until one passes the crashed leader's.
+            let deadline = crash_time + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let passed = (0..cfg.servers)
+                    .filter(|&i| i != l)
+                    .any(|i| cluster.applied(i).0 > applied);
+                if passed {
+                    first = Some(crash_time.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        std::thread::sleep(cfg.run_for.saturating_sub(start.elapsed()));
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().map_err(|_| "load thread panicked".to_string())?);
+        }
+        if crashed.is_none() {
+            return Err(format!("{}: no leader to crash", R::NAME));
+        }
+        Ok(all)
+    })?;
+    let first =
+        first.ok_or_else(|| format!("{}: nothing committed within 10 s of the crash", R::NAME))?;
+    Ok((times, first))
+}
+
+/// [`recovery`] of a protocol chosen at run time (`unreplicated` has nothing to recover with).
+pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
+    match protocol {
+        Protocol::Raft => recovery::<Raft<Cmd<Kv>>>(cfg),
+        Protocol::MultiPaxos => recovery::<MultiPaxos<Cmd<Kv>>>(cfg),
+        Protocol::Unreplicated => {
+            Err("unreplicated has a single server: a crash is an outage".into())
+        }
+    }
+}
+
+/// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at one
+/// and at 1024 outstanding requests, `per_point` each (plus a fifth of it to warm up).
+/// `progress(done, total)` is called after each point. With `save_to`, the points are merged
+/// into that report directory's `data/bench.json`.
+pub fn compare(
+    per_point: Duration,
+    save_to: Option<&Path>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<BenchPoint>, String> {
+    let mut configs = Vec::new();
+    for protocol in Protocol::ALL {
+        for outstanding in [1, 1024] {
+            configs.push(LoadConfig {
+                protocol,
+                servers: if protocol == Protocol::Unreplicated {
+                    1
+                } else {
+                    3
+                },
+                outstanding,
+                payload_bytes: 0,
+                clients: 0,
+            });
+        }
+    }
+    let mut points = Vec::new();
+    for (i, cfg) in configs.iter().enumerate() {
+        let mut load = start(cfg.clone())?;
+        points.push(measure_for(load.as_mut(), per_point / 5, per_point)?);
+        progress(i + 1, configs.len());
+    }
+    if let Some(dir) = save_to {
+        Results::merge_bench(dir, &points).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(points)
+}
