@@ -12,3 +12,4 @@ pub mod lincheck;
 pub mod report;
 pub mod runtime;
 pub mod simulate;
+pub mod zoo;
