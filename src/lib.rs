@@ -13,3 +13,4 @@ pub mod lincheck;
 pub mod report;
 pub mod runtime;
 pub mod simulate;
+pub mod zoo;

@@ -114,6 +114,27 @@ impl Bug {
     }
 }
 
+/// Whether the switches are compiled in (the `bug-zoo` feature). Without it [`Config::set_bug`]
+/// refuses, so a zoo run on a release build says so instead of reporting every bug escaped.
+pub const COMPILED: bool = cfg!(feature = "bug-zoo");
+
+impl crate::Config {
+    /// Switch `bug` on. Returns `false` (and changes nothing) when the switches are not
+    /// compiled in; callers outside this crate need no `cfg` of their own.
+    pub fn set_bug(&mut self, bug: Bug) -> bool {
+        #[cfg(feature = "bug-zoo")]
+        {
+            self.bugs.insert(bug);
+            true
+        }
+        #[cfg(not(feature = "bug-zoo"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}
+
 /// A set of bugs switched on at once.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BugSet(u32);

@@ -636,7 +636,19 @@ impl<R: Replica<Cmd>> Node<R> {
                 let from = NodeId(usize::from(src) as u8);
                 self.server_step(state, o, |r, out| r.on_message(from, m, out));
             }
-            (Node::Server { .. }, Msg::Request(cmd)) => self.server_step(state, o, |r, out| r.propose(vec![cmd], out)),
+            (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
+                // Bug zoo R10 (stale read): a replica that believes it leads answers a get
+                // from its local store, skipping the log round that would confirm it still
+                // leads. The correct path (default) sends reads through the log like writes.
+                if let (true, KvOp::Get(key), Some(s)) = (cfg.bug(paxraft_impls::Bug::StaleRead), &cmd.op, state.server()) {
+                    if s.replica.status().role == Role::Leader {
+                        let answer = Answer::Value(s.saved.sm.state().get(*key).cloned());
+                        o.send(src, Msg::Reply { seq: cmd.seq, answer });
+                        return;
+                    }
+                }
+                self.server_step(state, o, |r, out| r.propose(vec![cmd], out))
+            }
             (Node::Client { servers, ops, .. }, Msg::Reply { seq, .. }) => {
                 let Some(c) = state.client() else { return };
                 // Replies to requests the client no longer waits for are ignored (duplicates,

@@ -73,6 +73,8 @@ pub struct CheckArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub bug: super::zoo::BugArg,
 }
 
 /// `paxraft explore` flags.
@@ -255,10 +257,17 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
 
 /// Run `paxraft check`.
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let cfg = match args.model.config() {
+    let mut cfg = match args.model.config() {
         Ok(c) => c,
         Err(e) => return bad(e),
     };
+    match args.bug.parse() {
+        Ok(Some(bug)) => {
+            cfg.protocol.set_bug(bug);
+        }
+        Ok(None) => {}
+        Err(e) => return bad(e),
+    }
     let search = match args.search() {
         Ok(s) => s,
         Err(e) => return bad(e),

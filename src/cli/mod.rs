@@ -8,6 +8,7 @@ pub mod check;
 pub mod overview;
 pub mod report;
 pub mod run;
+pub mod zoo;
 
 /// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
 #[derive(Debug, Parser)]
@@ -30,6 +31,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Browse a protocol's state space in stateright's Explorer (loopback only).
     Explore(check::ExploreArgs),
+    /// Run the bug zoo: every known bug switched on must be caught, and off must pass.
+    Zoo(zoo::ZooArgs),
 }
 
 /// Exit code for bad input (flags, configs, cluster sizes).
@@ -51,5 +54,6 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Explore(args)) => check::explore(&args),
+        Some(Command::Zoo(args)) => zoo::run(&args),
     }
 }

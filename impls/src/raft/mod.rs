@@ -352,6 +352,8 @@ impl<C: Command> Raft<C> {
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[quorum(self.members.len()) - 1];
+        // B1: the leader applies whatever it stores itself, replicated or not.
+        let n = if self.cfg.bug(Bug::ApplyUncommitted) { last } else { n };
         if n > self.commit
             && (self.term_at(n) == Some(self.term) || self.cfg.bug(Bug::Figure8Commit))
         {
@@ -700,7 +702,8 @@ impl<C: Command> Replica<C> for Raft<C> {
     }
 
     fn committed(&self) -> BTreeMap<Slot, Option<C>> {
-        self.log[..self.commit as usize]
+        // `min`: a buggy replica (bug zoo R6) can hold a commit point past its log.
+        self.log[..min(self.commit as usize, self.log.len())]
             .iter()
             .enumerate()
             .map(|(i, e)| (i as Slot + 1, e.cmd.clone()))
@@ -811,7 +814,8 @@ fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     for l in rs.iter().filter(|r| r.role == Role::Leader) {
         for r in rs.iter().filter(|r| r.term <= l.term) {
             let c = r.commit as usize;
-            if l.log.len() < c || l.log[..c] != r.log[..c] {
+            // A buggy replica (bug zoo R6) can hold a commit point past its own log.
+            if l.log.len() < c || r.log.len() < c || l.log[..c] != r.log[..c] {
                 return Err(format!(
                     "leader {} of term {} lacks entries up to slot {c} that {} committed",
                     l.id, l.term, r.id
@@ -843,7 +847,7 @@ fn one_vote_per_term<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<()
 
 fn committed_stable<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
     let c = min(before.commit, after.commit) as usize;
-    if after.log.len() < c || before.log[..c] != after.log[..c] {
+    if after.log.len() < c || before.log.len() < c || before.log[..c] != after.log[..c] {
         return Err(format!("{} changed an entry at or below its commit point {c}", after.id));
     }
     Ok(())

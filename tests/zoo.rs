@@ -1,0 +1,149 @@
+//! The bug zoo: every bug with a model-checking detector is caught by its expected property
+//! (BFS, shortest trace) and the same configuration with no bug passes. Bugs whose detector
+//! is the fault-schedule search are checked to be registered with what that search needs.
+
+use std::process::Command;
+
+use paxraft::zoo::{self, Detector, Verdict};
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::{Bug, Replica};
+use paxraft_models::{build, Cmd};
+use stateright::Model;
+
+/// One checker thread per test: the harness already runs tests side by side.
+const THREADS: usize = 1;
+
+fn caught_and_clean(name: &str) {
+    let entry = zoo::find(name).expect("registered");
+    let o = zoo::run(&entry, THREADS, |_, _| {}).expect("runs");
+    let Verdict::Checked { buggy, clean } = &o.verdict else {
+        panic!("{name} has no model-checking detector");
+    };
+    let t = o.trace().unwrap_or_else(|| {
+        panic!(
+            "{name} escaped: expected {:?} to fail; failed instead: {:?}",
+            entry.property,
+            buggy.violated.iter().map(|v| v.0).collect::<Vec<_>>()
+        )
+    });
+    assert!(!t.steps.is_empty());
+    assert!(
+        o.clean_passed(),
+        "{name}: the clean configuration fails: {:?}\n{}",
+        clean.violated.iter().map(|v| v.0).collect::<Vec<_>>(),
+        clean
+            .violated
+            .first()
+            .map(|v| v.1.chart())
+            .unwrap_or_default()
+    );
+    // The saved entry says the same.
+    let e = o.entry();
+    assert!(e.caught);
+    assert_eq!(e.property.as_deref(), Some(entry.property));
+    assert_eq!(e.trace_len, Some(t.steps.len()));
+}
+
+macro_rules! zoo_tests {
+    ($($test:ident => $code:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                caught_and_clean($code);
+            }
+        )*
+    };
+}
+
+zoo_tests! {
+    r1_figure8_commit => "R1",
+    r2_vote_without_log_check => "R2",
+    r3_vote_not_persisted => "R3",
+    r4_log_not_persisted => "R4",
+    r5_double_vote => "R5",
+    r6_truncate_on_stale_append => "R6",
+    r7_commit_past_verified_prefix => "R7",
+    r10_stale_read => "R10",
+    p1_accept_below_promise => "P1",
+    p2_ignore_accepted_value => "P2",
+    p3_non_unique_ballot => "P3",
+    p4_chosen_without_quorum => "P4",
+    p5_skip_recovery => "P5",
+    p6_promise_not_persisted => "P6",
+    b1_apply_uncommitted => "B1",
+    b2_duplicate_apply => "B2",
+}
+
+#[test]
+fn every_bug_is_registered_once_with_a_valid_configuration_and_a_real_property() {
+    let reg = zoo::registry();
+    assert_eq!(reg.len(), Bug::ALL.len());
+    for (z, b) in reg.iter().zip(Bug::ALL) {
+        assert_eq!(z.bug, b, "registry order follows BUGZOO.md");
+        match &z.detector {
+            Detector::Model { config, depth, .. } => {
+                config.validate().expect("a valid configuration");
+                assert!(*depth > 0);
+                let names: Vec<&str> = match z.protocol {
+                    zoo::Protocol::Raft => build::<Raft<Cmd>>(config)
+                        .properties()
+                        .iter()
+                        .map(|p| p.name)
+                        .collect(),
+                    zoo::Protocol::MultiPaxos => build::<MultiPaxos<Cmd>>(config)
+                        .properties()
+                        .iter()
+                        .map(|p| p.name)
+                        .collect(),
+                };
+                assert!(
+                    names.contains(&z.property),
+                    "{}: no property {:?} in {names:?}",
+                    b.code(),
+                    z.property
+                );
+            }
+            Detector::Schedules(needs) => {
+                needs.config.validate().expect("a valid configuration");
+                assert!(needs.max_steps > 0 && needs.settle_steps > 0);
+                let o = zoo::run(z, THREADS, |_, _| {}).expect("runs");
+                assert!(matches!(o.verdict, Verdict::Pending(_)));
+                assert!(
+                    !o.caught() && !o.ok(),
+                    "a pending bug is not counted as caught"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_switches_are_compiled_into_tests() {
+    assert!(zoo::bugs_compiled());
+    let mut cfg = paxraft_impls::Config::default();
+    assert!(!cfg.bug(Bug::StaleRead));
+    assert!(cfg.set_bug(Bug::StaleRead));
+    assert!(cfg.bug(Bug::StaleRead) && cfg.any_bug());
+    // A protocol reads the same switch.
+    assert_eq!(<Raft<Cmd> as Replica<Cmd>>::NAME, "raft");
+}
+
+#[test]
+fn an_unknown_bug_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .args(["zoo", "--only", "no-such-bug", "--no-save"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown bug") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .args(["check", "raft", "--bug", "no-such-bug"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
