@@ -28,3 +28,4 @@ pub use replica::{
     quorum, ClusterCheck, Command, Config, Effect, Effects, Fixed, Invariant, NodeId, Out, Replica,
     Role, Slot, Status, StepCheck, MAX_NODES,
 };
+pub use replica::Renaming;

@@ -354,6 +354,67 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
 
     /// The timer whose firing at a leader sends heartbeats (and with them the commit point).
     fn heartbeat_timer() -> Self::Timer;
+
+    /// Whether this protocol implements renaming ([`Replica::rename`], [`Replica::rename_msg`],
+    /// [`Replica::rename_durable`]). Model checkers use renaming for symmetry reduction: two
+    /// cluster states that differ only by the names of the servers are explored once.
+    const RENAMES: bool = false;
+
+    /// Rename every node id this replica holds (its own, votes, leader hints, ballots, ...)
+    /// through `map`, as if the cluster had been booted with the names permuted. Only called
+    /// when [`Replica::RENAMES`]; the default does nothing. Timers must carry no node ids.
+    fn rename(&mut self, map: &Renaming) {
+        let _ = map;
+    }
+
+    /// Rename the node ids inside a message (see [`Replica::rename`]).
+    fn rename_msg(msg: &mut Self::Msg, map: &Renaming) {
+        let _ = (msg, map);
+    }
+
+    /// Rename the node ids inside a durable image (see [`Replica::rename`]).
+    fn rename_durable(durable: &mut Self::Durable, map: &Renaming) {
+        let _ = (durable, map);
+    }
+}
+
+/// A permutation of a cluster's node ids: node `n` is renamed `map[n]` (ids past the end keep
+/// their name). Symmetry reduction applies one to a whole cluster state at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Renaming<'a>(pub &'a [NodeId]);
+
+impl Renaming<'_> {
+    /// The new name of `n`.
+    #[inline]
+    pub fn id(&self, n: NodeId) -> NodeId {
+        self.0.get(n.index()).copied().unwrap_or(n)
+    }
+
+    /// Permute a bitmask indexed by position in `members` (a permutation maps the members
+    /// onto themselves, so each bit moves to the position of the renamed member).
+    pub fn mask(&self, members: &[NodeId], mask: u8) -> u8 {
+        let mut out = 0u8;
+        for (p, &m) in members.iter().enumerate() {
+            if mask & (1 << p) != 0 {
+                let q = members.iter().position(|&x| x == self.id(m)).unwrap_or(p);
+                out |= 1 << q;
+            }
+        }
+        out
+    }
+
+    /// Permute a vector indexed by position in `members`.
+    pub fn by_position<T: Clone>(&self, members: &[NodeId], v: &mut [T]) {
+        if v.len() != members.len() {
+            return;
+        }
+        let old = v.to_vec();
+        for (p, &m) in members.iter().enumerate() {
+            if let Some(q) = members.iter().position(|&x| x == self.id(m)) {
+                v[q] = old[p].clone();
+            }
+        }
+    }
 }
 
 /// Protocol configuration. Times are only handed back to the host in timer effects: the

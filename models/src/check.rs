@@ -63,9 +63,6 @@ impl SearchOptions {
         if self.symmetry && self.strategy == Strategy::Bfs {
             return Err("--symmetry needs --strategy dfs: stateright 0.31's BFS checker ignores symmetry reduction, so it would silently explore every state".into());
         }
-        if self.symmetry {
-            return Err("--symmetry is not available yet: the Replica trait cannot rename a replica's node ids, which collapsing symmetric servers needs".into());
-        }
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());
         }
@@ -226,6 +223,9 @@ pub fn check<R: Checkable>(
     let mut builder = model.checker().threads(search.threads);
     if let Some(d) = search.depth {
         builder = builder.target_max_depth(d);
+    }
+    if search.symmetry {
+        builder = builder.symmetry_fn(crate::symmetry::representative::<R>);
     }
     let start = Instant::now();
     let checker: Box<dyn Checker<ClusterModel<R>>> = match search.strategy {

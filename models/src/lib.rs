@@ -13,6 +13,7 @@
 //!   them is not vacuous, named in plain words.
 //! * [`check`]: run BFS or DFS with progress, and summarise a verdict per property.
 //! * [`render`]: counterexamples as message-sequence charts.
+//! * [`symmetry`]: symmetry reduction (servers renamed) for the DFS checker.
 //!
 //! ```
 //! use paxraft_impls::raft::Raft;
@@ -28,6 +29,7 @@ pub mod check;
 pub mod model;
 pub mod properties;
 pub mod render;
+pub mod symmetry;
 
 pub use check::{check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict};
 pub use model::{build, ClusterModel, ClusterState, Cmd, ModelConfig, NetworkKind};

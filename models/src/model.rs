@@ -75,6 +75,11 @@ pub struct ModelConfig {
     pub max_in_flight: usize,
     /// How many times a client resends one request after a timeout.
     pub max_retries: u8,
+    /// With a lossy network, most messages lost over a whole run (`None`: any number). Like
+    /// `max_crashes`, a fault budget: each loss multiplies the states, so a small budget keeps
+    /// exhaustive checks of a lossy network feasible. Counting needs an unordered
+    /// non-duplicating or an ordered network.
+    pub max_losses: Option<usize>,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
 }
@@ -91,6 +96,7 @@ impl Default for ModelConfig {
             max_term: 2,
             max_in_flight: 5,
             max_retries: 1,
+            max_losses: None,
             // PreVote and CheckQuorum protect liveness, not safety, and each adds a round of
             // messages to every election: off by default to keep exhaustive checks small.
             // `--pre-vote` / `--check-quorum` switch them on.
@@ -118,6 +124,15 @@ impl ModelConfig {
         }
         if self.ops > 8 {
             return Err(format!("--ops must be at most 8, got {}", self.ops));
+        }
+        if self.max_losses.is_some() && !self.lossy {
+            return Err("--max-losses needs --lossy".into());
+        }
+        if self.max_losses.is_some() && self.network == NetworkKind::Duplicating {
+            return Err(
+                "--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)"
+                    .into(),
+            );
         }
         if self.max_term == 0 {
             return Err("--max-term must be at least 1 (no leader can exist in term 0)".into());
@@ -155,6 +170,9 @@ impl ModelConfig {
         }
         if self.max_retries != d.max_retries {
             f.push(format!("--retries {}", self.max_retries));
+        }
+        if let Some(l) = self.max_losses {
+            f.push(format!("--max-losses {l}"));
         }
         if self.protocol.pre_vote {
             f.push("--pre-vote".into());
@@ -740,25 +758,53 @@ impl SequentialSpec for KvSpec {
 
 /// The clients' history. A retried request is one invocation; its first matching reply is
 /// its return, and later duplicates are not recorded (the clients ignore them too).
+///
+/// Every explored state holds one, and most steps do not change it: it is shared (`Arc`),
+/// hashed once per change ([`Hashed`]), and its verdict is computed once per change too, so
+/// cloning, fingerprinting and checking a state cost nothing for it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct History {
+pub struct History(Arc<Hashed<HistoryLog>>);
+
+impl std::ops::Deref for History {
+    type Target = HistoryLog;
+    fn deref(&self) -> &HistoryLog {
+        &self.0
+    }
+}
+
+/// What [`History`] shares.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HistoryLog {
+    /// Whether `tester` finds the history linearizable (kept up to date on every change).
+    pub consistent: bool,
     /// Invocations and returns, per client.
     pub tester: LinearizabilityTester<Id, KvSpec>,
     /// Per client (by client index): highest sequence number invoked, and returned.
     pub invoked: Vec<(u8, u8)>,
     /// Number of servers (client `c` is actor `servers + c`).
     servers: u8,
+    /// Messages sent and not delivered, counted only under a loss budget: whatever of them
+    /// is not in the network was lost.
+    pub undelivered: u16,
 }
 
 impl History {
     fn new(cfg: &ModelConfig) -> Self {
-        History {
+        History::from(HistoryLog {
+            consistent: true,
             tester: LinearizabilityTester::new(KvSpec::default()),
             invoked: vec![(0, 0); cfg.clients],
             servers: cfg.servers as u8,
-        }
+            undelivered: 0,
+        })
     }
 
+    fn from(log: HistoryLog) -> Self {
+        History(Arc::new(Hashed::new(log)))
+    }
+}
+
+impl HistoryLog {
     fn client(&self, id: Id) -> Option<usize> {
         usize::from(id)
             .checked_sub(usize::from(self.servers))
@@ -766,31 +812,52 @@ impl History {
     }
 }
 
-fn record_out<R: Replica<Cmd>>(_: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
-    let Msg::Request(cmd) = env.msg else { return None };
-    let c = h.client(env.src)?;
-    if cmd.seq <= u64::from(h.invoked[c].0) {
-        return None; // a retry of an invocation already recorded
-    }
-    let mut h = h.clone();
+fn record_out<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+    let counted = if setup.cfg.max_losses.is_some() {
+        let mut h = (**h.0).clone();
+        h.undelivered += 1;
+        Some(h)
+    } else {
+        None
+    };
+    let invocation = match env.msg {
+        Msg::Request(cmd) => h.client(env.src).filter(|&c| cmd.seq > u64::from(h.invoked[c].0)),
+        _ => None, // not a request, or a retry of an invocation already recorded
+    };
+    let Some(c) = invocation else {
+        return counted.map(History::from);
+    };
+    let Msg::Request(cmd) = env.msg else { unreachable!() };
+    let mut h = counted.unwrap_or_else(|| (**h.0).clone());
     let _ = h.tester.on_invoke(env.src, cmd.op.clone());
     h.invoked[c].0 = cmd.seq as u8;
-    Some(h)
+    h.consistent = h.tester.is_consistent();
+    Some(History::from(h))
 }
 
-fn record_in<R: Replica<Cmd>>(_: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
-    let Msg::Reply { seq, answer } = env.msg else {
-        return None;
+fn record_in<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+    let counted = if setup.cfg.max_losses.is_some() {
+        let mut h = (**h.0).clone();
+        h.undelivered = h.undelivered.saturating_sub(1);
+        Some(h)
+    } else {
+        None
     };
-    let c = h.client(env.dst)?;
+    let Msg::Reply { seq, answer } = env.msg else {
+        return counted.map(History::from);
+    };
+    let Some(c) = h.client(env.dst) else {
+        return counted.map(History::from);
+    };
     let (invoked, returned) = h.invoked[c];
     if *seq != u64::from(invoked) || returned >= invoked {
-        return None; // not awaited: the client ignores it
+        return counted.map(History::from); // not awaited: the client ignores it
     }
-    let mut h = h.clone();
+    let mut h = counted.unwrap_or_else(|| (**h.0).clone());
     let _ = h.tester.on_return(env.dst, answer.clone());
     h.invoked[c].1 = invoked;
-    Some(h)
+    h.consistent = h.tester.is_consistent();
+    Some(History::from(h))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -847,6 +914,12 @@ fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -
     let cfg = &setup.cfg;
     if state.network.len() > cfg.max_in_flight {
         return false;
+    }
+    if let Some(max) = cfg.max_losses {
+        let lost = usize::from(state.history.undelivered).saturating_sub(state.network.len());
+        if lost > max {
+            return false;
+        }
     }
     // Clients do not crash (their retries are the model of a client that gives up).
     if state.crashed[cfg.servers..].iter().any(|&c| c) {

@@ -14,7 +14,6 @@
 //! | (with crashes)                 | a server recovers and catches up                      |
 
 use paxraft_impls::{Replica, Role, Slot};
-use stateright::semantics::ConsistencyTester;
 use stateright::Property;
 
 use crate::model::{
@@ -47,7 +46,7 @@ pub mod names {
 type Cond<R> = fn(&ClusterModel<R>, &ClusterState<R>) -> bool;
 
 fn linearizable<R: Replica<Cmd>>(_: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    s.history.tester.is_consistent()
+    s.history.consistent
 }
 
 fn state_machine_safety<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {

@@ -9,6 +9,7 @@ use paxraft_impls::raft::Raft;
 use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
 
 use super::EXIT_BAD_INPUT;
+use crate::report::results::{CheckResult, PropertyResult, Trace as ReportTrace, TraceStep};
 
 /// The protocols the model can check.
 pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
@@ -45,6 +46,9 @@ pub struct ModelArgs {
     /// Resends per client request after timeouts.
     #[arg(long, default_value_t = ModelConfig::default().max_retries)]
     pub retries: u8,
+    /// With --lossy: most messages lost over a run (default: any number).
+    #[arg(long)]
+    pub max_losses: Option<usize>,
     /// Switch Raft's PreVote on (off by default: it protects liveness, not safety).
     #[arg(long)]
     pub pre_vote: bool,
@@ -75,6 +79,13 @@ pub struct CheckArgs {
     pub json: bool,
     #[command(flatten)]
     pub bug: super::zoo::BugArg,
+    /// Report directory: the summary (with any counterexample) is saved into its
+    /// data/checks.json for `paxraft report`.
+    #[arg(long, default_value = crate::report::DEFAULT_DIR)]
+    pub report_dir: std::path::PathBuf,
+    /// Do not save the summary for the report.
+    #[arg(long)]
+    pub no_save: bool,
 }
 
 /// `paxraft explore` flags.
@@ -117,6 +128,7 @@ impl ModelArgs {
             max_term: self.max_term,
             max_in_flight: self.max_in_flight,
             max_retries: self.retries,
+            max_losses: self.max_losses,
             ..ModelConfig::default()
         };
         let mut cfg = cfg;
@@ -204,6 +216,7 @@ fn print_summary(s: &Summary, peak: Option<u64>) {
         match (&p.trace, p.status) {
             (Some(t), Status::Violated) => {
                 println!("counterexample: {} violated after {} steps", p.name, t.steps.len());
+                println!("reproduce with: {}", s.command());
                 print!("{}", t.chart());
             }
             _ => println!(
@@ -238,6 +251,7 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
                 "kind": match p.kind { Kind::Always => "always", Kind::Sometimes => "sometimes" },
                 "status": p.status.name(),
                 "trace": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| t.chart()),
+                "steps": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| serde_json::to_value(report_trace(t)).ok()),
             })
         })
         .collect();
@@ -253,6 +267,105 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         "peak_memory_bytes": peak,
         "properties": props,
     })
+}
+
+/// One saved check: the report's [`CheckResult`] plus, when a property failed, its
+/// counterexample and the command that reproduces it. The extra fields sit beside the
+/// report's own (serde flatten), so `Results::load` reads this file unchanged.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedCheck {
+    /// What the report's model-checking table shows.
+    #[serde(flatten)]
+    pub result: CheckResult,
+    /// The first failing property's counterexample, as a sequence diagram's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<ReportTrace>,
+    /// The property the trace is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_property: Option<String>,
+    /// The `paxraft check` command that reproduces this run.
+    #[serde(default)]
+    pub command: String,
+}
+
+/// A model trace in the report's shape.
+pub fn report_trace(t: &paxraft_models::Trace) -> ReportTrace {
+    ReportTrace {
+        actors: t.actors.clone(),
+        steps: t
+            .steps
+            .iter()
+            .map(|s| TraceStep {
+                actor: t.actors[s.actor].clone(),
+                to: s.to.map(|k| t.actors[k].clone()),
+                label: s.label.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The summary in the report's shape.
+pub fn saved_check(s: &Summary) -> SavedCheck {
+    let mut config = vec![s.config.flags(), s.search.flags()];
+    config.retain(|f| !f.is_empty());
+    let config = if config.is_empty() {
+        "defaults".to_string()
+    } else {
+        config.join(" ")
+    };
+    let failing = s
+        .properties
+        .iter()
+        .find(|p| p.status == Status::Violated && p.trace.is_some());
+    SavedCheck {
+        result: CheckResult {
+            protocol: s.protocol.to_string(),
+            config,
+            unique_states: s.unique_states as u64,
+            total_states: s.total_states as u64,
+            max_depth: s.max_depth as u64,
+            seconds: s.seconds,
+            properties: s
+                .properties
+                .iter()
+                .map(|p| PropertyResult {
+                    name: p.name.to_string(),
+                    kind: kind_name(p.kind).to_string(),
+                    status: p.status.name().to_string(),
+                })
+                .collect(),
+        },
+        trace: failing.and_then(|p| p.trace.as_ref()).map(report_trace),
+        trace_property: failing.map(|p| p.name.to_string()),
+        command: s.command(),
+    }
+}
+
+/// Save `check` into `dir/data/checks.json`, replacing an earlier run of the same command.
+pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<std::path::PathBuf> {
+    let path = dir.join(crate::report::results::DATA_DIR).join("checks.json");
+    let mut all: Vec<SavedCheck> = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    all.retain(|c| !(c.command == check.command && c.result.protocol == check.result.protocol));
+    all.push(check);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&all).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Always => "always",
+        Kind::Sometimes => "sometimes",
+    }
 }
 
 /// Run `paxraft check`.
@@ -282,6 +395,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         println!("{}", summary_json(&summary, peak));
     } else {
         print_summary(&summary, peak);
+    }
+    if !args.no_save {
+        match save_check(&args.report_dir, saved_check(&summary)) {
+            Ok(path) if !args.json => println!("saved for the report: {}", path.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: could not save the summary for the report: {e}"),
+        }
     }
     if summary.passed() {
         ExitCode::SUCCESS

@@ -152,6 +152,8 @@ impl SimOptions {
             // a step is refused, which keeps stale heartbeats from piling up without end.
             max_in_flight: 4 * self.servers * self.servers + 2 * self.clients,
             max_retries: u8::MAX,
+            // The schedule's loss rate decides how much is lost.
+            max_losses: None,
             protocol: self.protocol.clone(),
         }
     }

@@ -49,6 +49,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bug;
+use crate::replica::Renaming;
 use crate::replica::{
     quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, Replica, Role, Slot,
     Status, StepCheck,
@@ -883,6 +884,66 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn heartbeat_timer() -> PaxosTimer {
         PaxosTimer::Heartbeat
+    }
+
+    // Symmetry reduction. Ballots name their proposer, so they are renamed too; since the node
+    // id breaks ties between equal rounds, two renamed states are alike only up to that
+    // tiebreak (see the model's symmetry notes).
+    const RENAMES: bool = true;
+
+    fn rename(&mut self, map: &Renaming) {
+        self.id = map.id(self.id);
+        self.promised = self.promised.renamed(map);
+        self.ballot = self.ballot.renamed(map);
+        self.leader = self.leader.map(|n| map.id(n));
+        rename_entries(&mut self.log, map);
+        rename_entries(&mut self.recovered, map);
+        self.votes = map.mask(&self.members, self.votes);
+        for a in &mut self.acks {
+            *a = map.mask(&self.members, *a);
+        }
+    }
+
+    fn rename_msg(msg: &mut PaxosMsg<C>, map: &Renaming) {
+        match msg {
+            PaxosMsg::Prepare { ballot, .. }
+            | PaxosMsg::Accept { ballot, .. }
+            | PaxosMsg::Accepted { ballot, .. } => *ballot = ballot.renamed(map),
+            PaxosMsg::Promise {
+                ballot, accepted, ..
+            } => {
+                *ballot = ballot.renamed(map);
+                rename_entries(accepted, map);
+            }
+            PaxosMsg::Nack { ballot, promised } => {
+                *ballot = ballot.renamed(map);
+                *promised = promised.renamed(map);
+            }
+        }
+    }
+
+    fn rename_durable(durable: &mut PaxosDurable<C>, map: &Renaming) {
+        durable.promised = durable.promised.renamed(map);
+        rename_entries(&mut durable.log, map);
+    }
+}
+
+impl Ballot {
+    /// This ballot with its proposer renamed (`ZERO` names nobody and stays).
+    fn renamed(self, map: &Renaming) -> Ballot {
+        if self.round == 0 {
+            return self;
+        }
+        Ballot {
+            round: self.round,
+            node: map.id(NodeId(self.node)).0,
+        }
+    }
+}
+
+fn rename_entries<C>(entries: &mut [Option<Entry<C>>], map: &Renaming) {
+    for e in entries.iter_mut().flatten() {
+        e.ballot = e.ballot.renamed(map);
     }
 }
 

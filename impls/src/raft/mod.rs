@@ -44,6 +44,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bug;
+use crate::replica::Renaming;
 use crate::replica::{
     quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, Replica, Role, Slot,
     Status, StepCheck,
@@ -747,6 +748,23 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn heartbeat_timer() -> RaftTimer {
         RaftTimer::Heartbeat
+    }
+
+    // Symmetry reduction: Raft treats every node alike, so renaming is exact. Its messages
+    // carry no node ids (the sender is implied).
+    const RENAMES: bool = true;
+
+    fn rename(&mut self, map: &Renaming) {
+        self.id = map.id(self.id);
+        self.voted_for = self.voted_for.map(|n| map.id(n));
+        self.leader = self.leader.map(|n| map.id(n));
+        self.votes = map.mask(&self.members, self.votes);
+        self.active = map.mask(&self.members, self.active);
+        map.by_position(&self.members, &mut self.progress);
+    }
+
+    fn rename_durable(durable: &mut RaftDurable<C>, map: &Renaming) {
+        durable.voted_for = durable.voted_for.map(|n| map.id(n));
     }
 }
 
