@@ -509,7 +509,13 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             })
             .collect();
         std::thread::sleep(cfg.crash_at.saturating_sub(start.elapsed()));
-        let crashed = cluster.leader();
+        // Under load a leader may be between terms at that instant: wait for one (bounded).
+        let mut crashed = cluster.leader();
+        let wait_until = Instant::now() + Duration::from_secs(2);
+        while crashed.is_none() && Instant::now() < wait_until {
+            std::thread::sleep(Duration::from_micros(200));
+            crashed = cluster.leader();
+        }
         if let Some(l) = crashed {
             cluster.crash(l);
             let crash_time = Instant::now();

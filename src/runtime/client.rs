@@ -115,7 +115,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             id,
             leader: (id as usize) % net.len(),
             net,
-            inbox: Arc::new(Mailbox::new(cap)),
+            inbox: Arc::new(Mailbox::with_spin(
+                cap,
+                super::spin_for("PAXRAFT_CLIENT_SPIN_US", super::CLIENT_SPIN),
+            )),
             cfg,
             next_seq: 1,
             window: VecDeque::new(),

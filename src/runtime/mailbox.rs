@@ -55,6 +55,12 @@ pub struct Mailbox<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     capacity: usize,
+    /// How long an empty drain spins before it blocks (zero: block at once).
+    #[cfg(not(loom))]
+    spin: std::time::Duration,
+    /// Set by a push, cleared by a drain: what a spinning consumer watches, lock-free.
+    #[cfg(not(loom))]
+    nonempty: std::sync::atomic::AtomicBool,
     /// Test-only fault injection (loom must reject each): skip the wake-up on push.
     #[cfg(loom)]
     pub faulty_no_wake: bool,
@@ -83,6 +89,10 @@ impl<T> Mailbox<T> {
             }),
             ready: Condvar::new(),
             capacity,
+            #[cfg(not(loom))]
+            spin: std::time::Duration::ZERO,
+            #[cfg(not(loom))]
+            nonempty: std::sync::atomic::AtomicBool::new(false),
             #[cfg(loom)]
             faulty_no_wake: false,
             #[cfg(loom)]
@@ -92,6 +102,22 @@ impl<T> Mailbox<T> {
             #[cfg(loom)]
             faulty_close_keeps_items: false,
         }
+    }
+
+    /// An empty mailbox whose consumer, when it finds it empty, first spins for up to `spin`
+    /// (watching a flag, without the lock) before it blocks: a hand-off then costs no futex
+    /// wake-up on either side, which is most of a replica's per-hop latency. Spinning is off
+    /// under loom (it only adds states).
+    pub fn with_spin(capacity: usize, spin: std::time::Duration) -> Self {
+        #[cfg(loom)]
+        let _ = spin;
+        #[allow(unused_mut)]
+        let mut m = Self::new(capacity);
+        #[cfg(not(loom))]
+        {
+            m.spin = spin;
+        }
+        m
     }
 
     /// Push one item.
@@ -123,6 +149,9 @@ impl<T> Mailbox<T> {
             return Err(Refusal::Full);
         }
         s.queue.extend(items.drain(..));
+        #[cfg(not(loom))]
+        self.nonempty
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let wake = s.waiting;
         drop(s);
         #[cfg(loom)]
@@ -140,13 +169,26 @@ impl<T> Mailbox<T> {
     /// before a close are still handed out first; `Closed` is returned only once it is empty.
     pub fn drain(&self, into: &mut Vec<T>, deadline: Option<Instant>) -> Drained {
         let mut s = lock(&self.state);
+        #[cfg(not(loom))]
+        let mut spun = self.spin.is_zero();
         loop {
             if !s.queue.is_empty() {
                 into.extend(s.queue.drain(..));
+                #[cfg(not(loom))]
+                self.nonempty
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 return Drained::Open;
             }
             if s.closed {
                 return Drained::Closed;
+            }
+            #[cfg(not(loom))]
+            if !spun {
+                spun = true;
+                drop(s);
+                self.spin_until_nonempty(deadline);
+                s = lock(&self.state);
+                continue;
             }
             #[cfg(loom)]
             if self.faulty_check_then_wait {
@@ -172,11 +214,29 @@ impl<T> Mailbox<T> {
         }
     }
 
+    /// Spin (without the lock) until a push is seen, `self.spin` passes, or `deadline`.
+    #[cfg(not(loom))]
+    fn spin_until_nonempty(&self, deadline: Option<Instant>) {
+        let start = Instant::now();
+        let until = deadline.map_or(start + self.spin, |d| d.min(start + self.spin));
+        while !self.nonempty.load(std::sync::atomic::Ordering::Relaxed) {
+            // Yield rather than busy-wait: with more threads than cores the producer we wait
+            // for may need this core.
+            std::thread::yield_now();
+            if Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
     /// Close: refuse later pushes, wake the consumer, and return what was still queued so the
     /// closer can answer it. Idempotent.
     pub fn close(&self) -> Vec<T> {
         let mut s = lock(&self.state);
         s.closed = true;
+        #[cfg(not(loom))]
+        self.nonempty
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         #[cfg(loom)]
         if self.faulty_close_keeps_items {
             drop(s);

@@ -16,6 +16,32 @@
 //!
 //! The state machine and the applied point are kept across a crash of a replica thread, as if
 //! checkpointed atomically with each apply; the replica itself reboots from durable storage.
+//!
+//! # Bounds
+//!
+//! Every queue is bounded, and what happens at the bound is defined:
+//!
+//! * a node's mailbox holds [`NODE_MAILBOX`] inputs: beyond it peer messages are dropped (the
+//!   protocols tolerate a lossy network) and client proposals are refused back to the client,
+//!   which tries the next node after a 2 ms back-off;
+//! * a client keeps at most [`ClientConfig::max_outstanding`] requests outstanding or
+//!   answered-but-not-polled: [`Client::send`] returns [`Error::Busy`] beyond it;
+//! * a client's reply mailbox holds `4 * max_outstanding + 64` replies: a node whose answers
+//!   do not fit drops them, and the client's resend is answered from the session;
+//! * a node's [`Pending`] holds, per client, the requests it was handed and has not answered,
+//!   swept of stale ones below the client's acknowledged point (see [`batcher`]);
+//! * the timer heap is compacted when stale entries pile up.
+//!
+//! Not bounded: the replicated log itself (the protocols keep it whole; there is no
+//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds.
+//!
+//! # Performance notes
+//!
+//! Measured with `paxraft run` (see the README): the hot path allocates per batch, not per
+//! request (per-client pending lists, an O(1) client window indexed by sequence number,
+//! [`Client::poll_many`], answers pushed with [`Mailbox::push_from`] into reused buffers), and
+//! [`MemStorage`] takes writes by move. Idle mailboxes are polled for [`NODE_SPIN`] /
+//! [`CLIENT_SPIN`] before their thread blocks, which saves a futex wake-up per hop.
 
 pub mod batcher;
 pub mod client;
@@ -86,6 +112,23 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
 /// Bound on a node mailbox: beyond it peer messages are dropped (the network is lossy) and
 /// client proposals are refused (the client retries).
 pub const NODE_MAILBOX: usize = 1 << 18;
+
+/// How long a replica thread polls its empty mailbox (yielding) before it blocks (see
+/// [`Mailbox::with_spin`]); `PAXRAFT_NODE_SPIN_US` overrides. Measured on 2 busy cores: one
+/// client's p50 latency 25-40 µs without, 17-18 µs with 20 µs; longer spins gain nothing.
+pub const NODE_SPIN: Duration = Duration::from_micros(20);
+
+/// How long a waiting client polls its empty reply mailbox before it blocks;
+/// `PAXRAFT_CLIENT_SPIN_US` overrides.
+pub const CLIENT_SPIN: Duration = Duration::from_micros(20);
+
+/// A spin length: `var` (microseconds) from the environment if set, for tuning, else `default`.
+pub fn spin_for(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(default, Duration::from_micros)
+}
 
 /// The network: one mailbox per node, and which directed links are cut.
 pub struct Net<R: Replica<Cmd<S>>, S: StateMachine> {
@@ -212,7 +255,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
         let net = Arc::new(Net {
             boxes: (0..n)
-                .map(|_| Arc::new(Mailbox::new(NODE_MAILBOX)))
+                .map(|_| {
+                    Arc::new(Mailbox::with_spin(
+                        NODE_MAILBOX,
+                        spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN),
+                    ))
+                })
                 .collect(),
             cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
         });

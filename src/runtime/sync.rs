@@ -1,6 +1,9 @@
 //! The synchronization shim: loom's types under `--cfg loom` (so loom can explore every
-//! interleaving of the pieces built on them), std's otherwise. Only the pieces threads share
-//! (mailboxes, which carry proposals, replies and the shutdown signal) use it.
+//! interleaving of the pieces built on them), std's otherwise. The pieces threads share use it:
+//! the mailboxes (node inputs and proposals; clients' replies, their completion slots; closing
+//! is the crash/shutdown signal) and the reference-counted reply boxes the batcher
+//! ([`super::batcher::Pending`]) holds. What stays on std: the partition flags (a flag read a
+//! little late is network delay) and the status/panic reports (read by tests and the CLI).
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
