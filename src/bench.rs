@@ -596,3 +596,65 @@ pub fn compare(
     }
     Ok(points)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(protocol: Protocol, servers: usize, outstanding: usize) -> LoadConfig {
+        LoadConfig {
+            protocol,
+            servers,
+            outstanding,
+            payload_bytes: 8,
+            clients: 0,
+        }
+    }
+
+    #[test]
+    fn a_load_completes_exactly_the_operations_asked_and_records_each_latency() {
+        let mut load = start(cfg(Protocol::Unreplicated, 1, 64)).unwrap();
+        load.run(1000).unwrap();
+        load.run(37).unwrap();
+        let p = load.point();
+        assert_eq!((p.protocol.as_str(), p.ops), ("unreplicated", 1037));
+        assert!(p.ops_per_sec > 0.0 && p.p50_us > 0.0, "{p:?}");
+        assert!(p.p50_us <= p.p99_us && p.p99_us <= p.p999_us, "{p:?}");
+        assert_eq!(load.errors(), 0);
+        load.reset();
+        assert_eq!(load.point().ops, 0);
+    }
+
+    #[test]
+    fn raft_under_load_commits_through_the_same_driver() {
+        let mut load = start(cfg(Protocol::Raft, 3, 16)).unwrap();
+        load.run(500).unwrap();
+        assert_eq!(load.point().ops, 500);
+    }
+
+    #[test]
+    fn bad_load_configs_are_refused_with_a_reason() {
+        for (c, needle) in [
+            (cfg(Protocol::Raft, 3, 0), "at least 1"),
+            (
+                LoadConfig {
+                    clients: 9,
+                    ..cfg(Protocol::Raft, 3, 4)
+                },
+                "cannot share",
+            ),
+            (cfg(Protocol::Raft, 0, 4), "cluster size"),
+        ] {
+            let e = start(c).err().expect("refused");
+            assert!(e.contains(needle), "{e}");
+        }
+        let e = recovery_of(
+            Protocol::Raft,
+            &RecoveryConfig {
+                servers: 1,
+                ..RecoveryConfig::default()
+            },
+        );
+        assert!(e.unwrap_err().contains("at least 3 servers"));
+    }
+}

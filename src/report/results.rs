@@ -323,6 +323,6 @@ where
     let mut all: Vec<T> = load(path)?;
     all.retain(|old| new.iter().all(|n| key(n) != key(old)));
     all.extend(new.iter().cloned());
-    all.sort_by(|a, b| key(a).cmp(&key(b)));
+    all.sort_by_key(|a| key(a));
     save(path, &all)
 }
