@@ -44,6 +44,8 @@ pub struct Pending<S: StateMachine> {
     by_client: HashMap<u64, Waiting<S>, BuildHasherDefault<IdHasher>>,
     /// Clients with answers in `out`.
     dirty: Vec<u64>,
+    /// Forget idle clients when more than this many are known.
+    forget_at: usize,
     /// Test-only fault injection (loom must reject it): going down forgets the requests
     /// the node holds instead of answering them `Retry`.
     #[cfg(loom)]
@@ -61,6 +63,7 @@ impl<S: StateMachine> Default for Pending<S> {
         Pending {
             by_client: HashMap::default(),
             dirty: Vec::new(),
+            forget_at: FORGET_CLIENTS_ABOVE,
             #[cfg(loom)]
             faulty_fail_all_forgets: false,
         }
@@ -73,12 +76,20 @@ pub const FORGET_CLIENTS_ABOVE: usize = 1024;
 impl<S: StateMachine> Pending<S> {
     /// Note requests handed to this node (all from one client, answered through `reply`).
     pub fn add(&mut self, reqs: &[Cmd<S>], reply: &ReplyBox<S>) {
-        if self.by_client.len() > FORGET_CLIENTS_ABOVE {
+        if self.by_client.len() > self.forget_at {
             self.by_client
                 .retain(|_, w| !w.seqs.is_empty() || !w.out.is_empty());
+            // Amortized: with many clients all waiting, do not sweep on every proposal.
+            self.forget_at = (2 * self.by_client.len()).max(FORGET_CLIENTS_ABOVE);
         }
-        for r in reqs {
-            let w = self.by_client.entry(r.client).or_insert_with(|| Waiting {
+        // A proposal's requests come from one client: one map lookup per run of them.
+        let mut rest = reqs;
+        while let Some(first) = rest.first() {
+            let client = first.client;
+            let run = rest.iter().take_while(|r| r.client == client).count();
+            let (mine, later) = rest.split_at(run);
+            rest = later;
+            let w = self.by_client.entry(client).or_insert_with(|| Waiting {
                 reply: Arc::clone(reply),
                 seqs: VecDeque::new(),
                 acked: 0,
@@ -88,8 +99,10 @@ impl<S: StateMachine> Pending<S> {
             if !Arc::ptr_eq(&w.reply, reply) {
                 w.reply = Arc::clone(reply);
             }
-            w.acked = w.acked.max(r.acked);
-            w.seqs.push_back(r.seq);
+            for r in mine {
+                w.acked = w.acked.max(r.acked);
+                w.seqs.push_back(r.seq);
+            }
             if w.seqs.len() >= w.sweep_at {
                 let acked = w.acked;
                 w.seqs.retain(|&s| s >= acked);
@@ -165,5 +178,80 @@ impl Hasher for IdHasher {
     }
     fn write_u64(&mut self, x: u64) {
         self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request};
+
+    use super::*;
+    use crate::runtime::Mailbox;
+
+    fn req(client: u64, seq: u64, acked: u64) -> Cmd<Kv> {
+        Request {
+            client,
+            seq,
+            acked,
+            op: KvOp::Get(0),
+        }
+    }
+
+    fn done(seq: u64) -> Reply<Kv> {
+        Reply::Done {
+            seq,
+            out: Ok(KvOutput::Written),
+        }
+    }
+
+    fn drained(b: &ReplyBox<Kv>) -> Vec<Reply<Kv>> {
+        let mut v = Vec::new();
+        b.drain(&mut v, Some(std::time::Instant::now()));
+        v
+    }
+
+    #[test]
+    fn answers_only_what_it_holds_in_commit_order_once() {
+        let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
+        let mut p = Pending::<Kv>::default();
+        p.add(&[req(1, 1, 1), req(1, 2, 1), req(1, 3, 1)], &b);
+        // Out of order (a resend committed first), and one it never held.
+        p.answer(1, 2, done);
+        p.answer(1, 9, done);
+        p.answer(7, 1, done);
+        p.answer(1, 1, done);
+        assert_eq!(p.flush(), 0);
+        assert_eq!(drained(&b), vec![done(2), done(1)]);
+        // Answered once: a second commit of the same request (a duplicate) is not answered.
+        p.answer(1, 2, done);
+        p.flush();
+        assert_eq!(drained(&b), vec![]);
+        // What it still holds is failed when the node goes down.
+        p.fail_all();
+        assert_eq!(drained(&b), vec![Reply::Retry { seq: 3 }]);
+    }
+
+    #[test]
+    fn stale_requests_are_swept_so_the_list_stays_bounded() {
+        let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
+        let mut p = Pending::<Kv>::default();
+        // A client whose requests here are all lost (answered elsewhere): its acknowledged
+        // point moves on, and what lies below it is dropped.
+        for seq in 1..100_000 {
+            p.add(&[req(1, seq, seq.saturating_sub(10))], &b);
+        }
+        let held = p.by_client[&1].seqs.len();
+        assert!(held <= 128, "{held} entries held for 10 live requests");
+    }
+
+    #[test]
+    fn a_closed_reply_box_drops_the_answers() {
+        let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
+        let mut p = Pending::<Kv>::default();
+        p.add(&[req(1, 1, 1), req(1, 2, 1)], &b);
+        b.close();
+        p.answer(1, 1, done);
+        p.answer(1, 2, done);
+        assert_eq!(p.flush(), 2);
     }
 }

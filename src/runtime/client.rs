@@ -314,7 +314,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             return;
         }
         // Resends are listed after newer sends; keep each batch in sequence order.
-        self.unsent.sort_unstable();
+        if self.unsent.windows(2).any(|w| w[0] > w[1]) {
+            self.unsent.sort_unstable();
+        }
         let acked = self.acked();
         let target = self.leader;
         let resend_at = now + self.cfg.retry_after;

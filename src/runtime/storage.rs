@@ -132,3 +132,66 @@ where
         Ok(image)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use paxraft_impls::raft::{Entry, Raft, RaftWrite};
+    use paxraft_impls::sm::{Kv, KvOp, Request};
+    use paxraft_impls::NodeId;
+
+    use super::*;
+    use crate::runtime::Cmd;
+
+    type R = Raft<Cmd<Kv>>;
+
+    fn entry(term: u64, seq: u64) -> Entry<Cmd<Kv>> {
+        Entry {
+            term,
+            cmd: Some(Request {
+                client: 1,
+                seq,
+                acked: 1,
+                op: KvOp::Get(0),
+            }),
+        }
+    }
+
+    /// Writes taken by move are folded into the image at load, as `apply_write` would.
+    #[test]
+    fn mem_storage_load_equals_the_applied_image() {
+        let mut s = MemStorage::<R, Cmd<Kv>>::default();
+        assert_eq!(s.load().unwrap(), None);
+        let writes = [
+            RaftWrite::HardState {
+                term: 2,
+                voted_for: Some(NodeId(1)),
+            },
+            RaftWrite::Append {
+                at: 1,
+                entries: vec![entry(2, 1), entry(2, 2), entry(2, 3)],
+            },
+            RaftWrite::HardState {
+                term: 3,
+                voted_for: None,
+            },
+            // Truncates from slot 2 on, then appends.
+            RaftWrite::Append {
+                at: 2,
+                entries: vec![entry(3, 9)],
+            },
+        ];
+        let mut image = Default::default();
+        for (i, w) in writes.iter().enumerate() {
+            R::apply_write(&mut image, w);
+            if i % 2 == 0 {
+                s.append_owned(w.clone()).unwrap();
+            } else {
+                s.append(w).unwrap();
+            }
+        }
+        s.sync().unwrap();
+        assert_eq!(s.load().unwrap(), Some(image.clone()));
+        // Loading twice (a second restart) gives the same image.
+        assert_eq!(s.load().unwrap(), Some(image));
+    }
+}
