@@ -8,6 +8,7 @@ pub mod check;
 pub mod overview;
 pub mod report;
 pub mod run;
+pub mod simulate;
 pub mod zoo;
 
 /// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
@@ -33,6 +34,10 @@ pub enum Command {
     Explore(check::ExploreArgs),
     /// Run the bug zoo: every known bug switched on must be caught, and off must pass.
     Zoo(zoo::ZooArgs),
+    /// Run deep random fault schedules (proptest) on the cluster model; shrink a failure.
+    Simulate(simulate::SimulateArgs),
+    /// Replay a failing schedule saved by `simulate`, exactly.
+    Replay(simulate::ReplayArgs),
 }
 
 /// Exit code for bad input (flags, configs, cluster sizes).
@@ -55,5 +60,7 @@ pub fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Explore(args)) => check::explore(&args),
         Some(Command::Zoo(args)) => zoo::run(&args),
+        Some(Command::Simulate(args)) => simulate::run(&args),
+        Some(Command::Replay(args)) => simulate::replay_file(&args),
     }
 }

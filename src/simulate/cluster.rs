@@ -80,7 +80,7 @@ impl Default for SimOptions {
             dup_pct: 10,
             crash_pct: 3,
             crashes: 2,
-            partitions: true,
+            partitions: false,
             protocol: Config::default(),
             max_shrink_iters: 1_000,
         }
@@ -206,8 +206,8 @@ impl SimOptions {
             d.crash_pct.to_string(),
         );
         push("crashes", self.crashes.to_string(), d.crashes.to_string());
-        if !self.partitions {
-            f.push("--no-partitions".into());
+        if self.partitions {
+            f.push("--partitions".into());
         }
         if !self.protocol.pre_vote {
             f.push("--no-pre-vote".into());
@@ -266,17 +266,34 @@ pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> ClusterModel<R> {
     model
 }
 
-/// The liveness condition: no server is down, every client has had every op answered, and
-/// every server has applied the same commands.
+/// Whether client `c` gave up: it waits, but has used all the resends the model allows (255)
+/// and nothing it sent is still on the way. The model's clients have a bounded retry budget;
+/// a run with a long partition can exhaust it, and such a client is then no more alive than a
+/// crashed one: its op stays pending (the history check still covers it).
+fn gave_up<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>, c: usize) -> bool {
+    let id = model.cfg.cfg.servers + c;
+    let Some(cl) = state.actor_states[id].client() else {
+        return false;
+    };
+    cl.waiting()
+        && cl.retries >= model.cfg.cfg.max_retries
+        && !state
+            .network
+            .iter_deliverable()
+            .any(|e| usize::from(e.src) == id || usize::from(e.dst) == id)
+}
+
+/// The liveness condition: no server is down, every client has had every op answered (or gave
+/// up, see [`gave_up`]), and every server has applied the same commands.
 pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> bool {
     let cfg = &model.cfg.cfg;
     let n = cfg.servers;
     if state.crashed.iter().any(|&c| c) {
         return false;
     }
-    let clients_done = state.actor_states[n..]
-        .iter()
-        .all(|a| a.client().is_some_and(|c| usize::from(c.done) == cfg.ops));
+    let clients_done = state.actor_states[n..].iter().enumerate().all(|(c, a)| {
+        a.client().is_some_and(|cl| usize::from(cl.done) == cfg.ops) || gave_up(model, state, c)
+    });
     if !clients_done {
         return false;
     }
@@ -285,6 +302,41 @@ pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>
         return true;
     };
     servers.all(|s| s.saved.applied == first.saved.applied)
+}
+
+/// What keeps a state from [`settled`], in a few words.
+pub fn unsettled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> String {
+    let cfg = &model.cfg.cfg;
+    let n = cfg.servers;
+    let mut why = Vec::new();
+    for (i, _) in state.crashed.iter().enumerate().filter(|(_, &c)| c) {
+        why.push(format!("n{i} is down"));
+    }
+    for (c, a) in state.actor_states[n..].iter().enumerate() {
+        if let Some(cl) = a.client().filter(|cl| usize::from(cl.done) < cfg.ops) {
+            why.push(format!(
+                "c{c} has {} of {} ops answered (waits for #{} sent to n{} after {} retries)",
+                cl.done, cfg.ops, cl.seq, cl.target, cl.retries
+            ));
+        }
+    }
+    let servers: Vec<String> = state.actor_states[..n]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            a.server().map(|s| {
+                let st = s.replica.status();
+                format!(
+                    "n{i} {:?} term {} applied {}",
+                    st.role,
+                    st.term,
+                    s.saved.applied.len()
+                )
+            })
+        })
+        .collect();
+    why.push(servers.join(", "));
+    why.join("; ")
 }
 
 fn output(a: &Answer) -> KvOutput {
@@ -407,6 +459,8 @@ pub fn trace<R: Replica<Cmd>>(
 struct LinStats {
     ops: Cell<u64>,
     nanos: Cell<u64>,
+    /// Runs in which some client gave up.
+    gave_up: Cell<u64>,
 }
 
 fn executor<'m, R: Replica<Cmd>>(
@@ -414,9 +468,13 @@ fn executor<'m, R: Replica<Cmd>>(
     lin: &'m LinStats,
 ) -> Executor<'m, ClusterModel<R>> {
     Executor::new(model, settled::<R>)
+        .why_unsettled(unsettled::<R>)
         .duplicating()
         .consume_ignored()
-        .end_check(LINEARIZABLE, move |m, _, path| {
+        .end_check(LINEARIZABLE, move |m, state, path| {
+            if (0..m.cfg.cfg.clients).any(|c| gave_up(m, state, c)) {
+                lin.gave_up.set(lin.gave_up.get() + 1);
+            }
             let start = Instant::now();
             let h = history::<R>(m, path);
             let verdict = check_kv(&h);
@@ -476,6 +534,8 @@ pub struct SimReport {
     pub lincheck_ops_per_sec: f64,
     /// What the faults did, summed over all runs.
     pub stats: Stats,
+    /// Runs in which a client used up the model's 255 resends and gave up (see [`settled`]).
+    pub gave_up_runs: u64,
     /// The failure, if one was found.
     pub failure: Option<FoundFailure>,
 }
@@ -651,6 +711,7 @@ pub fn hunt_with<R: Replica<Cmd>>(opts: &SimOptions, progress: impl FnMut(&Total
         lincheck_seconds,
         lincheck_ops_per_sec: lin.ops.get() as f64 / lincheck_seconds.max(1e-9),
         stats: totals.stats,
+        gave_up_runs: lin.gave_up.get(),
         failure,
     }
 }

@@ -263,6 +263,7 @@ pub struct Executor<'m, M: Model> {
     /// slow for long histories, checked once at the end by the caller instead).
     skip: Vec<&'static str>,
     settled: Settled<'m, M>,
+    why_unsettled: Option<Box<dyn Fn(&M, &M::State) -> String + 'm>>,
     end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
     duplicating: bool,
     consume_ignored: bool,
@@ -327,6 +328,7 @@ where
             always,
             skip: Vec::new(),
             settled: Box::new(settled),
+            why_unsettled: None,
             end_checks: Vec::new(),
             duplicating: false,
             consume_ignored: false,
@@ -349,6 +351,12 @@ where
         check: impl Fn(&M, &M::State, &[M::Action]) -> Result<(), String> + 'm,
     ) -> Self {
         self.end_checks.push((name, Box::new(check)));
+        self
+    }
+
+    /// Describe, for a run that did not settle, what is still missing (the violation's detail).
+    pub fn why_unsettled(mut self, why: impl Fn(&M, &M::State) -> String + 'm) -> Self {
+        self.why_unsettled = Some(Box::new(why));
         self
     }
 
@@ -605,8 +613,10 @@ where
 
         // Settle: no faults, every link healed, crashed servers restart. Deliver what is in
         // flight, in rotation so none starves; fire timers in rotation when nothing is in
-        // flight, and every 16th step anyway, as time passes in a real network too (and
-        // stale leader hints that bounce a client between servers get refreshed).
+        // flight (a healthy network is fast next to its timeouts: firing election timers
+        // while a leader's messages are still on the way would depose it again and again),
+        // and every 64th step anyway, so that stale leader hints bouncing a client between
+        // servers cannot keep the network busy for ever.
         out.faulty_steps = out.path.len();
         let mut timer_turn = 0;
         let mut settled = false;
@@ -630,7 +640,7 @@ where
                     _ => {}
                 }
             }
-            let timer_first = deliveries.is_empty() || k % 16 == 15;
+            let timer_first = deliveries.is_empty() || k % 64 == 63;
             let next = if let Some(s) = self.first(&state, &actions, &recovers, 0, false) {
                 Some((s, Class::Recover { node: 0 }))
             } else if timer_first {
@@ -674,7 +684,14 @@ where
         if !settled {
             out.violation = Some(fail(
                 "settles",
-                format!("not settled within {} fault-free steps", p.settle_steps),
+                match &self.why_unsettled {
+                    Some(why) => format!(
+                        "not settled within {} fault-free steps: {}",
+                        p.settle_steps,
+                        why(self.model, &state)
+                    ),
+                    None => format!("not settled within {} fault-free steps", p.settle_steps),
+                },
                 out.path.len(),
             ));
         }

@@ -1,0 +1,366 @@
+//! `paxraft simulate` and `paxraft replay`: deep fault schedules over the cluster model
+//! ([`crate::simulate::hunt`]) and exact replays of a saved failure.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::{Bug, Config, Replica};
+use paxraft_models::Cmd;
+
+use super::EXIT_BAD_INPUT;
+use crate::simulate::cluster::{hunt_with, replay, Replayed, SavedFailure, SimOptions, SimReport};
+
+/// The protocols `simulate` runs.
+pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
+
+/// `paxraft simulate` flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Protocol: raft or multipaxos.
+    pub protocol: String,
+    /// Seed of the schedule generator (the same flags and seed give the same runs).
+    #[arg(long, default_value_t = SimOptions::default().seed)]
+    pub seed: u64,
+    /// Random fault schedules to run.
+    #[arg(long, default_value_t = SimOptions::default().runs)]
+    pub runs: u32,
+    /// Most steps in each run's faulty phase.
+    #[arg(long, default_value_t = SimOptions::default().steps)]
+    pub steps: usize,
+    /// Bound on each run's fault-free settling phase (liveness).
+    #[arg(long, default_value_t = SimOptions::default().settle_steps)]
+    pub settle_steps: usize,
+    /// Servers (1 to 7).
+    #[arg(long, default_value_t = SimOptions::default().servers)]
+    pub servers: usize,
+    /// Clients.
+    #[arg(long, default_value_t = SimOptions::default().clients)]
+    pub clients: usize,
+    /// Operations per client.
+    #[arg(long, default_value_t = SimOptions::default().ops)]
+    pub ops: usize,
+    /// Highest message-loss rate, percent of steps.
+    #[arg(long, default_value_t = SimOptions::default().loss_pct)]
+    pub loss: u8,
+    /// Highest duplication rate, percent of deliveries.
+    #[arg(long, default_value_t = SimOptions::default().dup_pct)]
+    pub dup: u8,
+    /// Highest crash/restart rate, percent of steps.
+    #[arg(long, default_value_t = SimOptions::default().crash_pct)]
+    pub crash_rate: u8,
+    /// Server crashes allowed per run.
+    #[arg(long, default_value_t = SimOptions::default().crashes)]
+    pub crashes: usize,
+    /// Add partition windows that cut some servers off for a while, then heal.
+    #[arg(long)]
+    pub partitions: bool,
+    /// Switch Raft's PreVote off.
+    #[arg(long)]
+    pub no_pre_vote: bool,
+    /// Switch Raft's CheckQuorum off.
+    #[arg(long)]
+    pub no_check_quorum: bool,
+    /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Most shrinking steps once a failure is found.
+    #[arg(long, default_value_t = SimOptions::default().max_shrink_iters)]
+    pub shrink: u32,
+    /// Where to save a failing schedule (default: simulate-PROTOCOL-seedS.json).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `paxraft replay` flags.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A failing schedule saved by `paxraft simulate`.
+    pub file: PathBuf,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+#[cfg(feature = "bug-zoo")]
+fn switch_on(cfg: &mut Config, bug: Bug) -> Result<(), String> {
+    cfg.bugs.insert(bug);
+    Ok(())
+}
+
+#[cfg(not(feature = "bug-zoo"))]
+fn switch_on(_: &mut Config, bug: Bug) -> Result<(), String> {
+    Err(format!(
+        "bug {} ({}) needs a binary built with the bug zoo: cargo run --release --features bug-zoo -- ...",
+        bug.code(),
+        bug.name()
+    ))
+}
+
+/// The protocol configuration with `bugs` switched on, checked against `protocol`.
+fn protocol_config(protocol: &str, bugs: &[Bug]) -> Result<Config, String> {
+    let mut cfg = Config::default();
+    for &bug in bugs {
+        let fits = match bug.code().as_bytes()[0] {
+            b'R' => protocol == "raft",
+            b'P' => protocol == "multipaxos",
+            _ => true,
+        };
+        if !fits {
+            return Err(format!(
+                "bug {} ({}) is not a {protocol} bug",
+                bug.code(),
+                bug.name()
+            ));
+        }
+        switch_on(&mut cfg, bug)?;
+    }
+    Ok(cfg)
+}
+
+impl SimulateArgs {
+    fn options(&self) -> Result<SimOptions, String> {
+        if !PROTOCOLS.contains(&self.protocol.as_str()) {
+            return Err(format!(
+                "unknown protocol {:?}: expected one of {}",
+                self.protocol,
+                PROTOCOLS.join(", ")
+            ));
+        }
+        let bugs = match &self.bug {
+            None => Vec::new(),
+            Some(name) => vec![Bug::parse(name).ok_or_else(|| {
+                format!("unknown bug {name:?}: expected a bug-zoo name or code such as double-vote or R5 (paxraft overview lists them)")
+            })?],
+        };
+        let mut protocol = protocol_config(&self.protocol, &bugs)?;
+        protocol.pre_vote = !self.no_pre_vote;
+        protocol.check_quorum = !self.no_check_quorum;
+        let opts = SimOptions {
+            seed: self.seed,
+            runs: self.runs,
+            steps: self.steps,
+            settle_steps: self.settle_steps,
+            servers: self.servers,
+            clients: self.clients,
+            ops: self.ops,
+            loss_pct: self.loss,
+            dup_pct: self.dup,
+            crash_pct: self.crash_rate,
+            crashes: self.crashes,
+            partitions: self.partitions,
+            protocol,
+            max_shrink_iters: self.shrink,
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+fn run_hunt<R: Replica<Cmd>>(opts: &SimOptions, quiet: bool) -> SimReport {
+    let bar = indicatif::ProgressBar::new(u64::from(opts.runs));
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg} [{elapsed}]")
+            .expect("a valid template"),
+    );
+    let start = std::time::Instant::now();
+    let runs = u64::from(opts.runs);
+    let report = hunt_with::<R>(opts, |t| {
+        if t.runs % 4 == 0 || t.runs >= runs {
+            let secs = start.elapsed().as_secs_f64().max(1e-3);
+            bar.set_position(t.runs.min(runs));
+            let phase = if t.runs > runs { "shrinking, " } else { "" };
+            bar.set_message(format!(
+                "{phase}{} steps, deepest {}, {:.0} steps/s",
+                t.steps,
+                t.deepest,
+                t.steps as f64 / secs
+            ));
+        }
+    });
+    bar.finish_and_clear();
+    report
+}
+
+fn print_report(r: &SimReport) {
+    match &r.failure {
+        None => println!("{}: no violation in {} runs", r.protocol, r.runs),
+        Some(f) => println!(
+            "{}: VIOLATED {:?} after {} passing runs; shrunk to {} steps",
+            r.protocol, f.property, f.runs_before, f.steps
+        ),
+    }
+    println!("  search          {}", r.command);
+    println!(
+        "  steps           {} ({:.0} steps/s)",
+        r.steps, r.steps_per_sec
+    );
+    println!("  deepest run     {} steps", r.deepest);
+    println!("  seconds         {:.2}", r.seconds);
+    println!(
+        "  linearizability {} client ops checked ({:.0} ops/s)",
+        r.lincheck_ops, r.lincheck_ops_per_sec
+    );
+    let s = &r.stats;
+    println!(
+        "  faults          {} drops, {} duplicates, {} crashes, {} restarts, {} partitioned steps",
+        s.drops, s.duplicates, s.crashes, s.recovers, s.held
+    );
+    println!(
+        "  also            {} deliveries, {} ignored messages, {} timers fired",
+        s.deliveries, s.ignored, s.timeouts
+    );
+}
+
+fn save(path: &Path, saved: &SavedFailure) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(saved).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Run `paxraft simulate`.
+pub fn run(args: &SimulateArgs) -> ExitCode {
+    let opts = match args.options() {
+        Ok(o) => o,
+        Err(e) => return bad(e),
+    };
+    let report = match args.protocol.as_str() {
+        "raft" => run_hunt::<Raft<Cmd>>(&opts, args.json),
+        "multipaxos" => run_hunt::<MultiPaxos<Cmd>>(&opts, args.json),
+        other => return bad(format!("unknown protocol {other:?}")),
+    };
+    let saved_to = report.failure.as_ref().map(|f| {
+        let path = args.save.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "simulate-{}-seed{}.json",
+                report.protocol, opts.seed
+            ))
+        });
+        (save(&path, &f.saved), path)
+    });
+    if args.json {
+        let mut v = serde_json::to_value(&report).expect("a report serializes");
+        if let Some((Ok(()), path)) = &saved_to {
+            v["saved"] = serde_json::Value::from(path.display().to_string());
+        }
+        println!("{v}");
+    } else {
+        print_report(&report);
+        if let Some(f) = &report.failure {
+            println!();
+            println!(
+                "{} violated at step {} ({:?} phase):",
+                f.property, f.saved.violation.step, f.phase
+            );
+            print!("{}", f.chart);
+            if !f.detail.is_empty() && f.trace.explanation.as_deref() != Some(f.detail.as_str()) {
+                println!("     => {}", f.detail);
+            }
+        }
+    }
+    match saved_to {
+        None => ExitCode::SUCCESS,
+        Some((Ok(()), path)) => {
+            if !args.json {
+                println!();
+                println!("saved the schedule to {}", path.display());
+                println!("replay with: paxraft replay {}", path.display());
+            }
+            ExitCode::FAILURE
+        }
+        Some((Err(e), _)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn replay_as<R: Replica<Cmd>>(saved: &SavedFailure, opts: &SimOptions) -> Replayed {
+    replay::<R>(saved, opts)
+}
+
+/// Run `paxraft replay`.
+pub fn replay_file(args: &ReplayArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => return bad(format!("cannot read {}: {e}", args.file.display())),
+    };
+    let saved: SavedFailure = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            return bad(format!(
+                "{} is not a saved schedule: {e}",
+                args.file.display()
+            ))
+        }
+    };
+    let opts = saved
+        .bugs()
+        .and_then(|bugs| protocol_config(&saved.protocol, &bugs))
+        .and_then(|cfg| saved.sim_options(cfg));
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => return bad(e),
+    };
+    let out = match saved.protocol.as_str() {
+        "raft" => replay_as::<Raft<Cmd>>(&saved, &opts),
+        "multipaxos" => replay_as::<MultiPaxos<Cmd>>(&saved, &opts),
+        other => {
+            return bad(format!(
+                "unknown protocol {other:?} in {}",
+                args.file.display()
+            ))
+        }
+    };
+    let same = out.violation.as_ref() == Some(&saved.violation);
+    if args.json {
+        let v = serde_json::json!({
+            "protocol": saved.protocol,
+            "reproduced": out.violation.is_some(),
+            "same_violation": same,
+            "violation": out.violation,
+            "steps": out.steps,
+            "chart": out.trace.as_ref().map(|t| t.chart()),
+        });
+        println!("{v}");
+    } else {
+        match (&out.violation, &out.trace) {
+            (Some(v), Some(t)) => {
+                let how = if same {
+                    "reproduced"
+                } else {
+                    "fails differently than saved"
+                };
+                println!(
+                    "{}: {how}: {} violated at step {} ({:?} phase), {} steps",
+                    saved.protocol, v.property, v.step, v.phase, out.steps
+                );
+                print!("{}", t.chart());
+                if !v.detail.is_empty() && t.explanation.as_deref() != Some(v.detail.as_str()) {
+                    println!("     => {}", v.detail);
+                }
+            }
+            _ => println!(
+                "{}: no longer fails ({} steps); it was saved violating {:?}",
+                saved.protocol, out.steps, saved.violation.property
+            ),
+        }
+    }
+    if out.violation.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

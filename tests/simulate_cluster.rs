@@ -1,0 +1,377 @@
+//! Deep fault schedules on the real cluster model, for both protocols: a budget of
+//! fault-injected steps with no violation (and proof the faults happened), a bug-zoo bug
+//! caught, shrunk and replayed, the saved-schedule round trip, and the CLI's exits.
+//!
+//! Budget: about a minute on two cores in the test profile (the two protocol runs go in
+//! parallel). Bigger searches: `paxraft simulate`.
+
+use std::process::Command;
+
+use paxraft::simulate::cluster::{history, replay, sim_model, SavedFailure, SimOptions, SimReport};
+use paxraft::simulate::executor::{FaultProfile, Phase, Schedule};
+use paxraft::simulate::hunt;
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::KvOutput;
+use paxraft_impls::{Bug, BugSet, Config, Replica};
+use paxraft_models::model::{Answer, Msg};
+use paxraft_models::Cmd;
+use stateright::actor::ActorModelAction;
+
+/// Steps each protocol must run: together at least 10^6.
+const STEPS_PER_PROTOCOL: u64 = 500_000;
+
+fn deep() -> SimOptions {
+    SimOptions {
+        seed: 5,
+        runs: 600,
+        steps: 2_000,
+        partitions: true,
+        ..SimOptions::default()
+    }
+}
+
+fn assert_deep_run_holds(r: &SimReport, opts: &SimOptions) {
+    if let Some(f) = &r.failure {
+        panic!(
+            "{} violated {} ({}):\n{}\nsearch: {}",
+            r.protocol, f.property, f.detail, f.chart, r.command
+        );
+    }
+    assert!(
+        r.steps >= STEPS_PER_PROTOCOL,
+        "{}: only {} steps ran",
+        r.protocol,
+        r.steps
+    );
+    assert_eq!(r.runs, u64::from(opts.runs));
+    assert!(
+        r.deepest >= 1_500,
+        "{}: deepest run only {} steps",
+        r.protocol,
+        r.deepest
+    );
+    // Vacuity guard: every kind of fault happened, and many times.
+    let s = &r.stats;
+    for (what, n) in [
+        ("drops", s.drops),
+        ("duplicates", s.duplicates),
+        ("crashes", s.crashes),
+        ("restarts", s.recovers),
+        ("partitioned steps", s.held),
+        ("timers", s.timeouts),
+    ] {
+        assert!(
+            n >= 100,
+            "{}: only {n} {what} in {} runs: {s:?}",
+            r.protocol,
+            r.runs
+        );
+    }
+    // Clients giving up after the model's 255 resends (long partitions) must stay rare, or
+    // liveness would be checked on too few runs.
+    assert!(
+        r.gave_up_runs * 20 <= r.runs,
+        "{}: clients gave up in {} runs",
+        r.protocol,
+        r.gave_up_runs
+    );
+    // Every run's whole history went through the linearizability checker.
+    assert_eq!(r.lincheck_ops, r.runs * (opts.clients * opts.ops) as u64);
+    eprintln!(
+        "{}: {} runs, {} steps, deepest {}, {:.0} steps/s, {} lincheck ops at {:.0}/s, {:?}",
+        r.protocol,
+        r.runs,
+        r.steps,
+        r.deepest,
+        r.steps_per_sec,
+        r.lincheck_ops,
+        r.lincheck_ops_per_sec,
+        r.stats
+    );
+}
+
+#[test]
+fn raft_holds_under_deep_fault_schedules() {
+    let opts = deep();
+    assert_deep_run_holds(&hunt::<Raft<Cmd>>(&opts), &opts);
+}
+
+#[test]
+fn multipaxos_holds_under_deep_fault_schedules() {
+    let opts = deep();
+    assert_deep_run_holds(&hunt::<MultiPaxos<Cmd>>(&opts), &opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks can fail
+// ---------------------------------------------------------------------------------------------
+
+fn with_bug(bug: Bug) -> Config {
+    Config {
+        bugs: BugSet::only(bug),
+        ..Config::default()
+    }
+}
+
+/// Raft with R5 (a voter overwrites its vote when a second candidate asks in the same term):
+/// the same protocol code with one known bug, found by random search with 3 servers, shrunk to
+/// a short schedule that replays to the same violation — directly and through the saved JSON.
+#[test]
+fn a_double_voting_raft_is_caught_shrunk_and_replayed() {
+    let opts = SimOptions {
+        seed: 1,
+        runs: 100,
+        steps: 200,
+        max_shrink_iters: 300,
+        protocol: with_bug(Bug::DoubleVote),
+        ..SimOptions::default()
+    };
+    let r = hunt::<Raft<Cmd>>(&opts);
+    let f = r.failure.as_ref().expect("the double vote is caught");
+    assert_eq!(f.property, "one vote per term", "{}", f.chart);
+    assert!(
+        f.steps <= 30,
+        "shrunk to {} steps only:\n{}",
+        f.steps,
+        f.chart
+    );
+    assert_eq!(f.trace.steps.len(), f.steps);
+    assert_eq!(
+        f.chart.lines().count(),
+        f.steps + 1 + usize::from(f.trace.explanation.is_some())
+    );
+
+    // Replay directly.
+    let again = replay::<Raft<Cmd>>(&f.saved, &opts);
+    assert_eq!(again.violation.as_ref(), Some(&f.saved.violation));
+    assert_eq!(
+        again.trace.as_ref().map(|t| t.chart()),
+        Some(f.chart.clone())
+    );
+
+    // Replay through the saved file.
+    let dir = std::env::temp_dir().join(format!("paxraft-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r5.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&f.saved).unwrap()).unwrap();
+    let loaded: SavedFailure =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(loaded, f.saved);
+    assert_eq!(loaded.bugs(), Ok(vec![Bug::DoubleVote]));
+    let opts2 = loaded
+        .sim_options(with_bug(Bug::DoubleVote))
+        .expect("the saved options rebuild");
+    let from_file = replay::<Raft<Cmd>>(&loaded, &opts2);
+    assert_eq!(from_file.violation.as_ref(), Some(&f.saved.violation));
+    // The same schedule on the correct protocol does not fail, and the options refuse to
+    // rebuild without the bug.
+    assert!(loaded.sim_options(Config::default()).is_err());
+    let fixed = SimOptions {
+        protocol: Config::default(),
+        ..opts2
+    };
+    assert_eq!(replay::<Raft<Cmd>>(&loaded, &fixed).violation, None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The end-of-run linearizability check sees what the clients saw: a reply altered in a
+/// correct run's path makes the history fail.
+#[test]
+fn the_history_check_rejects_an_altered_reply() {
+    let opts = SimOptions {
+        clients: 2,
+        ops: 6,
+        ..SimOptions::default()
+    };
+    let model = sim_model::<Raft<Cmd>>(&opts);
+    let exec_path = {
+        // A correct run, long enough for every op to complete.
+        let saved = settles_file_schedule(4_000);
+        let exec = paxraft::simulate::executor::Executor::new(
+            &model,
+            paxraft::simulate::cluster::settled::<Raft<Cmd>>,
+        )
+        .duplicating()
+        .consume_ignored();
+        let (out, _) = exec.run(&saved);
+        assert!(out.violation.is_none(), "{:?}", out.violation);
+        out.path
+    };
+    let h = history::<Raft<Cmd>>(&model, &exec_path);
+    assert_eq!(h.len(), 12);
+    assert!(h.iter().all(|o| o.ret.is_some()), "every op completed");
+    assert_eq!(paxraft::lincheck::check_kv(&h), Ok(()));
+    // Make the last get that read a value read something never written.
+    let mut path = exec_path;
+    let k = path
+        .iter()
+        .rposition(|a| {
+            matches!(
+                a,
+                ActorModelAction::Deliver {
+                    msg: Msg::Reply {
+                        answer: Answer::Value(Some(_)),
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+        .expect("some get read a value");
+    if let ActorModelAction::Deliver {
+        msg: Msg::Reply { answer, .. },
+        ..
+    } = &mut path[k]
+    {
+        *answer = Answer::Value(Some(vec![99, 99]));
+    }
+    let h = history::<Raft<Cmd>>(&model, &path);
+    assert!(h
+        .iter()
+        .any(|o| o.out == Some(KvOutput::Value(Some(vec![99, 99])))));
+    assert!(paxraft::lincheck::check_kv(&h).is_err());
+}
+
+fn settles_file_schedule(settle_steps: usize) -> Schedule {
+    Schedule {
+        profile: FaultProfile {
+            loss_pct: 10,
+            crash_pct: 3,
+            timeout_pct: 15,
+            dup_pct: 10,
+            partitions: Vec::new(),
+            settle_steps,
+        },
+        choices: (0..300u32).map(|i| i.wrapping_mul(2_654_435_761)).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+// ---------------------------------------------------------------------------------------------
+
+fn paxraft(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_bad_input_exits_2() {
+    for args in [
+        &["simulate", "zab"][..],
+        &["simulate", "raft", "--servers", "0"],
+        &["simulate", "raft", "--servers", "9"],
+        &["simulate", "raft", "--clients", "0"],
+        &["simulate", "raft", "--ops", "1000"],
+        &["simulate", "raft", "--loss", "300"],
+        &["simulate", "raft", "--loss", "60", "--crash-rate", "20"],
+        &["simulate", "raft", "--runs", "0"],
+        &["simulate", "raft", "--bug", "no-such-bug"],
+        &["simulate", "raft", "--bug", "P1"],
+        &["simulate", "raft", "--seed", "minus-one"],
+        &["replay", "/nonexistent/paxraft-schedule.json"],
+    ] {
+        let (code, _, err) = paxraft(args);
+        assert_eq!(code, 2, "{args:?} exited {code}: {err}");
+        assert!(
+            err.lines().count() <= 3 || err.contains("Usage"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A file that is not a schedule.
+    let file = std::env::temp_dir().join(format!(
+        "paxraft-not-a-schedule-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&file, "{\"hello\": 1}").unwrap();
+    let (code, _, err) = paxraft(&["replay", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn cli_simulates_and_replays_a_saved_schedule() {
+    // A short search that passes: exit 0, JSON report.
+    let (code, out, err) = paxraft(&[
+        "simulate",
+        "multipaxos",
+        "--runs",
+        "4",
+        "--steps",
+        "300",
+        "--partitions",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["failure"], serde_json::Value::Null);
+    assert_eq!(v["runs"], 4);
+    assert!(v["steps"].as_u64().unwrap() > 100);
+
+    // A schedule whose settling bound is too short to settle: a liveness failure, saved as
+    // `simulate` saves it; replay reproduces it (exit 1) and prints the chart.
+    let dir = std::env::temp_dir().join(format!("paxraft-cli-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = SimOptions {
+        clients: 2,
+        ops: 6,
+        ..SimOptions::default()
+    };
+    let schedule = settles_file_schedule(5);
+    let model_out = replay::<Raft<Cmd>>(&saved_for(&opts, schedule.clone(), None), &opts);
+    let violation = model_out
+        .violation
+        .expect("five settling steps are not enough");
+    assert_eq!(
+        (violation.property.as_str(), violation.phase),
+        ("settles", Phase::Settling)
+    );
+    let saved = saved_for(&opts, schedule.clone(), Some(violation));
+    let file = dir.join("settles.json");
+    std::fs::write(&file, serde_json::to_string(&saved).unwrap()).unwrap();
+    let (code, out, err) = paxraft(&["replay", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("reproduced: settles violated"), "{out}");
+    assert!(out.contains("n0    n1    n2    c0    c1"), "{out}");
+
+    // With room to settle, the same faults no longer fail: exit 0.
+    let mut healed = saved.clone();
+    healed.schedule.profile.settle_steps = 4_000;
+    std::fs::write(&file, serde_json::to_string(&healed).unwrap()).unwrap();
+    let (code, out, err) = paxraft(&["replay", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reproduced"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn saved_for(
+    opts: &SimOptions,
+    schedule: Schedule,
+    violation: Option<paxraft::simulate::executor::Violation>,
+) -> SavedFailure {
+    let json = serde_json::json!({
+        "version": SavedFailure::VERSION,
+        "protocol": <Raft<Cmd> as Replica<Cmd>>::NAME,
+        "options": {
+            "servers": opts.servers, "clients": opts.clients, "ops": opts.ops, "crashes": opts.crashes,
+            "pre_vote": true, "check_quorum": true, "bugs": [],
+        },
+        "seed": 0,
+        "command": "test",
+        "schedule": schedule,
+        "violation": violation.unwrap_or(paxraft::simulate::executor::Violation {
+            property: "settles".into(), step: 0, phase: Phase::Settling, detail: String::new(),
+        }),
+    });
+    serde_json::from_value(json).expect("a saved failure")
+}
