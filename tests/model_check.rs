@@ -113,13 +113,16 @@ fn multipaxos_unordered() {
     );
 }
 
-/// Depth 16 misses two sometimes-properties; depth 18 takes over 100 s on 2 cores: bounds
-/// still to tune, hence ignored.
 #[test]
-#[ignore]
 fn multipaxos_one_crash() {
+    // Paxos needs depth 18 for every reply and a recovery (two steps more than Raft). With
+    // two ballot rounds that is 3.3M states, over a minute on 2 cores; one round (a crashed
+    // follower restarts and catches up; leader changes are the unordered check's job) and
+    // clients that follow redirects but do not time out bring it to 1.4M.
     let cfg = ModelConfig {
         max_crashes: 1,
+        max_term: 1,
+        max_retries: 0,
         ..three_servers_two_clients()
     };
     let s = run::<MultiPaxos<Cmd>>(cfg, 18);
