@@ -248,6 +248,9 @@ impl<A> Outcome<A> {
 /// The liveness condition a run must meet once it has settled.
 pub type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
 
+/// Says, for a run that did not settle, what is still missing.
+pub type WhyUnsettled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> String + 'm>;
+
 /// A check made once at the end of a run, over the last state and the whole path.
 pub type EndCheck<'m, M> =
     Box<dyn Fn(&M, &<M as Model>::State, &[<M as Model>::Action]) -> Result<(), String> + 'm>;
@@ -263,7 +266,7 @@ pub struct Executor<'m, M: Model> {
     /// slow for long histories, checked once at the end by the caller instead).
     skip: Vec<&'static str>,
     settled: Settled<'m, M>,
-    why_unsettled: Option<Box<dyn Fn(&M, &M::State) -> String + 'm>>,
+    why_unsettled: Option<WhyUnsettled<'m, M>>,
     end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
     duplicating: bool,
     consume_ignored: bool,
