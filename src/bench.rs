@@ -560,18 +560,19 @@ pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryR
     }
 }
 
-/// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at one
-/// and at 1024 outstanding requests, `per_point` each (plus a fifth of it to warm up).
+/// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at each
+/// of the `outstanding` levels, `per_point` each (plus a fifth of it to warm up).
 /// `progress(done, total)` is called after each point. With `save_to`, the points are merged
 /// into that report directory's `data/bench.json`.
 pub fn compare(
+    outstanding: &[usize],
     per_point: Duration,
     save_to: Option<&Path>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<BenchPoint>, String> {
     let mut configs = Vec::new();
     for protocol in Protocol::ALL {
-        for outstanding in [1, 1024] {
+        for &outstanding in outstanding {
             configs.push(LoadConfig {
                 protocol,
                 servers: if protocol == Protocol::Unreplicated {

@@ -9,6 +9,7 @@ pub mod overview;
 pub mod report;
 pub mod run;
 pub mod simulate;
+pub mod tour;
 pub mod zoo;
 
 /// Model-check, fault-test and benchmark consensus protocols that share one sans-IO trait.
@@ -54,7 +55,8 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None | Some(Command::Overview) => overview::run(),
+        None => tour::run(),
+        Some(Command::Overview) => overview::run(),
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Check(args)) => check::run(&args),

@@ -1,5 +1,5 @@
-//! `paxraft overview`: what is in the box. Also what `cargo run --release` prints until the
-//! full tour lands.
+//! `paxraft overview`: what is in the box. (`cargo run --release` with no arguments runs the
+//! tour, [`super::tour`].)
 
 use std::process::ExitCode;
 

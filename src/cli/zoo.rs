@@ -177,7 +177,8 @@ fn json(o: &Outcome) -> serde_json::Value {
     v
 }
 
-fn save(dir: &std::path::Path, outcomes: &[Outcome]) -> std::io::Result<()> {
+/// Merge `outcomes` into `dir/data/zoo.json` (by bug), leaving the other results alone.
+pub fn save(dir: &std::path::Path, outcomes: &[Outcome]) -> std::io::Result<()> {
     let mut results = Results::load(dir)?;
     for o in outcomes {
         let e = o.entry();

@@ -1,0 +1,563 @@
+//! The tour: what `cargo run --release` does with no arguments. Default model checks of both
+//! protocols, a short fault-schedule run of each, the bug zoo (a quick subset, when this build
+//! carries the bug switches), a short throughput comparison, then the HTML report.
+//!
+//! Each stage has its own progress bar and ends with a short result line; a stage that fails
+//! (or panics) is reported and the next one runs anyway, so the report is always written.
+//! [`TourOptions`] sizes every stage: [`TourOptions::default`] is what the CLI runs (measured
+//! to take about 2 minutes on 2 cores), tests use tiny sizes.
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::Raft;
+use paxraft_impls::{Bug, Replica};
+use paxraft_models::{Checkable, Cmd, ModelConfig, SearchOptions, Status, Summary};
+
+use super::check::{save_check, saved_check};
+use crate::bench;
+use crate::report::results::Results;
+use crate::simulate::cluster::{hunt_with, SimOptions, SimReport};
+use crate::zoo::{self, Outcome};
+
+/// How big each stage is, and where the report goes.
+#[derive(Clone, Debug)]
+pub struct TourOptions {
+    /// Report directory: results are saved under `dir/data/`, the page is `dir/index.html`.
+    pub dir: PathBuf,
+    /// The model both protocols are checked on (default: `paxraft check`'s).
+    pub check: ModelConfig,
+    /// How the checks search (default: `paxraft check`'s).
+    pub search: SearchOptions,
+    /// The fault schedules run on each protocol.
+    pub sim: SimOptions,
+    /// The bugs of the zoo to run when the build carries the switches.
+    pub zoo: Vec<Bug>,
+    /// Outstanding-request levels of the throughput comparison (3 servers, empty commands).
+    pub outstanding: Vec<usize>,
+    /// Measured time per throughput point (a fifth more warms up).
+    pub per_point: Duration,
+    /// Hide the progress bars.
+    pub quiet: bool,
+}
+
+/// Bugs quick to model-check both ways (bug on: caught; bug off: the bounded space passes):
+/// the tour's sample of the zoo when the build carries the switches. Measured with
+/// `paxraft zoo --only CODE` on 2 cores: R2 15 s, R3 5 s, R5 0.5 s, B2 0.9 s; every other
+/// bug takes over 25 s.
+pub const QUICK_ZOO: &[Bug] = &[
+    Bug::VoteWithoutLogCheck,
+    Bug::VoteNotPersisted,
+    Bug::DoubleVote,
+    Bug::DuplicateApply,
+];
+
+impl Default for TourOptions {
+    fn default() -> Self {
+        TourOptions {
+            dir: PathBuf::from(crate::report::DEFAULT_DIR),
+            check: ModelConfig::default(),
+            // Like `paxraft check`: one checker thread per core.
+            search: SearchOptions {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                ..SearchOptions::default()
+            },
+            sim: SimOptions {
+                runs: 150,
+                partitions: true,
+                ..SimOptions::default()
+            },
+            zoo: QUICK_ZOO.to_vec(),
+            outstanding: vec![1, 16, 256, 1024],
+            per_point: Duration::from_secs(1),
+            quiet: false,
+        }
+    }
+}
+
+/// How a stage ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageStatus {
+    /// Everything it checked held (or it measured what it should).
+    Passed,
+    /// Not run in this build, with the reason.
+    Skipped(String),
+    /// A check found a violation (or a property not reached, or a bug not caught).
+    Failed(String),
+    /// The stage could not run to the end.
+    Error(String),
+}
+
+/// One stage's outcome.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// Short name, e.g. `model checks`.
+    pub name: &'static str,
+    /// How it ended.
+    pub status: StageStatus,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// What the tour did.
+#[derive(Clone, Debug, Default)]
+pub struct TourOutcome {
+    /// Every stage, in order.
+    pub stages: Vec<Stage>,
+    /// The report written, as an absolute path.
+    pub report: Option<PathBuf>,
+}
+
+impl TourOutcome {
+    /// 0 when every stage passed or was skipped, else 1.
+    pub fn exit_code(&self) -> u8 {
+        let ok = self
+            .stages
+            .iter()
+            .all(|s| matches!(s.status, StageStatus::Passed | StageStatus::Skipped(_)));
+        if ok {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Run the tour with the production sizes, printing to stdout.
+pub fn run() -> ExitCode {
+    let outcome = tour(&TourOptions::default(), &mut std::io::stdout());
+    ExitCode::from(outcome.exit_code())
+}
+
+fn bar(opts: &TourOptions, len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if opts.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let template = format!("  {{bar:30}} {{pos}}/{{len}} {unit} {{msg}} [{{elapsed}}]");
+    bar.set_style(ProgressStyle::with_template(&template).expect("a valid progress template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Run `f` as one stage: time it, turn a panic into an error, record the outcome.
+fn stage(
+    out: &mut dyn Write,
+    outcome: &mut TourOutcome,
+    name: &'static str,
+    f: impl FnOnce(&mut dyn Write) -> StageStatus,
+) {
+    let n = outcome.stages.len() + 1;
+    let _ = writeln!(out, "[{n}/5] {name}");
+    let start = Instant::now();
+    let status = catch_unwind(AssertUnwindSafe(|| f(&mut *out))).unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into());
+        StageStatus::Error(format!("panicked: {what}"))
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    match &status {
+        StageStatus::Passed => {
+            let _ = writeln!(out, "  {name}: ok ({seconds:.1} s)");
+        }
+        StageStatus::Skipped(why) => {
+            let _ = writeln!(out, "  {name}: skipped: {why}");
+        }
+        StageStatus::Failed(why) => {
+            let _ = writeln!(out, "  {name}: FAILED: {why} ({seconds:.1} s)");
+        }
+        StageStatus::Error(why) => {
+            let _ = writeln!(out, "  {name}: error: {why} ({seconds:.1} s)");
+        }
+    }
+    outcome.stages.push(Stage {
+        name,
+        status,
+        seconds,
+    });
+}
+
+/// Run every stage with `opts`, printing result lines to `out` (progress bars go to stderr).
+pub fn tour(opts: &TourOptions, out: &mut dyn Write) -> TourOutcome {
+    let start = Instant::now();
+    let mut outcome = TourOutcome::default();
+    let _ = writeln!(
+        out,
+        "paxraft {} tour: model checks, fault schedules, bug zoo, throughput, report",
+        env!("CARGO_PKG_VERSION")
+    );
+    stage(out, &mut outcome, "model checks", |out| checks(opts, out));
+    stage(out, &mut outcome, "fault schedules", |out| {
+        schedules(opts, out)
+    });
+    stage(out, &mut outcome, "bug zoo", |out| bug_zoo(opts, out));
+    stage(out, &mut outcome, "throughput", |out| throughput(opts, out));
+    let mut report = None;
+    stage(
+        out,
+        &mut outcome,
+        "report",
+        |out| match crate::report::write(&opts.dir) {
+            Ok(path) => {
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                let _ = writeln!(out, "  report: {}", path.display());
+                report = Some(path);
+                StageStatus::Passed
+            }
+            Err(e) => StageStatus::Error(format!(
+                "cannot write the report in {}: {e}",
+                opts.dir.display()
+            )),
+        },
+    );
+    outcome.report = report;
+    let failed: Vec<&str> = outcome
+        .stages
+        .iter()
+        .filter(|s| matches!(s.status, StageStatus::Failed(_) | StageStatus::Error(_)))
+        .map(|s| s.name)
+        .collect();
+    let passed = outcome
+        .stages
+        .iter()
+        .filter(|s| s.status == StageStatus::Passed)
+        .count();
+    let skipped: Vec<&str> = outcome
+        .stages
+        .iter()
+        .filter(|s| matches!(s.status, StageStatus::Skipped(_)))
+        .map(|s| s.name)
+        .collect();
+    let _ = writeln!(out);
+    if failed.is_empty() {
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} skipped)", skipped.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "tour passed: {passed} stages held{skipped}, in {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "tour FAILED in {}; {passed} of {} stages passed, in {:.0} s",
+            failed.join(", "),
+            outcome.stages.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(p) = &outcome.report {
+        let _ = writeln!(out, "open {}", p.display());
+    }
+    outcome
+}
+
+// Stage 1: the default model check of each protocol, saved like `paxraft check` saves it.
+
+fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
+    if let Err(e) = opts.check.validate().and_then(|()| opts.search.validate()) {
+        return StageStatus::Error(format!("bad model configuration: {e}"));
+    }
+    let bar = bar(opts, 2, "protocols");
+    let mut bad = Vec::new();
+    for (i, name) in super::check::PROTOCOLS.iter().enumerate() {
+        let summary = match *name {
+            "raft" => check_one::<Raft<Cmd>>(opts, &bar),
+            _ => check_one::<MultiPaxos<Cmd>>(opts, &bar),
+        };
+        bar.set_position(i as u64 + 1);
+        bar.suspend(|| print_check(out, &summary));
+        if let Err(e) = save_check(&opts.dir, saved_check(&summary)) {
+            bar.finish_and_clear();
+            return StageStatus::Error(format!("cannot save the check for the report: {e}"));
+        }
+        if !summary.passed() {
+            bad.push(summary.protocol);
+        }
+    }
+    bar.finish_and_clear();
+    if bad.is_empty() {
+        StageStatus::Passed
+    } else {
+        StageStatus::Failed(format!("{} did not pass", bad.join(" and ")))
+    }
+}
+
+fn check_one<R: Checkable>(opts: &TourOptions, bar: &ProgressBar) -> Summary {
+    bar.set_message(format!("{}: starting", R::NAME));
+    paxraft_models::check::<R>(&opts.check, &opts.search, Duration::from_millis(200), |p| {
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{}: {} unique states, depth {}, {:.0} states/s",
+            R::NAME,
+            p.unique_states,
+            p.max_depth,
+            p.unique_states as f64 / secs
+        ));
+    })
+}
+
+fn print_check(out: &mut dyn Write, s: &Summary) {
+    let _ = writeln!(
+        out,
+        "  {:<11} {}: {} unique states, depth {}, {:.1} s, {:.0} states/s",
+        s.protocol,
+        if s.passed() { "passed" } else { "FAILED" },
+        s.unique_states,
+        s.max_depth,
+        s.seconds,
+        s.states_per_sec()
+    );
+    for status in [
+        Status::Violated,
+        Status::NotReached,
+        Status::Holds,
+        Status::Reached,
+    ] {
+        let names: Vec<&str> = s
+            .properties
+            .iter()
+            .filter(|p| p.status == status)
+            .map(|p| p.name)
+            .collect();
+        if !names.is_empty() {
+            let label = if status.ok() {
+                status.name().to_string()
+            } else {
+                status.name().to_uppercase()
+            };
+            let _ = writeln!(out, "              {label}: {}", names.join(", "));
+        }
+    }
+    for p in s.failures() {
+        if let (Some(t), Status::Violated) = (&p.trace, p.status) {
+            let _ = writeln!(
+                out,
+                "  counterexample: {} violated after {} steps",
+                p.name,
+                t.steps.len()
+            );
+            let _ = write!(out, "{}", t.chart());
+        }
+    }
+    if !s.passed() {
+        let _ = writeln!(out, "  reproduce with: {}", s.command());
+    }
+}
+
+// Stage 2: fault schedules on each protocol.
+
+fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
+    if let Err(e) = opts.sim.validate() {
+        return StageStatus::Error(format!("bad fault-schedule options: {e}"));
+    }
+    let runs = u64::from(opts.sim.runs);
+    let bar = bar(opts, 2 * runs, "runs");
+    let mut bad = Vec::new();
+    for (i, name) in super::simulate::PROTOCOLS.iter().enumerate() {
+        let report = match *name {
+            "raft" => hunt_one::<Raft<Cmd>>(opts, &bar, i as u64 * runs),
+            _ => hunt_one::<MultiPaxos<Cmd>>(opts, &bar, i as u64 * runs),
+        };
+        let saved = report.failure.as_ref().map(|f| {
+            let path = opts
+                .dir
+                .join(crate::report::results::DATA_DIR)
+                .join(format!(
+                    "simulate-{}-seed{}.json",
+                    report.protocol, opts.sim.seed
+                ));
+            save_failure(&path, &f.saved).map(|()| path)
+        });
+        bar.suspend(|| print_hunt(out, &report, saved.as_ref()));
+        if report.failure.is_some() {
+            bad.push(report.protocol);
+        }
+    }
+    bar.finish_and_clear();
+    if bad.is_empty() {
+        StageStatus::Passed
+    } else {
+        StageStatus::Failed(format!("a violation in {}", bad.join(" and ")))
+    }
+}
+
+fn hunt_one<R: Replica<Cmd>>(opts: &TourOptions, bar: &ProgressBar, base: u64) -> SimReport {
+    let runs = u64::from(opts.sim.runs);
+    hunt_with::<R>(&opts.sim, |t| {
+        bar.set_position(base + t.runs.min(runs));
+        let phase = if t.runs > runs { "shrinking, " } else { "" };
+        bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
+    })
+}
+
+fn save_failure(path: &Path, saved: &crate::simulate::cluster::SavedFailure) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(saved).map_err(|e| e.to_string())?;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf, String>>) {
+    let s = &r.stats;
+    let verdict = match &r.failure {
+        None => "no violation".to_string(),
+        Some(f) => format!("VIOLATED {} (shrunk to {} steps)", f.property, f.steps),
+    };
+    let _ = writeln!(
+        out,
+        "  {:<11} {verdict}: {} runs, {} steps, {:.0} steps/s; faults: {} drops, {} duplicates, {} crashes, {} partitioned steps",
+        r.protocol, r.runs, r.steps, r.steps_per_sec, s.drops, s.duplicates, s.crashes, s.held
+    );
+    if let Some(f) = &r.failure {
+        let _ = write!(out, "{}", f.chart);
+        if !f.detail.is_empty() {
+            let _ = writeln!(out, "     => {}", f.detail);
+        }
+        match saved {
+            Some(Ok(path)) => {
+                let _ = writeln!(out, "  replay with: paxraft replay {}", path.display());
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(out, "  could not save the schedule: {e}");
+            }
+            None => {}
+        }
+        let _ = writeln!(out, "  rerun with: {}", r.command);
+    }
+}
+
+// Stage 3: the bug zoo, when the build carries the switches.
+
+fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
+    const HOW: &str = "cargo run --release --features bug-zoo -- zoo";
+    if !zoo::bugs_compiled() {
+        let saved = Results::load(&opts.dir).map(|r| r.zoo).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  this build carries no bug switches; run the zoo with `{HOW}`"
+        );
+        if !saved.is_empty() {
+            let _ = writeln!(
+                out,
+                "  the report shows the saved zoo run: {} of {} bugs caught",
+                saved.iter().filter(|z| z.caught).count(),
+                saved.len()
+            );
+        }
+        return StageStatus::Skipped("no bug switches in this build".into());
+    }
+    let registry = zoo::registry();
+    let bugs: Vec<_> = opts
+        .zoo
+        .iter()
+        .filter_map(|b| registry.iter().find(|z| z.bug == *b).cloned())
+        .collect();
+    let threads = opts.search.threads;
+    let bar = bar(opts, bugs.len() as u64, "bugs");
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for z in &bugs {
+        let name = format!("{} {}", z.bug.code(), z.bug.name());
+        bar.set_message(name.clone());
+        match zoo::run(z, threads, |_, p| {
+            bar.set_message(format!("{name}: {} states", p.unique_states));
+        }) {
+            Ok(o) => {
+                let e = o.entry();
+                let line = if o.ok() {
+                    format!(
+                        "caught by {} ({} steps, {:.2} s); clean config passes",
+                        e.property.unwrap_or_default(),
+                        e.trace_len.unwrap_or(0),
+                        e.seconds
+                    )
+                } else if !o.caught() {
+                    format!("NOT CAUGHT (expected {})", z.property)
+                } else {
+                    "FALSE ALARM: the clean configuration fails".to_string()
+                };
+                bar.suspend(|| {
+                    let _ = writeln!(out, "  {name:<34} {line}");
+                });
+                outcomes.push(o);
+            }
+            Err(e) => {
+                bar.suspend(|| {
+                    let _ = writeln!(out, "  {name:<34} error: {e}");
+                });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let _ = writeln!(
+        out,
+        "  {} of the zoo's {} bugs run here; all of them: `{HOW}`",
+        bugs.len(),
+        Bug::ALL.len()
+    );
+    if let Err(e) = super::zoo::save(&opts.dir, &outcomes) {
+        return StageStatus::Error(format!("cannot save the zoo results: {e}"));
+    }
+    if outcomes.len() < bugs.len() {
+        StageStatus::Error("some bugs could not be run".into())
+    } else if outcomes.iter().all(Outcome::ok) {
+        StageStatus::Passed
+    } else {
+        StageStatus::Failed(format!(
+            "{} of {} bugs not caught cleanly",
+            outcomes.iter().filter(|o| !o.ok()).count(),
+            outcomes.len()
+        ))
+    }
+}
+
+// Stage 4: a short throughput comparison, saved where `cargo bench` saves its points.
+
+fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
+    let total = (bench::Protocol::ALL.len() * opts.outstanding.len()) as u64;
+    let bar = bar(opts, total, "points");
+    let points = bench::compare(
+        &opts.outstanding,
+        opts.per_point,
+        Some(&opts.dir),
+        |done, _| bar.set_position(done as u64),
+    );
+    bar.finish_and_clear();
+    let points = match points {
+        Ok(p) => p,
+        Err(e) => return StageStatus::Error(e),
+    };
+    let top = opts.outstanding.iter().copied().max().unwrap_or(0);
+    let low = opts.outstanding.iter().copied().min().unwrap_or(0);
+    for proto in bench::Protocol::ALL {
+        let at = |n: usize| {
+            points
+                .iter()
+                .find(|p| p.protocol == proto.name() && p.outstanding == n)
+        };
+        if let (Some(hi), Some(lo)) = (at(top), at(low)) {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs); p50 {:.1} µs at {low}",
+                proto.name(),
+                hi.ops_per_sec,
+                hi.p99_us,
+                lo.p50_us
+            );
+        }
+    }
+    StageStatus::Passed
+}

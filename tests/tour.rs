@@ -1,0 +1,196 @@
+//! The tour (`cargo run --release` with no arguments) at tiny sizes: every stage runs and
+//! the report it writes has every section; a violation or a broken stage is reported, gives
+//! exit code 1, and the other stages (the report included) still run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use paxraft::cli::tour::{tour, StageStatus, TourOptions, TourOutcome};
+use paxraft::models::{ModelConfig, SearchOptions};
+use paxraft::simulate::cluster::SimOptions;
+use paxraft::zoo::{self, Detector};
+use paxraft_impls::Bug;
+use scraper::{Html, Selector};
+
+/// A fresh, empty report directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("paxraft-tour-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Sizes that take a few seconds: a 2-server model deep enough to reach every sometimes-
+/// property, a few fault schedules, one zoo bug, two throughput points per protocol.
+fn tiny(dir: &Path) -> TourOptions {
+    TourOptions {
+        dir: dir.to_path_buf(),
+        check: ModelConfig {
+            servers: 2,
+            clients: 1,
+            ..ModelConfig::default()
+        },
+        search: SearchOptions {
+            threads: 1,
+            depth: Some(13),
+            ..SearchOptions::default()
+        },
+        sim: SimOptions {
+            runs: 4,
+            ..SimOptions::default()
+        },
+        zoo: vec![Bug::DoubleVote],
+        outstanding: vec![1, 16],
+        per_point: Duration::from_millis(50),
+        quiet: true,
+    }
+}
+
+fn run(opts: &TourOptions) -> (TourOutcome, String) {
+    let mut out = Vec::new();
+    let outcome = tour(opts, &mut out);
+    (outcome, String::from_utf8(out).expect("utf-8 output"))
+}
+
+fn status<'a>(o: &'a TourOutcome, name: &str) -> &'a StageStatus {
+    &o.stages
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no stage {name}: {o:?}"))
+        .status
+}
+
+fn page(o: &TourOutcome) -> Html {
+    let path = o.report.as_ref().expect("a report was written");
+    assert!(path.is_absolute(), "{}", path.display());
+    Html::parse_document(&std::fs::read_to_string(path).expect("the report is readable"))
+}
+
+fn section_text(html: &Html, id: &str) -> String {
+    let sel = Selector::parse(&format!("section#{id}")).expect("a valid selector");
+    let s = html
+        .select(&sel)
+        .next()
+        .unwrap_or_else(|| panic!("no section #{id}"));
+    s.text().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
+    let dir = temp_dir("tiny");
+    let (o, text) = run(&tiny(&dir));
+    assert_eq!(o.exit_code(), 0, "{text}");
+    assert_eq!(o.stages.len(), 5, "{text}");
+    for s in &o.stages {
+        assert_eq!(s.status, StageStatus::Passed, "{}: {text}", s.name);
+    }
+    for line in [
+        "raft        passed:",
+        "multipaxos  passed:",
+        "raft        no violation: 4 runs",
+        "R5 double-vote",
+        "unreplicated",
+        "tour passed: 5 stages held",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let report = o.report.clone().expect("a report");
+    assert!(
+        text.contains(&format!("report: {}", report.display())),
+        "{text}"
+    );
+    for f in ["checks.json", "zoo.json", "bench.json"] {
+        assert!(dir.join("data").join(f).exists(), "no {f}");
+    }
+
+    let html = page(&o);
+    let checks = section_text(&html, "checks");
+    assert!(
+        checks.contains("raft") && checks.contains("multipaxos"),
+        "{checks}"
+    );
+    assert!(
+        checks.contains("pass") && !checks.contains("FAIL"),
+        "{checks}"
+    );
+    assert!(section_text(&html, "zoo").contains("double-vote"));
+    for id in ["throughput", "latency"] {
+        let sel = Selector::parse(&format!("section#{id} svg")).expect("a valid selector");
+        assert!(html.select(&sel).next().is_some(), "no chart in #{id}");
+    }
+    // No recovery run and no criterion report here: the sections say how to make them.
+    for id in ["recovery", "criterion"] {
+        assert!(section_text(&html, id).contains("cargo bench"), "#{id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_violation_fails_its_stage_exits_1_and_the_report_is_still_written() {
+    let dir = temp_dir("violation");
+    let entry = zoo::find("double-vote").expect("registered");
+    let Detector::Model { config, depth, .. } = entry.detector else {
+        panic!("double-vote is model-checked");
+    };
+    let mut opts = tiny(&dir);
+    opts.check = config;
+    assert!(
+        opts.check.protocol.set_bug(Bug::DoubleVote),
+        "tests carry the bug switches"
+    );
+    opts.search.depth = Some(depth);
+    opts.zoo.clear();
+    opts.outstanding = vec![4];
+    let (o, text) = run(&opts);
+    assert_eq!(o.exit_code(), 1, "{text}");
+    assert!(
+        matches!(status(&o, "model checks"), StageStatus::Failed(why) if why.contains("raft")),
+        "{text}"
+    );
+    assert!(text.contains("raft        FAILED"), "{text}");
+    assert!(text.contains("VIOLATED: election safety"), "{text}");
+    assert!(
+        text.contains("reproduce with: paxraft check raft"),
+        "{text}"
+    );
+    // The stages after it ran anyway.
+    for name in ["fault schedules", "throughput", "report"] {
+        assert_eq!(status(&o, name), &StageStatus::Passed, "{name}: {text}");
+    }
+    assert!(text.contains("tour FAILED in model checks"), "{text}");
+    assert!(section_text(&page(&o), "checks").contains("FAIL"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn broken_stages_are_reported_as_errors_and_the_others_still_run() {
+    let dir = temp_dir("broken");
+    let mut opts = tiny(&dir);
+    opts.sim.servers = 0;
+    opts.outstanding = vec![0];
+    opts.zoo.clear();
+    let (o, text) = run(&opts);
+    assert_eq!(o.exit_code(), 1, "{text}");
+    assert!(
+        matches!(status(&o, "fault schedules"), StageStatus::Error(e) if e.contains("--servers")),
+        "{text}"
+    );
+    assert!(
+        matches!(status(&o, "throughput"), StageStatus::Error(e) if e.contains("at least 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains("fault schedules: error: bad fault-schedule options"),
+        "{text}"
+    );
+    for name in ["model checks", "report"] {
+        assert_eq!(status(&o, name), &StageStatus::Passed, "{name}: {text}");
+    }
+    assert!(
+        text.contains("tour FAILED in fault schedules, throughput"),
+        "{text}"
+    );
+    let html = page(&o);
+    assert!(section_text(&html, "checks").contains("multipaxos"));
+    assert!(section_text(&html, "throughput").contains("cargo bench"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
