@@ -563,7 +563,8 @@ pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryR
 /// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at each
 /// of the `outstanding` levels, `per_point` each (plus a fifth of it to warm up).
 /// `progress(done, total)` is called after each point. With `save_to`, the points are merged
-/// into that report directory's `data/bench.json`.
+/// into that report directory's `data/bench.json`, where they do not replace longer
+/// measurements of the same point saved by `cargo bench`.
 pub fn compare(
     outstanding: &[usize],
     per_point: Duration,
@@ -593,7 +594,7 @@ pub fn compare(
         progress(i + 1, configs.len());
     }
     if let Some(dir) = save_to {
-        Results::merge_bench(dir, &points).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Results::merge_bench_short(dir, &points).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     Ok(points)
 }

@@ -352,6 +352,23 @@ fn merging_results_replaces_only_what_was_measured_again() {
         got,
         vec![("multipaxos", 16, 4.0), ("raft", 1, 1.0), ("raft", 16, 3.0)]
     );
+    // A short measurement (the tour's) does not replace a longer one of the same point, but
+    // adds points not measured yet and replaces shorter ones.
+    let short = |p: BenchPoint| BenchPoint { ops: 100, ..p };
+    Results::merge_bench_short(
+        &dir,
+        &[short(point("raft", 3, 16, 9.0)), short(point("raft", 3, 256, 5.0))],
+    )
+    .unwrap();
+    Results::merge_bench_short(&dir, &[BenchPoint { ops: 200, ..point("raft", 3, 256, 6.0) }])
+        .unwrap();
+    let bench = Results::load(&dir).unwrap().bench;
+    let raft: Vec<(usize, f64)> = bench
+        .iter()
+        .filter(|p| p.protocol == "raft")
+        .map(|p| (p.outstanding, p.ops_per_sec))
+        .collect();
+    assert_eq!(raft, vec![(1, 1.0), (16, 3.0), (256, 6.0)]);
     let mut check = sample().checks[0].clone();
     Results::merge_checks(&dir, std::slice::from_ref(&check)).unwrap();
     check.seconds = 1.0;

@@ -301,6 +301,23 @@ impl Results {
         merge(&path, points, key)
     }
 
+    /// Like [`Results::merge_bench`], for short measurements (the tour's): a saved point that
+    /// measured more operations (a `cargo bench` run) is kept, not replaced by a shorter one.
+    pub fn merge_bench_short(report_dir: &Path, points: &[BenchPoint]) -> io::Result<()> {
+        let [path, ..] = Self::paths(report_dir);
+        let saved: Vec<BenchPoint> = load(&path)?;
+        let same = |a: &BenchPoint, b: &BenchPoint| {
+            (&a.protocol, a.servers, a.outstanding, a.payload_bytes)
+                == (&b.protocol, b.servers, b.outstanding, b.payload_bytes)
+        };
+        let newer: Vec<BenchPoint> = points
+            .iter()
+            .filter(|p| !saved.iter().any(|old| same(old, p) && old.ops > p.ops))
+            .cloned()
+            .collect();
+        Self::merge_bench(report_dir, &newer)
+    }
+
     /// Merge `runs` into `report_dir/data/recovery.json`, by protocol and cluster size.
     pub fn merge_recovery(report_dir: &Path, runs: &[RecoveryRun]) -> io::Result<()> {
         let [_, path, ..] = Self::paths(report_dir);
