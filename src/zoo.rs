@@ -22,11 +22,17 @@ use paxraft_impls::Bug;
 use paxraft_models::check::{Progress, Strategy};
 use paxraft_models::properties::names;
 use paxraft_models::render::trace_of;
-use paxraft_models::{build, Checkable, ClusterModel, Cmd, ModelConfig, Trace};
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use paxraft_models::model::all_servers;
+use paxraft_models::{build, Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 
 use crate::report::results::{Trace as SavedTrace, TraceStep, ZooEntry};
-use crate::simulate::cluster::{hunt_with, SimOptions, SimReport};
+use crate::simulate::cluster::{
+    hunt_with, settled, sim_model, trace, unsettled, FoundFailure, SavedFailure, SavedOptions,
+    SimOptions, SimReport,
+};
+use crate::simulate::executor::Executor;
+use crate::simulate::{search_with, Budget, Totals};
 
 /// Whether this build carries the bug switches (the `bug-zoo` cargo feature).
 pub fn bugs_compiled() -> bool {
@@ -290,7 +296,7 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: NoPreVote,
             protocol: Protocol::Raft,
-            property: SETTLES,
+            property: TERMS_STAY_LOW,
             detector: Detector::Schedules(sim(SimKnobs { no_pre_vote: false, ..RAFT_SIM })),
             known_steps: None,
             known: "a partially partitioned node deposes a healthy leader",
@@ -629,9 +635,9 @@ pub enum Verdict {
     /// Searched with fault schedules, with the bug on and off.
     Simulated {
         /// With the bug on.
-        buggy: SimReport,
+        buggy: Box<SimReport>,
         /// The same options with no bug (`None` when the bug escaped).
-        clean: Option<SimReport>,
+        clean: Option<Box<SimReport>>,
     },
 }
 
@@ -784,14 +790,17 @@ pub fn run(
                 protocol: with_bug(entry, &opts.protocol)?,
                 ..opts.clone()
             };
-            let buggy = run_sim(entry.protocol, &buggy_opts, Half::Buggy, &mut progress);
+            let buggy = run_sim(entry, &buggy_opts, Half::Buggy, &mut progress);
             let caught = buggy
                 .failure
                 .as_ref()
                 .is_some_and(|f| f.property == entry.property);
             // No false alarm: the very same schedules (same seed and runs) with no bug.
-            let clean = caught.then(|| run_sim(entry.protocol, opts, Half::Clean, &mut progress));
-            Verdict::Simulated { buggy, clean }
+            let clean = caught.then(|| Box::new(run_sim(entry, opts, Half::Clean, &mut progress)));
+            Verdict::Simulated {
+                buggy: Box::new(buggy),
+                clean,
+            }
         }
     };
     Ok(Outcome {
@@ -840,19 +849,121 @@ fn run_model(
 }
 
 fn run_sim(
-    protocol: Protocol,
+    entry: &ZooBug,
     opts: &SimOptions,
     half: Half,
     progress: &mut dyn FnMut(Half, String),
 ) -> SimReport {
     let runs = u64::from(opts.runs);
-    let p = |t: &crate::simulate::Totals| {
+    let p = |t: &Totals| {
         let phase = if t.runs > runs { "shrinking, " } else { "" };
         progress(half, format!("{phase}{} runs, {} steps", t.runs, t.steps));
     };
-    match protocol {
-        Protocol::Raft => hunt_with::<Raft<Cmd>>(opts, p),
-        Protocol::MultiPaxos => hunt_with::<MultiPaxos<Cmd>>(opts, p),
+    match (entry.protocol, entry.property) {
+        (Protocol::Raft, TERMS_STAY_LOW) => hunt_terms::<Raft<Cmd>>(opts, p),
+        (Protocol::MultiPaxos, TERMS_STAY_LOW) => hunt_terms::<MultiPaxos<Cmd>>(opts, p),
+        (Protocol::Raft, _) => hunt_with::<Raft<Cmd>>(opts, p),
+        (Protocol::MultiPaxos, _) => hunt_with::<MultiPaxos<Cmd>>(opts, p),
+    }
+}
+
+/// R9's symptom within a bounded run. A server cut off from the majority by a partition
+/// window keeps timing out; without PreVote every timeout starts an election in a new term,
+/// so its term runs ahead of every other server's, and the inflated term deposes the healthy
+/// leader when the window heals (the etcd 2020 outage). With PreVote a server enters a new
+/// term only after a majority granted it the pre-vote, so it is at most a term or two ahead
+/// (pre-votes granted again before its vote requests arrive). "A leader connected to a
+/// majority stays leader once the network is stable" is not a state predicate (the settling
+/// phase ends as soon as the run settles); the term inflation that breaks it is.
+pub const TERMS_STAY_LOW: &str = "no server runs terms ahead of all others";
+
+/// How many terms one server may be ahead of every other for [`TERMS_STAY_LOW`].
+pub const MAX_TERMS_AHEAD: u64 = 3;
+
+fn terms_stay_low<R: Checkable>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+    let terms: Vec<u64> = all_servers(&m.cfg, s)
+        .map(|x| x.replica.status().term)
+        .collect();
+    terms.iter().enumerate().all(|(i, &t)| {
+        let others = terms
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != i)
+            .map(|(_, &o)| o)
+            .max()
+            .unwrap_or(t);
+        t <= others + MAX_TERMS_AHEAD
+    })
+}
+
+/// [`hunt_with`] with [`TERMS_STAY_LOW`] checked after every step as well; the end-of-run
+/// linearizability check is left out (the bug it hunts is a liveness bug).
+fn hunt_terms<R: Checkable>(opts: &SimOptions, progress: impl FnMut(&Totals)) -> SimReport {
+    if let Err(e) = opts.validate() {
+        panic!("invalid simulation options: {e}");
+    }
+    let mut model = sim_model::<R>(opts);
+    model
+        .properties
+        .push(Property::always(TERMS_STAY_LOW, terms_stay_low::<R>));
+    let exec = Executor::new(&model, settled::<R>)
+        .why_unsettled(unsettled::<R>)
+        .duplicating()
+        .consume_ignored();
+    let start = Instant::now();
+    let budget = Budget {
+        seed: opts.seed,
+        runs: opts.runs,
+        max_shrink_iters: opts.max_shrink_iters,
+    };
+    let (failure, totals) = search_with(&exec, &opts.space(), budget, progress);
+    let seconds = start.elapsed().as_secs_f64();
+    let command = format!("paxraft simulate {} {}", R::NAME, opts.flags());
+    let failure = failure.map(|f| {
+        let (out, _) = exec.run(&f.schedule);
+        let t = trace::<R>(&model, &out.path, &out.consumed, &f.violation);
+        FoundFailure {
+            property: f.violation.property.clone(),
+            detail: f.violation.detail.clone(),
+            phase: f.violation.phase,
+            steps: t.steps.len(),
+            runs_before: f.runs_before,
+            chart: t.chart(),
+            trace: t,
+            saved: SavedFailure {
+                version: SavedFailure::VERSION,
+                protocol: R::NAME.to_string(),
+                options: SavedOptions {
+                    servers: opts.servers,
+                    clients: opts.clients,
+                    ops: opts.ops,
+                    crashes: opts.crashes,
+                    pre_vote: opts.protocol.pre_vote,
+                    check_quorum: opts.protocol.check_quorum,
+                    bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
+                },
+                seed: opts.seed,
+                command: command.clone(),
+                schedule: f.schedule.clone(),
+                violation: f.violation,
+            },
+            schedule: f.schedule,
+        }
+    });
+    SimReport {
+        protocol: R::NAME,
+        command,
+        runs: totals.runs,
+        steps: totals.steps,
+        deepest: totals.deepest,
+        seconds,
+        steps_per_sec: totals.steps as f64 / seconds.max(1e-9),
+        lincheck_ops: 0,
+        lincheck_seconds: 0.0,
+        lincheck_ops_per_sec: 0.0,
+        stats: totals.stats,
+        gave_up_runs: 0,
+        failure,
     }
 }
 
