@@ -29,7 +29,8 @@ pub struct ZooArgs {
     /// Do not save the results.
     #[arg(long)]
     pub no_save: bool,
-    /// Override the registry's bound on steps per path (to explore a bug further).
+    /// Override the registry's bound on steps per path (to explore a bug further). This and
+    /// the overrides below apply to the model-checked bugs only.
     #[arg(long)]
     pub steps: Option<usize>,
     /// Override the registry's bound on messages in flight.
