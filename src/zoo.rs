@@ -9,8 +9,9 @@
 //!
 //! Bugs whose symptom is a lost liveness property that a state predicate cannot express
 //! soundly in a model where timers fire at any moment are registered with a
-//! [`Detector::Schedules`] detector: the fault-schedule search with a settling phase is the
-//! tool for them, and the runner reports them as [`Verdict::Pending`] until it is wired in.
+//! [`Detector::Schedules`] detector: the fault-schedule search of [`crate::simulate`]
+//! ([`hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
+//! liveness check, with the bug on and then off.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -21,10 +22,13 @@ use paxraft_impls::Bug;
 use paxraft_models::check::{Progress, Strategy};
 use paxraft_models::properties::names;
 use paxraft_models::render::trace_of;
-use paxraft_models::{build, Checkable, ClusterModel, Cmd, ModelConfig, Trace};
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use paxraft_models::model::all_servers;
+use paxraft_models::{build, Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 
 use crate::report::results::{Trace as SavedTrace, TraceStep, ZooEntry};
+use crate::simulate::cluster::{hunt_checking, hunt_with, SimOptions, SimReport};
+use crate::simulate::Totals;
 
 /// Whether this build carries the bug switches (the `bug-zoo` cargo feature).
 pub fn bugs_compiled() -> bool {
@@ -50,29 +54,6 @@ impl Protocol {
     }
 }
 
-/// What a fault-schedule search needs to expose a bug (for bugs beyond exhaustive search).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScheduleNeeds {
-    /// The model to walk (bug off: the runner switches it on).
-    pub config: ModelConfig,
-    /// Steps of the faulty phase.
-    pub max_steps: usize,
-    /// Highest loss rate, percent.
-    pub max_loss_pct: u8,
-    /// Highest crash rate, percent.
-    pub max_crash_pct: u8,
-    /// Whether partitions are drawn.
-    pub partitions: bool,
-    /// A partition that must *persist* through the settling phase: the bitmask of the servers
-    /// on one side and the bitmask of the servers that stay connected to both sides (a
-    /// partial partition). `None`: every partition heals when the run settles.
-    pub persistent_partial_partition: Option<(u64, u64)>,
-    /// Settling steps before the liveness predicate is judged.
-    pub settle_steps: usize,
-    /// The liveness predicate the settled run must meet, in words.
-    pub liveness: &'static str,
-}
-
 /// How a bug is expected to be caught.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Detector {
@@ -85,8 +66,9 @@ pub enum Detector {
         /// Most steps (actions) in an explored path.
         depth: usize,
     },
-    /// The proptest fault-schedule search (see [`crate::simulate`]).
-    Schedules(ScheduleNeeds),
+    /// The proptest fault-schedule search (see [`crate::simulate`]) with these options, the
+    /// bug off (the runner switches it on). Bounded by `runs` random schedules.
+    Schedules(SimOptions),
 }
 
 /// One bug of the zoo.
@@ -112,6 +94,72 @@ fn raft_base() -> ModelConfig {
     ModelConfig::default()
 }
 
+/// The knobs of a bug's fault-schedule search that differ between bugs.
+#[derive(Copy, Clone)]
+struct SimKnobs {
+    servers: usize,
+    clients: usize,
+    ops: usize,
+    steps: usize,
+    runs: u32,
+    loss_pct: u8,
+    /// Raft without PreVote and CheckQuorum: leaders change far more often, which the safety
+    /// bugs need (the clean half runs without them too).
+    no_pre_vote: bool,
+}
+
+const RAFT_SIM: SimKnobs = SimKnobs {
+    servers: 3,
+    clients: 2,
+    ops: 3,
+    steps: 200,
+    runs: 2_000,
+    loss_pct: 5,
+    no_pre_vote: true,
+};
+
+const PAXOS_SIM: SimKnobs = SimKnobs {
+    no_pre_vote: false,
+    ..RAFT_SIM
+};
+
+/// More clients and ops: more slots in flight when leaders change.
+const PAXOS_SIM_DEEP: SimKnobs = SimKnobs {
+    clients: 3,
+    ops: 6,
+    steps: 300,
+    runs: 5_000,
+    loss_pct: 10,
+    ..PAXOS_SIM
+};
+
+/// A fault-schedule search: short runs with partition windows and some message loss (a
+/// leader change needs them), then a fault-free settling phase after which every op must be
+/// answered and every server agree. No crashes, no duplicates: the bugs need neither.
+fn sim(k: SimKnobs) -> SimOptions {
+    let mut protocol = paxraft_impls::Config::default();
+    if k.no_pre_vote {
+        protocol.pre_vote = false;
+        protocol.check_quorum = false;
+    }
+    SimOptions {
+        seed: 0,
+        runs: k.runs,
+        steps: k.steps,
+        settle_steps: 1_000,
+        servers: k.servers,
+        clients: k.clients,
+        ops: k.ops,
+        loss_pct: k.loss_pct,
+        dup_pct: 0,
+        crash_pct: 0,
+        crashes: 0,
+        partitions: true,
+        protocol,
+        max_shrink_iters: 300,
+    }
+}
+
 fn model(config: ModelConfig, depth: usize) -> Detector {
     Detector::Model {
         config,
@@ -129,14 +177,7 @@ pub fn registry() -> Vec<ZooBug> {
             bug: Figure8Commit,
             protocol: Protocol::Raft,
             property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    max_term: 3,
-                    ..d.clone()
-                },
-                20,
-            ),
+            detector: Detector::Schedules(sim(SimKnobs { servers: 5, ..RAFT_SIM })),
             known_steps: Some(11),
             known: "3 nodes, ~11 events",
             source: "Raft paper §5.4.2 and Figure 8",
@@ -144,7 +185,7 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: VoteWithoutLogCheck,
             protocol: Protocol::Raft,
-            property: "leader completeness",
+            property: LEADER_COMPLETENESS,
             detector: model(
                 ModelConfig {
                     clients: 1,
@@ -176,14 +217,16 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: LogNotPersisted,
             protocol: Protocol::Raft,
-            property: names::SAFETY,
+            // Caught first as a leader-completeness failure: the restarted follower lost the
+            // entry the leader counted as committed, and wins the next election without it.
+            property: LEADER_COMPLETENESS,
             detector: model(
                 ModelConfig {
-                    clients: 2,
+                    clients: 1,
                     max_crashes: 1,
                     ..d.clone()
                 },
-                18,
+                14,
             ),
             known_steps: None,
             known: "a counted entry lost by a restarted follower",
@@ -209,14 +252,17 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: TruncateOnStaleAppend,
             protocol: Protocol::Raft,
-            property: names::SAFETY,
+            // Caught first as a leader-completeness failure: the follower's truncation drops
+            // an entry below its own commit point, which no leader may lack, many steps before
+            // a conflicting command gets applied elsewhere (state machine safety).
+            property: LEADER_COMPLETENESS,
             detector: model(
                 ModelConfig {
                     servers: 2,
-                    clients: 2,
+                    clients: 1,
                     ..d.clone()
                 },
-                16,
+                12,
             ),
             known_steps: None,
             known: "2 nodes, a delayed older AppendEntries",
@@ -226,14 +272,7 @@ pub fn registry() -> Vec<ZooBug> {
             bug: CommitPastVerifiedPrefix,
             protocol: Protocol::Raft,
             property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    max_term: 3,
-                    ..d.clone()
-                },
-                20,
-            ),
+            detector: Detector::Schedules(sim(SimKnobs { servers: 5, ..RAFT_SIM })),
             known_steps: None,
             known: "3 nodes, a stale entry from an older term applied",
             source: "Raft paper Figure 2, AppendEntries rule 5 (min(leaderCommit, last new entry))",
@@ -241,17 +280,11 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: NoStepDown,
             protocol: Protocol::Raft,
-            property: "a single leader once settled",
-            detector: Detector::Schedules(ScheduleNeeds {
-                config: d.clone(),
-                max_steps: 60,
-                max_loss_pct: 10,
-                max_crash_pct: 0,
-                partitions: true,
-                persistent_partial_partition: None,
-                settle_steps: 400,
-                liveness: "after settling exactly one leader remains and every live server is in its term",
-            }),
+            property: SETTLES,
+            // Not a safety violation in the model: the stale leader cannot commit (every
+            // follower refuses its term), but it never steps down, keeps its clients and
+            // never learns later commits, so the cluster does not settle.
+            detector: Detector::Schedules(sim(SimKnobs { no_pre_vote: false, ..RAFT_SIM })),
             known_steps: None,
             known: "a deposed leader keeps leading beside the new one",
             source: "Raft paper §5.1 (a higher term makes any server a follower)",
@@ -259,25 +292,8 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: NoPreVote,
             protocol: Protocol::Raft,
-            property: "a leader connected to a majority stays leader",
-            detector: Detector::Schedules(ScheduleNeeds {
-                config: ModelConfig {
-                    protocol: paxraft_impls::Config {
-                        pre_vote: true,
-                        check_quorum: true,
-                        ..d.protocol.clone()
-                    },
-                    ..d.clone()
-                },
-                max_steps: 60,
-                max_loss_pct: 0,
-                max_crash_pct: 0,
-                partitions: false,
-                // n2 cut from n0, n1 connected to both: the etcd 2020 partial partition.
-                persistent_partial_partition: Some((0b100, 0b010)),
-                settle_steps: 400,
-                liveness: "the leader elected before the window (connected to a majority) keeps its term and role",
-            }),
+            property: TERMS_STAY_LOW,
+            detector: Detector::Schedules(sim(SimKnobs { no_pre_vote: false, ..RAFT_SIM })),
             known_steps: None,
             known: "a partially partitioned node deposes a healthy leader",
             source: "Ongaro's dissertation §9.6 (PreVote), §6.2 (CheckQuorum); the 2020 etcd partial-partition outage",
@@ -285,16 +301,10 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: StaleRead,
             protocol: Protocol::Raft,
+            // Beyond exhaustive depth: a read needs a leader, a write committed by a newer
+            // leader, and the old one answering afterwards (BFS to 16 steps finds nothing).
             property: names::LINEARIZABLE,
-            detector: model(
-                ModelConfig {
-                    clients: 1,
-                    ops: 2,
-                    max_in_flight: 6,
-                    ..d.clone()
-                },
-                14,
-            ),
+            detector: Detector::Schedules(sim(RAFT_SIM)),
             known_steps: None,
             known: "a deposed leader on the minority side returns an old value",
             source: "Ongaro's dissertation §6.4 (ReadIndex, leases); the etcd stale-read issue (Jepsen 2014)",
@@ -303,13 +313,7 @@ pub fn registry() -> Vec<ZooBug> {
             bug: AcceptBelowPromise,
             protocol: Protocol::MultiPaxos,
             property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    ..d.clone()
-                },
-                16,
-            ),
+            detector: Detector::Schedules(sim(PAXOS_SIM_DEEP)),
             known_steps: None,
             known: "3 acceptors, two values chosen for one slot",
             source: "Paxos Made Simple §2.2 (P1a: accept only if no higher promise)",
@@ -317,14 +321,11 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: IgnoreAcceptedValue,
             protocol: Protocol::MultiPaxos,
-            property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    ..d.clone()
-                },
-                16,
-            ),
+            // Caught first by the protocol's own check that replicas which consider a slot
+            // chosen agree on it: it fires as the second replica commits, before the host
+            // applies the conflicting command (state machine safety).
+            property: COMMITTED_AGREE,
+            detector: Detector::Schedules(sim(PAXOS_SIM)),
             known_steps: None,
             known: "a chosen value replaced by the next leader's own",
             source: "Paxos Made Simple §2.2 (P2c: propose the highest-numbered accepted value)",
@@ -332,14 +333,11 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: NonUniqueBallot,
             protocol: Protocol::MultiPaxos,
-            property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    ..d.clone()
-                },
-                16,
-            ),
+            // Caught first by the protocol's own check that replicas which consider a slot
+            // chosen agree on it: it fires as the second replica commits, before the host
+            // applies the conflicting command (state machine safety).
+            property: COMMITTED_AGREE,
+            detector: Detector::Schedules(sim(PAXOS_SIM_DEEP)),
             known_steps: None,
             known: "two proposers run the same ballot with different values",
             source: "Paxos Made Simple §2.2 (disjoint proposal numbers); Paxos Made Moderately Complex §3",
@@ -351,9 +349,10 @@ pub fn registry() -> Vec<ZooBug> {
             detector: model(
                 ModelConfig {
                     clients: 2,
+                    max_in_flight: 8,
                     ..d.clone()
                 },
-                16,
+                10,
             ),
             known_steps: None,
             known: "clients see v, then w",
@@ -363,13 +362,7 @@ pub fn registry() -> Vec<ZooBug> {
             bug: SkipRecovery,
             protocol: Protocol::MultiPaxos,
             property: names::SAFETY,
-            detector: model(
-                ModelConfig {
-                    clients: 2,
-                    ..d.clone()
-                },
-                16,
-            ),
+            detector: Detector::Schedules(sim(PAXOS_SIM)),
             known_steps: None,
             known: "a new leader writes over a possibly chosen slot (the gap form is liveness)",
             source: "Paxos Made Simple §3 (phase 1 for every open instance, no-ops for gaps)",
@@ -377,14 +370,17 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: PromiseNotPersisted,
             protocol: Protocol::MultiPaxos,
-            property: names::SAFETY,
+            // Caught first by the host's term check across restarts: the restarted acceptor's
+            // promised ballot is lower than the one it promised before the crash, which is the
+            // bug itself, before it gets to accept a lower ballot (state machine safety later).
+            property: names::TERMS,
             detector: model(
                 ModelConfig {
-                    clients: 2,
+                    clients: 1,
                     max_crashes: 1,
                     ..d.clone()
                 },
-                18,
+                10,
             ),
             known_steps: None,
             known: "a restarted acceptor accepts a lower ballot it promised to refuse",
@@ -393,10 +389,15 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: ApplyUncommitted,
             protocol: Protocol::Raft,
-            property: names::SAFETY,
+            // Caught first as a leader-completeness failure: the entry the old leader applied
+            // (committed locally) is missing from the next leader's log, before that leader
+            // gets a different command applied in the same slot (state machine safety).
+            property: LEADER_COMPLETENESS,
             detector: model(
                 ModelConfig {
-                    clients: 2,
+                    clients: 1,
+                    // Room for the leader's appends and the next campaign at once: with the
+                    // default 5 the shortest trace is 10 steps, with 8 it is 6.
                     max_in_flight: 8,
                     ..d.clone()
                 },
@@ -457,6 +458,20 @@ impl Run {
     }
 }
 
+/// Raft's cluster invariant (§5.4): a leader holds every entry any server of its term or
+/// earlier committed.
+pub const LEADER_COMPLETENESS: &str = "leader completeness";
+
+/// Multi-Paxos's cluster invariant: replicas that consider a slot chosen agree on its value.
+pub const COMMITTED_AGREE: &str = "committed slots agree";
+
+/// The fault-schedule search's liveness check: after the faults stop, within a bounded
+/// settling phase every client op is answered and every server has applied the same commands.
+pub const SETTLES: &str = "settles";
+
+/// `stop_at` value for [`model_run`]: stop at the first always-property to fail, whichever.
+pub const ANY_FAILURE: &str = "";
+
 /// Stateright's `target_max_depth` counts the initial state as depth 1 and skips states *at*
 /// the target unchecked: paths of `steps` actions need a target of `steps + 2`.
 pub fn stateright_depth(steps: usize) -> usize {
@@ -488,8 +503,10 @@ pub fn model_run<R: Checkable>(
         .checker()
         .threads(threads.max(1))
         .target_max_depth(stateright_depth(steps));
-    if let Some(p) = stop_at {
-        builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
+    match stop_at {
+        Some(ANY_FAILURE) => builder = builder.finish_when(HasDiscoveries::AnyFailures),
+        Some(p) => builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p]))),
+        None => {}
     }
     let start = Instant::now();
     let checker: Box<dyn Checker<ClusterModel<R>>> = match strategy {
@@ -537,6 +554,12 @@ pub fn model_run<R: Checkable>(
 /// Search for `property` failing within `steps`, then search again below each trace's length
 /// until no shorter trace exists: the trace returned is a shortest one (BFS). The states and
 /// seconds are those of all searches together: the cost of finding the shortest trace.
+///
+/// The first pass stops at whichever always-property fails first. When that is another
+/// property, `property` still counts as caught if it fails within the same number of steps
+/// (a tie: BFS with several threads may meet either first); if it only fails later, the bug
+/// is reported as escaped, with what failed instead: the registry must name the property
+/// that really catches the bug first.
 pub fn shortest_run<R: Checkable>(
     cfg: &ModelConfig,
     strategy: Strategy,
@@ -545,9 +568,26 @@ pub fn shortest_run<R: Checkable>(
     property: &'static str,
     mut progress: impl FnMut(Progress),
 ) -> Run {
-    let mut best = model_run::<R>(cfg, strategy, steps, threads, Some(property), &mut progress);
+    let mut best = model_run::<R>(cfg, strategy, steps, threads, Some(ANY_FAILURE), &mut progress);
     if strategy != Strategy::Bfs {
         return best;
+    }
+    if best.trace(property).is_none() {
+        let Some(first) = best.violated.iter().map(|(_, t)| t.steps.len()).min() else {
+            return best; // nothing failed within the bounds
+        };
+        let tie = model_run::<R>(cfg, strategy, first, threads, Some(property), &mut progress);
+        let (states, seconds) = (best.states + tie.states, best.seconds + tie.seconds);
+        if tie.trace(property).is_none() {
+            best.states = states;
+            best.seconds = seconds;
+            return best;
+        }
+        best = Run {
+            states,
+            seconds,
+            ..tie
+        };
     }
     // Bounded: each round needs a strictly shorter trace.
     while let Some(len) = best.trace(property).map(|t| t.steps.len()) {
@@ -584,11 +624,17 @@ pub enum Verdict {
     Checked {
         /// With the bug on.
         buggy: Run,
-        /// The same configuration, no bug.
-        clean: Run,
+        /// The same configuration with no bug, explored exhaustively to the caught trace's
+        /// length (`None` when the bug escaped: there is no exposing bound to compare against).
+        clean: Option<Run>,
     },
-    /// Needs the fault-schedule search, not wired into the zoo yet.
-    Pending(String),
+    /// Searched with fault schedules, with the bug on and off.
+    Simulated {
+        /// With the bug on.
+        buggy: Box<SimReport>,
+        /// The same options with no bug (`None` when the bug escaped).
+        clean: Option<Box<SimReport>>,
+    },
 }
 
 /// One bug's result.
@@ -605,33 +651,64 @@ impl Outcome {
     pub fn caught(&self) -> bool {
         self.trace().is_some()
     }
-    /// The expected property's counterexample.
+    /// The expected property's counterexample (shrunk, for the fault-schedule search).
     pub fn trace(&self) -> Option<&Trace> {
         match &self.verdict {
             Verdict::Checked { buggy, .. } => buggy.trace(self.entry.property),
-            Verdict::Pending(_) => None,
+            Verdict::Simulated { buggy, .. } => buggy
+                .failure
+                .as_ref()
+                .filter(|f| f.property == self.entry.property)
+                .map(|f| &f.trace),
         }
     }
-    /// Whether the clean configuration passed: no always-property failed and a leader was
-    /// elected (a clean run that does nothing proves nothing).
+    /// What failed with the bug on, expected property or not.
+    pub fn failed(&self) -> Vec<String> {
+        match &self.verdict {
+            Verdict::Checked { buggy, .. } => {
+                buggy.violated.iter().map(|(n, _)| n.to_string()).collect()
+            }
+            Verdict::Simulated { buggy, .. } => {
+                buggy.failure.iter().map(|f| f.property.clone()).collect()
+            }
+        }
+    }
+    /// Whether the clean configuration passed. A model check: no always-property failed and
+    /// a leader was elected (a clean run that does nothing proves nothing). A fault-schedule
+    /// search: no run failed, and so every run settled with every op answered.
     pub fn clean_passed(&self) -> bool {
         match &self.verdict {
-            Verdict::Checked { clean, .. } => {
-                clean.violated.is_empty() && !clean.not_reached.contains(&names::LEADER)
+            Verdict::Checked {
+                clean: Some(clean), ..
+            } => clean.violated.is_empty() && !clean.not_reached.contains(&names::LEADER),
+            Verdict::Simulated {
+                clean: Some(clean), ..
+            } => clean.failure.is_none() && clean.runs > 0,
+            Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => {
+                false
             }
-            Verdict::Pending(_) => false,
         }
     }
     /// Both halves passed: caught with the bug on, silent with it off.
     pub fn ok(&self) -> bool {
         self.caught() && self.clean_passed()
     }
+    /// States explored (model checking) or steps run (fault schedules) with the bug on.
+    pub fn work(&self) -> u64 {
+        match &self.verdict {
+            Verdict::Checked { buggy, .. } => buggy.states as u64,
+            Verdict::Simulated { buggy, .. } => buggy.steps,
+        }
+    }
+    /// Seconds to detect (or to give up) with the bug on.
+    pub fn seconds(&self) -> f64 {
+        match &self.verdict {
+            Verdict::Checked { buggy, .. } => buggy.seconds,
+            Verdict::Simulated { buggy, .. } => buggy.seconds,
+        }
+    }
     /// The result in the report's format.
     pub fn entry(&self) -> ZooEntry {
-        let (states, seconds) = match &self.verdict {
-            Verdict::Checked { buggy, .. } => (buggy.states as u64, buggy.seconds),
-            Verdict::Pending(_) => (0, 0.0),
-        };
         ZooEntry {
             code: self.entry.bug.code().into(),
             name: self.entry.bug.name().into(),
@@ -639,8 +716,8 @@ impl Outcome {
             caught: self.caught(),
             property: self.caught().then(|| self.entry.property.to_string()),
             trace_len: self.trace().map(|t| t.steps.len()),
-            states,
-            seconds,
+            states: self.work(),
+            seconds: self.seconds(),
             trace: self.trace().map(saved_trace),
         }
     }
@@ -671,75 +748,154 @@ pub enum Half {
     Clean,
 }
 
-/// The configuration of `entry` with its bug switched on. `Err` when this build carries no
-/// bug switches.
-pub fn with_bug(entry: &ZooBug, cfg: &ModelConfig) -> Result<ModelConfig, String> {
+/// `cfg` with `entry`'s bug switched on. `Err` when this build carries no bug switches.
+pub fn with_bug(entry: &ZooBug, cfg: &paxraft_impls::Config) -> Result<paxraft_impls::Config, String> {
     let mut cfg = cfg.clone();
-    if !cfg.protocol.set_bug(entry.bug) {
+    if !cfg.set_bug(entry.bug) {
         return Err("this build carries no bug switches: rebuild with --features bug-zoo".into());
     }
     Ok(cfg)
 }
 
-/// Run one bug: the buggy configuration until the expected property fails (or the bounds are
-/// exhausted), then the clean one over the whole bounded space.
+/// Run one bug: with the bug on until the expected property fails (or the bounds are
+/// exhausted), then, if it was caught, the same configuration with no bug within the bounds
+/// that exposed it. `progress` gets a one-line description of the work so far.
 pub fn run(
     entry: &ZooBug,
     threads: usize,
-    mut progress: impl FnMut(Half, Progress),
+    mut progress: impl FnMut(Half, String),
 ) -> Result<Outcome, String> {
-    let (config, strategy, depth) = match &entry.detector {
+    let verdict = match &entry.detector {
         Detector::Model {
             config,
             strategy,
             depth,
-        } => (config, *strategy, *depth),
-        Detector::Schedules(needs) => {
-            return Ok(Outcome {
-                entry: entry.clone(),
-                verdict: Verdict::Pending(format!(
-                    "needs the fault-schedule search: {} steps, loss ≤ {}%, crashes ≤ {}%{}{}; liveness: {}",
-                    needs.max_steps,
-                    needs.max_loss_pct,
-                    needs.max_crash_pct,
-                    if needs.partitions { ", partitions" } else { "" },
-                    match needs.persistent_partial_partition {
-                        Some((side, bridge)) => format!(
-                            ", a persistent partial partition (side {side:#b}, bridge {bridge:#b})"
-                        ),
-                        None => String::new(),
-                    },
-                    needs.liveness
-                )),
-            })
+        } => {
+            config.validate()?;
+            let buggy_cfg = ModelConfig {
+                protocol: with_bug(entry, &config.protocol)?,
+                ..config.clone()
+            };
+            let (buggy, clean) =
+                run_model(entry, config, &buggy_cfg, *strategy, *depth, threads, &mut progress);
+            Verdict::Checked { buggy, clean }
+        }
+        Detector::Schedules(opts) => {
+            opts.validate()?;
+            let buggy_opts = SimOptions {
+                protocol: with_bug(entry, &opts.protocol)?,
+                ..opts.clone()
+            };
+            let buggy = run_sim(entry, &buggy_opts, Half::Buggy, &mut progress);
+            let caught = buggy
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.property == entry.property);
+            // No false alarm: the very same schedules (same seed and runs) with no bug.
+            let clean = caught.then(|| Box::new(run_sim(entry, opts, Half::Clean, &mut progress)));
+            Verdict::Simulated {
+                buggy: Box::new(buggy),
+                clean,
+            }
         }
     };
-    config.validate()?;
-    let buggy_cfg = with_bug(entry, config)?;
-    let go = |cfg: &ModelConfig,
-              stop: Option<&'static str>,
-              half: Half,
-              progress: &mut dyn FnMut(Half, Progress)| {
-        let p = |x: Progress| progress(half, x);
-        match entry.protocol {
-            Protocol::Raft => match stop {
-                Some(prop) => shortest_run::<Raft<Cmd>>(cfg, strategy, depth, threads, prop, p),
-                None => model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, None, p),
-            },
-            Protocol::MultiPaxos => match stop {
-                Some(prop) => {
-                    shortest_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, prop, p)
-                }
-                None => model_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, None, p),
-            },
-        }
-    };
-    let buggy = go(&buggy_cfg, Some(entry.property), Half::Buggy, &mut progress);
-    let clean = go(config, None, Half::Clean, &mut progress);
     Ok(Outcome {
         entry: entry.clone(),
-        verdict: Verdict::Checked { buggy, clean },
+        verdict,
     })
+}
+
+fn run_model(
+    entry: &ZooBug,
+    config: &ModelConfig,
+    buggy_cfg: &ModelConfig,
+    strategy: Strategy,
+    depth: usize,
+    threads: usize,
+    progress: &mut dyn FnMut(Half, String),
+) -> (Run, Option<Run>) {
+    let mut go = |cfg: &ModelConfig, depth: usize, stop: Option<&'static str>, half: Half| {
+        let p = |x: Progress| {
+            progress(
+                half,
+                format!("{} states, depth {}", x.unique_states, x.max_depth),
+            )
+        };
+        match (entry.protocol, stop) {
+            (Protocol::Raft, Some(prop)) => {
+                shortest_run::<Raft<Cmd>>(cfg, strategy, depth, threads, prop, p)
+            }
+            (Protocol::Raft, None) => model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, None, p),
+            (Protocol::MultiPaxos, Some(prop)) => {
+                shortest_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, prop, p)
+            }
+            (Protocol::MultiPaxos, None) => {
+                model_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, None, p)
+            }
+        }
+    };
+    let buggy = go(buggy_cfg, depth, Some(entry.property), Half::Buggy);
+    // No false alarm within the bounds that exposed the bug: the clean configuration is
+    // explored exhaustively to the length of the bug's trace.
+    let clean = buggy
+        .trace(entry.property)
+        .map(|t| t.steps.len())
+        .map(|len| go(config, len, None, Half::Clean));
+    (buggy, clean)
+}
+
+fn run_sim(
+    entry: &ZooBug,
+    opts: &SimOptions,
+    half: Half,
+    progress: &mut dyn FnMut(Half, String),
+) -> SimReport {
+    let runs = u64::from(opts.runs);
+    let p = |t: &Totals| {
+        let phase = if t.runs > runs { "shrinking, " } else { "" };
+        progress(half, format!("{phase}{} runs, {} steps", t.runs, t.steps));
+    };
+    match (entry.protocol, entry.property) {
+        (Protocol::Raft, TERMS_STAY_LOW) => hunt_terms::<Raft<Cmd>>(opts, p),
+        (Protocol::MultiPaxos, TERMS_STAY_LOW) => hunt_terms::<MultiPaxos<Cmd>>(opts, p),
+        (Protocol::Raft, _) => hunt_with::<Raft<Cmd>>(opts, p),
+        (Protocol::MultiPaxos, _) => hunt_with::<MultiPaxos<Cmd>>(opts, p),
+    }
+}
+
+/// R9's symptom within a bounded run. A server cut off from the majority by a partition
+/// window keeps timing out; without PreVote every timeout starts an election in a new term,
+/// so its term runs ahead of every other server's, and the inflated term deposes the healthy
+/// leader when the window heals (the etcd 2020 outage). With PreVote a server enters a new
+/// term only after a majority granted it the pre-vote, so it is at most a term or two ahead
+/// (pre-votes granted again before its vote requests arrive). "A leader connected to a
+/// majority stays leader once the network is stable" is not a state predicate (the settling
+/// phase ends as soon as the run settles); the term inflation that breaks it is.
+pub const TERMS_STAY_LOW: &str = "no server runs terms ahead of all others";
+
+/// How many terms one server may be ahead of every other for [`TERMS_STAY_LOW`].
+pub const MAX_TERMS_AHEAD: u64 = 3;
+
+fn terms_stay_low<R: Checkable>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+    let terms: Vec<u64> = all_servers(&m.cfg, s)
+        .map(|x| x.replica.status().term)
+        .collect();
+    terms.iter().enumerate().all(|(i, &t)| {
+        let others = terms
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != i)
+            .map(|(_, &o)| o)
+            .max()
+            .unwrap_or(t);
+        t <= others + MAX_TERMS_AHEAD
+    })
+}
+
+/// [`hunt_with`] with [`TERMS_STAY_LOW`] checked after every step as well.
+fn hunt_terms<R: Checkable>(opts: &SimOptions, progress: impl FnMut(&Totals)) -> SimReport {
+    let check = Property::always(TERMS_STAY_LOW, terms_stay_low::<R>);
+    hunt_checking::<R>(opts, vec![check], progress)
 }
 
 /// The `paxraft check` command that reproduces `entry` with its bug on.
@@ -766,6 +922,15 @@ pub fn command(entry: &ZooBug) -> String {
             ));
             c
         }
-        Detector::Schedules(_) => format!("(fault-schedule search) --bug {}", entry.bug.name()),
+        // The term-inflation check is the zoo's own: `paxraft simulate` does not run it.
+        Detector::Schedules(_) if entry.property == TERMS_STAY_LOW => {
+            format!("paxraft zoo --only {}", entry.bug.name())
+        }
+        Detector::Schedules(opts) => format!(
+            "paxraft simulate {} {} --bug {}",
+            entry.protocol.name(),
+            opts.flags(),
+            entry.bug.name()
+        ),
     }
 }

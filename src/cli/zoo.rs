@@ -29,6 +29,31 @@ pub struct ZooArgs {
     /// Do not save the results.
     #[arg(long)]
     pub no_save: bool,
+    /// Override the registry's bound on steps per path (to explore a bug further). This and
+    /// the overrides below apply to the model-checked bugs only.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Override the registry's bound on messages in flight.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Override the network: unordered, duplicating or ordered.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Override the number of servers.
+    #[arg(long)]
+    pub servers: Option<usize>,
+    /// Override the number of clients.
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Override the ops per client.
+    #[arg(long)]
+    pub ops: Option<usize>,
+    /// Override the highest term (ballot round) explored.
+    #[arg(long)]
+    pub max_term: Option<u64>,
+    /// Override the crash budget.
+    #[arg(long)]
+    pub crashes: Option<usize>,
 }
 
 /// `--bug NAME`, shared by the commands that inject one bug.
@@ -85,69 +110,112 @@ fn select(only: &[String]) -> Result<Vec<ZooBug>, String> {
     Ok(picked)
 }
 
+fn overrides(args: &ZooArgs, mut bugs: Vec<ZooBug>) -> Result<Vec<ZooBug>, String> {
+    let network = match &args.network {
+        None => None,
+        Some(n) => Some(paxraft_models::NetworkKind::parse(n).ok_or_else(|| {
+            format!("unknown network {n:?}: expected unordered, duplicating or ordered")
+        })?),
+    };
+    if args.steps == Some(0) {
+        return Err("--steps must be at least 1".into());
+    }
+    for z in &mut bugs {
+        if let zoo::Detector::Model { config, depth, .. } = &mut z.detector {
+            if let Some(s) = args.steps {
+                *depth = s;
+            }
+            if let Some(m) = args.max_in_flight {
+                config.max_in_flight = m;
+            }
+            if let Some(n) = network {
+                config.network = n;
+            }
+            if let Some(n) = args.servers {
+                config.servers = n;
+            }
+            if let Some(n) = args.clients {
+                config.clients = n;
+            }
+            if let Some(n) = args.ops {
+                config.ops = n;
+            }
+            if let Some(n) = args.max_term {
+                config.max_term = n;
+            }
+            if let Some(n) = args.crashes {
+                config.max_crashes = n;
+            }
+            config.validate()?;
+        }
+    }
+    Ok(bugs)
+}
+
 fn row(o: &Outcome) -> String {
     let e = &o.entry;
-    let (caught, by, len, states, secs, clean) = match &o.verdict {
-        Verdict::Checked { buggy, clean } => {
-            let by = if o.caught() {
-                e.property.to_string()
-            } else if let Some((other, _)) = buggy.violated.first() {
-                format!("only {other} (expected {})", e.property)
-            } else {
-                format!("nothing (expected {})", e.property)
-            };
-            let clean = if o.clean_passed() {
-                "pass".to_string()
-            } else if let Some((p, _)) = clean.violated.first() {
-                format!("FALSE ALARM: {p}")
-            } else {
-                "VACUOUS: no leader".to_string()
-            };
-            (
-                if o.caught() { "yes" } else { "NO" },
-                by,
-                o.trace().map_or("-".into(), |t| t.steps.len().to_string()),
-                buggy.states.to_string(),
-                format!("{:.2}", buggy.seconds),
-                clean,
-            )
+    let failed = o.failed();
+    let by = if o.caught() {
+        e.property.to_string()
+    } else if let Some(other) = failed.first() {
+        format!("only {other} (expected {})", e.property)
+    } else {
+        format!("nothing (expected {})", e.property)
+    };
+    let clean_ran = match &o.verdict {
+        Verdict::Checked { clean, .. } => clean.is_some(),
+        Verdict::Simulated { clean, .. } => clean.is_some(),
+    };
+    let clean = if o.clean_passed() {
+        "pass".to_string()
+    } else if !clean_ran {
+        "not run".to_string()
+    } else {
+        match &o.verdict {
+            Verdict::Checked { clean: Some(c), .. } => match c.violated.first() {
+                Some((p, _)) => format!("FALSE ALARM: {p}"),
+                None => "VACUOUS: no leader".to_string(),
+            },
+            Verdict::Simulated { clean: Some(c), .. } => match &c.failure {
+                Some(f) => format!("FALSE ALARM: {}", f.property),
+                None => "VACUOUS: no runs".to_string(),
+            },
+            _ => unreachable!("the clean half ran"),
         }
-        Verdict::Pending(_) => (
-            "pending",
-            format!("{} (fault schedules)", e.property),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-        ),
+    };
+    let how = match &o.verdict {
+        Verdict::Checked { .. } => "bfs",
+        Verdict::Simulated { .. } => "schedules",
     };
     let known = e.known_steps.map_or("-".into(), |k| k.to_string());
     format!(
-        "{:<4} {:<28} {:<10} {:<8} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
+        "{:<4} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
         e.bug.code(),
         e.bug.name(),
         e.protocol.name(),
-        caught,
+        how,
+        if o.caught() { "yes" } else { "NO" },
         by,
-        len,
+        o.trace().map_or("-".into(), |t| t.steps.len().to_string()),
         known,
-        states,
-        secs,
+        o.work(),
+        format!("{:.2}", o.seconds()),
         clean
     )
 }
 
 fn header() -> String {
     format!(
-        "{:<4} {:<28} {:<10} {:<8} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
+        "{:<4} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
         "code",
         "bug",
         "protocol",
+        "detector",
         "caught?",
         "by property",
         "trace",
         "known",
-        "states",
+        "work",
         "seconds",
         "clean config"
     )
@@ -161,14 +229,22 @@ fn json(o: &Outcome) -> serde_json::Value {
         "command": zoo::command(&o.entry),
         "source": o.entry.source,
         "clean_passed": o.clean_passed(),
+        "failed": o.failed(),
         "clean": match &o.verdict {
-            Verdict::Checked { clean, .. } => serde_json::json!({
+            Verdict::Checked { clean: None, .. } => serde_json::json!({ "not_run": "the bug escaped" }),
+            Verdict::Checked { clean: Some(clean), .. } => serde_json::json!({
                 "states": clean.states,
                 "seconds": clean.seconds,
                 "violated": clean.violated.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
                 "not_reached": clean.not_reached,
             }),
-            Verdict::Pending(why) => serde_json::json!({ "pending": why }),
+            Verdict::Simulated { clean: None, .. } => serde_json::json!({ "not_run": "the bug escaped" }),
+            Verdict::Simulated { clean: Some(clean), .. } => serde_json::json!({
+                "runs": clean.runs,
+                "steps": clean.steps,
+                "seconds": clean.seconds,
+                "violated": clean.failure.as_ref().map(|f| f.property.clone()),
+            }),
         },
     });
     if let (Some(m), serde_json::Value::Object(x)) = (v.as_object_mut(), extra) {
@@ -204,7 +280,7 @@ pub fn save(dir: &std::path::Path, outcomes: &[Outcome]) -> std::io::Result<()> 
 
 /// Run `paxraft zoo`.
 pub fn run(args: &ZooArgs) -> ExitCode {
-    let bugs = match select(&args.only) {
+    let bugs = match select(&args.only).and_then(|b| overrides(args, b)) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -239,10 +315,7 @@ pub fn run(args: &ZooArgs) -> ExitCode {
                 Half::Buggy => "bug on",
                 Half::Clean => "bug off",
             };
-            bar.set_message(format!(
-                "{name}: {what}, {} states, depth {}",
-                p.unique_states, p.max_depth
-            ));
+            bar.set_message(format!("{name}: {what}, {p}"));
         });
         match outcome {
             Ok(o) => outcomes.push(o),
@@ -282,52 +355,43 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         println!("{}", row(o));
     }
-    let checked: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| matches!(o.verdict, Verdict::Checked { .. }))
-        .collect();
     let caught = outcomes.iter().filter(|o| o.caught()).count();
-    let mut secs: Vec<f64> = checked
+    let mut secs: Vec<(f64, &Outcome)> = outcomes
         .iter()
         .filter(|o| o.caught())
-        .filter_map(|o| match &o.verdict {
-            Verdict::Checked { buggy, .. } => Some(buggy.seconds),
-            Verdict::Pending(_) => None,
-        })
+        .map(|o| (o.seconds(), o))
         .collect();
-    secs.sort_by(f64::total_cmp);
-    let median = if secs.is_empty() {
-        0.0
-    } else if secs.len() % 2 == 1 {
-        secs[secs.len() / 2]
-    } else {
-        (secs[secs.len() / 2 - 1] + secs[secs.len() / 2]) / 2.0
+    secs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let median = match secs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => secs[n / 2].0,
+        n => (secs[n / 2 - 1].0 + secs[n / 2].0) / 2.0,
     };
+    let by_model = outcomes
+        .iter()
+        .filter(|o| o.caught() && matches!(o.verdict, Verdict::Checked { .. }))
+        .count();
     println!();
     println!(
-        "caught {caught}/{} ({} by model checking); median time to detect {median:.2} s; clean configurations passing {}/{}",
+        "caught {caught}/{} ({by_model} by model checking, {} by fault schedules); clean configurations passing {}/{}",
         outcomes.len(),
-        checked.iter().filter(|o| o.caught()).count(),
-        checked.iter().filter(|o| o.clean_passed()).count(),
-        checked.len()
+        caught - by_model,
+        outcomes.iter().filter(|o| o.clean_passed()).count(),
+        outcomes.len()
     );
-    for o in outcomes {
-        if let Verdict::Pending(why) = &o.verdict {
-            println!(
-                "{} {}: pending, {why}",
-                o.entry.bug.code(),
-                o.entry.bug.name()
-            );
-        }
+    if let Some((slowest, o)) = secs.last() {
+        println!(
+            "time to detect: median {median:.2} s, slowest {slowest:.2} s ({} {})",
+            o.entry.bug.code(),
+            o.entry.bug.name()
+        );
     }
-    for o in outcomes {
-        if let (false, Verdict::Checked { .. }) = (o.ok(), &o.verdict) {
-            println!(
-                "{} {}: reproduce with {}",
-                o.entry.bug.code(),
-                o.entry.bug.name(),
-                zoo::command(&o.entry)
-            );
-        }
+    for o in outcomes.iter().filter(|o| !o.ok()) {
+        println!(
+            "{} {}: reproduce with {}",
+            o.entry.bug.code(),
+            o.entry.bug.name(),
+            zoo::command(&o.entry)
+        );
     }
 }

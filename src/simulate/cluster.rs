@@ -662,10 +662,21 @@ pub fn hunt<R: Replica<Cmd>>(opts: &SimOptions) -> SimReport {
 
 /// [`hunt`], calling `progress` after every run with the totals so far.
 pub fn hunt_with<R: Replica<Cmd>>(opts: &SimOptions, progress: impl FnMut(&Totals)) -> SimReport {
+    hunt_checking::<R>(opts, Vec::new(), progress)
+}
+
+/// [`hunt_with`], checking `extra` always-properties after every step as well (the bug zoo
+/// adds a bounded form of a liveness property this way).
+pub fn hunt_checking<R: Replica<Cmd>>(
+    opts: &SimOptions,
+    extra: Vec<stateright::Property<ClusterModel<R>>>,
+    progress: impl FnMut(&Totals),
+) -> SimReport {
     if let Err(e) = opts.validate() {
         panic!("invalid simulation options: {e}");
     }
-    let model = sim_model::<R>(opts);
+    let mut model = sim_model::<R>(opts);
+    model.properties.extend(extra);
     let lin = LinStats::default();
     let exec = executor::<R>(&model, &lin);
     let start = Instant::now();
