@@ -70,7 +70,6 @@ macro_rules! zoo_tests {
 // Escape within the CI budget (see the report): neither BFS to the depths the budget allows
 // nor the fault-schedule search's bounded runs have caught them yet. Run with --ignored.
 #[test]
-#[ignore = "escapes within the CI budget"]
 fn r1_figure8_commit() {
     caught_and_clean("R1");
 }

@@ -63,6 +63,9 @@ pub struct SimulateArgs {
     /// Switch Raft's CheckQuorum off.
     #[arg(long)]
     pub no_check_quorum: bool,
+    /// Most entries (commands) per AppendEntries/Accept message.
+    #[arg(long, default_value_t = Config::default().max_batch)]
+    pub max_batch: usize,
     /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
     #[arg(long)]
     pub bug: Option<String>,
@@ -146,6 +149,10 @@ impl SimulateArgs {
         let mut protocol = protocol_config(&self.protocol, &bugs)?;
         protocol.pre_vote = !self.no_pre_vote;
         protocol.check_quorum = !self.no_check_quorum;
+        if self.max_batch == 0 {
+            return Err("--max-batch must be at least 1".into());
+        }
+        protocol.max_batch = self.max_batch;
         let opts = SimOptions {
             seed: self.seed,
             runs: self.runs,

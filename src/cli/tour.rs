@@ -472,7 +472,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         let name = format!("{} {}", z.bug.code(), z.bug.name());
         bar.set_message(name.clone());
         match zoo::run(z, threads, |_, p| {
-            bar.set_message(format!("{name}: {} states", p.unique_states));
+            bar.set_message(format!("{name}: {p}"));
         }) {
             Ok(o) => {
                 let e = o.entry();

@@ -215,6 +215,9 @@ impl SimOptions {
         if !self.protocol.check_quorum {
             f.push("--no-check-quorum".into());
         }
+        if self.protocol.max_batch != Config::default().max_batch {
+            f.push(format!("--max-batch {}", self.protocol.max_batch));
+        }
         for b in self.bugs() {
             f.push(format!("--bug {}", b.name()));
         }
