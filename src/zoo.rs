@@ -20,9 +20,9 @@ use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
 use paxraft_models::check::{Progress, Strategy};
+use paxraft_models::model::all_servers;
 use paxraft_models::properties::names;
 use paxraft_models::render::trace_of;
-use paxraft_models::model::all_servers;
 use paxraft_models::{build, Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 
@@ -164,7 +164,10 @@ fn sim(k: SimKnobs) -> SimOptions {
 /// older-term entry is almost never counted alone (the Figure 8 window) unless appends carry
 /// one entry each (`max_batch` 1); and Figure 8 needs leaders to crash and come back.
 fn figure8_sim() -> SimOptions {
-    let mut o = sim(SimKnobs { servers: 3, ..RAFT_SIM });
+    let mut o = sim(SimKnobs {
+        servers: 3,
+        ..RAFT_SIM
+    });
     o.protocol.max_batch = 1;
     o.crash_pct = 5;
     o.crashes = 3;
@@ -583,7 +586,14 @@ pub fn shortest_run<R: Checkable>(
     property: &'static str,
     mut progress: impl FnMut(Progress),
 ) -> Run {
-    let mut best = model_run::<R>(cfg, strategy, steps, threads, Some(ANY_FAILURE), &mut progress);
+    let mut best = model_run::<R>(
+        cfg,
+        strategy,
+        steps,
+        threads,
+        Some(ANY_FAILURE),
+        &mut progress,
+    );
     if strategy != Strategy::Bfs {
         return best;
     }
@@ -699,9 +709,7 @@ impl Outcome {
             Verdict::Simulated {
                 clean: Some(clean), ..
             } => clean.failure.is_none() && clean.runs > 0,
-            Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => {
-                false
-            }
+            Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => false,
         }
     }
     /// Both halves passed: caught with the bug on, silent with it off.
@@ -764,7 +772,10 @@ pub enum Half {
 }
 
 /// `cfg` with `entry`'s bug switched on. `Err` when this build carries no bug switches.
-pub fn with_bug(entry: &ZooBug, cfg: &paxraft_impls::Config) -> Result<paxraft_impls::Config, String> {
+pub fn with_bug(
+    entry: &ZooBug,
+    cfg: &paxraft_impls::Config,
+) -> Result<paxraft_impls::Config, String> {
     let mut cfg = cfg.clone();
     if !cfg.set_bug(entry.bug) {
         return Err("this build carries no bug switches: rebuild with --features bug-zoo".into());
@@ -791,8 +802,15 @@ pub fn run(
                 protocol: with_bug(entry, &config.protocol)?,
                 ..config.clone()
             };
-            let (buggy, clean) =
-                run_model(entry, config, &buggy_cfg, *strategy, *depth, threads, &mut progress);
+            let (buggy, clean) = run_model(
+                entry,
+                config,
+                &buggy_cfg,
+                *strategy,
+                *depth,
+                threads,
+                &mut progress,
+            );
             Verdict::Checked { buggy, clean }
         }
         Detector::Schedules(opts) => {
@@ -840,7 +858,9 @@ fn run_model(
             (Protocol::Raft, Some(prop)) => {
                 shortest_run::<Raft<Cmd>>(cfg, strategy, depth, threads, prop, p)
             }
-            (Protocol::Raft, None) => model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, None, p),
+            (Protocol::Raft, None) => {
+                model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, None, p)
+            }
             (Protocol::MultiPaxos, Some(prop)) => {
                 shortest_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, prop, p)
             }

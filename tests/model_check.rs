@@ -11,15 +11,25 @@ use std::time::Duration;
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_impls::{ClusterCheck, Config, Effect, Invariant, NodeId, Out, Renaming, Replica, Slot, Status, StepCheck};
+use paxraft_impls::{
+    ClusterCheck, Config, Effect, Invariant, NodeId, Out, Renaming, Replica, Slot, Status,
+    StepCheck,
+};
 use paxraft_models::properties::names;
-use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status as Verdict, Strategy, Summary};
+use paxraft_models::{
+    check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status as Verdict, Strategy, Summary,
+};
 
 fn run<R: Checkable>(cfg: ModelConfig, depth: usize) -> Summary {
     run_with::<R>(cfg, depth, Strategy::Bfs, false)
 }
 
-fn run_with<R: Checkable>(cfg: ModelConfig, depth: usize, strategy: Strategy, symmetry: bool) -> Summary {
+fn run_with<R: Checkable>(
+    cfg: ModelConfig,
+    depth: usize,
+    strategy: Strategy,
+    symmetry: bool,
+) -> Summary {
     cfg.validate().expect("a valid test configuration");
     let search = SearchOptions {
         strategy,
@@ -41,12 +51,31 @@ fn assert_passes(s: &Summary) {
             failures.push_str(&t.chart());
         }
     }
-    assert!(s.passed(), "{} failed ({}):\n{failures}", s.protocol, s.command());
+    assert!(
+        s.passed(),
+        "{} failed ({}):\n{failures}",
+        s.protocol,
+        s.command()
+    );
     // The guards themselves must be there: one sometimes-property per kind of state.
-    for name in [names::LEADER, names::COMMITTED_EVERYWHERE, names::ALL_REPLIES] {
-        assert_eq!(s.verdict(name).map(|v| v.status), Some(Verdict::Reached), "{name}");
+    for name in [
+        names::LEADER,
+        names::COMMITTED_EVERYWHERE,
+        names::ALL_REPLIES,
+    ] {
+        assert_eq!(
+            s.verdict(name).map(|v| v.status),
+            Some(Verdict::Reached),
+            "{name}"
+        );
     }
-    assert!(s.properties.iter().filter(|p| p.kind == Kind::Always).count() >= 4);
+    assert!(
+        s.properties
+            .iter()
+            .filter(|p| p.kind == Kind::Always)
+            .count()
+            >= 4
+    );
     assert!(
         s.unique_states > 1000,
         "suspiciously small state space: {}",
@@ -80,7 +109,10 @@ fn raft_one_crash() {
     };
     let s = run::<Raft<Cmd>>(cfg, 16);
     assert_passes(&s);
-    assert_eq!(s.verdict(names::RECOVERS).map(|v| v.status), Some(Verdict::Reached));
+    assert_eq!(
+        s.verdict(names::RECOVERS).map(|v| v.status),
+        Some(Verdict::Reached)
+    );
 }
 
 #[test]
@@ -127,7 +159,10 @@ fn multipaxos_one_crash() {
     };
     let s = run::<MultiPaxos<Cmd>>(cfg, 18);
     assert_passes(&s);
-    assert_eq!(s.verdict(names::RECOVERS).map(|v| v.status), Some(Verdict::Reached));
+    assert_eq!(
+        s.verdict(names::RECOVERS).map(|v| v.status),
+        Some(Verdict::Reached)
+    );
 }
 
 #[test]
@@ -292,7 +327,10 @@ fn a_leader_committing_before_a_quorum_is_caught_with_a_trace() {
 }
 
 fn assert_caught(s: &Summary) {
-    assert!(!s.passed(), "the broken replica passed: the properties cannot fail");
+    assert!(
+        !s.passed(),
+        "the broken replica passed: the properties cannot fail"
+    );
     let violated: Vec<&str> = s
         .properties
         .iter()
@@ -303,7 +341,11 @@ fn assert_caught(s: &Summary) {
         violated.contains(&names::SAFETY) || violated.contains(&names::LINEARIZABLE),
         "expected a safety or linearizability violation, got {violated:?}"
     );
-    for p in s.properties.iter().filter(|p| p.status == Verdict::Violated) {
+    for p in s
+        .properties
+        .iter()
+        .filter(|p| p.status == Verdict::Violated)
+    {
         let trace = p.trace.as_ref().expect("a violation comes with its trace");
         assert!(!trace.steps.is_empty());
         let chart = trace.chart();
@@ -330,7 +372,10 @@ fn symmetry_ratio<R: Checkable>(cfg: ModelConfig, depth: usize) -> f64 {
             "{}",
             s.command()
         );
-        assert_eq!(s.verdict(names::LEADER).map(|v| v.status), Some(Verdict::Reached));
+        assert_eq!(
+            s.verdict(names::LEADER).map(|v| v.status),
+            Some(Verdict::Reached)
+        );
     }
     plain.unique_states as f64 / reduced.unique_states as f64
 }
@@ -353,7 +398,10 @@ fn symmetry_explores_at_least_three_times_fewer_states() {
             symmetry_ratio::<MultiPaxos<Cmd>>(servers_only, SYMMETRY_DEPTH),
         ),
     ] {
-        assert!(ratio >= 3.0, "{name}: symmetry explored only {ratio:.2}x fewer states");
+        assert!(
+            ratio >= 3.0,
+            "{name}: symmetry explored only {ratio:.2}x fewer states"
+        );
     }
     // A client pins the server it first writes to, so only the other two can swap
     // (measured 2.4x): the reduction is what the model's own symmetry allows, no more.
@@ -448,8 +496,13 @@ fn check_json_is_one_object_with_the_summary_and_is_saved_for_the_report() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
     for field in [
         "unique_states",
         "total_states",
@@ -466,12 +519,18 @@ fn check_json_is_one_object_with_the_summary_and_is_saved_for_the_report() {
     assert!(props.len() >= 6);
     for p in props {
         assert!(p["name"].is_string() && p["kind"].is_string());
-        assert!(["holds", "reached"].contains(&p["status"].as_str().unwrap()), "{p}");
+        assert!(
+            ["holds", "reached"].contains(&p["status"].as_str().unwrap()),
+            "{p}"
+        );
     }
     // The same run, saved where `paxraft report` reads model-checking results.
     let results = paxraft::report::Results::load(&dir.join("reports")).expect("checks.json loads");
     assert_eq!(results.checks.len(), 1);
-    assert_eq!(results.checks[0].unique_states, v["unique_states"].as_u64().unwrap());
+    assert_eq!(
+        results.checks[0].unique_states,
+        v["unique_states"].as_u64().unwrap()
+    );
     assert!(results.checks[0].passed());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -357,11 +357,20 @@ fn merging_results_replaces_only_what_was_measured_again() {
     let short = |p: BenchPoint| BenchPoint { ops: 100, ..p };
     Results::merge_bench_short(
         &dir,
-        &[short(point("raft", 3, 16, 9.0)), short(point("raft", 3, 256, 5.0))],
+        &[
+            short(point("raft", 3, 16, 9.0)),
+            short(point("raft", 3, 256, 5.0)),
+        ],
     )
     .unwrap();
-    Results::merge_bench_short(&dir, &[BenchPoint { ops: 200, ..point("raft", 3, 256, 6.0) }])
-        .unwrap();
+    Results::merge_bench_short(
+        &dir,
+        &[BenchPoint {
+            ops: 200,
+            ..point("raft", 3, 256, 6.0)
+        }],
+    )
+    .unwrap();
     let bench = Results::load(&dir).unwrap().bench;
     let raft: Vec<(usize, f64)> = bench
         .iter()

@@ -33,7 +33,11 @@ fn caught_and_clean(name: &str) {
                 "{name}: the clean configuration fails: {:?} (not reached: {:?})\n{}",
                 clean.violated.iter().map(|v| v.0).collect::<Vec<_>>(),
                 clean.not_reached,
-                clean.violated.first().map(|v| v.1.chart()).unwrap_or_default()
+                clean
+                    .violated
+                    .first()
+                    .map(|v| v.1.chart())
+                    .unwrap_or_default()
             );
         }
         Verdict::Simulated { clean, .. } => {
@@ -41,12 +45,19 @@ fn caught_and_clean(name: &str) {
             assert!(
                 o.clean_passed(),
                 "{name}: the clean configuration fails: {:?}",
-                clean.failure.as_ref().map(|f| (&f.property, &f.detail, &f.chart))
+                clean
+                    .failure
+                    .as_ref()
+                    .map(|f| (&f.property, &f.detail, &f.chart))
             );
-            assert_eq!(clean.runs, u64::from(match &entry.detector {
-                Detector::Schedules(opts) => opts.runs,
-                Detector::Model { .. } => unreachable!(),
-            }), "{name}: every clean run was made");
+            assert_eq!(
+                clean.runs,
+                u64::from(match &entry.detector {
+                    Detector::Schedules(opts) => opts.runs,
+                    Detector::Model { .. } => unreachable!(),
+                }),
+                "{name}: every clean run was made"
+            );
         }
     }
     // The saved entry says the same.

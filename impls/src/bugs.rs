@@ -136,7 +136,9 @@ impl crate::Config {
 }
 
 /// A set of bugs switched on at once.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct BugSet(u32);
 
 impl BugSet {

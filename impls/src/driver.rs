@@ -69,7 +69,8 @@ pub const MAX_QUIESCE_STEPS: usize = 100_000;
 impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// Boot `n` fresh replicas `n0..n{n-1}` with `cfg`.
     pub fn new(n: usize, cfg: Config) -> Self {
-        cfg.validate(n).unwrap_or_else(|e| panic!("bad test cluster: {e}"));
+        cfg.validate(n)
+            .unwrap_or_else(|e| panic!("bad test cluster: {e}"));
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
         let mut c = Cluster {
             cfg,
@@ -117,7 +118,10 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// The replica of node `i`; panics if it is crashed.
     pub fn replica(&self, i: usize) -> &R {
-        self.nodes[i].replica.as_ref().unwrap_or_else(|| panic!("n{i} is crashed"))
+        self.nodes[i]
+            .replica
+            .as_ref()
+            .unwrap_or_else(|| panic!("n{i} is crashed"))
     }
 
     /// Whether node `i` is up.
@@ -237,7 +241,11 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 }
             }
         }
-        let live: Vec<&R> = self.nodes.iter().filter_map(|n| n.replica.as_ref()).collect();
+        let live: Vec<&R> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .collect();
         for inv in R::cluster_invariants() {
             (inv.check)(&live).map_err(|e| format!("{} violated: {e}", inv.name))?;
         }
@@ -251,12 +259,16 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             "n{i} has no {timer:?} timer armed (armed: {:?})",
             self.nodes[i].timers
         );
-        self.step(i, format!("n{i}: {timer:?} fires"), |r, out| r.on_timer(timer, out));
+        self.step(i, format!("n{i}: {timer:?} fires"), |r, out| {
+            r.on_timer(timer, out)
+        });
     }
 
     /// Propose `cmds` at node `i`.
     pub fn propose(&mut self, i: usize, cmds: Vec<C>) {
-        self.step(i, format!("n{i}: propose {cmds:?}"), |r, out| r.propose(cmds, out));
+        self.step(i, format!("n{i}: propose {cmds:?}"), |r, out| {
+            r.propose(cmds, out)
+        });
     }
 
     /// Deliver the in-flight message at position `k` of [`Cluster::net`].
@@ -265,7 +277,8 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         let to = env.to.index();
         let what = format!("{} -> {}: {:?}", env.from, env.to, env.msg);
         if self.nodes[to].replica.is_none() {
-            self.trace.push(format!("{what} (lost: {} is down)", env.to));
+            self.trace
+                .push(format!("{what} (lost: {} is down)", env.to));
             return;
         }
         self.step(to, what, |r, out| r.on_message(env.from, env.msg, out));
@@ -280,14 +293,17 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// Positions in [`Cluster::net`] of messages matching `pred`.
     pub fn find(&self, mut pred: impl FnMut(&Envelope<R::Msg>) -> bool) -> Vec<usize> {
-        (0..self.net.len()).filter(|&k| pred(&self.net[k])).collect()
+        (0..self.net.len())
+            .filter(|&k| pred(&self.net[k]))
+            .collect()
     }
 
     /// Deliver the oldest message matching `pred`; panics if none does.
     pub fn deliver_first(&mut self, pred: impl FnMut(&Envelope<R::Msg>) -> bool) {
-        let k = *self.find(pred).first().unwrap_or_else(|| {
-            panic!("no such message in flight; in flight: {:#?}", self.net)
-        });
+        let k = *self
+            .find(pred)
+            .first()
+            .unwrap_or_else(|| panic!("no such message in flight; in flight: {:#?}", self.net));
         self.deliver(k);
     }
 

@@ -24,8 +24,8 @@ pub mod sm;
 pub mod unreplicated;
 
 pub use bugs::{Bug, BugSet};
+pub use replica::Renaming;
 pub use replica::{
     quorum, ClusterCheck, Command, Config, Effect, Effects, Fixed, Invariant, NodeId, Out, Replica,
     Role, Slot, Status, StepCheck, MAX_NODES,
 };
-pub use replica::Renaming;

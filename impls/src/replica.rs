@@ -287,7 +287,9 @@ pub struct Invariant<F> {
 
 impl<F> Debug for Invariant<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Invariant").field("name", &self.name).finish()
+        f.debug_struct("Invariant")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -458,7 +460,9 @@ impl Config {
     /// Check the configuration makes sense for a cluster of `members` nodes.
     pub fn validate(&self, members: usize) -> Result<(), String> {
         if members == 0 || members > MAX_NODES {
-            return Err(format!("cluster size must be 1 to {MAX_NODES}, got {members}"));
+            return Err(format!(
+                "cluster size must be 1 to {MAX_NODES}, got {members}"
+            ));
         }
         if self.election_timeout.start > self.election_timeout.end
             || self.election_timeout.start.is_zero()
@@ -468,7 +472,9 @@ impl Config {
         if self.heartbeat_interval.is_zero()
             || self.heartbeat_interval >= self.election_timeout.start
         {
-            return Err("heartbeat interval must be above zero and below the election timeout".into());
+            return Err(
+                "heartbeat interval must be above zero and below the election timeout".into(),
+            );
         }
         if self.max_batch == 0 {
             return Err("max batch must be at least 1".into());

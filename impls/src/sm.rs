@@ -52,7 +52,11 @@ pub enum KvOp {
     /// Write a key.
     Put(Key, Value),
     /// Write `new` if the key currently holds `expect` (`None`: the key is absent).
-    Cas { key: Key, expect: Option<Value>, new: Value },
+    Cas {
+        key: Key,
+        expect: Option<Value>,
+        new: Value,
+    },
 }
 
 /// The result of a [`KvOp`].
@@ -243,7 +247,10 @@ impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SessionError::Stale { client, seq } => {
-                write!(f, "request {seq} of client {client} was already acknowledged")
+                write!(
+                    f,
+                    "request {seq} of client {client} was already acknowledged"
+                )
             }
         }
     }
@@ -261,7 +268,10 @@ struct Session<O> {
 
 impl<O> Default for Session<O> {
     fn default() -> Self {
-        Session { results: BTreeMap::new(), acked: 0 }
+        Session {
+            results: BTreeMap::new(),
+            acked: 0,
+        }
     }
 }
 
@@ -276,7 +286,11 @@ pub struct Sessions<S: StateMachine> {
 
 impl<S: StateMachine> Default for Sessions<S> {
     fn default() -> Self {
-        Sessions { sm: S::default(), sessions: BTreeMap::new(), applied: 0 }
+        Sessions {
+            sm: S::default(),
+            sessions: BTreeMap::new(),
+            applied: 0,
+        }
     }
 }
 
@@ -307,7 +321,10 @@ impl<S: StateMachine> Sessions<S> {
                 return Ok(out.clone());
             }
             if req.seq < session.acked {
-                return Err(SessionError::Stale { client: req.client, seq: req.seq });
+                return Err(SessionError::Stale {
+                    client: req.client,
+                    seq: req.seq,
+                });
             }
         }
         let out = self.sm.apply(&req.op);
@@ -338,7 +355,12 @@ mod tests {
     use super::*;
 
     fn req<Op>(client: ClientId, seq: u64, op: Op) -> Request<Op> {
-        Request { client, seq, acked: 0, op }
+        Request {
+            client,
+            seq,
+            acked: 0,
+            op,
+        }
     }
 
     #[test]
@@ -346,7 +368,10 @@ mod tests {
         let mut kv = Kv::default();
         assert_eq!(kv.apply(&KvOp::Get(1)), KvOutput::Value(None));
         assert_eq!(kv.apply(&KvOp::Put(1, b"a".to_vec())), KvOutput::Written);
-        assert_eq!(kv.apply(&KvOp::Get(1)), KvOutput::Value(Some(b"a".to_vec())));
+        assert_eq!(
+            kv.apply(&KvOp::Get(1)),
+            KvOutput::Value(Some(b"a".to_vec()))
+        );
         assert!(Kv::is_read_only(&KvOp::Get(1)));
         assert!(!Kv::is_read_only(&KvOp::Put(1, vec![])));
     }
@@ -363,7 +388,10 @@ mod tests {
         assert_eq!(kv.apply(&cas(Some(b"x"), b"y")), KvOutput::Cas(Err(None)));
         assert_eq!(kv.get(7), None, "a failed CAS writes nothing");
         assert_eq!(kv.apply(&cas(None, b"a")), KvOutput::Cas(Ok(())));
-        assert_eq!(kv.apply(&cas(None, b"b")), KvOutput::Cas(Err(Some(b"a".to_vec()))));
+        assert_eq!(
+            kv.apply(&cas(None, b"b")),
+            KvOutput::Cas(Err(Some(b"a".to_vec())))
+        );
         assert_eq!(kv.apply(&cas(Some(b"a"), b"c")), KvOutput::Cas(Ok(())));
         assert_eq!(kv.get(7), Some(&b"c".to_vec()));
     }
@@ -377,7 +405,11 @@ mod tests {
         // Re-acquiring is idempotent: same token.
         assert_eq!(ls.apply(&acq(10)), LockOutput::Acquired { token: 1 });
         assert_eq!(ls.apply(&acq(20)), LockOutput::Busy { holder: 10 });
-        assert_eq!(ls.apply(&rel(20)), LockOutput::NotHolder, "only the holder may release");
+        assert_eq!(
+            ls.apply(&rel(20)),
+            LockOutput::NotHolder,
+            "only the holder may release"
+        );
         assert_eq!(ls.holder(1), Some(10));
         assert_eq!(ls.apply(&rel(10)), LockOutput::Released);
         assert_eq!(ls.apply(&acq(20)), LockOutput::Acquired { token: 2 });
@@ -391,10 +423,19 @@ mod tests {
         else {
             panic!("free lock not granted")
         };
-        assert_eq!(ls.apply(&LockOp::Validate { lock: 3, token: old }), LockOutput::Valid(true));
+        assert_eq!(
+            ls.apply(&LockOp::Validate {
+                lock: 3,
+                token: old
+            }),
+            LockOutput::Valid(true)
+        );
         ls.apply(&LockOp::Release { lock: 3, owner: 1 });
         assert_eq!(
-            ls.apply(&LockOp::Validate { lock: 3, token: old }),
+            ls.apply(&LockOp::Validate {
+                lock: 3,
+                token: old
+            }),
             LockOutput::Valid(false),
             "a released lock's token is dead"
         );
@@ -403,9 +444,24 @@ mod tests {
             panic!("free lock not granted")
         };
         assert!(new > old);
-        assert_eq!(ls.apply(&LockOp::Validate { lock: 3, token: old }), LockOutput::Valid(false));
-        assert_eq!(ls.apply(&LockOp::Validate { lock: 3, token: new }), LockOutput::Valid(true));
-        assert_eq!(ls.apply(&LockOp::Release { lock: 3, owner: 1 }), LockOutput::NotHolder);
+        assert_eq!(
+            ls.apply(&LockOp::Validate {
+                lock: 3,
+                token: old
+            }),
+            LockOutput::Valid(false)
+        );
+        assert_eq!(
+            ls.apply(&LockOp::Validate {
+                lock: 3,
+                token: new
+            }),
+            LockOutput::Valid(true)
+        );
+        assert_eq!(
+            ls.apply(&LockOp::Release { lock: 3, owner: 1 }),
+            LockOutput::NotHolder
+        );
     }
 
     #[test]
@@ -424,7 +480,15 @@ mod tests {
     #[test]
     fn retried_cas_returns_the_original_result() {
         let mut s: Sessions<Kv> = Sessions::new();
-        let cas = req(1, 1, KvOp::Cas { key: 1, expect: None, new: b"x".to_vec() });
+        let cas = req(
+            1,
+            1,
+            KvOp::Cas {
+                key: 1,
+                expect: None,
+                new: b"x".to_vec(),
+            },
+        );
         assert_eq!(s.apply(&cas), Ok(KvOutput::Cas(Ok(()))));
         // Applied again it would fail (the key now holds x); the session answers Ok again.
         assert_eq!(s.apply(&cas), Ok(KvOutput::Cas(Ok(()))));
@@ -449,11 +513,22 @@ mod tests {
             s.apply(&req(1, seq, KvOp::Put(seq, vec![]))).unwrap();
         }
         // The client has all replies below 3.
-        let r4 = Request { client: 1, seq: 4, acked: 3, op: KvOp::Get(1) };
+        let r4 = Request {
+            client: 1,
+            seq: 4,
+            acked: 3,
+            op: KvOp::Get(1),
+        };
         assert!(s.apply(&r4).is_ok());
-        assert_eq!(s.apply(&req(1, 1, KvOp::Put(1, vec![]))), Err(SessionError::Stale { client: 1, seq: 1 }));
+        assert_eq!(
+            s.apply(&req(1, 1, KvOp::Put(1, vec![]))),
+            Err(SessionError::Stale { client: 1, seq: 1 })
+        );
         // Still-unacknowledged results are kept and replayed.
-        assert_eq!(s.apply(&req(1, 3, KvOp::Put(3, b"other".to_vec()))), Ok(KvOutput::Written));
+        assert_eq!(
+            s.apply(&req(1, 3, KvOp::Put(3, b"other".to_vec()))),
+            Ok(KvOutput::Written)
+        );
         assert_eq!(s.state().get(3), Some(&vec![]));
         assert_eq!(s.applied(), 4);
     }
@@ -462,8 +537,19 @@ mod tests {
     #[test]
     fn without_dedup_a_retry_applies_twice() {
         let mut s: Sessions<Kv> = Sessions::new();
-        let cas = req(1, 1, KvOp::Cas { key: 1, expect: None, new: b"x".to_vec() });
+        let cas = req(
+            1,
+            1,
+            KvOp::Cas {
+                key: 1,
+                expect: None,
+                new: b"x".to_vec(),
+            },
+        );
         assert_eq!(s.apply_without_dedup(&cas), Ok(KvOutput::Cas(Ok(()))));
-        assert_eq!(s.apply_without_dedup(&cas), Ok(KvOutput::Cas(Err(Some(b"x".to_vec())))));
+        assert_eq!(
+            s.apply_without_dedup(&cas),
+            Ok(KvOutput::Cas(Err(Some(b"x".to_vec()))))
+        );
     }
 }

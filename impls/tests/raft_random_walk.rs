@@ -57,7 +57,11 @@ fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> (u64, usize) {
         }
     }
     let committed = (0..n).map(|i| c.node(i).applied.len()).max().unwrap_or(0);
-    let top_term = (0..n).filter(|&i| c.is_up(i)).map(|i| c.replica(i).status().term).max().unwrap_or(0);
+    let top_term = (0..n)
+        .filter(|&i| c.is_up(i))
+        .map(|i| c.replica(i).status().term)
+        .max()
+        .unwrap_or(0);
     (top_term, committed)
 }
 
@@ -69,7 +73,14 @@ fn random_walks_keep_every_invariant() {
         for (n, cfg) in [
             (3, Config::default()),
             (5, Config::default()),
-            (3, Config { pre_vote: false, check_quorum: false, ..Config::default() }),
+            (
+                3,
+                Config {
+                    pre_vote: false,
+                    check_quorum: false,
+                    ..Config::default()
+                },
+            ),
         ] {
             let (t, committed) = walk(n, cfg, seed, 1_500);
             total_committed += committed;
@@ -78,7 +89,10 @@ fn random_walks_keep_every_invariant() {
     }
     // Vacuity guard: the walks elected leaders in many terms and committed commands.
     assert!(max_term >= 5, "walks never got past term {max_term}");
-    assert!(total_committed >= 1_000, "walks committed only {total_committed} commands");
+    assert!(
+        total_committed >= 1_000,
+        "walks committed only {total_committed} commands"
+    );
 }
 
 /// The walks have teeth: with a known bug switched on, some seed breaks an invariant. (Bugs
@@ -87,8 +101,17 @@ fn random_walks_keep_every_invariant() {
 #[test]
 fn random_walks_catch_known_bugs() {
     use paxraft_impls::{Bug, BugSet};
-    for bug in [Bug::DoubleVote, Bug::VoteWithoutLogCheck, Bug::TruncateOnStaleAppend] {
-        let cfg = Config { bugs: BugSet::only(bug), pre_vote: false, check_quorum: false, ..Config::default() };
+    for bug in [
+        Bug::DoubleVote,
+        Bug::VoteWithoutLogCheck,
+        Bug::TruncateOnStaleAppend,
+    ] {
+        let cfg = Config {
+            bugs: BugSet::only(bug),
+            pre_vote: false,
+            check_quorum: false,
+            ..Config::default()
+        };
         let caught = (0..500).find(|&seed| {
             let cfg = cfg.clone();
             std::panic::catch_unwind(move || walk(3, cfg, seed, 1_500)).is_err()

@@ -56,7 +56,11 @@ fn term(c: &C, i: usize) -> u64 {
 fn assert_durable_images_match(c: &C) {
     for i in 0..c.len() {
         if c.is_up(i) {
-            assert_eq!(c.node(i).durable, c.replica(i).durable(), "n{i}'s writes diverge from its state");
+            assert_eq!(
+                c.node(i).durable,
+                c.replica(i).durable(),
+                "n{i}'s writes diverge from its state"
+            );
         }
     }
 }
@@ -120,7 +124,11 @@ fn partitioned_old_leader_loses_its_uncommitted_entries() {
         assert_eq!(c.applied(i), vec![1, 4], "n{i}");
     }
     assert_eq!(c.replica(0).log(), c.replica(1).log());
-    assert!(c.replica(0).log().iter().all(|e| e.cmd != Some(20) && e.cmd != Some(21)));
+    assert!(c
+        .replica(0)
+        .log()
+        .iter()
+        .all(|e| e.cmd != Some(20) && e.cmd != Some(21)));
 }
 
 #[test]
@@ -145,10 +153,17 @@ fn follower_far_behind_catches_up_with_fast_backtracking() {
     let before = c.trace.len();
     c.fire(0, RaftTimer::Heartbeat);
     c.deliver_all();
-    let rejections = c.trace[before..].iter().filter(|l| l.contains("Rejected")).count();
+    let rejections = c.trace[before..]
+        .iter()
+        .filter(|l| l.contains("Rejected"))
+        .count();
     // One entry at a time would take ~50 round trips; the conflict hint skips n2's whole
     // term at once.
-    assert!(rejections <= 2, "{rejections} rejections:\n{}", c.trace[before..].join("\n"));
+    assert!(
+        rejections <= 2,
+        "{rejections} rejections:\n{}",
+        c.trace[before..].join("\n")
+    );
     let expected: Vec<u32> = std::iter::once(1).chain(2000..2060).collect();
     for i in 0..3 {
         assert_eq!(c.applied(i), expected, "n{i}");
@@ -170,14 +185,22 @@ fn crash_restart_of_every_node_keeps_every_committed_entry() {
     for (i, &t) in terms.iter().enumerate() {
         c.restart(i);
         assert_eq!(term(&c, i), t, "n{i}'s term survived the crash");
-        assert_eq!(c.replica(i).status().commit, 0, "the commit point is volatile");
+        assert_eq!(
+            c.replica(i).status().commit,
+            0,
+            "the commit point is volatile"
+        );
     }
     elect(&mut c, 2);
     commit(&mut c, 2, vec![4]);
     for i in 0..3 {
         // The driver checks that what is re-reported after restart matches what was applied.
         assert_eq!(c.applied(i), vec![1, 2, 3, 4], "n{i}");
-        assert_eq!(c.replica(i).status().commit, 7, "three no-ops and four commands");
+        assert_eq!(
+            c.replica(i).status().commit,
+            7,
+            "three no-ops and four commands"
+        );
     }
 }
 
@@ -188,7 +211,11 @@ fn lost_appends_are_retransmitted_by_heartbeats() {
     c.propose(0, vec![7]);
     let lost = c.drop_where(|e| matches!(e.msg, RaftMsg::Append { .. }));
     assert_eq!(lost, 2);
-    assert_eq!(c.applied(0), Vec::<u32>::new(), "nothing commits without a majority");
+    assert_eq!(
+        c.applied(0),
+        Vec::<u32>::new(),
+        "nothing commits without a majority"
+    );
     c.fire(0, RaftTimer::Heartbeat);
     c.deliver_all();
     c.fire(0, RaftTimer::Heartbeat);
@@ -206,7 +233,9 @@ fn duplicated_and_reordered_messages_are_harmless() {
     c.propose(0, vec![2]);
     // Deliver the second batch's appends first, and every message twice.
     for _ in 0..1_000 {
-        let Some(k) = c.net.len().checked_sub(1) else { break };
+        let Some(k) = c.net.len().checked_sub(1) else {
+            break;
+        };
         c.duplicate(k); // the copy is delivered; the original stays at k
         c.deliver(k);
     }
@@ -241,7 +270,14 @@ fn prevote_keeps_a_rejoining_node_from_deposing_the_leader() {
 #[test]
 fn without_prevote_a_rejoining_node_disrupts_the_term() {
     // The contrast to the test above: plain Raft lets the cut-off node inflate its term.
-    let mut c: C = Cluster::new(3, Config { pre_vote: false, check_quorum: false, ..Config::default() });
+    let mut c: C = Cluster::new(
+        3,
+        Config {
+            pre_vote: false,
+            check_quorum: false,
+            ..Config::default()
+        },
+    );
     elect(&mut c, 0);
     let t = term(&c, 0);
     c.partition(&[2]);
@@ -253,16 +289,28 @@ fn without_prevote_a_rejoining_node_disrupts_the_term() {
     c.heal();
     c.fire(0, RaftTimer::Heartbeat);
     c.deliver_all();
-    assert_eq!(c.replica(0).status().role, Role::Follower, "the leader was deposed by a higher term");
+    assert_eq!(
+        c.replica(0).status().role,
+        Role::Follower,
+        "the leader was deposed by a higher term"
+    );
 }
 
 #[test]
 fn split_vote_is_resolved_in_a_later_term() {
-    let mut c: C = Cluster::new(4, Config { pre_vote: false, ..Config::default() });
+    let mut c: C = Cluster::new(
+        4,
+        Config {
+            pre_vote: false,
+            ..Config::default()
+        },
+    );
     // n0 and n1 campaign at once; n2 votes for n0, n3 for n1: 2 of 4 each, nobody wins.
     c.fire(0, RaftTimer::Election);
     c.fire(1, RaftTimer::Election);
-    let to = |from: u8, to: u8| move |e: &paxraft_impls::driver::Envelope<RaftMsg<u32>>| e.from.0 == from && e.to.0 == to;
+    let to = |from: u8, to: u8| {
+        move |e: &paxraft_impls::driver::Envelope<RaftMsg<u32>>| e.from.0 == from && e.to.0 == to
+    };
     c.deliver_first(to(0, 2));
     c.deliver_first(to(1, 3));
     c.deliver_all();
@@ -291,7 +339,10 @@ fn a_leader_change_after_a_commit_keeps_it_and_commits_the_old_tail() {
     c.drop_where(|_| true);
     c.fire(2, RaftTimer::Election);
     c.deliver_all();
-    assert!(c.leaders().is_empty(), "n1 must refuse the candidate that lacks slot 3");
+    assert!(
+        c.leaders().is_empty(),
+        "n1 must refuse the candidate that lacks slot 3"
+    );
     elect(&mut c, 1);
     commit(&mut c, 1, vec![]);
     c.fire(1, RaftTimer::Heartbeat);

@@ -31,6 +31,8 @@ pub mod properties;
 pub mod render;
 pub mod symmetry;
 
-pub use check::{check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict};
+pub use check::{
+    check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict,
+};
 pub use model::{build, ClusterModel, ClusterState, Cmd, ModelConfig, NetworkKind};
 pub use render::{Step, Trace};

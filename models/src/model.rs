@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request, Sessions, StateMachine};
 use paxraft_impls::{Config, Effect, Invariant, NodeId, Out, Replica, Role, Slot, StepCheck};
-use stateright::actor::{model_timeout, Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network};
+use stateright::actor::{
+    model_timeout, Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network,
+};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
 /// The command the model replicates: a key-value op with its session data.
@@ -46,9 +48,13 @@ impl NetworkKind {
 
     /// Parse the CLI spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [NetworkKind::Unordered, NetworkKind::Duplicating, NetworkKind::Ordered]
-            .into_iter()
-            .find(|k| k.name() == s)
+        [
+            NetworkKind::Unordered,
+            NetworkKind::Duplicating,
+            NetworkKind::Ordered,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 
@@ -268,7 +274,10 @@ impl<T: Hash> Hashed<T> {
     pub fn new(value: T) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         value.hash(&mut h);
-        Hashed { fp: h.finish(), value }
+        Hashed {
+            fp: h.finish(),
+            value,
+        }
     }
 }
 
@@ -435,7 +444,13 @@ fn client_request(id: Id, ops: &[KvOp], seq: u8) -> Cmd {
 impl<R: Replica<Cmd>> Node<R> {
     /// Carry out a replica's effects, in order, on the host `s`. Persist before send holds
     /// trivially: a stateright step is atomic, and the image is saved in the same step.
-    fn host(&self, s: &mut ServerState<R>, out: &mut Out<R, Cmd>, o: &mut ModelOut<R>, mut saved: Option<Saved<R>>) {
+    fn host(
+        &self,
+        s: &mut ServerState<R>,
+        out: &mut Out<R, Cmd>,
+        o: &mut ModelOut<R>,
+        mut saved: Option<Saved<R>>,
+    ) {
         let Node::Server { cfg, .. } = self else {
             unreachable!("only servers host replicas")
         };
@@ -443,7 +458,9 @@ impl<R: Replica<Cmd>> Node<R> {
         for effect in out.drain() {
             match effect {
                 Effect::Send { to, msg } => o.send(Id::from(to.index()), Msg::Peer(msg)),
-                Effect::SetTimer { timer, .. } => o.set_timer(Timer::Replica(timer), model_timeout()),
+                Effect::SetTimer { timer, .. } => {
+                    o.set_timer(Timer::Replica(timer), model_timeout())
+                }
                 Effect::CancelTimer(timer) => o.cancel_timer(Timer::Replica(timer)),
                 Effect::Persist(w) => {
                     let sv = saved.get_or_insert_with(|| (**s.saved).clone());
@@ -492,7 +509,13 @@ impl<R: Replica<Cmd>> Node<R> {
                     }
                 }
                 Effect::Redirect { cmd, leader } => {
-                    o.send(Id::from(cmd.client as usize), Msg::Redirect { seq: cmd.seq, leader });
+                    o.send(
+                        Id::from(cmd.client as usize),
+                        Msg::Redirect {
+                            seq: cmd.seq,
+                            leader,
+                        },
+                    );
                 }
             }
         }
@@ -519,7 +542,10 @@ impl<R: Replica<Cmd>> Node<R> {
         o: &mut ModelOut<R>,
         f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
     ) {
-        let Node::Server { step_invariants, .. } = self else {
+        let Node::Server {
+            step_invariants, ..
+        } = self
+        else {
             unreachable!()
         };
         let NodeState::Server(before) = &**state else {
@@ -597,7 +623,10 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     Some(st) => {
                         let mut saved = (***st).clone();
                         saved.restarts += 1;
-                        (R::boot(me, members, Some(&saved.durable), cfg, &mut out), saved)
+                        (
+                            R::boot(me, members, Some(&saved.durable), cfg, &mut out),
+                            saved,
+                        )
                     }
                 };
                 // The term check against what the host saw before the crash happens in `host`.
@@ -630,7 +659,14 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
         }
     }
 
-    fn on_msg(&self, id: Id, state: &mut Cow<NodeState<R>>, src: Id, msg: Msg<R::Msg>, o: &mut ModelOut<R>) {
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        src: Id,
+        msg: Msg<R::Msg>,
+        o: &mut ModelOut<R>,
+    ) {
         self.receive(id, state, src, msg, o);
         // A reply or redirect a client ignores is still consumed. Stateright would otherwise
         // treat the delivery as a no-op and leave the message in flight for ever, where it
@@ -642,13 +678,26 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
         }
     }
 
-    fn on_timeout(&self, id: Id, state: &mut Cow<NodeState<R>>, timer: &Timer<R::Timer>, o: &mut ModelOut<R>) {
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        timer: &Timer<R::Timer>,
+        o: &mut ModelOut<R>,
+    ) {
         self.fire(id, state, timer, o)
     }
 }
 
 impl<R: Replica<Cmd>> Node<R> {
-    fn receive(&self, id: Id, state: &mut Cow<NodeState<R>>, src: Id, msg: Msg<R::Msg>, o: &mut ModelOut<R>) {
+    fn receive(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        src: Id,
+        msg: Msg<R::Msg>,
+        o: &mut ModelOut<R>,
+    ) {
         match (self, msg) {
             (Node::Server { .. }, Msg::Peer(m)) => {
                 let from = NodeId(usize::from(src) as u8);
@@ -658,10 +707,20 @@ impl<R: Replica<Cmd>> Node<R> {
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
                 // from its local store, skipping the log round that would confirm it still
                 // leads. The correct path (default) sends reads through the log like writes.
-                if let (true, KvOp::Get(key), Some(s)) = (cfg.bug(paxraft_impls::Bug::StaleRead), &cmd.op, state.server()) {
+                if let (true, KvOp::Get(key), Some(s)) = (
+                    cfg.bug(paxraft_impls::Bug::StaleRead),
+                    &cmd.op,
+                    state.server(),
+                ) {
                     if s.replica.status().role == Role::Leader {
                         let answer = Answer::Value(s.saved.sm.state().get(*key).cloned());
-                        o.send(src, Msg::Reply { seq: cmd.seq, answer });
+                        o.send(
+                            src,
+                            Msg::Reply {
+                                seq: cmd.seq,
+                                answer,
+                            },
+                        );
                         return;
                     }
                 }
@@ -698,14 +757,23 @@ impl<R: Replica<Cmd>> Node<R> {
                 }
                 let mut c = c.clone();
                 c.target = leader.0;
-                o.send(Id::from(leader.index()), Msg::Request(client_request(id, ops, c.seq)));
+                o.send(
+                    Id::from(leader.index()),
+                    Msg::Request(client_request(id, ops, c.seq)),
+                );
                 *state = Cow::Owned(NodeState::Client(c));
             }
             _ => {}
         }
     }
 
-    fn fire(&self, id: Id, state: &mut Cow<NodeState<R>>, timer: &Timer<R::Timer>, o: &mut ModelOut<R>) {
+    fn fire(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        timer: &Timer<R::Timer>,
+        o: &mut ModelOut<R>,
+    ) {
         match (self, timer) {
             (Node::Server { .. }, Timer::Replica(t)) => {
                 let t = *t;
@@ -812,7 +880,11 @@ impl HistoryLog {
     }
 }
 
-fn record_out<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+fn record_out<R: Replica<Cmd>>(
+    setup: &Setup<R>,
+    h: &History,
+    env: Envelope<&Msg<R::Msg>>,
+) -> Option<History> {
     let counted = if setup.cfg.max_losses.is_some() {
         let mut h = (**h.0).clone();
         h.undelivered += 1;
@@ -821,13 +893,17 @@ fn record_out<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg
         None
     };
     let invocation = match env.msg {
-        Msg::Request(cmd) => h.client(env.src).filter(|&c| cmd.seq > u64::from(h.invoked[c].0)),
+        Msg::Request(cmd) => h
+            .client(env.src)
+            .filter(|&c| cmd.seq > u64::from(h.invoked[c].0)),
         _ => None, // not a request, or a retry of an invocation already recorded
     };
     let Some(c) = invocation else {
         return counted.map(History::from);
     };
-    let Msg::Request(cmd) = env.msg else { unreachable!() };
+    let Msg::Request(cmd) = env.msg else {
+        unreachable!()
+    };
     let mut h = counted.unwrap_or_else(|| (**h.0).clone());
     let _ = h.tester.on_invoke(env.src, cmd.op.clone());
     h.invoked[c].0 = cmd.seq as u8;
@@ -835,7 +911,11 @@ fn record_out<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg
     Some(History::from(h))
 }
 
-fn record_in<R: Replica<Cmd>>(setup: &Setup<R>, h: &History, env: Envelope<&Msg<R::Msg>>) -> Option<History> {
+fn record_in<R: Replica<Cmd>>(
+    setup: &Setup<R>,
+    h: &History,
+    env: Envelope<&Msg<R::Msg>>,
+) -> Option<History> {
     let counted = if setup.cfg.max_losses.is_some() {
         let mut h = (**h.0).clone();
         h.undelivered = h.undelivered.saturating_sub(1);
@@ -964,7 +1044,11 @@ pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
             max_retries: cfg.max_retries,
         }))
         .init_network(network)
-        .lossy_network(if cfg.lossy { LossyNetwork::Yes } else { LossyNetwork::No })
+        .lossy_network(if cfg.lossy {
+            LossyNetwork::Yes
+        } else {
+            LossyNetwork::No
+        })
         .max_crashes(cfg.max_crashes)
         .record_msg_out(record_out::<R>)
         .record_msg_in(record_in::<R>)

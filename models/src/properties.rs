@@ -17,8 +17,8 @@ use paxraft_impls::{Replica, Role, Slot};
 use stateright::Property;
 
 use crate::model::{
-    all_servers, live_servers, ClusterModel, ClusterState, Cmd, Setup, BROKEN_ORDER, BROKEN_PREFIX, BROKEN_TERM,
-    STEP_BASE,
+    all_servers, live_servers, ClusterModel, ClusterState, Cmd, Setup, BROKEN_ORDER, BROKEN_PREFIX,
+    BROKEN_TERM, STEP_BASE,
 };
 
 /// Plain-words property names.
@@ -50,7 +50,9 @@ fn linearizable<R: Replica<Cmd>>(_: &ClusterModel<R>, s: &ClusterState<R>) -> bo
 }
 
 fn state_machine_safety<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let logs: Vec<&[(Slot, Cmd)]> = all_servers(&m.cfg, s).map(|x| x.saved.applied.as_slice()).collect();
+    let logs: Vec<&[(Slot, Cmd)]> = all_servers(&m.cfg, s)
+        .map(|x| x.saved.applied.as_slice())
+        .collect();
     for (i, a) in logs.iter().enumerate() {
         for b in &logs[i + 1..] {
             // Both are sorted by slot: walk them together.
@@ -89,7 +91,10 @@ fn terms<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
     no_flag(m, s, BROKEN_TERM)
 }
 
-fn cluster_invariant<R: Replica<Cmd>, const K: usize>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+fn cluster_invariant<R: Replica<Cmd>, const K: usize>(
+    m: &ClusterModel<R>,
+    s: &ClusterState<R>,
+) -> bool {
     let live: Vec<&R> = live_servers(&m.cfg, s).map(|(_, x)| &x.replica).collect();
     (m.cfg.cluster_invariants[K].check)(&live).is_ok()
 }
@@ -104,7 +109,10 @@ fn leader_elected<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> 
 
 fn committed_everywhere<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
     let mut servers = all_servers(&m.cfg, s);
-    let Some(first) = servers.next().and_then(|x| x.saved.applied.first().cloned()) else {
+    let Some(first) = servers
+        .next()
+        .and_then(|x| x.saved.applied.first().cloned())
+    else {
         return false;
     };
     servers.all(|x| x.saved.applied.contains(&first))
@@ -112,7 +120,10 @@ fn committed_everywhere<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R
 
 fn all_replies<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
     let ops = m.cfg.cfg.ops as u8;
-    s.history.invoked.iter().all(|&(inv, ret)| inv == ops && ret == ops)
+    s.history
+        .invoked
+        .iter()
+        .all(|&(inv, ret)| inv == ops && ret == ops)
 }
 
 fn leader_change<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
@@ -196,7 +207,10 @@ pub fn properties<R: Replica<Cmd>>(setup: &Setup<R>) -> Vec<Property<ClusterMode
     }
     p.push(Property::sometimes(LEADER, leader_elected::<R>));
     if setup.cfg.ops > 0 && setup.cfg.clients > 0 {
-        p.push(Property::sometimes(COMMITTED_EVERYWHERE, committed_everywhere::<R>));
+        p.push(Property::sometimes(
+            COMMITTED_EVERYWHERE,
+            committed_everywhere::<R>,
+        ));
         p.push(Property::sometimes(ALL_REPLIES, all_replies::<R>));
     }
     // One server without crashes never changes leader; nor does anything within term 1.

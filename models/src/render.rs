@@ -65,7 +65,10 @@ fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
 }
 
 /// A path of the model, as the checkers report it.
-pub type ModelPath<R> = Path<ClusterState<R>, ActorModelAction<Msg<<R as Replica<Cmd>>::Msg>, Timer<<R as Replica<Cmd>>::Timer>, ()>>;
+pub type ModelPath<R> = Path<
+    ClusterState<R>,
+    ActorModelAction<Msg<<R as Replica<Cmd>>::Msg>, Timer<<R as Replica<Cmd>>::Timer>, ()>,
+>;
 
 /// Turn a stateright path into a [`Trace`] about `property`.
 pub fn trace_of<R: Replica<Cmd>>(

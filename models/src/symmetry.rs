@@ -202,7 +202,12 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
         }
         Network::Ordered(map_) => Network::Ordered(
             map_.iter()
-                .map(|(&(a, b), q)| ((id(a), id(b)), q.iter().map(|m| rename_msg::<R>(m, &map)).collect()))
+                .map(|(&(a, b), q)| {
+                    (
+                        (id(a), id(b)),
+                        q.iter().map(|m| rename_msg::<R>(m, &map)).collect(),
+                    )
+                })
                 .collect(),
         ),
     };
@@ -210,7 +215,9 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
         actor_states,
         network,
         timers_set: (0..total).map(|k| s.timers_set[from(k)].clone()).collect(),
-        random_choices: (0..total).map(|k| s.random_choices[from(k)].clone()).collect(),
+        random_choices: (0..total)
+            .map(|k| s.random_choices[from(k)].clone())
+            .collect(),
         crashed: (0..total).map(|k| s.crashed[from(k)]).collect(),
         // Clients keep their names: the history is theirs alone.
         history: s.history.clone(),
@@ -222,7 +229,11 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
 /// of a protocol that does not rename ([`Replica::RENAMES`] false) are their own
 /// representative.
 pub fn representative<R: Replica<Cmd>>(state: &ClusterState<R>) -> ClusterState<R> {
-    let n = state.actor_states.iter().take_while(|a| a.server().is_some()).count();
+    let n = state
+        .actor_states
+        .iter()
+        .take_while(|a| a.server().is_some())
+        .count();
     if !R::RENAMES || n < 2 {
         return state.clone();
     }

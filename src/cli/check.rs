@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Args;
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
+use paxraft_models::{
+    Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary,
+};
 
 use super::EXIT_BAD_INPUT;
 use crate::report::results::{CheckResult, PropertyResult, Trace as ReportTrace, TraceStep};
@@ -193,7 +195,11 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn print_summary(s: &Summary, peak: Option<u64>) {
-    println!("{} {}", s.protocol, if s.passed() { "passed" } else { "FAILED" });
+    println!(
+        "{} {}",
+        s.protocol,
+        if s.passed() { "passed" } else { "FAILED" }
+    );
     println!("  configuration   {}", s.command());
     println!("  unique states   {}", s.unique_states);
     println!("  total states    {}", s.total_states);
@@ -215,7 +221,11 @@ fn print_summary(s: &Summary, peak: Option<u64>) {
         println!();
         match (&p.trace, p.status) {
             (Some(t), Status::Violated) => {
-                println!("counterexample: {} violated after {} steps", p.name, t.steps.len());
+                println!(
+                    "counterexample: {} violated after {} steps",
+                    p.name,
+                    t.steps.len()
+                );
                 println!("reproduce with: {}", s.command());
                 print!("{}", t.chart());
             }
@@ -343,10 +353,16 @@ pub fn saved_check(s: &Summary) -> SavedCheck {
 
 /// Save `check` into `dir/data/checks.json`, replacing an earlier run of the same command.
 pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<std::path::PathBuf> {
-    let path = dir.join(crate::report::results::DATA_DIR).join("checks.json");
+    let path = dir
+        .join(crate::report::results::DATA_DIR)
+        .join("checks.json");
     let mut all: Vec<SavedCheck> = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
@@ -356,7 +372,10 @@ pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<s
         std::fs::create_dir_all(d)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&all).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(&all).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }

@@ -20,7 +20,10 @@ fn protocol<R: Replica<KvCmd>>() {
 
 /// Print the overview.
 pub fn run() -> ExitCode {
-    println!("paxraft {}: consensus protocols behind one sans-IO trait", env!("CARGO_PKG_VERSION"));
+    println!(
+        "paxraft {}: consensus protocols behind one sans-IO trait",
+        env!("CARGO_PKG_VERSION")
+    );
     println!();
     println!("protocols:");
     protocol::<Raft<KvCmd>>();
@@ -29,7 +32,10 @@ pub fn run() -> ExitCode {
     println!("state machines: kv (get, put, cas), lock (acquire, release, fencing tokens),");
     println!("                behind client sessions (a retried request applies once)");
     println!();
-    println!("bug zoo ({} known bugs, compiled in with --features bug-zoo):", Bug::ALL.len());
+    println!(
+        "bug zoo ({} known bugs, compiled in with --features bug-zoo):",
+        Bug::ALL.len()
+    );
     for b in Bug::ALL {
         println!("  {:<4} {}", b.code(), b.name());
     }

@@ -67,12 +67,27 @@ pub struct Entry<C> {
 pub enum RaftMsg<C> {
     /// RequestVote. With `pre_vote`, `term` is the term the sender *would* campaign in and
     /// nobody changes state on receiving it.
-    RequestVote { term: u64, last_index: Slot, last_term: u64, pre_vote: bool },
+    RequestVote {
+        term: u64,
+        last_index: Slot,
+        last_term: u64,
+        pre_vote: bool,
+    },
     /// Reply to RequestVote. For a granted pre-vote, `term` echoes the requested term.
-    Vote { term: u64, granted: bool, pre_vote: bool },
+    Vote {
+        term: u64,
+        granted: bool,
+        pre_vote: bool,
+    },
     /// AppendEntries: `entries` follow slot `prev_index`, whose term is `prev_term`. Empty
     /// entries make a heartbeat.
-    Append { term: u64, prev_index: Slot, prev_term: u64, entries: Vec<Entry<C>>, commit: Slot },
+    Append {
+        term: u64,
+        prev_index: Slot,
+        prev_term: u64,
+        entries: Vec<Entry<C>>,
+        commit: Slot,
+    },
     /// Reply to AppendEntries.
     AppendReply { term: u64, result: AppendResult },
 }
@@ -86,7 +101,11 @@ pub enum AppendResult {
     /// the leader skip back: `conflict_term` is the term the follower has at `prev_index` (if
     /// any) and `conflict_index` the first slot the follower holds of that term, or one past
     /// its last entry when its log is too short.
-    Rejected { prev_index: Slot, conflict_term: Option<u64>, conflict_index: Slot },
+    Rejected {
+        prev_index: Slot,
+        conflict_term: Option<u64>,
+        conflict_index: Slot,
+    },
     /// The request came from a stale term.
     StaleTerm,
 }
@@ -114,7 +133,11 @@ pub struct RaftDurable<C> {
 
 impl<C> Default for RaftDurable<C> {
     fn default() -> Self {
-        RaftDurable { term: 0, voted_for: None, log: Vec::new() }
+        RaftDurable {
+            term: 0,
+            voted_for: None,
+            log: Vec::new(),
+        }
     }
 }
 
@@ -122,7 +145,10 @@ impl<C> Default for RaftDurable<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RaftWrite<C> {
     /// Set `currentTerm` and `votedFor`.
-    HardState { term: u64, voted_for: Option<NodeId> },
+    HardState {
+        term: u64,
+        voted_for: Option<NodeId>,
+    },
     /// Delete every entry from slot `at` on, then append `entries` (the first at slot `at`).
     Append { at: Slot, entries: Vec<Entry<C>> },
 }
@@ -175,7 +201,8 @@ impl<C: Command> Raft<C> {
     }
 
     fn me(&self) -> usize {
-        self.pos(self.id).expect("a replica is a member of its cluster")
+        self.pos(self.id)
+            .expect("a replica is a member of its cluster")
     }
 
     fn last_index(&self) -> Slot {
@@ -197,7 +224,11 @@ impl<C: Command> Raft<C> {
 
     fn peers(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
         let me = self.id;
-        self.members.iter().copied().enumerate().filter(move |&(_, m)| m != me)
+        self.members
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(move |&(_, m)| m != me)
     }
 
     fn has_quorum(&self, mask: u8) -> bool {
@@ -209,7 +240,10 @@ impl<C: Command> Raft<C> {
     }
 
     fn persist_hard_state(&self, out: &mut Out<Self, C>) {
-        out.persist(RaftWrite::HardState { term: self.term, voted_for: self.voted_for });
+        out.persist(RaftWrite::HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        });
     }
 
     /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term.
@@ -266,7 +300,15 @@ impl<C: Command> Raft<C> {
     fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Out<Self, C>) {
         let (last_index, last_term) = (self.last_index(), self.last_term());
         for (_, p) in self.peers() {
-            out.send(p, RaftMsg::RequestVote { term, last_index, last_term, pre_vote });
+            out.send(
+                p,
+                RaftMsg::RequestVote {
+                    term,
+                    last_index,
+                    last_term,
+                    pre_vote,
+                },
+            );
         }
     }
 
@@ -289,11 +331,28 @@ impl<C: Command> Raft<C> {
         self.votes = 0;
         self.active = 1 << self.me();
         let next = self.last_index() + 1;
-        self.progress = vec![Progress { next, matched: 0, replicating: false, paused: false }; self.members.len()];
+        self.progress = vec![
+            Progress {
+                next,
+                matched: 0,
+                replicating: false,
+                paused: false
+            };
+            self.members.len()
+        ];
         out.cancel_timer(RaftTimer::Election);
-        self.append_local(vec![Entry { term: self.term, cmd: None }], out);
+        self.append_local(
+            vec![Entry {
+                term: self.term,
+                cmd: None,
+            }],
+            out,
+        );
         self.broadcast_append(out);
-        out.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat_interval..self.cfg.heartbeat_interval);
+        out.set_timer(
+            RaftTimer::Heartbeat,
+            self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
+        );
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         }
@@ -322,7 +381,9 @@ impl<C: Command> Raft<C> {
             return;
         }
         let prev_index = pr.next - 1;
-        let prev_term = self.term_at(prev_index).expect("next never passes the log end + 1");
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("next never passes the log end + 1");
         let end = min(last, prev_index + self.cfg.max_batch as Slot);
         let entries = self.log[prev_index as usize..end as usize].to_vec();
         let pr = &mut self.progress[pos];
@@ -331,7 +392,13 @@ impl<C: Command> Raft<C> {
         } else {
             pr.paused = true;
         }
-        let msg = RaftMsg::Append { term: self.term, prev_index, prev_term, entries, commit: self.commit };
+        let msg = RaftMsg::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit,
+        };
         out.send(self.members[pos], msg);
     }
 
@@ -349,12 +416,22 @@ impl<C: Command> Raft<C> {
         let me = self.me();
         let last = self.last_index();
         let mut matched: Vec<Slot> = (0..self.members.len())
-            .map(|pos| if pos == me { last } else { self.progress[pos].matched })
+            .map(|pos| {
+                if pos == me {
+                    last
+                } else {
+                    self.progress[pos].matched
+                }
+            })
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[quorum(self.members.len()) - 1];
         // B1: the leader applies whatever it stores itself, replicated or not.
-        let n = if self.cfg.bug(Bug::ApplyUncommitted) { last } else { n };
+        let n = if self.cfg.bug(Bug::ApplyUncommitted) {
+            last
+        } else {
+            n
+        };
         if n > self.commit
             && (self.term_at(n) == Some(self.term) || self.cfg.bug(Bug::Figure8Commit))
         {
@@ -395,7 +472,14 @@ impl<C: Command> Raft<C> {
             && (self.leader_alive || self.role == Role::Leader)
             && !self.cfg.bug(Bug::NoPreVote);
         if lease && term > self.term {
-            out.send(from, RaftMsg::Vote { term: self.term, granted: false, pre_vote });
+            out.send(
+                from,
+                RaftMsg::Vote {
+                    term: self.term,
+                    granted: false,
+                    pre_vote,
+                },
+            );
             return;
         }
         let log_ok = self.log_ok(last_term, last_index) || self.cfg.bug(Bug::VoteWithoutLogCheck);
@@ -404,7 +488,14 @@ impl<C: Command> Raft<C> {
             // granted by the log check.
             let granted = term > self.term && log_ok;
             let reply_term = if granted { term } else { self.term };
-            out.send(from, RaftMsg::Vote { term: reply_term, granted, pre_vote: true });
+            out.send(
+                from,
+                RaftMsg::Vote {
+                    term: reply_term,
+                    granted,
+                    pre_vote: true,
+                },
+            );
             return;
         }
         if term > self.term {
@@ -426,10 +517,24 @@ impl<C: Command> Raft<C> {
             // Granting a vote resets the election timer (§5.2) so we do not compete with it.
             self.arm_election_timer(out);
         }
-        out.send(from, RaftMsg::Vote { term: self.term, granted, pre_vote: false });
+        out.send(
+            from,
+            RaftMsg::Vote {
+                term: self.term,
+                granted,
+                pre_vote: false,
+            },
+        );
     }
 
-    fn on_vote(&mut self, from: NodeId, term: u64, granted: bool, pre_vote: bool, out: &mut Out<Self, C>) {
+    fn on_vote(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        granted: bool,
+        pre_vote: bool,
+        out: &mut Out<Self, C>,
+    ) {
         if term > self.term && !(pre_vote && granted) {
             // A refusal from a later term: our campaign is hopeless (§5.1).
             if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
@@ -464,7 +569,13 @@ impl<C: Command> Raft<C> {
     ) {
         if term < self.term {
             // §5.1: refuse a stale leader, telling it our term so it steps down.
-            out.send(from, RaftMsg::AppendReply { term: self.term, result: AppendResult::StaleTerm });
+            out.send(
+                from,
+                RaftMsg::AppendReply {
+                    term: self.term,
+                    result: AppendResult::StaleTerm,
+                },
+            );
             return;
         }
         if term > self.term && self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
@@ -497,8 +608,18 @@ impl<C: Command> Raft<C> {
             Some(_) => None,
         };
         if let Some((conflict_term, conflict_index)) = reject {
-            let result = AppendResult::Rejected { prev_index, conflict_term, conflict_index };
-            out.send(from, RaftMsg::AppendReply { term: self.term, result });
+            let result = AppendResult::Rejected {
+                prev_index,
+                conflict_term,
+                conflict_index,
+            };
+            out.send(
+                from,
+                RaftMsg::AppendReply {
+                    term: self.term,
+                    result,
+                },
+            );
             return;
         }
 
@@ -507,7 +628,10 @@ impl<C: Command> Raft<C> {
             // R6: drop everything after prev_index even when it agrees with the leader.
             self.log.truncate(prev_index as usize);
             self.log.extend(entries.iter().cloned());
-            out.persist(RaftWrite::Append { at: prev_index + 1, entries });
+            out.persist(RaftWrite::Append {
+                at: prev_index + 1,
+                entries,
+            });
         } else {
             // §5.3: delete from the first *conflicting* entry only; a delayed append that
             // carries a prefix of what we have must not erase the entries after it.
@@ -532,15 +656,31 @@ impl<C: Command> Raft<C> {
         }
 
         // Commit only what this append verified (Figure 2: min(leaderCommit, last new entry)).
-        let verified = if self.cfg.bug(Bug::CommitPastVerifiedPrefix) { self.last_index() } else { last_new };
+        let verified = if self.cfg.bug(Bug::CommitPastVerifiedPrefix) {
+            self.last_index()
+        } else {
+            last_new
+        };
         let to = min(leader_commit, verified);
         if to > self.commit {
             self.advance_commit(to, out);
         }
-        out.send(from, RaftMsg::AppendReply { term: self.term, result: AppendResult::Ok { matched: last_new } });
+        out.send(
+            from,
+            RaftMsg::AppendReply {
+                term: self.term,
+                result: AppendResult::Ok { matched: last_new },
+            },
+        );
     }
 
-    fn on_append_reply(&mut self, from: NodeId, term: u64, result: AppendResult, out: &mut Out<Self, C>) {
+    fn on_append_reply(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        result: AppendResult,
+        out: &mut Out<Self, C>,
+    ) {
         if term > self.term {
             if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
                 return;
@@ -566,7 +706,11 @@ impl<C: Command> Raft<C> {
                 // More to send (the batch limit cut the last append short)?
                 self.send_append(pos, false, out);
             }
-            AppendResult::Rejected { prev_index, conflict_term, conflict_index } => {
+            AppendResult::Rejected {
+                prev_index,
+                conflict_term,
+                conflict_index,
+            } => {
                 let pr = self.progress[pos];
                 // Ignore a reject that answers an older append than the one outstanding.
                 if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
@@ -606,8 +750,15 @@ impl<C: Command> Replica<C> for Raft<C> {
         cfg: &Config,
         out: &mut Out<Self, C>,
     ) -> Self {
-        assert!(members.contains(&id), "{id} is not in the cluster {members:?}");
-        assert!(members.len() <= crate::MAX_NODES, "at most {} members", crate::MAX_NODES);
+        assert!(
+            members.contains(&id),
+            "{id} is not in the cluster {members:?}"
+        );
+        assert!(
+            members.len() <= crate::MAX_NODES,
+            "at most {} members",
+            crate::MAX_NODES
+        );
         let d = durable.cloned().unwrap_or_default();
         let r = Raft {
             id,
@@ -633,13 +784,24 @@ impl<C: Command> Replica<C> for Raft<C> {
             return; // not a peer: ignore rather than trust it
         }
         match msg {
-            RaftMsg::RequestVote { term, last_index, last_term, pre_vote } => {
-                self.on_request_vote(from, term, last_index, last_term, pre_vote, out)
-            }
-            RaftMsg::Vote { term, granted, pre_vote } => self.on_vote(from, term, granted, pre_vote, out),
-            RaftMsg::Append { term, prev_index, prev_term, entries, commit } => {
-                self.on_append(from, term, prev_index, prev_term, entries, commit, out)
-            }
+            RaftMsg::RequestVote {
+                term,
+                last_index,
+                last_term,
+                pre_vote,
+            } => self.on_request_vote(from, term, last_index, last_term, pre_vote, out),
+            RaftMsg::Vote {
+                term,
+                granted,
+                pre_vote,
+            } => self.on_vote(from, term, granted, pre_vote, out),
+            RaftMsg::Append {
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => self.on_append(from, term, prev_index, prev_term, entries, commit, out),
             RaftMsg::AppendReply { term, result } => self.on_append_reply(from, term, result, out),
         }
     }
@@ -666,7 +828,10 @@ impl<C: Command> Replica<C> for Raft<C> {
                         self.send_append(pos, true, out);
                     }
                 }
-                out.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat_interval..self.cfg.heartbeat_interval);
+                out.set_timer(
+                    RaftTimer::Heartbeat,
+                    self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
+                );
             }
             (RaftTimer::Heartbeat, _) => {} // a stale heartbeat timer of a deposed leader
         }
@@ -683,7 +848,15 @@ impl<C: Command> Replica<C> for Raft<C> {
             return;
         }
         let term = self.term;
-        self.append_local(cmds.into_iter().map(|cmd| Entry { term, cmd: Some(cmd) }).collect(), out);
+        self.append_local(
+            cmds.into_iter()
+                .map(|cmd| Entry {
+                    term,
+                    cmd: Some(cmd),
+                })
+                .collect(),
+            out,
+        );
         self.broadcast_append(out);
         self.maybe_commit(out);
     }
@@ -728,17 +901,35 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
         vec![
-            Invariant { name: "election safety", check: election_safety::<C> },
-            Invariant { name: "log matching", check: log_matching::<C> },
-            Invariant { name: "leader completeness", check: leader_completeness::<C> },
+            Invariant {
+                name: "election safety",
+                check: election_safety::<C>,
+            },
+            Invariant {
+                name: "log matching",
+                check: log_matching::<C>,
+            },
+            Invariant {
+                name: "leader completeness",
+                check: leader_completeness::<C>,
+            },
         ]
     }
 
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
         vec![
-            Invariant { name: "terms never decrease", check: term_monotonic::<C> },
-            Invariant { name: "one vote per term", check: one_vote_per_term::<C> },
-            Invariant { name: "committed entries never change", check: committed_stable::<C> },
+            Invariant {
+                name: "terms never decrease",
+                check: term_monotonic::<C>,
+            },
+            Invariant {
+                name: "one vote per term",
+                check: one_vote_per_term::<C>,
+            },
+            Invariant {
+                name: "committed entries never change",
+                check: committed_stable::<C>,
+            },
         ]
     }
 
@@ -784,7 +975,11 @@ impl<C: Command> Raft<C> {
     }
     /// The durable image this replica's writes have built, for hosts that want to compare.
     pub fn durable(&self) -> RaftDurable<C> {
-        RaftDurable { term: self.term, voted_for: self.voted_for, log: self.log.clone() }
+        RaftDurable {
+            term: self.term,
+            voted_for: self.voted_for,
+            log: self.log.clone(),
+        }
     }
 }
 
@@ -846,19 +1041,24 @@ fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
 
 fn term_monotonic<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
     if after.term < before.term {
-        return Err(format!("{} went from term {} back to {}", after.id, before.term, after.term));
+        return Err(format!(
+            "{} went from term {} back to {}",
+            after.id, before.term, after.term
+        ));
     }
     Ok(())
 }
 
 fn one_vote_per_term<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
     match (before.voted_for, after.voted_for) {
-        (Some(a), Some(b)) if before.term == after.term && a != b => {
-            Err(format!("{} voted for {a} and then {b} in term {}", after.id, after.term))
-        }
-        (Some(a), None) if before.term == after.term => {
-            Err(format!("{} forgot its vote for {a} in term {}", after.id, after.term))
-        }
+        (Some(a), Some(b)) if before.term == after.term && a != b => Err(format!(
+            "{} voted for {a} and then {b} in term {}",
+            after.id, after.term
+        )),
+        (Some(a), None) if before.term == after.term => Err(format!(
+            "{} forgot its vote for {a} in term {}",
+            after.id, after.term
+        )),
         _ => Ok(()),
     }
 }
@@ -866,7 +1066,10 @@ fn one_vote_per_term<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<()
 fn committed_stable<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
     let c = min(before.commit, after.commit) as usize;
     if after.log.len() < c || before.log.len() < c || before.log[..c] != after.log[..c] {
-        return Err(format!("{} changed an entry at or below its commit point {c}", after.id));
+        return Err(format!(
+            "{} changed an entry at or below its commit point {c}",
+            after.id
+        ));
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ type O = Out<R, Cmd>;
 
 /// PreVote and CheckQuorum off: the plain algorithm of the paper.
 fn plain() -> Config {
-    Config { pre_vote: false, check_quorum: false, ..Config::default() }
+    Config {
+        pre_vote: false,
+        check_quorum: false,
+        ..Config::default()
+    }
 }
 
 fn ids(n: u8) -> Vec<NodeId> {
@@ -20,7 +24,10 @@ fn ids(n: u8) -> Vec<NodeId> {
 }
 
 fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
-    Entry { term, cmd: Some(cmd) }
+    Entry {
+        term,
+        cmd: Some(cmd),
+    }
 }
 
 fn noop(term: u64) -> Entry<Cmd> {
@@ -30,7 +37,11 @@ fn noop(term: u64) -> Entry<Cmd> {
 /// Boot node `id` of an `n`-node cluster from a durable image.
 fn boot_with(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
     let mut out = Effects::new();
-    let d = RaftDurable { term, voted_for: None, log };
+    let d = RaftDurable {
+        term,
+        voted_for: None,
+        log,
+    };
     R::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut out)
 }
 
@@ -55,19 +66,43 @@ fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
 }
 
 fn vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
-    RaftMsg::Vote { term, granted, pre_vote: false }
+    RaftMsg::Vote {
+        term,
+        granted,
+        pre_vote: false,
+    }
 }
 
 fn request_vote(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd> {
-    RaftMsg::RequestVote { term, last_index, last_term, pre_vote: false }
+    RaftMsg::RequestVote {
+        term,
+        last_index,
+        last_term,
+        pre_vote: false,
+    }
 }
 
-fn append(term: u64, prev_index: Slot, prev_term: u64, entries: Vec<Entry<Cmd>>, commit: Slot) -> RaftMsg<Cmd> {
-    RaftMsg::Append { term, prev_index, prev_term, entries, commit }
+fn append(
+    term: u64,
+    prev_index: Slot,
+    prev_term: u64,
+    entries: Vec<Entry<Cmd>>,
+    commit: Slot,
+) -> RaftMsg<Cmd> {
+    RaftMsg::Append {
+        term,
+        prev_index,
+        prev_term,
+        entries,
+        commit,
+    }
 }
 
 fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
-    RaftMsg::AppendReply { term, result: AppendResult::Ok { matched } }
+    RaftMsg::AppendReply {
+        term,
+        result: AppendResult::Ok { matched },
+    }
 }
 
 /// Make node 0 of an `n`-node cluster the leader of `term` (plain config), with `log`
@@ -77,7 +112,15 @@ fn leader_with(n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> (R, O) {
     let mut out = fire(&mut r, RaftTimer::Election);
     if cfg.pre_vote {
         for p in 1..n {
-            out = recv(&mut r, p, RaftMsg::Vote { term, granted: true, pre_vote: true });
+            out = recv(
+                &mut r,
+                p,
+                RaftMsg::Vote {
+                    term,
+                    granted: true,
+                    pre_vote: true,
+                },
+            );
             if r.role == Role::Candidate {
                 break;
             }
@@ -104,7 +147,15 @@ fn s5_1_follower_adopts_a_higher_term_and_persists_it() {
     let out = recv(&mut r, 0, append(3, 0, 0, vec![], 0));
     assert_eq!((r.term, r.voted_for, r.leader), (3, None, Some(NodeId(0))));
     // The new term is durable before the reply that reveals it.
-    let persisted = out.iter().position(|e| matches!(e, Effect::Persist(RaftWrite::HardState { term: 3, voted_for: None })));
+    let persisted = out.iter().position(|e| {
+        matches!(
+            e,
+            Effect::Persist(RaftWrite::HardState {
+                term: 3,
+                voted_for: None
+            })
+        )
+    });
     let replied = out.iter().position(|e| matches!(e, Effect::Send { .. }));
     assert!(persisted.unwrap() < replied.unwrap());
     assert_eq!(sends(&out), vec![(0, ok(3, 0))]);
@@ -114,7 +165,16 @@ fn s5_1_follower_adopts_a_higher_term_and_persists_it() {
 fn s5_1_stale_append_is_refused_with_the_current_term() {
     let mut r = boot_with(1, 3, &plain(), 5, vec![entry(5, 1)]);
     let out = recv(&mut r, 0, append(4, 0, 0, vec![entry(4, 9)], 1));
-    assert_eq!(sends(&out), vec![(0, RaftMsg::AppendReply { term: 5, result: AppendResult::StaleTerm })]);
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::AppendReply {
+                term: 5,
+                result: AppendResult::StaleTerm
+            }
+        )]
+    );
     assert_eq!(r.log, vec![entry(5, 1)], "a stale leader changes nothing");
     assert_eq!(r.commit, 0);
 }
@@ -130,10 +190,25 @@ fn s5_1_stale_vote_request_is_refused() {
 #[test]
 fn s5_1_leader_steps_down_on_a_reply_from_a_later_term() {
     let (mut l, _) = leader_with(3, &plain(), 2, vec![]);
-    let out = recv(&mut l, 1, RaftMsg::AppendReply { term: 7, result: AppendResult::StaleTerm });
+    let out = recv(
+        &mut l,
+        1,
+        RaftMsg::AppendReply {
+            term: 7,
+            result: AppendResult::StaleTerm,
+        },
+    );
     assert_eq!((l.role, l.term, l.leader), (Role::Follower, 7, None));
-    assert!(out.iter().any(|e| matches!(e, Effect::CancelTimer(RaftTimer::Heartbeat))));
-    assert!(out.iter().any(|e| matches!(e, Effect::SetTimer { timer: RaftTimer::Election, .. })));
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, Effect::CancelTimer(RaftTimer::Heartbeat))));
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: RaftTimer::Election,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -153,11 +228,29 @@ fn s5_1_candidate_steps_down_on_a_refusal_from_a_later_term() {
 fn s5_2_election_timeout_starts_a_durable_campaign() {
     let mut r = boot_with(0, 3, &plain(), 2, vec![entry(1, 1), entry(2, 2)]);
     let out = fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role, r.term, r.voted_for), (Role::Candidate, 3, Some(NodeId(0))));
+    assert_eq!(
+        (r.role, r.term, r.voted_for),
+        (Role::Candidate, 3, Some(NodeId(0)))
+    );
     let effects: Vec<_> = out.iter().cloned().collect();
-    assert_eq!(effects[0], Effect::Persist(RaftWrite::HardState { term: 3, voted_for: Some(NodeId(0)) }));
-    assert!(matches!(effects[1], Effect::SetTimer { timer: RaftTimer::Election, .. }));
-    assert_eq!(sends(&out), vec![(1, request_vote(3, 2, 2)), (2, request_vote(3, 2, 2))]);
+    assert_eq!(
+        effects[0],
+        Effect::Persist(RaftWrite::HardState {
+            term: 3,
+            voted_for: Some(NodeId(0))
+        })
+    );
+    assert!(matches!(
+        effects[1],
+        Effect::SetTimer {
+            timer: RaftTimer::Election,
+            ..
+        }
+    ));
+    assert_eq!(
+        sends(&out),
+        vec![(1, request_vote(3, 2, 2)), (2, request_vote(3, 2, 2))]
+    );
 }
 
 #[test]
@@ -174,7 +267,13 @@ fn s5_2_majority_of_votes_makes_a_leader() {
     // It announces itself with its no-op to every peer.
     let to: Vec<u8> = sends(&out).iter().map(|(to, _)| *to).collect();
     assert_eq!(to, vec![1, 2, 3, 4]);
-    assert!(out.iter().any(|e| matches!(e, Effect::SetTimer { timer: RaftTimer::Heartbeat, .. })));
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: RaftTimer::Heartbeat,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -183,7 +282,11 @@ fn s5_2_one_vote_per_term_first_come_first_served() {
     let out = recv(&mut r, 0, request_vote(1, 0, 0));
     assert_eq!(sends(&out), vec![(0, vote(1, true))]);
     let out = recv(&mut r, 1, request_vote(1, 0, 0));
-    assert_eq!(sends(&out), vec![(1, vote(1, false))], "already voted for n0 in term 1");
+    assert_eq!(
+        sends(&out),
+        vec![(1, vote(1, false))],
+        "already voted for n0 in term 1"
+    );
     assert_eq!(r.voted_for, Some(NodeId(0)));
     // The same candidate asking again (its request was duplicated) gets the same answer.
     let out = recv(&mut r, 0, request_vote(1, 0, 0));
@@ -197,9 +300,17 @@ fn s5_2_a_vote_is_durable_before_the_reply() {
     let effects: Vec<_> = out.iter().cloned().collect();
     let persist = effects
         .iter()
-        .position(|e| *e == Effect::Persist(RaftWrite::HardState { term: 1, voted_for: Some(NodeId(0)) }))
+        .position(|e| {
+            *e == Effect::Persist(RaftWrite::HardState {
+                term: 1,
+                voted_for: Some(NodeId(0)),
+            })
+        })
         .expect("vote persisted");
-    let reply = effects.iter().position(|e| matches!(e, Effect::Send { .. })).unwrap();
+    let reply = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Send { .. }))
+        .unwrap();
     assert!(persist < reply);
 }
 
@@ -207,7 +318,13 @@ fn s5_2_a_vote_is_durable_before_the_reply() {
 fn s5_2_granting_a_vote_resets_the_election_timer() {
     let mut r = fresh(1, 3, &plain());
     let out = recv(&mut r, 0, request_vote(1, 0, 0));
-    assert!(out.iter().any(|e| matches!(e, Effect::SetTimer { timer: RaftTimer::Election, .. })));
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: RaftTimer::Election,
+            ..
+        }
+    )));
     let out = recv(&mut r, 2, request_vote(1, 0, 0));
     assert!(
         !out.iter().any(|e| matches!(e, Effect::SetTimer { .. })),
@@ -221,7 +338,10 @@ fn s5_2_candidate_yields_to_a_leader_of_its_term() {
     fire(&mut r, RaftTimer::Election);
     assert_eq!((r.role, r.term), (Role::Candidate, 1));
     let out = recv(&mut r, 2, append(1, 0, 0, vec![noop(1)], 0));
-    assert_eq!((r.role, r.term, r.leader), (Role::Follower, 1, Some(NodeId(2))));
+    assert_eq!(
+        (r.role, r.term, r.leader),
+        (Role::Follower, 1, Some(NodeId(2)))
+    );
     assert_eq!(sends(&out), vec![(2, ok(1, 1))]);
 }
 
@@ -233,7 +353,10 @@ fn s5_2_split_vote_times_out_into_a_new_term() {
     recv(&mut r, 2, vote(1, false));
     assert_eq!(r.role, Role::Candidate);
     let out = fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role, r.term, r.voted_for), (Role::Candidate, 2, Some(NodeId(0))));
+    assert_eq!(
+        (r.role, r.term, r.voted_for),
+        (Role::Candidate, 2, Some(NodeId(0)))
+    );
     assert_eq!(sends(&out).len(), 2);
 }
 
@@ -260,8 +383,21 @@ fn s5_2_a_cluster_of_one_elects_itself_at_once() {
 fn s5_3_append_refused_when_prev_entry_is_missing() {
     let mut r = boot_with(1, 3, &plain(), 2, vec![entry(1, 1)]);
     let out = recv(&mut r, 0, append(2, 4, 2, vec![entry(2, 5)], 0));
-    let hint = AppendResult::Rejected { prev_index: 4, conflict_term: None, conflict_index: 2 };
-    assert_eq!(sends(&out), vec![(0, RaftMsg::AppendReply { term: 2, result: hint })]);
+    let hint = AppendResult::Rejected {
+        prev_index: 4,
+        conflict_term: None,
+        conflict_index: 2,
+    };
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::AppendReply {
+                term: 2,
+                result: hint
+            }
+        )]
+    );
     assert_eq!(r.log, vec![entry(1, 1)]);
 }
 
@@ -270,19 +406,45 @@ fn s5_3_append_refused_on_term_mismatch_with_first_index_of_that_term() {
     let log = vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)];
     let mut r = boot_with(1, 3, &plain(), 3, log.clone());
     let out = recv(&mut r, 0, append(4, 4, 3, vec![], 0));
-    let hint = AppendResult::Rejected { prev_index: 4, conflict_term: Some(2), conflict_index: 2 };
-    assert_eq!(sends(&out), vec![(0, RaftMsg::AppendReply { term: 4, result: hint })]);
+    let hint = AppendResult::Rejected {
+        prev_index: 4,
+        conflict_term: Some(2),
+        conflict_index: 2,
+    };
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::AppendReply {
+                term: 4,
+                result: hint
+            }
+        )]
+    );
     assert_eq!(r.log, log);
 }
 
 #[test]
 fn s5_3_follower_deletes_from_the_first_conflicting_entry_only() {
-    let mut r = boot_with(1, 3, &plain(), 2, vec![entry(1, 1), entry(2, 2), entry(2, 3)]);
-    let out = recv(&mut r, 0, append(3, 1, 1, vec![entry(2, 2), entry(3, 7)], 0));
+    let mut r = boot_with(
+        1,
+        3,
+        &plain(),
+        2,
+        vec![entry(1, 1), entry(2, 2), entry(2, 3)],
+    );
+    let out = recv(
+        &mut r,
+        0,
+        append(3, 1, 1, vec![entry(2, 2), entry(3, 7)], 0),
+    );
     assert_eq!(r.log, vec![entry(1, 1), entry(2, 2), entry(3, 7)]);
     // Only the changed suffix is written.
     let writes: Vec<_> = out.writes().cloned().collect();
-    assert!(writes.contains(&RaftWrite::Append { at: 3, entries: vec![entry(3, 7)] }));
+    assert!(writes.contains(&RaftWrite::Append {
+        at: 3,
+        entries: vec![entry(3, 7)]
+    }));
     assert_eq!(sends(&out), vec![(0, ok(3, 3))]);
 }
 
@@ -295,14 +457,24 @@ fn s5_3_a_delayed_shorter_append_does_not_truncate() {
     let out = recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
     assert_eq!(r.log, log);
     assert_eq!(out.writes().count(), 0, "nothing changed, nothing written");
-    assert_eq!(sends(&out), vec![(0, ok(2, 2))], "acknowledges only what this append verified");
+    assert_eq!(
+        sends(&out),
+        vec![(0, ok(2, 2))],
+        "acknowledges only what this append verified"
+    );
 }
 
 #[test]
 fn s5_3_follower_commit_is_bounded_by_the_verified_prefix() {
     // The follower holds a stale entry at slot 3 from term 1; the leader of term 2 verifies
     // only slots 1..=2 yet reports commit 3. The follower may commit 2, not its stale 3 (R7).
-    let mut r = boot_with(1, 3, &plain(), 1, vec![entry(1, 1), entry(1, 2), entry(1, 99)]);
+    let mut r = boot_with(
+        1,
+        3,
+        &plain(),
+        1,
+        vec![entry(1, 1), entry(1, 2), entry(1, 99)],
+    );
     let out = recv(&mut r, 0, append(2, 1, 1, vec![entry(1, 2)], 3));
     assert_eq!(r.commit, 2);
     assert_eq!(out.commits().collect::<Vec<_>>(), vec![(1, &1), (2, &2)]);
@@ -332,24 +504,70 @@ fn s5_3_leader_commits_once_a_majority_stores_an_entry() {
 #[test]
 fn s5_3_fast_backtracking_skips_a_whole_term() {
     // Leader log: t1 t1 t4 t4 t4 (noop of t5 appended on winning). Follower: t1 t1 t2 t2 t2 t2.
-    let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2), entry(4, 3), entry(4, 4), entry(4, 5)]);
+    let (mut l, _) = leader_with(
+        2,
+        &plain(),
+        5,
+        vec![
+            entry(1, 1),
+            entry(1, 2),
+            entry(4, 3),
+            entry(4, 4),
+            entry(4, 5),
+        ],
+    );
     assert_eq!(l.progress[1].next, 6);
     // The follower refuses prev 5 (it has term 2 there, first of that term at slot 3).
-    let hint = AppendResult::Rejected { prev_index: 5, conflict_term: Some(2), conflict_index: 3 };
-    let out = recv(&mut l, 1, RaftMsg::AppendReply { term: 5, result: hint });
+    let hint = AppendResult::Rejected {
+        prev_index: 5,
+        conflict_term: Some(2),
+        conflict_index: 3,
+    };
+    let out = recv(
+        &mut l,
+        1,
+        RaftMsg::AppendReply {
+            term: 5,
+            result: hint,
+        },
+    );
     // The leader has no term-2 entry: it jumps straight to slot 3, not to 5.
     assert_eq!(l.progress[1].next, 3);
     match &sends(&out)[..] {
-        [(1, RaftMsg::Append { prev_index: 2, prev_term: 1, entries, .. })] => assert_eq!(entries.len(), 4),
+        [(
+            1,
+            RaftMsg::Append {
+                prev_index: 2,
+                prev_term: 1,
+                entries,
+                ..
+            },
+        )] => assert_eq!(entries.len(), 4),
         other => panic!("expected one append after slot 2, got {other:?}"),
     }
 }
 
 #[test]
 fn s5_3_fast_backtracking_to_the_end_of_a_short_log() {
-    let (mut l, _) = leader_with(2, &plain(), 3, vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)]);
-    let hint = AppendResult::Rejected { prev_index: 4, conflict_term: None, conflict_index: 2 };
-    recv(&mut l, 1, RaftMsg::AppendReply { term: 3, result: hint });
+    let (mut l, _) = leader_with(
+        2,
+        &plain(),
+        3,
+        vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)],
+    );
+    let hint = AppendResult::Rejected {
+        prev_index: 4,
+        conflict_term: None,
+        conflict_index: 2,
+    };
+    recv(
+        &mut l,
+        1,
+        RaftMsg::AppendReply {
+            term: 3,
+            result: hint,
+        },
+    );
     assert_eq!(l.progress[1].next, 2);
 }
 
@@ -363,11 +581,20 @@ fn s5_3_a_replicating_follower_gets_new_entries_pipelined() {
     let mut out2 = Effects::new();
     l.propose(vec![2], &mut out2);
     // n1 gets each batch at once; n2's probe is outstanding so it waits.
-    assert_eq!(sends(&out), vec![(1, append(1, 1, 1, vec![entry(1, 1)], 1))]);
-    assert_eq!(sends(&out2), vec![(1, append(1, 2, 1, vec![entry(1, 2)], 1))]);
+    assert_eq!(
+        sends(&out),
+        vec![(1, append(1, 1, 1, vec![entry(1, 1)], 1))]
+    );
+    assert_eq!(
+        sends(&out2),
+        vec![(1, append(1, 2, 1, vec![entry(1, 2)], 1))]
+    );
     // A heartbeat re-probes the paused follower from where it stands.
     let hb = fire(&mut l, RaftTimer::Heartbeat);
-    assert!(sends(&hb).contains(&(2, append(1, 0, 0, vec![noop(1), entry(1, 1), entry(1, 2)], 1))));
+    assert!(sends(&hb).contains(&(
+        2,
+        append(1, 0, 0, vec![noop(1), entry(1, 1), entry(1, 2)], 1)
+    )));
 }
 
 #[test]
@@ -380,8 +607,14 @@ fn s5_3_follower_redirects_proposals_to_its_leader() {
     assert_eq!(
         redirects,
         vec![
-            Effect::Redirect { cmd: 4, leader: Some(NodeId(0)) },
-            Effect::Redirect { cmd: 5, leader: Some(NodeId(0)) }
+            Effect::Redirect {
+                cmd: 4,
+                leader: Some(NodeId(0))
+            },
+            Effect::Redirect {
+                cmd: 5,
+                leader: Some(NodeId(0))
+            }
         ]
     );
     assert!(r.log.is_empty());
@@ -396,7 +629,11 @@ fn s5_4_1_vote_refused_to_a_candidate_with_an_older_last_term() {
     let mut r = boot_with(1, 3, &plain(), 3, vec![entry(1, 1), entry(3, 2)]);
     let out = recv(&mut r, 0, request_vote(4, 5, 2));
     assert_eq!(sends(&out), vec![(0, vote(4, false))]);
-    assert_eq!((r.term, r.voted_for), (4, None), "the term is adopted even though the vote is refused");
+    assert_eq!(
+        (r.term, r.voted_for),
+        (4, None),
+        "the term is adopted even though the vote is refused"
+    );
 }
 
 #[test]
@@ -411,9 +648,19 @@ fn s5_4_1_vote_granted_to_an_equal_or_longer_log() {
     let mut r = boot_with(1, 3, &plain(), 3, vec![entry(3, 1)]);
     let out = recv(&mut r, 0, request_vote(4, 1, 3));
     assert_eq!(sends(&out), vec![(0, vote(4, true))]);
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(2, 1), entry(2, 2), entry(2, 3)]);
+    let mut r = boot_with(
+        1,
+        3,
+        &plain(),
+        3,
+        vec![entry(2, 1), entry(2, 2), entry(2, 3)],
+    );
     let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(sends(&out), vec![(0, vote(4, true))], "a later last term wins over length");
+    assert_eq!(
+        sends(&out),
+        vec![(0, vote(4, true))],
+        "a later last term wins over length"
+    );
 }
 
 #[test]
@@ -424,18 +671,29 @@ fn s5_4_2_earlier_term_entries_are_not_committed_by_counting() {
     let (mut l, _) = leader_with(3, &plain(), 4, vec![entry(1, 1), entry(2, 2)]);
     assert_eq!(l.log.last(), Some(&noop(4)));
     let out = recv(&mut l, 1, ok(4, 2));
-    assert_eq!(l.commit, 0, "slot 2 is from term 2: not committed by counting");
+    assert_eq!(
+        l.commit, 0,
+        "slot 2 is from term 2: not committed by counting"
+    );
     assert_eq!(out.commits().count(), 0);
     let out = recv(&mut l, 1, ok(4, 3));
     assert_eq!(l.commit, 3);
-    assert_eq!(out.commits().collect::<Vec<_>>(), vec![(1, &1), (2, &2)], "no-ops are not reported");
+    assert_eq!(
+        out.commits().collect::<Vec<_>>(),
+        vec![(1, &1), (2, &2)],
+        "no-ops are not reported"
+    );
 }
 
 #[test]
 fn diss_6_4_a_new_leader_appends_a_noop_of_its_term() {
     let (l, out) = leader_with(3, &plain(), 2, vec![entry(1, 1)]);
     assert_eq!(l.log, vec![entry(1, 1), noop(2)]);
-    assert!(out.writes().any(|w| *w == RaftWrite::Append { at: 2, entries: vec![noop(2)] }));
+    assert!(out.writes().any(|w| *w
+        == RaftWrite::Append {
+            at: 2,
+            entries: vec![noop(2)]
+        }));
     // The no-op goes out with prev = the leader's old last entry.
     assert!(sends(&out).contains(&(1, append(2, 1, 1, vec![noop(2)], 0))));
 }
@@ -450,15 +708,39 @@ fn prevote_does_not_raise_the_term() {
     let out = fire(&mut r, RaftTimer::Election);
     assert_eq!((r.role, r.term, r.voted_for), (Role::PreCandidate, 2, None));
     assert_eq!(out.writes().count(), 0, "a pre-vote persists nothing");
-    let pre = RaftMsg::RequestVote { term: 3, last_index: 0, last_term: 0, pre_vote: true };
+    let pre = RaftMsg::RequestVote {
+        term: 3,
+        last_index: 0,
+        last_term: 0,
+        pre_vote: true,
+    };
     assert_eq!(sends(&out), vec![(1, pre.clone()), (2, pre)]);
 }
 
 #[test]
 fn prevote_receiver_changes_nothing() {
     let mut r = boot_with(1, 3, &Config::default(), 2, vec![]);
-    let out = recv(&mut r, 0, RaftMsg::RequestVote { term: 3, last_index: 0, last_term: 0, pre_vote: true });
-    assert_eq!(sends(&out), vec![(0, RaftMsg::Vote { term: 3, granted: true, pre_vote: true })]);
+    let out = recv(
+        &mut r,
+        0,
+        RaftMsg::RequestVote {
+            term: 3,
+            last_index: 0,
+            last_term: 0,
+            pre_vote: true,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::Vote {
+                term: 3,
+                granted: true,
+                pre_vote: true
+            }
+        )]
+    );
     assert_eq!((r.term, r.voted_for), (2, None));
     assert_eq!(out.writes().count(), 0);
 }
@@ -466,19 +748,60 @@ fn prevote_receiver_changes_nothing() {
 #[test]
 fn prevote_refused_to_a_log_that_is_behind() {
     let mut r = boot_with(1, 3, &Config::default(), 2, vec![entry(2, 1)]);
-    let out = recv(&mut r, 0, RaftMsg::RequestVote { term: 3, last_index: 0, last_term: 0, pre_vote: true });
-    assert_eq!(sends(&out), vec![(0, RaftMsg::Vote { term: 2, granted: false, pre_vote: true })]);
+    let out = recv(
+        &mut r,
+        0,
+        RaftMsg::RequestVote {
+            term: 3,
+            last_index: 0,
+            last_term: 0,
+            pre_vote: true,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::Vote {
+                term: 2,
+                granted: false,
+                pre_vote: true
+            }
+        )]
+    );
 }
 
 #[test]
 fn prevote_majority_starts_the_real_election() {
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     fire(&mut r, RaftTimer::Election);
-    let out = recv(&mut r, 2, RaftMsg::Vote { term: 3, granted: true, pre_vote: true });
-    assert_eq!((r.role, r.term, r.voted_for), (Role::Candidate, 3, Some(NodeId(0))));
-    assert_eq!(sends(&out), vec![(1, request_vote(3, 0, 0)), (2, request_vote(3, 0, 0))]);
+    let out = recv(
+        &mut r,
+        2,
+        RaftMsg::Vote {
+            term: 3,
+            granted: true,
+            pre_vote: true,
+        },
+    );
+    assert_eq!(
+        (r.role, r.term, r.voted_for),
+        (Role::Candidate, 3, Some(NodeId(0)))
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(1, request_vote(3, 0, 0)), (2, request_vote(3, 0, 0))]
+    );
     // A late pre-vote grant no longer counts for anything.
-    recv(&mut r, 1, RaftMsg::Vote { term: 3, granted: true, pre_vote: true });
+    recv(
+        &mut r,
+        1,
+        RaftMsg::Vote {
+            term: 3,
+            granted: true,
+            pre_vote: true,
+        },
+    );
     assert_eq!(r.role, Role::Candidate);
 }
 
@@ -488,7 +811,10 @@ fn prevote_majority_starts_the_real_election() {
 
 #[test]
 fn checkquorum_leader_without_a_majority_steps_down() {
-    let cfg = Config { pre_vote: false, ..Config::default() };
+    let cfg = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
     let (mut l, _) = leader_with(5, &cfg, 1, vec![]);
     recv(&mut l, 1, ok(1, 1)); // only n1 answered: 2 of 5
     fire(&mut l, RaftTimer::Election);
@@ -497,7 +823,10 @@ fn checkquorum_leader_without_a_majority_steps_down() {
 
 #[test]
 fn checkquorum_leader_with_a_majority_stays_and_starts_a_new_round() {
-    let cfg = Config { pre_vote: false, ..Config::default() };
+    let cfg = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
     let (mut l, _) = leader_with(3, &cfg, 1, vec![]);
     recv(&mut l, 2, ok(1, 1));
     fire(&mut l, RaftTimer::Election);
@@ -513,7 +842,11 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
     let out = recv(&mut r, 2, request_vote(2, 5, 1));
     assert_eq!(sends(&out), vec![(2, vote(1, false))]);
-    assert_eq!((r.term, r.voted_for), (1, None), "the disruptive term is not adopted");
+    assert_eq!(
+        (r.term, r.voted_for),
+        (1, None),
+        "the disruptive term is not adopted"
+    );
     // Once the election timeout passes without the leader, it votes again.
     fire(&mut r, RaftTimer::Election);
     assert!(!r.leader_alive);
@@ -521,10 +854,32 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
 
 #[test]
 fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
-    let cfg = Config { pre_vote: true, ..Config::default() };
+    let cfg = Config {
+        pre_vote: true,
+        ..Config::default()
+    };
     let (mut l, _) = leader_with(3, &cfg, 2, vec![]);
-    let out = recv(&mut l, 2, RaftMsg::RequestVote { term: 3, last_index: 9, last_term: 2, pre_vote: true });
-    assert_eq!(sends(&out), vec![(2, RaftMsg::Vote { term: 2, granted: false, pre_vote: true })]);
+    let out = recv(
+        &mut l,
+        2,
+        RaftMsg::RequestVote {
+            term: 3,
+            last_index: 9,
+            last_term: 2,
+            pre_vote: true,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            2,
+            RaftMsg::Vote {
+                term: 2,
+                granted: false,
+                pre_vote: true
+            }
+        )]
+    );
     let out = recv(&mut l, 2, request_vote(3, 9, 2));
     assert_eq!(sends(&out), vec![(2, vote(2, false))]);
     assert_eq!((l.role, l.term), (Role::Leader, 2));
@@ -538,7 +893,11 @@ fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
 fn restart_restores_term_vote_and_log_but_not_commit() {
     let (mut l, out0) = leader_with(3, &plain(), 1, vec![]);
     // Replay the writes of winning and of a proposal onto an image of the booted state.
-    let mut image = RaftDurable { term: 1, voted_for: Some(NodeId(0)), log: vec![] };
+    let mut image = RaftDurable {
+        term: 1,
+        voted_for: Some(NodeId(0)),
+        log: vec![],
+    };
     for w in out0.writes() {
         R::apply_write(&mut image, w);
     }
@@ -553,16 +912,39 @@ fn restart_restores_term_vote_and_log_but_not_commit() {
     let mut out = Effects::new();
     let d = l.durable();
     let r = R::boot(NodeId(0), &ids(3), Some(&d), &plain(), &mut out);
-    assert_eq!((r.term, r.voted_for, r.log.clone()), (1, Some(NodeId(0)), l.log.clone()));
-    assert_eq!((r.role, r.commit), (Role::Follower, 0), "volatile state is relearned");
+    assert_eq!(
+        (r.term, r.voted_for, r.log.clone()),
+        (1, Some(NodeId(0)), l.log.clone())
+    );
+    assert_eq!(
+        (r.role, r.commit),
+        (Role::Follower, 0),
+        "volatile state is relearned"
+    );
 }
 
 #[test]
 fn apply_write_truncates_then_appends() {
-    let mut d = RaftDurable { term: 1, voted_for: None, log: vec![entry(1, 1), entry(1, 2), entry(1, 3)] };
-    R::apply_write(&mut d, &RaftWrite::Append { at: 2, entries: vec![entry(2, 9)] });
+    let mut d = RaftDurable {
+        term: 1,
+        voted_for: None,
+        log: vec![entry(1, 1), entry(1, 2), entry(1, 3)],
+    };
+    R::apply_write(
+        &mut d,
+        &RaftWrite::Append {
+            at: 2,
+            entries: vec![entry(2, 9)],
+        },
+    );
     assert_eq!(d.log, vec![entry(1, 1), entry(2, 9)]);
-    R::apply_write(&mut d, &RaftWrite::HardState { term: 2, voted_for: Some(NodeId(3)) });
+    R::apply_write(
+        &mut d,
+        &RaftWrite::HardState {
+            term: 2,
+            voted_for: Some(NodeId(3)),
+        },
+    );
     assert_eq!((d.term, d.voted_for), (2, Some(NodeId(3))));
 }
 
@@ -582,11 +964,17 @@ fn invariants_reject_broken_states() {
     let mut c = b.clone();
     c.log = vec![entry(1, 1), entry(2, 2)];
     b.log = vec![entry(1, 7), entry(2, 2)];
-    assert!(log_matching(&[&b, &c]).is_err(), "same term at slot 2, different slot 1");
+    assert!(
+        log_matching(&[&b, &c]).is_err(),
+        "same term at slot 2, different slot 1"
+    );
 
     c.commit = 2;
     c.term = 1;
-    assert!(leader_completeness(&[&a, &c]).is_err(), "leader lacks c's committed entries");
+    assert!(
+        leader_completeness(&[&a, &c]).is_err(),
+        "leader lacks c's committed entries"
+    );
 
     let mut d = a.clone();
     d.term = 1;
@@ -606,12 +994,20 @@ mod bugs {
     use crate::bugs::BugSet;
 
     fn with(bug: Bug) -> Config {
-        Config { bugs: BugSet::only(bug), ..plain() }
+        Config {
+            bugs: BugSet::only(bug),
+            ..plain()
+        }
     }
 
     #[test]
     fn r1_figure8_commit_counts_an_old_term_entry() {
-        let (mut l, _) = leader_with(3, &with(Bug::Figure8Commit), 4, vec![entry(1, 1), entry(2, 2)]);
+        let (mut l, _) = leader_with(
+            3,
+            &with(Bug::Figure8Commit),
+            4,
+            vec![entry(1, 1), entry(2, 2)],
+        );
         recv(&mut l, 1, ok(4, 2));
         assert_eq!(l.commit, 2);
     }
@@ -619,14 +1015,23 @@ mod bugs {
     #[test]
     fn r2_vote_without_log_check_grants_to_a_behind_candidate() {
         let mut r = boot_with(1, 3, &with(Bug::VoteWithoutLogCheck), 3, vec![entry(3, 1)]);
-        assert_eq!(sends(&recv(&mut r, 0, request_vote(4, 0, 0))), vec![(0, vote(4, true))]);
+        assert_eq!(
+            sends(&recv(&mut r, 0, request_vote(4, 0, 0))),
+            vec![(0, vote(4, true))]
+        );
     }
 
     #[test]
     fn r3_vote_not_persisted_replies_without_a_write() {
         let mut r = fresh(1, 3, &with(Bug::VoteNotPersisted));
         let out = recv(&mut r, 0, request_vote(1, 0, 0));
-        assert_eq!(out.writes().cloned().collect::<Vec<_>>(), vec![RaftWrite::HardState { term: 1, voted_for: None }]);
+        assert_eq!(
+            out.writes().cloned().collect::<Vec<_>>(),
+            vec![RaftWrite::HardState {
+                term: 1,
+                voted_for: None
+            }]
+        );
     }
 
     #[test]
@@ -641,19 +1046,34 @@ mod bugs {
     fn r5_double_vote_grants_a_second_candidate() {
         let mut r = fresh(2, 3, &with(Bug::DoubleVote));
         recv(&mut r, 0, request_vote(1, 0, 0));
-        assert_eq!(sends(&recv(&mut r, 1, request_vote(1, 0, 0))), vec![(1, vote(1, true))]);
+        assert_eq!(
+            sends(&recv(&mut r, 1, request_vote(1, 0, 0))),
+            vec![(1, vote(1, true))]
+        );
     }
 
     #[test]
     fn r6_truncate_on_stale_append_erases_later_entries() {
-        let mut r = boot_with(1, 3, &with(Bug::TruncateOnStaleAppend), 2, vec![entry(2, 1), entry(2, 2), entry(2, 3)]);
+        let mut r = boot_with(
+            1,
+            3,
+            &with(Bug::TruncateOnStaleAppend),
+            2,
+            vec![entry(2, 1), entry(2, 2), entry(2, 3)],
+        );
         recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
         assert_eq!(r.log, vec![entry(2, 1), entry(2, 2)]);
     }
 
     #[test]
     fn r7_commit_past_verified_prefix_applies_a_stale_entry() {
-        let mut r = boot_with(1, 3, &with(Bug::CommitPastVerifiedPrefix), 1, vec![entry(1, 1), entry(1, 2), entry(1, 99)]);
+        let mut r = boot_with(
+            1,
+            3,
+            &with(Bug::CommitPastVerifiedPrefix),
+            1,
+            vec![entry(1, 1), entry(1, 2), entry(1, 99)],
+        );
         recv(&mut r, 0, append(2, 1, 1, vec![entry(1, 2)], 3));
         assert_eq!(r.commit, 3);
     }
@@ -661,13 +1081,23 @@ mod bugs {
     #[test]
     fn r8_no_step_down_keeps_a_leader_in_place() {
         let (mut l, _) = leader_with(3, &with(Bug::NoStepDown), 2, vec![]);
-        recv(&mut l, 1, RaftMsg::AppendReply { term: 7, result: AppendResult::StaleTerm });
+        recv(
+            &mut l,
+            1,
+            RaftMsg::AppendReply {
+                term: 7,
+                result: AppendResult::StaleTerm,
+            },
+        );
         assert_eq!((l.role, l.term), (Role::Leader, 2));
     }
 
     #[test]
     fn r9_no_prevote_campaigns_with_a_raised_term() {
-        let cfg = Config { bugs: BugSet::only(Bug::NoPreVote), ..Config::default() };
+        let cfg = Config {
+            bugs: BugSet::only(Bug::NoPreVote),
+            ..Config::default()
+        };
         let mut r = fresh(0, 3, &cfg);
         fire(&mut r, RaftTimer::Election);
         assert_eq!((r.role, r.term), (Role::Candidate, 1));
