@@ -437,7 +437,7 @@ fn symmetry_with_bfs_is_refused() {
 // test profile).
 // ---------------------------------------------------------------------------------------------
 
-/// The `paxraft check raft` default (depth 20): ~20 s, ~2.1 GB.
+/// The `paxraft check raft` default (depth 18): ~18 s, ~1.6 GB.
 #[test]
 #[ignore]
 fn raft_default_depth() {
