@@ -26,7 +26,7 @@ use paxraft_models::render::trace_of;
 use paxraft_models::{build, Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 
-use crate::report::results::{Trace as SavedTrace, TraceStep, ZooEntry};
+use crate::report::results::{Trace as SavedTrace, ZooEntry};
 use crate::simulate::cluster::{hunt_checking, hunt_with, SimOptions, SimReport};
 use crate::simulate::Totals;
 
@@ -741,24 +741,8 @@ impl Outcome {
             trace_len: self.trace().map(|t| t.steps.len()),
             states: self.work(),
             seconds: self.seconds(),
-            trace: self.trace().map(saved_trace),
+            trace: self.trace().map(SavedTrace::from_model),
         }
-    }
-}
-
-/// A model trace in the report's format.
-pub fn saved_trace(t: &Trace) -> SavedTrace {
-    SavedTrace {
-        actors: t.actors.clone(),
-        steps: t
-            .steps
-            .iter()
-            .map(|s| TraceStep {
-                actor: t.actors[s.actor].clone(),
-                to: s.to.map(|k| t.actors[k].clone()),
-                label: s.label.clone(),
-            })
-            .collect(),
     }
 }
 

@@ -11,7 +11,7 @@ use paxraft_models::{
 };
 
 use super::EXIT_BAD_INPUT;
-use crate::report::results::{CheckResult, PropertyResult, Trace as ReportTrace, TraceStep};
+use crate::report::results::{CheckResult, Trace as ReportTrace};
 
 /// The protocols the model can check.
 pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
@@ -261,7 +261,7 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
                 "kind": match p.kind { Kind::Always => "always", Kind::Sometimes => "sometimes" },
                 "status": p.status.name(),
                 "trace": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| t.chart()),
-                "steps": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| serde_json::to_value(report_trace(t)).ok()),
+                "steps": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| serde_json::to_value(ReportTrace::from_model(t)).ok()),
             })
         })
         .collect();
@@ -298,54 +298,17 @@ pub struct SavedCheck {
     pub command: String,
 }
 
-/// A model trace in the report's shape.
-pub fn report_trace(t: &paxraft_models::Trace) -> ReportTrace {
-    ReportTrace {
-        actors: t.actors.clone(),
-        steps: t
-            .steps
-            .iter()
-            .map(|s| TraceStep {
-                actor: t.actors[s.actor].clone(),
-                to: s.to.map(|k| t.actors[k].clone()),
-                label: s.label.clone(),
-            })
-            .collect(),
-    }
-}
-
 /// The summary in the report's shape.
 pub fn saved_check(s: &Summary) -> SavedCheck {
-    let mut config = vec![s.config.flags(), s.search.flags()];
-    config.retain(|f| !f.is_empty());
-    let config = if config.is_empty() {
-        "defaults".to_string()
-    } else {
-        config.join(" ")
-    };
     let failing = s
         .properties
         .iter()
         .find(|p| p.status == Status::Violated && p.trace.is_some());
     SavedCheck {
-        result: CheckResult {
-            protocol: s.protocol.to_string(),
-            config,
-            unique_states: s.unique_states as u64,
-            total_states: s.total_states as u64,
-            max_depth: s.max_depth as u64,
-            seconds: s.seconds,
-            properties: s
-                .properties
-                .iter()
-                .map(|p| PropertyResult {
-                    name: p.name.to_string(),
-                    kind: kind_name(p.kind).to_string(),
-                    status: p.status.name().to_string(),
-                })
-                .collect(),
-        },
-        trace: failing.and_then(|p| p.trace.as_ref()).map(report_trace),
+        result: CheckResult::from_summary(s),
+        trace: failing
+            .and_then(|p| p.trace.as_ref())
+            .map(ReportTrace::from_model),
         trace_property: failing.map(|p| p.name.to_string()),
         command: s.command(),
     }
@@ -378,13 +341,6 @@ pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<s
     )?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
-}
-
-fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Always => "always",
-        Kind::Sometimes => "sometimes",
-    }
 }
 
 /// Run `paxraft check`.
