@@ -289,33 +289,15 @@ impl Results {
     /// same protocol, cluster size, outstanding requests and payload; others are kept (so a
     /// filtered `cargo bench` run updates only what it measured).
     pub fn merge_bench(report_dir: &Path, points: &[BenchPoint]) -> io::Result<()> {
-        let key = |p: &BenchPoint| {
-            (
-                p.protocol.clone(),
-                p.servers,
-                p.outstanding,
-                p.payload_bytes,
-            )
-        };
         let [path, ..] = Self::paths(report_dir);
-        merge(&path, points, key)
+        merge(&path, points, bench_key)
     }
 
     /// Like [`Results::merge_bench`], for short measurements (the tour's): a saved point that
     /// measured more operations (a `cargo bench` run) is kept, not replaced by a shorter one.
     pub fn merge_bench_short(report_dir: &Path, points: &[BenchPoint]) -> io::Result<()> {
         let [path, ..] = Self::paths(report_dir);
-        let saved: Vec<BenchPoint> = load(&path)?;
-        let same = |a: &BenchPoint, b: &BenchPoint| {
-            (&a.protocol, a.servers, a.outstanding, a.payload_bytes)
-                == (&b.protocol, b.servers, b.outstanding, b.payload_bytes)
-        };
-        let newer: Vec<BenchPoint> = points
-            .iter()
-            .filter(|p| !saved.iter().any(|old| same(old, p) && old.ops > p.ops))
-            .cloned()
-            .collect();
-        Self::merge_bench(report_dir, &newer)
+        merge_by(&path, points, bench_key, |new, old| new.ops >= old.ops)
     }
 
     /// Merge `runs` into `report_dir/data/recovery.json`, by protocol and cluster size.
@@ -331,15 +313,45 @@ impl Results {
     }
 }
 
+/// Which bench points are the same measurement: protocol, cluster size, outstanding requests
+/// and payload.
+fn bench_key(p: &BenchPoint) -> (String, usize, usize, usize) {
+    (
+        p.protocol.clone(),
+        p.servers,
+        p.outstanding,
+        p.payload_bytes,
+    )
+}
+
 /// Replace the saved items whose key one of `new` has, keep the rest, save sorted by key.
 fn merge<T, K>(path: &Path, new: &[T], key: impl Fn(&T) -> K) -> io::Result<()>
 where
     T: Clone + Serialize + DeserializeOwned,
     K: Ord,
 {
+    merge_by(path, new, key, |_, _| true)
+}
+
+/// [`merge`], where an item of `new` replaces a saved one of the same key only when
+/// `replaces(new, saved)`; otherwise the saved one is kept and the new one dropped.
+fn merge_by<T, K>(
+    path: &Path,
+    new: &[T],
+    key: impl Fn(&T) -> K,
+    replaces: impl Fn(&T, &T) -> bool,
+) -> io::Result<()>
+where
+    T: Clone + Serialize + DeserializeOwned,
+    K: Ord,
+{
     let mut all: Vec<T> = load(path)?;
+    let new: Vec<&T> = new
+        .iter()
+        .filter(|n| all.iter().all(|old| key(old) != key(n) || replaces(n, old)))
+        .collect();
     all.retain(|old| new.iter().all(|n| key(n) != key(old)));
-    all.extend(new.iter().cloned());
+    all.extend(new.into_iter().cloned());
     all.sort_by_key(|a| key(a));
     save(path, &all)
 }

@@ -687,14 +687,14 @@ where
         if !settled {
             out.violation = Some(fail(
                 "settles",
-                match &self.why_unsettled {
-                    Some(why) => format!(
-                        "not settled within {} fault-free steps: {}",
-                        p.settle_steps,
-                        why(self.model, &state)
-                    ),
-                    None => format!("not settled within {} fault-free steps", p.settle_steps),
-                },
+                format!(
+                    "not settled within {} fault-free steps{}",
+                    p.settle_steps,
+                    self.why_unsettled
+                        .as_ref()
+                        .map(|why| format!(": {}", why(self.model, &state)))
+                        .unwrap_or_default()
+                ),
                 out.path.len(),
             ));
         }
