@@ -437,6 +437,11 @@ pub struct Config {
     pub check_quorum: bool,
     /// Most log entries sent in one append/accept message.
     pub max_batch: usize,
+    /// Raft: heartbeats carry no entries, only the commit point, as in the paper (§5.2: "empty
+    /// AppendEntries RPCs"). Off by default: a heartbeat to a follower still being probed then
+    /// re-sends the probe's entries, repairing a lost probe one round trip sooner. Either form
+    /// is safe; the empty one is the form under which bug R7 can apply a stale entry.
+    pub empty_heartbeats: bool,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
@@ -450,6 +455,7 @@ impl Default for Config {
             pre_vote: true,
             check_quorum: true,
             max_batch: 4096,
+            empty_heartbeats: false,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }

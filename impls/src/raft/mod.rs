@@ -373,6 +373,9 @@ impl<C: Command> Raft<C> {
     /// there is nothing new, so that followers keep their lease and learn the commit point.
     fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
         let pr = self.progress[pos];
+        if heartbeat && self.cfg.empty_heartbeats {
+            return self.send_empty_heartbeat(pos, out);
+        }
         if pr.paused && !heartbeat {
             return;
         }
@@ -397,6 +400,24 @@ impl<C: Command> Raft<C> {
             prev_index,
             prev_term,
             entries,
+            commit: self.commit,
+        };
+        out.send(self.members[pos], msg);
+    }
+
+    /// The paper's heartbeat (§5.2): an AppendEntries with no entries, checked at `next - 1`
+    /// like any append, so a follower that lost entries still answers with a rejection that
+    /// sends the leader back. It changes no progress: only the answer does.
+    fn send_empty_heartbeat(&mut self, pos: usize, out: &mut Out<Self, C>) {
+        let prev_index = self.progress[pos].next - 1;
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("next never passes the log end + 1");
+        let msg = RaftMsg::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries: Vec::new(),
             commit: self.commit,
         };
         out.send(self.members[pos], msg);

@@ -598,6 +598,51 @@ fn s5_3_a_replicating_follower_gets_new_entries_pipelined() {
 }
 
 #[test]
+fn s5_2_empty_heartbeats_carry_only_the_commit_point_and_still_repair() {
+    let cfg = Config {
+        empty_heartbeats: true,
+        ..plain()
+    };
+    let (mut l, _) = leader_with(3, &cfg, 1, vec![]);
+    recv(&mut l, 1, ok(1, 1)); // n1 matches and the no-op commits; n2's probe is outstanding
+    let mut out = Effects::new();
+    l.propose(vec![1], &mut out);
+    // Both followers get the paper's empty AppendEntries, each checked at its `next - 1`:
+    // n1 at the entry in flight to it, the paused n2 at its probe's slot.
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(
+        sends(&hb),
+        vec![
+            (1, append(1, 2, 1, vec![], 1)),
+            (2, append(1, 0, 0, vec![], 1))
+        ]
+    );
+    // n2 lost the probe but agrees at slot 0: its answer resumes replication from there.
+    let out = recv(&mut l, 2, ok(1, 0));
+    assert_eq!(
+        sends(&out),
+        vec![(2, append(1, 0, 0, vec![noop(1), entry(1, 1)], 1))]
+    );
+    // n1 lost the entry in flight: its rejection of the heartbeat sends the leader back.
+    let out = recv(
+        &mut l,
+        1,
+        RaftMsg::AppendReply {
+            term: 1,
+            result: AppendResult::Rejected {
+                prev_index: 2,
+                conflict_term: None,
+                conflict_index: 2,
+            },
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(1, append(1, 1, 1, vec![entry(1, 1)], 1))]
+    );
+}
+
+#[test]
 fn s5_3_follower_redirects_proposals_to_its_leader() {
     let mut r = fresh(1, 3, &plain());
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
