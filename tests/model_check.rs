@@ -130,6 +130,24 @@ fn raft_lossy() {
 
 const LOSSY_DEPTH: usize = 14;
 
+#[test]
+fn raft_empty_heartbeats() {
+    // The paper's heartbeat form (no entries, the leader's commit point) is the one under
+    // which R7 bites; the correct follower rule must keep it safe. One client keeps it ~4 s.
+    let mut cfg = ModelConfig {
+        clients: 1,
+        ..three_servers_two_clients()
+    };
+    cfg.protocol.empty_heartbeats = true;
+    let s = run::<Raft<Cmd>>(cfg, 16);
+    assert_passes(&s);
+    assert!(
+        s.command().contains("--empty-heartbeats"),
+        "{}",
+        s.command()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Multi-Paxos
 // ---------------------------------------------------------------------------------------------

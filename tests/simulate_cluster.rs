@@ -106,6 +106,35 @@ fn raft_holds_under_deep_fault_schedules() {
     assert_deep_run_holds(&hunt::<Raft<Cmd>>(&opts), &opts);
 }
 
+/// The paper's empty heartbeats must repair lost entries as the default form does: every run
+/// settles (each op answered, all servers agree) after loss, duplicates, crashes, partitions.
+#[test]
+fn raft_with_empty_heartbeats_holds_and_settles() {
+    let mut opts = SimOptions {
+        seed: 11,
+        runs: 150,
+        steps: 1_000,
+        partitions: true,
+        ..SimOptions::default()
+    };
+    opts.protocol.empty_heartbeats = true;
+    let r = hunt::<Raft<Cmd>>(&opts);
+    if let Some(f) = &r.failure {
+        panic!(
+            "violated {} ({}):\n{}\nsearch: {}",
+            f.property, f.detail, f.chart, r.command
+        );
+    }
+    assert_eq!(r.runs, 150);
+    assert!(r.command.contains("--empty-heartbeats"), "{}", r.command);
+    let s = &r.stats;
+    assert!(
+        s.drops > 0 && s.duplicates > 0 && s.crashes > 0 && s.held > 0,
+        "{s:?}"
+    );
+    assert!(r.lincheck_ops > 0);
+}
+
 #[test]
 fn multipaxos_holds_under_deep_fault_schedules() {
     let opts = deep();

@@ -186,6 +186,15 @@ impl ModelConfig {
         if self.protocol.check_quorum {
             f.push("--check-quorum".into());
         }
+        if self.protocol.empty_heartbeats {
+            f.push("--empty-heartbeats".into());
+        }
+        // A bug-zoo switch must be part of the command, or the rerun checks the correct code.
+        for b in paxraft_impls::Bug::ALL {
+            if self.protocol.bug(b) {
+                f.push(format!("--bug {}", b.name()));
+            }
+        }
         f.join(" ")
     }
 

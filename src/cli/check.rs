@@ -57,6 +57,9 @@ pub struct ModelArgs {
     /// Switch Raft's CheckQuorum on (off by default: it protects liveness, not safety).
     #[arg(long)]
     pub check_quorum: bool,
+    /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
+    #[arg(long)]
+    pub empty_heartbeats: bool,
 }
 
 /// `paxraft check` flags.
@@ -136,6 +139,7 @@ impl ModelArgs {
         let mut cfg = cfg;
         cfg.protocol.pre_vote = self.pre_vote;
         cfg.protocol.check_quorum = self.check_quorum;
+        cfg.protocol.empty_heartbeats = self.empty_heartbeats;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -66,6 +66,9 @@ pub struct SimulateArgs {
     /// Most entries (commands) per AppendEntries/Accept message.
     #[arg(long, default_value_t = Config::default().max_batch)]
     pub max_batch: usize,
+    /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
+    #[arg(long)]
+    pub empty_heartbeats: bool,
     /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
     #[arg(long)]
     pub bug: Option<String>,
@@ -153,6 +156,7 @@ impl SimulateArgs {
             return Err("--max-batch must be at least 1".into());
         }
         protocol.max_batch = self.max_batch;
+        protocol.empty_heartbeats = self.empty_heartbeats;
         let opts = SimOptions {
             seed: self.seed,
             runs: self.runs,

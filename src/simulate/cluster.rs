@@ -218,6 +218,9 @@ impl SimOptions {
         if self.protocol.max_batch != Config::default().max_batch {
             f.push(format!("--max-batch {}", self.protocol.max_batch));
         }
+        if self.protocol.empty_heartbeats {
+            f.push("--empty-heartbeats".into());
+        }
         for b in self.bugs() {
             f.push(format!("--bug {}", b.name()));
         }
@@ -558,8 +561,18 @@ pub struct SavedOptions {
     pub pre_vote: bool,
     /// Raft CheckQuorum.
     pub check_quorum: bool,
+    /// Most entries per append (absent in files written before it was saved: the default).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Raft heartbeats without entries (absent in older files: off).
+    #[serde(default)]
+    pub empty_heartbeats: bool,
     /// Bug-zoo switches, by name.
     pub bugs: Vec<String>,
+}
+
+fn default_max_batch() -> usize {
+    Config::default().max_batch
 }
 
 /// A failing schedule as `paxraft replay` reads it.
@@ -606,6 +619,8 @@ impl SavedFailure {
         }
         protocol.pre_vote = self.options.pre_vote;
         protocol.check_quorum = self.options.check_quorum;
+        protocol.max_batch = self.options.max_batch;
+        protocol.empty_heartbeats = self.options.empty_heartbeats;
         let opts = SimOptions {
             seed: self.seed,
             servers: self.options.servers,
@@ -646,6 +661,8 @@ fn saved(
             crashes: opts.crashes,
             pre_vote: opts.protocol.pre_vote,
             check_quorum: opts.protocol.check_quorum,
+            max_batch: opts.protocol.max_batch,
+            empty_heartbeats: opts.protocol.empty_heartbeats,
             bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
         },
         seed: opts.seed,
