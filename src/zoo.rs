@@ -289,8 +289,26 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: CommitPastVerifiedPrefix,
             protocol: Protocol::Raft,
-            property: names::SAFETY,
-            detector: Detector::Schedules(sim(SimKnobs { servers: 5, ..RAFT_SIM })),
+            // The follower commits its stale no-op of the older term, which the leader's log
+            // lacks: leader completeness fails at the very step it is applied.
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    max_in_flight: 7,
+                    protocol: paxraft_impls::Config {
+                        // Our default heartbeat re-sends the probe's entries, so every append
+                        // a follower accepts reaches its first conflicting slot and truncates
+                        // the stale tail first: R7 is masked. The paper's empty heartbeat
+                        // verifies only up to `next - 1` while carrying the leader's commit.
+                        empty_heartbeats: true,
+                        ..d.protocol.clone()
+                    },
+                    ..d.clone()
+                },
+                12,
+            ),
             known_steps: None,
             known: "3 nodes, a stale entry from an older term applied",
             source: "Raft paper Figure 2, AppendEntries rule 5 (min(leaderCommit, last new entry))",
