@@ -29,7 +29,10 @@
 //!   acceptance there is from the same ballot as the leader's (a leader proposes one value
 //!   per slot per ballot). A replica that lacks some slot (it missed messages or restarted)
 //!   says it is *behind*, and the leader re-sends those slots at its ballot: the values up to
-//!   the commit point are chosen, so accepting them again at a later ballot is safe. Replicas
+//!   the commit point are chosen, so accepting them again at a later ballot is safe. A
+//!   heartbeat names the leader's last slot, so a replica also says it is behind when it
+//!   lacks an open slot in the leader's ballot: an `Accept` lost to every acceptor would
+//!   otherwise stall all later slots, since the leader cannot tell loss from delay. Replicas
 //!   apply in slot order; no-ops take a slot but are not reported.
 //! * **Leader stability (PMMC §3, "leases"; as Raft's CheckQuorum).** The leader sends
 //!   heartbeats. An acceptor that heard from a live leader since its last election timeout
@@ -602,7 +605,17 @@ impl<C: Command> MultiPaxos<C> {
         if to > self.commit {
             self.commit_to(to, out);
         }
-        let behind = self.commit < leader_commit;
+        // Behind: we cannot learn up to the leader's commit point, or (told by a heartbeat,
+        // whose `first` is the leader's last slot + 1) we lack an open slot in its ballot. An
+        // Accept lost on the way to every acceptor is noticed only here: the leader, hearing
+        // nothing for that slot, cannot tell loss from delay.
+        let lacks_open_slot = || {
+            cmds.is_empty()
+                && (self.commit + 1..first).any(
+                    |s| !matches!(self.log.get(s as usize - 1), Some(Some(e)) if e.ballot == b),
+                )
+        };
+        let behind = self.commit < leader_commit || lacks_open_slot();
         out.send(
             from,
             PaxosMsg::Accepted {
@@ -636,21 +649,31 @@ impl<C: Command> MultiPaxos<C> {
             self.acks[(slot - self.commit - 1) as usize] |= 1 << pos;
         }
         self.advance_leader_commit(out);
-        if behind && f_commit < self.commit {
-            // Catch-up: re-send the slots it lacks, from its commit point on, one batch.
-            let lo = f_commit + 1;
-            let hi = self.last().min(f_commit + self.cfg.max_batch as Slot);
-            let cmds = self.values(lo, hi);
-            out.send(
-                from,
-                PaxosMsg::Accept {
-                    ballot: b,
-                    first: lo,
-                    cmds,
-                    commit: self.commit,
-                },
-            );
+        if !behind {
+            return;
         }
+        // Catch-up: re-send, one batch, from its commit point if it is below ours (the chosen
+        // slots it lacks), else from the first open slot it has not accepted.
+        let lo = if f_commit < self.commit {
+            Some(f_commit + 1)
+        } else {
+            let bit = 1 << pos;
+            (0..self.acks.len())
+                .find(|&i| self.acks[i] & bit == 0)
+                .map(|i| self.commit + 1 + i as Slot)
+        };
+        let Some(lo) = lo else { return };
+        let hi = self.last().min(lo + self.cfg.max_batch as Slot - 1);
+        let cmds = self.values(lo, hi);
+        out.send(
+            from,
+            PaxosMsg::Accept {
+                ballot: b,
+                first: lo,
+                cmds,
+                commit: self.commit,
+            },
+        );
     }
 
     fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {

@@ -485,6 +485,35 @@ fn leader_resends_what_a_behind_follower_lacks() {
     assert_eq!(sends(&out), vec![(2, accept(b(1, 0), 3, vec![Some(3)], 3))]);
 }
 
+#[test]
+fn an_accept_lost_to_every_acceptor_is_resent_after_a_heartbeat() {
+    // Slot 1's Accept reached nobody, slot 2's did: the leader cannot tell loss from delay,
+    // and slot 2 cannot be applied before slot 1 is chosen. The follower can: the heartbeat
+    // names the leader's last slot, so it says it is behind, and the leader re-sends from the
+    // first slot it has not acknowledged.
+    let mut r = leader(3);
+    propose(&mut r, vec![1]); // lost to both followers
+    propose(&mut r, vec![2]);
+    recv(&mut r, 1, accepted(b(1, 0), 2, 2, 0, false));
+    assert_eq!(r.status().commit, 0, "slot 2 waits for slot 1");
+    let hb = fire(&mut r, PaxosTimer::Heartbeat);
+    assert!(sends(&hb).contains(&(1, accept(b(1, 0), 3, vec![], 0))));
+
+    // The follower's side: it holds slot 2 only, so the heartbeat finds it behind.
+    let mut f = boot_with(1, 3, &Config::default(), PaxosDurable::default());
+    recv(&mut f, 0, accept(b(1, 0), 2, vec![Some(2)], 0));
+    let out = recv(&mut f, 0, accept(b(1, 0), 3, vec![], 0));
+    assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 3, 2, 0, true))]);
+
+    let out = recv(&mut r, 1, accepted(b(1, 0), 3, 2, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(1, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0))]
+    );
+    let out = recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false));
+    assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+}
+
 // --- Leadership ------------------------------------------------------------------------------
 
 #[test]
