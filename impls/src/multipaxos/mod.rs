@@ -30,10 +30,11 @@
 //!   per slot per ballot). A replica that lacks some slot (it missed messages or restarted)
 //!   says it is *behind*, and the leader re-sends those slots at its ballot: the values up to
 //!   the commit point are chosen, so accepting them again at a later ballot is safe. A
-//!   heartbeat names the leader's last slot, so a replica also says it is behind when it
-//!   lacks an open slot in the leader's ballot: an `Accept` lost to every acceptor would
-//!   otherwise stall all later slots, since the leader cannot tell loss from delay. Replicas
-//!   apply in slot order; no-ops take a slot but are not reported.
+//!   heartbeat names the leader's last slot: a replica answers it for every open slot it
+//!   holds in the leader's ballot (an acknowledgement lost on the way is given again) and
+//!   says it is behind when it lacks one (an `Accept` lost to every acceptor is re-sent).
+//!   The leader cannot tell loss from delay, and one open slot stalls every later one.
+//!   Replicas apply in slot order; no-ops take a slot but are not reported.
 //! * **Leader stability (PMMC §3, "leases"; as Raft's CheckQuorum).** The leader sends
 //!   heartbeats. An acceptor that heard from a live leader since its last election timeout
 //!   ignores `Prepare`s from anybody else, and a candidate that hears from a live leader
@@ -605,17 +606,26 @@ impl<C: Command> MultiPaxos<C> {
         if to > self.commit {
             self.commit_to(to, out);
         }
-        // Behind: we cannot learn up to the leader's commit point, or (told by a heartbeat,
-        // whose `first` is the leader's last slot + 1) we lack an open slot in its ballot. An
-        // Accept lost on the way to every acceptor is noticed only here: the leader, hearing
-        // nothing for that slot, cannot tell loss from delay.
-        let lacks_open_slot = || {
-            cmds.is_empty()
-                && (self.commit + 1..first).any(
-                    |s| !matches!(self.log.get(s as usize - 1), Some(Some(e)) if e.ballot == b),
-                )
+        // A heartbeat names the leader's open slots (`leader_commit + 1 .. first`). We answer
+        // it for those we hold, in its ballot or chosen (as an Accept's answer covers the
+        // chosen slots it skipped), so an acknowledgement lost on the way is given again; and
+        // we say we are behind if we lack one, so an Accept lost on the way to every acceptor
+        // is re-sent. The leader alone cannot tell either loss from delay, and one open slot
+        // stalls every slot after it.
+        let (first, upto, lacks_open_slot) = if cmds.is_empty() {
+            let open = leader_commit + 1;
+            let held = (open..first)
+                .take_while(|&s| {
+                    s <= self.commit
+                        || matches!(self.log.get(s as usize - 1), Some(Some(e)) if e.ballot == b)
+                })
+                .count() as Slot;
+            let upto = open - 1 + held;
+            (open, upto, upto + 1 < first)
+        } else {
+            (first, upto, false)
         };
-        let behind = self.commit < leader_commit || lacks_open_slot();
+        let behind = self.commit < leader_commit || lacks_open_slot;
         out.send(
             from,
             PaxosMsg::Accepted {

@@ -459,6 +459,7 @@ fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
         commits(&out).is_empty(),
         "slot 1 holds an older ballot's value"
     );
+    // The leader has no open slot (its commit point is its last slot): nothing to answer for.
     assert_eq!(sends(&out), vec![(0, accepted(b(2, 0), 2, 1, 0, true))]);
     let out = recv(&mut r, 0, accept(b(2, 0), 1, vec![Some(4)], 1));
     assert_eq!(commits(&out), vec![(1, 4)]);
@@ -499,19 +500,48 @@ fn an_accept_lost_to_every_acceptor_is_resent_after_a_heartbeat() {
     let hb = fire(&mut r, PaxosTimer::Heartbeat);
     assert!(sends(&hb).contains(&(1, accept(b(1, 0), 3, vec![], 0))));
 
-    // The follower's side: it holds slot 2 only, so the heartbeat finds it behind.
+    // The follower's side: it holds slot 2 only, so the heartbeat finds it behind, and its
+    // answer acknowledges nothing from its commit point on (slot 1 is missing).
     let mut f = boot_with(1, 3, &Config::default(), PaxosDurable::default());
     recv(&mut f, 0, accept(b(1, 0), 2, vec![Some(2)], 0));
     let out = recv(&mut f, 0, accept(b(1, 0), 3, vec![], 0));
-    assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 3, 2, 0, true))]);
+    assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 1, 0, 0, true))]);
 
-    let out = recv(&mut r, 1, accepted(b(1, 0), 3, 2, 0, true));
+    let out = recv(&mut r, 1, accepted(b(1, 0), 1, 0, 0, true));
     assert_eq!(
         sends(&out),
         vec![(1, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0))]
     );
     let out = recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false));
     assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+}
+
+#[test]
+fn an_acknowledgement_lost_on_the_way_is_given_again_on_the_next_heartbeat() {
+    // Both followers accepted slot 1 but both answers were lost: the leader would wait for
+    // ever. The heartbeat's answer acknowledges every open slot held in the leader's ballot.
+    let mut r = leader(3);
+    propose(&mut r, vec![1]);
+    let mut f = boot_with(1, 3, &Config::default(), PaxosDurable::default());
+    recv(&mut f, 0, accept(b(1, 0), 1, vec![Some(1)], 0)); // its answer is lost
+    let out = recv(&mut f, 0, accept(b(1, 0), 2, vec![], 0));
+    let reply = accepted(b(1, 0), 1, 1, 0, false);
+    assert_eq!(sends(&out), vec![(0, reply.clone())]);
+    let out = recv(&mut r, 1, reply);
+    assert_eq!(commits(&out), vec![(1, 1)]);
+}
+
+#[test]
+fn a_heartbeat_answer_acknowledges_slots_the_follower_knows_chosen() {
+    // The follower learned slot 1 chosen under ballot (1, 0); a new leader of ballot (2, 1)
+    // re-proposed it (phase 1 recovered the chosen value) but that Accept's answer was lost.
+    // A chosen slot is kept as it is, not re-accepted, yet the answer must still count it,
+    // or the new leader could never commit past slot 1.
+    let mut f = boot_with(2, 3, &Config::default(), PaxosDurable::default());
+    recv(&mut f, 0, accept(b(1, 0), 1, vec![Some(1)], 1));
+    assert_eq!(f.status().commit, 1);
+    let out = recv(&mut f, 1, accept(b(2, 1), 2, vec![], 0));
+    assert_eq!(sends(&out), vec![(1, accepted(b(2, 1), 1, 1, 1, false))]);
 }
 
 // --- Leadership ------------------------------------------------------------------------------
