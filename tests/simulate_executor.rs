@@ -160,3 +160,35 @@ fn settling_recovers_from_total_loss() {
     assert_eq!(*s.actor_states[0], 4);
     assert!(out.faulty_steps >= 1);
 }
+
+#[test]
+fn quiet_timers_fire_only_when_nothing_else_can_happen() {
+    // The pinger counts to 60 over ~120 settling deliveries. Every 64th settling step fires
+    // the loud timers anyway (a resend mid-traffic); a quiet timer fires only on an empty
+    // network, which happens at most once here (if the faulty phase lost everything).
+    let m = model(60, 99);
+    let profile = FaultProfile {
+        loss_pct: 100,
+        ..FaultProfile::default()
+    };
+    let schedule = Schedule {
+        profile,
+        choices: vec![0; 10],
+    };
+    let settling_timeouts = |exec: &Executor<ToyModel>| {
+        let (out, s) = exec.run(&schedule);
+        assert!(out.violation.is_none(), "{:?}", out.violation);
+        assert_eq!(*s.actor_states[0], 60);
+        out.path[out.faulty_steps..]
+            .iter()
+            .filter(|a| matches!(a, stateright::actor::ActorModelAction::Timeout(..)))
+            .count()
+    };
+    let loud = settling_timeouts(&Executor::new(&m, done(60)));
+    let quiet = settling_timeouts(&Executor::new(&m, done(60)).quiet_timers(|_, _, _| true));
+    assert!(quiet <= 1, "only one the run could need: {quiet}");
+    assert!(
+        loud > quiet,
+        "loud timers fire mid-traffic: {loud} against {quiet}"
+    );
+}

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use paxraft_impls::sm::{KvOp, KvOutput};
-use paxraft_impls::{Bug, Config, Replica, MAX_NODES};
-use paxraft_models::model::{Answer, Msg, NetworkKind, Node};
+use paxraft_impls::{Bug, Config, Replica, Role, MAX_NODES};
+use paxraft_models::model::{Answer, Msg, NetworkKind, Node, Timer};
 use paxraft_models::properties::names::LINEARIZABLE;
 use paxraft_models::render::trace_of;
 use paxraft_models::{build, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
@@ -310,6 +310,27 @@ pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>
     servers.all(|s| s.saved.applied == first.saved.applied)
 }
 
+/// A non-leader's election timer while some server leads: on a healthy network the leader's
+/// messages keep re-arming it, so the settling phase fires it only when nothing else can
+/// happen (a leader that stalls must not be rescued by an election it would not have had).
+pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
+    model: &ClusterModel<R>,
+    state: &ClusterState<R>,
+    action: &Action<R>,
+) -> bool {
+    let ActorModelAction::Timeout(id, Timer::Replica(t)) = action else {
+        return false;
+    };
+    let n = model.cfg.cfg.servers;
+    let leads = |i: usize| {
+        !state.crashed[i]
+            && state.actor_states[i]
+                .server()
+                .is_some_and(|s| s.replica.status().role == Role::Leader)
+    };
+    *t == R::election_timer() && !leads(usize::from(*id)) && (0..n).any(leads)
+}
+
 /// What keeps a state from [`settled`], in a few words.
 pub fn unsettled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> String {
     let cfg = &model.cfg.cfg;
@@ -475,6 +496,7 @@ fn executor<'m, R: Replica<Cmd>>(
 ) -> Executor<'m, ClusterModel<R>> {
     Executor::new(model, settled::<R>)
         .why_unsettled(unsettled::<R>)
+        .quiet_timers(election_timer_under_a_leader::<R>)
         .duplicating()
         .consume_ignored()
         .end_check(LINEARIZABLE, move |m, state, path| {

@@ -257,6 +257,10 @@ pub type EndCheck<'m, M> =
 
 type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
 
+/// Says which timer actions the settling phase fires only when nothing else can happen.
+pub type QuietTimer<'m, M> =
+    Box<dyn Fn(&M, &<M as Model>::State, &<M as Model>::Action) -> bool + 'm>;
+
 /// Runs schedules on a model.
 pub struct Executor<'m, M: Model> {
     model: &'m M,
@@ -270,6 +274,7 @@ pub struct Executor<'m, M: Model> {
     end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
     duplicating: bool,
     consume_ignored: bool,
+    quiet: Option<QuietTimer<'m, M>>,
     /// A panic caught in the model or a property during the current run.
     panicked: RefCell<Option<String>>,
 }
@@ -335,6 +340,7 @@ where
             end_checks: Vec::new(),
             duplicating: false,
             consume_ignored: false,
+            quiet: None,
             panicked: RefCell::new(None),
         }
     }
@@ -366,6 +372,15 @@ where
     /// The model's network keeps delivered messages (see the module doc).
     pub fn duplicating(mut self) -> Self {
         self.duplicating = true;
+        self
+    }
+
+    /// Timers the settling phase holds back while anything else can happen: on a healthy
+    /// network some timers would never run out (a follower's election timer, re-armed by
+    /// every heartbeat of a live leader). Firing them anyway lets leader churn paper over a
+    /// leader that stalls, which is the liveness bug the settling phase is there to catch.
+    pub fn quiet_timers(mut self, quiet: impl Fn(&M, &M::State, &M::Action) -> bool + 'm) -> Self {
+        self.quiet = Some(Box::new(quiet));
         self
     }
 
@@ -515,6 +530,7 @@ where
         let mut classes = Vec::new();
         let (mut deliveries, mut drops, mut faults, mut timeouts, mut recovers) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut quiet = Vec::new();
 
         // Apply a step to the run; `Err(())` when it broke a property.
         let take = |out: &mut Outcome<M::Action>,
@@ -634,10 +650,19 @@ where
             classes.extend(actions.iter().map(|a| a.class()));
             deliveries.clear();
             timeouts.clear();
+            quiet.clear();
             recovers.clear();
             for (i, c) in classes.iter().enumerate() {
                 match c {
                     Class::Deliver { .. } => deliveries.push(i),
+                    Class::Timeout { .. }
+                        if self
+                            .quiet
+                            .as_ref()
+                            .is_some_and(|q| q(self.model, &state, &actions[i])) =>
+                    {
+                        quiet.push(i)
+                    }
                     Class::Timeout { .. } => timeouts.push(i),
                     Class::Recover { .. } => recovers.push(i),
                     _ => {}
@@ -662,6 +687,11 @@ where
                             .map(|s| (s, Class::Timeout { node: 0 }))
                     })
             };
+            // Held-back timers last: only when nothing else can happen.
+            let next = next.or_else(|| {
+                self.first(&state, &actions, &quiet, timer_turn, false)
+                    .map(|s| (s, Class::Timeout { node: 0 }))
+            });
             if let Some(v) = self.panic_violation(out.path.len(), Phase::Settling) {
                 out.violation = Some(v);
                 return (out, state);
