@@ -369,10 +369,10 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: NonUniqueBallot,
             protocol: Protocol::MultiPaxos,
-            // Caught first by the protocol's own check that replicas which consider a slot
-            // chosen agree on it: it fires as the second replica commits, before the host
-            // applies the conflicting command (state machine safety).
-            property: COMMITTED_AGREE,
+            // Two proposers with one ballot each get a quorum for their own value in one
+            // slot. Both safety checks catch it; since heartbeats re-acknowledge held slots
+            // (a multi-Paxos liveness fix), the zoo's search meets state machine safety first.
+            property: names::SAFETY,
             detector: Detector::Schedules(sim(PAXOS_SIM_DEEP)),
             known_steps: None,
             known: "two proposers run the same ballot with different values",
@@ -400,8 +400,23 @@ pub fn registry() -> Vec<ZooBug> {
             property: names::SAFETY,
             detector: Detector::Schedules(sim(PAXOS_SIM)),
             known_steps: None,
-            known: "a new leader writes over a possibly chosen slot (the gap form is liveness)",
+            known: "a new leader writes over a possibly chosen slot (the overwrite form)",
             source: "Paxos Made Simple §3 (phase 1 for every open instance, no-ops for gaps)",
+        },
+        ZooBug {
+            bug: GapNotFilled,
+            protocol: Protocol::MultiPaxos,
+            // Liveness: the hole is never chosen, so no later slot is applied and the clients
+            // wait for ever under a healthy leader. A hole needs an Accept lost to the whole
+            // next quorum while a later one got through: heavy loss makes that common.
+            property: SETTLES,
+            detector: Detector::Schedules(sim(SimKnobs {
+                loss_pct: 30,
+                ..PAXOS_SIM
+            })),
+            known_steps: None,
+            known: "a slot left open by a new leader stalls every later slot (the gap form)",
+            source: "Paxos Made Simple §3 (gaps filled with no-ops so later commands can execute)",
         },
         ZooBug {
             bug: PromiseNotPersisted,

@@ -98,6 +98,7 @@ zoo_tests! {
     p3_non_unique_ballot => "P3",
     p4_chosen_without_quorum => "P4",
     p5_skip_recovery => "P5",
+    p5_gap_not_filled => "P5-gap",
     p6_promise_not_persisted => "P6",
     b1_apply_uncommitted => "B1",
     b2_duplicate_apply => "B2",

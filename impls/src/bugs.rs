@@ -41,6 +41,9 @@ pub enum Bug {
     ChosenWithoutQuorum,
     /// P5: a new leader skips phase 1 for open slots.
     SkipRecovery,
+    /// P5, the gap form (liveness): a new leader re-proposes what phase 1 reported but leaves
+    /// the slots nobody reported unfilled instead of proposing a no-op there.
+    GapNotFilled,
     /// P6: the promised ballot is not persisted before the promise is sent.
     PromiseNotPersisted,
     /// B1: the state machine applies an entry before it is committed.
@@ -51,7 +54,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug, in BUGZOO.md order.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -67,6 +70,7 @@ impl Bug {
         Bug::NonUniqueBallot,
         Bug::ChosenWithoutQuorum,
         Bug::SkipRecovery,
+        Bug::GapNotFilled,
         Bug::PromiseNotPersisted,
         Bug::ApplyUncommitted,
         Bug::DuplicateApply,
@@ -74,16 +78,16 @@ impl Bug {
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 18] = [
+        const CODES: [&str; 19] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
-            "P5", "P6", "B1", "B2",
+            "P5", "P5-gap", "P6", "B1", "B2",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 18] = [
+        const NAMES: [&str; 19] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -99,6 +103,7 @@ impl Bug {
             "non-unique-ballot",
             "chosen-without-quorum",
             "skip-recovery",
+            "gap-not-filled",
             "promise-not-persisted",
             "apply-uncommitted",
             "duplicate-apply",

@@ -221,6 +221,10 @@ impl SimOptions {
         if self.protocol.empty_heartbeats {
             f.push("--empty-heartbeats".into());
         }
+        // Shrinking decides which failure a search ends on: part of the reproduction.
+        if self.max_shrink_iters != SimOptions::default().max_shrink_iters {
+            f.push(format!("--shrink {}", self.max_shrink_iters));
+        }
         for b in self.bugs() {
             f.push(format!("--bug {}", b.name()));
         }

@@ -326,6 +326,12 @@ impl<C: Command> MultiPaxos<C> {
         let own: Vec<Option<Entry<C>>> = self.log.get(from as usize - 1..).unwrap_or(&[]).to_vec();
         let mut recovered = std::mem::take(&mut self.recovered);
         Self::merge(&mut recovered, &own);
+        // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
+        let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
+            recovered.iter().map(Option::is_none).collect()
+        } else {
+            Vec::new()
+        };
         let cmds: Vec<Option<C>> = if self.cfg.bug(Bug::SkipRecovery) {
             // P5: nothing re-proposed; new commands go where values may already be chosen.
             Vec::new()
@@ -348,24 +354,47 @@ impl<C: Command> MultiPaxos<C> {
             from - 1
         };
         self.log.truncate(keep as usize);
-        self.log.extend(cmds.iter().map(|cmd| {
-            Some(Entry {
+        let hole = |i: usize| holes.get(i).copied().unwrap_or(false);
+        self.log.extend(cmds.iter().enumerate().map(|(i, cmd)| {
+            (!hole(i)).then(|| Entry {
                 ballot: b,
                 cmd: cmd.clone(),
             })
         }));
-        if !cmds.is_empty() {
+        // The recovered slots as runs of consecutive proposals (one run unless P5-gap left
+        // holes between them).
+        let mut runs: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
+        for (i, cmd) in cmds.into_iter().enumerate() {
+            if hole(i) {
+                continue;
+            }
+            let slot = from + i as Slot;
+            match runs.last_mut() {
+                Some((first, run)) if *first + run.len() as Slot == slot => run.push(cmd),
+                _ => runs.push((slot, vec![cmd])),
+            }
+        }
+        for (first, run) in &runs {
             out.persist(PaxosWrite::Accept {
                 ballot: b,
-                first: from,
-                cmds: cmds.clone(),
+                first: *first,
+                cmds: run.clone(),
             });
         }
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes = 1 << self.me();
         // One bitmask per open slot (above the commit point), our own acceptance in each.
-        self.acks = vec![1 << self.me(); (self.last() - self.commit) as usize];
+        let me = 1 << self.me();
+        self.acks = (self.commit + 1..=self.last())
+            .map(|s| {
+                if self.log[s as usize - 1].is_some() {
+                    me
+                } else {
+                    0
+                }
+            })
+            .collect();
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {
@@ -373,7 +402,12 @@ impl<C: Command> MultiPaxos<C> {
         }
         self.arm_heartbeat(out);
         // Phase 2 for the recovered slots; with none it announces the leadership.
-        self.broadcast_accept(from, cmds, out);
+        if runs.is_empty() {
+            self.broadcast_accept(from, Vec::new(), out);
+        }
+        for (first, run) in runs {
+            self.broadcast_accept(first, run, out);
+        }
         self.advance_leader_commit(out);
     }
 
@@ -404,17 +438,18 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     /// Leader: the values of slots `first..=upto` (chosen ones up to the commit point, our
-    /// own proposals above it: all valid at our ballot).
+    /// own proposals above it: all valid at our ballot), stopping short of a hole that only
+    /// P5-gap leaves (a no-op sent there would fill it).
     fn values(&self, first: Slot, upto: Slot) -> Vec<Option<C>> {
-        (first..=upto)
-            .map(|s| {
-                self.log[s as usize - 1]
-                    .as_ref()
-                    .expect("a leader's log has no gaps")
-                    .cmd
-                    .clone()
-            })
-            .collect()
+        let values: Vec<Option<C>> = self.log[first as usize - 1..upto as usize]
+            .iter()
+            .map_while(|e| e.as_ref().map(|e| e.cmd.clone()))
+            .collect();
+        debug_assert!(
+            values.len() as Slot == upto + 1 - first || self.cfg.any_bug(),
+            "a leader's log has no gaps"
+        );
+        values
     }
 
     /// Leader: advance the commit point over every slot a quorum accepted in our ballot.
@@ -675,15 +710,17 @@ impl<C: Command> MultiPaxos<C> {
         let Some(lo) = lo else { return };
         let hi = self.last().min(lo + self.cfg.max_batch as Slot - 1);
         let cmds = self.values(lo, hi);
-        out.send(
-            from,
-            PaxosMsg::Accept {
-                ballot: b,
-                first: lo,
-                cmds,
-                commit: self.commit,
-            },
-        );
+        if !cmds.is_empty() {
+            out.send(
+                from,
+                PaxosMsg::Accept {
+                    ballot: b,
+                    first: lo,
+                    cmds,
+                    commit: self.commit,
+                },
+            );
+        }
     }
 
     fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {

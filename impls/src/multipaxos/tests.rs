@@ -865,6 +865,50 @@ mod bugs {
     }
 
     #[test]
+    fn p5_gap_leaves_an_unreported_slot_open_and_stalls_every_later_slot() {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![],
+        };
+        let mut r = boot_with(0, 3, &with(Bug::GapNotFilled), d);
+        fire(&mut r, PaxosTimer::Election);
+        let out = recv(
+            &mut r,
+            1,
+            PaxosMsg::Promise {
+                ballot: b(3, 0),
+                from: 1,
+                accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
+            },
+        );
+        // Slots 1 and 3 re-proposed, slot 2 left open: no no-op anywhere.
+        let write = |first, cmds| PaxosWrite::Accept {
+            ballot: b(3, 0),
+            first,
+            cmds,
+        };
+        assert_eq!(
+            writes(&out),
+            vec![
+                PaxosWrite::Promise(b(3, 0)),
+                write(1, vec![Some(20)]),
+                write(3, vec![Some(30)])
+            ]
+        );
+        recv(&mut r, 2, accepted(b(3, 0), 1, 1, 0, false));
+        let out = recv(&mut r, 2, accepted(b(3, 0), 3, 3, 0, false));
+        assert_eq!(commits(&out), vec![], "slot 3 waits behind the hole");
+        assert_eq!(r.committed(), BTreeMap::from([(1, Some(20))]));
+        // A lagging acceptor's catch-up stops short of the hole instead of filling it.
+        let out = recv(&mut r, 1, accepted(b(3, 0), 1, 0, 0, true));
+        assert_eq!(
+            sends(&out),
+            vec![(1, accept(b(3, 0), 1, vec![Some(20)], 1))]
+        );
+    }
+
+    #[test]
     fn p6_promise_not_persisted() {
         let mut r = boot_with(
             1,
