@@ -371,11 +371,11 @@ impl<C: Command> Raft<C> {
     /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
     /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
     /// there is nothing new, so that followers keep their lease and learn the commit point.
+    /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2):
+    /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
+    /// that sends the leader back; having sent nothing, it leaves `next` where it was.
     fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
         let pr = self.progress[pos];
-        if heartbeat && self.cfg.empty_heartbeats {
-            return self.send_empty_heartbeat(pos, out);
-        }
         if pr.paused && !heartbeat {
             return;
         }
@@ -387,7 +387,11 @@ impl<C: Command> Raft<C> {
         let prev_term = self
             .term_at(prev_index)
             .expect("next never passes the log end + 1");
-        let end = min(last, prev_index + self.cfg.max_batch as Slot);
+        let end = if heartbeat && self.cfg.empty_heartbeats {
+            prev_index
+        } else {
+            min(last, prev_index + self.cfg.max_batch as Slot)
+        };
         let entries = self.log[prev_index as usize..end as usize].to_vec();
         let pr = &mut self.progress[pos];
         if pr.replicating {
@@ -400,24 +404,6 @@ impl<C: Command> Raft<C> {
             prev_index,
             prev_term,
             entries,
-            commit: self.commit,
-        };
-        out.send(self.members[pos], msg);
-    }
-
-    /// The paper's heartbeat (§5.2): an AppendEntries with no entries, checked at `next - 1`
-    /// like any append, so a follower that lost entries still answers with a rejection that
-    /// sends the leader back. It changes no progress: only the answer does.
-    fn send_empty_heartbeat(&mut self, pos: usize, out: &mut Out<Self, C>) {
-        let prev_index = self.progress[pos].next - 1;
-        let prev_term = self
-            .term_at(prev_index)
-            .expect("next never passes the log end + 1");
-        let msg = RaftMsg::Append {
-            term: self.term,
-            prev_index,
-            prev_term,
-            entries: Vec::new(),
             commit: self.commit,
         };
         out.send(self.members[pos], msg);
