@@ -14,3 +14,13 @@ pub mod report;
 pub mod runtime;
 pub mod simulate;
 pub mod zoo;
+
+/// The message of a caught panic (`catch_unwind`'s payload), for reports: replica threads in
+/// the runtime, protocol assertions in the fault-schedule executor, stages of the tour.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -156,12 +156,7 @@ fn stage(
     let _ = writeln!(out, "[{n}/5] {name}");
     let start = Instant::now();
     let status = catch_unwind(AssertUnwindSafe(|| f(&mut *out))).unwrap_or_else(|p| {
-        let what = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".into());
-        StageStatus::Error(format!("panicked: {what}"))
+        StageStatus::Error(format!("panicked: {}", crate::panic_message(&*p)))
     });
     let seconds = start.elapsed().as_secs_f64();
     match &status {

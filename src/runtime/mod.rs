@@ -308,11 +308,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                     node_loop::<R, S>(id, &members, &cfg, &net, &kept, &mut pending)
                 }));
                 if let Err(p) = result {
-                    let what = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into());
+                    let what = crate::panic_message(&*p);
                     panics
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

@@ -282,13 +282,6 @@ pub struct Executor<'m, M: Model> {
 /// The property a panic in the model (a protocol assertion) or in a property counts against.
 pub const NO_PANIC: &str = "no panic";
 
-fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
-    e.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| e.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
 impl<M: Model> Debug for Executor<'_, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
@@ -403,7 +396,7 @@ where
                 .map(|(n, _)| n.to_string())
         }));
         found.unwrap_or_else(|e| {
-            *self.panicked.borrow_mut() = Some(panic_message(e));
+            *self.panicked.borrow_mut() = Some(crate::panic_message(&*e));
             Some(NO_PANIC.to_string())
         })
     }
@@ -415,7 +408,7 @@ where
         }
         catch_unwind(AssertUnwindSafe(|| self.model.next_state(state, a.clone()))).unwrap_or_else(
             |e| {
-                *self.panicked.borrow_mut() = Some(panic_message(e));
+                *self.panicked.borrow_mut() = Some(crate::panic_message(&*e));
                 None
             },
         )
