@@ -1,7 +1,7 @@
 //! `paxraft simulate` and `paxraft replay`: deep fault schedules over the cluster model
 //! ([`crate::simulate::hunt`]) and exact replays of a saved failure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -236,11 +236,6 @@ fn print_report(r: &SimReport) {
     );
 }
 
-fn save(path: &Path, saved: &SavedFailure) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(saved).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
 /// Run `paxraft simulate`.
 pub fn run(args: &SimulateArgs) -> ExitCode {
     let opts = match args.options() {
@@ -253,13 +248,11 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         other => return bad(format!("unknown protocol {other:?}")),
     };
     let saved_to = report.failure.as_ref().map(|f| {
-        let path = args.save.clone().unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "simulate-{}-seed{}.json",
-                report.protocol, opts.seed
-            ))
-        });
-        (save(&path, &f.saved), path)
+        let path = args
+            .save
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(SavedFailure::file_name(report.protocol, opts.seed)));
+        (f.saved.save(&path), path)
     });
     if args.json {
         let mut v = serde_json::to_value(&report).expect("a report serializes");

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use paxraft_models::{Checkable, Cmd, ModelConfig, SearchOptions, Status, Summary
 use super::check::{save_check, saved_check};
 use crate::bench;
 use crate::report::results::Results;
-use crate::simulate::cluster::{hunt_with, SimOptions, SimReport};
+use crate::simulate::cluster::{hunt_with, SavedFailure, SimOptions, SimReport};
 use crate::zoo::{self, Outcome};
 
 /// How big each stage is, and where the report goes.
@@ -155,9 +155,8 @@ fn stage(
     let n = outcome.stages.len() + 1;
     let _ = writeln!(out, "[{n}/5] {name}");
     let start = Instant::now();
-    let status = catch_unwind(AssertUnwindSafe(|| f(&mut *out))).unwrap_or_else(|p| {
-        StageStatus::Error(format!("panicked: {}", crate::panic_message(&*p)))
-    });
+    let status = catch_unwind(AssertUnwindSafe(|| f(&mut *out)))
+        .unwrap_or_else(|p| StageStatus::Error(format!("panicked: {}", crate::panic_message(&*p))));
     let seconds = start.elapsed().as_secs_f64();
     match &status {
         StageStatus::Passed => {
@@ -366,14 +365,10 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
             _ => hunt_one::<MultiPaxos<Cmd>>(opts, &bar, i as u64 * runs),
         };
         let saved = report.failure.as_ref().map(|f| {
-            let path = opts
-                .dir
-                .join(crate::report::results::DATA_DIR)
-                .join(format!(
-                    "simulate-{}-seed{}.json",
-                    report.protocol, opts.sim.seed
-                ));
-            save_failure(&path, &f.saved).map(|()| path)
+            let data = opts.dir.join(crate::report::results::DATA_DIR);
+            std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+            let path = data.join(SavedFailure::file_name(report.protocol, opts.sim.seed));
+            f.saved.save(&path).map(|()| path)
         });
         bar.suspend(|| print_hunt(out, &report, saved.as_ref()));
         if report.failure.is_some() {
@@ -395,14 +390,6 @@ fn hunt_one<R: Replica<Cmd>>(opts: &TourOptions, bar: &ProgressBar, base: u64) -
         let phase = if t.runs > runs { "shrinking, " } else { "" };
         bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
     })
-}
-
-fn save_failure(path: &Path, saved: &crate::simulate::cluster::SavedFailure) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(saved).map_err(|e| e.to_string())?;
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf, String>>) {

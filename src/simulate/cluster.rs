@@ -624,6 +624,17 @@ impl SavedFailure {
     /// The format version this build writes and reads.
     pub const VERSION: u32 = 1;
 
+    /// Where a failure found by `protocol`'s search from `seed` is saved by default.
+    pub fn file_name(protocol: &str, seed: u64) -> String {
+        format!("simulate-{protocol}-seed{seed}.json")
+    }
+
+    /// Write it as pretty JSON to `path` (whose directory must exist).
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
     /// The bugs the schedule needs switched on; `Err` names one this build does not know.
     pub fn bugs(&self) -> Result<Vec<Bug>, String> {
         self.options
