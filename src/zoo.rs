@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
-use paxraft_models::check::{Progress, Strategy};
+use paxraft_models::check::{check_command, Progress, SearchOptions, Strategy};
 use paxraft_models::model::all_servers;
 use paxraft_models::properties::names;
 use paxraft_models::render::trace_of;
@@ -958,21 +958,13 @@ pub fn command(entry: &ZooBug) -> String {
             strategy,
             depth,
         } => {
-            let mut c = format!("paxraft check {}", entry.protocol.name());
-            let flags = config.flags();
-            if !flags.is_empty() {
-                c.push(' ');
-                c.push_str(&flags);
-            }
-            if *strategy != Strategy::Bfs {
-                c.push_str(&format!(" --strategy {}", strategy.name()));
-            }
-            c.push_str(&format!(
-                " --depth {} --bug {}",
-                stateright_depth(*depth),
-                entry.bug.name()
-            ));
-            c
+            let search = SearchOptions {
+                strategy: *strategy,
+                depth: Some(stateright_depth(*depth)),
+                ..SearchOptions::default()
+            };
+            let check = check_command(entry.protocol.name(), config, &search);
+            format!("{check} --bug {}", entry.bug.name())
         }
         // The term-inflation check is the zoo's own: `paxraft simulate` does not run it.
         Detector::Schedules(_) if entry.property == TERMS_STAY_LOW => {

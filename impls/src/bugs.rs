@@ -124,6 +124,11 @@ impl Bug {
 pub const COMPILED: bool = cfg!(feature = "bug-zoo");
 
 impl crate::Config {
+    /// The bugs switched on, in BUGZOO.md order (none without the `bug-zoo` feature).
+    pub fn bugs_on(&self) -> Vec<Bug> {
+        Bug::ALL.into_iter().filter(|&b| self.bug(b)).collect()
+    }
+
     /// Switch `bug` on. Returns `false` (and changes nothing) when the switches are not
     /// compiled in; callers outside this crate need no `cfg` of their own.
     pub fn set_bug(&mut self, bug: Bug) -> bool {

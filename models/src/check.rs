@@ -193,16 +193,32 @@ impl Summary {
     pub fn verdict(&self, name: &str) -> Option<&Verdict> {
         self.properties.iter().find(|p| p.name == name)
     }
+    /// The `paxraft check` flags of this check (defaults omitted).
+    pub fn flags(&self) -> String {
+        check_flags(&self.config, &self.search)
+    }
     /// The `paxraft check` command that reruns this check.
     pub fn command(&self) -> String {
-        let mut c = format!("paxraft check {}", self.protocol);
-        for f in [self.config.flags(), self.search.flags()] {
-            if !f.is_empty() {
-                c.push(' ');
-                c.push_str(&f);
-            }
-        }
-        c
+        check_command(self.protocol, &self.config, &self.search)
+    }
+}
+
+/// The `paxraft check` flags that rebuild `config` searched with `search` (defaults omitted).
+pub fn check_flags(config: &ModelConfig, search: &SearchOptions) -> String {
+    [config.flags(), search.flags()]
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `paxraft check` command that checks `protocol` on `config` searched with `search`.
+pub fn check_command(protocol: &str, config: &ModelConfig, search: &SearchOptions) -> String {
+    let flags = check_flags(config, search);
+    if flags.is_empty() {
+        format!("paxraft check {protocol}")
+    } else {
+        format!("paxraft check {protocol} {flags}")
     }
 }
 

@@ -190,10 +190,8 @@ impl ModelConfig {
             f.push("--empty-heartbeats".into());
         }
         // A bug-zoo switch must be part of the command, or the rerun checks the correct code.
-        for b in paxraft_impls::Bug::ALL {
-            if self.protocol.bug(b) {
-                f.push(format!("--bug {}", b.name()));
-            }
+        for b in self.protocol.bugs_on() {
+            f.push(format!("--bug {}", b.name()));
         }
         f.join(" ")
     }

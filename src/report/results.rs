@@ -106,11 +106,7 @@ impl CheckResult {
 impl CheckResult {
     /// The report's record of a finished model check.
     pub fn from_summary(s: &paxraft_models::Summary) -> CheckResult {
-        let flags = [s.config.flags(), s.search.flags()]
-            .into_iter()
-            .filter(|f| !f.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let flags = s.flags();
         CheckResult {
             protocol: s.protocol.to_string(),
             config: if flags.is_empty() {

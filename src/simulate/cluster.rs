@@ -173,10 +173,7 @@ impl SimOptions {
 
     /// The bugs switched on.
     pub fn bugs(&self) -> Vec<Bug> {
-        Bug::ALL
-            .into_iter()
-            .filter(|b| self.protocol.bug(*b))
-            .collect()
+        self.protocol.bugs_on()
     }
 
     /// The `paxraft simulate` flags that rebuild these options (defaults omitted).
