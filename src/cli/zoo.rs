@@ -162,25 +162,18 @@ fn row(o: &Outcome) -> String {
     } else {
         format!("nothing (expected {})", e.property)
     };
-    let clean_ran = match &o.verdict {
-        Verdict::Checked { clean, .. } => clean.is_some(),
-        Verdict::Simulated { clean, .. } => clean.is_some(),
-    };
-    let clean = if o.clean_passed() {
-        "pass".to_string()
-    } else if !clean_ran {
-        "not run".to_string()
-    } else {
-        match &o.verdict {
-            Verdict::Checked { clean: Some(c), .. } => match c.violated.first() {
-                Some((p, _)) => format!("FALSE ALARM: {p}"),
-                None => "VACUOUS: no leader".to_string(),
-            },
-            Verdict::Simulated { clean: Some(c), .. } => match &c.failure {
-                Some(f) => format!("FALSE ALARM: {}", f.property),
-                None => "VACUOUS: no runs".to_string(),
-            },
-            _ => unreachable!("the clean half ran"),
+    let clean = match &o.verdict {
+        _ if o.clean_passed() => "pass".to_string(),
+        Verdict::Checked { clean: Some(c), .. } => match c.violated.first() {
+            Some((p, _)) => format!("FALSE ALARM: {p}"),
+            None => "VACUOUS: no leader".to_string(),
+        },
+        Verdict::Simulated { clean: Some(c), .. } => match &c.failure {
+            Some(f) => format!("FALSE ALARM: {}", f.property),
+            None => "VACUOUS: no runs".to_string(),
+        },
+        Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => {
+            "not run".to_string()
         }
     };
     let how = match &o.verdict {
