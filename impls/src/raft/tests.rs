@@ -82,6 +82,23 @@ fn request_vote(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd> {
     }
 }
 
+fn pre_vote_request(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd> {
+    RaftMsg::RequestVote {
+        term,
+        last_index,
+        last_term,
+        pre_vote: true,
+    }
+}
+
+fn pre_vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
+    RaftMsg::Vote {
+        term,
+        granted,
+        pre_vote: true,
+    }
+}
+
 fn append(
     term: u64,
     prev_index: Slot,
@@ -112,15 +129,7 @@ fn leader_with(n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> (R, O) {
     let mut out = fire(&mut r, RaftTimer::Election);
     if cfg.pre_vote {
         for p in 1..n {
-            out = recv(
-                &mut r,
-                p,
-                RaftMsg::Vote {
-                    term,
-                    granted: true,
-                    pre_vote: true,
-                },
-            );
+            out = recv(&mut r, p, pre_vote(term, true));
             if r.role == Role::Candidate {
                 break;
             }
@@ -753,39 +762,15 @@ fn prevote_does_not_raise_the_term() {
     let out = fire(&mut r, RaftTimer::Election);
     assert_eq!((r.role, r.term, r.voted_for), (Role::PreCandidate, 2, None));
     assert_eq!(out.writes().count(), 0, "a pre-vote persists nothing");
-    let pre = RaftMsg::RequestVote {
-        term: 3,
-        last_index: 0,
-        last_term: 0,
-        pre_vote: true,
-    };
+    let pre = pre_vote_request(3, 0, 0);
     assert_eq!(sends(&out), vec![(1, pre.clone()), (2, pre)]);
 }
 
 #[test]
 fn prevote_receiver_changes_nothing() {
     let mut r = boot_with(1, 3, &Config::default(), 2, vec![]);
-    let out = recv(
-        &mut r,
-        0,
-        RaftMsg::RequestVote {
-            term: 3,
-            last_index: 0,
-            last_term: 0,
-            pre_vote: true,
-        },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            RaftMsg::Vote {
-                term: 3,
-                granted: true,
-                pre_vote: true
-            }
-        )]
-    );
+    let out = recv(&mut r, 0, pre_vote_request(3, 0, 0));
+    assert_eq!(sends(&out), vec![(0, pre_vote(3, true))]);
     assert_eq!((r.term, r.voted_for), (2, None));
     assert_eq!(out.writes().count(), 0);
 }
@@ -793,42 +778,15 @@ fn prevote_receiver_changes_nothing() {
 #[test]
 fn prevote_refused_to_a_log_that_is_behind() {
     let mut r = boot_with(1, 3, &Config::default(), 2, vec![entry(2, 1)]);
-    let out = recv(
-        &mut r,
-        0,
-        RaftMsg::RequestVote {
-            term: 3,
-            last_index: 0,
-            last_term: 0,
-            pre_vote: true,
-        },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            RaftMsg::Vote {
-                term: 2,
-                granted: false,
-                pre_vote: true
-            }
-        )]
-    );
+    let out = recv(&mut r, 0, pre_vote_request(3, 0, 0));
+    assert_eq!(sends(&out), vec![(0, pre_vote(2, false))]);
 }
 
 #[test]
 fn prevote_majority_starts_the_real_election() {
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     fire(&mut r, RaftTimer::Election);
-    let out = recv(
-        &mut r,
-        2,
-        RaftMsg::Vote {
-            term: 3,
-            granted: true,
-            pre_vote: true,
-        },
-    );
+    let out = recv(&mut r, 2, pre_vote(3, true));
     assert_eq!(
         (r.role, r.term, r.voted_for),
         (Role::Candidate, 3, Some(NodeId(0)))
@@ -838,15 +796,7 @@ fn prevote_majority_starts_the_real_election() {
         vec![(1, request_vote(3, 0, 0)), (2, request_vote(3, 0, 0))]
     );
     // A late pre-vote grant no longer counts for anything.
-    recv(
-        &mut r,
-        1,
-        RaftMsg::Vote {
-            term: 3,
-            granted: true,
-            pre_vote: true,
-        },
-    );
+    recv(&mut r, 1, pre_vote(3, true));
     assert_eq!(r.role, Role::Candidate);
 }
 
@@ -904,27 +854,8 @@ fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
         ..Config::default()
     };
     let (mut l, _) = leader_with(3, &cfg, 2, vec![]);
-    let out = recv(
-        &mut l,
-        2,
-        RaftMsg::RequestVote {
-            term: 3,
-            last_index: 9,
-            last_term: 2,
-            pre_vote: true,
-        },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            2,
-            RaftMsg::Vote {
-                term: 2,
-                granted: false,
-                pre_vote: true
-            }
-        )]
-    );
+    let out = recv(&mut l, 2, pre_vote_request(3, 9, 2));
+    assert_eq!(sends(&out), vec![(2, pre_vote(2, false))]);
     let out = recv(&mut l, 2, request_vote(3, 9, 2));
     assert_eq!(sends(&out), vec![(2, vote(2, false))]);
     assert_eq!((l.role, l.term), (Role::Leader, 2));
