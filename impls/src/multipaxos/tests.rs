@@ -23,6 +23,32 @@ fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
     Some(Entry { ballot, cmd })
 }
 
+/// Node 0 of 3, having promised (2, 2) and holding `log`, campaigns in round 3 and wins on
+/// n1's promise reporting `accepted` from slot 1. Returns it and the effects of winning.
+fn win_round_3(
+    cfg: &Config,
+    log: Vec<Option<Entry<Cmd>>>,
+    accepted: Vec<Option<Entry<Cmd>>>,
+) -> (P, O) {
+    let d = PaxosDurable {
+        promised: b(2, 2),
+        tried: 0,
+        log,
+    };
+    let mut r = boot_with(0, 3, cfg, d);
+    fire(&mut r, PaxosTimer::Election);
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Promise {
+            ballot: b(3, 0),
+            from: 1,
+            accepted,
+        },
+    );
+    (r, out)
+}
+
 fn boot_with(id: u8, n: u8, cfg: &Config, d: PaxosDurable<Cmd>) -> P {
     let mut out = Effects::new();
     P::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut out)
@@ -257,23 +283,12 @@ fn promise_reports_every_accepted_value_from_the_asked_slot() {
 #[test]
 fn new_leader_reproposes_highest_ballot_values_and_fills_gaps_with_noops() {
     // PMS §2.2 (P2c) and §3: highest-ballot value per slot; no-ops in the gaps.
-    let d = PaxosDurable {
-        promised: b(2, 2),
-        tried: 0,
-        log: vec![e(b(1, 1), Some(10))],
-    };
-    let mut r = boot_with(0, 3, &Config::default(), d);
-    fire(&mut r, PaxosTimer::Election);
-    assert_eq!(r.ballot(), b(3, 0), "the round goes above every round seen");
-    let out = recv(
-        &mut r,
-        1,
-        PaxosMsg::Promise {
-            ballot: b(3, 0),
-            from: 1,
-            accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
-        },
+    let (mut r, out) = win_round_3(
+        &Config::default(),
+        vec![e(b(1, 1), Some(10))],
+        vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
     );
+    assert_eq!(r.ballot(), b(3, 0), "the round goes above every round seen");
     assert_eq!(r.status().role, Role::Leader);
     let cmds = vec![Some(20), None, Some(30)];
     assert_eq!(
@@ -832,22 +847,8 @@ mod bugs {
 
     #[test]
     fn p5_skips_recovery() {
-        let d = PaxosDurable {
-            promised: b(2, 2),
-            tried: 0,
-            log: vec![],
-        };
-        let mut r = boot_with(0, 3, &with(Bug::SkipRecovery), d);
-        fire(&mut r, PaxosTimer::Election);
-        let out = recv(
-            &mut r,
-            1,
-            PaxosMsg::Promise {
-                ballot: b(3, 0),
-                from: 1,
-                accepted: vec![e(b(2, 2), Some(20))],
-            },
-        );
+        let (mut r, out) =
+            win_round_3(&with(Bug::SkipRecovery), vec![], vec![e(b(2, 2), Some(20))]);
         assert_eq!(
             writes(&out),
             vec![PaxosWrite::Promise(b(3, 0))],
@@ -866,21 +867,10 @@ mod bugs {
 
     #[test]
     fn p5_gap_leaves_an_unreported_slot_open_and_stalls_every_later_slot() {
-        let d = PaxosDurable {
-            promised: b(2, 2),
-            tried: 0,
-            log: vec![],
-        };
-        let mut r = boot_with(0, 3, &with(Bug::GapNotFilled), d);
-        fire(&mut r, PaxosTimer::Election);
-        let out = recv(
-            &mut r,
-            1,
-            PaxosMsg::Promise {
-                ballot: b(3, 0),
-                from: 1,
-                accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
-            },
+        let (mut r, out) = win_round_3(
+            &with(Bug::GapNotFilled),
+            vec![],
+            vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
         );
         // Slots 1 and 3 re-proposed, slot 2 left open: no no-op anywhere.
         let write = |first, cmds| PaxosWrite::Accept {
