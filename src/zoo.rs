@@ -164,10 +164,7 @@ fn sim(k: SimKnobs) -> SimOptions {
 /// older-term entry is almost never counted alone (the Figure 8 window) unless appends carry
 /// one entry each (`max_batch` 1); and Figure 8 needs leaders to crash and come back.
 fn figure8_sim() -> SimOptions {
-    let mut o = sim(SimKnobs {
-        servers: 3,
-        ..RAFT_SIM
-    });
+    let mut o = sim(RAFT_SIM);
     o.protocol.max_batch = 1;
     o.crash_pct = 5;
     o.crashes = 3;
