@@ -50,11 +50,18 @@ pub enum Bug {
     ApplyUncommitted,
     /// B2: a retried client request is applied twice (no session dedup).
     DuplicateApply,
+    /// R11: the granted vote is sent before (term, votedFor) is persisted: the write still
+    /// comes, but after the reply in the same step, so a crash between the two loses the vote.
+    VoteSentBeforePersist,
+    /// P7: the promise is sent before the promised ballot is persisted: the write still comes,
+    /// but after the reply in the same step, so a crash between the two loses the promise.
+    PromiseSentBeforePersist,
 }
 
 impl Bug {
-    /// Every bug, in BUGZOO.md order.
-    pub const ALL: [Bug; 19] = [
+    /// Every bug, in BUGZOO.md order, then R11 and P7 (appended so that no discriminant moves;
+    /// BUGZOO.md does not list them yet).
+    pub const ALL: [Bug; 21] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -74,20 +81,22 @@ impl Bug {
         Bug::PromiseNotPersisted,
         Bug::ApplyUncommitted,
         Bug::DuplicateApply,
+        Bug::VoteSentBeforePersist,
+        Bug::PromiseSentBeforePersist,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 19] = [
+        const CODES: [&str; 21] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
-            "P5", "P5-gap", "P6", "B1", "B2",
+            "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 19] = [
+        const NAMES: [&str; 21] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -107,6 +116,8 @@ impl Bug {
             "promise-not-persisted",
             "apply-uncommitted",
             "duplicate-apply",
+            "vote-sent-before-persist",
+            "promise-sent-before-persist",
         ];
         NAMES[self as usize]
     }

@@ -13,10 +13,65 @@
 //!
 //! Set [`Cluster::checking`] to `false` to step a protocol with a bug switched on and call
 //! [`Cluster::check`] by hand.
+//!
+//! # Crashes between effects
+//!
+//! A real host carries out a step's effects one after the other, and it may crash between any
+//! two of them: after a reply left but before the write it depends on reached the disk, or
+//! after the write but before the reply. The effect contract of [`crate::replica`] (rule 1,
+//! persist before send) is what makes every such cut safe. [`Cluster::crash`] only crashes
+//! between steps, where all of a step's effects happened; to crash *inside* one:
+//!
+//! * [`Cluster::deliver_then_crash`] and [`Cluster::fire_then_crash`] run one step, carry out
+//!   only its first `keep` effects, in order (sends reach the network, writes the durable
+//!   image, commits the applied log, timers are armed as usual), and then crash the node
+//!   exactly as [`Cluster::crash`] does. They return the step's whole effect list. The trace
+//!   records the cut, e.g. `n1: crash after 3 of 4 effects`.
+//! * [`Cluster::peek_deliver`] and [`Cluster::peek_fire`] return the effects such a step would
+//!   have without taking it (replicas are deterministic), and [`crash_points`] lists the cuts
+//!   of an effect list worth trying: where a run of sends gives way to a run of writes or
+//!   commits, and so on. A test replays the step from a clone of the cluster once per point.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::replica::{Command, Config, Effect, NodeId, Out, Replica, Slot};
+
+/// The cut points of a step's effect list worth crashing at: every `keep` (the number of
+/// effects carried out before the crash, as in [`Cluster::deliver_then_crash`]) that separates
+/// two effects of different kinds, the kinds being what leaves the host (a send or a
+/// redirect), what reaches its disk (a persist) and what reaches its state machine (a commit).
+/// Timer effects are ignored, as they die with the crash anyway; each point is placed right
+/// after the last effect of a run, so the timers that follow it are not carried out. Cutting
+/// inside a run of one kind, or at `0` or at the end (a crash before or after the whole step),
+/// shows nothing new, so those are not listed. The points are strictly increasing.
+pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
+    effects: impl IntoIterator<Item = &'a Effect<M, W, T, C>>,
+) -> Vec<usize> {
+    #[derive(PartialEq)]
+    enum Kind {
+        Out,
+        Persist,
+        Commit,
+    }
+    let mut points = Vec::new();
+    // The kind of the last non-timer effect so far, and the cut right after it.
+    let mut prev: Option<(Kind, usize)> = None;
+    for (k, effect) in effects.into_iter().enumerate() {
+        let kind = match effect {
+            Effect::Send { .. } | Effect::Redirect { .. } => Kind::Out,
+            Effect::Persist(_) => Kind::Persist,
+            Effect::Commit { .. } => Kind::Commit,
+            Effect::SetTimer { .. } | Effect::CancelTimer(_) => continue,
+        };
+        if let Some((p, cut)) = prev.take() {
+            if p != kind {
+                points.push(cut);
+            }
+        }
+        prev = Some((kind, k + 1));
+    }
+    points
+}
 
 /// A message in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -153,13 +208,14 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         let r = R::boot(id, &self.members, durable.as_ref(), &self.cfg, &mut out);
         self.nodes[i].replica = Some(r);
         self.nodes[i].last_reported = 0;
-        self.apply_effects(i, &mut out);
+        self.apply_effects(i, &mut out, usize::MAX);
         self.out = out;
     }
 
-    fn apply_effects(&mut self, i: usize, out: &mut Out<R, C>) {
+    /// Carry out the first `keep` effects of `out` in order and forget the rest.
+    fn apply_effects(&mut self, i: usize, out: &mut Out<R, C>, keep: usize) {
         let from = self.members[i];
-        for effect in out.drain() {
+        for effect in out.drain().take(keep) {
             let node = &mut self.nodes[i];
             match effect {
                 Effect::Send { to, msg } => {
@@ -198,11 +254,25 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     }
 
     fn step(&mut self, i: usize, what: String, f: impl FnOnce(&mut R, &mut Out<R, C>)) {
+        self.run_step(i, what, None, f);
+    }
+
+    /// Run one step at node `i`: all of its effects, or with `crash_after == Some(keep)` only
+    /// the first `keep` of them before crashing the node. Returns the step's whole effect list
+    /// when it crashes (an empty one if the node was down), else nothing (the default path
+    /// clones nothing).
+    fn run_step(
+        &mut self,
+        i: usize,
+        what: String,
+        crash_after: Option<usize>,
+        f: impl FnOnce(&mut R, &mut Out<R, C>),
+    ) -> Out<R, C> {
         self.trace.push(what);
         let mut out = std::mem::take(&mut self.out);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             self.out = out;
-            return; // a crashed node does nothing
+            return Out::<R, C>::new(); // a crashed node does nothing
         };
         let before = self.checking.then(|| r.clone());
         f(r, &mut out);
@@ -214,13 +284,40 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 }
             }
         }
-        self.apply_effects(i, &mut out);
+        let all = match crash_after {
+            None => {
+                self.apply_effects(i, &mut out, usize::MAX);
+                Out::<R, C>::new()
+            }
+            Some(keep) => {
+                let total = out.len();
+                assert!(
+                    keep <= total,
+                    "n{i}: cannot crash after {keep} effects, the step has {total}\n{}",
+                    self.trace.join("\n")
+                );
+                let all = out.clone();
+                self.apply_effects(i, &mut out, keep);
+                self.lose(i, format!("n{i}: crash after {keep} of {total} effects"));
+                all
+            }
+        };
         self.out = out;
         if self.checking {
             if let Err(e) = self.check() {
                 panic!("{e}\ntrace:\n{}", self.trace.join("\n"));
             }
         }
+        all
+    }
+
+    /// The effects node `i` emits for `f`, run on a copy of its replica (empty if it is down).
+    fn peek(&self, i: usize, f: impl FnOnce(&mut R, &mut Out<R, C>)) -> Out<R, C> {
+        let mut out = Out::<R, C>::new();
+        if let Some(r) = &self.nodes[i].replica {
+            f(&mut r.clone(), &mut out);
+        }
+        out
     }
 
     /// Check state machine safety and the protocol's cluster invariants now.
@@ -264,6 +361,27 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         });
     }
 
+    /// Fire armed timer `timer` at node `i`, carry out the first `keep` effects of that step
+    /// and crash `i` (see the [module docs](self)). Returns every effect of the step, the
+    /// ones not carried out included. Panics if the timer is not armed or the step has fewer
+    /// than `keep` effects.
+    pub fn fire_then_crash(&mut self, i: usize, timer: R::Timer, keep: usize) -> Out<R, C> {
+        assert!(
+            self.nodes[i].timers.remove(&timer),
+            "n{i} has no {timer:?} timer armed (armed: {:?})",
+            self.nodes[i].timers
+        );
+        self.run_step(i, format!("n{i}: {timer:?} fires"), Some(keep), |r, out| {
+            r.on_timer(timer, out)
+        })
+    }
+
+    /// The effects firing `timer` at node `i` would have, without firing it (nothing
+    /// changes; empty if `i` is down). Feed them to [`crash_points`].
+    pub fn peek_fire(&self, i: usize, timer: R::Timer) -> Out<R, C> {
+        self.peek(i, |r, out| r.on_timer(timer, out))
+    }
+
     /// Propose `cmds` at node `i`.
     pub fn propose(&mut self, i: usize, cmds: Vec<C>) {
         self.step(i, format!("n{i}: propose {cmds:?}"), |r, out| {
@@ -282,6 +400,34 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             return;
         }
         self.step(to, what, |r, out| r.on_message(env.from, env.msg, out));
+    }
+
+    /// Deliver the in-flight message at position `k`, carry out the first `keep` effects of
+    /// that step and crash the recipient (see the [module docs](self)). Returns every effect
+    /// of the step, the ones not carried out included. If the recipient is down the message
+    /// is lost as with [`Cluster::deliver`] and nothing is returned. Panics if the step has
+    /// fewer than `keep` effects.
+    pub fn deliver_then_crash(&mut self, k: usize, keep: usize) -> Out<R, C> {
+        let env = self.net.remove(k);
+        let to = env.to.index();
+        let what = format!("{} -> {}: {:?}", env.from, env.to, env.msg);
+        if self.nodes[to].replica.is_none() {
+            self.trace
+                .push(format!("{what} (lost: {} is down)", env.to));
+            return Out::<R, C>::new();
+        }
+        self.run_step(to, what, Some(keep), |r, out| {
+            r.on_message(env.from, env.msg, out)
+        })
+    }
+
+    /// The effects delivering the in-flight message at position `k` would have, without
+    /// delivering it (nothing changes; empty if the recipient is down). Feed them to
+    /// [`crash_points`].
+    pub fn peek_deliver(&self, k: usize) -> Out<R, C> {
+        let env = &self.net[k];
+        let (from, msg) = (env.from, env.msg.clone());
+        self.peek(env.to.index(), |r, out| r.on_message(from, msg, out))
     }
 
     /// Deliver a copy of the in-flight message at position `k`, leaving it in flight.
@@ -331,7 +477,12 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// Crash node `i`: its volatile state, armed timers and the messages addressed to it are
     /// lost; its durable image survives.
     pub fn crash(&mut self, i: usize) {
-        self.trace.push(format!("n{i}: crash"));
+        self.lose(i, format!("n{i}: crash"));
+    }
+
+    /// Crash node `i`, recording `what` in the trace.
+    fn lose(&mut self, i: usize, what: String) {
+        self.trace.push(what);
         self.nodes[i].replica = None;
         self.nodes[i].timers.clear();
         let id = self.members[i];

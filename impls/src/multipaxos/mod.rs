@@ -45,7 +45,8 @@
 //!   followers' election timers fire. (All of this is liveness: safety holds whatever the
 //!   timing.)
 //!
-//! Bug-zoo switches P1 to P6 (../shared/BUGZOO.md) are wired at the exact rule they break.
+//! Bug-zoo switches P1 to P7 (../shared/BUGZOO.md; P7 is appended after it) are wired at the
+//! exact rule they break.
 
 use std::cmp::max;
 use std::collections::BTreeMap;
@@ -511,9 +512,11 @@ impl<C: Command> MultiPaxos<C> {
         if self.role == Role::Leader && b != self.ballot {
             self.step_down(Some(from), out);
         }
+        // P7: the promise leaves before the raised promise is durable (the write follows it).
+        let persist_late = b > self.promised && self.cfg.bug(Bug::PromiseSentBeforePersist);
         if b > self.promised {
             self.promised = b;
-            if !self.cfg.bug(Bug::PromiseNotPersisted) {
+            if !self.cfg.bug(Bug::PromiseNotPersisted) && !persist_late {
                 out.persist(PaxosWrite::Promise(b));
             }
         }
@@ -533,6 +536,9 @@ impl<C: Command> MultiPaxos<C> {
                 accepted,
             },
         );
+        if persist_late && !self.cfg.bug(Bug::PromiseNotPersisted) {
+            out.persist(PaxosWrite::Promise(b));
+        }
     }
 
     fn on_promise(

@@ -924,6 +924,45 @@ mod bugs {
             "went back on its promise"
         );
     }
+
+    #[test]
+    fn p7_promise_sent_before_persist() {
+        // PMS §2.3: "an acceptor must remember this information even if it fails and then
+        // restarts". P7 still writes the promise, but after sending it.
+        let mut r = boot_with(
+            1,
+            3,
+            &with(Bug::PromiseSentBeforePersist),
+            PaxosDurable::default(),
+        );
+        let out = recv(
+            &mut r,
+            2,
+            PaxosMsg::Prepare {
+                ballot: b(3, 2),
+                from: 1,
+            },
+        );
+        assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(3, 2))]);
+        let persist = at(&out, |e| matches!(e, Effect::Persist(_)));
+        let reply = at(&out, |e| matches!(e, Effect::Send { .. }));
+        assert_eq!(
+            persist,
+            reply + 1,
+            "the write comes right after the promise"
+        );
+        assert_eq!(r.promised(), b(3, 2));
+        // A prepare at the promised ballot raises nothing and writes nothing, as without P7.
+        let out = recv(
+            &mut r,
+            2,
+            PaxosMsg::Prepare {
+                ballot: b(3, 2),
+                from: 1,
+            },
+        );
+        assert!(writes(&out).is_empty());
+    }
 }
 
 // --- Scenarios on the driver -----------------------------------------------------------------

@@ -516,6 +516,23 @@ impl<C: Command> Raft<C> {
             Some(v) => v == from || self.cfg.bug(Bug::DoubleVote),
         };
         let granted = term == self.term && free && log_ok;
+        if granted && self.cfg.bug(Bug::VoteSentBeforePersist) {
+            // R11: the reply leaves before the vote is durable (the write follows it).
+            self.voted_for = Some(from);
+            self.arm_election_timer(out);
+            out.send(
+                from,
+                RaftMsg::Vote {
+                    term: self.term,
+                    granted,
+                    pre_vote: false,
+                },
+            );
+            if !self.cfg.bug(Bug::VoteNotPersisted) {
+                self.persist_hard_state(out);
+            }
+            return;
+        }
         if granted {
             self.voted_for = Some(from);
             if !self.cfg.bug(Bug::VoteNotPersisted) {

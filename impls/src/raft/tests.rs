@@ -1069,6 +1069,34 @@ mod bugs {
     }
 
     #[test]
+    fn r11_vote_sent_before_persist_replies_ahead_of_the_write() {
+        // Figure 2: "Persistent state on all servers: (Updated on stable storage before
+        // responding to RPCs)". R11 still writes the vote, but after the reply.
+        let mut r = fresh(1, 3, &with(Bug::VoteSentBeforePersist));
+        let out = recv(&mut r, 0, request_vote(1, 0, 0));
+        let vote_write = RaftWrite::HardState {
+            term: 1,
+            voted_for: Some(NodeId(0)),
+        };
+        let effects: Vec<_> = out.iter().cloned().collect();
+        let persist = effects
+            .iter()
+            .position(|e| *e == Effect::Persist(vote_write.clone()))
+            .expect("the vote is still written");
+        let reply = effects
+            .iter()
+            .position(|e| matches!(e, Effect::Send { .. }))
+            .unwrap();
+        assert_eq!(persist, reply + 1, "the write comes right after the reply");
+        assert_eq!(sends(&out), vec![(0, vote(1, true))]);
+        // The new term alone (no vote) may still be written first.
+        assert!(effects[..reply]
+            .iter()
+            .all(|e| *e != Effect::Persist(vote_write.clone())));
+        assert_eq!(r.voted_for, Some(NodeId(0)));
+    }
+
+    #[test]
     fn r9_no_prevote_campaigns_with_a_raised_term() {
         let cfg = Config {
             bugs: BugSet::only(Bug::NoPreVote),
