@@ -17,9 +17,10 @@ use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Summary};
 
-/// Depth bound of the measured checks (`paxraft check` defaults to a deeper one).
-const DEPTH: usize = 12;
-const QUICK_DEPTH: usize = 10;
+/// How many actions shallower than `paxraft check`'s default depth the measured checks go
+/// (each is run several times), and the quick ones.
+const SHALLOWER: usize = 1;
+const QUICK_SHALLOWER: usize = 3;
 
 fn run<R: Checkable>(depth: usize) -> Summary {
     let search = SearchOptions {
@@ -36,7 +37,7 @@ fn run<R: Checkable>(depth: usize) -> Summary {
 
 fn main() {
     let quick = common::quick() || !common::measuring();
-    let depth = if quick { QUICK_DEPTH } else { DEPTH };
+    let shallower = if quick { QUICK_SHALLOWER } else { SHALLOWER };
     let mut c = common::criterion(
         Duration::from_millis(1),
         Duration::from_secs(if quick { 2 } else { 8 }),
@@ -49,6 +50,7 @@ fn main() {
         ("raft", run::<Raft<Cmd>> as Check),
         ("multipaxos", run::<MultiPaxos<Cmd>> as Check),
     ] {
+        let depth = paxraft_models::check::default_depth(name) - shallower;
         // One check first: its state count is the throughput unit, its verdicts the result.
         let first = f(depth);
         // A shallower bound may leave a sometimes-property unreached; no always-property may

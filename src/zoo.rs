@@ -13,18 +13,18 @@
 //! ([`hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
 //! liveness check, with the bug on and then off.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
-use paxraft_models::check::{check_command, Progress, SearchOptions, Strategy};
+use paxraft_models::check::{
+    check_command, Kind, Progress, SearchOptions, Status, StopAt, Strategy,
+};
 use paxraft_models::model::all_servers;
 use paxraft_models::properties::names;
-use paxraft_models::render::trace_of;
-use paxraft_models::{build, Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
+use paxraft_models::{Checkable, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
+use stateright::Property;
 
 use crate::report::results::{Trace as SavedTrace, ZooEntry};
 use crate::simulate::cluster::{hunt_checking, hunt_with, SimOptions, SimReport};
@@ -90,8 +90,21 @@ pub struct ZooBug {
     pub source: &'static str,
 }
 
+/// The smallest model the BFS detectors start from: the defaults with one op per client
+/// and without PreVote and CheckQuorum (each adds a round to every election, which lengthens
+/// every trace that needs a leader change by two actions). Each bug's clean half runs the
+/// same configuration, so a false alarm would show; the in-flight bound stays the default.
 fn raft_base() -> ModelConfig {
-    ModelConfig::default()
+    let d = ModelConfig::default();
+    ModelConfig {
+        ops: 1,
+        protocol: paxraft_impls::Config {
+            pre_vote: false,
+            check_quorum: false,
+            ..d.protocol.clone()
+        },
+        ..d
+    }
 }
 
 /// The knobs of a bug's fault-schedule search that differ between bugs.
@@ -255,7 +268,6 @@ pub fn registry() -> Vec<ZooBug> {
                 ModelConfig {
                     clients: 0,
                     ops: 0,
-                    max_in_flight: 6,
                     ..d.clone()
                 },
                 8,
@@ -293,7 +305,6 @@ pub fn registry() -> Vec<ZooBug> {
                 ModelConfig {
                     clients: 0,
                     ops: 0,
-                    max_in_flight: 7,
                     protocol: paxraft_impls::Config {
                         // Our default heartbeat re-sends the probe's entries, so every append
                         // a follower accepts reaches its first conflicting slot and truncates
@@ -334,10 +345,18 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: StaleRead,
             protocol: Protocol::Raft,
-            // Beyond exhaustive depth: a read needs a leader, a write committed by a newer
-            // leader, and the old one answering afterwards (BFS to 16 steps finds nothing).
+            // A read that starts after a write was answered: one client, a put then a get.
+            // n1 leads term 1 unseen; n0 leads term 2 and commits the put; the get goes to
+            // n0, the client's retry goes on to n1, which answers from its stale store.
             property: names::LINEARIZABLE,
-            detector: Detector::Schedules(sim(RAFT_SIM)),
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    ops: 2,
+                    ..d.clone()
+                },
+                16,
+            ),
             known_steps: None,
             known: "a deposed leader on the minority side returns an old value",
             source: "Ongaro's dissertation §6.4 (ReadIndex, leases); the etcd stale-read issue (Jepsen 2014)",
@@ -382,7 +401,6 @@ pub fn registry() -> Vec<ZooBug> {
             detector: model(
                 ModelConfig {
                     clients: 2,
-                    max_in_flight: 8,
                     ..d.clone()
                 },
                 10,
@@ -444,9 +462,6 @@ pub fn registry() -> Vec<ZooBug> {
             detector: model(
                 ModelConfig {
                     clients: 1,
-                    // Room for the leader's appends and the next campaign at once: with the
-                    // default 5 the shortest trace is 10 steps, with 8 it is 6.
-                    max_in_flight: 8,
                     ..d.clone()
                 },
                 10,
@@ -464,13 +479,50 @@ pub fn registry() -> Vec<ZooBug> {
                     servers: 1,
                     clients: 3,
                     ops: 1,
-                    ..d
+                    ..d.clone()
                 },
                 10,
             ),
             known_steps: None,
             known: "a retried request applied twice",
             source: "Ongaro's dissertation §6.3 (client sessions for exactly-once)",
+        },
+        ZooBug {
+            bug: VoteSentBeforePersist,
+            protocol: Protocol::Raft,
+            // Invisible to a model whose steps are atomic: the voter crashes after its vote
+            // left and before the vote reached its disk, restarts, and votes again.
+            property: "election safety",
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    max_crashes: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a vote sent, the voter crashes before persisting it and votes again",
+            source: "Raft paper Figure 2 (persistent state updated before responding to RPCs); effect contract rule 1",
+        },
+        ZooBug {
+            bug: PromiseSentBeforePersist,
+            protocol: Protocol::MultiPaxos,
+            // The acceptor crashes after its promise left and before it reached its disk: the
+            // restarted acceptor's promise is below the one it announced.
+            property: names::TERMS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    max_crashes: 1,
+                    ..d
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a promise sent, the acceptor crashes before persisting it",
+            source: "Paxos Made Simple §2.3 (an acceptor remembers its promise through failures); effect contract rule 1",
         },
     ]
 }
@@ -520,15 +572,10 @@ pub const SETTLES: &str = "settles";
 /// `stop_at` value for [`model_run`]: stop at the first always-property to fail, whichever.
 pub const ANY_FAILURE: &str = "";
 
-/// Stateright's `target_max_depth` counts the initial state as depth 1 and skips states *at*
-/// the target unchecked: paths of `steps` actions need a target of `steps + 2`.
-pub fn stateright_depth(steps: usize) -> usize {
-    steps + 2
-}
-
-/// Model-check `cfg` over paths of at most `steps` actions. With `stop_at`, only
-/// always-properties are checked and the search stops soon after that property fails;
-/// without, every property is checked over the whole bounded space.
+/// Model-check `cfg` over paths of at most `steps` actions with [`paxraft_models::check`].
+/// With `stop_at`, only always-properties are checked and the search stops soon after that
+/// property fails ([`ANY_FAILURE`]: whichever fails first); without, every property is
+/// checked over the whole bounded space.
 ///
 /// Stateright 0.31 keeps the *last* counterexample a checker block visits, not the first, so
 /// a BFS trace can be a step or two longer than the shortest: [`shortest_run`] narrows it.
@@ -538,64 +585,36 @@ pub fn model_run<R: Checkable>(
     steps: usize,
     threads: usize,
     stop_at: Option<&'static str>,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Run {
-    let mut model: ClusterModel<R> = build::<R>(cfg);
-    if stop_at.is_some() {
-        model
-            .properties
-            .retain(|p| p.expectation == Expectation::Always);
-    }
-    let props = model.properties();
-    let mut builder = model
-        .checker()
-        .threads(threads.max(1))
-        .target_max_depth(stateright_depth(steps));
-    match stop_at {
-        Some(ANY_FAILURE) => builder = builder.finish_when(HasDiscoveries::AnyFailures),
-        Some(p) => builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p]))),
-        None => {}
-    }
-    let start = Instant::now();
-    let checker: Box<dyn Checker<ClusterModel<R>>> = match strategy {
-        Strategy::Bfs => Box::new(builder.spawn_bfs()),
-        Strategy::Dfs => Box::new(builder.spawn_dfs()),
+    let search = SearchOptions {
+        strategy,
+        symmetry: false,
+        threads: threads.max(1),
+        depth: Some(steps),
+        stop_at: match stop_at {
+            None => StopAt::Never,
+            Some(ANY_FAILURE) => StopAt::AnyViolation,
+            Some(p) => StopAt::Violation(p),
+        },
     };
-    let mut last = start;
-    while !checker.is_done() {
-        if last.elapsed() >= Duration::from_millis(200) {
-            last = Instant::now();
-            progress(Progress {
-                total_states: checker.state_count(),
-                unique_states: checker.unique_state_count(),
-                max_depth: checker.max_depth(),
-                elapsed: start.elapsed(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut checker = checker;
-    for h in checker.handles() {
-        h.join().expect("a checker thread panicked");
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut found = checker.discoveries();
-    let mut violated = Vec::new();
-    let mut not_reached = Vec::new();
-    for p in &props {
-        match (&p.expectation, found.remove(p.name)) {
-            (Expectation::Sometimes, None) => not_reached.push(p.name),
-            (Expectation::Sometimes, Some(_)) => {}
-            (_, Some(path)) => violated.push((p.name, trace_of(checker.model(), &path, p.name))),
-            (_, None) => {}
-        }
-    }
+    let s = paxraft_models::check::<R>(cfg, &search, Duration::from_millis(200), progress);
     Run {
-        violated,
-        not_reached,
-        states: checker.unique_state_count(),
-        max_depth: checker.max_depth(),
-        seconds,
+        violated: s
+            .properties
+            .iter()
+            .filter(|v| v.status == Status::Violated)
+            .filter_map(|v| Some((v.name, v.trace.clone()?)))
+            .collect(),
+        not_reached: s
+            .properties
+            .iter()
+            .filter(|v| v.kind == Kind::Sometimes && v.status == Status::NotReached)
+            .map(|v| v.name)
+            .collect(),
+        states: s.unique_states,
+        max_depth: s.max_depth,
+        seconds: s.seconds,
     }
 }
 
@@ -628,7 +647,7 @@ pub fn shortest_run<R: Checkable>(
         return best;
     }
     if best.trace(property).is_none() {
-        let Some(first) = best.violated.iter().map(|(_, t)| t.steps.len()).min() else {
+        let Some(first) = best.violated.iter().map(|(_, t)| t.actions).min() else {
             return best; // nothing failed within the bounds
         };
         let tie = model_run::<R>(cfg, strategy, first, threads, Some(property), &mut progress);
@@ -645,7 +664,7 @@ pub fn shortest_run<R: Checkable>(
         };
     }
     // Bounded: each round needs a strictly shorter trace.
-    while let Some(len) = best.trace(property).map(|t| t.steps.len()) {
+    while let Some(len) = best.trace(property).map(|t| t.actions) {
         if len <= 1 {
             break;
         }
@@ -888,7 +907,7 @@ fn run_model(
     // explored exhaustively to the length of the bug's trace.
     let clean = buggy
         .trace(entry.property)
-        .map(|t| t.steps.len())
+        .map(|t| t.actions)
         .map(|len| go(config, len, None, Half::Clean));
     (buggy, clean)
 }
@@ -957,7 +976,7 @@ pub fn command(entry: &ZooBug) -> String {
         } => {
             let search = SearchOptions {
                 strategy: *strategy,
-                depth: Some(stateright_depth(*depth)),
+                depth: Some(*depth),
                 ..SearchOptions::default()
             };
             let check = check_command(entry.protocol.name(), config, &search);

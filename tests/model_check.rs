@@ -36,13 +36,15 @@ fn run_with<R: Checkable>(
         symmetry,
         threads: 2,
         depth: Some(depth),
+        ..SearchOptions::default()
     };
     search.validate().expect("valid search options");
     check::<R>(&cfg, &search, Duration::from_secs(3600), |_| {})
 }
 
-/// Every always-property holds and every sometimes-property was reached; otherwise fail with
-/// the counterexample chart.
+/// Every always-property holds and every required sometimes-property was reached; otherwise
+/// fail with the counterexample chart. Also: every bound is accounted for (the states checked
+/// are the unique states, the deepest is the depth bound) and something was cut by depth.
 fn assert_passes(s: &Summary) {
     let mut failures = String::new();
     for p in s.failures() {
@@ -58,11 +60,7 @@ fn assert_passes(s: &Summary) {
         s.command()
     );
     // The guards themselves must be there: one sometimes-property per kind of state.
-    for name in [
-        names::LEADER,
-        names::COMMITTED_EVERYWHERE,
-        names::ALL_REPLIES,
-    ] {
+    for name in [names::LEADER, names::COMMITTED_EVERYWHERE, names::ANSWERED] {
         assert_eq!(
             s.verdict(name).map(|v| v.status),
             Some(Verdict::Reached),
@@ -81,10 +79,36 @@ fn assert_passes(s: &Summary) {
         "suspiciously small state space: {}",
         s.unique_states
     );
+    // Every generated state was checked, and the depth reached is the bound, in actions.
+    assert_eq!(s.cuts.checked, s.unique_states, "{}", s.command());
+    assert_eq!(Some(s.max_depth), s.search.depth, "{}", s.command());
+    assert!(s.cuts.depth > 0);
 }
 
-fn three_servers_two_clients() -> ModelConfig {
+fn reached(s: &Summary, name: &str) {
+    assert_eq!(
+        s.verdict(name).map(|v| v.status),
+        Some(Verdict::Reached),
+        "{name} ({})",
+        s.command()
+    );
+}
+
+/// What ships: PreVote and CheckQuorum on, two clients with a write then a read each.
+fn ships() -> ModelConfig {
     ModelConfig::default()
+}
+
+/// The cheaper variant: one op per client, no PreVote, no CheckQuorum (every election is two
+/// actions shorter, so a leader change fits in a test's depth).
+fn cheap() -> ModelConfig {
+    let mut cfg = ModelConfig {
+        ops: 1,
+        ..ModelConfig::default()
+    };
+    cfg.protocol.pre_vote = false;
+    cfg.protocol.check_quorum = false;
+    cfg
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,28 +116,48 @@ fn three_servers_two_clients() -> ModelConfig {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn raft_unordered() {
-    let s = run::<Raft<Cmd>>(three_servers_two_clients(), 16);
+fn raft_as_shipped() {
+    let s = run::<Raft<Cmd>>(ships(), SHIPS_DEPTH);
     assert_passes(&s);
-    assert_eq!(
-        s.verdict(names::LEADER_CHANGE).map(|v| v.status),
-        Some(Verdict::Reached)
-    );
+    reached(&s, names::LATER_TERM);
+}
+
+const SHIPS_DEPTH: usize = 13;
+
+#[test]
+fn raft_leader_change() {
+    let cfg = ModelConfig {
+        clients: 1,
+        ..cheap()
+    };
+    let s = run::<Raft<Cmd>>(cfg, CHEAP_DEPTH);
+    assert_passes(&s);
+    reached(&s, names::LEADER_CHANGE);
+}
+
+const CHEAP_DEPTH: usize = 13;
+
+/// One client that follows redirects but does not time out, one term: a crash (whole or
+/// between two effects of a step), a restart and catching up fit in 11 actions.
+fn one_crash() -> ModelConfig {
+    ModelConfig {
+        max_crashes: 1,
+        clients: 1,
+        max_term: 1,
+        max_retries: 0,
+        ..cheap()
+    }
 }
 
 #[test]
 fn raft_one_crash() {
-    let cfg = ModelConfig {
-        max_crashes: 1,
-        ..three_servers_two_clients()
-    };
-    let s = run::<Raft<Cmd>>(cfg, 16);
+    let s = run::<Raft<Cmd>>(one_crash(), CRASH_DEPTH);
     assert_passes(&s);
-    assert_eq!(
-        s.verdict(names::RECOVERS).map(|v| v.status),
-        Some(Verdict::Reached)
-    );
+    reached(&s, names::RECOVERS);
+    reached(&s, names::CRASHED_MID_STEP);
 }
+
+const CRASH_DEPTH: usize = 11;
 
 #[test]
 fn raft_lossy() {
@@ -122,24 +166,24 @@ fn raft_lossy() {
     let cfg = ModelConfig {
         lossy: true,
         max_term: 1,
-        ..three_servers_two_clients()
+        ..cheap()
     };
     let s = run::<Raft<Cmd>>(cfg, LOSSY_DEPTH);
     assert_passes(&s);
 }
 
-const LOSSY_DEPTH: usize = 14;
+const LOSSY_DEPTH: usize = 11;
 
 #[test]
 fn raft_empty_heartbeats() {
     // The paper's heartbeat form (no entries, the leader's commit point) is the one under
-    // which R7 bites; the correct follower rule must keep it safe. One client keeps it ~4 s.
+    // which R7 bites; the correct follower rule must keep it safe.
     let mut cfg = ModelConfig {
         clients: 1,
-        ..three_servers_two_clients()
+        ..cheap()
     };
     cfg.protocol.empty_heartbeats = true;
-    let s = run::<Raft<Cmd>>(cfg, 16);
+    let s = run::<Raft<Cmd>>(cfg, CHEAP_DEPTH);
     assert_passes(&s);
     assert!(
         s.command().contains("--empty-heartbeats"),
@@ -153,57 +197,149 @@ fn raft_empty_heartbeats() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn multipaxos_unordered() {
-    // Paxos needs two more steps than Raft for its replies and second leader: depth 18, ~11 s.
-    let s = run::<MultiPaxos<Cmd>>(three_servers_two_clients(), 18);
+fn multipaxos_as_shipped() {
+    let cfg = ModelConfig {
+        clients: 1,
+        ..ships()
+    };
+    let s = run::<MultiPaxos<Cmd>>(cfg, PAXOS_SHIPS_DEPTH);
     assert_passes(&s);
-    assert_eq!(
-        s.verdict(names::LEADER_CHANGE).map(|v| v.status),
-        Some(Verdict::Reached)
-    );
+    reached(&s, names::LATER_TERM);
 }
+
+const PAXOS_SHIPS_DEPTH: usize = 11;
 
 #[test]
 fn multipaxos_one_crash() {
-    // Paxos needs depth 18 for every reply and a recovery (two steps more than Raft). With
-    // two ballot rounds that is 3.3M states, over a minute on 2 cores; one round (a crashed
-    // follower restarts and catches up; leader changes are the unordered check's job) and
-    // clients that follow redirects but do not time out bring it to 1.4M.
-    let cfg = ModelConfig {
-        max_crashes: 1,
-        max_term: 1,
-        max_retries: 0,
-        ..three_servers_two_clients()
-    };
-    let s = run::<MultiPaxos<Cmd>>(cfg, 18);
+    let s = run::<MultiPaxos<Cmd>>(one_crash(), CRASH_DEPTH);
     assert_passes(&s);
-    assert_eq!(
-        s.verdict(names::RECOVERS).map(|v| v.status),
-        Some(Verdict::Reached)
-    );
+    reached(&s, names::RECOVERS);
+    reached(&s, names::CRASHED_MID_STEP);
 }
 
 #[test]
 fn multipaxos_lossy() {
-    // Not a protocol bug that made this check slow: with unbounded loss every message in
-    // flight may vanish at every step, and the subsets of lost messages multiply the states
-    // (depth 12 alone: 1.1M states, and no commit reached yet; no property violated at any
-    // depth tried). A loss budget of one message over the run bounds that, as
-    // `max_crashes` bounds crashes. Room for 4 messages (not 5) and clients that follow
-    // redirects but do not time out keep the interleavings few enough to go 20 steps deep,
-    // which a commit on every server, every reply and a second leader after a commit need.
+    // With unbounded loss every message in flight may vanish at every step; a loss budget of
+    // one message over the run bounds that, as `max_crashes` bounds crashes. One client
+    // without resends and one ballot round keep it to 0.3M states.
     let cfg = ModelConfig {
         lossy: true,
         max_losses: Some(1),
-        max_in_flight: 4,
-        max_retries: 0,
-        ..three_servers_two_clients()
+        ..one_crash()
     };
-    let s = run::<MultiPaxos<Cmd>>(cfg, 20);
+    let cfg = ModelConfig {
+        max_crashes: 0,
+        ..cfg
+    };
+    let s = run::<MultiPaxos<Cmd>>(cfg, PAXOS_SHIPS_DEPTH);
     assert_passes(&s);
-    assert_eq!(
-        s.verdict(names::LEADER_CHANGE).map(|v| v.status),
-        Some(Verdict::Reached)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety over every server and every slot: no-ops, and crashed servers' durable images
+// ---------------------------------------------------------------------------------------------
+
+/// The checked model of a 3-server Raft cluster, its initial state, and the property `name`.
+fn initial_and_property(
+    name: &str,
+) -> (
+    paxraft_models::checked::CheckModel<Raft<Cmd>>,
+    paxraft_models::checked::CheckState<Raft<Cmd>>,
+    stateright::Property<paxraft_models::checked::CheckModel<Raft<Cmd>>>,
+) {
+    use stateright::Model;
+    let m = paxraft_models::checked::build_checked::<Raft<Cmd>>(&cheap(), Some(1));
+    let st = m.init_states().remove(0);
+    let p = m
+        .properties()
+        .into_iter()
+        .find(|p| p.name == name)
+        .expect("the property exists");
+    (m, st, p)
+}
+
+/// Replace server `i`'s host record (what it applied, the no-ops it learned, its durable
+/// image) in `st`, keeping its replica.
+fn set_saved(
+    st: &mut paxraft_models::checked::CheckState<Raft<Cmd>>,
+    i: usize,
+    f: impl FnOnce(&mut paxraft_models::model::Saved<Raft<Cmd>>),
+) {
+    use paxraft_models::model::{Hashed, NodeState};
+    let NodeState::Server(mut x) = (*st.cluster.actor_states[i]).clone() else {
+        unreachable!("servers come first")
+    };
+    let mut saved = (**x.saved).clone();
+    f(&mut saved);
+    x.saved = std::sync::Arc::new(Hashed::new(saved));
+    st.cluster.actor_storages[i] = Some(x.saved.clone());
+    st.cluster.actor_states[i] = std::sync::Arc::new(NodeState::Server(x));
+}
+
+fn a_put(v: u8) -> Cmd {
+    paxraft_impls::sm::Request {
+        client: 3,
+        seq: 1,
+        acked: 1,
+        op: paxraft_impls::sm::KvOp::Put(0, vec![v]),
+    }
+}
+
+#[test]
+fn state_machine_safety_sees_a_no_op_against_a_command() {
+    let (m, mut st, safety) = initial_and_property(names::SAFETY);
+    set_saved(&mut st, 0, |s| s.applied = vec![(1, a_put(7))]);
+    set_saved(&mut st, 1, |s| s.noops = vec![2]);
+    assert!(
+        (safety.condition)(&m, &st),
+        "different slots do not conflict"
+    );
+    set_saved(&mut st, 1, |s| s.noops = vec![1]);
+    assert!(
+        !(safety.condition)(&m, &st),
+        "slot 1 applied as a command on n0 and committed as a no-op on n1"
+    );
+}
+
+#[test]
+fn protocol_invariants_see_a_crashed_servers_durable_log() {
+    use paxraft_impls::raft::{Entry, RaftDurable};
+    let (m, mut st, log_matching) = initial_and_property("log matching");
+    assert!((log_matching.condition)(&m, &st));
+    let log = |v: u8| RaftDurable {
+        term: 1,
+        voted_for: None,
+        log: vec![Entry {
+            term: 1,
+            cmd: Some(a_put(v)),
+        }],
+    };
+    // n0 runs with slot 1 = put 7 (term 1); n1 is down, its disk says slot 1 = put 9 (term 1).
+    {
+        use paxraft_models::model::NodeState;
+        let NodeState::Server(mut x) = (*st.cluster.actor_states[0]).clone() else {
+            unreachable!()
+        };
+        let mut out = Out::<Raft<Cmd>, Cmd>::new();
+        let members = [NodeId(0), NodeId(1), NodeId(2)];
+        x.replica = Raft::boot(
+            NodeId(0),
+            &members,
+            Some(&log(7)),
+            &cheap().protocol,
+            &mut out,
+        );
+        st.cluster.actor_states[0] = std::sync::Arc::new(NodeState::Server(x));
+    }
+    set_saved(&mut st, 1, |s| s.durable = log(9));
+    assert!(
+        (log_matching.condition)(&m, &st),
+        "n1 is up: its (empty) in-memory log is what counts"
+    );
+    st.cluster.crashed[1] = true;
+    assert!(
+        !(log_matching.condition)(&m, &st),
+        "n1 is down: its durable log contradicts n0's"
     );
 }
 
@@ -328,20 +464,71 @@ impl Replica<Cmd> for EagerCommit {
     }
 }
 
-/// The shortest failure (13 steps): n0 is elected and acknowledges c0's put it alone holds;
-/// n1, which never saw it, is elected in term 2 by n2 and commits c1's get in the same slot.
-/// Room for 8 messages lets both elections overlap.
+/// n0 is elected and acknowledges c0's put it alone holds; n1, which never saw it, is
+/// elected in term 2 by n2 and commits c1's op in the same slot.
 fn eager_commit_config() -> ModelConfig {
-    ModelConfig {
-        max_in_flight: 8,
-        ..three_servers_two_clients()
-    }
+    cheap()
 }
 
 #[test]
 fn a_leader_committing_before_a_quorum_is_caught_with_a_trace() {
-    let s = run::<EagerCommit>(eager_commit_config(), 13);
+    let s = run::<EagerCommit>(eager_commit_config(), EAGER_DEPTH);
     assert_caught(&s);
+}
+
+const EAGER_DEPTH: usize = 13;
+
+/// Stateright's own boundary drops a successor before any property sees it; the checked
+/// model evaluates every state, cut or not. With room for few messages in flight, the step at
+/// which a second leader of one term appears (it broadcasts its no-op at once) is past the
+/// bound: the actor model with a stateright boundary never sees it, the checked model does.
+#[test]
+fn a_violation_past_the_in_flight_bound_is_still_caught() {
+    use stateright::{Checker, Model};
+    let mut cfg = ModelConfig {
+        clients: 0,
+        ops: 0,
+        max_in_flight: 4,
+        ..cheap()
+    };
+    assert!(cfg.protocol.set_bug(paxraft_impls::Bug::DoubleVote));
+    let s = run::<Raft<Cmd>>(cfg.clone(), 8);
+    assert_eq!(
+        s.verdict("election safety").map(|v| v.status),
+        Some(Verdict::Violated),
+        "{}",
+        s.command()
+    );
+    assert!(s.cuts.in_flight > 0, "{:?}", s.cuts);
+    // The same model and bounds behind stateright's own boundary (8 actions: its target
+    // depth counts the initial state and skips the states at the target): the double vote
+    // is never seen.
+    let boundary = paxraft_models::build::<Raft<Cmd>>(&cfg)
+        .checker()
+        .target_max_depth(8 + 2)
+        .spawn_bfs()
+        .join();
+    assert!(boundary.discovery("election safety").is_none());
+}
+
+/// `--depth N` means N actions: every state of up to N actions is checked, none beyond.
+#[test]
+fn depth_counts_actions() {
+    let cfg = ModelConfig {
+        servers: 1,
+        clients: 1,
+        ..cheap()
+    };
+    for depth in [1, 2, 5] {
+        let s = run_with::<Raft<Cmd>>(cfg.clone(), depth, Strategy::Bfs, false);
+        assert_eq!(s.max_depth, depth);
+        assert_eq!(s.cuts.checked, s.unique_states);
+        // One server, one client: the first action can only be the election timer or the
+        // client's request (delivery) or its retry timer: a handful of states at depth 1.
+        if depth == 1 {
+            assert!(s.unique_states <= 4, "{}", s.unique_states);
+        }
+    }
 }
 
 fn assert_caught(s: &Summary) {
@@ -404,7 +591,7 @@ fn symmetry_explores_at_least_three_times_fewer_states() {
     // (measured 6.0x for Raft, 5.1x for multi-Paxos, whose ballot tiebreaks differ).
     let servers_only = ModelConfig {
         clients: 0,
-        ..three_servers_two_clients()
+        ..cheap()
     };
     for (name, ratio) in [
         (
@@ -425,7 +612,7 @@ fn symmetry_explores_at_least_three_times_fewer_states() {
     // (measured 2.4x): the reduction is what the model's own symmetry allows, no more.
     let one_client = ModelConfig {
         clients: 1,
-        ..three_servers_two_clients()
+        ..cheap()
     };
     let ratio = symmetry_ratio::<Raft<Cmd>>(one_client, SYMMETRY_DEPTH);
     assert!(ratio >= 1.5, "one client: {ratio:.2}x");
@@ -435,8 +622,9 @@ const SYMMETRY_DEPTH: usize = 14;
 
 #[test]
 fn symmetry_still_catches_a_leader_committing_before_a_quorum() {
-    let s = run_with::<EagerCommit>(eager_commit_config(), 13, Strategy::Dfs, true);
+    let s = run_with::<EagerCommit>(eager_commit_config(), EAGER_DEPTH, Strategy::Dfs, true);
     assert_caught(&s);
+    assert!(s.under_approximation());
 }
 
 #[test]
@@ -455,27 +643,20 @@ fn symmetry_with_bfs_is_refused() {
 // test profile).
 // ---------------------------------------------------------------------------------------------
 
-/// The `paxraft check raft` default (depth 18): 21 s, 2.2 GB peak.
+/// The `paxraft check raft` defaults (what ships, depth 13): about 35 s and 4.4 GB.
 #[test]
 #[ignore]
-fn raft_default_depth() {
-    assert_passes(&run::<Raft<Cmd>>(
-        three_servers_two_clients(),
-        paxraft_models::check::DEFAULT_DEPTH,
-    ));
+fn raft_defaults() {
+    let s = run::<Raft<Cmd>>(ships(), paxraft_models::check::default_depth("raft"));
+    assert_passes(&s);
 }
 
-/// One crash at depth 18: 167 s, 11 GB peak.
+/// The `paxraft check multipaxos` defaults (depth 11): about 50 s and 5.5 GB.
 #[test]
 #[ignore]
-fn raft_one_crash_deeper() {
-    assert_passes(&run::<Raft<Cmd>>(
-        ModelConfig {
-            max_crashes: 1,
-            ..three_servers_two_clients()
-        },
-        18,
-    ));
+fn multipaxos_defaults() {
+    let s = run::<MultiPaxos<Cmd>>(ships(), paxraft_models::check::default_depth("multipaxos"));
+    assert_passes(&s);
 }
 
 // ---------------------------------------------------------------------------------------------

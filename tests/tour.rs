@@ -31,7 +31,7 @@ fn tiny(dir: &Path) -> TourOptions {
         },
         search: SearchOptions {
             threads: 1,
-            depth: Some(13),
+            depth: Some(15),
             ..SearchOptions::default()
         },
         sim: SimOptions {

@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use paxraft_impls::Replica;
-use stateright::{Checker, Expectation, Model};
+use std::collections::BTreeSet;
 
-use crate::model::{build, ClusterModel, Cmd, ModelConfig};
-use crate::render::{trace_of, Trace};
+use paxraft_impls::Replica;
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+
+use crate::checked::{build_checked, CheckModel, CutCounts};
+use crate::model::{Cmd, ModelConfig};
+use crate::render::{trace_of_checked, Trace};
 
 /// Search strategy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -28,10 +31,32 @@ impl Strategy {
     }
 }
 
-/// Default bound on path length: deep enough for an election, both clients' ops, a commit
-/// on every server and a second election after it (3 servers), small enough for a two-minute
-/// check on two cores.
-pub const DEFAULT_DEPTH: usize = 18;
+/// Default bound on path length, in actions, for a protocol: deep enough for an election
+/// (with PreVote: five actions), a command committed on every server and answered, and a
+/// later term's election after it (3 servers, 2 clients); small enough for a check under two
+/// minutes on two cores. Multi-Paxos branches more per action (any replica may start phase
+/// 1 with any ballot) but needs fewer actions per election.
+pub fn default_depth(protocol: &str) -> usize {
+    match protocol {
+        "multipaxos" => 11,
+        _ => DEFAULT_DEPTH,
+    }
+}
+
+/// [`default_depth`] of Raft, and of any protocol it does not know.
+pub const DEFAULT_DEPTH: usize = 13;
+
+/// When a check may stop before the bounded space is exhausted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StopAt {
+    /// Explore the whole bounded space, every property checked.
+    #[default]
+    Never,
+    /// Check only the always-properties and stop soon after any of them fails.
+    AnyViolation,
+    /// Check only the always-properties and stop soon after this one fails.
+    Violation(&'static str),
+}
 
 /// How to search.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,8 +67,10 @@ pub struct SearchOptions {
     pub symmetry: bool,
     /// Checker threads.
     pub threads: usize,
-    /// Deepest path explored (`None`: until the other bounds of the model stop it).
+    /// Most actions on a path (`None`: until the other bounds of the model stop it).
     pub depth: Option<usize>,
+    /// Whether to stop at a first violation (the zoo's searches) or exhaust the bounds.
+    pub stop_at: StopAt,
 }
 
 impl Default for SearchOptions {
@@ -53,6 +80,7 @@ impl Default for SearchOptions {
             symmetry: false,
             threads: 1,
             depth: Some(DEFAULT_DEPTH),
+            stop_at: StopAt::Never,
         }
     }
 }
@@ -78,8 +106,8 @@ impl SearchOptions {
         if self.symmetry {
             f.push("--symmetry".to_string());
         }
+        // Always spelled out: the default depth depends on the protocol.
         match self.depth {
-            Some(DEFAULT_DEPTH) => {}
             Some(d) => f.push(format!("--depth {d}")),
             None => f.push("--depth 0".into()),
         }
@@ -94,6 +122,20 @@ pub enum Kind {
     Always,
     /// Must hold in some reachable state.
     Sometimes,
+    /// A deeper milestone, reported: whether the bounds reached it (see
+    /// [`crate::properties::names::COVERAGE`]). Never fails a check.
+    Coverage,
+}
+
+impl Kind {
+    /// The summary's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Always => "always",
+            Kind::Sometimes => "sometimes",
+            Kind::Coverage => "coverage",
+        }
+    }
 }
 
 /// The verdict on one property.
@@ -119,7 +161,7 @@ impl Status {
             Status::NotReached => "not reached",
         }
     }
-    /// Whether this verdict passes.
+    /// Whether this verdict passes (for a required property).
     pub fn ok(self) -> bool {
         matches!(self, Status::Holds | Status::Reached)
     }
@@ -164,8 +206,10 @@ pub struct Summary {
     pub unique_states: usize,
     /// States generated, duplicates included.
     pub total_states: usize,
-    /// Deepest path.
+    /// The deepest state checked, in actions from the initial state.
     pub max_depth: usize,
+    /// States checked, and how many each bound cut (checked, not expanded).
+    pub cuts: CutCounts,
     /// Wall time.
     pub seconds: f64,
     /// One verdict per property, in the model's order.
@@ -173,9 +217,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether every always-property held and every sometimes-property was reached.
+    /// Whether every always-property held and every required sometimes-property was reached
+    /// (coverage milestones are reported, not required).
     pub fn passed(&self) -> bool {
-        self.properties.iter().all(|p| p.status.ok())
+        self.failures().next().is_none()
+    }
+    /// Whether the search merged states that are not equivalent (`--symmetry`: client retry
+    /// rotation and ballot tie-breaks depend on node ids, see [`crate::symmetry`]), so that a
+    /// pass proves less than the full search: an under-approximation.
+    pub fn under_approximation(&self) -> bool {
+        self.search.symmetry
     }
     /// Unique states per second.
     pub fn states_per_sec(&self) -> f64 {
@@ -187,7 +238,9 @@ impl Summary {
     }
     /// The failing verdicts.
     pub fn failures(&self) -> impl Iterator<Item = &Verdict> {
-        self.properties.iter().filter(|p| !p.status.ok())
+        self.properties
+            .iter()
+            .filter(|p| p.kind != Kind::Coverage && !p.status.ok())
     }
     /// The verdict on property `name`.
     pub fn verdict(&self, name: &str) -> Option<&Verdict> {
@@ -234,30 +287,41 @@ pub fn check<R: Checkable>(
     every: Duration,
     mut progress: impl FnMut(Progress),
 ) -> Summary {
-    let model: ClusterModel<R> = build::<R>(cfg);
+    let mut model: CheckModel<R> = build_checked::<R>(cfg, search.depth);
+    if search.stop_at != StopAt::Never {
+        model
+            .properties
+            .retain(|p| p.expectation == Expectation::Always);
+    }
+    let cuts = model.cuts.clone();
     let props = model.properties();
     let mut builder = model.checker().threads(search.threads);
-    if let Some(d) = search.depth {
-        builder = builder.target_max_depth(d);
+    match search.stop_at {
+        StopAt::Never => {}
+        StopAt::AnyViolation => builder = builder.finish_when(HasDiscoveries::AnyFailures),
+        StopAt::Violation(p) => {
+            builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])))
+        }
     }
     if search.symmetry {
-        builder = builder.symmetry_fn(crate::symmetry::representative::<R>);
+        builder = builder.symmetry_fn(crate::checked::representative::<R>);
     }
     let start = Instant::now();
-    let checker: Box<dyn Checker<ClusterModel<R>>> = match search.strategy {
+    let checker: Box<dyn Checker<CheckModel<R>>> = match search.strategy {
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
         Strategy::Dfs => Box::new(builder.spawn_dfs()),
     };
     let mut last_report = start;
+    let report = |checker: &dyn Checker<CheckModel<R>>| Progress {
+        total_states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: cuts.counts().deepest,
+        elapsed: start.elapsed(),
+    };
     while !checker.is_done() {
         if last_report.elapsed() >= every {
             last_report = Instant::now();
-            progress(Progress {
-                total_states: checker.state_count(),
-                unique_states: checker.unique_state_count(),
-                max_depth: checker.max_depth(),
-                elapsed: start.elapsed(),
-            });
+            progress(report(&*checker));
         }
         // Poll often so small checks end promptly; report only every `every`.
         std::thread::sleep(Duration::from_millis(5).min(every));
@@ -267,24 +331,26 @@ pub fn check<R: Checkable>(
         h.join().expect("a checker thread panicked");
     }
     let seconds = start.elapsed().as_secs_f64();
-    progress(Progress {
-        total_states: checker.state_count(),
-        unique_states: checker.unique_state_count(),
-        max_depth: checker.max_depth(),
-        elapsed: start.elapsed(),
-    });
+    progress(report(&*checker));
+    // Before the traces are rebuilt: rebuilding a path asks the model for actions again.
+    let cut_counts = cuts.counts();
     let mut discoveries = checker.discoveries();
     let properties = props
         .iter()
         .map(|p| {
             let found = discoveries.remove(p.name);
+            let sometimes = if crate::properties::names::COVERAGE.contains(&p.name) {
+                Kind::Coverage
+            } else {
+                Kind::Sometimes
+            };
             let (kind, status) = match (&p.expectation, found.is_some()) {
-                (Expectation::Sometimes, true) => (Kind::Sometimes, Status::Reached),
-                (Expectation::Sometimes, false) => (Kind::Sometimes, Status::NotReached),
+                (Expectation::Sometimes, true) => (sometimes, Status::Reached),
+                (Expectation::Sometimes, false) => (sometimes, Status::NotReached),
                 (_, true) => (Kind::Always, Status::Violated),
                 (_, false) => (Kind::Always, Status::Holds),
             };
-            let trace = found.map(|path| trace_of(checker.model(), &path, p.name));
+            let trace = found.map(|path| trace_of_checked(checker.model(), &path, p.name));
             Verdict {
                 name: p.name,
                 kind,
@@ -293,13 +359,15 @@ pub fn check<R: Checkable>(
             }
         })
         .collect();
+    let cuts = cut_counts;
     Summary {
         protocol: R::NAME,
         config: cfg.clone(),
         search: search.clone(),
         unique_states: checker.unique_state_count(),
         total_states: checker.state_count(),
-        max_depth: checker.max_depth(),
+        max_depth: cuts.deepest,
+        cuts,
         seconds,
         properties,
     }

@@ -11,6 +11,8 @@
 //!   that fire at any moment).
 //! * [`properties`]: the always-properties and the sometimes-properties that show each of
 //!   them is not vacuous, named in plain words.
+//! * [`checked`]: the model the exhaustive checker explores: bounds as visible cuts, depth
+//!   in actions, crashes between two effects of one step.
 //! * [`check`]: run BFS or DFS with progress, and summarise a verdict per property.
 //! * [`render`]: counterexamples as message-sequence charts.
 //! * [`symmetry`]: symmetry reduction (servers renamed) for the DFS checker.
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod check;
+pub mod checked;
 pub mod model;
 pub mod properties;
 pub mod render;

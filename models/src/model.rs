@@ -59,7 +59,9 @@ impl NetworkKind {
 }
 
 /// Everything that bounds and shapes one model. The defaults are the bounded exhaustive
-/// check `paxraft check` runs: 3 servers, 2 clients with one op each, unordered network.
+/// check `paxraft check` runs: 3 servers, 2 clients with two ops each (a write, then a read
+/// that starts only after the write was answered), unordered network, the protocols'
+/// shipped configuration (PreVote and CheckQuorum on).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
     /// Replicas, 1 to [`paxraft_impls::MAX_NODES`].
@@ -74,10 +76,14 @@ pub struct ModelConfig {
     pub lossy: bool,
     /// Server crashes (each followed, or not, by a recovery) over a whole run.
     pub max_crashes: usize,
-    /// Highest term or ballot round a replica may reach: states beyond are not explored.
+    /// Highest term or ballot round a replica may reach: a state beyond it is checked but
+    /// not expanded (counted as cut by the term bound).
     pub max_term: u64,
     /// Most messages in flight at once: timers may fire at any moment, so without this bound
-    /// heartbeats alone would fill the network without end.
+    /// heartbeats alone would fill the network without end. A state beyond it is checked but
+    /// not expanded. Messages that can have no effect (addressed to a crashed server, a
+    /// reply its client no longer waits for, a message its replica would ignore) do not
+    /// count.
     pub max_in_flight: usize,
     /// How many times a client resends one request after a timeout.
     pub max_retries: u8,
@@ -86,6 +92,10 @@ pub struct ModelConfig {
     /// exhaustive checks of a lossy network feasible. Counting needs an unordered
     /// non-duplicating or an ordered network.
     pub max_losses: Option<usize>,
+    /// Whether a crash may fall between two effects of one step (after some of a step's
+    /// sends, persists or commits and before the rest), in the exhaustive checker. Only
+    /// matters with `max_crashes > 0`.
+    pub crash_mid_step: bool,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
 }
@@ -95,7 +105,7 @@ impl Default for ModelConfig {
         ModelConfig {
             servers: 3,
             clients: 2,
-            ops: 1,
+            ops: 2,
             network: NetworkKind::Unordered,
             lossy: false,
             max_crashes: 0,
@@ -103,14 +113,10 @@ impl Default for ModelConfig {
             max_in_flight: 5,
             max_retries: 1,
             max_losses: None,
-            // PreVote and CheckQuorum protect liveness, not safety, and each adds a round of
-            // messages to every election: off by default to keep exhaustive checks small.
-            // `--pre-vote` / `--check-quorum` switch them on.
-            protocol: Config {
-                pre_vote: false,
-                check_quorum: false,
-                ..Config::default()
-            },
+            crash_mid_step: true,
+            // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
+            // give the cheaper variant (one round fewer per election).
+            protocol: Config::default(),
         }
     }
 }
@@ -180,11 +186,14 @@ impl ModelConfig {
         if let Some(l) = self.max_losses {
             f.push(format!("--max-losses {l}"));
         }
-        if self.protocol.pre_vote {
-            f.push("--pre-vote".into());
+        if !self.protocol.pre_vote {
+            f.push("--no-pre-vote".into());
         }
-        if self.protocol.check_quorum {
-            f.push("--check-quorum".into());
+        if !self.protocol.check_quorum {
+            f.push("--no-check-quorum".into());
+        }
+        if !self.crash_mid_step {
+            f.push("--atomic-steps".into());
         }
         if self.protocol.empty_heartbeats {
             f.push("--empty-heartbeats".into());
@@ -196,18 +205,26 @@ impl ModelConfig {
         f.join(" ")
     }
 
-    /// The op client `c` (0-based among clients) issues `k`-th. All ops touch key 0 so that
-    /// every pair of them conflicts; values are one byte, unique per (client, op).
+    /// The op client `c` (0-based among clients) issues `k`-th. Each client alternates a
+    /// write and a read, and issues an op only once the one before it was answered, so the
+    /// history has real-time order within and across clients: a read that starts after a
+    /// write finished must see it (a stale read or a lost write is a linearizability
+    /// violation, not an overlap). Even clients put; odd clients compare-and-swap the value
+    /// the client before them writes at the same step, so a CAS can succeed or fail
+    /// depending on the order. All ops touch key 0 so that every pair of them conflicts;
+    /// values are one byte, unique per (client, op).
     pub fn op(&self, c: usize, k: usize) -> KvOp {
-        let value = vec![(16 * (c + 1) + k) as u8];
-        match (c + k) % 3 {
-            0 => KvOp::Put(0, value),
-            1 => KvOp::Get(0),
-            _ => KvOp::Cas {
+        let value = |c: usize| vec![(16 * (c + 1) + k) as u8];
+        if k % 2 == 1 {
+            KvOp::Get(0)
+        } else if c % 2 == 0 {
+            KvOp::Put(0, value(c))
+        } else {
+            KvOp::Cas {
                 key: 0,
-                expect: None,
-                new: value,
-            },
+                expect: Some(value(c - 1)),
+                new: value(c),
+            }
         }
     }
 }
@@ -322,12 +339,18 @@ pub struct Saved<R: Replica<Cmd>> {
     pub sm: Sessions<Kv>,
     /// Applied commands by slot, in slot order (no-ops are not reported).
     pub applied: Vec<(Slot, Cmd)>,
+    /// Slots this host learned were committed as no-ops, in order (from the replica's
+    /// [`Replica::committed`] view whenever its commit point advances), so that state
+    /// machine safety compares them too.
+    pub noops: Vec<Slot>,
     /// Highest term the host saw the replica in (terms must never go back, even after a restart).
     pub term: u64,
     /// Term in which this host first applied a command (0: not yet).
     pub first_commit_term: u64,
     /// Restarts so far.
     pub restarts: u8,
+    /// Crashes that fell between two effects of one step.
+    pub torn_crashes: u8,
 }
 
 /// The storage stateright keeps across a crash.
@@ -352,6 +375,8 @@ pub struct ServerState<R: Replica<Cmd>> {
     pub saved: Storage<R>,
     /// Highest slot reported in this incarnation.
     pub reported: Slot,
+    /// The replica's commit point when the host last looked for committed no-ops.
+    pub known_commit: Slot,
     /// Failed checks (see [`BROKEN_TERM`]).
     pub broken: u32,
 }
@@ -448,9 +473,45 @@ fn client_request(id: Id, ops: &[KvOp], seq: u8) -> Cmd {
     }
 }
 
+pub use paxraft_impls::driver::crash_points;
+
+/// A crash inside one step, as the exhaustive checker asks for it ([`crate::checked`]): the
+/// checker sets the request around one `next_state` call on its thread, the host reads it
+/// while it carries out the effects and leaves its answer. A thread-local keeps stateright's
+/// actor interface unchanged; every checker thread computes its own successors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Tear {
+    /// No request: carry out every effect.
+    Off,
+    /// Carry out every effect, and report how many crash points the step had.
+    Count,
+    /// Crash at crash point `p` (see [`crash_points`]).
+    At(usize),
+    /// The host's answer: the step had `points` crash points; `torn` when it crashed.
+    Done { points: usize, torn: bool },
+}
+
+thread_local! {
+    static TEAR: std::cell::Cell<Tear> = const { std::cell::Cell::new(Tear::Off) };
+}
+
+/// Run `f` with `tear` requested of the host; returns what the host answered (`Done`), or
+/// `Done { points: 0, torn: false }` when no replica step ran.
+pub(crate) fn with_tear<T>(tear: Tear, f: impl FnOnce() -> T) -> (T, usize, bool) {
+    TEAR.with(|t| t.set(tear));
+    let out = f();
+    let answer = TEAR.with(|t| t.replace(Tear::Off));
+    match answer {
+        Tear::Done { points, torn } => (out, points, torn),
+        _ => (out, 0, false),
+    }
+}
+
 impl<R: Replica<Cmd>> Node<R> {
     /// Carry out a replica's effects, in order, on the host `s`. Persist before send holds
-    /// trivially: a stateright step is atomic, and the image is saved in the same step.
+    /// within a step: the image is saved in the same atomic model step, unless the checker
+    /// asked for a crash between two effects ([`Tear`]), in which case only the effects
+    /// before the crash point are carried out and the server is marked for the crash.
     fn host(
         &self,
         s: &mut ServerState<R>,
@@ -462,9 +523,33 @@ impl<R: Replica<Cmd>> Node<R> {
             unreachable!("only servers host replicas")
         };
         let leader = s.replica.status().role == Role::Leader;
-        for effect in out.drain() {
+        let mut effects: Vec<_> = out.drain().collect();
+        let mut torn = false;
+        let tear = TEAR.with(|t| t.get());
+        if tear != Tear::Off {
+            let points = crash_points(&effects);
+            if let Tear::At(p) = tear {
+                if let Some(&cut) = points.get(p) {
+                    effects.truncate(cut);
+                    torn = true;
+                }
+            }
+            TEAR.with(|t| {
+                t.set(Tear::Done {
+                    points: points.len(),
+                    torn,
+                })
+            });
+        }
+        // A term is exposed once a send of this step went out; a torn step that sent
+        // nothing leaves no trace of a term it did not persist.
+        let mut sent = false;
+        for effect in effects {
             match effect {
-                Effect::Send { to, msg } => o.send(Id::from(to.index()), Msg::Peer(msg)),
+                Effect::Send { to, msg } => {
+                    sent = true;
+                    o.send(Id::from(to.index()), Msg::Peer(msg))
+                }
                 Effect::SetTimer { timer, .. } => {
                     o.set_timer(Timer::Replica(timer), model_timeout())
                 }
@@ -526,15 +611,37 @@ impl<R: Replica<Cmd>> Node<R> {
                 }
             }
         }
-        let term = s.replica.status().term;
+        let status = s.replica.status();
+        let term = status.term;
         if term < s.saved.term || saved.as_ref().is_some_and(|sv| term < sv.term) {
             s.broken |= BROKEN_TERM;
         }
-        if term > s.saved.term && saved.is_none() {
+        // The replica's memory dies with a torn step: only a term some send exposed counts.
+        let exposed = !torn || sent;
+        if exposed && term > s.saved.term && saved.is_none() {
             saved = Some((**s.saved).clone());
         }
+        if !torn && status.commit > s.known_commit {
+            // Learn which newly committed slots are no-ops (they are not reported).
+            let committed = s.replica.committed();
+            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+            for (&slot, entry) in committed.range(s.known_commit + 1..=status.commit) {
+                if entry.is_none() {
+                    if let Err(i) = sv.noops.binary_search(&slot) {
+                        sv.noops.insert(i, slot);
+                    }
+                }
+            }
+            s.known_commit = status.commit;
+        }
+        if torn {
+            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+            sv.torn_crashes = sv.torn_crashes.saturating_add(1);
+        }
         if let Some(mut sv) = saved {
-            sv.term = sv.term.max(term);
+            if exposed {
+                sv.term = sv.term.max(term);
+            }
             s.saved = Arc::new(Hashed::new(sv));
             o.save(s.saved.clone());
         }
@@ -621,9 +728,11 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                             durable: R::Durable::default(),
                             sm: Sessions::new(),
                             applied: Vec::new(),
+                            noops: Vec::new(),
                             term: 0,
                             first_commit_term: 0,
                             restarts: 0,
+                            torn_crashes: 0,
                         };
                         (R::boot(me, members, None, cfg, &mut out), saved)
                     }
@@ -641,6 +750,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     replica,
                     saved: Arc::new(Hashed::new(saved.clone())),
                     reported: 0,
+                    known_commit: 0,
                     broken: 0,
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
@@ -697,6 +807,16 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
 }
 
 impl<R: Replica<Cmd>> Node<R> {
+    /// Whether delivering `msg` from `src` to this actor (`id`, in `state`) would change
+    /// nothing at all: no state change, no output. Such a message can sit in the network
+    /// for ever; the checker does not count it against the in-flight bound.
+    pub(crate) fn ignores(&self, id: Id, state: &NodeState<R>, src: Id, msg: &Msg<R::Msg>) -> bool {
+        let mut cow = Cow::Borrowed(state);
+        let mut out = stateright::actor::Out::new();
+        self.receive(id, &mut cow, src, msg.clone(), &mut out);
+        stateright::actor::is_no_op::<Self>(&cow, &out)
+    }
+
     fn receive(
         &self,
         id: Id,
@@ -877,6 +997,14 @@ impl History {
     fn from(log: HistoryLog) -> Self {
         History(Arc::new(Hashed::new(log)))
     }
+
+    /// This history with `n` fewer messages counted as sent and undelivered (the checker
+    /// dropped them as garbage: they were not lost).
+    pub(crate) fn forget_undelivered(&self, n: usize) -> Self {
+        let mut log = (**self.0).clone();
+        log.undelivered = log.undelivered.saturating_sub(n as u16);
+        History::from(log)
+    }
 }
 
 impl HistoryLog {
@@ -1023,9 +1151,43 @@ fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -
     crashes <= cfg.max_crashes
 }
 
+/// For each crashed server, the replica it would boot as from its durable image: what its
+/// durable log and vote still say while it is down.
+pub fn crashed_images<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> Vec<R> {
+    let n = setup.cfg.servers;
+    if !state.crashed[..n].iter().any(|&c| c) {
+        return Vec::new();
+    }
+    let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
+    (0..n)
+        .filter(|&i| state.crashed[i])
+        .filter_map(|i| {
+            let saved = state.actor_storages.get(i)?.as_ref()?;
+            let mut out = Out::<R, Cmd>::new();
+            Some(R::boot(
+                NodeId(i as u8),
+                &members,
+                Some(&saved.durable),
+                &setup.cfg.protocol,
+                &mut out,
+            ))
+        })
+        .collect()
+}
+
 /// Build the model of `cfg` for replica type `R`, with every property of
 /// [`crate::properties`].
 pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
+    let mut model = actors::<R>(cfg).within_boundary(within_boundary::<R>);
+    for p in crate::properties::properties::<ClusterModel<R>>(&model.cfg) {
+        model.properties.push(p);
+    }
+    model
+}
+
+/// The actor model of `cfg` with no boundary and no properties: what
+/// [`crate::checked::CheckModel`] wraps (it applies the bounds itself, as visible cuts).
+pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
     let members: Arc<Vec<NodeId>> = Arc::new((0..cfg.servers as u8).map(NodeId).collect());
     let setup = Setup {
         cfg: cfg.clone(),
@@ -1039,7 +1201,7 @@ pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
         NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
         NetworkKind::Ordered => Network::new_ordered([]),
     };
-    let mut model = ActorModel::new(setup, History::new(cfg))
+    ActorModel::new(setup, History::new(cfg))
         .actors((0..cfg.servers).map(|_| Node::Server {
             members: members.clone(),
             cfg: protocol.clone(),
@@ -1059,9 +1221,4 @@ pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
         .max_crashes(cfg.max_crashes)
         .record_msg_out(record_out::<R>)
         .record_msg_in(record_in::<R>)
-        .within_boundary(within_boundary::<R>);
-    for p in crate::properties::properties::<R>(&model.cfg) {
-        model.properties.push(p);
-    }
-    model
 }

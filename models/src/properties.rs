@@ -6,20 +6,54 @@
 //!
 //! | always                         | shown reachable by                                    |
 //! |--------------------------------|-------------------------------------------------------|
-//! | linearizable                   | every client gets every reply                         |
+//! | linearizable                   | a client op is answered                               |
 //! | state machine safety           | a command is committed on every server                |
 //! | applied prefix never shrinks   | a command is committed on every server                |
-//! | terms never decrease           | a leader is elected; a leader change after a commit   |
-//! | the protocol's invariants      | a leader is elected; a leader change after a commit   |
-//! | (with crashes)                 | a server recovers and catches up                      |
+//! | terms never decrease           | a leader is elected; a later term's election starts   |
+//! |                                | after a commit                                        |
+//! | the protocol's invariants      | the same two                                          |
+//! | (with crashes)                 | a server recovers and catches up; a server crashes    |
+//! |                                | between two effects of a step                         |
+//!
+//! Three deeper milestones are reported as *coverage* ([`names::COVERAGE`]), not required:
+//! every client gets every reply, an op issued after another was answered is answered
+//! (real-time order), and a leader change happens after a commit. They say how far the
+//! bounds reached; with PreVote on, Raft needs about 16 actions for the last two.
+//!
+//! State machine safety compares what every server's host applied, no-ops included (a slot
+//! committed as a no-op on one server and as a command on another is a conflict), crashed
+//! servers included. The protocol's cluster invariants see the live replicas and, for each
+//! crashed server, the replica its durable image would boot as.
 
 use paxraft_impls::{Replica, Role, Slot};
-use stateright::Property;
+use stateright::{Model, Property};
 
 use crate::model::{
     all_servers, live_servers, ClusterModel, ClusterState, Cmd, Setup, BROKEN_ORDER, BROKEN_PREFIX,
     BROKEN_TERM, STEP_BASE,
 };
+
+/// A model whose states are (or wrap) cluster states: the actor model the fault-schedule
+/// search steps ([`ClusterModel`]) and the bounded model the exhaustive checker explores
+/// ([`crate::checked::CheckModel`]). The properties are written once against this view.
+pub trait ClusterView: Model + Sized {
+    /// The protocol.
+    type R: Replica<Cmd>;
+    /// The configuration and the protocol's invariants.
+    fn setup(&self) -> &Setup<Self::R>;
+    /// The cluster state inside a model state.
+    fn cluster(state: &Self::State) -> &ClusterState<Self::R>;
+}
+
+impl<R: Replica<Cmd>> ClusterView for ClusterModel<R> {
+    type R = R;
+    fn setup(&self) -> &Setup<R> {
+        &self.cfg
+    }
+    fn cluster(state: &ClusterState<R>) -> &ClusterState<R> {
+        state
+    }
+}
 
 /// Plain-words property names.
 pub mod names {
@@ -39,76 +73,92 @@ pub mod names {
     pub const ALL_REPLIES: &str = "every client gets every reply";
     /// A leader of a later term exists after a command was committed.
     pub const LEADER_CHANGE: &str = "a leader change happens after a commit";
+    /// A server campaigns (or leads) in a term above the one in which a command was first
+    /// committed: the election restriction is exercised against a committed entry.
+    pub const LATER_TERM: &str = "a later term's election starts after a commit";
+    /// An op that a client issued after its previous op was answered is answered too: the
+    /// history has real-time order for the linearizability tester to check.
+    pub const REAL_TIME: &str = "an op issued after another was answered is answered";
+    /// Some client op was answered.
+    pub const ANSWERED: &str = "a client op is answered";
+    /// Milestones reported as coverage, not required: how far the bounds reached. The
+    /// required sometimes-properties are the cheapest states that make each always-property
+    /// non-vacuous; these deeper ones say whether the bounds also reached real-time order,
+    /// a completed leader change and a finished workload.
+    pub const COVERAGE: &[&str] = &[ALL_REPLIES, REAL_TIME, LEADER_CHANGE];
     /// A restarted server has caught up with the most advanced one.
     pub const RECOVERS: &str = "a server recovers and catches up";
+    /// A server crashed part-way through the effects of one step (after some of its sends,
+    /// persists or commits were carried out and before the rest).
+    pub const CRASHED_MID_STEP: &str = "a server crashes between two effects of a step";
 }
 
-type Cond<R> = fn(&ClusterModel<R>, &ClusterState<R>) -> bool;
+type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
 
-fn linearizable<R: Replica<Cmd>>(_: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    s.history.consistent
+fn linearizable<M: ClusterView>(_: &M, s: &M::State) -> bool {
+    M::cluster(s).history.consistent
 }
 
-fn state_machine_safety<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let logs: Vec<&[(Slot, Cmd)]> = all_servers(&m.cfg, s)
-        .map(|x| x.saved.applied.as_slice())
-        .collect();
-    for (i, a) in logs.iter().enumerate() {
-        for b in &logs[i + 1..] {
-            // Both are sorted by slot: walk them together.
-            let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
-            while let (Some(p), Some(q)) = (x.peek(), y.peek()) {
-                match p.0.cmp(&q.0) {
-                    std::cmp::Ordering::Less => {
-                        x.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        y.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        if p.1 != q.1 {
-                            return false;
-                        }
-                        x.next();
-                        y.next();
-                    }
-                }
+/// What one server's host applied, by slot: commands and the no-ops it learned committed.
+fn applied_slots<R: Replica<Cmd>>(
+    x: &crate::model::ServerState<R>,
+) -> impl Iterator<Item = (Slot, Option<&Cmd>)> + '_ {
+    let cmds = x.saved.applied.iter().map(|(k, c)| (*k, Some(c)));
+    let noops = x.saved.noops.iter().map(|&k| (k, None));
+    cmds.chain(noops)
+}
+
+/// No two servers applied different entries in one slot. No-ops count as entries: a slot one
+/// server committed as a no-op and another applied as a command is a conflict too.
+fn state_machine_safety<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let mut seen: std::collections::BTreeMap<Slot, Option<&Cmd>> = Default::default();
+    for x in all_servers(m.setup(), M::cluster(s)) {
+        for (slot, entry) in applied_slots(x) {
+            if *seen.entry(slot).or_insert(entry) != entry {
+                return false;
             }
         }
     }
     true
 }
 
-fn no_flag<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>, mask: u32) -> bool {
-    all_servers(&m.cfg, s).all(|x| x.broken & mask == 0)
+fn no_flag<M: ClusterView>(m: &M, s: &M::State, mask: u32) -> bool {
+    all_servers(m.setup(), M::cluster(s)).all(|x| x.broken & mask == 0)
 }
 
-fn applied_prefix<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+fn applied_prefix<M: ClusterView>(m: &M, s: &M::State) -> bool {
     no_flag(m, s, BROKEN_PREFIX | BROKEN_ORDER)
 }
 
-fn terms<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+fn terms<M: ClusterView>(m: &M, s: &M::State) -> bool {
     no_flag(m, s, BROKEN_TERM)
 }
 
-fn cluster_invariant<R: Replica<Cmd>, const K: usize>(
-    m: &ClusterModel<R>,
-    s: &ClusterState<R>,
-) -> bool {
-    let live: Vec<&R> = live_servers(&m.cfg, s).map(|(_, x)| &x.replica).collect();
-    (m.cfg.cluster_invariants[K].check)(&live).is_ok()
+/// The protocol's cluster invariant `K` over every server: the live replicas, and for each
+/// crashed server the replica it would boot as from its durable image (a crashed server's
+/// durable log and vote still constrain the cluster: leader completeness and log matching
+/// hold over them too).
+fn cluster_invariant<M: ClusterView, const K: usize>(m: &M, s: &M::State) -> bool {
+    let setup = m.setup();
+    let state = M::cluster(s);
+    let rebooted = crate::model::crashed_images(setup, state);
+    let live: Vec<&M::R> = live_servers(setup, state)
+        .map(|(_, x)| &x.replica)
+        .chain(rebooted.iter())
+        .collect();
+    (setup.cluster_invariants[K].check)(&live).is_ok()
 }
 
-fn step_invariant<R: Replica<Cmd>, const K: u32>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
+fn step_invariant<M: ClusterView, const K: u32>(m: &M, s: &M::State) -> bool {
     no_flag(m, s, 1 << (STEP_BASE + K))
 }
 
-fn leader_elected<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    live_servers(&m.cfg, s).any(|(_, x)| x.replica.status().role == Role::Leader)
+fn leader_elected<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    live_servers(m.setup(), M::cluster(s)).any(|(_, x)| x.replica.status().role == Role::Leader)
 }
 
-fn committed_everywhere<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let mut servers = all_servers(&m.cfg, s);
+fn committed_everywhere<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let mut servers = all_servers(m.setup(), M::cluster(s));
     let Some(first) = servers
         .next()
         .and_then(|x| x.saved.applied.first().cloned())
@@ -118,67 +168,105 @@ fn committed_everywhere<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R
     servers.all(|x| x.saved.applied.contains(&first))
 }
 
-fn all_replies<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let ops = m.cfg.cfg.ops as u8;
-    s.history
+fn all_replies<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let ops = m.setup().cfg.ops as u8;
+    M::cluster(s)
+        .history
         .invoked
         .iter()
         .all(|&(inv, ret)| inv == ops && ret == ops)
 }
 
-fn leader_change<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let Some(first) = all_servers(&m.cfg, s)
+fn answered<M: ClusterView>(_: &M, s: &M::State) -> bool {
+    M::cluster(s)
+        .history
+        .invoked
+        .iter()
+        .any(|&(_, ret)| ret >= 1)
+}
+
+fn real_time<M: ClusterView>(_: &M, s: &M::State) -> bool {
+    M::cluster(s)
+        .history
+        .invoked
+        .iter()
+        .any(|&(_, ret)| ret >= 2)
+}
+
+/// The term in which some host first applied a command, if any did.
+fn first_commit_term<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> Option<u64> {
+    all_servers(setup, state)
         .map(|x| x.saved.first_commit_term)
         .filter(|&t| t > 0)
         .min()
-    else {
+}
+
+fn later_term<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let (setup, state) = (m.setup(), M::cluster(s));
+    let Some(first) = first_commit_term(setup, state) else {
         return false;
     };
-    live_servers(&m.cfg, s).any(|(_, x)| {
+    live_servers(setup, state).any(|(_, x)| {
+        let st = x.replica.status();
+        matches!(st.role, Role::Candidate | Role::Leader) && st.term > first
+    })
+}
+
+fn leader_change<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let (setup, state) = (m.setup(), M::cluster(s));
+    let Some(first) = first_commit_term(setup, state) else {
+        return false;
+    };
+    live_servers(setup, state).any(|(_, x)| {
         let st = x.replica.status();
         st.role == Role::Leader && st.term > first
     })
 }
 
-fn recovers<R: Replica<Cmd>>(m: &ClusterModel<R>, s: &ClusterState<R>) -> bool {
-    let most = all_servers(&m.cfg, s)
+fn recovers<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let (setup, state) = (m.setup(), M::cluster(s));
+    let most = all_servers(setup, state)
         .filter_map(|x| x.saved.applied.last().map(|e| e.0))
         .max()
         .unwrap_or(0);
-    most > 0 && live_servers(&m.cfg, s).any(|(_, x)| x.saved.restarts > 0 && x.reported >= most)
+    most > 0 && live_servers(setup, state).any(|(_, x)| x.saved.restarts > 0 && x.reported >= most)
+}
+
+fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.torn_crashes > 0)
 }
 
 /// Up to this many protocol invariants of each kind get a property of their own.
 pub const MAX_PROTOCOL_INVARIANTS: usize = 8;
 
-fn cluster_fn<R: Replica<Cmd>>(k: usize) -> Cond<R> {
+fn cluster_fn<M: ClusterView>(k: usize) -> Cond<M> {
     [
-        cluster_invariant::<R, 0>,
-        cluster_invariant::<R, 1>,
-        cluster_invariant::<R, 2>,
-        cluster_invariant::<R, 3>,
-        cluster_invariant::<R, 4>,
-        cluster_invariant::<R, 5>,
-        cluster_invariant::<R, 6>,
-        cluster_invariant::<R, 7>,
+        cluster_invariant::<M, 0>,
+        cluster_invariant::<M, 1>,
+        cluster_invariant::<M, 2>,
+        cluster_invariant::<M, 3>,
+        cluster_invariant::<M, 4>,
+        cluster_invariant::<M, 5>,
+        cluster_invariant::<M, 6>,
+        cluster_invariant::<M, 7>,
     ][k]
 }
 
-fn step_fn<R: Replica<Cmd>>(k: usize) -> Cond<R> {
+fn step_fn<M: ClusterView>(k: usize) -> Cond<M> {
     [
-        step_invariant::<R, 0>,
-        step_invariant::<R, 1>,
-        step_invariant::<R, 2>,
-        step_invariant::<R, 3>,
-        step_invariant::<R, 4>,
-        step_invariant::<R, 5>,
-        step_invariant::<R, 6>,
-        step_invariant::<R, 7>,
+        step_invariant::<M, 0>,
+        step_invariant::<M, 1>,
+        step_invariant::<M, 2>,
+        step_invariant::<M, 3>,
+        step_invariant::<M, 4>,
+        step_invariant::<M, 5>,
+        step_invariant::<M, 6>,
+        step_invariant::<M, 7>,
     ][k]
 }
 
 /// Every property of a model of `setup`.
-pub fn properties<R: Replica<Cmd>>(setup: &Setup<R>) -> Vec<Property<ClusterModel<R>>> {
+pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     use names::*;
     assert!(
         setup.cluster_invariants.len() <= MAX_PROTOCOL_INVARIANTS
@@ -186,39 +274,47 @@ pub fn properties<R: Replica<Cmd>>(setup: &Setup<R>) -> Vec<Property<ClusterMode
         "at most {MAX_PROTOCOL_INVARIANTS} protocol invariants of each kind"
     );
     let mut p = vec![
-        Property::always(LINEARIZABLE, linearizable::<R>),
-        Property::always(SAFETY, state_machine_safety::<R>),
-        Property::always(PREFIX, applied_prefix::<R>),
-        Property::always(TERMS, terms::<R>),
+        Property::always(LINEARIZABLE, linearizable::<M>),
+        Property::always(SAFETY, state_machine_safety::<M>),
+        Property::always(PREFIX, applied_prefix::<M>),
+        Property::always(TERMS, terms::<M>),
     ];
     let mut taken: Vec<&str> = p.iter().map(|p| p.name).collect();
     for (k, inv) in setup.cluster_invariants.iter().enumerate() {
         if !taken.contains(&inv.name) {
             taken.push(inv.name);
-            p.push(Property::always(inv.name, cluster_fn::<R>(k)));
+            p.push(Property::always(inv.name, cluster_fn::<M>(k)));
         }
     }
     for (k, inv) in setup.step_invariants.iter().enumerate() {
         // A step invariant named like a host check is folded into it (see `model`).
         if !taken.contains(&inv.name) {
             taken.push(inv.name);
-            p.push(Property::always(inv.name, step_fn::<R>(k)));
+            p.push(Property::always(inv.name, step_fn::<M>(k)));
         }
     }
-    p.push(Property::sometimes(LEADER, leader_elected::<R>));
+    p.push(Property::sometimes(LEADER, leader_elected::<M>));
     if setup.cfg.ops > 0 && setup.cfg.clients > 0 {
         p.push(Property::sometimes(
             COMMITTED_EVERYWHERE,
-            committed_everywhere::<R>,
+            committed_everywhere::<M>,
         ));
-        p.push(Property::sometimes(ALL_REPLIES, all_replies::<R>));
+        p.push(Property::sometimes(ANSWERED, answered::<M>));
+        p.push(Property::sometimes(ALL_REPLIES, all_replies::<M>));
+        if setup.cfg.ops >= 2 {
+            p.push(Property::sometimes(REAL_TIME, real_time::<M>));
+        }
     }
     // One server without crashes never changes leader; nor does anything within term 1.
     if setup.cfg.max_term >= 2 && (setup.cfg.servers > 1 || setup.cfg.max_crashes > 0) {
-        p.push(Property::sometimes(LEADER_CHANGE, leader_change::<R>));
+        p.push(Property::sometimes(LATER_TERM, later_term::<M>));
+        p.push(Property::sometimes(LEADER_CHANGE, leader_change::<M>));
     }
     if setup.cfg.max_crashes > 0 {
-        p.push(Property::sometimes(RECOVERS, recovers::<R>));
+        p.push(Property::sometimes(RECOVERS, recovers::<M>));
+    }
+    if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
+        p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));
     }
     p
 }

@@ -8,6 +8,7 @@ use paxraft_impls::Replica;
 use stateright::actor::{ActorModelAction, Id};
 use stateright::Path;
 
+use crate::checked::{ActorAction, CheckAction, CheckModel, CheckState};
 use crate::model::{ClusterModel, ClusterState, Cmd, Msg, Timer};
 
 /// One step: who acted, who received (for a delivery), and what happened.
@@ -28,8 +29,11 @@ pub struct Trace {
     pub property: String,
     /// Column names: servers `n0..`, clients `c0..`.
     pub actors: Vec<String>,
-    /// The steps, in order.
+    /// The steps, in order. A crash between two effects of one step is drawn as two (the
+    /// step, then the crash), so there can be more steps than actions.
     pub steps: Vec<Step>,
+    /// Model actions on the path: its depth in the checker's terms.
+    pub actions: usize,
     /// A one-line explanation of what is wrong in the last state, when one is known.
     pub explanation: Option<String>,
 }
@@ -65,79 +69,133 @@ fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
 }
 
 /// A path of the model, as the checkers report it.
-pub type ModelPath<R> = Path<
-    ClusterState<R>,
-    ActorModelAction<Msg<<R as Replica<Cmd>>::Msg>, Timer<<R as Replica<Cmd>>::Timer>, ()>,
->;
+pub type ModelPath<R> = Path<ClusterState<R>, ActorAction<R>>;
 
-/// Turn a stateright path into a [`Trace`] about `property`.
+fn step_of<R: Replica<Cmd>>(cfg: &crate::model::ModelConfig, a: &ActorAction<R>) -> Step {
+    let col = |id: Id| usize::from(id);
+    match a {
+        ActorModelAction::Deliver { src, dst, msg } => Step {
+            actor: col(*src),
+            to: Some(col(*dst)),
+            label: short(msg_label(msg)),
+        },
+        ActorModelAction::Drop(env) => Step {
+            actor: col(env.src),
+            to: None,
+            label: short(format!(
+                "lost to {}: {}",
+                actor_names(cfg.servers, cfg.clients)[col(env.dst)],
+                msg_label(&env.msg)
+            )),
+        },
+        ActorModelAction::Timeout(id, Timer::Replica(t)) => Step {
+            actor: col(*id),
+            to: None,
+            label: format!("{t:?} timer fires"),
+        },
+        ActorModelAction::Timeout(id, Timer::Retry) => Step {
+            actor: col(*id),
+            to: None,
+            label: "retry timer fires".into(),
+        },
+        ActorModelAction::Crash(id) => Step {
+            actor: col(*id),
+            to: None,
+            label: "crashes".into(),
+        },
+        ActorModelAction::Recover(id) => Step {
+            actor: col(*id),
+            to: None,
+            label: "restarts from its durable state".into(),
+        },
+        ActorModelAction::SelectRandom { actor, .. } => Step {
+            actor: col(*actor),
+            to: None,
+            label: "random choice".into(),
+        },
+    }
+}
+
+fn trace<R: Replica<Cmd>>(
+    setup: &crate::model::Setup<R>,
+    actions: usize,
+    steps: Vec<Step>,
+    last: &ClusterState<R>,
+    property: &str,
+) -> Trace {
+    let cfg = &setup.cfg;
+    Trace {
+        property: property.to_string(),
+        actors: actor_names(cfg.servers, cfg.clients),
+        steps,
+        actions,
+        explanation: explain(setup, last),
+    }
+}
+
+/// Turn a path of the actor model (the fault-schedule search's) into a [`Trace`] about
+/// `property`.
 pub fn trace_of<R: Replica<Cmd>>(
     model: &ClusterModel<R>,
     path: &ModelPath<R>,
     property: &str,
 ) -> Trace {
-    let cfg = &model.cfg.cfg;
-    let col = |id: Id| usize::from(id);
     let steps = path
         .clone()
         .into_actions()
-        .into_iter()
-        .map(|a| match a {
-            ActorModelAction::Deliver { src, dst, msg } => Step {
-                actor: col(src),
-                to: Some(col(dst)),
-                label: short(msg_label(&msg)),
-            },
-            ActorModelAction::Drop(env) => Step {
-                actor: col(env.src),
-                to: None,
-                label: short(format!(
-                    "lost to {}: {}",
-                    actor_names(cfg.servers, cfg.clients)[col(env.dst)],
-                    msg_label(&env.msg)
-                )),
-            },
-            ActorModelAction::Timeout(id, Timer::Replica(t)) => Step {
-                actor: col(id),
-                to: None,
-                label: format!("{t:?} timer fires"),
-            },
-            ActorModelAction::Timeout(id, Timer::Retry) => Step {
-                actor: col(id),
-                to: None,
-                label: "retry timer fires".into(),
-            },
-            ActorModelAction::Crash(id) => Step {
-                actor: col(id),
-                to: None,
-                label: "crashes".into(),
-            },
-            ActorModelAction::Recover(id) => Step {
-                actor: col(id),
-                to: None,
-                label: "restarts from its durable state".into(),
-            },
-            ActorModelAction::SelectRandom { actor, .. } => Step {
-                actor: col(actor),
-                to: None,
-                label: "random choice".into(),
-            },
-        })
+        .iter()
+        .map(|a| step_of::<R>(&model.cfg.cfg, a))
         .collect();
-    Trace {
-        property: property.to_string(),
-        actors: actor_names(cfg.servers, cfg.clients),
-        steps,
-        explanation: explain(model, path.last_state()),
+    let actions = path.clone().into_actions().len();
+    trace(&model.cfg, actions, steps, path.last_state(), property)
+}
+
+/// Turn a path of the checked model into a [`Trace`] about `property`. A crash between two
+/// effects of a step is drawn as the step, then the crash.
+pub fn trace_of_checked<R: Replica<Cmd>>(
+    model: &CheckModel<R>,
+    path: &Path<CheckState<R>, CheckAction<R>>,
+    property: &str,
+) -> Trace {
+    let cfg = &model.actors.cfg.cfg;
+    let mut steps = Vec::new();
+    let path_actions = path.clone().into_actions();
+    let actions = path_actions.len();
+    for a in path_actions {
+        match a {
+            CheckAction::Step(a) => steps.push(step_of::<R>(cfg, &a)),
+            CheckAction::CrashDuring { step, point } => {
+                let first = step_of::<R>(cfg, &step);
+                let server = first.to.unwrap_or(first.actor);
+                steps.push(first);
+                steps.push(Step {
+                    actor: server,
+                    to: None,
+                    label: format!("crashes mid-step (at crash point {point}: later effects lost)"),
+                });
+            }
+        }
     }
+    trace(
+        &model.actors.cfg,
+        actions,
+        steps,
+        &path.last_state().cluster,
+        property,
+    )
 }
 
 /// Why the last state breaks a protocol invariant, when one of them says so.
-fn explain<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> Option<String> {
-    let live: Vec<&R> = crate::model::live_servers(&model.cfg, state)
+fn explain<R: Replica<Cmd>>(
+    setup: &crate::model::Setup<R>,
+    state: &ClusterState<R>,
+) -> Option<String> {
+    let rebooted = crate::model::crashed_images(setup, state);
+    let live: Vec<&R> = crate::model::live_servers(setup, state)
         .map(|(_, s)| &s.replica)
+        .chain(rebooted.iter())
         .collect();
-    for inv in &model.cfg.cluster_invariants {
+    for inv in &setup.cluster_invariants {
         if let Err(e) = (inv.check)(&live) {
             return Some(format!("{}: {e}", inv.name));
         }

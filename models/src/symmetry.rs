@@ -48,8 +48,10 @@ fn key<R: Replica<Cmd>>(s: &ClusterState<R>, i: usize) -> u64 {
     if let Some(x) = s.actor_states[i].server() {
         let st = x.replica.status();
         (st.role, st.term, st.commit, st.last).hash(&mut h);
-        (x.reported, x.broken).hash(&mut h);
+        (x.reported, x.known_commit, x.broken).hash(&mut h);
         (
+            &x.saved.noops,
+            x.saved.torn_crashes,
             &x.saved.applied,
             x.saved.term,
             x.saved.first_commit_term,
@@ -171,6 +173,7 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     replica,
                     saved,
                     reported: x.reported,
+                    known_commit: x.known_commit,
                     broken: x.broken,
                 })));
                 actor_storages.push(storage);

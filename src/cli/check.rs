@@ -27,8 +27,9 @@ pub struct ModelArgs {
     /// Clients.
     #[arg(long, default_value_t = 2)]
     pub clients: usize,
-    /// Operations per client, issued one at a time.
-    #[arg(long, default_value_t = 1)]
+    /// Operations per client, issued one at a time (each after the previous one was
+    /// answered): a write, then a read, alternately.
+    #[arg(long, default_value_t = ModelConfig::default().ops)]
     pub ops: usize,
     /// Network: unordered, duplicating or ordered.
     #[arg(long, default_value = "unordered")]
@@ -42,7 +43,8 @@ pub struct ModelArgs {
     /// Highest term (Raft) or ballot round (Paxos) explored.
     #[arg(long, default_value_t = ModelConfig::default().max_term)]
     pub max_term: u64,
-    /// Most messages in flight at once.
+    /// Most messages in flight at once (messages that can have no effect do not count); a
+    /// state beyond it is checked, not expanded.
     #[arg(long, default_value_t = ModelConfig::default().max_in_flight)]
     pub max_in_flight: usize,
     /// Resends per client request after timeouts.
@@ -51,12 +53,16 @@ pub struct ModelArgs {
     /// With --lossy: most messages lost over a run (default: any number).
     #[arg(long)]
     pub max_losses: Option<usize>,
-    /// Switch Raft's PreVote on (off by default: it protects liveness, not safety).
+    /// Switch Raft's PreVote off (on by default, as shipped; off is cheaper to check).
     #[arg(long)]
-    pub pre_vote: bool,
-    /// Switch Raft's CheckQuorum on (off by default: it protects liveness, not safety).
+    pub no_pre_vote: bool,
+    /// Switch CheckQuorum off (on by default, as shipped; off is cheaper to check).
     #[arg(long)]
-    pub check_quorum: bool,
+    pub no_check_quorum: bool,
+    /// With --crashes: crash only between whole steps, never between two effects of one
+    /// step (cheaper; misses a send that overtakes the persist it depends on).
+    #[arg(long)]
+    pub atomic_steps: bool,
     /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
     #[arg(long)]
     pub empty_heartbeats: bool,
@@ -67,9 +73,10 @@ pub struct ModelArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Deepest path explored (0: no depth bound, only the model's other bounds).
-    #[arg(long, default_value_t = paxraft_models::check::DEFAULT_DEPTH)]
-    pub depth: usize,
+    /// Most actions on an explored path (0: no depth bound, only the model's other bounds).
+    /// Default: 13 for raft, 11 for multipaxos (what fits in two minutes on two cores).
+    #[arg(long)]
+    pub depth: Option<usize>,
     /// Search strategy: bfs or dfs.
     #[arg(long, default_value = "bfs")]
     pub strategy: String,
@@ -137,8 +144,9 @@ impl ModelArgs {
             ..ModelConfig::default()
         };
         let mut cfg = cfg;
-        cfg.protocol.pre_vote = self.pre_vote;
-        cfg.protocol.check_quorum = self.check_quorum;
+        cfg.protocol.pre_vote = !self.no_pre_vote;
+        cfg.protocol.check_quorum = !self.no_check_quorum;
+        cfg.crash_mid_step = !self.atomic_steps;
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
         cfg.validate()?;
         Ok(cfg)
@@ -159,7 +167,12 @@ impl CheckArgs {
             strategy,
             symmetry: self.symmetry,
             threads,
-            depth: (self.depth > 0).then_some(self.depth),
+            depth: match self.depth {
+                None => Some(paxraft_models::check::default_depth(&self.model.protocol)),
+                Some(0) => None,
+                Some(d) => Some(d),
+            },
+            ..SearchOptions::default()
         };
         search.validate()?;
         Ok(search)
@@ -205,9 +218,26 @@ fn print_summary(s: &Summary, peak: Option<u64>) {
         if s.passed() { "passed" } else { "FAILED" }
     );
     println!("  configuration   {}", s.command());
+    if s.under_approximation() {
+        println!("  under-approximation: --symmetry merges states that are not equivalent (retry rotation, ballot tie-breaks); a pass is not a proof");
+    }
     println!("  unique states   {}", s.unique_states);
     println!("  total states    {}", s.total_states);
-    println!("  max depth       {}", s.max_depth);
+    println!(
+        "  checked states  {} (every one had every property evaluated)",
+        s.cuts.checked
+    );
+    println!(
+        "  max depth       {} actions{}",
+        s.max_depth,
+        s.search
+            .depth
+            .map_or(String::new(), |d| format!(" (bound {d})"))
+    );
+    println!(
+        "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}",
+        s.cuts.depth, s.cuts.term, s.config.max_term, s.cuts.in_flight, s.config.max_in_flight
+    );
     println!("  seconds         {:.2}", s.seconds);
     println!("  states/s        {:.0} unique", s.states_per_sec());
     if let Some(p) = peak {
@@ -215,11 +245,12 @@ fn print_summary(s: &Summary, peak: Option<u64>) {
     }
     println!("  properties:");
     for p in &s.properties {
-        let kind = match p.kind {
-            Kind::Always => "always",
-            Kind::Sometimes => "sometimes",
+        let mark = match (p.kind, p.status) {
+            // A coverage milestone informs; it does not fail the check.
+            (Kind::Coverage, Status::NotReached) => "not reached",
+            (_, status) => status_mark(status),
         };
-        println!("    {:<12} {:<10} {}", status_mark(p.status), kind, p.name);
+        println!("    {:<12} {:<10} {}", mark, p.kind.name(), p.name);
     }
     for p in s.failures() {
         println!();
@@ -262,8 +293,9 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         .map(|p| {
             serde_json::json!({
                 "name": p.name,
-                "kind": match p.kind { Kind::Always => "always", Kind::Sometimes => "sometimes" },
+                "kind": p.kind.name(),
                 "status": p.status.name(),
+                "reached_after": p.trace.as_ref().filter(|_| p.status == Status::Reached).map(|t| t.steps.len()),
                 "trace": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| t.chart()),
                 "steps": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| serde_json::to_value(ReportTrace::from_model(t)).ok()),
             })
@@ -275,7 +307,13 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         "passed": s.passed(),
         "unique_states": s.unique_states,
         "total_states": s.total_states,
+        "checked_states": s.cuts.checked,
         "max_depth": s.max_depth,
+        "depth_bound": s.search.depth,
+        "cut_by_depth": s.cuts.depth,
+        "cut_by_term": s.cuts.term,
+        "cut_by_in_flight": s.cuts.in_flight,
+        "under_approximation": s.under_approximation(),
         "seconds": s.seconds,
         "states_per_sec": s.states_per_sec(),
         "peak_memory_bytes": peak,
@@ -417,7 +455,11 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
 
 fn serve<R: Checkable>(cfg: &ModelConfig, addr: std::net::SocketAddr) -> ExitCode {
     use stateright::Model;
-    let _checker = paxraft_models::build::<R>(cfg).checker().serve(addr);
+    // The very model `check` explores (cuts, crashes between effects), without a depth
+    // bound: the Explorer goes as deep as its user clicks.
+    let _checker = paxraft_models::checked::build_checked::<R>(cfg, None)
+        .checker()
+        .serve(addr);
     eprintln!("serving the Explorer on http://{addr}/ (Ctrl-C to stop)");
     loop {
         std::thread::sleep(Duration::from_secs(3600));

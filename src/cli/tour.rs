@@ -62,9 +62,11 @@ impl Default for TourOptions {
         TourOptions {
             dir: PathBuf::from(crate::report::DEFAULT_DIR),
             check: ModelConfig::default(),
-            // Like `paxraft check`: one checker thread per core.
+            // Like `paxraft check`: one checker thread per core, each protocol's default
+            // depth (`depth: None` here means that, not "unbounded").
             search: SearchOptions {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                depth: None,
                 ..SearchOptions::default()
             },
             sim: SimOptions {
@@ -290,7 +292,11 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 
 fn check_one<R: Checkable>(opts: &TourOptions, bar: &ProgressBar) -> Summary {
     bar.set_message(format!("{}: starting", R::NAME));
-    paxraft_models::check::<R>(&opts.check, &opts.search, Duration::from_millis(200), |p| {
+    let mut search = opts.search.clone();
+    if search.depth.is_none() {
+        search.depth = Some(paxraft_models::check::default_depth(R::NAME));
+    }
+    paxraft_models::check::<R>(&opts.check, &search, Duration::from_millis(200), |p| {
         let secs = p.elapsed.as_secs_f64().max(1e-3);
         bar.set_message(format!(
             "{}: {} unique states, depth {}, {:.0} states/s",

@@ -72,7 +72,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     } else {
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">configuration</th><th>unique states</th>\
-             <th>total states</th><th>max depth</th><th>seconds</th><th>states/s</th><th class=\"l\">verdict</th>\
+             <th>total states</th><th>max depth</th><th>cut by depth / term / in-flight</th><th>seconds</th><th>states/s</th><th class=\"l\">verdict</th>\
              <th class=\"l\">properties</th></tr>",
         );
         for c in &results.checks {
@@ -84,6 +84,10 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                         "holds" | "reached" => "ok",
                         "not reached" => "muted",
                         _ => "bad",
+                    };
+                    let class = match p.kind.as_str() {
+                        "coverage" if p.status == "not reached" => "muted",
+                        _ => class,
                     };
                     format!(
                         "{} {}: <span class=\"{class}\">{}</span>",
@@ -104,12 +108,23 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{:.1}</td><td>{}</td><td class=\"l {class}\">{verdict}</td><td class=\"l\">{}</td></tr>",
+                 <td>{}</td><td>{:.1}</td><td>{}</td><td class=\"l {class}\">{verdict}</td><td class=\"l\">{}</td></tr>",
                 escape(&c.protocol),
                 escape(&c.config),
                 c.unique_states,
                 c.total_states,
                 c.max_depth,
+                format!(
+                    "{} / {} / {}{}",
+                    c.cuts[0],
+                    c.cuts[1],
+                    c.cuts[2],
+                    if c.under_approximation {
+                        " (symmetry: under-approximation)"
+                    } else {
+                        ""
+                    }
+                ),
                 c.seconds,
                 charts::human(c.states_per_sec()),
                 props.join("<br>")

@@ -61,7 +61,7 @@ pub struct RecoveryRun {
 pub struct PropertyResult {
     /// Plain-words name.
     pub name: String,
-    /// `always` or `sometimes`.
+    /// `always`, `sometimes` or `coverage` (a milestone reported, not required).
     pub kind: String,
     /// `holds`, `violated`, `reached` or `not reached`.
     pub status: String,
@@ -78,8 +78,15 @@ pub struct CheckResult {
     pub unique_states: u64,
     /// States visited, duplicates included.
     pub total_states: u64,
-    /// Deepest path.
+    /// The deepest state checked, in actions.
     pub max_depth: u64,
+    /// States checked and not expanded because of the depth bound, the term bound and the
+    /// in-flight bound (0 in results saved before cuts were counted).
+    #[serde(default)]
+    pub cuts: [u64; 3],
+    /// Whether the search merged states that are not equivalent (`--symmetry`).
+    #[serde(default)]
+    pub under_approximation: bool,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Property verdicts.
@@ -95,11 +102,12 @@ impl CheckResult {
             0.0
         }
     }
-    /// Whether every always-property held and every sometimes-property was reached.
+    /// Whether every always-property held and every required sometimes-property was reached
+    /// (coverage milestones inform, they do not fail a check).
     pub fn passed(&self) -> bool {
         self.properties
             .iter()
-            .all(|p| p.status == "holds" || p.status == "reached")
+            .all(|p| p.kind == "coverage" || p.status == "holds" || p.status == "reached")
     }
 }
 
@@ -117,16 +125,15 @@ impl CheckResult {
             unique_states: s.unique_states as u64,
             total_states: s.total_states as u64,
             max_depth: s.max_depth as u64,
+            cuts: [s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64),
+            under_approximation: s.under_approximation(),
             seconds: s.seconds,
             properties: s
                 .properties
                 .iter()
                 .map(|v| PropertyResult {
                     name: v.name.to_string(),
-                    kind: match v.kind {
-                        paxraft_models::Kind::Always => "always".into(),
-                        paxraft_models::Kind::Sometimes => "sometimes".into(),
-                    },
+                    kind: v.kind.name().into(),
                     status: v.status.name().to_string(),
                 })
                 .collect(),

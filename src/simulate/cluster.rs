@@ -154,6 +154,9 @@ impl SimOptions {
             max_retries: u8::MAX,
             // The schedule's loss rate decides how much is lost.
             max_losses: None,
+            // The executor steps whole actions; crashes between effects are the model
+            // checker's (`paxraft check`).
+            crash_mid_step: false,
             protocol: self.protocol.clone(),
         }
     }

@@ -1,0 +1,407 @@
+//! The model the exhaustive checker explores: the actor model of [`crate::model`] with its
+//! bounds applied as *visible cuts*, depth counted in actions, and crashes that may fall
+//! between two effects of one step.
+//!
+//! Stateright's own bounds drop a successor that fails `within_boundary` before any property
+//! is evaluated on it, and `target_max_depth` counts the initial state and skips the states
+//! at the target unchecked. [`CheckModel`] uses neither:
+//!
+//! * **Cuts.** Every generated state has every property evaluated. A state beyond a bound
+//!   (a term above `max_term`, more live messages in flight than `max_in_flight`, or at the
+//!   depth bound) is checked and then not expanded, and counted in [`Cuts`], which the
+//!   summary prints. A step that breaks safety while it broadcasts past the in-flight bound
+//!   is therefore still caught.
+//! * **Fault budgets** (crashes, losses, no client crashes) shape the actions offered: no
+//!   crash action once the crash budget is used, no loss once the loss budget is.
+//! * **Depth** is the number of actions from the initial state; it rides along in the state
+//!   ([`CheckState::depth`]) without taking part in its identity, so a state is expanded
+//!   from the depth it was first reached at (with one BFS thread: its shortest path).
+//! * **Crashes between effects.** With crashes enabled, every replica step (a delivery or a
+//!   timer at a server) is offered once more per crash point of its effect list (see
+//!   [`crate::model::crash_points`]): the effects before the point are carried out, then the
+//!   server crashes. A protocol that sends a vote before persisting it is caught this way;
+//!   an atomic step could never show it.
+
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use paxraft_impls::Replica;
+use stateright::actor::{ActorModelAction, Envelope, Network};
+use stateright::{Model, Property};
+
+use crate::model::{
+    actors, with_tear, ClusterModel, ClusterState, Cmd, ModelConfig, Msg, Setup, Tear, Timer,
+};
+use crate::properties::ClusterView;
+
+/// One action of the actor model.
+pub type ActorAction<R> =
+    ActorModelAction<Msg<<R as Replica<Cmd>>::Msg>, Timer<<R as Replica<Cmd>>::Timer>, ()>;
+
+/// An action of the checked model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckAction<R: Replica<Cmd>> {
+    /// An action of the actor model, carried out whole.
+    Step(ActorAction<R>),
+    /// A delivery or timer at a server whose effects stop at crash point `point`: the
+    /// effects before it are carried out, then the server crashes.
+    CrashDuring {
+        /// The delivery or timer.
+        step: ActorAction<R>,
+        /// Which crash point of the step's effects (0: the first).
+        point: usize,
+    },
+}
+
+/// A state of the checked model: a cluster state and the number of actions that first
+/// reached it. The depth takes no part in equality or hashing (a state is the same state
+/// whatever path led to it).
+#[derive(Clone, Debug)]
+pub struct CheckState<R: Replica<Cmd>> {
+    /// The cluster.
+    pub cluster: ClusterState<R>,
+    /// Actions from the initial state along the path that first reached it.
+    pub depth: usize,
+}
+
+impl<R: Replica<Cmd>> PartialEq for CheckState<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cluster == other.cluster
+    }
+}
+impl<R: Replica<Cmd>> Eq for CheckState<R> {}
+impl<R: Replica<Cmd>> Hash for CheckState<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.cluster.hash(state)
+    }
+}
+
+impl<R: Replica<Cmd>> std::ops::Deref for CheckState<R> {
+    type Target = ClusterState<R>;
+    fn deref(&self) -> &ClusterState<R> {
+        &self.cluster
+    }
+}
+
+/// How many states each bound cut, and how many were checked: shared by the checker threads.
+#[derive(Debug, Default)]
+pub struct Cuts {
+    /// States whose properties were evaluated and whose successors were asked for.
+    pub checked: AtomicUsize,
+    /// The deepest state checked, in actions.
+    pub deepest: AtomicUsize,
+    /// States at the depth bound (checked, not expanded).
+    pub depth: AtomicUsize,
+    /// States with a term or ballot round above `max_term` (checked, not expanded).
+    pub term: AtomicUsize,
+    /// States with more live messages in flight than `max_in_flight` (checked, not expanded).
+    pub in_flight: AtomicUsize,
+}
+
+/// A snapshot of [`Cuts`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CutCounts {
+    /// States checked.
+    pub checked: usize,
+    /// Deepest state checked, in actions.
+    pub deepest: usize,
+    /// Cut by the depth bound.
+    pub depth: usize,
+    /// Cut by the term bound.
+    pub term: usize,
+    /// Cut by the in-flight bound.
+    pub in_flight: usize,
+}
+
+impl Cuts {
+    /// The counts now.
+    pub fn counts(&self) -> CutCounts {
+        let l = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        CutCounts {
+            checked: l(&self.checked),
+            deepest: l(&self.deepest),
+            depth: l(&self.depth),
+            term: l(&self.term),
+            in_flight: l(&self.in_flight),
+        }
+    }
+}
+
+/// Messages in flight between servers. Client requests and replies are bounded by the
+/// workload itself (one request per client at a time, its retries, its answer).
+fn peer_messages<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
+    state
+        .network
+        .iter_all()
+        .filter(|e| matches!(e.msg, Msg::Peer(_)))
+        .count()
+}
+
+/// The model `paxraft check` explores.
+pub struct CheckModel<R: Replica<Cmd>> {
+    /// The actor model (no boundary of its own).
+    pub actors: ClusterModel<R>,
+    /// The properties, evaluated on every generated state.
+    pub properties: Vec<Property<CheckModel<R>>>,
+    /// Most actions on a path (`None`: only the other bounds stop the search).
+    pub depth: Option<usize>,
+    /// What the bounds cut, counted as the search goes.
+    pub cuts: Arc<Cuts>,
+}
+
+impl<R: Replica<Cmd>> Debug for CheckModel<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckModel")
+            .field("cfg", &self.actors.cfg.cfg)
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
+
+/// The checked model of `cfg` for replica type `R`, with every property of
+/// [`crate::properties`], exploring paths of at most `depth` actions.
+pub fn build_checked<R: Replica<Cmd>>(cfg: &ModelConfig, depth: Option<usize>) -> CheckModel<R> {
+    let actors = actors::<R>(cfg);
+    let properties = crate::properties::properties::<CheckModel<R>>(&actors.cfg);
+    CheckModel {
+        actors,
+        properties,
+        depth,
+        cuts: Arc::new(Cuts::default()),
+    }
+}
+
+impl<R: Replica<Cmd>> ClusterView for CheckModel<R> {
+    type R = R;
+    fn setup(&self) -> &Setup<R> {
+        &self.actors.cfg
+    }
+    fn cluster(state: &CheckState<R>) -> &ClusterState<R> {
+        &state.cluster
+    }
+}
+
+impl<R: Replica<Cmd>> CheckModel<R> {
+    fn cfg(&self) -> &ModelConfig {
+        &self.actors.cfg.cfg
+    }
+
+    /// Crashes used so far: restarts plus servers down now.
+    fn crashes_used(&self, state: &ClusterState<R>) -> usize {
+        let n = self.cfg().servers;
+        (0..n)
+            .map(|i| {
+                let restarts = state.actor_states[i]
+                    .server()
+                    .map_or(0, |s| s.saved.restarts);
+                usize::from(restarts) + usize::from(state.crashed[i])
+            })
+            .sum()
+    }
+
+    /// Messages lost so far (counted only under a loss budget).
+    fn losses_used(&self, state: &ClusterState<R>) -> usize {
+        usize::from(state.history.undelivered).saturating_sub(state.network.len())
+    }
+
+    /// Drop from the network what can have no effect, as a real network would lose it:
+    /// messages to a crashed server (a crash loses what was on its way to it), and messages
+    /// their recipient ignores (delivering one would change nothing and emit nothing). Only
+    /// messages to or from `actor`, the one that just stepped, can have changed status.
+    ///
+    /// Dropping an ignored message is sound when a replica never acts on a message it once
+    /// ignored (the [`Replica`] contract's rule 5: every ignore in Raft and multi-Paxos is a
+    /// term or ballot comparison that stays true as terms only grow), and every drop is a
+    /// behaviour of an asynchronous network anyway (a loss). Without it, garbage would stay
+    /// in flight for ever and tell apart states that are otherwise one.
+    fn collect_garbage(&self, cluster: &mut ClusterState<R>, actor: usize) {
+        let dead = |env: &Envelope<&Msg<R::Msg>>| {
+            let (src, dst) = (usize::from(env.src), usize::from(env.dst));
+            (src == actor || dst == actor)
+                && (cluster.crashed[dst]
+                    || self.actors.actors[dst].ignores(
+                        env.dst,
+                        &cluster.actor_states[dst],
+                        env.src,
+                        env.msg,
+                    ))
+        };
+        let gone: Vec<Envelope<Msg<R::Msg>>> = match &cluster.network {
+            Network::Ordered(_) => return, // a queue's head decides; leave FIFO links alone
+            net => net
+                .iter_deliverable()
+                .filter(|e| dead(e))
+                .map(|e| e.to_cloned_msg())
+                .collect(),
+        };
+        if gone.is_empty() {
+            return;
+        }
+        let mut dropped = 0;
+        match &mut cluster.network {
+            Network::UnorderedNonDuplicating(multiset) => {
+                for env in gone {
+                    dropped += multiset.remove(&env).unwrap_or(0);
+                }
+            }
+            Network::UnorderedDuplicating(set, _) => {
+                for env in gone {
+                    set.remove(&env);
+                }
+            }
+            Network::Ordered(_) => unreachable!(),
+        }
+        if self.cfg().max_losses.is_some() && dropped > 0 {
+            // The loss budget counts what the network lost, not what it dropped as garbage.
+            cluster.history = cluster.history.forget_undelivered(dropped);
+        }
+    }
+
+    /// Which bound, if any, cuts `state` (it is checked, not expanded).
+    fn cut(&self, state: &CheckState<R>) -> Option<&AtomicUsize> {
+        let cfg = self.cfg();
+        if self.depth.is_some_and(|d| state.depth >= d) {
+            return Some(&self.cuts.depth);
+        }
+        let over_term = state.actor_states[..cfg.servers]
+            .iter()
+            .filter_map(|a| a.server())
+            .any(|s| s.replica.status().term > cfg.max_term);
+        if over_term {
+            return Some(&self.cuts.term);
+        }
+        if peer_messages(state) > cfg.max_in_flight {
+            return Some(&self.cuts.in_flight);
+        }
+        None
+    }
+
+    /// Whether `a` is a replica step at a live server (what a crash may tear).
+    fn server_step(&self, state: &ClusterState<R>, a: &ActorAction<R>) -> Option<usize> {
+        let i = match a {
+            ActorModelAction::Deliver { dst, .. } => usize::from(*dst),
+            ActorModelAction::Timeout(id, Timer::Replica(_)) => usize::from(*id),
+            _ => return None,
+        };
+        (i < self.cfg().servers && !state.crashed[i]).then_some(i)
+    }
+}
+
+impl<R: Replica<Cmd>> Model for CheckModel<R> {
+    type State = CheckState<R>;
+    type Action = CheckAction<R>;
+
+    fn init_states(&self) -> Vec<CheckState<R>> {
+        self.actors
+            .init_states()
+            .into_iter()
+            .map(|cluster| CheckState { cluster, depth: 0 })
+            .collect()
+    }
+
+    fn actions(&self, state: &CheckState<R>, actions: &mut Vec<CheckAction<R>>) {
+        // Called once per distinct state, after its properties were evaluated.
+        self.cuts.checked.fetch_add(1, Ordering::Relaxed);
+        self.cuts.deepest.fetch_max(state.depth, Ordering::Relaxed);
+        if let Some(counter) = self.cut(state) {
+            counter.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let cfg = self.cfg();
+        let crash_left = self.crashes_used(state) < cfg.max_crashes;
+        let loss_left = match cfg.max_losses {
+            Some(m) => self.losses_used(state) < m,
+            None => true,
+        };
+        let mut inner = Vec::new();
+        self.actors.actions(&state.cluster, &mut inner);
+        for a in inner {
+            match &a {
+                // Clients do not crash: their bounded retries model a client that gives up.
+                ActorModelAction::Crash(id) if usize::from(*id) >= cfg.servers || !crash_left => {
+                    continue
+                }
+                ActorModelAction::Drop(_) if !loss_left => continue,
+                _ => {}
+            }
+            if crash_left && cfg.crash_mid_step && self.server_step(state, &a).is_some() {
+                // Run the step once to learn its crash points.
+                let (_, points, _) = with_tear(Tear::Count, || {
+                    self.actors.next_state(&state.cluster, a.clone())
+                });
+                for point in 0..points {
+                    actions.push(CheckAction::CrashDuring {
+                        step: a.clone(),
+                        point,
+                    });
+                }
+            }
+            actions.push(CheckAction::Step(a));
+        }
+    }
+
+    fn next_state(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
+        let depth = state.depth + 1;
+        match action {
+            CheckAction::Step(a) => {
+                let actor = match &a {
+                    ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
+                    ActorModelAction::Timeout(id, _)
+                    | ActorModelAction::Crash(id)
+                    | ActorModelAction::Recover(id) => Some(usize::from(*id)),
+                    ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
+                };
+                let mut cluster = self.actors.next_state(&state.cluster, a)?;
+                if let Some(actor) = actor {
+                    self.collect_garbage(&mut cluster, actor);
+                }
+                Some(CheckState { cluster, depth })
+            }
+            CheckAction::CrashDuring { step, point } => {
+                let i = self.server_step(&state.cluster, &step)?;
+                let (next, _, torn) = with_tear(Tear::At(point), || {
+                    self.actors.next_state(&state.cluster, step)
+                });
+                let mut cluster = next?;
+                if !torn {
+                    return None;
+                }
+                // The crash itself, as stateright's `Crash` does it.
+                cluster.timers_set[i].cancel_all();
+                cluster.random_choices[i].map.clear();
+                cluster.crashed[i] = true;
+                self.collect_garbage(&mut cluster, i);
+                Some(CheckState { cluster, depth })
+            }
+        }
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.properties.clone()
+    }
+
+    fn format_action(&self, action: &CheckAction<R>) -> String {
+        match action {
+            CheckAction::Step(a) => self.actors.format_action(a),
+            CheckAction::CrashDuring { step, point } => format!(
+                "{} then crash at point {point}",
+                self.actors.format_action(step)
+            ),
+        }
+    }
+
+    fn format_step(&self, last_state: &CheckState<R>, action: CheckAction<R>) -> Option<String> {
+        self.next_state(last_state, action)
+            .map(|next| format!("{:#?}", next.cluster))
+    }
+}
+
+/// The symmetry representative of a checked state (see [`crate::symmetry`]); keeps its depth.
+pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
+    CheckState {
+        cluster: crate::symmetry::representative::<R>(&state.cluster),
+        depth: state.depth,
+    }
+}
