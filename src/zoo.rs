@@ -373,10 +373,11 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: IgnoreAcceptedValue,
             protocol: Protocol::MultiPaxos,
-            // Caught first by the protocol's own check that replicas which consider a slot
-            // chosen agree on it: it fires as the second replica commits, before the host
-            // applies the conflicting command (state machine safety).
-            property: COMMITTED_AGREE,
+            // Caught first by state machine safety since it compares no-ops too: the new
+            // leader fills the slot a command was chosen in with a no-op of its own (or its
+            // own command), and a host learns that no-op committed before any replica
+            // holding both commits it (the protocol's "committed slots agree").
+            property: names::SAFETY,
             detector: Detector::Schedules(sim(PAXOS_SIM)),
             known_steps: None,
             known: "a chosen value replaced by the next leader's own",

@@ -37,6 +37,15 @@
 //!    host from the given range; setting an armed timer replaces it. A model checker may fire
 //!    any armed timer at any moment: protocols must be *safe* whatever the timing, and only
 //!    their liveness depends on the delays.
+//! 5. **An ignored message stays ignorable.** If delivering a message changes nothing and
+//!    emits nothing, delivering it later must not either (in Raft and multi-Paxos every such
+//!    ignore is a term or ballot comparison, and terms only grow). The model checker drops
+//!    such messages as lost, so that garbage in flight does not tell apart otherwise equal
+//!    states.
+//!
+//! A host may crash between any two effects of one step (after a send and before a later
+//! persist, after a persist and before the sends): rule 1 is what makes every such cut safe,
+//! and the model checker (`--crashes`) and [`crate::driver`] both explore them.
 //!
 //! # Durable state
 //!

@@ -7,6 +7,7 @@ use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{KvOp, Request};
 use paxraft_impls::{Bug, Replica};
+use paxraft_models::properties::names;
 
 type KvCmd = Request<KvOp>;
 
@@ -40,6 +41,33 @@ pub fn run() -> ExitCode {
         println!("  {:<4} {}", b.code(), b.name());
     }
     println!();
-    println!("run every check:  cargo test --workspace --release   (see README.md)");
+    println!("model-check properties (always, required sometimes, coverage):");
+    for (kind, names) in [
+        (
+            "always",
+            &[
+                names::LINEARIZABLE,
+                names::SAFETY,
+                names::PREFIX,
+                names::TERMS,
+            ][..],
+        ),
+        (
+            "sometimes",
+            &[
+                names::LEADER,
+                names::COMMITTED_EVERYWHERE,
+                names::ANSWERED,
+                names::LATER_TERM,
+                names::RECOVERS,
+                names::CRASHED_MID_STEP,
+            ][..],
+        ),
+        ("coverage", names::COVERAGE),
+    ] {
+        println!("  {kind:<10} {}", names.join("; "));
+    }
+    println!();
+    println!("run every check:  ./scripts/test-all   (see README.md)");
     ExitCode::SUCCESS
 }

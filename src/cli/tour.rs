@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::{Bug, Replica};
-use paxraft_models::{Checkable, Cmd, ModelConfig, SearchOptions, Status, Summary};
+use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status, Summary};
 
 use super::check::{save_check, saved_check};
 use crate::bench;
@@ -328,7 +328,7 @@ fn print_check(out: &mut dyn Write, s: &Summary) {
         let names: Vec<&str> = s
             .properties
             .iter()
-            .filter(|p| p.status == status)
+            .filter(|p| p.status == status && p.kind != Kind::Coverage)
             .map(|p| p.name)
             .collect();
         if !names.is_empty() {
@@ -340,6 +340,21 @@ fn print_check(out: &mut dyn Write, s: &Summary) {
             let _ = writeln!(out, "              {label}: {}", names.join(", "));
         }
     }
+    // Deeper milestones: how far the bounds reached (informational).
+    let coverage: Vec<String> = s
+        .properties
+        .iter()
+        .filter(|p| p.kind == Kind::Coverage)
+        .map(|p| format!("{} ({})", p.name, p.status.name()))
+        .collect();
+    if !coverage.is_empty() {
+        let _ = writeln!(out, "              coverage: {}", coverage.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight",
+        s.cuts.depth, s.cuts.term, s.cuts.in_flight
+    );
     for p in s.failures() {
         if let (Some(t), Status::Violated) = (&p.trace, p.status) {
             let _ = writeln!(
