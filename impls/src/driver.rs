@@ -391,15 +391,23 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// Deliver the in-flight message at position `k` of [`Cluster::net`].
     pub fn deliver(&mut self, k: usize) {
+        if let Some((to, what, env)) = self.take(k) {
+            self.step(to, what, |r, out| r.on_message(env.from, env.msg, out));
+        }
+    }
+
+    /// Take the in-flight message at position `k` off the network: its recipient and the
+    /// trace line of its delivery, or `None` (and a trace line) when the recipient is down.
+    fn take(&mut self, k: usize) -> Option<(usize, String, Envelope<R::Msg>)> {
         let env = self.net.remove(k);
         let to = env.to.index();
         let what = format!("{} -> {}: {:?}", env.from, env.to, env.msg);
         if self.nodes[to].replica.is_none() {
             self.trace
                 .push(format!("{what} (lost: {} is down)", env.to));
-            return;
+            return None;
         }
-        self.step(to, what, |r, out| r.on_message(env.from, env.msg, out));
+        Some((to, what, env))
     }
 
     /// Deliver the in-flight message at position `k`, carry out the first `keep` effects of
@@ -408,14 +416,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// is lost as with [`Cluster::deliver`] and nothing is returned. Panics if the step has
     /// fewer than `keep` effects.
     pub fn deliver_then_crash(&mut self, k: usize, keep: usize) -> Out<R, C> {
-        let env = self.net.remove(k);
-        let to = env.to.index();
-        let what = format!("{} -> {}: {:?}", env.from, env.to, env.msg);
-        if self.nodes[to].replica.is_none() {
-            self.trace
-                .push(format!("{what} (lost: {} is down)", env.to));
+        let Some((to, what, env)) = self.take(k) else {
             return Out::<R, C>::new();
-        }
+        };
         self.run_step(to, what, Some(keep), |r, out| {
             r.on_message(env.from, env.msg, out)
         })

@@ -516,26 +516,12 @@ impl<C: Command> Raft<C> {
             Some(v) => v == from || self.cfg.bug(Bug::DoubleVote),
         };
         let granted = term == self.term && free && log_ok;
-        if granted && self.cfg.bug(Bug::VoteSentBeforePersist) {
-            // R11: the reply leaves before the vote is durable (the write follows it).
-            self.voted_for = Some(from);
-            self.arm_election_timer(out);
-            out.send(
-                from,
-                RaftMsg::Vote {
-                    term: self.term,
-                    granted,
-                    pre_vote: false,
-                },
-            );
-            if !self.cfg.bug(Bug::VoteNotPersisted) {
-                self.persist_hard_state(out);
-            }
-            return;
-        }
+        // R11: the reply leaves before the vote is durable (the write follows it).
+        let late = granted && self.cfg.bug(Bug::VoteSentBeforePersist);
+        let persist = granted && !self.cfg.bug(Bug::VoteNotPersisted);
         if granted {
             self.voted_for = Some(from);
-            if !self.cfg.bug(Bug::VoteNotPersisted) {
+            if persist && !late {
                 self.persist_hard_state(out);
             }
             // Granting a vote resets the election timer (§5.2) so we do not compete with it.
@@ -549,6 +535,9 @@ impl<C: Command> Raft<C> {
                 pre_vote: false,
             },
         );
+        if persist && late {
+            self.persist_hard_state(out);
+        }
     }
 
     fn on_vote(
