@@ -472,7 +472,19 @@ fn eager_commit_config() -> ModelConfig {
 
 #[test]
 fn a_leader_committing_before_a_quorum_is_caught_with_a_trace() {
-    let s = run::<EagerCommit>(eager_commit_config(), EAGER_DEPTH);
+    // Stop at the first violation, as the zoo does: exploring all 13 actions takes a minute.
+    let search = SearchOptions {
+        threads: 2,
+        depth: Some(EAGER_DEPTH),
+        stop_at: paxraft_models::check::StopAt::AnyViolation,
+        ..SearchOptions::default()
+    };
+    let s = check::<EagerCommit>(
+        &eager_commit_config(),
+        &search,
+        Duration::from_secs(3600),
+        |_| {},
+    );
     assert_caught(&s);
 }
 

@@ -37,11 +37,11 @@
 //!    host from the given range; setting an armed timer replaces it. A model checker may fire
 //!    any armed timer at any moment: protocols must be *safe* whatever the timing, and only
 //!    their liveness depends on the delays.
-//! 5. **An ignored message stays ignorable.** If delivering a message changes nothing and
-//!    emits nothing, delivering it later must not either (in Raft and multi-Paxos every such
-//!    ignore is a term or ballot comparison, and terms only grow). The model checker drops
-//!    such messages as lost, so that garbage in flight does not tell apart otherwise equal
-//!    states.
+//! 5. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
+//!    never act on, now or later (a reply from a term it left, an answer to a campaign it
+//!    gave up). A host may drop such a message, as a lossy network could; the model checker
+//!    does, so that garbage in flight does not tell apart otherwise equal states. The
+//!    default declares nothing obsolete.
 //!
 //! A host may crash between any two effects of one step (after a send and before a later
 //! persist, after a persist and before the sends): rule 1 is what makes every such cut safe,
@@ -365,6 +365,15 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
 
     /// The timer whose firing at a leader sends heartbeats (and with them the commit point).
     fn heartbeat_timer() -> Self::Timer;
+
+    /// Whether this replica will never act on `msg` from `from`, now or in any later state
+    /// (its delivery would change nothing and emit nothing, for ever). Hosts may drop such a
+    /// message. Must be `false` for any message the replica might still act on: when unsure,
+    /// `false` (the default) is always correct.
+    fn obsolete(&self, from: NodeId, msg: &Self::Msg) -> bool {
+        let _ = (from, msg);
+        false
+    }
 
     /// Whether this protocol implements renaming ([`Replica::rename`], [`Replica::rename_msg`],
     /// [`Replica::rename_durable`]). Model checkers use renaming for symmetry reduction: two

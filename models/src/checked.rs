@@ -13,6 +13,10 @@
 //!   is therefore still caught.
 //! * **Fault budgets** (crashes, losses, no client crashes) shape the actions offered: no
 //!   crash action once the crash budget is used, no loss once the loss budget is.
+//! * **Garbage** is dropped as a lossy network could drop it: messages to a crashed server,
+//!   replies a client no longer waits for, messages a replica declares obsolete
+//!   ([`Replica::obsolete`]). Otherwise it would stay in flight for ever and tell apart states
+//!   that are otherwise one. Only messages between servers count against `max_in_flight`.
 //! * **Depth** is the number of actions from the initial state; it rides along in the state
 //!   ([`CheckState::depth`]) without taking part in its identity, so a state is expanded
 //!   from the depth it was first reached at (with one BFS thread: its shortest path).
@@ -27,7 +31,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use paxraft_impls::Replica;
+use paxraft_impls::{NodeId, Replica};
 use stateright::actor::{ActorModelAction, Envelope, Network};
 use stateright::{Model, Property};
 
@@ -206,27 +210,38 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         usize::from(state.history.undelivered).saturating_sub(state.network.len())
     }
 
-    /// Drop from the network what can have no effect, as a real network would lose it:
-    /// messages to a crashed server (a crash loses what was on its way to it), and messages
-    /// their recipient ignores (delivering one would change nothing and emit nothing). Only
-    /// messages to or from `actor`, the one that just stepped, can have changed status.
-    ///
-    /// Dropping an ignored message is sound when a replica never acts on a message it once
-    /// ignored (the [`Replica`] contract's rule 5: every ignore in Raft and multi-Paxos is a
-    /// term or ballot comparison that stays true as terms only grow), and every drop is a
-    /// behaviour of an asynchronous network anyway (a loss). Without it, garbage would stay
-    /// in flight for ever and tell apart states that are otherwise one.
+    /// Drop from the network what can have no effect, as a real network could lose it:
+    /// messages to a crashed server (a crash loses what was on its way to it), replies a
+    /// client no longer waits for (its sequence numbers only grow), and messages the
+    /// recipient replica declares obsolete ([`Replica::obsolete`]: it will never act on them)
+    /// and would ignore now. Only messages to or from `actor`, the one that just stepped, can
+    /// have changed status. Every drop is a behaviour of an asynchronous network anyway (a
+    /// loss); without it, garbage would stay in flight for ever and tell apart states that are
+    /// otherwise one.
     fn collect_garbage(&self, cluster: &mut ClusterState<R>, actor: usize) {
+        let servers = self.cfg().servers;
         let dead = |env: &Envelope<&Msg<R::Msg>>| {
             let (src, dst) = (usize::from(env.src), usize::from(env.dst));
-            (src == actor || dst == actor)
-                && (cluster.crashed[dst]
-                    || self.actors.actors[dst].ignores(
-                        env.dst,
-                        &cluster.actor_states[dst],
-                        env.src,
-                        env.msg,
-                    ))
+            if src != actor && dst != actor {
+                return false;
+            }
+            if cluster.crashed[dst] {
+                return true;
+            }
+            let declared = match (env.msg, cluster.actor_states[dst].server()) {
+                (Msg::Peer(m), Some(s)) if dst < servers => {
+                    s.replica.obsolete(NodeId(src as u8), m)
+                }
+                (Msg::Reply { .. }, None) => true,
+                _ => false,
+            };
+            declared
+                && self.actors.actors[dst].ignores(
+                    env.dst,
+                    &cluster.actor_states[dst],
+                    env.src,
+                    env.msg,
+                )
         };
         let gone: Vec<Envelope<Msg<R::Msg>>> = match &cluster.network {
             Network::Ordered(_) => return, // a queue's head decides; leave FIFO links alone

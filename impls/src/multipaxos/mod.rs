@@ -962,6 +962,28 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         PaxosTimer::Heartbeat
     }
 
+    /// Prepares and accepts are always answered. Answers (promises, acceptances, refusals)
+    /// are acted on only under the ballot they answer, while this proposer still runs it as
+    /// a candidate or leader; a proposer never runs a ballot again once it left it (the next
+    /// campaign takes a higher round, durable across restarts).
+    fn obsolete(&self, from: NodeId, msg: &PaxosMsg<C>) -> bool {
+        if from == self.id || self.pos(from).is_none() {
+            return true;
+        }
+        let left =
+            |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role != role);
+        match *msg {
+            PaxosMsg::Prepare { .. } | PaxosMsg::Accept { .. } => false,
+            PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
+            PaxosMsg::Accepted { ballot, .. } => left(ballot, Role::Leader),
+            PaxosMsg::Nack { ballot, promised } => {
+                ballot < self.ballot
+                    || (ballot == self.ballot
+                        && (self.role == Role::Follower || promised <= self.ballot))
+            }
+        }
+    }
+
     // Symmetry reduction. Ballots name their proposer, so they are renamed too; since the node
     // id breaks ties between equal rounds, two renamed states are alike only up to that
     // tiebreak (see the model's symmetry notes).

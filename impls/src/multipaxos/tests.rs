@@ -747,6 +747,46 @@ fn invariants_flag_two_chosen_values_and_acceptance_above_promise() {
 
 // --- Bug zoo: each switch changes the behaviour at its rule ----------------------------------
 
+#[test]
+fn answers_to_a_ballot_left_behind_are_obsolete() {
+    // A leader of b(1, 0): promises for its own ballot, acceptances and refusals of an older
+    // ballot are dead (and ignored); prepares and accepts never are.
+    let r = leader(3);
+    let dead = [
+        PaxosMsg::Promise {
+            ballot: b(1, 0),
+            from: 1,
+            accepted: vec![],
+        },
+        accepted(b(0, 2), 1, 1, 0, false),
+        PaxosMsg::Nack {
+            ballot: b(0, 2),
+            promised: b(5, 1),
+        },
+    ];
+    for msg in dead {
+        assert!(r.obsolete(NodeId(2), &msg), "{msg:?}");
+        let mut x = r.clone();
+        let out = recv(&mut x, 2, msg.clone());
+        assert!(out.is_empty() && x == r, "{msg:?} was acted on: {out:?}");
+    }
+    assert!(!r.obsolete(NodeId(2), &accepted(b(1, 0), 1, 1, 0, false)));
+    assert!(!r.obsolete(
+        NodeId(2),
+        &PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(5, 1)
+        }
+    ));
+    assert!(!r.obsolete(
+        NodeId(2),
+        &PaxosMsg::Prepare {
+            ballot: b(0, 2),
+            from: 1
+        }
+    ));
+}
+
 #[cfg(feature = "bug-zoo")]
 mod bugs {
     use super::*;

@@ -954,6 +954,33 @@ impl<C: Command> Replica<C> for Raft<C> {
         RaftTimer::Heartbeat
     }
 
+    /// Requests are always answered; replies are acted on only in the term and role they
+    /// answer, and terms only grow: a candidacy or a leadership left is never resumed in the
+    /// same term (a new campaign takes a new term).
+    fn obsolete(&self, from: NodeId, msg: &RaftMsg<C>) -> bool {
+        if from == self.id || self.pos(from).is_none() {
+            return true;
+        }
+        match *msg {
+            RaftMsg::RequestVote { .. } | RaftMsg::Append { .. } => false,
+            // A pre-vote reply counts only at `self.term + 1`, or steps us down when it is a
+            // refusal from a later term: one at or below our term is dead. (A grant for
+            // `self.term + 1` that finds us a follower is not: a later pre-campaign in the
+            // same term counts it.)
+            RaftMsg::Vote {
+                term,
+                pre_vote: true,
+                ..
+            } => term <= self.term,
+            RaftMsg::Vote { term, .. } => {
+                term < self.term || (term == self.term && self.role != Role::Candidate)
+            }
+            RaftMsg::AppendReply { term, .. } => {
+                term < self.term || (term == self.term && self.role != Role::Leader)
+            }
+        }
+    }
+
     // Symmetry reduction: Raft treats every node alike, so renaming is exact. Its messages
     // carry no node ids (the sender is implied).
     const RENAMES: bool = true;

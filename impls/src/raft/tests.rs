@@ -964,6 +964,57 @@ fn invariants_reject_broken_states() {
 // Bug-zoo switches change exactly the rule they name
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Obsolete messages (hosts may drop them; the model checker does)
+// ---------------------------------------------------------------------------------------------
+
+/// Every message `obsolete` declares dead is also a no-op now: no effect, no state change.
+fn assert_dead_and_ignored(r: &R, from: u8, msg: RaftMsg<Cmd>) {
+    assert!(r.obsolete(NodeId(from), &msg), "{msg:?} should be obsolete");
+    let mut x = r.clone();
+    let out = recv(&mut x, from, msg.clone());
+    assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
+}
+
+#[test]
+fn replies_from_a_term_or_role_left_behind_are_obsolete() {
+    // A leader of term 3: a vote from its own campaign, a pre-vote from before it, and an
+    // append reply from an older term are all dead; requests never are.
+    let (r, _) = leader_with(3, &plain(), 3, vec![]);
+    assert_dead_and_ignored(&r, 2, vote(3, true));
+    assert_dead_and_ignored(&r, 2, vote(2, true));
+    assert_dead_and_ignored(&r, 2, pre_vote(3, true));
+    assert_dead_and_ignored(&r, 2, ok(2, 0));
+    assert!(
+        !r.obsolete(NodeId(2), &ok(3, 1)),
+        "its own term's reply counts"
+    );
+    assert!(
+        !r.obsolete(NodeId(2), &request_vote(1, 0, 0)),
+        "requests are answered"
+    );
+    assert!(!r.obsolete(NodeId(2), &append(1, 0, 0, vec![], 0)));
+}
+
+#[test]
+fn a_pre_vote_grant_for_the_next_term_is_kept_for_a_later_pre_campaign() {
+    // A follower of term 1 got a pre-vote grant for term 2 after its pre-campaign ended: it
+    // ignores it now, but a later pre-campaign in term 1 would count it, so it is not dead.
+    let mut cfg = plain();
+    cfg.pre_vote = true;
+    let mut r = fresh(0, 3, &cfg);
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::PreCandidate);
+    let mut follower = r.clone();
+    recv(&mut follower, 1, append(1, 0, 0, vec![], 0));
+    assert_eq!((follower.role, follower.term), (Role::Follower, 1));
+    assert!(!follower.obsolete(NodeId(2), &pre_vote(2, true)));
+    fire(&mut follower, RaftTimer::Election);
+    assert_eq!(follower.role, Role::PreCandidate);
+    recv(&mut follower, 2, pre_vote(2, true));
+    assert_eq!(follower.role, Role::Candidate, "the late grant counted");
+}
+
 #[cfg(feature = "bug-zoo")]
 mod bugs {
     use super::*;
