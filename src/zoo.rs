@@ -573,7 +573,7 @@ pub const SETTLES: &str = "settles";
 /// `stop_at` value for [`model_run`]: stop at the first always-property to fail, whichever.
 pub const ANY_FAILURE: &str = "";
 
-/// Model-check `cfg` over paths of at most `steps` actions with [`paxraft_models::check`].
+/// Model-check `cfg` over paths of at most `steps` actions with [`fn@paxraft_models::check`].
 /// With `stop_at`, only always-properties are checked and the search stops soon after that
 /// property fails ([`ANY_FAILURE`]: whichever fails first); without, every property is
 /// checked over the whole bounded space.

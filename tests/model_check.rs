@@ -239,13 +239,15 @@ fn multipaxos_lossy() {
 // Safety over every server and every slot: no-ops, and crashed servers' durable images
 // ---------------------------------------------------------------------------------------------
 
+type RaftCheck = paxraft_models::checked::CheckModel<Raft<Cmd>>;
+
 /// The checked model of a 3-server Raft cluster, its initial state, and the property `name`.
 fn initial_and_property(
     name: &str,
 ) -> (
-    paxraft_models::checked::CheckModel<Raft<Cmd>>,
+    RaftCheck,
     paxraft_models::checked::CheckState<Raft<Cmd>>,
-    stateright::Property<paxraft_models::checked::CheckModel<Raft<Cmd>>>,
+    stateright::Property<RaftCheck>,
 ) {
     use stateright::Model;
     let m = paxraft_models::checked::build_checked::<Raft<Cmd>>(&cheap(), Some(1));

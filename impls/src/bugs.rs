@@ -130,7 +130,7 @@ impl Bug {
     }
 }
 
-/// Whether the switches are compiled in (the `bug-zoo` feature). Without it [`Config::set_bug`]
+/// Whether the switches are compiled in (the `bug-zoo` feature). Without it [`crate::Config::set_bug`]
 /// refuses, so a zoo run on a release build says so instead of reporting every bug escaped.
 pub const COMPILED: bool = cfg!(feature = "bug-zoo");
 

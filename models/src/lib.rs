@@ -13,7 +13,7 @@
 //!   them is not vacuous, named in plain words.
 //! * [`checked`]: the model the exhaustive checker explores: bounds as visible cuts, depth
 //!   in actions, crashes between two effects of one step.
-//! * [`check`]: run BFS or DFS with progress, and summarise a verdict per property.
+//! * [`mod@check`]: run BFS or DFS with progress, and summarise a verdict per property.
 //! * [`render`]: counterexamples as message-sequence charts.
 //! * [`symmetry`]: symmetry reduction (servers renamed) for the DFS checker.
 //!

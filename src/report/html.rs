@@ -105,6 +105,17 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 // Nothing violated, but an example was not reached within the bounds.
                 ("muted", "bounded")
             };
+            let cuts = format!(
+                "{} / {} / {}{}",
+                c.cuts[0],
+                c.cuts[1],
+                c.cuts[2],
+                if c.under_approximation {
+                    " (symmetry: under-approximation)"
+                } else {
+                    ""
+                }
+            );
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
@@ -114,17 +125,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 c.unique_states,
                 c.total_states,
                 c.max_depth,
-                format!(
-                    "{} / {} / {}{}",
-                    c.cuts[0],
-                    c.cuts[1],
-                    c.cuts[2],
-                    if c.under_approximation {
-                        " (symmetry: under-approximation)"
-                    } else {
-                        ""
-                    }
-                ),
+                cuts,
                 c.seconds,
                 charts::human(c.states_per_sec()),
                 props.join("<br>")

@@ -1,4 +1,4 @@
-//! HTML reports: producers save JSON results under `reports/data/` ([`results`]); [`write`]
+//! HTML reports: producers save JSON results under `reports/data/` ([`results`]); [`fn@write`]
 //! renders them, with plotters charts inline as SVG, into `reports/index.html`.
 
 pub mod charts;

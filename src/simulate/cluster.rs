@@ -294,7 +294,7 @@ fn gave_up<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>, c:
 }
 
 /// The liveness condition: no server is down, every client has had every op answered (or gave
-/// up, see [`gave_up`]), and every server has applied the same commands.
+/// up, see `gave_up`), and every server has applied the same commands.
 pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> bool {
     let cfg = &model.cfg.cfg;
     let n = cfg.servers;
