@@ -66,7 +66,7 @@ fn sample() -> Results {
             unique_states: 123_456,
             total_states: 400_000,
             max_depth: 31,
-            cuts: [1_000, 20, 300],
+            cuts: Some([1_000, 20, 300]),
             under_approximation: false,
             seconds: 2.5,
             properties: vec![

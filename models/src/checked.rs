@@ -7,9 +7,9 @@
 //! at the target unchecked. [`CheckModel`] uses neither:
 //!
 //! * **Cuts.** Every generated state has every property evaluated. A state beyond a bound
-//!   (a term above `max_term`, more live messages in flight than `max_in_flight`, or at the
-//!   depth bound) is checked and then not expanded, and counted in [`Cuts`], which the
-//!   summary prints. A step that breaks safety while it broadcasts past the in-flight bound
+//!   (at the depth bound, a term above `max_term`, or more messages between servers in
+//!   flight than `max_in_flight`) is checked and then not expanded, and counted in [`Cuts`]
+//!   under the first of those it hits, in that order; the summary prints the counts. A step that breaks safety while it broadcasts past the in-flight bound
 //!   is therefore still caught.
 //! * **Fault budgets** (crashes, losses, no client crashes) shape the actions offered: no
 //!   crash action once the crash budget is used, no loss once the loss budget is.

@@ -105,17 +105,18 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
                 // Nothing violated, but an example was not reached within the bounds.
                 ("muted", "bounded")
             };
-            let cuts = format!(
-                "{} / {} / {}{}",
-                c.cuts[0],
-                c.cuts[1],
-                c.cuts[2],
-                if c.under_approximation {
-                    " (symmetry: under-approximation)"
-                } else {
-                    ""
-                }
-            );
+            let cuts = match c.cuts {
+                // Saved by a version that dropped states past a bound without checking them.
+                None => "not counted (older run)".to_string(),
+                Some([depth, term, in_flight]) => format!(
+                    "{depth} / {term} / {in_flight}{}",
+                    if c.under_approximation {
+                        " (symmetry: under-approximation)"
+                    } else {
+                        ""
+                    }
+                ),
+            };
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\

@@ -81,9 +81,10 @@ pub struct CheckResult {
     /// The deepest state checked, in actions.
     pub max_depth: u64,
     /// States checked and not expanded because of the depth bound, the term bound and the
-    /// in-flight bound (0 in results saved before cuts were counted).
+    /// in-flight bound (`None` in results saved before cuts were counted, which dropped
+    /// states past a bound unchecked).
     #[serde(default)]
-    pub cuts: [u64; 3],
+    pub cuts: Option<[u64; 3]>,
     /// Whether the search merged states that are not equivalent (`--symmetry`).
     #[serde(default)]
     pub under_approximation: bool,
@@ -125,7 +126,7 @@ impl CheckResult {
             unique_states: s.unique_states as u64,
             total_states: s.total_states as u64,
             max_depth: s.max_depth as u64,
-            cuts: [s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64),
+            cuts: Some([s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64)),
             under_approximation: s.under_approximation(),
             seconds: s.seconds,
             properties: s
