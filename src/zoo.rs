@@ -570,12 +570,9 @@ pub const COMMITTED_AGREE: &str = "committed slots agree";
 /// settling phase every client op is answered and every server has applied the same commands.
 pub const SETTLES: &str = "settles";
 
-/// `stop_at` value for [`model_run`]: stop at the first always-property to fail, whichever.
-pub const ANY_FAILURE: &str = "";
-
 /// Model-check `cfg` over paths of at most `steps` actions with [`fn@paxraft_models::check`].
-/// With `stop_at`, only always-properties are checked and the search stops soon after that
-/// property fails ([`ANY_FAILURE`]: whichever fails first); without, every property is
+/// With a `stop_at` other than [`StopAt::Never`], only always-properties are checked and the
+/// search stops soon after the first violation it asks for; with `Never`, every property is
 /// checked over the whole bounded space.
 ///
 /// Stateright 0.31 keeps the *last* counterexample a checker block visits, not the first, so
@@ -585,7 +582,7 @@ pub fn model_run<R: Checkable>(
     strategy: Strategy,
     steps: usize,
     threads: usize,
-    stop_at: Option<&'static str>,
+    stop_at: StopAt,
     progress: impl FnMut(Progress),
 ) -> Run {
     let search = SearchOptions {
@@ -593,11 +590,7 @@ pub fn model_run<R: Checkable>(
         symmetry: false,
         threads: threads.max(1),
         depth: Some(steps),
-        stop_at: match stop_at {
-            None => StopAt::Never,
-            Some(ANY_FAILURE) => StopAt::AnyViolation,
-            Some(p) => StopAt::Violation(p),
-        },
+        stop_at,
     };
     let s = paxraft_models::check::<R>(cfg, &search, Duration::from_millis(200), progress);
     Run {
@@ -641,7 +634,7 @@ pub fn shortest_run<R: Checkable>(
         strategy,
         steps,
         threads,
-        Some(ANY_FAILURE),
+        StopAt::AnyViolation,
         &mut progress,
     );
     if strategy != Strategy::Bfs {
@@ -651,7 +644,14 @@ pub fn shortest_run<R: Checkable>(
         let Some(first) = best.violated.iter().map(|(_, t)| t.actions).min() else {
             return best; // nothing failed within the bounds
         };
-        let tie = model_run::<R>(cfg, strategy, first, threads, Some(property), &mut progress);
+        let tie = model_run::<R>(
+            cfg,
+            strategy,
+            first,
+            threads,
+            StopAt::Violation(property),
+            &mut progress,
+        );
         let (states, seconds) = (best.states + tie.states, best.seconds + tie.seconds);
         if tie.trace(property).is_none() {
             best.states = states;
@@ -674,7 +674,7 @@ pub fn shortest_run<R: Checkable>(
             strategy,
             len - 1,
             threads,
-            Some(property),
+            StopAt::Violation(property),
             &mut progress,
         );
         let (states, seconds) = (best.states + shorter.states, best.seconds + shorter.seconds);
@@ -893,13 +893,13 @@ fn run_model(
                 shortest_run::<Raft<Cmd>>(cfg, strategy, depth, threads, prop, p)
             }
             (Protocol::Raft, None) => {
-                model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, None, p)
+                model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, StopAt::Never, p)
             }
             (Protocol::MultiPaxos, Some(prop)) => {
                 shortest_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, prop, p)
             }
             (Protocol::MultiPaxos, None) => {
-                model_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, None, p)
+                model_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, StopAt::Never, p)
             }
         }
     };

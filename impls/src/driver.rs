@@ -351,14 +351,19 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// Fire armed timer `timer` at node `i`. Panics if it is not armed.
     pub fn fire(&mut self, i: usize, timer: R::Timer) {
+        let what = self.disarm(i, timer);
+        self.step(i, what, |r, out| r.on_timer(timer, out));
+    }
+
+    /// Disarm `timer` at node `i` for it to fire, and name the firing for the trace. Panics if
+    /// it is not armed.
+    fn disarm(&mut self, i: usize, timer: R::Timer) -> String {
         assert!(
             self.nodes[i].timers.remove(&timer),
             "n{i} has no {timer:?} timer armed (armed: {:?})",
             self.nodes[i].timers
         );
-        self.step(i, format!("n{i}: {timer:?} fires"), |r, out| {
-            r.on_timer(timer, out)
-        });
+        format!("n{i}: {timer:?} fires")
     }
 
     /// Fire armed timer `timer` at node `i`, carry out the first `keep` effects of that step
@@ -366,14 +371,8 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// ones not carried out included. Panics if the timer is not armed or the step has fewer
     /// than `keep` effects.
     pub fn fire_then_crash(&mut self, i: usize, timer: R::Timer, keep: usize) -> Out<R, C> {
-        assert!(
-            self.nodes[i].timers.remove(&timer),
-            "n{i} has no {timer:?} timer armed (armed: {:?})",
-            self.nodes[i].timers
-        );
-        self.run_step(i, format!("n{i}: {timer:?} fires"), Some(keep), |r, out| {
-            r.on_timer(timer, out)
-        })
+        let what = self.disarm(i, timer);
+        self.run_step(i, what, Some(keep), |r, out| r.on_timer(timer, out))
     }
 
     /// The effects firing `timer` at node `i` would have, without firing it (nothing

@@ -36,7 +36,8 @@ use stateright::actor::{ActorModelAction, Envelope, Network};
 use stateright::{Model, Property};
 
 use crate::model::{
-    actors, with_tear, ClusterModel, ClusterState, Cmd, ModelConfig, Msg, Setup, Tear, Timer,
+    actors, crashes_used, losses_used, with_tear, ClusterModel, ClusterState, Cmd, ModelConfig,
+    Msg, Setup, Tear, Timer,
 };
 use crate::properties::ClusterView;
 
@@ -100,7 +101,8 @@ pub struct Cuts {
     pub depth: AtomicUsize,
     /// States with a term or ballot round above `max_term` (checked, not expanded).
     pub term: AtomicUsize,
-    /// States with more live messages in flight than `max_in_flight` (checked, not expanded).
+    /// States with more messages between servers in flight than `max_in_flight` (checked,
+    /// not expanded).
     pub in_flight: AtomicUsize,
 }
 
@@ -190,24 +192,6 @@ impl<R: Replica<Cmd>> ClusterView for CheckModel<R> {
 impl<R: Replica<Cmd>> CheckModel<R> {
     fn cfg(&self) -> &ModelConfig {
         &self.actors.cfg.cfg
-    }
-
-    /// Crashes used so far: restarts plus servers down now.
-    fn crashes_used(&self, state: &ClusterState<R>) -> usize {
-        let n = self.cfg().servers;
-        (0..n)
-            .map(|i| {
-                let restarts = state.actor_states[i]
-                    .server()
-                    .map_or(0, |s| s.saved.restarts);
-                usize::from(restarts) + usize::from(state.crashed[i])
-            })
-            .sum()
-    }
-
-    /// Messages lost so far (counted only under a loss budget).
-    fn losses_used(&self, state: &ClusterState<R>) -> usize {
-        usize::from(state.history.undelivered).saturating_sub(state.network.len())
     }
 
     /// Drop from the network what can have no effect, as a real network could lose it:
@@ -325,9 +309,9 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             return;
         }
         let cfg = self.cfg();
-        let crash_left = self.crashes_used(state) < cfg.max_crashes;
+        let crash_left = crashes_used(cfg, state) < cfg.max_crashes;
         let loss_left = match cfg.max_losses {
-            Some(m) => self.losses_used(state) < m,
+            Some(m) => losses_used(state) < m,
             None => true,
         };
         let mut inner = Vec::new();

@@ -80,10 +80,10 @@ pub struct ModelConfig {
     /// not expanded (counted as cut by the term bound).
     pub max_term: u64,
     /// Most messages in flight at once: timers may fire at any moment, so without this bound
-    /// heartbeats alone would fill the network without end. A state beyond it is checked but
-    /// not expanded. Messages that can have no effect (addressed to a crashed server, a
-    /// reply its client no longer waits for, a message its replica would ignore) do not
-    /// count.
+    /// heartbeats alone would fill the network without end. The checker counts only
+    /// messages between servers (client traffic is bounded by the workload), after dropping
+    /// those that can have no effect (see [`crate::checked`]); a state beyond it is checked
+    /// but not expanded.
     pub max_in_flight: usize,
     /// How many times a client resends one request after a timeout.
     pub max_retries: u8,
@@ -808,8 +808,8 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
 
 impl<R: Replica<Cmd>> Node<R> {
     /// Whether delivering `msg` from `src` to this actor (`id`, in `state`) would change
-    /// nothing at all: no state change, no output. Such a message can sit in the network
-    /// for ever; the checker does not count it against the in-flight bound.
+    /// nothing at all now: no state change, no output. The checker drops a message only when
+    /// this holds and the message can never matter later either.
     pub(crate) fn ignores(&self, id: Id, state: &NodeState<R>, src: Id, msg: &Msg<R::Msg>) -> bool {
         let mut cow = Cow::Borrowed(state);
         let mut out = stateright::actor::Out::new();
@@ -1130,37 +1130,38 @@ fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -
     if state.network.len() > cfg.max_in_flight {
         return false;
     }
-    if let Some(max) = cfg.max_losses {
-        let lost = usize::from(state.history.undelivered).saturating_sub(state.network.len());
-        if lost > max {
-            return false;
-        }
+    if cfg.max_losses.is_some_and(|max| losses_used(state) > max) {
+        return false;
     }
     // Clients do not crash (their retries are the model of a client that gives up).
     if state.crashed[cfg.servers..].iter().any(|&c| c) {
         return false;
     }
-    let mut crashes = 0;
-    for (i, s) in state.actor_states[..cfg.servers].iter().enumerate() {
-        let Some(s) = s.server() else { continue };
-        if s.replica.status().term > cfg.max_term {
-            return false;
-        }
-        crashes += usize::from(s.saved.restarts) + usize::from(state.crashed[i]);
-    }
-    crashes <= cfg.max_crashes
+    let over_term = state.actor_states[..cfg.servers]
+        .iter()
+        .filter_map(|a| a.server())
+        .any(|s| s.replica.status().term > cfg.max_term);
+    !over_term && crashes_used(cfg, state) <= cfg.max_crashes
 }
 
-/// For each crashed server, the replica it would boot as from its durable image: what its
-/// durable log and vote still say while it is down.
-pub fn crashed_images<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> Vec<R> {
+/// Call `f` with the replicas the protocol's cluster invariants are checked over: the live
+/// ones and, for each crashed server, the replica it would boot as from its durable image
+/// (what its durable log and vote still say while it is down).
+pub fn with_invariant_view<R: Replica<Cmd>, T>(
+    setup: &Setup<R>,
+    state: &ClusterState<R>,
+    f: impl FnOnce(&[&R]) -> T,
+) -> T {
     let n = setup.cfg.servers;
-    if !state.crashed[..n].iter().any(|&c| c) {
-        return Vec::new();
-    }
-    let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
-    (0..n)
-        .filter(|&i| state.crashed[i])
+    let crashed = state.crashed[..n].iter().any(|&c| c);
+    // Most states have no server down: no members list, no boot.
+    let members: Vec<NodeId> = if crashed {
+        (0..n as u8).map(NodeId).collect()
+    } else {
+        Vec::new()
+    };
+    let rebooted: Vec<R> = (0..n)
+        .filter(|&i| crashed && state.crashed[i])
         .filter_map(|i| {
             let saved = state.actor_storages.get(i)?.as_ref()?;
             let mut out = Out::<R, Cmd>::new();
@@ -1172,7 +1173,30 @@ pub fn crashed_images<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>
                 &mut out,
             ))
         })
-        .collect()
+        .collect();
+    let view: Vec<&R> = live_servers(setup, state)
+        .map(|(_, x)| &x.replica)
+        .chain(&rebooted)
+        .collect();
+    f(&view)
+}
+
+/// Crashes a run has used: every restart so far, plus the servers down now.
+pub(crate) fn crashes_used<R: Replica<Cmd>>(cfg: &ModelConfig, state: &ClusterState<R>) -> usize {
+    (0..cfg.servers)
+        .map(|i| {
+            let restarts = state.actor_states[i]
+                .server()
+                .map_or(0, |s| s.saved.restarts);
+            usize::from(restarts) + usize::from(state.crashed[i])
+        })
+        .sum()
+}
+
+/// Messages lost so far: sent, not delivered, and no longer in the network (counted only
+/// under a loss budget).
+pub(crate) fn losses_used<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
+    usize::from(state.history.undelivered).saturating_sub(state.network.len())
 }
 
 /// Build the model of `cfg` for replica type `R`, with every property of

@@ -140,13 +140,9 @@ fn terms<M: ClusterView>(m: &M, s: &M::State) -> bool {
 /// hold over them too).
 fn cluster_invariant<M: ClusterView, const K: usize>(m: &M, s: &M::State) -> bool {
     let setup = m.setup();
-    let state = M::cluster(s);
-    let rebooted = crate::model::crashed_images(setup, state);
-    let live: Vec<&M::R> = live_servers(setup, state)
-        .map(|(_, x)| &x.replica)
-        .chain(rebooted.iter())
-        .collect();
-    (setup.cluster_invariants[K].check)(&live).is_ok()
+    crate::model::with_invariant_view(setup, M::cluster(s), |replicas| {
+        (setup.cluster_invariants[K].check)(replicas).is_ok()
+    })
 }
 
 fn step_invariant<M: ClusterView, const K: u32>(m: &M, s: &M::State) -> bool {

@@ -190,23 +190,21 @@ fn explain<R: Replica<Cmd>>(
     setup: &crate::model::Setup<R>,
     state: &ClusterState<R>,
 ) -> Option<String> {
-    let rebooted = crate::model::crashed_images(setup, state);
-    let live: Vec<&R> = crate::model::live_servers(setup, state)
-        .map(|(_, s)| &s.replica)
-        .chain(rebooted.iter())
-        .collect();
-    for inv in &setup.cluster_invariants {
-        if let Err(e) = (inv.check)(&live) {
-            return Some(format!("{}: {e}", inv.name));
-        }
-    }
-    if !state.history.tester.is_consistent_history() {
-        return Some(format!(
-            "the clients' history has no linearization: {:?}",
-            state.history.tester
-        ));
-    }
-    None
+    crate::model::with_invariant_view(setup, state, |replicas| {
+        setup.cluster_invariants.iter().find_map(|inv| {
+            (inv.check)(replicas)
+                .err()
+                .map(|e| format!("{}: {e}", inv.name))
+        })
+    })
+    .or_else(|| {
+        (!state.history.tester.is_consistent_history()).then(|| {
+            format!(
+                "the clients' history has no linearization: {:?}",
+                state.history.tester
+            )
+        })
+    })
 }
 
 trait Consistent {
