@@ -43,8 +43,8 @@ pub struct ModelArgs {
     /// Highest term (Raft) or ballot round (Paxos) explored.
     #[arg(long, default_value_t = ModelConfig::default().max_term)]
     pub max_term: u64,
-    /// Most messages in flight at once (messages that can have no effect do not count); a
-    /// state beyond it is checked, not expanded.
+    /// Most messages between servers in flight at once (after dropping those that can have
+    /// no effect); a state beyond it is checked, not expanded.
     #[arg(long, default_value_t = ModelConfig::default().max_in_flight)]
     pub max_in_flight: usize,
     /// Resends per client request after timeouts.
@@ -295,7 +295,6 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
                 "name": p.name,
                 "kind": p.kind.name(),
                 "status": p.status.name(),
-                "reached_after": p.trace.as_ref().filter(|_| p.status == Status::Reached).map(|t| t.steps.len()),
                 "trace": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| t.chart()),
                 "steps": p.trace.as_ref().filter(|_| p.status == Status::Violated).map(|t| serde_json::to_value(ReportTrace::from_model(t)).ok()),
             })
