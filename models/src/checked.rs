@@ -155,6 +155,21 @@ pub struct CheckModel<R: Replica<Cmd>> {
     pub depth: Option<usize>,
     /// What the bounds cut, counted as the search goes.
     pub cuts: Arc<Cuts>,
+    /// How the bounds apply.
+    pub bounds: Bounds,
+}
+
+/// How a [`CheckModel`] applies the bounds of its configuration.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Bounds {
+    /// The exhaustive checker's: a state past a bound is checked, not expanded, and counted
+    /// in [`Cuts`]; garbage is collected (see the module doc).
+    Cut,
+    /// A random walk's ([`build_walk`]): a step into a state past a bound is refused
+    /// (`within_boundary`), so the walk takes another; nothing is collected, the walk's
+    /// executor consumes what its recipient ignores itself. Crashes between effects are
+    /// not enumerated: the walk asks for them one at a time with [`CheckAction::CrashDuring`].
+    Refuse,
 }
 
 impl<R: Replica<Cmd>> Debug for CheckModel<R> {
@@ -176,6 +191,17 @@ pub fn build_checked<R: Replica<Cmd>>(cfg: &ModelConfig, depth: Option<usize>) -
         properties,
         depth,
         cuts: Arc::new(Cuts::default()),
+        bounds: Bounds::Cut,
+    }
+}
+
+/// The model of `cfg` for random walks (the fault-schedule simulator): the checked model's
+/// actions, torn steps included, with the bounds applied as stateright's boundary
+/// ([`Bounds::Refuse`]) and no depth bound.
+pub fn build_walk<R: Replica<Cmd>>(cfg: &ModelConfig) -> CheckModel<R> {
+    CheckModel {
+        bounds: Bounds::Refuse,
+        ..build_checked(cfg, None)
     }
 }
 
@@ -304,7 +330,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
         // Called once per distinct state, after its properties were evaluated.
         self.cuts.checked.fetch_add(1, Ordering::Relaxed);
         self.cuts.deepest.fetch_max(state.depth, Ordering::Relaxed);
-        if let Some(counter) = self.cut(state) {
+        if let Some(counter) = self.cut(state).filter(|_| self.bounds == Bounds::Cut) {
             counter.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -325,7 +351,10 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 ActorModelAction::Drop(_) if !loss_left => continue,
                 _ => {}
             }
-            if crash_left && cfg.crash_mid_step && self.server_step(state, &a).is_some() {
+            // A walk asks for torn steps one at a time: enumerating every crash point of
+            // every step would cost a model step per action per walk step.
+            let enumerate = cfg.crash_mid_step && self.bounds == Bounds::Cut;
+            if crash_left && enumerate && self.server_step(state, &a).is_some() {
                 // Run the step once to learn its crash points.
                 let (_, points, _) = with_tear(Tear::Count, || {
                     self.actors.next_state(&state.cluster, a.clone())
@@ -353,7 +382,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                     ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
                 };
                 let mut cluster = self.actors.next_state(&state.cluster, a)?;
-                if let Some(actor) = actor {
+                if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
                     self.collect_garbage(&mut cluster, actor);
                 }
                 Some(CheckState { cluster, depth })
@@ -371,7 +400,9 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 cluster.timers_set[i].cancel_all();
                 cluster.random_choices[i].map.clear();
                 cluster.crashed[i] = true;
-                self.collect_garbage(&mut cluster, i);
+                if self.bounds == Bounds::Cut {
+                    self.collect_garbage(&mut cluster, i);
+                }
                 Some(CheckState { cluster, depth })
             }
         }
@@ -379,6 +410,13 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 
     fn properties(&self) -> Vec<Property<Self>> {
         self.properties.clone()
+    }
+
+    fn within_boundary(&self, state: &CheckState<R>) -> bool {
+        match self.bounds {
+            Bounds::Cut => true,
+            Bounds::Refuse => crate::model::within_boundary(&self.actors.cfg, &state.cluster),
+        }
     }
 
     fn format_action(&self, action: &CheckAction<R>) -> String {

@@ -96,6 +96,12 @@ pub struct ModelConfig {
     /// sends, persists or commits and before the rest), in the exhaustive checker. Only
     /// matters with `max_crashes > 0`.
     pub crash_mid_step: bool,
+    /// Requests a client keeps outstanding at once, 1 to [`MAX_PIPELINE`]. With more than one,
+    /// a client sends its next ops before the earlier ones are answered and acknowledges
+    /// only the answers below its lowest unanswered op, as the runtime's pipelined clients
+    /// do. Only the fault-schedule simulator pipelines (it rebuilds the history from the
+    /// path); the exhaustive checker's linearizability tester follows one op per client.
+    pub pipeline: usize,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
 }
@@ -114,6 +120,7 @@ impl Default for ModelConfig {
             max_retries: 1,
             max_losses: None,
             crash_mid_step: true,
+            pipeline: 1,
             // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
             // give the cheaper variant (one round fewer per election).
             protocol: Config::default(),
@@ -148,6 +155,12 @@ impl ModelConfig {
         }
         if self.max_term == 0 {
             return Err("--max-term must be at least 1 (no leader can exist in term 0)".into());
+        }
+        if self.pipeline != 1 {
+            return Err(format!(
+                "the exhaustive checker's clients keep one request outstanding (pipeline 1, got {}); pipelined clients are simulated (`paxraft simulate --pipeline`)",
+                self.pipeline
+            ));
         }
         self.protocol.validate(self.servers)
     }
@@ -381,16 +394,22 @@ pub struct ServerState<R: Replica<Cmd>> {
     pub broken: u32,
 }
 
+/// Most requests a client keeps outstanding ([`ModelConfig::pipeline`]).
+pub const MAX_PIPELINE: usize = 8;
+
 /// A client's state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientState {
-    /// Sequence number of the op in progress or last issued (0: none yet).
+    /// Sequence number of the last op issued (0: none yet).
     pub seq: u8,
-    /// Ops answered.
+    /// Every op up to this sequence number is answered.
     pub done: u8,
-    /// Server the current request went to last.
+    /// Ops above `done + 1` answered out of order: bit `k` is op `done + 2 + k` (always 0
+    /// with one request outstanding).
+    pub ahead: u8,
+    /// Server the client sends to.
     pub target: u8,
-    /// Resends of the current request after timeouts.
+    /// Resends after timeouts since the client last made progress.
     pub retries: u8,
 }
 
@@ -398,6 +417,36 @@ impl ClientState {
     /// Whether the client waits for a reply.
     pub fn waiting(&self) -> bool {
         self.done < self.seq
+    }
+
+    /// Whether the client still waits for the answer to op `seq`.
+    pub fn awaits(&self, seq: u64) -> bool {
+        let (done, last) = (u64::from(self.done), u64::from(self.seq));
+        if seq <= done || seq > last {
+            return false;
+        }
+        seq == done + 1 || self.ahead & (1 << (seq - done - 2)) == 0
+    }
+
+    /// The ops issued and not answered, lowest first.
+    pub fn unanswered(&self) -> impl Iterator<Item = u8> + '_ {
+        (self.done + 1..=self.seq).filter(|&k| self.awaits(u64::from(k)))
+    }
+
+    /// Record the answer to op `seq` (which [`ClientState::awaits`]); the answered prefix
+    /// grows over answers that came ahead of it.
+    pub fn answer(&mut self, seq: u64) {
+        debug_assert!(self.awaits(seq));
+        if seq == u64::from(self.done) + 1 {
+            self.done += 1;
+            while self.ahead & 1 == 1 {
+                self.ahead >>= 1;
+                self.done += 1;
+            }
+            self.ahead >>= 1;
+        } else {
+            self.ahead |= 1 << (seq - u64::from(self.done) - 2);
+        }
     }
 }
 
@@ -439,14 +488,16 @@ pub enum Node<R: Replica<Cmd>> {
         /// The protocol's step invariants, checked after every step.
         step_invariants: Arc<Vec<Invariant<StepCheck<R>>>>,
     },
-    /// A client issuing `ops` one at a time.
+    /// A client issuing `ops` in order, `pipeline` at a time.
     Client {
         /// Servers it may talk to.
         servers: u8,
         /// Its ops, in order.
         ops: Arc<Vec<KvOp>>,
-        /// Resends allowed per request.
+        /// Resends allowed without progress.
         max_retries: u8,
+        /// Requests kept outstanding at once ([`ModelConfig::pipeline`]).
+        pipeline: u8,
     },
 }
 
@@ -464,12 +515,39 @@ type ModelOut<R> = stateright::actor::Out<Node<R>>;
 /// The name stateright shows for step invariants that repeat a host check.
 pub const TERMS_NEVER_DECREASE: &str = "terms never decrease";
 
-fn client_request(id: Id, ops: &[KvOp], seq: u8) -> Cmd {
+/// Request `seq` of client `id` in state `c`. It acknowledges every answer below the
+/// client's lowest unanswered op (the sessions may forget those results), and no other:
+/// an op answered ahead of an earlier one is not acknowledged until the earlier one is.
+fn client_request(id: Id, ops: &[KvOp], c: &ClientState, seq: u8) -> Cmd {
     Request {
         client: usize::from(id) as u64,
         seq: u64::from(seq),
-        acked: u64::from(seq),
+        acked: u64::from(c.done) + 1,
         op: ops[seq as usize - 1].clone(),
+    }
+}
+
+/// Issue ops while fewer than `pipeline` are unanswered (counted from the lowest, as the
+/// session's acknowledgement point is), then (re)arm or cancel the retry timer.
+fn client_issue(
+    id: Id,
+    c: &mut ClientState,
+    ops: &[KvOp],
+    servers: u8,
+    pipeline: u8,
+    o: &mut ModelOut<impl Replica<Cmd>>,
+) {
+    while usize::from(c.seq) < ops.len() && c.seq < c.done.saturating_add(pipeline) {
+        c.seq += 1;
+        o.send(
+            Id::from(usize::from(c.target % servers)),
+            Msg::Request(client_request(id, ops, c, c.seq)),
+        );
+    }
+    if c.waiting() {
+        o.set_timer(Timer::Retry, model_timeout());
+    } else {
+        o.cancel_timer(Timer::Retry);
     }
 }
 
@@ -756,20 +834,21 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                 self.host(&mut s, &mut out, o, Some(saved));
                 NodeState::Server(s)
             }
-            Node::Client { servers, ops, .. } => {
+            Node::Client {
+                servers,
+                ops,
+                pipeline,
+                ..
+            } => {
                 let mut c = ClientState {
                     seq: 0,
                     done: 0,
+                    ahead: 0,
                     target: (usize::from(id) % usize::from(*servers)) as u8,
                     retries: 0,
                 };
                 if !ops.is_empty() {
-                    c.seq = 1;
-                    o.send(
-                        Id::from(usize::from(c.target)),
-                        Msg::Request(client_request(id, ops, 1)),
-                    );
-                    o.set_timer(Timer::Retry, model_timeout());
+                    client_issue(id, &mut c, ops, *servers, *pipeline, o);
                 }
                 NodeState::Client(c)
             }
@@ -853,40 +932,40 @@ impl<R: Replica<Cmd>> Node<R> {
                 }
                 self.server_step(state, o, |r, out| r.propose(vec![cmd], out))
             }
-            (Node::Client { servers, ops, .. }, Msg::Reply { seq, .. }) => {
+            (
+                Node::Client {
+                    servers,
+                    ops,
+                    pipeline,
+                    ..
+                },
+                Msg::Reply { seq, .. },
+            ) => {
                 let Some(c) = state.client() else { return };
                 // Replies to requests the client no longer waits for are ignored (duplicates,
                 // answers to earlier retries).
-                if !c.waiting() || u64::from(c.seq) != seq {
+                if !c.awaits(seq) {
                     return;
                 }
                 let mut c = c.clone();
-                c.done += 1;
-                if usize::from(c.seq) < ops.len() {
-                    c.seq += 1;
-                    c.retries = 0;
-                    o.send(
-                        Id::from(usize::from(c.target) % usize::from(*servers)),
-                        Msg::Request(client_request(id, ops, c.seq)),
-                    );
-                    o.set_timer(Timer::Retry, model_timeout());
-                } else {
-                    o.cancel_timer(Timer::Retry);
-                }
+                c.answer(seq);
+                c.retries = 0;
+                client_issue(id, &mut c, ops, *servers, *pipeline, o);
                 *state = Cow::Owned(NodeState::Client(c));
             }
             (Node::Client { ops, .. }, Msg::Redirect { seq, leader }) => {
                 let Some(c) = state.client() else { return };
-                // Follow a leader hint at once; without one, wait for the retry timer.
+                // Follow a leader hint at once (the client's later requests go there too);
+                // without one, wait for the retry timer.
                 let Some(leader) = leader else { return };
-                if !c.waiting() || u64::from(c.seq) != seq || leader.0 == c.target {
+                if !c.awaits(seq) || leader.0 == c.target {
                     return;
                 }
                 let mut c = c.clone();
                 c.target = leader.0;
                 o.send(
                     Id::from(leader.index()),
-                    Msg::Request(client_request(id, ops, c.seq)),
+                    Msg::Request(client_request(id, ops, &c, seq as u8)),
                 );
                 *state = Cow::Owned(NodeState::Client(c));
             }
@@ -911,6 +990,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     servers,
                     ops,
                     max_retries,
+                    ..
                 },
                 Timer::Retry,
             ) => {
@@ -921,10 +1001,13 @@ impl<R: Replica<Cmd>> Node<R> {
                 let mut c = c.clone();
                 c.retries += 1;
                 c.target = (c.target + 1) % servers;
-                o.send(
-                    Id::from(usize::from(c.target)),
-                    Msg::Request(client_request(id, ops, c.seq)),
-                );
+                // Silence: resend every unanswered op to the next server.
+                for k in c.unanswered() {
+                    o.send(
+                        Id::from(usize::from(c.target)),
+                        Msg::Request(client_request(id, ops, &c, k)),
+                    );
+                }
                 if c.retries < *max_retries {
                     o.set_timer(Timer::Retry, model_timeout());
                 }
@@ -1125,7 +1208,7 @@ pub fn all_servers<'a, R: Replica<Cmd>>(
         .filter_map(|s| s.server())
 }
 
-fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> bool {
+pub(crate) fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &ClusterState<R>) -> bool {
     let cfg = &setup.cfg;
     if state.network.len() > cfg.max_in_flight {
         return false;
@@ -1235,6 +1318,7 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
             servers: cfg.servers as u8,
             ops: Arc::new((0..cfg.ops).map(|k| cfg.op(c, k)).collect()),
             max_retries: cfg.max_retries,
+            pipeline: cfg.pipeline.clamp(1, MAX_PIPELINE) as u8,
         }))
         .init_network(network)
         .lossy_network(if cfg.lossy {
@@ -1245,4 +1329,49 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
         .max_crashes(cfg.max_crashes)
         .record_msg_out(record_out::<R>)
         .record_msg_in(record_in::<R>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientState;
+
+    fn client() -> ClientState {
+        ClientState::default()
+    }
+
+    /// The answered prefix grows over answers that came ahead of it; what is below it or
+    /// not yet issued is not awaited, nor is an answer received twice.
+    #[test]
+    fn a_pipelined_client_awaits_exactly_its_unanswered_ops() {
+        let mut c = ClientState { seq: 5, ..client() };
+        assert_eq!(c.unanswered().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        c.answer(3);
+        c.answer(5);
+        assert_eq!((c.done, c.ahead), (0, 0b1010));
+        assert!(!c.awaits(3) && !c.awaits(5) && !c.awaits(6) && !c.awaits(0));
+        assert_eq!(c.unanswered().collect::<Vec<_>>(), [1, 2, 4]);
+        c.answer(2);
+        assert_eq!((c.done, c.ahead), (0, 0b1011));
+        c.answer(1);
+        // 1, 2, 3 answered: the prefix slides over 2 and 3 and stops at 4.
+        assert_eq!((c.done, c.ahead), (3, 0b1));
+        assert!(c.waiting() && c.awaits(4) && !c.awaits(5));
+        c.answer(4);
+        assert_eq!((c.done, c.ahead), (5, 0));
+        assert!(!c.waiting());
+        assert_eq!(c.unanswered().count(), 0);
+    }
+
+    /// One request at a time, the window is the old client's: the op issued is the only one
+    /// awaited, and `ahead` never holds a bit.
+    #[test]
+    fn a_client_without_pipelining_awaits_its_last_op_only() {
+        let mut c = client();
+        for k in 1..=4u8 {
+            c.seq = k;
+            assert!(c.awaits(u64::from(k)) && !c.awaits(u64::from(k) - 1));
+            c.answer(u64::from(k));
+            assert_eq!((c.done, c.ahead), (k, 0));
+        }
+    }
 }

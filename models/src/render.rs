@@ -157,11 +157,27 @@ pub fn trace_of_checked<R: Replica<Cmd>>(
     path: &Path<CheckState<R>, CheckAction<R>>,
     property: &str,
 ) -> Trace {
+    trace_of_actions(
+        model,
+        &path.clone().into_actions(),
+        path.last_state(),
+        property,
+    )
+}
+
+/// Turn the actions of a checked-model run and the state they led to into a [`Trace`] about
+/// `property` (for runs stateright's `Path` cannot rebuild: a random walk's torn steps are
+/// not among the actions its model enumerates).
+pub fn trace_of_actions<R: Replica<Cmd>>(
+    model: &CheckModel<R>,
+    path_actions: &[CheckAction<R>],
+    last: &CheckState<R>,
+    property: &str,
+) -> Trace {
     let cfg = &model.actors.cfg.cfg;
     let mut steps = Vec::new();
-    let path_actions = path.clone().into_actions();
     let actions = path_actions.len();
-    for a in path_actions {
+    for a in path_actions.iter().cloned() {
         match a {
             CheckAction::Step(a) => steps.push(step_of::<R>(cfg, &a)),
             CheckAction::CrashDuring { step, point } => {
@@ -176,13 +192,7 @@ pub fn trace_of_checked<R: Replica<Cmd>>(
             }
         }
     }
-    trace(
-        &model.actors.cfg,
-        actions,
-        steps,
-        &path.last_state().cluster,
-        property,
-    )
+    trace(&model.actors.cfg, actions, steps, &last.cluster, property)
 }
 
 /// Why the last state breaks a protocol invariant, when one of them says so.

@@ -42,6 +42,14 @@ pub struct SimulateArgs {
     /// Operations per client.
     #[arg(long, default_value_t = SimOptions::default().ops)]
     pub ops: usize,
+    /// Requests each client keeps outstanding (1 to 8); above 1 clients pipeline, and
+    /// acknowledge only the answers below their lowest unanswered request.
+    #[arg(long, default_value_t = SimOptions::default().pipeline)]
+    pub pipeline: usize,
+    /// Crash only between whole steps (by default a crash may fall between two effects of a
+    /// step: after some of its sends, persists or commits and before the rest).
+    #[arg(long)]
+    pub atomic_steps: bool,
     /// Highest message-loss rate, percent of steps.
     #[arg(long, default_value_t = SimOptions::default().loss_pct)]
     pub loss: u8,
@@ -165,6 +173,8 @@ impl SimulateArgs {
             servers: self.servers,
             clients: self.clients,
             ops: self.ops,
+            pipeline: self.pipeline,
+            mid_step: !self.atomic_steps,
             loss_pct: self.loss,
             dup_pct: self.dup,
             crash_pct: self.crash_rate,
@@ -222,13 +232,13 @@ fn print_report(r: &SimReport) {
     println!("  deepest run     {} steps", r.deepest);
     println!("  seconds         {:.2}", r.seconds);
     println!(
-        "  linearizability {} client ops checked ({:.0} ops/s)",
-        r.lincheck_ops, r.lincheck_ops_per_sec
+        "  linearizability {} client ops checked ({:.0} ops/s), {} issued while the same client waited on another",
+        r.lincheck_ops, r.lincheck_ops_per_sec, r.pipelined_ops
     );
     let s = &r.stats;
     println!(
-        "  faults          {} drops, {} duplicates, {} crashes, {} restarts, {} partitioned steps",
-        s.drops, s.duplicates, s.crashes, s.recovers, s.held
+        "  faults          {} drops, {} duplicates, {} crashes ({} mid-step), {} restarts, {} partitioned steps",
+        s.drops, s.duplicates, s.crashes, s.torn, s.recovers, s.held
     );
     println!(
         "  also            {} deliveries, {} ignored messages, {} timers fired",

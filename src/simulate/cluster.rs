@@ -12,8 +12,9 @@
 //!
 //! The model is built for depth: a duplicating, lossy network (the executor controls how
 //! often duplicates and losses happen), terms and retries effectively unbounded, a crash
-//! budget per run, and clients with many ops over two keys with unique values so that the
-//! linearizability check can tell every write apart.
+//! budget per run (crashes may tear a step, see [`SimOptions::mid_step`]), and pipelined
+//! clients ([`SimOptions::pipeline`]) with many ops over two keys with unique values so that
+//! the linearizability check can tell every write apart, and a write applied twice.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -21,13 +22,14 @@ use std::time::Instant;
 
 use paxraft_impls::sm::{KvOp, KvOutput};
 use paxraft_impls::{Bug, Config, Replica, Role, MAX_NODES};
-use paxraft_models::model::{Answer, Msg, NetworkKind, Node, Timer};
+use paxraft_models::checked::{build_walk, CheckAction, CheckModel, CheckState};
+use paxraft_models::model::{Answer, ClientState, Msg, NetworkKind, Node, Timer, MAX_PIPELINE};
 use paxraft_models::properties::names::LINEARIZABLE;
-use paxraft_models::render::trace_of;
-use paxraft_models::{build, ClusterModel, ClusterState, Cmd, ModelConfig, Trace};
+use paxraft_models::render::trace_of_actions;
+use paxraft_models::{Cmd, ModelConfig, Trace};
 use serde::{Deserialize, Serialize};
 use stateright::actor::ActorModelAction;
-use stateright::{Model, Path};
+use stateright::Model;
 
 use super::executor::{Classify, Executor, Phase, Schedule, Stats, Violation};
 use super::{search_with, Budget, Space, Totals};
@@ -48,8 +50,15 @@ pub struct SimOptions {
     pub servers: usize,
     /// Clients.
     pub clients: usize,
-    /// Operations per client, issued one at a time.
+    /// Operations per client.
     pub ops: usize,
+    /// Requests a client keeps outstanding at once (1 to 8): with more than one, clients
+    /// pipeline and acknowledge as the runtime's clients do.
+    pub pipeline: usize,
+    /// Whether crashes may fall between two effects of a step (a torn step) rather than
+    /// only between steps: half of the crash rolls try to tear a pending step of the
+    /// crashing server (see [`super::executor::Executor::tear_crashes`]).
+    pub mid_step: bool,
     /// Highest message-loss rate, percent of steps.
     pub loss_pct: u8,
     /// Highest duplication rate, percent of deliveries.
@@ -76,6 +85,8 @@ impl Default for SimOptions {
             servers: 3,
             clients: 3,
             ops: 20,
+            pipeline: 3,
+            mid_step: true,
             loss_pct: 10,
             dup_pct: 10,
             crash_pct: 3,
@@ -109,6 +120,12 @@ impl SimOptions {
         }
         if self.ops == 0 || self.ops > MAX_OPS {
             return Err(format!("--ops must be 1 to {MAX_OPS}, got {}", self.ops));
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(format!(
+                "--pipeline must be 1 to {MAX_PIPELINE}, got {}",
+                self.pipeline
+            ));
         }
         if self.runs == 0 {
             return Err("--runs must be at least 1".into());
@@ -154,9 +171,9 @@ impl SimOptions {
             max_retries: u8::MAX,
             // The schedule's loss rate decides how much is lost.
             max_losses: None,
-            // The executor steps whole actions; crashes between effects are the model
-            // checker's (`paxraft check`).
-            crash_mid_step: false,
+            // The executor asks for torn steps itself, one crash at a time.
+            crash_mid_step: self.mid_step,
+            pipeline: self.pipeline,
             protocol: self.protocol.clone(),
         }
     }
@@ -198,6 +215,11 @@ impl SimOptions {
         push("servers", self.servers.to_string(), d.servers.to_string());
         push("clients", self.clients.to_string(), d.clients.to_string());
         push("ops", self.ops.to_string(), d.ops.to_string());
+        push(
+            "pipeline",
+            self.pipeline.to_string(),
+            d.pipeline.to_string(),
+        );
         push("loss", self.loss_pct.to_string(), d.loss_pct.to_string());
         push("dup", self.dup_pct.to_string(), d.dup_pct.to_string());
         push(
@@ -208,6 +230,9 @@ impl SimOptions {
         push("crashes", self.crashes.to_string(), d.crashes.to_string());
         if self.partitions {
             f.push("--partitions".into());
+        }
+        if !self.mid_step {
+            f.push("--atomic-steps".into());
         }
         if !self.protocol.pre_vote {
             f.push("--no-pre-vote".into());
@@ -259,34 +284,40 @@ pub fn client_ops(c: usize, ops: usize) -> Vec<KvOp> {
         .collect()
 }
 
-/// The model a simulation runs: [`build`]'s, with the clients' ops of [`client_ops`], and
-/// without stateright's history recording (the history is rebuilt from the path instead, see
-/// [`history`]), so states stay small however long the run.
-pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> ClusterModel<R> {
+/// The model a simulation runs: the checked model's actions and properties, torn steps
+/// included, with its bounds as a boundary ([`build_walk`]), the clients' ops of
+/// [`client_ops`], and without stateright's history recording (the history is rebuilt from
+/// the path instead, see [`history`]), so states stay small however long the run.
+pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> SimModel<R> {
     let cfg = opts.model_config();
-    let mut model = build::<R>(&cfg);
-    for (c, actor) in model.actors[cfg.servers..].iter_mut().enumerate() {
+    let mut model = build_walk::<R>(&cfg);
+    for (c, actor) in model.actors.actors[cfg.servers..].iter_mut().enumerate() {
         if let Node::Client { ops, .. } = actor {
             *ops = Arc::new(client_ops(c, cfg.ops));
         }
     }
-    model.record_msg_in = |_, _, _| None;
-    model.record_msg_out = |_, _, _| None;
+    model.actors.record_msg_in = |_, _, _| None;
+    model.actors.record_msg_out = |_, _, _| None;
     model.properties.retain(|p| p.name != LINEARIZABLE);
     model
 }
+
+/// The model a simulation walks.
+pub type SimModel<R> = CheckModel<R>;
+/// One of its states.
+pub type SimState<R> = CheckState<R>;
 
 /// Whether client `c` gave up: it waits, but has used all the resends the model allows (255)
 /// and nothing it sent is still on the way. The model's clients have a bounded retry budget;
 /// a run with a long partition can exhaust it, and such a client is then no more alive than a
 /// crashed one: its op stays pending (the history check still covers it).
-fn gave_up<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>, c: usize) -> bool {
-    let id = model.cfg.cfg.servers + c;
+fn gave_up<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>, c: usize) -> bool {
+    let id = model.actors.cfg.cfg.servers + c;
     let Some(cl) = state.actor_states[id].client() else {
         return false;
     };
     cl.waiting()
-        && cl.retries >= model.cfg.cfg.max_retries
+        && cl.retries >= model.actors.cfg.cfg.max_retries
         && !state
             .network
             .iter_deliverable()
@@ -295,8 +326,8 @@ fn gave_up<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>, c:
 
 /// The liveness condition: no server is down, every client has had every op answered (or gave
 /// up, see `gave_up`), and every server has applied the same commands.
-pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> bool {
-    let cfg = &model.cfg.cfg;
+pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> bool {
+    let cfg = &model.actors.cfg.cfg;
     let n = cfg.servers;
     if state.crashed.iter().any(|&c| c) {
         return false;
@@ -318,14 +349,14 @@ pub fn settled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>
 /// messages keep re-arming it, so the settling phase fires it only when nothing else can
 /// happen (a leader that stalls must not be rescued by an election it would not have had).
 pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
-    model: &ClusterModel<R>,
-    state: &ClusterState<R>,
+    model: &SimModel<R>,
+    state: &SimState<R>,
     action: &Action<R>,
 ) -> bool {
-    let ActorModelAction::Timeout(id, Timer::Replica(t)) = action else {
+    let CheckAction::Step(ActorModelAction::Timeout(id, Timer::Replica(t))) = action else {
         return false;
     };
-    let n = model.cfg.cfg.servers;
+    let n = model.actors.cfg.cfg.servers;
     let leads = |i: usize| {
         !state.crashed[i]
             && state.actor_states[i]
@@ -336,8 +367,8 @@ pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
 }
 
 /// What keeps a state from [`settled`], in a few words.
-pub fn unsettled<R: Replica<Cmd>>(model: &ClusterModel<R>, state: &ClusterState<R>) -> String {
-    let cfg = &model.cfg.cfg;
+pub fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> String {
+    let cfg = &model.actors.cfg.cfg;
     let n = cfg.servers;
     let mut why = Vec::new();
     for (i, _) in state.crashed.iter().enumerate().filter(|(_, &c)| c) {
@@ -379,29 +410,38 @@ fn output(a: &Answer) -> KvOutput {
     }
 }
 
-/// A model action of the cluster.
-pub type Action<R> = ActorModelAction<
-    Msg<<R as Replica<Cmd>>::Msg>,
-    paxraft_models::model::Timer<<R as Replica<Cmd>>::Timer>,
-    (),
->;
+/// An action of the simulated cluster.
+pub type Action<R> = CheckAction<R>;
 
 /// The clients' history along `path`, for the linearizability checker. It follows the
-/// clients' own rule: a reply counts when it answers the op its client waits for; the next
-/// op is invoked at that moment. Step `t` (1-based) happens at time `2t`; invocations that
-/// follow a return come just after it, at `2t + 1`; first ops are invoked at time 1.
-pub fn history<R: Replica<Cmd>>(model: &ClusterModel<R>, path: &[Action<R>]) -> Vec<Op> {
-    let cfg = &model.cfg.cfg;
+/// clients' own rules (the model's [`ClientState`]): a reply counts when it answers an op
+/// its client still waits for; the client then issues its next ops, as many as its
+/// pipeline has room for, at that moment. Step `t` (1-based) happens at time `2t`;
+/// invocations that follow a return come just after it, at `2t + 1`; first ops are invoked
+/// at time 1. Ops never answered are pending (no return).
+pub fn history<R: Replica<Cmd>>(model: &SimModel<R>, path: &[Action<R>]) -> Vec<Op> {
+    let cfg = &model.actors.cfg.cfg;
     let ops: Vec<Vec<KvOp>> = (0..cfg.clients).map(|c| client_ops(c, cfg.ops)).collect();
-    // Per client: the op it waits for (1-based, 0: done) and when it was invoked.
-    let mut waiting: Vec<(usize, u64)> = vec![(1, 1); cfg.clients];
+    let pipeline = cfg.pipeline.clamp(1, MAX_PIPELINE);
+    let mut clients = vec![ClientState::default(); cfg.clients];
+    // Per client, per op (0-based): when it was invoked.
+    let mut called: Vec<Vec<u64>> = vec![Vec::with_capacity(cfg.ops); cfg.clients];
+    let issue = |c: &mut ClientState, called: &mut Vec<u64>, now: u64| {
+        while usize::from(c.seq) < cfg.ops && usize::from(c.seq) < usize::from(c.done) + pipeline {
+            c.seq += 1;
+            called.push(now);
+        }
+    };
+    for (c, called) in clients.iter_mut().zip(&mut called) {
+        issue(c, called, 1);
+    }
     let mut h = Vec::with_capacity(cfg.clients * cfg.ops);
     for (t, a) in path.iter().enumerate() {
-        let ActorModelAction::Deliver {
+        let CheckAction::Step(ActorModelAction::Deliver {
             dst,
             msg: Msg::Reply { seq, answer },
             ..
-        } = a
+        }) = a
         else {
             continue;
         };
@@ -411,29 +451,27 @@ pub fn history<R: Replica<Cmd>>(model: &ClusterModel<R>, path: &[Action<R>]) -> 
         else {
             continue;
         };
-        let (k, call) = waiting[c];
-        if k == 0 || *seq != k as u64 {
+        if !clients[c].awaits(*seq) {
             continue; // not awaited: the client ignores it
         }
         let now = 2 * (t as u64 + 1);
+        let k = *seq as usize;
         h.push(Op {
             client: c as u64,
-            call,
+            call: called[c][k - 1],
             ret: Some(now),
             op: ops[c][k - 1].clone(),
             out: Some(output(answer)),
         });
-        waiting[c] = if k < cfg.ops {
-            (k + 1, now + 1)
-        } else {
-            (0, 0)
-        };
+        clients[c].answer(*seq);
+        issue(&mut clients[c], &mut called[c], now + 1);
     }
-    for (c, &(k, call)) in waiting.iter().enumerate() {
-        if k > 0 {
+    for (c, cl) in clients.iter().enumerate() {
+        for k in cl.unanswered() {
+            let k = usize::from(k);
             h.push(Op {
                 client: c as u64,
-                call,
+                call: called[c][k - 1],
                 ret: None,
                 op: ops[c][k - 1].clone(),
                 out: None,
@@ -447,7 +485,7 @@ pub fn history<R: Replica<Cmd>>(model: &ClusterModel<R>, path: &[Action<R>]) -> 
 /// bookkeeping drops are hidden, and a message its recipient ignored shows as a delivery
 /// marked "(ignored)".
 pub fn trace<R: Replica<Cmd>>(
-    model: &ClusterModel<R>,
+    model: &SimModel<R>,
     path: &[Action<R>],
     consumed: &[usize],
     violation: &Violation,
@@ -457,15 +495,30 @@ pub fn trace<R: Replica<Cmd>>(
         .into_iter()
         .next()
         .expect("a model has an initial state");
-    let full = Path::from_actions(model, init, path).expect("a path the executor took replays");
-    let mut t = trace_of(model, &full, &violation.property);
+    let last = path.iter().fold(init, |s, a| {
+        model
+            .next_state(&s, a.clone())
+            .expect("a path the executor took replays")
+    });
+    let mut t = trace_of_actions(model, path, &last, &violation.property);
+    // The chart's first step for each path entry: a torn step is drawn as two.
+    let mut first = Vec::with_capacity(path.len());
+    let mut k = 0;
+    for a in path {
+        first.push(k);
+        k += if matches!(a, CheckAction::CrashDuring { .. }) {
+            2
+        } else {
+            1
+        };
+    }
     let mut hide = vec![false; t.steps.len()];
     for &i in consumed {
         let after_delivery = i > 0 && path[i - 1].consume().as_ref() == Some(&path[i]);
         if after_delivery {
-            hide[i] = true;
-        } else if let ActorModelAction::Drop(env) = &path[i] {
-            let step = &mut t.steps[i];
+            hide[first[i]] = true;
+        } else if let CheckAction::Step(ActorModelAction::Drop(env)) = &path[i] {
+            let step = &mut t.steps[first[i]];
             let what = step
                 .label
                 .split_once(": ")
@@ -492,23 +545,53 @@ struct LinStats {
     nanos: Cell<u64>,
     /// Runs in which some client gave up.
     gave_up: Cell<u64>,
+    /// Ops invoked while an earlier op of the same client was still unanswered.
+    pipelined: Cell<u64>,
+}
+
+/// Ops of `h` invoked while an earlier op of the same client had not returned: how much the
+/// clients actually pipelined.
+pub fn pipelined_ops(h: &[Op]) -> u64 {
+    let mut by_client: std::collections::BTreeMap<u64, Vec<&Op>> = Default::default();
+    for o in h {
+        by_client.entry(o.client).or_default().push(o);
+    }
+    by_client
+        .values_mut()
+        .map(|ops| {
+            ops.sort_by_key(|o| o.call);
+            let mut open_until = 0; // the latest return among earlier ops (MAX: pending)
+            let mut n = 0;
+            for o in ops.iter() {
+                n += u64::from(o.call < open_until);
+                open_until = open_until.max(o.ret.unwrap_or(u64::MAX));
+            }
+            n
+        })
+        .sum()
 }
 
 fn executor<'m, R: Replica<Cmd>>(
-    model: &'m ClusterModel<R>,
+    model: &'m SimModel<R>,
     lin: &'m LinStats,
-) -> Executor<'m, ClusterModel<R>> {
-    Executor::new(model, settled::<R>)
-        .why_unsettled(unsettled::<R>)
+) -> Executor<'m, SimModel<R>> {
+    let exec = Executor::new(model, settled::<R>);
+    let exec = if model.actors.cfg.cfg.crash_mid_step {
+        exec.tear_crashes()
+    } else {
+        exec
+    };
+    exec.why_unsettled(unsettled::<R>)
         .quiet_timers(election_timer_under_a_leader::<R>)
         .duplicating()
         .consume_ignored()
         .end_check(LINEARIZABLE, move |m, state, path| {
-            if (0..m.cfg.cfg.clients).any(|c| gave_up(m, state, c)) {
+            if (0..m.actors.cfg.cfg.clients).any(|c| gave_up(m, state, c)) {
                 lin.gave_up.set(lin.gave_up.get() + 1);
             }
             let start = Instant::now();
             let h = history::<R>(m, path);
+            lin.pipelined.set(lin.pipelined.get() + pipelined_ops(&h));
             let verdict = check_kv(&h);
             lin.ops.set(lin.ops.get() + h.len() as u64);
             lin.nanos
@@ -568,6 +651,9 @@ pub struct SimReport {
     pub stats: Stats,
     /// Runs in which a client used up the model's 255 resends and gave up (see [`settled`]).
     pub gave_up_runs: u64,
+    /// Client ops invoked while an earlier op of the same client was unanswered, over all
+    /// runs' histories (0 with `--pipeline 1`).
+    pub pipelined_ops: u64,
     /// The failure, if one was found.
     pub failure: Option<FoundFailure>,
 }
@@ -581,6 +667,12 @@ pub struct SavedOptions {
     pub clients: usize,
     /// Ops per client.
     pub ops: usize,
+    /// Requests outstanding per client (absent in files written before clients pipelined: 1).
+    #[serde(default = "one")]
+    pub pipeline: usize,
+    /// Whether crashes may tear a step (absent in older files: they could not).
+    #[serde(default)]
+    pub mid_step: bool,
     /// Crash budget.
     pub crashes: usize,
     /// Raft PreVote.
@@ -595,6 +687,10 @@ pub struct SavedOptions {
     pub empty_heartbeats: bool,
     /// Bug-zoo switches, by name.
     pub bugs: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_max_batch() -> usize {
@@ -663,6 +759,8 @@ impl SavedFailure {
             servers: self.options.servers,
             clients: self.options.clients,
             ops: self.options.ops,
+            pipeline: self.options.pipeline,
+            mid_step: self.options.mid_step,
             crashes: self.options.crashes,
             settle_steps: self.schedule.profile.settle_steps.max(1),
             protocol,
@@ -695,6 +793,8 @@ fn saved(
             servers: opts.servers,
             clients: opts.clients,
             ops: opts.ops,
+            pipeline: opts.pipeline,
+            mid_step: opts.mid_step,
             crashes: opts.crashes,
             pre_vote: opts.protocol.pre_vote,
             check_quorum: opts.protocol.check_quorum,
@@ -726,7 +826,7 @@ pub fn hunt_with<R: Replica<Cmd>>(opts: &SimOptions, progress: impl FnMut(&Total
 /// adds a bounded form of a liveness property this way).
 pub fn hunt_checking<R: Replica<Cmd>>(
     opts: &SimOptions,
-    extra: Vec<stateright::Property<ClusterModel<R>>>,
+    extra: Vec<stateright::Property<SimModel<R>>>,
     progress: impl FnMut(&Totals),
 ) -> SimReport {
     if let Err(e) = opts.validate() {
@@ -780,6 +880,7 @@ pub fn hunt_checking<R: Replica<Cmd>>(
         lincheck_ops_per_sec: lin.ops.get() as f64 / lincheck_seconds.max(1e-9),
         stats: totals.stats,
         gave_up_runs: lin.gave_up.get(),
+        pipelined_ops: lin.pipelined.get(),
         failure,
     }
 }

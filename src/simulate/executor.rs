@@ -34,6 +34,7 @@ use std::cell::RefCell;
 use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use paxraft_models::checked::CheckAction;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{ActorModelAction, Envelope};
 use stateright::{Expectation, Model};
@@ -62,6 +63,13 @@ pub trait Classify: Sized {
     /// For a delivery: the action that takes the same message off the network without
     /// delivering it, if the model has one (stateright's lossy networks do).
     fn consume(&self) -> Option<Self> {
+        None
+    }
+    /// For a delivery to or a timer of a server: the same step torn by a crash at crash
+    /// point `point` of its effects (the effects before it carried out, then the server
+    /// crashes), if the model can tear steps. The model refuses (`next_state` gives `None`)
+    /// when the step has no such point.
+    fn tear(&self, _point: usize) -> Option<Self> {
         None
     }
 }
@@ -94,6 +102,39 @@ impl<M: Clone, T, R> Classify for ActorModelAction<M, T, R> {
                 dst: *dst,
                 msg: msg.clone(),
             })),
+            _ => None,
+        }
+    }
+}
+
+impl<R: paxraft_impls::Replica<paxraft_models::Cmd>> Classify for CheckAction<R> {
+    fn class(&self) -> Class {
+        match self {
+            CheckAction::Step(a) => a.class(),
+            CheckAction::CrashDuring { step, .. } => match step.class() {
+                Class::Deliver { dst: node, .. } | Class::Timeout { node } => Class::Crash { node },
+                _ => Class::Other,
+            },
+        }
+    }
+
+    fn consume(&self) -> Option<Self> {
+        match self {
+            CheckAction::Step(a) => a.consume().map(CheckAction::Step),
+            CheckAction::CrashDuring { .. } => None,
+        }
+    }
+
+    fn tear(&self, point: usize) -> Option<Self> {
+        match self {
+            CheckAction::Step(a)
+                if matches!(a.class(), Class::Deliver { .. } | Class::Timeout { .. }) =>
+            {
+                Some(CheckAction::CrashDuring {
+                    step: a.clone(),
+                    point,
+                })
+            }
             _ => None,
         }
     }
@@ -198,8 +239,11 @@ pub struct Stats {
     pub drops: u64,
     /// Timers fired.
     pub timeouts: u64,
-    /// Crashes.
+    /// Crashes (torn steps included).
     pub crashes: u64,
+    /// Crashes that fell between two effects of a step ([`Classify::tear`]).
+    #[serde(default)]
+    pub torn: u64,
     /// Restarts.
     pub recovers: u64,
     /// Faulty steps during which a partition held back at least one message.
@@ -215,6 +259,7 @@ impl Stats {
         self.drops += o.drops;
         self.timeouts += o.timeouts;
         self.crashes += o.crashes;
+        self.torn += o.torn;
         self.recovers += o.recovers;
         self.held += o.held;
     }
@@ -274,6 +319,7 @@ pub struct Executor<'m, M: Model> {
     end_checks: Vec<(&'static str, EndCheck<'m, M>)>,
     duplicating: bool,
     consume_ignored: bool,
+    tears: bool,
     quiet: Option<QuietTimer<'m, M>>,
     /// A panic caught in the model or a property during the current run.
     panicked: RefCell<Option<String>>,
@@ -333,6 +379,7 @@ where
             end_checks: Vec::new(),
             duplicating: false,
             consume_ignored: false,
+            tears: false,
             quiet: None,
             panicked: RefCell::new(None),
         }
@@ -380,6 +427,18 @@ where
     /// Consume messages whose recipient ignores them (see the module doc).
     pub fn consume_ignored(mut self) -> Self {
         self.consume_ignored = true;
+        self
+    }
+
+    /// Let crashes fall between two effects of a step at the crashing server
+    /// ([`Classify::tear`]): half of the crash rolls (an independent bit of the choice) tear
+    /// a delivery to it or one of its timers, cut at a crash point the choice picks (the
+    /// nearest existing one below it). Only steps with effects of more than one kind have
+    /// crash points; when the server has none pending, or the model cannot tear steps, the
+    /// crash is whole ([`Stats::torn`] counts the torn ones: about one crash in six in the
+    /// default `paxraft simulate` search).
+    pub fn tear_crashes(mut self) -> Self {
+        self.tears = true;
         self
     }
 
@@ -469,6 +528,71 @@ where
         self.model
             .within_boundary(&stepped.state)
             .then_some(stepped)
+    }
+
+    /// A crash of `node` that tears one of its steps (a delivery among `cands` or one of its
+    /// timers, picked by `choice`) at a crash point `choice` picks; `None` when no step of
+    /// `node` can be torn here.
+    fn torn(
+        &self,
+        state: &M::State,
+        actions: &[M::Action],
+        cands: &[usize],
+        node: usize,
+        choice: u32,
+    ) -> Option<Stepped<M::Action, M::State>> {
+        let mine: Vec<usize> = cands
+            .iter()
+            .copied()
+            .filter(|&i| match actions[i].class() {
+                Class::Deliver { dst, .. } => dst == node,
+                Class::Timeout { node: n } => n == node,
+                _ => false,
+            })
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let first = (choice.wrapping_mul(0x85EB_CA6B) >> 8) as usize % mine.len();
+        let top = (choice.wrapping_mul(0xC2B2_AE35) >> 24) as usize % 4;
+        // The picked step, or the next one that can be torn (a step whose effects are all
+        // of one kind has no crash point), at the picked point or the nearest one below.
+        for k in 0..mine.len() {
+            let a = &actions[mine[(first + k) % mine.len()]];
+            for point in (0..=top).rev() {
+                if let Some(s) = self.torn_at(state, a, point) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// Step `a` torn at crash point `point`, if it has one.
+    fn torn_at(
+        &self,
+        state: &M::State,
+        a: &M::Action,
+        point: usize,
+    ) -> Option<Stepped<M::Action, M::State>> {
+        let t = a.tear(point)?;
+        let s1 = self.next(state, &t)?;
+        let mut entries = vec![(t, false)];
+        // On a duplicating network the delivered message stays in flight; consume it, as
+        // after a whole delivery.
+        let state = if self.duplicating && matches!(a.class(), Class::Deliver { .. }) {
+            let c = a.consume()?;
+            let s2 = self.next(&s1, &c)?;
+            entries.push((c, true));
+            s2
+        } else {
+            s1
+        };
+        self.model.within_boundary(&state).then_some(Stepped {
+            entries,
+            state,
+            delivered: None,
+        })
     }
 
     /// Take the first of `cands` (indices into `actions`), starting at `start` and wrapping,
@@ -601,14 +725,26 @@ where
             } else {
                 [&deliveries, &timeouts, &drops, &faults]
             };
+            // An independent roll for tearing a crash, from the same choice (0: never).
+            let tear = self.tears && (choice.wrapping_mul(0x85EB_CA6B) >> 16) & 1 == 1;
+            let mut torn = false;
             let picked = order.iter().filter(|v| !v.is_empty()).find_map(|v| {
                 let start = pick % v.len();
                 (0..v.len()).find_map(|k| {
                     let i = v[(start + k) % v.len()];
+                    if let (true, Class::Crash { node }) = (tear, classes[i]) {
+                        let steps: Vec<usize> =
+                            deliveries.iter().chain(&timeouts).copied().collect();
+                        if let Some(s) = self.torn(&state, &actions, &steps, node, choice) {
+                            torn = true;
+                            return Some((s, classes[i]));
+                        }
+                    }
                     self.step(&state, &actions[i], keep)
                         .map(|s| (s, classes[i]))
                 })
             });
+            out.stats.torn += u64::from(torn && picked.is_some());
             if let Some(v) = self.panic_violation(out.path.len(), Phase::Faulty) {
                 out.violation = Some(v);
                 out.faulty_steps = out.path.len();
