@@ -421,8 +421,8 @@ fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf,
     };
     let _ = writeln!(
         out,
-        "  {:<11} {verdict}: {} runs, {} steps, {:.0} steps/s; faults: {} drops, {} duplicates, {} crashes, {} partitioned steps",
-        r.protocol, r.runs, r.steps, r.steps_per_sec, s.drops, s.duplicates, s.crashes, s.held
+        "  {:<11} {verdict}: {} runs, {} steps, {:.0} steps/s; faults: {} drops, {} duplicates, {} crashes ({} mid-step), {} partitioned steps",
+        r.protocol, r.runs, r.steps, r.steps_per_sec, s.drops, s.duplicates, s.crashes, s.torn, s.held
     );
     if let Some(f) = &r.failure {
         let _ = write!(out, "{}", f.chart);
