@@ -128,6 +128,9 @@ fn r10_stale_read_by_fault_schedules() {
         steps: 200,
         clients: 2,
         ops: 3,
+        // One op at a time: a read then starts after the write before it returned, so a
+        // stale read cannot pass as a read concurrent with that write.
+        pipeline: 1,
         loss_pct: 5,
         partitions: true,
         protocol: protocol.clone(),
