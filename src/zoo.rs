@@ -10,7 +10,7 @@
 //! Bugs whose symptom is a lost liveness property that a state predicate cannot express
 //! soundly in a model where timers fire at any moment are registered with a
 //! [`Detector::Schedules`] detector: the fault-schedule search of [`crate::simulate`]
-//! ([`hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
+//! ([`crate::simulate::cluster::hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
 //! liveness check, with the bug on and then off.
 //!
 //! Attribution ([`replay`]): every caught bug's counterexample, the BFS trace or the shrunk
