@@ -771,6 +771,8 @@ pub struct Outcome {
     /// The expected property's counterexample replayed with the bug off ([`replay`]);
     /// `None` when the bug escaped (there is nothing to replay).
     pub clean_replay: Option<CleanReplay>,
+    /// When the run ended, and the commit of the source tree.
+    pub provenance: Provenance,
 }
 
 impl Outcome {
@@ -850,7 +852,7 @@ impl Outcome {
             seconds: self.seconds(),
             trace: self.trace().map(SavedTrace::from_model),
             clean_replay: self.clean_replay.clone(),
-            provenance: Some(Provenance::now()),
+            provenance: Some(self.provenance.clone()),
         }
     }
 }
@@ -942,6 +944,7 @@ pub fn run(
         entry: entry.clone(),
         verdict,
         clean_replay,
+        provenance: Provenance::now(),
     })
 }
 

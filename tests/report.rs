@@ -550,7 +550,7 @@ fn results_saved_before_replays_and_stamps_load_and_show_as_unknown() {
                 .unwrap_or_else(|| panic!("{id}: a provenance note")),
         );
         assert!(
-            note.contains("1 result saved before results were stamped (commit and date unknown)"),
+            note == "1 result saved before results were stamped: commit and date unknown.",
             "{id}: {note}"
         );
     }
@@ -587,8 +587,8 @@ fn every_section_shows_the_date_and_commit_its_results_came_from() {
     assert_eq!(
         note("throughput"),
         "Saved from commit abc1234 (10 results, 2026-05-01T09:30:00Z); \
-         commit fff0000 (1 result, 2026-04-01T00:00:00Z); \
-         1 result saved before results were stamped (commit and date unknown)."
+         commit fff0000 (1 result, 2026-04-01T00:00:00Z). \
+         1 result saved before results were stamped: commit and date unknown."
     );
     let (header, rows) = zoo_table(&doc);
     let saved = header.iter().position(|h| h == "saved").unwrap();

@@ -83,7 +83,7 @@ pub fn provenance_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenanc
             format!("{} to {}", escape(first), escape(last))
         }
     };
-    let mut parts: Vec<String> = commits
+    let parts: Vec<String> = commits
         .iter()
         .map(|(commit, (n, first, last))| {
             if commits.len() == 1 && unknown == 0 {
@@ -102,16 +102,17 @@ pub fn provenance_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenanc
             }
         })
         .collect();
+    let mut note = Vec::new();
+    if !parts.is_empty() {
+        note.push(format!("Saved from {}.", parts.join("; ")));
+    }
     if unknown > 0 {
-        parts.push(format!(
-            "{unknown} {} saved before results were stamped (commit and date unknown)",
+        note.push(format!(
+            "{unknown} {} saved before results were stamped: commit and date unknown.",
             plural(unknown)
         ));
     }
-    format!(
-        "<p class=\"muted provenance\">Saved from {}.</p>",
-        parts.join("; ")
-    )
+    format!("<p class=\"muted provenance\">{}</p>", note.join(" "))
 }
 
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
