@@ -271,6 +271,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             p99_us: us(0.99),
             p999_us: us(0.999),
             ops: self.ops,
+            provenance: Some(crate::report::results::Provenance::now()),
         }
     }
 
@@ -440,6 +441,7 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
             0.0
         }),
         recovered_ms: recovered,
+        provenance: Some(crate::report::results::Provenance::now()),
     })
 }
 

@@ -10,25 +10,33 @@
 //! Bugs whose symptom is a lost liveness property that a state predicate cannot express
 //! soundly in a model where timers fire at any moment are registered with a
 //! [`Detector::Schedules`] detector: the fault-schedule search of [`crate::simulate`]
-//! ([`hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
+//! ([`crate::simulate::cluster::hunt_with`]), whose runs end with a fault-free settling phase and the `settles`
 //! liveness check, with the bug on and then off.
+//!
+//! Attribution ([`replay`]): every caught bug's counterexample, the BFS trace or the shrunk
+//! schedule, is replayed with the bug switched off and must pass; one that fails there too is a
+//! false attribution and the bug counts as not shown ([`Outcome::ok`]).
 
-use std::time::Duration;
+pub mod replay;
+
+use std::time::{Duration, Instant};
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
 use paxraft_models::check::{
-    check_command, Kind, Progress, SearchOptions, Status, StopAt, Strategy,
+    check_command, check_with_paths, Actions, Kind, Progress, SearchOptions, Status, StopAt,
+    Strategy,
 };
+use paxraft_models::checked::build_checked;
 use paxraft_models::model::all_servers;
 use paxraft_models::properties::names;
 use paxraft_models::{Checkable, Cmd, ModelConfig, Trace};
 use stateright::Property;
 
-use crate::report::results::{Trace as SavedTrace, ZooEntry};
+use crate::report::results::{CleanReplay, Provenance, Trace as SavedTrace, ZooEntry};
 use crate::simulate::cluster::{
-    hunt_checking, hunt_with, SimModel, SimOptions, SimReport, SimState,
+    hunt_checking, replay_checking, SavedFailure, SimModel, SimOptions, SimReport, SimState,
 };
 use crate::simulate::Totals;
 
@@ -591,6 +599,33 @@ pub fn model_run<R: Checkable>(
     stop_at: StopAt,
     progress: impl FnMut(Progress),
 ) -> Run {
+    model_run_paths::<R>(cfg, strategy, steps, threads, stop_at, progress).run
+}
+
+/// A model-checking run with the action path behind each of its traces, by property.
+struct Found<R: Checkable> {
+    run: Run,
+    paths: Vec<(&'static str, Actions<R>)>,
+}
+
+impl<R: Checkable> Found<R> {
+    fn path(&self, property: &str) -> Option<&Actions<R>> {
+        self.paths
+            .iter()
+            .find(|(n, _)| *n == property)
+            .map(|(_, p)| p)
+    }
+}
+
+/// [`model_run`], keeping the paths.
+fn model_run_paths<R: Checkable>(
+    cfg: &ModelConfig,
+    strategy: Strategy,
+    steps: usize,
+    threads: usize,
+    stop_at: StopAt,
+    progress: impl FnMut(Progress),
+) -> Found<R> {
     let search = SearchOptions {
         strategy,
         symmetry: false,
@@ -598,8 +633,8 @@ pub fn model_run<R: Checkable>(
         depth: Some(steps),
         stop_at,
     };
-    let s = paxraft_models::check::<R>(cfg, &search, Duration::from_millis(200), progress);
-    Run {
+    let (s, paths) = check_with_paths::<R>(cfg, &search, Duration::from_millis(200), progress);
+    let run = Run {
         violated: s
             .properties
             .iter()
@@ -615,7 +650,8 @@ pub fn model_run<R: Checkable>(
         states: s.unique_states,
         max_depth: s.max_depth,
         seconds: s.seconds,
-    }
+    };
+    Found { run, paths }
 }
 
 /// Search for `property` failing within `steps`, then search again below each trace's length
@@ -633,9 +669,30 @@ pub fn shortest_run<R: Checkable>(
     steps: usize,
     threads: usize,
     property: &'static str,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Run {
-    let mut best = model_run::<R>(
+    shortest::<R>(cfg, strategy, steps, threads, property, progress).run
+}
+
+/// [`shortest_run`], keeping the paths of the run it returns.
+fn shortest<R: Checkable>(
+    cfg: &ModelConfig,
+    strategy: Strategy,
+    steps: usize,
+    threads: usize,
+    property: &'static str,
+    mut progress: impl FnMut(Progress),
+) -> Found<R> {
+    // `later`'s result, with the work of both counted: the cost of the shortest trace.
+    let add = |earlier: &Run, later: Found<R>| Found {
+        run: Run {
+            states: earlier.states + later.run.states,
+            seconds: earlier.seconds + later.run.seconds,
+            ..later.run
+        },
+        paths: later.paths,
+    };
+    let mut best = model_run_paths::<R>(
         cfg,
         strategy,
         steps,
@@ -646,11 +703,11 @@ pub fn shortest_run<R: Checkable>(
     if strategy != Strategy::Bfs {
         return best;
     }
-    if best.trace(property).is_none() {
-        let Some(first) = best.violated.iter().map(|(_, t)| t.actions).min() else {
+    if best.run.trace(property).is_none() {
+        let Some(first) = best.run.violated.iter().map(|(_, t)| t.actions).min() else {
             return best; // nothing failed within the bounds
         };
-        let tie = model_run::<R>(
+        let tie = model_run_paths::<R>(
             cfg,
             strategy,
             first,
@@ -658,24 +715,19 @@ pub fn shortest_run<R: Checkable>(
             StopAt::Violation(property),
             &mut progress,
         );
-        let (states, seconds) = (best.states + tie.states, best.seconds + tie.seconds);
-        if tie.trace(property).is_none() {
-            best.states = states;
-            best.seconds = seconds;
+        if tie.run.trace(property).is_none() {
+            best.run.states += tie.run.states;
+            best.run.seconds += tie.run.seconds;
             return best;
         }
-        best = Run {
-            states,
-            seconds,
-            ..tie
-        };
+        best = add(&best.run, tie);
     }
     // Bounded: each round needs a strictly shorter trace.
-    while let Some(len) = best.trace(property).map(|t| t.actions) {
+    while let Some(len) = best.run.trace(property).map(|t| t.actions) {
         if len <= 1 {
             break;
         }
-        let shorter = model_run::<R>(
+        let shorter = model_run_paths::<R>(
             cfg,
             strategy,
             len - 1,
@@ -683,17 +735,12 @@ pub fn shortest_run<R: Checkable>(
             StopAt::Violation(property),
             &mut progress,
         );
-        let (states, seconds) = (best.states + shorter.states, best.seconds + shorter.seconds);
-        if shorter.trace(property).is_none() {
-            best.states = states;
-            best.seconds = seconds;
+        if shorter.run.trace(property).is_none() {
+            best.run.states += shorter.run.states;
+            best.run.seconds += shorter.run.seconds;
             break;
         }
-        best = Run {
-            states,
-            seconds,
-            ..shorter
-        };
+        best = add(&best.run, shorter);
     }
     best
 }
@@ -725,6 +772,11 @@ pub struct Outcome {
     pub entry: ZooBug,
     /// What happened.
     pub verdict: Verdict,
+    /// The expected property's counterexample replayed with the bug off ([`replay`]);
+    /// `None` when the bug escaped (there is nothing to replay).
+    pub clean_replay: Option<CleanReplay>,
+    /// When the run ended, and the commit of the source tree.
+    pub provenance: Provenance,
 }
 
 impl Outcome {
@@ -768,9 +820,14 @@ impl Outcome {
             Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => false,
         }
     }
-    /// Both halves passed: caught with the bug on, silent with it off.
+    /// Whether the counterexample replayed with the bug off passed: the failure is the bug's.
+    pub fn attributed(&self) -> bool {
+        self.clean_replay.as_ref().is_some_and(CleanReplay::clean)
+    }
+    /// Every check passed: caught with the bug on, silent with it off, and the counterexample
+    /// clean without the bug.
     pub fn ok(&self) -> bool {
-        self.caught() && self.clean_passed()
+        self.caught() && self.clean_passed() && self.attributed()
     }
     /// States explored (model checking) or steps run (fault schedules) with the bug on.
     pub fn work(&self) -> u64 {
@@ -798,6 +855,8 @@ impl Outcome {
             states: self.work(),
             seconds: self.seconds(),
             trace: self.trace().map(SavedTrace::from_model),
+            clean_replay: self.clean_replay.clone(),
+            provenance: Some(self.provenance.clone()),
         }
     }
 }
@@ -825,13 +884,14 @@ pub fn with_bug(
 
 /// Run one bug: with the bug on until the expected property fails (or the bounds are
 /// exhausted), then, if it was caught, the same configuration with no bug within the bounds
-/// that exposed it. `progress` gets a one-line description of the work so far.
+/// that exposed it, and the counterexample replayed with no bug ([`replay`]). `progress` gets
+/// a one-line description of the work so far.
 pub fn run(
     entry: &ZooBug,
     threads: usize,
     mut progress: impl FnMut(Half, String),
 ) -> Result<Outcome, String> {
-    let verdict = match &entry.detector {
+    let (verdict, clean_replay) = match &entry.detector {
         Detector::Model {
             config,
             strategy,
@@ -842,7 +902,11 @@ pub fn run(
                 protocol: with_bug(entry, &config.protocol)?,
                 ..config.clone()
             };
-            let (buggy, clean) = run_model(
+            let run = match entry.protocol {
+                Protocol::Raft => run_model::<Raft<Cmd>>,
+                Protocol::MultiPaxos => run_model::<MultiPaxos<Cmd>>,
+            };
+            let (buggy, clean, replay) = run(
                 entry,
                 config,
                 &buggy_cfg,
@@ -851,7 +915,7 @@ pub fn run(
                 threads,
                 &mut progress,
             );
-            Verdict::Checked { buggy, clean }
+            (Verdict::Checked { buggy, clean }, replay)
         }
         Detector::Schedules(opts) => {
             opts.validate()?;
@@ -863,22 +927,34 @@ pub fn run(
             let caught = buggy
                 .failure
                 .as_ref()
-                .is_some_and(|f| f.property == entry.property);
+                .filter(|f| f.property == entry.property);
             // No false alarm: the very same schedules (same seed and runs) with no bug.
-            let clean = caught.then(|| Box::new(run_sim(entry, opts, Half::Clean, &mut progress)));
-            Verdict::Simulated {
-                buggy: Box::new(buggy),
-                clean,
-            }
+            let clean = caught.map(|_| Box::new(run_sim(entry, opts, Half::Clean, &mut progress)));
+            // Attribution: the shrunk schedule that failed, rerun with no bug.
+            let replay = caught.map(|f| {
+                progress(Half::Clean, "replaying the shrunk schedule".into());
+                replay_schedule(entry, opts, &f.saved)
+            });
+            (
+                Verdict::Simulated {
+                    buggy: Box::new(buggy),
+                    clean,
+                },
+                replay,
+            )
         }
     };
     Ok(Outcome {
         entry: entry.clone(),
         verdict,
+        clean_replay,
+        provenance: Provenance::now(),
     })
 }
 
-fn run_model(
+/// The model-checked halves of one bug: with the bug on (the shortest counterexample), then
+/// with no bug exhaustively to that length, and that counterexample replayed with no bug.
+fn run_model<R: Checkable>(
     entry: &ZooBug,
     config: &ModelConfig,
     buggy_cfg: &ModelConfig,
@@ -886,37 +962,44 @@ fn run_model(
     depth: usize,
     threads: usize,
     progress: &mut dyn FnMut(Half, String),
-) -> (Run, Option<Run>) {
-    let mut go = |cfg: &ModelConfig, depth: usize, stop: Option<&'static str>, half: Half| {
-        let p = |x: Progress| {
-            progress(
-                half,
-                format!("{} states, depth {}", x.unique_states, x.max_depth),
-            )
-        };
-        match (entry.protocol, stop) {
-            (Protocol::Raft, Some(prop)) => {
-                shortest_run::<Raft<Cmd>>(cfg, strategy, depth, threads, prop, p)
-            }
-            (Protocol::Raft, None) => {
-                model_run::<Raft<Cmd>>(cfg, strategy, depth, threads, StopAt::Never, p)
-            }
-            (Protocol::MultiPaxos, Some(prop)) => {
-                shortest_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, prop, p)
-            }
-            (Protocol::MultiPaxos, None) => {
-                model_run::<MultiPaxos<Cmd>>(cfg, strategy, depth, threads, StopAt::Never, p)
-            }
-        }
+) -> (Run, Option<Run>, Option<CleanReplay>) {
+    let buggy = shortest::<R>(
+        buggy_cfg,
+        strategy,
+        depth,
+        threads,
+        entry.property,
+        states(Half::Buggy, progress),
+    );
+    let Some(len) = buggy.run.trace(entry.property).map(|t| t.actions) else {
+        return (buggy.run, None, None);
     };
-    let buggy = go(buggy_cfg, depth, Some(entry.property), Half::Buggy);
     // No false alarm within the bounds that exposed the bug: the clean configuration is
     // explored exhaustively to the length of the bug's trace.
-    let clean = buggy
-        .trace(entry.property)
-        .map(|t| t.actions)
-        .map(|len| go(config, len, None, Half::Clean));
-    (buggy, clean)
+    let clean = model_run::<R>(
+        config,
+        strategy,
+        len,
+        threads,
+        StopAt::Never,
+        states(Half::Clean, progress),
+    );
+    let replay = buggy.path(entry.property).map(|path| {
+        progress(Half::Clean, "replaying the counterexample".into());
+        // No depth bound: the replay is no longer than the counterexample.
+        replay::replay_path(&build_checked::<R>(config, None), path)
+    });
+    (buggy.run, Some(clean), replay)
+}
+
+/// The checker's progress as a line for `half`.
+fn states<'p>(half: Half, progress: &'p mut dyn FnMut(Half, String)) -> impl FnMut(Progress) + 'p {
+    move |x: Progress| {
+        progress(
+            half,
+            format!("{} states, depth {}", x.unique_states, x.max_depth),
+        )
+    }
 }
 
 fn run_sim(
@@ -930,11 +1013,29 @@ fn run_sim(
         let phase = if t.runs > runs { "shrinking, " } else { "" };
         progress(half, format!("{phase}{} runs, {} steps", t.runs, t.steps));
     };
-    match (entry.protocol, entry.property) {
-        (Protocol::Raft, TERMS_STAY_LOW) => hunt_terms::<Raft<Cmd>>(opts, p),
-        (Protocol::MultiPaxos, TERMS_STAY_LOW) => hunt_terms::<MultiPaxos<Cmd>>(opts, p),
-        (Protocol::Raft, _) => hunt_with::<Raft<Cmd>>(opts, p),
-        (Protocol::MultiPaxos, _) => hunt_with::<MultiPaxos<Cmd>>(opts, p),
+    match entry.protocol {
+        Protocol::Raft => hunt_checking::<Raft<Cmd>>(opts, zoo_checks(entry), p),
+        Protocol::MultiPaxos => hunt_checking::<MultiPaxos<Cmd>>(opts, zoo_checks(entry), p),
+    }
+}
+
+/// Rerun `saved`'s schedule on `opts` (the bug off), checking what the search checked.
+fn replay_schedule(entry: &ZooBug, opts: &SimOptions, saved: &SavedFailure) -> CleanReplay {
+    let start = Instant::now();
+    let replayed = match entry.protocol {
+        Protocol::Raft => replay_checking::<Raft<Cmd>>(saved, opts, zoo_checks(entry)),
+        Protocol::MultiPaxos => replay_checking::<MultiPaxos<Cmd>>(saved, opts, zoo_checks(entry)),
+    };
+    replay::schedule_verdict(&replayed, start.elapsed().as_secs_f64())
+}
+
+/// The checks the zoo adds to a fault-schedule search for `entry` (and to its replay), beyond
+/// the model's own: R9's bounded term inflation.
+fn zoo_checks<R: Checkable>(entry: &ZooBug) -> Vec<Property<SimModel<R>>> {
+    if entry.property == TERMS_STAY_LOW {
+        vec![Property::always(TERMS_STAY_LOW, terms_stay_low::<R>)]
+    } else {
+        Vec::new()
     }
 }
 
@@ -965,12 +1066,6 @@ fn terms_stay_low<R: Checkable>(m: &SimModel<R>, s: &SimState<R>) -> bool {
             .unwrap_or(t);
         t <= others + MAX_TERMS_AHEAD
     })
-}
-
-/// [`hunt_with`] with [`TERMS_STAY_LOW`] checked after every step as well.
-fn hunt_terms<R: Checkable>(opts: &SimOptions, progress: impl FnMut(&Totals)) -> SimReport {
-    let check = Property::always(TERMS_STAY_LOW, terms_stay_low::<R>);
-    hunt_checking::<R>(opts, vec![check], progress)
 }
 
 /// The `paxraft check` command that reproduces `entry` with its bug on.

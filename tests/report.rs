@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use paxraft::report::results::{
-    BenchPoint, CheckResult, PropertyResult, RecoveryRun, Results, Trace, TraceStep, ZooEntry,
+    BenchPoint, CheckResult, CleanReplay, PropertyResult, Provenance, RecoveryRun, ReplayFailure,
+    ReplayKind, Results, Trace, TraceStep, ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -23,6 +24,14 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         p99_us: 40.0 + 2.0 * outstanding as f64,
         p999_us: 90.0 + 3.0 * outstanding as f64,
         ops: 10_000,
+        provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
+    }
+}
+
+fn stamp(commit: &str, date: &str) -> Provenance {
+    Provenance {
+        commit: commit.into(),
+        date: date.into(),
     }
 }
 
@@ -59,6 +68,7 @@ fn sample() -> Results {
             before_ops_per_sec: Some(9.05e5),
             min_ops_per_sec: Some(0.0),
             recovered_ms: Some(100.0),
+            provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
         }],
         checks: vec![CheckResult {
             protocol: "raft".into(),
@@ -69,6 +79,7 @@ fn sample() -> Results {
             cuts: Some([1_000, 20, 300]),
             under_approximation: false,
             seconds: 2.5,
+            provenance: Some(stamp("def5678-dirty", "2026-04-30T18:00:00Z")),
             properties: vec![
                 prop("linearizable", "always", "holds"),
                 prop("a leader is elected", "sometimes", "reached"),
@@ -103,6 +114,14 @@ fn sample() -> Results {
                     },
                 ],
             }),
+            clean_replay: Some(CleanReplay {
+                kind: ReplayKind::Path,
+                steps: 2,
+                skipped: 1,
+                failure: None,
+                seconds: 0.001,
+            }),
+            provenance: Some(stamp("0a1b2c3", "2026-05-02T07:00:00Z")),
         }],
     }
 }
@@ -399,4 +418,222 @@ fn an_empty_report_says_how_to_fill_it() {
     assert!(muted.iter().any(|m| m.contains("cargo bench")));
     assert!(muted.iter().any(|m| m.contains("check raft")));
     assert_eq!(doc.select(&Selector::parse("svg").unwrap()).count(), 0);
+}
+
+fn zoo_entry(code: &str, caught: bool, clean_replay: Option<CleanReplay>) -> ZooEntry {
+    ZooEntry {
+        code: code.into(),
+        name: format!("bug-{code}"),
+        protocol: "raft".into(),
+        caught,
+        property: caught.then(|| "settles".to_string()),
+        trace_len: caught.then_some(7),
+        states: 10,
+        seconds: 0.5,
+        trace: None,
+        clean_replay,
+        provenance: Some(stamp("0a1b2c3", "2026-05-02T07:00:00Z")),
+    }
+}
+
+/// The text of each cell of the zoo table's rows (header row excluded), and the header.
+fn zoo_table(doc: &Html) -> (Vec<String>, Vec<Vec<String>>) {
+    let table = doc
+        .select(&sel("section#zoo table"))
+        .next()
+        .expect("a table");
+    let header = table.select(&sel("th")).map(text).collect();
+    let rows = table
+        .select(&sel("tr"))
+        .skip(1)
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn the_zoo_table_shows_the_clean_replay_next_to_caught() {
+    let mut results = sample();
+    results.zoo.push(zoo_entry(
+        "R8",
+        true,
+        Some(CleanReplay {
+            kind: ReplayKind::Schedule,
+            steps: 1003,
+            skipped: 0,
+            failure: Some(ReplayFailure {
+                property: "settles".into(),
+                step: 1003,
+                detail: "not settled within 1 fault-free steps: c0 <waits>".into(),
+            }),
+            seconds: 0.01,
+        }),
+    ));
+    results.zoo.push(zoo_entry("R9", false, None));
+    let page = paxraft::report::html::render(&results, "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    let (header, rows) = zoo_table(&doc);
+    let caught = header.iter().position(|h| h == "caught").unwrap();
+    assert_eq!(header[caught + 1], "clean replay", "{header:?}");
+    let col = caught + 1;
+    assert_eq!(rows[0][col], "clean (2 of 3 actions, 1 skipped)");
+    // Not clean: the property, the step and why, marked bad (escaped).
+    assert_eq!(
+        rows[1][col],
+        "NOT CLEAN: settles at step 1003not settled within 1 fault-free steps: c0 <waits>"
+    );
+    let bad: Vec<String> = doc.select(&sel("section#zoo td.bad")).map(text).collect();
+    assert!(
+        bad.iter().any(|b| b.starts_with("NOT CLEAN: settles")),
+        "{bad:?}"
+    );
+    // An escaped bug has nothing to replay: absent, not passed.
+    assert_eq!(rows[2][col], "—");
+    let zoo = text(doc.select(&sel("section#zoo p")).next().unwrap());
+    assert!(
+        zoo.contains("2 of 3 known bugs caught")
+            && zoo.contains("1 of 2 counterexamples pass when replayed with the bug off"),
+        "{zoo}"
+    );
+}
+
+#[test]
+fn results_saved_before_replays_and_stamps_load_and_show_as_unknown() {
+    // Files as earlier versions wrote them: no clean replay, no date, no commit.
+    let dir = std::env::temp_dir().join(format!("paxraft-report-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("zoo.json"),
+        r#"[{"code": "R2", "name": "vote-without-log-check", "protocol": "raft", "caught": true,
+             "property": "leader completeness", "trace_len": 8, "states": 61703,
+             "seconds": 0.34, "trace": null}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("bench.json"),
+        r#"[{"protocol": "raft", "servers": 3, "outstanding": 1, "payload_bytes": 0,
+             "ops_per_sec": 1000.0, "p50_us": 4.5, "p99_us": 8.6, "p999_us": 44.0, "ops": 100}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("checks.json"),
+        r#"[{"protocol": "raft", "config": "(defaults)", "unique_states": 10,
+             "total_states": 20, "max_depth": 3, "seconds": 1.0, "properties": [],
+             "command": "paxraft check raft"}]"#,
+    )
+    .unwrap();
+    let results = Results::load(&dir).unwrap();
+    assert_eq!(results.zoo[0].clean_replay, None);
+    assert_eq!(results.zoo[0].provenance, None);
+    assert_eq!(results.bench[0].provenance, None);
+    assert_eq!(results.checks[0].provenance, None);
+    let doc = Html::parse_document(
+        &std::fs::read_to_string(paxraft::report::write(&dir).unwrap()).unwrap(),
+    );
+    let (header, rows) = zoo_table(&doc);
+    let col = header.iter().position(|h| h == "clean replay").unwrap();
+    assert_eq!(rows[0][col], "—", "absent, not passed");
+    let saved = header.iter().position(|h| h == "saved").unwrap();
+    assert_eq!(rows[0][saved], "unknown");
+    let zoo = text(doc.select(&sel("section#zoo")).next().unwrap());
+    assert!(
+        !zoo.contains("pass when replayed")
+            && zoo.contains("1 caught bug has no clean replay on record"),
+        "{zoo}"
+    );
+    for id in ["zoo", "checks", "throughput"] {
+        let note = text(
+            doc.select(&sel(&format!("section#{id} p.provenance")))
+                .next()
+                .unwrap_or_else(|| panic!("{id}: a provenance note")),
+        );
+        assert!(
+            note == "1 result saved before results were stamped: commit and date unknown.",
+            "{id}: {note}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_section_shows_the_date_and_commit_its_results_came_from() {
+    let mut results = sample();
+    // A merged file: points from two runs, and one saved before stamping.
+    results.bench[1].provenance = Some(stamp("fff0000", "2026-04-01T00:00:00Z"));
+    results.bench[2].provenance = None;
+    let (root, doc) = render_in_tree("stamps", &results, false);
+    let note = |id: &str| {
+        text(
+            doc.select(&sel(&format!("section#{id} p.provenance")))
+                .next()
+                .unwrap_or_else(|| panic!("{id}: a provenance note")),
+        )
+    };
+    assert_eq!(
+        note("checks"),
+        "Saved from commit def5678-dirty, 2026-04-30T18:00:00Z."
+    );
+    assert_eq!(
+        note("zoo"),
+        "Saved from commit 0a1b2c3, 2026-05-02T07:00:00Z."
+    );
+    assert_eq!(
+        note("recovery"),
+        "Saved from commit abc1234, 2026-05-01T09:40:00Z."
+    );
+    // Newest commit first, with how many results each and when.
+    assert_eq!(
+        note("throughput"),
+        "Saved from commit abc1234 (10 results, 2026-05-01T09:30:00Z); \
+         commit fff0000 (1 result, 2026-04-01T00:00:00Z). \
+         1 result saved before results were stamped: commit and date unknown."
+    );
+    let (header, rows) = zoo_table(&doc);
+    let saved = header.iter().position(|h| h == "saved").unwrap();
+    assert_eq!(rows[0][saved], "0a1b2c3, 2026-05-02");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_result_is_stamped_with_the_utc_date_and_the_commit_of_its_tree() {
+    use paxraft::report::provenance::{commit_of, UNKNOWN_COMMIT};
+    let p = Provenance::now();
+    // UTC ISO 8601 to the second: 2026-05-01T09:30:00Z.
+    let d = p.date.as_bytes();
+    assert_eq!(p.date.len(), 20, "{}", p.date);
+    for (i, c) in d.iter().enumerate() {
+        match i {
+            4 | 7 => assert_eq!(*c, b'-', "{}", p.date),
+            10 => assert_eq!(*c, b'T', "{}", p.date),
+            13 | 16 => assert_eq!(*c, b':', "{}", p.date),
+            19 => assert_eq!(*c, b'Z', "{}", p.date),
+            _ => assert!(c.is_ascii_digit(), "{}", p.date),
+        }
+    }
+    // The commit is the source tree's, as git says it (when this test runs in a checkout).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let head = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert!(
+            p.commit == head || p.commit == format!("{head}-dirty"),
+            "{} vs HEAD {head}",
+            p.commit
+        ),
+        None => assert_eq!(p.commit, UNKNOWN_COMMIT),
+    }
+    // Outside any repository (or without git): unknown, no panic.
+    let outside = std::env::temp_dir().join(format!("paxraft-no-repo-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).unwrap();
+    assert_eq!(commit_of(&outside), UNKNOWN_COMMIT);
+    assert_eq!(commit_of(&outside.join("missing")), UNKNOWN_COMMIT);
+    std::fs::remove_dir_all(&outside).unwrap();
 }

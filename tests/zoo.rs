@@ -1,9 +1,11 @@
 //! The bug zoo: every bug is caught by its expected property, by BFS (shortest trace) or by
-//! the fault-schedule search (shrunk trace), and the same configuration with no bug passes
-//! within the same bounds.
+//! the fault-schedule search (shrunk trace), the same configuration with no bug passes
+//! within the same bounds, and the counterexample itself passes with the bug off
+//! (attribution).
 
 use std::process::Command;
 
+use paxraft::report::results::ReplayKind;
 use paxraft::zoo::{self, Detector, Verdict};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
@@ -60,11 +62,33 @@ fn caught_and_clean(name: &str) {
             );
         }
     }
+    // Attribution: the counterexample replayed with the bug off passes.
+    let replay = o.clean_replay.as_ref().expect("a caught bug is replayed");
+    assert!(
+        replay.clean() && o.attributed() && o.ok(),
+        "{name}: the counterexample fails without the bug too: {:?}",
+        replay.failure
+    );
+    match &entry.detector {
+        Detector::Model { .. } => {
+            assert_eq!(replay.kind, ReplayKind::Path);
+            // Every action of the counterexample was either replayed or skipped.
+            assert_eq!(replay.steps + replay.skipped, t.actions, "{name}");
+            assert!(replay.steps > 0, "{name}: nothing replayed");
+        }
+        Detector::Schedules(_) => {
+            assert_eq!(replay.kind, ReplayKind::Schedule);
+            assert_eq!(replay.skipped, 0);
+            assert!(replay.steps > 0, "{name}: nothing rerun");
+        }
+    }
     // The saved entry says the same.
     let e = o.entry();
     assert!(e.caught);
     assert_eq!(e.property.as_deref(), Some(entry.property));
     assert_eq!(e.trace_len, Some(t.steps.len()));
+    assert_eq!(e.clean_replay.as_ref(), Some(replay));
+    assert!(e.provenance.is_some());
 }
 
 macro_rules! zoo_tests {
@@ -300,4 +324,151 @@ fn an_unknown_bug_is_a_clear_error() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A counterexample of a property the clean protocol breaks too is no evidence of the bug: a
+/// fault-schedule search whose settling budget (one step) no cluster can meet finds the
+/// "settles" failure with the bug on, and its shrunk schedule, rerun with the bug off, fails
+/// the same way. The zoo reports it as not attributed, and the bug as not shown.
+#[test]
+fn a_schedule_that_fails_without_the_bug_too_is_not_attributed() {
+    let mut entry = zoo::find("R8").expect("registered");
+    assert_eq!(entry.property, zoo::SETTLES);
+    let Detector::Schedules(opts) = &mut entry.detector else {
+        panic!("R8 is found by fault schedules")
+    };
+    opts.settle_steps = 1;
+    opts.runs = 20;
+    opts.max_shrink_iters = 20;
+    let o = zoo::run(&entry, THREADS, |_, _| {}).expect("runs");
+    assert!(o.caught(), "failed instead: {:?}", o.failed());
+    let replay = o.clean_replay.as_ref().expect("a caught bug is replayed");
+    let f = replay.failure.as_ref().expect("not clean");
+    assert_eq!(f.property, zoo::SETTLES);
+    assert!(
+        f.detail
+            .starts_with("not settled within 1 fault-free steps"),
+        "{}",
+        f.detail
+    );
+    assert_eq!(replay.kind, ReplayKind::Schedule);
+    assert!(!o.attributed() && !o.ok());
+    assert!(replay.summary().starts_with("NOT CLEAN: settles at step"));
+    assert_eq!(o.entry().clean_replay.as_ref(), Some(replay));
+}
+
+/// A deliberately wrong property, "no server ever leads", which every working cluster breaks:
+/// its BFS counterexample found with R5's bug on, replayed on the clean model, fails too, at
+/// the action that elects the first leader (stateright may report a path that goes on past
+/// it), every action before it taken: the election needs no double vote.
+#[test]
+fn a_bfs_counterexample_of_a_property_the_clean_protocol_breaks_too_is_not_clean() {
+    use paxraft_models::checked::{build_checked, CheckModel, CheckState};
+    use paxraft_models::ModelConfig;
+    use stateright::{Checker, HasDiscoveries, Property};
+
+    const NO_LEADER: &str = "no server ever leads";
+    fn no_leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
+        paxraft_models::model::all_servers(&m.actors.cfg, &s.cluster)
+            .all(|x| x.replica.status().role != paxraft_impls::Role::Leader)
+    }
+    let with_wrong_property = |cfg: &ModelConfig, depth| {
+        let mut m = build_checked::<Raft<Cmd>>(cfg, depth);
+        m.properties.push(Property::always(NO_LEADER, no_leader));
+        m
+    };
+    let entry = zoo::find("R5").expect("registered");
+    let Detector::Model { config, depth, .. } = &entry.detector else {
+        panic!("R5 is model-checked")
+    };
+    let mut buggy_cfg = config.clone();
+    assert!(buggy_cfg.protocol.set_bug(entry.bug));
+    let checker = with_wrong_property(&buggy_cfg, Some(*depth))
+        .checker()
+        .finish_when(HasDiscoveries::AnyOf([NO_LEADER].into()))
+        .spawn_bfs()
+        .join();
+    let path = checker
+        .discovery(NO_LEADER)
+        .expect("a leader is elected within R5's bounds")
+        .into_actions();
+
+    let clean = with_wrong_property(config, None);
+    let replay = zoo::replay::replay_path(&clean, &path);
+    let f = replay.failure.as_ref().expect("not clean");
+    assert_eq!(f.property, NO_LEADER);
+    assert!((1..=path.len()).contains(&f.step), "{f:?}");
+    assert_eq!((replay.steps, replay.skipped), (f.step, 0));
+    assert_eq!(
+        replay.summary(),
+        format!("NOT CLEAN: {NO_LEADER} at action {}", f.step)
+    );
+    // It fails exactly there: the path up to the action before is clean.
+    assert!(zoo::replay::replay_path(&clean, &path[..f.step - 1]).clean());
+    // The real properties hold along the whole path: only the wrong one fails.
+    let real = build_checked::<Raft<Cmd>>(config, None);
+    assert!(zoo::replay::replay_path(&real, &path).clean());
+}
+
+/// The table `paxraft zoo` prints has the clean replay column and each bug's verdict in it.
+#[test]
+fn the_zoo_command_prints_the_clean_replay() {
+    let out = Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .args(["zoo", "--only", "R5", "--no-save", "--threads", "1"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.contains("clean replay")),
+        "{stdout}"
+    );
+    let row = lines.next().expect("a row");
+    assert!(row.starts_with("R5") && row.contains(" clean ("), "{row}");
+    assert!(
+        stdout.contains("counterexamples clean with the bug off 1/1"),
+        "{stdout}"
+    );
+}
+
+/// A panic along a replayed path (a protocol assertion, or here a property) is a failure of
+/// the clean run like any other, reported against "no panic" with its message, never a crash
+/// of the zoo.
+#[test]
+fn a_panic_while_replaying_a_path_is_reported_not_raised() {
+    use paxraft_models::checked::{build_checked, CheckModel, CheckState};
+    use stateright::{Checker, HasDiscoveries, Property};
+
+    fn leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
+        paxraft_models::model::all_servers(&m.actors.cfg, &s.cluster)
+            .any(|x| x.replica.status().role == paxraft_impls::Role::Leader)
+    }
+    fn panics_at_a_leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
+        assert!(!leader(m, s), "a leader, as this test wants");
+        true
+    }
+    let entry = zoo::find("R5").expect("registered");
+    let Detector::Model { config, depth, .. } = &entry.detector else {
+        panic!("R5 is model-checked")
+    };
+    let mut search = build_checked::<Raft<Cmd>>(config, Some(*depth));
+    search.properties = vec![Property::sometimes("a leader", leader)];
+    let path = search
+        .checker()
+        .finish_when(HasDiscoveries::AnyOf(["a leader"].into()))
+        .spawn_bfs()
+        .join()
+        .discovery("a leader")
+        .expect("a leader is elected")
+        .into_actions();
+    let mut model = build_checked::<Raft<Cmd>>(config, None);
+    model
+        .properties
+        .push(Property::always("panics at a leader", panics_at_a_leader));
+    let replay = zoo::replay::replay_path(&model, &path);
+    let f = replay.failure.as_ref().expect("the panic is a failure");
+    assert_eq!(f.property, paxraft::simulate::executor::NO_PANIC);
+    assert!(f.detail.contains("a leader, as this test wants"), "{f:?}");
+    assert_eq!(f.step, path.len(), "the example ends at its first leader");
 }

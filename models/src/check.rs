@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use paxraft_impls::Replica;
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
-use crate::checked::{build_checked, CheckModel, CutCounts};
+use crate::checked::{build_checked, CheckAction, CheckModel, CutCounts};
 use crate::model::{Cmd, ModelConfig};
 use crate::render::{trace_of_checked, Trace};
 
@@ -285,8 +285,24 @@ pub fn check<R: Checkable>(
     cfg: &ModelConfig,
     search: &SearchOptions,
     every: Duration,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Summary {
+    check_with_paths::<R>(cfg, search, every, progress).0
+}
+
+/// The actions of a path the checker found, from the initial state (what a [`Trace`] is drawn
+/// from), for replaying it on another model.
+pub type Actions<R> = Vec<CheckAction<R>>;
+
+/// [`check`], also returning the action path behind each trace of the summary, by property
+/// name (a counterexample of a violated always-property, an example of a reached
+/// sometimes-property): the bug zoo replays a counterexample with the bug switched off.
+pub fn check_with_paths<R: Checkable>(
+    cfg: &ModelConfig,
+    search: &SearchOptions,
+    every: Duration,
+    mut progress: impl FnMut(Progress),
+) -> (Summary, Vec<(&'static str, Actions<R>)>) {
     let mut model: CheckModel<R> = build_checked::<R>(cfg, search.depth);
     if search.stop_at != StopAt::Never {
         model
@@ -335,6 +351,7 @@ pub fn check<R: Checkable>(
     // Before the traces are rebuilt: rebuilding a path asks the model for actions again.
     let cut_counts = cuts.counts();
     let mut discoveries = checker.discoveries();
+    let mut paths = Vec::new();
     let properties = props
         .iter()
         .map(|p| {
@@ -350,7 +367,11 @@ pub fn check<R: Checkable>(
                 (_, true) => (Kind::Always, Status::Violated),
                 (_, false) => (Kind::Always, Status::Holds),
             };
-            let trace = found.map(|path| trace_of_checked(checker.model(), &path, p.name));
+            let trace = found.map(|path| {
+                let t = trace_of_checked(checker.model(), &path, p.name);
+                paths.push((p.name, path.into_actions()));
+                t
+            });
             Verdict {
                 name: p.name,
                 kind,
@@ -360,7 +381,7 @@ pub fn check<R: Checkable>(
         })
         .collect();
     let cuts = cut_counts;
-    Summary {
+    let summary = Summary {
         protocol: R::NAME,
         config: cfg.clone(),
         search: search.clone(),
@@ -370,5 +391,6 @@ pub fn check<R: Checkable>(
         cuts,
         seconds,
         properties,
-    }
+    };
+    (summary, paths)
 }

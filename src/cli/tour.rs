@@ -481,15 +481,21 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
                 let e = o.entry();
                 let line = if o.ok() {
                     format!(
-                        "caught by {} ({} steps, {:.2} s); clean config passes",
+                        "caught by {} ({} steps, {:.2} s); clean config passes; counterexample clean without the bug",
                         e.property.unwrap_or_default(),
                         e.trace_len.unwrap_or(0),
                         e.seconds
                     )
                 } else if !o.caught() {
                     format!("NOT CAUGHT (expected {})", z.property)
-                } else {
+                } else if !o.clean_passed() {
                     "FALSE ALARM: the clean configuration fails".to_string()
+                } else {
+                    format!(
+                        "FALSE ATTRIBUTION: the counterexample fails without the bug too ({})",
+                        e.clean_replay
+                            .map_or("not replayed".into(), |r| r.summary())
+                    )
                 };
                 bar.suspend(|| {
                     let _ = writeln!(out, "  {name:<34} {line}");

@@ -1,5 +1,5 @@
-//! `paxraft zoo`: run every bug of the zoo with its detector, bug on and bug off, print the
-//! table and save it for the report. `--bug NAME` for `paxraft check` is parsed here too.
+//! `paxraft zoo`: run every bug of the zoo with its detector, bug on and bug off, replay each
+//! counterexample with the bug off, print the table and save it for the report. `--bug NAME` for `paxraft check` is parsed here too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -181,8 +181,9 @@ fn row(o: &Outcome) -> String {
         Verdict::Simulated { .. } => "schedules",
     };
     let known = e.known_steps.map_or("-".into(), |k| k.to_string());
+    let replay = replay_cell(o);
     format!(
-        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
+        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
         e.bug.code(),
         e.bug.name(),
         e.protocol.name(),
@@ -193,13 +194,28 @@ fn row(o: &Outcome) -> String {
         known,
         o.work(),
         format!("{:.2}", o.seconds()),
-        clean
+        clean,
+        replay
     )
+}
+
+/// The clean replay's verdict, with what failed and why when it was not clean.
+fn replay_cell(o: &Outcome) -> String {
+    match &o.clean_replay {
+        None => "not run".into(),
+        Some(r) => match &r.failure {
+            Some(f) if !f.detail.is_empty() => {
+                format!("FALSE ATTRIBUTION, {}: {}", r.summary(), f.detail)
+            }
+            Some(_) => format!("FALSE ATTRIBUTION, {}", r.summary()),
+            None => r.summary(),
+        },
+    }
 }
 
 fn header() -> String {
     format!(
-        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {}",
+        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
         "code",
         "bug",
         "protocol",
@@ -210,7 +226,8 @@ fn header() -> String {
         "known",
         "work",
         "seconds",
-        "clean config"
+        "clean config",
+        "clean replay (counterexample, bug off)"
     )
 }
 
@@ -222,6 +239,7 @@ fn json(o: &Outcome) -> serde_json::Value {
         "command": zoo::command(&o.entry),
         "source": o.entry.source,
         "clean_passed": o.clean_passed(),
+        "attributed": o.attributed(),
         "failed": o.failed(),
         "clean": match &o.verdict {
             Verdict::Checked { clean: None, .. } => serde_json::json!({ "not_run": "the bug escaped" }),
@@ -366,12 +384,19 @@ fn print_table(outcomes: &[Outcome]) {
         .count();
     println!();
     println!(
-        "caught {caught}/{} ({by_model} by model checking, {} by fault schedules); clean configurations passing {}/{}",
+        "caught {caught}/{} ({by_model} by model checking, {} by fault schedules); clean configurations passing {}/{}; counterexamples clean with the bug off {}/{caught}",
         outcomes.len(),
         caught - by_model,
         outcomes.iter().filter(|o| o.clean_passed()).count(),
-        outcomes.len()
+        outcomes.len(),
+        outcomes.iter().filter(|o| o.attributed()).count(),
     );
+    let replay_secs: f64 = outcomes
+        .iter()
+        .filter_map(|o| o.clean_replay.as_ref())
+        .map(|r| r.seconds)
+        .sum();
+    println!("clean replays took {replay_secs:.2} s in all");
     if let Some((slowest, o)) = secs.last() {
         println!(
             "time to detect: median {median:.2} s, slowest {slowest:.2} s ({} {})",

@@ -1,10 +1,11 @@
 //! The HTML page: one self-contained file, charts inline as SVG, no JavaScript.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts;
-use super::results::Results;
+use super::results::{Provenance, Results, ZooEntry};
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -47,6 +48,73 @@ fn missing(out: &mut String, what: &str, how: &str) {
     );
 }
 
+/// One line saying which runs a section's results came from: per commit, how many results
+/// and when; results saved before runs were stamped are counted as unknown, never guessed.
+/// Empty when there are no results.
+pub fn provenance_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenance>>) -> String {
+    // commit -> (results, earliest date, latest date)
+    let mut by_commit: BTreeMap<&str, (usize, &str, &str)> = BTreeMap::new();
+    let mut unknown = 0;
+    for stamp in stamps {
+        match stamp {
+            Some(p) => {
+                let e = by_commit
+                    .entry(p.commit.as_str())
+                    .or_insert((0, &p.date, &p.date));
+                e.0 += 1;
+                e.1 = e.1.min(p.date.as_str());
+                e.2 = e.2.max(p.date.as_str());
+            }
+            None => unknown += 1,
+        }
+    }
+    let total = unknown + by_commit.values().map(|v| v.0).sum::<usize>();
+    if total == 0 {
+        return String::new();
+    }
+    let plural = |n: usize| if n == 1 { "result" } else { "results" };
+    // Newest first.
+    let mut commits: Vec<_> = by_commit.into_iter().collect();
+    commits.sort_by(|a, b| b.1 .2.cmp(a.1 .2));
+    let when = |first: &str, last: &str| {
+        if first == last {
+            escape(first)
+        } else {
+            format!("{} to {}", escape(first), escape(last))
+        }
+    };
+    let parts: Vec<String> = commits
+        .iter()
+        .map(|(commit, (n, first, last))| {
+            if commits.len() == 1 && unknown == 0 {
+                format!(
+                    "commit <code>{}</code>, {}",
+                    escape(commit),
+                    when(first, last)
+                )
+            } else {
+                format!(
+                    "commit <code>{}</code> ({n} {}, {})",
+                    escape(commit),
+                    plural(*n),
+                    when(first, last)
+                )
+            }
+        })
+        .collect();
+    let mut note = Vec::new();
+    if !parts.is_empty() {
+        note.push(format!("Saved from {}.", parts.join("; ")));
+    }
+    if unknown > 0 {
+        note.push(format!(
+            "{unknown} {} saved before results were stamped: commit and date unknown.",
+            plural(unknown)
+        ));
+    }
+    format!("<p class=\"muted provenance\">{}</p>", note.join(" "))
+}
+
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
 /// directory that exists (the caller checks), linked as criterion's own report.
 pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path>) -> String {
@@ -70,6 +138,9 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
             "cargo run --release -- check raft",
         );
     } else {
+        h.push_str(&provenance_note(
+            results.checks.iter().map(|c| c.provenance.as_ref()),
+        ));
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">configuration</th><th>unique states</th>\
              <th>total states</th><th>max depth</th><th>cut by depth / term / in-flight</th><th>seconds</th><th>states/s</th><th class=\"l\">verdict</th>\
@@ -136,57 +207,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     }
     h.push_str("</section>");
 
-    // Bug zoo.
-    h.push_str("<section id=\"zoo\"><h2>Bug zoo</h2>");
-    if results.zoo.is_empty() {
-        missing(&mut h, "bug zoo results", "cargo run --release -- zoo");
-    } else {
-        let caught = results.zoo.iter().filter(|z| z.caught).count();
-        let _ = write!(
-            h,
-            "<p>{caught} of {} known bugs caught.</p>",
-            results.zoo.len()
-        );
-        h.push_str(
-            "<table><tr><th class=\"l\">bug</th><th class=\"l\">protocol</th><th class=\"l\">caught</th>\
-             <th class=\"l\">by property</th><th>trace length</th><th>states</th><th>seconds</th></tr>",
-        );
-        for z in &results.zoo {
-            let (class, yes) = if z.caught {
-                ("ok", "yes")
-            } else {
-                ("bad", "NO")
-            };
-            let _ = write!(
-                h,
-                "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l {class}\">{yes}</td>\
-                 <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-                escape(&z.code),
-                escape(&z.name),
-                escape(&z.protocol),
-                escape(z.property.as_deref().unwrap_or("-")),
-                z.trace_len.map_or("-".into(), |n| n.to_string()),
-                z.states,
-                z.seconds
-            );
-        }
-        h.push_str("</table>");
-        for z in results.zoo.iter().filter(|z| z.trace.is_some()) {
-            let trace = z.trace.as_ref().expect("filtered");
-            let _ = write!(
-                h,
-                "<details><summary>{} {}: counterexample</summary>",
-                escape(&z.code),
-                escape(&z.name)
-            );
-            chart_or_note(
-                &mut h,
-                charts::sequence(&format!("{} {}", z.code, z.name), trace),
-            );
-            h.push_str("</details>");
-        }
-    }
-    h.push_str("</section>");
+    zoo_section(&mut h, &results.zoo);
 
     // Throughput and latency, one chart per payload size.
     let mut payloads: Vec<usize> = results.bench.iter().map(|p| p.payload_bytes).collect();
@@ -196,6 +217,9 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     if payloads.is_empty() {
         missing(&mut h, "benchmark results", "cargo bench");
     }
+    h.push_str(&provenance_note(
+        results.bench.iter().map(|p| p.provenance.as_ref()),
+    ));
     for &b in &payloads {
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }
@@ -235,6 +259,9 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     if results.recovery.is_empty() {
         missing(&mut h, "recovery timelines", "cargo bench");
     } else {
+        h.push_str(&provenance_note(
+            results.recovery.iter().map(|r| r.provenance.as_ref()),
+        ));
         chart_or_note(&mut h, charts::recovery(&results.recovery));
         h.push_str("<ul>");
         for r in &results.recovery {
@@ -283,6 +310,116 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     h.push_str("</section>");
     h.push_str("</body></html>\n");
     h
+}
+
+/// The bug zoo: per bug, caught or not, its counterexample replayed with the bug off, and the
+/// counterexample as a sequence diagram.
+fn zoo_section(h: &mut String, zoo: &[ZooEntry]) {
+    h.push_str("<section id=\"zoo\"><h2>Bug zoo</h2>");
+    if zoo.is_empty() {
+        missing(h, "bug zoo results", "cargo run --release -- zoo");
+        h.push_str("</section>");
+        return;
+    }
+    let caught = zoo.iter().filter(|z| z.caught).count();
+    let replayed = zoo
+        .iter()
+        .filter(|z| z.caught && z.clean_replay.is_some())
+        .count();
+    let clean = zoo
+        .iter()
+        .filter(|z| z.caught && z.clean_replay.as_ref().is_some_and(|r| r.clean()))
+        .count();
+    let _ = write!(h, "<p>{caught} of {} known bugs caught.", zoo.len());
+    if replayed > 0 {
+        let _ = write!(
+            h,
+            " {clean} of {replayed} counterexamples pass when replayed with the bug off \
+             (one that fails without the bug too does not show the bug)."
+        );
+    }
+    if replayed < caught {
+        let _ = write!(
+            h,
+            " {} caught {} no clean replay on record (saved before replays were made).",
+            caught - replayed,
+            if caught - replayed == 1 {
+                "bug has"
+            } else {
+                "bugs have"
+            }
+        );
+    }
+    h.push_str("</p>");
+    h.push_str(&provenance_note(zoo.iter().map(|z| z.provenance.as_ref())));
+    h.push_str(
+        "<table><tr><th class=\"l\">bug</th><th class=\"l\">protocol</th><th class=\"l\">caught</th>\
+         <th class=\"l\">clean replay</th><th class=\"l\">by property</th><th>trace length</th><th>states</th>\
+         <th>seconds</th><th class=\"l\">saved</th></tr>",
+    );
+    for z in zoo {
+        let (class, yes) = if z.caught {
+            ("ok", "yes")
+        } else {
+            ("bad", "NO")
+        };
+        // Absent is not passed: an old result without a replay shows a dash.
+        let replay = match &z.clean_replay {
+            None => "<td class=\"l muted\" title=\"not replayed\">—</td>".to_string(),
+            Some(r) => {
+                let detail = r
+                    .failure
+                    .as_ref()
+                    .filter(|f| !f.detail.is_empty())
+                    .map(|f| format!("<br><span class=\"muted\">{}</span>", escape(&f.detail)))
+                    .unwrap_or_default();
+                format!(
+                    "<td class=\"l {}\">{}{detail}</td>",
+                    if r.clean() { "ok" } else { "bad" },
+                    escape(&r.summary())
+                )
+            }
+        };
+        let saved = z.provenance.as_ref().map_or_else(
+            || "<span class=\"muted\">unknown</span>".to_string(),
+            |p| {
+                format!(
+                    "<code>{}</code>, <span title=\"{}\">{}</span>",
+                    escape(&p.commit),
+                    escape(&p.date),
+                    escape(p.day())
+                )
+            },
+        );
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l {class}\">{yes}</td>{replay}\
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td class=\"l\">{saved}</td></tr>",
+            escape(&z.code),
+            escape(&z.name),
+            escape(&z.protocol),
+            escape(z.property.as_deref().unwrap_or("-")),
+            z.trace_len.map_or("-".into(), |n| n.to_string()),
+            z.states,
+            z.seconds
+        );
+    }
+    h.push_str("</table>");
+    for z in zoo.iter().filter(|z| z.trace.is_some()) {
+        let trace = z.trace.as_ref().expect("filtered");
+        let _ = write!(
+            h,
+            "<details><summary>{} {}: counterexample</summary>",
+            escape(&z.code),
+            escape(&z.name)
+        );
+        chart_or_note(
+            h,
+            charts::sequence(&format!("{} {}", z.code, z.name), trace),
+        );
+        h.push_str("</details>");
+    }
+    h.push_str("</section>");
 }
 
 /// At the highest load measured for each cluster size and payload: each protocol's

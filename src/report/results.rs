@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+pub use super::provenance::Provenance;
+
 /// One throughput/latency measurement: a protocol under a closed-loop load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchPoint {
@@ -29,6 +31,10 @@ pub struct BenchPoint {
     pub p999_us: f64,
     /// Operations measured.
     pub ops: u64,
+    /// When and from which commit it was made (`None` in results saved before runs were
+    /// stamped: unknown, shown as such).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// Throughput over time with the leader crashed part-way.
@@ -54,6 +60,10 @@ pub struct RecoveryRun {
     /// (`None`: not within the run).
     #[serde(default)]
     pub recovered_ms: Option<f64>,
+    /// When and from which commit it was made (`None` in results saved before runs were
+    /// stamped: unknown, shown as such).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// The verdict on one model property.
@@ -92,6 +102,10 @@ pub struct CheckResult {
     pub seconds: f64,
     /// Property verdicts.
     pub properties: Vec<PropertyResult>,
+    /// When and from which commit it was made (`None` in results saved before runs were
+    /// stamped: unknown, shown as such).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 impl CheckResult {
@@ -129,6 +143,7 @@ impl CheckResult {
             cuts: Some([s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64)),
             under_approximation: s.under_approximation(),
             seconds: s.seconds,
+            provenance: Some(Provenance::now()),
             properties: s
                 .properties
                 .iter()
@@ -202,6 +217,84 @@ pub struct ZooEntry {
     pub seconds: f64,
     /// The counterexample.
     pub trace: Option<Trace>,
+    /// The counterexample replayed with the bug switched off (`None`: not replayed, because
+    /// the bug escaped or the result was saved before replays were made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_replay: Option<CleanReplay>,
+    /// When and from which commit it was made (`None` in results saved before runs were
+    /// stamped: unknown, shown as such).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// How a counterexample was replayed with the bug off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayKind {
+    /// A model checker's counterexample: its actions, one by one, on the clean model.
+    Path,
+    /// A fault-schedule search's shrunk schedule, rerun whole (settling phase included).
+    Schedule,
+}
+
+/// What failed when a counterexample was replayed with the bug off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayFailure {
+    /// The property (or `settles`, `no panic`).
+    pub property: String,
+    /// The step it failed at: for a path, the counterexample's action (1-based); for a
+    /// schedule, the run's step.
+    pub step: usize,
+    /// What the check said (may be empty).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// A caught bug's counterexample replayed with the bug switched off: the attribution check. A
+/// counterexample that fails without the bug too does not show the bug.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CleanReplay {
+    /// Path or schedule.
+    pub kind: ReplayKind,
+    /// Steps taken: for a path, its actions the clean model could take; for a schedule, the
+    /// whole rerun, settling included.
+    pub steps: usize,
+    /// Actions of a path the clean model did not offer or that changed nothing there (a
+    /// message the clean protocol never sent, say), skipped. Always 0 for a schedule.
+    pub skipped: usize,
+    /// `None`: every property held after every step (and a schedule's run settled).
+    pub failure: Option<ReplayFailure>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+impl CleanReplay {
+    /// Whether the replay passed.
+    pub fn clean(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// One line for tables: `clean (...)` or `NOT CLEAN: <property> at step N`.
+    pub fn summary(&self) -> String {
+        match (&self.failure, self.kind) {
+            (None, ReplayKind::Path) => format!(
+                "clean ({} of {} actions, {} skipped)",
+                self.steps,
+                self.steps + self.skipped,
+                self.skipped
+            ),
+            (None, ReplayKind::Schedule) => format!("clean ({} steps, settled)", self.steps),
+            (Some(f), kind) => format!(
+                "NOT CLEAN: {} at {} {}",
+                f.property,
+                match kind {
+                    ReplayKind::Path => "action",
+                    ReplayKind::Schedule => "step",
+                },
+                f.step
+            ),
+        }
+    }
 }
 
 /// Everything a report shows; each part may be missing.

@@ -898,7 +898,19 @@ pub struct Replayed {
 
 /// Replay `saved` on a cluster of `R` configured by `opts` (from [`SavedFailure::sim_options`]).
 pub fn replay<R: Replica<Cmd>>(saved: &SavedFailure, opts: &SimOptions) -> Replayed {
-    let model = sim_model::<R>(opts);
+    replay_checking::<R>(saved, opts, Vec::new())
+}
+
+/// [`replay`], checking `extra` always-properties after every step as well (those the search
+/// that found `saved` checked: see [`hunt_checking`]). `opts` need not be the options the
+/// failure was found with: the bug zoo replays a schedule with the bug switched off.
+pub fn replay_checking<R: Replica<Cmd>>(
+    saved: &SavedFailure,
+    opts: &SimOptions,
+    extra: Vec<stateright::Property<SimModel<R>>>,
+) -> Replayed {
+    let mut model = sim_model::<R>(opts);
+    model.properties.extend(extra);
     let lin = LinStats::default();
     let exec = executor::<R>(&model, &lin);
     let (out, _) = exec.run(&saved.schedule);
