@@ -123,6 +123,7 @@ fn sample() -> Results {
             }),
             provenance: Some(stamp("0a1b2c3", "2026-05-02T07:00:00Z")),
         }],
+        mutants: None,
     }
 }
 
@@ -636,4 +637,69 @@ fn a_result_is_stamped_with_the_utc_date_and_the_commit_of_its_tree() {
     assert_eq!(commit_of(&outside), UNKNOWN_COMMIT);
     assert_eq!(commit_of(&outside.join("missing")), UNKNOWN_COMMIT);
     std::fs::remove_dir_all(&outside).unwrap();
+}
+
+/// `scripts/mutants` writes `data/mutants.json`; the report reads it into its own section:
+/// the score, the counts, every survivor with its status and reason, and where it came from.
+/// Without the file the section says how to make it; a file that does not parse is an error.
+#[test]
+fn the_mutation_score_section_shows_the_score_and_every_survivor() {
+    let root = std::env::temp_dir().join(format!("paxraft-report-mutants-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let page = |root: &Path| {
+        let path = paxraft::report::write(root).unwrap();
+        Html::parse_document(&std::fs::read_to_string(path).unwrap())
+    };
+    let section = |doc: &Html| -> String {
+        doc.select(&sel("section#mutants"))
+            .next()
+            .map(text)
+            .expect("a mutation section")
+    };
+    assert!(section(&page(&root)).contains("run scripts/mutants"));
+
+    let json = serde_json::json!({
+        "date": "2026-12-01T18:00:00Z", "commit": "0123456789abcdef", "dirty": false,
+        "cargo_mutants": "27.1.0", "files": ["impls/src/sm.rs"], "partial": false,
+        "test_command": "cargo nextest run",
+        "counts": {"total": 30, "caught": 24, "missed": 2, "unviable": 3, "timeout": 1, "equivalent": 1},
+        "score": 92.31, "score_without_equivalent": 96.0, "duration_seconds": 3725,
+        "survivors": [
+            {"file": "impls/src/sm.rs", "line": 86, "column": 9, "function": "Kv::len",
+             "mutation": "replace Kv::len -> usize with 1", "name": "x", "status": "equivalent",
+             "reason": "only the tests call it"},
+            {"file": "impls/src/sm.rs", "line": 90, "column": 9, "function": "Kv::is_empty",
+             "mutation": "replace Kv::is_empty -> bool with true", "name": "y", "status": "missed"}
+        ],
+        "timeouts": [{"file": "impls/src/sm.rs", "line": 99, "function": "f", "mutation": "loop"}],
+        "stale_equivalents": [], "runs": [], "mutants": []
+    });
+    std::fs::write(data.join("mutants.json"), json.to_string()).unwrap();
+    let doc = page(&root);
+    let s = section(&doc);
+    assert!(s.contains("92.31%"), "{s}");
+    assert!(
+        s.contains("24 caught, 2 survived (1 of them equivalent"),
+        "{s}"
+    );
+    assert!(s.contains("1h 02m of testing"), "{s}");
+    assert!(s.contains("commit 0123456"), "{s}");
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("section#mutants tr"))
+        .skip(1)
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0], "impls/src/sm.rs:86");
+    assert_eq!(rows[0][3], "equivalent");
+    assert_eq!(rows[0][4], "only the tests call it");
+    assert_eq!(rows[1][3], "missed");
+    assert!(s.contains("Timed out: impls/src/sm.rs:99 loop"), "{s}");
+
+    std::fs::write(data.join("mutants.json"), "{\"score\": \"high\"}").unwrap();
+    let err = paxraft::report::write(&root).unwrap_err();
+    assert!(err.to_string().contains("mutants.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
 }

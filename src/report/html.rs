@@ -123,7 +123,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>paxraft report</title>\
          <style>{STYLE}</style></head><body><h1>paxraft report</h1><p class=\"muted\">{}</p>\
-         <nav><a href=\"#checks\">Model checking</a> · <a href=\"#zoo\">Bug zoo</a> · \
+         <nav><a href=\"#checks\">Model checking</a> · <a href=\"#zoo\">Bug zoo</a> · <a href=\"#mutants\">Mutation score</a> · \
          <a href=\"#throughput\">Throughput</a> · <a href=\"#latency\">Latency</a> · \
          <a href=\"#recovery\">Recovery</a> · <a href=\"#criterion\">Criterion</a></nav>",
         escape(title_note)
@@ -208,6 +208,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
     h.push_str("</section>");
 
     zoo_section(&mut h, &results.zoo);
+    super::mutants::section(&mut h, results.mutants.as_ref());
 
     // Throughput and latency, one chart per payload size.
     let mut payloads: Vec<usize> = results.bench.iter().map(|p| p.payload_bytes).collect();

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod html;
+pub mod mutants;
 pub mod provenance;
 pub mod results;
 

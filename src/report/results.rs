@@ -308,6 +308,9 @@ pub struct Results {
     pub checks: Vec<CheckResult>,
     /// Bug zoo results.
     pub zoo: Vec<ZooEntry>,
+    /// The mutation score `scripts/mutants` saved (read, never written, by the binary).
+    #[serde(skip)]
+    pub mutants: Option<super::mutants::MutationResult>,
 }
 
 /// Where the producers save their results, relative to the report directory.
@@ -361,6 +364,7 @@ impl Results {
             recovery: load(&recovery)?,
             checks: load(&checks)?,
             zoo: load(&zoo)?,
+            mutants: super::mutants::MutationResult::load(report_dir)?,
         })
     }
 
