@@ -240,6 +240,8 @@ struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     applied: Slot,
     /// The lowest slot applied in this incarnation (a rebuilt node re-applies from the start).
     first_applied: Option<Slot>,
+    /// Committed commands applied in this incarnation, duplicates (resends) included.
+    commits: u64,
     /// The replica's status after its latest step (`None` while down).
     status: Option<Status>,
 }
@@ -253,6 +255,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
         self.sessions = Sessions::new();
         self.applied = 0;
         self.first_applied = None;
+        self.commits = 0;
     }
 }
 
@@ -317,6 +320,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 sessions: Sessions::new(),
                 applied: 0,
                 first_applied: None,
+                commits: 0,
                 status: None,
             })));
         }
@@ -522,6 +526,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// that rebuilt its state machine from its log re-applied the earliest commands.
     pub fn first_applied(&self, i: usize) -> Option<Slot> {
         lock_kept(&self.kept[i]).first_applied
+    }
+
+    /// How many committed commands node `i` applied in its current incarnation, resent
+    /// duplicates included: above [`Cluster::applied`]'s count of requests that took effect
+    /// by the duplicates its sessions answered instead of applying.
+    pub fn commits(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).commits
     }
 
     /// A copy of node `i`'s state machine (its current incarnation's; see [`Cluster::applied`]).
@@ -802,6 +813,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         // slot the replica reports, from the first.
                         k.applied = slot;
                         k.first_applied.get_or_insert(slot);
+                        k.commits += 1;
                         let res = k.sessions.apply_as(&cmd, &cfg.protocol);
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
                     }
