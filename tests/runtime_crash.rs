@@ -254,6 +254,15 @@ fn converged<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>) -> bool {
 // Clusters over lossy storage
 // -------------------------------------------------------------------------------------------
 
+/// A directory removed on drop (also when the test fails).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq)]
 enum Disk {
     Memory,
@@ -261,12 +270,12 @@ enum Disk {
 }
 
 /// A 3-node cluster whose nodes lose unsynced writes when they crash (seeded per node), over
-/// memory or files in a fresh directory (returned, to be removed).
+/// memory or files in a fresh directory (removed when the returned guard drops).
 fn lossy_cluster<R: Replica<Cmd<Kv>>>(
     disk: Disk,
     name: &str,
     seed: u64,
-) -> (Cluster<R, Kv>, Option<PathBuf>)
+) -> (Cluster<R, Kv>, Option<TempDir>)
 where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
@@ -274,7 +283,7 @@ where
         seed,
         ..RuntimeConfig::default()
     };
-    let seed_of = move |id: paxraft_impls::NodeId| seed ^ (u64::from(id.0) + 1) * 0x1000_0001;
+    let seed_of = move |id: paxraft_impls::NodeId| seed ^ ((u64::from(id.0) + 1) * 0x1000_0001);
     match disk {
         Disk::Memory => {
             let c = Cluster::with_storage(3, cfg, |id| {
@@ -303,7 +312,7 @@ where
                 Ok(s)
             })
             .expect("cluster");
-            (c, Some(dir))
+            (c, Some(TempDir(dir)))
         }
     }
 }
@@ -415,7 +424,7 @@ fn crash_and_restart_all<R: Replica<Cmd<Kv>>>(
 fn check_run<R: Replica<Cmd<Kv>>>(
     mut cluster: Cluster<R, Kv>,
     load: Load,
-    dir: Option<PathBuf>,
+    dir: Option<TempDir>,
     what: &str,
 ) {
     let hist = load.finish(&mut cluster, KEYS);
@@ -427,9 +436,7 @@ fn check_run<R: Replica<Cmd<Kv>>>(
     assert!(lost > 0, "{what}: no crash lost an unsynced write");
     cluster.shutdown();
     check_kv(&hist).unwrap_or_else(|e| panic!("{what}: history not linearizable: {e}"));
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(dir);
 }
 
 /// Where each role can be crashed under load: every point it reaches in its loop. (A

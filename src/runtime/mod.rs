@@ -48,7 +48,8 @@
 //! * the timer heap is compacted when stale entries pile up.
 //!
 //! Not bounded: the replicated log itself (the protocols keep it whole; there is no
-//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds.
+//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds. A
+//! [`LossyStorage`] holds one batch's writes between two syncs.
 //!
 //! # Performance notes
 //!
@@ -590,19 +591,6 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
-    /// Every crash point.
-    pub const ALL: [CrashPoint; 9] = [
-        CrashPoint::Persist,
-        CrashPoint::Send,
-        CrashPoint::Timer,
-        CrashPoint::Commit,
-        CrashPoint::Redirect,
-        CrashPoint::Sync,
-        CrashPoint::Push,
-        CrashPoint::Answer,
-        CrashPoint::Idle,
-    ];
-
     /// The crash point before carrying out effect `e`.
     fn before<M, W, T, C>(e: &Effect<M, W, T, C>) -> Self {
         match e {
@@ -618,6 +606,10 @@ impl CrashPoint {
 /// A node's kill switch: armed by the cluster, checked by the node at every crash point.
 /// Kept apart from the mailbox (closing it is what wakes a waiting node) and from the shim of
 /// [`sync`]: like a partition flag, a switch seen a little late is a crash a little later.
+///
+/// The plan, under its mutex, is the truth; the flag (written under the same lock) only says
+/// whether to look at it, so it can be read relaxed: a node that sees it set before the plan
+/// is visible finds the plan not armed yet and looks again at its next point.
 #[derive(Debug, Default)]
 struct KillSwitch {
     /// Whether a crash is armed: all that a crash point costs on the hot path is loading it.
@@ -644,12 +636,13 @@ impl KillSwitch {
     fn arm(&self, at: Option<CrashPoint>, skip: u64) {
         let mut p = self.plan();
         (p.armed, p.at, p.skip) = (true, at, skip);
-        self.armed.store(true, Ordering::Release);
+        self.armed.store(true, Ordering::Relaxed);
     }
 
     fn disarm(&self) {
-        self.plan().armed = false;
-        self.armed.store(false, Ordering::Release);
+        let mut p = self.plan();
+        p.armed = false;
+        self.armed.store(false, Ordering::Relaxed);
     }
 
     fn last_hit(&self) -> Option<CrashPoint> {
@@ -659,7 +652,7 @@ impl KillSwitch {
     /// The node reached crash point `p`: whether it dies here.
     #[inline(always)]
     fn hit(&self, p: CrashPoint) -> bool {
-        self.armed.load(Ordering::Acquire) && self.fire(p)
+        self.armed.load(Ordering::Relaxed) && self.fire(p)
     }
 
     /// Count `p` against the armed plan; true (and disarmed) when it fires.
@@ -676,7 +669,7 @@ impl KillSwitch {
         }
         plan.armed = false;
         plan.hit = Some(p);
-        self.armed.store(false, Ordering::Release);
+        self.armed.store(false, Ordering::Relaxed);
         true
     }
 }
