@@ -317,6 +317,21 @@ where
     }
 }
 
+/// A [`lossy_cluster`] under [`sweep_load`], past a first load.
+fn loaded<R: Replica<Cmd<Kv>>>(
+    disk: Disk,
+    name: &str,
+    seed: u64,
+) -> (Cluster<R, Kv>, Option<TempDir>, Load)
+where
+    FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
+{
+    let (mut cluster, dir) = lossy_cluster::<R>(disk, name, seed);
+    let load = Load::start(&mut cluster, &sweep_load());
+    load.progress(200, "a first load");
+    (cluster, dir, load)
+}
+
 fn lost_writes<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>) -> u64 {
     (0..c.members().len()).map(|i| c.lost_writes(i)).sum()
 }
@@ -327,7 +342,7 @@ fn sweep_load() -> LoadConfig {
         pipeline: 4,
         keys: KEYS,
         ops: u64::MAX,
-        // About 4,000 ops/s in all: a few tens of thousands of operations per run.
+        // At most about 4,000 ops/s in all: histories of a few thousand operations.
         pace: Duration::from_millis(1),
         client: ClientConfig {
             retry_after: Duration::from_millis(40),
@@ -434,13 +449,19 @@ fn check_run<R: Replica<Cmd<Kv>>>(
     assert_eq!(cluster.panics(), vec![], "{what}");
     let lost = lost_writes(&cluster);
     assert!(lost > 0, "{what}: no crash lost an unsynced write");
+    let boots: u64 = (0..cluster.members().len()).map(|i| cluster.boots(i)).sum();
+    // A report, not a property (run with --nocapture).
+    println!(
+        "{what}: {acknowledged} ops acknowledged, {} restarts, {lost} writes lost",
+        boots - cluster.members().len() as u64
+    );
     cluster.shutdown();
     check_kv(&hist).unwrap_or_else(|e| panic!("{what}: history not linearizable: {e}"));
     drop(dir);
 }
 
-/// Where each role can be crashed under load: every point it reaches in its loop. (A
-/// follower answers no client; `Redirect` and `Idle` are left to the random crashes.)
+/// Every point a leader reaches in its loop under load; a follower reaches all but the last
+/// (it answers no client). `Redirect` and `Idle` are left to the random crashes.
 const LEADER_POINTS: [CrashPoint; 7] = [
     CrashPoint::Persist,
     CrashPoint::Send,
@@ -449,14 +470,6 @@ const LEADER_POINTS: [CrashPoint; 7] = [
     CrashPoint::Sync,
     CrashPoint::Push,
     CrashPoint::Answer,
-];
-const FOLLOWER_POINTS: [CrashPoint; 6] = [
-    CrashPoint::Persist,
-    CrashPoint::Send,
-    CrashPoint::Timer,
-    CrashPoint::Commit,
-    CrashPoint::Sync,
-    CrashPoint::Push,
 ];
 
 /// The deterministic sweep: the leader, then a follower, crashed at each point of its loop
@@ -469,11 +482,9 @@ where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
     let what = format!("{} {disk:?} point sweep", R::NAME);
-    let (mut cluster, dir) = lossy_cluster::<R>(disk, name, 0xc4a5);
-    let load = Load::start(&mut cluster, &sweep_load());
-    load.progress(200, "a first load");
+    let (mut cluster, dir, load) = loaded::<R>(disk, name, 0xc4a5);
     let mut round = 0;
-    for (leader, points) in [(true, &LEADER_POINTS[..]), (false, &FOLLOWER_POINTS[..])] {
+    for (leader, points) in [(true, &LEADER_POINTS[..]), (false, &LEADER_POINTS[..6])] {
         for &point in points {
             let target = pick(&cluster, leader);
             let role = if leader { "leader" } else { "follower" };
@@ -515,9 +526,7 @@ where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
     let what = format!("{} {disk:?} count and random sweep", R::NAME);
-    let (mut cluster, dir) = lossy_cluster::<R>(disk, name, 0x7a11);
-    let load = Load::start(&mut cluster, &sweep_load());
-    load.progress(200, "a first load");
+    let (mut cluster, dir, load) = loaded::<R>(disk, name, 0x7a11);
     let mut hit = BTreeSet::new();
     for (round, n) in [0u64, 1, 2, 3, 5, 8, 13, 21, 34, 55]
         .into_iter()
@@ -552,10 +561,7 @@ where
         load.progress(30, &format!("progress after {here}"));
     }
     // Not a property, a report of what the sweeps reached (run with --nocapture).
-    println!(
-        "{what}: crash points hit: {hit:?}; writes lost: {}",
-        lost_writes(&cluster)
-    );
+    println!("{what}: crash points hit: {hit:?}");
     until_writes_lost(&mut cluster, &load, &what);
     check_run(cluster, load, dir, &what);
 }
@@ -575,9 +581,7 @@ where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
     let what = format!("{} {disk:?} lossy follower remembers", R::NAME);
-    let (mut cluster, dir) = lossy_cluster::<R>(disk, name, 0xf011);
-    let load = Load::start(&mut cluster, &sweep_load());
-    load.progress(200, "a first load");
+    let (mut cluster, dir, load) = loaded::<R>(disk, name, 0xf011);
     let (mut tries, mut lossy) = (0, 0);
     while lossy < LOSSY_ROUNDS {
         tries += 1;
@@ -608,54 +612,32 @@ where
 /// Rounds of [`only_the_lossy_follower_remembers`] whose crash lost writes.
 const LOSSY_ROUNDS: usize = 3;
 
-#[test]
-fn raft_acknowledged_writes_survive_when_only_a_lossy_follower_has_them() {
-    only_the_lossy_follower_remembers::<RaftKv>(Disk::Memory, "raft-remembers");
+/// One test per protocol, storage and scenario (the test's name names its files too).
+macro_rules! crash_tests {
+    ($($name:ident: $scenario:ident::<$r:ty>($disk:expr);)*) => {$(
+        #[test]
+        fn $name() {
+            $scenario::<$r>($disk, stringify!($name));
+        }
+    )*};
 }
 
-#[test]
-fn multipaxos_acknowledged_writes_survive_when_only_a_lossy_follower_has_them() {
-    only_the_lossy_follower_remembers::<PaxosKv>(Disk::File, "paxos-remembers");
-}
-
-#[test]
-fn raft_crash_point_sweep_lossy_memory() {
-    point_sweep::<RaftKv>(Disk::Memory, "raft-points-mem");
-}
-
-#[test]
-fn raft_crash_point_sweep_lossy_file() {
-    point_sweep::<RaftKv>(Disk::File, "raft-points-file");
-}
-
-#[test]
-fn multipaxos_crash_point_sweep_lossy_memory() {
-    point_sweep::<PaxosKv>(Disk::Memory, "paxos-points-mem");
-}
-
-#[test]
-fn multipaxos_crash_point_sweep_lossy_file() {
-    point_sweep::<PaxosKv>(Disk::File, "paxos-points-file");
-}
-
-#[test]
-fn raft_crash_after_and_random_crashes_lossy_memory() {
-    count_and_random_sweep::<RaftKv>(Disk::Memory, "raft-random-mem");
-}
-
-#[test]
-fn raft_crash_after_and_random_crashes_lossy_file() {
-    count_and_random_sweep::<RaftKv>(Disk::File, "raft-random-file");
-}
-
-#[test]
-fn multipaxos_crash_after_and_random_crashes_lossy_memory() {
-    count_and_random_sweep::<PaxosKv>(Disk::Memory, "paxos-random-mem");
-}
-
-#[test]
-fn multipaxos_crash_after_and_random_crashes_lossy_file() {
-    count_and_random_sweep::<PaxosKv>(Disk::File, "paxos-random-file");
+crash_tests! {
+    raft_acknowledged_writes_survive_when_only_a_lossy_follower_has_them:
+        only_the_lossy_follower_remembers::<RaftKv>(Disk::Memory);
+    multipaxos_acknowledged_writes_survive_when_only_a_lossy_follower_has_them:
+        only_the_lossy_follower_remembers::<PaxosKv>(Disk::File);
+    raft_crash_point_sweep_lossy_memory: point_sweep::<RaftKv>(Disk::Memory);
+    raft_crash_point_sweep_lossy_file: point_sweep::<RaftKv>(Disk::File);
+    multipaxos_crash_point_sweep_lossy_memory: point_sweep::<PaxosKv>(Disk::Memory);
+    multipaxos_crash_point_sweep_lossy_file: point_sweep::<PaxosKv>(Disk::File);
+    raft_crash_after_and_random_crashes_lossy_memory:
+        count_and_random_sweep::<RaftKv>(Disk::Memory);
+    raft_crash_after_and_random_crashes_lossy_file: count_and_random_sweep::<RaftKv>(Disk::File);
+    multipaxos_crash_after_and_random_crashes_lossy_memory:
+        count_and_random_sweep::<PaxosKv>(Disk::Memory);
+    multipaxos_crash_after_and_random_crashes_lossy_file:
+        count_and_random_sweep::<PaxosKv>(Disk::File);
 }
 
 // -------------------------------------------------------------------------------------------
