@@ -1,6 +1,8 @@
 //! Recovery from a leader crash under load: criterion times the gap from the crash to the
-//! first commit after it (a fresh cluster per iteration); a timeline of throughput around
-//! the crash per protocol and cluster size goes to `reports/data/recovery.json`.
+//! first commit after it (a fresh cluster per iteration), and how long a restarted node takes
+//! to rebuild its state machine from its log and catch up after [`REBUILT_OPS`] commands; a
+//! timeline of throughput around the crash per protocol and cluster size goes to
+//! `reports/data/recovery.json`.
 //!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers only, shorter measurement.
 
@@ -9,7 +11,9 @@ mod common;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode};
-use paxraft::bench::{recovery_of, time_to_first_commit, Protocol, RecoveryConfig};
+use paxraft::bench::{
+    recovery_of, time_to_first_commit, time_to_rebuild, Protocol, RecoveryConfig,
+};
 use paxraft::report::results::{RecoveryRun, Results};
 use paxraft::runtime::Cmd;
 use paxraft_impls::multipaxos::MultiPaxos;
@@ -18,6 +22,9 @@ use paxraft_impls::sm::Kv;
 
 /// Requests outstanding while the leader crashes.
 const OUTSTANDING: usize = 256;
+
+/// Commands in the log a restarted node replays.
+const REBUILT_OPS: u64 = 100_000;
 
 fn main() {
     let quick = common::quick() || !common::measuring();
@@ -49,6 +56,26 @@ fn main() {
                 })
             });
         }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("recovery-restart-rebuild");
+    g.sampling_mode(SamplingMode::Flat);
+    for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+        let id = BenchmarkId::new(protocol.name(), format!("3n-{}k", REBUILT_OPS / 1000));
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let r = match protocol {
+                            Protocol::Raft => time_to_rebuild::<Raft<Cmd<Kv>>>(3, REBUILT_OPS),
+                            _ => time_to_rebuild::<MultiPaxos<Cmd<Kv>>>(3, REBUILT_OPS),
+                        };
+                        r.unwrap_or_else(|e| panic!("{e}"))
+                    })
+                    .sum::<Duration>()
+            })
+        });
     }
     g.finish();
 

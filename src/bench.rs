@@ -8,7 +8,8 @@
 //!   what criterion's `iter_custom` wants; latencies of every operation go into an
 //!   hdrhistogram, and [`Load::point`] summarises everything measured so far.
 //! * [`recovery`]: throughput over time with the leader crashed at a fixed point; the time
-//!   from the crash to the first commit after it, and the dip.
+//!   from the crash to the first commit after it, and the dip. [`time_to_rebuild`]: how long a
+//!   restarted node takes to rebuild its state machine from its log and catch up.
 //! * [`compare`]: a few points of the sweep, short, for the tour; results are saved where
 //!   the report reads them.
 
@@ -394,6 +395,46 @@ pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
     Ok(first)
 }
 
+/// How long a restarted node takes to be back: `ops` commands committed under load, then a
+/// follower crashed and restarted with nothing in memory; the time from its restart until it
+/// has replayed its log and applied everything the cluster had committed (its state machine
+/// rebuilt from slot 1; the commit point comes with the leader's next heartbeat). Used by
+/// criterion's recovery benchmark.
+pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<Duration, String> {
+    let protocol = Protocol::ALL
+        .into_iter()
+        .find(|p| p.name() == R::NAME)
+        .ok_or_else(|| format!("{} is not a benchmarked protocol", R::NAME))?;
+    let mut load = Load::<R>::start(LoadConfig {
+        protocol,
+        servers,
+        outstanding: 256,
+        payload_bytes: 0,
+        clients: 0,
+    })?;
+    load.run(ops)?;
+    let cluster = &mut load.cluster;
+    let leader = cluster
+        .leader()
+        .ok_or_else(|| format!("{}: no leader after the load", R::NAME))?;
+    let node = (leader + 1) % servers;
+    let committed = cluster.status(leader).map_or(0, |s| s.commit);
+    cluster.crash(node);
+    let restart = Instant::now();
+    cluster.restart(node);
+    let deadline = restart + Duration::from_secs(30);
+    while cluster.applied(node).0 < committed {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{}: a restarted node did not catch up within 30 s",
+                R::NAME
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    Ok(restart.elapsed())
+}
+
 /// Throughput over time with the leader crashed at `cfg.crash_at`.
 pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
     let (done, first) = crash_under_load::<R>(cfg)?;
@@ -521,6 +562,8 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
         if let Some(l) = crashed {
             cluster.crash(l);
             let crash_time = Instant::now();
+            // A down node's view holds what it had applied when it died (its state machine
+            // is rebuilt from the log only when it restarts, which this run does not do).
             let applied = cluster.applied(l).0;
             // Poll the survivors' applied point until one passes the crashed leader's.
             let deadline = crash_time + Duration::from_secs(10);

@@ -348,6 +348,15 @@ impl<S: StateMachine> Sessions<S> {
     pub fn apply_without_dedup(&mut self, req: &Request<S::Op>) -> Applied<S> {
         self.apply_inner(req, false)
     }
+
+    /// Apply as `cfg` says: [`Sessions::apply`], or, with bug B2
+    /// ([`crate::Bug::DuplicateApply`]) switched on, without consulting the session. For hosts
+    /// in other crates, which cannot see this crate's features: without `bug-zoo`,
+    /// [`crate::Config::bug`] is constant `false` and the buggy path compiles away.
+    #[inline]
+    pub fn apply_as(&mut self, req: &Request<S::Op>, cfg: &crate::Config) -> Applied<S> {
+        self.apply_inner(req, !cfg.bug(crate::Bug::DuplicateApply))
+    }
 }
 
 #[cfg(test)]
@@ -551,5 +560,33 @@ mod tests {
             s.apply_without_dedup(&cas),
             Ok(KvOutput::Cas(Err(Some(b"x".to_vec()))))
         );
+    }
+
+    /// `apply_as` dedups unless the config switches B2 on (which only a bug-zoo build can).
+    #[test]
+    fn apply_as_follows_the_config() {
+        let put = req(1, 1, KvOp::Put(1, b"x".to_vec()));
+        let overwrite = req(2, 1, KvOp::Put(1, b"y".to_vec()));
+        // A put, another client's put, then the first one's retry.
+        let run = |cfg: &crate::Config| {
+            let mut s: Sessions<Kv> = Sessions::new();
+            for r in [&put, &overwrite, &put] {
+                assert_eq!(s.apply_as(r, cfg), Ok(KvOutput::Written));
+            }
+            (s.state().get(1).cloned(), s.applied())
+        };
+        let mut cfg = crate::Config::default();
+        assert_eq!(
+            run(&cfg),
+            (Some(b"y".to_vec()), 2),
+            "the retry deduplicated"
+        );
+        if cfg.set_bug(crate::Bug::DuplicateApply) {
+            assert_eq!(
+                run(&cfg),
+                (Some(b"x".to_vec()), 3),
+                "B2: the retry applied again"
+            );
+        }
     }
 }

@@ -148,7 +148,14 @@ impl<S: StateMachine> Pending<S> {
         dropped
     }
 
-    /// The node goes down: tell every waiting client to retry elsewhere.
+    /// Whether this step queued answers ([`Pending::flush`] has something to push).
+    pub fn has_answers(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The node goes down: tell every waiting client to retry elsewhere. That includes the
+    /// requests answered in this step but not yet pushed (a crash before the push): a dead
+    /// node's answers never leave; the retry is answered from the session elsewhere.
     pub fn fail_all(&mut self) {
         #[cfg(loom)]
         if self.faulty_fail_all_forgets {
@@ -156,7 +163,13 @@ impl<S: StateMachine> Pending<S> {
             return;
         }
         for (_, w) in self.by_client.drain() {
-            let list: Vec<Reply<S>> = w.seqs.into_iter().map(|seq| Reply::Retry { seq }).collect();
+            let list: Vec<Reply<S>> = w
+                .out
+                .iter()
+                .map(Reply::seq)
+                .chain(w.seqs)
+                .map(|seq| Reply::Retry { seq })
+                .collect();
             let _ = w.reply.push_many(list);
         }
         self.dirty.clear();
@@ -229,6 +242,22 @@ mod tests {
         // What it still holds is failed when the node goes down.
         p.fail_all();
         assert_eq!(drained(&b), vec![Reply::Retry { seq: 3 }]);
+    }
+
+    #[test]
+    fn answers_not_yet_pushed_when_the_node_dies_become_retries() {
+        let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
+        let mut p = Pending::<Kv>::default();
+        p.add(&[req(1, 1, 1), req(1, 2, 1)], &b);
+        assert!(!p.has_answers());
+        p.answer(1, 1, done);
+        assert!(p.has_answers());
+        // A crash between the answer and its push: the client hears Retry, not Done.
+        p.fail_all();
+        assert_eq!(
+            drained(&b),
+            vec![Reply::Retry { seq: 1 }, Reply::Retry { seq: 2 }]
+        );
     }
 
     #[test]

@@ -7,15 +7,30 @@
 //!   batch are synced before any of its sends leave (the persist-before-send rule, with group
 //!   commit), sends to each peer are coalesced into one push.
 //! * Every node applies committed commands to its own [`Sessions`] state machine (exactly-once
-//!   by `(client, seq)`); the node that received a proposal answers its client.
+//!   by `(client, seq)`); the node that received a proposal answers its client, after the sync.
 //! * Clients ([`Client`]) keep many requests outstanding, follow redirects, resend on silence,
 //!   and give every request an answer or an error within its timeout.
-//! * Faults at run time: [`Cluster::crash`], [`Cluster::restart`], [`Cluster::partition`],
-//!   [`Cluster::heal`]. A panicking replica thread is contained and reported
-//!   ([`Cluster::panics`]). [`Cluster::shutdown`] (also on drop) joins every thread.
+//! * Faults at run time: [`Cluster::crash`], [`Cluster::crash_after`], [`Cluster::crash_at`],
+//!   [`Cluster::restart`], [`Cluster::partition`], [`Cluster::heal`]. A panicking replica
+//!   thread is contained and reported ([`Cluster::panics`]). [`Cluster::shutdown`] (also on
+//!   drop) joins every thread.
 //!
-//! The state machine and the applied point are kept across a crash of a replica thread, as if
-//! checkpointed atomically with each apply; the replica itself reboots from durable storage.
+//! # Crashes
+//!
+//! A crash can hit a node between any two things it does: every node checks its kill switch
+//! at each [`CrashPoint`] (before each effect, before the group sync, before each peer's push,
+//! before answering clients) and, when it fires, stops there: no sync, no further sends, no
+//! answers. Its storage is then told ([`Storage::crash`]) and may lose what was not synced
+//! ([`LossyStorage`] does). A panicking node goes the same way. The check is one relaxed
+//! atomic load; the switch is armed by [`Cluster::crash`] (at the next point) or, to target
+//! points deterministically, [`Cluster::crash_after`] / [`Cluster::crash_at`].
+//!
+//! Nothing of a node survives a crash in memory: a (re)booted node starts with an empty state
+//! machine and sessions, and rebuilds them from its durable log alone, as the replica reports
+//! the committed slots again from slot 1 once it learns the commit point (both protocols boot
+//! with commit index 0; the effect contract, rule 2). The observers [`Cluster::applied`],
+//! [`Cluster::state`] and [`Cluster::first_applied`] show the current incarnation's state
+//! (while a node is down: what it held when it went down).
 //!
 //! # Bounds
 //!
@@ -33,7 +48,8 @@
 //! * the timer heap is compacted when stale entries pile up.
 //!
 //! Not bounded: the replicated log itself (the protocols keep it whole; there is no
-//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds.
+//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds. A
+//! [`LossyStorage`] holds one batch's writes between two syncs.
 //!
 //! # Performance notes
 //!
@@ -67,7 +83,7 @@ use rand::{Rng, SeedableRng};
 pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
-pub use storage::{FileStorage, MemStorage, Storage};
+pub use storage::{FileStorage, LossyStorage, MemStorage, Storage};
 
 /// The command replicas carry: a client request for state machine `S`.
 pub type Cmd<S> = Request<<S as StateMachine>::Op>;
@@ -84,6 +100,15 @@ pub enum Reply<S: StateMachine> {
     Redirect { seq: u64, leader: Option<NodeId> },
     /// The node went down (crash or shutdown) before answering; try elsewhere.
     Retry { seq: u64 },
+}
+
+impl<S: StateMachine> Reply<S> {
+    /// The sequence number of the request answered.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Reply::Done { seq, .. } | Reply::Redirect { seq, .. } | Reply::Retry { seq } => *seq,
+        }
+    }
 }
 
 /// A client's reply mailbox.
@@ -203,14 +228,36 @@ pub fn fast_config() -> Config {
     }
 }
 
-/// What a node keeps across crashes of its thread.
+/// What a node's thread shares with the cluster: its durable storage (the one thing that
+/// survives a crash) and, for observers, its current incarnation's state, which each boot
+/// starts afresh (the node rebuilds it from the log).
 struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     storage: Box<dyn Storage<R, Cmd<S>>>,
-    sessions: Sessions<S>,
-    applied: Slot,
+    /// Boots so far.
     incarnation: u64,
+    /// The state machine behind its sessions, rebuilt from the log at each boot.
+    sessions: Sessions<S>,
+    /// The highest slot applied in this incarnation.
+    applied: Slot,
+    /// The lowest slot applied in this incarnation (a rebuilt node re-applies from the start).
+    first_applied: Option<Slot>,
+    /// Committed commands applied in this incarnation, duplicates (resends) included.
+    commits: u64,
     /// The replica's status after its latest step (`None` while down).
     status: Option<Status>,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
+    /// A new incarnation begins. Nothing in memory survives: the state machine and its
+    /// sessions start empty and are rebuilt from the log, as the replica (booting with commit
+    /// index 0) reports every committed slot again from slot 1.
+    fn reboot(&mut self) {
+        self.incarnation += 1;
+        self.sessions = Sessions::new();
+        self.applied = 0;
+        self.first_applied = None;
+        self.commits = 0;
+    }
 }
 
 type Shared<R, S> = Arc<Mutex<Kept<R, S>>>;
@@ -227,6 +274,7 @@ pub struct Cluster<R: Replica<Cmd<S>>, S: StateMachine> {
     members: Vec<NodeId>,
     net: Arc<Net<R, S>>,
     kept: Vec<Shared<R, S>>,
+    kill: Vec<Arc<KillSwitch>>,
     threads: Vec<Option<JoinHandle<()>>>,
     panics: Arc<Mutex<Vec<(NodeId, String)>>>,
     next_client: u64,
@@ -269,9 +317,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             let storage = storage(id).map_err(|e| format!("storage of {id}: {e}"))?;
             kept.push(Arc::new(Mutex::new(Kept {
                 storage,
+                incarnation: 0,
                 sessions: Sessions::new(),
                 applied: 0,
-                incarnation: 0,
+                first_applied: None,
+                commits: 0,
                 status: None,
             })));
         }
@@ -280,6 +330,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             members,
             net,
             kept,
+            kill: (0..n).map(|_| Arc::new(KillSwitch::default())).collect(),
             threads: (0..n).map(|_| None).collect(),
             panics: Arc::new(Mutex::new(Vec::new())),
             next_client: 1,
@@ -297,26 +348,46 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let members = self.members.clone();
         let net = Arc::clone(&self.net);
         let kept = Arc::clone(&self.kept[i]);
-        let kept_on_exit = Arc::clone(&self.kept[i]);
+        // Before the thread starts, so that observers see the new incarnation at once.
+        lock_kept(&kept).reboot();
+        let kill = Arc::clone(&self.kill[i]);
         let panics = Arc::clone(&self.panics);
+        let report = move |what: String| {
+            panics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((id, what));
+        };
         let cfg = self.cfg.clone();
         let handle = std::thread::Builder::new()
             .name(format!("{}-{id}", R::NAME))
             .spawn(move || {
                 let mut pending = Pending::<S>::default();
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    node_loop::<R, S>(id, &members, &cfg, &net, &kept, &mut pending)
+                    node_loop::<R, S>(id, &members, &cfg, &net, &kept, &kill, &mut pending)
                 }));
-                if let Err(p) = result {
-                    let what = crate::panic_message(&*p);
-                    panics
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((id, what));
+                let crashed = match result {
+                    Ok(Exit::Killed) => true,
+                    // Closed while a crash was armed: [`Cluster::crash`] of a waiting node.
+                    Ok(Exit::Closed) => kill.fire(CrashPoint::Idle),
+                    Err(p) => {
+                        report(crate::panic_message(&*p));
+                        true
+                    }
+                };
+                if crashed {
                     // Contained: the node is down, its peers go on, its clients go elsewhere.
                     fail_inputs::<R, S>(net.boxes[id.index()].close());
                 }
-                lock_kept(&kept_on_exit).status = None;
+                let mut k = lock_kept(&kept);
+                k.status = None;
+                if crashed {
+                    // The process died: the storage may lose what was not synced.
+                    if let Err(e) = k.storage.crash() {
+                        report(format!("storage failed its crash: {e}"));
+                    }
+                }
+                drop(k);
                 pending.fail_all();
             })
             .expect("spawn replica thread");
@@ -353,9 +424,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         !self.net.boxes[i].is_closed()
     }
 
-    /// Crash node `i`: its thread stops, its volatile state and mailbox are lost, its durable
-    /// storage stays. Clients waiting on it are told to retry elsewhere.
+    /// Crash node `i` now: its thread stops at its next [`CrashPoint`] (no sync, no further
+    /// sends or answers), its volatile state and mailbox are lost, and its storage is told
+    /// ([`Storage::crash`]: what was not synced may be lost). Clients waiting on it are told to
+    /// retry elsewhere. Returns once the node is down.
     pub fn crash(&mut self, i: usize) {
+        self.kill[i].arm(None, 0);
         fail_inputs::<R, S>(self.net.boxes[i].close());
         if let Some(h) = self.threads[i].take() {
             // The thread body catches panics itself, so join only fails if that failed.
@@ -363,7 +437,36 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         }
     }
 
-    /// Restart a crashed node from its durable storage.
+    /// Arm node `i` to crash itself after passing `n` more crash points (of any kind), at the
+    /// one after: sweeping `n` walks a crash through its loop. Returns at once; the node is
+    /// down ([`Cluster::is_up`] false) once the switch fired, and stays down until restarted.
+    pub fn crash_after(&self, i: usize, n: u64) {
+        self.kill[i].arm(None, n);
+    }
+
+    /// Arm node `i` to crash itself at the `n+1`-th [`CrashPoint`] of kind `at` it reaches
+    /// from now (`n = 0`: the next one), so a test can aim at one place of the loop.
+    pub fn crash_at(&self, i: usize, at: CrashPoint, n: u64) {
+        self.kill[i].arm(Some(at), n);
+    }
+
+    /// Where node `i`'s latest crash hit it (`None`: it never crashed through its switch).
+    pub fn crash_point(&self, i: usize) -> Option<CrashPoint> {
+        self.kill[i].last_hit()
+    }
+
+    /// How many writes node `i`'s storage lost to crashes ([`Storage::lost_writes`]).
+    pub fn lost_writes(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).storage.lost_writes()
+    }
+
+    /// How many times node `i` booted (1 before any restart).
+    pub fn boots(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).incarnation
+    }
+
+    /// Restart a crashed node from its durable storage: a fresh replica, state machine and
+    /// sessions, rebuilt from the log (nothing survives in memory).
     pub fn restart(&mut self, i: usize) {
         assert!(!self.down, "restart after shutdown");
         if self.threads[i].is_some() && self.is_up(i) {
@@ -372,6 +475,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         if let Some(h) = self.threads[i].take() {
             let _ = h.join();
         }
+        self.kill[i].disarm();
         let queued = self.net.boxes[i].reopen();
         assert_eq!(queued, 0, "a closed mailbox took items");
         self.spawn(i);
@@ -411,13 +515,28 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         lock_kept(&self.kept[i]).status
     }
 
-    /// Node `i`'s applied point: (highest slot applied, requests that took effect).
+    /// Node `i`'s applied point in its current incarnation: (highest slot applied, requests
+    /// that took effect). A restart starts it from `(0, 0)`. While down: the point it had
+    /// reached when it went down.
     pub fn applied(&self, i: usize) -> (Slot, u64) {
         let k = lock_kept(&self.kept[i]);
         (k.applied, k.sessions.applied())
     }
 
-    /// A copy of node `i`'s state machine.
+    /// The lowest slot node `i` applied in its current incarnation (`None`: none yet). A node
+    /// that rebuilt its state machine from its log re-applied the earliest commands.
+    pub fn first_applied(&self, i: usize) -> Option<Slot> {
+        lock_kept(&self.kept[i]).first_applied
+    }
+
+    /// How many committed commands node `i` applied in its current incarnation, resent
+    /// duplicates included: above [`Cluster::applied`]'s count of requests that took effect
+    /// by the duplicates its sessions answered instead of applying.
+    pub fn commits(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).commits
+    }
+
+    /// A copy of node `i`'s state machine (its current incarnation's; see [`Cluster::applied`]).
     pub fn state(&self, i: usize) -> S {
         lock_kept(&self.kept[i]).sessions.state().clone()
     }
@@ -441,6 +560,126 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Drop for Cluster<R, S> {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A place in a node's loop where a crash can hit it (see [`Cluster::crash_at`]). What is at
+/// stake at each: before an effect, the batch's earlier writes are not synced and none of its
+/// messages or answers has left; at [`CrashPoint::Sync`] all its writes wait for the sync;
+/// from the first [`CrashPoint::Push`] on, its writes are durable and only some of its
+/// messages (and none of its answers) have left.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// Before carrying out a durable write.
+    Persist,
+    /// Before queueing a message to a peer.
+    Send,
+    /// Before arming or cancelling a timer.
+    Timer,
+    /// Before applying a committed command.
+    Commit,
+    /// Before turning a proposal away with a leader hint.
+    Redirect,
+    /// After the batch's effects, before the group sync of its writes (only when it wrote).
+    Sync,
+    /// After the sync, before pushing one peer's messages (the first: between the sync and
+    /// the sends; the others: between the pushes).
+    Push,
+    /// After the sends, before answering clients (only when there are answers).
+    Answer,
+    /// Waiting for input, everything synced and sent ([`Cluster::crash`] of an idle node).
+    Idle,
+}
+
+impl CrashPoint {
+    /// The crash point before carrying out effect `e`.
+    fn before<M, W, T, C>(e: &Effect<M, W, T, C>) -> Self {
+        match e {
+            Effect::Persist(_) => CrashPoint::Persist,
+            Effect::Send { .. } => CrashPoint::Send,
+            Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
+            Effect::Commit { .. } => CrashPoint::Commit,
+            Effect::Redirect { .. } => CrashPoint::Redirect,
+        }
+    }
+}
+
+/// A node's kill switch: armed by the cluster, checked by the node at every crash point.
+/// Kept apart from the mailbox (closing it is what wakes a waiting node) and from the shim of
+/// [`sync`]: like a partition flag, a switch seen a little late is a crash a little later.
+///
+/// The plan, under its mutex, is the truth; the flag (written under the same lock) only says
+/// whether to look at it, so it can be read relaxed: a node that sees it set before the plan
+/// is visible finds the plan not armed yet and looks again at its next point.
+#[derive(Debug, Default)]
+struct KillSwitch {
+    /// Whether a crash is armed: all that a crash point costs on the hot path is loading it.
+    armed: AtomicBool,
+    plan: Mutex<KillPlan>,
+}
+
+#[derive(Debug, Default)]
+struct KillPlan {
+    armed: bool,
+    /// Fire only at points of this kind (`None`: any).
+    at: Option<CrashPoint>,
+    /// Matching points still to pass before firing.
+    skip: u64,
+    /// Where the latest crash hit.
+    hit: Option<CrashPoint>,
+}
+
+impl KillSwitch {
+    fn plan(&self) -> std::sync::MutexGuard<'_, KillPlan> {
+        self.plan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arm(&self, at: Option<CrashPoint>, skip: u64) {
+        let mut p = self.plan();
+        (p.armed, p.at, p.skip) = (true, at, skip);
+        self.armed.store(true, Ordering::Relaxed);
+    }
+
+    fn disarm(&self) {
+        let mut p = self.plan();
+        p.armed = false;
+        self.armed.store(false, Ordering::Relaxed);
+    }
+
+    fn last_hit(&self) -> Option<CrashPoint> {
+        self.plan().hit
+    }
+
+    /// The node reached crash point `p`: whether it dies here.
+    #[inline(always)]
+    fn hit(&self, p: CrashPoint) -> bool {
+        self.armed.load(Ordering::Relaxed) && self.fire(p)
+    }
+
+    /// Count `p` against the armed plan; true (and disarmed) when it fires.
+    #[cold]
+    #[inline(never)]
+    fn fire(&self, p: CrashPoint) -> bool {
+        let mut plan = self.plan();
+        if !plan.armed || plan.at.is_some_and(|at| at != p) {
+            return false;
+        }
+        if plan.skip > 0 {
+            plan.skip -= 1;
+            return false;
+        }
+        plan.armed = false;
+        plan.hit = Some(p);
+        self.armed.store(false, Ordering::Relaxed);
+        true
+    }
+}
+
+/// How a node's loop ended.
+enum Exit {
+    /// Its mailbox was closed (shutdown, or a crash of a node waiting for input).
+    Closed,
+    /// Its kill switch fired at a crash point.
+    Killed,
 }
 
 /// Answer `Retry` to the proposals among inputs a closed mailbox handed back (what the
@@ -496,20 +735,20 @@ impl<T: Ord + Copy> Timers<T> {
 }
 
 /// One replica thread's life: boot from storage, then drain, step, apply effects, until its
-/// mailbox is closed.
+/// mailbox is closed or its kill switch fires.
 fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     id: NodeId,
     members: &[NodeId],
     cfg: &RuntimeConfig,
     net: &Net<R, S>,
     kept: &Shared<R, S>,
+    kill: &KillSwitch,
     pending: &mut Pending<S>,
-) {
+) -> Exit {
     let mine = &net.boxes[id.index()];
     let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
     let (durable, incarnation) = {
         let mut k = lock_kept(kept);
-        k.incarnation += 1;
         (k.storage.load().expect("load durable state"), k.incarnation)
     };
     let mut rng = StdRng::seed_from_u64(
@@ -526,13 +765,21 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
     let mut last_reported: Slot = 0;
     loop {
-        // Carry out the effects of everything stepped so far, in order.
+        // Carry out the effects of everything stepped so far, in order. A crash may hit
+        // before any of them, and at every later point up to the answers.
         {
             let mut k = lock_kept(kept);
             let k = &mut *k;
+            let mut wrote = false;
             for e in out.drain() {
+                if kill.hit(CrashPoint::before(&e)) {
+                    return Exit::Killed;
+                }
                 match e {
-                    Effect::Persist(w) => k.storage.append_owned(w).expect("durable append"),
+                    Effect::Persist(w) => {
+                        k.storage.append_owned(w).expect("durable append");
+                        wrote = true;
+                    }
                     Effect::Send { to, msg } => {
                         if net.linked(id.index(), to.index()) {
                             outgoing[to.index()].push(Input::Msg { from: id, msg });
@@ -555,11 +802,12 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                             "commits out of order: {slot} after {last_reported}"
                         );
                         last_reported = slot;
-                        if slot <= k.applied {
-                            continue; // re-reported after a restart
-                        }
+                        // This incarnation's state machine started empty: it applies every
+                        // slot the replica reports, from the first.
                         k.applied = slot;
-                        let res = k.sessions.apply(&cmd);
+                        k.first_applied.get_or_insert(slot);
+                        k.commits += 1;
+                        let res = k.sessions.apply_as(&cmd, &cfg.protocol);
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
                     }
                     Effect::Redirect { cmd, leader } => {
@@ -567,15 +815,24 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     }
                 }
             }
+            if wrote && kill.hit(CrashPoint::Sync) {
+                return Exit::Killed;
+            }
             // Group commit: everything persisted above is durable before any send leaves.
             k.storage.sync().expect("durable sync");
             k.status = Some(replica.status());
         }
         for (to, msgs) in outgoing.iter_mut().enumerate() {
             if !msgs.is_empty() {
+                if kill.hit(CrashPoint::Push) {
+                    return Exit::Killed;
+                }
                 // A closed (crashed) or full peer drops them, like a lossy network.
                 let _ = net.boxes[to].push_many(std::mem::take(msgs));
             }
+        }
+        if pending.has_answers() && kill.hit(CrashPoint::Answer) {
+            return Exit::Killed;
         }
         pending.flush();
 
@@ -586,7 +843,7 @@ fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             continue;
         }
         if mine.drain(&mut inbox, timers.next()) == Drained::Closed {
-            return;
+            return Exit::Closed;
         }
         for input in inbox.drain(..) {
             match input {

@@ -1,11 +1,22 @@
-//! Durable storage for a replica's incremental writes.
+//! Durable storage for a replica's incremental writes, and what a crash does to it.
 //!
-//! [`MemStorage`] keeps the durable image in memory (benchmarks, tests: it survives a crash of
-//! the replica *thread*, which is what `Cluster::crash` simulates). [`FileStorage`] appends
-//! every write to a log file as one JSON line and fsyncs on [`Storage::sync`], so a user can
-//! measure what durability costs; a restarted replica boots from the replayed log. JSON lines
-//! because the protocol types already derive serde and the format needs no extra dependency;
-//! a torn last line (a crash mid-append) is ignored on replay, like any log-structured store.
+//! * [`MemStorage`] keeps the durable image in memory (benchmarks, tests). Every append is
+//!   durable at once: a crash loses nothing.
+//! * [`FileStorage`] appends every write to a log file as one JSON line and fsyncs on
+//!   [`Storage::sync`], so a user can measure what durability costs; a restarted replica boots
+//!   from the replayed log. JSON lines because the protocol types already derive serde and the
+//!   format needs no extra dependency. A crash loses what its user-space buffer held; a write
+//!   torn by it (a last line without its newline, or unreadable) is cut off at the next load,
+//!   like any log-structured store does, so that later appends are not read as part of it.
+//! * [`LossyStorage`] wraps either and injects the fault the protocols must survive: writes
+//!   wait in memory until `sync`, and a crash ([`Storage::crash`]) keeps a seeded-random
+//!   *prefix* of the unsynced ones (a log-structured store may have persisted any prefix of
+//!   what it was asked to write) and drops the rest, counting them ([`Storage::lost_writes`])
+//!   so that tests can show the fault really happened.
+//!
+//! Why losing unsynced writes is safe: the runtime syncs every write of a batch before any of
+//! its messages or client answers leave (the persist-before-send rule of the effect contract),
+//! so nothing a crash drops was ever announced to anyone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -13,6 +24,8 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use paxraft_impls::{Command, Replica};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -29,6 +42,16 @@ pub trait Storage<R: Replica<C>, C: Command>: Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
     /// The durable image, for booting after a crash (`None`: nothing was ever written).
     fn load(&mut self) -> io::Result<Option<R::Durable>>;
+    /// The process died (a crash, or a panic of the replica thread): what was appended but
+    /// not synced may be lost. Called before the next [`Storage::load`]. The default loses
+    /// nothing, which is right for a store whose every append is durable at once.
+    fn crash(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// How many writes crashes have lost so far (0 for a store that never loses any).
+    fn lost_writes(&self) -> u64 {
+        0
+    }
 }
 
 /// The durable image kept in memory.
@@ -75,12 +98,16 @@ impl<R: Replica<C>, C: Command> Storage<R, C> for MemStorage<R, C> {
     }
 }
 
+/// Capacity of a [`FileStorage`]'s write buffer.
+const FILE_BUFFER: usize = 1 << 16;
+
 /// An append-only log file of JSON-encoded writes, fsynced on `sync`.
 #[derive(Debug)]
 pub struct FileStorage<R, C> {
     path: PathBuf,
     file: BufWriter<File>,
     dirty: bool,
+    lost: u64,
     _p: PhantomData<fn() -> (R, C)>,
 }
 
@@ -91,8 +118,9 @@ impl<R, C> FileStorage<R, C> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(FileStorage {
             path,
-            file: BufWriter::with_capacity(1 << 16, file),
+            file: BufWriter::with_capacity(FILE_BUFFER, file),
             dirty: false,
+            lost: 0,
             _p: PhantomData,
         })
     }
@@ -121,15 +149,118 @@ where
     fn load(&mut self) -> io::Result<Option<R::Durable>> {
         self.sync()?;
         let mut image: Option<R::Durable> = None;
-        for line in BufReader::new(File::open(&self.path)?).lines() {
-            let line = line?;
-            match serde_json::from_str::<R::Write>(&line) {
+        let mut reader = BufReader::new(File::open(&self.path)?);
+        let mut line = Vec::new();
+        // The end of the last whole write.
+        let mut whole = 0u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            // A write is whole only with its newline: a crash may tear it anywhere, even just
+            // before the newline (then the next append would glue onto it).
+            let Some(json) = line.strip_suffix(b"\n") else {
+                break;
+            };
+            match serde_json::from_slice::<R::Write>(json) {
                 Ok(w) => R::apply_write(image.get_or_insert_with(Default::default), &w),
-                // Only the last line can be torn; anything after it was never acknowledged.
+                // Only the last write can be torn (a torn tail is cut off below, before
+                // anything is appended after it); it was never synced, so never announced.
                 Err(_) => break,
             }
+            whole += n as u64;
+        }
+        let len = self.file.get_ref().metadata()?.len();
+        if whole < len {
+            // Cut the torn tail off: writes appended after it would otherwise be read back as
+            // part of it, and lost, at the next load.
+            let f = OpenOptions::new().write(true).open(&self.path)?;
+            f.set_len(whole)?;
+            f.sync_all()?;
         }
         Ok(image)
+    }
+    fn crash(&mut self) -> io::Result<()> {
+        // Bytes still in the user-space buffer die with the process. What the buffer already
+        // handed to the kernel survives a process crash, possibly a torn part of a write.
+        let file = OpenOptions::new().append(true).open(&self.path)?;
+        let old = std::mem::replace(&mut self.file, BufWriter::with_capacity(FILE_BUFFER, file));
+        // `into_parts` hands the buffer back without flushing it.
+        let (_, buffered) = old.into_parts();
+        let buffered = buffered.unwrap_or_else(|panicked| panicked.into_inner());
+        // Every write ends with a newline: a write whose newline was still buffered is lost.
+        self.lost += buffered.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.dirty = false;
+        Ok(())
+    }
+    fn lost_writes(&self) -> u64 {
+        self.lost
+    }
+}
+
+/// A fault-injecting storage over `S` (a [`MemStorage`] or a [`FileStorage`]): writes wait in
+/// memory until [`Storage::sync`], which hands them to `S` and syncs it; a crash keeps a
+/// random prefix of the unsynced writes (handed to `S` and synced: they reached the disk) and
+/// drops the rest. The prefix length is drawn uniformly, from a seeded generator, so a run
+/// can be repeated. [`Storage::lost_writes`] counts what was dropped.
+#[derive(Debug)]
+pub struct LossyStorage<R: Replica<C>, C: Command, S> {
+    inner: S,
+    unsynced: Vec<R::Write>,
+    rng: StdRng,
+    lost: u64,
+}
+
+impl<R: Replica<C>, C: Command, S: Storage<R, C>> LossyStorage<R, C, S> {
+    /// Wrap `inner`; `seed` seeds the choice of what each crash keeps.
+    pub fn new(inner: S, seed: u64) -> Self {
+        LossyStorage {
+            inner,
+            unsynced: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            lost: 0,
+        }
+    }
+
+    /// The wrapped storage.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn forward(&mut self, keep: usize) -> io::Result<()> {
+        for w in self.unsynced.drain(..keep) {
+            self.inner.append_owned(w)?;
+        }
+        self.inner.sync()
+    }
+}
+
+impl<R: Replica<C>, C: Command, S: Storage<R, C>> Storage<R, C> for LossyStorage<R, C, S> {
+    fn append(&mut self, write: &R::Write) -> io::Result<()> {
+        self.unsynced.push(write.clone());
+        Ok(())
+    }
+    fn append_owned(&mut self, write: R::Write) -> io::Result<()> {
+        self.unsynced.push(write);
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.forward(self.unsynced.len())
+    }
+    fn load(&mut self) -> io::Result<Option<R::Durable>> {
+        // Only a first boot can find writes here (a crash empties the buffer): like the
+        // stores it wraps, what was appended is what a load reads.
+        self.sync()?;
+        self.inner.load()
+    }
+    fn crash(&mut self) -> io::Result<()> {
+        let keep = self.rng.gen_range(0..=self.unsynced.len());
+        self.lost += (self.unsynced.len() - keep) as u64;
+        self.unsynced.truncate(keep);
+        self.forward(keep)?;
+        self.inner.crash()
+    }
+    fn lost_writes(&self) -> u64 {
+        self.lost + self.inner.lost_writes()
     }
 }
 
@@ -193,5 +324,143 @@ mod tests {
         assert_eq!(s.load().unwrap(), Some(image.clone()));
         // Loading twice (a second restart) gives the same image.
         assert_eq!(s.load().unwrap(), Some(image));
+    }
+
+    /// Writes appending one entry each at slots 1, 2, ...
+    fn appends(n: u64) -> Vec<RaftWrite<Cmd<Kv>>> {
+        (1..=n)
+            .map(|i| RaftWrite::Append {
+                at: i,
+                entries: vec![entry(1, i)],
+            })
+            .collect()
+    }
+
+    fn image_of(writes: &[RaftWrite<Cmd<Kv>>]) -> Option<<R as Replica<Cmd<Kv>>>::Durable> {
+        let mut image = None;
+        for w in writes {
+            R::apply_write(image.get_or_insert_with(Default::default), w);
+        }
+        image
+    }
+
+    /// A fresh, empty directory for one test's files.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("paxraft-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A crash keeps what was synced and a prefix of the rest, every prefix length can come
+    /// up, and the loss is counted; the store goes on working after it.
+    fn lossy_crash_keeps_a_prefix<S: Storage<R, Cmd<Kv>>>(mut open: impl FnMut(u64) -> S) {
+        let writes = appends(8);
+        let mut kept_lengths = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let mut s = LossyStorage::new(open(seed), seed);
+            for w in &writes[..3] {
+                s.append(w).unwrap();
+            }
+            s.sync().unwrap();
+            for w in &writes[3..7] {
+                s.append_owned(w.clone()).unwrap();
+            }
+            s.crash().unwrap();
+            let lost = s.lost_writes();
+            assert!(lost <= 4, "only unsynced writes can be lost");
+            let kept = 7 - lost as usize;
+            assert_eq!(s.load().unwrap(), image_of(&writes[..kept]), "seed {seed}");
+            kept_lengths.insert(kept);
+            // After the restart: appends land after the surviving prefix.
+            s.append(&writes[kept]).unwrap();
+            s.sync().unwrap();
+            s.crash().unwrap();
+            assert_eq!(
+                s.lost_writes(),
+                lost,
+                "a crash right after a sync loses nothing"
+            );
+            assert_eq!(s.load().unwrap(), image_of(&writes[..=kept]));
+        }
+        assert_eq!(
+            kept_lengths,
+            (3..=7).collect(),
+            "every prefix of the unsynced writes can survive"
+        );
+    }
+
+    #[test]
+    fn lossy_memory_storage_keeps_a_random_prefix_of_unsynced_writes() {
+        lossy_crash_keeps_a_prefix(|_| MemStorage::<R, Cmd<Kv>>::default());
+    }
+
+    #[test]
+    fn lossy_file_storage_keeps_a_random_prefix_of_unsynced_writes() {
+        let dir = temp_dir("lossy-file");
+        lossy_crash_keeps_a_prefix(|seed| {
+            FileStorage::<R, Cmd<Kv>>::open(dir.join(format!("{seed}.log"))).unwrap()
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A plain memory store loses nothing: its appends are durable at once.
+    #[test]
+    fn memory_storage_loses_nothing_in_a_crash() {
+        let writes = appends(3);
+        let mut s = MemStorage::<R, Cmd<Kv>>::default();
+        for w in &writes {
+            s.append(w).unwrap();
+        }
+        s.crash().unwrap();
+        assert_eq!(s.lost_writes(), 0);
+        assert_eq!(s.load().unwrap(), image_of(&writes));
+    }
+
+    /// A file store's crash drops what its buffer held (not flushed), and a write torn by a
+    /// crash is cut off at the next load, so the writes appended after it are read back.
+    #[test]
+    fn file_storage_crash_drops_the_buffer_and_a_torn_write_is_cut_off() {
+        let dir = temp_dir("file-crash");
+        let path = dir.join("n0.log");
+        let writes = appends(6);
+        let mut s = FileStorage::<R, Cmd<Kv>>::open(&path).unwrap();
+        for w in &writes[..3] {
+            s.append(w).unwrap();
+        }
+        s.sync().unwrap();
+        for w in &writes[3..5] {
+            s.append(w).unwrap();
+        }
+        s.crash().unwrap();
+        assert_eq!(
+            s.lost_writes(),
+            2,
+            "the two buffered writes died with the process"
+        );
+        assert_eq!(s.load().unwrap(), image_of(&writes[..3]));
+
+        // A crash tore the next write: part of it reached the file, without its newline.
+        // Whole, it would still parse: only the newline tells it is torn.
+        let line = serde_json::to_string(&writes[3]).unwrap();
+        for torn in [&line[..line.len() / 2], line.as_str()] {
+            let len = std::fs::metadata(&path).unwrap().len();
+            OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(torn.as_bytes())
+                .unwrap();
+            assert_eq!(s.load().unwrap(), image_of(&writes[..3]), "torn: {torn}");
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "cut off");
+        }
+        // What is appended after the cut is read back.
+        s.append(&writes[3]).unwrap();
+        s.sync().unwrap();
+        assert_eq!(s.load().unwrap(), image_of(&writes[..4]));
+        // A fresh open (a new process) reads the same.
+        let mut again = FileStorage::<R, Cmd<Kv>>::open(&path).unwrap();
+        assert_eq!(again.load().unwrap(), image_of(&writes[..4]));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

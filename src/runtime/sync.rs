@@ -3,7 +3,8 @@
 //! the mailboxes (node inputs and proposals; clients' replies, their completion slots; closing
 //! is the crash/shutdown signal) and the reference-counted reply boxes the batcher
 //! ([`super::batcher::Pending`]) holds. What stays on std: the partition flags (a flag read a
-//! little late is network delay) and the status/panic reports (read by tests and the CLI).
+//! little late is network delay), the crash switches (read late: a crash a little later) and
+//! the status/panic reports (read by tests and the CLI).
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
