@@ -377,8 +377,12 @@ pub fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> S
     for (c, a) in state.actor_states[n..].iter().enumerate() {
         if let Some(cl) = a.client().filter(|cl| usize::from(cl.done) < cfg.ops) {
             why.push(format!(
-                "c{c} has {} of {} ops answered (waits for #{} sent to n{} after {} retries)",
-                cl.done, cfg.ops, cl.seq, cl.target, cl.retries
+                "c{c} has {} of {} ops answered in order (waits for {:?}, last sent to n{}, after {} retries)",
+                cl.done,
+                cfg.ops,
+                cl.unanswered().map(|k| format!("#{k}")).collect::<Vec<_>>(),
+                cl.target,
+                cl.retries
             ));
         }
     }
