@@ -745,6 +745,92 @@ fn invariants_flag_two_chosen_values_and_acceptance_above_promise() {
     assert!(promise_monotonic(&a, &c).is_ok());
 }
 
+// --- Symmetry reduction ----------------------------------------------------------------------
+
+/// The renaming n0 -> n1, n1 -> n2, n2 -> n0.
+const ROTATE: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(0)];
+
+#[test]
+fn renaming_moves_every_node_id_ballots_included() {
+    // Symmetry reduction (models/src/symmetry.rs) renames whole states. A ballot names its
+    // proposer, so every ballot the replica holds (promise, own ballot, accepted entries,
+    // phase-1 reports) is renamed with the ids and per-member bitmasks; rounds and values stay.
+    let mut r = fresh(0, 3);
+    r.promised = b(2, 1);
+    r.ballot = b(3, 0);
+    r.leader = Some(NodeId(2));
+    r.log = vec![e(b(1, 2), Some(7)), None, e(Ballot::ZERO, None)];
+    r.recovered = vec![e(b(1, 1), None)];
+    r.votes = 0b001;
+    r.acks = vec![0b011, 0b100];
+    let before = r.clone();
+    r.rename(&Renaming(&ROTATE));
+    assert_eq!(r.id, NodeId(1));
+    assert_eq!((r.promised, r.ballot), (b(2, 2), b(3, 1)));
+    assert_eq!(r.leader, Some(NodeId(0)));
+    // Ballot::ZERO names nobody and stays below every real ballot.
+    assert_eq!(r.log, vec![e(b(1, 0), Some(7)), None, e(Ballot::ZERO, None)]);
+    assert_eq!(r.recovered, vec![e(b(1, 2), None)]);
+    assert_eq!(r.votes, 0b010);
+    assert_eq!(r.acks, vec![0b110, 0b001]);
+    assert_eq!((r.tried, r.commit), (before.tried, before.commit));
+
+    let mut d = before.durable();
+    P::rename_durable(&mut d, &Renaming(&ROTATE));
+    assert_eq!(d.promised, b(2, 2));
+    assert_eq!(d.log, r.log);
+    assert_eq!(d.tried, before.tried);
+}
+
+#[test]
+fn renaming_a_message_renames_every_ballot_in_it() {
+    let map = Renaming(&ROTATE);
+    let renamed = |mut m: PaxosMsg<Cmd>| {
+        P::rename_msg(&mut m, &map);
+        m
+    };
+    assert_eq!(
+        renamed(PaxosMsg::Prepare {
+            ballot: b(2, 0),
+            from: 3
+        }),
+        PaxosMsg::Prepare {
+            ballot: b(2, 1),
+            from: 3
+        }
+    );
+    assert_eq!(
+        renamed(accept(b(2, 1), 1, vec![Some(5)], 0)),
+        accept(b(2, 2), 1, vec![Some(5)], 0)
+    );
+    assert_eq!(
+        renamed(accepted(b(2, 2), 1, 1, 0, true)),
+        accepted(b(2, 0), 1, 1, 0, true)
+    );
+    assert_eq!(
+        renamed(PaxosMsg::Promise {
+            ballot: b(2, 0),
+            from: 1,
+            accepted: vec![e(b(1, 2), Some(4)), None],
+        }),
+        PaxosMsg::Promise {
+            ballot: b(2, 1),
+            from: 1,
+            accepted: vec![e(b(1, 0), Some(4)), None],
+        }
+    );
+    assert_eq!(
+        renamed(PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(2, 2)
+        }),
+        PaxosMsg::Nack {
+            ballot: b(1, 1),
+            promised: b(2, 0)
+        }
+    );
+}
+
 // --- Bug zoo: each switch changes the behaviour at its rule ----------------------------------
 
 #[test]

@@ -961,6 +961,46 @@ fn invariants_reject_broken_states() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Symmetry reduction
+// ---------------------------------------------------------------------------------------------
+
+/// The renaming n0 -> n1, n1 -> n2, n2 -> n0.
+const ROTATE: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(0)];
+
+#[test]
+fn renaming_moves_every_node_id_and_every_per_member_position() {
+    // Symmetry reduction (models/src/symmetry.rs) keeps one state per renaming class. Raft
+    // treats all nodes alike, so the renamed replica must be exactly the one the renamed run
+    // would hold: every id it stores and every per-member bitmask and progress slot moves.
+    let (mut r, _) = leader_with(3, &plain(), 2, vec![noop(1)]);
+    r.voted_for = Some(NodeId(0));
+    r.votes = 0b011; // n0 and n1
+    r.active = 0b101; // n0 and n2
+    let p = |next, matched| Progress {
+        next,
+        matched,
+        replicating: matched > 0,
+        paused: false,
+    };
+    r.progress = vec![p(9, 0), p(3, 2), p(2, 0)];
+    let before = r.clone();
+    r.rename(&Renaming(&ROTATE));
+    assert_eq!(r.id, NodeId(1));
+    assert_eq!(r.voted_for, Some(NodeId(1)));
+    assert_eq!(r.leader, Some(NodeId(1)));
+    assert_eq!(r.votes, 0b110, "n1 and n2 voted");
+    assert_eq!(r.active, 0b011, "n1 and n0 were heard");
+    assert_eq!(r.progress, vec![p(2, 0), p(9, 0), p(3, 2)]);
+    // What names no node stays.
+    assert_eq!((r.term, &r.log, r.commit), (before.term, &before.log, before.commit));
+
+    let mut d = before.durable();
+    R::rename_durable(&mut d, &Renaming(&ROTATE));
+    assert_eq!(d.voted_for, Some(NodeId(1)));
+    assert_eq!((d.term, d.log), (before.term, before.log));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Bug-zoo switches change exactly the rule they name
 // ---------------------------------------------------------------------------------------------
 
