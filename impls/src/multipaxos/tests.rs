@@ -675,6 +675,36 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
 }
 
 #[test]
+fn a_proposer_other_than_n0_counts_itself_in_every_quorum() {
+    // PMS §2.2: the proposer's own acceptor is one of the majority, in phase 1 and in phase 2;
+    // leases (PMMC §3): the leader counts itself among the members heard from. Node 2, so
+    // that its bit is not bit 0.
+    let mut r = fresh(2, 3);
+    fire(&mut r, PaxosTimer::Election);
+    recv(
+        &mut r,
+        0,
+        PaxosMsg::Promise {
+            ballot: b(1, 2),
+            from: 1,
+            accepted: vec![e(b(1, 0), Some(7))],
+        },
+    );
+    assert_eq!(r.status().role, Role::Leader, "its promise and n0's");
+    let out = recv(&mut r, 0, accepted(b(1, 2), 1, 1, 0, false));
+    assert_eq!(commits(&out), vec![(1, 7)], "re-proposed: its acceptance and n0's");
+    propose(&mut r, vec![5]);
+    let out = recv(&mut r, 0, accepted(b(1, 2), 2, 2, 1, false));
+    assert_eq!(commits(&out), vec![(2, 5)], "proposed: its acceptance and n0's");
+    // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Leader);
+    recv(&mut r, 0, accepted(b(1, 2), 3, 2, 2, false));
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Leader);
+}
+
+#[test]
 fn leader_without_a_quorum_steps_down_at_the_check() {
     let mut r = leader(3);
     // n1 answers a heartbeat; the first check passes and resets.
@@ -980,6 +1010,27 @@ mod bugs {
             vec![PaxosWrite::Promise(b(3, 0))],
             "nothing re-proposed"
         );
+        let out = propose(&mut r, vec![99]);
+        assert_eq!(
+            writes(&out),
+            vec![PaxosWrite::Accept {
+                ballot: b(3, 0),
+                first: 1,
+                cmds: vec![Some(99)]
+            }]
+        );
+    }
+
+    #[test]
+    fn p5_new_commands_overwrite_even_the_leaders_own_acceptance() {
+        // P5 at its plainest: no phase 1 for open slots, so the new leader drops what it
+        // accepted itself above its commit point and proposes slot 1 afresh.
+        let (mut r, _) = win_round_3(
+            &with(Bug::SkipRecovery),
+            vec![e(b(2, 2), Some(20))],
+            vec![],
+        );
+        assert_eq!(r.log(), &[] as &[Option<Entry<Cmd>>]);
         let out = propose(&mut r, vec![99]);
         assert_eq!(
             writes(&out),

@@ -832,6 +832,28 @@ fn checkquorum_leader_with_a_majority_stays_and_starts_a_new_round() {
 }
 
 #[test]
+fn a_node_other_than_n0_counts_itself_in_every_majority() {
+    // §5.2: a candidate votes for itself; diss. §9.6: a pre-candidate counts its own pre-vote;
+    // diss. §6.2: a leader counts itself among the members heard from. Node 2, so that its
+    // bit is not bit 0.
+    let mut r = fresh(2, 3, &Config::default());
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::PreCandidate);
+    recv(&mut r, 0, pre_vote(1, true));
+    assert_eq!((r.role, r.term), (Role::Candidate, 1), "its pre-vote and n0's");
+    recv(&mut r, 0, vote(1, true));
+    assert_eq!(r.role, Role::Leader, "its vote and n0's");
+    let out = recv(&mut r, 0, ok(1, 1));
+    assert_eq!(r.commit, 1, "its no-op is stored on itself and n0: {out:?}");
+    // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::Leader);
+    recv(&mut r, 0, ok(1, 1));
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::Leader);
+}
+
+#[test]
 fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
     let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
