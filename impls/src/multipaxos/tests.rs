@@ -220,6 +220,27 @@ fn acceptor_persists_promise_before_promising() {
 }
 
 #[test]
+fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
+    // PMS §2.2 (P1a) refuses only ballots *below* the promise: phase 1b is idempotent, so a
+    // duplicated prepare can stand in for a promise the network lost.
+    let mut r = fresh(1, 3);
+    let prepare = PaxosMsg::Prepare {
+        ballot: b(1, 0),
+        from: 1,
+    };
+    let first = recv(&mut r, 0, prepare.clone());
+    let again = recv(&mut r, 0, prepare);
+    let promise = PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+    };
+    assert_eq!(sends(&first), vec![(0, promise.clone())]);
+    assert_eq!(sends(&again), vec![(0, promise)]);
+    assert_eq!(writes(&again), vec![], "the promise is durable already");
+}
+
+#[test]
 fn acceptor_refuses_prepare_below_its_promise() {
     // PMS §2.2 (P1a): a promise is never broken.
     let d = PaxosDurable {
@@ -482,6 +503,29 @@ fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
 }
 
 #[test]
+fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
+    // Slots up to the commit point hold their chosen value: a batch re-sent over them (by a
+    // later leader, at its ballot) writes only the slots above.
+    let mut r = fresh(1, 3);
+    recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0));
+    let out = recv(&mut r, 0, accept(b(1, 0), 3, vec![], 2));
+    assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+    let out = recv(&mut r, 2, accept(b(2, 2), 1, vec![Some(1), Some(2), Some(3)], 2));
+    assert_eq!(
+        writes(&out),
+        vec![PaxosWrite::Accept {
+            ballot: b(2, 2),
+            first: 3,
+            cmds: vec![Some(3)]
+        }]
+    );
+    assert_eq!(
+        r.log(),
+        &[e(b(1, 0), Some(1)), e(b(1, 0), Some(2)), e(b(2, 2), Some(3))]
+    );
+}
+
+#[test]
 fn leader_resends_what_a_behind_follower_lacks() {
     // Catch-up: chosen slots re-sent at the leader's ballot, one batch from its commit point.
     let mut r = leader(3);
@@ -586,6 +630,34 @@ fn nack_with_a_higher_ballot_deposes_the_leader() {
             leader: None
         })
     ));
+}
+
+#[test]
+fn nack_naming_the_promise_already_held_ends_the_candidacy_without_a_write() {
+    // A candidate's own acceptor promised n1's higher ballot; n2's refusal names the same
+    // ballot. The candidacy ends, and nothing new needs to be durable.
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Prepare {
+            ballot: b(2, 1),
+            from: 1,
+        },
+    );
+    assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(2, 1))]);
+    assert_eq!(r.status().role, Role::Candidate);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(2, 1),
+        },
+    );
+    assert_eq!(r.status().role, Role::Follower);
+    assert_eq!(writes(&out), vec![], "the promise is durable already");
 }
 
 #[test]
