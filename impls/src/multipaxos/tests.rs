@@ -510,6 +510,7 @@ fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
     recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0));
     let out = recv(&mut r, 0, accept(b(1, 0), 3, vec![], 2));
     assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+    assert_eq!(writes(&out), vec![], "a heartbeat at the promised ballot changes nothing durable");
     let out = recv(&mut r, 2, accept(b(2, 2), 1, vec![Some(1), Some(2), Some(3)], 2));
     assert_eq!(
         writes(&out),
@@ -573,6 +574,24 @@ fn an_accept_lost_to_every_acceptor_is_resent_after_a_heartbeat() {
     );
     let out = recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false));
     assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+}
+
+#[test]
+fn catch_up_resends_from_the_first_open_slot_the_follower_has_not_acknowledged() {
+    // Five nodes: n1's acknowledgement of slot 1 does not choose it. n1 lost slot 2's Accept
+    // and says it is behind, with the leader's commit point: the leader re-sends from slot 2,
+    // not from slot 1 that n1 holds already.
+    let mut r = leader(5);
+    propose(&mut r, vec![10]);
+    propose(&mut r, vec![11]);
+    propose(&mut r, vec![12]);
+    recv(&mut r, 1, accepted(b(1, 0), 1, 1, 0, false));
+    assert_eq!(r.status().commit, 0);
+    let out = recv(&mut r, 1, accepted(b(1, 0), 1, 1, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(1, accept(b(1, 0), 2, vec![Some(11), Some(12)], 0))]
+    );
 }
 
 #[test]
