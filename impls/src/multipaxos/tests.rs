@@ -955,6 +955,79 @@ fn renaming_a_message_renames_every_ballot_in_it() {
 // --- Bug zoo: each switch changes the behaviour at its rule ----------------------------------
 
 #[test]
+fn each_registered_invariant_flags_its_own_violation_only() {
+    // The checkers (the driver after every step, the model in every state) see only what
+    // these lists register: each must be there and catch its own violation.
+    let base = fresh(0, 3);
+    let with = |f: &dyn Fn(&mut P)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let steps = [
+        // terms never decrease: round 2 tried, then round 1
+        (with(&|r| r.tried = 2), with(&|r| r.tried = 1)),
+        // promises never go back (the round stays 5 through the tried round)
+        (
+            with(&|r| (r.tried, r.promised) = (5, b(2, 1))),
+            with(&|r| (r.tried, r.promised) = (5, b(1, 1))),
+        ),
+        // committed slots never change
+        (
+            with(&|r| (r.commit, r.log) = (1, vec![e(b(1, 0), Some(1))])),
+            with(&|r| (r.commit, r.log) = (1, vec![e(b(1, 0), Some(2))])),
+        ),
+    ];
+    let invariants = P::step_invariants();
+    assert_eq!(invariants.len(), steps.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, (before, after)) in steps.iter().enumerate() {
+            assert_eq!((inv.check)(before, after).is_err(), i == j, "{} on step {j}", inv.name);
+        }
+        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
+    }
+
+    let accepted = |ballot: Ballot, cmd: Cmd, commit: Slot| {
+        with(&|r| (r.promised, r.log, r.commit) = (ballot, vec![e(ballot, Some(cmd))], commit))
+    };
+    let (one, two) = (accepted(b(1, 0), 1, 0), accepted(b(2, 2), 2, 0));
+    let clusters = [
+        // two values chosen in slot 1: each by two of the three (four replicas listed)
+        vec![one.clone(), one.clone(), two.clone(), two.clone()],
+        // an acceptance above the promise
+        vec![with(&|r| r.log = vec![e(b(1, 0), Some(1))])],
+        // two replicas committed different values in slot 1 (neither chosen by a majority)
+        vec![accepted(b(1, 0), 1, 1), accepted(b(2, 2), 2, 1), base.clone()],
+    ];
+    let invariants = P::cluster_invariants();
+    assert_eq!(invariants.len(), clusters.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, rs) in clusters.iter().enumerate() {
+            let rs: Vec<&P> = rs.iter().collect();
+            assert_eq!((inv.check)(&rs).is_err(), i == j, "{} on cluster {j}", inv.name);
+        }
+        assert!((inv.check)(&[&one, &one, &base]).is_ok(), "{}", inv.name);
+    }
+}
+
+#[test]
+fn messages_from_itself_or_outside_the_cluster_are_ignored() {
+    // Only members take part: a prepare from a stranger (or looped back from ourselves) must
+    // not win a promise, and a host may drop such messages.
+    let r = fresh(1, 3);
+    for from in [1, 5] {
+        let msg = PaxosMsg::Prepare {
+            ballot: b(9, from),
+            from: 1,
+        };
+        assert!(r.obsolete(NodeId(from), &msg), "from n{from}");
+        let mut x = r.clone();
+        let out = recv(&mut x, from, msg);
+        assert!(out.is_empty() && x == r, "n{from} was answered: {out:?}");
+    }
+}
+
+#[test]
 fn answers_to_a_ballot_left_behind_are_obsolete() {
     // A leader of b(1, 0): promises for its own ballot, acceptances and refusals of an older
     // ballot are dead (and ignored); prepares and accepts never are.

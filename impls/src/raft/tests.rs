@@ -982,6 +982,67 @@ fn invariants_reject_broken_states() {
     assert!(one_vote_per_term(&a, &e).is_err());
 }
 
+#[test]
+fn each_registered_invariant_flags_its_own_violation_only() {
+    // The checkers (the driver after every step, the model in every state) see only what
+    // these lists register: each must be there and catch its own violation.
+    let base = fresh(0, 3, &plain());
+    let with = |f: &dyn Fn(&mut R)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let steps = [
+        // terms never decrease
+        (with(&|r| r.term = 2), with(&|r| r.term = 1)),
+        // one vote per term
+        (
+            with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(0)))),
+            with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(2)))),
+        ),
+        // committed entries never change
+        (
+            with(&|r| (r.commit, r.log) = (1, vec![entry(1, 1)])),
+            with(&|r| (r.commit, r.log) = (1, vec![entry(1, 2)])),
+        ),
+    ];
+    let invariants = R::step_invariants();
+    assert_eq!(invariants.len(), steps.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, (before, after)) in steps.iter().enumerate() {
+            assert_eq!((inv.check)(before, after).is_err(), i == j, "{} on step {j}", inv.name);
+        }
+        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
+    }
+
+    let leader = |id: u8, term: u64| {
+        with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term))
+    };
+    let clusters = [
+        // two leaders of term 2
+        vec![leader(0, 2), leader(1, 2)],
+        // the same term at slot 2, different entries at slot 1
+        vec![
+            with(&|r| r.log = vec![entry(1, 7), entry(2, 2)]),
+            with(&|r| r.log = vec![entry(1, 1), entry(2, 2)]),
+        ],
+        // a leader of term 2 lacks what a follower of term 1 committed
+        vec![
+            leader(0, 2),
+            with(&|r| (r.term, r.commit, r.log) = (1, 1, vec![entry(1, 1)])),
+        ],
+    ];
+    let invariants = R::cluster_invariants();
+    assert_eq!(invariants.len(), clusters.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, rs) in clusters.iter().enumerate() {
+            let rs: Vec<&R> = rs.iter().collect();
+            assert_eq!((inv.check)(&rs).is_err(), i == j, "{} on cluster {j}", inv.name);
+        }
+        assert!((inv.check)(&[&leader(0, 2), &base]).is_ok(), "{}", inv.name);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Symmetry reduction
 // ---------------------------------------------------------------------------------------------
@@ -1036,6 +1097,20 @@ fn assert_dead_and_ignored(r: &R, from: u8, msg: RaftMsg<Cmd>) {
     let mut x = r.clone();
     let out = recv(&mut x, from, msg.clone());
     assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
+}
+
+#[test]
+fn messages_from_itself_or_outside_the_cluster_are_ignored() {
+    // Only members take part: a vote request from a stranger (or looped back from ourselves)
+    // must not win a vote or raise the term, and a host may drop such messages.
+    let r = fresh(1, 3, &plain());
+    for from in [1, 5] {
+        let msg = request_vote(9, 0, 0);
+        assert!(r.obsolete(NodeId(from), &msg), "from n{from}");
+        let mut x = r.clone();
+        let out = recv(&mut x, from, msg);
+        assert!(out.is_empty() && x == r, "n{from} was answered: {out:?}");
+    }
 }
 
 #[test]
