@@ -1011,6 +1011,28 @@ fn each_registered_invariant_flags_its_own_violation_only() {
 }
 
 #[test]
+fn refusals_that_cannot_depose_are_obsolete() {
+    // A refusal of our own ballot deposes us only if it names a higher promise and we still
+    // run that ballot; any other is dead (and ignored).
+    let assert_dead = |r: &P, msg: PaxosMsg<Cmd>| {
+        assert!(r.obsolete(NodeId(2), &msg), "{msg:?}");
+        let mut x = r.clone();
+        let out = recv(&mut x, 2, msg.clone());
+        assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
+    };
+    let mut r = leader(3);
+    let nack = |promised| PaxosMsg::Nack {
+        ballot: b(1, 0),
+        promised,
+    };
+    assert_dead(&r, nack(b(1, 0)));
+    assert!(!r.obsolete(NodeId(2), &nack(b(2, 1))));
+    recv(&mut r, 1, nack(b(2, 1)));
+    assert_eq!(r.status().role, Role::Follower);
+    assert_dead(&r, nack(b(5, 2)));
+}
+
+#[test]
 fn messages_from_itself_or_outside_the_cluster_are_ignored() {
     // Only members take part: a prepare from a stranger (or looped back from ourselves) must
     // not win a promise, and a host may drop such messages.
