@@ -783,6 +783,17 @@ fn prevote_refused_to_a_log_that_is_behind() {
 }
 
 #[test]
+fn prevote_for_the_receivers_own_term_is_refused_with_that_term() {
+    // A pre-vote asks whether the sender could win the next term (diss. §9.6). A receiver
+    // already in that term has seen its candidate or leader: it refuses, and its term in
+    // the refusal brings the sender up to date instead of into a campaign.
+    let mut r = boot_with(1, 3, &Config::default(), 2, vec![]);
+    let out = recv(&mut r, 0, pre_vote_request(2, 0, 0));
+    assert_eq!(sends(&out), vec![(0, pre_vote(2, false))]);
+    assert_eq!(r.term, 2);
+}
+
+#[test]
 fn prevote_majority_starts_the_real_election() {
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     fire(&mut r, RaftTimer::Election);
@@ -867,6 +878,38 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
     // Once the election timeout passes without the leader, it votes again.
     fire(&mut r, RaftTimer::Election);
     assert!(!r.leader_alive);
+}
+
+#[test]
+fn checkquorum_lease_refuses_only_requests_that_would_raise_the_term() {
+    // The lease exists so that a disruptive node cannot raise the term (diss. §4.2.3). A
+    // request of the current term raises nothing: it is judged by §5.2/§5.4.1 as usual, so a
+    // follower that had not voted in term 1 may grant a late candidate of term 1 (safe: the
+    // leader's majority voted for the leader and refuses it).
+    let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
+    recv(&mut r, 0, append(1, 0, 0, vec![], 0));
+    assert!(r.leader_alive && r.voted_for.is_none());
+    let out = recv(&mut r, 2, request_vote(1, 0, 0));
+    assert_eq!(sends(&out), vec![(2, vote(1, true))]);
+}
+
+#[test]
+fn a_vote_request_of_the_current_term_does_not_depose_a_leader_or_candidate() {
+    // §5.1: only a *higher* term turns a leader or candidate into a follower. A losing
+    // candidate's late request of the same term is refused (the vote went to ourselves).
+    let (mut l, _) = leader_with(3, &plain(), 2, vec![]);
+    let out = recv(&mut l, 1, request_vote(2, 5, 2));
+    assert_eq!(sends(&out), vec![(1, vote(2, false))]);
+    assert_eq!(l.role, Role::Leader);
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::CancelTimer(_))),
+        "the heartbeat goes on"
+    );
+    let mut c = fresh(0, 3, &plain());
+    fire(&mut c, RaftTimer::Election);
+    let out = recv(&mut c, 1, request_vote(1, 5, 1));
+    assert_eq!(sends(&out), vec![(1, vote(1, false))]);
+    assert_eq!((c.role, c.votes), (Role::Candidate, 0b001));
 }
 
 #[test]
