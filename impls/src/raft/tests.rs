@@ -229,6 +229,29 @@ fn s5_1_candidate_steps_down_on_a_refusal_from_a_later_term() {
     assert_eq!((r.role, r.term, r.voted_for), (Role::Follower, 4, None));
 }
 
+#[test]
+fn prevote_refusal_from_a_later_term_brings_the_pre_candidate_up_to_date() {
+    // §5.1 applies to pre-vote replies too: a refusal carrying a later term ends the
+    // pre-campaign and the sender adopts that term (obsolete() relies on this).
+    let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::PreCandidate);
+    recv(&mut r, 1, pre_vote(5, false));
+    assert_eq!((r.role, r.term), (Role::Follower, 5));
+}
+
+#[test]
+fn prevote_grants_count_only_for_the_term_being_asked_for() {
+    // A pre-candidate in term 3 asks for term 4; a grant for term 3 answers an older
+    // pre-campaign and must not start an election (diss. §9.6).
+    let mut r = boot_with(0, 3, &Config::default(), 3, vec![]);
+    fire(&mut r, RaftTimer::Election);
+    recv(&mut r, 1, pre_vote(3, true));
+    assert_eq!((r.role, r.term, r.votes), (Role::PreCandidate, 3, 0b001));
+    recv(&mut r, 1, pre_vote(4, true));
+    assert_eq!((r.role, r.term), (Role::Candidate, 4));
+}
+
 // ---------------------------------------------------------------------------------------------
 // §5.2 Leader election
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +344,20 @@ fn s5_2_a_vote_is_durable_before_the_reply() {
         .position(|e| matches!(e, Effect::Send { .. }))
         .unwrap();
     assert!(persist < reply);
+}
+
+#[test]
+fn s5_2_a_granted_vote_is_written_once_and_nothing_follows_the_reply() {
+    // Figure 2: the new term, then the vote, are durable before the reply; the reply is the
+    // step's last effect (a write after it would be a second, needless one).
+    let mut r = fresh(1, 3, &plain());
+    let out = recv(&mut r, 0, request_vote(1, 0, 0));
+    let hard = |voted_for| RaftWrite::HardState { term: 1, voted_for };
+    assert_eq!(
+        out.writes().cloned().collect::<Vec<_>>(),
+        vec![hard(None), hard(Some(NodeId(0)))]
+    );
+    assert!(matches!(out.iter().last(), Some(Effect::Send { .. })), "{out:?}");
 }
 
 #[test]
@@ -1297,6 +1334,30 @@ mod bugs {
             },
         );
         assert_eq!((l.role, l.term), (Role::Leader, 2));
+    }
+
+    #[test]
+    fn r8_no_step_down_ignores_every_later_term_but_followers_still_adopt_it() {
+        let cfg = with(Bug::NoStepDown);
+        // A leader ignores a later term in a vote request and in an append.
+        let (mut l, _) = leader_with(3, &cfg, 2, vec![]);
+        let out = recv(&mut l, 1, request_vote(7, 9, 7));
+        assert!(out.is_empty(), "{out:?}");
+        recv(&mut l, 1, append(7, 0, 0, vec![], 0));
+        assert_eq!((l.role, l.term), (Role::Leader, 2));
+        // A candidate ignores a refusal from a later term.
+        let mut c = fresh(0, 3, &cfg);
+        fire(&mut c, RaftTimer::Election);
+        recv(&mut c, 1, vote(4, false));
+        assert_eq!((c.role, c.term), (Role::Candidate, 1));
+        // The bug is the leader's and the candidate's only: a follower adopts later terms.
+        let mut f = fresh(1, 3, &cfg);
+        recv(&mut f, 0, request_vote(3, 0, 0));
+        assert_eq!(f.term, 3);
+        recv(&mut f, 2, append(4, 0, 0, vec![], 0));
+        assert_eq!(f.term, 4);
+        recv(&mut f, 2, vote(5, false));
+        assert_eq!((f.role, f.term), (Role::Follower, 5));
     }
 
     #[test]
