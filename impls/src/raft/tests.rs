@@ -471,6 +471,32 @@ fn s5_3_append_refused_on_term_mismatch_with_first_index_of_that_term() {
 }
 
 #[test]
+fn s5_3_conflict_hint_stops_above_the_commit_point() {
+    // Entries up to the commit point match the leader (§5.4, leader completeness), so the
+    // first conflicting entry of the term is above it even when the term began below it.
+    let log = vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)];
+    let mut r = boot_with(1, 3, &plain(), 3, log);
+    recv(&mut r, 0, append(3, 2, 2, vec![], 2));
+    assert_eq!(r.commit, 2);
+    let out = recv(&mut r, 0, append(4, 4, 3, vec![], 2));
+    let hint = AppendResult::Rejected {
+        prev_index: 4,
+        conflict_term: Some(2),
+        conflict_index: 3,
+    };
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::AppendReply {
+                term: 4,
+                result: hint
+            }
+        )]
+    );
+}
+
+#[test]
 fn s5_3_follower_deletes_from_the_first_conflicting_entry_only() {
     let mut r = boot_with(
         1,
@@ -1350,6 +1376,9 @@ mod bugs {
         fire(&mut c, RaftTimer::Election);
         recv(&mut c, 1, vote(4, false));
         assert_eq!((c.role, c.term), (Role::Candidate, 1));
+        // It still yields to a leader of its own term (§5.2): the bug is about later terms.
+        recv(&mut c, 2, append(1, 0, 0, vec![], 0));
+        assert_eq!((c.role, c.leader), (Role::Follower, Some(NodeId(2))));
         // The bug is the leader's and the candidate's only: a follower adopts later terms.
         let mut f = fresh(1, 3, &cfg);
         recv(&mut f, 0, request_vote(3, 0, 0));
