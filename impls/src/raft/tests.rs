@@ -1331,8 +1331,16 @@ mod bugs {
             2,
             vec![entry(2, 1), entry(2, 2), entry(2, 3)],
         );
-        recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
+        let out = recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
         assert_eq!(r.log, vec![entry(2, 1), entry(2, 2)]);
+        // The write says the same, so the durable image loses slot 3 too.
+        assert_eq!(
+            out.writes().cloned().collect::<Vec<_>>(),
+            vec![RaftWrite::Append {
+                at: 2,
+                entries: vec![entry(2, 2)]
+            }]
+        );
     }
 
     #[test]
