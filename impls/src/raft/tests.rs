@@ -619,6 +619,80 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
     }
 }
 
+fn reject(prev_index: Slot, conflict_term: Option<u64>, conflict_index: Slot) -> RaftMsg<Cmd> {
+    RaftMsg::AppendReply {
+        term: 5,
+        result: AppendResult::Rejected {
+            prev_index,
+            conflict_term,
+            conflict_index,
+        },
+    }
+}
+
+#[test]
+fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicting_term() {
+    // Leader: t1 t1 t2 t2 t4 t4, then its t5 no-op. The follower has term 2 at slot 6 and
+    // from slot 3 on: the leader holds term 2 up to slot 4, so it resumes at slot 5 (the
+    // follower's term-2 entries up to 4 may match) instead of the follower's slot 3.
+    let log = vec![
+        entry(1, 1),
+        entry(1, 2),
+        entry(2, 3),
+        entry(2, 4),
+        entry(4, 5),
+        entry(4, 6),
+    ];
+    let (mut l, _) = leader_with(2, &plain(), 5, log);
+    assert_eq!(l.progress[1].next, 7, "probing from its no-op");
+    let out = recv(&mut l, 1, reject(6, Some(2), 3));
+    assert_eq!(l.progress[1].next, 5);
+    match &sends(&out)[..] {
+        [(1, RaftMsg::Append { prev_index: 4, prev_term: 2, entries, .. })] => {
+            assert_eq!(entries.len(), 3)
+        }
+        other => panic!("expected one append after slot 4, got {other:?}"),
+    }
+}
+
+#[test]
+fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
+    // Replies may be reordered: once slot 3 is known to match, a refusal at slot 1 answers
+    // an older append and must not send the follower back.
+    let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2)]);
+    recv(&mut l, 1, ok(5, 3));
+    let before = l.progress[1];
+    assert_eq!((before.matched, before.replicating), (3, true));
+    let out = recv(&mut l, 1, reject(1, None, 1));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert_eq!(l.progress[1], before);
+}
+
+#[test]
+fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
+    // The probe after winning carried the no-op (slot 3): once it is acknowledged, the next
+    // slot to send is 4, past the leader's log, so nothing is re-sent.
+    let (mut l, _) = leader_with(3, &plain(), 2, vec![entry(1, 1), entry(1, 2)]);
+    let out = recv(&mut l, 1, ok(2, 3));
+    assert_eq!(l.progress[1].next, 4);
+    assert_eq!(l.commit, 3);
+    assert!(
+        !sends(&out).iter().any(|(to, _)| *to == 1),
+        "re-sent to n1: {out:?}"
+    );
+}
+
+#[test]
+fn committed_lists_every_committed_slot_no_ops_included() {
+    let mut r = fresh(1, 3, &plain());
+    recv(&mut r, 0, append(1, 0, 0, vec![noop(1), entry(1, 7), entry(1, 8)], 2));
+    assert_eq!(
+        r.committed(),
+        BTreeMap::from([(1, None), (2, Some(7))]),
+        "slot 3 is not committed yet"
+    );
+}
+
 #[test]
 fn s5_3_fast_backtracking_to_the_end_of_a_short_log() {
     let (mut l, _) = leader_with(
