@@ -416,15 +416,27 @@ mod tests {
 
     #[test]
     fn lock_validate_is_the_only_read() {
-        assert!(LockService::is_read_only(&LockOp::Validate { lock: 1, token: 1 }));
-        assert!(!LockService::is_read_only(&LockOp::Acquire { lock: 1, owner: 1 }));
-        assert!(!LockService::is_read_only(&LockOp::Release { lock: 1, owner: 1 }));
+        assert!(LockService::is_read_only(&LockOp::Validate {
+            lock: 1,
+            token: 1
+        }));
+        assert!(!LockService::is_read_only(&LockOp::Acquire {
+            lock: 1,
+            owner: 1
+        }));
+        assert!(!LockService::is_read_only(&LockOp::Release {
+            lock: 1,
+            owner: 1
+        }));
     }
 
     #[test]
     fn stale_request_error_names_the_request() {
         let e = SessionError::Stale { client: 7, seq: 3 };
-        assert_eq!(e.to_string(), "request 3 of client 7 was already acknowledged");
+        assert_eq!(
+            e.to_string(),
+            "request 3 of client 7 was already acknowledged"
+        );
     }
 
     #[test]

@@ -139,7 +139,10 @@ fn fault_walks<R: Checkable>(runs: u64, steps: usize) -> Walked {
                 kinds[k].push(a);
             }
             const WEIGHTS: [usize; 4] = [80, 6, 10, 4];
-            let total: usize = (0..4).filter(|&k| !kinds[k].is_empty()).map(|k| WEIGHTS[k]).sum();
+            let total: usize = (0..4)
+                .filter(|&k| !kinds[k].is_empty())
+                .map(|k| WEIGHTS[k])
+                .sum();
             if total == 0 {
                 break;
             }

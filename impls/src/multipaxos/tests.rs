@@ -510,8 +510,16 @@ fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
     recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0));
     let out = recv(&mut r, 0, accept(b(1, 0), 3, vec![], 2));
     assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
-    assert_eq!(writes(&out), vec![], "a heartbeat at the promised ballot changes nothing durable");
-    let out = recv(&mut r, 2, accept(b(2, 2), 1, vec![Some(1), Some(2), Some(3)], 2));
+    assert_eq!(
+        writes(&out),
+        vec![],
+        "a heartbeat at the promised ballot changes nothing durable"
+    );
+    let out = recv(
+        &mut r,
+        2,
+        accept(b(2, 2), 1, vec![Some(1), Some(2), Some(3)], 2),
+    );
     assert_eq!(
         writes(&out),
         vec![PaxosWrite::Accept {
@@ -522,7 +530,11 @@ fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
     );
     assert_eq!(
         r.log(),
-        &[e(b(1, 0), Some(1)), e(b(1, 0), Some(2)), e(b(2, 2), Some(3))]
+        &[
+            e(b(1, 0), Some(1)),
+            e(b(1, 0), Some(2)),
+            e(b(2, 2), Some(3))
+        ]
     );
 }
 
@@ -783,10 +795,18 @@ fn a_proposer_other_than_n0_counts_itself_in_every_quorum() {
     );
     assert_eq!(r.status().role, Role::Leader, "its promise and n0's");
     let out = recv(&mut r, 0, accepted(b(1, 2), 1, 1, 0, false));
-    assert_eq!(commits(&out), vec![(1, 7)], "re-proposed: its acceptance and n0's");
+    assert_eq!(
+        commits(&out),
+        vec![(1, 7)],
+        "re-proposed: its acceptance and n0's"
+    );
     propose(&mut r, vec![5]);
     let out = recv(&mut r, 0, accepted(b(1, 2), 2, 2, 1, false));
-    assert_eq!(commits(&out), vec![(2, 5)], "proposed: its acceptance and n0's");
+    assert_eq!(
+        commits(&out),
+        vec![(2, 5)],
+        "proposed: its acceptance and n0's"
+    );
     // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
     fire(&mut r, PaxosTimer::Election);
     assert_eq!(r.status().role, Role::Leader);
@@ -890,7 +910,10 @@ fn renaming_moves_every_node_id_ballots_included() {
     assert_eq!((r.promised, r.ballot), (b(2, 2), b(3, 1)));
     assert_eq!(r.leader, Some(NodeId(0)));
     // Ballot::ZERO names nobody and stays below every real ballot.
-    assert_eq!(r.log, vec![e(b(1, 0), Some(7)), None, e(Ballot::ZERO, None)]);
+    assert_eq!(
+        r.log,
+        vec![e(b(1, 0), Some(7)), None, e(Ballot::ZERO, None)]
+    );
     assert_eq!(r.recovered, vec![e(b(1, 2), None)]);
     assert_eq!(r.votes, 0b010);
     assert_eq!(r.acks, vec![0b110, 0b001]);
@@ -982,7 +1005,12 @@ fn each_registered_invariant_flags_its_own_violation_only() {
     assert_eq!(invariants.len(), steps.len());
     for (i, inv) in invariants.iter().enumerate() {
         for (j, (before, after)) in steps.iter().enumerate() {
-            assert_eq!((inv.check)(before, after).is_err(), i == j, "{} on step {j}", inv.name);
+            assert_eq!(
+                (inv.check)(before, after).is_err(),
+                i == j,
+                "{} on step {j}",
+                inv.name
+            );
         }
         assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
     }
@@ -997,14 +1025,23 @@ fn each_registered_invariant_flags_its_own_violation_only() {
         // an acceptance above the promise
         vec![with(&|r| r.log = vec![e(b(1, 0), Some(1))])],
         // two replicas committed different values in slot 1 (neither chosen by a majority)
-        vec![accepted(b(1, 0), 1, 1), accepted(b(2, 2), 2, 1), base.clone()],
+        vec![
+            accepted(b(1, 0), 1, 1),
+            accepted(b(2, 2), 2, 1),
+            base.clone(),
+        ],
     ];
     let invariants = P::cluster_invariants();
     assert_eq!(invariants.len(), clusters.len());
     for (i, inv) in invariants.iter().enumerate() {
         for (j, rs) in clusters.iter().enumerate() {
             let rs: Vec<&P> = rs.iter().collect();
-            assert_eq!((inv.check)(&rs).is_err(), i == j, "{} on cluster {j}", inv.name);
+            assert_eq!(
+                (inv.check)(&rs).is_err(),
+                i == j,
+                "{} on cluster {j}",
+                inv.name
+            );
         }
         assert!((inv.check)(&[&one, &one, &base]).is_ok(), "{}", inv.name);
     }
@@ -1211,11 +1248,7 @@ mod bugs {
     fn p5_new_commands_overwrite_even_the_leaders_own_acceptance() {
         // P5 at its plainest: no phase 1 for open slots, so the new leader drops what it
         // accepted itself above its commit point and proposes slot 1 afresh.
-        let (mut r, _) = win_round_3(
-            &with(Bug::SkipRecovery),
-            vec![e(b(2, 2), Some(20))],
-            vec![],
-        );
+        let (mut r, _) = win_round_3(&with(Bug::SkipRecovery), vec![e(b(2, 2), Some(20))], vec![]);
         assert_eq!(r.log(), &[] as &[Option<Entry<Cmd>>]);
         let out = propose(&mut r, vec![99]);
         assert_eq!(

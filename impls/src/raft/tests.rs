@@ -357,7 +357,10 @@ fn s5_2_a_granted_vote_is_written_once_and_nothing_follows_the_reply() {
         out.writes().cloned().collect::<Vec<_>>(),
         vec![hard(None), hard(Some(NodeId(0)))]
     );
-    assert!(matches!(out.iter().last(), Some(Effect::Send { .. })), "{out:?}");
+    assert!(
+        matches!(out.iter().last(), Some(Effect::Send { .. })),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -648,7 +651,15 @@ fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicti
     let out = recv(&mut l, 1, reject(6, Some(2), 3));
     assert_eq!(l.progress[1].next, 5);
     match &sends(&out)[..] {
-        [(1, RaftMsg::Append { prev_index: 4, prev_term: 2, entries, .. })] => {
+        [(
+            1,
+            RaftMsg::Append {
+                prev_index: 4,
+                prev_term: 2,
+                entries,
+                ..
+            },
+        )] => {
             assert_eq!(entries.len(), 3)
         }
         other => panic!("expected one append after slot 4, got {other:?}"),
@@ -685,7 +696,11 @@ fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
 #[test]
 fn committed_lists_every_committed_slot_no_ops_included() {
     let mut r = fresh(1, 3, &plain());
-    recv(&mut r, 0, append(1, 0, 0, vec![noop(1), entry(1, 7), entry(1, 8)], 2));
+    recv(
+        &mut r,
+        0,
+        append(1, 0, 0, vec![noop(1), entry(1, 7), entry(1, 8)], 2),
+    );
     assert_eq!(
         r.committed(),
         BTreeMap::from([(1, None), (2, Some(7))]),
@@ -988,7 +1003,11 @@ fn a_node_other_than_n0_counts_itself_in_every_majority() {
     fire(&mut r, RaftTimer::Election);
     assert_eq!(r.role, Role::PreCandidate);
     recv(&mut r, 0, pre_vote(1, true));
-    assert_eq!((r.role, r.term), (Role::Candidate, 1), "its pre-vote and n0's");
+    assert_eq!(
+        (r.role, r.term),
+        (Role::Candidate, 1),
+        "its pre-vote and n0's"
+    );
     recv(&mut r, 0, vote(1, true));
     assert_eq!(r.role, Role::Leader, "its vote and n0's");
     let out = recv(&mut r, 0, ok(1, 1));
@@ -1190,14 +1209,18 @@ fn each_registered_invariant_flags_its_own_violation_only() {
     assert_eq!(invariants.len(), steps.len());
     for (i, inv) in invariants.iter().enumerate() {
         for (j, (before, after)) in steps.iter().enumerate() {
-            assert_eq!((inv.check)(before, after).is_err(), i == j, "{} on step {j}", inv.name);
+            assert_eq!(
+                (inv.check)(before, after).is_err(),
+                i == j,
+                "{} on step {j}",
+                inv.name
+            );
         }
         assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
     }
 
-    let leader = |id: u8, term: u64| {
-        with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term))
-    };
+    let leader =
+        |id: u8, term: u64| with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term));
     let clusters = [
         // two leaders of term 2
         vec![leader(0, 2), leader(1, 2)],
@@ -1217,7 +1240,12 @@ fn each_registered_invariant_flags_its_own_violation_only() {
     for (i, inv) in invariants.iter().enumerate() {
         for (j, rs) in clusters.iter().enumerate() {
             let rs: Vec<&R> = rs.iter().collect();
-            assert_eq!((inv.check)(&rs).is_err(), i == j, "{} on cluster {j}", inv.name);
+            assert_eq!(
+                (inv.check)(&rs).is_err(),
+                i == j,
+                "{} on cluster {j}",
+                inv.name
+            );
         }
         assert!((inv.check)(&[&leader(0, 2), &base]).is_ok(), "{}", inv.name);
     }
@@ -1255,7 +1283,10 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
     assert_eq!(r.active, 0b011, "n1 and n0 were heard");
     assert_eq!(r.progress, vec![p(2, 0), p(9, 0), p(3, 2)]);
     // What names no node stays.
-    assert_eq!((r.term, &r.log, r.commit), (before.term, &before.log, before.commit));
+    assert_eq!(
+        (r.term, &r.log, r.commit),
+        (before.term, &before.log, before.commit)
+    );
 
     let mut d = before.durable();
     R::rename_durable(&mut d, &Renaming(&ROTATE));
