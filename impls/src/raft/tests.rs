@@ -706,6 +706,7 @@ fn committed_lists_every_committed_slot_no_ops_included() {
         BTreeMap::from([(1, None), (2, Some(7))]),
         "slot 3 is not committed yet"
     );
+    assert_eq!(r.log(), &[noop(1), entry(1, 7), entry(1, 8)]);
 }
 
 #[test]
@@ -1251,6 +1252,40 @@ fn each_registered_invariant_flags_its_own_violation_only() {
     }
 }
 
+#[test]
+fn invariants_report_a_commit_point_past_the_log_and_a_forgotten_vote() {
+    // A buggy replica (bug zoo R6) can hold a commit point past its own log: the checks say
+    // so instead of panicking on the slice.
+    let base = fresh(0, 3, &plain());
+    let with = |f: &dyn Fn(&mut R)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let leader =
+        with(&|r| (r.role, r.term, r.log) = (Role::Leader, 2, vec![entry(1, 1), entry(1, 2)]));
+    let short = with(&|r| (r.term, r.commit, r.log) = (1, 2, vec![entry(1, 1)]));
+    assert!(leader_completeness(&[&leader, &short]).is_err());
+    let full = with(&|r| (r.commit, r.log) = (2, vec![entry(1, 1), entry(1, 2)]));
+    let cut = with(&|r| (r.commit, r.log) = (2, vec![entry(1, 1)]));
+    assert!(
+        committed_stable(&full, &cut).is_err(),
+        "a committed entry was cut off"
+    );
+    assert!(
+        committed_stable(&cut, &full).is_err(),
+        "it committed past its log"
+    );
+    // §5.2: a vote, once cast, is kept for the whole term.
+    let voted = with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(1))));
+    let forgot = with(&|r| r.term = 2);
+    assert!(one_vote_per_term(&voted, &forgot).is_err());
+    assert!(
+        one_vote_per_term(&voted, &with(&|r| r.term = 3)).is_ok(),
+        "a new term"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Symmetry reduction
 // ---------------------------------------------------------------------------------------------
@@ -1342,6 +1377,21 @@ fn replies_from_a_term_or_role_left_behind_are_obsolete() {
         "requests are answered"
     );
     assert!(!r.obsolete(NodeId(2), &append(1, 0, 0, vec![], 0)));
+}
+
+#[test]
+fn replies_that_can_still_change_something_are_not_obsolete() {
+    // A candidate counts votes of its own term; a later term in any reply deposes a leader
+    // or moves a follower on (§5.1). Only a follower's reply to an append of its own term
+    // is dead: it sent no append in that term.
+    let mut c = fresh(0, 3, &plain());
+    fire(&mut c, RaftTimer::Election);
+    assert!(!c.obsolete(NodeId(1), &vote(1, true)));
+    let (l, _) = leader_with(3, &plain(), 3, vec![]);
+    assert!(!l.obsolete(NodeId(1), &vote(5, false)));
+    let f = boot_with(1, 3, &plain(), 3, vec![]);
+    assert!(!f.obsolete(NodeId(0), &ok(5, 1)));
+    assert_dead_and_ignored(&f, 0, ok(3, 1));
 }
 
 #[test]
