@@ -680,6 +680,29 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
 }
 
 #[test]
+fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
+    // A duplicated old refusal (the follower then held two entries) arrives after slot 4 was
+    // acknowledged: its hint points below slot 4, but the leader resumes at slot 5.
+    let log = (1..=6).map(|c| entry(1, c)).collect();
+    let (mut l, _) = leader_with(2, &plain(), 5, log);
+    l.progress[1] = Progress {
+        next: 8,
+        matched: 4,
+        replicating: true,
+        paused: false,
+    };
+    let out = recv(&mut l, 1, reject(6, None, 3));
+    assert_eq!(l.progress[1].next, 5);
+    assert!(
+        matches!(
+            &sends(&out)[..],
+            [(1, RaftMsg::Append { prev_index: 4, .. })]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
     // The probe after winning carried the no-op (slot 3): once it is acknowledged, the next
     // slot to send is 4, past the leader's log, so nothing is re-sent.
