@@ -406,6 +406,49 @@ mod tests {
     }
 
     #[test]
+    fn kv_len_counts_distinct_keys() {
+        let mut kv = Kv::default();
+        assert_eq!((kv.len(), kv.is_empty()), (0, true));
+        kv.apply(&KvOp::Put(1, b"a".to_vec()));
+        assert_eq!((kv.len(), kv.is_empty()), (1, false));
+        kv.apply(&KvOp::Put(2, b"b".to_vec()));
+        // An overwrite, a read and a failed CAS add no key.
+        kv.apply(&KvOp::Put(1, b"c".to_vec()));
+        kv.apply(&KvOp::Get(3));
+        kv.apply(&KvOp::Cas {
+            key: 4,
+            expect: Some(b"x".to_vec()),
+            new: b"y".to_vec(),
+        });
+        assert_eq!((kv.len(), kv.is_empty()), (2, false));
+    }
+
+    #[test]
+    fn lock_validate_is_the_only_read() {
+        assert!(LockService::is_read_only(&LockOp::Validate {
+            lock: 1,
+            token: 1
+        }));
+        assert!(!LockService::is_read_only(&LockOp::Acquire {
+            lock: 1,
+            owner: 1
+        }));
+        assert!(!LockService::is_read_only(&LockOp::Release {
+            lock: 1,
+            owner: 1
+        }));
+    }
+
+    #[test]
+    fn stale_request_error_names_the_request() {
+        let e = SessionError::Stale { client: 7, seq: 3 };
+        assert_eq!(
+            e.to_string(),
+            "request 3 of client 7 was already acknowledged"
+        );
+    }
+
+    #[test]
     fn lock_tokens_increase_with_every_acquisition() {
         let mut ls = LockService::default();
         let acq = |owner| LockOp::Acquire { lock: 1, owner };

@@ -220,6 +220,27 @@ fn acceptor_persists_promise_before_promising() {
 }
 
 #[test]
+fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
+    // PMS §2.2 (P1a) refuses only ballots *below* the promise: phase 1b is idempotent, so a
+    // duplicated prepare can stand in for a promise the network lost.
+    let mut r = fresh(1, 3);
+    let prepare = PaxosMsg::Prepare {
+        ballot: b(1, 0),
+        from: 1,
+    };
+    let first = recv(&mut r, 0, prepare.clone());
+    let again = recv(&mut r, 0, prepare);
+    let promise = PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+    };
+    assert_eq!(sends(&first), vec![(0, promise.clone())]);
+    assert_eq!(sends(&again), vec![(0, promise)]);
+    assert_eq!(writes(&again), vec![], "the promise is durable already");
+}
+
+#[test]
 fn acceptor_refuses_prepare_below_its_promise() {
     // PMS §2.2 (P1a): a promise is never broken.
     let d = PaxosDurable {
@@ -482,6 +503,42 @@ fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
 }
 
 #[test]
+fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
+    // Slots up to the commit point hold their chosen value: a batch re-sent over them (by a
+    // later leader, at its ballot) writes only the slots above.
+    let mut r = fresh(1, 3);
+    recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(1), Some(2)], 0));
+    let out = recv(&mut r, 0, accept(b(1, 0), 3, vec![], 2));
+    assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+    assert_eq!(
+        writes(&out),
+        vec![],
+        "a heartbeat at the promised ballot changes nothing durable"
+    );
+    let out = recv(
+        &mut r,
+        2,
+        accept(b(2, 2), 1, vec![Some(1), Some(2), Some(3)], 2),
+    );
+    assert_eq!(
+        writes(&out),
+        vec![PaxosWrite::Accept {
+            ballot: b(2, 2),
+            first: 3,
+            cmds: vec![Some(3)]
+        }]
+    );
+    assert_eq!(
+        r.log(),
+        &[
+            e(b(1, 0), Some(1)),
+            e(b(1, 0), Some(2)),
+            e(b(2, 2), Some(3))
+        ]
+    );
+}
+
+#[test]
 fn leader_resends_what_a_behind_follower_lacks() {
     // Catch-up: chosen slots re-sent at the leader's ballot, one batch from its commit point.
     let mut r = leader(3);
@@ -529,6 +586,24 @@ fn an_accept_lost_to_every_acceptor_is_resent_after_a_heartbeat() {
     );
     let out = recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false));
     assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+}
+
+#[test]
+fn catch_up_resends_from_the_first_open_slot_the_follower_has_not_acknowledged() {
+    // Five nodes: n1's acknowledgement of slot 1 does not choose it. n1 lost slot 2's Accept
+    // and says it is behind, with the leader's commit point: the leader re-sends from slot 2,
+    // not from slot 1 that n1 holds already.
+    let mut r = leader(5);
+    propose(&mut r, vec![10]);
+    propose(&mut r, vec![11]);
+    propose(&mut r, vec![12]);
+    recv(&mut r, 1, accepted(b(1, 0), 1, 1, 0, false));
+    assert_eq!(r.status().commit, 0);
+    let out = recv(&mut r, 1, accepted(b(1, 0), 1, 1, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(1, accept(b(1, 0), 2, vec![Some(11), Some(12)], 0))]
+    );
 }
 
 #[test]
@@ -586,6 +661,34 @@ fn nack_with_a_higher_ballot_deposes_the_leader() {
             leader: None
         })
     ));
+}
+
+#[test]
+fn nack_naming_the_promise_already_held_ends_the_candidacy_without_a_write() {
+    // A candidate's own acceptor promised n1's higher ballot; n2's refusal names the same
+    // ballot. The candidacy ends, and nothing new needs to be durable.
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    let out = recv(
+        &mut r,
+        1,
+        PaxosMsg::Prepare {
+            ballot: b(2, 1),
+            from: 1,
+        },
+    );
+    assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(2, 1))]);
+    assert_eq!(r.status().role, Role::Candidate);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(2, 1),
+        },
+    );
+    assert_eq!(r.status().role, Role::Follower);
+    assert_eq!(writes(&out), vec![], "the promise is durable already");
 }
 
 #[test]
@@ -675,6 +778,44 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
 }
 
 #[test]
+fn a_proposer_other_than_n0_counts_itself_in_every_quorum() {
+    // PMS §2.2: the proposer's own acceptor is one of the majority, in phase 1 and in phase 2;
+    // leases (PMMC §3): the leader counts itself among the members heard from. Node 2, so
+    // that its bit is not bit 0.
+    let mut r = fresh(2, 3);
+    fire(&mut r, PaxosTimer::Election);
+    recv(
+        &mut r,
+        0,
+        PaxosMsg::Promise {
+            ballot: b(1, 2),
+            from: 1,
+            accepted: vec![e(b(1, 0), Some(7))],
+        },
+    );
+    assert_eq!(r.status().role, Role::Leader, "its promise and n0's");
+    let out = recv(&mut r, 0, accepted(b(1, 2), 1, 1, 0, false));
+    assert_eq!(
+        commits(&out),
+        vec![(1, 7)],
+        "re-proposed: its acceptance and n0's"
+    );
+    propose(&mut r, vec![5]);
+    let out = recv(&mut r, 0, accepted(b(1, 2), 2, 2, 1, false));
+    assert_eq!(
+        commits(&out),
+        vec![(2, 5)],
+        "proposed: its acceptance and n0's"
+    );
+    // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Leader);
+    recv(&mut r, 0, accepted(b(1, 2), 3, 2, 2, false));
+    fire(&mut r, PaxosTimer::Election);
+    assert_eq!(r.status().role, Role::Leader);
+}
+
+#[test]
 fn leader_without_a_quorum_steps_down_at_the_check() {
     let mut r = leader(3);
     // n1 answers a heartbeat; the first check passes and resets.
@@ -745,7 +886,205 @@ fn invariants_flag_two_chosen_values_and_acceptance_above_promise() {
     assert!(promise_monotonic(&a, &c).is_ok());
 }
 
+// --- Symmetry reduction ----------------------------------------------------------------------
+
+/// The renaming n0 -> n1, n1 -> n2, n2 -> n0.
+const ROTATE: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(0)];
+
+#[test]
+fn renaming_moves_every_node_id_ballots_included() {
+    // Symmetry reduction (models/src/symmetry.rs) renames whole states. A ballot names its
+    // proposer, so every ballot the replica holds (promise, own ballot, accepted entries,
+    // phase-1 reports) is renamed with the ids and per-member bitmasks; rounds and values stay.
+    let mut r = fresh(0, 3);
+    r.promised = b(2, 1);
+    r.ballot = b(3, 0);
+    r.leader = Some(NodeId(2));
+    r.log = vec![e(b(1, 2), Some(7)), None, e(Ballot::ZERO, None)];
+    r.recovered = vec![e(b(1, 1), None)];
+    r.votes = 0b001;
+    r.acks = vec![0b011, 0b100];
+    let before = r.clone();
+    r.rename(&Renaming(&ROTATE));
+    assert_eq!(r.id, NodeId(1));
+    assert_eq!((r.promised, r.ballot), (b(2, 2), b(3, 1)));
+    assert_eq!(r.leader, Some(NodeId(0)));
+    // Ballot::ZERO names nobody and stays below every real ballot.
+    assert_eq!(
+        r.log,
+        vec![e(b(1, 0), Some(7)), None, e(Ballot::ZERO, None)]
+    );
+    assert_eq!(r.recovered, vec![e(b(1, 2), None)]);
+    assert_eq!(r.votes, 0b010);
+    assert_eq!(r.acks, vec![0b110, 0b001]);
+    assert_eq!((r.tried, r.commit), (before.tried, before.commit));
+
+    let mut d = before.durable();
+    P::rename_durable(&mut d, &Renaming(&ROTATE));
+    assert_eq!(d.promised, b(2, 2));
+    assert_eq!(d.log, r.log);
+    assert_eq!(d.tried, before.tried);
+}
+
+#[test]
+fn renaming_a_message_renames_every_ballot_in_it() {
+    let map = Renaming(&ROTATE);
+    let renamed = |mut m: PaxosMsg<Cmd>| {
+        P::rename_msg(&mut m, &map);
+        m
+    };
+    assert_eq!(
+        renamed(PaxosMsg::Prepare {
+            ballot: b(2, 0),
+            from: 3
+        }),
+        PaxosMsg::Prepare {
+            ballot: b(2, 1),
+            from: 3
+        }
+    );
+    assert_eq!(
+        renamed(accept(b(2, 1), 1, vec![Some(5)], 0)),
+        accept(b(2, 2), 1, vec![Some(5)], 0)
+    );
+    assert_eq!(
+        renamed(accepted(b(2, 2), 1, 1, 0, true)),
+        accepted(b(2, 0), 1, 1, 0, true)
+    );
+    assert_eq!(
+        renamed(PaxosMsg::Promise {
+            ballot: b(2, 0),
+            from: 1,
+            accepted: vec![e(b(1, 2), Some(4)), None],
+        }),
+        PaxosMsg::Promise {
+            ballot: b(2, 1),
+            from: 1,
+            accepted: vec![e(b(1, 0), Some(4)), None],
+        }
+    );
+    assert_eq!(
+        renamed(PaxosMsg::Nack {
+            ballot: b(1, 0),
+            promised: b(2, 2)
+        }),
+        PaxosMsg::Nack {
+            ballot: b(1, 1),
+            promised: b(2, 0)
+        }
+    );
+}
+
 // --- Bug zoo: each switch changes the behaviour at its rule ----------------------------------
+
+#[test]
+fn each_registered_invariant_flags_its_own_violation_only() {
+    // The checkers (the driver after every step, the model in every state) see only what
+    // these lists register: each must be there and catch its own violation.
+    let base = fresh(0, 3);
+    let with = |f: &dyn Fn(&mut P)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let steps = [
+        // terms never decrease: round 2 tried, then round 1
+        (with(&|r| r.tried = 2), with(&|r| r.tried = 1)),
+        // promises never go back (the round stays 5 through the tried round)
+        (
+            with(&|r| (r.tried, r.promised) = (5, b(2, 1))),
+            with(&|r| (r.tried, r.promised) = (5, b(1, 1))),
+        ),
+        // committed slots never change
+        (
+            with(&|r| (r.commit, r.log) = (1, vec![e(b(1, 0), Some(1))])),
+            with(&|r| (r.commit, r.log) = (1, vec![e(b(1, 0), Some(2))])),
+        ),
+    ];
+    let invariants = P::step_invariants();
+    assert_eq!(invariants.len(), steps.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, (before, after)) in steps.iter().enumerate() {
+            assert_eq!(
+                (inv.check)(before, after).is_err(),
+                i == j,
+                "{} on step {j}",
+                inv.name
+            );
+        }
+        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
+    }
+
+    let accepted = |ballot: Ballot, cmd: Cmd, commit: Slot| {
+        with(&|r| (r.promised, r.log, r.commit) = (ballot, vec![e(ballot, Some(cmd))], commit))
+    };
+    let (one, two) = (accepted(b(1, 0), 1, 0), accepted(b(2, 2), 2, 0));
+    let clusters = [
+        // two values chosen in slot 1: each by two of the three (four replicas listed)
+        vec![one.clone(), one.clone(), two.clone(), two.clone()],
+        // an acceptance above the promise
+        vec![with(&|r| r.log = vec![e(b(1, 0), Some(1))])],
+        // two replicas committed different values in slot 1 (neither chosen by a majority)
+        vec![
+            accepted(b(1, 0), 1, 1),
+            accepted(b(2, 2), 2, 1),
+            base.clone(),
+        ],
+    ];
+    let invariants = P::cluster_invariants();
+    assert_eq!(invariants.len(), clusters.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, rs) in clusters.iter().enumerate() {
+            let rs: Vec<&P> = rs.iter().collect();
+            assert_eq!(
+                (inv.check)(&rs).is_err(),
+                i == j,
+                "{} on cluster {j}",
+                inv.name
+            );
+        }
+        assert!((inv.check)(&[&one, &one, &base]).is_ok(), "{}", inv.name);
+    }
+}
+
+#[test]
+fn refusals_that_cannot_depose_are_obsolete() {
+    // A refusal of our own ballot deposes us only if it names a higher promise and we still
+    // run that ballot; any other is dead (and ignored).
+    let assert_dead = |r: &P, msg: PaxosMsg<Cmd>| {
+        assert!(r.obsolete(NodeId(2), &msg), "{msg:?}");
+        let mut x = r.clone();
+        let out = recv(&mut x, 2, msg.clone());
+        assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
+    };
+    let mut r = leader(3);
+    let nack = |promised| PaxosMsg::Nack {
+        ballot: b(1, 0),
+        promised,
+    };
+    assert_dead(&r, nack(b(1, 0)));
+    assert!(!r.obsolete(NodeId(2), &nack(b(2, 1))));
+    recv(&mut r, 1, nack(b(2, 1)));
+    assert_eq!(r.status().role, Role::Follower);
+    assert_dead(&r, nack(b(5, 2)));
+}
+
+#[test]
+fn messages_from_itself_or_outside_the_cluster_are_ignored() {
+    // Only members take part: a prepare from a stranger (or looped back from ourselves) must
+    // not win a promise, and a host may drop such messages.
+    let r = fresh(1, 3);
+    for from in [1, 5] {
+        let msg = PaxosMsg::Prepare {
+            ballot: b(9, from),
+            from: 1,
+        };
+        assert!(r.obsolete(NodeId(from), &msg), "from n{from}");
+        let mut x = r.clone();
+        let out = recv(&mut x, from, msg);
+        assert!(out.is_empty() && x == r, "n{from} was answered: {out:?}");
+    }
+}
 
 #[test]
 fn answers_to_a_ballot_left_behind_are_obsolete() {
@@ -894,6 +1233,23 @@ mod bugs {
             vec![PaxosWrite::Promise(b(3, 0))],
             "nothing re-proposed"
         );
+        let out = propose(&mut r, vec![99]);
+        assert_eq!(
+            writes(&out),
+            vec![PaxosWrite::Accept {
+                ballot: b(3, 0),
+                first: 1,
+                cmds: vec![Some(99)]
+            }]
+        );
+    }
+
+    #[test]
+    fn p5_new_commands_overwrite_even_the_leaders_own_acceptance() {
+        // P5 at its plainest: no phase 1 for open slots, so the new leader drops what it
+        // accepted itself above its commit point and proposes slot 1 afresh.
+        let (mut r, _) = win_round_3(&with(Bug::SkipRecovery), vec![e(b(2, 2), Some(20))], vec![]);
+        assert_eq!(r.log(), &[] as &[Option<Entry<Cmd>>]);
         let out = propose(&mut r, vec![99]);
         assert_eq!(
             writes(&out),

@@ -229,6 +229,29 @@ fn s5_1_candidate_steps_down_on_a_refusal_from_a_later_term() {
     assert_eq!((r.role, r.term, r.voted_for), (Role::Follower, 4, None));
 }
 
+#[test]
+fn prevote_refusal_from_a_later_term_brings_the_pre_candidate_up_to_date() {
+    // §5.1 applies to pre-vote replies too: a refusal carrying a later term ends the
+    // pre-campaign and the sender adopts that term (obsolete() relies on this).
+    let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::PreCandidate);
+    recv(&mut r, 1, pre_vote(5, false));
+    assert_eq!((r.role, r.term), (Role::Follower, 5));
+}
+
+#[test]
+fn prevote_grants_count_only_for_the_term_being_asked_for() {
+    // A pre-candidate in term 3 asks for term 4; a grant for term 3 answers an older
+    // pre-campaign and must not start an election (diss. §9.6).
+    let mut r = boot_with(0, 3, &Config::default(), 3, vec![]);
+    fire(&mut r, RaftTimer::Election);
+    recv(&mut r, 1, pre_vote(3, true));
+    assert_eq!((r.role, r.term, r.votes), (Role::PreCandidate, 3, 0b001));
+    recv(&mut r, 1, pre_vote(4, true));
+    assert_eq!((r.role, r.term), (Role::Candidate, 4));
+}
+
 // ---------------------------------------------------------------------------------------------
 // §5.2 Leader election
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +344,23 @@ fn s5_2_a_vote_is_durable_before_the_reply() {
         .position(|e| matches!(e, Effect::Send { .. }))
         .unwrap();
     assert!(persist < reply);
+}
+
+#[test]
+fn s5_2_a_granted_vote_is_written_once_and_nothing_follows_the_reply() {
+    // Figure 2: the new term, then the vote, are durable before the reply; the reply is the
+    // step's last effect (a write after it would be a second, needless one).
+    let mut r = fresh(1, 3, &plain());
+    let out = recv(&mut r, 0, request_vote(1, 0, 0));
+    let hard = |voted_for| RaftWrite::HardState { term: 1, voted_for };
+    assert_eq!(
+        out.writes().cloned().collect::<Vec<_>>(),
+        vec![hard(None), hard(Some(NodeId(0)))]
+    );
+    assert!(
+        matches!(out.iter().last(), Some(Effect::Send { .. })),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -431,6 +471,32 @@ fn s5_3_append_refused_on_term_mismatch_with_first_index_of_that_term() {
         )]
     );
     assert_eq!(r.log, log);
+}
+
+#[test]
+fn s5_3_conflict_hint_stops_above_the_commit_point() {
+    // Entries up to the commit point match the leader (§5.4, leader completeness), so the
+    // first conflicting entry of the term is above it even when the term began below it.
+    let log = vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)];
+    let mut r = boot_with(1, 3, &plain(), 3, log);
+    recv(&mut r, 0, append(3, 2, 2, vec![], 2));
+    assert_eq!(r.commit, 2);
+    let out = recv(&mut r, 0, append(4, 4, 3, vec![], 2));
+    let hint = AppendResult::Rejected {
+        prev_index: 4,
+        conflict_term: Some(2),
+        conflict_index: 3,
+    };
+    assert_eq!(
+        sends(&out),
+        vec![(
+            0,
+            RaftMsg::AppendReply {
+                term: 4,
+                result: hint
+            }
+        )]
+    );
 }
 
 #[test]
@@ -554,6 +620,116 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
         )] => assert_eq!(entries.len(), 4),
         other => panic!("expected one append after slot 2, got {other:?}"),
     }
+}
+
+fn reject(prev_index: Slot, conflict_term: Option<u64>, conflict_index: Slot) -> RaftMsg<Cmd> {
+    RaftMsg::AppendReply {
+        term: 5,
+        result: AppendResult::Rejected {
+            prev_index,
+            conflict_term,
+            conflict_index,
+        },
+    }
+}
+
+#[test]
+fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicting_term() {
+    // Leader: t1 t1 t2 t2 t4 t4, then its t5 no-op. The follower has term 2 at slot 6 and
+    // from slot 3 on: the leader holds term 2 up to slot 4, so it resumes at slot 5 (the
+    // follower's term-2 entries up to 4 may match) instead of the follower's slot 3.
+    let log = vec![
+        entry(1, 1),
+        entry(1, 2),
+        entry(2, 3),
+        entry(2, 4),
+        entry(4, 5),
+        entry(4, 6),
+    ];
+    let (mut l, _) = leader_with(2, &plain(), 5, log);
+    assert_eq!(l.progress[1].next, 7, "probing from its no-op");
+    let out = recv(&mut l, 1, reject(6, Some(2), 3));
+    assert_eq!(l.progress[1].next, 5);
+    match &sends(&out)[..] {
+        [(
+            1,
+            RaftMsg::Append {
+                prev_index: 4,
+                prev_term: 2,
+                entries,
+                ..
+            },
+        )] => {
+            assert_eq!(entries.len(), 3)
+        }
+        other => panic!("expected one append after slot 4, got {other:?}"),
+    }
+}
+
+#[test]
+fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
+    // Replies may be reordered: once slot 3 is known to match, a refusal at slot 1 answers
+    // an older append and must not send the follower back.
+    let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2)]);
+    recv(&mut l, 1, ok(5, 3));
+    let before = l.progress[1];
+    assert_eq!((before.matched, before.replicating), (3, true));
+    let out = recv(&mut l, 1, reject(1, None, 1));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert_eq!(l.progress[1], before);
+}
+
+#[test]
+fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
+    // A duplicated old refusal (the follower then held two entries) arrives after slot 4 was
+    // acknowledged: its hint points below slot 4, but the leader resumes at slot 5.
+    let log = (1..=6).map(|c| entry(1, c)).collect();
+    let (mut l, _) = leader_with(2, &plain(), 5, log);
+    l.progress[1] = Progress {
+        next: 8,
+        matched: 4,
+        replicating: true,
+        paused: false,
+    };
+    let out = recv(&mut l, 1, reject(6, None, 3));
+    assert_eq!(l.progress[1].next, 5);
+    assert!(
+        matches!(
+            &sends(&out)[..],
+            [(1, RaftMsg::Append { prev_index: 4, .. })]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
+    // The probe after winning carried the no-op (slot 3): once it is acknowledged, the next
+    // slot to send is 4, past the leader's log, so nothing is re-sent.
+    let (mut l, _) = leader_with(3, &plain(), 2, vec![entry(1, 1), entry(1, 2)]);
+    let out = recv(&mut l, 1, ok(2, 3));
+    assert_eq!(l.progress[1].next, 4);
+    assert_eq!(l.commit, 3);
+    assert!(
+        !sends(&out).iter().any(|(to, _)| *to == 1),
+        "re-sent to n1: {out:?}"
+    );
+}
+
+#[test]
+fn committed_lists_every_committed_slot_no_ops_included() {
+    let mut r = fresh(1, 3, &plain());
+    recv(
+        &mut r,
+        0,
+        append(1, 0, 0, vec![noop(1), entry(1, 7), entry(1, 8)], 2),
+    );
+    assert_eq!(
+        r.committed(),
+        BTreeMap::from([(1, None), (2, Some(7))]),
+        "slot 3 is not committed yet"
+    );
+    assert_eq!(r.log(), &[noop(1), entry(1, 7), entry(1, 8)]);
 }
 
 #[test]
@@ -783,6 +959,17 @@ fn prevote_refused_to_a_log_that_is_behind() {
 }
 
 #[test]
+fn prevote_for_the_receivers_own_term_is_refused_with_that_term() {
+    // A pre-vote asks whether the sender could win the next term (diss. §9.6). A receiver
+    // already in that term has seen its candidate or leader: it refuses, and its term in
+    // the refusal brings the sender up to date instead of into a campaign.
+    let mut r = boot_with(1, 3, &Config::default(), 2, vec![]);
+    let out = recv(&mut r, 0, pre_vote_request(2, 0, 0));
+    assert_eq!(sends(&out), vec![(0, pre_vote(2, false))]);
+    assert_eq!(r.term, 2);
+}
+
+#[test]
 fn prevote_majority_starts_the_real_election() {
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     fire(&mut r, RaftTimer::Election);
@@ -832,6 +1019,32 @@ fn checkquorum_leader_with_a_majority_stays_and_starts_a_new_round() {
 }
 
 #[test]
+fn a_node_other_than_n0_counts_itself_in_every_majority() {
+    // §5.2: a candidate votes for itself; diss. §9.6: a pre-candidate counts its own pre-vote;
+    // diss. §6.2: a leader counts itself among the members heard from. Node 2, so that its
+    // bit is not bit 0.
+    let mut r = fresh(2, 3, &Config::default());
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::PreCandidate);
+    recv(&mut r, 0, pre_vote(1, true));
+    assert_eq!(
+        (r.role, r.term),
+        (Role::Candidate, 1),
+        "its pre-vote and n0's"
+    );
+    recv(&mut r, 0, vote(1, true));
+    assert_eq!(r.role, Role::Leader, "its vote and n0's");
+    let out = recv(&mut r, 0, ok(1, 1));
+    assert_eq!(r.commit, 1, "its no-op is stored on itself and n0: {out:?}");
+    // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::Leader);
+    recv(&mut r, 0, ok(1, 1));
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role, Role::Leader);
+}
+
+#[test]
 fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
     let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
@@ -845,6 +1058,38 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
     // Once the election timeout passes without the leader, it votes again.
     fire(&mut r, RaftTimer::Election);
     assert!(!r.leader_alive);
+}
+
+#[test]
+fn checkquorum_lease_refuses_only_requests_that_would_raise_the_term() {
+    // The lease exists so that a disruptive node cannot raise the term (diss. §4.2.3). A
+    // request of the current term raises nothing: it is judged by §5.2/§5.4.1 as usual, so a
+    // follower that had not voted in term 1 may grant a late candidate of term 1 (safe: the
+    // leader's majority voted for the leader and refuses it).
+    let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
+    recv(&mut r, 0, append(1, 0, 0, vec![], 0));
+    assert!(r.leader_alive && r.voted_for.is_none());
+    let out = recv(&mut r, 2, request_vote(1, 0, 0));
+    assert_eq!(sends(&out), vec![(2, vote(1, true))]);
+}
+
+#[test]
+fn a_vote_request_of_the_current_term_does_not_depose_a_leader_or_candidate() {
+    // §5.1: only a *higher* term turns a leader or candidate into a follower. A losing
+    // candidate's late request of the same term is refused (the vote went to ourselves).
+    let (mut l, _) = leader_with(3, &plain(), 2, vec![]);
+    let out = recv(&mut l, 1, request_vote(2, 5, 2));
+    assert_eq!(sends(&out), vec![(1, vote(2, false))]);
+    assert_eq!(l.role, Role::Leader);
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::CancelTimer(_))),
+        "the heartbeat goes on"
+    );
+    let mut c = fresh(0, 3, &plain());
+    fire(&mut c, RaftTimer::Election);
+    let out = recv(&mut c, 1, request_vote(1, 5, 1));
+    assert_eq!(sends(&out), vec![(1, vote(1, false))]);
+    assert_eq!((c.role, c.votes), (Role::Candidate, 0b001));
 }
 
 #[test]
@@ -960,6 +1205,153 @@ fn invariants_reject_broken_states() {
     assert!(one_vote_per_term(&a, &e).is_err());
 }
 
+#[test]
+fn each_registered_invariant_flags_its_own_violation_only() {
+    // The checkers (the driver after every step, the model in every state) see only what
+    // these lists register: each must be there and catch its own violation.
+    let base = fresh(0, 3, &plain());
+    let with = |f: &dyn Fn(&mut R)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let steps = [
+        // terms never decrease
+        (with(&|r| r.term = 2), with(&|r| r.term = 1)),
+        // one vote per term
+        (
+            with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(0)))),
+            with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(2)))),
+        ),
+        // committed entries never change
+        (
+            with(&|r| (r.commit, r.log) = (1, vec![entry(1, 1)])),
+            with(&|r| (r.commit, r.log) = (1, vec![entry(1, 2)])),
+        ),
+    ];
+    let invariants = R::step_invariants();
+    assert_eq!(invariants.len(), steps.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, (before, after)) in steps.iter().enumerate() {
+            assert_eq!(
+                (inv.check)(before, after).is_err(),
+                i == j,
+                "{} on step {j}",
+                inv.name
+            );
+        }
+        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
+    }
+
+    let leader =
+        |id: u8, term: u64| with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term));
+    let clusters = [
+        // two leaders of term 2
+        vec![leader(0, 2), leader(1, 2)],
+        // the same term at slot 2, different entries at slot 1
+        vec![
+            with(&|r| r.log = vec![entry(1, 7), entry(2, 2)]),
+            with(&|r| r.log = vec![entry(1, 1), entry(2, 2)]),
+        ],
+        // a leader of term 2 lacks what a follower of term 1 committed
+        vec![
+            leader(0, 2),
+            with(&|r| (r.term, r.commit, r.log) = (1, 1, vec![entry(1, 1)])),
+        ],
+    ];
+    let invariants = R::cluster_invariants();
+    assert_eq!(invariants.len(), clusters.len());
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, rs) in clusters.iter().enumerate() {
+            let rs: Vec<&R> = rs.iter().collect();
+            assert_eq!(
+                (inv.check)(&rs).is_err(),
+                i == j,
+                "{} on cluster {j}",
+                inv.name
+            );
+        }
+        assert!((inv.check)(&[&leader(0, 2), &base]).is_ok(), "{}", inv.name);
+    }
+}
+
+#[test]
+fn invariants_report_a_commit_point_past_the_log_and_a_forgotten_vote() {
+    // A buggy replica (bug zoo R6) can hold a commit point past its own log: the checks say
+    // so instead of panicking on the slice.
+    let base = fresh(0, 3, &plain());
+    let with = |f: &dyn Fn(&mut R)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let leader =
+        with(&|r| (r.role, r.term, r.log) = (Role::Leader, 2, vec![entry(1, 1), entry(1, 2)]));
+    let short = with(&|r| (r.term, r.commit, r.log) = (1, 2, vec![entry(1, 1)]));
+    assert!(leader_completeness(&[&leader, &short]).is_err());
+    let full = with(&|r| (r.commit, r.log) = (2, vec![entry(1, 1), entry(1, 2)]));
+    let cut = with(&|r| (r.commit, r.log) = (2, vec![entry(1, 1)]));
+    assert!(
+        committed_stable(&full, &cut).is_err(),
+        "a committed entry was cut off"
+    );
+    assert!(
+        committed_stable(&cut, &full).is_err(),
+        "it committed past its log"
+    );
+    // §5.2: a vote, once cast, is kept for the whole term.
+    let voted = with(&|r| (r.term, r.voted_for) = (2, Some(NodeId(1))));
+    let forgot = with(&|r| r.term = 2);
+    assert!(one_vote_per_term(&voted, &forgot).is_err());
+    assert!(
+        one_vote_per_term(&voted, &with(&|r| r.term = 3)).is_ok(),
+        "a new term"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symmetry reduction
+// ---------------------------------------------------------------------------------------------
+
+/// The renaming n0 -> n1, n1 -> n2, n2 -> n0.
+const ROTATE: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(0)];
+
+#[test]
+fn renaming_moves_every_node_id_and_every_per_member_position() {
+    // Symmetry reduction (models/src/symmetry.rs) keeps one state per renaming class. Raft
+    // treats all nodes alike, so the renamed replica must be exactly the one the renamed run
+    // would hold: every id it stores and every per-member bitmask and progress slot moves.
+    let (mut r, _) = leader_with(3, &plain(), 2, vec![noop(1)]);
+    r.voted_for = Some(NodeId(0));
+    r.votes = 0b011; // n0 and n1
+    r.active = 0b101; // n0 and n2
+    let p = |next, matched| Progress {
+        next,
+        matched,
+        replicating: matched > 0,
+        paused: false,
+    };
+    r.progress = vec![p(9, 0), p(3, 2), p(2, 0)];
+    let before = r.clone();
+    r.rename(&Renaming(&ROTATE));
+    assert_eq!(r.id, NodeId(1));
+    assert_eq!(r.voted_for, Some(NodeId(1)));
+    assert_eq!(r.leader, Some(NodeId(1)));
+    assert_eq!(r.votes, 0b110, "n1 and n2 voted");
+    assert_eq!(r.active, 0b011, "n1 and n0 were heard");
+    assert_eq!(r.progress, vec![p(2, 0), p(9, 0), p(3, 2)]);
+    // What names no node stays.
+    assert_eq!(
+        (r.term, &r.log, r.commit),
+        (before.term, &before.log, before.commit)
+    );
+
+    let mut d = before.durable();
+    R::rename_durable(&mut d, &Renaming(&ROTATE));
+    assert_eq!(d.voted_for, Some(NodeId(1)));
+    assert_eq!((d.term, d.log), (before.term, before.log));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bug-zoo switches change exactly the rule they name
 // ---------------------------------------------------------------------------------------------
@@ -974,6 +1366,20 @@ fn assert_dead_and_ignored(r: &R, from: u8, msg: RaftMsg<Cmd>) {
     let mut x = r.clone();
     let out = recv(&mut x, from, msg.clone());
     assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
+}
+
+#[test]
+fn messages_from_itself_or_outside_the_cluster_are_ignored() {
+    // Only members take part: a vote request from a stranger (or looped back from ourselves)
+    // must not win a vote or raise the term, and a host may drop such messages.
+    let r = fresh(1, 3, &plain());
+    for from in [1, 5] {
+        let msg = request_vote(9, 0, 0);
+        assert!(r.obsolete(NodeId(from), &msg), "from n{from}");
+        let mut x = r.clone();
+        let out = recv(&mut x, from, msg);
+        assert!(out.is_empty() && x == r, "n{from} was answered: {out:?}");
+    }
 }
 
 #[test]
@@ -994,6 +1400,21 @@ fn replies_from_a_term_or_role_left_behind_are_obsolete() {
         "requests are answered"
     );
     assert!(!r.obsolete(NodeId(2), &append(1, 0, 0, vec![], 0)));
+}
+
+#[test]
+fn replies_that_can_still_change_something_are_not_obsolete() {
+    // A candidate counts votes of its own term; a later term in any reply deposes a leader
+    // or moves a follower on (§5.1). Only a follower's reply to an append of its own term
+    // is dead: it sent no append in that term.
+    let mut c = fresh(0, 3, &plain());
+    fire(&mut c, RaftTimer::Election);
+    assert!(!c.obsolete(NodeId(1), &vote(1, true)));
+    let (l, _) = leader_with(3, &plain(), 3, vec![]);
+    assert!(!l.obsolete(NodeId(1), &vote(5, false)));
+    let f = boot_with(1, 3, &plain(), 3, vec![]);
+    assert!(!f.obsolete(NodeId(0), &ok(5, 1)));
+    assert_dead_and_ignored(&f, 0, ok(3, 1));
 }
 
 #[test]
@@ -1088,8 +1509,16 @@ mod bugs {
             2,
             vec![entry(2, 1), entry(2, 2), entry(2, 3)],
         );
-        recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
+        let out = recv(&mut r, 0, append(2, 1, 2, vec![entry(2, 2)], 0));
         assert_eq!(r.log, vec![entry(2, 1), entry(2, 2)]);
+        // The write says the same, so the durable image loses slot 3 too.
+        assert_eq!(
+            out.writes().cloned().collect::<Vec<_>>(),
+            vec![RaftWrite::Append {
+                at: 2,
+                entries: vec![entry(2, 2)]
+            }]
+        );
     }
 
     #[test]
@@ -1117,6 +1546,33 @@ mod bugs {
             },
         );
         assert_eq!((l.role, l.term), (Role::Leader, 2));
+    }
+
+    #[test]
+    fn r8_no_step_down_ignores_every_later_term_but_followers_still_adopt_it() {
+        let cfg = with(Bug::NoStepDown);
+        // A leader ignores a later term in a vote request and in an append.
+        let (mut l, _) = leader_with(3, &cfg, 2, vec![]);
+        let out = recv(&mut l, 1, request_vote(7, 9, 7));
+        assert!(out.is_empty(), "{out:?}");
+        recv(&mut l, 1, append(7, 0, 0, vec![], 0));
+        assert_eq!((l.role, l.term), (Role::Leader, 2));
+        // A candidate ignores a refusal from a later term.
+        let mut c = fresh(0, 3, &cfg);
+        fire(&mut c, RaftTimer::Election);
+        recv(&mut c, 1, vote(4, false));
+        assert_eq!((c.role, c.term), (Role::Candidate, 1));
+        // It still yields to a leader of its own term (§5.2): the bug is about later terms.
+        recv(&mut c, 2, append(1, 0, 0, vec![], 0));
+        assert_eq!((c.role, c.leader), (Role::Follower, Some(NodeId(2))));
+        // The bug is the leader's and the candidate's only: a follower adopts later terms.
+        let mut f = fresh(1, 3, &cfg);
+        recv(&mut f, 0, request_vote(3, 0, 0));
+        assert_eq!(f.term, 3);
+        recv(&mut f, 2, append(4, 0, 0, vec![], 0));
+        assert_eq!(f.term, 4);
+        recv(&mut f, 2, vote(5, false));
+        assert_eq!((f.role, f.term), (Role::Follower, 5));
     }
 
     #[test]
