@@ -536,6 +536,24 @@ impl Config {
     }
 }
 
+/// Test helper: each of `invariants` fails on exactly its own case of `cases` (listed in the
+/// same order) and on no other, and passes on `ok`. `fails` runs one check on one case.
+#[cfg(test)]
+pub(crate) fn assert_each_flags_only_its_own<F, C>(
+    invariants: &[Invariant<F>],
+    cases: &[C],
+    ok: &C,
+    fails: impl Fn(&F, &C) -> bool,
+) {
+    assert_eq!(invariants.len(), cases.len(), "one case per invariant");
+    for (i, inv) in invariants.iter().enumerate() {
+        for (j, case) in cases.iter().enumerate() {
+            assert_eq!(fails(&inv.check, case), i == j, "{} on case {j}", inv.name);
+        }
+        assert!(!fails(&inv.check, ok), "{} on the sound case", inv.name);
+    }
+}
+
 /// The size of a majority of `n` nodes.
 pub fn quorum(n: usize) -> usize {
     n / 2 + 1

@@ -115,6 +115,10 @@ fn accepted(ballot: Ballot, first: Slot, upto: Slot, commit: Slot, behind: bool)
     }
 }
 
+fn nack(ballot: Ballot, promised: Ballot) -> PaxosMsg<Cmd> {
+    PaxosMsg::Nack { ballot, promised }
+}
+
 /// Node 0 of an `n`-node cluster, leading ballot (1, 0) with an empty log.
 fn leader(n: u8) -> P {
     let mut r = fresh(0, n);
@@ -132,6 +136,16 @@ fn leader(n: u8) -> P {
     }
     assert_eq!(r.status().role, Role::Leader);
     r
+}
+
+/// Node 0 of 3 campaigning with ballot (1, 0), whose own acceptor then promises `ballot` to n1.
+/// Returns it and the effects of that promise.
+fn candidate_whose_acceptor_promised(ballot: Ballot) -> (P, O) {
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    let out = recv(&mut r, 1, PaxosMsg::Prepare { ballot, from: 1 });
+    assert_eq!(r.status().role, Role::Candidate);
+    (r, out)
 }
 
 /// Rebuild a replica's durable image from the writes it emitted.
@@ -667,26 +681,9 @@ fn nack_with_a_higher_ballot_deposes_the_leader() {
 fn nack_naming_the_promise_already_held_ends_the_candidacy_without_a_write() {
     // A candidate's own acceptor promised n1's higher ballot; n2's refusal names the same
     // ballot. The candidacy ends, and nothing new needs to be durable.
-    let mut r = fresh(0, 3);
-    fire(&mut r, PaxosTimer::Election);
-    let out = recv(
-        &mut r,
-        1,
-        PaxosMsg::Prepare {
-            ballot: b(2, 1),
-            from: 1,
-        },
-    );
+    let (mut r, out) = candidate_whose_acceptor_promised(b(2, 1));
     assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(2, 1))]);
-    assert_eq!(r.status().role, Role::Candidate);
-    let out = recv(
-        &mut r,
-        2,
-        PaxosMsg::Nack {
-            ballot: b(1, 0),
-            promised: b(2, 1),
-        },
-    );
+    let out = recv(&mut r, 2, nack(b(1, 0), b(2, 1)));
     assert_eq!(r.status().role, Role::Follower);
     assert_eq!(writes(&out), vec![], "the promise is durable already");
 }
@@ -737,16 +734,7 @@ fn candidate_backs_off_when_a_live_leader_speaks() {
 fn candidate_whose_acceptor_promised_higher_gives_way() {
     // PMS §2.2: the candidate's own acceptor promises like any other; a proposer may count
     // its own promise only if it is still free, so the higher of two ballots wins.
-    let mut r = fresh(0, 3);
-    fire(&mut r, PaxosTimer::Election);
-    let out = recv(
-        &mut r,
-        1,
-        PaxosMsg::Prepare {
-            ballot: b(1, 1),
-            from: 1,
-        },
-    );
+    let (mut r, out) = candidate_whose_acceptor_promised(b(1, 1));
     assert_eq!(
         sends(&out),
         vec![(
@@ -758,7 +746,6 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
             }
         )]
     );
-    assert_eq!(r.status().role, Role::Candidate);
     let out = recv(
         &mut r,
         2,
@@ -1001,19 +988,13 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             with(&|r| (r.commit, r.log) = (1, vec![e(b(1, 0), Some(2))])),
         ),
     ];
-    let invariants = P::step_invariants();
-    assert_eq!(invariants.len(), steps.len());
-    for (i, inv) in invariants.iter().enumerate() {
-        for (j, (before, after)) in steps.iter().enumerate() {
-            assert_eq!(
-                (inv.check)(before, after).is_err(),
-                i == j,
-                "{} on step {j}",
-                inv.name
-            );
-        }
-        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
-    }
+    let pair = (base.clone(), base.clone());
+    crate::replica::assert_each_flags_only_its_own(
+        &P::step_invariants(),
+        &steps,
+        &pair,
+        |check, (before, after)| check(before, after).is_err(),
+    );
 
     let accepted = |ballot: Ballot, cmd: Cmd, commit: Slot| {
         with(&|r| (r.promised, r.log, r.commit) = (ballot, vec![e(ballot, Some(cmd))], commit))
@@ -1031,20 +1012,12 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             base.clone(),
         ],
     ];
-    let invariants = P::cluster_invariants();
-    assert_eq!(invariants.len(), clusters.len());
-    for (i, inv) in invariants.iter().enumerate() {
-        for (j, rs) in clusters.iter().enumerate() {
-            let rs: Vec<&P> = rs.iter().collect();
-            assert_eq!(
-                (inv.check)(&rs).is_err(),
-                i == j,
-                "{} on cluster {j}",
-                inv.name
-            );
-        }
-        assert!((inv.check)(&[&one, &one, &base]).is_ok(), "{}", inv.name);
-    }
+    crate::replica::assert_each_flags_only_its_own(
+        &P::cluster_invariants(),
+        &clusters,
+        &vec![one.clone(), one, base.clone()],
+        |check, rs| check(&rs.iter().collect::<Vec<_>>()).is_err(),
+    );
 }
 
 #[test]
@@ -1058,15 +1031,11 @@ fn refusals_that_cannot_depose_are_obsolete() {
         assert!(out.is_empty() && x == *r, "{msg:?} was acted on: {out:?}");
     };
     let mut r = leader(3);
-    let nack = |promised| PaxosMsg::Nack {
-        ballot: b(1, 0),
-        promised,
-    };
-    assert_dead(&r, nack(b(1, 0)));
-    assert!(!r.obsolete(NodeId(2), &nack(b(2, 1))));
-    recv(&mut r, 1, nack(b(2, 1)));
+    assert_dead(&r, nack(b(1, 0), b(1, 0)));
+    assert!(!r.obsolete(NodeId(2), &nack(b(1, 0), b(2, 1))));
+    recv(&mut r, 1, nack(b(1, 0), b(2, 1)));
     assert_eq!(r.status().role, Role::Follower);
-    assert_dead(&r, nack(b(5, 2)));
+    assert_dead(&r, nack(b(1, 0), b(5, 2)));
 }
 
 #[test]

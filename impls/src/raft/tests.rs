@@ -122,6 +122,22 @@ fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
     }
 }
 
+fn reject(
+    term: u64,
+    prev_index: Slot,
+    conflict_term: Option<u64>,
+    conflict_index: Slot,
+) -> RaftMsg<Cmd> {
+    RaftMsg::AppendReply {
+        term,
+        result: AppendResult::Rejected {
+            prev_index,
+            conflict_term,
+            conflict_index,
+        },
+    }
+}
+
 /// Make node 0 of an `n`-node cluster the leader of `term` (plain config), with `log`
 /// already in place. Returns the leader and the effects of winning.
 fn leader_with(n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> (R, O) {
@@ -482,21 +498,7 @@ fn s5_3_conflict_hint_stops_above_the_commit_point() {
     recv(&mut r, 0, append(3, 2, 2, vec![], 2));
     assert_eq!(r.commit, 2);
     let out = recv(&mut r, 0, append(4, 4, 3, vec![], 2));
-    let hint = AppendResult::Rejected {
-        prev_index: 4,
-        conflict_term: Some(2),
-        conflict_index: 3,
-    };
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            RaftMsg::AppendReply {
-                term: 4,
-                result: hint
-            }
-        )]
-    );
+    assert_eq!(sends(&out), vec![(0, reject(4, 4, Some(2), 3))]);
 }
 
 #[test]
@@ -622,17 +624,6 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
     }
 }
 
-fn reject(prev_index: Slot, conflict_term: Option<u64>, conflict_index: Slot) -> RaftMsg<Cmd> {
-    RaftMsg::AppendReply {
-        term: 5,
-        result: AppendResult::Rejected {
-            prev_index,
-            conflict_term,
-            conflict_index,
-        },
-    }
-}
-
 #[test]
 fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicting_term() {
     // Leader: t1 t1 t2 t2 t4 t4, then its t5 no-op. The follower has term 2 at slot 6 and
@@ -648,7 +639,7 @@ fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicti
     ];
     let (mut l, _) = leader_with(2, &plain(), 5, log);
     assert_eq!(l.progress[1].next, 7, "probing from its no-op");
-    let out = recv(&mut l, 1, reject(6, Some(2), 3));
+    let out = recv(&mut l, 1, reject(5, 6, Some(2), 3));
     assert_eq!(l.progress[1].next, 5);
     match &sends(&out)[..] {
         [(
@@ -674,7 +665,7 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
     recv(&mut l, 1, ok(5, 3));
     let before = l.progress[1];
     assert_eq!((before.matched, before.replicating), (3, true));
-    let out = recv(&mut l, 1, reject(1, None, 1));
+    let out = recv(&mut l, 1, reject(5, 1, None, 1));
     assert!(sends(&out).is_empty(), "{out:?}");
     assert_eq!(l.progress[1], before);
 }
@@ -691,7 +682,7 @@ fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
         replicating: true,
         paused: false,
     };
-    let out = recv(&mut l, 1, reject(6, None, 3));
+    let out = recv(&mut l, 1, reject(5, 6, None, 3));
     assert_eq!(l.progress[1].next, 5);
     assert!(
         matches!(
@@ -1229,19 +1220,13 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             with(&|r| (r.commit, r.log) = (1, vec![entry(1, 2)])),
         ),
     ];
-    let invariants = R::step_invariants();
-    assert_eq!(invariants.len(), steps.len());
-    for (i, inv) in invariants.iter().enumerate() {
-        for (j, (before, after)) in steps.iter().enumerate() {
-            assert_eq!(
-                (inv.check)(before, after).is_err(),
-                i == j,
-                "{} on step {j}",
-                inv.name
-            );
-        }
-        assert!((inv.check)(&base, &base).is_ok(), "{}", inv.name);
-    }
+    let pair = (base.clone(), base.clone());
+    crate::replica::assert_each_flags_only_its_own(
+        &R::step_invariants(),
+        &steps,
+        &pair,
+        |check, (before, after)| check(before, after).is_err(),
+    );
 
     let leader =
         |id: u8, term: u64| with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term));
@@ -1259,20 +1244,12 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             with(&|r| (r.term, r.commit, r.log) = (1, 1, vec![entry(1, 1)])),
         ],
     ];
-    let invariants = R::cluster_invariants();
-    assert_eq!(invariants.len(), clusters.len());
-    for (i, inv) in invariants.iter().enumerate() {
-        for (j, rs) in clusters.iter().enumerate() {
-            let rs: Vec<&R> = rs.iter().collect();
-            assert_eq!(
-                (inv.check)(&rs).is_err(),
-                i == j,
-                "{} on cluster {j}",
-                inv.name
-            );
-        }
-        assert!((inv.check)(&[&leader(0, 2), &base]).is_ok(), "{}", inv.name);
-    }
+    crate::replica::assert_each_flags_only_its_own(
+        &R::cluster_invariants(),
+        &clusters,
+        &vec![leader(0, 2), base.clone()],
+        |check, rs| check(&rs.iter().collect::<Vec<_>>()).is_err(),
+    );
 }
 
 #[test]
