@@ -22,6 +22,7 @@ pub mod replay;
 use std::time::{Duration, Instant};
 
 use paxraft_impls::multipaxos::MultiPaxos;
+use paxraft_impls::raft::names::{ELECTION_SAFETY, LEADER_COMPLETENESS};
 use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
 use paxraft_models::check::{
@@ -242,7 +243,7 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: VoteNotPersisted,
             protocol: Protocol::Raft,
-            property: "election safety",
+            property: ELECTION_SAFETY,
             detector: model(
                 ModelConfig {
                     clients: 0,
@@ -277,7 +278,7 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: DoubleVote,
             protocol: Protocol::Raft,
-            property: "election safety",
+            property: ELECTION_SAFETY,
             detector: model(
                 ModelConfig {
                     clients: 0,
@@ -507,7 +508,7 @@ pub fn registry() -> Vec<ZooBug> {
             protocol: Protocol::Raft,
             // Invisible to a model whose steps are atomic: the voter crashes after its vote
             // left and before the vote reached its disk, restarts, and votes again.
-            property: "election safety",
+            property: ELECTION_SAFETY,
             detector: model(
                 ModelConfig {
                     clients: 0,
@@ -573,16 +574,7 @@ impl Run {
     }
 }
 
-/// Raft's cluster invariant (§5.4): a leader holds every entry any server of its term or
-/// earlier committed.
-pub const LEADER_COMPLETENESS: &str = "leader completeness";
-
-/// Multi-Paxos's cluster invariant: replicas that consider a slot chosen agree on its value.
-pub const COMMITTED_AGREE: &str = "committed slots agree";
-
-/// The fault-schedule search's liveness check: after the faults stop, within a bounded
-/// settling phase every client op is answered and every server has applied the same commands.
-pub const SETTLES: &str = "settles";
+pub use crate::simulate::SETTLES;
 
 /// Model-check `cfg` over paths of at most `steps` actions with [`fn@paxraft_models::check`].
 /// With a `stop_at` other than [`StopAt::Never`], only always-properties are checked and the

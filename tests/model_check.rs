@@ -306,7 +306,7 @@ fn state_machine_safety_sees_a_no_op_against_a_command() {
 #[test]
 fn protocol_invariants_see_a_crashed_servers_durable_log() {
     use paxraft_impls::raft::{Entry, RaftDurable};
-    let (m, mut st, log_matching) = initial_and_property("log matching");
+    let (m, mut st, log_matching) = initial_and_property(paxraft::impls::raft::names::LOG_MATCHING);
     assert!((log_matching.condition)(&m, &st));
     let log = |v: u8| RaftDurable {
         term: 1,
@@ -508,7 +508,8 @@ fn a_violation_past_the_in_flight_bound_is_still_caught() {
     assert!(cfg.protocol.set_bug(paxraft_impls::Bug::DoubleVote));
     let s = run::<Raft<Cmd>>(cfg.clone(), 8);
     assert_eq!(
-        s.verdict("election safety").map(|v| v.status),
+        s.verdict(paxraft::impls::raft::names::ELECTION_SAFETY)
+            .map(|v| v.status),
         Some(Verdict::Violated),
         "{}",
         s.command()
@@ -522,7 +523,9 @@ fn a_violation_past_the_in_flight_bound_is_still_caught() {
         .target_max_depth(8 + 2)
         .spawn_bfs()
         .join();
-    assert!(boundary.discovery("election safety").is_none());
+    assert!(boundary
+        .discovery(paxraft::impls::raft::names::ELECTION_SAFETY)
+        .is_none());
 }
 
 /// `--depth N` means N actions: every state of up to N actions is checked, none beyond.

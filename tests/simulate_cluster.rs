@@ -173,7 +173,12 @@ fn a_double_voting_raft_is_caught_shrunk_and_replayed() {
     };
     let r = hunt::<Raft<Cmd>>(&opts);
     let f = r.failure.as_ref().expect("the double vote is caught");
-    assert_eq!(f.property, "one vote per term", "{}", f.chart);
+    assert_eq!(
+        f.property,
+        paxraft::impls::raft::names::ONE_VOTE_PER_TERM,
+        "{}",
+        f.chart
+    );
     assert!(
         f.steps <= 30,
         "shrunk to {} steps only:\n{}",

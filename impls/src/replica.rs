@@ -285,6 +285,11 @@ pub type ClusterCheck<R> = fn(&[&R]) -> Result<(), String>;
 /// decreases"). The states may straddle a crash-restart.
 pub type StepCheck<R> = fn(&R, &R) -> Result<(), String>;
 
+/// The name of the step invariant every protocol has: a replica's term (or ballot) never
+/// decreases. Shared because the model treats it specially (it is what a lost vote or promise
+/// breaks first, and the model checks it across crash-restarts).
+pub const TERMS_NEVER_DECREASE: &str = "terms never decrease";
+
 /// A named invariant, so checkers can report which one failed.
 #[derive(Clone, Copy)]
 pub struct Invariant<F> {

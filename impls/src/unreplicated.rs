@@ -127,14 +127,14 @@ impl<C: Command> Replica<C> for Unreplicated {
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
         vec![Invariant {
-            name: "only the serving node commits",
+            name: ONLY_SERVER_COMMITS,
             check: only_server_commits,
         }]
     }
 
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
         vec![Invariant {
-            name: "slots never go back",
+            name: SLOTS_NEVER_GO_BACK,
             check: slots_never_go_back,
         }]
     }
@@ -147,6 +147,11 @@ impl<C: Command> Replica<C> for Unreplicated {
         UnreplicatedTimer::Idle
     }
 }
+
+/// "only the serving node commits"
+pub const ONLY_SERVER_COMMITS: &str = "only the serving node commits";
+/// "slots never go back"
+pub const SLOTS_NEVER_GO_BACK: &str = "slots never go back";
 
 fn only_server_commits(nodes: &[&Unreplicated]) -> Result<(), String> {
     match nodes.iter().find(|n| !n.serves() && n.last > 0) {

@@ -17,6 +17,7 @@
 use paxraft_impls::driver::{crash_points, Cluster, Envelope};
 use paxraft_impls::multipaxos::{Ballot, MultiPaxos, PaxosMsg, PaxosTimer};
 use paxraft_impls::raft::{Raft, RaftMsg, RaftTimer};
+use paxraft_impls::{multipaxos, raft};
 use paxraft_impls::{Config, Effect, Effects, NodeId, Replica, Role};
 
 type Cmd = u32;
@@ -293,7 +294,7 @@ fn r11_vote_sent_before_persist_torn_crash_elects_two_leaders_in_one_term() {
         "{err}\n{}",
         c.trace.join("\n")
     );
-    assert!(violated(&c, "election safety").is_some());
+    assert!(violated(&c, raft::names::ELECTION_SAFETY).is_some());
 }
 
 #[test]
@@ -415,7 +416,8 @@ fn p7_promise_sent_before_persist_torn_crash_chooses_two_values_in_one_slot() {
     );
     assert_eq!(c.applied(0), vec![10], "chosen at (1, 0) by n0 and n1");
     assert_eq!(c.applied(2), vec![20], "chosen at (1, 2) by n2 and n1");
-    let err = violated(&c, "committed slots agree").expect("slot 1 committed twice");
+    let err =
+        violated(&c, multipaxos::names::COMMITTED_SLOTS_AGREE).expect("slot 1 committed twice");
     assert!(err.contains("slot 1"), "{err}");
     assert!(c.check().is_err());
 }
@@ -448,9 +450,13 @@ fn promise_persisted_before_reply_survives_a_crash_at_every_point() {
             c.trace.join("\n")
         );
         assert_eq!(c.check(), Ok(()), "keep {keep}");
-        assert_eq!(violated(&c, "committed slots agree"), None, "keep {keep}");
         assert_eq!(
-            violated(&c, "one value chosen per slot"),
+            violated(&c, multipaxos::names::COMMITTED_SLOTS_AGREE),
+            None,
+            "keep {keep}"
+        );
+        assert_eq!(
+            violated(&c, multipaxos::names::ONE_VALUE_PER_SLOT),
             None,
             "keep {keep}"
         );

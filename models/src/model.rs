@@ -513,7 +513,7 @@ impl<R: Replica<Cmd>> Debug for Node<R> {
 type ModelOut<R> = stateright::actor::Out<Node<R>>;
 
 /// The name stateright shows for step invariants that repeat a host check.
-pub const TERMS_NEVER_DECREASE: &str = "terms never decrease";
+pub use paxraft_impls::replica::TERMS_NEVER_DECREASE;
 
 /// Request `seq` of client `id` in state `c`. It acknowledges every answer below the
 /// client's lowest unanswered op (the sessions may forget those results), and no other:

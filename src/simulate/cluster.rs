@@ -607,7 +607,7 @@ fn executor<'m, R: Replica<Cmd>>(
 /// A failure found by [`hunt`], shrunk.
 #[derive(Clone, Debug, Serialize)]
 pub struct FoundFailure {
-    /// The violated property (`"settles"` for a run that did not settle).
+    /// The violated property ([`super::SETTLES`] for a run that did not settle).
     pub property: String,
     /// What an end-of-run check said.
     pub detail: String,

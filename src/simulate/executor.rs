@@ -34,6 +34,7 @@ use std::cell::RefCell;
 use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::SETTLES;
 use paxraft_models::checked::CheckAction;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{ActorModelAction, Envelope};
@@ -214,7 +215,7 @@ pub enum Phase {
 /// A failed run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
-    /// The always-property that failed, an end-of-run check's name, or `"settles"` when the
+    /// The always-property that failed, an end-of-run check's name, or [`SETTLES`] when the
     /// run did not settle.
     pub property: String,
     /// Steps taken when it failed (path entries, 1-based).
@@ -845,7 +846,7 @@ where
         }
         if !settled {
             out.violation = Some(fail(
-                "settles",
+                SETTLES,
                 format!(
                     "not settled within {} fault-free steps{}",
                     p.settle_steps,

@@ -17,6 +17,10 @@ use executor::{Classify, Executor, FaultProfile, Partition, Schedule, Stats, Vio
 
 pub use cluster::{hunt, replay, SavedFailure, SimOptions, SimReport};
 
+/// The fault-schedule search's liveness check: after the faults stop, within a bounded
+/// settling phase every client op is answered and every server has applied the same commands.
+pub const SETTLES: &str = "settles";
+
 /// The space schedules are drawn from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Space {

@@ -60,6 +60,22 @@ use crate::replica::{
     Status, StepCheck,
 };
 
+/// The names of multi-Paxos's invariants, defined once: checkers, the bug zoo and the report
+/// refer to these constants, so a misspelt name is a compile error, not an escaped bug.
+pub mod names {
+    /// "one value chosen per slot"
+    pub const ONE_VALUE_PER_SLOT: &str = "one value chosen per slot";
+    /// "accepted ballot at most promised"
+    pub const ACCEPTED_AT_MOST_PROMISED: &str = "accepted ballot at most promised";
+    /// "committed slots agree"
+    pub const COMMITTED_SLOTS_AGREE: &str = "committed slots agree";
+    pub use crate::replica::TERMS_NEVER_DECREASE;
+    /// "promises never go back"
+    pub const PROMISES_NEVER_GO_BACK: &str = "promises never go back";
+    /// "committed slots never change"
+    pub const COMMITTED_SLOTS_NEVER_CHANGE: &str = "committed slots never change";
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -923,15 +939,15 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
         vec![
             Invariant {
-                name: "one value chosen per slot",
+                name: names::ONE_VALUE_PER_SLOT,
                 check: one_value_per_slot::<C>,
             },
             Invariant {
-                name: "accepted ballot at most promised",
+                name: names::ACCEPTED_AT_MOST_PROMISED,
                 check: accepted_below_promise::<C>,
             },
             Invariant {
-                name: "committed slots agree",
+                name: names::COMMITTED_SLOTS_AGREE,
                 check: committed_agree::<C>,
             },
         ]
@@ -940,15 +956,15 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
         vec![
             Invariant {
-                name: "terms never decrease",
+                name: names::TERMS_NEVER_DECREASE,
                 check: term_monotonic::<C>,
             },
             Invariant {
-                name: "promises never go back",
+                name: names::PROMISES_NEVER_GO_BACK,
                 check: promise_monotonic::<C>,
             },
             Invariant {
-                name: "committed slots never change",
+                name: names::COMMITTED_SLOTS_NEVER_CHANGE,
                 check: committed_stable::<C>,
             },
         ]

@@ -50,6 +50,22 @@ use crate::replica::{
     Status, StepCheck,
 };
 
+/// The names of Raft's invariants, defined once: checkers, the bug zoo and the report
+/// refer to these constants, so a misspelt name is a compile error, not an escaped bug.
+pub mod names {
+    /// "election safety"
+    pub const ELECTION_SAFETY: &str = "election safety";
+    /// "log matching"
+    pub const LOG_MATCHING: &str = "log matching";
+    /// "leader completeness"
+    pub const LEADER_COMPLETENESS: &str = "leader completeness";
+    pub use crate::replica::TERMS_NEVER_DECREASE;
+    /// "one vote per term"
+    pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
+    /// "committed entries never change"
+    pub const COMMITTED_ENTRIES_NEVER_CHANGE: &str = "committed entries never change";
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -915,15 +931,15 @@ impl<C: Command> Replica<C> for Raft<C> {
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
         vec![
             Invariant {
-                name: "election safety",
+                name: names::ELECTION_SAFETY,
                 check: election_safety::<C>,
             },
             Invariant {
-                name: "log matching",
+                name: names::LOG_MATCHING,
                 check: log_matching::<C>,
             },
             Invariant {
-                name: "leader completeness",
+                name: names::LEADER_COMPLETENESS,
                 check: leader_completeness::<C>,
             },
         ]
@@ -932,15 +948,15 @@ impl<C: Command> Replica<C> for Raft<C> {
     fn step_invariants() -> Vec<Invariant<StepCheck<Self>>> {
         vec![
             Invariant {
-                name: "terms never decrease",
+                name: names::TERMS_NEVER_DECREASE,
                 check: term_monotonic::<C>,
             },
             Invariant {
-                name: "one vote per term",
+                name: names::ONE_VOTE_PER_TERM,
                 check: one_vote_per_term::<C>,
             },
             Invariant {
-                name: "committed entries never change",
+                name: names::COMMITTED_ENTRIES_NEVER_CHANGE,
                 check: committed_stable::<C>,
             },
         ]
