@@ -1,0 +1,354 @@
+//! [`Cluster`]: starts the replica threads, carries the faults tests and the CLI inject
+//! (crashes, restarts, partitions), and shows each node's current incarnation to observers.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use paxraft_impls::sm::{Sessions, StateMachine};
+use paxraft_impls::{NodeId, Replica, Role, Slot, Status};
+
+use super::crash::{CrashPoint, KillSwitch};
+use super::node::{fail_inputs, node_loop, Exit};
+use super::sync::Arc;
+use super::{
+    spin_for, Client, ClientConfig, Cmd, Mailbox, MemStorage, Net, Pending, RuntimeConfig, Storage,
+    NODE_MAILBOX, NODE_SPIN,
+};
+
+/// What a node's thread shares with the cluster: its durable storage (the one thing that
+/// survives a crash) and, for observers, its current incarnation's state, which each boot
+/// starts afresh (the node rebuilds it from the log).
+pub(super) struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
+    pub(super) storage: Box<dyn Storage<R, Cmd<S>>>,
+    /// Boots so far.
+    pub(super) incarnation: u64,
+    /// The state machine behind its sessions, rebuilt from the log at each boot.
+    pub(super) sessions: Sessions<S>,
+    /// The highest slot applied in this incarnation.
+    pub(super) applied: Slot,
+    /// The lowest slot applied in this incarnation (a rebuilt node re-applies from the start).
+    pub(super) first_applied: Option<Slot>,
+    /// Committed commands applied in this incarnation, duplicates (resends) included.
+    pub(super) commits: u64,
+    /// The replica's status after its latest step (`None` while down).
+    pub(super) status: Option<Status>,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
+    /// A new incarnation begins. Nothing in memory survives: the state machine and its
+    /// sessions start empty and are rebuilt from the log, as the replica (booting with commit
+    /// index 0) reports every committed slot again from slot 1.
+    fn reboot(&mut self) {
+        self.incarnation += 1;
+        self.sessions = Sessions::new();
+        self.applied = 0;
+        self.first_applied = None;
+        self.commits = 0;
+    }
+}
+
+/// A node's [`Kept`], shared between its thread and the cluster.
+pub(super) type Shared<R, S> = Arc<Mutex<Kept<R, S>>>;
+
+/// Lock a node's [`Kept`], ignoring poisoning (a panicking node is contained and reported).
+pub(super) fn lock_kept<R: Replica<Cmd<S>>, S: StateMachine>(
+    k: &Shared<R, S>,
+) -> std::sync::MutexGuard<'_, Kept<R, S>> {
+    k.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A live cluster of replicas of protocol `R` serving state machine `S`.
+pub struct Cluster<R: Replica<Cmd<S>>, S: StateMachine> {
+    cfg: RuntimeConfig,
+    members: Vec<NodeId>,
+    net: Arc<Net<R, S>>,
+    kept: Vec<Shared<R, S>>,
+    kill: Vec<Arc<KillSwitch>>,
+    threads: Vec<Option<JoinHandle<()>>>,
+    panics: Arc<Mutex<Vec<(NodeId, String)>>>,
+    next_client: u64,
+    down: bool,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Cluster<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cluster<{}>({} nodes)", R::NAME, self.members.len())
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
+    /// Start `n` replicas with in-memory storage.
+    pub fn new(n: usize, cfg: RuntimeConfig) -> Result<Self, String> {
+        Self::with_storage(n, cfg, |_| Ok(Box::new(MemStorage::<R, Cmd<S>>::default())))
+    }
+
+    /// Start `n` replicas, each with the storage `storage(id)` opens.
+    pub fn with_storage(
+        n: usize,
+        cfg: RuntimeConfig,
+        mut storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
+    ) -> Result<Self, String> {
+        cfg.protocol.validate(n)?;
+        let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
+        let net = Arc::new(Net {
+            boxes: (0..n)
+                .map(|_| {
+                    Arc::new(Mailbox::with_spin(
+                        NODE_MAILBOX,
+                        spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN),
+                    ))
+                })
+                .collect(),
+            cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
+        });
+        let mut kept = Vec::with_capacity(n);
+        for &id in &members {
+            let storage = storage(id).map_err(|e| format!("storage of {id}: {e}"))?;
+            kept.push(Arc::new(Mutex::new(Kept {
+                storage,
+                incarnation: 0,
+                sessions: Sessions::new(),
+                applied: 0,
+                first_applied: None,
+                commits: 0,
+                status: None,
+            })));
+        }
+        let mut c = Cluster {
+            cfg,
+            members,
+            net,
+            kept,
+            kill: (0..n).map(|_| Arc::new(KillSwitch::default())).collect(),
+            threads: (0..n).map(|_| None).collect(),
+            panics: Arc::new(Mutex::new(Vec::new())),
+            next_client: 1,
+            down: false,
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        assert!(self.threads[i].is_none(), "node {i} already runs");
+        let id = self.members[i];
+        let members = self.members.clone();
+        let net = Arc::clone(&self.net);
+        let kept = Arc::clone(&self.kept[i]);
+        // Before the thread starts, so that observers see the new incarnation at once.
+        lock_kept(&kept).reboot();
+        let kill = Arc::clone(&self.kill[i]);
+        let panics = Arc::clone(&self.panics);
+        let report = move |what: String| {
+            panics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((id, what));
+        };
+        let cfg = self.cfg.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{id}", R::NAME))
+            .spawn(move || {
+                let mut pending = Pending::<S>::default();
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    node_loop::<R, S>(id, &members, &cfg, &net, &kept, &kill, &mut pending)
+                }));
+                let crashed = match result {
+                    Ok(Exit::Killed) => true,
+                    // Closed while a crash was armed: [`Cluster::crash`] of a waiting node.
+                    Ok(Exit::Closed) => kill.fire(CrashPoint::Idle),
+                    Err(p) => {
+                        report(crate::panic_message(&*p));
+                        true
+                    }
+                };
+                if crashed {
+                    // Contained: the node is down, its peers go on, its clients go elsewhere.
+                    fail_inputs::<R, S>(net.boxes[id.index()].close());
+                }
+                let mut k = lock_kept(&kept);
+                k.status = None;
+                if crashed {
+                    // The process died: the storage may lose what was not synced.
+                    if let Err(e) = k.storage.crash() {
+                        report(format!("storage failed its crash: {e}"));
+                    }
+                }
+                drop(k);
+                pending.fail_all();
+            })
+            .expect("spawn replica thread");
+        self.threads[i] = Some(handle);
+    }
+
+    /// The member ids.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// The network handle clients use.
+    pub fn net(&self) -> Arc<Net<R, S>> {
+        Arc::clone(&self.net)
+    }
+
+    /// A new client with its own id.
+    pub fn client(&mut self, cfg: ClientConfig) -> Client<R, S> {
+        let id = self.next_client;
+        self.next_client += 1;
+        Client::new(id, self.net(), cfg)
+    }
+
+    /// Panics of replica threads so far: (node, message).
+    pub fn panics(&self) -> Vec<(NodeId, String)> {
+        self.panics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_up(&self, i: usize) -> bool {
+        !self.net.boxes[i].is_closed()
+    }
+
+    /// Crash node `i` now: its thread stops at its next [`CrashPoint`] (no sync, no further
+    /// sends or answers), its volatile state and mailbox are lost, and its storage is told
+    /// ([`Storage::crash`]: what was not synced may be lost). Clients waiting on it are told to
+    /// retry elsewhere. Returns once the node is down.
+    pub fn crash(&mut self, i: usize) {
+        self.kill[i].arm(None, 0);
+        fail_inputs::<R, S>(self.net.boxes[i].close());
+        if let Some(h) = self.threads[i].take() {
+            // The thread body catches panics itself, so join only fails if that failed.
+            let _ = h.join();
+        }
+    }
+
+    /// Arm node `i` to crash itself after passing `n` more crash points (of any kind), at the
+    /// one after: sweeping `n` walks a crash through its loop. Returns at once; the node is
+    /// down ([`Cluster::is_up`] false) once the switch fired, and stays down until restarted.
+    pub fn crash_after(&self, i: usize, n: u64) {
+        self.kill[i].arm(None, n);
+    }
+
+    /// Arm node `i` to crash itself at the `n+1`-th [`CrashPoint`] of kind `at` it reaches
+    /// from now (`n = 0`: the next one), so a test can aim at one place of the loop.
+    pub fn crash_at(&self, i: usize, at: CrashPoint, n: u64) {
+        self.kill[i].arm(Some(at), n);
+    }
+
+    /// Where node `i`'s latest crash hit it (`None`: it never crashed through its switch).
+    pub fn crash_point(&self, i: usize) -> Option<CrashPoint> {
+        self.kill[i].last_hit()
+    }
+
+    /// How many writes node `i`'s storage lost to crashes ([`Storage::lost_writes`]).
+    pub fn lost_writes(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).storage.lost_writes()
+    }
+
+    /// How many times node `i` booted (1 before any restart).
+    pub fn boots(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).incarnation
+    }
+
+    /// Restart a crashed node from its durable storage: a fresh replica, state machine and
+    /// sessions, rebuilt from the log (nothing survives in memory).
+    pub fn restart(&mut self, i: usize) {
+        assert!(!self.down, "restart after shutdown");
+        if self.threads[i].is_some() && self.is_up(i) {
+            return;
+        }
+        if let Some(h) = self.threads[i].take() {
+            let _ = h.join();
+        }
+        self.kill[i].disarm();
+        let queued = self.net.boxes[i].reopen();
+        assert_eq!(queued, 0, "a closed mailbox took items");
+        self.spawn(i);
+    }
+
+    /// Cut every link between nodes of different `sets` (nodes in no set are isolated).
+    pub fn partition(&self, sets: &[&[usize]]) {
+        let n = self.members.len();
+        let group = |x: usize| sets.iter().position(|s| s.contains(&x));
+        for a in 0..n {
+            for b in 0..n {
+                let same = a == b || (group(a).is_some() && group(a) == group(b));
+                self.net.cut[a * n + b].store(!same, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Restore every link.
+    pub fn heal(&self) {
+        for c in &self.net.cut {
+            c.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The up node that leads in the highest term, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.is_up(i))
+            .filter_map(|i| lock_kept(&self.kept[i]).status.map(|s| (s.term, s.role, i)))
+            .filter(|&(_, role, _)| role == Role::Leader)
+            .max()
+            .map(|(_, _, i)| i)
+    }
+
+    /// Node `i`'s status after its latest step (`None` while down).
+    pub fn status(&self, i: usize) -> Option<Status> {
+        lock_kept(&self.kept[i]).status
+    }
+
+    /// Node `i`'s applied point in its current incarnation: (highest slot applied, requests
+    /// that took effect). A restart starts it from `(0, 0)`. While down: the point it had
+    /// reached when it went down.
+    pub fn applied(&self, i: usize) -> (Slot, u64) {
+        let k = lock_kept(&self.kept[i]);
+        (k.applied, k.sessions.applied())
+    }
+
+    /// The lowest slot node `i` applied in its current incarnation (`None`: none yet). A node
+    /// that rebuilt its state machine from its log re-applied the earliest commands.
+    pub fn first_applied(&self, i: usize) -> Option<Slot> {
+        lock_kept(&self.kept[i]).first_applied
+    }
+
+    /// How many committed commands node `i` applied in its current incarnation, resent
+    /// duplicates included: above [`Cluster::applied`]'s count of requests that took effect
+    /// by the duplicates its sessions answered instead of applying.
+    pub fn commits(&self, i: usize) -> u64 {
+        lock_kept(&self.kept[i]).commits
+    }
+
+    /// A copy of node `i`'s state machine (its current incarnation's; see [`Cluster::applied`]).
+    pub fn state(&self, i: usize) -> S {
+        lock_kept(&self.kept[i]).sessions.state().clone()
+    }
+
+    /// Stop every node and join every thread. Requests still queued or waiting are answered
+    /// with `Retry`, which a client turns into `Error::Shutdown` once every node refuses it.
+    pub fn shutdown(&mut self) {
+        self.down = true;
+        for b in &self.net.boxes {
+            fail_inputs::<R, S>(b.close());
+        }
+        for t in &mut self.threads {
+            if let Some(h) = t.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> Drop for Cluster<R, S> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

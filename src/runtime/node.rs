@@ -1,0 +1,202 @@
+//! One replica thread's loop: drain the mailbox, step the replica, carry out its effects with
+//! one group sync before any send, and stop at a crash point when the kill switch fires.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Instant;
+
+use paxraft_impls::sm::StateMachine;
+use paxraft_impls::{Effect, NodeId, Out, Replica, Slot};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::cluster::{lock_kept, Shared};
+use super::crash::{CrashPoint, KillSwitch};
+use super::{Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig};
+
+/// How a node's loop ended.
+pub(super) enum Exit {
+    /// Its mailbox was closed (shutdown, or a crash of a node waiting for input).
+    Closed,
+    /// Its kill switch fired at a crash point.
+    Killed,
+}
+
+/// Answer `Retry` to the proposals among inputs a closed mailbox handed back (what the
+/// closer of a node's mailbox does: crash, shutdown, or a panicked node).
+pub fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>) {
+    for input in inputs {
+        if let Input::Propose { reqs, reply } = input {
+            let _ = reply.push_many(
+                reqs.into_iter()
+                    .map(|r| Reply::Retry { seq: r.seq })
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// Armed timers: a min-heap of deadlines with a generation per timer, so re-arming or
+/// cancelling leaves a stale heap entry that is skipped when it surfaces.
+struct Timers<T: Ord + Copy> {
+    heap: BinaryHeap<Reverse<(Instant, u64, T)>>,
+    armed: BTreeMap<T, u64>,
+    gen: u64,
+}
+
+impl<T: Ord + Copy> Timers<T> {
+    fn set(&mut self, t: T, at: Instant) {
+        self.gen += 1;
+        self.armed.insert(t, self.gen);
+        self.heap.push(Reverse((at, self.gen, t)));
+        // Bounded: stale entries are dropped when the heap grows well past the armed set.
+        if self.heap.len() > 64 + 8 * self.armed.len() {
+            let armed = &self.armed;
+            self.heap
+                .retain(|Reverse((_, g, t))| armed.get(t) == Some(g));
+        }
+    }
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+    fn pop_due(&mut self, now: Instant) -> Option<T> {
+        while let Some(Reverse((at, g, t))) = self.heap.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.armed.get(&t) == Some(&g) {
+                self.armed.remove(&t);
+                return Some(t);
+            }
+        }
+        None
+    }
+}
+
+/// One replica thread's life: boot from storage, then drain, step, apply effects, until its
+/// mailbox is closed or its kill switch fires.
+pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
+    id: NodeId,
+    members: &[NodeId],
+    cfg: &RuntimeConfig,
+    net: &Net<R, S>,
+    kept: &Shared<R, S>,
+    kill: &KillSwitch,
+    pending: &mut Pending<S>,
+) -> Exit {
+    let mine = &net.boxes[id.index()];
+    let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
+    let (durable, incarnation) = {
+        let mut k = lock_kept(kept);
+        (k.storage.load().expect("load durable state"), k.incarnation)
+    };
+    let mut rng = StdRng::seed_from_u64(
+        cfg.seed ^ (u64::from(id.0) << 32) ^ incarnation.wrapping_mul(0x9e37_79b9),
+    );
+    let mut replica = R::boot(id, members, durable.as_ref(), &cfg.protocol, &mut out);
+    let mut timers = Timers {
+        heap: BinaryHeap::new(),
+        armed: BTreeMap::new(),
+        gen: 0,
+    };
+    let mut inbox: Vec<Input<R, S>> = Vec::new();
+    let mut batch: Vec<Cmd<S>> = Vec::new();
+    let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
+    let mut last_reported: Slot = 0;
+    loop {
+        // Carry out the effects of everything stepped so far, in order. A crash may hit
+        // before any of them, and at every later point up to the answers.
+        {
+            let mut k = lock_kept(kept);
+            let k = &mut *k;
+            let mut wrote = false;
+            for e in out.drain() {
+                if kill.hit(CrashPoint::before(&e)) {
+                    return Exit::Killed;
+                }
+                match e {
+                    Effect::Persist(w) => {
+                        k.storage.append_owned(w).expect("durable append");
+                        wrote = true;
+                    }
+                    Effect::Send { to, msg } => {
+                        if net.linked(id.index(), to.index()) {
+                            outgoing[to.index()].push(Input::Msg { from: id, msg });
+                        }
+                    }
+                    Effect::SetTimer { timer, after } => {
+                        let d = if after.start >= after.end {
+                            after.start
+                        } else {
+                            rng.gen_range(after)
+                        };
+                        timers.set(timer, Instant::now() + d);
+                    }
+                    Effect::CancelTimer(t) => {
+                        timers.armed.remove(&t);
+                    }
+                    Effect::Commit { slot, cmd } => {
+                        assert!(
+                            slot > last_reported,
+                            "commits out of order: {slot} after {last_reported}"
+                        );
+                        last_reported = slot;
+                        // This incarnation's state machine started empty: it applies every
+                        // slot the replica reports, from the first.
+                        k.applied = slot;
+                        k.first_applied.get_or_insert(slot);
+                        k.commits += 1;
+                        let res = k.sessions.apply_as(&cmd, &cfg.protocol);
+                        pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
+                    }
+                    Effect::Redirect { cmd, leader } => {
+                        pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
+                    }
+                }
+            }
+            if wrote && kill.hit(CrashPoint::Sync) {
+                return Exit::Killed;
+            }
+            // Group commit: everything persisted above is durable before any send leaves.
+            k.storage.sync().expect("durable sync");
+            k.status = Some(replica.status());
+        }
+        for (to, msgs) in outgoing.iter_mut().enumerate() {
+            if !msgs.is_empty() {
+                if kill.hit(CrashPoint::Push) {
+                    return Exit::Killed;
+                }
+                // A closed (crashed) or full peer drops them, like a lossy network.
+                let _ = net.boxes[to].push_many(std::mem::take(msgs));
+            }
+        }
+        if pending.has_answers() && kill.hit(CrashPoint::Answer) {
+            return Exit::Killed;
+        }
+        pending.flush();
+
+        // Wait for input or the next timer.
+        let now = Instant::now();
+        if let Some(t) = timers.pop_due(now) {
+            replica.on_timer(t, &mut out);
+            continue;
+        }
+        if mine.drain(&mut inbox, timers.next()) == Drained::Closed {
+            return Exit::Closed;
+        }
+        for input in inbox.drain(..) {
+            match input {
+                Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
+                Input::Propose { reqs, reply } => {
+                    pending.add(&reqs, &reply);
+                    batch.extend(reqs);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            // One propose for everything pending: one append/accept for the whole batch.
+            replica.propose(std::mem::take(&mut batch), &mut out);
+        }
+    }
+}

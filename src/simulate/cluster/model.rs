@@ -1,0 +1,165 @@
+//! The cluster model a simulation walks, and the liveness condition its settling phase waits for.
+
+use std::sync::Arc;
+
+use paxraft_impls::sm::KvOp;
+use paxraft_impls::{Replica, Role};
+use paxraft_models::checked::{build_walk, CheckAction, CheckModel, CheckState};
+use paxraft_models::model::{Node, Timer};
+use paxraft_models::properties::names::LINEARIZABLE;
+use paxraft_models::Cmd;
+use stateright::actor::ActorModelAction;
+
+use super::SimOptions;
+
+/// The ops of client `c`: puts, gets and compare-and-swaps over two keys, every written
+/// value unique (client, op index), so a read names the write it saw.
+pub fn client_ops(c: usize, ops: usize) -> Vec<KvOp> {
+    let mut last: [Option<Vec<u8>>; 2] = [None, None];
+    (0..ops)
+        .map(|k| {
+            let key = ((k / 3) % 2) as u64;
+            let value = vec![c as u8, k as u8];
+            match k % 3 {
+                0 => {
+                    last[key as usize] = Some(value.clone());
+                    KvOp::Put(key, value)
+                }
+                1 => KvOp::Get(key),
+                _ => {
+                    let expect = last[key as usize].replace(value.clone());
+                    KvOp::Cas {
+                        key,
+                        expect,
+                        new: value,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// The model a simulation runs: the checked model's actions and properties, torn steps
+/// included, with its bounds as a boundary ([`build_walk`]), the clients' ops of
+/// [`client_ops`], and without stateright's history recording (the history is rebuilt from
+/// the path instead, see [`history`](fn@super::history)), so states stay small however long
+/// the run.
+pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> SimModel<R> {
+    let cfg = opts.model_config();
+    let mut model = build_walk::<R>(&cfg);
+    for (c, actor) in model.actors.actors[cfg.servers..].iter_mut().enumerate() {
+        if let Node::Client { ops, .. } = actor {
+            *ops = Arc::new(client_ops(c, cfg.ops));
+        }
+    }
+    model.actors.record_msg_in = |_, _, _| None;
+    model.actors.record_msg_out = |_, _, _| None;
+    model.properties.retain(|p| p.name != LINEARIZABLE);
+    model
+}
+
+/// The model a simulation walks.
+pub type SimModel<R> = CheckModel<R>;
+/// One of its states.
+pub type SimState<R> = CheckState<R>;
+
+/// Whether client `c` gave up: it waits, but has used all the resends the model allows (255)
+/// and nothing it sent is still on the way. The model's clients have a bounded retry budget;
+/// a run with a long partition can exhaust it, and such a client is then no more alive than a
+/// crashed one: its op stays pending (the history check still covers it).
+pub(super) fn gave_up<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>, c: usize) -> bool {
+    let id = model.actors.cfg.cfg.servers + c;
+    let Some(cl) = state.actor_states[id].client() else {
+        return false;
+    };
+    cl.waiting()
+        && cl.retries >= model.actors.cfg.cfg.max_retries
+        && !state
+            .network
+            .iter_deliverable()
+            .any(|e| usize::from(e.src) == id || usize::from(e.dst) == id)
+}
+
+/// The liveness condition: no server is down, every client has had every op answered (or gave
+/// up, see `gave_up`), and every server has applied the same commands.
+pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> bool {
+    let cfg = &model.actors.cfg.cfg;
+    let n = cfg.servers;
+    if state.crashed.iter().any(|&c| c) {
+        return false;
+    }
+    let clients_done = state.actor_states[n..].iter().enumerate().all(|(c, a)| {
+        a.client().is_some_and(|cl| usize::from(cl.done) == cfg.ops) || gave_up(model, state, c)
+    });
+    if !clients_done {
+        return false;
+    }
+    let mut servers = state.actor_states[..n].iter().filter_map(|a| a.server());
+    let Some(first) = servers.next() else {
+        return true;
+    };
+    servers.all(|s| s.saved.applied == first.saved.applied)
+}
+
+/// A non-leader's election timer while some server leads: on a healthy network the leader's
+/// messages keep re-arming it, so the settling phase fires it only when nothing else can
+/// happen (a leader that stalls must not be rescued by an election it would not have had).
+pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
+    model: &SimModel<R>,
+    state: &SimState<R>,
+    action: &Action<R>,
+) -> bool {
+    let CheckAction::Step(ActorModelAction::Timeout(id, Timer::Replica(t))) = action else {
+        return false;
+    };
+    let n = model.actors.cfg.cfg.servers;
+    let leads = |i: usize| {
+        !state.crashed[i]
+            && state.actor_states[i]
+                .server()
+                .is_some_and(|s| s.replica.status().role == Role::Leader)
+    };
+    *t == R::election_timer() && !leads(usize::from(*id)) && (0..n).any(leads)
+}
+
+/// What keeps a state from [`settled`], in a few words.
+pub fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> String {
+    let cfg = &model.actors.cfg.cfg;
+    let n = cfg.servers;
+    let mut why = Vec::new();
+    for (i, _) in state.crashed.iter().enumerate().filter(|(_, &c)| c) {
+        why.push(format!("n{i} is down"));
+    }
+    for (c, a) in state.actor_states[n..].iter().enumerate() {
+        if let Some(cl) = a.client().filter(|cl| usize::from(cl.done) < cfg.ops) {
+            why.push(format!(
+                "c{c} has {} of {} ops answered in order (waits for {:?}, last sent to n{}, after {} retries)",
+                cl.done,
+                cfg.ops,
+                cl.unanswered().map(|k| format!("#{k}")).collect::<Vec<_>>(),
+                cl.target,
+                cl.retries
+            ));
+        }
+    }
+    let servers: Vec<String> = state.actor_states[..n]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            a.server().map(|s| {
+                let st = s.replica.status();
+                format!(
+                    "n{i} {:?} term {} applied {}",
+                    st.role,
+                    st.term,
+                    s.saved.applied.len()
+                )
+            })
+        })
+        .collect();
+    why.push(servers.join(", "));
+    why.join("; ")
+}
+
+/// An action of the simulated cluster.
+pub type Action<R> = CheckAction<R>;

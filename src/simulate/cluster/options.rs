@@ -1,0 +1,230 @@
+//! [`SimOptions`]: what a search runs, the model and schedule space they give, and the
+//! flags that rebuild them.
+
+use paxraft_impls::{Bug, Config, MAX_NODES};
+use paxraft_models::model::{NetworkKind, MAX_PIPELINE};
+use paxraft_models::ModelConfig;
+
+use crate::simulate::Space;
+
+/// What [`hunt`] searches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimOptions {
+    /// Seed of the schedule generator: the same options and seed give the same runs.
+    pub seed: u64,
+    /// Random schedules to run.
+    pub runs: u32,
+    /// Most steps in a run's faulty phase.
+    pub steps: usize,
+    /// Bound on a run's fault-free settling phase.
+    pub settle_steps: usize,
+    /// Servers (1 to [`MAX_NODES`]).
+    pub servers: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Operations per client.
+    pub ops: usize,
+    /// Requests a client keeps outstanding at once (1 to 8): with more than one, clients
+    /// pipeline and acknowledge as the runtime's clients do.
+    pub pipeline: usize,
+    /// Whether crashes may fall between two effects of a step (a torn step) rather than
+    /// only between steps: half of the crash rolls try to tear a pending step of the
+    /// crashing server (see [`super::executor::Executor::tear_crashes`]).
+    pub mid_step: bool,
+    /// Highest message-loss rate, percent of steps.
+    pub loss_pct: u8,
+    /// Highest duplication rate, percent of deliveries.
+    pub dup_pct: u8,
+    /// Highest crash/restart rate, percent of steps.
+    pub crash_pct: u8,
+    /// Crashes allowed per run (0: none).
+    pub crashes: usize,
+    /// Whether runs include partition windows.
+    pub partitions: bool,
+    /// The protocol configuration (bug-zoo switches included).
+    pub protocol: Config,
+    /// Most shrinking steps once a failure is found.
+    pub max_shrink_iters: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            seed: 0,
+            runs: 100,
+            steps: 2_000,
+            settle_steps: 4_000,
+            servers: 3,
+            clients: 3,
+            ops: 20,
+            pipeline: 3,
+            mid_step: true,
+            loss_pct: 10,
+            dup_pct: 10,
+            crash_pct: 3,
+            crashes: 2,
+            partitions: false,
+            protocol: Config::default(),
+            max_shrink_iters: 1_000,
+        }
+    }
+}
+
+/// Most ops per client (the model numbers them with a `u8`, and a client's resends too).
+pub const MAX_OPS: usize = 250;
+/// Most clients.
+pub const MAX_CLIENTS: usize = 16;
+
+impl SimOptions {
+    /// Reject options that cannot be simulated, with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers == 0 || self.servers > MAX_NODES {
+            return Err(format!(
+                "--servers must be 1 to {MAX_NODES}, got {}",
+                self.servers
+            ));
+        }
+        if self.clients == 0 || self.clients > MAX_CLIENTS {
+            return Err(format!(
+                "--clients must be 1 to {MAX_CLIENTS}, got {}",
+                self.clients
+            ));
+        }
+        if self.ops == 0 || self.ops > MAX_OPS {
+            return Err(format!("--ops must be 1 to {MAX_OPS}, got {}", self.ops));
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(format!(
+                "--pipeline must be 1 to {MAX_PIPELINE}, got {}",
+                self.pipeline
+            ));
+        }
+        if self.runs == 0 {
+            return Err("--runs must be at least 1".into());
+        }
+        if self.steps == 0 {
+            return Err("--steps must be at least 1".into());
+        }
+        if self.settle_steps == 0 {
+            return Err("--settle-steps must be at least 1".into());
+        }
+        for (flag, v) in [
+            ("--loss", self.loss_pct),
+            ("--dup", self.dup_pct),
+            ("--crash-rate", self.crash_pct),
+        ] {
+            if v > 100 {
+                return Err(format!("{flag} is a percentage (0 to 100), got {v}"));
+            }
+        }
+        if u16::from(self.loss_pct) + u16::from(self.crash_pct) > 70 {
+            return Err(
+                "--loss plus --crash-rate must leave at least 30% of steps for deliveries".into(),
+            );
+        }
+        self.protocol.validate(self.servers)
+    }
+
+    /// The model configuration a run uses.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            servers: self.servers,
+            clients: self.clients,
+            ops: self.ops,
+            network: NetworkKind::Duplicating,
+            // Drops exist in the model; the schedule decides how often they happen.
+            lossy: true,
+            max_crashes: self.crashes,
+            // Terms and retries are not what bounds a run: its length is.
+            max_term: u64::MAX / 2,
+            // Room for every server to broadcast and every client to wait at once; beyond it
+            // a step is refused, which keeps stale heartbeats from piling up without end.
+            max_in_flight: 4 * self.servers * self.servers + 2 * self.clients,
+            max_retries: u8::MAX,
+            // The schedule's loss rate decides how much is lost.
+            max_losses: None,
+            // The executor asks for torn steps itself, one crash at a time.
+            crash_mid_step: self.mid_step,
+            pipeline: self.pipeline,
+            protocol: self.protocol.clone(),
+        }
+    }
+
+    /// The schedule space of these options.
+    pub fn space(&self) -> Space {
+        Space {
+            max_steps: self.steps,
+            servers: self.servers,
+            max_loss_pct: self.loss_pct,
+            max_crash_pct: if self.crashes > 0 { self.crash_pct } else { 0 },
+            max_dup_pct: self.dup_pct,
+            partitions: self.partitions,
+            settle_steps: self.settle_steps,
+        }
+    }
+
+    /// The bugs switched on.
+    pub fn bugs(&self) -> Vec<Bug> {
+        self.protocol.bugs_on()
+    }
+
+    /// The `paxraft simulate` flags that rebuild these options (defaults omitted).
+    pub fn flags(&self) -> String {
+        let d = SimOptions::default();
+        let mut f = vec![format!("--seed {}", self.seed)];
+        let mut push = |name: &str, v: String, dv: String| {
+            if v != dv {
+                f.push(format!("--{name} {v}"));
+            }
+        };
+        push("runs", self.runs.to_string(), d.runs.to_string());
+        push("steps", self.steps.to_string(), d.steps.to_string());
+        push(
+            "settle-steps",
+            self.settle_steps.to_string(),
+            d.settle_steps.to_string(),
+        );
+        push("servers", self.servers.to_string(), d.servers.to_string());
+        push("clients", self.clients.to_string(), d.clients.to_string());
+        push("ops", self.ops.to_string(), d.ops.to_string());
+        push(
+            "pipeline",
+            self.pipeline.to_string(),
+            d.pipeline.to_string(),
+        );
+        push("loss", self.loss_pct.to_string(), d.loss_pct.to_string());
+        push("dup", self.dup_pct.to_string(), d.dup_pct.to_string());
+        push(
+            "crash-rate",
+            self.crash_pct.to_string(),
+            d.crash_pct.to_string(),
+        );
+        push("crashes", self.crashes.to_string(), d.crashes.to_string());
+        if self.partitions {
+            f.push("--partitions".into());
+        }
+        if !self.mid_step {
+            f.push("--atomic-steps".into());
+        }
+        if !self.protocol.pre_vote {
+            f.push("--no-pre-vote".into());
+        }
+        if !self.protocol.check_quorum {
+            f.push("--no-check-quorum".into());
+        }
+        if self.protocol.max_batch != Config::default().max_batch {
+            f.push(format!("--max-batch {}", self.protocol.max_batch));
+        }
+        if self.protocol.empty_heartbeats {
+            f.push("--empty-heartbeats".into());
+        }
+        // Shrinking decides which failure a search ends on: part of the reproduction.
+        if self.max_shrink_iters != SimOptions::default().max_shrink_iters {
+            f.push(format!("--shrink {}", self.max_shrink_iters));
+        }
+        for b in self.bugs() {
+            f.push(format!("--bug {}", b.name()));
+        }
+        f.join(" ")
+    }
+}

@@ -1,0 +1,159 @@
+//! [`SavedFailure`]: a failing schedule as `paxraft simulate` saves it and `paxraft replay`
+//! reads it.
+
+use paxraft_impls::{Bug, Config};
+use serde::{Deserialize, Serialize};
+
+use super::SimOptions;
+use crate::simulate::executor::{Schedule, Violation};
+
+/// The knobs a saved failure needs to rebuild its model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOptions {
+    /// Servers.
+    pub servers: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Ops per client.
+    pub ops: usize,
+    /// Requests outstanding per client (absent in files written before clients pipelined: 1).
+    #[serde(default = "one")]
+    pub pipeline: usize,
+    /// Whether crashes may tear a step (absent in older files: they could not).
+    #[serde(default)]
+    pub mid_step: bool,
+    /// Crash budget.
+    pub crashes: usize,
+    /// Raft PreVote.
+    pub pre_vote: bool,
+    /// Raft CheckQuorum.
+    pub check_quorum: bool,
+    /// Most entries per append (absent in files written before it was saved: the default).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Raft heartbeats without entries (absent in older files: off).
+    #[serde(default)]
+    pub empty_heartbeats: bool,
+    /// Bug-zoo switches, by name.
+    pub bugs: Vec<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_max_batch() -> usize {
+    Config::default().max_batch
+}
+
+/// A failing schedule as `paxraft replay` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFailure {
+    /// Format version.
+    pub version: u32,
+    /// Protocol name.
+    pub protocol: String,
+    /// The model's knobs.
+    pub options: SavedOptions,
+    /// The seed the search started from.
+    pub seed: u64,
+    /// The `paxraft simulate` command that found it.
+    pub command: String,
+    /// The shrunk schedule.
+    pub schedule: Schedule,
+    /// What it violated.
+    pub violation: Violation,
+}
+
+impl SavedFailure {
+    /// The format version this build writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// Where a failure found by `protocol`'s search from `seed` is saved by default.
+    pub fn file_name(protocol: &str, seed: u64) -> String {
+        format!("simulate-{protocol}-seed{seed}.json")
+    }
+
+    /// Write it as pretty JSON to `path` (whose directory must exist).
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The bugs the schedule needs switched on; `Err` names one this build does not know.
+    pub fn bugs(&self) -> Result<Vec<Bug>, String> {
+        self.options
+            .bugs
+            .iter()
+            .map(|b| Bug::parse(b).ok_or_else(|| format!("unknown bug {b:?}")))
+            .collect()
+    }
+
+    /// The simulation options to replay with, given the protocol configuration (with the
+    /// bugs of [`SavedFailure::bugs`] switched on by the caller: only a bug-zoo build can).
+    pub fn sim_options(&self, mut protocol: Config) -> Result<SimOptions, String> {
+        if self.version != Self::VERSION {
+            return Err(format!(
+                "saved failure has format version {}, this build reads {}",
+                self.version,
+                Self::VERSION
+            ));
+        }
+        protocol.pre_vote = self.options.pre_vote;
+        protocol.check_quorum = self.options.check_quorum;
+        protocol.max_batch = self.options.max_batch;
+        protocol.empty_heartbeats = self.options.empty_heartbeats;
+        let opts = SimOptions {
+            seed: self.seed,
+            servers: self.options.servers,
+            clients: self.options.clients,
+            ops: self.options.ops,
+            pipeline: self.options.pipeline,
+            mid_step: self.options.mid_step,
+            crashes: self.options.crashes,
+            settle_steps: self.schedule.profile.settle_steps.max(1),
+            protocol,
+            ..SimOptions::default()
+        };
+        let want = self.bugs()?;
+        if opts.bugs() != want {
+            return Err(format!(
+                "the saved schedule needs bugs {:?} switched on, the configuration has {:?}",
+                self.options.bugs,
+                opts.bugs().iter().map(|b| b.name()).collect::<Vec<_>>()
+            ));
+        }
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+pub(super) fn saved(
+    protocol: &str,
+    opts: &SimOptions,
+    command: String,
+    schedule: Schedule,
+    violation: Violation,
+) -> SavedFailure {
+    SavedFailure {
+        version: SavedFailure::VERSION,
+        protocol: protocol.to_string(),
+        options: SavedOptions {
+            servers: opts.servers,
+            clients: opts.clients,
+            ops: opts.ops,
+            pipeline: opts.pipeline,
+            mid_step: opts.mid_step,
+            crashes: opts.crashes,
+            pre_vote: opts.protocol.pre_vote,
+            check_quorum: opts.protocol.check_quorum,
+            max_batch: opts.protocol.max_batch,
+            empty_heartbeats: opts.protocol.empty_heartbeats,
+            bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
+        },
+        seed: opts.seed,
+        command,
+        schedule,
+        violation,
+    }
+}
