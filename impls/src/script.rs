@@ -5,17 +5,16 @@
 //! output the command produced, up to a blank line; lines starting with `#` are comments:
 //!
 //! ```text
-//! # Raft §5.2: a candidate with a majority of votes leads.
-//! cluster raft nodes=3 pre-vote=off check-quorum=off
+//! cluster raft nodes=2 pre-vote=off check-quorum=off
 //! ----
 //! ok
 //!
 //! tick 0 election
 //! ----
 //! n0: Election fires
+//!   n0: role Follower->Candidate term 0->1
 //!   persist HardState { term: 1, voted_for: Some(NodeId(0)) }
 //!   send n0 -> n1: RequestVote { term: 1, last_index: 0, last_term: 0, pre_vote: false }
-//!   ...
 //! ```
 //!
 //! [`Script::run`] runs the commands on a fresh cluster and returns what each printed, and
@@ -166,8 +165,8 @@ impl Cmd {
     /// The nodes the command names, to check against the cluster's size.
     fn nodes(&self) -> Vec<usize> {
         match self {
-            Cmd::Elect(n) | Cmd::Propose(n, _) | Cmd::Tick(n, _) => vec![*n],
-            Cmd::Crash(n) | Cmd::Restart(n) => vec![*n],
+            Cmd::Elect(n) | Cmd::Propose(n, _) | Cmd::Tick(n, _) | Cmd::Crash(n) => vec![*n],
+            Cmd::Restart(n) => vec![*n],
             Cmd::Deliver(p, _) | Cmd::Duplicate(p) | Cmd::Drop(p) => {
                 p.from.into_iter().chain(p.to).collect()
             }
