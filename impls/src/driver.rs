@@ -11,8 +11,15 @@
 //! * state machine safety across nodes (no slot committed with two different commands);
 //! * the protocol's own cluster and step invariants.
 //!
-//! Set [`Cluster::checking`] to `false` to step a protocol with a bug switched on and call
-//! [`Cluster::check`] by hand.
+//! Each failure is a typed [`Violation`] naming the invariant. Set [`Cluster::checking`] to
+//! `false` to step a protocol with a bug switched on and call [`Cluster::check`] by hand, or
+//! [`Cluster::record_violations`] to keep stepping and read the first one from
+//! [`Cluster::violation`] (what random walks do: a walk that trips on an index error instead
+//! then panics, and is not mistaken for a caught bug).
+//!
+//! The [`Cluster::trace`] has one line per step; with [`Cluster::verbose`] it also has, indented
+//! under each step, the effects it carried out (timers aside) and the changes to the node's
+//! [`Status`]. The script runner ([`crate::script`]) prints that text.
 //!
 //! # Crashes between effects
 //!
@@ -34,7 +41,60 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::replica::{Command, Config, Effect, NodeId, Out, Replica, Slot};
+use crate::replica::{Command, Config, Effect, NodeId, Out, Replica, Slot, Status};
+
+/// The name of the cross-node check every protocol gets from the driver: no slot is applied
+/// with two different commands, on any two nodes or on one node across incarnations.
+pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
+
+/// The name of the effect contract's rule 2 (see [`crate::replica`]): within one incarnation,
+/// commits are reported in strictly increasing slot order.
+pub const COMMITS_IN_SLOT_ORDER: &str = "commits in slot order";
+
+/// A check the driver found broken: which invariant, and a one-line explanation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{invariant} violated: {detail}")]
+pub struct Violation {
+    /// The invariant's name: [`STATE_MACHINE_SAFETY`], [`COMMITS_IN_SLOT_ORDER`], or one of the
+    /// protocol's own ([`Replica::cluster_invariants`], [`Replica::step_invariants`]).
+    pub invariant: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// One line of a node's [`Status`], as the verbose trace and the script runner print it.
+pub fn status_line(s: &Status) -> String {
+    format!(
+        "{:?} term={} leader={} commit={} last={}",
+        s.role,
+        s.term,
+        s.leader.map_or("none".into(), |l| l.to_string()),
+        s.commit,
+        s.last
+    )
+}
+
+/// The fields that differ between two statuses of one node, as `name old->new`, or `None`.
+fn status_change(a: &Status, b: &Status) -> Option<String> {
+    let hint = |l: Option<NodeId>| l.map_or("none".into(), |l| l.to_string());
+    let mut parts = Vec::new();
+    if a.role != b.role {
+        parts.push(format!("role {:?}->{:?}", a.role, b.role));
+    }
+    if a.term != b.term {
+        parts.push(format!("term {}->{}", a.term, b.term));
+    }
+    if a.leader != b.leader {
+        parts.push(format!("leader {}->{}", hint(a.leader), hint(b.leader)));
+    }
+    if a.commit != b.commit {
+        parts.push(format!("commit {}->{}", a.commit, b.commit));
+    }
+    if a.last != b.last {
+        parts.push(format!("last {}->{}", a.last, b.last));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
 
 /// The cut points of a step's effect list worth crashing at: every `keep` (the number of
 /// effects carried out before the crash, as in [`Cluster::deliver_then_crash`]) that separates
@@ -111,10 +171,16 @@ pub struct Cluster<R: Replica<C>, C: Command> {
     pub net: Vec<Envelope<R::Msg>>,
     /// Directed links that drop everything sent over them.
     cut: BTreeSet<(NodeId, NodeId)>,
-    /// One line per step, for failure messages.
+    /// One line per step, for failure messages (and, with [`Cluster::verbose`], the effects).
     pub trace: Vec<String>,
     /// Check invariants after every step (panicking on violation).
     pub checking: bool,
+    /// Record the first violation instead of panicking (see [`Cluster::violation`]); the
+    /// checks stop once one is recorded.
+    pub record_violations: bool,
+    /// Record in the trace, under each step, its effects and the node's status changes.
+    pub verbose: bool,
+    violation: Option<Violation>,
     out: Out<R, C>,
 }
 
@@ -135,6 +201,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             cut: BTreeSet::new(),
             trace: Vec::new(),
             checking: true,
+            record_violations: false,
+            verbose: false,
+            violation: None,
             out: Out::<R, C>::new(),
         };
         for id in members {
@@ -201,13 +270,45 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         self.nodes[i].applied.values().cloned().collect()
     }
 
+    /// The first violation recorded with [`Cluster::record_violations`] on.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// Whether checks are still to run after a step: on, and nothing recorded yet.
+    fn checks_due(&self) -> bool {
+        self.checking && self.violation.is_none()
+    }
+
+    /// Report `v`: record it when recording (the first one only), else panic with the trace.
+    fn violated(&mut self, v: Violation) {
+        if !self.record_violations {
+            panic!("{v}\ntrace:\n{}", self.trace.join("\n"));
+        }
+        if self.verbose {
+            self.trace.push(format!("  VIOLATION: {v}"));
+        }
+        self.violation.get_or_insert(v);
+    }
+
+    /// Push an indented line under the current step, when verbose.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.verbose {
+            self.trace.push(format!("  {}", line()));
+        }
+    }
+
     fn boot(&mut self, id: NodeId, recover: bool) {
         let i = id.index();
         let durable = recover.then(|| self.nodes[i].durable.clone());
         let mut out = std::mem::take(&mut self.out);
         let r = R::boot(id, &self.members, durable.as_ref(), &self.cfg, &mut out);
+        let status = r.status();
         self.nodes[i].replica = Some(r);
         self.nodes[i].last_reported = 0;
+        if recover {
+            self.note(|| format!("{id}: {}", status_line(&status)));
+        }
         self.apply_effects(i, &mut out, usize::MAX);
         self.out = out;
     }
@@ -216,39 +317,70 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     fn apply_effects(&mut self, i: usize, out: &mut Out<R, C>, keep: usize) {
         let from = self.members[i];
         for effect in out.drain().take(keep) {
-            let node = &mut self.nodes[i];
             match effect {
                 Effect::Send { to, msg } => {
-                    if !self.cut.contains(&(from, to)) {
+                    let cut = self.cut.contains(&(from, to));
+                    self.note(|| {
+                        let lost = if cut { " (cut)" } else { "" };
+                        format!("send {from} -> {to}: {msg:?}{lost}")
+                    });
+                    if !cut {
                         self.net.push(Envelope { from, to, msg });
                     }
                 }
                 Effect::SetTimer { timer, .. } => {
-                    node.timers.insert(timer);
+                    self.nodes[i].timers.insert(timer);
                 }
                 Effect::CancelTimer(timer) => {
-                    node.timers.remove(&timer);
+                    self.nodes[i].timers.remove(&timer);
                 }
-                Effect::Persist(w) => R::apply_write(&mut node.durable, &w),
+                Effect::Persist(w) => {
+                    self.note(|| format!("persist {w:?}"));
+                    R::apply_write(&mut self.nodes[i].durable, &w);
+                }
                 Effect::Commit { slot, cmd } => {
-                    assert!(
-                        slot > node.last_reported,
-                        "{from} reported slot {slot} after slot {}\n{}",
-                        node.last_reported,
-                        self.trace.join("\n")
-                    );
-                    node.last_reported = slot;
-                    if let Some(prev) = node.applied.get(&slot) {
-                        assert!(
-                            !self.checking || *prev == cmd,
-                            "{from} re-committed slot {slot} as {cmd:?}, having applied {prev:?}\n{}",
-                            self.trace.join("\n")
-                        );
-                    } else {
-                        node.applied.insert(slot, cmd);
-                    }
+                    self.note(|| format!("commit {slot} {cmd:?}"));
+                    self.commit(i, slot, cmd);
                 }
-                Effect::Redirect { cmd, leader } => node.redirects.push((cmd, leader)),
+                Effect::Redirect { cmd, leader } => {
+                    self.note(|| {
+                        let hint = leader.map_or("none".into(), |l| l.to_string());
+                        format!("redirect {cmd:?} to {hint}")
+                    });
+                    self.nodes[i].redirects.push((cmd, leader));
+                }
+            }
+        }
+    }
+
+    /// Node `i`'s host applies `cmd` in `slot`, checking the effect contract's slot order and,
+    /// for a slot it applied before, that the command is the same.
+    fn commit(&mut self, i: usize, slot: Slot, cmd: C) {
+        let from = self.members[i];
+        let node = &mut self.nodes[i];
+        if slot <= node.last_reported {
+            let last = node.last_reported;
+            self.violated(Violation {
+                invariant: COMMITS_IN_SLOT_ORDER,
+                detail: format!("{from} reported slot {slot} after slot {last}"),
+            });
+            return;
+        }
+        node.last_reported = slot;
+        match node.applied.get(&slot) {
+            Some(prev) if *prev != cmd => {
+                let detail =
+                    format!("{from} re-committed slot {slot} as {cmd:?}, having applied {prev:?}");
+                if self.checks_due() {
+                    self.violated(Violation {
+                        invariant: STATE_MACHINE_SAFETY,
+                        detail,
+                    });
+                }
+            }
+            Some(_) => {}
+            None => {
+                node.applied.insert(slot, cmd);
             }
         }
     }
@@ -270,19 +402,30 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     ) -> Out<R, C> {
         self.trace.push(what);
         let mut out = std::mem::take(&mut self.out);
+        let checks_due = self.checks_due();
         let Some(r) = self.nodes[i].replica.as_mut() else {
             self.out = out;
             return Out::<R, C>::new(); // a crashed node does nothing
         };
-        let before = self.checking.then(|| r.clone());
+        let before = checks_due.then(|| r.clone());
+        let status_before = r.status();
         f(r, &mut out);
-        if let Some(before) = before {
-            let after = self.nodes[i].replica.as_ref().expect("still up");
-            for inv in R::step_invariants() {
-                if let Err(e) = (inv.check)(&before, after) {
-                    panic!("{} violated: {e}\n{}", inv.name, self.trace.join("\n"));
-                }
-            }
+        let after = self.nodes[i].replica.as_ref().expect("still up");
+        let status_after = after.status();
+        let broken = before.and_then(|before| {
+            R::step_invariants().into_iter().find_map(|inv| {
+                (inv.check)(&before, after).err().map(|detail| Violation {
+                    invariant: inv.name,
+                    detail,
+                })
+            })
+        });
+        if let Some(change) = status_change(&status_before, &status_after) {
+            let id = self.members[i];
+            self.note(|| format!("{id}: {change}"));
+        }
+        if let Some(v) = broken {
+            self.violated(v);
         }
         let all = match crash_after {
             None => {
@@ -303,9 +446,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             }
         };
         self.out = out;
-        if self.checking {
-            if let Err(e) = self.check() {
-                panic!("{e}\ntrace:\n{}", self.trace.join("\n"));
+        if self.checks_due() {
+            if let Err(v) = self.check() {
+                self.violated(v);
             }
         }
         all
@@ -321,15 +464,16 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     }
 
     /// Check state machine safety and the protocol's cluster invariants now.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Violation> {
         let mut chosen: BTreeMap<Slot, (usize, &C)> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             for (slot, cmd) in &n.applied {
                 match chosen.get(slot) {
                     Some((j, other)) if *other != cmd => {
-                        return Err(format!(
-                            "state machine safety violated: slot {slot} is {other:?} on n{j} but {cmd:?} on n{i}"
-                        ));
+                        return Err(Violation {
+                            invariant: STATE_MACHINE_SAFETY,
+                            detail: format!("slot {slot} is {other:?} on n{j} but {cmd:?} on n{i}"),
+                        });
                     }
                     Some(_) => {}
                     None => {
@@ -344,7 +488,10 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             .filter_map(|n| n.replica.as_ref())
             .collect();
         for inv in R::cluster_invariants() {
-            (inv.check)(&live).map_err(|e| format!("{} violated: {e}", inv.name))?;
+            (inv.check)(&live).map_err(|detail| Violation {
+                invariant: inv.name,
+                detail,
+            })?;
         }
         Ok(())
     }
@@ -457,11 +604,21 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// Drop every in-flight message matching `pred`; returns how many.
     pub fn drop_where(&mut self, mut pred: impl FnMut(&Envelope<R::Msg>) -> bool) -> usize {
-        let before = self.net.len();
-        self.net.retain(|e| !pred(e));
-        let n = before - self.net.len();
-        self.trace.push(format!("dropped {n} message(s)"));
-        n
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
+            .into_iter()
+            .partition(|e| pred(e));
+        self.net = kept;
+        self.trace
+            .push(format!("dropped {} message(s)", gone.len()));
+        self.note_dropped(&gone);
+        gone.len()
+    }
+
+    /// List dropped messages under the current step, when verbose.
+    fn note_dropped(&mut self, gone: &[Envelope<R::Msg>]) {
+        for e in gone {
+            self.note(|| format!("{} -> {}: {:?}", e.from, e.to, e.msg));
+        }
     }
 
     /// Deliver messages oldest first until none is in flight (including those the deliveries
@@ -476,6 +633,24 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         panic!("the network did not quiesce within {MAX_QUIESCE_STEPS} deliveries");
     }
 
+    /// Node `i` bids for leadership in the way a scenario wants it to win. With CheckQuorum a
+    /// node that heard from a leader lately refuses votes, so every other live node's election
+    /// timer fires first (their leases lapse) and their own bids are dropped; then `i`'s
+    /// election timer fires (panicking if it is not armed) and everything is delivered.
+    pub fn elect(&mut self, i: usize) {
+        if self.cfg.check_quorum {
+            for j in 0..self.len() {
+                if j != i && self.is_up(j) && self.nodes[j].timers.contains(&R::election_timer()) {
+                    self.fire(j, R::election_timer());
+                }
+            }
+            let me = self.members[i];
+            self.drop_where(|e| e.from != me);
+        }
+        self.fire(i, R::election_timer());
+        self.deliver_all();
+    }
+
     /// Crash node `i`: its volatile state, armed timers and the messages addressed to it are
     /// lost; its durable image survives.
     pub fn crash(&mut self, i: usize) {
@@ -488,7 +663,11 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         self.nodes[i].replica = None;
         self.nodes[i].timers.clear();
         let id = self.members[i];
-        self.net.retain(|e| e.to != id);
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
+            .into_iter()
+            .partition(|e| e.to == id);
+        self.net = kept;
+        self.note_dropped(&gone);
     }
 
     /// Restart crashed node `i` from its durable image.
@@ -511,8 +690,11 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 }
             }
         }
-        let cut = self.cut.clone();
-        self.net.retain(|e| !cut.contains(&(e.from, e.to)));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
+            .into_iter()
+            .partition(|e| self.cut.contains(&(e.from, e.to)));
+        self.net = kept;
+        self.note_dropped(&gone);
     }
 
     /// Restore every link.

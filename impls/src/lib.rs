@@ -13,6 +13,7 @@
 //! * [`unreplicated`]: no consensus, one node commits at once: the benchmarks' ceiling.
 //! * [`sm`]: a key-value store and a lock service, behind client sessions.
 //! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
+//! * [`script`]: scripted interaction tests over the driver, with golden outputs.
 //! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
 
 pub mod bugs;
@@ -20,6 +21,7 @@ pub mod driver;
 pub mod multipaxos;
 pub mod raft;
 pub mod replica;
+pub mod script;
 pub mod sm;
 pub mod unreplicated;
 

@@ -4,7 +4,7 @@
 //! step broke one. (The proptest fault schedules that shrink failures come with their own
 //! issue; this is the protocol's own smoke test.)
 
-use paxraft_impls::driver::Cluster;
+use paxraft_impls::driver::{Cluster, Violation};
 use paxraft_impls::raft::{Raft, RaftTimer};
 use paxraft_impls::{Config, Replica};
 
@@ -22,8 +22,11 @@ impl Rng {
     }
 }
 
-fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> (u64, usize) {
+/// One walk: (highest term, most commands applied by one node), or the first invariant a step
+/// broke. Anything else that goes wrong (an index out of bounds) panics.
+fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> Result<(u64, usize), Violation> {
     let mut c: Cluster<Raft<u32>, u32> = Cluster::new(n, cfg);
+    c.record_violations = true;
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut next_cmd = 0u32;
     for _ in 0..steps {
@@ -55,6 +58,9 @@ fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> (u64, usize) {
             _ if !c.is_up(i) => c.restart(i),
             _ => {}
         }
+        if let Some(v) = c.violation() {
+            return Err(v.clone());
+        }
     }
     let committed = (0..n).map(|i| c.node(i).applied.len()).max().unwrap_or(0);
     let top_term = (0..n)
@@ -62,7 +68,7 @@ fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> (u64, usize) {
         .map(|i| c.replica(i).status().term)
         .max()
         .unwrap_or(0);
-    (top_term, committed)
+    Ok((top_term, committed))
 }
 
 #[test]
@@ -82,7 +88,8 @@ fn random_walks_keep_every_invariant() {
                 },
             ),
         ] {
-            let (t, committed) = walk(n, cfg, seed, 1_500);
+            let (t, committed) = walk(n, cfg.clone(), seed, 1_500)
+                .unwrap_or_else(|v| panic!("seed {seed}, {n} nodes, {cfg:?}: {v}"));
             total_committed += committed;
             max_term = max_term.max(t);
         }
@@ -95,16 +102,22 @@ fn random_walks_keep_every_invariant() {
     );
 }
 
-/// The walks have teeth: with a known bug switched on, some seed breaks an invariant. (Bugs
-/// that need a precise schedule, like Figure 8, are left to the model checker.)
+/// The walks have teeth: with a known bug switched on, some seed breaks the invariant the bug
+/// is about (or the state machine safety it leads to). (Bugs that need a precise schedule,
+/// like Figure 8, are left to the model checker.)
 #[cfg(feature = "bug-zoo")]
 #[test]
 fn random_walks_catch_known_bugs() {
+    use paxraft_impls::driver::STATE_MACHINE_SAFETY as SMS;
+    use paxraft_impls::raft::names::*;
     use paxraft_impls::{Bug, BugSet};
-    for bug in [
-        Bug::DoubleVote,
-        Bug::VoteWithoutLogCheck,
-        Bug::TruncateOnStaleAppend,
+    for (bug, expected) in [
+        (Bug::DoubleVote, &[ONE_VOTE_PER_TERM, ELECTION_SAFETY][..]),
+        (Bug::VoteWithoutLogCheck, &[LEADER_COMPLETENESS, SMS][..]),
+        (
+            Bug::TruncateOnStaleAppend,
+            &[COMMITTED_ENTRIES_NEVER_CHANGE, LEADER_COMPLETENESS, SMS][..],
+        ),
     ] {
         let cfg = Config {
             bugs: BugSet::only(bug),
@@ -112,10 +125,8 @@ fn random_walks_catch_known_bugs() {
             check_quorum: false,
             ..Config::default()
         };
-        let caught = (0..500).find(|&seed| {
-            let cfg = cfg.clone();
-            std::panic::catch_unwind(move || walk(3, cfg, seed, 1_500)).is_err()
-        });
-        assert!(caught.is_some(), "{} escaped 500 random walks", bug.name());
+        let caught = (0..500).find_map(|seed| walk(3, cfg.clone(), seed, 1_500).err());
+        let v = caught.unwrap_or_else(|| panic!("{} escaped 500 random walks", bug.name()));
+        assert!(expected.contains(&v.invariant), "{}: {v}", bug.name());
     }
 }

@@ -289,8 +289,9 @@ fn r11_vote_sent_before_persist_torn_crash_elects_two_leaders_in_one_term() {
     );
     assert_eq!(c.leaders(), vec![0, 2]);
     let err = c.check().expect_err("two leaders of term 1");
-    assert!(
-        err.starts_with("election safety violated"),
+    assert_eq!(
+        err.invariant,
+        raft::names::ELECTION_SAFETY,
         "{err}\n{}",
         c.trace.join("\n")
     );
