@@ -62,8 +62,38 @@ fn step(v: &Option<Value>, op: &KvOp) -> (Option<Value>, KvOutput) {
 /// worst case; real histories with bounded concurrency stay far below this).
 pub const MAX_CONFIGS: usize = 5_000_000;
 
+/// Why [`check_kv`] rejected a history: the first key whose sub-history failed, and how.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key {key}: {failure}")]
+pub struct LinError {
+    /// The key.
+    pub key: Key,
+    /// How its sub-history failed.
+    pub failure: KeyFailure,
+}
+
+/// How one key's sub-history failed the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFailure {
+    /// No order of the operations explains their results: not linearizable.
+    #[error(
+        "not linearizable: {ops} operations, at most {ordered} of {completed} completed ones ordered"
+    )]
+    NotLinearizable {
+        /// Operations on the key.
+        ops: usize,
+        /// The most completed operations any order explained.
+        ordered: usize,
+        /// Completed operations (with a return).
+        completed: usize,
+    },
+    /// The search explored [`MAX_CONFIGS`] configurations without a verdict.
+    #[error("search gave up after {} configurations", MAX_CONFIGS)]
+    GaveUp,
+}
+
 /// Check a KV history. `Err` names the first key whose sub-history is not linearizable.
-pub fn check_kv(history: &[Op]) -> Result<(), String> {
+pub fn check_kv(history: &[Op]) -> Result<(), LinError> {
     let mut by_key: BTreeMap<Key, Vec<&Op>> = BTreeMap::new();
     for op in history {
         if let Some(r) = op.ret {
@@ -75,13 +105,13 @@ pub fn check_kv(history: &[Op]) -> Result<(), String> {
         by_key.entry(key_of(&op.op)).or_default().push(op);
     }
     for (key, ops) in by_key {
-        check_register(&ops).map_err(|e| format!("key {key}: {e}"))?;
+        check_register(&ops).map_err(|failure| LinError { key, failure })?;
     }
     Ok(())
 }
 
 /// Wing–Gong–Lowe search over one key's operations.
-fn check_register(ops: &[&Op]) -> Result<(), String> {
+fn check_register(ops: &[&Op]) -> Result<(), KeyFailure> {
     let mut ops: Vec<&Op> = ops.to_vec();
     ops.sort_by_key(|o| o.call);
     let n = ops.len();
@@ -136,12 +166,14 @@ fn check_register(ops: &[&Op]) -> Result<(), String> {
             }
         }
         if seen.len() > MAX_CONFIGS {
-            return Err(format!("search gave up after {MAX_CONFIGS} configurations"));
+            return Err(KeyFailure::GaveUp);
         }
     }
-    Err(format!(
-        "not linearizable: {n} operations, at most {deepest} of {must} completed ones ordered"
-    ))
+    Err(KeyFailure::NotLinearizable {
+        ops: n,
+        ordered: deepest,
+        completed: must,
+    })
 }
 
 #[cfg(test)]

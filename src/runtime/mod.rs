@@ -77,7 +77,7 @@ use paxraft_impls::{Config, NodeId, Replica};
 
 pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
-pub use cluster::Cluster;
+pub use cluster::{Cluster, StartError};
 pub use crash::CrashPoint;
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
 pub use node::fail_inputs;

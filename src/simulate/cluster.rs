@@ -37,8 +37,8 @@ pub use model::{
     client_ops, election_timer_under_a_leader, settled, sim_model, unsettled, Action, SimModel,
     SimState,
 };
-pub use options::{SimOptions, MAX_CLIENTS, MAX_OPS};
-pub use saved::{SavedFailure, SavedOptions};
+pub use options::{OptionsError, SimOptions, MAX_CLIENTS, MAX_OPS};
+pub use saved::{ReplayError, SaveError, SavedFailure, SavedOptions};
 
 use model::gave_up;
 use saved::saved;
