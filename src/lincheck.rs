@@ -16,6 +16,7 @@
 //!
 //! Operations whose outcome the client never learned (timed out, shut down) have no return
 //! time: they may take effect at any point after their call, or never, with any result.
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashSet};
 

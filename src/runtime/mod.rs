@@ -58,6 +58,7 @@
 //! [`Client::poll_many`], answers pushed with [`Mailbox::push_from`] into reused buffers), and
 //! [`MemStorage`] takes writes by move. Idle mailboxes are polled for [`NODE_SPIN`] /
 //! [`CLIENT_SPIN`] before their thread blocks, which saves a futex wake-up per hop.
+#![warn(missing_docs)]
 
 pub mod batcher;
 pub mod client;
@@ -91,13 +92,23 @@ pub type Cmd<S> = Request<<S as StateMachine>::Op>;
 pub enum Reply<S: StateMachine> {
     /// The request was applied (or found applied) with this result.
     Done {
+        /// The request's sequence number.
         seq: u64,
+        /// Its result, or why the session refused it.
         out: Result<S::Output, SessionError>,
     },
     /// The node cannot take it; try `leader` (a hint).
-    Redirect { seq: u64, leader: Option<NodeId> },
+    Redirect {
+        /// The request's sequence number.
+        seq: u64,
+        /// The node believed to lead, if any.
+        leader: Option<NodeId>,
+    },
     /// The node went down (crash or shutdown) before answering; try elsewhere.
-    Retry { seq: u64 },
+    Retry {
+        /// The request's sequence number.
+        seq: u64,
+    },
 }
 
 impl<S: StateMachine> Reply<S> {
@@ -115,10 +126,17 @@ pub type ReplyBox<S> = Arc<Mailbox<Reply<S>>>;
 /// What a replica thread receives.
 pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
     /// A message from a peer.
-    Msg { from: NodeId, msg: R::Msg },
+    Msg {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        msg: R::Msg,
+    },
     /// Client requests, answered through the reply box.
     Propose {
+        /// The requests, in the client's order.
         reqs: Vec<Cmd<S>>,
+        /// Where their answers go.
         reply: ReplyBox<S>,
     },
 }
@@ -175,7 +193,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
         self.boxes.is_empty()
     }
     /// Whether every node's mailbox is closed (the cluster shut down).
-    pub fn all_closed(&self) -> bool {
+    pub(crate) fn all_closed(&self) -> bool {
         self.boxes.iter().all(|b| b.is_closed())
     }
     fn linked(&self, from: usize, to: usize) -> bool {

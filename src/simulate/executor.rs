@@ -44,10 +44,10 @@ pub use classify::{Class, Classify};
 pub use schedule::{FaultProfile, Outcome, Partition, Phase, Schedule, Stats, Violation};
 
 /// The liveness condition a run must meet once it has settled.
-pub type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
+type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
 
 /// Says, for a run that did not settle, what is still missing.
-pub type WhyUnsettled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> String + 'm>;
+type WhyUnsettled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> String + 'm>;
 
 /// A check made once at the end of a run, over the last state and the whole path; its error
 /// is the violation's detail, as text (a [`Violation`] is saved and replayed as JSON).
@@ -57,8 +57,7 @@ type EndCheck<'m, M> =
 type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
 
 /// Says which timer actions the settling phase fires only when nothing else can happen.
-pub type QuietTimer<'m, M> =
-    Box<dyn Fn(&M, &<M as Model>::State, &<M as Model>::Action) -> bool + 'm>;
+type QuietTimer<'m, M> = Box<dyn Fn(&M, &<M as Model>::State, &<M as Model>::Action) -> bool + 'm>;
 
 /// Runs schedules on a model.
 pub struct Executor<'m, M: Model> {
