@@ -43,7 +43,7 @@
 //! * [`lincheck`]: the linearizability checker the simulator and the runtime tests use.
 //! * [`zoo`]: the bug zoo's registry and runner (model check or fault schedules per bug).
 //! * [`report`]: saved results and the HTML report.
-//! * [`bench`]: closed-loop load and recovery runs on the runtime.
+//! * [`bench`](mod@bench): closed-loop load and recovery runs on the runtime.
 //! * [`cli`]: the `paxraft` command.
 
 pub use paxraft_impls as impls;

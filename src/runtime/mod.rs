@@ -6,8 +6,9 @@
 //!   append/accept per batch). Effects are carried out in order; all durable writes of the
 //!   batch are synced before any of its sends leave (the persist-before-send rule, with group
 //!   commit), sends to each peer are coalesced into one push.
-//! * Every node applies committed commands to its own [`Sessions`] state machine (exactly-once
-//!   by `(client, seq)`); the node that received a proposal answers its client, after the sync.
+//! * Every node applies committed commands to its own [`Sessions`](paxraft_impls::sm::Sessions)
+//!   state machine (exactly-once by `(client, seq)`); the node that received a proposal answers
+//!   its client, after the sync.
 //! * Clients ([`Client`]) keep many requests outstanding, follow redirects, resend on silence,
 //!   and give every request an answer or an error within its timeout.
 //! * Faults at run time: [`Cluster::crash`], [`Cluster::crash_after`], [`Cluster::crash_at`],

@@ -49,7 +49,7 @@ impl From<OptionsError> for String {
     }
 }
 
-/// What [`hunt`] searches.
+/// What [`hunt`](super::hunt) searches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimOptions {
     /// Seed of the schedule generator: the same options and seed give the same runs.
@@ -71,7 +71,7 @@ pub struct SimOptions {
     pub pipeline: usize,
     /// Whether crashes may fall between two effects of a step (a torn step) rather than
     /// only between steps: half of the crash rolls try to tear a pending step of the
-    /// crashing server (see [`super::executor::Executor::tear_crashes`]).
+    /// crashing server (see [`crate::simulate::executor::Executor::tear_crashes`]).
     pub mid_step: bool,
     /// Highest message-loss rate, percent of steps.
     pub loss_pct: u8,
