@@ -1,8 +1,50 @@
 //! # paxraft
 //!
-//! The host side of paxraft: the command-line tool, and (as they land) the threaded runtime
-//! and the HTML reports. The protocols live in [`paxraft_impls`], the stateright model in
-//! [`paxraft_models`].
+//! The hosts and tools around one protocol core. The protocols ([`paxraft_impls`]: Raft,
+//! multi-Paxos, an unreplicated baseline) are deterministic, sans-IO state machines behind the
+//! [`Replica`](paxraft_impls::Replica) trait: a host hands a replica its inputs (boot, a
+//! message, a timer, client commands) and carries out the
+//! [`Effect`](paxraft_impls::Effect)s it returns, in order: persist, send, set or cancel a
+//! timer, commit, redirect. Hosts differ only in how they carry effects out; none changes the
+//! protocol code, so what the model checker verified is what the runtime runs.
+//!
+//! ```text
+//!   the `paxraft` command (cli): check · simulate · replay · zoo · run · tour · report
+//!          │              │                │                   │                │
+//!          │              │                ▼                   │                ▼
+//!          │              │      zoo: the bug registry,        │         report: saved
+//!          │              │      one detector per bug          │         results, HTML
+//!          │              │        │           │               │                ▲
+//!          ▼              │        │           ▼               ▼                │
+//!   models::check ◄───────┼────────┘    simulate ──► lincheck  runtime ◄─────── bench
+//!   (every state)         └───────────► (fault schedules,      (threads,
+//!          │                             walking the model)     clients)
+//!          ▼                                  ▼                   ▼
+//!   ┌─ hosts: each carries out the effects its own way ────────────────────────────────┐
+//!   │ paxraft_models: a stateright   impls::driver: in-memory,     runtime: mailboxes, │
+//!   │ actor model; network, crashes  deterministic, for scripted   timer heap, storage,│
+//!   │ and timers are its actions     tests                         a sync before sends │
+//!   └───┬───▲──────────────────────────────────────────────────────────────────────────┘
+//!       │   │   inputs ▼  boot · on_message · on_timer · propose
+//!       ▼   │   effects ▲ Out: Persist · Send · SetTimer · CancelTimer · Commit · Redirect
+//!   ┌───▼───┴──────────────────────────────────────────────────────────────────────────┐
+//!   │ paxraft_impls: Replica (raft · multipaxos · unreplicated), sans-IO: no threads,  │
+//!   │ clocks, sockets or randomness; sm: the KV store and lock service behind sessions │
+//!   └──────────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Inputs flow down, effects up: nothing below the hosts knows which host runs it.
+//! The simulator steps the very model the checker explores (its actions and next states), so
+//! every fault it injects is one the model allows; the runtime is the same replica on real
+//! threads, with the crash points, lossy storage and bounded queues of a process.
+//!
+//! * [`runtime`]: the threaded runtime, its clients, storage and fault injection.
+//! * [`simulate`]: deep fault schedules over the model, shrunk and replayable.
+//! * [`lincheck`]: the linearizability checker the simulator and the runtime tests use.
+//! * [`zoo`]: the bug zoo's registry and runner (model check or fault schedules per bug).
+//! * [`report`]: saved results and the HTML report.
+//! * [`bench`](mod@bench): closed-loop load and recovery runs on the runtime.
+//! * [`cli`]: the `paxraft` command.
 
 pub use paxraft_impls as impls;
 pub use paxraft_models as models;

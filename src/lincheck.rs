@@ -9,13 +9,14 @@
 //!
 //! Why hand-written: crates.io has `stateright`'s `LinearizabilityTester` (already a
 //! dependency), but it checks incrementally as a model runs, keeps whole histories in its
-//! state, and does not decompose by key; `porcupine` is Go. The search here is ~150 lines and is
-//! tested against histories known to be (non-)linearizable, and against a brute-force search
-//! over every order on 10,000 random small histories (`tests/lincheck_differential.rs`). The proptest fault schedules reuse
-//! [`check_kv`].
+//! state, and does not decompose by key; `porcupine` is Go. The search here is ~150 lines and
+//! is tested against histories known to be (non-)linearizable, and against a brute-force search
+//! over every order on 10,000 random small histories (`tests/lincheck_differential.rs`). The
+//! proptest fault schedules reuse [`check_kv`].
 //!
 //! Operations whose outcome the client never learned (timed out, shut down) have no return
 //! time: they may take effect at any point after their call, or never, with any result.
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -62,8 +63,38 @@ fn step(v: &Option<Value>, op: &KvOp) -> (Option<Value>, KvOutput) {
 /// worst case; real histories with bounded concurrency stay far below this).
 pub const MAX_CONFIGS: usize = 5_000_000;
 
+/// Why [`check_kv`] rejected a history: the first key whose sub-history failed, and how.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key {key}: {failure}")]
+pub struct LinError {
+    /// The key.
+    pub key: Key,
+    /// How its sub-history failed.
+    pub failure: KeyFailure,
+}
+
+/// How one key's sub-history failed the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFailure {
+    /// No order of the operations explains their results: not linearizable.
+    #[error(
+        "not linearizable: {ops} operations, at most {ordered} of {completed} completed ones ordered"
+    )]
+    NotLinearizable {
+        /// Operations on the key.
+        ops: usize,
+        /// The most completed operations any order explained.
+        ordered: usize,
+        /// Completed operations (with a return).
+        completed: usize,
+    },
+    /// The search explored [`MAX_CONFIGS`] configurations without a verdict.
+    #[error("search gave up after {} configurations", MAX_CONFIGS)]
+    GaveUp,
+}
+
 /// Check a KV history. `Err` names the first key whose sub-history is not linearizable.
-pub fn check_kv(history: &[Op]) -> Result<(), String> {
+pub fn check_kv(history: &[Op]) -> Result<(), LinError> {
     let mut by_key: BTreeMap<Key, Vec<&Op>> = BTreeMap::new();
     for op in history {
         if let Some(r) = op.ret {
@@ -75,13 +106,13 @@ pub fn check_kv(history: &[Op]) -> Result<(), String> {
         by_key.entry(key_of(&op.op)).or_default().push(op);
     }
     for (key, ops) in by_key {
-        check_register(&ops).map_err(|e| format!("key {key}: {e}"))?;
+        check_register(&ops).map_err(|failure| LinError { key, failure })?;
     }
     Ok(())
 }
 
 /// Wing–Gong–Lowe search over one key's operations.
-fn check_register(ops: &[&Op]) -> Result<(), String> {
+fn check_register(ops: &[&Op]) -> Result<(), KeyFailure> {
     let mut ops: Vec<&Op> = ops.to_vec();
     ops.sort_by_key(|o| o.call);
     let n = ops.len();
@@ -136,12 +167,14 @@ fn check_register(ops: &[&Op]) -> Result<(), String> {
             }
         }
         if seen.len() > MAX_CONFIGS {
-            return Err(format!("search gave up after {MAX_CONFIGS} configurations"));
+            return Err(KeyFailure::GaveUp);
         }
     }
-    Err(format!(
-        "not linearizable: {n} operations, at most {deepest} of {must} completed ones ordered"
-    ))
+    Err(KeyFailure::NotLinearizable {
+        ops: n,
+        ordered: deepest,
+        completed: must,
+    })
 }
 
 #[cfg(test)]
@@ -163,6 +196,15 @@ mod tests {
     fn got(v: Option<u8>) -> KvOutput {
         KvOutput::Value(v.map(|v| vec![v]))
     }
+    /// `h` fails on `key` because no order explains it (not because the search gave up).
+    fn assert_not_linearizable(h: &[Op], key: Key) {
+        let e = check_kv(h).expect_err("not linearizable");
+        assert_eq!(e.key, key, "{e}");
+        assert!(
+            matches!(e.failure, KeyFailure::NotLinearizable { .. }),
+            "{e}"
+        );
+    }
 
     #[test]
     fn accepts_concurrent_read_of_either_value() {
@@ -182,7 +224,7 @@ mod tests {
             op(1, 11, 20, put(1, 2), KvOutput::Written),
             op(2, 21, 30, KvOp::Get(1), got(Some(1))),
         ];
-        assert!(check_kv(&h).is_err());
+        assert_not_linearizable(&h, 1);
     }
 
     #[test]
@@ -191,7 +233,7 @@ mod tests {
             op(1, 0, 10, put(1, 1), KvOutput::Written),
             op(2, 11, 20, KvOp::Get(1), got(None)),
         ];
-        assert!(check_kv(&h).is_err());
+        assert_not_linearizable(&h, 1);
     }
 
     #[test]
@@ -203,7 +245,7 @@ mod tests {
             op(3, 11, 12, KvOp::Get(1), got(Some(2))),
             op(3, 13, 14, KvOp::Get(1), got(Some(1))),
         ];
-        assert!(check_kv(&h).is_err());
+        assert_not_linearizable(&h, 1);
     }
 
     #[test]
@@ -230,7 +272,7 @@ mod tests {
             },
             KvOutput::Cas(Err(None)),
         )];
-        assert!(check_kv(&cas_wrong).is_err());
+        assert_not_linearizable(&cas_wrong, 1);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The mailbox is the one shared piece: it is each replica's input queue (peer messages and
 //! client proposals, which the replica drains whole and proposes as one batch), each client's
 //! completion queue (replies), and, by closing, the crash/shutdown signal. Each property is
-//! paired with a faulty variant (a missing wake-up) that loom must reject, so the test is shown
-//! to catch the bug it is about. Preemption bound: 3 (`LOOM_MAX_PREEMPTIONS` overrides), enough
-//! for every schedule of these 2–3 thread tests with at most one lock per step.
+//! paired with a faulty variant (a missing wake-up) that loom must reject as a deadlock (each
+//! `should_panic` names it), so the test is shown to catch the bug it is about. Preemption
+//! bound: 3 (`LOOM_MAX_PREEMPTIONS` overrides), enough for every schedule of these 2–3 thread
+//! tests with at most one lock per step.
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -65,8 +66,9 @@ fn no_loss_no_duplicate_fifo_per_producer() {
     producers_consumer(false);
 }
 
+/// The consumer waits for an item whose push did not wake it: loom finds the deadlock.
 #[test]
-#[should_panic]
+#[should_panic(expected = "deadlock")]
 fn faulty_missing_wake_is_caught() {
     producers_consumer(true);
 }
@@ -121,8 +123,9 @@ fn shutdown_never_deadlocks_and_answers_every_pending_request() {
     shutdown_fails_pending(false);
 }
 
+/// The server waits on a mailbox whose close did not wake it: loom finds the deadlock.
 #[test]
-#[should_panic]
+#[should_panic(expected = "deadlock")]
 fn faulty_close_without_wake_is_caught() {
     shutdown_fails_pending(true);
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use paxraft::lincheck::{check_kv, Op};
+use paxraft::lincheck::{check_kv, KeyFailure, LinError, Op};
 use paxraft::runtime::{
     Client, ClientConfig, Cluster, Cmd, CrashPoint, Error, FileStorage, LossyStorage, MemStorage,
     RuntimeConfig, Storage,
@@ -652,7 +652,7 @@ crash_tests! {
 /// that failed because the key holds the very value it wrote, a write that overwrites a later
 /// one) contradicts the rest of the history. Returns the history check's verdict and, at a
 /// node, (commands applied, requests that took effect).
-fn resends_across_crashes(b2: bool) -> (Result<(), String>, u64, u64) {
+fn resends_across_crashes(b2: bool) -> (Result<(), LinError>, u64, u64) {
     let mut cfg = RuntimeConfig::default();
     if b2 {
         assert!(
@@ -721,5 +721,8 @@ fn duplicate_apply_b2_in_the_runtime_fails_the_history_check() {
             verdict.err()
         })
         .unwrap_or_else(|| panic!("B2 escaped the history check {ATTEMPTS} times"));
-    assert!(e.contains("not linearizable"), "{e}");
+    assert!(
+        matches!(e.failure, KeyFailure::NotLinearizable { .. }),
+        "{e}"
+    );
 }

@@ -7,9 +7,12 @@
 
 use std::process::Command;
 
-use paxraft::simulate::cluster::{history, replay, sim_model, SavedFailure, SimOptions, SimReport};
+use paxraft::lincheck::{check_kv, KeyFailure, LinError};
+use paxraft::simulate::cluster::{
+    history, replay, sim_model, ReplayError, SavedFailure, SimOptions, SimReport,
+};
 use paxraft::simulate::executor::{FaultProfile, Phase, Schedule};
-use paxraft::simulate::hunt;
+use paxraft::simulate::{hunt, SETTLES};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{KvOp, KvOutput};
@@ -215,7 +218,13 @@ fn a_double_voting_raft_is_caught_shrunk_and_replayed() {
     assert_eq!(from_file.violation.as_ref(), Some(&f.saved.violation));
     // The same schedule on the correct protocol does not fail, and the options refuse to
     // rebuild without the bug.
-    assert!(loaded.sim_options(Config::default()).is_err());
+    assert_eq!(
+        loaded.sim_options(Config::default()),
+        Err(ReplayError::BugsDiffer {
+            needs: vec![Bug::DoubleVote.name().to_string()],
+            has: vec![],
+        })
+    );
     let fixed = SimOptions {
         protocol: Config::default(),
         ..opts2
@@ -250,7 +259,7 @@ fn the_history_check_rejects_an_altered_reply() {
     let h = history::<Raft<Cmd>>(&model, &exec_path);
     assert_eq!(h.len(), 12);
     assert!(h.iter().all(|o| o.ret.is_some()), "every op completed");
-    assert_eq!(paxraft::lincheck::check_kv(&h), Ok(()));
+    assert_eq!(check_kv(&h), Ok(()));
     // Make the last get that read a value read something never written.
     let mut path = exec_path;
     let k = path
@@ -276,10 +285,22 @@ fn the_history_check_rejects_an_altered_reply() {
         *answer = Answer::Value(Some(vec![99, 99]));
     }
     let h = history::<Raft<Cmd>>(&model, &path);
-    assert!(h
+    let altered = h
         .iter()
-        .any(|o| o.out == Some(KvOutput::Value(Some(vec![99, 99])))));
-    assert!(paxraft::lincheck::check_kv(&h).is_err());
+        .find(|o| o.out == Some(KvOutput::Value(Some(vec![99, 99]))))
+        .expect("the altered reply is in the history");
+    let KvOp::Get(key) = altered.op else {
+        panic!("the altered reply answers a get: {altered:?}");
+    };
+    // Rejected on that get's key, because no order explains it.
+    assert!(
+        matches!(
+            check_kv(&h),
+            Err(LinError { key: k, failure: KeyFailure::NotLinearizable { .. } }) if k == key
+        ),
+        "{:?}",
+        check_kv(&h)
+    );
 }
 
 fn settles_file_schedule(settle_steps: usize) -> Schedule {
@@ -382,7 +403,7 @@ fn cli_simulates_and_replays_a_saved_schedule() {
         .expect("five settling steps are not enough");
     assert_eq!(
         (violation.property.as_str(), violation.phase),
-        ("settles", Phase::Settling)
+        (SETTLES, Phase::Settling)
     );
     let saved = saved_for(&opts, schedule.clone(), Some(violation));
     let file = dir.join("settles.json");
@@ -420,7 +441,7 @@ fn saved_for(
         "command": "test",
         "schedule": schedule,
         "violation": violation.unwrap_or(paxraft::simulate::executor::Violation {
-            property: "settles".into(), step: 0, phase: Phase::Settling, detail: String::new(),
+            property: SETTLES.into(), step: 0, phase: Phase::Settling, detail: String::new(),
         }),
     });
     serde_json::from_value(json).expect("a saved failure")
@@ -533,6 +554,8 @@ fn a_double_apply_under_pipelined_clients_fails_the_history_check() {
         "{}",
         f.chart
     );
+    // A verdict of the history check, not a search that gave up.
+    assert!(f.detail.contains(": not linearizable:"), "{}", f.detail);
     let clean = SimOptions {
         protocol: Config::default(),
         ..opts

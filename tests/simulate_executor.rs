@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use paxraft::simulate::executor::{Executor, FaultProfile, Phase, Schedule};
-use paxraft::simulate::{search, Space};
+use paxraft::simulate::{search, Space, SETTLES};
 use stateright::actor::{Actor, ActorModel, Id, LossyNetwork, Network, Out};
 use stateright::{Expectation, Model};
 
@@ -140,7 +140,7 @@ fn a_run_that_cannot_settle_is_a_failure() {
     };
     let (out, _) = exec.run(&schedule);
     let v = out.violation.expect("never settles");
-    assert_eq!((v.property.as_str(), v.phase), ("settles", Phase::Settling));
+    assert_eq!((v.property.as_str(), v.phase), (SETTLES, Phase::Settling));
 }
 
 #[test]

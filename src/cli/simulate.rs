@@ -322,8 +322,9 @@ pub fn replay_file(args: &ReplayArgs) -> ExitCode {
     };
     let opts = saved
         .bugs()
+        .map_err(String::from)
         .and_then(|bugs| protocol_config(&saved.protocol, &bugs))
-        .and_then(|cfg| saved.sim_options(cfg));
+        .and_then(|cfg| saved.sim_options(cfg).map_err(String::from));
     let opts = match opts {
         Ok(o) => o,
         Err(e) => return bad(e),

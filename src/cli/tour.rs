@@ -389,7 +389,7 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
             let data = opts.dir.join(crate::report::results::DATA_DIR);
             std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
             let path = data.join(SavedFailure::file_name(report.protocol, opts.sim.seed));
-            f.saved.save(&path).map(|()| path)
+            f.saved.save(&path).map(|()| path).map_err(String::from)
         });
         bar.suspend(|| print_hunt(out, &report, saved.as_ref()));
         if report.failure.is_some() {

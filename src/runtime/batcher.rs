@@ -149,7 +149,7 @@ impl<S: StateMachine> Pending<S> {
     }
 
     /// Whether this step queued answers ([`Pending::flush`] has something to push).
-    pub fn has_answers(&self) -> bool {
+    pub(crate) fn has_answers(&self) -> bool {
         !self.dirty.is_empty()
     }
 

@@ -59,6 +59,29 @@ pub(super) fn lock_kept<R: Replica<Cmd<S>>, S: StateMachine>(
     k.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why a [`Cluster`] did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The protocol configuration does not suit the cluster.
+    #[error("{0}")]
+    Config(String),
+    /// A node's storage did not open.
+    #[error("storage of {node}: {source}")]
+    Storage {
+        /// The node.
+        node: NodeId,
+        /// What the storage said.
+        source: std::io::Error,
+    },
+}
+
+/// For callers whose errors are still lines of text (the CLI's commands, the benchmarks).
+impl From<StartError> for String {
+    fn from(e: StartError) -> String {
+        e.to_string()
+    }
+}
+
 /// A live cluster of replicas of protocol `R` serving state machine `S`.
 pub struct Cluster<R: Replica<Cmd<S>>, S: StateMachine> {
     cfg: RuntimeConfig,
@@ -80,7 +103,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Cluster<R, S> {
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// Start `n` replicas with in-memory storage.
-    pub fn new(n: usize, cfg: RuntimeConfig) -> Result<Self, String> {
+    pub fn new(n: usize, cfg: RuntimeConfig) -> Result<Self, StartError> {
         Self::with_storage(n, cfg, |_| Ok(Box::new(MemStorage::<R, Cmd<S>>::default())))
     }
 
@@ -89,8 +112,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         n: usize,
         cfg: RuntimeConfig,
         mut storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
-    ) -> Result<Self, String> {
-        cfg.protocol.validate(n)?;
+    ) -> Result<Self, StartError> {
+        cfg.protocol
+            .validate(n)
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
         let net = Arc::new(Net {
             boxes: (0..n)
@@ -105,7 +130,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         });
         let mut kept = Vec::with_capacity(n);
         for &id in &members {
-            let storage = storage(id).map_err(|e| format!("storage of {id}: {e}"))?;
+            let storage = storage(id).map_err(|source| StartError::Storage { node: id, source })?;
             kept.push(Arc::new(Mutex::new(Kept {
                 storage,
                 incarnation: 0,

@@ -5,11 +5,12 @@ use std::sync::Mutex;
 
 use paxraft_impls::Effect;
 
-/// A place in a node's loop where a crash can hit it (see [`Cluster::crash_at`]). What is at
-/// stake at each: before an effect, the batch's earlier writes are not synced and none of its
-/// messages or answers has left; at [`CrashPoint::Sync`] all its writes wait for the sync;
-/// from the first [`CrashPoint::Push`] on, its writes are durable and only some of its
-/// messages (and none of its answers) have left.
+/// A place in a node's loop where a crash can hit it (see
+/// [`Cluster::crash_at`](super::Cluster::crash_at)). What is at stake at each: before an
+/// effect, the batch's earlier writes are not synced and none of its messages or answers has
+/// left; at [`CrashPoint::Sync`] all its writes wait for the sync; from the first
+/// [`CrashPoint::Push`] on, its writes are durable and only some of its messages (and none of
+/// its answers) have left.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CrashPoint {
     /// Before carrying out a durable write.
@@ -29,7 +30,8 @@ pub enum CrashPoint {
     Push,
     /// After the sends, before answering clients (only when there are answers).
     Answer,
-    /// Waiting for input, everything synced and sent ([`Cluster::crash`] of an idle node).
+    /// Waiting for input, everything synced and sent ([`Cluster::crash`](super::Cluster::crash)
+    /// of an idle node).
     Idle,
 }
 

@@ -255,14 +255,14 @@ impl<T> Mailbox<T> {
 
     /// Reopen a closed mailbox for a restarted owner. Returns what was queued since the close
     /// (nothing: pushes were refused), for the caller to assert on.
-    pub fn reopen(&self) -> usize {
+    pub(crate) fn reopen(&self) -> usize {
         let mut s = lock(&self.state);
         s.closed = false;
         s.queue.len()
     }
 
     /// Whether the mailbox is closed.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
     }
 }

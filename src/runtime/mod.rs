@@ -6,8 +6,9 @@
 //!   append/accept per batch). Effects are carried out in order; all durable writes of the
 //!   batch are synced before any of its sends leave (the persist-before-send rule, with group
 //!   commit), sends to each peer are coalesced into one push.
-//! * Every node applies committed commands to its own [`Sessions`] state machine (exactly-once
-//!   by `(client, seq)`); the node that received a proposal answers its client, after the sync.
+//! * Every node applies committed commands to its own [`Sessions`](paxraft_impls::sm::Sessions)
+//!   state machine (exactly-once by `(client, seq)`); the node that received a proposal answers
+//!   its client, after the sync.
 //! * Clients ([`Client`]) keep many requests outstanding, follow redirects, resend on silence,
 //!   and give every request an answer or an error within its timeout.
 //! * Faults at run time: [`Cluster::crash`], [`Cluster::crash_after`], [`Cluster::crash_at`],
@@ -58,6 +59,7 @@
 //! [`Client::poll_many`], answers pushed with [`Mailbox::push_from`] into reused buffers), and
 //! [`MemStorage`] takes writes by move. Idle mailboxes are polled for [`NODE_SPIN`] /
 //! [`CLIENT_SPIN`] before their thread blocks, which saves a futex wake-up per hop.
+#![warn(missing_docs)]
 
 pub mod batcher;
 pub mod client;
@@ -77,7 +79,7 @@ use paxraft_impls::{Config, NodeId, Replica};
 
 pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
-pub use cluster::Cluster;
+pub use cluster::{Cluster, StartError};
 pub use crash::CrashPoint;
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
 pub use node::fail_inputs;
@@ -91,13 +93,23 @@ pub type Cmd<S> = Request<<S as StateMachine>::Op>;
 pub enum Reply<S: StateMachine> {
     /// The request was applied (or found applied) with this result.
     Done {
+        /// The request's sequence number.
         seq: u64,
+        /// Its result, or why the session refused it.
         out: Result<S::Output, SessionError>,
     },
     /// The node cannot take it; try `leader` (a hint).
-    Redirect { seq: u64, leader: Option<NodeId> },
+    Redirect {
+        /// The request's sequence number.
+        seq: u64,
+        /// The node believed to lead, if any.
+        leader: Option<NodeId>,
+    },
     /// The node went down (crash or shutdown) before answering; try elsewhere.
-    Retry { seq: u64 },
+    Retry {
+        /// The request's sequence number.
+        seq: u64,
+    },
 }
 
 impl<S: StateMachine> Reply<S> {
@@ -115,10 +127,17 @@ pub type ReplyBox<S> = Arc<Mailbox<Reply<S>>>;
 /// What a replica thread receives.
 pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
     /// A message from a peer.
-    Msg { from: NodeId, msg: R::Msg },
+    Msg {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        msg: R::Msg,
+    },
     /// Client requests, answered through the reply box.
     Propose {
+        /// The requests, in the client's order.
         reqs: Vec<Cmd<S>>,
+        /// Where their answers go.
         reply: ReplyBox<S>,
     },
 }
@@ -175,7 +194,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
         self.boxes.is_empty()
     }
     /// Whether every node's mailbox is closed (the cluster shut down).
-    pub fn all_closed(&self) -> bool {
+    pub(crate) fn all_closed(&self) -> bool {
         self.boxes.iter().all(|b| b.is_closed())
     }
     fn linked(&self, from: usize, to: usize) -> bool {

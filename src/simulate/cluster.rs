@@ -33,12 +33,10 @@ use super::{search_with, Budget, Totals};
 use crate::lincheck::check_kv;
 
 pub use history::{history, pipelined_ops, trace};
-pub use model::{
-    client_ops, election_timer_under_a_leader, settled, sim_model, unsettled, Action, SimModel,
-    SimState,
-};
-pub use options::{SimOptions, MAX_CLIENTS, MAX_OPS};
-pub use saved::{SavedFailure, SavedOptions};
+pub use model::{client_ops, settled, sim_model, Action, SimModel, SimState};
+pub(crate) use model::{election_timer_under_a_leader, unsettled};
+pub use options::{OptionsError, SimOptions, MAX_CLIENTS, MAX_OPS};
+pub use saved::{ReplayError, SaveError, SavedFailure, SavedOptions};
 
 use model::gave_up;
 use saved::saved;

@@ -44,20 +44,20 @@ pub use classify::{Class, Classify};
 pub use schedule::{FaultProfile, Outcome, Partition, Phase, Schedule, Stats, Violation};
 
 /// The liveness condition a run must meet once it has settled.
-pub type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
+type Settled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> bool + 'm>;
 
 /// Says, for a run that did not settle, what is still missing.
-pub type WhyUnsettled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> String + 'm>;
+type WhyUnsettled<'m, M> = Box<dyn Fn(&M, &<M as Model>::State) -> String + 'm>;
 
-/// A check made once at the end of a run, over the last state and the whole path.
-pub type EndCheck<'m, M> =
+/// A check made once at the end of a run, over the last state and the whole path; its error
+/// is the violation's detail, as text (a [`Violation`] is saved and replayed as JSON).
+type EndCheck<'m, M> =
     Box<dyn Fn(&M, &<M as Model>::State, &[<M as Model>::Action]) -> Result<(), String> + 'm>;
 
 type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
 
 /// Says which timer actions the settling phase fires only when nothing else can happen.
-pub type QuietTimer<'m, M> =
-    Box<dyn Fn(&M, &<M as Model>::State, &<M as Model>::Action) -> bool + 'm>;
+type QuietTimer<'m, M> = Box<dyn Fn(&M, &<M as Model>::State, &<M as Model>::Action) -> bool + 'm>;
 
 /// Runs schedules on a model.
 pub struct Executor<'m, M: Model> {
@@ -132,12 +132,15 @@ where
 
     /// Check `check` once at the end of every run that had no other violation; an `Err` is a
     /// violation of property `name` with the error as its detail.
-    pub fn end_check(
+    pub fn end_check<E: std::fmt::Display>(
         mut self,
         name: &'static str,
-        check: impl Fn(&M, &M::State, &[M::Action]) -> Result<(), String> + 'm,
+        check: impl Fn(&M, &M::State, &[M::Action]) -> Result<(), E> + 'm,
     ) -> Self {
-        self.end_checks.push((name, Box::new(check)));
+        self.end_checks.push((
+            name,
+            Box::new(move |m, s, path| check(m, s, path).map_err(|e| e.to_string())),
+        ));
         self
     }
 

@@ -1,5 +1,6 @@
 //! Deep fault schedules: random walks of the stateright model ([`executor`]), generated and
 //! shrunk by proptest ([`schedules`], [`search`]).
+#![warn(missing_docs)]
 
 pub mod cluster;
 pub mod executor;
@@ -129,7 +130,7 @@ where
 
 /// [`search`] with a shrinking budget, calling `progress` after every run (shrinking runs
 /// included) with the totals so far.
-pub fn search_with<M>(
+pub(crate) fn search_with<M>(
     exec: &Executor<'_, M>,
     space: &Space,
     budget: Budget,
@@ -195,7 +196,7 @@ where
 /// the run never used, then remove ever smaller chunks of choices (delta debugging) and
 /// switch off whole kinds of faults, keeping each change that still violates the same
 /// property in no more steps. Runs at most `max_runs` schedules.
-pub fn minimize<M>(exec: &Executor<'_, M>, schedule: Schedule, max_runs: u32) -> Schedule
+pub(crate) fn minimize<M>(exec: &Executor<'_, M>, schedule: Schedule, max_runs: u32) -> Schedule
 where
     M: Model,
     M::Action: Classify + Clone,

@@ -104,7 +104,7 @@ pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> boo
 /// A non-leader's election timer while some server leads: on a healthy network the leader's
 /// messages keep re-arming it, so the settling phase fires it only when nothing else can
 /// happen (a leader that stalls must not be rescued by an election it would not have had).
-pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
+pub(crate) fn election_timer_under_a_leader<R: Replica<Cmd>>(
     model: &SimModel<R>,
     state: &SimState<R>,
     action: &Action<R>,
@@ -123,7 +123,7 @@ pub fn election_timer_under_a_leader<R: Replica<Cmd>>(
 }
 
 /// What keeps a state from [`settled`], in a few words.
-pub fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> String {
+pub(crate) fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> String {
     let cfg = &model.actors.cfg.cfg;
     let n = cfg.servers;
     let mut why = Vec::new();

@@ -7,7 +7,49 @@ use paxraft_models::ModelConfig;
 
 use crate::simulate::Space;
 
-/// What [`hunt`] searches.
+/// Why [`SimOptions::validate`] rejected the options: one line, naming the flag.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// A count outside `1..=max`.
+    #[error("{flag} must be 1 to {max}, got {got}")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// Its highest value.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// A count that must be at least 1.
+    #[error("{flag} must be at least 1")]
+    Zero {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// A rate above 100%.
+    #[error("{flag} is a percentage (0 to 100), got {got}")]
+    NotAPercentage {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        got: u8,
+    },
+    /// Loss and crash rates that leave deliveries less than 30% of the steps.
+    #[error("--loss plus --crash-rate must leave at least 30% of steps for deliveries")]
+    TooFewDeliveries,
+    /// The protocol configuration's own check failed.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// For callers whose errors are still lines of text (the CLI's commands).
+impl From<OptionsError> for String {
+    fn from(e: OptionsError) -> String {
+        e.to_string()
+    }
+}
+
+/// What [`hunt`](super::hunt) searches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimOptions {
     /// Seed of the schedule generator: the same options and seed give the same runs.
@@ -29,7 +71,7 @@ pub struct SimOptions {
     pub pipeline: usize,
     /// Whether crashes may fall between two effects of a step (a torn step) rather than
     /// only between steps: half of the crash rolls try to tear a pending step of the
-    /// crashing server (see [`super::executor::Executor::tear_crashes`]).
+    /// crashing server (see [`crate::simulate::executor::Executor::tear_crashes`]).
     pub mid_step: bool,
     /// Highest message-loss rate, percent of steps.
     pub loss_pct: u8,
@@ -77,52 +119,41 @@ pub const MAX_CLIENTS: usize = 16;
 
 impl SimOptions {
     /// Reject options that cannot be simulated, with a one-line reason.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.servers == 0 || self.servers > MAX_NODES {
-            return Err(format!(
-                "--servers must be 1 to {MAX_NODES}, got {}",
-                self.servers
-            ));
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        for (flag, got, max) in [
+            ("--servers", self.servers, MAX_NODES),
+            ("--clients", self.clients, MAX_CLIENTS),
+            ("--ops", self.ops, MAX_OPS),
+            ("--pipeline", self.pipeline, MAX_PIPELINE),
+        ] {
+            if got == 0 || got > max {
+                return Err(OptionsError::OutOfRange { flag, max, got });
+            }
         }
-        if self.clients == 0 || self.clients > MAX_CLIENTS {
-            return Err(format!(
-                "--clients must be 1 to {MAX_CLIENTS}, got {}",
-                self.clients
-            ));
+        for (flag, n) in [
+            ("--runs", self.runs as usize),
+            ("--steps", self.steps),
+            ("--settle-steps", self.settle_steps),
+        ] {
+            if n == 0 {
+                return Err(OptionsError::Zero { flag });
+            }
         }
-        if self.ops == 0 || self.ops > MAX_OPS {
-            return Err(format!("--ops must be 1 to {MAX_OPS}, got {}", self.ops));
-        }
-        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
-            return Err(format!(
-                "--pipeline must be 1 to {MAX_PIPELINE}, got {}",
-                self.pipeline
-            ));
-        }
-        if self.runs == 0 {
-            return Err("--runs must be at least 1".into());
-        }
-        if self.steps == 0 {
-            return Err("--steps must be at least 1".into());
-        }
-        if self.settle_steps == 0 {
-            return Err("--settle-steps must be at least 1".into());
-        }
-        for (flag, v) in [
+        for (flag, got) in [
             ("--loss", self.loss_pct),
             ("--dup", self.dup_pct),
             ("--crash-rate", self.crash_pct),
         ] {
-            if v > 100 {
-                return Err(format!("{flag} is a percentage (0 to 100), got {v}"));
+            if got > 100 {
+                return Err(OptionsError::NotAPercentage { flag, got });
             }
         }
         if u16::from(self.loss_pct) + u16::from(self.crash_pct) > 70 {
-            return Err(
-                "--loss plus --crash-rate must leave at least 30% of steps for deliveries".into(),
-            );
+            return Err(OptionsError::TooFewDeliveries);
         }
-        self.protocol.validate(self.servers)
+        self.protocol
+            .validate(self.servers)
+            .map_err(|e| OptionsError::Protocol(e.to_string()))
     }
 
     /// The model configuration a run uses.

@@ -4,7 +4,7 @@
 use paxraft_impls::{Bug, Config};
 use serde::{Deserialize, Serialize};
 
-use super::SimOptions;
+use super::{OptionsError, SimOptions};
 use crate::simulate::executor::{Schedule, Violation};
 
 /// The knobs a saved failure needs to rebuild its model.
@@ -65,6 +65,63 @@ pub struct SavedFailure {
     pub violation: Violation,
 }
 
+/// Why a failure could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// It did not serialize.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// For callers whose errors are still lines of text (the CLI's commands).
+impl From<SaveError> for String {
+    fn from(e: SaveError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a saved failure cannot be replayed by this build.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// Written in a format version this build does not read.
+    #[error("saved failure has format version {found}, this build reads {reads}")]
+    Version {
+        /// The file's version.
+        found: u32,
+        /// [`SavedFailure::VERSION`].
+        reads: u32,
+    },
+    /// It names a bug this build does not know.
+    #[error("unknown bug {0:?}")]
+    UnknownBug(String),
+    /// The configuration given has other bugs switched on than the schedule needs.
+    #[error("the saved schedule needs bugs {needs:?} switched on, the configuration has {has:?}")]
+    BugsDiffer {
+        /// The bugs the schedule was found with, by name.
+        needs: Vec<String>,
+        /// The bugs the configuration has, by name.
+        has: Vec<String>,
+    },
+    /// Its options do not validate.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+}
+
+/// For callers whose errors are still lines of text (the CLI's commands).
+impl From<ReplayError> for String {
+    fn from(e: ReplayError) -> String {
+        e.to_string()
+    }
+}
+
 impl SavedFailure {
     /// The format version this build writes and reads.
     pub const VERSION: u32 = 1;
@@ -75,29 +132,31 @@ impl SavedFailure {
     }
 
     /// Write it as pretty JSON to `path` (whose directory must exist).
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    pub fn save(&self, path: &std::path::Path) -> Result<(), SaveError> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).map_err(|source| SaveError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The bugs the schedule needs switched on; `Err` names one this build does not know.
-    pub fn bugs(&self) -> Result<Vec<Bug>, String> {
+    pub fn bugs(&self) -> Result<Vec<Bug>, ReplayError> {
         self.options
             .bugs
             .iter()
-            .map(|b| Bug::parse(b).ok_or_else(|| format!("unknown bug {b:?}")))
+            .map(|b| Bug::parse(b).ok_or_else(|| ReplayError::UnknownBug(b.clone())))
             .collect()
     }
 
     /// The simulation options to replay with, given the protocol configuration (with the
     /// bugs of [`SavedFailure::bugs`] switched on by the caller: only a bug-zoo build can).
-    pub fn sim_options(&self, mut protocol: Config) -> Result<SimOptions, String> {
+    pub fn sim_options(&self, mut protocol: Config) -> Result<SimOptions, ReplayError> {
         if self.version != Self::VERSION {
-            return Err(format!(
-                "saved failure has format version {}, this build reads {}",
-                self.version,
-                Self::VERSION
-            ));
+            return Err(ReplayError::Version {
+                found: self.version,
+                reads: Self::VERSION,
+            });
         }
         protocol.pre_vote = self.options.pre_vote;
         protocol.check_quorum = self.options.check_quorum;
@@ -117,11 +176,10 @@ impl SavedFailure {
         };
         let want = self.bugs()?;
         if opts.bugs() != want {
-            return Err(format!(
-                "the saved schedule needs bugs {:?} switched on, the configuration has {:?}",
-                self.options.bugs,
-                opts.bugs().iter().map(|b| b.name()).collect::<Vec<_>>()
-            ));
+            return Err(ReplayError::BugsDiffer {
+                needs: self.options.bugs.clone(),
+                has: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
+            });
         }
         opts.validate()?;
         Ok(opts)

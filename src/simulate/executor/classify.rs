@@ -7,15 +7,29 @@ use stateright::actor::{ActorModelAction, Envelope};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Deliver a message from actor `src` to actor `dst`.
-    Deliver { src: usize, dst: usize },
+    Deliver {
+        /// The sender's actor index.
+        src: usize,
+        /// The recipient's actor index.
+        dst: usize,
+    },
     /// Lose a message (lossy networks only).
     Drop,
     /// Fire a timer of `node`.
-    Timeout { node: usize },
+    Timeout {
+        /// The actor index.
+        node: usize,
+    },
     /// Crash `node`.
-    Crash { node: usize },
+    Crash {
+        /// The actor index.
+        node: usize,
+    },
     /// Restart crashed `node`.
-    Recover { node: usize },
+    Recover {
+        /// The actor index.
+        node: usize,
+    },
     /// Anything else (random choices).
     Other,
 }
