@@ -3,14 +3,15 @@
 //! Read top to bottom, like stateright's own examples: the messages and the actors, the
 //! server host (a replica, the key-value store behind client sessions, and the durable image
 //! it saves through stateright's `Storage`), the clients, the history they record for the
-//! linearizability tester, the bounds, and finally [`build`], which puts the model together
-//! with its properties (in [`crate::properties`]).
+//! linearizability tester, the bounds, and finally [`actors`], the actor model without
+//! properties ([`crate::build`] adds them; this module knows nothing of them).
 
 use std::borrow::Cow;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use paxraft_impls::replica::TERMS_NEVER_DECREASE;
 use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request, Sessions, StateMachine};
 use paxraft_impls::{Config, Effect, Invariant, NodeId, Out, Replica, Role, Slot, StepCheck};
 use stateright::actor::{
@@ -369,15 +370,55 @@ pub struct Saved<R: Replica<Cmd>> {
 /// The storage stateright keeps across a crash.
 pub type Storage<R> = Arc<Hashed<Saved<R>>>;
 
-/// Host-level checks a server records when they fail (bits of [`ServerState::broken`]); the
-/// protocol's step invariants follow from bit [`STEP_BASE`] on.
-pub const BROKEN_TERM: u32 = 1 << 0;
-/// A slot was reported twice in one incarnation, or out of order.
-pub const BROKEN_ORDER: u32 = 1 << 1;
-/// A slot the host had applied was reported again with another command.
-pub const BROKEN_PREFIX: u32 = 1 << 2;
-/// First bit of the protocol's step invariants.
-pub const STEP_BASE: u32 = 3;
+/// A check a server's host makes after every replica step; a failure is kept in the server's
+/// [`HostChecks`] for the always-properties to read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostCheck {
+    /// The replica's term went back, within a step or across a restart.
+    Terms,
+    /// A slot was reported twice in one incarnation, or out of order.
+    Order,
+    /// A slot the host had applied was reported again with another command, or a slot below
+    /// one already applied was reported (a hole in the prefix).
+    Prefix,
+    /// The protocol's step invariant with this index in [`Setup::step_invariants`].
+    Step(usize),
+}
+
+/// The host checks a server has failed: a set of [`HostCheck`]s, kept as bits so that a
+/// server state stays small and cheap to hash.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostChecks(u32);
+
+impl HostChecks {
+    /// Step invariants the set can hold.
+    pub const MAX_STEP_INVARIANTS: usize = 29;
+
+    fn bit(check: HostCheck) -> u32 {
+        match check {
+            HostCheck::Terms => 1 << 0,
+            HostCheck::Order => 1 << 1,
+            HostCheck::Prefix => 1 << 2,
+            HostCheck::Step(k) => {
+                assert!(
+                    k < Self::MAX_STEP_INVARIANTS,
+                    "step invariant {k} out of range"
+                );
+                1 << (3 + k)
+            }
+        }
+    }
+
+    /// Record that `check` failed.
+    pub fn fail(&mut self, check: HostCheck) {
+        self.0 |= Self::bit(check);
+    }
+
+    /// Whether `check` failed.
+    pub fn failed(self, check: HostCheck) -> bool {
+        self.0 & Self::bit(check) != 0
+    }
+}
 
 /// A server's state: the replica, and the host around it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -390,8 +431,8 @@ pub struct ServerState<R: Replica<Cmd>> {
     pub reported: Slot,
     /// The replica's commit point when the host last looked for committed no-ops.
     pub known_commit: Slot,
-    /// Failed checks (see [`BROKEN_TERM`]).
-    pub broken: u32,
+    /// The host checks that failed.
+    pub checks: HostChecks,
 }
 
 /// Most requests a client keeps outstanding ([`ModelConfig::pipeline`]).
@@ -485,8 +526,9 @@ pub enum Node<R: Replica<Cmd>> {
         members: Arc<Vec<NodeId>>,
         /// The protocol configuration.
         cfg: Arc<Config>,
-        /// The protocol's step invariants, checked after every step.
-        step_invariants: Arc<Vec<Invariant<StepCheck<R>>>>,
+        /// The protocol's step invariants, checked after every step, each with the host
+        /// check its failure records ([`Setup::step_check`]).
+        step_invariants: Arc<Vec<(HostCheck, StepCheck<R>)>>,
     },
     /// A client issuing `ops` in order, `pipeline` at a time.
     Client {
@@ -511,9 +553,6 @@ impl<R: Replica<Cmd>> Debug for Node<R> {
 }
 
 type ModelOut<R> = stateright::actor::Out<Node<R>>;
-
-/// The name stateright shows for step invariants that repeat a host check.
-pub use paxraft_impls::replica::TERMS_NEVER_DECREASE;
 
 /// Request `seq` of client `id` in state `c`. It acknowledges every answer below the
 /// client's lowest unanswered op (the sessions may forget those results), and no other:
@@ -638,7 +677,7 @@ impl<R: Replica<Cmd>> Node<R> {
                 }
                 Effect::Commit { slot, cmd } => {
                     if slot <= s.reported {
-                        s.broken |= BROKEN_ORDER;
+                        s.checks.fail(HostCheck::Order);
                     }
                     s.reported = s.reported.max(slot);
                     let sv = saved.get_or_insert_with(|| (**s.saved).clone());
@@ -646,13 +685,13 @@ impl<R: Replica<Cmd>> Node<R> {
                         Ok(i) => {
                             // Reported again after a restart: the host applied it already.
                             if sv.applied[i].1 != cmd {
-                                s.broken |= BROKEN_PREFIX;
+                                s.checks.fail(HostCheck::Prefix);
                             }
                         }
                         Err(i) => {
                             if i < sv.applied.len() {
                                 // A slot below one already applied: a hole in the prefix.
-                                s.broken |= BROKEN_PREFIX;
+                                s.checks.fail(HostCheck::Prefix);
                             }
                             let answer = if cfg.bug(paxraft_impls::Bug::DuplicateApply) {
                                 sv.sm.apply_without_dedup_or_apply(&cmd)
@@ -692,7 +731,7 @@ impl<R: Replica<Cmd>> Node<R> {
         let status = s.replica.status();
         let term = status.term;
         if term < s.saved.term || saved.as_ref().is_some_and(|sv| term < sv.term) {
-            s.broken |= BROKEN_TERM;
+            s.checks.fail(HostCheck::Terms);
         }
         // The replica's memory dies with a torn step: only a term some send exposed counts.
         let exposed = !torn || sent;
@@ -749,13 +788,9 @@ impl<R: Replica<Cmd>> Node<R> {
         if out.is_empty() && s.replica == before.replica {
             return;
         }
-        for (k, inv) in step_invariants.iter().enumerate() {
-            if (inv.check)(&before.replica, &s.replica).is_err() {
-                s.broken |= if inv.name == TERMS_NEVER_DECREASE {
-                    BROKEN_TERM
-                } else {
-                    1 << (STEP_BASE + k as u32)
-                };
+        for (records, check) in step_invariants.iter() {
+            if check(&before.replica, &s.replica).is_err() {
+                s.checks.fail(*records);
             }
         }
         self.host(&mut s, &mut out, o, None);
@@ -829,7 +864,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     saved: Arc::new(Hashed::new(saved.clone())),
                     reported: 0,
                     known_commit: 0,
-                    broken: 0,
+                    checks: HostChecks::default(),
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
                 NodeState::Server(s)
@@ -1170,8 +1205,21 @@ pub struct Setup<R: Replica<Cmd>> {
     pub cfg: ModelConfig,
     /// The protocol's cluster invariants.
     pub cluster_invariants: Vec<Invariant<paxraft_impls::ClusterCheck<R>>>,
-    /// The protocol's step invariants (their violations are bits of [`ServerState::broken`]).
+    /// The protocol's step invariants (a violation is recorded in [`ServerState::checks`]).
     pub step_invariants: Vec<Invariant<StepCheck<R>>>,
+}
+
+impl<R: Replica<Cmd>> Setup<R> {
+    /// The host check a failure of step invariant `k` records. A step invariant named like
+    /// the host's own term check is that property, checked within a step as well: it is
+    /// recorded as [`HostCheck::Terms`] (and has no property of its own).
+    pub fn step_check(&self, k: usize) -> HostCheck {
+        if self.step_invariants[k].name == TERMS_NEVER_DECREASE {
+            HostCheck::Terms
+        } else {
+            HostCheck::Step(k)
+        }
+    }
 }
 
 impl<R: Replica<Cmd>> Debug for Setup<R> {
@@ -1282,16 +1330,6 @@ pub(crate) fn losses_used<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
     usize::from(state.history.undelivered).saturating_sub(state.network.len())
 }
 
-/// Build the model of `cfg` for replica type `R`, with every property of
-/// [`crate::properties`].
-pub fn build<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
-    let mut model = actors::<R>(cfg).within_boundary(within_boundary::<R>);
-    for p in crate::properties::properties::<ClusterModel<R>>(&model.cfg) {
-        model.properties.push(p);
-    }
-    model
-}
-
 /// The actor model of `cfg` with no boundary and no properties: what
 /// [`crate::checked::CheckModel`] wraps (it applies the bounds itself, as visible cuts).
 pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
@@ -1301,7 +1339,11 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
         cluster_invariants: R::cluster_invariants(),
         step_invariants: R::step_invariants(),
     };
-    let step_invariants = Arc::new(setup.step_invariants.clone());
+    let step_invariants = Arc::new(
+        (0..setup.step_invariants.len())
+            .map(|k| (setup.step_check(k), setup.step_invariants[k].check))
+            .collect::<Vec<_>>(),
+    );
     let protocol = Arc::new(cfg.protocol.clone());
     let network = match cfg.network {
         NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_models::model::build;
 use paxraft_models::properties::names;
-use paxraft_models::{check, Checkable, Cmd, ModelConfig, SearchOptions, Status};
+use paxraft_models::{build, check, Checkable, Cmd, ModelConfig, SearchOptions, Status};
 use stateright::actor::ActorModelAction;
 use stateright::{Expectation, Model};
 
