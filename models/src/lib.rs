@@ -30,6 +30,8 @@
 //! assert!(summary.passed(), "{:?}", summary.failures().collect::<Vec<_>>());
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod check;
 pub mod checked;
@@ -42,5 +44,5 @@ pub use build::build;
 pub use check::{
     check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict,
 };
-pub use model::{ClusterModel, ClusterState, Cmd, ModelConfig, NetworkKind};
+pub use model::{ClusterModel, ClusterState, Cmd, ConfigError, ModelConfig, NetworkKind};
 pub use render::{Step, Trace};

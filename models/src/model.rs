@@ -27,12 +27,11 @@ mod server;
 
 pub use actor::{Node, NodeState};
 pub use client::{ClientState, MAX_PIPELINE};
-pub use config::{ModelConfig, NetworkKind};
+pub use config::{ConfigError, ModelConfig, NetworkKind};
 pub use hashed::Hashed;
 use history::{record_in, record_out};
 pub use history::{History, HistoryLog, KvSpec};
 pub use msg::{Answer, Msg, Timer};
-pub use paxraft_impls::driver::crash_points;
 pub(crate) use server::{with_tear, Tear};
 pub use server::{HostCheck, HostChecks, Saved, ServerState, Storage};
 
@@ -78,7 +77,7 @@ pub type ClusterModel<R> = ActorModel<Node<R>, Setup<R>, History>;
 pub type ClusterState<R> = ActorModelState<Node<R>, History>;
 
 /// The live servers' states (crashed ones excluded), by index.
-pub fn live_servers<'a, R: Replica<Cmd>>(
+pub(crate) fn live_servers<'a, R: Replica<Cmd>>(
     setup: &Setup<R>,
     state: &'a ClusterState<R>,
 ) -> impl Iterator<Item = (usize, &'a ServerState<R>)> + 'a {
@@ -122,7 +121,7 @@ pub(crate) fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &Cluster
 /// Call `f` with the replicas the protocol's cluster invariants are checked over: the live
 /// ones and, for each crashed server, the replica it would boot as from its durable image
 /// (what its durable log and vote still say while it is down).
-pub fn with_invariant_view<R: Replica<Cmd>, T>(
+pub(crate) fn with_invariant_view<R: Replica<Cmd>, T>(
     setup: &Setup<R>,
     state: &ClusterState<R>,
     f: impl FnOnce(&[&R]) -> T,

@@ -234,7 +234,7 @@ fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
 }
 
 /// Up to this many protocol invariants of each kind get a property of their own.
-pub const MAX_PROTOCOL_INVARIANTS: usize = 8;
+pub(crate) const MAX_PROTOCOL_INVARIANTS: usize = 8;
 
 fn cluster_fn<M: ClusterView>(k: usize) -> Cond<M> {
     [

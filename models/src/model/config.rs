@@ -36,6 +36,48 @@ impl NetworkKind {
     }
 }
 
+/// Most clients a model may have.
+const MAX_CLIENTS: usize = 8;
+/// Most ops a client may issue.
+const MAX_OPS: usize = 8;
+
+/// Why a [`ModelConfig`] cannot be checked. The messages name the CLI flags: `paxraft`
+/// prints them as they are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Too few or too many servers.
+    #[error("--servers must be 1 to {max}, got {0}", max = paxraft_impls::MAX_NODES)]
+    Servers(usize),
+    /// Too many clients.
+    #[error("--clients must be at most {MAX_CLIENTS}, got {0}")]
+    Clients(usize),
+    /// Too many ops per client.
+    #[error("--ops must be at most {MAX_OPS}, got {0}")]
+    Ops(usize),
+    /// A loss budget on a network that loses nothing.
+    #[error("--max-losses needs --lossy")]
+    LossesWithoutLoss,
+    /// A loss budget on a network where losses cannot be counted.
+    #[error("--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)")]
+    LossesOnDuplicating,
+    /// No term to elect a leader in.
+    #[error("--max-term must be at least 1 (no leader can exist in term 0)")]
+    TermZero,
+    /// Pipelined clients, which only the simulator models.
+    #[error("the exhaustive checker's clients keep one request outstanding (pipeline 1, got {0}); pipelined clients are simulated (`paxraft simulate --pipeline`)")]
+    Pipeline(usize),
+    /// The protocol configuration is invalid for this many servers.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// For callers that still report errors as one-line strings.
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
 /// Everything that bounds and shapes one model. The defaults are the bounded exhaustive
 /// check `paxraft check` runs: 3 servers, 2 clients with two ops each (a write, then a read
 /// that starts only after the write was answered), unordered network, the protocols'
@@ -108,39 +150,31 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// Reject configurations that cannot be checked, with a one-line reason.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.servers == 0 || self.servers > paxraft_impls::MAX_NODES {
-            return Err(format!(
-                "--servers must be 1 to {}, got {}",
-                paxraft_impls::MAX_NODES,
-                self.servers
-            ));
+            return Err(ConfigError::Servers(self.servers));
         }
-        if self.clients > 8 {
-            return Err(format!("--clients must be at most 8, got {}", self.clients));
+        if self.clients > MAX_CLIENTS {
+            return Err(ConfigError::Clients(self.clients));
         }
-        if self.ops > 8 {
-            return Err(format!("--ops must be at most 8, got {}", self.ops));
+        if self.ops > MAX_OPS {
+            return Err(ConfigError::Ops(self.ops));
         }
         if self.max_losses.is_some() && !self.lossy {
-            return Err("--max-losses needs --lossy".into());
+            return Err(ConfigError::LossesWithoutLoss);
         }
         if self.max_losses.is_some() && self.network == NetworkKind::Duplicating {
-            return Err(
-                "--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)"
-                    .into(),
-            );
+            return Err(ConfigError::LossesOnDuplicating);
         }
         if self.max_term == 0 {
-            return Err("--max-term must be at least 1 (no leader can exist in term 0)".into());
+            return Err(ConfigError::TermZero);
         }
         if self.pipeline != 1 {
-            return Err(format!(
-                "the exhaustive checker's clients keep one request outstanding (pipeline 1, got {}); pipelined clients are simulated (`paxraft simulate --pipeline`)",
-                self.pipeline
-            ));
+            return Err(ConfigError::Pipeline(self.pipeline));
         }
-        self.protocol.validate(self.servers)
+        self.protocol
+            .validate(self.servers)
+            .map_err(ConfigError::Protocol)
     }
 
     /// The flags that rebuild this configuration on the command line (defaults omitted).
@@ -217,5 +251,49 @@ impl ModelConfig {
                 new: value(c),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConfigError, ModelConfig, NetworkKind};
+
+    /// The CLI prints these messages as they are: each names the flag to change.
+    #[test]
+    fn invalid_configurations_are_named_by_their_flag() {
+        let d = ModelConfig::default();
+        let cases = [
+            (
+                ModelConfig { servers: 0, ..d.clone() },
+                ConfigError::Servers(0),
+                format!("--servers must be 1 to {}, got 0", paxraft_impls::MAX_NODES),
+            ),
+            (
+                ModelConfig { ops: 9, ..d.clone() },
+                ConfigError::Ops(9),
+                "--ops must be at most 8, got 9".to_string(),
+            ),
+            (
+                ModelConfig {
+                    lossy: true,
+                    network: NetworkKind::Duplicating,
+                    max_losses: Some(1),
+                    ..d.clone()
+                },
+                ConfigError::LossesOnDuplicating,
+                "--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)".to_string(),
+            ),
+            (
+                ModelConfig { pipeline: 2, ..d.clone() },
+                ConfigError::Pipeline(2),
+                "the exhaustive checker's clients keep one request outstanding (pipeline 1, got 2); pipelined clients are simulated (`paxraft simulate --pipeline`)".to_string(),
+            ),
+        ];
+        for (cfg, error, message) in cases {
+            let got = cfg.validate().unwrap_err();
+            assert_eq!(got, error);
+            assert_eq!(got.to_string(), message);
+        }
+        assert_eq!(d.validate(), Ok(()));
     }
 }

@@ -37,9 +37,19 @@ pub enum Msg<M> {
     /// A client request.
     Request(Cmd),
     /// The result of request `seq`.
-    Reply { seq: u64, answer: Answer },
+    Reply {
+        /// The client's sequence number of the request.
+        seq: u64,
+        /// What the op returned.
+        answer: Answer,
+    },
     /// Request `seq` reached a replica that cannot take it.
-    Redirect { seq: u64, leader: Option<NodeId> },
+    Redirect {
+        /// The client's sequence number of the request.
+        seq: u64,
+        /// The leader the replica knows of, if any.
+        leader: Option<NodeId>,
+    },
 }
 
 /// Timers: the replica's own, and the client's retry timer.

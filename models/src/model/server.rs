@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use paxraft_impls::driver::crash_points;
 use paxraft_impls::sm::{Kv, Sessions};
 use paxraft_impls::{Effect, Out, Replica, Role, Slot};
 use stateright::actor::{model_timeout, Id};
@@ -103,8 +104,6 @@ pub struct ServerState<R: Replica<Cmd>> {
     /// The host checks that failed.
     pub checks: HostChecks,
 }
-
-pub use paxraft_impls::driver::crash_points;
 
 /// A crash inside one step, as the exhaustive checker asks for it ([`crate::checked`]): the
 /// checker sets the request around one `next_state` call on its thread, the host reads it
