@@ -22,7 +22,7 @@
 //!   from the depth it was first reached at (with one BFS thread: its shortest path).
 //! * **Crashes between effects.** With crashes enabled, every replica step (a delivery or a
 //!   timer at a server) is offered once more per crash point of its effect list (see
-//!   [`crate::model::crash_points`]): the effects before the point are carried out, then the
+//!   [`paxraft_impls::driver::crash_points`]): the effects before the point are carried out, then the
 //!   server crashes. A protocol that sends a vote before persisting it is caught this way;
 //!   an atomic step could never show it.
 

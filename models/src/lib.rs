@@ -9,6 +9,9 @@
 //!   retrying after timeouts, recording a history for stateright's linearizability tester),
 //!   and the fault model (unordered, duplicating or ordered network; loss; crashes; timers
 //!   that fire at any moment).
+//! * [`mod@build`]: the model with its properties ([`model`] and [`properties`] do not
+//!   import each other: the model records each server's failed host checks as a typed
+//!   [`model::HostChecks`], the properties read them).
 //! * [`properties`]: the always-properties and the sometimes-properties that show each of
 //!   them is not vacuous, named in plain words.
 //! * [`checked`]: the model the exhaustive checker explores: bounds as visible cuts, depth
@@ -27,6 +30,9 @@
 //! assert!(summary.passed(), "{:?}", summary.failures().collect::<Vec<_>>());
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod build;
 pub mod check;
 pub mod checked;
 pub mod model;
@@ -34,8 +40,9 @@ pub mod properties;
 pub mod render;
 pub mod symmetry;
 
+pub use build::build;
 pub use check::{
     check, Checkable, Kind, Progress, SearchOptions, Status, Strategy, Summary, Verdict,
 };
-pub use model::{build, ClusterModel, ClusterState, Cmd, ModelConfig, NetworkKind};
+pub use model::{ClusterModel, ClusterState, Cmd, ConfigError, ModelConfig, NetworkKind};
 pub use render::{Step, Trace};

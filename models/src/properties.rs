@@ -29,8 +29,8 @@ use paxraft_impls::{Replica, Role, Slot};
 use stateright::{Model, Property};
 
 use crate::model::{
-    all_servers, live_servers, ClusterModel, ClusterState, Cmd, Setup, BROKEN_ORDER, BROKEN_PREFIX,
-    BROKEN_TERM, STEP_BASE,
+    all_servers, live_servers, with_invariant_view, ClusterModel, ClusterState, Cmd, HostCheck,
+    ServerState, Setup,
 };
 
 /// A model whose states are (or wrap) cluster states: the actor model the fault-schedule
@@ -64,7 +64,7 @@ pub mod names {
     /// What a server applied is never lost or changed, and commits come in slot order.
     pub const PREFIX: &str = "applied prefix never shrinks";
     /// Terms (ballot rounds) never go back, across restarts too.
-    pub const TERMS: &str = crate::model::TERMS_NEVER_DECREASE;
+    pub const TERMS: &str = paxraft_impls::replica::TERMS_NEVER_DECREASE;
     /// Some replica becomes leader.
     pub const LEADER: &str = "a leader is elected";
     /// Some command is applied by every server.
@@ -101,7 +101,7 @@ fn linearizable<M: ClusterView>(_: &M, s: &M::State) -> bool {
 
 /// What one server's host applied, by slot: commands and the no-ops it learned committed.
 fn applied_slots<R: Replica<Cmd>>(
-    x: &crate::model::ServerState<R>,
+    x: &ServerState<R>,
 ) -> impl Iterator<Item = (Slot, Option<&Cmd>)> + '_ {
     let cmds = x.saved.applied.iter().map(|(k, c)| (*k, Some(c)));
     let noops = x.saved.noops.iter().map(|&k| (k, None));
@@ -122,16 +122,17 @@ fn state_machine_safety<M: ClusterView>(m: &M, s: &M::State) -> bool {
     true
 }
 
-fn no_flag<M: ClusterView>(m: &M, s: &M::State, mask: u32) -> bool {
-    all_servers(m.setup(), M::cluster(s)).all(|x| x.broken & mask == 0)
+/// No server's host recorded a failure of any of `checks`.
+fn passed<M: ClusterView>(m: &M, s: &M::State, checks: &[HostCheck]) -> bool {
+    all_servers(m.setup(), M::cluster(s)).all(|x| checks.iter().all(|&c| !x.checks.failed(c)))
 }
 
 fn applied_prefix<M: ClusterView>(m: &M, s: &M::State) -> bool {
-    no_flag(m, s, BROKEN_PREFIX | BROKEN_ORDER)
+    passed(m, s, &[HostCheck::Prefix, HostCheck::Order])
 }
 
 fn terms<M: ClusterView>(m: &M, s: &M::State) -> bool {
-    no_flag(m, s, BROKEN_TERM)
+    passed(m, s, &[HostCheck::Terms])
 }
 
 /// The protocol's cluster invariant `K` over every server: the live replicas, and for each
@@ -140,13 +141,13 @@ fn terms<M: ClusterView>(m: &M, s: &M::State) -> bool {
 /// hold over them too).
 fn cluster_invariant<M: ClusterView, const K: usize>(m: &M, s: &M::State) -> bool {
     let setup = m.setup();
-    crate::model::with_invariant_view(setup, M::cluster(s), |replicas| {
+    with_invariant_view(setup, M::cluster(s), |replicas| {
         (setup.cluster_invariants[K].check)(replicas).is_ok()
     })
 }
 
-fn step_invariant<M: ClusterView, const K: u32>(m: &M, s: &M::State) -> bool {
-    no_flag(m, s, 1 << (STEP_BASE + K))
+fn step_invariant<M: ClusterView, const K: usize>(m: &M, s: &M::State) -> bool {
+    passed(m, s, &[HostCheck::Step(K)])
 }
 
 fn leader_elected<M: ClusterView>(m: &M, s: &M::State) -> bool {
@@ -233,7 +234,7 @@ fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
 }
 
 /// Up to this many protocol invariants of each kind get a property of their own.
-pub const MAX_PROTOCOL_INVARIANTS: usize = 8;
+pub(crate) const MAX_PROTOCOL_INVARIANTS: usize = 8;
 
 fn cluster_fn<M: ClusterView>(k: usize) -> Cond<M> {
     [
@@ -283,8 +284,8 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
         }
     }
     for (k, inv) in setup.step_invariants.iter().enumerate() {
-        // A step invariant named like a host check is folded into it (see `model`).
-        if !taken.contains(&inv.name) {
+        // A step invariant recorded as a host check is that check's property already.
+        if setup.step_check(k) == HostCheck::Step(k) && !taken.contains(&inv.name) {
             taken.push(inv.name);
             p.push(Property::always(inv.name, step_fn::<M>(k)));
         }

@@ -152,7 +152,7 @@ pub fn trace_of<R: Replica<Cmd>>(
 
 /// Turn a path of the checked model into a [`Trace`] about `property`. A crash between two
 /// effects of a step is drawn as the step, then the crash.
-pub fn trace_of_checked<R: Replica<Cmd>>(
+pub(crate) fn trace_of_checked<R: Replica<Cmd>>(
     model: &CheckModel<R>,
     path: &Path<CheckState<R>, CheckAction<R>>,
     property: &str,

@@ -48,7 +48,7 @@ fn key<R: Replica<Cmd>>(s: &ClusterState<R>, i: usize) -> u64 {
     if let Some(x) = s.actor_states[i].server() {
         let st = x.replica.status();
         (st.role, st.term, st.commit, st.last).hash(&mut h);
-        (x.reported, x.known_commit, x.broken).hash(&mut h);
+        (x.reported, x.known_commit, x.checks).hash(&mut h);
         (
             &x.saved.noops,
             x.saved.torn_crashes,
@@ -174,7 +174,7 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     saved,
                     reported: x.reported,
                     known_commit: x.known_commit,
-                    broken: x.broken,
+                    checks: x.checks,
                 })));
                 actor_storages.push(storage);
             }

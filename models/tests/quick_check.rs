@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_models::model::build;
 use paxraft_models::properties::names;
-use paxraft_models::{check, Checkable, Cmd, ModelConfig, SearchOptions, Status};
+use paxraft_models::{build, check, Checkable, Cmd, ModelConfig, SearchOptions, Status};
 use stateright::actor::ActorModelAction;
 use stateright::{Expectation, Model};
 
@@ -218,4 +217,59 @@ fn raft_quick_fault_walks() {
 fn multipaxos_quick_fault_walks() {
     let w = fault_walks::<MultiPaxos<Cmd>>(40, 300);
     assert_faults_happened(&w, 40);
+}
+
+/// Every property of a model with every option on is named by a constant: the harness's
+/// (`properties::names`) or the protocol's (`paxraft_impls::{raft,multipaxos}::names`).
+/// The protocol's step invariant "terms never decrease" is the host's property of that name,
+/// not a second one.
+#[test]
+fn every_property_is_named_by_a_constant() {
+    use paxraft_impls::{multipaxos, raft};
+    let cfg = ModelConfig {
+        max_crashes: 1,
+        ..ModelConfig::default()
+    };
+    let harness = [
+        names::LINEARIZABLE,
+        names::SAFETY,
+        names::PREFIX,
+        names::TERMS,
+        names::LEADER,
+        names::COMMITTED_EVERYWHERE,
+        names::ANSWERED,
+        names::ALL_REPLIES,
+        names::REAL_TIME,
+        names::LATER_TERM,
+        names::LEADER_CHANGE,
+        names::RECOVERS,
+        names::CRASHED_MID_STEP,
+    ];
+    let raft = [
+        raft::names::ELECTION_SAFETY,
+        raft::names::LOG_MATCHING,
+        raft::names::LEADER_COMPLETENESS,
+        raft::names::ONE_VOTE_PER_TERM,
+        raft::names::COMMITTED_ENTRIES_NEVER_CHANGE,
+    ];
+    let paxos = [
+        multipaxos::names::ONE_VALUE_PER_SLOT,
+        multipaxos::names::ACCEPTED_AT_MOST_PROMISED,
+        multipaxos::names::COMMITTED_SLOTS_AGREE,
+        multipaxos::names::PROMISES_NEVER_GO_BACK,
+        multipaxos::names::COMMITTED_SLOTS_NEVER_CHANGE,
+    ];
+    let named = |model: Vec<&'static str>, protocol: &[&str]| {
+        let mut got = model.clone();
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got.len(), model.len(), "a property name twice: {model:?}");
+        let mut want: Vec<&str> = harness.iter().chain(protocol).copied().collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    };
+    let raft_model = build::<Raft<Cmd>>(&cfg).properties();
+    named(raft_model.iter().map(|p| p.name).collect(), &raft);
+    let paxos_model = build::<MultiPaxos<Cmd>>(&cfg).properties();
+    named(paxos_model.iter().map(|p| p.name).collect(), &paxos);
 }

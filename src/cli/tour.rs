@@ -262,7 +262,12 @@ pub fn tour(opts: &TourOptions, out: &mut dyn Write) -> TourOutcome {
 // Stage 1: the default model check of each protocol, saved like `paxraft check` saves it.
 
 fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
-    if let Err(e) = opts.check.validate().and_then(|()| opts.search.validate()) {
+    if let Err(e) = opts
+        .check
+        .validate()
+        .map_err(String::from)
+        .and_then(|()| opts.search.validate())
+    {
         return StageStatus::Error(format!("bad model configuration: {e}"));
     }
     let bar = bar(opts, 2, "protocols");

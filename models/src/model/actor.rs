@@ -1,0 +1,315 @@
+//! The actors: servers and clients, as stateright runs them.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use paxraft_impls::sm::{KvOp, Sessions};
+use paxraft_impls::{Config, NodeId, Out, Replica, Role, StepCheck};
+use stateright::actor::{model_timeout, Actor, Id};
+
+use super::client::{client_issue, client_request};
+use super::{
+    Answer, ClientState, Cmd, Hashed, HostCheck, HostChecks, Msg, Saved, ServerState, Storage,
+    Timer,
+};
+
+/// An actor's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState<R: Replica<Cmd>> {
+    /// A server.
+    Server(ServerState<R>),
+    /// A client.
+    Client(ClientState),
+}
+
+impl<R: Replica<Cmd>> NodeState<R> {
+    /// The server state, if this is a server.
+    pub fn server(&self) -> Option<&ServerState<R>> {
+        match self {
+            NodeState::Server(s) => Some(s),
+            NodeState::Client(_) => None,
+        }
+    }
+    /// The client state, if this is a client.
+    pub fn client(&self) -> Option<&ClientState> {
+        match self {
+            NodeState::Client(c) => Some(c),
+            NodeState::Server(_) => None,
+        }
+    }
+}
+
+/// The actors: servers first (ids `0..servers`), then clients.
+#[derive(Clone)]
+pub enum Node<R: Replica<Cmd>> {
+    /// A server hosting replica `R`.
+    Server {
+        /// All replicas.
+        members: Arc<Vec<NodeId>>,
+        /// The protocol configuration.
+        cfg: Arc<Config>,
+        /// The protocol's step invariants, checked after every step, each with the host
+        /// check its failure records ([`Setup::step_check`](super::Setup::step_check)).
+        step_invariants: Arc<Vec<(HostCheck, StepCheck<R>)>>,
+    },
+    /// A client issuing `ops` in order, `pipeline` at a time.
+    Client {
+        /// Servers it may talk to.
+        servers: u8,
+        /// Its ops, in order.
+        ops: Arc<Vec<KvOp>>,
+        /// Resends allowed without progress.
+        max_retries: u8,
+        /// Requests kept outstanding at once ([`ModelConfig::pipeline`](super::ModelConfig::pipeline)).
+        pipeline: u8,
+    },
+}
+
+impl<R: Replica<Cmd>> Debug for Node<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Node::Server { .. } => write!(f, "Server"),
+            Node::Client { ops, .. } => write!(f, "Client({ops:?})"),
+        }
+    }
+}
+
+type ModelOut<R> = stateright::actor::Out<Node<R>>;
+
+impl<R: Replica<Cmd>> Actor for Node<R> {
+    type Msg = Msg<R::Msg>;
+    type Timer = Timer<R::Timer>;
+    type State = NodeState<R>;
+    type Storage = Storage<R>;
+    type Random = ();
+
+    fn name(&self) -> String {
+        match self {
+            Node::Server { .. } => R::NAME.to_string(),
+            Node::Client { .. } => "client".to_string(),
+        }
+    }
+
+    fn on_start(&self, id: Id, storage: &Option<Storage<R>>, o: &mut ModelOut<R>) -> NodeState<R> {
+        match self {
+            Node::Server { members, cfg, .. } => {
+                let me = NodeId(usize::from(id) as u8);
+                let mut out = Out::<R, Cmd>::new();
+                let (replica, saved) = match storage {
+                    None => {
+                        let saved = Saved::<R> {
+                            durable: R::Durable::default(),
+                            sm: Sessions::new(),
+                            applied: Vec::new(),
+                            noops: Vec::new(),
+                            term: 0,
+                            first_commit_term: 0,
+                            restarts: 0,
+                            torn_crashes: 0,
+                        };
+                        (R::boot(me, members, None, cfg, &mut out), saved)
+                    }
+                    Some(st) => {
+                        let mut saved = (***st).clone();
+                        saved.restarts += 1;
+                        (
+                            R::boot(me, members, Some(&saved.durable), cfg, &mut out),
+                            saved,
+                        )
+                    }
+                };
+                // The term check against what the host saw before the crash happens in `host`.
+                let mut s = ServerState {
+                    replica,
+                    saved: Arc::new(Hashed::new(saved.clone())),
+                    reported: 0,
+                    known_commit: 0,
+                    checks: HostChecks::default(),
+                };
+                self.host(&mut s, &mut out, o, Some(saved));
+                NodeState::Server(s)
+            }
+            Node::Client {
+                servers,
+                ops,
+                pipeline,
+                ..
+            } => {
+                let mut c = ClientState {
+                    seq: 0,
+                    done: 0,
+                    ahead: 0,
+                    target: (usize::from(id) % usize::from(*servers)) as u8,
+                    retries: 0,
+                };
+                if !ops.is_empty() {
+                    client_issue(id, &mut c, ops, *servers, *pipeline, o);
+                }
+                NodeState::Client(c)
+            }
+        }
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        src: Id,
+        msg: Msg<R::Msg>,
+        o: &mut ModelOut<R>,
+    ) {
+        self.receive(id, state, src, msg, o);
+        // A reply or redirect a client ignores is still consumed. Stateright would otherwise
+        // treat the delivery as a no-op and leave the message in flight for ever, where it
+        // would count against `max_in_flight` and starve later behaviours of room. (Replicas'
+        // ignored messages are left to stateright's no-op pruning: consuming them too makes
+        // the state space ~8x larger at equal depth.)
+        if let (Node::Client { .. }, Cow::Borrowed(s)) = (self, &*state) {
+            *state = Cow::Owned((*s).clone());
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        timer: &Timer<R::Timer>,
+        o: &mut ModelOut<R>,
+    ) {
+        self.fire(id, state, timer, o)
+    }
+}
+
+impl<R: Replica<Cmd>> Node<R> {
+    /// Whether delivering `msg` from `src` to this actor (`id`, in `state`) would change
+    /// nothing at all now: no state change, no output. The checker drops a message only when
+    /// this holds and the message can never matter later either.
+    pub(crate) fn ignores(&self, id: Id, state: &NodeState<R>, src: Id, msg: &Msg<R::Msg>) -> bool {
+        let mut cow = Cow::Borrowed(state);
+        let mut out = stateright::actor::Out::new();
+        self.receive(id, &mut cow, src, msg.clone(), &mut out);
+        stateright::actor::is_no_op::<Self>(&cow, &out)
+    }
+
+    fn receive(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        src: Id,
+        msg: Msg<R::Msg>,
+        o: &mut ModelOut<R>,
+    ) {
+        match (self, msg) {
+            (Node::Server { .. }, Msg::Peer(m)) => {
+                let from = NodeId(usize::from(src) as u8);
+                self.server_step(state, o, |r, out| r.on_message(from, m, out));
+            }
+            (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
+                // Bug zoo R10 (stale read): a replica that believes it leads answers a get
+                // from its local store, skipping the log round that would confirm it still
+                // leads. The correct path (default) sends reads through the log like writes.
+                if let (true, KvOp::Get(key), Some(s)) = (
+                    cfg.bug(paxraft_impls::Bug::StaleRead),
+                    &cmd.op,
+                    state.server(),
+                ) {
+                    if s.replica.status().role == Role::Leader {
+                        let answer = Answer::Value(s.saved.sm.state().get(*key).cloned());
+                        o.send(
+                            src,
+                            Msg::Reply {
+                                seq: cmd.seq,
+                                answer,
+                            },
+                        );
+                        return;
+                    }
+                }
+                self.server_step(state, o, |r, out| r.propose(vec![cmd], out))
+            }
+            (
+                Node::Client {
+                    servers,
+                    ops,
+                    pipeline,
+                    ..
+                },
+                Msg::Reply { seq, .. },
+            ) => {
+                let Some(c) = state.client() else { return };
+                // Replies to requests the client no longer waits for are ignored (duplicates,
+                // answers to earlier retries).
+                if !c.awaits(seq) {
+                    return;
+                }
+                let mut c = c.clone();
+                c.answer(seq);
+                c.retries = 0;
+                client_issue(id, &mut c, ops, *servers, *pipeline, o);
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            (Node::Client { ops, .. }, Msg::Redirect { seq, leader }) => {
+                let Some(c) = state.client() else { return };
+                // Follow a leader hint at once (the client's later requests go there too);
+                // without one, wait for the retry timer.
+                let Some(leader) = leader else { return };
+                if !c.awaits(seq) || leader.0 == c.target {
+                    return;
+                }
+                let mut c = c.clone();
+                c.target = leader.0;
+                o.send(
+                    Id::from(leader.index()),
+                    Msg::Request(client_request(id, ops, &c, seq as u8)),
+                );
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            _ => {}
+        }
+    }
+
+    fn fire(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState<R>>,
+        timer: &Timer<R::Timer>,
+        o: &mut ModelOut<R>,
+    ) {
+        match (self, timer) {
+            (Node::Server { .. }, Timer::Replica(t)) => {
+                let t = *t;
+                self.server_step(state, o, |r, out| r.on_timer(t, out));
+            }
+            (
+                Node::Client {
+                    servers,
+                    ops,
+                    max_retries,
+                    ..
+                },
+                Timer::Retry,
+            ) => {
+                let Some(c) = state.client() else { return };
+                if !c.waiting() || c.retries >= *max_retries {
+                    return;
+                }
+                let mut c = c.clone();
+                c.retries += 1;
+                c.target = (c.target + 1) % servers;
+                // Silence: resend every unanswered op to the next server.
+                for k in c.unanswered() {
+                    o.send(
+                        Id::from(usize::from(c.target)),
+                        Msg::Request(client_request(id, ops, &c, k)),
+                    );
+                }
+                if c.retries < *max_retries {
+                    o.set_timer(Timer::Retry, model_timeout());
+                }
+                *state = Cow::Owned(NodeState::Client(c));
+            }
+            _ => {}
+        }
+    }
+}

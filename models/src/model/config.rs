@@ -1,0 +1,299 @@
+//! What bounds and shapes one model: the network kind, the fault budgets, the workload.
+
+use paxraft_impls::sm::KvOp;
+use paxraft_impls::Config;
+
+/// Which network semantics stateright simulates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkKind {
+    /// Messages arrive in any order, each at most once (the default).
+    Unordered,
+    /// Messages arrive in any order, any number of times.
+    Duplicating,
+    /// Per-link FIFO.
+    Ordered,
+}
+
+impl NetworkKind {
+    /// The CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkKind::Unordered => "unordered",
+            NetworkKind::Duplicating => "duplicating",
+            NetworkKind::Ordered => "ordered",
+        }
+    }
+
+    /// Parse the CLI spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            NetworkKind::Unordered,
+            NetworkKind::Duplicating,
+            NetworkKind::Ordered,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+}
+
+/// Most clients a model may have.
+const MAX_CLIENTS: usize = 8;
+/// Most ops a client may issue.
+const MAX_OPS: usize = 8;
+
+/// Why a [`ModelConfig`] cannot be checked. The messages name the CLI flags: `paxraft`
+/// prints them as they are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Too few or too many servers.
+    #[error("--servers must be 1 to {max}, got {0}", max = paxraft_impls::MAX_NODES)]
+    Servers(usize),
+    /// Too many clients.
+    #[error("--clients must be at most {MAX_CLIENTS}, got {0}")]
+    Clients(usize),
+    /// Too many ops per client.
+    #[error("--ops must be at most {MAX_OPS}, got {0}")]
+    Ops(usize),
+    /// A loss budget on a network that loses nothing.
+    #[error("--max-losses needs --lossy")]
+    LossesWithoutLoss,
+    /// A loss budget on a network where losses cannot be counted.
+    #[error("--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)")]
+    LossesOnDuplicating,
+    /// No term to elect a leader in.
+    #[error("--max-term must be at least 1 (no leader can exist in term 0)")]
+    TermZero,
+    /// Pipelined clients, which only the simulator models.
+    #[error("the exhaustive checker's clients keep one request outstanding (pipeline 1, got {0}); pipelined clients are simulated (`paxraft simulate --pipeline`)")]
+    Pipeline(usize),
+    /// The protocol configuration is invalid for this many servers.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// For callers that still report errors as one-line strings.
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
+/// Everything that bounds and shapes one model. The defaults are the bounded exhaustive
+/// check `paxraft check` runs: 3 servers, 2 clients with two ops each (a write, then a read
+/// that starts only after the write was answered), unordered network, the protocols'
+/// shipped configuration (PreVote and CheckQuorum on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Replicas, 1 to [`paxraft_impls::MAX_NODES`].
+    pub servers: usize,
+    /// Client actors.
+    pub clients: usize,
+    /// Operations each client issues, one at a time.
+    pub ops: usize,
+    /// Network semantics.
+    pub network: NetworkKind,
+    /// Whether messages may be lost.
+    pub lossy: bool,
+    /// Server crashes (each followed, or not, by a recovery) over a whole run.
+    pub max_crashes: usize,
+    /// Highest term or ballot round a replica may reach: a state beyond it is checked but
+    /// not expanded (counted as cut by the term bound).
+    pub max_term: u64,
+    /// Most messages in flight at once: timers may fire at any moment, so without this bound
+    /// heartbeats alone would fill the network without end. The checker counts only
+    /// messages between servers (client traffic is bounded by the workload), after dropping
+    /// those that can have no effect (see [`crate::checked`]); a state beyond it is checked
+    /// but not expanded.
+    pub max_in_flight: usize,
+    /// How many times a client resends one request after a timeout.
+    pub max_retries: u8,
+    /// With a lossy network, most messages lost over a whole run (`None`: any number). Like
+    /// `max_crashes`, a fault budget: each loss multiplies the states, so a small budget keeps
+    /// exhaustive checks of a lossy network feasible. Counting needs an unordered
+    /// non-duplicating or an ordered network.
+    pub max_losses: Option<usize>,
+    /// Whether a crash may fall between two effects of one step (after some of a step's
+    /// sends, persists or commits and before the rest), in the exhaustive checker. Only
+    /// matters with `max_crashes > 0`.
+    pub crash_mid_step: bool,
+    /// Requests a client keeps outstanding at once, 1 to [`MAX_PIPELINE`](super::MAX_PIPELINE). With more than one,
+    /// a client sends its next ops before the earlier ones are answered and acknowledges
+    /// only the answers below its lowest unanswered op, as the runtime's pipelined clients
+    /// do. Only the fault-schedule simulator pipelines (it rebuilds the history from the
+    /// path); the exhaustive checker's linearizability tester follows one op per client.
+    pub pipeline: usize,
+    /// The protocol configuration (bug-zoo switches included).
+    pub protocol: Config,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            servers: 3,
+            clients: 2,
+            ops: 2,
+            network: NetworkKind::Unordered,
+            lossy: false,
+            max_crashes: 0,
+            max_term: 2,
+            max_in_flight: 5,
+            max_retries: 1,
+            max_losses: None,
+            crash_mid_step: true,
+            pipeline: 1,
+            // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
+            // give the cheaper variant (one round fewer per election).
+            protocol: Config::default(),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reject configurations that cannot be checked, with a one-line reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.servers == 0 || self.servers > paxraft_impls::MAX_NODES {
+            return Err(ConfigError::Servers(self.servers));
+        }
+        if self.clients > MAX_CLIENTS {
+            return Err(ConfigError::Clients(self.clients));
+        }
+        if self.ops > MAX_OPS {
+            return Err(ConfigError::Ops(self.ops));
+        }
+        if self.max_losses.is_some() && !self.lossy {
+            return Err(ConfigError::LossesWithoutLoss);
+        }
+        if self.max_losses.is_some() && self.network == NetworkKind::Duplicating {
+            return Err(ConfigError::LossesOnDuplicating);
+        }
+        if self.max_term == 0 {
+            return Err(ConfigError::TermZero);
+        }
+        if self.pipeline != 1 {
+            return Err(ConfigError::Pipeline(self.pipeline));
+        }
+        self.protocol
+            .validate(self.servers)
+            .map_err(ConfigError::Protocol)
+    }
+
+    /// The flags that rebuild this configuration on the command line (defaults omitted).
+    pub fn flags(&self) -> String {
+        let d = ModelConfig::default();
+        let mut f = Vec::new();
+        if self.servers != d.servers {
+            f.push(format!("--servers {}", self.servers));
+        }
+        if self.clients != d.clients {
+            f.push(format!("--clients {}", self.clients));
+        }
+        if self.ops != d.ops {
+            f.push(format!("--ops {}", self.ops));
+        }
+        if self.network != d.network {
+            f.push(format!("--network {}", self.network.name()));
+        }
+        if self.lossy {
+            f.push("--lossy".into());
+        }
+        if self.max_crashes != d.max_crashes {
+            f.push(format!("--crashes {}", self.max_crashes));
+        }
+        if self.max_term != d.max_term {
+            f.push(format!("--max-term {}", self.max_term));
+        }
+        if self.max_in_flight != d.max_in_flight {
+            f.push(format!("--max-in-flight {}", self.max_in_flight));
+        }
+        if self.max_retries != d.max_retries {
+            f.push(format!("--retries {}", self.max_retries));
+        }
+        if let Some(l) = self.max_losses {
+            f.push(format!("--max-losses {l}"));
+        }
+        if !self.protocol.pre_vote {
+            f.push("--no-pre-vote".into());
+        }
+        if !self.protocol.check_quorum {
+            f.push("--no-check-quorum".into());
+        }
+        if !self.crash_mid_step {
+            f.push("--atomic-steps".into());
+        }
+        if self.protocol.empty_heartbeats {
+            f.push("--empty-heartbeats".into());
+        }
+        // A bug-zoo switch must be part of the command, or the rerun checks the correct code.
+        for b in self.protocol.bugs_on() {
+            f.push(format!("--bug {}", b.name()));
+        }
+        f.join(" ")
+    }
+
+    /// The op client `c` (0-based among clients) issues `k`-th. Each client alternates a
+    /// write and a read, and issues an op only once the one before it was answered, so the
+    /// history has real-time order within and across clients: a read that starts after a
+    /// write finished must see it (a stale read or a lost write is a linearizability
+    /// violation, not an overlap). Even clients put; odd clients compare-and-swap the value
+    /// the client before them writes at the same step, so a CAS can succeed or fail
+    /// depending on the order. All ops touch key 0 so that every pair of them conflicts;
+    /// values are one byte, unique per (client, op).
+    pub fn op(&self, c: usize, k: usize) -> KvOp {
+        let value = |c: usize| vec![(16 * (c + 1) + k) as u8];
+        if k % 2 == 1 {
+            KvOp::Get(0)
+        } else if c % 2 == 0 {
+            KvOp::Put(0, value(c))
+        } else {
+            KvOp::Cas {
+                key: 0,
+                expect: Some(value(c - 1)),
+                new: value(c),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConfigError, ModelConfig, NetworkKind};
+
+    /// The CLI prints these messages as they are: each names the flag to change.
+    #[test]
+    fn invalid_configurations_are_named_by_their_flag() {
+        let d = ModelConfig::default();
+        let cases = [
+            (
+                ModelConfig { servers: 0, ..d.clone() },
+                ConfigError::Servers(0),
+                format!("--servers must be 1 to {}, got 0", paxraft_impls::MAX_NODES),
+            ),
+            (
+                ModelConfig { ops: 9, ..d.clone() },
+                ConfigError::Ops(9),
+                "--ops must be at most 8, got 9".to_string(),
+            ),
+            (
+                ModelConfig {
+                    lossy: true,
+                    network: NetworkKind::Duplicating,
+                    max_losses: Some(1),
+                    ..d.clone()
+                },
+                ConfigError::LossesOnDuplicating,
+                "--max-losses cannot count losses on a duplicating network (deliveries do not consume messages there)".to_string(),
+            ),
+            (
+                ModelConfig { pipeline: 2, ..d.clone() },
+                ConfigError::Pipeline(2),
+                "the exhaustive checker's clients keep one request outstanding (pipeline 1, got 2); pipelined clients are simulated (`paxraft simulate --pipeline`)".to_string(),
+            ),
+        ];
+        for (cfg, error, message) in cases {
+            let got = cfg.validate().unwrap_err();
+            assert_eq!(got, error);
+            assert_eq!(got.to_string(), message);
+        }
+        assert_eq!(d.validate(), Ok(()));
+    }
+}

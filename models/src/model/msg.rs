@@ -1,0 +1,62 @@
+//! The messages and timers of the model's actors.
+
+use paxraft_impls::sm::KvOutput;
+use paxraft_impls::NodeId;
+
+use super::Cmd;
+
+/// What a `KvOp` returned, in a form that can travel in an (ordered) message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Answer {
+    /// A get's value.
+    Value(Option<Vec<u8>>),
+    /// A put took effect.
+    Written,
+    /// A CAS swapped.
+    Swapped,
+    /// A CAS found this value instead.
+    NotSwapped(Option<Vec<u8>>),
+}
+
+impl From<KvOutput> for Answer {
+    fn from(o: KvOutput) -> Self {
+        match o {
+            KvOutput::Value(v) => Answer::Value(v),
+            KvOutput::Written => Answer::Written,
+            KvOutput::Cas(Ok(())) => Answer::Swapped,
+            KvOutput::Cas(Err(v)) => Answer::NotSwapped(v),
+        }
+    }
+}
+
+/// Every message of the model: replica to replica, client to server, server to client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Msg<M> {
+    /// A protocol message between replicas.
+    Peer(M),
+    /// A client request.
+    Request(Cmd),
+    /// The result of request `seq`.
+    Reply {
+        /// The client's sequence number of the request.
+        seq: u64,
+        /// What the op returned.
+        answer: Answer,
+    },
+    /// Request `seq` reached a replica that cannot take it.
+    Redirect {
+        /// The client's sequence number of the request.
+        seq: u64,
+        /// The leader the replica knows of, if any.
+        leader: Option<NodeId>,
+    },
+}
+
+/// Timers: the replica's own, and the client's retry timer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer<T> {
+    /// A replica timer.
+    Replica(T),
+    /// A client gives up waiting and resends.
+    Retry,
+}

@@ -1,0 +1,330 @@
+//! The server host: a replica, the key-value store behind client sessions, and the durable
+//! image its `Persist` effects build; what it checks after every step; and crashes that the
+//! exhaustive checker asks to fall between two effects of one step.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use paxraft_impls::driver::crash_points;
+use paxraft_impls::sm::{Kv, Sessions};
+use paxraft_impls::{Effect, Out, Replica, Role, Slot};
+use stateright::actor::{model_timeout, Id};
+
+use super::{Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
+
+/// What a server host keeps durable: the replica's image built from its writes, and the
+/// state machine with what was applied to it (a host applies and records atomically, so a
+/// restarted host skips the slots the replica reports again).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Saved<R: Replica<Cmd>> {
+    /// The replica's durable image.
+    pub durable: R::Durable,
+    /// The key-value store behind client sessions.
+    pub sm: Sessions<Kv>,
+    /// Applied commands by slot, in slot order (no-ops are not reported).
+    pub applied: Vec<(Slot, Cmd)>,
+    /// Slots this host learned were committed as no-ops, in order (from the replica's
+    /// [`Replica::committed`] view whenever its commit point advances), so that state
+    /// machine safety compares them too.
+    pub noops: Vec<Slot>,
+    /// Highest term the host saw the replica in (terms must never go back, even after a restart).
+    pub term: u64,
+    /// Term in which this host first applied a command (0: not yet).
+    pub first_commit_term: u64,
+    /// Restarts so far.
+    pub restarts: u8,
+    /// Crashes that fell between two effects of one step.
+    pub torn_crashes: u8,
+}
+
+/// The storage stateright keeps across a crash.
+pub type Storage<R> = Arc<Hashed<Saved<R>>>;
+
+/// A check a server's host makes after every replica step; a failure is kept in the server's
+/// [`HostChecks`] for the always-properties to read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostCheck {
+    /// The replica's term went back, within a step or across a restart.
+    Terms,
+    /// A slot was reported twice in one incarnation, or out of order.
+    Order,
+    /// A slot the host had applied was reported again with another command, or a slot below
+    /// one already applied was reported (a hole in the prefix).
+    Prefix,
+    /// The protocol's step invariant with this index in [`Setup::step_invariants`](super::Setup::step_invariants).
+    Step(usize),
+}
+
+/// The host checks a server has failed: a set of [`HostCheck`]s, kept as bits so that a
+/// server state stays small and cheap to hash.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostChecks(u32);
+
+impl HostChecks {
+    /// Step invariants the set can hold.
+    pub const MAX_STEP_INVARIANTS: usize = 29;
+
+    fn bit(check: HostCheck) -> u32 {
+        match check {
+            HostCheck::Terms => 1 << 0,
+            HostCheck::Order => 1 << 1,
+            HostCheck::Prefix => 1 << 2,
+            HostCheck::Step(k) => {
+                assert!(
+                    k < Self::MAX_STEP_INVARIANTS,
+                    "step invariant {k} out of range"
+                );
+                1 << (3 + k)
+            }
+        }
+    }
+
+    /// Record that `check` failed.
+    pub fn fail(&mut self, check: HostCheck) {
+        self.0 |= Self::bit(check);
+    }
+
+    /// Whether `check` failed.
+    pub fn failed(self, check: HostCheck) -> bool {
+        self.0 & Self::bit(check) != 0
+    }
+}
+
+/// A server's state: the replica, and the host around it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerState<R: Replica<Cmd>> {
+    /// The protocol replica.
+    pub replica: R,
+    /// The host's durable part (also saved to stateright's storage).
+    pub saved: Storage<R>,
+    /// Highest slot reported in this incarnation.
+    pub reported: Slot,
+    /// The replica's commit point when the host last looked for committed no-ops.
+    pub known_commit: Slot,
+    /// The host checks that failed.
+    pub checks: HostChecks,
+}
+
+/// A crash inside one step, as the exhaustive checker asks for it ([`crate::checked`]): the
+/// checker sets the request around one `next_state` call on its thread, the host reads it
+/// while it carries out the effects and leaves its answer. A thread-local keeps stateright's
+/// actor interface unchanged; every checker thread computes its own successors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Tear {
+    /// No request: carry out every effect.
+    Off,
+    /// Carry out every effect, and report how many crash points the step had.
+    Count,
+    /// Crash at crash point `p` (see [`crash_points`]).
+    At(usize),
+    /// The host's answer: the step had `points` crash points; `torn` when it crashed.
+    Done { points: usize, torn: bool },
+}
+
+thread_local! {
+    static TEAR: std::cell::Cell<Tear> = const { std::cell::Cell::new(Tear::Off) };
+}
+
+/// Run `f` with `tear` requested of the host; returns what the host answered (`Done`), or
+/// `Done { points: 0, torn: false }` when no replica step ran.
+pub(crate) fn with_tear<T>(tear: Tear, f: impl FnOnce() -> T) -> (T, usize, bool) {
+    TEAR.with(|t| t.set(tear));
+    let out = f();
+    let answer = TEAR.with(|t| t.replace(Tear::Off));
+    match answer {
+        Tear::Done { points, torn } => (out, points, torn),
+        _ => (out, 0, false),
+    }
+}
+
+impl<R: Replica<Cmd>> Node<R> {
+    /// Carry out a replica's effects, in order, on the host `s`. Persist before send holds
+    /// within a step: the image is saved in the same atomic model step, unless the checker
+    /// asked for a crash between two effects ([`Tear`]), in which case only the effects
+    /// before the crash point are carried out and the server is marked for the crash.
+    pub(super) fn host(
+        &self,
+        s: &mut ServerState<R>,
+        out: &mut Out<R, Cmd>,
+        o: &mut ModelOut<R>,
+        mut saved: Option<Saved<R>>,
+    ) {
+        let Node::Server { cfg, .. } = self else {
+            unreachable!("only servers host replicas")
+        };
+        let leader = s.replica.status().role == Role::Leader;
+        let mut effects: Vec<_> = out.drain().collect();
+        let mut torn = false;
+        let tear = TEAR.with(|t| t.get());
+        if tear != Tear::Off {
+            let points = crash_points(&effects);
+            if let Tear::At(p) = tear {
+                if let Some(&cut) = points.get(p) {
+                    effects.truncate(cut);
+                    torn = true;
+                }
+            }
+            TEAR.with(|t| {
+                t.set(Tear::Done {
+                    points: points.len(),
+                    torn,
+                })
+            });
+        }
+        // A term is exposed once a send of this step went out; a torn step that sent
+        // nothing leaves no trace of a term it did not persist.
+        let mut sent = false;
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => {
+                    sent = true;
+                    o.send(Id::from(to.index()), Msg::Peer(msg))
+                }
+                Effect::SetTimer { timer, .. } => {
+                    o.set_timer(Timer::Replica(timer), model_timeout())
+                }
+                Effect::CancelTimer(timer) => o.cancel_timer(Timer::Replica(timer)),
+                Effect::Persist(w) => {
+                    let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    R::apply_write(&mut sv.durable, &w);
+                }
+                Effect::Commit { slot, cmd } => {
+                    if slot <= s.reported {
+                        s.checks.fail(HostCheck::Order);
+                    }
+                    s.reported = s.reported.max(slot);
+                    let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    match sv.applied.binary_search_by_key(&slot, |(k, _)| *k) {
+                        Ok(i) => {
+                            // Reported again after a restart: the host applied it already.
+                            if sv.applied[i].1 != cmd {
+                                s.checks.fail(HostCheck::Prefix);
+                            }
+                        }
+                        Err(i) => {
+                            if i < sv.applied.len() {
+                                // A slot below one already applied: a hole in the prefix.
+                                s.checks.fail(HostCheck::Prefix);
+                            }
+                            let answer = if cfg.bug(paxraft_impls::Bug::DuplicateApply) {
+                                sv.sm.apply_without_dedup_or_apply(&cmd)
+                            } else {
+                                sv.sm.apply(&cmd)
+                            };
+                            if sv.first_commit_term == 0 {
+                                sv.first_commit_term = s.replica.status().term.max(1);
+                            }
+                            // The leader answers; a retry reaching a later leader is answered
+                            // from the session.
+                            if let (true, Ok(answer)) = (leader, answer) {
+                                let seq = cmd.seq;
+                                o.send(
+                                    Id::from(cmd.client as usize),
+                                    Msg::Reply {
+                                        seq,
+                                        answer: answer.into(),
+                                    },
+                                );
+                            }
+                            sv.applied.insert(i, (slot, cmd));
+                        }
+                    }
+                }
+                Effect::Redirect { cmd, leader } => {
+                    o.send(
+                        Id::from(cmd.client as usize),
+                        Msg::Redirect {
+                            seq: cmd.seq,
+                            leader,
+                        },
+                    );
+                }
+            }
+        }
+        let status = s.replica.status();
+        let term = status.term;
+        if term < s.saved.term || saved.as_ref().is_some_and(|sv| term < sv.term) {
+            s.checks.fail(HostCheck::Terms);
+        }
+        // The replica's memory dies with a torn step: only a term some send exposed counts.
+        let exposed = !torn || sent;
+        if exposed && term > s.saved.term && saved.is_none() {
+            saved = Some((**s.saved).clone());
+        }
+        if !torn && status.commit > s.known_commit {
+            // Learn which newly committed slots are no-ops (they are not reported).
+            let committed = s.replica.committed();
+            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+            for (&slot, entry) in committed.range(s.known_commit + 1..=status.commit) {
+                if entry.is_none() {
+                    if let Err(i) = sv.noops.binary_search(&slot) {
+                        sv.noops.insert(i, slot);
+                    }
+                }
+            }
+            s.known_commit = status.commit;
+        }
+        if torn {
+            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+            sv.torn_crashes = sv.torn_crashes.saturating_add(1);
+        }
+        if let Some(mut sv) = saved {
+            if exposed {
+                sv.term = sv.term.max(term);
+            }
+            s.saved = Arc::new(Hashed::new(sv));
+            o.save(s.saved.clone());
+        }
+    }
+
+    /// Run one replica step on a copy of the server state, check the protocol's step
+    /// invariants against the state before, and carry out the effects. Leaves `state`
+    /// borrowed when nothing happened, so stateright prunes the no-op.
+    pub(super) fn server_step(
+        &self,
+        state: &mut Cow<NodeState<R>>,
+        o: &mut ModelOut<R>,
+        f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
+    ) {
+        let Node::Server {
+            step_invariants, ..
+        } = self
+        else {
+            unreachable!()
+        };
+        let NodeState::Server(before) = &**state else {
+            unreachable!("servers have server state")
+        };
+        let mut s = before.clone();
+        let mut out = Out::<R, Cmd>::new();
+        f(&mut s.replica, &mut out);
+        if out.is_empty() && s.replica == before.replica {
+            return;
+        }
+        for (records, check) in step_invariants.iter() {
+            if check(&before.replica, &s.replica).is_err() {
+                s.checks.fail(*records);
+            }
+        }
+        self.host(&mut s, &mut out, o, None);
+        *state = Cow::Owned(NodeState::Server(s));
+    }
+}
+
+/// Bug zoo B2 when the feature is on; plain session apply otherwise.
+trait ApplyMaybeTwice {
+    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv>;
+}
+
+impl ApplyMaybeTwice for Sessions<Kv> {
+    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv> {
+        #[cfg(feature = "bug-zoo")]
+        {
+            self.apply_without_dedup(cmd)
+        }
+        #[cfg(not(feature = "bug-zoo"))]
+        {
+            self.apply(cmd)
+        }
+    }
+}
