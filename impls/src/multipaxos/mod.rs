@@ -183,6 +183,35 @@ pub enum PaxosWrite<C> {
     },
 }
 
+/// What a replica keeps only while it holds one role. Leaving a role drops that role's state
+/// with it, so nothing stale survives into the next, and each bitmask means one thing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RoleState<C> {
+    /// Heard from a live leader since the last election timeout (the lease).
+    Follower { leader_alive: bool },
+    /// Running phase 1: `promises` is the bitmask of members that promised our ballot; phase 1
+    /// covers slots from `p1_from` on (commit + 1 when it started); `recovered` holds the
+    /// highest-ballot acceptance reported per slot from `p1_from` on.
+    Candidate {
+        promises: u8,
+        p1_from: Slot,
+        recovered: Vec<Option<Entry<C>>>,
+    },
+    /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
+    /// acceptance bitmask of each open slot `commit + 1 ..= log.len()`.
+    Leader { heard: u8, acks: Vec<u8> },
+}
+
+impl<C> RoleState<C> {
+    fn role(&self) -> Role {
+        match self {
+            RoleState::Follower { .. } => Role::Follower,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader { .. } => Role::Leader,
+        }
+    }
+}
+
 /// A multi-Paxos replica carrying commands `C`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MultiPaxos<C> {
@@ -196,25 +225,32 @@ pub struct MultiPaxos<C> {
     log: Vec<Option<Entry<C>>>,
 
     // Volatile.
-    role: Role,
+    state: RoleState<C>,
     leader: Option<NodeId>,
     /// Every slot up to here is chosen and holds the chosen value.
     commit: Slot,
-    /// The ballot this proposer runs (candidates and leaders).
+    /// The ballot this proposer runs (candidates and leaders) or ran last: kept after it
+    /// leaves the role, so that answers to that ballot are known to be obsolete.
     ballot: Ballot,
-    /// Followers: heard from a live leader since the last election timeout (the lease).
-    leader_alive: bool,
-    /// Candidates: bitmask of promises; leaders: bitmask of members heard from lately.
-    votes: u8,
-    /// Candidates: phase 1 covers slots from here on (commit + 1 when it started).
-    p1_from: Slot,
-    /// Candidates: the highest-ballot acceptance reported per slot from `p1_from` on.
-    recovered: Vec<Option<Entry<C>>>,
-    /// Leaders: acceptance bitmask of each open slot `commit + 1 ..= log.len()`.
-    acks: Vec<u8>,
 }
 
 impl<C: Command> MultiPaxos<C> {
+    fn role(&self) -> Role {
+        self.state.role()
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.state, RoleState::Leader { .. })
+    }
+
+    /// A leader's acceptance bitmasks of its open slots.
+    fn acks(&mut self) -> &mut Vec<u8> {
+        match &mut self.state {
+            RoleState::Leader { acks, .. } => acks,
+            _ => unreachable!("only a leader counts acceptances"),
+        }
+    }
+
     fn pos(&self, node: NodeId) -> Option<usize> {
         self.members.iter().position(|&m| m == node)
     }
@@ -261,12 +297,12 @@ impl<C: Command> MultiPaxos<C> {
 
     /// Give up candidacy or leadership; `leader` is the best guess of who leads now.
     fn step_down(&mut self, leader: Option<NodeId>, out: &mut Out<Self, C>) {
-        let was_leader = self.role == Role::Leader;
-        self.role = Role::Follower;
+        let was_leader = self.is_leader();
+        // Only a candidate or a leader steps down, and neither holds a lease.
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
         self.leader = leader;
-        self.votes = 0;
-        self.recovered.clear();
-        self.acks.clear();
         if was_leader {
             out.cancel_timer(PaxosTimer::Heartbeat);
             self.arm_election_timer(out);
@@ -287,20 +323,21 @@ impl<C: Command> MultiPaxos<C> {
         // Durable before the ballot is used, so a restarted proposer never reuses it.
         out.persist(PaxosWrite::Tried(round));
         self.ballot = Ballot { round, node };
-        self.role = Role::Candidate;
         self.leader = None;
-        self.leader_alive = false;
-        self.votes = 1 << self.me();
-        self.p1_from = self.commit + 1;
-        self.recovered.clear();
-        self.acks.clear();
+        let promises = 1 << self.me();
+        let p1_from = self.commit + 1;
+        self.state = RoleState::Candidate {
+            promises,
+            p1_from,
+            recovered: Vec::new(),
+        };
         self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
+        if self.has_quorum(promises) {
             return self.become_leader(out); // a cluster of one
         }
         let msg = PaxosMsg::Prepare {
             ballot: self.ballot,
-            from: self.p1_from,
+            from: p1_from,
         };
         for p in self.peers() {
             out.send(p, msg.clone());
@@ -324,7 +361,19 @@ impl<C: Command> MultiPaxos<C> {
     /// Phase 1 succeeded: promise our own ballot, re-propose the highest-ballot value of
     /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
     fn become_leader(&mut self, out: &mut Out<Self, C>) {
-        debug_assert_eq!(self.role, Role::Candidate);
+        let RoleState::Candidate {
+            p1_from: from,
+            mut recovered,
+            ..
+        } = std::mem::replace(
+            &mut self.state,
+            RoleState::Follower {
+                leader_alive: false,
+            },
+        )
+        else {
+            unreachable!("only a candidate becomes leader")
+        };
         debug_assert!(
             self.promised <= self.ballot || self.cfg.any_bug(),
             "promised above our own ballot"
@@ -332,16 +381,14 @@ impl<C: Command> MultiPaxos<C> {
         // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
         // the same (chosen) values for them, so recovering from `p1_from` stays correct.
         debug_assert!(
-            self.p1_from <= self.commit + 1,
+            from <= self.commit + 1,
             "phase 1 starts at most past the commit point"
         );
         let b = self.ballot;
         self.promised = max(self.promised, b);
         out.persist(PaxosWrite::Promise(self.promised));
         // Our own acceptor is part of the quorum: read what it accepted now that it promised.
-        let from = self.p1_from;
         let own: Vec<Option<Entry<C>>> = self.log.get(from as usize - 1..).unwrap_or(&[]).to_vec();
-        let mut recovered = std::mem::take(&mut self.recovered);
         Self::merge(&mut recovered, &own);
         // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
         let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
@@ -398,12 +445,10 @@ impl<C: Command> MultiPaxos<C> {
                 cmds: run.clone(),
             });
         }
-        self.role = Role::Leader;
         self.leader = Some(self.id);
-        self.votes = 1 << self.me();
         // One bitmask per open slot (above the commit point), our own acceptance in each.
         let me = 1 << self.me();
-        self.acks = (self.commit + 1..=self.last())
+        let acks = (self.commit + 1..=self.last())
             .map(|s| {
                 if self.log[s as usize - 1].is_some() {
                     me
@@ -412,6 +457,7 @@ impl<C: Command> MultiPaxos<C> {
                 }
             })
             .collect();
+        self.state = RoleState::Leader { heard: me, acks };
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {
@@ -471,12 +517,12 @@ impl<C: Command> MultiPaxos<C> {
 
     /// Leader: advance the commit point over every slot a quorum accepted in our ballot.
     fn advance_leader_commit(&mut self, out: &mut Out<Self, C>) {
-        let mut n = 0;
-        while n < self.acks.len() && self.has_quorum(self.acks[n]) {
-            n += 1;
-        }
+        let RoleState::Leader { acks, .. } = &self.state else {
+            unreachable!("only a leader commits by counting")
+        };
+        let n = acks.iter().take_while(|&&a| self.has_quorum(a)).count();
         if n > 0 {
-            self.acks.drain(..n);
+            self.acks().drain(..n);
             self.commit_to(self.commit + n as Slot, out);
         }
     }
@@ -507,7 +553,11 @@ impl<C: Command> MultiPaxos<C> {
         // The lease: while a live leader (or we ourselves) leads, a prepare from anyone else
         // is a disruption, not a leader change. Ignoring it is always safe.
         let lease = self.cfg.check_quorum
-            && ((self.leader_alive && self.leader != Some(from)) || self.role == Role::Leader);
+            && match self.state {
+                RoleState::Follower { leader_alive } => leader_alive && self.leader != Some(from),
+                RoleState::Candidate { .. } => false,
+                RoleState::Leader { .. } => true,
+            };
         if lease && b > self.promised {
             return;
         }
@@ -525,7 +575,7 @@ impl<C: Command> MultiPaxos<C> {
         // A leader gives way to a higher ballot. A candidate's acceptor promises like any
         // other (it has not promised its own ballot yet) and the candidacy goes on: it can
         // only succeed if its own promise is still free when its quorum is complete.
-        if self.role == Role::Leader && b != self.ballot {
+        if self.is_leader() && b != self.ballot {
             self.step_down(Some(from), out);
         }
         // P7: the promise leaves before the raised promise is durable (the write follows it).
@@ -565,13 +615,22 @@ impl<C: Command> MultiPaxos<C> {
         accepted: Vec<Option<Entry<C>>>,
         out: &mut Out<Self, C>,
     ) {
-        if self.role != Role::Candidate || b != self.ballot || first != self.p1_from {
+        let Some(pos) = self.pos(from) else { return };
+        let RoleState::Candidate {
+            promises,
+            p1_from,
+            recovered,
+        } = &mut self.state
+        else {
+            return; // a stale answer
+        };
+        if b != self.ballot || first != *p1_from {
             return; // a stale or duplicate answer
         }
-        let Some(pos) = self.pos(from) else { return };
-        Self::merge(&mut self.recovered, &accepted);
-        self.votes |= 1 << pos;
-        if !self.has_quorum(self.votes) {
+        Self::merge(recovered, &accepted);
+        *promises |= 1 << pos;
+        let promises = *promises;
+        if !self.has_quorum(promises) {
             return;
         }
         if self.promised > self.ballot {
@@ -609,17 +668,17 @@ impl<C: Command> MultiPaxos<C> {
         // A leader gives way to a higher ballot. A candidate backs off before a live leader
         // when leases are on (it could not win against it anyway); without leases it backs
         // off only before a ballot at least its own, since a higher ballot will win.
-        let back_off = self.role == Role::Leader || self.cfg.check_quorum || b >= self.ballot;
-        if self.role != Role::Follower && back_off {
+        let back_off = self.is_leader() || self.cfg.check_quorum || b >= self.ballot;
+        if self.role() != Role::Follower && back_off {
             debug_assert!(
-                self.role != Role::Leader || b > self.ballot || self.cfg.any_bug(),
+                !self.is_leader() || b > self.ballot || self.cfg.any_bug(),
                 "two leaders with ballot {b:?}"
             );
             self.step_down(Some(from), out);
         }
-        if self.role == Role::Follower {
+        if self.role() == Role::Follower {
             self.leader = Some(from);
-            self.leader_alive = true;
+            self.state = RoleState::Follower { leader_alive: true };
             self.arm_election_timer(out);
         }
         let upto = first + cmds.len() as Slot - 1;
@@ -706,14 +765,17 @@ impl<C: Command> MultiPaxos<C> {
         behind: bool,
         out: &mut Out<Self, C>,
     ) {
-        if self.role != Role::Leader || b != self.ballot {
+        let Some(pos) = self.pos(from) else { return };
+        let (commit, last) = (self.commit, self.last());
+        let RoleState::Leader { heard, acks } = &mut self.state else {
+            return;
+        };
+        if b != self.ballot {
             return;
         }
-        let Some(pos) = self.pos(from) else { return };
-        self.votes |= 1 << pos;
-        let lo = max(first, self.commit + 1);
-        for slot in lo..=upto.min(self.last()) {
-            self.acks[(slot - self.commit - 1) as usize] |= 1 << pos;
+        *heard |= 1 << pos;
+        for slot in max(first, commit + 1)..=upto.min(last) {
+            acks[(slot - commit - 1) as usize] |= 1 << pos;
         }
         self.advance_leader_commit(out);
         if !behind {
@@ -725,8 +787,9 @@ impl<C: Command> MultiPaxos<C> {
             Some(f_commit + 1)
         } else {
             let bit = 1 << pos;
-            (0..self.acks.len())
-                .find(|&i| self.acks[i] & bit == 0)
+            self.acks()
+                .iter()
+                .position(|&a| a & bit == 0)
                 .map(|i| self.commit + 1 + i as Slot)
         };
         let Some(lo) = lo else { return };
@@ -746,7 +809,7 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {
-        if self.role == Role::Follower || b != self.ballot || promised <= self.ballot {
+        if self.role() == Role::Follower || b != self.ballot || promised <= self.ballot {
             return;
         }
         // Someone promised a higher ballot: our leadership (or candidacy) is over.
@@ -787,15 +850,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             promised: d.promised,
             tried: d.tried,
             log: d.log,
-            role: Role::Follower,
+            state: RoleState::Follower {
+                leader_alive: false,
+            },
             leader: None,
             commit: 0,
             ballot: Ballot::ZERO,
-            leader_alive: false,
-            votes: 0,
-            p1_from: 0,
-            recovered: Vec::new(),
-            acks: Vec::new(),
         };
         r.arm_election_timer(out);
         r
@@ -833,14 +893,18 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn on_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
-        match (timer, self.role) {
+        match (timer, self.role()) {
             (PaxosTimer::Election, Role::Leader) => {
                 if !self.cfg.check_quorum {
                     return;
                 }
                 // Step down unless a quorum answered since the last check.
-                if self.votes.count_ones() as usize >= quorum(self.members.len()) {
-                    self.votes = 1 << self.me();
+                let me = 1 << self.me();
+                let RoleState::Leader { heard, .. } = &mut self.state else {
+                    unreachable!("matched a leader")
+                };
+                if heard.count_ones() as usize >= quorum(self.members.len()) {
+                    *heard = me;
                     self.arm_election_timer(out);
                 } else {
                     self.step_down(None, out);
@@ -856,7 +920,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             for cmd in cmds {
                 out.redirect(cmd, self.leader);
             }
@@ -875,7 +939,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             })
         }));
         let bit = 1u8 << self.me();
-        self.acks.resize(self.acks.len() + cmds.len(), bit);
+        let acks = self.acks();
+        acks.resize(acks.len() + cmds.len(), bit);
         out.persist(PaxosWrite::Accept {
             ballot: b,
             first,
@@ -887,7 +952,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn status(&self) -> Status {
         Status {
-            role: self.role,
+            role: self.role(),
             term: max(self.tried, self.promised.round),
             leader: self.leader,
             commit: self.commit,
@@ -987,7 +1052,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             return true;
         }
         let left =
-            |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role != role);
+            |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role() != role);
         match *msg {
             PaxosMsg::Prepare { .. } | PaxosMsg::Accept { .. } => false,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
@@ -995,7 +1060,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             PaxosMsg::Nack { ballot, promised } => {
                 ballot < self.ballot
                     || (ballot == self.ballot
-                        && (self.role == Role::Follower || promised <= self.ballot))
+                        && (self.role() == Role::Follower || promised <= self.ballot))
             }
         }
     }
@@ -1011,10 +1076,22 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.ballot = self.ballot.renamed(map);
         self.leader = self.leader.map(|n| map.id(n));
         rename_entries(&mut self.log, map);
-        rename_entries(&mut self.recovered, map);
-        self.votes = map.mask(&self.members, self.votes);
-        for a in &mut self.acks {
-            *a = map.mask(&self.members, *a);
+        match &mut self.state {
+            RoleState::Follower { .. } => {}
+            RoleState::Candidate {
+                promises,
+                recovered,
+                ..
+            } => {
+                *promises = map.mask(&self.members, *promises);
+                rename_entries(recovered, map);
+            }
+            RoleState::Leader { heard, acks } => {
+                *heard = map.mask(&self.members, *heard);
+                for a in acks {
+                    *a = map.mask(&self.members, *a);
+                }
+            }
         }
     }
 

@@ -183,6 +183,34 @@ struct Progress {
     paused: bool,
 }
 
+/// What a replica keeps only while it holds one role. Leaving a role drops that role's state
+/// with it, so nothing stale survives into the next (a leader's progress in a follower, a
+/// candidate's votes in a leader, a follower's lease in a candidate).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RoleState {
+    /// Heard from a current leader since the last election timeout (the lease behind
+    /// CheckQuorum's vote refusal).
+    Follower { leader_alive: bool },
+    /// PreVote round: bitmask (by member position) of pre-votes granted for `term + 1`.
+    PreCandidate { votes: u8 },
+    /// Bitmask (by member position) of votes granted in this election.
+    Candidate { votes: u8 },
+    /// `active`: bitmask of members heard from since the last CheckQuorum round.
+    /// `progress`: one entry per member (this replica's own entry is unused).
+    Leader { active: u8, progress: Vec<Progress> },
+}
+
+impl RoleState {
+    fn role(&self) -> Role {
+        match self {
+            RoleState::Follower { .. } => Role::Follower,
+            RoleState::PreCandidate { .. } => Role::PreCandidate,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader { .. } => Role::Leader,
+        }
+    }
+}
+
 /// A Raft replica carrying commands `C`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Raft<C> {
@@ -197,21 +225,28 @@ pub struct Raft<C> {
     log: Vec<Entry<C>>,
 
     // Volatile state.
-    role: Role,
+    state: RoleState,
     leader: Option<NodeId>,
     commit: Slot,
-    /// Candidates: bitmask (by member position) of votes granted in this election.
-    votes: u8,
-    /// Followers: heard from a current leader since the last election timeout (the lease
-    /// behind CheckQuorum's vote refusal).
-    leader_alive: bool,
-    /// Leaders: bitmask of members heard from since the last CheckQuorum round.
-    active: u8,
-    /// Leaders: one entry per member (this replica's own entry is unused).
-    progress: Vec<Progress>,
 }
 
 impl<C: Command> Raft<C> {
+    fn role(&self) -> Role {
+        self.state.role()
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.state, RoleState::Leader { .. })
+    }
+
+    /// A leader's view of the member at `pos`.
+    fn progress(&mut self, pos: usize) -> &mut Progress {
+        match &mut self.state {
+            RoleState::Leader { progress, .. } => &mut progress[pos],
+            _ => unreachable!("only a leader tracks progress"),
+        }
+    }
+
     fn pos(&self, node: NodeId) -> Option<usize> {
         self.members.iter().position(|&m| m == node)
     }
@@ -262,19 +297,21 @@ impl<C: Command> Raft<C> {
         });
     }
 
-    /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term.
+    /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term. The lease
+    /// starts lapsed, as etcd-raft's `becomeFollower` resets its leader: the caller that heard
+    /// from the leader itself renews it.
     fn become_follower(&mut self, term: u64, leader: Option<NodeId>, out: &mut Out<Self, C>) {
         debug_assert!(term >= self.term, "terms never go back");
-        let was_leader = self.role == Role::Leader;
+        let was_leader = self.is_leader();
         if term > self.term {
             self.term = term;
             self.voted_for = None;
             self.persist_hard_state(out);
         }
-        self.role = Role::Follower;
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
         self.leader = leader;
-        self.votes = 0;
-        self.progress.clear();
         if was_leader {
             out.cancel_timer(RaftTimer::Heartbeat);
             self.arm_election_timer(out);
@@ -285,15 +322,14 @@ impl<C: Command> Raft<C> {
     /// configured (diss. §9.6).
     fn campaign(&mut self, out: &mut Out<Self, C>) {
         self.leader = None;
-        self.leader_alive = false;
         if !self.cfg.pre_vote || self.cfg.bug(Bug::NoPreVote) {
             return self.start_election(out);
         }
         // The pre-vote asks for the next term without entering it: nobody changes state.
-        self.role = Role::PreCandidate;
-        self.votes = 1 << self.me();
+        let votes = 1 << self.me();
+        self.state = RoleState::PreCandidate { votes };
         self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
+        if self.has_quorum(votes) {
             return self.start_election(out); // a cluster of one
         }
         self.request_votes(self.term + 1, true, out);
@@ -301,13 +337,13 @@ impl<C: Command> Raft<C> {
 
     /// Enter a new term as a candidate, vote for ourselves durably, and ask for votes (§5.2).
     fn start_election(&mut self, out: &mut Out<Self, C>) {
-        self.role = Role::Candidate;
+        let votes = 1 << self.me();
+        self.state = RoleState::Candidate { votes };
         self.term += 1;
         self.voted_for = Some(self.id);
-        self.votes = 1 << self.me();
         self.persist_hard_state(out);
         self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
+        if self.has_quorum(votes) {
             return self.become_leader(out); // a cluster of one
         }
         self.request_votes(self.term, false, out);
@@ -330,32 +366,34 @@ impl<C: Command> Raft<C> {
 
     /// A majority granted this round's votes.
     fn win_vote_round(&mut self, out: &mut Out<Self, C>) {
-        match self.role {
+        match self.state {
             // The pre-vote only said we could win: now run the real election.
-            Role::PreCandidate => self.start_election(out),
-            Role::Candidate => self.become_leader(out),
-            Role::Follower | Role::Leader => unreachable!("only candidates count votes"),
+            RoleState::PreCandidate { .. } => self.start_election(out),
+            RoleState::Candidate { .. } => self.become_leader(out),
+            RoleState::Follower { .. } | RoleState::Leader { .. } => {
+                unreachable!("only candidates count votes")
+            }
         }
     }
 
     /// Won the election: initialise the followers' progress, append a no-op of this term
     /// (diss. §6.4) and announce leadership with it.
     fn become_leader(&mut self, out: &mut Out<Self, C>) {
-        debug_assert_eq!(self.role, Role::Candidate);
-        self.role = Role::Leader;
+        debug_assert_eq!(self.role(), Role::Candidate);
         self.leader = Some(self.id);
-        self.votes = 0;
-        self.active = 1 << self.me();
         let next = self.last_index() + 1;
-        self.progress = vec![
-            Progress {
-                next,
-                matched: 0,
-                replicating: false,
-                paused: false
-            };
-            self.members.len()
-        ];
+        self.state = RoleState::Leader {
+            active: 1 << self.me(),
+            progress: vec![
+                Progress {
+                    next,
+                    matched: 0,
+                    replicating: false,
+                    paused: false
+                };
+                self.members.len()
+            ],
+        };
         out.cancel_timer(RaftTimer::Election);
         self.append_local(
             vec![Entry {
@@ -391,7 +429,7 @@ impl<C: Command> Raft<C> {
     /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
     /// that sends the leader back; having sent nothing, it leaves `next` where it was.
     fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
-        let pr = self.progress[pos];
+        let pr = *self.progress(pos);
         if pr.paused && !heartbeat {
             return;
         }
@@ -409,7 +447,7 @@ impl<C: Command> Raft<C> {
             min(last, prev_index + self.cfg.max_batch as Slot)
         };
         let entries = self.log[prev_index as usize..end as usize].to_vec();
-        let pr = &mut self.progress[pos];
+        let pr = self.progress(pos);
         if pr.replicating {
             pr.next = end + 1;
         } else {
@@ -438,14 +476,13 @@ impl<C: Command> Raft<C> {
     fn maybe_commit(&mut self, out: &mut Out<Self, C>) {
         let me = self.me();
         let last = self.last_index();
-        let mut matched: Vec<Slot> = (0..self.members.len())
-            .map(|pos| {
-                if pos == me {
-                    last
-                } else {
-                    self.progress[pos].matched
-                }
-            })
+        let RoleState::Leader { progress, .. } = &self.state else {
+            unreachable!("only a leader commits by counting")
+        };
+        let mut matched: Vec<Slot> = progress
+            .iter()
+            .enumerate()
+            .map(|(pos, pr)| if pos == me { last } else { pr.matched })
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[quorum(self.members.len()) - 1];
@@ -492,7 +529,10 @@ impl<C: Command> Raft<C> {
         // is a disruption, not an election: refuse without adopting its term.
         // A leader is its own live leader.
         let lease = self.cfg.check_quorum
-            && (self.leader_alive || self.role == Role::Leader)
+            && matches!(
+                self.state,
+                RoleState::Follower { leader_alive: true } | RoleState::Leader { .. }
+            )
             && !self.cfg.bug(Bug::NoPreVote);
         if lease && term > self.term {
             out.send(
@@ -522,7 +562,7 @@ impl<C: Command> Raft<C> {
             return;
         }
         if term > self.term {
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
                 return;
             }
             self.become_follower(term, None, out);
@@ -566,20 +606,21 @@ impl<C: Command> Raft<C> {
     ) {
         if term > self.term && !(pre_vote && granted) {
             // A refusal from a later term: our campaign is hopeless (§5.1).
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
                 return;
             }
             return self.become_follower(term, None, out);
         }
         let Some(pos) = self.pos(from) else { return };
-        let counts = match self.role {
-            Role::PreCandidate => pre_vote && term == self.term + 1,
-            Role::Candidate => !pre_vote && term == self.term,
-            _ => false,
+        let votes = match &mut self.state {
+            RoleState::PreCandidate { votes } if pre_vote && term == self.term + 1 => votes,
+            RoleState::Candidate { votes } if !pre_vote && term == self.term => votes,
+            _ => return,
         };
-        if counts && granted {
-            self.votes |= 1 << pos;
-            if self.has_quorum(self.votes) {
+        if granted {
+            *votes |= 1 << pos;
+            let votes = *votes;
+            if self.has_quorum(votes) {
                 self.win_vote_round(out);
             }
         }
@@ -607,20 +648,20 @@ impl<C: Command> Raft<C> {
             );
             return;
         }
-        if term > self.term && self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+        if term > self.term && self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
             return;
         }
-        if term > self.term || self.role != Role::Follower {
+        if term > self.term || self.role() != Role::Follower {
             // A leader of our term or later exists (§5.2: a candidate that hears from the
             // leader of its term steps down).
             debug_assert!(
-                self.role != Role::Leader || term > self.term || self.cfg.any_bug(),
+                !self.is_leader() || term > self.term || self.cfg.any_bug(),
                 "two leaders in term {term}"
             );
             self.become_follower(term, Some(from), out);
         }
         self.leader = Some(from);
-        self.leader_alive = true;
+        self.state = RoleState::Follower { leader_alive: true };
         self.arm_election_timer(out);
 
         // §5.3 consistency check.
@@ -711,20 +752,20 @@ impl<C: Command> Raft<C> {
         out: &mut Out<Self, C>,
     ) {
         if term > self.term {
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
                 return;
             }
             return self.become_follower(term, None, out);
         }
-        if self.role != Role::Leader || term < self.term {
-            return;
-        }
         let Some(pos) = self.pos(from) else { return };
-        self.active |= 1 << pos;
+        match &mut self.state {
+            RoleState::Leader { active, .. } if term == self.term => *active |= 1 << pos,
+            _ => return,
+        }
         match result {
             AppendResult::StaleTerm => {}
             AppendResult::Ok { matched } => {
-                let pr = &mut self.progress[pos];
+                let pr = self.progress(pos);
                 pr.paused = false;
                 pr.replicating = true;
                 if matched > pr.matched {
@@ -740,7 +781,7 @@ impl<C: Command> Raft<C> {
                 conflict_term,
                 conflict_index,
             } => {
-                let pr = self.progress[pos];
+                let pr = *self.progress(pos);
                 // Ignore a reject that answers an older append than the one outstanding.
                 if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
                     return;
@@ -754,7 +795,7 @@ impl<C: Command> Raft<C> {
                     },
                     None => conflict_index,
                 };
-                let pr = &mut self.progress[pos];
+                let pr = self.progress(pos);
                 pr.next = max(pr.matched + 1, min(next, prev_index));
                 pr.replicating = false;
                 pr.paused = false;
@@ -796,13 +837,11 @@ impl<C: Command> Replica<C> for Raft<C> {
             term: d.term,
             voted_for: d.voted_for,
             log: d.log,
-            role: Role::Follower,
+            state: RoleState::Follower {
+                leader_alive: false,
+            },
             leader: None,
             commit: 0,
-            votes: 0,
-            leader_alive: false,
-            active: 0,
-            progress: Vec::new(),
         };
         r.arm_election_timer(out);
         r
@@ -836,14 +875,18 @@ impl<C: Command> Replica<C> for Raft<C> {
     }
 
     fn on_timer(&mut self, timer: RaftTimer, out: &mut Out<Self, C>) {
-        match (timer, self.role) {
+        match (timer, self.role()) {
             (RaftTimer::Election, Role::Leader) => {
                 // CheckQuorum (diss. §6.2): step down unless a majority answered lately.
                 if !self.cfg.check_quorum {
                     return;
                 }
-                if self.has_quorum(self.active) {
-                    self.active = 1 << self.me();
+                let me = 1 << self.me();
+                let RoleState::Leader { active, .. } = &mut self.state else {
+                    unreachable!("matched a leader")
+                };
+                if active.count_ones() as usize >= quorum(self.members.len()) {
+                    *active = me;
                     self.arm_election_timer(out);
                 } else {
                     let term = self.term;
@@ -867,7 +910,7 @@ impl<C: Command> Replica<C> for Raft<C> {
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             for cmd in cmds {
                 out.redirect(cmd, self.leader);
             }
@@ -892,7 +935,7 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn status(&self) -> Status {
         Status {
-            role: self.role,
+            role: self.role(),
             term: self.term,
             leader: self.leader,
             commit: self.commit,
@@ -989,10 +1032,10 @@ impl<C: Command> Replica<C> for Raft<C> {
                 ..
             } => term <= self.term,
             RaftMsg::Vote { term, .. } => {
-                term < self.term || (term == self.term && self.role != Role::Candidate)
+                term < self.term || (term == self.term && self.role() != Role::Candidate)
             }
             RaftMsg::AppendReply { term, .. } => {
-                term < self.term || (term == self.term && self.role != Role::Leader)
+                term < self.term || (term == self.term && !self.is_leader())
             }
         }
     }
@@ -1005,9 +1048,16 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.id = map.id(self.id);
         self.voted_for = self.voted_for.map(|n| map.id(n));
         self.leader = self.leader.map(|n| map.id(n));
-        self.votes = map.mask(&self.members, self.votes);
-        self.active = map.mask(&self.members, self.active);
-        map.by_position(&self.members, &mut self.progress);
+        match &mut self.state {
+            RoleState::Follower { .. } => {}
+            RoleState::PreCandidate { votes } | RoleState::Candidate { votes } => {
+                *votes = map.mask(&self.members, *votes);
+            }
+            RoleState::Leader { active, progress } => {
+                *active = map.mask(&self.members, *active);
+                map.by_position(&self.members, progress);
+            }
+        }
     }
 
     fn rename_durable(durable: &mut RaftDurable<C>, map: &Renaming) {
@@ -1046,7 +1096,7 @@ impl<C: Command> Raft<C> {
 /// Election Safety: at most one leader in any term.
 fn election_safety<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();
-    for r in rs.iter().filter(|r| r.role == Role::Leader) {
+    for r in rs.iter().filter(|r| r.is_leader()) {
         if let Some(other) = leaders.insert(r.term, r.id) {
             return Err(format!("{other} and {} both lead term {}", r.id, r.term));
         }
@@ -1080,7 +1130,7 @@ fn log_matching<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
 /// replica learned it no later than the leader's term (whatever it learned was committed by a
 /// leader of a term no higher than its own current term).
 fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
-    for l in rs.iter().filter(|r| r.role == Role::Leader) {
+    for l in rs.iter().filter(|r| r.is_leader()) {
         for r in rs.iter().filter(|r| r.term <= l.term) {
             let c = r.commit as usize;
             // A buggy replica (bug zoo R6) can hold a commit point past its own log.
