@@ -108,6 +108,34 @@ pub enum RaftMsg<C> {
     AppendReply { term: u64, result: AppendResult },
 }
 
+impl<C> RaftMsg<C> {
+    /// The term the message carries: its sender's current term, except that a pre-vote
+    /// request carries the term its sender would campaign in and a granted pre-vote echoes it.
+    pub fn term(&self) -> u64 {
+        match self {
+            RaftMsg::RequestVote { term, .. }
+            | RaftMsg::Vote { term, .. }
+            | RaftMsg::Append { term, .. }
+            | RaftMsg::AppendReply { term, .. } => *term,
+        }
+    }
+
+    /// A later term that the receiver does not adopt: PreVote asks about a term without
+    /// entering it (diss. §9.6), and a grant of that question enters nothing either. A
+    /// pre-vote *refusal* carries the refuser's real term, which is adopted.
+    fn keeps_term(&self) -> bool {
+        matches!(
+            self,
+            RaftMsg::RequestVote { pre_vote: true, .. }
+                | RaftMsg::Vote {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }
+        )
+    }
+}
+
 /// The outcome of an AppendEntries at the follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AppendResult {
@@ -511,6 +539,16 @@ impl<C: Command> Raft<C> {
         self.commit = to;
     }
 
+    /// CheckQuorum's lease: a follower heard from a live leader lately, or we lead ourselves.
+    fn in_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && matches!(
+                self.state,
+                RoleState::Follower { leader_alive: true } | RoleState::Leader { .. }
+            )
+            && !self.cfg.bug(Bug::NoPreVote)
+    }
+
     /// §5.4.1: is a log ending at (`last_term`, `last_index`) at least as up-to-date as ours?
     fn log_ok(&self, last_term: u64, last_index: Slot) -> bool {
         (last_term, last_index) >= (self.last_term(), self.last_index())
@@ -525,26 +563,6 @@ impl<C: Command> Raft<C> {
         pre_vote: bool,
         out: &mut Out<Self, C>,
     ) {
-        // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a vote request
-        // is a disruption, not an election: refuse without adopting its term.
-        // A leader is its own live leader.
-        let lease = self.cfg.check_quorum
-            && matches!(
-                self.state,
-                RoleState::Follower { leader_alive: true } | RoleState::Leader { .. }
-            )
-            && !self.cfg.bug(Bug::NoPreVote);
-        if lease && term > self.term {
-            out.send(
-                from,
-                RaftMsg::Vote {
-                    term: self.term,
-                    granted: false,
-                    pre_vote,
-                },
-            );
-            return;
-        }
         let log_ok = self.log_ok(last_term, last_index) || self.cfg.bug(Bug::VoteWithoutLogCheck);
         if pre_vote {
             // A pre-vote changes nothing here: grant if a real vote in that term could be
@@ -560,12 +578,6 @@ impl<C: Command> Raft<C> {
                 },
             );
             return;
-        }
-        if term > self.term {
-            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            self.become_follower(term, None, out);
         }
         let free = match self.voted_for {
             None => true,
@@ -604,13 +616,6 @@ impl<C: Command> Raft<C> {
         pre_vote: bool,
         out: &mut Out<Self, C>,
     ) {
-        if term > self.term && !(pre_vote && granted) {
-            // A refusal from a later term: our campaign is hopeless (§5.1).
-            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            return self.become_follower(term, None, out);
-        }
         let Some(pos) = self.pos(from) else { return };
         let votes = match &mut self.state {
             RoleState::PreCandidate { votes } if pre_vote && term == self.term + 1 => votes,
@@ -637,25 +642,11 @@ impl<C: Command> Raft<C> {
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
-        if term < self.term {
-            // §5.1: refuse a stale leader, telling it our term so it steps down.
-            out.send(
-                from,
-                RaftMsg::AppendReply {
-                    term: self.term,
-                    result: AppendResult::StaleTerm,
-                },
-            );
-            return;
-        }
-        if term > self.term && self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-            return;
-        }
-        if term > self.term || self.role() != Role::Follower {
-            // A leader of our term or later exists (§5.2: a candidate that hears from the
-            // leader of its term steps down).
+        if self.role() != Role::Follower {
+            // A leader of our term exists (§5.2: a candidate that hears from the leader of its
+            // term steps down).
             debug_assert!(
-                !self.is_leader() || term > self.term || self.cfg.any_bug(),
+                !self.is_leader() || self.cfg.any_bug(),
                 "two leaders in term {term}"
             );
             self.become_follower(term, Some(from), out);
@@ -744,22 +735,11 @@ impl<C: Command> Raft<C> {
         );
     }
 
-    fn on_append_reply(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        result: AppendResult,
-        out: &mut Out<Self, C>,
-    ) {
-        if term > self.term {
-            if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            return self.become_follower(term, None, out);
-        }
+    /// An answer to our append of the current term (`on_message` dropped older ones).
+    fn on_append_reply(&mut self, from: NodeId, result: AppendResult, out: &mut Out<Self, C>) {
         let Some(pos) = self.pos(from) else { return };
         match &mut self.state {
-            RoleState::Leader { active, .. } if term == self.term => *active |= 1 << pos,
+            RoleState::Leader { active, .. } => *active |= 1 << pos,
             _ => return,
         }
         match result {
@@ -851,6 +831,51 @@ impl<C: Command> Replica<C> for Raft<C> {
         if from == self.id || self.pos(from).is_none() {
             return; // not a peer: ignore rather than trust it
         }
+        // The term is checked once, here, as etcd-raft's `Step` does (§5.1): the handlers
+        // below see messages of the current term, or a pre-vote's next term.
+        let term = msg.term();
+        if term > self.term {
+            if let RaftMsg::RequestVote { pre_vote, .. } = msg {
+                if self.in_lease() {
+                    // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a
+                    // vote request is a disruption, not an election: refuse without adopting
+                    // its term.
+                    let term = self.term;
+                    let refusal = RaftMsg::Vote {
+                        term,
+                        granted: false,
+                        pre_vote,
+                    };
+                    return out.send(from, refusal);
+                }
+            }
+            if !msg.keeps_term() {
+                if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+                    return;
+                }
+                // A refusal or a reply from a later term ends a campaign or a leadership; an
+                // append names the new term's leader.
+                let leader = matches!(msg, RaftMsg::Append { .. }).then_some(from);
+                self.become_follower(term, leader, out);
+            }
+        } else if term < self.term {
+            // A stale request is refused with our term, so that its sender catches up (a
+            // stale leader steps down); a stale reply answers nothing we still wait for.
+            let term = self.term;
+            let refusal = match msg {
+                RaftMsg::RequestVote { pre_vote, .. } => RaftMsg::Vote {
+                    term,
+                    granted: false,
+                    pre_vote,
+                },
+                RaftMsg::Append { .. } => RaftMsg::AppendReply {
+                    term,
+                    result: AppendResult::StaleTerm,
+                },
+                RaftMsg::Vote { .. } | RaftMsg::AppendReply { .. } => return,
+            };
+            return out.send(from, refusal);
+        }
         match msg {
             RaftMsg::RequestVote {
                 term,
@@ -870,7 +895,7 @@ impl<C: Command> Replica<C> for Raft<C> {
                 entries,
                 commit,
             } => self.on_append(from, term, prev_index, prev_term, entries, commit, out),
-            RaftMsg::AppendReply { term, result } => self.on_append_reply(from, term, result, out),
+            RaftMsg::AppendReply { result, .. } => self.on_append_reply(from, result, out),
         }
     }
 
