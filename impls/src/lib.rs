@@ -15,6 +15,8 @@
 //! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
 //! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
 
+#![warn(missing_docs)]
+
 pub mod bugs;
 pub mod driver;
 pub mod multipaxos;

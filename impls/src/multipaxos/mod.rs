@@ -117,33 +117,55 @@ pub struct Entry<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PaxosMsg<C> {
     /// Phase 1a for every slot from `from` on.
-    Prepare { ballot: Ballot, from: Slot },
+    Prepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The first slot phase 1 covers.
+        from: Slot,
+    },
     /// Phase 1b: the promise, with what the acceptor accepted from slot `from` on (`None`:
     /// nothing accepted in that slot).
     Promise {
+        /// The ballot promised.
         ballot: Ballot,
+        /// The first slot reported (the prepare's `from`).
         from: Slot,
+        /// What the acceptor accepted, per slot from `from` on.
         accepted: Vec<Option<Entry<C>>>,
     },
     /// Phase 2a for slots `first..first + cmds.len()`, carrying the leader's commit point.
     /// With no `cmds` it is a heartbeat.
     Accept {
+        /// The leader's ballot.
         ballot: Ballot,
+        /// The slot of the first command (for a heartbeat: one past the leader's last slot).
         first: Slot,
+        /// The values, `None` for a no-op.
         cmds: Vec<Option<C>>,
+        /// The leader's commit point.
         commit: Slot,
     },
     /// Phase 2b for slots `first..=upto` (none if `upto < first`). `commit` is the acceptor's
     /// commit point; `behind` says it could not learn up to the leader's.
     Accepted {
+        /// The ballot accepted in.
         ballot: Ballot,
+        /// The first slot acknowledged.
         first: Slot,
+        /// The last slot acknowledged.
         upto: Slot,
+        /// The acceptor's commit point.
         commit: Slot,
+        /// The acceptor lacks chosen or open slots the leader should re-send.
         behind: bool,
     },
     /// Refusal: the acceptor promised `promised`, above `ballot`.
-    Nack { ballot: Ballot, promised: Ballot },
+    Nack {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The acceptor's promise.
+        promised: Ballot,
+    },
 }
 
 /// Multi-Paxos timers.
@@ -185,8 +207,11 @@ pub enum PaxosWrite<C> {
     Tried(u64),
     /// Accept `cmds` at `ballot` in slots `first..` (raising the promise to `ballot` if lower).
     Accept {
+        /// The ballot accepted in.
         ballot: Ballot,
+        /// The slot of the first value.
         first: Slot,
+        /// The values, `None` for a no-op.
         cmds: Vec<Option<C>>,
     },
 }

@@ -92,34 +92,51 @@ pub enum RaftMsg<C> {
     /// RequestVote. With `pre_vote`, `term` is the term the sender *would* campaign in and
     /// nobody changes state on receiving it.
     RequestVote {
+        /// The candidate's term (or, with `pre_vote`, the term it would campaign in).
         term: u64,
+        /// The index of the candidate's last log entry (§5.4.1).
         last_index: Slot,
+        /// The term of the candidate's last log entry (§5.4.1).
         last_term: u64,
+        /// A PreVote question rather than a real request.
         pre_vote: bool,
     },
     /// Reply to RequestVote. For a granted pre-vote, `term` echoes the requested term.
     Vote {
+        /// The voter's term (or the requested term, for a granted pre-vote).
         term: u64,
+        /// Whether the vote (or pre-vote) was granted.
         granted: bool,
+        /// Answers a pre-vote request.
         pre_vote: bool,
     },
     /// AppendEntries: `entries` follow slot `prev_index`, whose term is `prev_term`. Empty
     /// entries make a heartbeat.
     Append {
+        /// The leader's term.
         term: u64,
+        /// The slot just before `entries`.
         prev_index: Slot,
+        /// The term of the leader's entry at `prev_index`.
         prev_term: u64,
+        /// The entries from slot `prev_index + 1` on.
         entries: Vec<Entry<C>>,
+        /// The leader's commit point.
         commit: Slot,
     },
     /// Reply to AppendEntries.
-    AppendReply { term: u64, result: AppendResult },
+    AppendReply {
+        /// The follower's term.
+        term: u64,
+        /// What the follower did with the append.
+        result: AppendResult,
+    },
 }
 
 impl<C> RaftMsg<C> {
     /// The term the message carries: its sender's current term, except that a pre-vote
     /// request carries the term its sender would campaign in and a granted pre-vote echoes it.
-    pub fn term(&self) -> u64 {
+    pub(crate) fn term(&self) -> u64 {
         match self {
             RaftMsg::RequestVote { term, .. }
             | RaftMsg::Vote { term, .. }
@@ -148,14 +165,20 @@ impl<C> RaftMsg<C> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AppendResult {
     /// The follower's log matches the leader's up to `matched`.
-    Ok { matched: Slot },
+    Ok {
+        /// The last slot known to match.
+        matched: Slot,
+    },
     /// The follower has no entry at `prev_index` with the leader's term there. The hint lets
     /// the leader skip back: `conflict_term` is the term the follower has at `prev_index` (if
     /// any) and `conflict_index` the first slot the follower holds of that term, or one past
     /// its last entry when its log is too short.
     Rejected {
+        /// The `prev_index` of the refused append.
         prev_index: Slot,
+        /// The follower's term at `prev_index`, if it has an entry there.
         conflict_term: Option<u64>,
+        /// Where the leader may resume: see above.
         conflict_index: Slot,
     },
     /// The request came from a stale term.
@@ -198,11 +221,18 @@ impl<C> Default for RaftDurable<C> {
 pub enum RaftWrite<C> {
     /// Set `currentTerm` and `votedFor`.
     HardState {
+        /// `currentTerm`.
         term: u64,
+        /// `votedFor` in `term`.
         voted_for: Option<NodeId>,
     },
     /// Delete every entry from slot `at` on, then append `entries` (the first at slot `at`).
-    Append { at: Slot, entries: Vec<Entry<C>> },
+    Append {
+        /// The first slot written.
+        at: Slot,
+        /// The entries from slot `at` on.
+        entries: Vec<Entry<C>>,
+    },
 }
 
 /// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
