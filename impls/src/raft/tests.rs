@@ -868,42 +868,37 @@ fn s5_3_follower_redirects_proposals_to_its_leader() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn s5_4_1_vote_refused_to_a_candidate_with_an_older_last_term() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(1, 1), entry(3, 2)]);
-    let out = recv(&mut r, 0, request_vote(4, 5, 2));
-    assert_eq!(sends(&out), vec![(0, vote(4, false))]);
-    assert_eq!(
-        (r.term, r.voted_for),
-        (4, None),
-        "the term is adopted even though the vote is refused"
-    );
-}
-
-#[test]
-fn s5_4_1_vote_refused_to_a_shorter_log_of_the_same_last_term() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(3, 1), entry(3, 2)]);
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(sends(&out), vec![(0, vote(4, false))]);
-}
-
-#[test]
-fn s5_4_1_vote_granted_to_an_equal_or_longer_log() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(3, 1)]);
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(sends(&out), vec![(0, vote(4, true))]);
-    let mut r = boot_with(
-        1,
-        3,
-        &plain(),
-        3,
-        vec![entry(2, 1), entry(2, 2), entry(2, 3)],
-    );
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(
-        sends(&out),
-        vec![(0, vote(4, true))],
-        "a later last term wins over length"
-    );
+fn s5_4_1_votes_go_only_to_logs_at_least_as_up_to_date() {
+    // §5.4.1: compare the last entries' terms first, then the lengths. Each row: the voter's
+    // log (entry terms), the candidate's (last index, last term), whether the vote is granted.
+    let cases: [(&[u64], Slot, u64, bool, &str); 5] = [
+        (
+            &[1, 3],
+            5,
+            2,
+            false,
+            "an older last term loses, however long",
+        ),
+        (
+            &[3, 3],
+            1,
+            3,
+            false,
+            "a shorter log of the same last term loses",
+        ),
+        (&[3], 1, 3, true, "an equal log wins"),
+        (&[3], 2, 3, true, "a longer log of the same last term wins"),
+        (&[2, 2, 2], 1, 3, true, "a later last term wins over length"),
+    ];
+    for (terms, last_index, last_term, granted, why) in cases {
+        let log = terms.iter().zip(1..).map(|(&t, c)| entry(t, c)).collect();
+        let mut r = boot_with(1, 3, &plain(), 3, log);
+        let out = recv(&mut r, 0, request_vote(4, last_index, last_term));
+        assert_eq!(sends(&out), vec![(0, vote(4, granted))], "{why}");
+        // The term is adopted whether or not the vote is granted.
+        let voted = granted.then_some(NodeId(0));
+        assert_eq!((r.term, r.voted_for), (4, voted), "{why}");
+    }
 }
 
 #[test]
