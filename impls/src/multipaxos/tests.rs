@@ -255,34 +255,27 @@ fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
 }
 
 #[test]
-fn acceptor_refuses_prepare_below_its_promise() {
-    // PMS §2.2 (P1a): a promise is never broken.
-    let d = PaxosDurable {
-        promised: b(2, 2),
-        tried: 0,
-        log: vec![],
-    };
-    let mut r = boot_with(1, 3, &Config::default(), d);
-    let out = recv(
-        &mut r,
-        0,
+fn acceptor_refuses_prepares_and_accepts_below_its_promise() {
+    // PMS §2.2 (P1a): a promise is never broken, neither by a promise nor by an acceptance.
+    let requests = [
         PaxosMsg::Prepare {
             ballot: b(1, 0),
             from: 1,
         },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            PaxosMsg::Nack {
-                ballot: b(1, 0),
-                promised: b(2, 2)
-            }
-        )]
-    );
-    assert!(writes(&out).is_empty());
-    assert_eq!(r.promised(), b(2, 2));
+        accept(b(1, 0), 1, vec![Some(5)], 0),
+    ];
+    for msg in requests {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![],
+        };
+        let mut r = boot_with(1, 3, &Config::default(), d);
+        let out = recv(&mut r, 0, msg.clone());
+        assert_eq!(sends(&out), vec![(0, nack(b(1, 0), b(2, 2)))], "{msg:?}");
+        assert!(writes(&out).is_empty(), "{msg:?}");
+        assert_eq!((r.promised(), r.log()), (b(2, 2), &[][..]), "{msg:?}");
+    }
 }
 
 #[test]
@@ -469,30 +462,6 @@ fn acceptor_persists_acceptance_before_answering() {
     );
     assert_eq!(r.promised(), b(1, 0), "accepting raises the promise");
     assert_eq!(r.status().leader, Some(NodeId(0)));
-}
-
-#[test]
-fn acceptor_refuses_accept_below_its_promise() {
-    // PMS §2.2 (P1a).
-    let d = PaxosDurable {
-        promised: b(2, 2),
-        tried: 0,
-        log: vec![],
-    };
-    let mut r = boot_with(1, 3, &Config::default(), d);
-    let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            PaxosMsg::Nack {
-                ballot: b(1, 0),
-                promised: b(2, 2)
-            }
-        )]
-    );
-    assert!(writes(&out).is_empty());
-    assert!(r.log().is_empty());
 }
 
 #[test]
