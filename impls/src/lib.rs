@@ -16,6 +16,8 @@
 //! * [`script`]: scripted interaction tests over the driver, with golden outputs.
 //! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
 
+#![warn(missing_docs)]
+
 pub mod bugs;
 pub mod driver;
 pub mod multipaxos;

@@ -131,17 +131,37 @@ impl<T: Clone + Debug + Eq + Hash + Ord + Send + 'static> Command for T {}
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect<M, W, T, C> {
     /// Send `msg` to peer `to`. Delivery may be lost, delayed, reordered or duplicated.
-    Send { to: NodeId, msg: M },
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        msg: M,
+    },
     /// Arm `timer` to fire once after a delay the host picks from `after`.
-    SetTimer { timer: T, after: Range<Duration> },
+    SetTimer {
+        /// The timer.
+        timer: T,
+        /// The range the host draws the delay from.
+        after: Range<Duration>,
+    },
     /// Disarm `timer` if it is armed.
     CancelTimer(T),
     /// Make `W` durable before any later send of this step.
     Persist(W),
     /// The command in `slot` is committed; apply it. Slots strictly increase.
-    Commit { slot: Slot, cmd: C },
+    Commit {
+        /// The slot (1-based).
+        slot: Slot,
+        /// The committed command.
+        cmd: C,
+    },
     /// This replica cannot take `cmd` (it is not the leader). `leader` is its best guess.
-    Redirect { cmd: C, leader: Option<NodeId> },
+    Redirect {
+        /// The command handed back.
+        cmd: C,
+        /// Who this replica believes leads, if anyone.
+        leader: Option<NodeId>,
+    },
 }
 
 /// The ordered effects of one or more steps.
@@ -429,7 +449,7 @@ impl Renaming<'_> {
     }
 
     /// Permute a vector indexed by position in `members`.
-    pub fn by_position<T: Clone>(&self, members: &[NodeId], v: &mut [T]) {
+    pub(crate) fn by_position<T: Clone>(&self, members: &[NodeId], v: &mut [T]) {
         if v.len() != members.len() {
             return;
         }

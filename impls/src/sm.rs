@@ -53,8 +53,11 @@ pub enum KvOp {
     Put(Key, Value),
     /// Write `new` if the key currently holds `expect` (`None`: the key is absent).
     Cas {
+        /// The key.
         key: Key,
+        /// The value the key must hold for the write to happen.
         expect: Option<Value>,
+        /// The value written.
         new: Value,
     },
 }
@@ -132,20 +135,41 @@ pub type Owner = u64;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LockOp {
     /// Take `lock` for `owner` if it is free (re-acquiring a lock one holds is idempotent).
-    Acquire { lock: LockId, owner: Owner },
+    Acquire {
+        /// The lock.
+        lock: LockId,
+        /// Who takes it.
+        owner: Owner,
+    },
     /// Give `lock` back; only its holder may.
-    Release { lock: LockId, owner: Owner },
+    Release {
+        /// The lock.
+        lock: LockId,
+        /// Who gives it back.
+        owner: Owner,
+    },
     /// A protected resource asks whether `token` is still the current holder's token of `lock`.
-    Validate { lock: LockId, token: u64 },
+    Validate {
+        /// The lock.
+        lock: LockId,
+        /// The fencing token to check.
+        token: u64,
+    },
 }
 
 /// The result of a [`LockOp`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LockOutput {
     /// The lock is held by the caller, with this fencing token.
-    Acquired { token: u64 },
+    Acquired {
+        /// The fencing token.
+        token: u64,
+    },
     /// The lock is held by someone else.
-    Busy { holder: Owner },
+    Busy {
+        /// The holder.
+        holder: Owner,
+    },
     /// The lock was released.
     Released,
     /// The caller does not hold the lock (release refused).
@@ -240,7 +264,12 @@ pub struct Request<Op> {
 pub enum SessionError {
     /// The request is older than what the client acknowledged: its result was discarded. A
     /// correct client never resends such a request.
-    Stale { client: ClientId, seq: u64 },
+    Stale {
+        /// The client.
+        client: ClientId,
+        /// The request's sequence number.
+        seq: u64,
+    },
 }
 
 impl std::fmt::Display for SessionError {

@@ -15,9 +15,9 @@
 //! crash point the driver names (nothing fails).
 
 use paxraft_impls::driver::{crash_points, Cluster, Envelope};
+use paxraft_impls::multipaxos;
 use paxraft_impls::multipaxos::{Ballot, MultiPaxos, PaxosMsg, PaxosTimer};
 use paxraft_impls::raft::{Raft, RaftMsg, RaftTimer};
-use paxraft_impls::{multipaxos, raft};
 use paxraft_impls::{Config, Effect, Effects, NodeId, Replica, Role};
 
 type Cmd = u32;
@@ -295,7 +295,7 @@ fn r11_vote_sent_before_persist_torn_crash_elects_two_leaders_in_one_term() {
         "{err}\n{}",
         c.trace.join("\n")
     );
-    assert!(violated(&c, raft::names::ELECTION_SAFETY).is_some());
+    assert!(violated(&c, paxraft_impls::raft::names::ELECTION_SAFETY).is_some());
 }
 
 #[test]

@@ -76,8 +76,16 @@ pub mod names {
     pub const COMMITTED_SLOTS_NEVER_CHANGE: &str = "committed slots never change";
 }
 
+mod invariants;
+mod phase1;
+mod phase2;
 #[cfg(test)]
 mod tests;
+
+use invariants::{
+    accepted_below_promise, committed_agree, committed_stable, one_value_per_slot,
+    promise_monotonic, term_monotonic,
+};
 
 /// A ballot: ordered by round, then node id (PMS §2.2: proposal numbers from disjoint sets).
 /// `Ballot::ZERO` is below every real ballot (real rounds start at 1).
@@ -109,33 +117,55 @@ pub struct Entry<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PaxosMsg<C> {
     /// Phase 1a for every slot from `from` on.
-    Prepare { ballot: Ballot, from: Slot },
+    Prepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The first slot phase 1 covers.
+        from: Slot,
+    },
     /// Phase 1b: the promise, with what the acceptor accepted from slot `from` on (`None`:
     /// nothing accepted in that slot).
     Promise {
+        /// The ballot promised.
         ballot: Ballot,
+        /// The first slot reported (the prepare's `from`).
         from: Slot,
+        /// What the acceptor accepted, per slot from `from` on.
         accepted: Vec<Option<Entry<C>>>,
     },
     /// Phase 2a for slots `first..first + cmds.len()`, carrying the leader's commit point.
     /// With no `cmds` it is a heartbeat.
     Accept {
+        /// The leader's ballot.
         ballot: Ballot,
+        /// The slot of the first command (for a heartbeat: one past the leader's last slot).
         first: Slot,
+        /// The values, `None` for a no-op.
         cmds: Vec<Option<C>>,
+        /// The leader's commit point.
         commit: Slot,
     },
     /// Phase 2b for slots `first..=upto` (none if `upto < first`). `commit` is the acceptor's
     /// commit point; `behind` says it could not learn up to the leader's.
     Accepted {
+        /// The ballot accepted in.
         ballot: Ballot,
+        /// The first slot acknowledged.
         first: Slot,
+        /// The last slot acknowledged.
         upto: Slot,
+        /// The acceptor's commit point.
         commit: Slot,
+        /// The acceptor lacks chosen or open slots the leader should re-send.
         behind: bool,
     },
     /// Refusal: the acceptor promised `promised`, above `ballot`.
-    Nack { ballot: Ballot, promised: Ballot },
+    Nack {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The acceptor's promise.
+        promised: Ballot,
+    },
 }
 
 /// Multi-Paxos timers.
@@ -177,10 +207,42 @@ pub enum PaxosWrite<C> {
     Tried(u64),
     /// Accept `cmds` at `ballot` in slots `first..` (raising the promise to `ballot` if lower).
     Accept {
+        /// The ballot accepted in.
         ballot: Ballot,
+        /// The slot of the first value.
         first: Slot,
+        /// The values, `None` for a no-op.
         cmds: Vec<Option<C>>,
     },
+}
+
+/// What a replica keeps only while it holds one role. Leaving a role drops that role's state
+/// with it, so nothing stale survives into the next, and each bitmask means one thing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RoleState<C> {
+    /// Heard from a live leader since the last election timeout (the lease).
+    Follower { leader_alive: bool },
+    /// Running phase 1: `promises` is the bitmask of members that promised our ballot; phase 1
+    /// covers slots from `p1_from` on (commit + 1 when it started); `recovered` holds the
+    /// highest-ballot acceptance reported per slot from `p1_from` on.
+    Candidate {
+        promises: u8,
+        p1_from: Slot,
+        recovered: Vec<Option<Entry<C>>>,
+    },
+    /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
+    /// acceptance bitmask of each open slot `commit + 1 ..= log.len()`.
+    Leader { heard: u8, acks: Vec<u8> },
+}
+
+impl<C> RoleState<C> {
+    fn role(&self) -> Role {
+        match self {
+            RoleState::Follower { .. } => Role::Follower,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader { .. } => Role::Leader,
+        }
+    }
 }
 
 /// A multi-Paxos replica carrying commands `C`.
@@ -196,25 +258,32 @@ pub struct MultiPaxos<C> {
     log: Vec<Option<Entry<C>>>,
 
     // Volatile.
-    role: Role,
+    state: RoleState<C>,
     leader: Option<NodeId>,
     /// Every slot up to here is chosen and holds the chosen value.
     commit: Slot,
-    /// The ballot this proposer runs (candidates and leaders).
+    /// The ballot this proposer runs (candidates and leaders) or ran last: kept after it
+    /// leaves the role, so that answers to that ballot are known to be obsolete.
     ballot: Ballot,
-    /// Followers: heard from a live leader since the last election timeout (the lease).
-    leader_alive: bool,
-    /// Candidates: bitmask of promises; leaders: bitmask of members heard from lately.
-    votes: u8,
-    /// Candidates: phase 1 covers slots from here on (commit + 1 when it started).
-    p1_from: Slot,
-    /// Candidates: the highest-ballot acceptance reported per slot from `p1_from` on.
-    recovered: Vec<Option<Entry<C>>>,
-    /// Leaders: acceptance bitmask of each open slot `commit + 1 ..= log.len()`.
-    acks: Vec<u8>,
 }
 
 impl<C: Command> MultiPaxos<C> {
+    fn role(&self) -> Role {
+        self.state.role()
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.state, RoleState::Leader { .. })
+    }
+
+    /// A leader's acceptance bitmasks of its open slots.
+    fn acks(&mut self) -> &mut Vec<u8> {
+        match &mut self.state {
+            RoleState::Leader { acks, .. } => acks,
+            _ => unreachable!("only a leader counts acceptances"),
+        }
+    }
+
     fn pos(&self, node: NodeId) -> Option<usize> {
         self.members.iter().position(|&m| m == node)
     }
@@ -258,501 +327,6 @@ impl<C: Command> MultiPaxos<C> {
             self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
         );
     }
-
-    /// Give up candidacy or leadership; `leader` is the best guess of who leads now.
-    fn step_down(&mut self, leader: Option<NodeId>, out: &mut Out<Self, C>) {
-        let was_leader = self.role == Role::Leader;
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes = 0;
-        self.recovered.clear();
-        self.acks.clear();
-        if was_leader {
-            out.cancel_timer(PaxosTimer::Heartbeat);
-            self.arm_election_timer(out);
-        }
-    }
-
-    /// Election timeout: start phase 1 with a fresh ballot above every round seen (PMS §3:
-    /// "a new leader ... executes phase 1 for infinitely many instances").
-    fn campaign(&mut self, out: &mut Out<Self, C>) {
-        let round = max(self.tried, self.promised.round) + 1;
-        // P3: without the node-id tiebreak two proposers may pick the same ballot.
-        let node = if self.cfg.bug(Bug::NonUniqueBallot) {
-            0
-        } else {
-            self.id.0
-        };
-        self.tried = round;
-        // Durable before the ballot is used, so a restarted proposer never reuses it.
-        out.persist(PaxosWrite::Tried(round));
-        self.ballot = Ballot { round, node };
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.leader_alive = false;
-        self.votes = 1 << self.me();
-        self.p1_from = self.commit + 1;
-        self.recovered.clear();
-        self.acks.clear();
-        self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
-            return self.become_leader(out); // a cluster of one
-        }
-        let msg = PaxosMsg::Prepare {
-            ballot: self.ballot,
-            from: self.p1_from,
-        };
-        for p in self.peers() {
-            out.send(p, msg.clone());
-        }
-    }
-
-    /// Keep, per slot, the acceptance with the highest ballot (PMS §2.2, P2c).
-    fn merge(recovered: &mut Vec<Option<Entry<C>>>, accepted: &[Option<Entry<C>>]) {
-        if recovered.len() < accepted.len() {
-            recovered.resize(accepted.len(), None);
-        }
-        for (slot, a) in recovered.iter_mut().zip(accepted) {
-            if let Some(a) = a {
-                if slot.as_ref().map_or(true, |s| a.ballot > s.ballot) {
-                    *slot = Some(a.clone());
-                }
-            }
-        }
-    }
-
-    /// Phase 1 succeeded: promise our own ballot, re-propose the highest-ballot value of
-    /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
-    fn become_leader(&mut self, out: &mut Out<Self, C>) {
-        debug_assert_eq!(self.role, Role::Candidate);
-        debug_assert!(
-            self.promised <= self.ballot || self.cfg.any_bug(),
-            "promised above our own ballot"
-        );
-        // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
-        // the same (chosen) values for them, so recovering from `p1_from` stays correct.
-        debug_assert!(
-            self.p1_from <= self.commit + 1,
-            "phase 1 starts at most past the commit point"
-        );
-        let b = self.ballot;
-        self.promised = max(self.promised, b);
-        out.persist(PaxosWrite::Promise(self.promised));
-        // Our own acceptor is part of the quorum: read what it accepted now that it promised.
-        let from = self.p1_from;
-        let own: Vec<Option<Entry<C>>> = self.log.get(from as usize - 1..).unwrap_or(&[]).to_vec();
-        let mut recovered = std::mem::take(&mut self.recovered);
-        Self::merge(&mut recovered, &own);
-        // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
-        let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
-            recovered.iter().map(Option::is_none).collect()
-        } else {
-            Vec::new()
-        };
-        let cmds: Vec<Option<C>> = if self.cfg.bug(Bug::SkipRecovery) {
-            // P5: nothing re-proposed; new commands go where values may already be chosen.
-            Vec::new()
-        } else if self.cfg.bug(Bug::IgnoreAcceptedValue) {
-            // P2: our own value (or a no-op) instead of the highest-ballot one reported.
-            (0..recovered.len())
-                .map(|i| own.get(i).cloned().flatten().and_then(|e| e.cmd))
-                .collect()
-        } else {
-            recovered
-                .into_iter()
-                .map(|e| e.and_then(|e| e.cmd))
-                .collect()
-        };
-        // With nothing re-proposed keep what we hold up to the commit point (P5 only: else
-        // an empty recovery means our own log ends before `from`).
-        let keep = if cmds.is_empty() {
-            max(from - 1, self.commit)
-        } else {
-            from - 1
-        };
-        self.log.truncate(keep as usize);
-        let hole = |i: usize| holes.get(i).copied().unwrap_or(false);
-        self.log.extend(cmds.iter().enumerate().map(|(i, cmd)| {
-            (!hole(i)).then(|| Entry {
-                ballot: b,
-                cmd: cmd.clone(),
-            })
-        }));
-        // The recovered slots as runs of consecutive proposals (one run unless P5-gap left
-        // holes between them).
-        let mut runs: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
-        for (i, cmd) in cmds.into_iter().enumerate() {
-            if hole(i) {
-                continue;
-            }
-            let slot = from + i as Slot;
-            match runs.last_mut() {
-                Some((first, run)) if *first + run.len() as Slot == slot => run.push(cmd),
-                _ => runs.push((slot, vec![cmd])),
-            }
-        }
-        for (first, run) in &runs {
-            out.persist(PaxosWrite::Accept {
-                ballot: b,
-                first: *first,
-                cmds: run.clone(),
-            });
-        }
-        self.role = Role::Leader;
-        self.leader = Some(self.id);
-        self.votes = 1 << self.me();
-        // One bitmask per open slot (above the commit point), our own acceptance in each.
-        let me = 1 << self.me();
-        self.acks = (self.commit + 1..=self.last())
-            .map(|s| {
-                if self.log[s as usize - 1].is_some() {
-                    me
-                } else {
-                    0
-                }
-            })
-            .collect();
-        if self.cfg.check_quorum {
-            self.arm_election_timer(out);
-        } else {
-            out.cancel_timer(PaxosTimer::Election);
-        }
-        self.arm_heartbeat(out);
-        // Phase 2 for the recovered slots; with none it announces the leadership.
-        if runs.is_empty() {
-            self.broadcast_accept(from, Vec::new(), out);
-        }
-        for (first, run) in runs {
-            self.broadcast_accept(first, run, out);
-        }
-        self.advance_leader_commit(out);
-    }
-
-    /// Send `cmds` (slots from `first`) at our ballot to every peer, at most `max_batch` a message.
-    fn broadcast_accept(&self, first: Slot, cmds: Vec<Option<C>>, out: &mut Out<Self, C>) {
-        let batch = self.cfg.max_batch;
-        let mut chunks: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
-        if cmds.is_empty() {
-            chunks.push((first, cmds));
-        } else {
-            for (k, c) in cmds.chunks(batch).enumerate() {
-                chunks.push((first + (k * batch) as Slot, c.to_vec()));
-            }
-        }
-        for p in self.peers() {
-            for (f, c) in &chunks {
-                out.send(
-                    p,
-                    PaxosMsg::Accept {
-                        ballot: self.ballot,
-                        first: *f,
-                        cmds: c.clone(),
-                        commit: self.commit,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Leader: the values of slots `first..=upto` (chosen ones up to the commit point, our
-    /// own proposals above it: all valid at our ballot), stopping short of a hole that only
-    /// P5-gap leaves (a no-op sent there would fill it).
-    fn values(&self, first: Slot, upto: Slot) -> Vec<Option<C>> {
-        let values: Vec<Option<C>> = self.log[first as usize - 1..upto as usize]
-            .iter()
-            .map_while(|e| e.as_ref().map(|e| e.cmd.clone()))
-            .collect();
-        debug_assert!(
-            values.len() as Slot == upto + 1 - first || self.cfg.any_bug(),
-            "a leader's log has no gaps"
-        );
-        values
-    }
-
-    /// Leader: advance the commit point over every slot a quorum accepted in our ballot.
-    fn advance_leader_commit(&mut self, out: &mut Out<Self, C>) {
-        let mut n = 0;
-        while n < self.acks.len() && self.has_quorum(self.acks[n]) {
-            n += 1;
-        }
-        if n > 0 {
-            self.acks.drain(..n);
-            self.commit_to(self.commit + n as Slot, out);
-        }
-    }
-
-    /// Mark every slot up to `to` chosen, reporting the commands in slot order.
-    fn commit_to(&mut self, to: Slot, out: &mut Out<Self, C>) {
-        debug_assert!(to <= self.last() && to > self.commit);
-        for slot in self.commit + 1..=to {
-            let e = self.log[slot as usize - 1]
-                .as_ref()
-                .expect("a chosen slot holds its value");
-            if let Some(cmd) = &e.cmd {
-                out.commit(slot, cmd.clone());
-            }
-        }
-        self.commit = to;
-    }
-
-    /// Adopt a higher ballot seen in a refusal, so our next round is above it.
-    fn raise_promise(&mut self, b: Ballot, out: &mut Out<Self, C>) {
-        if b > self.promised {
-            self.promised = b;
-            out.persist(PaxosWrite::Promise(b));
-        }
-    }
-
-    fn on_prepare(&mut self, from: NodeId, b: Ballot, first: Slot, out: &mut Out<Self, C>) {
-        // The lease: while a live leader (or we ourselves) leads, a prepare from anyone else
-        // is a disruption, not a leader change. Ignoring it is always safe.
-        let lease = self.cfg.check_quorum
-            && ((self.leader_alive && self.leader != Some(from)) || self.role == Role::Leader);
-        if lease && b > self.promised {
-            return;
-        }
-        // PMS §2.2 (P1a): promise only a ballot at least our promise.
-        if b < self.promised {
-            out.send(
-                from,
-                PaxosMsg::Nack {
-                    ballot: b,
-                    promised: self.promised,
-                },
-            );
-            return;
-        }
-        // A leader gives way to a higher ballot. A candidate's acceptor promises like any
-        // other (it has not promised its own ballot yet) and the candidacy goes on: it can
-        // only succeed if its own promise is still free when its quorum is complete.
-        if self.role == Role::Leader && b != self.ballot {
-            self.step_down(Some(from), out);
-        }
-        // P7: the promise leaves before the raised promise is durable (the write follows it).
-        let persist_late = b > self.promised && self.cfg.bug(Bug::PromiseSentBeforePersist);
-        if b > self.promised {
-            self.promised = b;
-            if !self.cfg.bug(Bug::PromiseNotPersisted) && !persist_late {
-                out.persist(PaxosWrite::Promise(b));
-            }
-        }
-        self.leader = Some(from);
-        // Do not compete with the proposer we just promised.
-        self.arm_election_timer(out);
-        let accepted = self
-            .log
-            .get(first.max(1) as usize - 1..)
-            .unwrap_or(&[])
-            .to_vec();
-        out.send(
-            from,
-            PaxosMsg::Promise {
-                ballot: b,
-                from: first,
-                accepted,
-            },
-        );
-        if persist_late && !self.cfg.bug(Bug::PromiseNotPersisted) {
-            out.persist(PaxosWrite::Promise(b));
-        }
-    }
-
-    fn on_promise(
-        &mut self,
-        from: NodeId,
-        b: Ballot,
-        first: Slot,
-        accepted: Vec<Option<Entry<C>>>,
-        out: &mut Out<Self, C>,
-    ) {
-        if self.role != Role::Candidate || b != self.ballot || first != self.p1_from {
-            return; // a stale or duplicate answer
-        }
-        let Some(pos) = self.pos(from) else { return };
-        Self::merge(&mut self.recovered, &accepted);
-        self.votes |= 1 << pos;
-        if !self.has_quorum(self.votes) {
-            return;
-        }
-        if self.promised > self.ballot {
-            // Our own acceptor promised a higher ballot meanwhile: of two contending
-            // proposers the higher ballot wins; we give way.
-            let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
-            return self.step_down(leader, out);
-        }
-        self.become_leader(out);
-    }
-
-    fn on_accept(
-        &mut self,
-        from: NodeId,
-        b: Ballot,
-        first: Slot,
-        cmds: Vec<Option<C>>,
-        leader_commit: Slot,
-        out: &mut Out<Self, C>,
-    ) {
-        // PMS §2.2 (P1a): never accept below the promise.
-        if b < self.promised && !self.cfg.bug(Bug::AcceptBelowPromise) {
-            out.send(
-                from,
-                PaxosMsg::Nack {
-                    ballot: b,
-                    promised: self.promised,
-                },
-            );
-            return;
-        }
-        if first == 0 {
-            return; // malformed: slots are 1-based
-        }
-        // A leader gives way to a higher ballot. A candidate backs off before a live leader
-        // when leases are on (it could not win against it anyway); without leases it backs
-        // off only before a ballot at least its own, since a higher ballot will win.
-        let back_off = self.role == Role::Leader || self.cfg.check_quorum || b >= self.ballot;
-        if self.role != Role::Follower && back_off {
-            debug_assert!(
-                self.role != Role::Leader || b > self.ballot || self.cfg.any_bug(),
-                "two leaders with ballot {b:?}"
-            );
-            self.step_down(Some(from), out);
-        }
-        if self.role == Role::Follower {
-            self.leader = Some(from);
-            self.leader_alive = true;
-            self.arm_election_timer(out);
-        }
-        let upto = first + cmds.len() as Slot - 1;
-        // Slots at or below our commit point are chosen already: keep them as they are.
-        let skip = (self.commit + 1)
-            .saturating_sub(first)
-            .min(cmds.len() as Slot) as usize;
-        let fresh_first = first + skip as Slot;
-        let fresh: Vec<Option<C>> = cmds[skip..].to_vec();
-        let promise_up = b > self.promised;
-        if !fresh.is_empty() {
-            let end = (fresh_first as usize - 1) + fresh.len();
-            if self.log.len() < end {
-                self.log.resize(end, None);
-            }
-            for (i, cmd) in fresh.iter().enumerate() {
-                self.log[fresh_first as usize - 1 + i] = Some(Entry {
-                    ballot: b,
-                    cmd: cmd.clone(),
-                });
-            }
-            self.promised = max(self.promised, b);
-            out.persist(PaxosWrite::Accept {
-                ballot: b,
-                first: fresh_first,
-                cmds: fresh,
-            });
-        } else if promise_up {
-            self.promised = b;
-            out.persist(PaxosWrite::Promise(b));
-        }
-        // Learn (PMS §2.3): slots up to the leader's commit point that we accepted in its
-        // ballot hold the chosen value.
-        let mut to = self.commit;
-        while to < leader_commit.min(self.last()) {
-            match &self.log[to as usize] {
-                Some(e) if e.ballot == b => to += 1,
-                _ => break,
-            }
-        }
-        if to > self.commit {
-            self.commit_to(to, out);
-        }
-        // A heartbeat names the leader's open slots (`leader_commit + 1 .. first`). We answer
-        // it for those we hold, in its ballot or chosen (as an Accept's answer covers the
-        // chosen slots it skipped), so an acknowledgement lost on the way is given again; and
-        // we say we are behind if we lack one, so an Accept lost on the way to every acceptor
-        // is re-sent. The leader alone cannot tell either loss from delay, and one open slot
-        // stalls every slot after it.
-        let (first, upto, lacks_open_slot) = if cmds.is_empty() {
-            let open = leader_commit + 1;
-            let held = (open..first)
-                .take_while(|&s| {
-                    s <= self.commit
-                        || matches!(self.log.get(s as usize - 1), Some(Some(e)) if e.ballot == b)
-                })
-                .count() as Slot;
-            let upto = open - 1 + held;
-            (open, upto, upto + 1 < first)
-        } else {
-            (first, upto, false)
-        };
-        let behind = self.commit < leader_commit || lacks_open_slot;
-        out.send(
-            from,
-            PaxosMsg::Accepted {
-                ballot: b,
-                first,
-                upto,
-                commit: self.commit,
-                behind,
-            },
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_accepted(
-        &mut self,
-        from: NodeId,
-        b: Ballot,
-        first: Slot,
-        upto: Slot,
-        f_commit: Slot,
-        behind: bool,
-        out: &mut Out<Self, C>,
-    ) {
-        if self.role != Role::Leader || b != self.ballot {
-            return;
-        }
-        let Some(pos) = self.pos(from) else { return };
-        self.votes |= 1 << pos;
-        let lo = max(first, self.commit + 1);
-        for slot in lo..=upto.min(self.last()) {
-            self.acks[(slot - self.commit - 1) as usize] |= 1 << pos;
-        }
-        self.advance_leader_commit(out);
-        if !behind {
-            return;
-        }
-        // Catch-up: re-send, one batch, from its commit point if it is below ours (the chosen
-        // slots it lacks), else from the first open slot it has not accepted.
-        let lo = if f_commit < self.commit {
-            Some(f_commit + 1)
-        } else {
-            let bit = 1 << pos;
-            (0..self.acks.len())
-                .find(|&i| self.acks[i] & bit == 0)
-                .map(|i| self.commit + 1 + i as Slot)
-        };
-        let Some(lo) = lo else { return };
-        let hi = self.last().min(lo + self.cfg.max_batch as Slot - 1);
-        let cmds = self.values(lo, hi);
-        if !cmds.is_empty() {
-            out.send(
-                from,
-                PaxosMsg::Accept {
-                    ballot: b,
-                    first: lo,
-                    cmds,
-                    commit: self.commit,
-                },
-            );
-        }
-    }
-
-    fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {
-        if self.role == Role::Follower || b != self.ballot || promised <= self.ballot {
-            return;
-        }
-        // Someone promised a higher ballot: our leadership (or candidacy) is over.
-        self.raise_promise(promised, out);
-        self.step_down(None, out);
-    }
 }
 
 impl<C: Command> Replica<C> for MultiPaxos<C> {
@@ -787,15 +361,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             promised: d.promised,
             tried: d.tried,
             log: d.log,
-            role: Role::Follower,
+            state: RoleState::Follower {
+                leader_alive: false,
+            },
             leader: None,
             commit: 0,
             ballot: Ballot::ZERO,
-            leader_alive: false,
-            votes: 0,
-            p1_from: 0,
-            recovered: Vec::new(),
-            acks: Vec::new(),
         };
         r.arm_election_timer(out);
         r
@@ -833,14 +404,18 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn on_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
-        match (timer, self.role) {
+        match (timer, self.role()) {
             (PaxosTimer::Election, Role::Leader) => {
                 if !self.cfg.check_quorum {
                     return;
                 }
                 // Step down unless a quorum answered since the last check.
-                if self.votes.count_ones() as usize >= quorum(self.members.len()) {
-                    self.votes = 1 << self.me();
+                let me = 1 << self.me();
+                let RoleState::Leader { heard, .. } = &mut self.state else {
+                    unreachable!("matched a leader")
+                };
+                if heard.count_ones() as usize >= quorum(self.members.len()) {
+                    *heard = me;
                     self.arm_election_timer(out);
                 } else {
                     self.step_down(None, out);
@@ -856,7 +431,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             for cmd in cmds {
                 out.redirect(cmd, self.leader);
             }
@@ -875,7 +450,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             })
         }));
         let bit = 1u8 << self.me();
-        self.acks.resize(self.acks.len() + cmds.len(), bit);
+        let acks = self.acks();
+        acks.resize(acks.len() + cmds.len(), bit);
         out.persist(PaxosWrite::Accept {
             ballot: b,
             first,
@@ -887,7 +463,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn status(&self) -> Status {
         Status {
-            role: self.role,
+            role: self.role(),
             term: max(self.tried, self.promised.round),
             leader: self.leader,
             commit: self.commit,
@@ -987,7 +563,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             return true;
         }
         let left =
-            |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role != role);
+            |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role() != role);
         match *msg {
             PaxosMsg::Prepare { .. } | PaxosMsg::Accept { .. } => false,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
@@ -995,7 +571,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             PaxosMsg::Nack { ballot, promised } => {
                 ballot < self.ballot
                     || (ballot == self.ballot
-                        && (self.role == Role::Follower || promised <= self.ballot))
+                        && (self.role() == Role::Follower || promised <= self.ballot))
             }
         }
     }
@@ -1011,10 +587,22 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.ballot = self.ballot.renamed(map);
         self.leader = self.leader.map(|n| map.id(n));
         rename_entries(&mut self.log, map);
-        rename_entries(&mut self.recovered, map);
-        self.votes = map.mask(&self.members, self.votes);
-        for a in &mut self.acks {
-            *a = map.mask(&self.members, *a);
+        match &mut self.state {
+            RoleState::Follower { .. } => {}
+            RoleState::Candidate {
+                promises,
+                recovered,
+                ..
+            } => {
+                *promises = map.mask(&self.members, *promises);
+                rename_entries(recovered, map);
+            }
+            RoleState::Leader { heard, acks } => {
+                *heard = map.mask(&self.members, *heard);
+                for a in acks {
+                    *a = map.mask(&self.members, *a);
+                }
+            }
         }
     }
 
@@ -1083,134 +671,4 @@ impl<C: Command> MultiPaxos<C> {
             log: self.log.clone(),
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Invariants (PMS §2.1 safety requirements, PMMC §3 invariants A1-A5)
-// ---------------------------------------------------------------------------------------------
-
-/// At most one value is chosen per slot: a value is chosen when a quorum of the replicas
-/// accepted it in the same ballot.
-fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
-    let Some(first) = rs.first() else {
-        return Ok(());
-    };
-    let q = quorum(first.members.len());
-    let longest = rs.iter().map(|r| r.log.len()).max().unwrap_or(0);
-    for i in 0..longest {
-        let mut chosen: Option<&Entry<C>> = None;
-        for r in rs {
-            let Some(Some(e)) = r.log.get(i) else {
-                continue;
-            };
-            let n = rs
-                .iter()
-                .filter(|o| matches!(o.log.get(i), Some(Some(x)) if x == e))
-                .count();
-            if n < q {
-                continue;
-            }
-            match chosen {
-                Some(c) if c.cmd != e.cmd => {
-                    return Err(format!(
-                        "slot {} chosen twice: {:?} in ballot {:?} and {:?} in ballot {:?}",
-                        i + 1,
-                        c.cmd,
-                        c.ballot,
-                        e.cmd,
-                        e.ballot
-                    ));
-                }
-                _ => chosen = Some(e),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// PMMC A2/A3: an acceptor accepts only ballots at or below its promise.
-fn accepted_below_promise<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
-    for r in rs {
-        if let Some((i, e)) = r
-            .log
-            .iter()
-            .enumerate()
-            .find_map(|(i, e)| e.as_ref().filter(|e| e.ballot > r.promised).map(|e| (i, e)))
-        {
-            return Err(format!(
-                "{} accepted ballot {:?} in slot {} above its promise {:?}",
-                r.id,
-                e.ballot,
-                i + 1,
-                r.promised
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Replicas that consider a slot chosen agree on its value (PMS §2.1).
-fn committed_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
-    for (k, a) in rs.iter().enumerate() {
-        for b in &rs[k + 1..] {
-            let c = a.commit.min(b.commit) as usize;
-            for i in 0..c {
-                let (x, y) = (
-                    a.log[i].as_ref().map(|e| &e.cmd),
-                    b.log[i].as_ref().map(|e| &e.cmd),
-                );
-                if x != y {
-                    return Err(format!(
-                        "{} and {} committed different values in slot {}",
-                        a.id,
-                        b.id,
-                        i + 1
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn term_monotonic<C: Command>(before: &MultiPaxos<C>, after: &MultiPaxos<C>) -> Result<(), String> {
-    let (b, a) = (before.status().term, after.status().term);
-    if a < b {
-        return Err(format!("{} went from round {b} back to {a}", after.id));
-    }
-    Ok(())
-}
-
-/// PMS §2.2: an acceptor never goes back on a promise.
-fn promise_monotonic<C: Command>(
-    before: &MultiPaxos<C>,
-    after: &MultiPaxos<C>,
-) -> Result<(), String> {
-    if after.promised < before.promised {
-        return Err(format!(
-            "{} promised {:?} and then only {:?}",
-            after.id, before.promised, after.promised
-        ));
-    }
-    Ok(())
-}
-
-fn committed_stable<C: Command>(
-    before: &MultiPaxos<C>,
-    after: &MultiPaxos<C>,
-) -> Result<(), String> {
-    let c = before.commit.min(after.commit) as usize;
-    let cmds = |r: &MultiPaxos<C>| -> Vec<Option<C>> {
-        r.log[..c]
-            .iter()
-            .map(|e| e.as_ref().and_then(|e| e.cmd.clone()))
-            .collect()
-    };
-    if after.log.len() < c || cmds(before) != cmds(after) {
-        return Err(format!(
-            "{} changed a value at or below its commit point {c}",
-            after.id
-        ));
-    }
-    Ok(())
 }

@@ -255,34 +255,27 @@ fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
 }
 
 #[test]
-fn acceptor_refuses_prepare_below_its_promise() {
-    // PMS §2.2 (P1a): a promise is never broken.
-    let d = PaxosDurable {
-        promised: b(2, 2),
-        tried: 0,
-        log: vec![],
-    };
-    let mut r = boot_with(1, 3, &Config::default(), d);
-    let out = recv(
-        &mut r,
-        0,
+fn acceptor_refuses_prepares_and_accepts_below_its_promise() {
+    // PMS §2.2 (P1a): a promise is never broken, neither by a promise nor by an acceptance.
+    let requests = [
         PaxosMsg::Prepare {
             ballot: b(1, 0),
             from: 1,
         },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            PaxosMsg::Nack {
-                ballot: b(1, 0),
-                promised: b(2, 2)
-            }
-        )]
-    );
-    assert!(writes(&out).is_empty());
-    assert_eq!(r.promised(), b(2, 2));
+        accept(b(1, 0), 1, vec![Some(5)], 0),
+    ];
+    for msg in requests {
+        let d = PaxosDurable {
+            promised: b(2, 2),
+            tried: 0,
+            log: vec![],
+        };
+        let mut r = boot_with(1, 3, &Config::default(), d);
+        let out = recv(&mut r, 0, msg.clone());
+        assert_eq!(sends(&out), vec![(0, nack(b(1, 0), b(2, 2)))], "{msg:?}");
+        assert!(writes(&out).is_empty(), "{msg:?}");
+        assert_eq!((r.promised(), r.log()), (b(2, 2), &[][..]), "{msg:?}");
+    }
 }
 
 #[test]
@@ -469,30 +462,6 @@ fn acceptor_persists_acceptance_before_answering() {
     );
     assert_eq!(r.promised(), b(1, 0), "accepting raises the promise");
     assert_eq!(r.status().leader, Some(NodeId(0)));
-}
-
-#[test]
-fn acceptor_refuses_accept_below_its_promise() {
-    // PMS §2.2 (P1a).
-    let d = PaxosDurable {
-        promised: b(2, 2),
-        tried: 0,
-        log: vec![],
-    };
-    let mut r = boot_with(1, 3, &Config::default(), d);
-    let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            PaxosMsg::Nack {
-                ballot: b(1, 0),
-                promised: b(2, 2)
-            }
-        )]
-    );
-    assert!(writes(&out).is_empty());
-    assert!(r.log().is_empty());
 }
 
 #[test]
@@ -703,13 +672,12 @@ fn lease_ignores_prepares_while_the_leader_is_alive() {
     );
     assert!(out.is_empty());
     assert_eq!(r.promised(), b(1, 0));
-    // After its election timeout (no word from the leader), it does.
+    // After its election timeout (no word from the leader) the lease is gone: it campaigns
+    // itself, and its acceptor promises the same prepare, durably, before answering.
     fire(&mut r, PaxosTimer::Election);
-    let mut r2 = fresh(1, 3);
-    recv(&mut r2, 0, accept(b(1, 0), 1, vec![], 0));
-    r2.leader_alive = false;
+    assert_eq!(r.status().role, Role::Candidate);
     let out = recv(
-        &mut r2,
+        &mut r,
         2,
         PaxosMsg::Prepare {
             ballot: b(5, 2),
@@ -717,6 +685,10 @@ fn lease_ignores_prepares_while_the_leader_is_alive() {
         },
     );
     assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(5, 2))]);
+    assert!(matches!(
+        sends(&out)[..],
+        [(2, PaxosMsg::Promise { ballot, .. })] if ballot == b(5, 2)
+    ));
 }
 
 #[test]
@@ -888,9 +860,11 @@ fn renaming_moves_every_node_id_ballots_included() {
     r.ballot = b(3, 0);
     r.leader = Some(NodeId(2));
     r.log = vec![e(b(1, 2), Some(7)), None, e(Ballot::ZERO, None)];
-    r.recovered = vec![e(b(1, 1), None)];
-    r.votes = 0b001;
-    r.acks = vec![0b011, 0b100];
+    r.state = RoleState::Candidate {
+        promises: 0b001,
+        p1_from: 1,
+        recovered: vec![e(b(1, 1), None)],
+    };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
     assert_eq!(r.id, NodeId(1));
@@ -901,10 +875,29 @@ fn renaming_moves_every_node_id_ballots_included() {
         r.log,
         vec![e(b(1, 0), Some(7)), None, e(Ballot::ZERO, None)]
     );
-    assert_eq!(r.recovered, vec![e(b(1, 2), None)]);
-    assert_eq!(r.votes, 0b010);
-    assert_eq!(r.acks, vec![0b110, 0b001]);
+    assert_eq!(
+        r.state,
+        RoleState::Candidate {
+            promises: 0b010,
+            p1_from: 1,
+            recovered: vec![e(b(1, 2), None)],
+        }
+    );
     assert_eq!((r.tried, r.commit), (before.tried, before.commit));
+    // A leader's bitmasks move the same way.
+    let mut l = before.clone();
+    l.state = RoleState::Leader {
+        heard: 0b101,
+        acks: vec![0b011, 0b100],
+    };
+    l.rename(&Renaming(&ROTATE));
+    assert_eq!(
+        l.state,
+        RoleState::Leader {
+            heard: 0b011,
+            acks: vec![0b110, 0b001],
+        }
+    );
 
     let mut d = before.durable();
     P::rename_durable(&mut d, &Renaming(&ROTATE));

@@ -66,8 +66,16 @@ pub mod names {
     pub const COMMITTED_ENTRIES_NEVER_CHANGE: &str = "committed entries never change";
 }
 
+mod election;
+mod invariants;
+mod replication;
 #[cfg(test)]
 mod tests;
+
+use invariants::{
+    committed_stable, election_safety, leader_completeness, log_matching, one_vote_per_term,
+    term_monotonic,
+};
 
 /// A log entry. `cmd == None` is the no-op a leader appends when its term starts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -84,42 +92,93 @@ pub enum RaftMsg<C> {
     /// RequestVote. With `pre_vote`, `term` is the term the sender *would* campaign in and
     /// nobody changes state on receiving it.
     RequestVote {
+        /// The candidate's term (or, with `pre_vote`, the term it would campaign in).
         term: u64,
+        /// The index of the candidate's last log entry (§5.4.1).
         last_index: Slot,
+        /// The term of the candidate's last log entry (§5.4.1).
         last_term: u64,
+        /// A PreVote question rather than a real request.
         pre_vote: bool,
     },
     /// Reply to RequestVote. For a granted pre-vote, `term` echoes the requested term.
     Vote {
+        /// The voter's term (or the requested term, for a granted pre-vote).
         term: u64,
+        /// Whether the vote (or pre-vote) was granted.
         granted: bool,
+        /// Answers a pre-vote request.
         pre_vote: bool,
     },
     /// AppendEntries: `entries` follow slot `prev_index`, whose term is `prev_term`. Empty
     /// entries make a heartbeat.
     Append {
+        /// The leader's term.
         term: u64,
+        /// The slot just before `entries`.
         prev_index: Slot,
+        /// The term of the leader's entry at `prev_index`.
         prev_term: u64,
+        /// The entries from slot `prev_index + 1` on.
         entries: Vec<Entry<C>>,
+        /// The leader's commit point.
         commit: Slot,
     },
     /// Reply to AppendEntries.
-    AppendReply { term: u64, result: AppendResult },
+    AppendReply {
+        /// The follower's term.
+        term: u64,
+        /// What the follower did with the append.
+        result: AppendResult,
+    },
+}
+
+impl<C> RaftMsg<C> {
+    /// The term the message carries: its sender's current term, except that a pre-vote
+    /// request carries the term its sender would campaign in and a granted pre-vote echoes it.
+    pub(crate) fn term(&self) -> u64 {
+        match self {
+            RaftMsg::RequestVote { term, .. }
+            | RaftMsg::Vote { term, .. }
+            | RaftMsg::Append { term, .. }
+            | RaftMsg::AppendReply { term, .. } => *term,
+        }
+    }
+
+    /// A later term that the receiver does not adopt: PreVote asks about a term without
+    /// entering it (diss. §9.6), and a grant of that question enters nothing either. A
+    /// pre-vote *refusal* carries the refuser's real term, which is adopted.
+    fn keeps_term(&self) -> bool {
+        matches!(
+            self,
+            RaftMsg::RequestVote { pre_vote: true, .. }
+                | RaftMsg::Vote {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }
+        )
+    }
 }
 
 /// The outcome of an AppendEntries at the follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AppendResult {
     /// The follower's log matches the leader's up to `matched`.
-    Ok { matched: Slot },
+    Ok {
+        /// The last slot known to match.
+        matched: Slot,
+    },
     /// The follower has no entry at `prev_index` with the leader's term there. The hint lets
     /// the leader skip back: `conflict_term` is the term the follower has at `prev_index` (if
     /// any) and `conflict_index` the first slot the follower holds of that term, or one past
     /// its last entry when its log is too short.
     Rejected {
+        /// The `prev_index` of the refused append.
         prev_index: Slot,
+        /// The follower's term at `prev_index`, if it has an entry there.
         conflict_term: Option<u64>,
+        /// Where the leader may resume: see above.
         conflict_index: Slot,
     },
     /// The request came from a stale term.
@@ -162,11 +221,18 @@ impl<C> Default for RaftDurable<C> {
 pub enum RaftWrite<C> {
     /// Set `currentTerm` and `votedFor`.
     HardState {
+        /// `currentTerm`.
         term: u64,
+        /// `votedFor` in `term`.
         voted_for: Option<NodeId>,
     },
     /// Delete every entry from slot `at` on, then append `entries` (the first at slot `at`).
-    Append { at: Slot, entries: Vec<Entry<C>> },
+    Append {
+        /// The first slot written.
+        at: Slot,
+        /// The entries from slot `at` on.
+        entries: Vec<Entry<C>>,
+    },
 }
 
 /// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
@@ -183,6 +249,34 @@ struct Progress {
     paused: bool,
 }
 
+/// What a replica keeps only while it holds one role. Leaving a role drops that role's state
+/// with it, so nothing stale survives into the next (a leader's progress in a follower, a
+/// candidate's votes in a leader, a follower's lease in a candidate).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RoleState {
+    /// Heard from a current leader since the last election timeout (the lease behind
+    /// CheckQuorum's vote refusal).
+    Follower { leader_alive: bool },
+    /// PreVote round: bitmask (by member position) of pre-votes granted for `term + 1`.
+    PreCandidate { votes: u8 },
+    /// Bitmask (by member position) of votes granted in this election.
+    Candidate { votes: u8 },
+    /// `active`: bitmask of members heard from since the last CheckQuorum round.
+    /// `progress`: one entry per member (this replica's own entry is unused).
+    Leader { active: u8, progress: Vec<Progress> },
+}
+
+impl RoleState {
+    fn role(&self) -> Role {
+        match self {
+            RoleState::Follower { .. } => Role::Follower,
+            RoleState::PreCandidate { .. } => Role::PreCandidate,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader { .. } => Role::Leader,
+        }
+    }
+}
+
 /// A Raft replica carrying commands `C`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Raft<C> {
@@ -197,21 +291,28 @@ pub struct Raft<C> {
     log: Vec<Entry<C>>,
 
     // Volatile state.
-    role: Role,
+    state: RoleState,
     leader: Option<NodeId>,
     commit: Slot,
-    /// Candidates: bitmask (by member position) of votes granted in this election.
-    votes: u8,
-    /// Followers: heard from a current leader since the last election timeout (the lease
-    /// behind CheckQuorum's vote refusal).
-    leader_alive: bool,
-    /// Leaders: bitmask of members heard from since the last CheckQuorum round.
-    active: u8,
-    /// Leaders: one entry per member (this replica's own entry is unused).
-    progress: Vec<Progress>,
 }
 
 impl<C: Command> Raft<C> {
+    fn role(&self) -> Role {
+        self.state.role()
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.state, RoleState::Leader { .. })
+    }
+
+    /// A leader's view of the member at `pos`.
+    fn progress(&mut self, pos: usize) -> &mut Progress {
+        match &mut self.state {
+            RoleState::Leader { progress, .. } => &mut progress[pos],
+            _ => unreachable!("only a leader tracks progress"),
+        }
+    }
+
     fn pos(&self, node: NodeId) -> Option<usize> {
         self.members.iter().position(|&m| m == node)
     }
@@ -261,507 +362,6 @@ impl<C: Command> Raft<C> {
             voted_for: self.voted_for,
         });
     }
-
-    /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term.
-    fn become_follower(&mut self, term: u64, leader: Option<NodeId>, out: &mut Out<Self, C>) {
-        debug_assert!(term >= self.term, "terms never go back");
-        let was_leader = self.role == Role::Leader;
-        if term > self.term {
-            self.term = term;
-            self.voted_for = None;
-            self.persist_hard_state(out);
-        }
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes = 0;
-        self.progress.clear();
-        if was_leader {
-            out.cancel_timer(RaftTimer::Heartbeat);
-            self.arm_election_timer(out);
-        }
-    }
-
-    /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
-    /// configured (diss. §9.6).
-    fn campaign(&mut self, out: &mut Out<Self, C>) {
-        self.leader = None;
-        self.leader_alive = false;
-        if !self.cfg.pre_vote || self.cfg.bug(Bug::NoPreVote) {
-            return self.start_election(out);
-        }
-        // The pre-vote asks for the next term without entering it: nobody changes state.
-        self.role = Role::PreCandidate;
-        self.votes = 1 << self.me();
-        self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
-            return self.start_election(out); // a cluster of one
-        }
-        self.request_votes(self.term + 1, true, out);
-    }
-
-    /// Enter a new term as a candidate, vote for ourselves durably, and ask for votes (§5.2).
-    fn start_election(&mut self, out: &mut Out<Self, C>) {
-        self.role = Role::Candidate;
-        self.term += 1;
-        self.voted_for = Some(self.id);
-        self.votes = 1 << self.me();
-        self.persist_hard_state(out);
-        self.arm_election_timer(out);
-        if self.has_quorum(self.votes) {
-            return self.become_leader(out); // a cluster of one
-        }
-        self.request_votes(self.term, false, out);
-    }
-
-    fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Out<Self, C>) {
-        let (last_index, last_term) = (self.last_index(), self.last_term());
-        for (_, p) in self.peers() {
-            out.send(
-                p,
-                RaftMsg::RequestVote {
-                    term,
-                    last_index,
-                    last_term,
-                    pre_vote,
-                },
-            );
-        }
-    }
-
-    /// A majority granted this round's votes.
-    fn win_vote_round(&mut self, out: &mut Out<Self, C>) {
-        match self.role {
-            // The pre-vote only said we could win: now run the real election.
-            Role::PreCandidate => self.start_election(out),
-            Role::Candidate => self.become_leader(out),
-            Role::Follower | Role::Leader => unreachable!("only candidates count votes"),
-        }
-    }
-
-    /// Won the election: initialise the followers' progress, append a no-op of this term
-    /// (diss. §6.4) and announce leadership with it.
-    fn become_leader(&mut self, out: &mut Out<Self, C>) {
-        debug_assert_eq!(self.role, Role::Candidate);
-        self.role = Role::Leader;
-        self.leader = Some(self.id);
-        self.votes = 0;
-        self.active = 1 << self.me();
-        let next = self.last_index() + 1;
-        self.progress = vec![
-            Progress {
-                next,
-                matched: 0,
-                replicating: false,
-                paused: false
-            };
-            self.members.len()
-        ];
-        out.cancel_timer(RaftTimer::Election);
-        self.append_local(
-            vec![Entry {
-                term: self.term,
-                cmd: None,
-            }],
-            out,
-        );
-        self.broadcast_append(out);
-        out.set_timer(
-            RaftTimer::Heartbeat,
-            self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
-        );
-        if self.cfg.check_quorum {
-            self.arm_election_timer(out);
-        }
-        self.maybe_commit(out);
-    }
-
-    /// Leader: append entries of its own term to its log and persist them.
-    fn append_local(&mut self, entries: Vec<Entry<C>>, out: &mut Out<Self, C>) {
-        debug_assert!(entries.iter().all(|e| e.term == self.term));
-        let at = self.last_index() + 1;
-        self.log.extend(entries.iter().cloned());
-        out.persist(RaftWrite::Append { at, entries });
-    }
-
-    /// Send an AppendEntries to the member at `pos`: from `next` on, at most `max_batch`
-    /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
-    /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
-    /// there is nothing new, so that followers keep their lease and learn the commit point.
-    /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2):
-    /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
-    /// that sends the leader back; having sent nothing, it leaves `next` where it was.
-    fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
-        let pr = self.progress[pos];
-        if pr.paused && !heartbeat {
-            return;
-        }
-        let last = self.last_index();
-        if pr.next > last && !heartbeat {
-            return;
-        }
-        let prev_index = pr.next - 1;
-        let prev_term = self
-            .term_at(prev_index)
-            .expect("next never passes the log end + 1");
-        let end = if heartbeat && self.cfg.empty_heartbeats {
-            prev_index
-        } else {
-            min(last, prev_index + self.cfg.max_batch as Slot)
-        };
-        let entries = self.log[prev_index as usize..end as usize].to_vec();
-        let pr = &mut self.progress[pos];
-        if pr.replicating {
-            pr.next = end + 1;
-        } else {
-            pr.paused = true;
-        }
-        let msg = RaftMsg::Append {
-            term: self.term,
-            prev_index,
-            prev_term,
-            entries,
-            commit: self.commit,
-        };
-        out.send(self.members[pos], msg);
-    }
-
-    fn broadcast_append(&mut self, out: &mut Out<Self, C>) {
-        for pos in 0..self.members.len() {
-            if pos != self.me() {
-                self.send_append(pos, false, out);
-            }
-        }
-    }
-
-    /// Leader: advance the commit point to the highest slot a majority stores, if that slot
-    /// is of the current term (§5.4.2: earlier-term entries commit only indirectly).
-    fn maybe_commit(&mut self, out: &mut Out<Self, C>) {
-        let me = self.me();
-        let last = self.last_index();
-        let mut matched: Vec<Slot> = (0..self.members.len())
-            .map(|pos| {
-                if pos == me {
-                    last
-                } else {
-                    self.progress[pos].matched
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[quorum(self.members.len()) - 1];
-        // B1: the leader applies whatever it stores itself, replicated or not.
-        let n = if self.cfg.bug(Bug::ApplyUncommitted) {
-            last
-        } else {
-            n
-        };
-        if n > self.commit
-            && (self.term_at(n) == Some(self.term) || self.cfg.bug(Bug::Figure8Commit))
-        {
-            self.advance_commit(n, out);
-        }
-    }
-
-    /// Commit every entry up to `to`, reporting the commands in slot order.
-    fn advance_commit(&mut self, to: Slot, out: &mut Out<Self, C>) {
-        debug_assert!(to <= self.last_index(), "cannot commit past the log");
-        let from = self.commit;
-        for slot in from + 1..=to {
-            if let Some(cmd) = &self.log[slot as usize - 1].cmd {
-                out.commit(slot, cmd.clone());
-            }
-        }
-        self.commit = to;
-    }
-
-    /// §5.4.1: is a log ending at (`last_term`, `last_index`) at least as up-to-date as ours?
-    fn log_ok(&self, last_term: u64, last_index: Slot) -> bool {
-        (last_term, last_index) >= (self.last_term(), self.last_index())
-    }
-
-    fn on_request_vote(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        last_index: Slot,
-        last_term: u64,
-        pre_vote: bool,
-        out: &mut Out<Self, C>,
-    ) {
-        // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a vote request
-        // is a disruption, not an election: refuse without adopting its term.
-        // A leader is its own live leader.
-        let lease = self.cfg.check_quorum
-            && (self.leader_alive || self.role == Role::Leader)
-            && !self.cfg.bug(Bug::NoPreVote);
-        if lease && term > self.term {
-            out.send(
-                from,
-                RaftMsg::Vote {
-                    term: self.term,
-                    granted: false,
-                    pre_vote,
-                },
-            );
-            return;
-        }
-        let log_ok = self.log_ok(last_term, last_index) || self.cfg.bug(Bug::VoteWithoutLogCheck);
-        if pre_vote {
-            // A pre-vote changes nothing here: grant if a real vote in that term could be
-            // granted by the log check.
-            let granted = term > self.term && log_ok;
-            let reply_term = if granted { term } else { self.term };
-            out.send(
-                from,
-                RaftMsg::Vote {
-                    term: reply_term,
-                    granted,
-                    pre_vote: true,
-                },
-            );
-            return;
-        }
-        if term > self.term {
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            self.become_follower(term, None, out);
-        }
-        let free = match self.voted_for {
-            None => true,
-            Some(v) => v == from || self.cfg.bug(Bug::DoubleVote),
-        };
-        let granted = term == self.term && free && log_ok;
-        // R11: the reply leaves before the vote is durable (the write follows it).
-        let late = granted && self.cfg.bug(Bug::VoteSentBeforePersist);
-        let persist = granted && !self.cfg.bug(Bug::VoteNotPersisted);
-        if granted {
-            self.voted_for = Some(from);
-            if persist && !late {
-                self.persist_hard_state(out);
-            }
-            // Granting a vote resets the election timer (§5.2) so we do not compete with it.
-            self.arm_election_timer(out);
-        }
-        out.send(
-            from,
-            RaftMsg::Vote {
-                term: self.term,
-                granted,
-                pre_vote: false,
-            },
-        );
-        if persist && late {
-            self.persist_hard_state(out);
-        }
-    }
-
-    fn on_vote(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        granted: bool,
-        pre_vote: bool,
-        out: &mut Out<Self, C>,
-    ) {
-        if term > self.term && !(pre_vote && granted) {
-            // A refusal from a later term: our campaign is hopeless (§5.1).
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            return self.become_follower(term, None, out);
-        }
-        let Some(pos) = self.pos(from) else { return };
-        let counts = match self.role {
-            Role::PreCandidate => pre_vote && term == self.term + 1,
-            Role::Candidate => !pre_vote && term == self.term,
-            _ => false,
-        };
-        if counts && granted {
-            self.votes |= 1 << pos;
-            if self.has_quorum(self.votes) {
-                self.win_vote_round(out);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_append(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        prev_index: Slot,
-        prev_term: u64,
-        entries: Vec<Entry<C>>,
-        leader_commit: Slot,
-        out: &mut Out<Self, C>,
-    ) {
-        if term < self.term {
-            // §5.1: refuse a stale leader, telling it our term so it steps down.
-            out.send(
-                from,
-                RaftMsg::AppendReply {
-                    term: self.term,
-                    result: AppendResult::StaleTerm,
-                },
-            );
-            return;
-        }
-        if term > self.term && self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-            return;
-        }
-        if term > self.term || self.role != Role::Follower {
-            // A leader of our term or later exists (§5.2: a candidate that hears from the
-            // leader of its term steps down).
-            debug_assert!(
-                self.role != Role::Leader || term > self.term || self.cfg.any_bug(),
-                "two leaders in term {term}"
-            );
-            self.become_follower(term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.leader_alive = true;
-        self.arm_election_timer(out);
-
-        // §5.3 consistency check.
-        let reject = match self.term_at(prev_index) {
-            None => Some((None, self.last_index() + 1)),
-            Some(t) if t != prev_term => {
-                // First slot of the conflicting term, so the leader skips the whole term.
-                let mut first = prev_index;
-                while first > 1 && self.term_at(first - 1) == Some(t) && first - 1 > self.commit {
-                    first -= 1;
-                }
-                Some((Some(t), first))
-            }
-            Some(_) => None,
-        };
-        if let Some((conflict_term, conflict_index)) = reject {
-            let result = AppendResult::Rejected {
-                prev_index,
-                conflict_term,
-                conflict_index,
-            };
-            out.send(
-                from,
-                RaftMsg::AppendReply {
-                    term: self.term,
-                    result,
-                },
-            );
-            return;
-        }
-
-        let last_new = prev_index + entries.len() as Slot;
-        if self.cfg.bug(Bug::TruncateOnStaleAppend) {
-            // R6: drop everything after prev_index even when it agrees with the leader.
-            self.log.truncate(prev_index as usize);
-            self.log.extend(entries.iter().cloned());
-            out.persist(RaftWrite::Append {
-                at: prev_index + 1,
-                entries,
-            });
-        } else {
-            // §5.3: delete from the first *conflicting* entry only; a delayed append that
-            // carries a prefix of what we have must not erase the entries after it.
-            let first_new = entries
-                .iter()
-                .enumerate()
-                .find(|&(i, e)| self.term_at(prev_index + 1 + i as Slot) != Some(e.term))
-                .map(|(i, _)| i);
-            if let Some(i) = first_new {
-                let at = prev_index + 1 + i as Slot;
-                debug_assert!(
-                    at > self.commit || self.cfg.any_bug(),
-                    "a leader asked to overwrite committed slot {at}"
-                );
-                self.log.truncate(at as usize - 1);
-                let fresh: Vec<Entry<C>> = entries[i..].to_vec();
-                self.log.extend(fresh.iter().cloned());
-                if !self.cfg.bug(Bug::LogNotPersisted) {
-                    out.persist(RaftWrite::Append { at, entries: fresh });
-                }
-            }
-        }
-
-        // Commit only what this append verified (Figure 2: min(leaderCommit, last new entry)).
-        let verified = if self.cfg.bug(Bug::CommitPastVerifiedPrefix) {
-            self.last_index()
-        } else {
-            last_new
-        };
-        let to = min(leader_commit, verified);
-        if to > self.commit {
-            self.advance_commit(to, out);
-        }
-        out.send(
-            from,
-            RaftMsg::AppendReply {
-                term: self.term,
-                result: AppendResult::Ok { matched: last_new },
-            },
-        );
-    }
-
-    fn on_append_reply(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        result: AppendResult,
-        out: &mut Out<Self, C>,
-    ) {
-        if term > self.term {
-            if self.role != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
-                return;
-            }
-            return self.become_follower(term, None, out);
-        }
-        if self.role != Role::Leader || term < self.term {
-            return;
-        }
-        let Some(pos) = self.pos(from) else { return };
-        self.active |= 1 << pos;
-        match result {
-            AppendResult::StaleTerm => {}
-            AppendResult::Ok { matched } => {
-                let pr = &mut self.progress[pos];
-                pr.paused = false;
-                pr.replicating = true;
-                if matched > pr.matched {
-                    pr.matched = matched;
-                }
-                pr.next = max(pr.next, matched + 1);
-                self.maybe_commit(out);
-                // More to send (the batch limit cut the last append short)?
-                self.send_append(pos, false, out);
-            }
-            AppendResult::Rejected {
-                prev_index,
-                conflict_term,
-                conflict_index,
-            } => {
-                let pr = self.progress[pos];
-                // Ignore a reject that answers an older append than the one outstanding.
-                if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
-                    return;
-                }
-                // Fast backtracking (§5.3): skip to after our last entry of the conflicting
-                // term, or to where the follower's log ends.
-                let next = match conflict_term {
-                    Some(t) => match self.log.iter().rposition(|e| e.term == t) {
-                        Some(i) if (i as Slot) < prev_index => i as Slot + 2,
-                        _ => conflict_index,
-                    },
-                    None => conflict_index,
-                };
-                let pr = &mut self.progress[pos];
-                pr.next = max(pr.matched + 1, min(next, prev_index));
-                pr.replicating = false;
-                pr.paused = false;
-                self.send_append(pos, false, out);
-            }
-        }
-    }
 }
 
 impl<C: Command> Replica<C> for Raft<C> {
@@ -796,13 +396,11 @@ impl<C: Command> Replica<C> for Raft<C> {
             term: d.term,
             voted_for: d.voted_for,
             log: d.log,
-            role: Role::Follower,
+            state: RoleState::Follower {
+                leader_alive: false,
+            },
             leader: None,
             commit: 0,
-            votes: 0,
-            leader_alive: false,
-            active: 0,
-            progress: Vec::new(),
         };
         r.arm_election_timer(out);
         r
@@ -811,6 +409,51 @@ impl<C: Command> Replica<C> for Raft<C> {
     fn on_message(&mut self, from: NodeId, msg: RaftMsg<C>, out: &mut Out<Self, C>) {
         if from == self.id || self.pos(from).is_none() {
             return; // not a peer: ignore rather than trust it
+        }
+        // The term is checked once, here, as etcd-raft's `Step` does (§5.1): the handlers
+        // below see messages of the current term, or a pre-vote's next term.
+        let term = msg.term();
+        if term > self.term {
+            if let RaftMsg::RequestVote { pre_vote, .. } = msg {
+                if self.in_lease() {
+                    // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a
+                    // vote request is a disruption, not an election: refuse without adopting
+                    // its term.
+                    let term = self.term;
+                    let refusal = RaftMsg::Vote {
+                        term,
+                        granted: false,
+                        pre_vote,
+                    };
+                    return out.send(from, refusal);
+                }
+            }
+            if !msg.keeps_term() {
+                if self.role() != Role::Follower && self.cfg.bug(Bug::NoStepDown) {
+                    return;
+                }
+                // A refusal or a reply from a later term ends a campaign or a leadership; an
+                // append names the new term's leader.
+                let leader = matches!(msg, RaftMsg::Append { .. }).then_some(from);
+                self.become_follower(term, leader, out);
+            }
+        } else if term < self.term {
+            // A stale request is refused with our term, so that its sender catches up (a
+            // stale leader steps down); a stale reply answers nothing we still wait for.
+            let term = self.term;
+            let refusal = match msg {
+                RaftMsg::RequestVote { pre_vote, .. } => RaftMsg::Vote {
+                    term,
+                    granted: false,
+                    pre_vote,
+                },
+                RaftMsg::Append { .. } => RaftMsg::AppendReply {
+                    term,
+                    result: AppendResult::StaleTerm,
+                },
+                RaftMsg::Vote { .. } | RaftMsg::AppendReply { .. } => return,
+            };
+            return out.send(from, refusal);
         }
         match msg {
             RaftMsg::RequestVote {
@@ -831,19 +474,23 @@ impl<C: Command> Replica<C> for Raft<C> {
                 entries,
                 commit,
             } => self.on_append(from, term, prev_index, prev_term, entries, commit, out),
-            RaftMsg::AppendReply { term, result } => self.on_append_reply(from, term, result, out),
+            RaftMsg::AppendReply { result, .. } => self.on_append_reply(from, result, out),
         }
     }
 
     fn on_timer(&mut self, timer: RaftTimer, out: &mut Out<Self, C>) {
-        match (timer, self.role) {
+        match (timer, self.role()) {
             (RaftTimer::Election, Role::Leader) => {
                 // CheckQuorum (diss. §6.2): step down unless a majority answered lately.
                 if !self.cfg.check_quorum {
                     return;
                 }
-                if self.has_quorum(self.active) {
-                    self.active = 1 << self.me();
+                let me = 1 << self.me();
+                let RoleState::Leader { active, .. } = &mut self.state else {
+                    unreachable!("matched a leader")
+                };
+                if active.count_ones() as usize >= quorum(self.members.len()) {
+                    *active = me;
                     self.arm_election_timer(out);
                 } else {
                     let term = self.term;
@@ -867,7 +514,7 @@ impl<C: Command> Replica<C> for Raft<C> {
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             for cmd in cmds {
                 out.redirect(cmd, self.leader);
             }
@@ -892,7 +539,7 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn status(&self) -> Status {
         Status {
-            role: self.role,
+            role: self.role(),
             term: self.term,
             leader: self.leader,
             commit: self.commit,
@@ -989,10 +636,10 @@ impl<C: Command> Replica<C> for Raft<C> {
                 ..
             } => term <= self.term,
             RaftMsg::Vote { term, .. } => {
-                term < self.term || (term == self.term && self.role != Role::Candidate)
+                term < self.term || (term == self.term && self.role() != Role::Candidate)
             }
             RaftMsg::AppendReply { term, .. } => {
-                term < self.term || (term == self.term && self.role != Role::Leader)
+                term < self.term || (term == self.term && !self.is_leader())
             }
         }
     }
@@ -1005,9 +652,16 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.id = map.id(self.id);
         self.voted_for = self.voted_for.map(|n| map.id(n));
         self.leader = self.leader.map(|n| map.id(n));
-        self.votes = map.mask(&self.members, self.votes);
-        self.active = map.mask(&self.members, self.active);
-        map.by_position(&self.members, &mut self.progress);
+        match &mut self.state {
+            RoleState::Follower { .. } => {}
+            RoleState::PreCandidate { votes } | RoleState::Candidate { votes } => {
+                *votes = map.mask(&self.members, *votes);
+            }
+            RoleState::Leader { active, progress } => {
+                *active = map.mask(&self.members, *active);
+                map.by_position(&self.members, progress);
+            }
+        }
     }
 
     fn rename_durable(durable: &mut RaftDurable<C>, map: &Renaming) {
@@ -1037,95 +691,4 @@ impl<C: Command> Raft<C> {
             log: self.log.clone(),
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Invariants (§5.2, §5.3, §5.4, Figure 3)
-// ---------------------------------------------------------------------------------------------
-
-/// Election Safety: at most one leader in any term.
-fn election_safety<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
-    let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();
-    for r in rs.iter().filter(|r| r.role == Role::Leader) {
-        if let Some(other) = leaders.insert(r.term, r.id) {
-            return Err(format!("{other} and {} both lead term {}", r.id, r.term));
-        }
-    }
-    Ok(())
-}
-
-/// Log Matching: logs that hold an entry with the same term at the same index are identical
-/// up to that index.
-fn log_matching<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
-    for (i, a) in rs.iter().enumerate() {
-        for b in &rs[i + 1..] {
-            let common = min(a.log.len(), b.log.len());
-            // The highest index where the terms agree; everything below must match.
-            if let Some(k) = (0..common).rev().find(|&k| a.log[k].term == b.log[k].term) {
-                if a.log[..=k] != b.log[..=k] {
-                    return Err(format!(
-                        "{} and {} agree on the term of slot {} but not on the entries before it",
-                        a.id,
-                        b.id,
-                        k + 1
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Leader Completeness: a leader holds every entry any replica knows committed, provided that
-/// replica learned it no later than the leader's term (whatever it learned was committed by a
-/// leader of a term no higher than its own current term).
-fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
-    for l in rs.iter().filter(|r| r.role == Role::Leader) {
-        for r in rs.iter().filter(|r| r.term <= l.term) {
-            let c = r.commit as usize;
-            // A buggy replica (bug zoo R6) can hold a commit point past its own log.
-            if l.log.len() < c || r.log.len() < c || l.log[..c] != r.log[..c] {
-                return Err(format!(
-                    "leader {} of term {} lacks entries up to slot {c} that {} committed",
-                    l.id, l.term, r.id
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn term_monotonic<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
-    if after.term < before.term {
-        return Err(format!(
-            "{} went from term {} back to {}",
-            after.id, before.term, after.term
-        ));
-    }
-    Ok(())
-}
-
-fn one_vote_per_term<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
-    match (before.voted_for, after.voted_for) {
-        (Some(a), Some(b)) if before.term == after.term && a != b => Err(format!(
-            "{} voted for {a} and then {b} in term {}",
-            after.id, after.term
-        )),
-        (Some(a), None) if before.term == after.term => Err(format!(
-            "{} forgot its vote for {a} in term {}",
-            after.id, after.term
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn committed_stable<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
-    let c = min(before.commit, after.commit) as usize;
-    if after.log.len() < c || before.log.len() < c || before.log[..c] != after.log[..c] {
-        return Err(format!(
-            "{} changed an entry at or below its commit point {c}",
-            after.id
-        ));
-    }
-    Ok(())
 }

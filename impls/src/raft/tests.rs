@@ -146,19 +146,38 @@ fn leader_with(n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> (R, O) {
     if cfg.pre_vote {
         for p in 1..n {
             out = recv(&mut r, p, pre_vote(term, true));
-            if r.role == Role::Candidate {
+            if r.role() == Role::Candidate {
                 break;
             }
         }
     }
     for p in 1..n {
-        if r.role == Role::Leader {
+        if r.role() == Role::Leader {
             break;
         }
         out = recv(&mut r, p, vote(term, true));
     }
-    assert_eq!((r.role, r.term), (Role::Leader, term));
+    assert_eq!((r.role(), r.term), (Role::Leader, term));
     (r, out)
+}
+
+/// Whether a follower holds CheckQuorum's lease (heard from a live leader lately).
+fn lease(r: &R) -> bool {
+    matches!(r.state, RoleState::Follower { leader_alive: true })
+}
+
+/// A leader's state in an `n`-node cluster that has heard from nobody, for invariant tests.
+fn leading(n: usize) -> RoleState {
+    let pr = Progress {
+        next: 1,
+        matched: 0,
+        replicating: false,
+        paused: false,
+    };
+    RoleState::Leader {
+        active: 0,
+        progress: vec![pr; n],
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +242,7 @@ fn s5_1_leader_steps_down_on_a_reply_from_a_later_term() {
             result: AppendResult::StaleTerm,
         },
     );
-    assert_eq!((l.role, l.term, l.leader), (Role::Follower, 7, None));
+    assert_eq!((l.role(), l.term, l.leader), (Role::Follower, 7, None));
     assert!(out
         .iter()
         .any(|e| matches!(e, Effect::CancelTimer(RaftTimer::Heartbeat))));
@@ -240,9 +259,9 @@ fn s5_1_leader_steps_down_on_a_reply_from_a_later_term() {
 fn s5_1_candidate_steps_down_on_a_refusal_from_a_later_term() {
     let mut r = fresh(0, 3, &plain());
     fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role, r.term), (Role::Candidate, 1));
+    assert_eq!((r.role(), r.term), (Role::Candidate, 1));
     recv(&mut r, 1, vote(4, false));
-    assert_eq!((r.role, r.term, r.voted_for), (Role::Follower, 4, None));
+    assert_eq!((r.role(), r.term, r.voted_for), (Role::Follower, 4, None));
 }
 
 #[test]
@@ -251,9 +270,9 @@ fn prevote_refusal_from_a_later_term_brings_the_pre_candidate_up_to_date() {
     // pre-campaign and the sender adopts that term (obsolete() relies on this).
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     fire(&mut r, RaftTimer::Election);
-    assert_eq!(r.role, Role::PreCandidate);
+    assert_eq!(r.role(), Role::PreCandidate);
     recv(&mut r, 1, pre_vote(5, false));
-    assert_eq!((r.role, r.term), (Role::Follower, 5));
+    assert_eq!((r.role(), r.term), (Role::Follower, 5));
 }
 
 #[test]
@@ -263,9 +282,12 @@ fn prevote_grants_count_only_for_the_term_being_asked_for() {
     let mut r = boot_with(0, 3, &Config::default(), 3, vec![]);
     fire(&mut r, RaftTimer::Election);
     recv(&mut r, 1, pre_vote(3, true));
-    assert_eq!((r.role, r.term, r.votes), (Role::PreCandidate, 3, 0b001));
+    assert_eq!(
+        (&r.state, r.term),
+        (&RoleState::PreCandidate { votes: 0b001 }, 3)
+    );
     recv(&mut r, 1, pre_vote(4, true));
-    assert_eq!((r.role, r.term), (Role::Candidate, 4));
+    assert_eq!((r.role(), r.term), (Role::Candidate, 4));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +299,7 @@ fn s5_2_election_timeout_starts_a_durable_campaign() {
     let mut r = boot_with(0, 3, &plain(), 2, vec![entry(1, 1), entry(2, 2)]);
     let out = fire(&mut r, RaftTimer::Election);
     assert_eq!(
-        (r.role, r.term, r.voted_for),
+        (r.role(), r.term, r.voted_for),
         (Role::Candidate, 3, Some(NodeId(0)))
     );
     let effects: Vec<_> = out.iter().cloned().collect();
@@ -306,12 +328,12 @@ fn s5_2_majority_of_votes_makes_a_leader() {
     let mut r = fresh(0, 5, &plain());
     fire(&mut r, RaftTimer::Election);
     recv(&mut r, 1, vote(1, true));
-    assert_eq!(r.role, Role::Candidate, "2 of 5 is no majority");
+    assert_eq!(r.role(), Role::Candidate, "2 of 5 is no majority");
     recv(&mut r, 2, vote(1, false));
     recv(&mut r, 1, vote(1, true)); // a duplicate counts once
-    assert_eq!(r.role, Role::Candidate);
+    assert_eq!(r.role(), Role::Candidate);
     let out = recv(&mut r, 3, vote(1, true));
-    assert_eq!((r.role, r.leader), (Role::Leader, Some(NodeId(0))));
+    assert_eq!((r.role(), r.leader), (Role::Leader, Some(NodeId(0))));
     // It announces itself with its no-op to every peer.
     let to: Vec<u8> = sends(&out).iter().map(|(to, _)| *to).collect();
     assert_eq!(to, vec![1, 2, 3, 4]);
@@ -401,10 +423,10 @@ fn s5_2_granting_a_vote_resets_the_election_timer() {
 fn s5_2_candidate_yields_to_a_leader_of_its_term() {
     let mut r = fresh(1, 3, &plain());
     fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role, r.term), (Role::Candidate, 1));
+    assert_eq!((r.role(), r.term), (Role::Candidate, 1));
     let out = recv(&mut r, 2, append(1, 0, 0, vec![noop(1)], 0));
     assert_eq!(
-        (r.role, r.term, r.leader),
+        (r.role(), r.term, r.leader),
         (Role::Follower, 1, Some(NodeId(2)))
     );
     assert_eq!(sends(&out), vec![(2, ok(1, 1))]);
@@ -416,10 +438,10 @@ fn s5_2_split_vote_times_out_into_a_new_term() {
     fire(&mut r, RaftTimer::Election);
     recv(&mut r, 1, vote(1, false));
     recv(&mut r, 2, vote(1, false));
-    assert_eq!(r.role, Role::Candidate);
+    assert_eq!(r.role(), Role::Candidate);
     let out = fire(&mut r, RaftTimer::Election);
     assert_eq!(
-        (r.role, r.term, r.voted_for),
+        (r.role(), r.term, r.voted_for),
         (Role::Candidate, 2, Some(NodeId(0)))
     );
     assert_eq!(sends(&out).len(), 2);
@@ -430,7 +452,7 @@ fn s5_2_a_cluster_of_one_elects_itself_at_once() {
     for cfg in [plain(), Config::default()] {
         let mut r = fresh(0, 1, &cfg);
         fire(&mut r, RaftTimer::Election);
-        assert_eq!((r.role, r.term), (Role::Leader, 1));
+        assert_eq!((r.role(), r.term), (Role::Leader, 1));
         let out = {
             let mut out = Effects::new();
             r.propose(vec![5], &mut out);
@@ -593,7 +615,7 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
             entry(4, 5),
         ],
     );
-    assert_eq!(l.progress[1].next, 6);
+    assert_eq!(l.progress(1).next, 6);
     // The follower refuses prev 5 (it has term 2 there, first of that term at slot 3).
     let hint = AppendResult::Rejected {
         prev_index: 5,
@@ -609,7 +631,7 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
         },
     );
     // The leader has no term-2 entry: it jumps straight to slot 3, not to 5.
-    assert_eq!(l.progress[1].next, 3);
+    assert_eq!(l.progress(1).next, 3);
     match &sends(&out)[..] {
         [(
             1,
@@ -638,9 +660,9 @@ fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicti
         entry(4, 6),
     ];
     let (mut l, _) = leader_with(2, &plain(), 5, log);
-    assert_eq!(l.progress[1].next, 7, "probing from its no-op");
+    assert_eq!(l.progress(1).next, 7, "probing from its no-op");
     let out = recv(&mut l, 1, reject(5, 6, Some(2), 3));
-    assert_eq!(l.progress[1].next, 5);
+    assert_eq!(l.progress(1).next, 5);
     match &sends(&out)[..] {
         [(
             1,
@@ -663,11 +685,11 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
     // an older append and must not send the follower back.
     let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2)]);
     recv(&mut l, 1, ok(5, 3));
-    let before = l.progress[1];
+    let before = *l.progress(1);
     assert_eq!((before.matched, before.replicating), (3, true));
     let out = recv(&mut l, 1, reject(5, 1, None, 1));
     assert!(sends(&out).is_empty(), "{out:?}");
-    assert_eq!(l.progress[1], before);
+    assert_eq!(*l.progress(1), before);
 }
 
 #[test]
@@ -676,14 +698,14 @@ fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
     // acknowledged: its hint points below slot 4, but the leader resumes at slot 5.
     let log = (1..=6).map(|c| entry(1, c)).collect();
     let (mut l, _) = leader_with(2, &plain(), 5, log);
-    l.progress[1] = Progress {
+    *l.progress(1) = Progress {
         next: 8,
         matched: 4,
         replicating: true,
         paused: false,
     };
     let out = recv(&mut l, 1, reject(5, 6, None, 3));
-    assert_eq!(l.progress[1].next, 5);
+    assert_eq!(l.progress(1).next, 5);
     assert!(
         matches!(
             &sends(&out)[..],
@@ -699,7 +721,7 @@ fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
     // slot to send is 4, past the leader's log, so nothing is re-sent.
     let (mut l, _) = leader_with(3, &plain(), 2, vec![entry(1, 1), entry(1, 2)]);
     let out = recv(&mut l, 1, ok(2, 3));
-    assert_eq!(l.progress[1].next, 4);
+    assert_eq!(l.progress(1).next, 4);
     assert_eq!(l.commit, 3);
     assert!(
         !sends(&out).iter().any(|(to, _)| *to == 1),
@@ -744,7 +766,7 @@ fn s5_3_fast_backtracking_to_the_end_of_a_short_log() {
             result: hint,
         },
     );
-    assert_eq!(l.progress[1].next, 2);
+    assert_eq!(l.progress(1).next, 2);
 }
 
 #[test]
@@ -846,42 +868,37 @@ fn s5_3_follower_redirects_proposals_to_its_leader() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn s5_4_1_vote_refused_to_a_candidate_with_an_older_last_term() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(1, 1), entry(3, 2)]);
-    let out = recv(&mut r, 0, request_vote(4, 5, 2));
-    assert_eq!(sends(&out), vec![(0, vote(4, false))]);
-    assert_eq!(
-        (r.term, r.voted_for),
-        (4, None),
-        "the term is adopted even though the vote is refused"
-    );
-}
-
-#[test]
-fn s5_4_1_vote_refused_to_a_shorter_log_of_the_same_last_term() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(3, 1), entry(3, 2)]);
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(sends(&out), vec![(0, vote(4, false))]);
-}
-
-#[test]
-fn s5_4_1_vote_granted_to_an_equal_or_longer_log() {
-    let mut r = boot_with(1, 3, &plain(), 3, vec![entry(3, 1)]);
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(sends(&out), vec![(0, vote(4, true))]);
-    let mut r = boot_with(
-        1,
-        3,
-        &plain(),
-        3,
-        vec![entry(2, 1), entry(2, 2), entry(2, 3)],
-    );
-    let out = recv(&mut r, 0, request_vote(4, 1, 3));
-    assert_eq!(
-        sends(&out),
-        vec![(0, vote(4, true))],
-        "a later last term wins over length"
-    );
+fn s5_4_1_votes_go_only_to_logs_at_least_as_up_to_date() {
+    // §5.4.1: compare the last entries' terms first, then the lengths. Each row: the voter's
+    // log (entry terms), the candidate's (last index, last term), whether the vote is granted.
+    let cases: [(&[u64], Slot, u64, bool, &str); 5] = [
+        (
+            &[1, 3],
+            5,
+            2,
+            false,
+            "an older last term loses, however long",
+        ),
+        (
+            &[3, 3],
+            1,
+            3,
+            false,
+            "a shorter log of the same last term loses",
+        ),
+        (&[3], 1, 3, true, "an equal log wins"),
+        (&[3], 2, 3, true, "a longer log of the same last term wins"),
+        (&[2, 2, 2], 1, 3, true, "a later last term wins over length"),
+    ];
+    for (terms, last_index, last_term, granted, why) in cases {
+        let log = terms.iter().zip(1..).map(|(&t, c)| entry(t, c)).collect();
+        let mut r = boot_with(1, 3, &plain(), 3, log);
+        let out = recv(&mut r, 0, request_vote(4, last_index, last_term));
+        assert_eq!(sends(&out), vec![(0, vote(4, granted))], "{why}");
+        // The term is adopted whether or not the vote is granted.
+        let voted = granted.then_some(NodeId(0));
+        assert_eq!((r.term, r.voted_for), (4, voted), "{why}");
+    }
 }
 
 #[test]
@@ -927,7 +944,10 @@ fn diss_6_4_a_new_leader_appends_a_noop_of_its_term() {
 fn prevote_does_not_raise_the_term() {
     let mut r = boot_with(0, 3, &Config::default(), 2, vec![]);
     let out = fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role, r.term, r.voted_for), (Role::PreCandidate, 2, None));
+    assert_eq!(
+        (r.role(), r.term, r.voted_for),
+        (Role::PreCandidate, 2, None)
+    );
     assert_eq!(out.writes().count(), 0, "a pre-vote persists nothing");
     let pre = pre_vote_request(3, 0, 0);
     assert_eq!(sends(&out), vec![(1, pre.clone()), (2, pre)]);
@@ -966,7 +986,7 @@ fn prevote_majority_starts_the_real_election() {
     fire(&mut r, RaftTimer::Election);
     let out = recv(&mut r, 2, pre_vote(3, true));
     assert_eq!(
-        (r.role, r.term, r.voted_for),
+        (r.role(), r.term, r.voted_for),
         (Role::Candidate, 3, Some(NodeId(0)))
     );
     assert_eq!(
@@ -975,7 +995,7 @@ fn prevote_majority_starts_the_real_election() {
     );
     // A late pre-vote grant no longer counts for anything.
     recv(&mut r, 1, pre_vote(3, true));
-    assert_eq!(r.role, Role::Candidate);
+    assert_eq!(r.role(), Role::Candidate);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -991,7 +1011,7 @@ fn checkquorum_leader_without_a_majority_steps_down() {
     let (mut l, _) = leader_with(5, &cfg, 1, vec![]);
     recv(&mut l, 1, ok(1, 1)); // only n1 answered: 2 of 5
     fire(&mut l, RaftTimer::Election);
-    assert_eq!((l.role, l.term, l.leader), (Role::Follower, 1, None));
+    assert_eq!((l.role(), l.term, l.leader), (Role::Follower, 1, None));
 }
 
 #[test]
@@ -1003,10 +1023,10 @@ fn checkquorum_leader_with_a_majority_stays_and_starts_a_new_round() {
     let (mut l, _) = leader_with(3, &cfg, 1, vec![]);
     recv(&mut l, 2, ok(1, 1));
     fire(&mut l, RaftTimer::Election);
-    assert_eq!(l.role, Role::Leader);
+    assert_eq!(l.role(), Role::Leader);
     // Nobody answered in the new round: the next check deposes it.
     fire(&mut l, RaftTimer::Election);
-    assert_eq!(l.role, Role::Follower);
+    assert_eq!(l.role(), Role::Follower);
 }
 
 #[test]
@@ -1016,28 +1036,32 @@ fn a_node_other_than_n0_counts_itself_in_every_majority() {
     // bit is not bit 0.
     let mut r = fresh(2, 3, &Config::default());
     fire(&mut r, RaftTimer::Election);
-    assert_eq!(r.role, Role::PreCandidate);
+    assert_eq!(r.role(), Role::PreCandidate);
     recv(&mut r, 0, pre_vote(1, true));
     assert_eq!(
-        (r.role, r.term),
+        (r.role(), r.term),
         (Role::Candidate, 1),
         "its pre-vote and n0's"
     );
     recv(&mut r, 0, vote(1, true));
-    assert_eq!(r.role, Role::Leader, "its vote and n0's");
+    assert_eq!(r.role(), Role::Leader, "its vote and n0's");
     let out = recv(&mut r, 0, ok(1, 1));
     assert_eq!(r.commit, 1, "its no-op is stored on itself and n0: {out:?}");
     // CheckQuorum: itself and n0 were heard, before the first check and after its reset.
     fire(&mut r, RaftTimer::Election);
-    assert_eq!(r.role, Role::Leader);
+    assert_eq!(r.role(), Role::Leader);
     recv(&mut r, 0, ok(1, 1));
     fire(&mut r, RaftTimer::Election);
-    assert_eq!(r.role, Role::Leader);
+    assert_eq!(r.role(), Role::Leader);
 }
 
 #[test]
 fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
-    let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
+    let cfg = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
+    let mut r = boot_with(1, 3, &cfg, 1, vec![]);
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
     let out = recv(&mut r, 2, request_vote(2, 5, 1));
     assert_eq!(sends(&out), vec![(2, vote(1, false))]);
@@ -1046,9 +1070,39 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
         (1, None),
         "the disruptive term is not adopted"
     );
-    // Once the election timeout passes without the leader, it votes again.
+    // Once an election timeout passes without word from the leader, the lease is gone: the
+    // replica campaigns in term 2 itself, and a request for term 3 deposes it and gets the
+    // vote, durably, before the reply.
     fire(&mut r, RaftTimer::Election);
-    assert!(!r.leader_alive);
+    assert_eq!((r.role(), r.term), (Role::Candidate, 2));
+    let out = recv(&mut r, 2, request_vote(3, 5, 1));
+    assert_eq!(sends(&out), vec![(2, vote(3, true))]);
+    assert_eq!(
+        (r.role(), r.term, r.voted_for),
+        (Role::Follower, 3, Some(NodeId(2)))
+    );
+    assert!(out.writes().any(|w| *w
+        == RaftWrite::HardState {
+            term: 3,
+            voted_for: Some(NodeId(2))
+        }));
+}
+
+#[test]
+fn checkquorum_a_lease_lapses_when_a_later_term_is_adopted_without_a_leader() {
+    // etcd-raft's becomeFollower(term, None) forgets the leader, and with it the lease: a
+    // follower that learns of a later term from anything but that term's leader (here a
+    // stale leader's late reply) grants a vote at once rather than after one more timeout.
+    let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
+    recv(&mut r, 0, append(1, 0, 0, vec![], 0));
+    assert!(lease(&r));
+    recv(&mut r, 2, ok(2, 0));
+    assert_eq!(
+        (r.role(), r.term, r.leader, lease(&r)),
+        (Role::Follower, 2, None, false)
+    );
+    let out = recv(&mut r, 2, request_vote(3, 5, 2));
+    assert_eq!(sends(&out), vec![(2, vote(3, true))]);
 }
 
 #[test]
@@ -1059,7 +1113,7 @@ fn checkquorum_lease_refuses_only_requests_that_would_raise_the_term() {
     // leader's majority voted for the leader and refuses it).
     let mut r = boot_with(1, 3, &Config::default(), 1, vec![]);
     recv(&mut r, 0, append(1, 0, 0, vec![], 0));
-    assert!(r.leader_alive && r.voted_for.is_none());
+    assert!(lease(&r) && r.voted_for.is_none());
     let out = recv(&mut r, 2, request_vote(1, 0, 0));
     assert_eq!(sends(&out), vec![(2, vote(1, true))]);
 }
@@ -1071,7 +1125,7 @@ fn a_vote_request_of_the_current_term_does_not_depose_a_leader_or_candidate() {
     let (mut l, _) = leader_with(3, &plain(), 2, vec![]);
     let out = recv(&mut l, 1, request_vote(2, 5, 2));
     assert_eq!(sends(&out), vec![(1, vote(2, false))]);
-    assert_eq!(l.role, Role::Leader);
+    assert_eq!(l.role(), Role::Leader);
     assert!(
         !out.iter().any(|e| matches!(e, Effect::CancelTimer(_))),
         "the heartbeat goes on"
@@ -1080,7 +1134,7 @@ fn a_vote_request_of_the_current_term_does_not_depose_a_leader_or_candidate() {
     fire(&mut c, RaftTimer::Election);
     let out = recv(&mut c, 1, request_vote(1, 5, 1));
     assert_eq!(sends(&out), vec![(1, vote(1, false))]);
-    assert_eq!((c.role, c.votes), (Role::Candidate, 0b001));
+    assert_eq!(c.state, RoleState::Candidate { votes: 0b001 });
 }
 
 #[test]
@@ -1094,7 +1148,7 @@ fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
     assert_eq!(sends(&out), vec![(2, pre_vote(2, false))]);
     let out = recv(&mut l, 2, request_vote(3, 9, 2));
     assert_eq!(sends(&out), vec![(2, vote(2, false))]);
-    assert_eq!((l.role, l.term), (Role::Leader, 2));
+    assert_eq!((l.role(), l.term), (Role::Leader, 2));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1103,33 +1157,34 @@ fn checkquorum_a_leader_refuses_pre_votes_and_votes_while_it_leads() {
 
 #[test]
 fn restart_restores_term_vote_and_log_but_not_commit() {
-    let (mut l, out0) = leader_with(3, &plain(), 1, vec![]);
-    // Replay the writes of winning and of a proposal onto an image of the booted state.
-    let mut image = RaftDurable {
-        term: 1,
-        voted_for: Some(NodeId(0)),
-        log: vec![],
+    // Figure 2: the replica boots from what it persisted, nothing else. Every write it emits
+    // from a fresh boot on (its vote, its no-op, a command) is replayed onto an empty image,
+    // and the restarted replica is booted from that image alone.
+    let mut image = RaftDurable::default();
+    let mut keep = |out: &O| {
+        for w in out.writes() {
+            R::apply_write(&mut image, w);
+        }
     };
-    for w in out0.writes() {
-        R::apply_write(&mut image, w);
-    }
+    let mut out = Effects::new();
+    let mut l = R::boot(NodeId(0), &ids(3), None, &plain(), &mut out);
+    keep(&out);
+    keep(&fire(&mut l, RaftTimer::Election));
+    keep(&recv(&mut l, 1, vote(1, true)));
     let mut out = Effects::new();
     l.propose(vec![3], &mut out);
-    for w in out.writes() {
-        R::apply_write(&mut image, w);
-    }
-    recv(&mut l, 1, ok(1, 2));
-    assert_eq!(l.commit, 2);
-    assert_eq!(image.log, l.log, "the writes rebuild the log exactly");
+    keep(&out);
+    keep(&recv(&mut l, 1, ok(1, 2)));
+    assert_eq!((l.role(), l.commit), (Role::Leader, 2));
+
     let mut out = Effects::new();
-    let d = l.durable();
-    let r = R::boot(NodeId(0), &ids(3), Some(&d), &plain(), &mut out);
+    let r = R::boot(NodeId(0), &ids(3), Some(&image), &plain(), &mut out);
     assert_eq!(
         (r.term, r.voted_for, r.log.clone()),
-        (1, Some(NodeId(0)), l.log.clone())
+        (1, Some(NodeId(0)), vec![noop(1), entry(1, 3)])
     );
     assert_eq!(
-        (r.role, r.commit),
+        (r.role(), r.commit),
         (Role::Follower, 0),
         "volatile state is relearned"
     );
@@ -1170,7 +1225,9 @@ fn invariants_reject_broken_states() {
     let mut b = a.clone();
     b.id = NodeId(1);
     assert!(election_safety(&[&a, &b]).is_err(), "two leaders of term 2");
-    b.role = Role::Follower;
+    b.state = RoleState::Follower {
+        leader_alive: false,
+    };
     assert!(election_safety(&[&a, &b]).is_ok());
 
     let mut c = b.clone();
@@ -1229,7 +1286,7 @@ fn each_registered_invariant_flags_its_own_violation_only() {
     );
 
     let leader =
-        |id: u8, term: u64| with(&|r| (r.id, r.role, r.term) = (NodeId(id), Role::Leader, term));
+        |id: u8, term: u64| with(&|r| (r.id, r.state, r.term) = (NodeId(id), leading(3), term));
     let clusters = [
         // two leaders of term 2
         vec![leader(0, 2), leader(1, 2)],
@@ -1263,7 +1320,7 @@ fn invariants_report_a_commit_point_past_the_log_and_a_forgotten_vote() {
         r
     };
     let leader =
-        with(&|r| (r.role, r.term, r.log) = (Role::Leader, 2, vec![entry(1, 1), entry(1, 2)]));
+        with(&|r| (r.state, r.term, r.log) = (leading(3), 2, vec![entry(1, 1), entry(1, 2)]));
     let short = with(&|r| (r.term, r.commit, r.log) = (1, 2, vec![entry(1, 1)]));
     assert!(leader_completeness(&[&leader, &short]).is_err());
     let full = with(&|r| (r.commit, r.log) = (2, vec![entry(1, 1), entry(1, 2)]));
@@ -1300,23 +1357,37 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
     // would hold: every id it stores and every per-member bitmask and progress slot moves.
     let (mut r, _) = leader_with(3, &plain(), 2, vec![noop(1)]);
     r.voted_for = Some(NodeId(0));
-    r.votes = 0b011; // n0 and n1
-    r.active = 0b101; // n0 and n2
     let p = |next, matched| Progress {
         next,
         matched,
         replicating: matched > 0,
         paused: false,
     };
-    r.progress = vec![p(9, 0), p(3, 2), p(2, 0)];
+    r.state = RoleState::Leader {
+        active: 0b101, // n0 and n2
+        progress: vec![p(9, 0), p(3, 2), p(2, 0)],
+    };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
     assert_eq!(r.id, NodeId(1));
     assert_eq!(r.voted_for, Some(NodeId(1)));
     assert_eq!(r.leader, Some(NodeId(1)));
-    assert_eq!(r.votes, 0b110, "n1 and n2 voted");
-    assert_eq!(r.active, 0b011, "n1 and n0 were heard");
-    assert_eq!(r.progress, vec![p(2, 0), p(9, 0), p(3, 2)]);
+    assert_eq!(
+        r.state,
+        RoleState::Leader {
+            active: 0b011, // n1 and n0 were heard
+            progress: vec![p(2, 0), p(9, 0), p(3, 2)],
+        }
+    );
+    // A candidate's votes move the same way.
+    let mut c = fresh(0, 3, &plain());
+    c.state = RoleState::Candidate { votes: 0b011 }; // n0 and n1
+    c.rename(&Renaming(&ROTATE));
+    assert_eq!(
+        c.state,
+        RoleState::Candidate { votes: 0b110 },
+        "n1 and n2 voted"
+    );
     // What names no node stays.
     assert_eq!(
         (r.term, &r.log, r.commit),
@@ -1402,15 +1473,15 @@ fn a_pre_vote_grant_for_the_next_term_is_kept_for_a_later_pre_campaign() {
     cfg.pre_vote = true;
     let mut r = fresh(0, 3, &cfg);
     fire(&mut r, RaftTimer::Election);
-    assert_eq!(r.role, Role::PreCandidate);
+    assert_eq!(r.role(), Role::PreCandidate);
     let mut follower = r.clone();
     recv(&mut follower, 1, append(1, 0, 0, vec![], 0));
-    assert_eq!((follower.role, follower.term), (Role::Follower, 1));
+    assert_eq!((follower.role(), follower.term), (Role::Follower, 1));
     assert!(!follower.obsolete(NodeId(2), &pre_vote(2, true)));
     fire(&mut follower, RaftTimer::Election);
-    assert_eq!(follower.role, Role::PreCandidate);
+    assert_eq!(follower.role(), Role::PreCandidate);
     recv(&mut follower, 2, pre_vote(2, true));
-    assert_eq!(follower.role, Role::Candidate, "the late grant counted");
+    assert_eq!(follower.role(), Role::Candidate, "the late grant counted");
 }
 
 #[cfg(feature = "bug-zoo")]
@@ -1522,7 +1593,7 @@ mod bugs {
                 result: AppendResult::StaleTerm,
             },
         );
-        assert_eq!((l.role, l.term), (Role::Leader, 2));
+        assert_eq!((l.role(), l.term), (Role::Leader, 2));
     }
 
     #[test]
@@ -1533,15 +1604,15 @@ mod bugs {
         let out = recv(&mut l, 1, request_vote(7, 9, 7));
         assert!(out.is_empty(), "{out:?}");
         recv(&mut l, 1, append(7, 0, 0, vec![], 0));
-        assert_eq!((l.role, l.term), (Role::Leader, 2));
+        assert_eq!((l.role(), l.term), (Role::Leader, 2));
         // A candidate ignores a refusal from a later term.
         let mut c = fresh(0, 3, &cfg);
         fire(&mut c, RaftTimer::Election);
         recv(&mut c, 1, vote(4, false));
-        assert_eq!((c.role, c.term), (Role::Candidate, 1));
+        assert_eq!((c.role(), c.term), (Role::Candidate, 1));
         // It still yields to a leader of its own term (§5.2): the bug is about later terms.
         recv(&mut c, 2, append(1, 0, 0, vec![], 0));
-        assert_eq!((c.role, c.leader), (Role::Follower, Some(NodeId(2))));
+        assert_eq!((c.role(), c.leader), (Role::Follower, Some(NodeId(2))));
         // The bug is the leader's and the candidate's only: a follower adopts later terms.
         let mut f = fresh(1, 3, &cfg);
         recv(&mut f, 0, request_vote(3, 0, 0));
@@ -1549,7 +1620,7 @@ mod bugs {
         recv(&mut f, 2, append(4, 0, 0, vec![], 0));
         assert_eq!(f.term, 4);
         recv(&mut f, 2, vote(5, false));
-        assert_eq!((f.role, f.term), (Role::Follower, 5));
+        assert_eq!((f.role(), f.term), (Role::Follower, 5));
     }
 
     #[test]
@@ -1588,6 +1659,6 @@ mod bugs {
         };
         let mut r = fresh(0, 3, &cfg);
         fire(&mut r, RaftTimer::Election);
-        assert_eq!((r.role, r.term), (Role::Candidate, 1));
+        assert_eq!((r.role(), r.term), (Role::Candidate, 1));
     }
 }

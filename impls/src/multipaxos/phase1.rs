@@ -1,0 +1,302 @@
+//! Multi-Paxos phase 1 and leadership: campaigns with fresh ballots, promises (PMS §2.2,
+//! P1a), recovery of accepted values (P2c) with gaps filled by no-ops (PMS §3), the lease, and
+//! stepping down before a higher ballot.
+
+use super::*;
+
+impl<C: Command> MultiPaxos<C> {
+    /// Give up candidacy or leadership; `leader` is the best guess of who leads now.
+    pub(super) fn step_down(&mut self, leader: Option<NodeId>, out: &mut Out<Self, C>) {
+        let was_leader = self.is_leader();
+        // Only a candidate or a leader steps down, and neither holds a lease.
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
+        self.leader = leader;
+        if was_leader {
+            out.cancel_timer(PaxosTimer::Heartbeat);
+            self.arm_election_timer(out);
+        }
+    }
+
+    /// Election timeout: start phase 1 with a fresh ballot above every round seen (PMS §3:
+    /// "a new leader ... executes phase 1 for infinitely many instances").
+    pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {
+        let round = max(self.tried, self.promised.round) + 1;
+        // P3: without the node-id tiebreak two proposers may pick the same ballot.
+        let node = if self.cfg.bug(Bug::NonUniqueBallot) {
+            0
+        } else {
+            self.id.0
+        };
+        self.tried = round;
+        // Durable before the ballot is used, so a restarted proposer never reuses it.
+        out.persist(PaxosWrite::Tried(round));
+        self.ballot = Ballot { round, node };
+        self.leader = None;
+        let promises = 1 << self.me();
+        let p1_from = self.commit + 1;
+        self.state = RoleState::Candidate {
+            promises,
+            p1_from,
+            recovered: Vec::new(),
+        };
+        self.arm_election_timer(out);
+        if self.has_quorum(promises) {
+            return self.become_leader(out); // a cluster of one
+        }
+        let msg = PaxosMsg::Prepare {
+            ballot: self.ballot,
+            from: p1_from,
+        };
+        for p in self.peers() {
+            out.send(p, msg.clone());
+        }
+    }
+
+    /// Keep, per slot, the acceptance with the highest ballot (PMS §2.2, P2c).
+    pub(super) fn merge(recovered: &mut Vec<Option<Entry<C>>>, accepted: &[Option<Entry<C>>]) {
+        if recovered.len() < accepted.len() {
+            recovered.resize(accepted.len(), None);
+        }
+        for (slot, a) in recovered.iter_mut().zip(accepted) {
+            if let Some(a) = a {
+                if slot.as_ref().map_or(true, |s| a.ballot > s.ballot) {
+                    *slot = Some(a.clone());
+                }
+            }
+        }
+    }
+
+    /// Phase 1 succeeded: promise our own ballot, re-propose the highest-ballot value of
+    /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
+    pub(super) fn become_leader(&mut self, out: &mut Out<Self, C>) {
+        let RoleState::Candidate {
+            p1_from: from,
+            mut recovered,
+            ..
+        } = std::mem::replace(
+            &mut self.state,
+            RoleState::Follower {
+                leader_alive: false,
+            },
+        )
+        else {
+            unreachable!("only a candidate becomes leader")
+        };
+        debug_assert!(
+            self.promised <= self.ballot || self.cfg.any_bug(),
+            "promised above our own ballot"
+        );
+        // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
+        // the same (chosen) values for them, so recovering from `p1_from` stays correct.
+        debug_assert!(
+            from <= self.commit + 1,
+            "phase 1 starts at most past the commit point"
+        );
+        let b = self.ballot;
+        self.promised = max(self.promised, b);
+        out.persist(PaxosWrite::Promise(self.promised));
+        // Our own acceptor is part of the quorum: read what it accepted now that it promised.
+        let own: Vec<Option<Entry<C>>> = self.log.get(from as usize - 1..).unwrap_or(&[]).to_vec();
+        Self::merge(&mut recovered, &own);
+        // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
+        let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
+            recovered.iter().map(Option::is_none).collect()
+        } else {
+            Vec::new()
+        };
+        let cmds: Vec<Option<C>> = if self.cfg.bug(Bug::SkipRecovery) {
+            // P5: nothing re-proposed; new commands go where values may already be chosen.
+            Vec::new()
+        } else if self.cfg.bug(Bug::IgnoreAcceptedValue) {
+            // P2: our own value (or a no-op) instead of the highest-ballot one reported.
+            (0..recovered.len())
+                .map(|i| own.get(i).cloned().flatten().and_then(|e| e.cmd))
+                .collect()
+        } else {
+            recovered
+                .into_iter()
+                .map(|e| e.and_then(|e| e.cmd))
+                .collect()
+        };
+        // With nothing re-proposed keep what we hold up to the commit point (P5 only: else
+        // an empty recovery means our own log ends before `from`).
+        let keep = if cmds.is_empty() {
+            max(from - 1, self.commit)
+        } else {
+            from - 1
+        };
+        self.log.truncate(keep as usize);
+        let hole = |i: usize| holes.get(i).copied().unwrap_or(false);
+        self.log.extend(cmds.iter().enumerate().map(|(i, cmd)| {
+            (!hole(i)).then(|| Entry {
+                ballot: b,
+                cmd: cmd.clone(),
+            })
+        }));
+        // The recovered slots as runs of consecutive proposals (one run unless P5-gap left
+        // holes between them).
+        let mut runs: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
+        for (i, cmd) in cmds.into_iter().enumerate() {
+            if hole(i) {
+                continue;
+            }
+            let slot = from + i as Slot;
+            match runs.last_mut() {
+                Some((first, run)) if *first + run.len() as Slot == slot => run.push(cmd),
+                _ => runs.push((slot, vec![cmd])),
+            }
+        }
+        for (first, run) in &runs {
+            out.persist(PaxosWrite::Accept {
+                ballot: b,
+                first: *first,
+                cmds: run.clone(),
+            });
+        }
+        self.leader = Some(self.id);
+        // One bitmask per open slot (above the commit point), our own acceptance in each.
+        let me = 1 << self.me();
+        let acks = (self.commit + 1..=self.last())
+            .map(|s| {
+                if self.log[s as usize - 1].is_some() {
+                    me
+                } else {
+                    0
+                }
+            })
+            .collect();
+        self.state = RoleState::Leader { heard: me, acks };
+        if self.cfg.check_quorum {
+            self.arm_election_timer(out);
+        } else {
+            out.cancel_timer(PaxosTimer::Election);
+        }
+        self.arm_heartbeat(out);
+        // Phase 2 for the recovered slots; with none it announces the leadership.
+        if runs.is_empty() {
+            self.broadcast_accept(from, Vec::new(), out);
+        }
+        for (first, run) in runs {
+            self.broadcast_accept(first, run, out);
+        }
+        self.advance_leader_commit(out);
+    }
+
+    /// Adopt a higher ballot seen in a refusal, so our next round is above it.
+    pub(super) fn raise_promise(&mut self, b: Ballot, out: &mut Out<Self, C>) {
+        if b > self.promised {
+            self.promised = b;
+            out.persist(PaxosWrite::Promise(b));
+        }
+    }
+
+    pub(super) fn on_prepare(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        out: &mut Out<Self, C>,
+    ) {
+        // The lease: while a live leader (or we ourselves) leads, a prepare from anyone else
+        // is a disruption, not a leader change. Ignoring it is always safe.
+        let lease = self.cfg.check_quorum
+            && match self.state {
+                RoleState::Follower { leader_alive } => leader_alive && self.leader != Some(from),
+                RoleState::Candidate { .. } => false,
+                RoleState::Leader { .. } => true,
+            };
+        if lease && b > self.promised {
+            return;
+        }
+        // PMS §2.2 (P1a): promise only a ballot at least our promise.
+        if b < self.promised {
+            out.send(
+                from,
+                PaxosMsg::Nack {
+                    ballot: b,
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        // A leader gives way to a higher ballot. A candidate's acceptor promises like any
+        // other (it has not promised its own ballot yet) and the candidacy goes on: it can
+        // only succeed if its own promise is still free when its quorum is complete.
+        if self.is_leader() && b != self.ballot {
+            self.step_down(Some(from), out);
+        }
+        // P7: the promise leaves before the raised promise is durable (the write follows it).
+        let persist_late = b > self.promised && self.cfg.bug(Bug::PromiseSentBeforePersist);
+        if b > self.promised {
+            self.promised = b;
+            if !self.cfg.bug(Bug::PromiseNotPersisted) && !persist_late {
+                out.persist(PaxosWrite::Promise(b));
+            }
+        }
+        self.leader = Some(from);
+        // Do not compete with the proposer we just promised.
+        self.arm_election_timer(out);
+        let accepted = self
+            .log
+            .get(first.max(1) as usize - 1..)
+            .unwrap_or(&[])
+            .to_vec();
+        out.send(
+            from,
+            PaxosMsg::Promise {
+                ballot: b,
+                from: first,
+                accepted,
+            },
+        );
+        if persist_late && !self.cfg.bug(Bug::PromiseNotPersisted) {
+            out.persist(PaxosWrite::Promise(b));
+        }
+    }
+
+    pub(super) fn on_promise(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        accepted: Vec<Option<Entry<C>>>,
+        out: &mut Out<Self, C>,
+    ) {
+        let Some(pos) = self.pos(from) else { return };
+        let RoleState::Candidate {
+            promises,
+            p1_from,
+            recovered,
+        } = &mut self.state
+        else {
+            return; // a stale answer
+        };
+        if b != self.ballot || first != *p1_from {
+            return; // a stale or duplicate answer
+        }
+        Self::merge(recovered, &accepted);
+        *promises |= 1 << pos;
+        let promises = *promises;
+        if !self.has_quorum(promises) {
+            return;
+        }
+        if self.promised > self.ballot {
+            // Our own acceptor promised a higher ballot meanwhile: of two contending
+            // proposers the higher ballot wins; we give way.
+            let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
+            return self.step_down(leader, out);
+        }
+        self.become_leader(out);
+    }
+
+    pub(super) fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {
+        if self.role() == Role::Follower || b != self.ballot || promised <= self.ballot {
+            return;
+        }
+        // Someone promised a higher ballot: our leadership (or candidacy) is over.
+        self.raise_promise(promised, out);
+        self.step_down(None, out);
+    }
+}

@@ -1,0 +1,245 @@
+//! Multi-Paxos phase 2 and learning: a stable leader's batched accepts (PMS §3, PMMC
+//! "Commander"), acceptances counted per open slot, the commit point learned by acceptors (PMS
+//! §2.3), heartbeats, and catch-up of replicas that are behind.
+
+use super::*;
+
+impl<C: Command> MultiPaxos<C> {
+    /// Send `cmds` (slots from `first`) at our ballot to every peer, at most `max_batch` a message.
+    pub(super) fn broadcast_accept(
+        &self,
+        first: Slot,
+        cmds: Vec<Option<C>>,
+        out: &mut Out<Self, C>,
+    ) {
+        let batch = self.cfg.max_batch;
+        let mut chunks: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
+        if cmds.is_empty() {
+            chunks.push((first, cmds));
+        } else {
+            for (k, c) in cmds.chunks(batch).enumerate() {
+                chunks.push((first + (k * batch) as Slot, c.to_vec()));
+            }
+        }
+        for p in self.peers() {
+            for (f, c) in &chunks {
+                out.send(
+                    p,
+                    PaxosMsg::Accept {
+                        ballot: self.ballot,
+                        first: *f,
+                        cmds: c.clone(),
+                        commit: self.commit,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Leader: the values of slots `first..=upto` (chosen ones up to the commit point, our
+    /// own proposals above it: all valid at our ballot), stopping short of a hole that only
+    /// P5-gap leaves (a no-op sent there would fill it).
+    pub(super) fn values(&self, first: Slot, upto: Slot) -> Vec<Option<C>> {
+        let values: Vec<Option<C>> = self.log[first as usize - 1..upto as usize]
+            .iter()
+            .map_while(|e| e.as_ref().map(|e| e.cmd.clone()))
+            .collect();
+        debug_assert!(
+            values.len() as Slot == upto + 1 - first || self.cfg.any_bug(),
+            "a leader's log has no gaps"
+        );
+        values
+    }
+
+    /// Leader: advance the commit point over every slot a quorum accepted in our ballot.
+    pub(super) fn advance_leader_commit(&mut self, out: &mut Out<Self, C>) {
+        let RoleState::Leader { acks, .. } = &self.state else {
+            unreachable!("only a leader commits by counting")
+        };
+        let n = acks.iter().take_while(|&&a| self.has_quorum(a)).count();
+        if n > 0 {
+            self.acks().drain(..n);
+            self.commit_to(self.commit + n as Slot, out);
+        }
+    }
+
+    /// Mark every slot up to `to` chosen, reporting the commands in slot order.
+    pub(super) fn commit_to(&mut self, to: Slot, out: &mut Out<Self, C>) {
+        debug_assert!(to <= self.last() && to > self.commit);
+        for slot in self.commit + 1..=to {
+            let e = self.log[slot as usize - 1]
+                .as_ref()
+                .expect("a chosen slot holds its value");
+            if let Some(cmd) = &e.cmd {
+                out.commit(slot, cmd.clone());
+            }
+        }
+        self.commit = to;
+    }
+
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        cmds: Vec<Option<C>>,
+        leader_commit: Slot,
+        out: &mut Out<Self, C>,
+    ) {
+        // PMS §2.2 (P1a): never accept below the promise.
+        if b < self.promised && !self.cfg.bug(Bug::AcceptBelowPromise) {
+            out.send(
+                from,
+                PaxosMsg::Nack {
+                    ballot: b,
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        if first == 0 {
+            return; // malformed: slots are 1-based
+        }
+        // A leader gives way to a higher ballot. A candidate backs off before a live leader
+        // when leases are on (it could not win against it anyway); without leases it backs
+        // off only before a ballot at least its own, since a higher ballot will win.
+        let back_off = self.is_leader() || self.cfg.check_quorum || b >= self.ballot;
+        if self.role() != Role::Follower && back_off {
+            debug_assert!(
+                !self.is_leader() || b > self.ballot || self.cfg.any_bug(),
+                "two leaders with ballot {b:?}"
+            );
+            self.step_down(Some(from), out);
+        }
+        if self.role() == Role::Follower {
+            self.leader = Some(from);
+            self.state = RoleState::Follower { leader_alive: true };
+            self.arm_election_timer(out);
+        }
+        let upto = first + cmds.len() as Slot - 1;
+        // Slots at or below our commit point are chosen already: keep them as they are.
+        let skip = (self.commit + 1)
+            .saturating_sub(first)
+            .min(cmds.len() as Slot) as usize;
+        let fresh_first = first + skip as Slot;
+        let fresh: Vec<Option<C>> = cmds[skip..].to_vec();
+        let promise_up = b > self.promised;
+        if !fresh.is_empty() {
+            let end = (fresh_first as usize - 1) + fresh.len();
+            if self.log.len() < end {
+                self.log.resize(end, None);
+            }
+            for (i, cmd) in fresh.iter().enumerate() {
+                self.log[fresh_first as usize - 1 + i] = Some(Entry {
+                    ballot: b,
+                    cmd: cmd.clone(),
+                });
+            }
+            self.promised = max(self.promised, b);
+            out.persist(PaxosWrite::Accept {
+                ballot: b,
+                first: fresh_first,
+                cmds: fresh,
+            });
+        } else if promise_up {
+            self.promised = b;
+            out.persist(PaxosWrite::Promise(b));
+        }
+        // Learn (PMS §2.3): slots up to the leader's commit point that we accepted in its
+        // ballot hold the chosen value.
+        let mut to = self.commit;
+        while to < leader_commit.min(self.last()) {
+            match &self.log[to as usize] {
+                Some(e) if e.ballot == b => to += 1,
+                _ => break,
+            }
+        }
+        if to > self.commit {
+            self.commit_to(to, out);
+        }
+        // A heartbeat names the leader's open slots (`leader_commit + 1 .. first`). We answer
+        // it for those we hold, in its ballot or chosen (as an Accept's answer covers the
+        // chosen slots it skipped), so an acknowledgement lost on the way is given again; and
+        // we say we are behind if we lack one, so an Accept lost on the way to every acceptor
+        // is re-sent. The leader alone cannot tell either loss from delay, and one open slot
+        // stalls every slot after it.
+        let (first, upto, lacks_open_slot) = if cmds.is_empty() {
+            let open = leader_commit + 1;
+            let held = (open..first)
+                .take_while(|&s| {
+                    s <= self.commit
+                        || matches!(self.log.get(s as usize - 1), Some(Some(e)) if e.ballot == b)
+                })
+                .count() as Slot;
+            let upto = open - 1 + held;
+            (open, upto, upto + 1 < first)
+        } else {
+            (first, upto, false)
+        };
+        let behind = self.commit < leader_commit || lacks_open_slot;
+        out.send(
+            from,
+            PaxosMsg::Accepted {
+                ballot: b,
+                first,
+                upto,
+                commit: self.commit,
+                behind,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_accepted(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first: Slot,
+        upto: Slot,
+        f_commit: Slot,
+        behind: bool,
+        out: &mut Out<Self, C>,
+    ) {
+        let Some(pos) = self.pos(from) else { return };
+        let (commit, last) = (self.commit, self.last());
+        let RoleState::Leader { heard, acks } = &mut self.state else {
+            return;
+        };
+        if b != self.ballot {
+            return;
+        }
+        *heard |= 1 << pos;
+        for slot in max(first, commit + 1)..=upto.min(last) {
+            acks[(slot - commit - 1) as usize] |= 1 << pos;
+        }
+        self.advance_leader_commit(out);
+        if !behind {
+            return;
+        }
+        // Catch-up: re-send, one batch, from its commit point if it is below ours (the chosen
+        // slots it lacks), else from the first open slot it has not accepted.
+        let lo = if f_commit < self.commit {
+            Some(f_commit + 1)
+        } else {
+            let bit = 1 << pos;
+            self.acks()
+                .iter()
+                .position(|&a| a & bit == 0)
+                .map(|i| self.commit + 1 + i as Slot)
+        };
+        let Some(lo) = lo else { return };
+        let hi = self.last().min(lo + self.cfg.max_batch as Slot - 1);
+        let cmds = self.values(lo, hi);
+        if !cmds.is_empty() {
+            out.send(
+                from,
+                PaxosMsg::Accept {
+                    ballot: b,
+                    first: lo,
+                    cmds,
+                    commit: self.commit,
+                },
+            );
+        }
+    }
+}

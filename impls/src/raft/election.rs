@@ -1,0 +1,219 @@
+//! Raft elections: terms (§5.1), campaigns and votes (§5.2, §5.4.1), PreVote (diss. §9.6) and
+//! the CheckQuorum lease (diss. §6.2).
+
+use super::*;
+
+impl<C: Command> Raft<C> {
+    /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term. The lease
+    /// starts lapsed, as etcd-raft's `becomeFollower` resets its leader: the caller that heard
+    /// from the leader itself renews it.
+    pub(super) fn become_follower(
+        &mut self,
+        term: u64,
+        leader: Option<NodeId>,
+        out: &mut Out<Self, C>,
+    ) {
+        debug_assert!(term >= self.term, "terms never go back");
+        let was_leader = self.is_leader();
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state(out);
+        }
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
+        self.leader = leader;
+        if was_leader {
+            out.cancel_timer(RaftTimer::Heartbeat);
+            self.arm_election_timer(out);
+        }
+    }
+
+    /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
+    /// configured (diss. §9.6).
+    pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {
+        self.leader = None;
+        if !self.cfg.pre_vote || self.cfg.bug(Bug::NoPreVote) {
+            return self.start_election(out);
+        }
+        // The pre-vote asks for the next term without entering it: nobody changes state.
+        let votes = 1 << self.me();
+        self.state = RoleState::PreCandidate { votes };
+        self.arm_election_timer(out);
+        if self.has_quorum(votes) {
+            return self.start_election(out); // a cluster of one
+        }
+        self.request_votes(self.term + 1, true, out);
+    }
+
+    /// Enter a new term as a candidate, vote for ourselves durably, and ask for votes (§5.2).
+    pub(super) fn start_election(&mut self, out: &mut Out<Self, C>) {
+        let votes = 1 << self.me();
+        self.state = RoleState::Candidate { votes };
+        self.term += 1;
+        self.voted_for = Some(self.id);
+        self.persist_hard_state(out);
+        self.arm_election_timer(out);
+        if self.has_quorum(votes) {
+            return self.become_leader(out); // a cluster of one
+        }
+        self.request_votes(self.term, false, out);
+    }
+
+    pub(super) fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Out<Self, C>) {
+        let (last_index, last_term) = (self.last_index(), self.last_term());
+        for (_, p) in self.peers() {
+            out.send(
+                p,
+                RaftMsg::RequestVote {
+                    term,
+                    last_index,
+                    last_term,
+                    pre_vote,
+                },
+            );
+        }
+    }
+
+    /// A majority granted this round's votes.
+    pub(super) fn win_vote_round(&mut self, out: &mut Out<Self, C>) {
+        match self.state {
+            // The pre-vote only said we could win: now run the real election.
+            RoleState::PreCandidate { .. } => self.start_election(out),
+            RoleState::Candidate { .. } => self.become_leader(out),
+            RoleState::Follower { .. } | RoleState::Leader { .. } => {
+                unreachable!("only candidates count votes")
+            }
+        }
+    }
+
+    /// Won the election: initialise the followers' progress, append a no-op of this term
+    /// (diss. §6.4) and announce leadership with it.
+    pub(super) fn become_leader(&mut self, out: &mut Out<Self, C>) {
+        debug_assert_eq!(self.role(), Role::Candidate);
+        self.leader = Some(self.id);
+        let next = self.last_index() + 1;
+        self.state = RoleState::Leader {
+            active: 1 << self.me(),
+            progress: vec![
+                Progress {
+                    next,
+                    matched: 0,
+                    replicating: false,
+                    paused: false
+                };
+                self.members.len()
+            ],
+        };
+        out.cancel_timer(RaftTimer::Election);
+        self.append_local(
+            vec![Entry {
+                term: self.term,
+                cmd: None,
+            }],
+            out,
+        );
+        self.broadcast_append(out);
+        out.set_timer(
+            RaftTimer::Heartbeat,
+            self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
+        );
+        if self.cfg.check_quorum {
+            self.arm_election_timer(out);
+        }
+        self.maybe_commit(out);
+    }
+
+    /// CheckQuorum's lease: a follower heard from a live leader lately, or we lead ourselves.
+    pub(super) fn in_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && matches!(
+                self.state,
+                RoleState::Follower { leader_alive: true } | RoleState::Leader { .. }
+            )
+            && !self.cfg.bug(Bug::NoPreVote)
+    }
+
+    /// §5.4.1: is a log ending at (`last_term`, `last_index`) at least as up-to-date as ours?
+    pub(super) fn log_ok(&self, last_term: u64, last_index: Slot) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    pub(super) fn on_request_vote(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        last_index: Slot,
+        last_term: u64,
+        pre_vote: bool,
+        out: &mut Out<Self, C>,
+    ) {
+        let log_ok = self.log_ok(last_term, last_index) || self.cfg.bug(Bug::VoteWithoutLogCheck);
+        if pre_vote {
+            // A pre-vote changes nothing here: grant if a real vote in that term could be
+            // granted by the log check.
+            let granted = term > self.term && log_ok;
+            let reply_term = if granted { term } else { self.term };
+            out.send(
+                from,
+                RaftMsg::Vote {
+                    term: reply_term,
+                    granted,
+                    pre_vote: true,
+                },
+            );
+            return;
+        }
+        let free = match self.voted_for {
+            None => true,
+            Some(v) => v == from || self.cfg.bug(Bug::DoubleVote),
+        };
+        let granted = term == self.term && free && log_ok;
+        // R11: the reply leaves before the vote is durable (the write follows it).
+        let late = granted && self.cfg.bug(Bug::VoteSentBeforePersist);
+        let persist = granted && !self.cfg.bug(Bug::VoteNotPersisted);
+        if granted {
+            self.voted_for = Some(from);
+            if persist && !late {
+                self.persist_hard_state(out);
+            }
+            // Granting a vote resets the election timer (§5.2) so we do not compete with it.
+            self.arm_election_timer(out);
+        }
+        out.send(
+            from,
+            RaftMsg::Vote {
+                term: self.term,
+                granted,
+                pre_vote: false,
+            },
+        );
+        if persist && late {
+            self.persist_hard_state(out);
+        }
+    }
+
+    pub(super) fn on_vote(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        granted: bool,
+        pre_vote: bool,
+        out: &mut Out<Self, C>,
+    ) {
+        let Some(pos) = self.pos(from) else { return };
+        let votes = match &mut self.state {
+            RoleState::PreCandidate { votes } if pre_vote && term == self.term + 1 => votes,
+            RoleState::Candidate { votes } if !pre_vote && term == self.term => votes,
+            _ => return,
+        };
+        if granted {
+            *votes |= 1 << pos;
+            let votes = *votes;
+            if self.has_quorum(votes) {
+                self.win_vote_round(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Raft log replication (§5.3) and commitment (§5.4.2): the leader's appends with etcd-style
+//! pipelining and probing, the follower's consistency check, and fast backtracking.
+
+use super::*;
+
+impl<C: Command> Raft<C> {
+    /// Leader: append entries of its own term to its log and persist them.
+    pub(super) fn append_local(&mut self, entries: Vec<Entry<C>>, out: &mut Out<Self, C>) {
+        debug_assert!(entries.iter().all(|e| e.term == self.term));
+        let at = self.last_index() + 1;
+        self.log.extend(entries.iter().cloned());
+        out.persist(RaftWrite::Append { at, entries });
+    }
+
+    /// Send an AppendEntries to the member at `pos`: from `next` on, at most `max_batch`
+    /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
+    /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
+    /// there is nothing new, so that followers keep their lease and learn the commit point.
+    /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2):
+    /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
+    /// that sends the leader back; having sent nothing, it leaves `next` where it was.
+    pub(super) fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
+        let pr = *self.progress(pos);
+        if pr.paused && !heartbeat {
+            return;
+        }
+        let last = self.last_index();
+        if pr.next > last && !heartbeat {
+            return;
+        }
+        let prev_index = pr.next - 1;
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("next never passes the log end + 1");
+        let end = if heartbeat && self.cfg.empty_heartbeats {
+            prev_index
+        } else {
+            min(last, prev_index + self.cfg.max_batch as Slot)
+        };
+        let entries = self.log[prev_index as usize..end as usize].to_vec();
+        let pr = self.progress(pos);
+        if pr.replicating {
+            pr.next = end + 1;
+        } else {
+            pr.paused = true;
+        }
+        let msg = RaftMsg::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit,
+        };
+        out.send(self.members[pos], msg);
+    }
+
+    pub(super) fn broadcast_append(&mut self, out: &mut Out<Self, C>) {
+        for pos in 0..self.members.len() {
+            if pos != self.me() {
+                self.send_append(pos, false, out);
+            }
+        }
+    }
+
+    /// Leader: advance the commit point to the highest slot a majority stores, if that slot
+    /// is of the current term (§5.4.2: earlier-term entries commit only indirectly).
+    pub(super) fn maybe_commit(&mut self, out: &mut Out<Self, C>) {
+        let me = self.me();
+        let last = self.last_index();
+        let RoleState::Leader { progress, .. } = &self.state else {
+            unreachable!("only a leader commits by counting")
+        };
+        let mut matched: Vec<Slot> = progress
+            .iter()
+            .enumerate()
+            .map(|(pos, pr)| if pos == me { last } else { pr.matched })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[quorum(self.members.len()) - 1];
+        // B1: the leader applies whatever it stores itself, replicated or not.
+        let n = if self.cfg.bug(Bug::ApplyUncommitted) {
+            last
+        } else {
+            n
+        };
+        if n > self.commit
+            && (self.term_at(n) == Some(self.term) || self.cfg.bug(Bug::Figure8Commit))
+        {
+            self.advance_commit(n, out);
+        }
+    }
+
+    /// Commit every entry up to `to`, reporting the commands in slot order.
+    pub(super) fn advance_commit(&mut self, to: Slot, out: &mut Out<Self, C>) {
+        debug_assert!(to <= self.last_index(), "cannot commit past the log");
+        let from = self.commit;
+        for slot in from + 1..=to {
+            if let Some(cmd) = &self.log[slot as usize - 1].cmd {
+                out.commit(slot, cmd.clone());
+            }
+        }
+        self.commit = to;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_append(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        prev_index: Slot,
+        prev_term: u64,
+        entries: Vec<Entry<C>>,
+        leader_commit: Slot,
+        out: &mut Out<Self, C>,
+    ) {
+        if self.role() != Role::Follower {
+            // A leader of our term exists (§5.2: a candidate that hears from the leader of its
+            // term steps down).
+            debug_assert!(
+                !self.is_leader() || self.cfg.any_bug(),
+                "two leaders in term {term}"
+            );
+            self.become_follower(term, Some(from), out);
+        }
+        self.leader = Some(from);
+        self.state = RoleState::Follower { leader_alive: true };
+        self.arm_election_timer(out);
+
+        // §5.3 consistency check.
+        let reject = match self.term_at(prev_index) {
+            None => Some((None, self.last_index() + 1)),
+            Some(t) if t != prev_term => {
+                // First slot of the conflicting term, so the leader skips the whole term.
+                let mut first = prev_index;
+                while first > 1 && self.term_at(first - 1) == Some(t) && first - 1 > self.commit {
+                    first -= 1;
+                }
+                Some((Some(t), first))
+            }
+            Some(_) => None,
+        };
+        if let Some((conflict_term, conflict_index)) = reject {
+            let result = AppendResult::Rejected {
+                prev_index,
+                conflict_term,
+                conflict_index,
+            };
+            out.send(
+                from,
+                RaftMsg::AppendReply {
+                    term: self.term,
+                    result,
+                },
+            );
+            return;
+        }
+
+        let last_new = prev_index + entries.len() as Slot;
+        if self.cfg.bug(Bug::TruncateOnStaleAppend) {
+            // R6: drop everything after prev_index even when it agrees with the leader.
+            self.log.truncate(prev_index as usize);
+            self.log.extend(entries.iter().cloned());
+            out.persist(RaftWrite::Append {
+                at: prev_index + 1,
+                entries,
+            });
+        } else {
+            // §5.3: delete from the first *conflicting* entry only; a delayed append that
+            // carries a prefix of what we have must not erase the entries after it.
+            let first_new = entries
+                .iter()
+                .enumerate()
+                .find(|&(i, e)| self.term_at(prev_index + 1 + i as Slot) != Some(e.term))
+                .map(|(i, _)| i);
+            if let Some(i) = first_new {
+                let at = prev_index + 1 + i as Slot;
+                debug_assert!(
+                    at > self.commit || self.cfg.any_bug(),
+                    "a leader asked to overwrite committed slot {at}"
+                );
+                self.log.truncate(at as usize - 1);
+                let fresh: Vec<Entry<C>> = entries[i..].to_vec();
+                self.log.extend(fresh.iter().cloned());
+                if !self.cfg.bug(Bug::LogNotPersisted) {
+                    out.persist(RaftWrite::Append { at, entries: fresh });
+                }
+            }
+        }
+
+        // Commit only what this append verified (Figure 2: min(leaderCommit, last new entry)).
+        let verified = if self.cfg.bug(Bug::CommitPastVerifiedPrefix) {
+            self.last_index()
+        } else {
+            last_new
+        };
+        let to = min(leader_commit, verified);
+        if to > self.commit {
+            self.advance_commit(to, out);
+        }
+        out.send(
+            from,
+            RaftMsg::AppendReply {
+                term: self.term,
+                result: AppendResult::Ok { matched: last_new },
+            },
+        );
+    }
+
+    /// An answer to our append of the current term (`on_message` dropped older ones).
+    pub(super) fn on_append_reply(
+        &mut self,
+        from: NodeId,
+        result: AppendResult,
+        out: &mut Out<Self, C>,
+    ) {
+        let Some(pos) = self.pos(from) else { return };
+        match &mut self.state {
+            RoleState::Leader { active, .. } => *active |= 1 << pos,
+            _ => return,
+        }
+        match result {
+            AppendResult::StaleTerm => {}
+            AppendResult::Ok { matched } => {
+                let pr = self.progress(pos);
+                pr.paused = false;
+                pr.replicating = true;
+                if matched > pr.matched {
+                    pr.matched = matched;
+                }
+                pr.next = max(pr.next, matched + 1);
+                self.maybe_commit(out);
+                // More to send (the batch limit cut the last append short)?
+                self.send_append(pos, false, out);
+            }
+            AppendResult::Rejected {
+                prev_index,
+                conflict_term,
+                conflict_index,
+            } => {
+                let pr = *self.progress(pos);
+                // Ignore a reject that answers an older append than the one outstanding.
+                if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
+                    return;
+                }
+                // Fast backtracking (§5.3): skip to after our last entry of the conflicting
+                // term, or to where the follower's log ends.
+                let next = match conflict_term {
+                    Some(t) => match self.log.iter().rposition(|e| e.term == t) {
+                        Some(i) if (i as Slot) < prev_index => i as Slot + 2,
+                        _ => conflict_index,
+                    },
+                    None => conflict_index,
+                };
+                let pr = self.progress(pos);
+                pr.next = max(pr.matched + 1, min(next, prev_index));
+                pr.replicating = false;
+                pr.paused = false;
+                self.send_append(pos, false, out);
+            }
+        }
+    }
+}
