@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode, Throughput};
-use paxraft::bench::{self, AnyLoad, LoadConfig, Protocol};
+use paxraft::bench::{self, AnyLoad, LoadConfig};
+use paxraft::protocol::Protocol;
 use paxraft::report::results::{BenchPoint, Results};
 
 fn main() {

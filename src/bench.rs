@@ -20,39 +20,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::unreplicated::Unreplicated;
 use paxraft_impls::Replica;
 
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::report::results::{BenchPoint, RecoveryRun, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
-
-/// The protocols a load can run.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// Raft.
-    Raft,
-    /// Multi-Paxos.
-    MultiPaxos,
-    /// One node, no consensus: the ceiling.
-    Unreplicated,
-}
-
-impl Protocol {
-    /// All of them, in report order.
-    pub const ALL: [Protocol; 3] = [Protocol::Raft, Protocol::MultiPaxos, Protocol::Unreplicated];
-
-    /// The name used in results and reports (the replica's `NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Raft => <Raft<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
-            Protocol::MultiPaxos => <MultiPaxos<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
-            Protocol::Unreplicated => <Unreplicated as Replica<Cmd<Kv>>>::NAME,
-        }
-    }
-}
 
 /// What load to put on which cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,11 +294,14 @@ impl<R: Replica<Cmd<Kv>>> AnyLoad for Load<R> {
 
 /// Start a load of `cfg.protocol`.
 pub fn start(cfg: LoadConfig) -> Result<Box<dyn AnyLoad>, String> {
-    Ok(match cfg.protocol {
-        Protocol::Raft => Box::new(Load::<Raft<Cmd<Kv>>>::start(cfg)?),
-        Protocol::MultiPaxos => Box::new(Load::<MultiPaxos<Cmd<Kv>>>::start(cfg)?),
-        Protocol::Unreplicated => Box::new(Load::<Unreplicated>::start(cfg)?),
-    })
+    struct Start(LoadConfig);
+    impl ProtocolVisitor for Start {
+        type Output = Result<Box<dyn AnyLoad>, String>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            Ok(Box::new(Load::<R>::start(self.0)?))
+        }
+    }
+    with_protocol(cfg.protocol, Start(cfg))
 }
 
 /// Run `load` for about `time` (after `warm_up`, not measured) in rounds of operations sized
@@ -378,12 +354,21 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// How long a leader crash interrupts commits: the time from the crash to the first commit
-/// after it, measured once (no load timeline). Used by criterion's recovery benchmark.
-pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
+/// How long a leader crash of `protocol` interrupts commits: the time from the crash to the
+/// first commit after it, measured once (no load timeline). Used by criterion's recovery
+/// benchmark.
+pub fn time_to_first_commit(
+    protocol: Protocol,
     servers: usize,
     outstanding: usize,
 ) -> Result<Duration, String> {
+    struct FirstCommit(RecoveryConfig);
+    impl ProtocolVisitor for FirstCommit {
+        type Output = Result<Duration, String>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            Ok(crash_under_load::<R>(&self.0)?.1)
+        }
+    }
     let cfg = RecoveryConfig {
         servers,
         outstanding,
@@ -391,8 +376,7 @@ pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
         run_for: Duration::from_millis(60),
         bucket: Duration::from_millis(10),
     };
-    let (_, first) = crash_under_load::<R>(&cfg)?;
-    Ok(first)
+    with_protocol(protocol, FirstCommit(cfg))
 }
 
 /// How long a restarted node takes to be back: `ops` commands committed under load, then a
@@ -400,11 +384,18 @@ pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
 /// has replayed its log and applied everything the cluster had committed (its state machine
 /// rebuilt from slot 1; the commit point comes with the leader's next heartbeat). Used by
 /// criterion's recovery benchmark.
-pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<Duration, String> {
-    let protocol = Protocol::ALL
-        .into_iter()
-        .find(|p| p.name() == R::NAME)
-        .ok_or_else(|| format!("{} is not a benchmarked protocol", R::NAME))?;
+pub fn time_to_rebuild(protocol: Protocol, servers: usize, ops: u64) -> Result<Duration, String> {
+    struct Rebuild(Protocol, usize, u64);
+    impl ProtocolVisitor for Rebuild {
+        type Output = Result<Duration, String>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            rebuild::<R>(self.0, self.1, self.2)
+        }
+    }
+    with_protocol(protocol, Rebuild(protocol, servers, ops))
+}
+
+fn rebuild<R: Hosted>(protocol: Protocol, servers: usize, ops: u64) -> Result<Duration, String> {
     let mut load = Load::<R>::start(LoadConfig {
         protocol,
         servers,
@@ -596,13 +587,17 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
 
 /// [`recovery`] of a protocol chosen at run time (`unreplicated` has nothing to recover with).
 pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
-    match protocol {
-        Protocol::Raft => recovery::<Raft<Cmd<Kv>>>(cfg),
-        Protocol::MultiPaxos => recovery::<MultiPaxos<Cmd<Kv>>>(cfg),
-        Protocol::Unreplicated => {
-            Err("unreplicated has a single server: a crash is an outage".into())
+    struct Recover<'a>(&'a RecoveryConfig);
+    impl ProtocolVisitor for Recover<'_> {
+        type Output = Result<RecoveryRun, String>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            recovery::<R>(self.0)
         }
     }
+    if protocol == Protocol::Unreplicated {
+        return Err("unreplicated has a single server: a crash is an outage".into());
+    }
+    with_protocol(protocol, Recover(cfg))
 }
 
 /// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at each

@@ -10,6 +10,7 @@ pub use paxraft_models as models;
 pub mod bench;
 pub mod cli;
 pub mod lincheck;
+pub mod protocol;
 pub mod report;
 pub mod runtime;
 pub mod simulate;

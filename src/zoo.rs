@@ -21,9 +21,7 @@ pub mod replay;
 
 use std::time::{Duration, Instant};
 
-use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::names::{ELECTION_SAFETY, LEADER_COMPLETENESS};
-use paxraft_impls::raft::Raft;
 use paxraft_impls::Bug;
 use paxraft_models::check::{
     check_command, check_with_paths, Actions, Kind, Progress, SearchOptions, Status, StopAt,
@@ -32,37 +30,20 @@ use paxraft_models::check::{
 use paxraft_models::checked::build_checked;
 use paxraft_models::model::all_servers;
 use paxraft_models::properties::names;
-use paxraft_models::{Checkable, Cmd, ModelConfig, Trace};
+use paxraft_models::{Checkable, ModelConfig, Trace};
 use stateright::Property;
 
+pub use crate::protocol::Protocol;
+use crate::protocol::{with_protocol, Hosted, ProtocolVisitor};
 use crate::report::results::{CleanReplay, Provenance, Trace as SavedTrace, ZooEntry};
 use crate::simulate::cluster::{
-    hunt_checking, replay_checking, SavedFailure, SimModel, SimOptions, SimReport, SimState,
+    hunt_checking, replay_checking, SimModel, SimOptions, SimReport, SimState,
 };
 use crate::simulate::Totals;
 
 /// Whether this build carries the bug switches (the `bug-zoo` cargo feature).
 pub fn bugs_compiled() -> bool {
     paxraft_impls::bugs::COMPILED
-}
-
-/// The protocols a bug can be injected into.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// [`Raft`].
-    Raft,
-    /// [`MultiPaxos`].
-    MultiPaxos,
-}
-
-impl Protocol {
-    /// The CLI spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Raft => "raft",
-            Protocol::MultiPaxos => "multipaxos",
-        }
-    }
 }
 
 /// How a bug is expected to be caught.
@@ -883,7 +864,42 @@ pub fn run(
     threads: usize,
     mut progress: impl FnMut(Half, String),
 ) -> Result<Outcome, String> {
-    let (verdict, clean_replay) = match &entry.detector {
+    let (verdict, clean_replay) = with_protocol(
+        entry.protocol,
+        RunBug {
+            entry,
+            threads,
+            progress: &mut progress,
+        },
+    )?;
+    Ok(Outcome {
+        entry: entry.clone(),
+        verdict,
+        clean_replay,
+        provenance: Provenance::now(),
+    })
+}
+
+/// [`run`] with the entry's protocol.
+struct RunBug<'a> {
+    entry: &'a ZooBug,
+    threads: usize,
+    progress: &'a mut dyn FnMut(Half, String),
+}
+
+impl ProtocolVisitor for RunBug<'_> {
+    type Output = Result<(Verdict, Option<CleanReplay>), String>;
+    fn visit<R: Hosted>(self) -> Self::Output {
+        run_as::<R>(self.entry, self.threads, self.progress)
+    }
+}
+
+fn run_as<R: Hosted>(
+    entry: &ZooBug,
+    threads: usize,
+    progress: &mut dyn FnMut(Half, String),
+) -> Result<(Verdict, Option<CleanReplay>), String> {
+    Ok(match &entry.detector {
         Detector::Model {
             config,
             strategy,
@@ -894,18 +910,8 @@ pub fn run(
                 protocol: with_bug(entry, &config.protocol)?,
                 ..config.clone()
             };
-            let run = match entry.protocol {
-                Protocol::Raft => run_model::<Raft<Cmd>>,
-                Protocol::MultiPaxos => run_model::<MultiPaxos<Cmd>>,
-            };
-            let (buggy, clean, replay) = run(
-                entry,
-                config,
-                &buggy_cfg,
-                *strategy,
-                *depth,
-                threads,
-                &mut progress,
+            let (buggy, clean, replay) = run_model::<R>(
+                entry, config, &buggy_cfg, *strategy, *depth, threads, progress,
             );
             (Verdict::Checked { buggy, clean }, replay)
         }
@@ -915,17 +921,19 @@ pub fn run(
                 protocol: with_bug(entry, &opts.protocol)?,
                 ..opts.clone()
             };
-            let buggy = run_sim(entry, &buggy_opts, Half::Buggy, &mut progress);
+            let buggy = run_sim::<R>(entry, &buggy_opts, Half::Buggy, progress);
             let caught = buggy
                 .failure
                 .as_ref()
                 .filter(|f| f.property == entry.property);
             // No false alarm: the very same schedules (same seed and runs) with no bug.
-            let clean = caught.map(|_| Box::new(run_sim(entry, opts, Half::Clean, &mut progress)));
+            let clean = caught.map(|_| Box::new(run_sim::<R>(entry, opts, Half::Clean, progress)));
             // Attribution: the shrunk schedule that failed, rerun with no bug.
             let replay = caught.map(|f| {
                 progress(Half::Clean, "replaying the shrunk schedule".into());
-                replay_schedule(entry, opts, &f.saved)
+                let start = Instant::now();
+                let replayed = replay_checking::<R>(&f.saved, opts, zoo_checks(entry));
+                replay::schedule_verdict(&replayed, start.elapsed().as_secs_f64())
             });
             (
                 Verdict::Simulated {
@@ -935,12 +943,6 @@ pub fn run(
                 replay,
             )
         }
-    };
-    Ok(Outcome {
-        entry: entry.clone(),
-        verdict,
-        clean_replay,
-        provenance: Provenance::now(),
     })
 }
 
@@ -994,7 +996,7 @@ fn states<'p>(half: Half, progress: &'p mut dyn FnMut(Half, String)) -> impl FnM
     }
 }
 
-fn run_sim(
+fn run_sim<R: Hosted>(
     entry: &ZooBug,
     opts: &SimOptions,
     half: Half,
@@ -1005,20 +1007,7 @@ fn run_sim(
         let phase = if t.runs > runs { "shrinking, " } else { "" };
         progress(half, format!("{phase}{} runs, {} steps", t.runs, t.steps));
     };
-    match entry.protocol {
-        Protocol::Raft => hunt_checking::<Raft<Cmd>>(opts, zoo_checks(entry), p),
-        Protocol::MultiPaxos => hunt_checking::<MultiPaxos<Cmd>>(opts, zoo_checks(entry), p),
-    }
-}
-
-/// Rerun `saved`'s schedule on `opts` (the bug off), checking what the search checked.
-fn replay_schedule(entry: &ZooBug, opts: &SimOptions, saved: &SavedFailure) -> CleanReplay {
-    let start = Instant::now();
-    let replayed = match entry.protocol {
-        Protocol::Raft => replay_checking::<Raft<Cmd>>(saved, opts, zoo_checks(entry)),
-        Protocol::MultiPaxos => replay_checking::<MultiPaxos<Cmd>>(saved, opts, zoo_checks(entry)),
-    };
-    replay::schedule_verdict(&replayed, start.elapsed().as_secs_f64())
+    hunt_checking::<R>(opts, zoo_checks(entry), p)
 }
 
 /// The checks the zoo adds to a fault-schedule search for `entry` (and to its replay), beyond

@@ -22,6 +22,13 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Parse the CLI spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Strategy::Bfs, Strategy::Dfs]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
+
     /// The CLI spelling.
     pub fn name(self) -> &'static str {
         match self {

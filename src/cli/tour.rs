@@ -14,13 +14,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_impls::{Bug, Replica};
-use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status, Summary};
+use paxraft_impls::Bug;
+use paxraft_models::{Kind, ModelConfig, SearchOptions, Status, Summary};
 
 use super::check::{save_check, saved_check};
 use crate::bench;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::report::results::Results;
 use crate::simulate::cluster::{hunt_with, SavedFailure, SimOptions, SimReport};
 use crate::zoo::{self, Outcome};
@@ -265,13 +264,10 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     if let Err(e) = opts.check.validate().and_then(|()| opts.search.validate()) {
         return StageStatus::Error(format!("bad model configuration: {e}"));
     }
-    let bar = bar(opts, 2, "protocols");
+    let bar = bar(opts, Protocol::REPLICATED.len() as u64, "protocols");
     let mut bad = Vec::new();
-    for (i, name) in super::check::PROTOCOLS.iter().enumerate() {
-        let summary = match *name {
-            "raft" => check_one::<Raft<Cmd>>(opts, &bar),
-            _ => check_one::<MultiPaxos<Cmd>>(opts, &bar),
-        };
+    for (i, p) in Protocol::REPLICATED.into_iter().enumerate() {
+        let summary = with_protocol(p, CheckOne(opts, &bar));
         bar.set_position(i as u64 + 1);
         bar.suspend(|| print_check(out, &summary));
         if let Err(e) = save_check(&opts.dir, saved_check(&summary)) {
@@ -290,22 +286,29 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     }
 }
 
-fn check_one<R: Checkable>(opts: &TourOptions, bar: &ProgressBar) -> Summary {
-    bar.set_message(format!("{}: starting", R::NAME));
-    let mut search = opts.search.clone();
-    if search.depth.is_none() {
-        search.depth = Some(paxraft_models::check::default_depth(R::NAME));
+/// The tour's model check of one protocol.
+struct CheckOne<'a>(&'a TourOptions, &'a ProgressBar);
+
+impl ProtocolVisitor for CheckOne<'_> {
+    type Output = Summary;
+    fn visit<R: Hosted>(self) -> Summary {
+        let CheckOne(opts, bar) = self;
+        bar.set_message(format!("{}: starting", R::NAME));
+        let mut search = opts.search.clone();
+        if search.depth.is_none() {
+            search.depth = Some(paxraft_models::check::default_depth(R::NAME));
+        }
+        paxraft_models::check::<R>(&opts.check, &search, Duration::from_millis(200), |p| {
+            let secs = p.elapsed.as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{}: {} unique states, depth {}, {:.0} states/s",
+                R::NAME,
+                p.unique_states,
+                p.max_depth,
+                p.unique_states as f64 / secs
+            ));
+        })
     }
-    paxraft_models::check::<R>(&opts.check, &search, Duration::from_millis(200), |p| {
-        let secs = p.elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{}: {} unique states, depth {}, {:.0} states/s",
-            R::NAME,
-            p.unique_states,
-            p.max_depth,
-            p.unique_states as f64 / secs
-        ));
-    })
 }
 
 fn print_check(out: &mut dyn Write, s: &Summary) {
@@ -378,13 +381,12 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         return StageStatus::Error(format!("bad fault-schedule options: {e}"));
     }
     let runs = u64::from(opts.sim.runs);
-    let bar = bar(opts, 2 * runs, "runs");
+    let protocols = Protocol::REPLICATED;
+    let bar = bar(opts, protocols.len() as u64 * runs, "runs");
     let mut bad = Vec::new();
-    for (i, name) in super::simulate::PROTOCOLS.iter().enumerate() {
-        let report = match *name {
-            "raft" => hunt_one::<Raft<Cmd>>(opts, &bar, i as u64 * runs),
-            _ => hunt_one::<MultiPaxos<Cmd>>(opts, &bar, i as u64 * runs),
-        };
+    for (i, p) in protocols.into_iter().enumerate() {
+        let hunt = HuntOne(opts, &bar, i as u64 * runs);
+        let report = with_protocol(p, hunt);
         let saved = report.failure.as_ref().map(|f| {
             let data = opts.dir.join(crate::report::results::DATA_DIR);
             std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
@@ -404,13 +406,20 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     }
 }
 
-fn hunt_one<R: Replica<Cmd>>(opts: &TourOptions, bar: &ProgressBar, base: u64) -> SimReport {
-    let runs = u64::from(opts.sim.runs);
-    hunt_with::<R>(&opts.sim, |t| {
-        bar.set_position(base + t.runs.min(runs));
-        let phase = if t.runs > runs { "shrinking, " } else { "" };
-        bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
-    })
+/// The tour's fault schedules on one protocol; its bar counts on from `base` runs.
+struct HuntOne<'a>(&'a TourOptions, &'a ProgressBar, u64);
+
+impl ProtocolVisitor for HuntOne<'_> {
+    type Output = SimReport;
+    fn visit<R: Hosted>(self) -> SimReport {
+        let HuntOne(opts, bar, base) = self;
+        let runs = u64::from(opts.sim.runs);
+        hunt_with::<R>(&opts.sim, |t| {
+            bar.set_position(base + t.runs.min(runs));
+            let phase = if t.runs > runs { "shrinking, " } else { "" };
+            bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
+        })
+    }
 }
 
 fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf, String>>) {
@@ -536,7 +545,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 // Stage 4: a short throughput comparison, saved where `cargo bench` saves its points.
 
 fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
-    let total = (bench::Protocol::ALL.len() * opts.outstanding.len()) as u64;
+    let total = (Protocol::ALL.len() * opts.outstanding.len()) as u64;
     let bar = bar(opts, total, "points");
     let points = bench::compare(
         &opts.outstanding,
@@ -551,7 +560,7 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     };
     let top = opts.outstanding.iter().copied().max().unwrap_or(0);
     let low = opts.outstanding.iter().copied().min().unwrap_or(0);
-    for proto in bench::Protocol::ALL {
+    for proto in Protocol::ALL {
         let at = |n: usize| {
             points
                 .iter()
