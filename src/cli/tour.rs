@@ -526,7 +526,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         bugs.len(),
         Bug::ALL.len()
     );
-    if let Err(e) = super::zoo::save(&opts.dir, &outcomes) {
+    if let Err(e) = zoo::save(&opts.dir, &outcomes) {
         return StageStatus::Error(format!("cannot save the zoo results: {e}"));
     }
     if outcomes.len() < bugs.len() {

@@ -10,7 +10,6 @@ use paxraft_models::NetworkKind;
 
 use super::bad;
 use crate::protocol::Protocol;
-use crate::report::results::Results;
 use crate::zoo::{self, Half, Outcome, Verdict, ZooBug};
 
 /// Flags of `paxraft zoo`.
@@ -31,10 +30,11 @@ pub struct ZooArgs {
     /// Do not save the results.
     #[arg(long)]
     pub no_save: bool,
-    /// Override the registry's bound on steps per path (to explore a bug further). This and
-    /// the overrides below apply to the model-checked bugs only.
-    #[arg(long)]
-    pub steps: Option<usize>,
+    /// Override the registry's depth bound: most actions on an explored path, as in `paxraft
+    /// check --depth` (to explore a bug further). This and the overrides below apply to the
+    /// model-checked bugs only.
+    #[arg(long, alias = "steps")]
+    pub depth: Option<usize>,
     /// Override the registry's bound on messages in flight.
     #[arg(long)]
     pub max_in_flight: Option<usize>,
@@ -117,13 +117,13 @@ fn select(only: &[Bug]) -> Vec<ZooBug> {
 }
 
 fn overrides(args: &ZooArgs, mut bugs: Vec<ZooBug>) -> Result<Vec<ZooBug>, String> {
-    if args.steps == Some(0) {
-        return Err("--steps must be at least 1".into());
+    if args.depth == Some(0) {
+        return Err("--depth must be at least 1".into());
     }
     for z in &mut bugs {
         if let zoo::Detector::Model { config, depth, .. } = &mut z.detector {
-            if let Some(s) = args.steps {
-                *depth = s;
+            if let Some(d) = args.depth {
+                *depth = d;
             }
             if let Some(m) = args.max_in_flight {
                 config.max_in_flight = m;
@@ -264,31 +264,6 @@ fn json(o: &Outcome) -> serde_json::Value {
     v
 }
 
-/// Merge `outcomes` into `dir/data/zoo.json` (by bug), leaving the other results alone.
-pub fn save(dir: &std::path::Path, outcomes: &[Outcome]) -> std::io::Result<()> {
-    let mut results = Results::load(dir)?;
-    for o in outcomes {
-        let e = o.entry();
-        match results.zoo.iter_mut().find(|z| z.code == e.code) {
-            Some(z) => *z = e,
-            None => results.zoo.push(e),
-        }
-    }
-    let order = |code: &str| {
-        Bug::ALL
-            .iter()
-            .position(|b| b.code() == code)
-            .unwrap_or(usize::MAX)
-    };
-    results.zoo.sort_by_key(|z| order(&z.code));
-    // Save the zoo part only: the other parts were loaded from disk and are left as they were.
-    let zoo_only = Results {
-        zoo: results.zoo,
-        ..Results::default()
-    };
-    zoo_only.save(dir)
-}
-
 /// Run `paxraft zoo`.
 pub fn run(args: &ZooArgs) -> ExitCode {
     let bugs = match overrides(args, select(&args.only)) {
@@ -340,7 +315,7 @@ pub fn run(args: &ZooArgs) -> ExitCode {
         print_table(&outcomes);
     }
     if !args.no_save {
-        if let Err(e) = save(&args.dir, &outcomes) {
+        if let Err(e) = zoo::save(&args.dir, &outcomes) {
             return bad(format!(
                 "cannot save the results under {}: {e}",
                 args.dir.display()
