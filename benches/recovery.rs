@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, SamplingMode};
 use paxraft::bench::{recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig};
 use paxraft::protocol::Protocol;
-use paxraft::report::results::{RecoveryRun, Results};
+use paxraft::results::{RecoveryRun, Results};
 
 /// Requests outstanding while the leader crashes.
 const OUTSTANDING: usize = 256;

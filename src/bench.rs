@@ -24,7 +24,7 @@ use paxraft_impls::sm::{Kv, KvOp};
 use paxraft_impls::Replica;
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::report::results::{BenchPoint, RecoveryRun, Results};
+use crate::results::{BenchPoint, RecoveryRun, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 
 /// What load to put on which cluster.
@@ -245,7 +245,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             p99_us: us(0.99),
             p999_us: us(0.999),
             ops: self.ops,
-            provenance: Some(crate::report::results::Provenance::now()),
+            provenance: Some(crate::results::Provenance::now()),
         }
     }
 
@@ -473,7 +473,7 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
             0.0
         }),
         recovered_ms: recovered,
-        provenance: Some(crate::report::results::Provenance::now()),
+        provenance: Some(crate::results::Provenance::now()),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod lincheck;
 pub mod protocol;
 pub mod report;
+pub mod results;
 pub mod runtime;
 pub mod simulate;
 pub mod zoo;

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use paxraft::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use paxraft::report::results::ReplayKind;
+use paxraft::results::ReplayKind;
 use paxraft::zoo::{self, Detector, Verdict};
 use paxraft_impls::raft::Raft;
 use paxraft_impls::{Bug, Replica};

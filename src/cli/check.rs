@@ -10,7 +10,7 @@ use paxraft_models::{Kind, ModelConfig, NetworkKind, SearchOptions, Status, Stra
 
 use super::bad;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::report::results::{CheckResult, Trace as ReportTrace};
+use crate::results::{CheckResult, Trace as ReportTrace};
 
 /// What to check and how. Shared by `check` and `explore`.
 #[derive(Debug, Args)]
@@ -348,9 +348,7 @@ pub fn saved_check(s: &Summary) -> SavedCheck {
 
 /// Save `check` into `dir/data/checks.json`, replacing an earlier run of the same command.
 pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<std::path::PathBuf> {
-    let path = dir
-        .join(crate::report::results::DATA_DIR)
-        .join("checks.json");
+    let path = dir.join(crate::results::DATA_DIR).join("checks.json");
     let mut all: Vec<SavedCheck> = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
             std::io::Error::new(

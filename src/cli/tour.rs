@@ -20,7 +20,7 @@ use paxraft_models::{Kind, ModelConfig, SearchOptions, Status, Summary};
 use super::check::{save_check, saved_check};
 use crate::bench;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::report::results::Results;
+use crate::results::Results;
 use crate::simulate::cluster::{hunt_with, SavedFailure, SimOptions, SimReport};
 use crate::zoo::{self, Outcome};
 
@@ -388,7 +388,7 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         let hunt = HuntOne(opts, &bar, i as u64 * runs);
         let report = with_protocol(p, hunt);
         let saved = report.failure.as_ref().map(|f| {
-            let data = opts.dir.join(crate::report::results::DATA_DIR);
+            let data = opts.dir.join(crate::results::DATA_DIR);
             std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
             let path = data.join(SavedFailure::file_name(report.protocol, opts.sim.seed));
             f.saved.save(&path).map(|()| path)

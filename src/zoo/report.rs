@@ -5,7 +5,7 @@ use std::path::Path;
 use paxraft_impls::Bug;
 
 use super::run::Outcome;
-use crate::report::results::{Results, Trace as SavedTrace, ZooEntry};
+use crate::results::{Results, Trace as SavedTrace, ZooEntry};
 
 impl Outcome {
     /// The result in the report's format.

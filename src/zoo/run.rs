@@ -22,7 +22,7 @@ use stateright::Property;
 use super::registry::{Detector, ZooBug, MAX_TERMS_AHEAD, TERMS_STAY_LOW};
 use super::replay;
 use crate::protocol::{with_protocol, Hosted, ProtocolVisitor};
-use crate::report::results::{CleanReplay, Provenance};
+use crate::results::{CleanReplay, Provenance};
 use crate::simulate::cluster::{
     hunt_checking, replay_checking, SimModel, SimOptions, SimReport, SimState,
 };
