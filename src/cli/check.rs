@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use clap::Args;
-use paxraft_models::{Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
+use paxraft_models::{ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
 
 use super::bad;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
@@ -202,80 +202,6 @@ fn human_bytes(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-fn print_summary(s: &Summary, peak: Option<u64>) {
-    println!(
-        "{} {}",
-        s.protocol,
-        if s.passed() { "passed" } else { "FAILED" }
-    );
-    println!("  configuration   {}", s.command());
-    if s.under_approximation() {
-        println!("  under-approximation: --symmetry merges states that are not equivalent (retry rotation, ballot tie-breaks); a pass is not a proof");
-    }
-    println!("  unique states   {}", s.unique_states);
-    println!("  total states    {}", s.total_states);
-    println!(
-        "  checked states  {} (every one had every property evaluated)",
-        s.cuts.checked
-    );
-    println!(
-        "  max depth       {} actions{}",
-        s.max_depth,
-        s.search
-            .depth
-            .map_or(String::new(), |d| format!(" (bound {d})"))
-    );
-    println!(
-        "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}",
-        s.cuts.depth, s.cuts.term, s.config.max_term, s.cuts.in_flight, s.config.max_in_flight
-    );
-    println!("  seconds         {:.2}", s.seconds);
-    println!("  states/s        {:.0} unique", s.states_per_sec());
-    if let Some(p) = peak {
-        println!("  peak memory     {}", human_bytes(p));
-    }
-    println!("  properties:");
-    for p in &s.properties {
-        let mark = match (p.kind, p.status) {
-            // A coverage milestone informs; it does not fail the check.
-            (Kind::Coverage, Status::NotReached) => "not reached",
-            (_, status) => status_mark(status),
-        };
-        println!("    {:<12} {:<10} {}", mark, p.kind.name(), p.name);
-    }
-    for p in s.failures() {
-        println!();
-        match (&p.trace, p.status) {
-            (Some(t), Status::Violated) => {
-                println!(
-                    "counterexample: {} violated after {} steps",
-                    p.name,
-                    t.steps.len()
-                );
-                println!("reproduce with: {}", s.command());
-                print!("{}", t.chart());
-            }
-            _ => println!(
-                "{}: never reached within the bounds (raise --max-term, --depth or --retries?)",
-                p.name
-            ),
-        }
-    }
-    if !s.passed() {
-        println!();
-        println!("reproduce with: {}", s.command());
-    }
-}
-
-fn status_mark(s: Status) -> &'static str {
-    match s {
-        Status::Holds => "holds",
-        Status::Violated => "VIOLATED",
-        Status::Reached => "reached",
-        Status::NotReached => "NOT REACHED",
-    }
-}
-
 /// The summary as one JSON object.
 pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
     let props: Vec<serde_json::Value> = s
@@ -393,7 +319,10 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     if args.json {
         println!("{}", summary_json(&summary, peak));
     } else {
-        print_summary(&summary, peak);
+        print!("{summary:#}");
+        if let Some(p) = peak {
+            println!("  peak memory     {}", human_bytes(p));
+        }
     }
     if !args.no_save {
         match save_check(&args.report_dir, saved_check(&summary)) {

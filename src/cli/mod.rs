@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod overview;
+mod print;
 pub mod report;
 pub mod run;
 pub mod simulate;

@@ -176,36 +176,6 @@ impl ProtocolVisitor for Hunt<'_> {
     }
 }
 
-fn print_report(r: &SimReport) {
-    match &r.failure {
-        None => println!("{}: no violation in {} runs", r.protocol, r.runs),
-        Some(f) => println!(
-            "{}: VIOLATED {:?} after {} passing runs; shrunk to {} steps",
-            r.protocol, f.property, f.runs_before, f.steps
-        ),
-    }
-    println!("  search          {}", r.command);
-    println!(
-        "  steps           {} ({:.0} steps/s)",
-        r.steps, r.steps_per_sec
-    );
-    println!("  deepest run     {} steps", r.deepest);
-    println!("  seconds         {:.2}", r.seconds);
-    println!(
-        "  linearizability {} client ops checked ({:.0} ops/s), {} issued while the same client waited on another",
-        r.lincheck_ops, r.lincheck_ops_per_sec, r.pipelined_ops
-    );
-    let s = &r.stats;
-    println!(
-        "  faults          {} drops, {} duplicates, {} crashes ({} mid-step), {} restarts, {} partitioned steps",
-        s.drops, s.duplicates, s.crashes, s.torn, s.recovers, s.held
-    );
-    println!(
-        "  also            {} deliveries, {} ignored messages, {} timers fired",
-        s.deliveries, s.ignored, s.timeouts
-    );
-}
-
 /// Run `paxraft simulate`.
 pub fn run(args: &SimulateArgs) -> ExitCode {
     let opts = match args.options() {
@@ -227,18 +197,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         }
         println!("{v}");
     } else {
-        print_report(&report);
-        if let Some(f) = &report.failure {
-            println!();
-            println!(
-                "{} violated at step {} ({:?} phase):",
-                f.property, f.saved.violation.step, f.phase
-            );
-            print!("{}", f.chart);
-            if !f.detail.is_empty() && f.trace.explanation.as_deref() != Some(f.detail.as_str()) {
-                println!("     => {}", f.detail);
-            }
-        }
+        print!("{report:#}");
     }
     match saved_to {
         None => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paxraft_impls::Bug;
-use paxraft_models::{Kind, ModelConfig, SearchOptions, Status, Summary};
+use paxraft_models::{ModelConfig, SearchOptions, Summary};
 
 use super::check::{save_check, saved_check};
 use crate::bench;
@@ -269,7 +269,7 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     for (i, p) in Protocol::REPLICATED.into_iter().enumerate() {
         let summary = with_protocol(p, CheckOne(opts, &bar));
         bar.set_position(i as u64 + 1);
-        bar.suspend(|| print_check(out, &summary));
+        let _ = bar.suspend(|| write!(out, "{summary}"));
         if let Err(e) = save_check(&opts.dir, saved_check(&summary)) {
             bar.finish_and_clear();
             return StageStatus::Error(format!("cannot save the check for the report: {e}"));
@@ -308,69 +308,6 @@ impl ProtocolVisitor for CheckOne<'_> {
                 p.unique_states as f64 / secs
             ));
         })
-    }
-}
-
-fn print_check(out: &mut dyn Write, s: &Summary) {
-    let _ = writeln!(
-        out,
-        "  {:<11} {}: {} unique states, depth {}, {:.1} s, {:.0} states/s",
-        s.protocol,
-        if s.passed() { "passed" } else { "FAILED" },
-        s.unique_states,
-        s.max_depth,
-        s.seconds,
-        s.states_per_sec()
-    );
-    for status in [
-        Status::Violated,
-        Status::NotReached,
-        Status::Holds,
-        Status::Reached,
-    ] {
-        let names: Vec<&str> = s
-            .properties
-            .iter()
-            .filter(|p| p.status == status && p.kind != Kind::Coverage)
-            .map(|p| p.name)
-            .collect();
-        if !names.is_empty() {
-            let label = if status.ok() {
-                status.name().to_string()
-            } else {
-                status.name().to_uppercase()
-            };
-            let _ = writeln!(out, "              {label}: {}", names.join(", "));
-        }
-    }
-    // Deeper milestones: how far the bounds reached (informational).
-    let coverage: Vec<String> = s
-        .properties
-        .iter()
-        .filter(|p| p.kind == Kind::Coverage)
-        .map(|p| format!("{} ({})", p.name, p.status.name()))
-        .collect();
-    if !coverage.is_empty() {
-        let _ = writeln!(out, "              coverage: {}", coverage.join(", "));
-    }
-    let _ = writeln!(
-        out,
-        "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight",
-        s.cuts.depth, s.cuts.term, s.cuts.in_flight
-    );
-    for p in s.failures() {
-        if let (Some(t), Status::Violated) = (&p.trace, p.status) {
-            let _ = writeln!(
-                out,
-                "  counterexample: {} violated after {} steps",
-                p.name,
-                t.steps.len()
-            );
-            let _ = write!(out, "{}", t.chart());
-        }
-    }
-    if !s.passed() {
-        let _ = writeln!(out, "  reproduce with: {}", s.command());
     }
 }
 
@@ -423,21 +360,8 @@ impl ProtocolVisitor for HuntOne<'_> {
 }
 
 fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf, String>>) {
-    let s = &r.stats;
-    let verdict = match &r.failure {
-        None => "no violation".to_string(),
-        Some(f) => format!("VIOLATED {} (shrunk to {} steps)", f.property, f.steps),
-    };
-    let _ = writeln!(
-        out,
-        "  {:<11} {verdict}: {} runs, {} steps, {:.0} steps/s; faults: {} drops, {} duplicates, {} crashes ({} mid-step), {} partitioned steps",
-        r.protocol, r.runs, r.steps, r.steps_per_sec, s.drops, s.duplicates, s.crashes, s.torn, s.held
-    );
-    if let Some(f) = &r.failure {
-        let _ = write!(out, "{}", f.chart);
-        if !f.detail.is_empty() {
-            let _ = writeln!(out, "     => {}", f.detail);
-        }
+    let _ = write!(out, "{r}");
+    if r.failure.is_some() {
         match saved {
             Some(Ok(path)) => {
                 let _ = writeln!(out, "  replay with: paxraft replay {}", path.display());
