@@ -480,7 +480,7 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     bar.finish_and_clear();
     let points = match points {
         Ok(p) => p,
-        Err(e) => return StageStatus::Error(e),
+        Err(e) => return StageStatus::Error(e.to_string()),
     };
     let top = opts.outstanding.iter().copied().max().unwrap_or(0);
     let low = opts.outstanding.iter().copied().min().unwrap_or(0);
