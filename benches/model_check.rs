@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use criterion::{SamplingMode, Throughput};
-use paxraft::report::results::{CheckResult, Results};
+use paxraft::results::{CheckResult, Results};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Summary};

@@ -11,14 +11,9 @@ mod common;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode};
-use paxraft::bench::{
-    recovery_of, time_to_first_commit, time_to_rebuild, Protocol, RecoveryConfig,
-};
-use paxraft::report::results::{RecoveryRun, Results};
-use paxraft::runtime::Cmd;
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_impls::sm::Kv;
+use paxraft::bench::{recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig};
+use paxraft::protocol::Protocol;
+use paxraft::results::{RecoveryRun, Results};
 
 /// Requests outstanding while the leader crashes.
 const OUTSTANDING: usize = 256;
@@ -39,18 +34,13 @@ fn main() {
     let mut g = c.benchmark_group("recovery-time-to-first-commit");
     g.sampling_mode(SamplingMode::Flat);
     for &n in sizes {
-        for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+        for protocol in Protocol::REPLICATED {
             g.bench_function(BenchmarkId::new(protocol.name(), format!("{n}n")), |b| {
                 b.iter_custom(|iters| {
                     (0..iters)
                         .map(|_| {
-                            let r = match protocol {
-                                Protocol::Raft => {
-                                    time_to_first_commit::<Raft<Cmd<Kv>>>(n, OUTSTANDING)
-                                }
-                                _ => time_to_first_commit::<MultiPaxos<Cmd<Kv>>>(n, OUTSTANDING),
-                            };
-                            r.unwrap_or_else(|e| panic!("{e}"))
+                            time_to_first_commit(protocol, n, OUTSTANDING)
+                                .unwrap_or_else(|e| panic!("{e}"))
                         })
                         .sum::<Duration>()
                 })
@@ -61,17 +51,13 @@ fn main() {
 
     let mut g = c.benchmark_group("recovery-restart-rebuild");
     g.sampling_mode(SamplingMode::Flat);
-    for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+    for protocol in Protocol::REPLICATED {
         let id = BenchmarkId::new(protocol.name(), format!("3n-{}k", REBUILT_OPS / 1000));
         g.bench_function(id, |b| {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| {
-                        let r = match protocol {
-                            Protocol::Raft => time_to_rebuild::<Raft<Cmd<Kv>>>(3, REBUILT_OPS),
-                            _ => time_to_rebuild::<MultiPaxos<Cmd<Kv>>>(3, REBUILT_OPS),
-                        };
-                        r.unwrap_or_else(|e| panic!("{e}"))
+                        time_to_rebuild(protocol, 3, REBUILT_OPS).unwrap_or_else(|e| panic!("{e}"))
                     })
                     .sum::<Duration>()
             })
@@ -82,7 +68,7 @@ fn main() {
     let mut runs: Vec<RecoveryRun> = Vec::new();
     if common::measuring() {
         for &n in sizes {
-            for protocol in [Protocol::Raft, Protocol::MultiPaxos] {
+            for protocol in Protocol::REPLICATED {
                 let cfg = RecoveryConfig {
                     servers: n,
                     outstanding: OUTSTANDING,

@@ -11,8 +11,9 @@ mod common;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode, Throughput};
-use paxraft::bench::{self, AnyLoad, LoadConfig, Protocol};
-use paxraft::report::results::{BenchPoint, Results};
+use paxraft::bench::{self, AnyLoad, LoadConfig};
+use paxraft::protocol::Protocol;
+use paxraft::results::{BenchPoint, Results};
 
 fn main() {
     let quick = common::quick() || !common::measuring();

@@ -20,38 +20,99 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::unreplicated::Unreplicated;
 use paxraft_impls::Replica;
 
-use crate::report::results::{BenchPoint, RecoveryRun, Results};
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::results::{BenchPoint, RecoveryRun, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 
-/// The protocols a load can run.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// Raft.
-    Raft,
-    /// Multi-Paxos.
-    MultiPaxos,
-    /// One node, no consensus: the ceiling.
-    Unreplicated,
+/// Why a load, a measurement or a recovery run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A configuration that cannot run, with the reason.
+    #[error("{0}")]
+    Config(&'static str),
+    /// More client threads than outstanding requests.
+    #[error("{clients} clients cannot share {outstanding} outstanding requests")]
+    ClientsOverOutstanding {
+        /// Client threads asked for.
+        clients: usize,
+        /// Requests outstanding.
+        outstanding: usize,
+    },
+    /// A payload over 1 MiB.
+    #[error("payload of {0} bytes is over 1 MiB")]
+    PayloadTooLarge(usize),
+    /// The runtime could not start the cluster (its reason).
+    #[error(transparent)]
+    Cluster(#[from] crate::runtime::StartError),
+    /// The client thread pool could not be built.
+    #[error("client pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The cluster did not commit the probe request that waits for a leader.
+    #[error("{protocol} did not commit a first request: {reason}")]
+    NoFirstCommit {
+        /// The protocol.
+        protocol: &'static str,
+        /// The client's error.
+        reason: String,
+    },
+    /// A client failed while driving load.
+    #[error("{protocol}: {failure}")]
+    Client {
+        /// The protocol.
+        protocol: &'static str,
+        /// What went wrong.
+        failure: ClientFailure,
+    },
+    /// A replica thread panicked.
+    #[error("{protocol} replica {id} panicked: {what}")]
+    ReplicaPanicked {
+        /// The protocol.
+        protocol: &'static str,
+        /// The replica.
+        id: paxraft_impls::NodeId,
+        /// The panic's message.
+        what: String,
+    },
+    /// No leader once the load was done (to pick a follower to restart).
+    #[error("{0}: no leader after the load")]
+    NoLeaderAfterLoad(&'static str),
+    /// No leader to crash at the crash instant (nor within 2 s).
+    #[error("{0}: no leader to crash")]
+    NoLeaderToCrash(&'static str),
+    /// A restarted node did not catch up in time.
+    #[error("{0}: a restarted node did not catch up within 30 s")]
+    NoCatchUp(&'static str),
+    /// Nothing committed after the leader crash in time.
+    #[error("{0}: nothing committed within 10 s of the crash")]
+    NoCommitAfterCrash(&'static str),
+    /// A load thread panicked.
+    #[error("load thread panicked")]
+    LoadThreadPanicked,
+    /// The results could not be saved.
+    #[error("{dir}: {source}")]
+    Save {
+        /// The report directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-impl Protocol {
-    /// All of them, in report order.
-    pub const ALL: [Protocol; 3] = [Protocol::Raft, Protocol::MultiPaxos, Protocol::Unreplicated];
-
-    /// The name used in results and reports (the replica's `NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Raft => <Raft<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
-            Protocol::MultiPaxos => <MultiPaxos<Cmd<Kv>> as Replica<Cmd<Kv>>>::NAME,
-            Protocol::Unreplicated => <Unreplicated as Replica<Cmd<Kv>>>::NAME,
-        }
-    }
+/// How one client's closed loop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientFailure {
+    /// The client refused a request.
+    #[error("{0}")]
+    Send(String),
+    /// No answer at all for this many seconds.
+    #[error("no answer for {0} s: cluster stuck")]
+    Stuck(u64),
+    /// An answer to a request this client has no record of.
+    #[error("answer to unknown request {0}")]
+    UnknownAnswer(u64),
 }
 
 /// What load to put on which cluster.
@@ -81,21 +142,20 @@ pub fn default_clients(outstanding: usize) -> usize {
 
 impl LoadConfig {
     /// Reject what cannot run, with a one-line reason.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BenchError> {
         if self.outstanding == 0 {
-            return Err("outstanding requests must be at least 1".into());
+            return Err(BenchError::Config(
+                "outstanding requests must be at least 1",
+            ));
         }
         if self.clients > self.outstanding {
-            return Err(format!(
-                "{} clients cannot share {} outstanding requests",
-                self.clients, self.outstanding
-            ));
+            return Err(BenchError::ClientsOverOutstanding {
+                clients: self.clients,
+                outstanding: self.outstanding,
+            });
         }
         if self.payload_bytes > 1 << 20 {
-            return Err(format!(
-                "payload of {} bytes is over 1 MiB",
-                self.payload_bytes
-            ));
+            return Err(BenchError::PayloadTooLarge(self.payload_bytes));
         }
         Ok(())
     }
@@ -129,24 +189,27 @@ const STUCK: Duration = Duration::from_secs(10);
 
 impl<R: Replica<Cmd<Kv>>> Driven<R> {
     /// Complete `n` operations, keeping `window` outstanding.
-    fn drive(&mut self, n: u64, payload: &[u8]) -> Result<(), String> {
+    fn drive(&mut self, n: u64, payload: &[u8]) -> Result<(), ClientFailure> {
         let (mut sent, mut done) = (0u64, 0u64);
         while done < n {
             while sent < n && self.client.outstanding() < self.window {
                 self.key = (self.key + 1) % 1024;
                 let op = KvOp::Put(self.key, payload.to_vec());
-                let seq = self.client.send(op).map_err(|e| e.to_string())?;
+                let seq = self
+                    .client
+                    .send(op)
+                    .map_err(|e| ClientFailure::Send(e.to_string()))?;
                 self.sent_at.insert(seq, Instant::now());
                 sent += 1;
             }
             let (seq, res) = self
                 .client
                 .poll(STUCK)
-                .ok_or_else(|| format!("no answer for {} s: cluster stuck", STUCK.as_secs()))?;
+                .ok_or(ClientFailure::Stuck(STUCK.as_secs()))?;
             let t = self
                 .sent_at
                 .remove(&seq)
-                .ok_or_else(|| format!("answer to unknown request {seq}"))?;
+                .ok_or(ClientFailure::UnknownAnswer(seq))?;
             done += 1;
             match res {
                 Ok(_) => self
@@ -157,6 +220,20 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
         }
         Ok(())
     }
+}
+
+/// A cluster of `servers` replicas that has elected a leader and committed: one blocking
+/// request returns once it has.
+fn started<R: Replica<Cmd<Kv>>>(servers: usize) -> Result<Cluster<R, Kv>, BenchError> {
+    let mut cluster: Cluster<R, Kv> = Cluster::new(servers, RuntimeConfig::default())?;
+    let mut probe = cluster.client(ClientConfig::default());
+    probe
+        .submit(KvOp::Put(0, Vec::new()))
+        .map_err(|e| BenchError::NoFirstCommit {
+            protocol: R::NAME,
+            reason: e.to_string(),
+        })?;
+    Ok(cluster)
 }
 
 /// A running cluster under closed-loop load.
@@ -179,14 +256,9 @@ impl<R: Replica<Cmd<Kv>>> std::fmt::Debug for Load<R> {
 
 impl<R: Replica<Cmd<Kv>>> Load<R> {
     /// Start the cluster, wait until it commits, and make the clients.
-    pub fn start(cfg: LoadConfig) -> Result<Self, String> {
+    pub fn start(cfg: LoadConfig) -> Result<Self, BenchError> {
         cfg.validate()?;
-        let mut cluster: Cluster<R, Kv> = Cluster::new(cfg.servers, RuntimeConfig::default())?;
-        // One blocking request: returns once a leader is elected and commits.
-        let mut probe = cluster.client(ClientConfig::default());
-        probe
-            .submit(KvOp::Put(0, Vec::new()))
-            .map_err(|e| format!("{} did not commit a first request: {e}", R::NAME))?;
+        let mut cluster = started::<R>(cfg.servers)?;
         let k = cfg.client_count();
         let clients = (0..k)
             .map(|i| {
@@ -207,8 +279,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(k)
             .thread_name(|i| format!("bench-client-{i}"))
-            .build()
-            .map_err(|e| format!("client pool: {e}"))?;
+            .build()?;
         Ok(Load {
             payload: vec![0xab; cfg.payload_bytes],
             cfg,
@@ -221,10 +292,10 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
     }
 
     /// Complete `ops` operations over all clients in parallel; how long it took.
-    pub fn run(&mut self, ops: u64) -> Result<Duration, String> {
+    pub fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
         let k = self.clients.len() as u64;
         let payload = &self.payload;
-        let failure: Mutex<Option<String>> = Mutex::new(None);
+        let failure: Mutex<Option<ClientFailure>> = Mutex::new(None);
         let start = Instant::now();
         self.pool.scope(|s| {
             for (i, c) in self.clients.iter_mut().enumerate() {
@@ -240,11 +311,18 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             }
         });
         let took = start.elapsed();
-        if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(format!("{}: {e}", R::NAME));
+        if let Some(failure) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(BenchError::Client {
+                protocol: R::NAME,
+                failure,
+            });
         }
         if let Some((id, what)) = self.cluster.panics().into_iter().next() {
-            return Err(format!("{} replica {id} panicked: {what}", R::NAME));
+            return Err(BenchError::ReplicaPanicked {
+                protocol: R::NAME,
+                id,
+                what,
+            });
         }
         self.ops += ops;
         self.busy += took;
@@ -272,7 +350,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             p99_us: us(0.99),
             p999_us: us(0.999),
             ops: self.ops,
-            provenance: Some(crate::report::results::Provenance::now()),
+            provenance: Some(crate::results::Provenance::now()),
         }
     }
 
@@ -295,7 +373,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
 /// A [`Load`] of any protocol, chosen at run time.
 pub trait AnyLoad: Send {
     /// See [`Load::run`].
-    fn run(&mut self, ops: u64) -> Result<Duration, String>;
+    fn run(&mut self, ops: u64) -> Result<Duration, BenchError>;
     /// See [`Load::point`].
     fn point(&self) -> BenchPoint;
     /// See [`Load::errors`].
@@ -305,7 +383,7 @@ pub trait AnyLoad: Send {
 }
 
 impl<R: Replica<Cmd<Kv>>> AnyLoad for Load<R> {
-    fn run(&mut self, ops: u64) -> Result<Duration, String> {
+    fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
         Load::run(self, ops)
     }
     fn point(&self) -> BenchPoint {
@@ -320,12 +398,15 @@ impl<R: Replica<Cmd<Kv>>> AnyLoad for Load<R> {
 }
 
 /// Start a load of `cfg.protocol`.
-pub fn start(cfg: LoadConfig) -> Result<Box<dyn AnyLoad>, String> {
-    Ok(match cfg.protocol {
-        Protocol::Raft => Box::new(Load::<Raft<Cmd<Kv>>>::start(cfg)?),
-        Protocol::MultiPaxos => Box::new(Load::<MultiPaxos<Cmd<Kv>>>::start(cfg)?),
-        Protocol::Unreplicated => Box::new(Load::<Unreplicated>::start(cfg)?),
-    })
+pub fn start(cfg: LoadConfig) -> Result<Box<dyn AnyLoad>, BenchError> {
+    struct Start(LoadConfig);
+    impl ProtocolVisitor for Start {
+        type Output = Result<Box<dyn AnyLoad>, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            Ok(Box::new(Load::<R>::start(self.0)?))
+        }
+    }
+    with_protocol(cfg.protocol, Start(cfg))
 }
 
 /// Run `load` for about `time` (after `warm_up`, not measured) in rounds of operations sized
@@ -334,7 +415,7 @@ pub fn measure_for(
     load: &mut dyn AnyLoad,
     warm_up: Duration,
     time: Duration,
-) -> Result<BenchPoint, String> {
+) -> Result<BenchPoint, BenchError> {
     let mut round = 64u64;
     for phase in [warm_up, time] {
         let until = Instant::now() + phase;
@@ -378,12 +459,21 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// How long a leader crash interrupts commits: the time from the crash to the first commit
-/// after it, measured once (no load timeline). Used by criterion's recovery benchmark.
-pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
+/// How long a leader crash of `protocol` interrupts commits: the time from the crash to the
+/// first commit after it, measured once (no load timeline). Used by criterion's recovery
+/// benchmark.
+pub fn time_to_first_commit(
+    protocol: Protocol,
     servers: usize,
     outstanding: usize,
-) -> Result<Duration, String> {
+) -> Result<Duration, BenchError> {
+    struct FirstCommit(RecoveryConfig);
+    impl ProtocolVisitor for FirstCommit {
+        type Output = Result<Duration, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            Ok(crash_under_load::<R>(&self.0)?.1)
+        }
+    }
     let cfg = RecoveryConfig {
         servers,
         outstanding,
@@ -391,8 +481,7 @@ pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
         run_for: Duration::from_millis(60),
         bucket: Duration::from_millis(10),
     };
-    let (_, first) = crash_under_load::<R>(&cfg)?;
-    Ok(first)
+    with_protocol(protocol, FirstCommit(cfg))
 }
 
 /// How long a restarted node takes to be back: `ops` commands committed under load, then a
@@ -400,11 +489,26 @@ pub fn time_to_first_commit<R: Replica<Cmd<Kv>>>(
 /// has replayed its log and applied everything the cluster had committed (its state machine
 /// rebuilt from slot 1; the commit point comes with the leader's next heartbeat). Used by
 /// criterion's recovery benchmark.
-pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<Duration, String> {
-    let protocol = Protocol::ALL
-        .into_iter()
-        .find(|p| p.name() == R::NAME)
-        .ok_or_else(|| format!("{} is not a benchmarked protocol", R::NAME))?;
+pub fn time_to_rebuild(
+    protocol: Protocol,
+    servers: usize,
+    ops: u64,
+) -> Result<Duration, BenchError> {
+    struct Rebuild(Protocol, usize, u64);
+    impl ProtocolVisitor for Rebuild {
+        type Output = Result<Duration, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            rebuild::<R>(self.0, self.1, self.2)
+        }
+    }
+    with_protocol(protocol, Rebuild(protocol, servers, ops))
+}
+
+fn rebuild<R: Hosted>(
+    protocol: Protocol,
+    servers: usize,
+    ops: u64,
+) -> Result<Duration, BenchError> {
     let mut load = Load::<R>::start(LoadConfig {
         protocol,
         servers,
@@ -416,7 +520,7 @@ pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<
     let cluster = &mut load.cluster;
     let leader = cluster
         .leader()
-        .ok_or_else(|| format!("{}: no leader after the load", R::NAME))?;
+        .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
     let node = (leader + 1) % servers;
     let committed = cluster.status(leader).map_or(0, |s| s.commit);
     cluster.crash(node);
@@ -425,10 +529,7 @@ pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<
     let deadline = restart + Duration::from_secs(30);
     while cluster.applied(node).0 < committed {
         if Instant::now() > deadline {
-            return Err(format!(
-                "{}: a restarted node did not catch up within 30 s",
-                R::NAME
-            ));
+            return Err(BenchError::NoCatchUp(R::NAME));
         }
         std::thread::sleep(Duration::from_micros(50));
     }
@@ -436,7 +537,7 @@ pub fn time_to_rebuild<R: Replica<Cmd<Kv>>>(servers: usize, ops: u64) -> Result<
 }
 
 /// Throughput over time with the leader crashed at `cfg.crash_at`.
-pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
+pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
     let (done, first) = crash_under_load::<R>(cfg)?;
     let bucket_ms = cfg.bucket.as_secs_f64() * 1000.0;
     let buckets = (cfg.run_for.as_secs_f64() / cfg.bucket.as_secs_f64()).ceil() as usize;
@@ -482,7 +583,7 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
             0.0
         }),
         recovered_ms: recovered,
-        provenance: Some(crate::report::results::Provenance::now()),
+        provenance: Some(crate::results::Provenance::now()),
     })
 }
 
@@ -491,18 +592,18 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
 /// surviving node applied beyond everything the crashed leader had applied.
 fn crash_under_load<R: Replica<Cmd<Kv>>>(
     cfg: &RecoveryConfig,
-) -> Result<(Vec<Duration>, Duration), String> {
+) -> Result<(Vec<Duration>, Duration), BenchError> {
     if cfg.servers < 3 {
-        return Err("recovery needs at least 3 servers (a majority must survive)".into());
+        return Err(BenchError::Config(
+            "recovery needs at least 3 servers (a majority must survive)",
+        ));
     }
     if cfg.crash_at > cfg.run_for || cfg.bucket.is_zero() || cfg.outstanding == 0 {
-        return Err("recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1".into());
+        return Err(BenchError::Config(
+            "recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1",
+        ));
     }
-    let mut cluster: Cluster<R, Kv> = Cluster::new(cfg.servers, RuntimeConfig::default())?;
-    let mut probe = cluster.client(ClientConfig::default());
-    probe
-        .submit(KvOp::Put(0, Vec::new()))
-        .map_err(|e| format!("{} did not commit a first request: {e}", R::NAME))?;
+    let mut cluster = started::<R>(cfg.servers)?;
     let k = default_clients(cfg.outstanding);
     let mut clients: Vec<Driven<R>> = (0..k)
         .map(|i| {
@@ -525,7 +626,7 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let mut first = None;
-    let times = std::thread::scope(|s| -> Result<Vec<Duration>, String> {
+    let times = std::thread::scope(|s| -> Result<Vec<Duration>, BenchError> {
         let handles: Vec<_> = clients
             .iter_mut()
             .map(|c| {
@@ -582,27 +683,32 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for h in handles {
-            all.extend(h.join().map_err(|_| "load thread panicked".to_string())?);
+            all.extend(h.join().map_err(|_| BenchError::LoadThreadPanicked)?);
         }
         if crashed.is_none() {
-            return Err(format!("{}: no leader to crash", R::NAME));
+            return Err(BenchError::NoLeaderToCrash(R::NAME));
         }
         Ok(all)
     })?;
-    let first =
-        first.ok_or_else(|| format!("{}: nothing committed within 10 s of the crash", R::NAME))?;
+    let first = first.ok_or(BenchError::NoCommitAfterCrash(R::NAME))?;
     Ok((times, first))
 }
 
 /// [`recovery`] of a protocol chosen at run time (`unreplicated` has nothing to recover with).
-pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryRun, String> {
-    match protocol {
-        Protocol::Raft => recovery::<Raft<Cmd<Kv>>>(cfg),
-        Protocol::MultiPaxos => recovery::<MultiPaxos<Cmd<Kv>>>(cfg),
-        Protocol::Unreplicated => {
-            Err("unreplicated has a single server: a crash is an outage".into())
+pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
+    struct Recover<'a>(&'a RecoveryConfig);
+    impl ProtocolVisitor for Recover<'_> {
+        type Output = Result<RecoveryRun, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            recovery::<R>(self.0)
         }
     }
+    if protocol == Protocol::Unreplicated {
+        return Err(BenchError::Config(
+            "unreplicated has a single server: a crash is an outage",
+        ));
+    }
+    with_protocol(protocol, Recover(cfg))
 }
 
 /// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at each
@@ -615,7 +721,7 @@ pub fn compare(
     per_point: Duration,
     save_to: Option<&Path>,
     mut progress: impl FnMut(usize, usize),
-) -> Result<Vec<BenchPoint>, String> {
+) -> Result<Vec<BenchPoint>, BenchError> {
     let mut configs = Vec::new();
     for protocol in Protocol::ALL {
         for &outstanding in outstanding {
@@ -639,7 +745,10 @@ pub fn compare(
         progress(i + 1, configs.len());
     }
     if let Some(dir) = save_to {
-        Results::merge_bench_short(dir, &points).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Results::merge_bench_short(dir, &points).map_err(|source| BenchError::Save {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
     Ok(points)
 }
@@ -692,7 +801,7 @@ mod tests {
             ),
             (cfg(Protocol::Raft, 0, 4), "cluster size"),
         ] {
-            let e = start(c).err().expect("refused");
+            let e = start(c).err().expect("refused").to_string();
             assert!(e.contains(needle), "{e}");
         }
         let e = recovery_of(
@@ -702,6 +811,6 @@ mod tests {
                 ..RecoveryConfig::default()
             },
         );
-        assert!(e.unwrap_err().contains("at least 3 servers"));
+        assert!(e.unwrap_err().to_string().contains("at least 3 servers"));
     }
 }

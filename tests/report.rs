@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use paxraft::report::results::{
+use paxraft::results::{
     BenchPoint, CheckResult, CleanReplay, PropertyResult, Provenance, RecoveryRun, ReplayFailure,
     ReplayKind, Results, Trace, TraceStep, ZooEntry,
 };

@@ -5,12 +5,12 @@
 
 use std::process::Command;
 
-use paxraft::report::results::ReplayKind;
+use paxraft::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use paxraft::results::ReplayKind;
 use paxraft::zoo::{self, Detector, Verdict};
-use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::{Bug, Replica};
-use paxraft_models::{build, Cmd};
+use paxraft_models::{build, Cmd, ModelConfig, SearchOptions, Summary};
 use stateright::Model;
 
 /// One checker thread per test: the harness already runs tests side by side.
@@ -174,26 +174,39 @@ fn r10_stale_read_by_fault_schedules() {
 
 /// The default `paxraft check` (what ships, the default depth) with a bug on, stopping at the
 /// first violation.
-fn default_check(z: &zoo::ZooBug) -> paxraft_models::Summary {
-    let mut cfg = paxraft_models::ModelConfig::default();
-    assert!(cfg.protocol.set_bug(z.bug));
-    let search = paxraft_models::SearchOptions {
-        threads: THREADS,
-        depth: Some(paxraft_models::check::default_depth(z.protocol.name())),
-        stop_at: paxraft_models::check::StopAt::AnyViolation,
-        ..paxraft_models::SearchOptions::default()
-    };
-    match z.protocol {
-        zoo::Protocol::Raft => {
-            paxraft_models::check::<Raft<Cmd>>(&cfg, &search, std::time::Duration::MAX, |_| {})
+fn default_check(z: &zoo::ZooBug) -> Summary {
+    struct Check(ModelConfig, SearchOptions);
+    impl ProtocolVisitor for Check {
+        type Output = Summary;
+        fn visit<R: Hosted>(self) -> Summary {
+            paxraft_models::check::<R>(&self.0, &self.1, std::time::Duration::MAX, |_| {})
         }
-        zoo::Protocol::MultiPaxos => paxraft_models::check::<MultiPaxos<Cmd>>(
-            &cfg,
-            &search,
-            std::time::Duration::MAX,
-            |_| {},
-        ),
     }
+    let mut cfg = ModelConfig::default();
+    assert!(cfg.protocol.set_bug(z.bug));
+    let search = SearchOptions {
+        threads: THREADS,
+        depth: Some(z.protocol.default_depth()),
+        stop_at: paxraft_models::check::StopAt::AnyViolation,
+        ..SearchOptions::default()
+    };
+    with_protocol(z.protocol, Check(cfg, search))
+}
+
+/// The names of the properties the model of `protocol` on `config` checks.
+fn property_names(protocol: Protocol, config: &ModelConfig) -> Vec<&'static str> {
+    struct Names<'a>(&'a ModelConfig);
+    impl ProtocolVisitor for Names<'_> {
+        type Output = Vec<&'static str>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            build::<R>(self.0)
+                .properties()
+                .iter()
+                .map(|p| p.name)
+                .collect()
+        }
+    }
+    with_protocol(protocol, Names(config))
 }
 
 /// Wherever a model-checked bug needs nothing the defaults lack (no crash, no loss, no
@@ -214,7 +227,7 @@ fn the_default_check_catches_every_bug_that_fits_in_it() {
             && !config.protocol.empty_heartbeats
             && config.servers <= d.servers
             && config.clients <= d.clients
-            && *depth <= paxraft_models::check::default_depth(z.protocol.name());
+            && *depth <= z.protocol.default_depth();
         if !fits {
             continue;
         }
@@ -242,22 +255,18 @@ fn every_bug_is_registered_once_with_a_valid_configuration_and_a_real_property()
     assert_eq!(reg.len(), Bug::ALL.len());
     for (z, b) in reg.iter().zip(Bug::ALL) {
         assert_eq!(z.bug, b, "registry order follows BUGZOO.md");
+        // The zoo runs a bug on its own protocol (a host bug, B2, on any).
+        assert!(
+            Protocol::of_bug(b).map_or(true, |p| p == z.protocol),
+            "{}: registered for {}",
+            b.code(),
+            z.protocol
+        );
         match &z.detector {
             Detector::Model { config, depth, .. } => {
                 config.validate().expect("a valid configuration");
                 assert!(*depth > 0);
-                let names: Vec<&str> = match z.protocol {
-                    zoo::Protocol::Raft => build::<Raft<Cmd>>(config)
-                        .properties()
-                        .iter()
-                        .map(|p| p.name)
-                        .collect(),
-                    zoo::Protocol::MultiPaxos => build::<MultiPaxos<Cmd>>(config)
-                        .properties()
-                        .iter()
-                        .map(|p| p.name)
-                        .collect(),
-                };
+                let names = property_names(z.protocol, config);
                 assert!(
                     names.contains(&z.property),
                     "{}: no property {:?} in {names:?}",
@@ -272,18 +281,7 @@ fn every_bug_is_registered_once_with_a_valid_configuration_and_a_real_property()
                 // The search checks the model's always-properties (but the linearizability
                 // tester, replaced by an end-of-run check of the same name), `settles`, and
                 // for R9 the term-inflation check the zoo adds.
-                let names: Vec<&str> = match z.protocol {
-                    zoo::Protocol::Raft => build::<Raft<Cmd>>(&opts.model_config())
-                        .properties()
-                        .iter()
-                        .map(|p| p.name)
-                        .collect(),
-                    zoo::Protocol::MultiPaxos => build::<MultiPaxos<Cmd>>(&opts.model_config())
-                        .properties()
-                        .iter()
-                        .map(|p| p.name)
-                        .collect(),
-                };
+                let names = property_names(z.protocol, &opts.model_config());
                 assert!(
                     [zoo::SETTLES, zoo::TERMS_STAY_LOW].contains(&z.property)
                         || names.contains(&z.property),

@@ -122,6 +122,37 @@ impl Bug {
         NAMES[self as usize]
     }
 
+    /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes; `None` for B2, which
+    /// lives in the hosts' state machine and fits any protocol. A name, not a type: the
+    /// protocol registry is the hosts' (the root crate's `Protocol`).
+    pub fn protocol(self) -> Option<&'static str> {
+        use Bug::*;
+        match self {
+            Figure8Commit
+            | VoteWithoutLogCheck
+            | VoteNotPersisted
+            | LogNotPersisted
+            | DoubleVote
+            | TruncateOnStaleAppend
+            | CommitPastVerifiedPrefix
+            | NoStepDown
+            | NoPreVote
+            | StaleRead
+            | ApplyUncommitted
+            | VoteSentBeforePersist => Some("raft"),
+            AcceptBelowPromise
+            | IgnoreAcceptedValue
+            | NonUniqueBallot
+            | ChosenWithoutQuorum
+            | SkipRecovery
+            | GapNotFilled
+            | PromiseNotPersisted
+            | PromiseSentBeforePersist => Some("multipaxos"),
+            DuplicateApply => None,
+        }
+    }
+
     /// Look a bug up by its name or code (case-insensitive).
     pub fn parse(s: &str) -> Option<Bug> {
         Bug::ALL

@@ -291,7 +291,7 @@ fn r11_vote_sent_before_persist_torn_crash_elects_two_leaders_in_one_term() {
     let err = c.check().expect_err("two leaders of term 1");
     assert_eq!(
         err.invariant,
-        raft::names::ELECTION_SAFETY,
+        paxraft_impls::raft::names::ELECTION_SAFETY,
         "{err}\n{}",
         c.trace.join("\n")
     );

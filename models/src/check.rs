@@ -1,6 +1,7 @@
 //! Running a check: the chosen search over a model, progress while it runs, and a summary
 //! with a verdict per property and a counterexample for each failure.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
@@ -22,6 +23,13 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Parse the CLI spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Strategy::Bfs, Strategy::Dfs]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
+
     /// The CLI spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -253,6 +261,173 @@ impl Summary {
     /// The `paxraft check` command that reruns this check.
     pub fn command(&self) -> String {
         check_command(self.protocol, &self.config, &self.search)
+    }
+}
+
+impl Status {
+    /// How a summary shows the verdict: failures in capitals.
+    fn mark(self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Violated => "VIOLATED",
+            Status::Reached => "reached",
+            Status::NotReached => "NOT REACHED",
+        }
+    }
+}
+
+/// `{}`: a few lines (the verdict, the properties grouped by verdict, coverage, the cuts, any
+/// counterexample), as the tour shows each check. `{:#}`: everything `paxraft check` prints
+/// (every count, one line per property, each failure explained). Depths are in actions.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            self.full(f)
+        } else {
+            self.compact(f)
+        }
+    }
+}
+
+impl Summary {
+    fn verdict_word(&self) -> &'static str {
+        if self.passed() {
+            "passed"
+        } else {
+            "FAILED"
+        }
+    }
+
+    fn compact(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  {:<11} {}: {} unique states, depth {} actions, {:.1} s, {:.0} states/s",
+            self.protocol,
+            self.verdict_word(),
+            self.unique_states,
+            self.max_depth,
+            self.seconds,
+            self.states_per_sec()
+        )?;
+        for status in [
+            Status::Violated,
+            Status::NotReached,
+            Status::Holds,
+            Status::Reached,
+        ] {
+            let names: Vec<&str> = self
+                .properties
+                .iter()
+                .filter(|p| p.status == status && p.kind != Kind::Coverage)
+                .map(|p| p.name)
+                .collect();
+            if !names.is_empty() {
+                let label = if status.ok() {
+                    status.name().to_string()
+                } else {
+                    status.name().to_uppercase()
+                };
+                writeln!(f, "              {label}: {}", names.join(", "))?;
+            }
+        }
+        // Deeper milestones: how far the bounds reached (informational).
+        let coverage: Vec<String> = self
+            .properties
+            .iter()
+            .filter(|p| p.kind == Kind::Coverage)
+            .map(|p| format!("{} ({})", p.name, p.status.name()))
+            .collect();
+        if !coverage.is_empty() {
+            writeln!(f, "              coverage: {}", coverage.join(", "))?;
+        }
+        writeln!(
+            f,
+            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight",
+            self.cuts.depth, self.cuts.term, self.cuts.in_flight
+        )?;
+        for p in self.failures() {
+            if let (Some(t), Status::Violated) = (&p.trace, p.status) {
+                writeln!(
+                    f,
+                    "  counterexample: {} violated after {} steps",
+                    p.name,
+                    t.steps.len()
+                )?;
+                write!(f, "{}", t.chart())?;
+            }
+        }
+        if !self.passed() {
+            writeln!(f, "  reproduce with: {}", self.command())?;
+        }
+        Ok(())
+    }
+
+    fn full(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} {}", self.protocol, self.verdict_word())?;
+        writeln!(f, "  configuration   {}", self.command())?;
+        if self.under_approximation() {
+            writeln!(f, "  under-approximation: --symmetry merges states that are not equivalent (retry rotation, ballot tie-breaks); a pass is not a proof")?;
+        }
+        writeln!(f, "  unique states   {}", self.unique_states)?;
+        writeln!(f, "  total states    {}", self.total_states)?;
+        writeln!(
+            f,
+            "  checked states  {} (every one had every property evaluated)",
+            self.cuts.checked
+        )?;
+        writeln!(
+            f,
+            "  max depth       {} actions{}",
+            self.max_depth,
+            self.search
+                .depth
+                .map_or(String::new(), |d| format!(" (bound {d})"))
+        )?;
+        writeln!(
+            f,
+            "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}",
+            self.cuts.depth,
+            self.cuts.term,
+            self.config.max_term,
+            self.cuts.in_flight,
+            self.config.max_in_flight
+        )?;
+        writeln!(f, "  seconds         {:.2}", self.seconds)?;
+        writeln!(f, "  states/s        {:.0} unique", self.states_per_sec())?;
+        writeln!(f, "  properties:")?;
+        for p in &self.properties {
+            let mark = match (p.kind, p.status) {
+                // A coverage milestone informs; it does not fail the check.
+                (Kind::Coverage, Status::NotReached) => "not reached",
+                (_, status) => status.mark(),
+            };
+            writeln!(f, "    {:<12} {:<10} {}", mark, p.kind.name(), p.name)?;
+        }
+        for p in self.failures() {
+            writeln!(f)?;
+            match (&p.trace, p.status) {
+                (Some(t), Status::Violated) => {
+                    writeln!(
+                        f,
+                        "counterexample: {} violated after {} steps",
+                        p.name,
+                        t.steps.len()
+                    )?;
+                    writeln!(f, "reproduce with: {}", self.command())?;
+                    write!(f, "{}", t.chart())?;
+                }
+                _ => writeln!(
+                    f,
+                    "{}: never reached within the bounds (raise --max-term, --depth or --retries?)",
+                    p.name
+                )?,
+            }
+        }
+        if !self.passed() {
+            writeln!(f)?;
+            writeln!(f, "reproduce with: {}", self.command())?;
+        }
+        Ok(())
     }
 }
 

@@ -3,24 +3,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use clap::Args;
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_models::{
-    Checkable, Cmd, Kind, ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary,
-};
+use paxraft_models::{ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
 
-use super::EXIT_BAD_INPUT;
-use crate::report::results::{CheckResult, Trace as ReportTrace};
-
-/// The protocols the model can check.
-pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
+use super::bad;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::results::{CheckResult, Trace as ReportTrace};
 
 /// What to check and how. Shared by `check` and `explore`.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Protocol: raft or multipaxos.
-    pub protocol: String,
+    /// The protocol.
+    #[arg(value_enum)]
+    pub protocol: Protocol,
     /// Servers (1 to 7).
     #[arg(long, default_value_t = 3)]
     pub servers: usize,
@@ -32,8 +29,8 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = ModelConfig::default().ops)]
     pub ops: usize,
     /// Network: unordered, duplicating or ordered.
-    #[arg(long, default_value = "unordered")]
-    pub network: String,
+    #[arg(long, default_value = "unordered", value_parser = parse_network)]
+    pub network: NetworkKind,
     /// Messages may be lost.
     #[arg(long)]
     pub lossy: bool,
@@ -78,8 +75,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub depth: Option<usize>,
     /// Search strategy: bfs or dfs.
-    #[arg(long, default_value = "bfs")]
-    pub strategy: String,
+    #[arg(long, default_value = "bfs", value_parser = parse_strategy)]
+    pub strategy: Strategy,
     /// Collapse states that differ only by renaming servers (DFS only).
     #[arg(long)]
     pub symmetry: bool,
@@ -107,34 +104,26 @@ pub struct ExploreArgs {
     pub model: ModelArgs,
     /// Where to serve the Explorer (loopback only).
     #[arg(long, default_value = "127.0.0.1:3000")]
-    pub addr: String,
+    pub addr: SocketAddr,
 }
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(EXIT_BAD_INPUT)
+/// `--network`, for clap.
+pub(crate) fn parse_network(s: &str) -> Result<NetworkKind, String> {
+    NetworkKind::parse(s).ok_or_else(|| "expected unordered, duplicating or ordered".to_string())
+}
+
+/// `--strategy`, for clap.
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    Strategy::parse(s).ok_or_else(|| "expected bfs or dfs".to_string())
 }
 
 impl ModelArgs {
     fn config(&self) -> Result<ModelConfig, String> {
-        if !PROTOCOLS.contains(&self.protocol.as_str()) {
-            return Err(format!(
-                "unknown protocol {:?}: expected one of {}",
-                self.protocol,
-                PROTOCOLS.join(", ")
-            ));
-        }
-        let network = NetworkKind::parse(&self.network).ok_or_else(|| {
-            format!(
-                "unknown network {:?}: expected unordered, duplicating or ordered",
-                self.network
-            )
-        })?;
         let cfg = ModelConfig {
             servers: self.servers,
             clients: self.clients,
             ops: self.ops,
-            network,
+            network: self.network,
             lossy: self.lossy,
             max_crashes: self.crashes,
             max_term: self.max_term,
@@ -155,20 +144,15 @@ impl ModelArgs {
 
 impl CheckArgs {
     fn search(&self) -> Result<SearchOptions, String> {
-        let strategy = match self.strategy.as_str() {
-            "bfs" => Strategy::Bfs,
-            "dfs" => Strategy::Dfs,
-            s => return Err(format!("unknown strategy {s:?}: expected bfs or dfs")),
-        };
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let search = SearchOptions {
-            strategy,
+            strategy: self.strategy,
             symmetry: self.symmetry,
             threads,
             depth: match self.depth {
-                None => Some(paxraft_models::check::default_depth(&self.model.protocol)),
+                None => Some(self.model.protocol.default_depth()),
                 Some(0) => None,
                 Some(d) => Some(d),
             },
@@ -187,102 +171,35 @@ pub fn peak_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn run_check<R: Checkable>(cfg: &ModelConfig, search: &SearchOptions, json: bool) -> Summary {
-    let bar = indicatif::ProgressBar::new_spinner();
-    if json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+/// `paxraft check` of one protocol, with a progress spinner unless `json`.
+struct RunCheck<'a>(&'a ModelConfig, &'a SearchOptions, bool);
+
+impl ProtocolVisitor for RunCheck<'_> {
+    type Output = Summary;
+    fn visit<R: Hosted>(self) -> Summary {
+        let RunCheck(cfg, search, json) = self;
+        let bar = indicatif::ProgressBar::new_spinner();
+        if json {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let summary = paxraft_models::check::<R>(cfg, search, Duration::from_millis(200), |p| {
+            let secs = p.elapsed.as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{} states, {} unique, depth {}, {:.0} unique states/s",
+                p.total_states,
+                p.unique_states,
+                p.max_depth,
+                p.unique_states as f64 / secs
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        summary
     }
-    let summary = paxraft_models::check::<R>(cfg, search, Duration::from_millis(200), |p| {
-        let secs = p.elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{} states, {} unique, depth {}, {:.0} unique states/s",
-            p.total_states,
-            p.unique_states,
-            p.max_depth,
-            p.unique_states as f64 / secs
-        ));
-        bar.tick();
-    });
-    bar.finish_and_clear();
-    summary
 }
 
 fn human_bytes(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-fn print_summary(s: &Summary, peak: Option<u64>) {
-    println!(
-        "{} {}",
-        s.protocol,
-        if s.passed() { "passed" } else { "FAILED" }
-    );
-    println!("  configuration   {}", s.command());
-    if s.under_approximation() {
-        println!("  under-approximation: --symmetry merges states that are not equivalent (retry rotation, ballot tie-breaks); a pass is not a proof");
-    }
-    println!("  unique states   {}", s.unique_states);
-    println!("  total states    {}", s.total_states);
-    println!(
-        "  checked states  {} (every one had every property evaluated)",
-        s.cuts.checked
-    );
-    println!(
-        "  max depth       {} actions{}",
-        s.max_depth,
-        s.search
-            .depth
-            .map_or(String::new(), |d| format!(" (bound {d})"))
-    );
-    println!(
-        "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}",
-        s.cuts.depth, s.cuts.term, s.config.max_term, s.cuts.in_flight, s.config.max_in_flight
-    );
-    println!("  seconds         {:.2}", s.seconds);
-    println!("  states/s        {:.0} unique", s.states_per_sec());
-    if let Some(p) = peak {
-        println!("  peak memory     {}", human_bytes(p));
-    }
-    println!("  properties:");
-    for p in &s.properties {
-        let mark = match (p.kind, p.status) {
-            // A coverage milestone informs; it does not fail the check.
-            (Kind::Coverage, Status::NotReached) => "not reached",
-            (_, status) => status_mark(status),
-        };
-        println!("    {:<12} {:<10} {}", mark, p.kind.name(), p.name);
-    }
-    for p in s.failures() {
-        println!();
-        match (&p.trace, p.status) {
-            (Some(t), Status::Violated) => {
-                println!(
-                    "counterexample: {} violated after {} steps",
-                    p.name,
-                    t.steps.len()
-                );
-                println!("reproduce with: {}", s.command());
-                print!("{}", t.chart());
-            }
-            _ => println!(
-                "{}: never reached within the bounds (raise --max-term, --depth or --retries?)",
-                p.name
-            ),
-        }
-    }
-    if !s.passed() {
-        println!();
-        println!("reproduce with: {}", s.command());
-    }
-}
-
-fn status_mark(s: Status) -> &'static str {
-    match s {
-        Status::Holds => "holds",
-        Status::Violated => "VIOLATED",
-        Status::Reached => "reached",
-        Status::NotReached => "NOT REACHED",
-    }
 }
 
 /// The summary as one JSON object.
@@ -357,9 +274,7 @@ pub fn saved_check(s: &Summary) -> SavedCheck {
 
 /// Save `check` into `dir/data/checks.json`, replacing an earlier run of the same command.
 pub fn save_check(dir: &std::path::Path, check: SavedCheck) -> std::io::Result<std::path::PathBuf> {
-    let path = dir
-        .join(crate::report::results::DATA_DIR)
-        .join("checks.json");
+    let path = dir.join(crate::results::DATA_DIR).join("checks.json");
     let mut all: Vec<SavedCheck> = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
             std::io::Error::new(
@@ -390,27 +305,24 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad(e),
     };
-    match args.bug.parse() {
-        Ok(Some(bug)) => {
-            cfg.protocol.set_bug(bug);
+    if let Some(bug) = args.bug.bug {
+        if let Err(e) = super::zoo::switch_on(&mut cfg.protocol, args.model.protocol, bug) {
+            return bad(e);
         }
-        Ok(None) => {}
-        Err(e) => return bad(e),
     }
     let search = match args.search() {
         Ok(s) => s,
         Err(e) => return bad(e),
     };
-    let summary = match args.model.protocol.as_str() {
-        "raft" => run_check::<Raft<Cmd>>(&cfg, &search, args.json),
-        "multipaxos" => run_check::<MultiPaxos<Cmd>>(&cfg, &search, args.json),
-        other => return bad(format!("unknown protocol {other:?}")),
-    };
+    let summary = with_protocol(args.model.protocol, RunCheck(&cfg, &search, args.json));
     let peak = peak_memory();
     if args.json {
         println!("{}", summary_json(&summary, peak));
     } else {
-        print_summary(&summary, peak);
+        print!("{summary:#}");
+        if let Some(p) = peak {
+            println!("  peak memory     {}", human_bytes(p));
+        }
     }
     if !args.no_save {
         match save_check(&args.report_dir, saved_check(&summary)) {
@@ -432,10 +344,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad(e),
     };
-    let addr: std::net::SocketAddr = match args.addr.parse() {
-        Ok(a) => a,
-        Err(e) => return bad(format!("--addr {:?}: {e}", args.addr)),
-    };
+    let addr = args.addr;
     if !addr.ip().is_loopback() {
         return bad(format!(
             "--addr {addr} is not a loopback address: the Explorer has no authentication"
@@ -445,22 +354,25 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     if let Err(e) = std::net::TcpListener::bind(addr) {
         return bad(format!("cannot listen on {addr}: {e}"));
     }
-    match args.model.protocol.as_str() {
-        "raft" => serve::<Raft<Cmd>>(&cfg, addr),
-        "multipaxos" => serve::<MultiPaxos<Cmd>>(&cfg, addr),
-        other => bad(format!("unknown protocol {other:?}")),
-    }
+    with_protocol(args.model.protocol, Serve(&cfg, addr))
 }
 
-fn serve<R: Checkable>(cfg: &ModelConfig, addr: std::net::SocketAddr) -> ExitCode {
-    use stateright::Model;
-    // The very model `check` explores (cuts, crashes between effects), without a depth
-    // bound: the Explorer goes as deep as its user clicks.
-    let _checker = paxraft_models::checked::build_checked::<R>(cfg, None)
-        .checker()
-        .serve(addr);
-    eprintln!("serving the Explorer on http://{addr}/ (Ctrl-C to stop)");
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+/// `paxraft explore` of one protocol: serves until killed.
+struct Serve<'a>(&'a ModelConfig, SocketAddr);
+
+impl ProtocolVisitor for Serve<'_> {
+    type Output = ExitCode;
+    fn visit<R: Hosted>(self) -> ExitCode {
+        use stateright::Model;
+        let Serve(cfg, addr) = self;
+        // The very model `check` explores (cuts, crashes between effects), without a depth
+        // bound: the Explorer goes as deep as its user clicks.
+        let _checker = paxraft_models::checked::build_checked::<R>(cfg, None)
+            .checker()
+            .serve(addr);
+        eprintln!("serving the Explorer on http://{}/ (Ctrl-C to stop)", addr);
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod overview;
+mod print;
 pub mod report;
 pub mod run;
 pub mod simulate;
@@ -44,14 +45,36 @@ pub enum Command {
 /// Exit code for bad input (flags, configs, cluster sizes).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
-/// Parse the arguments and run. Bad flags exit 2 with clap's one-line error.
+/// Report bad input: `error: MSG` on one line of stderr, and exit code 2.
+pub(crate) fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// clap's error on one line: its message and any possible values or tip, without the usage
+/// block and the pointer to `--help` (bad input is always one line, see [`bad`]).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    // Tips and possible values come before the usage block; the pointer to --help after it.
+    let msg = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    msg.strip_prefix("error: ").unwrap_or(&msg).to_string()
+}
+
+/// Parse the arguments and run. Bad flags exit 2 with clap's error on one line.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => return bad(one_line(&e)),
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            // --help and --version: clap's text, as it is.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     match cli.command {

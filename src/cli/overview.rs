@@ -3,20 +3,23 @@
 
 use std::process::ExitCode;
 
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_impls::sm::{KvOp, Request};
-use paxraft_impls::{Bug, Replica};
+use paxraft_impls::Bug;
 use paxraft_models::properties::names;
 
-type KvCmd = Request<KvOp>;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 
-fn protocol<R: Replica<KvCmd>>() {
-    println!("  {}", R::NAME);
-    let cluster: Vec<&str> = R::cluster_invariants().iter().map(|i| i.name).collect();
-    let step: Vec<&str> = R::step_invariants().iter().map(|i| i.name).collect();
-    println!("    cluster invariants: {}", cluster.join(", "));
-    println!("    step invariants:    {}", step.join(", "));
+/// Print a protocol's name and invariants.
+struct Describe;
+
+impl ProtocolVisitor for Describe {
+    type Output = ();
+    fn visit<R: Hosted>(self) {
+        println!("  {}", R::NAME);
+        let cluster: Vec<&str> = R::cluster_invariants().iter().map(|i| i.name).collect();
+        let step: Vec<&str> = R::step_invariants().iter().map(|i| i.name).collect();
+        println!("    cluster invariants: {}", cluster.join(", "));
+        println!("    step invariants:    {}", step.join(", "));
+    }
 }
 
 /// Print the overview.
@@ -27,8 +30,9 @@ pub fn run() -> ExitCode {
     );
     println!();
     println!("protocols:");
-    protocol::<Raft<KvCmd>>();
-    protocol::<MultiPaxos<KvCmd>>();
+    for p in Protocol::REPLICATED {
+        with_protocol(p, Describe);
+    }
     println!();
     println!("state machines: kv (get, put, cas), lock (acquire, release, fencing tokens),");
     println!("                behind client sessions (a retried request applies once)");

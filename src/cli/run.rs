@@ -7,23 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::Replica;
 
+use super::bad;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::runtime::{ClientConfig, Cluster, Cmd, FileStorage, RuntimeConfig, Storage};
-
-use super::EXIT_BAD_INPUT;
-
-/// Which protocol to run.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Protocol {
-    /// Raft.
-    Raft,
-    /// Multi-Paxos.
-    Multipaxos,
-}
 
 /// Where replicas keep durable state.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -38,6 +26,7 @@ pub enum StorageKind {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The protocol.
+    #[arg(value_enum)]
     pub protocol: Protocol,
     /// Cluster size (1 to 7).
     #[arg(long, default_value_t = 3)]
@@ -59,26 +48,25 @@ pub struct RunArgs {
 /// Run the subcommand.
 pub fn run(args: &RunArgs) -> ExitCode {
     if args.clients == 0 || args.ops == 0 || args.outstanding == 0 {
-        eprintln!("error: --clients, --ops and --outstanding must be at least 1");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return bad("--clients, --ops and --outstanding must be at least 1");
     }
-    let res = match args.protocol {
-        Protocol::Raft => go::<Raft<Cmd<Kv>>>(args),
-        Protocol::Multipaxos => go::<MultiPaxos<Cmd<Kv>>>(args),
-    };
-    match res {
+    match with_protocol(args.protocol, Go(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_BAD_INPUT)
-        }
+        Err(e) => bad(e),
     }
 }
 
-fn go<R: Replica<Cmd<Kv>>>(args: &RunArgs) -> Result<(), String>
-where
-    FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
-{
+/// `paxraft run` of one protocol.
+struct Go<'a>(&'a RunArgs);
+
+impl ProtocolVisitor for Go<'_> {
+    type Output = Result<(), String>;
+    fn visit<R: Hosted>(self) -> Result<(), String> {
+        go::<R>(self.0)
+    }
+}
+
+fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
     let cfg = RuntimeConfig::default();
     let mut cluster: Cluster<R, Kv> = match args.storage {
         StorageKind::Memory => Cluster::new(args.servers, cfg)?,

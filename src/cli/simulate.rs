@@ -5,22 +5,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_impls::{Bug, Config, Replica};
-use paxraft_models::Cmd;
+use paxraft_impls::{Bug, Config};
 
-use super::EXIT_BAD_INPUT;
+use super::bad;
+use super::zoo::{parse_bug, switch_on};
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::simulate::cluster::{hunt_with, replay, Replayed, SavedFailure, SimOptions, SimReport};
-
-/// The protocols `simulate` runs.
-pub const PROTOCOLS: &[&str] = &["raft", "multipaxos"];
 
 /// `paxraft simulate` flags.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Protocol: raft or multipaxos.
-    pub protocol: String,
+    /// The protocol.
+    #[arg(value_enum)]
+    pub protocol: Protocol,
     /// Seed of the schedule generator (the same flags and seed give the same runs).
     #[arg(long, default_value_t = SimOptions::default().seed)]
     pub seed: u64,
@@ -78,8 +75,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub empty_heartbeats: bool,
     /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
-    #[arg(long)]
-    pub bug: Option<String>,
+    #[arg(long, value_name = "NAME", value_parser = parse_bug)]
+    pub bug: Option<Bug>,
     /// Most shrinking steps once a failure is found.
     #[arg(long, default_value_t = SimOptions::default().max_shrink_iters)]
     pub shrink: u32,
@@ -101,63 +98,19 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(EXIT_BAD_INPUT)
-}
-
-#[cfg(feature = "bug-zoo")]
-fn switch_on(cfg: &mut Config, bug: Bug) -> Result<(), String> {
-    cfg.bugs.insert(bug);
-    Ok(())
-}
-
-#[cfg(not(feature = "bug-zoo"))]
-fn switch_on(_: &mut Config, bug: Bug) -> Result<(), String> {
-    Err(format!(
-        "bug {} ({}) needs a binary built with the bug zoo: cargo run --release --features bug-zoo -- ...",
-        bug.code(),
-        bug.name()
-    ))
-}
-
 /// The protocol configuration with `bugs` switched on, checked against `protocol`.
-fn protocol_config(protocol: &str, bugs: &[Bug]) -> Result<Config, String> {
+fn protocol_config(protocol: Protocol, bugs: &[Bug]) -> Result<Config, String> {
     let mut cfg = Config::default();
     for &bug in bugs {
-        let fits = match bug.code().as_bytes()[0] {
-            b'R' => protocol == "raft",
-            b'P' => protocol == "multipaxos",
-            _ => true,
-        };
-        if !fits {
-            return Err(format!(
-                "bug {} ({}) is not a {protocol} bug",
-                bug.code(),
-                bug.name()
-            ));
-        }
-        switch_on(&mut cfg, bug)?;
+        switch_on(&mut cfg, protocol, bug)?;
     }
     Ok(cfg)
 }
 
 impl SimulateArgs {
     fn options(&self) -> Result<SimOptions, String> {
-        if !PROTOCOLS.contains(&self.protocol.as_str()) {
-            return Err(format!(
-                "unknown protocol {:?}: expected one of {}",
-                self.protocol,
-                PROTOCOLS.join(", ")
-            ));
-        }
-        let bugs = match &self.bug {
-            None => Vec::new(),
-            Some(name) => vec![Bug::parse(name).ok_or_else(|| {
-                format!("unknown bug {name:?}: expected a bug-zoo name or code such as double-vote or R5 (paxraft overview lists them)")
-            })?],
-        };
-        let mut protocol = protocol_config(&self.protocol, &bugs)?;
+        let bugs: Vec<Bug> = self.bug.into_iter().collect();
+        let mut protocol = protocol_config(self.protocol, &bugs)?;
         protocol.pre_vote = !self.no_pre_vote;
         protocol.check_quorum = !self.no_check_quorum;
         if self.max_batch == 0 {
@@ -188,62 +141,39 @@ impl SimulateArgs {
     }
 }
 
-fn run_hunt<R: Replica<Cmd>>(opts: &SimOptions, quiet: bool) -> SimReport {
-    let bar = indicatif::ProgressBar::new(u64::from(opts.runs));
-    if quiet {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg} [{elapsed}]")
-            .expect("a valid template"),
-    );
-    let start = std::time::Instant::now();
-    let runs = u64::from(opts.runs);
-    let report = hunt_with::<R>(opts, |t| {
-        if t.runs % 4 == 0 || t.runs >= runs {
-            let secs = start.elapsed().as_secs_f64().max(1e-3);
-            bar.set_position(t.runs.min(runs));
-            let phase = if t.runs > runs { "shrinking, " } else { "" };
-            bar.set_message(format!(
-                "{phase}{} steps, deepest {}, {:.0} steps/s",
-                t.steps,
-                t.deepest,
-                t.steps as f64 / secs
-            ));
-        }
-    });
-    bar.finish_and_clear();
-    report
-}
+/// `paxraft simulate` of one protocol, with a progress bar unless `quiet`.
+struct Hunt<'a>(&'a SimOptions, bool);
 
-fn print_report(r: &SimReport) {
-    match &r.failure {
-        None => println!("{}: no violation in {} runs", r.protocol, r.runs),
-        Some(f) => println!(
-            "{}: VIOLATED {:?} after {} passing runs; shrunk to {} steps",
-            r.protocol, f.property, f.runs_before, f.steps
-        ),
+impl ProtocolVisitor for Hunt<'_> {
+    type Output = SimReport;
+    fn visit<R: Hosted>(self) -> SimReport {
+        let Hunt(opts, quiet) = self;
+        let bar = indicatif::ProgressBar::new(u64::from(opts.runs));
+        if quiet {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg} [{elapsed}]")
+                .expect("a valid template"),
+        );
+        let start = std::time::Instant::now();
+        let runs = u64::from(opts.runs);
+        let report = hunt_with::<R>(opts, |t| {
+            if t.runs % 4 == 0 || t.runs >= runs {
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                bar.set_position(t.runs.min(runs));
+                let phase = if t.runs > runs { "shrinking, " } else { "" };
+                bar.set_message(format!(
+                    "{phase}{} steps, deepest {}, {:.0} steps/s",
+                    t.steps,
+                    t.deepest,
+                    t.steps as f64 / secs
+                ));
+            }
+        });
+        bar.finish_and_clear();
+        report
     }
-    println!("  search          {}", r.command);
-    println!(
-        "  steps           {} ({:.0} steps/s)",
-        r.steps, r.steps_per_sec
-    );
-    println!("  deepest run     {} steps", r.deepest);
-    println!("  seconds         {:.2}", r.seconds);
-    println!(
-        "  linearizability {} client ops checked ({:.0} ops/s), {} issued while the same client waited on another",
-        r.lincheck_ops, r.lincheck_ops_per_sec, r.pipelined_ops
-    );
-    let s = &r.stats;
-    println!(
-        "  faults          {} drops, {} duplicates, {} crashes ({} mid-step), {} restarts, {} partitioned steps",
-        s.drops, s.duplicates, s.crashes, s.torn, s.recovers, s.held
-    );
-    println!(
-        "  also            {} deliveries, {} ignored messages, {} timers fired",
-        s.deliveries, s.ignored, s.timeouts
-    );
 }
 
 /// Run `paxraft simulate`.
@@ -252,11 +182,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return bad(e),
     };
-    let report = match args.protocol.as_str() {
-        "raft" => run_hunt::<Raft<Cmd>>(&opts, args.json),
-        "multipaxos" => run_hunt::<MultiPaxos<Cmd>>(&opts, args.json),
-        other => return bad(format!("unknown protocol {other:?}")),
-    };
+    let report = with_protocol(args.protocol, Hunt(&opts, args.json));
     let saved_to = report.failure.as_ref().map(|f| {
         let path = args
             .save
@@ -271,18 +197,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         }
         println!("{v}");
     } else {
-        print_report(&report);
-        if let Some(f) = &report.failure {
-            println!();
-            println!(
-                "{} violated at step {} ({:?} phase):",
-                f.property, f.saved.violation.step, f.phase
-            );
-            print!("{}", f.chart);
-            if !f.detail.is_empty() && f.trace.explanation.as_deref() != Some(f.detail.as_str()) {
-                println!("     => {}", f.detail);
-            }
-        }
+        print!("{report:#}");
     }
     match saved_to {
         None => ExitCode::SUCCESS,
@@ -301,8 +216,14 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
     }
 }
 
-fn replay_as<R: Replica<Cmd>>(saved: &SavedFailure, opts: &SimOptions) -> Replayed {
-    replay::<R>(saved, opts)
+/// `paxraft replay` of one protocol.
+struct Replay<'a>(&'a SavedFailure, &'a SimOptions);
+
+impl ProtocolVisitor for Replay<'_> {
+    type Output = Replayed;
+    fn visit<R: Hosted>(self) -> Replayed {
+        replay::<R>(self.0, self.1)
+    }
 }
 
 /// Run `paxraft replay`.
@@ -320,25 +241,23 @@ pub fn replay_file(args: &ReplayArgs) -> ExitCode {
             ))
         }
     };
+    let Some(protocol) = Protocol::parse(&saved.protocol) else {
+        return bad(format!(
+            "unknown protocol {:?} in {}",
+            saved.protocol,
+            args.file.display()
+        ));
+    };
     let opts = saved
         .bugs()
         .map_err(String::from)
-        .and_then(|bugs| protocol_config(&saved.protocol, &bugs))
+        .and_then(|bugs| protocol_config(protocol, &bugs))
         .and_then(|cfg| saved.sim_options(cfg).map_err(String::from));
     let opts = match opts {
         Ok(o) => o,
         Err(e) => return bad(e),
     };
-    let out = match saved.protocol.as_str() {
-        "raft" => replay_as::<Raft<Cmd>>(&saved, &opts),
-        "multipaxos" => replay_as::<MultiPaxos<Cmd>>(&saved, &opts),
-        other => {
-            return bad(format!(
-                "unknown protocol {other:?} in {}",
-                args.file.display()
-            ))
-        }
-    };
+    let out = with_protocol(protocol, Replay(&saved, &opts));
     let same = out.violation.as_ref() == Some(&saved.violation);
     if args.json {
         let v = serde_json::json!({

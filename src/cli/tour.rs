@@ -14,14 +14,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use paxraft_impls::multipaxos::MultiPaxos;
-use paxraft_impls::raft::Raft;
-use paxraft_impls::{Bug, Replica};
-use paxraft_models::{Checkable, Cmd, Kind, ModelConfig, SearchOptions, Status, Summary};
+use paxraft_impls::Bug;
+use paxraft_models::{ModelConfig, SearchOptions, Summary};
 
 use super::check::{save_check, saved_check};
 use crate::bench;
-use crate::report::results::Results;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::results::Results;
 use crate::simulate::cluster::{hunt_with, SavedFailure, SimOptions, SimReport};
 use crate::zoo::{self, Outcome};
 
@@ -270,15 +269,12 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     {
         return StageStatus::Error(format!("bad model configuration: {e}"));
     }
-    let bar = bar(opts, 2, "protocols");
+    let bar = bar(opts, Protocol::REPLICATED.len() as u64, "protocols");
     let mut bad = Vec::new();
-    for (i, name) in super::check::PROTOCOLS.iter().enumerate() {
-        let summary = match *name {
-            "raft" => check_one::<Raft<Cmd>>(opts, &bar),
-            _ => check_one::<MultiPaxos<Cmd>>(opts, &bar),
-        };
+    for (i, p) in Protocol::REPLICATED.into_iter().enumerate() {
+        let summary = with_protocol(p, CheckOne(opts, &bar));
         bar.set_position(i as u64 + 1);
-        bar.suspend(|| print_check(out, &summary));
+        let _ = bar.suspend(|| write!(out, "{summary}"));
         if let Err(e) = save_check(&opts.dir, saved_check(&summary)) {
             bar.finish_and_clear();
             return StageStatus::Error(format!("cannot save the check for the report: {e}"));
@@ -295,84 +291,28 @@ fn checks(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     }
 }
 
-fn check_one<R: Checkable>(opts: &TourOptions, bar: &ProgressBar) -> Summary {
-    bar.set_message(format!("{}: starting", R::NAME));
-    let mut search = opts.search.clone();
-    if search.depth.is_none() {
-        search.depth = Some(paxraft_models::check::default_depth(R::NAME));
-    }
-    paxraft_models::check::<R>(&opts.check, &search, Duration::from_millis(200), |p| {
-        let secs = p.elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{}: {} unique states, depth {}, {:.0} states/s",
-            R::NAME,
-            p.unique_states,
-            p.max_depth,
-            p.unique_states as f64 / secs
-        ));
-    })
-}
+/// The tour's model check of one protocol.
+struct CheckOne<'a>(&'a TourOptions, &'a ProgressBar);
 
-fn print_check(out: &mut dyn Write, s: &Summary) {
-    let _ = writeln!(
-        out,
-        "  {:<11} {}: {} unique states, depth {}, {:.1} s, {:.0} states/s",
-        s.protocol,
-        if s.passed() { "passed" } else { "FAILED" },
-        s.unique_states,
-        s.max_depth,
-        s.seconds,
-        s.states_per_sec()
-    );
-    for status in [
-        Status::Violated,
-        Status::NotReached,
-        Status::Holds,
-        Status::Reached,
-    ] {
-        let names: Vec<&str> = s
-            .properties
-            .iter()
-            .filter(|p| p.status == status && p.kind != Kind::Coverage)
-            .map(|p| p.name)
-            .collect();
-        if !names.is_empty() {
-            let label = if status.ok() {
-                status.name().to_string()
-            } else {
-                status.name().to_uppercase()
-            };
-            let _ = writeln!(out, "              {label}: {}", names.join(", "));
+impl ProtocolVisitor for CheckOne<'_> {
+    type Output = Summary;
+    fn visit<R: Hosted>(self) -> Summary {
+        let CheckOne(opts, bar) = self;
+        bar.set_message(format!("{}: starting", R::NAME));
+        let mut search = opts.search.clone();
+        if search.depth.is_none() {
+            search.depth = Some(paxraft_models::check::default_depth(R::NAME));
         }
-    }
-    // Deeper milestones: how far the bounds reached (informational).
-    let coverage: Vec<String> = s
-        .properties
-        .iter()
-        .filter(|p| p.kind == Kind::Coverage)
-        .map(|p| format!("{} ({})", p.name, p.status.name()))
-        .collect();
-    if !coverage.is_empty() {
-        let _ = writeln!(out, "              coverage: {}", coverage.join(", "));
-    }
-    let _ = writeln!(
-        out,
-        "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight",
-        s.cuts.depth, s.cuts.term, s.cuts.in_flight
-    );
-    for p in s.failures() {
-        if let (Some(t), Status::Violated) = (&p.trace, p.status) {
-            let _ = writeln!(
-                out,
-                "  counterexample: {} violated after {} steps",
-                p.name,
-                t.steps.len()
-            );
-            let _ = write!(out, "{}", t.chart());
-        }
-    }
-    if !s.passed() {
-        let _ = writeln!(out, "  reproduce with: {}", s.command());
+        paxraft_models::check::<R>(&opts.check, &search, Duration::from_millis(200), |p| {
+            let secs = p.elapsed.as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{}: {} unique states, depth {}, {:.0} states/s",
+                R::NAME,
+                p.unique_states,
+                p.max_depth,
+                p.unique_states as f64 / secs
+            ));
+        })
     }
 }
 
@@ -383,15 +323,14 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         return StageStatus::Error(format!("bad fault-schedule options: {e}"));
     }
     let runs = u64::from(opts.sim.runs);
-    let bar = bar(opts, 2 * runs, "runs");
+    let protocols = Protocol::REPLICATED;
+    let bar = bar(opts, protocols.len() as u64 * runs, "runs");
     let mut bad = Vec::new();
-    for (i, name) in super::simulate::PROTOCOLS.iter().enumerate() {
-        let report = match *name {
-            "raft" => hunt_one::<Raft<Cmd>>(opts, &bar, i as u64 * runs),
-            _ => hunt_one::<MultiPaxos<Cmd>>(opts, &bar, i as u64 * runs),
-        };
+    for (i, p) in protocols.into_iter().enumerate() {
+        let hunt = HuntOne(opts, &bar, i as u64 * runs);
+        let report = with_protocol(p, hunt);
         let saved = report.failure.as_ref().map(|f| {
-            let data = opts.dir.join(crate::report::results::DATA_DIR);
+            let data = opts.dir.join(crate::results::DATA_DIR);
             std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
             let path = data.join(SavedFailure::file_name(report.protocol, opts.sim.seed));
             f.saved.save(&path).map(|()| path).map_err(String::from)
@@ -409,31 +348,25 @@ fn schedules(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     }
 }
 
-fn hunt_one<R: Replica<Cmd>>(opts: &TourOptions, bar: &ProgressBar, base: u64) -> SimReport {
-    let runs = u64::from(opts.sim.runs);
-    hunt_with::<R>(&opts.sim, |t| {
-        bar.set_position(base + t.runs.min(runs));
-        let phase = if t.runs > runs { "shrinking, " } else { "" };
-        bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
-    })
+/// The tour's fault schedules on one protocol; its bar counts on from `base` runs.
+struct HuntOne<'a>(&'a TourOptions, &'a ProgressBar, u64);
+
+impl ProtocolVisitor for HuntOne<'_> {
+    type Output = SimReport;
+    fn visit<R: Hosted>(self) -> SimReport {
+        let HuntOne(opts, bar, base) = self;
+        let runs = u64::from(opts.sim.runs);
+        hunt_with::<R>(&opts.sim, |t| {
+            bar.set_position(base + t.runs.min(runs));
+            let phase = if t.runs > runs { "shrinking, " } else { "" };
+            bar.set_message(format!("{}: {phase}{} steps", R::NAME, t.steps));
+        })
+    }
 }
 
 fn print_hunt(out: &mut dyn Write, r: &SimReport, saved: Option<&Result<PathBuf, String>>) {
-    let s = &r.stats;
-    let verdict = match &r.failure {
-        None => "no violation".to_string(),
-        Some(f) => format!("VIOLATED {} (shrunk to {} steps)", f.property, f.steps),
-    };
-    let _ = writeln!(
-        out,
-        "  {:<11} {verdict}: {} runs, {} steps, {:.0} steps/s; faults: {} drops, {} duplicates, {} crashes ({} mid-step), {} partitioned steps",
-        r.protocol, r.runs, r.steps, r.steps_per_sec, s.drops, s.duplicates, s.crashes, s.torn, s.held
-    );
-    if let Some(f) = &r.failure {
-        let _ = write!(out, "{}", f.chart);
-        if !f.detail.is_empty() {
-            let _ = writeln!(out, "     => {}", f.detail);
-        }
+    let _ = write!(out, "{r}");
+    if r.failure.is_some() {
         match saved {
             Some(Ok(path)) => {
                 let _ = writeln!(out, "  replay with: paxraft replay {}", path.display());
@@ -522,7 +455,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         bugs.len(),
         Bug::ALL.len()
     );
-    if let Err(e) = super::zoo::save(&opts.dir, &outcomes) {
+    if let Err(e) = zoo::save(&opts.dir, &outcomes) {
         return StageStatus::Error(format!("cannot save the zoo results: {e}"));
     }
     if outcomes.len() < bugs.len() {
@@ -541,7 +474,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 // Stage 4: a short throughput comparison, saved where `cargo bench` saves its points.
 
 fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
-    let total = (bench::Protocol::ALL.len() * opts.outstanding.len()) as u64;
+    let total = (Protocol::ALL.len() * opts.outstanding.len()) as u64;
     let bar = bar(opts, total, "points");
     let points = bench::compare(
         &opts.outstanding,
@@ -552,11 +485,11 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     bar.finish_and_clear();
     let points = match points {
         Ok(p) => p,
-        Err(e) => return StageStatus::Error(e),
+        Err(e) => return StageStatus::Error(e.to_string()),
     };
     let top = opts.outstanding.iter().copied().max().unwrap_or(0);
     let low = opts.outstanding.iter().copied().min().unwrap_or(0);
-    for proto in bench::Protocol::ALL {
+    for proto in Protocol::ALL {
         let at = |n: usize| {
             points
                 .iter()

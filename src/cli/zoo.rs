@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use paxraft_impls::Bug;
+use paxraft_impls::{Bug, Config};
+use paxraft_models::NetworkKind;
 
-use super::EXIT_BAD_INPUT;
-use crate::report::results::Results;
+use super::bad;
+use crate::protocol::Protocol;
 use crate::zoo::{self, Half, Outcome, Verdict, ZooBug};
 
 /// Flags of `paxraft zoo`.
@@ -18,8 +19,8 @@ pub struct ZooArgs {
     #[arg(long)]
     pub json: bool,
     /// Run only this bug (name or code, e.g. figure8-commit or R1); may be repeated.
-    #[arg(long = "only", value_name = "NAME")]
-    pub only: Vec<String>,
+    #[arg(long = "only", value_name = "NAME", value_parser = parse_bug)]
+    pub only: Vec<Bug>,
     /// Checker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -29,16 +30,17 @@ pub struct ZooArgs {
     /// Do not save the results.
     #[arg(long)]
     pub no_save: bool,
-    /// Override the registry's bound on steps per path (to explore a bug further). This and
-    /// the overrides below apply to the model-checked bugs only.
-    #[arg(long)]
-    pub steps: Option<usize>,
+    /// Override the registry's depth bound: most actions on an explored path, as in `paxraft
+    /// check --depth` (to explore a bug further). This and the overrides below apply to the
+    /// model-checked bugs only.
+    #[arg(long, alias = "steps")]
+    pub depth: Option<usize>,
     /// Override the registry's bound on messages in flight.
     #[arg(long)]
     pub max_in_flight: Option<usize>,
     /// Override the network: unordered, duplicating or ordered.
-    #[arg(long)]
-    pub network: Option<String>,
+    #[arg(long, value_parser = super::check::parse_network)]
+    pub network: Option<NetworkKind>,
     /// Override the number of servers.
     #[arg(long)]
     pub servers: Option<usize>,
@@ -60,44 +62,48 @@ pub struct ZooArgs {
 #[derive(Debug, Args)]
 pub struct BugArg {
     /// Switch one known bug on (name or code from the bug zoo, e.g. double-vote or R5).
-    #[arg(long, value_name = "NAME")]
-    pub bug: Option<String>,
+    #[arg(long, value_name = "NAME", value_parser = parse_bug)]
+    pub bug: Option<Bug>,
 }
 
-impl BugArg {
-    /// The bug asked for, checked: unknown names and builds without the switches are errors.
-    pub fn parse(&self) -> Result<Option<Bug>, String> {
-        let Some(name) = &self.bug else {
-            return Ok(None);
-        };
-        let bug =
-            Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}: {}", known_bugs()))?;
-        if !zoo::bugs_compiled() {
-            return Err(
-                "--bug needs a build with the bug switches: rebuild with --features bug-zoo".into(),
-            );
-        }
-        Ok(Some(bug))
+/// A bug's name or code, for clap.
+pub(crate) fn parse_bug(name: &str) -> Result<Bug, String> {
+    Bug::parse(name).ok_or_else(|| {
+        let names: Vec<String> = Bug::ALL
+            .iter()
+            .map(|b| format!("{} ({})", b.name(), b.code()))
+            .collect();
+        format!("unknown bug {name:?}: expected one of {}", names.join(", "))
+    })
+}
+
+/// Switch `bug` on in `cfg` for `protocol`: a bug of another protocol, or a build without
+/// the switches, is an error.
+pub(crate) fn switch_on(cfg: &mut Config, protocol: Protocol, bug: Bug) -> Result<(), String> {
+    if Protocol::of_bug(bug).is_some_and(|p| p != protocol) {
+        return Err(format!(
+            "bug {} ({}) is not a {protocol} bug",
+            bug.code(),
+            bug.name()
+        ));
     }
+    if !cfg.set_bug(bug) {
+        return Err(format!(
+            "bug {} ({}) needs a build with the bug switches: rebuild with --features bug-zoo",
+            bug.code(),
+            bug.name()
+        ));
+    }
+    Ok(())
 }
 
-fn known_bugs() -> String {
-    let names: Vec<String> = Bug::ALL
-        .iter()
-        .map(|b| format!("{} ({})", b.name(), b.code()))
-        .collect();
-    format!("expected one of {}", names.join(", "))
-}
-
-fn select(only: &[String]) -> Result<Vec<ZooBug>, String> {
+fn select(only: &[Bug]) -> Vec<ZooBug> {
     let all = zoo::registry();
     if only.is_empty() {
-        return Ok(all);
+        return all;
     }
     let mut picked = Vec::new();
-    for name in only {
-        let bug =
-            Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}: {}", known_bugs()))?;
+    for &bug in only {
         if !picked.iter().any(|z: &ZooBug| z.bug == bug) {
             picked.push(
                 all.iter()
@@ -107,28 +113,22 @@ fn select(only: &[String]) -> Result<Vec<ZooBug>, String> {
             );
         }
     }
-    Ok(picked)
+    picked
 }
 
 fn overrides(args: &ZooArgs, mut bugs: Vec<ZooBug>) -> Result<Vec<ZooBug>, String> {
-    let network = match &args.network {
-        None => None,
-        Some(n) => Some(paxraft_models::NetworkKind::parse(n).ok_or_else(|| {
-            format!("unknown network {n:?}: expected unordered, duplicating or ordered")
-        })?),
-    };
-    if args.steps == Some(0) {
-        return Err("--steps must be at least 1".into());
+    if args.depth == Some(0) {
+        return Err("--depth must be at least 1".into());
     }
     for z in &mut bugs {
         if let zoo::Detector::Model { config, depth, .. } = &mut z.detector {
-            if let Some(s) = args.steps {
-                *depth = s;
+            if let Some(d) = args.depth {
+                *depth = d;
             }
             if let Some(m) = args.max_in_flight {
                 config.max_in_flight = m;
             }
-            if let Some(n) = network {
+            if let Some(n) = args.network {
                 config.network = n;
             }
             if let Some(n) = args.servers {
@@ -264,47 +264,17 @@ fn json(o: &Outcome) -> serde_json::Value {
     v
 }
 
-/// Merge `outcomes` into `dir/data/zoo.json` (by bug), leaving the other results alone.
-pub fn save(dir: &std::path::Path, outcomes: &[Outcome]) -> std::io::Result<()> {
-    let mut results = Results::load(dir)?;
-    for o in outcomes {
-        let e = o.entry();
-        match results.zoo.iter_mut().find(|z| z.code == e.code) {
-            Some(z) => *z = e,
-            None => results.zoo.push(e),
-        }
-    }
-    let order = |code: &str| {
-        Bug::ALL
-            .iter()
-            .position(|b| b.code() == code)
-            .unwrap_or(usize::MAX)
-    };
-    results.zoo.sort_by_key(|z| order(&z.code));
-    // Save the zoo part only: the other parts were loaded from disk and are left as they were.
-    let zoo_only = Results {
-        zoo: results.zoo,
-        ..Results::default()
-    };
-    zoo_only.save(dir)
-}
-
 /// Run `paxraft zoo`.
 pub fn run(args: &ZooArgs) -> ExitCode {
-    let bugs = match select(&args.only).and_then(|b| overrides(args, b)) {
+    let bugs = match overrides(args, select(&args.only)) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return bad(e),
     };
     if !zoo::bugs_compiled() {
-        eprintln!("error: this build carries no bug switches: run `cargo run --release --features bug-zoo -- zoo`");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return bad("this build carries no bug switches: run `cargo run --release --features bug-zoo -- zoo`");
     }
     if args.threads == Some(0) {
-        eprintln!("error: --threads must be at least 1");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return bad("--threads must be at least 1");
     }
     let threads = args
         .threads
@@ -332,8 +302,7 @@ pub fn run(args: &ZooArgs) -> ExitCode {
             Ok(o) => outcomes.push(o),
             Err(e) => {
                 bar.finish_and_clear();
-                eprintln!("error: {name}: {e}");
-                return ExitCode::from(EXIT_BAD_INPUT);
+                return bad(format!("{name}: {e}"));
             }
         }
         bar.inc(1);
@@ -346,12 +315,11 @@ pub fn run(args: &ZooArgs) -> ExitCode {
         print_table(&outcomes);
     }
     if !args.no_save {
-        if let Err(e) = save(&args.dir, &outcomes) {
-            eprintln!(
-                "error: cannot save the results under {}: {e}",
+        if let Err(e) = zoo::save(&args.dir, &outcomes) {
+            return bad(format!(
+                "cannot save the results under {}: {e}",
                 args.dir.display()
-            );
-            return ExitCode::from(EXIT_BAD_INPUT);
+            ));
         }
     }
     if outcomes.iter().all(Outcome::ok) {

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::results::{BenchPoint, RecoveryRun, Trace};
+use crate::results::{BenchPoint, RecoveryRun, Trace};
 
 type Res<T> = Result<T, String>;
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts;
-use super::results::{Provenance, Results, ZooEntry};
+use crate::results::{Provenance, Results, ZooEntry};
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {

@@ -1,16 +1,15 @@
-//! HTML reports: producers save JSON results under `reports/data/` ([`results`]); [`fn@write`]
+//! HTML reports: producers save JSON results under `reports/data/` ([`crate::results`]); [`fn@write`]
 //! renders them, with plotters charts inline as SVG, into `reports/index.html`.
 
 pub mod charts;
 pub mod html;
 pub mod mutants;
 pub mod provenance;
-pub mod results;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use results::Results;
+pub use crate::results::Results;
 
 /// Where reports go by default, relative to the workspace root.
 pub const DEFAULT_DIR: &str = "reports";

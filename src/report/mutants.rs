@@ -86,7 +86,7 @@ impl MutationResult {
     /// The result saved under `report_dir/data/`, if any. A file that does not parse is an
     /// error, not an absent result.
     pub fn load(report_dir: &Path) -> io::Result<Option<MutationResult>> {
-        let path = report_dir.join(super::results::DATA_DIR).join(FILE);
+        let path = report_dir.join(crate::results::DATA_DIR).join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

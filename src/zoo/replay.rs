@@ -31,7 +31,7 @@ use paxraft_models::checked::{CheckAction, CheckModel};
 use paxraft_models::Cmd;
 use stateright::{Expectation, Model};
 
-use crate::report::results::{CleanReplay, ReplayFailure, ReplayKind};
+use crate::results::{CleanReplay, ReplayFailure, ReplayKind};
 use crate::simulate::cluster::Replayed;
 use crate::simulate::executor::NO_PANIC;
 

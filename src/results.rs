@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-pub use super::provenance::Provenance;
+pub use crate::report::provenance::Provenance;
 
 /// One throughput/latency measurement: a protocol under a closed-loop load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -310,7 +310,7 @@ pub struct Results {
     pub zoo: Vec<ZooEntry>,
     /// The mutation score `scripts/mutants` saved (read, never written, by the binary).
     #[serde(skip)]
-    pub mutants: Option<super::mutants::MutationResult>,
+    pub mutants: Option<crate::report::mutants::MutationResult>,
 }
 
 /// Where the producers save their results, relative to the report directory.
@@ -364,7 +364,7 @@ impl Results {
             recovery: load(&recovery)?,
             checks: load(&checks)?,
             zoo: load(&zoo)?,
-            mutants: super::mutants::MutationResult::load(report_dir)?,
+            mutants: crate::report::mutants::MutationResult::load(report_dir)?,
         })
     }
 

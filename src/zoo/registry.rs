@@ -1,0 +1,539 @@
+//! The bug table: every bug of ../shared/BUGZOO.md with the smallest configuration that
+//! exposes it, the property expected to catch it and how it is searched ([`Detector`]), and
+//! the command that reproduces it. Data only: [`super::run`] runs an entry.
+
+use paxraft_impls::raft::names::{ELECTION_SAFETY, LEADER_COMPLETENESS};
+use paxraft_impls::Bug;
+use paxraft_models::check::{check_command, SearchOptions, Strategy};
+use paxraft_models::properties::names;
+use paxraft_models::ModelConfig;
+
+use crate::protocol::Protocol;
+use crate::simulate::cluster::SimOptions;
+pub use crate::simulate::SETTLES;
+
+/// How a bug is expected to be caught.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detector {
+    /// Exhaustive model checking (stateright) of `config` to `depth`.
+    Model {
+        /// The model, with no bug switched on (the runner switches the bug on).
+        config: ModelConfig,
+        /// BFS gives the shortest counterexample; DFS goes deeper with less memory.
+        strategy: Strategy,
+        /// Most steps (actions) in an explored path.
+        depth: usize,
+    },
+    /// The proptest fault-schedule search (see [`crate::simulate`]) with these options, the
+    /// bug off (the runner switches it on). Bounded by `runs` random schedules.
+    Schedules(SimOptions),
+}
+
+/// One bug of the zoo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZooBug {
+    /// The switch.
+    pub bug: Bug,
+    /// The protocol it is injected into.
+    pub protocol: Protocol,
+    /// The property expected to catch it (a name from [`names`] or a protocol invariant).
+    pub property: &'static str,
+    /// How it is caught, and the smallest configuration that exposes it.
+    pub detector: Detector,
+    /// Steps of the smallest known scenario in BUGZOO.md, when it gives a number.
+    pub known_steps: Option<usize>,
+    /// The smallest known scenario, in BUGZOO.md's words.
+    pub known: &'static str,
+    /// Where the bug comes from: a paper section or the public incident it mirrors.
+    pub source: &'static str,
+}
+
+/// The smallest model the BFS detectors start from: the defaults with one op per client
+/// and without PreVote and CheckQuorum (each adds a round to every election, which lengthens
+/// every trace that needs a leader change by two actions). Each bug's clean half runs the
+/// same configuration, so a false alarm would show; the in-flight bound stays the default.
+fn raft_base() -> ModelConfig {
+    let d = ModelConfig::default();
+    ModelConfig {
+        ops: 1,
+        protocol: paxraft_impls::Config {
+            pre_vote: false,
+            check_quorum: false,
+            ..d.protocol.clone()
+        },
+        ..d
+    }
+}
+
+/// The knobs of a bug's fault-schedule search that differ between bugs.
+#[derive(Copy, Clone)]
+struct SimKnobs {
+    servers: usize,
+    clients: usize,
+    ops: usize,
+    steps: usize,
+    runs: u32,
+    loss_pct: u8,
+    /// Raft without PreVote and CheckQuorum: leaders change far more often, which the safety
+    /// bugs need (the clean half runs without them too).
+    no_pre_vote: bool,
+}
+
+const RAFT_SIM: SimKnobs = SimKnobs {
+    servers: 3,
+    clients: 2,
+    ops: 3,
+    steps: 200,
+    runs: 2_000,
+    loss_pct: 5,
+    no_pre_vote: true,
+};
+
+const PAXOS_SIM: SimKnobs = SimKnobs {
+    no_pre_vote: false,
+    ..RAFT_SIM
+};
+
+/// More clients and ops: more slots in flight when leaders change.
+const PAXOS_SIM_DEEP: SimKnobs = SimKnobs {
+    clients: 3,
+    ops: 6,
+    steps: 300,
+    runs: 5_000,
+    loss_pct: 10,
+    ..PAXOS_SIM
+};
+
+/// A fault-schedule search: short runs with partition windows and some message loss (a
+/// leader change needs them), then a fault-free settling phase after which every op must be
+/// answered and every server agree. No crashes, no duplicates: the bugs need neither.
+fn sim(k: SimKnobs) -> SimOptions {
+    let mut protocol = paxraft_impls::Config::default();
+    if k.no_pre_vote {
+        protocol.pre_vote = false;
+        protocol.check_quorum = false;
+    }
+    SimOptions {
+        seed: 0,
+        runs: k.runs,
+        steps: k.steps,
+        settle_steps: 1_000,
+        servers: k.servers,
+        clients: k.clients,
+        ops: k.ops,
+        // One request per client at a time and whole steps (no crashes here anyway): the
+        // tuned searches below were measured that way.
+        pipeline: 1,
+        mid_step: false,
+        loss_pct: k.loss_pct,
+        dup_pct: 0,
+        crash_pct: 0,
+        crashes: 0,
+        partitions: true,
+        protocol,
+        max_shrink_iters: 300,
+    }
+}
+
+/// R1's search. A new leader's own no-op rides on every AppendEntries it sends, so an
+/// older-term entry is almost never counted alone (the Figure 8 window) unless appends carry
+/// one entry each (`max_batch` 1); and Figure 8 needs leaders to crash and come back.
+fn figure8_sim() -> SimOptions {
+    let mut o = sim(RAFT_SIM);
+    o.protocol.max_batch = 1;
+    o.crash_pct = 5;
+    o.crashes = 3;
+    o.runs = 3_000;
+    o.steps = 400;
+    o
+}
+
+fn model(config: ModelConfig, depth: usize) -> Detector {
+    Detector::Model {
+        config,
+        strategy: Strategy::Bfs,
+        depth,
+    }
+}
+
+/// Every bug of BUGZOO.md, in its order, with its detector.
+pub fn registry() -> Vec<ZooBug> {
+    use Bug::*;
+    let d = raft_base();
+    vec![
+        ZooBug {
+            bug: Figure8Commit,
+            protocol: Protocol::Raft,
+            // The entry committed too early is missing from the next leader's log before that
+            // leader overwrites it anywhere: leader completeness fails first.
+            property: LEADER_COMPLETENESS,
+            detector: Detector::Schedules(figure8_sim()),
+            known_steps: Some(11),
+            known: "3 nodes, ~11 events",
+            source: "Raft paper §5.4.2 and Figure 8",
+        },
+        ZooBug {
+            bug: VoteWithoutLogCheck,
+            protocol: Protocol::Raft,
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    ..d.clone()
+                },
+                16,
+            ),
+            known_steps: None,
+            known: "3 nodes, a committed entry on two, the empty third wins",
+            source: "Raft paper §5.4.1 (election restriction)",
+        },
+        ZooBug {
+            bug: VoteNotPersisted,
+            protocol: Protocol::Raft,
+            property: ELECTION_SAFETY,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    max_crashes: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a crash-restarted voter votes twice in one term",
+            source: "Raft paper Figure 2 (persistent state updated before responding)",
+        },
+        ZooBug {
+            bug: LogNotPersisted,
+            protocol: Protocol::Raft,
+            // Caught first as a leader-completeness failure: the restarted follower lost the
+            // entry the leader counted as committed, and wins the next election without it.
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    max_crashes: 1,
+                    ..d.clone()
+                },
+                14,
+            ),
+            known_steps: None,
+            known: "a counted entry lost by a restarted follower",
+            source: "Raft paper Figure 2 (log persisted before responding)",
+        },
+        ZooBug {
+            bug: DoubleVote,
+            protocol: Protocol::Raft,
+            property: ELECTION_SAFETY,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    ..d.clone()
+                },
+                8,
+            ),
+            known_steps: Some(4),
+            known: "3 nodes, 4 deliveries",
+            source: "Raft paper §5.2 (one vote per term, first-come-first-served)",
+        },
+        ZooBug {
+            bug: TruncateOnStaleAppend,
+            protocol: Protocol::Raft,
+            // Caught first as a leader-completeness failure: the follower's truncation drops
+            // an entry below its own commit point, which no leader may lack, many steps before
+            // a conflicting command gets applied elsewhere (state machine safety).
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    servers: 2,
+                    clients: 1,
+                    ..d.clone()
+                },
+                12,
+            ),
+            known_steps: None,
+            known: "2 nodes, a delayed older AppendEntries",
+            source: "Raft paper Figure 2, AppendEntries rule 3 (truncate only on conflict)",
+        },
+        ZooBug {
+            bug: CommitPastVerifiedPrefix,
+            protocol: Protocol::Raft,
+            // The follower commits its stale no-op of the older term, which the leader's log
+            // lacks: leader completeness fails at the very step it is applied.
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    protocol: paxraft_impls::Config {
+                        // Our default heartbeat re-sends the probe's entries, so every append
+                        // a follower accepts reaches its first conflicting slot and truncates
+                        // the stale tail first: R7 is masked. The paper's empty heartbeat
+                        // verifies only up to `next - 1` while carrying the leader's commit.
+                        empty_heartbeats: true,
+                        ..d.protocol.clone()
+                    },
+                    ..d.clone()
+                },
+                12,
+            ),
+            known_steps: None,
+            known: "3 nodes, a stale entry from an older term applied",
+            source: "Raft paper Figure 2, AppendEntries rule 5 (min(leaderCommit, last new entry))",
+        },
+        ZooBug {
+            bug: NoStepDown,
+            protocol: Protocol::Raft,
+            property: SETTLES,
+            // Not a safety violation in the model: the stale leader cannot commit (every
+            // follower refuses its term), but it never steps down, keeps its clients and
+            // never learns later commits, so the cluster does not settle.
+            detector: Detector::Schedules(sim(SimKnobs { no_pre_vote: false, ..RAFT_SIM })),
+            known_steps: None,
+            known: "a deposed leader keeps leading beside the new one",
+            source: "Raft paper §5.1 (a higher term makes any server a follower)",
+        },
+        ZooBug {
+            bug: NoPreVote,
+            protocol: Protocol::Raft,
+            property: TERMS_STAY_LOW,
+            detector: Detector::Schedules(sim(SimKnobs { no_pre_vote: false, ..RAFT_SIM })),
+            known_steps: None,
+            known: "a partially partitioned node deposes a healthy leader",
+            source: "Ongaro's dissertation §9.6 (PreVote), §6.2 (CheckQuorum); the 2020 etcd partial-partition outage",
+        },
+        ZooBug {
+            bug: StaleRead,
+            protocol: Protocol::Raft,
+            // A read that starts after a write was answered: one client, a put then a get.
+            // n1 leads term 1 unseen; n0 leads term 2 and commits the put; the get goes to
+            // n0, the client's retry goes on to n1, which answers from its stale store.
+            property: names::LINEARIZABLE,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    ops: 2,
+                    ..d.clone()
+                },
+                16,
+            ),
+            known_steps: None,
+            known: "a deposed leader on the minority side returns an old value",
+            source: "Ongaro's dissertation §6.4 (ReadIndex, leases); the etcd stale-read issue (Jepsen 2014)",
+        },
+        ZooBug {
+            bug: AcceptBelowPromise,
+            protocol: Protocol::MultiPaxos,
+            property: names::SAFETY,
+            detector: Detector::Schedules(sim(PAXOS_SIM_DEEP)),
+            known_steps: None,
+            known: "3 acceptors, two values chosen for one slot",
+            source: "Paxos Made Simple §2.2 (P1a: accept only if no higher promise)",
+        },
+        ZooBug {
+            bug: IgnoreAcceptedValue,
+            protocol: Protocol::MultiPaxos,
+            // Caught first by state machine safety since it compares no-ops too: the new
+            // leader fills the slot a command was chosen in with a no-op of its own (or its
+            // own command), and a host learns that no-op committed before any replica
+            // holding both commits it (the protocol's "committed slots agree").
+            property: names::SAFETY,
+            detector: Detector::Schedules(sim(PAXOS_SIM)),
+            known_steps: None,
+            known: "a chosen value replaced by the next leader's own",
+            source: "Paxos Made Simple §2.2 (P2c: propose the highest-numbered accepted value)",
+        },
+        ZooBug {
+            bug: NonUniqueBallot,
+            protocol: Protocol::MultiPaxos,
+            // Two proposers with one ballot each get a quorum for their own value in one
+            // slot. Both safety checks catch it; since heartbeats re-acknowledge held slots
+            // (a multi-Paxos liveness fix), the zoo's search meets state machine safety first.
+            property: names::SAFETY,
+            detector: Detector::Schedules(sim(PAXOS_SIM_DEEP)),
+            known_steps: None,
+            known: "two proposers run the same ballot with different values",
+            source: "Paxos Made Simple §2.2 (disjoint proposal numbers); Paxos Made Moderately Complex §3",
+        },
+        ZooBug {
+            bug: ChosenWithoutQuorum,
+            protocol: Protocol::MultiPaxos,
+            property: names::SAFETY,
+            detector: model(
+                ModelConfig {
+                    clients: 2,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "clients see v, then w",
+            source: "Paxos Made Simple §2.1 (a value is chosen by a majority)",
+        },
+        ZooBug {
+            bug: SkipRecovery,
+            protocol: Protocol::MultiPaxos,
+            property: names::SAFETY,
+            detector: Detector::Schedules(sim(PAXOS_SIM)),
+            known_steps: None,
+            known: "a new leader writes over a possibly chosen slot (the overwrite form)",
+            source: "Paxos Made Simple §3 (phase 1 for every open instance, no-ops for gaps)",
+        },
+        ZooBug {
+            bug: GapNotFilled,
+            protocol: Protocol::MultiPaxos,
+            // Liveness: the hole is never chosen, so no later slot is applied and the clients
+            // wait for ever under a healthy leader. A hole needs an Accept lost to the whole
+            // next quorum while a later one got through: heavy loss makes that common.
+            property: SETTLES,
+            detector: Detector::Schedules(sim(SimKnobs {
+                loss_pct: 30,
+                ..PAXOS_SIM
+            })),
+            known_steps: None,
+            known: "a slot left open by a new leader stalls every later slot (the gap form)",
+            source: "Paxos Made Simple §3 (gaps filled with no-ops so later commands can execute)",
+        },
+        ZooBug {
+            bug: PromiseNotPersisted,
+            protocol: Protocol::MultiPaxos,
+            // Caught first by the host's term check across restarts: the restarted acceptor's
+            // promised ballot is lower than the one it promised before the crash, which is the
+            // bug itself, before it gets to accept a lower ballot (state machine safety later).
+            property: names::TERMS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    max_crashes: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a restarted acceptor accepts a lower ballot it promised to refuse",
+            source: "Paxos Made Simple §2.3 (an acceptor remembers its promise through failures)",
+        },
+        ZooBug {
+            bug: ApplyUncommitted,
+            protocol: Protocol::Raft,
+            // Caught first as a leader-completeness failure: the entry the old leader applied
+            // (committed locally) is missing from the next leader's log, before that leader
+            // gets a different command applied in the same slot (state machine safety).
+            property: LEADER_COMPLETENESS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "an entry applied before a majority stores it, then overwritten",
+            source: "Raft paper §5.3 (apply only committed entries); Paxos Made Simple §2.4 (learn only chosen values)",
+        },
+        ZooBug {
+            bug: DuplicateApply,
+            protocol: Protocol::Raft,
+            property: names::LINEARIZABLE,
+            detector: model(
+                ModelConfig {
+                    servers: 1,
+                    clients: 3,
+                    ops: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a retried request applied twice",
+            source: "Ongaro's dissertation §6.3 (client sessions for exactly-once)",
+        },
+        ZooBug {
+            bug: VoteSentBeforePersist,
+            protocol: Protocol::Raft,
+            // Invisible to a model whose steps are atomic: the voter crashes after its vote
+            // left and before the vote reached its disk, restarts, and votes again.
+            property: ELECTION_SAFETY,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    max_crashes: 1,
+                    ..d.clone()
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a vote sent, the voter crashes before persisting it and votes again",
+            source: "Raft paper Figure 2 (persistent state updated before responding to RPCs); effect contract rule 1",
+        },
+        ZooBug {
+            bug: PromiseSentBeforePersist,
+            protocol: Protocol::MultiPaxos,
+            // The acceptor crashes after its promise left and before it reached its disk: the
+            // restarted acceptor's promise is below the one it announced.
+            property: names::TERMS,
+            detector: model(
+                ModelConfig {
+                    clients: 1,
+                    max_crashes: 1,
+                    ..d
+                },
+                10,
+            ),
+            known_steps: None,
+            known: "a promise sent, the acceptor crashes before persisting it",
+            source: "Paxos Made Simple §2.3 (an acceptor remembers its promise through failures); effect contract rule 1",
+        },
+    ]
+}
+
+/// Look a bug up by name or code.
+pub fn find(name: &str) -> Option<ZooBug> {
+    let bug = Bug::parse(name)?;
+    registry().into_iter().find(|z| z.bug == bug)
+}
+
+/// R9's symptom within a bounded run. A server cut off from the majority by a partition
+/// window keeps timing out; without PreVote every timeout starts an election in a new term,
+/// so its term runs ahead of every other server's, and the inflated term deposes the healthy
+/// leader when the window heals (the etcd 2020 outage). With PreVote a server enters a new
+/// term only after a majority granted it the pre-vote, so it is at most a term or two ahead
+/// (pre-votes granted again before its vote requests arrive). "A leader connected to a
+/// majority stays leader once the network is stable" is not a state predicate (the settling
+/// phase ends as soon as the run settles); the term inflation that breaks it is.
+pub const TERMS_STAY_LOW: &str = "no server runs terms ahead of all others";
+
+/// How many terms one server may be ahead of every other for [`TERMS_STAY_LOW`].
+pub const MAX_TERMS_AHEAD: u64 = 3;
+
+/// The `paxraft check` command that reproduces `entry` with its bug on.
+pub fn command(entry: &ZooBug) -> String {
+    match &entry.detector {
+        Detector::Model {
+            config,
+            strategy,
+            depth,
+        } => {
+            let search = SearchOptions {
+                strategy: *strategy,
+                depth: Some(*depth),
+                ..SearchOptions::default()
+            };
+            let check = check_command(entry.protocol.name(), config, &search);
+            format!("{check} --bug {}", entry.bug.name())
+        }
+        // The term-inflation check is the zoo's own: `paxraft simulate` does not run it.
+        Detector::Schedules(_) if entry.property == TERMS_STAY_LOW => {
+            format!("paxraft zoo --only {}", entry.bug.name())
+        }
+        Detector::Schedules(opts) => format!(
+            "paxraft simulate {} {} --bug {}",
+            entry.protocol.name(),
+            opts.flags(),
+            entry.bug.name()
+        ),
+    }
+}
