@@ -1,0 +1,295 @@
+//! Recovery measurements: throughput over time with the leader crashed under load
+//! ([`recovery`]), the time from a leader crash to the next commit
+//! ([`time_to_first_commit`]), and how long a restarted node takes to rebuild its state
+//! from its log and catch up ([`time_to_rebuild`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use paxraft_impls::sm::{Kv, KvOp};
+use paxraft_impls::Replica;
+
+use super::{default_clients, histogram, started, BenchError, Driven, Load, LoadConfig};
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::results::RecoveryRun;
+use crate::runtime::{ClientConfig, Cmd};
+
+/// Settings of a [`recovery`] run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryConfig {
+    /// Cluster size.
+    pub servers: usize,
+    /// Requests outstanding over all clients.
+    pub outstanding: usize,
+    /// When to crash the leader, from the start of the load.
+    pub crash_at: Duration,
+    /// Length of the whole run.
+    pub run_for: Duration,
+    /// Width of one throughput sample.
+    pub bucket: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            servers: 3,
+            outstanding: 256,
+            crash_at: Duration::from_millis(300),
+            run_for: Duration::from_millis(900),
+            bucket: Duration::from_millis(10),
+        }
+    }
+}
+
+/// How long a leader crash of `protocol` interrupts commits: the time from the crash to the
+/// first commit after it, measured once (no load timeline). Used by criterion's recovery
+/// benchmark.
+pub fn time_to_first_commit(
+    protocol: Protocol,
+    servers: usize,
+    outstanding: usize,
+) -> Result<Duration, BenchError> {
+    struct FirstCommit(RecoveryConfig);
+    impl ProtocolVisitor for FirstCommit {
+        type Output = Result<Duration, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            Ok(crash_under_load::<R>(&self.0)?.1)
+        }
+    }
+    let cfg = RecoveryConfig {
+        servers,
+        outstanding,
+        crash_at: Duration::from_millis(60),
+        run_for: Duration::from_millis(60),
+        bucket: Duration::from_millis(10),
+    };
+    with_protocol(protocol, FirstCommit(cfg))
+}
+
+/// How long a restarted node takes to be back: `ops` commands committed under load, then a
+/// follower crashed and restarted with nothing in memory; the time from its restart until it
+/// has replayed its log and applied everything the cluster had committed (its state machine
+/// rebuilt from slot 1; the commit point comes with the leader's next heartbeat). Used by
+/// criterion's recovery benchmark.
+pub fn time_to_rebuild(
+    protocol: Protocol,
+    servers: usize,
+    ops: u64,
+) -> Result<Duration, BenchError> {
+    struct Rebuild(Protocol, usize, u64);
+    impl ProtocolVisitor for Rebuild {
+        type Output = Result<Duration, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            rebuild::<R>(self.0, self.1, self.2)
+        }
+    }
+    with_protocol(protocol, Rebuild(protocol, servers, ops))
+}
+
+fn rebuild<R: Hosted>(
+    protocol: Protocol,
+    servers: usize,
+    ops: u64,
+) -> Result<Duration, BenchError> {
+    let mut load = Load::<R>::start(LoadConfig {
+        protocol,
+        servers,
+        outstanding: 256,
+        payload_bytes: 0,
+        clients: 0,
+    })?;
+    load.run(ops)?;
+    let cluster = &mut load.cluster;
+    let leader = cluster
+        .leader()
+        .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
+    let node = (leader + 1) % servers;
+    let committed = cluster.status(leader).map_or(0, |s| s.commit);
+    cluster.crash(node);
+    let restart = Instant::now();
+    cluster.restart(node);
+    let deadline = restart + Duration::from_secs(30);
+    while cluster.applied(node).0 < committed {
+        if Instant::now() > deadline {
+            return Err(BenchError::NoCatchUp(R::NAME));
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    Ok(restart.elapsed())
+}
+
+/// Throughput over time with the leader crashed at `cfg.crash_at`.
+pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
+    let (done, first) = crash_under_load::<R>(cfg)?;
+    let bucket_ms = cfg.bucket.as_secs_f64() * 1000.0;
+    let buckets = (cfg.run_for.as_secs_f64() / cfg.bucket.as_secs_f64()).ceil() as usize;
+    let mut counts = vec![0u64; buckets.max(1)];
+    for t in done {
+        let i = (t.as_secs_f64() / cfg.bucket.as_secs_f64()) as usize;
+        if let Some(c) = counts.get_mut(i) {
+            *c += 1;
+        }
+    }
+    let per_sec = 1.0 / cfg.bucket.as_secs_f64();
+    let samples: Vec<(f64, f64)> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| ((i + 1) as f64 * bucket_ms, c as f64 * per_sec))
+        .collect();
+    let crash_ms = cfg.crash_at.as_secs_f64() * 1000.0;
+    // Steady state: the second half of the time before the crash (the first half warms up).
+    let before: Vec<f64> = samples
+        .iter()
+        .filter(|(t, _)| *t > crash_ms / 2.0 && *t <= crash_ms)
+        .map(|s| s.1)
+        .collect();
+    let before = before.iter().sum::<f64>() / before.len().max(1) as f64;
+    let after: Vec<&(f64, f64)> = samples.iter().filter(|(t, _)| *t > crash_ms).collect();
+    let min_after = after.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    // Back to 90% of the steady state: the end of the dip.
+    let recovered = after
+        .iter()
+        .skip_while(|s| s.1 >= 0.9 * before)
+        .find(|s| s.1 >= 0.9 * before)
+        .map(|s| s.0 - crash_ms);
+    Ok(RecoveryRun {
+        protocol: R::NAME.to_string(),
+        servers: cfg.servers,
+        crash_at_ms: crash_ms,
+        samples,
+        time_to_first_commit_ms: first.as_secs_f64() * 1000.0,
+        before_ops_per_sec: Some(before),
+        min_ops_per_sec: Some(if min_after.is_finite() {
+            min_after
+        } else {
+            0.0
+        }),
+        recovered_ms: recovered,
+        provenance: Some(crate::results::Provenance::now()),
+    })
+}
+
+/// Run closed-loop load, crash the leader at `crash_at`; returns the completion times of
+/// successful requests (from the start) and the time from the crash to the first commit a
+/// surviving node applied beyond everything the crashed leader had applied.
+fn crash_under_load<R: Replica<Cmd<Kv>>>(
+    cfg: &RecoveryConfig,
+) -> Result<(Vec<Duration>, Duration), BenchError> {
+    if cfg.servers < 3 {
+        return Err(BenchError::Config(
+            "recovery needs at least 3 servers (a majority must survive)",
+        ));
+    }
+    if cfg.crash_at > cfg.run_for || cfg.bucket.is_zero() || cfg.outstanding == 0 {
+        return Err(BenchError::Config(
+            "recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1",
+        ));
+    }
+    let mut cluster = started::<R>(cfg.servers)?;
+    let k = default_clients(cfg.outstanding);
+    let mut clients: Vec<Driven<R>> = (0..k)
+        .map(|i| {
+            let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+            Driven {
+                client: cluster.client(ClientConfig {
+                    max_outstanding: window,
+                    // Resend soon after silence: a crash leaves requests unanswered.
+                    retry_after: Duration::from_millis(20),
+                    ..ClientConfig::default()
+                }),
+                window,
+                sent_at: HashMap::new(),
+                hist: histogram(),
+                key: i as u64,
+                errors: 0,
+            }
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut first = None;
+    let times = std::thread::scope(|s| -> Result<Vec<Duration>, BenchError> {
+        let handles: Vec<_> = clients
+            .iter_mut()
+            .map(|c| {
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        while c.client.outstanding() < c.window {
+                            c.key = (c.key + 1) % 1024;
+                            let Ok(seq) = c.client.send(KvOp::Put(c.key, Vec::new())) else {
+                                break;
+                            };
+                            c.sent_at.insert(seq, Instant::now());
+                        }
+                        if let Some((seq, res)) = c.client.poll(Duration::from_millis(5)) {
+                            c.sent_at.remove(&seq);
+                            if res.is_ok() {
+                                done.push(start.elapsed());
+                            }
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        std::thread::sleep(cfg.crash_at.saturating_sub(start.elapsed()));
+        // Under load a leader may be between terms at that instant: wait for one (bounded).
+        let mut crashed = cluster.leader();
+        let wait_until = Instant::now() + Duration::from_secs(2);
+        while crashed.is_none() && Instant::now() < wait_until {
+            std::thread::sleep(Duration::from_micros(200));
+            crashed = cluster.leader();
+        }
+        if let Some(l) = crashed {
+            cluster.crash(l);
+            let crash_time = Instant::now();
+            // A down node's view holds what it had applied when it died (its state machine
+            // is rebuilt from the log only when it restarts, which this run does not do).
+            let applied = cluster.applied(l).0;
+            // Poll the survivors' applied point until one passes the crashed leader's.
+            let deadline = crash_time + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let passed = (0..cfg.servers)
+                    .filter(|&i| i != l)
+                    .any(|i| cluster.applied(i).0 > applied);
+                if passed {
+                    first = Some(crash_time.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        std::thread::sleep(cfg.run_for.saturating_sub(start.elapsed()));
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().map_err(|_| BenchError::LoadThreadPanicked)?);
+        }
+        if crashed.is_none() {
+            return Err(BenchError::NoLeaderToCrash(R::NAME));
+        }
+        Ok(all)
+    })?;
+    let first = first.ok_or(BenchError::NoCommitAfterCrash(R::NAME))?;
+    Ok((times, first))
+}
+
+/// [`recovery`] of a protocol chosen at run time (`unreplicated` has nothing to recover with).
+pub fn recovery_of(protocol: Protocol, cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
+    struct Recover<'a>(&'a RecoveryConfig);
+    impl ProtocolVisitor for Recover<'_> {
+        type Output = Result<RecoveryRun, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            recovery::<R>(self.0)
+        }
+    }
+    if protocol == Protocol::Unreplicated {
+        return Err(BenchError::Config(
+            "unreplicated has a single server: a crash is an outage",
+        ));
+    }
+    with_protocol(protocol, Recover(cfg))
+}
