@@ -30,6 +30,6 @@ pub mod unreplicated;
 pub use bugs::{Bug, BugSet};
 pub use replica::Renaming;
 pub use replica::{
-    quorum, ClusterCheck, Command, Config, Effect, Effects, Fixed, Invariant, NodeId, Out, Replica,
-    Role, Slot, Status, StepCheck, MAX_NODES,
+    quorum, ClusterCheck, Command, Config, ConfigError, Effect, Effects, Fixed, Invariant, NodeId,
+    Out, Replica, Role, Slot, Status, StepCheck, MAX_NODES,
 };

@@ -505,28 +505,47 @@ impl Default for Config {
     }
 }
 
+/// Why a [`Config`] does not suit a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No nodes, or more than the protocols can address.
+    #[error("cluster size must be 1 to {MAX_NODES}, got {0}")]
+    ClusterSize(usize),
+    /// An empty or zero election timeout range.
+    #[error("election timeout range must be non-empty and above zero")]
+    ElectionTimeout,
+    /// A heartbeat that would not keep followers from campaigning.
+    #[error("heartbeat interval must be above zero and below the election timeout")]
+    Heartbeat,
+    /// A batch that could carry nothing.
+    #[error("max batch must be at least 1")]
+    MaxBatch,
+}
+
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
 impl Config {
     /// Check the configuration makes sense for a cluster of `members` nodes.
-    pub fn validate(&self, members: usize) -> Result<(), String> {
+    pub fn validate(&self, members: usize) -> Result<(), ConfigError> {
         if members == 0 || members > MAX_NODES {
-            return Err(format!(
-                "cluster size must be 1 to {MAX_NODES}, got {members}"
-            ));
+            return Err(ConfigError::ClusterSize(members));
         }
         if self.election_timeout.start > self.election_timeout.end
             || self.election_timeout.start.is_zero()
         {
-            return Err("election timeout range must be non-empty and above zero".into());
+            return Err(ConfigError::ElectionTimeout);
         }
         if self.heartbeat_interval.is_zero()
             || self.heartbeat_interval >= self.election_timeout.start
         {
-            return Err(
-                "heartbeat interval must be above zero and below the election timeout".into(),
-            );
+            return Err(ConfigError::Heartbeat);
         }
         if self.max_batch == 0 {
-            return Err("max batch must be at least 1".into());
+            return Err(ConfigError::MaxBatch);
         }
         Ok(())
     }

@@ -67,8 +67,8 @@ pub enum ConfigError {
     #[error("the exhaustive checker's clients keep one request outstanding (pipeline 1, got {0}); pipelined clients are simulated (`paxraft simulate --pipeline`)")]
     Pipeline(usize),
     /// The protocol configuration is invalid for this many servers.
-    #[error("{0}")]
-    Protocol(String),
+    #[error(transparent)]
+    Protocol(#[from] paxraft_impls::ConfigError),
 }
 
 /// For callers that still report errors as one-line strings.
