@@ -17,7 +17,7 @@
 //! schedule, is replayed with the bug switched off and must pass; one that fails there too is a
 //! false attribution and the bug counts as not shown ([`Outcome::ok`]).
 //!
-//! One concern per file: [`registry`] (the table), [`run`] (running an entry), [`replay`]
+//! One concern per file: [`mod@registry`] (the table), [`mod@run`] (running an entry), [`replay`]
 //! (attribution), [`report`] (the saved-results adapter).
 
 pub mod registry;

@@ -1,5 +1,5 @@
 //! The executor on the real cluster model: [`hunt`] runs proptest fault schedules against
-//! [`paxraft_models::build`] for any [`Replica`], and [`replay`] reruns a saved failure.
+//! [`paxraft_models::build()`] for any [`Replica`], and [`replay`] reruns a saved failure.
 //!
 //! What a run checks:
 //! * after every step, every always-property of the model (state machine safety, applied

@@ -1,6 +1,6 @@
 //! The bug table: every bug of ../shared/BUGZOO.md with the smallest configuration that
 //! exposes it, the property expected to catch it and how it is searched ([`Detector`]), and
-//! the command that reproduces it. Data only: [`super::run`] runs an entry.
+//! the command that reproduces it. Data only: [`super::run()`] runs an entry.
 
 use paxraft_impls::raft::names::{ELECTION_SAFETY, LEADER_COMPLETENESS};
 use paxraft_impls::Bug;

@@ -2,7 +2,7 @@
 //! checker to a shortest trace, or the fault-schedule search), the same configuration with no
 //! bug, and the counterexample replayed with no bug ([`super::replay`]).
 //!
-//! The model checks go through [`paxraft_models::check`] (its [`StopAt`] stops a search at
+//! The model checks go through [`paxraft_models::check()`] (its [`StopAt`] stops a search at
 //! the first violation and checks the always-properties only). The zoo's [`Run`] is not a
 //! second [`paxraft_models::Summary`]: it is the sum of the several searches that narrow a
 //! counterexample to a shortest one (their states and seconds added up), keeping only what
