@@ -56,12 +56,26 @@ pub enum Bug {
     /// P7: the promise is sent before the promised ballot is persisted: the write still comes,
     /// but after the reply in the same step, so a crash between the two loses the promise.
     PromiseSentBeforePersist,
+    /// R12: a new leader serves a ReadIndex read before it committed an entry of its own term,
+    /// so its commit point may lag what the previous leader committed (etcd #7331; TiKV #6340).
+    ReadIndexBeforeTermCommit,
+    /// R13: a ReadIndex read is released without the heartbeat round that confirms the leader
+    /// still leads (etcd #741, Jepsen etcd 0.4.1; Consul #54).
+    ReadWithoutQuorum,
+    /// R14: a follower read is served as soon as the leader answers with a read index, from
+    /// whatever the follower has applied, without waiting to apply up to it (Consul #2644).
+    FollowerReadNoWait,
+    /// P8: a new multi-Paxos leader reads at its commit point before the slots its phase 1
+    /// recovered are chosen again, so a value the previous leader had chosen is missed.
+    PaxosReadBeforeRecovery,
+    /// P9: a multi-Paxos leader serves a read without a quorum confirming its ballot.
+    PaxosReadWithoutQuorum,
 }
 
 impl Bug {
-    /// Every bug, in BUGZOO.md order, then R11 and P7 (appended so that no discriminant moves;
-    /// BUGZOO.md does not list them yet).
-    pub const ALL: [Bug; 21] = [
+    /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
+    /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9.
+    pub const ALL: [Bug; 26] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -83,20 +97,25 @@ impl Bug {
         Bug::DuplicateApply,
         Bug::VoteSentBeforePersist,
         Bug::PromiseSentBeforePersist,
+        Bug::ReadIndexBeforeTermCommit,
+        Bug::ReadWithoutQuorum,
+        Bug::FollowerReadNoWait,
+        Bug::PaxosReadBeforeRecovery,
+        Bug::PaxosReadWithoutQuorum,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 21] = [
+        const CODES: [&str; 26] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
-            "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7",
+            "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 21] = [
+        const NAMES: [&str; 26] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -118,6 +137,11 @@ impl Bug {
             "duplicate-apply",
             "vote-sent-before-persist",
             "promise-sent-before-persist",
+            "readindex-before-term-commit",
+            "read-without-quorum-check",
+            "follower-read-no-wait",
+            "read-before-recovery",
+            "read-without-ballot-check",
         ];
         NAMES[self as usize]
     }
@@ -140,7 +164,10 @@ impl Bug {
             | NoPreVote
             | StaleRead
             | ApplyUncommitted
-            | VoteSentBeforePersist => Some("raft"),
+            | VoteSentBeforePersist
+            | ReadIndexBeforeTermCommit
+            | ReadWithoutQuorum
+            | FollowerReadNoWait => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot
@@ -148,7 +175,9 @@ impl Bug {
             | SkipRecovery
             | GapNotFilled
             | PromiseNotPersisted
-            | PromiseSentBeforePersist => Some("multipaxos"),
+            | PromiseSentBeforePersist
+            | PaxosReadBeforeRecovery
+            | PaxosReadWithoutQuorum => Some("multipaxos"),
             DuplicateApply => None,
         }
     }

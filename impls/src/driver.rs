@@ -9,7 +9,10 @@
 //!
 //! * the effect contract of [`crate::replica`] (commits in increasing slot order);
 //! * state machine safety across nodes (no slot committed with two different commands);
-//! * the protocol's own cluster and step invariants.
+//! * the protocol's own cluster and step invariants;
+//! * for reads ([`Cluster::read`]): a read is served at a slot no lower than anything any
+//!   node had committed when it was asked ([`READS_SEE_EARLIER_COMMITS`]), and no higher
+//!   than what the serving node has applied ([`READS_SERVED_FROM_APPLIED`]).
 //!
 //! Each failure is a typed [`Violation`] naming the invariant. Set [`Cluster::checking`] to
 //! `false` to step a protocol with a bug switched on and call [`Cluster::check`] by hand, or
@@ -41,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::replica::{Command, Config, Effect, NodeId, Out, Replica, Slot, Status};
+use crate::replica::{Command, Config, Effect, NodeId, Out, ReadId, Replica, Slot, Status};
 
 /// The name of the cross-node check every protocol gets from the driver: no slot is applied
 /// with two different commands, on any two nodes or on one node across incarnations.
@@ -50,6 +53,16 @@ pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 /// The name of the effect contract's rule 2 (see [`crate::replica`]): within one incarnation,
 /// commits are reported in strictly increasing slot order.
 pub const COMMITS_IN_SLOT_ORDER: &str = "commits in slot order";
+
+/// The name of the read rule every protocol gets from the driver: a read made ready at slot
+/// `s` includes every command committed anywhere before the read was asked (else it could
+/// miss a write that was already acknowledged: a stale read).
+pub const READS_SEE_EARLIER_COMMITS: &str = "reads see every earlier commit";
+
+/// The name of the effect contract's rule 4 (see [`crate::replica`]): a read is made ready at
+/// a slot the serving node has already committed and reported, so a host answering at once
+/// answers from a state that includes it.
+pub const READS_SERVED_FROM_APPLIED: &str = "reads served from applied state";
 
 /// A check the driver found broken: which invariant, and a one-line explanation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,7 +131,10 @@ pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
     let mut prev: Option<(Kind, usize)> = None;
     for (k, effect) in effects.into_iter().enumerate() {
         let kind = match effect {
-            Effect::Send { .. } | Effect::Redirect { .. } => Kind::Out,
+            Effect::Send { .. }
+            | Effect::Redirect { .. }
+            | Effect::ReadReady { .. }
+            | Effect::ReadRedirect { .. } => Kind::Out,
             Effect::Persist(_) => Kind::Persist,
             Effect::Commit { .. } => Kind::Commit,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => continue,
@@ -157,6 +173,13 @@ pub struct Node<R: Replica<C>, C: Command> {
     pub applied: BTreeMap<Slot, C>,
     /// Commands handed back by redirects, with the leader hint.
     pub redirects: Vec<(C, Option<NodeId>)>,
+    /// Reads asked of this node and not yet answered: read id, and the highest slot any
+    /// node had committed when it was asked (the read must include it).
+    pub pending_reads: BTreeMap<ReadId, Slot>,
+    /// Reads served, in order: read id and read index.
+    pub reads: Vec<(ReadId, Slot)>,
+    /// Reads handed back, with the leader hint.
+    pub read_redirects: Vec<(ReadId, Option<NodeId>)>,
     /// Highest slot reported in this incarnation (commits must exceed it).
     last_reported: Slot,
 }
@@ -213,6 +236,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 timers: BTreeSet::new(),
                 applied: BTreeMap::new(),
                 redirects: Vec::new(),
+                pending_reads: BTreeMap::new(),
+                reads: Vec::new(),
+                read_redirects: Vec::new(),
                 last_reported: 0,
             });
             c.boot(id, false);
@@ -349,8 +375,74 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                     });
                     self.nodes[i].redirects.push((cmd, leader));
                 }
+                Effect::ReadReady { id, slot } => {
+                    self.note(|| format!("read {id} ready at {slot}"));
+                    self.read_ready(i, id, slot);
+                }
+                Effect::ReadRedirect { id, leader } => {
+                    self.note(|| {
+                        let hint = leader.map_or("none".into(), |l| l.to_string());
+                        format!("read {id} redirected to {hint}")
+                    });
+                    self.nodes[i].pending_reads.remove(&id);
+                    self.nodes[i].read_redirects.push((id, leader));
+                }
             }
         }
+    }
+
+    /// Node `i`'s host serves read `id` at `slot`: check it was asked, that `slot` covers every
+    /// commit the cluster had made when it was asked, and that the node has reported `slot`.
+    fn read_ready(&mut self, i: usize, id: ReadId, slot: Slot) {
+        let from = self.members[i];
+        let asked = self.nodes[i].pending_reads.remove(&id);
+        self.nodes[i].reads.push((id, slot));
+        if !self.checks_due() {
+            return;
+        }
+        let Some(floor) = asked else {
+            return self.violated(Violation {
+                invariant: READS_SERVED_FROM_APPLIED,
+                detail: format!(
+                    "{from} made read {id} ready, which it was not asked or had answered"
+                ),
+            });
+        };
+        if slot < floor {
+            return self.violated(Violation {
+                invariant: READS_SEE_EARLIER_COMMITS,
+                detail: format!(
+                    "{from} served read {id} at slot {slot}, but slot {floor} was committed before it was asked"
+                ),
+            });
+        }
+        let commit = self.nodes[i]
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.status().commit);
+        if slot > commit {
+            self.violated(Violation {
+                invariant: READS_SERVED_FROM_APPLIED,
+                detail: format!(
+                    "{from} served read {id} at slot {slot} with only {commit} committed"
+                ),
+            });
+        }
+    }
+
+    /// The highest commit point of any node up now (what a read asked now must include).
+    fn commit_floor(&self) -> Slot {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.status().commit)
+            .chain(
+                self.nodes
+                    .iter()
+                    .filter_map(|n| n.applied.keys().next_back().copied()),
+            )
+            .max()
+            .unwrap_or(0)
     }
 
     /// Node `i`'s host applies `cmd` in `slot`, checking the effect contract's slot order and,
@@ -535,6 +627,14 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         });
     }
 
+    /// Ask node `i` for linearizable read `id` ([`Replica::read`]). The host remembers what
+    /// the cluster had committed at this moment: the read must include it.
+    pub fn read(&mut self, i: usize, id: ReadId) {
+        let floor = self.commit_floor();
+        self.nodes[i].pending_reads.insert(id, floor);
+        self.step(i, format!("n{i}: read {id}"), |r, out| r.read(id, out));
+    }
+
     /// Deliver the in-flight message at position `k` of [`Cluster::net`].
     pub fn deliver(&mut self, k: usize) {
         if let Some((to, what, env)) = self.take(k) {
@@ -662,6 +762,8 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         self.trace.push(what);
         self.nodes[i].replica = None;
         self.nodes[i].timers.clear();
+        // Reads die with the host's memory: their clients time out.
+        self.nodes[i].pending_reads.clear();
         let id = self.members[i];
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
             .into_iter()

@@ -13,6 +13,8 @@
 //! * [`Replica::on_message`]: a message from a peer arrived.
 //! * [`Replica::on_timer`]: a timer the replica set earlier fired.
 //! * [`Replica::propose`]: a batch of client commands to replicate.
+//! * [`Replica::read`]: a linearizable read that does not go through the log (when
+//!   [`Config::reads`] is [`ReadMode::ReadIndex`] and the protocol sets [`Replica::READS`]).
 //!
 //! # Outputs: the effect contract
 //!
@@ -33,11 +35,20 @@
 //!    appended to the log (and later committed, or lost to a leader change, which the client
 //!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
 //!    carrying a leader hint. The replica never silently drops a command it was given.
-//! 4. **Timers.** [`Effect::SetTimer`] (re)arms a timer to fire once after a delay chosen by the
+//! 4. **Every read is answered or handed back.** Each [`Replica::read`] ends in exactly one
+//!    [`Effect::ReadReady`] (the read may be served) or [`Effect::ReadRedirect`] (it cannot be
+//!    served here), unless the replica loses its role first, in which case it hands the read
+//!    back then, or crashes (the client times out and retries, as after a lost proposal).
+//!    `ReadReady { slot }` comes only after every [`Effect::Commit`] up to `slot` (in this step
+//!    or an earlier one), so a host that applies commits as they come answers at once; a host
+//!    that applies them later waits until it has applied `slot`. Either way the answer is read
+//!    from a state machine that has applied at least `slot` (more is fine: those commands
+//!    committed before the answer).
+//! 5. **Timers.** [`Effect::SetTimer`] (re)arms a timer to fire once after a delay chosen by the
 //!    host from the given range; setting an armed timer replaces it. A model checker may fire
 //!    any armed timer at any moment: protocols must be *safe* whatever the timing, and only
 //!    their liveness depends on the delays.
-//! 5. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
+//! 6. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
 //!    never act on, now or later (a reply from a term it left, an answer to a campaign it
 //!    gave up). A host may drop such a message, as a lossy network could; the model checker
 //!    does, so that garbage in flight does not tell apart otherwise equal states. The
@@ -162,7 +173,28 @@ pub enum Effect<M, W, T, C> {
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
     },
+    /// Read `id` ([`Replica::read`]) is linearizable at `slot`: answer it from a state machine
+    /// that has applied every commit up to `slot` (all of them were emitted before this).
+    ReadReady {
+        /// The host's id for the read.
+        id: ReadId,
+        /// The read index: the state the answer must include.
+        slot: Slot,
+    },
+    /// Read `id` cannot be served here (not the leader, leadership lost before it was
+    /// confirmed, or no leader known to ask). `leader` is this replica's best guess.
+    ReadRedirect {
+        /// The host's id for the read.
+        id: ReadId,
+        /// Who this replica believes leads, if anyone.
+        leader: Option<NodeId>,
+    },
 }
+
+/// A host's name for one read ([`Replica::read`]), unique among the reads it has outstanding
+/// at one replica. Opaque to the protocol, which only hands it back (and may carry it in its
+/// messages, for a follower's read served through the leader).
+pub type ReadId = u64;
 
 /// The ordered effects of one or more steps.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -213,6 +245,14 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn redirect(&mut self, cmd: C, leader: Option<NodeId>) {
         self.list.push(Effect::Redirect { cmd, leader });
     }
+    /// Queue a read that may now be served at `slot`.
+    pub fn read_ready(&mut self, id: ReadId, slot: Slot) {
+        self.list.push(Effect::ReadReady { id, slot });
+    }
+    /// Queue a read handed back to the host.
+    pub fn read_redirect(&mut self, id: ReadId, leader: Option<NodeId>) {
+        self.list.push(Effect::ReadRedirect { id, leader });
+    }
     /// The effects, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Effect<M, W, T, C>> {
         self.list.iter()
@@ -244,6 +284,13 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn commits(&self) -> impl Iterator<Item = (Slot, &C)> + '_ {
         self.list.iter().filter_map(|e| match e {
             Effect::Commit { slot, cmd } => Some((*slot, cmd)),
+            _ => None,
+        })
+    }
+    /// The reads made ready, as (read id, read index).
+    pub fn reads_ready(&self) -> impl Iterator<Item = (ReadId, Slot)> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::ReadReady { id, slot } => Some((*id, *slot)),
             _ => None,
         })
     }
@@ -362,6 +409,21 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
 
     /// Replicate `cmds`, in order. A replica that cannot take them redirects each one.
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>);
+
+    /// Whether this protocol serves reads without the log ([`Replica::read`]). Hosts of a
+    /// protocol that does not send reads through the log, as commands, whatever
+    /// [`Config::reads`] says.
+    const READS: bool = false;
+
+    /// Serve read `id` without writing the log: confirm that the state this replica would
+    /// answer from includes every command committed before the read arrived, then emit
+    /// [`Effect::ReadReady`] with the slot the answer must include, or hand the read back with
+    /// [`Effect::ReadRedirect`] (rule 4 of the [module docs](self)). Only called when
+    /// [`Replica::READS`] and [`Config::reads`] is not [`ReadMode::Log`]. The default hands
+    /// every read back.
+    fn read(&mut self, id: ReadId, out: &mut Out<Self, C>) {
+        out.read_redirect(id, self.status().leader);
+    }
 
     /// A protocol-neutral view of the replica.
     fn status(&self) -> Status;
@@ -485,9 +547,56 @@ pub struct Config {
     /// re-sends the probe's entries, repairing a lost probe one round trip sooner. Either form
     /// is safe; the empty one is the form under which bug R7 can apply a stale entry.
     pub empty_heartbeats: bool,
+    /// How reads are served: through the log (the default), or by the protocol's read path
+    /// ([`Replica::read`]).
+    pub reads: ReadMode,
+    /// Whether a follower serves reads itself, asking the leader for a read index and waiting
+    /// until it has applied it (diss. §6.4, "followers could also help"), instead of handing
+    /// them to the leader. Only with [`ReadMode::ReadIndex`].
+    pub follower_reads: bool,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
+}
+
+/// How a cluster serves reads ([`Config::reads`]).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum ReadMode {
+    /// A read is a command like any other: appended, replicated, committed, applied. Costs a
+    /// log write and a replication round, needs nothing else.
+    #[default]
+    Log,
+    /// ReadIndex (Ongaro's dissertation §6.4): the leader notes its commit point, confirms it
+    /// still leads with one heartbeat round to a majority, and answers once its state machine
+    /// has applied that point. A new leader first commits an entry of its own term, as only
+    /// then does its commit point cover every earlier commit. No log write.
+    ReadIndex,
+}
+
+impl ReadMode {
+    /// Every mode, for CLIs and reports.
+    pub const ALL: [ReadMode; 2] = [ReadMode::Log, ReadMode::ReadIndex];
+
+    /// The CLI spelling: `log`, `read-index`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadMode::Log => "log",
+            ReadMode::ReadIndex => "read-index",
+        }
+    }
+
+    /// Parse the CLI spelling.
+    pub fn parse(s: &str) -> Option<ReadMode> {
+        ReadMode::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+impl fmt::Display for ReadMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for Config {
@@ -499,6 +608,8 @@ impl Default for Config {
             check_quorum: true,
             max_batch: 4096,
             empty_heartbeats: false,
+            reads: ReadMode::Log,
+            follower_reads: false,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }
@@ -520,6 +631,9 @@ pub enum ConfigError {
     /// A batch that could carry nothing.
     #[error("max batch must be at least 1")]
     MaxBatch,
+    /// Follower reads without a read path to serve them by.
+    #[error("follower reads need reads=read-index (a follower asks the leader for a read index)")]
+    FollowerReadsWithoutReadIndex,
 }
 
 impl From<ConfigError> for String {
@@ -546,6 +660,9 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(ConfigError::MaxBatch);
+        }
+        if self.follower_reads && self.reads != ReadMode::ReadIndex {
+            return Err(ConfigError::FollowerReadsWithoutReadIndex);
         }
         Ok(())
     }

@@ -33,9 +33,10 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [bug=NAME]` | boot a fresh cluster (first command; may start over) |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index] [follower-reads=on\|off] [bug=NAME]` | boot a fresh cluster (first command; may start over) |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
+//! | `read N ID` | ask `N` for linearizable read `ID` (a number), with `reads=read-index` |
 //! | `tick N election\|heartbeat` | fire an armed timer |
 //! | `deliver-all` | deliver the oldest message until none is in flight |
 //! | `deliver LINK [type=NAME] [count=K]` | deliver the oldest matching message (`K` times) |
@@ -146,6 +147,7 @@ enum Cmd {
     },
     Elect(usize),
     Propose(usize, Vec<String>),
+    Read(usize, u64),
     Tick(usize, TimerKind),
     DeliverAll,
     Deliver(Pick, usize),
@@ -165,7 +167,8 @@ impl Cmd {
     /// The nodes the command names, to check against the cluster's size.
     fn nodes(&self) -> Vec<usize> {
         match self {
-            Cmd::Elect(n) | Cmd::Propose(n, _) | Cmd::Tick(n, _) | Cmd::Crash(n) => vec![*n],
+            Cmd::Elect(n) | Cmd::Propose(n, _) | Cmd::Read(n, _) | Cmd::Tick(n, _) => vec![*n],
+            Cmd::Crash(n) => vec![*n],
             Cmd::Restart(n) => vec![*n],
             Cmd::Deliver(p, _) | Cmd::Duplicate(p) | Cmd::Drop(p) => {
                 p.from.into_iter().chain(p.to).collect()
@@ -272,8 +275,13 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         check_quorum: args.switch("check-quorum", d.check_quorum)?,
         max_batch: args.number("max-batch", d.max_batch)?,
         empty_heartbeats: args.switch("empty-heartbeats", d.empty_heartbeats)?,
+        follower_reads: args.switch("follower-reads", d.follower_reads)?,
         ..d
     };
+    if let Some(mode) = args.opt("reads") {
+        cfg.reads = crate::ReadMode::parse(mode)
+            .ok_or_else(|| format!("reads={mode}: expected log or read-index"))?;
+    }
     if let Some(name) = args.opt("bug") {
         let bug = crate::Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}"))?;
         if !cfg.set_bug(bug) {
@@ -307,6 +315,14 @@ fn parse_command(text: &str) -> Result<Cmd, String> {
                 Cmd::Propose(node(n)?, cmds.iter().map(|c| c.to_string()).collect())
             }
             _ => return Err("expected a node and at least one command".into()),
+        },
+        "read" => match args.words[..] {
+            [n, id] => Cmd::Read(
+                node(n)?,
+                id.parse()
+                    .map_err(|_| format!("read id {id:?} is not a number"))?,
+            ),
+            _ => return Err("expected a node and a read id".into()),
         },
         "tick" => match args.words[..] {
             [n, "election"] => Cmd::Tick(node(n)?, TimerKind::Election),
@@ -571,6 +587,8 @@ fn step<R: Scripted>(
     match cmd {
         Cmd::Elect(i) => elect(c, *i)?,
         Cmd::Propose(i, cmds) => c.propose(*i, cmds.iter().cloned().map(Word).collect()),
+        Cmd::Read(i, _) if !c.is_up(*i) => return Err(format!("n{i} is down")),
+        Cmd::Read(i, id) => c.read(*i, *id),
         Cmd::Tick(i, kind) => {
             let timer = match kind {
                 TimerKind::Election => R::election_timer(),
@@ -642,6 +660,19 @@ fn status<R: Replica<Word>>(c: &Cluster<R, Word>, i: usize) -> String {
             .map(|(w, l)| format!("{}->{}", w.0, hint(l)))
             .collect();
         line += &format!(" redirects=[{}]", r.join(" "));
+    }
+    if !n.reads.is_empty() {
+        let r: Vec<String> = n.reads.iter().map(|(id, s)| format!("{id}@{s}")).collect();
+        line += &format!(" reads=[{}]", r.join(" "));
+    }
+    if !n.read_redirects.is_empty() {
+        let hint = |l: &Option<NodeId>| l.map_or("none".into(), |l| l.to_string());
+        let r: Vec<String> = n
+            .read_redirects
+            .iter()
+            .map(|(id, l)| format!("{id}->{}", hint(l)))
+            .collect();
+        line += &format!(" read-redirects=[{}]", r.join(" "));
     }
     line
 }

@@ -33,6 +33,9 @@ pub trait StateMachine: Clone + Debug + Default + Eq + Hash + Send + 'static {
     fn apply(&mut self, op: &Self::Op) -> Self::Output;
     /// Whether `op` leaves the state unchanged (a read). Hosts may use it to skip work.
     fn is_read_only(op: &Self::Op) -> bool;
+    /// Answer read-only `op` from the current state, without the log: what hosts serving
+    /// linearizable reads ([`crate::Replica::read`]) call. `None` when `op` is not read-only.
+    fn query(&self, op: &Self::Op) -> Option<Self::Output>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,6 +122,13 @@ impl StateMachine for Kv {
 
     fn is_read_only(op: &KvOp) -> bool {
         matches!(op, KvOp::Get(_))
+    }
+
+    fn query(&self, op: &KvOp) -> Option<KvOutput> {
+        match op {
+            KvOp::Get(k) => Some(KvOutput::Value(self.map.get(k).cloned())),
+            KvOp::Put(..) | KvOp::Cas { .. } => None,
+        }
     }
 }
 
@@ -223,18 +233,23 @@ impl StateMachine for LockService {
                 }
                 _ => LockOutput::NotHolder,
             },
-            LockOp::Validate { lock, token } => {
-                let valid = self
-                    .locks
-                    .get(&lock)
-                    .is_some_and(|l| l.holder.is_some() && l.token == token);
-                LockOutput::Valid(valid)
-            }
+            LockOp::Validate { .. } => self.query(op).expect("validate is read-only"),
         }
     }
 
     fn is_read_only(op: &LockOp) -> bool {
         matches!(op, LockOp::Validate { .. })
+    }
+
+    fn query(&self, op: &LockOp) -> Option<LockOutput> {
+        match *op {
+            LockOp::Validate { lock, token } => Some(LockOutput::Valid(
+                self.locks
+                    .get(&lock)
+                    .is_some_and(|l| l.holder.is_some() && l.token == token),
+            )),
+            LockOp::Acquire { .. } | LockOp::Release { .. } => None,
+        }
     }
 }
 
@@ -412,6 +427,12 @@ mod tests {
         );
         assert!(Kv::is_read_only(&KvOp::Get(1)));
         assert!(!Kv::is_read_only(&KvOp::Put(1, vec![])));
+        // A query answers a read as applying it would, and refuses a write.
+        assert_eq!(
+            kv.query(&KvOp::Get(1)),
+            Some(KvOutput::Value(Some(b"a".to_vec())))
+        );
+        assert_eq!(kv.query(&KvOp::Put(1, vec![])), None);
     }
 
     #[test]

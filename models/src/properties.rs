@@ -14,6 +14,8 @@
 //! | the protocol's invariants      | the same two                                          |
 //! | (with crashes)                 | a server recovers and catches up; a server crashes    |
 //! |                                | between two effects of a step                         |
+//! | reads served from applied      | a read is served without the log; (with follower      |
+//! | state (reads without the log)  | reads) a follower serves a read                       |
 //!
 //! Three deeper milestones are reported as *coverage* ([`names::COVERAGE`]), not required:
 //! every client gets every reply, an op issued after another was answered is answered
@@ -91,6 +93,13 @@ pub mod names {
     /// A server crashed part-way through the effects of one step (after some of its sends,
     /// persists or commits were carried out and before the rest).
     pub const CRASHED_MID_STEP: &str = "a server crashes between two effects of a step";
+    /// Every read made ready without the log was made ready at a slot its replica had
+    /// committed, so the host answered it from state that includes the read index.
+    pub const READS_FROM_APPLIED: &str = paxraft_impls::driver::READS_SERVED_FROM_APPLIED;
+    /// Some read was answered without going through the log.
+    pub const READ_SERVED: &str = "a read is served without the log";
+    /// Some follower answered a read itself (with follower reads on).
+    pub const FOLLOWER_READ: &str = "a follower serves a read";
 }
 
 type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
@@ -229,6 +238,18 @@ fn recovers<M: ClusterView>(m: &M, s: &M::State) -> bool {
     most > 0 && live_servers(setup, state).any(|(_, x)| x.saved.restarts > 0 && x.reported >= most)
 }
 
+fn reads_from_applied<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    passed(m, s, &[HostCheck::ReadAhead])
+}
+
+fn read_served<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads != 0)
+}
+
+fn follower_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads & 2 != 0)
+}
+
 fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.torn_crashes > 0)
 }
@@ -276,6 +297,16 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
         Property::always(PREFIX, applied_prefix::<M>),
         Property::always(TERMS, terms::<M>),
     ];
+    let reads = setup.cfg.protocol.reads != paxraft_impls::ReadMode::Log
+        && <M::R as Replica<Cmd>>::READS
+        && setup.cfg.ops > 0
+        && setup.cfg.clients > 0;
+    if reads {
+        p.push(Property::always(
+            READS_FROM_APPLIED,
+            reads_from_applied::<M>,
+        ));
+    }
     let mut taken: Vec<&str> = p.iter().map(|p| p.name).collect();
     for (k, inv) in setup.cluster_invariants.iter().enumerate() {
         if !taken.contains(&inv.name) {
@@ -309,6 +340,12 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     }
     if setup.cfg.max_crashes > 0 {
         p.push(Property::sometimes(RECOVERS, recovers::<M>));
+    }
+    if reads {
+        p.push(Property::sometimes(READ_SERVED, read_served::<M>));
+        if setup.cfg.protocol.follower_reads && setup.cfg.servers > 1 {
+            p.push(Property::sometimes(FOLLOWER_READ, follower_read::<M>));
+        }
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));

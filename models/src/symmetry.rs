@@ -175,6 +175,9 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     reported: x.reported,
                     known_commit: x.known_commit,
                     checks: x.checks,
+                    // Read ids name clients and their requests, never servers.
+                    reads: x.reads.clone(),
+                    served_reads: x.served_reads,
                 })));
                 actor_storages.push(storage);
             }

@@ -43,7 +43,9 @@ impl CrashPoint {
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
             Effect::Commit { .. } => CrashPoint::Commit,
-            Effect::Redirect { .. } => CrashPoint::Redirect,
+            Effect::Redirect { .. } | Effect::ReadRedirect { .. } | Effect::ReadReady { .. } => {
+                CrashPoint::Redirect
+            }
         }
     }
 }

@@ -153,6 +153,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     Effect::Redirect { cmd, leader } => {
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
                     }
+                    Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => {
+                        unreachable!("the runtime sends reads through the log: it never calls read")
+                    }
                 }
             }
             if wrote && kill.hit(CrashPoint::Sync) {

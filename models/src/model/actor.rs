@@ -4,11 +4,12 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use paxraft_impls::sm::{KvOp, Sessions};
-use paxraft_impls::{Config, NodeId, Out, Replica, Role, StepCheck};
+use paxraft_impls::sm::{Kv, KvOp, Sessions, StateMachine};
+use paxraft_impls::{Config, NodeId, Out, ReadMode, Replica, Role, StepCheck};
 use stateright::actor::{model_timeout, Actor, Id};
 
 use super::client::{client_issue, client_request};
+use super::server::read_id;
 use super::{
     Answer, ClientState, Cmd, Hashed, HostCheck, HostChecks, Msg, Saved, ServerState, Storage,
     Timer,
@@ -126,6 +127,8 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     reported: 0,
                     known_commit: 0,
                     checks: HostChecks::default(),
+                    reads: Vec::new(),
+                    served_reads: 0,
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
                 NodeState::Server(s)
@@ -203,7 +206,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, msg) {
             (Node::Server { .. }, Msg::Peer(m)) => {
                 let from = NodeId(usize::from(src) as u8);
-                self.server_step(state, o, |r, out| r.on_message(from, m, out));
+                self.server_step(state, o, None, |r, out| r.on_message(from, m, out));
             }
             (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
@@ -226,7 +229,19 @@ impl<R: Replica<Cmd>> Node<R> {
                         return;
                     }
                 }
-                self.server_step(state, o, |r, out| r.propose(vec![cmd], out))
+                if cfg.reads != ReadMode::Log && R::READS && Kv::is_read_only(&cmd.op) {
+                    // A read without the log: the host remembers whom to answer and asks the
+                    // replica. A retry of a read already waiting is the same read.
+                    let id = read_id(&cmd);
+                    let waiting = state
+                        .server()
+                        .is_some_and(|s| s.reads.iter().any(|(r, _)| *r == id));
+                    if waiting {
+                        return;
+                    }
+                    return self.server_step(state, o, Some((id, cmd)), |r, out| r.read(id, out));
+                }
+                self.server_step(state, o, None, |r, out| r.propose(vec![cmd], out))
             }
             (
                 Node::Client {
@@ -279,7 +294,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, timer) {
             (Node::Server { .. }, Timer::Replica(t)) => {
                 let t = *t;
-                self.server_step(state, o, |r, out| r.on_timer(t, out));
+                self.server_step(state, o, None, |r, out| r.on_timer(t, out));
             }
             (
                 Node::Client {

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use paxraft_impls::driver::crash_points;
+use paxraft_impls::sm::StateMachine;
 use paxraft_impls::sm::{Kv, Sessions};
-use paxraft_impls::{Effect, Out, Replica, Role, Slot};
+use paxraft_impls::{Effect, Out, ReadId, Replica, Role, Slot};
 use stateright::actor::{model_timeout, Id};
 
 use super::{Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
@@ -51,6 +52,9 @@ pub enum HostCheck {
     /// A slot the host had applied was reported again with another command, or a slot below
     /// one already applied was reported (a hole in the prefix).
     Prefix,
+    /// A read was made ready at a slot the replica had not committed (and so the host had not
+    /// applied): answering it at once would miss writes the read must see.
+    ReadAhead,
     /// The protocol's step invariant with this index in [`Setup::step_invariants`](super::Setup::step_invariants).
     Step(usize),
 }
@@ -62,19 +66,20 @@ pub struct HostChecks(u32);
 
 impl HostChecks {
     /// Step invariants the set can hold.
-    pub const MAX_STEP_INVARIANTS: usize = 29;
+    pub const MAX_STEP_INVARIANTS: usize = 28;
 
     fn bit(check: HostCheck) -> u32 {
         match check {
             HostCheck::Terms => 1 << 0,
             HostCheck::Order => 1 << 1,
             HostCheck::Prefix => 1 << 2,
+            HostCheck::ReadAhead => 1 << 3,
             HostCheck::Step(k) => {
                 assert!(
                     k < Self::MAX_STEP_INVARIANTS,
                     "step invariant {k} out of range"
                 );
-                1 << (3 + k)
+                1 << (4 + k)
             }
         }
     }
@@ -103,6 +108,17 @@ pub struct ServerState<R: Replica<Cmd>> {
     pub known_commit: Slot,
     /// The host checks that failed.
     pub checks: HostChecks,
+    /// Reads handed to the replica ([`Replica::read`]) and not yet answered, by read id.
+    /// Volatile: they die with a crash (their clients retry).
+    pub reads: Vec<(ReadId, Cmd)>,
+    /// Reads this host answered without the log: bit 0 as leader, bit 1 as a follower.
+    pub served_reads: u8,
+}
+
+/// The read id a model host gives a client's request (clients and sequence numbers are
+/// small).
+pub(super) fn read_id(cmd: &Cmd) -> ReadId {
+    cmd.client << 8 | cmd.seq
 }
 
 /// A crash inside one step, as the exhaustive checker asks for it ([`crate::checked`]): the
@@ -239,6 +255,40 @@ impl<R: Replica<Cmd>> Node<R> {
                         },
                     );
                 }
+                Effect::ReadReady { id, slot } => {
+                    // This host applies commits as they come: a read made ready at a slot the
+                    // replica has committed is answered at once, from state that includes it.
+                    if slot > s.replica.status().commit {
+                        s.checks.fail(HostCheck::ReadAhead);
+                    }
+                    let Some(k) = s.reads.iter().position(|(r, _)| *r == id) else {
+                        continue; // a read this incarnation was not asked: nobody waits
+                    };
+                    let (_, cmd) = s.reads.remove(k);
+                    let sm = saved.as_ref().map_or(&s.saved.sm, |sv| &sv.sm);
+                    let answer = sm.state().query(&cmd.op).expect("only reads are read");
+                    s.served_reads |= if leader { 1 } else { 2 };
+                    o.send(
+                        Id::from(cmd.client as usize),
+                        Msg::Reply {
+                            seq: cmd.seq,
+                            answer: answer.into(),
+                        },
+                    );
+                }
+                Effect::ReadRedirect { id, leader } => {
+                    let Some(k) = s.reads.iter().position(|(r, _)| *r == id) else {
+                        continue;
+                    };
+                    let (_, cmd) = s.reads.remove(k);
+                    o.send(
+                        Id::from(cmd.client as usize),
+                        Msg::Redirect {
+                            seq: cmd.seq,
+                            leader,
+                        },
+                    );
+                }
             }
         }
         let status = s.replica.status();
@@ -279,11 +329,13 @@ impl<R: Replica<Cmd>> Node<R> {
 
     /// Run one replica step on a copy of the server state, check the protocol's step
     /// invariants against the state before, and carry out the effects. Leaves `state`
-    /// borrowed when nothing happened, so stateright prunes the no-op.
+    /// borrowed when nothing happened, so stateright prunes the no-op. `read`: a read the
+    /// host starts waiting for before the step (the step may answer it at once).
     pub(super) fn server_step(
         &self,
         state: &mut Cow<NodeState<R>>,
         o: &mut ModelOut<R>,
+        read: Option<(ReadId, Cmd)>,
         f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
     ) {
         let Node::Server {
@@ -297,8 +349,11 @@ impl<R: Replica<Cmd>> Node<R> {
         };
         let mut s = before.clone();
         let mut out = Out::<R, Cmd>::new();
+        if let Some(read) = read {
+            s.reads.push(read);
+        }
         f(&mut s.replica, &mut out);
-        if out.is_empty() && s.replica == before.replica {
+        if out.is_empty() && s.replica == before.replica && s.reads == before.reads {
             return;
         }
         for (records, check) in step_invariants.iter() {
