@@ -632,7 +632,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     pub fn read(&mut self, i: usize, id: ReadId) {
         let floor = self.commit_floor();
         self.nodes[i].pending_reads.insert(id, floor);
-        self.step(i, format!("n{i}: read {id}"), |r, out| r.read(id, out));
+        self.step(i, format!("n{i}: read {id}"), |r, out| {
+            r.read(vec![id], out)
+        });
     }
 
     /// Deliver the in-flight message at position `k` of [`Cluster::net`].

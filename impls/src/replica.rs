@@ -35,9 +35,9 @@
 //!    appended to the log (and later committed, or lost to a leader change, which the client
 //!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
 //!    carrying a leader hint. The replica never silently drops a command it was given.
-//! 4. **Every read is answered or handed back.** Each [`Replica::read`] ends in exactly one
-//!    [`Effect::ReadReady`] (the read may be served) or [`Effect::ReadRedirect`] (it cannot be
-//!    served here), unless the replica loses its role first, in which case it hands the read
+//! 4. **Every read is answered or handed back.** Each read given to [`Replica::read`] ends in
+//!    exactly one [`Effect::ReadReady`] (the read may be served) or [`Effect::ReadRedirect`]
+//!    (it cannot be served here), unless the replica loses its role first, in which case it hands the read
 //!    back then, or crashes (the client times out and retries, as after a lost proposal).
 //!    `ReadReady { slot }` comes only after every [`Effect::Commit`] up to `slot` (in this step
 //!    or an earlier one), so a host that applies commits as they come answers at once; a host
@@ -415,14 +415,19 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
     /// [`Config::reads`] says.
     const READS: bool = false;
 
-    /// Serve read `id` without writing the log: confirm that the state this replica would
-    /// answer from includes every command committed before the read arrived, then emit
-    /// [`Effect::ReadReady`] with the slot the answer must include, or hand the read back with
-    /// [`Effect::ReadRedirect`] (rule 4 of the [module docs](self)). Only called when
-    /// [`Replica::READS`] and [`Config::reads`] is not [`ReadMode::Log`]. The default hands
-    /// every read back.
-    fn read(&mut self, id: ReadId, out: &mut Out<Self, C>) {
-        out.read_redirect(id, self.status().leader);
+    /// Serve reads `ids` without writing the log: confirm that the state this replica would
+    /// answer from includes every command committed before the reads arrived, then emit
+    /// [`Effect::ReadReady`] with the slot each answer must include, or hand a read back with
+    /// [`Effect::ReadRedirect`] (rule 4 of the [module docs](self)). A batch, like
+    /// [`Replica::propose`]: reads that arrive together may share one confirmation round
+    /// (a round sent before a read arrived may not confirm it: its answers could predate the
+    /// read). Only called when [`Replica::READS`] and [`Config::reads`] is not
+    /// [`ReadMode::Log`]. The default hands every read back.
+    fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
+        let leader = self.status().leader;
+        for id in ids {
+            out.read_redirect(id, leader);
+        }
     }
 
     /// A protocol-neutral view of the replica.

@@ -239,7 +239,8 @@ impl<R: Replica<Cmd>> Node<R> {
                     if waiting {
                         return;
                     }
-                    return self.server_step(state, o, Some((id, cmd)), |r, out| r.read(id, out));
+                    return self
+                        .server_step(state, o, Some((id, cmd)), |r, out| r.read(vec![id], out));
                 }
                 self.server_step(state, o, None, |r, out| r.propose(vec![cmd], out))
             }
