@@ -285,6 +285,15 @@ pub enum SessionError {
         /// The request's sequence number.
         seq: u64,
     },
+    /// The sequence number was used before for a different operation: answering with the
+    /// earlier result would tell the client its new operation took effect, and applying it
+    /// would break exactly-once for the old one. A correct client never reuses a number.
+    Reused {
+        /// The client.
+        client: ClientId,
+        /// The reused sequence number.
+        seq: u64,
+    },
 }
 
 impl std::fmt::Display for SessionError {
@@ -296,6 +305,12 @@ impl std::fmt::Display for SessionError {
                     "request {seq} of client {client} was already acknowledged"
                 )
             }
+            SessionError::Reused { client, seq } => {
+                write!(
+                    f,
+                    "client {client} reused sequence number {seq} for a different operation"
+                )
+            }
         }
     }
 }
@@ -303,14 +318,15 @@ impl std::fmt::Display for SessionError {
 impl std::error::Error for SessionError {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-struct Session<O> {
-    /// Results not yet acknowledged, by sequence number.
-    results: BTreeMap<u64, O>,
+struct Session<Op, O> {
+    /// Results not yet acknowledged, by sequence number, with the operation that produced
+    /// each (a retry must carry the same one).
+    results: BTreeMap<u64, (Op, O)>,
     /// Everything below this was acknowledged and forgotten.
     acked: u64,
 }
 
-impl<O> Default for Session<O> {
+impl<Op, O> Default for Session<Op, O> {
     fn default() -> Self {
         Session {
             results: BTreeMap::new(),
@@ -323,7 +339,7 @@ impl<O> Default for Session<O> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sessions<S: StateMachine> {
     sm: S,
-    sessions: BTreeMap<ClientId, Session<S::Output>>,
+    sessions: BTreeMap<ClientId, Session<S::Op, S::Output>>,
     /// How many commands changed the state machine (duplicates excluded).
     applied: u64,
 }
@@ -361,7 +377,13 @@ impl<S: StateMachine> Sessions<S> {
             session.results = session.results.split_off(&req.acked);
         }
         if dedup {
-            if let Some(out) = session.results.get(&req.seq) {
+            if let Some((op, out)) = session.results.get(&req.seq) {
+                if *op != req.op {
+                    return Err(SessionError::Reused {
+                        client: req.client,
+                        seq: req.seq,
+                    });
+                }
                 return Ok(out.clone());
             }
             if req.seq < session.acked {
@@ -373,7 +395,9 @@ impl<S: StateMachine> Sessions<S> {
         }
         let out = self.sm.apply(&req.op);
         self.applied += 1;
-        session.results.insert(req.seq, out.clone());
+        session
+            .results
+            .insert(req.seq, (req.op.clone(), out.clone()));
         Ok(out)
     }
 
@@ -628,11 +652,37 @@ mod tests {
         );
         // Still-unacknowledged results are kept and replayed.
         assert_eq!(
-            s.apply(&req(1, 3, KvOp::Put(3, b"other".to_vec()))),
+            s.apply(&req(1, 3, KvOp::Put(3, vec![]))),
             Ok(KvOutput::Written)
         );
         assert_eq!(s.state().get(3), Some(&vec![]));
         assert_eq!(s.applied(), 4);
+    }
+
+    /// A sequence number reused for another operation is refused: neither answered with the
+    /// first operation's result nor applied (diss. §6.3: the number names one request).
+    #[test]
+    fn a_reused_sequence_number_with_another_op_is_refused() {
+        let mut s: Sessions<Kv> = Sessions::new();
+        assert_eq!(
+            s.apply(&req(1, 1, KvOp::Put(1, b"a".to_vec()))),
+            Ok(KvOutput::Written)
+        );
+        assert_eq!(
+            s.apply(&req(1, 1, KvOp::Put(1, b"b".to_vec()))),
+            Err(SessionError::Reused { client: 1, seq: 1 })
+        );
+        assert_eq!(s.state().get(1), Some(&b"a".to_vec()), "not applied");
+        assert_eq!(s.applied(), 1);
+        // The genuine retry is still answered from the session.
+        assert_eq!(
+            s.apply(&req(1, 1, KvOp::Put(1, b"a".to_vec()))),
+            Ok(KvOutput::Written)
+        );
+        assert_eq!(
+            SessionError::Reused { client: 1, seq: 1 }.to_string(),
+            "client 1 reused sequence number 1 for a different operation"
+        );
     }
 
     #[cfg(feature = "bug-zoo")]
