@@ -63,6 +63,8 @@ pub struct ModelArgs {
     /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
     #[arg(long)]
     pub empty_heartbeats: bool,
+    #[command(flatten)]
+    pub reads: super::ReadArgs,
 }
 
 /// `paxraft check` flags.
@@ -137,6 +139,7 @@ impl ModelArgs {
         cfg.protocol.check_quorum = !self.no_check_quorum;
         cfg.crash_mid_step = !self.atomic_steps;
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
+        self.reads.apply(&mut cfg.protocol);
         cfg.validate()?;
         Ok(cfg)
     }

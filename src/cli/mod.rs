@@ -89,3 +89,30 @@ pub fn main() -> ExitCode {
         Some(Command::Replay(args)) => simulate::replay_file(&args),
     }
 }
+
+/// How a cluster serves reads: shared by the commands that build a protocol configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadArgs {
+    /// How reads are served: `log` (a read is a command: a log write and a replication
+    /// round) or `read-index` (the leader confirms it still leads with one round to a
+    /// majority, then answers from its state machine; no log write).
+    #[arg(long, default_value = "log", value_parser = parse_reads)]
+    pub reads: paxraft_impls::ReadMode,
+    /// With `--reads read-index`: followers serve reads too, asking the leader for a read
+    /// index and waiting until they have applied it.
+    #[arg(long)]
+    pub follower_reads: bool,
+}
+
+impl ReadArgs {
+    /// Set the read path of `cfg` (checked later by the configuration's own validation).
+    pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
+        cfg.reads = self.reads;
+        cfg.follower_reads = self.follower_reads;
+    }
+}
+
+/// `--reads`, for clap.
+fn parse_reads(s: &str) -> Result<paxraft_impls::ReadMode, String> {
+    paxraft_impls::ReadMode::parse(s).ok_or_else(|| "expected log or read-index".to_string())
+}

@@ -74,6 +74,8 @@ pub struct SimulateArgs {
     /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
     #[arg(long)]
     pub empty_heartbeats: bool,
+    #[command(flatten)]
+    pub reads: super::ReadArgs,
     /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
     #[arg(long, value_name = "NAME", value_parser = parse_bug)]
     pub bug: Option<Bug>,
@@ -118,6 +120,7 @@ impl SimulateArgs {
         }
         protocol.max_batch = self.max_batch;
         protocol.empty_heartbeats = self.empty_heartbeats;
+        self.reads.apply(&mut protocol);
         let opts = SimOptions {
             seed: self.seed,
             runs: self.runs,

@@ -223,6 +223,12 @@ impl ModelConfig {
         if self.protocol.empty_heartbeats {
             f.push("--empty-heartbeats".into());
         }
+        if self.protocol.reads != d.protocol.reads {
+            f.push(format!("--reads {}", self.protocol.reads));
+        }
+        if self.protocol.follower_reads {
+            f.push("--follower-reads".into());
+        }
         // A bug-zoo switch must be part of the command, or the rerun checks the correct code.
         for b in self.protocol.bugs_on() {
             f.push(format!("--bug {}", b.name()));

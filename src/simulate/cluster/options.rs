@@ -249,6 +249,12 @@ impl SimOptions {
         if self.protocol.empty_heartbeats {
             f.push("--empty-heartbeats".into());
         }
+        if self.protocol.reads != Config::default().reads {
+            f.push(format!("--reads {}", self.protocol.reads));
+        }
+        if self.protocol.follower_reads {
+            f.push("--follower-reads".into());
+        }
         // Shrinking decides which failure a search ends on: part of the reproduction.
         if self.max_shrink_iters != SimOptions::default().max_shrink_iters {
             f.push(format!("--shrink {}", self.max_shrink_iters));

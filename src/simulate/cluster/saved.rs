@@ -1,7 +1,7 @@
 //! [`SavedFailure`]: a failing schedule as `paxraft simulate` saves it and `paxraft replay`
 //! reads it.
 
-use paxraft_impls::{Bug, Config};
+use paxraft_impls::{Bug, Config, ReadMode};
 use serde::{Deserialize, Serialize};
 
 use super::{OptionsError, SimOptions};
@@ -34,6 +34,12 @@ pub struct SavedOptions {
     /// Raft heartbeats without entries (absent in older files: off).
     #[serde(default)]
     pub empty_heartbeats: bool,
+    /// How reads are served (absent in files written before reads without the log: log).
+    #[serde(default)]
+    pub reads: ReadMode,
+    /// Followers serve reads (absent in older files: off).
+    #[serde(default)]
+    pub follower_reads: bool,
     /// Bug-zoo switches, by name.
     pub bugs: Vec<String>,
 }
@@ -162,6 +168,8 @@ impl SavedFailure {
         protocol.check_quorum = self.options.check_quorum;
         protocol.max_batch = self.options.max_batch;
         protocol.empty_heartbeats = self.options.empty_heartbeats;
+        protocol.reads = self.options.reads;
+        protocol.follower_reads = self.options.follower_reads;
         let opts = SimOptions {
             seed: self.seed,
             servers: self.options.servers,
@@ -207,6 +215,8 @@ pub(super) fn saved(
             check_quorum: opts.protocol.check_quorum,
             max_batch: opts.protocol.max_batch,
             empty_heartbeats: opts.protocol.empty_heartbeats,
+            reads: opts.protocol.reads,
+            follower_reads: opts.protocol.follower_reads,
             bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
         },
         seed: opts.seed,
