@@ -635,7 +635,7 @@ impl Seeded {
 }
 
 /// One seeded walk of `n` nodes: deliveries, losses, duplicates, timers, proposals, reads at
-/// any node, crashes and restarts (a minority down at most). The driver checks every
+/// any node, one node cut off and healed, crashes and restarts (a minority down at most). The driver checks every
 /// invariant after each step, the read rules included. Returns (reads served by a leader,
 /// reads served by a non-leader), or the first violation with the last steps before it.
 fn walk(
@@ -650,6 +650,7 @@ fn walk(
     let (mut cmd, mut id) = (0u32, 0u64);
     let (mut at_leader, mut elsewhere) = (0, 0);
     let mut served = vec![0usize; n];
+    let mut cut = false;
     for _ in 0..steps {
         let i = rng.pick(n);
         let up = c.is_up(i);
@@ -670,9 +671,16 @@ fn walk(
         } else if roll < 88 {
             cmd += 1;
             c.propose(i, vec![cmd]);
-        } else if roll < 98 {
+        } else if roll < 97 {
             id += 1; // ids never reused, so a read is judged against its own asking
             c.read(i, id);
+        } else if roll < 98 {
+            // Cut one node off (a deposed leader that does not know it yet), or heal.
+            match cut {
+                true => c.heal(),
+                false => c.partition(&[i]),
+            }
+            cut = !cut;
         } else if (0..n).filter(|&j| !c.is_up(j)).count() + 1 < n.div_ceil(2) {
             c.crash(i);
         }
@@ -699,7 +707,7 @@ fn walk(
 #[test]
 fn random_walks_with_reads_never_serve_a_stale_read() {
     let (mut at_leader, mut elsewhere) = (0, 0);
-    for seed in 0..100 {
+    for seed in 0..30 {
         for (n, cfg) in [
             (3, cfg()),
             (3, follower_cfg()),
@@ -718,14 +726,11 @@ fn random_walks_with_reads_never_serve_a_stale_read() {
             elsewhere += e;
         }
     }
-    // Vacuity guard: many reads were served, by leaders and by followers (100 seeds: about
-    // 2,200 and 200).
+    // Vacuity guard: many reads were served, by leaders and by followers (measured: 796 and
+    // 102). 90 walks of 1,000 steps: under a second, about 5 s at opt-level 0.
+    assert!(at_leader >= 400, "only {at_leader} reads served at leaders");
     assert!(
-        at_leader >= 1_000,
-        "only {at_leader} reads served at leaders"
-    );
-    assert!(
-        elsewhere >= 100,
+        elsewhere >= 50,
         "only {elsewhere} reads served by followers"
     );
 }
@@ -763,6 +768,7 @@ mod zoo {
     }
 
     /// Random walks find both bugs as stale reads; the same walks without them pass (above).
+    /// (Measured: P8 breaks 226 of the first 300 seeds, P9 17, the first at seed 32.)
     #[test]
     fn random_walks_catch_p8_and_p9_as_stale_reads() {
         for bug in [Bug::PaxosReadBeforeRecovery, Bug::PaxosReadWithoutQuorum] {
