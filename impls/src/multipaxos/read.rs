@@ -38,8 +38,8 @@
 //! A `read()` call starts one round for all its reads (the trait's batch). Reads wait in the
 //! leader's role state, so they cannot outlive the leadership: stepping down hands every one
 //! back (`ReadRedirect` with the new leader hint; a follower's request gets a refusal). A
-//! heartbeat with reads still unconfirmed sends a fresh round, so a lost round only delays
-//! them. At most [`MAX_PENDING_READS`] wait; more are handed back at once.
+//! heartbeat with reads still unconfirmed sends the latest round again, so a lost round only
+//! delays them. At most [`MAX_PENDING_READS`] wait; more are handed back at once.
 //!
 //! # Follower reads (diss. §6.4, "followers could also help")
 //!
@@ -199,20 +199,19 @@ impl<C: Command> MultiPaxos<C> {
         }
     }
 
-    /// Leader heartbeat: reads still unconfirmed get a fresh round (an earlier one, or its
-    /// answers, may have been lost).
-    pub(super) fn reconfirm_reads(&mut self, out: &mut Out<Self, C>) {
-        let (me, q, ballot) = (self.me(), quorum(self.members.len()), self.ballot);
-        let RoleState::Leader { reads, .. } = &mut self.state else {
+    /// Leader heartbeat: while reads wait unconfirmed, the latest round is sent again (it, or
+    /// its answers, may have been lost). The same round, not a new one: every copy of it
+    /// left after the reads it covers arrived, so any answer to it still confirms them, and
+    /// a repeated message changes no state (a model checker sees nothing new).
+    pub(super) fn reconfirm_reads(&self, out: &mut Out<Self, C>) {
+        let (me, q) = (self.me(), quorum(self.members.len()));
+        let RoleState::Leader { reads, .. } = &self.state else {
             return;
         };
         let done = reads.confirmed_round(me, q);
-        if !reads.waiting.iter().any(|w| w.round > done) {
-            return;
+        if reads.waiting.iter().any(|w| w.round > done) {
+            self.send_confirm(self.ballot, reads.round, out);
         }
-        reads.round += 1;
-        let round = reads.round;
-        self.send_confirm(ballot, round, out);
     }
 
     /// Acceptor: confirm `ballot` unless we promised a higher one (then the refusal deposes

@@ -226,24 +226,26 @@ fn a_one_node_cluster_reads_at_once() {
 }
 
 #[test]
-fn a_lost_round_is_replaced_at_the_next_heartbeat() {
+fn a_lost_round_is_sent_again_at_the_next_heartbeat() {
     let mut r = leader(0, 3, &cfg());
     read(&mut r, vec![1]); // round 1, lost
+    let rounds = |out: &O| -> Vec<(u8, PaxosMsg<Cmd>)> {
+        sends(out)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, PaxosMsg::ReadConfirm { .. }))
+            .collect()
+    };
+    let before = r.clone();
     let out = fire(&mut r, PaxosTimer::Heartbeat);
-    let rounds: Vec<_> = sends(&out)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, PaxosMsg::ReadConfirm { .. }))
-        .collect();
     assert_eq!(
-        rounds,
-        vec![(1, confirm(b(1, 0), 2)), (2, confirm(b(1, 0), 2))]
+        rounds(&out),
+        vec![(1, confirm(b(1, 0), 1)), (2, confirm(b(1, 0), 1))],
+        "the same round again"
     );
-    assert_eq!(ready(&recv(&mut r, 2, confirmed(b(1, 0), 2))), vec![(1, 0)]);
+    assert_eq!(r, before, "re-sending changes no state");
+    assert_eq!(ready(&recv(&mut r, 2, confirmed(b(1, 0), 1))), vec![(1, 0)]);
     // Nothing waits: the next heartbeat sends no round.
-    let out = fire(&mut r, PaxosTimer::Heartbeat);
-    assert!(!sends(&out)
-        .iter()
-        .any(|(_, m)| matches!(m, PaxosMsg::ReadConfirm { .. })));
+    assert!(rounds(&fire(&mut r, PaxosTimer::Heartbeat)).is_empty());
 }
 
 // --- The acceptor's answer, and a leader deposed with reads waiting --------------------------
@@ -804,8 +806,18 @@ mod zoo {
             let rendered = script.render(&outcomes);
             if std::env::var_os("UPDATE_GOLDEN").is_some() {
                 std::fs::write(&path, &rendered).expect("writable script");
+            } else if let Some(o) = outcomes.iter().find(|o| !o.matches()) {
+                panic!(
+                    "{file}:{}: `{}` printed\n{}\n(UPDATE_GOLDEN=1 rewrites the file)",
+                    o.line,
+                    o.command,
+                    o.actual.join("\n")
+                );
             } else {
-                assert_eq!(rendered, text, "{file} (UPDATE_GOLDEN=1 rewrites it)");
+                assert_eq!(
+                    rendered, text,
+                    "{file}: layout (UPDATE_GOLDEN=1 rewrites it)"
+                );
             }
             let violation = format!("VIOLATION: {READS_SEE_EARLIER_COMMITS}");
             assert_eq!(
