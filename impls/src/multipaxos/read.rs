@@ -13,7 +13,8 @@
 //!    not its commit point. Every value any replica has reported committed was chosen in some
 //!    ballot. If that ballot is below ours, a quorum accepted it, so some acceptor of our phase
 //!    1 quorum reported it (PMS §2.2, the quorums intersect) and phase 1 re-proposed it at its
-//!    slot, which is at most `last()`. If it is our ballot, we proposed it (again at most
+//!    slot, which is at most `last()` (slots below where phase 1 started were already known
+//!    chosen here). If it is our ballot, we proposed it (again at most
 //!    `last()`). A new leader's commit point may lie below such a recovered slot until the
 //!    slot is chosen again in its ballot: reading there would miss a value the previous
 //!    leader chose and acknowledged (bug P8). So the read also waits for the commit point to
@@ -32,8 +33,8 @@
 //!    (bug P9 skips the round altogether). Rounds only grow within a ballot, so an answer to
 //!    a later round confirms every earlier one.
 //!
-//! The read is linearizable at the moment the last confirming answer was given: every write
-//! acknowledged before the read arrived is at or below the index, and the index is chosen.
+//! So the read may be linearized when it is served: every write acknowledged before the read
+//! arrived is at or below the index, and everything up to the index is chosen and applied.
 //!
 //! A `read()` call starts one round for all its reads (the trait's batch). Reads wait in the
 //! leader's role state, so they cannot outlive the leadership: stepping down hands every one
