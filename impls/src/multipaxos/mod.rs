@@ -45,8 +45,14 @@
 //!   followers' election timers fire. (All of this is liveness: safety holds whatever the
 //!   timing.)
 //!
-//! Bug-zoo switches P1 to P7 (../shared/BUGZOO.md; P7 is appended after it) are wired at the
-//! exact rule they break.
+//! * **Reads without the log ([`read`]).** A leader reads at the highest slot it proposed,
+//!   once that slot is chosen and a quorum of acceptors confirmed its ballot after the read
+//!   arrived (ReadIndex, Ongaro's dissertation §6.4, as a Paxos quorum read; *Paxos Made
+//!   Live* §5.2); a follower asks the leader for that index and waits until it has applied
+//!   it. The module docs of [`read`] give the safety argument.
+//!
+//! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it) are wired
+//! at the exact rule they break.
 
 use std::cmp::max;
 use std::collections::BTreeMap;
@@ -56,9 +62,10 @@ use serde::{Deserialize, Serialize};
 use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, Replica, Role, Slot,
-    Status, StepCheck,
+    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, Replica, Role,
+    Slot, Status, StepCheck,
 };
+use read::{ForwardedReads, LeaderReads};
 
 /// The names of multi-Paxos's invariants, defined once: checkers, the bug zoo and the report
 /// refer to these constants, so a misspelt name is a compile error, not an escaped bug.
@@ -79,6 +86,9 @@ pub mod names {
 mod invariants;
 mod phase1;
 mod phase2;
+pub mod read;
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod tests;
 
@@ -166,6 +176,38 @@ pub enum PaxosMsg<C> {
         /// The acceptor's promise.
         promised: Ballot,
     },
+    /// A leader asks whether any acceptor promised above its ballot, for reads that arrived
+    /// before this round (see [`read`]). Refused with a `Nack`.
+    ReadConfirm {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The round: grows within the ballot.
+        round: u64,
+    },
+    /// The acceptor has promised nothing above `ballot` (answering `round`).
+    ReadConfirmed {
+        /// The confirmed ballot.
+        ballot: Ballot,
+        /// The round answered.
+        round: u64,
+    },
+    /// A follower asks the leader for the read index of its reads `ids`.
+    AskReadIndex {
+        /// The follower's number for this request (per incarnation).
+        seq: u64,
+        /// The follower's read ids.
+        ids: Vec<ReadId>,
+    },
+    /// The leader's answer: reads `ids` may be served once `index` is applied (`None`: they
+    /// cannot be served through this replica).
+    ReadIndex {
+        /// The request's number.
+        seq: u64,
+        /// The request's read ids.
+        ids: Vec<ReadId>,
+        /// The read index, chosen and confirmed; or a refusal.
+        index: Option<Slot>,
+    },
 }
 
 /// Multi-Paxos timers.
@@ -231,8 +273,13 @@ enum RoleState<C> {
         recovered: Vec<Option<Entry<C>>>,
     },
     /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
-    /// acceptance bitmask of each open slot `commit + 1 ..= log.len()`.
-    Leader { heard: u8, acks: Vec<u8> },
+    /// acceptance bitmask of each open slot `commit + 1 ..= log.len()`. `reads`: the reads
+    /// this leadership serves (they cannot outlive it).
+    Leader {
+        heard: u8,
+        acks: Vec<u8>,
+        reads: LeaderReads,
+    },
 }
 
 impl<C> RoleState<C> {
@@ -265,6 +312,8 @@ pub struct MultiPaxos<C> {
     /// The ballot this proposer runs (candidates and leaders) or ran last: kept after it
     /// leaves the role, so that answers to that ballot are known to be obsolete.
     ballot: Ballot,
+    /// Reads served through a leader's read index.
+    forwarded: ForwardedReads,
 }
 
 impl<C: Command> MultiPaxos<C> {
@@ -367,6 +416,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             leader: None,
             commit: 0,
             ballot: Ballot::ZERO,
+            forwarded: ForwardedReads::default(),
         };
         r.arm_election_timer(out);
         r
@@ -400,7 +450,18 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 behind,
             } => self.on_accepted(from, ballot, first, upto, commit, behind, out),
             PaxosMsg::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
+            PaxosMsg::ReadConfirm { ballot, round } => {
+                self.on_read_confirm(from, ballot, round, out)
+            }
+            PaxosMsg::ReadConfirmed { ballot, round } => {
+                self.on_read_confirmed(from, ballot, round, out)
+            }
+            PaxosMsg::AskReadIndex { seq, ids } => self.on_ask_read_index(from, seq, ids, out),
+            PaxosMsg::ReadIndex { seq, ids, index } => {
+                self.on_read_index(from, seq, ids, index, out)
+            }
         }
+        self.drop_stale_asks(out);
     }
 
     fn on_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
@@ -424,10 +485,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             (PaxosTimer::Election, _) => self.campaign(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
                 self.broadcast_accept(self.last() + 1, Vec::new(), out);
+                self.reconfirm_reads(out);
                 self.arm_heartbeat(out);
             }
             (PaxosTimer::Heartbeat, _) => {}
         }
+        self.drop_stale_asks(out);
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
@@ -459,6 +522,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         });
         self.broadcast_accept(first, cmds, out);
         self.advance_leader_commit(out);
+    }
+
+    const READS: bool = true;
+
+    fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
+        self.start_reads(ids, out);
     }
 
     fn status(&self) -> Status {
@@ -565,9 +634,15 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         let left =
             |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role() != role);
         match *msg {
-            PaxosMsg::Prepare { .. } | PaxosMsg::Accept { .. } => false,
+            PaxosMsg::Prepare { .. }
+            | PaxosMsg::Accept { .. }
+            | PaxosMsg::ReadConfirm { .. }
+            | PaxosMsg::AskReadIndex { .. } => false,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
-            PaxosMsg::Accepted { ballot, .. } => left(ballot, Role::Leader),
+            PaxosMsg::Accepted { ballot, .. } | PaxosMsg::ReadConfirmed { ballot, .. } => {
+                left(ballot, Role::Leader)
+            }
+            PaxosMsg::ReadIndex { seq, .. } => self.read_index_obsolete(from, seq),
             PaxosMsg::Nack { ballot, promised } => {
                 ballot < self.ballot
                     || (ballot == self.ballot
@@ -597,20 +672,24 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 *promises = map.mask(&self.members, *promises);
                 rename_entries(recovered, map);
             }
-            RoleState::Leader { heard, acks } => {
+            RoleState::Leader { heard, acks, .. } => {
                 *heard = map.mask(&self.members, *heard);
                 for a in acks {
                     *a = map.mask(&self.members, *a);
                 }
             }
         }
+        self.rename_reads(map);
     }
 
     fn rename_msg(msg: &mut PaxosMsg<C>, map: &Renaming) {
         match msg {
             PaxosMsg::Prepare { ballot, .. }
             | PaxosMsg::Accept { ballot, .. }
-            | PaxosMsg::Accepted { ballot, .. } => *ballot = ballot.renamed(map),
+            | PaxosMsg::Accepted { ballot, .. }
+            | PaxosMsg::ReadConfirm { ballot, .. }
+            | PaxosMsg::ReadConfirmed { ballot, .. } => *ballot = ballot.renamed(map),
+            PaxosMsg::AskReadIndex { .. } | PaxosMsg::ReadIndex { .. } => {}
             PaxosMsg::Promise {
                 ballot, accepted, ..
             } => {

@@ -7,15 +7,19 @@ use super::*;
 impl<C: Command> MultiPaxos<C> {
     /// Give up candidacy or leadership; `leader` is the best guess of who leads now.
     pub(super) fn step_down(&mut self, leader: Option<NodeId>, out: &mut Out<Self, C>) {
-        let was_leader = self.is_leader();
         // Only a candidate or a leader steps down, and neither holds a lease.
-        self.state = RoleState::Follower {
-            leader_alive: false,
-        };
+        let old = std::mem::replace(
+            &mut self.state,
+            RoleState::Follower {
+                leader_alive: false,
+            },
+        );
         self.leader = leader;
-        if was_leader {
+        if let RoleState::Leader { reads, .. } = old {
             out.cancel_timer(PaxosTimer::Heartbeat);
             self.arm_election_timer(out);
+            // The leadership's reads go with it: handed back, none dropped (rule 4).
+            self.hand_back_reads(reads, out);
         }
     }
 
@@ -167,7 +171,11 @@ impl<C: Command> MultiPaxos<C> {
                 }
             })
             .collect();
-        self.state = RoleState::Leader { heard: me, acks };
+        self.state = RoleState::Leader {
+            heard: me,
+            acks,
+            reads: LeaderReads::new(self.members.len()),
+        };
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {

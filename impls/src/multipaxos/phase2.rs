@@ -75,6 +75,8 @@ impl<C: Command> MultiPaxos<C> {
             }
         }
         self.commit = to;
+        // Reads waiting for the commit point may now be served, after the commits above.
+        self.release_reads(out);
     }
 
     pub(super) fn on_accept(
@@ -187,6 +189,10 @@ impl<C: Command> MultiPaxos<C> {
                 behind,
             },
         );
+        // Follower reads whose request went unanswered for a whole heartbeat interval.
+        if cmds.is_empty() && self.role() == Role::Follower {
+            self.reask_on_heartbeat(from, out);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -202,7 +208,7 @@ impl<C: Command> MultiPaxos<C> {
     ) {
         let Some(pos) = self.pos(from) else { return };
         let (commit, last) = (self.commit, self.last());
-        let RoleState::Leader { heard, acks } = &mut self.state else {
+        let RoleState::Leader { heard, acks, .. } = &mut self.state else {
             return;
         };
         if b != self.ballot {

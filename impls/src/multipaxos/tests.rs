@@ -889,6 +889,7 @@ fn renaming_moves_every_node_id_ballots_included() {
     l.state = RoleState::Leader {
         heard: 0b101,
         acks: vec![0b011, 0b100],
+        reads: read::LeaderReads::new(3),
     };
     l.rename(&Renaming(&ROTATE));
     assert_eq!(
@@ -896,6 +897,7 @@ fn renaming_moves_every_node_id_ballots_included() {
         RoleState::Leader {
             heard: 0b011,
             acks: vec![0b110, 0b001],
+            reads: read::LeaderReads::new(3),
         }
     );
 
