@@ -11,7 +11,7 @@
 //! dependency), but it checks incrementally as a model runs, keeps whole histories in its
 //! state, and does not decompose by key; `porcupine` is Go. The search here is ~150 lines and
 //! is tested against histories known to be (non-)linearizable, and against a brute-force search
-//! over every order on 10,000 random small histories (`tests/lincheck_differential.rs`). The
+//! over every order on 10,000 random small histories (`tests/checks/lincheck_differential.rs`). The
 //! proptest fault schedules reuse [`check_kv`].
 //!
 //! Operations whose outcome the client never learned (timed out, shut down) have no return

@@ -1,7 +1,7 @@
 //! A short model check and a short fault search of each protocol: seconds, not minutes.
 //! `scripts/mutants` runs them against every mutant of the protocol cores, next to the
-//! protocols' unit and scenario tests; tests/model_check.rs (exhaustive checks) and
-//! tests/simulate_cluster.rs (deep proptest fault schedules) are far too slow to run
+//! protocols' unit and scenario tests; tests/checks/model_check.rs (exhaustive checks) and
+//! tests/checks/simulate_cluster.rs (deep proptest fault schedules) are far too slow to run
 //! hundreds of times.
 
 use std::time::Duration;

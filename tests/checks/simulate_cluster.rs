@@ -564,3 +564,69 @@ fn a_double_apply_under_pipelined_clients_fails_the_history_check() {
     assert!(r.failure.is_none(), "{:?}", r.failure.map(|f| f.chart));
     assert!(r.pipelined_ops > 1_000, "{}", r.pipelined_ops);
 }
+
+/// Reads without the log (ReadIndex, diss. §6.4), at the leader and, with follower reads, at
+/// followers, under the deep fault profile: 10^5 steps per protocol and read path with no
+/// violation, and reads really answered that way (not all sent back to the log or lost).
+fn reads_hold<R: Replica<Cmd>>(follower_reads: bool) {
+    let opts = SimOptions {
+        seed: 11,
+        runs: 160,
+        steps: 1_000,
+        partitions: true,
+        protocol: Config {
+            reads: paxraft_impls::ReadMode::ReadIndex,
+            follower_reads,
+            ..Config::default()
+        },
+        ..SimOptions::default()
+    };
+    let r = hunt::<R>(&opts);
+    if let Some(f) = &r.failure {
+        panic!(
+            "{} with reads {} (follower reads {follower_reads}) violated {} ({}):\n{}\nsearch: {}",
+            r.protocol, opts.protocol.reads, f.property, f.detail, f.chart, r.command
+        );
+    }
+    assert!(r.steps >= 100_000, "{}: only {} steps", r.protocol, r.steps);
+    assert!(
+        r.read_runs * 2 >= r.runs,
+        "{}: reads answered without the log in only {} of {} runs",
+        r.protocol,
+        r.read_runs,
+        r.runs
+    );
+    if follower_reads {
+        assert!(
+            r.follower_read_runs * 5 >= r.runs,
+            "{}: a follower answered reads in only {} of {} runs",
+            r.protocol,
+            r.follower_read_runs,
+            r.runs
+        );
+    }
+    eprintln!(
+        "{} reads {} follower {follower_reads}: {} runs, {} steps, {} with reads served without the log, {} by a follower",
+        r.protocol, opts.protocol.reads, r.runs, r.steps, r.read_runs, r.follower_read_runs
+    );
+}
+
+#[test]
+fn raft_read_index_holds_under_fault_schedules() {
+    reads_hold::<Raft<Cmd>>(false);
+}
+
+#[test]
+fn raft_follower_reads_hold_under_fault_schedules() {
+    reads_hold::<Raft<Cmd>>(true);
+}
+
+#[test]
+fn multipaxos_read_index_holds_under_fault_schedules() {
+    reads_hold::<MultiPaxos<Cmd>>(false);
+}
+
+#[test]
+fn multipaxos_follower_reads_hold_under_fault_schedules() {
+    reads_hold::<MultiPaxos<Cmd>>(true);
+}

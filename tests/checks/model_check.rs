@@ -4,7 +4,7 @@
 //! Each check asserts that every always-property holds *and* every sometimes-property is
 //! reached, so a model that silently does nothing cannot pass. Bounds are chosen so that all
 //! of these finish in a few minutes together on two cores; bigger configurations are the
-//! `#[ignore]`d tests at the end (`cargo test --test model_check -- --ignored`).
+//! `#[ignore]`d tests at the end (`cargo test --test checks model_check:: -- --ignored`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -161,10 +161,14 @@ const CRASH_DEPTH: usize = 11;
 
 #[test]
 fn raft_lossy() {
-    // Loss multiplies the branching (any message may vanish at any step): one term keeps the
-    // check small; elections, commits and replies all happen within it.
+    // Loss multiplies the branching (any message may vanish at any step): one term and a
+    // budget of two lost messages over a run keep the check small (unbounded loss at this
+    // depth took a minute and a half of the test command: `paxraft check raft --lossy
+    // --max-term 1 --ops 1 --no-pre-vote --no-check-quorum --depth 11`); elections, commits
+    // and replies all happen within it.
     let cfg = ModelConfig {
         lossy: true,
+        max_losses: Some(2),
         max_term: 1,
         ..cheap()
     };
@@ -234,6 +238,63 @@ fn multipaxos_lossy() {
     let s = run::<MultiPaxos<Cmd>>(cfg, PAXOS_SHIPS_DEPTH);
     assert_passes(&s);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reads without the log (ReadIndex, Ongaro's dissertation §6.4)
+// ---------------------------------------------------------------------------------------------
+
+/// One client that puts then gets, the get served by ReadIndex (and by a follower, with
+/// `follower_reads`): it starts after the put was answered, so a stale answer is a
+/// linearizability violation; the read must also come from applied state.
+fn reads(follower_reads: bool) -> ModelConfig {
+    let mut cfg = ModelConfig {
+        clients: 1,
+        ops: 2,
+        max_term: 1,
+        ..cheap()
+    };
+    cfg.protocol.reads = paxraft_impls::ReadMode::ReadIndex;
+    cfg.protocol.follower_reads = follower_reads;
+    cfg
+}
+
+fn assert_reads_pass(s: &Summary, follower_reads: bool) {
+    assert_passes(s);
+    reached(s, names::READ_SERVED);
+    assert!(
+        s.verdict(names::READS_FROM_APPLIED).is_some(),
+        "the read rule is checked"
+    );
+    if follower_reads {
+        reached(s, names::FOLLOWER_READ);
+    }
+}
+
+#[test]
+fn raft_read_index() {
+    let s = run::<Raft<Cmd>>(reads(false), READS_DEPTH);
+    assert_reads_pass(&s, false);
+}
+
+#[test]
+fn raft_follower_reads() {
+    let s = run::<Raft<Cmd>>(reads(true), READS_DEPTH);
+    assert_reads_pass(&s, true);
+}
+
+#[test]
+fn multipaxos_read_index() {
+    let s = run::<MultiPaxos<Cmd>>(reads(false), READS_DEPTH);
+    assert_reads_pass(&s, false);
+}
+
+#[test]
+fn multipaxos_follower_reads() {
+    let s = run::<MultiPaxos<Cmd>>(reads(true), READS_DEPTH);
+    assert_reads_pass(&s, true);
+}
+
+const READS_DEPTH: usize = 12;
 
 // ---------------------------------------------------------------------------------------------
 // Safety over every server and every slot: no-ops, and crashed servers' durable images
@@ -637,11 +698,24 @@ fn symmetry_explores_at_least_three_times_fewer_states() {
     assert!(ratio >= 1.5, "one client: {ratio:.2}x");
 }
 
-const SYMMETRY_DEPTH: usize = 14;
+const SYMMETRY_DEPTH: usize = 12;
 
 #[test]
 fn symmetry_still_catches_a_leader_committing_before_a_quorum() {
-    let s = run_with::<EagerCommit>(eager_commit_config(), EAGER_DEPTH, Strategy::Dfs, true);
+    // Stop at the first violation: DFS through every state of 13 actions takes minutes.
+    let search = SearchOptions {
+        strategy: Strategy::Dfs,
+        symmetry: true,
+        threads: 2,
+        depth: Some(EAGER_DEPTH),
+        stop_at: paxraft_models::check::StopAt::AnyViolation,
+    };
+    let s = check::<EagerCommit>(
+        &eager_commit_config(),
+        &search,
+        Duration::from_secs(3600),
+        |_| {},
+    );
     assert_caught(&s);
     assert!(s.under_approximation());
 }

@@ -1,0 +1,8 @@
+//! The threaded runtime under load, faults and crashes, checked end to end against the
+//! linearizability checker. One test binary (`cargo test --test runtime`), for the reason
+//! given in `tests/checks/main.rs`; the loom tests stay apart (`tests/loom_*.rs`), as they
+//! are built with `--cfg loom`. Filter by module: `cargo test --test runtime crash::`.
+
+mod crash;
+mod e2e;
+mod faults;
