@@ -4,6 +4,11 @@
 //! `UPDATE_GOLDEN=1 cargo test -p paxraft-impls --test scripts` rewrites the files with the
 //! outputs of now, for review with `git diff`; `SCRIPT=figure8` runs only the files whose name
 //! contains `figure8`.
+//!
+//! `impls/testdata/bugs/` holds scripts that switch a bug-zoo bug on (`cluster ... bug=NAME`):
+//! each shows the interleaving that breaks the bug's protocol and the `VIOLATION:` line the
+//! driver prints. They run when the switches are compiled in (the `bug-zoo` feature, which
+//! every workspace test build has; `cargo test -p paxraft-impls --features bug-zoo` alone).
 
 use std::path::{Path, PathBuf};
 
@@ -13,11 +18,11 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-/// The scripts, in name order, filtered by `SCRIPT`.
-fn scripts() -> Vec<PathBuf> {
+/// The scripts of `dir`, in name order, filtered by `SCRIPT`.
+fn scripts_in(dir: &Path) -> Vec<PathBuf> {
     let only = std::env::var("SCRIPT").unwrap_or_default();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .expect("impls/testdata exists")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the script directory exists")
         .map(|e| e.expect("readable directory").path())
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .filter(|p| {
@@ -26,6 +31,15 @@ fn scripts() -> Vec<PathBuf> {
         })
         .collect();
     files.sort();
+    files
+}
+
+/// The scripts to run: `testdata/`, and `testdata/bugs/` when the bug switches are compiled in.
+fn scripts() -> Vec<PathBuf> {
+    let mut files = scripts_in(&testdata());
+    if paxraft_impls::bugs::COMPILED {
+        files.extend(scripts_in(&testdata().join("bugs")));
+    }
     files
 }
 
@@ -91,6 +105,32 @@ fn scripts_print_what_their_files_expect() {
         files.len(),
         failures.join("\n")
     );
+}
+
+/// Every script of `testdata/bugs/` switches a bug on and shows the driver catching it: at
+/// least one `VIOLATION:` line, and the `cluster` line names the bug.
+#[test]
+fn every_bug_script_shows_its_violation() {
+    if !paxraft_impls::bugs::COMPILED {
+        eprintln!("the bug switches are not compiled in (feature bug-zoo): bug scripts skipped");
+        return;
+    }
+    let files = scripts_in(&testdata().join("bugs"));
+    assert!(!files.is_empty(), "no script in testdata/bugs");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable script");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("cluster ") && l.contains(" bug=")),
+            "{}: switches no bug on",
+            path.display()
+        );
+        assert!(
+            text.contains("VIOLATION: "),
+            "{}: shows no violation",
+            path.display()
+        );
+    }
 }
 
 #[test]

@@ -59,6 +59,13 @@ fn full(r: &SimReport, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         "  linearizability {} client ops checked ({:.0} ops/s), {} issued while the same client waited on another",
         r.lincheck_ops, r.lincheck_ops_per_sec, r.pipelined_ops
     )?;
+    if r.read_runs > 0 {
+        writeln!(
+            f,
+            "  reads           answered without the log in {} runs ({} by a follower)",
+            r.read_runs, r.follower_read_runs
+        )?;
+    }
     let s = &r.stats;
     writeln!(
         f,

@@ -50,6 +50,10 @@ struct LinStats {
     gave_up: Cell<u64>,
     /// Ops invoked while an earlier op of the same client was still unanswered.
     pipelined: Cell<u64>,
+    /// Runs that ended with a server that had answered a read without the log, and with a
+    /// follower that had.
+    read_runs: Cell<u64>,
+    follower_read_runs: Cell<u64>,
 }
 
 fn executor<'m, R: Replica<Cmd>>(
@@ -69,6 +73,17 @@ fn executor<'m, R: Replica<Cmd>>(
         .end_check(LINEARIZABLE, move |m, state, path| {
             if (0..m.actors.cfg.cfg.clients).any(|c| gave_up(m, state, c)) {
                 lin.gave_up.set(lin.gave_up.get() + 1);
+            }
+            let n = m.actors.cfg.cfg.servers;
+            let served = state.actor_states[..n]
+                .iter()
+                .filter_map(|a| a.server())
+                .fold(0u8, |bits, x| bits | x.served_reads);
+            if served != 0 {
+                lin.read_runs.set(lin.read_runs.get() + 1);
+            }
+            if served & 2 != 0 {
+                lin.follower_read_runs.set(lin.follower_read_runs.get() + 1);
             }
             let start = Instant::now();
             let h = history::<R>(m, path);
@@ -135,6 +150,11 @@ pub struct SimReport {
     /// Client ops invoked while an earlier op of the same client was unanswered, over all
     /// runs' histories (0 with `--pipeline 1`).
     pub pipelined_ops: u64,
+    /// Runs at whose end some server had answered a read without the log (`--reads
+    /// read-index`; a server that restarted forgets its own), and some follower had.
+    pub read_runs: u64,
+    /// Of those, runs in which a follower had (`--follower-reads`).
+    pub follower_read_runs: u64,
     /// The failure, if one was found.
     pub failure: Option<FoundFailure>,
 }
@@ -211,6 +231,8 @@ pub fn hunt_checking<R: Replica<Cmd>>(
         stats: totals.stats,
         gave_up_runs: lin.gave_up.get(),
         pipelined_ops: lin.pipelined.get(),
+        read_runs: lin.read_runs.get(),
+        follower_read_runs: lin.follower_read_runs.get(),
         failure,
     }
 }

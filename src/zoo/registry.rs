@@ -148,6 +148,16 @@ fn figure8_sim() -> SimOptions {
     o
 }
 
+/// A read bug's search: `k` with reads served by ReadIndex (and by followers too when
+/// `follower_reads`), one op at a time per client so that a read starts after the write
+/// before it was answered (a stale read is then a violation, not an overlap).
+fn reads_sim(k: SimKnobs, follower_reads: bool) -> SimOptions {
+    let mut o = sim(k);
+    o.protocol.reads = paxraft_impls::ReadMode::ReadIndex;
+    o.protocol.follower_reads = follower_reads;
+    o
+}
+
 fn model(config: ModelConfig, depth: usize) -> Detector {
     Detector::Model {
         config,
@@ -486,6 +496,51 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: None,
             known: "a promise sent, the acceptor crashes before persisting it",
             source: "Paxos Made Simple §2.3 (an acceptor remembers its promise through failures); effect contract rule 1",
+        },
+        ZooBug {
+            bug: ReadIndexBeforeTermCommit,
+            protocol: Protocol::Raft,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(reads_sim(RAFT_SIM, false)),
+            known_steps: None,
+            known: "3 nodes: L1 commits x on {L1,F1} and is cut off before F1 learns the commit; F1 leads and serves a read before committing an entry of its term",
+            source: "Ongaro's dissertation §6.4 (step 1); etcd #7331/#7332, TiKV #6340, RedisRaft #19 (Jepsen 2020)",
+        },
+        ZooBug {
+            bug: ReadWithoutQuorum,
+            protocol: Protocol::Raft,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(reads_sim(RAFT_SIM, false)),
+            known_steps: None,
+            known: "a leader cut off in a minority serves a read while the majority elected a new leader and committed a write",
+            source: "Ongaro's dissertation §6.4 (step 2); etcd #741 (Jepsen etcd 0.4.1), Consul #54",
+        },
+        ZooBug {
+            bug: FollowerReadNoWait,
+            protocol: Protocol::Raft,
+            property: names::READS_FROM_APPLIED,
+            detector: Detector::Schedules(reads_sim(RAFT_SIM, true)),
+            known_steps: None,
+            known: "a lagging follower answers at the leader's read index before it has applied it",
+            source: "Ongaro's dissertation §6.4 (followers wait to apply the read index); Consul #2644/#3154, openraft PR #964",
+        },
+        ZooBug {
+            bug: PaxosReadBeforeRecovery,
+            protocol: Protocol::MultiPaxos,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(reads_sim(PAXOS_SIM, false)),
+            known_steps: None,
+            known: "a new leader reads at its commit point before the slots its phase 1 recovered are chosen again",
+            source: "Ongaro's dissertation §6.4 (the read index covers every earlier commit) applied to Paxos; Paxos Made Live §5.2",
+        },
+        ZooBug {
+            bug: PaxosReadWithoutQuorum,
+            protocol: Protocol::MultiPaxos,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(reads_sim(PAXOS_SIM, false)),
+            known_steps: None,
+            known: "a leader whose ballot was preempted serves a read while a new leader chose a write",
+            source: "Paxos Made Live §5.2 (a master lease or a quorum round before a local read); Ongaro's dissertation §6.4",
         },
     ]
 }
