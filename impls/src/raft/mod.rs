@@ -36,7 +36,7 @@
 //! * **Reads without the log (diss. §6.4).** With [`ReadMode::ReadIndex`](crate::ReadMode)
 //!   a read is served at the leader's commit point once the leader has committed an entry of
 //!   its term and a majority has confirmed it still leads; a follower may serve it too, at an
-//!   index it asks the leader for, once it has applied that far ([`read`]).
+//!   index it asks the leader for, once it has applied that far (`read.rs`).
 //!
 //! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
 //! entry at once (the leader optimistically advances `next`); a follower whose position is
