@@ -159,7 +159,22 @@ fn fit(mut ids: Vec<ReadId>, pending: usize) -> (Vec<ReadId>, Vec<ReadId>) {
 impl<C: Command> Raft<C> {
     /// [`Replica::read`]: the leader confirms, a follower with `follower_reads` asks its
     /// leader, anyone else hands the reads back.
+    ///
+    /// A read asked again while it waits here (a host retrying it, perhaps because a request
+    /// or its answer was lost) is withdrawn from where it waited and taken as a new read: it
+    /// is answered once, and at an index fixed after the last time it was asked.
     pub(super) fn read_ids(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
+        self.reads.applying.retain(|(_, id)| !ids.contains(id));
+        for (_, waiting) in &mut self.reads.asking {
+            waiting.retain(|id| !ids.contains(id));
+        }
+        self.reads.asking.retain(|(_, waiting)| !waiting.is_empty());
+        if let RoleState::Leader { reads, .. } = &mut self.state {
+            for b in reads.batches.iter_mut().filter(|b| b.asker == Asker::Local) {
+                b.ids.retain(|id| !ids.contains(id));
+            }
+            reads.batches.retain(|b| !b.ids.is_empty());
+        }
         if ids.is_empty() {
             return;
         }
