@@ -6,7 +6,8 @@ use super::*;
 impl<C: Command> Raft<C> {
     /// Adopt a higher (or equal) term as a follower (§5.1). Persists a changed term. The lease
     /// starts lapsed, as etcd-raft's `becomeFollower` resets its leader: the caller that heard
-    /// from the leader itself renews it.
+    /// from the leader itself renews it. A leader's pending reads are handed back, and so are
+    /// the reads a follower asked about in the term it leaves (diss. §6.4; [`super::read`]).
     pub(super) fn become_follower(
         &mut self,
         term: u64,
@@ -14,20 +15,44 @@ impl<C: Command> Raft<C> {
         out: &mut Out<Self, C>,
     ) {
         debug_assert!(term >= self.term, "terms never go back");
-        let was_leader = self.is_leader();
-        if term > self.term {
+        let new_term = term > self.term;
+        if new_term {
             self.term = term;
             self.voted_for = None;
             self.persist_hard_state(out);
         }
-        self.state = RoleState::Follower {
-            leader_alive: false,
-        };
+        let old = std::mem::replace(
+            &mut self.state,
+            RoleState::Follower {
+                leader_alive: false,
+            },
+        );
         self.leader = leader;
-        if was_leader {
+        if let RoleState::Leader { reads, .. } = old {
             out.cancel_timer(RaftTimer::Heartbeat);
             self.arm_election_timer(out);
+            self.reads_on_step_down(reads, leader, out);
         }
+        if new_term {
+            self.reads_on_new_term(leader, out);
+        }
+    }
+
+    /// A message of the current leader arrived (an append or a read round): follow it, renew
+    /// the lease and put off our own election (§5.2).
+    pub(super) fn heard_from_leader(&mut self, from: NodeId, term: u64, out: &mut Out<Self, C>) {
+        if self.role() != Role::Follower {
+            // A leader of our term exists (§5.2: a candidate that hears from the leader of its
+            // term steps down).
+            debug_assert!(
+                !self.is_leader() || self.cfg.any_bug(),
+                "two leaders in term {term}"
+            );
+            self.become_follower(term, Some(from), out);
+        }
+        self.leader = Some(from);
+        self.state = RoleState::Follower { leader_alive: true };
+        self.arm_election_timer(out);
     }
 
     /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
@@ -54,6 +79,7 @@ impl<C: Command> Raft<C> {
         self.term += 1;
         self.voted_for = Some(self.id);
         self.persist_hard_state(out);
+        self.reads_on_new_term(None, out);
         self.arm_election_timer(out);
         if self.has_quorum(votes) {
             return self.become_leader(out); // a cluster of one
@@ -105,6 +131,7 @@ impl<C: Command> Raft<C> {
                 };
                 self.members.len()
             ],
+            reads: LeaderReads::new(self.members.len()),
         };
         out.cancel_timer(RaftTimer::Election);
         self.append_local(

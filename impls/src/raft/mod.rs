@@ -33,6 +33,10 @@
 //! * **CheckQuorum (diss. §6.2).** A leader that has not heard from a majority within an
 //!   election timeout steps down; a follower that heard from its leader within the timeout
 //!   refuses to vote (a leader lease), so a partially connected node cannot disrupt.
+//! * **Reads without the log (diss. §6.4).** With [`ReadMode::ReadIndex`](crate::ReadMode)
+//!   a read is served at the leader's commit point once the leader has committed an entry of
+//!   its term and a majority has confirmed it still leads; a follower may serve it too, at an
+//!   index it asks the leader for, once it has applied that far (`read.rs`).
 //!
 //! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
 //! entry at once (the leader optimistically advances `next`); a follower whose position is
@@ -46,8 +50,8 @@ use serde::{Deserialize, Serialize};
 use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, Replica, Role, Slot,
-    Status, StepCheck,
+    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, Replica, Role,
+    Slot, Status, StepCheck,
 };
 
 /// The names of Raft's invariants, defined once: checkers, the bug zoo and the report
@@ -68,9 +72,15 @@ pub mod names {
 
 mod election;
 mod invariants;
+mod read;
+#[cfg(test)]
+mod read_tests;
 mod replication;
 #[cfg(test)]
 mod tests;
+
+pub use read::MAX_PENDING_READS;
+use read::{FollowerReads, LeaderReads};
 
 use invariants::{
     committed_stable, election_safety, leader_completeness, log_matching, one_vote_per_term,
@@ -131,6 +141,43 @@ pub enum RaftMsg<C> {
         /// What the follower did with the append.
         result: AppendResult,
     },
+    /// ReadIndex's leadership check (diss. §6.4): round `round` of the leader of `term`. A
+    /// follower treats it as hearing from its leader, as an append.
+    ReadConfirm {
+        /// The leader's term.
+        term: u64,
+        /// The round, numbered within the leadership.
+        round: u64,
+    },
+    /// Reply to ReadConfirm, echoing its round.
+    ReadAck {
+        /// The follower's term.
+        term: u64,
+        /// The round acknowledged.
+        round: u64,
+    },
+    /// A follower asks its leader for a read index for reads `ids` (diss. §6.4, "followers
+    /// could also help").
+    ReadIndex {
+        /// The follower's term.
+        term: u64,
+        /// The follower's number for this request, echoed in the answer.
+        req: u64,
+        /// The reads waiting for the answer.
+        ids: Vec<ReadId>,
+    },
+    /// The leader's answer to ReadIndex: the read index for `ids`, or `None` if it cannot
+    /// give one (not the leader, or too many reads pending).
+    ReadIndexReply {
+        /// The leader's term.
+        term: u64,
+        /// The request answered.
+        req: u64,
+        /// The reads answered.
+        ids: Vec<ReadId>,
+        /// The read index, or a refusal.
+        index: Option<Slot>,
+    },
 }
 
 impl<C> RaftMsg<C> {
@@ -141,7 +188,11 @@ impl<C> RaftMsg<C> {
             RaftMsg::RequestVote { term, .. }
             | RaftMsg::Vote { term, .. }
             | RaftMsg::Append { term, .. }
-            | RaftMsg::AppendReply { term, .. } => *term,
+            | RaftMsg::AppendReply { term, .. }
+            | RaftMsg::ReadConfirm { term, .. }
+            | RaftMsg::ReadAck { term, .. }
+            | RaftMsg::ReadIndex { term, .. }
+            | RaftMsg::ReadIndexReply { term, .. } => *term,
         }
     }
 
@@ -263,7 +314,13 @@ enum RoleState {
     Candidate { votes: u8 },
     /// `active`: bitmask of members heard from since the last CheckQuorum round.
     /// `progress`: one entry per member (this replica's own entry is unused).
-    Leader { active: u8, progress: Vec<Progress> },
+    /// `reads`: ReadIndex rounds and the reads waiting on them (diss. §6.4), handed back when
+    /// the leadership ends.
+    Leader {
+        active: u8,
+        progress: Vec<Progress>,
+        reads: LeaderReads,
+    },
 }
 
 impl RoleState {
@@ -294,6 +351,8 @@ pub struct Raft<C> {
     state: RoleState,
     leader: Option<NodeId>,
     commit: Slot,
+    /// Reads served as a follower (diss. §6.4): asked of the leader, or waiting to apply.
+    reads: FollowerReads,
 }
 
 impl<C: Command> Raft<C> {
@@ -401,6 +460,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             },
             leader: None,
             commit: 0,
+            reads: FollowerReads::default(),
         };
         r.arm_election_timer(out);
         r
@@ -433,8 +493,9 @@ impl<C: Command> Replica<C> for Raft<C> {
                     return;
                 }
                 // A refusal or a reply from a later term ends a campaign or a leadership; an
-                // append names the new term's leader.
-                let leader = matches!(msg, RaftMsg::Append { .. }).then_some(from);
+                // append or a read round names the new term's leader.
+                let leader = matches!(msg, RaftMsg::Append { .. } | RaftMsg::ReadConfirm { .. })
+                    .then_some(from);
                 self.become_follower(term, leader, out);
             }
         } else if term < self.term {
@@ -451,7 +512,17 @@ impl<C: Command> Replica<C> for Raft<C> {
                     term,
                     result: AppendResult::StaleTerm,
                 },
-                RaftMsg::Vote { .. } | RaftMsg::AppendReply { .. } => return,
+                RaftMsg::ReadConfirm { round, .. } => RaftMsg::ReadAck { term, round },
+                RaftMsg::ReadIndex { req, ids, .. } => RaftMsg::ReadIndexReply {
+                    term,
+                    req,
+                    ids,
+                    index: None,
+                },
+                RaftMsg::Vote { .. }
+                | RaftMsg::AppendReply { .. }
+                | RaftMsg::ReadAck { .. }
+                | RaftMsg::ReadIndexReply { .. } => return,
             };
             return out.send(from, refusal);
         }
@@ -475,6 +546,12 @@ impl<C: Command> Replica<C> for Raft<C> {
                 commit,
             } => self.on_append(from, term, prev_index, prev_term, entries, commit, out),
             RaftMsg::AppendReply { result, .. } => self.on_append_reply(from, result, out),
+            RaftMsg::ReadConfirm { term, round } => self.on_read_confirm(from, term, round, out),
+            RaftMsg::ReadAck { round, .. } => self.on_read_ack(from, round, out),
+            RaftMsg::ReadIndex { req, ids, .. } => self.on_read_index(from, req, ids, out),
+            RaftMsg::ReadIndexReply {
+                req, ids, index, ..
+            } => self.on_read_index_reply(req, ids, index, out),
         }
     }
 
@@ -504,6 +581,7 @@ impl<C: Command> Replica<C> for Raft<C> {
                         self.send_append(pos, true, out);
                     }
                 }
+                self.resend_read_round(out);
                 out.set_timer(
                     RaftTimer::Heartbeat,
                     self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
@@ -535,6 +613,12 @@ impl<C: Command> Replica<C> for Raft<C> {
         );
         self.broadcast_append(out);
         self.maybe_commit(out);
+    }
+
+    const READS: bool = true;
+
+    fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
+        self.read_ids(ids, out);
     }
 
     fn status(&self) -> Status {
@@ -625,7 +709,10 @@ impl<C: Command> Replica<C> for Raft<C> {
             return true;
         }
         match *msg {
-            RaftMsg::RequestVote { .. } | RaftMsg::Append { .. } => false,
+            RaftMsg::RequestVote { .. }
+            | RaftMsg::Append { .. }
+            | RaftMsg::ReadConfirm { .. }
+            | RaftMsg::ReadIndex { .. } => false,
             // A pre-vote reply counts only at `self.term + 1`, or steps us down when it is a
             // refusal from a later term: one at or below our term is dead. (A grant for
             // `self.term + 1` that finds us a follower is not: a later pre-campaign in the
@@ -638,14 +725,19 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::Vote { term, .. } => {
                 term < self.term || (term == self.term && self.role() != Role::Candidate)
             }
-            RaftMsg::AppendReply { term, .. } => {
+            RaftMsg::AppendReply { term, .. } | RaftMsg::ReadAck { term, .. } => {
                 term < self.term || (term == self.term && !self.is_leader())
+            }
+            // An answer serves only the request it names, while that request waits; requests
+            // are numbered upwards, so one that no longer waits never will again.
+            RaftMsg::ReadIndexReply { term, req, .. } => {
+                term < self.term || (term == self.term && !self.reads.may_answer(req))
             }
         }
     }
 
     // Symmetry reduction: Raft treats every node alike, so renaming is exact. Its messages
-    // carry no node ids (the sender is implied).
+    // carry no node ids (the sender is implied; read ids are the host's, not nodes').
     const RENAMES: bool = true;
 
     fn rename(&mut self, map: &Renaming) {
@@ -657,9 +749,14 @@ impl<C: Command> Replica<C> for Raft<C> {
             RoleState::PreCandidate { votes } | RoleState::Candidate { votes } => {
                 *votes = map.mask(&self.members, *votes);
             }
-            RoleState::Leader { active, progress } => {
+            RoleState::Leader {
+                active,
+                progress,
+                reads,
+            } => {
                 *active = map.mask(&self.members, *active);
                 map.by_position(&self.members, progress);
+                reads.rename(map, &self.members);
             }
         }
     }

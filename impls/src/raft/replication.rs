@@ -90,7 +90,8 @@ impl<C: Command> Raft<C> {
         }
     }
 
-    /// Commit every entry up to `to`, reporting the commands in slot order.
+    /// Commit every entry up to `to`, reporting the commands in slot order, then the reads
+    /// that waited for them (diss. §6.4).
     pub(super) fn advance_commit(&mut self, to: Slot, out: &mut Out<Self, C>) {
         debug_assert!(to <= self.last_index(), "cannot commit past the log");
         let from = self.commit;
@@ -100,6 +101,7 @@ impl<C: Command> Raft<C> {
             }
         }
         self.commit = to;
+        self.reads_on_commit(out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -113,18 +115,7 @@ impl<C: Command> Raft<C> {
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
-        if self.role() != Role::Follower {
-            // A leader of our term exists (§5.2: a candidate that hears from the leader of its
-            // term steps down).
-            debug_assert!(
-                !self.is_leader() || self.cfg.any_bug(),
-                "two leaders in term {term}"
-            );
-            self.become_follower(term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.state = RoleState::Follower { leader_alive: true };
-        self.arm_election_timer(out);
+        self.heard_from_leader(from, term, out);
 
         // §5.3 consistency check.
         let reject = match self.term_at(prev_index) {

@@ -177,6 +177,7 @@ fn leading(n: usize) -> RoleState {
     RoleState::Leader {
         active: 0,
         progress: vec![pr; n],
+        reads: LeaderReads::new(n),
     }
 }
 
@@ -1366,6 +1367,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
     r.state = RoleState::Leader {
         active: 0b101, // n0 and n2
         progress: vec![p(9, 0), p(3, 2), p(2, 0)],
+        reads: LeaderReads::new(3),
     };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
@@ -1377,6 +1379,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
         RoleState::Leader {
             active: 0b011, // n1 and n0 were heard
             progress: vec![p(2, 0), p(9, 0), p(3, 2)],
+            reads: LeaderReads::new(3),
         }
     );
     // A candidate's votes move the same way.
