@@ -521,6 +521,7 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 /// log and by read index (when Raft has that path), half a point's time each.
 fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::BenchError> {
     use bench::ReadPath;
+    let start = Instant::now();
     let paths = [ReadPath::Log, ReadPath::ReadIndex];
     let points = bench::compare_reads(
         Protocol::Raft,
@@ -539,8 +540,9 @@ fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::B
             })
     };
     Ok(format!(
-        "reads, raft at 90% reads: log {}, read-index {} (cargo bench -- reads: every path)",
+        "reads, raft at 90% reads: log {}, read-index {} ({:.1} s; every path: cargo bench -- reads)",
         at(ReadPath::Log),
-        at(ReadPath::ReadIndex)
+        at(ReadPath::ReadIndex),
+        start.elapsed().as_secs_f64()
     ))
 }

@@ -167,3 +167,68 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
          alone: their p50 is the latency of a read on that path.</p></section>",
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(protocol: &str, path: &str, percent: u8, outstanding: usize, ops: f64) -> ReadPoint {
+        ReadPoint {
+            path: path.into(),
+            read_percent: percent,
+            point: BenchPoint {
+                protocol: protocol.into(),
+                servers: 3,
+                outstanding,
+                payload_bytes: 0,
+                ops_per_sec: ops,
+                p50_us: 12.5,
+                p99_us: 40.0,
+                p999_us: 90.0,
+                ops: 1000,
+                provenance: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_section_charts_loads_lists_every_point_and_says_how_to_fill_it_when_empty() {
+        let mut h = String::new();
+        section(&mut h, &[]);
+        assert!(h.contains("cargo bench --bench throughput -- reads"), "{h}");
+        assert!(!h.contains("<svg"));
+
+        let points = [
+            point("raft", "log", 90, 256, 7e5),
+            point("raft", "read-index", 90, 256, 1.4e6),
+            point("raft", "log", 50, 256, 8e5),
+            point("raft", "read-index", 100, 1, 6e4),
+        ];
+        let mut h = String::new();
+        section(&mut h, &points);
+        assert_eq!(h.matches("<svg").count(), 1, "one chart");
+        assert!(h.contains("Reads: throughput by read share"));
+        // One row per point, the single client's among them.
+        assert_eq!(h.matches("<tr><td").count(), 4);
+        assert!(h.contains("1.4M") && h.contains("read-index"), "{h}");
+    }
+
+    #[test]
+    fn merging_replaces_the_same_point_and_a_short_run_keeps_a_longer_one() {
+        let dir = std::env::temp_dir().join(format!("paxraft-reads-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        merge(&dir, &[point("raft", "log", 90, 256, 1.0)]).unwrap();
+        merge(&dir, &[point("raft", "log", 90, 256, 2.0)]).unwrap();
+        merge(&dir, &[point("raft", "log", 50, 256, 3.0)]).unwrap();
+        let mut short = point("raft", "log", 90, 256, 9.0);
+        short.point.ops = 10;
+        merge_short(&dir, &[short]).unwrap();
+        let saved: Vec<(u8, f64)> = load(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| (p.read_percent, p.point.ops_per_sec))
+            .collect();
+        assert_eq!(saved, [(50, 3.0), (90, 2.0)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
