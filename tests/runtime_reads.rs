@@ -3,7 +3,7 @@
 //! Which protocols these run on: every test is written for any protocol, and each protocol's
 //! case runs when that protocol has a read path (`Replica::READS`). Raft and multi-Paxos turn
 //! theirs on in their own modules; until a protocol does, its read-index cases reduce to
-//! checking that its reads still go through the log (`a_protocol_without_a_read_path_...`),
+//! checking that its reads still go through the log (`reads_skip_the_log_exactly_when_...`),
 //! and the runtime's own read path is exercised through [`SoloReads`], a test protocol that
 //! wraps Raft in a one-node cluster and serves reads at its commit point (what ReadIndex
 //! amounts to when the leader is the whole quorum: Ongaro's dissertation §6.4). The test
@@ -225,9 +225,10 @@ fn solo_log_reads_go_through_the_log() {
 }
 
 #[test]
-fn a_protocol_without_a_read_path_sends_reads_through_the_log_whatever_the_config() {
-    // Runs for a protocol whose READS is false (the check in `put_then_get` then expects
-    // every read in the log); for one with a read path it checks the path instead.
+fn reads_skip_the_log_exactly_when_the_protocol_has_a_read_path() {
+    // With reads=read-index, a protocol whose READS is false still sends every read through
+    // the log (`put_then_get` then expects 20 reads in the log); one with a read path sends
+    // none there.
     put_then_get::<RaftKv>(3, runtime(ReadMode::ReadIndex, false), None);
     put_then_get::<PaxosKv>(3, runtime(ReadMode::ReadIndex, false), None);
 }
@@ -268,9 +269,9 @@ fn every_registered_consensus_protocol_serves_reads_without_the_log() {
     assert!(lacking.is_empty(), "no read path in {lacking:?}");
 }
 
-/// A follower with follower reads on serves a read itself: the pinned reader's reads are
-/// answered while the leader never sees them (the follower is the only node the client
-/// talks to for reads, and its answers are the values acknowledged before).
+/// A client reading from a follower with follower reads on gets the value acknowledged
+/// before, read after read (the follower serves them, or hands them back to be read at the
+/// leader when it knows none: either way the answer must include the write).
 fn follower_serves<R: Replica<Cmd<Kv>>>() {
     if !R::READS {
         return;
