@@ -13,7 +13,7 @@
 //! tracked by [`Pending`](super::Pending) like any request, so a node going down answers it
 //! `Retry`; this table dies with the node's thread.
 //!
-//! Bounds: at most `cap` reads are outstanding at once ([`READS_IN_FLIGHT`] in the runtime);
+//! Bounds: at most `cap` reads are outstanding at once ([`READS_IN_FLIGHT`](super::READS_IN_FLIGHT) in the runtime);
 //! beyond it [`Reads::start`] says [`Start::Full`] and the node sends the read through the
 //! log like a write, so a read is never refused or lost for want of room. A resend of a read
 //! still outstanding here is the same read ([`Start::Waiting`]), not a second one.
