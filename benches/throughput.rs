@@ -4,15 +4,25 @@
 //! Criterion reports ops/s (`Throughput::Elements`, one element per committed operation);
 //! latency p50/p99/p99.9 of every measured operation goes to `reports/data/bench.json`.
 //!
-//! `PAXRAFT_BENCH_QUICK=1`: 3 servers, 1 and 1024 outstanding, empty commands, 1 s each.
+//! Reads (groups `reads-{protocol}-3n-{path}`): 100%, 90% and 50% gets among puts, at 256
+//! outstanding requests, for each read path (log, read-index, follower-reads) the protocol
+//! has, 3 servers; plus one client alone doing gets (`1-client-reads`), whose p50 is a read's
+//! latency on that path. Points go to `reports/data/reads.json`. A path a protocol lacks
+//! (`Replica::READS` false) is skipped with a note. Run only these with
+//! `cargo bench --bench throughput -- reads`; 2 s measured per point (+0.5 s warm-up), about
+//! 3 s a point with the cluster's start: 24 points when both protocols have a read path.
+//!
+//! `PAXRAFT_BENCH_QUICK=1`: 3 servers, 1 and 1024 outstanding, empty commands, 1 s each;
+//! reads at 90% only.
 
 mod common;
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode, Throughput};
-use paxraft::bench::{self, AnyLoad, LoadConfig};
+use paxraft::bench::{self, AnyLoad, LoadConfig, ReadLoad, ReadPath, READ_MIXES};
 use paxraft::protocol::Protocol;
+use paxraft::report::reads::{self as saved_reads, ReadPoint};
 use paxraft::results::{BenchPoint, Results};
 
 fn main() {
@@ -54,6 +64,7 @@ fn main() {
                         outstanding: out,
                         payload_bytes: payload,
                         clients: 0,
+                        reads: ReadLoad::default(),
                     };
                     // Started on first use, so a filtered-out point costs nothing.
                     let mut load: Option<Box<dyn AnyLoad>> = None;
@@ -81,5 +92,67 @@ fn main() {
             }
         }
     }
-    common::finish(&c, "throughput", |dir| Results::merge_bench(dir, &points));
+    let read_points = reads(&mut c, quick);
+    common::finish(&c, "throughput", |dir| {
+        Results::merge_bench(dir, &points)?;
+        saved_reads::merge(dir, &read_points)
+    });
+}
+
+/// The read groups: every read path × read share for each protocol, and one client's reads.
+fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
+    let mixes: &[u8] = if quick { &[90] } else { &READ_MIXES };
+    let time = |d: Duration| if quick { d / 2 } else { d };
+    let mut points = Vec::new();
+    for protocol in Protocol::REPLICATED {
+        for path in ReadPath::ALL {
+            if !bench::has_read_path(protocol, path) {
+                // Not a failure: the protocol serves reads through the log only (READS false).
+                println!("  reads-{protocol}-3n-{path}: skipped, {protocol} has no such read path");
+                continue;
+            }
+            let mut g = c.benchmark_group(format!("reads-{}-3n-{path}", protocol.name()));
+            g.throughput(Throughput::Elements(1))
+                .sampling_mode(SamplingMode::Flat)
+                .warm_up_time(time(Duration::from_millis(500)))
+                .measurement_time(time(Duration::from_secs(2)));
+            // Loads of several clients at each read share, then one client alone reading.
+            let loads = mixes
+                .iter()
+                .map(|&percent| (format!("{percent}pct-reads"), percent, 256))
+                .chain([("1-client-reads".to_string(), 100, 1)]);
+            for (id, percent, outstanding) in loads {
+                let cfg = LoadConfig {
+                    protocol,
+                    servers: 3,
+                    outstanding,
+                    payload_bytes: 0,
+                    clients: 0,
+                    reads: ReadLoad { percent, path },
+                };
+                let mut load: Option<Box<dyn AnyLoad>> = None;
+                g.bench_function(BenchmarkId::from_parameter(&id), |b| {
+                    b.iter_custom(|iters| {
+                        let l = load.get_or_insert_with(|| {
+                            bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+                        });
+                        l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+                    })
+                });
+                if let Some(l) = load {
+                    if l.errors() > 0 {
+                        eprintln!("warning: {cfg:?}: {} requests timed out", l.errors());
+                    }
+                    let p = l.point();
+                    println!(
+                        "  {} {path} {percent}% reads, {outstanding} outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
+                        p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
+                    );
+                    points.push(bench::read_point(&cfg, p));
+                }
+            }
+            g.finish();
+        }
+    }
+    points
 }

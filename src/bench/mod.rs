@@ -12,6 +12,9 @@
 //!   restarted node takes to rebuild its state machine from its log and catch up.
 //! * [`compare`]: a few points of the sweep, short, for the tour; results are saved where
 //!   the report reads them.
+//! * Reads ([`ReadLoad`]): a share of the operations are gets, served by one of the
+//!   [`ReadPath`]s (through the log, by read index at the leader, or by read index at any
+//!   node with follower reads); [`compare_reads`] is the tour's short comparison of two paths.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,13 +23,15 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::Replica;
+use paxraft_impls::{NodeId, Replica};
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{BenchPoint, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 
+mod reads;
 mod recovery;
+pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{recovery, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig};
 
 /// Why a load, a measurement or a recovery run could not be made.
@@ -93,6 +98,19 @@ pub enum BenchError {
     /// A load thread panicked.
     #[error("load thread panicked")]
     LoadThreadPanicked,
+    /// A read path other than the log, on a protocol that has none ([`Replica::READS`]).
+    #[error(
+        "{protocol} has no read path without the log (READS is false): cannot measure {path} reads"
+    )]
+    NoReadPath {
+        /// The protocol.
+        protocol: &'static str,
+        /// The path asked for.
+        path: &'static str,
+    },
+    /// A read share above 100%.
+    #[error("read share must be 0 to 100%, got {0}%")]
+    ReadPercent(u8),
     /// The results could not be saved.
     #[error("{dir}: {source}")]
     Save {
@@ -130,6 +148,8 @@ pub struct LoadConfig {
     pub payload_bytes: usize,
     /// Client threads; 0 picks [`default_clients`].
     pub clients: usize,
+    /// What share of the operations are gets, and how they are served (default: none).
+    pub reads: ReadLoad,
 }
 
 /// Most client threads by default. The replicas already take a thread each and the machine
@@ -159,6 +179,9 @@ impl LoadConfig {
         if self.payload_bytes > 1 << 20 {
             return Err(BenchError::PayloadTooLarge(self.payload_bytes));
         }
+        if self.reads.percent > 100 {
+            return Err(BenchError::ReadPercent(self.reads.percent));
+        }
         Ok(())
     }
 
@@ -179,6 +202,10 @@ struct Driven<R: Replica<Cmd<Kv>>> {
     hist: Histogram<u64>,
     key: u64,
     errors: u64,
+    /// Percent of operations that are gets.
+    read_percent: u64,
+    /// Operations issued so far (spreads the gets evenly: exactly `read_percent` of them).
+    issued: u64,
 }
 
 /// Latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits.
@@ -196,7 +223,12 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
         while done < n {
             while sent < n && self.client.outstanding() < self.window {
                 self.key = (self.key + 1) % 1024;
-                let op = KvOp::Put(self.key, payload.to_vec());
+                self.issued += 1;
+                let op = if is_read(self.issued, self.read_percent) {
+                    KvOp::Get(self.key)
+                } else {
+                    KvOp::Put(self.key, payload.to_vec())
+                };
                 let seq = self
                     .client
                     .send(op)
@@ -224,10 +256,24 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
     }
 }
 
+/// Whether a load's `n`-th operation (from 1) is a get, at `percent`% gets: exactly that
+/// share of every 100, spread evenly among the puts.
+fn is_read(n: u64, percent: u64) -> bool {
+    n * percent / 100 != (n - 1) * percent / 100
+}
+
 /// A cluster of `servers` replicas that has elected a leader and committed: one blocking
 /// request returns once it has.
 fn started<R: Replica<Cmd<Kv>>>(servers: usize) -> Result<Cluster<R, Kv>, BenchError> {
-    let mut cluster: Cluster<R, Kv> = Cluster::new(servers, RuntimeConfig::default())?;
+    started_with(servers, RuntimeConfig::default())
+}
+
+/// [`started`], with `cfg`.
+fn started_with<R: Replica<Cmd<Kv>>>(
+    servers: usize,
+    cfg: RuntimeConfig,
+) -> Result<Cluster<R, Kv>, BenchError> {
+    let mut cluster: Cluster<R, Kv> = Cluster::new(servers, cfg)?;
     let mut probe = cluster.client(ClientConfig::default());
     probe
         .submit(KvOp::Put(0, Vec::new()))
@@ -260,14 +306,25 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
     /// Start the cluster, wait until it commits, and make the clients.
     pub fn start(cfg: LoadConfig) -> Result<Self, BenchError> {
         cfg.validate()?;
-        let mut cluster = started::<R>(cfg.servers)?;
+        let path = cfg.reads.path;
+        if path != ReadPath::Log && !R::READS {
+            return Err(BenchError::NoReadPath {
+                protocol: R::NAME,
+                path: path.name(),
+            });
+        }
+        let mut cluster = started_with::<R>(cfg.servers, path.runtime())?;
         let k = cfg.client_count();
         let clients = (0..k)
             .map(|i| {
                 let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+                // Follower reads: each client reads from its own node, spreading the reads.
+                let read_from = (path == ReadPath::FollowerReads)
+                    .then(|| NodeId((i % cfg.servers.max(1)) as u8));
                 Driven {
                     client: cluster.client(ClientConfig {
                         max_outstanding: window,
+                        read_from,
                         ..ClientConfig::default()
                     }),
                     window,
@@ -275,6 +332,8 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
                     hist: histogram(),
                     key: i as u64 * 7,
                     errors: 0,
+                    read_percent: u64::from(cfg.reads.percent),
+                    issued: 0,
                 }
             })
             .collect();
@@ -458,6 +517,7 @@ pub fn compare(
                 outstanding,
                 payload_bytes: 0,
                 clients: 0,
+                reads: ReadLoad::default(),
             });
         }
     }
@@ -487,6 +547,7 @@ mod tests {
             outstanding,
             payload_bytes: 8,
             clients: 0,
+            reads: ReadLoad::default(),
         }
     }
 

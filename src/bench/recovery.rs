@@ -98,6 +98,7 @@ fn rebuild<R: Hosted>(
         outstanding: 256,
         payload_bytes: 0,
         clients: 0,
+        reads: super::ReadLoad::default(),
     })?;
     load.run(ops)?;
     let cluster = &mut load.cluster;
@@ -203,6 +204,8 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                 hist: histogram(),
                 key: i as u64,
                 errors: 0,
+                read_percent: 0,
+                issued: 0,
             }
         })
         .collect();

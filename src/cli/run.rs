@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use paxraft_impls::sm::{Kv, KvOp};
+use paxraft_impls::{NodeId, ReadMode};
 
 use super::bad;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
@@ -20,6 +21,25 @@ pub enum StorageKind {
     Memory,
     /// Append-only files with fsync (in a temporary directory).
     File,
+}
+
+/// How the cluster serves reads (`--reads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadsArg {
+    /// Through the log, as commands.
+    Log,
+    /// By read index (Raft dissertation §6.4): one confirmation round, no log write. A
+    /// protocol without a read path still sends reads through the log (said on stderr).
+    ReadIndex,
+}
+
+impl From<ReadsArg> for ReadMode {
+    fn from(a: ReadsArg) -> ReadMode {
+        match a {
+            ReadsArg::Log => ReadMode::Log,
+            ReadsArg::ReadIndex => ReadMode::ReadIndex,
+        }
+    }
 }
 
 /// Arguments of `paxraft run`.
@@ -43,6 +63,16 @@ pub struct RunArgs {
     /// Durable storage.
     #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
     pub storage: StorageKind,
+    /// Percent of operations that are gets (the rest are puts).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub read_percent: u8,
+    /// How reads are served.
+    #[arg(long, value_enum, default_value_t = ReadsArg::Log)]
+    pub reads: ReadsArg,
+    /// Followers serve reads too (needs `--reads read-index`); client i reads from node
+    /// i mod servers.
+    #[arg(long)]
+    pub follower_reads: bool,
 }
 
 /// Run the subcommand.
@@ -67,7 +97,15 @@ impl ProtocolVisitor for Go<'_> {
 }
 
 fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
-    let cfg = RuntimeConfig::default();
+    let mut cfg = RuntimeConfig::default();
+    cfg.protocol.reads = args.reads.into();
+    cfg.protocol.follower_reads = args.follower_reads;
+    if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
+        eprintln!(
+            "note: {} has no read path without the log: its reads go through the log",
+            R::NAME
+        );
+    }
     let mut cluster: Cluster<R, Kv> = match args.storage {
         StorageKind::Memory => Cluster::new(args.servers, cfg)?,
         StorageKind::File => {
@@ -91,8 +129,12 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
     for i in 0..args.clients as u64 {
         let mut c = cluster.client(ClientConfig {
             max_outstanding: args.outstanding,
+            read_from: args
+                .follower_reads
+                .then(|| NodeId((i % args.servers as u64) as u8)),
             ..ClientConfig::default()
         });
+        let read_percent = u64::from(args.read_percent);
         let n = per + u64::from(i < extra);
         let (done, bar, window) = (Arc::clone(&done), bar.clone(), args.outstanding);
         threads.push(std::thread::spawn(move || {
@@ -106,7 +148,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
             while (lat.len() as u64) + errors < n {
                 let now = start.elapsed().as_nanos() as u64;
                 while sent < n && c.outstanding() < window {
-                    let op = KvOp::Put(sent % 1024, Vec::new());
+                    // Exactly `read_percent` of every 100 operations are gets, spread out.
+                    let n = sent + 1;
+                    let op = if n * read_percent / 100 != sent * read_percent / 100 {
+                        KvOp::Get(sent % 1024)
+                    } else {
+                        KvOp::Put(sent % 1024, Vec::new())
+                    };
                     let seq = c.send(op).map_err(|e| format!("send: {e}"))?;
                     debug_assert_eq!(seq as usize, sent_at.len());
                     sent_at.push(now);
@@ -148,13 +196,16 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
             .map_or(0.0, |&ns| ns as f64 / 1000.0)
     };
     println!(
-        "{} {} servers, {} clients x {} outstanding, {:?} storage: {} ops in {:.2} s = {:.0} ops/s; \
+        "{} {} servers, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
          latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors",
         R::NAME,
         args.servers,
         args.clients,
         args.outstanding,
         args.storage,
+        args.read_percent,
+        ReadMode::from(args.reads),
+        if args.follower_reads { ", follower reads" } else { "" },
         lat.len(),
         secs,
         lat.len() as f64 / secs,

@@ -1,6 +1,7 @@
 //! The tour: what `cargo run --release` does with no arguments. Default model checks of both
 //! protocols, a short fault-schedule run of each, the bug zoo (a quick subset, when this build
-//! carries the bug switches), a short throughput comparison, then the HTML report.
+//! carries the bug switches), a short throughput comparison (with one line on the read paths),
+//! then the HTML report.
 //!
 //! Each stage has its own progress bar and ends with a short result line; a stage that fails
 //! (or panics) is reported and the next one runs anyway, so the report is always written.
@@ -489,6 +490,7 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     };
     let top = opts.outstanding.iter().copied().max().unwrap_or(0);
     let low = opts.outstanding.iter().copied().min().unwrap_or(0);
+    let reads = read_paths(opts, top);
     for proto in Protocol::ALL {
         let at = |n: usize| {
             points
@@ -506,5 +508,41 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
             );
         }
     }
-    StageStatus::Passed
+    match reads {
+        Ok(line) => {
+            let _ = writeln!(out, "  {line}");
+            StageStatus::Passed
+        }
+        Err(e) => StageStatus::Error(format!("reads: {e}")),
+    }
+}
+
+/// The read paths in one line: Raft at 90% reads and the comparison's top load, through the
+/// log and by read index (when Raft has that path), half a point's time each.
+fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::BenchError> {
+    use bench::ReadPath;
+    let start = Instant::now();
+    let paths = [ReadPath::Log, ReadPath::ReadIndex];
+    let points = bench::compare_reads(
+        Protocol::Raft,
+        &paths,
+        90,
+        outstanding.max(1),
+        opts.per_point / 2,
+        Some(&opts.dir),
+    )?;
+    let at = |path: ReadPath| {
+        points
+            .iter()
+            .find(|p| p.path == path.name())
+            .map_or("no such path yet".to_string(), |p| {
+                format!("{:.0} ops/s", p.point.ops_per_sec)
+            })
+    };
+    Ok(format!(
+        "reads, raft at 90% reads: log {}, read-index {} ({:.1} s; every path: cargo bench -- reads)",
+        at(ReadPath::Log),
+        at(ReadPath::ReadIndex),
+        start.elapsed().as_secs_f64()
+    ))
 }

@@ -240,6 +240,58 @@ pub fn recovery(runs: &[RecoveryRun]) -> Res<String> {
     )
 }
 
+/// Throughput against the share of reads, one line per protocol, read path and load.
+pub fn reads(points: &[&super::reads::ReadPoint]) -> Res<String> {
+    let mut keys: Vec<(String, String, usize, usize)> = points
+        .iter()
+        .map(|p| {
+            (
+                p.point.protocol.clone(),
+                p.path.clone(),
+                p.point.servers,
+                p.point.outstanding,
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let loads: std::collections::BTreeSet<usize> = keys.iter().map(|k| k.3).collect();
+    let series: Vec<Series> = keys
+        .into_iter()
+        .map(|(proto, path, n, out)| {
+            let mut pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| {
+                    p.point.protocol == proto
+                        && p.path == path
+                        && p.point.servers == n
+                        && p.point.outstanding == out
+                })
+                .map(|p| (f64::from(p.read_percent), p.point.ops_per_sec))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let at = if loads.len() > 1 {
+                format!(", {out} outstanding")
+            } else {
+                String::new()
+            };
+            Series {
+                label: format!("{}, {path}{at}", label(&proto, n)),
+                points: pts,
+                dashed: false,
+            }
+        })
+        .collect();
+    line_chart(
+        "Reads: throughput by read share and read path",
+        "reads, % of operations",
+        "ops/s (gets and puts)",
+        &series,
+        false,
+        false,
+    )
+}
+
 fn label(protocol: &str, servers: usize) -> String {
     if protocol == "unreplicated" {
         "unreplicated".into()

@@ -116,8 +116,19 @@ pub fn provenance_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenanc
 }
 
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
-/// directory that exists (the caller checks), linked as criterion's own report.
+/// directory that exists (the caller checks), linked as criterion's own report. The reads
+/// section says how to measure reads ([`render_with_reads`] shows them).
 pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path>) -> String {
+    render_with_reads(results, &[], title_note, criterion_index)
+}
+
+/// [`render`], with the read measurements `reads` in the reads section.
+pub fn render_with_reads(
+    results: &Results,
+    reads: &[super::reads::ReadPoint],
+    title_note: &str,
+    criterion_index: Option<&Path>,
+) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -125,7 +136,7 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
          <style>{STYLE}</style></head><body><h1>paxraft report</h1><p class=\"muted\">{}</p>\
          <nav><a href=\"#checks\">Model checking</a> · <a href=\"#zoo\">Bug zoo</a> · <a href=\"#mutants\">Mutation score</a> · \
          <a href=\"#throughput\">Throughput</a> · <a href=\"#latency\">Latency</a> · \
-         <a href=\"#recovery\">Recovery</a> · <a href=\"#criterion\">Criterion</a></nav>",
+         <a href=\"#reads\">Reads</a> · <a href=\"#recovery\">Recovery</a> · <a href=\"#criterion\">Criterion</a></nav>",
         escape(title_note)
     );
 
@@ -254,6 +265,8 @@ pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path
         h.push_str("</table>");
     }
     h.push_str("</section>");
+
+    super::reads::section(&mut h, reads);
 
     // Recovery.
     h.push_str("<section id=\"recovery\"><h2>Recovery</h2>");

@@ -5,6 +5,7 @@ pub mod charts;
 pub mod html;
 pub mod mutants;
 pub mod provenance;
+pub mod reads;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,9 @@ pub fn write_results(dir: &Path, results: &Results) -> io::Result<PathBuf> {
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let page = html::render(results, &note, criterion);
+    // Reads are saved apart from the other results (their own file, see [`reads`]).
+    let read_points = reads::load(dir)?;
+    let page = html::render_with_reads(results, &read_points, &note, criterion);
     let path = dir.join("index.html");
     std::fs::write(&path, page)?;
     Ok(path)

@@ -46,6 +46,13 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Most requests outstanding at once.
     pub max_outstanding: usize,
+    /// Send read-only requests ([`StateMachine::is_read_only`]) to this node rather than to
+    /// the leader: a nearby replica. With follower reads on
+    /// ([`Config::follower_reads`](paxraft_impls::Config::follower_reads)) a follower serves
+    /// them itself; otherwise it redirects them and the client follows the redirect to the
+    /// leader. A read that is redirected or told to retry goes where writes go from then on.
+    /// `None` (the default): reads go where writes go.
+    pub read_from: Option<NodeId>,
 }
 
 impl Default for ClientConfig {
@@ -54,6 +61,7 @@ impl Default for ClientConfig {
             retry_after: Duration::from_millis(100),
             timeout: Duration::from_secs(5),
             max_outstanding: 4096,
+            read_from: None,
         }
     }
 }
@@ -69,6 +77,9 @@ struct Outstanding<Op> {
     sent: bool,
     /// Listed in `unsent` (so a resend is not listed twice).
     queued: bool,
+    /// A read sent to [`ClientConfig::read_from`] rather than to the leader (until that
+    /// node turns it away).
+    pinned: bool,
 }
 
 /// Back-off before resending when no leader is known.
@@ -110,6 +121,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
 impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     pub(super) fn new(id: u64, net: Arc<Net<R, S>>, cfg: ClientConfig) -> Self {
         assert!(cfg.max_outstanding > 0);
+        assert!(
+            cfg.read_from.map_or(true, |n| n.index() < net.len()),
+            "read_from names a node outside the cluster"
+        );
         let cap = 4 * cfg.max_outstanding + 64;
         Client {
             id,
@@ -176,6 +191,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         debug_assert_eq!(self.base + self.window.len() as u64, seq);
         // `first` is stamped by the flush that sends it: one clock read per batch.
         let placeholder = self.next_scan;
+        let pinned = self.cfg.read_from.is_some() && S::is_read_only(&op);
         self.window.push_back(Some(Outstanding {
             op,
             first: placeholder,
@@ -183,6 +199,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             target: self.leader,
             sent: false,
             queued: true,
+            pinned,
         }));
         self.live += 1;
         self.unsent.push(seq);
@@ -318,9 +335,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.unsent.sort_unstable();
         }
         let acked = self.acked();
-        let target = self.leader;
+        let leader = self.leader;
+        let near = self.cfg.read_from.map(NodeId::index);
         let resend_at = now + self.cfg.retry_after;
         let mut reqs = Vec::with_capacity(self.unsent.len());
+        // Reads pinned to `read_from`, when it is not the leader: a second push.
+        let mut reads = Vec::new();
         let mut unsent = std::mem::take(&mut self.unsent);
         let client = self.id;
         for &seq in &unsent {
@@ -331,21 +351,36 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 o.first = now;
             }
             o.queued = false;
-            o.target = target;
+            o.target = match near {
+                Some(n) if o.pinned => n,
+                _ => leader,
+            };
             o.resend_at = resend_at;
-            reqs.push(Request {
+            let req = Request {
                 client,
                 seq,
                 acked,
                 op: o.op.clone(),
-            });
+            };
+            if o.target == leader {
+                reqs.push(req);
+            } else {
+                reads.push(req);
+            }
         }
         unsent.clear();
         self.unsent = unsent;
         self.next_scan = self.next_scan.min(resend_at);
-        if reqs.is_empty() {
-            return;
+        for (target, batch) in [(leader, reqs), (near.unwrap_or(leader), reads)] {
+            if !batch.is_empty() {
+                self.push(target, batch, now);
+            }
         }
+    }
+
+    /// Hand `reqs` to node `target`; what it refuses is resent after a back-off, to the next
+    /// node (or, when every node is closed, fails with [`Error::Shutdown`]).
+    fn push(&mut self, target: usize, reqs: Vec<Cmd<S>>, now: Instant) {
         if let Err(back) = self
             .net
             .propose(NodeId(target as u8), reqs, Arc::clone(&self.inbox))
@@ -362,6 +397,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             for r in back {
                 if let Some(o) = self.get_mut(r.seq) {
                     o.resend_at = at;
+                    // A read its node refused goes where writes go.
+                    o.pinned = false;
                 }
             }
             self.next_scan = self.next_scan.min(at);
@@ -378,7 +415,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         match r {
             Reply::Done { seq, out } => {
                 if let Some(o) = self.remove(seq) {
-                    self.leader = o.target;
+                    // Whoever answered a write leads; a read served by its chosen node says
+                    // nothing about who leads.
+                    if !o.pinned {
+                        self.leader = o.target;
+                    }
                     self.ready.push_back((seq, out.map_err(Error::Session)));
                 }
             }
@@ -386,6 +427,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 let now = Instant::now();
                 let Some(o) = self.get_mut(seq) else { return };
                 let t = o.target;
+                // A read its chosen node turned away follows the leader from now on.
+                let was_pinned = std::mem::replace(&mut o.pinned, false);
                 let hint = leader.map(|l| l.index()).filter(|&l| l != t);
                 let at = if hint.is_some() {
                     now
@@ -397,6 +440,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 match hint {
                     Some(l) if self.leader == t => self.leader = l,
                     Some(_) => {}
+                    // The read's node knew no leader, but the client may: no rotation.
+                    None if was_pinned && self.leader != t => {}
                     None => self.rotate(t),
                 }
             }
@@ -404,6 +449,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 let at = Instant::now() + NO_LEADER_BACKOFF;
                 let Some(o) = self.get_mut(seq) else { return };
                 let t = o.target;
+                o.pinned = false;
                 o.resend_at = at;
                 self.next_scan = self.next_scan.min(at);
                 self.rotate(t);

@@ -23,6 +23,8 @@ pub enum CrashPoint {
     Commit,
     /// Before turning a proposal away with a leader hint.
     Redirect,
+    /// Before noting a read made ready, or turning a read away with a leader hint.
+    Read,
     /// After the batch's effects, before the group sync of its writes (only when it wrote).
     Sync,
     /// After the sync, before pushing one peer's messages (the first: between the sync and
@@ -43,9 +45,8 @@ impl CrashPoint {
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
             Effect::Commit { .. } => CrashPoint::Commit,
-            Effect::Redirect { .. } | Effect::ReadRedirect { .. } | Effect::ReadReady { .. } => {
-                CrashPoint::Redirect
-            }
+            Effect::Redirect { .. } => CrashPoint::Redirect,
+            Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => CrashPoint::Read,
         }
     }
 }

@@ -9,6 +9,16 @@
 //! * Every node applies committed commands to its own [`Sessions`](paxraft_impls::sm::Sessions)
 //!   state machine (exactly-once by `(client, seq)`); the node that received a proposal answers
 //!   its client, after the sync.
+//! * Reads without the log: with [`Config::reads`] other than [`ReadMode::Log`](paxraft_impls::ReadMode::Log) and a protocol
+//!   that has a read path ([`Replica::READS`]), a client's read-only request
+//!   ([`StateMachine::is_read_only`]) is not proposed: the node hands every read of a drain to
+//!   the replica in one [`Replica::read`] call and answers each from its own state machine
+//!   ([`StateMachine::query`]) once the replica made it ready at a slot the state machine has
+//!   applied ([`Effect::ReadReady`](paxraft_impls::Effect::ReadReady)); a read handed back
+//!   ([`Effect::ReadRedirect`](paxraft_impls::Effect::ReadRedirect)) gets the redirect a
+//!   proposal gets. With [`Config::follower_reads`] a follower serves reads itself; a client
+//!   sends its reads to a chosen node with [`ClientConfig::read_from`]. Otherwise reads are
+//!   commands like any other, through the log.
 //! * Clients ([`Client`]) keep many requests outstanding, follow redirects, resend on silence,
 //!   and give every request an answer or an error within its timeout.
 //! * Faults at run time: [`Cluster::crash`], [`Cluster::crash_after`], [`Cluster::crash_at`],
@@ -46,6 +56,8 @@
 //!   do not fit drops them, and the client's resend is answered from the session;
 //! * a node's [`Pending`] holds, per client, the requests it was handed and has not answered,
 //!   swept of stale ones below the client's acknowledged point (see [`batcher`]);
+//! * a node has at most [`READS_IN_FLIGHT`] reads outstanding at its replica; beyond that a
+//!   read goes through the log like a write (see [`reads`]);
 //! * the timer heap is compacted when stale entries pile up.
 //!
 //! Not bounded: the replicated log itself (the protocols keep it whole; there is no
@@ -67,6 +79,7 @@ mod cluster;
 mod crash;
 pub mod mailbox;
 mod node;
+pub mod reads;
 pub mod storage;
 pub mod sync;
 
@@ -155,6 +168,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
 /// client proposals are refused (the client retries).
 pub const NODE_MAILBOX: usize = 1 << 18;
 
+/// Most reads a node has outstanding at its replica ([`Replica::read`]) at once; beyond it,
+/// reads go through the log (slower, never refused). Far above what the benchmarks keep
+/// outstanding (4096 requests in all).
+pub const READS_IN_FLIGHT: usize = 1 << 16;
+
 /// How long a replica thread polls its empty mailbox (yielding) before it blocks (see
 /// [`Mailbox::with_spin`]); `PAXRAFT_NODE_SPIN_US` overrides. Measured on 2 busy cores: one
 /// client's p50 latency 25-40 µs without, 17-18 µs with 20 µs; longer spins gain nothing.
@@ -221,7 +239,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
 /// Runtime settings.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// The protocol's configuration (timeouts, batch size).
+    /// The protocol's configuration (timeouts, batch size, how reads are served).
     pub protocol: Config,
     /// Seed of the timer-delay RNGs, so runs can repeat their timing choices.
     pub seed: u64,

@@ -1,18 +1,25 @@
 //! One replica thread's loop: drain the mailbox, step the replica, carry out its effects with
 //! one group sync before any send, and stop at a crash point when the kill switch fires.
+//!
+//! Reads without the log (when [`Replica::READS`] and [`Config::reads`](paxraft_impls::Config)
+//! is not [`ReadMode::Log`]): the read-only requests of a drain go to the replica in one
+//! [`Replica::read`] call, after the step's one `propose`; each becomes a [`ReadId`] in the
+//! node's [`Reads`] table. A read made ready is answered from the node's state machine once it
+//! has applied the read's slot; a read handed back gets the redirect a proposal gets.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use paxraft_impls::sm::StateMachine;
-use paxraft_impls::{Effect, NodeId, Out, Replica, Slot};
+use paxraft_impls::{Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::cluster::{lock_kept, Shared};
 use super::crash::{CrashPoint, KillSwitch};
-use super::{Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig};
+use super::reads::{Reads, Start};
+use super::{Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig, READS_IN_FLIGHT};
 
 /// How a node's loop ended.
 pub(super) enum Exit {
@@ -102,6 +109,10 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     };
     let mut inbox: Vec<Input<R, S>> = Vec::new();
     let mut batch: Vec<Cmd<S>> = Vec::new();
+    // Reads skip the log only where the protocol has a read path and the config asks for it.
+    let reads_on = R::READS && cfg.protocol.reads != ReadMode::Log;
+    let mut reads: Reads<S::Op> = Reads::new(READS_IN_FLIGHT);
+    let mut read_batch: Vec<ReadId> = Vec::new();
     let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
     let mut last_reported: Slot = 0;
     loop {
@@ -153,10 +164,29 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     Effect::Redirect { cmd, leader } => {
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
                     }
-                    Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => {
-                        unreachable!("the runtime sends reads through the log: it never calls read")
+                    Effect::ReadReady { id, slot } => reads.ready(id, slot),
+                    Effect::ReadRedirect { id, leader } => {
+                        if let Some((client, seq)) = reads.redirect(id) {
+                            pending.answer(client, seq, |seq| Reply::Redirect { seq, leader });
+                        }
                     }
                 }
+            }
+            if reads.has_held() {
+                // Every commit the replica reported is applied above, and it reports every
+                // command up to its commit point (rule 2; internal entries such as a no-op
+                // are not reported, which is why the applied point is the replica's commit
+                // point and not the last slot applied): the state machine has applied
+                // everything up to it. Reads made ready at or below it are answered from it.
+                let applied = replica.status().commit;
+                debug_assert!(k.applied <= applied, "applied past the commit point");
+                let (sm, pending) = (k.sessions.state(), &mut *pending);
+                reads.release(applied, |client, seq, op| {
+                    let out = sm
+                        .query(&op)
+                        .expect("a read-only op has a query answer (StateMachine::query)");
+                    pending.answer(client, seq, |seq| Reply::Done { seq, out: Ok(out) });
+                });
             }
             if wrote && kill.hit(CrashPoint::Sync) {
                 return Exit::Killed;
@@ -193,13 +223,32 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
                 Input::Propose { reqs, reply } => {
                     pending.add(&reqs, &reply);
-                    batch.extend(reqs);
+                    if reads_on {
+                        for r in reqs {
+                            if !S::is_read_only(&r.op) {
+                                batch.push(r);
+                                continue;
+                            }
+                            match reads.start(r.client, r.seq, r.op.clone()) {
+                                Start::New(id) => read_batch.push(id),
+                                Start::Waiting => {}
+                                // Beyond the bound the read takes the log: slower, never lost.
+                                Start::Full => batch.push(r),
+                            }
+                        }
+                    } else {
+                        batch.extend(reqs);
+                    }
                 }
             }
         }
         if !batch.is_empty() {
             // One propose for everything pending: one append/accept for the whole batch.
             replica.propose(std::mem::take(&mut batch), &mut out);
+        }
+        if !read_batch.is_empty() {
+            // One read for every read drained: they may share one confirmation round.
+            replica.read(std::mem::take(&mut read_batch), &mut out);
         }
     }
 }

@@ -26,6 +26,7 @@ fn quick() -> ClientConfig {
         retry_after: Duration::from_millis(50),
         timeout: Duration::from_secs(10),
         max_outstanding: 64,
+        ..ClientConfig::default()
     }
 }
 

@@ -1,0 +1,217 @@
+//! Read-heavy and mixed workloads: what each way of serving reads costs under load.
+//!
+//! A [`ReadLoad`] makes a share of a [`Load`](super::Load)'s operations gets (spread evenly
+//! among the puts) and says how the cluster serves them ([`ReadPath`]). The benchmarks
+//! (benches/throughput.rs, groups `reads-*`) sweep [`READ_MIXES`] for every path and protocol;
+//! [`compare_reads`] is the tour's one-line version. Results go to `data/reads.json`
+//! ([`crate::report::reads`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use paxraft_impls::ReadMode;
+
+use super::{measure_for, start, BenchError, LoadConfig};
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::report::reads::{merge_short, ReadPoint};
+use crate::runtime::RuntimeConfig;
+
+/// How a cluster serves reads.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReadPath {
+    /// A get is a command like a put: appended, replicated to a majority, committed, applied.
+    #[default]
+    Log,
+    /// ReadIndex at the leader (Ongaro's dissertation §6.4): one heartbeat round to a majority
+    /// confirms it still leads, then it answers from its state machine. No log write.
+    ReadIndex,
+    /// ReadIndex with follower reads on, each client reading from its own node: a follower
+    /// asks the leader for the read index, waits until it has applied it, and answers.
+    FollowerReads,
+}
+
+impl ReadPath {
+    /// Every path, cheapest-to-explain first.
+    pub const ALL: [ReadPath; 3] = [ReadPath::Log, ReadPath::ReadIndex, ReadPath::FollowerReads];
+
+    /// The name in saved results and reports: `log`, `read-index`, `follower-reads`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPath::Log => "log",
+            ReadPath::ReadIndex => "read-index",
+            ReadPath::FollowerReads => "follower-reads",
+        }
+    }
+
+    /// The runtime configuration that serves reads this way.
+    pub fn runtime(self) -> RuntimeConfig {
+        let mut cfg = RuntimeConfig::default();
+        cfg.protocol.reads = match self {
+            ReadPath::Log => ReadMode::Log,
+            ReadPath::ReadIndex | ReadPath::FollowerReads => ReadMode::ReadIndex,
+        };
+        cfg.protocol.follower_reads = self == ReadPath::FollowerReads;
+        cfg
+    }
+}
+
+impl std::fmt::Display for ReadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The reads of a load: what share of operations are gets, and how they are served.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadLoad {
+    /// Percent of operations that are gets (0 to 100); the rest are puts.
+    pub percent: u8,
+    /// How they are served.
+    pub path: ReadPath,
+}
+
+/// The read shares the benchmarks sweep: read-only, read-heavy, balanced.
+pub const READ_MIXES: [u8; 3] = [100, 90, 50];
+
+/// Whether `protocol` can serve reads by `path` (every protocol can through the log; the
+/// others need [`Replica::READS`](paxraft_impls::Replica::READS)).
+pub fn has_read_path(protocol: Protocol, path: ReadPath) -> bool {
+    struct Reads;
+    impl ProtocolVisitor for Reads {
+        type Output = bool;
+        fn visit<R: Hosted>(self) -> bool {
+            <R as paxraft_impls::Replica<crate::runtime::Cmd<paxraft_impls::sm::Kv>>>::READS
+        }
+    }
+    path == ReadPath::Log || with_protocol(protocol, Reads)
+}
+
+/// A measured point of a read load, for the report.
+pub fn read_point(cfg: &LoadConfig, point: crate::results::BenchPoint) -> ReadPoint {
+    ReadPoint {
+        path: cfg.reads.path.name().to_string(),
+        read_percent: cfg.reads.percent,
+        point,
+    }
+}
+
+/// The tour's comparison: `protocol` on 3 servers at `percent`% reads and `outstanding`
+/// requests, once per path of `paths` that the protocol has (a path it lacks is left out),
+/// `per_point` each after a fifth of it to warm up. With `save_to`, merged into that report
+/// directory's `data/reads.json` without replacing longer measurements.
+pub fn compare_reads(
+    protocol: Protocol,
+    paths: &[ReadPath],
+    percent: u8,
+    outstanding: usize,
+    per_point: Duration,
+    save_to: Option<&Path>,
+) -> Result<Vec<ReadPoint>, BenchError> {
+    let mut points = Vec::new();
+    for &path in paths {
+        let cfg = LoadConfig {
+            protocol,
+            servers: 3,
+            outstanding,
+            payload_bytes: 0,
+            clients: 0,
+            reads: ReadLoad { percent, path },
+        };
+        let mut load = match start(cfg.clone()) {
+            Err(BenchError::NoReadPath { .. }) => continue,
+            other => other?,
+        };
+        let p = measure_for(load.as_mut(), per_point / 5, per_point)?;
+        points.push(read_point(&cfg, p));
+    }
+    if let Some(dir) = save_to {
+        merge_short(dir, &points).map_err(|source| BenchError::Save {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_runtime_configuration() {
+        let modes: Vec<_> = ReadPath::ALL
+            .iter()
+            .map(|p| {
+                let c = p.runtime().protocol;
+                (p.name(), c.reads, c.follower_reads)
+            })
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ("log", ReadMode::Log, false),
+                ("read-index", ReadMode::ReadIndex, false),
+                ("follower-reads", ReadMode::ReadIndex, true),
+            ]
+        );
+        for p in ReadPath::ALL {
+            p.runtime().protocol.validate(3).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_read_share_over_100_and_a_path_the_protocol_lacks_are_refused() {
+        let cfg = |percent, path| LoadConfig {
+            protocol: Protocol::Unreplicated,
+            servers: 1,
+            outstanding: 4,
+            payload_bytes: 0,
+            clients: 0,
+            reads: ReadLoad { percent, path },
+        };
+        let e = start(cfg(101, ReadPath::Log)).err().expect("refused");
+        assert!(matches!(e, BenchError::ReadPercent(101)), "{e}");
+        // The unreplicated ceiling has no read path without the log.
+        let e = start(cfg(90, ReadPath::ReadIndex)).err().expect("refused");
+        assert!(
+            matches!(
+                e,
+                BenchError::NoReadPath {
+                    protocol: "unreplicated",
+                    path: "read-index"
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gets_are_exactly_the_read_share_spread_among_the_puts() {
+        for p in [0, 50, 90, 100] {
+            let reads: Vec<bool> = (1..=100u64).map(|i| super::super::is_read(i, p)).collect();
+            assert_eq!(reads.iter().filter(|&&r| r).count() as u64, p, "{p}%");
+            // Spread: no ten operations in a row without a get, unless the share is 0.
+            if p >= 50 {
+                assert!(reads.chunks(10).all(|c| c.contains(&true)), "{p}%");
+            }
+        }
+    }
+
+    #[test]
+    fn a_90_percent_read_load_through_the_log_completes_every_operation() {
+        let mut load = start(LoadConfig {
+            protocol: Protocol::Raft,
+            servers: 3,
+            outstanding: 8,
+            payload_bytes: 0,
+            clients: 0,
+            reads: ReadLoad {
+                percent: 90,
+                path: ReadPath::Log,
+            },
+        })
+        .unwrap();
+        load.run(400).unwrap();
+        assert_eq!((load.point().ops, load.errors()), (400, 0));
+    }
+}

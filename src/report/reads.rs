@@ -1,0 +1,234 @@
+//! The report's "Reads" section: throughput of read-heavy and mixed workloads per way of
+//! serving reads, and one client's read latency. The benchmarks (benches/throughput.rs,
+//! groups `reads-*`) and the tour save [`ReadPoint`]s in `data/reads.json`; [`section`]
+//! renders them.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::charts;
+use super::html::{escape, provenance_note};
+use crate::results::{BenchPoint, DATA_DIR};
+
+/// The file under `reports/data/`.
+pub const FILE: &str = "reads.json";
+
+/// One measurement of a workload with reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadPoint {
+    /// How reads were served: `log`, `read-index` or `follower-reads`.
+    pub path: String,
+    /// Percent of operations that were gets (the rest puts).
+    pub read_percent: u8,
+    /// The measurement (ops/s counts gets and puts alike).
+    #[serde(flatten)]
+    pub point: BenchPoint,
+}
+
+/// Which points are the same measurement.
+fn key(p: &ReadPoint) -> (String, usize, usize, usize, String, u8) {
+    (
+        p.point.protocol.clone(),
+        p.point.servers,
+        p.point.outstanding,
+        p.point.payload_bytes,
+        p.path.clone(),
+        p.read_percent,
+    )
+}
+
+/// The points saved under `report_dir` (none when the file is missing).
+pub fn load(report_dir: &Path) -> io::Result<Vec<ReadPoint>> {
+    let path = report_dir.join(DATA_DIR).join(FILE);
+    match fs::read_to_string(&path) {
+        Ok(s) => serde_json::from_str(&s).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn merge_by(
+    report_dir: &Path,
+    new: &[ReadPoint],
+    replaces: impl Fn(&ReadPoint, &ReadPoint) -> bool,
+) -> io::Result<()> {
+    let mut all = load(report_dir)?;
+    let new: Vec<&ReadPoint> = new
+        .iter()
+        .filter(|n| all.iter().all(|o| key(o) != key(n) || replaces(n, o)))
+        .collect();
+    all.retain(|o| new.iter().all(|n| key(n) != key(o)));
+    all.extend(new.into_iter().cloned());
+    all.sort_by_key(key);
+    let dir = report_dir.join(DATA_DIR);
+    fs::create_dir_all(&dir)?;
+    let json = serde_json::to_string_pretty(&all).map_err(io::Error::other)?;
+    // Write then rename, so a reader never sees half a file.
+    let path = dir.join(FILE);
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, json)?;
+    fs::rename(tmp, path)
+}
+
+/// Merge `points` into `report_dir/data/reads.json`: each replaces the saved point of the same
+/// protocol, cluster size, load, path and read share; the others are kept.
+pub fn merge(report_dir: &Path, points: &[ReadPoint]) -> io::Result<()> {
+    merge_by(report_dir, points, |_, _| true)
+}
+
+/// Like [`merge`], for short measurements (the tour's): a saved point that measured more
+/// operations is kept.
+pub fn merge_short(report_dir: &Path, points: &[ReadPoint]) -> io::Result<()> {
+    merge_by(report_dir, points, |new, old| {
+        new.point.ops >= old.point.ops
+    })
+}
+
+/// What each path costs, in one sentence each.
+const COSTS: &str = "<ul>\
+<li><b>log</b>: a get is a command like a put: a log append at the leader, a replication \
+round to a majority (and their durable writes), then it is applied and answered.</li>\
+<li><b>read-index</b> (Ongaro's dissertation §6.4): no log write; the leader notes its commit \
+point, confirms it still leads with one heartbeat round to a majority (reads that arrive \
+together share it), and answers from its state machine once it has applied that point.</li>\
+<li><b>follower-reads</b>: read index at whichever node the client reads from; a follower \
+asks the leader for the read index (one round trip, plus the leader's confirmation round), \
+waits until it has applied it, and answers, so reads spread over every node.</li></ul>";
+
+/// Render the section into `h`.
+pub fn section(h: &mut String, points: &[ReadPoint]) {
+    h.push_str("<section id=\"reads\"><h2>Reads</h2>");
+    h.push_str(COSTS);
+    if points.is_empty() {
+        let _ = write!(
+            h,
+            "<p class=\"muted\">No read measurements yet: run <code>cargo bench --bench \
+             throughput -- reads</code> (or the tour).</p></section>"
+        );
+        return;
+    }
+    h.push_str(&provenance_note(
+        points.iter().map(|p| p.point.provenance.as_ref()),
+    ));
+    let loaded: Vec<&ReadPoint> = points.iter().filter(|p| p.point.outstanding > 1).collect();
+    if !loaded.is_empty() {
+        match charts::reads(&loaded) {
+            Ok(svg) => h.push_str(&svg),
+            Err(e) => {
+                let _ = write!(h, "<p class=\"muted\">{}</p>", escape(&e));
+            }
+        }
+    }
+    h.push_str(
+        "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
+         <th>servers</th><th>outstanding</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th></tr>",
+    );
+    let mut sorted: Vec<&ReadPoint> = points.iter().collect();
+    sorted.sort_by(|a, b| {
+        (
+            &a.point.protocol,
+            a.point.outstanding,
+            b.read_percent,
+            &a.path,
+        )
+            .cmp(&(
+                &b.point.protocol,
+                b.point.outstanding,
+                a.read_percent,
+                &b.path,
+            ))
+    });
+    for p in sorted {
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            escape(&p.point.protocol),
+            escape(&p.path),
+            p.read_percent,
+            p.point.servers,
+            p.point.outstanding,
+            charts::human(p.point.ops_per_sec),
+            p.point.p50_us,
+            p.point.p99_us
+        );
+    }
+    h.push_str(
+        "</table><p class=\"muted\">Rows with 1 outstanding request are one client reading \
+         alone: their p50 is the latency of a read on that path.</p></section>",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(protocol: &str, path: &str, percent: u8, outstanding: usize, ops: f64) -> ReadPoint {
+        ReadPoint {
+            path: path.into(),
+            read_percent: percent,
+            point: BenchPoint {
+                protocol: protocol.into(),
+                servers: 3,
+                outstanding,
+                payload_bytes: 0,
+                ops_per_sec: ops,
+                p50_us: 12.5,
+                p99_us: 40.0,
+                p999_us: 90.0,
+                ops: 1000,
+                provenance: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_section_charts_loads_lists_every_point_and_says_how_to_fill_it_when_empty() {
+        let mut h = String::new();
+        section(&mut h, &[]);
+        assert!(h.contains("cargo bench --bench throughput -- reads"), "{h}");
+        assert!(!h.contains("<svg"));
+
+        let points = [
+            point("raft", "log", 90, 256, 7e5),
+            point("raft", "read-index", 90, 256, 1.4e6),
+            point("raft", "log", 50, 256, 8e5),
+            point("raft", "read-index", 100, 1, 6e4),
+        ];
+        let mut h = String::new();
+        section(&mut h, &points);
+        assert_eq!(h.matches("<svg").count(), 1, "one chart");
+        assert!(h.contains("Reads: throughput by read share"));
+        // One row per point, the single client's among them.
+        assert_eq!(h.matches("<tr><td").count(), 4);
+        assert!(h.contains("1.4M") && h.contains("read-index"), "{h}");
+    }
+
+    #[test]
+    fn merging_replaces_the_same_point_and_a_short_run_keeps_a_longer_one() {
+        let dir = std::env::temp_dir().join(format!("paxraft-reads-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        merge(&dir, &[point("raft", "log", 90, 256, 1.0)]).unwrap();
+        merge(&dir, &[point("raft", "log", 90, 256, 2.0)]).unwrap();
+        merge(&dir, &[point("raft", "log", 50, 256, 3.0)]).unwrap();
+        let mut short = point("raft", "log", 90, 256, 9.0);
+        short.point.ops = 10;
+        merge_short(&dir, &[short]).unwrap();
+        let saved: Vec<(u8, f64)> = load(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| (p.read_percent, p.point.ops_per_sec))
+            .collect();
+        assert_eq!(saved, [(50, 3.0), (90, 2.0)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
