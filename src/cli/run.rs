@@ -23,25 +23,6 @@ pub enum StorageKind {
     File,
 }
 
-/// How the cluster serves reads (`--reads`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReadsArg {
-    /// Through the log, as commands.
-    Log,
-    /// By read index (Raft dissertation §6.4): one confirmation round, no log write. A
-    /// protocol without a read path still sends reads through the log (said on stderr).
-    ReadIndex,
-}
-
-impl From<ReadsArg> for ReadMode {
-    fn from(a: ReadsArg) -> ReadMode {
-        match a {
-            ReadsArg::Log => ReadMode::Log,
-            ReadsArg::ReadIndex => ReadMode::ReadIndex,
-        }
-    }
-}
-
 /// Arguments of `paxraft run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -66,13 +47,10 @@ pub struct RunArgs {
     /// Percent of operations that are gets (the rest are puts).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub read_percent: u8,
-    /// How reads are served.
-    #[arg(long, value_enum, default_value_t = ReadsArg::Log)]
-    pub reads: ReadsArg,
-    /// Followers serve reads too (needs `--reads read-index`); client i reads from node
-    /// i mod servers.
-    #[arg(long)]
-    pub follower_reads: bool,
+    /// How reads are served; with `--follower-reads`, client i reads from node i mod
+    /// servers.
+    #[command(flatten)]
+    pub reads: super::ReadArgs,
 }
 
 /// Run the subcommand.
@@ -98,8 +76,7 @@ impl ProtocolVisitor for Go<'_> {
 
 fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
     let mut cfg = RuntimeConfig::default();
-    cfg.protocol.reads = args.reads.into();
-    cfg.protocol.follower_reads = args.follower_reads;
+    args.reads.apply(&mut cfg.protocol);
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
         eprintln!(
             "note: {} has no read path without the log: its reads go through the log",
@@ -130,6 +107,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         let mut c = cluster.client(ClientConfig {
             max_outstanding: args.outstanding,
             read_from: args
+                .reads
                 .follower_reads
                 .then(|| NodeId((i % args.servers as u64) as u8)),
             ..ClientConfig::default()
@@ -204,8 +182,8 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         args.outstanding,
         args.storage,
         args.read_percent,
-        ReadMode::from(args.reads),
-        if args.follower_reads { ", follower reads" } else { "" },
+        args.reads.reads,
+        if args.reads.follower_reads { ", follower reads" } else { "" },
         lat.len(),
         secs,
         lat.len() as f64 / secs,

@@ -128,10 +128,18 @@ zoo_tests! {
     r11_vote_sent_before_persist => "R11",
     p7_promise_sent_before_persist => "P7",
     r12_readindex_before_term_commit => "R12",
-    r13_read_without_quorum_check => "R13",
     r14_follower_read_no_wait => "R14",
     p8_read_before_recovery => "P8",
     p9_read_without_ballot_check => "P9",
+}
+
+/// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo
+/// --only R13`); too big for the test command, which catches R13 with the driver's random
+/// walks (`paxraft-impls`, `raft::read_tests`).
+#[test]
+#[ignore]
+fn r13_read_without_quorum_check() {
+    caught_and_clean("R13");
 }
 
 /// R10 by BFS: 15 actions over 7.4M states with the clean half (about 2 min and 9 GB with

@@ -6,3 +6,4 @@
 mod crash;
 mod e2e;
 mod faults;
+mod reads;

@@ -260,7 +260,6 @@ fn multipaxos_read_index_sees_acknowledged_writes_at_leader_and_followers() {
 }
 
 #[test]
-#[ignore = "holds once both protocols set READS (their read paths land on their own branches)"]
 fn every_registered_consensus_protocol_serves_reads_without_the_log() {
     let lacking: Vec<Protocol> = Protocol::REPLICATED
         .into_iter()
