@@ -29,7 +29,7 @@ pub use registry::{
     command, find, registry, Detector, ZooBug, MAX_TERMS_AHEAD, SETTLES, TERMS_STAY_LOW,
 };
 pub use report::save;
-pub use run::{run, with_bug, Half, Outcome, Run, Verdict};
+pub use run::{clean_runs, run, with_bug, Half, Outcome, Run, Verdict, MIN_CLEAN_RUNS};
 
 /// Whether this build carries the bug switches (the `bug-zoo` cargo feature).
 pub fn bugs_compiled() -> bool {

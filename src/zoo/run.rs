@@ -369,8 +369,16 @@ fn run_as<R: Hosted>(
                 .failure
                 .as_ref()
                 .filter(|f| f.property == entry.property);
-            // No false alarm: the very same schedules (same seed and runs) with no bug.
-            let clean = caught.map(|_| Box::new(run_sim::<R>(entry, opts, Half::Clean, progress)));
+            // No false alarm: the very schedules the buggy search ran up to the one that
+            // caught the bug (same seed, so the same first runs), with no bug; at least
+            // MIN_CLEAN_RUNS of them.
+            let clean = caught.map(|f| {
+                let clean_opts = SimOptions {
+                    runs: clean_runs(opts.runs, f.runs_before),
+                    ..opts.clone()
+                };
+                Box::new(run_sim::<R>(entry, &clean_opts, Half::Clean, progress))
+            });
             // Attribution: the shrunk schedule that failed, rerun with no bug.
             let replay = caught.map(|f| {
                 progress(Half::Clean, "replaying the shrunk schedule".into());
@@ -387,6 +395,20 @@ fn run_as<R: Hosted>(
             )
         }
     })
+}
+
+/// Fewest schedules a fault-schedule bug's clean half runs (fewer only when the search's
+/// whole budget is smaller).
+pub const MIN_CLEAN_RUNS: u32 = 300;
+
+/// How many schedules the clean half of a fault-schedule bug runs when the buggy search, with
+/// `budget` runs, caught the bug after `runs_before` passing ones: the schedules the bug needed
+/// (the clean half reruns exactly those, with the bug off), at least [`MIN_CLEAN_RUNS`], at
+/// most the budget. Rerunning the budget's remaining schedules would show nothing about the
+/// bug and cost most of the zoo's time.
+pub fn clean_runs(budget: u32, runs_before: u64) -> u32 {
+    let needed = u32::try_from(runs_before + 1).unwrap_or(u32::MAX);
+    needed.max(MIN_CLEAN_RUNS).min(budget)
 }
 
 /// The model-checked halves of one bug: with the bug on (the shortest counterexample), then

@@ -42,7 +42,7 @@ fn caught_and_clean(name: &str) {
                     .unwrap_or_default()
             );
         }
-        Verdict::Simulated { clean, .. } => {
+        Verdict::Simulated { buggy, clean } => {
             let clean = clean.as_ref().expect("a caught bug has its clean half run");
             assert!(
                 o.clean_passed(),
@@ -52,13 +52,19 @@ fn caught_and_clean(name: &str) {
                     .as_ref()
                     .map(|f| (&f.property, &f.detail, &f.chart))
             );
+            let budget = match &entry.detector {
+                Detector::Schedules(opts) => opts.runs,
+                Detector::Model { .. } => unreachable!(),
+            };
+            let needed = buggy.failure.as_ref().expect("caught").runs_before;
             assert_eq!(
                 clean.runs,
-                u64::from(match &entry.detector {
-                    Detector::Schedules(opts) => opts.runs,
-                    Detector::Model { .. } => unreachable!(),
-                }),
-                "{name}: every clean run was made"
+                u64::from(zoo::clean_runs(budget, needed)),
+                "{name}: the clean half reran every schedule the bug needed"
+            );
+            assert!(
+                clean.runs > needed,
+                "{name}: the failing schedule was rerun clean"
             );
         }
     }

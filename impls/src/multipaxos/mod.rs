@@ -314,6 +314,10 @@ pub struct MultiPaxos<C> {
     ballot: Ballot,
     /// Reads served through a leader's read index.
     forwarded: ForwardedReads,
+    /// A leadership's reads, between its step-down and the end of that step, when they are
+    /// handed back: after every write of the step, so that no message leaves before a
+    /// promise the same step raised is durable (always `None` between steps).
+    handed_back: Option<LeaderReads>,
 }
 
 impl<C: Command> MultiPaxos<C> {
@@ -378,6 +382,86 @@ impl<C: Command> MultiPaxos<C> {
     }
 }
 
+impl<C: Command> MultiPaxos<C> {
+    /// `on_message` after its sender check, before the reads a step-down handed back go out.
+    fn step_message(&mut self, from: NodeId, msg: PaxosMsg<C>, out: &mut Out<Self, C>) {
+        match msg {
+            PaxosMsg::Prepare {
+                ballot,
+                from: first,
+            } => self.on_prepare(from, ballot, first, out),
+            PaxosMsg::Promise {
+                ballot,
+                from: first,
+                accepted,
+            } => self.on_promise(from, ballot, first, accepted, out),
+            PaxosMsg::Accept {
+                ballot,
+                first,
+                cmds,
+                commit,
+            } => self.on_accept(from, ballot, first, cmds, commit, out),
+            PaxosMsg::Accepted {
+                ballot,
+                first,
+                upto,
+                commit,
+                behind,
+            } => self.on_accepted(from, ballot, first, upto, commit, behind, out),
+            PaxosMsg::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
+            PaxosMsg::ReadConfirm { ballot, round } => {
+                self.on_read_confirm(from, ballot, round, out)
+            }
+            PaxosMsg::ReadConfirmed { ballot, round } => {
+                self.on_read_confirmed(from, ballot, round, out)
+            }
+            PaxosMsg::AskReadIndex { seq, ids } => self.on_ask_read_index(from, seq, ids, out),
+            PaxosMsg::ReadIndex { seq, ids, index } => {
+                self.on_read_index(from, seq, ids, index, out)
+            }
+        }
+        self.drop_stale_asks(out);
+    }
+
+    /// `on_timer`, before the reads a step-down handed back go out.
+    fn step_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
+        match (timer, self.role()) {
+            (PaxosTimer::Election, Role::Leader) => {
+                if !self.cfg.check_quorum {
+                    return;
+                }
+                // Step down unless a quorum answered since the last check.
+                let me = 1 << self.me();
+                let RoleState::Leader { heard, .. } = &mut self.state else {
+                    unreachable!("matched a leader")
+                };
+                if heard.count_ones() as usize >= quorum(self.members.len()) {
+                    *heard = me;
+                    self.arm_election_timer(out);
+                } else {
+                    self.step_down(None, out);
+                }
+            }
+            (PaxosTimer::Election, _) => self.campaign(out),
+            (PaxosTimer::Heartbeat, Role::Leader) => {
+                self.broadcast_accept(self.last() + 1, Vec::new(), out);
+                self.reconfirm_reads(out);
+                self.arm_heartbeat(out);
+            }
+            (PaxosTimer::Heartbeat, _) => {}
+        }
+        self.drop_stale_asks(out);
+    }
+
+    /// Hand back the reads of a leadership this step ended, after everything else the step
+    /// emitted (see `handed_back`).
+    fn flush_handed_back(&mut self, out: &mut Out<Self, C>) {
+        if let Some(reads) = self.handed_back.take() {
+            self.hand_back_reads(reads, out);
+        }
+    }
+}
+
 impl<C: Command> Replica<C> for MultiPaxos<C> {
     type Msg = PaxosMsg<C>;
     type Timer = PaxosTimer;
@@ -417,6 +501,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             commit: 0,
             ballot: Ballot::ZERO,
             forwarded: ForwardedReads::default(),
+            handed_back: None,
         };
         r.arm_election_timer(out);
         r
@@ -426,71 +511,13 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         if from == self.id || self.pos(from).is_none() {
             return;
         }
-        match msg {
-            PaxosMsg::Prepare {
-                ballot,
-                from: first,
-            } => self.on_prepare(from, ballot, first, out),
-            PaxosMsg::Promise {
-                ballot,
-                from: first,
-                accepted,
-            } => self.on_promise(from, ballot, first, accepted, out),
-            PaxosMsg::Accept {
-                ballot,
-                first,
-                cmds,
-                commit,
-            } => self.on_accept(from, ballot, first, cmds, commit, out),
-            PaxosMsg::Accepted {
-                ballot,
-                first,
-                upto,
-                commit,
-                behind,
-            } => self.on_accepted(from, ballot, first, upto, commit, behind, out),
-            PaxosMsg::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
-            PaxosMsg::ReadConfirm { ballot, round } => {
-                self.on_read_confirm(from, ballot, round, out)
-            }
-            PaxosMsg::ReadConfirmed { ballot, round } => {
-                self.on_read_confirmed(from, ballot, round, out)
-            }
-            PaxosMsg::AskReadIndex { seq, ids } => self.on_ask_read_index(from, seq, ids, out),
-            PaxosMsg::ReadIndex { seq, ids, index } => {
-                self.on_read_index(from, seq, ids, index, out)
-            }
-        }
-        self.drop_stale_asks(out);
+        self.step_message(from, msg, out);
+        self.flush_handed_back(out);
     }
 
     fn on_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
-        match (timer, self.role()) {
-            (PaxosTimer::Election, Role::Leader) => {
-                if !self.cfg.check_quorum {
-                    return;
-                }
-                // Step down unless a quorum answered since the last check.
-                let me = 1 << self.me();
-                let RoleState::Leader { heard, .. } = &mut self.state else {
-                    unreachable!("matched a leader")
-                };
-                if heard.count_ones() as usize >= quorum(self.members.len()) {
-                    *heard = me;
-                    self.arm_election_timer(out);
-                } else {
-                    self.step_down(None, out);
-                }
-            }
-            (PaxosTimer::Election, _) => self.campaign(out),
-            (PaxosTimer::Heartbeat, Role::Leader) => {
-                self.broadcast_accept(self.last() + 1, Vec::new(), out);
-                self.reconfirm_reads(out);
-                self.arm_heartbeat(out);
-            }
-            (PaxosTimer::Heartbeat, _) => {}
-        }
-        self.drop_stale_asks(out);
+        self.step_timer(timer, out);
+        self.flush_handed_back(out);
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {

@@ -18,8 +18,9 @@ impl<C: Command> MultiPaxos<C> {
         if let RoleState::Leader { reads, .. } = old {
             out.cancel_timer(PaxosTimer::Heartbeat);
             self.arm_election_timer(out);
-            // The leadership's reads go with it: handed back, none dropped (rule 4).
-            self.hand_back_reads(reads, out);
+            // The leadership's reads go with it: handed back, none dropped (rule 4), at the
+            // end of the step (after a promise this step raises is durable).
+            self.handed_back = Some(reads);
         }
     }
 

@@ -330,6 +330,19 @@ fn a_leader_preempted_by_a_prepare_hands_its_reads_to_the_new_proposer() {
         redirected(&out),
         vec![(1, Some(NodeId(2))), (2, Some(NodeId(2)))]
     );
+    // The reads are handed back after the raised promise is written: a crash between two
+    // effects of the step must not let anything out before the promise is durable (found by
+    // the zoo's clean run of P9: a refusal sent before the promise, a torn crash, and the
+    // restarted acceptor's ballot below the one its host saw).
+    let persisted = out
+        .iter()
+        .position(|e| matches!(e, Effect::Persist(_)))
+        .expect("the promise is written");
+    let handed_back = out
+        .iter()
+        .position(|e| matches!(e, Effect::ReadRedirect { .. }))
+        .expect("the reads are handed back");
+    assert!(persisted < handed_back, "{out:?}");
 }
 
 // --- Follower reads ------------------------------------------------------------------------
