@@ -294,6 +294,13 @@ impl<M, W, T, C> Effects<M, W, T, C> {
             _ => None,
         })
     }
+    /// The reads handed back, as (read id, leader hint).
+    pub fn read_redirects(&self) -> impl Iterator<Item = (ReadId, Option<NodeId>)> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::ReadRedirect { id, leader } => Some((*id, *leader)),
+            _ => None,
+        })
+    }
     /// The queued durable writes.
     pub fn writes(&self) -> impl Iterator<Item = &W> + '_ {
         self.list.iter().filter_map(|e| match e {

@@ -61,12 +61,7 @@ fn ready(out: &O) -> Vec<(ReadId, Slot)> {
 }
 
 fn redirected(out: &O) -> Vec<(ReadId, Option<NodeId>)> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::ReadRedirect { id, leader } => Some((*id, *leader)),
-            _ => None,
-        })
-        .collect()
+    out.read_redirects().collect()
 }
 
 fn confirm(ballot: Ballot, round: u64) -> PaxosMsg<Cmd> {

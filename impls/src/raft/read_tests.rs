@@ -64,12 +64,7 @@ fn ready(out: &O) -> Vec<(ReadId, Slot)> {
 }
 
 fn redirects(out: &O) -> Vec<(ReadId, Option<NodeId>)> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::ReadRedirect { id, leader } => Some((*id, *leader)),
-            _ => None,
-        })
-        .collect()
+    out.read_redirects().collect()
 }
 
 fn confirm(term: u64, round: u64) -> RaftMsg<Cmd> {
