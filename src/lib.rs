@@ -46,17 +46,33 @@
 //! * [`bench`](mod@bench): closed-loop load and recovery runs on the runtime.
 //! * [`cli`]: the `paxraft` command.
 
+//!
+//! Built with `--cfg loom` (the loom race tests, `tests/loom_*.rs`), the crate is the runtime
+//! alone: the loom tests need nothing else, and leaving the checker, the simulator, the
+//! report and the command line (and their dependencies) out of that second build saves
+//! about a minute and a half of the test command on 2 cores.
+
 pub use paxraft_impls as impls;
+#[cfg(not(loom))]
 pub use paxraft_models as models;
 
-pub mod bench;
-pub mod cli;
-pub mod lincheck;
-pub mod protocol;
-pub mod report;
-pub mod results;
 pub mod runtime;
+
+#[cfg(not(loom))]
+pub mod bench;
+#[cfg(not(loom))]
+pub mod cli;
+#[cfg(not(loom))]
+pub mod lincheck;
+#[cfg(not(loom))]
+pub mod protocol;
+#[cfg(not(loom))]
+pub mod report;
+#[cfg(not(loom))]
+pub mod results;
+#[cfg(not(loom))]
 pub mod simulate;
+#[cfg(not(loom))]
 pub mod zoo;
 
 /// The message of a caught panic (`catch_unwind`'s payload), for reports: replica threads in

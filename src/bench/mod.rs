@@ -1,5 +1,5 @@
-//! Closed-loop load on a live cluster, for the criterion benchmarks (benches/) and the tour's
-//! short throughput comparison ([`compare`]).
+//! Closed-loop load on a live cluster, for the criterion benchmarks (bench/benches/) and the
+//! tour's short throughput comparison ([`compare`]).
 //!
 //! * [`Load`]: a running cluster of any protocol (`raft`, `multipaxos`, `unreplicated`) with
 //!   clients driven in parallel by a rayon pool. Each client keeps its share of the requests

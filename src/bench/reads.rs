@@ -2,7 +2,7 @@
 //!
 //! A [`ReadLoad`] makes a share of a [`Load`](super::Load)'s operations gets (spread evenly
 //! among the puts) and says how the cluster serves them ([`ReadPath`]). The benchmarks
-//! (benches/throughput.rs, groups `reads-*`) sweep [`READ_MIXES`] for every path and protocol;
+//! (bench/benches/throughput.rs, groups `reads-*`) sweep [`READ_MIXES`] for every path and protocol;
 //! [`compare_reads`] is the tour's one-line version. Results go to `data/reads.json`
 //! ([`crate::report::reads`]).
 

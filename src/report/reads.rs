@@ -1,5 +1,5 @@
 //! The report's "Reads" section: throughput of read-heavy and mixed workloads per way of
-//! serving reads, and one client's read latency. The benchmarks (benches/throughput.rs,
+//! serving reads, and one client's read latency. The benchmarks (bench/benches/throughput.rs,
 //! groups `reads-*`) and the tour save [`ReadPoint`]s in `data/reads.json`; [`section`]
 //! renders them.
 

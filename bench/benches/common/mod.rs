@@ -1,5 +1,10 @@
-//! What every bench target shares: the quick switch, whether criterion really measures, and
-//! saving results + rewriting the HTML report at the end.
+//! What every criterion benchmark of paxraft shares: the quick switch, whether criterion
+//! really measures, and saving results + rewriting the HTML report at the end.
+//!
+//! The benchmarks live in their own package so that criterion is built only by `cargo bench`:
+//! as a dev-dependency of the root package, every `cargo test` compiled it and its
+//! dependencies (about a minute of the test command on 2 cores) for targets that never use it.
+//! They depend on paxraft without the `bug-zoo` feature, so what they measure is what ships.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,9 +29,13 @@ pub fn measuring() -> bool {
         && !args.iter().any(|a| a.starts_with("--profile-time"))
 }
 
-/// Where results and the HTML report go: `reports/` at the workspace root.
+/// Where results and the HTML report go: `reports/` at the workspace root (this package is
+/// `bench/` inside it; cargo runs benches from the package's directory).
 pub fn report_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(paxraft::report::DEFAULT_DIR)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace root")
+        .join(paxraft::report::DEFAULT_DIR)
 }
 
 /// Criterion with the settings shared by the benches (command-line flags still win).
