@@ -61,6 +61,7 @@ fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
         Msg::Peer(m) => format!("{m:?}"),
         Msg::Request(cmd) => format!("request #{} {:?}", cmd.seq, cmd.op),
         Msg::Reply { seq, answer } => format!("reply #{seq} {answer:?}"),
+        Msg::Write { lock, token } => format!("write lock {lock} token {token}"),
         Msg::Redirect { seq, leader } => match leader {
             Some(l) => format!("redirect #{seq} to {l}"),
             None => format!("redirect #{seq} (no leader known)"),
@@ -221,7 +222,7 @@ trait Consistent {
     fn is_consistent_history(&self) -> bool;
 }
 
-impl<T: stateright::semantics::ConsistencyTester<Id, crate::model::KvSpec>> Consistent for T {
+impl<T: stateright::semantics::ConsistencyTester<Id, crate::model::ServiceSpec>> Consistent for T {
     fn is_consistent_history(&self) -> bool {
         self.is_consistent()
     }

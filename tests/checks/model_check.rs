@@ -359,7 +359,7 @@ fn a_put(v: u8) -> Cmd {
         client: 3,
         seq: 1,
         acked: 1,
-        op: paxraft_impls::sm::KvOp::Put(0, vec![v]),
+        op: paxraft_models::model::Op::Kv(paxraft_impls::sm::KvOp::Put(0, vec![v])),
     }
 }
 

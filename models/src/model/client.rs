@@ -1,11 +1,11 @@
 //! The clients: each issues its ops in order, a few at a time, follows redirects and resends
 //! after a timeout.
 
-use paxraft_impls::sm::{KvOp, Request};
+use paxraft_impls::sm::Request;
 use paxraft_impls::Replica;
 use stateright::actor::{model_timeout, Id};
 
-use super::{Cmd, ModelOut, Msg, Timer};
+use super::{Cmd, ModelOut, Msg, Op, Timer};
 
 /// Most requests a client keeps outstanding ([`ModelConfig::pipeline`](super::ModelConfig::pipeline)).
 pub const MAX_PIPELINE: usize = 8;
@@ -24,18 +24,22 @@ pub struct ClientState {
     pub target: u8,
     /// Resends after timeouts since the client last made progress.
     pub retries: u8,
+    /// The fencing token of the last lock it acquired (0: none; lock service only).
+    pub token: u64,
+    /// Its session expired: it stopped (lock service only).
+    pub expired: bool,
 }
 
 impl ClientState {
     /// Whether the client waits for a reply.
     pub fn waiting(&self) -> bool {
-        self.done < self.seq
+        !self.expired && self.done < self.seq
     }
 
     /// Whether the client still waits for the answer to op `seq`.
     pub fn awaits(&self, seq: u64) -> bool {
         let (done, last) = (u64::from(self.done), u64::from(self.seq));
-        if seq <= done || seq > last {
+        if self.expired || seq <= done || seq > last {
             return false;
         }
         seq == done + 1 || self.ahead & (1 << (seq - done - 2)) == 0
@@ -66,7 +70,7 @@ impl ClientState {
 /// Request `seq` of client `id` in state `c`. It acknowledges every answer below the
 /// client's lowest unanswered op (the sessions may forget those results), and no other:
 /// an op answered ahead of an earlier one is not acknowledged until the earlier one is.
-pub(super) fn client_request(id: Id, ops: &[KvOp], c: &ClientState, seq: u8) -> Cmd {
+pub(super) fn client_request(id: Id, ops: &[Op], c: &ClientState, seq: u8) -> Cmd {
     Request {
         client: usize::from(id) as u64,
         seq: u64::from(seq),
@@ -80,7 +84,7 @@ pub(super) fn client_request(id: Id, ops: &[KvOp], c: &ClientState, seq: u8) -> 
 pub(super) fn client_issue(
     id: Id,
     c: &mut ClientState,
-    ops: &[KvOp],
+    ops: &[Op],
     servers: u8,
     pipeline: u8,
     o: &mut ModelOut<impl Replica<Cmd>>,
