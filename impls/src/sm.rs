@@ -4,10 +4,15 @@
 //! The protocols never look inside a command; the *host* applies each committed command to a
 //! [`StateMachine`]. Two ship with paxraft:
 //!
-//! * [`Kv`]: a key-value store with get, put and compare-and-swap;
+//! * [`Kv`]: a key-value store with get, put and compare-and-swap, which also serves the lock
+//!   service's ops ([`KvOp::Lock`]): one replicated store for keys and locks, as etcd serves
+//!   both from one, so that every host (runtime, model, simulator) replicates one command
+//!   type and a workload picks which ops its clients send;
 //! * [`LockService`]: a Chubby-style lock service whose locks carry monotonically increasing
 //!   fencing tokens (Burrows, *The Chubby lock service*, §2.4 "sequencers"), so a resource can
-//!   refuse a holder whose lock was meanwhile given to someone else.
+//!   refuse a holder whose lock was meanwhile given to someone else; on its own, or as the
+//!   lock half of [`Kv`];
+//! * [`FencedStore`]: the resource side, a storage that refuses writes with an old token.
 //!
 //! A client may time out and resend a request that was in fact committed; without care the
 //! retry would apply twice (a put would clobber a later put, a lock would be acquired twice).
@@ -98,6 +103,8 @@ pub enum KvOp {
         /// The value written.
         new: Value,
     },
+    /// An op on the store's locks ([`LockService`]; the lock workload's only ops).
+    Lock(LockOp),
 }
 
 /// The result of a [`KvOp`].
@@ -109,12 +116,18 @@ pub enum KvOutput {
     Written,
     /// A CAS: `Ok` when it swapped, else the value actually found.
     Cas(Result<(), Option<Value>>),
+    /// What a lock op returned.
+    Lock(LockOutput),
 }
 
-/// A key-value store. A `BTreeMap` so that equal stores hash equally (model checking).
+/// A key-value store, with the lock service's locks beside the keys. `BTreeMap`s so that
+/// equal stores hash equally (model checking).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kv {
     map: BTreeMap<Key, Value>,
+    /// The locks ([`KvOp::Lock`]); empty unless a client uses them.
+    #[serde(default)]
+    locks: LockService,
 }
 
 impl Kv {
@@ -129,6 +142,10 @@ impl Kv {
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+    /// The store's locks.
+    pub fn locks(&self) -> &LockService {
+        &self.locks
     }
 }
 
@@ -152,17 +169,35 @@ impl StateMachine for Kv {
                     KvOutput::Cas(Err(current.cloned()))
                 }
             }
+            KvOp::Lock(op) => KvOutput::Lock(self.locks.apply(op)),
         }
     }
 
     fn is_read_only(op: &KvOp) -> bool {
-        matches!(op, KvOp::Get(_))
+        match op {
+            KvOp::Get(_) => true,
+            KvOp::Put(..) | KvOp::Cas { .. } => false,
+            KvOp::Lock(op) => LockService::is_read_only(op),
+        }
     }
 
     fn query(&self, op: &KvOp) -> Option<KvOutput> {
         match op {
             KvOp::Get(k) => Some(KvOutput::Value(self.map.get(k).cloned())),
             KvOp::Put(..) | KvOp::Cas { .. } => None,
+            KvOp::Lock(op) => self.locks.query(op).map(KvOutput::Lock),
+        }
+    }
+
+    /// The keys belong to nobody; the expired client's locks are freed.
+    fn expire(&mut self, client: ClientId) {
+        self.locks.expire(client);
+    }
+
+    fn apply_with(&mut self, op: &KvOp, cfg: &crate::Config) -> KvOutput {
+        match op {
+            KvOp::Lock(op) => KvOutput::Lock(self.locks.apply_with(op, cfg)),
+            _ => self.apply(op),
         }
     }
 }
@@ -1047,12 +1082,14 @@ mod tests {
         );
         let mut kv = Kv::default();
         kv.apply(&KvOp::Put(7, vec![1]));
-        kv.expire(7);
+        let acquire = KvOp::Lock(LockOp::Acquire { lock: 1, owner: 7 });
         assert_eq!(
-            kv.get(7),
-            Some(&vec![1]),
-            "the store keeps nothing per client"
+            kv.apply(&acquire),
+            KvOutput::Lock(LockOutput::Acquired { token: 1 })
         );
+        kv.expire(7);
+        assert_eq!(kv.get(7), Some(&vec![1]), "keys belong to nobody");
+        assert_eq!(kv.locks().holder(1), None, "the store's locks are freed");
     }
 
     /// Every interleaving of up to 6 requests (new ones and retries) of 3 clients, timeout 2,

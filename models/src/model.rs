@@ -1,8 +1,8 @@
 //! The stateright model of a cluster of any [`Replica`], with clients and faults.
 //!
 //! One concern per file, read in this order, like stateright's own examples: the
-//! configuration ([`ModelConfig`]), the service it replicates ([`service`]: the key-value
-//! store or the lock service, one command type [`Op`] for both), the messages and timers
+//! configuration ([`ModelConfig`]), the service whose workload its clients run ([`service`]:
+//! the key-value store or the lock service), the messages and timers
 //! ([`Msg`], [`Timer`]), the actors ([`Node`]; with the lock service, a storage actor that
 //! checks fencing tokens), the server host (a replica, the key-value store behind client
 //! sessions, and the durable image it saves through stateright's `Storage`; the host checks
@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use paxraft_impls::replica::TERMS_NEVER_DECREASE;
-use paxraft_impls::sm::Request;
+use paxraft_impls::sm::{KvOp, Request};
 use paxraft_impls::{Invariant, NodeId, Out, Replica, StepCheck};
 use stateright::actor::{ActorModel, ActorModelState, Id, LossyNetwork, Network};
 
@@ -37,10 +37,11 @@ pub use history::{History, HistoryLog, KvSpec};
 pub use msg::{Answer, Msg, Timer};
 pub(crate) use server::{with_tear, Tear};
 pub use server::{HostCheck, HostChecks, Saved, ServerState, Storage};
-pub use service::{Op, Service, ServiceSpec, Services};
+pub use service::{Service, ServiceSpec};
 
-/// The command the model replicates: an op of either service with its session data.
-pub type Cmd = Request<Op>;
+/// The command the model replicates: an op of the store (keys or locks) with its session
+/// data. The runtime's key-value command too: hosts share replica types.
+pub type Cmd = Request<KvOp>;
 
 type ModelOut<R> = stateright::actor::Out<Node<R>>;
 

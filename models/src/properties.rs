@@ -115,7 +115,8 @@ pub mod names {
     pub const STORAGE_IN_ORDER: &str = "storage accepts writes in token order";
     /// A client acquired the lock with a higher token than another client got, and the
     /// other's session expired: the lock passed on from an expired holder.
-    pub const LOCK_HANDOVER: &str = "a lock passes to a second owner after the first's session expired";
+    pub const LOCK_HANDOVER: &str =
+        "a lock passes to a second owner after the first's session expired";
     /// The storage refused a write: a holder that lost its lock wrote with its old token.
     pub const STALE_WRITE_REFUSED: &str = "storage refuses a stale holder's write";
 }
@@ -278,7 +279,7 @@ fn storage<'a, M: ClusterView>(m: &M, s: &'a M::State) -> Option<&'a crate::mode
 }
 
 fn storage_in_order<M: ClusterView>(m: &M, s: &M::State) -> bool {
-    storage(m, s).is_none_or(|st| st.accepted.windows(2).all(|w| w[0] <= w[1]))
+    storage(m, s).map_or(true, |st| st.accepted.windows(2).all(|w| w[0] <= w[1]))
 }
 
 fn stale_write_refused<M: ClusterView>(m: &M, s: &M::State) -> bool {
@@ -344,7 +345,11 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     let lock = setup.cfg.service == crate::model::Service::Lock;
     let mut p = vec![
         Property::always(
-            if lock { LOCK_LINEARIZABLE } else { LINEARIZABLE },
+            if lock {
+                LOCK_LINEARIZABLE
+            } else {
+                LINEARIZABLE
+            },
             linearizable::<M>,
         ),
         Property::always(SAFETY, state_machine_safety::<M>),
@@ -408,7 +413,10 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     // clients 0 and 1 contend.
     if lock && setup.cfg.clients >= 2 && setup.cfg.ops > 0 {
         p.push(Property::sometimes(LOCK_HANDOVER, lock_handover::<M>));
-        p.push(Property::sometimes(STALE_WRITE_REFUSED, stale_write_refused::<M>));
+        p.push(Property::sometimes(
+            STALE_WRITE_REFUSED,
+            stale_write_refused::<M>,
+        ));
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));

@@ -359,7 +359,7 @@ fn a_put(v: u8) -> Cmd {
         client: 3,
         seq: 1,
         acked: 1,
-        op: paxraft_models::model::Op::Kv(paxraft_impls::sm::KvOp::Put(0, vec![v])),
+        op: paxraft_impls::sm::KvOp::Put(0, vec![v]),
     }
 }
 
@@ -862,4 +862,47 @@ fn check_rejects_bad_input_with_exit_code_2() {
     let out = paxraft(&dir, &["check", "raft", "--symmetry"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--strategy dfs"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The lock service's default check (`paxraft check <protocol> --service lock`): one server,
+/// the whole space explored (no depth bound cuts anything). The lock history is
+/// linearizable against the lock service with expiring sessions, the storage accepts writes
+/// in token order, and both guards are reached: a lock passes from an expired holder to a
+/// second owner, and storage refuses the first holder's late write.
+fn lock_service_passes<R: Checkable>() -> Summary {
+    let cfg = ModelConfig::lock();
+    let search = SearchOptions {
+        threads: 2,
+        depth: None,
+        ..SearchOptions::default()
+    };
+    let s = check::<R>(&cfg, &search, Duration::from_secs(3600), |_| {});
+    assert!(s.passed(), "{s:#}");
+    for (name, status) in [
+        (names::LOCK_LINEARIZABLE, Verdict::Holds),
+        (names::STORAGE_IN_ORDER, Verdict::Holds),
+        (names::LOCK_HANDOVER, Verdict::Reached),
+        (names::STALE_WRITE_REFUSED, Verdict::Reached),
+    ] {
+        assert_eq!(s.verdict(name).map(|v| v.status), Some(status), "{name}");
+    }
+    assert_eq!(s.verdict(names::LINEARIZABLE).map(|v| v.status), None);
+    assert_eq!(
+        (s.cuts.depth, s.cuts.term, s.cuts.in_flight),
+        (0, 0, 0),
+        "the whole space was explored"
+    );
+    s
+}
+
+#[test]
+fn raft_lock_service_passes_its_whole_space() {
+    let s = lock_service_passes::<Raft<Cmd>>();
+    assert!(s.unique_states > 100_000, "{}", s.unique_states);
+}
+
+#[test]
+fn multipaxos_lock_service_passes_its_whole_space() {
+    let s = lock_service_passes::<MultiPaxos<Cmd>>();
+    assert!(s.unique_states > 100_000, "{}", s.unique_states);
 }

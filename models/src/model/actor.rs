@@ -5,13 +5,12 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use paxraft_impls::sm::{FencedStore, KvOp, Sessions, StateMachine};
+use paxraft_impls::sm::{FencedStore, Kv, KvOp, Sessions, StateMachine};
 use paxraft_impls::{Config, NodeId, Out, ReadMode, Replica, Role, StepCheck};
 use stateright::actor::{model_timeout, Actor, Id};
 
 use super::client::{client_issue, client_request};
 use super::server::read_id;
-use super::service::{Op, Services};
 use super::{
     Answer, ClientState, Cmd, Hashed, HostCheck, HostChecks, Msg, Saved, ServerState, Storage,
     Timer,
@@ -84,7 +83,7 @@ pub enum Node<R: Replica<Cmd>> {
         /// Servers it may talk to.
         servers: u8,
         /// Its ops, in order.
-        ops: Arc<Vec<Op>>,
+        ops: Arc<Vec<KvOp>>,
         /// Resends allowed without progress.
         max_retries: u8,
         /// Requests kept outstanding at once ([`ModelConfig::pipeline`](super::ModelConfig::pipeline)).
@@ -250,13 +249,13 @@ impl<R: Replica<Cmd>> Node<R> {
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
                 // from its local store, skipping the log round that would confirm it still
                 // leads. The correct path (default) sends reads through the log like writes.
-                if let (true, Op::Kv(KvOp::Get(key)), Some(s)) = (
+                if let (true, KvOp::Get(key), Some(s)) = (
                     cfg.bug(paxraft_impls::Bug::StaleRead),
                     &cmd.op,
                     state.server(),
                 ) {
                     if s.replica.status().role == Role::Leader {
-                        let answer = Answer::Value(s.saved.sm.state().kv.get(*key).cloned());
+                        let answer = Answer::Value(s.saved.sm.state().get(*key).cloned());
                         o.send(
                             src,
                             Msg::Reply {
@@ -267,7 +266,7 @@ impl<R: Replica<Cmd>> Node<R> {
                         return;
                     }
                 }
-                if cfg.reads != ReadMode::Log && R::READS && Services::is_read_only(&cmd.op) {
+                if cfg.reads != ReadMode::Log && R::READS && Kv::is_read_only(&cmd.op) {
                     // A read without the log: the host remembers whom to answer and asks the
                     // replica. A retry of a read already waiting is the same read.
                     let id = read_id(&cmd);

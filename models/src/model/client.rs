@@ -1,11 +1,11 @@
 //! The clients: each issues its ops in order, a few at a time, follows redirects and resends
 //! after a timeout.
 
-use paxraft_impls::sm::Request;
+use paxraft_impls::sm::{KvOp, Request};
 use paxraft_impls::Replica;
 use stateright::actor::{model_timeout, Id};
 
-use super::{Cmd, ModelOut, Msg, Op, Timer};
+use super::{Cmd, ModelOut, Msg, Timer};
 
 /// Most requests a client keeps outstanding ([`ModelConfig::pipeline`](super::ModelConfig::pipeline)).
 pub const MAX_PIPELINE: usize = 8;
@@ -70,7 +70,7 @@ impl ClientState {
 /// Request `seq` of client `id` in state `c`. It acknowledges every answer below the
 /// client's lowest unanswered op (the sessions may forget those results), and no other:
 /// an op answered ahead of an earlier one is not acknowledged until the earlier one is.
-pub(super) fn client_request(id: Id, ops: &[Op], c: &ClientState, seq: u8) -> Cmd {
+pub(super) fn client_request(id: Id, ops: &[KvOp], c: &ClientState, seq: u8) -> Cmd {
     Request {
         client: usize::from(id) as u64,
         seq: u64::from(seq),
@@ -84,7 +84,7 @@ pub(super) fn client_request(id: Id, ops: &[Op], c: &ClientState, seq: u8) -> Cm
 pub(super) fn client_issue(
     id: Id,
     c: &mut ClientState,
-    ops: &[Op],
+    ops: &[KvOp],
     servers: u8,
     pipeline: u8,
     o: &mut ModelOut<impl Replica<Cmd>>,

@@ -3,7 +3,7 @@
 use paxraft_impls::sm::{KvOp, LockOp};
 use paxraft_impls::Config;
 
-use super::service::{Op, Service, LOCK};
+use super::service::{Service, LOCK};
 
 /// Which network semantics stateright simulates.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -273,13 +273,13 @@ impl ModelConfig {
     /// clients acquire lock 0, then send keep-alives; odd clients first try to release it
     /// (refused unless they hold it: the owner rule), then acquire, alternately. Between
     /// them, an even client's silent session expires and its lock passes on.
-    pub fn op(&self, c: usize, k: usize) -> Op {
+    pub fn op(&self, c: usize, k: usize) -> KvOp {
         match self.service {
-            Service::Kv => Op::Kv(self.kv_op(c, k)),
+            Service::Kv => self.kv_op(c, k),
             Service::Lock => {
                 let owner = (self.servers + c) as u64;
                 let acquire = LockOp::Acquire { lock: LOCK, owner };
-                Op::Lock(if c % 2 == 0 {
+                KvOp::Lock(if c % 2 == 0 {
                     if k == 0 {
                         acquire
                     } else {

@@ -47,6 +47,7 @@ impl From<KvOutput> for Answer {
             KvOutput::Written => Answer::Written,
             KvOutput::Cas(Ok(())) => Answer::Swapped,
             KvOutput::Cas(Err(v)) => Answer::NotSwapped(v),
+            KvOutput::Lock(o) => o.into(),
         }
     }
 }

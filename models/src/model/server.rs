@@ -6,11 +6,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use paxraft_impls::driver::crash_points;
-use paxraft_impls::sm::{SessionError, Sessions, StateMachine};
+use paxraft_impls::sm::{Kv, SessionError, Sessions, StateMachine};
 use paxraft_impls::{Effect, Out, ReadId, Replica, Role, Slot};
 use stateright::actor::{model_timeout, Id};
 
-use super::{Answer, Cmd, Hashed, ModelOut, Msg, Node, NodeState, Services, Timer};
+use super::{Answer, Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
 
 /// What a server host keeps durable: the replica's image built from its writes, and the
 /// state machine with what was applied to it (a host applies and records atomically, so a
@@ -19,8 +19,8 @@ use super::{Answer, Cmd, Hashed, ModelOut, Msg, Node, NodeState, Services, Timer
 pub struct Saved<R: Replica<Cmd>> {
     /// The replica's durable image.
     pub durable: R::Durable,
-    /// The service (key-value store or lock service) behind client sessions.
-    pub sm: Sessions<Services>,
+    /// The store (keys and locks) behind client sessions.
+    pub sm: Sessions<Kv>,
     /// Applied commands by slot, in slot order (no-ops are not reported).
     pub applied: Vec<(Slot, Cmd)>,
     /// Slots this host learned were committed as no-ops, in order (from the replica's
@@ -223,7 +223,7 @@ impl<R: Replica<Cmd>> Node<R> {
                             }
                             // Bug zoo B2 and L1 switch inside, through the config.
                             let answer = match sv.sm.apply_as(&cmd, cfg) {
-                                Ok(answer) => Some(answer),
+                                Ok(answer) => Some(Answer::from(answer)),
                                 // An expired session is told so, explicitly.
                                 Err(SessionError::Expired { .. }) => Some(Answer::Expired),
                                 // Stale and reused requests come from no correct client.
@@ -236,13 +236,7 @@ impl<R: Replica<Cmd>> Node<R> {
                             // from the session.
                             if let (true, Some(answer)) = (leader, answer) {
                                 let seq = cmd.seq;
-                                o.send(
-                                    Id::from(cmd.client as usize),
-                                    Msg::Reply {
-                                        seq,
-                                        answer: answer.into(),
-                                    },
-                                );
+                                o.send(Id::from(cmd.client as usize), Msg::Reply { seq, answer });
                             }
                             sv.applied.insert(i, (slot, cmd));
                         }

@@ -1,14 +1,18 @@
 //! Which service the model's cluster replicates: the key-value store (the default) or the
 //! Chubby-style lock service, with the storage its fencing tokens protect.
 //!
-//! Design: one command type for both workloads, not a type parameter. [`Op`] carries either
-//! a [`KvOp`] or a [`LockOp`], [`Services`] is the state machine that dispatches them, and
-//! [`ModelConfig::service`](super::ModelConfig::service) picks the workload. The protocols
-//! never look inside a command, so nothing in them changes; the model keeps its one type
-//! (`ClusterModel<R>` with `R: Replica<Cmd>`), so the checker, the symmetry reduction, the
-//! simulator, the zoo and the CLI run the lock service unchanged. A type parameter over the
-//! state machine would have threaded a second parameter through every one of them for one
-//! enum tag per command. An unused half costs nothing: an empty `BTreeMap` per server.
+//! Design: a workload choice, not a new command type or a type parameter. The store
+//! ([`Kv`]) serves the lock service's ops beside its keys ([`KvOp::Lock`]), so the command
+//! stays `Request<KvOp>`: the one type every host shares (the CLI hands the same replica
+//! type to the checker, the simulator and the threaded runtime, which replicates key-value
+//! commands). A command enum of the model's own would have split the replica types between
+//! the model and the runtime; a type parameter over the state machine would have threaded a
+//! second parameter through the model, the checker, the symmetry reduction, the simulator,
+//! the zoo and the CLI, for nothing the protocols can see (they never look inside a
+//! command). What differs per service is only the workload ([`super::ModelConfig::op`]),
+//! the session timeout, the storage actor, the specification the history is checked
+//! against ([`ServiceSpec`] covers both) and the properties. An unused half of the store
+//! costs an empty `BTreeMap` per server.
 //!
 //! The lock workload is the classic fencing scenario (Burrows §2.4; Kleppmann 2016): client
 //! A takes lock 0 and, once it has its token, writes to the [storage actor](super::Node::Storage)
@@ -20,9 +24,7 @@
 
 use std::collections::BTreeSet;
 
-use paxraft_impls::sm::{
-    ClientId, Kv, KvOp, LockOp, LockOutput, LockService, Owner, StateMachine,
-};
+use paxraft_impls::sm::{Kv, KvOp, LockOp, LockOutput, LockService, Owner, StateMachine};
 use stateright::semantics::SequentialSpec;
 
 use super::Answer;
@@ -71,72 +73,6 @@ pub const LOCK_SESSION_TIMEOUT: u64 = 1;
 /// The lock every client of the lock workload contends for.
 pub const LOCK: u64 = 0;
 
-/// An operation of either service.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Op {
-    /// A key-value operation.
-    Kv(KvOp),
-    /// A lock-service operation.
-    Lock(LockOp),
-}
-
-/// Shown as the inner op: traces read `Put(0, [16])`, not `Kv(Put(0, [16]))`.
-impl std::fmt::Debug for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Op::Kv(op) => op.fmt(f),
-            Op::Lock(op) => op.fmt(f),
-        }
-    }
-}
-
-/// Both services' state, each op applied to its own. A server runs it behind expiring
-/// sessions; [`StateMachine::expire`] reaches the lock service.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Services {
-    /// The key-value store.
-    pub kv: Kv,
-    /// The lock service.
-    pub lock: LockService,
-}
-
-impl StateMachine for Services {
-    type Op = Op;
-    type Output = Answer;
-
-    fn apply(&mut self, op: &Op) -> Answer {
-        match op {
-            Op::Kv(op) => self.kv.apply(op).into(),
-            Op::Lock(op) => self.lock.apply(op).into(),
-        }
-    }
-
-    fn is_read_only(op: &Op) -> bool {
-        match op {
-            Op::Kv(op) => Kv::is_read_only(op),
-            Op::Lock(op) => LockService::is_read_only(op),
-        }
-    }
-
-    fn query(&self, op: &Op) -> Option<Answer> {
-        match op {
-            Op::Kv(op) => self.kv.query(op).map(Answer::from),
-            Op::Lock(op) => self.lock.query(op).map(Answer::from),
-        }
-    }
-
-    fn expire(&mut self, client: ClientId) {
-        self.lock.expire(client);
-    }
-
-    fn apply_with(&mut self, op: &Op, cfg: &paxraft_impls::Config) -> Answer {
-        match op {
-            Op::Kv(op) => self.kv.apply_with(op, cfg).into(),
-            Op::Lock(op) => self.lock.apply_with(op, cfg).into(),
-        }
-    }
-}
-
 /// Whose session a lock op speaks for (`None`: a validation, which any resource may ask).
 fn owner(op: &LockOp) -> Option<Owner> {
     match *op {
@@ -178,21 +114,21 @@ impl ServiceSpec {
 }
 
 impl SequentialSpec for ServiceSpec {
-    type Op = Op;
+    type Op = KvOp;
     type Ret = Answer;
 
-    fn invoke(&mut self, op: &Op) -> Answer {
+    fn invoke(&mut self, op: &KvOp) -> Answer {
         match op {
-            Op::Kv(op) => self.kv.apply(op).into(),
-            Op::Lock(op) if owner(op).is_some_and(|o| self.expired.contains(&o)) => {
+            KvOp::Lock(op) if owner(op).is_some_and(|o| self.expired.contains(&o)) => {
                 Answer::Expired
             }
-            Op::Lock(op) => self.lock.apply(op).into(),
+            KvOp::Lock(op) => self.lock.apply(op).into(),
+            op => self.kv.apply(op).into(),
         }
     }
 
-    fn is_valid_step(&mut self, op: &Op, ret: &Answer) -> bool {
-        let Op::Lock(lop) = op else {
+    fn is_valid_step(&mut self, op: &KvOp, ret: &Answer) -> bool {
+        let KvOp::Lock(lop) = op else {
             return self.invoke(op) == *ret;
         };
         let who = owner(lop);
@@ -241,8 +177,8 @@ impl From<LockOutput> for Answer {
 mod tests {
     use super::*;
 
-    fn lock(op: LockOp) -> Op {
-        Op::Lock(op)
+    fn lock(op: LockOp) -> KvOp {
+        KvOp::Lock(op)
     }
 
     /// A grant to a second owner is valid only as an expiry of the first, after which the
@@ -255,48 +191,65 @@ mod tests {
         assert!(s.is_valid_step(&acq(1), &Answer::Acquired { token: 1 }));
         assert!(!s.clone().is_valid_step(&rel(2), &Answer::Released), "L1");
         assert!(s.clone().is_valid_step(&rel(2), &Answer::NotHolder));
-        assert!(!s.clone().is_valid_step(&acq(2), &Answer::Acquired { token: 1 }), "token reused");
+        assert!(
+            !s.clone()
+                .is_valid_step(&acq(2), &Answer::Acquired { token: 1 }),
+            "token reused"
+        );
         assert!(s.is_valid_step(&acq(2), &Answer::Acquired { token: 2 }));
         assert!(s.expired.contains(&1));
-        assert!(!s.clone().is_valid_step(&rel(1), &Answer::NotHolder), "expired for ever");
+        assert!(
+            !s.clone().is_valid_step(&rel(1), &Answer::NotHolder),
+            "expired for ever"
+        );
         assert_eq!(s.invoke(&rel(1)), Answer::Expired);
         assert_eq!(s.invoke(&rel(2)), Answer::Released);
     }
 
     #[test]
-    fn services_dispatch_and_expire_reaches_the_locks() {
-        let mut sm = Services::default();
-        assert_eq!(sm.apply(&Op::Kv(KvOp::Put(0, vec![1]))), Answer::Written);
-        assert_eq!(
-            sm.apply(&lock(LockOp::Acquire { lock: 0, owner: 4 })),
-            Answer::Acquired { token: 1 }
-        );
-        sm.expire(4);
-        assert_eq!(sm.lock.holder(0), None);
-        assert_eq!(sm.kv.get(0), Some(&vec![1]));
-        assert!(Services::is_read_only(&lock(LockOp::Validate { lock: 0, token: 1 })));
-        assert_eq!(format!("{:?}", Op::Kv(KvOp::Get(0))), "Get(0)");
+    fn services_parse_and_answer_lock_outputs() {
         assert_eq!(Service::parse("lock"), Some(Service::Lock));
         assert_eq!(Service::parse("zk"), None);
+        assert_eq!(
+            (
+                Service::Kv.session_timeout(),
+                Service::Lock.session_timeout()
+            ),
+            (0, 1)
+        );
+        let mut kv = Kv::default();
+        let out = kv.apply(&lock(LockOp::Acquire { lock: 0, owner: 4 }));
+        assert_eq!(Answer::from(out), Answer::Acquired { token: 1 });
     }
 
     /// Measure: the lock check at its defaults (run with --ignored --nocapture).
     #[test]
     #[ignore]
     fn measure_lock_check() {
-        use paxraft_impls::multipaxos::MultiPaxos;
-        use paxraft_impls::raft::Raft;
         use crate::model::{Cmd, ModelConfig};
         use crate::SearchOptions;
+        use paxraft_impls::multipaxos::MultiPaxos;
+        use paxraft_impls::raft::Raft;
         let depth: Option<usize> = std::env::var("DEPTH").ok().map(|d| d.parse().unwrap());
         let servers: usize = std::env::var("SERVERS").map_or(1, |d| d.parse().unwrap());
-        let cfg = ModelConfig { servers, ..ModelConfig::lock() };
-        let search = SearchOptions { depth, ..SearchOptions::default() };
+        let cfg = ModelConfig {
+            servers,
+            ..ModelConfig::lock()
+        };
+        let search = SearchOptions {
+            depth,
+            ..SearchOptions::default()
+        };
         let t = std::time::Instant::now();
         let s = crate::check::<Raft<Cmd>>(&cfg, &search, std::time::Duration::from_secs(5), |_| {});
         println!("raft {:?}: {s:#}", t.elapsed());
         let t = std::time::Instant::now();
-        let s = crate::check::<MultiPaxos<Cmd>>(&cfg, &search, std::time::Duration::from_secs(5), |_| {});
+        let s = crate::check::<MultiPaxos<Cmd>>(
+            &cfg,
+            &search,
+            std::time::Duration::from_secs(5),
+            |_| {},
+        );
         println!("multipaxos {:?}: {s:#}", t.elapsed());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use paxraft_impls::sm::KvOp;
 use paxraft_impls::{Replica, Role};
 use paxraft_models::checked::{build_walk, CheckAction, CheckModel, CheckState};
-use paxraft_models::model::{Node, Op, Timer};
+use paxraft_models::model::{Node, Timer};
 use paxraft_models::properties::names::LINEARIZABLE;
 use paxraft_models::Cmd;
 use stateright::actor::ActorModelAction;
@@ -49,7 +49,7 @@ pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> SimModel<R> {
     let mut model = build_walk::<R>(&cfg);
     for (c, actor) in model.actors.actors[cfg.servers..].iter_mut().enumerate() {
         if let Node::Client { ops, .. } = actor {
-            *ops = Arc::new(client_ops(c, cfg.ops).into_iter().map(Op::Kv).collect());
+            *ops = Arc::new(client_ops(c, cfg.ops));
         }
     }
     model.actors.record_msg_in = |_, _, _| None;
