@@ -221,35 +221,4 @@ mod tests {
         let out = kv.apply(&lock(LockOp::Acquire { lock: 0, owner: 4 }));
         assert_eq!(Answer::from(out), Answer::Acquired { token: 1 });
     }
-
-    /// Measure: the lock check at its defaults (run with --ignored --nocapture).
-    #[test]
-    #[ignore]
-    fn measure_lock_check() {
-        use crate::model::{Cmd, ModelConfig};
-        use crate::SearchOptions;
-        use paxraft_impls::multipaxos::MultiPaxos;
-        use paxraft_impls::raft::Raft;
-        let depth: Option<usize> = std::env::var("DEPTH").ok().map(|d| d.parse().unwrap());
-        let servers: usize = std::env::var("SERVERS").map_or(1, |d| d.parse().unwrap());
-        let cfg = ModelConfig {
-            servers,
-            ..ModelConfig::lock()
-        };
-        let search = SearchOptions {
-            depth,
-            ..SearchOptions::default()
-        };
-        let t = std::time::Instant::now();
-        let s = crate::check::<Raft<Cmd>>(&cfg, &search, std::time::Duration::from_secs(5), |_| {});
-        println!("raft {:?}: {s:#}", t.elapsed());
-        let t = std::time::Instant::now();
-        let s = crate::check::<MultiPaxos<Cmd>>(
-            &cfg,
-            &search,
-            std::time::Duration::from_secs(5),
-            |_| {},
-        );
-        println!("multipaxos {:?}: {s:#}", t.elapsed());
-    }
 }
