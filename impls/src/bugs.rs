@@ -70,12 +70,21 @@ pub enum Bug {
     PaxosReadBeforeRecovery,
     /// P9: a multi-Paxos leader serves a read without a quorum confirming its ballot.
     PaxosReadWithoutQuorum,
+    /// L1: the lock service's Release frees the lock whoever asks, not only its holder
+    /// (Burrows §2.4: only the holder may release; a release by anyone lets a second client
+    /// in while the first still holds the lock).
+    LockReleaseByNonOwner,
+    /// L2: the storage the locks protect accepts a write whatever its fencing token, so a
+    /// holder that paused past its session overwrites its successor (Burrows §2.4,
+    /// sequencers; Kleppmann 2016, "How to do distributed locking").
+    StorageWithoutFencing,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
-    /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9.
-    pub const ALL: [Bug; 26] = [
+    /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
+    /// the lock-service bugs L1 and L2.
+    pub const ALL: [Bug; 28] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -102,20 +111,23 @@ impl Bug {
         Bug::FollowerReadNoWait,
         Bug::PaxosReadBeforeRecovery,
         Bug::PaxosReadWithoutQuorum,
+        Bug::LockReleaseByNonOwner,
+        Bug::StorageWithoutFencing,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 26] = [
+        const CODES: [&str; 28] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
-            "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9",
+            "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
+            "L2",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 26] = [
+        const NAMES: [&str; 28] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -142,13 +154,16 @@ impl Bug {
             "follower-read-no-wait",
             "read-before-recovery",
             "read-without-ballot-check",
+            "lock-release-by-non-owner",
+            "storage-without-fencing",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes; `None` for B2, which
-    /// lives in the hosts' state machine and fits any protocol. A name, not a type: the
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes; `None` for B2, L1 and L2,
+    /// which live in the hosts' state machine or in the storage the locks protect and fit
+    /// any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
     pub fn protocol(self) -> Option<&'static str> {
         use Bug::*;
@@ -178,7 +193,7 @@ impl Bug {
             | PromiseSentBeforePersist
             | PaxosReadBeforeRecovery
             | PaxosReadWithoutQuorum => Some("multipaxos"),
-            DuplicateApply => None,
+            DuplicateApply | LockReleaseByNonOwner | StorageWithoutFencing => None,
         }
     }
 

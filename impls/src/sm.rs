@@ -4,10 +4,15 @@
 //! The protocols never look inside a command; the *host* applies each committed command to a
 //! [`StateMachine`]. Two ship with paxraft:
 //!
-//! * [`Kv`]: a key-value store with get, put and compare-and-swap;
+//! * [`Kv`]: a key-value store with get, put and compare-and-swap, which also serves the lock
+//!   service's ops ([`KvOp::Lock`]): one replicated store for keys and locks, as etcd serves
+//!   both from one, so that every host (runtime, model, simulator) replicates one command
+//!   type and a workload picks which ops its clients send;
 //! * [`LockService`]: a Chubby-style lock service whose locks carry monotonically increasing
 //!   fencing tokens (Burrows, *The Chubby lock service*, §2.4 "sequencers"), so a resource can
-//!   refuse a holder whose lock was meanwhile given to someone else.
+//!   refuse a holder whose lock was meanwhile given to someone else; on its own, or as the
+//!   lock half of [`Kv`];
+//! * [`FencedStore`]: the resource side, a storage that refuses writes with an old token.
 //!
 //! A client may time out and resend a request that was in fact committed; without care the
 //! retry would apply twice (a put would clobber a later put, a lock would be acquired twice).
@@ -16,6 +21,27 @@
 //! and answers a duplicate with the original result instead of applying it again. Clients may
 //! keep many requests outstanding: a request also carries `acked`, the lowest sequence number
 //! whose reply the client has not yet received, and results below it are discarded.
+//!
+//! ## Session expiry by log time
+//!
+//! Sessions can expire ([`Sessions::with_timeout`]), so that a crashed client's session (and,
+//! in the lock service, every lock it holds) does not live for ever. Expiry must be
+//! deterministic: every replica must expire the same session at the same point of the log.
+//! The dissertation (§6.3) has the leader stamp its clock into each command and expires by
+//! those timestamps; paxraft's protocols never look inside a command, so no leader can stamp
+//! one. paxraft uses *log time* instead: every command applied advances a clock by one, and a
+//! session whose client sent nothing (no request, no keep-alive) for `timeout` applied
+//! commands expires at the next command. Log time only moves while others write, so an idle
+//! cluster expires nobody: a deviation from §6.3 that keeps expiry a pure function of the log
+//! (and the model checker's states free of clocks). A client that must stay alive while the
+//! system is otherwise idle sends keep-alives ([`LockOp::KeepAlive`]).
+//!
+//! An expired session is gone for good: its client's later requests are refused with
+//! [`SessionError::Expired`], never applied and never answered from a result (its results
+//! were discarded with it). A client that wants to go on opens a new session under a new
+//! client id. Expiry is checked in [`Sessions::apply`], oldest session first, from an index
+//! ordered by last activity, so each apply does O(log n) work plus one step per session it
+//! expires: no timers, no scan over all sessions.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -36,6 +62,20 @@ pub trait StateMachine: Clone + Debug + Default + Eq + Hash + Send + 'static {
     /// Answer read-only `op` from the current state, without the log: what hosts serving
     /// linearizable reads ([`crate::Replica::read`]) call. `None` when `op` is not read-only.
     fn query(&self, op: &Self::Op) -> Option<Self::Output>;
+    /// The session of `client` expired ([`Sessions`]): drop whatever the state machine keeps
+    /// on its behalf. Called from `apply`, at the same point of the log on every replica. The
+    /// key-value store keeps nothing per client (the default does nothing); the lock service
+    /// frees the client's locks.
+    fn expire(&mut self, client: ClientId) {
+        let _ = client;
+    }
+    /// [`StateMachine::apply`], with the bug-zoo switches of `cfg` that belong to the state
+    /// machine (the lock service's [`crate::Bug::LockReleaseByNonOwner`]). Without the
+    /// `bug-zoo` feature every switch is off and this is `apply`.
+    fn apply_with(&mut self, op: &Self::Op, cfg: &crate::Config) -> Self::Output {
+        let _ = cfg;
+        self.apply(op)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,6 +103,8 @@ pub enum KvOp {
         /// The value written.
         new: Value,
     },
+    /// An op on the store's locks ([`LockService`]; the lock workload's only ops).
+    Lock(LockOp),
 }
 
 /// The result of a [`KvOp`].
@@ -74,12 +116,18 @@ pub enum KvOutput {
     Written,
     /// A CAS: `Ok` when it swapped, else the value actually found.
     Cas(Result<(), Option<Value>>),
+    /// What a lock op returned.
+    Lock(LockOutput),
 }
 
-/// A key-value store. A `BTreeMap` so that equal stores hash equally (model checking).
+/// A key-value store, with the lock service's locks beside the keys. `BTreeMap`s so that
+/// equal stores hash equally (model checking).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kv {
     map: BTreeMap<Key, Value>,
+    /// The locks ([`KvOp::Lock`]); empty unless a client uses them.
+    #[serde(default)]
+    locks: LockService,
 }
 
 impl Kv {
@@ -94,6 +142,10 @@ impl Kv {
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+    /// The store's locks.
+    pub fn locks(&self) -> &LockService {
+        &self.locks
     }
 }
 
@@ -117,17 +169,35 @@ impl StateMachine for Kv {
                     KvOutput::Cas(Err(current.cloned()))
                 }
             }
+            KvOp::Lock(op) => KvOutput::Lock(self.locks.apply(op)),
         }
     }
 
     fn is_read_only(op: &KvOp) -> bool {
-        matches!(op, KvOp::Get(_))
+        match op {
+            KvOp::Get(_) => true,
+            KvOp::Put(..) | KvOp::Cas { .. } => false,
+            KvOp::Lock(op) => LockService::is_read_only(op),
+        }
     }
 
     fn query(&self, op: &KvOp) -> Option<KvOutput> {
         match op {
             KvOp::Get(k) => Some(KvOutput::Value(self.map.get(k).cloned())),
             KvOp::Put(..) | KvOp::Cas { .. } => None,
+            KvOp::Lock(op) => self.locks.query(op).map(KvOutput::Lock),
+        }
+    }
+
+    /// The keys belong to nobody; the expired client's locks are freed.
+    fn expire(&mut self, client: ClientId) {
+        self.locks.expire(client);
+    }
+
+    fn apply_with(&mut self, op: &KvOp, cfg: &crate::Config) -> KvOutput {
+        match op {
+            KvOp::Lock(op) => KvOutput::Lock(self.locks.apply_with(op, cfg)),
+            _ => self.apply(op),
         }
     }
 }
@@ -138,7 +208,8 @@ impl StateMachine for Kv {
 
 /// A lock's name.
 pub type LockId = u64;
-/// Who holds a lock.
+/// Who holds a lock: the [`ClientId`] of the session that took it, so that the lock is freed
+/// when that session expires ([`StateMachine::expire`]).
 pub type Owner = u64;
 
 /// An operation on [`LockService`].
@@ -165,6 +236,13 @@ pub enum LockOp {
         /// The fencing token to check.
         token: u64,
     },
+    /// Keep `owner`'s session alive and change nothing else (Chubby's KeepAlive, Burrows §2.8):
+    /// what a holder sends while it has no other request to make. It goes through the log like
+    /// any request, since only applied commands refresh a session.
+    KeepAlive {
+        /// Whose session.
+        owner: Owner,
+    },
 }
 
 /// The result of a [`LockOp`].
@@ -186,6 +264,8 @@ pub enum LockOutput {
     NotHolder,
     /// A fencing check: whether the token belongs to the current holder.
     Valid(bool),
+    /// A keep-alive was applied: the session lives on.
+    Alive,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -205,6 +285,10 @@ impl LockService {
     /// The current holder of `lock`.
     pub fn holder(&self, lock: LockId) -> Option<Owner> {
         self.locks.get(&lock).and_then(|l| l.holder)
+    }
+    /// The token of `lock`'s latest acquisition (0: never acquired).
+    pub fn token(&self, lock: LockId) -> u64 {
+        self.locks.get(&lock).map_or(0, |l| l.token)
     }
 }
 
@@ -234,11 +318,38 @@ impl StateMachine for LockService {
                 _ => LockOutput::NotHolder,
             },
             LockOp::Validate { .. } => self.query(op).expect("validate is read-only"),
+            LockOp::KeepAlive { .. } => LockOutput::Alive,
         }
     }
 
     fn is_read_only(op: &LockOp) -> bool {
         matches!(op, LockOp::Validate { .. })
+    }
+
+    /// The expired session's locks are free again (Burrows §2.8: a lock whose holder's session
+    /// expired is released); their tokens stay, so the next holder's token is higher.
+    fn expire(&mut self, client: ClientId) {
+        for l in self.locks.values_mut() {
+            if l.holder == Some(client) {
+                l.holder = None;
+            }
+        }
+    }
+
+    fn apply_with(&mut self, op: &LockOp, cfg: &crate::Config) -> LockOutput {
+        match *op {
+            // Bug zoo L1: the release frees the lock whoever asks.
+            LockOp::Release { lock, .. } if cfg.bug(crate::Bug::LockReleaseByNonOwner) => {
+                match self.locks.get_mut(&lock) {
+                    Some(l) if l.holder.is_some() => {
+                        l.holder = None;
+                        LockOutput::Released
+                    }
+                    _ => LockOutput::NotHolder,
+                }
+            }
+            _ => self.apply(op),
+        }
     }
 
     fn query(&self, op: &LockOp) -> Option<LockOutput> {
@@ -248,8 +359,92 @@ impl StateMachine for LockService {
                     .get(&lock)
                     .is_some_and(|l| l.holder.is_some() && l.token == token),
             )),
-            LockOp::Acquire { .. } | LockOp::Release { .. } => None,
+            LockOp::Acquire { .. } | LockOp::Release { .. } | LockOp::KeepAlive { .. } => None,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fenced storage
+// ---------------------------------------------------------------------------------------------
+
+/// Why [`FencedStore`] refused a write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Fenced {
+    /// The lock whose token the write carried.
+    pub lock: LockId,
+    /// The token the write carried.
+    pub token: u64,
+    /// The highest token the store had accepted for that lock.
+    pub highest: u64,
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "write with token {} of lock {} refused: token {} was accepted before",
+            self.token, self.lock, self.highest
+        )
+    }
+}
+
+impl std::error::Error for Fenced {}
+
+/// A storage service that the lock service protects, and that checks fencing tokens itself:
+/// it accepts a write only with a token at least the highest it has accepted for the same
+/// lock (Burrows §2.4, "sequencers"; Kleppmann, *How to do distributed locking*, 2016). A
+/// holder that paused past its session, lost the lock and wakes up to write with its old
+/// token is refused, however late its write arrives: the lock service cannot stop a write
+/// already on its way, the resource can. Not replicated (one process, the resource side);
+/// equal tokens are accepted, since one holder writes many times under one token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FencedStore {
+    /// Per lock: the highest token accepted, and the value it wrote last.
+    cells: BTreeMap<LockId, (u64, Value)>,
+}
+
+impl FencedStore {
+    /// Write `value` under `lock` with fencing `token`: accepted when `token` is at least the
+    /// highest token accepted for `lock`, refused with [`Fenced`] otherwise.
+    pub fn write(&mut self, lock: LockId, token: u64, value: Value) -> Result<(), Fenced> {
+        let cell = self.cells.entry(lock).or_insert((0, Vec::new()));
+        if token < cell.0 {
+            return Err(Fenced {
+                lock,
+                token,
+                highest: cell.0,
+            });
+        }
+        *cell = (token, value);
+        Ok(())
+    }
+
+    /// [`FencedStore::write`], or with bug L2 ([`crate::Bug::StorageWithoutFencing`]) switched
+    /// on in `cfg`, a write that accepts any token (the highest one is still recorded).
+    pub fn write_as(
+        &mut self,
+        lock: LockId,
+        token: u64,
+        value: Value,
+        cfg: &crate::Config,
+    ) -> Result<(), Fenced> {
+        if cfg.bug(crate::Bug::StorageWithoutFencing) {
+            let cell = self.cells.entry(lock).or_insert((0, Vec::new()));
+            *cell = (cell.0.max(token), value);
+            return Ok(());
+        }
+        self.write(lock, token, value)
+    }
+
+    /// The highest token accepted for `lock` (0: none).
+    pub fn highest(&self, lock: LockId) -> u64 {
+        self.cells.get(&lock).map_or(0, |c| c.0)
+    }
+
+    /// The value last written under `lock`.
+    pub fn value(&self, lock: LockId) -> Option<&Value> {
+        self.cells.get(&lock).map(|c| &c.1)
     }
 }
 
@@ -294,6 +489,15 @@ pub enum SessionError {
         /// The reused sequence number.
         seq: u64,
     },
+    /// The client's session expired (no request for the sessions' timeout, in applied
+    /// commands): the request is not applied, and a result it may have had before was
+    /// discarded with the session. The client must open a new session under a new client id.
+    Expired {
+        /// The client.
+        client: ClientId,
+        /// The request's sequence number.
+        seq: u64,
+    },
 }
 
 impl std::fmt::Display for SessionError {
@@ -311,6 +515,12 @@ impl std::fmt::Display for SessionError {
                     "client {client} reused sequence number {seq} for a different operation"
                 )
             }
+            SessionError::Expired { client, seq } => {
+                write!(
+                    f,
+                    "request {seq} of client {client} refused: its session expired (open a new session under a new client id)"
+                )
+            }
         }
     }
 }
@@ -324,6 +534,8 @@ struct Session<Op, O> {
     results: BTreeMap<u64, (Op, O)>,
     /// Everything below this was acknowledged and forgotten.
     acked: u64,
+    /// Log time of the client's last request (0 while expiry is off).
+    last: u64,
 }
 
 impl<Op, O> Default for Session<Op, O> {
@@ -331,17 +543,31 @@ impl<Op, O> Default for Session<Op, O> {
         Session {
             results: BTreeMap::new(),
             acked: 0,
+            last: 0,
         }
     }
 }
 
-/// A state machine behind client sessions: each `(client, seq)` takes effect at most once.
+/// A state machine behind client sessions: each `(client, seq)` takes effect at most once,
+/// and (with a timeout) a session idle for `timeout` applied commands expires.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sessions<S: StateMachine> {
     sm: S,
     sessions: BTreeMap<ClientId, Session<S::Op, S::Output>>,
     /// How many commands changed the state machine (duplicates excluded).
     applied: u64,
+    /// A session expires after this many applied commands without a request of its client
+    /// (0: never, the default, so hosts that do not ask for expiry see no change at all).
+    timeout: u64,
+    /// Log time: commands applied, duplicates and refused ones included (0 while expiry is
+    /// off, so that equal stores stay equal states for the model checker).
+    clock: u64,
+    /// Live sessions by last activity, oldest first: what the expiry check pops from.
+    idle: std::collections::BTreeSet<(u64, ClientId)>,
+    /// Clients whose session expired: their requests are refused. Kept because this host
+    /// has no register-client command (§6.3 lets the log assign client ids, so that an
+    /// unknown id is an expired one); it grows only by one id per expired client.
+    expired: std::collections::BTreeSet<ClientId>,
 }
 
 impl<S: StateMachine> Default for Sessions<S> {
@@ -350,6 +576,10 @@ impl<S: StateMachine> Default for Sessions<S> {
             sm: S::default(),
             sessions: BTreeMap::new(),
             applied: 0,
+            timeout: 0,
+            clock: 0,
+            idle: Default::default(),
+            expired: Default::default(),
         }
     }
 }
@@ -358,18 +588,82 @@ impl<S: StateMachine> Default for Sessions<S> {
 pub type Applied<S> = Result<<S as StateMachine>::Output, SessionError>;
 
 impl<S: StateMachine> Sessions<S> {
-    /// An empty state machine with no sessions.
+    /// An empty state machine with no sessions, which never expire.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Apply a committed request exactly once: a duplicate gets the original result.
-    pub fn apply(&mut self, req: &Request<S::Op>) -> Applied<S> {
-        self.apply_inner(req, true)
+    /// An empty state machine whose sessions expire after `timeout` applied commands without
+    /// a request of their client (0: never). See the module doc, "Session expiry by log time".
+    pub fn with_timeout(timeout: u64) -> Self {
+        Sessions {
+            timeout,
+            ..Self::default()
+        }
     }
 
-    fn apply_inner(&mut self, req: &Request<S::Op>, dedup: bool) -> Applied<S> {
+    /// The session timeout, in applied commands (0: sessions never expire).
+    pub fn timeout(&self) -> u64 {
+        self.timeout
+    }
+
+    /// Log time: commands applied so far (0 while expiry is off).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Whether `client`'s session expired.
+    pub fn is_expired(&self, client: ClientId) -> bool {
+        self.expired.contains(&client)
+    }
+
+    /// Whether some session expired.
+    pub fn any_expired(&self) -> bool {
+        !self.expired.is_empty()
+    }
+
+    /// Advance log time by one command and expire every session idle for more than
+    /// `timeout` commands, oldest first: each step of the loop expires one session.
+    fn tick(&mut self) {
+        self.clock += 1;
+        while let Some(&(last, client)) = self.idle.first() {
+            if self.clock - last <= self.timeout {
+                break;
+            }
+            self.idle.pop_first();
+            self.sessions.remove(&client);
+            self.expired.insert(client);
+            self.sm.expire(client);
+        }
+    }
+
+    /// Apply a committed request exactly once: a duplicate gets the original result.
+    pub fn apply(&mut self, req: &Request<S::Op>) -> Applied<S> {
+        self.apply_inner(req, true, None)
+    }
+
+    fn apply_inner(
+        &mut self,
+        req: &Request<S::Op>,
+        dedup: bool,
+        cfg: Option<&crate::Config>,
+    ) -> Applied<S> {
+        if self.timeout > 0 {
+            self.tick();
+            if self.expired.contains(&req.client) {
+                return Err(SessionError::Expired {
+                    client: req.client,
+                    seq: req.seq,
+                });
+            }
+            // Any request keeps its session alive (a refused duplicate too: its client lives).
+            if let Some(s) = self.sessions.get(&req.client) {
+                self.idle.remove(&(s.last, req.client));
+            }
+            self.idle.insert((self.clock, req.client));
+        }
         let session = self.sessions.entry(req.client).or_default();
+        session.last = self.clock;
         // The client's acknowledgement lets us forget results it has received. It is
         // monotonic: a reordered older request must not resurrect forgotten ones.
         if req.acked > session.acked {
@@ -393,7 +687,10 @@ impl<S: StateMachine> Sessions<S> {
                 });
             }
         }
-        let out = self.sm.apply(&req.op);
+        let out = match cfg {
+            Some(cfg) => self.sm.apply_with(&req.op, cfg),
+            None => self.sm.apply(&req.op),
+        };
         self.applied += 1;
         session
             .results
@@ -414,16 +711,17 @@ impl<S: StateMachine> Sessions<S> {
     /// Bug zoo B2: apply without consulting the session, so a retry applies twice.
     #[cfg(feature = "bug-zoo")]
     pub fn apply_without_dedup(&mut self, req: &Request<S::Op>) -> Applied<S> {
-        self.apply_inner(req, false)
+        self.apply_inner(req, false, None)
     }
 
     /// Apply as `cfg` says: [`Sessions::apply`], or, with bug B2
-    /// ([`crate::Bug::DuplicateApply`]) switched on, without consulting the session. For hosts
-    /// in other crates, which cannot see this crate's features: without `bug-zoo`,
-    /// [`crate::Config::bug`] is constant `false` and the buggy path compiles away.
+    /// ([`crate::Bug::DuplicateApply`]) switched on, without consulting the session; the op
+    /// itself through [`StateMachine::apply_with`] (the state machine's own switches). For
+    /// hosts in other crates, which cannot see this crate's features: without `bug-zoo`,
+    /// [`crate::Config::bug`] is constant `false` and the buggy paths compile away.
     #[inline]
     pub fn apply_as(&mut self, req: &Request<S::Op>, cfg: &crate::Config) -> Applied<S> {
-        self.apply_inner(req, !cfg.bug(crate::Bug::DuplicateApply))
+        self.apply_inner(req, !cfg.bug(crate::Bug::DuplicateApply), Some(cfg))
     }
 }
 
@@ -683,6 +981,257 @@ mod tests {
             SessionError::Reused { client: 1, seq: 1 }.to_string(),
             "client 1 reused sequence number 1 for a different operation"
         );
+    }
+
+    /// Log time: a session idle for `timeout` applied commands expires at the next one, and
+    /// its client's request is refused with `Expired`, not applied; others go on.
+    #[test]
+    fn an_idle_session_expires_after_timeout_commands() {
+        let mut s: Sessions<Kv> = Sessions::with_timeout(2);
+        let put = |c, seq| req(c, seq, KvOp::Put(c, vec![seq as u8]));
+        assert_eq!(s.apply(&put(1, 1)), Ok(KvOutput::Written)); // time 1: client 1 active
+        assert_eq!(s.apply(&put(2, 1)), Ok(KvOutput::Written)); // time 2
+        assert_eq!(s.apply(&put(2, 2)), Ok(KvOutput::Written)); // time 3: 1 idle for 2, alive
+        assert!(!s.is_expired(1));
+        assert_eq!(s.apply(&put(2, 3)), Ok(KvOutput::Written)); // time 4: 1 idle for 3
+        assert!(s.is_expired(1) && !s.is_expired(2));
+        assert_eq!(
+            s.apply(&put(1, 2)),
+            Err(SessionError::Expired { client: 1, seq: 2 })
+        );
+        assert_eq!(
+            s.state().get(1),
+            Some(&vec![1]),
+            "the refused put did nothing"
+        );
+        // Its earlier request's retry is refused too: the session's results are gone.
+        assert_eq!(
+            s.apply(&put(1, 1)),
+            Err(SessionError::Expired { client: 1, seq: 1 })
+        );
+        assert_eq!((s.applied(), s.clock()), (4, 6));
+        assert_eq!(
+            SessionError::Expired { client: 1, seq: 2 }.to_string(),
+            "request 2 of client 1 refused: its session expired (open a new session under a new client id)"
+        );
+    }
+
+    /// Timeout 0 (the default): no clock, no expiry, however long a client is idle.
+    #[test]
+    fn sessions_never_expire_without_a_timeout() {
+        let mut s: Sessions<Kv> = Sessions::new();
+        s.apply(&req(1, 1, KvOp::Put(1, vec![]))).unwrap();
+        for seq in 1..=100 {
+            s.apply(&req(2, seq, KvOp::Get(1))).unwrap();
+        }
+        assert_eq!(
+            s.apply(&req(1, 2, KvOp::Get(1))),
+            Ok(KvOutput::Value(Some(vec![])))
+        );
+        assert_eq!((s.clock(), s.timeout(), s.any_expired()), (0, 0, false));
+        assert_eq!(s, {
+            let mut t: Sessions<Kv> = Sessions::new();
+            t.apply(&req(1, 1, KvOp::Put(1, vec![]))).unwrap();
+            for seq in 1..=100 {
+                t.apply(&req(2, seq, KvOp::Get(1))).unwrap();
+            }
+            t.apply(&req(1, 2, KvOp::Get(1))).unwrap();
+            t
+        });
+    }
+
+    /// A keep-alive refreshes the session and changes nothing else; without it the holder's
+    /// session expires and its lock passes to the next client with a higher token.
+    #[test]
+    fn keep_alive_keeps_a_holder_and_expiry_frees_its_lock() {
+        let acq = |c, seq| req(c, seq, LockOp::Acquire { lock: 0, owner: c });
+        let alive = |c, seq| req(c, seq, LockOp::KeepAlive { owner: c });
+        let mut s: Sessions<LockService> = Sessions::with_timeout(2);
+        assert_eq!(s.apply(&acq(1, 1)), Ok(LockOutput::Acquired { token: 1 }));
+        assert_eq!(s.apply(&acq(2, 1)), Ok(LockOutput::Busy { holder: 1 }));
+        assert_eq!(s.apply(&alive(1, 2)), Ok(LockOutput::Alive)); // 2 commands after its acquire
+        assert_eq!(s.apply(&acq(2, 2)), Ok(LockOutput::Busy { holder: 1 }));
+        assert_eq!(s.apply(&acq(2, 3)), Ok(LockOutput::Busy { holder: 1 }));
+        assert_eq!(s.state().holder(0), Some(1), "kept alive, still the holder");
+        // Client 1 stays silent: two commands after its keep-alive, the next one expires it.
+        assert_eq!(s.apply(&acq(2, 4)), Ok(LockOutput::Acquired { token: 2 }));
+        assert!(s.is_expired(1));
+        assert_eq!(
+            s.apply(&alive(1, 3)),
+            Err(SessionError::Expired { client: 1, seq: 3 })
+        );
+        assert_eq!((s.state().holder(0), s.state().token(0)), (Some(2), 2));
+    }
+
+    /// Expiry frees every lock of the owner and only its locks; tokens are kept.
+    #[test]
+    fn expire_frees_exactly_the_owners_locks() {
+        let mut ls = LockService::default();
+        for (lock, owner) in [(1, 7), (2, 7), (3, 8)] {
+            ls.apply(&LockOp::Acquire { lock, owner });
+        }
+        ls.expire(7);
+        assert_eq!(
+            (ls.holder(1), ls.holder(2), ls.holder(3)),
+            (None, None, Some(8))
+        );
+        assert_eq!(ls.token(1), 1);
+        assert_eq!(
+            ls.apply(&LockOp::Acquire { lock: 1, owner: 8 }),
+            LockOutput::Acquired { token: 2 }
+        );
+        let mut kv = Kv::default();
+        kv.apply(&KvOp::Put(7, vec![1]));
+        let acquire = KvOp::Lock(LockOp::Acquire { lock: 1, owner: 7 });
+        assert_eq!(
+            kv.apply(&acquire),
+            KvOutput::Lock(LockOutput::Acquired { token: 1 })
+        );
+        kv.expire(7);
+        assert_eq!(kv.get(7), Some(&vec![1]), "keys belong to nobody");
+        assert_eq!(kv.locks().holder(1), None, "the store's locks are freed");
+    }
+
+    /// Every interleaving of up to 6 requests (new ones and retries) of 3 clients, timeout 2,
+    /// against a reference that tracks last activity: no request is applied twice, an
+    /// expired client's request is refused with `Expired`, a live one is answered (a retry
+    /// with its first result).
+    #[test]
+    fn every_interleaving_applies_once_and_refuses_only_expired_clients() {
+        const CLIENTS: u64 = 3;
+        const TIMEOUT: u64 = 2;
+        // An event: (client, retry?). Sequences enumerated as base-6 numbers, by length.
+        fn run(events: &[(u64, bool)]) {
+            let mut s: Sessions<Kv> = Sessions::with_timeout(TIMEOUT);
+            let mut last = [None::<u64>; CLIENTS as usize];
+            let mut dead = [false; CLIENTS as usize];
+            let mut seq = [0u64; CLIENTS as usize];
+            let mut first: BTreeMap<(u64, u64), KvOutput> = BTreeMap::new();
+            for (t, &(c, retry)) in events.iter().enumerate() {
+                let now = t as u64 + 1;
+                let i = c as usize;
+                for (k, l) in last.iter().enumerate() {
+                    dead[k] |= l.is_some_and(|l| now - l > TIMEOUT);
+                }
+                if !retry || seq[i] == 0 {
+                    seq[i] += 1;
+                }
+                let r = req(
+                    c,
+                    seq[i],
+                    KvOp::Cas {
+                        key: 0,
+                        expect: None,
+                        new: vec![c as u8, seq[i] as u8],
+                    },
+                );
+                let got = s.apply(&r);
+                if dead[i] {
+                    assert_eq!(
+                        got,
+                        Err(SessionError::Expired {
+                            client: c,
+                            seq: seq[i]
+                        }),
+                        "{events:?}"
+                    );
+                    continue;
+                }
+                last[i] = Some(now);
+                let out = got.unwrap_or_else(|e| panic!("{events:?}: live client refused: {e}"));
+                let was = first.entry((c, seq[i])).or_insert_with(|| out.clone());
+                assert_eq!(*was, out, "{events:?}: a retry answered differently");
+            }
+            assert_eq!(s.applied(), first.len() as u64, "{events:?}: applied twice");
+        }
+        let mut checked = 0;
+        for len in 1..=6u32 {
+            for mut n in 0..(2 * CLIENTS).pow(len) {
+                let mut events = Vec::new();
+                for _ in 0..len {
+                    events.push((n % CLIENTS, (n / CLIENTS) % 2 == 1));
+                    n /= 2 * CLIENTS;
+                }
+                run(&events);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (1..=6).map(|l| 6u64.pow(l)).sum::<u64>());
+    }
+
+    /// Fencing: a write with a token below the highest accepted one is refused, equal and
+    /// higher ones are accepted, per lock.
+    #[test]
+    fn fenced_store_refuses_an_older_token() {
+        let mut st = FencedStore::default();
+        assert_eq!(st.write(0, 2, b"b".to_vec()), Ok(()));
+        assert_eq!(
+            st.write(0, 1, b"a".to_vec()),
+            Err(Fenced {
+                lock: 0,
+                token: 1,
+                highest: 2
+            })
+        );
+        assert_eq!(
+            st.value(0),
+            Some(&b"b".to_vec()),
+            "the stale write changed nothing"
+        );
+        assert_eq!(
+            st.write(0, 2, b"c".to_vec()),
+            Ok(()),
+            "one holder writes again"
+        );
+        assert_eq!(
+            st.write(1, 1, b"x".to_vec()),
+            Ok(()),
+            "another lock, its own order"
+        );
+        assert_eq!((st.highest(0), st.highest(1)), (2, 1));
+        assert_eq!(
+            Fenced {
+                lock: 0,
+                token: 1,
+                highest: 2
+            }
+            .to_string(),
+            "write with token 1 of lock 0 refused: token 2 was accepted before"
+        );
+        // Through the config, without bugs: the same check.
+        assert!(st
+            .write_as(0, 1, vec![], &crate::Config::default())
+            .is_err());
+    }
+
+    /// L2 switched on: the stale write is accepted (and the highest token is kept).
+    #[test]
+    fn storage_without_fencing_accepts_an_older_token() {
+        let mut cfg = crate::Config::default();
+        if !cfg.set_bug(crate::Bug::StorageWithoutFencing) {
+            return; // switches not compiled in: nothing to show
+        }
+        let mut st = FencedStore::default();
+        st.write_as(0, 2, b"b".to_vec(), &cfg).unwrap();
+        assert_eq!(st.write_as(0, 1, b"a".to_vec(), &cfg), Ok(()));
+        assert_eq!((st.value(0), st.highest(0)), (Some(&b"a".to_vec()), 2));
+    }
+
+    /// L1 switched on: a client releases another's lock; off, it is refused.
+    #[test]
+    fn release_by_non_owner_follows_the_config() {
+        let run = |cfg: &crate::Config| {
+            let mut s: Sessions<LockService> = Sessions::new();
+            s.apply_as(&req(1, 1, LockOp::Acquire { lock: 0, owner: 1 }), cfg)
+                .unwrap();
+            let out = s.apply_as(&req(2, 1, LockOp::Release { lock: 0, owner: 2 }), cfg);
+            (out, s.state().holder(0))
+        };
+        let mut cfg = crate::Config::default();
+        assert_eq!(run(&cfg), (Ok(LockOutput::NotHolder), Some(1)));
+        if cfg.set_bug(crate::Bug::LockReleaseByNonOwner) {
+            assert_eq!(run(&cfg), (Ok(LockOutput::Released), None));
+        }
     }
 
     #[cfg(feature = "bug-zoo")]

@@ -8,7 +8,9 @@
 //!   crash), clients (put / get / cas with unique `(client, seq)` ids, following redirects,
 //!   retrying after timeouts, recording a history for stateright's linearizability tester),
 //!   and the fault model (unordered, duplicating or ordered network; loss; crashes; timers
-//!   that fire at any moment).
+//!   that fire at any moment). With [`model::Service::Lock`] the clients run the lock
+//!   service's workload instead (sessions that expire by log time, fencing tokens checked by
+//!   a storage actor; see [`model::service`]).
 //! * [`mod@build`]: the model with its properties ([`model`] and [`properties`] do not
 //!   import each other: the model records each server's failed host checks as a typed
 //!   [`model::HostChecks`], the properties read them).

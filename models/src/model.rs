@@ -1,8 +1,10 @@
 //! The stateright model of a cluster of any [`Replica`], with clients and faults.
 //!
 //! One concern per file, read in this order, like stateright's own examples: the
-//! configuration ([`ModelConfig`]), the messages and timers ([`Msg`], [`Timer`]), the
-//! actors ([`Node`]), the server host (a replica, the key-value store behind client
+//! configuration ([`ModelConfig`]), the service whose workload its clients run ([`service`]:
+//! the key-value store or the lock service), the messages and timers
+//! ([`Msg`], [`Timer`]), the actors ([`Node`]; with the lock service, a storage actor that
+//! checks fencing tokens), the server host (a replica, the key-value store behind client
 //! sessions, and the durable image it saves through stateright's `Storage`; the host checks
 //! it records, [`HostChecks`]; crashes between two effects of a step), the clients
 //! ([`ClientState`]), the history they record for the linearizability tester
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use paxraft_impls::replica::TERMS_NEVER_DECREASE;
 use paxraft_impls::sm::{KvOp, Request};
 use paxraft_impls::{Invariant, NodeId, Out, Replica, StepCheck};
-use stateright::actor::{ActorModel, ActorModelState, LossyNetwork, Network};
+use stateright::actor::{ActorModel, ActorModelState, Id, LossyNetwork, Network};
 
 mod actor;
 mod client;
@@ -24,8 +26,9 @@ mod hashed;
 mod history;
 mod msg;
 mod server;
+pub mod service;
 
-pub use actor::{Node, NodeState};
+pub use actor::{Node, NodeState, StorageState};
 pub use client::{ClientState, MAX_PIPELINE};
 pub use config::{ConfigError, ModelConfig, NetworkKind};
 pub use hashed::Hashed;
@@ -34,8 +37,10 @@ pub use history::{History, HistoryLog, KvSpec};
 pub use msg::{Answer, Msg, Timer};
 pub(crate) use server::{with_tear, Tear};
 pub use server::{HostCheck, HostChecks, Saved, ServerState, Storage};
+pub use service::{Service, ServiceSpec};
 
-/// The command the model replicates: a key-value op with its session data.
+/// The command the model replicates: an op of the store (keys or locks) with its session
+/// data. The runtime's key-value command too: hosts share replica types.
 pub type Cmd = Request<KvOp>;
 
 type ModelOut<R> = stateright::actor::Out<Node<R>>;
@@ -107,7 +112,8 @@ pub(crate) fn within_boundary<R: Replica<Cmd>>(setup: &Setup<R>, state: &Cluster
     if cfg.max_losses.is_some_and(|max| losses_used(state) > max) {
         return false;
     }
-    // Clients do not crash (their retries are the model of a client that gives up).
+    // Clients do not crash (their retries are the model of a client that gives up), nor
+    // does the lock service's storage.
     if state.crashed[cfg.servers..].iter().any(|&c| c) {
         return false;
     }
@@ -193,17 +199,24 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
         NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
         NetworkKind::Ordered => Network::new_ordered([]),
     };
+    // The lock service's storage is the actor after the clients.
+    let storage = (cfg.service == Service::Lock).then(|| Id::from(cfg.servers + cfg.clients));
     ActorModel::new(setup, History::new(cfg))
         .actors((0..cfg.servers).map(|_| Node::Server {
             members: members.clone(),
             cfg: protocol.clone(),
             step_invariants: step_invariants.clone(),
+            session_timeout: cfg.service.session_timeout(),
         }))
         .actors((0..cfg.clients).map(|c| Node::Client {
             servers: cfg.servers as u8,
             ops: Arc::new((0..cfg.ops).map(|k| cfg.op(c, k)).collect()),
             max_retries: cfg.max_retries,
             pipeline: cfg.pipeline.clamp(1, MAX_PIPELINE) as u8,
+            storage,
+        }))
+        .actors(storage.map(|_| Node::Storage {
+            cfg: protocol.clone(),
         }))
         .init_network(network)
         .lossy_network(if cfg.lossy {

@@ -16,7 +16,14 @@
 //! |                                | between two effects of a step                         |
 //! | reads served from applied      | a read is served without the log; (with follower      |
 //! | state (reads without the log)  | reads) a follower serves a read                       |
+//! | (lock service) the lock        | a lock passes to a second owner after the first's     |
+//! | history is linearizable        | session expired                                       |
+//! | (lock service) storage accepts | storage refuses a stale holder's write                |
+//! | writes in token order          |                                                       |
 //!
+//! With the lock service ([`crate::model::Service::Lock`]) the clients' history is a lock
+//! history, checked against [`crate::model::ServiceSpec`] (the clean lock service plus
+//! session expiry) under its own name, and the storage the locks protect is checked too.
 //! Three deeper milestones are reported as *coverage* ([`names::COVERAGE`]), not required:
 //! every client gets every reply, an op issued after another was answered is answered
 //! (real-time order), and a leader change happens after a commit. They say how far the
@@ -100,6 +107,18 @@ pub mod names {
     pub const READ_SERVED: &str = "a read is served without the log";
     /// Some follower answered a read itself (with follower reads on).
     pub const FOLLOWER_READ: &str = "a follower serves a read";
+    /// The lock service's clients' history is linearizable against the lock service with
+    /// expiring sessions: holders exclusive among live sessions, only a holder releases,
+    /// tokens count acquisitions, an expired session never acts again.
+    pub const LOCK_LINEARIZABLE: &str = "the lock history is linearizable";
+    /// The storage never accepted a write whose token is older than one it accepted before.
+    pub const STORAGE_IN_ORDER: &str = "storage accepts writes in token order";
+    /// A client acquired the lock with a higher token than another client got, and the
+    /// other's session expired: the lock passed on from an expired holder.
+    pub const LOCK_HANDOVER: &str =
+        "a lock passes to a second owner after the first's session expired";
+    /// The storage refused a write: a holder that lost its lock wrote with its old token.
+    pub const STALE_WRITE_REFUSED: &str = "storage refuses a stale holder's write";
 }
 
 type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
@@ -250,6 +269,38 @@ fn follower_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads & 2 != 0)
 }
 
+/// The lock service's storage, if the model has one (the actor after the clients).
+fn storage<'a, M: ClusterView>(m: &M, s: &'a M::State) -> Option<&'a crate::model::StorageState> {
+    let cfg = &m.setup().cfg;
+    M::cluster(s)
+        .actor_states
+        .get(cfg.servers + cfg.clients)
+        .and_then(|a| a.storage())
+}
+
+fn storage_in_order<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    storage(m, s).map_or(true, |st| st.accepted.windows(2).all(|w| w[0] <= w[1]))
+}
+
+fn stale_write_refused<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    storage(m, s).is_some_and(|st| st.refused > 0)
+}
+
+fn lock_handover<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let (setup, state) = (m.setup(), M::cluster(s));
+    let n = setup.cfg.servers;
+    let clients: Vec<(u64, u64)> = state.actor_states[n..n + setup.cfg.clients]
+        .iter()
+        .enumerate()
+        .filter_map(|(c, a)| a.client().map(|x| ((n + c) as u64, x.token)))
+        .filter(|&(_, token)| token > 0)
+        .collect();
+    clients.iter().any(|&(first, t1)| {
+        clients.iter().any(|&(_, t2)| t2 > t1)
+            && all_servers(setup, state).any(|x| x.saved.sm.is_expired(first))
+    })
+}
+
 fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.torn_crashes > 0)
 }
@@ -291,8 +342,16 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
             && setup.step_invariants.len() <= MAX_PROTOCOL_INVARIANTS,
         "at most {MAX_PROTOCOL_INVARIANTS} protocol invariants of each kind"
     );
+    let lock = setup.cfg.service == crate::model::Service::Lock;
     let mut p = vec![
-        Property::always(LINEARIZABLE, linearizable::<M>),
+        Property::always(
+            if lock {
+                LOCK_LINEARIZABLE
+            } else {
+                LINEARIZABLE
+            },
+            linearizable::<M>,
+        ),
         Property::always(SAFETY, state_machine_safety::<M>),
         Property::always(PREFIX, applied_prefix::<M>),
         Property::always(TERMS, terms::<M>),
@@ -301,6 +360,9 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
         && <M::R as Replica<Cmd>>::READS
         && setup.cfg.ops > 0
         && setup.cfg.clients > 0;
+    if lock {
+        p.push(Property::always(STORAGE_IN_ORDER, storage_in_order::<M>));
+    }
     if reads {
         p.push(Property::always(
             READS_FROM_APPLIED,
@@ -346,6 +408,15 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
         if setup.cfg.protocol.follower_reads && setup.cfg.servers > 1 {
             p.push(Property::sometimes(FOLLOWER_READ, follower_read::<M>));
         }
+    }
+    // A handover needs two clients (the second after the first); the workload makes
+    // clients 0 and 1 contend.
+    if lock && setup.cfg.clients >= 2 && setup.cfg.ops > 0 {
+        p.push(Property::sometimes(LOCK_HANDOVER, lock_handover::<M>));
+        p.push(Property::sometimes(
+            STALE_WRITE_REFUSED,
+            stale_write_refused::<M>,
+        ));
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));

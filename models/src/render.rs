@@ -38,10 +38,13 @@ pub struct Trace {
     pub explanation: Option<String>,
 }
 
-fn actor_names(servers: usize, clients: usize) -> Vec<String> {
-    (0..servers)
+/// Column names: servers `n0..`, clients `c0..`, and the lock service's storage `st`.
+fn actor_names(cfg: &crate::model::ModelConfig) -> Vec<String> {
+    let storage = (cfg.service == crate::model::Service::Lock).then(|| "st".to_string());
+    (0..cfg.servers)
         .map(|i| format!("n{i}"))
-        .chain((0..clients).map(|c| format!("c{c}")))
+        .chain((0..cfg.clients).map(|c| format!("c{c}")))
+        .chain(storage)
         .collect()
 }
 
@@ -61,6 +64,7 @@ fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
         Msg::Peer(m) => format!("{m:?}"),
         Msg::Request(cmd) => format!("request #{} {:?}", cmd.seq, cmd.op),
         Msg::Reply { seq, answer } => format!("reply #{seq} {answer:?}"),
+        Msg::Write { lock, token } => format!("write lock {lock} token {token}"),
         Msg::Redirect { seq, leader } => match leader {
             Some(l) => format!("redirect #{seq} to {l}"),
             None => format!("redirect #{seq} (no leader known)"),
@@ -84,7 +88,7 @@ fn step_of<R: Replica<Cmd>>(cfg: &crate::model::ModelConfig, a: &ActorAction<R>)
             to: None,
             label: short(format!(
                 "lost to {}: {}",
-                actor_names(cfg.servers, cfg.clients)[col(env.dst)],
+                actor_names(cfg)[col(env.dst)],
                 msg_label(&env.msg)
             )),
         },
@@ -126,7 +130,7 @@ fn trace<R: Replica<Cmd>>(
     let cfg = &setup.cfg;
     Trace {
         property: property.to_string(),
-        actors: actor_names(cfg.servers, cfg.clients),
+        actors: actor_names(cfg),
         steps,
         actions,
         explanation: explain(setup, last),
@@ -221,7 +225,7 @@ trait Consistent {
     fn is_consistent_history(&self) -> bool;
 }
 
-impl<T: stateright::semantics::ConsistencyTester<Id, crate::model::KvSpec>> Consistent for T {
+impl<T: stateright::semantics::ConsistencyTester<Id, crate::model::ServiceSpec>> Consistent for T {
     fn is_consistent_history(&self) -> bool {
         self.is_consistent()
     }

@@ -181,6 +181,10 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                 })));
                 actor_storages.push(storage);
             }
+            NodeState::Storage(_) => {
+                actor_states.push(s.actor_states[old].clone());
+                actor_storages.push(s.actor_storages[old].clone());
+            }
             NodeState::Client(c) => {
                 let target = map.id(NodeId(c.target)).0;
                 if target == c.target {

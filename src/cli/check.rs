@@ -6,6 +6,7 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use clap::Args;
+use paxraft_models::model::Service;
 use paxraft_models::{ModelConfig, NetworkKind, SearchOptions, Status, Strategy, Summary};
 
 use super::bad;
@@ -18,9 +19,9 @@ pub struct ModelArgs {
     /// The protocol.
     #[arg(value_enum)]
     pub protocol: Protocol,
-    /// Servers (1 to 7).
-    #[arg(long, default_value_t = 3)]
-    pub servers: usize,
+    /// Servers (1 to 7). Default: 3 for the key-value store, 1 for the lock service.
+    #[arg(long)]
+    pub servers: Option<usize>,
     /// Clients.
     #[arg(long, default_value_t = 2)]
     pub clients: usize,
@@ -65,6 +66,12 @@ pub struct ModelArgs {
     pub empty_heartbeats: bool,
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    /// The replicated service: `kv` (puts, gets, compare-and-swaps) or `lock` (the lock
+    /// service with sessions that expire by log time, its fencing tokens checked by a
+    /// storage actor: a holder pauses past its session, the lock passes on, its late
+    /// write must be refused).
+    #[arg(long, default_value = "kv", value_parser = parse_service)]
+    pub service: Service,
 }
 
 /// `paxraft check` flags.
@@ -73,7 +80,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Most actions on an explored path (0: no depth bound, only the model's other bounds).
-    /// Default: 13 for raft, 11 for multipaxos (what fits in two minutes on two cores).
+    /// Default: 13 for raft, 11 for multipaxos (what fits in two minutes on two cores);
+    /// with `--service lock`, none (its one-server space is explored whole).
     #[arg(long)]
     pub depth: Option<usize>,
     /// Search strategy: bfs or dfs.
@@ -114,6 +122,11 @@ pub(crate) fn parse_network(s: &str) -> Result<NetworkKind, String> {
     NetworkKind::parse(s).ok_or_else(|| "expected unordered, duplicating or ordered".to_string())
 }
 
+/// `--service`, for clap.
+pub(crate) fn parse_service(s: &str) -> Result<Service, String> {
+    Service::parse(s).ok_or_else(|| "expected kv or lock".to_string())
+}
+
 /// `--strategy`, for clap.
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     Strategy::parse(s).ok_or_else(|| "expected bfs or dfs".to_string())
@@ -121,8 +134,12 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 impl ModelArgs {
     fn config(&self) -> Result<ModelConfig, String> {
+        let base = match self.service {
+            Service::Kv => ModelConfig::default(),
+            Service::Lock => ModelConfig::lock(),
+        };
         let cfg = ModelConfig {
-            servers: self.servers,
+            servers: self.servers.unwrap_or(base.servers),
             clients: self.clients,
             ops: self.ops,
             network: self.network,
@@ -132,7 +149,7 @@ impl ModelArgs {
             max_in_flight: self.max_in_flight,
             max_retries: self.retries,
             max_losses: self.max_losses,
-            ..ModelConfig::default()
+            ..base
         };
         let mut cfg = cfg;
         cfg.protocol.pre_vote = !self.no_pre_vote;
@@ -155,6 +172,7 @@ impl CheckArgs {
             symmetry: self.symmetry,
             threads,
             depth: match self.depth {
+                None if self.model.service == Service::Lock => None,
                 None => Some(self.model.protocol.default_depth()),
                 Some(0) => None,
                 Some(d) => Some(d),

@@ -592,8 +592,31 @@ pub fn registry() -> Vec<ZooBug> {
             known: "a leader whose ballot was preempted serves a read while a new leader chose a write",
             source: "Paxos Made Live §5.2 (a master lease or a quorum round before a local read); Ongaro's dissertation §6.4",
         },
+        ZooBug {
+            bug: LockReleaseByNonOwner,
+            // A state-machine bug: any protocol shows it; the lock model's one server is
+            // explored whole (20 actions), so the clean half checks every state.
+            protocol: Protocol::Raft,
+            property: names::LOCK_LINEARIZABLE,
+            detector: model(ModelConfig::lock(), LOCK_DEPTH),
+            known_steps: None,
+            known: "A holds lock 0; B, which never acquired it, releases it and is told Released",
+            source: "Burrows, The Chubby lock service, §2.4 (only the holder releases); dissertation §6.3 (sessions)",
+        },
+        ZooBug {
+            bug: StorageWithoutFencing,
+            protocol: Protocol::Raft,
+            property: names::STORAGE_IN_ORDER,
+            detector: model(ModelConfig::lock(), LOCK_DEPTH),
+            known_steps: None,
+            known: "A acquires (token 1) and its write is delayed; A's session expires, B acquires (token 2) and writes; A's write lands after B's",
+            source: "Burrows, The Chubby lock service, §2.4 (sequencers); Kleppmann, How to do distributed locking (2016), fencing tokens",
+        },
     ]
 }
+
+/// The lock model's whole space ([`ModelConfig::lock`]): its longest path has 20 actions.
+const LOCK_DEPTH: usize = 20;
 
 /// Look a bug up by name or code.
 pub fn find(name: &str) -> Option<ZooBug> {

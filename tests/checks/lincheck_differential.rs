@@ -52,6 +52,7 @@ fn random_output(rng: &mut StdRng, op: &KvOp) -> KvOutput {
                 KvOutput::Cas(Err(maybe_value(rng)))
             }
         }
+        KvOp::Lock(_) => unreachable!("the random histories hold key-value ops only"),
     }
 }
 

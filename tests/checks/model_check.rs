@@ -864,3 +864,102 @@ fn check_rejects_bad_input_with_exit_code_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--strategy dfs"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lock service's default check (`paxraft check <protocol> --service lock`): one server,
+/// the whole space explored (no depth bound cuts anything). The lock history is
+/// linearizable against the lock service with expiring sessions, the storage accepts writes
+/// in token order, and both guards are reached: a lock passes from an expired holder to a
+/// second owner, and storage refuses the first holder's late write.
+fn lock_service_passes<R: Checkable>() -> Summary {
+    let cfg = ModelConfig::lock();
+    let search = SearchOptions {
+        threads: 2,
+        depth: None,
+        ..SearchOptions::default()
+    };
+    let s = check::<R>(&cfg, &search, Duration::from_secs(3600), |_| {});
+    assert!(s.passed(), "{s:#}");
+    for (name, status) in [
+        (names::LOCK_LINEARIZABLE, Verdict::Holds),
+        (names::STORAGE_IN_ORDER, Verdict::Holds),
+        (names::LOCK_HANDOVER, Verdict::Reached),
+        (names::STALE_WRITE_REFUSED, Verdict::Reached),
+    ] {
+        assert_eq!(s.verdict(name).map(|v| v.status), Some(status), "{name}");
+    }
+    assert_eq!(s.verdict(names::LINEARIZABLE).map(|v| v.status), None);
+    assert_eq!(
+        (s.cuts.depth, s.cuts.term, s.cuts.in_flight),
+        (0, 0, 0),
+        "the whole space was explored"
+    );
+    s
+}
+
+#[test]
+fn raft_lock_service_passes_its_whole_space() {
+    let s = lock_service_passes::<Raft<Cmd>>();
+    assert!(s.unique_states > 100_000, "{}", s.unique_states);
+}
+
+#[test]
+fn multipaxos_lock_service_passes_its_whole_space() {
+    let s = lock_service_passes::<MultiPaxos<Cmd>>();
+    assert!(s.unique_states > 100_000, "{}", s.unique_states);
+}
+
+/// Session expiry by log time (`paxraft_impls::sm::Sessions::with_timeout`), for any
+/// interleaving of new requests and retries of up to 4 clients and any timeout 1 to 3,
+/// against a reference that tracks each client's last request: no request is applied twice
+/// (the store counts first applications only), a request of an expired client is refused
+/// with `Expired`, a live client's request is answered, a retry with its first answer.
+/// The same property exhaustively for short interleavings: `sm::tests::every_interleaving_*`.
+mod session_expiry {
+    use std::collections::BTreeMap;
+
+    use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request, SessionError, Sessions};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn any_interleaving_applies_once_and_refuses_only_expired_clients(
+            timeout in 1u64..4,
+            events in proptest::collection::vec((0u64..4, any::<bool>()), 1..300),
+        ) {
+            let mut s: Sessions<Kv> = Sessions::with_timeout(timeout);
+            let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut dead: BTreeMap<u64, bool> = BTreeMap::new();
+            let mut seq: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut first: BTreeMap<(u64, u64), KvOutput> = BTreeMap::new();
+            for (t, &(c, retry)) in events.iter().enumerate() {
+                let now = t as u64 + 1;
+                for (&k, &l) in &last {
+                    if now - l > timeout {
+                        dead.insert(k, true);
+                    }
+                }
+                let n = seq.entry(c).or_insert(0);
+                if !retry || *n == 0 {
+                    *n += 1;
+                }
+                let n = *n;
+                // A compare-and-swap from "absent": applied twice, it would answer differently.
+                let op = KvOp::Cas { key: c, expect: None, new: vec![n as u8] };
+                let got = s.apply(&Request { client: c, seq: n, acked: 0, op });
+                if dead.get(&c).copied().unwrap_or(false) {
+                    prop_assert_eq!(got, Err(SessionError::Expired { client: c, seq: n }));
+                    prop_assert!(s.is_expired(c));
+                    continue;
+                }
+                last.insert(c, now);
+                prop_assert!(got.is_ok(), "live client {} refused: {:?}", c, got);
+                let out = got.unwrap();
+                let was = first.entry((c, n)).or_insert_with(|| out.clone());
+                prop_assert_eq!(&*was, &out, "a retry answered differently");
+            }
+            prop_assert_eq!(s.applied(), first.len() as u64, "a request applied twice");
+            prop_assert_eq!(s.clock(), events.len() as u64);
+        }
+    }
+}

@@ -137,6 +137,8 @@ zoo_tests! {
     r14_follower_read_no_wait => "R14",
     p8_read_before_recovery => "P8",
     p9_read_without_ballot_check => "P9",
+    l1_lock_release_by_non_owner => "L1",
+    l2_storage_without_fencing => "L2",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

@@ -1,10 +1,11 @@
-//! The actors: servers and clients, as stateright runs them.
+//! The actors: servers, clients and (with the lock service) the storage the locks protect,
+//! as stateright runs them.
 
 use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use paxraft_impls::sm::{Kv, KvOp, Sessions, StateMachine};
+use paxraft_impls::sm::{FencedStore, Kv, KvOp, Sessions, StateMachine};
 use paxraft_impls::{Config, NodeId, Out, ReadMode, Replica, Role, StepCheck};
 use stateright::actor::{model_timeout, Actor, Id};
 
@@ -15,6 +16,17 @@ use super::{
     Timer,
 };
 
+/// The lock service's storage: a [`FencedStore`], and what it did, for the properties.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StorageState {
+    /// The store.
+    pub store: FencedStore,
+    /// The tokens of the writes it accepted, in the order it accepted them.
+    pub accepted: Vec<u64>,
+    /// Writes it refused (a token below one it had accepted).
+    pub refused: u8,
+}
+
 /// An actor's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum NodeState<R: Replica<Cmd>> {
@@ -22,6 +34,8 @@ pub enum NodeState<R: Replica<Cmd>> {
     Server(ServerState<R>),
     /// A client.
     Client(ClientState),
+    /// The storage the lock service protects.
+    Storage(StorageState),
 }
 
 impl<R: Replica<Cmd>> NodeState<R> {
@@ -29,19 +43,27 @@ impl<R: Replica<Cmd>> NodeState<R> {
     pub fn server(&self) -> Option<&ServerState<R>> {
         match self {
             NodeState::Server(s) => Some(s),
-            NodeState::Client(_) => None,
+            NodeState::Client(_) | NodeState::Storage(_) => None,
+        }
+    }
+    /// The storage state, if this is the storage.
+    pub fn storage(&self) -> Option<&StorageState> {
+        match self {
+            NodeState::Storage(s) => Some(s),
+            NodeState::Server(_) | NodeState::Client(_) => None,
         }
     }
     /// The client state, if this is a client.
     pub fn client(&self) -> Option<&ClientState> {
         match self {
             NodeState::Client(c) => Some(c),
-            NodeState::Server(_) => None,
+            NodeState::Server(_) | NodeState::Storage(_) => None,
         }
     }
 }
 
-/// The actors: servers first (ids `0..servers`), then clients.
+/// The actors: servers first (ids `0..servers`), then clients, then (with the lock service)
+/// the storage.
 #[derive(Clone)]
 pub enum Node<R: Replica<Cmd>> {
     /// A server hosting replica `R`.
@@ -53,6 +75,8 @@ pub enum Node<R: Replica<Cmd>> {
         /// The protocol's step invariants, checked after every step, each with the host
         /// check its failure records ([`Setup::step_check`](super::Setup::step_check)).
         step_invariants: Arc<Vec<(HostCheck, StepCheck<R>)>>,
+        /// Sessions expire after this many applied commands (0: never).
+        session_timeout: u64,
     },
     /// A client issuing `ops` in order, `pipeline` at a time.
     Client {
@@ -64,6 +88,14 @@ pub enum Node<R: Replica<Cmd>> {
         max_retries: u8,
         /// Requests kept outstanding at once ([`ModelConfig::pipeline`](super::ModelConfig::pipeline)).
         pipeline: u8,
+        /// The storage it writes to with each fencing token it gets (lock service only).
+        storage: Option<Id>,
+    },
+    /// The storage a lock protects: it takes writes straight from clients (not through the
+    /// log) and refuses those whose fencing token is older than one it accepted.
+    Storage {
+        /// The protocol configuration (for the storage's bug switch, L2).
+        cfg: Arc<Config>,
     },
 }
 
@@ -72,6 +104,7 @@ impl<R: Replica<Cmd>> Debug for Node<R> {
         match self {
             Node::Server { .. } => write!(f, "Server"),
             Node::Client { ops, .. } => write!(f, "Client({ops:?})"),
+            Node::Storage { .. } => write!(f, "Storage"),
         }
     }
 }
@@ -89,19 +122,25 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
         match self {
             Node::Server { .. } => R::NAME.to_string(),
             Node::Client { .. } => "client".to_string(),
+            Node::Storage { .. } => "storage".to_string(),
         }
     }
 
     fn on_start(&self, id: Id, storage: &Option<Storage<R>>, o: &mut ModelOut<R>) -> NodeState<R> {
         match self {
-            Node::Server { members, cfg, .. } => {
+            Node::Server {
+                members,
+                cfg,
+                session_timeout,
+                ..
+            } => {
                 let me = NodeId(usize::from(id) as u8);
                 let mut out = Out::<R, Cmd>::new();
                 let (replica, saved) = match storage {
                     None => {
                         let saved = Saved::<R> {
                             durable: R::Durable::default(),
-                            sm: Sessions::new(),
+                            sm: Sessions::with_timeout(*session_timeout),
                             applied: Vec::new(),
                             noops: Vec::new(),
                             term: 0,
@@ -140,17 +179,15 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                 ..
             } => {
                 let mut c = ClientState {
-                    seq: 0,
-                    done: 0,
-                    ahead: 0,
                     target: (usize::from(id) % usize::from(*servers)) as u8,
-                    retries: 0,
+                    ..ClientState::default()
                 };
                 if !ops.is_empty() {
                     client_issue(id, &mut c, ops, *servers, *pipeline, o);
                 }
                 NodeState::Client(c)
             }
+            Node::Storage { .. } => NodeState::Storage(StorageState::default()),
         }
     }
 
@@ -251,7 +288,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     pipeline,
                     ..
                 },
-                Msg::Reply { seq, .. },
+                Msg::Reply { seq, answer },
             ) => {
                 let Some(c) = state.client() else { return };
                 // Replies to requests the client no longer waits for are ignored (duplicates,
@@ -260,6 +297,26 @@ impl<R: Replica<Cmd>> Node<R> {
                     return;
                 }
                 let mut c = c.clone();
+                if answer == Answer::Expired {
+                    // The session is gone: this client id can do nothing more (a new session
+                    // would need a new id). It stops; its retry timer goes with it.
+                    c.expired = true;
+                    o.cancel_timer(Timer::Retry);
+                    *state = Cow::Owned(NodeState::Client(c));
+                    return;
+                }
+                if let (Answer::Acquired { token }, Some(storage)) = (&answer, self.storage()) {
+                    // The holder uses its lock at once: a write fenced by the token. The
+                    // network may hold it back arbitrarily long (the holder "pauses").
+                    c.token = *token;
+                    o.send(
+                        storage,
+                        Msg::Write {
+                            lock: super::service::LOCK,
+                            token: *token,
+                        },
+                    );
+                }
                 c.answer(seq);
                 c.retries = 0;
                 client_issue(id, &mut c, ops, *servers, *pipeline, o);
@@ -281,7 +338,25 @@ impl<R: Replica<Cmd>> Node<R> {
                 );
                 *state = Cow::Owned(NodeState::Client(c));
             }
+            (Node::Storage { cfg }, Msg::Write { lock, token }) => {
+                let Some(st) = state.storage() else { return };
+                let mut st = st.clone();
+                let value = vec![usize::from(src) as u8];
+                match st.store.write_as(lock, token, value, cfg) {
+                    Ok(()) => st.accepted.push(token),
+                    Err(_) => st.refused = st.refused.saturating_add(1),
+                }
+                *state = Cow::Owned(NodeState::Storage(st));
+            }
             _ => {}
+        }
+    }
+
+    /// The storage a client writes to (lock service only).
+    fn storage(&self) -> Option<Id> {
+        match self {
+            Node::Client { storage, .. } => *storage,
+            _ => None,
         }
     }
 

@@ -24,18 +24,22 @@ pub struct ClientState {
     pub target: u8,
     /// Resends after timeouts since the client last made progress.
     pub retries: u8,
+    /// The fencing token of the last lock it acquired (0: none; lock service only).
+    pub token: u64,
+    /// Its session expired: it stopped (lock service only).
+    pub expired: bool,
 }
 
 impl ClientState {
     /// Whether the client waits for a reply.
     pub fn waiting(&self) -> bool {
-        self.done < self.seq
+        !self.expired && self.done < self.seq
     }
 
     /// Whether the client still waits for the answer to op `seq`.
     pub fn awaits(&self, seq: u64) -> bool {
         let (done, last) = (u64::from(self.done), u64::from(self.seq));
-        if seq <= done || seq > last {
+        if self.expired || seq <= done || seq > last {
             return false;
         }
         seq == done + 1 || self.ahead & (1 << (seq - done - 2)) == 0

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use paxraft_impls::sm::{Kv, KvOp, StateMachine};
+
+use super::service::ServiceSpec;
 use paxraft_impls::Replica;
 use stateright::actor::{Envelope, Id};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
@@ -42,8 +44,8 @@ impl std::ops::Deref for History {
 pub struct HistoryLog {
     /// Whether `tester` finds the history linearizable (kept up to date on every change).
     pub consistent: bool,
-    /// Invocations and returns, per client.
-    pub tester: LinearizabilityTester<Id, KvSpec>,
+    /// Invocations and returns, per client, against either service's specification.
+    pub tester: LinearizabilityTester<Id, ServiceSpec>,
     /// Per client (by client index): highest sequence number invoked, and returned.
     pub invoked: Vec<(u8, u8)>,
     /// Number of servers (client `c` is actor `servers + c`).
@@ -57,7 +59,7 @@ impl History {
     pub(super) fn new(cfg: &ModelConfig) -> Self {
         History::from(HistoryLog {
             consistent: true,
-            tester: LinearizabilityTester::new(KvSpec::default()),
+            tester: LinearizabilityTester::new(ServiceSpec::default()),
             invoked: vec![(0, 0); cfg.clients],
             servers: cfg.servers as u8,
             undelivered: 0,
@@ -137,6 +139,11 @@ pub(super) fn record_in<R: Replica<Cmd>>(
     let (invoked, returned) = h.invoked[c];
     if *seq != u64::from(invoked) || returned >= invoked {
         return counted.map(History::from); // not awaited: the client ignores it
+    }
+    if *answer == Answer::Expired {
+        // The op stays pending for ever: whether it took effect before the session expired
+        // is unknown to the client, and a pending op may be linearized or not.
+        return counted.map(History::from);
     }
     let mut h = counted.unwrap_or_else(|| (**h.0).clone());
     let _ = h.tester.on_return(env.dst, answer.clone());

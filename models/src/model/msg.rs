@@ -5,7 +5,8 @@ use paxraft_impls::NodeId;
 
 use super::Cmd;
 
-/// What a `KvOp` returned, in a form that can travel in an (ordered) message.
+/// What an op returned, in a form that can travel in an (ordered) message: a key-value
+/// result, a lock-service result, or the explicit refusal of an expired session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Answer {
     /// A get's value.
@@ -16,6 +17,27 @@ pub enum Answer {
     Swapped,
     /// A CAS found this value instead.
     NotSwapped(Option<Vec<u8>>),
+    /// The lock is the caller's, with this fencing token.
+    Acquired {
+        /// The fencing token.
+        token: u64,
+    },
+    /// The lock is held by `holder`.
+    Busy {
+        /// The holder.
+        holder: u64,
+    },
+    /// The lock was released.
+    Released,
+    /// The caller does not hold the lock: release refused.
+    NotHolder,
+    /// A token validation's verdict.
+    Valid(bool),
+    /// A keep-alive was applied.
+    Alive,
+    /// The client's session expired ([`paxraft_impls::sm::SessionError::Expired`]): the
+    /// request was not applied, and the client must start over under a new client id.
+    Expired,
 }
 
 impl From<KvOutput> for Answer {
@@ -25,6 +47,7 @@ impl From<KvOutput> for Answer {
             KvOutput::Written => Answer::Written,
             KvOutput::Cas(Ok(())) => Answer::Swapped,
             KvOutput::Cas(Err(v)) => Answer::NotSwapped(v),
+            KvOutput::Lock(o) => o.into(),
         }
     }
 }
@@ -42,6 +65,13 @@ pub enum Msg<M> {
         seq: u64,
         /// What the op returned.
         answer: Answer,
+    },
+    /// A lock holder's write to the storage actor, fenced by its token.
+    Write {
+        /// The lock whose token guards the write.
+        lock: u64,
+        /// The fencing token the writer got with the lock.
+        token: u64,
     },
     /// Request `seq` reached a replica that cannot take it.
     Redirect {

@@ -1,4 +1,4 @@
-//! The server host: a replica, the key-value store behind client sessions, and the durable
+//! The server host: a replica, the service's state machine behind client sessions, and the durable
 //! image its `Persist` effects build; what it checks after every step; and crashes that the
 //! exhaustive checker asks to fall between two effects of one step.
 
@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use paxraft_impls::driver::crash_points;
-use paxraft_impls::sm::StateMachine;
-use paxraft_impls::sm::{Kv, Sessions};
+use paxraft_impls::sm::{Kv, SessionError, Sessions, StateMachine};
 use paxraft_impls::{Effect, Out, ReadId, Replica, Role, Slot};
 use stateright::actor::{model_timeout, Id};
 
-use super::{Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
+use super::{Answer, Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
 
 /// What a server host keeps durable: the replica's image built from its writes, and the
 /// state machine with what was applied to it (a host applies and records atomically, so a
@@ -20,7 +19,7 @@ use super::{Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
 pub struct Saved<R: Replica<Cmd>> {
     /// The replica's durable image.
     pub durable: R::Durable,
-    /// The key-value store behind client sessions.
+    /// The store (keys and locks) behind client sessions.
     pub sm: Sessions<Kv>,
     /// Applied commands by slot, in slot order (no-ops are not reported).
     pub applied: Vec<(Slot, Cmd)>,
@@ -222,25 +221,22 @@ impl<R: Replica<Cmd>> Node<R> {
                                 // A slot below one already applied: a hole in the prefix.
                                 s.checks.fail(HostCheck::Prefix);
                             }
-                            let answer = if cfg.bug(paxraft_impls::Bug::DuplicateApply) {
-                                sv.sm.apply_without_dedup_or_apply(&cmd)
-                            } else {
-                                sv.sm.apply(&cmd)
+                            // Bug zoo B2 and L1 switch inside, through the config.
+                            let answer = match sv.sm.apply_as(&cmd, cfg) {
+                                Ok(answer) => Some(Answer::from(answer)),
+                                // An expired session is told so, explicitly.
+                                Err(SessionError::Expired { .. }) => Some(Answer::Expired),
+                                // Stale and reused requests come from no correct client.
+                                Err(_) => None,
                             };
                             if sv.first_commit_term == 0 {
                                 sv.first_commit_term = s.replica.status().term.max(1);
                             }
                             // The leader answers; a retry reaching a later leader is answered
                             // from the session.
-                            if let (true, Ok(answer)) = (leader, answer) {
+                            if let (true, Some(answer)) = (leader, answer) {
                                 let seq = cmd.seq;
-                                o.send(
-                                    Id::from(cmd.client as usize),
-                                    Msg::Reply {
-                                        seq,
-                                        answer: answer.into(),
-                                    },
-                                );
+                                o.send(Id::from(cmd.client as usize), Msg::Reply { seq, answer });
                             }
                             sv.applied.insert(i, (slot, cmd));
                         }
@@ -363,23 +359,5 @@ impl<R: Replica<Cmd>> Node<R> {
         }
         self.host(&mut s, &mut out, o, None);
         *state = Cow::Owned(NodeState::Server(s));
-    }
-}
-
-/// Bug zoo B2 when the feature is on; plain session apply otherwise.
-trait ApplyMaybeTwice {
-    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv>;
-}
-
-impl ApplyMaybeTwice for Sessions<Kv> {
-    fn apply_without_dedup_or_apply(&mut self, cmd: &Cmd) -> paxraft_impls::sm::Applied<Kv> {
-        #[cfg(feature = "bug-zoo")]
-        {
-            self.apply_without_dedup(cmd)
-        }
-        #[cfg(not(feature = "bug-zoo"))]
-        {
-            self.apply(cmd)
-        }
     }
 }

@@ -20,6 +20,9 @@ fn output(a: &Answer) -> KvOutput {
         Answer::Written => KvOutput::Written,
         Answer::Swapped => KvOutput::Cas(Ok(())),
         Answer::NotSwapped(v) => KvOutput::Cas(Err(v.clone())),
+        // The simulator runs the key-value workload only (its clients' ops are
+        // `client_ops`); a lock-service answer cannot reach it.
+        other => unreachable!("a key-value client was answered {other:?}"),
     }
 }
 

@@ -177,6 +177,8 @@ impl SimOptions {
             // The executor asks for torn steps itself, one crash at a time.
             crash_mid_step: self.mid_step,
             pipeline: self.pipeline,
+            // The simulator runs the key-value workload (its history is checked per key).
+            service: paxraft_models::model::Service::Kv,
             protocol: self.protocol.clone(),
         }
     }
