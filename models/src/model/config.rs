@@ -1,7 +1,7 @@
 //! What bounds and shapes one model: the network kind, the fault budgets, the workload.
 
 use paxraft_impls::sm::{KvOp, LockOp};
-use paxraft_impls::Config;
+use paxraft_impls::{Config, ReadMode};
 
 use super::service::{Service, LOCK};
 
@@ -296,7 +296,25 @@ impl ModelConfig {
     }
 
     /// The key-value workload's op of client `c` at step `k` (see [`ModelConfig::op`]).
+    ///
+    /// With reads served without the log (`--reads read-index`), odd clients start with a
+    /// read, then go on as above: a read that comes only after an answered write needs more
+    /// actions than the default depth holds in Raft with PreVote and CheckQuorum (the election,
+    /// the leader's no-op, the write, then the read's confirmation round), so the default
+    /// check would never serve one. The read-after-write order stays in every client's
+    /// later ops and in the checks built for it (`--clients 1`).
     fn kv_op(&self, c: usize, k: usize) -> KvOp {
+        if self.protocol.reads != ReadMode::Log && c % 2 == 1 {
+            return match k {
+                0 => KvOp::Get(0),
+                _ => self.kv_op_in_turn(c, k - 1),
+            };
+        }
+        self.kv_op_in_turn(c, k)
+    }
+
+    /// A write, then a read, alternately (see [`ModelConfig::op`]).
+    fn kv_op_in_turn(&self, c: usize, k: usize) -> KvOp {
         let value = |c: usize| vec![(16 * (c + 1) + k) as u8];
         if k % 2 == 1 {
             KvOp::Get(0)
