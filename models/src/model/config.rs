@@ -334,6 +334,24 @@ impl ModelConfig {
 mod tests {
     use super::{ConfigError, ModelConfig, NetworkKind};
 
+    /// With reads served without the log, odd clients read first (so the default depth
+    /// reaches a read); even clients, and every client under the log read path, write first.
+    #[test]
+    fn odd_clients_read_first_only_when_reads_skip_the_log() {
+        use paxraft_impls::sm::KvOp;
+        let log = ModelConfig::default();
+        let mut ri = ModelConfig::default();
+        ri.protocol.reads = paxraft_impls::ReadMode::ReadIndex;
+        assert!(matches!(log.op(1, 0), KvOp::Cas { .. }));
+        assert_eq!(ri.op(1, 0), KvOp::Get(0));
+        // Then the usual sequence: the CAS of the first step, with its values.
+        assert_eq!(ri.op(1, 1), log.op(1, 0));
+        assert_eq!(ri.op(1, 2), log.op(1, 1));
+        for k in 0..3 {
+            assert_eq!(ri.op(0, k), log.op(0, k), "even clients keep their order");
+        }
+    }
+
     /// The CLI prints these messages as they are: each names the flag to change.
     #[test]
     fn invalid_configurations_are_named_by_their_flag() {
