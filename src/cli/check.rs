@@ -26,7 +26,8 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 2)]
     pub clients: usize,
     /// Operations per client, issued one at a time (each after the previous one was
-    /// answered): a write, then a read, alternately.
+    /// answered): a write, then a read, alternately (with `--reads read-index`, every second
+    /// client starts with a read).
     #[arg(long, default_value_t = ModelConfig::default().ops)]
     pub ops: usize,
     /// Network: unordered, duplicating or ordered.
