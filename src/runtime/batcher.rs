@@ -176,9 +176,9 @@ impl<S: StateMachine> Pending<S> {
     }
 }
 
-/// A hasher for small integer keys (client ids): one multiply, not SipHash.
+/// A hasher for small integer keys (client ids, read ids): one multiply, not SipHash.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(super) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

@@ -19,6 +19,9 @@
 //! still outstanding here is the same read ([`Start::Waiting`]), not a second one.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::batcher::IdHasher;
 
 use paxraft_impls::{ReadId, Slot};
 
@@ -47,8 +50,10 @@ pub enum Start {
 #[derive(Debug)]
 pub struct Reads<Op> {
     next: ReadId,
-    by_id: HashMap<ReadId, Read<Op>>,
-    by_req: HashMap<(u64, u64), ReadId>,
+    // Integer keys the node makes up or its clients number: no SipHash (it showed at ~8% of a
+    // read-heavy run's profile).
+    by_id: HashMap<ReadId, Read<Op>, BuildHasherDefault<IdHasher>>,
+    by_req: HashMap<(u64, u64), ReadId, BuildHasherDefault<IdHasher>>,
     /// Reads made ready, in the order they were: (slot, id).
     held: Vec<(Slot, ReadId)>,
     cap: usize,
@@ -59,8 +64,8 @@ impl<Op> Reads<Op> {
     pub fn new(cap: usize) -> Self {
         Reads {
             next: 1,
-            by_id: HashMap::new(),
-            by_req: HashMap::new(),
+            by_id: HashMap::default(),
+            by_req: HashMap::default(),
             held: Vec::new(),
             cap,
         }
