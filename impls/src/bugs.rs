@@ -78,13 +78,23 @@ pub enum Bug {
     /// holder that paused past its session overwrites its successor (Burrows §2.4,
     /// sequencers; Kleppmann 2016, "How to do distributed locking").
     StorageWithoutFencing,
+    /// B3: a leader lease lasts a whole election timeout from the acknowledged round's send,
+    /// as if clocks kept perfect time: with the leader's clock slow and the followers' fast,
+    /// a new leader is elected while the old one still serves reads from its lease (Ongaro's
+    /// dissertation §6.4.1 divides by the drift bound for this reason).
+    LeaseIgnoresDrift,
+    /// B4: a restarted replica forgets that it may have acknowledged a lease round just before
+    /// it crashed, and votes (or promises) at once: with the old leader's lease still running,
+    /// it helps elect a new one (diss. §6.4.1: the followers' promise not to vote must survive
+    /// a restart, or be kept by waiting an election timeout after it).
+    RestartForgetsLease,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
-    /// the lock-service bugs L1 and L2.
-    pub const ALL: [Bug; 28] = [
+    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4.
+    pub const ALL: [Bug; 30] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -113,21 +123,23 @@ impl Bug {
         Bug::PaxosReadWithoutQuorum,
         Bug::LockReleaseByNonOwner,
         Bug::StorageWithoutFencing,
+        Bug::LeaseIgnoresDrift,
+        Bug::RestartForgetsLease,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 28] = [
+        const CODES: [&str; 30] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
-            "L2",
+            "L2", "B3", "B4",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 28] = [
+        const NAMES: [&str; 30] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -156,14 +168,16 @@ impl Bug {
             "read-without-ballot-check",
             "lock-release-by-non-owner",
             "storage-without-fencing",
+            "lease-ignores-drift",
+            "restart-forgets-lease",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
     /// switch is in Raft's apply path), `"multipaxos"` for the P codes; `None` for B2, L1 and L2,
-    /// which live in the hosts' state machine or in the storage the locks protect and fit
-    /// any protocol. A name, not a type: the
+    /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
+    /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
     pub fn protocol(self) -> Option<&'static str> {
         use Bug::*;
@@ -193,7 +207,11 @@ impl Bug {
             | PromiseSentBeforePersist
             | PaxosReadBeforeRecovery
             | PaxosReadWithoutQuorum => Some("multipaxos"),
-            DuplicateApply | LockReleaseByNonOwner | StorageWithoutFencing => None,
+            DuplicateApply
+            | LockReleaseByNonOwner
+            | StorageWithoutFencing
+            | LeaseIgnoresDrift
+            | RestartForgetsLease => None,
         }
     }
 

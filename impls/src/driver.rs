@@ -24,6 +24,16 @@
 //! under each step, the effects it carried out (timers aside) and the changes to the node's
 //! [`Status`]. The script runner ([`crate::script`]) prints that text.
 //!
+//! # Time
+//!
+//! With [`ReadMode::Lease`] the cluster keeps time (rule 6 of [`crate::replica`]): real time
+//! moves only when the test says so ([`Cluster::advance`]), each node's clock moves with it at
+//! the node's [`ClockRate`] ([`Cluster::set_rate`]: slow or fast by [`Config::clock_drift`],
+//! or exact), every input is preceded by [`Replica::set_now`] with the node's clock, and a
+//! timer may fire only once the node's clock has reached its deadline (the delay's lower
+//! bound after it was set): [`Cluster::fire`] refuses an early one. A crashed node's clock
+//! keeps running. Without leases there is no time, and any armed timer may fire at once.
+//!
 //! # Crashes between effects
 //!
 //! A real host carries out a step's effects one after the other, and it may crash between any
@@ -43,8 +53,12 @@
 //!   commits, and so on. A test replays the step from a clone of the cluster once per point.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use crate::replica::{Command, Config, Effect, NodeId, Out, ReadId, Replica, Slot, Status};
+use crate::lease::ClockRate;
+use crate::replica::{
+    Command, Config, Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Status,
+};
 
 /// The name of the cross-node check every protocol gets from the driver: no slot is applied
 /// with two different commands, on any two nodes or on one node across incarnations.
@@ -169,6 +183,12 @@ pub struct Node<R: Replica<C>, C: Command> {
     pub durable: R::Durable,
     /// Armed timers.
     pub timers: BTreeSet<R::Timer>,
+    /// With time ([`ReadMode::Lease`]): when each armed timer is due, on this node's clock.
+    pub deadlines: BTreeMap<R::Timer, Duration>,
+    /// This node's clock (only moves with time, see the [module docs](self)).
+    pub clock: Duration,
+    /// How fast this node's clock runs.
+    pub rate: ClockRate,
     /// What the host applied, by slot, across incarnations.
     pub applied: BTreeMap<Slot, C>,
     /// Commands handed back by redirects, with the leader hint.
@@ -205,6 +225,8 @@ pub struct Cluster<R: Replica<C>, C: Command> {
     pub verbose: bool,
     violation: Option<Violation>,
     out: Out<R, C>,
+    /// Real time since the cluster booted (only moves with time).
+    now: Duration,
 }
 
 /// Bound on [`Cluster::deliver_all`]: a scenario that needs more steps has a livelock.
@@ -228,12 +250,16 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             verbose: false,
             violation: None,
             out: Out::<R, C>::new(),
+            now: Duration::ZERO,
         };
         for id in members {
             c.nodes.push(Node {
                 replica: None,
                 durable: R::Durable::default(),
                 timers: BTreeSet::new(),
+                deadlines: BTreeMap::new(),
+                clock: Duration::ZERO,
+                rate: ClockRate::Exact,
                 applied: BTreeMap::new(),
                 redirects: Vec::new(),
                 pending_reads: BTreeMap::new(),
@@ -354,11 +380,14 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                         self.net.push(Envelope { from, to, msg });
                     }
                 }
-                Effect::SetTimer { timer, .. } => {
-                    self.nodes[i].timers.insert(timer);
+                Effect::SetTimer { timer, after } => {
+                    let node = &mut self.nodes[i];
+                    node.timers.insert(timer);
+                    node.deadlines.insert(timer, node.clock + after.start);
                 }
                 Effect::CancelTimer(timer) => {
                     self.nodes[i].timers.remove(&timer);
+                    self.nodes[i].deadlines.remove(&timer);
                 }
                 Effect::Persist(w) => {
                     self.note(|| format!("persist {w:?}"));
@@ -495,10 +524,14 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         self.trace.push(what);
         let mut out = std::mem::take(&mut self.out);
         let checks_due = self.checks_due();
+        let (timed, clock) = (self.timed(), self.nodes[i].clock);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             self.out = out;
             return Out::<R, C>::new(); // a crashed node does nothing
         };
+        if timed {
+            r.set_now(clock);
+        }
         let before = checks_due.then(|| r.clone());
         let status_before = r.status();
         f(r, &mut out);
@@ -598,11 +631,75 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// it is not armed.
     fn disarm(&mut self, i: usize, timer: R::Timer) -> String {
         assert!(
+            self.due(i, timer),
+            "n{i}'s {timer:?} timer is not due: its clock reads {:?}, the timer is due at {:?}",
+            self.nodes[i].clock,
+            self.nodes[i].deadlines.get(&timer)
+        );
+        assert!(
             self.nodes[i].timers.remove(&timer),
             "n{i} has no {timer:?} timer armed (armed: {:?})",
             self.nodes[i].timers
         );
+        self.nodes[i].deadlines.remove(&timer);
         format!("n{i}: {timer:?} fires")
+    }
+
+    /// Whether the cluster keeps time (with [`ReadMode::Lease`]; see the [module docs](self)).
+    pub fn timed(&self) -> bool {
+        self.cfg.reads == ReadMode::Lease
+    }
+
+    /// Whether `timer` may fire at node `i` now: it is armed and, with time, due on `i`'s
+    /// clock.
+    pub fn due(&self, i: usize, timer: R::Timer) -> bool {
+        let node = &self.nodes[i];
+        node.timers.contains(&timer)
+            && (!self.timed() || node.deadlines.get(&timer).is_some_and(|&d| d <= node.clock))
+    }
+
+    /// Real time since the cluster booted.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Let `real` time pass: every node's clock, crashed or not, advances at its rate.
+    pub fn advance(&mut self, real: Duration) {
+        self.now += real;
+        for node in &mut self.nodes {
+            node.clock += node.rate.advance(real, &self.cfg);
+        }
+        let clocks: Vec<String> = (0..self.len())
+            .map(|i| format!("n{i} {:?}", self.nodes[i].clock))
+            .collect();
+        let line = format!("time {:?}: {}", self.now, clocks.join(", "));
+        self.trace.push(line);
+    }
+
+    /// From now on node `i`'s clock runs at `rate`.
+    pub fn set_rate(&mut self, i: usize, rate: ClockRate) {
+        self.nodes[i].rate = rate;
+        self.trace.push(format!("n{i}: clock runs {rate}"));
+    }
+
+    /// With time: let real time pass, in steps of a heartbeat interval, until `timer` is due
+    /// at every node of `nodes` that has it armed (a bounded wait: at most two election
+    /// timeouts' worth of steps at the slowest allowed rate).
+    fn wait_until_due(&mut self, nodes: &[usize], timer: R::Timer) {
+        if !self.timed() {
+            return;
+        }
+        let step = self.cfg.heartbeat_interval;
+        let bound = 4 * self.cfg.election_timeout.end.as_nanos() / step.as_nanos().max(1) + 1;
+        for _ in 0..bound {
+            let pending = nodes.iter().any(|&j| {
+                self.is_up(j) && self.nodes[j].timers.contains(&timer) && !self.due(j, timer)
+            });
+            if !pending {
+                return;
+            }
+            self.advance(step);
+        }
     }
 
     /// Fire armed timer `timer` at node `i`, carry out the first `keep` effects of that step
@@ -740,6 +837,8 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// timer fires first (their leases lapse) and their own bids are dropped; then `i`'s
     /// election timer fires (panicking if it is not armed) and everything is delivered.
     pub fn elect(&mut self, i: usize) {
+        let all: Vec<usize> = (0..self.len()).collect();
+        self.wait_until_due(&all, R::election_timer());
         if self.cfg.check_quorum {
             for j in 0..self.len() {
                 if j != i && self.is_up(j) && self.nodes[j].timers.contains(&R::election_timer()) {
@@ -764,6 +863,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         self.trace.push(what);
         self.nodes[i].replica = None;
         self.nodes[i].timers.clear();
+        self.nodes[i].deadlines.clear();
         // Reads die with the host's memory: their clients time out.
         self.nodes[i].pending_reads.clear();
         let id = self.members[i];

@@ -10,6 +10,7 @@
 //! * [`raft`]: Raft (Ongaro & Ousterhout, 2014) with PreVote and CheckQuorum.
 //! * [`multipaxos`]: multi-Paxos (Lamport 2001; van Renesse & Altinbuken 2015) with a stable
 //!   leader, leases and catch-up.
+//! * [`lease`]: the leader lease both protocols' read paths share (diss. §6.4.1).
 //! * [`unreplicated`]: no consensus, one node commits at once: the benchmarks' ceiling.
 //! * [`sm`]: a key-value store and a lock service, behind client sessions.
 //! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
@@ -20,6 +21,7 @@
 
 pub mod bugs;
 pub mod driver;
+pub mod lease;
 pub mod multipaxos;
 pub mod raft;
 pub mod replica;

@@ -14,7 +14,9 @@
 //! * [`Replica::on_timer`]: a timer the replica set earlier fired.
 //! * [`Replica::propose`]: a batch of client commands to replicate.
 //! * [`Replica::read`]: a linearizable read that does not go through the log (when
-//!   [`Config::reads`] is [`ReadMode::ReadIndex`] and the protocol sets [`Replica::READS`]).
+//!   [`Config::reads`] is not [`ReadMode::Log`] and the protocol sets [`Replica::READS`]).
+//! * [`Replica::set_now`]: the replica's local clock reading, given before each of the
+//!   inputs above by a host whose cluster serves reads under leases ([`ReadMode::Lease`]).
 //!
 //! # Outputs: the effect contract
 //!
@@ -48,7 +50,15 @@
 //!    host from the given range; setting an armed timer replaces it. A model checker may fire
 //!    any armed timer at any moment: protocols must be *safe* whatever the timing, and only
 //!    their liveness depends on the delays.
-//! 6. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
+//! 6. **Time.** A replica never reads a clock. With [`ReadMode::Lease`] the host tells it the
+//!    reading of its local clock with [`Replica::set_now`] before every input (monotonic
+//!    within one incarnation), and fires a timer only once that same clock has advanced by at
+//!    least the delay it drew: never early. The clock may run fast or slow against real time,
+//!    by at most [`Config::clock_drift`] over each [`Config::election_timeout`]`.start`; a
+//!    lease is safe under exactly that assumption, and the model checker, the fault-schedule
+//!    simulator and [`crate::driver`] check it under it (their clocks drift by that bound).
+//!    Without leases the protocols ignore time, and the hosts need not tell it.
+//! 7. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
 //!    never act on, now or later (a reply from a term it left, an answer to a campaign it
 //!    gave up). A host may drop such a message, as a lossy network could; the model checker
 //!    does, so that garbage in flight does not tell apart otherwise equal states. The
@@ -437,6 +447,14 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
         }
     }
 
+    /// The replica's local clock reads `now` (time since an origin of the host's choosing, on
+    /// a clock that never goes back within one incarnation): rule 6 of the
+    /// [module docs](self). Hosts of a cluster with [`ReadMode::Lease`] call it before every
+    /// input; a protocol without leases ignores it (the default).
+    fn set_now(&mut self, now: Duration) {
+        let _ = now;
+    }
+
     /// A protocol-neutral view of the replica.
     fn status(&self) -> Status;
 
@@ -564,8 +582,12 @@ pub struct Config {
     pub reads: ReadMode,
     /// Whether a follower serves reads itself, asking the leader for a read index and waiting
     /// until it has applied it (diss. §6.4, "followers could also help"), instead of handing
-    /// them to the leader. Only with [`ReadMode::ReadIndex`].
+    /// them to the leader. Only with [`ReadMode::ReadIndex`] or [`ReadMode::Lease`].
     pub follower_reads: bool,
+    /// The bound on clock drift that leases rely on: over any stretch of real time as long as
+    /// `election_timeout.start`, a replica's clock gains or loses at most this much. Required
+    /// by [`ReadMode::Lease`] (and below `election_timeout.start`); `None` otherwise.
+    pub clock_drift: Option<Duration>,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
@@ -585,17 +607,25 @@ pub enum ReadMode {
     /// has applied that point. A new leader first commits an entry of its own term, as only
     /// then does its commit point cover every earlier commit. No log write.
     ReadIndex,
+    /// Leader leases (diss. §6.4.1): a majority's acknowledgement of a heartbeat round sent
+    /// at local time `s` lets the leader serve reads alone, with no round, until
+    /// `s + `[`Config::lease`] by its own clock: the followers that acknowledged will not
+    /// help elect anybody else before then, even with their clocks drifting by
+    /// [`Config::clock_drift`]. Needs CheckQuorum (the followers' refusal to vote) and a
+    /// drift bound. Outside a lease, reads fall back to ReadIndex.
+    Lease,
 }
 
 impl ReadMode {
     /// Every mode, for CLIs and reports.
-    pub const ALL: [ReadMode; 2] = [ReadMode::Log, ReadMode::ReadIndex];
+    pub const ALL: [ReadMode; 3] = [ReadMode::Log, ReadMode::ReadIndex, ReadMode::Lease];
 
-    /// The CLI spelling: `log`, `read-index`.
+    /// The CLI spelling: `log`, `read-index`, `lease`.
     pub fn name(self) -> &'static str {
         match self {
             ReadMode::Log => "log",
             ReadMode::ReadIndex => "read-index",
+            ReadMode::Lease => "lease",
         }
     }
 
@@ -622,6 +652,7 @@ impl Default for Config {
             empty_heartbeats: false,
             reads: ReadMode::Log,
             follower_reads: false,
+            clock_drift: None,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }
@@ -644,8 +675,22 @@ pub enum ConfigError {
     #[error("max batch must be at least 1")]
     MaxBatch,
     /// Follower reads without a read path to serve them by.
-    #[error("follower reads need reads=read-index (a follower asks the leader for a read index)")]
+    #[error("follower reads need reads=read-index or reads=lease (a follower asks the leader for a read index)")]
     FollowerReadsWithoutReadIndex,
+    /// Leases without a bound on clock drift: no lease length is safe.
+    #[error("reads=lease needs a clock drift bound (e.g. --clock-drift 15ms): a lease is only as safe as the clocks it is timed by")]
+    LeaseWithoutDriftBound,
+    /// A drift bound at least the shortest election timeout: no lease is left.
+    #[error("the clock drift bound ({drift:?}) must be below the shortest election timeout ({election:?}): no lease is left")]
+    DriftTooLarge {
+        /// The drift bound.
+        drift: Duration,
+        /// The shortest election timeout.
+        election: Duration,
+    },
+    /// Leases without CheckQuorum: followers would vote for a new leader during the lease.
+    #[error("reads=lease needs CheckQuorum (followers that heard from the leader refuse to vote, which is what the lease relies on)")]
+    LeaseWithoutCheckQuorum,
 }
 
 impl From<ConfigError> for String {
@@ -673,10 +718,48 @@ impl Config {
         if self.max_batch == 0 {
             return Err(ConfigError::MaxBatch);
         }
-        if self.follower_reads && self.reads != ReadMode::ReadIndex {
+        if self.follower_reads && self.reads == ReadMode::Log {
             return Err(ConfigError::FollowerReadsWithoutReadIndex);
         }
+        if self.reads == ReadMode::Lease {
+            let election = self.election_timeout.start;
+            match self.clock_drift {
+                None => return Err(ConfigError::LeaseWithoutDriftBound),
+                Some(drift) if drift >= election => {
+                    return Err(ConfigError::DriftTooLarge { drift, election })
+                }
+                Some(_) => {}
+            }
+            if !self.check_quorum {
+                return Err(ConfigError::LeaseWithoutCheckQuorum);
+            }
+        }
         Ok(())
+    }
+
+    /// How long a lease lasts on the leader's clock, from the moment it sent the round a
+    /// majority acknowledged (diss. §6.4.1: "start + election timeout / clock drift bound").
+    ///
+    /// Why it is safe. Write `E` for `election_timeout.start`, `d` for [`Config::clock_drift`]
+    /// and `ρ = d / E`: every clock runs at a rate within `[1 - ρ, 1 + ρ]` of real time. The
+    /// leader sends the round at real time `t0`; a follower acknowledges it at `t1 >= t0` and
+    /// restarts its election timer, so it neither campaigns nor grants a vote (CheckQuorum)
+    /// before its own clock has advanced by `E`, at real time `t1 + E / (1 + ρ)` or later. No
+    /// leader of a later term can be elected without a vote from one of the majority that
+    /// acknowledged, so none exists before `t0 + E / (1 + ρ)`. The leader's clock advances by
+    /// `L` in at most `L / (1 - ρ)` of real time, so it must hold `L / (1 - ρ) <= E / (1 + ρ)`:
+    /// `L = E (1 - ρ) / (1 + ρ) = E (E - d) / (E + d)`, rounded down. `None` without a drift
+    /// bound (no lease). Bug R15 uses `E` itself, as if clocks did not drift.
+    pub fn lease(&self) -> Option<Duration> {
+        let e = self.election_timeout.start.as_nanos();
+        let d = self.clock_drift?.as_nanos();
+        if d >= e {
+            return None;
+        }
+        let nanos = e * (e - d) / (e + d);
+        Some(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ))
     }
 
     /// Whether any bug is switched on (so that internal assertions, which a bug may break on

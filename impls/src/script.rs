@@ -33,11 +33,13 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index] [follower-reads=on\|off] [bug=NAME]` | boot a fresh cluster (first command; may start over) |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`] |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
 //! | `read N ID` | ask `N` for linearizable read `ID` (a number), with `reads=read-index` |
-//! | `tick N election\|heartbeat` | fire an armed timer |
+//! | `tick N election\|heartbeat` | fire an armed timer (with time: only once it is due on `N`'s clock) |
+//! | `time DURATION` | let real time pass (`50ms`, `2s`; with `reads=lease`): every clock advances at its rate |
+//! | `clock N slow\|exact\|fast` | from now on `N`'s clock runs slow or fast by the drift bound, or exactly |
 //! | `deliver-all` | deliver the oldest message until none is in flight |
 //! | `deliver LINK [type=NAME] [count=K]` | deliver the oldest matching message (`K` times) |
 //! | `duplicate LINK [type=NAME]` | deliver a copy of the oldest matching message, keeping it in flight |
@@ -149,6 +151,8 @@ enum Cmd {
     Propose(usize, Vec<String>),
     Read(usize, u64),
     Tick(usize, TimerKind),
+    Time(std::time::Duration),
+    Clock(usize, crate::lease::ClockRate),
     DeliverAll,
     Deliver(Pick, usize),
     Duplicate(Pick),
@@ -167,7 +171,11 @@ impl Cmd {
     /// The nodes the command names, to check against the cluster's size.
     fn nodes(&self) -> Vec<usize> {
         match self {
-            Cmd::Elect(n) | Cmd::Propose(n, _) | Cmd::Read(n, _) | Cmd::Tick(n, _) => vec![*n],
+            Cmd::Elect(n)
+            | Cmd::Propose(n, _)
+            | Cmd::Read(n, _)
+            | Cmd::Tick(n, _)
+            | Cmd::Clock(n, _) => vec![*n],
             Cmd::Crash(n) => vec![*n],
             Cmd::Restart(n) => vec![*n],
             Cmd::Deliver(p, _) | Cmd::Duplicate(p) | Cmd::Drop(p) => {
@@ -280,7 +288,12 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
     };
     if let Some(mode) = args.opt("reads") {
         cfg.reads = crate::ReadMode::parse(mode)
-            .ok_or_else(|| format!("reads={mode}: expected log or read-index"))?;
+            .ok_or_else(|| format!("reads={mode}: expected log, read-index or lease"))?;
+    }
+    if let Some(d) = args.opt("drift") {
+        let drift = crate::lease::parse_duration(d)
+            .ok_or_else(|| format!("drift={d}: expected a duration such as 30ms"))?;
+        cfg.clock_drift = Some(drift);
     }
     if let Some(name) = args.opt("bug") {
         let bug = crate::Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}"))?;
@@ -328,6 +341,21 @@ fn parse_command(text: &str) -> Result<Cmd, String> {
             [n, "election"] => Cmd::Tick(node(n)?, TimerKind::Election),
             [n, "heartbeat"] => Cmd::Tick(node(n)?, TimerKind::Heartbeat),
             _ => return Err("expected a node and election or heartbeat".into()),
+        },
+        "time" => {
+            let d = args.one()?;
+            Cmd::Time(
+                crate::lease::parse_duration(d)
+                    .ok_or_else(|| format!("time {d}: expected a duration such as 50ms"))?,
+            )
+        }
+        "clock" => match args.words[..] {
+            [n, rate] => Cmd::Clock(
+                node(n)?,
+                crate::lease::ClockRate::parse(rate)
+                    .ok_or_else(|| format!("clock rate {rate:?}: expected slow, exact or fast"))?,
+            ),
+            _ => return Err("expected a node and slow, exact or fast".into()),
         },
         "deliver-all" => none(&args).map(|()| Cmd::DeliverAll)?,
         "deliver" => {
@@ -596,6 +624,20 @@ fn step<R: Scripted>(
             };
             fire(c, *i, timer)?;
         }
+        Cmd::Time(d) => {
+            if !c.timed() {
+                return Err(
+                    "time passes only with reads=lease (without it there is no time)".into(),
+                );
+            }
+            c.advance(*d);
+        }
+        Cmd::Clock(i, rate) => {
+            if !c.timed() {
+                return Err("clocks run only with reads=lease".into());
+            }
+            c.set_rate(*i, *rate);
+        }
         Cmd::DeliverAll => c.deliver_all(),
         Cmd::Deliver(p, count) => {
             for _ in 0..*count {
@@ -648,6 +690,20 @@ fn status<R: Replica<Word>>(c: &Cluster<R, Word>, i: usize) -> String {
     let n = c.node(i);
     let applied: Vec<&str> = n.applied.values().map(|w| &w.0[..]).collect();
     let mut line = match &n.replica {
+        Some(r) if c.timed() => {
+            let due: Vec<String> = n
+                .deadlines
+                .iter()
+                .map(|(t, d)| format!("{t:?}@{d:?}"))
+                .collect();
+            format!(
+                "n{i}: {} clock={:?} ({}) timers=[{}]",
+                status_line(&r.status()),
+                n.clock,
+                n.rate,
+                due.join(" ")
+            )
+        }
         Some(r) => format!("n{i}: {} timers={:?}", status_line(&r.status()), n.timers),
         None => format!("n{i}: down"),
     };
@@ -720,6 +776,13 @@ fn fire<R: Replica<Word>>(
     }
     if !c.node(i).timers.contains(&timer) {
         return Err(format!("n{i} has no {timer:?} timer armed"));
+    }
+    if !c.due(i, timer) {
+        let n = c.node(i);
+        return Err(format!(
+            "n{i}'s {timer:?} timer is due at {:?} on its clock, which reads {:?}",
+            n.deadlines[&timer], n.clock
+        ));
     }
     c.fire(i, timer);
     Ok(())

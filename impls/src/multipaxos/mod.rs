@@ -62,8 +62,8 @@ use serde::{Deserialize, Serialize};
 use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, Replica, Role,
-    Slot, Status, StepCheck,
+    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
+    Replica, Role, Slot, Status, StepCheck,
 };
 use read::{ForwardedReads, LeaderReads};
 
@@ -318,6 +318,9 @@ pub struct MultiPaxos<C> {
     /// handed back: after every write of the step, so that no message leaves before a
     /// promise the same step raised is durable (always `None` between steps).
     handed_back: Option<LeaderReads>,
+    /// The local clock's reading at the current input ([`Replica::set_now`]; only leases
+    /// use it).
+    now: std::time::Duration,
 }
 
 impl<C: Command> MultiPaxos<C> {
@@ -445,7 +448,9 @@ impl<C: Command> MultiPaxos<C> {
             (PaxosTimer::Election, _) => self.campaign(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
                 self.broadcast_accept(self.last() + 1, Vec::new(), out);
-                self.reconfirm_reads(out);
+                if !self.renew_lease(out) {
+                    self.reconfirm_reads(out);
+                }
                 self.arm_heartbeat(out);
             }
             (PaxosTimer::Heartbeat, _) => {}
@@ -494,14 +499,21 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             promised: d.promised,
             tried: d.tried,
             log: d.log,
+            // With leases a restarted acceptor acts as if it had just heard from a leader: it
+            // may have confirmed a lease round before the crash, and must not promise anybody
+            // a higher ballot until a whole election timeout has passed (diss. §6.4.1).
             state: RoleState::Follower {
-                leader_alive: false,
+                // B4: a restart forgets it.
+                leader_alive: durable.is_some()
+                    && cfg.reads == ReadMode::Lease
+                    && !cfg.bug(Bug::RestartForgetsLease),
             },
             leader: None,
             commit: 0,
             ballot: Ballot::ZERO,
             forwarded: ForwardedReads::default(),
             handed_back: None,
+            now: std::time::Duration::ZERO,
         };
         r.arm_election_timer(out);
         r
@@ -555,6 +567,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
         self.start_reads(ids, out);
+    }
+
+    fn set_now(&mut self, now: std::time::Duration) {
+        debug_assert!(now >= self.now, "a local clock never goes back");
+        self.now = now;
     }
 
     fn status(&self) -> Status {

@@ -190,6 +190,7 @@ impl<C: Command> MultiPaxos<C> {
         for (first, run) in runs {
             self.broadcast_accept(first, run, out);
         }
+        self.start_lease(out);
         self.advance_leader_commit(out);
     }
 

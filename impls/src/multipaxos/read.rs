@@ -33,6 +33,15 @@
 //!    (bug P9 skips the round altogether). Rounds only grow within a ballot, so an answer to
 //!    a later round confirms every earlier one.
 //!
+//! **Leases** (Ongaro's dissertation §6.4.1; *Paxos Made Live* §5.2's master leases; with
+//! [`ReadMode::Lease`]): once a quorum confirmed a round sent at local time `s`, the leader
+//! skips step 2 until `s + `[`Config::lease`] by its clock ([`crate::lease`]). Under leases a
+//! confirmation is a promise too: the acceptor follows the leader, restarts its election
+//! timer and, until it fires, ignores every `Prepare` from anybody else (`on_prepare`), so no
+//! higher ballot completes phase 1 before the lease ends, whatever the clocks' drift within
+//! [`Config::clock_drift`]. A restarted acceptor ignores them until its first election
+//! timeout. Step 1 still applies.
+//!
 //! So the read may be linearized when it is served: every write acknowledged before the read
 //! arrived is at or below the index, and everything up to the index is chosen and applied.
 //!
@@ -64,7 +73,7 @@
 //! A follower read adds its request and the answer: `2 (n - 1) + 2`.
 
 use super::*;
-use crate::replica::ReadId;
+use crate::lease::Lease;
 
 /// Most reads one replica keeps waiting (its host's and, at a leader, its followers'), so the
 /// queues stay bounded; a read beyond it is handed back at once.
@@ -77,10 +86,12 @@ pub(super) struct LeaderReads {
     round: u64,
     /// By member position, the highest round that member confirmed in this ballot.
     confirmed: Vec<u64>,
-    /// Waiting reads, in arrival order: their rounds and indexes never decrease along it.
+    /// Waiting reads, in arrival order.
     waiting: Vec<LeaderRead>,
     /// Reads (ids) in `waiting`.
     count: usize,
+    /// With [`ReadMode::Lease`]: the lease the confirmed rounds give (diss. §6.4.1).
+    lease: Lease,
 }
 
 /// Reads that arrived together at a leader.
@@ -88,7 +99,8 @@ pub(super) struct LeaderReads {
 struct LeaderRead {
     /// The slot every answer must include.
     index: Slot,
-    /// The first round sent after they arrived (0 under P9: none).
+    /// The first round sent after they arrived (0 under P9, and for reads served under the
+    /// lease: none).
     round: u64,
     ids: Vec<ReadId>,
     /// `None`: this replica's host asked. Else the follower that asked, and its request's
@@ -173,11 +185,18 @@ impl<C: Command> MultiPaxos<C> {
         if reads.count + ids.len() > MAX_PENDING_READS {
             return Err(ids);
         }
+        // Under the lease no higher ballot can complete phase 1 (diss. §6.4.1, applied to
+        // the acceptors' promises), so the reads need no round: step 2 holds already.
+        let leased = self.cfg.reads == ReadMode::Lease && {
+            reads.lease.want();
+            reads.lease.holds(self.now)
+        };
         // P9: no round; the reads count as confirmed at once.
-        let round = if skip_round {
+        let round = if skip_round || leased {
             0
         } else {
             reads.round += 1;
+            reads.lease.sent(reads.round, self.now);
             reads.round
         };
         reads.count += ids.len();
@@ -187,11 +206,38 @@ impl<C: Command> MultiPaxos<C> {
             ids,
             asker,
         });
-        if !skip_round {
+        if round > 0 {
             self.send_confirm(ballot, round, out);
         }
         self.release_reads(out);
         Ok(())
+    }
+
+    /// A new leader with [`ReadMode::Lease`]: a round at once, whose confirmations start the
+    /// lease, so the first reads of the ballot need no round of their own.
+    pub(super) fn start_lease(&mut self, out: &mut Out<Self, C>) {
+        if let RoleState::Leader { reads, .. } = &mut self.state {
+            reads.lease.want();
+        }
+        self.renew_lease(out);
+    }
+
+    /// Heartbeat at a leader with [`ReadMode::Lease`]: a lease that reads relied on since the
+    /// last heartbeat is renewed with a new round (which also confirms any read waiting for
+    /// one). Returns whether a round went out.
+    pub(super) fn renew_lease(&mut self, out: &mut Out<Self, C>) -> bool {
+        let (ballot, now) = (self.ballot, self.now);
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            return false;
+        };
+        if self.cfg.reads != ReadMode::Lease || !reads.lease.renew() {
+            return false;
+        }
+        reads.round += 1;
+        reads.lease.sent(reads.round, now);
+        let round = reads.round;
+        self.send_confirm(ballot, round, out);
+        true
     }
 
     fn send_confirm(&self, ballot: Ballot, round: u64, out: &mut Out<Self, C>) {
@@ -231,6 +277,18 @@ impl<C: Command> MultiPaxos<C> {
                 promised: self.promised,
             }
         } else {
+            if self.cfg.reads == ReadMode::Lease {
+                // Under leases the answer is also a promise: no higher ballot of anybody
+                // else for an election timeout (see `on_prepare`), so this acceptor follows
+                // the leader and restarts its election timer, as on hearing an `Accept`. A
+                // candidate gives up its campaign, or its own phase 1 could break the lease.
+                if self.role() != Role::Follower {
+                    self.step_down(Some(from), out);
+                }
+                self.leader = Some(from);
+                self.state = RoleState::Follower { leader_alive: true };
+                self.arm_election_timer(out);
+            }
             PaxosMsg::ReadConfirmed { ballot, round }
         };
         out.send(from, msg);
@@ -256,6 +314,12 @@ impl<C: Command> MultiPaxos<C> {
             return; // a duplicate or a late answer: nothing new
         }
         reads.confirmed[pos] = round;
+        let (me, q) = (self.me(), quorum(self.members.len()));
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            unreachable!("matched a leader above")
+        };
+        let done = reads.confirmed_round(me, q);
+        reads.lease.confirmed(done, &self.cfg);
         self.release_reads(out);
     }
 
@@ -265,12 +329,19 @@ impl<C: Command> MultiPaxos<C> {
         let (me, q, commit) = (self.me(), quorum(self.members.len()), self.commit);
         if let RoleState::Leader { reads, .. } = &mut self.state {
             let done = reads.confirmed_round(me, q);
-            let n = reads
-                .waiting
-                .iter()
-                .take_while(|w| w.round <= done && w.index <= commit)
-                .count();
-            for w in reads.waiting.drain(..n) {
+            // In arrival order; a read under the lease (round 0) may be ready before reads
+            // that arrived earlier and still wait for their round.
+            let is_ready = |w: &LeaderRead| w.round <= done && w.index <= commit;
+            let ready: Vec<LeaderRead> = if reads.waiting.iter().any(is_ready) {
+                let (ready, waiting) = std::mem::take(&mut reads.waiting)
+                    .into_iter()
+                    .partition(is_ready);
+                reads.waiting = waiting;
+                ready
+            } else {
+                Vec::new()
+            };
+            for w in ready {
                 reads.count -= w.ids.len();
                 match w.asker {
                     None => {

@@ -149,6 +149,12 @@ impl<C: Command> Raft<C> {
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         }
+        // With leases, a round at once: its acknowledgements start the lease, so the first
+        // reads of the term need no round of their own.
+        if let RoleState::Leader { reads, .. } = &mut self.state {
+            reads.lease.want();
+        }
+        self.renew_lease(out);
         self.maybe_commit(out);
     }
 

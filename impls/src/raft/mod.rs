@@ -36,7 +36,9 @@
 //! * **Reads without the log (diss. §6.4).** With [`ReadMode::ReadIndex`](crate::ReadMode)
 //!   a read is served at the leader's commit point once the leader has committed an entry of
 //!   its term and a majority has confirmed it still leads; a follower may serve it too, at an
-//!   index it asks the leader for, once it has applied that far (`read.rs`).
+//!   index it asks the leader for, once it has applied that far (`read.rs`). With
+//!   [`ReadMode::Lease`](crate::ReadMode) a leader whose lease holds (diss. §6.4.1,
+//!   [`crate::lease`]) skips the majority's confirmation.
 //!
 //! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
 //! entry at once (the leader optimistically advances `next`); a follower whose position is
@@ -50,8 +52,8 @@ use serde::{Deserialize, Serialize};
 use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, Replica, Role,
-    Slot, Status, StepCheck,
+    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
+    Replica, Role, Slot, Status, StepCheck,
 };
 
 /// The names of Raft's invariants, defined once: checkers, the bug zoo and the report
@@ -353,6 +355,9 @@ pub struct Raft<C> {
     commit: Slot,
     /// Reads served as a follower (diss. §6.4): asked of the leader, or waiting to apply.
     reads: FollowerReads,
+    /// The local clock's reading at the current input ([`Replica::set_now`]; only leases
+    /// use it).
+    now: std::time::Duration,
 }
 
 impl<C: Command> Raft<C> {
@@ -455,12 +460,19 @@ impl<C: Command> Replica<C> for Raft<C> {
             term: d.term,
             voted_for: d.voted_for,
             log: d.log,
+            // With leases a restarted replica acts as if it had just heard from a leader: it
+            // may have acknowledged a lease round before the crash, and must not help elect
+            // anybody else until a whole election timeout has passed (diss. §6.4.1).
             state: RoleState::Follower {
-                leader_alive: false,
+                // B4: a restart forgets it.
+                leader_alive: durable.is_some()
+                    && cfg.reads == ReadMode::Lease
+                    && !cfg.bug(Bug::RestartForgetsLease),
             },
             leader: None,
             commit: 0,
             reads: FollowerReads::default(),
+            now: std::time::Duration::ZERO,
         };
         r.arm_election_timer(out);
         r
@@ -581,7 +593,9 @@ impl<C: Command> Replica<C> for Raft<C> {
                         self.send_append(pos, true, out);
                     }
                 }
-                self.resend_read_round(out);
+                if !self.renew_lease(out) {
+                    self.resend_read_round(out);
+                }
                 out.set_timer(
                     RaftTimer::Heartbeat,
                     self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,
@@ -619,6 +633,11 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
         self.read_ids(ids, out);
+    }
+
+    fn set_now(&mut self, now: std::time::Duration) {
+        debug_assert!(now >= self.now, "a local clock never goes back");
+        self.now = now;
     }
 
     fn status(&self) -> Status {

@@ -30,6 +30,15 @@
 //! comes, is from a term it left); reads that have one keep waiting for it (the index stays
 //! valid: it covers every commit before the read arrived, whatever happens next).
 //!
+//! **Leases** (§6.4.1, with [`ReadMode::Lease`]): a majority's acknowledgement of a round
+//! sent at local time `s` lets the leader skip step 2 until `s + `[`Config::lease`] by its
+//! clock ([`crate::lease`]): the followers that acknowledged restarted their election timers
+//! and refuse votes (CheckQuorum) until those run out, so no newer leader exists before then,
+//! even with every clock drifting by [`Config::clock_drift`]. A restarted follower refuses
+//! votes until its first election timeout (it may have acknowledged a round before the
+//! crash). Step 1 still applies. Rounds renew the lease with the heartbeat after a read used
+//! it; outside the lease reads confirm with a round, as above.
+//!
 //! # Why a dedicated message pair, not a context on AppendEntries
 //!
 //! etcd-raft piggybacks the round on heartbeats (a context echoed in the reply). Here the
@@ -53,7 +62,8 @@
 //! each heartbeat while reads wait.
 
 use super::*;
-use crate::replica::ReadId;
+use crate::lease::Lease;
+use crate::replica::{ReadId, ReadMode};
 
 /// Most read ids a replica holds at once: as leader (its host's reads and its followers'
 /// requests), and separately as a follower (asked, or waiting to apply). A read past it is
@@ -91,6 +101,8 @@ pub(super) struct LeaderReads {
     pub(super) acked: Vec<u64>,
     /// The batches not yet served, in the order they arrived (so by round).
     pub(super) batches: Vec<ReadBatch>,
+    /// With [`ReadMode::Lease`]: the lease the acknowledged rounds give (diss. §6.4.1).
+    pub(super) lease: Lease,
 }
 
 impl LeaderReads {
@@ -100,6 +112,7 @@ impl LeaderReads {
             round: 0,
             acked: vec![0; members],
             batches: Vec::new(),
+            lease: Lease::default(),
         }
     }
 
@@ -230,9 +243,25 @@ impl<C: Command> Raft<C> {
         if ids.is_empty() {
             return over;
         }
+        if self.cfg.reads == ReadMode::Lease {
+            reads.lease.want();
+            // Under the lease no newer leader exists (diss. §6.4.1), so once this term has
+            // committed, the commit point covers every write acknowledged before the reads.
+            if let (true, Some(index)) = (reads.lease.holds(self.now), index) {
+                reads.batches.push(ReadBatch {
+                    asker,
+                    ids,
+                    round: 0,
+                    index: Some(index),
+                });
+                self.serve_reads(out);
+                return over;
+            }
+        }
         if quorum_round {
             reads.round += 1;
             reads.acked[me] = reads.round;
+            reads.lease.sent(reads.round, self.now);
         }
         reads.batches.push(ReadBatch {
             asker,
@@ -393,8 +422,31 @@ impl<C: Command> Raft<C> {
         *active |= 1 << pos;
         if round > reads.acked[pos] {
             reads.acked[pos] = round;
+            let confirmed = reads.confirmed();
+            reads.lease.confirmed(confirmed, &self.cfg);
             self.serve_reads(out);
         }
+    }
+
+    /// Heartbeat at a leader with [`ReadMode::Lease`]: a lease that reads relied on since the
+    /// last heartbeat is renewed with a new round (which also confirms any read waiting for
+    /// one). Returns whether a round went out.
+    pub(super) fn renew_lease(&mut self, out: &mut Out<Self, C>) -> bool {
+        let (me, term, now) = (self.me(), self.term, self.now);
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            return false;
+        };
+        if self.cfg.reads != ReadMode::Lease || !reads.lease.renew() {
+            return false;
+        }
+        reads.round += 1;
+        reads.acked[me] = reads.round;
+        reads.lease.sent(reads.round, now);
+        let round = reads.round;
+        for (_, p) in self.peers() {
+            out.send(p, RaftMsg::ReadConfirm { term, round });
+        }
+        true
     }
 
     /// A follower asks for a read index: a leader runs steps 1 and 2 for it; anyone else, or a
