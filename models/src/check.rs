@@ -236,6 +236,18 @@ impl Summary {
     pub fn under_approximation(&self) -> bool {
         self.search.symmetry
     }
+    /// With time: how many states the time bound kept from ticking, as the summary's cut
+    /// line ends.
+    fn time_cut(&self) -> String {
+        match (self.config.timed(), self.config.max_time) {
+            (true, Some(max)) => format!(
+                "; {} at --max-time {max:?} (explored without further ticks; {:?} per tick)",
+                self.cuts.time, self.config.tick
+            ),
+            (true, None) => format!("; time unbounded ({:?} per tick)", self.config.tick),
+            (false, _) => String::new(),
+        }
+    }
     /// Unique states per second.
     pub fn states_per_sec(&self) -> f64 {
         if self.seconds > 0.0 {
@@ -342,8 +354,11 @@ impl Summary {
         }
         writeln!(
             f,
-            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight",
-            self.cuts.depth, self.cuts.term, self.cuts.in_flight
+            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight{}",
+            self.cuts.depth,
+            self.cuts.term,
+            self.cuts.in_flight,
+            self.time_cut()
         )?;
         for p in self.failures() {
             if let (Some(t), Status::Violated) = (&p.trace, p.status) {
@@ -385,12 +400,13 @@ impl Summary {
         )?;
         writeln!(
             f,
-            "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}",
+            "  cut (checked, not expanded): {} by depth, {} by --max-term {}, {} by --max-in-flight {}{}",
             self.cuts.depth,
             self.cuts.term,
             self.config.max_term,
             self.cuts.in_flight,
-            self.config.max_in_flight
+            self.config.max_in_flight,
+            self.time_cut()
         )?;
         writeln!(f, "  seconds         {:.2}", self.seconds)?;
         writeln!(f, "  states/s        {:.0} unique", self.states_per_sec())?;

@@ -25,19 +25,30 @@
 //!   [`paxraft_impls::driver::crash_points`]): the effects before the point are carried out, then the
 //!   server crashes. A protocol that sends a vote before persisting it is caught this way;
 //!   an atomic step could never show it.
+//! * **Time** (with leases, [`ModelConfig::timed`]). The state carries real time and each
+//!   server's clock ([`Clocks`]); a [`CheckAction::Tick`] lets [`ModelConfig::tick`] of real
+//!   time pass, each clock advancing at its [`ClockRate`]. A replica timer is offered only
+//!   once its server's clock has reached the timer's deadline (the delay's lower bound after
+//!   it was armed: rule 6 of the effect contract), and every step tells the replica its
+//!   clock. The exhaustive checker picks the clocks' rates before anything else happens
+//!   ([`CheckAction::Drift`], server by server, so that every assignment is explored once);
+//!   the simulator's walks may change one at any moment. Time stops at
+//!   [`ModelConfig::max_time`]: a state there is expanded without ticks, and counted.
 
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use paxraft_impls::lease::ClockRate;
 use paxraft_impls::{NodeId, Replica};
 use stateright::actor::{ActorModelAction, Envelope, Network};
 use stateright::{Model, Property};
 
 use crate::model::{
-    actors, crashes_used, losses_used, with_tear, ClusterModel, ClusterState, Cmd, ModelConfig,
-    Msg, Setup, Tear, Timer,
+    actors, crashes_used, losses_used, with_now, with_tear, ClusterModel, ClusterState, Cmd,
+    ModelConfig, Msg, Setup, Tear, Timer,
 };
 use crate::properties::ClusterView;
 
@@ -58,6 +69,31 @@ pub enum CheckAction<R: Replica<Cmd>> {
         /// Which crash point of the step's effects (0: the first).
         point: usize,
     },
+    /// With time: [`ModelConfig::tick`] of real time passes.
+    Tick,
+    /// With time: server `node`'s clock runs at `rate` from now on.
+    Drift {
+        /// The server.
+        node: usize,
+        /// Its clock's new rate.
+        rate: ClockRate,
+    },
+}
+
+/// Time in a checked state (with leases): real time, and each server's clock and its rate.
+/// All zero and exact without leases.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Clocks {
+    /// Real time since the run began.
+    pub now: Duration,
+    /// Each server's clock reading.
+    pub local: Vec<Duration>,
+    /// Each server's clock rate.
+    pub rates: Vec<ClockRate>,
+    /// The exhaustive checker's rates are chosen before anything else happens, in server
+    /// order: servers from this one on may still be given one (all of them closed once any
+    /// other action is taken).
+    pub open_from: usize,
 }
 
 /// A state of the checked model: a cluster state and the number of actions that first
@@ -69,17 +105,20 @@ pub struct CheckState<R: Replica<Cmd>> {
     pub cluster: ClusterState<R>,
     /// Actions from the initial state along the path that first reached it.
     pub depth: usize,
+    /// Time (with leases; see the module docs).
+    pub clocks: Clocks,
 }
 
 impl<R: Replica<Cmd>> PartialEq for CheckState<R> {
     fn eq(&self, other: &Self) -> bool {
-        self.cluster == other.cluster
+        self.cluster == other.cluster && self.clocks == other.clocks
     }
 }
 impl<R: Replica<Cmd>> Eq for CheckState<R> {}
 impl<R: Replica<Cmd>> Hash for CheckState<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.cluster.hash(state)
+        self.cluster.hash(state);
+        self.clocks.hash(state)
     }
 }
 
@@ -104,6 +143,8 @@ pub struct Cuts {
     /// States with more messages between servers in flight than `max_in_flight` (checked,
     /// not expanded).
     pub in_flight: AtomicUsize,
+    /// With time: states at `max_time` (expanded, but no more time passes from them).
+    pub time: AtomicUsize,
 }
 
 /// A snapshot of [`Cuts`].
@@ -119,6 +160,8 @@ pub struct CutCounts {
     pub term: usize,
     /// Cut by the in-flight bound.
     pub in_flight: usize,
+    /// At the time bound (no tick offered).
+    pub time: usize,
 }
 
 impl Cuts {
@@ -131,6 +174,7 @@ impl Cuts {
             depth: l(&self.depth),
             term: l(&self.term),
             in_flight: l(&self.in_flight),
+            time: l(&self.time),
         }
     }
 }
@@ -303,6 +347,73 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         None
     }
 
+    /// The server an actor-model action steps (a delivery to it, a timer or a restart of it).
+    fn stepped_server(&self, a: &ActorAction<R>) -> Option<usize> {
+        let i = match a {
+            ActorModelAction::Deliver { dst, .. } => usize::from(*dst),
+            ActorModelAction::Timeout(id, _) | ActorModelAction::Recover(id) => usize::from(*id),
+            _ => return None,
+        };
+        (i < self.cfg().servers).then_some(i)
+    }
+
+    /// Run one actor-model action on `cluster`, telling the stepping server its clock.
+    fn run(
+        &self,
+        cluster: &ClusterState<R>,
+        clocks: &Clocks,
+        a: ActorAction<R>,
+    ) -> Option<ClusterState<R>> {
+        let now = self
+            .stepped_server(&a)
+            .filter(|_| self.cfg().timed())
+            .map(|i| clocks.local[i]);
+        with_now(now, || self.actors.next_state(cluster, a))
+    }
+
+    /// With time: whether replica timer `t` of server `i` is due on its clock.
+    fn due(&self, state: &CheckState<R>, i: usize, t: &R::Timer) -> bool {
+        let Some(s) = state.cluster.actor_states[i].server() else {
+            return true;
+        };
+        match s.deadlines.binary_search_by_key(t, |(d, _)| *d) {
+            Ok(k) => s.deadlines[k].1 <= state.clocks.local[i],
+            Err(_) => true, // armed before time was kept: never (a boot arms with a date)
+        }
+    }
+
+    /// With time: the time actions offered in `state` (ticks and rate changes).
+    fn time_actions(&self, state: &CheckState<R>, actions: &mut Vec<CheckAction<R>>) {
+        let cfg = self.cfg();
+        let c = &state.clocks;
+        if cfg.drift_any_time {
+            // One server at a time may change rate (the one whose turn the tick count
+            // gives), so that ticks stay as likely as the rest of a walk's timer picks.
+            let ticks = (c.now.as_nanos() / cfg.tick.as_nanos().max(1)) as usize;
+            let node = ticks % cfg.servers;
+            let rate = ClockRate::ALL[(ClockRate::ALL
+                .iter()
+                .position(|&r| r == c.rates[node])
+                .unwrap_or(0)
+                + 1)
+                % ClockRate::ALL.len()];
+            actions.push(CheckAction::Drift { node, rate });
+        } else if cfg.clock_rates.is_none() {
+            for node in c.open_from..cfg.servers {
+                for rate in [ClockRate::Slow, ClockRate::Fast] {
+                    actions.push(CheckAction::Drift { node, rate });
+                }
+            }
+        }
+        if cfg.max_time.is_some_and(|max| c.now + cfg.tick > max) {
+            if self.bounds == Bounds::Cut {
+                self.cuts.time.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            actions.push(CheckAction::Tick);
+        }
+    }
+
     /// Whether `a` is a replica step at a live server (what a crash may tear).
     fn server_step(&self, state: &ClusterState<R>, a: &ActorAction<R>) -> Option<usize> {
         let i = match a {
@@ -319,10 +430,34 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
     type Action = CheckAction<R>;
 
     fn init_states(&self) -> Vec<CheckState<R>> {
-        self.actors
-            .init_states()
+        let cfg = self.cfg();
+        let n = cfg.servers;
+        let clocks = if cfg.timed() {
+            Clocks {
+                now: Duration::ZERO,
+                local: vec![Duration::ZERO; n],
+                rates: cfg
+                    .clock_rates
+                    .clone()
+                    .unwrap_or_else(|| vec![ClockRate::Exact; n]),
+                open_from: if cfg.drift_any_time || cfg.clock_rates.is_some() {
+                    n
+                } else {
+                    0
+                },
+            }
+        } else {
+            Clocks::default()
+        };
+        // Every clock reads zero at boot.
+        let now = cfg.timed().then_some(Duration::ZERO);
+        with_now(now, || self.actors.init_states())
             .into_iter()
-            .map(|cluster| CheckState { cluster, depth: 0 })
+            .map(|cluster| CheckState {
+                cluster,
+                depth: 0,
+                clocks: clocks.clone(),
+            })
             .collect()
     }
 
@@ -340,9 +475,18 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             Some(m) => losses_used(state) < m,
             None => true,
         };
+        let timed = cfg.timed();
+        if timed {
+            self.time_actions(state, actions);
+        }
         let mut inner = Vec::new();
         self.actors.actions(&state.cluster, &mut inner);
         for a in inner {
+            if let (true, ActorModelAction::Timeout(id, Timer::Replica(t))) = (timed, &a) {
+                if !self.due(state, usize::from(*id), t) {
+                    continue;
+                }
+            }
             match &a {
                 // Clients do not crash: their bounded retries model a client that gives up.
                 ActorModelAction::Crash(id) if usize::from(*id) >= cfg.servers || !crash_left => {
@@ -357,7 +501,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             if crash_left && enumerate && self.server_step(state, &a).is_some() {
                 // Run the step once to learn its crash points.
                 let (_, points, _) = with_tear(Tear::Count, || {
-                    self.actors.next_state(&state.cluster, a.clone())
+                    self.run(&state.cluster, &state.clocks, a.clone())
                 });
                 for point in 0..points {
                     actions.push(CheckAction::CrashDuring {
@@ -372,7 +516,35 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 
     fn next_state(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
         let depth = state.depth + 1;
+        // Any action but a rate choice closes the exhaustive checker's choice of rates.
+        let mut clocks = state.clocks.clone();
+        if !matches!(action, CheckAction::Drift { .. }) {
+            clocks.open_from = self.cfg().servers;
+        }
         match action {
+            CheckAction::Tick => {
+                let tick = self.cfg().tick;
+                clocks.now += tick;
+                for (local, rate) in clocks.local.iter_mut().zip(&clocks.rates) {
+                    *local += rate.advance(tick, &self.cfg().protocol);
+                }
+                Some(CheckState {
+                    cluster: state.cluster.clone(),
+                    depth,
+                    clocks,
+                })
+            }
+            CheckAction::Drift { node, rate } => {
+                clocks.rates[node] = rate;
+                if !self.cfg().drift_any_time {
+                    clocks.open_from = node + 1;
+                }
+                Some(CheckState {
+                    cluster: state.cluster.clone(),
+                    depth,
+                    clocks,
+                })
+            }
             CheckAction::Step(a) => {
                 let actor = match &a {
                     ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
@@ -381,16 +553,20 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                     | ActorModelAction::Recover(id) => Some(usize::from(*id)),
                     ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
                 };
-                let mut cluster = self.actors.next_state(&state.cluster, a)?;
+                let mut cluster = self.run(&state.cluster, &state.clocks, a)?;
                 if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
                     self.collect_garbage(&mut cluster, actor);
                 }
-                Some(CheckState { cluster, depth })
+                Some(CheckState {
+                    cluster,
+                    depth,
+                    clocks,
+                })
             }
             CheckAction::CrashDuring { step, point } => {
                 let i = self.server_step(&state.cluster, &step)?;
                 let (next, _, torn) = with_tear(Tear::At(point), || {
-                    self.actors.next_state(&state.cluster, step)
+                    self.run(&state.cluster, &state.clocks, step)
                 });
                 let mut cluster = next?;
                 if !torn {
@@ -403,7 +579,11 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 if self.bounds == Bounds::Cut {
                     self.collect_garbage(&mut cluster, i);
                 }
-                Some(CheckState { cluster, depth })
+                Some(CheckState {
+                    cluster,
+                    depth,
+                    clocks,
+                })
             }
         }
     }
@@ -426,6 +606,8 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 "{} then crash at point {point}",
                 self.actors.format_action(step)
             ),
+            CheckAction::Tick => format!("time passes ({:?})", self.cfg().tick),
+            CheckAction::Drift { node, rate } => format!("n{node}'s clock runs {rate}"),
         }
     }
 
@@ -436,9 +618,11 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 }
 
 /// The symmetry representative of a checked state (see [`crate::symmetry`]); keeps its depth.
+/// (Symmetry is refused with time: the clocks are not renamed.)
 pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
     CheckState {
         cluster: crate::symmetry::representative::<R>(&state.cluster),
         depth: state.depth,
+        clocks: state.clocks.clone(),
     }
 }

@@ -35,7 +35,7 @@ pub use hashed::Hashed;
 use history::{record_in, record_out};
 pub use history::{History, HistoryLog, KvSpec};
 pub use msg::{Answer, Msg, Timer};
-pub(crate) use server::{with_tear, Tear};
+pub(crate) use server::{with_now, with_tear, Tear};
 pub use server::{HostCheck, HostChecks, Saved, ServerState, Storage};
 pub use service::{Service, ServiceSpec};
 

@@ -15,7 +15,8 @@
 //! | (with crashes)                 | a server recovers and catches up; a server crashes    |
 //! |                                | between two effects of a step                         |
 //! | reads served from applied      | a read is served without the log; (with follower      |
-//! | state (reads without the log)  | reads) a follower serves a read                       |
+//! | state (reads without the log)  | reads) a follower serves a read; (with leases) a      |
+//! |                                | leader serves a read under its lease, with no round   |
 //! | (lock service) the lock        | a lock passes to a second owner after the first's     |
 //! | history is linearizable        | session expired                                       |
 //! | (lock service) storage accepts | storage refuses a stale holder's write                |
@@ -107,6 +108,9 @@ pub mod names {
     pub const READ_SERVED: &str = "a read is served without the log";
     /// Some follower answered a read itself (with follower reads on).
     pub const FOLLOWER_READ: &str = "a follower serves a read";
+    /// Some leader of several servers answered a read in the very step it arrived, with no
+    /// confirmation round: under its lease (with leases on).
+    pub const LEASE_READ: &str = "a leader serves a read under its lease, with no round";
     /// The lock service's clients' history is linearizable against the lock service with
     /// expiring sessions: holders exclusive among live sessions, only a holder releases,
     /// tokens count acquisitions, an expired session never acts again.
@@ -269,6 +273,10 @@ fn follower_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads & 2 != 0)
 }
 
+fn lease_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads & 4 != 0)
+}
+
 /// The lock service's storage, if the model has one (the actor after the clients).
 fn storage<'a, M: ClusterView>(m: &M, s: &'a M::State) -> Option<&'a crate::model::StorageState> {
     let cfg = &m.setup().cfg;
@@ -407,6 +415,9 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
         p.push(Property::sometimes(READ_SERVED, read_served::<M>));
         if setup.cfg.protocol.follower_reads && setup.cfg.servers > 1 {
             p.push(Property::sometimes(FOLLOWER_READ, follower_read::<M>));
+        }
+        if setup.cfg.timed() && setup.cfg.servers > 1 {
+            p.push(Property::sometimes(LEASE_READ, lease_read::<M>));
         }
     }
     // A handover needs two clients (the second after the first); the workload makes

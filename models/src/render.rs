@@ -181,6 +181,7 @@ pub fn trace_of_actions<R: Replica<Cmd>>(
     let cfg = &model.actors.cfg.cfg;
     let mut steps = Vec::new();
     let actions = path_actions.len();
+    let mut clock = std::time::Duration::ZERO;
     for a in path_actions.iter().cloned() {
         match a {
             CheckAction::Step(a) => steps.push(step_of::<R>(cfg, &a)),
@@ -194,6 +195,19 @@ pub fn trace_of_actions<R: Replica<Cmd>>(
                     label: format!("crashes mid-step (at crash point {point}: later effects lost)"),
                 });
             }
+            CheckAction::Tick => {
+                clock += cfg.tick;
+                steps.push(Step {
+                    actor: 0,
+                    to: None,
+                    label: format!("time passes: {clock:?}"),
+                });
+            }
+            CheckAction::Drift { node, rate } => steps.push(Step {
+                actor: node,
+                to: None,
+                label: format!("clock runs {rate}"),
+            }),
         }
     }
     trace(&model.actors.cfg, actions, steps, &last.cluster, property)

@@ -178,6 +178,8 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     // Read ids name clients and their requests, never servers.
                     reads: x.reads.clone(),
                     served_reads: x.served_reads,
+                    // Empty: symmetry is refused with time.
+                    deadlines: x.deadlines.clone(),
                 })));
                 actor_storages.push(storage);
             }

@@ -67,12 +67,54 @@ pub struct ModelArgs {
     pub empty_heartbeats: bool,
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    /// With `--reads lease` the model keeps time: the real time one tick lets pass (each
+    /// server's clock advancing at its rate).
+    #[arg(long, default_value = "50ms", value_parser = super::parse_duration)]
+    pub tick: Duration,
+    /// With `--reads lease`: the most real time a run may last (`none`: no bound). A state
+    /// at it is explored without further ticks, and counted in the summary.
+    #[arg(long, default_value = "500ms", value_parser = parse_max_time)]
+    pub max_time: MaxTime,
+    /// With `--reads lease`: each server's clock rate for the whole run, e.g.
+    /// `slow,fast,fast` (slow or fast by --clock-drift, or exact), or `any` (every
+    /// assignment, chosen before anything happens: up to 3^servers times the states).
+    #[arg(long, default_value = "any", value_parser = parse_clock_rates)]
+    pub clock_rates: ClockRates,
     /// The replicated service: `kv` (puts, gets, compare-and-swaps) or `lock` (the lock
     /// service with sessions that expire by log time, its fencing tokens checked by a
     /// storage actor: a holder pauses past its session, the lock passes on, its late
     /// write must be refused).
     #[arg(long, default_value = "kv", value_parser = parse_service)]
     pub service: Service,
+}
+
+/// `--clock-rates`: a rate per server, or `any`.
+#[derive(Clone, Debug)]
+pub struct ClockRates(pub Option<Vec<paxraft_impls::lease::ClockRate>>);
+
+fn parse_clock_rates(s: &str) -> Result<ClockRates, String> {
+    if s == "any" {
+        return Ok(ClockRates(None));
+    }
+    s.split(',')
+        .map(|r| {
+            paxraft_impls::lease::ClockRate::parse(r).ok_or_else(|| {
+                format!("{r:?}: expected slow, exact or fast (comma-separated), or any")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| ClockRates(Some(v)))
+}
+
+/// `--max-time`: a duration, or `none`.
+#[derive(Copy, Clone, Debug)]
+pub struct MaxTime(pub Option<Duration>);
+
+fn parse_max_time(s: &str) -> Result<MaxTime, String> {
+    if s == "none" {
+        return Ok(MaxTime(None));
+    }
+    super::parse_duration(s).map(|d| MaxTime(Some(d)))
 }
 
 /// `paxraft check` flags.
@@ -150,6 +192,9 @@ impl ModelArgs {
             max_in_flight: self.max_in_flight,
             max_retries: self.retries,
             max_losses: self.max_losses,
+            tick: self.tick,
+            max_time: self.max_time.0,
+            clock_rates: self.clock_rates.0.clone(),
             ..base
         };
         let mut cfg = cfg;
@@ -181,6 +226,9 @@ impl CheckArgs {
             ..SearchOptions::default()
         };
         search.validate()?;
+        if search.symmetry && self.model.reads.reads == paxraft_impls::ReadMode::Lease {
+            return Err(paxraft_models::model::ConfigError::SymmetryWithTime.to_string());
+        }
         Ok(search)
     }
 }

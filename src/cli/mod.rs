@@ -94,14 +94,20 @@ pub fn main() -> ExitCode {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReadArgs {
     /// How reads are served: `log` (a read is a command: a log write and a replication
-    /// round) or `read-index` (the leader confirms it still leads with one round to a
-    /// majority, then answers from its state machine; no log write).
+    /// round), `read-index` (the leader confirms it still leads with one round to a
+    /// majority, then answers from its state machine; no log write) or `lease` (a leader
+    /// whose lease holds answers alone, with no round; needs --clock-drift).
     #[arg(long, default_value = "log", value_parser = parse_reads)]
     pub reads: paxraft_impls::ReadMode,
-    /// With `--reads read-index`: followers serve reads too, asking the leader for a read
-    /// index and waiting until they have applied it.
+    /// With `--reads read-index` or `lease`: followers serve reads too, asking the leader
+    /// for a read index and waiting until they have applied it.
     #[arg(long)]
     pub follower_reads: bool,
+    /// With `--reads lease`: how far a clock may gain or lose over one (shortest) election
+    /// timeout, e.g. `15ms`. The lease is shortened to stay safe under it; the model and the
+    /// simulator run clocks that drift by exactly this much.
+    #[arg(long, value_parser = parse_duration)]
+    pub clock_drift: Option<std::time::Duration>,
 }
 
 impl ReadArgs {
@@ -109,10 +115,17 @@ impl ReadArgs {
     pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
         cfg.reads = self.reads;
         cfg.follower_reads = self.follower_reads;
+        cfg.clock_drift = self.clock_drift;
     }
 }
 
 /// `--reads`, for clap.
 fn parse_reads(s: &str) -> Result<paxraft_impls::ReadMode, String> {
-    paxraft_impls::ReadMode::parse(s).ok_or_else(|| "expected log or read-index".to_string())
+    paxraft_impls::ReadMode::parse(s).ok_or_else(|| "expected log, read-index or lease".to_string())
+}
+
+/// A duration flag, for clap: a whole number and a unit (`ns`, `us`, `ms`, `s`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    paxraft_impls::lease::parse_duration(s)
+        .ok_or_else(|| "expected a whole number and a unit, e.g. 30ms, 250us, 2s".to_string())
 }

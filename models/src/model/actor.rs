@@ -168,6 +168,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     checks: HostChecks::default(),
                     reads: Vec::new(),
                     served_reads: 0,
+                    deadlines: Vec::new(),
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
                 NodeState::Server(s)
@@ -243,7 +244,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, msg) {
             (Node::Server { .. }, Msg::Peer(m)) => {
                 let from = NodeId(usize::from(src) as u8);
-                self.server_step(state, o, None, |r, out| r.on_message(from, m, out));
+                self.server_step(state, o, None, None, |r, out| r.on_message(from, m, out));
             }
             (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
@@ -276,10 +277,10 @@ impl<R: Replica<Cmd>> Node<R> {
                     if waiting {
                         return;
                     }
-                    return self
-                        .server_step(state, o, Some((id, cmd)), |r, out| r.read(vec![id], out));
+                    let read = Some((id, cmd));
+                    return self.server_step(state, o, read, None, |r, out| r.read(vec![id], out));
                 }
-                self.server_step(state, o, None, |r, out| r.propose(vec![cmd], out))
+                self.server_step(state, o, None, None, |r, out| r.propose(vec![cmd], out))
             }
             (
                 Node::Client {
@@ -370,7 +371,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, timer) {
             (Node::Server { .. }, Timer::Replica(t)) => {
                 let t = *t;
-                self.server_step(state, o, None, |r, out| r.on_timer(t, out));
+                self.server_step(state, o, None, Some(t), |r, out| r.on_timer(t, out));
             }
             (
                 Node::Client {

@@ -1,5 +1,8 @@
 //! What bounds and shapes one model: the network kind, the fault budgets, the workload.
 
+use std::time::Duration;
+
+use paxraft_impls::lease::ClockRate;
 use paxraft_impls::sm::{KvOp, LockOp};
 use paxraft_impls::{Config, ReadMode};
 
@@ -68,6 +71,22 @@ pub enum ConfigError {
     /// Pipelined clients, which only the simulator models.
     #[error("the exhaustive checker's clients keep one request outstanding (pipeline 1, got {0}); pipelined clients are simulated (`paxraft simulate --pipeline`)")]
     Pipeline(usize),
+    /// A tick that lets no time pass.
+    #[error("--tick must be above zero")]
+    TickZero,
+    /// Clock rates for another number of servers.
+    #[error("--clock-rates names {got} rates for {servers} servers")]
+    ClockRates {
+        /// Rates given.
+        got: usize,
+        /// Servers.
+        servers: usize,
+    },
+    /// Symmetry reduction with time: the clocks would have to be renamed with the servers.
+    #[error(
+        "--symmetry does not support reads=lease (the servers' clocks are not renamed with them)"
+    )]
+    SymmetryWithTime,
     /// The protocol configuration is invalid for this many servers.
     #[error(transparent)]
     Protocol(#[from] paxraft_impls::ConfigError),
@@ -127,6 +146,25 @@ pub struct ModelConfig {
     /// The replicated service and its workload: the key-value store, or the lock service
     /// with expiring sessions and the fenced storage (see [`super::service`]).
     pub service: Service,
+    /// With leases (`protocol.reads == lease`) the model keeps time: the real time one
+    /// `tick` action lets pass, every server's clock advancing at its rate (slow or fast by
+    /// `protocol.clock_drift`, or exact), and a replica timer may fire only once its server's
+    /// clock has reached the timer's deadline. Without leases there is no time: any armed
+    /// timer may fire at any moment.
+    pub tick: Duration,
+    /// With leases: the most real time a run may last. A state at it is still expanded, but
+    /// with no further tick (counted as cut by the time bound). `None`: no bound (the
+    /// simulator's walks).
+    pub max_time: Option<Duration>,
+    /// With leases: clocks may change rate at any moment, one server at a time (the
+    /// simulator's walks), rather than each taking its rate once, before anything happens
+    /// (the exhaustive checker: every assignment of rates is explored, from the start).
+    pub drift_any_time: bool,
+    /// With leases: each server's clock rate, fixed for the whole run (`None`: the
+    /// exhaustive checker explores every assignment, chosen before anything happens; the
+    /// simulator starts exact and changes rates as it goes). Fixing them is a bound: the
+    /// summary shows it.
+    pub clock_rates: Option<Vec<ClockRate>>,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
 }
@@ -147,6 +185,10 @@ impl Default for ModelConfig {
             crash_mid_step: true,
             pipeline: 1,
             service: Service::Kv,
+            tick: Duration::from_millis(50),
+            max_time: Some(Duration::from_millis(500)),
+            drift_any_time: false,
+            clock_rates: None,
             // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
             // give the cheaper variant (one round fewer per election).
             protocol: Config::default(),
@@ -194,9 +236,27 @@ impl ModelConfig {
         if self.pipeline != 1 {
             return Err(ConfigError::Pipeline(self.pipeline));
         }
+        if self.timed() && self.tick.is_zero() {
+            return Err(ConfigError::TickZero);
+        }
+        if let Some(r) = self
+            .clock_rates
+            .as_ref()
+            .filter(|r| r.len() != self.servers)
+        {
+            return Err(ConfigError::ClockRates {
+                got: r.len(),
+                servers: self.servers,
+            });
+        }
         self.protocol
             .validate(self.servers)
             .map_err(ConfigError::Protocol)
+    }
+
+    /// Whether the model keeps time (leases need it; see [`ModelConfig::tick`]).
+    pub fn timed(&self) -> bool {
+        self.protocol.reads == ReadMode::Lease
     }
 
     /// The flags that rebuild this configuration on the command line (defaults omitted).
@@ -253,6 +313,24 @@ impl ModelConfig {
         }
         if self.protocol.follower_reads {
             f.push("--follower-reads".into());
+        }
+        if let Some(d) = self.protocol.clock_drift {
+            f.push(format!("--clock-drift {d:?}"));
+        }
+        if self.timed() {
+            if self.tick != d.tick {
+                f.push(format!("--tick {:?}", self.tick));
+            }
+            if let Some(rates) = &self.clock_rates {
+                let names: Vec<&str> = rates.iter().map(|r| r.name()).collect();
+                f.push(format!("--clock-rates {}", names.join(",")));
+            }
+            if self.max_time != d.max_time {
+                f.push(match self.max_time {
+                    Some(t) => format!("--max-time {t:?}"),
+                    None => "--max-time none".into(),
+                });
+            }
         }
         // A bug-zoo switch must be part of the command, or the rerun checks the correct code.
         for b in self.protocol.bugs_on() {

@@ -3,7 +3,9 @@
 //! exhaustive checker asks to fall between two effects of one step.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Duration;
 
 use paxraft_impls::driver::crash_points;
 use paxraft_impls::sm::{Kv, SessionError, Sessions, StateMachine};
@@ -110,8 +112,12 @@ pub struct ServerState<R: Replica<Cmd>> {
     /// Reads handed to the replica ([`Replica::read`]) and not yet answered, by read id.
     /// Volatile: they die with a crash (their clients retry).
     pub reads: Vec<(ReadId, Cmd)>,
-    /// Reads this host answered without the log: bit 0 as leader, bit 1 as a follower.
+    /// Reads this host answered without the log: bit 0 as leader, bit 1 as a follower, bit 2
+    /// as a leader of several servers in the step the read arrived (no round: a lease).
     pub served_reads: u8,
+    /// With time (leases): when each armed replica timer is due, on this server's clock, by
+    /// timer. A timer may fire only once the clock has reached it ([`crate::checked`]).
+    pub deadlines: Vec<(R::Timer, Duration)>,
 }
 
 /// The read id a model host gives a client's request (clients and sequence numbers are
@@ -138,6 +144,23 @@ pub(crate) enum Tear {
 
 thread_local! {
     static TEAR: std::cell::Cell<Tear> = const { std::cell::Cell::new(Tear::Off) };
+    /// With time: the clock reading of the server that steps ([`with_now`]).
+    static NOW: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Run `f` (one step of the actor model) with `now` as the stepping server's clock: its host
+/// tells the replica ([`Replica::set_now`]) and dates the timers it arms. `None`: the model
+/// keeps no time. Like [`with_tear`], a thread-local keeps stateright's actor interface as it
+/// is.
+pub(crate) fn with_now<T>(now: Option<Duration>, f: impl FnOnce() -> T) -> T {
+    NOW.with(|n| n.set(now));
+    let out = f();
+    NOW.with(|n| n.set(None));
+    out
+}
+
+fn now() -> Option<Duration> {
+    NOW.with(|n| n.get())
 }
 
 /// Run `f` with `tear` requested of the host; returns what the host answered (`Done`), or
@@ -195,10 +218,20 @@ impl<R: Replica<Cmd>> Node<R> {
                     sent = true;
                     o.send(Id::from(to.index()), Msg::Peer(msg))
                 }
-                Effect::SetTimer { timer, .. } => {
+                Effect::SetTimer { timer, after } => {
+                    if let Some(now) = now() {
+                        let due = now + after.start;
+                        match s.deadlines.binary_search_by_key(&timer, |(t, _)| *t) {
+                            Ok(k) => s.deadlines[k].1 = due,
+                            Err(k) => s.deadlines.insert(k, (timer, due)),
+                        }
+                    }
                     o.set_timer(Timer::Replica(timer), model_timeout())
                 }
-                Effect::CancelTimer(timer) => o.cancel_timer(Timer::Replica(timer)),
+                Effect::CancelTimer(timer) => {
+                    s.deadlines.retain(|(t, _)| *t != timer);
+                    o.cancel_timer(Timer::Replica(timer))
+                }
                 Effect::Persist(w) => {
                     let sv = saved.get_or_insert_with(|| (**s.saved).clone());
                     R::apply_write(&mut sv.durable, &w);
@@ -326,12 +359,14 @@ impl<R: Replica<Cmd>> Node<R> {
     /// Run one replica step on a copy of the server state, check the protocol's step
     /// invariants against the state before, and carry out the effects. Leaves `state`
     /// borrowed when nothing happened, so stateright prunes the no-op. `read`: a read the
-    /// host starts waiting for before the step (the step may answer it at once).
+    /// host starts waiting for before the step (the step may answer it at once). `fired`: the
+    /// replica timer whose firing this step is (its deadline goes).
     pub(super) fn server_step(
         &self,
         state: &mut Cow<NodeState<R>>,
         o: &mut ModelOut<R>,
         read: Option<(ReadId, Cmd)>,
+        fired: Option<R::Timer>,
         f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
     ) {
         let Node::Server {
@@ -345,11 +380,28 @@ impl<R: Replica<Cmd>> Node<R> {
         };
         let mut s = before.clone();
         let mut out = Out::<R, Cmd>::new();
+        let asked = read.as_ref().map(|(id, _)| *id);
         if let Some(read) = read {
             s.reads.push(read);
         }
+        // With time the replica first learns its clock; a step that changes nothing else is
+        // still a no-op (the reading alone must not tell states apart).
+        let unchanged = now().map(|now| {
+            s.replica.set_now(now);
+            s.replica.clone()
+        });
+        if let Some(t) = fired {
+            s.deadlines.retain(|(d, _)| *d != t);
+        }
         f(&mut s.replica, &mut out);
-        if out.is_empty() && s.replica == before.replica && s.reads == before.reads {
+        let Node::Server { members, .. } = self else {
+            unreachable!()
+        };
+        if members.len() > 1 && asked.is_some_and(|a| out.reads_ready().any(|(id, _)| id == a)) {
+            s.served_reads |= 4;
+        }
+        let same = s.replica == *unchanged.as_ref().unwrap_or(&before.replica);
+        if out.is_empty() && same && s.reads == before.reads {
             return;
         }
         for (records, check) in step_invariants.iter() {

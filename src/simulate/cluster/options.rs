@@ -179,6 +179,12 @@ impl SimOptions {
             pipeline: self.pipeline,
             // The simulator runs the key-value workload (its history is checked per key).
             service: paxraft_models::model::Service::Kv,
+            // With leases, time: a heartbeat interval per tick, unbounded, and clocks that
+            // may change rate at any moment.
+            tick: self.protocol.heartbeat_interval,
+            max_time: None,
+            drift_any_time: true,
+            clock_rates: None,
             protocol: self.protocol.clone(),
         }
     }

@@ -30,6 +30,11 @@ pub enum Class {
         /// The actor index.
         node: usize,
     },
+    /// Let time pass (models with time): drawn like a timer.
+    Time,
+    /// A clock changes rate (models with time): drawn like a timer while faults are injected,
+    /// never while the cluster settles.
+    Drift,
     /// Anything else (random choices).
     Other,
 }
@@ -93,13 +98,15 @@ impl<R: paxraft_impls::Replica<paxraft_models::Cmd>> Classify for CheckAction<R>
                 Class::Deliver { dst: node, .. } | Class::Timeout { node } => Class::Crash { node },
                 _ => Class::Other,
             },
+            CheckAction::Tick => Class::Time,
+            CheckAction::Drift { .. } => Class::Drift,
         }
     }
 
     fn consume(&self) -> Option<Self> {
         match self {
             CheckAction::Step(a) => a.consume().map(CheckAction::Step),
-            CheckAction::CrashDuring { .. } => None,
+            CheckAction::CrashDuring { .. } | CheckAction::Tick | CheckAction::Drift { .. } => None,
         }
     }
 

@@ -256,7 +256,7 @@ where
                 {
                     kinds.quiet.push(i)
                 }
-                Class::Timeout { .. } => kinds.timeouts.push(i),
+                Class::Timeout { .. } | Class::Time => kinds.timeouts.push(i),
                 Class::Recover { .. } => kinds.recovers.push(i),
                 _ => {}
             }
@@ -365,7 +365,7 @@ fn sort_faulty(
             }
             Class::Drop => kinds.drops.push(i),
             Class::Crash { .. } | Class::Recover { .. } => kinds.faults.push(i),
-            Class::Timeout { .. } => kinds.timeouts.push(i),
+            Class::Timeout { .. } | Class::Time | Class::Drift => kinds.timeouts.push(i),
             Class::Other => {}
         }
     }
