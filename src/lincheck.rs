@@ -659,4 +659,126 @@ mod tests {
         assert_eq!(check_lock(&h), Ok(()));
         assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
+
+    /// Every order of the ops that real time allows, pending ops in or out, with the
+    /// recorded answer or (pending) any of a fixed superset of answers: whether the lock
+    /// specification accepts one. Exponential; for a few ops only.
+    fn brute_force_lock(h: &[Op]) -> bool {
+        fn go(h: &[Op], used: u32, spec: &ServiceSpec) -> bool {
+            let completed = (0..h.len()).filter(|&i| h[i].ret.is_some());
+            if completed.clone().all(|i| used >> i & 1 == 1) {
+                return true;
+            }
+            (0..h.len()).any(|i| {
+                let free = used >> i & 1 == 0
+                    && (0..h.len())
+                        .all(|j| used >> j & 1 == 1 || h[j].ret.map_or(true, |r| r >= h[i].call));
+                let answers: Vec<Answer> = match &h[i].out {
+                    Some(o) => vec![Answer::from(o.clone())],
+                    None => (1..=5)
+                        .map(|token| Answer::Acquired { token })
+                        .chain((0..8).map(|holder| Answer::Busy { holder }))
+                        .chain([Answer::Released, Answer::NotHolder, Answer::Alive])
+                        .collect(),
+                };
+                free && answers.iter().any(|a| {
+                    let mut s = spec.clone();
+                    s.is_valid_step(&h[i].op, a) && go(h, used | 1 << i, &s)
+                })
+            })
+        }
+        go(h, 0, &ServiceSpec::default())
+    }
+
+    /// On 4,000 random lock histories of up to 6 ops by 3 owners (half of them run on a
+    /// lock service whose sessions expire at random, half with random answers; a fifth of
+    /// the ops pending), [`check_lock`] agrees with [`brute_force_lock`], and both verdicts
+    /// occur often.
+    #[test]
+    fn check_lock_agrees_with_brute_force_on_small_histories() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let (mut yes, mut no) = (0, 0);
+        for case in 0..4_000 {
+            let n = rng.gen_range(1..=6);
+            let mut h: Vec<Op> = (0..n)
+                .map(|_| {
+                    let owner = rng.gen_range(3..6);
+                    let call = rng.gen_range(0..20);
+                    let op = match rng.gen_range(0..3) {
+                        0 => acq(owner),
+                        1 => rel(owner),
+                        _ => alive(owner),
+                    };
+                    let ret = (!rng.gen_bool(0.2)).then(|| call + rng.gen_range(0..6));
+                    lk(owner, call, ret, op, None)
+                })
+                .collect();
+            if case % 2 == 0 {
+                // Run the ops on a real lock service at a point of their interval, in that
+                // order, with sessions expiring at random before an op.
+                let mut at: Vec<(u64, usize)> = h
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| (rng.gen_range(o.call..=o.ret.unwrap_or(o.call + 6)), i))
+                    .collect();
+                at.sort();
+                let mut spec = ServiceSpec::default();
+                for (_, i) in at {
+                    if rng.gen_bool(0.15) {
+                        let owner = rng.gen_range(3..6);
+                        spec.is_valid_step(&KvOp::Lock(alive(owner)), &Answer::Expired);
+                    }
+                    let a = spec.invoke(&h[i].op);
+                    if h[i].ret.is_some() {
+                        h[i].out = match a {
+                            Answer::Expired => {
+                                h[i].ret = None; // refused as expired: pending
+                                None
+                            }
+                            a => Some(answer_to_output(a)),
+                        };
+                    }
+                }
+            } else {
+                for o in h.iter_mut().filter(|o| o.ret.is_some()) {
+                    o.out = Some(KvOutput::Lock(match o.op {
+                        KvOp::Lock(LockOp::Acquire { .. }) if rng.gen_bool(0.6) => {
+                            LockOutput::Acquired {
+                                token: rng.gen_range(1..4),
+                            }
+                        }
+                        KvOp::Lock(LockOp::Acquire { .. }) => LockOutput::Busy {
+                            holder: rng.gen_range(3..6),
+                        },
+                        KvOp::Lock(LockOp::Release { .. }) if rng.gen_bool(0.5) => {
+                            LockOutput::Released
+                        }
+                        KvOp::Lock(LockOp::Release { .. }) => LockOutput::NotHolder,
+                        _ => LockOutput::Alive,
+                    }));
+                }
+            }
+            let expected = brute_force_lock(&h);
+            let got = check_lock(&h);
+            assert_eq!(got.is_ok(), expected, "case {case}: {h:#?}\n{got:?}");
+            if expected {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        assert!(yes >= 1_000 && no >= 1_000, "{yes} linearizable, {no} not");
+    }
+
+    fn answer_to_output(a: Answer) -> KvOutput {
+        KvOutput::Lock(match a {
+            Answer::Acquired { token } => LockOutput::Acquired { token },
+            Answer::Busy { holder } => LockOutput::Busy { holder },
+            Answer::Released => LockOutput::Released,
+            Answer::NotHolder => LockOutput::NotHolder,
+            Answer::Alive => LockOutput::Alive,
+            other => unreachable!("not a lock answer here: {other:?}"),
+        })
+    }
 }
