@@ -85,6 +85,11 @@ pub struct LockCounts {
     pub stale_write_runs: u64,
     /// Runs in which some client was told its session expired.
     pub expired_runs: u64,
+    /// Clients that had every op answered, and clients told their session expired (the
+    /// settling phase accepts either; the rest gave up).
+    pub clients_done: u64,
+    /// Clients told their session expired.
+    pub clients_expired: u64,
     /// Grants of the lock, in the log of the server that applied most (one per run).
     pub grants: u64,
     /// Of those, grants of a lock whose last holder lost it to session expiry (not by
@@ -101,6 +106,8 @@ impl LockCounts {
         self.handover_runs += o.handover_runs;
         self.stale_write_runs += o.stale_write_runs;
         self.expired_runs += o.expired_runs;
+        self.clients_done += o.clients_done;
+        self.clients_expired += o.clients_expired;
         self.grants += o.grants;
         self.grants_after_expiry += o.grants_after_expiry;
         self.writes_accepted += o.writes_accepted;
@@ -153,6 +160,11 @@ fn lock_counts<R: Replica<Cmd>>(m: &SimModel<R>, state: &SimState<R>) -> LockCou
     let (grants, grants_after_expiry) = servers()
         .max_by_key(|s| s.saved.applied.len())
         .map_or((0, 0), |s| grants(&s.saved.applied, timeout, &cfg.protocol));
+    let clients = || {
+        state.actor_states[cfg.servers..cfg.servers + cfg.clients]
+            .iter()
+            .filter_map(|a| a.client())
+    };
     let storage = state.actor_states[cfg.servers + cfg.clients..]
         .iter()
         .find_map(|a| a.storage());
@@ -162,6 +174,8 @@ fn lock_counts<R: Replica<Cmd>>(m: &SimModel<R>, state: &SimState<R>) -> LockCou
         handover_runs: u64::from(reached(LOCK_HANDOVER)),
         stale_write_runs: u64::from(reached(STALE_WRITE_REFUSED)),
         expired_runs: u64::from((0..cfg.clients).any(|c| expired(m, state, c))),
+        clients_done: clients().filter(|c| usize::from(c.done) == cfg.ops).count() as u64,
+        clients_expired: clients().filter(|c| c.expired).count() as u64,
         grants,
         grants_after_expiry,
         writes_accepted: storage.map_or(0, |s| s.accepted.len() as u64),

@@ -679,7 +679,7 @@ mod lock {
         let l = &r.lock;
         eprintln!(
             "{} lock service: {} runs, {} steps, deepest {}, {seconds:.1} s; {} lock ops checked ({:.2} s); \
-             {} runs with an expired session, {} grants ({} after the holder's session expired), \
+             {} runs with an expired session ({} clients expired, {} finished every op), {} grants ({} after the holder's session expired), \
              LOCK_HANDOVER reached in {} runs, {} writes accepted, {} refused (STALE_WRITE_REFUSED in {} runs); \
              {} runs gave up; {:?}",
             r.protocol,
@@ -689,6 +689,8 @@ mod lock {
             r.lincheck_ops,
             r.lincheck_seconds,
             l.expired_runs,
+            l.clients_expired,
+            l.clients_done,
             l.grants,
             l.grants_after_expiry,
             l.handover_runs,
@@ -724,6 +726,15 @@ mod lock {
             r.protocol,
             r.lincheck_ops,
             r.runs
+        );
+        // Liveness meant something: in a typical run some client had all 30 ops answered,
+        // the others stopped when told their session expired.
+        assert!(l.clients_done >= r.runs, "{}: {l:?}", r.protocol);
+        assert_eq!(
+            l.clients_done + l.clients_expired,
+            r.runs * opts.clients as u64,
+            "{}: every client finished or expired: {l:?}",
+            r.protocol
         );
         // The sometimes-behaviours, in several runs each.
         assert!(l.grants_after_expiry >= 10, "{}: {l:?}", r.protocol);
