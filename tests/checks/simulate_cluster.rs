@@ -1,9 +1,10 @@
 //! Deep fault schedules on the real cluster model, for both protocols: a budget of
 //! fault-injected steps with no violation (and proof the faults happened), a bug-zoo bug
-//! caught, shrunk and replayed, the saved-schedule round trip, and the CLI's exits.
+//! caught, shrunk and replayed, the saved-schedule round trip, and the CLI's exits; the
+//! same for the lock service (`mod lock`: 10^5 steps per protocol, L1 and L2 caught).
 //!
 //! Budget: about a minute on two cores in the test profile (the two protocol runs go in
-//! parallel). Bigger searches: `paxraft simulate`.
+//! parallel), the lock service about 10 s more. Bigger searches: `paxraft simulate`.
 
 use std::process::Command;
 
