@@ -10,7 +10,10 @@ use paxraft_impls::{Bug, Config};
 use super::bad;
 use super::zoo::{parse_bug, switch_on};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::simulate::cluster::{hunt_with, replay, Replayed, SavedFailure, SimOptions, SimReport};
+use crate::simulate::cluster::{
+    hunt_service, replay, Replayed, SavedFailure, SimOptions, SimReport, Workload,
+};
+use paxraft_models::model::Service;
 
 /// `paxraft simulate` flags.
 #[derive(Debug, Args)]
@@ -76,6 +79,16 @@ pub struct SimulateArgs {
     pub empty_heartbeats: bool,
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    /// The replicated service: `kv` (puts, gets, compare-and-swaps over two keys) or `lock`
+    /// (clients acquire a lock, write to fenced storage with its token, keep their session
+    /// alive and release, over and over; sessions expire by log time; the lock history is
+    /// checked against the lock service with expiring sessions).
+    #[arg(long, default_value = "kv", value_parser = super::check::parse_service)]
+    pub service: Service,
+    /// With `--service lock`: a session expires after this many applied commands without a
+    /// request of its client.
+    #[arg(long, default_value_t = Workload::default().session_timeout)]
+    pub session_timeout: u64,
     /// Switch a bug-zoo bug on, by name or code (needs a build with --features bug-zoo).
     #[arg(long, value_name = "NAME", value_parser = parse_bug)]
     pub bug: Option<Bug>,
@@ -110,6 +123,15 @@ fn protocol_config(protocol: Protocol, bugs: &[Bug]) -> Result<Config, String> {
 }
 
 impl SimulateArgs {
+    fn workload(&self) -> Result<Workload, String> {
+        let w = Workload {
+            service: self.service,
+            session_timeout: self.session_timeout,
+        };
+        w.validate()?;
+        Ok(w)
+    }
+
     fn options(&self) -> Result<SimOptions, String> {
         let bugs: Vec<Bug> = self.bug.into_iter().collect();
         let mut protocol = protocol_config(self.protocol, &bugs)?;
@@ -145,12 +167,12 @@ impl SimulateArgs {
 }
 
 /// `paxraft simulate` of one protocol, with a progress bar unless `quiet`.
-struct Hunt<'a>(&'a SimOptions, bool);
+struct Hunt<'a>(&'a SimOptions, &'a Workload, bool);
 
 impl ProtocolVisitor for Hunt<'_> {
     type Output = SimReport;
     fn visit<R: Hosted>(self) -> SimReport {
-        let Hunt(opts, quiet) = self;
+        let Hunt(opts, workload, quiet) = self;
         let bar = indicatif::ProgressBar::new(u64::from(opts.runs));
         if quiet {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -161,7 +183,7 @@ impl ProtocolVisitor for Hunt<'_> {
         );
         let start = std::time::Instant::now();
         let runs = u64::from(opts.runs);
-        let report = hunt_with::<R>(opts, |t| {
+        let report = hunt_service::<R>(opts, workload, Vec::new(), |t| {
             if t.runs % 4 == 0 || t.runs >= runs {
                 let secs = start.elapsed().as_secs_f64().max(1e-3);
                 bar.set_position(t.runs.min(runs));
@@ -181,11 +203,11 @@ impl ProtocolVisitor for Hunt<'_> {
 
 /// Run `paxraft simulate`.
 pub fn run(args: &SimulateArgs) -> ExitCode {
-    let opts = match args.options() {
+    let (opts, workload) = match args.options().and_then(|o| Ok((o, args.workload()?))) {
         Ok(o) => o,
         Err(e) => return bad(e),
     };
-    let report = with_protocol(args.protocol, Hunt(&opts, args.json));
+    let report = with_protocol(args.protocol, Hunt(&opts, &workload, args.json));
     let saved_to = report.failure.as_ref().map(|f| {
         let path = args
             .save

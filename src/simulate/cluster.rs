@@ -7,8 +7,18 @@
 //!   tester, which searches without memoization and is built for short histories;
 //! * at the end of every run, the whole client history with [`crate::lincheck::check_kv`]
 //!   (per-key Wing–Gong/Lowe search with memoization), the history rebuilt from the path;
+//!   under the lock service ([`Workload`]), with [`crate::lincheck::check_lock`] against the
+//!   lock service with expiring sessions, as property [`LOCK_LINEARIZABLE`];
 //! * liveness: after the faults stop, within a bounded settling phase every client op has
-//!   completed and every server has applied the same commands.
+//!   completed (or its client was told its session expired) and every server has applied the
+//!   same commands.
+//!
+//! The lock workload ([`lock_ops`]): clients acquire one lock, write to the storage actor
+//! with their fencing token, keep their session alive and release, over and over, with
+//! sessions that expire by log time ([`Workload::session_timeout`]). The storage's
+//! always-property (it accepts writes in token order) is checked after every step with the
+//! others; how often a run reached the lock service's sometimes-behaviours (a lock handed
+//! over after its holder's session expired, a stale write refused) is counted in the report.
 //!
 //! The model is built for depth: a duplicating, lossy network (the executor controls how
 //! often duplicates and losses happen), terms and retries effectively unbounded, a crash
@@ -23,22 +33,29 @@ mod saved;
 use std::cell::Cell;
 use std::time::Instant;
 
+use paxraft_impls::sm::{Kv, KvOutput, LockOutput, Sessions};
 use paxraft_impls::Replica;
-use paxraft_models::properties::names::LINEARIZABLE;
+use paxraft_models::model::service::LOCK;
+use paxraft_models::model::Service;
+use paxraft_models::properties::names::{
+    LINEARIZABLE, LOCK_HANDOVER, LOCK_LINEARIZABLE, STALE_WRITE_REFUSED,
+};
 use paxraft_models::{Cmd, Trace};
 use serde::Serialize;
 
 use super::executor::{Executor, Phase, Schedule, Stats, Violation};
 use super::{search_with, Budget, Totals};
-use crate::lincheck::check_kv;
+use crate::lincheck::{check_kv, check_lock};
 
 pub use history::{history, pipelined_ops, trace};
-pub use model::{client_ops, settled, sim_model, Action, SimModel, SimState};
+pub use model::{
+    client_ops, lock_ops, settled, sim_model, sim_model_for, Action, SimModel, SimState,
+};
 pub(crate) use model::{election_timer_under_a_leader, unsettled};
-pub use options::{OptionsError, SimOptions, MAX_CLIENTS, MAX_OPS};
+pub use options::{OptionsError, SimOptions, Workload, LOCK_SESSION_TIMEOUT, MAX_CLIENTS, MAX_OPS};
 pub use saved::{ReplayError, SaveError, SavedFailure, SavedOptions};
 
-use model::gave_up;
+use model::{expired, gave_up};
 use saved::saved;
 
 /// Operations the linearizability checker handled, and the time it took.
@@ -54,6 +71,116 @@ struct LinStats {
     /// follower that had.
     read_runs: Cell<u64>,
     follower_read_runs: Cell<u64>,
+    /// Lock service: runs that reached each sometimes-behaviour, and what the runs did.
+    lock: Cell<LockCounts>,
+}
+
+/// What the lock workload did, summed over runs (all zero under the key-value store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LockCounts {
+    /// Runs at whose end the model's sometimes-property [`LOCK_HANDOVER`] held (a client got
+    /// the lock with a higher token than another, whose session expired).
+    pub handover_runs: u64,
+    /// Runs at whose end [`STALE_WRITE_REFUSED`] held (storage refused a write).
+    pub stale_write_runs: u64,
+    /// Runs in which some client was told its session expired.
+    pub expired_runs: u64,
+    /// Clients that had every op answered, and clients told their session expired (the
+    /// settling phase accepts either; the rest gave up).
+    pub clients_done: u64,
+    /// Clients told their session expired.
+    pub clients_expired: u64,
+    /// Grants of the lock, in the log of the server that applied most (one per run).
+    pub grants: u64,
+    /// Of those, grants of a lock whose last holder lost it to session expiry (not by
+    /// releasing it): handovers after expiry, exactly.
+    pub grants_after_expiry: u64,
+    /// Writes storage accepted.
+    pub writes_accepted: u64,
+    /// Writes storage refused (a token below one it had accepted).
+    pub writes_refused: u64,
+}
+
+impl LockCounts {
+    fn add(&mut self, o: &LockCounts) {
+        self.handover_runs += o.handover_runs;
+        self.stale_write_runs += o.stale_write_runs;
+        self.expired_runs += o.expired_runs;
+        self.clients_done += o.clients_done;
+        self.clients_expired += o.clients_expired;
+        self.grants += o.grants;
+        self.grants_after_expiry += o.grants_after_expiry;
+        self.writes_accepted += o.writes_accepted;
+        self.writes_refused += o.writes_refused;
+    }
+}
+
+/// Grants of [`LOCK`] in `applied` (a server's log, replayed through sessions with `timeout`
+/// under `cfg`, as the server applied it), and how many of them came after the last holder
+/// lost the lock to session expiry rather than releasing it.
+fn grants(applied: &[(u64, Cmd)], timeout: u64, cfg: &paxraft_impls::Config) -> (u64, u64) {
+    let mut sm = Sessions::<Kv>::with_timeout(timeout);
+    let (mut grants, mut after_expiry, mut lost_to_expiry) = (0, 0, false);
+    for (_, cmd) in applied {
+        let before = sm.state().locks().holder(LOCK);
+        let out = sm.apply_as(cmd, cfg);
+        if before.is_some_and(|h| sm.is_expired(h)) {
+            lost_to_expiry = true;
+        }
+        match out {
+            Ok(KvOutput::Lock(LockOutput::Released)) => lost_to_expiry = false,
+            Ok(KvOutput::Lock(LockOutput::Acquired { .. }))
+                if sm.state().locks().holder(LOCK) != before =>
+            {
+                grants += 1;
+                after_expiry += u64::from(lost_to_expiry);
+                lost_to_expiry = false;
+            }
+            _ => {}
+        }
+    }
+    (grants, after_expiry)
+}
+
+/// What the lock workload did in one run that ended in `state`.
+fn lock_counts<R: Replica<Cmd>>(m: &SimModel<R>, state: &SimState<R>) -> LockCounts {
+    let cfg = &m.actors.cfg.cfg;
+    let reached = |name: &str| {
+        m.properties
+            .iter()
+            .find(|p| p.name == name)
+            .is_some_and(|p| (p.condition)(m, state))
+    };
+    let servers = || {
+        state.actor_states[..cfg.servers]
+            .iter()
+            .filter_map(|a| a.server())
+    };
+    let timeout = servers().next().map_or(0, |s| s.saved.sm.timeout());
+    let (grants, grants_after_expiry) = servers()
+        .max_by_key(|s| s.saved.applied.len())
+        .map_or((0, 0), |s| grants(&s.saved.applied, timeout, &cfg.protocol));
+    let clients = || {
+        state.actor_states[cfg.servers..cfg.servers + cfg.clients]
+            .iter()
+            .filter_map(|a| a.client())
+    };
+    let storage = state.actor_states[cfg.servers + cfg.clients..]
+        .iter()
+        .find_map(|a| a.storage());
+    LockCounts {
+        // Both hold from the moment they are reached on (expiry is for ever, tokens only
+        // grow, storage only counts up), so the last state says whether the run reached them.
+        handover_runs: u64::from(reached(LOCK_HANDOVER)),
+        stale_write_runs: u64::from(reached(STALE_WRITE_REFUSED)),
+        expired_runs: u64::from((0..cfg.clients).any(|c| expired(m, state, c))),
+        clients_done: clients().filter(|c| usize::from(c.done) == cfg.ops).count() as u64,
+        clients_expired: clients().filter(|c| c.expired).count() as u64,
+        grants,
+        grants_after_expiry,
+        writes_accepted: storage.map_or(0, |s| s.accepted.len() as u64),
+        writes_refused: storage.map_or(0, |s| u64::from(s.refused)),
+    }
 }
 
 fn executor<'m, R: Replica<Cmd>>(
@@ -70,7 +197,13 @@ fn executor<'m, R: Replica<Cmd>>(
         .quiet_timers(election_timer_under_a_leader::<R>)
         .duplicating()
         .consume_ignored()
-        .end_check(LINEARIZABLE, move |m, state, path| {
+        .end_check(end_check_name(model), move |m, state, path| {
+            let lock = m.actors.cfg.cfg.service == Service::Lock;
+            if lock {
+                let mut counts = lin.lock.get();
+                counts.add(&lock_counts(m, state));
+                lin.lock.set(counts);
+            }
             if (0..m.actors.cfg.cfg.clients).any(|c| gave_up(m, state, c)) {
                 lin.gave_up.set(lin.gave_up.get() + 1);
             }
@@ -88,12 +221,24 @@ fn executor<'m, R: Replica<Cmd>>(
             let start = Instant::now();
             let h = history::<R>(m, path);
             lin.pipelined.set(lin.pipelined.get() + pipelined_ops(&h));
-            let verdict = check_kv(&h);
+            let verdict = if lock {
+                check_lock(&h).map_err(|e| e.to_string())
+            } else {
+                check_kv(&h).map_err(|e| e.to_string())
+            };
             lin.ops.set(lin.ops.get() + h.len() as u64);
             lin.nanos
                 .set(lin.nanos.get() + start.elapsed().as_nanos() as u64);
             verdict
         })
+}
+
+/// The property the end-of-run history check stands for.
+fn end_check_name<R: Replica<Cmd>>(model: &SimModel<R>) -> &'static str {
+    match model.actors.cfg.cfg.service {
+        Service::Kv => LINEARIZABLE,
+        Service::Lock => LOCK_LINEARIZABLE,
+    }
 }
 
 /// A failure found by [`hunt`], shrunk.
@@ -125,6 +270,8 @@ pub struct FoundFailure {
 pub struct SimReport {
     /// Protocol name.
     pub protocol: &'static str,
+    /// The replicated service (`kv` or `lock`).
+    pub service: &'static str,
     /// The `paxraft simulate` command that reruns this search.
     pub command: String,
     /// Runs executed (shrinking included).
@@ -155,6 +302,8 @@ pub struct SimReport {
     pub read_runs: u64,
     /// Of those, runs in which a follower had (`--follower-reads`).
     pub follower_read_runs: u64,
+    /// What the lock workload did (`--service lock`; zero otherwise).
+    pub lock: LockCounts,
     /// The failure, if one was found.
     pub failure: Option<FoundFailure>,
 }
@@ -179,10 +328,23 @@ pub fn hunt_checking<R: Replica<Cmd>>(
     extra: Vec<stateright::Property<SimModel<R>>>,
     progress: impl FnMut(&Totals),
 ) -> SimReport {
-    if let Err(e) = opts.validate() {
+    hunt_service::<R>(opts, &Workload::default(), extra, progress)
+}
+
+/// [`hunt_checking`] of `workload`: the key-value store, or the lock service.
+///
+/// # Panics
+/// When `opts` or `workload` does not validate: callers check first.
+pub fn hunt_service<R: Replica<Cmd>>(
+    opts: &SimOptions,
+    workload: &Workload,
+    extra: Vec<stateright::Property<SimModel<R>>>,
+    progress: impl FnMut(&Totals),
+) -> SimReport {
+    if let Err(e) = opts.validate().and_then(|()| workload.validate()) {
         panic!("invalid simulation options: {e}");
     }
-    let mut model = sim_model::<R>(opts);
+    let mut model = sim_model_for::<R>(opts, workload);
     model.properties.extend(extra);
     let lin = LinStats::default();
     let exec = executor::<R>(&model, &lin);
@@ -194,7 +356,13 @@ pub fn hunt_checking<R: Replica<Cmd>>(
     };
     let (failure, totals) = search_with(&exec, &opts.space(), budget, progress);
     let seconds = start.elapsed().as_secs_f64();
-    let command = format!("paxraft simulate {} {}", R::NAME, opts.flags());
+    let command = [
+        format!("paxraft simulate {} {}", R::NAME, opts.flags()),
+        workload.flags(),
+    ]
+    .join(" ")
+    .trim_end()
+    .to_string();
     let failure = failure.map(|f| {
         let (out, _) = exec.run(&f.schedule);
         let trace = trace::<R>(&model, &out.path, &out.consumed, &f.violation);
@@ -209,6 +377,7 @@ pub fn hunt_checking<R: Replica<Cmd>>(
             saved: saved(
                 R::NAME,
                 opts,
+                workload,
                 command.clone(),
                 f.schedule.clone(),
                 f.violation,
@@ -219,6 +388,7 @@ pub fn hunt_checking<R: Replica<Cmd>>(
     let lincheck_seconds = lin.nanos.get() as f64 / 1e9;
     SimReport {
         protocol: R::NAME,
+        service: workload.service.name(),
         command,
         runs: totals.runs,
         steps: totals.steps,
@@ -233,6 +403,7 @@ pub fn hunt_checking<R: Replica<Cmd>>(
         pipelined_ops: lin.pipelined.get(),
         read_runs: lin.read_runs.get(),
         follower_read_runs: lin.follower_read_runs.get(),
+        lock: lin.lock.get(),
         failure,
     }
 }
@@ -248,7 +419,12 @@ pub struct Replayed {
     pub trace: Option<Trace>,
 }
 
-/// Replay `saved` on a cluster of `R` configured by `opts` (from [`SavedFailure::sim_options`]).
+/// Replay `saved` on a cluster of `R` configured by `opts` (from [`SavedFailure::sim_options`]),
+/// running the workload it was found with.
+///
+/// # Panics
+/// When `saved` names a service this build does not know ([`SavedFailure::sim_options`]
+/// says so first).
 pub fn replay<R: Replica<Cmd>>(saved: &SavedFailure, opts: &SimOptions) -> Replayed {
     replay_checking::<R>(saved, opts, Vec::new())
 }
@@ -261,7 +437,21 @@ pub fn replay_checking<R: Replica<Cmd>>(
     opts: &SimOptions,
     extra: Vec<stateright::Property<SimModel<R>>>,
 ) -> Replayed {
-    let mut model = sim_model::<R>(opts);
+    let workload = saved
+        .workload()
+        .unwrap_or_else(|e| panic!("a saved failure to replay: {e}"));
+    replay_service::<R>(saved, opts, &workload, extra)
+}
+
+/// [`replay_checking`] of `workload`, which [`replay_checking`] takes from the saved
+/// failure ([`SavedFailure::workload`]): the same schedule may be replayed under another.
+pub fn replay_service<R: Replica<Cmd>>(
+    saved: &SavedFailure,
+    opts: &SimOptions,
+    workload: &Workload,
+    extra: Vec<stateright::Property<SimModel<R>>>,
+) -> Replayed {
+    let mut model = sim_model_for::<R>(opts, workload);
     model.properties.extend(extra);
     let lin = LinStats::default();
     let exec = executor::<R>(&model, &lin);

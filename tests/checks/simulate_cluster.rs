@@ -1,9 +1,10 @@
 //! Deep fault schedules on the real cluster model, for both protocols: a budget of
 //! fault-injected steps with no violation (and proof the faults happened), a bug-zoo bug
-//! caught, shrunk and replayed, the saved-schedule round trip, and the CLI's exits.
+//! caught, shrunk and replayed, the saved-schedule round trip, and the CLI's exits; the
+//! same for the lock service (`mod lock`: 10^5 steps per protocol, L1 and L2 caught).
 //!
 //! Budget: about a minute on two cores in the test profile (the two protocol runs go in
-//! parallel). Bigger searches: `paxraft simulate`.
+//! parallel), the lock service about 10 s more. Bigger searches: `paxraft simulate`.
 
 use std::process::Command;
 
@@ -629,4 +630,310 @@ fn multipaxos_read_index_holds_under_fault_schedules() {
 #[test]
 fn multipaxos_follower_reads_hold_under_fault_schedules() {
     reads_hold::<MultiPaxos<Cmd>>(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock service
+// ---------------------------------------------------------------------------------------------
+
+/// The lock workload under fault schedules (`paxraft simulate --service lock`), 3 servers:
+/// clients acquire one lock, write to fenced storage with their token, keep their session
+/// alive and release, over and over; sessions expire by log time.
+mod lock {
+    use super::*;
+    use paxraft::lincheck::check_lock;
+    use paxraft::simulate::cluster::{
+        hunt_service, lock_ops, replay_service, sim_model_for, Workload,
+    };
+    use paxraft_models::properties::names::{LOCK_LINEARIZABLE, STORAGE_IN_ORDER};
+
+    /// Steps each protocol must run under the lock workload: together 2 * 10^5.
+    const LOCK_STEPS_PER_PROTOCOL: u64 = 100_000;
+
+    fn lock_opts(seed: u64, runs: u32) -> SimOptions {
+        SimOptions {
+            seed,
+            runs,
+            steps: 1_000,
+            ops: 30,
+            partitions: true,
+            ..SimOptions::default()
+        }
+    }
+
+    /// 150 runs of up to 1,000 faulty steps (loss, duplicates, crashes, torn steps,
+    /// partitions), every step checked against the always-properties (storage in token order
+    /// among them), every run's whole lock history against the lock service with expiring
+    /// sessions, every run settled. The sometimes-behaviours were reached: locks granted
+    /// after their holder's session expired, stale writes refused by storage.
+    fn lock_service_holds<R: Replica<Cmd>>() {
+        let opts = lock_opts(3, 150);
+        let start = std::time::Instant::now();
+        let r = hunt_service::<R>(&opts, &Workload::lock(), Vec::new(), |_| {});
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(f) = &r.failure {
+            panic!(
+                "{} (lock service) violated {} ({}):\n{}\nsearch: {}",
+                r.protocol, f.property, f.detail, f.chart, r.command
+            );
+        }
+        let l = &r.lock;
+        eprintln!(
+            "{} lock service: {} runs, {} steps, deepest {}, {seconds:.1} s; {} lock ops checked ({:.2} s); \
+             {} runs with an expired session ({} clients expired, {} finished every op), {} grants ({} after the holder's session expired), \
+             LOCK_HANDOVER reached in {} runs, {} writes accepted, {} refused (STALE_WRITE_REFUSED in {} runs); \
+             {} runs gave up; {:?}",
+            r.protocol,
+            r.runs,
+            r.steps,
+            r.deepest,
+            r.lincheck_ops,
+            r.lincheck_seconds,
+            l.expired_runs,
+            l.clients_expired,
+            l.clients_done,
+            l.grants,
+            l.grants_after_expiry,
+            l.handover_runs,
+            l.writes_accepted,
+            l.writes_refused,
+            l.stale_write_runs,
+            r.gave_up_runs,
+            r.stats
+        );
+        assert_eq!((r.service, r.runs), ("lock", u64::from(opts.runs)));
+        assert!(r.command.contains("--service lock"), "{}", r.command);
+        assert!(
+            r.steps >= LOCK_STEPS_PER_PROTOCOL,
+            "{}: only {} steps",
+            r.protocol,
+            r.steps
+        );
+        let s = &r.stats;
+        for (what, n) in [
+            ("drops", s.drops),
+            ("duplicates", s.duplicates),
+            ("crashes", s.crashes),
+            ("crashes between two effects of a step", s.torn),
+            ("partitioned steps", s.held),
+        ] {
+            assert!(n >= 20, "{}: only {n} {what}: {s:?}", r.protocol);
+        }
+        // A long workload: on average more than a third of the 90 ops of a run were issued
+        // and checked before sessions expired (an expired client stops).
+        assert!(
+            r.lincheck_ops * 3 >= r.runs * (opts.clients * opts.ops) as u64,
+            "{}: {} lock ops checked in {} runs",
+            r.protocol,
+            r.lincheck_ops,
+            r.runs
+        );
+        // Liveness meant something: in a typical run some client had all 30 ops answered,
+        // the others stopped when told their session expired.
+        assert!(l.clients_done >= r.runs, "{}: {l:?}", r.protocol);
+        assert_eq!(
+            l.clients_done + l.clients_expired,
+            r.runs * opts.clients as u64,
+            "{}: every client finished or expired: {l:?}",
+            r.protocol
+        );
+        // The sometimes-behaviours, in several runs each.
+        assert!(l.grants_after_expiry >= 10, "{}: {l:?}", r.protocol);
+        assert!(l.handover_runs >= 10, "{}: {l:?}", r.protocol);
+        assert!(
+            l.stale_write_runs >= 5 && l.writes_refused >= 5,
+            "{}: {l:?}",
+            r.protocol
+        );
+        // Liveness was checked on most runs: few clients gave up.
+        assert!(
+            r.gave_up_runs * 20 <= r.runs,
+            "{}: {} gave up",
+            r.protocol,
+            r.gave_up_runs
+        );
+    }
+
+    #[test]
+    fn raft_lock_service_holds_under_fault_schedules() {
+        lock_service_holds::<Raft<Cmd>>();
+    }
+
+    #[test]
+    fn multipaxos_lock_service_holds_under_fault_schedules() {
+        lock_service_holds::<MultiPaxos<Cmd>>();
+    }
+
+    /// A bug-zoo lock bug searched for with 3 servers: caught on `property`, shrunk, and
+    /// replayed through its saved form (which names the lock service); the same schedule on
+    /// the correct code passes. Returns the failure's detail.
+    fn caught<R: Replica<Cmd>>(bug: Bug, property: &str) -> String {
+        let opts = SimOptions {
+            steps: 600,
+            max_shrink_iters: 40,
+            protocol: with_bug(bug),
+            ..lock_opts(1, 50)
+        };
+        let start = std::time::Instant::now();
+        let r = hunt_service::<R>(&opts, &Workload::lock(), Vec::new(), |_| {});
+        let f = r.failure.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{} with {} not caught in {} runs",
+                r.protocol,
+                bug.name(),
+                r.runs
+            )
+        });
+        eprintln!(
+            "{} with {}: caught after {} passing runs, shrunk to {} steps, {:.1} s: {}",
+            r.protocol,
+            bug.name(),
+            f.runs_before,
+            f.steps,
+            start.elapsed().as_secs_f64(),
+            f.detail
+        );
+        assert_eq!(f.property, property, "{}", f.chart);
+        assert!(r.command.contains("--service lock"), "{}", r.command);
+        let loaded: SavedFailure =
+            serde_json::from_str(&serde_json::to_string(&f.saved).unwrap()).unwrap();
+        assert_eq!(
+            (loaded.options.service.as_str(), loaded.workload()),
+            ("lock", Ok(Workload::lock()))
+        );
+        let opts2 = loaded
+            .sim_options(with_bug(bug))
+            .expect("the saved options rebuild");
+        let again = replay::<R>(&loaded, &opts2);
+        assert_eq!(again.violation.as_ref(), Some(&f.saved.violation));
+        let fixed = SimOptions {
+            protocol: Config::default(),
+            ..opts2
+        };
+        assert_eq!(replay::<R>(&loaded, &fixed).violation, None);
+        f.detail.clone()
+    }
+
+    /// L2: storage accepts any token, so a holder that lost the lock overwrites its
+    /// successor's write: the always-property that storage accepts writes in token order
+    /// fails (checked after every step).
+    #[test]
+    fn storage_without_fencing_is_caught_with_three_servers() {
+        let detail = caught::<Raft<Cmd>>(Bug::StorageWithoutFencing, STORAGE_IN_ORDER);
+        assert_eq!(detail, "", "a per-step property has no detail");
+    }
+
+    /// L1: a release by a client that does not hold the lock frees it: the end-of-run check
+    /// finds the lock history not linearizable, and names the release.
+    #[test]
+    fn release_by_non_owner_is_caught_with_three_servers() {
+        let detail = caught::<MultiPaxos<Cmd>>(Bug::LockReleaseByNonOwner, LOCK_LINEARIZABLE);
+        assert!(
+            detail.starts_with("lock history not linearizable:")
+                && detail.contains("Release")
+                && detail.contains("answers NotHolder there"),
+            "{detail}"
+        );
+    }
+
+    /// The lock history of one pipelined client, built by hand: an answer that its session
+    /// expired stops the client; the op it answers and every op issued and unanswered stay
+    /// pending, and later replies are ignored.
+    #[test]
+    fn an_expired_session_leaves_its_clients_ops_pending() {
+        let opts = SimOptions {
+            servers: 1,
+            clients: 1,
+            ops: 5,
+            pipeline: 3,
+            ..SimOptions::default()
+        };
+        let model = sim_model_for::<Raft<Cmd>>(&opts, &Workload::lock());
+        let reply = |seq: u64, answer: Answer| {
+            CheckAction::Step(ActorModelAction::Deliver {
+                src: 0.into(),
+                dst: 1.into(),
+                msg: Msg::Reply { seq, answer },
+            })
+        };
+        // Times 2, 4, 6: #1 granted (#4 is invoked at 3), #2 refused as expired, #3 ignored.
+        let path = [
+            reply(1, Answer::Acquired { token: 1 }),
+            reply(2, Answer::Expired),
+            reply(3, Answer::Released),
+        ];
+        let h = history::<Raft<Cmd>>(&model, &path);
+        let ops = lock_ops(0, 1, 5);
+        let got: Vec<(u64, Option<u64>, &KvOp)> =
+            h.iter().map(|o| (o.call, o.ret, &o.op)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Some(2), &ops[0]),
+                (1, None, &ops[1]),
+                (1, None, &ops[2]),
+                (3, None, &ops[3]),
+            ]
+        );
+        assert_eq!(check_lock(&h), Ok(()));
+    }
+
+    #[test]
+    fn a_saved_failure_names_a_known_service() {
+        let opts = SimOptions::default();
+        let mut saved = saved_for(&opts, settles_file_schedule(5), None);
+        assert_eq!(saved.workload(), Ok(Workload::default()), "absent: kv");
+        saved.options.service = "zk".into();
+        assert_eq!(
+            saved.sim_options(Config::default()),
+            Err(ReplayError::UnknownService("zk".into()))
+        );
+        saved.options.service = "lock".into();
+        saved.options.session_timeout = 0;
+        assert!(saved.sim_options(Config::default()).is_err());
+        // The same schedule, replayed under the lock workload by name.
+        saved.options.session_timeout = 16;
+        let w = saved.workload().unwrap();
+        let out = replay_service::<Raft<Cmd>>(&saved, &opts, &w, Vec::new());
+        assert_eq!(out.violation.map(|v| v.property), Some(SETTLES.to_string()));
+    }
+
+    #[test]
+    fn cli_simulates_the_lock_service() {
+        let (code, out, err) = paxraft(&[
+            "simulate",
+            "raft",
+            "--service",
+            "lock",
+            "--runs",
+            "4",
+            "--steps",
+            "300",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+        assert_eq!(v["service"], "lock");
+        assert_eq!(v["failure"], serde_json::Value::Null);
+        assert!(v["lock"]["grants"].as_u64().unwrap() > 0, "{v}");
+        assert!(
+            v["command"].as_str().unwrap().ends_with("--service lock"),
+            "{v}"
+        );
+        for args in [
+            &["simulate", "raft", "--service", "zk"][..],
+            &[
+                "simulate",
+                "raft",
+                "--service",
+                "lock",
+                "--session-timeout",
+                "0",
+            ],
+        ] {
+            let (code, _, err) = paxraft(args);
+            assert_eq!(code, 2, "{args:?} exited {code}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
 }

@@ -1,29 +1,48 @@
 //! What a run's path means for its clients (the history the linearizability checker reads)
 //! and for people (its message-sequence chart).
 
-use paxraft_impls::sm::{KvOp, KvOutput};
+use paxraft_impls::sm::{KvOp, KvOutput, LockOutput};
 use paxraft_impls::Replica;
 use paxraft_models::checked::CheckAction;
-use paxraft_models::model::{Answer, ClientState, Msg, MAX_PIPELINE};
+use paxraft_models::model::{Answer, ClientState, Msg, Node, MAX_PIPELINE};
 use paxraft_models::render::trace_of_actions;
 use paxraft_models::{Cmd, Trace};
 use stateright::actor::ActorModelAction;
 use stateright::Model;
 
-use super::model::{client_ops, Action, SimModel};
+use super::model::{Action, SimModel};
 use crate::lincheck::Op;
 use crate::simulate::executor::{Classify, Violation};
 
-fn output(a: &Answer) -> KvOutput {
-    match a {
+/// What an answer says in the history's terms (`None`: the session expired, an answer that
+/// leaves the op's outcome unknown).
+fn output(a: &Answer) -> Option<KvOutput> {
+    Some(match a {
         Answer::Value(v) => KvOutput::Value(v.clone()),
         Answer::Written => KvOutput::Written,
         Answer::Swapped => KvOutput::Cas(Ok(())),
         Answer::NotSwapped(v) => KvOutput::Cas(Err(v.clone())),
-        // The simulator runs the key-value workload only (its clients' ops are
-        // `client_ops`); a lock-service answer cannot reach it.
-        other => unreachable!("a key-value client was answered {other:?}"),
-    }
+        Answer::Acquired { token } => KvOutput::Lock(LockOutput::Acquired { token: *token }),
+        Answer::Busy { holder } => KvOutput::Lock(LockOutput::Busy { holder: *holder }),
+        Answer::Released => KvOutput::Lock(LockOutput::Released),
+        Answer::NotHolder => KvOutput::Lock(LockOutput::NotHolder),
+        Answer::Valid(v) => KvOutput::Lock(LockOutput::Valid(*v)),
+        Answer::Alive => KvOutput::Lock(LockOutput::Alive),
+        Answer::Expired => return None,
+    })
+}
+
+/// The ops of every client, as the model's client actors hold them.
+fn clients_ops<R: Replica<Cmd>>(model: &SimModel<R>) -> Vec<&[KvOp]> {
+    model
+        .actors
+        .actors
+        .iter()
+        .filter_map(|a| match a {
+            Node::Client { ops, .. } => Some(ops.as_slice()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The clients' history along `path`, for the linearizability checker. It follows the
@@ -31,22 +50,25 @@ fn output(a: &Answer) -> KvOutput {
 /// its client still waits for; the client then issues its next ops, as many as its
 /// pipeline has room for, at that moment. Step `t` (1-based) happens at time `2t`;
 /// invocations that follow a return come just after it, at `2t + 1`; first ops are invoked
-/// at time 1. Ops never answered are pending (no return).
+/// at time 1. Ops never answered are pending (no return). Under the lock service, an answer
+/// that the client's session expired stops the client: the op it answers, and every other
+/// op of it not yet answered, stay pending (each may or may not have taken effect before
+/// the session expired), and nothing more is issued.
 pub fn history<R: Replica<Cmd>>(model: &SimModel<R>, path: &[Action<R>]) -> Vec<Op> {
     let cfg = &model.actors.cfg.cfg;
-    let ops: Vec<Vec<KvOp>> = (0..cfg.clients).map(|c| client_ops(c, cfg.ops)).collect();
+    let ops = clients_ops(model);
     let pipeline = cfg.pipeline.clamp(1, MAX_PIPELINE);
     let mut clients = vec![ClientState::default(); cfg.clients];
     // Per client, per op (0-based): when it was invoked.
     let mut called: Vec<Vec<u64>> = vec![Vec::with_capacity(cfg.ops); cfg.clients];
-    let issue = |c: &mut ClientState, called: &mut Vec<u64>, now: u64| {
-        while usize::from(c.seq) < cfg.ops && usize::from(c.seq) < usize::from(c.done) + pipeline {
+    let issue = |c: &mut ClientState, called: &mut Vec<u64>, now: u64, n: usize| {
+        while usize::from(c.seq) < n && usize::from(c.seq) < usize::from(c.done) + pipeline {
             c.seq += 1;
             called.push(now);
         }
     };
-    for (c, called) in clients.iter_mut().zip(&mut called) {
-        issue(c, called, 1);
+    for (c, cl) in clients.iter_mut().enumerate() {
+        issue(cl, &mut called[c], 1, ops[c].len());
     }
     let mut h = Vec::with_capacity(cfg.clients * cfg.ops);
     for (t, a) in path.iter().enumerate() {
@@ -67,6 +89,10 @@ pub fn history<R: Replica<Cmd>>(model: &SimModel<R>, path: &[Action<R>]) -> Vec<
         if !clients[c].awaits(*seq) {
             continue; // not awaited: the client ignores it
         }
+        let Some(out) = output(answer) else {
+            clients[c].expired = true;
+            continue;
+        };
         let now = 2 * (t as u64 + 1);
         let k = *seq as usize;
         h.push(Op {
@@ -74,13 +100,18 @@ pub fn history<R: Replica<Cmd>>(model: &SimModel<R>, path: &[Action<R>]) -> Vec<
             call: called[c][k - 1],
             ret: Some(now),
             op: ops[c][k - 1].clone(),
-            out: Some(output(answer)),
+            out: Some(out),
         });
         clients[c].answer(*seq);
-        issue(&mut clients[c], &mut called[c], now + 1);
+        issue(&mut clients[c], &mut called[c], now + 1, ops[c].len());
     }
     for (c, cl) in clients.iter().enumerate() {
-        for k in cl.unanswered() {
+        // The ops it still waited for when it stopped, if its session expired.
+        let waiting = ClientState {
+            expired: false,
+            ..cl.clone()
+        };
+        for k in waiting.unanswered() {
             let k = usize::from(k);
             h.push(Op {
                 client: c as u64,

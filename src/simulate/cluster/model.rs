@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
-use paxraft_impls::sm::KvOp;
+use paxraft_impls::sm::{KvOp, LockOp};
 use paxraft_impls::{Replica, Role};
 use paxraft_models::checked::{build_walk, CheckAction, CheckModel, CheckState};
-use paxraft_models::model::{Node, Timer};
-use paxraft_models::properties::names::LINEARIZABLE;
+use paxraft_models::model::service::LOCK;
+use paxraft_models::model::{Node, Service, Timer};
+use paxraft_models::properties::names::{LINEARIZABLE, LOCK_LINEARIZABLE};
 use paxraft_models::Cmd;
 use stateright::actor::ActorModelAction;
 
-use super::SimOptions;
+use super::{SimOptions, Workload};
 
 /// The ops of client `c`: puts, gets and compare-and-swaps over two keys, every written
 /// value unique (client, op index), so a read names the write it saw.
@@ -39,22 +40,61 @@ pub fn client_ops(c: usize, ops: usize) -> Vec<KvOp> {
         .collect()
 }
 
+/// The lock workload's ops of client `c` (actor id, so lock owner, `servers + c`): acquire
+/// the lock, keep the session alive, release it, over and over. On every grant the model's
+/// client writes to the storage actor with its fencing token at once. The clients start
+/// at different points of the cycle (client 1 with a keep-alive, client 2 with a release it
+/// is refused unless it holds the lock), so that they contend from the first ops on.
+///
+/// One lock ([`LOCK`]): the model's clients write to storage under that lock whichever lock
+/// they acquired, so a second lock would mix two token sequences in one storage cell.
+pub fn lock_ops(c: usize, servers: usize, ops: usize) -> Vec<KvOp> {
+    let owner = (servers + c) as u64;
+    (0..ops)
+        .map(|k| {
+            KvOp::Lock(match (k + c) % 3 {
+                0 => LockOp::Acquire { lock: LOCK, owner },
+                1 => LockOp::KeepAlive { owner },
+                _ => LockOp::Release { lock: LOCK, owner },
+            })
+        })
+        .collect()
+}
+
+/// The model a simulation of the key-value workload runs (see [`sim_model_for`]).
+pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> SimModel<R> {
+    sim_model_for(opts, &Workload::default())
+}
+
 /// The model a simulation runs: the checked model's actions and properties, torn steps
 /// included, with its bounds as a boundary ([`build_walk`]), the clients' ops of
-/// [`client_ops`], and without stateright's history recording (the history is rebuilt from
-/// the path instead, see [`history`](fn@super::history)), so states stay small however long
-/// the run.
-pub fn sim_model<R: Replica<Cmd>>(opts: &SimOptions) -> SimModel<R> {
-    let cfg = opts.model_config();
+/// [`client_ops`] (key-value) or [`lock_ops`] (lock service, with the storage actor and the
+/// workload's session timeout), and without stateright's history recording (the history is
+/// rebuilt from the path instead, see [`history`](fn@super::history)), so states stay small
+/// however long the run.
+pub fn sim_model_for<R: Replica<Cmd>>(opts: &SimOptions, workload: &Workload) -> SimModel<R> {
+    let cfg = opts.model_config_for(workload);
     let mut model = build_walk::<R>(&cfg);
-    for (c, actor) in model.actors.actors[cfg.servers..].iter_mut().enumerate() {
-        if let Node::Client { ops, .. } = actor {
-            *ops = Arc::new(client_ops(c, cfg.ops));
+    for (i, actor) in model.actors.actors.iter_mut().enumerate() {
+        match actor {
+            Node::Client { ops, .. } => {
+                let c = i - cfg.servers;
+                *ops = Arc::new(match workload.service {
+                    Service::Kv => client_ops(c, cfg.ops),
+                    Service::Lock => lock_ops(c, cfg.servers, cfg.ops),
+                });
+            }
+            Node::Server {
+                session_timeout, ..
+            } => *session_timeout = workload.server_session_timeout(),
+            _ => {}
         }
     }
     model.actors.record_msg_in = |_, _, _| None;
     model.actors.record_msg_out = |_, _, _| None;
-    model.properties.retain(|p| p.name != LINEARIZABLE);
+    model
+        .properties
+        .retain(|p| p.name != LINEARIZABLE && p.name != LOCK_LINEARIZABLE);
     model
 }
 
@@ -80,17 +120,31 @@ pub(super) fn gave_up<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>,
             .any(|e| usize::from(e.src) == id || usize::from(e.dst) == id)
 }
 
-/// The liveness condition: no server is down, every client has had every op answered (or gave
-/// up, see `gave_up`), and every server has applied the same commands.
+/// Whether client `c` stopped because its session expired (lock service): the servers
+/// refused a request of it as expired, explicitly, and a client id whose session is gone can
+/// do nothing more.
+pub(super) fn expired<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>, c: usize) -> bool {
+    let id = model.actors.cfg.cfg.servers + c;
+    state.actor_states[id].client().is_some_and(|cl| cl.expired)
+}
+
+/// The liveness condition: no server is down, every client has had every op answered (or was
+/// told its session expired, or gave up, see `gave_up`), and every server has applied the
+/// same commands.
 pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> bool {
     let cfg = &model.actors.cfg.cfg;
     let n = cfg.servers;
     if state.crashed.iter().any(|&c| c) {
         return false;
     }
-    let clients_done = state.actor_states[n..].iter().enumerate().all(|(c, a)| {
-        a.client().is_some_and(|cl| usize::from(cl.done) == cfg.ops) || gave_up(model, state, c)
-    });
+    let clients_done = state.actor_states[n..n + cfg.clients]
+        .iter()
+        .enumerate()
+        .all(|(c, a)| {
+            a.client()
+                .is_some_and(|cl| usize::from(cl.done) == cfg.ops || cl.expired)
+                || gave_up(model, state, c)
+        });
     if !clients_done {
         return false;
     }
@@ -130,8 +184,11 @@ pub(crate) fn unsettled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R
     for (i, _) in state.crashed.iter().enumerate().filter(|(_, &c)| c) {
         why.push(format!("n{i} is down"));
     }
-    for (c, a) in state.actor_states[n..].iter().enumerate() {
-        if let Some(cl) = a.client().filter(|cl| usize::from(cl.done) < cfg.ops) {
+    for (c, a) in state.actor_states[n..n + cfg.clients].iter().enumerate() {
+        if let Some(cl) = a
+            .client()
+            .filter(|cl| usize::from(cl.done) < cfg.ops && !cl.expired)
+        {
             why.push(format!(
                 "c{c} has {} of {} ops answered in order (waits for {:?}, last sent to n{}, after {} retries)",
                 cl.done,

@@ -4,8 +4,9 @@
 use paxraft_impls::{Bug, Config, ReadMode};
 use serde::{Deserialize, Serialize};
 
-use super::{OptionsError, SimOptions};
+use super::{OptionsError, SimOptions, Workload, LOCK_SESSION_TIMEOUT};
 use crate::simulate::executor::{Schedule, Violation};
+use paxraft_models::model::Service;
 
 /// The knobs a saved failure needs to rebuild its model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,10 +43,26 @@ pub struct SavedOptions {
     pub follower_reads: bool,
     /// Bug-zoo switches, by name.
     pub bugs: Vec<String>,
+    /// The replicated service, `kv` or `lock` (absent in files written before the simulator
+    /// ran the lock service: `kv`).
+    #[serde(default = "kv")]
+    pub service: String,
+    /// The lock service's session timeout, in applied commands (absent in older files: the
+    /// default).
+    #[serde(default = "session_timeout")]
+    pub session_timeout: u64,
 }
 
 fn one() -> usize {
     1
+}
+
+fn kv() -> String {
+    Service::Kv.name().to_string()
+}
+
+fn session_timeout() -> u64 {
+    LOCK_SESSION_TIMEOUT
 }
 
 fn default_max_batch() -> usize {
@@ -108,6 +125,9 @@ pub enum ReplayError {
     /// It names a bug this build does not know.
     #[error("unknown bug {0:?}")]
     UnknownBug(String),
+    /// It names a service this build does not know.
+    #[error("unknown service {0:?} (expected kv or lock)")]
+    UnknownService(String),
     /// The configuration given has other bugs switched on than the schedule needs.
     #[error("the saved schedule needs bugs {needs:?} switched on, the configuration has {has:?}")]
     BugsDiffer {
@@ -155,8 +175,22 @@ impl SavedFailure {
             .collect()
     }
 
+    /// The workload the schedule ran; `Err` names a service this build does not know or a
+    /// workload that does not validate.
+    pub fn workload(&self) -> Result<Workload, ReplayError> {
+        let service = Service::parse(&self.options.service)
+            .ok_or_else(|| ReplayError::UnknownService(self.options.service.clone()))?;
+        let w = Workload {
+            service,
+            session_timeout: self.options.session_timeout,
+        };
+        w.validate()?;
+        Ok(w)
+    }
+
     /// The simulation options to replay with, given the protocol configuration (with the
     /// bugs of [`SavedFailure::bugs`] switched on by the caller: only a bug-zoo build can).
+    /// Checks the saved workload too ([`SavedFailure::workload`]).
     pub fn sim_options(&self, mut protocol: Config) -> Result<SimOptions, ReplayError> {
         if self.version != Self::VERSION {
             return Err(ReplayError::Version {
@@ -190,6 +224,7 @@ impl SavedFailure {
             });
         }
         opts.validate()?;
+        self.workload()?;
         Ok(opts)
     }
 }
@@ -197,6 +232,7 @@ impl SavedFailure {
 pub(super) fn saved(
     protocol: &str,
     opts: &SimOptions,
+    workload: &Workload,
     command: String,
     schedule: Schedule,
     violation: Violation,
@@ -218,6 +254,8 @@ pub(super) fn saved(
             reads: opts.protocol.reads,
             follower_reads: opts.protocol.follower_reads,
             bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
+            service: workload.service.name().to_string(),
+            session_timeout: workload.session_timeout,
         },
         seed: opts.seed,
         command,
