@@ -235,6 +235,8 @@ pub enum ReplayKind {
     Path,
     /// A fault-schedule search's shrunk schedule, rerun whole (settling phase included).
     Schedule,
+    /// A lease sweep's failing scenario, rerun on the driver.
+    Scenario,
 }
 
 /// What failed when a counterexample was replayed with the bug off.
@@ -284,12 +286,13 @@ impl CleanReplay {
                 self.skipped
             ),
             (None, ReplayKind::Schedule) => format!("clean ({} steps, settled)", self.steps),
+            (None, ReplayKind::Scenario) => format!("clean ({} driver steps)", self.steps),
             (Some(f), kind) => format!(
                 "NOT CLEAN: {} at {} {}",
                 f.property,
                 match kind {
                     ReplayKind::Path => "action",
-                    ReplayKind::Schedule => "step",
+                    ReplayKind::Schedule | ReplayKind::Scenario => "step",
                 },
                 f.step
             ),

@@ -14,6 +14,7 @@
 //! * [`unreplicated`]: no consensus, one node commits at once: the benchmarks' ceiling.
 //! * [`sm`]: a key-value store and a lock service, behind client sessions.
 //! * [`driver`]: a deterministic in-memory cluster for tests and scripted scenarios.
+//! * [`sweep`]: the adversarial lease sweep over the driver (clock rates, waits, faults).
 //! * [`script`]: scripted interaction tests over the driver, with golden outputs.
 //! * [`bugs`]: the bug zoo's switches (active only with the `bug-zoo` feature).
 
@@ -27,6 +28,7 @@ pub mod raft;
 pub mod replica;
 pub mod script;
 pub mod sm;
+pub mod sweep;
 pub mod unreplicated;
 
 pub use bugs::{Bug, BugSet};

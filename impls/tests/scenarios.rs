@@ -267,162 +267,66 @@ fn multipaxos_random_walks_catch_known_bugs() {
     }
 }
 
-/// What one lease scenario ([`lease_under_drift`]) came to.
-#[derive(Debug, Default)]
-struct LeaseRun {
-    /// A majority elected a new leader that committed a write.
-    new_leader: bool,
-    /// The cut-off old leader served the read asked after that, from its lease.
-    served_alone: bool,
-    violation: Option<Violation>,
-}
-
-/// Leases under drifting clocks (diss. §6.4.1; rule 6 of the effect contract): n0 leads with
-/// clocks at `rates` (its lease starts with its election), serves a read 70 ms after its last
-/// append and renews the lease with the next heartbeat; with `lost_round` that heartbeat
-/// never reaches n2 (n0 and n1 are a majority), so n2's election timer runs from the append. n0 is then cut off, and with `restart_n1` n1 crashes
-/// and restarts at once (it acknowledged the round). After `wait` of real time, n2 and n1
-/// campaign as soon as their election timers are due; a new leader commits a write; then n0
-/// is asked to read. A read served alone by n0 after that write is a stale read, which the
-/// driver reports as "reads see every earlier commit".
-fn lease_under_drift<R: Replica<u32>>(
-    cfg: &Config,
-    rates: [paxraft_impls::lease::ClockRate; 3],
-    wait: std::time::Duration,
-    (lost_round, restart_n1): (bool, bool),
-) -> LeaseRun {
-    let mut c = Cluster::<R, u32>::new(3, cfg.clone());
-    c.record_violations = true;
-    for (i, &r) in rates.iter().enumerate() {
-        c.set_rate(i, r);
-    }
-    c.elect(0);
-    c.propose(0, vec![1]);
-    c.deliver_all();
-    c.advance(std::time::Duration::from_millis(70));
-    c.read(0, 1);
-    c.deliver_all();
-    assert_eq!(c.node(0).reads.len(), 1, "the first read is served");
-    // The read relied on the lease: the heartbeat renews it with a round.
-    c.fire(0, R::heartbeat_timer());
-    if lost_round {
-        c.drop_where(|e| e.to == NodeId(2));
-    }
-    c.deliver_all();
-    c.partition(&[0]);
-    if restart_n1 {
-        c.crash(1);
-        c.restart(1);
-    }
-    c.advance(wait);
-    let timer = R::election_timer();
-    for _ in 0..2 {
-        for j in [2, 1] {
-            if c.due(j, timer) {
-                c.fire(j, timer);
-                c.deliver_all();
-            }
-        }
-    }
-    let mut run = LeaseRun::default();
-    if let Some(&l) = c.leaders().iter().find(|&&l| l != 0) {
-        c.propose(l, vec![2]);
-        c.deliver_all();
-        run.new_leader = c.applied(l) == [1, 2];
-    }
-    c.read(0, 2);
-    run.served_alone = c.node(0).reads.iter().any(|&(id, _)| id == 2);
-    run.violation = c.violation().cloned();
-    run
-}
-
 /// Every combination of clock rates (each clock slow, exact or fast by the bound), every wait
-/// from 0 to 200 ms in 5 ms steps, with and without a lost round and a restarted follower
-/// (4,428 scenarios per protocol): the lease never
-/// serves a stale read. And the sweep means something: the old leader does serve reads
-/// alone after it was cut off (while its lease holds), and a new leader does get elected
-/// (once it has lapsed).
+/// from 0 to 200 ms in 5 ms steps, with and without a lost renewal and a restarted follower
+/// (4,428 scenarios per protocol, [`paxraft_impls::sweep`]): the lease never serves a stale
+/// read. And the sweep means something: the old leader does serve reads alone after it was
+/// cut off (while its lease holds), and a new leader does get elected (once it has lapsed).
 fn lease_survives_every_clock_rate<R: Replica<u32>>() {
-    use paxraft_impls::ReadMode;
-    let cfg = Config {
-        reads: ReadMode::Lease,
-        clock_drift: Some(std::time::Duration::from_millis(30)),
-        ..Config::default()
-    };
-    let (mut served, mut elected) = (0, 0);
-    for rates in lease_rates() {
-        for wait in (0..=200).step_by(5).map(std::time::Duration::from_millis) {
-            for faults in [(false, false), (true, false), (false, true), (true, true)] {
-                let run = lease_under_drift::<R>(&cfg, rates, wait, faults);
-                assert!(
-                    run.violation.is_none(),
-                    "{} rates {rates:?} wait {wait:?} (lost round, restart) {faults:?}: {:?}",
-                    R::NAME,
-                    run.violation
-                );
-                served += usize::from(run.served_alone);
-                elected += usize::from(run.new_leader);
-            }
-        }
+    let s = paxraft_impls::sweep::sweep::<R>(&lease_config());
+    if let Some((rates, wait, faults, run)) = &s.failure {
+        panic!(
+            "{} rates {rates:?} wait {wait:?} {faults:?}: {:?}\n{}",
+            R::NAME,
+            run.violation,
+            run.trace.join("\n")
+        );
     }
+    assert_eq!(s.scenarios, 4_428);
     assert!(
-        served > 0 && elected > 0,
-        "served {served}, elected {elected}"
+        s.served_alone > 0 && s.new_leader > 0,
+        "served alone {}, elected {}",
+        s.served_alone,
+        s.new_leader
     );
 }
 
-/// Every assignment of a clock rate to each of three nodes.
-fn lease_rates() -> Vec<[paxraft_impls::lease::ClockRate; 3]> {
-    use paxraft_impls::lease::ClockRate;
-    let mut all = Vec::new();
-    for a in ClockRate::ALL {
-        for b in ClockRate::ALL {
-            for c in ClockRate::ALL {
-                all.push([a, b, c]);
-            }
-        }
+fn lease_config() -> Config {
+    Config {
+        reads: paxraft_impls::ReadMode::Lease,
+        clock_drift: Some(std::time::Duration::from_millis(30)),
+        ..Config::default()
     }
-    all
 }
 
-/// The sweep has teeth: with bug B3 (the lease ignores drift) some combination of rates and
-/// wait serves a stale read without faults, and with bug B4 (a restarted replica forgets it
-/// may have acknowledged a lease round) some does when n1 restarts and n2 missed the round
-/// (n2 campaigns early, n1 votes at once), each caught as "reads see every earlier commit".
+/// The sweep has teeth: with bug B3 (the lease ignores drift) or B4 (a restarted replica
+/// forgets it may have acknowledged a lease round) some scenario serves a stale read, caught
+/// as "reads see every earlier commit"; B4 only in a scenario with the restart.
 #[cfg(feature = "bug-zoo")]
 #[test]
 fn lease_sweep_catches_a_lease_that_ignores_drift_or_a_restart() {
     use paxraft_impls::driver::READS_SEE_EARLIER_COMMITS;
-    use paxraft_impls::{Bug, BugSet, ReadMode};
-    fn caught<R: Replica<u32>>(bug: Bug, faults: (bool, bool)) -> Option<Violation> {
+    use paxraft_impls::sweep::sweep;
+    use paxraft_impls::{Bug, BugSet};
+    for bug in [Bug::LeaseIgnoresDrift, Bug::RestartForgetsLease] {
         let cfg = Config {
-            reads: ReadMode::Lease,
-            clock_drift: Some(std::time::Duration::from_millis(30)),
             bugs: BugSet::only(bug),
-            ..Config::default()
+            ..lease_config()
         };
-        lease_rates().into_iter().find_map(|rates| {
-            (0..=200).step_by(5).find_map(|ms| {
-                let wait = std::time::Duration::from_millis(ms);
-                lease_under_drift::<R>(&cfg, rates, wait, faults).violation
-            })
-        })
-    }
-    for (bug, faults) in [
-        (Bug::LeaseIgnoresDrift, (false, false)),
-        (Bug::RestartForgetsLease, (true, true)),
-    ] {
-        for v in [
-            caught::<Raft<u32>>(bug, faults),
-            caught::<MultiPaxos<u32>>(bug, faults),
-        ] {
-            let v = v.unwrap_or_else(|| panic!("{} escaped the sweep", bug.name()));
+        for s in [sweep::<Raft<u32>>(&cfg), sweep::<MultiPaxos<u32>>(&cfg)] {
+            let (_, _, faults, run) = s
+                .failure
+                .unwrap_or_else(|| panic!("{} escaped the sweep", bug.name()));
+            let v = run.violation.expect("a failure has a violation");
             assert_eq!(
                 v.invariant,
                 READS_SEE_EARLIER_COMMITS,
                 "{}: {v}",
                 bug.name()
             );
+            if bug == Bug::RestartForgetsLease {
+                assert!(faults.restart_n1, "B4 needs the restart: {faults:?}");
+            }
         }
     }
 }

@@ -30,9 +30,9 @@
 //!   time pass, each clock advancing at its [`ClockRate`]. A replica timer is offered only
 //!   once its server's clock has reached the timer's deadline (the delay's lower bound after
 //!   it was armed: rule 6 of the effect contract), and every step tells the replica its
-//!   clock. The exhaustive checker picks the clocks' rates before anything else happens
-//!   ([`CheckAction::Drift`], server by server, so that every assignment is explored once);
-//!   the simulator's walks may change one at any moment. Time stops at
+//!   clock. A run first picks each clock's rate, server by server, before anything else
+//!   happens ([`CheckAction::Drift`]: the exhaustive checker explores every assignment, a
+//!   walk draws one), unless [`ModelConfig::clock_rates`] fixes them. Time stops at
 //!   [`ModelConfig::max_time`]: a state there is expanded without ticks, and counted.
 
 use std::fmt::Debug;
@@ -71,7 +71,7 @@ pub enum CheckAction<R: Replica<Cmd>> {
     },
     /// With time: [`ModelConfig::tick`] of real time passes.
     Tick,
-    /// With time: server `node`'s clock runs at `rate` from now on.
+    /// With time, before anything else: server `node`'s clock runs at `rate`.
     Drift {
         /// The server.
         node: usize,
@@ -90,9 +90,8 @@ pub struct Clocks {
     pub local: Vec<Duration>,
     /// Each server's clock rate.
     pub rates: Vec<ClockRate>,
-    /// The exhaustive checker's rates are chosen before anything else happens, in server
-    /// order: servers from this one on may still be given one (all of them closed once any
-    /// other action is taken).
+    /// Rates are chosen before anything else happens, in server order: the servers from
+    /// this one on have none yet.
     pub open_from: usize,
 }
 
@@ -382,28 +381,20 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         }
     }
 
-    /// With time: the time actions offered in `state` (ticks and rate changes).
-    fn time_actions(&self, state: &CheckState<R>, actions: &mut Vec<CheckAction<R>>) {
+    /// With time: the time actions offered in `state`. While rates are being chosen, the
+    /// next server's three rates and nothing else; then a tick, unless at the time bound.
+    /// Returns whether rates are still being chosen (no other action is offered then).
+    fn time_actions(&self, state: &CheckState<R>, actions: &mut Vec<CheckAction<R>>) -> bool {
         let cfg = self.cfg();
         let c = &state.clocks;
-        if cfg.drift_any_time {
-            // One server at a time may change rate (the one whose turn the tick count
-            // gives), so that ticks stay as likely as the rest of a walk's timer picks.
-            let ticks = (c.now.as_nanos() / cfg.tick.as_nanos().max(1)) as usize;
-            let node = ticks % cfg.servers;
-            let rate = ClockRate::ALL[(ClockRate::ALL
-                .iter()
-                .position(|&r| r == c.rates[node])
-                .unwrap_or(0)
-                + 1)
-                % ClockRate::ALL.len()];
-            actions.push(CheckAction::Drift { node, rate });
-        } else if cfg.clock_rates.is_none() {
-            for node in c.open_from..cfg.servers {
-                for rate in [ClockRate::Slow, ClockRate::Fast] {
-                    actions.push(CheckAction::Drift { node, rate });
-                }
+        if c.open_from < cfg.servers {
+            for rate in ClockRate::ALL {
+                actions.push(CheckAction::Drift {
+                    node: c.open_from,
+                    rate,
+                });
             }
+            return true;
         }
         if cfg.max_time.is_some_and(|max| c.now + cfg.tick > max) {
             if self.bounds == Bounds::Cut {
@@ -412,6 +403,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         } else {
             actions.push(CheckAction::Tick);
         }
+        false
     }
 
     /// Whether `a` is a replica step at a live server (what a crash may tear).
@@ -440,11 +432,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                     .clock_rates
                     .clone()
                     .unwrap_or_else(|| vec![ClockRate::Exact; n]),
-                open_from: if cfg.drift_any_time || cfg.clock_rates.is_some() {
-                    n
-                } else {
-                    0
-                },
+                open_from: if cfg.clock_rates.is_some() { n } else { 0 },
             }
         } else {
             Clocks::default()
@@ -476,8 +464,8 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             None => true,
         };
         let timed = cfg.timed();
-        if timed {
-            self.time_actions(state, actions);
+        if timed && self.time_actions(state, actions) {
+            return;
         }
         let mut inner = Vec::new();
         self.actors.actions(&state.cluster, &mut inner);
@@ -516,11 +504,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 
     fn next_state(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
         let depth = state.depth + 1;
-        // Any action but a rate choice closes the exhaustive checker's choice of rates.
         let mut clocks = state.clocks.clone();
-        if !matches!(action, CheckAction::Drift { .. }) {
-            clocks.open_from = self.cfg().servers;
-        }
         match action {
             CheckAction::Tick => {
                 let tick = self.cfg().tick;
@@ -536,9 +520,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             }
             CheckAction::Drift { node, rate } => {
                 clocks.rates[node] = rate;
-                if !self.cfg().drift_any_time {
-                    clocks.open_from = node + 1;
-                }
+                clocks.open_from = node + 1;
                 Some(CheckState {
                     cluster: state.cluster.clone(),
                     depth,

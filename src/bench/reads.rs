@@ -25,20 +25,34 @@ pub enum ReadPath {
     /// ReadIndex at the leader (Ongaro's dissertation §6.4): one heartbeat round to a majority
     /// confirms it still leads, then it answers from its state machine. No log write.
     ReadIndex,
+    /// Leader leases (diss. §6.4.1): a leader whose lease holds answers at once, with no
+    /// round; the heartbeat after reads renews the lease ([`LEASE_CLOCK_DRIFT`]).
+    Lease,
     /// ReadIndex with follower reads on, each client reading from its own node: a follower
     /// asks the leader for the read index, waits until it has applied it, and answers.
     FollowerReads,
 }
 
+/// The drift bound the lease benchmarks assume: 10% of the 150 ms election timeout, far more
+/// than any machine clock drifts (ppm), so the lease is 123 ms of every heartbeat's renewal.
+pub const LEASE_CLOCK_DRIFT: std::time::Duration = std::time::Duration::from_millis(15);
+
 impl ReadPath {
     /// Every path, cheapest-to-explain first.
-    pub const ALL: [ReadPath; 3] = [ReadPath::Log, ReadPath::ReadIndex, ReadPath::FollowerReads];
+    pub const ALL: [ReadPath; 4] = [
+        ReadPath::Log,
+        ReadPath::ReadIndex,
+        ReadPath::Lease,
+        ReadPath::FollowerReads,
+    ];
 
-    /// The name in saved results and reports: `log`, `read-index`, `follower-reads`.
+    /// The name in saved results and reports: `log`, `read-index`, `lease`,
+    /// `follower-reads`.
     pub fn name(self) -> &'static str {
         match self {
             ReadPath::Log => "log",
             ReadPath::ReadIndex => "read-index",
+            ReadPath::Lease => "lease",
             ReadPath::FollowerReads => "follower-reads",
         }
     }
@@ -49,8 +63,12 @@ impl ReadPath {
         cfg.protocol.reads = match self {
             ReadPath::Log => ReadMode::Log,
             ReadPath::ReadIndex | ReadPath::FollowerReads => ReadMode::ReadIndex,
+            ReadPath::Lease => ReadMode::Lease,
         };
         cfg.protocol.follower_reads = self == ReadPath::FollowerReads;
+        if self == ReadPath::Lease {
+            cfg.protocol.clock_drift = Some(LEASE_CLOCK_DRIFT);
+        }
         cfg
     }
 }

@@ -62,8 +62,8 @@ fn full(r: &SimReport, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if r.read_runs > 0 {
         writeln!(
             f,
-            "  reads           answered without the log in {} runs ({} by a follower)",
-            r.read_runs, r.follower_read_runs
+            "  reads           answered without the log in {} runs ({} by a follower, {} under a leader's lease with no round)",
+            r.read_runs, r.follower_read_runs, r.lease_read_runs
         )?;
     }
     let s = &r.stats;

@@ -172,13 +172,18 @@ fn row(o: &Outcome) -> String {
             Some(f) => format!("FALSE ALARM: {}", f.property),
             None => "VACUOUS: no runs".to_string(),
         },
-        Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => {
-            "not run".to_string()
-        }
+        Verdict::Swept { clean: Some(c), .. } => match &c.failure {
+            Some((p, _)) => format!("FALSE ALARM: {p}"),
+            None => "VACUOUS: no lease read".to_string(),
+        },
+        Verdict::Checked { clean: None, .. }
+        | Verdict::Simulated { clean: None, .. }
+        | Verdict::Swept { clean: None, .. } => "not run".to_string(),
     };
     let how = match &o.verdict {
         Verdict::Checked { .. } => "bfs",
         Verdict::Simulated { .. } => "schedules",
+        Verdict::Swept { .. } => "sweep",
     };
     let known = e.known_steps.map_or("-".into(), |k| k.to_string());
     let replay = replay_cell(o);
@@ -255,6 +260,13 @@ fn json(o: &Outcome) -> serde_json::Value {
                 "steps": clean.steps,
                 "seconds": clean.seconds,
                 "violated": clean.failure.as_ref().map(|f| f.property.clone()),
+            }),
+            Verdict::Swept { clean: None, .. } => serde_json::json!({ "not_run": "the bug escaped" }),
+            Verdict::Swept { clean: Some(clean), .. } => serde_json::json!({
+                "scenarios": clean.scenarios,
+                "served_alone": clean.served_alone,
+                "seconds": clean.seconds,
+                "violated": clean.failure.as_ref().map(|(p, _)| p.clone()),
             }),
         },
     });

@@ -111,6 +111,10 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let mut batch: Vec<Cmd<S>> = Vec::new();
     // Reads skip the log only where the protocol has a read path and the config asks for it.
     let reads_on = R::READS && cfg.protocol.reads != ReadMode::Log;
+    // Leases need time (rule 6 of the effect contract): this node's monotonic clock, read
+    // just before each input so that the replica never acts on a reading older than now.
+    let timed = cfg.protocol.reads == ReadMode::Lease;
+    let epoch = Instant::now();
     let mut reads: Reads<S::Op> = Reads::new(READS_IN_FLIGHT);
     let mut read_batch: Vec<ReadId> = Vec::new();
     let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
@@ -212,11 +216,17 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
         // Wait for input or the next timer.
         let now = Instant::now();
         if let Some(t) = timers.pop_due(now) {
+            if timed {
+                replica.set_now(now - epoch);
+            }
             replica.on_timer(t, &mut out);
             continue;
         }
         if mine.drain(&mut inbox, timers.next()) == Drained::Closed {
             return Exit::Closed;
+        }
+        if timed {
+            replica.set_now(epoch.elapsed());
         }
         for input in inbox.drain(..) {
             match input {
@@ -247,6 +257,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             replica.propose(std::mem::take(&mut batch), &mut out);
         }
         if !read_batch.is_empty() {
+            if timed {
+                replica.set_now(epoch.elapsed());
+            }
             // One read for every read drained: they may share one confirmation round.
             replica.read(std::mem::take(&mut read_batch), &mut out);
         }

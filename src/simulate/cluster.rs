@@ -71,6 +71,7 @@ struct LinStats {
     /// follower that had.
     read_runs: Cell<u64>,
     follower_read_runs: Cell<u64>,
+    lease_read_runs: Cell<u64>,
     /// Lock service: runs that reached each sometimes-behaviour, and what the runs did.
     lock: Cell<LockCounts>,
 }
@@ -218,6 +219,9 @@ fn executor<'m, R: Replica<Cmd>>(
             if served & 2 != 0 {
                 lin.follower_read_runs.set(lin.follower_read_runs.get() + 1);
             }
+            if served & 4 != 0 {
+                lin.lease_read_runs.set(lin.lease_read_runs.get() + 1);
+            }
             let start = Instant::now();
             let h = history::<R>(m, path);
             lin.pipelined.set(lin.pipelined.get() + pipelined_ops(&h));
@@ -302,6 +306,9 @@ pub struct SimReport {
     pub read_runs: u64,
     /// Of those, runs in which a follower had (`--follower-reads`).
     pub follower_read_runs: u64,
+    /// Of those, runs in which a leader had served one under its lease, with no round
+    /// (`--reads lease`).
+    pub lease_read_runs: u64,
     /// What the lock workload did (`--service lock`; zero otherwise).
     pub lock: LockCounts,
     /// The failure, if one was found.
@@ -403,6 +410,7 @@ pub fn hunt_service<R: Replica<Cmd>>(
         pipelined_ops: lin.pipelined.get(),
         read_runs: lin.read_runs.get(),
         follower_read_runs: lin.follower_read_runs.get(),
+        lease_read_runs: lin.lease_read_runs.get(),
         lock: lin.lock.get(),
         failure,
     }

@@ -39,6 +39,10 @@ pub struct Space {
     pub partitions: bool,
     /// Bound on each run's settling phase.
     pub settle_steps: usize,
+    /// Whether partitions split only the servers, every client keeping its links to both
+    /// sides (with leases: a stale read needs a client that still reaches a cut-off leader).
+    /// Otherwise the clients are on the side opposite the drawn one.
+    pub clients_see_all: bool,
 }
 
 /// Schedules over `space`. Shrinking drops choices (shorter runs), lowers fault rates, and
@@ -46,8 +50,21 @@ pub struct Space {
 pub fn schedules(space: &Space) -> impl Strategy<Value = Schedule> {
     let steps = space.max_steps.max(1);
     let sides = (1u64 << space.servers.clamp(2, 63)) - 2; // proper, non-empty subsets
-    let partition = (0..steps, 1..=steps.div_ceil(2), 1..=sides.max(1))
-        .prop_map(|(start, len, side)| Partition { start, len, side });
+                                                          // Clients sit on the side without the servers of `side`, unless they stay linked to all.
+    let members = if space.clients_see_all {
+        (1u64 << space.servers.clamp(2, 63)) - 1
+    } else {
+        u64::MAX
+    };
+    let partition =
+        (0..steps, 1..=steps.div_ceil(2), 1..=sides.max(1)).prop_map(move |(start, len, side)| {
+            Partition {
+                start,
+                len,
+                side,
+                members,
+            }
+        });
     let max_windows = if space.partitions { 2 } else { 0 };
     let settle_steps = space.settle_steps;
     let rates = (

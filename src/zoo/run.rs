@@ -22,7 +22,7 @@ use stateright::Property;
 use super::registry::{Detector, ZooBug, MAX_TERMS_AHEAD, TERMS_STAY_LOW};
 use super::replay;
 use crate::protocol::{with_protocol, Hosted, ProtocolVisitor};
-use crate::results::{CleanReplay, Provenance};
+use crate::results::{CleanReplay, Provenance, ReplayFailure, ReplayKind};
 use crate::simulate::cluster::{
     hunt_checking, replay_checking, SimModel, SimOptions, SimReport, SimState,
 };
@@ -195,7 +195,36 @@ pub enum Verdict {
         /// The same options with no bug (`None` when the bug escaped).
         clean: Option<Box<SimReport>>,
     },
+    /// Swept over adversarial lease scenarios on the driver, with the bug on and off.
+    Swept {
+        /// With the bug on (up to its first failing scenario).
+        buggy: Box<SweepReport>,
+        /// Every scenario with no bug (`None` when the bug escaped).
+        clean: Option<Box<SweepReport>>,
+    },
 }
+
+/// A lease sweep ([`paxraft_impls::sweep`]) as the zoo reads it.
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    /// Scenarios run.
+    pub scenarios: usize,
+    /// The first failure: the driver's invariant and the scenario drawn as a trace.
+    pub failure: Option<(String, Trace)>,
+    /// The failing scenario's inputs, to rerun it with the bug off.
+    scenario: Option<Scenario>,
+    /// Scenarios in which the cut-off leader served a read alone (the clean sweep's sign of
+    /// life: leases were used).
+    pub served_alone: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+type Scenario = (
+    [paxraft_impls::lease::ClockRate; 3],
+    Duration,
+    paxraft_impls::sweep::Faults,
+);
 
 /// One bug's result.
 #[derive(Clone, Debug)]
@@ -225,6 +254,11 @@ impl Outcome {
                 .as_ref()
                 .filter(|f| f.property == self.entry.property)
                 .map(|f| &f.trace),
+            Verdict::Swept { buggy, .. } => buggy
+                .failure
+                .as_ref()
+                .filter(|(p, _)| p == self.entry.property)
+                .map(|(_, t)| t),
         }
     }
     /// What failed with the bug on, expected property or not.
@@ -236,6 +270,7 @@ impl Outcome {
             Verdict::Simulated { buggy, .. } => {
                 buggy.failure.iter().map(|f| f.property.clone()).collect()
             }
+            Verdict::Swept { buggy, .. } => buggy.failure.iter().map(|(p, _)| p.clone()).collect(),
         }
     }
     /// Whether the clean configuration passed. A model check: no always-property failed and
@@ -249,7 +284,12 @@ impl Outcome {
             Verdict::Simulated {
                 clean: Some(clean), ..
             } => clean.failure.is_none() && clean.runs > 0,
-            Verdict::Checked { clean: None, .. } | Verdict::Simulated { clean: None, .. } => false,
+            Verdict::Swept {
+                clean: Some(clean), ..
+            } => clean.failure.is_none() && clean.served_alone > 0,
+            Verdict::Checked { clean: None, .. }
+            | Verdict::Simulated { clean: None, .. }
+            | Verdict::Swept { clean: None, .. } => false,
         }
     }
     /// Whether the counterexample replayed with the bug off passed: the failure is the bug's.
@@ -261,11 +301,13 @@ impl Outcome {
     pub fn ok(&self) -> bool {
         self.caught() && self.clean_passed() && self.attributed()
     }
-    /// States explored (model checking) or steps run (fault schedules) with the bug on.
+    /// States explored (model checking), steps run (fault schedules) or scenarios run (a
+    /// lease sweep) with the bug on.
     pub fn work(&self) -> u64 {
         match &self.verdict {
             Verdict::Checked { buggy, .. } => buggy.states as u64,
             Verdict::Simulated { buggy, .. } => buggy.steps,
+            Verdict::Swept { buggy, .. } => buggy.scenarios as u64,
         }
     }
     /// Seconds to detect (or to give up) with the bug on.
@@ -273,6 +315,7 @@ impl Outcome {
         match &self.verdict {
             Verdict::Checked { buggy, .. } => buggy.seconds,
             Verdict::Simulated { buggy, .. } => buggy.seconds,
+            Verdict::Swept { buggy, .. } => buggy.seconds,
         }
     }
 }
@@ -394,7 +437,126 @@ fn run_as<R: Hosted>(
                 replay,
             )
         }
+        Detector::Sweep(cfg) => {
+            cfg.validate(3).map_err(|e| e.to_string())?;
+            let buggy_cfg = with_bug(entry, cfg)?;
+            progress(Half::Buggy, "sweeping lease scenarios".into());
+            let buggy = Box::new(run_sweep(entry, &buggy_cfg));
+            let caught = buggy
+                .failure
+                .as_ref()
+                .is_some_and(|(p, _)| p == entry.property);
+            let clean = caught.then(|| {
+                progress(Half::Clean, "sweeping lease scenarios".into());
+                Box::new(run_sweep(entry, cfg))
+            });
+            // Attribution: the failing scenario rerun with the bug off.
+            let replay = buggy
+                .scenario
+                .filter(|_| caught)
+                .map(|(rates, wait, faults)| {
+                    let start = Instant::now();
+                    let run = sweep_scenario(entry, cfg, rates, wait, faults);
+                    CleanReplay {
+                        kind: ReplayKind::Scenario,
+                        steps: run.trace.len(),
+                        skipped: 0,
+                        failure: run.violation.map(|v| ReplayFailure {
+                            property: v.invariant.to_string(),
+                            step: run.trace.len(),
+                            detail: v.detail,
+                        }),
+                        seconds: start.elapsed().as_secs_f64(),
+                    }
+                });
+            (Verdict::Swept { buggy, clean }, replay)
+        }
     })
+}
+
+/// The lease sweep of `entry`'s protocol (with `u32` commands: the driver's), stopping at the
+/// first failing scenario.
+fn run_sweep(entry: &ZooBug, cfg: &paxraft_impls::Config) -> SweepReport {
+    use paxraft_impls::multipaxos::MultiPaxos;
+    use paxraft_impls::raft::Raft;
+    use paxraft_impls::sweep::sweep;
+    let start = Instant::now();
+    let s = match entry.protocol {
+        crate::protocol::Protocol::MultiPaxos => sweep::<MultiPaxos<u32>>(cfg),
+        // The registry test keeps sweeps to the two protocols with leases.
+        _ => sweep::<Raft<u32>>(cfg),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let (failure, scenario) = match s.failure {
+        Some((rates, wait, faults, run)) => {
+            let v = run
+                .violation
+                .clone()
+                .expect("a failing scenario has a violation");
+            let trace = driver_trace(v.invariant, &v.detail, &run.trace);
+            (
+                Some((v.invariant.to_string(), trace)),
+                Some((rates, wait, faults)),
+            )
+        }
+        None => (None, None),
+    };
+    SweepReport {
+        scenarios: s.scenarios,
+        failure,
+        scenario,
+        served_alone: s.served_alone,
+        seconds,
+    }
+}
+
+fn sweep_scenario(
+    entry: &ZooBug,
+    cfg: &paxraft_impls::Config,
+    rates: [paxraft_impls::lease::ClockRate; 3],
+    wait: Duration,
+    faults: paxraft_impls::sweep::Faults,
+) -> paxraft_impls::sweep::LeaseRun {
+    use paxraft_impls::multipaxos::MultiPaxos;
+    use paxraft_impls::raft::Raft;
+    use paxraft_impls::sweep::scenario;
+    match entry.protocol {
+        crate::protocol::Protocol::MultiPaxos => {
+            scenario::<MultiPaxos<u32>>(cfg, rates, wait, faults)
+        }
+        _ => scenario::<Raft<u32>>(cfg, rates, wait, faults),
+    }
+}
+
+/// A driver trace drawn as a [`Trace`]: one step per line, in the column of the node the line
+/// starts with (`n1: ...`, `n1 -> n2: ...`).
+fn driver_trace(property: &str, detail: &str, lines: &[String]) -> Trace {
+    let node = |s: &str| -> Option<usize> {
+        let digits: String = s
+            .strip_prefix('n')?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let steps = lines
+        .iter()
+        .map(|l| {
+            let to = l.split_once(" -> ").and_then(|(_, rest)| node(rest));
+            paxraft_models::render::Step {
+                actor: node(l).unwrap_or(0),
+                to,
+                label: l.clone(),
+            }
+        })
+        .collect::<Vec<_>>();
+    Trace {
+        property: property.to_string(),
+        actors: vec!["n0".into(), "n1".into(), "n2".into()],
+        actions: steps.len(),
+        steps,
+        explanation: Some(detail.to_string()),
+    }
 }
 
 /// Fewest schedules a fault-schedule bug's clean half runs (fewer only when the search's

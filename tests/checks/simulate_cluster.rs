@@ -566,18 +566,26 @@ fn a_double_apply_under_pipelined_clients_fails_the_history_check() {
     assert!(r.pipelined_ops > 1_000, "{}", r.pipelined_ops);
 }
 
-/// Reads without the log (ReadIndex, diss. §6.4), at the leader and, with follower reads, at
-/// followers, under the deep fault profile: 10^5 steps per protocol and read path with no
-/// violation, and reads really answered that way (not all sent back to the log or lost).
+/// Reads without the log (ReadIndex, diss. §6.4; leases, §6.4.1), at the leader and, with
+/// follower reads, at followers, under the deep fault profile: 10^5 steps per protocol and
+/// read path with no violation, and reads really answered that way (not all sent back to the
+/// log or lost). With leases the model keeps time: clocks drift by 30 ms per 150 ms election
+/// timeout and change rate as the walk goes, and timers fire only when due.
 fn reads_hold<R: Replica<Cmd>>(follower_reads: bool) {
+    reads_hold_with::<R>(paxraft_impls::ReadMode::ReadIndex, follower_reads)
+}
+
+fn reads_hold_with<R: Replica<Cmd>>(mode: paxraft_impls::ReadMode, follower_reads: bool) {
+    let lease = mode == paxraft_impls::ReadMode::Lease;
     let opts = SimOptions {
         seed: 11,
         runs: 160,
         steps: 1_000,
         partitions: true,
         protocol: Config {
-            reads: paxraft_impls::ReadMode::ReadIndex,
+            reads: mode,
             follower_reads,
+            clock_drift: lease.then_some(std::time::Duration::from_millis(30)),
             ..Config::default()
         },
         ..SimOptions::default()
@@ -606,10 +614,29 @@ fn reads_hold<R: Replica<Cmd>>(follower_reads: bool) {
             r.runs
         );
     }
+    if lease {
+        assert!(
+            r.lease_read_runs * 2 >= r.runs,
+            "{}: a leader served reads under its lease in only {} of {} runs",
+            r.protocol,
+            r.lease_read_runs,
+            r.runs
+        );
+    }
     eprintln!(
-        "{} reads {} follower {follower_reads}: {} runs, {} steps, {} with reads served without the log, {} by a follower",
-        r.protocol, opts.protocol.reads, r.runs, r.steps, r.read_runs, r.follower_read_runs
+        "{} reads {} follower {follower_reads}: {} runs, {} steps, {} with reads served without the log, {} by a follower, {} under a lease",
+        r.protocol, opts.protocol.reads, r.runs, r.steps, r.read_runs, r.follower_read_runs, r.lease_read_runs
     );
+}
+
+#[test]
+fn raft_lease_reads_hold_under_fault_schedules() {
+    reads_hold_with::<Raft<Cmd>>(paxraft_impls::ReadMode::Lease, false);
+}
+
+#[test]
+fn multipaxos_lease_reads_hold_under_fault_schedules() {
+    reads_hold_with::<MultiPaxos<Cmd>>(paxraft_impls::ReadMode::Lease, true);
 }
 
 #[test]

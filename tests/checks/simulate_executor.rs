@@ -93,6 +93,7 @@ fn space() -> Space {
         max_dup_pct: 0,
         partitions: true,
         settle_steps: 200,
+        clients_see_all: false,
     }
 }
 

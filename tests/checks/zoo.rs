@@ -54,7 +54,7 @@ fn caught_and_clean(name: &str) {
             );
             let budget = match &entry.detector {
                 Detector::Schedules(opts) => opts.runs,
-                Detector::Model { .. } => unreachable!(),
+                Detector::Model { .. } | Detector::Sweep(_) => unreachable!(),
             };
             let needed = buggy.failure.as_ref().expect("caught").runs_before;
             assert_eq!(
@@ -66,6 +66,19 @@ fn caught_and_clean(name: &str) {
                 clean.runs > needed,
                 "{name}: the failing schedule was rerun clean"
             );
+        }
+        Verdict::Swept { buggy, clean } => {
+            let clean = clean.as_ref().expect("a caught bug has its clean half run");
+            assert!(
+                o.clean_passed(),
+                "{name}: the clean sweep fails: {:?}",
+                clean.failure.as_ref().map(|(p, t)| (p, t.chart()))
+            );
+            assert_eq!(
+                clean.scenarios, 4_428,
+                "{name}: the clean sweep ran every scenario"
+            );
+            assert!(buggy.scenarios <= clean.scenarios);
         }
     }
     // Attribution: the counterexample replayed with the bug off passes.
@@ -85,6 +98,12 @@ fn caught_and_clean(name: &str) {
         Detector::Schedules(_) => {
             assert_eq!(replay.kind, ReplayKind::Schedule);
             assert_eq!(replay.skipped, 0);
+            assert!(replay.steps > 0, "{name}: nothing rerun");
+        }
+        Detector::Sweep(_) => {
+            // The same inputs; without the bug the scenario takes another course (no new
+            // leader while the lease runs), so its trace differs in length.
+            assert_eq!(replay.kind, ReplayKind::Scenario);
             assert!(replay.steps > 0, "{name}: nothing rerun");
         }
     }
@@ -139,6 +158,8 @@ zoo_tests! {
     p9_read_without_ballot_check => "P9",
     l1_lock_release_by_non_owner => "L1",
     l2_storage_without_fencing => "L2",
+    b3_lease_ignores_drift => "B3",
+    b4_restart_forgets_lease => "B4",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo
@@ -327,6 +348,13 @@ fn every_bug_is_registered_once_with_a_valid_configuration_and_a_real_property()
                     b.code(),
                     z.property
                 );
+            }
+            Detector::Sweep(cfg) => {
+                cfg.validate(3).expect("a valid lease configuration");
+                assert_eq!(cfg.reads, paxraft_impls::ReadMode::Lease);
+                assert!(cfg.bugs_on().is_empty(), "the runner switches the bug on");
+                assert_eq!(z.property, paxraft_impls::driver::READS_SEE_EARLIER_COMMITS);
+                assert!(z.protocol != Protocol::Unreplicated);
             }
         }
     }

@@ -48,6 +48,10 @@ fn runtime(reads: ReadMode, follower_reads: bool) -> RuntimeConfig {
     let mut cfg = RuntimeConfig::default();
     cfg.protocol.reads = reads;
     cfg.protocol.follower_reads = follower_reads;
+    if reads == ReadMode::Lease {
+        // The runtime's clocks are the machine's: far inside any bound; 10% is generous.
+        cfg.protocol.clock_drift = Some(Duration::from_millis(15));
+    }
     cfg
 }
 
@@ -249,6 +253,28 @@ fn read_index_everywhere<R: Replica<Cmd<Kv>>>() {
     put_then_get::<R>(3, runtime(ReadMode::ReadIndex, true), Some(follower));
 }
 
+/// Leases (diss. §6.4.1) on the runtime's real clocks: the leader serves alone while its
+/// lease holds, a pinned follower asks it for an index; every read sees the acknowledged
+/// write, and none goes through the log.
+fn lease_reads_everywhere<R: Replica<Cmd<Kv>>>() {
+    put_then_get::<R>(3, runtime(ReadMode::Lease, false), None);
+    let follower = {
+        let c = Cluster::<R, Kv>::new(3, runtime(ReadMode::Lease, false)).unwrap();
+        (leader_of(&c) + 1) % 3
+    };
+    put_then_get::<R>(3, runtime(ReadMode::Lease, true), Some(follower));
+}
+
+#[test]
+fn raft_lease_reads_see_acknowledged_writes() {
+    lease_reads_everywhere::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_lease_reads_see_acknowledged_writes() {
+    lease_reads_everywhere::<PaxosKv>();
+}
+
 #[test]
 fn raft_read_index_sees_acknowledged_writes_at_leader_and_followers() {
     read_index_everywhere::<RaftKv>();
@@ -431,11 +457,11 @@ fn solo_reads_and_writes_stay_linearizable_across_restarts() {
 
 /// Three nodes, follower reads on, a reader pinned to each node; the leader and then a
 /// follower crash and restart in turn.
-fn three_nodes_under_crashes<R: Replica<Cmd<Kv>>>() {
+fn three_nodes_under_crashes<R: Replica<Cmd<Kv>>>(mode: ReadMode) {
     if !R::READS {
         return;
     }
-    linearizable_under_crashes::<R>(3, runtime(ReadMode::ReadIndex, true), true, |c, round| {
+    linearizable_under_crashes::<R>(3, runtime(mode, true), true, |c, round| {
         let leader = leader_of(c);
         let victim = if round % 2 == 0 {
             leader
@@ -450,12 +476,22 @@ fn three_nodes_under_crashes<R: Replica<Cmd<Kv>>>() {
 
 #[test]
 fn raft_reads_and_writes_stay_linearizable_under_crashes() {
-    three_nodes_under_crashes::<RaftKv>();
+    three_nodes_under_crashes::<RaftKv>(ReadMode::ReadIndex);
 }
 
 #[test]
 fn multipaxos_reads_and_writes_stay_linearizable_under_crashes() {
-    three_nodes_under_crashes::<PaxosKv>();
+    three_nodes_under_crashes::<PaxosKv>(ReadMode::ReadIndex);
+}
+
+#[test]
+fn raft_lease_reads_and_writes_stay_linearizable_under_crashes() {
+    three_nodes_under_crashes::<RaftKv>(ReadMode::Lease);
+}
+
+#[test]
+fn multipaxos_lease_reads_and_writes_stay_linearizable_under_crashes() {
+    three_nodes_under_crashes::<PaxosKv>(ReadMode::Lease);
 }
 
 // -------------------------------------------------------------------------------------------

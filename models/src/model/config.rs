@@ -156,14 +156,11 @@ pub struct ModelConfig {
     /// with no further tick (counted as cut by the time bound). `None`: no bound (the
     /// simulator's walks).
     pub max_time: Option<Duration>,
-    /// With leases: clocks may change rate at any moment, one server at a time (the
-    /// simulator's walks), rather than each taking its rate once, before anything happens
-    /// (the exhaustive checker: every assignment of rates is explored, from the start).
-    pub drift_any_time: bool,
-    /// With leases: each server's clock rate, fixed for the whole run (`None`: the
-    /// exhaustive checker explores every assignment, chosen before anything happens; the
-    /// simulator starts exact and changes rates as it goes). Fixing them is a bound: the
-    /// summary shows it.
+    /// With leases: each server's clock rate, fixed for the whole run. `None`: a run starts
+    /// by choosing them, server by server, before anything else happens (the exhaustive
+    /// checker explores every assignment; a simulated walk draws one). Rates are constant
+    /// within a run: a clock at a constant extreme is the adversary a lease must survive.
+    /// Fixing them is a bound: the summary shows it.
     pub clock_rates: Option<Vec<ClockRate>>,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
@@ -187,7 +184,6 @@ impl Default for ModelConfig {
             service: Service::Kv,
             tick: Duration::from_millis(50),
             max_time: Some(Duration::from_millis(500)),
-            drift_any_time: false,
             clock_rates: None,
             // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
             // give the cheaper variant (one round fewer per election).

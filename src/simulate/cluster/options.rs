@@ -188,11 +188,10 @@ impl SimOptions {
             // The service decides the storage actor and the properties; the simulator sets
             // the clients' ops and the session timeout itself (see `sim_model`).
             service: workload.service,
-            // With leases, time: a heartbeat interval per tick, unbounded, and clocks that
-            // may change rate at any moment.
+            // With leases, time: a heartbeat interval per tick, unbounded; each run draws the
+            // clocks' rates first.
             tick: self.protocol.heartbeat_interval,
             max_time: None,
-            drift_any_time: true,
             clock_rates: None,
             protocol: self.protocol.clone(),
         }
@@ -208,6 +207,7 @@ impl SimOptions {
             max_dup_pct: self.dup_pct,
             partitions: self.partitions,
             settle_steps: self.settle_steps,
+            clients_see_all: self.protocol.reads == paxraft_impls::ReadMode::Lease,
         }
     }
 
@@ -271,6 +271,9 @@ impl SimOptions {
         }
         if self.protocol.follower_reads {
             f.push("--follower-reads".into());
+        }
+        if let Some(d) = self.protocol.clock_drift {
+            f.push(format!("--clock-drift {d:?}"));
         }
         // Shrinking decides which failure a search ends on: part of the reproduction.
         if self.max_shrink_iters != SimOptions::default().max_shrink_iters {

@@ -32,8 +32,7 @@ pub enum Class {
     },
     /// Let time pass (models with time): drawn like a timer.
     Time,
-    /// A clock changes rate (models with time): drawn like a timer while faults are injected,
-    /// never while the cluster settles.
+    /// A clock takes its rate (models with time, before anything else): drawn like a timer.
     Drift,
     /// Anything else (random choices).
     Other,

@@ -256,7 +256,7 @@ where
                 {
                     kinds.quiet.push(i)
                 }
-                Class::Timeout { .. } | Class::Time => kinds.timeouts.push(i),
+                Class::Timeout { .. } | Class::Time | Class::Drift => kinds.timeouts.push(i),
                 Class::Recover { .. } => kinds.recovers.push(i),
                 _ => {}
             }

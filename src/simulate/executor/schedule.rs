@@ -13,14 +13,24 @@ pub struct Partition {
     pub len: usize,
     /// Bitmask of the actor indices on one side.
     pub side: u64,
+    /// Bitmask of the actors the partition splits; links to and from the others (clients,
+    /// with leases) stay up, so a client can still reach a cut-off leader, as in Jepsen's
+    /// partitions of the database nodes. Every actor when absent (schedules saved before).
+    #[serde(default = "every_actor")]
+    pub members: u64,
+}
+
+fn every_actor() -> u64 {
+    u64::MAX
 }
 
 impl Partition {
     pub(super) fn cuts(&self, step: usize, src: usize, dst: usize) -> bool {
         let active = step >= self.start && step < self.start.saturating_add(self.len);
+        let member = |i: usize| i < 64 && self.members & (1 << i) != 0;
         let a = src < 64 && self.side & (1 << src) != 0;
         let b = dst < 64 && self.side & (1 << dst) != 0;
-        active && a != b
+        active && member(src) && member(dst) && a != b
     }
 }
 
