@@ -54,6 +54,16 @@ pub fn default_depth(protocol: &str) -> usize {
 /// [`default_depth`] of Raft, and of any protocol it does not know.
 pub const DEFAULT_DEPTH: usize = 13;
 
+/// Default bound on path length with leases ([`ModelConfig::lease`]): the same milestones,
+/// plus the ticks that let timers fire and the lease round of every new leader. Measured on
+/// two cores: Raft 3.8M states in 70 s, multi-Paxos 2.6M in 37 s.
+pub fn default_lease_depth(protocol: &str) -> usize {
+    match protocol {
+        "multipaxos" => 17,
+        _ => 19,
+    }
+}
+
 /// When a check may stop before the bounded space is exhausted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum StopAt {
@@ -239,12 +249,19 @@ impl Summary {
     /// With time: how many states the time bound kept from ticking, as the summary's cut
     /// line ends.
     fn time_cut(&self) -> String {
+        let rates = match &self.config.clock_rates {
+            Some(r) => {
+                let names: Vec<&str> = r.iter().map(|r| r.name()).collect();
+                format!("clock rates fixed {}", names.join(","))
+            }
+            None => "every assignment of clock rates".to_string(),
+        };
         match (self.config.timed(), self.config.max_time) {
             (true, Some(max)) => format!(
-                "; {} at --max-time {max:?} (explored without further ticks; {:?} per tick)",
+                "; {} at --max-time {max:?} (explored without further ticks; {:?} per tick; {rates})",
                 self.cuts.time, self.config.tick
             ),
-            (true, None) => format!("; time unbounded ({:?} per tick)", self.config.tick),
+            (true, None) => format!("; time unbounded ({:?} per tick; {rates})", self.config.tick),
             (false, _) => String::new(),
         }
     }

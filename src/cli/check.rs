@@ -22,9 +22,9 @@ pub struct ModelArgs {
     /// Servers (1 to 7). Default: 3 for the key-value store, 1 for the lock service.
     #[arg(long)]
     pub servers: Option<usize>,
-    /// Clients.
-    #[arg(long, default_value_t = 2)]
-    pub clients: usize,
+    /// Clients. Default: 2; with `--reads lease`, 1.
+    #[arg(long)]
+    pub clients: Option<usize>,
     /// Operations per client, issued one at a time (each after the previous one was
     /// answered): a write, then a read, alternately (with `--reads read-index`, every second
     /// client starts with a read).
@@ -68,18 +68,19 @@ pub struct ModelArgs {
     #[command(flatten)]
     pub reads: super::ReadArgs,
     /// With `--reads lease` the model keeps time: the real time one tick lets pass (each
-    /// server's clock advancing at its rate).
-    #[arg(long, default_value = "50ms", value_parser = super::parse_duration)]
-    pub tick: Duration,
+    /// server's clock advancing at its rate). Default: 150ms.
+    #[arg(long, value_parser = super::parse_duration)]
+    pub tick: Option<Duration>,
     /// With `--reads lease`: the most real time a run may last (`none`: no bound). A state
-    /// at it is explored without further ticks, and counted in the summary.
-    #[arg(long, default_value = "500ms", value_parser = parse_max_time)]
-    pub max_time: MaxTime,
+    /// at it is explored without further ticks, and counted in the summary. Default: 300ms.
+    #[arg(long, value_parser = parse_max_time)]
+    pub max_time: Option<MaxTime>,
     /// With `--reads lease`: each server's clock rate for the whole run, e.g.
     /// `slow,fast,fast` (slow or fast by --clock-drift, or exact), or `any` (every
     /// assignment, chosen before anything happens: up to 3^servers times the states).
-    #[arg(long, default_value = "any", value_parser = parse_clock_rates)]
-    pub clock_rates: ClockRates,
+    /// Default: the first server slow, the others fast.
+    #[arg(long, value_parser = parse_clock_rates)]
+    pub clock_rates: Option<ClockRates>,
     /// The replicated service: `kv` (puts, gets, compare-and-swaps) or `lock` (the lock
     /// service with sessions that expire by log time, its fencing tokens checked by a
     /// storage actor: a holder pauses past its session, the lock passes on, its late
@@ -124,7 +125,8 @@ pub struct CheckArgs {
     pub model: ModelArgs,
     /// Most actions on an explored path (0: no depth bound, only the model's other bounds).
     /// Default: 13 for raft, 11 for multipaxos (what fits in two minutes on two cores);
-    /// with `--service lock`, none (its one-server space is explored whole).
+    /// with `--reads lease`, 19 and 17 (see --tick); with `--service lock`, none (its
+    /// one-server space is explored whole).
     #[arg(long)]
     pub depth: Option<usize>,
     /// Search strategy: bfs or dfs.
@@ -177,13 +179,15 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 impl ModelArgs {
     fn config(&self) -> Result<ModelConfig, String> {
+        let lease = self.reads.reads == paxraft_impls::ReadMode::Lease;
         let base = match self.service {
+            Service::Kv if lease => ModelConfig::lease(self.servers.unwrap_or(3)),
             Service::Kv => ModelConfig::default(),
             Service::Lock => ModelConfig::lock(),
         };
         let cfg = ModelConfig {
             servers: self.servers.unwrap_or(base.servers),
-            clients: self.clients,
+            clients: self.clients.unwrap_or(base.clients),
             ops: self.ops,
             network: self.network,
             lossy: self.lossy,
@@ -192,9 +196,12 @@ impl ModelArgs {
             max_in_flight: self.max_in_flight,
             max_retries: self.retries,
             max_losses: self.max_losses,
-            tick: self.tick,
-            max_time: self.max_time.0,
-            clock_rates: self.clock_rates.0.clone(),
+            tick: self.tick.unwrap_or(base.tick),
+            max_time: self.max_time.map_or(base.max_time, |m| m.0),
+            clock_rates: self
+                .clock_rates
+                .clone()
+                .map_or(base.clock_rates.clone(), |r| r.0),
             ..base
         };
         let mut cfg = cfg;
@@ -219,6 +226,9 @@ impl CheckArgs {
             threads,
             depth: match self.depth {
                 None if self.model.service == Service::Lock => None,
+                None if self.model.reads.reads == paxraft_impls::ReadMode::Lease => Some(
+                    paxraft_models::check::default_lease_depth(self.model.protocol.name()),
+                ),
                 None => Some(self.model.protocol.default_depth()),
                 Some(0) => None,
                 Some(d) => Some(d),

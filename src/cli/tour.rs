@@ -518,17 +518,17 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 }
 
 /// The read paths in one line: Raft at 90% reads and the comparison's top load, through the
-/// log and by read index (when Raft has that path), half a point's time each.
+/// log, by read index and under a lease, a third of a point's time each.
 fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::BenchError> {
     use bench::ReadPath;
     let start = Instant::now();
-    let paths = [ReadPath::Log, ReadPath::ReadIndex];
+    let paths = [ReadPath::Log, ReadPath::ReadIndex, ReadPath::Lease];
     let points = bench::compare_reads(
         Protocol::Raft,
         &paths,
         90,
         outstanding.max(1),
-        opts.per_point / 2,
+        opts.per_point / 3,
         Some(&opts.dir),
     )?;
     let at = |path: ReadPath| {
@@ -540,9 +540,10 @@ fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::B
             })
     };
     Ok(format!(
-        "reads, raft at 90% reads: log {}, read-index {} ({:.1} s; every path: cargo bench -- reads)",
+        "reads, raft at 90% reads: log {}, read-index {}, lease {} ({:.1} s; every path: cargo bench -- reads)",
         at(ReadPath::Log),
         at(ReadPath::ReadIndex),
+        at(ReadPath::Lease),
         start.elapsed().as_secs_f64()
     ))
 }

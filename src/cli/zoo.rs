@@ -358,15 +358,19 @@ fn print_table(outcomes: &[Outcome]) {
         n if n % 2 == 1 => secs[n / 2].0,
         n => (secs[n / 2 - 1].0 + secs[n / 2].0) / 2.0,
     };
-    let by_model = outcomes
-        .iter()
-        .filter(|o| o.caught() && matches!(o.verdict, Verdict::Checked { .. }))
-        .count();
+    let by = |f: fn(&Verdict) -> bool| {
+        outcomes
+            .iter()
+            .filter(|o| o.caught() && f(&o.verdict))
+            .count()
+    };
+    let by_model = by(|v| matches!(v, Verdict::Checked { .. }));
+    let by_sweep = by(|v| matches!(v, Verdict::Swept { .. }));
     println!();
     println!(
-        "caught {caught}/{} ({by_model} by model checking, {} by fault schedules); clean configurations passing {}/{}; counterexamples clean with the bug off {}/{caught}",
+        "caught {caught}/{} ({by_model} by model checking, {} by fault schedules, {by_sweep} by the lease sweep); clean configurations passing {}/{}; counterexamples clean with the bug off {}/{caught}",
         outcomes.len(),
-        caught - by_model,
+        caught - by_model - by_sweep,
         outcomes.iter().filter(|o| o.clean_passed()).count(),
         outcomes.len(),
         outcomes.iter().filter(|o| o.attributed()).count(),

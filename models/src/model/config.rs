@@ -209,6 +209,33 @@ impl ModelConfig {
         }
     }
 
+    /// The exhaustive check with leases (`paxraft check --reads lease`): time makes every
+    /// state a state at some moment, so the defaults shrink to what two minutes on two cores
+    /// explore to the usual milestones: one client (a write, then a read), a tick of one
+    /// shortest election timeout (150 ms: a timer drawn from it is due after one tick at an
+    /// exact or fast clock), time bounded at two ticks, and the clocks' rates fixed to the
+    /// lease's adversary: the first server slow, the others fast (`--clock-rates any`
+    /// explores every assignment). `clock_drift` is the protocol's, which leases require.
+    pub fn lease(servers: usize) -> Self {
+        let mut rates = vec![ClockRate::Fast; servers];
+        if let Some(first) = rates.first_mut() {
+            *first = ClockRate::Slow;
+        }
+        let d = ModelConfig::default();
+        ModelConfig {
+            servers,
+            clients: 1,
+            tick: Duration::from_millis(150),
+            max_time: Some(Duration::from_millis(300)),
+            clock_rates: Some(rates),
+            protocol: Config {
+                reads: ReadMode::Lease,
+                ..d.protocol.clone()
+            },
+            ..d
+        }
+    }
+
     /// Reject configurations that cannot be checked, with a one-line reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.servers == 0 || self.servers > paxraft_impls::MAX_NODES {
@@ -314,12 +341,19 @@ impl ModelConfig {
             f.push(format!("--clock-drift {d:?}"));
         }
         if self.timed() {
+            // Time's flags are spelled out against the lease preset (`ModelConfig::lease`).
+            let d = ModelConfig::lease(self.servers);
             if self.tick != d.tick {
                 f.push(format!("--tick {:?}", self.tick));
             }
-            if let Some(rates) = &self.clock_rates {
-                let names: Vec<&str> = rates.iter().map(|r| r.name()).collect();
-                f.push(format!("--clock-rates {}", names.join(",")));
+            if self.clock_rates != d.clock_rates {
+                f.push(match &self.clock_rates {
+                    Some(rates) => {
+                        let names: Vec<&str> = rates.iter().map(|r| r.name()).collect();
+                        format!("--clock-rates {}", names.join(","))
+                    }
+                    None => "--clock-rates any".into(),
+                });
             }
             if self.max_time != d.max_time {
                 f.push(match self.max_time {
