@@ -169,8 +169,13 @@ mod tests {
             [
                 ("log", ReadMode::Log, false),
                 ("read-index", ReadMode::ReadIndex, false),
+                ("lease", ReadMode::Lease, false),
                 ("follower-reads", ReadMode::ReadIndex, true),
             ]
+        );
+        assert_eq!(
+            ReadPath::Lease.runtime().protocol.clock_drift,
+            Some(LEASE_CLOCK_DRIFT)
         );
         for p in ReadPath::ALL {
             p.runtime().protocol.validate(3).unwrap();
