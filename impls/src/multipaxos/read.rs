@@ -216,6 +216,9 @@ impl<C: Command> MultiPaxos<C> {
     /// A new leader with [`ReadMode::Lease`]: a round at once, whose confirmations start the
     /// lease, so the first reads of the ballot need no round of their own.
     pub(super) fn start_lease(&mut self, out: &mut Out<Self, C>) {
+        if self.cfg.reads != ReadMode::Lease {
+            return;
+        }
         if let RoleState::Leader { reads, .. } = &mut self.state {
             reads.lease.want();
         }

@@ -151,10 +151,12 @@ impl<C: Command> Raft<C> {
         }
         // With leases, a round at once: its acknowledgements start the lease, so the first
         // reads of the term need no round of their own.
-        if let RoleState::Leader { reads, .. } = &mut self.state {
+        if let (RoleState::Leader { reads, .. }, true) =
+            (&mut self.state, self.cfg.reads == ReadMode::Lease)
+        {
             reads.lease.want();
+            self.renew_lease(out);
         }
-        self.renew_lease(out);
         self.maybe_commit(out);
     }
 
