@@ -88,13 +88,33 @@ pub enum Bug {
     /// it helps elect a new one (diss. §6.4.1: the followers' promise not to vote must survive
     /// a restart, or be kept by waiting an election timeout after it).
     RestartForgetsLease,
+    /// S1: the host labels its snapshot with the replica's last slot instead of its commit
+    /// point, so the snapshot claims slots that are not committed (and may never be), and a
+    /// follower that installs it counts them as applied.
+    SnapshotUncommitted,
+    /// S2: a Raft follower given a snapshot discards its whole log, even when the snapshot
+    /// is older than its commit point or its log holds the snapshot's last entry (Raft §7:
+    /// "retain log entries following it"), losing entries a leader counted as replicated.
+    SnapshotTruncatesLog,
+    /// S3: a follower installs a snapshot without moving its commit point to the snapshot's
+    /// slot, so it reports slots below the snapshot after restoring it, or serves reads from
+    /// a state it does not know is committed.
+    SnapshotKeepsCommit,
+    /// S4: the snapshot holds the store but not the client sessions, so after a restore a
+    /// retried request the snapshot covers is applied a second time (diss. §6.3: sessions
+    /// are part of the replicated state, and of its snapshots).
+    SnapshotWithoutSessions,
+    /// S5: a multi-Paxos proposer runs phase 1 from its snapshot point and skips the slots
+    /// an acceptor accepted above it (it asks from its own last slot), so a value that may
+    /// have been chosen there is not recovered.
+    Phase1SkipsAccepted,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
-    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4.
-    pub const ALL: [Bug; 30] = [
+    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S5.
+    pub const ALL: [Bug; 35] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -125,21 +145,26 @@ impl Bug {
         Bug::StorageWithoutFencing,
         Bug::LeaseIgnoresDrift,
         Bug::RestartForgetsLease,
+        Bug::SnapshotUncommitted,
+        Bug::SnapshotTruncatesLog,
+        Bug::SnapshotKeepsCommit,
+        Bug::SnapshotWithoutSessions,
+        Bug::Phase1SkipsAccepted,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 30] = [
+        const CODES: [&str; 35] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
-            "L2", "B3", "B4",
+            "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 30] = [
+        const NAMES: [&str; 35] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -170,12 +195,17 @@ impl Bug {
             "storage-without-fencing",
             "lease-ignores-drift",
             "restart-forgets-lease",
+            "snapshot-of-uncommitted-state",
+            "snapshot-truncates-log",
+            "snapshot-keeps-commit-point",
+            "snapshot-without-sessions",
+            "phase1-skips-accepted",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes; `None` for B2, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes and S5, `"raft"` for S2 and S3; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -196,7 +226,9 @@ impl Bug {
             | VoteSentBeforePersist
             | ReadIndexBeforeTermCommit
             | ReadWithoutQuorum
-            | FollowerReadNoWait => Some("raft"),
+            | FollowerReadNoWait
+            | SnapshotTruncatesLog
+            | SnapshotKeepsCommit => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot
@@ -206,12 +238,15 @@ impl Bug {
             | PromiseNotPersisted
             | PromiseSentBeforePersist
             | PaxosReadBeforeRecovery
-            | PaxosReadWithoutQuorum => Some("multipaxos"),
+            | PaxosReadWithoutQuorum
+            | Phase1SkipsAccepted => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing
             | LeaseIgnoresDrift
-            | RestartForgetsLease => None,
+            | RestartForgetsLease
+            | SnapshotUncommitted
+            | SnapshotWithoutSessions => None,
         }
     }
 
@@ -253,20 +288,20 @@ impl crate::Config {
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
-pub struct BugSet(u32);
+pub struct BugSet(u64);
 
 impl BugSet {
     /// The set holding just `bug`.
     pub fn only(bug: Bug) -> Self {
-        BugSet(1 << bug as u32)
+        BugSet(1 << bug as u64)
     }
     /// Add `bug`.
     pub fn insert(&mut self, bug: Bug) {
-        self.0 |= 1 << bug as u32;
+        self.0 |= 1 << bug as u64;
     }
     /// Whether `bug` is in the set.
     pub fn contains(self, bug: Bug) -> bool {
-        self.0 & (1 << bug as u32) != 0
+        self.0 & (1 << bug as u64) != 0
     }
     /// Whether no bug is on.
     pub fn is_empty(self) -> bool {

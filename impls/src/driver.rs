@@ -34,6 +34,20 @@
 //! bound after it was set): [`Cluster::fire`] refuses an early one. A crashed node's clock
 //! keeps running. Without leases there is no time, and any armed timer may fire at once.
 //!
+//! # Snapshots
+//!
+//! With [`Config::snapshots`] set (and a protocol that sets [`Replica::SNAPSHOTS`]) a node's
+//! host snapshots what it applied whenever [`SnapshotPolicy::due`] says so, after any step,
+//! and hands the snapshot to its replica ([`Replica::compact`]); [`Cluster::snapshot`] does it
+//! on demand. The driver's state machine is the map of applied commands, which a generic
+//! host cannot encode: the cluster keeps every snapshot's map itself and the snapshot's
+//! bytes name it (`snapshot 3 of n1 at slot 7`, long enough to travel in several chunks).
+//! An [`Effect::Restore`] is checked: the snapshot agrees with what the node applied
+//! ([`STATE_MACHINE_SAFETY`]), the replica's commit point covers it
+//! ([`SNAPSHOTS_HOLD_COMMITTED`]), and later commits are above it ([`COMMITS_IN_SLOT_ORDER`]).
+//! A host that has applied past the snapshot's slot keeps its own state (its applied map
+//! survives crashes); any other takes the snapshot's.
+//!
 //! # Crashes between effects
 //!
 //! A real host carries out a step's effects one after the other, and it may crash between any
@@ -57,7 +71,8 @@ use std::time::Duration;
 
 use crate::lease::ClockRate;
 use crate::replica::{
-    Command, Config, Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Status,
+    Command, Config, Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Snapshot,
+    SnapshotPolicy, Status,
 };
 
 /// The name of the cross-node check every protocol gets from the driver: no slot is applied
@@ -78,6 +93,13 @@ pub const READS_SEE_EARLIER_COMMITS: &str = "reads see every earlier commit";
 /// answers from a state that includes it.
 pub const READS_SERVED_FROM_APPLIED: &str = "reads served from applied state";
 
+/// The name of the snapshot rule every protocol gets from the driver: a snapshot holds only
+/// committed state. A replica never keeps a snapshot past its commit point
+/// ([`Status::snapshot`] at most [`Status::commit`]), and one that hands its host a snapshot
+/// to restore ([`Effect::Restore`]) has committed everything in it, so that what it applies
+/// next follows the snapshot and what it serves includes it.
+pub const SNAPSHOTS_HOLD_COMMITTED: &str = "snapshots hold only committed slots";
+
 /// A check the driver found broken: which invariant, and a one-line explanation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{invariant} violated: {detail}")]
@@ -91,8 +113,12 @@ pub struct Violation {
 
 /// One line of a node's [`Status`], as the verbose trace and the script runner print it.
 pub fn status_line(s: &Status) -> String {
+    let snapshot = match s.snapshot {
+        0 => String::new(),
+        slot => format!(" snapshot={slot}"),
+    };
     format!(
-        "{:?} term={} leader={} commit={} last={}",
+        "{:?} term={} leader={} commit={} last={}{snapshot}",
         s.role,
         s.term,
         s.leader.map_or("none".into(), |l| l.to_string()),
@@ -119,6 +145,9 @@ fn status_change(a: &Status, b: &Status) -> Option<String> {
     }
     if a.last != b.last {
         parts.push(format!("last {}->{}", a.last, b.last));
+    }
+    if a.snapshot != b.snapshot {
+        parts.push(format!("snapshot {}->{}", a.snapshot, b.snapshot));
     }
     (!parts.is_empty()).then(|| parts.join(" "))
 }
@@ -150,7 +179,7 @@ pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
             | Effect::ReadReady { .. }
             | Effect::ReadRedirect { .. } => Kind::Out,
             Effect::Persist(_) => Kind::Persist,
-            Effect::Commit { .. } => Kind::Commit,
+            Effect::Commit { .. } | Effect::Restore(_) => Kind::Commit,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => continue,
         };
         if let Some((p, cut)) = prev.take() {
@@ -202,6 +231,9 @@ pub struct Node<R: Replica<C>, C: Command> {
     pub read_redirects: Vec<(ReadId, Option<NodeId>)>,
     /// Highest slot reported in this incarnation (commits must exceed it).
     last_reported: Slot,
+    /// The host's applied point, across incarnations: every slot up to it is in `applied`
+    /// (or was a no-op).
+    pub applied_to: Slot,
 }
 
 /// A deterministic cluster of replicas of type `R`.
@@ -227,6 +259,8 @@ pub struct Cluster<R: Replica<C>, C: Command> {
     out: Out<R, C>,
     /// Real time since the cluster booted (only moves with time).
     now: Duration,
+    /// What every snapshot any host took holds (see the [module docs](self)), by number.
+    snapshots: Vec<BTreeMap<Slot, C>>,
 }
 
 /// Bound on [`Cluster::deliver_all`]: a scenario that needs more steps has a livelock.
@@ -251,6 +285,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             violation: None,
             out: Out::<R, C>::new(),
             now: Duration::ZERO,
+            snapshots: Vec::new(),
         };
         for id in members {
             c.nodes.push(Node {
@@ -266,6 +301,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 reads: Vec::new(),
                 read_redirects: Vec::new(),
                 last_reported: 0,
+                applied_to: 0,
             });
             c.boot(id, false);
         }
@@ -416,7 +452,127 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                     self.nodes[i].pending_reads.remove(&id);
                     self.nodes[i].read_redirects.push((id, leader));
                 }
+                Effect::Restore(snapshot) => {
+                    self.note(|| {
+                        let name = String::from_utf8_lossy(&snapshot.data).into_owned();
+                        format!("restore {name}")
+                    });
+                    self.restore(i, &snapshot);
+                }
             }
+        }
+    }
+
+    /// Node `i`'s host restores `snapshot`: check it (see the [module docs](self)), and take
+    /// its state unless the host applied at least as far.
+    fn restore(&mut self, i: usize, snapshot: &Snapshot) {
+        let from = self.members[i];
+        let commit = self.nodes[i]
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.status().commit);
+        let node = &mut self.nodes[i];
+        node.last_reported = node.last_reported.max(snapshot.slot);
+        let Some(held) = Self::snapshot_number(&snapshot.data).and_then(|k| self.snapshots.get(k))
+        else {
+            let data = String::from_utf8_lossy(&snapshot.data).into_owned();
+            return self.violated(Violation {
+                invariant: STATE_MACHINE_SAFETY,
+                detail: format!("{from} restored a snapshot no host took: {data:?}"),
+            });
+        };
+        let mut broken = None;
+        for (slot, cmd) in held {
+            match node.applied.get(slot) {
+                Some(prev) if prev != cmd => {
+                    broken.get_or_insert(format!(
+                        "{from} restored a snapshot with {cmd:?} in slot {slot}, having applied {prev:?}"
+                    ));
+                }
+                Some(_) => {}
+                None if node.applied_to < snapshot.slot => {
+                    node.applied.insert(*slot, cmd.clone());
+                }
+                None => {}
+            }
+        }
+        node.applied_to = node.applied_to.max(snapshot.slot);
+        if !self.checks_due() {
+            return;
+        }
+        if let Some(detail) = broken {
+            return self.violated(Violation {
+                invariant: STATE_MACHINE_SAFETY,
+                detail,
+            });
+        }
+        if commit < snapshot.slot {
+            let slot = snapshot.slot;
+            self.violated(Violation {
+                invariant: SNAPSHOTS_HOLD_COMMITTED,
+                detail: format!(
+                    "{from} restored a snapshot at slot {slot} with only {commit} committed"
+                ),
+            });
+        }
+    }
+
+    /// The number a snapshot's bytes name (see [`Cluster::snapshot`]).
+    fn snapshot_number(data: &[u8]) -> Option<usize> {
+        let text = std::str::from_utf8(data).ok()?;
+        text.strip_prefix("snapshot ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Node `i`'s host snapshots what it applied, up to its replica's commit point, and hands
+    /// the snapshot to the replica ([`Replica::compact`]). Does nothing if `i` is down, the
+    /// protocol does not snapshot, or nothing was committed since its last snapshot.
+    pub fn snapshot(&mut self, i: usize) {
+        let Some(status) = self.nodes[i].replica.as_ref().map(|r| r.status()) else {
+            return;
+        };
+        if !R::SNAPSHOTS || status.commit <= status.snapshot {
+            return;
+        }
+        let slot = SnapshotPolicy::slot(&status, &self.cfg);
+        let node = &self.nodes[i];
+        debug_assert!(
+            node.applied_to >= slot || self.cfg.any_bug(),
+            "applied what committed"
+        );
+        let held: BTreeMap<Slot, C> = node
+            .applied
+            .range(..=slot)
+            .map(|(s, c)| (*s, c.clone()))
+            .collect();
+        let k = self.snapshots.len();
+        self.snapshots.push(held);
+        let name = format!("snapshot {k} of n{i} at slot {slot}");
+        let snapshot = Snapshot {
+            slot,
+            data: name.as_bytes().into(),
+        };
+        self.step(i, format!("n{i}: {name}"), |r, out| {
+            r.compact(snapshot, out)
+        });
+    }
+
+    /// After a step at node `i`: snapshot if the policy says one is due.
+    fn snapshot_if_due(&mut self, i: usize) {
+        let Some(policy) = self.cfg.snapshots else {
+            return;
+        };
+        let due = |p: &SnapshotPolicy, r: &R| p.due(&r.status());
+        if R::SNAPSHOTS
+            && self.nodes[i]
+                .replica
+                .as_ref()
+                .is_some_and(|r| due(&policy, r))
+        {
+            self.snapshot(i);
         }
     }
 
@@ -488,6 +644,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             return;
         }
         node.last_reported = slot;
+        node.applied_to = node.applied_to.max(slot);
         match node.applied.get(&slot) {
             Some(prev) if *prev != cmd => {
                 let detail =
@@ -555,6 +712,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         let all = match crash_after {
             None => {
                 self.apply_effects(i, &mut out, usize::MAX);
+                self.out = out;
+                self.snapshot_if_due(i);
+                out = std::mem::take(&mut self.out);
                 Out::<R, C>::new()
             }
             Some(keep) => {
@@ -612,6 +772,20 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             .iter()
             .filter_map(|n| n.replica.as_ref())
             .collect();
+        for r in &live {
+            let st = r.status();
+            if st.snapshot > st.commit {
+                return Err(Violation {
+                    invariant: SNAPSHOTS_HOLD_COMMITTED,
+                    detail: format!(
+                        "{} keeps a snapshot at slot {} with only {} committed",
+                        r.id(),
+                        st.snapshot,
+                        st.commit
+                    ),
+                });
+            }
+        }
         for inv in R::cluster_invariants() {
             (inv.check)(&live).map_err(|detail| Violation {
                 invariant: inv.name,

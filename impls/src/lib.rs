@@ -35,5 +35,6 @@ pub use bugs::{Bug, BugSet};
 pub use replica::Renaming;
 pub use replica::{
     quorum, ClusterCheck, Command, Config, ConfigError, Effect, Effects, Fixed, Invariant, NodeId,
-    Out, ReadId, ReadMode, Replica, Role, Slot, Status, StepCheck, MAX_NODES,
+    Out, ReadId, ReadMode, Replica, Role, Slot, Snapshot, SnapshotData, SnapshotPolicy, Status,
+    StepCheck, MAX_NODES,
 };

@@ -17,6 +17,9 @@
 //!   [`Config::reads`] is not [`ReadMode::Log`] and the protocol sets [`Replica::READS`]).
 //! * [`Replica::set_now`]: the replica's local clock reading, given before each of the
 //!   inputs above by a host whose cluster serves reads under leases ([`ReadMode::Lease`]).
+//! * [`Replica::compact`]: the host snapshotted its state machine; the replica keeps the
+//!   snapshot as durable state and drops the log it covers (when [`Config::snapshots`] is
+//!   set and the protocol sets [`Replica::SNAPSHOTS`]).
 //!
 //! # Outputs: the effect contract
 //!
@@ -32,7 +35,8 @@
 //!    Paxos gap filler) take a slot but are not reported, so reported slots may skip numbers.
 //!    After a restart a replica may report again slots it reported before the crash (it does
 //!    not know what the host applied); they carry the same command, and a host that remembers
-//!    what it applied skips them.
+//!    what it applied skips them. An [`Effect::Restore`] moves the point: every later commit
+//!    is above its snapshot's slot.
 //! 3. **Every proposed command is answered.** Each command handed to `propose` is either
 //!    appended to the log (and later committed, or lost to a leader change, which the client
 //!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
@@ -58,7 +62,14 @@
 //!    lease is safe under exactly that assumption, and the model checker, the fault-schedule
 //!    simulator and [`crate::driver`] check it under it (their clocks drift by that bound).
 //!    Without leases the protocols ignore time, and the hosts need not tell it.
-//! 7. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
+//! 7. **Snapshots.** [`Effect::Restore`] hands the host a snapshot its state machine must
+//!    become: one a peer sent (Raft's InstallSnapshot, §7 of the paper), or, first thing at a
+//!    [`Replica::boot`], the one the replica kept durable. A host whose state machine has
+//!    already applied at least the snapshot's slot (it survived the crash, or is ahead) keeps
+//!    its own; any other host replaces its state machine, client sessions included, and counts
+//!    every slot up to the snapshot's as applied. The data is the host's own encoding (from
+//!    [`Replica::compact`], on this node or another): the protocol only stores and ships it.
+//! 8. **Obsolete messages.** [`Replica::obsolete`] may declare a message one the replica will
 //!    never act on, now or later (a reply from a term it left, an answer to a campaign it
 //!    gave up). A host may drop such a message, as a lossy network could; the model checker
 //!    does, so that garbage in flight does not tell apart otherwise equal states. The
@@ -148,6 +159,20 @@ pub type Slot = u64;
 pub trait Command: Clone + Debug + Eq + Hash + Ord + Send + 'static {}
 impl<T: Clone + Debug + Eq + Hash + Ord + Send + 'static> Command for T {}
 
+/// A host's snapshot of its state machine, taken after applying every command up to `slot`
+/// and none after it ([`Replica::compact`], [`Effect::Restore`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Every slot up to this one is applied in the snapshot (no-ops included), none above.
+    pub slot: Slot,
+    /// The state machine, client sessions included, in the host's encoding. Opaque to the
+    /// protocol, and shared: replicas and messages that hold one snapshot hold one copy.
+    pub data: SnapshotData,
+}
+
+/// A snapshot's bytes ([`Snapshot::data`]).
+pub type SnapshotData = std::sync::Arc<[u8]>;
+
 /// Something a replica asks its host to do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect<M, W, T, C> {
@@ -199,6 +224,10 @@ pub enum Effect<M, W, T, C> {
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
     },
+    /// Make the state machine this snapshot, unless it has applied at least the snapshot's
+    /// slot already (rule 7 of the [module docs](crate::replica)). Later commits are above
+    /// the snapshot's slot.
+    Restore(Snapshot),
 }
 
 /// A host's name for one read ([`Replica::read`]), unique among the reads it has outstanding
@@ -262,6 +291,10 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     /// Queue a read handed back to the host.
     pub fn read_redirect(&mut self, id: ReadId, leader: Option<NodeId>) {
         self.list.push(Effect::ReadRedirect { id, leader });
+    }
+    /// Queue a snapshot for the host's state machine to become.
+    pub fn restore(&mut self, snapshot: Snapshot) {
+        self.list.push(Effect::Restore(snapshot));
     }
     /// The effects, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Effect<M, W, T, C>> {
@@ -359,6 +392,9 @@ pub struct Status {
     pub commit: Slot,
     /// Highest slot this replica holds an entry for (committed or not).
     pub last: Slot,
+    /// The slot of the snapshot this replica keeps (0: none): its log holds only the slots
+    /// above it, and the host's next snapshot is due [`SnapshotPolicy::every`] slots later.
+    pub snapshot: Slot,
 }
 
 /// A protocol invariant checked over the states of a set of replicas (the live ones; a crashed
@@ -453,6 +489,20 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
     /// input; a protocol without leases ignores it (the default).
     fn set_now(&mut self, now: Duration) {
         let _ = now;
+    }
+
+    /// Whether this protocol compacts its log into snapshots ([`Replica::compact`],
+    /// [`Effect::Restore`]). Hosts of a protocol that does not never snapshot, whatever
+    /// [`Config::snapshots`] says.
+    const SNAPSHOTS: bool = false;
+
+    /// The host's state machine has applied every command up to `snapshot.slot` (at most
+    /// [`Status::commit`], and above [`Status::snapshot`]) and saved itself as
+    /// `snapshot.data`: keep the snapshot as durable state, in place of the log up to its slot,
+    /// and ship it to any peer that needs entries it no longer holds. Only called when
+    /// [`Replica::SNAPSHOTS`] and [`Config::snapshots`] is set. The default ignores it.
+    fn compact(&mut self, snapshot: Snapshot, out: &mut Out<Self, C>) {
+        let _ = (snapshot, out);
     }
 
     /// A protocol-neutral view of the replica.
@@ -588,9 +638,43 @@ pub struct Config {
     /// `election_timeout.start`, a replica's clock gains or loses at most this much. Required
     /// by [`ReadMode::Lease`] (and below `election_timeout.start`); `None` otherwise.
     pub clock_drift: Option<Duration>,
+    /// When hosts snapshot their state machines and replicas compact their logs (`None`:
+    /// never; logs grow without bound).
+    pub snapshots: Option<SnapshotPolicy>,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
+}
+
+/// When a host snapshots its state machine, and how a snapshot travels ([`Config::snapshots`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotPolicy {
+    /// Snapshot once the commit point is this many slots past the last snapshot (at least 1).
+    pub every: u64,
+    /// Most snapshot bytes in one message: a larger snapshot travels in chunks, each
+    /// acknowledged, and a lost chunk is sent again from where the receiver stopped (at
+    /// least 1).
+    pub chunk: usize,
+}
+
+impl SnapshotPolicy {
+    /// The default chunk: 64 KiB, well inside any transport's frame.
+    pub const DEFAULT_CHUNK: usize = 64 * 1024;
+
+    /// Whether a host whose replica reports `status` should snapshot now.
+    pub fn due(&self, status: &Status) -> bool {
+        status.commit >= status.snapshot.saturating_add(self.every)
+    }
+
+    /// The slot a host's snapshot covers when its replica reports `status` and its state
+    /// machine has applied up to the commit point: that point. (Bug S1 takes the replica's
+    /// last slot, committed or not.)
+    pub fn slot(status: &Status, cfg: &Config) -> Slot {
+        if cfg.bug(crate::bugs::Bug::SnapshotUncommitted) {
+            return status.last.max(status.commit);
+        }
+        status.commit
+    }
 }
 
 /// How a cluster serves reads ([`Config::reads`]).
@@ -653,6 +737,7 @@ impl Default for Config {
             reads: ReadMode::Log,
             follower_reads: false,
             clock_drift: None,
+            snapshots: None,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }
@@ -691,6 +776,12 @@ pub enum ConfigError {
     /// Leases without CheckQuorum: followers would vote for a new leader during the lease.
     #[error("reads=lease needs CheckQuorum (followers that heard from the leader refuse to vote, which is what the lease relies on)")]
     LeaseWithoutCheckQuorum,
+    /// A snapshot policy that would snapshot at every slot of nothing.
+    #[error("the snapshot threshold must be at least 1 slot")]
+    SnapshotEvery,
+    /// Snapshot chunks that carry nothing.
+    #[error("the snapshot chunk size must be at least 1 byte")]
+    SnapshotChunk,
 }
 
 impl From<ConfigError> for String {
@@ -732,6 +823,14 @@ impl Config {
             }
             if !self.check_quorum {
                 return Err(ConfigError::LeaseWithoutCheckQuorum);
+            }
+        }
+        if let Some(policy) = self.snapshots {
+            if policy.every == 0 {
+                return Err(ConfigError::SnapshotEvery);
+            }
+            if policy.chunk == 0 {
+                return Err(ConfigError::SnapshotChunk);
             }
         }
         Ok(())

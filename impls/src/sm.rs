@@ -47,14 +47,20 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// A deterministic state machine. `apply` must depend only on the state and the op.
-pub trait StateMachine: Clone + Debug + Default + Eq + Hash + Send + 'static {
+///
+/// Serializable, so that a host can snapshot it ([`Sessions::encode`]) with the client
+/// sessions that make retries exactly-once.
+pub trait StateMachine:
+    Clone + Debug + Default + Eq + Hash + Send + Serialize + DeserializeOwned + 'static
+{
     /// An operation clients submit.
-    type Op: Clone + Debug + Eq + Hash + Ord + Send + 'static;
+    type Op: Clone + Debug + Eq + Hash + Ord + Send + Serialize + DeserializeOwned + 'static;
     /// What applying an operation returns to the client.
-    type Output: Clone + Debug + Eq + Hash + Send + 'static;
+    type Output: Clone + Debug + Eq + Hash + Send + Serialize + DeserializeOwned + 'static;
     /// Apply `op` and return its result.
     fn apply(&mut self, op: &Self::Op) -> Self::Output;
     /// Whether `op` leaves the state unchanged (a read). Hosts may use it to skip work.
@@ -550,7 +556,8 @@ impl<Op, O> Default for Session<Op, O> {
 
 /// A state machine behind client sessions: each `(client, seq)` takes effect at most once,
 /// and (with a timeout) a session idle for `timeout` applied commands expires.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(bound = "")]
 pub struct Sessions<S: StateMachine> {
     sm: S,
     sessions: BTreeMap<ClientId, Session<S::Op, S::Output>>,
@@ -582,6 +589,18 @@ impl<S: StateMachine> Default for Sessions<S> {
             expired: Default::default(),
         }
     }
+}
+
+/// Why a snapshot's bytes hold no state machine ([`Sessions::decode`]): a corrupt or
+/// truncated snapshot, which a host must refuse rather than start from an empty state.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes do not decode.
+    #[error("the snapshot does not decode: {0}")]
+    Decode(postcard::Error),
+    /// The bytes decode to sessions that contradict themselves.
+    #[error("the snapshot's sessions are inconsistent")]
+    Inconsistent,
 }
 
 /// Outcome of [`Sessions::apply`].
@@ -712,6 +731,38 @@ impl<S: StateMachine> Sessions<S> {
     #[cfg(feature = "bug-zoo")]
     pub fn apply_without_dedup(&mut self, req: &Request<S::Op>) -> Applied<S> {
         self.apply_inner(req, false, None)
+    }
+
+    /// The snapshot of this state machine, client sessions included (so that a retry of a
+    /// request the snapshot covers is answered from its session after a restore, not applied
+    /// again). Postcard: compact, and a stable, documented wire format.
+    pub fn encode(&self) -> crate::SnapshotData {
+        postcard::to_allocvec(self)
+            .expect("a state machine always encodes")
+            .into()
+    }
+
+    /// [`Sessions::encode`] as `cfg` says: with bug S4 ([`crate::Bug::SnapshotWithoutSessions`])
+    /// switched on, the snapshot leaves the sessions out, as if only the store mattered.
+    pub fn encode_as(&self, cfg: &crate::Config) -> crate::SnapshotData {
+        if cfg.bug(crate::Bug::SnapshotWithoutSessions) {
+            let bare = Sessions {
+                sm: self.sm.clone(),
+                timeout: self.timeout,
+                ..Sessions::default()
+            };
+            return bare.encode();
+        }
+        self.encode()
+    }
+
+    /// The state machine a snapshot holds ([`Sessions::encode`]), or why it holds none.
+    pub fn decode(data: &[u8]) -> Result<Self, SnapshotError> {
+        let sessions: Self = postcard::from_bytes(data).map_err(SnapshotError::Decode)?;
+        if sessions.idle.len() > sessions.sessions.len() {
+            return Err(SnapshotError::Inconsistent);
+        }
+        Ok(sessions)
     }
 
     /// Apply as `cfg` says: [`Sessions::apply`], or, with bug B2

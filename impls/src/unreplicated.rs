@@ -109,6 +109,7 @@ impl<C: Command> Replica<C> for Unreplicated {
             leader: Some(self.server),
             commit: self.last,
             last: self.last,
+            snapshot: 0,
         }
     }
 

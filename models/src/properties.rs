@@ -21,6 +21,8 @@
 //! | history is linearizable        | session expired                                       |
 //! | (lock service) storage accepts | storage refuses a stale holder's write                |
 //! | writes in token order          |                                                       |
+//! | (snapshots) snapshots hold     | a lagging server restores a peer's snapshot; (with    |
+//! | only committed slots           | crashes) a server restarts from its snapshot          |
 //!
 //! With the lock service ([`crate::model::Service::Lock`]) the clients' history is a lock
 //! history, checked against [`crate::model::ServiceSpec`] (the clean lock service plus
@@ -115,6 +117,13 @@ pub mod names {
     /// expiring sessions: holders exclusive among live sessions, only a holder releases,
     /// tokens count acquisitions, an expired session never acts again.
     pub const LOCK_LINEARIZABLE: &str = "the lock history is linearizable";
+    /// No replica keeps a snapshot past its commit point or hands its host one to restore
+    /// past it, and every snapshot decodes.
+    pub const SNAPSHOTS_COMMITTED: &str = paxraft_impls::driver::SNAPSHOTS_HOLD_COMMITTED;
+    /// A server whose state machine lagged took a peer's snapshot in its place.
+    pub const SNAPSHOT_INSTALLED: &str = "a lagging server restores a peer's snapshot";
+    /// A server restarted from a snapshot it had kept.
+    pub const SNAPSHOT_RESTART: &str = "a server restarts from its snapshot";
     /// The storage never accepted a write whose token is older than one it accepted before.
     pub const STORAGE_IN_ORDER: &str = "storage accepts writes in token order";
     /// A client acquired the lock with a higher token than another client got, and the
@@ -309,6 +318,18 @@ fn lock_handover<M: ClusterView>(m: &M, s: &M::State) -> bool {
     })
 }
 
+fn snapshots_committed<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    passed(m, s, &[HostCheck::Snapshot])
+}
+
+fn snapshot_installed<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.restores & 1 != 0)
+}
+
+fn snapshot_restart<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.restores & 2 != 0)
+}
+
 fn crashed_mid_step<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.torn_crashes > 0)
 }
@@ -377,6 +398,13 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
             reads_from_applied::<M>,
         ));
     }
+    let snapshots = setup.cfg.protocol.snapshots.is_some() && <M::R as Replica<Cmd>>::SNAPSHOTS;
+    if snapshots {
+        p.push(Property::always(
+            SNAPSHOTS_COMMITTED,
+            snapshots_committed::<M>,
+        ));
+    }
     let mut taken: Vec<&str> = p.iter().map(|p| p.name).collect();
     for (k, inv) in setup.cluster_invariants.iter().enumerate() {
         if !taken.contains(&inv.name) {
@@ -428,6 +456,15 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
             STALE_WRITE_REFUSED,
             stale_write_refused::<M>,
         ));
+    }
+    if snapshots && setup.cfg.servers > 1 {
+        p.push(Property::sometimes(
+            SNAPSHOT_INSTALLED,
+            snapshot_installed::<M>,
+        ));
+    }
+    if snapshots && setup.cfg.max_crashes > 0 {
+        p.push(Property::sometimes(SNAPSHOT_RESTART, snapshot_restart::<M>));
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));

@@ -44,7 +44,7 @@ impl CrashPoint {
             Effect::Persist(_) => CrashPoint::Persist,
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
-            Effect::Commit { .. } => CrashPoint::Commit,
+            Effect::Commit { .. } | Effect::Restore(_) => CrashPoint::Commit,
             Effect::Redirect { .. } => CrashPoint::Redirect,
             Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => CrashPoint::Read,
         }

@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
-use paxraft_impls::sm::StateMachine;
+use paxraft_impls::sm::{Sessions, StateMachine};
 use paxraft_impls::{Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -167,6 +167,17 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     }
                     Effect::Redirect { cmd, leader } => {
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
+                    }
+                    Effect::Restore(snapshot) => {
+                        // Rule 7: this incarnation's state machine takes the snapshot unless
+                        // it applied that far already; commits resume above it.
+                        last_reported = last_reported.max(snapshot.slot);
+                        if k.applied < snapshot.slot {
+                            k.sessions = Sessions::decode(&snapshot.data)
+                                .expect("a snapshot this cluster's hosts encoded decodes");
+                            k.applied = snapshot.slot;
+                            k.first_applied.get_or_insert(snapshot.slot);
+                        }
                     }
                     Effect::ReadReady { id, slot } => reads.ready(id, slot),
                     Effect::ReadRedirect { id, leader } => {

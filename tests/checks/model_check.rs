@@ -455,6 +455,7 @@ impl EagerCommit {
                 Effect::Redirect { cmd, leader } => out.redirect(cmd, leader),
                 Effect::ReadReady { id, slot } => out.read_ready(id, slot),
                 Effect::ReadRedirect { id, leader } => out.read_redirect(id, leader),
+                Effect::Restore(snapshot) => out.restore(snapshot),
             }
         }
     }

@@ -581,6 +581,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             leader: self.leader,
             commit: self.commit,
             last: self.last(),
+            snapshot: 0,
         }
     }
 

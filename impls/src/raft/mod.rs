@@ -647,6 +647,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             leader: self.leader,
             commit: self.commit,
             last: self.last_index(),
+            snapshot: 0,
         }
     }
 

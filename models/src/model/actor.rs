@@ -145,6 +145,8 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                             noops: Vec::new(),
                             term: 0,
                             first_commit_term: 0,
+                            applied_to: 0,
+                            restores: 0,
                             restarts: 0,
                             torn_crashes: 0,
                         };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use paxraft_impls::driver::crash_points;
 use paxraft_impls::sm::{Kv, SessionError, Sessions, StateMachine};
-use paxraft_impls::{Effect, Out, ReadId, Replica, Role, Slot};
+use paxraft_impls::{Effect, Out, ReadId, Replica, Role, Slot, Snapshot, SnapshotPolicy};
 use stateright::actor::{model_timeout, Id};
 
 use super::{Answer, Cmd, Hashed, ModelOut, Msg, Node, NodeState, Timer};
@@ -33,6 +33,12 @@ pub struct Saved<R: Replica<Cmd>> {
     pub term: u64,
     /// Term in which this host first applied a command (0: not yet).
     pub first_commit_term: u64,
+    /// The host's applied point: every slot up to it is applied (reported commits, no-ops
+    /// and restored snapshots), across restarts.
+    pub applied_to: Slot,
+    /// Snapshots restored: bit 0, a peer's snapshot taken in place of a lagging state
+    /// machine; bit 1, the replica's own one, restored at a restart.
+    pub restores: u8,
     /// Restarts so far.
     pub restarts: u8,
     /// Crashes that fell between two effects of one step.
@@ -56,6 +62,9 @@ pub enum HostCheck {
     /// A read was made ready at a slot the replica had not committed (and so the host had not
     /// applied): answering it at once would miss writes the read must see.
     ReadAhead,
+    /// The replica keeps a snapshot past its commit point, or hands its host one to restore
+    /// past it, or one that does not decode: a snapshot claims state that is not committed.
+    Snapshot,
     /// The protocol's step invariant with this index in [`Setup::step_invariants`](super::Setup::step_invariants).
     Step(usize),
 }
@@ -67,7 +76,7 @@ pub struct HostChecks(u32);
 
 impl HostChecks {
     /// Step invariants the set can hold.
-    pub const MAX_STEP_INVARIANTS: usize = 28;
+    pub const MAX_STEP_INVARIANTS: usize = 27;
 
     fn bit(check: HostCheck) -> u32 {
         match check {
@@ -75,12 +84,13 @@ impl HostChecks {
             HostCheck::Order => 1 << 1,
             HostCheck::Prefix => 1 << 2,
             HostCheck::ReadAhead => 1 << 3,
+            HostCheck::Snapshot => 1 << 4,
             HostCheck::Step(k) => {
                 assert!(
                     k < Self::MAX_STEP_INVARIANTS,
                     "step invariant {k} out of range"
                 );
-                1 << (4 + k)
+                1 << (5 + k)
             }
         }
     }
@@ -187,6 +197,8 @@ impl<R: Replica<Cmd>> Node<R> {
         o: &mut ModelOut<R>,
         mut saved: Option<Saved<R>>,
     ) {
+        // Only a boot hands its host a fresh image to start from.
+        let booting = saved.is_some();
         let Node::Server { cfg, .. } = self else {
             unreachable!("only servers host replicas")
         };
@@ -242,6 +254,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     }
                     s.reported = s.reported.max(slot);
                     let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    sv.applied_to = sv.applied_to.max(slot);
                     match sv.applied.binary_search_by_key(&slot, |(k, _)| *k) {
                         Ok(i) => {
                             // Reported again after a restart: the host applied it already.
@@ -305,6 +318,25 @@ impl<R: Replica<Cmd>> Node<R> {
                         },
                     );
                 }
+                Effect::Restore(snapshot) => {
+                    // Rule 7 of the effect contract: a host whose state machine applied at
+                    // least this far keeps it (this host's survives crashes); any other takes
+                    // the snapshot's, sessions included.
+                    if snapshot.slot > s.replica.status().commit {
+                        s.checks.fail(HostCheck::Snapshot);
+                    }
+                    s.reported = s.reported.max(snapshot.slot);
+                    let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+                    sv.restores |= if booting { 2 } else { 0 };
+                    if sv.applied_to < snapshot.slot {
+                        match Sessions::decode(&snapshot.data) {
+                            Ok(sm) => sv.sm = sm,
+                            Err(_) => s.checks.fail(HostCheck::Snapshot),
+                        }
+                        sv.applied_to = snapshot.slot;
+                        sv.restores |= 1;
+                    }
+                }
                 Effect::ReadRedirect { id, leader } => {
                     let Some(k) = s.reads.iter().position(|(r, _)| *r == id) else {
                         continue;
@@ -343,9 +375,39 @@ impl<R: Replica<Cmd>> Node<R> {
             }
             s.known_commit = status.commit;
         }
+        if status.snapshot > status.commit {
+            s.checks.fail(HostCheck::Snapshot);
+        }
         if torn {
             let sv = saved.get_or_insert_with(|| (**s.saved).clone());
             sv.torn_crashes = sv.torn_crashes.saturating_add(1);
+        } else if cfg
+            .snapshots
+            .is_some_and(|p| R::SNAPSHOTS && p.due(&status))
+        {
+            // The snapshot policy, at the end of the step that committed enough: a host whose
+            // state machine is ahead of the replica (it survived a crash the replica's commit
+            // point did not) waits until the replica has caught up, so that the snapshot's
+            // slot names the state it holds.
+            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
+            if sv.applied_to <= status.commit {
+                let snapshot = Snapshot {
+                    slot: SnapshotPolicy::slot(&status, cfg),
+                    data: sv.sm.encode_as(cfg),
+                };
+                let mut writes = Out::<R, Cmd>::new();
+                s.replica.compact(snapshot, &mut writes);
+                for e in writes.drain() {
+                    match e {
+                        Effect::Persist(w) => R::apply_write(&mut sv.durable, &w),
+                        Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+                        other => unreachable!("compaction only writes: {other:?}"),
+                    }
+                }
+                if s.replica.status().snapshot > s.replica.status().commit {
+                    s.checks.fail(HostCheck::Snapshot);
+                }
+            }
         }
         if let Some(mut sv) = saved {
             if exposed {
