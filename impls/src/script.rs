@@ -33,7 +33,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`] |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8) |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
 //! | `read N ID` | ask `N` for linearizable read `ID` (a number), with `reads=read-index` |
@@ -44,6 +44,7 @@
 //! | `deliver LINK [type=NAME] [count=K]` | deliver the oldest matching message (`K` times) |
 //! | `duplicate LINK [type=NAME]` | deliver a copy of the oldest matching message, keeping it in flight |
 //! | `drop LINK [type=NAME]` | drop every matching message in flight |
+//! | `snapshot N` | `N`'s host snapshots what it applied, up to its commit point, and hands it to the replica ([`Cluster::snapshot`]) |
 //! | `crash N`, `restart N` | crash a node (its messages in flight are lost) or restart it from its durable image |
 //! | `partition N...`, `heal` | cut the given nodes off from the rest (both ways), or restore every link |
 //! | `status [N...]` | each node's role, term, leader, commit point, last slot, armed timers, applied commands |
@@ -157,6 +158,7 @@ enum Cmd {
     Deliver(Pick, usize),
     Duplicate(Pick),
     Drop(Pick),
+    Snapshot(usize),
     Crash(usize),
     Restart(usize),
     Partition(Vec<usize>),
@@ -295,6 +297,14 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
             .ok_or_else(|| format!("drift={d}: expected a duration such as 30ms"))?;
         cfg.clock_drift = Some(drift);
     }
+    if let Some(every) = args.opt("snapshot-every") {
+        let every = every
+            .parse()
+            .map_err(|_| format!("snapshot-every={every}: expected a number of slots"))?;
+        // Small chunks by default, so that a script shows a snapshot travelling in pieces.
+        let chunk = args.number("snapshot-chunk", 8)?;
+        cfg.snapshots = Some(crate::SnapshotPolicy { every, chunk });
+    }
     if let Some(name) = args.opt("bug") {
         let bug = crate::Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}"))?;
         if !cfg.set_bug(bug) {
@@ -364,6 +374,7 @@ fn parse_command(text: &str) -> Result<Cmd, String> {
         }
         "duplicate" => Cmd::Duplicate(pick(&mut args)?),
         "drop" => Cmd::Drop(pick(&mut args)?),
+        "snapshot" => Cmd::Snapshot(node(args.one()?)?),
         "crash" => Cmd::Crash(node(args.one()?)?),
         "restart" => Cmd::Restart(node(args.one()?)?),
         "partition" if !args.words.is_empty() => Cmd::Partition(nodes(&args)?),
@@ -648,6 +659,8 @@ fn step<R: Scripted>(
         Cmd::Drop(p) => {
             c.drop_where(|e| p.matches(e));
         }
+        Cmd::Snapshot(i) if !c.is_up(*i) => return Err(format!("n{i} is down")),
+        Cmd::Snapshot(i) => c.snapshot(*i),
         Cmd::Crash(i) if !c.is_up(*i) => return Err(format!("n{i} is already down")),
         Cmd::Crash(i) => c.crash(*i),
         Cmd::Restart(i) if c.is_up(*i) => return Err(format!("n{i} is up")),
