@@ -59,6 +59,7 @@ fn main() {
                     .sampling_mode(SamplingMode::Flat);
                 for &out in outstanding {
                     let cfg = LoadConfig {
+                        snapshots: None,
                         protocol,
                         servers,
                         outstanding: out,
@@ -123,6 +124,7 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                 .chain([("1-client-reads".to_string(), 100, 1)]);
             for (id, percent, outstanding) in loads {
                 let cfg = LoadConfig {
+                    snapshots: None,
                     protocol,
                     servers: 3,
                     outstanding,

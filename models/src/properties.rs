@@ -22,7 +22,9 @@
 //! | (lock service) storage accepts | storage refuses a stale holder's write                |
 //! | writes in token order          |                                                       |
 //! | (snapshots) snapshots hold     | a lagging server restores a peer's snapshot; (with    |
-//! | only committed slots           | crashes) a server restarts from its snapshot          |
+//! | only committed slots; servers  | crashes) a server restarts from its snapshot          |
+//! | at one applied point hold one  |                                                       |
+//! | state                          |                                                       |
 //!
 //! With the lock service ([`crate::model::Service::Lock`]) the clients' history is a lock
 //! history, checked against [`crate::model::ServiceSpec`] (the clean lock service plus
@@ -120,6 +122,10 @@ pub mod names {
     /// No replica keeps a snapshot past its commit point or hands its host one to restore
     /// past it, and every snapshot decodes.
     pub const SNAPSHOTS_COMMITTED: &str = paxraft_impls::driver::SNAPSHOTS_HOLD_COMMITTED;
+    /// Two servers whose state machines applied the same slots hold the same state, client
+    /// sessions included (the state machine is deterministic): what a snapshot carries is
+    /// all of it.
+    pub const SAME_STATE: &str = "servers at one applied point hold one state";
     /// A server whose state machine lagged took a peer's snapshot in its place.
     pub const SNAPSHOT_INSTALLED: &str = "a lagging server restores a peer's snapshot";
     /// A server restarted from a snapshot it had kept.
@@ -322,6 +328,17 @@ fn snapshots_committed<M: ClusterView>(m: &M, s: &M::State) -> bool {
     passed(m, s, &[HostCheck::Snapshot])
 }
 
+fn same_state<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let servers: Vec<_> = all_servers(m.setup(), M::cluster(s)).collect();
+    servers.iter().enumerate().all(|(i, a)| {
+        servers[i + 1..].iter().all(|b| {
+            a.saved.applied_to != b.saved.applied_to
+                || a.saved.applied_to == 0
+                || a.saved.sm == b.saved.sm
+        })
+    })
+}
+
 fn snapshot_installed<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.saved.restores & 1 != 0)
 }
@@ -404,6 +421,7 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
             SNAPSHOTS_COMMITTED,
             snapshots_committed::<M>,
         ));
+        p.push(Property::always(SAME_STATE, same_state::<M>));
     }
     let mut taken: Vec<&str> = p.iter().map(|p| p.name).collect();
     for (k, inv) in setup.cluster_invariants.iter().enumerate() {

@@ -150,6 +150,8 @@ pub struct LoadConfig {
     pub clients: usize,
     /// What share of the operations are gets, and how they are served (default: none).
     pub reads: ReadLoad,
+    /// When the replicas snapshot and compact their logs (`None`: never).
+    pub snapshots: Option<paxraft_impls::SnapshotPolicy>,
 }
 
 /// Most client threads by default. The replicas already take a thread each and the machine
@@ -313,7 +315,9 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
                 path: path.name(),
             });
         }
-        let mut cluster = started_with::<R>(cfg.servers, path.runtime())?;
+        let mut runtime = path.runtime();
+        runtime.protocol.snapshots = cfg.snapshots;
+        let mut cluster = started_with::<R>(cfg.servers, runtime)?;
         let k = cfg.client_count();
         let clients = (0..k)
             .map(|i| {
@@ -415,6 +419,13 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         }
     }
 
+    /// Each server's status now (`None` while it is down).
+    pub fn statuses(&self) -> Vec<Option<paxraft_impls::Status>> {
+        (0..self.cfg.servers)
+            .map(|i| self.cluster.status(i))
+            .collect()
+    }
+
     /// Requests that ended in an error (timeouts) so far.
     pub fn errors(&self) -> u64 {
         self.clients.iter().map(|c| c.errors).sum()
@@ -508,6 +519,7 @@ pub fn compare(
     for protocol in Protocol::ALL {
         for &outstanding in outstanding {
             configs.push(LoadConfig {
+                snapshots: None,
                 protocol,
                 servers: if protocol == Protocol::Unreplicated {
                     1
@@ -542,6 +554,7 @@ mod tests {
 
     fn cfg(protocol: Protocol, servers: usize, outstanding: usize) -> LoadConfig {
         LoadConfig {
+            snapshots: None,
             protocol,
             servers,
             outstanding,
@@ -578,6 +591,7 @@ mod tests {
             (cfg(Protocol::Raft, 3, 0), "at least 1"),
             (
                 LoadConfig {
+                    snapshots: None,
                     clients: 9,
                     ..cfg(Protocol::Raft, 3, 4)
                 },

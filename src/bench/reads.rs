@@ -128,6 +128,7 @@ pub fn compare_reads(
     let mut points = Vec::new();
     for &path in paths {
         let cfg = LoadConfig {
+            snapshots: None,
             protocol,
             servers: 3,
             outstanding,
@@ -185,6 +186,7 @@ mod tests {
     #[test]
     fn a_read_share_over_100_and_a_path_the_protocol_lacks_are_refused() {
         let cfg = |percent, path| LoadConfig {
+            snapshots: None,
             protocol: Protocol::Unreplicated,
             servers: 1,
             outstanding: 4,
@@ -223,6 +225,7 @@ mod tests {
     #[test]
     fn a_90_percent_read_load_through_the_log_completes_every_operation() {
         let mut load = start(LoadConfig {
+            snapshots: None,
             protocol: Protocol::Raft,
             servers: 3,
             outstanding: 8,

@@ -93,6 +93,7 @@ fn rebuild<R: Hosted>(
     ops: u64,
 ) -> Result<Duration, BenchError> {
     let mut load = Load::<R>::start(LoadConfig {
+        snapshots: None,
         protocol,
         servers,
         outstanding: 256,

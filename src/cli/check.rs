@@ -67,6 +67,8 @@ pub struct ModelArgs {
     pub empty_heartbeats: bool,
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    #[command(flatten)]
+    pub snapshots: super::SnapshotArgs,
     /// With `--reads lease` the model keeps time: the real time one tick lets pass (each
     /// server's clock advancing at its rate). Default: 150ms.
     #[arg(long, value_parser = super::parse_duration)]
@@ -210,6 +212,7 @@ impl ModelArgs {
         cfg.crash_mid_step = !self.atomic_steps;
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
         self.reads.apply(&mut cfg.protocol);
+        self.snapshots.apply(&mut cfg.protocol);
         cfg.validate()?;
         Ok(cfg)
     }

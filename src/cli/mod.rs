@@ -119,6 +119,33 @@ impl ReadArgs {
     }
 }
 
+/// When hosts snapshot and replicas compact their logs: shared by the commands that build a
+/// protocol configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArgs {
+    /// Snapshot the state machine (client sessions included) and compact the log once this
+    /// many slots were committed since the last snapshot. Off unless given; at least 1.
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// With --snapshot-every: most snapshot bytes in one message (a larger snapshot travels
+    /// in chunks, each acknowledged). At least 1. Default: 64 KiB.
+    #[arg(long, default_value_t = paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK)]
+    pub snapshot_chunk: usize,
+}
+
+impl SnapshotArgs {
+    /// Set the snapshot policy of `cfg` (checked later by the configuration's own
+    /// validation).
+    pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
+        cfg.snapshots = self
+            .snapshot_every
+            .map(|every| paxraft_impls::SnapshotPolicy {
+                every,
+                chunk: self.snapshot_chunk,
+            });
+    }
+}
+
 /// `--reads`, for clap.
 fn parse_reads(s: &str) -> Result<paxraft_impls::ReadMode, String> {
     paxraft_impls::ReadMode::parse(s).ok_or_else(|| "expected log, read-index or lease".to_string())

@@ -66,6 +66,13 @@ fn full(r: &SimReport, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             r.read_runs, r.follower_read_runs, r.lease_read_runs
         )?;
     }
+    if r.install_runs + r.restart_snapshot_runs > 0 {
+        writeln!(
+            f,
+            "  snapshots       a lagging server restored a peer's snapshot in {} runs, a server restarted from its own in {}",
+            r.install_runs, r.restart_snapshot_runs
+        )?;
+    }
     let s = &r.stats;
     writeln!(
         f,

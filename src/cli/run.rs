@@ -51,6 +51,8 @@ pub struct RunArgs {
     /// servers.
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    #[command(flatten)]
+    pub snapshots: super::SnapshotArgs,
 }
 
 /// Run the subcommand.
@@ -77,6 +79,7 @@ impl ProtocolVisitor for Go<'_> {
 fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
     let mut cfg = RuntimeConfig::default();
     args.reads.apply(&mut cfg.protocol);
+    args.snapshots.apply(&mut cfg.protocol);
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
         eprintln!(
             "note: {} has no read path without the log: its reads go through the log",

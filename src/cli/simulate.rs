@@ -79,6 +79,8 @@ pub struct SimulateArgs {
     pub empty_heartbeats: bool,
     #[command(flatten)]
     pub reads: super::ReadArgs,
+    #[command(flatten)]
+    pub snapshots: super::SnapshotArgs,
     /// The replicated service: `kv` (puts, gets, compare-and-swaps over two keys) or `lock`
     /// (clients acquire a lock, write to fenced storage with its token, keep their session
     /// alive and release, over and over; sessions expire by log time; the lock history is
@@ -143,6 +145,7 @@ impl SimulateArgs {
         protocol.max_batch = self.max_batch;
         protocol.empty_heartbeats = self.empty_heartbeats;
         self.reads.apply(&mut protocol);
+        self.snapshots.apply(&mut protocol);
         let opts = SimOptions {
             seed: self.seed,
             runs: self.runs,

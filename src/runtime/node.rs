@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use paxraft_impls::sm::{Sessions, StateMachine};
-use paxraft_impls::{Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot};
+use paxraft_impls::{
+    Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Snapshot, SnapshotPolicy,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -187,6 +189,31 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     }
                 }
             }
+            // The snapshot policy: the state machine has applied up to the commit point
+            // (every commit reported so far is applied above, or restored), so a snapshot of
+            // it now is the state at that slot. The compaction only writes.
+            let mut compacted = false;
+            if let Some(policy) = cfg.protocol.snapshots.filter(|_| R::SNAPSHOTS) {
+                let status = replica.status();
+                if policy.due(&status) {
+                    let snapshot = Snapshot {
+                        slot: SnapshotPolicy::slot(&status, &cfg.protocol),
+                        data: k.sessions.encode_as(&cfg.protocol),
+                    };
+                    replica.compact(snapshot, &mut out);
+                    for e in out.drain() {
+                        match e {
+                            Effect::Persist(w) => {
+                                k.storage.append_owned(w).expect("durable append");
+                                wrote = true;
+                                compacted = true;
+                            }
+                            Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+                            other => unreachable!("compaction only writes: {other:?}"),
+                        }
+                    }
+                }
+            }
             if reads.has_held() {
                 // Every commit the replica reported is applied above, and it reports every
                 // command up to its commit point (rule 2; internal entries such as a no-op
@@ -208,6 +235,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             }
             // Group commit: everything persisted above is durable before any send leaves.
             k.storage.sync().expect("durable sync");
+            if compacted {
+                k.storage.checkpoint().expect("storage checkpoint");
+            }
             k.status = Some(replica.status());
         }
         for (to, msgs) in outgoing.iter_mut().enumerate() {

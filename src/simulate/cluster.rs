@@ -72,6 +72,10 @@ struct LinStats {
     read_runs: Cell<u64>,
     follower_read_runs: Cell<u64>,
     lease_read_runs: Cell<u64>,
+    /// Runs that ended with a server that had taken a peer's snapshot in place of its
+    /// lagging state machine, and with one that had restarted from its own.
+    install_runs: Cell<u64>,
+    restart_snapshot_runs: Cell<u64>,
     /// Lock service: runs that reached each sometimes-behaviour, and what the runs did.
     lock: Cell<LockCounts>,
 }
@@ -222,6 +226,17 @@ fn executor<'m, R: Replica<Cmd>>(
             if served & 4 != 0 {
                 lin.lease_read_runs.set(lin.lease_read_runs.get() + 1);
             }
+            let restores = state.actor_states[..n]
+                .iter()
+                .filter_map(|a| a.server())
+                .fold(0u8, |bits, x| bits | x.saved.restores);
+            if restores & 1 != 0 {
+                lin.install_runs.set(lin.install_runs.get() + 1);
+            }
+            if restores & 2 != 0 {
+                lin.restart_snapshot_runs
+                    .set(lin.restart_snapshot_runs.get() + 1);
+            }
             let start = Instant::now();
             let h = history::<R>(m, path);
             lin.pipelined.set(lin.pipelined.get() + pipelined_ops(&h));
@@ -309,6 +324,11 @@ pub struct SimReport {
     /// Of those, runs in which a leader had served one under its lease, with no round
     /// (`--reads lease`).
     pub lease_read_runs: u64,
+    /// Runs at whose end some server had taken a peer's snapshot in place of its lagging
+    /// state machine (`--snapshot-every`).
+    pub install_runs: u64,
+    /// Runs at whose end some server had restarted from a snapshot it kept.
+    pub restart_snapshot_runs: u64,
     /// What the lock workload did (`--service lock`; zero otherwise).
     pub lock: LockCounts,
     /// The failure, if one was found.
@@ -411,6 +431,8 @@ pub fn hunt_service<R: Replica<Cmd>>(
         read_runs: lin.read_runs.get(),
         follower_read_runs: lin.follower_read_runs.get(),
         lease_read_runs: lin.lease_read_runs.get(),
+        install_runs: lin.install_runs.get(),
+        restart_snapshot_runs: lin.restart_snapshot_runs.get(),
         lock: lin.lock.get(),
         failure,
     }

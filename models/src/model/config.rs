@@ -340,6 +340,12 @@ impl ModelConfig {
         if let Some(d) = self.protocol.clock_drift {
             f.push(format!("--clock-drift {d:?}"));
         }
+        if let Some(p) = self.protocol.snapshots {
+            f.push(format!("--snapshot-every {}", p.every));
+            if p.chunk != paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK {
+                f.push(format!("--snapshot-chunk {}", p.chunk));
+            }
+        }
         if self.timed() {
             // Time's flags are spelled out against the lease preset (`ModelConfig::lease`).
             let d = ModelConfig::lease(self.servers);

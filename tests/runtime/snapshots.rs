@@ -1,0 +1,148 @@
+//! Snapshots in the threaded runtime (`Config::snapshots`): logs stay bounded in a long run,
+//! and a replica that fell behind the leader's snapshot catches up from it.
+//!
+//! Both consensus protocols run every test, through the protocol registry. Bounded in time:
+//! the long run is 10^6 operations (a second or two per protocol in the optimised test
+//! profile); the time limits only bound a hang.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use paxraft::bench::{Load, LoadConfig, ReadLoad};
+use paxraft::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use paxraft::runtime::{ClientConfig, Cluster, Cmd, RuntimeConfig};
+use paxraft_impls::sm::{Kv, KvOp};
+use paxraft_impls::{Replica, SnapshotPolicy};
+
+/// Run `f` for every consensus protocol that snapshots.
+fn for_each_protocol(f: impl Fn(Protocol) + Copy) {
+    struct Snapshots;
+    impl ProtocolVisitor for Snapshots {
+        type Output = bool;
+        fn visit<R: Hosted>(self) -> bool {
+            <R as Replica<Cmd<Kv>>>::SNAPSHOTS
+        }
+    }
+    for p in Protocol::REPLICATED {
+        assert!(
+            with_protocol(p, Snapshots),
+            "{p}: every consensus protocol snapshots"
+        );
+        f(p);
+    }
+}
+
+/// Issue 17's soak made short: 10^6 operations with 1024 outstanding and a snapshot every
+/// 10,000 slots. Between rounds every replica's log (the slots above its snapshot) is at most
+/// the threshold plus the requests in flight, and every replica has compacted.
+#[test]
+fn logs_stay_bounded_over_a_million_operations() {
+    for_each_protocol(|protocol| {
+        const EVERY: u64 = 10_000;
+        const OUTSTANDING: usize = 1024;
+        struct Soak(Protocol);
+        impl ProtocolVisitor for Soak {
+            type Output = ();
+            fn visit<R: Hosted>(self) {
+                let mut load = Load::<R>::start(LoadConfig {
+                    protocol: self.0,
+                    servers: 3,
+                    outstanding: OUTSTANDING,
+                    payload_bytes: 0,
+                    clients: 0,
+                    reads: ReadLoad::default(),
+                    snapshots: Some(SnapshotPolicy {
+                        every: EVERY,
+                        chunk: SnapshotPolicy::DEFAULT_CHUNK,
+                    }),
+                })
+                .expect("the cluster starts");
+                let mut longest = 0;
+                for _ in 0..100 {
+                    load.run(10_000).expect("the load runs");
+                    for (i, st) in load.statuses().into_iter().enumerate() {
+                        let st = st.expect("no node crashed");
+                        let log = st.last - st.snapshot;
+                        assert!(
+                            log <= EVERY + OUTSTANDING as u64,
+                            "{}: n{i} holds {log} slots above its snapshot at {} ({st:?})",
+                            R::NAME,
+                            st.snapshot
+                        );
+                        longest = longest.max(log);
+                    }
+                }
+                assert_eq!(load.errors(), 0, "{}: every request answered", R::NAME);
+                for (i, st) in load.statuses().into_iter().enumerate() {
+                    let st = st.expect("up");
+                    assert!(
+                        st.snapshot >= 1_000_000 - EVERY - OUTSTANDING as u64,
+                        "{}: n{i} compacted as it went ({st:?})",
+                        R::NAME
+                    );
+                }
+                eprintln!("{}: longest log between rounds {longest}", R::NAME);
+            }
+        }
+        with_protocol(protocol, Soak(protocol));
+    });
+}
+
+/// Wait until `cond` holds, failing the test after `secs` (a hang, not a slow run).
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < give_up, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A follower down while the others commit and compact past it restarts, receives the
+/// leader's snapshot (its state machine is rebuilt from it, not from slot 1), and ends with
+/// the same store as the others.
+#[test]
+fn a_restarted_follower_catches_up_from_a_snapshot() {
+    for_each_protocol(|protocol| {
+        struct CatchUp;
+        impl ProtocolVisitor for CatchUp {
+            type Output = ();
+            fn visit<R: Hosted>(self) {
+                let mut cfg = RuntimeConfig::default();
+                cfg.protocol.snapshots = Some(SnapshotPolicy {
+                    every: 50,
+                    chunk: 64,
+                });
+                let mut c: Cluster<R, Kv> = Cluster::new(3, cfg).expect("starts");
+                let mut client = c.client(ClientConfig::default());
+                client.submit(KvOp::Put(0, vec![0])).expect("first commit");
+                let leader = c.leader().expect("a leader committed");
+                let lagging = (leader + 1) % 3;
+                c.crash(lagging);
+                for k in 0..500u64 {
+                    client
+                        .submit(KvOp::Put(k % 7, k.to_le_bytes().to_vec()))
+                        .expect("a majority is up");
+                }
+                let st = c.status(leader).expect("leader up");
+                assert!(
+                    st.snapshot >= 450,
+                    "{}: the leader compacted ({st:?})",
+                    R::NAME
+                );
+                c.restart(lagging);
+                wait_for(30, "the restarted follower to catch up", || {
+                    c.applied(lagging).0 >= c.applied(leader).0
+                        && c.state(lagging) == c.state(leader)
+                });
+                let first = c.first_applied(lagging).expect("applied something");
+                assert!(
+                    first > 1,
+                    "{}: rebuilt from a snapshot (first slot applied: {first}), not replayed from slot 1",
+                    R::NAME
+                );
+                assert_eq!(c.state(lagging), c.state(leader), "{}: same store", R::NAME);
+            }
+        }
+        with_protocol(protocol, CatchUp);
+    });
+}
