@@ -12,6 +12,9 @@
 //! `cargo bench --bench throughput -- reads`; 2 s measured per point (+0.5 s warm-up), about
 //! 3 s a point with the cluster's start: 24 points when both protocols have a read path.
 //!
+//! Snapshots (groups `snapshots-{protocol}-3n-1024`): snapshots off against a snapshot every
+//! 10,000 slots, 1024 outstanding, 3 servers, side by side.
+//!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers, 1 and 1024 outstanding, empty commands, 1 s each;
 //! reads at 90% only.
 
@@ -93,11 +96,62 @@ fn main() {
             }
         }
     }
+    snapshots(&mut c, quick);
     let read_points = reads(&mut c, quick);
     common::finish(&c, "throughput", |dir| {
         Results::merge_bench(dir, &points)?;
         saved_reads::merge(dir, &read_points)
     });
+}
+
+/// Snapshots on against off (issue 17's target: within 10%), side by side in one group per
+/// protocol: 3 servers, 1024 outstanding, empty commands, a snapshot every 10,000 slots.
+fn snapshots(c: &mut criterion::Criterion, quick: bool) {
+    let time = |d: Duration| if quick { d / 2 } else { d };
+    for protocol in Protocol::REPLICATED {
+        let mut g = c.benchmark_group(format!("snapshots-{}-3n-1024", protocol.name()));
+        g.throughput(Throughput::Elements(1))
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(time(Duration::from_millis(500)))
+            .measurement_time(time(Duration::from_secs(2)));
+        for (id, snapshots) in [
+            ("off", None),
+            (
+                "every-10000",
+                Some(paxraft_impls::SnapshotPolicy {
+                    every: 10_000,
+                    chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+                }),
+            ),
+        ] {
+            let cfg = LoadConfig {
+                snapshots,
+                protocol,
+                servers: 3,
+                outstanding: 1024,
+                payload_bytes: 0,
+                clients: 0,
+                reads: ReadLoad::default(),
+            };
+            let mut load: Option<Box<dyn AnyLoad>> = None;
+            g.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter_custom(|iters| {
+                    let l = load.get_or_insert_with(|| {
+                        bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+                    });
+                    l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+                })
+            });
+            if let Some(l) = load {
+                let p = l.point();
+                println!(
+                    "  snapshots {id} {} 3n 1024 outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
+                    p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
+                );
+            }
+        }
+        g.finish();
+    }
 }
 
 /// The read groups: every read path × read share for each protocol, and one client's reads.

@@ -32,7 +32,9 @@ use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 mod reads;
 mod recovery;
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
-pub use recovery::{recovery, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig};
+pub use recovery::{
+    catch_up, recovery, recovery_of, time_to_first_commit, time_to_rebuild, CatchUp, RecoveryConfig,
+};
 
 /// Why a load, a measurement or a recovery run could not be made.
 #[derive(Debug, thiserror::Error)]

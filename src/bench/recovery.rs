@@ -121,6 +121,80 @@ fn rebuild<R: Hosted>(
     Ok(restart.elapsed())
 }
 
+/// How a follower that fell behind the leader's snapshot caught up ([`catch_up`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CatchUp {
+    /// The protocol's name.
+    pub protocol: String,
+    /// Slots the cluster committed while the follower was down.
+    pub behind: u64,
+    /// The snapshot threshold ([`paxraft_impls::SnapshotPolicy::every`]).
+    pub every: u64,
+    /// From the follower's restart until it had applied everything committed before it.
+    pub seconds: f64,
+    /// Snapshots its state machine was restored from, and their bytes: what catching up
+    /// shipped to it besides the log entries above the snapshot.
+    pub snapshots: u64,
+    /// See `snapshots`.
+    pub snapshot_bytes: u64,
+}
+
+/// Catch-up by snapshot: a follower of a 3-node cluster with snapshots every `every` slots
+/// is crashed, the others commit `behind` commands under load (compacting as they go), and
+/// the follower restarts with the little it had persisted; the time until it has applied
+/// everything committed, and the snapshot bytes it was sent.
+pub fn catch_up(protocol: Protocol, behind: u64, every: u64) -> Result<CatchUp, BenchError> {
+    struct Go(Protocol, u64, u64);
+    impl ProtocolVisitor for Go {
+        type Output = Result<CatchUp, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            let Go(protocol, behind, every) = self;
+            let mut load = Load::<R>::start(LoadConfig {
+                snapshots: Some(paxraft_impls::SnapshotPolicy {
+                    every,
+                    chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+                }),
+                protocol,
+                servers: 3,
+                outstanding: 1024,
+                payload_bytes: 0,
+                clients: 0,
+                reads: super::ReadLoad::default(),
+            })?;
+            let leader = load
+                .cluster
+                .leader()
+                .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
+            let node = (leader + 1) % 3;
+            load.cluster.crash(node);
+            load.run(behind)?;
+            let cluster = &mut load.cluster;
+            let committed = cluster.status(leader).map_or(0, |s| s.commit);
+            let before = cluster.restored(node);
+            let restart = Instant::now();
+            cluster.restart(node);
+            let deadline = restart + Duration::from_secs(60);
+            while cluster.applied(node).0 < committed {
+                if Instant::now() > deadline {
+                    return Err(BenchError::NoCatchUp(R::NAME));
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            let seconds = restart.elapsed().as_secs_f64();
+            let after = cluster.restored(node);
+            Ok(CatchUp {
+                protocol: R::NAME.to_string(),
+                behind,
+                every,
+                seconds,
+                snapshots: after.0 - before.0,
+                snapshot_bytes: after.1 - before.1,
+            })
+        }
+    }
+    with_protocol(protocol, Go(protocol, behind, every))
+}
+
 /// Throughput over time with the leader crashed at `cfg.crash_at`.
 pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
     let (done, first) = crash_under_load::<R>(cfg)?;

@@ -34,6 +34,9 @@ pub(super) struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     pub(super) commits: u64,
     /// The replica's status after its latest step (`None` while down).
     pub(super) status: Option<Status>,
+    /// Snapshots this node's state machine took in place of its own (restored from a peer's
+    /// or its own snapshot), across incarnations, and their bytes.
+    pub(super) restored: (u64, u64),
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
@@ -139,6 +142,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 first_applied: None,
                 commits: 0,
                 status: None,
+                restored: (0, 0),
             })));
         }
         let mut c = Cluster {
@@ -350,6 +354,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// by the duplicates its sessions answered instead of applying.
     pub fn commits(&self, i: usize) -> u64 {
         lock_kept(&self.kept[i]).commits
+    }
+
+    /// Snapshots node `i`'s state machine was restored from, over all its incarnations, and
+    /// their bytes (what catching up by snapshot shipped to it, or read back at restarts).
+    pub fn restored(&self, i: usize) -> (u64, u64) {
+        lock_kept(&self.kept[i]).restored
     }
 
     /// A copy of node `i`'s state machine (its current incarnation's; see [`Cluster::applied`]).

@@ -179,6 +179,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                                 .expect("a snapshot this cluster's hosts encoded decodes");
                             k.applied = snapshot.slot;
                             k.first_applied.get_or_insert(snapshot.slot);
+                            k.restored.0 += 1;
+                            k.restored.1 += snapshot.data.len() as u64;
                         }
                     }
                     Effect::ReadReady { id, slot } => reads.ready(id, slot),

@@ -146,3 +146,16 @@ fn a_restarted_follower_catches_up_from_a_snapshot() {
         with_protocol(protocol, CatchUp);
     });
 }
+
+/// The catch-up measurement (`paxraft::bench::catch_up`, run at 10^6 slots behind by the
+/// recovery benchmark) at a size a test affords: a follower 20,000 slots behind a cluster
+/// that snapshots every 1,000 is sent at least one snapshot, of some bytes, and catches up.
+#[test]
+fn catch_up_by_snapshot_is_measured() {
+    for_each_protocol(|protocol| {
+        let r = paxraft::bench::catch_up(protocol, 20_000, 1_000).expect("catches up");
+        assert!(r.snapshots >= 1 && r.snapshot_bytes > 0, "{r:?}");
+        assert!(r.seconds > 0.0, "{r:?}");
+        eprintln!("{r:?}");
+    });
+}
