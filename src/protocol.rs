@@ -83,10 +83,18 @@ impl fmt::Display for Protocol {
 }
 
 /// What every host needs of a replica: model-checkable (state shared between checker
-/// threads) and durable writes that file storage can serialise. Carrying the model's
+/// threads) and durable writes and images that file storage can serialise. Carrying the model's
 /// command type, which is the runtime's key-value command too.
-pub trait Hosted: Checkable + Replica<Cmd, Write: Serialize + DeserializeOwned> {}
-impl<R: Checkable + Replica<Cmd, Write: Serialize + DeserializeOwned>> Hosted for R {}
+pub trait Hosted:
+    Checkable + Replica<Cmd, Write: Serialize + DeserializeOwned, Durable: Serialize + DeserializeOwned>
+{
+}
+impl<
+        R: Checkable
+            + Replica<Cmd, Write: Serialize + DeserializeOwned, Durable: Serialize + DeserializeOwned>,
+    > Hosted for R
+{
+}
 
 /// Work to do with a protocol's replica type: a command implements it once, generically, and
 /// [`with_protocol`] picks the type.

@@ -8,6 +8,11 @@
 //!   format needs no extra dependency. A crash loses what its user-space buffer held; a write
 //!   torn by it (a last line without its newline, or unreadable) is cut off at the next load,
 //!   like any log-structured store does, so that later appends are not read as part of it.
+//!   After a compaction ([`Storage::checkpoint`]) the image is written whole to `LOG.image`
+//!   (a temporary file renamed over it, so a crash leaves the old image or the new one) with
+//!   the number of the log that continues it, `LOG.<n>`; the old log is deleted. So the files
+//!   hold the snapshot and the writes since, not every write ever made. An image that does
+//!   not decode is refused with an error naming the file, never read as an empty state.
 //! * [`LossyStorage`] wraps either and injects the fault the protocols must survive: writes
 //!   wait in memory until `sync`, and a crash ([`Storage::crash`]) keeps a seeded-random
 //!   *prefix* of the unsynced ones (a log-structured store may have persisted any prefix of
@@ -120,29 +125,100 @@ impl<R: Replica<C>, C: Command> MemStorage<R, C> {
 /// Capacity of a [`FileStorage`]'s write buffer.
 const FILE_BUFFER: usize = 1 << 16;
 
-/// An append-only log file of JSON-encoded writes, fsynced on `sync`.
+/// An append-only log file of JSON-encoded writes, fsynced on `sync`, and the image of the
+/// last checkpoint (see the [module docs](self)).
 #[derive(Debug)]
 pub struct FileStorage<R, C> {
+    /// The name the files share: `base` (log 0), `base.image`, `base.<n>` (log n).
+    base: PathBuf,
+    /// The log the writes go to now, and its number.
     path: PathBuf,
+    generation: u64,
     file: BufWriter<File>,
     dirty: bool,
     lost: u64,
     _p: PhantomData<fn() -> (R, C)>,
 }
 
+/// What `LOG.image` holds: the durable image at the last checkpoint, and the number of the
+/// log whose writes follow it.
+#[derive(Serialize, serde::Deserialize)]
+struct Checkpoint<D> {
+    generation: u64,
+    image: D,
+}
+
+/// `base` with `suffix` appended to its file name.
+fn with_suffix(base: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 impl<R, C> FileStorage<R, C> {
-    /// Open (creating or appending to) the log at `path`.
+    /// Open (creating or appending to) the log at `path`, continuing from its last
+    /// checkpoint if it has one.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
-        let path = path.into();
+        let base = path.into();
+        let generation = Self::read_generation(&base)?;
+        let path = Self::log_path(&base, generation);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(FileStorage {
+            base,
             path,
+            generation,
             file: BufWriter::with_capacity(FILE_BUFFER, file),
             dirty: false,
             lost: 0,
             _p: PhantomData,
         })
     }
+
+    fn image_path(base: &std::path::Path) -> PathBuf {
+        with_suffix(base, ".image")
+    }
+
+    fn log_path(base: &std::path::Path, generation: u64) -> PathBuf {
+        match generation {
+            0 => base.to_path_buf(),
+            n => with_suffix(base, &format!(".{n}")),
+        }
+    }
+
+    /// The generation the image names (0 without an image), read without decoding the
+    /// image itself.
+    fn read_generation(base: &std::path::Path) -> io::Result<u64> {
+        #[derive(serde::Deserialize)]
+        struct Header {
+            generation: u64,
+        }
+        let path = Self::image_path(base);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Header>(&bytes)
+                .map(|h| h.generation)
+                .map_err(|e| corrupt(&path, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes in the files this storage holds now (the image and the current log).
+    pub fn bytes_on_disk(&self) -> io::Result<u64> {
+        let image = match std::fs::metadata(Self::image_path(&self.base)) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(image + std::fs::metadata(&self.path)?.len())
+    }
+}
+
+/// The error for a file whose content does not decode.
+fn corrupt(path: &std::path::Path, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{} is corrupt: {e}", path.display()),
+    )
 }
 
 impl<R, C> Storage<R, C> for FileStorage<R, C>
@@ -150,6 +226,7 @@ where
     R: Replica<C>,
     C: Command,
     R::Write: Serialize + DeserializeOwned,
+    R::Durable: Serialize + DeserializeOwned,
 {
     fn append(&mut self, write: &R::Write) -> io::Result<()> {
         serde_json::to_writer(&mut self.file, write)?;
@@ -167,7 +244,16 @@ where
     }
     fn load(&mut self) -> io::Result<Option<R::Durable>> {
         self.sync()?;
-        let mut image: Option<R::Durable> = None;
+        let image_path = Self::image_path(&self.base);
+        let mut image: Option<R::Durable> = match std::fs::read(&image_path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice::<Checkpoint<R::Durable>>(&bytes)
+                    .map_err(|e| corrupt(&image_path, e))?
+                    .image,
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
         let mut reader = BufReader::new(File::open(&self.path)?);
         let mut line = Vec::new();
         // The end of the last whole write.
@@ -213,6 +299,37 @@ where
     }
     fn lost_writes(&self) -> u64 {
         self.lost
+    }
+    fn checkpoint(&mut self) -> io::Result<()> {
+        let image = self.load()?.unwrap_or_default();
+        let next = self.generation + 1;
+        let tmp = with_suffix(&self.base, ".image.tmp");
+        {
+            let mut f = BufWriter::new(File::create(&tmp)?);
+            serde_json::to_writer(
+                &mut f,
+                &Checkpoint {
+                    generation: next,
+                    image,
+                },
+            )?;
+            f.flush()?;
+            f.get_ref().sync_all()?;
+        }
+        // The rename is the checkpoint: before it the old image and log hold everything,
+        // after it the new image does (its log, not created yet, reads as empty).
+        std::fs::rename(&tmp, Self::image_path(&self.base))?;
+        if let Some(dir) = self.base.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        let old = std::mem::replace(&mut self.path, Self::log_path(&self.base, next));
+        self.generation = next;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.file = BufWriter::with_capacity(FILE_BUFFER, file);
+        std::fs::remove_file(old)
     }
 }
 
@@ -373,6 +490,55 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// A checkpoint folds the log into `LOG.image` and starts a new log: a reopened store
+    /// (a restart) loads the same image as from every write, the old log is gone, and the
+    /// writes after the checkpoint follow it. A corrupt image is an error naming the file.
+    #[test]
+    fn file_storage_checkpoints_into_an_image_and_a_new_log() {
+        let dir = temp_dir("checkpoint");
+        let base = dir.join("n0.log");
+        let writes = appends(6);
+        {
+            let mut s = FileStorage::<R, Cmd<Kv>>::open(&base).unwrap();
+            for w in &writes[..4] {
+                s.append(w).unwrap();
+            }
+            s.sync().unwrap();
+            s.checkpoint().unwrap();
+            assert!(!base.exists(), "the old log is deleted");
+            for w in &writes[4..] {
+                s.append(w).unwrap();
+            }
+            s.sync().unwrap();
+            assert_eq!(s.load().unwrap(), image_of(&writes));
+        }
+        // A restart: the image and the log after it.
+        let mut s = FileStorage::<R, Cmd<Kv>>::open(&base).unwrap();
+        assert_eq!(s.load().unwrap(), image_of(&writes));
+        let lines = std::fs::read_to_string(with_suffix(&base, ".1")).unwrap();
+        assert_eq!(
+            lines.lines().count(),
+            2,
+            "only the writes since the checkpoint"
+        );
+        // A second checkpoint moves on to log 2.
+        s.checkpoint().unwrap();
+        assert!(!with_suffix(&base, ".1").exists());
+        assert_eq!(s.load().unwrap(), image_of(&writes));
+        drop(s);
+        std::fs::write(
+            with_suffix(&base, ".image"),
+            b"{\"generation\": 2, \"image\": [",
+        )
+        .unwrap();
+        let e = FileStorage::<R, Cmd<Kv>>::open(&base)
+            .and_then(|mut s| s.load())
+            .expect_err("a corrupt image is refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("n0.log.image is corrupt"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A crash keeps what was synced and a prefix of the rest, every prefix length can come
