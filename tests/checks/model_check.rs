@@ -895,6 +895,11 @@ fn check_rejects_bad_input_with_exit_code_2() {
         ],
         &["simulate", "raft", "--reads", "lease"],
         &["run", "raft", "--reads", "lease"],
+        // Snapshots: a threshold or a chunk of 0, a threshold that is no number.
+        &["check", "raft", "--snapshot-every", "0"],
+        &["simulate", "multipaxos", "--snapshot-every", "2", "--snapshot-chunk", "0"],
+        &["run", "raft", "--snapshot-every", "0"],
+        &["run", "raft", "--snapshot-every", "ten"],
     ] {
         let out = paxraft(&dir, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -906,6 +911,8 @@ fn check_rejects_bad_input_with_exit_code_2() {
     }
     let out = paxraft(&dir, &["check", "raft", "--symmetry"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--strategy dfs"));
+    let out = paxraft(&dir, &["run", "raft", "--snapshot-every", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot threshold must be at least 1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
