@@ -897,7 +897,14 @@ fn check_rejects_bad_input_with_exit_code_2() {
         &["run", "raft", "--reads", "lease"],
         // Snapshots: a threshold or a chunk of 0, a threshold that is no number.
         &["check", "raft", "--snapshot-every", "0"],
-        &["simulate", "multipaxos", "--snapshot-every", "2", "--snapshot-chunk", "0"],
+        &[
+            "simulate",
+            "multipaxos",
+            "--snapshot-every",
+            "2",
+            "--snapshot-chunk",
+            "0",
+        ],
         &["run", "raft", "--snapshot-every", "0"],
         &["run", "raft", "--snapshot-every", "ten"],
     ] {

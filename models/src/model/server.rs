@@ -33,8 +33,8 @@ pub struct Saved<R: Replica<Cmd>> {
     pub term: u64,
     /// Term in which this host first applied a command (0: not yet).
     pub first_commit_term: u64,
-    /// The host's applied point: every slot up to it is applied (reported commits, no-ops
-    /// and restored snapshots), across restarts.
+    /// The host's applied point: every slot up to it is applied (reported commits, the
+    /// replica's commit point, restored snapshots), across restarts.
     pub applied_to: Slot,
     /// Snapshots restored: bit 0, a peer's snapshot taken in place of a lagging state
     /// machine; bit 1, the replica's own one, restored at a restart.
@@ -373,6 +373,9 @@ impl<R: Replica<Cmd>> Node<R> {
                     }
                 }
             }
+            // The state machine has applied every slot up to the commit point (the no-ops
+            // among them change nothing).
+            sv.applied_to = sv.applied_to.max(status.commit);
             s.known_commit = status.commit;
         }
         if status.snapshot > status.commit {

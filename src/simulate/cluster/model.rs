@@ -130,7 +130,8 @@ pub(super) fn expired<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>,
 
 /// The liveness condition: no server is down, every client has had every op answered (or was
 /// told its session expired, or gave up, see `gave_up`), and every server has applied the
-/// same commands.
+/// same slots into the same state (the state, not the list of commands: a server that
+/// restored a snapshot applied its slots without reporting them one by one).
 pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> bool {
     let cfg = &model.actors.cfg.cfg;
     let n = cfg.servers;
@@ -152,7 +153,7 @@ pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> boo
     let Some(first) = servers.next() else {
         return true;
     };
-    servers.all(|s| s.saved.applied == first.saved.applied)
+    servers.all(|s| s.saved.applied_to == first.saved.applied_to && s.saved.sm == first.saved.sm)
 }
 
 /// A non-leader's election timer while some server leads: on a healthy network the leader's

@@ -275,6 +275,12 @@ impl SimOptions {
         if let Some(d) = self.protocol.clock_drift {
             f.push(format!("--clock-drift {d:?}"));
         }
+        if let Some(p) = self.protocol.snapshots {
+            f.push(format!("--snapshot-every {}", p.every));
+            if p.chunk != paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK {
+                f.push(format!("--snapshot-chunk {}", p.chunk));
+            }
+        }
         // Shrinking decides which failure a search ends on: part of the reproduction.
         if self.max_shrink_iters != SimOptions::default().max_shrink_iters {
             f.push(format!("--shrink {}", self.max_shrink_iters));
