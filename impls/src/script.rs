@@ -533,10 +533,17 @@ fn cmd_word(cmd: &Option<Word>) -> &str {
 }
 
 impl Scripted for Raft<Word> {
+    /// With a snapshot (Raft §7), the log starts with `[..S]tT:snapshot`: the slot and term
+    /// of the snapshot's last entry, then the entries after it.
     fn log_line(&self) -> String {
-        let entries = self.log().iter().enumerate();
-        let words: Vec<String> = entries
-            .map(|(k, e)| format!("[{}]t{}:{}", k + 1, e.term, cmd_word(&e.cmd)))
+        let snapshot = self
+            .snapshot()
+            .map(|s| format!("[..{}]t{}:snapshot", s.slot, s.term));
+        let start = self.log_start();
+        let entries = self.log().iter().zip(start..);
+        let words: Vec<String> = snapshot
+            .into_iter()
+            .chain(entries.map(|(e, k)| format!("[{k}]t{}:{}", e.term, cmd_word(&e.cmd))))
             .collect();
         words.join(" ")
     }

@@ -1,0 +1,1 @@
+//! Raft log compaction and InstallSnapshot unit tests (§7, Figure 13).
