@@ -144,12 +144,22 @@ impl<C: Command> Raft<C> {
     /// with S2 at a follower), and persist that.
     fn take_snapshot(&mut self, snap: RaftSnapshot, keep_suffix: bool, out: &mut Out<Self, C>) {
         let base = self.snap_index();
-        if keep_suffix && self.term_at(snap.slot) == Some(snap.term) && snap.slot > base {
+        let held = self.term_at(snap.slot) == Some(snap.term) && snap.slot > base;
+        if keep_suffix && held {
             self.log.drain(..(snap.slot - base) as usize);
         } else {
             self.log.clear();
         }
         out.persist(RaftWrite::Snapshot(snap.clone()));
+        if held && !keep_suffix {
+            // S2 drops a suffix the write alone would keep: drop it on disk too, so that a
+            // restart does not bring it back.
+            let at = snap.slot + 1;
+            out.persist(RaftWrite::Append {
+                at,
+                entries: vec![],
+            });
+        }
         self.snapshot = Some(snap);
     }
 
