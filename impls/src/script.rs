@@ -543,19 +543,24 @@ impl Scripted for Raft<Word> {
 }
 
 impl Scripted for MultiPaxos<Word> {
+    /// With a snapshot kept, the log starts with `[..S]snapshot`: the slots up to `S` are in
+    /// it, and only the slots above it are listed.
     fn log_line(&self) -> String {
+        let base = self.snapshot_slot();
         let slots = self.log().iter().enumerate();
-        let words: Vec<String> = slots
-            .map(|(k, e)| match e {
+        let kept = (base > 0).then(|| format!("[..{base}]snapshot"));
+        let words: Vec<String> = kept
+            .into_iter()
+            .chain(slots.map(|(k, e)| match e {
                 Some(e) => format!(
                     "[{}]r{}n{}:{}",
-                    k + 1,
+                    base + k as u64 + 1,
                     e.ballot.round,
                     e.ballot.node,
                     cmd_word(&e.cmd)
                 ),
-                None => format!("[{}]_", k + 1),
-            })
+                None => format!("[{}]_", base + k as u64 + 1),
+            }))
             .collect();
         words.join(" ")
     }

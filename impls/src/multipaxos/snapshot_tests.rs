@@ -1,0 +1,1 @@
+//! Multi-Paxos snapshot tests (see [`super::snapshot`]).
