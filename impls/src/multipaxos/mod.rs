@@ -283,7 +283,7 @@ impl<C> Default for PaxosDurable<C> {
 }
 
 /// One durable write.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PaxosWrite<C> {
     /// Raise the promise to this ballot.
     Promise(Ballot),
@@ -301,6 +301,32 @@ pub enum PaxosWrite<C> {
     /// Keep this snapshot in place of the log up to its slot (and every accepted value above
     /// it), unless the snapshot kept is at least as recent.
     Snapshot(Snapshot),
+}
+
+/// As derived, except that a snapshot's bytes print as (escaped) text, as the driver's are.
+impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaxosWrite::Promise(b) => f.debug_tuple("Promise").field(b).finish(),
+            PaxosWrite::Tried(r) => f.debug_tuple("Tried").field(r).finish(),
+            PaxosWrite::Accept {
+                ballot,
+                first,
+                cmds,
+            } => f
+                .debug_struct("Accept")
+                .field("ballot", ballot)
+                .field("first", first)
+                .field("cmds", cmds)
+                .finish(),
+            PaxosWrite::Snapshot(s) => write!(
+                f,
+                "Snapshot {{ slot: {}, data: {:?} }}",
+                s.slot,
+                Bytes(s.data.clone())
+            ),
+        }
+    }
 }
 
 /// What a replica keeps only while it holds one role. Leaving a role drops that role's state
