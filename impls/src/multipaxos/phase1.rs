@@ -327,13 +327,32 @@ impl<C: Command> MultiPaxos<C> {
         if !self.has_quorum(promises) || (had && !changed) {
             return; // short of a quorum, or a duplicate after it that changes nothing
         }
+        self.try_lead(out);
+    }
+
+    /// Candidate with a quorum of promises: give way if our own acceptor promised a higher
+    /// ballot meanwhile (of two contending proposers the higher ballot wins); else lead, or
+    /// first get the snapshot of the promiser whose snapshot reaches past our commit point
+    /// (see [`snapshot`]).
+    pub(super) fn try_lead(&mut self, out: &mut Out<Self, C>) {
+        let RoleState::Candidate { reach, .. } = &self.state else {
+            return;
+        };
         if self.promised > self.ballot {
-            // Our own acceptor promised a higher ballot meanwhile: of two contending
-            // proposers the higher ballot wins; we give way.
             let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
             return self.step_down(leader, out);
         }
-        self.try_lead(out);
+        match *reach {
+            Some((slot, holder)) if slot > self.commit => out.send(
+                holder,
+                PaxosMsg::SnapshotAck {
+                    ballot: self.ballot,
+                    slot,
+                    offset: 0,
+                },
+            ),
+            _ => self.become_leader(out),
+        }
     }
 
     pub(super) fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {

@@ -251,27 +251,6 @@ impl<C: Command> MultiPaxos<C> {
         }
     }
 
-    /// Candidate with a quorum of promises: lead, or first get the snapshot of the promiser
-    /// whose snapshot reaches past our commit point (see the [module docs](self)).
-    pub(super) fn try_lead(&mut self, out: &mut Out<Self, C>) {
-        let RoleState::Candidate { reach, .. } = &self.state else {
-            return;
-        };
-        match *reach {
-            Some((slot, holder)) if slot > self.commit => {
-                out.send(
-                    holder,
-                    PaxosMsg::SnapshotAck {
-                        ballot: self.ballot,
-                        slot,
-                        offset: 0,
-                    },
-                );
-            }
-            _ => self.become_leader(out),
-        }
-    }
-
     pub(super) fn on_snapshot_ack(
         &mut self,
         from: NodeId,
