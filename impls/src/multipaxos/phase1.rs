@@ -118,7 +118,8 @@ impl<C: Command> MultiPaxos<C> {
         let from = if p1_from > self.base() {
             p1_from
         } else {
-            self.commit + 1
+            // (Above the commit point, unless S1 kept a snapshot past it.)
+            max(self.commit, self.base()) + 1
         };
         let skip = (from - p1_from) as usize;
         recovered.drain(..skip.min(recovered.len()));
