@@ -796,8 +796,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             | PaxosMsg::Accept { .. }
             | PaxosMsg::ReadConfirm { .. }
             | PaxosMsg::AskReadIndex { .. }
-            | PaxosMsg::Snapshot { .. }
-            | PaxosMsg::SnapshotAck { .. } => false,
+            | PaxosMsg::Snapshot { .. } => false,
+            // Acted on by the leader of that ballot or by the acceptor that promised it; our
+            // ballots only grow (a restarted proposer's next is above every round it tried)
+            // and so does our promise.
+            PaxosMsg::SnapshotAck { ballot, .. } => ballot < self.ballot && ballot < self.promised,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
             PaxosMsg::Accepted { ballot, .. } | PaxosMsg::ReadConfirmed { ballot, .. } => {
                 left(ballot, Role::Leader)

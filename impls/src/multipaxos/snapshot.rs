@@ -382,6 +382,9 @@ impl<C: Command> MultiPaxos<C> {
                 self.incoming = None;
             }
             out.send(from, ack(total));
+            if pulling {
+                self.try_lead_if_quorum(out);
+            }
             return;
         }
         let fits = |i: &Incoming| i.from == from && i.slot == slot && i.total == total;
@@ -417,11 +420,15 @@ impl<C: Command> MultiPaxos<C> {
         }
         out.send(from, ack(held));
         if pulling && complete {
-            // The candidate that waited for it may lead now.
-            let quorum = matches!(&self.state, RoleState::Candidate { promises, .. } if self.has_quorum(*promises));
-            if quorum {
-                self.try_lead(out);
-            }
+            self.try_lead_if_quorum(out);
+        }
+    }
+
+    /// A candidate that waited for a promiser's snapshot may lead now.
+    fn try_lead_if_quorum(&mut self, out: &mut Out<Self, C>) {
+        let quorum = matches!(&self.state, RoleState::Candidate { promises, .. } if self.has_quorum(*promises));
+        if quorum {
+            self.try_lead(out);
         }
     }
 
