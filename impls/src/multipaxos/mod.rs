@@ -16,7 +16,8 @@
 //!   reply that announces them is sent, so a crash-restart cannot make it go back on its word.
 //! * **Phase 1 once per leadership (PMS §3, PMMC "Scout").** A would-be leader (a
 //!   `Candidate`) sends one `Prepare` for *all* slots above its commit point. Each acceptor
-//!   answers with every (ballot, value) it accepted in those slots. With a quorum of promises
+//!   answers with every (ballot, value) it accepted in those slots (those above its snapshot:
+//!   the ones inside it are chosen, and the promise says so; see [`snapshot`]). With a quorum of promises
 //!   the proposer re-proposes, slot by slot, the value with the highest ballot reported (PMS
 //!   §2.2, P2c), and fills every remaining gap with a no-op (PMS §3) so later slots can be
 //!   applied. It then leads (`Leader`).
@@ -28,7 +29,8 @@
 //!   every `Accept`, heartbeats included. An acceptor learns a slot chosen when its own
 //!   acceptance there is from the same ballot as the leader's (a leader proposes one value
 //!   per slot per ballot). A replica that lacks some slot (it missed messages or restarted)
-//!   says it is *behind*, and the leader re-sends those slots at its ballot: the values up to
+//!   says it is *behind*, and the leader re-sends those slots at its ballot (or its snapshot,
+//!   if it compacted some of them away; see [`snapshot`]): the values up to
 //!   the commit point are chosen, so accepting them again at a later ballot is safe. A
 //!   heartbeat names the leader's last slot: a replica answers it for every open slot it
 //!   holds in the leader's ballot (an acknowledgement lost on the way is given again) and

@@ -13,7 +13,7 @@
 //! A replica keeps the host's latest [`Snapshot`] as durable state
 //! ([`PaxosDurable::snapshot`], written with [`PaxosWrite::Snapshot`]): every slot up to its
 //! slot is chosen and applied in it, and the log holds only the slots after it (`log[0]` is
-//! slot `snapshot + 1`; every slot access goes through [`MultiPaxos::entry`] and this base).
+//! slot `snapshot + 1`; every slot access goes through `MultiPaxos::entry` and this base).
 //! The host hands a snapshot over with [`Replica::compact`]: its slot is at most the commit
 //! point (a snapshot holds only committed slots) and above the one kept (an older one is
 //! ignored). Accepted values above the slot stay: they may belong to a value a quorum accepted,
