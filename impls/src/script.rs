@@ -533,29 +533,41 @@ fn cmd_word(cmd: &Option<Word>) -> &str {
 }
 
 impl Scripted for Raft<Word> {
+    /// With a snapshot (Raft §7), the log starts with `[..S]tT:snapshot`: the slot and term
+    /// of the snapshot's last entry, then the entries after it.
     fn log_line(&self) -> String {
-        let entries = self.log().iter().enumerate();
-        let words: Vec<String> = entries
-            .map(|(k, e)| format!("[{}]t{}:{}", k + 1, e.term, cmd_word(&e.cmd)))
+        let snapshot = self
+            .snapshot()
+            .map(|s| format!("[..{}]t{}:snapshot", s.slot, s.term));
+        let start = self.log_start();
+        let entries = self.log().iter().zip(start..);
+        let words: Vec<String> = snapshot
+            .into_iter()
+            .chain(entries.map(|(e, k)| format!("[{k}]t{}:{}", e.term, cmd_word(&e.cmd))))
             .collect();
         words.join(" ")
     }
 }
 
 impl Scripted for MultiPaxos<Word> {
+    /// With a snapshot kept, the log starts with `[..S]snapshot`: the slots up to `S` are in
+    /// it, and only the slots above it are listed.
     fn log_line(&self) -> String {
+        let base = self.snapshot_slot();
         let slots = self.log().iter().enumerate();
-        let words: Vec<String> = slots
-            .map(|(k, e)| match e {
+        let kept = (base > 0).then(|| format!("[..{base}]snapshot"));
+        let words: Vec<String> = kept
+            .into_iter()
+            .chain(slots.map(|(k, e)| match e {
                 Some(e) => format!(
                     "[{}]r{}n{}:{}",
-                    k + 1,
+                    base + k as u64 + 1,
                     e.ballot.round,
                     e.ballot.node,
                     cmd_word(&e.cmd)
                 ),
-                None => format!("[{}]_", k + 1),
-            })
+                None => format!("[{}]_", base + k as u64 + 1),
+            }))
             .collect();
         words.join(" ")
     }

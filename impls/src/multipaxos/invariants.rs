@@ -1,6 +1,10 @@
 //! Multi-Paxos's safety invariants (PMS §2.1 safety requirements, PMMC §3 invariants A1-A5),
 //! checked by the driver after every step and by the model in every state. Each returns an
 //! explanation of the violation it finds.
+//!
+//! A replica holds only the slots above its snapshot ([`snapshot`]): the checks compare the
+//! slots the replicas they compare still hold (a snapshot's slots were checked while held, and
+//! the driver checks what the hosts applied, snapshots included).
 
 use super::*;
 
@@ -11,16 +15,18 @@ pub(super) fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<()
         return Ok(());
     };
     let q = quorum(first.members.len());
-    let longest = rs.iter().map(|r| r.log.len()).max().unwrap_or(0);
-    for i in 0..longest {
+    let lowest = rs.iter().map(|r| r.base()).min().unwrap_or(0);
+    let highest = rs.iter().map(|r| r.last()).max().unwrap_or(0);
+    for slot in lowest + 1..=highest {
+        let i = slot as usize - 1;
         let mut chosen: Option<&Entry<C>> = None;
         for r in rs {
-            let Some(Some(e)) = r.log.get(i) else {
+            let Some(e) = r.entry(slot) else {
                 continue;
             };
             let n = rs
                 .iter()
-                .filter(|o| matches!(o.log.get(i), Some(Some(x)) if x == e))
+                .filter(|o| matches!(o.entry(slot), Some(x) if x == e))
                 .count();
             if n < q {
                 continue;
@@ -56,7 +62,7 @@ pub(super) fn accepted_below_promise<C: Command>(rs: &[&MultiPaxos<C>]) -> Resul
                 "{} accepted ballot {:?} in slot {} above its promise {:?}",
                 r.id,
                 e.ballot,
-                i + 1,
+                r.base() + 1 + i as Slot,
                 r.promised
             ));
         }
@@ -68,18 +74,13 @@ pub(super) fn accepted_below_promise<C: Command>(rs: &[&MultiPaxos<C>]) -> Resul
 pub(super) fn committed_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
     for (k, a) in rs.iter().enumerate() {
         for b in &rs[k + 1..] {
-            let c = a.commit.min(b.commit) as usize;
-            for i in 0..c {
-                let (x, y) = (
-                    a.log[i].as_ref().map(|e| &e.cmd),
-                    b.log[i].as_ref().map(|e| &e.cmd),
-                );
+            let c = a.commit.min(b.commit);
+            for slot in a.base().max(b.base()) + 1..=c {
+                let (x, y) = (a.entry(slot).map(|e| &e.cmd), b.entry(slot).map(|e| &e.cmd));
                 if x != y {
                     return Err(format!(
-                        "{} and {} committed different values in slot {}",
-                        a.id,
-                        b.id,
-                        i + 1
+                        "{} and {} committed different values in slot {slot}",
+                        a.id, b.id,
                     ));
                 }
             }
@@ -117,14 +118,16 @@ pub(super) fn committed_stable<C: Command>(
     before: &MultiPaxos<C>,
     after: &MultiPaxos<C>,
 ) -> Result<(), String> {
-    let c = before.commit.min(after.commit) as usize;
-    let cmds = |r: &MultiPaxos<C>| -> Vec<Option<C>> {
-        r.log[..c]
-            .iter()
-            .map(|e| e.as_ref().and_then(|e| e.cmd.clone()))
+    // The slots both states hold up to the lower commit point (a snapshot taken or installed
+    // in between drops some: they are in the snapshot).
+    let c = before.commit.min(after.commit);
+    let lo = before.base().max(after.base()) + 1;
+    let cmds = |r: &MultiPaxos<C>| -> Vec<Option<Option<C>>> {
+        (lo..=c)
+            .map(|s| r.entry(s).map(|e| e.cmd.clone()))
             .collect()
     };
-    if after.log.len() < c || cmds(before) != cmds(after) {
+    if after.last() < c || cmds(before) != cmds(after) {
         return Err(format!(
             "{} changed a value at or below its commit point {c}",
             after.id

@@ -16,7 +16,8 @@
 //!   reply that announces them is sent, so a crash-restart cannot make it go back on its word.
 //! * **Phase 1 once per leadership (PMS §3, PMMC "Scout").** A would-be leader (a
 //!   `Candidate`) sends one `Prepare` for *all* slots above its commit point. Each acceptor
-//!   answers with every (ballot, value) it accepted in those slots. With a quorum of promises
+//!   answers with every (ballot, value) it accepted in those slots (those above its snapshot:
+//!   the ones inside it are chosen, and the promise says so; see [`snapshot`]). With a quorum of promises
 //!   the proposer re-proposes, slot by slot, the value with the highest ballot reported (PMS
 //!   §2.2, P2c), and fills every remaining gap with a no-op (PMS §3) so later slots can be
 //!   applied. It then leads (`Leader`).
@@ -28,7 +29,8 @@
 //!   every `Accept`, heartbeats included. An acceptor learns a slot chosen when its own
 //!   acceptance there is from the same ballot as the leader's (a leader proposes one value
 //!   per slot per ballot). A replica that lacks some slot (it missed messages or restarted)
-//!   says it is *behind*, and the leader re-sends those slots at its ballot: the values up to
+//!   says it is *behind*, and the leader re-sends those slots at its ballot (or its snapshot,
+//!   if it compacted some of them away; see [`snapshot`]): the values up to
 //!   the commit point are chosen, so accepting them again at a later ballot is safe. A
 //!   heartbeat names the leader's last slot: a replica answers it for every open slot it
 //!   holds in the leader's ballot (an acknowledgement lost on the way is given again) and
@@ -51,6 +53,11 @@
 //!   Live* §5.2); a follower asks the leader for that index and waits until it has applied
 //!   it. The module docs of [`read`] give the safety argument.
 //!
+//! * **Snapshots ([`snapshot`]).** A host's snapshot replaces the log up to its slot; a
+//!   replica that needs slots its leader compacted away gets the snapshot in chunks, and
+//!   phase 1 never proposes in a slot some promiser holds only in its snapshot. The module
+//!   docs of [`snapshot`] give the design and its safety argument.
+//!
 //! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it) are wired
 //! at the exact rule they break.
 
@@ -63,9 +70,11 @@ use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
     quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
-    Replica, Role, Slot, Status, StepCheck,
+    Replica, Role, Slot, Snapshot, Status, StepCheck,
 };
 use read::{ForwardedReads, LeaderReads};
+pub use snapshot::Bytes;
+use snapshot::{Incoming, Transfer};
 
 /// The names of multi-Paxos's invariants, defined once: checkers, the bug zoo and the report
 /// refer to these constants, so a misspelt name is a compile error, not an escaped bug.
@@ -89,6 +98,9 @@ mod phase2;
 pub mod read;
 #[cfg(test)]
 mod read_tests;
+pub mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
@@ -138,7 +150,9 @@ pub enum PaxosMsg<C> {
     Promise {
         /// The ballot promised.
         ballot: Ballot,
-        /// The first slot reported (the prepare's `from`).
+        /// The first slot reported: the prepare's `from`, or one past the acceptor's snapshot
+        /// if that is higher. Every slot from the prepare's `from` up to here is chosen and
+        /// held in that snapshot, so it is *not* empty (see [`snapshot`]).
         from: Slot,
         /// What the acceptor accepted, per slot from `from` on.
         accepted: Vec<Option<Entry<C>>>,
@@ -184,6 +198,33 @@ pub enum PaxosMsg<C> {
         /// The round: grows within the ballot.
         round: u64,
     },
+    /// A piece of a snapshot: bytes `offset..offset + data.len()` of the snapshot at `slot`,
+    /// `total` bytes long. A leader sends it to a replica that needs slots it compacted away;
+    /// an acceptor sends it to the candidate it promised, when that candidate asks for it
+    /// (see [`snapshot`]).
+    Snapshot {
+        /// The leader's ballot, or the candidate's that asked.
+        ballot: Ballot,
+        /// The snapshot's slot.
+        slot: Slot,
+        /// Where `data` starts in the snapshot.
+        offset: u64,
+        /// The snapshot's size in bytes.
+        total: u64,
+        /// At most [`crate::SnapshotPolicy::chunk`] bytes.
+        data: Bytes,
+    },
+    /// The receiver holds the first `offset` bytes of the snapshot at `slot` (all of it, or
+    /// it needs it no more, when `offset` is its size): send the chunk from there. A
+    /// candidate asks a promiser for its snapshot this way (`offset` 0).
+    SnapshotAck {
+        /// The ballot of the chunk answered (or of the asking candidate).
+        ballot: Ballot,
+        /// The snapshot's slot.
+        slot: Slot,
+        /// The bytes held so far.
+        offset: u64,
+    },
     /// The acceptor has promised nothing above `ballot` (answering `round`).
     ReadConfirmed {
         /// The confirmed ballot.
@@ -226,7 +267,9 @@ pub struct PaxosDurable<C> {
     pub promised: Ballot,
     /// The highest round this proposer tried.
     pub tried: u64,
-    /// Accepted values; `log[0]` is slot 1.
+    /// The host's latest snapshot: every slot up to its slot is chosen and applied in it.
+    pub snapshot: Option<Snapshot>,
+    /// Accepted values of the slots above the snapshot; `log[0]` is the slot after it.
     pub log: Vec<Option<Entry<C>>>,
 }
 
@@ -235,13 +278,14 @@ impl<C> Default for PaxosDurable<C> {
         PaxosDurable {
             promised: Ballot::ZERO,
             tried: 0,
+            snapshot: None,
             log: Vec::new(),
         }
     }
 }
 
 /// One durable write.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PaxosWrite<C> {
     /// Raise the promise to this ballot.
     Promise(Ballot),
@@ -256,6 +300,35 @@ pub enum PaxosWrite<C> {
         /// The values, `None` for a no-op.
         cmds: Vec<Option<C>>,
     },
+    /// Keep this snapshot in place of the log up to its slot (and every accepted value above
+    /// it), unless the snapshot kept is at least as recent.
+    Snapshot(Snapshot),
+}
+
+/// As derived, except that a snapshot's bytes print as (escaped) text, as the driver's are.
+impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaxosWrite::Promise(b) => f.debug_tuple("Promise").field(b).finish(),
+            PaxosWrite::Tried(r) => f.debug_tuple("Tried").field(r).finish(),
+            PaxosWrite::Accept {
+                ballot,
+                first,
+                cmds,
+            } => f
+                .debug_struct("Accept")
+                .field("ballot", ballot)
+                .field("first", first)
+                .field("cmds", cmds)
+                .finish(),
+            PaxosWrite::Snapshot(s) => write!(
+                f,
+                "Snapshot {{ slot: {}, data: {:?} }}",
+                s.slot,
+                Bytes(s.data.clone())
+            ),
+        }
+    }
 }
 
 /// What a replica keeps only while it holds one role. Leaving a role drops that role's state
@@ -266,19 +339,25 @@ enum RoleState<C> {
     Follower { leader_alive: bool },
     /// Running phase 1: `promises` is the bitmask of members that promised our ballot; phase 1
     /// covers slots from `p1_from` on (commit + 1 when it started); `recovered` holds the
-    /// highest-ballot acceptance reported per slot from `p1_from` on.
+    /// highest-ballot acceptance reported per slot from `p1_from` on. `reach`: the highest
+    /// snapshot a promiser reported above `p1_from - 1`, and who holds it: every slot up to
+    /// it is chosen, and the candidate leads only once its commit point covers it (it asks
+    /// that promiser for the snapshot; see [`snapshot`]).
     Candidate {
         promises: u8,
         p1_from: Slot,
         recovered: Vec<Option<Entry<C>>>,
+        reach: Option<(Slot, NodeId)>,
     },
     /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
-    /// acceptance bitmask of each open slot `commit + 1 ..= log.len()`. `reads`: the reads
-    /// this leadership serves (they cannot outlive it).
+    /// acceptance bitmask of each open slot `commit + 1 ..= last()`. `reads`: the reads
+    /// this leadership serves (they cannot outlive it). `transfers`: by member position, the
+    /// snapshot on its way to that member, if any.
     Leader {
         heard: u8,
         acks: Vec<u8>,
         reads: LeaderReads,
+        transfers: Vec<Option<Transfer>>,
     },
 }
 
@@ -302,10 +381,14 @@ pub struct MultiPaxos<C> {
     // Durable (mirrored through `PaxosWrite`s).
     promised: Ballot,
     tried: u64,
+    /// The latest snapshot: `log[0]` is the slot after it (see [`snapshot`]).
+    snapshot: Option<Snapshot>,
     log: Vec<Option<Entry<C>>>,
 
     // Volatile.
     state: RoleState<C>,
+    /// A snapshot arriving in chunks (lost with a crash: the sender starts it over).
+    incoming: Option<Incoming>,
     leader: Option<NodeId>,
     /// Every slot up to here is chosen and holds the chosen value.
     commit: Slot,
@@ -350,7 +433,7 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     fn last(&self) -> Slot {
-        self.log.len() as Slot
+        self.base() + self.log.len() as Slot
     }
 
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -418,6 +501,18 @@ impl<C: Command> MultiPaxos<C> {
             PaxosMsg::ReadConfirmed { ballot, round } => {
                 self.on_read_confirmed(from, ballot, round, out)
             }
+            PaxosMsg::Snapshot {
+                ballot,
+                slot,
+                offset,
+                total,
+                data,
+            } => self.on_snapshot_chunk(from, ballot, slot, offset, total, data, out),
+            PaxosMsg::SnapshotAck {
+                ballot,
+                slot,
+                offset,
+            } => self.on_snapshot_ack(from, ballot, slot, offset, out),
             PaxosMsg::AskReadIndex { seq, ids } => self.on_ask_read_index(from, seq, ids, out),
             PaxosMsg::ReadIndex { seq, ids, index } => {
                 self.on_read_index(from, seq, ids, index, out)
@@ -448,6 +543,7 @@ impl<C: Command> MultiPaxos<C> {
             (PaxosTimer::Election, _) => self.campaign(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
                 self.broadcast_accept(self.last() + 1, Vec::new(), out);
+                self.resend_quiet_chunks(out);
                 if !self.renew_lease(out) {
                     self.reconfirm_reads(out);
                 }
@@ -492,12 +588,19 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             crate::MAX_NODES
         );
         let d = durable.cloned().unwrap_or_default();
+        // Rule 7: the host's state machine becomes the kept snapshot before anything else;
+        // every slot up to it is chosen (a snapshot holds only committed slots).
+        let commit = d.snapshot.as_ref().map_or(0, |s| s.slot);
+        if let Some(snapshot) = &d.snapshot {
+            out.restore(snapshot.clone());
+        }
         let r = MultiPaxos {
             id,
             members: Fixed::new(members.to_vec()),
             cfg: Fixed::new(cfg.clone()),
             promised: d.promised,
             tried: d.tried,
+            snapshot: d.snapshot,
             log: d.log,
             // With leases a restarted acceptor acts as if it had just heard from a leader: it
             // may have confirmed a lease round before the crash, and must not promise anybody
@@ -508,8 +611,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                     && cfg.reads == ReadMode::Lease
                     && !cfg.bug(Bug::RestartForgetsLease),
             },
+            incoming: None,
             leader: None,
-            commit: 0,
+            commit,
             ballot: Ballot::ZERO,
             forwarded: ForwardedReads::default(),
             handed_back: None,
@@ -581,7 +685,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             leader: self.leader,
             commit: self.commit,
             last: self.last(),
-            snapshot: 0,
+            snapshot: self.base(),
         }
     }
 
@@ -589,17 +693,20 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.id
     }
 
+    /// The chosen slots this replica still holds: those above its snapshot.
     fn committed(&self) -> BTreeMap<Slot, Option<C>> {
-        self.log[..self.commit as usize]
+        let base = self.base();
+        self.log[..self.commit.saturating_sub(base) as usize]
             .iter()
             .enumerate()
-            .map(|(i, e)| {
-                (
-                    i as Slot + 1,
-                    e.as_ref().expect("chosen slots hold a value").cmd.clone(),
-                )
-            })
+            .filter_map(|(i, e)| Some((base + 1 + i as Slot, e.as_ref()?.cmd.clone())))
             .collect()
+    }
+
+    const SNAPSHOTS: bool = true;
+
+    fn compact(&mut self, snapshot: Snapshot, out: &mut Out<Self, C>) {
+        self.compact_to(snapshot, out);
     }
 
     fn apply_write(durable: &mut PaxosDurable<C>, write: &PaxosWrite<C>) {
@@ -612,7 +719,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 cmds,
             } => {
                 durable.promised = max(durable.promised, *ballot);
-                let start = *first as usize - 1;
+                let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+                // Slots the snapshot covers are chosen and kept there (a replica never writes
+                // them; skipped all the same).
+                let skip = (base + 1).saturating_sub(*first).min(cmds.len() as Slot) as usize;
+                let start = (*first + skip as Slot - base - 1) as usize;
+                let cmds = &cmds[skip..];
                 if durable.log.len() < start + cmds.len() {
                     durable.log.resize(start + cmds.len(), None);
                 }
@@ -622,6 +734,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                         cmd: cmd.clone(),
                     });
                 }
+            }
+            PaxosWrite::Snapshot(snapshot) => {
+                snapshot::keep(&mut durable.snapshot, &mut durable.log, snapshot)
             }
         }
     }
@@ -682,7 +797,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             PaxosMsg::Prepare { .. }
             | PaxosMsg::Accept { .. }
             | PaxosMsg::ReadConfirm { .. }
-            | PaxosMsg::AskReadIndex { .. } => false,
+            | PaxosMsg::AskReadIndex { .. }
+            | PaxosMsg::Snapshot { .. } => false,
+            // Acted on by the leader of that ballot or by the acceptor that promised it; our
+            // ballots only grow (a restarted proposer's next is above every round it tried)
+            // and so does our promise.
+            PaxosMsg::SnapshotAck { ballot, .. } => ballot < self.ballot && ballot < self.promised,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
             PaxosMsg::Accepted { ballot, .. } | PaxosMsg::ReadConfirmed { ballot, .. } => {
                 left(ballot, Role::Leader)
@@ -712,17 +832,30 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             RoleState::Candidate {
                 promises,
                 recovered,
+                reach,
                 ..
             } => {
                 *promises = map.mask(&self.members, *promises);
                 rename_entries(recovered, map);
+                if let Some((_, n)) = reach {
+                    *n = map.id(*n);
+                }
             }
-            RoleState::Leader { heard, acks, .. } => {
+            RoleState::Leader {
+                heard,
+                acks,
+                transfers,
+                ..
+            } => {
                 *heard = map.mask(&self.members, *heard);
                 for a in acks {
                     *a = map.mask(&self.members, *a);
                 }
+                map.by_position(&self.members, transfers);
             }
+        }
+        if let Some(inc) = &mut self.incoming {
+            inc.from = map.id(inc.from);
         }
         self.rename_reads(map);
     }
@@ -733,7 +866,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             | PaxosMsg::Accept { ballot, .. }
             | PaxosMsg::Accepted { ballot, .. }
             | PaxosMsg::ReadConfirm { ballot, .. }
-            | PaxosMsg::ReadConfirmed { ballot, .. } => *ballot = ballot.renamed(map),
+            | PaxosMsg::ReadConfirmed { ballot, .. }
+            | PaxosMsg::Snapshot { ballot, .. }
+            | PaxosMsg::SnapshotAck { ballot, .. } => *ballot = ballot.renamed(map),
             PaxosMsg::AskReadIndex { .. } | PaxosMsg::ReadIndex { .. } => {}
             PaxosMsg::Promise {
                 ballot, accepted, ..
@@ -783,15 +918,25 @@ impl<C: Command> MultiPaxos<C> {
     pub fn ballot(&self) -> Ballot {
         self.ballot
     }
-    /// What the acceptor accepted; `log()[0]` is slot 1.
+    /// What the acceptor accepted above its snapshot; `log()[0]` is slot
+    /// [`MultiPaxos::snapshot_slot`]` + 1`.
     pub fn log(&self) -> &[Option<Entry<C>>] {
         &self.log
+    }
+    /// The slot of the snapshot kept (0: none): the log holds only the slots above it.
+    pub fn snapshot_slot(&self) -> Slot {
+        self.base()
+    }
+    /// The snapshot kept, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
     /// The durable image this replica's writes have built.
     pub fn durable(&self) -> PaxosDurable<C> {
         PaxosDurable {
             promised: self.promised,
             tried: self.tried,
+            snapshot: self.snapshot.clone(),
             log: self.log.clone(),
         }
     }

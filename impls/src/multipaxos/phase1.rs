@@ -40,11 +40,20 @@ impl<C: Command> MultiPaxos<C> {
         self.ballot = Ballot { round, node };
         self.leader = None;
         let promises = 1 << self.me();
-        let p1_from = self.commit + 1;
+        // Every slot up to the commit point (and so up to the snapshot, which it covers) is
+        // chosen and known here: phase 1 asks about the slots above it (PMS §3).
+        // S5: from our own last slot + 1, so the slots between the commit point and it, where
+        // a quorum may have accepted (even chosen) a value, are never asked about.
+        let p1_from = if self.cfg.bug(Bug::Phase1SkipsAccepted) {
+            self.last() + 1
+        } else {
+            max(self.commit, self.base()) + 1
+        };
         self.state = RoleState::Candidate {
             promises,
             p1_from,
             recovered: Vec::new(),
+            reach: None,
         };
         self.arm_election_timer(out);
         if self.has_quorum(promises) {
@@ -59,12 +68,17 @@ impl<C: Command> MultiPaxos<C> {
         }
     }
 
-    /// Keep, per slot, the acceptance with the highest ballot (PMS §2.2, P2c).
-    pub(super) fn merge(recovered: &mut Vec<Option<Entry<C>>>, accepted: &[Option<Entry<C>>]) {
-        if recovered.len() < accepted.len() {
-            recovered.resize(accepted.len(), None);
+    /// Keep, per slot, the acceptance with the highest ballot (PMS §2.2, P2c); `accepted`
+    /// starts `skip` slots into `recovered`.
+    pub(super) fn merge(
+        recovered: &mut Vec<Option<Entry<C>>>,
+        skip: usize,
+        accepted: &[Option<Entry<C>>],
+    ) {
+        if recovered.len() < skip + accepted.len() {
+            recovered.resize(skip + accepted.len(), None);
         }
-        for (slot, a) in recovered.iter_mut().zip(accepted) {
+        for (slot, a) in recovered[skip..].iter_mut().zip(accepted) {
             if let Some(a) = a {
                 if slot.as_ref().map_or(true, |s| a.ballot > s.ballot) {
                     *slot = Some(a.clone());
@@ -77,7 +91,7 @@ impl<C: Command> MultiPaxos<C> {
     /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
     pub(super) fn become_leader(&mut self, out: &mut Out<Self, C>) {
         let RoleState::Candidate {
-            p1_from: from,
+            p1_from,
             mut recovered,
             ..
         } = std::mem::replace(
@@ -93,18 +107,32 @@ impl<C: Command> MultiPaxos<C> {
             self.promised <= self.ballot || self.cfg.any_bug(),
             "promised above our own ballot"
         );
-        // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
-        // the same (chosen) values for them, so recovering from `p1_from` stays correct.
         debug_assert!(
-            from <= self.commit + 1,
+            p1_from <= self.commit + 1 || self.cfg.any_bug(),
             "phase 1 starts at most past the commit point"
         );
+        // Without leases a candidate may have learned chosen slots meanwhile; phase 1 reports
+        // the same (chosen) values for them, so recovering from `p1_from` stays correct. A
+        // candidate that installed a promiser's snapshot no longer holds the slots it covers
+        // (chosen, and reported by nobody, or only by some): recovery starts above it.
+        let from = if p1_from > self.base() {
+            p1_from
+        } else {
+            // (Above the commit point, unless S1 kept a snapshot past it.)
+            max(self.commit, self.base()) + 1
+        };
+        let skip = (from - p1_from) as usize;
+        recovered.drain(..skip.min(recovered.len()));
         let b = self.ballot;
         self.promised = max(self.promised, b);
         out.persist(PaxosWrite::Promise(self.promised));
         // Our own acceptor is part of the quorum: read what it accepted now that it promised.
-        let own: Vec<Option<Entry<C>>> = self.log.get(from as usize - 1..).unwrap_or(&[]).to_vec();
-        Self::merge(&mut recovered, &own);
+        let own: Vec<Option<Entry<C>>> = self
+            .log
+            .get((from - self.base() - 1) as usize..)
+            .unwrap_or(&[])
+            .to_vec();
+        Self::merge(&mut recovered, 0, &own);
         // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
         let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
             recovered.iter().map(Option::is_none).collect()
@@ -132,7 +160,7 @@ impl<C: Command> MultiPaxos<C> {
         } else {
             from - 1
         };
-        self.log.truncate(keep as usize);
+        self.log.truncate((keep - self.base()) as usize);
         let hole = |i: usize| holes.get(i).copied().unwrap_or(false);
         self.log.extend(cmds.iter().enumerate().map(|(i, cmd)| {
             (!hole(i)).then(|| Entry {
@@ -164,18 +192,13 @@ impl<C: Command> MultiPaxos<C> {
         // One bitmask per open slot (above the commit point), our own acceptance in each.
         let me = 1 << self.me();
         let acks = (self.commit + 1..=self.last())
-            .map(|s| {
-                if self.log[s as usize - 1].is_some() {
-                    me
-                } else {
-                    0
-                }
-            })
+            .map(|s| if self.entry(s).is_some() { me } else { 0 })
             .collect();
         self.state = RoleState::Leader {
             heard: me,
             acks,
             reads: LeaderReads::new(self.members.len()),
+            transfers: vec![None; self.members.len()],
         };
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
@@ -248,9 +271,14 @@ impl<C: Command> MultiPaxos<C> {
         self.leader = Some(from);
         // Do not compete with the proposer we just promised.
         self.arm_election_timer(out);
+        // Slots inside our snapshot are chosen, and we no longer hold what we accepted there:
+        // the promise starts after them, which tells the candidate they are not empty (see
+        // [`snapshot`]).
+        let base = self.base();
+        let first = first.max(base + 1);
         let accepted = self
             .log
-            .get(first.max(1) as usize - 1..)
+            .get((first - base - 1) as usize..)
             .unwrap_or(&[])
             .to_vec();
         out.send(
@@ -275,30 +303,57 @@ impl<C: Command> MultiPaxos<C> {
         out: &mut Out<Self, C>,
     ) {
         let Some(pos) = self.pos(from) else { return };
+        let needed = self.needed();
         let RoleState::Candidate {
             promises,
             p1_from,
             recovered,
+            reach,
         } = &mut self.state
         else {
             return; // a stale answer
         };
-        if b != self.ballot || first != *p1_from {
-            return; // a stale or duplicate answer
+        if b != self.ballot || first < *p1_from {
+            return; // a stale answer
         }
-        Self::merge(recovered, &accepted);
+        let had = promises.count_ones() as usize >= needed;
+        let reached = *reach;
+        Self::merge(recovered, (first - *p1_from) as usize, &accepted);
+        // The promiser's snapshot covers the slots it skipped: chosen, not empty.
+        if first > *p1_from && reach.map_or(true, |(r, _)| first - 1 > r) {
+            *reach = Some((first - 1, from));
+        }
         *promises |= 1 << pos;
-        let promises = *promises;
-        if !self.has_quorum(promises) {
-            return;
+        let (promises, changed) = (*promises, *reach != reached);
+        if !self.has_quorum(promises) || (had && !changed) {
+            return; // short of a quorum, or a duplicate after it that changes nothing
         }
+        self.try_lead(out);
+    }
+
+    /// Candidate with a quorum of promises: give way if our own acceptor promised a higher
+    /// ballot meanwhile (of two contending proposers the higher ballot wins); else lead, or
+    /// first get the snapshot of the promiser whose snapshot reaches past our commit point
+    /// (see [`snapshot`]).
+    pub(super) fn try_lead(&mut self, out: &mut Out<Self, C>) {
+        let RoleState::Candidate { reach, .. } = &self.state else {
+            return;
+        };
         if self.promised > self.ballot {
-            // Our own acceptor promised a higher ballot meanwhile: of two contending
-            // proposers the higher ballot wins; we give way.
             let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
             return self.step_down(leader, out);
         }
-        self.become_leader(out);
+        match *reach {
+            Some((slot, holder)) if slot > self.commit => out.send(
+                holder,
+                PaxosMsg::SnapshotAck {
+                    ballot: self.ballot,
+                    slot,
+                    offset: 0,
+                },
+            ),
+            _ => self.become_leader(out),
+        }
     }
 
     pub(super) fn on_nack(&mut self, b: Ballot, promised: Ballot, out: &mut Out<Self, C>) {

@@ -114,6 +114,7 @@ fn leader_with_a_recovered_slot(cfg: &Config) -> P {
     let d = PaxosDurable {
         promised: b(1, 1),
         tried: 0,
+        snapshot: None,
         log: vec![],
     };
     let mut r = boot(0, 3, cfg, Some(d));
@@ -250,6 +251,7 @@ fn an_acceptor_confirms_unless_it_promised_higher_and_changes_nothing() {
     let d = PaxosDurable {
         promised: b(3, 2),
         tried: 0,
+        snapshot: None,
         log: vec![],
     };
     let mut r = boot(1, 3, &cfg(), Some(d));

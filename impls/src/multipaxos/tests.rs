@@ -33,6 +33,7 @@ fn win_round_3(
     let d = PaxosDurable {
         promised: b(2, 2),
         tried: 0,
+        snapshot: None,
         log,
     };
     let mut r = boot_with(0, 3, cfg, d);
@@ -268,6 +269,7 @@ fn acceptor_refuses_prepares_and_accepts_below_its_promise() {
         let d = PaxosDurable {
             promised: b(2, 2),
             tried: 0,
+            snapshot: None,
             log: vec![],
         };
         let mut r = boot_with(1, 3, &Config::default(), d);
@@ -284,6 +286,7 @@ fn promise_reports_every_accepted_value_from_the_asked_slot() {
     let d = PaxosDurable {
         promised: b(1, 0),
         tried: 0,
+        snapshot: None,
         log: vec![e(b(1, 0), Some(5)), None, e(b(1, 0), Some(7))],
     };
     let mut r = boot_with(1, 3, &Config::default(), d);
@@ -470,6 +473,7 @@ fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
     let d = PaxosDurable {
         promised: b(1, 1),
         tried: 0,
+        snapshot: None,
         log: vec![e(b(1, 1), Some(9))],
     };
     let mut r = boot_with(2, 3, &Config::default(), d);
@@ -864,6 +868,7 @@ fn renaming_moves_every_node_id_ballots_included() {
         promises: 0b001,
         p1_from: 1,
         recovered: vec![e(b(1, 1), None)],
+        reach: Some((3, NodeId(2))),
     };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
@@ -881,6 +886,7 @@ fn renaming_moves_every_node_id_ballots_included() {
             promises: 0b010,
             p1_from: 1,
             recovered: vec![e(b(1, 2), None)],
+            reach: Some((3, NodeId(0))),
         }
     );
     assert_eq!((r.tried, r.commit), (before.tried, before.commit));
@@ -890,6 +896,7 @@ fn renaming_moves_every_node_id_ballots_included() {
         heard: 0b101,
         acks: vec![0b011, 0b100],
         reads: read::LeaderReads::new(3),
+        transfers: vec![None; 3],
     };
     l.rename(&Renaming(&ROTATE));
     assert_eq!(
@@ -898,6 +905,7 @@ fn renaming_moves_every_node_id_ballots_included() {
             heard: 0b011,
             acks: vec![0b110, 0b001],
             reads: read::LeaderReads::new(3),
+            transfers: vec![None; 3],
         }
     );
 
@@ -1107,6 +1115,7 @@ mod bugs {
         let d = PaxosDurable {
             promised: b(2, 2),
             tried: 0,
+            snapshot: None,
             log: vec![],
         };
         let mut r = boot_with(1, 3, &with(Bug::AcceptBelowPromise), d);
@@ -1125,6 +1134,7 @@ mod bugs {
         let d = PaxosDurable {
             promised: b(2, 2),
             tried: 0,
+            snapshot: None,
             log: vec![e(b(1, 1), Some(10))],
         };
         let mut r = boot_with(0, 3, &with(Bug::IgnoreAcceptedValue), d);

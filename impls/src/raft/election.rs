@@ -20,6 +20,8 @@ impl<C: Command> Raft<C> {
             self.term = term;
             self.voted_for = None;
             self.persist_hard_state(out);
+            // A transfer in part belongs to the leader of the term we leave.
+            self.incoming = None;
         }
         let old = std::mem::replace(
             &mut self.state,
@@ -78,6 +80,7 @@ impl<C: Command> Raft<C> {
         self.state = RoleState::Candidate { votes };
         self.term += 1;
         self.voted_for = Some(self.id);
+        self.incoming = None;
         self.persist_hard_state(out);
         self.reads_on_new_term(None, out);
         self.arm_election_timer(out);
@@ -127,7 +130,8 @@ impl<C: Command> Raft<C> {
                     next,
                     matched: 0,
                     replicating: false,
-                    paused: false
+                    paused: false,
+                    sending: None,
                 };
                 self.members.len()
             ],

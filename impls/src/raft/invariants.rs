@@ -15,19 +15,23 @@ pub(super) fn election_safety<C: Command>(rs: &[&Raft<C>]) -> Result<(), String>
 }
 
 /// Log Matching: logs that hold an entry with the same term at the same index are identical
-/// up to that index.
+/// up to that index. Logs that start after snapshots (§7) are compared over the slots both
+/// hold: what a snapshot replaced is committed, and the other invariants cover it.
 pub(super) fn log_matching<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     for (i, a) in rs.iter().enumerate() {
         for b in &rs[i + 1..] {
-            let common = min(a.log.len(), b.log.len());
-            // The highest index where the terms agree; everything below must match.
-            if let Some(k) = (0..common).rev().find(|&k| a.log[k].term == b.log[k].term) {
-                if a.log[..=k] != b.log[..=k] {
+            let from = max(a.snap_index(), b.snap_index()) + 1;
+            let to = min(a.last_index(), b.last_index());
+            // The highest slot both hold where the terms agree; everything from `from` up to
+            // it must match.
+            let agree = (from..=to)
+                .rev()
+                .find(|&k| a.term_at(k).is_some() && a.term_at(k) == b.term_at(k));
+            if let Some(k) = agree {
+                if (from..=k).any(|s| a.entry_at(s) != b.entry_at(s)) {
                     return Err(format!(
-                        "{} and {} agree on the term of slot {} but not on the entries before it",
-                        a.id,
-                        b.id,
-                        k + 1
+                        "{} and {} agree on the term of slot {k} but not on the entries before it",
+                        a.id, b.id,
                     ));
                 }
             }
@@ -36,18 +40,34 @@ pub(super) fn log_matching<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `l` holds what `r` holds committed: every committed slot `r` holds in its log
+/// that `l` holds in its log is the same entry, `l` holds at least up to `r`'s commit point,
+/// and where `r`'s snapshot ends inside `l`'s log, `l` has the snapshot's last entry there
+/// (§7: a slot inside a snapshot is committed, and so agrees with any log that holds its
+/// last entry's term). Slots inside `l`'s snapshot are committed at `l`.
+fn holds_committed<C: Command>(l: &Raft<C>, r: &Raft<C>) -> bool {
+    let c = r.commit;
+    // A buggy replica (bug zoo R6) can hold a commit point past its own log.
+    if l.last_index() < c || r.last_index() < c {
+        return false;
+    }
+    let (ls, rs) = (l.snap_index(), r.snap_index());
+    if rs > ls && rs <= c && l.term_at(rs) != Some(r.snap_term()) {
+        return false;
+    }
+    (max(ls, rs) + 1..=c).all(|s| l.entry_at(s) == r.entry_at(s))
+}
+
 /// Leader Completeness: a leader holds every entry any replica knows committed, provided that
 /// replica learned it no later than the leader's term (whatever it learned was committed by a
 /// leader of a term no higher than its own current term).
 pub(super) fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     for l in rs.iter().filter(|r| r.is_leader()) {
         for r in rs.iter().filter(|r| r.term <= l.term) {
-            let c = r.commit as usize;
-            // A buggy replica (bug zoo R6) can hold a commit point past its own log.
-            if l.log.len() < c || r.log.len() < c || l.log[..c] != r.log[..c] {
+            if !holds_committed(l, r) {
                 return Err(format!(
-                    "leader {} of term {} lacks entries up to slot {c} that {} committed",
-                    l.id, l.term, r.id
+                    "leader {} of term {} lacks entries up to slot {} that {} committed",
+                    l.id, l.term, r.commit, r.id
                 ));
             }
         }
@@ -86,8 +106,17 @@ pub(super) fn committed_stable<C: Command>(
     before: &Raft<C>,
     after: &Raft<C>,
 ) -> Result<(), String> {
-    let c = min(before.commit, after.commit) as usize;
-    if after.log.len() < c || before.log.len() < c || before.log[..c] != after.log[..c] {
+    // Every entry at or below the lower of the two commit points is unchanged: where both
+    // hold it in their logs it is the same, and a later snapshot (§7) that covers it holds
+    // the entry's term at its end. A snapshot never covers uncommitted slots, so one past
+    // the earlier commit point is the later commit point's business.
+    let c = min(before.commit, after.commit);
+    let (bs, a_s) = (before.snap_index(), after.snap_index());
+    let changed = after.last_index() < c
+        || before.last_index() < c
+        || (a_s > bs && a_s <= c && before.term_at(a_s) != Some(after.snap_term()))
+        || (max(bs, a_s) + 1..=c).any(|s| before.entry_at(s) != after.entry_at(s));
+    if changed {
         return Err(format!(
             "{} changed an entry at or below its commit point {c}",
             after.id

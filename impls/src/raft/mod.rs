@@ -40,6 +40,11 @@
 //!   [`ReadMode::Lease`](crate::ReadMode) a leader whose lease holds (diss. §6.4.1,
 //!   [`crate::lease`]) skips the majority's confirmation.
 //!
+//! * **Log compaction (§7, Figure 13).** The host snapshots its state machine up to a
+//!   committed slot ([`Replica::compact`]); the replica keeps the snapshot (with the slot and
+//!   term of its last entry) in place of the log up to it, and a leader sends it in chunks
+//!   (InstallSnapshot) to a follower that needs entries it no longer holds (`snapshot.rs`).
+//!
 //! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
 //! entry at once (the leader optimistically advances `next`); a follower whose position is
 //! unknown is *probed* with one append at a time until it answers.
@@ -53,7 +58,7 @@ use crate::bugs::Bug;
 use crate::replica::Renaming;
 use crate::replica::{
     quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
-    Replica, Role, Slot, Status, StepCheck,
+    Replica, Role, Slot, Snapshot, Status, StepCheck,
 };
 
 /// The names of Raft's invariants, defined once: checkers, the bug zoo and the report
@@ -78,8 +83,14 @@ mod read;
 #[cfg(test)]
 mod read_tests;
 mod replication;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
+
+pub use snapshot::{Chunk, RaftSnapshot};
+use snapshot::{Incoming, Sending};
 
 pub use read::MAX_PENDING_READS;
 use read::{FollowerReads, LeaderReads};
@@ -98,7 +109,8 @@ pub struct Entry<C> {
     pub cmd: Option<C>,
 }
 
-/// Raft's messages (Figure 2, plus PreVote and the conflict hint).
+/// Raft's messages (Figure 2, plus PreVote, the conflict hint and Figure 13's
+/// InstallSnapshot).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RaftMsg<C> {
     /// RequestVote. With `pre_vote`, `term` is the term the sender *would* campaign in and
@@ -180,6 +192,35 @@ pub enum RaftMsg<C> {
         /// The read index, or a refusal.
         index: Option<Slot>,
     },
+    /// InstallSnapshot (§7, Figure 13): bytes `offset..offset + data.len()` of the leader's
+    /// snapshot up to `slot`. The follower answers a chunk with [`RaftMsg::SnapshotReply`],
+    /// and the last one (`done`) with `AppendReply Ok { matched }` once installed. It treats
+    /// every chunk as hearing from its leader, as an append.
+    InstallSnapshot {
+        /// The leader's term.
+        term: u64,
+        /// The snapshot's last included slot.
+        slot: Slot,
+        /// The term of the entry at `slot` (the last included term).
+        last_term: u64,
+        /// Where `data` starts in the snapshot's bytes.
+        offset: u64,
+        /// At most [`SnapshotPolicy::chunk`](crate::SnapshotPolicy::chunk) bytes.
+        data: Chunk,
+        /// This chunk ends the snapshot.
+        done: bool,
+    },
+    /// Reply to a chunk of InstallSnapshot: the follower holds the first `offset` bytes of
+    /// the snapshot up to `slot`, and wants the chunk starting there (after a lost or
+    /// reordered chunk, or a restart, that is where the leader resumes).
+    SnapshotReply {
+        /// The follower's term.
+        term: u64,
+        /// The snapshot's slot, as in the chunk answered.
+        slot: Slot,
+        /// The bytes the follower holds; the next chunk it wants starts here.
+        offset: u64,
+    },
 }
 
 impl<C> RaftMsg<C> {
@@ -194,7 +235,9 @@ impl<C> RaftMsg<C> {
             | RaftMsg::ReadConfirm { term, .. }
             | RaftMsg::ReadAck { term, .. }
             | RaftMsg::ReadIndex { term, .. }
-            | RaftMsg::ReadIndexReply { term, .. } => *term,
+            | RaftMsg::ReadIndexReply { term, .. }
+            | RaftMsg::InstallSnapshot { term, .. }
+            | RaftMsg::SnapshotReply { term, .. } => *term,
         }
     }
 
@@ -248,15 +291,18 @@ pub enum RaftTimer {
     Heartbeat,
 }
 
-/// What Raft keeps durable (Figure 2, "persistent state on all servers").
+/// What Raft keeps durable (Figure 2, "persistent state on all servers"; §7 the snapshot).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RaftDurable<C> {
     /// `currentTerm`.
     pub term: u64,
     /// `votedFor` in `term`.
     pub voted_for: Option<NodeId>,
-    /// The log; `log[0]` is slot 1.
+    /// The log after the snapshot; `log[0]` is the slot after the snapshot's (slot 1 without
+    /// one).
     pub log: Vec<Entry<C>>,
+    /// The snapshot that replaced the log up to its slot (§7), if any.
+    pub snapshot: Option<RaftSnapshot>,
 }
 
 impl<C> Default for RaftDurable<C> {
@@ -265,6 +311,7 @@ impl<C> Default for RaftDurable<C> {
             term: 0,
             voted_for: None,
             log: Vec::new(),
+            snapshot: None,
         }
     }
 }
@@ -286,6 +333,9 @@ pub enum RaftWrite<C> {
         /// The entries from slot `at` on.
         entries: Vec<Entry<C>>,
     },
+    /// Replace the snapshot with this one (§7, Figure 13 steps 6-7): keep the log after its
+    /// slot if the log holds its last entry with its term, else discard the whole log.
+    Snapshot(RaftSnapshot),
 }
 
 /// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
@@ -300,6 +350,8 @@ struct Progress {
     replicating: bool,
     /// Probing and an append is outstanding: wait for its answer or the next heartbeat.
     paused: bool,
+    /// Sending the follower our snapshot (§7): no appends until it is installed.
+    sending: Option<Sending>,
 }
 
 /// What a replica keeps only while it holds one role. Leaving a role drops that role's state
@@ -347,7 +399,10 @@ pub struct Raft<C> {
     // Persistent state (mirrored to the host through `RaftWrite`s).
     term: u64,
     voted_for: Option<NodeId>,
+    /// The entries after the snapshot: `log[0]` is slot `snap_index() + 1`.
     log: Vec<Entry<C>>,
+    /// The snapshot in place of the log up to its slot (§7).
+    snapshot: Option<RaftSnapshot>,
 
     // Volatile state.
     state: RoleState,
@@ -358,6 +413,8 @@ pub struct Raft<C> {
     /// The local clock's reading at the current input ([`Replica::set_now`]; only leases
     /// use it).
     now: std::time::Duration,
+    /// A snapshot the leader is sending us, in part (Figure 13; lost on a restart).
+    incoming: Option<Incoming>,
 }
 
 impl<C: Command> Raft<C> {
@@ -387,19 +444,20 @@ impl<C: Command> Raft<C> {
     }
 
     fn last_index(&self) -> Slot {
-        self.log.len() as Slot
+        self.snap_index() + self.log.len() as Slot
     }
 
     fn last_term(&self) -> u64 {
-        self.log.last().map_or(0, |e| e.term)
+        self.log.last().map_or(self.snap_term(), |e| e.term)
     }
 
-    /// The term of the entry at `index`; slot 0 has term 0. `None` past the end.
+    /// The term of the entry at `index`; slot 0 has term 0, the snapshot's slot its last
+    /// included term (§7). `None` past the end, and inside the snapshot.
     fn term_at(&self, index: Slot) -> Option<u64> {
-        if index == 0 {
-            Some(0)
+        if index == self.snap_index() {
+            Some(self.snap_term())
         } else {
-            self.log.get(index as usize - 1).map(|e| e.term)
+            self.entry_at(index).map(|e| e.term)
         }
     }
 
@@ -453,6 +511,12 @@ impl<C: Command> Replica<C> for Raft<C> {
             crate::MAX_NODES
         );
         let d = durable.cloned().unwrap_or_default();
+        // Rule 7: a kept snapshot is the host's first effect, and everything in it is
+        // committed (§7: the snapshot holds only committed entries).
+        let commit = d.snapshot.as_ref().map_or(0, |s| s.slot);
+        if let Some(s) = &d.snapshot {
+            out.restore(s.snapshot());
+        }
         let r = Raft {
             id,
             members: Fixed::new(members.to_vec()),
@@ -460,6 +524,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             term: d.term,
             voted_for: d.voted_for,
             log: d.log,
+            snapshot: d.snapshot,
             // With leases a restarted replica acts as if it had just heard from a leader: it
             // may have acknowledged a lease round before the crash, and must not help elect
             // anybody else until a whole election timeout has passed (diss. §6.4.1).
@@ -470,9 +535,10 @@ impl<C: Command> Replica<C> for Raft<C> {
                     && !cfg.bug(Bug::RestartForgetsLease),
             },
             leader: None,
-            commit: 0,
+            commit,
             reads: FollowerReads::default(),
             now: std::time::Duration::ZERO,
+            incoming: None,
         };
         r.arm_election_timer(out);
         r
@@ -506,8 +572,13 @@ impl<C: Command> Replica<C> for Raft<C> {
                 }
                 // A refusal or a reply from a later term ends a campaign or a leadership; an
                 // append or a read round names the new term's leader.
-                let leader = matches!(msg, RaftMsg::Append { .. } | RaftMsg::ReadConfirm { .. })
-                    .then_some(from);
+                let leader = matches!(
+                    msg,
+                    RaftMsg::Append { .. }
+                        | RaftMsg::ReadConfirm { .. }
+                        | RaftMsg::InstallSnapshot { .. }
+                )
+                .then_some(from);
                 self.become_follower(term, leader, out);
             }
         } else if term < self.term {
@@ -520,7 +591,7 @@ impl<C: Command> Replica<C> for Raft<C> {
                     granted: false,
                     pre_vote,
                 },
-                RaftMsg::Append { .. } => RaftMsg::AppendReply {
+                RaftMsg::Append { .. } | RaftMsg::InstallSnapshot { .. } => RaftMsg::AppendReply {
                     term,
                     result: AppendResult::StaleTerm,
                 },
@@ -534,7 +605,8 @@ impl<C: Command> Replica<C> for Raft<C> {
                 RaftMsg::Vote { .. }
                 | RaftMsg::AppendReply { .. }
                 | RaftMsg::ReadAck { .. }
-                | RaftMsg::ReadIndexReply { .. } => return,
+                | RaftMsg::ReadIndexReply { .. }
+                | RaftMsg::SnapshotReply { .. } => return,
             };
             return out.send(from, refusal);
         }
@@ -564,6 +636,17 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::ReadIndexReply {
                 req, ids, index, ..
             } => self.on_read_index_reply(req, ids, index, out),
+            RaftMsg::InstallSnapshot {
+                term,
+                slot,
+                last_term,
+                offset,
+                data,
+                done,
+            } => self.on_install_snapshot(from, term, slot, last_term, offset, data, done, out),
+            RaftMsg::SnapshotReply { slot, offset, .. } => {
+                self.on_snapshot_reply(from, slot, offset, out)
+            }
         }
     }
 
@@ -635,6 +718,12 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.read_ids(ids, out);
     }
 
+    const SNAPSHOTS: bool = true;
+
+    fn compact(&mut self, snapshot: Snapshot, out: &mut Out<Self, C>) {
+        self.compact_log(snapshot, out);
+    }
+
     fn set_now(&mut self, now: std::time::Duration) {
         debug_assert!(now >= self.now, "a local clock never goes back");
         self.now = now;
@@ -647,7 +736,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             leader: self.leader,
             commit: self.commit,
             last: self.last_index(),
-            snapshot: 0,
+            snapshot: self.snap_index(),
         }
     }
 
@@ -655,12 +744,15 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.id
     }
 
+    /// The committed entries the log holds: those after the snapshot (§7).
     fn committed(&self) -> BTreeMap<Slot, Option<C>> {
+        let base = self.snap_index();
         // `min`: a buggy replica (bug zoo R6) can hold a commit point past its log.
-        self.log[..min(self.commit as usize, self.log.len())]
+        let held = min(self.commit.saturating_sub(base) as usize, self.log.len());
+        self.log[..held]
             .iter()
             .enumerate()
-            .map(|(i, e)| (i as Slot + 1, e.cmd.clone()))
+            .map(|(i, e)| (base + i as Slot + 1, e.cmd.clone()))
             .collect()
     }
 
@@ -672,10 +764,17 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             RaftWrite::Append { at, entries } => {
                 // With the log-not-persisted bug the image can lack earlier entries; never
-                // panic on it, the checkers are there to notice.
-                durable.log.truncate(at.saturating_sub(1) as usize);
-                durable.log.extend(entries.iter().cloned());
+                // panic on it, the checkers are there to notice. Slots are absolute: the
+                // image's log starts after its snapshot, and entries inside the snapshot are
+                // not written again.
+                let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+                let skip = (base + 1).saturating_sub(*at) as usize;
+                durable
+                    .log
+                    .truncate(at.saturating_sub(1).saturating_sub(base) as usize);
+                durable.log.extend(entries.iter().skip(skip).cloned());
             }
+            RaftWrite::Snapshot(snap) => snapshot::apply_snapshot(durable, snap),
         }
     }
 
@@ -732,7 +831,8 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::RequestVote { .. }
             | RaftMsg::Append { .. }
             | RaftMsg::ReadConfirm { .. }
-            | RaftMsg::ReadIndex { .. } => false,
+            | RaftMsg::ReadIndex { .. }
+            | RaftMsg::InstallSnapshot { .. } => false,
             // A pre-vote reply counts only at `self.term + 1`, or steps us down when it is a
             // refusal from a later term: one at or below our term is dead. (A grant for
             // `self.term + 1` that finds us a follower is not: a later pre-campaign in the
@@ -745,7 +845,9 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::Vote { term, .. } => {
                 term < self.term || (term == self.term && self.role() != Role::Candidate)
             }
-            RaftMsg::AppendReply { term, .. } | RaftMsg::ReadAck { term, .. } => {
+            RaftMsg::AppendReply { term, .. }
+            | RaftMsg::ReadAck { term, .. }
+            | RaftMsg::SnapshotReply { term, .. } => {
                 term < self.term || (term == self.term && !self.is_leader())
             }
             // An answer serves only the request it names, while that request waits; requests
@@ -796,9 +898,17 @@ impl<C: Command> Raft<C> {
     pub fn voted_for(&self) -> Option<NodeId> {
         self.voted_for
     }
-    /// The whole log; `log()[0]` is slot 1.
+    /// The log after the snapshot; `log()[0]` is slot [`Raft::log_start`].
     pub fn log(&self) -> &[Entry<C>] {
         &self.log
+    }
+    /// The slot of `log()[0]`: one past the snapshot's (1 without one).
+    pub fn log_start(&self) -> Slot {
+        self.snap_index() + 1
+    }
+    /// The snapshot that replaced the log up to its slot (§7), if any.
+    pub fn snapshot(&self) -> Option<&RaftSnapshot> {
+        self.snapshot.as_ref()
     }
     /// The durable image this replica's writes have built, for hosts that want to compare.
     pub fn durable(&self) -> RaftDurable<C> {
@@ -806,6 +916,7 @@ impl<C: Command> Raft<C> {
             term: self.term,
             voted_for: self.voted_for,
             log: self.log.clone(),
+            snapshot: self.snapshot.clone(),
         }
     }
 }

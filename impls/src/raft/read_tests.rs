@@ -39,6 +39,7 @@ fn boot(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
         term,
         voted_for: None,
         log,
+        snapshot: None,
     };
     R::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut Effects::new())
 }

@@ -24,6 +24,10 @@ impl<C: Command> Raft<C> {
         if pr.paused && !heartbeat {
             return;
         }
+        if pr.next <= self.snap_index() {
+            // The follower needs entries we compacted away: our snapshot instead (§7).
+            return self.send_snapshot(pos, heartbeat, out);
+        }
         let last = self.last_index();
         if pr.next > last && !heartbeat {
             return;
@@ -37,7 +41,8 @@ impl<C: Command> Raft<C> {
         } else {
             min(last, prev_index + self.cfg.max_batch as Slot)
         };
-        let entries = self.log[prev_index as usize..end as usize].to_vec();
+        let base = self.snap_index();
+        let entries = self.log[(prev_index - base) as usize..(end - base) as usize].to_vec();
         let pr = self.progress(pos);
         if pr.replicating {
             pr.next = end + 1;
@@ -96,7 +101,9 @@ impl<C: Command> Raft<C> {
         debug_assert!(to <= self.last_index(), "cannot commit past the log");
         let from = self.commit;
         for slot in from + 1..=to {
-            if let Some(cmd) = &self.log[slot as usize - 1].cmd {
+            // Slots inside the snapshot were restored with it, not committed one by one
+            // (only S3 leaves the commit point below the snapshot).
+            if let Some(Entry { cmd: Some(cmd), .. }) = self.entry_at(slot) {
                 out.commit(slot, cmd.clone());
             }
         }
@@ -111,11 +118,24 @@ impl<C: Command> Raft<C> {
         term: u64,
         prev_index: Slot,
         prev_term: u64,
-        entries: Vec<Entry<C>>,
+        mut entries: Vec<Entry<C>>,
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
         self.heard_from_leader(from, term, out);
+
+        // Entries inside our snapshot are committed, so the leader's agree with them (§7):
+        // check the append from the snapshot's slot on, whose term we know.
+        let (mut prev_index, mut prev_term) = (prev_index, prev_term);
+        let base = self.snap_index();
+        if prev_index < base {
+            let covered = (base - prev_index) as usize;
+            if entries.len() <= covered {
+                return self.reply_ok(from, base, out);
+            }
+            entries.drain(..covered);
+            (prev_index, prev_term) = (base, self.snap_term());
+        }
 
         // §5.3 consistency check.
         let reject = match self.term_at(prev_index) {
@@ -149,7 +169,7 @@ impl<C: Command> Raft<C> {
         let last_new = prev_index + entries.len() as Slot;
         if self.cfg.bug(Bug::TruncateOnStaleAppend) {
             // R6: drop everything after prev_index even when it agrees with the leader.
-            self.log.truncate(prev_index as usize);
+            self.log.truncate((prev_index - base) as usize);
             self.log.extend(entries.iter().cloned());
             out.persist(RaftWrite::Append {
                 at: prev_index + 1,
@@ -169,7 +189,7 @@ impl<C: Command> Raft<C> {
                     at > self.commit || self.cfg.any_bug(),
                     "a leader asked to overwrite committed slot {at}"
                 );
-                self.log.truncate(at as usize - 1);
+                self.log.truncate((at - 1 - base) as usize);
                 let fresh: Vec<Entry<C>> = entries[i..].to_vec();
                 self.log.extend(fresh.iter().cloned());
                 if !self.cfg.bug(Bug::LogNotPersisted) {
@@ -188,13 +208,15 @@ impl<C: Command> Raft<C> {
         if to > self.commit {
             self.advance_commit(to, out);
         }
-        out.send(
-            from,
-            RaftMsg::AppendReply {
-                term: self.term,
-                result: AppendResult::Ok { matched: last_new },
-            },
-        );
+        self.reply_ok(from, last_new, out);
+    }
+
+    pub(super) fn reply_ok(&self, to: NodeId, matched: Slot, out: &mut Out<Self, C>) {
+        let msg = RaftMsg::AppendReply {
+            term: self.term,
+            result: AppendResult::Ok { matched },
+        };
+        out.send(to, msg);
     }
 
     /// An answer to our append of the current term (`on_message` dropped older ones).
@@ -219,6 +241,11 @@ impl<C: Command> Raft<C> {
                     pr.matched = matched;
                 }
                 pr.next = max(pr.next, matched + 1);
+                // A follower that installed our snapshot (or held it all) answers with a
+                // slot at or past it: appends resume after it (§7).
+                if pr.sending.is_some_and(|s| matched >= s.slot) {
+                    pr.sending = None;
+                }
                 self.maybe_commit(out);
                 // More to send (the batch limit cut the last append short)?
                 self.send_append(pos, false, out);
@@ -235,9 +262,10 @@ impl<C: Command> Raft<C> {
                 }
                 // Fast backtracking (§5.3): skip to after our last entry of the conflicting
                 // term, or to where the follower's log ends.
+                let base = self.snap_index();
                 let next = match conflict_term {
                     Some(t) => match self.log.iter().rposition(|e| e.term == t) {
-                        Some(i) if (i as Slot) < prev_index => i as Slot + 2,
+                        Some(i) if base + (i as Slot) < prev_index => base + i as Slot + 2,
                         _ => conflict_index,
                     },
                     None => conflict_index,

@@ -41,6 +41,7 @@ fn boot_with(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R 
         term,
         voted_for: None,
         log,
+        snapshot: None,
     };
     R::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut out)
 }
@@ -173,6 +174,7 @@ fn leading(n: usize) -> RoleState {
         matched: 0,
         replicating: false,
         paused: false,
+        sending: None,
     };
     RoleState::Leader {
         active: 0,
@@ -704,6 +706,7 @@ fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
         matched: 4,
         replicating: true,
         paused: false,
+        sending: None,
     };
     let out = recv(&mut l, 1, reject(5, 6, None, 3));
     assert_eq!(l.progress(1).next, 5);
@@ -1197,6 +1200,7 @@ fn apply_write_truncates_then_appends() {
         term: 1,
         voted_for: None,
         log: vec![entry(1, 1), entry(1, 2), entry(1, 3)],
+        snapshot: None,
     };
     R::apply_write(
         &mut d,
@@ -1363,6 +1367,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
         matched,
         replicating: matched > 0,
         paused: false,
+        sending: None,
     };
     r.state = RoleState::Leader {
         active: 0b101, // n0 and n2
