@@ -712,6 +712,12 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         let all = match crash_after {
             None => {
                 self.apply_effects(i, &mut out, usize::MAX);
+                // The host applied every commit reported, and the no-ops between them change
+                // nothing: its state is the state at the replica's commit point.
+                if let Some(commit) = self.nodes[i].replica.as_ref().map(|r| r.status().commit) {
+                    let node = &mut self.nodes[i];
+                    node.applied_to = node.applied_to.max(commit);
+                }
                 self.out = out;
                 self.snapshot_if_due(i);
                 out = std::mem::take(&mut self.out);

@@ -216,6 +216,8 @@ fn a_known_bug_changes_what_a_script_prints() {
         ("raft_up_to_date_vote.txt", "vote-without-log-check"),
         ("multipaxos_phase1_recovery.txt", "ignore-accepted-value"),
         ("multipaxos_phase1_recovery.txt", "skip-recovery"),
+        ("raft_snapshot.txt", "snapshot-keeps-commit-point"),
+        ("multipaxos_snapshot.txt", "phase1-skips-accepted"),
     ] {
         let path = testdata().join(file);
         let text = std::fs::read_to_string(&path).expect("readable script");

@@ -388,6 +388,7 @@ fn protocol_invariants_see_a_crashed_servers_durable_log() {
     let log = |v: u8| RaftDurable {
         term: 1,
         voted_for: None,
+        snapshot: None,
         log: vec![Entry {
             term: 1,
             cmd: Some(a_put(v)),
