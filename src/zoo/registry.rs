@@ -164,6 +164,27 @@ fn reads_sim(k: SimKnobs, follower_reads: bool) -> SimOptions {
     o
 }
 
+/// A snapshot bug's search: `k` with a snapshot every 2 committed slots, shipped in 8-byte
+/// chunks, so that compaction and catch-up from a snapshot interleave with the leader
+/// changes the partitions bring (with whole-snapshot chunks S5 shows as a cluster that does
+/// not settle, a later symptom).
+fn snapshot_sim(k: SimKnobs) -> SimOptions {
+    let mut o = sim(k);
+    o.protocol.snapshots = Some(paxraft_impls::SnapshotPolicy { every: 2, chunk: 8 });
+    o
+}
+
+/// The smallest model the snapshot bugs show in: [`raft_base`] with a snapshot at every
+/// committed slot (one chunk each), so that the first commit already compacts.
+fn snapshot_base() -> ModelConfig {
+    let mut m = raft_base();
+    m.protocol.snapshots = Some(paxraft_impls::SnapshotPolicy {
+        every: 1,
+        chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+    });
+    m
+}
+
 /// P9's search: the simulator's default fault profile (crashes and duplicates too: none of
 /// 3,000 runs without them found it), the leader lease (CheckQuorum) off, or the old leader's
 /// acceptors ignore the new proposer while it lives, and follower reads, which give the stale
@@ -635,6 +656,53 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: None,
             known: "n1 acknowledges n0's lease round and restarts; n2 missed the round and times out early; n1 promises at once, n2 leads and chooses y while n0's lease still runs: n0 serves a read without y",
             source: "Ongaro, dissertation §6.4.1 (followers must not vote while a lease they granted runs); Paxos Made Live §5.2 (master leases)",
+        },
+        ZooBug {
+            bug: SnapshotUncommitted,
+            // A host bug: any protocol that snapshots shows it.
+            protocol: Protocol::Raft,
+            property: names::SNAPSHOTS_COMMITTED,
+            detector: model(snapshot_base(), 6),
+            known_steps: Some(6),
+            known: "a new leader holds its no-op and a client's put; the no-op commits and the host snapshots at the put's slot",
+            source: "Raft §7 (each server snapshots only committed entries); Figure 13",
+        },
+        ZooBug {
+            bug: SnapshotTruncatesLog,
+            protocol: Protocol::Raft,
+            property: paxraft_impls::raft::names::LEADER_COMPLETENESS,
+            detector: Detector::Schedules(snapshot_sim(RAFT_SIM)),
+            known_steps: None,
+            known: "a late copy of an old snapshot makes a follower drop an entry it acknowledged and the leader committed; it then wins an election without it",
+            source: "Raft §7 and Figure 13, InstallSnapshot receiver rule 6 (retain the entries after the snapshot); etcd-raft ignores a snapshot at or below the commit point",
+        },
+        ZooBug {
+            bug: SnapshotKeepsCommit,
+            protocol: Protocol::Raft,
+            property: names::SNAPSHOTS_COMMITTED,
+            detector: model(snapshot_base(), 7),
+            known_steps: Some(7),
+            known: "a lagging follower installs the leader's snapshot and restores it with its commit point still 0",
+            source: "Raft Figure 13, InstallSnapshot receiver rule 8 (reset the state machine from the snapshot: its slots are committed)",
+        },
+        ZooBug {
+            bug: SnapshotWithoutSessions,
+            // A host bug: any protocol that snapshots shows it.
+            protocol: Protocol::Raft,
+            property: names::SAME_STATE,
+            detector: model(snapshot_base(), 10),
+            known_steps: Some(10),
+            known: "a lagging follower restores a snapshot without the client sessions: at the same applied point its state differs, and a retry of the put would apply again",
+            source: "Ongaro's dissertation §6.3 (client sessions are replicated state) and §5 (snapshots hold the state machine's state)",
+        },
+        ZooBug {
+            bug: Phase1SkipsAccepted,
+            protocol: Protocol::MultiPaxos,
+            property: names::SAME_STATE,
+            detector: Detector::Schedules(snapshot_sim(PAXOS_SIM)),
+            known_steps: None,
+            known: "a new leader prepares from its last slot: a value accepted by a majority above its snapshot is not recovered and another is chosen there",
+            source: "Paxos Made Simple §3 (phase 1 covers every slot not known chosen); Paxos Made Live §5.5 (snapshots)",
         },
     ]
 }

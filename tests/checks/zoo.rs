@@ -264,6 +264,7 @@ fn the_default_check_catches_every_bug_of(protocol: Protocol) -> Vec<&'static st
             continue;
         };
         let fits = config.max_crashes == 0
+            && config.protocol.snapshots.is_none()
             && !config.lossy
             && !config.protocol.empty_heartbeats
             && config.servers <= d.servers
