@@ -1076,3 +1076,73 @@ fn the_lease_preset_is_bounded_in_time_and_says_so() {
         "--clock-rates names 2 rates for 3 servers"
     );
 }
+
+/// The smallest model in which snapshots do everything: one client, one op, no PreVote or
+/// CheckQuorum (each adds a round per election), and a snapshot at every committed slot, so
+/// the first commit compacts and a follower that missed it is sent the snapshot.
+fn snapshot_model() -> ModelConfig {
+    let d = ModelConfig::default();
+    ModelConfig {
+        clients: 1,
+        ops: 1,
+        protocol: Config {
+            pre_vote: false,
+            check_quorum: false,
+            snapshots: Some(paxraft_impls::SnapshotPolicy {
+                every: 1,
+                chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+            }),
+            ..d.protocol.clone()
+        },
+        ..d
+    }
+}
+
+/// Snapshots (issue 17) model-checked whole to 12 actions for both protocols: every property
+/// holds (snapshots hold only committed slots, servers at one applied point hold one state,
+/// and all the others), and a lagging server restores a peer's snapshot.
+#[test]
+fn snapshots_pass_for_both_protocols() {
+    for s in [
+        run::<Raft<Cmd>>(snapshot_model(), 12),
+        run::<MultiPaxos<Cmd>>(snapshot_model(), 12),
+    ] {
+        assert_passes(&s);
+        reached(&s, names::SNAPSHOT_INSTALLED);
+    }
+}
+
+/// `paxraft check <protocol> --snapshot-every 1` at the check's defaults (two clients, the
+/// default depth), and with one crash (a restart from a snapshot): every property holds and
+/// the snapshots' sometimes-properties are reached. Minutes for both protocols:
+/// `cargo test --release --test checks snapshot_defaults -- --ignored`.
+#[test]
+#[ignore = "minutes for both protocols"]
+fn snapshot_defaults_pass_for_both_protocols() {
+    let cfg = || {
+        let mut c = ModelConfig::default();
+        c.protocol.snapshots = Some(paxraft_impls::SnapshotPolicy {
+            every: 1,
+            chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+        });
+        c
+    };
+    let raft = paxraft_models::check::default_depth("raft");
+    let paxos = paxraft_models::check::default_depth("multipaxos");
+    for s in [
+        run::<Raft<Cmd>>(cfg(), raft),
+        run::<MultiPaxos<Cmd>>(cfg(), paxos),
+    ] {
+        assert_passes(&s);
+        reached(&s, names::SNAPSHOT_INSTALLED);
+    }
+    let mut crash = snapshot_model();
+    crash.max_crashes = 1;
+    for s in [
+        run::<Raft<Cmd>>(crash.clone(), 12),
+        run::<MultiPaxos<Cmd>>(crash, 12),
+    ] {
+        assert_passes(&s);
+        reached(&s, names::SNAPSHOT_RESTART);
+    }
+}
