@@ -161,3 +161,19 @@ fn catch_up_by_snapshot_is_measured() {
         eprintln!("{r:?}");
     });
 }
+
+/// Issue 17's catch-up target, measured: a follower 10^6 slots behind a cluster that
+/// snapshots every 10,000 catches up (target: under 2 s on 2 cores). Printed, not asserted
+/// on time: `cargo test --test runtime catch_up_from_a_million -- --ignored --nocapture`.
+#[test]
+#[ignore = "commits 10^6 commands per protocol first; a measurement"]
+fn catch_up_from_a_million_slots_behind() {
+    for_each_protocol(|protocol| {
+        let r = paxraft::bench::catch_up(protocol, 1_000_000, 10_000).expect("catches up");
+        assert!(r.snapshots >= 1, "{r:?}");
+        println!(
+            "{}: {} slots behind, caught up in {:.3} s from {} snapshot(s) of {} bytes",
+            r.protocol, r.behind, r.seconds, r.snapshots, r.snapshot_bytes
+        );
+    });
+}
