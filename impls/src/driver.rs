@@ -192,6 +192,32 @@ pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
     points
 }
 
+/// A seeded generator for random walks over a [`Cluster`] (xorshift64*): deterministic, so a
+/// walk that breaks an invariant replays from its seed. For tests only; not for anything that
+/// needs good randomness.
+#[derive(Clone, Debug)]
+pub struct WalkRng(u64);
+
+impl WalkRng {
+    /// The generator of walk `seed` (every seed, 0 included, gives a usable state).
+    pub fn new(seed: u64) -> Self {
+        WalkRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number below `n` (which must be above 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
 /// A message in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Envelope<M> {

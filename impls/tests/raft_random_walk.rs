@@ -4,30 +4,16 @@
 //! step broke one. (The proptest fault schedules that shrink failures come with their own
 //! issue; this is the protocol's own smoke test.)
 
-use paxraft_impls::driver::{Cluster, Violation};
+use paxraft_impls::driver::{Cluster, Violation, WalkRng};
 use paxraft_impls::raft::{Raft, RaftTimer};
 use paxraft_impls::{Config, Replica};
-
-/// xorshift64*: a test-local deterministic generator, so every walk replays from its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One walk: (highest term, most commands applied by one node), or the first invariant a step
 /// broke. Anything else that goes wrong (an index out of bounds) panics.
 fn walk(n: usize, cfg: Config, seed: u64, steps: usize) -> Result<(u64, usize), Violation> {
     let mut c: Cluster<Raft<u32>, u32> = Cluster::new(n, cfg);
     c.record_violations = true;
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = WalkRng::new(seed);
     let mut next_cmd = 0u32;
     for _ in 0..steps {
         let i = rng.below(n);

@@ -4,7 +4,7 @@
 //! committed slots" at every step.
 
 use super::*;
-use crate::driver::{Cluster, Envelope};
+use crate::driver::{Cluster, Envelope, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotPolicy};
 
 type Cmd = u32;
@@ -500,21 +500,6 @@ fn a_behind_candidate_gets_a_promisers_snapshot_before_it_leads() {
 
 // --- Random walks ----------------------------------------------------------------------------
 
-/// xorshift64*: a test-local deterministic generator, so every walk replays from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// What a walk did: commands applied by its most advanced node, last chunks of a snapshot
 /// delivered, restarts of a node that kept a snapshot.
 #[derive(Default)]
@@ -532,7 +517,7 @@ fn walk(cfg: &Config, seed: u64, steps: usize) -> Result<Walked, crate::driver::
     let n = 3;
     let mut c = C::new(n, cfg.clone());
     c.record_violations = true;
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = WalkRng::new(seed);
     let mut next_cmd = 0;
     let mut w = Walked::default();
     for _ in 0..steps {

@@ -6,6 +6,7 @@
 
 use super::read::Asker;
 use super::*;
+use crate::driver::WalkRng;
 use crate::replica::{Effect, Effects, ReadMode};
 
 type Cmd = u32;
@@ -697,20 +698,6 @@ fn r14_a_follower_serves_before_applying_the_index() {
 // Random walks: reads among every fault
 // ---------------------------------------------------------------------------------------------
 
-/// xorshift64*: a test-local deterministic generator, so every walk replays from its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// One walk of `n` nodes with reads among deliveries, losses, duplicates, timers, proposals,
 /// crashes and restarts: (reads served by a leader, by a follower), or the first violation.
 fn walk(
@@ -722,7 +709,7 @@ fn walk(
     use crate::driver::Cluster;
     let mut c: Cluster<R, Cmd> = Cluster::new(n, cfg);
     c.record_violations = true;
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = WalkRng::new(seed);
     let (mut next_cmd, mut next_read) = (0, 0);
     let (mut by_leader, mut by_follower) = (0, 0);
     let mut served = vec![0; n];

@@ -3,7 +3,7 @@
 //! `testdata/bugs/raft_snapshot_s*.txt` show whole runs.
 
 use super::*;
-use crate::driver::{Cluster, Violation};
+use crate::driver::{Cluster, Violation, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotData, SnapshotPolicy};
 
 type Cmd = u32;
@@ -432,20 +432,6 @@ fn s7_a_snapshot_older_than_the_commit_point_is_ignored() {
     assert_eq!((f.log(), f.snap_index()), (&log[..], 0));
 }
 
-/// xorshift64*: a test-local deterministic generator, so every walk replays from its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// What a walk reached: snapshots installed by InstallSnapshot, nodes that restored one at
 /// boot, and the most commands one node applied.
 #[derive(Default)]
@@ -472,7 +458,7 @@ fn walk(cfg: Config, seed: u64, steps: usize, reached: &mut Reached) -> Result<(
     };
     let mut c: Cluster<R, Cmd> = Cluster::new(n, cfg);
     c.record_violations = true;
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = WalkRng::new(seed);
     let mut next_cmd = 0;
     for _ in 0..steps {
         let i = rng.below(n);
