@@ -287,6 +287,9 @@ pub struct Cluster<R: Replica<C>, C: Command> {
     now: Duration,
     /// What every snapshot any host took holds (see the [module docs](self)), by number.
     snapshots: Vec<BTreeMap<Slot, C>>,
+    /// A compaction step is running: the policy is not consulted after it (a replica that
+    /// ignores the compaction would be asked again, for ever).
+    compacting: bool,
 }
 
 /// Bound on [`Cluster::deliver_all`]: a scenario that needs more steps has a livelock.
@@ -312,6 +315,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             out: Out::<R, C>::new(),
             now: Duration::ZERO,
             snapshots: Vec::new(),
+            compacting: false,
         };
         for id in members {
             c.nodes.push(Node {
@@ -581,14 +585,16 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             slot,
             data: name.as_bytes().into(),
         };
+        self.compacting = true;
         self.step(i, format!("n{i}: {name}"), |r, out| {
             r.compact(snapshot, out)
         });
+        self.compacting = false;
     }
 
     /// After a step at node `i`: snapshot if the policy says one is due.
     fn snapshot_if_due(&mut self, i: usize) {
-        let Some(policy) = self.cfg.snapshots else {
+        let Some(policy) = self.cfg.snapshots.filter(|_| !self.compacting) else {
             return;
         };
         let due = |p: &SnapshotPolicy, r: &R| p.due(&r.status());
