@@ -447,15 +447,8 @@ struct Reached {
 /// durable state.
 fn walk(cfg: Config, seed: u64, steps: usize, reached: &mut Reached) -> Result<(), Violation> {
     let n = 3;
-    // The driver's own policy is off (see `host_snapshot`); the walk applies it.
-    let every = cfg.snapshots.map(|p| p.every);
-    let cfg = Config {
-        snapshots: cfg.snapshots.map(|p| SnapshotPolicy {
-            every: u64::MAX,
-            ..p
-        }),
-        ..cfg
-    };
+    // The driver applies the snapshot policy after every step; the walk adds snapshots on
+    // demand.
     let mut c: Cluster<R, Cmd> = Cluster::new(n, cfg);
     c.record_violations = true;
     let mut rng = WalkRng::new(seed);
@@ -493,18 +486,10 @@ fn walk(cfg: Config, seed: u64, steps: usize, reached: &mut Reached) -> Result<(
                 next_cmd += 1;
                 c.propose(i, vec![next_cmd]);
             }
-            94..=95 if c.is_up(i) => host_snapshot(&mut c, i),
+            94..=95 if c.is_up(i) => c.snapshot(i),
             96..=97 if c.is_up(i) && (0..n).filter(|&j| !c.is_up(j)).count() < n / 2 => c.crash(i),
             _ if !c.is_up(i) => c.restart(i),
             _ => {}
-        }
-        // The policy, as the driver applies it after a step (see `host_snapshot`).
-        for j in 0..n {
-            if c.is_up(j)
-                && every.is_some_and(|e| c.replica(j).commit >= c.replica(j).snap_index() + e)
-            {
-                host_snapshot(&mut c, j);
-            }
         }
         if let Some(v) = c.violation() {
             return Err(v.clone());
@@ -517,23 +502,6 @@ fn walk(cfg: Config, seed: u64, steps: usize, reached: &mut Reached) -> Result<(
     let most = (0..n).map(|i| c.node(i).applied.len()).max().unwrap_or(0);
     reached.applied = reached.applied.max(most);
     Ok(())
-}
-
-/// Node `i`'s host snapshots ([`Cluster::snapshot`]) unless its commit point is a no-op its
-/// host has not seen: the driver's host counts as applied only the slots reported to it (a
-/// no-op is not), and asserts that it applied the slot it snapshots.
-fn host_snapshot(c: &mut Cluster<R, Cmd>, i: usize) {
-    let r = c.replica(i);
-    if c.node(i).applied_to >= r.commit {
-        c.snapshot(i);
-    } else if !r.cfg.any_bug() {
-        assert_eq!(
-            r.entry_at(r.commit).map(|e| e.cmd.is_none()),
-            Some(true),
-            "{:?}",
-            r.status()
-        );
-    }
 }
 
 fn walk_cfg(every: u64, chunk: usize) -> Config {
