@@ -3,6 +3,7 @@
 //! with reads interleaved, and (with the bug-zoo feature) the P8 and P9 scripts.
 
 use super::read::MAX_PENDING_READS;
+use super::tests::{b, fire, recv, sends};
 use super::*;
 use crate::driver::{Cluster, Violation};
 use crate::replica::{Effect, Effects, ReadMode};
@@ -25,35 +26,15 @@ fn follower_cfg() -> Config {
     }
 }
 
-fn b(round: u64, node: u8) -> Ballot {
-    Ballot { round, node }
-}
-
 fn boot(id: u8, n: u8, cfg: &Config, d: Option<PaxosDurable<Cmd>>) -> P {
     let members: Vec<NodeId> = (0..n).map(NodeId).collect();
     P::boot(NodeId(id), &members, d.as_ref(), cfg, &mut Effects::new())
-}
-
-fn recv(r: &mut P, from: u8, msg: PaxosMsg<Cmd>) -> O {
-    let mut out = Effects::new();
-    r.on_message(NodeId(from), msg, &mut out);
-    out
-}
-
-fn fire(r: &mut P, t: PaxosTimer) -> O {
-    let mut out = Effects::new();
-    r.on_timer(t, &mut out);
-    out
 }
 
 fn read(r: &mut P, ids: Vec<ReadId>) -> O {
     let mut out = Effects::new();
     r.read(ids, &mut out);
     out
-}
-
-fn sends(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
-    out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
 fn ready(out: &O) -> Vec<(ReadId, Slot)> {

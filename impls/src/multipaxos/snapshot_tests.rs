@@ -3,6 +3,7 @@
 //! (a violation panics), so they also assert state machine safety and "snapshots hold only
 //! committed slots" at every step.
 
+use super::tests::{b, e, fire, ids, recv, sends};
 use super::*;
 use crate::driver::{Cluster, Envelope, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotPolicy};
@@ -11,18 +12,6 @@ type Cmd = u32;
 type P = MultiPaxos<Cmd>;
 type O = Out<P, Cmd>;
 type C = Cluster<P, Cmd>;
-
-fn ids(n: u8) -> Vec<NodeId> {
-    (0..n).map(NodeId).collect()
-}
-
-fn b(round: u64, node: u8) -> Ballot {
-    Ballot { round, node }
-}
-
-fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
-    Some(Entry { ballot, cmd })
-}
 
 fn snap(slot: Slot, text: &str) -> Snapshot {
     Snapshot {
@@ -44,26 +33,10 @@ fn boot(id: u8, d: Option<PaxosDurable<Cmd>>, cfg: &Config) -> (P, O) {
     (r, out)
 }
 
-fn recv(r: &mut P, from: u8, msg: PaxosMsg<Cmd>) -> O {
-    let mut out = Effects::new();
-    r.on_message(NodeId(from), msg, &mut out);
-    out
-}
-
-fn fire(r: &mut P, t: PaxosTimer) -> O {
-    let mut out = Effects::new();
-    r.on_timer(t, &mut out);
-    out
-}
-
 fn compact(r: &mut P, s: Snapshot) -> O {
     let mut out = Effects::new();
     r.compact(s, &mut out);
     out
-}
-
-fn sends(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
-    out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
 fn writes(out: &O) -> Vec<PaxosWrite<Cmd>> {

@@ -11,15 +11,15 @@ type Cmd = u32;
 type P = MultiPaxos<Cmd>;
 type O = Out<P, Cmd>;
 
-fn ids(n: u8) -> Vec<NodeId> {
+pub(super) fn ids(n: u8) -> Vec<NodeId> {
     (0..n).map(NodeId).collect()
 }
 
-fn b(round: u64, node: u8) -> Ballot {
+pub(super) fn b(round: u64, node: u8) -> Ballot {
     Ballot { round, node }
 }
 
-fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
+pub(super) fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
     Some(Entry { ballot, cmd })
 }
 
@@ -59,13 +59,13 @@ fn fresh(id: u8, n: u8) -> P {
     boot_with(id, n, &Config::default(), PaxosDurable::default())
 }
 
-fn recv(r: &mut P, from: u8, msg: PaxosMsg<Cmd>) -> O {
+pub(super) fn recv(r: &mut P, from: u8, msg: PaxosMsg<Cmd>) -> O {
     let mut out = Effects::new();
     r.on_message(NodeId(from), msg, &mut out);
     out
 }
 
-fn fire(r: &mut P, t: PaxosTimer) -> O {
+pub(super) fn fire(r: &mut P, t: PaxosTimer) -> O {
     let mut out = Effects::new();
     r.on_timer(t, &mut out);
     out
@@ -77,7 +77,7 @@ fn propose(r: &mut P, cmds: Vec<Cmd>) -> O {
     out
 }
 
-fn sends(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
+pub(super) fn sends(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
     out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 

@@ -5,6 +5,7 @@
 //! applied state" after each step.
 
 use super::read::Asker;
+use super::tests::{entry, ids, recv, sends};
 use super::*;
 use crate::driver::WalkRng;
 use crate::replica::{Effect, Effects, ReadMode};
@@ -24,17 +25,6 @@ fn cfg(follower_reads: bool) -> Config {
     }
 }
 
-fn ids(n: u8) -> Vec<NodeId> {
-    (0..n).map(NodeId).collect()
-}
-
-fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
-    Entry {
-        term,
-        cmd: Some(cmd),
-    }
-}
-
 fn boot(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
     let d = RaftDurable {
         term,
@@ -45,20 +35,10 @@ fn boot(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
     R::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut Effects::new())
 }
 
-fn recv(r: &mut R, from: u8, msg: RaftMsg<Cmd>) -> O {
-    let mut out = Effects::new();
-    r.on_message(NodeId(from), msg, &mut out);
-    out
-}
-
 fn read(r: &mut R, ids: &[ReadId]) -> O {
     let mut out = Effects::new();
     r.read(ids.to_vec(), &mut out);
     out
-}
-
-fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
-    out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
 fn ready(out: &O) -> Vec<(ReadId, Slot)> {

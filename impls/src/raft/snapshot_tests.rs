@@ -2,6 +2,7 @@
 //! names the rule it checks; the golden scripts `testdata/raft_snapshot.txt` and
 //! `testdata/bugs/raft_snapshot_s*.txt` show whole runs.
 
+use super::tests::{entry, ids, recv, sends};
 use super::*;
 use crate::driver::{Cluster, Violation, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotData, SnapshotPolicy};
@@ -16,17 +17,6 @@ fn cfg(chunk: usize) -> Config {
         check_quorum: false,
         snapshots: Some(SnapshotPolicy { every: 1000, chunk }),
         ..Config::default()
-    }
-}
-
-fn ids(n: u8) -> Vec<NodeId> {
-    (0..n).map(NodeId).collect()
-}
-
-fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
-    Entry {
-        term,
-        cmd: Some(cmd),
     }
 }
 
@@ -47,16 +37,6 @@ fn boot(id: u8, d: &RaftDurable<Cmd>, c: &Config) -> (R, O) {
     let mut out = Effects::new();
     let r = R::boot(NodeId(id), &ids(3), Some(d), c, &mut out);
     (r, out)
-}
-
-fn recv(r: &mut R, from: u8, msg: RaftMsg<Cmd>) -> O {
-    let mut out = Effects::new();
-    r.on_message(NodeId(from), msg, &mut out);
-    out
-}
-
-fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
-    out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
 fn ok(matched: Slot) -> RaftMsg<Cmd> {

@@ -19,11 +19,11 @@ fn plain() -> Config {
     }
 }
 
-fn ids(n: u8) -> Vec<NodeId> {
+pub(super) fn ids(n: u8) -> Vec<NodeId> {
     (0..n).map(NodeId).collect()
 }
 
-fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
+pub(super) fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
     Entry {
         term,
         cmd: Some(cmd),
@@ -50,7 +50,7 @@ fn fresh(id: u8, n: u8, cfg: &Config) -> R {
     boot_with(id, n, cfg, 0, vec![])
 }
 
-fn recv(r: &mut R, from: u8, msg: RaftMsg<Cmd>) -> O {
+pub(super) fn recv(r: &mut R, from: u8, msg: RaftMsg<Cmd>) -> O {
     let mut out = Effects::new();
     r.on_message(NodeId(from), msg, &mut out);
     out
@@ -62,7 +62,7 @@ fn fire(r: &mut R, t: RaftTimer) -> O {
     out
 }
 
-fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
+pub(super) fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
     out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
