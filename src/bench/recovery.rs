@@ -109,9 +109,20 @@ fn rebuild<R: Hosted>(
     let node = (leader + 1) % servers;
     let committed = cluster.status(leader).map_or(0, |s| s.commit);
     cluster.crash(node);
+    restart_until_caught_up(cluster, node, committed, Duration::from_secs(30))
+}
+
+/// Restart crashed `node` and wait until it has applied `committed`: how long that took, or
+/// [`BenchError::NoCatchUp`] after `give_up`.
+fn restart_until_caught_up<R: Replica<Cmd<Kv>>>(
+    cluster: &mut crate::runtime::Cluster<R, Kv>,
+    node: usize,
+    committed: paxraft_impls::Slot,
+    give_up: Duration,
+) -> Result<Duration, BenchError> {
     let restart = Instant::now();
     cluster.restart(node);
-    let deadline = restart + Duration::from_secs(30);
+    let deadline = restart + give_up;
     while cluster.applied(node).0 < committed {
         if Instant::now() > deadline {
             return Err(BenchError::NoCatchUp(R::NAME));
@@ -171,16 +182,9 @@ pub fn catch_up(protocol: Protocol, behind: u64, every: u64) -> Result<CatchUp, 
             let cluster = &mut load.cluster;
             let committed = cluster.status(leader).map_or(0, |s| s.commit);
             let before = cluster.restored(node);
-            let restart = Instant::now();
-            cluster.restart(node);
-            let deadline = restart + Duration::from_secs(60);
-            while cluster.applied(node).0 < committed {
-                if Instant::now() > deadline {
-                    return Err(BenchError::NoCatchUp(R::NAME));
-                }
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            let seconds = restart.elapsed().as_secs_f64();
+            let seconds =
+                restart_until_caught_up(cluster, node, committed, Duration::from_secs(60))?
+                    .as_secs_f64();
             let after = cluster.restored(node);
             Ok(CatchUp {
                 protocol: R::NAME.to_string(),
