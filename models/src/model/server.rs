@@ -327,7 +327,9 @@ impl<R: Replica<Cmd>> Node<R> {
                     }
                     s.reported = s.reported.max(snapshot.slot);
                     let sv = saved.get_or_insert_with(|| (**s.saved).clone());
-                    sv.restores |= if booting { 2 } else { 0 };
+                    if booting {
+                        sv.restores |= 2;
+                    }
                     if sv.applied_to < snapshot.slot {
                         match Sessions::decode(&snapshot.data) {
                             Ok(sm) => sv.sm = sm,
@@ -378,9 +380,6 @@ impl<R: Replica<Cmd>> Node<R> {
             sv.applied_to = sv.applied_to.max(status.commit);
             s.known_commit = status.commit;
         }
-        if status.snapshot > status.commit {
-            s.checks.fail(HostCheck::Snapshot);
-        }
         if torn {
             let sv = saved.get_or_insert_with(|| (**s.saved).clone());
             sv.torn_crashes = sv.torn_crashes.saturating_add(1);
@@ -392,8 +391,11 @@ impl<R: Replica<Cmd>> Node<R> {
             // state machine is ahead of the replica (it survived a crash the replica's commit
             // point did not) waits until the replica has caught up, so that the snapshot's
             // slot names the state it holds.
-            let sv = saved.get_or_insert_with(|| (**s.saved).clone());
-            if sv.applied_to <= status.commit {
+            let applied_to = saved
+                .as_ref()
+                .map_or(s.saved.applied_to, |sv| sv.applied_to);
+            if applied_to <= status.commit {
+                let sv = saved.get_or_insert_with(|| (**s.saved).clone());
                 let snapshot = Snapshot {
                     slot: SnapshotPolicy::slot(&status, cfg),
                     data: sv.sm.encode_as(cfg),
@@ -407,10 +409,12 @@ impl<R: Replica<Cmd>> Node<R> {
                         other => unreachable!("compaction only writes: {other:?}"),
                     }
                 }
-                if s.replica.status().snapshot > s.replica.status().commit {
-                    s.checks.fail(HostCheck::Snapshot);
-                }
             }
+        }
+        // After the step and any compaction: no snapshot above the commit point.
+        let now = s.replica.status();
+        if now.snapshot > now.commit {
+            s.checks.fail(HostCheck::Snapshot);
         }
         if let Some(mut sv) = saved {
             if exposed {
