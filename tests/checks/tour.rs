@@ -31,7 +31,7 @@ fn tiny(dir: &Path) -> TourOptions {
         },
         search: SearchOptions {
             threads: 1,
-            depth: Some(15),
+            depth: Some(13),
             ..SearchOptions::default()
         },
         sim: SimOptions {
