@@ -66,6 +66,61 @@ pub struct RecoveryRun {
     pub provenance: Option<Provenance>,
 }
 
+/// A follower that fell behind the leader's snapshot, restarted and caught up
+/// ([`crate::bench::catch_up`]; issue 17's target: under 2 s at 10^6 slots behind).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatchUpRun {
+    /// The protocol's name.
+    pub protocol: String,
+    /// Slots the cluster committed while the follower was down.
+    pub behind: u64,
+    /// The snapshot threshold ([`paxraft_impls::SnapshotPolicy::every`]).
+    pub every: u64,
+    /// From the follower's restart until it had applied everything committed before it.
+    pub seconds: f64,
+    /// Snapshots its state machine was restored from: what catching up shipped to it besides
+    /// the log entries above the snapshot.
+    pub snapshots: u64,
+    /// The bytes of those snapshots.
+    pub snapshot_bytes: u64,
+    /// When and from which commit it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// A leader restarted from a compacted log (snapshot plus the entries above it):
+/// [`crate::bench::leader_restart`]; issue 17's target: the cluster serves again within
+/// 100 ms plus the election timeout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestartRun {
+    /// The protocol's name.
+    pub protocol: String,
+    /// Slots committed before the leader was crashed.
+    pub committed: u64,
+    /// The snapshot threshold.
+    pub every: u64,
+    /// Entries the leader's log held above its snapshot when it crashed: what its restart
+    /// replayed besides the snapshot.
+    pub log_entries: u64,
+    /// The election timeout range the cluster ran with, milliseconds.
+    pub election_timeout_ms: (f64, f64),
+    /// From the restart until a new client write committed (an election, then a commit).
+    pub serve_ms: f64,
+    /// From the restart until the restarted node had applied everything committed before
+    /// its crash (its state machine rebuilt from the snapshot and the log above it).
+    pub rebuilt_ms: f64,
+    /// When and from which commit it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+impl RestartRun {
+    /// Issue 17's bound on `serve_ms`: 100 ms plus the longest election timeout.
+    pub fn target_ms(&self) -> f64 {
+        100.0 + self.election_timeout_ms.1
+    }
+}
+
 /// The verdict on one model property.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PropertyResult {
@@ -307,6 +362,12 @@ pub struct Results {
     pub bench: Vec<BenchPoint>,
     /// Recovery timelines.
     pub recovery: Vec<RecoveryRun>,
+    /// Followers catching up by snapshot.
+    #[serde(default)]
+    pub catch_up: Vec<CatchUpRun>,
+    /// Leaders restarting from a compacted log.
+    #[serde(default)]
+    pub restarts: Vec<RestartRun>,
     /// Model-checking runs.
     pub checks: Vec<CheckResult>,
     /// Bug zoo results.
@@ -323,6 +384,8 @@ const BENCH_FILE: &str = "bench.json";
 const RECOVERY_FILE: &str = "recovery.json";
 const CHECKS_FILE: &str = "checks.json";
 const ZOO_FILE: &str = "zoo.json";
+const CATCH_UP_FILE: &str = "catch_up.json";
+const RESTART_FILE: &str = "restart.json";
 
 fn load<T: DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
     match fs::read_to_string(path) {
@@ -349,22 +412,26 @@ fn save<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 }
 
 impl Results {
-    fn paths(report_dir: &Path) -> [PathBuf; 4] {
+    fn paths(report_dir: &Path) -> [PathBuf; 6] {
         let d = report_dir.join(DATA_DIR);
         [
             d.join(BENCH_FILE),
             d.join(RECOVERY_FILE),
             d.join(CHECKS_FILE),
             d.join(ZOO_FILE),
+            d.join(CATCH_UP_FILE),
+            d.join(RESTART_FILE),
         ]
     }
 
     /// Load whatever results exist under `report_dir/data/` (missing files are empty parts).
     pub fn load(report_dir: &Path) -> io::Result<Results> {
-        let [bench, recovery, checks, zoo] = Self::paths(report_dir);
+        let [bench, recovery, checks, zoo, catch_up, restarts] = Self::paths(report_dir);
         Ok(Results {
             bench: load(&bench)?,
             recovery: load(&recovery)?,
+            catch_up: load(&catch_up)?,
+            restarts: load(&restarts)?,
             checks: load(&checks)?,
             zoo: load(&zoo)?,
             mutants: crate::report::mutants::MutationResult::load(report_dir)?,
@@ -373,7 +440,13 @@ impl Results {
 
     /// Save every non-empty part under `report_dir/data/`, replacing what was there.
     pub fn save(&self, report_dir: &Path) -> io::Result<()> {
-        let [bench, recovery, checks, zoo] = Self::paths(report_dir);
+        let [bench, recovery, checks, zoo, catch_up, restarts] = Self::paths(report_dir);
+        if !self.catch_up.is_empty() {
+            save(&catch_up, &self.catch_up)?;
+        }
+        if !self.restarts.is_empty() {
+            save(&restarts, &self.restarts)?;
+        }
         if !self.bench.is_empty() {
             save(&bench, &self.bench)?;
         }
@@ -410,9 +483,21 @@ impl Results {
         merge(&path, runs, |r| (r.protocol.clone(), r.servers))
     }
 
+    /// Merge `runs` into `report_dir/data/catch_up.json`, by protocol.
+    pub fn merge_catch_up(report_dir: &Path, runs: &[CatchUpRun]) -> io::Result<()> {
+        let [.., path, _] = Self::paths(report_dir);
+        merge(&path, runs, |r| r.protocol.clone())
+    }
+
+    /// Merge `runs` into `report_dir/data/restart.json`, by protocol.
+    pub fn merge_restarts(report_dir: &Path, runs: &[RestartRun]) -> io::Result<()> {
+        let [.., path] = Self::paths(report_dir);
+        merge(&path, runs, |r| r.protocol.clone())
+    }
+
     /// Merge `checks` into `report_dir/data/checks.json`, by protocol and configuration.
     pub fn merge_checks(report_dir: &Path, checks: &[CheckResult]) -> io::Result<()> {
-        let [_, _, path, _] = Self::paths(report_dir);
+        let [_, _, path, ..] = Self::paths(report_dir);
         merge(&path, checks, |c| (c.protocol.clone(), c.config.clone()))
     }
 }

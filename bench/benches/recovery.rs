@@ -4,9 +4,11 @@
 //! timeline of throughput around the crash per protocol and cluster size goes to
 //! `reports/data/recovery.json`.
 //!
-//! Then, measured once per protocol (not by criterion): a follower 10^6 slots behind a cluster
-//! that snapshots every 10,000 slots restarts and catches up by snapshot; the time and the
-//! snapshot bytes it was sent are printed.
+//! Then, measured once per protocol (not by criterion), with a snapshot every 10,000 slots: a
+//! follower 10^6 slots behind restarts and catches up by snapshot (the time and the snapshot
+//! bytes it was sent), and a leader restarts from its compacted log after 10^6 commits (the
+//! time until the cluster serves again, and until the leader has rebuilt its state); both go
+//! to `reports/data/catch_up.json` and `restart.json`.
 //!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers only, shorter measurement.
 
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode};
 use paxraft::bench::{
-    catch_up, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig,
+    catch_up, leader_restart, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig,
 };
 use paxraft::protocol::Protocol;
 use paxraft::results::{RecoveryRun, Results};
@@ -31,6 +33,10 @@ const REBUILT_OPS: u64 = 100_000;
 /// 2 s for 10^6), with a snapshot every `CATCH_UP_EVERY` slots.
 const CATCH_UP_BEHIND: u64 = 1_000_000;
 const CATCH_UP_EVERY: u64 = 10_000;
+
+/// Slots committed before the leader is restarted from its compacted log (issue 17's target:
+/// serving again within 100 ms plus the election timeout).
+const RESTART_AFTER: u64 = 1_000_000;
 
 fn main() {
     let quick = common::quick() || !common::measuring();
@@ -106,18 +112,36 @@ fn main() {
             }
         }
     }
+    let (mut catch_ups, mut restarts) = (Vec::new(), Vec::new());
     if common::measuring() {
-        // Catch-up by snapshot (issue 17): one measured run per protocol, not iterated by
-        // criterion (each commits CATCH_UP_BEHIND commands first).
+        // Snapshots (issue 17): one measured run each per protocol, not iterated by criterion
+        // (each commits its commands first).
         for protocol in Protocol::REPLICATED {
             match catch_up(protocol, CATCH_UP_BEHIND, CATCH_UP_EVERY) {
-                Ok(r) => println!(
-                    "  catch-up {}: {} slots behind (snapshot every {}): caught up in {:.3} s, {} snapshot(s), {} bytes",
-                    r.protocol, r.behind, r.every, r.seconds, r.snapshots, r.snapshot_bytes
-                ),
+                Ok(r) => {
+                    println!(
+                        "  catch-up {}: {} slots behind (snapshot every {}): caught up in {:.3} s, {} snapshot(s), {} bytes",
+                        r.protocol, r.behind, r.every, r.seconds, r.snapshots, r.snapshot_bytes
+                    );
+                    catch_ups.push(r);
+                }
                 Err(e) => eprintln!("warning: catch-up {}: {e}", protocol.name()),
+            }
+            match leader_restart(protocol, RESTART_AFTER, CATCH_UP_EVERY) {
+                Ok(r) => {
+                    println!(
+                        "  leader restart {}: after {} slots ({} log entries above the snapshot): serving again in {:.1} ms (target {:.0} ms), rebuilt in {:.1} ms",
+                        r.protocol, r.committed, r.log_entries, r.serve_ms, r.target_ms(), r.rebuilt_ms
+                    );
+                    restarts.push(r);
+                }
+                Err(e) => eprintln!("warning: leader restart {}: {e}", protocol.name()),
             }
         }
     }
-    common::finish(&c, "recovery", |dir| Results::merge_recovery(dir, &runs));
+    common::finish(&c, "recovery", |dir| {
+        Results::merge_recovery(dir, &runs)?;
+        Results::merge_catch_up(dir, &catch_ups)?;
+        Results::merge_restarts(dir, &restarts)
+    });
 }

@@ -33,7 +33,8 @@ mod reads;
 mod recovery;
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{
-    catch_up, recovery, recovery_of, time_to_first_commit, time_to_rebuild, CatchUp, RecoveryConfig,
+    catch_up, leader_restart, recovery, recovery_of, time_to_first_commit, time_to_rebuild,
+    RecoveryConfig,
 };
 
 /// Why a load, a measurement or a recovery run could not be made.

@@ -12,7 +12,7 @@ use paxraft_impls::Replica;
 
 use super::{default_clients, histogram, started, BenchError, Driven, Load, LoadConfig};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::results::RecoveryRun;
+use crate::results::{CatchUpRun, RecoveryRun, RestartRun};
 use crate::runtime::{ClientConfig, Cmd};
 
 /// Settings of a [`recovery`] run.
@@ -122,56 +122,39 @@ fn restart_until_caught_up<R: Replica<Cmd<Kv>>>(
 ) -> Result<Duration, BenchError> {
     let restart = Instant::now();
     cluster.restart(node);
-    let deadline = restart + give_up;
+    applied_since(cluster, node, committed, restart, give_up)
+}
+
+/// Wait until `node` has applied `committed`: the time since `since`, or
+/// [`BenchError::NoCatchUp`] once `give_up` has passed since then.
+fn applied_since<R: Replica<Cmd<Kv>>>(
+    cluster: &crate::runtime::Cluster<R, Kv>,
+    node: usize,
+    committed: paxraft_impls::Slot,
+    since: Instant,
+    give_up: Duration,
+) -> Result<Duration, BenchError> {
+    let deadline = since + give_up;
     while cluster.applied(node).0 < committed {
         if Instant::now() > deadline {
             return Err(BenchError::NoCatchUp(R::NAME));
         }
         std::thread::sleep(Duration::from_micros(50));
     }
-    Ok(restart.elapsed())
-}
-
-/// How a follower that fell behind the leader's snapshot caught up ([`catch_up`]).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CatchUp {
-    /// The protocol's name.
-    pub protocol: String,
-    /// Slots the cluster committed while the follower was down.
-    pub behind: u64,
-    /// The snapshot threshold ([`paxraft_impls::SnapshotPolicy::every`]).
-    pub every: u64,
-    /// From the follower's restart until it had applied everything committed before it.
-    pub seconds: f64,
-    /// Snapshots its state machine was restored from, and their bytes: what catching up
-    /// shipped to it besides the log entries above the snapshot.
-    pub snapshots: u64,
-    /// See `snapshots`.
-    pub snapshot_bytes: u64,
+    Ok(since.elapsed())
 }
 
 /// Catch-up by snapshot: a follower of a 3-node cluster with snapshots every `every` slots
 /// is crashed, the others commit `behind` commands under load (compacting as they go), and
 /// the follower restarts with the little it had persisted; the time until it has applied
 /// everything committed, and the snapshot bytes it was sent.
-pub fn catch_up(protocol: Protocol, behind: u64, every: u64) -> Result<CatchUp, BenchError> {
+pub fn catch_up(protocol: Protocol, behind: u64, every: u64) -> Result<CatchUpRun, BenchError> {
     struct Go(Protocol, u64, u64);
     impl ProtocolVisitor for Go {
-        type Output = Result<CatchUp, BenchError>;
+        type Output = Result<CatchUpRun, BenchError>;
         fn visit<R: Hosted>(self) -> Self::Output {
             let Go(protocol, behind, every) = self;
-            let mut load = Load::<R>::start(LoadConfig {
-                snapshots: Some(paxraft_impls::SnapshotPolicy {
-                    every,
-                    chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
-                }),
-                protocol,
-                servers: 3,
-                outstanding: 1024,
-                payload_bytes: 0,
-                clients: 0,
-                reads: super::ReadLoad::default(),
-            })?;
+            let mut load = Load::<R>::start(compacting(protocol, every))?;
             let leader = load
                 .cluster
                 .leader()
@@ -186,17 +169,94 @@ pub fn catch_up(protocol: Protocol, behind: u64, every: u64) -> Result<CatchUp, 
                 restart_until_caught_up(cluster, node, committed, Duration::from_secs(60))?
                     .as_secs_f64();
             let after = cluster.restored(node);
-            Ok(CatchUp {
+            Ok(CatchUpRun {
                 protocol: R::NAME.to_string(),
                 behind,
                 every,
                 seconds,
                 snapshots: after.0 - before.0,
                 snapshot_bytes: after.1 - before.1,
+                provenance: Some(crate::results::Provenance::now()),
             })
         }
     }
     with_protocol(protocol, Go(protocol, behind, every))
+}
+
+/// 3 servers, 1024 outstanding, a snapshot every `every` slots.
+fn compacting(protocol: Protocol, every: u64) -> LoadConfig {
+    LoadConfig {
+        snapshots: Some(paxraft_impls::SnapshotPolicy {
+            every,
+            chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+        }),
+        protocol,
+        servers: 3,
+        outstanding: 1024,
+        payload_bytes: 0,
+        clients: 0,
+        reads: super::ReadLoad::default(),
+    }
+}
+
+/// A leader restart with a compacted log: a 3-node cluster snapshotting every `every` slots
+/// commits `ops` commands under load, then its leader is crashed and restarted at once (from
+/// its snapshot and the log above it). Measured from the restart: until a new client write
+/// commits (the survivors' election timeout runs out, one of the three is elected and
+/// commits), and until the restarted node has applied everything committed before its crash.
+pub fn leader_restart(protocol: Protocol, ops: u64, every: u64) -> Result<RestartRun, BenchError> {
+    struct Go(Protocol, u64, u64);
+    impl ProtocolVisitor for Go {
+        type Output = Result<RestartRun, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            let Go(protocol, ops, every) = self;
+            let cfg = compacting(protocol, every);
+            let timeout = cfg.reads.path.runtime().protocol.election_timeout;
+            let mut load = Load::<R>::start(cfg)?;
+            load.run(ops)?;
+            let cluster = &mut load.cluster;
+            let leader = cluster
+                .leader()
+                .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
+            let status = cluster
+                .status(leader)
+                .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
+            cluster.crash(leader);
+            let restart = Instant::now();
+            cluster.restart(leader);
+            // A client that resends soon: the first tries reach a cluster with no leader.
+            let mut probe = cluster.client(ClientConfig {
+                retry_after: Duration::from_millis(5),
+                ..ClientConfig::default()
+            });
+            probe.submit(KvOp::Put(u64::MAX, Vec::new())).map_err(|e| {
+                BenchError::NoFirstCommit {
+                    protocol: R::NAME,
+                    reason: e.to_string(),
+                }
+            })?;
+            let serve = restart.elapsed();
+            let rebuilt = applied_since(
+                cluster,
+                leader,
+                status.commit,
+                restart,
+                Duration::from_secs(30),
+            )?;
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            Ok(RestartRun {
+                protocol: R::NAME.to_string(),
+                committed: status.commit,
+                every,
+                log_entries: status.last - status.snapshot,
+                election_timeout_ms: (ms(timeout.start), ms(timeout.end)),
+                serve_ms: ms(serve),
+                rebuilt_ms: ms(rebuilt),
+                provenance: Some(crate::results::Provenance::now()),
+            })
+        }
+    }
+    with_protocol(protocol, Go(protocol, ops, every))
 }
 
 /// Throughput over time with the leader crashed at `cfg.crash_at`.

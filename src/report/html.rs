@@ -307,6 +307,7 @@ pub fn render_with_reads(
         }
         h.push_str("</ul>");
     }
+    super::snapshots::section(&mut h, &results.catch_up, &results.restarts);
     h.push_str("</section>");
 
     h.push_str("<section id=\"criterion\"><h2>Criterion</h2>");

@@ -6,6 +6,7 @@ pub mod html;
 pub mod mutants;
 pub mod provenance;
 pub mod reads;
+pub mod snapshots;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use paxraft::results::{
-    BenchPoint, CheckResult, CleanReplay, PropertyResult, Provenance, RecoveryRun, ReplayFailure,
-    ReplayKind, Results, Trace, TraceStep, ZooEntry,
+    BenchPoint, CatchUpRun, CheckResult, CleanReplay, PropertyResult, Provenance, RecoveryRun,
+    ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -122,6 +122,25 @@ fn sample() -> Results {
                 seconds: 0.001,
             }),
             provenance: Some(stamp("0a1b2c3", "2026-05-02T07:00:00Z")),
+        }],
+        catch_up: vec![CatchUpRun {
+            protocol: "raft".into(),
+            behind: 1_000_000,
+            every: 10_000,
+            seconds: 0.007,
+            snapshots: 1,
+            snapshot_bytes: 8_128,
+            provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
+        }],
+        restarts: vec![RestartRun {
+            protocol: "multipaxos".into(),
+            committed: 1_000_001,
+            every: 10_000,
+            log_entries: 4_321,
+            election_timeout_ms: (150.0, 300.0),
+            serve_ms: 412.5,
+            rebuilt_ms: 3.26,
+            provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
         }],
         mutants: None,
     }
@@ -408,6 +427,50 @@ fn merging_results_replaces_only_what_was_measured_again() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The recovery section's snapshot tables: each measurement with issue 17's target beside it,
+/// and a restart over its target says so.
+#[test]
+fn the_recovery_section_shows_catch_up_and_restart_against_their_targets() {
+    let page = paxraft::report::html::render(&sample(), "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("section#recovery table tr"))
+        .map(|tr| tr.select(&sel("td")).map(text).collect())
+        .filter(|cells: &Vec<String>| !cells.is_empty())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "raft",
+                "1000000",
+                "10000",
+                "0.007 s",
+                "1",
+                "8128",
+                "within the target"
+            ],
+            vec![
+                "multipaxos",
+                "1000001",
+                "4321",
+                "150–300 ms",
+                "412.5 ms (OVER)",
+                "400 ms",
+                "3.3 ms"
+            ],
+        ]
+    );
+    let dir = std::env::temp_dir().join(format!("paxraft-report-snap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = sample();
+    Results::merge_catch_up(&dir, &s.catch_up).unwrap();
+    Results::merge_restarts(&dir, &s.restarts).unwrap();
+    let loaded = Results::load(&dir).unwrap();
+    assert_eq!((loaded.catch_up, loaded.restarts), (s.catch_up, s.restarts));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn an_empty_report_says_how_to_fill_it() {
     let page = paxraft::report::html::render(&Results::default(), "", None::<&Path>);
@@ -417,6 +480,9 @@ fn an_empty_report_says_how_to_fill_it() {
         .map(|p| p.text().collect())
         .collect();
     assert!(muted.iter().any(|m| m.contains("cargo bench")));
+    assert!(muted
+        .iter()
+        .any(|m| m.contains("No snapshot measurements yet") && m.contains("--bench recovery")));
     assert!(muted.iter().any(|m| m.contains("check raft")));
     assert_eq!(doc.select(&Selector::parse("svg").unwrap()).count(), 0);
 }

@@ -162,6 +162,23 @@ fn catch_up_by_snapshot_is_measured() {
     });
 }
 
+/// The leader-restart measurement (`paxraft::bench::leader_restart`, run after 10^6 commits by
+/// the recovery benchmark) at a size a test affords: after 20,000 commits with a snapshot every
+/// 1,000, the leader restarts from a compacted log (at most the threshold plus the requests in
+/// flight above its snapshot), the cluster serves a new write, and the restarted node rebuilds
+/// everything committed before its crash.
+#[test]
+fn a_leader_restart_from_a_compacted_log_is_measured() {
+    for_each_protocol(|protocol| {
+        let r = paxraft::bench::leader_restart(protocol, 20_000, 1_000).expect("serves again");
+        assert!(r.committed >= 20_000, "{r:?}");
+        assert!(r.log_entries <= 1_000 + 1024, "{r:?}");
+        assert!(r.serve_ms > 0.0 && r.rebuilt_ms > 0.0, "{r:?}");
+        assert!(r.election_timeout_ms.0 < r.election_timeout_ms.1, "{r:?}");
+        eprintln!("{r:?}");
+    });
+}
+
 /// Issue 17's catch-up target, measured: a follower 10^6 slots behind a cluster that
 /// snapshots every 10,000 catches up (target: under 2 s on 2 cores). Printed, not asserted
 /// on time: `cargo test --test runtime catch_up_from_a_million -- --ignored --nocapture`.
