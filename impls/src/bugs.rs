@@ -108,13 +108,17 @@ pub enum Bug {
     /// an acceptor accepted above it (it asks from its own last slot), so a value that may
     /// have been chosen there is not recovered.
     Phase1SkipsAccepted,
+    /// S6: a multi-Paxos candidate counts an acceptor's promise at its first chunk, so the
+    /// acceptances the later chunks carry are never heard, and a value a quorum accepted
+    /// (maybe chosen) in those slots is replaced.
+    PromiseBeforeLastChunk,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
-    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S5.
-    pub const ALL: [Bug; 35] = [
+    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6.
+    pub const ALL: [Bug; 36] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -150,21 +154,22 @@ impl Bug {
         Bug::SnapshotKeepsCommit,
         Bug::SnapshotWithoutSessions,
         Bug::Phase1SkipsAccepted,
+        Bug::PromiseBeforeLastChunk,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 35] = [
+        const CODES: [&str; 36] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
-            "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5",
+            "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 35] = [
+        const NAMES: [&str; 36] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -200,12 +205,13 @@ impl Bug {
             "snapshot-keeps-commit-point",
             "snapshot-without-sessions",
             "phase1-skips-accepted",
+            "promise-before-last-chunk",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes and S5, `"raft"` for S2 and S3; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2 and S3; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -239,7 +245,8 @@ impl Bug {
             | PromiseSentBeforePersist
             | PaxosReadBeforeRecovery
             | PaxosReadWithoutQuorum
-            | Phase1SkipsAccepted => Some("multipaxos"),
+            | Phase1SkipsAccepted
+            | PromiseBeforeLastChunk => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

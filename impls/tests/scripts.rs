@@ -218,6 +218,7 @@ fn a_known_bug_changes_what_a_script_prints() {
         ("multipaxos_phase1_recovery.txt", "skip-recovery"),
         ("raft_snapshot.txt", "snapshot-keeps-commit-point"),
         ("multipaxos_snapshot.txt", "phase1-skips-accepted"),
+        ("multipaxos_phase1_chunks.txt", "promise-before-last-chunk"),
     ] {
         let path = testdata().join(file);
         let text = std::fs::read_to_string(&path).expect("readable script");

@@ -174,6 +174,15 @@ fn snapshot_sim(k: SimKnobs) -> SimOptions {
     o
 }
 
+/// S6's search: [`PAXOS_SIM_DEEP`] (slots open when leaders change) with one slot per
+/// message (`max_batch` 1), so that a promise reporting two or more slots travels in chunks
+/// and a candidate can hear some of them before the others.
+fn chunked_sim() -> SimOptions {
+    let mut o = sim(PAXOS_SIM_DEEP);
+    o.protocol.max_batch = 1;
+    o
+}
+
 /// The smallest model the snapshot bugs show in: [`raft_base`] with a snapshot at every
 /// committed slot (one chunk each), so that the first commit already compacts.
 fn snapshot_base() -> ModelConfig {
@@ -703,6 +712,15 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: None,
             known: "a new leader prepares from its last slot: a value accepted by a majority above its snapshot is not recovered and another is chosen there",
             source: "Paxos Made Simple §3 (phase 1 covers every slot not known chosen); Paxos Made Live §5.5 (snapshots)",
+        },
+        ZooBug {
+            bug: PromiseBeforeLastChunk,
+            protocol: Protocol::MultiPaxos,
+            property: names::SAFETY,
+            detector: Detector::Schedules(chunked_sim()),
+            known_steps: None,
+            known: "a candidate leads on the first chunk of a promise: a value a quorum accepted in a slot of a later chunk is not recovered, and another is chosen there",
+            source: "Paxos Made Simple §2.2 (phase 1b reports every proposal accepted, P2c); issue 17 (promises in bounded chunks)",
         },
     ]
 }

@@ -160,6 +160,12 @@ zoo_tests! {
     l2_storage_without_fencing => "L2",
     b3_lease_ignores_drift => "B3",
     b4_restart_forgets_lease => "B4",
+    s1_snapshot_of_uncommitted_state => "S1",
+    s2_snapshot_truncates_log => "S2",
+    s3_snapshot_keeps_commit_point => "S3",
+    s4_snapshot_without_sessions => "S4",
+    s5_phase1_skips_accepted => "S5",
+    s6_promise_before_last_chunk => "S6",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

@@ -17,7 +17,9 @@
 //! * **Phase 1 once per leadership (PMS §3, PMMC "Scout").** A would-be leader (a
 //!   `Candidate`) sends one `Prepare` for *all* slots above its commit point. Each acceptor
 //!   answers with every (ballot, value) it accepted in those slots (those above its snapshot:
-//!   the ones inside it are chosen, and the promise says so; see [`snapshot`]). With a quorum of promises
+//!   the ones inside it are chosen, and the promise says so; see [`snapshot`]), in chunks
+//!   of at most `max_batch` slots, all sent at once; the candidate counts a promise once
+//!   every chunk of it is in. With a quorum of promises
 //!   the proposer re-proposes, slot by slot, the value with the highest ballot reported (PMS
 //!   §2.2, P2c), and fills every remaining gap with a no-op (PMS §3) so later slots can be
 //!   applied. It then leads (`Leader`).
@@ -145,17 +147,23 @@ pub enum PaxosMsg<C> {
         /// The first slot phase 1 covers.
         from: Slot,
     },
-    /// Phase 1b: the promise, with what the acceptor accepted from slot `from` on (`None`:
-    /// nothing accepted in that slot).
+    /// Phase 1b: the promise, or one chunk of it: what the acceptor accepted in slots
+    /// `from..from + accepted.len()` (`None`: nothing accepted in that slot), at most
+    /// `max_batch` slots. The chunks of one promise report `start..end` between them.
     Promise {
         /// The ballot promised.
         ballot: Ballot,
-        /// The first slot reported: the prepare's `from`, or one past the acceptor's snapshot
-        /// if that is higher. Every slot from the prepare's `from` up to here is chosen and
-        /// held in that snapshot, so it is *not* empty (see [`snapshot`]).
+        /// The first slot of this chunk.
         from: Slot,
         /// What the acceptor accepted, per slot from `from` on.
         accepted: Vec<Option<Entry<C>>>,
+        /// The first slot the promise reports: the prepare's `from`, or one past the
+        /// acceptor's snapshot if that is higher. Every slot from the prepare's `from` up to
+        /// here is chosen and held in that snapshot, so it is *not* empty (see [`snapshot`]).
+        start: Slot,
+        /// One past the acceptor's last slot: the promise is whole once every slot of
+        /// `start..end` has been reported.
+        end: Slot,
     },
     /// Phase 2a for slots `first..first + cmds.len()`, carrying the leader's commit point.
     /// With no `cmds` it is a heartbeat.
@@ -337,17 +345,20 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
 enum RoleState<C> {
     /// Heard from a live leader since the last election timeout (the lease).
     Follower { leader_alive: bool },
-    /// Running phase 1: `promises` is the bitmask of members that promised our ballot; phase 1
-    /// covers slots from `p1_from` on (commit + 1 when it started); `recovered` holds the
-    /// highest-ballot acceptance reported per slot from `p1_from` on. `reach`: the highest
-    /// snapshot a promiser reported above `p1_from - 1`, and who holds it: every slot up to
-    /// it is chosen, and the candidate leads only once its commit point covers it (it asks
-    /// that promiser for the snapshot; see [`snapshot`]).
+    /// Running phase 1: `promises` is the bitmask of members whose whole promise (every
+    /// chunk) arrived for our ballot; phase 1 covers slots from `p1_from` on (commit + 1 when
+    /// it started); `recovered` holds the highest-ballot acceptance reported per slot from
+    /// `p1_from` on. `reach`: the highest snapshot a promiser reported above `p1_from - 1`,
+    /// and who holds it: every slot up to it is chosen, and the candidate leads only once its
+    /// commit point covers it (it asks that promiser for the snapshot; see [`snapshot`]).
+    /// `heard`: by member position, the slots its promise chunks reported so far, as
+    /// sorted, disjoint, non-adjacent ranges.
     Candidate {
         promises: u8,
         p1_from: Slot,
         recovered: Vec<Option<Entry<C>>>,
         reach: Option<(Slot, NodeId)>,
+        heard: Vec<Vec<(Slot, Slot)>>,
     },
     /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
     /// acceptance bitmask of each open slot `commit + 1 ..= last()`. `reads`: the reads
@@ -480,7 +491,9 @@ impl<C: Command> MultiPaxos<C> {
                 ballot,
                 from: first,
                 accepted,
-            } => self.on_promise(from, ballot, first, accepted, out),
+                start,
+                end,
+            } => self.on_promise(from, ballot, first, accepted, start..end, out),
             PaxosMsg::Accept {
                 ballot,
                 first,
@@ -833,6 +846,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 promises,
                 recovered,
                 reach,
+                heard,
                 ..
             } => {
                 *promises = map.mask(&self.members, *promises);
@@ -840,6 +854,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 if let Some((_, n)) = reach {
                     *n = map.id(*n);
                 }
+                map.by_position(&self.members, heard);
             }
             RoleState::Leader {
                 heard,

@@ -54,6 +54,7 @@ impl<C: Command> MultiPaxos<C> {
             p1_from,
             recovered: Vec::new(),
             reach: None,
+            heard: vec![Vec::new(); self.members.len()],
         };
         self.arm_election_timer(out);
         if self.has_quorum(promises) {
@@ -276,54 +277,91 @@ impl<C: Command> MultiPaxos<C> {
         // [`snapshot`]).
         let base = self.base();
         let first = first.max(base + 1);
-        let accepted = self
-            .log
-            .get((first - base - 1) as usize..)
-            .unwrap_or(&[])
-            .to_vec();
-        out.send(
-            from,
-            PaxosMsg::Promise {
-                ballot: b,
-                from: first,
-                accepted,
-            },
-        );
+        // In chunks of at most `max_batch` slots, so that a promise after a long outage (or a
+        // restart above a snapshot) is never one unbounded message. All at once: asking for
+        // them one round trip at a time, a candidate behind a long tail of open slots runs
+        // out of election timeout before its promise is whole, again and again.
+        let rest = self.log.get((first - base - 1) as usize..).unwrap_or(&[]);
+        let end = first + rest.len() as Slot;
+        let mut chunks = rest.chunks(self.cfg.max_batch);
+        let mut at = first;
+        loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            out.send(
+                from,
+                PaxosMsg::Promise {
+                    ballot: b,
+                    from: at,
+                    accepted: chunk.to_vec(),
+                    start: first,
+                    end,
+                },
+            );
+            at += chunk.len() as Slot;
+            if at == end {
+                break;
+            }
+        }
         if persist_late && !self.cfg.bug(Bug::PromiseNotPersisted) {
             out.persist(PaxosWrite::Promise(b));
         }
     }
 
+    /// A promise, or one chunk of it (`reports`: the slots the whole promise reports). An
+    /// acceptor's promise counts once every chunk of it is in.
+    ///
+    /// Why chunks may come from different answers to our ballot (a duplicated Prepare is
+    /// answered twice, maybe after a compaction) and still make a valid phase 1b (PMS §2.2):
+    /// every chunk is sent after the acceptor promised our ballot, so it reports, per slot,
+    /// an acceptance at least as high as any the acceptor made below our ballot (acceptances
+    /// only rise), which is all P2c needs; where it reports a higher-ballot value instead,
+    /// that value is, if some value was chosen below our ballot, that same value (the Paxos
+    /// invariant). Every chunk names where its promise starts, so each tells on its own
+    /// which slots the acceptor skipped because its snapshot holds them (`reach`).
     pub(super) fn on_promise(
         &mut self,
         from: NodeId,
         b: Ballot,
         first: Slot,
         accepted: Vec<Option<Entry<C>>>,
+        reports: std::ops::Range<Slot>,
         out: &mut Out<Self, C>,
     ) {
         let Some(pos) = self.pos(from) else { return };
         let needed = self.needed();
+        // S6: the promise counts at its first chunk to arrive; what the others carry is
+        // never heard.
+        let early = self.cfg.bug(Bug::PromiseBeforeLastChunk);
         let RoleState::Candidate {
             promises,
             p1_from,
             recovered,
             reach,
+            heard,
         } = &mut self.state
         else {
             return; // a stale answer
         };
-        if b != self.ballot || first < *p1_from {
+        let end = first + accepted.len() as Slot;
+        if b != self.ballot || reports.start < *p1_from {
             return; // a stale answer
+        }
+        if first < reports.start || end > reports.end {
+            debug_assert!(false, "a chunk outside its promise");
+            return;
         }
         let had = promises.count_ones() as usize >= needed;
         let reached = *reach;
         Self::merge(recovered, (first - *p1_from) as usize, &accepted);
         // The promiser's snapshot covers the slots it skipped: chosen, not empty.
-        if first > *p1_from && reach.map_or(true, |(r, _)| first - 1 > r) {
-            *reach = Some((first - 1, from));
+        if reports.start > *p1_from && reach.map_or(true, |(r, _)| reports.start - 1 > r) {
+            *reach = Some((reports.start - 1, from));
         }
-        *promises |= 1 << pos;
+        let heard = &mut heard[pos];
+        add_range(heard, first..end);
+        if early || covers(heard, reports) {
+            *promises |= 1 << pos;
+        }
         let (promises, changed) = (*promises, *reach != reached);
         if !self.has_quorum(promises) || (had && !changed) {
             return; // short of a quorum, or a duplicate after it that changes nothing
@@ -364,4 +402,25 @@ impl<C: Command> MultiPaxos<C> {
         self.raise_promise(promised, out);
         self.step_down(None, out);
     }
+}
+
+/// Add `r` to `ranges` (sorted, disjoint, non-adjacent half-open ranges), merging.
+pub(super) fn add_range(ranges: &mut Vec<(Slot, Slot)>, r: std::ops::Range<Slot>) {
+    if r.is_empty() {
+        return;
+    }
+    let (mut lo, mut hi) = (r.start, r.end);
+    // Those that touch or overlap `r` merge into it.
+    let first = ranges.partition_point(|&(_, e)| e < lo);
+    let last = ranges.partition_point(|&(s, _)| s <= hi);
+    if first < last {
+        lo = lo.min(ranges[first].0);
+        hi = hi.max(ranges[last - 1].1);
+    }
+    ranges.splice(first..last, [(lo, hi)]);
+}
+
+/// Whether `ranges` (as [`add_range`] keeps them) hold every slot of `r`.
+pub(super) fn covers(ranges: &[(Slot, Slot)], r: std::ops::Range<Slot>) -> bool {
+    r.is_empty() || ranges.iter().any(|&(s, e)| s <= r.start && r.end <= e)
 }

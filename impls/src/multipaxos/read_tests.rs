@@ -82,6 +82,8 @@ fn leader(l: u8, n: u8, cfg: &Config) -> P {
             ballot: b(1, l),
             from: 1,
             accepted: vec![],
+            start: 1,
+            end: 1,
         };
         recv(&mut r, (l + k) % n, p);
     }
@@ -111,6 +113,8 @@ fn leader_with_a_recovered_slot(cfg: &Config) -> P {
             ballot: b(2, 0),
             from: 1,
             accepted: vec![reported],
+            start: 1,
+            end: 2,
         },
     );
     let s = r.status();
@@ -545,6 +549,8 @@ fn renaming_scenario(l: u8, f: u8, a: u8) -> (P, P) {
         ballot: b(1, l),
         from: 1,
         accepted: vec![],
+        start: 1,
+        end: 1,
     };
     recv(&mut r, a, p);
     read(&mut r, vec![1]);

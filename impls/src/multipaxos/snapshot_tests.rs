@@ -155,6 +155,8 @@ fn a_promise_starts_after_the_acceptors_snapshot() {
                 ballot: b(2, 2),
                 from: 4,
                 accepted: vec![e(b(1, 1), Some(40)), e(b(1, 1), Some(50))],
+                start: 4,
+                end: 6,
             }
         )]
     );
@@ -172,6 +174,8 @@ fn a_candidate_never_fills_a_slot_inside_a_promisers_snapshot_with_a_noop() {
             ballot: b(1, 0),
             from: 6,
             accepted: vec![e(b(1, 1), Some(60))],
+            start: 6,
+            end: 7,
         },
     );
     // A quorum, but slots 1-5 are chosen and unknown here: it asks n1 for its snapshot and

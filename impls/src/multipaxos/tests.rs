@@ -38,6 +38,7 @@ fn win_round_3(
     };
     let mut r = boot_with(0, 3, cfg, d);
     fire(&mut r, PaxosTimer::Election);
+    let end = 1 + accepted.len() as Slot;
     let out = recv(
         &mut r,
         1,
@@ -45,6 +46,8 @@ fn win_round_3(
             ballot: b(3, 0),
             from: 1,
             accepted,
+            start: 1,
+            end,
         },
     );
     (r, out)
@@ -132,6 +135,8 @@ fn leader(n: u8) -> P {
                 ballot: b(1, 0),
                 from: 1,
                 accepted: vec![],
+                start: 1,
+                end: 1,
             },
         );
     }
@@ -223,7 +228,9 @@ fn acceptor_persists_promise_before_promising() {
             PaxosMsg::Promise {
                 ballot: b(1, 0),
                 from: 1,
-                accepted: vec![]
+                accepted: vec![],
+                start: 1,
+                end: 1,
             }
         )]
     );
@@ -249,6 +256,8 @@ fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
         ballot: b(1, 0),
         from: 1,
         accepted: vec![],
+        start: 1,
+        end: 1,
     };
     assert_eq!(sends(&first), vec![(0, promise.clone())]);
     assert_eq!(sends(&again), vec![(0, promise)]);
@@ -305,7 +314,9 @@ fn promise_reports_every_accepted_value_from_the_asked_slot() {
             PaxosMsg::Promise {
                 ballot: b(2, 2),
                 from: 2,
-                accepted: vec![None, e(b(1, 0), Some(7))]
+                accepted: vec![None, e(b(1, 0), Some(7))],
+                start: 2,
+                end: 4,
             }
         )]
     );
@@ -352,6 +363,8 @@ fn stale_or_duplicate_promises_are_ignored() {
         ballot: b(1, 0),
         from: 1,
         accepted: vec![],
+        start: 1,
+        end: 1,
     };
     recv(&mut r, 1, promise.clone());
     let out = recv(&mut r, 1, promise);
@@ -364,6 +377,8 @@ fn stale_or_duplicate_promises_are_ignored() {
             ballot: b(9, 9),
             from: 1,
             accepted: vec![],
+            start: 1,
+            end: 1,
         },
     );
     assert!(out.is_empty());
@@ -374,9 +389,103 @@ fn stale_or_duplicate_promises_are_ignored() {
             ballot: b(1, 0),
             from: 1,
             accepted: vec![],
+            start: 1,
+            end: 1,
         },
     );
     assert_eq!(r.status().role, Role::Leader, "three of five");
+}
+
+/// PMS §2.2 with bounded messages: an acceptor's promise of five slots with `max_batch` 2
+/// travels as three chunks sent at once, each naming the five slots (1..6) the whole promise
+/// reports.
+#[test]
+fn a_promise_is_sent_in_chunks_of_max_batch_slots() {
+    let cfg = Config {
+        max_batch: 2,
+        ..Config::default()
+    };
+    let d = PaxosDurable {
+        promised: b(1, 0),
+        tried: 0,
+        snapshot: None,
+        log: (1..=5).map(|v| e(b(1, 0), Some(v))).collect(),
+    };
+    let mut r = boot_with(1, 3, &cfg, d);
+    let out = recv(
+        &mut r,
+        2,
+        PaxosMsg::Prepare {
+            ballot: b(2, 2),
+            from: 1,
+        },
+    );
+    let chunks: Vec<(Slot, usize, Slot, Slot)> = sends(&out)
+        .into_iter()
+        .map(|(to, m)| match m {
+            PaxosMsg::Promise {
+                from,
+                accepted,
+                start,
+                end,
+                ..
+            } if to == 2 => (from, accepted.len(), start, end),
+            other => panic!("only promises to n2: {other:?}"),
+        })
+        .collect();
+    assert_eq!(chunks, vec![(1, 2, 1, 6), (3, 2, 1, 6), (5, 1, 1, 6)]);
+}
+
+/// The candidate side: chunks arriving out of order, one of them twice, count the promise
+/// only once every slot of it is in, and recovery then re-proposes every reported value.
+#[test]
+fn a_promise_counts_once_every_chunk_is_in_whatever_their_order() {
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    let chunk = |from: Slot, vals: &[u32]| PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from,
+        accepted: vals.iter().map(|&v| e(b(0, 1), Some(v))).collect(),
+        start: 1,
+        end: 6,
+    };
+    for msg in [chunk(5, &[50]), chunk(1, &[10, 20]), chunk(5, &[50])] {
+        recv(&mut r, 1, msg);
+        assert_eq!(
+            r.status().role,
+            Role::Candidate,
+            "slots 3 and 4 are missing"
+        );
+    }
+    recv(&mut r, 1, chunk(3, &[30, 40]));
+    assert_eq!(r.status().role, Role::Leader);
+    let cmds: Vec<Option<Cmd>> = r
+        .log
+        .iter()
+        .map(|e| e.as_ref().and_then(|e| e.cmd))
+        .collect();
+    assert_eq!(cmds, [10, 20, 30, 40, 50].map(Some));
+}
+
+/// The ranges a candidate keeps per promiser merge when they touch or overlap, and cover a
+/// range only when one of them holds it whole.
+#[test]
+fn promise_ranges_merge_and_cover() {
+    use super::phase1::{add_range, covers};
+    let mut r = Vec::new();
+    add_range(&mut r, 5..7);
+    add_range(&mut r, 1..3);
+    add_range(&mut r, 4..4); // empty: nothing
+    assert_eq!(r, vec![(1, 3), (5, 7)]);
+    assert!(covers(&r, 1..3) && covers(&r, 6..7) && covers(&r, 9..9));
+    assert!(!covers(&r, 1..6), "slots 3 and 4 are missing");
+    add_range(&mut r, 3..5); // touches both: one range
+    assert_eq!(r, vec![(1, 7)]);
+    add_range(&mut r, 2..9); // overlaps and extends
+    add_range(&mut r, 10..12);
+    add_range(&mut r, 0..1);
+    assert_eq!(r, vec![(0, 9), (10, 12)]);
+    assert!(covers(&r, 0..9) && !covers(&r, 8..11));
 }
 
 // --- Phase 2 and learning -------------------------------------------------------------------
@@ -718,7 +827,9 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
             PaxosMsg::Promise {
                 ballot: b(1, 1),
                 from: 1,
-                accepted: vec![]
+                accepted: vec![],
+                start: 1,
+                end: 1,
             }
         )]
     );
@@ -729,6 +840,8 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
             ballot: b(1, 0),
             from: 1,
             accepted: vec![],
+            start: 1,
+            end: 1,
         },
     );
     assert_eq!(
@@ -754,6 +867,8 @@ fn a_proposer_other_than_n0_counts_itself_in_every_quorum() {
             ballot: b(1, 2),
             from: 1,
             accepted: vec![e(b(1, 0), Some(7))],
+            start: 1,
+            end: 2,
         },
     );
     assert_eq!(r.status().role, Role::Leader, "its promise and n0's");
@@ -869,6 +984,7 @@ fn renaming_moves_every_node_id_ballots_included() {
         p1_from: 1,
         recovered: vec![e(b(1, 1), None)],
         reach: Some((3, NodeId(2))),
+        heard: vec![vec![], vec![(1, 3)], vec![(2, 4), (6, 7)]],
     };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
@@ -887,6 +1003,8 @@ fn renaming_moves_every_node_id_ballots_included() {
             p1_from: 1,
             recovered: vec![e(b(1, 2), None)],
             reach: Some((3, NodeId(0))),
+            // What n0 reported is n1's now, and so on.
+            heard: vec![vec![(2, 4), (6, 7)], vec![], vec![(1, 3)]],
         }
     );
     assert_eq!((r.tried, r.commit), (before.tried, before.commit));
@@ -946,11 +1064,15 @@ fn renaming_a_message_renames_every_ballot_in_it() {
             ballot: b(2, 0),
             from: 1,
             accepted: vec![e(b(1, 2), Some(4)), None],
+            start: 1,
+            end: 3,
         }),
         PaxosMsg::Promise {
             ballot: b(2, 1),
             from: 1,
             accepted: vec![e(b(1, 0), Some(4)), None],
+            start: 1,
+            end: 3,
         }
     );
     assert_eq!(
@@ -1068,6 +1190,8 @@ fn answers_to_a_ballot_left_behind_are_obsolete() {
             ballot: b(1, 0),
             from: 1,
             accepted: vec![],
+            start: 1,
+            end: 1,
         },
         accepted(b(0, 2), 1, 1, 0, false),
         PaxosMsg::Nack {
@@ -1146,6 +1270,8 @@ mod bugs {
                 ballot: b(3, 0),
                 from: 1,
                 accepted: vec![e(b(2, 2), Some(20)), None, e(b(1, 1), Some(30))],
+                start: 1,
+                end: 4,
             },
         );
         assert_eq!(
