@@ -177,8 +177,14 @@ impl SimOptions {
             // Terms and retries are not what bounds a run: its length is.
             max_term: u64::MAX / 2,
             // Room for every server to broadcast and every client to wait at once; beyond it
-            // a step is refused, which keeps stale heartbeats from piling up without end.
-            max_in_flight: 4 * self.servers * self.servers + 2 * self.clients,
+            // a step is refused, which keeps stale heartbeats from piling up without end. A
+            // broadcast of a log's worth of slots takes a message per `max_batch` of them
+            // (a promise, a new leader's recovery): with small batches, room for that too,
+            // or the step that would send them is refused for ever.
+            max_in_flight: (4 * self.servers * self.servers + 2 * self.clients)
+                * (self.clients * self.ops)
+                    .div_ceil(self.protocol.max_batch.max(1))
+                    .clamp(1, 64),
             max_retries: u8::MAX,
             // The schedule's loss rate decides how much is lost.
             max_losses: None,

@@ -199,8 +199,10 @@ where
     /// flight, in rotation so none starves; fire timers in rotation when nothing is in
     /// flight (a healthy network is fast next to its timeouts: firing election timers
     /// while a leader's messages are still on the way would depose it again and again),
-    /// and every 64th step anyway, so that stale leader hints bouncing a client between
-    /// servers cannot keep the network busy for ever. Says whether the run settled.
+    /// and anyway every 64th step, or every L-th with L messages in flight if more (a
+    /// timeout outlasts the delivery of what is on the wire, say a promise in many chunks),
+    /// so that stale leader hints bouncing a client between servers cannot keep the network
+    /// busy for ever. Says whether the run settled.
     fn settling_phase(
         &self,
         p: &FaultProfile,
@@ -211,6 +213,7 @@ where
         let mut classes = Vec::new();
         let mut kinds = SettlingChoices::default();
         let mut timer_turn = 0;
+        let mut since_forced = 0;
         let mut settled = false;
         for k in 0..p.settle_steps {
             if (self.settled)(self.model, state) {
@@ -222,7 +225,11 @@ where
             classes.clear();
             classes.extend(actions.iter().map(|a| a.class()));
             self.sort_settling(state, &actions, &classes, &mut kinds);
-            let next = self.pick_settling(state, &actions, &kinds, k, &mut timer_turn);
+            // Due every 64th step (as often as a stale hint can bounce a client), or every
+            // L-th with L messages in flight if more.
+            let timer_due = since_forced + 1 >= kinds.deliveries.len().max(64);
+            since_forced = if timer_due { 0 } else { since_forced + 1 };
+            let next = self.pick_settling(state, &actions, &kinds, k, timer_due, &mut timer_turn);
             if let Some(v) = self.panic_violation(out.path.len(), Phase::Settling) {
                 out.violation = Some(v);
                 return Err(Violated);
@@ -264,16 +271,17 @@ where
     }
 
     /// Settling step `k`'s pick: a restart first, then a delivery or a timer (timers first
-    /// when nothing is in flight, or on every 64th step), held-back timers last.
+    /// when nothing is in flight, or when `timer_due`), held-back timers last.
     fn pick_settling(
         &self,
         state: &M::State,
         actions: &[M::Action],
         kinds: &SettlingChoices,
         k: usize,
+        timer_due: bool,
         timer_turn: &mut usize,
     ) -> Picked<M> {
-        let timer_first = kinds.deliveries.is_empty() || k % 64 == 63;
+        let timer_first = kinds.deliveries.is_empty() || timer_due;
         let next = if let Some(s) = self.first(state, actions, &kinds.recovers, 0, false) {
             Some((s, Class::Recover { node: 0 }))
         } else if timer_first {
