@@ -1,6 +1,7 @@
 //! `paxraft run`: a live in-process cluster under pipelined client load, with a progress bar;
 //! prints throughput and latency percentiles.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,11 @@ pub struct RunArgs {
     /// Durable storage.
     #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
     pub storage: StorageKind,
+    /// Keep the replicas' files in DIR (implies `--storage file`) and boot from what an
+    /// earlier run left there: its state, snapshots and client sessions. Without it, file
+    /// storage goes to a new temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Percent of operations that are gets (the rest are puts).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub read_percent: u8,
@@ -86,18 +92,34 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
             R::NAME
         );
     }
-    let mut cluster: Cluster<R, Kv> = match args.storage {
+    let storage = match args.data {
+        Some(_) => StorageKind::File,
+        None => args.storage,
+    };
+    let mut cluster: Cluster<R, Kv> = match storage {
         StorageKind::Memory => Cluster::new(args.servers, cfg)?,
         StorageKind::File => {
-            let dir = std::env::temp_dir().join(format!("paxraft-run-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let (dir, first_client) = match &args.data {
+                Some(dir) => {
+                    let first = Manifest::claim(dir, R::NAME, args.servers, args.clients)?;
+                    (dir.clone(), first)
+                }
+                None => {
+                    let dir =
+                        std::env::temp_dir().join(format!("paxraft-run-{}", std::process::id()));
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    (dir, 1)
+                }
+            };
             eprintln!("logs in {}", dir.display());
-            Cluster::with_storage(args.servers, cfg, move |id| {
+            let mut c = Cluster::with_storage(args.servers, cfg, move |id| {
                 let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(FileStorage::<R, Cmd<Kv>>::open(
                     dir.join(format!("{id}.log")),
                 )?);
                 Ok(s)
-            })?
+            })?;
+            c.number_clients_from(first_client);
+            c
         }
     };
     let bar = indicatif::ProgressBar::new(args.ops);
@@ -183,7 +205,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         args.servers,
         args.clients,
         args.outstanding,
-        args.storage,
+        storage,
         args.read_percent,
         args.reads.reads,
         if args.reads.follower_reads { ", follower reads" } else { "" },
@@ -199,4 +221,65 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         println!("replica {id} panicked: {what}");
     }
     Ok(())
+}
+
+/// What `--data DIR` keeps beside the replicas' logs (`DIR/paxraft.json`): the cluster the
+/// logs belong to, and the first client id no run has used yet (a run's clients must not
+/// reuse ids whose sessions the restored state machine holds: their requests would be
+/// answered as retries).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    protocol: String,
+    servers: usize,
+    next_client: u64,
+}
+
+impl Manifest {
+    /// Check that `dir` holds this cluster's files, or none yet, and claim `clients` client
+    /// ids in it (saved before the cluster starts, so that a run that dies midway has used
+    /// only ids it claimed). Returns the first.
+    fn claim(dir: &Path, protocol: &str, servers: usize, clients: usize) -> Result<u64, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join("paxraft.json");
+        let first = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let m: Manifest = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
+                if m.protocol != protocol || m.servers != servers {
+                    return Err(format!(
+                        "{} holds a {} cluster of {} servers, not {protocol} with {servers}",
+                        dir.display(),
+                        m.protocol,
+                        m.servers
+                    ));
+                }
+                m.next_client
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::read_dir(dir)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?
+                    .next()
+                    .is_some()
+                {
+                    return Err(format!(
+                        "{} is not empty and holds no paxraft.json: not a paxraft data directory",
+                        dir.display()
+                    ));
+                }
+                1
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let next = Manifest {
+            protocol: protocol.to_string(),
+            servers,
+            next_client: first + clients as u64,
+        };
+        let tmp = dir.join("paxraft.json.tmp");
+        let json = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(first)
+    }
 }

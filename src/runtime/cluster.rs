@@ -78,6 +78,37 @@ pub enum StartError {
     },
 }
 
+/// Refuse a store a node could not boot from, before any node starts: its durable state
+/// must load, and the snapshot in it (a replica restores it at boot, rule 7 of the effect
+/// contract) must decode into this host's state machine. A node thread that found out only
+/// while booting would panic, and a store read as empty would lose what it acknowledged.
+fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
+    id: NodeId,
+    members: &[NodeId],
+    cfg: &RuntimeConfig,
+    storage: &mut dyn Storage<R, Cmd<S>>,
+) -> std::io::Result<()> {
+    let Some(durable) = storage.load()? else {
+        return Ok(());
+    };
+    let mut out = paxraft_impls::Out::<R, Cmd<S>>::new();
+    let _ = R::boot(id, members, Some(&durable), &cfg.protocol, &mut out);
+    for e in out.drain() {
+        if let paxraft_impls::Effect::Restore(snapshot) = e {
+            Sessions::<S>::decode(&snapshot.data).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "its snapshot at slot {} does not decode: {e}",
+                        snapshot.slot
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// For callers whose errors are still lines of text (the CLI's commands, the benchmarks).
 impl From<StartError> for String {
     fn from(e: StartError) -> String {
@@ -133,7 +164,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         });
         let mut kept = Vec::with_capacity(n);
         for &id in &members {
-            let storage = storage(id).map_err(|source| StartError::Storage { node: id, source })?;
+            let storage = storage(id)
+                .and_then(|mut s| {
+                    check_durable::<R, S>(id, &members, &cfg, &mut *s)?;
+                    Ok(s)
+                })
+                .map_err(|source| StartError::Storage { node: id, source })?;
             kept.push(Arc::new(Mutex::new(Kept {
                 storage,
                 incarnation: 0,
@@ -222,6 +258,14 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// The network handle clients use.
     pub fn net(&self) -> Arc<Net<R, S>> {
         Arc::clone(&self.net)
+    }
+
+    /// Number the clients made from now on from `first` up (a cluster that continues from
+    /// storage another process wrote must not give its clients ids whose sessions the state
+    /// machine holds already: their requests would be answered as retries).
+    pub fn number_clients_from(&mut self, first: u64) {
+        assert!(first >= 1, "client ids start at 1");
+        self.next_client = first;
     }
 
     /// A new client with its own id.

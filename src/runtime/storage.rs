@@ -12,7 +12,8 @@
 //!   (a temporary file renamed over it, so a crash leaves the old image or the new one) with
 //!   the number of the log that continues it, `LOG.<n>`; the old log is deleted. So the files
 //!   hold the snapshot and the writes since, not every write ever made. An image that does
-//!   not decode is refused with an error naming the file, never read as an empty state.
+//!   not decode, or is missing while a later log continues it, is refused with an error
+//!   naming the file, never read as an empty state.
 //! * [`LossyStorage`] wraps either and injects the fault the protocols must survive: writes
 //!   wait in memory until `sync`, and a crash ([`Storage::crash`]) keeps a seeded-random
 //!   *prefix* of the unsynced ones (a log-structured store may have persisted any prefix of
@@ -161,6 +162,20 @@ impl<R, C> FileStorage<R, C> {
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let base = path.into();
         let generation = Self::read_generation(&base)?;
+        if generation == 0 && !base.exists() {
+            // Without its image a later log is writes to apply to a state that is gone: read
+            // alone it would boot the node from a silently emptied state.
+            if let Some(orphan) = Self::later_log(&base)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is missing, and {} continues it",
+                        Self::image_path(&base).display(),
+                        orphan.display()
+                    ),
+                ));
+            }
+        }
         let path = Self::log_path(&base, generation);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(FileStorage {
@@ -200,6 +215,36 @@ impl<R, C> FileStorage<R, C> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(e),
         }
+    }
+
+    /// A log of generation 1 or more next to `base` (`base.<n>`), if there is one.
+    fn later_log(base: &std::path::Path) -> io::Result<Option<PathBuf>> {
+        let (Some(dir), Some(name)) = (base.parent(), base.file_name()) else {
+            return Ok(None);
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let numbered = file.strip_prefix(&prefix).is_some_and(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n != "0"
+            });
+            if numbered {
+                return Ok(Some(entry.path()));
+            }
+        }
+        Ok(None)
     }
 
     /// Bytes in the files this storage holds now (the image and the current log).
@@ -270,7 +315,15 @@ where
                 Ok(w) => R::apply_write(image.get_or_insert_with(Default::default), &w),
                 // Only the last write can be torn (a torn tail is cut off below, before
                 // anything is appended after it); it was never synced, so never announced.
-                Err(_) => break,
+                Err(_) if reader.fill_buf()?.is_empty() => break,
+                // A bad write with whole writes after it was not torn by a crash: the file
+                // is damaged (or another protocol's), and cutting it off would lose them.
+                Err(e) => {
+                    return Err(corrupt(
+                        &self.path,
+                        format!("the write at byte {whole} does not decode ({e})"),
+                    ))
+                }
             }
             whole += n as u64;
         }
@@ -538,6 +591,22 @@ mod tests {
             .expect_err("a corrupt image is refused");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("n0.log.image is corrupt"), "{e}");
+        // Truncated: a prefix of a good image is refused the same way.
+        std::fs::write(with_suffix(&base, ".image"), b"{\"generation\": 2, \"im").unwrap();
+        let e = FileStorage::<R, Cmd<Kv>>::open(&base)
+            .and_then(|mut s| s.load())
+            .expect_err("a truncated image is refused");
+        assert!(e.to_string().contains("n0.log.image is corrupt"), "{e}");
+        // Deleted: the log after it must not be read as the whole state.
+        std::fs::write(with_suffix(&base, ".2"), b"").unwrap();
+        std::fs::remove_file(with_suffix(&base, ".image")).unwrap();
+        let e = FileStorage::<R, Cmd<Kv>>::open(&base).expect_err("a missing image is refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string().contains("n0.log.image is missing, and")
+                && e.to_string().contains("n0.log.2 continues it"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -643,6 +712,21 @@ mod tests {
             assert_eq!(s.load().unwrap(), image_of(&writes[..3]), "torn: {torn}");
             assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "cut off");
         }
+        // A bad write with whole writes after it is damage, not a torn tail: refused, and
+        // nothing is cut.
+        let good = std::fs::read(&path).unwrap();
+        let mut damaged = good.clone();
+        damaged.splice(0..0, b"{\"Append\": 7}\n".iter().copied());
+        std::fs::write(&path, &damaged).unwrap();
+        let e = s.load().expect_err("a damaged log is refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string()
+                .contains("the write at byte 0 does not decode"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing cut");
+        std::fs::write(&path, &good).unwrap();
         // What is appended after the cut is read back.
         s.append(&writes[3]).unwrap();
         s.sync().unwrap();

@@ -211,3 +211,71 @@ fn leader_restart_after_a_million_commits() {
         );
     });
 }
+
+/// `paxraft run --data DIR` keeps its files: a second run boots from the first one's
+/// snapshots and logs (with new client ids: the first run's sessions are in the snapshot)
+/// and serves every request; a snapshot that does not decode, or an image cut short, is a
+/// one-line error and exit code 2, never a panic or a cluster booted from nothing.
+#[test]
+fn the_cli_continues_from_its_data_directory_and_refuses_a_damaged_snapshot() {
+    for protocol in ["raft", "multipaxos"] {
+        let dir = std::env::temp_dir().join(format!(
+            "paxraft-cli-data-{protocol}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let run = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_paxraft"))
+                .args(["run", protocol, "--ops", "2000", "--clients", "2"])
+                .args(["--outstanding", "8", "--snapshot-every", "100", "--data"])
+                .arg(&dir)
+                .output()
+                .expect("paxraft runs")
+        };
+        for round in 0..2 {
+            let out = run();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success()
+                    && stdout.contains(": 2000 ops in")
+                    && stdout.contains(" 0 errors"),
+                "{protocol} round {round}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let manifest = std::fs::read_to_string(dir.join("paxraft.json")).expect("manifest");
+        assert!(manifest.contains("\"next_client\": 5"), "{manifest}");
+        let image = dir.join("n0.log.image");
+        let good = std::fs::read_to_string(&image).expect("node 0 took a snapshot");
+        // Valid JSON, but the snapshot's bytes are not a state machine.
+        let at = good.find("\"data\":[").expect("the image holds a snapshot") + 8;
+        let end = at + good[at..].find(']').expect("an array");
+        let bad = format!("{}1,2,3{}", &good[..at], &good[end..]);
+        for (damage, says) in [
+            (bad, "does not decode"),
+            (
+                good[..good.len() / 2].to_string(),
+                "n0.log.image is corrupt",
+            ),
+        ] {
+            std::fs::write(&image, damage).unwrap();
+            let out = run();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let error: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.starts_with("logs in"))
+                .collect();
+            assert_eq!(out.status.code(), Some(2), "{protocol}: {stderr}");
+            assert!(
+                error.len() == 1 && error[0].contains("storage of n0") && error[0].contains(says),
+                "{protocol}: one line saying {says:?}: {stderr}"
+            );
+        }
+        std::fs::write(&image, good).unwrap();
+        assert!(
+            run().status.success(),
+            "{protocol}: the repaired directory boots"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
