@@ -65,6 +65,10 @@ pub struct ModelArgs {
     /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
     #[arg(long)]
     pub empty_heartbeats: bool,
+    /// Most log slots in one message (appends, accepts, a multi-Paxos promise's chunks). At
+    /// least 1; small values let a model this size send a log in pieces. Default: 4096.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
     #[command(flatten)]
     pub reads: super::ReadArgs,
     #[command(flatten)]
@@ -211,6 +215,9 @@ impl ModelArgs {
         cfg.protocol.check_quorum = !self.no_check_quorum;
         cfg.crash_mid_step = !self.atomic_steps;
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
+        if let Some(b) = self.max_batch {
+            cfg.protocol.max_batch = b;
+        }
         self.reads.apply(&mut cfg.protocol);
         self.snapshots.apply(&mut cfg.protocol);
         cfg.validate()?;

@@ -908,6 +908,7 @@ fn check_rejects_bad_input_with_exit_code_2() {
         ],
         &["run", "raft", "--snapshot-every", "0"],
         &["run", "raft", "--snapshot-every", "ten"],
+        &["check", "multipaxos", "--max-batch", "0"],
     ] {
         let out = paxraft(&dir, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -245,6 +245,19 @@ fn the_cli_continues_from_its_data_directory_and_refuses_a_damaged_snapshot() {
         }
         let manifest = std::fs::read_to_string(dir.join("paxraft.json")).expect("manifest");
         assert!(manifest.contains("\"next_client\": 5"), "{manifest}");
+        // Another cluster's directory is refused, not read as this one's.
+        let other = std::process::Command::new(env!("CARGO_BIN_EXE_paxraft"))
+            .args(["run", protocol, "--servers", "5", "--data"])
+            .arg(&dir)
+            .output()
+            .expect("paxraft runs");
+        let stderr = String::from_utf8_lossy(&other.stderr);
+        assert_eq!(other.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains(&format!("holds a {protocol} cluster of 3 servers")),
+            "{stderr}"
+        );
         let image = dir.join("n0.log.image");
         let good = std::fs::read_to_string(&image).expect("node 0 took a snapshot");
         // Valid JSON, but the snapshot's bytes are not a state machine.

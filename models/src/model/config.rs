@@ -331,6 +331,9 @@ impl ModelConfig {
         if self.protocol.empty_heartbeats {
             f.push("--empty-heartbeats".into());
         }
+        if self.protocol.max_batch != d.protocol.max_batch {
+            f.push(format!("--max-batch {}", self.protocol.max_batch));
+        }
         if self.protocol.reads != d.protocol.reads {
             f.push(format!("--reads {}", self.protocol.reads));
         }
