@@ -467,6 +467,29 @@ fn a_promise_counts_once_every_chunk_is_in_whatever_their_order() {
     assert_eq!(cmds, [10, 20, 30, 40, 50].map(Some));
 }
 
+/// A chunk that lies outside the slots its own promise names (no acceptor sends one; a
+/// damaged or forged message might) is ignored: no panic, no promise counted.
+#[test]
+fn a_chunk_outside_its_promise_is_ignored() {
+    let mut r = fresh(0, 3);
+    fire(&mut r, PaxosTimer::Election);
+    for (from, start, end) in [(1, 2, 6), (4, 1, 5)] {
+        let out = recv(
+            &mut r,
+            1,
+            PaxosMsg::Promise {
+                ballot: b(1, 0),
+                from,
+                accepted: vec![e(b(0, 1), Some(1)), e(b(0, 1), Some(2))],
+                start,
+                end,
+            },
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.status().role, Role::Candidate);
+    }
+}
+
 /// The ranges a candidate keeps per promiser merge when they touch or overlap, and cover a
 /// range only when one of them holds it whole.
 #[test]
