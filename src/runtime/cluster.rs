@@ -37,6 +37,9 @@ pub(super) struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     /// Snapshots this node's state machine took in place of its own (restored from a peer's
     /// or its own snapshot), across incarnations, and their bytes.
     pub(super) restored: (u64, u64),
+    /// The durable state the cluster loaded (and checked) before the first boot, which that
+    /// boot takes instead of loading it again; later boots load.
+    pub(super) loaded: Option<Option<R::Durable>>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
@@ -87,9 +90,9 @@ fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
     members: &[NodeId],
     cfg: &RuntimeConfig,
     storage: &mut dyn Storage<R, Cmd<S>>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<R::Durable>> {
     let Some(durable) = storage.load()? else {
-        return Ok(());
+        return Ok(None);
     };
     let mut out = paxraft_impls::Out::<R, Cmd<S>>::new();
     let _ = R::boot(id, members, Some(&durable), &cfg.protocol, &mut out);
@@ -106,7 +109,7 @@ fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
             })?;
         }
     }
-    Ok(())
+    Ok(Some(durable))
 }
 
 /// For callers whose errors are still lines of text (the CLI's commands, the benchmarks).
@@ -164,10 +167,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         });
         let mut kept = Vec::with_capacity(n);
         for &id in &members {
-            let storage = storage(id)
+            let (storage, loaded) = storage(id)
                 .and_then(|mut s| {
-                    check_durable::<R, S>(id, &members, &cfg, &mut *s)?;
-                    Ok(s)
+                    let loaded = check_durable::<R, S>(id, &members, &cfg, &mut *s)?;
+                    Ok((s, loaded))
                 })
                 .map_err(|source| StartError::Storage { node: id, source })?;
             kept.push(Arc::new(Mutex::new(Kept {
@@ -179,6 +182,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 commits: 0,
                 status: None,
                 restored: (0, 0),
+                loaded: Some(loaded),
             })));
         }
         let mut c = Cluster {

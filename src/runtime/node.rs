@@ -98,7 +98,11 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
     let (durable, incarnation) = {
         let mut k = lock_kept(kept);
-        (k.storage.load().expect("load durable state"), k.incarnation)
+        let durable = match k.loaded.take() {
+            Some(checked) => checked,
+            None => k.storage.load().expect("load durable state"),
+        };
+        (durable, k.incarnation)
     };
     let mut rng = StdRng::seed_from_u64(
         cfg.seed ^ (u64::from(id.0) << 32) ^ incarnation.wrapping_mul(0x9e37_79b9),
