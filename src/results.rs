@@ -88,6 +88,13 @@ pub struct CatchUpRun {
     pub provenance: Option<Provenance>,
 }
 
+impl CatchUpRun {
+    /// Issue 17's target: a follower this many slots behind ...
+    pub const TARGET_BEHIND: u64 = 1_000_000;
+    /// ... catches up in under this many seconds.
+    pub const TARGET_SECS: f64 = 2.0;
+}
+
 /// A leader restarted from a compacted log (snapshot plus the entries above it):
 /// [`crate::bench::leader_restart`]; issue 17's target: the cluster serves again within
 /// 100 ms plus the election timeout.

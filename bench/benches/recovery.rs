@@ -21,7 +21,7 @@ use paxraft::bench::{
     catch_up, leader_restart, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig,
 };
 use paxraft::protocol::Protocol;
-use paxraft::results::{RecoveryRun, Results};
+use paxraft::results::{CatchUpRun, RecoveryRun, Results};
 
 /// Requests outstanding while the leader crashes.
 const OUTSTANDING: usize = 256;
@@ -29,9 +29,9 @@ const OUTSTANDING: usize = 256;
 /// Commands in the log a restarted node replays.
 const REBUILT_OPS: u64 = 100_000;
 
-/// Slots a follower falls behind before it catches up by snapshot (issue 17's target: under
-/// 2 s for 10^6), with a snapshot every `CATCH_UP_EVERY` slots.
-const CATCH_UP_BEHIND: u64 = 1_000_000;
+/// Slots a follower falls behind before it catches up by snapshot: issue 17's target run
+/// (`CatchUpRun::TARGET_BEHIND`), with a snapshot every `CATCH_UP_EVERY` slots.
+const CATCH_UP_BEHIND: u64 = CatchUpRun::TARGET_BEHIND;
 const CATCH_UP_EVERY: u64 = 10_000;
 
 /// Slots committed before the leader is restarted from its compacted log (issue 17's target:

@@ -7,9 +7,6 @@ use std::fmt::Write as _;
 use super::html::{escape, provenance_note};
 use crate::results::{CatchUpRun, RestartRun};
 
-/// Issue 17's bound on a catch-up from 10^6 slots behind, seconds.
-const CATCH_UP_TARGET_SECS: f64 = 2.0;
-
 /// Append the subsection to `h`: a note when nothing was measured, else one table each.
 pub fn section(h: &mut String, catch_up: &[CatchUpRun], restarts: &[RestartRun]) {
     h.push_str("<h3 id=\"snapshots\">Snapshots: catch-up and restart</h3>");
@@ -35,9 +32,9 @@ pub fn section(h: &mut String, catch_up: &[CatchUpRun], restarts: &[RestartRun])
              <th>snapshot bytes</th><th></th></tr>",
         );
         for r in catch_up {
-            let verdict = if r.behind < 1_000_000 {
+            let verdict = if r.behind < CatchUpRun::TARGET_BEHIND {
                 "(smaller than the target's run)"
-            } else if r.seconds < CATCH_UP_TARGET_SECS {
+            } else if r.seconds < CatchUpRun::TARGET_SECS {
                 "within the target"
             } else {
                 "OVER the target"
