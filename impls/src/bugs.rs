@@ -112,13 +112,37 @@ pub enum Bug {
     /// acceptances the later chunks carry are never heard, and a value a quorum accepted
     /// (maybe chosen) in those slots is replaced.
     PromiseBeforeLastChunk,
+    /// M1: a Raft leader starts a single-server change before it has committed an entry of
+    /// its own term, so two leaders can each add one change to the same base, and the two
+    /// configurations, two servers apart, have disjoint majorities (Ongaro, raft-dev, "bug in
+    /// single-server membership changes", 2015; the fix is in diss. §4.1's erratum).
+    ChangeBeforeTermCommit,
+    /// M2: a Raft leader starts a second single-server change while the first is still
+    /// uncommitted, so its log moves two servers away from the last committed configuration
+    /// (diss. §4.1: "the leader does not begin a new change until the previous one commits").
+    ConcurrentChanges,
+    /// M3: a learner's acknowledgement counts toward the commit quorum: the leader takes a
+    /// majority of the voters' size from every member's acknowledgements, learners included,
+    /// so an entry is committed on a minority of the voters (diss. §4.2.1 and etcd-raft's
+    /// learners: non-voting members must not count toward any majority).
+    LearnerCounted,
+    /// M4: joint consensus leaves C_old,new before it is committed: the leader appends C_new
+    /// at once, so C_new decides while servers that never saw C_old,new still use C_old, and
+    /// their majorities need not meet (Raft §6: C_new only once C_old,new is committed).
+    JointLeftEarly,
+    /// M6: a leader transfers its leadership to a target whose log is behind: it tells it to
+    /// campaign at once, and stops leading for a candidate that cannot win the up-to-date
+    /// check (diss. §3.10: the leader first brings the target's log up to date; etcd-raft
+    /// sends MsgTimeoutNow only once the transferee's match index is the leader's last).
+    TransferToBehind,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
-    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6.
-    pub const ALL: [Bug; 36] = [
+    /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
+    /// the membership bugs M1 to M4.
+    pub const ALL: [Bug; 41] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -155,21 +179,26 @@ impl Bug {
         Bug::SnapshotWithoutSessions,
         Bug::Phase1SkipsAccepted,
         Bug::PromiseBeforeLastChunk,
+        Bug::ChangeBeforeTermCommit,
+        Bug::ConcurrentChanges,
+        Bug::LearnerCounted,
+        Bug::JointLeftEarly,
+        Bug::TransferToBehind,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 36] = [
+        const CODES: [&str; 41] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
-            "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6",
+            "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 36] = [
+        const NAMES: [&str; 41] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -206,12 +235,17 @@ impl Bug {
             "snapshot-without-sessions",
             "phase1-skips-accepted",
             "promise-before-last-chunk",
+            "change-before-term-commit",
+            "concurrent-changes",
+            "learner-counted",
+            "joint-left-early",
+            "transfer-to-behind",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2 and S3; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2, S3 and M1 to M4; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -234,7 +268,12 @@ impl Bug {
             | ReadWithoutQuorum
             | FollowerReadNoWait
             | SnapshotTruncatesLog
-            | SnapshotKeepsCommit => Some("raft"),
+            | SnapshotKeepsCommit
+            | ChangeBeforeTermCommit
+            | ConcurrentChanges
+            | LearnerCounted
+            | JointLeftEarly
+            | TransferToBehind => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot

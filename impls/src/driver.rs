@@ -70,6 +70,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::lease::ClockRate;
+use crate::membership::{Change, ChangeError, ChangeId, Membership};
 use crate::replica::{
     Command, Config, Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Snapshot,
     SnapshotPolicy, Status,
@@ -149,6 +150,9 @@ fn status_change(a: &Status, b: &Status) -> Option<String> {
     if a.snapshot != b.snapshot {
         parts.push(format!("snapshot {}->{}", a.snapshot, b.snapshot));
     }
+    if a.config != b.config {
+        parts.push(format!("config {}->{}", a.config, b.config));
+    }
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
@@ -177,7 +181,8 @@ pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
             Effect::Send { .. }
             | Effect::Redirect { .. }
             | Effect::ReadReady { .. }
-            | Effect::ReadRedirect { .. } => Kind::Out,
+            | Effect::ReadRedirect { .. }
+            | Effect::ChangeDone { .. } => Kind::Out,
             Effect::Persist(_) => Kind::Persist,
             Effect::Commit { .. } | Effect::Restore(_) => Kind::Commit,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => continue,
@@ -255,6 +260,8 @@ pub struct Node<R: Replica<C>, C: Command> {
     pub reads: Vec<(ReadId, Slot)>,
     /// Reads handed back, with the leader hint.
     pub read_redirects: Vec<(ReadId, Option<NodeId>)>,
+    /// Change requests answered, in order ([`Replica::change`]).
+    pub changes: Vec<(ChangeId, Result<Membership, ChangeError>)>,
     /// Highest slot reported in this incarnation (commits must exceed it).
     last_reported: Slot,
     /// The host's applied point, across incarnations: every slot up to it is in `applied`
@@ -267,6 +274,9 @@ pub struct Node<R: Replica<C>, C: Command> {
 pub struct Cluster<R: Replica<C>, C: Command> {
     cfg: Config,
     members: Vec<NodeId>,
+    /// The configuration every node boots with (the first nodes; the rest are spares that a
+    /// membership change may add).
+    voters: Vec<NodeId>,
     nodes: Vec<Node<R, C>>,
     /// Messages in flight, oldest first.
     pub net: Vec<Envelope<R::Msg>>,
@@ -298,11 +308,22 @@ pub const MAX_QUIESCE_STEPS: usize = 100_000;
 impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// Boot `n` fresh replicas `n0..n{n-1}` with `cfg`.
     pub fn new(n: usize, cfg: Config) -> Self {
+        Self::with_voters(n, n, cfg)
+    }
+
+    /// Boot `n` fresh replicas whose configuration is the first `voters` of them: the others
+    /// are spares, outside the configuration until a change adds them.
+    pub fn with_voters(n: usize, voters: usize, cfg: Config) -> Self {
         cfg.validate(n)
             .unwrap_or_else(|e| panic!("bad test cluster: {e}"));
+        assert!(
+            (1..=n).contains(&voters),
+            "bad test cluster: {voters} voters of {n} nodes"
+        );
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
         let mut c = Cluster {
             cfg,
+            voters: members[..voters].to_vec(),
             members: members.clone(),
             nodes: Vec::with_capacity(n),
             net: Vec::new(),
@@ -330,6 +351,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 pending_reads: BTreeMap::new(),
                 reads: Vec::new(),
                 read_redirects: Vec::new(),
+                changes: Vec::new(),
                 last_reported: 0,
                 applied_to: 0,
             });
@@ -420,7 +442,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         let i = id.index();
         let durable = recover.then(|| self.nodes[i].durable.clone());
         let mut out = std::mem::take(&mut self.out);
-        let r = R::boot(id, &self.members, durable.as_ref(), &self.cfg, &mut out);
+        let r = R::boot(id, &self.voters, durable.as_ref(), &self.cfg, &mut out);
         let status = r.status();
         self.nodes[i].replica = Some(r);
         self.nodes[i].last_reported = 0;
@@ -481,6 +503,13 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                     });
                     self.nodes[i].pending_reads.remove(&id);
                     self.nodes[i].read_redirects.push((id, leader));
+                }
+                Effect::ChangeDone { id, result } => {
+                    self.note(|| match &result {
+                        Ok(config) => format!("change {id} done: {config}"),
+                        Err(e) => format!("change {id} refused: {e}"),
+                    });
+                    self.nodes[i].changes.push((id, result));
                 }
                 Effect::Restore(snapshot) => {
                     self.note(|| {
@@ -824,8 +853,27 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 });
             }
         }
+        // A crashed node's durable log and vote still constrain the cluster: the protocol's
+        // invariants see the replica it would boot as (as the model checker's do).
+        let rebooted: Vec<R> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.replica.is_none())
+            .map(|(i, n)| {
+                let mut scratch = Out::<R, C>::new();
+                R::boot(
+                    self.members[i],
+                    &self.voters,
+                    Some(&n.durable),
+                    &self.cfg,
+                    &mut scratch,
+                )
+            })
+            .collect();
+        let view: Vec<&R> = live.iter().copied().chain(&rebooted).collect();
         for inv in R::cluster_invariants() {
-            (inv.check)(&live).map_err(|detail| Violation {
+            (inv.check)(&view).map_err(|detail| Violation {
                 invariant: inv.name,
                 detail,
             })?;
@@ -933,6 +981,13 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     pub fn propose(&mut self, i: usize, cmds: Vec<C>) {
         self.step(i, format!("n{i}: propose {cmds:?}"), |r, out| {
             r.propose(cmds, out)
+        });
+    }
+
+    /// Ask node `i` for membership change `change`, as request `id` ([`Replica::change`]).
+    pub fn change(&mut self, i: usize, id: ChangeId, change: Change) {
+        self.step(i, format!("n{i}: change {id} {change}"), |r, out| {
+            r.change(id, change, out)
         });
     }
 

@@ -10,6 +10,7 @@
 //! * [`raft`]: Raft (Ongaro & Ousterhout, 2014) with PreVote and CheckQuorum.
 //! * [`multipaxos`]: multi-Paxos (Lamport 2001; van Renesse & Altinbuken 2015) with a stable
 //!   leader, leases and catch-up.
+//! * [`membership`]: configurations (voters, learners, joint) and the changes operators ask for.
 //! * [`lease`]: the leader lease both protocols' read paths share (diss. §6.4.1).
 //! * [`unreplicated`]: no consensus, one node commits at once: the benchmarks' ceiling.
 //! * [`sm`]: a key-value store and a lock service, behind client sessions.
@@ -23,6 +24,7 @@
 pub mod bugs;
 pub mod driver;
 pub mod lease;
+pub mod membership;
 pub mod multipaxos;
 pub mod raft;
 pub mod replica;
@@ -32,6 +34,7 @@ pub mod sweep;
 pub mod unreplicated;
 
 pub use bugs::{Bug, BugSet};
+pub use membership::{Change, ChangeError, ChangeId, ChangeMode, Membership, NodeSet};
 pub use replica::Renaming;
 pub use replica::{
     quorum, ClusterCheck, Command, Config, ConfigError, Effect, Effects, Fixed, Invariant, NodeId,

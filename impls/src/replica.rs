@@ -17,6 +17,8 @@
 //!   [`Config::reads`] is not [`ReadMode::Log`] and the protocol sets [`Replica::READS`]).
 //! * [`Replica::set_now`]: the replica's local clock reading, given before each of the
 //!   inputs above by a host whose cluster serves reads under leases ([`ReadMode::Lease`]).
+//! * [`Replica::change`]: an operator asks to add or remove a voter or a learner, or to
+//!   move the leadership (when the protocol sets [`Replica::CHANGES`]).
 //! * [`Replica::compact`]: the host snapshotted its state machine; the replica keeps the
 //!   snapshot as durable state and drops the log it covers (when [`Config::snapshots`] is
 //!   set and the protocol sets [`Replica::SNAPSHOTS`]).
@@ -75,6 +77,14 @@
 //!    does, so that garbage in flight does not tell apart otherwise equal states. The
 //!    default declares nothing obsolete.
 //!
+//! 9. **Membership.** Each request given to [`Replica::change`] ends in exactly one
+//!    [`Effect::ChangeDone`], unless the replica crashes first (the operator times out and
+//!    asks again: a repeated change is refused as [`ChangeError::Exists`] or
+//!    [`ChangeError::Unknown`] once the first took effect). A refusal leaves the configuration
+//!    unchanged; [`ChangeError::Interrupted`] (the leader lost its role) leaves it open. A
+//!    replica may be booted outside the configuration it is given (a spare a later change
+//!    adds): it takes part only once a configuration names it.
+//!
 //! A host may crash between any two effects of one step (after a send and before a later
 //! persist, after a persist and before the sends): rule 1 is what makes every such cut safe,
 //! and the model checker (`--crashes`) and [`crate::driver`] both explore them.
@@ -131,6 +141,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::membership::{Change, ChangeError, ChangeId, ChangeMode, Membership};
 
 /// A replica's identity within its cluster. Clusters hold at most [`MAX_NODES`] replicas.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -228,6 +240,14 @@ pub enum Effect<M, W, T, C> {
     /// slot already (rule 7 of the [module docs](crate::replica)). Later commits are above
     /// the snapshot's slot.
     Restore(Snapshot),
+    /// The answer to change request `id` ([`Replica::change`], rule 9): the configuration it
+    /// committed (a transfer: the configuration the new leader leads), or why not.
+    ChangeDone {
+        /// The host's id for the request.
+        id: ChangeId,
+        /// The committed configuration, or the reason.
+        result: Result<Membership, ChangeError>,
+    },
 }
 
 /// A host's name for one read ([`Replica::read`]), unique among the reads it has outstanding
@@ -296,6 +316,10 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn restore(&mut self, snapshot: Snapshot) {
         self.list.push(Effect::Restore(snapshot));
     }
+    /// Queue the answer to a change request.
+    pub fn change_done(&mut self, id: ChangeId, result: Result<Membership, ChangeError>) {
+        self.list.push(Effect::ChangeDone { id, result });
+    }
     /// The effects, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Effect<M, W, T, C>> {
         self.list.iter()
@@ -341,6 +365,15 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn read_redirects(&self) -> impl Iterator<Item = (ReadId, Option<NodeId>)> + '_ {
         self.list.iter().filter_map(|e| match e {
             Effect::ReadRedirect { id, leader } => Some((*id, *leader)),
+            _ => None,
+        })
+    }
+    /// The change requests answered, as (request id, result).
+    pub fn changes_done(
+        &self,
+    ) -> impl Iterator<Item = (ChangeId, Result<Membership, ChangeError>)> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::ChangeDone { id, result } => Some((*id, *result)),
             _ => None,
         })
     }
@@ -395,6 +428,9 @@ pub struct Status {
     /// The slot of the snapshot this replica keeps (0: none): its log holds only the slots
     /// above it, and the host's next snapshot is due [`SnapshotPolicy::every`] slots later.
     pub snapshot: Slot,
+    /// The configuration this replica follows: for Raft the latest in its log, committed or
+    /// not (diss. §4.1).
+    pub config: Membership,
 }
 
 /// A protocol invariant checked over the states of a set of replicas (the live ones; a crashed
@@ -505,6 +541,19 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
         let _ = (snapshot, out);
     }
 
+    /// Whether this protocol changes its membership ([`Replica::change`]).
+    const CHANGES: bool = false;
+
+    /// An operator asks for `change` (rule 9 of the [module docs](self)): a leader validates
+    /// it against its configuration and either refuses it at once or starts it, and answers
+    /// with exactly one [`Effect::ChangeDone`] once the new configuration is committed (or the
+    /// transfer done, or given up). A replica that does not lead answers
+    /// [`ChangeError::NotLeader`]. The default answers [`ChangeError::Unsupported`].
+    fn change(&mut self, id: ChangeId, change: Change, out: &mut Out<Self, C>) {
+        let _ = change;
+        out.change_done(id, Err(ChangeError::Unsupported));
+    }
+
     /// A protocol-neutral view of the replica.
     fn status(&self) -> Status;
 
@@ -590,6 +639,20 @@ impl Renaming<'_> {
         out
     }
 
+    /// Permute a vector indexed by node id, growing it (with defaults) to hold every
+    /// renamed id.
+    pub fn by_id<T: Clone + Default>(&self, v: &mut Vec<T>) {
+        let old = std::mem::take(v);
+        let len = (0..old.len())
+            .map(|i| self.id(NodeId(i as u8)).index() + 1)
+            .max()
+            .unwrap_or(0);
+        v.resize(len.max(old.len()), T::default());
+        for (i, x) in old.into_iter().enumerate() {
+            v[self.id(NodeId(i as u8)).index()] = x;
+        }
+    }
+
     /// Permute a vector indexed by position in `members`.
     pub(crate) fn by_position<T: Clone>(&self, members: &[NodeId], v: &mut [T]) {
         if v.len() != members.len() {
@@ -641,6 +704,8 @@ pub struct Config {
     /// When hosts snapshot their state machines and replicas compact their logs (`None`:
     /// never; logs grow without bound).
     pub snapshots: Option<SnapshotPolicy>,
+    /// How voters change ([`Replica::change`]): one at a time, or by joint consensus.
+    pub changes: ChangeMode,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
@@ -738,6 +803,7 @@ impl Default for Config {
             follower_reads: false,
             clock_drift: None,
             snapshots: None,
+            changes: ChangeMode::SingleServer,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }

@@ -33,7 +33,8 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8) |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`] |
+//! | `change N ID add:M\|learner:M\|remove:M\|transfer:M` | ask `N` for a membership change ([`Replica::change`]) as request `ID` (a number); `status` lists the answers |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
 //! | `read N ID` | ask `N` for linearizable read `ID` (a number), with `reads=read-index` |
@@ -145,12 +146,14 @@ struct Pick {
 enum Cmd {
     Cluster {
         protocol: Protocol,
+        voters: usize,
         nodes: usize,
         cfg: Box<Config>,
     },
     Elect(usize),
     Propose(usize, Vec<String>),
     Read(usize, u64),
+    Change(usize, u64, crate::Change),
     Tick(usize, TimerKind),
     Time(std::time::Duration),
     Clock(usize, crate::lease::ClockRate),
@@ -176,6 +179,7 @@ impl Cmd {
             Cmd::Elect(n)
             | Cmd::Propose(n, _)
             | Cmd::Read(n, _)
+            | Cmd::Change(n, _, _)
             | Cmd::Tick(n, _)
             | Cmd::Clock(n, _) => vec![*n],
             Cmd::Crash(n) => vec![*n],
@@ -279,6 +283,10 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         p => return Err(format!("unknown protocol {p:?} (raft or multipaxos)")),
     };
     let nodes = args.number("nodes", 3)?;
+    let voters = args.number("voters", nodes)?;
+    if !(1..=nodes).contains(&voters) {
+        return Err(format!("voters={voters}: expected 1 to {nodes}"));
+    }
     let d = Config::default();
     let mut cfg = Config {
         pre_vote: args.switch("pre-vote", d.pre_vote)?,
@@ -305,6 +313,10 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         let chunk = args.number("snapshot-chunk", 8)?;
         cfg.snapshots = Some(crate::SnapshotPolicy { every, chunk });
     }
+    if let Some(mode) = args.opt("changes") {
+        cfg.changes = crate::ChangeMode::parse(mode)
+            .ok_or_else(|| format!("changes={mode}: expected single or joint"))?;
+    }
     if let Some(name) = args.opt("bug") {
         let bug = crate::Bug::parse(name).ok_or_else(|| format!("unknown bug {name:?}"))?;
         if !cfg.set_bug(bug) {
@@ -315,6 +327,7 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
     Ok(Cmd::Cluster {
         protocol,
         nodes,
+        voters,
         cfg: Box::new(cfg),
     })
 }
@@ -375,6 +388,15 @@ fn parse_command(text: &str) -> Result<Cmd, String> {
         "duplicate" => Cmd::Duplicate(pick(&mut args)?),
         "drop" => Cmd::Drop(pick(&mut args)?),
         "snapshot" => Cmd::Snapshot(node(args.one()?)?),
+        "change" => match args.words[..] {
+            [n, id, change] => Cmd::Change(
+                node(n)?,
+                id.parse()
+                    .map_err(|_| format!("change id {id:?}: expected a number"))?,
+                crate::Change::parse(change)?,
+            ),
+            _ => return Err("expected a node, a request id and a change (e.g. add:3)".into()),
+        },
         "crash" => Cmd::Crash(node(args.one()?)?),
         "restart" => Cmd::Restart(node(args.one()?)?),
         "partition" if !args.words.is_empty() => Cmd::Partition(nodes(&args)?),
@@ -462,11 +484,12 @@ impl Script {
                     Cmd::Cluster {
                         protocol,
                         nodes,
+                        voters,
                         cfg,
                     },
                     _,
                 ) => {
-                    sim = Some(Sim::new(*protocol, *nodes, cfg));
+                    sim = Some(Sim::new(*protocol, *nodes, *voters, cfg));
                     Vec::new()
                 }
                 (Cmd::Trace(on), _) => {
@@ -543,7 +566,10 @@ impl Scripted for Raft<Word> {
         let entries = self.log().iter().zip(start..);
         let words: Vec<String> = snapshot
             .into_iter()
-            .chain(entries.map(|(e, k)| format!("[{k}]t{}:{}", e.term, cmd_word(&e.cmd))))
+            .chain(entries.map(|(e, k)| match e.config {
+                Some(c) => format!("[{k}]t{}:config{}", e.term, c.voters),
+                None => format!("[{k}]t{}:{}", e.term, cmd_word(&e.cmd)),
+            }))
             .collect();
         words.join(" ")
     }
@@ -580,15 +606,15 @@ enum Sim {
 }
 
 impl Sim {
-    fn new(protocol: Protocol, nodes: usize, cfg: &Config) -> Sim {
-        fn boot<R: Replica<Word>>(nodes: usize, cfg: &Config) -> Cluster<R, Word> {
-            let mut c = Cluster::new(nodes, cfg.clone());
+    fn new(protocol: Protocol, nodes: usize, voters: usize, cfg: &Config) -> Sim {
+        fn boot<R: Replica<Word>>(nodes: usize, voters: usize, cfg: &Config) -> Cluster<R, Word> {
+            let mut c = Cluster::with_voters(nodes, voters, cfg.clone());
             c.record_violations = true;
             c
         }
         match protocol {
-            Protocol::Raft => Sim::Raft(boot(nodes, cfg)),
-            Protocol::MultiPaxos => Sim::MultiPaxos(boot(nodes, cfg)),
+            Protocol::Raft => Sim::Raft(boot(nodes, voters, cfg)),
+            Protocol::MultiPaxos => Sim::MultiPaxos(boot(nodes, voters, cfg)),
         }
     }
 
@@ -640,6 +666,8 @@ fn step<R: Scripted>(
         Cmd::Propose(i, cmds) => c.propose(*i, cmds.iter().cloned().map(Word).collect()),
         Cmd::Read(i, _) if !c.is_up(*i) => return Err(format!("n{i} is down")),
         Cmd::Read(i, id) => c.read(*i, *id),
+        Cmd::Change(i, _, _) if !c.is_up(*i) => return Err(format!("n{i} is down")),
+        Cmd::Change(i, id, change) => c.change(*i, *id, *change),
         Cmd::Tick(i, kind) => {
             let timer = match kind {
                 TimerKind::Election => R::election_timer(),
@@ -732,7 +760,25 @@ fn status<R: Replica<Word>>(c: &Cluster<R, Word>, i: usize) -> String {
         Some(r) => format!("n{i}: {} timers={:?}", status_line(&r.status()), n.timers),
         None => format!("n{i}: down"),
     };
+    // The configuration, once it is not simply every node of the cluster.
+    if let Some(r) = &n.replica {
+        let config = r.status().config;
+        if config != crate::Membership::voters(crate::NodeSet::first(c.len())) {
+            line += &format!(" config=[{config}]");
+        }
+    }
     line += &format!(" applied=[{}]", applied.join(" "));
+    if !n.changes.is_empty() {
+        let r: Vec<String> = n
+            .changes
+            .iter()
+            .map(|(id, res)| match res {
+                Ok(_) => format!("{id}: ok"),
+                Err(e) => format!("{id}: {e}"),
+            })
+            .collect();
+        line += &format!(" changes=[{}]", r.join("; "));
+    }
     if !n.redirects.is_empty() {
         let hint = |l: &Option<NodeId>| l.map_or("none".into(), |l| l.to_string());
         let r: Vec<String> = n

@@ -110,6 +110,7 @@ impl<C: Command> Replica<C> for Unreplicated {
             commit: self.last,
             last: self.last,
             snapshot: 0,
+            config: crate::Membership::voters(crate::NodeSet::of([self.server])),
         }
     }
 

@@ -102,7 +102,12 @@ fn random_walks_catch_known_bugs() {
         (Bug::VoteWithoutLogCheck, &[LEADER_COMPLETENESS, SMS][..]),
         (
             Bug::TruncateOnStaleAppend,
-            &[COMMITTED_ENTRIES_NEVER_CHANGE, LEADER_COMPLETENESS, SMS][..],
+            &[
+                COMMITTED_ENTRIES_NEVER_CHANGE,
+                COMMITTED_ON_A_QUORUM,
+                LEADER_COMPLETENESS,
+                SMS,
+            ][..],
         ),
     ] {
         let cfg = Config {

@@ -30,7 +30,7 @@ pub mod service;
 
 pub use actor::{Node, NodeState, StorageState};
 pub use client::{ClientState, MAX_PIPELINE};
-pub use config::{ConfigError, ModelConfig, NetworkKind};
+pub use config::{ConfigError, ModelConfig, NetworkKind, MAX_CHANGES};
 pub use hashed::Hashed;
 use history::{record_in, record_out};
 pub use history::{History, HistoryLog, KvSpec};
@@ -136,7 +136,7 @@ pub(crate) fn with_invariant_view<R: Replica<Cmd>, T>(
     let crashed = state.crashed[..n].iter().any(|&c| c);
     // Most states have no server down: no members list, no boot.
     let members: Vec<NodeId> = if crashed {
-        (0..n as u8).map(NodeId).collect()
+        setup.cfg.initial_voters()
     } else {
         Vec::new()
     };
@@ -182,7 +182,9 @@ pub(crate) fn losses_used<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
 /// The actor model of `cfg` with no boundary and no properties: what
 /// [`crate::checked::CheckModel`] wraps (it applies the bounds itself, as visible cuts).
 pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
-    let members: Arc<Vec<NodeId>> = Arc::new((0..cfg.servers as u8).map(NodeId).collect());
+    // Every server boots with the initial voters; the others are spares until a change.
+    let members: Arc<Vec<NodeId>> = Arc::new(cfg.initial_voters());
+    let changes = Arc::new(cfg.changes.clone());
     let setup = Setup {
         cfg: cfg.clone(),
         cluster_invariants: R::cluster_invariants(),
@@ -207,6 +209,7 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
             cfg: protocol.clone(),
             step_invariants: step_invariants.clone(),
             session_timeout: cfg.service.session_timeout(),
+            changes: changes.clone(),
         }))
         .actors((0..cfg.clients).map(|c| Node::Client {
             servers: cfg.servers as u8,

@@ -138,6 +138,15 @@ pub mod names {
         "a lock passes to a second owner after the first's session expired";
     /// The storage refused a write: a holder that lost its lock wrote with its old token.
     pub const STALE_WRITE_REFUSED: &str = "storage refuses a stale holder's write";
+    /// With membership changes: some server follows a configuration other than the one the
+    /// cluster booted with (the states "one configuration change at a time" guards).
+    pub const CONFIG_CHANGED: &str = "a membership change takes effect";
+    /// With membership changes: a leader answers the operator that a change is committed
+    /// (the states a new configuration's quorums decide).
+    pub const CONFIG_COMMITTED: &str = "a membership change is committed";
+    /// With a transfer among the changes: the old leader hears from its target as leader
+    /// (the states "leadership goes only to a caught-up target" guards).
+    pub const TRANSFERRED: &str = "a leadership transfer completes";
 }
 
 type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
@@ -197,12 +206,44 @@ fn step_invariant<M: ClusterView, const K: usize>(m: &M, s: &M::State) -> bool {
     passed(m, s, &[HostCheck::Step(K)])
 }
 
+/// The configuration the model's cluster boots with.
+fn initial_config<M: ClusterView>(m: &M) -> paxraft_impls::Membership {
+    paxraft_impls::Membership::voters(paxraft_impls::NodeSet::of(m.setup().cfg.initial_voters()))
+}
+
+fn config_changed<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    let initial = initial_config(m);
+    live_servers(m.setup(), M::cluster(s)).any(|(_, x)| x.replica.status().config != initial)
+}
+
+/// Some server answered one of the operator's changes of kind `transfer` (or not) as done.
+fn change_done<M: ClusterView>(m: &M, s: &M::State, transfer: bool) -> bool {
+    let changes = &m.setup().cfg.changes;
+    all_servers(m.setup(), M::cluster(s)).any(|x| {
+        changes.iter().enumerate().any(|(k, c)| {
+            x.changes_done & (1 << k) != 0
+                && matches!(c, paxraft_impls::Change::Transfer(_)) == transfer
+        })
+    })
+}
+
+fn config_committed<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    change_done(m, s, false)
+}
+
+fn transferred<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    change_done(m, s, true)
+}
+
 fn leader_elected<M: ClusterView>(m: &M, s: &M::State) -> bool {
     live_servers(m.setup(), M::cluster(s)).any(|(_, x)| x.replica.status().role == Role::Leader)
 }
 
+/// The boot configuration's voters all applied the first command (spares need not: a
+/// change may never add them).
 fn committed_everywhere<M: ClusterView>(m: &M, s: &M::State) -> bool {
-    let mut servers = all_servers(m.setup(), M::cluster(s));
+    let voters = m.setup().cfg.initial_voters().len();
+    let mut servers = all_servers(m.setup(), M::cluster(s)).take(voters);
     let Some(first) = servers
         .next()
         .and_then(|x| x.saved.applied.first().cloned())
@@ -487,6 +528,18 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));
+    }
+    if <M::R as Replica<Cmd>>::CHANGES {
+        let changes = &setup.cfg.changes;
+        let is_transfer =
+            |c: &&paxraft_impls::Change| matches!(c, paxraft_impls::Change::Transfer(_));
+        if changes.iter().any(|c| !is_transfer(&c)) {
+            p.push(Property::sometimes(CONFIG_CHANGED, config_changed::<M>));
+            p.push(Property::sometimes(CONFIG_COMMITTED, config_committed::<M>));
+        }
+        if changes.iter().any(|c| is_transfer(&c)) {
+            p.push(Property::sometimes(TRANSFERRED, transferred::<M>));
+        }
     }
     p
 }

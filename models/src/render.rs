@@ -97,6 +97,14 @@ fn step_of<R: Replica<Cmd>>(cfg: &crate::model::ModelConfig, a: &ActorAction<R>)
             to: None,
             label: format!("{t:?} timer fires"),
         },
+        ActorModelAction::Timeout(id, Timer::Admin(k)) => Step {
+            actor: col(*id),
+            to: None,
+            label: match cfg.changes.get(usize::from(*k)) {
+                Some(change) => format!("operator asks {change}"),
+                None => format!("operator asks change {k}"),
+            },
+        },
         ActorModelAction::Timeout(id, Timer::Retry) => Step {
             actor: col(*id),
             to: None,

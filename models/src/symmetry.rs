@@ -180,6 +180,8 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     served_reads: x.served_reads,
                     // Empty: symmetry is refused with time.
                     deadlines: x.deadlines.clone(),
+                    // Zero: symmetry is refused with membership changes.
+                    changes_done: x.changes_done,
                 })));
                 actor_storages.push(storage);
             }

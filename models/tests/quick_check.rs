@@ -249,8 +249,11 @@ fn every_property_is_named_by_a_constant() {
         raft::names::ELECTION_SAFETY,
         raft::names::LOG_MATCHING,
         raft::names::LEADER_COMPLETENESS,
+        raft::names::COMMITTED_ON_A_QUORUM,
+        raft::names::TRANSFER_TO_CAUGHT_UP,
         raft::names::ONE_VOTE_PER_TERM,
         raft::names::COMMITTED_ENTRIES_NEVER_CHANGE,
+        raft::names::ONE_CHANGE_AT_A_TIME,
     ];
     let paxos = [
         multipaxos::names::ONE_VALUE_PER_SLOT,

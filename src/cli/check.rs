@@ -73,6 +73,8 @@ pub struct ModelArgs {
     pub reads: super::ReadArgs,
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
+    #[command(flatten)]
+    pub membership: super::MembershipArgs,
     /// With `--reads lease` the model keeps time: the real time one tick lets pass (each
     /// server's clock advancing at its rate). Default: 150ms.
     #[arg(long, value_parser = super::parse_duration)]
@@ -220,6 +222,8 @@ impl ModelArgs {
         }
         self.reads.apply(&mut cfg.protocol);
         self.snapshots.apply(&mut cfg.protocol);
+        self.membership.apply(&mut cfg.protocol);
+        (cfg.voters, cfg.changes) = self.membership.parts();
         cfg.validate()?;
         Ok(cfg)
     }
@@ -248,6 +252,10 @@ impl CheckArgs {
         search.validate()?;
         if search.symmetry && self.model.reads.reads == paxraft_impls::ReadMode::Lease {
             return Err(paxraft_models::model::ConfigError::SymmetryWithTime.to_string());
+        }
+        let m = &self.model.membership;
+        if search.symmetry && (m.voters.is_some() || m.changes.is_some()) {
+            return Err(paxraft_models::model::ConfigError::SymmetryWithChanges.to_string());
         }
         Ok(search)
     }

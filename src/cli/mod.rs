@@ -146,6 +146,54 @@ impl SnapshotArgs {
     }
 }
 
+/// Membership changes in checks and simulations: `--voters`, `--changes`, `--change-mode`.
+#[derive(Debug, clap::Args)]
+pub struct MembershipArgs {
+    /// Servers that vote at boot (the first N); the others are spares that --changes may
+    /// add. Default: all.
+    #[arg(long)]
+    pub voters: Option<usize>,
+    /// Membership changes an operator may ask of any leader at any step, comma-separated:
+    /// add:N (a voter), learner:N, remove:N, transfer:N.
+    #[arg(long, value_parser = parse_changes)]
+    pub changes: Option<Changes>,
+    /// How voters change: single (one at a time, diss. §4.1) or joint (Raft §6).
+    #[arg(long, default_value = "single", value_parser = parse_change_mode)]
+    pub change_mode: paxraft_impls::ChangeMode,
+}
+
+/// A parsed `--changes` list.
+#[derive(Clone, Debug)]
+pub struct Changes(pub Vec<paxraft_impls::Change>);
+
+impl MembershipArgs {
+    /// The initial voters (0: all) and the operator's changes.
+    pub fn parts(&self) -> (usize, Vec<paxraft_impls::Change>) {
+        (
+            self.voters.unwrap_or(0),
+            self.changes.clone().map_or_else(Vec::new, |c| c.0),
+        )
+    }
+
+    /// Set how voters change in `cfg`.
+    pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
+        cfg.changes = self.change_mode;
+    }
+}
+
+/// `--changes`, for clap.
+fn parse_changes(s: &str) -> Result<Changes, String> {
+    s.split(',')
+        .map(|c| paxraft_impls::Change::parse(c.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Changes)
+}
+
+/// `--change-mode`, for clap.
+fn parse_change_mode(s: &str) -> Result<paxraft_impls::ChangeMode, String> {
+    paxraft_impls::ChangeMode::parse(s).ok_or_else(|| "expected single or joint".to_string())
+}
+
 /// `--reads`, for clap.
 fn parse_reads(s: &str) -> Result<paxraft_impls::ReadMode, String> {
     paxraft_impls::ReadMode::parse(s).ok_or_else(|| "expected log, read-index or lease".to_string())

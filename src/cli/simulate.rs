@@ -81,6 +81,8 @@ pub struct SimulateArgs {
     pub reads: super::ReadArgs,
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
+    #[command(flatten)]
+    pub membership: super::MembershipArgs,
     /// The replicated service: `kv` (puts, gets, compare-and-swaps over two keys) or `lock`
     /// (clients acquire a lock, write to fenced storage with its token, keep their session
     /// alive and release, over and over; sessions expire by log time; the lock history is
@@ -146,12 +148,16 @@ impl SimulateArgs {
         protocol.empty_heartbeats = self.empty_heartbeats;
         self.reads.apply(&mut protocol);
         self.snapshots.apply(&mut protocol);
+        self.membership.apply(&mut protocol);
+        let (voters, changes) = self.membership.parts();
         let opts = SimOptions {
             seed: self.seed,
             runs: self.runs,
             steps: self.steps,
             settle_steps: self.settle_steps,
             servers: self.servers,
+            voters,
+            changes,
             clients: self.clients,
             ops: self.ops,
             pipeline: self.pipeline,

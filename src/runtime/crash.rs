@@ -45,7 +45,7 @@ impl CrashPoint {
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
             Effect::Commit { .. } | Effect::Restore(_) => CrashPoint::Commit,
-            Effect::Redirect { .. } => CrashPoint::Redirect,
+            Effect::Redirect { .. } | Effect::ChangeDone { .. } => CrashPoint::Redirect,
             Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => CrashPoint::Read,
         }
     }

@@ -188,6 +188,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         }
                     }
                     Effect::ReadReady { id, slot } => reads.ready(id, slot),
+                    // Answers to change requests, which this runtime does not take yet: a
+                    // replica answers only requests it was given.
+                    Effect::ChangeDone { .. } => {}
                     Effect::ReadRedirect { id, leader } => {
                         if let Some((client, seq)) = reads.redirect(id) {
                             pending.answer(client, seq, |seq| Reply::Redirect { seq, leader });

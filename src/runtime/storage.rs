@@ -469,15 +469,15 @@ mod tests {
     type R = Raft<Cmd<Kv>>;
 
     fn entry(term: u64, seq: u64) -> Entry<Cmd<Kv>> {
-        Entry {
+        Entry::command(
             term,
-            cmd: Some(Request {
+            Request {
                 client: 1,
                 seq,
                 acked: 1,
                 op: KvOp::Get(0),
-            }),
-        }
+            },
+        )
     }
 
     /// Writes taken by move are folded into the image at load, as `apply_write` would.

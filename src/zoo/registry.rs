@@ -2,7 +2,10 @@
 //! exposes it, the property expected to catch it and how it is searched ([`Detector`]), and
 //! the command that reproduces it. Data only: [`super::run()`] runs an entry.
 
-use paxraft_impls::raft::names::{ELECTION_SAFETY, LEADER_COMPLETENESS};
+use paxraft_impls::raft::names::{
+    COMMITTED_ON_A_QUORUM, ELECTION_SAFETY, LEADER_COMPLETENESS, ONE_CHANGE_AT_A_TIME,
+    TRANSFER_TO_CAUGHT_UP,
+};
 use paxraft_impls::Bug;
 use paxraft_models::check::{check_command, SearchOptions, Strategy};
 use paxraft_models::properties::names;
@@ -125,6 +128,8 @@ fn sim(k: SimKnobs) -> SimOptions {
         steps: k.steps,
         settle_steps: 1_000,
         servers: k.servers,
+        voters: 0,
+        changes: Vec::new(),
         clients: k.clients,
         ops: k.ops,
         // One request per client at a time and whole steps (no crashes here anyway): the
@@ -192,6 +197,21 @@ fn snapshot_base() -> ModelConfig {
         chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
     });
     m
+}
+
+/// The membership bugs' model: `raft_base` on `servers` servers, the first `voters` voting,
+/// one client with one op, and the operator's `changes` (asked of any leader at any step).
+fn membership_base(servers: usize, voters: usize, changes: &[&str]) -> ModelConfig {
+    ModelConfig {
+        servers,
+        voters,
+        changes: changes
+            .iter()
+            .map(|c| paxraft_impls::Change::parse(c).expect("a valid change"))
+            .collect(),
+        clients: 1,
+        ..raft_base()
+    }
 }
 
 /// P9's search: the simulator's default fault profile (crashes and duplicates too: none of
@@ -293,9 +313,10 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: LogNotPersisted,
             protocol: Protocol::Raft,
-            // Caught first as a leader-completeness failure: the restarted follower lost the
-            // entry the leader counted as committed, and wins the next election without it.
-            property: LEADER_COMPLETENESS,
+            // Caught first as "committed entries are on a quorum": the restarted follower lost
+            // the entry the leader counted as committed (and could next win an election
+            // without it: leader completeness, further down the same path).
+            property: COMMITTED_ON_A_QUORUM,
             // Three messages in flight suffice for the 10-action trace; the default five
             // took 3.1M states (50 s) to reach it, three take 0.8M.
             detector: model(
@@ -330,10 +351,11 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: TruncateOnStaleAppend,
             protocol: Protocol::Raft,
-            // Caught first as a leader-completeness failure: the follower's truncation drops
-            // an entry below its own commit point, which no leader may lack, many steps before
-            // a conflicting command gets applied elsewhere (state machine safety).
-            property: LEADER_COMPLETENESS,
+            // Caught first as "committed entries are on a quorum": the follower's truncation
+            // drops an entry the leader counted, leaving it on a minority, steps before a
+            // leader lacks it (leader completeness) or a conflicting command is applied
+            // elsewhere (state machine safety).
+            property: COMMITTED_ON_A_QUORUM,
             detector: model(
                 ModelConfig {
                     servers: 2,
@@ -507,10 +529,10 @@ pub fn registry() -> Vec<ZooBug> {
         ZooBug {
             bug: ApplyUncommitted,
             protocol: Protocol::Raft,
-            // Caught first as a leader-completeness failure: the entry the old leader applied
-            // (committed locally) is missing from the next leader's log, before that leader
-            // gets a different command applied in the same slot (state machine safety).
-            property: LEADER_COMPLETENESS,
+            // Caught first as "committed entries are on a quorum": the leader's commit point
+            // covers an entry only it holds, steps before the next leader lacks it (leader
+            // completeness) or applies a different command in the slot (state machine safety).
+            property: COMMITTED_ON_A_QUORUM,
             detector: model(
                 ModelConfig {
                     clients: 1,
@@ -722,7 +744,58 @@ pub fn registry() -> Vec<ZooBug> {
             known: "a candidate leads on the first chunk of a promise: a value a quorum accepted in a slot of a later chunk is not recovered, and another is chosen there",
             source: "Paxos Made Simple §2.2 (phase 1b reports every proposal accepted, P2c); issue 17 (promises in bounded chunks)",
         },
+        ZooBug {
+            bug: ChangeBeforeTermCommit,
+            protocol: Protocol::Raft,
+            property: ONE_CHANGE_AT_A_TIME,
+            detector: model(membership_base(4, 4, &["remove:3"]), 6),
+            known_steps: Some(6),
+            known: "a new leader removes a server before its no-op commits: with the previous leader's uncommitted change in another log, two configurations two servers apart can each commit (testdata/bugs/raft_m1_change_before_term_commit.txt plays it to two leaders whose logs disagree at committed slots)",
+            source: "Ongaro, raft-dev, \"bug in single-server membership changes\" (2015); the fix in the dissertation's erratum to §4.1",
+        },
+        ZooBug {
+            bug: ConcurrentChanges,
+            protocol: Protocol::Raft,
+            property: ONE_CHANGE_AT_A_TIME,
+            detector: model(membership_base(4, 3, &["add:3", "remove:2"]), 7),
+            known_steps: Some(7),
+            known: "a leader adds n3 and, before that commits, removes n2: its log is two servers away from the last committed configuration",
+            source: "Ongaro's dissertation §4.1 (\"the leader does not begin a new change until the previous one commits\")",
+        },
+        ZooBug {
+            bug: LearnerCounted,
+            protocol: Protocol::Raft,
+            property: COMMITTED_ON_A_QUORUM,
+            detector: model(membership_base(4, 3, &["learner:3"]), 10),
+            known_steps: Some(10),
+            known: "a leader counts its learner's acknowledgement toward a majority of three voters: the learner's configuration entry commits on the leader and the learner alone",
+            source: "Ongaro's dissertation §4.2.1 (non-voting members); etcd-raft's learners (not counted in any quorum)",
+        },
+        ZooBug {
+            bug: JointLeftEarly,
+            protocol: Protocol::Raft,
+            property: ONE_CHANGE_AT_A_TIME,
+            detector: model(joint(membership_base(3, 3, &["remove:2"])), 6),
+            known_steps: Some(6),
+            known: "a leader appends C_old,new and C_new together: C_new decides before C_old,new is committed, while servers without it still use C_old",
+            source: "Raft §6 (C_new only once C_old,new is committed)",
+        },
+        ZooBug {
+            bug: TransferToBehind,
+            protocol: Protocol::Raft,
+            property: TRANSFER_TO_CAUGHT_UP,
+            detector: model(membership_base(3, 3, &["transfer:1"]), 4),
+            known_steps: Some(4),
+            known: "a new leader hands off to n1 before n1 has its no-op: n1's campaign fails the up-to-date check, and the cluster waits an election timeout for a leader",
+            source: "Ongaro's dissertation §3.10 (the leader first brings the target's log up to date); etcd-raft (MsgTimeoutNow only once the transferee's match is the leader's last index)",
+        },
     ]
+}
+
+/// `config` with joint consensus.
+fn joint(mut config: ModelConfig) -> ModelConfig {
+    config.protocol.changes = paxraft_impls::ChangeMode::Joint;
+    config
 }
 
 /// The lease sweep's configuration: leases with a 30 ms drift bound over the 150 ms election

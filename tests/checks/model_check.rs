@@ -389,10 +389,7 @@ fn protocol_invariants_see_a_crashed_servers_durable_log() {
         term: 1,
         voted_for: None,
         snapshot: None,
-        log: vec![Entry {
-            term: 1,
-            cmd: Some(a_put(v)),
-        }],
+        log: vec![Entry::command(1, a_put(v))],
     };
     // n0 runs with slot 1 = put 7 (term 1); n1 is down, its disk says slot 1 = put 9 (term 1).
     {
@@ -457,6 +454,7 @@ impl EagerCommit {
                 Effect::ReadReady { id, slot } => out.read_ready(id, slot),
                 Effect::ReadRedirect { id, leader } => out.read_redirect(id, leader),
                 Effect::Restore(snapshot) => out.restore(snapshot),
+                Effect::ChangeDone { id, result } => out.change_done(id, result),
             }
         }
     }

@@ -699,6 +699,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             commit: self.commit,
             last: self.last(),
             snapshot: self.base(),
+            // Fixed at boot: multi-Paxos does not change its membership (yet).
+            config: crate::Membership::voters(crate::NodeSet::of(self.members.iter().copied())),
         }
     }
 

@@ -30,14 +30,29 @@ impl<C: Command> Raft<C> {
             },
         );
         self.leader = leader;
-        if let RoleState::Leader { reads, .. } = old {
+        if let RoleState::Leader {
+            reads,
+            change,
+            transfer,
+            ..
+        } = old
+        {
             out.cancel_timer(RaftTimer::Heartbeat);
+            out.cancel_timer(RaftTimer::Transfer);
             self.arm_election_timer(out);
             self.reads_on_step_down(reads, leader, out);
+            if let Some(p) = change {
+                // Rule 9: the operator learns the leadership ended; the entry may still commit.
+                out.change_done(p.id, Err(crate::membership::ChangeError::Interrupted));
+            }
+            if let Some(t) = transfer {
+                self.step_down_in_transfer(t, term, out);
+            }
         }
         if new_term {
             self.reads_on_new_term(leader, out);
         }
+        self.handoff_on_term(out);
     }
 
     /// A message of the current leader arrived (an append or a read round): follow it, renew
@@ -55,17 +70,26 @@ impl<C: Command> Raft<C> {
         self.leader = Some(from);
         self.state = RoleState::Follower { leader_alive: true };
         self.arm_election_timer(out);
+        self.handoff_on_leader(from, term, out);
     }
 
     /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
     /// configured (diss. §9.6).
     pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {
+        // A transfer we handed off that has not produced a leader in an election timeout
+        // has failed.
+        self.handoff_timed_out(out);
+        if !self.may_campaign() {
+            // Not a voter of our configuration (a learner, a spare, a removed server): wait
+            // to be told of a leader (diss. §4.2.2).
+            return self.arm_election_timer(out);
+        }
         self.leader = None;
         if !self.cfg.pre_vote || self.cfg.bug(Bug::NoPreVote) {
             return self.start_election(out);
         }
         // The pre-vote asks for the next term without entering it: nobody changes state.
-        let votes = 1 << self.me();
+        let votes = self.me();
         self.state = RoleState::PreCandidate { votes };
         self.arm_election_timer(out);
         if self.has_quorum(votes) {
@@ -76,7 +100,13 @@ impl<C: Command> Raft<C> {
 
     /// Enter a new term as a candidate, vote for ourselves durably, and ask for votes (§5.2).
     pub(super) fn start_election(&mut self, out: &mut Out<Self, C>) {
-        let votes = 1 << self.me();
+        self.start_election_as(false, out);
+    }
+
+    /// [`Raft::start_election`]; `transfer`: asked by the leader (diss. §3.10), so the votes
+    /// are asked for with [`RaftMsg::TransferVote`], which CheckQuorum's lease does not refuse.
+    pub(super) fn start_election_as(&mut self, transfer: bool, out: &mut Out<Self, C>) {
+        let votes = self.me();
         self.state = RoleState::Candidate { votes };
         self.term += 1;
         self.voted_for = Some(self.id);
@@ -87,12 +117,25 @@ impl<C: Command> Raft<C> {
         if self.has_quorum(votes) {
             return self.become_leader(out); // a cluster of one
         }
+        if transfer {
+            let (last_index, last_term, term) = (self.last_index(), self.last_term(), self.term);
+            for p in self.peers().filter(|&p| self.config.is_voter(p)) {
+                let msg = RaftMsg::TransferVote {
+                    term,
+                    last_index,
+                    last_term,
+                };
+                out.send(p, msg);
+            }
+            return;
+        }
         self.request_votes(self.term, false, out);
     }
 
     pub(super) fn request_votes(&self, term: u64, pre_vote: bool, out: &mut Out<Self, C>) {
         let (last_index, last_term) = (self.last_index(), self.last_term());
-        for (_, p) in self.peers() {
+        // Voters only: a learner's vote counts for nothing.
+        for p in self.peers().filter(|&p| self.config.is_voter(p)) {
             out.send(
                 p,
                 RaftMsg::RequestVote {
@@ -123,28 +166,22 @@ impl<C: Command> Raft<C> {
         debug_assert_eq!(self.role(), Role::Candidate);
         self.leader = Some(self.id);
         let next = self.last_index() + 1;
+        let len = self
+            .config
+            .members()
+            .iter()
+            .map(|m| m.index() + 1)
+            .max()
+            .unwrap_or(0);
         self.state = RoleState::Leader {
-            active: 1 << self.me(),
-            progress: vec![
-                Progress {
-                    next,
-                    matched: 0,
-                    replicating: false,
-                    paused: false,
-                    sending: None,
-                };
-                self.members.len()
-            ],
-            reads: LeaderReads::new(self.members.len()),
+            active: self.me(),
+            progress: vec![Progress::fresh(next); len],
+            reads: LeaderReads::default(),
+            change: None,
+            transfer: None,
         };
         out.cancel_timer(RaftTimer::Election);
-        self.append_local(
-            vec![Entry {
-                term: self.term,
-                cmd: None,
-            }],
-            out,
-        );
+        self.append_local(vec![Entry::noop(self.term)], out);
         self.broadcast_append(out);
         out.set_timer(
             RaftTimer::Heartbeat,
@@ -241,14 +278,13 @@ impl<C: Command> Raft<C> {
         pre_vote: bool,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
         let votes = match &mut self.state {
             RoleState::PreCandidate { votes } if pre_vote && term == self.term + 1 => votes,
             RoleState::Candidate { votes } if !pre_vote && term == self.term => votes,
             _ => return,
         };
         if granted {
-            *votes |= 1 << pos;
+            votes.insert(from);
             let votes = *votes;
             if self.has_quorum(votes) {
                 self.win_vote_round(out);

@@ -75,6 +75,67 @@ pub(super) fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), Str
     Ok(())
 }
 
+/// Committed entries are on a quorum (§5.3: "a log entry is committed once the leader that
+/// created it has replicated it on a majority"): the entry at each replica's commit point is
+/// held, with its term, by a quorum of the configuration in force at it, counting replicas
+/// whose snapshot covers it. A majority of a later single-server configuration always holds
+/// a majority of the earlier one (and joint consensus needs both), so the configuration in
+/// force at the slot is the weakest one a correct commit can have used. Learners never count.
+pub(super) fn committed_on_a_quorum<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
+    for r in rs {
+        let c = r.commit;
+        let Some(term) = r.term_at(c).filter(|_| c > 0) else {
+            continue; // nothing committed, or a commit point past the log (R6's business)
+        };
+        let holders = NodeSet::of(
+            rs.iter()
+                .filter(|x| x.snap_index() >= c || x.term_at(c) == Some(term))
+                .map(|x| x.id),
+        );
+        let config = r.config_at(c).0;
+        if !config.has_quorum(holders) {
+            return Err(format!(
+                "{} committed slot {c} (term {term}), held only by {holders} of {config}",
+                r.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A leader hands its leadership only to a caught-up target (diss. §3.10): once it has told
+/// its transfer's target to campaign, the target, while still in the leader's term, holds
+/// every entry of the leader's log (the leader appends nothing during a transfer). A target
+/// behind it would campaign with a log the up-to-date check refuses, and the cluster would be
+/// left without a leader for an election timeout.
+pub(super) fn transfer_to_caught_up<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
+    for l in rs {
+        let RoleState::Leader {
+            transfer: Some(t), ..
+        } = &l.state
+        else {
+            continue;
+        };
+        if !t.sent {
+            continue;
+        }
+        let (last, last_term) = (l.last_index(), l.last_term());
+        for x in rs.iter().filter(|x| x.id == t.target && x.term == l.term) {
+            let holds = x.snap_index() >= last
+                || (x.last_index() >= last && x.term_at(last) == Some(last_term));
+            if !holds {
+                return Err(format!(
+                    "{} told {} to campaign, but its log ends at slot {} where the leader's ends at {last}",
+                    l.id,
+                    x.id,
+                    x.last_index()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn term_monotonic<C: Command>(before: &Raft<C>, after: &Raft<C>) -> Result<(), String> {
     if after.term < before.term {
         return Err(format!(
@@ -99,6 +160,47 @@ pub(super) fn one_vote_per_term<C: Command>(
             after.id, after.term
         )),
         _ => Ok(()),
+    }
+}
+
+/// One configuration change at a time (diss. §4.1 and its 2015 erratum): in one step, a
+/// leader that stays leader of its term appends at most one configuration entry, and only
+/// once the configuration before it is committed and an entry of its own term below it is
+/// committed (both may have committed earlier in the same step: joint consensus appends
+/// C_new in the step that commits C_old,new).
+pub(super) fn one_change_at_a_time<C: Command>(
+    before: &Raft<C>,
+    after: &Raft<C>,
+) -> Result<(), String> {
+    if !(before.is_leader() && after.is_leader() && before.term == after.term) {
+        return Ok(());
+    }
+    let new: Vec<Slot> = (before.last_index() + 1..=after.last_index())
+        .filter(|&s| after.entry_at(s).is_some_and(|e| e.config.is_some()))
+        .collect();
+    let id = after.id;
+    match new[..] {
+        [] => Ok(()),
+        [s] => {
+            let previous = after.config_at(s - 1).1;
+            if previous > after.commit {
+                return Err(format!(
+                    "{id} appended a configuration at slot {s} while the one at slot {previous} was uncommitted (commit {})",
+                    after.commit
+                ));
+            }
+            if after.term_at(min(after.commit, s - 1)) != Some(after.term) {
+                return Err(format!(
+                    "{id} appended a configuration before committing an entry of its term {}",
+                    after.term
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "{id} appended {} configurations in one step",
+            new.len()
+        )),
     }
 }
 

@@ -55,10 +55,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bug;
+use crate::membership::{Change, ChangeId, Membership, NodeSet};
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
-    Replica, Role, Slot, Snapshot, Status, StepCheck,
+    ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode, Replica, Role,
+    Slot, Snapshot, Status, StepCheck,
 };
 
 /// The names of Raft's invariants, defined once: checkers, the bug zoo and the report
@@ -70,13 +71,22 @@ pub mod names {
     pub const LOG_MATCHING: &str = "log matching";
     /// "leader completeness"
     pub const LEADER_COMPLETENESS: &str = "leader completeness";
+    /// "committed entries are on a quorum"
+    pub const COMMITTED_ON_A_QUORUM: &str = "committed entries are on a quorum";
+    /// "leadership goes only to a caught-up target"
+    pub const TRANSFER_TO_CAUGHT_UP: &str = "leadership goes only to a caught-up target";
     pub use crate::replica::TERMS_NEVER_DECREASE;
     /// "one vote per term"
     pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
     /// "committed entries never change"
     pub const COMMITTED_ENTRIES_NEVER_CHANGE: &str = "committed entries never change";
+    /// "one configuration change at a time"
+    pub const ONE_CHANGE_AT_A_TIME: &str = "one configuration change at a time";
 }
 
+mod confchange;
+#[cfg(test)]
+mod confchange_tests;
 mod election;
 mod invariants;
 mod read;
@@ -89,6 +99,7 @@ mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
+use confchange::{Handoff, PendingChange, Transfer};
 pub use snapshot::{Chunk, RaftSnapshot};
 use snapshot::{Incoming, Sending};
 
@@ -96,17 +107,64 @@ pub use read::MAX_PENDING_READS;
 use read::{FollowerReads, LeaderReads};
 
 use invariants::{
-    committed_stable, election_safety, leader_completeness, log_matching, one_vote_per_term,
-    term_monotonic,
+    committed_on_a_quorum, committed_stable, election_safety, leader_completeness, log_matching,
+    one_change_at_a_time, one_vote_per_term, term_monotonic, transfer_to_caught_up,
 };
 
-/// A log entry. `cmd == None` is the no-op a leader appends when its term starts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A log entry: a command, the no-op a leader appends when its term starts (`cmd` and
+/// `config` both `None`), or a configuration (diss. §4.1: in force from the moment it is
+/// appended, committed or not).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry<C> {
     /// The term of the leader that created the entry.
     pub term: u64,
-    /// The command, or `None` for a no-op.
+    /// The command, or `None` for a no-op or a configuration.
     pub cmd: Option<C>,
+    /// The configuration this entry installs, if it is a configuration entry.
+    pub config: Option<Membership>,
+}
+
+impl<C> Entry<C> {
+    /// A command entry.
+    pub fn command(term: u64, cmd: C) -> Self {
+        Entry {
+            term,
+            cmd: Some(cmd),
+            config: None,
+        }
+    }
+
+    /// A leader's no-op.
+    pub fn noop(term: u64) -> Self {
+        Entry {
+            term,
+            cmd: None,
+            config: None,
+        }
+    }
+
+    /// A configuration entry.
+    pub fn configuration(term: u64, config: Membership) -> Self {
+        Entry {
+            term,
+            cmd: None,
+            config: Some(config),
+        }
+    }
+}
+
+/// Printed as `Entry { term, cmd }`, with `config` only on a configuration entry, so that a
+/// trace of command entries reads as it always did.
+impl<C: std::fmt::Debug> std::fmt::Debug for Entry<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Entry");
+        d.field("term", &self.term);
+        match &self.config {
+            Some(config) => d.field("config", config),
+            None => d.field("cmd", &self.cmd),
+        };
+        d.finish()
+    }
 }
 
 /// Raft's messages (Figure 2, plus PreVote, the conflict hint and Figure 13's
@@ -192,6 +250,23 @@ pub enum RaftMsg<C> {
         /// The read index, or a refusal.
         index: Option<Slot>,
     },
+    /// Leadership transfer (diss. §3.10): the leader tells its caught-up target to campaign
+    /// at once, without waiting for its election timeout and without PreVote.
+    TimeoutNow {
+        /// The leader's term.
+        term: u64,
+    },
+    /// RequestVote of a transfer's target (etcd-raft's `campaignTransfer`): voters that heard
+    /// from the leader lately grant it all the same (CheckQuorum's lease does not refuse it:
+    /// the leader asked for this election), with the usual up-to-date check (§5.4.1).
+    TransferVote {
+        /// The candidate's term.
+        term: u64,
+        /// The index of the candidate's last log entry.
+        last_index: Slot,
+        /// The term of the candidate's last log entry.
+        last_term: u64,
+    },
     /// InstallSnapshot (§7, Figure 13): bytes `offset..offset + data.len()` of the leader's
     /// snapshot up to `slot`. The follower answers a chunk with [`RaftMsg::SnapshotReply`],
     /// and the last one (`done`) with `AppendReply Ok { matched }` once installed. It treats
@@ -207,6 +282,8 @@ pub enum RaftMsg<C> {
         offset: u64,
         /// At most [`SnapshotPolicy::chunk`](crate::SnapshotPolicy::chunk) bytes.
         data: Chunk,
+        /// The configuration in force at `slot` (the latest in the log it replaces).
+        config: Membership,
         /// This chunk ends the snapshot.
         done: bool,
     },
@@ -237,7 +314,9 @@ impl<C> RaftMsg<C> {
             | RaftMsg::ReadIndex { term, .. }
             | RaftMsg::ReadIndexReply { term, .. }
             | RaftMsg::InstallSnapshot { term, .. }
-            | RaftMsg::SnapshotReply { term, .. } => *term,
+            | RaftMsg::SnapshotReply { term, .. }
+            | RaftMsg::TimeoutNow { term }
+            | RaftMsg::TransferVote { term, .. } => *term,
         }
     }
 
@@ -289,6 +368,9 @@ pub enum RaftTimer {
     Election,
     /// Leaders: send heartbeats (and retransmit to lagging followers).
     Heartbeat,
+    /// Leaders: a leadership transfer that has not finished within an election timeout is
+    /// given up.
+    Transfer,
 }
 
 /// What Raft keeps durable (Figure 2, "persistent state on all servers"; §7 the snapshot).
@@ -340,7 +422,7 @@ pub enum RaftWrite<C> {
 
 /// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
 /// etcd-style flow-control state).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Progress {
     /// Next slot to send.
     next: Slot,
@@ -362,18 +444,22 @@ enum RoleState {
     /// Heard from a current leader since the last election timeout (the lease behind
     /// CheckQuorum's vote refusal).
     Follower { leader_alive: bool },
-    /// PreVote round: bitmask (by member position) of pre-votes granted for `term + 1`.
-    PreCandidate { votes: u8 },
-    /// Bitmask (by member position) of votes granted in this election.
-    Candidate { votes: u8 },
-    /// `active`: bitmask of members heard from since the last CheckQuorum round.
-    /// `progress`: one entry per member (this replica's own entry is unused).
+    /// PreVote round: the nodes that granted a pre-vote for `term + 1`.
+    PreCandidate { votes: NodeSet },
+    /// The nodes that granted their vote in this election.
+    Candidate { votes: NodeSet },
+    /// `active`: nodes heard from since the last CheckQuorum round.
+    /// `progress`: by node id, for every member (this replica's own entry is unused).
     /// `reads`: ReadIndex rounds and the reads waiting on them (diss. §6.4), handed back when
     /// the leadership ends.
+    /// `change`: the operator's change request whose configuration entry waits to commit.
+    /// `transfer`: a leadership transfer under way (no proposals meanwhile).
     Leader {
-        active: u8,
+        active: NodeSet,
         progress: Vec<Progress>,
         reads: LeaderReads,
+        change: Option<PendingChange>,
+        transfer: Option<Transfer>,
     },
 }
 
@@ -392,9 +478,10 @@ impl RoleState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Raft<C> {
     id: NodeId,
-    /// The cluster, this replica included; positions index `progress` and the vote bitmasks.
-    members: Fixed<Vec<NodeId>>,
     cfg: Fixed<Config>,
+    /// The configuration the cluster was booted with: in force until the log or a snapshot
+    /// holds a later one.
+    initial: Membership,
 
     // Persistent state (mirrored to the host through `RaftWrite`s).
     term: u64,
@@ -405,6 +492,12 @@ pub struct Raft<C> {
     snapshot: Option<RaftSnapshot>,
 
     // Volatile state.
+    /// The latest configuration in the log, committed or not (diss. §4.1: "a server always
+    /// uses the latest configuration in its log"), else the snapshot's, else `initial`;
+    /// derived from those, kept here so that quorums need no log scan.
+    config: Membership,
+    /// The slot of the entry `config` came from (0: the snapshot's or the initial one).
+    config_index: Slot,
     state: RoleState,
     leader: Option<NodeId>,
     commit: Slot,
@@ -415,6 +508,9 @@ pub struct Raft<C> {
     now: std::time::Duration,
     /// A snapshot the leader is sending us, in part (Figure 13; lost on a restart).
     incoming: Option<Incoming>,
+    /// A transfer this replica handed its leadership to, waiting to hear from the target as
+    /// leader of the term it campaigns in (then the operator is answered).
+    handoff: Option<Handoff>,
 }
 
 impl<C: Command> Raft<C> {
@@ -426,21 +522,25 @@ impl<C: Command> Raft<C> {
         matches!(self.state, RoleState::Leader { .. })
     }
 
-    /// A leader's view of the member at `pos`.
-    fn progress(&mut self, pos: usize) -> &mut Progress {
+    /// A leader's view of member `node`.
+    fn progress(&mut self, node: NodeId) -> &mut Progress {
         match &mut self.state {
-            RoleState::Leader { progress, .. } => &mut progress[pos],
+            RoleState::Leader { progress, .. } => &mut progress[node.index()],
             _ => unreachable!("only a leader tracks progress"),
         }
     }
 
-    fn pos(&self, node: NodeId) -> Option<usize> {
-        self.members.iter().position(|&m| m == node)
+    /// Whether `node` may send us protocol messages: any node of the id space but us. A node
+    /// outside our configuration may be a leader whose configuration adds us, or a removed
+    /// server that has not learned it yet (its terms are what PreVote and CheckQuorum guard
+    /// against, diss. §4.2.3).
+    fn is_peer(&self, node: NodeId) -> bool {
+        node != self.id && node.index() < crate::MAX_NODES
     }
 
-    fn me(&self) -> usize {
-        self.pos(self.id)
-            .expect("a replica is a member of its cluster")
+    /// Just us.
+    fn me(&self) -> NodeSet {
+        NodeSet::of([self.id])
     }
 
     fn last_index(&self) -> Slot {
@@ -461,17 +561,14 @@ impl<C: Command> Raft<C> {
         }
     }
 
-    fn peers(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+    /// The members we replicate to (voters of both halves and learners), us excluded.
+    fn peers(&self) -> impl Iterator<Item = NodeId> {
         let me = self.id;
-        self.members
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(move |&(_, m)| m != me)
+        self.config.members().iter().filter(move |&m| m != me)
     }
 
-    fn has_quorum(&self, mask: u8) -> bool {
-        mask.count_ones() as usize >= quorum(self.members.len())
+    fn has_quorum(&self, acks: NodeSet) -> bool {
+        self.config.has_quorum(acks)
     }
 
     fn arm_election_timer(&self, out: &mut Out<Self, C>) {
@@ -502,12 +599,8 @@ impl<C: Command> Replica<C> for Raft<C> {
         out: &mut Out<Self, C>,
     ) -> Self {
         assert!(
-            members.contains(&id),
-            "{id} is not in the cluster {members:?}"
-        );
-        assert!(
-            members.len() <= crate::MAX_NODES,
-            "at most {} members",
+            id.index() < crate::MAX_NODES && members.iter().all(|m| m.index() < crate::MAX_NODES),
+            "node ids are below {}",
             crate::MAX_NODES
         );
         let d = durable.cloned().unwrap_or_default();
@@ -517,10 +610,13 @@ impl<C: Command> Replica<C> for Raft<C> {
         if let Some(s) = &d.snapshot {
             out.restore(s.snapshot());
         }
-        let r = Raft {
+        let initial = Membership::voters(NodeSet::of(members.iter().copied()));
+        let mut r = Raft {
             id,
-            members: Fixed::new(members.to_vec()),
             cfg: Fixed::new(cfg.clone()),
+            initial,
+            config: initial,
+            config_index: 0,
             term: d.term,
             voted_for: d.voted_for,
             log: d.log,
@@ -539,14 +635,16 @@ impl<C: Command> Replica<C> for Raft<C> {
             reads: FollowerReads::default(),
             now: std::time::Duration::ZERO,
             incoming: None,
+            handoff: None,
         };
+        r.config_from_log(r.snap_index());
         r.arm_election_timer(out);
         r
     }
 
     fn on_message(&mut self, from: NodeId, msg: RaftMsg<C>, out: &mut Out<Self, C>) {
-        if from == self.id || self.pos(from).is_none() {
-            return; // not a peer: ignore rather than trust it
+        if !self.is_peer(from) {
+            return; // not a node of this cluster: ignore rather than trust it
         }
         // The term is checked once, here, as etcd-raft's `Step` does (§5.1): the handlers
         // below see messages of the current term, or a pre-vote's next term.
@@ -577,6 +675,7 @@ impl<C: Command> Replica<C> for Raft<C> {
                     RaftMsg::Append { .. }
                         | RaftMsg::ReadConfirm { .. }
                         | RaftMsg::InstallSnapshot { .. }
+                        | RaftMsg::TimeoutNow { .. }
                 )
                 .then_some(from);
                 self.become_follower(term, leader, out);
@@ -590,6 +689,11 @@ impl<C: Command> Replica<C> for Raft<C> {
                     term,
                     granted: false,
                     pre_vote,
+                },
+                RaftMsg::TransferVote { .. } => RaftMsg::Vote {
+                    term,
+                    granted: false,
+                    pre_vote: false,
                 },
                 RaftMsg::Append { .. } | RaftMsg::InstallSnapshot { .. } => RaftMsg::AppendReply {
                     term,
@@ -606,7 +710,8 @@ impl<C: Command> Replica<C> for Raft<C> {
                 | RaftMsg::AppendReply { .. }
                 | RaftMsg::ReadAck { .. }
                 | RaftMsg::ReadIndexReply { .. }
-                | RaftMsg::SnapshotReply { .. } => return,
+                | RaftMsg::SnapshotReply { .. }
+                | RaftMsg::TimeoutNow { .. } => return,
             };
             return out.send(from, refusal);
         }
@@ -643,10 +748,18 @@ impl<C: Command> Replica<C> for Raft<C> {
                 offset,
                 data,
                 done,
-            } => self.on_install_snapshot(from, term, slot, last_term, offset, data, done, out),
+                config,
+            } => self
+                .on_install_snapshot(from, term, slot, last_term, offset, data, done, config, out),
             RaftMsg::SnapshotReply { slot, offset, .. } => {
                 self.on_snapshot_reply(from, slot, offset, out)
             }
+            RaftMsg::TimeoutNow { term } => self.on_timeout_now(from, term, out),
+            RaftMsg::TransferVote {
+                term,
+                last_index,
+                last_term,
+            } => self.on_request_vote(from, term, last_index, last_term, false, out),
         }
     }
 
@@ -657,11 +770,11 @@ impl<C: Command> Replica<C> for Raft<C> {
                 if !self.cfg.check_quorum {
                     return;
                 }
-                let me = 1 << self.me();
+                let (me, config) = (self.me(), self.config);
                 let RoleState::Leader { active, .. } = &mut self.state else {
                     unreachable!("matched a leader")
                 };
-                if active.count_ones() as usize >= quorum(self.members.len()) {
+                if config.has_quorum(*active) {
                     *active = me;
                     self.arm_election_timer(out);
                 } else {
@@ -671,10 +784,8 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             (RaftTimer::Election, _) => self.campaign(out),
             (RaftTimer::Heartbeat, Role::Leader) => {
-                for pos in 0..self.members.len() {
-                    if pos != self.me() {
-                        self.send_append(pos, true, out);
-                    }
+                for p in self.peers() {
+                    self.send_append(p, true, out);
                 }
                 if !self.renew_lease(out) {
                     self.resend_read_round(out);
@@ -685,6 +796,8 @@ impl<C: Command> Replica<C> for Raft<C> {
                 );
             }
             (RaftTimer::Heartbeat, _) => {} // a stale heartbeat timer of a deposed leader
+            (RaftTimer::Transfer, Role::Leader) => self.transfer_timed_out(out),
+            (RaftTimer::Transfer, _) => {}
         }
     }
 
@@ -695,16 +808,25 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             return;
         }
+        if let RoleState::Leader {
+            transfer: Some(t), ..
+        } = &self.state
+        {
+            // A transfer under way takes no proposals (diss. §3.10): the target is told to
+            // campaign once its log matches ours, so ours must stop growing.
+            let target = t.target;
+            for cmd in cmds {
+                out.redirect(cmd, Some(target));
+            }
+            return;
+        }
         if cmds.is_empty() {
             return;
         }
         let term = self.term;
         self.append_local(
             cmds.into_iter()
-                .map(|cmd| Entry {
-                    term,
-                    cmd: Some(cmd),
-                })
+                .map(|cmd| Entry::command(term, cmd))
                 .collect(),
             out,
         );
@@ -716,6 +838,12 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
         self.read_ids(ids, out);
+    }
+
+    const CHANGES: bool = true;
+
+    fn change(&mut self, id: ChangeId, change: Change, out: &mut Out<Self, C>) {
+        self.on_change(id, change, out);
     }
 
     const SNAPSHOTS: bool = true;
@@ -737,6 +865,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             commit: self.commit,
             last: self.last_index(),
             snapshot: self.snap_index(),
+            config: self.config,
         }
     }
 
@@ -792,6 +921,14 @@ impl<C: Command> Replica<C> for Raft<C> {
                 name: names::LEADER_COMPLETENESS,
                 check: leader_completeness::<C>,
             },
+            Invariant {
+                name: names::COMMITTED_ON_A_QUORUM,
+                check: committed_on_a_quorum::<C>,
+            },
+            Invariant {
+                name: names::TRANSFER_TO_CAUGHT_UP,
+                check: transfer_to_caught_up::<C>,
+            },
         ]
     }
 
@@ -809,6 +946,10 @@ impl<C: Command> Replica<C> for Raft<C> {
                 name: names::COMMITTED_ENTRIES_NEVER_CHANGE,
                 check: committed_stable::<C>,
             },
+            Invariant {
+                name: names::ONE_CHANGE_AT_A_TIME,
+                check: one_change_at_a_time::<C>,
+            },
         ]
     }
 
@@ -824,15 +965,18 @@ impl<C: Command> Replica<C> for Raft<C> {
     /// answer, and terms only grow: a candidacy or a leadership left is never resumed in the
     /// same term (a new campaign takes a new term).
     fn obsolete(&self, from: NodeId, msg: &RaftMsg<C>) -> bool {
-        if from == self.id || self.pos(from).is_none() {
+        if !self.is_peer(from) {
             return true;
         }
         match *msg {
             RaftMsg::RequestVote { .. }
+            | RaftMsg::TransferVote { .. }
             | RaftMsg::Append { .. }
             | RaftMsg::ReadConfirm { .. }
             | RaftMsg::ReadIndex { .. }
             | RaftMsg::InstallSnapshot { .. } => false,
+            // A request to campaign in a term we have left is answered by nothing.
+            RaftMsg::TimeoutNow { term } => term < self.term,
             // A pre-vote reply counts only at `self.term + 1`, or steps us down when it is a
             // refusal from a later term: one at or below our term is dead. (A grant for
             // `self.term + 1` that finds us a follower is not: a later pre-campaign in the
@@ -866,25 +1010,60 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.id = map.id(self.id);
         self.voted_for = self.voted_for.map(|n| map.id(n));
         self.leader = self.leader.map(|n| map.id(n));
+        self.initial = self.initial.renamed(map);
+        self.config = self.config.renamed(map);
+        rename_entries(&mut self.log, map);
+        if let Some(s) = &mut self.snapshot {
+            s.config = s.config.renamed(map);
+        }
         match &mut self.state {
             RoleState::Follower { .. } => {}
             RoleState::PreCandidate { votes } | RoleState::Candidate { votes } => {
-                *votes = map.mask(&self.members, *votes);
+                *votes = votes.renamed(map);
             }
             RoleState::Leader {
                 active,
                 progress,
                 reads,
+                change: _,
+                transfer,
             } => {
-                *active = map.mask(&self.members, *active);
-                map.by_position(&self.members, progress);
-                reads.rename(map, &self.members);
+                *active = active.renamed(map);
+                map.by_id(progress);
+                reads.rename(map);
+                if let Some(t) = transfer {
+                    t.target = map.id(t.target);
+                }
             }
+        }
+        if let Some(h) = &mut self.handoff {
+            h.target = map.id(h.target);
+        }
+    }
+
+    fn rename_msg(msg: &mut RaftMsg<C>, map: &Renaming) {
+        match msg {
+            RaftMsg::Append { entries, .. } => rename_entries(entries, map),
+            RaftMsg::InstallSnapshot { config, .. } => *config = config.renamed(map),
+            _ => {}
         }
     }
 
     fn rename_durable(durable: &mut RaftDurable<C>, map: &Renaming) {
         durable.voted_for = durable.voted_for.map(|n| map.id(n));
+        rename_entries(&mut durable.log, map);
+        if let Some(s) = &mut durable.snapshot {
+            s.config = s.config.renamed(map);
+        }
+    }
+}
+
+/// Rename the configurations inside `entries` (commands and no-ops name no node).
+fn rename_entries<C>(entries: &mut [Entry<C>], map: &Renaming) {
+    for e in entries {
+        if let Some(c) = &mut e.config {
+            *c = c.renamed(map);
+        }
     }
 }
 

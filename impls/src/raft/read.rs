@@ -92,13 +92,13 @@ pub(super) struct ReadBatch {
 }
 
 /// A leader's read-only state (kept in [`RoleState::Leader`], so it dies with the leadership).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct LeaderReads {
     /// The last round sent in this leadership (0: none yet). Only grows.
     pub(super) round: u64,
-    /// By member position: the highest round that member acknowledged in this term (the
-    /// leader's own entry is the last round it sent: it agrees with itself).
-    pub(super) acked: Vec<u64>,
+    /// By node id: the highest round that member acknowledged in this term (the leader's
+    /// own entry is the last round it sent: it agrees with itself).
+    pub(super) acked: [u64; crate::MAX_NODES],
     /// The batches not yet served, in the order they arrived (so by round).
     pub(super) batches: Vec<ReadBatch>,
     /// With [`ReadMode::Lease`]: the lease the acknowledged rounds give (diss. §6.4.1).
@@ -106,29 +106,20 @@ pub(super) struct LeaderReads {
 }
 
 impl LeaderReads {
-    /// No round sent, nothing pending, in a cluster of `members` nodes.
-    pub(super) fn new(members: usize) -> Self {
-        LeaderReads {
-            round: 0,
-            acked: vec![0; members],
-            batches: Vec::new(),
-            lease: Lease::default(),
-        }
-    }
-
     fn pending(&self) -> usize {
         self.batches.iter().map(|b| b.ids.len()).sum()
     }
 
-    /// The highest round a majority has acknowledged.
-    fn confirmed(&self) -> u64 {
-        let mut acked = self.acked.clone();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        acked[quorum(acked.len()) - 1]
+    /// The highest round a quorum of `config` has acknowledged.
+    fn confirmed(&self, config: &Membership) -> u64 {
+        config.quorum_value(|n| self.acked[n.index()])
     }
 
-    pub(super) fn rename(&mut self, map: &Renaming, members: &[NodeId]) {
-        map.by_position(members, &mut self.acked);
+    pub(super) fn rename(&mut self, map: &Renaming) {
+        let old = self.acked;
+        for (i, &a) in old.iter().enumerate() {
+            self.acked[map.id(NodeId(i as u8)).index()] = a;
+        }
         for b in &mut self.batches {
             if let Asker::Follower { node, .. } = &mut b.asker {
                 *node = map.id(*node);
@@ -235,7 +226,7 @@ impl<C: Command> Raft<C> {
             .then_some(self.commit);
         // R13: no round at all; the reads go as soon as they have an index.
         let quorum_round = !self.cfg.bug(Bug::ReadWithoutQuorum);
-        let (me, term) = (self.me(), self.term);
+        let (me, term) = (self.id.index(), self.term);
         let RoleState::Leader { reads, .. } = &mut self.state else {
             unreachable!("only a leader confirms reads")
         };
@@ -271,7 +262,7 @@ impl<C: Command> Raft<C> {
         });
         if quorum_round {
             let round = reads.round;
-            for (_, p) in self.peers() {
+            for p in self.peers() {
                 out.send(p, RaftMsg::ReadConfirm { term, round });
             }
         }
@@ -292,7 +283,7 @@ impl<C: Command> Raft<C> {
         let RoleState::Leader { reads, .. } = &mut self.state else {
             return;
         };
-        let confirmed = reads.confirmed();
+        let confirmed = reads.confirmed(&self.config);
         let (ready, waiting): (Vec<ReadBatch>, Vec<ReadBatch>) = std::mem::take(&mut reads.batches)
             .into_iter()
             .partition(|b| b.index.is_some() && (skip_round || b.round <= confirmed));
@@ -350,12 +341,16 @@ impl<C: Command> Raft<C> {
         let RoleState::Leader { reads, .. } = &self.state else {
             return;
         };
-        if !reads.batches.iter().any(|b| b.round > reads.confirmed()) {
+        if !reads
+            .batches
+            .iter()
+            .any(|b| b.round > reads.confirmed(&self.config))
+        {
             return;
         }
         let (term, round) = (self.term, reads.round);
-        for (pos, p) in self.peers() {
-            if reads.acked[pos] < round {
+        for p in self.peers() {
+            if reads.acked[p.index()] < round {
                 out.send(p, RaftMsg::ReadConfirm { term, round });
             }
         }
@@ -415,14 +410,17 @@ impl<C: Command> Raft<C> {
 
     /// Leader: a peer acknowledged round `round` of this term.
     pub(super) fn on_read_ack(&mut self, from: NodeId, round: u64, out: &mut Out<Self, C>) {
-        let Some(pos) = self.pos(from) else { return };
+        if !self.config.members().contains(from) {
+            return;
+        }
         let RoleState::Leader { active, reads, .. } = &mut self.state else {
             return;
         };
-        *active |= 1 << pos;
+        active.insert(from);
+        let pos = from.index();
         if round > reads.acked[pos] {
             reads.acked[pos] = round;
-            let confirmed = reads.confirmed();
+            let confirmed = reads.confirmed(&self.config);
             reads.lease.confirmed(confirmed, &self.cfg);
             self.serve_reads(out);
         }
@@ -432,7 +430,7 @@ impl<C: Command> Raft<C> {
     /// last heartbeat is renewed with a new round (which also confirms any read waiting for
     /// one). Returns whether a round went out.
     pub(super) fn renew_lease(&mut self, out: &mut Out<Self, C>) -> bool {
-        let (me, term, now) = (self.me(), self.term, self.now);
+        let (me, term, now) = (self.id.index(), self.term, self.now);
         let RoleState::Leader { reads, .. } = &mut self.state else {
             return false;
         };
@@ -443,7 +441,7 @@ impl<C: Command> Raft<C> {
         reads.acked[me] = reads.round;
         reads.lease.sent(reads.round, now);
         let round = reads.round;
-        for (_, p) in self.peers() {
+        for p in self.peers() {
             out.send(p, RaftMsg::ReadConfirm { term, round });
         }
         true

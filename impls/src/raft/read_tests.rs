@@ -601,7 +601,7 @@ fn renaming_covers_the_read_state() {
     let RoleState::Leader { reads, .. } = &r.state else {
         panic!("leads")
     };
-    assert_eq!(reads.acked, vec![1, 1, 0]);
+    assert_eq!(reads.acked[..3], [1, 1, 0]);
     assert_eq!(
         reads.batches[0].asker,
         Asker::Follower {
@@ -614,7 +614,7 @@ fn renaming_covers_the_read_state() {
     let RoleState::Leader { reads, .. } = &r.state else {
         panic!("leads")
     };
-    assert_eq!(reads.acked, vec![0, 1, 1]);
+    assert_eq!(reads.acked[..3], [0, 1, 1]);
     assert_eq!(
         reads.batches[0].asker,
         Asker::Follower {

@@ -12,21 +12,21 @@ impl<C: Command> Raft<C> {
         out.persist(RaftWrite::Append { at, entries });
     }
 
-    /// Send an AppendEntries to the member at `pos`: from `next` on, at most `max_batch`
+    /// Send an AppendEntries to member `to`: from `next` on, at most `max_batch`
     /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
     /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
     /// there is nothing new, so that followers keep their lease and learn the commit point.
     /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2):
     /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
     /// that sends the leader back; having sent nothing, it leaves `next` where it was.
-    pub(super) fn send_append(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
-        let pr = *self.progress(pos);
+    pub(super) fn send_append(&mut self, to: NodeId, heartbeat: bool, out: &mut Out<Self, C>) {
+        let pr = *self.progress(to);
         if pr.paused && !heartbeat {
             return;
         }
         if pr.next <= self.snap_index() {
             // The follower needs entries we compacted away: our snapshot instead (§7).
-            return self.send_snapshot(pos, heartbeat, out);
+            return self.send_snapshot(to, heartbeat, out);
         }
         let last = self.last_index();
         if pr.next > last && !heartbeat {
@@ -43,7 +43,7 @@ impl<C: Command> Raft<C> {
         };
         let base = self.snap_index();
         let entries = self.log[(prev_index - base) as usize..(end - base) as usize].to_vec();
-        let pr = self.progress(pos);
+        let pr = self.progress(to);
         if pr.replicating {
             pr.next = end + 1;
         } else {
@@ -56,32 +56,37 @@ impl<C: Command> Raft<C> {
             entries,
             commit: self.commit,
         };
-        out.send(self.members[pos], msg);
+        out.send(to, msg);
     }
 
     pub(super) fn broadcast_append(&mut self, out: &mut Out<Self, C>) {
-        for pos in 0..self.members.len() {
-            if pos != self.me() {
-                self.send_append(pos, false, out);
-            }
+        for p in self.peers() {
+            self.send_append(p, false, out);
         }
     }
 
     /// Leader: advance the commit point to the highest slot a majority stores, if that slot
     /// is of the current term (§5.4.2: earlier-term entries commit only indirectly).
     pub(super) fn maybe_commit(&mut self, out: &mut Out<Self, C>) {
-        let me = self.me();
-        let last = self.last_index();
+        let (me, last) = (self.id, self.last_index());
         let RoleState::Leader { progress, .. } = &self.state else {
             unreachable!("only a leader commits by counting")
         };
-        let mut matched: Vec<Slot> = progress
-            .iter()
-            .enumerate()
-            .map(|(pos, pr)| if pos == me { last } else { pr.matched })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[quorum(self.members.len()) - 1];
+        let matched = |n: NodeId| {
+            if n == me {
+                last
+            } else {
+                progress[n.index()].matched
+            }
+        };
+        let n = if self.cfg.bug(Bug::LearnerCounted) {
+            // M3: every member's acknowledgement counts toward a majority of the voters.
+            let mut all: Vec<Slot> = self.config.members().iter().map(matched).collect();
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all[crate::quorum(self.config.voters.len()) - 1]
+        } else {
+            self.config.quorum_value(matched)
+        };
         // B1: the leader applies whatever it stores itself, replicated or not.
         let n = if self.cfg.bug(Bug::ApplyUncommitted) {
             last
@@ -109,6 +114,7 @@ impl<C: Command> Raft<C> {
         }
         self.commit = to;
         self.reads_on_commit(out);
+        self.changes_on_commit(out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -171,6 +177,7 @@ impl<C: Command> Raft<C> {
             // R6: drop everything after prev_index even when it agrees with the leader.
             self.log.truncate((prev_index - base) as usize);
             self.log.extend(entries.iter().cloned());
+            self.config_on_append(prev_index + 1, &entries);
             out.persist(RaftWrite::Append {
                 at: prev_index + 1,
                 entries,
@@ -192,6 +199,7 @@ impl<C: Command> Raft<C> {
                 self.log.truncate((at - 1 - base) as usize);
                 let fresh: Vec<Entry<C>> = entries[i..].to_vec();
                 self.log.extend(fresh.iter().cloned());
+                self.config_on_append(at, &fresh);
                 if !self.cfg.bug(Bug::LogNotPersisted) {
                     out.persist(RaftWrite::Append { at, entries: fresh });
                 }
@@ -226,15 +234,17 @@ impl<C: Command> Raft<C> {
         result: AppendResult,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
+        if !self.config.members().contains(from) {
+            return; // a member we no longer replicate to (a removed server)
+        }
         match &mut self.state {
-            RoleState::Leader { active, .. } => *active |= 1 << pos,
+            RoleState::Leader { active, .. } => active.insert(from),
             _ => return,
         }
         match result {
             AppendResult::StaleTerm => {}
             AppendResult::Ok { matched } => {
-                let pr = self.progress(pos);
+                let pr = self.progress(from);
                 pr.paused = false;
                 pr.replicating = true;
                 if matched > pr.matched {
@@ -247,15 +257,21 @@ impl<C: Command> Raft<C> {
                     pr.sending = None;
                 }
                 self.maybe_commit(out);
+                if !self.is_leader() {
+                    return; // the commit removed us, and we stepped down
+                }
+                if self.send_timeout_now_if_caught_up(from, out) {
+                    return; // the target has it all: it campaigns now
+                }
                 // More to send (the batch limit cut the last append short)?
-                self.send_append(pos, false, out);
+                self.send_append(from, false, out);
             }
             AppendResult::Rejected {
                 prev_index,
                 conflict_term,
                 conflict_index,
             } => {
-                let pr = *self.progress(pos);
+                let pr = *self.progress(from);
                 // Ignore a reject that answers an older append than the one outstanding.
                 if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
                     return;
@@ -270,11 +286,11 @@ impl<C: Command> Raft<C> {
                     },
                     None => conflict_index,
                 };
-                let pr = self.progress(pos);
+                let pr = self.progress(from);
                 pr.next = max(pr.matched + 1, min(next, prev_index));
                 pr.replicating = false;
                 pr.paused = false;
-                self.send_append(pos, false, out);
+                self.send_append(from, false, out);
             }
         }
     }

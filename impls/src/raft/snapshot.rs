@@ -52,6 +52,9 @@ pub struct RaftSnapshot {
     pub term: u64,
     /// The host's encoding of its state machine ([`Snapshot::data`]).
     pub data: SnapshotData,
+    /// The configuration in force at `slot` (§7: "the latest configuration as of the last
+    /// included index").
+    pub config: Membership,
 }
 
 impl fmt::Debug for RaftSnapshot {
@@ -60,6 +63,7 @@ impl fmt::Debug for RaftSnapshot {
             .field("slot", &self.slot)
             .field("term", &self.term)
             .field("data", &Chunk(self.data.clone()))
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -161,6 +165,7 @@ impl<C: Command> Raft<C> {
             });
         }
         self.snapshot = Some(snap);
+        self.config_from_log(0);
     }
 
     /// The host snapshotted its state machine up to `snapshot.slot` (§7): keep it and drop the
@@ -186,6 +191,7 @@ impl<C: Command> Raft<C> {
             slot,
             term,
             data: snapshot.data,
+            config: self.config_at(slot).0,
         };
         self.take_snapshot(snap, true, out);
     }
@@ -197,11 +203,11 @@ impl<C: Command> Raft<C> {
             .map_or(SnapshotPolicy::DEFAULT_CHUNK, |p| p.chunk) as u64
     }
 
-    /// Leader: the follower at `pos` needs entries at or below our snapshot (its `next` is at
+    /// Leader: follower `pos` needs entries at or below our snapshot (its `next` is at
     /// most the snapshot's slot): send the chunk it has not acknowledged yet. Only one chunk
     /// is outstanding: a new transfer sends the first, a heartbeat sends the outstanding one
     /// again (it or its answer may be lost), anything else waits for the answer.
-    pub(super) fn send_snapshot(&mut self, pos: usize, heartbeat: bool, out: &mut Out<Self, C>) {
+    pub(super) fn send_snapshot(&mut self, pos: NodeId, heartbeat: bool, out: &mut Out<Self, C>) {
         let snap = self
             .snapshot
             .clone()
@@ -228,7 +234,7 @@ impl<C: Command> Raft<C> {
         self.send_chunk(pos, &snap, acked, out);
     }
 
-    fn send_chunk(&self, pos: usize, snap: &RaftSnapshot, offset: u64, out: &mut Out<Self, C>) {
+    fn send_chunk(&self, pos: NodeId, snap: &RaftSnapshot, offset: u64, out: &mut Out<Self, C>) {
         let len = snap.data.len() as u64;
         let offset = min(offset, len);
         let end = min(len, offset + self.chunk_size());
@@ -239,11 +245,12 @@ impl<C: Command> Raft<C> {
             offset,
             data: Chunk(snap.data[offset as usize..end as usize].into()),
             done: end == len,
+            config: snap.config,
         };
-        out.send(self.members[pos], msg);
+        out.send(pos, msg);
     }
 
-    /// Leader: the follower at `pos` holds the first `offset` bytes of the snapshot at `slot`.
+    /// Leader: follower `from` holds the first `offset` bytes of the snapshot at `slot`.
     pub(super) fn on_snapshot_reply(
         &mut self,
         from: NodeId,
@@ -251,11 +258,14 @@ impl<C: Command> Raft<C> {
         offset: u64,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
+        if !self.config.members().contains(from) {
+            return;
+        }
         match &mut self.state {
-            RoleState::Leader { active, .. } => *active |= 1 << pos,
+            RoleState::Leader { active, .. } => active.insert(from),
             _ => return,
         }
+        let pos = from;
         let current = self.snap_index();
         let pr = self.progress(pos);
         let Some(s) = &mut pr.sending else { return };
@@ -287,6 +297,7 @@ impl<C: Command> Raft<C> {
         offset: u64,
         data: Chunk,
         done: bool,
+        config: Membership,
         out: &mut Out<Self, C>,
     ) {
         // As an append, it comes from the leader of our term (§5.2).
@@ -333,6 +344,7 @@ impl<C: Command> Raft<C> {
             slot,
             term: last_term,
             data: buf.data.into(),
+            config,
         };
         let restore = snap.snapshot();
         // Steps 6-7 (S2: discard the log whatever it holds).

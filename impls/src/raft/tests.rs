@@ -24,14 +24,11 @@ pub(super) fn ids(n: u8) -> Vec<NodeId> {
 }
 
 pub(super) fn entry(term: u64, cmd: Cmd) -> Entry<Cmd> {
-    Entry {
-        term,
-        cmd: Some(cmd),
-    }
+    Entry::command(term, cmd)
 }
 
 fn noop(term: u64) -> Entry<Cmd> {
-    Entry { term, cmd: None }
+    Entry::noop(term)
 }
 
 /// Boot node `id` of an `n`-node cluster from a durable image.
@@ -177,9 +174,11 @@ fn leading(n: usize) -> RoleState {
         sending: None,
     };
     RoleState::Leader {
-        active: 0,
+        active: NodeSet::from_bits(0),
         progress: vec![pr; n],
-        reads: LeaderReads::new(n),
+        reads: LeaderReads::default(),
+        change: None,
+        transfer: None,
     }
 }
 
@@ -287,7 +286,12 @@ fn prevote_grants_count_only_for_the_term_being_asked_for() {
     recv(&mut r, 1, pre_vote(3, true));
     assert_eq!(
         (&r.state, r.term),
-        (&RoleState::PreCandidate { votes: 0b001 }, 3)
+        (
+            &RoleState::PreCandidate {
+                votes: NodeSet::from_bits(0b001)
+            },
+            3
+        )
     );
     recv(&mut r, 1, pre_vote(4, true));
     assert_eq!((r.role(), r.term), (Role::Candidate, 4));
@@ -618,7 +622,7 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
             entry(4, 5),
         ],
     );
-    assert_eq!(l.progress(1).next, 6);
+    assert_eq!(l.progress(NodeId(1)).next, 6);
     // The follower refuses prev 5 (it has term 2 there, first of that term at slot 3).
     let hint = AppendResult::Rejected {
         prev_index: 5,
@@ -634,7 +638,7 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
         },
     );
     // The leader has no term-2 entry: it jumps straight to slot 3, not to 5.
-    assert_eq!(l.progress(1).next, 3);
+    assert_eq!(l.progress(NodeId(1)).next, 3);
     match &sends(&out)[..] {
         [(
             1,
@@ -663,9 +667,9 @@ fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicti
         entry(4, 6),
     ];
     let (mut l, _) = leader_with(2, &plain(), 5, log);
-    assert_eq!(l.progress(1).next, 7, "probing from its no-op");
+    assert_eq!(l.progress(NodeId(1)).next, 7, "probing from its no-op");
     let out = recv(&mut l, 1, reject(5, 6, Some(2), 3));
-    assert_eq!(l.progress(1).next, 5);
+    assert_eq!(l.progress(NodeId(1)).next, 5);
     match &sends(&out)[..] {
         [(
             1,
@@ -688,11 +692,11 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
     // an older append and must not send the follower back.
     let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2)]);
     recv(&mut l, 1, ok(5, 3));
-    let before = *l.progress(1);
+    let before = *l.progress(NodeId(1));
     assert_eq!((before.matched, before.replicating), (3, true));
     let out = recv(&mut l, 1, reject(5, 1, None, 1));
     assert!(sends(&out).is_empty(), "{out:?}");
-    assert_eq!(*l.progress(1), before);
+    assert_eq!(*l.progress(NodeId(1)), before);
 }
 
 #[test]
@@ -701,7 +705,7 @@ fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
     // acknowledged: its hint points below slot 4, but the leader resumes at slot 5.
     let log = (1..=6).map(|c| entry(1, c)).collect();
     let (mut l, _) = leader_with(2, &plain(), 5, log);
-    *l.progress(1) = Progress {
+    *l.progress(NodeId(1)) = Progress {
         next: 8,
         matched: 4,
         replicating: true,
@@ -709,7 +713,7 @@ fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
         sending: None,
     };
     let out = recv(&mut l, 1, reject(5, 6, None, 3));
-    assert_eq!(l.progress(1).next, 5);
+    assert_eq!(l.progress(NodeId(1)).next, 5);
     assert!(
         matches!(
             &sends(&out)[..],
@@ -725,7 +729,7 @@ fn s5_3_a_probe_answered_in_full_sends_nothing_more() {
     // slot to send is 4, past the leader's log, so nothing is re-sent.
     let (mut l, _) = leader_with(3, &plain(), 2, vec![entry(1, 1), entry(1, 2)]);
     let out = recv(&mut l, 1, ok(2, 3));
-    assert_eq!(l.progress(1).next, 4);
+    assert_eq!(l.progress(NodeId(1)).next, 4);
     assert_eq!(l.commit, 3);
     assert!(
         !sends(&out).iter().any(|(to, _)| *to == 1),
@@ -770,7 +774,7 @@ fn s5_3_fast_backtracking_to_the_end_of_a_short_log() {
             result: hint,
         },
     );
-    assert_eq!(l.progress(1).next, 2);
+    assert_eq!(l.progress(NodeId(1)).next, 2);
 }
 
 #[test]
@@ -1138,7 +1142,12 @@ fn a_vote_request_of_the_current_term_does_not_depose_a_leader_or_candidate() {
     fire(&mut c, RaftTimer::Election);
     let out = recv(&mut c, 1, request_vote(1, 5, 1));
     assert_eq!(sends(&out), vec![(1, vote(1, false))]);
-    assert_eq!(c.state, RoleState::Candidate { votes: 0b001 });
+    assert_eq!(
+        c.state,
+        RoleState::Candidate {
+            votes: NodeSet::from_bits(0b001)
+        }
+    );
 }
 
 #[test]
@@ -1281,6 +1290,16 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             with(&|r| (r.commit, r.log) = (1, vec![entry(1, 1)])),
             with(&|r| (r.commit, r.log) = (1, vec![entry(1, 2)])),
         ),
+        // one configuration change at a time: a leader of term 2 that has committed nothing
+        // of its term appends a configuration
+        (
+            with(&|r| (r.state, r.term, r.log) = (leading(3), 2, vec![noop(2)])),
+            with(&|r| {
+                let c = Membership::voters(NodeSet::first(2));
+                (r.state, r.term) = (leading(3), 2);
+                r.log = vec![noop(2), Entry::configuration(2, c)];
+            }),
+        ),
     ];
     let pair = (base.clone(), base.clone());
     crate::replica::assert_each_flags_only_its_own(
@@ -1300,10 +1319,29 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             with(&|r| r.log = vec![entry(1, 7), entry(2, 2)]),
             with(&|r| r.log = vec![entry(1, 1), entry(2, 2)]),
         ],
-        // a leader of term 2 lacks what a follower of term 1 committed
+        // a leader of term 2 lacks what a follower of term 1 committed (on a quorum)
         vec![
             leader(0, 2),
-            with(&|r| (r.term, r.commit, r.log) = (1, 1, vec![entry(1, 1)])),
+            with(&|r| (r.id, r.term, r.commit, r.log) = (NodeId(1), 1, 1, vec![entry(1, 1)])),
+            with(&|r| (r.id, r.term, r.log) = (NodeId(2), 1, vec![entry(1, 1)])),
+        ],
+        // n1 committed slot 1, which no other replica holds
+        vec![with(&|r| {
+            (r.id, r.term, r.commit, r.log) = (NodeId(1), 1, 1, vec![entry(1, 1)])
+        })],
+        // n0 leads term 2 and told n1 to campaign, but n1 lacks its last entry
+        vec![
+            with(&|r| {
+                (r.state, r.term, r.log) = (leading(3), 2, vec![noop(2)]);
+                if let RoleState::Leader { transfer, .. } = &mut r.state {
+                    *transfer = Some(Transfer {
+                        id: 1,
+                        target: NodeId(1),
+                        sent: true,
+                    });
+                }
+            }),
+            with(&|r| (r.id, r.term) = (NodeId(1), 2)),
         ],
     ];
     crate::replica::assert_each_flags_only_its_own(
@@ -1370,9 +1408,11 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
         sending: None,
     };
     r.state = RoleState::Leader {
-        active: 0b101, // n0 and n2
+        active: NodeSet::from_bits(0b101), // n0 and n2
         progress: vec![p(9, 0), p(3, 2), p(2, 0)],
-        reads: LeaderReads::new(3),
+        reads: LeaderReads::default(),
+        change: None,
+        transfer: None,
     };
     let before = r.clone();
     r.rename(&Renaming(&ROTATE));
@@ -1382,18 +1422,24 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
     assert_eq!(
         r.state,
         RoleState::Leader {
-            active: 0b011, // n1 and n0 were heard
+            active: NodeSet::from_bits(0b011), // n1 and n0 were heard
             progress: vec![p(2, 0), p(9, 0), p(3, 2)],
-            reads: LeaderReads::new(3),
+            reads: LeaderReads::default(),
+            change: None,
+            transfer: None,
         }
     );
     // A candidate's votes move the same way.
     let mut c = fresh(0, 3, &plain());
-    c.state = RoleState::Candidate { votes: 0b011 }; // n0 and n1
+    c.state = RoleState::Candidate {
+        votes: NodeSet::from_bits(0b011),
+    }; // n0 and n1
     c.rename(&Renaming(&ROTATE));
     assert_eq!(
         c.state,
-        RoleState::Candidate { votes: 0b110 },
+        RoleState::Candidate {
+            votes: NodeSet::from_bits(0b110)
+        },
         "n1 and n2 voted"
     );
     // What names no node stays.
@@ -1425,11 +1471,12 @@ fn assert_dead_and_ignored(r: &R, from: u8, msg: RaftMsg<Cmd>) {
 }
 
 #[test]
-fn messages_from_itself_or_outside_the_cluster_are_ignored() {
-    // Only members take part: a vote request from a stranger (or looped back from ourselves)
-    // must not win a vote or raise the term, and a host may drop such messages.
+fn messages_from_itself_or_outside_the_id_space_are_ignored() {
+    // A vote request from outside the id space (or looped back from ourselves) must not win
+    // a vote or raise the term, and a host may drop such messages. (A node of the id space
+    // outside our configuration is heard: it may lead a configuration that adds us.)
     let r = fresh(1, 3, &plain());
-    for from in [1, 5] {
+    for from in [1, 7] {
         let msg = request_vote(9, 0, 0);
         assert!(r.obsolete(NodeId(from), &msg), "from n{from}");
         let mut x = r.clone();

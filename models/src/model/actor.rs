@@ -77,6 +77,8 @@ pub enum Node<R: Replica<Cmd>> {
         step_invariants: Arc<Vec<(HostCheck, StepCheck<R>)>>,
         /// Sessions expire after this many applied commands (0: never).
         session_timeout: u64,
+        /// The membership changes the operator may ask of this server.
+        changes: Arc<Vec<paxraft_impls::Change>>,
     },
     /// A client issuing `ops` in order, `pipeline` at a time.
     Client {
@@ -132,6 +134,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                 members,
                 cfg,
                 session_timeout,
+                changes,
                 ..
             } => {
                 let me = NodeId(usize::from(id) as u8);
@@ -171,8 +174,14 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     reads: Vec::new(),
                     served_reads: 0,
                     deadlines: Vec::new(),
+                    changes_done: 0,
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
+                // The operator's requests, one timer each: a fresh incarnation may be asked
+                // every change again.
+                for k in 0..changes.len() {
+                    o.set_timer(Timer::Admin(k as u8), model_timeout());
+                }
                 NodeState::Server(s)
             }
             Node::Client {
@@ -374,6 +383,18 @@ impl<R: Replica<Cmd>> Node<R> {
             (Node::Server { .. }, Timer::Replica(t)) => {
                 let t = *t;
                 self.server_step(state, o, None, Some(t), |r, out| r.on_timer(t, out));
+            }
+            (Node::Server { changes, .. }, Timer::Admin(k)) => {
+                // Only a leader acts on a change (any other replica refuses it, changing
+                // nothing): asking a follower is left out, so that it costs no state, and the
+                // timer stays armed until a leader is asked.
+                let Some(s) = state.server() else { return };
+                if s.replica.status().role != Role::Leader {
+                    return;
+                }
+                let change = changes[usize::from(*k)];
+                let id = u64::from(*k) + 1;
+                self.server_step(state, o, None, None, |r, out| r.change(id, change, out));
             }
             (
                 Node::Client {

@@ -45,6 +45,8 @@ impl NetworkKind {
 const MAX_CLIENTS: usize = 8;
 /// Most ops a client may issue.
 const MAX_OPS: usize = 8;
+/// Most membership changes the model's operator asks for.
+pub const MAX_CHANGES: usize = 4;
 
 /// Why a [`ModelConfig`] cannot be checked. The messages name the CLI flags: `paxraft`
 /// prints them as they are.
@@ -82,6 +84,29 @@ pub enum ConfigError {
         /// Servers.
         servers: usize,
     },
+    /// Initial voters outside 1..=servers.
+    #[error("--voters must be 1 to --servers ({servers}), got {voters}")]
+    Voters {
+        /// Voters asked for.
+        voters: usize,
+        /// Servers.
+        servers: usize,
+    },
+    /// A membership change naming a node outside the model.
+    #[error("--changes names {node}, but the model has servers n0 to n{last}")]
+    ChangeNode {
+        /// The node named.
+        node: paxraft_impls::NodeId,
+        /// The highest server id.
+        last: usize,
+    },
+    /// Too many membership changes for the operator's timers.
+    #[error("--changes takes at most {MAX_CHANGES} changes, got {0}")]
+    Changes(usize),
+    /// Symmetry reduction with membership changes: the changes name servers, so renaming them
+    /// does not give an equivalent run.
+    #[error("--symmetry does not support --voters or --changes (changes name servers: renaming them gives another run)")]
+    SymmetryWithChanges,
     /// Symmetry reduction with time: the clocks would have to be renamed with the servers.
     #[error(
         "--symmetry does not support reads=lease (the servers' clocks are not renamed with them)"
@@ -107,6 +132,14 @@ impl From<ConfigError> for String {
 pub struct ModelConfig {
     /// Replicas, 1 to [`paxraft_impls::MAX_NODES`].
     pub servers: usize,
+    /// The configuration the cluster boots with: servers `0..voters` vote, the others are
+    /// spares that a membership change may add. `0`: every server votes.
+    pub voters: usize,
+    /// The membership changes an operator may ask for: at any moment, of any server that
+    /// leads, each change at most once per server incarnation (a server it refuses may be
+    /// asked again after a restart; a change asked of two leaders is two requests). The
+    /// order of the list does not matter. Empty: the configuration never changes.
+    pub changes: Vec<paxraft_impls::Change>,
     /// Client actors.
     pub clients: usize,
     /// Operations each client issues, one at a time.
@@ -170,6 +203,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             servers: 3,
+            voters: 0,
+            changes: Vec::new(),
             clients: 2,
             ops: 2,
             network: NetworkKind::Unordered,
@@ -241,6 +276,25 @@ impl ModelConfig {
         if self.servers == 0 || self.servers > paxraft_impls::MAX_NODES {
             return Err(ConfigError::Servers(self.servers));
         }
+        if self.voters > self.servers {
+            return Err(ConfigError::Voters {
+                voters: self.voters,
+                servers: self.servers,
+            });
+        }
+        if self.changes.len() > MAX_CHANGES {
+            return Err(ConfigError::Changes(self.changes.len()));
+        }
+        if let Some(c) = self
+            .changes
+            .iter()
+            .find(|c| c.node().index() >= self.servers)
+        {
+            return Err(ConfigError::ChangeNode {
+                node: c.node(),
+                last: self.servers - 1,
+            });
+        }
         if self.clients > MAX_CLIENTS {
             return Err(ConfigError::Clients(self.clients));
         }
@@ -277,6 +331,21 @@ impl ModelConfig {
             .map_err(ConfigError::Protocol)
     }
 
+    /// The servers the cluster boots with as voters ([`ModelConfig::voters`]).
+    pub fn initial_voters(&self) -> Vec<paxraft_impls::NodeId> {
+        let v = if self.voters == 0 {
+            self.servers
+        } else {
+            self.voters
+        };
+        (0..v as u8).map(paxraft_impls::NodeId).collect()
+    }
+
+    /// Whether the membership can differ from "every server votes" (spares or changes).
+    pub fn reconfigures(&self) -> bool {
+        (self.voters != 0 && self.voters != self.servers) || !self.changes.is_empty()
+    }
+
     /// Whether the model keeps time (leases need it; see [`ModelConfig::tick`]).
     pub fn timed(&self) -> bool {
         self.protocol.reads == ReadMode::Lease
@@ -288,6 +357,16 @@ impl ModelConfig {
         let mut f = Vec::new();
         if self.servers != d.servers {
             f.push(format!("--servers {}", self.servers));
+        }
+        if self.voters != 0 && self.voters != self.servers {
+            f.push(format!("--voters {}", self.voters));
+        }
+        if !self.changes.is_empty() {
+            let list: Vec<String> = self.changes.iter().map(|c| c.to_string()).collect();
+            f.push(format!("--changes {}", list.join(",")));
+        }
+        if self.protocol.changes != d.protocol.changes {
+            f.push(format!("--change-mode {}", self.protocol.changes.name()));
         }
         if self.clients != d.clients {
             f.push(format!("--clients {}", self.clients));

@@ -89,4 +89,7 @@ pub enum Timer<T> {
     Replica(T),
     /// A client gives up waiting and resends.
     Retry,
+    /// The operator asks this server for membership change `k` of
+    /// [`ModelConfig::changes`](super::ModelConfig::changes) (it takes effect only at a leader).
+    Admin(u8),
 }

@@ -128,6 +128,9 @@ pub struct ServerState<R: Replica<Cmd>> {
     /// With time (leases): when each armed replica timer is due, on this server's clock, by
     /// timer. A timer may fire only once the clock has reached it ([`crate::checked`]).
     pub deadlines: Vec<(R::Timer, Duration)>,
+    /// The operator's changes this server answered as done, by bit (change `k` of
+    /// [`ModelConfig::changes`](super::ModelConfig::changes) is request `k + 1`).
+    pub changes_done: u8,
 }
 
 /// The read id a model host gives a client's request (clients and sequence numbers are
@@ -337,6 +340,13 @@ impl<R: Replica<Cmd>> Node<R> {
                         }
                         sv.applied_to = snapshot.slot;
                         sv.restores |= 1;
+                    }
+                }
+                // The model's operator asks and does not wait for the answer; the host keeps
+                // which changes were done, for the sometimes-properties.
+                Effect::ChangeDone { id, result } => {
+                    if let (Ok(_), Some(k)) = (result, id.checked_sub(1).filter(|&k| k < 8)) {
+                        s.changes_done |= 1 << k;
                     }
                 }
                 Effect::ReadRedirect { id, leader } => {

@@ -149,11 +149,21 @@ pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> boo
     if !clients_done {
         return false;
     }
-    let mut servers = state.actor_states[..n].iter().filter_map(|a| a.server());
-    let Some(first) = servers.next() else {
+    // The servers that must agree: the members of the configuration the furthest-applied
+    // server follows (every server, unless membership changed: a removed server or a spare
+    // never added is left behind by design).
+    let servers: Vec<_> = state.actor_states[..n]
+        .iter()
+        .filter_map(|a| a.server())
+        .collect();
+    let Some(first) = servers.iter().max_by_key(|s| s.saved.applied_to) else {
         return true;
     };
-    servers.all(|s| s.saved.applied_to == first.saved.applied_to && s.saved.sm == first.saved.sm)
+    let members = first.replica.status().config.members();
+    servers
+        .iter()
+        .filter(|s| members.contains(s.replica.id()))
+        .all(|s| s.saved.applied_to == first.saved.applied_to && s.saved.sm == first.saved.sm)
 }
 
 /// A non-leader's election timer while some server leads: on a healthy network the leader's

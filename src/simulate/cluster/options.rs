@@ -65,6 +65,12 @@ pub struct SimOptions {
     pub settle_steps: usize,
     /// Servers (1 to [`MAX_NODES`]).
     pub servers: usize,
+    /// The servers that vote at boot (`0..voters`; 0: all); the others are spares
+    /// ([`ModelConfig::voters`]).
+    pub voters: usize,
+    /// Membership changes an operator may ask of any leader, at any step
+    /// ([`ModelConfig::changes`]).
+    pub changes: Vec<paxraft_impls::Change>,
     /// Clients.
     pub clients: usize,
     /// Operations per client.
@@ -100,6 +106,8 @@ impl Default for SimOptions {
             steps: 2_000,
             settle_steps: 4_000,
             servers: 3,
+            voters: 0,
+            changes: Vec::new(),
             clients: 3,
             ops: 20,
             pipeline: 3,
@@ -154,6 +162,31 @@ impl SimOptions {
         if u16::from(self.loss_pct) + u16::from(self.crash_pct) > 70 {
             return Err(OptionsError::TooFewDeliveries);
         }
+        if self.voters > self.servers {
+            return Err(OptionsError::OutOfRange {
+                flag: "--voters",
+                max: self.servers,
+                got: self.voters,
+            });
+        }
+        if let Some(c) = self
+            .changes
+            .iter()
+            .find(|c| c.node().index() >= self.servers)
+        {
+            return Err(OptionsError::Protocol(format!(
+                "--changes names {}, but the cluster has servers n0 to n{}",
+                c.node(),
+                self.servers - 1
+            )));
+        }
+        if self.changes.len() > paxraft_models::model::MAX_CHANGES {
+            return Err(OptionsError::OutOfRange {
+                flag: "--changes",
+                max: paxraft_models::model::MAX_CHANGES,
+                got: self.changes.len(),
+            });
+        }
         self.protocol
             .validate(self.servers)
             .map_err(|e| OptionsError::Protocol(e.to_string()))
@@ -168,6 +201,8 @@ impl SimOptions {
     pub fn model_config_for(&self, workload: &Workload) -> ModelConfig {
         ModelConfig {
             servers: self.servers,
+            voters: self.voters,
+            changes: self.changes.clone(),
             clients: self.clients,
             ops: self.ops,
             network: NetworkKind::Duplicating,
@@ -254,6 +289,16 @@ impl SimOptions {
             d.crash_pct.to_string(),
         );
         push("crashes", self.crashes.to_string(), d.crashes.to_string());
+        if self.voters != 0 && self.voters != self.servers {
+            f.push(format!("--voters {}", self.voters));
+        }
+        if !self.changes.is_empty() {
+            let list: Vec<String> = self.changes.iter().map(|c| c.to_string()).collect();
+            f.push(format!("--changes {}", list.join(",")));
+        }
+        if self.protocol.changes != Config::default().changes {
+            f.push(format!("--change-mode {}", self.protocol.changes.name()));
+        }
         if self.partitions {
             f.push("--partitions".into());
         }

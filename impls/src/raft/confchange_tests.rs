@@ -1,0 +1,397 @@
+//! Membership changes (diss. §4, Raft §6), driven through the deterministic driver so that
+//! every invariant is checked after every step.
+
+use super::*;
+use crate::driver::Cluster;
+use crate::membership::{ChangeError, ChangeMode};
+
+type C = Cluster<Raft<u32>, u32>;
+
+fn set(ids: &[u8]) -> NodeSet {
+    NodeSet::of(ids.iter().map(|&i| NodeId(i)))
+}
+
+fn voters(ids: &[u8]) -> Membership {
+    Membership::voters(set(ids))
+}
+
+/// `n` nodes, the first `v` voting, n0 elected and its no-op committed everywhere.
+fn cluster(n: usize, v: usize, cfg: Config) -> C {
+    let mut c = C::with_voters(n, v, cfg);
+    c.elect(0);
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    c
+}
+
+fn answers(c: &C, i: usize) -> Vec<(ChangeId, Result<Membership, ChangeError>)> {
+    c.node(i).changes.clone()
+}
+
+fn config(c: &C, i: usize) -> Membership {
+    c.replica(i).status().config
+}
+
+#[test]
+fn a_spare_joins_as_a_voter_and_counts_from_the_append_on() {
+    let mut c = cluster(4, 3, Config::default());
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    assert_eq!(
+        config(&c, 0),
+        voters(&[0, 1, 2, 3]),
+        "in force once appended"
+    );
+    c.deliver_all();
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1, 2, 3])))]);
+    assert_eq!(config(&c, 3), voters(&[0, 1, 2, 3]), "the spare caught up");
+    // Two of four is no majority any more.
+    c.partition(&[1, 2]);
+    c.propose(0, vec![7]);
+    c.deliver_all();
+    assert!(c.applied(0).is_empty(), "n0 and n3 alone committed");
+    c.heal();
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.applied(0), vec![7]);
+    assert_eq!(
+        c.applied(3),
+        vec![],
+        "n3 learns the commit point at the next heartbeat"
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let mut c = cluster(4, 3, Config::default());
+    let before = c.replica(0).clone();
+    c.change(1, 1, Change::AddVoter(NodeId(3)));
+    c.change(0, 2, Change::AddVoter(NodeId(1)));
+    c.change(0, 3, Change::Remove(NodeId(3)));
+    c.change(0, 4, Change::Transfer(NodeId(3)));
+    assert_eq!(
+        answers(&c, 1),
+        vec![(
+            1,
+            Err(ChangeError::NotLeader {
+                leader: Some(NodeId(0))
+            })
+        )]
+    );
+    assert_eq!(
+        answers(&c, 0),
+        vec![
+            (2, Err(ChangeError::Exists(NodeId(1)))),
+            (3, Err(ChangeError::Unknown(NodeId(3)))),
+            (4, Err(ChangeError::Unknown(NodeId(3)))),
+        ]
+    );
+    assert_eq!(*c.replica(0), before, "the leader is unchanged");
+    assert!(c.net.is_empty(), "nothing was sent");
+
+    // The last voter cannot go.
+    let mut one = cluster(2, 1, Config::default());
+    one.change(0, 9, Change::Remove(NodeId(0)));
+    assert_eq!(
+        answers(&one, 0),
+        vec![(9, Err(ChangeError::LastVoter(NodeId(0))))]
+    );
+}
+
+#[test]
+fn one_change_at_a_time_and_none_before_the_leader_commits_in_its_term() {
+    let mut c = cluster(4, 3, Config::default());
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    c.change(0, 2, Change::Remove(NodeId(2)));
+    assert_eq!(answers(&c, 0), vec![(2, Err(ChangeError::Pending))]);
+    c.deliver_all();
+    assert_eq!(answers(&c, 0)[1], (1, Ok(voters(&[0, 1, 2, 3]))));
+    // A new leader that has not committed its no-op yet refuses, then starts the change.
+    let mut c2 = C::with_voters(
+        3,
+        3,
+        Config {
+            pre_vote: false,
+            check_quorum: false,
+            ..Config::default()
+        },
+    );
+    c2.fire(0, RaftTimer::Election);
+    c2.deliver_first(|e| e.to == NodeId(1));
+    c2.deliver_first(|e| e.to == NodeId(0));
+    assert_eq!(c2.replica(0).status().role, Role::Leader);
+    c2.change(0, 5, Change::Remove(NodeId(2)));
+    assert_eq!(answers(&c2, 0), vec![(5, Err(ChangeError::NotReady))]);
+    c2.deliver_all();
+    c2.change(0, 6, Change::Remove(NodeId(2)));
+    c2.deliver_all();
+    assert_eq!(answers(&c2, 0)[1], (6, Ok(voters(&[0, 1]))));
+}
+
+#[test]
+fn a_removed_leader_commits_its_removal_then_steps_down_and_never_campaigns() {
+    let mut c = cluster(3, 3, Config::default());
+    c.change(0, 1, Change::Remove(NodeId(0)));
+    c.deliver_all();
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[1, 2])))]);
+    assert_eq!(c.replica(0).status().role, Role::Follower);
+    // The others heard the commit point before it left.
+    assert_eq!(c.replica(1).status().commit, c.replica(0).status().commit);
+    c.fire(0, RaftTimer::Election);
+    assert!(c.net.is_empty(), "a removed server does not campaign");
+    c.elect(1);
+    assert_eq!(c.replica(1).status().role, Role::Leader);
+    c.propose(1, vec![4]);
+    c.deliver_all();
+    assert_eq!(c.applied(1), vec![4]);
+}
+
+#[test]
+fn a_leader_that_loses_its_role_tells_the_operator_the_change_was_interrupted() {
+    let mut c = cluster(4, 3, Config::default());
+    c.partition(&[0]);
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    c.elect(1);
+    c.heal();
+    c.fire(1, RaftTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(answers(&c, 0), vec![(1, Err(ChangeError::Interrupted))]);
+    assert_eq!(
+        config(&c, 0),
+        voters(&[0, 1, 2]),
+        "n1's log replaced the change"
+    );
+}
+
+#[test]
+fn a_learner_takes_the_log_never_votes_nor_counts_and_is_promoted_once_caught_up() {
+    let mut c = cluster(4, 3, Config::default());
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_all();
+    let with_learner = Membership {
+        learners: set(&[3]),
+        ..voters(&[0, 1, 2])
+    };
+    assert_eq!(answers(&c, 0), vec![(1, Ok(with_learner))]);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.applied(3), vec![1], "the learner applies the log");
+    // n0 with the learner is no majority: nothing commits.
+    c.partition(&[1, 2]);
+    c.propose(0, vec![2]);
+    c.deliver_all();
+    assert_eq!(c.applied(0), vec![1]);
+    // A learner never campaigns, and a candidate does not ask it.
+    c.fire(3, RaftTimer::Election);
+    assert!(c.net.iter().all(|e| e.from != NodeId(3)));
+    c.heal();
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    // Caught up: promoted.
+    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    c.deliver_all();
+    assert_eq!(answers(&c, 0)[1], (2, Ok(voters(&[0, 1, 2, 3]))));
+}
+
+#[test]
+fn a_learner_far_behind_is_not_promoted() {
+    let cfg = Config {
+        max_batch: 1,
+        ..Config::default()
+    };
+    let mut c = cluster(4, 3, cfg);
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_all();
+    c.partition(&[3]);
+    c.propose(0, vec![1, 2, 3]);
+    c.deliver_all();
+    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    assert_eq!(answers(&c, 0)[1], (2, Err(ChangeError::Behind(NodeId(3)))));
+}
+
+#[test]
+fn joint_consensus_goes_through_c_old_new_to_c_new_and_needs_both_majorities() {
+    let cfg = Config {
+        changes: ChangeMode::Joint,
+        ..Config::default()
+    };
+    let mut c = cluster(4, 3, cfg);
+    c.change(0, 1, Change::Remove(NodeId(2)));
+    let joint = Membership {
+        outgoing: set(&[0, 1, 2]),
+        ..voters(&[0, 1])
+    };
+    assert_eq!(config(&c, 0), joint);
+    // C_old,new needs {n0,n1} of C_new and two of C_old: with n1 cut off, nothing commits.
+    c.partition(&[1]);
+    c.deliver_all();
+    assert_eq!(config(&c, 0), joint, "C_new waits for C_old,new to commit");
+    assert!(answers(&c, 0).is_empty());
+    c.heal();
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(config(&c, 0), voters(&[0, 1]));
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1])))]);
+    let log = c.replica(0).log();
+    let configs: Vec<Membership> = log.iter().filter_map(|e| e.config).collect();
+    assert_eq!(configs, vec![joint, voters(&[0, 1])]);
+}
+
+#[test]
+fn a_snapshot_keeps_the_configuration_it_replaces() {
+    let cfg = Config {
+        snapshots: Some(crate::SnapshotPolicy {
+            every: 1,
+            chunk: 64,
+        }),
+        ..Config::default()
+    };
+    let mut c = cluster(4, 3, cfg);
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    c.deliver_all();
+    c.propose(0, vec![1]);
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    c.snapshot(0);
+    let r = c.replica(0);
+    assert!(
+        r.log().iter().all(|e| e.config.is_none()),
+        "the log no longer holds it"
+    );
+    assert_eq!(r.status().config, voters(&[0, 1, 2, 3]));
+    c.crash(0);
+    c.restart(0);
+    assert_eq!(
+        config(&c, 0),
+        voters(&[0, 1, 2, 3]),
+        "restored from the snapshot"
+    );
+}
+
+#[test]
+fn a_transfer_hands_leadership_to_a_caught_up_target_despite_check_quorum() {
+    // PreVote and CheckQuorum on: n2 heard from n0 lately and would refuse a plain vote
+    // request; the transfer's vote request is granted all the same.
+    let mut c = cluster(3, 3, Config::default());
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.change(0, 1, Change::Transfer(NodeId(1)));
+    c.deliver_all();
+    assert_eq!(c.leaders(), vec![1]);
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1, 2])))]);
+    c.propose(1, vec![2]);
+    c.deliver_all();
+    assert_eq!(c.applied(1), vec![1, 2]);
+    // To itself: done at once.
+    c.change(1, 2, Change::Transfer(NodeId(1)));
+    assert_eq!(answers(&c, 1), vec![(2, Ok(voters(&[0, 1, 2])))]);
+}
+
+#[test]
+fn a_transfer_waits_for_the_target_to_catch_up_and_redirects_proposals_meanwhile() {
+    let mut c = cluster(3, 3, Config::default());
+    c.partition(&[1]);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.heal();
+    c.change(0, 1, Change::Transfer(NodeId(1)));
+    assert!(
+        c.net
+            .iter()
+            .all(|e| !matches!(e.msg, RaftMsg::TimeoutNow { .. })),
+        "n1 lacks slot 2: no TimeoutNow yet"
+    );
+    c.propose(0, vec![9]);
+    assert_eq!(c.node(0).redirects, vec![(9, Some(NodeId(1)))]);
+    c.deliver_all();
+    assert_eq!(c.leaders(), vec![1]);
+    assert_eq!(
+        c.applied(1),
+        vec![1],
+        "the new leader has every committed entry"
+    );
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1, 2])))]);
+}
+
+#[test]
+fn a_stuck_transfer_times_out_and_the_leader_takes_proposals_again() {
+    let mut c = cluster(3, 3, Config::default());
+    c.partition(&[1]);
+    c.change(0, 1, Change::Transfer(NodeId(1)));
+    c.change(0, 2, Change::AddVoter(NodeId(2)));
+    c.deliver_all();
+    c.fire(0, RaftTimer::Transfer);
+    assert_eq!(
+        answers(&c, 0),
+        vec![
+            (2, Err(ChangeError::Pending)),
+            (1, Err(ChangeError::TransferTimedOut(NodeId(1))))
+        ]
+    );
+    assert_eq!(c.leaders(), vec![0]);
+    c.propose(0, vec![3]);
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.applied(0), vec![3]);
+}
+
+#[test]
+fn leadership_goes_to_voters_only() {
+    let mut c = cluster(4, 3, Config::default());
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_all();
+    c.change(0, 2, Change::Transfer(NodeId(3)));
+    assert_eq!(
+        answers(&c, 0)[1],
+        (2, Err(ChangeError::NotVoter(NodeId(3))))
+    );
+}
+
+#[cfg(feature = "bug-zoo")]
+mod bugs {
+    use super::*;
+    use crate::bugs::Bug;
+
+    fn with(bug: Bug, cfg: Config) -> Config {
+        let mut cfg = cfg;
+        assert!(cfg.set_bug(bug));
+        cfg
+    }
+
+    #[test]
+    fn m2_a_second_change_while_the_first_is_pending_breaks_one_change_at_a_time() {
+        let mut c = cluster(4, 3, with(Bug::ConcurrentChanges, Config::default()));
+        c.record_violations = true;
+        c.change(0, 1, Change::AddVoter(NodeId(3)));
+        c.change(0, 2, Change::Remove(NodeId(1)));
+        let v = c.violation().expect("caught");
+        assert_eq!(v.invariant, names::ONE_CHANGE_AT_A_TIME);
+    }
+
+    #[test]
+    fn m6_a_transfer_to_a_target_that_is_behind_is_caught() {
+        let mut c = cluster(3, 3, with(Bug::TransferToBehind, Config::default()));
+        c.record_violations = true;
+        c.partition(&[1]);
+        c.propose(0, vec![1]);
+        c.deliver_all();
+        c.heal();
+        c.change(0, 1, Change::Transfer(NodeId(1)));
+        let v = c.violation().expect("caught");
+        assert_eq!(v.invariant, names::TRANSFER_TO_CAUGHT_UP);
+    }
+
+    #[test]
+    fn m4_leaving_joint_before_it_commits_breaks_one_change_at_a_time() {
+        let cfg = Config {
+            changes: ChangeMode::Joint,
+            ..Config::default()
+        };
+        let mut c = cluster(4, 3, with(Bug::JointLeftEarly, cfg));
+        c.record_violations = true;
+        c.change(0, 1, Change::Remove(NodeId(2)));
+        let v = c.violation().expect("caught");
+        assert_eq!(v.invariant, names::ONE_CHANGE_AT_A_TIME);
+    }
+}
