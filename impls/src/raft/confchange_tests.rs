@@ -146,6 +146,29 @@ fn a_removed_leader_commits_its_removal_then_steps_down_and_never_campaigns() {
 }
 
 #[test]
+fn a_voter_not_yet_told_of_its_promotion_lets_its_silent_leader_go() {
+    let mut c = cluster(4, 3, Config::default());
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    // n3 takes n0's first probe (it holds nothing: it asks for more), then hears nothing
+    // more; the others commit the change without it.
+    c.deliver_first(|e| e.to == NodeId(3));
+    c.partition(&[3]);
+    c.deliver_all();
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1, 2, 3])))]);
+    assert_eq!(
+        config(&c, 3),
+        voters(&[0, 1, 2]),
+        "n3 does not know it votes"
+    );
+    // n0 dies. n1 needs n3's vote, and n3 does not campaign: its lease on n0 must lapse at
+    // its election timeout all the same, or it refuses every vote for ever.
+    c.crash(0);
+    c.heal();
+    c.elect(1);
+    assert_eq!(c.replica(1).status().role, Role::Leader);
+}
+
+#[test]
 fn a_leader_that_loses_its_role_tells_the_operator_the_change_was_interrupted() {
     let mut c = cluster(4, 3, Config::default());
     c.partition(&[0]);

@@ -81,7 +81,14 @@ impl<C: Command> Raft<C> {
         self.handoff_timed_out(out);
         if !self.may_campaign() {
             // Not a voter of our configuration (a learner, a spare, a removed server): wait
-            // to be told of a leader (diss. §4.2.2).
+            // to be told of a leader (diss. §4.2.2). Its lease lapses all the same, as a
+            // campaign would end it: a configuration we have not received yet may make us a
+            // voter, whose vote the next leader needs (a CheckQuorum refusal for ever after
+            // would leave a cluster whose leader died right after adding us without one).
+            self.state = RoleState::Follower {
+                leader_alive: false,
+            };
+            self.leader = None;
             return self.arm_election_timer(out);
         }
         self.leader = None;
