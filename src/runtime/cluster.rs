@@ -5,16 +5,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use paxraft_impls::sm::{Sessions, StateMachine};
-use paxraft_impls::{NodeId, Replica, Role, Slot, Status};
+use paxraft_impls::{Change, ChangeError, Membership, NodeId, Replica, Role, Slot, Status};
 
 use super::crash::{CrashPoint, KillSwitch};
-use super::node::{fail_inputs, node_loop, Exit};
+use super::node::{fail_inputs, node_loop, Changes, Exit};
 use super::sync::Arc;
 use super::{
-    spin_for, Client, ClientConfig, Cmd, Mailbox, MemStorage, Net, Pending, RuntimeConfig, Storage,
-    NODE_MAILBOX, NODE_SPIN,
+    spin_for, ChangeBox, ChangeReply, Client, ClientConfig, Cmd, Mailbox, MemStorage, Net, Pending,
+    RuntimeConfig, Storage, NODE_MAILBOX, NODE_SPIN,
 };
 
 /// What a node's thread shares with the cluster: its durable storage (the one thing that
@@ -87,7 +88,7 @@ pub enum StartError {
 /// while booting would panic, and a store read as empty would lose what it acknowledged.
 fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
     id: NodeId,
-    members: &[NodeId],
+    voters: &[NodeId],
     cfg: &RuntimeConfig,
     storage: &mut dyn Storage<R, Cmd<S>>,
 ) -> std::io::Result<Option<R::Durable>> {
@@ -95,7 +96,7 @@ fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
         return Ok(None);
     };
     let mut out = paxraft_impls::Out::<R, Cmd<S>>::new();
-    let _ = R::boot(id, members, Some(&durable), &cfg.protocol, &mut out);
+    let _ = R::boot(id, voters, Some(&durable), &cfg.protocol, &mut out);
     for e in out.drain() {
         if let paxraft_impls::Effect::Restore(snapshot) = e {
             Sessions::<S>::decode(&snapshot.data).map_err(|e| {
@@ -119,10 +120,85 @@ impl From<StartError> for String {
     }
 }
 
+/// Why [`Cluster::change`] did not change the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeFailure {
+    /// The cluster refused the change and its configuration is unchanged: the change does not
+    /// apply to it (the node is a member already, or is not one, or is the last voter, ...),
+    /// or the protocol does not support it ([`ChangeError::Unsupported`]).
+    Refused {
+        /// The protocol ([`Replica::NAME`]).
+        protocol: &'static str,
+        /// The change.
+        change: Change,
+        /// Why.
+        error: ChangeError,
+    },
+    /// No final answer within the timeout: no leader was found, or it kept answering that it
+    /// could not start the change yet (`last`). With `open`, an earlier attempt was cut off
+    /// (its leader lost its role or went down) and may still take effect.
+    TimedOut {
+        /// The change.
+        change: Change,
+        /// The timeout.
+        timeout: Duration,
+        /// The latest passing refusal heard ([`ChangeError::NotReady`], ...), if any.
+        last: Option<ChangeError>,
+        /// Whether an earlier attempt may still take effect.
+        open: bool,
+    },
+    /// The cluster was shut down.
+    Shutdown,
+}
+
+impl std::fmt::Display for ChangeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ChangeFailure::Refused {
+                protocol,
+                change,
+                error: ChangeError::Unsupported,
+            } => write!(f, "{protocol} does not support the change {change}"),
+            ChangeFailure::Refused {
+                protocol,
+                change,
+                error,
+            } => write!(f, "{protocol} refused {change}: {error}"),
+            ChangeFailure::TimedOut {
+                change,
+                timeout,
+                last,
+                open,
+            } => {
+                write!(f, "{change}: no answer within {timeout:?}")?;
+                if let Some(last) = last {
+                    write!(f, " (last heard: {last})")?;
+                }
+                if open {
+                    write!(f, "; an interrupted attempt may still take effect")?;
+                }
+                Ok(())
+            }
+            ChangeFailure::Shutdown => write!(f, "the cluster was shut down"),
+        }
+    }
+}
+
+impl std::error::Error for ChangeFailure {}
+
+/// First pause of [`Cluster::change`] before asking again, doubled up to [`CHANGE_PAUSE_MAX`].
+const CHANGE_PAUSE_MIN: Duration = Duration::from_millis(1);
+/// Longest pause of [`Cluster::change`] between attempts: a few heartbeats of
+/// [`fast_config`](super::fast_config), so a retry follows soon after the leader is ready.
+const CHANGE_PAUSE_MAX: Duration = Duration::from_millis(32);
+
 /// A live cluster of replicas of protocol `R` serving state machine `S`.
 pub struct Cluster<R: Replica<Cmd<S>>, S: StateMachine> {
     cfg: RuntimeConfig,
+    /// Every node, spares included.
     members: Vec<NodeId>,
+    /// The initial configuration's voters (the first [`RuntimeConfig::voters`] nodes).
+    voters: Vec<NodeId>,
     net: Arc<Net<R, S>>,
     kept: Vec<Shared<R, S>>,
     kill: Vec<Arc<KillSwitch>>,
@@ -144,7 +220,20 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         Self::with_storage(n, cfg, |_| Ok(Box::new(MemStorage::<R, Cmd<S>>::default())))
     }
 
-    /// Start `n` replicas, each with the storage `storage(id)` opens.
+    /// Start `n` replicas with in-memory storage: the first `voters` form the initial
+    /// configuration, the others are spares a change may add ([`RuntimeConfig::voters`]).
+    pub fn with_voters(n: usize, voters: usize, cfg: RuntimeConfig) -> Result<Self, StartError> {
+        Self::new(
+            n,
+            RuntimeConfig {
+                voters: Some(voters),
+                ..cfg
+            },
+        )
+    }
+
+    /// Start `n` replicas, each with the storage `storage(id)` opens (of which the first
+    /// [`RuntimeConfig::voters`] vote, all by default).
     pub fn with_storage(
         n: usize,
         cfg: RuntimeConfig,
@@ -153,7 +242,20 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         cfg.protocol
             .validate(n)
             .map_err(|e| StartError::Config(e.to_string()))?;
+        let voters = cfg.voters.unwrap_or(n);
+        if !(1..=n).contains(&voters) {
+            return Err(StartError::Config(format!(
+                "the initial voters must be 1 to {n} of the {n} nodes, got {voters}"
+            )));
+        }
+        if voters < n && !R::CHANGES {
+            return Err(StartError::Config(format!(
+                "{} does not change its membership: every node must vote (no spares)",
+                R::NAME
+            )));
+        }
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
+        let voters = members[..voters].to_vec();
         let net = Arc::new(Net {
             boxes: (0..n)
                 .map(|_| {
@@ -169,7 +271,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         for &id in &members {
             let (storage, loaded) = storage(id)
                 .and_then(|mut s| {
-                    let loaded = check_durable::<R, S>(id, &members, &cfg, &mut *s)?;
+                    let loaded = check_durable::<R, S>(id, &voters, &cfg, &mut *s)?;
                     Ok((s, loaded))
                 })
                 .map_err(|source| StartError::Storage { node: id, source })?;
@@ -188,6 +290,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let mut c = Cluster {
             cfg,
             members,
+            voters,
             net,
             kept,
             kill: (0..n).map(|_| Arc::new(KillSwitch::default())).collect(),
@@ -205,7 +308,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     fn spawn(&mut self, i: usize) {
         assert!(self.threads[i].is_none(), "node {i} already runs");
         let id = self.members[i];
-        let members = self.members.clone();
+        let voters = self.voters.clone();
         let net = Arc::clone(&self.net);
         let kept = Arc::clone(&self.kept[i]);
         // Before the thread starts, so that observers see the new incarnation at once.
@@ -223,8 +326,18 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             .name(format!("{}-{id}", R::NAME))
             .spawn(move || {
                 let mut pending = Pending::<S>::default();
+                let mut changes = Changes::default();
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    node_loop::<R, S>(id, &members, &cfg, &net, &kept, &kill, &mut pending)
+                    node_loop::<R, S>(
+                        id,
+                        &voters,
+                        &cfg,
+                        &net,
+                        &kept,
+                        &kill,
+                        &mut pending,
+                        &mut changes,
+                    )
                 }));
                 let crashed = match result {
                     Ok(Exit::Killed) => true,
@@ -249,14 +362,20 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 }
                 drop(k);
                 pending.fail_all();
+                changes.fail_all();
             })
             .expect("spawn replica thread");
         self.threads[i] = Some(handle);
     }
 
-    /// The member ids.
+    /// Every node's id, spares included (the configuration is [`Cluster::configuration`]).
     pub fn members(&self) -> &[NodeId] {
         &self.members
+    }
+
+    /// The initial configuration's voters: the first [`RuntimeConfig::voters`] nodes.
+    pub fn initial_voters(&self) -> &[NodeId] {
+        &self.voters
     }
 
     /// The network handle clients use.
@@ -383,6 +502,125 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         lock_kept(&self.kept[i]).status
     }
 
+    /// The configuration the leader ([`Cluster::leader`]) follows (for Raft, the latest in its
+    /// log, committed or not); `None` without a leader.
+    pub fn configuration(&self) -> Option<Membership> {
+        self.status(self.leader()?).map(|s| s.config)
+    }
+
+    /// Change the membership ([`Replica::change`]) and wait for the configuration it
+    /// committed, for at most `timeout`. The request goes to the node the cluster sees
+    /// leading, follows [`ChangeError::NotLeader`] hints (else tries the nodes in turn), and
+    /// asks again after a pause (1 ms, doubling to 32 ms) while the leader answers that it
+    /// cannot start it yet ([`ChangeError::NotReady`], [`ChangeError::Pending`],
+    /// [`ChangeError::Behind`]) or the attempt is cut off ([`ChangeError::Interrupted`], or
+    /// the node goes down: [`ChangeReply::Down`]).
+    ///
+    /// An attempt cut off may still take effect; if a later attempt is refused because the
+    /// change is in place already (an added node [`ChangeError::Exists`], a removed one
+    /// [`ChangeError::Unknown`]), that attempt did, and the answer is the configuration the
+    /// refusing leader follows (for a transfer: once its target leads, the configuration it
+    /// follows). Any other refusal is final: [`ChangeFailure::Refused`], with
+    /// the configuration unchanged. Never waits past `timeout`.
+    pub fn change(&self, change: Change, timeout: Duration) -> Result<Membership, ChangeFailure> {
+        if self.down {
+            return Err(ChangeFailure::Shutdown);
+        }
+        let deadline = Instant::now() + timeout;
+        let n = self.members.len();
+        let mut hint: Option<usize> = None;
+        let mut turn = 0;
+        let mut pause = CHANGE_PAUSE_MIN;
+        let mut open = false;
+        let mut last = None;
+        let timed_out = |last, open| ChangeFailure::TimedOut {
+            change,
+            timeout,
+            last,
+            open,
+        };
+        let mut answers = Vec::with_capacity(1);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timed_out(last, open));
+            }
+            if let (true, Change::Transfer(to)) = (open, change) {
+                // A cut-off transfer that went through: its target leads.
+                let leads = self.leader().filter(|&l| l == to.index());
+                if let Some(config) = leads.and_then(|l| self.status(l)).map(|s| s.config) {
+                    return Ok(config);
+                }
+            }
+            // The hint, else the leader the cluster sees, else the nodes in turn (a removed
+            // or spare node answers NotLeader without a hint).
+            let target = hint.take().or_else(|| self.leader()).unwrap_or_else(|| {
+                turn = (turn + 1) % n;
+                turn
+            });
+            let reply: ChangeBox = Arc::new(Mailbox::new(1));
+            let answer = if self.net.change(NodeId(target as u8), change, &reply) {
+                reply.drain(&mut answers, Some(deadline));
+                match answers.pop() {
+                    Some(answer) => answer,
+                    None => return Err(timed_out(last, open)),
+                }
+            } else {
+                // Down (or its mailbox full): as if it had answered without a hint.
+                ChangeReply::Done(Err(ChangeError::NotLeader { leader: None }))
+            };
+            match answer {
+                ChangeReply::Done(Ok(config)) => return Ok(config),
+                ChangeReply::Down | ChangeReply::Done(Err(ChangeError::Interrupted)) => {
+                    open = true;
+                    last = Some(ChangeError::Interrupted);
+                }
+                ChangeReply::Done(Err(ChangeError::NotLeader { leader })) => {
+                    match leader.map(NodeId::index).filter(|&l| l != target && l < n) {
+                        // Straight there: only the pause below, which also stops two
+                        // nodes with stale hints from bouncing the request fast.
+                        Some(l) => hint = Some(l),
+                        None => turn = target,
+                    }
+                    last = Some(ChangeError::NotLeader { leader });
+                }
+                ChangeReply::Done(Err(
+                    e @ (ChangeError::NotReady | ChangeError::Pending | ChangeError::Behind(_)),
+                )) => {
+                    hint = Some(target);
+                    last = Some(e);
+                }
+                ChangeReply::Done(Err(e @ (ChangeError::Exists(_) | ChangeError::Unknown(_))))
+                    if open =>
+                {
+                    // In place already: the cut-off attempt took effect, unless somebody
+                    // else's change did something else with the node.
+                    let config = self.status(target).map(|s| s.config);
+                    match config.filter(|c| in_place(change, c)) {
+                        Some(config) => return Ok(config),
+                        None => {
+                            return Err(ChangeFailure::Refused {
+                                protocol: R::NAME,
+                                change,
+                                error: e,
+                            })
+                        }
+                    }
+                }
+                ChangeReply::Done(Err(error)) => {
+                    return Err(ChangeFailure::Refused {
+                        protocol: R::NAME,
+                        change,
+                        error,
+                    })
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(CHANGE_PAUSE_MAX);
+        }
+    }
+
     /// Node `i`'s applied point in its current incarnation: (highest slot applied, requests
     /// that took effect). A restart starts it from `(0, 0)`. While down: the point it had
     /// reached when it went down.
@@ -427,6 +665,16 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 let _ = h.join();
             }
         }
+    }
+}
+
+/// Whether `config` shows `change` done: what a refusal of a repeated change means.
+fn in_place(change: Change, config: &Membership) -> bool {
+    match change {
+        Change::AddVoter(id) => config.voters.contains(id) && !config.is_joint(),
+        Change::AddLearner(id) => config.is_learner(id),
+        Change::Remove(id) => !config.members().contains(id),
+        Change::Transfer(_) => false,
     }
 }
 

@@ -25,12 +25,15 @@ pub enum CrashPoint {
     Redirect,
     /// Before noting a read made ready, or turning a read away with a leader hint.
     Read,
+    /// Before noting the answer to a change request (it is sent with the clients' answers).
+    Change,
     /// After the batch's effects, before the group sync of its writes (only when it wrote).
     Sync,
     /// After the sync, before pushing one peer's messages (the first: between the sync and
     /// the sends; the others: between the pushes).
     Push,
-    /// After the sends, before answering clients (only when there are answers).
+    /// After the sends, before answering clients and change requests (only when there are
+    /// answers).
     Answer,
     /// Waiting for input, everything synced and sent ([`Cluster::crash`](super::Cluster::crash)
     /// of an idle node).
@@ -45,7 +48,8 @@ impl CrashPoint {
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
             Effect::Commit { .. } | Effect::Restore(_) => CrashPoint::Commit,
-            Effect::Redirect { .. } | Effect::ChangeDone { .. } => CrashPoint::Redirect,
+            Effect::Redirect { .. } => CrashPoint::Redirect,
+            Effect::ChangeDone { .. } => CrashPoint::Change,
             Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => CrashPoint::Read,
         }
     }

@@ -25,6 +25,27 @@
 //!   [`Cluster::restart`], [`Cluster::partition`], [`Cluster::heal`]. A panicking replica
 //!   thread is contained and reported ([`Cluster::panics`]). [`Cluster::shutdown`] (also on
 //!   drop) joins every thread.
+//! * Membership: [`RuntimeConfig::voters`] boots the first nodes as the initial configuration
+//!   and the rest as spares, running outside it until a change adds them;
+//!   [`Cluster::change`] asks the leader for a change ([`Input::Change`], [`Replica::change`])
+//!   and waits for the configuration it committed (see below).
+//!
+//! # Membership changes
+//!
+//! A change request travels like a proposal: into a node's mailbox with a completion slot
+//! ([`ChangeBox`]), to the replica, and back as [`Effect::ChangeDone`](paxraft_impls::Effect::ChangeDone),
+//! sent after the step's sync. Every request gets exactly one [`ChangeReply`]: the replica's
+//! answer (rule 9 of the effect contract), or [`ChangeReply::Down`] when its node went down
+//! first, whether the request was still queued (the closer answers it) or held by the
+//! replica (the node's thread answers it as it dies). [`Cluster::change`] turns that into a
+//! call that finds the leader and retries what may pass, within a timeout.
+//!
+//! The configuration itself lives in the replicas (for Raft, in log entries and snapshots),
+//! so a node restarted from its storage comes back in it; [`Status::config`](paxraft_impls::Status)
+//! shows it. Nodes outside it keep running: a spare waits to be added, a removed node that
+//! knows it was removed never campaigns (one that missed its removal may try a pre-vote,
+//! which the others refuse). Clients know nothing of configurations: a node outside it
+//! hands requests back like any follower, and the client tries the next node.
 //!
 //! # Crashes
 //!
@@ -88,11 +109,11 @@ use std::time::Duration;
 use sync::Arc;
 
 use paxraft_impls::sm::{Request, SessionError, StateMachine};
-use paxraft_impls::{Config, NodeId, Replica};
+use paxraft_impls::{Change, ChangeError, Config, Membership, NodeId, Replica};
 
 pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
-pub use cluster::{Cluster, StartError};
+pub use cluster::{ChangeFailure, Cluster, StartError};
 pub use crash::CrashPoint;
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
 pub use node::fail_inputs;
@@ -137,6 +158,21 @@ impl<S: StateMachine> Reply<S> {
 /// A client's reply mailbox.
 pub type ReplyBox<S> = Arc<Mailbox<Reply<S>>>;
 
+/// What the caller of a change request hears back: exactly one of these per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeReply {
+    /// The replica's answer ([`Effect::ChangeDone`](paxraft_impls::Effect::ChangeDone)):
+    /// the committed configuration, or why not.
+    Done(Result<Membership, ChangeError>),
+    /// The node went down (crash, shutdown, panic) before its replica answered: the change
+    /// may or may not take effect, as after [`ChangeError::Interrupted`].
+    Down,
+}
+
+/// Where a change request's one answer goes (a mailbox of one, like a client's completion
+/// slots).
+pub type ChangeBox = Arc<Mailbox<ChangeReply>>;
+
 /// What a replica thread receives.
 pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
     /// A message from a peer.
@@ -153,6 +189,13 @@ pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
         /// Where their answers go.
         reply: ReplyBox<S>,
     },
+    /// An operator's membership change ([`Replica::change`]), answered through `reply`.
+    Change {
+        /// The change.
+        change: Change,
+        /// Where its one answer goes.
+        reply: ChangeBox,
+    },
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
@@ -160,6 +203,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
         match self {
             Input::Msg { from, msg } => write!(f, "Msg({from}, {msg:?})"),
             Input::Propose { reqs, .. } => write!(f, "Propose({} reqs)", reqs.len()),
+            Input::Change { change, .. } => write!(f, "Change({change})"),
         }
     }
 }
@@ -234,6 +278,15 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
             },
         }
     }
+    /// Hand a change request to node `to`; its answer goes to `reply` ([`ChangeReply::Down`]
+    /// if the node goes down first). False, and nothing sent, when the node's mailbox is
+    /// closed (the node is down) or full.
+    pub fn change(&self, to: NodeId, change: Change, reply: &ChangeBox) -> bool {
+        let reply = Arc::clone(reply);
+        self.boxes[to.index()]
+            .push(Input::Change { change, reply })
+            .is_ok()
+    }
 }
 
 /// Runtime settings.
@@ -243,6 +296,11 @@ pub struct RuntimeConfig {
     pub protocol: Config,
     /// Seed of the timer-delay RNGs, so runs can repeat their timing choices.
     pub seed: u64,
+    /// How many nodes, from node 0 up, form the initial configuration (its voters); the
+    /// others boot as spares, outside it, until a change adds them ([`Cluster::change`]).
+    /// `None`: every node votes. Spares need a protocol that changes its membership
+    /// ([`Replica::CHANGES`]).
+    pub voters: Option<usize>,
 }
 
 impl Default for RuntimeConfig {
@@ -250,6 +308,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             protocol: fast_config(),
             seed: 0x5eed,
+            voters: None,
         }
     }
 }

@@ -8,12 +8,13 @@
 //! has applied the read's slot; a read handed back gets the redirect a proposal gets.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::Instant;
 
 use paxraft_impls::sm::{Sessions, StateMachine};
 use paxraft_impls::{
-    Effect, NodeId, Out, ReadId, ReadMode, Replica, Slot, Snapshot, SnapshotPolicy,
+    ChangeError, ChangeId, Effect, Membership, NodeId, Out, ReadId, ReadMode, Replica, Slot,
+    Snapshot, SnapshotPolicy,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,7 +22,10 @@ use rand::{Rng, SeedableRng};
 use super::cluster::{lock_kept, Shared};
 use super::crash::{CrashPoint, KillSwitch};
 use super::reads::{Reads, Start};
-use super::{Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig, READS_IN_FLIGHT};
+use super::{
+    ChangeBox, ChangeReply, Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig,
+    READS_IN_FLIGHT,
+};
 
 /// How a node's loop ended.
 pub(super) enum Exit {
@@ -31,16 +35,75 @@ pub(super) enum Exit {
     Killed,
 }
 
-/// Answer `Retry` to the proposals among inputs a closed mailbox handed back (what the
-/// closer of a node's mailbox does: crash, shutdown, or a panicked node).
+/// Answer `Retry` to the proposals, and [`ChangeReply::Down`] to the change requests, among
+/// inputs a closed mailbox handed back (what the closer of a node's mailbox does: crash,
+/// shutdown, or a panicked node).
 pub fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>) {
     for input in inputs {
-        if let Input::Propose { reqs, reply } = input {
-            let _ = reply.push_many(
-                reqs.into_iter()
-                    .map(|r| Reply::Retry { seq: r.seq })
-                    .collect(),
-            );
+        match input {
+            Input::Propose { reqs, reply } => {
+                let _ = reply.push_many(
+                    reqs.into_iter()
+                        .map(|r| Reply::Retry { seq: r.seq })
+                        .collect(),
+                );
+            }
+            Input::Change { reply, .. } => {
+                let _ = reply.push(ChangeReply::Down);
+            }
+            Input::Msg { .. } => {}
+        }
+    }
+}
+
+/// The change requests a node's replica holds (rule 9: each ends in exactly one
+/// [`Effect::ChangeDone`]), under ids unique in this node thread's life, and the answers of
+/// the current step, pushed after its sync like clients' answers. Owned by the thread, not
+/// the loop, so that a node that dies (crash or panic) answers [`ChangeReply::Down`] to
+/// every request it still holds ([`Changes::fail_all`]).
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    next: ChangeId,
+    waiting: HashMap<ChangeId, ChangeBox>,
+    answers: Vec<(ChangeBox, ChangeReply)>,
+}
+
+impl Changes {
+    /// Note a request; its id for [`Replica::change`].
+    fn add(&mut self, reply: ChangeBox) -> ChangeId {
+        self.next += 1;
+        self.waiting.insert(self.next, reply);
+        self.next
+    }
+
+    /// The replica answered request `id`: queue the answer for [`Changes::flush`].
+    fn answer(&mut self, id: ChangeId, result: Result<Membership, ChangeError>) {
+        // A replica answers only ids it was given, once each (rule 9).
+        let reply = self
+            .waiting
+            .remove(&id)
+            .unwrap_or_else(|| panic!("change {id} answered twice, or never asked"));
+        self.answers.push((reply, ChangeReply::Done(result)));
+    }
+
+    fn has_answers(&self) -> bool {
+        !self.answers.is_empty()
+    }
+
+    /// Push this step's answers (after its sync: an answer reports what is durable).
+    fn flush(&mut self) {
+        for (reply, answer) in self.answers.drain(..) {
+            // A caller that gave up dropped its box; nobody else reads it.
+            let _ = reply.push(answer);
+        }
+    }
+
+    /// The node went down: every request it held or had answered but not yet sent hears
+    /// [`ChangeReply::Down`] (an answer not sent was never given).
+    pub(super) fn fail_all(&mut self) {
+        let held = self.waiting.drain().map(|(_, reply)| reply);
+        for reply in held.chain(self.answers.drain(..).map(|(reply, _)| reply)) {
+            let _ = reply.push(ChangeReply::Down);
         }
     }
 }
@@ -83,16 +146,19 @@ impl<T: Ord + Copy> Timers<T> {
     }
 }
 
-/// One replica thread's life: boot from storage, then drain, step, apply effects, until its
-/// mailbox is closed or its kill switch fires.
+/// One replica thread's life: boot from storage (as a node of the cluster whose initial
+/// configuration is `voters`, which need not include it), then drain, step, apply effects,
+/// until its mailbox is closed or its kill switch fires.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     id: NodeId,
-    members: &[NodeId],
+    voters: &[NodeId],
     cfg: &RuntimeConfig,
     net: &Net<R, S>,
     kept: &Shared<R, S>,
     kill: &KillSwitch,
     pending: &mut Pending<S>,
+    changes: &mut Changes,
 ) -> Exit {
     let mine = &net.boxes[id.index()];
     let mut out: Out<R, Cmd<S>> = Out::<R, Cmd<S>>::new();
@@ -107,7 +173,7 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let mut rng = StdRng::seed_from_u64(
         cfg.seed ^ (u64::from(id.0) << 32) ^ incarnation.wrapping_mul(0x9e37_79b9),
     );
-    let mut replica = R::boot(id, members, durable.as_ref(), &cfg.protocol, &mut out);
+    let mut replica = R::boot(id, voters, durable.as_ref(), &cfg.protocol, &mut out);
     let mut timers = Timers {
         heap: BinaryHeap::new(),
         armed: BTreeMap::new(),
@@ -123,7 +189,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let epoch = Instant::now();
     let mut reads: Reads<S::Op> = Reads::new(READS_IN_FLIGHT);
     let mut read_batch: Vec<ReadId> = Vec::new();
-    let mut outgoing: Vec<Vec<Input<R, S>>> = (0..members.len()).map(|_| Vec::new()).collect();
+    // Every node of the net, spares included: a change may make any of them a peer.
+    let mut outgoing: Vec<Vec<Input<R, S>>> = (0..net.len()).map(|_| Vec::new()).collect();
     let mut last_reported: Slot = 0;
     loop {
         // Carry out the effects of everything stepped so far, in order. A crash may hit
@@ -188,9 +255,7 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         }
                     }
                     Effect::ReadReady { id, slot } => reads.ready(id, slot),
-                    // Answers to change requests, which this runtime does not take yet: a
-                    // replica answers only requests it was given.
-                    Effect::ChangeDone { .. } => {}
+                    Effect::ChangeDone { id, result } => changes.answer(id, result),
                     Effect::ReadRedirect { id, leader } => {
                         if let Some((client, seq)) = reads.redirect(id) {
                             pending.answer(client, seq, |seq| Reply::Redirect { seq, leader });
@@ -258,10 +323,11 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 let _ = net.boxes[to].push_many(std::mem::take(msgs));
             }
         }
-        if pending.has_answers() && kill.hit(CrashPoint::Answer) {
+        if (pending.has_answers() || changes.has_answers()) && kill.hit(CrashPoint::Answer) {
             return Exit::Killed;
         }
         pending.flush();
+        changes.flush();
 
         // Wait for input or the next timer.
         let now = Instant::now();
@@ -281,6 +347,10 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
         for input in inbox.drain(..) {
             match input {
                 Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
+                Input::Change { change, reply } => {
+                    let id = changes.add(reply);
+                    replica.change(id, change, &mut out);
+                }
                 Input::Propose { reqs, reply } => {
                     pending.add(&reqs, &reply);
                     if reads_on {

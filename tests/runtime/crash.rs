@@ -41,7 +41,7 @@ type PaxosKv = MultiPaxos<Cmd<Kv>>;
 const KEYS: Key = 8;
 
 /// Wait until `cond` holds, failing the test after `secs` (a hang, not a slow run).
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let give_up = Instant::now() + Duration::from_secs(secs);
     while !cond() {
         assert!(Instant::now() < give_up, "gave up waiting for {what}");
@@ -158,8 +158,8 @@ fn client_loop<R: Replica<Cmd<Kv>>>(
     }
 }
 
-/// Client threads running [`client_loop`] against a cluster.
-struct Load {
+/// Client threads running [`client_loop`] against a cluster (also used by `membership`).
+pub(super) struct Load {
     start: Instant,
     /// Whether each client stops by itself after a number of ops.
     bounded: bool,
@@ -168,18 +168,21 @@ struct Load {
     threads: Vec<thread::JoinHandle<Vec<Op>>>,
 }
 
-struct LoadConfig {
-    clients: usize,
-    pipeline: usize,
-    keys: Key,
+pub(super) struct LoadConfig {
+    pub(super) clients: usize,
+    pub(super) pipeline: usize,
+    pub(super) keys: Key,
     /// Per client (`u64::MAX`: until stopped).
-    ops: u64,
-    pace: Duration,
-    client: ClientConfig,
+    pub(super) ops: u64,
+    pub(super) pace: Duration,
+    pub(super) client: ClientConfig,
 }
 
 impl Load {
-    fn start<R: Replica<Cmd<Kv>>>(cluster: &mut Cluster<R, Kv>, cfg: &LoadConfig) -> Self {
+    pub(super) fn start<R: Replica<Cmd<Kv>>>(
+        cluster: &mut Cluster<R, Kv>,
+        cfg: &LoadConfig,
+    ) -> Self {
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
@@ -202,12 +205,12 @@ impl Load {
         }
     }
 
-    fn done(&self) -> u64 {
+    pub(super) fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
 
     /// Wait until `n` more operations were acknowledged.
-    fn progress(&self, n: u64, what: &str) {
+    pub(super) fn progress(&self, n: u64, what: &str) {
         let target = self.done() + n;
         wait_for(30, what, || self.done() >= target);
     }
@@ -215,7 +218,11 @@ impl Load {
     /// Stop the clients (or, with a bounded number of ops, wait for them), collect their
     /// history, then read every key back through a fresh client (the reads join the history:
     /// an acknowledged write lost shows there).
-    fn finish<R: Replica<Cmd<Kv>>>(self, cluster: &mut Cluster<R, Kv>, keys: Key) -> Vec<Op> {
+    pub(super) fn finish<R: Replica<Cmd<Kv>>>(
+        self,
+        cluster: &mut Cluster<R, Kv>,
+        keys: Key,
+    ) -> Vec<Op> {
         if !self.bounded {
             self.stop.store(true, Ordering::Relaxed);
         }
@@ -255,7 +262,7 @@ fn converged<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>) -> bool {
 // -------------------------------------------------------------------------------------------
 
 /// A directory removed on drop (also when the test fails).
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

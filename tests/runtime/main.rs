@@ -6,5 +6,6 @@
 mod crash;
 mod e2e;
 mod faults;
+mod membership;
 mod reads;
 mod snapshots;

@@ -1,0 +1,416 @@
+//! Membership changes in the threaded runtime ([`Cluster::change`]), on Raft, under the
+//! pipelined load of `crash.rs` (4 clients, unique values, compare-and-swap chains): growing
+//! 3 voters to 5, shrinking 5 to 3, replacing the leader, joint consensus, and a node
+//! restarted from its files after a change. Each run checks that the client history, with a
+//! final read of every key, is linearizable (so no acknowledged write was lost), and that
+//! every node of the final configuration converges to one state in that configuration.
+//!
+//! Also: every change request gets exactly one answer (a leader that dies before answering
+//! does not leave its caller hanging), refusals and a protocol without changes give clear
+//! errors at once, and a change without a quorum times out.
+//!
+//! No timed assertions on speed: time limits only bound how long a broken run hangs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use paxraft::lincheck::check_kv;
+use paxraft::runtime::{
+    ChangeBox, ChangeFailure, ChangeReply, ClientConfig, Cluster, Cmd, CrashPoint, FileStorage,
+    Mailbox, RuntimeConfig, StartError, Storage,
+};
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{Key, Kv};
+use paxraft_impls::unreplicated::Unreplicated;
+use paxraft_impls::{
+    Change, ChangeError, ChangeMode, Membership, NodeId, NodeSet, Replica, Role, SnapshotPolicy,
+};
+
+use super::crash::{wait_for, Load, LoadConfig, TempDir};
+
+type RaftKv = Raft<Cmd<Kv>>;
+
+const KEYS: Key = 8;
+
+/// Far above what a change takes here (milliseconds): only bounds a broken run.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn voters(ids: &[u8]) -> Membership {
+    Membership::voters(NodeSet::of(ids.iter().map(|&i| NodeId(i))))
+}
+
+fn load_config() -> LoadConfig {
+    LoadConfig {
+        clients: 4,
+        pipeline: 4,
+        keys: KEYS,
+        ops: u64::MAX,
+        // About 8,000 ops/s in all: histories of some 10^4 operations, quick to check.
+        pace: Duration::from_micros(500),
+        client: ClientConfig {
+            retry_after: Duration::from_millis(40),
+            ..ClientConfig::default()
+        },
+    }
+}
+
+fn cluster(n: usize, voters: usize, changes: ChangeMode) -> Cluster<RaftKv, Kv> {
+    let mut cfg = RuntimeConfig {
+        voters: Some(voters),
+        ..RuntimeConfig::default()
+    };
+    cfg.protocol.changes = changes;
+    Cluster::new(n, cfg).expect("cluster")
+}
+
+/// The up node that leads.
+fn leader<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>) -> usize {
+    let mut l = None;
+    wait_for(30, "a leader", || {
+        l = c.leader();
+        l.is_some()
+    });
+    l.unwrap()
+}
+
+/// Apply `change` while the load runs; then wait for the load to make progress in the new
+/// configuration.
+fn apply<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>, load: &Load, change: Change) -> Membership {
+    let t = Instant::now();
+    let config = c
+        .change(change, CHANGE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{change}: {e}"));
+    // A report, not a property (run with --nocapture).
+    println!("{change}: {config} in {:?}", t.elapsed());
+    load.progress(500, &format!("progress after {change}"));
+    config
+}
+
+/// Every node of `config` is up, follows `config`, has the same commit point, and has
+/// applied the same commands to equal state machines.
+fn converged<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>, config: Membership) -> bool {
+    let members: Vec<usize> = config.members().iter().map(NodeId::index).collect();
+    let Some(first) = c.status(members[0]) else {
+        return false;
+    };
+    members.iter().all(|&i| {
+        c.status(i)
+            .is_some_and(|s| s.config == config && s.commit == first.commit)
+            && c.applied(i) == c.applied(members[0])
+            && c.state(i) == c.state(members[0])
+    })
+}
+
+/// The end of every run under load: clients stopped, every key read back, the final
+/// configuration's nodes converged, no panic, the history linearizable.
+fn check_run<R: Replica<Cmd<Kv>>>(
+    mut c: Cluster<R, Kv>,
+    load: Load,
+    config: Membership,
+    what: &str,
+) {
+    let hist = load.finish(&mut c, KEYS);
+    let acknowledged = hist.iter().filter(|o| o.ret.is_some()).count();
+    assert!(
+        acknowledged > 1000,
+        "{what}: only {acknowledged} operations"
+    );
+    assert_eq!(c.configuration(), Some(config), "{what}");
+    wait_for(
+        30,
+        &format!("{what}: the final members to converge"),
+        || converged(&c, config),
+    );
+    assert!(
+        config.voters.contains(NodeId(leader(&c) as u8)),
+        "{what}: the leader is a voter of the final configuration"
+    );
+    assert_eq!(c.panics(), vec![], "{what}");
+    println!("{what}: {acknowledged} ops acknowledged");
+    c.shutdown();
+    check_kv(&hist).unwrap_or_else(|e| panic!("{what}: history not linearizable: {e}"));
+}
+
+/// Removed nodes keep running, harmlessly: up, not leading, and no term above the leader's.
+fn removed_harmless<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>, removed: &[usize], what: &str) {
+    let term = c.status(leader(c)).expect("the leader is up").term;
+    for &r in removed {
+        let s = c
+            .status(r)
+            .unwrap_or_else(|| panic!("{what}: removed n{r} stopped"));
+        assert!(
+            s.role != Role::Leader && s.term <= term,
+            "{what}: removed n{r} is {:?} in term {} (the leader's: {term})",
+            s.role,
+            s.term
+        );
+    }
+}
+
+#[test]
+fn raft_grows_from_3_to_5_voters_under_load() {
+    let mut c = cluster(5, 3, ChangeMode::SingleServer);
+    let load = Load::start(&mut c, &load_config());
+    load.progress(500, "a first load");
+    // The spares run outside the configuration: up, following, never leading.
+    for spare in [3, 4] {
+        let s = c.status(spare).expect("a spare runs");
+        assert_eq!((s.role, s.config), (Role::Follower, voters(&[0, 1, 2])));
+    }
+    assert_eq!(
+        apply(&c, &load, Change::AddVoter(NodeId(3))),
+        voters(&[0, 1, 2, 3])
+    );
+    let all = voters(&[0, 1, 2, 3, 4]);
+    assert_eq!(apply(&c, &load, Change::AddVoter(NodeId(4))), all);
+    check_run(c, load, all, "grow 3 to 5");
+}
+
+#[test]
+fn raft_shrinks_from_5_to_3_voters_under_load() {
+    let mut c = cluster(5, 5, ChangeMode::SingleServer);
+    let load = Load::start(&mut c, &load_config());
+    load.progress(500, "a first load");
+    // Two followers go (the leader's removal is the next test's).
+    let l = leader(&c);
+    let removed: Vec<usize> = (1..5).map(|d| (l + d) % 5).take(2).collect();
+    let mut config = voters(&[0, 1, 2, 3, 4]);
+    for &r in &removed {
+        config.voters.remove(NodeId(r as u8));
+        assert_eq!(apply(&c, &load, Change::Remove(NodeId(r as u8))), config);
+    }
+    // Election timeouts pass at the removed nodes while the others serve on.
+    load.progress(300, "progress with the removed nodes still running");
+    removed_harmless(&c, &removed, "shrink 5 to 3");
+    check_run(c, load, config, "shrink 5 to 3");
+}
+
+/// The leader removes itself (it commits its removal, then steps down), a spare takes its
+/// place; clients that were talking to the old leader find the new one.
+fn replace_the_leader(mode: ChangeMode, what: &str) {
+    let mut c = cluster(4, 3, mode);
+    let load = Load::start(&mut c, &load_config());
+    load.progress(500, "a first load");
+    let old = leader(&c);
+    let mut config = voters(&[0, 1, 2]);
+    config.voters.remove(NodeId(old as u8));
+    assert_eq!(apply(&c, &load, Change::Remove(NodeId(old as u8))), config);
+    let gone = c.status(old).expect("the removed leader runs on");
+    assert_eq!(gone.role, Role::Follower, "{what}: it stepped down");
+    assert!(
+        !gone.config.is_voter(NodeId(old as u8)),
+        "{what}: it knows its removal, committed before it stepped down"
+    );
+    config.voters.insert(NodeId(3));
+    assert_eq!(apply(&c, &load, Change::AddVoter(NodeId(3))), config);
+    load.progress(300, "progress with the old leader still running");
+    removed_harmless(&c, &[old], what);
+    // It knows it is out, so it never campaigned: its term is the one it left in.
+    assert_eq!(c.status(old).map(|s| s.term), Some(gone.term), "{what}");
+    check_run(c, load, config, what);
+}
+
+#[test]
+fn raft_replaces_its_leader_under_load() {
+    replace_the_leader(ChangeMode::SingleServer, "replace the leader");
+}
+
+#[test]
+fn raft_joint_consensus_grows_and_replaces_the_leader_under_load() {
+    let mut c = cluster(5, 3, ChangeMode::Joint);
+    let load = Load::start(&mut c, &load_config());
+    load.progress(500, "a first load");
+    // Each answer is C_new, once committed after C_old,new: never a joint configuration.
+    assert_eq!(
+        apply(&c, &load, Change::AddVoter(NodeId(3))),
+        voters(&[0, 1, 2, 3])
+    );
+    let old = leader(&c);
+    let mut config = voters(&[0, 1, 2, 3]);
+    config.voters.remove(NodeId(old as u8));
+    assert_eq!(apply(&c, &load, Change::Remove(NodeId(old as u8))), config);
+    config.voters.insert(NodeId(4));
+    assert_eq!(apply(&c, &load, Change::AddVoter(NodeId(4))), config);
+    load.progress(300, "progress with the old leader still running");
+    removed_harmless(&c, &[old], "joint");
+    check_run(c, load, config, "joint consensus");
+    replace_the_leader(ChangeMode::Joint, "joint: replace the leader");
+}
+
+/// Nodes that log to files in `dir`, the first `voters` of `n` voting, a snapshot every 100
+/// slots (so the configuration must survive compaction too).
+fn file_cluster(dir: &Path, n: usize, voters: usize) -> Cluster<RaftKv, Kv> {
+    let mut cfg = RuntimeConfig {
+        voters: Some(voters),
+        ..RuntimeConfig::default()
+    };
+    cfg.protocol.snapshots = Some(SnapshotPolicy {
+        every: 100,
+        chunk: SnapshotPolicy::DEFAULT_CHUNK,
+    });
+    let dir = dir.to_path_buf();
+    Cluster::with_storage(n, cfg, move |id| {
+        let s: Box<dyn Storage<RaftKv, Cmd<Kv>>> = Box::new(FileStorage::<RaftKv, Cmd<Kv>>::open(
+            dir.join(format!("{id}.log")),
+        )?);
+        Ok(s)
+    })
+    .expect("cluster")
+}
+
+#[test]
+fn raft_restarted_nodes_come_back_in_the_changed_configuration() {
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("paxraft-membership-restart-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut c = file_cluster(&dir.0, 4, 3);
+    let load = Load::start(&mut c, &load_config());
+    load.progress(500, "a first load");
+    apply(&c, &load, Change::AddVoter(NodeId(3)));
+    let old = leader(&c);
+    let mut config = voters(&[0, 1, 2, 3]);
+    config.voters.remove(NodeId(old as u8));
+    assert_eq!(apply(&c, &load, Change::Remove(NodeId(old as u8))), config);
+
+    // The added node, cut off from everyone, crashes and restarts: what it follows then can
+    // only come from its own files (its log or its snapshot).
+    c.partition(&[&[3]]);
+    c.crash(3);
+    c.restart(3);
+    wait_for(30, "n3 to boot", || c.status(3).is_some());
+    assert_eq!(
+        c.status(3).map(|s| s.config),
+        Some(config),
+        "n3 from its files"
+    );
+    c.heal();
+    load.progress(200, "progress after n3's restart");
+    let hist = load.finish(&mut c, KEYS);
+    wait_for(30, "the members to converge", || converged(&c, config));
+    check_kv(&hist).unwrap_or_else(|e| panic!("history not linearizable: {e}"));
+    let state = c.state(3);
+    assert_eq!(c.panics(), vec![]);
+    c.shutdown();
+    drop(c);
+
+    // The whole cluster restarts from its files, booted in the same shape: the changed
+    // configuration is back, and so is every acknowledged write.
+    let c = file_cluster(&dir.0, 4, 3);
+    wait_for(30, "the restarted cluster to converge", || {
+        converged(&c, config) && c.state(3) == state
+    });
+    assert_eq!(c.configuration(), Some(config));
+    assert!(config.voters.contains(NodeId(leader(&c) as u8)));
+    let s = c.status(old).expect("the removed node runs");
+    assert!(
+        s.role != Role::Leader && !s.config.is_voter(NodeId(old as u8)),
+        "the old leader stays out: {s:?}"
+    );
+    assert_eq!(c.panics(), vec![]);
+}
+
+#[test]
+fn raft_a_change_whose_leader_dies_before_answering_is_answered_and_resolved() {
+    let c = cluster(4, 3, ChangeMode::SingleServer);
+    let l = leader(&c);
+    // The leader commits the change, then dies just before noting its answer: the host
+    // answers Down; the next leader, asked again, finds n3 a member already.
+    c.crash_at(l, CrashPoint::Change, 0);
+    let config = c
+        .change(Change::AddVoter(NodeId(3)), CHANGE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", (0..4).map(|i| c.status(i)).collect::<Vec<_>>()));
+    assert_eq!(config, voters(&[0, 1, 2, 3]));
+    assert_eq!(c.crash_point(l), Some(CrashPoint::Change));
+    assert!(!c.is_up(l));
+
+    // A request held by a node that goes down is answered Down, never left waiting.
+    let next = leader(&c);
+    c.crash_at(next, CrashPoint::Change, 0);
+    let reply: ChangeBox = std::sync::Arc::new(Mailbox::new(1));
+    assert!(c
+        .net()
+        .change(NodeId(next as u8), Change::Remove(NodeId(3)), &reply));
+    let mut answers = Vec::new();
+    reply.drain(&mut answers, Some(Instant::now() + CHANGE_TIMEOUT));
+    assert_eq!(answers, vec![ChangeReply::Down]);
+    // And a node that is down takes no request.
+    assert!(!c
+        .net()
+        .change(NodeId(l as u8), Change::Remove(NodeId(3)), &reply));
+    assert_eq!(c.panics(), vec![]);
+}
+
+#[test]
+fn raft_refusals_are_final_and_immediate() {
+    let c = cluster(3, 1, ChangeMode::SingleServer);
+    let refused = |change, error| {
+        let t = Instant::now();
+        assert_eq!(
+            c.change(change, CHANGE_TIMEOUT),
+            Err(ChangeFailure::Refused {
+                protocol: "raft",
+                change,
+                error
+            })
+        );
+        assert!(t.elapsed() < CHANGE_TIMEOUT / 2, "{change}: not retried");
+    };
+    refused(Change::Remove(NodeId(0)), ChangeError::LastVoter(NodeId(0)));
+    refused(Change::Remove(NodeId(2)), ChangeError::Unknown(NodeId(2)));
+    refused(Change::AddVoter(NodeId(0)), ChangeError::Exists(NodeId(0)));
+    let e = c
+        .change(Change::Remove(NodeId(0)), CHANGE_TIMEOUT)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "raft refused remove:0: n0 is the last voter");
+}
+
+#[test]
+fn a_change_without_a_quorum_times_out_with_a_clear_error() {
+    let mut c = cluster(4, 3, ChangeMode::SingleServer);
+    let l = leader(&c);
+    for i in [(l + 1) % 3, (l + 2) % 3] {
+        c.crash(i);
+    }
+    let t = Instant::now();
+    let e = c
+        .change(Change::AddVoter(NodeId(3)), Duration::from_millis(300))
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // The leader took the change, could not commit it, and lost its role (CheckQuorum): the
+    // error says the change may still take effect.
+    assert!(matches!(e, ChangeFailure::TimedOut { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with("add:3: no answer within 300ms"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_protocol_without_changes_refuses_them_at_once_and_boots_no_spares() {
+    type U = Unreplicated;
+    let c = Cluster::<U, Kv>::new(1, RuntimeConfig::default()).expect("cluster");
+    let e = c
+        .change(Change::AddVoter(NodeId(1)), CHANGE_TIMEOUT)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ChangeFailure::Refused {
+            protocol: "unreplicated",
+            change: Change::AddVoter(NodeId(1)),
+            error: ChangeError::Unsupported
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "unreplicated does not support the change add:1"
+    );
+    let spares = Cluster::<U, Kv>::with_voters(2, 1, RuntimeConfig::default());
+    assert!(
+        matches!(&spares, Err(StartError::Config(m)) if m.contains("no spares")),
+        "{spares:?}"
+    );
+    let none = Cluster::<RaftKv, Kv>::with_voters(3, 0, RuntimeConfig::default());
+    assert!(matches!(none, Err(StartError::Config(_))), "{none:?}");
+}
