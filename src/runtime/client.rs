@@ -50,7 +50,10 @@ pub struct ClientConfig {
     /// the leader: a nearby replica. With follower reads on
     /// ([`Config::follower_reads`](paxraft_impls::Config::follower_reads)) a follower serves
     /// them itself; otherwise it redirects them and the client follows the redirect to the
-    /// leader. A read that is redirected or told to retry goes where writes go from then on.
+    /// leader. A read that is redirected or told to retry goes where writes go from then on;
+    /// so does one left unanswered for `retry_after`, and the client then sends no reads to
+    /// that node for [`NEAR_SILENT_BACKOFF`] (a node removed from the configuration never
+    /// applies anything again, so a read it took would wait there until its timeout).
     /// `None` (the default): reads go where writes go.
     pub read_from: Option<NodeId>,
 }
@@ -85,6 +88,12 @@ struct Outstanding<Op> {
 /// Back-off before resending when no leader is known.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(2);
 
+/// How long a client sends no reads to its [`ClientConfig::read_from`] node after that node
+/// left one unanswered for `retry_after`: long against a read's round trip (microseconds), so
+/// that a node that will never answer (removed from the configuration) costs its readers one
+/// `retry_after` a second, short enough that a node slow for a moment is used again soon.
+pub const NEAR_SILENT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// A client of a cluster of `R` serving `S`.
 ///
 /// Bounds: at most `max_outstanding` requests are outstanding or answered-but-not-polled
@@ -110,6 +119,8 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     unsent: Vec<u64>,
     ready: VecDeque<(u64, Result<S::Output, Error>)>,
     replies: Vec<Reply<S>>,
+    /// No reads go to [`ClientConfig::read_from`] before this (it left one unanswered).
+    near_silent_until: Option<Instant>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
@@ -143,6 +154,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             unsent: Vec::new(),
             ready: VecDeque::new(),
             replies: Vec::new(),
+            near_silent_until: None,
         }
     }
 
@@ -283,6 +295,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if o.resend_at <= now && !o.queued {
                 o.queued = true;
                 self.unsent.push(seq);
+                if std::mem::replace(&mut o.pinned, false) {
+                    // Its chosen node was silent: the leader answers it, and the next reads.
+                    self.near_silent_until = Some(now + NEAR_SILENT_BACKOFF);
+                }
             }
             next = next.min(deadline);
             if o.resend_at > now {
@@ -336,7 +352,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         }
         let acked = self.acked();
         let leader = self.leader;
-        let near = self.cfg.read_from.map(NodeId::index);
+        let near = self
+            .cfg
+            .read_from
+            .filter(|_| self.near_silent_until.map_or(true, |t| now >= t))
+            .map(NodeId::index);
         let resend_at = now + self.cfg.retry_after;
         let mut reqs = Vec::with_capacity(self.unsent.len());
         // Reads pinned to `read_from`, when it is not the leader: a second push.
@@ -351,6 +371,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 o.first = now;
             }
             o.queued = false;
+            // A read queued while its node is shunned goes where writes go.
+            o.pinned &= near.is_some();
             o.target = match near {
                 Some(n) if o.pinned => n,
                 _ => leader,

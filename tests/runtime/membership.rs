@@ -7,7 +7,8 @@
 //!
 //! Also: every change request gets exactly one answer (a leader that dies before answering
 //! does not leave its caller hanging), refusals and a protocol without changes give clear
-//! errors at once, and a change without a quorum times out.
+//! errors at once, a change without a quorum times out, and a client whose reads go to a
+//! node that is then removed is served elsewhere.
 //!
 //! No timed assertions on speed: time limits only bound how long a broken run hangs.
 
@@ -20,10 +21,11 @@ use paxraft::runtime::{
     Mailbox, RuntimeConfig, StartError, Storage,
 };
 use paxraft_impls::raft::Raft;
-use paxraft_impls::sm::{Key, Kv};
+use paxraft_impls::sm::{Key, Kv, KvOp, KvOutput};
 use paxraft_impls::unreplicated::Unreplicated;
 use paxraft_impls::{
-    Change, ChangeError, ChangeMode, Membership, NodeId, NodeSet, Replica, Role, SnapshotPolicy,
+    Change, ChangeError, ChangeMode, Membership, NodeId, NodeSet, ReadMode, Replica, Role,
+    SnapshotPolicy,
 };
 
 use super::crash::{wait_for, Load, LoadConfig, TempDir};
@@ -413,4 +415,35 @@ fn a_protocol_without_changes_refuses_them_at_once_and_boots_no_spares() {
     );
     let none = Cluster::<RaftKv, Kv>::with_voters(3, 0, RuntimeConfig::default());
     assert!(matches!(none, Err(StartError::Config(_))), "{none:?}");
+}
+
+#[test]
+fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
+    let mut cfg = RuntimeConfig::default();
+    cfg.protocol.reads = ReadMode::ReadIndex;
+    cfg.protocol.follower_reads = true;
+    let mut c = Cluster::<RaftKv, Kv>::new(4, cfg).expect("cluster");
+    let l = leader(&c);
+    let near = (l + 1) % 4;
+    let mut client = c.client(ClientConfig {
+        read_from: Some(NodeId(near as u8)),
+        retry_after: Duration::from_millis(40),
+        timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    });
+    let put = |client: &mut paxraft::runtime::Client<RaftKv, Kv>, v: u8| {
+        assert_eq!(client.submit(KvOp::Put(1, vec![v])), Ok(KvOutput::Written));
+        assert_eq!(
+            client.submit(KvOp::Get(1)),
+            Ok(KvOutput::Value(Some(vec![v])))
+        );
+    };
+    put(&mut client, 1);
+    c.change(Change::Remove(NodeId(near as u8)), CHANGE_TIMEOUT)
+        .expect("removed");
+    // The removed node never hears of a commit again: its reads must go elsewhere.
+    for v in 2..6 {
+        put(&mut client, v);
+    }
+    assert_eq!(c.panics(), vec![]);
 }
