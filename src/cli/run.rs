@@ -1,5 +1,6 @@
 //! `paxraft run`: a live in-process cluster under pipelined client load, with a progress bar;
-//! prints throughput and latency percentiles.
+//! prints throughput and latency percentiles. With `--reconfigure`, membership changes are
+//! applied one by one while the load runs, each printed with its result and how long it took.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,11 +10,15 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::{NodeId, ReadMode};
+use paxraft_impls::{
+    Change, ChangeError, ChangeMode, Membership, NodeId, NodeSet, ReadMode, Replica, MAX_NODES,
+};
 
 use super::bad;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::runtime::{ClientConfig, Cluster, Cmd, FileStorage, RuntimeConfig, Storage};
+use crate::runtime::{
+    ChangeFailure, ClientConfig, Cluster, Cmd, FileStorage, RuntimeConfig, Storage,
+};
 
 /// Where replicas keep durable state.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -30,9 +35,29 @@ pub struct RunArgs {
     /// The protocol.
     #[arg(value_enum)]
     pub protocol: Protocol,
-    /// Cluster size (1 to 7).
+    /// Voters of the initial configuration: nodes n0 to n(N-1).
     #[arg(long, default_value_t = 3)]
     pub servers: usize,
+    /// Nodes booted outside the configuration after the servers, for `--reconfigure` to
+    /// add (servers and spares together: at most 7 nodes).
+    #[arg(long, default_value_t = 0)]
+    pub spares: usize,
+    /// Membership changes applied one after another while the load runs, comma-separated:
+    /// `add:N` (make node N a voter), `learner:N` (a member that takes the log but does not
+    /// vote), `remove:N`, `transfer:N` (hand the leadership to voter N), e.g.
+    /// `--servers 3 --spares 2 --reconfigure add:3,add:4,remove:0`. Each is printed with the
+    /// configuration it committed and the time it took. A change that does not apply (an
+    /// unknown kind, a node outside the cluster, removing the last voter, adding a member,
+    /// one the protocol does not support) is bad input: one line, exit 2; checked before
+    /// the run against the initial configuration, or, when `--data` continues an earlier
+    /// cluster, refused by the cluster during the run (later changes are then skipped). A
+    /// change with no answer within 10 s exits 1.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_change)]
+    pub reconfigure: Vec<Change>,
+    /// How voters change: `single` (one voter at a time) or `joint` (joint consensus: the
+    /// old and new voters' majorities both decide until the new configuration commits).
+    #[arg(long, value_name = "MODE", default_value = "single", value_parser = parse_change_mode)]
+    pub change_mode: ChangeMode,
     /// Client threads.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
@@ -46,8 +71,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
     pub storage: StorageKind,
     /// Keep the replicas' files in DIR (implies `--storage file`) and boot from what an
-    /// earlier run left there: its state, snapshots and client sessions. Without it, file
-    /// storage goes to a new temporary directory.
+    /// earlier run left there: its state, snapshots, client sessions and configuration
+    /// (the run must give the same --servers and --spares). Without it, file storage goes to
+    /// a new temporary directory.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Percent of operations that are gets (the rest are puts).
@@ -61,6 +87,33 @@ pub struct RunArgs {
     pub snapshots: super::SnapshotArgs,
 }
 
+/// `--reconfigure`, for clap: one change.
+fn parse_change(s: &str) -> Result<Change, String> {
+    Change::parse(s)
+}
+
+/// `--change-mode`, for clap.
+fn parse_change_mode(s: &str) -> Result<ChangeMode, String> {
+    ChangeMode::parse(s).ok_or_else(|| "expected single or joint".to_string())
+}
+
+/// How long `--reconfigure` waits for each change.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a run failed: bad input (exit 2: flags, a data directory, a change that does not
+/// apply), or the cluster did not do what it was asked (exit 1: a change with no answer).
+#[derive(Debug)]
+enum Failure {
+    Bad(String),
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Bad(e)
+    }
+}
+
 /// Run the subcommand.
 pub fn run(args: &RunArgs) -> ExitCode {
     if args.clients == 0 || args.ops == 0 || args.outstanding == 0 {
@@ -68,7 +121,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     match with_protocol(args.protocol, Go(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => bad(e),
+        Err(Failure::Bad(e)) => bad(e),
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -76,14 +133,90 @@ pub fn run(args: &RunArgs) -> ExitCode {
 struct Go<'a>(&'a RunArgs);
 
 impl ProtocolVisitor for Go<'_> {
-    type Output = Result<(), String>;
-    fn visit<R: Hosted>(self) -> Result<(), String> {
+    type Output = Result<(), Failure>;
+    fn visit<R: Hosted>(self) -> Result<(), Failure> {
         go::<R>(self.0)
     }
 }
 
-fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
-    let mut cfg = RuntimeConfig::default();
+/// Check the cluster's shape and the changes against it, before anything runs: the nodes
+/// the changes name exist, the protocol changes its membership if asked to, and (`fresh`:
+/// no earlier run's configuration to continue from) each change applies to the
+/// configuration the ones before it leave, starting from the initial voters.
+fn check_changes<R: Replica<Cmd<Kv>>>(args: &RunArgs, fresh: bool) -> Result<(), String> {
+    let nodes = args.servers + args.spares;
+    if args.servers == 0 || nodes > MAX_NODES {
+        return Err(format!(
+            "--servers must be at least 1, and --servers plus --spares at most {MAX_NODES} nodes (got {} and {})",
+            args.servers, args.spares
+        ));
+    }
+    if !R::CHANGES && (args.spares > 0 || !args.reconfigure.is_empty()) {
+        return Err(format!(
+            "{} does not support membership changes (--spares, --reconfigure)",
+            R::NAME
+        ));
+    }
+    let mut config = Membership::voters(NodeSet::first(args.servers));
+    for &change in &args.reconfigure {
+        let id = change.node();
+        if id.index() >= nodes {
+            return Err(format!(
+                "--reconfigure {change}: {id} is outside the cluster (nodes n0 to n{}; --spares adds nodes)",
+                nodes - 1
+            ));
+        }
+        if !fresh {
+            continue;
+        }
+        config = match change {
+            Change::Transfer(_) if !config.is_voter(id) => Err(ChangeError::NotVoter(id)),
+            Change::Transfer(_) => Ok(config),
+            _ => config.changed(change, args.change_mode),
+        }
+        .map_err(|e| format!("--reconfigure {change}: {e}"))?
+        .leave_joint();
+    }
+    Ok(())
+}
+
+/// Apply `--reconfigure`'s changes one by one (while the load runs), printing each; stop at
+/// the first that fails.
+fn reconfigure<R: Replica<Cmd<Kv>>>(
+    cluster: &Cluster<R, Kv>,
+    changes: &[Change],
+    bar: &indicatif::ProgressBar,
+) -> Result<(), Failure> {
+    for (i, &change) in changes.iter().enumerate() {
+        let t = Instant::now();
+        let result = cluster.change(change, CHANGE_TIMEOUT);
+        let took = t.elapsed().as_secs_f64() * 1000.0;
+        let what = match &result {
+            Ok(config) => format!("{config} in {took:.1} ms"),
+            Err(e) => format!("failed after {took:.1} ms: {e}"),
+        };
+        bar.suspend(|| println!("change {}/{} {change}: {what}", i + 1, changes.len()));
+        match result {
+            Ok(_) => {}
+            Err(e @ ChangeFailure::Refused { .. }) => return Err(Failure::Bad(e.to_string())),
+            Err(e) => return Err(Failure::Failed(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
+    let fresh = args
+        .data
+        .as_ref()
+        .map_or(true, |d| !d.join(MANIFEST).exists());
+    check_changes::<R>(args, fresh)?;
+    let nodes = args.servers + args.spares;
+    let mut cfg = RuntimeConfig {
+        voters: Some(args.servers),
+        ..RuntimeConfig::default()
+    };
+    cfg.protocol.changes = args.change_mode;
     args.reads.apply(&mut cfg.protocol);
     args.snapshots.apply(&mut cfg.protocol);
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
@@ -97,11 +230,12 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         None => args.storage,
     };
     let mut cluster: Cluster<R, Kv> = match storage {
-        StorageKind::Memory => Cluster::new(args.servers, cfg)?,
+        StorageKind::Memory => Cluster::new(nodes, cfg).map_err(String::from)?,
         StorageKind::File => {
             let (dir, first_client) = match &args.data {
                 Some(dir) => {
-                    let first = Manifest::claim(dir, R::NAME, args.servers, args.clients)?;
+                    let first =
+                        Manifest::claim(dir, R::NAME, args.servers, args.spares, args.clients)?;
                     (dir.clone(), first)
                 }
                 None => {
@@ -112,12 +246,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
                 }
             };
             eprintln!("logs in {}", dir.display());
-            let mut c = Cluster::with_storage(args.servers, cfg, move |id| {
+            let mut c = Cluster::with_storage(nodes, cfg, move |id| {
                 let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(FileStorage::<R, Cmd<Kv>>::open(
                     dir.join(format!("{id}.log")),
                 )?);
                 Ok(s)
-            })?;
+            })
+            .map_err(String::from)?;
             c.number_clients_from(first_client);
             c
         }
@@ -180,6 +315,9 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
             Ok::<_, String>((lat, errors))
         }));
     }
+    // The changes go in while the clients run; a failed one stops the rest, not the load
+    // (what the clients submitted is still answered before the run ends).
+    let changed = reconfigure(&cluster, &args.reconfigure, &bar);
     let mut lat = Vec::new();
     let mut errors = 0;
     for t in threads {
@@ -192,6 +330,10 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let panics = cluster.panics();
+    // Where the configuration ended (for a cluster that can change it, or spares to add).
+    let config = (R::CHANGES && (nodes > args.servers || !args.reconfigure.is_empty()))
+        .then(|| cluster.configuration())
+        .flatten();
     cluster.shutdown();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -199,10 +341,15 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
             .map_or(0.0, |&ns| ns as f64 / 1000.0)
     };
     println!(
-        "{} {} servers, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
+        "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
          latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors",
         R::NAME,
         args.servers,
+        if args.spares > 0 {
+            format!(" + {} spares", args.spares)
+        } else {
+            String::new()
+        },
         args.clients,
         args.outstanding,
         storage,
@@ -217,40 +364,68 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), String> {
         pct(0.999),
         errors
     );
+    if let Some(config) = config {
+        println!("configuration: {config}");
+    }
     for (id, what) in panics {
         println!("replica {id} panicked: {what}");
     }
-    Ok(())
+    changed
 }
 
+/// The manifest's file name in a `--data` directory.
+const MANIFEST: &str = "paxraft.json";
+
 /// What `--data DIR` keeps beside the replicas' logs (`DIR/paxraft.json`): the cluster the
-/// logs belong to, and the first client id no run has used yet (a run's clients must not
-/// reuse ids whose sessions the restored state machine holds: their requests would be
-/// answered as retries).
+/// logs belong to (its protocol, initial voters and spares: a rerun boots the same shape,
+/// and the logs hold how the configuration changed since), and the first client id no run
+/// has used yet (a run's clients must not reuse ids whose sessions the restored state
+/// machine holds: their requests would be answered as retries).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Manifest {
     protocol: String,
+    /// The initial voters, n0 up.
     servers: usize,
+    /// Nodes after them, outside the initial configuration (absent before spares existed).
+    #[serde(default)]
+    spares: usize,
     next_client: u64,
+}
+
+/// `3 servers and 1 spare`.
+fn shape(servers: usize, spares: usize) -> String {
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "{servers} server{} and {spares} spare{}",
+        s(servers),
+        s(spares)
+    )
 }
 
 impl Manifest {
     /// Check that `dir` holds this cluster's files, or none yet, and claim `clients` client
     /// ids in it (saved before the cluster starts, so that a run that dies midway has used
     /// only ids it claimed). Returns the first.
-    fn claim(dir: &Path, protocol: &str, servers: usize, clients: usize) -> Result<u64, String> {
+    fn claim(
+        dir: &Path,
+        protocol: &str,
+        servers: usize,
+        spares: usize,
+        clients: usize,
+    ) -> Result<u64, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = dir.join("paxraft.json");
+        let path = dir.join(MANIFEST);
         let first = match std::fs::read(&path) {
             Ok(bytes) => {
                 let m: Manifest = serde_json::from_slice(&bytes)
                     .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
-                if m.protocol != protocol || m.servers != servers {
+                if m.protocol != protocol || m.servers != servers || m.spares != spares {
                     return Err(format!(
-                        "{} holds a {} cluster of {} servers, not {protocol} with {servers}",
+                        "{} holds a {} cluster of {}, not {protocol} with {}",
                         dir.display(),
                         m.protocol,
-                        m.servers
+                        shape(m.servers, m.spares),
+                        shape(servers, spares)
                     ));
                 }
                 m.next_client
@@ -273,6 +448,7 @@ impl Manifest {
         let next = Manifest {
             protocol: protocol.to_string(),
             servers,
+            spares,
             next_client: first + clients as u64,
         };
         let tmp = dir.join("paxraft.json.tmp");

@@ -7,12 +7,13 @@
 //!
 //! Also: every change request gets exactly one answer (a leader that dies before answering
 //! does not leave its caller hanging), refusals and a protocol without changes give clear
-//! errors at once, a change without a quorum times out, and a client whose reads go to a
-//! node that is then removed is served elsewhere.
+//! errors at once, a change without a quorum times out, and the CLI's `--spares` and
+//! `--reconfigure` (bad input exits 2 on one line).
 //!
 //! No timed assertions on speed: time limits only bound how long a broken run hangs.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use paxraft::lincheck::check_kv;
@@ -20,6 +21,7 @@ use paxraft::runtime::{
     ChangeBox, ChangeFailure, ChangeReply, ClientConfig, Cluster, Cmd, CrashPoint, FileStorage,
     Mailbox, RuntimeConfig, StartError, Storage,
 };
+use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Key, Kv, KvOp, KvOutput};
 use paxraft_impls::unreplicated::Unreplicated;
@@ -446,4 +448,121 @@ fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
         put(&mut client, v);
     }
     assert_eq!(c.panics(), vec![]);
+}
+
+// -------------------------------------------------------------------------------------------
+// The command line
+// -------------------------------------------------------------------------------------------
+
+fn paxraft(args: &[&str], data: Option<&Path>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paxraft"));
+    cmd.args(args);
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    cmd.output().expect("paxraft runs")
+}
+
+/// Exit 2 with one line on stderr that says `says`.
+fn bad_input(out: &std::process::Output, says: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("logs in"))
+        .collect();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains(says),
+        "expected one line saying {says:?}: {stderr}"
+    );
+}
+
+#[test]
+fn cli_reconfigures_under_load_and_refuses_bad_changes() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "raft", "--ops", "20000", "--clients", "2"];
+        args.extend(extra);
+        paxraft(&args, None)
+    };
+    let out = run(&["--spares", "2", "--reconfigure", "add:3,add:4,remove:0"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("change 1/3 add:3: voters {n0,n1,n2,n3} in ")
+            && stdout.contains("change 3/3 remove:0: voters {n1,n2,n3,n4} in ")
+            && stdout.contains("configuration: voters {n1,n2,n3,n4}")
+            && stdout.contains(": 20000 ops in")
+            && stdout.contains(" 0 errors"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (extra, says) in [
+        (&["--reconfigure", "grow:3"][..], "unknown kind \"grow\""),
+        (&["--reconfigure", "add:3"], "n3 is outside the cluster"),
+        (
+            &["--spares", "1", "--reconfigure", "add:3,add:4"],
+            "n4 is outside the cluster (nodes n0 to n3",
+        ),
+        (
+            &["--servers", "1", "--reconfigure", "remove:0"],
+            "remove:0: n0 is the last voter",
+        ),
+        (&["--reconfigure", "add:1"], "add:1: n1 is already a member"),
+        (&["--servers", "5", "--spares", "3"], "at most 7 nodes"),
+        (&["--change-mode", "both"], "expected single or joint"),
+    ] {
+        bad_input(&run(extra), says);
+    }
+    // A protocol without membership changes refuses both flags before it starts (multi-Paxos
+    // until it has changes of its own).
+    if !<MultiPaxos<Cmd<Kv>> as Replica<Cmd<Kv>>>::CHANGES {
+        for extra in [&["--spares", "1"][..], &["--reconfigure", "add:1"]] {
+            let mut args = vec!["run", "multipaxos", "--ops", "100"];
+            args.extend(extra);
+            bad_input(
+                &paxraft(&args, None),
+                "multipaxos does not support membership changes",
+            );
+        }
+    }
+}
+
+#[test]
+fn cli_data_directory_keeps_the_changed_configuration_and_its_shape() {
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("paxraft-membership-cli-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "raft", "--ops", "4000", "--clients", "2"];
+        args.extend(extra);
+        paxraft(&args, Some(&dir.0))
+    };
+    let first = run(&["--spares", "1", "--reconfigure", "add:3,remove:0"]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success() && stdout.contains("configuration: voters {n1,n2,n3}"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The same shape again: the configuration comes back from the logs.
+    let again = run(&["--spares", "1"]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success()
+            && stdout.contains("configuration: voters {n1,n2,n3}")
+            && stdout.contains(" 0 errors"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // A change that no longer applies is refused by the cluster: bad input too.
+    bad_input(
+        &run(&["--spares", "1", "--reconfigure", "remove:0"]),
+        "raft refused remove:0: n0 is not a member",
+    );
+    // Another shape is refused before anything starts.
+    bad_input(
+        &run(&[]),
+        "holds a raft cluster of 3 servers and 1 spare, not raft with 3 servers and 0 spares",
+    );
 }
