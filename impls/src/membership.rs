@@ -100,6 +100,11 @@ impl NodeSet {
             .filter(move |&id| self.contains(id))
     }
 
+    /// One past the highest id in the set: the length of a vector indexed by its ids.
+    pub fn span(self) -> usize {
+        self.iter().last().map_or(0, |id| id.index() + 1)
+    }
+
     /// Nodes in either set.
     pub fn union(self, other: NodeSet) -> NodeSet {
         NodeSet(self.0 | other.0)

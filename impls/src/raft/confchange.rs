@@ -72,7 +72,7 @@ impl<C: Command> Raft<C> {
 
     /// Recompute the configuration after the log changed at or below `config_index` (a
     /// truncation, a snapshot), from the log's end down.
-    pub(super) fn config_from_log(&mut self, _hint: Slot) {
+    pub(super) fn config_from_log(&mut self) {
         (self.config, self.config_index) = self.config_at(self.last_index());
         self.resize_progress();
     }
@@ -90,7 +90,7 @@ impl<C: Command> Raft<C> {
             self.config_index = at + i as Slot;
             self.resize_progress();
         } else if self.config_index >= at {
-            self.config_from_log(at);
+            self.config_from_log();
         }
     }
 
@@ -102,7 +102,7 @@ impl<C: Command> Raft<C> {
         let RoleState::Leader { progress, .. } = &mut self.state else {
             return;
         };
-        let len = members.iter().map(|m| m.index() + 1).max().unwrap_or(0);
+        let len = members.span();
         if progress.len() < len {
             progress.resize(len, Progress::fresh(next));
         }
@@ -273,12 +273,11 @@ impl<C: Command> Raft<C> {
 
     /// Target: the leader of our term hands us its leadership: campaign now, skipping PreVote
     /// (the leader vouches for the election) and our election timeout.
-    pub(super) fn on_timeout_now(&mut self, from: NodeId, term: u64, out: &mut Out<Self, C>) {
+    pub(super) fn on_timeout_now(&mut self, term: u64, out: &mut Out<Self, C>) {
         debug_assert_eq!(term, self.term, "on_message checked the term");
         if !self.may_campaign() || self.is_leader() {
             return;
         }
-        let _ = from;
         self.leader = None;
         self.start_election_as(true, out);
     }

@@ -173,13 +173,7 @@ impl<C: Command> Raft<C> {
         debug_assert_eq!(self.role(), Role::Candidate);
         self.leader = Some(self.id);
         let next = self.last_index() + 1;
-        let len = self
-            .config
-            .members()
-            .iter()
-            .map(|m| m.index() + 1)
-            .max()
-            .unwrap_or(0);
+        let len = self.config.members().span();
         self.state = RoleState::Leader {
             active: self.me(),
             progress: vec![Progress::fresh(next); len],

@@ -637,7 +637,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             incoming: None,
             handoff: None,
         };
-        r.config_from_log(r.snap_index());
+        r.config_from_log();
         r.arm_election_timer(out);
         r
     }
@@ -754,7 +754,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::SnapshotReply { slot, offset, .. } => {
                 self.on_snapshot_reply(from, slot, offset, out)
             }
-            RaftMsg::TimeoutNow { term } => self.on_timeout_now(from, term, out),
+            RaftMsg::TimeoutNow { term } => self.on_timeout_now(term, out),
             RaftMsg::TransferVote {
                 term,
                 last_index,

@@ -165,7 +165,7 @@ impl<C: Command> Raft<C> {
             });
         }
         self.snapshot = Some(snap);
-        self.config_from_log(0);
+        self.config_from_log();
     }
 
     /// The host snapshotted its state machine up to `snapshot.slot` (§7): keep it and drop the
