@@ -626,19 +626,6 @@ impl Renaming<'_> {
         self.0.get(n.index()).copied().unwrap_or(n)
     }
 
-    /// Permute a bitmask indexed by position in `members` (a permutation maps the members
-    /// onto themselves, so each bit moves to the position of the renamed member).
-    pub fn mask(&self, members: &[NodeId], mask: u8) -> u8 {
-        let mut out = 0u8;
-        for (p, &m) in members.iter().enumerate() {
-            if mask & (1 << p) != 0 {
-                let q = members.iter().position(|&x| x == self.id(m)).unwrap_or(p);
-                out |= 1 << q;
-            }
-        }
-        out
-    }
-
     /// Permute a vector indexed by node id, growing it (with defaults) to hold every
     /// renamed id.
     pub fn by_id<T: Clone + Default>(&self, v: &mut Vec<T>) {
@@ -650,19 +637,6 @@ impl Renaming<'_> {
         v.resize(len.max(old.len()), T::default());
         for (i, x) in old.into_iter().enumerate() {
             v[self.id(NodeId(i as u8)).index()] = x;
-        }
-    }
-
-    /// Permute a vector indexed by position in `members`.
-    pub(crate) fn by_position<T: Clone>(&self, members: &[NodeId], v: &mut [T]) {
-        if v.len() != members.len() {
-            return;
-        }
-        let old = v.to_vec();
-        for (p, &m) in members.iter().enumerate() {
-            if let Some(q) = members.iter().position(|&x| x == self.id(m)) {
-                v[q] = old[p].clone();
-            }
         }
     }
 }

@@ -14,7 +14,7 @@ pub(super) fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<()
     let Some(first) = rs.first() else {
         return Ok(());
     };
-    let q = quorum(first.members.len());
+    let config = first.config;
     let lowest = rs.iter().map(|r| r.base()).min().unwrap_or(0);
     let highest = rs.iter().map(|r| r.last()).max().unwrap_or(0);
     for slot in lowest + 1..=highest {
@@ -24,11 +24,12 @@ pub(super) fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<()
             let Some(e) = r.entry(slot) else {
                 continue;
             };
+            // Voters of the configuration that accepted it (replicas, not ids, are counted).
             let n = rs
                 .iter()
-                .filter(|o| matches!(o.entry(slot), Some(x) if x == e))
+                .filter(|o| config.is_voter(o.id) && matches!(o.entry(slot), Some(x) if x == e))
                 .count();
-            if n < q {
+            if n < crate::quorum(config.voters.len()) {
                 continue;
             }
             match chosen {

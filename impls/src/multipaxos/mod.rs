@@ -69,10 +69,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bug;
+use crate::membership::{Membership, NodeSet};
 use crate::replica::Renaming;
 use crate::replica::{
-    quorum, ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode,
-    Replica, Role, Slot, Snapshot, Status, StepCheck,
+    ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode, Replica, Role,
+    Slot, Snapshot, Status, StepCheck, MAX_NODES,
 };
 use read::{ForwardedReads, LeaderReads};
 pub use snapshot::Bytes;
@@ -345,28 +346,28 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
 enum RoleState<C> {
     /// Heard from a live leader since the last election timeout (the lease).
     Follower { leader_alive: bool },
-    /// Running phase 1: `promises` is the bitmask of members whose whole promise (every
-    /// chunk) arrived for our ballot; phase 1 covers slots from `p1_from` on (commit + 1 when
+    /// Running phase 1: `promises` is the set of nodes whose whole promise (every chunk)
+    /// arrived for our ballot (us included); phase 1 covers slots from `p1_from` on (commit + 1 when
     /// it started); `recovered` holds the highest-ballot acceptance reported per slot from
     /// `p1_from` on. `reach`: the highest snapshot a promiser reported above `p1_from - 1`,
     /// and who holds it: every slot up to it is chosen, and the candidate leads only once its
     /// commit point covers it (it asks that promiser for the snapshot; see [`snapshot`]).
-    /// `heard`: by member position, the slots its promise chunks reported so far, as
-    /// sorted, disjoint, non-adjacent ranges.
+    /// `heard`: by node id, the slots its promise chunks reported so far, as sorted,
+    /// disjoint, non-adjacent ranges.
     Candidate {
-        promises: u8,
+        promises: NodeSet,
         p1_from: Slot,
         recovered: Vec<Option<Entry<C>>>,
         reach: Option<(Slot, NodeId)>,
         heard: Vec<Vec<(Slot, Slot)>>,
     },
-    /// `heard`: bitmask of members heard from since the last CheckQuorum round. `acks`: the
-    /// acceptance bitmask of each open slot `commit + 1 ..= last()`. `reads`: the reads
-    /// this leadership serves (they cannot outlive it). `transfers`: by member position, the
-    /// snapshot on its way to that member, if any.
+    /// `heard`: the nodes heard from since the last CheckQuorum round. `acks`: the nodes
+    /// that accepted each open slot `commit + 1 ..= last()` in our ballot. `reads`: the reads
+    /// this leadership serves (they cannot outlive it). `transfers`: by node id, the
+    /// snapshot on its way to that node, if any.
     Leader {
-        heard: u8,
-        acks: Vec<u8>,
+        heard: NodeSet,
+        acks: Vec<NodeSet>,
         reads: LeaderReads,
         transfers: Vec<Option<Transfer>>,
     },
@@ -386,8 +387,9 @@ impl<C> RoleState<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MultiPaxos<C> {
     id: NodeId,
-    members: Fixed<Vec<NodeId>>,
     cfg: Fixed<Config>,
+    /// The configuration whose majorities decide (the boot voters).
+    config: Membership,
 
     // Durable (mirrored through `PaxosWrite`s).
     promised: Ballot,
@@ -426,45 +428,49 @@ impl<C: Command> MultiPaxos<C> {
         matches!(self.state, RoleState::Leader { .. })
     }
 
-    /// A leader's acceptance bitmasks of its open slots.
-    fn acks(&mut self) -> &mut Vec<u8> {
+    /// The nodes that accepted each of a leader's open slots.
+    fn acks(&mut self) -> &mut Vec<NodeSet> {
         match &mut self.state {
             RoleState::Leader { acks, .. } => acks,
             _ => unreachable!("only a leader counts acceptances"),
         }
     }
 
-    fn pos(&self, node: NodeId) -> Option<usize> {
-        self.members.iter().position(|&m| m == node)
+    /// Whether `node` may send us protocol messages: any node of the id space but us. A node
+    /// outside our configuration may be a leader whose configuration adds us, or a removed
+    /// one that has not learned it yet: what it says is judged by ballots, like anyone's.
+    fn is_peer(&self, node: NodeId) -> bool {
+        node != self.id && node.index() < MAX_NODES
     }
 
-    fn me(&self) -> usize {
-        self.pos(self.id)
-            .expect("a replica is a member of its cluster")
+    /// Just us.
+    fn me(&self) -> NodeSet {
+        NodeSet::of([self.id])
     }
 
     fn last(&self) -> Slot {
         self.base() + self.log.len() as Slot
     }
 
-    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+    /// The members we replicate to (voters and learners), us excluded.
+    fn peers(&self) -> impl Iterator<Item = NodeId> {
         let me = self.id;
-        self.members.iter().copied().filter(move |&m| m != me)
+        self.config.members().iter().filter(move |&m| m != me)
     }
 
-    /// Acceptances needed to choose a value.
-    fn needed(&self) -> usize {
-        let q = quorum(self.members.len());
+    /// Whether the promises or acceptances of `acks` decide in `config`: a majority of its
+    /// voters (learners never count).
+    fn decides(&self, config: &Membership, acks: NodeSet) -> bool {
         if self.cfg.bug(Bug::ChosenWithoutQuorum) {
             // P4: one acceptance too few.
-            q - 1
-        } else {
-            q
+            let voters = config.voters;
+            return voters.intersection(acks).len() + 1 >= crate::quorum(voters.len());
         }
+        config.has_quorum(acks)
     }
 
-    fn has_quorum(&self, mask: u8) -> bool {
-        mask.count_ones() as usize >= self.needed()
+    fn has_quorum(&self, acks: NodeSet) -> bool {
+        self.decides(&self.config, acks)
     }
 
     fn arm_election_timer(&self, out: &mut Out<Self, C>) {
@@ -542,11 +548,11 @@ impl<C: Command> MultiPaxos<C> {
                     return;
                 }
                 // Step down unless a quorum answered since the last check.
-                let me = 1 << self.me();
+                let (me, config) = (self.me(), self.config);
                 let RoleState::Leader { heard, .. } = &mut self.state else {
                     unreachable!("matched a leader")
                 };
-                if heard.count_ones() as usize >= quorum(self.members.len()) {
+                if config.has_quorum(*heard) {
                     *heard = me;
                     self.arm_election_timer(out);
                 } else {
@@ -591,14 +597,10 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         cfg: &Config,
         out: &mut Out<Self, C>,
     ) -> Self {
+        // A spare may boot outside the configuration it is given: a change adds it later.
         assert!(
-            members.contains(&id),
-            "{id} is not in the cluster {members:?}"
-        );
-        assert!(
-            members.len() <= crate::MAX_NODES,
-            "at most {} members",
-            crate::MAX_NODES
+            id.index() < MAX_NODES && members.iter().all(|m| m.index() < MAX_NODES),
+            "node ids are below {MAX_NODES}"
         );
         let d = durable.cloned().unwrap_or_default();
         // Rule 7: the host's state machine becomes the kept snapshot before anything else;
@@ -609,8 +611,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         }
         let r = MultiPaxos {
             id,
-            members: Fixed::new(members.to_vec()),
             cfg: Fixed::new(cfg.clone()),
+            config: Membership::voters(NodeSet::of(members.iter().copied())),
             promised: d.promised,
             tried: d.tried,
             snapshot: d.snapshot,
@@ -637,8 +639,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn on_message(&mut self, from: NodeId, msg: PaxosMsg<C>, out: &mut Out<Self, C>) {
-        if from == self.id || self.pos(from).is_none() {
-            return;
+        if !self.is_peer(from) {
+            return; // not a node of this cluster: ignore rather than trust it
         }
         self.step_message(from, msg, out);
         self.flush_handed_back(out);
@@ -668,9 +670,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 cmd: c.clone(),
             })
         }));
-        let bit = 1u8 << self.me();
+        let me = self.me();
         let acks = self.acks();
-        acks.resize(acks.len() + cmds.len(), bit);
+        acks.resize(acks.len() + cmds.len(), me);
         out.persist(PaxosWrite::Accept {
             ballot: b,
             first,
@@ -699,8 +701,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             commit: self.commit,
             last: self.last(),
             snapshot: self.base(),
-            // Fixed at boot: multi-Paxos does not change its membership (yet).
-            config: crate::Membership::voters(crate::NodeSet::of(self.members.iter().copied())),
+            config: self.config,
         }
     }
 
@@ -803,7 +804,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     /// a candidate or leader; a proposer never runs a ballot again once it left it (the next
     /// campaign takes a higher round, durable across restarts).
     fn obsolete(&self, from: NodeId, msg: &PaxosMsg<C>) -> bool {
-        if from == self.id || self.pos(from).is_none() {
+        if !self.is_peer(from) {
             return true;
         }
         let left =
@@ -841,6 +842,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.promised = self.promised.renamed(map);
         self.ballot = self.ballot.renamed(map);
         self.leader = self.leader.map(|n| map.id(n));
+        self.config = self.config.renamed(map);
         rename_entries(&mut self.log, map);
         match &mut self.state {
             RoleState::Follower { .. } => {}
@@ -851,12 +853,12 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 heard,
                 ..
             } => {
-                *promises = map.mask(&self.members, *promises);
+                *promises = promises.renamed(map);
                 rename_entries(recovered, map);
                 if let Some((_, n)) = reach {
                     *n = map.id(*n);
                 }
-                map.by_position(&self.members, heard);
+                map.by_id(heard);
             }
             RoleState::Leader {
                 heard,
@@ -864,11 +866,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 transfers,
                 ..
             } => {
-                *heard = map.mask(&self.members, *heard);
+                *heard = heard.renamed(map);
                 for a in acks {
-                    *a = map.mask(&self.members, *a);
+                    *a = a.renamed(map);
                 }
-                map.by_position(&self.members, transfers);
+                map.by_id(transfers);
             }
         }
         if let Some(inc) = &mut self.incoming {

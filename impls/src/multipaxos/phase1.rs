@@ -27,6 +27,11 @@ impl<C: Command> MultiPaxos<C> {
     /// Election timeout: start phase 1 with a fresh ballot above every round seen (PMS §3:
     /// "a new leader ... executes phase 1 for infinitely many instances").
     pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {
+        if !self.config.is_voter(self.id) {
+            // Not a voter (a learner, a spare, a removed node): phase 1 is for voters. Wait to
+            // hear from a leader.
+            return self.arm_election_timer(out);
+        }
         let round = max(self.tried, self.promised.round) + 1;
         // P3: without the node-id tiebreak two proposers may pick the same ballot.
         let node = if self.cfg.bug(Bug::NonUniqueBallot) {
@@ -39,7 +44,7 @@ impl<C: Command> MultiPaxos<C> {
         out.persist(PaxosWrite::Tried(round));
         self.ballot = Ballot { round, node };
         self.leader = None;
-        let promises = 1 << self.me();
+        let promises = self.me();
         // Every slot up to the commit point (and so up to the snapshot, which it covers) is
         // chosen and known here: phase 1 asks about the slots above it (PMS §3).
         // S5: from our own last slot + 1, so the slots between the commit point and it, where
@@ -54,7 +59,7 @@ impl<C: Command> MultiPaxos<C> {
             p1_from,
             recovered: Vec::new(),
             reach: None,
-            heard: vec![Vec::new(); self.members.len()],
+            heard: vec![Vec::new(); MAX_NODES],
         };
         self.arm_election_timer(out);
         if self.has_quorum(promises) {
@@ -64,7 +69,8 @@ impl<C: Command> MultiPaxos<C> {
             ballot: self.ballot,
             from: p1_from,
         };
-        for p in self.peers() {
+        // Voters only: a learner's promise counts for nothing.
+        for p in self.peers().filter(|&p| self.config.is_voter(p)) {
             out.send(p, msg.clone());
         }
     }
@@ -190,16 +196,22 @@ impl<C: Command> MultiPaxos<C> {
             });
         }
         self.leader = Some(self.id);
-        // One bitmask per open slot (above the commit point), our own acceptance in each.
-        let me = 1 << self.me();
+        // The acceptors of each open slot (above the commit point): we accepted each.
+        let me = self.me();
         let acks = (self.commit + 1..=self.last())
-            .map(|s| if self.entry(s).is_some() { me } else { 0 })
+            .map(|s| {
+                if self.entry(s).is_some() {
+                    me
+                } else {
+                    NodeSet::EMPTY
+                }
+            })
             .collect();
         self.state = RoleState::Leader {
             heard: me,
             acks,
-            reads: LeaderReads::new(self.members.len()),
-            transfers: vec![None; self.members.len()],
+            reads: LeaderReads::new(),
+            transfers: vec![None; MAX_NODES],
         };
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
@@ -327,8 +339,6 @@ impl<C: Command> MultiPaxos<C> {
         reports: std::ops::Range<Slot>,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
-        let needed = self.needed();
         // S6: the promise counts at its first chunk to arrive; what the others carry is
         // never heard.
         let early = self.cfg.bug(Bug::PromiseBeforeLastChunk);
@@ -349,19 +359,20 @@ impl<C: Command> MultiPaxos<C> {
         if first < reports.start || end > reports.end {
             return; // malformed (no acceptor of ours sends it): ignored, never counted
         }
-        let had = promises.count_ones() as usize >= needed;
+        let had = *promises;
         let reached = *reach;
         Self::merge(recovered, (first - *p1_from) as usize, &accepted);
         // The promiser's snapshot covers the slots it skipped: chosen, not empty.
         if reports.start > *p1_from && reach.map_or(true, |(r, _)| reports.start - 1 > r) {
             *reach = Some((reports.start - 1, from));
         }
-        let heard = &mut heard[pos];
+        let heard = &mut heard[from.index()];
         add_range(heard, first..end);
         if early || covers(heard, reports) {
-            *promises |= 1 << pos;
+            promises.insert(from);
         }
         let (promises, changed) = (*promises, *reach != reached);
+        let had = self.has_quorum(had);
         if !self.has_quorum(promises) || (had && !changed) {
             return; // short of a quorum, or a duplicate after it that changes nothing
         }
@@ -377,7 +388,7 @@ impl<C: Command> MultiPaxos<C> {
             return;
         };
         if self.promised > self.ballot {
-            let leader = Some(NodeId(self.promised.node)).filter(|n| self.pos(*n).is_some());
+            let leader = Some(NodeId(self.promised.node)).filter(|&n| self.is_peer(n));
             return self.step_down(leader, out);
         }
         match *reach {

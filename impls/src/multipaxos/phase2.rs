@@ -214,7 +214,6 @@ impl<C: Command> MultiPaxos<C> {
         behind: bool,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
         let (commit, last) = (self.commit, self.last());
         let RoleState::Leader { heard, acks, .. } = &mut self.state else {
             return;
@@ -222,12 +221,12 @@ impl<C: Command> MultiPaxos<C> {
         if b != self.ballot {
             return;
         }
-        *heard |= 1 << pos;
+        heard.insert(from);
         for slot in max(first, commit + 1)..=upto.min(last) {
-            acks[(slot - commit - 1) as usize] |= 1 << pos;
+            acks[(slot - commit - 1) as usize].insert(from);
         }
         self.advance_leader_commit(out);
-        self.end_transfer_below(pos, f_commit);
+        self.end_transfer_below(from, f_commit);
         if !behind {
             return;
         }
@@ -237,10 +236,9 @@ impl<C: Command> MultiPaxos<C> {
         let lo = if f_commit < self.commit {
             Some(f_commit + 1)
         } else {
-            let bit = 1 << pos;
             self.acks()
                 .iter()
-                .position(|&a| a & bit == 0)
+                .position(|a| !a.contains(from))
                 .map(|i| self.commit + 1 + i as Slot)
         };
         if let Some(lo) = lo {

@@ -84,7 +84,7 @@ pub const MAX_PENDING_READS: usize = 4096;
 pub(super) struct LeaderReads {
     /// The last confirmation round sent in this ballot (0: none yet).
     round: u64,
-    /// By member position, the highest round that member confirmed in this ballot.
+    /// By node id, the highest round that node confirmed in this ballot.
     confirmed: Vec<u64>,
     /// Waiting reads, in arrival order.
     waiting: Vec<LeaderRead>,
@@ -254,11 +254,10 @@ impl<C: Command> MultiPaxos<C> {
     /// left after the reads it covers arrived, so any answer to it still confirms them, and
     /// a repeated message changes no state (a model checker sees nothing new).
     pub(super) fn reconfirm_reads(&self, out: &mut Out<Self, C>) {
-        let (me, q) = (self.me(), quorum(self.members.len()));
         let RoleState::Leader { reads, .. } = &self.state else {
             return;
         };
-        let done = reads.confirmed_round(me, q);
+        let done = reads.confirmed_round(self.id, &self.config);
         if reads.waiting.iter().any(|w| w.round > done) {
             self.send_confirm(self.ballot, reads.round, out);
         }
@@ -305,23 +304,22 @@ impl<C: Command> MultiPaxos<C> {
         round: u64,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
+        let (me, config) = (self.id, self.config);
         let RoleState::Leader { heard, reads, .. } = &mut self.state else {
             return;
         };
         if ballot != self.ballot || round > reads.round {
             return; // another ballot's, or not a round we sent
         }
-        *heard |= 1 << pos;
-        if round <= reads.confirmed[pos] {
+        heard.insert(from);
+        let Some(confirmed) = reads.confirmed.get_mut(from.index()) else {
+            return;
+        };
+        if round <= *confirmed {
             return; // a duplicate or a late answer: nothing new
         }
-        reads.confirmed[pos] = round;
-        let (me, q) = (self.me(), quorum(self.members.len()));
-        let RoleState::Leader { reads, .. } = &mut self.state else {
-            unreachable!("matched a leader above")
-        };
-        let done = reads.confirmed_round(me, q);
+        *confirmed = round;
+        let done = reads.confirmed_round(me, &config);
         reads.lease.confirmed(done, &self.cfg);
         self.release_reads(out);
     }
@@ -329,9 +327,9 @@ impl<C: Command> MultiPaxos<C> {
     /// Serve every read whose conditions now hold: at a leader, confirmed and its index
     /// chosen; a forwarded read, its index reached by our commit point.
     pub(super) fn release_reads(&mut self, out: &mut Out<Self, C>) {
-        let (me, q, commit) = (self.me(), quorum(self.members.len()), self.commit);
+        let (me, config, commit) = (self.id, self.config, self.commit);
         if let RoleState::Leader { reads, .. } = &mut self.state {
-            let done = reads.confirmed_round(me, q);
+            let done = reads.confirmed_round(me, &config);
             // In arrival order; a read under the lease (round 0) may be ready before reads
             // that arrived earlier and still wait for their round.
             let is_ready = |w: &LeaderRead| w.round <= done && w.index <= commit;
@@ -540,7 +538,7 @@ impl<C: Command> MultiPaxos<C> {
             a.ballot = a.ballot.renamed(map);
         }
         if let RoleState::Leader { reads, .. } = &mut self.state {
-            map.by_position(&self.members, &mut reads.confirmed);
+            map.by_id(&mut reads.confirmed);
             for w in &mut reads.waiting {
                 if let Some((node, _)) = &mut w.asker {
                     *node = map.id(*node);
@@ -551,22 +549,23 @@ impl<C: Command> MultiPaxos<C> {
 }
 
 impl LeaderReads {
-    /// No reads yet, for a leader of `members` nodes.
-    pub(super) fn new(members: usize) -> Self {
+    /// No reads yet.
+    pub(super) fn new() -> Self {
         LeaderReads {
-            confirmed: vec![0; members],
+            confirmed: vec![0; MAX_NODES],
             ..LeaderReads::default()
         }
     }
 
-    /// The highest round a quorum has confirmed, we ourselves included (position `me`
-    /// confirms every round we send).
-    fn confirmed_round(&self, me: usize, quorum: usize) -> u64 {
-        let mut rounds = [0u64; crate::MAX_NODES];
-        let rounds = &mut rounds[..self.confirmed.len()];
-        rounds.copy_from_slice(&self.confirmed);
-        rounds[me] = self.round;
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        rounds[quorum - 1]
+    /// The highest round a quorum of `config` has confirmed, we ourselves (`me`) included:
+    /// we confirm every round we send.
+    fn confirmed_round(&self, me: NodeId, config: &Membership) -> u64 {
+        config.quorum_value(|id| {
+            if id == me {
+                self.round
+            } else {
+                self.confirmed.get(id.index()).copied().unwrap_or(0)
+            }
+        })
     }
 }

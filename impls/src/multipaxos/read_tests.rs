@@ -77,7 +77,7 @@ fn accept(ballot: Ballot, first: Slot, cmds: Vec<Cmd>, commit: Slot) -> PaxosMsg
 fn leader(l: u8, n: u8, cfg: &Config) -> P {
     let mut r = boot(l, n, cfg, None);
     fire(&mut r, PaxosTimer::Election);
-    for k in 1..quorum(n as usize) as u8 {
+    for k in 1..crate::quorum(n as usize) as u8 {
         let p = PaxosMsg::Promise {
             ballot: b(1, l),
             from: 1,

@@ -191,9 +191,7 @@ impl<C: Command> MultiPaxos<C> {
 
     /// Leader: send our snapshot to `to` from offset 0, unless it is on its way already.
     pub(super) fn start_transfer(&mut self, to: NodeId, out: &mut Out<Self, C>) {
-        let (Some(pos), base, b) = (self.pos(to), self.base(), self.ballot) else {
-            return;
-        };
+        let (pos, base, b) = (to.index(), self.base(), self.ballot);
         let RoleState::Leader { transfers, .. } = &mut self.state else {
             return;
         };
@@ -237,16 +235,18 @@ impl<C: Command> MultiPaxos<C> {
         }
         for (pos, offset) in resend {
             if let Some(msg) = self.chunk(b, offset) {
-                out.send(self.members[pos], msg);
+                out.send(NodeId(pos as u8), msg);
             }
         }
     }
 
-    /// Leader: `pos` reports its commit point `f_commit`: a transfer it no longer needs ends.
-    pub(super) fn end_transfer_below(&mut self, pos: usize, f_commit: Slot) {
+    /// Leader: `node` reports its commit point `f_commit`: a transfer it no longer needs ends.
+    pub(super) fn end_transfer_below(&mut self, node: NodeId, f_commit: Slot) {
         if let RoleState::Leader { transfers, .. } = &mut self.state {
-            if transfers[pos].is_some_and(|t| t.slot <= f_commit) {
-                transfers[pos] = None;
+            if let Some(t) = transfers.get_mut(node.index()) {
+                if t.is_some_and(|t| t.slot <= f_commit) {
+                    *t = None;
+                }
             }
         }
     }
@@ -259,7 +259,7 @@ impl<C: Command> MultiPaxos<C> {
         offset: u64,
         out: &mut Out<Self, C>,
     ) {
-        let Some(pos) = self.pos(from) else { return };
+        let pos = from.index();
         if self.is_leader() {
             self.on_transfer_ack(from, pos, b, slot, offset, out);
         } else if b == self.promised && b != Ballot::ZERO {
@@ -289,7 +289,9 @@ impl<C: Command> MultiPaxos<C> {
         let RoleState::Leader { transfers, .. } = &mut self.state else {
             return;
         };
-        let Some(t) = &mut transfers[pos] else { return };
+        let Some(Some(t)) = transfers.get_mut(pos) else {
+            return;
+        };
         if b != self.ballot || t.slot != slot {
             return; // an answer to another ballot, or to a snapshot we replaced
         }

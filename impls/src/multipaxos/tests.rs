@@ -127,7 +127,7 @@ fn nack(ballot: Ballot, promised: Ballot) -> PaxosMsg<Cmd> {
 fn leader(n: u8) -> P {
     let mut r = fresh(0, n);
     fire(&mut r, PaxosTimer::Election);
-    for p in 1..quorum(n as usize) as u8 {
+    for p in 1..crate::quorum(n as usize) as u8 {
         recv(
             &mut r,
             p,
@@ -1003,7 +1003,7 @@ fn renaming_moves_every_node_id_ballots_included() {
     r.leader = Some(NodeId(2));
     r.log = vec![e(b(1, 2), Some(7)), None, e(Ballot::ZERO, None)];
     r.state = RoleState::Candidate {
-        promises: 0b001,
+        promises: NodeSet::from_bits(0b001),
         p1_from: 1,
         recovered: vec![e(b(1, 1), None)],
         reach: Some((3, NodeId(2))),
@@ -1022,7 +1022,7 @@ fn renaming_moves_every_node_id_ballots_included() {
     assert_eq!(
         r.state,
         RoleState::Candidate {
-            promises: 0b010,
+            promises: NodeSet::from_bits(0b010),
             p1_from: 1,
             recovered: vec![e(b(1, 2), None)],
             reach: Some((3, NodeId(0))),
@@ -1034,19 +1034,19 @@ fn renaming_moves_every_node_id_ballots_included() {
     // A leader's bitmasks move the same way.
     let mut l = before.clone();
     l.state = RoleState::Leader {
-        heard: 0b101,
-        acks: vec![0b011, 0b100],
-        reads: read::LeaderReads::new(3),
-        transfers: vec![None; 3],
+        heard: NodeSet::from_bits(0b101),
+        acks: vec![NodeSet::from_bits(0b011), NodeSet::from_bits(0b100)],
+        reads: read::LeaderReads::new(),
+        transfers: vec![None; MAX_NODES],
     };
     l.rename(&Renaming(&ROTATE));
     assert_eq!(
         l.state,
         RoleState::Leader {
-            heard: 0b011,
-            acks: vec![0b110, 0b001],
-            reads: read::LeaderReads::new(3),
-            transfers: vec![None; 3],
+            heard: NodeSet::from_bits(0b011),
+            acks: vec![NodeSet::from_bits(0b110), NodeSet::from_bits(0b001)],
+            reads: read::LeaderReads::new(),
+            transfers: vec![None; MAX_NODES],
         }
     );
 
@@ -1187,11 +1187,12 @@ fn refusals_that_cannot_depose_are_obsolete() {
 }
 
 #[test]
-fn messages_from_itself_or_outside_the_cluster_are_ignored() {
-    // Only members take part: a prepare from a stranger (or looped back from ourselves) must
-    // not win a promise, and a host may drop such messages.
+fn messages_from_itself_or_outside_the_id_space_are_ignored() {
+    // A prepare from outside the id space (or looped back from ourselves) must not win a
+    // promise, and a host may drop such messages. (A node of the id space outside our
+    // configuration may be a leader whose configuration adds us: it is judged by its ballot.)
     let r = fresh(1, 3);
-    for from in [1, 5] {
+    for from in [1, MAX_NODES as u8] {
         let msg = PaxosMsg::Prepare {
             ballot: b(9, from),
             from: 1,
