@@ -42,7 +42,9 @@
 //! 3. **Every proposed command is answered.** Each command handed to `propose` is either
 //!    appended to the log (and later committed, or lost to a leader change, which the client
 //!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
-//!    carrying a leader hint. The replica never silently drops a command it was given.
+//!    carrying a leader hint. The replica never silently drops a command it was given. (A
+//!    multi-Paxos leader may queue a command until its window admits it: a command still
+//!    queued when the leadership ends is handed back then.)
 //! 4. **Every read is answered or handed back.** Each read given to [`Replica::read`] ends in
 //!    exactly one [`Effect::ReadReady`] (the read may be served) or [`Effect::ReadRedirect`]
 //!    (it cannot be served here), unless the replica loses its role first, in which case it hands the read
@@ -76,6 +78,16 @@
 //!    gave up). A host may drop such a message, as a lossy network could; the model checker
 //!    does, so that garbage in flight does not tell apart otherwise equal states. The
 //!    default declares nothing obsolete.
+//! 9. **Every change request is answered once.** Each request given to [`Replica::change`]
+//!    ends in exactly one [`Effect::ChangeDone`] with its id: at once when it is refused (the
+//!    configuration is unchanged: bad input, another change pending, not ready) or when this
+//!    replica does not lead ([`ChangeError::NotLeader`](crate::ChangeError::NotLeader), with
+//!    a hint); else `Ok` with the new configuration once the change is done (Raft: its entry
+//!    committed; multi-Paxos: in effect, see [`crate::multipaxos::reconfig`]; a transfer: the
+//!    target leads), or an error once a transfer is given up. A leader that loses its role
+//!    first answers [`ChangeError::Interrupted`](crate::ChangeError::Interrupted): the change
+//!    may still take effect. A crash answers nothing (the operator times out and asks again,
+//!    as a client does after a lost proposal).
 //!
 //! 9. **Membership.** Each request given to [`Replica::change`] ends in exactly one
 //!    [`Effect::ChangeDone`], unless the replica crashes first (the operator times out and
@@ -680,6 +692,14 @@ pub struct Config {
     pub snapshots: Option<SnapshotPolicy>,
     /// How voters change ([`Replica::change`]): one at a time, or by joint consensus.
     pub changes: ChangeMode,
+    /// Multi-Paxos: α of *Paxos Made Simple* §3 (PMMC's `WINDOW`; at least 1). A
+    /// configuration chosen in slot `s` decides the slots from `s + window` on, and a leader
+    /// proposes no slot more than `window` past its commit point, so that it always knows the
+    /// configuration of the slots it proposes: the window bounds its pipeline. Small by
+    /// default, so that a change takes effect within a model-checkable run (the leader pads
+    /// the slots between a change and its effect with no-ops); a host that wants a deeper
+    /// pipeline raises it.
+    pub window: u64,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
@@ -778,6 +798,7 @@ impl Default for Config {
             clock_drift: None,
             snapshots: None,
             changes: ChangeMode::SingleServer,
+            window: 8,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }
@@ -822,6 +843,9 @@ pub enum ConfigError {
     /// Snapshot chunks that carry nothing.
     #[error("the snapshot chunk size must be at least 1 byte")]
     SnapshotChunk,
+    /// A reconfiguration window that lets a leader propose nothing.
+    #[error("the reconfiguration window must be at least 1 slot")]
+    Window,
 }
 
 impl From<ConfigError> for String {
@@ -864,6 +888,9 @@ impl Config {
             if !self.check_quorum {
                 return Err(ConfigError::LeaseWithoutCheckQuorum);
             }
+        }
+        if self.window == 0 {
+            return Err(ConfigError::Window);
         }
         if let Some(policy) = self.snapshots {
             if policy.every == 0 {

@@ -33,7 +33,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`] |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [window=A] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`]; `window` is multi-Paxos's α ([`Config::window`]) |
 //! | `change N ID add:M\|learner:M\|remove:M\|transfer:M` | ask `N` for a membership change ([`Replica::change`]) as request `ID` (a number); `status` lists the answers |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
@@ -49,7 +49,7 @@
 //! | `crash N`, `restart N` | crash a node (its messages in flight are lost) or restart it from its durable image |
 //! | `partition N...`, `heal` | cut the given nodes off from the rest (both ways), or restore every link |
 //! | `status [N...]` | each node's role, term, leader, commit point, last slot, armed timers, applied commands |
-//! | `log [N...]` | each node's log: `[slot]t<term>:cmd` (Raft), `[slot]r<round>n<node>:cmd` (multi-Paxos), `-` a no-op, `_` a hole |
+//! | `log [N...]` | each node's log: `[slot]t<term>:cmd` (Raft), `[slot]r<round>n<node>:cmd` (multi-Paxos), `-` a no-op, `_` a hole, `config{voters}` a configuration (multi-Paxos: `+{learners}` after it) |
 //! | `net` | the messages in flight, oldest first |
 //! | `trace on\|off` | print the steps of later commands (default on); off, a command prints only its own output |
 //!
@@ -294,6 +294,7 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         max_batch: args.number("max-batch", d.max_batch)?,
         empty_heartbeats: args.switch("empty-heartbeats", d.empty_heartbeats)?,
         follower_reads: args.switch("follower-reads", d.follower_reads)?,
+        window: args.number("window", d.window as usize)? as u64,
         ..d
     };
     if let Some(mode) = args.opt("reads") {
@@ -555,6 +556,17 @@ fn cmd_word(cmd: &Option<Word>) -> &str {
     cmd.as_ref().map_or("-", |w| &w.0)
 }
 
+/// A multi-Paxos value: its command, `-` for a no-op, `config{voters}` (learners after a `+`).
+fn value_word(value: &crate::multipaxos::Value<Word>) -> String {
+    use crate::multipaxos::Value;
+    match value {
+        Value::Noop => "-".into(),
+        Value::Cmd(w) => w.0.clone(),
+        Value::Config(m) if m.learners.is_empty() => format!("config{}", m.voters),
+        Value::Config(m) => format!("config{}+{}", m.voters, m.learners),
+    }
+}
+
 impl Scripted for Raft<Word> {
     /// With a snapshot (Raft §7), the log starts with `[..S]tT:snapshot`: the slot and term
     /// of the snapshot's last entry, then the entries after it.
@@ -590,7 +602,7 @@ impl Scripted for MultiPaxos<Word> {
                     base + k as u64 + 1,
                     e.ballot.round,
                     e.ballot.node,
-                    cmd_word(&e.cmd)
+                    value_word(&e.value)
                 ),
                 None => format!("[{}]_", base + k as u64 + 1),
             }))

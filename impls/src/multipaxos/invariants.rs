@@ -8,38 +8,52 @@
 
 use super::*;
 
-/// At most one value is chosen per slot: a value is chosen when a quorum of the replicas
-/// accepted it in the same ballot.
+/// At most one value is chosen per slot: a value is chosen when a majority of the voters of
+/// the slot's configuration accepted it in the same ballot. The configuration is the one the
+/// replicas that know it name (they agree: [`configurations_agree`]); if none knows it, each
+/// replica's guess counts (a value a majority of any of them accepted counts as chosen).
 pub(super) fn one_value_per_slot<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
-    let Some(first) = rs.first() else {
-        return Ok(());
-    };
-    let config = first.config;
     let lowest = rs.iter().map(|r| r.base()).min().unwrap_or(0);
     let highest = rs.iter().map(|r| r.last()).max().unwrap_or(0);
     for slot in lowest + 1..=highest {
         let i = slot as usize - 1;
+        let holds = |r: &&&MultiPaxos<C>| slot > r.base();
+        let knowing: Vec<Membership> = rs
+            .iter()
+            .filter(holds)
+            .filter(|r| slot <= r.commit + r.alpha())
+            .map(|r| r.configs.at(slot))
+            .collect();
+        let mut views = if knowing.is_empty() {
+            rs.iter().map(|r| r.configs.at(slot)).collect()
+        } else {
+            knowing
+        };
+        views.sort();
+        views.dedup();
         let mut chosen: Option<&Entry<C>> = None;
         for r in rs {
             let Some(e) = r.entry(slot) else {
                 continue;
             };
-            // Voters of the configuration that accepted it (replicas, not ids, are counted).
-            let n = rs
-                .iter()
-                .filter(|o| config.is_voter(o.id) && matches!(o.entry(slot), Some(x) if x == e))
-                .count();
-            if n < crate::quorum(config.voters.len()) {
+            // Voters of a configuration that accepted it (replicas, not ids, are counted).
+            let by = |config: &Membership| {
+                rs.iter()
+                    .filter(|o| config.is_voter(o.id) && matches!(o.entry(slot), Some(x) if x == e))
+                    .count()
+                    >= crate::quorum(config.voters.len())
+            };
+            if !views.iter().any(by) {
                 continue;
             }
             match chosen {
-                Some(c) if c.cmd != e.cmd => {
+                Some(c) if c.value != e.value => {
                     return Err(format!(
                         "slot {} chosen twice: {:?} in ballot {:?} and {:?} in ballot {:?}",
                         i + 1,
-                        c.cmd,
+                        c.value,
                         c.ballot,
-                        e.cmd,
+                        e.value,
                         e.ballot
                     ));
                 }
@@ -77,7 +91,10 @@ pub(super) fn committed_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), S
         for b in &rs[k + 1..] {
             let c = a.commit.min(b.commit);
             for slot in a.base().max(b.base()) + 1..=c {
-                let (x, y) = (a.entry(slot).map(|e| &e.cmd), b.entry(slot).map(|e| &e.cmd));
+                let (x, y) = (
+                    a.entry(slot).map(|e| &e.value),
+                    b.entry(slot).map(|e| &e.value),
+                );
                 if x != y {
                     return Err(format!(
                         "{} and {} committed different values in slot {slot}",
@@ -85,6 +102,53 @@ pub(super) fn committed_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), S
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Replicas agree on the configuration of every slot they both know it for: the slots up to
+/// α past their commit points, whose configurations the chosen slots decide (see
+/// [`reconfig`]). A configuration lost in a snapshot, or learned out of slot order, shows here.
+pub(super) fn configurations_agree<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
+    for (k, a) in rs.iter().enumerate() {
+        for b in &rs[k + 1..] {
+            let lo = a.base().max(b.base()) + 1;
+            let hi = (a.commit + a.alpha()).min(b.commit + b.alpha());
+            let changes = a.configs.pairs().iter().chain(b.configs.pairs());
+            let points = std::iter::once(lo).chain(
+                changes
+                    .map(|&(from, _)| from)
+                    .filter(|&from| from > lo && from <= hi),
+            );
+            for t in points.filter(|&t| t <= hi) {
+                let (x, y) = (a.configs.at(t), b.configs.at(t));
+                if x != y {
+                    return Err(format!(
+                        "{} and {} disagree on the configuration of slot {t}: {x} and {y}",
+                        a.id, b.id
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A leader proposes only in slots whose configuration it knows: none of its ballot's values
+/// lies more than α past its commit point (PMS §3; see [`reconfig`]). (Checked on what it
+/// holds: the commit point only grows, so a value proposed beyond the window stays beyond it
+/// until the step ends.)
+pub(super) fn proposals_within_window<C: Command>(rs: &[&MultiPaxos<C>]) -> Result<(), String> {
+    for r in rs.iter().filter(|r| r.is_leader()) {
+        let (commit, alpha) = (r.commit, r.alpha());
+        let beyond = (commit + alpha + 1..=r.last())
+            .find(|&s| r.entry(s).is_some_and(|e| e.ballot == r.ballot));
+        if let Some(slot) = beyond {
+            return Err(format!(
+                "{} proposed in slot {slot} with only {commit} committed (window {alpha})",
+                r.id
+            ));
         }
     }
     Ok(())
@@ -123,9 +187,9 @@ pub(super) fn committed_stable<C: Command>(
     // in between drops some: they are in the snapshot).
     let c = before.commit.min(after.commit);
     let lo = before.base().max(after.base()) + 1;
-    let cmds = |r: &MultiPaxos<C>| -> Vec<Option<Option<C>>> {
+    let cmds = |r: &MultiPaxos<C>| -> Vec<Option<Value<C>>> {
         (lo..=c)
-            .map(|s| r.entry(s).map(|e| e.cmd.clone()))
+            .map(|s| r.entry(s).map(|e| e.value.clone()))
             .collect()
     };
     if after.last() < c || cmds(before) != cmds(after) {

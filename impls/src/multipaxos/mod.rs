@@ -60,6 +60,16 @@
 //!   phase 1 never proposes in a slot some promiser holds only in its snapshot. The module
 //!   docs of [`snapshot`] give the design and its safety argument.
 //!
+//! * **Reconfiguration ([`reconfig`]; PMS §3, last paragraphs: "α").** Voters and learners
+//!   change through configuration commands in the log ([`Value::Config`]): one chosen in slot
+//!   `s` decides the slots from `s + α` on ([`Config::window`]), so a slot's configuration is
+//!   a function of the chosen slots α below it, and a leader proposes only within α of its
+//!   commit point, where it knows them. Phase 1 and phase 2 for a slot count majorities of its
+//!   configuration's voters; phase 1 follows the window onto new configurations; learners
+//!   accept but never count. A leader can also hand its leadership to a caught-up voter
+//!   ([`crate::Change::Transfer`]). The module docs of [`reconfig`] give the design and its
+//!   safety argument.
+//!
 //! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it) are wired
 //! at the exact rule they break.
 
@@ -69,13 +79,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bugs::Bug;
-use crate::membership::{Membership, NodeSet};
+use crate::membership::{Change, ChangeError, ChangeId, Membership, NodeSet};
 use crate::replica::Renaming;
 use crate::replica::{
     ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode, Replica, Role,
     Slot, Snapshot, Status, StepCheck, MAX_NODES,
 };
 use read::{ForwardedReads, LeaderReads};
+pub use reconfig::Configs;
+use reconfig::{Handoff, PendingChange};
 pub use snapshot::Bytes;
 use snapshot::{Incoming, Transfer};
 
@@ -93,6 +105,10 @@ pub mod names {
     pub const PROMISES_NEVER_GO_BACK: &str = "promises never go back";
     /// "committed slots never change"
     pub const COMMITTED_SLOTS_NEVER_CHANGE: &str = "committed slots never change";
+    /// "replicas agree on each slot's configuration"
+    pub const CONFIGURATIONS_AGREE: &str = "replicas agree on each slot's configuration";
+    /// "leaders propose only within the window"
+    pub const PROPOSALS_WITHIN_WINDOW: &str = "leaders propose only within the window";
 }
 
 mod invariants;
@@ -101,6 +117,9 @@ mod phase2;
 pub mod read;
 #[cfg(test)]
 mod read_tests;
+pub mod reconfig;
+#[cfg(test)]
+mod reconfig_tests;
 pub mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
@@ -108,8 +127,8 @@ mod snapshot_tests;
 mod tests;
 
 use invariants::{
-    accepted_below_promise, committed_agree, committed_stable, one_value_per_slot,
-    promise_monotonic, term_monotonic,
+    accepted_below_promise, committed_agree, committed_stable, configurations_agree,
+    one_value_per_slot, promise_monotonic, proposals_within_window, term_monotonic,
 };
 
 /// A ballot: ordered by round, then node id (PMS §2.2: proposal numbers from disjoint sets).
@@ -129,13 +148,70 @@ impl Ballot {
     pub const ZERO: Ballot = Ballot { round: 0, node: 0 };
 }
 
-/// What an acceptor accepted in one slot. `cmd == None` is a no-op (a gap filler).
+/// What a slot holds: a client command, a no-op, or a configuration (see [`reconfig`]).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Value<C> {
+    /// A no-op: fills a slot phase 1 found empty (PMS §3), or pads the window so that a
+    /// chosen configuration takes effect (see [`reconfig`]). Takes a slot, reported to nobody.
+    Noop,
+    /// A client command.
+    Cmd(C),
+    /// A configuration: it decides the slots from [`Config::window`] slots after its own on.
+    /// Takes a slot, reported to nobody (rule 2 of the effect contract: an internal entry).
+    Config(Membership),
+}
+
+impl<C> Value<C> {
+    /// The client command, if this is one.
+    pub fn cmd(&self) -> Option<&C> {
+        match self {
+            Value::Cmd(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The configuration, if this is one.
+    pub fn config(&self) -> Option<Membership> {
+        match self {
+            Value::Config(m) => Some(*m),
+            _ => None,
+        }
+    }
+
+    /// The value with every node id renamed (only a configuration names nodes).
+    fn renamed(&mut self, map: &Renaming) {
+        if let Value::Config(m) = self {
+            *m = m.renamed(map);
+        }
+    }
+}
+
+/// A command is `Some`, a no-op `None`: what a slot held before configurations.
+impl<C> From<Option<C>> for Value<C> {
+    fn from(cmd: Option<C>) -> Self {
+        cmd.map_or(Value::Noop, Value::Cmd)
+    }
+}
+
+/// Printed as the `Option<C>` it generalises (a command `Some(cmd)`, a no-op `None`), a
+/// configuration as `Config(..)`: traces without configurations read as they always did.
+impl<C: std::fmt::Debug> std::fmt::Debug for Value<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Noop => f.write_str("None"),
+            Value::Cmd(c) => f.debug_tuple("Some").field(c).finish(),
+            Value::Config(m) => write!(f, "Config({m})"),
+        }
+    }
+}
+
+/// What an acceptor accepted in one slot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry<C> {
     /// The ballot the value was accepted in.
     pub ballot: Ballot,
     /// The value.
-    pub cmd: Option<C>,
+    pub value: Value<C>,
 }
 
 /// Multi-Paxos messages.
@@ -173,8 +249,8 @@ pub enum PaxosMsg<C> {
         ballot: Ballot,
         /// The slot of the first command (for a heartbeat: one past the leader's last slot).
         first: Slot,
-        /// The values, `None` for a no-op.
-        cmds: Vec<Option<C>>,
+        /// The values.
+        cmds: Vec<Value<C>>,
         /// The leader's commit point.
         commit: Slot,
     },
@@ -222,6 +298,9 @@ pub enum PaxosMsg<C> {
         total: u64,
         /// At most [`crate::SnapshotPolicy::chunk`] bytes.
         data: Bytes,
+        /// The configurations of the slots above `slot`, as far as the snapshot decides them
+        /// (see [`reconfig`]).
+        configs: Configs,
     },
     /// The receiver holds the first `offset` bytes of the snapshot at `slot` (all of it, or
     /// it needs it no more, when `offset` is its size): send the chunk from there. A
@@ -240,6 +319,44 @@ pub enum PaxosMsg<C> {
         ballot: Ballot,
         /// The round answered.
         round: u64,
+    },
+    /// Phase 1a from a leader, for its ballot, to a voter of a configuration its window
+    /// reached (see [`reconfig`]): as `Prepare`, answered with `LatePromise`.
+    LatePrepare {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The first slot the leader has not proposed.
+        from: Slot,
+    },
+    /// Phase 1b answering a `LatePrepare`: as `Promise` (in chunks, the same fields).
+    LatePromise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// The first slot of this chunk.
+        from: Slot,
+        /// What the acceptor accepted, per slot from `from` on.
+        accepted: Vec<Option<Entry<C>>>,
+        /// The first slot the promise reports.
+        start: Slot,
+        /// One past the acceptor's last slot.
+        end: Slot,
+    },
+    /// The leader hands the leadership over (see [`reconfig`]): "run phase 1 now". Acted
+    /// on only by a voter that follows that leader in `ballot`.
+    Handoff {
+        /// The leader's ballot.
+        ballot: Ballot,
+    },
+    /// Phase 1a from a proposer the leader of ballot `by` handed the leadership to: as
+    /// `Prepare`, and it passes the lease of an acceptor that follows that leader (who gave
+    /// its lease up when it handed over).
+    HandoffPrepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The first slot phase 1 covers.
+        from: Slot,
+        /// The ballot of the leader that handed over.
+        by: Ballot,
     },
     /// A follower asks the leader for the read index of its reads `ids`.
     AskReadIndex {
@@ -280,6 +397,9 @@ pub struct PaxosDurable<C> {
     pub snapshot: Option<Snapshot>,
     /// Accepted values of the slots above the snapshot; `log[0]` is the slot after it.
     pub log: Vec<Option<Entry<C>>>,
+    /// The configurations of the slots above the snapshot, as far as this replica learned
+    /// them (empty: the boot configuration; see [`reconfig`]).
+    pub configs: Configs,
 }
 
 impl<C> Default for PaxosDurable<C> {
@@ -289,6 +409,7 @@ impl<C> Default for PaxosDurable<C> {
             tried: 0,
             snapshot: None,
             log: Vec::new(),
+            configs: Configs::default(),
         }
     }
 }
@@ -306,12 +427,21 @@ pub enum PaxosWrite<C> {
         ballot: Ballot,
         /// The slot of the first value.
         first: Slot,
-        /// The values, `None` for a no-op.
-        cmds: Vec<Option<C>>,
+        /// The values.
+        cmds: Vec<Value<C>>,
     },
+    /// A configuration command was learned chosen: these are the configurations from then
+    /// on (kept unless those kept already reach as far).
+    Configs(Configs),
     /// Keep this snapshot in place of the log up to its slot (and every accepted value above
-    /// it), unless the snapshot kept is at least as recent.
-    Snapshot(Snapshot),
+    /// it), and `configs` as the configurations above it (unless those kept reach further),
+    /// unless the snapshot kept is at least as recent.
+    Snapshot {
+        /// The host's snapshot.
+        snapshot: Snapshot,
+        /// The configurations of the slots above it (see [`reconfig`]).
+        configs: Configs,
+    },
 }
 
 /// As derived, except that a snapshot's bytes print as (escaped) text, as the driver's are.
@@ -320,6 +450,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
         match self {
             PaxosWrite::Promise(b) => f.debug_tuple("Promise").field(b).finish(),
             PaxosWrite::Tried(r) => f.debug_tuple("Tried").field(r).finish(),
+            PaxosWrite::Configs(c) => f.debug_tuple("Configs").field(c).finish(),
             PaxosWrite::Accept {
                 ballot,
                 first,
@@ -330,9 +461,12 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
                 .field("first", first)
                 .field("cmds", cmds)
                 .finish(),
-            PaxosWrite::Snapshot(s) => write!(
+            PaxosWrite::Snapshot {
+                snapshot: s,
+                configs,
+            } => write!(
                 f,
-                "Snapshot {{ slot: {}, data: {:?} }}",
+                "Snapshot {{ slot: {}, data: {:?}, configs: {configs:?} }}",
                 s.slot,
                 Bytes(s.data.clone())
             ),
@@ -341,7 +475,10 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
 }
 
 /// What a replica keeps only while it holds one role. Leaving a role drops that role's state
-/// with it, so nothing stale survives into the next, and each bitmask means one thing.
+/// with it, so nothing stale survives into the next, and each node set means one thing.
+// One per replica, cloned with it (the model checker clones states all the time): boxing the
+// leader's fields would cost an allocation per clone to save a few hundred bytes of copying.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum RoleState<C> {
     /// Heard from a live leader since the last election timeout (the lease).
@@ -362,14 +499,31 @@ enum RoleState<C> {
         heard: Vec<Vec<(Slot, Slot)>>,
     },
     /// `heard`: the nodes heard from since the last CheckQuorum round. `acks`: the nodes
-    /// that accepted each open slot `commit + 1 ..= last()` in our ballot. `reads`: the reads
-    /// this leadership serves (they cannot outlive it). `transfers`: by node id, the
-    /// snapshot on its way to that node, if any.
+    /// that accepted each open slot `commit + 1 ..= proposed()` in our ballot. `reads`: the
+    /// reads this leadership serves (they cannot outlive it). `transfers`: by node id, the
+    /// snapshot on its way to that node, if any. `progress`: by node id, the slot up to which
+    /// it reported holding every value (chosen, or ours).
+    ///
+    /// Phase 1 goes on while we lead, for configurations that come into the window (see
+    /// [`reconfig`]): `promises` holds every node whose whole promise of our ballot arrived,
+    /// `p1_heard` (by node id) the slots its promise chunks reported, `asked` the nodes we
+    /// sent a `Prepare` since the last heartbeat. `backlog` holds what phase 1 recovered for
+    /// the slots from `proposed() + 1` on, not yet re-proposed (the window stopped it),
+    /// `queue` the values waiting behind it. `change` is the operator's change in progress,
+    /// `handoff` a leadership transfer.
     Leader {
         heard: NodeSet,
         acks: Vec<NodeSet>,
         reads: LeaderReads,
         transfers: Vec<Option<Transfer>>,
+        progress: Vec<Slot>,
+        promises: NodeSet,
+        p1_heard: Vec<Vec<(Slot, Slot)>>,
+        asked: NodeSet,
+        backlog: Vec<Option<Entry<C>>>,
+        queue: std::collections::VecDeque<Value<C>>,
+        change: Option<PendingChange>,
+        handoff: Option<Handoff>,
     },
 }
 
@@ -388,8 +542,13 @@ impl<C> RoleState<C> {
 pub struct MultiPaxos<C> {
     id: NodeId,
     cfg: Fixed<Config>,
-    /// The configuration whose majorities decide (the boot voters).
-    config: Membership,
+    /// The configuration the cluster was booted with (its voters): it decides every slot
+    /// until a chosen configuration takes over (see [`reconfig`]).
+    initial: Membership,
+    /// Which configuration decides each slot above the snapshot, as far as the chosen slots
+    /// up to the commit point decide it (see [`reconfig`]). Durable with the snapshot; the
+    /// rest is learned again with the commit point.
+    configs: Configs,
 
     // Durable (mirrored through `PaxosWrite`s).
     promised: Ballot,
@@ -410,10 +569,11 @@ pub struct MultiPaxos<C> {
     ballot: Ballot,
     /// Reads served through a leader's read index.
     forwarded: ForwardedReads,
-    /// A leadership's reads, between its step-down and the end of that step, when they are
-    /// handed back: after every write of the step, so that no message leaves before a
-    /// promise the same step raised is durable (always `None` between steps).
-    handed_back: Option<LeaderReads>,
+    /// What a leadership held for others (reads, queued commands, a change or transfer
+    /// request), between its step-down and the end of that step, when it is handed back:
+    /// after every write of the step, so that no message leaves before a promise the same
+    /// step raised is durable (always `None` between steps).
+    handed_back: Option<reconfig::HandedBack<C>>,
     /// The local clock's reading at the current input ([`Replica::set_now`]; only leases
     /// use it).
     now: std::time::Duration,
@@ -452,10 +612,10 @@ impl<C: Command> MultiPaxos<C> {
         self.base() + self.log.len() as Slot
     }
 
-    /// The members we replicate to (voters and learners), us excluded.
+    /// The nodes we replicate to (voters and learners of every configuration that may
+    /// decide a slot above the commit point; see [`reconfig`]), us excluded.
     fn peers(&self) -> impl Iterator<Item = NodeId> {
-        let me = self.id;
-        self.config.members().iter().filter(move |&m| m != me)
+        self.audience().iter()
     }
 
     /// Whether the promises or acceptances of `acks` decide in `config`: a majority of its
@@ -467,10 +627,6 @@ impl<C: Command> MultiPaxos<C> {
             return voters.intersection(acks).len() + 1 >= crate::quorum(voters.len());
         }
         config.has_quorum(acks)
-    }
-
-    fn has_quorum(&self, acks: NodeSet) -> bool {
-        self.decides(&self.config, acks)
     }
 
     fn arm_election_timer(&self, out: &mut Out<Self, C>) {
@@ -492,7 +648,24 @@ impl<C: Command> MultiPaxos<C> {
             PaxosMsg::Prepare {
                 ballot,
                 from: first,
-            } => self.on_prepare(from, ballot, first, out),
+            } => self.on_prepare(from, ballot, first, None, false, out),
+            PaxosMsg::HandoffPrepare {
+                ballot,
+                from: first,
+                by,
+            } => self.on_prepare(from, ballot, first, Some(by), false, out),
+            PaxosMsg::LatePrepare {
+                ballot,
+                from: first,
+            } => self.on_prepare(from, ballot, first, None, true, out),
+            PaxosMsg::LatePromise {
+                ballot,
+                from: first,
+                accepted,
+                start,
+                end,
+            } => self.on_late_promise(from, ballot, first, accepted, start..end, out),
+            PaxosMsg::Handoff { ballot } => self.on_handoff(from, ballot, out),
             PaxosMsg::Promise {
                 ballot,
                 from: first,
@@ -526,7 +699,8 @@ impl<C: Command> MultiPaxos<C> {
                 offset,
                 total,
                 data,
-            } => self.on_snapshot_chunk(from, ballot, slot, offset, total, data, out),
+                configs,
+            } => self.on_snapshot_chunk(from, ballot, slot, offset, total, data, configs, out),
             PaxosMsg::SnapshotAck {
                 ballot,
                 slot,
@@ -544,15 +718,18 @@ impl<C: Command> MultiPaxos<C> {
     fn step_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
         match (timer, self.role()) {
             (PaxosTimer::Election, Role::Leader) => {
+                // A leadership transfer not done within an election timeout is given up.
+                self.handoff_timed_out(out);
                 if !self.cfg.check_quorum {
                     return;
                 }
-                // Step down unless a quorum answered since the last check.
-                let (me, config) = (self.me(), self.config);
+                // Step down unless a quorum (of every configuration that may decide a slot
+                // above the commit point) answered since the last check.
+                let (me, ahead) = (self.me(), self.ahead());
                 let RoleState::Leader { heard, .. } = &mut self.state else {
                     unreachable!("matched a leader")
                 };
-                if config.has_quorum(*heard) {
+                if ahead.iter().all(|c| c.has_quorum(*heard)) {
                     *heard = me;
                     self.arm_election_timer(out);
                 } else {
@@ -561,23 +738,24 @@ impl<C: Command> MultiPaxos<C> {
             }
             (PaxosTimer::Election, _) => self.campaign(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
-                self.broadcast_accept(self.last() + 1, Vec::new(), out);
+                self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
                 self.resend_quiet_chunks(out);
                 if !self.renew_lease(out) {
                     self.reconfirm_reads(out);
                 }
                 self.arm_heartbeat(out);
+                self.heartbeat_progress(out);
             }
             (PaxosTimer::Heartbeat, _) => {}
         }
         self.drop_stale_asks(out);
     }
 
-    /// Hand back the reads of a leadership this step ended, after everything else the step
+    /// Hand back what a leadership this step ended held, after everything else the step
     /// emitted (see `handed_back`).
     fn flush_handed_back(&mut self, out: &mut Out<Self, C>) {
-        if let Some(reads) = self.handed_back.take() {
-            self.hand_back_reads(reads, out);
+        if let Some(h) = self.handed_back.take() {
+            self.hand_back(h, out);
         }
     }
 }
@@ -609,10 +787,19 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         if let Some(snapshot) = &d.snapshot {
             out.restore(snapshot.clone());
         }
+        let initial = Membership::voters(NodeSet::of(members.iter().copied()));
+        // The configurations as far as we learned them (chosen: they hold whatever the
+        // commit point, which is learned again; see [`reconfig`]).
+        let configs = if d.configs.is_empty() {
+            Configs::initial(initial)
+        } else {
+            d.configs
+        };
         let r = MultiPaxos {
             id,
             cfg: Fixed::new(cfg.clone()),
-            config: Membership::voters(NodeSet::of(members.iter().copied())),
+            initial,
+            configs,
             promised: d.promised,
             tried: d.tried,
             snapshot: d.snapshot,
@@ -652,37 +839,36 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn propose(&mut self, cmds: Vec<C>, out: &mut Out<Self, C>) {
-        if !self.is_leader() {
+        // A leader handing over takes no more proposals: they go to the new leader.
+        let refuse = match self.handing_to() {
+            Some(target) => Some(Some(target)),
+            None => (!self.is_leader()).then_some(self.leader),
+        };
+        if let Some(leader) = refuse {
             for cmd in cmds {
-                out.redirect(cmd, self.leader);
+                out.redirect(cmd, leader);
             }
             return;
         }
         if cmds.is_empty() {
             return;
         }
-        let first = self.last() + 1;
-        let b = self.ballot;
-        let cmds: Vec<Option<C>> = cmds.into_iter().map(Some).collect();
-        self.log.extend(cmds.iter().map(|c| {
-            Some(Entry {
-                ballot: b,
-                cmd: c.clone(),
-            })
-        }));
-        let me = self.me();
-        let acks = self.acks();
-        acks.resize(acks.len() + cmds.len(), me);
-        out.persist(PaxosWrite::Accept {
-            ballot: b,
-            first,
-            cmds: cmds.clone(),
-        });
-        self.broadcast_accept(first, cmds, out);
-        self.advance_leader_commit(out);
+        // Into the queue, and from there into the log as far as the window allows (all of
+        // them, unless the window is full: see [`reconfig`]).
+        if let RoleState::Leader { queue, .. } = &mut self.state {
+            queue.extend(cmds.into_iter().map(Value::Cmd));
+        }
+        self.leader_progress(out);
     }
 
     const READS: bool = true;
+
+    const CHANGES: bool = true;
+
+    fn change(&mut self, id: ChangeId, change: Change, out: &mut Out<Self, C>) {
+        self.on_change(id, change, out);
+        self.flush_handed_back(out);
+    }
 
     fn read(&mut self, ids: Vec<ReadId>, out: &mut Out<Self, C>) {
         self.start_reads(ids, out);
@@ -701,7 +887,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             commit: self.commit,
             last: self.last(),
             snapshot: self.base(),
-            config: self.config,
+            // The latest configuration the chosen slots decide (it decides from its first
+            // slot on: see [`reconfig`]).
+            config: self.configs.latest(),
         }
     }
 
@@ -715,7 +903,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.log[..self.commit.saturating_sub(base) as usize]
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| Some((base + 1 + i as Slot, e.as_ref()?.cmd.clone())))
+            .filter_map(|(i, e)| Some((base + 1 + i as Slot, e.as_ref()?.value.cmd().cloned())))
             .collect()
     }
 
@@ -744,15 +932,31 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 if durable.log.len() < start + cmds.len() {
                     durable.log.resize(start + cmds.len(), None);
                 }
-                for (i, cmd) in cmds.iter().enumerate() {
+                for (i, value) in cmds.iter().enumerate() {
                     durable.log[start + i] = Some(Entry {
                         ballot: *ballot,
-                        cmd: cmd.clone(),
+                        value: value.clone(),
                     });
                 }
             }
-            PaxosWrite::Snapshot(snapshot) => {
-                snapshot::keep(&mut durable.snapshot, &mut durable.log, snapshot)
+            PaxosWrite::Configs(configs) => {
+                if configs.latest_from() > durable.configs.latest_from()
+                    || durable.configs.is_empty()
+                {
+                    durable.configs = configs.clone();
+                }
+            }
+            PaxosWrite::Snapshot { snapshot, configs } => {
+                if snapshot::keep(&mut durable.snapshot, &mut durable.log, snapshot) {
+                    // Configurations learned after the snapshot's slot reach further: kept.
+                    if configs.latest_from() >= durable.configs.latest_from()
+                        || durable.configs.is_empty()
+                    {
+                        durable.configs = configs.clone();
+                    } else {
+                        durable.configs.prune(snapshot.slot);
+                    }
+                }
             }
         }
     }
@@ -770,6 +974,14 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             Invariant {
                 name: names::COMMITTED_SLOTS_AGREE,
                 check: committed_agree::<C>,
+            },
+            Invariant {
+                name: names::CONFIGURATIONS_AGREE,
+                check: configurations_agree::<C>,
+            },
+            Invariant {
+                name: names::PROPOSALS_WITHIN_WINDOW,
+                check: proposals_within_window::<C>,
             },
         ]
     }
@@ -811,6 +1023,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             |b: Ballot, role: Role| b < self.ballot || (b == self.ballot && self.role() != role);
         match *msg {
             PaxosMsg::Prepare { .. }
+            | PaxosMsg::HandoffPrepare { .. }
+            | PaxosMsg::LatePrepare { .. }
             | PaxosMsg::Accept { .. }
             | PaxosMsg::ReadConfirm { .. }
             | PaxosMsg::AskReadIndex { .. }
@@ -820,6 +1034,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             // and so does our promise.
             PaxosMsg::SnapshotAck { ballot, .. } => ballot < self.ballot && ballot < self.promised,
             PaxosMsg::Promise { ballot, .. } => left(ballot, Role::Candidate),
+            PaxosMsg::LatePromise { ballot, .. } => left(ballot, Role::Leader),
+            // Acted on by a follower whose promise is that ballot: promises only rise.
+            PaxosMsg::Handoff { ballot } => ballot < self.promised,
             PaxosMsg::Accepted { ballot, .. } | PaxosMsg::ReadConfirmed { ballot, .. } => {
                 left(ballot, Role::Leader)
             }
@@ -842,7 +1059,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.promised = self.promised.renamed(map);
         self.ballot = self.ballot.renamed(map);
         self.leader = self.leader.map(|n| map.id(n));
-        self.config = self.config.renamed(map);
+        self.initial = self.initial.renamed(map);
+        self.configs = self.configs.renamed(map);
         rename_entries(&mut self.log, map);
         match &mut self.state {
             RoleState::Follower { .. } => {}
@@ -863,14 +1081,33 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             RoleState::Leader {
                 heard,
                 acks,
+                reads: _,
                 transfers,
-                ..
+                progress,
+                promises,
+                p1_heard,
+                asked,
+                backlog,
+                queue,
+                change: _,
+                handoff,
             } => {
                 *heard = heard.renamed(map);
                 for a in acks {
                     *a = a.renamed(map);
                 }
                 map.by_id(transfers);
+                map.by_id(progress);
+                *promises = promises.renamed(map);
+                map.by_id(p1_heard);
+                *asked = asked.renamed(map);
+                rename_entries(backlog, map);
+                for v in queue {
+                    v.renamed(map);
+                }
+                if let Some(h) = handoff {
+                    h.target = map.id(h.target);
+                }
             }
         }
         if let Some(inc) = &mut self.incoming {
@@ -881,12 +1118,34 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
 
     fn rename_msg(msg: &mut PaxosMsg<C>, map: &Renaming) {
         match msg {
+            PaxosMsg::Accept { ballot, cmds, .. } => {
+                *ballot = ballot.renamed(map);
+                for v in cmds {
+                    v.renamed(map);
+                }
+            }
+            PaxosMsg::Snapshot {
+                ballot, configs, ..
+            } => {
+                *ballot = ballot.renamed(map);
+                *configs = configs.renamed(map);
+            }
+            PaxosMsg::HandoffPrepare { ballot, by, .. } => {
+                *ballot = ballot.renamed(map);
+                *by = by.renamed(map);
+            }
+            PaxosMsg::LatePromise {
+                ballot, accepted, ..
+            } => {
+                *ballot = ballot.renamed(map);
+                rename_entries(accepted, map);
+            }
             PaxosMsg::Prepare { ballot, .. }
-            | PaxosMsg::Accept { ballot, .. }
+            | PaxosMsg::LatePrepare { ballot, .. }
+            | PaxosMsg::Handoff { ballot }
             | PaxosMsg::Accepted { ballot, .. }
             | PaxosMsg::ReadConfirm { ballot, .. }
             | PaxosMsg::ReadConfirmed { ballot, .. }
-            | PaxosMsg::Snapshot { ballot, .. }
             | PaxosMsg::SnapshotAck { ballot, .. } => *ballot = ballot.renamed(map),
             PaxosMsg::AskReadIndex { .. } | PaxosMsg::ReadIndex { .. } => {}
             PaxosMsg::Promise {
@@ -905,6 +1164,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     fn rename_durable(durable: &mut PaxosDurable<C>, map: &Renaming) {
         durable.promised = durable.promised.renamed(map);
         rename_entries(&mut durable.log, map);
+        durable.configs = durable.configs.renamed(map);
     }
 }
 
@@ -924,6 +1184,7 @@ impl Ballot {
 fn rename_entries<C>(entries: &mut [Option<Entry<C>>], map: &Renaming) {
     for e in entries.iter_mut().flatten() {
         e.ballot = e.ballot.renamed(map);
+        e.value.renamed(map);
     }
 }
 
@@ -957,6 +1218,17 @@ impl<C: Command> MultiPaxos<C> {
             tried: self.tried,
             snapshot: self.snapshot.clone(),
             log: self.log.clone(),
+            // Written when a change is learned or a snapshot kept: before that, nothing.
+            configs: if self.snapshot.is_none() && self.configs == Configs::initial(self.initial) {
+                Configs::default()
+            } else {
+                self.configs.clone()
+            },
         }
+    }
+    /// Which configuration decides each slot above the snapshot, as far as this replica
+    /// knows (see [`reconfig`]).
+    pub fn configs(&self) -> &Configs {
+        &self.configs
     }
 }

@@ -15,19 +15,39 @@ impl<C: Command> MultiPaxos<C> {
             },
         );
         self.leader = leader;
-        if let RoleState::Leader { reads, .. } = old {
+        if let RoleState::Leader {
+            reads,
+            queue,
+            change,
+            handoff,
+            ..
+        } = old
+        {
             out.cancel_timer(PaxosTimer::Heartbeat);
             self.arm_election_timer(out);
-            // The leadership's reads go with it: handed back, none dropped (rule 4), at the
-            // end of the step (after a promise this step raises is durable).
-            self.handed_back = Some(reads);
+            // The leadership's reads, queued commands and requests go with it: handed back,
+            // none dropped (rules 3, 4 and 9), at the end of the step (after a promise this
+            // step raises is durable, and once we know who replaced us).
+            self.handed_back = Some(reconfig::HandedBack {
+                reads,
+                queue,
+                change,
+                handoff,
+                ballot: self.ballot,
+            });
         }
     }
 
     /// Election timeout: start phase 1 with a fresh ballot above every round seen (PMS §3:
     /// "a new leader ... executes phase 1 for infinitely many instances").
     pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {
-        if !self.config.is_voter(self.id) {
+        self.campaign_handed(None, out);
+    }
+
+    /// [`Self::campaign`]; `by`: the ballot of the leader that handed us the leadership, if
+    /// one did (see [`reconfig`]).
+    pub(super) fn campaign_handed(&mut self, by: Option<Ballot>, out: &mut Out<Self, C>) {
+        if !self.configs.latest().is_voter(self.id) {
             // Not a voter (a learner, a spare, a removed node): phase 1 is for voters. Wait to
             // hear from a leader.
             return self.arm_election_timer(out);
@@ -62,15 +82,22 @@ impl<C: Command> MultiPaxos<C> {
             heard: vec![Vec::new(); MAX_NODES],
         };
         self.arm_election_timer(out);
-        if self.has_quorum(promises) {
+        if self.phase1_done(promises) {
             return self.become_leader(out); // a cluster of one
         }
-        let msg = PaxosMsg::Prepare {
-            ballot: self.ballot,
-            from: p1_from,
+        let (ballot, from) = (self.ballot, p1_from);
+        let msg = match by {
+            Some(by) => PaxosMsg::HandoffPrepare { ballot, from, by },
+            None => PaxosMsg::Prepare { ballot, from },
         };
-        // Voters only: a learner's promise counts for nothing.
-        for p in self.peers().filter(|&p| self.config.is_voter(p)) {
+        // The voters of every configuration of our window (see [`reconfig`]): a learner's
+        // promise counts for nothing.
+        let mut voters = NodeSet::EMPTY;
+        for c in self.window_configs() {
+            voters = voters.union(c.voters);
+        }
+        voters.remove(self.id);
+        for p in voters.iter() {
             out.send(p, msg.clone());
         }
     }
@@ -95,11 +122,13 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     /// Phase 1 succeeded: promise our own ballot, re-propose the highest-ballot value of
-    /// every open slot, fill the gaps with no-ops (PMS §3), and lead.
+    /// every open slot, fill the gaps with no-ops (PMS §3), and lead. What phase 1 recovered
+    /// beyond the window waits in the backlog (see [`reconfig`]).
     pub(super) fn become_leader(&mut self, out: &mut Out<Self, C>) {
         let RoleState::Candidate {
             p1_from,
             mut recovered,
+            promises,
             ..
         } = std::mem::replace(
             &mut self.state,
@@ -140,65 +169,42 @@ impl<C: Command> MultiPaxos<C> {
             .unwrap_or(&[])
             .to_vec();
         Self::merge(&mut recovered, 0, &own);
-        // P5, gap form: the slots no acceptor of the quorum reported stay unproposed.
-        let holes: Vec<bool> = if self.cfg.bug(Bug::GapNotFilled) {
-            recovered.iter().map(Option::is_none).collect()
-        } else {
-            Vec::new()
-        };
-        let cmds: Vec<Option<C>> = if self.cfg.bug(Bug::SkipRecovery) {
+        // What to propose from `from` on, as entries: their ballots let a later promise's
+        // report be merged in (see [`reconfig`]). A hole is a slot nobody reported: a no-op
+        // goes there, unless P5-gap leaves it open.
+        let mut backlog: Vec<Option<Entry<C>>> = if self.cfg.bug(Bug::SkipRecovery) {
             // P5: nothing re-proposed; new commands go where values may already be chosen.
             Vec::new()
         } else if self.cfg.bug(Bug::IgnoreAcceptedValue) {
             // P2: our own value (or a no-op) instead of the highest-ballot one reported.
             (0..recovered.len())
-                .map(|i| own.get(i).cloned().flatten().and_then(|e| e.cmd))
+                .map(|i| {
+                    Some(own.get(i).cloned().flatten().unwrap_or(Entry {
+                        ballot: Ballot::ZERO,
+                        value: Value::Noop,
+                    }))
+                })
                 .collect()
         } else {
             recovered
-                .into_iter()
-                .map(|e| e.and_then(|e| e.cmd))
-                .collect()
         };
         // With nothing re-proposed keep what we hold up to the commit point (P5 only: else
         // an empty recovery means our own log ends before `from`).
-        let keep = if cmds.is_empty() {
+        let keep = if backlog.is_empty() {
             max(from - 1, self.commit)
         } else {
             from - 1
         };
-        self.log.truncate((keep - self.base()) as usize);
-        let hole = |i: usize| holes.get(i).copied().unwrap_or(false);
-        self.log.extend(cmds.iter().enumerate().map(|(i, cmd)| {
-            (!hole(i)).then(|| Entry {
-                ballot: b,
-                cmd: cmd.clone(),
-            })
-        }));
-        // The recovered slots as runs of consecutive proposals (one run unless P5-gap left
-        // holes between them).
-        let mut runs: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
-        for (i, cmd) in cmds.into_iter().enumerate() {
-            if hole(i) {
-                continue;
-            }
-            let slot = from + i as Slot;
-            match runs.last_mut() {
-                Some((first, run)) if *first + run.len() as Slot == slot => run.push(cmd),
-                _ => runs.push((slot, vec![cmd])),
-            }
+        if self.cfg.bug(Bug::SkipRecovery) {
+            self.log.truncate((keep - self.base()) as usize);
         }
-        for (first, run) in &runs {
-            out.persist(PaxosWrite::Accept {
-                ballot: b,
-                first: *first,
-                cmds: run.clone(),
-            });
-        }
+        // Slots we learned chosen meanwhile are known: nothing to propose there.
+        backlog.drain(..(self.commit.saturating_sub(keep) as usize).min(backlog.len()));
         self.leader = Some(self.id);
-        // The acceptors of each open slot (above the commit point): we accepted each.
+        // The acceptors of each open slot up to where proposals resume (none, unless a bug
+        // left slots above the commit point unproposed): ours, where we hold a value.
         let me = self.me();
-        let acks = (self.commit + 1..=self.last())
+        let acks = (self.commit + 1..=keep)
             .map(|s| {
                 if self.entry(s).is_some() {
                     me
@@ -212,22 +218,42 @@ impl<C: Command> MultiPaxos<C> {
             acks,
             reads: LeaderReads::new(),
             transfers: vec![None; MAX_NODES],
+            progress: vec![0; MAX_NODES],
+            promises,
+            p1_heard: vec![Vec::new(); MAX_NODES],
+            asked: NodeSet::EMPTY,
+            backlog,
+            queue: Default::default(),
+            change: None,
+            handoff: None,
         };
+        // Phase 2 for the recovered slots the window takes (persisted first).
+        let (runs, missing) = self.take_window();
+        for (first, run) in &runs {
+            out.persist(PaxosWrite::Accept {
+                ballot: b,
+                first: *first,
+                cmds: run.clone(),
+            });
+        }
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {
             out.cancel_timer(PaxosTimer::Election);
         }
         self.arm_heartbeat(out);
-        // Phase 2 for the recovered slots; with none it announces the leadership.
+        // With none, a heartbeat announces the leadership.
         if runs.is_empty() {
-            self.broadcast_accept(from, Vec::new(), out);
+            self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
         }
         for (first, run) in runs {
             self.broadcast_accept(first, run, out);
         }
+        if let Some(config) = missing {
+            self.ask_promises(&config, out);
+        }
         self.start_lease(out);
-        self.advance_leader_commit(out);
+        self.leader_progress(out);
     }
 
     /// Adopt a higher ballot seen in a refusal, so our next round is above it.
@@ -243,11 +269,15 @@ impl<C: Command> MultiPaxos<C> {
         from: NodeId,
         b: Ballot,
         first: Slot,
+        handed_by: Option<Ballot>,
+        late: bool,
         out: &mut Out<Self, C>,
     ) {
         // The lease: while a live leader (or we ourselves) leads, a prepare from anyone else
-        // is a disruption, not a leader change. Ignoring it is always safe.
+        // is a disruption, not a leader change. Ignoring it is always safe. A proposer the
+        // leader handed the leadership to passes (see [`reconfig`]).
         let lease = self.cfg.check_quorum
+            && !self.lease_handed_over(handed_by)
             && match self.state {
                 RoleState::Follower { leader_alive } => leader_alive && self.leader != Some(from),
                 RoleState::Candidate { .. } => false,
@@ -299,14 +329,25 @@ impl<C: Command> MultiPaxos<C> {
         let mut at = first;
         loop {
             let chunk = chunks.next().unwrap_or(&[]);
+            let (from_slot, accepted) = (at, chunk.to_vec());
             out.send(
                 from,
-                PaxosMsg::Promise {
-                    ballot: b,
-                    from: at,
-                    accepted: chunk.to_vec(),
-                    start: first,
-                    end,
+                match late {
+                    // The answer to a leader's `LatePrepare` (see [`reconfig`]).
+                    true => PaxosMsg::LatePromise {
+                        ballot: b,
+                        from: from_slot,
+                        accepted,
+                        start: first,
+                        end,
+                    },
+                    false => PaxosMsg::Promise {
+                        ballot: b,
+                        from: from_slot,
+                        accepted,
+                        start: first,
+                        end,
+                    },
                 },
             );
             at += chunk.len() as Slot;
@@ -339,6 +380,12 @@ impl<C: Command> MultiPaxos<C> {
         reports: std::ops::Range<Slot>,
         out: &mut Out<Self, C>,
     ) {
+        let end = first + accepted.len() as Slot;
+        if b != self.ballot || first < reports.start || end > reports.end {
+            // Another ballot's; or malformed (no acceptor of ours sends it): ignored, never
+            // counted.
+            return;
+        }
         // S6: the promise counts at its first chunk to arrive; what the others carry is
         // never heard.
         let early = self.cfg.bug(Bug::PromiseBeforeLastChunk);
@@ -352,12 +399,8 @@ impl<C: Command> MultiPaxos<C> {
         else {
             return; // a stale answer
         };
-        let end = first + accepted.len() as Slot;
-        if b != self.ballot || reports.start < *p1_from {
+        if reports.start < *p1_from {
             return; // a stale answer
-        }
-        if first < reports.start || end > reports.end {
-            return; // malformed (no acceptor of ours sends it): ignored, never counted
         }
         let had = *promises;
         let reached = *reach;
@@ -366,14 +409,16 @@ impl<C: Command> MultiPaxos<C> {
         if reports.start > *p1_from && reach.map_or(true, |(r, _)| reports.start - 1 > r) {
             *reach = Some((reports.start - 1, from));
         }
-        let heard = &mut heard[from.index()];
+        let Some(heard) = heard.get_mut(from.index()) else {
+            return;
+        };
         add_range(heard, first..end);
         if early || covers(heard, reports) {
             promises.insert(from);
         }
         let (promises, changed) = (*promises, *reach != reached);
-        let had = self.has_quorum(had);
-        if !self.has_quorum(promises) || (had && !changed) {
+        let had = self.phase1_done(had);
+        if !self.phase1_done(promises) || (had && !changed) {
             return; // short of a quorum, or a duplicate after it that changes nothing
         }
         self.try_lead(out);
@@ -384,9 +429,34 @@ impl<C: Command> MultiPaxos<C> {
     /// first get the snapshot of the promiser whose snapshot reaches past our commit point
     /// (see [`snapshot`]).
     pub(super) fn try_lead(&mut self, out: &mut Out<Self, C>) {
-        let RoleState::Candidate { reach, .. } = &self.state else {
+        let RoleState::Candidate {
+            reach,
+            promises,
+            p1_from,
+            ..
+        } = &self.state
+        else {
             return;
         };
+        if !self.phase1_done(*promises) {
+            // An installed snapshot moved our window onto configurations whose voters have not
+            // all promised (see [`reconfig`]): ask them, from where our phase 1 started.
+            let msg = PaxosMsg::Prepare {
+                ballot: self.ballot,
+                from: *p1_from,
+            };
+            let mut voters = NodeSet::EMPTY;
+            for c in self.window_configs() {
+                voters = voters.union(c.voters);
+            }
+            for p in voters
+                .iter()
+                .filter(|&p| p != self.id && !promises.contains(p))
+            {
+                out.send(p, msg.clone());
+            }
+            return;
+        }
         if self.promised > self.ballot {
             let leader = Some(NodeId(self.promised.node)).filter(|&n| self.is_peer(n));
             return self.step_down(leader, out);

@@ -9,11 +9,11 @@ impl<C: Command> MultiPaxos<C> {
     pub(super) fn broadcast_accept(
         &self,
         first: Slot,
-        cmds: Vec<Option<C>>,
+        cmds: Vec<Value<C>>,
         out: &mut Out<Self, C>,
     ) {
         let batch = self.cfg.max_batch;
-        let mut chunks: Vec<(Slot, Vec<Option<C>>)> = Vec::new();
+        let mut chunks: Vec<(Slot, Vec<Value<C>>)> = Vec::new();
         if cmds.is_empty() {
             chunks.push((first, cmds));
         } else {
@@ -39,15 +39,15 @@ impl<C: Command> MultiPaxos<C> {
     /// Leader: the values of slots `first..=upto` (chosen ones up to the commit point, our
     /// own proposals above it: all valid at our ballot), stopping short of a hole that only
     /// P5-gap leaves (a no-op sent there would fill it).
-    pub(super) fn values(&self, first: Slot, upto: Slot) -> Vec<Option<C>> {
+    pub(super) fn values(&self, first: Slot, upto: Slot) -> Vec<Value<C>> {
         let base = self.base();
         debug_assert!(first > base, "values above the snapshot only");
-        let values: Vec<Option<C>> = self
+        let values: Vec<Value<C>> = self
             .log
             .get((first.max(base + 1) - base - 1) as usize..(upto - base) as usize)
             .unwrap_or(&[])
             .iter()
-            .map_while(|e| e.as_ref().map(|e| e.cmd.clone()))
+            .map_while(|e| e.as_ref().map(|e| e.value.clone()))
             .collect();
         debug_assert!(
             values.len() as Slot == upto + 1 - first || self.cfg.any_bug(),
@@ -56,12 +56,19 @@ impl<C: Command> MultiPaxos<C> {
         values
     }
 
-    /// Leader: advance the commit point over every slot a quorum accepted in our ballot.
+    /// Leader: advance the commit point over every slot a quorum of its configuration
+    /// accepted in our ballot (see [`reconfig`]: we know the configuration of every slot we
+    /// proposed).
     pub(super) fn advance_leader_commit(&mut self, out: &mut Out<Self, C>) {
         let RoleState::Leader { acks, .. } = &self.state else {
             unreachable!("only a leader commits by counting")
         };
-        let n = acks.iter().take_while(|&&a| self.has_quorum(a)).count();
+        let first = self.commit + 1;
+        let n = acks
+            .iter()
+            .zip(first..)
+            .take_while(|&(&a, slot)| self.decides(&self.configs.at(slot), a))
+            .count();
         if n > 0 {
             self.acks().drain(..n);
             self.commit_to(self.commit + n as Slot, out);
@@ -77,8 +84,17 @@ impl<C: Command> MultiPaxos<C> {
                 assert!(self.cfg.any_bug(), "a chosen slot holds its value");
                 continue;
             };
-            if let Some(cmd) = &e.cmd {
-                out.commit(slot, cmd.clone());
+            match &e.value {
+                Value::Cmd(cmd) => out.commit(slot, cmd.clone()),
+                // Chosen: it decides the slots from α slots on (see [`reconfig`]), and a
+                // restart keeps knowing it.
+                Value::Config(m) => {
+                    let (from, m) = (slot + self.alpha(), *m);
+                    if self.configs.learn(from, m) {
+                        out.persist(PaxosWrite::Configs(self.configs.clone()));
+                    }
+                }
+                Value::Noop => {}
             }
         }
         self.commit = to;
@@ -91,7 +107,7 @@ impl<C: Command> MultiPaxos<C> {
         from: NodeId,
         b: Ballot,
         first: Slot,
-        cmds: Vec<Option<C>>,
+        cmds: Vec<Value<C>>,
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
@@ -132,7 +148,7 @@ impl<C: Command> MultiPaxos<C> {
             .saturating_sub(first)
             .min(cmds.len() as Slot) as usize;
         let fresh_first = first + skip as Slot;
-        let fresh: Vec<Option<C>> = cmds[skip..].to_vec();
+        let fresh: Vec<Value<C>> = cmds[skip..].to_vec();
         let promise_up = b > self.promised;
         if !fresh.is_empty() {
             let start = (fresh_first - self.base() - 1) as usize;
@@ -140,10 +156,10 @@ impl<C: Command> MultiPaxos<C> {
             if self.log.len() < end {
                 self.log.resize(end, None);
             }
-            for (i, cmd) in fresh.iter().enumerate() {
+            for (i, value) in fresh.iter().enumerate() {
                 self.log[start + i] = Some(Entry {
                     ballot: b,
-                    cmd: cmd.clone(),
+                    value: value.clone(),
                 });
             }
             self.promised = max(self.promised, b);
@@ -214,19 +230,39 @@ impl<C: Command> MultiPaxos<C> {
         behind: bool,
         out: &mut Out<Self, C>,
     ) {
-        let (commit, last) = (self.commit, self.last());
-        let RoleState::Leader { heard, acks, .. } = &mut self.state else {
+        let (commit, last) = (self.commit, self.proposed());
+        let RoleState::Leader {
+            heard,
+            acks,
+            progress,
+            ..
+        } = &mut self.state
+        else {
             return;
         };
         if b != self.ballot {
             return;
         }
         heard.insert(from);
+        // What it holds without a gap: the chosen slots up to its commit point, and the
+        // slots of ours it acknowledged right after them.
+        if let Some(p) = progress.get_mut(from.index()) {
+            let held = if first <= max(*p, f_commit) + 1 {
+                max(f_commit, upto)
+            } else {
+                f_commit
+            };
+            *p = max(*p, held.min(last));
+        }
         for slot in max(first, commit + 1)..=upto.min(last) {
             acks[(slot - commit - 1) as usize].insert(from);
         }
-        self.advance_leader_commit(out);
+        self.leader_progress(out);
+        if !self.is_leader() {
+            return; // a change that removed us took effect
+        }
         self.end_transfer_below(from, f_commit);
+        self.maybe_handoff(out);
         if !behind {
             return;
         }

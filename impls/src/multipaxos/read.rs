@@ -9,13 +9,14 @@
 //! reads at the master for the same reason (its state is current) and explains why the master
 //! must first make sure it still is one. In multi-Paxos both halves take this form:
 //!
-//! 1. **The read index is the highest slot the leader proposed in its ballot** (`last()`),
-//!    not its commit point. Every value any replica has reported committed was chosen in some
-//!    ballot. If that ballot is below ours, a quorum accepted it, so some acceptor of our phase
-//!    1 quorum reported it (PMS §2.2, the quorums intersect) and phase 1 re-proposed it at its
-//!    slot, which is at most `last()` (slots below where phase 1 started were already known
-//!    chosen here). If it is our ballot, we proposed it (again at most
-//!    `last()`). A new leader's commit point may lie below such a recovered slot until the
+//! 1. **The read index is the highest slot the leader proposed in its ballot, or recovered
+//!    and will propose** (the last slot of its backlog, when its window held some back: see
+//!    [`reconfig`]), not its commit point. Every value any replica has reported committed was
+//!    chosen in some ballot. If that ballot is below ours, a quorum accepted it, so some
+//!    acceptor of our phase 1 quorum reported it (PMS §2.2, the quorums intersect) and phase 1
+//!    recovered it at its slot, which is at most the index (slots below where phase 1 started
+//!    were already known chosen here). If it is our ballot, we proposed it (again at most the
+//!    index). A new leader's commit point may lie below such a recovered slot until the
 //!    slot is chosen again in its ballot: reading there would miss a value the previous
 //!    leader chose and acknowledged (bug P8). So the read also waits for the commit point to
 //!    reach the index, and `ReadReady { slot: index }` then comes after every commit up to it
@@ -41,6 +42,15 @@
 //! higher ballot completes phase 1 before the lease ends, whatever the clocks' drift within
 //! [`Config::clock_drift`]. A restarted acceptor ignores them until its first election
 //! timeout. Step 1 still applies.
+//!
+//! **Configurations** ([`reconfig`]). "A quorum" in both steps means a majority of the voters
+//! of every configuration that may decide a slot above the commit point: those the chosen
+//! slots set for the window and beyond, and those of configuration commands held above the
+//! commit point (in the log or the backlog), which decide later slots if chosen. A higher
+//! ballot's phase 1 for the first slot it could choose needs a majority of one of them (the
+//! slots below it hold only values of our ballot or recovered by us, so its configuration is
+//! one we hold), and so do the promises our step 1 relies on: a read waits until our
+//! promises are a majority of each (phase 1 extended to a new voter, see [`reconfig`]).
 //!
 //! So the read may be linearized when it is served: every write acknowledged before the read
 //! arrived is at or below the index, and everything up to the index is chosen and applied.
@@ -175,8 +185,13 @@ impl<C: Command> MultiPaxos<C> {
         let index = if self.cfg.bug(Bug::PaxosReadBeforeRecovery) {
             self.commit
         } else {
-            self.last()
+            self.read_index()
         };
+        if self.handing_to().is_some() {
+            // Handing the leadership over: the target's phase 1 may pass the lease, and the
+            // reads go to it (see [`reconfig`]).
+            return Err(ids);
+        }
         let skip_round = self.cfg.bug(Bug::PaxosReadWithoutQuorum);
         let ballot = self.ballot;
         let RoleState::Leader { reads, .. } = &mut self.state else {
@@ -257,10 +272,36 @@ impl<C: Command> MultiPaxos<C> {
         let RoleState::Leader { reads, .. } = &self.state else {
             return;
         };
-        let done = reads.confirmed_round(self.id, &self.config);
+        let done = self.read_round(reads).unwrap_or(0);
         if reads.waiting.iter().any(|w| w.round > done) {
             self.send_confirm(self.ballot, reads.round, out);
         }
+    }
+
+    /// The slot a leader's read must include: the highest it proposed, or recovered and will
+    /// propose (a value phase 1 recovered may be chosen already, and acknowledged).
+    fn read_index(&self) -> Slot {
+        match &self.state {
+            RoleState::Leader { backlog, .. } => self.proposed() + backlog.len() as Slot,
+            _ => self.last(),
+        }
+    }
+
+    /// The highest round a majority of every configuration that may decide a slot above the
+    /// commit point confirmed (see [`reconfig`]); `None` while our promises are no majority
+    /// of one of them (phase 1 has not reached it yet: no read is served, leased or not).
+    fn read_round(&self, reads: &LeaderReads) -> Option<u64> {
+        let RoleState::Leader { promises, .. } = &self.state else {
+            return None;
+        };
+        let ahead = self.ahead();
+        if !self.decides_all(&ahead, *promises) {
+            return None;
+        }
+        ahead
+            .iter()
+            .map(|c| reads.confirmed_round(self.id, c))
+            .min()
     }
 
     /// Acceptor: confirm `ballot` unless we promised a higher one (then the refusal deposes
@@ -304,7 +345,6 @@ impl<C: Command> MultiPaxos<C> {
         round: u64,
         out: &mut Out<Self, C>,
     ) {
-        let (me, config) = (self.id, self.config);
         let RoleState::Leader { heard, reads, .. } = &mut self.state else {
             return;
         };
@@ -319,20 +359,32 @@ impl<C: Command> MultiPaxos<C> {
             return; // a duplicate or a late answer: nothing new
         }
         *confirmed = round;
-        let done = reads.confirmed_round(me, &config);
-        reads.lease.confirmed(done, &self.cfg);
+        let RoleState::Leader { reads, .. } = &self.state else {
+            unreachable!("matched a leader above")
+        };
+        let done = self.read_round(reads);
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            unreachable!("matched a leader above")
+        };
+        if let Some(done) = done {
+            reads.lease.confirmed(done, &self.cfg);
+        }
         self.release_reads(out);
     }
 
     /// Serve every read whose conditions now hold: at a leader, confirmed and its index
     /// chosen; a forwarded read, its index reached by our commit point.
     pub(super) fn release_reads(&mut self, out: &mut Out<Self, C>) {
-        let (me, config, commit) = (self.id, self.config, self.commit);
+        let commit = self.commit;
+        let done = match &self.state {
+            RoleState::Leader { reads, .. } if !reads.waiting.is_empty() => self.read_round(reads),
+            _ => None,
+        };
         if let RoleState::Leader { reads, .. } = &mut self.state {
-            let done = reads.confirmed_round(me, &config);
             // In arrival order; a read under the lease (round 0) may be ready before reads
             // that arrived earlier and still wait for their round.
-            let is_ready = |w: &LeaderRead| w.round <= done && w.index <= commit;
+            let is_ready =
+                |w: &LeaderRead| done.is_some_and(|done| w.round <= done) && w.index <= commit;
             let ready: Vec<LeaderRead> = if reads.waiting.iter().any(is_ready) {
                 let (ready, waiting) = std::mem::take(&mut reads.waiting)
                     .into_iter()

@@ -67,7 +67,7 @@ fn accept(ballot: Ballot, first: Slot, cmds: Vec<Cmd>, commit: Slot) -> PaxosMsg
     PaxosMsg::Accept {
         ballot,
         first,
-        cmds: cmds.into_iter().map(Some).collect(),
+        cmds: cmds.into_iter().map(Value::Cmd).collect(),
         commit,
     }
 }
@@ -99,12 +99,13 @@ fn leader_with_a_recovered_slot(cfg: &Config) -> P {
         tried: 0,
         snapshot: None,
         log: vec![],
+        configs: Configs::default(),
     };
     let mut r = boot(0, 3, cfg, Some(d));
     fire(&mut r, PaxosTimer::Election);
     let reported = Some(Entry {
         ballot: b(1, 1),
-        cmd: Some(5),
+        value: Some(5).into(),
     });
     recv(
         &mut r,
@@ -238,6 +239,7 @@ fn an_acceptor_confirms_unless_it_promised_higher_and_changes_nothing() {
         tried: 0,
         snapshot: None,
         log: vec![],
+        configs: Configs::default(),
     };
     let mut r = boot(1, 3, &cfg(), Some(d));
     let before = r.clone();

@@ -112,22 +112,26 @@ pub(super) struct Incoming {
     slot: Slot,
     total: u64,
     data: Vec<u8>,
+    /// The configurations above `slot` its chunks carry (see [`reconfig`]).
+    pub(super) configs: Configs,
 }
 
 /// Keep `snapshot` in place of the log up to its slot (and the entries above it), unless
-/// `kept` is at least as recent. Shared by the replica and its durable image.
+/// `kept` is at least as recent; returns whether it is kept. Shared by the replica and its
+/// durable image.
 pub(super) fn keep<C>(
     kept: &mut Option<Snapshot>,
     log: &mut Vec<Option<Entry<C>>>,
     snapshot: &Snapshot,
-) {
+) -> bool {
     let base = kept.as_ref().map_or(0, |s| s.slot);
     if snapshot.slot <= base {
-        return;
+        return false;
     }
     let covered = ((snapshot.slot - base) as usize).min(log.len());
     log.drain(..covered);
     *kept = Some(snapshot.clone());
+    true
 }
 
 impl<C: Command> MultiPaxos<C> {
@@ -163,8 +167,14 @@ impl<C: Command> MultiPaxos<C> {
         if snapshot.slot <= self.base() {
             return;
         }
-        out.persist(PaxosWrite::Snapshot(snapshot.clone()));
+        // The configurations above it go with it: the slots that decide them are in it.
+        let configs = self.configs.as_of(snapshot.slot, self.alpha());
+        out.persist(PaxosWrite::Snapshot {
+            snapshot: snapshot.clone(),
+            configs,
+        });
         keep(&mut self.snapshot, &mut self.log, &snapshot);
+        self.configs.prune(snapshot.slot);
     }
 
     /// Bytes per chunk.
@@ -186,6 +196,7 @@ impl<C: Command> MultiPaxos<C> {
             offset: start as u64,
             total: total as u64,
             data: Bytes(snap.data[start..end].into()),
+            configs: self.configs.as_of(snap.slot, self.alpha()),
         })
     }
 
@@ -317,10 +328,13 @@ impl<C: Command> MultiPaxos<C> {
         if lo <= self.base() {
             return self.start_transfer(to, out);
         }
-        if lo > self.last() {
+        // Our proposals only: above them our log may still hold what our acceptor accepted
+        // in older ballots (the backlog's slots, see [`reconfig`]), not ours to send.
+        let proposed = self.proposed();
+        if lo > proposed {
             return;
         }
-        let hi = self.last().min(lo + self.cfg.max_batch as Slot - 1);
+        let hi = proposed.min(lo + self.cfg.max_batch as Slot - 1);
         let cmds = self.values(lo, hi);
         if !cmds.is_empty() {
             out.send(
@@ -344,6 +358,7 @@ impl<C: Command> MultiPaxos<C> {
         offset: u64,
         total: u64,
         data: Bytes,
+        configs: Configs,
         out: &mut Out<Self, C>,
     ) {
         // Who may send us a snapshot: the promiser we asked, while we are the candidate that
@@ -389,13 +404,16 @@ impl<C: Command> MultiPaxos<C> {
             }
             return;
         }
-        let fits = |i: &Incoming| i.from == from && i.slot == slot && i.total == total;
+        let fits = |i: &Incoming| {
+            i.from == from && i.slot == slot && i.total == total && i.configs == configs
+        };
         if offset == 0 && !self.incoming.as_ref().is_some_and(fits) {
             self.incoming = Some(Incoming {
                 from,
                 slot,
                 total,
                 data: Vec::new(),
+                configs: configs.clone(),
             });
         }
         let Some(inc) = self.incoming.as_mut().filter(|i| fits(i)) else {
@@ -411,12 +429,14 @@ impl<C: Command> MultiPaxos<C> {
         let complete = held == total;
         if complete {
             let data = std::mem::take(&mut inc.data);
+            let configs = std::mem::take(&mut inc.configs);
             self.incoming = None;
             self.install(
                 Snapshot {
                     slot,
                     data: data.into(),
                 },
+                configs,
                 out,
             );
         }
@@ -428,21 +448,35 @@ impl<C: Command> MultiPaxos<C> {
 
     /// A candidate that waited for a promiser's snapshot may lead now.
     fn try_lead_if_quorum(&mut self, out: &mut Out<Self, C>) {
-        let quorum = matches!(&self.state, RoleState::Candidate { promises, .. } if self.has_quorum(*promises));
-        if quorum {
+        // (With the configurations it brought: `try_lead` asks their voters if needed.)
+        if matches!(self.state, RoleState::Candidate { .. }) {
             self.try_lead(out);
         }
     }
 
-    /// Install a complete snapshot received from a peer, if it is above our commit point.
-    fn install(&mut self, snapshot: Snapshot, out: &mut Out<Self, C>) {
+    /// Install a complete snapshot received from a peer, with the configurations above it,
+    /// if it is above our commit point.
+    fn install(&mut self, snapshot: Snapshot, configs: Configs, out: &mut Out<Self, C>) {
         if snapshot.slot <= self.commit {
             return; // stale: we never go back (and hold at least as much)
         }
+        if !configs.well_formed(snapshot.slot, self.alpha()) {
+            return; // malformed (no replica of ours sends it): ignored
+        }
         // Durable first: a crash after it boots from the snapshot (and restores it then).
-        out.persist(PaxosWrite::Snapshot(snapshot.clone()));
+        out.persist(PaxosWrite::Snapshot {
+            snapshot: snapshot.clone(),
+            configs: configs.clone(),
+        });
         keep(&mut self.snapshot, &mut self.log, &snapshot);
         self.commit = snapshot.slot;
+        // Every slot up to its slot is chosen and decided these configurations. Ours reach
+        // further only if we learned a later change before a restart (all chosen: they agree).
+        if configs.latest_from() >= self.configs.latest_from() {
+            self.configs = configs;
+        } else {
+            self.configs.prune(snapshot.slot);
+        }
         // Rule 7: the host becomes the snapshot before any later commit.
         out.restore(snapshot);
         // Follower reads waiting for this point may be served now.

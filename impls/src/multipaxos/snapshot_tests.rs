@@ -3,7 +3,7 @@
 //! (a violation panics), so they also assert state machine safety and "snapshots hold only
 //! committed slots" at every step.
 
-use super::tests::{b, e, fire, ids, recv, sends};
+use super::tests::{b, e, fire, ids, recv, sends, snap_write, three, vals};
 use super::*;
 use crate::driver::{Cluster, Envelope, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotPolicy};
@@ -60,6 +60,7 @@ fn follower_with_commit_3() -> P {
         tried: 0,
         snapshot: None,
         log: (1..=5).map(|k| e(b(1, 1), Some(k * 10))).collect(),
+        configs: Configs::default(),
     };
     let cfg = Config {
         check_quorum: false,
@@ -72,7 +73,7 @@ fn follower_with_commit_3() -> P {
         PaxosMsg::Accept {
             ballot: b(1, 1),
             first: 6,
-            cmds: vec![],
+            cmds: vals(vec![]),
             commit: 3,
         },
     );
@@ -85,7 +86,7 @@ fn compaction_drops_the_prefix_and_keeps_accepted_values_above_it() {
     let mut r = follower_with_commit_3();
     let before = r.durable();
     let out = compact(&mut r, snap(3, "s3"));
-    assert_eq!(writes(&out), vec![PaxosWrite::Snapshot(snap(3, "s3"))]);
+    assert_eq!(writes(&out), vec![snap_write(snap(3, "s3"))]);
     assert_eq!(sends(&out), vec![]);
     // Slots 4 and 5 are accepted, not chosen: an acceptor must still report them.
     assert_eq!(r.log(), &[e(b(1, 1), Some(40)), e(b(1, 1), Some(50))]);
@@ -110,6 +111,7 @@ fn restart_from_snapshot_and_log_restores_first_and_prepares_above_it() {
         tried: 0,
         snapshot: Some(snap(3, "s3")),
         log: vec![e(b(1, 1), Some(40))],
+        configs: Configs::default(),
     };
     let (mut r, out) = boot(0, Some(d), &cfg(8));
     assert!(
@@ -123,7 +125,7 @@ fn restart_from_snapshot_and_log_restores_first_and_prepares_above_it() {
         r.entry(4),
         Some(&Entry {
             ballot: b(1, 1),
-            cmd: Some(40)
+            value: Some(40).into()
         })
     );
     let out = fire(&mut r, PaxosTimer::Election);
@@ -200,6 +202,7 @@ fn a_candidate_never_fills_a_slot_inside_a_promisers_snapshot_with_a_noop() {
         offset,
         total: 6,
         data: Bytes(text.as_bytes().into()),
+        configs: three(),
     };
     let out = recv(&mut r, 1, chunk(0, "snap"));
     assert_eq!(writes(&out), vec![]);
@@ -211,12 +214,12 @@ fn a_candidate_never_fills_a_slot_inside_a_promisers_snapshot_with_a_noop() {
     assert_eq!(
         writes(&out),
         vec![
-            PaxosWrite::Snapshot(snap(5, "snap5!")),
+            snap_write(snap(5, "snap5!")),
             PaxosWrite::Promise(b(1, 0)),
             PaxosWrite::Accept {
                 ballot: b(1, 0),
                 first: 6,
-                cmds: vec![Some(60)],
+                cmds: vals(vec![Some(60)]),
             },
         ]
     );
@@ -259,6 +262,7 @@ fn a_promiser_answers_the_candidates_request_with_its_snapshot_in_chunks() {
                 offset: 0,
                 total: 10,
                 data: Bytes(b"abcdefgh".as_slice().into()),
+                configs: three(),
             }
         )]
     );
@@ -290,6 +294,7 @@ fn a_snapshot_not_above_the_followers_commit_point_is_ignored() {
                 offset: 0,
                 total: 2,
                 data: Bytes(b"ss".as_slice().into()),
+                configs: three(),
             },
         );
         assert_eq!(writes(&out), vec![], "slot {slot}");
@@ -323,9 +328,10 @@ fn an_installed_snapshot_keeps_accepted_values_above_it_and_restores_before_comm
             offset: 0,
             total: 2,
             data: Bytes(b"s4".as_slice().into()),
+            configs: three(),
         },
     );
-    assert_eq!(writes(&out), vec![PaxosWrite::Snapshot(snap(4, "s4"))]);
+    assert_eq!(writes(&out), vec![snap_write(snap(4, "s4"))]);
     assert_eq!(restores(&out), vec![snap(4, "s4")]);
     assert_eq!(r.log(), &[e(b(1, 1), Some(50))]);
     assert_eq!((r.status().commit, r.status().snapshot), (4, 4));
@@ -336,7 +342,7 @@ fn an_installed_snapshot_keeps_accepted_values_above_it_and_restores_before_comm
         PaxosMsg::Accept {
             ballot: b(1, 1),
             first: 6,
-            cmds: vec![],
+            cmds: vals(vec![]),
             commit: 5,
         },
     );
@@ -355,6 +361,7 @@ fn a_chunk_out_of_order_is_answered_with_the_offset_held() {
         offset,
         total: 6,
         data: Bytes(text.as_bytes().into()),
+        configs: three(),
     };
     let ack = |offset| {
         vec![(

@@ -19,8 +19,29 @@ pub(super) fn b(round: u64, node: u8) -> Ballot {
     Ballot { round, node }
 }
 
+/// Commands as values: `Some` a command, `None` a no-op.
+pub(super) fn vals(cmds: Vec<Option<Cmd>>) -> Vec<Value<Cmd>> {
+    cmds.into_iter().map(Value::from).collect()
+}
+
+/// The configurations of a cluster booted with voters n0, n1, n2.
+pub(super) fn three() -> Configs {
+    Configs::initial(Membership::voters(NodeSet::first(3)))
+}
+
+/// The write that keeps snapshot `s` of a 3-node cluster that never changed.
+pub(super) fn snap_write(s: Snapshot) -> PaxosWrite<Cmd> {
+    PaxosWrite::Snapshot {
+        snapshot: s,
+        configs: three(),
+    }
+}
+
 pub(super) fn e(ballot: Ballot, cmd: Option<Cmd>) -> Option<Entry<Cmd>> {
-    Some(Entry { ballot, cmd })
+    Some(Entry {
+        ballot,
+        value: cmd.into(),
+    })
 }
 
 /// Node 0 of 3, having promised (2, 2) and holding `log`, campaigns in round 3 and wins on
@@ -35,6 +56,7 @@ fn win_round_3(
         tried: 0,
         snapshot: None,
         log,
+        configs: Configs::default(),
     };
     let mut r = boot_with(0, 3, cfg, d);
     fire(&mut r, PaxosTimer::Election);
@@ -104,7 +126,7 @@ fn accept(ballot: Ballot, first: Slot, cmds: Vec<Option<Cmd>>, commit: Slot) -> 
     PaxosMsg::Accept {
         ballot,
         first,
-        cmds,
+        cmds: vals(cmds),
         commit,
     }
 }
@@ -280,6 +302,7 @@ fn acceptor_refuses_prepares_and_accepts_below_its_promise() {
             tried: 0,
             snapshot: None,
             log: vec![],
+            configs: Configs::default(),
         };
         let mut r = boot_with(1, 3, &Config::default(), d);
         let out = recv(&mut r, 0, msg.clone());
@@ -297,6 +320,7 @@ fn promise_reports_every_accepted_value_from_the_asked_slot() {
         tried: 0,
         snapshot: None,
         log: vec![e(b(1, 0), Some(5)), None, e(b(1, 0), Some(7))],
+        configs: Configs::default(),
     };
     let mut r = boot_with(1, 3, &Config::default(), d);
     let out = recv(
@@ -340,7 +364,7 @@ fn new_leader_reproposes_highest_ballot_values_and_fills_gaps_with_noops() {
             PaxosWrite::Accept {
                 ballot: b(3, 0),
                 first: 1,
-                cmds: cmds.clone()
+                cmds: vals(cmds.clone())
             }
         ]
     );
@@ -410,6 +434,7 @@ fn a_promise_is_sent_in_chunks_of_max_batch_slots() {
         tried: 0,
         snapshot: None,
         log: (1..=5).map(|v| e(b(1, 0), Some(v))).collect(),
+        configs: Configs::default(),
     };
     let mut r = boot_with(1, 3, &cfg, d);
     let out = recv(
@@ -462,7 +487,7 @@ fn a_promise_counts_once_every_chunk_is_in_whatever_their_order() {
     let cmds: Vec<Option<Cmd>> = r
         .log
         .iter()
-        .map(|e| e.as_ref().and_then(|e| e.cmd))
+        .map(|e| e.as_ref().and_then(|e| e.value.cmd().copied()))
         .collect();
     assert_eq!(cmds, [10, 20, 30, 40, 50].map(Some));
 }
@@ -524,7 +549,7 @@ fn leader_batches_one_accept_and_commits_on_a_quorum() {
         vec![PaxosWrite::Accept {
             ballot: b(1, 0),
             first: 1,
-            cmds: cmds.clone()
+            cmds: vals(cmds.clone())
         }]
     );
     assert_eq!(
@@ -587,7 +612,7 @@ fn acceptor_persists_acceptance_before_answering() {
         vec![PaxosWrite::Accept {
             ballot: b(1, 0),
             first: 1,
-            cmds: vec![Some(5)]
+            cmds: vals(vec![Some(5)])
         }]
     );
     assert_eq!(sends(&out), vec![(0, accepted(b(1, 0), 1, 1, 0, false))]);
@@ -607,6 +632,7 @@ fn follower_learns_only_slots_accepted_in_the_leaders_ballot() {
         tried: 0,
         snapshot: None,
         log: vec![e(b(1, 1), Some(9))],
+        configs: Configs::default(),
     };
     let mut r = boot_with(2, 3, &Config::default(), d);
     let out = recv(&mut r, 0, accept(b(2, 0), 2, vec![], 1));
@@ -644,7 +670,7 @@ fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
         vec![PaxosWrite::Accept {
             ballot: b(2, 2),
             first: 3,
-            cmds: vec![Some(3)]
+            cmds: vals(vec![Some(3)])
         }]
     );
     assert_eq!(
@@ -1031,23 +1057,46 @@ fn renaming_moves_every_node_id_ballots_included() {
         }
     );
     assert_eq!((r.tried, r.commit), (before.tried, before.commit));
-    // A leader's bitmasks move the same way.
-    let mut l = before.clone();
-    l.state = RoleState::Leader {
-        heard: NodeSet::from_bits(0b101),
-        acks: vec![NodeSet::from_bits(0b011), NodeSet::from_bits(0b100)],
-        reads: read::LeaderReads::new(),
-        transfers: vec![None; MAX_NODES],
+    // A leader's node sets move the same way, and so do the configurations it holds: in its
+    // log, backlog and queue, and those that decide its slots.
+    let set = |ids: &[u8]| NodeSet::of(ids.iter().map(|&i| NodeId(i)));
+    let config = |ids: &[u8]| Value::Config(Membership::voters(set(ids)));
+    let leader_state = |heard: &[u8], acks: [&[u8]; 2], promises: &[u8], target: u8, c: &[u8]| {
+        // The backlog's ballot names the proposer that leads after the renaming too.
+        let ballot = b(1, target);
+        RoleState::Leader {
+            heard: set(heard),
+            acks: acks.iter().map(|a| set(a)).collect(),
+            reads: read::LeaderReads::new(),
+            transfers: vec![None; MAX_NODES],
+            progress: vec![0; MAX_NODES],
+            promises: set(promises),
+            p1_heard: vec![Vec::new(); MAX_NODES],
+            asked: NodeSet::EMPTY,
+            backlog: vec![Some(Entry {
+                ballot,
+                value: config(c),
+            })],
+            queue: [config(c), Value::Cmd(4)].into(),
+            change: None,
+            handoff: Some(reconfig::Handoff {
+                id: 1,
+                target: NodeId(target),
+                sent: false,
+            }),
+        }
     };
+    let mut l = before.clone();
+    l.state = leader_state(&[0, 2], [&[0, 1], &[2]], &[0, 1], 2, &[0, 1]);
+    l.configs = Configs::initial(Membership::voters(set(&[0, 1])));
     l.rename(&Renaming(&ROTATE));
     assert_eq!(
         l.state,
-        RoleState::Leader {
-            heard: NodeSet::from_bits(0b011),
-            acks: vec![NodeSet::from_bits(0b110), NodeSet::from_bits(0b001)],
-            reads: read::LeaderReads::new(),
-            transfers: vec![None; MAX_NODES],
-        }
+        leader_state(&[1, 0], [&[1, 2], &[0]], &[1, 2], 0, &[1, 2])
+    );
+    assert_eq!(
+        l.configs,
+        Configs::initial(Membership::voters(set(&[1, 2])))
     );
 
     let mut d = before.durable();
@@ -1159,6 +1208,20 @@ fn each_registered_invariant_flags_its_own_violation_only() {
             accepted(b(2, 2), 2, 1),
             base.clone(),
         ],
+        // two replicas disagree on the configuration of slot 2, which both know (α = 8)
+        vec![
+            base.clone(),
+            with(&|r| {
+                r.id = NodeId(1);
+                r.configs.learn(2, Membership::voters(NodeSet::first(2)));
+            }),
+        ],
+        // a leader whose ballot holds slot 10 with nothing committed (α = 8)
+        vec![{
+            let mut l = leader(3);
+            l.log = vec![e(b(1, 0), Some(1)); 10];
+            l
+        }],
     ];
     crate::replica::assert_each_flags_only_its_own(
         &P::cluster_invariants(),
@@ -1207,8 +1270,17 @@ fn messages_from_itself_or_outside_the_id_space_are_ignored() {
 #[test]
 fn answers_to_a_ballot_left_behind_are_obsolete() {
     // A leader of b(1, 0): promises for its own ballot, acceptances and refusals of an older
-    // ballot are dead (and ignored); prepares and accepts never are.
+    // ballot are dead (and ignored); prepares and accepts never are, nor are late promises
+    // of its ballot (phase 1 for a configuration its window reached: see [`reconfig`]).
     let r = leader(3);
+    let late = PaxosMsg::LatePromise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+        start: 1,
+        end: 1,
+    };
+    assert!(!r.obsolete(NodeId(2), &late));
     let dead = [
         PaxosMsg::Promise {
             ballot: b(1, 0),
@@ -1265,6 +1337,7 @@ mod bugs {
             tried: 0,
             snapshot: None,
             log: vec![],
+            configs: Configs::default(),
         };
         let mut r = boot_with(1, 3, &with(Bug::AcceptBelowPromise), d);
         let out = recv(&mut r, 0, accept(b(1, 0), 1, vec![Some(5)], 0));
@@ -1284,6 +1357,7 @@ mod bugs {
             tried: 0,
             snapshot: None,
             log: vec![e(b(1, 1), Some(10))],
+            configs: Configs::default(),
         };
         let mut r = boot_with(0, 3, &with(Bug::IgnoreAcceptedValue), d);
         fire(&mut r, PaxosTimer::Election);
@@ -1303,7 +1377,7 @@ mod bugs {
             PaxosWrite::Accept {
                 ballot: b(3, 0),
                 first: 1,
-                cmds: vec![Some(10), None, None]
+                cmds: vals(vec![Some(10), None, None])
             },
             "own values instead of 20 and 30"
         );
@@ -1363,7 +1437,7 @@ mod bugs {
             vec![PaxosWrite::Accept {
                 ballot: b(3, 0),
                 first: 1,
-                cmds: vec![Some(99)]
+                cmds: vals(vec![Some(99)])
             }]
         );
     }
@@ -1380,7 +1454,7 @@ mod bugs {
             vec![PaxosWrite::Accept {
                 ballot: b(3, 0),
                 first: 1,
-                cmds: vec![Some(99)]
+                cmds: vals(vec![Some(99)])
             }]
         );
     }
@@ -1402,8 +1476,8 @@ mod bugs {
             writes(&out),
             vec![
                 PaxosWrite::Promise(b(3, 0)),
-                write(1, vec![Some(20)]),
-                write(3, vec![Some(30)])
+                write(1, vals(vec![Some(20)])),
+                write(3, vals(vec![Some(30)]))
             ]
         );
         recv(&mut r, 2, accepted(b(3, 0), 1, 1, 0, false));
