@@ -502,12 +502,16 @@ enum RoleState<C> {
     /// that accepted each open slot `commit + 1 ..= proposed()` in our ballot. `reads`: the
     /// reads this leadership serves (they cannot outlive it). `transfers`: by node id, the
     /// snapshot on its way to that node, if any. `progress`: by node id, the slot up to which
-    /// it reported holding every value (chosen, or ours).
+    /// it reported holding every value (chosen, or ours), kept for learners and a transfer's
+    /// target only (a promotion or a transfer waits for them to catch up).
     ///
     /// Phase 1 goes on while we lead, for configurations that come into the window (see
-    /// [`reconfig`]): `promises` holds every node whose whole promise of our ballot arrived,
-    /// `p1_heard` (by node id) the slots its promise chunks reported, `asked` the nodes we
-    /// sent a `Prepare` since the last heartbeat. `backlog` holds what phase 1 recovered for
+    /// [`reconfig`]): `covered` holds the configurations a majority of whose voters promised
+    /// our ballot in the phase 1 that elected us (those promises cover every later slot),
+    /// `promises` the nodes whose `LatePromise` arrived since (us included), `p1_heard` (by
+    /// node id) the slots their chunks reported, `asked` the nodes we sent a `LatePrepare`
+    /// since the last heartbeat. (Not the electing promises themselves: the model checker
+    /// would tell apart leaders elected by different majorities for nothing.) `backlog` holds what phase 1 recovered for
     /// the slots from `proposed() + 1` on, not yet re-proposed (the window stopped it),
     /// `queue` the values waiting behind it. `change` is the operator's change in progress,
     /// `handoff` a leadership transfer.
@@ -517,6 +521,7 @@ enum RoleState<C> {
         reads: LeaderReads,
         transfers: Vec<Option<Transfer>>,
         progress: Vec<Slot>,
+        covered: Vec<Membership>,
         promises: NodeSet,
         p1_heard: Vec<Vec<(Slot, Slot)>>,
         asked: NodeSet,
@@ -1084,6 +1089,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 reads: _,
                 transfers,
                 progress,
+                covered,
                 promises,
                 p1_heard,
                 asked,
@@ -1092,6 +1098,9 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 change: _,
                 handoff,
             } => {
+                for c in covered {
+                    *c = c.renamed(map);
+                }
                 *heard = heard.renamed(map);
                 for a in acks {
                     *a = a.renamed(map);

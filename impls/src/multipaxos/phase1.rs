@@ -213,13 +213,24 @@ impl<C: Command> MultiPaxos<C> {
                 }
             })
             .collect();
+        // The configurations our electing promises cover: those of the window (all of them,
+        // or we would not lead), and any later one known or held that they happen to cover.
+        let mut covered = Vec::new();
+        let later = self.configs.between(self.commit + 1, Slot::MAX);
+        let held = backlog.iter().flatten().filter_map(|e| e.value.config());
+        for c in later.into_iter().chain(held) {
+            if !covered.contains(&c) && self.decides(&c, promises) {
+                covered.push(c);
+            }
+        }
         self.state = RoleState::Leader {
             heard: me,
             acks,
             reads: LeaderReads::new(),
             transfers: vec![None; MAX_NODES],
             progress: vec![0; MAX_NODES],
-            promises,
+            covered,
+            promises: me,
             p1_heard: vec![Vec::new(); MAX_NODES],
             asked: NodeSet::EMPTY,
             backlog,

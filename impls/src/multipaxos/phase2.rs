@@ -231,6 +231,8 @@ impl<C: Command> MultiPaxos<C> {
         out: &mut Out<Self, C>,
     ) {
         let (commit, last) = (self.commit, self.proposed());
+        // Kept for learners (a promotion waits for them) and a transfer's target only.
+        let track = self.configs.latest().is_learner(from) || self.handing_to() == Some(from);
         let RoleState::Leader {
             heard,
             acks,
@@ -246,7 +248,7 @@ impl<C: Command> MultiPaxos<C> {
         heard.insert(from);
         // What it holds without a gap: the chosen slots up to its commit point, and the
         // slots of ours it acknowledged right after them.
-        if let Some(p) = progress.get_mut(from.index()) {
+        if let Some(p) = progress.get_mut(from.index()).filter(|_| track) {
             let held = if first <= max(*p, f_commit) + 1 {
                 max(f_commit, upto)
             } else {

@@ -291,11 +291,8 @@ impl<C: Command> MultiPaxos<C> {
     /// commit point confirmed (see [`reconfig`]); `None` while our promises are no majority
     /// of one of them (phase 1 has not reached it yet: no read is served, leased or not).
     fn read_round(&self, reads: &LeaderReads) -> Option<u64> {
-        let RoleState::Leader { promises, .. } = &self.state else {
-            return None;
-        };
         let ahead = self.ahead();
-        if !self.decides_all(&ahead, *promises) {
+        if !ahead.iter().all(|c| self.promised_by(c)) {
             return None;
         }
         ahead

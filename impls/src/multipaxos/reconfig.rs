@@ -339,6 +339,17 @@ impl<C: Command> MultiPaxos<C> {
         self.decides_all(&self.window_configs(), promises)
     }
 
+    /// Leader: whether a majority of `config`'s voters promised our ballot (in the phase 1
+    /// that elected us, or since).
+    pub(super) fn promised_by(&self, config: &Membership) -> bool {
+        match &self.state {
+            RoleState::Leader {
+                covered, promises, ..
+            } => covered.contains(config) || self.decides(config, *promises),
+            _ => false,
+        }
+    }
+
     /// Leader: what to propose next, as far as the window allows: the backlog, then the
     /// queue, then no-ops up to the slot the latest configuration takes effect in. Updates
     /// the log and the acknowledgements, and returns the new runs of consecutive slots (more
@@ -360,10 +371,7 @@ impl<C: Command> MultiPaxos<C> {
             if leaving && !config.is_voter(self.id) {
                 break; // removed: we propose only where we vote (see the module docs)
             }
-            let RoleState::Leader { promises, .. } = &self.state else {
-                unreachable!("only a leader proposes")
-            };
-            if !self.decides(&config, *promises) {
+            if !self.promised_by(&config) {
                 return (runs, Some(config)); // phase 1 has not reached cfg(t) yet
             }
             let RoleState::Leader {
@@ -442,8 +450,9 @@ impl<C: Command> MultiPaxos<C> {
         }
     }
 
-    /// Leader: ask the voters of `config` that have not promised our ballot (nor been asked
-    /// since the last heartbeat) for a promise, from the first slot we have not proposed.
+    /// Leader: ask the voters of `config` that have not promised our ballot since we lead (nor
+    /// been asked since the last heartbeat) for a promise, from the first slot we have not
+    /// proposed.
     pub(super) fn ask_promises(&mut self, config: &Membership, out: &mut Out<Self, C>) {
         let (b, from, me) = (self.ballot, self.proposed() + 1, self.id);
         let RoleState::Leader {
@@ -661,7 +670,8 @@ impl<C: Command> MultiPaxos<C> {
         }
         // An election timeout from now we give up.
         self.arm_election_timer(out);
-        self.maybe_handoff(out);
+        // Its answer to a heartbeat says how much it holds; the handoff follows.
+        self.heartbeat_to(NodeSet::of([target]), out);
     }
 
     /// Leader: tell the target to run phase 1 once it holds every slot we proposed (its

@@ -1070,6 +1070,7 @@ fn renaming_moves_every_node_id_ballots_included() {
             reads: read::LeaderReads::new(),
             transfers: vec![None; MAX_NODES],
             progress: vec![0; MAX_NODES],
+            covered: vec![Membership::voters(set(promises))],
             promises: set(promises),
             p1_heard: vec![Vec::new(); MAX_NODES],
             asked: NodeSet::EMPTY,
