@@ -81,11 +81,11 @@
 //! 9. **Every change request is answered once.** Each request given to [`Replica::change`]
 //!    ends in exactly one [`Effect::ChangeDone`] with its id: at once when it is refused (the
 //!    configuration is unchanged: bad input, another change pending, not ready) or when this
-//!    replica does not lead ([`ChangeError::NotLeader`](crate::ChangeError::NotLeader), with
+//!    replica does not lead ([`ChangeError::NotLeader`], with
 //!    a hint); else `Ok` with the new configuration once the change is done (Raft: its entry
 //!    committed; multi-Paxos: in effect, see [`crate::multipaxos::reconfig`]; a transfer: the
 //!    target leads), or an error once a transfer is given up. A leader that loses its role
-//!    first answers [`ChangeError::Interrupted`](crate::ChangeError::Interrupted): the change
+//!    first answers [`ChangeError::Interrupted`]: the change
 //!    may still take effect. A crash answers nothing (the operator times out and asks again,
 //!    as a client does after a lost proposal).
 //!
@@ -441,7 +441,8 @@ pub struct Status {
     /// above it, and the host's next snapshot is due [`SnapshotPolicy::every`] slots later.
     pub snapshot: Slot,
     /// The configuration this replica follows: for Raft the latest in its log, committed or
-    /// not (diss. §4.1).
+    /// not (diss. §4.1); for multi-Paxos the latest it learned chosen, which decides the
+    /// slots from α after its own on ([`crate::multipaxos::reconfig`]).
     pub config: Membership,
 }
 

@@ -1121,6 +1121,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         }
         if let Some(inc) = &mut self.incoming {
             inc.from = map.id(inc.from);
+            inc.configs = inc.configs.renamed(map);
         }
         self.rename_reads(map);
     }

@@ -391,7 +391,9 @@ impl<C: Command> MultiPaxos<C> {
         reports: std::ops::Range<Slot>,
         out: &mut Out<Self, C>,
     ) {
-        let end = first + accepted.len() as Slot;
+        let Some(end) = first.checked_add(accepted.len() as Slot) else {
+            return; // malformed
+        };
         if b != self.ballot || first < reports.start || end > reports.end {
             // Another ballot's; or malformed (no acceptor of ours sends it): ignored, never
             // counted.

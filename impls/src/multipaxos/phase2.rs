@@ -249,7 +249,7 @@ impl<C: Command> MultiPaxos<C> {
         // What it holds without a gap: the chosen slots up to its commit point, and the
         // slots of ours it acknowledged right after them.
         if let Some(p) = progress.get_mut(from.index()).filter(|_| track) {
-            let held = if first <= max(*p, f_commit) + 1 {
+            let held = if first <= max(*p, f_commit).saturating_add(1) {
                 max(f_commit, upto)
             } else {
                 f_commit

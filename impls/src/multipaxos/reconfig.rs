@@ -4,12 +4,15 @@
 //!
 //! # The design (Lamport, *Paxos Made Simple*, §3, last paragraphs)
 //!
-//! "The set of servers ... can be changed with ordinary state-machine commands ... by letting
-//! the set of servers that execute instance `i + α` of the consensus algorithm be specified
-//! by the state after execution of the `i`th state machine command." The same rule is the
-//! `WINDOW` of *Paxos Made Moderately Complex* (van Renesse & Altinbuken 2015, "PMMC", §3,
-//! reconfiguration) and the α of *Reconfiguring a State Machine* (Lamport, Malkhi, Zhou,
-//! SIGACT News 2010, §3, "the α approach"). So:
+//! The set of servers is part of the replicated state, changed by ordinary commands, and the
+//! servers that run instance `i + α` of consensus are the ones the state names after command
+//! `i` has been executed: a leader may then run α instances ahead of what it has learned. The
+//! same rule is the `WINDOW` of *Paxos Made Moderately Complex* (van Renesse & Altinbuken,
+//! ACM Computing Surveys 2015: invariant R5, "a replica proposes commands only for slots for
+//! which it knows the configuration") and the basic method of *Reconfiguring a State Machine*
+//! (Lamport, Malkhi, Zhou, SIGACT News 2010), which notes that α may be any positive integer.
+//! (The stop-sign alternative, *Stoppable Paxos*, needs no window but a recovery rule for
+//! values past a stop command; the window keeps phase 1 exactly PMS's.) So:
 //!
 //! * A configuration ([`Membership`]: voters, learners) is a [`Value::Config`] in a slot `s`
 //!   of the log, chosen like any command. `cfg(t)`, the configuration that decides slot `t`,
@@ -38,13 +41,19 @@
 //!   configuration that decides a slot in `commit + 1 ..= commit + α` (it knows them: they
 //!   depend on chosen slots only) and leads once a majority of each promised. A promise
 //!   covers every slot from the candidate's commit point on, so it licenses later slots too,
-//!   *for as long as their configuration is one the promisers form a majority of*. When the
-//!   window reaches a slot whose configuration they do not (a voter was added), the leader
-//!   asks that configuration's other voters for a promise of the same ballot, from the first
-//!   slot it has not proposed, merges what they report into the backlog (the highest ballot
-//!   wins, P2c), and proposes there only once a majority of it promised. Because it proposed
-//!   nothing at or beyond that slot yet, its recovery there is as complete as at a fresh
-//!   election.
+//!   *for as long as their configuration is one the promisers form a majority of*: the leader
+//!   keeps those configurations (`covered`). When the window reaches a slot `t` whose
+//!   configuration is not one of them (a voter was added), the leader sends that
+//!   configuration's voters a `LatePrepare` of the same ballot from `t` (the first slot it has
+//!   not proposed), merges what their `LatePromise`s report into the backlog (the highest
+//!   ballot wins, P2c), and proposes at `t` and beyond only once a majority of `cfg(t)`
+//!   promised. Why that is PMS §2.2's phase 1 for every slot `u >= t`: each promise is a
+//!   promise of our ballot that reports every acceptance its sender made at `u`, and we have
+//!   proposed nothing at `u`, so the value we propose there is the highest-ballot one a
+//!   majority of `cfg(u)` reported (or anything, if none reported one), exactly as at a fresh
+//!   election. (Late answers to the electing `Prepare` are not used: they are obsolete, as
+//!   they always were, so a model checker that never changes the configuration sees the
+//!   states it saw before.)
 //! * **A candidate that lags learns the configurations as it learns the values.** It knows
 //!   `cfg(t)` only up to its commit point + α; phase 1 reports the values above it and the
 //!   new leader proposes them again within its window, one window at a time. Each one chosen
@@ -77,9 +86,10 @@
 //!   never learned it may still believe it votes and campaign: its phase 1 is ordinary Paxos
 //!   (safe), and the configurations it learns from what it recovers tell it to step down.
 //! * **Learners** ([`Change::AddLearner`]) get every value and catch up like any replica, and
-//!   are promoted ([`Change::AddVoter`] of a learner) only once caught up: their reported
-//!   commit point within [`Config::max_batch`] slots of the leader's last proposal (else
-//!   [`ChangeError::Behind`]), so that a new voter does not stall the slots it must accept.
+//!   are promoted ([`Change::AddVoter`] of a learner) only once caught up: holding, by what
+//!   they acknowledged, every slot up to within [`Config::max_batch`] of the leader's last
+//!   proposal (else [`ChangeError::Behind`]), so that a new voter does not stall the slots it
+//!   must accept.
 //! * **Snapshots and restarts.** A snapshot at slot `S` carries [`Configs`] as of `S` (the
 //!   configurations of the slots `S + 1 ..= S + α`, and the one in force after them): durable
 //!   with it, shipped with every chunk of it, installed with it. A replica also persists its
@@ -89,18 +99,22 @@
 //!
 //! # Leadership transfer ([`Change::Transfer`])
 //!
-//! The leader stops taking proposals (it redirects them to the target, and refuses other
-//! changes as pending), waits until the target has accepted every slot it proposed, then sends
-//! it `Handoff { ballot }`: "run phase 1 now". The target campaigns at once with a ballot above
-//! every one it saw, and its `Prepare` says it was handed the leadership, so acceptors whose
-//! lease would ignore a challenger promise it (and the old leader stops serving reads from its
-//! lease the moment it sends the handoff, whose promise it no longer relies on). The old leader
+//! (Raft's dissertation §3.10 does the same with TimeoutNow.) The leader stops taking
+//! proposals and reads (it hands them to the target, and refuses other changes as pending),
+//! asks the target with a heartbeat how much it holds, and once it holds every slot the leader
+//! proposed sends it `Handoff { ballot }`: "run phase 1 now". The target, if it still follows
+//! that ballot and votes, campaigns at once with a ballot above every one it saw, with
+//! `HandoffPrepare { by: ballot }`: an acceptor whose lease (CheckQuorum) would ignore a
+//! challenger promises it if the leader it follows is the one that handed over, and so does
+//! that leader. Leases stay sound: the only lease such a prepare passes is the handing-over
+//! leader's, which serves no read that arrives after the transfer started (a read that arrived
+//! before is linearized at its arrival, before the target can choose anything). The old leader
 //! answers `Ok` when it learns of a higher ballot *of the target* (its prepare, accept or a
 //! refusal naming it) and steps down; if an election timeout passes first it gives up with
 //! [`ChangeError::TransferTimedOut`] and takes proposals again. A transfer to the leader itself
 //! is answered at once, one to a learner is [`ChangeError::NotVoter`], to a non-member
-//! [`ChangeError::Unknown`]. Safety never depends on any of this: the target runs ordinary phase
-//! 1.
+//! [`ChangeError::Unknown`]. Safety never depends on the transfer: the target runs ordinary
+//! phase 1.
 //!
 //! # Answers (rule 9 of the effect contract)
 //!
@@ -491,9 +505,11 @@ impl<C: Command> MultiPaxos<C> {
         reports: std::ops::Range<Slot>,
         out: &mut Out<Self, C>,
     ) {
-        let end = first + accepted.len() as Slot;
+        let Some(end) = first.checked_add(accepted.len() as Slot) else {
+            return; // malformed (no acceptor of ours sends it)
+        };
         if !self.is_leader() || b != self.ballot || first < reports.start || end > reports.end {
-            return; // another ballot's, or malformed (no acceptor of ours sends it)
+            return; // another ballot's, or malformed
         }
         let next = self.proposed() + 1;
         if reports.start > next {

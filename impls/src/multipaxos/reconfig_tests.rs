@@ -606,3 +606,65 @@ fn random_walks_with_membership_changes_keep_every_invariant() {
     // Vacuity guard: many changes went through.
     assert!(done >= 200, "only {done} changes took effect");
 }
+
+#[test]
+fn forged_frames_never_panic_a_replica() {
+    // Damaged or forged messages of the reconfiguration: ignored, or harmless, never a panic.
+    let c = cluster(4, 3, cfg());
+    let b = c.replica(0).ballot();
+    let forged = [
+        PaxosMsg::LatePromise {
+            ballot: b,
+            from: Slot::MAX - 1,
+            accepted: vec![None, None, None],
+            start: 1,
+            end: Slot::MAX,
+        },
+        PaxosMsg::Accepted {
+            ballot: b,
+            first: Slot::MAX,
+            upto: Slot::MAX,
+            commit: Slot::MAX,
+            behind: false,
+        },
+        PaxosMsg::Handoff { ballot: b },
+        PaxosMsg::HandoffPrepare {
+            ballot: Ballot::ZERO,
+            from: Slot::MAX,
+            by: b,
+        },
+        PaxosMsg::LatePrepare {
+            ballot: b,
+            from: Slot::MAX,
+        },
+    ];
+    for msg in forged {
+        let mut r = c.replica(0).clone();
+        let mut out = crate::replica::Effects::new();
+        r.on_message(NodeId(3), msg, &mut out);
+    }
+    // A snapshot whose configurations no replica would send is not installed.
+    let mut r = c.replica(3).clone();
+    let mut late = Configs::initial(voters(&[0, 1, 2]));
+    late.learn(100, voters(&[1])); // deciding from beyond the snapshot's slot + α
+    for bad in [
+        Configs::default(),
+        Configs::initial(Membership::default()),
+        late,
+    ] {
+        let mut out = crate::replica::Effects::new();
+        r.on_message(
+            NodeId(0),
+            PaxosMsg::Snapshot {
+                ballot: b,
+                slot: 1,
+                offset: 0,
+                total: 1,
+                data: Bytes(b"x".as_slice().into()),
+                configs: bad,
+            },
+            &mut out,
+        );
+        assert_eq!(r.status().commit, 0, "not installed: {out:?}");
+    }
+}
