@@ -261,6 +261,8 @@ fn every_property_is_named_by_a_constant() {
         multipaxos::names::COMMITTED_SLOTS_AGREE,
         multipaxos::names::PROMISES_NEVER_GO_BACK,
         multipaxos::names::COMMITTED_SLOTS_NEVER_CHANGE,
+        multipaxos::names::CONFIGURATIONS_AGREE,
+        multipaxos::names::PROPOSALS_WITHIN_WINDOW,
     ];
     let named = |model: Vec<&'static str>, protocol: &[&str]| {
         let mut got = model.clone();
