@@ -831,6 +831,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn on_message(&mut self, from: NodeId, msg: PaxosMsg<C>, out: &mut Out<Self, C>) {
+        debug_assert!(self.handed_back.is_none(), "handed back within its step");
         if !self.is_peer(from) {
             return; // not a node of this cluster: ignore rather than trust it
         }
@@ -839,6 +840,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
     }
 
     fn on_timer(&mut self, timer: PaxosTimer, out: &mut Out<Self, C>) {
+        debug_assert!(self.handed_back.is_none(), "handed back within its step");
         self.step_timer(timer, out);
         self.flush_handed_back(out);
     }
@@ -864,6 +866,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             queue.extend(cmds.into_iter().map(Value::Cmd));
         }
         self.leader_progress(out);
+        // (A commit it makes may complete a change that removed us.)
+        self.flush_handed_back(out);
     }
 
     const READS: bool = true;

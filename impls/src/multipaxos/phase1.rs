@@ -263,6 +263,10 @@ impl<C: Command> MultiPaxos<C> {
         if let Some(config) = missing {
             self.ask_promises(&config, out);
         }
+        debug_assert!(
+            self.proposed() <= self.commit + self.alpha() || self.cfg.any_bug(),
+            "a new leader proposes within its window"
+        );
         self.start_lease(out);
         self.leader_progress(out);
     }

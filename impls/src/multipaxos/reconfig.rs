@@ -74,7 +74,8 @@
 //!   every voter: no two proposers ever disagree on a slot's configuration, so the old and new
 //!   majorities need not meet, unlike Raft's single-server rule and its 2015 erratum); it keeps
 //!   the answers simple and each change validated against the configuration it replaces.
-//!   Requests are validated with [`Membership::changed`], with Raft's errors.
+//!   Requests are validated with [`Membership::changed`], with Raft's errors; for the same
+//!   reason [`Config::changes`] does not apply (no joint configuration is ever needed).
 //! * **Joining and leaving.** A node that is not a voter of the latest configuration it
 //!   knows never runs phase 1 (a learner, a spare, a removed node). A voter being added may
 //!   lead before its configuration takes effect: it proposes the slots before it too (a
