@@ -160,6 +160,12 @@ pub struct MembershipArgs {
     /// How voters change: single (one at a time, diss. §4.1) or joint (Raft §6).
     #[arg(long, default_value = "single", value_parser = parse_change_mode)]
     pub change_mode: paxraft_impls::ChangeMode,
+    /// Multi-Paxos: α, the slots between a configuration's own and the first it decides
+    /// (at least 1). It also bounds a leader's pipeline: it proposes no further than α slots
+    /// past its commit point. Default: the model's (2, so that a change takes effect within
+    /// a checkable depth).
+    #[arg(long)]
+    pub window: Option<u64>,
 }
 
 /// A parsed `--changes` list.
@@ -178,6 +184,9 @@ impl MembershipArgs {
     /// Set how voters change in `cfg`.
     pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
         cfg.changes = self.change_mode;
+        if let Some(w) = self.window {
+            cfg.window = w;
+        }
     }
 }
 

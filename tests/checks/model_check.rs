@@ -219,6 +219,35 @@ fn multipaxos_as_shipped() {
 
 const PAXOS_SHIPS_DEPTH: usize = 11;
 
+/// Issue 18: a voter joins a multi-Paxos cluster of two (α = 1, as `paxraft check` picks with
+/// `--changes`), interleaved with elections and client traffic; the change commits and takes
+/// effect, and every invariant holds, the reconfiguration ones included (0.37M states).
+#[test]
+fn multipaxos_membership_change() {
+    let mut cfg = ModelConfig {
+        voters: 2,
+        changes: vec![paxraft_impls::Change::AddVoter(NodeId(2))],
+        clients: 1,
+        ops: 1,
+        ..ships()
+    };
+    cfg.protocol.window = 1;
+    let s = run::<MultiPaxos<Cmd>>(cfg, PAXOS_SHIPS_DEPTH);
+    assert_passes(&s);
+    reached(&s, names::CONFIG_CHANGED);
+    reached(&s, names::CONFIG_COMMITTED);
+    for invariant in [
+        paxraft_impls::multipaxos::names::CONFIGURATIONS_AGREE,
+        paxraft_impls::multipaxos::names::PROPOSALS_WITHIN_WINDOW,
+    ] {
+        assert_eq!(
+            s.verdict(invariant).map(|v| v.status),
+            Some(Verdict::Holds),
+            "{invariant}"
+        );
+    }
+}
+
 #[test]
 fn multipaxos_one_crash() {
     let s = run::<MultiPaxos<Cmd>>(one_crash(), CRASH_DEPTH);
@@ -1144,4 +1173,45 @@ fn snapshot_defaults_pass_for_both_protocols() {
         assert_passes(&s);
         reached(&s, names::SNAPSHOT_RESTART);
     }
+}
+
+/// Multi-Paxos with `--changes` and no `--window` is checked at α = 1 (a change takes effect
+/// at the next slot: within the default depth); the configuration line says so, and an
+/// explicit `--window` is kept.
+#[test]
+fn check_shows_the_window_it_picks_for_multipaxos_changes() {
+    let dir = scratch("window");
+    let line = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "multipaxos",
+            "--voters",
+            "2",
+            "--changes",
+            "add:2",
+            "--clients",
+            "1",
+            "--ops",
+            "1",
+            "--depth",
+            "3",
+            "--no-save",
+        ];
+        args.extend(extra);
+        let out = paxraft(&dir, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("configuration"))
+            .unwrap_or_else(|| panic!("no configuration line in {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line(&[]).ends_with("--changes add:2 --clients 1 --ops 1 --window 1 --depth 3"),
+        "{}",
+        line(&[])
+    );
+    let explicit = line(&["--window", "3"]);
+    assert!(explicit.contains("--window 3 --depth 3"), "{explicit}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

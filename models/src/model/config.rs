@@ -124,6 +124,13 @@ impl From<ConfigError> for String {
     }
 }
 
+/// Multi-Paxos's α in the model ([`Config::window`]): 2, so that a leader still pipelines
+/// (proposes a slot before the previous one is chosen: holes and their recovery are
+/// reachable), while a change takes effect after a single padded slot. Measured with 2
+/// clients x 2 ops: the default check sees 2,939,187 states at α = 2 and 2,939,175 at the
+/// protocol's default 8 (the window almost never binds), and α = 1 would forbid pipelining.
+pub const MODEL_WINDOW: u64 = 2;
+
 /// Everything that bounds and shapes one model. The defaults are the bounded exhaustive
 /// check `paxraft check` runs: 3 servers, 2 clients with two ops each (a write, then a read
 /// that starts only after the write was answered), unordered network, the protocols'
@@ -221,8 +228,12 @@ impl Default for ModelConfig {
             max_time: Some(Duration::from_millis(500)),
             clock_rates: None,
             // What ships: PreVote and CheckQuorum on. `--no-pre-vote` / `--no-check-quorum`
-            // give the cheaper variant (one round fewer per election).
-            protocol: Config::default(),
+            // give the cheaper variant (one round fewer per election). Multi-Paxos's window
+            // is the model's (see MODEL_WINDOW).
+            protocol: Config {
+                window: MODEL_WINDOW,
+                ..Config::default()
+            },
         }
     }
 }
@@ -412,6 +423,9 @@ impl ModelConfig {
         }
         if self.protocol.max_batch != d.protocol.max_batch {
             f.push(format!("--max-batch {}", self.protocol.max_batch));
+        }
+        if self.protocol.window != d.protocol.window {
+            f.push(format!("--window {}", self.protocol.window));
         }
         if self.protocol.reads != d.protocol.reads {
             f.push(format!("--reads {}", self.protocol.reads));
