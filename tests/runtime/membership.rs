@@ -1,4 +1,5 @@
-//! Membership changes in the threaded runtime ([`Cluster::change`]), on Raft, under the
+//! Membership changes in the threaded runtime ([`Cluster::change`]), on Raft and multi-Paxos
+//! (the same test bodies, generic over the protocol; joint consensus is Raft's), under the
 //! pipelined load of `crash.rs` (4 clients, unique values, compare-and-swap chains): growing
 //! 3 voters to 5, shrinking 5 to 3, replacing the leader, joint consensus, and a node
 //! restarted from its files after a change. Each run checks that the client history, with a
@@ -33,6 +34,7 @@ use paxraft_impls::{
 use super::crash::{wait_for, Load, LoadConfig, TempDir};
 
 type RaftKv = Raft<Cmd<Kv>>;
+type PaxosKv = MultiPaxos<Cmd<Kv>>;
 
 const KEYS: Key = 8;
 
@@ -59,7 +61,7 @@ fn load_config() -> LoadConfig {
     }
 }
 
-fn cluster(n: usize, voters: usize, changes: ChangeMode) -> Cluster<RaftKv, Kv> {
+fn cluster<R: Replica<Cmd<Kv>>>(n: usize, voters: usize, changes: ChangeMode) -> Cluster<R, Kv> {
     let mut cfg = RuntimeConfig {
         voters: Some(voters),
         ..RuntimeConfig::default()
@@ -162,9 +164,8 @@ fn removed_harmless<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>, removed: &[usize], 
     }
 }
 
-#[test]
-fn raft_grows_from_3_to_5_voters_under_load() {
-    let mut c = cluster(5, 3, ChangeMode::SingleServer);
+fn grows_from_3_to_5_voters_under_load<R: Replica<Cmd<Kv>>>() {
+    let mut c = cluster::<R>(5, 3, ChangeMode::SingleServer);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     // The spares run outside the configuration: up, following, never leading.
@@ -182,8 +183,17 @@ fn raft_grows_from_3_to_5_voters_under_load() {
 }
 
 #[test]
-fn raft_shrinks_from_5_to_3_voters_under_load() {
-    let mut c = cluster(5, 5, ChangeMode::SingleServer);
+fn raft_grows_from_3_to_5_voters_under_load() {
+    grows_from_3_to_5_voters_under_load::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_grows_from_3_to_5_voters_under_load() {
+    grows_from_3_to_5_voters_under_load::<PaxosKv>();
+}
+
+fn shrinks_from_5_to_3_voters_under_load<R: Replica<Cmd<Kv>>>() {
+    let mut c = cluster::<R>(5, 5, ChangeMode::SingleServer);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     // Two followers go (the leader's removal is the next test's).
@@ -200,10 +210,20 @@ fn raft_shrinks_from_5_to_3_voters_under_load() {
     check_run(c, load, config, "shrink 5 to 3");
 }
 
+#[test]
+fn raft_shrinks_from_5_to_3_voters_under_load() {
+    shrinks_from_5_to_3_voters_under_load::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_shrinks_from_5_to_3_voters_under_load() {
+    shrinks_from_5_to_3_voters_under_load::<PaxosKv>();
+}
+
 /// The leader removes itself (it commits its removal, then steps down), a spare takes its
 /// place; clients that were talking to the old leader find the new one.
-fn replace_the_leader(mode: ChangeMode, what: &str) {
-    let mut c = cluster(4, 3, mode);
+fn replace_the_leader<R: Replica<Cmd<Kv>>>(mode: ChangeMode, what: &str) {
+    let mut c = cluster::<R>(4, 3, mode);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     let old = leader(&c);
@@ -227,12 +247,17 @@ fn replace_the_leader(mode: ChangeMode, what: &str) {
 
 #[test]
 fn raft_replaces_its_leader_under_load() {
-    replace_the_leader(ChangeMode::SingleServer, "replace the leader");
+    replace_the_leader::<RaftKv>(ChangeMode::SingleServer, "replace the leader");
+}
+
+#[test]
+fn multipaxos_replaces_its_leader_under_load() {
+    replace_the_leader::<PaxosKv>(ChangeMode::SingleServer, "replace the leader");
 }
 
 #[test]
 fn raft_joint_consensus_grows_and_replaces_the_leader_under_load() {
-    let mut c = cluster(5, 3, ChangeMode::Joint);
+    let mut c = cluster::<RaftKv>(5, 3, ChangeMode::Joint);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     // Each answer is C_new, once committed after C_old,new: never a joint configuration.
@@ -249,12 +274,15 @@ fn raft_joint_consensus_grows_and_replaces_the_leader_under_load() {
     load.progress(2000, "progress with the old leader still running");
     removed_harmless(&c, &[old], "joint");
     check_run(c, load, config, "joint consensus");
-    replace_the_leader(ChangeMode::Joint, "joint: replace the leader");
+    replace_the_leader::<RaftKv>(ChangeMode::Joint, "joint: replace the leader");
 }
 
 /// Nodes that log to files in `dir`, the first `voters` of `n` voting, a snapshot every 100
 /// slots (so the configuration must survive compaction too).
-fn file_cluster(dir: &Path, n: usize, voters: usize) -> Cluster<RaftKv, Kv> {
+fn file_cluster<R: Replica<Cmd<Kv>>>(dir: &Path, n: usize, voters: usize) -> Cluster<R, Kv>
+where
+    FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
+{
     let mut cfg = RuntimeConfig {
         voters: Some(voters),
         ..RuntimeConfig::default()
@@ -265,7 +293,7 @@ fn file_cluster(dir: &Path, n: usize, voters: usize) -> Cluster<RaftKv, Kv> {
     });
     let dir = dir.to_path_buf();
     Cluster::with_storage(n, cfg, move |id| {
-        let s: Box<dyn Storage<RaftKv, Cmd<Kv>>> = Box::new(FileStorage::<RaftKv, Cmd<Kv>>::open(
+        let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(FileStorage::<R, Cmd<Kv>>::open(
             dir.join(format!("{id}.log")),
         )?);
         Ok(s)
@@ -273,14 +301,18 @@ fn file_cluster(dir: &Path, n: usize, voters: usize) -> Cluster<RaftKv, Kv> {
     .expect("cluster")
 }
 
-#[test]
-fn raft_restarted_nodes_come_back_in_the_changed_configuration() {
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("paxraft-membership-restart-{}", std::process::id())),
-    );
+fn restarted_nodes_come_back_in_the_changed_configuration<R: Replica<Cmd<Kv>>>()
+where
+    FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
+{
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "paxraft-membership-restart-{}-{}",
+        R::NAME,
+        std::process::id()
+    )));
     let _ = std::fs::remove_dir_all(&dir.0);
     std::fs::create_dir_all(&dir.0).unwrap();
-    let mut c = file_cluster(&dir.0, 4, 3);
+    let mut c = file_cluster::<R>(&dir.0, 4, 3);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     apply(&c, &load, Change::AddVoter(NodeId(3)));
@@ -312,7 +344,7 @@ fn raft_restarted_nodes_come_back_in_the_changed_configuration() {
 
     // The whole cluster restarts from its files, booted in the same shape: the changed
     // configuration is back, and so is every acknowledged write.
-    let c = file_cluster(&dir.0, 4, 3);
+    let c = file_cluster::<R>(&dir.0, 4, 3);
     wait_for(30, "the restarted cluster to converge", || {
         converged(&c, config) && c.state(3) == state
     });
@@ -327,8 +359,17 @@ fn raft_restarted_nodes_come_back_in_the_changed_configuration() {
 }
 
 #[test]
-fn raft_a_change_whose_leader_dies_before_answering_is_answered_and_resolved() {
-    let c = cluster(4, 3, ChangeMode::SingleServer);
+fn raft_restarted_nodes_come_back_in_the_changed_configuration() {
+    restarted_nodes_come_back_in_the_changed_configuration::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_restarted_nodes_come_back_in_the_changed_configuration() {
+    restarted_nodes_come_back_in_the_changed_configuration::<PaxosKv>();
+}
+
+fn a_change_whose_leader_dies_before_answering_is_answered_and_resolved<R: Replica<Cmd<Kv>>>() {
+    let c = cluster::<R>(4, 3, ChangeMode::SingleServer);
     let l = leader(&c);
     // The leader commits the change, then dies just before noting its answer: the host
     // answers Down; the next leader, asked again, finds n3 a member already.
@@ -358,14 +399,23 @@ fn raft_a_change_whose_leader_dies_before_answering_is_answered_and_resolved() {
 }
 
 #[test]
-fn raft_refusals_are_final_and_immediate() {
-    let c = cluster(3, 1, ChangeMode::SingleServer);
+fn raft_a_change_whose_leader_dies_before_answering_is_answered_and_resolved() {
+    a_change_whose_leader_dies_before_answering_is_answered_and_resolved::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_a_change_whose_leader_dies_before_answering_is_answered_and_resolved() {
+    a_change_whose_leader_dies_before_answering_is_answered_and_resolved::<PaxosKv>();
+}
+
+fn refusals_are_final_and_immediate<R: Replica<Cmd<Kv>>>() {
+    let c = cluster::<R>(3, 1, ChangeMode::SingleServer);
     let refused = |change, error| {
         let t = Instant::now();
         assert_eq!(
             c.change(change, CHANGE_TIMEOUT),
             Err(ChangeFailure::Refused {
-                protocol: "raft",
+                protocol: R::NAME,
                 change,
                 error
             })
@@ -378,12 +428,25 @@ fn raft_refusals_are_final_and_immediate() {
     let e = c
         .change(Change::Remove(NodeId(0)), CHANGE_TIMEOUT)
         .unwrap_err();
-    assert_eq!(e.to_string(), "raft refused remove:0: n0 is the last voter");
+    assert_eq!(
+        e.to_string(),
+        format!("{} refused remove:0: n0 is the last voter", R::NAME)
+    );
+}
+
+#[test]
+fn raft_refusals_are_final_and_immediate() {
+    refusals_are_final_and_immediate::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_refusals_are_final_and_immediate() {
+    refusals_are_final_and_immediate::<PaxosKv>();
 }
 
 #[test]
 fn a_change_without_a_quorum_times_out_with_a_clear_error() {
-    let mut c = cluster(4, 3, ChangeMode::SingleServer);
+    let mut c = cluster::<RaftKv>(4, 3, ChangeMode::SingleServer);
     let l = leader(&c);
     for i in [(l + 1) % 3, (l + 2) % 3] {
         c.crash(i);
@@ -524,18 +587,31 @@ fn cli_reconfigures_under_load_and_refuses_bad_changes() {
     ] {
         bad_input(&run(extra), says);
     }
-    // A protocol without membership changes refuses both flags before it starts (multi-Paxos
-    // until it has changes of its own).
-    if !<MultiPaxos<Cmd<Kv>> as Replica<Cmd<Kv>>>::CHANGES {
-        for extra in [&["--spares", "1"][..], &["--reconfigure", "add:1"]] {
-            let mut args = vec!["run", "multipaxos", "--ops", "100"];
-            args.extend(extra);
-            bad_input(
-                &paxraft(&args, None),
-                "multipaxos does not support membership changes",
-            );
-        }
-    }
+    // Multi-Paxos reconfigures through the same flags.
+    let out = paxraft(
+        &[
+            "run",
+            "multipaxos",
+            "--ops",
+            "20000",
+            "--clients",
+            "2",
+            "--spares",
+            "1",
+            "--reconfigure",
+            "add:3,remove:0",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("change 2/2 remove:0: voters {n1,n2,n3} in ")
+            && stdout.contains("configuration: voters {n1,n2,n3}")
+            && stdout.contains(" 0 errors"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -582,9 +658,8 @@ fn cli_data_directory_keeps_the_changed_configuration_and_its_shape() {
 /// the history stays linearizable and no acknowledged write is lost. The median time from
 /// asking to the old leader hearing from the target as leader is printed (a report, not a
 /// property: `cargo test --test runtime transfer -- --nocapture`).
-#[test]
-fn raft_transfers_leadership_100_times_under_load() {
-    let mut c = cluster(3, 3, ChangeMode::SingleServer);
+fn transfers_leadership_100_times_under_load<R: Replica<Cmd<Kv>>>() {
+    let mut c = cluster::<R>(3, 3, ChangeMode::SingleServer);
     let load = Load::start(&mut c, &load_config());
     load.progress(500, "a first load");
     let mut took = Vec::new();
@@ -621,4 +696,14 @@ fn raft_transfers_leadership_100_times_under_load() {
         took[50], took[90], took[99]
     );
     check_run(c, load, voters(&[0, 1, 2]), "100 transfers");
+}
+
+#[test]
+fn raft_transfers_leadership_100_times_under_load() {
+    transfers_leadership_100_times_under_load::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_transfers_leadership_100_times_under_load() {
+    transfers_leadership_100_times_under_load::<PaxosKv>();
 }
