@@ -44,11 +44,15 @@ pub struct RecoveryRun {
     pub protocol: String,
     /// Cluster size.
     pub servers: usize,
-    /// When the leader was crashed, milliseconds from the start.
+    /// What disrupted the leader (saved runs from before transfers were measured: a crash).
+    #[serde(default)]
+    pub event: Disruption,
+    /// When the leader was crashed (or asked to transfer), milliseconds from the start.
     pub crash_at_ms: f64,
     /// (time in ms, operations per second in the window ending then).
     pub samples: Vec<(f64, f64)>,
-    /// From the crash to the first commit after it, milliseconds.
+    /// A crash: from the crash to the first commit after it. A transfer: from asking to the
+    /// answer (the old leader has heard from the target as leader). Milliseconds.
     pub time_to_first_commit_ms: f64,
     /// Mean throughput in the steady state before the crash, ops/s.
     #[serde(default)]
@@ -64,6 +68,30 @@ pub struct RecoveryRun {
     /// stamped: unknown, shown as such).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+}
+
+/// What a recovery timeline does to the leader under load.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Disruption {
+    /// The leader crashes: the others elect a new one after an election timeout.
+    #[default]
+    Crash,
+    /// The leader is asked to hand its leadership to the next node
+    /// ([`paxraft_impls::Change::Transfer`]): no timeout to wait out.
+    Transfer,
+}
+
+impl Disruption {
+    /// How the report names it: "leader crash", "leadership transfer".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Disruption::Crash => "leader crash",
+            Disruption::Transfer => "leadership transfer",
+        }
+    }
 }
 
 /// A follower that fell behind the leader's snapshot, restarted and caught up
@@ -484,10 +512,11 @@ impl Results {
         merge_by(&path, points, bench_key, |new, old| new.ops >= old.ops)
     }
 
-    /// Merge `runs` into `report_dir/data/recovery.json`, by protocol and cluster size.
+    /// Merge `runs` into `report_dir/data/recovery.json`, by protocol, cluster size and
+    /// disruption.
     pub fn merge_recovery(report_dir: &Path, runs: &[RecoveryRun]) -> io::Result<()> {
         let [_, path, ..] = Self::paths(report_dir);
-        merge(&path, runs, |r| (r.protocol.clone(), r.servers))
+        merge(&path, runs, |r| (r.protocol.clone(), r.servers, r.event))
     }
 
     /// Merge `runs` into `report_dir/data/catch_up.json`, by protocol.

@@ -10,6 +10,13 @@
 //! time until the cluster serves again, and until the leader has rebuilt its state); both go
 //! to `reports/data/catch_up.json` and `restart.json`.
 //!
+//! Leadership transfer (issue 18): criterion times a transfer on an idle 3-node cluster beside
+//! one client's commit on the same cluster kind (the yardstick: a commit is two message round
+//! trips, and so is a transfer once its target is caught up), and the medians of both, taken
+//! side by side, are printed with their ratio. The recovery timeline is also taken with the
+//! leadership handed over instead of crashed: the throughput dip of a transfer under load,
+//! saved beside the crash's.
+//!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers only, shorter measurement.
 
 mod common;
@@ -18,13 +25,18 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, SamplingMode};
 use paxraft::bench::{
-    catch_up, leader_restart, recovery_of, time_to_first_commit, time_to_rebuild, RecoveryConfig,
+    catch_up, leader_restart, recovery_of, time_idle_commits, time_to_first_commit,
+    time_to_rebuild, time_transfers, RecoveryConfig,
 };
 use paxraft::protocol::Protocol;
-use paxraft::results::{CatchUpRun, RecoveryRun, Results};
+use paxraft::results::{CatchUpRun, Disruption, RecoveryRun, Results};
 
 /// Requests outstanding while the leader crashes.
 const OUTSTANDING: usize = 256;
+
+/// Transfers and idle commits whose medians are printed side by side.
+const TRANSFERS: u64 = 200;
+const IDLE_COMMITS: u64 = 2000;
 
 /// Commands in the log a restarted node replays.
 const REBUILT_OPS: u64 = 100_000;
@@ -82,13 +94,69 @@ fn main() {
     }
     g.finish();
 
+    let mut g = c.benchmark_group("leadership-transfer");
+    g.sampling_mode(SamplingMode::Flat);
+    for protocol in Protocol::REPLICATED {
+        let fail = |e: paxraft::bench::BenchError| panic!("{}: {e}", protocol.name());
+        g.bench_function(BenchmarkId::new(protocol.name(), "3n-transfer"), |b| {
+            b.iter_custom(|iters| {
+                time_transfers(protocol, 3, iters)
+                    .unwrap_or_else(fail)
+                    .into_iter()
+                    .sum::<Duration>()
+            })
+        });
+        g.bench_function(BenchmarkId::new(protocol.name(), "3n-idle-commit"), |b| {
+            b.iter_custom(|iters| {
+                time_idle_commits(protocol, 3, iters)
+                    .unwrap_or_else(fail)
+                    .into_iter()
+                    .sum::<Duration>()
+            })
+        });
+    }
+    g.finish();
+    if common::measuring() {
+        // The medians side by side, one after the other on one machine: the ratio is what
+        // counts (issue 18's target: a transfer within two round trips, one idle commit).
+        for protocol in Protocol::REPLICATED {
+            let median = |mut v: Vec<Duration>| {
+                v.sort();
+                v[v.len() / 2]
+            };
+            match (
+                time_transfers(protocol, 3, TRANSFERS),
+                time_idle_commits(protocol, 3, IDLE_COMMITS),
+            ) {
+                (Ok(t), Ok(c)) => {
+                    let (t, c) = (median(t), median(c));
+                    println!(
+                        "  transfer {} 3n: median {:.1} us over {TRANSFERS}; idle commit median {:.1} us over {IDLE_COMMITS} (two round trips); transfer / commit = {:.2}",
+                        protocol.name(),
+                        t.as_secs_f64() * 1e6,
+                        c.as_secs_f64() * 1e6,
+                        t.as_secs_f64() / c.as_secs_f64()
+                    );
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("warning: transfer {}: {e}", protocol.name())
+                }
+            }
+        }
+    }
+
     let mut runs: Vec<RecoveryRun> = Vec::new();
     if common::measuring() {
-        for &n in sizes {
+        let events = [Disruption::Crash, Disruption::Transfer];
+        for (&n, event) in sizes
+            .iter()
+            .flat_map(|n| events.iter().map(move |e| (n, *e)))
+        {
             for protocol in Protocol::REPLICATED {
                 let cfg = RecoveryConfig {
                     servers: n,
                     outstanding: OUTSTANDING,
+                    event,
                     ..RecoveryConfig::default()
                 };
                 // One timeline failing (no leader at the crash instant on an overloaded
@@ -96,13 +164,22 @@ fn main() {
                 let r = match recovery_of(protocol, &cfg) {
                     Ok(r) => r,
                     Err(e) => {
-                        eprintln!("warning: recovery timeline {} {n}n: {e}", protocol.name());
+                        eprintln!(
+                            "warning: {} timeline {} {n}n: {e}",
+                            event.describe(),
+                            protocol.name()
+                        );
                         continue;
                     }
                 };
                 println!(
-                    "  recovery {} {n}n: first commit {:.1} ms after the crash; {:.0} ops/s before, {:.0} at the bottom, back to 90% after {}",
+                    "  {} {} {n}n: {} {:.1} ms; {:.0} ops/s before, {:.0} at the bottom, back to 90% after {}",
+                    event.describe(),
                     r.protocol,
+                    match event {
+                        Disruption::Crash => "first commit after the crash in",
+                        Disruption::Transfer => "transfer answered in",
+                    },
                     r.time_to_first_commit_ms,
                     r.before_ops_per_sec.unwrap_or(0.0),
                     r.min_ops_per_sec.unwrap_or(0.0),

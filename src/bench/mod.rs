@@ -33,8 +33,8 @@ mod reads;
 mod recovery;
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{
-    catch_up, leader_restart, recovery, recovery_of, time_to_first_commit, time_to_rebuild,
-    RecoveryConfig,
+    catch_up, leader_restart, recovery, recovery_of, time_idle_commits, time_to_first_commit,
+    time_to_rebuild, time_transfers, RecoveryConfig,
 };
 
 /// Why a load, a measurement or a recovery run could not be made.
@@ -613,5 +613,42 @@ mod tests {
             },
         );
         assert!(e.unwrap_err().to_string().contains("at least 3 servers"));
+    }
+
+    /// The transfer timeline hands the leadership to another node under load (not crashed:
+    /// the old leader keeps serving as a follower) and the cluster serves on; transfers and
+    /// idle commits are each timed once per request.
+    #[test]
+    fn a_transfer_timeline_moves_the_leader_and_the_cluster_serves_on() {
+        for protocol in Protocol::REPLICATED {
+            let cfg = RecoveryConfig {
+                event: crate::results::Disruption::Transfer,
+                crash_at: Duration::from_millis(150),
+                run_for: Duration::from_millis(400),
+                ..RecoveryConfig::default()
+            };
+            let r = recovery_of(protocol, &cfg).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.event, crate::results::Disruption::Transfer);
+            assert!(r.time_to_first_commit_ms > 0.0, "{r:?}");
+            let after: f64 = r
+                .samples
+                .iter()
+                .filter(|(t, _)| *t > r.crash_at_ms + r.time_to_first_commit_ms + 20.0)
+                .map(|s| s.1)
+                .sum();
+            assert!(
+                after > 0.0,
+                "{}: nothing served after the transfer",
+                r.protocol
+            );
+            assert_eq!(
+                time_transfers(protocol, 3, 4).map(|t| t.len()).ok(),
+                Some(4)
+            );
+            assert_eq!(
+                time_idle_commits(protocol, 3, 4).map(|t| t.len()).ok(),
+                Some(4)
+            );
+        }
     }
 }

@@ -1,18 +1,20 @@
 //! Recovery measurements: throughput over time with the leader crashed under load
 //! ([`recovery`]), the time from a leader crash to the next commit
 //! ([`time_to_first_commit`]), and how long a restarted node takes to rebuild its state
-//! from its log and catch up ([`time_to_rebuild`]).
+//! from its log and catch up ([`time_to_rebuild`]); the same timeline with the leadership
+//! handed over instead of crashed, and leadership transfers timed against an idle commit
+//! ([`time_transfers`], [`time_idle_commits`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxraft_impls::sm::{Kv, KvOp};
-use paxraft_impls::Replica;
+use paxraft_impls::{Change, NodeId, Replica};
 
 use super::{default_clients, histogram, started, BenchError, Driven, Load, LoadConfig};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::results::{CatchUpRun, RecoveryRun, RestartRun};
+use crate::results::{CatchUpRun, Disruption, RecoveryRun, RestartRun};
 use crate::runtime::{ClientConfig, Cmd};
 
 /// Settings of a [`recovery`] run.
@@ -28,6 +30,8 @@ pub struct RecoveryConfig {
     pub run_for: Duration,
     /// Width of one throughput sample.
     pub bucket: Duration,
+    /// What happens to the leader at `crash_at`.
+    pub event: Disruption,
 }
 
 impl Default for RecoveryConfig {
@@ -38,6 +42,7 @@ impl Default for RecoveryConfig {
             crash_at: Duration::from_millis(300),
             run_for: Duration::from_millis(900),
             bucket: Duration::from_millis(10),
+            event: Disruption::Crash,
         }
     }
 }
@@ -63,6 +68,7 @@ pub fn time_to_first_commit(
         crash_at: Duration::from_millis(60),
         run_for: Duration::from_millis(60),
         bucket: Duration::from_millis(10),
+        event: Disruption::Crash,
     };
     with_protocol(protocol, FirstCommit(cfg))
 }
@@ -259,7 +265,8 @@ pub fn leader_restart(protocol: Protocol, ops: u64, every: u64) -> Result<Restar
     with_protocol(protocol, Go(protocol, ops, every))
 }
 
-/// Throughput over time with the leader crashed at `cfg.crash_at`.
+/// Throughput over time with the leader crashed (or its leadership handed over) at
+/// `cfg.crash_at`.
 pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun, BenchError> {
     let (done, first) = crash_under_load::<R>(cfg)?;
     let bucket_ms = cfg.bucket.as_secs_f64() * 1000.0;
@@ -296,6 +303,7 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
     Ok(RecoveryRun {
         protocol: R::NAME.to_string(),
         servers: cfg.servers,
+        event: cfg.event,
         crash_at_ms: crash_ms,
         samples,
         time_to_first_commit_ms: first.as_secs_f64() * 1000.0,
@@ -385,7 +393,16 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             std::thread::sleep(Duration::from_micros(200));
             crashed = cluster.leader();
         }
-        if let Some(l) = crashed {
+        if let (Some(l), Disruption::Transfer) = (crashed, cfg.event) {
+            // Ask the leader to hand over to the next node; the answer comes once the old
+            // leader has heard from it as leader. Its time is the disruption's measure.
+            let target = NodeId(((l + 1) % cfg.servers) as u8);
+            let asked = Instant::now();
+            first = cluster
+                .change(Change::Transfer(target), Duration::from_secs(2))
+                .ok()
+                .map(|_| asked.elapsed());
+        } else if let Some(l) = crashed {
             cluster.crash(l);
             let crash_time = Instant::now();
             // A down node's view holds what it had applied when it died (its state machine
@@ -417,6 +434,94 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
     })?;
     let first = first.ok_or(BenchError::NoCommitAfterCrash(R::NAME))?;
     Ok((times, first))
+}
+
+/// `transfers` leadership transfers on an idle cluster of `servers` (each to the next node
+/// round the ring): the time of each, from asking to the answer. A transfer that gives up
+/// (the target did not catch up within an election timeout) is an error: on an idle cluster
+/// the target is always caught up.
+pub fn time_transfers(
+    protocol: Protocol,
+    servers: usize,
+    transfers: u64,
+) -> Result<Vec<Duration>, BenchError> {
+    struct Go(usize, u64);
+    impl ProtocolVisitor for Go {
+        type Output = Result<Vec<Duration>, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            let Go(servers, transfers) = self;
+            let cluster = started::<R>(servers)?;
+            let mut took = Vec::new();
+            for _ in 0..transfers {
+                let leader = leader_of(&cluster)?;
+                let target = NodeId(((leader + 1) % servers) as u8);
+                let asked = Instant::now();
+                cluster
+                    .change(Change::Transfer(target), Duration::from_secs(2))
+                    .map_err(|e| BenchError::NoFirstCommit {
+                        protocol: R::NAME,
+                        reason: e.to_string(),
+                    })?;
+                took.push(asked.elapsed());
+                // The next transfer starts from a settled leader: the target's.
+                while cluster.leader() != Some(target.index()) {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+            Ok(took)
+        }
+    }
+    with_protocol(protocol, Go(servers, transfers))
+}
+
+/// `commits` writes by one client, one at a time, on an idle cluster of `servers`: the time
+/// of each. A commit is two message round trips (client to leader and back, leader to a
+/// quorum and back), the yardstick [`time_transfers`] is read against: a transfer after the
+/// target caught up is also two (TimeoutNow or Handoff out, the target's phase 1 or votes
+/// out and back, its first message as leader back).
+pub fn time_idle_commits(
+    protocol: Protocol,
+    servers: usize,
+    commits: u64,
+) -> Result<Vec<Duration>, BenchError> {
+    struct Go(usize, u64);
+    impl ProtocolVisitor for Go {
+        type Output = Result<Vec<Duration>, BenchError>;
+        fn visit<R: Hosted>(self) -> Self::Output {
+            let Go(servers, commits) = self;
+            let mut cluster = started::<R>(servers)?;
+            let mut client = cluster.client(ClientConfig::default());
+            let mut took = Vec::new();
+            for k in 0..commits {
+                let t = Instant::now();
+                client
+                    .submit(KvOp::Put(k % 1024, Vec::new()))
+                    .map_err(|e| BenchError::NoFirstCommit {
+                        protocol: R::NAME,
+                        reason: e.to_string(),
+                    })?;
+                took.push(t.elapsed());
+            }
+            Ok(took)
+        }
+    }
+    with_protocol(protocol, Go(servers, commits))
+}
+
+/// The node that leads, waiting for one (bounded: 2 s).
+fn leader_of<R: Replica<Cmd<Kv>>>(
+    cluster: &crate::runtime::Cluster<R, Kv>,
+) -> Result<usize, BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(l) = cluster.leader() {
+            return Ok(l);
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::NoLeaderAfterLoad(R::NAME));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 /// [`recovery`] of a protocol chosen at run time (`unreplicated` has nothing to recover with).

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use crate::results::{BenchPoint, RecoveryRun, Trace};
+use crate::results::{BenchPoint, Disruption, RecoveryRun, Trace};
 
 type Res<T> = Result<T, String>;
 
@@ -216,14 +216,18 @@ pub fn latency(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
     )
 }
 
-/// Throughput over time around a leader crash.
+/// Throughput over time around a leader crash or a leadership transfer.
 pub fn recovery(runs: &[RecoveryRun]) -> Res<String> {
     let series: Vec<Series> = runs
         .iter()
         .map(|r| Series {
             label: format!(
-                "{} (crash at {:.0} ms)",
+                "{} ({} at {:.0} ms)",
                 label(&r.protocol, r.servers),
+                match r.event {
+                    Disruption::Crash => "crash",
+                    Disruption::Transfer => "transfer",
+                },
                 r.crash_at_ms
             ),
             points: r.samples.clone(),
@@ -231,7 +235,7 @@ pub fn recovery(runs: &[RecoveryRun]) -> Res<String> {
         })
         .collect();
     line_chart(
-        "Recovery: throughput around a leader crash",
+        "Recovery: throughput around a leader crash or a leadership transfer",
         "time, ms",
         "committed ops/s",
         &series,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts;
-use crate::results::{Provenance, Results, ZooEntry};
+use crate::results::{Disruption, Provenance, Results, ZooEntry};
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -279,13 +279,22 @@ pub fn render_with_reads(
         chart_or_note(&mut h, charts::recovery(&results.recovery));
         h.push_str("<ul>");
         for r in &results.recovery {
-            let _ = write!(
-                h,
-                "<li>{}, {} servers: first commit {:.1} ms after the leader crash",
-                escape(&r.protocol),
-                r.servers,
-                r.time_to_first_commit_ms
-            );
+            let _ = match r.event {
+                Disruption::Crash => write!(
+                    h,
+                    "<li>{}, {} servers: first commit {:.1} ms after the leader crash",
+                    escape(&r.protocol),
+                    r.servers,
+                    r.time_to_first_commit_ms
+                ),
+                Disruption::Transfer => write!(
+                    h,
+                    "<li>{}, {} servers: leadership transfer answered {:.1} ms after asking",
+                    escape(&r.protocol),
+                    r.servers,
+                    r.time_to_first_commit_ms
+                ),
+            };
             if let (Some(before), Some(low)) = (r.before_ops_per_sec, r.min_ops_per_sec) {
                 let _ = write!(
                     h,

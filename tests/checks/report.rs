@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use paxraft::results::{
-    BenchPoint, CatchUpRun, CheckResult, CleanReplay, PropertyResult, Provenance, RecoveryRun,
-    ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, ZooEntry,
+    BenchPoint, CatchUpRun, CheckResult, CleanReplay, Disruption, PropertyResult, Provenance,
+    RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -53,23 +53,38 @@ fn sample() -> Results {
     };
     Results {
         bench,
-        recovery: vec![RecoveryRun {
-            protocol: "raft".into(),
-            servers: 3,
-            crash_at_ms: 100.0,
-            samples: vec![
-                (0.0, 9e5),
-                (50.0, 9.1e5),
-                (100.0, 2e5),
-                (150.0, 0.0),
-                (200.0, 8.8e5),
-            ],
-            time_to_first_commit_ms: 212.0,
-            before_ops_per_sec: Some(9.05e5),
-            min_ops_per_sec: Some(0.0),
-            recovered_ms: Some(100.0),
-            provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
-        }],
+        recovery: vec![
+            RecoveryRun {
+                protocol: "raft".into(),
+                servers: 3,
+                event: Disruption::Crash,
+                crash_at_ms: 100.0,
+                samples: vec![
+                    (0.0, 9e5),
+                    (50.0, 9.1e5),
+                    (100.0, 2e5),
+                    (150.0, 0.0),
+                    (200.0, 8.8e5),
+                ],
+                time_to_first_commit_ms: 212.0,
+                before_ops_per_sec: Some(9.05e5),
+                min_ops_per_sec: Some(0.0),
+                recovered_ms: Some(100.0),
+                provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
+            },
+            RecoveryRun {
+                protocol: "raft".into(),
+                servers: 3,
+                event: Disruption::Transfer,
+                crash_at_ms: 100.0,
+                samples: vec![(0.0, 9e5), (50.0, 9.1e5), (100.0, 7e5), (150.0, 9e5)],
+                time_to_first_commit_ms: 0.3,
+                before_ops_per_sec: Some(9.05e5),
+                min_ops_per_sec: Some(7e5),
+                recovered_ms: Some(50.0),
+                provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
+            },
+        ],
         checks: vec![CheckResult {
             protocol: "raft".into(),
             config: "--servers 3 --clients 2".into(),
@@ -315,7 +330,10 @@ fn report_from_sample_results_has_every_section_and_chart() {
     );
     let rec = text(doc.select(&sel("section#recovery")).next().unwrap());
     assert!(
-        rec.contains("first commit 212.0 ms") && rec.contains("back to 90% after 100 ms"),
+        rec.contains("first commit 212.0 ms after the leader crash")
+            && rec.contains("back to 90% after 100 ms")
+            && rec.contains("leadership transfer answered 0.3 ms after asking")
+            && rec.contains("back to 90% after 50 ms"),
         "{rec}"
     );
     // Criterion's report is linked, and no link to a local file is broken.
