@@ -135,14 +135,28 @@ pub enum Bug {
     /// check (diss. §3.10: the leader first brings the target's log up to date; etcd-raft
     /// sends MsgTimeoutNow only once the transferee's match index is the leader's last).
     TransferToBehind,
+    /// M5: a server removed from the configuration disrupts the cluster it left. Two rules
+    /// go, each only for servers outside a configuration: a server whose latest
+    /// configuration no longer lists it (it knows it was removed: the leader that removed
+    /// itself and stepped down once C_new committed) still campaigns, at once in a new term,
+    /// without PreVote (hashicorp/raft before PR #476; LogCabin #205); and a vote request
+    /// from a server outside the receiver's configuration is taken at its term although the
+    /// receiver hears from a leader, or leads (diss. §4.2.3's disregard skipped for it:
+    /// hashicorp/raft before PR #526, LogCabin before #56's fix). Its timeouts depose the
+    /// leader again and again and terms climb; cut off, its term runs ahead. A removed
+    /// server that never heard of its removal (a leader stops replicating to it at C_new) is
+    /// not touched: it counts itself a voter and runs PreVote, which C_new's majority
+    /// refuses (their logs hold C_new, its log does not); it could disrupt only with PreVote
+    /// off for every server, which is R9's half, not a membership bug.
+    RemovedServerDisrupts,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
-    /// the membership bugs M1 to M4.
-    pub const ALL: [Bug; 41] = [
+    /// the membership bugs M1 to M4 and M6, then M5.
+    pub const ALL: [Bug; 42] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -184,21 +198,23 @@ impl Bug {
         Bug::LearnerCounted,
         Bug::JointLeftEarly,
         Bug::TransferToBehind,
+        Bug::RemovedServerDisrupts,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 41] = [
+        const CODES: [&str; 42] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
+            "M5",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 41] = [
+        const NAMES: [&str; 42] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -240,12 +256,13 @@ impl Bug {
             "learner-counted",
             "joint-left-early",
             "transfer-to-behind",
+            "removed-server-disrupts",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2, S3 and M1 to M4; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -273,7 +290,8 @@ impl Bug {
             | ConcurrentChanges
             | LearnerCounted
             | JointLeftEarly
-            | TransferToBehind => Some("raft"),
+            | TransferToBehind
+            | RemovedServerDisrupts => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot

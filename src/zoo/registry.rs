@@ -789,7 +789,29 @@ pub fn registry() -> Vec<ZooBug> {
             known: "a new leader hands off to n1 before n1 has its no-op: n1's campaign fails the up-to-date check, and the cluster waits an election timeout for a leader",
             source: "Ongaro's dissertation §3.10 (the leader first brings the target's log up to date); etcd-raft (MsgTimeoutNow only once the transferee's match is the leader's last index)",
         },
+        ZooBug {
+            bug: RemovedServerDisrupts,
+            protocol: Protocol::Raft,
+            property: TERMS_STAY_LOW,
+            detector: Detector::Schedules(removal_sim()),
+            known_steps: None,
+            known: "n0 leads, removes itself and steps down once C_new = {n1,n2} commits; it keeps campaigning, and its vote requests depose the next leader; cut off, its term runs ahead",
+            source: "Ongaro's dissertation §4.2.3 (disruptive servers); LogCabin #56 and #205; hashicorp/raft PR #476 (a removed node never becomes a candidate) and PR #526 (a vote request from outside the configuration changes no term)",
+        },
     ]
+}
+
+/// M5's search: R9's (PreVote and CheckQuorum on, partition windows, some loss), with the
+/// operator asking the leader to remove n0. M5 shows only when n0 leads then: a leader that
+/// removed itself is the removed server that knows it (one that never learns of its removal
+/// runs PreVote and is refused, bug or not).
+fn removal_sim() -> SimOptions {
+    let mut o = sim(SimKnobs {
+        no_pre_vote: false,
+        ..RAFT_SIM
+    });
+    o.changes = vec![paxraft_impls::Change::Remove(paxraft_impls::NodeId(0))];
+    o
 }
 
 /// `config` with joint consensus.
@@ -824,7 +846,10 @@ pub fn find(name: &str) -> Option<ZooBug> {
 /// term only after a majority granted it the pre-vote, so it is at most a term or two ahead
 /// (pre-votes granted again before its vote requests arrive). "A leader connected to a
 /// majority stays leader once the network is stable" is not a state predicate (the settling
-/// phase ends as soon as the run settles); the term inflation that breaks it is.
+/// phase ends as soon as the run settles); the term inflation that breaks it is. M5's removed
+/// server shows the same symptom: it campaigns without PreVote, and while cut off its term
+/// runs ahead (connected, its vote requests drag the others' terms up with it, and depose
+/// their leader).
 pub const TERMS_STAY_LOW: &str = "no server runs terms ahead of all others";
 
 /// How many terms one server may be ahead of every other for [`TERMS_STAY_LOW`].

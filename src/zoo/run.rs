@@ -639,7 +639,7 @@ fn run_sim<R: Hosted>(
 }
 
 /// The checks the zoo adds to a fault-schedule search for `entry` (and to its replay), beyond
-/// the model's own: R9's bounded term inflation.
+/// the model's own: the bounded term inflation of R9 and M5.
 fn zoo_checks<R: Checkable>(entry: &ZooBug) -> Vec<Property<SimModel<R>>> {
     if entry.property == TERMS_STAY_LOW {
         vec![Property::always(TERMS_STAY_LOW, terms_stay_low::<R>)]

@@ -171,6 +171,7 @@ zoo_tests! {
     m3_learner_counted => "M3",
     m4_joint_left_early => "M4",
     m6_transfer_to_behind => "M6",
+    m5_removed_server_disrupts => "M5",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo
@@ -353,7 +354,7 @@ fn every_bug_is_registered_once_with_a_valid_configuration_and_a_real_property()
                 assert!(opts.bugs().is_empty(), "the runner switches the bug on");
                 // The search checks the model's always-properties (but the linearizability
                 // tester, replaced by an end-of-run check of the same name), `settles`, and
-                // for R9 the term-inflation check the zoo adds.
+                // for R9 and M5 the term-inflation check the zoo adds.
                 let names = property_names(z.protocol, &opts.model_config());
                 assert!(
                     [zoo::SETTLES, zoo::TERMS_STAY_LOW].contains(&z.property)

@@ -336,6 +336,17 @@ impl<C: Command> Raft<C> {
     pub(super) fn may_campaign(&self) -> bool {
         self.config.is_voter(self.id)
     }
+
+    /// Whether our latest configuration no longer lists us though an earlier one did: a
+    /// removed server that knows it (a spare never added was never listed). Only bug M5
+    /// asks, so the scan of the log costs nothing otherwise.
+    pub(super) fn knows_it_was_removed(&self) -> bool {
+        let listed = |c: Membership| c.members().contains(self.id);
+        !listed(self.config)
+            && (listed(self.initial)
+                || self.snapshot.as_ref().is_some_and(|s| listed(s.config))
+                || self.log.iter().filter_map(|e| e.config).any(listed))
+    }
 }
 
 impl Progress {

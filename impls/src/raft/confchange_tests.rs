@@ -405,6 +405,149 @@ mod bugs {
         assert_eq!(v.invariant, names::TRANSFER_TO_CAUGHT_UP);
     }
 
+    /// {n0,n1,n2} with PreVote and CheckQuorum: n0 removes itself, steps down once C_new
+    /// = {n1,n2} commits, and n1 leads term 2 with n2 following it (n2's lease holds). n0
+    /// heard nothing of term 2: nobody sends to a server outside their configuration.
+    fn n0_removed_n1_leads(cfg: Config) -> C {
+        let mut c = cluster(3, 3, cfg);
+        c.change(0, 1, Change::Remove(NodeId(0)));
+        c.deliver_all();
+        // Not `elect`, which would fire n0's timer too: n2's lease lapses, then n1 campaigns.
+        c.fire(2, RaftTimer::Election);
+        c.drop_where(|e| e.from == NodeId(2));
+        c.fire(1, RaftTimer::Election);
+        c.deliver_all();
+        c.fire(1, RaftTimer::Heartbeat);
+        c.deliver_all();
+        assert_eq!(c.leaders(), vec![1]);
+        assert_eq!(c.replica(1).status().term, 2);
+        assert_eq!(c.replica(0).status().term, 1);
+        assert_eq!(config(&c, 0), voters(&[1, 2]), "n0 knows it was removed");
+        c
+    }
+
+    /// n0's RequestVote for `term` (n0's log ends at its C_new, slot 2 of term 1), put on
+    /// the wire to n1 and delivered.
+    fn n0_asks_n1(c: &mut C, term: u64) {
+        c.net.push(crate::driver::Envelope {
+            from: NodeId(0),
+            to: NodeId(1),
+            msg: RaftMsg::RequestVote {
+                term,
+                last_index: 2,
+                last_term: 1,
+                pre_vote: false,
+            },
+        });
+        c.deliver(c.net.len() - 1);
+    }
+
+    #[test]
+    fn m5_a_leader_takes_a_removed_servers_term_only_with_the_bug() {
+        // Clean (diss. §4.2.3): the leader disregards a vote request that would raise its
+        // term; it keeps its role and its term.
+        let mut c = n0_removed_n1_leads(Config::default());
+        n0_asks_n1(&mut c, 3);
+        assert_eq!(c.leaders(), vec![1]);
+        assert_eq!(c.replica(1).status().term, 2);
+        // M5: from a server outside n1's configuration the request is taken at its term,
+        // and n1 is deposed (n0's log lacks n1's no-op: no vote for it either).
+        let mut c = n0_removed_n1_leads(with(Bug::RemovedServerDisrupts, Config::default()));
+        n0_asks_n1(&mut c, 3);
+        let s = c.replica(1).status();
+        assert_eq!((s.role, s.term, s.leader), (Role::Follower, 3, None));
+        assert_eq!(c.replica(1).voted_for(), None);
+    }
+
+    #[test]
+    fn m5_the_lease_still_refuses_a_member_with_the_bug() {
+        // Only outsiders are taken at their term: n2's request for term 3 is refused by the
+        // leader as without the bug.
+        let mut c = n0_removed_n1_leads(with(Bug::RemovedServerDisrupts, Config::default()));
+        c.net.push(crate::driver::Envelope {
+            from: NodeId(2),
+            to: NodeId(1),
+            msg: RaftMsg::RequestVote {
+                term: 3,
+                last_index: 3,
+                last_term: 2,
+                pre_vote: false,
+            },
+        });
+        c.deliver(c.net.len() - 1);
+        assert_eq!(c.leaders(), vec![1]);
+        assert_eq!(c.replica(1).status().term, 2);
+    }
+
+    #[test]
+    fn m5_a_removed_leader_keeps_campaigning_and_deposes_the_next_leader() {
+        let mut c = n0_removed_n1_leads(with(Bug::RemovedServerDisrupts, Config::default()));
+        // Its first campaign is for term 2, n1's own: refused like any late candidate.
+        c.fire(0, RaftTimer::Election);
+        let asked: Vec<_> = c
+            .net
+            .iter()
+            .map(|e| (e.from, e.to, e.msg.clone()))
+            .collect();
+        let ask = |to: u8| {
+            (
+                NodeId(0),
+                NodeId(to),
+                RaftMsg::RequestVote {
+                    term: 2,
+                    last_index: 2,
+                    last_term: 1,
+                    pre_vote: false,
+                },
+            )
+        };
+        assert_eq!(
+            asked,
+            vec![ask(1), ask(2)],
+            "no pre-vote round, C_new's voters asked"
+        );
+        c.deliver_all();
+        assert_eq!(c.leaders(), vec![1]);
+        // Its second, for term 3, deposes n1, and nobody leads.
+        c.fire(0, RaftTimer::Election);
+        c.deliver_all();
+        assert_eq!(c.leaders(), Vec::<usize>::new());
+        for i in 0..3 {
+            assert_eq!(c.replica(i).status().term, 3, "n{i}");
+        }
+        // n1 leads again in term 4 (no lease holds after a new term: its pre-vote passes);
+        // n0, still in term 3, deposes it again at its second timeout: terms climb.
+        c.fire(1, RaftTimer::Election);
+        c.deliver_all();
+        assert_eq!((c.leaders(), c.replica(1).status().term), (vec![1], 4));
+        c.fire(0, RaftTimer::Election);
+        c.deliver_all();
+        c.fire(0, RaftTimer::Election);
+        c.deliver_all();
+        assert_eq!(c.leaders(), Vec::<usize>::new());
+        assert_eq!(c.replica(1).status().term, 5);
+    }
+
+    #[test]
+    fn m5_a_removed_server_that_never_learned_it_still_runs_pre_vote() {
+        // n0 removes n2, which never hears of it (n0 stops sending to it): n2 still counts
+        // itself a voter, so the bug's campaign half does not apply, and its pre-vote is
+        // refused by n0 and n1, whose logs hold C_new.
+        let mut c = cluster(3, 3, with(Bug::RemovedServerDisrupts, Config::default()));
+        c.change(0, 1, Change::Remove(NodeId(2)));
+        c.deliver_all();
+        assert_eq!(config(&c, 2), voters(&[0, 1, 2]));
+        c.fire(2, RaftTimer::Election);
+        assert!(c
+            .net
+            .iter()
+            .all(|e| matches!(e.msg, RaftMsg::RequestVote { pre_vote: true, .. })));
+        c.deliver_all();
+        assert_eq!(c.leaders(), vec![0]);
+        assert_eq!(c.replica(0).status().term, 1);
+        assert_eq!(c.replica(2).status().term, 1);
+    }
+
     #[test]
     fn m4_leaving_joint_before_it_commits_breaks_one_change_at_a_time() {
         let cfg = Config {

@@ -79,6 +79,11 @@ impl<C: Command> Raft<C> {
         // A transfer we handed off that has not produced a leader in an election timeout
         // has failed.
         self.handoff_timed_out(out);
+        if self.cfg.bug(Bug::RemovedServerDisrupts) && self.knows_it_was_removed() {
+            // M5: a removed server campaigns all the same, in a new term at once.
+            self.leader = None;
+            return self.start_election(out);
+        }
         if !self.may_campaign() {
             // Not a voter of our configuration (a learner, a spare, a removed server): wait
             // to be told of a leader (diss. §4.2.2). Its lease lapses all the same, as a

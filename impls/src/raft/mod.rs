@@ -651,7 +651,12 @@ impl<C: Command> Replica<C> for Raft<C> {
         let term = msg.term();
         if term > self.term {
             if let RaftMsg::RequestVote { pre_vote, .. } = msg {
-                if self.in_lease() {
+                // M5: a vote request from a server outside our configuration is taken at its
+                // term, lease or not.
+                let outsider = !pre_vote
+                    && !self.config.members().contains(from)
+                    && self.cfg.bug(Bug::RemovedServerDisrupts);
+                if self.in_lease() && !outsider {
                     // CheckQuorum's lease (diss. §4.2.3): while we hear from a live leader, a
                     // vote request is a disruption, not an election: refuse without adopting
                     // its term.
