@@ -219,6 +219,8 @@ fn a_known_bug_changes_what_a_script_prints() {
         ("raft_snapshot.txt", "snapshot-keeps-commit-point"),
         ("multipaxos_snapshot.txt", "phase1-skips-accepted"),
         ("multipaxos_phase1_chunks.txt", "promise-before-last-chunk"),
+        // The removed leader's timer fires: it campaigns instead of leaving nothing in flight.
+        ("raft_membership_single.txt", "removed-server-disrupts"),
     ] {
         let path = testdata().join(file);
         let text = std::fs::read_to_string(&path).expect("readable script");
