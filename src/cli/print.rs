@@ -73,6 +73,13 @@ fn full(r: &SimReport, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             r.install_runs, r.restart_snapshot_runs
         )?;
     }
+    if r.changed_runs > 0 {
+        writeln!(
+            f,
+            "  membership      a leader answered a change as done in {} runs",
+            r.changed_runs
+        )?;
+    }
     let s = &r.stats;
     writeln!(
         f,

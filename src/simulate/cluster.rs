@@ -75,6 +75,7 @@ struct LinStats {
     /// Runs that ended with a server that had taken a peer's snapshot in place of its
     /// lagging state machine, and with one that had restarted from its own.
     install_runs: Cell<u64>,
+    changed_runs: Cell<u64>,
     restart_snapshot_runs: Cell<u64>,
     /// Lock service: runs that reached each sometimes-behaviour, and what the runs did.
     lock: Cell<LockCounts>,
@@ -237,6 +238,13 @@ fn executor<'m, R: Replica<Cmd>>(
                 lin.restart_snapshot_runs
                     .set(lin.restart_snapshot_runs.get() + 1);
             }
+            if state.actor_states[..n]
+                .iter()
+                .filter_map(|a| a.server())
+                .any(|x| x.changes_done != 0)
+            {
+                lin.changed_runs.set(lin.changed_runs.get() + 1);
+            }
             let start = Instant::now();
             let h = history::<R>(m, path);
             lin.pipelined.set(lin.pipelined.get() + pipelined_ops(&h));
@@ -329,6 +337,9 @@ pub struct SimReport {
     pub install_runs: u64,
     /// Runs at whose end some server had restarted from a snapshot it kept.
     pub restart_snapshot_runs: u64,
+    /// Runs at whose end some server (a leader, then) had answered one of the operator's
+    /// membership changes as done, in its current incarnation (`--changes`).
+    pub changed_runs: u64,
     /// What the lock workload did (`--service lock`; zero otherwise).
     pub lock: LockCounts,
     /// The failure, if one was found.
@@ -433,6 +444,7 @@ pub fn hunt_service<R: Replica<Cmd>>(
         lease_read_runs: lin.lease_read_runs.get(),
         install_runs: lin.install_runs.get(),
         restart_snapshot_runs: lin.restart_snapshot_runs.get(),
+        changed_runs: lin.changed_runs.get(),
         lock: lin.lock.get(),
         failure,
     }

