@@ -444,9 +444,8 @@ fn multipaxos_refusals_are_final_and_immediate() {
     refusals_are_final_and_immediate::<PaxosKv>();
 }
 
-#[test]
-fn a_change_without_a_quorum_times_out_with_a_clear_error() {
-    let mut c = cluster::<RaftKv>(4, 3, ChangeMode::SingleServer);
+fn a_change_without_a_quorum_times_out_with_a_clear_error<R: Replica<Cmd<Kv>>>() {
+    let mut c = cluster::<R>(4, 3, ChangeMode::SingleServer);
     let l = leader(&c);
     for i in [(l + 1) % 3, (l + 2) % 3] {
         c.crash(i);
@@ -463,6 +462,16 @@ fn a_change_without_a_quorum_times_out_with_a_clear_error() {
         e.to_string().starts_with("add:3: no answer within 300ms"),
         "{e}"
     );
+}
+
+#[test]
+fn raft_a_change_without_a_quorum_times_out_with_a_clear_error() {
+    a_change_without_a_quorum_times_out_with_a_clear_error::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_a_change_without_a_quorum_times_out_with_a_clear_error() {
+    a_change_without_a_quorum_times_out_with_a_clear_error::<PaxosKv>();
 }
 
 #[test]
@@ -493,12 +502,11 @@ fn a_protocol_without_changes_refuses_them_at_once_and_boots_no_spares() {
     assert!(matches!(none, Err(StartError::Config(_))), "{none:?}");
 }
 
-#[test]
-fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
+fn a_client_reading_from_a_removed_node_is_served_elsewhere<R: Replica<Cmd<Kv>>>() {
     let mut cfg = RuntimeConfig::default();
     cfg.protocol.reads = ReadMode::ReadIndex;
     cfg.protocol.follower_reads = true;
-    let mut c = Cluster::<RaftKv, Kv>::new(4, cfg).expect("cluster");
+    let mut c = Cluster::<R, Kv>::new(4, cfg).expect("cluster");
     let l = leader(&c);
     let near = (l + 1) % 4;
     let mut client = c.client(ClientConfig {
@@ -507,7 +515,7 @@ fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
         timeout: Duration::from_secs(5),
         ..ClientConfig::default()
     });
-    let put = |client: &mut paxraft::runtime::Client<RaftKv, Kv>, v: u8| {
+    let put = |client: &mut paxraft::runtime::Client<R, Kv>, v: u8| {
         assert_eq!(client.submit(KvOp::Put(1, vec![v])), Ok(KvOutput::Written));
         assert_eq!(
             client.submit(KvOp::Get(1)),
@@ -522,6 +530,16 @@ fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
         put(&mut client, v);
     }
     assert_eq!(c.panics(), vec![]);
+}
+
+#[test]
+fn raft_a_client_reading_from_a_removed_node_is_served_elsewhere() {
+    a_client_reading_from_a_removed_node_is_served_elsewhere::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_a_client_reading_from_a_removed_node_is_served_elsewhere() {
+    a_client_reading_from_a_removed_node_is_served_elsewhere::<PaxosKv>();
 }
 
 // -------------------------------------------------------------------------------------------
