@@ -149,14 +149,23 @@ pub enum Bug {
     /// refuses (their logs hold C_new, its log does not); it could disrupt only with PreVote
     /// off for every server, which is R9's half, not a membership bug.
     RemovedServerDisrupts,
+    /// M7: a multi-Paxos leader proposes everything that waits (the values phase 1
+    /// recovered, queued commands, the operator's change) without the window, beyond its
+    /// commit point + α, counting each slot in the latest configuration it knows, which a
+    /// change in a slot it has not learned chosen may have replaced: two proposers count
+    /// different voters for one slot (Lamport, Paxos Made Simple §3: instance `i + α` is run
+    /// by the servers named after instance `i`; van Renesse & Altinbuken, Paxos Made
+    /// Moderately Complex, invariant R5 and its `WINDOW`; Lamport, Malkhi, Zhou,
+    /// Reconfiguring a State Machine, the basic method's α).
+    ProposesBeyondWindow,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
-    /// the membership bugs M1 to M4 and M6, then M5.
-    pub const ALL: [Bug; 42] = [
+    /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 (multi-Paxos's).
+    pub const ALL: [Bug; 43] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -199,22 +208,23 @@ impl Bug {
         Bug::JointLeftEarly,
         Bug::TransferToBehind,
         Bug::RemovedServerDisrupts,
+        Bug::ProposesBeyondWindow,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 42] = [
+        const CODES: [&str; 43] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
-            "M5",
+            "M5", "M7",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 42] = [
+        const NAMES: [&str; 43] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -257,12 +267,13 @@ impl Bug {
             "joint-left-early",
             "transfer-to-behind",
             "removed-server-disrupts",
+            "proposes-beyond-window",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5 and S6, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5, S6 and M7, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -303,7 +314,8 @@ impl Bug {
             | PaxosReadBeforeRecovery
             | PaxosReadWithoutQuorum
             | Phase1SkipsAccepted
-            | PromiseBeforeLastChunk => Some("multipaxos"),
+            | PromiseBeforeLastChunk
+            | ProposesBeyondWindow => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

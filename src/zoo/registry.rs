@@ -2,6 +2,7 @@
 //! exposes it, the property expected to catch it and how it is searched ([`Detector`]), and
 //! the command that reproduces it. Data only: [`super::run()`] runs an entry.
 
+use paxraft_impls::multipaxos::names::PROPOSALS_WITHIN_WINDOW;
 use paxraft_impls::raft::names::{
     COMMITTED_ON_A_QUORUM, ELECTION_SAFETY, LEADER_COMPLETENESS, ONE_CHANGE_AT_A_TIME,
     TRANSFER_TO_CAUGHT_UP,
@@ -212,6 +213,14 @@ fn membership_base(servers: usize, voters: usize, changes: &[&str]) -> ModelConf
         clients: 1,
         ..raft_base()
     }
+}
+
+/// Multi-Paxos's membership model: [`membership_base`] with α = 1 (`--window 1`, what `paxraft
+/// check` takes with `--changes`), so that a change takes effect at the next slot.
+fn paxos_membership(servers: usize, voters: usize, changes: &[&str]) -> ModelConfig {
+    let mut m = membership_base(servers, voters, changes);
+    m.protocol.window = 1;
+    m
 }
 
 /// P9's search: the simulator's default fault profile (crashes and duplicates too: none of
@@ -797,6 +806,20 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: None,
             known: "n0 leads, removes itself and steps down once C_new = {n1,n2} commits; it keeps campaigning, and its vote requests depose the next leader; cut off, its term runs ahead",
             source: "Ongaro's dissertation §4.2.3 (disruptive servers); LogCabin #56 and #205; hashicorp/raft PR #476 (a removed node never becomes a candidate) and PR #526 (a vote request from outside the configuration changes no term)",
+        },
+        ZooBug {
+            bug: ProposesBeyondWindow,
+            protocol: Protocol::MultiPaxos,
+            // The operator's change takes slot 1 and the client's put, at once, slot 2: past
+            // commit 0 + α. Two values are the least that overflow α = 1, so one op and one
+            // change; testdata/bugs/multipaxos_m7_proposes_beyond_window.txt plays the
+            // overflow on to two values chosen in one slot (it takes two changes: the
+            // configurations of a single change, one server apart, have meeting majorities).
+            property: PROPOSALS_WITHIN_WINDOW,
+            detector: model(paxos_membership(3, 2, &["add:2"]), 5),
+            known_steps: Some(5),
+            known: "a new leader of {n0,n1} takes the operator's add:2 into slot 1 and the client's put into slot 2 with nothing chosen yet; with the window its put waits until slot 1 is chosen and it knows slot 2's configuration",
+            source: "Lamport, Paxos Made Simple §3 (instance i + α is run by the servers named after instance i); van Renesse & Altinbuken, Paxos Made Moderately Complex, invariant R5 (WINDOW); Lamport, Malkhi, Zhou, Reconfiguring a State Machine (α)",
         },
     ]
 }

@@ -172,6 +172,7 @@ zoo_tests! {
     m4_joint_left_early => "M4",
     m6_transfer_to_behind => "M6",
     m5_removed_server_disrupts => "M5",
+    m7_proposes_beyond_window => "M7",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

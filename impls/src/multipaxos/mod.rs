@@ -70,8 +70,9 @@
 //!   ([`crate::Change::Transfer`]). The module docs of [`reconfig`] give the design and its
 //!   safety argument.
 //!
-//! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it) are wired
-//! at the exact rule they break.
+//! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it), the
+//! snapshot bugs S5 and S6 and the reconfiguration bug M7 are wired at the exact rule they
+//! break.
 
 use std::cmp::max;
 use std::collections::BTreeMap;

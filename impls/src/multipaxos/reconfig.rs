@@ -33,7 +33,9 @@
 //!   argument rests: per slot, multi-Paxos is single-decree Paxos whose acceptors (the
 //!   voters of `cfg(t)`) every proposer agrees on, and PMS §2.2's proof applies to it as it
 //!   is. A leader that proposed beyond its window could count a quorum of a configuration a
-//!   concurrent change replaces, and two values could be chosen by two disjoint majorities.
+//!   concurrent change replaces, and two values could be chosen by two disjoint majorities
+//!   (one single-server change behind, its majority still meets the real one; two behind,
+//!   it need not: bug M7, [`Bug::ProposesBeyondWindow`], and its script).
 //!   What does not fit in the window waits at the leader: values phase 1 recovered (the
 //!   `backlog`, proposed first, in slot order), then client commands and the operator's
 //!   change (the `queue`). Both go out as the commit point moves the window on.
@@ -374,12 +376,16 @@ impl<C: Command> MultiPaxos<C> {
     pub(super) fn take_window(&mut self) -> (Runs<C>, Option<Membership>) {
         let (b, me, alpha) = (self.ballot, self.me(), self.alpha());
         let holes = self.cfg.bug(Bug::GapNotFilled);
+        // M7: no window: everything that waits goes out at once, each slot counted in the
+        // configuration we know for it (the latest learned), which a change chosen in a slot
+        // we have not learned yet may already have replaced.
+        let unbounded = self.cfg.bug(Bug::ProposesBeyondWindow);
         let pad_to = self.configs.latest_from();
         let leaving = !self.configs.latest().is_voter(self.id);
         let mut runs: Runs<C> = Vec::new();
         loop {
             let t = self.proposed() + 1;
-            if t > self.commit + alpha {
+            if t > self.commit + alpha && !unbounded {
                 break; // the window: we may not know cfg(t) yet
             }
             let config = self.configs.at(t);

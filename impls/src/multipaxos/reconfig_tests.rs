@@ -687,3 +687,87 @@ fn forged_frames_never_panic_a_replica() {
         assert_eq!(r.status().commit, 0, "not installed: {out:?}");
     }
 }
+
+#[cfg(feature = "bug-zoo")]
+mod bugs {
+    use super::*;
+    use crate::bugs::Bug;
+
+    fn with(bug: Option<Bug>, cfg: Config) -> Config {
+        let mut cfg = cfg;
+        if let Some(bug) = bug {
+            assert!(cfg.set_bug(bug));
+        }
+        cfg
+    }
+
+    /// Deliver every message in flight from `a` to `b`, oldest first.
+    fn deliver_link(c: &mut C, a: u8, b: u8) {
+        let link =
+            |e: &crate::driver::Envelope<PaxosMsg<Cmd>>| e.from == NodeId(a) && e.to == NodeId(b);
+        while !c.find(link).is_empty() {
+            c.deliver_first(link);
+        }
+    }
+
+    /// testdata/bugs/multipaxos_m7_proposes_beyond_window.txt: {n0,n1,n2} with α = 1. Cut
+    /// off, n0 misses n2 removing it (slot 1: {n1,n2}) and adding n3 (slot 2: {n1,n2,n3});
+    /// n2 and n3, a majority of slot 3's configuration, then choose 7 there while n1 is cut
+    /// off too. n0 leads with n1's promise, which reports slots 1 and 2; the client asks n0
+    /// for 8, and n1's acknowledgements of everything arrive at once.
+    fn lagging_leader(bug: Option<Bug>) -> C {
+        let cfg = Config {
+            window: 1,
+            check_quorum: false,
+            ..Config::default()
+        };
+        let mut c = C::with_voters(4, 3, with(bug, cfg));
+        c.record_violations = true;
+        c.partition(&[0]);
+        c.elect(2);
+        c.change(2, 1, Change::Remove(NodeId(0)));
+        c.deliver_all();
+        c.change(2, 2, Change::AddVoter(NodeId(3)));
+        c.deliver_all();
+        c.heal();
+        c.partition(&[0, 1]);
+        c.propose(2, vec![7]);
+        c.deliver_all();
+        assert_eq!(c.applied(2), vec![7]);
+        // n0's first ballot is below n1's promise: refused; the next one wins.
+        c.elect(0);
+        c.fire(0, PaxosTimer::Election);
+        c.deliver_first(|e| e.to == NodeId(1));
+        c.deliver_first(|e| e.to == NodeId(0));
+        assert_eq!(role(&c, 0), Role::Leader);
+        c.propose(0, vec![8]);
+        deliver_link(&mut c, 0, 1);
+        c.drop_where(|e| e.from == NodeId(1));
+        c.fire(0, PaxosTimer::Heartbeat);
+        c.deliver_all();
+        c
+    }
+
+    #[test]
+    fn m7_a_leader_past_its_window_counts_a_replaced_configuration_and_chooses_a_second_value() {
+        let c = lagging_leader(Some(Bug::ProposesBeyondWindow));
+        let v = c.violation().expect("caught");
+        assert_eq!(v.invariant, names::PROPOSALS_WITHIN_WINDOW);
+        // Played on (unchecked after the first violation): n0 counted {n0,n1}, a majority of
+        // the configuration it knew, for slot 3, whose configuration {n1,n2,n3} chose 7.
+        assert_eq!(c.applied(0), vec![8]);
+        assert_eq!(c.applied(2), vec![7]);
+    }
+
+    #[test]
+    fn m7_clean_the_window_holds_the_command_until_the_leader_learns_it_left() {
+        let c = lagging_leader(None);
+        assert!(c.violation().is_none(), "{:?}", c.violation());
+        // n0 proposed slot 1 only; once chosen it knows slot 2 is not its to propose: it
+        // steps down and hands 8 back.
+        assert_eq!(role(&c, 0), Role::Follower);
+        assert!(c.applied(0).is_empty());
+        assert_eq!(c.node(0).redirects, vec![(8, None)]);
+        assert_eq!(c.applied(2), vec![7]);
+    }
+}
