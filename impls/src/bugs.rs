@@ -158,14 +158,23 @@ pub enum Bug {
     /// Moderately Complex, invariant R5 and its `WINDOW`; Lamport, Malkhi, Zhou,
     /// Reconfiguring a State Machine, the basic method's α).
     ProposesBeyondWindow,
+    /// M8: a multi-Paxos replica that installs a snapshot sent to it (it was behind) keeps
+    /// its own configurations instead of those the snapshot carries, so it misses every
+    /// change chosen inside the snapshot and counts the old voters for the slots after it
+    /// (openraft #1808, fixed by PR #1809: a snapshot install kept a stale membership and
+    /// the node counted a quorum of a superseded configuration; Paxos Made Simple §3 and
+    /// Lamport, Malkhi, Zhou, Reconfiguring a State Machine: the configuration is part of the
+    /// state the commands build, so a snapshot of the state must carry it; Paxos Made Live
+    /// §5.5: a lagging replica catches up from a snapshot).
+    SnapshotWithoutConfigs,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
-    /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 (multi-Paxos's).
-    pub const ALL: [Bug; 43] = [
+    /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 and M8 (multi-Paxos's).
+    pub const ALL: [Bug; 44] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -209,22 +218,23 @@ impl Bug {
         Bug::TransferToBehind,
         Bug::RemovedServerDisrupts,
         Bug::ProposesBeyondWindow,
+        Bug::SnapshotWithoutConfigs,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 43] = [
+        const CODES: [&str; 44] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
-            "M5", "M7",
+            "M5", "M7", "M8",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 43] = [
+        const NAMES: [&str; 44] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -268,12 +278,13 @@ impl Bug {
             "transfer-to-behind",
             "removed-server-disrupts",
             "proposes-beyond-window",
+            "snapshot-without-configuration",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5, S6 and M7, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5, S6, M7 and M8, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -315,7 +326,8 @@ impl Bug {
             | PaxosReadWithoutQuorum
             | Phase1SkipsAccepted
             | PromiseBeforeLastChunk
-            | ProposesBeyondWindow => Some("multipaxos"),
+            | ProposesBeyondWindow
+            | SnapshotWithoutConfigs => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

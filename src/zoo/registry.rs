@@ -2,7 +2,7 @@
 //! exposes it, the property expected to catch it and how it is searched ([`Detector`]), and
 //! the command that reproduces it. Data only: [`super::run()`] runs an entry.
 
-use paxraft_impls::multipaxos::names::PROPOSALS_WITHIN_WINDOW;
+use paxraft_impls::multipaxos::names::{CONFIGURATIONS_AGREE, PROPOSALS_WITHIN_WINDOW};
 use paxraft_impls::raft::names::{
     COMMITTED_ON_A_QUORUM, ELECTION_SAFETY, LEADER_COMPLETENESS, ONE_CHANGE_AT_A_TIME,
     TRANSFER_TO_CAUGHT_UP,
@@ -220,6 +220,17 @@ fn membership_base(servers: usize, voters: usize, changes: &[&str]) -> ModelConf
 fn paxos_membership(servers: usize, voters: usize, changes: &[&str]) -> ModelConfig {
     let mut m = membership_base(servers, voters, changes);
     m.protocol.window = 1;
+    m
+}
+
+/// [`paxos_membership`] on 3 servers, 2 voting, `add:2`, with a snapshot at every committed
+/// slot (one chunk each), so that a spare that missed its change catches up from a snapshot.
+fn paxos_membership_snapshots() -> ModelConfig {
+    let mut m = paxos_membership(3, 2, &["add:2"]);
+    m.protocol.snapshots = Some(paxraft_impls::SnapshotPolicy {
+        every: 1,
+        chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+    });
     m
 }
 
@@ -820,6 +831,33 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: Some(5),
             known: "a new leader of {n0,n1} takes the operator's add:2 into slot 1 and the client's put into slot 2 with nothing chosen yet; with the window its put waits until slot 1 is chosen and it knows slot 2's configuration",
             source: "Lamport, Paxos Made Simple §3 (instance i + α is run by the servers named after instance i); van Renesse & Altinbuken, Paxos Made Moderately Complex, invariant R5 (WINDOW); Lamport, Malkhi, Zhou, Reconfiguring a State Machine (α)",
+        },
+        ZooBug {
+            bug: SnapshotWithoutConfigs,
+            protocol: Protocol::MultiPaxos,
+            // A leader adds the spare n2 in slot 1 and compacts; a replica that did not learn
+            // slot 1 chosen catches up from that snapshot (BFS's shortest: a candidate pulls
+            // it from its promiser; else the leader sends it to n2) and keeps the configuration
+            // it had for slot 2. The clients are left out: the trace needs none (the whole
+            // search to depth 12, where the leader's own transfer to n2 shows it too, takes
+            // 0.4 s without, 4.8 s with one). (Taking a
+            // configuration into force when accepted, as Raft does on append, was the first
+            // candidate: it shows only once a higher ballot replaces the value, which takes
+            // two leaders on 3 voters, 12 actions or more, and more messages in flight than
+            // the default 5 (not found at depth 12 with 5: 2.3M states; not done in 10
+            // minutes with 8).
+            property: CONFIGURATIONS_AGREE,
+            detector: model(
+                ModelConfig {
+                    clients: 0,
+                    ops: 0,
+                    ..paxos_membership_snapshots()
+                },
+                11,
+            ),
+            known_steps: Some(11),
+            known: "n1 leads and adds n2 in slot 1, which n0 accepts; n1 compacts; n0 campaigns, n1's promise starts after its snapshot, n0 installs it and keeps {n0,n1} for slot 2 (the leader's snapshot to a spare that missed slot 1 shows it in 12)",
+            source: "openraft #1808 (a snapshot install keeps a stale membership; fixed in PR #1809); Lamport, Paxos Made Simple §3 and Lamport, Malkhi, Zhou, Reconfiguring a State Machine (the configuration is state the commands build); Paxos Made Live §5.5 (catch-up from a snapshot)",
         },
     ]
 }

@@ -173,6 +173,7 @@ zoo_tests! {
     m6_transfer_to_behind => "M6",
     m5_removed_server_disrupts => "M5",
     m7_proposes_beyond_window => "M7",
+    m8_snapshot_without_configuration => "M8",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

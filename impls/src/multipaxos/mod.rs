@@ -71,8 +71,8 @@
 //!   safety argument.
 //!
 //! Bug-zoo switches P1 to P9 (../shared/BUGZOO.md; P7 to P9 are appended after it), the
-//! snapshot bugs S5 and S6 and the reconfiguration bug M7 are wired at the exact rule they
-//! break.
+//! snapshot bugs S5 and S6 and the reconfiguration bugs M7 and M8 are wired at the exact rule
+//! they break.
 
 use std::cmp::max;
 use std::collections::BTreeMap;

@@ -95,7 +95,8 @@
 //!   must accept.
 //! * **Snapshots and restarts.** A snapshot at slot `S` carries [`Configs`] as of `S` (the
 //!   configurations of the slots `S + 1 ..= S + α`, and the one in force after them): durable
-//!   with it, shipped with every chunk of it, installed with it. A replica also persists its
+//!   with it, shipped with every chunk of it, installed with it (bug M8,
+//!   [`Bug::SnapshotWithoutConfigs`], installs it without them). A replica also persists its
 //!   configurations whenever it learns a new one chosen (`PaxosWrite::Configs`), so a restart
 //!   boots into the latest configuration it learned (else its snapshot's, else the boot one);
 //!   the commit point, volatile, is learned again, and with it anything later.

@@ -770,4 +770,40 @@ mod bugs {
         assert_eq!(c.node(0).redirects, vec![(8, None)]);
         assert_eq!(c.applied(2), vec![7]);
     }
+
+    /// {n0,n1} with α = 1, a snapshot at every committed slot: n0 adds the spare n2 (slot 1)
+    /// but n2 misses the Accept, so it catches up from n0's snapshot at slot 1.
+    fn spare_from_snapshot(bug: Option<Bug>) -> C {
+        let cfg = Config {
+            window: 1,
+            snapshots: Some(SnapshotPolicy {
+                every: 1,
+                chunk: 64,
+            }),
+            ..Config::default()
+        };
+        let mut c = cluster(3, 2, with(bug, cfg));
+        c.record_violations = true;
+        c.change(0, 1, Change::AddVoter(NodeId(2)));
+        assert_eq!(c.drop_where(|e| e.to == NodeId(2)), 1);
+        settle(&mut c, 0);
+        assert_eq!(c.replica(2).snapshot_slot(), 1, "n2 installed the snapshot");
+        c
+    }
+
+    #[test]
+    fn m8_a_snapshot_installed_without_its_configurations_leaves_the_old_one_in_force() {
+        let c = spare_from_snapshot(Some(Bug::SnapshotWithoutConfigs));
+        let v = c.violation().expect("caught");
+        assert_eq!(v.invariant, names::CONFIGURATIONS_AGREE);
+        assert_eq!(config(&c, 2), voters(&[0, 1]));
+        assert_eq!(config(&c, 0), voters(&[0, 1, 2]));
+    }
+
+    #[test]
+    fn m8_clean_the_snapshot_brings_the_configuration_it_decided() {
+        let c = spare_from_snapshot(None);
+        assert!(c.violation().is_none(), "{:?}", c.violation());
+        assert_eq!(config(&c, 2), voters(&[0, 1, 2]));
+    }
 }

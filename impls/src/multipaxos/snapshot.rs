@@ -463,6 +463,13 @@ impl<C: Command> MultiPaxos<C> {
         if !configs.well_formed(snapshot.slot, self.alpha()) {
             return; // malformed (no replica of ours sends it): ignored
         }
+        // M8: the snapshot's configurations are dropped and ours kept, though they stop at our
+        // commit point: a change chosen inside the snapshot is never learned.
+        let configs = if self.cfg.bug(Bug::SnapshotWithoutConfigs) {
+            self.configs.as_of(snapshot.slot, self.alpha())
+        } else {
+            configs
+        };
         // Durable first: a crash after it boots from the snapshot (and restores it then).
         out.persist(PaxosWrite::Snapshot {
             snapshot: snapshot.clone(),
