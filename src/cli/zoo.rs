@@ -188,7 +188,7 @@ fn row(o: &Outcome) -> String {
     let known = e.known_steps.map_or("-".into(), |k| k.to_string());
     let replay = replay_cell(o);
     format!(
-        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
+        "{:<6} {:<30} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
         e.bug.code(),
         e.bug.name(),
         e.protocol.name(),
@@ -220,7 +220,7 @@ fn replay_cell(o: &Outcome) -> String {
 
 fn header() -> String {
     format!(
-        "{:<6} {:<28} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
+        "{:<6} {:<30} {:<10} {:<9} {:<7} {:<44} {:>5} {:>5} {:>10} {:>8}  {:<12}  {}",
         "code",
         "bug",
         "protocol",
