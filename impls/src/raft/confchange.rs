@@ -332,9 +332,17 @@ impl<C: Command> Raft<C> {
         }
     }
 
-    /// Whether this replica may campaign: only a voter of its latest configuration does.
+    /// Whether this replica may campaign: a voter of its latest configuration, or of the
+    /// configuration committed below it while that latest one is not known committed. A
+    /// server an uncommitted C_new removes may still be needed: the voters of the committed
+    /// configuration may need its vote, which its log check denies them when its log holds
+    /// C_new and theirs does not, so only it can be elected (it then leads a configuration
+    /// without itself, commits C_new and steps down, diss. §4.2.2). Found by the simulator:
+    /// n0 appended its own removal {n1} and was cut off; n1, of {n0,n1}, could not win n0's
+    /// vote and n0 would not campaign, for ever. Campaigning is always safe (votes are
+    /// counted in the candidate's latest configuration), so the rule only adds liveness.
     pub(super) fn may_campaign(&self) -> bool {
-        self.config.is_voter(self.id)
+        self.config.is_voter(self.id) || self.config_at(self.commit).0.is_voter(self.id)
     }
 
     /// Whether our latest configuration no longer lists us though an earlier one did: a

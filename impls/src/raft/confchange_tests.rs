@@ -145,6 +145,68 @@ fn a_removed_leader_commits_its_removal_then_steps_down_and_never_campaigns() {
     assert_eq!(c.applied(1), vec![4]);
 }
 
+/// Liveness (found by the simulator): a leader appends its own removal and is cut off
+/// before anyone else has it. The remaining voter, of {n0,n1}, needs n0's vote, which n0's
+/// log check denies (n0's log holds {n1}, n1's does not): only n0 can be elected, so n0
+/// must campaign although its latest configuration leaves it out; it then leads {n1},
+/// commits its removal, and steps down.
+#[test]
+fn a_server_whose_removal_is_not_committed_still_campaigns_so_that_it_commits() {
+    let mut c = cluster(2, 2, Config::default());
+    c.partition(&[0]);
+    c.change(0, 1, Change::Remove(NodeId(0)));
+    c.deliver_all();
+    let removal = c.replica(0).status().last;
+    assert_eq!(config(&c, 0), voters(&[1]));
+    assert_eq!(config(&c, 1), voters(&[0, 1]));
+    // Cut off, n0 loses its role (CheckQuorum) before anyone has its removal.
+    for _ in 0..3 {
+        if c.replica(0).status().role == Role::Leader {
+            c.fire(0, RaftTimer::Election);
+        }
+    }
+    assert_eq!(c.replica(0).status().role, Role::Follower);
+    assert_eq!(answers(&c, 0), vec![(1, Err(ChangeError::Interrupted))]);
+    c.heal();
+    let fire = |c: &mut C, i: usize| {
+        if c.due(i, RaftTimer::Election) {
+            c.fire(i, RaftTimer::Election);
+            c.deliver_all();
+        }
+    };
+    // n1 cannot be elected: n0 denies it the vote of {n0,n1} (its log is longer).
+    for _ in 0..3 {
+        fire(&mut c, 1);
+    }
+    assert_ne!(c.replica(1).status().role, Role::Leader);
+    // n0 campaigns, leads {n1} (n1's vote alone), commits its removal, steps down; then n1
+    // leads alone.
+    let mut rounds = 0;
+    while !(c.replica(1).status().role == Role::Leader && c.replica(1).status().commit > removal) {
+        rounds += 1;
+        assert!(
+            rounds <= 6,
+            "no leader of {{n1}} after {rounds} rounds:\n{}",
+            c.trace.join("\n")
+        );
+        fire(&mut c, 0);
+        if c.due(0, RaftTimer::Heartbeat) {
+            c.fire(0, RaftTimer::Heartbeat);
+            c.deliver_all();
+        }
+        fire(&mut c, 1);
+    }
+    assert_eq!(config(&c, 1), voters(&[1]));
+    assert_eq!(
+        c.replica(0).status().role,
+        Role::Follower,
+        "n0 stepped down"
+    );
+    c.propose(1, vec![5]);
+    c.deliver_all();
+    assert_eq!(c.applied(1), vec![5]);
+}
+
 #[test]
 fn a_voter_not_yet_told_of_its_promotion_lets_its_silent_leader_go() {
     let mut c = cluster(4, 3, Config::default());
