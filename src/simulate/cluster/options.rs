@@ -299,6 +299,9 @@ impl SimOptions {
         if self.protocol.changes != Config::default().changes {
             f.push(format!("--change-mode {}", self.protocol.changes.name()));
         }
+        if self.protocol.window != Config::default().window {
+            f.push(format!("--window {}", self.protocol.window));
+        }
         if self.partitions {
             f.push("--partitions".into());
         }

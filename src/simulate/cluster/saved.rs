@@ -1,7 +1,9 @@
 //! [`SavedFailure`]: a failing schedule as `paxraft simulate` saves it and `paxraft replay`
 //! reads it.
 
-use paxraft_impls::{Bug, Config, ReadMode};
+use std::time::Duration;
+
+use paxraft_impls::{Bug, Change, ChangeMode, Config, ReadMode, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use super::{OptionsError, SimOptions, Workload, LOCK_SESSION_TIMEOUT};
@@ -51,6 +53,28 @@ pub struct SavedOptions {
     /// default).
     #[serde(default = "session_timeout")]
     pub session_timeout: u64,
+    /// Voters at boot (0: every server; absent in files written before membership changes).
+    #[serde(default)]
+    pub voters: usize,
+    /// The operator's membership changes (absent in older files: none).
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    /// How voters change (absent in older files: one at a time).
+    #[serde(default)]
+    pub change_mode: ChangeMode,
+    /// Multi-Paxos's reconfiguration window (absent in older files: the default).
+    #[serde(default = "default_window")]
+    pub window: u64,
+    /// Snapshot policy, `(every, chunk)` (absent in older files: none).
+    #[serde(default)]
+    pub snapshots: Option<(u64, usize)>,
+    /// The clock drift bound leases are timed by (absent in older files: none).
+    #[serde(default)]
+    pub clock_drift: Option<Duration>,
+}
+
+fn default_window() -> u64 {
+    Config::default().window
 }
 
 fn one() -> usize {
@@ -204,6 +228,13 @@ impl SavedFailure {
         protocol.empty_heartbeats = self.options.empty_heartbeats;
         protocol.reads = self.options.reads;
         protocol.follower_reads = self.options.follower_reads;
+        protocol.changes = self.options.change_mode;
+        protocol.window = self.options.window;
+        protocol.snapshots = self
+            .options
+            .snapshots
+            .map(|(every, chunk)| SnapshotPolicy { every, chunk });
+        protocol.clock_drift = self.options.clock_drift;
         let opts = SimOptions {
             seed: self.seed,
             servers: self.options.servers,
@@ -213,6 +244,8 @@ impl SavedFailure {
             mid_step: self.options.mid_step,
             crashes: self.options.crashes,
             settle_steps: self.schedule.profile.settle_steps.max(1),
+            voters: self.options.voters,
+            changes: self.options.changes.clone(),
             protocol,
             ..SimOptions::default()
         };
@@ -256,6 +289,12 @@ pub(super) fn saved(
             bugs: opts.bugs().iter().map(|b| b.name().to_string()).collect(),
             service: workload.service.name().to_string(),
             session_timeout: workload.session_timeout,
+            voters: opts.voters,
+            changes: opts.changes.clone(),
+            change_mode: opts.protocol.changes,
+            window: opts.protocol.window,
+            snapshots: opts.protocol.snapshots.map(|p| (p.every, p.chunk)),
+            clock_drift: opts.protocol.clock_drift,
         },
         seed: opts.seed,
         command,
