@@ -49,7 +49,15 @@ impl<C: Command> MultiPaxos<C> {
     pub(super) fn campaign_handed(&mut self, by: Option<Ballot>, out: &mut Out<Self, C>) {
         if !self.configs.latest().is_voter(self.id) {
             // Not a voter (a learner, a spare, a removed node): phase 1 is for voters. Wait to
-            // hear from a leader.
+            // hear from a leader, knowing none: a leader we have not heard from for an
+            // election timeout is no hint to give clients. (Found by the simulator: a removed
+            // node kept naming the removed leader, which named nobody, and clients went back
+            // and forth between the two, never reaching the new leader; Raft forgets too.)
+            // Its lease lapses with it, as a campaign would end it.
+            self.state = RoleState::Follower {
+                leader_alive: false,
+            };
+            self.leader = None;
             return self.arm_election_timer(out);
         }
         let round = max(self.tried, self.promised.round) + 1;

@@ -121,6 +121,26 @@ fn a_voter_leaves_and_three_of_four_become_two_of_three() {
     assert!(c.net.iter().all(|e| e.from != NodeId(3)));
 }
 
+/// A removed node that stops hearing from the leader forgets it: it names no leader to
+/// clients (found by the simulator: a stale hint sent clients back and forth between two
+/// removed nodes, never to the leader).
+#[test]
+fn a_removed_node_forgets_the_leader_it_no_longer_hears_from() {
+    let mut c = cluster(4, 4, cfg());
+    c.change(0, 1, Change::Remove(NodeId(3)));
+    c.deliver_all();
+    settle(&mut c, 0);
+    assert_eq!(config(&c, 3), voters(&[0, 1, 2]), "n3 learned it left");
+    assert_eq!(c.replica(3).status().leader, Some(NodeId(0)));
+    c.fire(3, PaxosTimer::Election);
+    assert_eq!(c.replica(3).status().leader, None);
+    assert_eq!(c.replica(3).status().role, Role::Follower);
+    assert!(
+        c.net.iter().all(|e| e.from != NodeId(3)),
+        "and never campaigns"
+    );
+}
+
 #[test]
 fn a_removed_leader_pads_to_its_removal_tells_everyone_and_steps_down() {
     let mut c = cluster(3, 3, cfg());
