@@ -162,8 +162,8 @@ pub struct MembershipArgs {
     pub change_mode: paxraft_impls::ChangeMode,
     /// Multi-Paxos: α, the slots between a configuration's own and the first it decides
     /// (at least 1). It also bounds a leader's pipeline: it proposes no further than α slots
-    /// past its commit point. Default: the model's (2, so that a change takes effect within
-    /// a checkable depth).
+    /// past its commit point. Default: `check` 2 (1 with `--changes` on multi-Paxos, so that
+    /// a change takes effect within the default depth), `simulate` the protocol's 8.
     #[arg(long)]
     pub window: Option<u64>,
 }
