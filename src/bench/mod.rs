@@ -86,6 +86,14 @@ pub enum BenchError {
         /// The panic's message.
         what: String,
     },
+    /// A leadership transfer was refused, timed out, or its target was not seen leading.
+    #[error("{protocol}: leadership transfer failed: {reason}")]
+    Transfer {
+        /// The protocol.
+        protocol: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// No leader once the load was done (to pick a follower to restart).
     #[error("{0}: no leader after the load")]
     NoLeaderAfterLoad(&'static str),

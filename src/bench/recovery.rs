@@ -387,12 +387,7 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             .collect();
         std::thread::sleep(cfg.crash_at.saturating_sub(start.elapsed()));
         // Under load a leader may be between terms at that instant: wait for one (bounded).
-        let mut crashed = cluster.leader();
-        let wait_until = Instant::now() + Duration::from_secs(2);
-        while crashed.is_none() && Instant::now() < wait_until {
-            std::thread::sleep(Duration::from_micros(200));
-            crashed = cluster.leader();
-        }
+        let crashed = leader_within(&cluster, |_| true);
         if let (Some(l), Disruption::Transfer) = (crashed, cfg.event) {
             // Ask the leader to hand over to the next node; the answer comes once the old
             // leader has heard from it as leader. Its time is the disruption's measure.
@@ -452,21 +447,22 @@ pub fn time_transfers(
             let Go(servers, transfers) = self;
             let cluster = started::<R>(servers)?;
             let mut took = Vec::new();
+            let failed = |reason: String| BenchError::Transfer {
+                protocol: R::NAME,
+                reason,
+            };
             for _ in 0..transfers {
-                let leader = leader_of(&cluster)?;
+                let leader = leader_within(&cluster, |_| true)
+                    .ok_or(BenchError::NoLeaderAfterLoad(R::NAME))?;
                 let target = NodeId(((leader + 1) % servers) as u8);
                 let asked = Instant::now();
                 cluster
                     .change(Change::Transfer(target), Duration::from_secs(2))
-                    .map_err(|e| BenchError::NoFirstCommit {
-                        protocol: R::NAME,
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| failed(e.to_string()))?;
                 took.push(asked.elapsed());
                 // The next transfer starts from a settled leader: the target's.
-                while cluster.leader() != Some(target.index()) {
-                    std::thread::sleep(Duration::from_micros(20));
-                }
+                leader_within(&cluster, |l| l == target.index())
+                    .ok_or_else(|| failed(format!("{target} not seen leading within 2 s")))?;
             }
             Ok(took)
         }
@@ -508,17 +504,19 @@ pub fn time_idle_commits(
     with_protocol(protocol, Go(servers, commits))
 }
 
-/// The node that leads, waiting for one (bounded: 2 s).
-fn leader_of<R: Replica<Cmd<Kv>>>(
+/// The node that leads, once one does that `wanted` accepts: polled for at most 2 s
+/// (`None` then).
+fn leader_within<R: Replica<Cmd<Kv>>>(
     cluster: &crate::runtime::Cluster<R, Kv>,
-) -> Result<usize, BenchError> {
+    wanted: impl Fn(usize) -> bool,
+) -> Option<usize> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        if let Some(l) = cluster.leader() {
-            return Ok(l);
+        if let Some(l) = cluster.leader().filter(|&l| wanted(l)) {
+            return Some(l);
         }
         if Instant::now() > deadline {
-            return Err(BenchError::NoLeaderAfterLoad(R::NAME));
+            return None;
         }
         std::thread::sleep(Duration::from_micros(100));
     }
