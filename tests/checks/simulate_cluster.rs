@@ -36,13 +36,18 @@ fn deep() -> SimOptions {
     }
 }
 
-fn assert_deep_run_holds(r: &SimReport, opts: &SimOptions) {
+/// Fail with the counterexample chart and the search that found it, if the search found one.
+fn assert_no_violation(r: &SimReport, what: &str) {
     if let Some(f) = &r.failure {
         panic!(
-            "{} violated {} ({}):\n{}\nsearch: {}",
+            "{}{what} violated {} ({}):\n{}\nsearch: {}",
             r.protocol, f.property, f.detail, f.chart, r.command
         );
     }
+}
+
+fn assert_deep_run_holds(r: &SimReport, opts: &SimOptions) {
+    assert_no_violation(r, "");
     assert!(
         r.steps >= STEPS_PER_PROTOCOL,
         "{}: only {} steps ran",
@@ -129,12 +134,7 @@ fn raft_with_empty_heartbeats_holds_and_settles() {
     };
     opts.protocol.empty_heartbeats = true;
     let r = hunt::<Raft<Cmd>>(&opts);
-    if let Some(f) = &r.failure {
-        panic!(
-            "violated {} ({}):\n{}\nsearch: {}",
-            f.property, f.detail, f.chart, r.command
-        );
-    }
+    assert_no_violation(&r, "");
     assert_eq!(r.runs, 150);
     assert!(r.command.contains("--empty-heartbeats"), "{}", r.command);
     let s = &r.stats;
@@ -639,12 +639,13 @@ fn reads_hold_with<R: Replica<Cmd>>(mode: paxraft_impls::ReadMode, follower_read
         ..SimOptions::default()
     };
     let r = hunt::<R>(&opts);
-    if let Some(f) = &r.failure {
-        panic!(
-            "{} with reads {} (follower reads {follower_reads}) violated {} ({}):\n{}\nsearch: {}",
-            r.protocol, opts.protocol.reads, f.property, f.detail, f.chart, r.command
-        );
-    }
+    assert_no_violation(
+        &r,
+        &format!(
+            " with reads {} (follower reads {follower_reads})",
+            opts.protocol.reads
+        ),
+    );
     assert!(r.steps >= 100_000, "{}: only {} steps", r.protocol, r.steps);
     assert!(
         r.read_runs * 2 >= r.runs,
@@ -726,12 +727,7 @@ fn snapshots_hold<R: Replica<Cmd>>() {
         ..SimOptions::default()
     };
     let r = hunt::<R>(&opts);
-    if let Some(f) = &r.failure {
-        panic!(
-            "{} with snapshots violated {} ({}):\n{}\nsearch: {}",
-            r.protocol, f.property, f.detail, f.chart, r.command
-        );
-    }
+    assert_no_violation(&r, " with snapshots");
     assert!(r.steps >= 100_000, "{}: only {} steps", r.protocol, r.steps);
     assert!(
         r.install_runs * 4 >= r.runs,
@@ -786,12 +782,7 @@ fn membership_holds<R: Replica<Cmd>>() {
         ..SimOptions::default()
     };
     let r = hunt::<R>(&opts);
-    if let Some(f) = &r.failure {
-        panic!(
-            "{} with membership changes violated {} ({}):\n{}\nsearch: {}",
-            r.protocol, f.property, f.detail, f.chart, r.command
-        );
-    }
+    assert_no_violation(&r, " with membership changes");
     assert!(r.steps >= 100_000, "{}: only {} steps", r.protocol, r.steps);
     assert!(
         r.changed_runs * 4 >= r.runs,
@@ -855,12 +846,7 @@ mod lock {
         let start = std::time::Instant::now();
         let r = hunt_service::<R>(&opts, &Workload::lock(), Vec::new(), |_| {});
         let seconds = start.elapsed().as_secs_f64();
-        if let Some(f) = &r.failure {
-            panic!(
-                "{} (lock service) violated {} ({}):\n{}\nsearch: {}",
-                r.protocol, f.property, f.detail, f.chart, r.command
-            );
-        }
+        assert_no_violation(&r, " (lock service)");
         let l = &r.lock;
         eprintln!(
             "{} lock service: {} runs, {} steps, deepest {}, {seconds:.1} s; {} lock ops checked ({:.2} s); \
