@@ -533,11 +533,73 @@ impl std::fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
+/// A session's results not yet acknowledged, by sequence number, oldest first, each with the
+/// operation that produced it (a retry must carry the same one).
+///
+/// A deque, not a map: a client's sequence numbers arrive almost in order and are forgotten
+/// from the front as its acknowledgement advances, so the common insert is a push at the
+/// back and the common forget a pop at the front, with no allocation per request (a
+/// `BTreeMap::split_off` allocated a new tree on every acknowledgement; it was the runtime's
+/// costliest line, issue 19). Serialized as a map from sequence number to result, as the map
+/// it replaced was, so snapshots keep their format.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Results<Op, O>(std::collections::VecDeque<(u64, (Op, O))>);
+
+impl<Op, O> Default for Results<Op, O> {
+    fn default() -> Self {
+        Results(Default::default())
+    }
+}
+
+impl<Op, O> Results<Op, O> {
+    /// Where `seq` is, or would go to keep the deque sorted.
+    fn find(&self, seq: u64) -> Result<usize, usize> {
+        // Most lookups are for the newest request: check the back before searching.
+        match self.0.back() {
+            Some(&(last, _)) if last < seq => Err(self.0.len()),
+            _ => self.0.binary_search_by_key(&seq, |&(s, _)| s),
+        }
+    }
+
+    fn get(&self, seq: u64) -> Option<&(Op, O)> {
+        self.find(seq).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Keep `(op, out)` as the result of `seq` (replacing one only under bug B2, which
+    /// applies without looking).
+    fn insert(&mut self, seq: u64, result: (Op, O)) {
+        match self.find(seq) {
+            Ok(i) => self.0[i].1 = result,
+            Err(i) if i == self.0.len() => self.0.push_back((seq, result)),
+            Err(i) => self.0.insert(i, (seq, result)),
+        }
+    }
+
+    /// Forget every result below `acked`.
+    fn forget_below(&mut self, acked: u64) {
+        while self.0.front().is_some_and(|&(s, _)| s < acked) {
+            self.0.pop_front();
+        }
+    }
+}
+
+impl<Op: Serialize, O: Serialize> Serialize for Results<Op, O> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        z.collect_map(self.0.iter().map(|(s, r)| (s, r)))
+    }
+}
+
+impl<'de, Op: Deserialize<'de>, O: Deserialize<'de>> Deserialize<'de> for Results<Op, O> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<u64, (Op, O)>::deserialize(d)?;
+        Ok(Results(map.into_iter().collect()))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct Session<Op, O> {
-    /// Results not yet acknowledged, by sequence number, with the operation that produced
-    /// each (a retry must carry the same one).
-    results: BTreeMap<u64, (Op, O)>,
+    /// Results not yet acknowledged.
+    results: Results<Op, O>,
     /// Everything below this was acknowledged and forgotten.
     acked: u64,
     /// Log time of the client's last request (0 while expiry is off).
@@ -547,7 +609,7 @@ struct Session<Op, O> {
 impl<Op, O> Default for Session<Op, O> {
     fn default() -> Self {
         Session {
-            results: BTreeMap::new(),
+            results: Results::default(),
             acked: 0,
             last: 0,
         }
@@ -687,10 +749,10 @@ impl<S: StateMachine> Sessions<S> {
         // monotonic: a reordered older request must not resurrect forgotten ones.
         if req.acked > session.acked {
             session.acked = req.acked;
-            session.results = session.results.split_off(&req.acked);
+            session.results.forget_below(req.acked);
         }
         if dedup {
-            if let Some((op, out)) = session.results.get(&req.seq) {
+            if let Some((op, out)) = session.results.get(req.seq) {
                 if *op != req.op {
                     return Err(SessionError::Reused {
                         client: req.client,
@@ -789,6 +851,31 @@ mod tests {
             acked: 0,
             op,
         }
+    }
+
+    /// Results arrive out of order (pipelined requests commit in any order across a leader
+    /// change), are found by sequence number, and are forgotten from the front; on the wire
+    /// they are the map they used to be, byte for byte, so older snapshots still decode.
+    #[test]
+    fn session_results_keep_order_and_the_map_format() {
+        let mut r: Results<KvOp, KvOutput> = Results::default();
+        for seq in [5, 2, 9, 7, 3] {
+            r.insert(seq, (KvOp::Get(seq), KvOutput::Value(None)));
+        }
+        let seqs: Vec<u64> = r.0.iter().map(|&(s, _)| s).collect();
+        assert_eq!(seqs, [2, 3, 5, 7, 9]);
+        assert_eq!(r.get(7).map(|(op, _)| op), Some(&KvOp::Get(7)));
+        assert_eq!(r.get(4), None);
+        assert_eq!(r.get(10), None);
+        let as_map: BTreeMap<u64, (KvOp, KvOutput)> =
+            r.0.iter().map(|(s, v)| (*s, v.clone())).collect();
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&as_map).unwrap());
+        let back: Results<KvOp, KvOutput> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, r);
+        r.forget_below(6);
+        let seqs: Vec<u64> = r.0.iter().map(|&(s, _)| s).collect();
+        assert_eq!(seqs, [7, 9]);
     }
 
     #[test]
