@@ -26,7 +26,7 @@
 //!   │ and timers are its actions     tests                         a sync before sends │
 //!   └───┬───▲──────────────────────────────────────────────────────────────────────────┘
 //!       │   │   inputs ▼  boot · on_message · on_timer · propose
-//!       ▼   │   effects ▲ Out: Persist · Send · SetTimer · CancelTimer · Commit · Redirect
+//!       ▼   │   effects ▲ Out: Persist · Send · SetTimer · CancelTimer · Commit · Redirect · Busy
 //!   ┌───▼───┴──────────────────────────────────────────────────────────────────────────┐
 //!   │ paxraft_impls: Replica (raft · multipaxos · unreplicated), sans-IO: no threads,  │
 //!   │ clocks, sockets or randomness; sm: the KV store and lock service behind sessions │

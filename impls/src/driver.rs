@@ -180,6 +180,7 @@ pub fn crash_points<'a, M: 'a, W: 'a, T: 'a, C: 'a>(
         let kind = match effect {
             Effect::Send { .. }
             | Effect::Redirect { .. }
+            | Effect::Busy { .. }
             | Effect::ReadReady { .. }
             | Effect::ReadRedirect { .. }
             | Effect::ChangeDone { .. } => Kind::Out,
@@ -253,6 +254,8 @@ pub struct Node<R: Replica<C>, C: Command> {
     pub applied: BTreeMap<Slot, C>,
     /// Commands handed back by redirects, with the leader hint.
     pub redirects: Vec<(C, Option<NodeId>)>,
+    /// Commands handed back busy ([`Effect::Busy`]: the leader was at its cap).
+    pub busy: Vec<C>,
     /// Reads asked of this node and not yet answered: read id, and the highest slot any
     /// node had committed when it was asked (the read must include it).
     pub pending_reads: BTreeMap<ReadId, Slot>,
@@ -348,6 +351,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 rate: ClockRate::Exact,
                 applied: BTreeMap::new(),
                 redirects: Vec::new(),
+                busy: Vec::new(),
                 pending_reads: BTreeMap::new(),
                 reads: Vec::new(),
                 read_redirects: Vec::new(),
@@ -491,6 +495,10 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                         format!("redirect {cmd:?} to {hint}")
                     });
                     self.nodes[i].redirects.push((cmd, leader));
+                }
+                Effect::Busy { cmd } => {
+                    self.note(|| format!("busy {cmd:?}"));
+                    self.nodes[i].busy.push(cmd);
                 }
                 Effect::ReadReady { id, slot } => {
                     self.note(|| format!("read {id} ready at {slot}"));

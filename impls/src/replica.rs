@@ -41,9 +41,13 @@
 //!    is above its snapshot's slot.
 //! 3. **Every proposed command is answered.** Each command handed to `propose` is either
 //!    appended to the log (and later committed, or lost to a leader change, which the client
-//!    learns by timing out and retrying) or handed straight back in an [`Effect::Redirect`]
-//!    carrying a leader hint. The replica never silently drops a command it was given. (A
-//!    multi-Paxos leader may queue a command until its window admits it: a command still
+//!    learns by timing out and retrying) or handed straight back: in an [`Effect::Redirect`]
+//!    carrying a leader hint when this replica does not lead, or in an [`Effect::Busy`] when
+//!    it leads but taking the command would leave it more than [`Config::max_uncommitted`]
+//!    commands not yet committed (back-pressure: the host answers the client with an error
+//!    it can retry after a pause; the command was not appended and is never applied). The
+//!    replica never silently drops a command it was given. (A multi-Paxos leader may queue a
+//!    command until its window admits it, the queue counting toward the cap: a command still
 //!    queued when the leadership ends is handed back then.)
 //! 4. **Every read is answered or handed back.** Each read given to [`Replica::read`] ends in
 //!    exactly one [`Effect::ReadReady`] (the read may be served) or [`Effect::ReadRedirect`]
@@ -232,6 +236,14 @@ pub enum Effect<M, W, T, C> {
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
     },
+    /// This replica leads but cannot take `cmd` now: it already holds
+    /// [`Config::max_uncommitted`] commands it has not committed (rule 3 of the
+    /// [module docs](crate::replica)). The command was not appended; the host answers its
+    /// client with a "busy" error, which the client may retry after a pause.
+    Busy {
+        /// The command handed back.
+        cmd: C,
+    },
     /// Read `id` ([`Replica::read`]) is linearizable at `slot`: answer it from a state machine
     /// that has applied every commit up to `slot` (all of them were emitted before this).
     ReadReady {
@@ -316,6 +328,10 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn redirect(&mut self, cmd: C, leader: Option<NodeId>) {
         self.list.push(Effect::Redirect { cmd, leader });
     }
+    /// Queue a command refused for back-pressure ([`Effect::Busy`]).
+    pub fn busy(&mut self, cmd: C) {
+        self.list.push(Effect::Busy { cmd });
+    }
     /// Queue a read that may now be served at `slot`.
     pub fn read_ready(&mut self, id: ReadId, slot: Slot) {
         self.list.push(Effect::ReadReady { id, slot });
@@ -363,6 +379,13 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn commits(&self) -> impl Iterator<Item = (Slot, &C)> + '_ {
         self.list.iter().filter_map(|e| match e {
             Effect::Commit { slot, cmd } => Some((*slot, cmd)),
+            _ => None,
+        })
+    }
+    /// The commands handed back busy ([`Effect::Busy`]), in order.
+    pub fn refused_busy(&self) -> impl Iterator<Item = &C> + '_ {
+        self.list.iter().filter_map(|e| match e {
+            Effect::Busy { cmd } => Some(cmd),
             _ => None,
         })
     }
@@ -701,6 +724,18 @@ pub struct Config {
     /// the slots between a change and its effect with no-ops); a host that wants a deeper
     /// pipeline raises it.
     pub window: u64,
+    /// The most commands a leader holds that it has not committed (at least 1): a proposal
+    /// that would take it past this is handed back in an [`Effect::Busy`] (rule 3 of the
+    /// [module docs](self)), so that a leader whose followers lag or whose quorum is gone
+    /// pushes back on its clients instead of growing its log, and the memory of every host
+    /// behind it, without bound. Raft counts the entries above its commit point (its no-op and
+    /// configuration entries included); multi-Paxos the slots it proposed above its commit
+    /// point, the values recovered by phase 1 still to re-propose and the values queued
+    /// behind its window. The analogue of etcd-raft's `MaxUncommittedEntriesSize`
+    /// (raft.go: "limits the aggregate byte size of the uncommitted entries that may be
+    /// appended to a leader's log"), counted in entries rather than bytes, as the protocols
+    /// never look inside a command. Default [`Config::DEFAULT_MAX_UNCOMMITTED`].
+    pub max_uncommitted: usize,
     /// Bugs switched on for the bug zoo (see ../shared/BUGZOO.md).
     #[cfg(feature = "bug-zoo")]
     pub bugs: crate::bugs::BugSet,
@@ -800,6 +835,7 @@ impl Default for Config {
             snapshots: None,
             changes: ChangeMode::SingleServer,
             window: 8,
+            max_uncommitted: Config::DEFAULT_MAX_UNCOMMITTED,
             #[cfg(feature = "bug-zoo")]
             bugs: crate::bugs::BugSet::default(),
         }
@@ -847,6 +883,9 @@ pub enum ConfigError {
     /// A reconfiguration window that lets a leader propose nothing.
     #[error("the reconfiguration window must be at least 1 slot")]
     Window,
+    /// A cap on uncommitted commands that lets a leader take none.
+    #[error("max uncommitted must be at least 1 command")]
+    MaxUncommitted,
 }
 
 impl From<ConfigError> for String {
@@ -856,6 +895,21 @@ impl From<ConfigError> for String {
 }
 
 impl Config {
+    /// The default [`Config::max_uncommitted`]: 65536 commands. The benchmarks keep at most
+    /// 1024 requests outstanding (a closed loop: one per client, plus the retries of a client
+    /// that timed out while its first attempt still waits), so a leader never holds more than
+    /// a few thousand, and [`Config::max_batch`] (4096) fits many times over: the cap is only
+    /// ever reached when commits stop (a lost quorum, a stalled disk), which is what it is
+    /// for. 65536 small commands are a few MiB of log, a bound any host can afford.
+    pub const DEFAULT_MAX_UNCOMMITTED: usize = 1 << 16;
+
+    /// Of `n` commands proposed to a leader that holds `uncommitted` commands it has not
+    /// committed, how many it takes (the first ones; the rest get [`Effect::Busy`]).
+    pub fn admits(&self, uncommitted: u64, n: usize) -> usize {
+        let room = (self.max_uncommitted as u64).saturating_sub(uncommitted);
+        n.min(usize::try_from(room).unwrap_or(usize::MAX))
+    }
+
     /// Check the configuration makes sense for a cluster of `members` nodes.
     pub fn validate(&self, members: usize) -> Result<(), ConfigError> {
         if members == 0 || members > MAX_NODES {
@@ -892,6 +946,9 @@ impl Config {
         }
         if self.window == 0 {
             return Err(ConfigError::Window);
+        }
+        if self.max_uncommitted == 0 {
+            return Err(ConfigError::MaxUncommitted);
         }
         if let Some(policy) = self.snapshots {
             if policy.every == 0 {
@@ -1010,4 +1067,38 @@ impl<T> PartialEq for Fixed<T> {
 impl<T> Eq for Fixed<T> {}
 impl<T> Hash for Fixed<T> {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_uncommitted_cap_is_a_config_error_with_a_one_line_message() {
+        let cfg = Config {
+            max_uncommitted: 0,
+            ..Config::default()
+        };
+        let err = cfg.validate(3).unwrap_err();
+        assert_eq!(err, ConfigError::MaxUncommitted);
+        assert!(!err.to_string().contains('\n'));
+        let one = Config {
+            max_uncommitted: 1,
+            ..Config::default()
+        };
+        assert_eq!(one.validate(3), Ok(()));
+    }
+
+    #[test]
+    fn admits_takes_what_fits_under_the_cap_and_nothing_past_it() {
+        let cfg = Config {
+            max_uncommitted: 5,
+            ..Config::default()
+        };
+        assert_eq!(cfg.admits(0, 3), 3);
+        assert_eq!(cfg.admits(3, 3), 2);
+        assert_eq!(cfg.admits(5, 1), 0);
+        // A new leader may inherit more than the cap (its commit point lags): it takes none.
+        assert_eq!(cfg.admits(9, 4), 0);
+    }
 }

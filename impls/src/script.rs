@@ -33,7 +33,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [window=A] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`]; `window` is multi-Paxos's α ([`Config::window`]) |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [window=A] [max-uncommitted=N] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`]; `window` is multi-Paxos's α ([`Config::window`]); `max-uncommitted` caps what a leader holds uncommitted ([`Config::max_uncommitted`]; a refused command shows as `busy=[...]` in the status) |
 //! | `change N ID add:M\|learner:M\|remove:M\|transfer:M` | ask `N` for a membership change ([`Replica::change`]) as request `ID` (a number); `status` lists the answers |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
@@ -295,6 +295,7 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         empty_heartbeats: args.switch("empty-heartbeats", d.empty_heartbeats)?,
         follower_reads: args.switch("follower-reads", d.follower_reads)?,
         window: args.number("window", d.window as usize)? as u64,
+        max_uncommitted: args.number("max-uncommitted", d.max_uncommitted)?,
         ..d
     };
     if let Some(mode) = args.opt("reads") {
@@ -799,6 +800,10 @@ fn status<R: Replica<Word>>(c: &Cluster<R, Word>, i: usize) -> String {
             .map(|(w, l)| format!("{}->{}", w.0, hint(l)))
             .collect();
         line += &format!(" redirects=[{}]", r.join(" "));
+    }
+    if !n.busy.is_empty() {
+        let r: Vec<&str> = n.busy.iter().map(|w| &w.0[..]).collect();
+        line += &format!(" busy=[{}]", r.join(" "));
     }
     if !n.reads.is_empty() {
         let r: Vec<String> = n.reads.iter().map(|(id, s)| format!("{id}@{s}")).collect();

@@ -285,7 +285,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 (Msg::Peer(m), Some(s)) if dst < servers => {
                     s.replica.obsolete(NodeId(src as u8), m)
                 }
-                (Msg::Reply { .. }, None) => true,
+                (Msg::Reply { .. } | Msg::Busy { .. }, None) => true,
                 _ => false,
             };
             declared

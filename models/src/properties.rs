@@ -21,6 +21,8 @@
 //! | history is linearizable        | session expired                                       |
 //! | (lock service) storage accepts | storage refuses a stale holder's write                |
 //! | writes in token order          |                                                       |
+//! | linearizable (with a cap on    | a leader at its cap refuses a proposal busy           |
+//! | uncommitted commands)          |                                                       |
 //! | (snapshots) snapshots hold     | a lagging server restores a peer's snapshot; (with    |
 //! | only committed slots; servers  | crashes) a server restarts from its snapshot          |
 //! | at one applied point hold one  |                                                       |
@@ -147,6 +149,10 @@ pub mod names {
     /// With a transfer among the changes: the old leader hears from its target as leader
     /// (the states "leadership goes only to a caught-up target" guards).
     pub const TRANSFERRED: &str = "a leadership transfer completes";
+    /// Sometimes, with a cap on uncommitted commands below the clients' count: a leader at
+    /// the cap hands a proposal back busy (which "a client op is answered" then shows is
+    /// retried to an answer, with the history linearizable).
+    pub const REFUSED_BUSY: &str = "a leader at its cap refuses a proposal busy";
 }
 
 type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
@@ -328,6 +334,10 @@ fn read_served<M: ClusterView>(m: &M, s: &M::State) -> bool {
 
 fn follower_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
     all_servers(m.setup(), M::cluster(s)).any(|x| x.served_reads & 2 != 0)
+}
+
+fn refused_busy<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    all_servers(m.setup(), M::cluster(s)).any(|x| x.refused_busy)
 }
 
 fn lease_read<M: ClusterView>(m: &M, s: &M::State) -> bool {
@@ -525,6 +535,10 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     }
     if snapshots && setup.cfg.max_crashes > 0 {
         p.push(Property::sometimes(SNAPSHOT_RESTART, snapshot_restart::<M>));
+    }
+    // Two clients' requests at one leader before either commits overrun a cap of 1.
+    if setup.cfg.protocol.max_uncommitted < setup.cfg.clients && setup.cfg.ops > 0 {
+        p.push(Property::sometimes(REFUSED_BUSY, refused_busy::<M>));
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {
         p.push(Property::sometimes(CRASHED_MID_STEP, crashed_mid_step::<M>));

@@ -65,6 +65,7 @@ fn msg_label<M: std::fmt::Debug>(msg: &Msg<M>) -> String {
         Msg::Request(cmd) => format!("request #{} {:?}", cmd.seq, cmd.op),
         Msg::Reply { seq, answer } => format!("reply #{seq} {answer:?}"),
         Msg::Write { lock, token } => format!("write lock {lock} token {token}"),
+        Msg::Busy { seq } => format!("busy #{seq}"),
         Msg::Redirect { seq, leader } => match leader {
             Some(l) => format!("redirect #{seq} to {l}"),
             None => format!("redirect #{seq} (no leader known)"),

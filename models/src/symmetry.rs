@@ -182,6 +182,7 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     deadlines: x.deadlines.clone(),
                     // Zero: symmetry is refused with membership changes.
                     changes_done: x.changes_done,
+                    refused_busy: x.refused_busy,
                 })));
                 actor_storages.push(storage);
             }

@@ -74,6 +74,8 @@ pub struct ModelArgs {
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
     #[command(flatten)]
+    pub flow: super::FlowArgs,
+    #[command(flatten)]
     pub membership: super::MembershipArgs,
     /// With `--reads lease` the model keeps time: the real time one tick lets pass (each
     /// server's clock advancing at its rate). Default: 150ms.
@@ -222,6 +224,7 @@ impl ModelArgs {
         }
         self.reads.apply(&mut cfg.protocol);
         self.snapshots.apply(&mut cfg.protocol);
+        self.flow.apply(&mut cfg.protocol);
         self.membership.apply(&mut cfg.protocol);
         (cfg.voters, cfg.changes) = self.membership.parts();
         // Multi-Paxos with changes: α = 1 unless --window says otherwise, so that a change

@@ -119,6 +119,23 @@ impl ReadArgs {
     }
 }
 
+/// Back-pressure at the leader: shared by the commands that build a protocol configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlowArgs {
+    /// The most commands a leader holds uncommitted (at least 1); a proposal past it is
+    /// refused busy, and its client told so. Default: 65536, which no benchmark load reaches
+    /// while commits flow.
+    #[arg(long, default_value_t = paxraft_impls::Config::DEFAULT_MAX_UNCOMMITTED)]
+    pub max_uncommitted: usize,
+}
+
+impl FlowArgs {
+    /// Set the cap of `cfg` (checked later by the configuration's own validation).
+    pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
+        cfg.max_uncommitted = self.max_uncommitted;
+    }
+}
+
 /// When hosts snapshot and replicas compact their logs: shared by the commands that build a
 /// protocol configuration.
 #[derive(Debug, Clone, clap::Args)]

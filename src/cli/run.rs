@@ -85,6 +85,8 @@ pub struct RunArgs {
     pub reads: super::ReadArgs,
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
+    #[command(flatten)]
+    pub flow: super::FlowArgs,
 }
 
 /// `--reconfigure`, for clap: one change.
@@ -219,6 +221,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     cfg.protocol.changes = args.change_mode;
     args.reads.apply(&mut cfg.protocol);
     args.snapshots.apply(&mut cfg.protocol);
+    args.flow.apply(&mut cfg.protocol);
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
         eprintln!(
             "note: {} has no read path without the log: its reads go through the log",

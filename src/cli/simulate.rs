@@ -82,6 +82,8 @@ pub struct SimulateArgs {
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
     #[command(flatten)]
+    pub flow: super::FlowArgs,
+    #[command(flatten)]
     pub membership: super::MembershipArgs,
     /// The replicated service: `kv` (puts, gets, compare-and-swaps over two keys) or `lock`
     /// (clients acquire a lock, write to fenced storage with its token, keep their session
@@ -148,6 +150,7 @@ impl SimulateArgs {
         protocol.empty_heartbeats = self.empty_heartbeats;
         self.reads.apply(&mut protocol);
         self.snapshots.apply(&mut protocol);
+        self.flow.apply(&mut protocol);
         self.membership.apply(&mut protocol);
         let (voters, changes) = self.membership.parts();
         let opts = SimOptions {

@@ -20,6 +20,13 @@ pub enum Error {
     Shutdown,
     /// Too many requests outstanding; nothing was sent.
     Busy,
+    /// The leader refused the request: it holds as many commands it has not committed as it
+    /// may ([`Config::max_uncommitted`](paxraft_impls::Config::max_uncommitted)), so the
+    /// cluster is not keeping up (a lost quorum, a slow disk). The request did not take
+    /// effect: the client reports this only when no copy of it can be in a log (a request
+    /// with a copy that went unanswered is resent instead, and ends answered or timed out).
+    /// Try again after a pause.
+    Overloaded,
     /// The session refused the request (a client bug: a resent acknowledged request).
     Session(SessionError),
 }
@@ -30,6 +37,7 @@ impl fmt::Display for Error {
             Error::Timeout => write!(f, "timed out"),
             Error::Shutdown => write!(f, "cluster shut down"),
             Error::Busy => write!(f, "too many requests outstanding"),
+            Error::Overloaded => write!(f, "leader overloaded: too many commands uncommitted"),
             Error::Session(e) => write!(f, "{e}"),
         }
     }
@@ -83,6 +91,9 @@ struct Outstanding<Op> {
     /// A read sent to [`ClientConfig::read_from`] rather than to the leader (until that
     /// node turns it away).
     pinned: bool,
+    /// A copy sent earlier may be in some log: it went unanswered (resent on silence) or its
+    /// node went down. A copy refused busy or redirected was handed back, so it is not.
+    uncertain: bool,
 }
 
 /// Back-off before resending when no leader is known.
@@ -212,6 +223,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             sent: false,
             queued: true,
             pinned,
+            uncertain: false,
         }));
         self.live += 1;
         self.unsent.push(seq);
@@ -294,6 +306,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             }
             if o.resend_at <= now && !o.queued {
                 o.queued = true;
+                o.uncertain = true;
                 self.unsent.push(seq);
                 if std::mem::replace(&mut o.pinned, false) {
                     // Its chosen node was silent: the leader answers it, and the next reads.
@@ -467,9 +480,26 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                     None => self.rotate(t),
                 }
             }
+            // Back-pressure: the caller hears it at once (an error it can see, not a resend
+            // loop that would keep the leader at its cap), when it is sure the request took
+            // no effect. If an earlier copy may still be in a log, an error would misreport
+            // it: resend after `retry_after`, to the same leader, until answered or timed out.
+            Reply::Busy { seq } => {
+                let at = Instant::now() + self.cfg.retry_after;
+                let Some(o) = self.get_mut(seq) else { return };
+                if o.uncertain {
+                    o.resend_at = at;
+                    self.next_scan = self.next_scan.min(at);
+                } else if let Some(o) = self.remove(seq) {
+                    self.leader = o.target;
+                    self.ready.push_back((seq, Err(Error::Overloaded)));
+                }
+            }
             Reply::Retry { seq } => {
                 let at = Instant::now() + NO_LEADER_BACKOFF;
                 let Some(o) = self.get_mut(seq) else { return };
+                // Its node may have appended it before going down.
+                o.uncertain = true;
                 let t = o.target;
                 o.pinned = false;
                 o.resend_at = at;

@@ -21,7 +21,7 @@ pub enum CrashPoint {
     Timer,
     /// Before applying a committed command.
     Commit,
-    /// Before turning a proposal away with a leader hint.
+    /// Before turning a proposal away with a leader hint, or busy.
     Redirect,
     /// Before noting a read made ready, or turning a read away with a leader hint.
     Read,
@@ -48,7 +48,7 @@ impl CrashPoint {
             Effect::Send { .. } => CrashPoint::Send,
             Effect::SetTimer { .. } | Effect::CancelTimer(_) => CrashPoint::Timer,
             Effect::Commit { .. } | Effect::Restore(_) => CrashPoint::Commit,
-            Effect::Redirect { .. } => CrashPoint::Redirect,
+            Effect::Redirect { .. } | Effect::Busy { .. } => CrashPoint::Redirect,
             Effect::ChangeDone { .. } => CrashPoint::Change,
             Effect::ReadReady { .. } | Effect::ReadRedirect { .. } => CrashPoint::Read,
         }

@@ -73,6 +73,10 @@
 //!   which tries the next node after a 2 ms back-off;
 //! * a client keeps at most [`ClientConfig::max_outstanding`] requests outstanding or
 //!   answered-but-not-polled: [`Client::send`] returns [`Error::Busy`] beyond it;
+//! * a leader holds at most [`Config::max_uncommitted`] commands it has not committed: a
+//!   proposal beyond it is refused ([`Effect::Busy`](paxraft_impls::Effect::Busy)) and its
+//!   client's request fails with [`Error::Overloaded`], so a leader that cannot commit (a
+//!   lost quorum, a lagging disk) pushes back on its clients instead of growing its log;
 //! * a client's reply mailbox holds `4 * max_outstanding + 64` replies: a node whose answers
 //!   do not fit drops them, and the client's resend is answered from the session;
 //! * a node's [`Pending`] holds, per client, the requests it was handed and has not answered,
@@ -139,6 +143,12 @@ pub enum Reply<S: StateMachine> {
         /// The node believed to lead, if any.
         leader: Option<NodeId>,
     },
+    /// The node leads but holds [`Config::max_uncommitted`] commands it has not committed,
+    /// and refused this one ([`Effect::Busy`](paxraft_impls::Effect::Busy)): not appended.
+    Busy {
+        /// The request's sequence number.
+        seq: u64,
+    },
     /// The node went down (crash or shutdown) before answering; try elsewhere.
     Retry {
         /// The request's sequence number.
@@ -150,7 +160,10 @@ impl<S: StateMachine> Reply<S> {
     /// The sequence number of the request answered.
     pub fn seq(&self) -> u64 {
         match self {
-            Reply::Done { seq, .. } | Reply::Redirect { seq, .. } | Reply::Retry { seq } => *seq,
+            Reply::Done { seq, .. }
+            | Reply::Redirect { seq, .. }
+            | Reply::Busy { seq }
+            | Reply::Retry { seq } => *seq,
         }
     }
 }

@@ -241,6 +241,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     Effect::Redirect { cmd, leader } => {
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Redirect { seq, leader });
                     }
+                    Effect::Busy { cmd } => {
+                        pending.answer(cmd.client, cmd.seq, |seq| Reply::Busy { seq });
+                    }
                     Effect::Restore(snapshot) => {
                         // Rule 7: this incarnation's state machine takes the snapshot unless
                         // it applied that far already; commits resume above it.

@@ -614,6 +614,21 @@ impl<C: Command> MultiPaxos<C> {
         NodeSet::of([self.id])
     }
 
+    /// Leader: the values it holds that are not chosen yet, as [`Config::max_uncommitted`]
+    /// counts them: its open slots, what phase 1 recovered and it has not re-proposed, and
+    /// its queue. 0 at any other role.
+    fn uncommitted(&self) -> u64 {
+        match &self.state {
+            RoleState::Leader {
+                acks,
+                backlog,
+                queue,
+                ..
+            } => (acks.len() + backlog.len() + queue.len()) as u64,
+            _ => 0,
+        }
+    }
+
     fn last(&self) -> Slot {
         self.base() + self.log.len() as Slot
     }
@@ -857,6 +872,15 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 out.redirect(cmd, leader);
             }
             return;
+        }
+        // Back-pressure (etcd-raft's MaxUncommittedEntriesSize, counted in values): take only
+        // as many as keep at most `max_uncommitted` values proposed above the commit point,
+        // recovered but not re-proposed, or queued; hand the rest back busy (rule 3). This
+        // is what bounds the queue.
+        let mut cmds = cmds;
+        let take = self.cfg.admits(self.uncommitted(), cmds.len());
+        for cmd in cmds.drain(take..) {
+            out.busy(cmd);
         }
         if cmds.is_empty() {
             return;

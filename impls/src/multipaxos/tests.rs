@@ -147,7 +147,12 @@ fn nack(ballot: Ballot, promised: Ballot) -> PaxosMsg<Cmd> {
 
 /// Node 0 of an `n`-node cluster, leading ballot (1, 0) with an empty log.
 fn leader(n: u8) -> P {
-    let mut r = fresh(0, n);
+    leader_with(n, &Config::default())
+}
+
+/// [`leader`], configured by `cfg`.
+fn leader_with(n: u8, cfg: &Config) -> P {
+    let mut r = boot_with(0, n, cfg, PaxosDurable::default());
     fire(&mut r, PaxosTimer::Election);
     for p in 1..crate::quorum(n as usize) as u8 {
         recv(
@@ -565,6 +570,45 @@ fn leader_batches_one_accept_and_commits_on_a_quorum() {
     assert_eq!(r.status().commit, 2);
     // A late acceptance changes nothing.
     assert!(recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false)).is_empty());
+}
+
+/// The commands handed back busy, in order.
+fn busy(out: &O) -> Vec<Cmd> {
+    out.refused_busy().copied().collect()
+}
+
+#[test]
+fn a_leader_at_its_uncommitted_cap_hands_proposals_back_busy_until_slots_are_chosen() {
+    // The cap counts open slots and the queue behind the window (etcd-raft's
+    // MaxUncommittedEntriesSize, in values), so the queue is bounded too.
+    let cfg = Config {
+        max_uncommitted: 4,
+        window: 2,
+        ..Config::default()
+    };
+    let mut r = leader_with(3, &cfg);
+    let out = propose(&mut r, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(busy(&out), vec![5, 6]);
+    assert_eq!(r.uncommitted(), 4, "slots 1 and 2 open, 3 and 4 queued");
+    assert_eq!(r.proposed(), 2);
+    let out = propose(&mut r, vec![7]);
+    assert_eq!(busy(&out), vec![7]);
+    assert_eq!(out.len(), 1, "a refused proposal changes nothing else");
+
+    // Slots 1 and 2 are chosen: the window moves on to the queue, and two values fit again.
+    let out = recv(&mut r, 2, accepted(b(1, 0), 1, 2, 0, false));
+    assert_eq!(commits(&out), vec![(1, 1), (2, 2)]);
+    assert_eq!((r.proposed(), r.uncommitted()), (4, 2));
+    let out = propose(&mut r, vec![8, 9, 10]);
+    assert_eq!(busy(&out), vec![10]);
+    assert_eq!(r.uncommitted(), 4);
+    let RoleState::Leader { queue, .. } = &r.state else {
+        panic!("still leads")
+    };
+    assert_eq!(
+        queue.iter().cloned().collect::<Vec<_>>(),
+        vals(vec![Some(8), Some(9)])
+    );
 }
 
 #[test]

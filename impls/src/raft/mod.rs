@@ -825,6 +825,14 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             return;
         }
+        // Back-pressure (etcd-raft's MaxUncommittedEntriesSize, counted in entries): take
+        // only as many as keep at most `max_uncommitted` entries above the commit point, and
+        // hand the rest back busy (rule 3).
+        let mut cmds = cmds;
+        let take = self.cfg.admits(self.last_index() - self.commit, cmds.len());
+        for cmd in cmds.drain(take..) {
+            out.busy(cmd);
+        }
         if cmds.is_empty() {
             return;
         }

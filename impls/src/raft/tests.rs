@@ -871,6 +871,66 @@ fn s5_3_follower_redirects_proposals_to_its_leader() {
     assert!(r.log.is_empty());
 }
 
+/// The commands handed back busy, in order.
+fn busy(out: &O) -> Vec<Cmd> {
+    out.refused_busy().copied().collect()
+}
+
+#[test]
+fn a_leader_at_its_uncommitted_cap_hands_proposals_back_busy_until_entries_commit() {
+    // etcd-raft's MaxUncommittedEntriesSize, in entries: at most 3 above the commit point,
+    // the leader's no-op included.
+    let cfg = Config {
+        max_uncommitted: 3,
+        ..plain()
+    };
+    let (mut l, _) = leader_with(3, &cfg, 1, vec![]);
+    let mut out = Effects::new();
+    l.propose(vec![10, 11, 12], &mut out);
+    assert_eq!(busy(&out), vec![12], "no-op + 10 + 11 fill the cap");
+    assert_eq!((l.last_index(), l.commit), (3, 0));
+    let mut out = Effects::new();
+    l.propose(vec![13], &mut out);
+    assert_eq!(busy(&out), vec![13]);
+    assert_eq!(out.len(), 1, "a refused proposal changes nothing else");
+    assert_eq!(l.last_index(), 3);
+
+    // A majority stores everything: it commits, and the leader has room again.
+    recv(&mut l, 2, ok(1, 3));
+    assert_eq!(l.commit, 3);
+    let mut out = Effects::new();
+    l.propose(vec![14, 15, 16, 17], &mut out);
+    assert_eq!(busy(&out), vec![17]);
+    assert_eq!(l.last_index(), 6);
+    let tail: Vec<_> = l.log[3..].iter().map(|e| e.cmd).collect();
+    assert_eq!(tail, vec![Some(14), Some(15), Some(16)]);
+}
+
+#[test]
+fn a_follower_redirects_rather_than_refusing_busy_whatever_its_log() {
+    // The cap is a leader's: a follower with a long uncommitted tail still redirects.
+    let cfg = Config {
+        max_uncommitted: 1,
+        ..plain()
+    };
+    let mut r = fresh(1, 3, &cfg);
+    recv(
+        &mut r,
+        0,
+        append(1, 0, 0, vec![entry(1, 1), entry(1, 2)], 0),
+    );
+    let mut out = Effects::new();
+    r.propose(vec![4], &mut out);
+    assert_eq!(busy(&out), Vec::<Cmd>::new());
+    assert!(matches!(
+        out.iter().next(),
+        Some(Effect::Redirect {
+            cmd: 4,
+            leader: Some(NodeId(0))
+        })
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // §5.4 Safety
 // ---------------------------------------------------------------------------------------------

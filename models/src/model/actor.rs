@@ -175,6 +175,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                     served_reads: 0,
                     deadlines: Vec::new(),
                     changes_done: 0,
+                    refused_busy: false,
                 };
                 self.host(&mut s, &mut out, o, Some(saved));
                 // The operator's requests, one timer each: a fresh incarnation may be asked
@@ -350,6 +351,11 @@ impl<R: Replica<Cmd>> Node<R> {
                 );
                 *state = Cow::Owned(NodeState::Client(c));
             }
+            // Refused for back-pressure: as after a redirect without a leader hint, the client
+            // waits for its retry timer and resends then (the same request: a retry is
+            // applied once). The refused attempt was never appended, so in the history the
+            // op stays invoked and unanswered until a retry's reply returns it.
+            (Node::Client { .. }, Msg::Busy { .. }) => {}
             (Node::Storage { cfg }, Msg::Write { lock, token }) => {
                 let Some(st) = state.storage() else { return };
                 let mut st = st.clone();

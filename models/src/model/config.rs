@@ -427,6 +427,12 @@ impl ModelConfig {
         if self.protocol.window != d.protocol.window {
             f.push(format!("--window {}", self.protocol.window));
         }
+        if self.protocol.max_uncommitted != d.protocol.max_uncommitted {
+            f.push(format!(
+                "--max-uncommitted {}",
+                self.protocol.max_uncommitted
+            ));
+        }
         if self.protocol.reads != d.protocol.reads {
             f.push(format!("--reads {}", self.protocol.reads));
         }

@@ -73,6 +73,13 @@ pub enum Msg<M> {
         /// The fencing token the writer got with the lock.
         token: u64,
     },
+    /// Request `seq` reached a leader at its cap on uncommitted commands
+    /// ([`Effect::Busy`](paxraft_impls::Effect::Busy)): it was not taken, and will not be
+    /// applied unless a retry is.
+    Busy {
+        /// The client's sequence number of the request.
+        seq: u64,
+    },
     /// Request `seq` reached a replica that cannot take it.
     Redirect {
         /// The client's sequence number of the request.

@@ -131,6 +131,9 @@ pub struct ServerState<R: Replica<Cmd>> {
     /// The operator's changes this server answered as done, by bit (change `k` of
     /// [`ModelConfig::changes`](super::ModelConfig::changes) is request `k + 1`).
     pub changes_done: u8,
+    /// This host handed a client's request back busy ([`Effect::Busy`]: its leader was at
+    /// [`Config::max_uncommitted`](paxraft_impls::Config::max_uncommitted)).
+    pub refused_busy: bool,
 }
 
 /// The read id a model host gives a client's request (clients and sequence numbers are
@@ -299,6 +302,12 @@ impl<R: Replica<Cmd>> Node<R> {
                             leader,
                         },
                     );
+                }
+                // Back-pressure: the client is told, and the command was not appended.
+                Effect::Busy { cmd } => {
+                    let seq = cmd.seq;
+                    s.refused_busy = true;
+                    o.send(Id::from(cmd.client as usize), Msg::Busy { seq });
                 }
                 Effect::ReadReady { id, slot } => {
                     // This host applies commits as they come: a read made ready at a slot the

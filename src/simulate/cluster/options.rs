@@ -302,6 +302,12 @@ impl SimOptions {
         if self.protocol.window != Config::default().window {
             f.push(format!("--window {}", self.protocol.window));
         }
+        if self.protocol.max_uncommitted != Config::default().max_uncommitted {
+            f.push(format!(
+                "--max-uncommitted {}",
+                self.protocol.max_uncommitted
+            ));
+        }
         if self.partitions {
             f.push("--partitions".into());
         }
