@@ -49,7 +49,10 @@ fn propose(node: &NodeBox, reqs: Vec<Cmd<Kv>>, reply: &ReplyBox) -> bool {
 
 fn seq_of(r: &Reply<Kv>) -> u64 {
     match r {
-        Reply::Done { seq, .. } | Reply::Redirect { seq, .. } | Reply::Retry { seq } => *seq,
+        Reply::Done { seq, .. }
+        | Reply::Redirect { seq, .. }
+        | Reply::Busy { seq }
+        | Reply::Retry { seq } => *seq,
     }
 }
 

@@ -202,6 +202,33 @@ fn raft_empty_heartbeats() {
     );
 }
 
+/// Issue 19's back-pressure: a leader holding `max_uncommitted` = 1 uncommitted command
+/// (Raft's no-op counts) refuses the second client's request busy; the client retries on its
+/// timer, and every property holds with the refused attempt never applied.
+fn capped() -> ModelConfig {
+    let mut cfg = ModelConfig {
+        max_term: 1,
+        ..cheap()
+    };
+    cfg.protocol.max_uncommitted = 1;
+    cfg
+}
+
+/// Raft 0.37M states, multi-Paxos 0.81M (at 10 no command is committed everywhere yet).
+const CAPPED_DEPTH: usize = 11;
+
+#[test]
+fn raft_with_a_cap_of_one_uncommitted_command() {
+    let s = run::<Raft<Cmd>>(capped(), CAPPED_DEPTH);
+    assert_passes(&s);
+    reached(&s, names::REFUSED_BUSY);
+    assert!(
+        s.command().contains("--max-uncommitted 1"),
+        "{}",
+        s.command()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Multi-Paxos
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +245,13 @@ fn multipaxos_as_shipped() {
 }
 
 const PAXOS_SHIPS_DEPTH: usize = 11;
+
+#[test]
+fn multipaxos_with_a_cap_of_one_uncommitted_command() {
+    let s = run::<MultiPaxos<Cmd>>(capped(), CAPPED_DEPTH);
+    assert_passes(&s);
+    reached(&s, names::REFUSED_BUSY);
+}
 
 /// Issue 18: a voter joins a multi-Paxos cluster of two (α = 1, as `paxraft check` picks with
 /// `--changes`), interleaved with elections and client traffic; the change commits and takes
@@ -480,6 +514,7 @@ impl EagerCommit {
                     }
                 }
                 Effect::Redirect { cmd, leader } => out.redirect(cmd, leader),
+                Effect::Busy { cmd } => out.busy(cmd),
                 Effect::ReadReady { id, slot } => out.read_ready(id, slot),
                 Effect::ReadRedirect { id, leader } => out.read_redirect(id, leader),
                 Effect::Restore(snapshot) => out.restore(snapshot),
@@ -524,7 +559,9 @@ impl Replica<Cmd> for EagerCommit {
         let n = cmds.len() as Slot;
         let early = cmds.clone();
         self.raft.propose(cmds, &mut inner);
-        let leading = inner.iter().all(|e| !matches!(e, Effect::Redirect { .. }));
+        let leading = inner
+            .iter()
+            .all(|e| !matches!(e, Effect::Redirect { .. } | Effect::Busy { .. }));
         self.forward(&mut inner, out);
         if leading {
             // The bug: the entries are only in the leader's log, yet reported committed.

@@ -151,6 +151,41 @@ fn multipaxos_holds_under_deep_fault_schedules() {
     assert_deep_run_holds(&hunt::<MultiPaxos<Cmd>>(&opts), &opts);
 }
 
+/// Issue 19's back-pressure under faults: with a cap of one uncommitted command a leader
+/// refuses most pipelined proposals busy; the clients retry, and every run still holds and
+/// settles (every op answered, the refused attempts never applied).
+#[test]
+fn both_protocols_hold_and_settle_with_a_cap_of_one_uncommitted_command() {
+    fn capped() -> SimOptions {
+        let mut opts = SimOptions {
+            seed: 19,
+            runs: 60,
+            steps: 600,
+            pipeline: 2,
+            partitions: true,
+            ..SimOptions::default()
+        };
+        opts.protocol.max_uncommitted = 1;
+        opts
+    }
+    let (raft, paxos) = (capped(), capped());
+    let (r, p) = std::thread::scope(|s| {
+        let r = s.spawn(|| hunt::<Raft<Cmd>>(&raft));
+        let p = hunt::<MultiPaxos<Cmd>>(&paxos);
+        (r.join().expect("the Raft search ran"), p)
+    });
+    for report in [&r, &p] {
+        assert_no_violation(report, " with --max-uncommitted 1");
+        assert_eq!(report.runs, 60);
+        assert!(
+            report.command.contains("--max-uncommitted 1"),
+            "{}",
+            report.command
+        );
+        assert!(report.lincheck_ops > 0);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checks can fail
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 //! given in `tests/checks/main.rs`; the loom tests stay apart (`tests/loom_*.rs`), as they
 //! are built with `--cfg loom`. Filter by module: `cargo test --test runtime crash::`.
 
+mod backpressure;
 mod crash;
 mod e2e;
 mod faults;
