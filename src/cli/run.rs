@@ -17,7 +17,8 @@ use paxraft_impls::{
 use super::bad;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::runtime::{
-    ChangeFailure, ClientConfig, Cluster, Cmd, FileStorage, RuntimeConfig, Storage,
+    ChangeFailure, ClientConfig, Cluster, Cmd, Error as ClientError, FileStorage, RuntimeConfig,
+    Storage,
 };
 
 /// Where replicas keep durable state.
@@ -285,7 +286,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
             let mut sent_at: Vec<u64> = Vec::with_capacity(n as usize + 1);
             sent_at.push(0);
             let mut answers = Vec::with_capacity(window);
-            let (mut sent, mut errors) = (0u64, 0u64);
+            let (mut sent, mut errors, mut overloaded) = (0u64, 0u64, 0u64);
             while (lat.len() as u64) + errors < n {
                 let now = start.elapsed().as_nanos() as u64;
                 while sent < n && c.outstanding() < window {
@@ -307,7 +308,10 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                 for (seq, res) in answers.drain(..) {
                     match res {
                         Ok(_) => lat.push(now - sent_at[seq as usize]),
-                        Err(_) => errors += 1,
+                        Err(e) => {
+                            errors += 1;
+                            overloaded += u64::from(e == ClientError::Overloaded);
+                        }
                     }
                 }
                 let before = done.fetch_add(got, Ordering::Relaxed);
@@ -315,20 +319,21 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                     bar.set_position(before + got);
                 }
             }
-            Ok::<_, String>((lat, errors))
+            Ok::<_, String>((lat, errors, overloaded))
         }));
     }
     // The changes go in while the clients run; a failed one stops the rest, not the load
     // (what the clients submitted is still answered before the run ends).
     let changed = reconfigure(&cluster, &args.reconfigure, &bar);
     let mut lat = Vec::new();
-    let mut errors = 0;
+    let (mut errors, mut overloaded) = (0, 0);
     for t in threads {
-        let (l, e) = t
+        let (l, e, o) = t
             .join()
             .map_err(|_| "client thread panicked".to_string())??;
         lat.extend(l);
         errors += e;
+        overloaded += o;
     }
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -345,7 +350,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     };
     println!(
         "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
-         latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors",
+         latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors{}",
         R::NAME,
         args.servers,
         if args.spares > 0 {
@@ -365,7 +370,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         pct(0.5),
         pct(0.99),
         pct(0.999),
-        errors
+        errors,
+        // Back-pressure: requests a leader at --max-uncommitted refused.
+        if overloaded > 0 {
+            format!(" ({overloaded} refused by a leader at its uncommitted cap)")
+        } else {
+            String::new()
+        }
     );
     if let Some(config) = config {
         println!("configuration: {config}");
