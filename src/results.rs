@@ -190,6 +190,10 @@ pub struct CheckResult {
     pub under_approximation: bool,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// The process's peak growth per unique state, in bytes (`paxraft_models::memory`;
+    /// `None` in results saved before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_state: Option<f64>,
     /// Property verdicts.
     pub properties: Vec<PropertyResult>,
     /// When and from which commit it was made (`None` in results saved before runs were
@@ -233,6 +237,7 @@ impl CheckResult {
             cuts: Some([s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64)),
             under_approximation: s.under_approximation(),
             seconds: s.seconds,
+            bytes_per_state: s.bytes_per_state,
             provenance: Some(Provenance::now()),
             properties: s
                 .properties

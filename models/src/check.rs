@@ -230,6 +230,9 @@ pub struct Summary {
     pub cuts: CutCounts,
     /// Wall time.
     pub seconds: f64,
+    /// Bytes the process grew by at its peak, per unique state (see [`crate::memory`] for
+    /// what is counted; `None` where it cannot be measured).
+    pub bytes_per_state: Option<f64>,
     /// One verdict per property, in the model's order.
     pub properties: Vec<Verdict>,
 }
@@ -330,13 +333,15 @@ impl Summary {
     fn compact(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {:<11} {}: {} unique states, depth {} actions, {:.1} s, {:.0} states/s",
+            "  {:<11} {}: {} unique states, depth {} actions, {:.1} s, {:.0} states/s{}",
             self.protocol,
             self.verdict_word(),
             self.unique_states,
             self.max_depth,
             self.seconds,
-            self.states_per_sec()
+            self.states_per_sec(),
+            self.bytes_per_state
+                .map_or(String::new(), |b| format!(", {b:.0} bytes/state"))
         )?;
         for status in [
             Status::Violated,
@@ -427,6 +432,12 @@ impl Summary {
         )?;
         writeln!(f, "  seconds         {:.2}", self.seconds)?;
         writeln!(f, "  states/s        {:.0} unique", self.states_per_sec())?;
+        if let Some(b) = self.bytes_per_state {
+            writeln!(
+                f,
+                "  bytes/state     {b:.0} (the process's peak growth per unique state)"
+            )?;
+        }
         writeln!(f, "  properties:")?;
         for p in &self.properties {
             let mark = match (p.kind, p.status) {
@@ -530,6 +541,7 @@ pub fn check_with_paths<R: Checkable>(
     if search.symmetry {
         builder = builder.symmetry_fn(crate::checked::representative::<R>);
     }
+    let meter = crate::memory::Meter::start();
     let start = Instant::now();
     let checker: Box<dyn Checker<CheckModel<R>>> = match search.strategy {
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
@@ -555,6 +567,7 @@ pub fn check_with_paths<R: Checkable>(
         h.join().expect("a checker thread panicked");
     }
     let seconds = start.elapsed().as_secs_f64();
+    let bytes_per_state = meter.bytes_per_state(checker.unique_state_count());
     progress(report(&*checker));
     // Before the traces are rebuilt: rebuilding a path asks the model for actions again.
     let cut_counts = cuts.counts();
@@ -598,6 +611,7 @@ pub fn check_with_paths<R: Checkable>(
         max_depth: cuts.deepest,
         cuts,
         seconds,
+        bytes_per_state,
         properties,
     };
     (summary, paths)

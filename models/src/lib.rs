@@ -21,6 +21,9 @@
 //! * [`mod@check`]: run BFS or DFS with progress, and summarise a verdict per property.
 //! * [`render`]: counterexamples as message-sequence charts.
 //! * [`symmetry`]: symmetry reduction (servers renamed) for the DFS checker.
+//! * [`memory`]: bytes per unique state, from the process's growth while a check runs.
+//! * [`mod@reference`]: a minimal single-decree Paxos model written directly in stateright, the
+//!   yardstick the checker's speed is compared with.
 //!
 //! ```
 //! use paxraft_impls::raft::Raft;
@@ -37,8 +40,10 @@
 pub mod build;
 pub mod check;
 pub mod checked;
+pub mod memory;
 pub mod model;
 pub mod properties;
+pub mod reference;
 pub mod render;
 pub mod symmetry;
 

@@ -277,10 +277,7 @@ impl CheckArgs {
 
 /// Peak resident memory of this process in bytes (Linux; `None` elsewhere).
 pub fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    paxraft_models::memory::peak_resident()
 }
 
 /// `paxraft check` of one protocol, with a progress spinner unless `json`.
@@ -345,6 +342,7 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         "seconds": s.seconds,
         "states_per_sec": s.states_per_sec(),
         "peak_memory_bytes": peak,
+        "bytes_per_state": s.bytes_per_state,
         "properties": props,
     })
 }

@@ -154,7 +154,7 @@ pub fn render_with_reads(
         ));
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">configuration</th><th>unique states</th>\
-             <th>total states</th><th>max depth</th><th>cut by depth / term / in-flight</th><th>seconds</th><th>states/s</th><th class=\"l\">verdict</th>\
+             <th>total states</th><th>max depth</th><th>cut by depth / term / in-flight</th><th>seconds</th><th>states/s</th><th>bytes/state</th><th class=\"l\">verdict</th>\
              <th class=\"l\">properties</th></tr>",
         );
         for c in &results.checks {
@@ -202,7 +202,7 @@ pub fn render_with_reads(
             let _ = write!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{:.1}</td><td>{}</td><td class=\"l {class}\">{verdict}</td><td class=\"l\">{}</td></tr>",
+                 <td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"l {class}\">{verdict}</td><td class=\"l\">{}</td></tr>",
                 escape(&c.protocol),
                 escape(&c.config),
                 c.unique_states,
@@ -211,6 +211,8 @@ pub fn render_with_reads(
                 cuts,
                 c.seconds,
                 charts::human(c.states_per_sec()),
+                // The process's peak growth per unique state (not measured by older runs).
+                c.bytes_per_state.map_or("—".to_string(), |b| format!("{b:.0}")),
                 props.join("<br>")
             );
         }

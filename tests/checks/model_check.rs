@@ -889,6 +889,8 @@ fn check_json_is_one_object_with_the_summary_and_is_saved_for_the_report() {
     assert!(v["unique_states"].as_u64().unwrap() > 5);
     assert_eq!(v["passed"], serde_json::Value::Bool(true));
     assert!(v["peak_memory_bytes"].as_u64().unwrap() > 1 << 20, "{v}");
+    // The process's growth per unique state: measured (Linux), and not negative.
+    assert!(v["bytes_per_state"].as_f64().unwrap() >= 0.0, "{v}");
     let props = v["properties"].as_array().expect("properties");
     assert!(props.len() >= 6);
     for p in props {

@@ -94,6 +94,7 @@ fn sample() -> Results {
             cuts: Some([1_000, 20, 300]),
             under_approximation: false,
             seconds: 2.5,
+            bytes_per_state: Some(913.4),
             provenance: Some(stamp("def5678-dirty", "2026-04-30T18:00:00Z")),
             properties: vec![
                 prop("linearizable", "always", "holds"),
@@ -311,6 +312,7 @@ fn report_from_sample_results_has_every_section_and_chart() {
         checks.contains("49.4k"),
         "states/s = 123456 / 2.5 s: {checks}"
     );
+    assert!(checks.contains("913"), "bytes/state, rounded: {checks}");
     let zoo = text(doc.select(&sel("section#zoo")).next().unwrap());
     assert!(zoo.contains("1 of 1 known bugs caught") && zoo.contains("election safety"));
     // The comparison at the highest load: multipaxos 0.9 x raft, raft 0.5 x unreplicated.
