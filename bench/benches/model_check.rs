@@ -5,6 +5,15 @@
 //! states/s (`Throughput::Elements` = unique states of one check); each check's result
 //! (states, depth, time, property verdicts) goes to `reports/data/checks.json`.
 //!
+//! Then a side-by-side comparison, in one run: Raft's and multi-Paxos's default checks and
+//! the reference model ([`paxraft_models::reference`]: single-decree Paxos written directly
+//! in stateright, 3 servers, 2 clients, a duplicating network, a linearizable register), BFS
+//! and DFS, one thread, plus Raft and the reference with BFS on two threads (the scaling).
+//! Each run is a fresh process (this binary again, told what to run by
+//! `PAXRAFT_MODEL_CHECK_ONE`), so that one run's memory neither counts toward nor is reused
+//! by the next: bytes per state are the process's peak growth per unique state
+//! ([`paxraft_models::memory`]). The table is printed and saved with the other checks.
+//!
 //! `PAXRAFT_BENCH_QUICK=1`: a shallower depth.
 
 mod common;
@@ -12,10 +21,12 @@ mod common;
 use std::time::Duration;
 
 use criterion::{SamplingMode, Throughput};
-use paxraft::results::{CheckResult, Results};
+use paxraft::results::{CheckResult, PropertyResult, Results};
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
-use paxraft_models::{check, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Summary};
+use paxraft_models::{
+    check, reference, Checkable, Cmd, Kind, ModelConfig, SearchOptions, Strategy, Summary,
+};
 
 /// How many actions shallower than `paxraft check`'s default depth the measured checks go
 /// (each is run several times), and the quick ones.
@@ -23,8 +34,14 @@ const SHALLOWER: usize = 1;
 const QUICK_SHALLOWER: usize = 3;
 
 fn run<R: Checkable>(depth: usize) -> Summary {
+    run_with::<R>(depth, Strategy::Bfs, 1)
+}
+
+fn run_with<R: Checkable>(depth: usize, strategy: Strategy, threads: usize) -> Summary {
     let search = SearchOptions {
         depth: Some(depth),
+        strategy,
+        threads,
         ..SearchOptions::default()
     };
     check::<R>(
@@ -35,7 +52,18 @@ fn run<R: Checkable>(depth: usize) -> Summary {
     )
 }
 
+/// The child process's instructions: `<model> <strategy> <threads> <depth>`.
+const ONE: &str = "PAXRAFT_MODEL_CHECK_ONE";
+
+/// Clients of the reference model: as many as the cluster models' defaults have. (With 3,
+/// its duplicating network makes the space too large to exhaust in a benchmark run: over
+/// 14 minutes on 2 loaded cores without finishing.)
+const REFERENCE_CLIENTS: usize = 2;
+
 fn main() {
+    if let Ok(spec) = std::env::var(ONE) {
+        return one(&spec);
+    }
     let quick = common::quick() || !common::measuring();
     let shallower = if quick { QUICK_SHALLOWER } else { SHALLOWER };
     let mut c = common::criterion(
@@ -83,7 +111,140 @@ fn main() {
         });
     }
     g.finish();
+    results.extend(comparison(quick));
     common::finish(&c, "model-check", |dir| {
         Results::merge_checks(dir, &results)
     });
+}
+
+/// Run one check of the comparison, as told by [`ONE`], and print its result as JSON.
+fn one(spec: &str) {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let [model, strategy, threads, depth] = words[..] else {
+        panic!("{ONE}={spec:?}: expected <model> <strategy> <threads> <depth>")
+    };
+    let strategy = Strategy::parse(strategy).expect("bfs or dfs");
+    let threads: usize = threads.parse().expect("threads");
+    let depth: usize = depth.parse().expect("depth");
+    let mut result = match model {
+        "raft" => CheckResult::from_summary(&run_with::<Raft<Cmd>>(depth, strategy, threads)),
+        "multipaxos" => {
+            CheckResult::from_summary(&run_with::<MultiPaxos<Cmd>>(depth, strategy, threads))
+        }
+        "reference" => reference_result(&reference::check(REFERENCE_CLIENTS, strategy, threads)),
+        other => panic!("{ONE}: no model {other}"),
+    };
+    // The key the results are merged by is (protocol, config): threads tell runs apart here.
+    if threads > 1 && model != "reference" {
+        result.config.push_str(&format!(" --threads {threads}"));
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&result).expect("a result serializes")
+    );
+}
+
+/// The reference model's run in the report's shape.
+fn reference_result(s: &reference::RefSummary) -> CheckResult {
+    CheckResult {
+        protocol: "reference-paxos".into(),
+        config: format!(
+            "stateright single-decree Paxos: {} servers, {} clients, duplicating network, --strategy {} --threads {}",
+            reference::SERVERS,
+            s.clients,
+            s.strategy.name(),
+            s.threads
+        ),
+        unique_states: s.unique_states as u64,
+        total_states: s.total_states as u64,
+        // Stateright counts the initial state as depth 1; the report counts actions.
+        max_depth: s.max_depth.saturating_sub(1) as u64,
+        cuts: Some([0, 0, 0]),
+        under_approximation: false,
+        seconds: s.seconds,
+        bytes_per_state: s.bytes_per_state,
+        properties: s
+            .properties
+            .iter()
+            .map(|(name, kind, status)| PropertyResult {
+                name: name.to_string(),
+                kind: kind.name().into(),
+                status: status.name().into(),
+            })
+            .collect(),
+        provenance: Some(paxraft::results::Provenance::now()),
+    }
+}
+
+/// The side-by-side comparison: each run in a fresh process, one after the other; the
+/// table printed, the results returned for saving.
+fn comparison(quick: bool) -> Vec<CheckResult> {
+    let exe = std::env::current_exe().expect("this benchmark's path");
+    let depth = |name: &str| {
+        paxraft_models::check::default_depth(name) - if quick { QUICK_SHALLOWER } else { 0 }
+    };
+    let mut runs: Vec<(&str, Strategy, usize)> = Vec::new();
+    for strategy in [Strategy::Bfs, Strategy::Dfs] {
+        for model in ["reference", "raft", "multipaxos"] {
+            runs.push((model, strategy, 1));
+        }
+    }
+    runs.push(("reference", Strategy::Bfs, 2));
+    runs.push(("raft", Strategy::Bfs, 2));
+    println!("model-check comparison: one run each, each in a fresh process");
+    println!(
+        "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8} {:>10} {:>11} {:>12}",
+        "model",
+        "",
+        "threads",
+        "unique",
+        "depth",
+        "seconds",
+        "states/s",
+        "bytes/state",
+        "x reference"
+    );
+    let mut out: Vec<(&str, Strategy, usize, CheckResult)> = Vec::new();
+    for (model, strategy, threads) in runs {
+        let spec = format!("{model} {} {threads} {}", strategy.name(), depth(model));
+        let child = std::process::Command::new(&exe)
+            .env(ONE, &spec)
+            .output()
+            .expect("run this benchmark again as a child");
+        assert!(
+            child.status.success(),
+            "{ONE}={spec}: {}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        let text = String::from_utf8_lossy(&child.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        let r: CheckResult = serde_json::from_str(line).expect("the child's result");
+        assert!(
+            !r.properties.iter().any(|p| p.status == "violated"),
+            "{spec}: a property is violated"
+        );
+        // Against the reference run with the same strategy and threads (run just before).
+        let base = out
+            .iter()
+            .find(|(m, st, th, _)| *m == "reference" && *st == strategy && *th == threads)
+            .map(|(.., b)| b.states_per_sec());
+        let ratio = match (model, base) {
+            ("reference", _) | (_, None) => String::new(),
+            (_, Some(b)) => format!("{:.2}", r.states_per_sec() / b),
+        };
+        println!(
+            "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8.2} {:>10.0} {:>11} {:>12}",
+            model,
+            strategy.name(),
+            threads,
+            r.unique_states,
+            r.max_depth,
+            r.seconds,
+            r.states_per_sec(),
+            r.bytes_per_state.map_or("-".into(), |b| format!("{b:.0}")),
+            ratio
+        );
+        out.push((model, strategy, threads, r));
+    }
+    out.into_iter().map(|(.., r)| r).collect()
 }
