@@ -5,10 +5,17 @@
 //! multi-Paxos, it measures what the runtime, the client sessions and the state machine cost on
 //! their own: whatever a real protocol loses beyond it is the price of replication.
 //!
+//! A fair ceiling pays for everything but replication: each batch is persisted with its
+//! commands ([`UnreplicatedWrite`]), as Raft's `Append` and multi-Paxos's accepted values
+//! carry theirs, so the host's storage does the same work per command (an in-memory store
+//! keeps them, a file store writes them); sessions, the state machine, batching and the
+//! client path are the host's and the same for every protocol.
+//!
 //! It is also the smallest complete example of implementing [`Replica`]: no messages, one
 //! timer that is never armed, and a durable image of one number (the last slot used), so
 //! that after a restart it does not hand out a slot twice (the runtime skips commits it has
-//! already applied by slot).
+//! already applied by slot). The commands written are not read back: the host rebuilds
+//! nothing from them.
 //!
 //! It is not fault tolerant and makes no claim to be: other members only redirect to the
 //! serving node, and while that node is down nothing commits.
@@ -32,6 +39,23 @@ pub enum UnreplicatedTimer {
     Idle,
 }
 
+/// One durable write: the commands of a batch, the first at slot `at` (see the
+/// [module docs](self) for why the commands are written at all).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UnreplicatedWrite<C> {
+    /// The slot of the first command.
+    pub at: Slot,
+    /// The batch, in slot order (never empty).
+    pub cmds: Vec<C>,
+}
+
+impl<C> UnreplicatedWrite<C> {
+    /// The last slot it uses.
+    pub fn last(&self) -> Slot {
+        self.at + self.cmds.len() as Slot - 1
+    }
+}
+
 /// A node that commits every proposal immediately (see the [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Unreplicated {
@@ -53,8 +77,8 @@ impl<C: Command> Replica<C> for Unreplicated {
     type Timer = UnreplicatedTimer;
     /// The last slot used.
     type Durable = Slot;
-    /// "Slots up to this one are used."
-    type Write = Slot;
+    /// A batch of commands, which uses their slots.
+    type Write = UnreplicatedWrite<C>;
 
     const NAME: &'static str = "unreplicated";
 
@@ -90,8 +114,12 @@ impl<C: Command> Replica<C> for Unreplicated {
         if cmds.is_empty() {
             return;
         }
-        // One durable write per batch, before the commits it covers.
-        out.persist(self.last + cmds.len() as Slot);
+        // One durable write per batch, before the commits it covers, holding its commands
+        // (a copy: the commits take the originals, as a leader's log and commits do).
+        out.persist(UnreplicatedWrite {
+            at: self.last + 1,
+            cmds: cmds.clone(),
+        });
         for cmd in cmds {
             self.last += 1;
             out.commit(self.last, cmd);
@@ -123,8 +151,8 @@ impl<C: Command> Replica<C> for Unreplicated {
         BTreeMap::new()
     }
 
-    fn apply_write(durable: &mut Slot, write: &Slot) {
-        *durable = (*durable).max(*write);
+    fn apply_write(durable: &mut Slot, write: &UnreplicatedWrite<C>) {
+        *durable = (*durable).max(write.last());
     }
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
@@ -207,10 +235,16 @@ mod tests {
         assert_eq!(
             effects,
             vec![
-                Effect::Persist(2),
+                Effect::Persist(UnreplicatedWrite {
+                    at: 1,
+                    cmds: vec!["a", "b"]
+                }),
                 Effect::Commit { slot: 1, cmd: "a" },
                 Effect::Commit { slot: 2, cmd: "b" },
-                Effect::Persist(3),
+                Effect::Persist(UnreplicatedWrite {
+                    at: 3,
+                    cmds: vec!["c"]
+                }),
                 Effect::Commit { slot: 3, cmd: "c" },
             ]
         );
