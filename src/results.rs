@@ -29,8 +29,12 @@ pub struct BenchPoint {
     pub p99_us: f64,
     /// 99.9th percentile latency, microseconds.
     pub p999_us: f64,
-    /// Operations measured.
+    /// Operations measured: requests answered with a result (errors are not operations).
     pub ops: u64,
+    /// Requests answered with an error (a client timeout) while measuring: not in `ops` nor
+    /// in the latencies. 0 in results saved before errors were counted.
+    #[serde(default)]
+    pub errors: u64,
     /// When and from which commit it was made (`None` in results saved before runs were
     /// stamped: unknown, shown as such).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -528,6 +532,29 @@ impl Results {
     pub fn merge_catch_up(report_dir: &Path, runs: &[CatchUpRun]) -> io::Result<()> {
         let [.., path, _] = Self::paths(report_dir);
         merge(&path, runs, |r| r.protocol.clone())
+    }
+
+    /// Like [`Results::merge_catch_up`] and [`Results::merge_restarts`] together, for short
+    /// runs (the tour's): a saved run from further behind, or after more commits (a `cargo
+    /// bench` run), is kept, not replaced by a smaller one.
+    pub fn merge_snapshot_runs_short(
+        report_dir: &Path,
+        catch_up: &[CatchUpRun],
+        restarts: &[RestartRun],
+    ) -> io::Result<()> {
+        let [.., catch_up_path, restart_path] = Self::paths(report_dir);
+        merge_by(
+            &catch_up_path,
+            catch_up,
+            |r| r.protocol.clone(),
+            |new, old| new.behind >= old.behind,
+        )?;
+        merge_by(
+            &restart_path,
+            restarts,
+            |r| r.protocol.clone(),
+            |new, old| new.committed >= old.committed,
+        )
     }
 
     /// Merge `runs` into `report_dir/data/restart.json`, by protocol.

@@ -61,6 +61,7 @@ const ONE: &str = "PAXRAFT_MODEL_CHECK_ONE";
 const REFERENCE_CLIENTS: usize = 2;
 
 fn main() {
+    common::require_shipping_build();
     if let Ok(spec) = std::env::var(ONE) {
         return one(&spec);
     }

@@ -51,6 +51,7 @@ const CATCH_UP_EVERY: u64 = 10_000;
 const RESTART_AFTER: u64 = 1_000_000;
 
 fn main() {
+    common::require_shipping_build();
     let quick = common::quick() || !common::measuring();
     let (warm, measure) = if quick {
         (Duration::from_millis(200), Duration::from_millis(600))

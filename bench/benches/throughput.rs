@@ -1,15 +1,18 @@
 //! Throughput and latency under parallel closed-loop load: protocol × cluster size ×
 //! outstanding requests × payload. rayon drives the clients (see `paxraft::bench`).
 //!
-//! Criterion reports ops/s (`Throughput::Elements`, one element per committed operation);
-//! latency p50/p99/p99.9 of every measured operation goes to `reports/data/bench.json`.
+//! Criterion reports ops/s (`Throughput::Elements`, one element per committed operation: a
+//! request answered with an error, a timeout, is not one, see `Load::run`); ops/s, latency
+//! p50/p99/p99.9 and the errors of the calls criterion measured (not its warm-up:
+//! `CriterionPhases`) go to `reports/data/bench.json`. The unreplicated ceiling is measured
+//! alone (1 server) and as one serving node of 3.
 //!
 //! Reads (groups `reads-{protocol}-3n-{path}`): 100%, 90% and 50% gets among puts, at 256
 //! outstanding requests, for each read path (log, read-index, follower-reads) the protocol
 //! has, 3 servers; plus one client alone doing gets (`1-client-reads`), whose p50 is a read's
 //! latency on that path. Points go to `reports/data/reads.json`. A path a protocol lacks
 //! (`Replica::READS` false) is skipped with a note. Run only these with
-//! `cargo bench --bench throughput -- reads`; 2 s measured per point (+0.5 s warm-up), about
+//! `cargo bench -p paxraft-bench --bench throughput -- reads`; 2 s measured per point (+0.5 s warm-up), about
 //! 3 s a point with the cluster's start: 24 points when both protocols have a read path.
 //!
 //! Snapshots (groups `snapshots-{protocol}-3n-1024`): snapshots off against a snapshot every
@@ -22,13 +25,15 @@ mod common;
 
 use std::time::Duration;
 
-use criterion::{BenchmarkId, SamplingMode, Throughput};
-use paxraft::bench::{self, AnyLoad, LoadConfig, ReadLoad, ReadPath, READ_MIXES};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, SamplingMode, Throughput};
+use paxraft::bench::{self, AnyLoad, CriterionPhases, LoadConfig, ReadLoad, ReadPath, READ_MIXES};
 use paxraft::protocol::Protocol;
 use paxraft::report::reads::{self as saved_reads, ReadPoint};
 use paxraft::results::{BenchPoint, Results};
 
 fn main() {
+    common::require_shipping_build();
     let quick = common::quick() || !common::measuring();
     let (warm, measure) = if quick {
         (Duration::from_millis(300), Duration::from_secs(1))
@@ -47,9 +52,11 @@ fn main() {
     let mut points: Vec<BenchPoint> = Vec::new();
     for &payload in payloads {
         for protocol in Protocol::ALL {
-            // The ceiling serves from one node whatever the cluster size: measure it once.
+            // The ceiling serves from one node whatever the cluster size: alone (one replica
+            // thread), and as one of 3 nodes (the thread count of a 3-server cluster; the
+            // other two only redirect, see the README's "ceiling").
             let sizes: &[usize] = if protocol == Protocol::Unreplicated {
-                &[1]
+                &[1, 3]
             } else {
                 cluster_sizes
             };
@@ -70,21 +77,7 @@ fn main() {
                         clients: 0,
                         reads: ReadLoad::default(),
                     };
-                    // Started on first use, so a filtered-out point costs nothing.
-                    let mut load: Option<Box<dyn AnyLoad>> = None;
-                    g.bench_function(BenchmarkId::from_parameter(out), |b| {
-                        b.iter_custom(|iters| {
-                            let l = load.get_or_insert_with(|| {
-                                bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                            });
-                            l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                        })
-                    });
-                    if let Some(l) = load {
-                        if l.errors() > 0 {
-                            eprintln!("warning: {cfg:?}: {} requests timed out", l.errors());
-                        }
-                        let p = l.point();
+                    if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(out), &cfg) {
                         println!(
                             "  {} {}n {out} outstanding {payload}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
                             p.protocol, p.servers, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
@@ -133,17 +126,7 @@ fn snapshots(c: &mut criterion::Criterion, quick: bool) {
                 clients: 0,
                 reads: ReadLoad::default(),
             };
-            let mut load: Option<Box<dyn AnyLoad>> = None;
-            g.bench_function(BenchmarkId::from_parameter(id), |b| {
-                b.iter_custom(|iters| {
-                    let l = load.get_or_insert_with(|| {
-                        bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                    });
-                    l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                })
-            });
-            if let Some(l) = load {
-                let p = l.point();
+            if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(id), &cfg) {
                 println!(
                     "  snapshots {id} {} 3n 1024 outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
                     p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
@@ -186,20 +169,7 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                     clients: 0,
                     reads: ReadLoad { percent, path },
                 };
-                let mut load: Option<Box<dyn AnyLoad>> = None;
-                g.bench_function(BenchmarkId::from_parameter(&id), |b| {
-                    b.iter_custom(|iters| {
-                        let l = load.get_or_insert_with(|| {
-                            bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                        });
-                        l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
-                    })
-                });
-                if let Some(l) = load {
-                    if l.errors() > 0 {
-                        eprintln!("warning: {cfg:?}: {} requests timed out", l.errors());
-                    }
-                    let p = l.point();
+                if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(&id), &cfg) {
                     println!(
                         "  {} {path} {percent}% reads, {outstanding} outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
                         p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
@@ -211,4 +181,40 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
         }
     }
     points
+}
+
+/// Benchmark the load `cfg` as `id` in group `g`; the point criterion measured, without its
+/// warm-up (`None` when the benchmark was filtered out, or criterion measured nothing: a
+/// `--test` or `--quick` run). Requests that failed are in the point's `errors`, and said.
+fn measured(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    cfg: &LoadConfig,
+) -> Option<BenchPoint> {
+    // Started on first use, so a filtered-out point costs nothing.
+    let mut load: Option<Box<dyn AnyLoad>> = None;
+    let mut phases = CriterionPhases::default();
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let l = load.get_or_insert_with(|| {
+                bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+            });
+            if phases.starts_measuring(iters) {
+                l.reset();
+            }
+            l.run(iters).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+        })
+    });
+    let l = load?;
+    if !phases.measured() {
+        return None;
+    }
+    let p = l.point();
+    if p.errors > 0 {
+        eprintln!(
+            "warning: {cfg:?}: {} requests failed (timed out), not counted as operations",
+            p.errors
+        );
+    }
+    Some(p)
 }

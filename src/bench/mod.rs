@@ -144,6 +144,17 @@ pub enum ClientFailure {
     /// An answer to a request this client has no record of.
     #[error("answer to unknown request {0}")]
     UnknownAnswer(u64),
+    /// More requests failed than the round could complete (a cluster that answers with
+    /// errors, such as timeouts, would otherwise keep the closed loop going forever).
+    #[error("{errors} requests failed ({last}) while {ok} succeeded: giving up")]
+    Failing {
+        /// Requests answered with an error in this round.
+        errors: u64,
+        /// Requests that succeeded in this round.
+        ok: u64,
+        /// The last error.
+        last: String,
+    },
 }
 
 /// What load to put on which cluster.
@@ -214,7 +225,10 @@ struct Driven<R: Replica<Cmd<Kv>>> {
     sent_at: HashMap<u64, Instant>,
     hist: Histogram<u64>,
     key: u64,
+    /// Requests answered with an error (not counted as operations).
     errors: u64,
+    /// Requests answered with a result, since the last reset.
+    done: u64,
     /// Percent of operations that are gets.
     read_percent: u64,
     /// Operations issued so far (spreads the gets evenly: exactly `read_percent` of them).
@@ -230,11 +244,17 @@ fn histogram() -> Histogram<u64> {
 const STUCK: Duration = Duration::from_secs(10);
 
 impl<R: Replica<Cmd<Kv>>> Driven<R> {
-    /// Complete `n` operations, keeping `window` outstanding.
+    /// Complete `n` operations successfully, keeping `window` outstanding. A request answered
+    /// with an error (a timeout: it may or may not have taken effect) is not one of them: it
+    /// is counted in `errors` and another request takes its place, so the time a round takes
+    /// is the time of `n` successes. More errors in one round than `max(n, window)` (every
+    /// request of the window failing, then as many again) ends it with
+    /// [`ClientFailure::Failing`].
     fn drive(&mut self, n: u64, payload: &[u8]) -> Result<(), ClientFailure> {
-        let (mut sent, mut done) = (0u64, 0u64);
-        while done < n {
-            while sent < n && self.client.outstanding() < self.window {
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let give_up = n.max(self.window as u64);
+        while ok < n {
+            while ok + (self.sent_at.len() as u64) < n && self.client.outstanding() < self.window {
                 self.key = (self.key + 1) % 1024;
                 self.issued += 1;
                 let op = if is_read(self.issued, self.read_percent) {
@@ -247,7 +267,6 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
                     .send(op)
                     .map_err(|e| ClientFailure::Send(e.to_string()))?;
                 self.sent_at.insert(seq, Instant::now());
-                sent += 1;
             }
             let (seq, res) = self
                 .client
@@ -257,12 +276,24 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
                 .sent_at
                 .remove(&seq)
                 .ok_or(ClientFailure::UnknownAnswer(seq))?;
-            done += 1;
             match res {
-                Ok(_) => self
-                    .hist
-                    .saturating_record(t.elapsed().as_nanos().max(1) as u64),
-                Err(_) => self.errors += 1,
+                Ok(_) => {
+                    ok += 1;
+                    self.done += 1;
+                    self.hist
+                        .saturating_record(t.elapsed().as_nanos().max(1) as u64);
+                }
+                Err(e) => {
+                    self.errors += 1;
+                    failed += 1;
+                    if failed > give_up {
+                        return Err(ClientFailure::Failing {
+                            errors: failed,
+                            ok,
+                            last: e.to_string(),
+                        });
+                    }
+                }
             }
         }
         Ok(())
@@ -305,19 +336,24 @@ pub struct Load<R: Replica<Cmd<Kv>>> {
     cluster: Cluster<R, Kv>,
     pool: rayon::ThreadPool,
     payload: Vec<u8>,
-    ops: u64,
     busy: Duration,
 }
 
 impl<R: Replica<Cmd<Kv>>> std::fmt::Debug for Load<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Load({:?}, {} ops so far)", self.cfg, self.ops)
+        write!(f, "Load({:?}, {} ops so far)", self.cfg, self.ops())
     }
 }
 
 impl<R: Replica<Cmd<Kv>>> Load<R> {
     /// Start the cluster, wait until it commits, and make the clients.
     pub fn start(cfg: LoadConfig) -> Result<Self, BenchError> {
+        Self::start_with(cfg, ClientConfig::default())
+    }
+
+    /// [`Load::start`], with the clients' settings taken from `client` (its
+    /// `max_outstanding` and `read_from` are set per client from `cfg`).
+    pub fn start_with(cfg: LoadConfig, client: ClientConfig) -> Result<Self, BenchError> {
         cfg.validate()?;
         let path = cfg.reads.path;
         if path != ReadPath::Log && !R::READS {
@@ -340,13 +376,14 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
                     client: cluster.client(ClientConfig {
                         max_outstanding: window,
                         read_from,
-                        ..ClientConfig::default()
+                        ..client.clone()
                     }),
                     window,
                     sent_at: HashMap::with_capacity(2 * window),
                     hist: histogram(),
                     key: i as u64 * 7,
                     errors: 0,
+                    done: 0,
                     read_percent: u64::from(cfg.reads.percent),
                     issued: 0,
                 }
@@ -362,12 +399,13 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             clients,
             cluster,
             pool,
-            ops: 0,
             busy: Duration::ZERO,
         })
     }
 
-    /// Complete `ops` operations over all clients in parallel; how long it took.
+    /// Complete `ops` operations over all clients in parallel; how long it took. Requests
+    /// answered with an error are not operations: they are counted ([`Load::errors`]) and
+    /// replaced, so the time is that of `ops` successes (see `Driven::drive`).
     pub fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
         let k = self.clients.len() as u64;
         let payload = &self.payload;
@@ -387,6 +425,8 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             }
         });
         let took = start.elapsed();
+        // Counted even when the round failed: its successes are in the clients' counts.
+        self.busy += took;
         if let Some(failure) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(BenchError::Client {
                 protocol: R::NAME,
@@ -400,8 +440,6 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
                 what,
             });
         }
-        self.ops += ops;
-        self.busy += took;
         Ok(took)
     }
 
@@ -412,20 +450,22 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             hist.add(&c.hist).expect("histograms with equal bounds add");
         }
         let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        let ops = self.ops();
         BenchPoint {
             protocol: R::NAME.to_string(),
             servers: self.cfg.servers,
             outstanding: self.cfg.outstanding,
             payload_bytes: self.cfg.payload_bytes,
             ops_per_sec: if self.busy > Duration::ZERO {
-                self.ops as f64 / self.busy.as_secs_f64()
+                ops as f64 / self.busy.as_secs_f64()
             } else {
                 0.0
             },
             p50_us: us(0.5),
             p99_us: us(0.99),
             p999_us: us(0.999),
-            ops: self.ops,
+            ops,
+            errors: self.errors(),
             provenance: Some(crate::results::Provenance::now()),
         }
     }
@@ -437,9 +477,14 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             .collect()
     }
 
-    /// Requests that ended in an error (timeouts) so far.
+    /// Requests that ended in an error (timeouts) since the start or the last reset.
     pub fn errors(&self) -> u64 {
         self.clients.iter().map(|c| c.errors).sum()
+    }
+
+    /// Operations completed successfully since the start or the last reset.
+    pub fn ops(&self) -> u64 {
+        self.clients.iter().map(|c| c.done).sum()
     }
 
     /// Forget what was measured (after a warm-up).
@@ -447,8 +492,8 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         for c in &mut self.clients {
             c.hist.reset();
             c.errors = 0;
+            c.done = 0;
         }
-        self.ops = 0;
         self.busy = Duration::ZERO;
     }
 }
@@ -492,6 +537,42 @@ pub fn start(cfg: LoadConfig) -> Result<Box<dyn AnyLoad>, BenchError> {
     with_protocol(cfg.protocol, Start(cfg))
 }
 
+/// Tells criterion's warm-up calls of an `iter_custom` routine from its measured ones, so
+/// that a [`Load`] driven by criterion saves only what criterion measured.
+///
+/// Criterion (0.8, `Routine::warm_up`) warms up with calls of 1, 2, 4, ... iterations until
+/// the warm-up time has passed, then (in `SamplingMode::Flat`, which the benches use) makes
+/// `sample_size` calls of one equal iteration count. The first call that breaks the doubling
+/// is the first measured one. Should the measured count be exactly the next power of two,
+/// its first sample passes for warm-up: the point then holds one sample fewer, never a
+/// warm-up one.
+#[derive(Debug, Default)]
+pub struct CriterionPhases {
+    calls: u32,
+    measuring: bool,
+}
+
+impl CriterionPhases {
+    /// Note a call of `iters` iterations before it runs: true exactly once, on the first
+    /// measured call (reset the load's counts then: [`Load::reset`]).
+    pub fn starts_measuring(&mut self, iters: u64) -> bool {
+        if self.measuring {
+            return false;
+        }
+        let warm_up = self.calls < 64 && iters == 1u64 << self.calls;
+        self.calls += 1;
+        self.measuring = !warm_up;
+        self.measuring
+    }
+
+    /// Whether a measured call was seen: not in criterion's `--test` run (one call of one
+    /// iteration), nor in its `--quick` mode (doubling calls only), whose counts are then
+    /// all warm-up and must not be saved.
+    pub fn measured(&self) -> bool {
+        self.measuring
+    }
+}
+
 /// Run `load` for about `time` (after `warm_up`, not measured) in rounds of operations sized
 /// from the rate seen so far; returns the point measured.
 pub fn measure_for(
@@ -516,8 +597,9 @@ pub fn measure_for(
 }
 
 /// The tour's short throughput comparison: every protocol, 3 servers, empty commands, at each
-/// of the `outstanding` levels, `per_point` each (plus a fifth of it to warm up).
-/// `progress(done, total)` is called after each point. With `save_to`, the points are merged
+/// of the `outstanding` levels, `per_point` each (plus a fifth of it to warm up); the
+/// unreplicated ceiling on 1 server, and at the top level also as the serving node of 3
+/// ([`compare_points`] points in all). `progress(done, total)` is called after each point. With `save_to`, the points are merged
 /// into that report directory's `data/bench.json`, where they do not replace longer
 /// measurements of the same point saved by `cargo bench`.
 pub fn compare(
@@ -526,22 +608,28 @@ pub fn compare(
     save_to: Option<&Path>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<BenchPoint>, BenchError> {
+    let top = outstanding.iter().copied().max().unwrap_or(0);
     let mut configs = Vec::new();
     for protocol in Protocol::ALL {
         for &outstanding in outstanding {
-            configs.push(LoadConfig {
-                snapshots: None,
-                protocol,
-                servers: if protocol == Protocol::Unreplicated {
-                    1
-                } else {
-                    3
-                },
-                outstanding,
-                payload_bytes: 0,
-                clients: 0,
-                reads: ReadLoad::default(),
-            });
+            // The ceiling alone on 1 server at every load; as the serving node of 3 (the
+            // replicated clusters' thread count) at the top load only, to keep the tour short.
+            let sizes: &[usize] = match protocol {
+                Protocol::Unreplicated if outstanding == top => &[1, 3],
+                Protocol::Unreplicated => &[1],
+                _ => &[3],
+            };
+            for &servers in sizes {
+                configs.push(LoadConfig {
+                    snapshots: None,
+                    protocol,
+                    servers,
+                    outstanding,
+                    payload_bytes: 0,
+                    clients: 0,
+                    reads: ReadLoad::default(),
+                });
+            }
         }
     }
     let mut points = Vec::new();
@@ -557,6 +645,15 @@ pub fn compare(
         })?;
     }
     Ok(points)
+}
+
+/// How many points [`compare`] measures for `levels` outstanding-request levels.
+pub fn compare_points(levels: usize) -> usize {
+    if levels == 0 {
+        0
+    } else {
+        Protocol::ALL.len() * levels + 1
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +684,52 @@ mod tests {
         assert_eq!(load.errors(), 0);
         load.reset();
         assert_eq!(load.point().ops, 0);
+    }
+
+    /// Criterion's call pattern (warm-up 1, 2, 4, 8, then ten samples of 37): the reset
+    /// comes on the first sample, once; a sample count equal to the next power of two (16)
+    /// is recognised one sample late, never early; a `--test` run is never measured.
+    #[test]
+    fn criterion_phases_start_measuring_on_the_first_call_that_breaks_the_doubling() {
+        let resets = |calls: &[u64]| {
+            let mut p = CriterionPhases::default();
+            let at: Vec<usize> = (0..calls.len())
+                .filter(|&i| p.starts_measuring(calls[i]))
+                .collect();
+            (at, p.measured())
+        };
+        assert_eq!(resets(&[1, 2, 4, 8, 37, 37, 37, 37]), (vec![4], true));
+        assert_eq!(resets(&[1, 2, 4, 8, 16, 16, 16]), (vec![5], true));
+        assert_eq!(resets(&[1, 5, 5]), (vec![1], true));
+        assert_eq!(resets(&[1]), (vec![], false));
+    }
+
+    /// A request that times out is an error, not an operation: with the serving node down,
+    /// every request of the round times out, the round gives up, and the point counts the
+    /// operations completed before (exactly) and the errors apart.
+    #[test]
+    fn timed_out_requests_are_counted_as_errors_not_operations() {
+        let client = ClientConfig {
+            timeout: Duration::from_millis(60),
+            retry_after: Duration::from_millis(20),
+            ..ClientConfig::default()
+        };
+        let mut load = Load::<paxraft_impls::unreplicated::Unreplicated>::start_with(
+            cfg(Protocol::Unreplicated, 3, 8),
+            client,
+        )
+        .unwrap();
+        load.run(300).unwrap();
+        load.cluster.crash(0);
+        let e = load.run(40).unwrap_err().to_string();
+        assert!(e.contains("timed out") && e.contains("giving up"), "{e}");
+        let p = load.point();
+        assert_eq!(p.ops, 300, "{p:?}");
+        assert!(p.errors > 0 && p.errors == load.errors(), "{p:?}");
+        // Rates and latencies are of the successes only.
+        assert!(p.p999_us < 60_000.0, "{p:?}");
+        load.reset();
+        assert_eq!((load.point().ops, load.point().errors), (0, 0));
     }
 
     #[test]

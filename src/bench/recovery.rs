@@ -351,6 +351,7 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                 hist: histogram(),
                 key: i as u64,
                 errors: 0,
+                done: 0,
                 read_percent: 0,
                 issued: 0,
             }

@@ -1,7 +1,9 @@
 //! The tour: what `cargo run --release` does with no arguments. Default model checks of both
 //! protocols, a short fault-schedule run of each, the bug zoo (a quick subset, when this build
 //! carries the bug switches), a short throughput comparison (with one line on the read paths),
-//! then the HTML report.
+//! a short recovery run (a leader crash under load, a follower catching up by snapshot, a
+//! leader restarting from a compacted log), then the HTML report: every section `cargo
+//! bench` fills has the tour's shorter measurements until `cargo bench` replaces them.
 //!
 //! Each stage has its own progress bar and ends with a short result line; a stage that fails
 //! (or panics) is reported and the next one runs anyway, so the report is always written.
@@ -42,6 +44,12 @@ pub struct TourOptions {
     pub outstanding: Vec<usize>,
     /// Measured time per throughput point (a fifth more warms up).
     pub per_point: Duration,
+    /// The leader-crash timeline taken of each protocol (`cargo bench`'s is the default).
+    pub recovery: bench::RecoveryConfig,
+    /// Slots a follower falls behind before catching up by snapshot, and slots committed
+    /// before the leader restarts from its compacted log (a snapshot every tenth of them);
+    /// 0 skips both. `cargo bench` takes 10^6.
+    pub snapshot_slots: u64,
     /// Hide the progress bars.
     pub quiet: bool,
 }
@@ -77,6 +85,8 @@ impl Default for TourOptions {
             zoo: QUICK_ZOO.to_vec(),
             outstanding: vec![1, 16, 256, 1024],
             per_point: Duration::from_secs(1),
+            recovery: bench::RecoveryConfig::default(),
+            snapshot_slots: 50_000,
             quiet: false,
         }
     }
@@ -147,6 +157,9 @@ fn bar(opts: &TourOptions, len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
+/// How many stages the tour has.
+const STAGES: usize = 6;
+
 /// Run `f` as one stage: time it, turn a panic into an error, record the outcome.
 fn stage(
     out: &mut dyn Write,
@@ -155,7 +168,7 @@ fn stage(
     f: impl FnOnce(&mut dyn Write) -> StageStatus,
 ) {
     let n = outcome.stages.len() + 1;
-    let _ = writeln!(out, "[{n}/5] {name}");
+    let _ = writeln!(out, "[{n}/{STAGES}] {name}");
     let start = Instant::now();
     let status = catch_unwind(AssertUnwindSafe(|| f(&mut *out)))
         .unwrap_or_else(|p| StageStatus::Error(format!("panicked: {}", crate::panic_message(&*p))));
@@ -187,7 +200,7 @@ pub fn tour(opts: &TourOptions, out: &mut dyn Write) -> TourOutcome {
     let mut outcome = TourOutcome::default();
     let _ = writeln!(
         out,
-        "paxraft {} tour: model checks, fault schedules, bug zoo, throughput, report",
+        "paxraft {} tour: model checks, fault schedules, bug zoo, throughput, recovery, report",
         env!("CARGO_PKG_VERSION")
     );
     stage(out, &mut outcome, "model checks", |out| checks(opts, out));
@@ -196,6 +209,7 @@ pub fn tour(opts: &TourOptions, out: &mut dyn Write) -> TourOutcome {
     });
     stage(out, &mut outcome, "bug zoo", |out| bug_zoo(opts, out));
     stage(out, &mut outcome, "throughput", |out| throughput(opts, out));
+    stage(out, &mut outcome, "recovery", |out| recovery(opts, out));
     let mut report = None;
     stage(
         out,
@@ -475,7 +489,7 @@ fn bug_zoo(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
 // Stage 4: a short throughput comparison, saved where `cargo bench` saves its points.
 
 fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
-    let total = (Protocol::ALL.len() * opts.outstanding.len()) as u64;
+    let total = bench::compare_points(opts.outstanding.len()) as u64;
     let bar = bar(opts, total, "points");
     let points = bench::compare(
         &opts.outstanding,
@@ -491,22 +505,45 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     let top = opts.outstanding.iter().copied().max().unwrap_or(0);
     let low = opts.outstanding.iter().copied().min().unwrap_or(0);
     let reads = read_paths(opts, top);
+    let mut lines: Vec<(
+        String,
+        &crate::results::BenchPoint,
+        &crate::results::BenchPoint,
+    )> = Vec::new();
     for proto in Protocol::ALL {
-        let at = |n: usize| {
-            points
-                .iter()
-                .find(|p| p.protocol == proto.name() && p.outstanding == n)
+        let servers: &[usize] = if proto == Protocol::Unreplicated {
+            &[1, 3]
+        } else {
+            &[3]
         };
-        if let (Some(hi), Some(lo)) = (at(top), at(low)) {
-            let _ = writeln!(
-                out,
-                "  {:<12} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs); p50 {:.1} µs at {low}",
-                proto.name(),
-                hi.ops_per_sec,
-                hi.p99_us,
-                lo.p50_us
-            );
+        for &n in servers {
+            let at = |level: usize| {
+                points.iter().find(|p| {
+                    p.protocol == proto.name() && p.outstanding == level && p.servers == n
+                })
+            };
+            let name = match (proto, n) {
+                (Protocol::Unreplicated, 1) => "unreplicated, 1 server".to_string(),
+                (Protocol::Unreplicated, n) => format!("unreplicated, 1 of {n} serving"),
+                (p, _) => p.name().to_string(),
+            };
+            // The ceiling beside idle peers is measured at the top load only.
+            if let Some(hi) = at(top) {
+                lines.push((name, hi, at(low).unwrap_or(hi)));
+            }
         }
+    }
+    let width = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
+    for (name, hi, lo) in &lines {
+        let _ = writeln!(
+            out,
+            "  {name:<width$} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs, {} errors); p50 {:.1} µs at {}",
+            hi.ops_per_sec,
+            hi.p99_us,
+            hi.errors + if lo.outstanding == hi.outstanding { 0 } else { lo.errors },
+            lo.p50_us,
+            lo.outstanding
+        );
     }
     match reads {
         Ok(line) => {
@@ -515,6 +552,91 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
         }
         Err(e) => StageStatus::Error(format!("reads: {e}")),
     }
+}
+
+// Stage 5: recovery, short: the report's recovery section without `cargo bench`.
+
+fn recovery(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
+    let protocols = Protocol::REPLICATED;
+    let per_protocol = if opts.snapshot_slots > 0 { 3 } else { 1 };
+    let bar = bar(opts, (protocols.len() * per_protocol) as u64, "runs");
+    let mut runs = Vec::new();
+    let (mut catch_ups, mut restarts) = (Vec::new(), Vec::new());
+    let mut failed = Vec::new();
+    // One run: its line printed and its result kept, or its error noted.
+    let mut report = |what: String, line: Result<String, bench::BenchError>| {
+        match line {
+            Ok(line) => bar.suspend(|| {
+                let _ = writeln!(out, "  {line}");
+            }),
+            Err(e) => failed.push(format!("{what}: {e}")),
+        }
+        bar.inc(1);
+    };
+    for protocol in protocols {
+        let name = protocol.name();
+        bar.set_message(format!("{name}: leader crash under load"));
+        let run = bench::recovery_of(protocol, &opts.recovery).map(|r| {
+            keep(&mut runs, r, |r| {
+            format!(
+                "{name:<12} leader crash under load: first commit {:.1} ms after it; {:.0} ops/s before, {:.0} at the bottom, {}",
+                r.time_to_first_commit_ms,
+                r.before_ops_per_sec.unwrap_or(0.0),
+                r.min_ops_per_sec.unwrap_or(0.0),
+                r.recovered_ms.map_or("not back to 90% within the run".into(), |ms| {
+                    format!("back to 90% after {ms:.0} ms")
+                })
+            )
+            })
+        });
+        report(format!("{name} crash timeline"), run);
+        if opts.snapshot_slots == 0 {
+            continue;
+        }
+        let (slots, every) = (opts.snapshot_slots, (opts.snapshot_slots / 10).max(1));
+        bar.set_message(format!("{name}: catch-up by snapshot"));
+        let run = bench::catch_up(protocol, slots, every).map(|r| {
+            keep(&mut catch_ups, r, |r| {
+            format!(
+                "{name:<12} a follower {slots} slots behind caught up in {:.3} s ({} snapshot bytes)",
+                r.seconds, r.snapshot_bytes
+            )
+            })
+        });
+        report(format!("{name} catch-up"), run);
+        bar.set_message(format!("{name}: leader restart"));
+        let run = bench::leader_restart(protocol, slots, every).map(|r| {
+            keep(&mut restarts, r, |r| {
+            format!(
+                "{name:<12} leader restarted after {slots} commits: serving again in {:.1} ms, rebuilt in {:.1} ms",
+                r.serve_ms, r.rebuilt_ms
+            )
+            })
+        });
+        report(format!("{name} leader restart"), run);
+    }
+    bar.finish_and_clear();
+    let saved = Results::merge_recovery(&opts.dir, &runs)
+        .and_then(|()| Results::merge_snapshot_runs_short(&opts.dir, &catch_ups, &restarts));
+    let _ = writeln!(
+        out,
+        "  every cluster size, leadership transfers, 10^6 slots: cargo bench -p paxraft-bench --bench recovery"
+    );
+    if let Err(e) = saved {
+        return StageStatus::Error(format!("cannot save the recovery runs: {e}"));
+    }
+    if failed.is_empty() {
+        StageStatus::Passed
+    } else {
+        StageStatus::Error(failed.join("; "))
+    }
+}
+
+/// Keep `run` in `into`; its line.
+fn keep<T>(into: &mut Vec<T>, run: T, line: impl FnOnce(&T) -> String) -> String {
+    let line = line(&run);
+    into.push(run);
+    line
 }
 
 /// The read paths in one line: Raft at 90% reads and the comparison's top load, through the
@@ -540,7 +662,7 @@ fn read_paths(opts: &TourOptions, outstanding: usize) -> Result<String, bench::B
             })
     };
     Ok(format!(
-        "reads, raft at 90% reads: log {}, read-index {}, lease {} ({:.1} s; every path: cargo bench -- reads)",
+        "reads, raft at 90% reads: log {}, read-index {}, lease {} ({:.1} s; every path: cargo bench -p paxraft-bench -- reads)",
         at(ReadPath::Log),
         at(ReadPath::ReadIndex),
         at(ReadPath::Lease),

@@ -102,7 +102,8 @@ fn line_chart(
                 chart
                     .configure_series_labels()
                     .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.85))
+                    // See-through enough that points under the legend still show.
+                    .background_style(WHITE.mix(0.6))
                     .border_style(BLACK)
                     .draw()
                     .map_err(err)?;
@@ -297,8 +298,11 @@ pub fn reads(points: &[&super::reads::ReadPoint]) -> Res<String> {
 }
 
 fn label(protocol: &str, servers: usize) -> String {
-    if protocol == "unreplicated" {
-        "unreplicated".into()
+    // The ceiling serves from one node: say whether it ran alone or beside idle peers.
+    if protocol == "unreplicated" && servers == 1 {
+        "unreplicated, 1 server".into()
+    } else if protocol == "unreplicated" {
+        format!("unreplicated, 1 of {servers} serving")
     } else {
         format!("{protocol}, {servers} servers")
     }

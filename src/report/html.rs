@@ -115,6 +115,48 @@ pub fn provenance_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenanc
     format!("<p class=\"muted provenance\">{}</p>", note.join(" "))
 }
 
+/// A warning when some of a section's results were measured by a build carrying the
+/// bug-zoo switches (not what ships); empty when none were.
+pub fn build_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenance>>) -> String {
+    let with = stamps
+        .into_iter()
+        .flatten()
+        .filter(|p| p.bug_switches)
+        .count();
+    if with == 0 {
+        return String::new();
+    }
+    format!(
+        "<p class=\"bad\">{with} {} measured by a build carrying the bug-zoo switches, not \
+         what ships: measure with <code>cargo bench -p paxraft-bench</code> or \
+         <code>cargo run --release</code> (no <code>--features bug-zoo</code>).</p>",
+        if with == 1 {
+            "result was"
+        } else {
+            "results were"
+        }
+    )
+}
+
+/// A table cell of a point's failed requests (client timeouts), marked when there are any.
+pub fn errors_cell(errors: u64) -> String {
+    if errors == 0 {
+        "<td>0</td>".into()
+    } else {
+        format!("<td class=\"bad\">{errors}</td>")
+    }
+}
+
+/// What the unreplicated ceiling includes, said wherever it is compared against.
+pub const CEILING: &str = "<p class=\"muted ceiling\">The unreplicated ceiling runs on the same \
+runtime as Raft and multi-Paxos and takes the same host path: the same clients and mailboxes, \
+the same batching of a drain into one proposal, the same durable append of the commands of \
+each batch and one sync per step (in-memory storage here, as for the others), the same \
+session table and state machine applying every command, and the same answers. It leaves out \
+only replication: no messages to peers, so no follower threads at work and no quorum wait. \
+It is measured on 1 server (one replica thread) and as the serving node of 3 (the thread \
+count of a 3-server cluster; the other two only redirect to it and stay idle).</p>";
+
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
 /// directory that exists (the caller checks), linked as criterion's own report. The reads
 /// section says how to measure reads ([`render_with_reads`] shows them).
@@ -229,18 +271,24 @@ pub fn render_with_reads(
     payloads.dedup();
     h.push_str("<section id=\"throughput\"><h2>Throughput</h2>");
     if payloads.is_empty() {
-        missing(&mut h, "benchmark results", "cargo bench");
+        missing(&mut h, "benchmark results", "cargo bench -p paxraft-bench");
     }
     h.push_str(&provenance_note(
+        results.bench.iter().map(|p| p.provenance.as_ref()),
+    ));
+    h.push_str(&build_note(
         results.bench.iter().map(|p| p.provenance.as_ref()),
     ));
     for &b in &payloads {
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }
     comparison(&mut h, results);
+    if !payloads.is_empty() {
+        h.push_str(CEILING);
+    }
     h.push_str("</section><section id=\"latency\"><h2>Latency</h2>");
     if payloads.is_empty() {
-        missing(&mut h, "benchmark results", "cargo bench");
+        missing(&mut h, "benchmark results", "cargo bench -p paxraft-bench");
     }
     for &b in &payloads {
         chart_or_note(&mut h, charts::latency(&results.bench, b));
@@ -248,12 +296,12 @@ pub fn render_with_reads(
     if !results.bench.is_empty() {
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th><th>bytes</th>\
-             <th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th></tr>",
+             <th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th><th>errors</th></tr>",
         );
         for p in &results.bench {
             let _ = write!(
                 h,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
                 escape(&p.protocol),
                 p.servers,
                 p.outstanding,
@@ -261,10 +309,15 @@ pub fn render_with_reads(
                 charts::human(p.ops_per_sec),
                 p.p50_us,
                 p.p99_us,
-                p.p999_us
+                p.p999_us,
+                errors_cell(p.errors)
             );
         }
-        h.push_str("</table>");
+        h.push_str(
+            "</table><p class=\"muted\">ops/s and latencies count requests answered with a \
+             result; a request that timed out is an error, in the last column, not an \
+             operation.</p>",
+        );
     }
     h.push_str("</section>");
 
@@ -273,9 +326,12 @@ pub fn render_with_reads(
     // Recovery.
     h.push_str("<section id=\"recovery\"><h2>Recovery</h2>");
     if results.recovery.is_empty() {
-        missing(&mut h, "recovery timelines", "cargo bench");
+        missing(&mut h, "recovery timelines", "cargo bench -p paxraft-bench");
     } else {
         h.push_str(&provenance_note(
+            results.recovery.iter().map(|r| r.provenance.as_ref()),
+        ));
+        h.push_str(&build_note(
             results.recovery.iter().map(|r| r.provenance.as_ref()),
         ));
         chart_or_note(&mut h, charts::recovery(&results.recovery));
@@ -331,7 +387,7 @@ pub fn render_with_reads(
             escape(&href)
         );
     } else {
-        missing(&mut h, "criterion report", "cargo bench");
+        missing(&mut h, "criterion report", "cargo bench -p paxraft-bench");
     }
     h.push_str("</section>");
     h.push_str("</body></html>\n");
@@ -343,7 +399,11 @@ pub fn render_with_reads(
 fn zoo_section(h: &mut String, zoo: &[ZooEntry]) {
     h.push_str("<section id=\"zoo\"><h2>Bug zoo</h2>");
     if zoo.is_empty() {
-        missing(h, "bug zoo results", "cargo run --release -- zoo");
+        missing(
+            h,
+            "bug zoo results",
+            "cargo run --release --features bug-zoo -- zoo",
+        );
         h.push_str("</section>");
         return;
     }
@@ -483,25 +543,32 @@ fn comparison(h: &mut String, results: &Results) {
     let _ = write!(
         h,
         "<h3>Comparison at {top} outstanding requests</h3><table><tr><th>servers</th><th>bytes</th>\
-         <th>raft ops/s</th><th>multipaxos ops/s</th><th>unreplicated ops/s</th>\
-         <th>multipaxos / raft</th><th>raft / unreplicated</th><th>multipaxos / unreplicated</th></tr>"
+         <th>raft ops/s</th><th>multipaxos ops/s</th><th>unreplicated, 1 server</th>\
+         <th>unreplicated, serving 1 of n</th><th>multipaxos / raft</th>\
+         <th>raft / unreplicated<br>(1 server · 1 of n)</th>\
+         <th>multipaxos / unreplicated<br>(1 server · 1 of n)</th></tr>"
     );
     let show = |v: Option<f64>| v.map_or("-".into(), charts::human);
     for (n, bytes) in keys {
-        let (raft, mp, un) = (
+        let (raft, mp, alone, of_n) = (
             at("raft", Some(n), bytes),
             at("multipaxos", Some(n), bytes),
-            at("unreplicated", None, bytes),
+            at("unreplicated", Some(1), bytes),
+            at("unreplicated", Some(n), bytes),
         );
         let _ = write!(
             h,
-            "<tr><td>{n}</td><td>{bytes}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{n}</td><td>{bytes}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{} · {}</td><td>{} · {}</td></tr>",
             show(raft),
             show(mp),
-            show(un),
+            show(alone),
+            show(of_n),
             pct(mp, raft),
-            pct(raft, un),
-            pct(mp, un)
+            pct(raft, alone),
+            pct(raft, of_n),
+            pct(mp, alone),
+            pct(mp, of_n)
         );
     }
     h.push_str("</table>");

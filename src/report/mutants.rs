@@ -109,6 +109,8 @@ impl MutationResult {
                 self.commit.get(..7).unwrap_or(&self.commit),
                 if self.dirty { "-dirty" } else { "" }
             ),
+            // Mutants are built from the protocol cores alone; nothing is measured.
+            bug_switches: false,
         })
     }
 }

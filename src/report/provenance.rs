@@ -18,6 +18,11 @@ pub struct Provenance {
     /// `git rev-parse --short HEAD` of the source tree, with `-dirty` appended when
     /// `git status --porcelain` lists changes; [`UNKNOWN_COMMIT`] without git or a repository.
     pub commit: String,
+    /// The binary carried the bug-zoo switches ([`paxraft_impls::bugs::COMPILED`]): fine for
+    /// checks and the zoo, not what ships for a measurement (the report says so). Absent,
+    /// false, in results saved before it was recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bug_switches: bool,
 }
 
 impl Provenance {
@@ -30,6 +35,7 @@ impl Provenance {
             commit: COMMIT
                 .get_or_init(|| commit_of(Path::new(env!("CARGO_MANIFEST_DIR"))))
                 .clone(),
+            bug_switches: paxraft_impls::bugs::COMPILED,
         }
     }
 

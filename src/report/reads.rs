@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::charts;
-use super::html::{escape, provenance_note};
+use super::html::{build_note, errors_cell, escape, provenance_note};
 use crate::results::{BenchPoint, DATA_DIR};
 
 /// The file under `reports/data/`.
@@ -111,12 +111,15 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
     if points.is_empty() {
         let _ = write!(
             h,
-            "<p class=\"muted\">No read measurements yet: run <code>cargo bench --bench \
+            "<p class=\"muted\">No read measurements yet: run <code>cargo bench -p paxraft-bench --bench \
              throughput -- reads</code> (or the tour).</p></section>"
         );
         return;
     }
     h.push_str(&provenance_note(
+        points.iter().map(|p| p.point.provenance.as_ref()),
+    ));
+    h.push_str(&build_note(
         points.iter().map(|p| p.point.provenance.as_ref()),
     ));
     let loaded: Vec<&ReadPoint> = points.iter().filter(|p| p.point.outstanding > 1).collect();
@@ -130,7 +133,8 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
     }
     h.push_str(
         "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
-         <th>servers</th><th>outstanding</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th></tr>",
+         <th>servers</th><th>outstanding</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th>\
+         <th>errors</th></tr>",
     );
     let mut sorted: Vec<&ReadPoint> = points.iter().collect();
     sorted.sort_by(|a, b| {
@@ -151,7 +155,7 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+             <td>{}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
             escape(&p.point.protocol),
             escape(&p.path),
             p.read_percent,
@@ -159,7 +163,8 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
             p.point.outstanding,
             charts::human(p.point.ops_per_sec),
             p.point.p50_us,
-            p.point.p99_us
+            p.point.p99_us,
+            errors_cell(p.point.errors)
         );
     }
     h.push_str(
@@ -186,6 +191,7 @@ mod tests {
                 p99_us: 40.0,
                 p999_us: 90.0,
                 ops: 1000,
+                errors: 0,
                 provenance: None,
             },
         }
@@ -195,7 +201,10 @@ mod tests {
     fn the_section_charts_loads_lists_every_point_and_says_how_to_fill_it_when_empty() {
         let mut h = String::new();
         section(&mut h, &[]);
-        assert!(h.contains("cargo bench --bench throughput -- reads"), "{h}");
+        assert!(
+            h.contains("cargo bench -p paxraft-bench --bench throughput -- reads"),
+            "{h}"
+        );
         assert!(!h.contains("<svg"));
 
         let points = [

@@ -13,7 +13,7 @@ pub fn section(h: &mut String, catch_up: &[CatchUpRun], restarts: &[RestartRun])
     if catch_up.is_empty() && restarts.is_empty() {
         h.push_str(
             "<p class=\"muted\">No snapshot measurements yet: run \
-             <code>cargo bench --bench recovery</code>.</p>",
+             <code>cargo bench -p paxraft-bench --bench recovery</code>.</p>",
         );
         return;
     }

@@ -24,6 +24,7 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         p99_us: 40.0 + 2.0 * outstanding as f64,
         p999_us: 90.0 + 3.0 * outstanding as f64,
         ops: 10_000,
+        errors: 0,
         provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
     }
 }
@@ -32,6 +33,7 @@ fn stamp(commit: &str, date: &str) -> Provenance {
     Provenance {
         commit: commit.into(),
         date: date.into(),
+        bug_switches: false,
     }
 }
 
@@ -788,4 +790,55 @@ fn the_mutation_score_section_shows_the_score_and_every_survivor() {
     let err = paxraft::report::write(&root).unwrap_err();
     assert!(err.to_string().contains("mutants.json"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A point's failed requests are in the latency table (marked), a result measured by a build
+/// with the bug switches is flagged, and the comparison shows each protocol against the
+/// ceiling alone and as the serving node of 3, with what the ceiling includes.
+#[test]
+fn errors_bug_switch_builds_and_both_ceilings_are_shown() {
+    let mut results = Results::default();
+    let mut failing = point("raft", 3, 1024, 9e5);
+    failing.errors = 17;
+    let mut zooed = point("multipaxos", 3, 1024, 8e5);
+    if let Some(p) = zooed.provenance.as_mut() {
+        p.bug_switches = true;
+    }
+    results.bench = vec![
+        failing,
+        zooed,
+        point("unreplicated", 1, 1024, 3e6),
+        point("unreplicated", 3, 1024, 2e6),
+    ];
+    let page = paxraft::report::html::render(&results, "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    let cells: Vec<String> = doc
+        .select(&sel("section#latency td.bad"))
+        .map(text)
+        .collect();
+    assert_eq!(cells, vec!["17".to_string()], "{page}");
+    let warning: Vec<String> = doc
+        .select(&sel("section#throughput p.bad"))
+        .map(text)
+        .collect();
+    assert!(
+        warning.len() == 1
+            && warning[0]
+                .contains("1 result was measured by a build carrying the bug-zoo switches"),
+        "{warning:?}"
+    );
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("section#throughput table tr"))
+        .skip(1)
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect();
+    // raft 900k against 3M alone and 2M as 1 of 3: 30% · 45%.
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][7], "30% · 45%", "{rows:?}");
+    assert!(text(
+        doc.select(&sel("p.ceiling"))
+            .next()
+            .expect("the ceiling note")
+    )
+    .contains("same host path"));
 }

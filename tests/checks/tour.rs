@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use paxraft::bench::RecoveryConfig;
 use paxraft::cli::tour::{tour, StageStatus, TourOptions, TourOutcome};
 use paxraft::models::{ModelConfig, SearchOptions};
 use paxraft::simulate::cluster::SimOptions;
@@ -41,6 +42,12 @@ fn tiny(dir: &Path) -> TourOptions {
         zoo: vec![Bug::DoubleVote],
         outstanding: vec![1, 16],
         per_point: Duration::from_millis(50),
+        recovery: RecoveryConfig {
+            crash_at: Duration::from_millis(150),
+            run_for: Duration::from_millis(400),
+            ..RecoveryConfig::default()
+        },
+        snapshot_slots: 2_000,
         quiet: true,
     }
 }
@@ -79,7 +86,7 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
     let dir = temp_dir("tiny");
     let (o, text) = run(&tiny(&dir));
     assert_eq!(o.exit_code(), 0, "{text}");
-    assert_eq!(o.stages.len(), 5, "{text}");
+    assert_eq!(o.stages.len(), 6, "{text}");
     for s in &o.stages {
         assert_eq!(s.status, StageStatus::Passed, "{}: {text}", s.name);
     }
@@ -88,8 +95,11 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
         "multipaxos  passed:",
         "raft        no violation: 4 runs",
         "R5 double-vote",
-        "unreplicated",
-        "tour passed: 5 stages held",
+        "unreplicated, 1 server",
+        "unreplicated, 1 of 3 serving",
+        "raft         leader crash under load: first commit",
+        "multipaxos   a follower 2000 slots behind caught up",
+        "tour passed: 6 stages held",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
@@ -98,7 +108,14 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
         text.contains(&format!("report: {}", report.display())),
         "{text}"
     );
-    for f in ["checks.json", "zoo.json", "bench.json"] {
+    for f in [
+        "checks.json",
+        "zoo.json",
+        "bench.json",
+        "recovery.json",
+        "catch_up.json",
+        "restart.json",
+    ] {
         assert!(dir.join("data").join(f).exists(), "no {f}");
     }
 
@@ -113,14 +130,29 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
         "{checks}"
     );
     assert!(section_text(&html, "zoo").contains("double-vote"));
-    for id in ["throughput", "latency"] {
+    for id in ["throughput", "latency", "reads", "recovery"] {
         let sel = Selector::parse(&format!("section#{id} svg")).expect("a valid selector");
         assert!(html.select(&sel).next().is_some(), "no chart in #{id}");
     }
-    // No recovery run and no criterion report here: the sections say how to make them.
-    for id in ["recovery", "criterion"] {
-        assert!(section_text(&html, id).contains("cargo bench"), "#{id}");
+    // The recovery section has the crash timeline and both snapshot tables.
+    let recovery = section_text(&html, "recovery");
+    for needle in [
+        "first commit",
+        "after the leader crash",
+        "slots behind",
+        "serving after",
+    ] {
+        assert!(recovery.contains(needle), "{needle:?} not in {recovery}");
     }
+    assert!(!recovery.contains("No snapshot measurements"), "{recovery}");
+    // The comparison says what the ceiling includes, with both of its variants.
+    let throughput = section_text(&html, "throughput");
+    assert!(
+        throughput.contains("same host path") && throughput.contains("serving 1 of n"),
+        "{throughput}"
+    );
+    // No criterion report here: the section says how to make it.
+    assert!(section_text(&html, "criterion").contains("cargo bench"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -29,6 +29,22 @@ pub fn measuring() -> bool {
         && !args.iter().any(|a| a.starts_with("--profile-time"))
 }
 
+/// Refuse to benchmark a build that carries the bug-zoo switches (exit 2, one line). This
+/// package depends on paxraft without them, but cargo resolves features once per build:
+/// `cargo bench` at the workspace root also builds the root package's dev-dependencies,
+/// whose `bug-zoo` feature is then on in every package (`cargo tree -e features -i
+/// paxraft-impls` shows it), so it is refused here. `cargo bench -p paxraft-bench` builds
+/// what ships. A `--test` or `--list` run (nothing measured) is let through.
+pub fn require_shipping_build() {
+    if paxraft_impls::bugs::COMPILED && measuring() {
+        eprintln!(
+            "error: this benchmark build carries the bug-zoo switches (cargo unified the root \
+             package's dev-dependency features); run `cargo bench -p paxraft-bench`"
+        );
+        std::process::exit(2);
+    }
+}
+
 /// Where results and the HTML report go: `reports/` at the workspace root (this package is
 /// `bench/` inside it; cargo runs benches from the package's directory).
 pub fn report_dir() -> PathBuf {
