@@ -695,9 +695,19 @@ pub struct Config {
     pub check_quorum: bool,
     /// Most log entries sent in one append/accept message.
     pub max_batch: usize,
+    /// Raft: most appends in flight (sent, not yet acknowledged) to one replicating follower,
+    /// as etcd-raft's MaxInflightMsgs; at least 1. With the window full the leader sends that
+    /// follower nothing new until an acknowledgement frees room, so a slow follower holds at
+    /// most `max_inflight × max_batch` entries of the leader's sends. Counted in messages only:
+    /// commands have no size the protocol can read cheaply (no MaxInflightBytes). Default 64,
+    /// below etcd's 256 because the runtime hands every pending proposal to one `propose`
+    /// (one append per follower per drain of its inbox): a follower keeping up has a few
+    /// appends in flight, never dozens, so the window binds only for a follower that falls
+    /// behind.
+    pub max_inflight: usize,
     /// Raft: heartbeats carry no entries, only the commit point, as in the paper (§5.2: "empty
     /// AppendEntries RPCs"). Off by default: a heartbeat to a follower still being probed then
-    /// re-sends the probe's entries, repairing a lost probe one round trip sooner. Either form
+    /// re-sends the probe's first entry, repairing a lost probe one round trip sooner. Either form
     /// is safe; the empty one is the form under which bug R7 can apply a stale entry.
     pub empty_heartbeats: bool,
     /// How reads are served: through the log (the default), or by the protocol's read path
@@ -828,6 +838,7 @@ impl Default for Config {
             pre_vote: true,
             check_quorum: true,
             max_batch: 4096,
+            max_inflight: 64,
             empty_heartbeats: false,
             reads: ReadMode::Log,
             follower_reads: false,
@@ -857,6 +868,9 @@ pub enum ConfigError {
     /// A batch that could carry nothing.
     #[error("max batch must be at least 1")]
     MaxBatch,
+    /// An in-flight window that lets a leader send nothing.
+    #[error("max in-flight appends must be at least 1")]
+    MaxInflight,
     /// Follower reads without a read path to serve them by.
     #[error("follower reads need reads=read-index or reads=lease (a follower asks the leader for a read index)")]
     FollowerReadsWithoutReadIndex,
@@ -927,6 +941,9 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(ConfigError::MaxBatch);
+        }
+        if self.max_inflight == 0 {
+            return Err(ConfigError::MaxInflight);
         }
         if self.follower_reads && self.reads == ReadMode::Log {
             return Err(ConfigError::FollowerReadsWithoutReadIndex);

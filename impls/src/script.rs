@@ -33,7 +33,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [window=A] [max-uncommitted=N] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`]; `window` is multi-Paxos's α ([`Config::window`]); `max-uncommitted` caps what a leader holds uncommitted ([`Config::max_uncommitted`]; a refused command shows as `busy=[...]` in the status) |
+//! | `cluster raft\|multipaxos [nodes=3] [pre-vote=on\|off] [check-quorum=on\|off] [max-batch=N] [max-inflight=W] [empty-heartbeats=on\|off] [reads=log\|read-index\|lease] [drift=DURATION] [follower-reads=on\|off] [snapshot-every=K] [snapshot-chunk=B] [voters=V] [changes=single\|joint] [window=A] [max-uncommitted=N] [bug=NAME]` | boot a fresh cluster (first command; may start over); `reads=lease` keeps time, `drift` is [`Config::clock_drift`]; `snapshot-every` turns on [`Config::snapshots`] (hosts snapshot every `K` committed slots; `B` bytes per snapshot message, default 8); `voters=V` boots the first `V` nodes as the configuration and the rest as spares; `changes` is [`Config::changes`]; `window` is multi-Paxos's α ([`Config::window`]); `max-uncommitted` caps what a leader holds uncommitted ([`Config::max_uncommitted`]; a refused command shows as `busy=[...]` in the status); `max-inflight` is Raft's in-flight window ([`Config::max_inflight`]) |
 //! | `change N ID add:M\|learner:M\|remove:M\|transfer:M` | ask `N` for a membership change ([`Replica::change`]) as request `ID` (a number); `status` lists the answers |
 //! | `elect N` | `N` wins an election: with CheckQuorum every other election timer fires first and those bids are dropped, then `N`'s fires and everything is delivered |
 //! | `propose N CMD...` | propose the words `CMD...` at `N` |
@@ -292,6 +292,7 @@ fn parse_cluster(args: &mut Args) -> Result<Cmd, String> {
         pre_vote: args.switch("pre-vote", d.pre_vote)?,
         check_quorum: args.switch("check-quorum", d.check_quorum)?,
         max_batch: args.number("max-batch", d.max_batch)?,
+        max_inflight: args.number("max-inflight", d.max_inflight)?,
         empty_heartbeats: args.switch("empty-heartbeats", d.empty_heartbeats)?,
         follower_reads: args.switch("follower-reads", d.follower_reads)?,
         window: args.number("window", d.window as usize)? as u64,

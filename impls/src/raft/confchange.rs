@@ -237,9 +237,8 @@ impl<C: Command> Raft<C> {
         }
         out.set_timer(RaftTimer::Transfer, self.cfg.election_timeout.clone());
         if !self.send_timeout_now_if_caught_up(target, out) {
-            // Hurry its catch-up rather than wait for the next heartbeat (sent as one, so
-            // that appends it lost are found and sent again).
-            self.send_append(target, true, out);
+            // Hurry its catch-up rather than wait for the next heartbeats.
+            self.hurry(target, out);
         }
     }
 
@@ -365,6 +364,8 @@ impl Progress {
             matched: 0,
             replicating: false,
             paused: false,
+            inflight: Inflights::default(),
+            stalled: false,
             sending: None,
         }
     }

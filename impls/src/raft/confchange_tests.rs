@@ -24,6 +24,15 @@ fn cluster(n: usize, v: usize, cfg: Config) -> C {
     c
 }
 
+/// Appends lost in a partition are sent again once a whole heartbeat interval passed
+/// without an acknowledgement (`replication.rs`, `heartbeat_to`): two heartbeats.
+fn heartbeats_repair(c: &mut C) {
+    for _ in 0..2 {
+        c.fire(0, RaftTimer::Heartbeat);
+        c.deliver_all();
+    }
+}
+
 fn answers(c: &C, i: usize) -> Vec<(ChangeId, Result<Membership, ChangeError>)> {
     c.node(i).changes.clone()
 }
@@ -50,8 +59,7 @@ fn a_spare_joins_as_a_voter_and_counts_from_the_append_on() {
     c.deliver_all();
     assert!(c.applied(0).is_empty(), "n0 and n3 alone committed");
     c.heal();
-    c.fire(0, RaftTimer::Heartbeat);
-    c.deliver_all();
+    heartbeats_repair(&mut c);
     assert_eq!(c.applied(0), vec![7]);
     assert_eq!(
         c.applied(3),
@@ -271,8 +279,7 @@ fn a_learner_takes_the_log_never_votes_nor_counts_and_is_promoted_once_caught_up
     c.fire(3, RaftTimer::Election);
     assert!(c.net.iter().all(|e| e.from != NodeId(3)));
     c.heal();
-    c.fire(0, RaftTimer::Heartbeat);
-    c.deliver_all();
+    heartbeats_repair(&mut c);
     // Caught up: promoted.
     c.change(0, 2, Change::AddVoter(NodeId(3)));
     c.deliver_all();
@@ -314,8 +321,7 @@ fn joint_consensus_goes_through_c_old_new_to_c_new_and_needs_both_majorities() {
     assert_eq!(config(&c, 0), joint, "C_new waits for C_old,new to commit");
     assert!(answers(&c, 0).is_empty());
     c.heal();
-    c.fire(0, RaftTimer::Heartbeat);
-    c.deliver_all();
+    heartbeats_repair(&mut c);
     assert_eq!(config(&c, 0), voters(&[0, 1]));
     assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1])))]);
     let log = c.replica(0).log();

@@ -46,8 +46,10 @@
 //!   (InstallSnapshot) to a follower that needs entries it no longer holds (`snapshot.rs`).
 //!
 //! Replication is pipelined as in etcd/raft: a follower known to match is sent every new
-//! entry at once (the leader optimistically advances `next`); a follower whose position is
-//! unknown is *probed* with one append at a time until it answers.
+//! entry at once (the leader optimistically advances `next`), up to
+//! [`Config::max_inflight`] unacknowledged appends (`inflight.rs`); a follower whose position
+//! is unknown is *probed* with one append at a time until it answers, the probe retried on
+//! each heartbeat with at most one entry (`replication.rs`).
 
 use std::cmp::{max, min};
 use std::collections::BTreeMap;
@@ -88,6 +90,7 @@ mod confchange;
 #[cfg(test)]
 mod confchange_tests;
 mod election;
+mod inflight;
 mod invariants;
 mod read;
 #[cfg(test)]
@@ -100,6 +103,7 @@ mod snapshot_tests;
 mod tests;
 
 use confchange::{Handoff, PendingChange, Transfer};
+use inflight::Inflights;
 pub use snapshot::{Chunk, RaftSnapshot};
 use snapshot::{Incoming, Sending};
 
@@ -421,8 +425,8 @@ pub enum RaftWrite<C> {
 }
 
 /// The leader's view of one follower's log (Figure 2 `nextIndex`/`matchIndex`, plus the
-/// etcd-style flow-control state).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// etcd-style flow-control state of etcd-raft's `tracker.Progress`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct Progress {
     /// Next slot to send.
     next: Slot,
@@ -432,6 +436,12 @@ struct Progress {
     replicating: bool,
     /// Probing and an append is outstanding: wait for its answer or the next heartbeat.
     paused: bool,
+    /// Replicating: the appends sent and not yet acknowledged, at most
+    /// [`Config::max_inflight`] (`inflight.rs`). Empty while probing.
+    inflight: Inflights,
+    /// Replicating: a heartbeat found appends in flight and no acknowledgement has advanced
+    /// `matched` since. The next heartbeat that finds it so presumes them lost.
+    stalled: bool,
     /// Sending the follower our snapshot (§7): no appends until it is installed.
     sending: Option<Sending>,
 }

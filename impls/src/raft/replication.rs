@@ -12,43 +12,126 @@ impl<C: Command> Raft<C> {
         out.persist(RaftWrite::Append { at, entries });
     }
 
-    /// Send an AppendEntries to member `to`: from `next` on, at most `max_batch`
-    /// entries. A replicating follower's `next` advances optimistically (pipelining); a probed
-    /// one is paused until it answers. With `heartbeat`, an empty append goes out even when
-    /// there is nothing new, so that followers keep their lease and learn the commit point.
-    /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2):
-    /// still checked at `next - 1`, so a follower that lost entries answers with a rejection
-    /// that sends the leader back; having sent nothing, it leaves `next` where it was.
+    /// Send an AppendEntries to member `to`: from `next` on, at most `max_batch` entries.
+    ///
+    /// Flow control follows etcd-raft's `tracker.Progress`. A *replicating* follower is sent
+    /// every new batch at once, `next` advancing optimistically (pipelining), until
+    /// [`Config::max_inflight`] appends are unacknowledged (`inflight.rs`). A *probed* one
+    /// (its position unknown) has one append outstanding, `paused` until it answers.
+    ///
+    /// With `heartbeat`, something goes out even when there is nothing new, so that
+    /// followers keep their lease and learn the commit point (`heartbeat_to`).
     pub(super) fn send_append(&mut self, to: NodeId, heartbeat: bool, out: &mut Out<Self, C>) {
-        let pr = *self.progress(to);
-        if pr.paused && !heartbeat {
+        if heartbeat {
+            return self.heartbeat_to(to, out);
+        }
+        let cap = self.cfg.max_inflight;
+        let pr = self.progress(to);
+        if pr.paused || pr.inflight.full(cap) {
             return;
         }
         if pr.next <= self.snap_index() {
             // The follower needs entries we compacted away: our snapshot instead (§7).
-            return self.send_snapshot(to, heartbeat, out);
+            return self.send_snapshot(to, false, out);
         }
-        let last = self.last_index();
-        if pr.next > last && !heartbeat {
+        if self.progress(to).next > self.last_index() {
             return;
         }
-        let prev_index = pr.next - 1;
-        let prev_term = self
-            .term_at(prev_index)
-            .expect("next never passes the log end + 1");
-        let end = if heartbeat && self.cfg.empty_heartbeats {
-            prev_index
-        } else {
-            min(last, prev_index + self.cfg.max_batch as Slot)
-        };
-        let base = self.snap_index();
-        let entries = self.log[(prev_index - base) as usize..(end - base) as usize].to_vec();
+        self.send_from_next(to, self.cfg.max_batch, out);
+    }
+
+    /// The heartbeat to member `to`: an append checked at its `next - 1`, which carries the
+    /// commit point (and, from a replicating follower, acknowledges all it holds).
+    ///
+    /// * A replicating follower gets whatever the window held back (nothing when it is full:
+    ///   etcd's empty MsgApp of a throttled follower). If the heartbeat overtakes appends in
+    ///   flight, the follower refuses it, and the refusal is ignored (`on_append_reply`): a
+    ///   replicating follower is not sent back to probing by the network's reordering.
+    ///   Whether appends were lost is judged by the acknowledgements instead: if none has
+    ///   advanced `matched` from one heartbeat to the next (a whole heartbeat interval), those
+    ///   in flight, or their answers, are presumed lost and the follower is probed again from
+    ///   `matched + 1` (etcd learns the same from the refusal of an empty append; a refusal
+    ///   here may only mean "not arrived yet").
+    /// * A paused probe is sent again: the first time whole (the probe or its answer may just
+    ///   have been lost), then, while nothing answers, with at most one entry per heartbeat,
+    ///   so that a dead follower does not cost `max_batch` entries every heartbeat (etcd:
+    ///   "at most one replication message per heartbeat interval" while probing).
+    ///
+    /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2);
+    /// a probed follower that lost entries answers it with a refusal that sends the leader
+    /// back.
+    fn heartbeat_to(&mut self, to: NodeId, out: &mut Out<Self, C>) {
+        let (cap, batch) = (self.cfg.max_inflight, self.cfg.max_batch);
+        let pr = self.progress(to);
+        let mut limit = batch;
+        if pr.replicating && !pr.inflight.is_empty() {
+            if pr.stalled {
+                pr.replicating = false;
+                pr.paused = false;
+                pr.stalled = false;
+                pr.inflight.reset();
+                pr.next = pr.matched + 1;
+                // A fresh probe, not a heartbeat: it carries entries even with
+                // `empty_heartbeats`.
+                if pr.next <= self.snap_index() {
+                    return self.send_snapshot(to, true, out);
+                }
+                return self.send_from_next(to, batch, out);
+            }
+            pr.stalled = true;
+            if pr.inflight.full(cap) {
+                limit = 0;
+            }
+        } else if !pr.replicating && pr.paused {
+            if pr.stalled {
+                limit = 1;
+            }
+            pr.stalled = true;
+        }
+        if self.progress(to).next <= self.snap_index() {
+            return self.send_snapshot(to, true, out);
+        }
+        if self.cfg.empty_heartbeats {
+            limit = 0;
+        }
+        self.send_from_next(to, limit, out);
+    }
+
+    /// Bring member `to` up to date now, without waiting a heartbeat interval to learn whether
+    /// appends in flight to it were lost: probe it again from `matched + 1` if any are in
+    /// flight, else send what a heartbeat sends. A leadership transfer uses this, as its
+    /// target must catch up before the transfer times out.
+    pub(super) fn hurry(&mut self, to: NodeId, out: &mut Out<Self, C>) {
+        let pr = self.progress(to);
+        pr.stalled |= pr.replicating && !pr.inflight.is_empty();
+        self.heartbeat_to(to, out);
+    }
+
+    /// Send `to` the entries from its `next` on, at most `limit` of them, and account for
+    /// them: a replicating follower's window takes the append and `next` moves past it; a
+    /// probed follower is paused until the probe is answered.
+    fn send_from_next(&mut self, to: NodeId, limit: usize, out: &mut Out<Self, C>) {
+        let prev_index = self.progress(to).next - 1;
+        let end = min(self.last_index(), prev_index + limit as Slot);
         let pr = self.progress(to);
         if pr.replicating {
-            pr.next = end + 1;
+            if end > prev_index {
+                pr.inflight.add(end);
+                pr.next = end + 1;
+            }
         } else {
             pr.paused = true;
         }
+        self.send_entries(to, prev_index, end, out);
+    }
+
+    /// The AppendEntries carrying slots `prev_index + 1 ..= end`, checked at `prev_index`.
+    fn send_entries(&self, to: NodeId, prev_index: Slot, end: Slot, out: &mut Out<Self, C>) {
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("appends start inside the log, at or after the snapshot");
+        let base = self.snap_index();
+        let entries = self.log[(prev_index - base) as usize..(end - base) as usize].to_vec();
         let msg = RaftMsg::Append {
             term: self.term,
             prev_index,
@@ -245,12 +328,26 @@ impl<C: Command> Raft<C> {
             AppendResult::StaleTerm => {}
             AppendResult::Ok { matched } => {
                 let pr = self.progress(from);
-                pr.paused = false;
-                pr.replicating = true;
                 if matched > pr.matched {
                     pr.matched = matched;
+                    pr.stalled = false;
                 }
-                pr.next = max(pr.next, matched + 1);
+                if pr.replicating {
+                    // Every append ending at or before `matched` has arrived (etcd's FreeLE).
+                    pr.inflight.free_to(matched);
+                    pr.next = max(pr.next, matched + 1);
+                } else if matched + 1 >= pr.next {
+                    // The probe (checked at `next - 1`) or a later append succeeded: the
+                    // follower matches up to `matched`, so pipeline from there (etcd's
+                    // BecomeReplicate).
+                    pr.replicating = true;
+                    pr.paused = false;
+                    pr.stalled = false;
+                    pr.inflight.reset();
+                    pr.next = matched + 1;
+                }
+                // Else an answer to an older append, before the probe: the probe is still
+                // outstanding, and its answer (or the next heartbeat) moves the follower on.
                 // A follower that installed our snapshot (or held it all) answers with a
                 // slot at or past it: appends resume after it (§7).
                 if pr.sending.is_some_and(|s| matched >= s.slot) {
@@ -271,9 +368,19 @@ impl<C: Command> Raft<C> {
                 conflict_term,
                 conflict_index,
             } => {
-                let pr = *self.progress(from);
-                // Ignore a reject that answers an older append than the one outstanding.
-                if prev_index < pr.matched || (!pr.replicating && prev_index + 1 != pr.next) {
+                let pr = self.progress(from);
+                // Ignore a refusal that says nothing new (the network reorders and
+                // duplicates). A replicating follower matches at `matched`, and every append
+                // in flight to it chains from there: a refusal of a slot past `matched` means
+                // the append carrying it has not arrived yet (a heartbeat overtook it) or was
+                // lost, which the heartbeats find out (`heartbeat_to`); one at or below
+                // `matched` predates its acknowledgement, as in our term a follower never
+                // deletes an entry that agrees with ours (§5.3: delete only from a conflict
+                // on). Only a follower that lost its log in a crash could refuse there
+                // truthfully, which durable logs rule out (bug zoo R4 breaks it, and no leader
+                // could repair it anyway: `next` never goes back to `matched`). A probed
+                // follower: only the answer to the probe, at `next - 1`, counts.
+                if pr.replicating || prev_index + 1 != pr.next || prev_index <= pr.matched {
                     return;
                 }
                 // Fast backtracking (§5.3): skip to after our last entry of the conflicting
@@ -290,6 +397,8 @@ impl<C: Command> Raft<C> {
                 pr.next = max(pr.matched + 1, min(next, prev_index));
                 pr.replicating = false;
                 pr.paused = false;
+                pr.stalled = false;
+                pr.inflight.reset();
                 self.send_append(from, false, out);
             }
         }

@@ -171,7 +171,7 @@ fn leading(n: usize) -> RoleState {
         matched: 0,
         replicating: false,
         paused: false,
-        sending: None,
+        ..Progress::default()
     };
     RoleState::Leader {
         active: NodeSet::from_bits(0),
@@ -692,7 +692,7 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
     // an older append and must not send the follower back.
     let (mut l, _) = leader_with(2, &plain(), 5, vec![entry(1, 1), entry(1, 2)]);
     recv(&mut l, 1, ok(5, 3));
-    let before = *l.progress(NodeId(1));
+    let before = l.progress(NodeId(1)).clone();
     assert_eq!((before.matched, before.replicating), (3, true));
     let out = recv(&mut l, 1, reject(5, 1, None, 1));
     assert!(sends(&out).is_empty(), "{out:?}");
@@ -701,16 +701,17 @@ fn s5_3_a_rejection_older_than_what_the_follower_matched_is_ignored() {
 
 #[test]
 fn s5_3_backtracking_never_goes_back_to_what_is_known_to_match() {
-    // A duplicated old refusal (the follower then held two entries) arrives after slot 4 was
-    // acknowledged: its hint points below slot 4, but the leader resumes at slot 5.
+    // A probe at slot 6 is refused with an old hint (the follower then held two entries),
+    // answered after slot 4 was acknowledged: the hint points below slot 4, but the leader
+    // resumes at slot 5.
     let log = (1..=6).map(|c| entry(1, c)).collect();
     let (mut l, _) = leader_with(2, &plain(), 5, log);
     *l.progress(NodeId(1)) = Progress {
-        next: 8,
+        next: 7,
         matched: 4,
-        replicating: true,
+        replicating: false,
         paused: false,
-        sending: None,
+        ..Progress::default()
     };
     let out = recv(&mut l, 1, reject(5, 6, None, 3));
     assert_eq!(l.progress(NodeId(1)).next, 5);
@@ -795,12 +796,19 @@ fn s5_3_a_replicating_follower_gets_new_entries_pipelined() {
         sends(&out2),
         vec![(1, append(1, 2, 1, vec![entry(1, 2)], 1))]
     );
-    // A heartbeat re-probes the paused follower from where it stands.
+    // A heartbeat re-probes the paused follower from where it stands, whole the first time;
+    // n1 is checked at its `next - 1`, behind the entries in flight.
     let hb = fire(&mut l, RaftTimer::Heartbeat);
-    assert!(sends(&hb).contains(&(
-        2,
-        append(1, 0, 0, vec![noop(1), entry(1, 1), entry(1, 2)], 1)
-    )));
+    assert_eq!(
+        sends(&hb),
+        vec![
+            (1, append(1, 3, 1, vec![], 1)),
+            (
+                2,
+                append(1, 0, 0, vec![noop(1), entry(1, 1), entry(1, 2)], 1)
+            )
+        ]
+    );
 }
 
 #[test]
@@ -829,23 +837,14 @@ fn s5_2_empty_heartbeats_carry_only_the_commit_point_and_still_repair() {
         sends(&out),
         vec![(2, append(1, 0, 0, vec![noop(1), entry(1, 1)], 1))]
     );
-    // n1 lost the entry in flight: its rejection of the heartbeat sends the leader back.
-    let out = recv(
-        &mut l,
-        1,
-        RaftMsg::AppendReply {
-            term: 1,
-            result: AppendResult::Rejected {
-                prev_index: 2,
-                conflict_term: None,
-                conflict_index: 2,
-            },
-        },
-    );
-    assert_eq!(
-        sends(&out),
-        vec![(1, append(1, 1, 1, vec![entry(1, 1)], 1))]
-    );
+    // n1 lost the entry in flight and refuses the heartbeat: for a replicating follower the
+    // refusal may only mean "not arrived yet", so it is ignored; the next heartbeat, with
+    // still nothing acknowledged, presumes the entry lost and probes n1 again with it.
+    let out = recv(&mut l, 1, reject(1, 2, None, 2));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(sends(&hb)[0], (1, append(1, 1, 1, vec![entry(1, 1)], 1)));
+    assert!(!l.progress(NodeId(1)).replicating);
 }
 
 #[test]
@@ -929,6 +928,220 @@ fn a_follower_redirects_rather_than_refusing_busy_whatever_its_log() {
             leader: Some(NodeId(0))
         })
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow control, after etcd-raft's tracker package (progress.go: probe and replicate states;
+// inflights.go: MaxInflightMsgs)
+// ---------------------------------------------------------------------------------------------
+
+/// A leader of term 1 of two nodes (plain config, in-flight window `max_inflight`) whose
+/// follower n1 acknowledged the no-op: n1 replicates.
+fn replicating_leader(max_inflight: usize) -> R {
+    let cfg = Config {
+        max_inflight,
+        ..plain()
+    };
+    let (mut l, _) = leader_with(2, &cfg, 1, vec![]);
+    recv(&mut l, 1, ok(1, 1));
+    assert!(l.progress(NodeId(1)).replicating);
+    l
+}
+
+/// Deliver `msg` from n1 to leader `l` and check that it is ignored: nothing sent, n1's
+/// progress unchanged.
+fn assert_ignored(l: &mut R, msg: RaftMsg<Cmd>) {
+    let before = l.progress(NodeId(1)).clone();
+    let out = recv(l, 1, msg);
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert_eq!(*l.progress(NodeId(1)), before);
+}
+
+fn propose(l: &mut R, cmds: Vec<Cmd>) -> O {
+    let mut out = Effects::new();
+    l.propose(cmds, &mut out);
+    out
+}
+
+#[test]
+fn flow_a_full_window_holds_new_appends_until_an_acknowledgement_frees_it() {
+    // etcd's MaxInflightMsgs: at most `max_inflight` appends unacknowledged.
+    let mut l = replicating_leader(2);
+    assert_eq!(
+        sends(&propose(&mut l, vec![1])),
+        vec![(1, append(1, 1, 1, vec![entry(1, 1)], 1))]
+    );
+    assert_eq!(
+        sends(&propose(&mut l, vec![2])),
+        vec![(1, append(1, 2, 1, vec![entry(1, 2)], 1))]
+    );
+    // Two in flight: the third batch waits.
+    assert!(sends(&propose(&mut l, vec![3])).is_empty());
+    assert!(sends(&propose(&mut l, vec![4])).is_empty());
+    assert_eq!(l.progress(NodeId(1)).next, 4);
+    // The first is acknowledged: room for one append, carrying all that waited.
+    let out = recv(&mut l, 1, ok(1, 2));
+    assert_eq!(
+        sends(&out),
+        vec![(1, append(1, 3, 1, vec![entry(1, 3), entry(1, 4)], 2))]
+    );
+    assert_eq!(l.progress(NodeId(1)).inflight.len(), 2);
+}
+
+#[test]
+fn flow_an_acknowledgement_frees_every_append_in_flight_up_to_it() {
+    // etcd's FreeLE: Ok { matched } answers every append ending at or before `matched`.
+    let mut l = replicating_leader(3);
+    for c in 1..=3 {
+        propose(&mut l, vec![c]);
+    }
+    assert!(l.progress(NodeId(1)).inflight.full(3));
+    // The answer to the third append arrives first (the network reorders): all three are done.
+    let out = recv(&mut l, 1, ok(1, 4));
+    assert!(sends(&out).is_empty(), "nothing left to send: {out:?}");
+    assert!(l.progress(NodeId(1)).inflight.is_empty());
+    // The older answers then free nothing and move nothing back.
+    recv(&mut l, 1, ok(1, 2));
+    let pr = l.progress(NodeId(1)).clone();
+    assert_eq!((pr.matched, pr.next, pr.inflight.len()), (4, 5, 0));
+    assert_eq!(
+        sends(&propose(&mut l, vec![5])),
+        vec![(1, append(1, 4, 1, vec![entry(1, 5)], 4))]
+    );
+}
+
+#[test]
+fn flow_a_paused_probe_is_retried_on_the_heartbeat_then_with_one_entry() {
+    // etcd probes one message per heartbeat interval. The first retry is whole (a lost probe
+    // or answer is repaired at once); while nothing answers, later ones carry at most one
+    // entry, so a dead follower with a long way to go costs one entry per heartbeat, not
+    // `max_batch`.
+    let log: Vec<_> = (1..=10).map(|c| entry(1, c)).collect();
+    let (mut l, won) = leader_with(2, &plain(), 2, log);
+    // Winning probed n1 at the end of the log, with the no-op.
+    assert_eq!(sends(&won), vec![(1, append(2, 10, 1, vec![noop(2)], 0))]);
+    for _ in 0..2 {
+        let hb = fire(&mut l, RaftTimer::Heartbeat);
+        assert_eq!(sends(&hb), vec![(1, append(2, 10, 1, vec![noop(2)], 0))]);
+    }
+    // The follower holds only slots 1..=4: the probe backs off to slot 5 and, answered by a
+    // rejection, goes out with a whole batch; heartbeats retry it whole, then with one entry.
+    let out = recv(&mut l, 1, reject(2, 10, None, 5));
+    let batch: Vec<_> = (5..=10).map(|c| entry(1, c)).chain([noop(2)]).collect();
+    assert_eq!(sends(&out), vec![(1, append(2, 4, 1, batch.clone(), 0))]);
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(sends(&hb), vec![(1, append(2, 4, 1, batch, 0))]);
+    for _ in 0..2 {
+        let hb = fire(&mut l, RaftTimer::Heartbeat);
+        assert_eq!(sends(&hb), vec![(1, append(2, 4, 1, vec![entry(1, 5)], 0))]);
+    }
+    assert!(l.progress(NodeId(1)).paused);
+}
+
+#[test]
+fn flow_a_heartbeat_that_overtakes_its_appends_keeps_the_follower_replicating() {
+    // The heartbeat, checked at `next - 1`, reaches n1 before the appends it overtook: n1
+    // refuses it, and the leader ignores the refusal (the appends may be on their way).
+    let mut l = replicating_leader(Config::default().max_inflight);
+    propose(&mut l, vec![1]);
+    propose(&mut l, vec![2]);
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(sends(&hb), vec![(1, append(1, 3, 1, vec![], 1))]);
+    let (_, heartbeat) = sends(&hb).remove(0);
+    // The follower got only the no-op so far.
+    let mut f = boot_with(1, 2, &plain(), 1, vec![noop(1)]);
+    let reply = recv(&mut f, 0, heartbeat);
+    assert_eq!(sends(&reply), vec![(0, reject(1, 3, None, 2))]);
+    assert_ignored(&mut l, reject(1, 3, None, 2));
+    let pr = l.progress(NodeId(1));
+    assert!(pr.replicating && pr.next == 4);
+    // The appends then arrive and are acknowledged: nothing is sent twice.
+    let out = recv(&mut l, 1, ok(1, 3));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(l.progress(NodeId(1)).inflight.is_empty());
+}
+
+#[test]
+fn flow_appends_unacknowledged_for_a_heartbeat_interval_are_presumed_lost() {
+    // With nothing acknowledged from one heartbeat to the next, the appends in flight (or
+    // their answers) are presumed lost: probe again after what the follower acknowledged.
+    let mut l = replicating_leader(Config::default().max_inflight);
+    propose(&mut l, vec![1, 2]);
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(sends(&hb), vec![(1, append(1, 3, 1, vec![], 1))]);
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(
+        sends(&hb),
+        vec![(1, append(1, 1, 1, vec![entry(1, 1), entry(1, 2)], 1))]
+    );
+    let pr = l.progress(NodeId(1)).clone();
+    assert!(!pr.replicating && pr.paused && pr.inflight.is_empty());
+    assert_eq!(pr.next, 2);
+    // An acknowledgement between the two heartbeats shows the follower is alive: no probe.
+    let mut l = replicating_leader(Config::default().max_inflight);
+    propose(&mut l, vec![1]);
+    propose(&mut l, vec![2]);
+    fire(&mut l, RaftTimer::Heartbeat);
+    recv(&mut l, 1, ok(1, 2)); // slot 2 (and the commit point) moves; slot 3 is in flight
+    let hb = fire(&mut l, RaftTimer::Heartbeat);
+    assert_eq!(sends(&hb), vec![(1, append(1, 3, 1, vec![], 2))]);
+    assert!(l.progress(NodeId(1)).replicating);
+}
+
+#[test]
+fn flow_a_duplicated_rejection_at_exactly_matched_is_ignored() {
+    // n1 refused a probe at slot 1 (it had nothing), then acknowledged slot 1. A duplicate of
+    // the refusal arrives: with durable logs a follower never lacks a slot it acknowledged in
+    // this term, so it is stale, and must not send n1 back to probing.
+    let (mut l, _) = leader_with(2, &plain(), 2, vec![entry(1, 1)]);
+    recv(&mut l, 1, reject(2, 1, None, 1));
+    recv(&mut l, 1, ok(2, 1));
+    propose(&mut l, vec![5]);
+    let pr = l.progress(NodeId(1));
+    assert_eq!((pr.matched, pr.replicating), (1, true));
+    assert_ignored(&mut l, reject(2, 1, None, 1));
+}
+
+#[test]
+fn flow_a_replicating_follower_ignores_a_rejection_of_an_earlier_probe_past_next() {
+    // Probes back off downwards; once a lower one succeeds, a late refusal of a higher one
+    // (at or after `next`) answers no append sent since, and is ignored.
+    let log: Vec<_> = (1..=4).map(|c| entry(1, c)).collect();
+    let (mut l, _) = leader_with(2, &plain(), 2, log);
+    recv(&mut l, 1, reject(2, 4, None, 2)); // probe at 4 refused: back to 2
+    recv(&mut l, 1, ok(2, 5)); // the probe from slot 2 succeeded: replicating from 6
+    let pr = l.progress(NodeId(1));
+    assert!(pr.replicating && pr.next == 6);
+    assert_ignored(&mut l, reject(2, 4, None, 2));
+}
+
+#[test]
+fn flow_an_old_acknowledgement_does_not_end_a_probe() {
+    // etcd turns a probe into replication only on an answer at or past the probe's slot: an
+    // older acknowledgement says nothing about `next - 1`.
+    let log: Vec<_> = (1..=4).map(|c| entry(1, c)).collect();
+    let (mut l, _) = leader_with(2, &plain(), 2, log);
+    recv(&mut l, 1, reject(2, 4, None, 4)); // probing from slot 4
+    let out = recv(&mut l, 1, ok(2, 2));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    let pr = l.progress(NodeId(1)).clone();
+    assert_eq!(
+        (pr.replicating, pr.paused, pr.matched, pr.next),
+        (false, true, 2, 4)
+    );
+}
+
+#[test]
+fn flow_a_window_of_zero_is_a_config_error() {
+    let cfg = Config {
+        max_inflight: 0,
+        ..Config::default()
+    };
+    assert_eq!(cfg.validate(3), Err(crate::ConfigError::MaxInflight));
+    assert_eq!(
+        crate::ConfigError::MaxInflight.to_string(),
+        "max in-flight appends must be at least 1"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1465,7 +1678,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
         matched,
         replicating: matched > 0,
         paused: false,
-        sending: None,
+        ..Progress::default()
     };
     r.state = RoleState::Leader {
         active: NodeSet::from_bits(0b101), // n0 and n2
