@@ -69,6 +69,11 @@ pub struct ModelArgs {
     /// least 1; small values let a model this size send a log in pieces. Default: 4096.
     #[arg(long)]
     pub max_batch: Option<usize>,
+    /// Raft: most appends in flight to one replicating follower (etcd's MaxInflightMsgs). At
+    /// least 1; at the default (64) the window never binds in a model this size, whose
+    /// `--max-in-flight` bounds every message in the network far below it.
+    #[arg(long)]
+    pub max_inflight: Option<usize>,
     #[command(flatten)]
     pub reads: super::ReadArgs,
     #[command(flatten)]
@@ -221,6 +226,9 @@ impl ModelArgs {
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
         if let Some(b) = self.max_batch {
             cfg.protocol.max_batch = b;
+        }
+        if let Some(w) = self.max_inflight {
+            cfg.protocol.max_inflight = w;
         }
         self.reads.apply(&mut cfg.protocol);
         self.snapshots.apply(&mut cfg.protocol);

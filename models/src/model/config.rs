@@ -424,6 +424,9 @@ impl ModelConfig {
         if self.protocol.max_batch != d.protocol.max_batch {
             f.push(format!("--max-batch {}", self.protocol.max_batch));
         }
+        if self.protocol.max_inflight != d.protocol.max_inflight {
+            f.push(format!("--max-inflight {}", self.protocol.max_inflight));
+        }
         if self.protocol.window != d.protocol.window {
             f.push(format!("--window {}", self.protocol.window));
         }
