@@ -39,6 +39,16 @@
 //!   says it is behind when it lacks one (an `Accept` lost to every acceptor is re-sent).
 //!   The leader cannot tell loss from delay, and one open slot stalls every later one.
 //!   Replicas apply in slot order; no-ops take a slot but are not reported.
+//! * **Catch-up flow control (not in PMS or PMMC; etcd-raft's `StateProbe` is the analogue).**
+//!   A replica that is behind answers every `Accept` and heartbeat "behind" until it has
+//!   caught up, so re-sending on each answer would send it overlapping batches, quadratic in
+//!   the load. The leader keeps, per replica, the one catch-up batch (at most `max_batch`
+//!   slots) on its way: the next goes only when an answer shows the replica holds this one
+//!   (what it lacks starts past it); otherwise nothing is re-sent until the batch has been on
+//!   its way for two heartbeats, when it is deemed lost and sent again from what the replica
+//!   last said it lacks. A replica receiving a snapshot gets no batch: the chunks are their
+//!   own flow, and the last one's acknowledgement sends the first batch above it. This state
+//!   is the leadership's: a new leader starts with none.
 //! * **Leader stability (PMMC §3, "leases"; as Raft's CheckQuorum).** The leader sends
 //!   heartbeats. An acceptor that heard from a live leader since its last election timeout
 //!   ignores `Prepare`s from anybody else, and a candidate that hears from a live leader
@@ -86,6 +96,7 @@ use crate::replica::{
     ClusterCheck, Command, Config, Fixed, Invariant, NodeId, Out, ReadId, ReadMode, Replica, Role,
     Slot, Snapshot, Status, StepCheck, MAX_NODES,
 };
+use phase2::CatchUp;
 use read::{ForwardedReads, LeaderReads};
 pub use reconfig::Configs;
 use reconfig::{Handoff, PendingChange};
@@ -502,7 +513,8 @@ enum RoleState<C> {
     /// `heard`: the nodes heard from since the last CheckQuorum round. `acks`: the nodes
     /// that accepted each open slot `commit + 1 ..= proposed()` in our ballot. `reads`: the
     /// reads this leadership serves (they cannot outlive it). `transfers`: by node id, the
-    /// snapshot on its way to that node, if any. `progress`: by node id, the slot up to which
+    /// snapshot on its way to that node, if any. `catch_up`: by node id, the catch-up batch
+    /// on its way to that node, if any (one at a time; see [`CatchUp`]). `progress`: by node id, the slot up to which
     /// it reported holding every value (chosen, or ours), kept for learners and a transfer's
     /// target only (a promotion or a transfer waits for them to catch up).
     ///
@@ -521,6 +533,7 @@ enum RoleState<C> {
         acks: Vec<NodeSet>,
         reads: LeaderReads,
         transfers: Vec<Option<Transfer>>,
+        catch_up: Vec<Option<CatchUp>>,
         progress: Vec<Slot>,
         covered: Vec<Membership>,
         promises: NodeSet,
@@ -761,6 +774,7 @@ impl<C: Command> MultiPaxos<C> {
             (PaxosTimer::Heartbeat, Role::Leader) => {
                 self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
                 self.resend_quiet_chunks(out);
+                self.resend_lost_batches(out);
                 if !self.renew_lease(out) {
                     self.reconfirm_reads(out);
                 }
@@ -1117,6 +1131,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 acks,
                 reads: _,
                 transfers,
+                catch_up,
                 progress,
                 covered,
                 promises,
@@ -1135,6 +1150,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                     *a = a.renamed(map);
                 }
                 map.by_id(transfers);
+                map.by_id(catch_up);
                 map.by_id(progress);
                 *promises = promises.renamed(map);
                 map.by_id(p1_heard);

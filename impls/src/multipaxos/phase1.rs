@@ -236,6 +236,7 @@ impl<C: Command> MultiPaxos<C> {
             acks,
             reads: LeaderReads::new(),
             transfers: vec![None; MAX_NODES],
+            catch_up: vec![None; MAX_NODES],
             progress: vec![0; MAX_NODES],
             covered,
             promises: me,

@@ -265,22 +265,101 @@ impl<C: Command> MultiPaxos<C> {
         }
         self.end_transfer_below(from, f_commit);
         self.maybe_handoff(out);
-        if !behind {
+        // Catch-up: from its commit point if it is below ours (the chosen slots it lacks; our
+        // snapshot if we compacted some of them away), else from the first open slot it has
+        // not accepted.
+        let need = behind.then(|| {
+            if f_commit < self.commit {
+                Some(f_commit + 1)
+            } else {
+                self.acks()
+                    .iter()
+                    .position(|a| !a.contains(from))
+                    .map(|i| self.commit + 1 + i as Slot)
+            }
+        });
+        self.catch_up(from, need.flatten(), out);
+    }
+
+    /// Leader: `to` answered, lacking the slots from `need` on (`None`: it lacks nothing we
+    /// can send). Flow control: one catch-up batch on its way to it at a time. Its next
+    /// batch goes once an answer shows it holds this one (`need` past the batch); an answer
+    /// that does not says nothing new (it may have been sent before the batch arrived), so
+    /// nothing is re-sent until the heartbeat deems the batch lost ([`CatchUp::TICKS`]).
+    /// Without this every "behind" answer (one per Accept and heartbeat it gets) would
+    /// re-send an overlapping batch: quadratic traffic towards a replica that is behind under
+    /// load, and the most towards a slow one. (Neither PMS nor PMMC says anything on
+    /// catch-up traffic; this is the analogue of etcd-raft's `StateProbe`, `tracker/state.go`:
+    /// one append in flight to a follower until it is answered, or a heartbeat interval.)
+    pub(super) fn catch_up(&mut self, to: NodeId, need: Option<Slot>, out: &mut Out<Self, C>) {
+        let RoleState::Leader {
+            transfers,
+            catch_up,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let Some(c) = catch_up.get_mut(to.index()) else {
+            return;
+        };
+        if transfers[to.index()].is_some() {
+            // A snapshot is on its way, with its own flow: its end sends the slots above it.
+            *c = None;
             return;
         }
-        // Catch-up: re-send, one batch, from its commit point if it is below ours (the chosen
-        // slots it lacks; our snapshot if we compacted some of them away), else from the
-        // first open slot it has not accepted.
-        let lo = if f_commit < self.commit {
-            Some(f_commit + 1)
-        } else {
-            self.acks()
-                .iter()
-                .position(|a| !a.contains(from))
-                .map(|i| self.commit + 1 + i as Slot)
+        let Some(need) = need else {
+            *c = None; // caught up: whatever was on its way arrived, or is not needed
+            return;
         };
-        if let Some(lo) = lo {
-            self.resend_from(from, lo, out);
+        if let Some(batch) = c.as_mut().filter(|batch| need <= batch.last) {
+            batch.need = need;
+            return;
+        }
+        *c = None;
+        self.resend_from(to, need, out);
+    }
+
+    /// Leader, at a heartbeat: a catch-up batch on its way for [`CatchUp::TICKS`] heartbeats
+    /// is deemed lost (or its answer is); send the slots its replica last said it lacks again.
+    pub(super) fn resend_lost_batches(&mut self, out: &mut Out<Self, C>) {
+        let audience = self.audience();
+        let RoleState::Leader { catch_up, .. } = &mut self.state else {
+            return;
+        };
+        let mut lost = Vec::new();
+        for (pos, c) in catch_up.iter_mut().enumerate() {
+            let Some(batch) = c else { continue };
+            batch.ticks += 1;
+            if batch.ticks >= CatchUp::TICKS {
+                lost.push((NodeId(pos as u8), batch.need));
+                *c = None;
+            }
+        }
+        for (to, need) in lost {
+            // Not to a replica a change removed: it needs nothing more from us.
+            if audience.contains(to) {
+                self.resend_from(to, need, out);
+            }
         }
     }
+}
+
+/// A leader's catch-up batch on its way to one replica, re-sent at our ballot (see
+/// [`MultiPaxos::catch_up`]). Its first slot is not kept: an answer showing the replica
+/// lacks a slot at or below the last is no news either way.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct CatchUp {
+    /// The last slot of the batch.
+    pub(super) last: Slot,
+    /// The first slot the replica said it lacks since: where a re-send starts.
+    pub(super) need: Slot,
+    /// Heartbeats since it was sent.
+    pub(super) ticks: u8,
+}
+
+impl CatchUp {
+    /// Heartbeats a batch may be on its way before it is deemed lost: two, so that it is
+    /// given one to two whole heartbeat intervals (as a snapshot chunk is; see [`snapshot`]).
+    pub(super) const TICKS: u8 = 2;
 }

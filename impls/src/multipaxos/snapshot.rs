@@ -42,7 +42,11 @@
 //! host before any later commit. It is safe to learn from anybody at any ballot: a snapshot
 //! holds only chosen slots (its taker's commit point covered it), and a chosen value is the
 //! only one ever chosen. After the last acknowledgement the leader re-sends the slots above
-//! the snapshot, and the usual behind/re-send path continues from there.
+//! the snapshot, and the usual behind/re-send path continues from there. No log batch goes
+//! to a replica while a transfer to it is on its way: its commit point is inside the snapshot
+//! (else the transfer ends), and the chunks are flow-controlled already; starting a transfer
+//! forgets the catch-up batch on its way to that replica, if any (see the module docs of
+//! [`super`], "Catch-up flow control").
 //!
 //! # Phase 1 above a snapshot (PMS §2.2, P2c; PMS §3)
 //!
@@ -203,9 +207,16 @@ impl<C: Command> MultiPaxos<C> {
     /// Leader: send our snapshot to `to` from offset 0, unless it is on its way already.
     pub(super) fn start_transfer(&mut self, to: NodeId, out: &mut Out<Self, C>) {
         let (pos, base, b) = (to.index(), self.base(), self.ballot);
-        let RoleState::Leader { transfers, .. } = &mut self.state else {
+        let RoleState::Leader {
+            transfers,
+            catch_up,
+            ..
+        } = &mut self.state
+        else {
             return;
         };
+        // The snapshot replaces any catch-up batch: no log batch goes while it is on its way.
+        catch_up[pos] = None;
         if transfers[pos].is_some_and(|t| t.slot == base) {
             return; // one chunk outstanding at a time; the heartbeat re-sends a lost one
         }
@@ -322,8 +333,9 @@ impl<C: Command> MultiPaxos<C> {
         }
     }
 
-    /// Leader: `to` lacks the chosen slots from `lo` on: re-send one batch of them, or our
-    /// snapshot if we compacted some of them away.
+    /// Leader: `to` lacks the chosen slots from `lo` on: send one batch of them (the catch-up
+    /// batch on its way to it: see [`MultiPaxos::catch_up`]), or our snapshot if we
+    /// compacted some of them away.
     pub(super) fn resend_from(&mut self, to: NodeId, lo: Slot, out: &mut Out<Self, C>) {
         if lo <= self.base() {
             return self.start_transfer(to, out);
@@ -336,17 +348,26 @@ impl<C: Command> MultiPaxos<C> {
         }
         let hi = proposed.min(lo + self.cfg.max_batch as Slot - 1);
         let cmds = self.values(lo, hi);
-        if !cmds.is_empty() {
-            out.send(
-                to,
-                PaxosMsg::Accept {
-                    ballot: self.ballot,
-                    first: lo,
-                    cmds,
-                    commit: self.commit,
-                },
-            );
+        if cmds.is_empty() {
+            return;
         }
+        let last = lo + cmds.len() as Slot - 1;
+        if let RoleState::Leader { catch_up, .. } = &mut self.state {
+            catch_up[to.index()] = Some(CatchUp {
+                last,
+                need: lo,
+                ticks: 0,
+            });
+        }
+        out.send(
+            to,
+            PaxosMsg::Accept {
+                ballot: self.ballot,
+                first: lo,
+                cmds,
+                commit: self.commit,
+            },
+        );
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -728,26 +728,6 @@ fn an_accept_leaves_slots_at_or_below_the_commit_point_as_they_are() {
 }
 
 #[test]
-fn leader_resends_what_a_behind_follower_lacks() {
-    // Catch-up: chosen slots re-sent at the leader's ballot, one batch from its commit point.
-    let mut r = leader(3);
-    r.cfg = Fixed::new(Config {
-        max_batch: 2,
-        ..Config::default()
-    });
-    propose(&mut r, vec![1, 2, 3]);
-    recv(&mut r, 1, accepted(b(1, 0), 1, 3, 0, false));
-    assert_eq!(r.status().commit, 3);
-    let out = recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true));
-    assert_eq!(
-        sends(&out),
-        vec![(2, accept(b(1, 0), 1, vec![Some(1), Some(2)], 3))]
-    );
-    let out = recv(&mut r, 2, accepted(b(1, 0), 1, 2, 2, true));
-    assert_eq!(sends(&out), vec![(2, accept(b(1, 0), 3, vec![Some(3)], 3))]);
-}
-
-#[test]
 fn an_accept_lost_to_every_acceptor_is_resent_after_a_heartbeat() {
     // Slot 1's Accept reached nobody, slot 2's did: the leader cannot tell loss from delay,
     // and slot 2 cannot be applied before slot 1 is chosen. The follower can: the heartbeat
@@ -821,6 +801,180 @@ fn a_heartbeat_answer_acknowledges_slots_the_follower_knows_chosen() {
     assert_eq!(f.status().commit, 1);
     let out = recv(&mut f, 1, accept(b(2, 1), 2, vec![], 0));
     assert_eq!(sends(&out), vec![(1, accepted(b(2, 1), 1, 1, 1, false))]);
+}
+
+// --- Catch-up flow control (one batch on its way per replica) ----------------------------------
+
+/// Node 0 of 3 leading ballot (1, 0) with `max_batch` 2, slots 1-3 chosen (n1 accepted them),
+/// after n2 said it was behind with nothing and got the catch-up batch of slots 1-2: chosen
+/// slots re-sent at the leader's ballot, one batch from its commit point.
+fn leader_catching_up_n2() -> P {
+    let mut r = leader(3);
+    r.cfg = Fixed::new(Config {
+        max_batch: 2,
+        ..Config::default()
+    });
+    propose(&mut r, vec![1, 2, 3]);
+    recv(&mut r, 1, accepted(b(1, 0), 1, 3, 0, false));
+    assert_eq!(r.status().commit, 3);
+    let out = recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(2, accept(b(1, 0), 1, vec![Some(1), Some(2)], 3))]
+    );
+    r
+}
+
+#[test]
+fn a_burst_of_behind_answers_sends_one_catch_up_batch() {
+    // Every Accept and heartbeat a lagging replica gets is answered "behind" until the batch
+    // arrives; each used to re-send a batch. With one on its way they send nothing (the
+    // analogue of etcd raft's probe state: one append in flight).
+    let mut r = leader_catching_up_n2();
+    for _ in 0..3 {
+        let out = recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true));
+        assert_eq!(sends(&out), vec![]);
+    }
+    // New slots go to it as usual; its behind answer to them re-sends nothing either.
+    let out = propose(&mut r, vec![4]);
+    assert!(sends(&out).contains(&(2, accept(b(1, 0), 4, vec![Some(4)], 3))));
+    let out = recv(&mut r, 2, accepted(b(1, 0), 4, 4, 0, true));
+    assert_eq!(sends(&out), vec![]);
+}
+
+#[test]
+fn the_next_catch_up_batch_goes_once_an_answer_shows_the_first_arrived() {
+    let mut r = leader_catching_up_n2();
+    // Its answer to the batch: it learned slots 1-2 chosen, past the batch's last slot.
+    let out = recv(&mut r, 2, accepted(b(1, 0), 1, 2, 2, true));
+    assert_eq!(sends(&out), vec![(2, accept(b(1, 0), 3, vec![Some(3)], 3))]);
+    // That one is on its way now: a heartbeat's answer sent before it arrived re-sends nothing.
+    let out = recv(&mut r, 2, accepted(b(1, 0), 4, 3, 2, true));
+    assert_eq!(sends(&out), vec![]);
+    // Caught up (not behind): nothing is on its way any more, so the next "behind" (slot 4
+    // lost) sends at once.
+    recv(&mut r, 2, accepted(b(1, 0), 3, 3, 3, false));
+    propose(&mut r, vec![4]);
+    let out = recv(&mut r, 2, accepted(b(1, 0), 5, 3, 3, true));
+    assert_eq!(sends(&out), vec![(2, accept(b(1, 0), 4, vec![Some(4)], 3))]);
+}
+
+#[test]
+fn a_lost_catch_up_batch_is_resent_after_two_heartbeats() {
+    let mut r = leader_catching_up_n2();
+    let hb = |commit| {
+        vec![
+            (1, accept(b(1, 0), 4, vec![], commit)),
+            (2, accept(b(1, 0), 4, vec![], commit)),
+        ]
+    };
+    // The batch is lost. The first heartbeat after it went only counts it (it may have gone
+    // out just before); the answer to that heartbeat says nothing new.
+    let out = fire(&mut r, PaxosTimer::Heartbeat);
+    assert_eq!(sends(&out), hb(3));
+    assert_eq!(
+        sends(&recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true))),
+        vec![]
+    );
+    // The second: on its way for a whole heartbeat interval, it is deemed lost and sent again.
+    let out = fire(&mut r, PaxosTimer::Heartbeat);
+    let mut want = hb(3);
+    want.push((2, accept(b(1, 0), 1, vec![Some(1), Some(2)], 3)));
+    assert_eq!(sends(&out), want);
+    // Sent again, it is the one on its way.
+    assert_eq!(
+        sends(&recv(&mut r, 2, accepted(b(1, 0), 4, 3, 0, true))),
+        vec![]
+    );
+}
+
+#[test]
+fn a_new_leader_starts_with_no_catch_up_batch_on_its_way() {
+    // Catch-up state is the leadership's: deposed with a batch on its way to n2, then elected
+    // again in a later ballot, the leader sends n2's first "behind" answer a batch at once.
+    let mut r = leader_catching_up_n2();
+    recv(&mut r, 1, nack(b(1, 0), b(2, 1)));
+    assert_eq!(r.status().role, Role::Follower);
+    fire(&mut r, PaxosTimer::Election);
+    recv(
+        &mut r,
+        1,
+        PaxosMsg::Promise {
+            ballot: b(3, 0),
+            from: 4,
+            accepted: vec![],
+            start: 4,
+            end: 4,
+        },
+    );
+    assert_eq!(r.status().role, Role::Leader);
+    let RoleState::Leader { catch_up, .. } = &r.state else {
+        unreachable!("leads")
+    };
+    assert!(catch_up.iter().all(Option::is_none));
+    let out = recv(&mut r, 2, accepted(b(3, 0), 4, 3, 0, true));
+    assert_eq!(
+        sends(&out),
+        vec![(2, accept(b(3, 0), 1, vec![Some(1), Some(2)], 3))]
+    );
+}
+
+#[test]
+fn no_catch_up_batch_goes_to_a_replica_receiving_the_snapshot() {
+    // The snapshot transfer has its own flow (one chunk outstanding); the batch of slots above
+    // it goes when the last chunk is acknowledged, and is then the batch on its way.
+    let mut r = leader(3);
+    r.cfg = Fixed::new(Config {
+        max_batch: 2,
+        ..Config::default()
+    });
+    propose(&mut r, vec![1, 2, 3, 4]);
+    recv(&mut r, 1, accepted(b(1, 0), 1, 4, 0, false));
+    let snapshot = Snapshot {
+        slot: 2,
+        data: b"ab".as_slice().into(),
+    };
+    r.compact(snapshot, &mut Effects::new());
+    let is_chunk = |m: &PaxosMsg<Cmd>| {
+        matches!(
+            m,
+            PaxosMsg::Snapshot {
+                slot: 2,
+                offset: 0,
+                ..
+            }
+        )
+    };
+    let out = recv(&mut r, 2, accepted(b(1, 0), 5, 4, 0, true));
+    let sent = sends(&out);
+    assert!(
+        sent.len() == 1 && sent[0].0 == 2 && is_chunk(&sent[0].1),
+        "{sent:?}"
+    );
+    // Behind answers meanwhile (its commit point 0 is still inside the snapshot) send nothing.
+    assert_eq!(
+        sends(&recv(&mut r, 2, accepted(b(1, 0), 5, 4, 0, true))),
+        vec![]
+    );
+    let ack = PaxosMsg::SnapshotAck {
+        ballot: b(1, 0),
+        slot: 2,
+        offset: 2,
+    };
+    let out = recv(&mut r, 2, ack);
+    assert_eq!(
+        sends(&out),
+        vec![(2, accept(b(1, 0), 3, vec![Some(3), Some(4)], 4))]
+    );
+    // An answer to a heartbeat sent before the snapshot was installed re-sends nothing.
+    assert_eq!(
+        sends(&recv(&mut r, 2, accepted(b(1, 0), 5, 4, 0, true))),
+        vec![]
+    );
+    assert_eq!(
+        sends(&recv(&mut r, 2, accepted(b(1, 0), 5, 4, 2, true))),
+        vec![]
+    );
 }
 
 // --- Leadership ------------------------------------------------------------------------------
@@ -1101,8 +1255,9 @@ fn renaming_moves_every_node_id_ballots_included() {
         }
     );
     assert_eq!((r.tried, r.commit), (before.tried, before.commit));
-    // A leader's node sets move the same way, and so do the configurations it holds: in its
-    // log, backlog and queue, and those that decide its slots.
+    // A leader's node sets and per-node state (a catch-up batch on its way to the handoff's
+    // target) move the same way, and so do the configurations it holds: in its log, backlog
+    // and queue, and those that decide its slots.
     let set = |ids: &[u8]| NodeSet::of(ids.iter().map(|&i| NodeId(i)));
     let config = |ids: &[u8]| Value::Config(Membership::voters(set(ids)));
     let leader_state = |heard: &[u8], acks: [&[u8]; 2], promises: &[u8], target: u8, c: &[u8]| {
@@ -1113,6 +1268,15 @@ fn renaming_moves_every_node_id_ballots_included() {
             acks: acks.iter().map(|a| set(a)).collect(),
             reads: read::LeaderReads::new(),
             transfers: vec![None; MAX_NODES],
+            catch_up: (0..MAX_NODES)
+                .map(|i| {
+                    (i == target as usize).then_some(CatchUp {
+                        last: 5,
+                        need: 3,
+                        ticks: 1,
+                    })
+                })
+                .collect(),
             progress: vec![0; MAX_NODES],
             covered: vec![Membership::voters(set(promises))],
             promises: set(promises),
