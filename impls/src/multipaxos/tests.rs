@@ -1909,8 +1909,9 @@ fn restarted_acceptor_refuses_the_deposed_leader() {
     assert!(c.replica(1).log().is_empty(), "5 was refused");
 }
 
-#[test]
-fn replica_far_behind_after_a_crash_catches_up() {
+/// Three nodes (`max_batch` 4) with n0 leading: n2 crashes, 40 commands are chosen without
+/// it, and it restarts. Returns the cluster and the commands.
+fn n2_restarted_40_behind() -> (C, Vec<Cmd>) {
     let mut c = C::new(
         3,
         Config {
@@ -1926,8 +1927,51 @@ fn replica_far_behind_after_a_crash_catches_up() {
         c.deliver_all();
     }
     c.restart(2);
+    (c, want)
+}
+
+#[test]
+fn replica_far_behind_after_a_crash_catches_up() {
+    let (mut c, want) = n2_restarted_40_behind();
     settle(&mut c, 0);
     assert_eq!(c.applied(2), want);
     assert_eq!(c.replica(2).status().commit, 40);
     assert_eq!(c.node(2).durable, c.replica(2).durable());
+}
+
+#[test]
+fn a_replica_behind_under_load_is_caught_up_with_each_slot_sent_at_most_twice_on_average() {
+    // n2 restarts 40 slots behind while the leader takes a command a step, and only four
+    // messages are delivered a step (a busy network). Each Accept and heartbeat n2 gets is
+    // answered "behind" until it has caught up. One catch-up batch on its way at a time keeps
+    // what is re-sent to it near the 40 slots it lacks (64 here: batches still queued after
+    // two heartbeats were deemed lost and sent again); re-sending a batch on every "behind"
+    // answer re-sent 1496 slots and so flooded the network that n2 took 296 steps to catch
+    // up instead of 88.
+    let (mut c, behind) = n2_restarted_40_behind();
+    // Slots re-sent to n2 from its gap (at or below slot 40; new slots start at 41).
+    let mut resent = 0;
+    let mut deliver = |c: &mut C, n: usize| {
+        for _ in 0..n.min(c.net.len()) {
+            let e = &c.net[0];
+            if let PaxosMsg::Accept { cmds, first, .. } = &e.msg {
+                if e.to == NodeId(2) && *first <= 40 {
+                    resent += cmds.len();
+                }
+            }
+            c.deliver(0);
+        }
+    };
+    let mut steps = 0;
+    while c.replica(2).status().commit < 40 {
+        assert!(steps < 200, "n2 did not catch up within 200 steps");
+        c.propose(0, vec![41 + steps]);
+        if steps % 4 == 3 {
+            c.fire(0, PaxosTimer::Heartbeat);
+        }
+        deliver(&mut c, 4);
+        steps += 1;
+    }
+    assert_eq!(c.applied(2)[..40], behind[..]);
+    assert!(resent <= 80, "{resent} slots re-sent for 40 lacking");
 }
