@@ -68,6 +68,24 @@ fn a_spare_joins_as_a_voter_and_counts_from_the_append_on() {
     );
 }
 
+/// Diss. §4.1: a leader counts in the latest configuration of its log, committed or not. An
+/// entry held by 2 of voters {n0,n1,n2,n3} is no majority there, but once the leader appends
+/// "remove n2" it is 2 of {n0,n1,n3}, and commits: safe, since every majority of the one
+/// meets every majority of the other. The invariant *committed entries are on a quorum*,
+/// checked after every step by the driver, accepts that configuration (it once looked only
+/// at the configuration in force at the entry's slot, and the fault schedules found this).
+#[test]
+fn an_entry_commits_on_a_majority_of_a_configuration_appended_after_it() {
+    let mut c = cluster(4, 4, Config::default());
+    c.partition(&[1, 2]);
+    c.propose(0, vec![7]);
+    c.deliver_all();
+    assert!(c.applied(0).is_empty(), "2 of 4 is no majority");
+    c.change(0, 1, Change::Remove(NodeId(2)));
+    assert_eq!(config(&c, 0), voters(&[0, 1, 3]), "in force once appended");
+    assert_eq!(c.applied(0), vec![7], "2 of 3 is");
+}
+
 #[test]
 fn bad_requests_are_refused_and_change_nothing() {
     let mut c = cluster(4, 3, Config::default());

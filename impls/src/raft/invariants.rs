@@ -77,10 +77,13 @@ pub(super) fn leader_completeness<C: Command>(rs: &[&Raft<C>]) -> Result<(), Str
 
 /// Committed entries are on a quorum (§5.3: "a log entry is committed once the leader that
 /// created it has replicated it on a majority"): the entry at each replica's commit point is
-/// held, with its term, by a quorum of the configuration in force at it, counting replicas
-/// whose snapshot covers it. A majority of a later single-server configuration always holds
-/// a majority of the earlier one (and joint consensus needs both), so the configuration in
-/// force at the slot is the weakest one a correct commit can have used. Learners never count.
+/// held, with its term, by a quorum of a configuration a correct leader could have counted
+/// it in, counting replicas whose snapshot covers it: the one in force at the slot, or one
+/// appended after it in a log that holds the entry (diss. §4.1: a leader counts in the
+/// latest configuration of its log, committed or not). A later configuration's majority
+/// need not be a majority of the earlier one: a leader that appended "remove n0" after the
+/// entry commits it on 2 of {n1,n2,n3} where {n0,n1,n2,n3} needed 3, which is safe because
+/// every majority of the one meets every majority of the other (§4.3). Learners never count.
 pub(super) fn committed_on_a_quorum<C: Command>(rs: &[&Raft<C>]) -> Result<(), String> {
     for r in rs {
         let c = r.commit;
@@ -93,7 +96,12 @@ pub(super) fn committed_on_a_quorum<C: Command>(rs: &[&Raft<C>]) -> Result<(), S
                 .map(|x| x.id),
         );
         let config = r.config_at(c).0;
-        if !config.has_quorum(holders) {
+        // Configurations appended after slot c in logs that hold its entry.
+        let later = rs
+            .iter()
+            .filter(|x| x.term_at(c) == Some(term))
+            .flat_map(|x| (c + 1..=x.last_index()).filter_map(|s| x.entry_at(s)?.config));
+        if !config.has_quorum(holders) && !later.into_iter().any(|k| k.has_quorum(holders)) {
             return Err(format!(
                 "{} committed slot {c} (term {term}), held only by {holders} of {config}",
                 r.id
