@@ -12,8 +12,3 @@ fn main() -> std::process::ExitCode {
     eprintln!("error: paxraft built with --cfg loom is only the runtime, for the loom tests");
     std::process::ExitCode::from(2)
 }
-
-/// mimalloc (see Cargo.toml for why): the runtime's throughput is bound by allocation.
-#[cfg(not(loom))]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

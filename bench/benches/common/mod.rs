@@ -11,10 +11,6 @@ use std::time::Duration;
 
 use criterion::Criterion;
 
-/// The `paxraft` binary's allocator (see the root Cargo.toml).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// `PAXRAFT_BENCH_QUICK=1` (any value but `0` or empty): a short first look: fewer points and
 /// shorter measurements.
 pub fn quick() -> bool {
