@@ -66,11 +66,7 @@ impl<C: Command> Raft<C> {
         let mut limit = batch;
         if pr.replicating && !pr.inflight.is_empty() {
             if pr.stalled {
-                pr.replicating = false;
-                pr.paused = false;
-                pr.stalled = false;
-                pr.inflight.reset();
-                pr.next = pr.matched + 1;
+                pr.probe_from(pr.matched + 1);
                 // A fresh probe, not a heartbeat: it carries entries even with
                 // `empty_heartbeats`.
                 if pr.next <= self.snap_index() {
@@ -394,13 +390,21 @@ impl<C: Command> Raft<C> {
                     None => conflict_index,
                 };
                 let pr = self.progress(from);
-                pr.next = max(pr.matched + 1, min(next, prev_index));
-                pr.replicating = false;
-                pr.paused = false;
-                pr.stalled = false;
-                pr.inflight.reset();
+                pr.probe_from(max(pr.matched + 1, min(next, prev_index)));
                 self.send_append(from, false, out);
             }
         }
+    }
+}
+
+impl Progress {
+    /// Back to probing from `next` (etcd's `BecomeProbe`): nothing in flight, no probe
+    /// outstanding yet; the caller sends it.
+    fn probe_from(&mut self, next: Slot) {
+        self.next = next;
+        self.replicating = false;
+        self.paused = false;
+        self.stalled = false;
+        self.inflight.reset();
     }
 }
