@@ -167,14 +167,25 @@ pub enum Bug {
     /// state the commands build, so a snapshot of the state must carry it; Paxos Made Live
     /// §5.5: a lagging replica catches up from a snapshot).
     SnapshotWithoutConfigs,
+    /// F1: a Raft leader appends every command proposed to it, ignoring
+    /// [`crate::Config::max_uncommitted`]: a leader that cannot commit (a lost quorum, a slow
+    /// disk) grows its log without bound instead of handing proposals back busy (etcd-io/etcd
+    /// PR #10167 added `MaxUncommittedEntries` for this, after cockroachdb/cockroach#27772:
+    /// re-proposals grew a leader's uncommitted tail without bound during a loss of quorum).
+    RaftIgnoresCap,
+    /// F2: a multi-Paxos leader queues every command proposed to it, ignoring
+    /// [`crate::Config::max_uncommitted`]: the queue behind its window grows without bound
+    /// while nothing is chosen.
+    PaxosIgnoresCap,
 }
 
 impl Bug {
     /// Every bug, in BUGZOO.md order, then the ones added since (appended so that no
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
-    /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 and M8 (multi-Paxos's).
-    pub const ALL: [Bug; 44] = [
+    /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 and M8 (multi-Paxos's), then
+    /// the flow-control bugs F1 and F2.
+    pub const ALL: [Bug; 46] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -219,22 +230,24 @@ impl Bug {
         Bug::RemovedServerDisrupts,
         Bug::ProposesBeyondWindow,
         Bug::SnapshotWithoutConfigs,
+        Bug::RaftIgnoresCap,
+        Bug::PaxosIgnoresCap,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 44] = [
+        const CODES: [&str; 46] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
-            "M5", "M7", "M8",
+            "M5", "M7", "M8", "F1", "F2",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 44] = [
+        const NAMES: [&str; 46] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -279,6 +292,8 @@ impl Bug {
             "removed-server-disrupts",
             "proposes-beyond-window",
             "snapshot-without-configuration",
+            "leader-ignores-cap",
+            "leader-ignores-queue-cap",
         ];
         NAMES[self as usize]
     }
@@ -313,7 +328,8 @@ impl Bug {
             | LearnerCounted
             | JointLeftEarly
             | TransferToBehind
-            | RemovedServerDisrupts => Some("raft"),
+            | RemovedServerDisrupts
+            | RaftIgnoresCap => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot
@@ -327,7 +343,8 @@ impl Bug {
             | Phase1SkipsAccepted
             | PromiseBeforeLastChunk
             | ProposesBeyondWindow
-            | SnapshotWithoutConfigs => Some("multipaxos"),
+            | SnapshotWithoutConfigs
+            | PaxosIgnoresCap => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

@@ -467,6 +467,10 @@ pub struct Status {
     /// not (diss. §4.1); for multi-Paxos the latest it learned chosen, which decides the
     /// slots from α after its own on ([`crate::multipaxos::reconfig`]).
     pub config: Membership,
+    /// A leader's holdings as [`Config::max_uncommitted`] counts them (what
+    /// [`Config::admits`] is given when commands are proposed); 0 at any other role. Hosts
+    /// check against it that a leader takes commands only under its cap.
+    pub uncommitted: u64,
 }
 
 /// A protocol invariant checked over the states of a set of replicas (the live ones; a crashed

@@ -139,6 +139,8 @@ impl<C: Command> Replica<C> for Unreplicated {
             last: self.last,
             snapshot: 0,
             config: crate::Membership::voters(crate::NodeSet::of([self.server])),
+            // Commits in the step that takes a command: nothing is ever held.
+            uncommitted: 0,
         }
     }
 

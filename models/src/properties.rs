@@ -153,6 +153,11 @@ pub mod names {
     /// the cap hands a proposal back busy (which "a client op is answered" then shows is
     /// retried to an answer, with the history linearizable).
     pub const REFUSED_BUSY: &str = "a leader at its cap refuses a proposal busy";
+    /// With a cap on uncommitted commands below the clients' count: no leader took more of a
+    /// proposal than [`Config::admits`](paxraft_impls::Config::admits) of what it held
+    /// ([`Status::uncommitted`](paxraft_impls::Status)) allowed, so a leader that cannot
+    /// commit holds a bounded log (rule 3 of the effect contract). Zoo bugs F1 and F2.
+    pub const WITHIN_CAP: &str = "leaders take commands only under their cap";
 }
 
 type Cond<M> = fn(&M, &<M as Model>::State) -> bool;
@@ -324,6 +329,15 @@ fn recovers<M: ClusterView>(m: &M, s: &M::State) -> bool {
     most > 0 && live_servers(setup, state).any(|(_, x)| x.saved.restarts > 0 && x.reported >= most)
 }
 
+/// Whether the clients can overrun the cap: more of them than it admits, with requests.
+fn capped<R: Replica<Cmd>>(setup: &Setup<R>) -> bool {
+    setup.cfg.protocol.max_uncommitted < setup.cfg.clients && setup.cfg.ops > 0
+}
+
+fn within_cap<M: ClusterView>(m: &M, s: &M::State) -> bool {
+    passed(m, s, &[HostCheck::Cap])
+}
+
 fn reads_from_applied<M: ClusterView>(m: &M, s: &M::State) -> bool {
     passed(m, s, &[HostCheck::ReadAhead])
 }
@@ -467,6 +481,11 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
             reads_from_applied::<M>,
         ));
     }
+    // Two clients' requests at one leader before either commits overrun a cap of 1: below
+    // that the cap never binds (its sometimes-property, REFUSED_BUSY, is pushed likewise).
+    if capped(setup) {
+        p.push(Property::always(WITHIN_CAP, within_cap::<M>));
+    }
     let snapshots = setup.cfg.protocol.snapshots.is_some() && <M::R as Replica<Cmd>>::SNAPSHOTS;
     if snapshots {
         p.push(Property::always(
@@ -536,8 +555,7 @@ pub fn properties<M: ClusterView>(setup: &Setup<M::R>) -> Vec<Property<M>> {
     if snapshots && setup.cfg.max_crashes > 0 {
         p.push(Property::sometimes(SNAPSHOT_RESTART, snapshot_restart::<M>));
     }
-    // Two clients' requests at one leader before either commits overrun a cap of 1.
-    if setup.cfg.protocol.max_uncommitted < setup.cfg.clients && setup.cfg.ops > 0 {
+    if capped(setup) {
         p.push(Property::sometimes(REFUSED_BUSY, refused_busy::<M>));
     }
     if setup.cfg.max_crashes > 0 && setup.cfg.crash_mid_step {

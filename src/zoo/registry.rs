@@ -866,6 +866,26 @@ pub fn registry() -> Vec<ZooBug> {
             known: "n1 leads and adds n2 in slot 1, which n0 accepts; n1 compacts; n0 campaigns, n1's promise starts after its snapshot, n0 installs it and keeps {n0,n1} for slot 2 (the leader's snapshot to a spare that missed slot 1 shows it in 12)",
             source: "openraft #1808 (a snapshot install keeps a stale membership; fixed in PR #1809); Lamport, Paxos Made Simple §3 and Lamport, Malkhi, Zhou, Reconfiguring a State Machine (the configuration is state the commands build); Paxos Made Live §5.5 (catch-up from a snapshot)",
         },
+        ZooBug {
+            bug: RaftIgnoresCap,
+            protocol: Protocol::Raft,
+            property: names::WITHIN_CAP,
+            // A new leader's no-op counts: at a cap of 1 it takes nothing until the no-op
+            // commits, so the bug shows at the first request to reach it.
+            detector: model(capped(raft_base()), 8),
+            known_steps: Some(4),
+            known: "n1 wins an election and holds its uncommitted no-op, its cap of 1; c1's cas reaches it and is appended anyway",
+            source: "etcd-io/etcd PR #10167 (MaxUncommittedEntries, after cockroachdb/cockroach#27772: re-proposals grew a leader's uncommitted tail without bound while it could not commit)",
+        },
+        ZooBug {
+            bug: PaxosIgnoresCap,
+            protocol: Protocol::MultiPaxos,
+            property: names::WITHIN_CAP,
+            detector: model(capped(raft_base()), 8),
+            known_steps: Some(6),
+            known: "n1 leads after one promise; c0's put reaches it and is proposed, its cap of 1; c1's cas reaches it before the put is chosen and is queued too",
+            source: "etcd-io/etcd PR #10167 (the same cap for Raft); van Renesse & Altinbuken, Paxos Made Moderately Complex (a leader's proposals wait for slots within its window, an unbounded queue without a cap)",
+        },
     ]
 }
 
@@ -880,6 +900,12 @@ fn removal_sim() -> SimOptions {
     });
     o.changes = vec![paxraft_impls::Change::Remove(paxraft_impls::NodeId(0))];
     o
+}
+
+/// `config` with a cap of one uncommitted command (below the two clients: the cap binds).
+fn capped(mut config: ModelConfig) -> ModelConfig {
+    config.protocol.max_uncommitted = 1;
+    config
 }
 
 /// `config` with joint consensus.

@@ -174,6 +174,8 @@ zoo_tests! {
     m5_removed_server_disrupts => "M5",
     m7_proposes_beyond_window => "M7",
     m8_snapshot_without_configuration => "M8",
+    f1_leader_ignores_cap => "F1",
+    f2_leader_ignores_queue_cap => "F2",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo
@@ -266,10 +268,11 @@ fn property_names(protocol: Protocol, config: &ModelConfig) -> Vec<&'static str>
 }
 
 /// Wherever a model-checked bug needs nothing the defaults lack (no crash, no loss, no
-/// other heartbeat form, no more servers or clients, no membership changes) and its shortest
-/// trace fits in the default depth, the default `paxraft check` finds it too: the defaults
-/// are not a check that cannot fail. (The bugs left out need `--crashes`,
-/// `--empty-heartbeats`, `--changes`, or more clients than the defaults have.) Returns the
+/// other heartbeat form, no more servers or clients, no membership changes, no lower cap on
+/// uncommitted commands) and its shortest trace fits in the default depth, the default
+/// `paxraft check` finds it too: the defaults are not a check that cannot fail. (The bugs
+/// left out need `--crashes`, `--empty-heartbeats`, `--changes`, `--max-uncommitted`, or
+/// more clients than the defaults have.) Returns the
 /// bugs tried.
 fn the_default_check_catches_every_bug_of(protocol: Protocol) -> Vec<&'static str> {
     let d = paxraft_models::ModelConfig::default();
@@ -282,6 +285,7 @@ fn the_default_check_catches_every_bug_of(protocol: Protocol) -> Vec<&'static st
             && config.protocol.snapshots.is_none()
             && !config.lossy
             && !config.protocol.empty_heartbeats
+            && config.protocol.max_uncommitted >= d.protocol.max_uncommitted
             && !config.reconfigures()
             && config.servers <= d.servers
             && config.clients <= d.clients

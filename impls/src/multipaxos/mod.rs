@@ -892,7 +892,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         // recovered but not re-proposed, or queued; hand the rest back busy (rule 3). This
         // is what bounds the queue.
         let mut cmds = cmds;
-        let take = self.cfg.admits(self.uncommitted(), cmds.len());
+        let take = if self.cfg.bug(Bug::PaxosIgnoresCap) {
+            cmds.len()
+        } else {
+            self.cfg.admits(self.uncommitted(), cmds.len())
+        };
         for cmd in cmds.drain(take..) {
             out.busy(cmd);
         }
@@ -938,6 +942,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
             // The latest configuration the chosen slots decide (it decides from its first
             // slot on: see [`reconfig`]).
             config: self.configs.latest(),
+            uncommitted: self.uncommitted(),
         }
     }
 

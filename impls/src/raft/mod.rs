@@ -839,7 +839,11 @@ impl<C: Command> Replica<C> for Raft<C> {
         // only as many as keep at most `max_uncommitted` entries above the commit point, and
         // hand the rest back busy (rule 3).
         let mut cmds = cmds;
-        let take = self.cfg.admits(self.last_index() - self.commit, cmds.len());
+        let take = if self.cfg.bug(Bug::RaftIgnoresCap) {
+            cmds.len()
+        } else {
+            self.cfg.admits(self.last_index() - self.commit, cmds.len())
+        };
         for cmd in cmds.drain(take..) {
             out.busy(cmd);
         }
@@ -889,6 +893,11 @@ impl<C: Command> Replica<C> for Raft<C> {
             last: self.last_index(),
             snapshot: self.snap_index(),
             config: self.config,
+            uncommitted: if self.is_leader() {
+                self.last_index() - self.commit
+            } else {
+                0
+            },
         }
     }
 

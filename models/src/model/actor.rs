@@ -256,7 +256,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, msg) {
             (Node::Server { .. }, Msg::Peer(m)) => {
                 let from = NodeId(usize::from(src) as u8);
-                self.server_step(state, o, None, None, |r, out| r.on_message(from, m, out));
+                self.server_step(state, o, None, None, 0, |r, out| r.on_message(from, m, out));
             }
             (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
@@ -290,9 +290,10 @@ impl<R: Replica<Cmd>> Node<R> {
                         return;
                     }
                     let read = Some((id, cmd));
-                    return self.server_step(state, o, read, None, |r, out| r.read(vec![id], out));
+                    return self
+                        .server_step(state, o, read, None, 0, |r, out| r.read(vec![id], out));
                 }
-                self.server_step(state, o, None, None, |r, out| r.propose(vec![cmd], out))
+                self.server_step(state, o, None, None, 1, |r, out| r.propose(vec![cmd], out))
             }
             (
                 Node::Client {
@@ -388,7 +389,7 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, timer) {
             (Node::Server { .. }, Timer::Replica(t)) => {
                 let t = *t;
-                self.server_step(state, o, None, Some(t), |r, out| r.on_timer(t, out));
+                self.server_step(state, o, None, Some(t), 0, |r, out| r.on_timer(t, out));
             }
             (Node::Server { changes, .. }, Timer::Admin(k)) => {
                 // Only a leader acts on a change (any other replica refuses it, changing
@@ -400,7 +401,7 @@ impl<R: Replica<Cmd>> Node<R> {
                 }
                 let change = changes[usize::from(*k)];
                 let id = u64::from(*k) + 1;
-                self.server_step(state, o, None, None, |r, out| r.change(id, change, out));
+                self.server_step(state, o, None, None, 0, |r, out| r.change(id, change, out));
             }
             (
                 Node::Client {

@@ -65,6 +65,12 @@ pub enum HostCheck {
     /// The replica keeps a snapshot past its commit point, or hands its host one to restore
     /// past it, or one that does not decode: a snapshot claims state that is not committed.
     Snapshot,
+    /// A leader took more of a proposal than its cap admits ([`Config::admits`] of what its
+    /// [`Status::uncommitted`](paxraft_impls::Status) said before the step): back-pressure
+    /// (rule 3 of the effect contract) was ignored.
+    ///
+    /// [`Config::admits`]: paxraft_impls::Config::admits
+    Cap,
     /// The protocol's step invariant with this index in [`Setup::step_invariants`](super::Setup::step_invariants).
     Step(usize),
 }
@@ -76,7 +82,7 @@ pub struct HostChecks(u32);
 
 impl HostChecks {
     /// Step invariants the set can hold.
-    pub const MAX_STEP_INVARIANTS: usize = 27;
+    pub const MAX_STEP_INVARIANTS: usize = 26;
 
     fn bit(check: HostCheck) -> u32 {
         match check {
@@ -85,12 +91,13 @@ impl HostChecks {
             HostCheck::Prefix => 1 << 2,
             HostCheck::ReadAhead => 1 << 3,
             HostCheck::Snapshot => 1 << 4,
+            HostCheck::Cap => 1 << 5,
             HostCheck::Step(k) => {
                 assert!(
                     k < Self::MAX_STEP_INVARIANTS,
                     "step invariant {k} out of range"
                 );
-                1 << (5 + k)
+                1 << (6 + k)
             }
         }
     }
@@ -455,10 +462,13 @@ impl<R: Replica<Cmd>> Node<R> {
         o: &mut ModelOut<R>,
         read: Option<(ReadId, Cmd)>,
         fired: Option<R::Timer>,
+        proposed: usize,
         f: impl FnOnce(&mut R, &mut Out<R, Cmd>),
     ) {
         let Node::Server {
-            step_invariants, ..
+            step_invariants,
+            cfg,
+            ..
         } = self
         else {
             unreachable!()
@@ -495,6 +505,18 @@ impl<R: Replica<Cmd>> Node<R> {
         for (records, check) in step_invariants.iter() {
             if check(&before.replica, &s.replica).is_err() {
                 s.checks.fail(*records);
+            }
+        }
+        if proposed > 0 {
+            // Every command of a proposal is taken or handed back (busy, or redirected by a
+            // replica that does not lead); a leader takes at most what its cap admits.
+            let held = before.replica.status().uncommitted;
+            let refused = out
+                .iter()
+                .filter(|e| matches!(e, Effect::Busy { .. } | Effect::Redirect { .. }))
+                .count();
+            if proposed.saturating_sub(refused) > cfg.admits(held, proposed) {
+                s.checks.fail(HostCheck::Cap);
             }
         }
         self.host(&mut s, &mut out, o, None);
