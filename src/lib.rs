@@ -44,6 +44,7 @@
 //! * [`zoo`]: the bug zoo's registry and runner (model check or fault schedules per bug).
 //! * [`report`]: saved results and the HTML report.
 //! * [`bench`](mod@bench): closed-loop load and recovery runs on the runtime.
+//! * [`net`](mod@net): the TCP transport, server processes and their client.
 //! * [`cli`]: the `paxraft` command.
 
 //!
@@ -64,6 +65,8 @@ pub mod bench;
 pub mod cli;
 #[cfg(not(loom))]
 pub mod lincheck;
+#[cfg(not(loom))]
+pub mod net;
 #[cfg(not(loom))]
 pub mod protocol;
 #[cfg(not(loom))]

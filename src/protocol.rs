@@ -83,15 +83,27 @@ impl fmt::Display for Protocol {
 }
 
 /// What every host needs of a replica: model-checkable (state shared between checker
-/// threads) and durable writes and images that file storage can serialise. Carrying the model's
-/// command type, which is the runtime's key-value command too.
+/// threads), durable writes and images that file storage can serialise, and messages the
+/// network ([`crate::net`]) can. Carrying the model's command type, which is the runtime's
+/// key-value command too.
 pub trait Hosted:
-    Checkable + Replica<Cmd, Write: Serialize + DeserializeOwned, Durable: Serialize + DeserializeOwned>
+    Checkable
+    + Replica<
+        Cmd,
+        Write: Serialize + DeserializeOwned,
+        Durable: Serialize + DeserializeOwned,
+        Msg: Serialize + DeserializeOwned,
+    >
 {
 }
 impl<
         R: Checkable
-            + Replica<Cmd, Write: Serialize + DeserializeOwned, Durable: Serialize + DeserializeOwned>,
+            + Replica<
+                Cmd,
+                Write: Serialize + DeserializeOwned,
+                Durable: Serialize + DeserializeOwned,
+                Msg: Serialize + DeserializeOwned,
+            >,
     > Hosted for R
 {
 }

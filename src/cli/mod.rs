@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod net;
 pub mod overview;
 mod print;
 pub mod report;
@@ -40,6 +41,12 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Replay a failing schedule saved by `simulate`, exactly.
     Replay(simulate::ReplayArgs),
+    /// Run one node of a cluster as a server process, over TCP, with its data in a directory.
+    Serve(net::ServeArgs),
+    /// Send one key-value request to a cluster of server processes.
+    Kv(net::KvArgs),
+    /// Start a cluster of server processes on loopback (and, with --bench, load it).
+    Cluster(net::ClusterArgs),
 }
 
 /// Exit code for bad input (flags, configs, cluster sizes).
@@ -87,6 +94,9 @@ pub fn main() -> ExitCode {
         Some(Command::Zoo(args)) => zoo::run(&args),
         Some(Command::Simulate(args)) => simulate::run(&args),
         Some(Command::Replay(args)) => simulate::replay_file(&args),
+        Some(Command::Serve(args)) => net::serve(&args),
+        Some(Command::Kv(args)) => net::kv(&args),
+        Some(Command::Cluster(args)) => net::cluster(&args),
     }
 }
 

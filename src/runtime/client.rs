@@ -141,7 +141,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
-    pub(super) fn new(id: u64, net: Arc<Net<R, S>>, cfg: ClientConfig) -> Self {
+    /// A client with session id `id` (unique among the cluster's clients, from 1) over
+    /// `net`: a [`Cluster`](super::Cluster)'s, or a transport's whose mailboxes carry
+    /// requests to server processes ([`crate::net`]).
+    pub fn new(id: u64, net: Arc<Net<R, S>>, cfg: ClientConfig) -> Self {
         assert!(cfg.max_outstanding > 0);
         assert!(
             cfg.read_from.map_or(true, |n| n.index() < net.len()),

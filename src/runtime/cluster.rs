@@ -2,7 +2,7 @@
 //! (crashes, restarts, partitions), and shows each node's current incarnation to observers.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -237,11 +237,63 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     pub fn with_storage(
         n: usize,
         cfg: RuntimeConfig,
-        mut storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
+        storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
     ) -> Result<Self, StartError> {
         cfg.protocol
             .validate(n)
             .map_err(|e| StartError::Config(e.to_string()))?;
+        let net = Arc::new(Net::with_boxes(
+            (0..n)
+                .map(|_| {
+                    Arc::new(Mailbox::with_spin(
+                        NODE_MAILBOX,
+                        spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN),
+                    ))
+                })
+                .collect(),
+        ));
+        Self::start(cfg, net, storage, None)
+    }
+
+    /// Start node `local` alone of a cluster whose other nodes run in other processes: `net`
+    /// holds `local`'s own mailbox and, for every other node, an outbox a transport carries
+    /// to it ([`crate::net`]). The other nodes have no thread, storage or status here.
+    pub fn hosting(
+        local: NodeId,
+        net: Arc<Net<R, S>>,
+        cfg: RuntimeConfig,
+        storage: Box<dyn Storage<R, Cmd<S>>>,
+    ) -> Result<Self, StartError> {
+        let n = net.len();
+        if local.index() >= n {
+            return Err(StartError::Config(format!(
+                "node {local} is not one of the {n} nodes"
+            )));
+        }
+        cfg.protocol
+            .validate(n)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let mut storage = Some(storage);
+        Self::start(
+            cfg,
+            net,
+            |id| match storage.take().filter(|_| id == local) {
+                Some(s) => Ok(s),
+                None => Ok(Box::new(MemStorage::<R, Cmd<S>>::default())),
+            },
+            Some(local),
+        )
+    }
+
+    /// Start the nodes of `net` (only `only`, if given), each with the storage `storage(id)`
+    /// opens.
+    fn start(
+        cfg: RuntimeConfig,
+        net: Arc<Net<R, S>>,
+        mut storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
+        only: Option<NodeId>,
+    ) -> Result<Self, StartError> {
+        let n = net.len();
         let voters = cfg.voters.unwrap_or(n);
         if !(1..=n).contains(&voters) {
             return Err(StartError::Config(format!(
@@ -256,17 +308,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         }
         let members: Vec<NodeId> = (0..n as u8).map(NodeId).collect();
         let voters = members[..voters].to_vec();
-        let net = Arc::new(Net {
-            boxes: (0..n)
-                .map(|_| {
-                    Arc::new(Mailbox::with_spin(
-                        NODE_MAILBOX,
-                        spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN),
-                    ))
-                })
-                .collect(),
-            cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
-        });
         let mut kept = Vec::with_capacity(n);
         for &id in &members {
             let (storage, loaded) = storage(id)
@@ -300,7 +341,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             down: false,
         };
         for i in 0..n {
-            c.spawn(i);
+            if only.map_or(true, |o| o.index() == i) {
+                c.spawn(i);
+            }
         }
         Ok(c)
     }

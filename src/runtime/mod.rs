@@ -108,7 +108,7 @@ pub mod reads;
 pub mod storage;
 pub mod sync;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use sync::Arc;
 
@@ -248,9 +248,16 @@ pub fn spin_for(var: &str, default: Duration) -> Duration {
 }
 
 /// The network: one mailbox per node, and which directed links are cut.
+///
+/// In one process every mailbox is a node's own. A node served over a network
+/// ([`crate::net`]) shares its process with none of its peers: its own mailbox is the one its
+/// thread drains, and each peer's is an outbox that the transport drains onto that peer's
+/// connection ([`Net::with_boxes`]). The node loop cannot tell the two apart.
 pub struct Net<R: Replica<Cmd<S>>, S: StateMachine> {
     boxes: Vec<Arc<Mailbox<Input<R, S>>>>,
     cut: Vec<AtomicBool>,
+    /// Peer messages a full or closed mailbox refused (a lossy network's losses).
+    dropped: AtomicU64,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Net<R, S> {
@@ -260,6 +267,24 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Net<R, S> {
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
+    /// A network over the given mailboxes, node `i`'s at index `i`, no link cut.
+    pub fn with_boxes(boxes: Vec<Arc<Mailbox<Input<R, S>>>>) -> Self {
+        let n = boxes.len();
+        Net {
+            boxes,
+            cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+    /// Node `to`'s mailbox (for a transport: a local node's inbox, a remote one's outbox).
+    pub fn mailbox(&self, to: NodeId) -> &Arc<Mailbox<Input<R, S>>> {
+        &self.boxes[to.index()]
+    }
+    /// Peer messages refused so far by a full or closed mailbox (dropped, as a lossy network
+    /// would).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
     /// Number of nodes.
     pub fn len(&self) -> usize {
         self.boxes.len()

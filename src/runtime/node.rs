@@ -23,7 +23,7 @@ use super::cluster::{lock_kept, Shared};
 use super::crash::{CrashPoint, KillSwitch};
 use super::reads::{Reads, Start};
 use super::{
-    ChangeBox, ChangeReply, Cmd, Drained, Input, Net, Pending, Reply, RuntimeConfig,
+    ChangeBox, ChangeReply, Cmd, Drained, Input, Net, Pending, Refused, Reply, RuntimeConfig,
     READS_IN_FLIGHT,
 };
 
@@ -323,7 +323,12 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     return Exit::Killed;
                 }
                 // A closed (crashed) or full peer drops them, like a lossy network.
-                let _ = net.boxes[to].push_many(std::mem::take(msgs));
+                if let Err(Refused::Closed(lost) | Refused::Full(lost)) =
+                    net.boxes[to].push_many(std::mem::take(msgs))
+                {
+                    net.dropped
+                        .fetch_add(lost.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
         if (pending.has_answers() || changes.has_answers()) && kill.hit(CrashPoint::Answer) {

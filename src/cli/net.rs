@@ -1,0 +1,525 @@
+//! `paxraft serve`, `paxraft kv` and `paxraft cluster`: server processes, a client, and a
+//! local multi-process cluster ([`crate::net`]).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{Kv, KvOp, KvOutput};
+use paxraft_impls::NodeId;
+
+use super::{bad, parse_duration};
+use crate::net::auth::Secret;
+use crate::net::client::NetClient;
+use crate::net::parse_peers;
+use crate::net::server::{wait_for, ServeConfig, ServeError, Server};
+use crate::net::transport::Identity;
+use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
+use crate::runtime::{fast_config, ClientConfig, Cmd, RuntimeConfig};
+
+/// `paxraft serve`: run one node of a cluster.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The protocol.
+    #[arg(long, value_enum)]
+    pub protocol: Protocol,
+    /// This node's id (one of the ids in --peers).
+    #[arg(long)]
+    pub id: u8,
+    /// Every node's address, this one's included: 0=HOST:PORT,1=HOST:PORT,...
+    #[arg(long, value_parser = peers)]
+    pub peers: Peers,
+    /// The data directory (created if absent; it records the protocol, cluster and node).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A shared secret: peers prove they know it (HMAC challenge) before they are admitted.
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// The cluster's id: peers of another cluster are refused.
+    #[arg(long, default_value = "paxraft")]
+    pub cluster_id: String,
+    /// Serve a JSON status page at this address (e.g. 127.0.0.1:8000; `curl` it).
+    #[arg(long)]
+    pub status: Option<SocketAddr>,
+    /// Shortest election timeout (elections start between it and twice it).
+    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    pub election_timeout: Duration,
+    /// Heartbeat interval.
+    #[arg(long, default_value = "30ms", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+}
+
+/// A cluster's addresses, node `i`'s at index `i` (a newtype: clap reads a `Vec` as many
+/// values).
+#[derive(Debug, Clone)]
+pub struct Peers(pub Vec<SocketAddr>);
+
+fn peers(s: &str) -> Result<Peers, String> {
+    parse_peers(s).map(Peers)
+}
+
+/// The runtime configuration of a served node: the in-process defaults with the timeouts
+/// given (a network and processes on shared cores need longer ones than threads do).
+fn served_config(election: Duration, heartbeat: Duration) -> RuntimeConfig {
+    RuntimeConfig {
+        protocol: paxraft_impls::Config {
+            election_timeout: election..election * 2,
+            heartbeat_interval: heartbeat,
+            ..fast_config()
+        },
+        // Each process draws its own timer delays.
+        seed: rand::random(),
+        ..RuntimeConfig::default()
+    }
+}
+
+struct Serve<'a>(&'a ServeArgs, Arc<AtomicBool>);
+
+impl ProtocolVisitor for Serve<'_> {
+    type Output = Result<(), ServeError>;
+    fn visit<R: Hosted>(self) -> Result<(), ServeError> {
+        let a = self.0;
+        if heartbeat_too_long(a) {
+            return Err(ServeError::Config(format!(
+                "--heartbeat {:?} must be shorter than --election-timeout {:?}",
+                a.heartbeat, a.election_timeout
+            )));
+        }
+        let server = Server::<R, Kv>::start(ServeConfig {
+            identity: Identity {
+                me: NodeId(a.id),
+                addrs: a.peers.0.clone(),
+                cluster: a.cluster_id.clone(),
+                secret: a.secret.as_deref().map_or_else(Secret::none, Secret::new),
+            },
+            data: a.data.clone(),
+            status: a.status,
+            runtime: served_config(a.election_timeout, a.heartbeat),
+        })?;
+        eprintln!(
+            "paxraft n{} ({}, {} nodes) serving on {}{}",
+            a.id,
+            R::NAME,
+            a.peers.0.len(),
+            server.addr,
+            a.status
+                .map(|s| format!(", status on http://{s}/"))
+                .unwrap_or_default()
+        );
+        wait_for(&self.1, None);
+        // Finish the step in progress and sync, then stop.
+        server.shutdown();
+        eprintln!("paxraft n{}: stopped", a.id);
+        Ok(())
+    }
+}
+
+fn heartbeat_too_long(a: &ServeArgs) -> bool {
+    a.heartbeat >= a.election_timeout
+}
+
+/// Set the returned flag on SIGTERM or SIGINT.
+fn stop_flag() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+    Ok(stop)
+}
+
+/// `paxraft serve`.
+pub fn serve(args: &ServeArgs) -> ExitCode {
+    let stop = match stop_flag() {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    match with_protocol(args.protocol, Serve(args, stop)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => bad(e),
+    }
+}
+
+/// `paxraft kv`: one request to a cluster.
+#[derive(Debug, clap::Args)]
+pub struct KvArgs {
+    /// The cluster's addresses: 0=HOST:PORT,1=HOST:PORT,...
+    #[arg(long, value_parser = peers, global = true)]
+    pub cluster: Option<Peers>,
+    /// Give up after this long (the request may or may not have taken effect).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
+    pub timeout: Duration,
+    /// The request.
+    #[command(subcommand)]
+    pub op: KvCommand,
+}
+
+/// A key-value request.
+#[derive(Debug, clap::Subcommand)]
+pub enum KvCommand {
+    /// Print a key's value (`(none)` if absent).
+    Get {
+        /// The key.
+        key: u64,
+    },
+    /// Write a key.
+    Put {
+        /// The key.
+        key: u64,
+        /// The value (UTF-8).
+        value: String,
+    },
+    /// Write NEW if the key holds --expect (absent, without --expect); exit 1 if not.
+    Cas {
+        /// The key.
+        key: u64,
+        /// The value written.
+        new: String,
+        /// The value the key must hold.
+        #[arg(long)]
+        expect: Option<String>,
+    },
+}
+
+/// A client of the servers at `addrs`. Clients send no protocol messages, so one replica
+/// type serves for every protocol's servers.
+pub fn client(addrs: &[SocketAddr], cfg: ClientConfig) -> NetClient<Raft<Cmd<Kv>>, Kv> {
+    NetClient::connect(NetClient::<Raft<Cmd<Kv>>, Kv>::random_id(), addrs, cfg)
+}
+
+fn show(v: &Option<Vec<u8>>) -> String {
+    match v {
+        Some(v) => String::from_utf8_lossy(v).into_owned(),
+        None => "(none)".into(),
+    }
+}
+
+/// `paxraft kv`.
+pub fn kv(args: &KvArgs) -> ExitCode {
+    let Some(Peers(addrs)) = &args.cluster else {
+        return bad("the cluster's addresses are required: --cluster 0=HOST:PORT,...");
+    };
+    let op = match &args.op {
+        KvCommand::Get { key } => KvOp::Get(*key),
+        KvCommand::Put { key, value } => KvOp::Put(*key, value.clone().into_bytes()),
+        KvCommand::Cas { key, new, expect } => KvOp::Cas {
+            key: *key,
+            expect: expect.clone().map(String::into_bytes),
+            new: new.clone().into_bytes(),
+        },
+    };
+    let mut c = client(
+        addrs,
+        ClientConfig {
+            timeout: args.timeout,
+            ..ClientConfig::default()
+        },
+    );
+    match c.submit(op) {
+        Ok(KvOutput::Value(v)) => println!("{}", show(&v)),
+        Ok(KvOutput::Written) | Ok(KvOutput::Cas(Ok(()))) => println!("ok"),
+        Ok(KvOutput::Cas(Err(found))) => {
+            println!("not written: the key holds {}", show(&found));
+            return ExitCode::from(1);
+        }
+        Ok(other) => println!("{other:?}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `paxraft cluster --local N`: server processes on loopback.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Start this many server processes on loopback.
+    #[arg(long)]
+    pub local: usize,
+    /// The protocol.
+    #[arg(long, value_enum, default_value = "raft")]
+    pub protocol: Protocol,
+    /// Where their data directories go (default: a new directory under the system's
+    /// temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Run closed-loop load against them, print ops/s and latency percentiles, and stop.
+    #[arg(long)]
+    pub bench: bool,
+    /// With --bench: how long to load them.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// With --bench: client threads.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// With --bench: requests each client keeps outstanding.
+    #[arg(long, default_value_t = 64)]
+    pub outstanding: usize,
+    /// With --bench: bytes of each put's value.
+    #[arg(long, default_value_t = 16)]
+    pub payload: usize,
+}
+
+/// A free loopback port (bound and released: another process could take it in between,
+/// which `serve` reports as a port in use).
+fn free_port() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// Processes of a local cluster; stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+struct Local {
+    children: Vec<Child>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        for c in &self.children {
+            // SAFETY: kill(2) on a child's pid has no memory effects.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        for c in &mut self.children {
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `paxraft cluster`.
+pub fn cluster(args: &ClusterArgs) -> ExitCode {
+    if !(1..=9).contains(&args.local) {
+        return bad(format!("--local takes 1 to 9 servers, got {}", args.local));
+    }
+    if args.clients == 0 || args.outstanding == 0 {
+        return bad("--clients and --outstanding must be at least 1");
+    }
+    let stop = match stop_flag() {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("paxraft-local-{}", std::process::id()))
+    });
+    let ports: std::io::Result<Vec<(SocketAddr, SocketAddr)>> = (0..args.local)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect();
+    let ports = match ports {
+        Ok(p) => p,
+        Err(e) => return bad(format!("no free loopback port: {e}")),
+    };
+    let peers = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| format!("{i}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return bad(format!("cannot find this program: {e}")),
+    };
+    let mut local = Local {
+        children: Vec::new(),
+    };
+    for (i, (_, status)) in ports.iter().enumerate() {
+        let data = dir.join(format!("node{i}"));
+        let log = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::File::create(dir.join(format!("node{i}.log"))));
+        let log = match log {
+            Ok(l) => l,
+            Err(e) => return bad(format!("{}: {e}", dir.display())),
+        };
+        let child = std::process::Command::new(&exe)
+            .args(["serve", "--protocol", args.protocol.name(), "--id"])
+            .arg(i.to_string())
+            .args(["--peers", &peers, "--status", &status.to_string(), "--data"])
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn();
+        match child {
+            Ok(c) => local.children.push(c),
+            Err(e) => return bad(format!("cannot start a server: {e}")),
+        }
+    }
+    println!(
+        "{} {} servers, data and logs in {}",
+        args.local,
+        args.protocol,
+        dir.display()
+    );
+    for (i, (a, s)) in ports.iter().enumerate() {
+        println!("  node {i}: {a}  status http://{s}/");
+    }
+    println!("clients: paxraft kv --cluster {peers} get 1");
+    let addrs: Vec<SocketAddr> = ports.iter().map(|(a, _)| *a).collect();
+    if args.bench {
+        match bench(&addrs, args) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("Ctrl-C stops them.");
+    loop {
+        wait_for(&stop, Some(Instant::now() + Duration::from_millis(200)));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        for (i, c) in local.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                eprintln!(
+                    "error: node {i} exited ({status}); see its log in {}",
+                    dir.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// What a closed-loop load measured.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchResult {
+    /// Requests answered per second.
+    pub ops_per_sec: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+    /// Requests that failed (timed out, ...).
+    pub errors: u64,
+}
+
+/// Closed-loop load against servers at `addrs`: `clients` threads, each keeping
+/// `outstanding` puts of `payload` bytes in flight, for `duration` after a warm-up that
+/// waits for the first answer (a leader elected).
+pub fn load(
+    addrs: &[SocketAddr],
+    clients: usize,
+    outstanding: usize,
+    payload: usize,
+    duration: Duration,
+) -> Result<BenchResult, String> {
+    // Wait (up to 10 s) for a cluster that answers.
+    let mut probe = client(
+        addrs,
+        ClientConfig {
+            timeout: Duration::from_secs(10),
+            ..ClientConfig::default()
+        },
+    );
+    probe
+        .submit(KvOp::Put(0, Vec::new()))
+        .map_err(|e| format!("the cluster does not answer: {e}"))?;
+    drop(probe);
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            let addrs = addrs.to_vec();
+            std::thread::spawn(move || {
+                let mut c = client(
+                    &addrs,
+                    ClientConfig {
+                        max_outstanding: outstanding,
+                        ..ClientConfig::default()
+                    },
+                );
+                let mut hist =
+                    hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+                let mut sent_at = std::collections::HashMap::new();
+                let (mut done, mut errors) = (0u64, 0u64);
+                let mut got = Vec::new();
+                let start = Instant::now();
+                let mut key = t as u64 * 1_000_000;
+                while start.elapsed() < duration {
+                    while c.outstanding() < outstanding {
+                        key += 1;
+                        let Ok(seq) = c.send(KvOp::Put(key % 1024, vec![7; payload])) else {
+                            break;
+                        };
+                        sent_at.insert(seq, Instant::now());
+                    }
+                    got.clear();
+                    c.poll_many(Duration::from_millis(50), &mut got);
+                    for (seq, res) in got.drain(..) {
+                        if let Some(t0) = sent_at.remove(&seq) {
+                            let _ = hist.record(t0.elapsed().as_micros() as u64);
+                        }
+                        match res {
+                            Ok(_) => done += 1,
+                            Err(_) => errors += 1,
+                        }
+                    }
+                }
+                (done, errors, hist, start.elapsed())
+            })
+        })
+        .collect();
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+    let (mut done, mut errors, mut secs) = (0, 0, 0f64);
+    for t in threads {
+        let (d, e, h, took) = t.join().map_err(|p| crate::panic_message(&*p))?;
+        done += d;
+        errors += e;
+        hist.add(h).map_err(|e| e.to_string())?;
+        secs = secs.max(took.as_secs_f64());
+    }
+    Ok(BenchResult {
+        ops_per_sec: done as f64 / secs,
+        p50: Duration::from_micros(hist.value_at_quantile(0.5)),
+        p99: Duration::from_micros(hist.value_at_quantile(0.99)),
+        errors,
+    })
+}
+
+fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
+    let r = load(
+        addrs,
+        args.clients,
+        args.outstanding,
+        args.payload,
+        args.duration,
+    )?;
+    Ok(format!(
+        "{} clients x {} outstanding, {} B puts, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors",
+        args.clients,
+        args.outstanding,
+        args.payload,
+        args.duration,
+        r.ops_per_sec,
+        r.p50,
+        r.p99,
+        r.errors
+    ))
+}
+
+/// GET a status endpoint's JSON (for tests and scripts).
+pub fn get_status(addr: SocketAddr) -> Result<serde_json::Value, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or("no HTTP body")?;
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}

@@ -1,0 +1,95 @@
+//! A real network: server processes that each host one node of a cluster, over TCP.
+//!
+//! * [`frame`]: the wire format (length-prefixed postcard frames) and its decoder, which
+//!   turns every malformed, oversized or unknown frame into a typed error.
+//! * [`auth`]: peer admission (cluster id, node id, HMAC challenge-response with a shared
+//!   secret).
+//! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, bounded
+//!   outboxes that drop (and count) what a slow or absent peer cannot take, one write per
+//!   drain.
+//! * [`server`]: `paxraft serve`: the runtime's node loop ([`Cluster::hosting`](crate::runtime::Cluster::hosting))
+//!   with file storage, peers and clients on one port, a JSON status endpoint.
+//! * [`client`]: the runtime's client over connections to the servers.
+//!
+//! The protocol cores are untouched: a node's peers are mailboxes in its
+//! [`Net`](crate::runtime::Net), and a remote peer's mailbox is an outbox its link drains.
+//!
+//! Threads, not an async runtime: the runtime's node loop, mailboxes and clients are
+//! blocking (and loom-checked), a cluster has a handful of peers, and a server's client
+//! connections are bounded ([`server::MAX_CONNECTIONS`]): a reader and a writer thread per
+//! connection block on exactly what they wait for, with no bridge between an executor and
+//! the blocking mailboxes, and no async runtime in the build.
+
+pub mod auth;
+pub mod client;
+pub mod frame;
+pub mod server;
+pub mod transport;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Parse a cluster's addresses, `0=host:port,1=host:port,...`: every id from 0 to n-1 once,
+/// in any order. Returns the addresses, node `i`'s at index `i`.
+pub fn parse_peers(s: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut found: Vec<Option<SocketAddr>> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
+        let id: usize = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{id:?} in {part:?} is not a node id"))?;
+        if id > 63 {
+            return Err(format!("node id {id} is too large (at most 63)"));
+        }
+        let addr = addr
+            .trim()
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("{addr:?} is not a HOST:PORT address"))?;
+        if found.len() <= id {
+            found.resize(id + 1, None);
+        }
+        if found[id].replace(addr).is_some() {
+            return Err(format!("node {id} is given twice"));
+        }
+    }
+    if found.is_empty() {
+        return Err("no peers given".into());
+    }
+    found
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.ok_or_else(|| format!("node {i} has no address (ids run 0 to n-1)")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_in_any_order_and_bad_lists_say_why() {
+        let p = parse_peers("1=127.0.0.1:7001,0=127.0.0.1:7000").unwrap();
+        assert_eq!(
+            p,
+            [
+                "127.0.0.1:7000".parse().unwrap(),
+                "127.0.0.1:7001".parse().unwrap()
+            ]
+        );
+        for (bad, why) in [
+            ("0=127.0.0.1:7000,0=127.0.0.1:7001", "given twice"),
+            ("0=127.0.0.1:7000,2=127.0.0.1:7001", "node 1 has no address"),
+            ("0=nowhere", "not a HOST:PORT"),
+            ("x=127.0.0.1:1", "not a node id"),
+            ("127.0.0.1:1", "not ID=HOST:PORT"),
+            ("", "no peers"),
+        ] {
+            let e = parse_peers(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}

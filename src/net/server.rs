@@ -1,0 +1,474 @@
+//! A server process: one node of a cluster, its peers in other processes.
+//!
+//! It listens on its configured address for both peers and clients: the first frame of a
+//! connection says which ([`Frame::Hello`] starts a peer handshake, [`Frame::Request`] a
+//! client's session), anything else is a bad frame and closes it. One port per node keeps
+//! the configuration one address per node, for peers and clients alike. The node itself is
+//! the runtime's ([`Cluster::hosting`]): the same loop, storage and clients' sessions as in
+//! one process; the transport only carries its mailboxes.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paxraft_impls::sm::StateMachine;
+use paxraft_impls::{NodeId, Replica};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::frame::{self, Frame, FrameOf, WireReply, MAX_FRAME};
+use super::transport::{Counters, Identity, Links, OUTBOX};
+use crate::runtime::{
+    spin_for, Cluster, Cmd, Drained, FileStorage, Mailbox, Net, Reply, ReplyBox, RuntimeConfig,
+    Storage, NODE_MAILBOX, NODE_SPIN,
+};
+
+/// Most connections a server holds at once (peers and clients): beyond it a new connection
+/// is closed at once and counted. Each costs one or two threads.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Capacity of a client connection's reply mailbox (a node drops answers beyond it; the
+/// client's resend is answered from its session).
+pub const CLIENT_REPLIES: usize = 1 << 16;
+/// A client connection idle this long is closed (the client reconnects when it needs to).
+pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
+
+/// Why a server did not start. Each is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration does not hold together.
+    #[error("{0}")]
+    Config(String),
+    /// The data directory belongs to another protocol, cluster or node.
+    #[error("data directory {dir}: {why}")]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What does not match.
+        why: String,
+    },
+    /// An address could not be bound (in use, not local, ...).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node did not start (its storage did not open, ...).
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Everything `paxraft serve` is told.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Who this node is and who its peers are.
+    pub identity: Identity,
+    /// The data directory.
+    pub data: PathBuf,
+    /// Where the status endpoint listens, if anywhere.
+    pub status: Option<SocketAddr>,
+    /// The runtime's settings (protocol timeouts, ...).
+    pub runtime: RuntimeConfig,
+}
+
+/// What a data directory records about who wrote it: a directory is never reused by another
+/// protocol, cluster or node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct DirMeta {
+    protocol: String,
+    cluster: String,
+    node: u8,
+}
+
+/// The file in a data directory that records [`DirMeta`].
+const META: &str = "paxraft.json";
+
+/// Claim `dir` for this node: create it and its record, or check the record it has.
+fn claim(dir: &Path, want: &DirMeta) -> Result<(), ServeError> {
+    let err = |why: String| ServeError::DataDir {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let path = dir.join(META);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let have: DirMeta = serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("{META} is corrupt: {e}")))?;
+            if have.protocol != want.protocol {
+                return Err(err(format!(
+                    "written by protocol {}, not {}",
+                    have.protocol, want.protocol
+                )));
+            }
+            if have.cluster != want.cluster {
+                return Err(err(format!(
+                    "written by cluster {:?}, not {:?}",
+                    have.cluster, want.cluster
+                )));
+            }
+            if have.node != want.node {
+                return Err(err(format!(
+                    "written by node {}, not {}",
+                    have.node, want.node
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let json = serde_json::to_vec_pretty(want).expect("plain data serialises");
+            std::fs::write(&path, json).map_err(|e| err(e.to_string()))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// A running server: its node, its transport, its listeners.
+pub struct Server<R: Replica<Cmd<S>>, S: StateMachine> {
+    cluster: Arc<Mutex<Cluster<R, S>>>,
+    counters: Arc<Counters>,
+    net: Arc<Net<R, S>>,
+    me: NodeId,
+    /// The address the node listens on.
+    pub addr: SocketAddr,
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Server<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Server(node {} on {})", self.me, self.addr)
+    }
+}
+
+/// The status endpoint's JSON for node `me`.
+fn status_json<R: Replica<Cmd<S>>, S: StateMachine>(
+    cluster: &Mutex<Cluster<R, S>>,
+    net: &Net<R, S>,
+    counters: &Counters,
+    me: NodeId,
+) -> serde_json::Value {
+    let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+    let status = c.status(me.index());
+    let (applied, _) = c.applied(me.index());
+    drop(c);
+    let mut counters = counters.to_json();
+    counters["dropped"] = (counters["dropped"].as_u64().unwrap_or(0) + net.dropped()).into();
+    serde_json::json!({
+        "protocol": R::NAME,
+        "node": me.0,
+        "up": status.is_some(),
+        "role": status.map(|s| format!("{:?}", s.role).to_lowercase()),
+        "term": status.map(|s| s.term),
+        "leader": status.and_then(|s| s.leader).map(|l| l.0),
+        "commit": status.map(|s| s.commit),
+        "last": status.map(|s| s.last),
+        "applied": applied,
+        "configuration": status.map(|s| s.config.to_string()),
+        "counters": counters,
+    })
+}
+
+impl<R, S> Server<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize + DeserializeOwned,
+    R::Write: Serialize + DeserializeOwned,
+    R::Durable: Serialize + DeserializeOwned,
+    S: StateMachine,
+{
+    /// Bind, open the data directory, start the node and its links, and serve until the
+    /// process ends or [`Server::shutdown`].
+    pub fn start(cfg: ServeConfig) -> Result<Self, ServeError> {
+        let id = &cfg.identity;
+        let n = id.addrs.len();
+        if id.me.index() >= n {
+            return Err(ServeError::Config(format!(
+                "node {} is not among the {n} peers",
+                id.me
+            )));
+        }
+        let addr = id.addrs[id.me.index()];
+        let listener =
+            TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let status_listener = cfg
+            .status
+            .map(|a| TcpListener::bind(a).map_err(|source| ServeError::Bind { addr: a, source }))
+            .transpose()?;
+        claim(
+            &cfg.data,
+            &DirMeta {
+                protocol: R::NAME.into(),
+                cluster: id.cluster.clone(),
+                node: id.me.0,
+            },
+        )?;
+        let storage: Box<dyn Storage<R, Cmd<S>>> = Box::new(
+            FileStorage::<R, Cmd<S>>::open(cfg.data.join("log")).map_err(|e| {
+                ServeError::DataDir {
+                    dir: cfg.data.clone(),
+                    why: e.to_string(),
+                }
+            })?,
+        );
+        let boxes = (0..n)
+            .map(|i| {
+                Arc::new(if i == id.me.index() {
+                    Mailbox::with_spin(NODE_MAILBOX, spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN))
+                } else {
+                    // An outbox: its link thread blocks on it, no spin.
+                    Mailbox::new(OUTBOX)
+                })
+            })
+            .collect();
+        let net = Arc::new(Net::with_boxes(boxes));
+        let cluster = Cluster::hosting(id.me, Arc::clone(&net), cfg.runtime.clone(), storage)
+            .map_err(|e| ServeError::Start(e.to_string()))?;
+        let cluster = Arc::new(Mutex::new(cluster));
+        let counters = Arc::new(Counters::default());
+        let links = Links::start(
+            cfg.identity.clone(),
+            Arc::clone(&net),
+            Arc::clone(&counters),
+        );
+        let me = id.me;
+        {
+            let (net, counters) = (Arc::clone(&net), Arc::clone(&counters));
+            std::thread::Builder::new()
+                .name("accept".into())
+                .spawn(move || accept_loop::<R, S>(listener, me, &net, &links, &counters))
+                .expect("spawn accept thread");
+        }
+        if let Some(l) = status_listener {
+            let (net, counters, cluster) = (
+                Arc::clone(&net),
+                Arc::clone(&counters),
+                Arc::clone(&cluster),
+            );
+            std::thread::Builder::new()
+                .name("status".into())
+                .spawn(move || {
+                    for conn in l.incoming().flatten() {
+                        let body = status_json(&cluster, &net, &counters, me).to_string();
+                        answer_http(conn, &body);
+                    }
+                })
+                .expect("spawn status thread");
+        }
+        Ok(Server {
+            cluster,
+            counters,
+            net,
+            me,
+            addr,
+        })
+    }
+
+    /// The status endpoint's JSON.
+    pub fn status(&self) -> serde_json::Value {
+        status_json(&self.cluster, &self.net, &self.counters, self.me)
+    }
+
+    /// Stop the node: it finishes the step it is in (its effects carried out and synced),
+    /// answers what is queued with a retry, and its links close.
+    pub fn shutdown(&self) {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shutdown();
+    }
+}
+
+/// Answer one HTTP request on the status endpoint with `body` (JSON), whatever it asked:
+/// the endpoint has one page. Hand-written (a dozen lines) rather than an HTTP server crate:
+/// nothing else in paxraft speaks HTTP.
+fn answer_http(mut conn: TcpStream, body: &str) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    // Read (up to 4 KiB of) the request so the client is not reset mid-send.
+    let mut req = [0u8; 4096];
+    let _ = conn.read(&mut req);
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}\n",
+        body.len() + 1
+    );
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// Accept connections forever; each gets a thread that reads its first frame and serves it
+/// as a peer or a client.
+fn accept_loop<R, S>(
+    listener: TcpListener,
+    me: NodeId,
+    net: &Arc<Net<R, S>>,
+    links: &Arc<Links<R, S>>,
+    counters: &Arc<Counters>,
+) where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize + DeserializeOwned,
+    S: StateMachine,
+{
+    let live = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        if live.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+            live.fetch_sub(1, Ordering::Relaxed);
+            Counters::add(&counters.refused_conns, 1);
+            let _ = conn.shutdown(Shutdown::Both);
+            continue;
+        }
+        let (net, links, c, held) = (
+            Arc::clone(net),
+            Arc::clone(links),
+            Arc::clone(counters),
+            Arc::clone(&live),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || {
+                first_frame::<R, S>(conn, me, &net, &links, &c);
+                held.fetch_sub(1, Ordering::Relaxed);
+            });
+        if spawned.is_err() {
+            live.fetch_sub(1, Ordering::Relaxed);
+            Counters::add(&counters.refused_conns, 1);
+        }
+    }
+}
+
+/// Read a new connection's first frame (within the handshake timeout) and serve it.
+fn first_frame<R, S>(
+    mut conn: TcpStream,
+    me: NodeId,
+    net: &Arc<Net<R, S>>,
+    links: &Links<R, S>,
+    counters: &Counters,
+) where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize + DeserializeOwned,
+    S: StateMachine,
+{
+    let _ = conn.set_nodelay(true);
+    if conn
+        .set_read_timeout(Some(super::transport::HANDSHAKE_TIMEOUT))
+        .is_err()
+    {
+        return;
+    }
+    let mut buf = Vec::new();
+    match frame::read::<R::Msg, S::Op, S::Output>(&mut conn, &mut buf, MAX_FRAME) {
+        Ok(Frame::Hello {
+            cluster,
+            node,
+            nonce,
+        }) => links.admit(conn, &cluster, node, &nonce),
+        Ok(Frame::Request { reqs }) => {
+            Counters::add(&counters.client_conns, 1);
+            serve_client::<R, S>(conn, me, net, counters, reqs);
+        }
+        Ok(other) => {
+            Counters::add(&counters.bad_frames, 1);
+            eprintln!(
+                "paxraft {me}: closed a connection that opened with frame type {}",
+                other.type_of()
+            );
+        }
+        Err(e) => {
+            if e.is_bad_frame() {
+                Counters::add(&counters.bad_frames, 1);
+                eprintln!("paxraft {me}: closed a connection: {e}");
+            }
+        }
+    }
+}
+
+/// Serve one client connection: its requests go to the node as proposals, with this
+/// connection's reply mailbox; a writer thread sends the answers back, coalesced.
+fn serve_client<R, S>(
+    conn: TcpStream,
+    me: NodeId,
+    net: &Net<R, S>,
+    counters: &Counters,
+    first: Vec<Cmd<S>>,
+) where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize + DeserializeOwned,
+    S: StateMachine,
+{
+    let replies: ReplyBox<S> = Arc::new(Mailbox::new(CLIENT_REPLIES));
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let writer = {
+        let replies = Arc::clone(&replies);
+        std::thread::Builder::new()
+            .name("client-writer".into())
+            .spawn(move || {
+                let mut batch: Vec<Reply<S>> = Vec::new();
+                let mut buf = Vec::new();
+                while replies.drain(&mut batch, None) == Drained::Open {
+                    buf.clear();
+                    let f: FrameOf<R::Msg, S> = Frame::Reply {
+                        replies: batch.drain(..).map(WireReply::from).collect(),
+                    };
+                    if frame::encode(&f, &mut buf).is_err()
+                        || out.write_all(&buf).and_then(|()| out.flush()).is_err()
+                    {
+                        break;
+                    }
+                }
+                replies.close();
+                let _ = out.shutdown(Shutdown::Both);
+            })
+    };
+    let Ok(writer) = writer else { return };
+    let _ = conn.set_read_timeout(Some(CLIENT_IDLE));
+    let mut r = std::io::BufReader::with_capacity(1 << 16, &conn);
+    let mut buf = Vec::new();
+    let mut reqs = first;
+    loop {
+        Counters::add(&counters.requests, reqs.len() as u64);
+        if let Err(back) = net.propose(me, reqs, Arc::clone(&replies)) {
+            // The node is down or full: the client tries elsewhere.
+            let retry = back
+                .into_iter()
+                .map(|r| Reply::Retry { seq: r.seq })
+                .collect();
+            if replies.push_many(retry).is_err() {
+                break;
+            }
+        }
+        match frame::read::<R::Msg, S::Op, S::Output>(&mut r, &mut buf, MAX_FRAME) {
+            Ok(Frame::Request { reqs: next }) => reqs = next,
+            Ok(other) => {
+                Counters::add(&counters.bad_frames, 1);
+                eprintln!(
+                    "paxraft {me}: closed a client connection: frame type {}",
+                    other.type_of()
+                );
+                break;
+            }
+            Err(e) => {
+                if e.is_bad_frame() {
+                    Counters::add(&counters.bad_frames, 1);
+                    eprintln!("paxraft {me}: closed a client connection: {e}");
+                }
+                break;
+            }
+        }
+    }
+    replies.close();
+    let _ = conn.shutdown(Shutdown::Both);
+    let _ = writer.join();
+}
+
+/// Wait until `stop` is set (by a signal), checking every few milliseconds; `deadline`
+/// bounds the wait if given.
+pub fn wait_for(stop: &AtomicBool, deadline: Option<Instant>) {
+    while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
