@@ -1,0 +1,493 @@
+//! Server processes on loopback (`paxraft serve`): a leader killed with SIGKILL and
+//! restarted from its data directory under client load, admission of non-members, and the
+//! command line's bad inputs. Each test runs real processes for a few seconds.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paxraft::cli::net::{client, get_status};
+use paxraft::lincheck::{check_kv, Op};
+use paxraft::net::frame::{self, Frame, FrameOf, NONCE};
+use paxraft::runtime::{ClientConfig, Cmd, Error};
+use paxraft_impls::raft::RaftMsg;
+use paxraft_impls::sm::{Kv, KvOp, KvOutput};
+use paxraft_impls::NodeId;
+
+const BIN: &str = env!("CARGO_BIN_EXE_paxraft");
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("paxraft-net-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// Three server processes on loopback, killed (SIGKILL) when dropped.
+struct Procs {
+    addrs: Vec<SocketAddr>,
+    status: Vec<SocketAddr>,
+    peers: String,
+    dir: PathBuf,
+    extra: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Procs {
+    fn start(name: &str, protocol: &str, extra: &[&str]) -> Procs {
+        let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+        let status = (0..3).map(|_| free_port()).collect();
+        let peers = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        extra.extend(["--protocol".into(), protocol.into()]);
+        let mut p = Procs {
+            addrs,
+            status,
+            peers,
+            dir: scratch(name),
+            extra,
+            children: vec![None, None, None],
+        };
+        for i in 0..3 {
+            p.spawn(i);
+        }
+        p
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.join(format!("node{i}.log"))).expect("log");
+        let child = Command::new(BIN)
+            .args(["serve", "--id", &i.to_string(), "--peers", &self.peers])
+            .args(["--status", &self.status[i].to_string()])
+            .arg("--data")
+            .arg(self.dir.join(format!("node{i}")))
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start a server");
+        self.children[i] = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reaped");
+        }
+    }
+
+    fn status(&self, i: usize) -> Option<serde_json::Value> {
+        get_status(self.status[i]).ok()
+    }
+
+    /// The node that reports itself leader in the highest term, waiting up to `within`.
+    fn leader(&self, within: Duration) -> usize {
+        let until = Instant::now() + within;
+        loop {
+            let best = (0..3)
+                .filter(|&i| self.children[i].is_some())
+                .filter_map(|i| self.status(i).map(|s| (i, s)))
+                .filter(|(_, s)| s["role"] == "leader")
+                .max_by_key(|(_, s)| s["term"].as_u64())
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                return i;
+            }
+            assert!(
+                Instant::now() < until,
+                "no leader within {within:?}; logs in {}",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        (0..3)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("node{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill9(i);
+        }
+    }
+}
+
+/// One client thread's loop: sequential requests on a few keys (unique values, so the
+/// checker can tell writes apart), each recorded with its call and return times.
+fn run_client(
+    t: usize,
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+    history: Arc<Mutex<Vec<Op>>>,
+    acked: Arc<AtomicU64>,
+) {
+    let mut c = client(
+        &addrs,
+        ClientConfig {
+            timeout: Duration::from_secs(3),
+            retry_after: Duration::from_millis(100),
+            ..ClientConfig::default()
+        },
+    );
+    let now = || epoch.elapsed().as_nanos() as u64;
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let key = i % 3;
+        let value = format!("{t}.{i}").into_bytes();
+        let op = match i % 4 {
+            0 | 1 => KvOp::Put(key, value.clone()),
+            2 => KvOp::Get(key),
+            _ => KvOp::Cas {
+                key,
+                expect: None,
+                new: value.clone(),
+            },
+        };
+        let call = now();
+        let res = c.submit(op.clone());
+        let ret = now();
+        let out = match res {
+            Ok(out) => {
+                if matches!(out, KvOutput::Written) {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(out)
+            }
+            // The request may or may not have taken effect.
+            Err(Error::Timeout) => None,
+            Err(e) => panic!("client {t}: {e}"),
+        };
+        let ret = out.as_ref().map(|_| ret);
+        history.lock().unwrap().push(Op {
+            client: t as u64,
+            call,
+            ret,
+            op,
+            out,
+        });
+    }
+}
+
+/// 3 Raft processes, 4 client threads; the leader is killed with SIGKILL, a new one takes
+/// over, the old one restarts from its data directory and catches up. The clients' history
+/// is linearizable, and every acknowledged write is still there: a final read of each key
+/// (part of the checked history) sees the last write, and the restarted node applies as far
+/// as the others.
+#[test]
+fn a_killed_raft_leader_restarts_from_its_data_and_the_history_stays_linearizable() {
+    kill_the_leader("raft");
+}
+
+/// The same with multi-Paxos.
+#[test]
+fn a_killed_multipaxos_leader_restarts_from_its_data_and_the_history_stays_linearizable() {
+    kill_the_leader("multipaxos");
+}
+
+fn kill_the_leader(protocol: &str) {
+    let mut p = Procs::start(&format!("kill9-{protocol}"), protocol, &[]);
+    let old = p.leader(Duration::from_secs(10));
+    let stop = Arc::new(AtomicBool::new(false));
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let acked = Arc::new(AtomicU64::new(0));
+    let epoch = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (addrs, stop, h, a) = (
+                p.addrs.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&history),
+                Arc::clone(&acked),
+            );
+            std::thread::spawn(move || run_client(t, addrs, stop, epoch, h, a))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let before = history.lock().unwrap().len();
+    p.kill9(old);
+    let new = p.leader(Duration::from_secs(5));
+    assert_ne!(new, old, "the killed node cannot lead");
+    std::thread::sleep(Duration::from_millis(800));
+    p.spawn(old);
+    std::thread::sleep(Duration::from_millis(1200));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let mut history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
+    let done = history.iter().filter(|o| o.ret.is_some()).count();
+    assert!(
+        before > 10,
+        "clients made progress before the kill: {before}"
+    );
+    assert!(
+        done > before + 10,
+        "clients made progress after it: {done} vs {before}"
+    );
+    // The final reads, after every client stopped.
+    let mut c = client(&p.addrs, ClientConfig::default());
+    let epoch_now = || epoch.elapsed().as_nanos() as u64;
+    for key in 0..3 {
+        let call = epoch_now();
+        let out = c.submit(KvOp::Get(key)).expect("a final read");
+        history.push(Op {
+            client: 99,
+            call,
+            ret: Some(epoch_now()),
+            op: KvOp::Get(key),
+            out: Some(out),
+        });
+    }
+    eprintln!(
+        "{} ops ({before} before the kill of node {old}), {} timed out; new leader {new}",
+        history.len(),
+        history.iter().filter(|o| o.ret.is_none()).count()
+    );
+    if let Err(e) = check_kv(&history) {
+        panic!("{e}\nlogs:\n{}", p.logs());
+    }
+    assert!(
+        acked.load(Ordering::Relaxed) > 0,
+        "some writes were acknowledged"
+    );
+    // The restarted node rebuilt its state from its log and caught up with the leader.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let applied = |i: usize| p.status(i).and_then(|s| s["applied"].as_u64());
+        let (a, l) = (applied(old), applied(new));
+        if a.is_some() && a == l {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "node {old} at {a:?}, leader at {l:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+type F = FrameOf<RaftMsg<Cmd<Kv>>, Kv>;
+
+fn send_all(addr: SocketAddr, frames: &[F]) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return;
+    };
+    let mut buf = Vec::new();
+    for f in frames {
+        frame::encode(f, &mut buf).unwrap();
+    }
+    use std::io::Write;
+    let _ = s.write_all(&buf);
+    // Read until the server closes the connection (it does, refusing).
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+}
+
+/// A process that is not a member cannot inject protocol messages: with a shared secret,
+/// a connection with the wrong cluster id, an unconfigured node id, or a wrong proof is
+/// refused before any message is read, and malformed frames close their connection. A
+/// vote request for term 1000 sent after each refused handshake moves no node's term, and
+/// the cluster keeps serving.
+#[test]
+fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
+    let p = Procs::start(
+        "admission",
+        "raft",
+        &["--secret", "right", "--cluster-id", "c1"],
+    );
+    let leader = p.leader(Duration::from_secs(10));
+    let target = 2; // dialed by nodes 0 and 1: every claim below is a plausible dialer's
+    let vote: F = Frame::Msg {
+        from: NodeId(0),
+        msg: RaftMsg::RequestVote {
+            term: 1000,
+            last_index: 1_000_000,
+            last_term: 1000,
+            pre_vote: false,
+        },
+    };
+    let hello = |cluster: &str, node: u8| -> F {
+        Frame::Hello {
+            cluster: cluster.into(),
+            node: NodeId(node),
+            nonce: [1; NONCE],
+        }
+    };
+    let before = p.status(target).unwrap()["counters"].clone();
+    // Another cluster; a node id the configuration lacks; a member's id without the secret
+    // (its proof is made with the wrong one).
+    send_all(p.addrs[target], &[hello("c2", 0), vote.clone()]);
+    send_all(p.addrs[target], &[hello("c1", 7), vote.clone()]);
+    // A member's id, answering the challenge with a proof made with the wrong secret.
+    {
+        use std::io::Write;
+        let mut s = TcpStream::connect(p.addrs[target]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        frame::write(&mut s, &hello("c1", 0)).unwrap();
+        let challenge: F = frame::read(&mut s, &mut Vec::new(), frame::MAX_FRAME).unwrap();
+        let Frame::Challenge { nonce, .. } = challenge else {
+            panic!("expected a challenge, got {challenge:?}")
+        };
+        let proof = paxraft::net::auth::Secret::new("wrong").prove(
+            paxraft::net::auth::Side::Dialer,
+            "c1",
+            NodeId(0),
+            NodeId(target as u8),
+            &nonce,
+        );
+        let mut buf = Vec::new();
+        frame::encode::<_, _, _>(&Frame::Proof { proof } as &F, &mut buf).unwrap();
+        frame::encode(&vote, &mut buf).unwrap();
+        let _ = s.write_all(&buf);
+        let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+    }
+    // A message with no handshake; an unknown frame type; an oversized length.
+    send_all(p.addrs[target], std::slice::from_ref(&vote));
+    for raw in [&[0, 0, 0, 1, 200][..], &[0xff, 0xff, 0xff, 0xff, 0][..]] {
+        if let Ok(mut s) = TcpStream::connect(p.addrs[target]) {
+            use std::io::Write;
+            let _ = s.write_all(raw);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+        }
+    }
+    let after = p.status(target).unwrap();
+    let c = &after["counters"];
+    let delta = |k: &str| c[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    assert_eq!(delta("refused_peers"), 3, "{after}");
+    assert_eq!(delta("bad_frames"), 3, "{after}");
+    for i in 0..3 {
+        let term = p.status(i).unwrap()["term"].as_u64().unwrap();
+        assert!(term < 1000, "node {i} took the injected term: {term}");
+    }
+    // Still serving.
+    let mut cl = client(&p.addrs, ClientConfig::default());
+    assert_eq!(
+        cl.submit(KvOp::Put(1, b"x".to_vec())),
+        Ok(KvOutput::Written)
+    );
+    assert_eq!(
+        cl.submit(KvOp::Get(1)),
+        Ok(KvOutput::Value(Some(b"x".to_vec())))
+    );
+    let _ = leader;
+}
+
+/// Run `paxraft ARGS` to completion (bounded); its exit code and stderr.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run paxraft");
+    let until = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("paxraft {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_bad(args: &[&str], says: &str) {
+    let (code, err) = run(args);
+    assert_eq!(code, Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+/// Bad input to `serve` and `kv`: one line on stderr, exit 2.
+#[test]
+fn bad_command_lines_exit_2_with_one_line() {
+    let dir = scratch("cli");
+    let data = dir.join("d");
+    let data = data.to_str().unwrap();
+    let (a, b) = (free_port(), free_port());
+    let peers = format!("0={a},1={b}");
+    let serve = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["serve", "--protocol", "raft", "--data", data]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let go = |v: Vec<String>, says: &str| {
+        let v: Vec<&str> = v.iter().map(String::as_str).collect();
+        assert_bad(&v, says);
+    };
+    go(
+        serve(&["--id", "5", "--peers", &peers]),
+        "not among the 2 peers",
+    );
+    go(
+        serve(&["--id", "0", "--peers", "0=127.0.0.1:99999"]),
+        "not a HOST:PORT",
+    );
+    go(
+        serve(&["--id", "0", "--peers", "0=nowhere:1,1=x"]),
+        "not a HOST:PORT",
+    );
+    go(
+        serve(&["--id", "0", "--peers", "0=127.0.0.1:1,0=127.0.0.1:2"]),
+        "given twice",
+    );
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = format!("0={},1={b}", held.local_addr().unwrap());
+    go(serve(&["--id", "0", "--peers", &taken]), "cannot listen on");
+    drop(held);
+    // A data directory another protocol (or cluster, or node) wrote.
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(
+        Path::new(data).join("paxraft.json"),
+        r#"{"protocol":"multipaxos","cluster":"paxraft","node":0}"#,
+    )
+    .unwrap();
+    go(
+        serve(&["--id", "0", "--peers", &peers]),
+        "written by protocol multipaxos",
+    );
+    std::fs::write(
+        Path::new(data).join("paxraft.json"),
+        r#"{"protocol":"raft","cluster":"other","node":0}"#,
+    )
+    .unwrap();
+    go(
+        serve(&["--id", "0", "--peers", &peers]),
+        "written by cluster \"other\"",
+    );
+    assert_bad(&["kv", "get", "1"], "--cluster");
+    assert_bad(&["kv", "--cluster", "0=x", "get", "1"], "not a HOST:PORT");
+    assert_bad(&["cluster", "--local", "0"], "--local takes 1 to 9");
+}
