@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Heartbeat interval.
     #[arg(long, default_value = "30ms", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    /// Let the status endpoint cut links to peers (`/faults/cut/1,2`) and heal them
+    /// (`/faults/heal`): the transport's partition hook, for tests.
+    #[arg(long)]
+    pub fault_hooks: bool,
 }
 
 /// A cluster's addresses, node `i`'s at index `i` (a newtype: clap reads a `Vec` as many
@@ -99,6 +103,7 @@ impl ProtocolVisitor for Serve<'_> {
             data: a.data.clone(),
             status: a.status,
             runtime: served_config(a.election_timeout, a.heartbeat),
+            fault_hooks: a.fault_hooks,
         })?;
         eprintln!(
             "paxraft n{} ({}, {} nodes) serving on {}{}",
@@ -265,9 +270,21 @@ pub struct ClusterArgs {
     pub payload: usize,
 }
 
-/// A free loopback port (bound and released: another process could take it in between,
-/// which `serve` reports as a port in use).
-fn free_port() -> std::io::Result<SocketAddr> {
+/// A free loopback port below Linux's ephemeral range (32768 up), tried in turn from a
+/// point chosen by the process id: a port the kernel handed out (bind to port 0) could be
+/// handed out again as an outgoing connection's source port before the server binds it.
+/// Bound and released: another process could take it in between, which `serve` reports as a
+/// port in use.
+pub fn free_port() -> std::io::Result<SocketAddr> {
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1000) as u16 * 12;
+    for _ in 0..1000 {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr();
+        }
+    }
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 

