@@ -331,9 +331,16 @@ where
 /// than an HTTP server crate, as nothing else in paxraft speaks HTTP.
 fn answer_http(mut conn: TcpStream, route: impl FnOnce(&str) -> (u16, String)) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
-    // The request line is in the first read (up to 4 KiB); the rest is not needed.
+    // Read until the request line is whole (it may come in several segments), at most
+    // 4 KiB; the rest of the request is not needed.
     let mut req = [0u8; 4096];
-    let n = conn.read(&mut req).unwrap_or(0);
+    let mut n = 0;
+    while n < req.len() && !req[..n].windows(2).any(|w| w == b"\r\n") {
+        match conn.read(&mut req[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
     let line = String::from_utf8_lossy(&req[..n]);
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let (code, body) = route(path);
