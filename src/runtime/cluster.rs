@@ -277,7 +277,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         Self::start(
             cfg,
             net,
-            |id| match storage.take().filter(|_| id == local) {
+            // Only the local node's storage is real: the others are placeholders that no
+            // thread uses (their nodes run elsewhere).
+            |id| match storage.take_if(|_| id == local) {
                 Some(s) => Ok(s),
                 None => Ok(Box::new(MemStorage::<R, Cmd<S>>::default())),
             },
