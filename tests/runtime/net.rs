@@ -292,27 +292,41 @@ fn under_load(
             std::thread::spawn(move || run_client(t, addrs, stop, epoch, h, a))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(800));
+    // Phases end after a time and some progress (on a loaded machine, progress is slow):
+    // at least 20 more answered requests, waited for up to 20 s.
+    let answered = || {
+        history
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|o| o.ret.is_some())
+            .count()
+    };
+    let progress = |phase: &str, pause: Duration| {
+        let want = answered() + 20;
+        std::thread::sleep(pause);
+        let until = Instant::now() + Duration::from_secs(20);
+        while answered() < want {
+            assert!(
+                Instant::now() < until,
+                "no progress {phase}: {}",
+                answered()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    progress("before the fault", Duration::from_millis(500));
     let before = history.lock().unwrap().len();
     fault(&mut p, old);
-    let new = p.new_leader(old, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(800));
+    let new = p.new_leader(old, Duration::from_secs(10));
+    progress("after the fault", Duration::from_millis(500));
     heal(&mut p, old);
-    std::thread::sleep(Duration::from_millis(1200));
+    progress("after healing", Duration::from_millis(1000));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("client thread");
     }
     let mut history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
-    let done = history.iter().filter(|o| o.ret.is_some()).count();
-    assert!(
-        before > 10,
-        "clients made progress before the fault: {before}"
-    );
-    assert!(
-        done > before + 10,
-        "clients made progress after it: {done} vs {before}"
-    );
     // The final reads, after every client stopped.
     let mut c = client(&p.addrs, ClientConfig::default());
     let epoch_now = || epoch.elapsed().as_nanos() as u64;
@@ -340,7 +354,7 @@ fn under_load(
         "some writes were acknowledged"
     );
     // The restarted node rebuilt its state from its log and caught up with the leader.
-    let until = Instant::now() + Duration::from_secs(5);
+    let until = Instant::now() + Duration::from_secs(15);
     loop {
         let applied = |i: usize| p.status(i).and_then(|s| s["applied"].as_u64());
         let (a, l) = (applied(old), applied(new));
