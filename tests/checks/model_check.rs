@@ -103,7 +103,6 @@ fn has_verdict(s: &Summary, name: &str, status: Verdict) {
     );
 }
 
-
 /// What ships: PreVote and CheckQuorum on, two clients with a write then a read each.
 fn ships() -> ModelConfig {
     ModelConfig::default()
