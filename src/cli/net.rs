@@ -55,6 +55,29 @@ pub struct ServeArgs {
     /// (`/faults/heal`): the transport's partition hook, for tests.
     #[arg(long)]
     pub fault_hooks: bool,
+    /// Where the node keeps its writes: `file` (DIR/log, synced before any send of a
+    /// step) or `memory` (nothing survives the process, and the directory refuses a
+    /// restart: to measure the network alone, as `paxraft run` does without --data).
+    #[arg(long, value_enum, default_value = "file")]
+    pub storage: StorageKind,
+}
+
+/// Where a served node keeps its writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageKind {
+    /// A log file in the data directory, fsynced.
+    File,
+    /// Memory only.
+    Memory,
+}
+
+impl StorageKind {
+    fn name(self) -> &'static str {
+        match self {
+            StorageKind::File => "file",
+            StorageKind::Memory => "memory",
+        }
+    }
 }
 
 /// A cluster's addresses, node `i`'s at index `i` (a newtype: clap reads a `Vec` as many
@@ -104,6 +127,7 @@ impl ProtocolVisitor for Serve<'_> {
             status: a.status,
             runtime: served_config(a.election_timeout, a.heartbeat),
             fault_hooks: a.fault_hooks,
+            memory: a.storage == StorageKind::Memory,
         })?;
         eprintln!(
             "paxraft n{} ({}, {} nodes) serving on {}{}",
@@ -268,6 +292,9 @@ pub struct ClusterArgs {
     /// With --bench: bytes of each put's value.
     #[arg(long, default_value_t = 16)]
     pub payload: usize,
+    /// Where the servers keep their writes (see `paxraft serve --storage`).
+    #[arg(long, value_enum, default_value = "file")]
+    pub storage: StorageKind,
 }
 
 /// A free loopback port below Linux's ephemeral range (32768 up), tried in turn from a
@@ -358,7 +385,8 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         let child = std::process::Command::new(&exe)
             .args(["serve", "--protocol", args.protocol.name(), "--id"])
             .arg(i.to_string())
-            .args(["--peers", &peers, "--status", &status.to_string(), "--data"])
+            .args(["--peers", &peers, "--status", &status.to_string()])
+            .args(["--storage", args.storage.name(), "--data"])
             .arg(&data)
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -511,10 +539,11 @@ fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
         args.duration,
     )?;
     Ok(format!(
-        "{} clients x {} outstanding, {} B puts, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors",
+        "{} clients x {} outstanding, {} B puts, {} storage, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors",
         args.clients,
         args.outstanding,
         args.payload,
+        args.storage.name(),
         args.duration,
         r.ops_per_sec,
         r.p50,

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::frame::{self, Frame, FrameOf, WireReply, MAX_FRAME};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
-    spin_for, Cluster, Cmd, Drained, FileStorage, Mailbox, Net, Reply, ReplyBox, RuntimeConfig,
-    Storage, NODE_MAILBOX, NODE_SPIN,
+    spin_for, Cluster, Cmd, Drained, FileStorage, Mailbox, MemStorage, Net, Reply, ReplyBox,
+    RuntimeConfig, Storage, NODE_MAILBOX, NODE_SPIN,
 };
 
 /// Most connections a server holds at once (peers and clients): beyond it a new connection
@@ -76,6 +76,10 @@ pub struct ServeConfig {
     /// Whether the status endpoint takes fault requests (`/faults/cut/1,2`, `/faults/heal`):
     /// for tests, never for a deployment.
     pub fault_hooks: bool,
+    /// Keep the node's writes in memory instead of in `data/log` (to measure the network
+    /// alone, as the in-process runtime does by default): nothing survives the process, so
+    /// such a node is never restarted ([`claim`] refuses a directory one ran in).
+    pub memory: bool,
 }
 
 /// What a data directory records about who wrote it: a directory is never reused by another
@@ -85,6 +89,9 @@ struct DirMeta {
     protocol: String,
     cluster: String,
     node: u8,
+    /// The node kept its writes in memory: they died with it.
+    #[serde(default)]
+    memory: bool,
 }
 
 /// The file in a data directory that records [`DirMeta`].
@@ -119,6 +126,14 @@ fn claim(dir: &Path, want: &DirMeta) -> Result<(), ServeError> {
                     "written by node {}, not {}",
                     have.node, want.node
                 )));
+            }
+            // A node that kept its log in memory forgot its votes and its acknowledged
+            // entries when it stopped: rejoining would let it vote twice in a term or deny
+            // what a quorum counted on it for.
+            if have.memory || want.memory {
+                return Err(err(
+                    "a node ran here with --storage memory: its votes and log are gone, so it cannot rejoin (start a new cluster in a new directory)".into(),
+                ));
             }
             Ok(())
         }
@@ -207,16 +222,21 @@ where
                 protocol: R::NAME.into(),
                 cluster: id.cluster.clone(),
                 node: id.me.0,
+                memory: cfg.memory,
             },
         )?;
-        let storage: Box<dyn Storage<R, Cmd<S>>> = Box::new(
-            FileStorage::<R, Cmd<S>>::open(cfg.data.join("log")).map_err(|e| {
-                ServeError::DataDir {
-                    dir: cfg.data.clone(),
-                    why: e.to_string(),
-                }
-            })?,
-        );
+        let storage: Box<dyn Storage<R, Cmd<S>>> = if cfg.memory {
+            Box::new(MemStorage::<R, Cmd<S>>::default())
+        } else {
+            Box::new(
+                FileStorage::<R, Cmd<S>>::open(cfg.data.join("log")).map_err(|e| {
+                    ServeError::DataDir {
+                        dir: cfg.data.clone(),
+                        why: e.to_string(),
+                    }
+                })?,
+            )
+        };
         let boxes = (0..n)
             .map(|i| {
                 Arc::new(if i == id.me.index() {
@@ -525,5 +545,42 @@ fn serve_client<R, S>(
 pub fn wait_for(stop: &AtomicBool, deadline: Option<Instant>) {
     while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(memory: bool) -> DirMeta {
+        DirMeta {
+            protocol: "raft".into(),
+            cluster: "paxraft".into(),
+            node: 0,
+            memory,
+        }
+    }
+
+    /// A directory is claimed once by a node that keeps its log in memory, and never again:
+    /// neither by a restart in memory nor on file (its votes and log died with it); a file
+    /// node's directory is claimed again by its restarts, but not by a node in memory.
+    #[test]
+    fn a_node_that_kept_its_log_in_memory_never_rejoins() {
+        let root = std::env::temp_dir().join(format!("paxraft-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (mem, file) = (root.join("mem"), root.join("file"));
+        claim(&mem, &meta(true)).expect("a fresh directory");
+        for again in [true, false] {
+            let e = claim(&mem, &meta(again)).unwrap_err().to_string();
+            assert!(
+                e.contains("--storage memory") && e.contains("cannot rejoin"),
+                "{e}"
+            );
+        }
+        claim(&file, &meta(false)).expect("a fresh directory");
+        claim(&file, &meta(false)).expect("a restart on file");
+        let e = claim(&file, &meta(true)).unwrap_err().to_string();
+        assert!(e.contains("cannot rejoin"), "{e}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
