@@ -188,6 +188,25 @@ fn peer_messages<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
         .count()
 }
 
+/// Give the network's table back the room it no longer needs. Stateright copies the table
+/// into every successor as it is, and a hash table never shrinks by itself: one that grew
+/// to 16 buckets while 8 messages were in flight would stay that size, in every state
+/// after it, with 3 left. Checked states wait whole in the BFS queue, so the table is most
+/// of what a state owns; this keeps it at most twice the room its messages need. A
+/// message's place in the table takes no part in the state's identity (the multiset
+/// hashes its entries in sorted order).
+fn shrink_network<R: Replica<Cmd>>(cluster: &mut ClusterState<R>) {
+    match &mut cluster.network {
+        Network::UnorderedNonDuplicating(multiset) if multiset.len() * 2 <= multiset.capacity() => {
+            multiset.shrink_to_fit()
+        }
+        Network::UnorderedDuplicating(set, _) if set.len() * 2 <= set.capacity() => {
+            set.shrink_to_fit()
+        }
+        _ => {}
+    }
+}
+
 /// The model `paxraft check` explores.
 pub struct CheckModel<R: Replica<Cmd>> {
     /// The actor model (no boundary of its own).
@@ -539,6 +558,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
                     self.collect_garbage(&mut cluster, actor);
                 }
+                shrink_network(&mut cluster);
                 Some(CheckState {
                     cluster,
                     depth,
@@ -561,6 +581,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 if self.bounds == Bounds::Cut {
                     self.collect_garbage(&mut cluster, i);
                 }
+                shrink_network(&mut cluster);
                 Some(CheckState {
                     cluster,
                     depth,

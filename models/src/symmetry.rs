@@ -128,9 +128,9 @@ fn rename_saved<R: Replica<Cmd>>(saved: &Storage<R>, map: &Renaming) -> Storage<
 fn rename_msg<R: Replica<Cmd>>(msg: &Msg<R::Msg>, map: &Renaming) -> Msg<R::Msg> {
     match msg {
         Msg::Peer(m) => {
-            let mut m = m.clone();
+            let mut m = (**m).clone();
             R::rename_msg(&mut m, map);
-            Msg::Peer(m)
+            Msg::Peer(Arc::new(m))
         }
         Msg::Redirect { seq, leader } => Msg::Redirect {
             seq: *seq,
@@ -169,7 +169,7 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     Some(st) => Some(rename_saved::<R>(st, &map)),
                     None => None,
                 };
-                actor_states.push(Arc::new(NodeState::Server(ServerState {
+                actor_states.push(Arc::new(NodeState::Server(Box::new(ServerState {
                     replica,
                     saved,
                     reported: x.reported,
@@ -183,7 +183,7 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
                     // Zero: symmetry is refused with membership changes.
                     changes_done: x.changes_done,
                     refused_busy: x.refused_busy,
-                })));
+                }))));
                 actor_storages.push(storage);
             }
             NodeState::Storage(_) => {

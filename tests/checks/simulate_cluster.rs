@@ -304,12 +304,9 @@ fn the_history_check_rejects_an_altered_reply() {
             matches!(
                 a,
                 CheckAction::Step(ActorModelAction::Deliver {
-                    msg: Msg::Reply {
-                        answer: Answer::Value(Some(_)),
-                        ..
-                    },
+                    msg: Msg::Reply { answer, .. },
                     ..
-                })
+                }) if matches!(**answer, Answer::Value(Some(_)))
             )
         })
         .expect("some get read a value");
@@ -318,7 +315,7 @@ fn the_history_check_rejects_an_altered_reply() {
         ..
     }) = &mut path[k]
     {
-        *answer = Answer::Value(Some(vec![99, 99]));
+        *answer = Answer::Value(Some(vec![99, 99])).into();
     }
     let h = history::<Raft<Cmd>>(&model, &path);
     let altered = h
@@ -595,7 +592,7 @@ fn the_history_follows_a_pipelined_clients_window() {
             dst: 1.into(),
             msg: Msg::Reply {
                 seq,
-                answer: Answer::Written,
+                answer: Answer::Written.into(),
             },
         })
     };
@@ -1063,7 +1060,10 @@ mod lock {
             CheckAction::Step(ActorModelAction::Deliver {
                 src: 0.into(),
                 dst: 1.into(),
-                msg: Msg::Reply { seq, answer },
+                msg: Msg::Reply {
+                    seq,
+                    answer: answer.into(),
+                },
             })
         };
         // Times 2, 4, 6: #1 granted (#4 is invoked at 3), #2 refused as expired, #3 ignored.

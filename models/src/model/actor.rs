@@ -28,10 +28,15 @@ pub struct StorageState {
 }
 
 /// An actor's state.
+///
+/// Stateright keeps each actor's state behind an `Arc` and allocates a new one for every
+/// step that changes it. A server's state is large (the replica: hundreds of bytes), a
+/// client's is 16 bytes: the server's is boxed so that a client step allocates a small
+/// state, not one the size of a server's. A `Box` hashes and compares as its contents.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum NodeState<R: Replica<Cmd>> {
     /// A server.
-    Server(ServerState<R>),
+    Server(Box<ServerState<R>>),
     /// A client.
     Client(ClientState),
     /// The storage the lock service protects.
@@ -183,7 +188,7 @@ impl<R: Replica<Cmd>> Actor for Node<R> {
                 for k in 0..changes.len() {
                     o.set_timer(Timer::Admin(k as u8), model_timeout());
                 }
-                NodeState::Server(s)
+                NodeState::Server(Box::new(s))
             }
             Node::Client {
                 servers,
@@ -256,9 +261,12 @@ impl<R: Replica<Cmd>> Node<R> {
         match (self, msg) {
             (Node::Server { .. }, Msg::Peer(m)) => {
                 let from = NodeId(usize::from(src) as u8);
-                self.server_step(state, o, None, None, 0, |r, out| r.on_message(from, m, out));
+                self.server_step(state, o, None, None, 0, |r, out| {
+                    r.on_message(from, Arc::unwrap_or_clone(m), out)
+                });
             }
             (Node::Server { cfg, .. }, Msg::Request(cmd)) => {
+                let cmd = Arc::unwrap_or_clone(cmd);
                 // Bug zoo R10 (stale read): a replica that believes it leads answers a get
                 // from its local store, skipping the log round that would confirm it still
                 // leads. The correct path (default) sends reads through the log like writes.
@@ -268,7 +276,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     state.server(),
                 ) {
                     if s.replica.status().role == Role::Leader {
-                        let answer = Answer::Value(s.saved.sm.state().get(*key).cloned());
+                        let answer = Arc::new(Answer::Value(s.saved.sm.state().get(*key).cloned()));
                         o.send(
                             src,
                             Msg::Reply {
@@ -311,7 +319,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     return;
                 }
                 let mut c = c.clone();
-                if answer == Answer::Expired {
+                if *answer == Answer::Expired {
                     // The session is gone: this client id can do nothing more (a new session
                     // would need a new id). It stops; its retry timer goes with it.
                     c.expired = true;
@@ -319,7 +327,7 @@ impl<R: Replica<Cmd>> Node<R> {
                     *state = Cow::Owned(NodeState::Client(c));
                     return;
                 }
-                if let (Answer::Acquired { token }, Some(storage)) = (&answer, self.storage()) {
+                if let (Answer::Acquired { token }, Some(storage)) = (&*answer, self.storage()) {
                     // The holder uses its lock at once: a write fenced by the token. The
                     // network may hold it back arbitrarily long (the holder "pauses").
                     c.token = *token;
@@ -348,7 +356,7 @@ impl<R: Replica<Cmd>> Node<R> {
                 c.target = leader.0;
                 o.send(
                     Id::from(leader.index()),
-                    Msg::Request(client_request(id, ops, &c, seq as u8)),
+                    Msg::Request(client_request(id, ops, &c, seq as u8).into()),
                 );
                 *state = Cow::Owned(NodeState::Client(c));
             }
@@ -423,7 +431,7 @@ impl<R: Replica<Cmd>> Node<R> {
                 for k in c.unanswered() {
                     o.send(
                         Id::from(usize::from(c.target)),
-                        Msg::Request(client_request(id, ops, &c, k)),
+                        Msg::Request(client_request(id, ops, &c, k).into()),
                     );
                 }
                 if c.retries < *max_retries {

@@ -93,7 +93,7 @@ pub(super) fn client_issue(
         c.seq += 1;
         o.send(
             Id::from(usize::from(c.target % servers)),
-            Msg::Request(client_request(id, ops, c, c.seq)),
+            Msg::Request(client_request(id, ops, c, c.seq).into()),
         );
     }
     if c.waiting() {

@@ -140,13 +140,13 @@ pub(super) fn record_in<R: Replica<Cmd>>(
     if *seq != u64::from(invoked) || returned >= invoked {
         return counted.map(History::from); // not awaited: the client ignores it
     }
-    if *answer == Answer::Expired {
+    if **answer == Answer::Expired {
         // The op stays pending for ever: whether it took effect before the session expired
         // is unknown to the client, and a pending op may be linearized or not.
         return counted.map(History::from);
     }
     let mut h = counted.unwrap_or_else(|| (**h.0).clone());
-    let _ = h.tester.on_return(env.dst, answer.clone());
+    let _ = h.tester.on_return(env.dst, (**answer).clone());
     h.invoked[c].1 = invoked;
     h.consistent = h.tester.is_consistent();
     Some(History::from(h))

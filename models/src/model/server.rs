@@ -241,7 +241,7 @@ impl<R: Replica<Cmd>> Node<R> {
             match effect {
                 Effect::Send { to, msg } => {
                     sent = true;
-                    o.send(Id::from(to.index()), Msg::Peer(msg))
+                    o.send(Id::from(to.index()), Msg::Peer(Arc::new(msg)))
                 }
                 Effect::SetTimer { timer, after } => {
                     if let Some(now) = now() {
@@ -294,7 +294,7 @@ impl<R: Replica<Cmd>> Node<R> {
                             // The leader answers; a retry reaching a later leader is answered
                             // from the session.
                             if let (true, Some(answer)) = (leader, answer) {
-                                let seq = cmd.seq;
+                                let (seq, answer) = (cmd.seq, Arc::new(answer));
                                 o.send(Id::from(cmd.client as usize), Msg::Reply { seq, answer });
                             }
                             sv.applied.insert(i, (slot, cmd));
@@ -333,7 +333,7 @@ impl<R: Replica<Cmd>> Node<R> {
                         Id::from(cmd.client as usize),
                         Msg::Reply {
                             seq: cmd.seq,
-                            answer: answer.into(),
+                            answer: Arc::new(answer.into()),
                         },
                     );
                 }
