@@ -10,6 +10,13 @@
 //! ([`ClientState`]), the history they record for the linearizability tester
 //! ([`History`]), and here the bounds and [`actors`], the actor model without properties
 //! ([`fn@crate::build`] adds them; this module knows nothing of them).
+//!
+//! States are kept compact, because stateright keeps every state of its BFS queue whole and
+//! shares only what sits behind an `Arc`: the large parts that rarely change are shared and
+//! hashed once ([`Hashed`]: the durable image, the history), a message's payload is shared
+//! ([`Msg`]), and a server's state is boxed so that small actors' states stay small
+//! ([`NodeState`]). `models/tests/state_size.rs` prints where a state's bytes go; the
+//! README's checker section has the breakdown.
 
 use std::fmt::Debug;
 use std::sync::Arc;
