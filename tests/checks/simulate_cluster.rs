@@ -1147,3 +1147,36 @@ mod lock {
         }
     }
 }
+
+/// Two `settles` failures the search found in multi-Paxos with membership changes
+/// (`simulate multipaxos --changes remove:2,remove:0 --window 1 --partitions --loss 5`, seeds
+/// 0 and 7), saved as found. Both were the settling phase's, not the protocol's:
+/// * `multipaxos-boundary-burst.json`: an isolated stale leader (round 14, commit 1, α = 1)
+///   held 19 client commands in its queue, and every step that would end its leadership
+///   hands them back at once (19 redirects); with the in-flight bound (42) reached by
+///   messages on their way to it, every step was refused and the walk stopped with clients
+///   waiting on the live leader. Settling now takes steps past the boundary.
+/// * `multipaxos-removed-follower.json`: n0, removed from `{n0,n1,n2}` without learning it,
+///   kept naming the old leader n2 (removed too), which named nobody, while n1 led `{n1}`
+///   alone; clients retrying in rotation went n0 → n2 → n0 for ever. n0's election timer,
+///   which would have cleared the stale hint (and let it learn it left), was held back as if
+///   n1's heartbeats re-armed it, but n1 sends n0 nothing. Only a leader whose configuration
+///   has the node as a member holds its timer back now.
+#[test]
+fn settling_failures_of_the_harness_no_longer_fail() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/checks/schedules");
+    for (name, steps) in [
+        ("multipaxos-boundary-burst.json", 1025),
+        ("multipaxos-removed-follower.json", 240),
+    ] {
+        let file = format!("{dir}/{name}");
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(saved["violation"]["property"], SETTLES, "{name}");
+        let (code, out, err) = paxraft(&["replay", &file, "--json"]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["reproduced"], false, "{name}");
+        assert_eq!(v["steps"], steps, "{name}: settled in {}", v["steps"]);
+    }
+}

@@ -12,14 +12,20 @@ use stateright::{Expectation, Model};
 
 #[derive(Clone)]
 enum Toy {
-    Pinger { limit: u8 },
-    Ponger,
+    Pinger {
+        limit: u8,
+    },
+    /// Answers a ping with its pong and `extra` echoes the pinger ignores (a burst).
+    Ponger {
+        extra: u8,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Msg {
     Ping(u8),
     Pong(u8),
+    Echo(u8),
 }
 
 impl Actor for Toy {
@@ -39,10 +45,13 @@ impl Actor for Toy {
 
     fn on_msg(&self, _id: Id, state: &mut Cow<u8>, src: Id, msg: Msg, o: &mut Out<Self>) {
         match (self, msg) {
-            (Toy::Ponger, Msg::Ping(k)) => {
+            (Toy::Ponger { extra }, Msg::Ping(k)) => {
                 let v = (**state).max(k);
                 *state.to_mut() = v;
                 o.send(src, Msg::Pong(k));
+                for j in 0..*extra {
+                    o.send(src, Msg::Echo(j));
+                }
             }
             (Toy::Pinger { limit }, Msg::Pong(k)) if k == **state && k < *limit => {
                 *state.to_mut() += 1;
@@ -67,7 +76,7 @@ impl Actor for Toy {
 fn model(limit: u8, bad_above: u8) -> ActorModel<Toy, u8, ()> {
     ActorModel::new(bad_above, ())
         .actor(Toy::Pinger { limit })
-        .actor(Toy::Ponger)
+        .actor(Toy::Ponger { extra: 0 })
         .init_network(Network::new_unordered_nonduplicating([]))
         .lossy_network(LossyNetwork::Yes)
         .property(Expectation::Always, "count stays low", |m, s| {
@@ -191,5 +200,49 @@ fn quiet_timers_fire_only_when_nothing_else_can_happen() {
     assert!(
         loud > quiet,
         "loud timers fire mid-traffic: {loud} against {quiet}"
+    );
+}
+
+#[test]
+fn settling_takes_a_step_past_the_boundary() {
+    // The ponger answers each ping with three messages; the boundary allows two in flight.
+    // The faulty phase refuses every delivery of a ping (the walk takes another step), but
+    // settling must not: there a refused burst is a dead end, reported as a run that did not
+    // settle although nothing is stuck but the walk (multi-Paxos: a leader stepping down
+    // hands every queued command back to its client at once).
+    let m = ActorModel::new(9, ())
+        .actor(Toy::Pinger { limit: 3 })
+        .actor(Toy::Ponger { extra: 2 })
+        .init_network(Network::new_unordered_nonduplicating([]))
+        .within_boundary(|_, s| s.network.len() <= 2);
+    let exec = Executor::new(&m, done(3));
+    // Faulty: only deliveries (roll 99), none of which may answer a ping.
+    let (out, s) = exec.run(&Schedule {
+        profile: FaultProfile::default(),
+        choices: vec![99; 20],
+    });
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert_eq!(*s.actor_states[0], 3, "settled: every pong counted");
+    let answered = |path: &[stateright::actor::ActorModelAction<Msg, (), ()>]| {
+        path.iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    stateright::actor::ActorModelAction::Deliver {
+                        msg: Msg::Ping(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(
+        answered(&out.path[..out.faulty_steps]),
+        0,
+        "refused while faulty"
+    );
+    assert!(
+        answered(&out.path[out.faulty_steps..]) >= 3,
+        "taken while settling"
     );
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use paxraft_impls::sm::{KvOp, LockOp};
-use paxraft_impls::{Replica, Role};
+use paxraft_impls::{NodeId, Replica, Role};
 use paxraft_models::checked::{build_walk, CheckAction, CheckModel, CheckState};
 use paxraft_models::model::service::LOCK;
 use paxraft_models::model::{Node, Service, Timer};
@@ -166,9 +166,17 @@ pub fn settled<R: Replica<Cmd>>(model: &SimModel<R>, state: &SimState<R>) -> boo
         .all(|s| s.saved.applied_to == first.saved.applied_to && s.saved.sm == first.saved.sm)
 }
 
-/// A non-leader's election timer while some server leads: on a healthy network the leader's
-/// messages keep re-arming it, so the settling phase fires it only when nothing else can
-/// happen (a leader that stalls must not be rescued by an election it would not have had).
+/// A non-leader's election timer while some server leads *it*: on a healthy network that
+/// leader's messages keep re-arming it, so the settling phase fires it only when nothing else
+/// can happen (a leader that stalls must not be rescued by an election it would not have had).
+///
+/// Only a leader whose latest configuration has the node as a member counts: a leader sends
+/// nothing to a node outside it (a removed node, a spare), whose timer nothing re-arms. Held
+/// back anyway, it never fired while clients kept the network busy: a removed node that never
+/// learned it left kept naming the old leader, which named nobody, and clients retrying in
+/// rotation went back and forth between the two, never reaching the new leader (found by
+/// `simulate multipaxos --changes remove:2,remove:0 --window 1 --partitions --loss 5 --seed 7`).
+/// Its election is what lets it learn it left (see the multi-Paxos `reconfig` docs).
 pub(crate) fn election_timer_under_a_leader<R: Replica<Cmd>>(
     model: &SimModel<R>,
     state: &SimState<R>,
@@ -178,13 +186,21 @@ pub(crate) fn election_timer_under_a_leader<R: Replica<Cmd>>(
         return false;
     };
     let n = model.actors.cfg.cfg.servers;
-    let leads = |i: usize| {
-        !state.crashed[i]
-            && state.actor_states[i]
-                .server()
-                .is_some_and(|s| s.replica.status().role == Role::Leader)
+    let me = usize::from(*id);
+    // The configuration server `i` leads, if it is up and leads.
+    let led = |i: usize| {
+        (!state.crashed[i])
+            .then(|| state.actor_states[i].server())
+            .flatten()
+            .map(|s| s.replica.status())
+            .filter(|st| st.role == Role::Leader)
+            .map(|st| st.config)
     };
-    *t == R::election_timer() && !leads(usize::from(*id)) && (0..n).any(leads)
+    *t == R::election_timer()
+        && led(me).is_none()
+        && (0..n)
+            .filter_map(led)
+            .any(|config| config.members().contains(NodeId(me as u8)))
 }
 
 /// What keeps a state from [`settled`], in a few words.

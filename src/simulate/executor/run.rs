@@ -189,7 +189,8 @@ where
                         return Some((s, classes[i]));
                     }
                 }
-                self.step(state, &actions[i], keep).map(|s| (s, classes[i]))
+                self.step(state, &actions[i], keep, Phase::Faulty)
+                    .map(|s| (s, classes[i]))
             })
         });
         (picked, torn)
@@ -202,7 +203,8 @@ where
     /// and anyway every 64th step, or every L-th with L messages in flight if more (a
     /// timeout outlasts the delivery of what is on the wire, say a promise in many chunks),
     /// so that stale leader hints bouncing a client between servers cannot keep the network
-    /// busy for ever. Says whether the run settled.
+    /// busy for ever. No step is refused for the model's boundary here (see `step`). Says
+    /// whether the run settled.
     fn settling_phase(
         &self,
         p: &FaultProfile,

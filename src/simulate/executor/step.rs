@@ -64,12 +64,21 @@ where
     }
 
     /// Take action `a`: a delivery (with its bookkeeping) or any other action. `None` when it
-    /// cannot happen here or leaves the model's boundary.
+    /// cannot happen here or, in the faulty phase, leaves the model's boundary.
+    ///
+    /// The settling phase takes a step past the boundary: the boundary (the simulator's bound
+    /// on messages in flight) is there to keep a faulty phase's garbage from piling up, and
+    /// settling piles up nothing (it delivers in rotation, fires timers only when nothing or
+    /// little is in flight, and is itself bounded by `settle_steps`). Refusing there turned
+    /// any state whose every way forward sends a burst (a leader stepping down hands each
+    /// command it queued back to its client at once) into a dead end, reported as a run that
+    /// did not settle although nothing was stuck but the walk.
     pub(super) fn step(
         &self,
         state: &M::State,
         a: &M::Action,
         keep: bool,
+        phase: Phase,
     ) -> Option<Stepped<M::Action, M::State>> {
         let is_delivery = matches!(a.class(), Class::Deliver { .. });
         let stepped = match self.next(state, a) {
@@ -105,9 +114,7 @@ where
             }
             None => return None,
         };
-        self.model
-            .within_boundary(&stepped.state)
-            .then_some(stepped)
+        (phase == Phase::Settling || self.model.within_boundary(&stepped.state)).then_some(stepped)
     }
 
     /// A crash of `node` that tears one of its steps (a delivery among `cands` or one of its
@@ -175,8 +182,8 @@ where
         })
     }
 
-    /// Take the first of `cands` (indices into `actions`), starting at `start` and wrapping,
-    /// that can happen.
+    /// Settling: take the first of `cands` (indices into `actions`), starting at `start` and
+    /// wrapping, that can happen.
     pub(super) fn first(
         &self,
         state: &M::State,
@@ -185,8 +192,14 @@ where
         start: usize,
         keep: bool,
     ) -> Option<Stepped<M::Action, M::State>> {
-        (0..cands.len())
-            .find_map(|k| self.step(state, &actions[cands[(start + k) % cands.len()]], keep))
+        (0..cands.len()).find_map(|k| {
+            self.step(
+                state,
+                &actions[cands[(start + k) % cands.len()]],
+                keep,
+                Phase::Settling,
+            )
+        })
     }
 
     pub(super) fn record(stats: &mut Stats, class: Class, delivered: Option<Delivered>) {
