@@ -78,7 +78,7 @@ pub struct ServeConfig {
     pub fault_hooks: bool,
     /// Keep the node's writes in memory instead of in `data/log` (to measure the network
     /// alone, as the in-process runtime does by default): nothing survives the process, so
-    /// such a node is never restarted ([`claim`] refuses a directory one ran in).
+    /// such a node is never restarted (its data directory refuses a second start).
     pub memory: bool,
 }
 
