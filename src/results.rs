@@ -35,10 +35,37 @@ pub struct BenchPoint {
     /// in the latencies. 0 in results saved before errors were counted.
     #[serde(default)]
     pub errors: u64,
+    /// Where the servers ran: threads of the bench process, or server processes over
+    /// loopback TCP (in-process in results saved before loopback was measured).
+    #[serde(default)]
+    pub transport: Transport,
     /// When and from which commit it was made (`None` in results saved before runs were
     /// stamped: unknown, shown as such).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+}
+
+/// How a benchmark's clients and servers talk.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Replica threads in the bench process, messages through in-memory channels.
+    #[default]
+    InProcess,
+    /// One server process per replica on 127.0.0.1, TCP between them and to the clients.
+    Loopback,
+}
+
+impl Transport {
+    /// `in-process` or `loopback`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::InProcess => "in-process",
+            Transport::Loopback => "loopback",
+        }
+    }
 }
 
 /// Throughput over time with the leader crashed part-way.
@@ -572,12 +599,13 @@ impl Results {
 
 /// Which bench points are the same measurement: protocol, cluster size, outstanding requests
 /// and payload.
-fn bench_key(p: &BenchPoint) -> (String, usize, usize, usize) {
+fn bench_key(p: &BenchPoint) -> (String, usize, usize, usize, Transport) {
     (
         p.protocol.clone(),
         p.servers,
         p.outstanding,
         p.payload_bytes,
+        p.transport,
     )
 }
 

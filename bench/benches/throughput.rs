@@ -18,6 +18,12 @@
 //! Snapshots (groups `snapshots-{protocol}-3n-1024`): snapshots off against a snapshot every
 //! 10,000 slots, 1024 outstanding, 3 servers, side by side.
 //!
+//! Loopback (groups `loopback-{protocol}-3n-{payload}B`): the same closed loop against 3
+//! server processes on 127.0.0.1 (TCP, `--storage memory`, started as `paxraft cluster
+//! --local` starts them), raft and multipaxos, 1, 64 and 1024 outstanding, 0 and 128 B; saved
+//! beside the in-process points with `transport: loopback`. The server processes are this
+//! benchmark run again with `PAXRAFT_BENCH_SERVE=1`, which makes it `paxraft serve`.
+//!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers, 1 and 1024 outstanding, empty commands, 1 s each;
 //! reads at 90% only.
 
@@ -27,12 +33,22 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, SamplingMode, Throughput};
-use paxraft::bench::{self, AnyLoad, CriterionPhases, LoadConfig, ReadLoad, ReadPath, READ_MIXES};
+use paxraft::bench::{
+    self, AnyLoad, BenchError, CriterionPhases, LoadConfig, LoopbackLoad, ReadLoad, ReadPath,
+    READ_MIXES,
+};
+use paxraft::cli::net::StorageKind;
 use paxraft::protocol::Protocol;
 use paxraft::report::reads::{self as saved_reads, ReadPoint};
 use paxraft::results::{BenchPoint, Results};
 
-fn main() {
+/// Set in the server processes of the loopback points: run as `paxraft` (`serve ...`).
+const SERVE: &str = "PAXRAFT_BENCH_SERVE";
+
+fn main() -> std::process::ExitCode {
+    if std::env::var_os(SERVE).is_some() {
+        return paxraft::cli::main();
+    }
     common::require_shipping_build();
     let quick = common::quick() || !common::measuring();
     let (warm, measure) = if quick {
@@ -44,7 +60,7 @@ fn main() {
     let outstanding: &[usize] = if quick {
         &[1, 1024]
     } else {
-        &[1, 16, 256, 1024, 4096]
+        &[1, 16, 64, 256, 1024, 4096]
     };
     let payloads: &[usize] = if quick { &[0] } else { &[0, 128] };
     let cluster_sizes: &[usize] = if quick { &[3] } else { &[3, 5] };
@@ -77,7 +93,8 @@ fn main() {
                         clients: 0,
                         reads: ReadLoad::default(),
                     };
-                    if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(out), &cfg) {
+                    let id = BenchmarkId::from_parameter(out);
+                    if let Some(p) = measured(&mut g, id, &cfg, bench::start) {
                         println!(
                             "  {} {}n {out} outstanding {payload}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
                             p.protocol, p.servers, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
@@ -89,12 +106,63 @@ fn main() {
             }
         }
     }
+    points.extend(loopback(&mut c, quick, payloads));
     snapshots(&mut c, quick);
     let read_points = reads(&mut c, quick);
     common::finish(&c, "throughput", |dir| {
         Results::merge_bench(dir, &points)?;
         saved_reads::merge(dir, &read_points)
     });
+    std::process::ExitCode::SUCCESS
+}
+
+/// The loopback points: 3 server processes per point (memory storage, so they compare with
+/// the in-process clusters, which keep their logs in memory), started on the point's first
+/// call and stopped after it.
+fn loopback(c: &mut criterion::Criterion, quick: bool, payloads: &[usize]) -> Vec<BenchPoint> {
+    let outstanding: &[usize] = if quick { &[1, 1024] } else { &[1, 64, 1024] };
+    let exe = std::env::current_exe().expect("this benchmark's path");
+    let server = || {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.env(SERVE, "1");
+        cmd
+    };
+    let mut points = Vec::new();
+    for &payload in payloads {
+        for protocol in Protocol::REPLICATED {
+            let mut g = c.benchmark_group(format!("loopback-{}-3n-{payload}B", protocol.name()));
+            g.throughput(Throughput::Elements(1))
+                .sampling_mode(SamplingMode::Flat);
+            for &out in outstanding {
+                let cfg = LoadConfig {
+                    snapshots: None,
+                    protocol,
+                    servers: 3,
+                    outstanding: out,
+                    payload_bytes: payload,
+                    clients: 0,
+                    reads: ReadLoad::default(),
+                };
+                let start = |cfg: LoadConfig| -> Result<Box<dyn AnyLoad>, BenchError> {
+                    Ok(Box::new(LoopbackLoad::start(
+                        cfg,
+                        StorageKind::Memory,
+                        server,
+                    )?))
+                };
+                let id = BenchmarkId::from_parameter(out);
+                if let Some(p) = measured(&mut g, id, &cfg, start) {
+                    println!(
+                        "  loopback {} 3n {out} outstanding {payload}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
+                        p.protocol, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
+                    );
+                    points.push(p);
+                }
+            }
+            g.finish();
+        }
+    }
+    points
 }
 
 /// Snapshots on against off (issue 17's target: within 10%), side by side in one group per
@@ -126,7 +194,7 @@ fn snapshots(c: &mut criterion::Criterion, quick: bool) {
                 clients: 0,
                 reads: ReadLoad::default(),
             };
-            if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(id), &cfg) {
+            if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(id), &cfg, bench::start) {
                 println!(
                     "  snapshots {id} {} 3n 1024 outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
                     p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
@@ -169,7 +237,9 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                     clients: 0,
                     reads: ReadLoad { percent, path },
                 };
-                if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(&id), &cfg) {
+                if let Some(p) =
+                    measured(&mut g, BenchmarkId::from_parameter(&id), &cfg, bench::start)
+                {
                     println!(
                         "  {} {path} {percent}% reads, {outstanding} outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
                         p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
@@ -183,13 +253,14 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
     points
 }
 
-/// Benchmark the load `cfg` as `id` in group `g`; the point criterion measured, without its
+/// Benchmark the load `cfg`, started by `start`, as `id` in group `g`; the point criterion measured, without its
 /// warm-up (`None` when the benchmark was filtered out, or criterion measured nothing: a
 /// `--test` or `--quick` run). Requests that failed are in the point's `errors`, and said.
 fn measured(
     g: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     cfg: &LoadConfig,
+    start: impl Fn(LoadConfig) -> Result<Box<dyn AnyLoad>, BenchError>,
 ) -> Option<BenchPoint> {
     // Started on first use, so a filtered-out point costs nothing.
     let mut load: Option<Box<dyn AnyLoad>> = None;
@@ -197,7 +268,7 @@ fn measured(
     g.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let l = load.get_or_insert_with(|| {
-                bench::start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
+                start(cfg.clone()).unwrap_or_else(|e| panic!("{cfg:?}: {e}"))
             });
             if phases.starts_measuring(iters) {
                 l.reset();

@@ -16,7 +16,9 @@
 //!   [`ReadPath`]s (through the log, by read index at the leader, or by read index at any
 //!   node with follower reads); [`compare_reads`] is the tour's short comparison of two paths.
 
+use std::borrow::BorrowMut;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,8 +31,10 @@ use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{BenchPoint, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 
+mod loopback;
 mod reads;
 mod recovery;
+pub use loopback::LoopbackLoad;
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{
     catch_up, leader_restart, recovery, recovery_of, time_idle_commits, time_to_first_commit,
@@ -54,6 +58,9 @@ pub enum BenchError {
     /// A payload over 1 MiB.
     #[error("payload of {0} bytes is over 1 MiB")]
     PayloadTooLarge(usize),
+    /// The server processes of a loopback load could not be started or did not answer.
+    #[error("loopback: {0}")]
+    Loopback(String),
     /// The runtime could not start the cluster (its reason).
     #[error(transparent)]
     Cluster(#[from] crate::runtime::StartError),
@@ -219,8 +226,12 @@ impl LoadConfig {
 }
 
 /// A client driven in closed loop, with its latency record.
-struct Driven<R: Replica<Cmd<Kv>>> {
-    client: Client<R, Kv>,
+///
+/// `C` is the client: an in-process [`Client`], or a [`crate::net::client::NetClient`] (which
+/// lends its `Client`) for server processes.
+struct Driven<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> {
+    client: C,
+    replica: PhantomData<fn() -> R>,
     window: usize,
     sent_at: HashMap<u64, Instant>,
     hist: Histogram<u64>,
@@ -243,7 +254,7 @@ fn histogram() -> Histogram<u64> {
 /// Give up on a client that hears nothing at all for this long: the cluster is stuck.
 const STUCK: Duration = Duration::from_secs(10);
 
-impl<R: Replica<Cmd<Kv>>> Driven<R> {
+impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
     /// Complete `n` operations successfully, keeping `window` outstanding. A request answered
     /// with an error (a timeout: it may or may not have taken effect) is not one of them: it
     /// is counted in `errors` and another request takes its place, so the time a round takes
@@ -254,7 +265,9 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
         let (mut ok, mut failed) = (0u64, 0u64);
         let give_up = n.max(self.window as u64);
         while ok < n {
-            while ok + (self.sent_at.len() as u64) < n && self.client.outstanding() < self.window {
+            while ok + (self.sent_at.len() as u64) < n
+                && self.client.borrow().outstanding() < self.window
+            {
                 self.key = (self.key + 1) % 1024;
                 self.issued += 1;
                 let op = if is_read(self.issued, self.read_percent) {
@@ -264,12 +277,14 @@ impl<R: Replica<Cmd<Kv>>> Driven<R> {
                 };
                 let seq = self
                     .client
+                    .borrow_mut()
                     .send(op)
                     .map_err(|e| ClientFailure::Send(e.to_string()))?;
                 self.sent_at.insert(seq, Instant::now());
             }
             let (seq, res) = self
                 .client
+                .borrow_mut()
                 .poll(STUCK)
                 .ok_or(ClientFailure::Stuck(STUCK.as_secs()))?;
             let t = self
@@ -331,9 +346,14 @@ fn started_with<R: Replica<Cmd<Kv>>>(
 /// A running cluster under closed-loop load.
 pub struct Load<R: Replica<Cmd<Kv>>> {
     cfg: LoadConfig,
+    drivers: Drivers<R>,
     // Dropped after the clients (field order): shutting down joins the replica threads.
-    clients: Vec<Driven<R>>,
     cluster: Cluster<R, Kv>,
+}
+
+/// Clients driven in parallel, and the time they have been driven.
+struct Drivers<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> {
+    clients: Vec<Driven<R, C>>,
     pool: rayon::ThreadPool,
     payload: Vec<u8>,
     busy: Duration,
@@ -372,34 +392,18 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
                 // Follower reads: each client reads from its own node, spreading the reads.
                 let read_from = (path == ReadPath::FollowerReads)
                     .then(|| NodeId((i % cfg.servers.max(1)) as u8));
-                Driven {
-                    client: cluster.client(ClientConfig {
-                        max_outstanding: window,
-                        read_from,
-                        ..client.clone()
-                    }),
-                    window,
-                    sent_at: HashMap::with_capacity(2 * window),
-                    hist: histogram(),
-                    key: i as u64 * 7,
-                    errors: 0,
-                    done: 0,
-                    read_percent: u64::from(cfg.reads.percent),
-                    issued: 0,
-                }
+                let c = cluster.client(ClientConfig {
+                    max_outstanding: window,
+                    read_from,
+                    ..client.clone()
+                });
+                Driven::new(c, window, i, cfg.reads.percent)
             })
             .collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(k)
-            .thread_name(|i| format!("bench-client-{i}"))
-            .build()?;
         Ok(Load {
-            payload: vec![0xab; cfg.payload_bytes],
+            drivers: Drivers::new(clients, cfg.payload_bytes)?,
             cfg,
-            clients,
             cluster,
-            pool,
-            busy: Duration::ZERO,
         })
     }
 
@@ -407,6 +411,82 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
     /// answered with an error are not operations: they are counted ([`Load::errors`]) and
     /// replaced, so the time is that of `ops` successes (see `Driven::drive`).
     pub fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
+        let took = self.drivers.run(ops, R::NAME)?;
+        if let Some((id, what)) = self.cluster.panics().into_iter().next() {
+            return Err(BenchError::ReplicaPanicked {
+                protocol: R::NAME,
+                id,
+                what,
+            });
+        }
+        Ok(took)
+    }
+
+    /// Everything measured since the start (or the last [`Load::reset`]).
+    pub fn point(&self) -> BenchPoint {
+        self.drivers
+            .point(R::NAME, &self.cfg, crate::results::Transport::InProcess)
+    }
+
+    /// Each server's status now (`None` while it is down).
+    pub fn statuses(&self) -> Vec<Option<paxraft_impls::Status>> {
+        (0..self.cfg.servers)
+            .map(|i| self.cluster.status(i))
+            .collect()
+    }
+
+    /// Requests that ended in an error (timeouts) since the start or the last reset.
+    pub fn errors(&self) -> u64 {
+        self.drivers.errors()
+    }
+
+    /// Operations completed successfully since the start or the last reset.
+    pub fn ops(&self) -> u64 {
+        self.drivers.ops()
+    }
+
+    /// Forget what was measured (after a warm-up).
+    pub fn reset(&mut self) {
+        self.drivers.reset()
+    }
+}
+
+impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
+    /// Client number `i`, keeping `window` requests outstanding, `read_percent`% gets.
+    fn new(client: C, window: usize, i: usize, read_percent: u8) -> Self {
+        Driven {
+            client,
+            replica: PhantomData,
+            window,
+            sent_at: HashMap::with_capacity(2 * window),
+            hist: histogram(),
+            key: i as u64 * 7,
+            errors: 0,
+            done: 0,
+            read_percent: u64::from(read_percent),
+            issued: 0,
+        }
+    }
+}
+
+impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
+    /// A rayon thread per client, each sending `payload_bytes`-byte puts.
+    fn new(clients: Vec<Driven<R, C>>, payload_bytes: usize) -> Result<Self, BenchError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(clients.len())
+            .thread_name(|i| format!("bench-client-{i}"))
+            .build()?;
+        Ok(Drivers {
+            clients,
+            pool,
+            payload: vec![0xab; payload_bytes],
+            busy: Duration::ZERO,
+        })
+    }
+
+    /// Complete `ops` operations over all clients in parallel (`protocol`'s); how long it
+    /// took.
+    fn run(&mut self, ops: u64, protocol: &'static str) -> Result<Duration, BenchError> {
         let k = self.clients.len() as u64;
         let payload = &self.payload;
         let failure: Mutex<Option<ClientFailure>> = Mutex::new(None);
@@ -428,23 +508,18 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         // Counted even when the round failed: its successes are in the clients' counts.
         self.busy += took;
         if let Some(failure) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(BenchError::Client {
-                protocol: R::NAME,
-                failure,
-            });
-        }
-        if let Some((id, what)) = self.cluster.panics().into_iter().next() {
-            return Err(BenchError::ReplicaPanicked {
-                protocol: R::NAME,
-                id,
-                what,
-            });
+            return Err(BenchError::Client { protocol, failure });
         }
         Ok(took)
     }
 
-    /// Everything measured since the start (or the last [`Load::reset`]).
-    pub fn point(&self) -> BenchPoint {
+    /// Everything measured since the start (or the last reset), as `protocol`'s point.
+    fn point(
+        &self,
+        protocol: &str,
+        cfg: &LoadConfig,
+        transport: crate::results::Transport,
+    ) -> BenchPoint {
         let mut hist = histogram();
         for c in &self.clients {
             hist.add(&c.hist).expect("histograms with equal bounds add");
@@ -452,10 +527,10 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
         let ops = self.ops();
         BenchPoint {
-            protocol: R::NAME.to_string(),
-            servers: self.cfg.servers,
-            outstanding: self.cfg.outstanding,
-            payload_bytes: self.cfg.payload_bytes,
+            protocol: protocol.to_string(),
+            servers: cfg.servers,
+            outstanding: cfg.outstanding,
+            payload_bytes: cfg.payload_bytes,
             ops_per_sec: if self.busy > Duration::ZERO {
                 ops as f64 / self.busy.as_secs_f64()
             } else {
@@ -466,29 +541,20 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             p999_us: us(0.999),
             ops,
             errors: self.errors(),
+            transport,
             provenance: Some(crate::results::Provenance::now()),
         }
     }
 
-    /// Each server's status now (`None` while it is down).
-    pub fn statuses(&self) -> Vec<Option<paxraft_impls::Status>> {
-        (0..self.cfg.servers)
-            .map(|i| self.cluster.status(i))
-            .collect()
-    }
-
-    /// Requests that ended in an error (timeouts) since the start or the last reset.
-    pub fn errors(&self) -> u64 {
+    fn errors(&self) -> u64 {
         self.clients.iter().map(|c| c.errors).sum()
     }
 
-    /// Operations completed successfully since the start or the last reset.
-    pub fn ops(&self) -> u64 {
+    fn ops(&self) -> u64 {
         self.clients.iter().map(|c| c.done).sum()
     }
 
-    /// Forget what was measured (after a warm-up).
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         for c in &mut self.clients {
             c.hist.reset();
             c.errors = 0;

@@ -5,14 +5,13 @@
 //! handed over instead of crashed, and leadership transfers timed against an idle commit
 //! ([`time_transfers`], [`time_idle_commits`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxraft_impls::sm::{Kv, KvOp};
 use paxraft_impls::{Change, NodeId, Replica};
 
-use super::{default_clients, histogram, started, BenchError, Driven, Load, LoadConfig};
+use super::{default_clients, started, BenchError, Driven, Load, LoadConfig};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{CatchUpRun, Disruption, RecoveryRun, RestartRun};
 use crate::runtime::{ClientConfig, Cmd};
@@ -339,22 +338,13 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
     let mut clients: Vec<Driven<R>> = (0..k)
         .map(|i| {
             let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
-            Driven {
-                client: cluster.client(ClientConfig {
-                    max_outstanding: window,
-                    // Resend soon after silence: a crash leaves requests unanswered.
-                    retry_after: Duration::from_millis(20),
-                    ..ClientConfig::default()
-                }),
-                window,
-                sent_at: HashMap::new(),
-                hist: histogram(),
-                key: i as u64,
-                errors: 0,
-                done: 0,
-                read_percent: 0,
-                issued: 0,
-            }
+            let c = cluster.client(ClientConfig {
+                max_outstanding: window,
+                // Resend soon after silence: a crash leaves requests unanswered.
+                retry_after: Duration::from_millis(20),
+                ..ClientConfig::default()
+            });
+            Driven::new(c, window, i, 0)
         })
         .collect();
     let stop = AtomicBool::new(false);

@@ -316,8 +316,60 @@ pub fn free_port() -> std::io::Result<SocketAddr> {
 }
 
 /// Processes of a local cluster; stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
-struct Local {
+#[derive(Debug)]
+pub struct Local {
     children: Vec<Child>,
+}
+
+/// `0=ADDR,1=ADDR,...` of the servers' addresses (the first of each pair).
+fn peer_list(ports: &[(SocketAddr, SocketAddr)]) -> String {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| format!("{i}={a}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Local {
+    /// Start `n` server processes of `protocol` on loopback, data and logs under `dir`:
+    /// each is `program()` given `serve` and its flags (the `paxraft` binary, or a program
+    /// that runs [`crate::cli::main`] as it, like the benchmarks). The processes and each
+    /// node's (server, status) addresses; the servers may still be starting.
+    pub fn start(
+        program: impl Fn() -> std::process::Command,
+        protocol: Protocol,
+        storage: StorageKind,
+        n: usize,
+        dir: &std::path::Path,
+    ) -> Result<(Local, Vec<(SocketAddr, SocketAddr)>), String> {
+        let ports = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| format!("no free loopback port: {e}"))?;
+        let peers = peer_list(&ports);
+        let mut local = Local {
+            children: Vec::new(),
+        };
+        for (i, (_, status)) in ports.iter().enumerate() {
+            let data = dir.join(format!("node{i}"));
+            let log = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::File::create(dir.join(format!("node{i}.log"))))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            let child = program()
+                .args(["serve", "--protocol", protocol.name(), "--id"])
+                .arg(i.to_string())
+                .args(["--peers", &peers, "--status", &status.to_string()])
+                .args(["--storage", storage.name(), "--data"])
+                .arg(&data)
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("cannot start a server: {e}"))?;
+            local.children.push(child);
+        }
+        Ok((local, ports))
+    }
 }
 
 impl Drop for Local {
@@ -354,48 +406,21 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("paxraft-local-{}", std::process::id()))
     });
-    let ports: std::io::Result<Vec<(SocketAddr, SocketAddr)>> = (0..args.local)
-        .map(|_| Ok((free_port()?, free_port()?)))
-        .collect();
-    let ports = match ports {
-        Ok(p) => p,
-        Err(e) => return bad(format!("no free loopback port: {e}")),
-    };
-    let peers = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (a, _))| format!("{i}={a}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return bad(format!("cannot find this program: {e}")),
     };
-    let mut local = Local {
-        children: Vec::new(),
+    let (mut local, ports) = match Local::start(
+        || std::process::Command::new(&exe),
+        args.protocol,
+        args.storage,
+        args.local,
+        &dir,
+    ) {
+        Ok(l) => l,
+        Err(e) => return bad(e),
     };
-    for (i, (_, status)) in ports.iter().enumerate() {
-        let data = dir.join(format!("node{i}"));
-        let log = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::File::create(dir.join(format!("node{i}.log"))));
-        let log = match log {
-            Ok(l) => l,
-            Err(e) => return bad(format!("{}: {e}", dir.display())),
-        };
-        let child = std::process::Command::new(&exe)
-            .args(["serve", "--protocol", args.protocol.name(), "--id"])
-            .arg(i.to_string())
-            .args(["--peers", &peers, "--status", &status.to_string()])
-            .args(["--storage", args.storage.name(), "--data"])
-            .arg(&data)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn();
-        match child {
-            Ok(c) => local.children.push(c),
-            Err(e) => return bad(format!("cannot start a server: {e}")),
-        }
-    }
+    let peers = peer_list(&ports);
     println!(
         "{} {} servers, data and logs in {}",
         args.local,

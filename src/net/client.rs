@@ -98,6 +98,19 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> DerefMut for NetClient<R, S> {
     }
 }
 
+// The benchmarks drive a `Client` or anything that lends one (`BorrowMut`).
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::borrow::Borrow<Client<R, S>> for NetClient<R, S> {
+    fn borrow(&self) -> &Client<R, S> {
+        &self.client
+    }
+}
+
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::borrow::BorrowMut<Client<R, S>> for NetClient<R, S> {
+    fn borrow_mut(&mut self) -> &mut Client<R, S> {
+        &mut self.client
+    }
+}
+
 impl<R: Replica<Cmd<S>>, S: StateMachine> Drop for NetClient<R, S> {
     fn drop(&mut self) {
         for i in 0..self.net.len() {

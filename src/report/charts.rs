@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use crate::results::{BenchPoint, Disruption, RecoveryRun, Trace};
+use crate::results::{BenchPoint, Disruption, RecoveryRun, Trace, Transport};
 
 type Res<T> = Result<T, String>;
 
@@ -140,12 +140,15 @@ pub fn human(v: f64) -> String {
     }
 }
 
-fn key(p: &BenchPoint) -> (String, usize) {
-    (p.protocol.clone(), p.servers)
+/// A line of the throughput and latency charts: protocol, cluster size, transport.
+type Line = (String, usize, Transport);
+
+fn key(p: &BenchPoint) -> Line {
+    (p.protocol.clone(), p.servers, p.transport)
 }
 
-fn groups(points: &[&BenchPoint]) -> Vec<((String, usize), Vec<BenchPoint>)> {
-    let mut keys: Vec<(String, usize)> = points.iter().map(|p| key(p)).collect();
+fn groups(points: &[&BenchPoint]) -> Vec<(Line, Vec<BenchPoint>)> {
+    let mut keys: Vec<Line> = points.iter().map(|p| key(p)).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
@@ -169,8 +172,8 @@ pub fn throughput(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
         .collect();
     let series: Vec<Series> = groups(&pts)
         .into_iter()
-        .map(|((proto, n), v)| Series {
-            label: label(&proto, n),
+        .map(|((proto, n, t), v)| Series {
+            label: label(&proto, n, t),
             points: v
                 .iter()
                 .map(|p| (p.outstanding as f64, p.ops_per_sec))
@@ -195,14 +198,14 @@ pub fn latency(points: &[BenchPoint], payload_bytes: usize) -> Res<String> {
         .filter(|p| p.payload_bytes == payload_bytes)
         .collect();
     let mut series = Vec::new();
-    for ((proto, n), v) in groups(&pts) {
+    for ((proto, n, t), v) in groups(&pts) {
         series.push(Series {
-            label: format!("{} p50", label(&proto, n)),
+            label: format!("{} p50", label(&proto, n, t)),
             points: v.iter().map(|p| (p.outstanding as f64, p.p50_us)).collect(),
             dashed: false,
         });
         series.push(Series {
-            label: format!("{} p99", label(&proto, n)),
+            label: format!("{} p99", label(&proto, n, t)),
             points: v.iter().map(|p| (p.outstanding as f64, p.p99_us)).collect(),
             dashed: true,
         });
@@ -224,7 +227,7 @@ pub fn recovery(runs: &[RecoveryRun]) -> Res<String> {
         .map(|r| Series {
             label: format!(
                 "{} ({} at {:.0} ms)",
-                label(&r.protocol, r.servers),
+                label(&r.protocol, r.servers, Transport::InProcess),
                 match r.event {
                     Disruption::Crash => "crash",
                     Disruption::Transfer => "transfer",
@@ -281,7 +284,7 @@ pub fn reads(points: &[&super::reads::ReadPoint]) -> Res<String> {
                 String::new()
             };
             Series {
-                label: format!("{}, {path}{at}", label(&proto, n)),
+                label: format!("{}, {path}{at}", label(&proto, n, Transport::InProcess)),
                 points: pts,
                 dashed: false,
             }
@@ -297,14 +300,18 @@ pub fn reads(points: &[&super::reads::ReadPoint]) -> Res<String> {
     )
 }
 
-fn label(protocol: &str, servers: usize) -> String {
+fn label(protocol: &str, servers: usize, transport: Transport) -> String {
     // The ceiling serves from one node: say whether it ran alone or beside idle peers.
-    if protocol == "unreplicated" && servers == 1 {
+    let line = if protocol == "unreplicated" && servers == 1 {
         "unreplicated, 1 server".into()
     } else if protocol == "unreplicated" {
         format!("unreplicated, 1 of {servers} serving")
     } else {
         format!("{protocol}, {servers} servers")
+    };
+    match transport {
+        Transport::InProcess => line,
+        Transport::Loopback => format!("{line}, loopback"),
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts;
-use crate::results::{Disruption, Provenance, Results, ZooEntry};
+use crate::results::{BenchPoint, Disruption, Provenance, Results, Transport, ZooEntry};
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -283,6 +283,7 @@ pub fn render_with_reads(
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }
     comparison(&mut h, results);
+    loopback(&mut h, &results.bench);
     if !payloads.is_empty() {
         h.push_str(CEILING);
     }
@@ -295,14 +296,15 @@ pub fn render_with_reads(
     }
     if !results.bench.is_empty() {
         h.push_str(
-            "<table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th><th>bytes</th>\
-             <th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th><th>errors</th></tr>",
+            "<table><tr><th class=\"l\">protocol</th><th class=\"l\">transport</th><th>servers</th>\
+             <th>outstanding</th><th>bytes</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th><th>errors</th></tr>",
         );
         for p in &results.bench {
             let _ = write!(
                 h,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
                 escape(&p.protocol),
+                p.transport.name(),
                 p.servers,
                 p.outstanding,
                 p.payload_bytes,
@@ -511,7 +513,12 @@ fn zoo_section(h: &mut String, zoo: &[ZooEntry]) {
 /// At the highest load measured for each cluster size and payload: each protocol's
 /// throughput, and as a share of Raft's and of the unreplicated ceiling's.
 fn comparison(h: &mut String, results: &Results) {
-    let bench = &results.bench;
+    // In-process points only: the loopback ones have their own table (`loopback`).
+    let bench: Vec<&BenchPoint> = results
+        .bench
+        .iter()
+        .filter(|p| p.transport == Transport::InProcess)
+        .collect();
     let Some(top) = bench.iter().map(|p| p.outstanding).max() else {
         return;
     };
@@ -572,4 +579,57 @@ fn comparison(h: &mut String, results: &Results) {
         );
     }
     h.push_str("</table>");
+}
+
+/// Each loopback point beside the in-process point of the same protocol, cluster size,
+/// outstanding requests and payload: throughput, its share, and median latency.
+fn loopback(h: &mut String, bench: &[BenchPoint]) {
+    let remote: Vec<&BenchPoint> = bench
+        .iter()
+        .filter(|p| p.transport == Transport::Loopback)
+        .collect();
+    if remote.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h3 id=\"loopback\">Loopback processes beside in-process threads</h3>\
+         <table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th><th>bytes</th>\
+         <th>in-process ops/s</th><th>loopback ops/s</th><th>loopback / in-process</th>\
+         <th>in-process p50 µs</th><th>loopback p50 µs</th><th>loopback errors</th></tr>",
+    );
+    for r in remote {
+        let local = bench.iter().find(|p| {
+            p.transport == Transport::InProcess
+                && p.protocol == r.protocol
+                && p.servers == r.servers
+                && p.outstanding == r.outstanding
+                && p.payload_bytes == r.payload_bytes
+        });
+        let (ops, share, p50) = match local {
+            Some(l) if l.ops_per_sec > 0.0 => (
+                charts::human(l.ops_per_sec),
+                format!("{:.0}%", 100.0 * r.ops_per_sec / l.ops_per_sec),
+                format!("{:.1}", l.p50_us),
+            ),
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ops}</td><td>{}</td>\
+             <td>{share}</td><td>{p50}</td><td>{:.1}</td>{}</tr>",
+            escape(&r.protocol),
+            r.servers,
+            r.outstanding,
+            r.payload_bytes,
+            charts::human(r.ops_per_sec),
+            r.p50_us,
+            errors_cell(r.errors)
+        );
+    }
+    h.push_str(
+        "</table><p class=\"muted\">Loopback: one <code>paxraft serve</code> process per \
+         replica on 127.0.0.1 with <code>--storage memory</code>, clients in the bench process \
+         over TCP; in-process: replica threads and channels in one process. Same closed loop, \
+         same client count. A dash: no in-process point at that load.</p>",
+    );
 }

@@ -192,6 +192,7 @@ mod tests {
                 p999_us: 90.0,
                 ops: 1000,
                 errors: 0,
+                transport: Default::default(),
                 provenance: None,
             },
         }

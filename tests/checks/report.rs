@@ -5,7 +5,8 @@ use std::path::Path;
 
 use paxraft::results::{
     BenchPoint, CatchUpRun, CheckResult, CleanReplay, Disruption, PropertyResult, Provenance,
-    RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, ZooEntry,
+    RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, Transport,
+    ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -25,6 +26,7 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         p999_us: 90.0 + 3.0 * outstanding as f64,
         ops: 10_000,
         errors: 0,
+        transport: Transport::InProcess,
         provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
     }
 }
@@ -841,4 +843,66 @@ fn errors_bug_switch_builds_and_both_ceilings_are_shown() {
             .expect("the ceiling note")
     )
     .contains("same host path"));
+}
+
+#[test]
+fn loopback_points_sit_beside_the_in_process_ones() {
+    let mut results = Results::default();
+    let over_tcp = |p: BenchPoint| BenchPoint {
+        transport: Transport::Loopback,
+        ..p
+    };
+    results.bench = vec![
+        point("raft", 3, 1024, 8e5),
+        over_tcp(point("raft", 3, 1024, 4e5)),
+        point("multipaxos", 3, 1024, 6e5),
+        // No in-process point at 64: a dash, not a wrong ratio.
+        over_tcp(point("multipaxos", 3, 64, 1e5)),
+    ];
+    let page = paxraft::report::html::render(&results, "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    let table = doc
+        .select(&sel("section#throughput h3#loopback + table"))
+        .next()
+        .expect("the loopback table follows its heading");
+    let rows: Vec<Vec<String>> = table
+        .select(&sel("tr"))
+        .skip(1)
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // protocol, servers, outstanding, bytes, in-process, loopback, share, p50s.
+    assert_eq!(
+        rows[0][..7],
+        ["raft", "3", "1024", "0", "800.0k", "400.0k", "50%"]
+    );
+    assert_eq!(
+        rows[1][..7],
+        ["multipaxos", "3", "64", "0", "-", "100.0k", "-"]
+    );
+    // The in-process comparison still compares in-process points (raft 800k, not 400k).
+    let compared: Vec<String> = doc
+        .select(&sel("section#throughput h3 + table tr td"))
+        .map(text)
+        .collect();
+    assert_eq!(compared[2], "800.0k", "{compared:?}");
+    // The chart has a line of its own for the loopback points, the latency table says which.
+    assert!(
+        page.contains("raft, 3 servers, loopback"),
+        "no loopback line in the chart"
+    );
+    let transports: Vec<String> = doc
+        .select(&sel("section#latency tr td:nth-child(2)"))
+        .map(text)
+        .collect();
+    assert_eq!(
+        transports,
+        ["in-process", "loopback", "in-process", "loopback"]
+    );
+    // Saved beside each other: the transport is part of a point's identity.
+    let dir = std::env::temp_dir().join(format!("paxraft-loopback-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Results::merge_bench(&dir, &results.bench[..2]).unwrap();
+    assert_eq!(Results::load(&dir).unwrap().bench.len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

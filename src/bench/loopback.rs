@@ -1,0 +1,140 @@
+//! Closed-loop load on server processes over loopback TCP: the multi-process counterpart of
+//! [`Load`](super::Load), for the benchmarks' `loopback` points. The servers are
+//! `paxraft serve` processes started as `paxraft cluster --local` starts them
+//! ([`Local::start`]); the clients are [`NetClient`]s driven exactly as the in-process
+//! clients are (same windows, same closed loop, same histograms), so the two kinds of point
+//! differ only in where the replicas run and how messages travel.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use paxraft_impls::raft::Raft;
+use paxraft_impls::sm::{Kv, KvOp};
+
+use super::{BenchError, Driven, Drivers, LoadConfig};
+use crate::cli::net::{client, Local, StorageKind};
+use crate::net::client::NetClient;
+use crate::results::{BenchPoint, Transport};
+use crate::runtime::{ClientConfig, Cmd};
+
+/// The replica type of the clients: clients send no protocol messages, so one serves for
+/// every protocol's servers (see [`client`]).
+type Wire = Raft<Cmd<Kv>>;
+
+/// Server processes on loopback under closed-loop load from this process.
+pub struct LoopbackLoad {
+    cfg: LoadConfig,
+    storage: StorageKind,
+    // Dropped first (field order): the clients close their connections before the servers
+    // are stopped.
+    drivers: Drivers<Wire, NetClient<Wire, Kv>>,
+    servers: Local,
+    // Removed last, once the servers have stopped.
+    dir: TempDir,
+}
+
+/// A directory removed when dropped (the servers' data and logs).
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::fmt::Debug for LoopbackLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LoopbackLoad({:?}, {:?} storage, {:?} in {})",
+            self.cfg,
+            self.storage,
+            self.servers,
+            self.dir.0.display()
+        )
+    }
+}
+
+impl LoopbackLoad {
+    /// Start `cfg.servers` server processes of `cfg.protocol` with `storage`, each
+    /// `program()` given `serve` and its flags (see [`Local::start`]), wait (up to 10 s)
+    /// until they commit a first request, and connect the clients. Reads and snapshots are
+    /// not offered over the network load: `cfg.reads` must be all puts, `cfg.snapshots` off.
+    pub fn start(
+        cfg: LoadConfig,
+        storage: StorageKind,
+        program: impl Fn() -> Command,
+    ) -> Result<Self, BenchError> {
+        cfg.validate()?;
+        if cfg.reads.percent != 0 || cfg.snapshots.is_some() {
+            return Err(BenchError::Config(
+                "loopback loads are puts only, without snapshots",
+            ));
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "paxraft-bench-{}-{}-{}",
+            std::process::id(),
+            cfg.protocol.name(),
+            crate::cli::net::free_port()
+                .map(|a| a.port())
+                .map_err(|e| BenchError::Loopback(e.to_string()))?
+        ));
+        let (servers, ports) = Local::start(program, cfg.protocol, storage, cfg.servers, &dir)
+            .map_err(BenchError::Loopback)?;
+        let addrs: Vec<_> = ports.iter().map(|(a, _)| *a).collect();
+        let mut probe = client(
+            &addrs,
+            ClientConfig {
+                timeout: Duration::from_secs(10),
+                ..ClientConfig::default()
+            },
+        );
+        probe.submit(KvOp::Put(0, Vec::new())).map_err(|e| {
+            BenchError::Loopback(format!(
+                "{} servers do not answer ({e}); their logs are in {}",
+                cfg.protocol,
+                dir.display()
+            ))
+        })?;
+        drop(probe);
+        let k = cfg.client_count();
+        let clients = (0..k)
+            .map(|i| {
+                let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+                let c = client(
+                    &addrs,
+                    ClientConfig {
+                        max_outstanding: window,
+                        ..ClientConfig::default()
+                    },
+                );
+                Driven::new(c, window, i, 0)
+            })
+            .collect();
+        Ok(LoopbackLoad {
+            drivers: Drivers::new(clients, cfg.payload_bytes)?,
+            cfg,
+            storage,
+            servers,
+            dir: TempDir(dir),
+        })
+    }
+}
+
+impl super::AnyLoad for LoopbackLoad {
+    fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
+        self.drivers.run(ops, self.cfg.protocol.name())
+    }
+    fn point(&self) -> BenchPoint {
+        self.drivers
+            .point(self.cfg.protocol.name(), &self.cfg, Transport::Loopback)
+    }
+    fn errors(&self) -> u64 {
+        self.drivers.errors()
+    }
+    fn reset(&mut self) {
+        self.drivers.reset()
+    }
+}
