@@ -77,32 +77,15 @@ fn main() -> std::process::ExitCode {
                 cluster_sizes
             };
             for &servers in sizes {
-                let mut g = c.benchmark_group(format!(
-                    "throughput-{}-{servers}n-{payload}B",
-                    protocol.name()
+                let group = format!("throughput-{}-{servers}n-{payload}B", protocol.name());
+                points.extend(write_group(
+                    &mut c,
+                    &group,
+                    "",
+                    LoadConfig::writes(protocol, servers, 0, payload),
+                    outstanding,
+                    bench::start,
                 ));
-                g.throughput(Throughput::Elements(1))
-                    .sampling_mode(SamplingMode::Flat);
-                for &out in outstanding {
-                    let cfg = LoadConfig {
-                        snapshots: None,
-                        protocol,
-                        servers,
-                        outstanding: out,
-                        payload_bytes: payload,
-                        clients: 0,
-                        reads: ReadLoad::default(),
-                    };
-                    let id = BenchmarkId::from_parameter(out);
-                    if let Some(p) = measured(&mut g, id, &cfg, bench::start) {
-                        println!(
-                            "  {} {}n {out} outstanding {payload}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
-                            p.protocol, p.servers, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
-                        );
-                        points.push(p);
-                    }
-                }
-                g.finish();
             }
         }
     }
@@ -130,38 +113,54 @@ fn loopback(c: &mut criterion::Criterion, quick: bool, payloads: &[usize]) -> Ve
     let mut points = Vec::new();
     for &payload in payloads {
         for protocol in Protocol::REPLICATED {
-            let mut g = c.benchmark_group(format!("loopback-{}-3n-{payload}B", protocol.name()));
-            g.throughput(Throughput::Elements(1))
-                .sampling_mode(SamplingMode::Flat);
-            for &out in outstanding {
-                let cfg = LoadConfig {
-                    snapshots: None,
-                    protocol,
-                    servers: 3,
-                    outstanding: out,
-                    payload_bytes: payload,
-                    clients: 0,
-                    reads: ReadLoad::default(),
-                };
-                let start = |cfg: LoadConfig| -> Result<Box<dyn AnyLoad>, BenchError> {
-                    Ok(Box::new(LoopbackLoad::start(
-                        cfg,
-                        StorageKind::Memory,
-                        server,
-                    )?))
-                };
-                let id = BenchmarkId::from_parameter(out);
-                if let Some(p) = measured(&mut g, id, &cfg, start) {
-                    println!(
-                        "  loopback {} 3n {out} outstanding {payload}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
-                        p.protocol, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
-                    );
-                    points.push(p);
-                }
-            }
-            g.finish();
+            let start = |cfg: LoadConfig| -> Result<Box<dyn AnyLoad>, BenchError> {
+                Ok(Box::new(LoopbackLoad::start(
+                    cfg,
+                    StorageKind::Memory,
+                    server,
+                )?))
+            };
+            points.extend(write_group(
+                c,
+                &format!("loopback-{}-3n-{payload}B", protocol.name()),
+                "loopback ",
+                LoadConfig::writes(protocol, 3, 0, payload),
+                outstanding,
+                start,
+            ));
         }
     }
+    points
+}
+
+/// One group of write points: `base` at each count of `outstanding`, each load started by
+/// `start`; each point is printed (after `label`) and returned.
+fn write_group(
+    c: &mut criterion::Criterion,
+    group: &str,
+    label: &str,
+    base: LoadConfig,
+    outstanding: &[usize],
+    start: impl Fn(LoadConfig) -> Result<Box<dyn AnyLoad>, BenchError>,
+) -> Vec<BenchPoint> {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1))
+        .sampling_mode(SamplingMode::Flat);
+    let mut points = Vec::new();
+    for &out in outstanding {
+        let cfg = LoadConfig {
+            outstanding: out,
+            ..base.clone()
+        };
+        if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(out), &cfg, &start) {
+            println!(
+                "  {label}{} {}n {out} outstanding {}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
+                p.protocol, p.servers, cfg.payload_bytes, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
+            );
+            points.push(p);
+        }
+    }
+    g.finish();
     points
 }
 
@@ -187,12 +186,7 @@ fn snapshots(c: &mut criterion::Criterion, quick: bool) {
         ] {
             let cfg = LoadConfig {
                 snapshots,
-                protocol,
-                servers: 3,
-                outstanding: 1024,
-                payload_bytes: 0,
-                clients: 0,
-                reads: ReadLoad::default(),
+                ..LoadConfig::writes(protocol, 3, 1024, 0)
             };
             if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(id), &cfg, bench::start) {
                 println!(
@@ -229,13 +223,8 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                 .chain([("1-client-reads".to_string(), 100, 1)]);
             for (id, percent, outstanding) in loads {
                 let cfg = LoadConfig {
-                    snapshots: None,
-                    protocol,
-                    servers: 3,
-                    outstanding,
-                    payload_bytes: 0,
-                    clients: 0,
                     reads: ReadLoad { percent, path },
+                    ..LoadConfig::writes(protocol, 3, outstanding, 0)
                 };
                 if let Some(p) =
                     measured(&mut g, BenchmarkId::from_parameter(&id), &cfg, bench::start)

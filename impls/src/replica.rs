@@ -928,6 +928,27 @@ impl Config {
         n.min(usize::try_from(room).unwrap_or(usize::MAX))
     }
 
+    /// Back-pressure at a leader that holds `uncommitted` commands: keep in `cmds` the first
+    /// [`Config::admits`] of them and hand the rest back busy (rule 3). `ignore_cap` (a zoo
+    /// switch) keeps them all. Whether anything is left to propose.
+    pub fn admit<M, W, T, C>(
+        &self,
+        uncommitted: u64,
+        ignore_cap: bool,
+        cmds: &mut Vec<C>,
+        out: &mut Effects<M, W, T, C>,
+    ) -> bool {
+        let take = if ignore_cap {
+            cmds.len()
+        } else {
+            self.admits(uncommitted, cmds.len())
+        };
+        for cmd in cmds.drain(take..) {
+            out.busy(cmd);
+        }
+        !cmds.is_empty()
+    }
+
     /// Check the configuration makes sense for a cluster of `members` nodes.
     pub fn validate(&self, members: usize) -> Result<(), ConfigError> {
         if members == 0 || members > MAX_NODES {

@@ -194,6 +194,25 @@ pub fn default_clients(outstanding: usize) -> usize {
 }
 
 impl LoadConfig {
+    /// Puts only (no reads, no snapshots, the default client count): the throughput sweep's
+    /// load.
+    pub fn writes(
+        protocol: Protocol,
+        servers: usize,
+        outstanding: usize,
+        payload_bytes: usize,
+    ) -> Self {
+        LoadConfig {
+            protocol,
+            servers,
+            outstanding,
+            payload_bytes,
+            clients: 0,
+            reads: ReadLoad::default(),
+            snapshots: None,
+        }
+    }
+
     /// Reject what cannot run, with a one-line reason.
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.outstanding == 0 {
@@ -686,15 +705,7 @@ pub fn compare(
                 _ => &[3],
             };
             for &servers in sizes {
-                configs.push(LoadConfig {
-                    snapshots: None,
-                    protocol,
-                    servers,
-                    outstanding,
-                    payload_bytes: 0,
-                    clients: 0,
-                    reads: ReadLoad::default(),
-                });
+                configs.push(LoadConfig::writes(protocol, servers, outstanding, 0));
             }
         }
     }
@@ -727,15 +738,7 @@ mod tests {
     use super::*;
 
     fn cfg(protocol: Protocol, servers: usize, outstanding: usize) -> LoadConfig {
-        LoadConfig {
-            snapshots: None,
-            protocol,
-            servers,
-            outstanding,
-            payload_bytes: 8,
-            clients: 0,
-            reads: ReadLoad::default(),
-        }
+        LoadConfig::writes(protocol, servers, outstanding, 8)
     }
 
     #[test]

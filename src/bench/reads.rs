@@ -128,13 +128,8 @@ pub fn compare_reads(
     let mut points = Vec::new();
     for &path in paths {
         let cfg = LoadConfig {
-            snapshots: None,
-            protocol,
-            servers: 3,
-            outstanding,
-            payload_bytes: 0,
-            clients: 0,
             reads: ReadLoad { percent, path },
+            ..LoadConfig::writes(protocol, 3, outstanding, 0)
         };
         let mut load = match start(cfg.clone()) {
             Err(BenchError::NoReadPath { .. }) => continue,
@@ -186,13 +181,8 @@ mod tests {
     #[test]
     fn a_read_share_over_100_and_a_path_the_protocol_lacks_are_refused() {
         let cfg = |percent, path| LoadConfig {
-            snapshots: None,
-            protocol: Protocol::Unreplicated,
-            servers: 1,
-            outstanding: 4,
-            payload_bytes: 0,
-            clients: 0,
             reads: ReadLoad { percent, path },
+            ..LoadConfig::writes(Protocol::Unreplicated, 1, 4, 0)
         };
         let e = start(cfg(101, ReadPath::Log)).err().expect("refused");
         assert!(matches!(e, BenchError::ReadPercent(101)), "{e}");
@@ -225,16 +215,11 @@ mod tests {
     #[test]
     fn a_90_percent_read_load_through_the_log_completes_every_operation() {
         let mut load = start(LoadConfig {
-            snapshots: None,
-            protocol: Protocol::Raft,
-            servers: 3,
-            outstanding: 8,
-            payload_bytes: 0,
-            clients: 0,
             reads: ReadLoad {
                 percent: 90,
                 path: ReadPath::Log,
             },
+            ..LoadConfig::writes(Protocol::Raft, 3, 8, 0)
         })
         .unwrap();
         load.run(400).unwrap();

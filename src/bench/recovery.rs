@@ -97,15 +97,7 @@ fn rebuild<R: Hosted>(
     servers: usize,
     ops: u64,
 ) -> Result<Duration, BenchError> {
-    let mut load = Load::<R>::start(LoadConfig {
-        snapshots: None,
-        protocol,
-        servers,
-        outstanding: 256,
-        payload_bytes: 0,
-        clients: 0,
-        reads: super::ReadLoad::default(),
-    })?;
+    let mut load = Load::<R>::start(LoadConfig::writes(protocol, servers, 256, 0))?;
     load.run(ops)?;
     let cluster = &mut load.cluster;
     let leader = cluster
@@ -195,12 +187,7 @@ fn compacting(protocol: Protocol, every: u64) -> LoadConfig {
             every,
             chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
         }),
-        protocol,
-        servers: 3,
-        outstanding: 1024,
-        payload_bytes: 0,
-        clients: 0,
-        reads: super::ReadLoad::default(),
+        ..LoadConfig::writes(protocol, 3, 1024, 0)
     }
 }
 

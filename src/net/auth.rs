@@ -55,12 +55,14 @@ impl Secret {
         Secret((!s.is_empty()).then(|| s.to_vec()))
     }
 
-    fn mac(
+    /// The MAC over everything a proof covers, `nonce` last; none without a secret.
+    fn mac_over(
         &self,
         side: Side,
         cluster: &str,
         prover: NodeId,
         verifier: NodeId,
+        nonce: &[u8; NONCE],
     ) -> Option<Hmac<Sha256>> {
         let key = self.0.as_ref()?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -72,6 +74,7 @@ impl Secret {
         mac.update(&(cluster.len() as u64).to_be_bytes());
         mac.update(cluster.as_bytes());
         mac.update(&[prover.0, verifier.0]);
+        mac.update(nonce);
         Some(mac)
     }
 
@@ -84,13 +87,8 @@ impl Secret {
         verifier: NodeId,
         nonce: &[u8; NONCE],
     ) -> Vec<u8> {
-        match self.mac(side, cluster, prover, verifier) {
-            Some(mut mac) => {
-                mac.update(nonce);
-                mac.finalize().into_bytes().to_vec()
-            }
-            None => Vec::new(),
-        }
+        self.mac_over(side, cluster, prover, verifier, nonce)
+            .map_or_else(Vec::new, |mac| mac.finalize().into_bytes().to_vec())
     }
 
     /// Whether `proof` is `prover`'s proof over `nonce` (compared in constant time). Without
@@ -104,13 +102,8 @@ impl Secret {
         nonce: &[u8; NONCE],
         proof: &[u8],
     ) -> bool {
-        match self.mac(side, cluster, prover, verifier) {
-            Some(mut mac) => {
-                mac.update(nonce);
-                mac.verify_slice(proof).is_ok()
-            }
-            None => proof.is_empty(),
-        }
+        self.mac_over(side, cluster, prover, verifier, nonce)
+            .map_or(proof.is_empty(), |mac| mac.verify_slice(proof).is_ok())
     }
 }
 

@@ -8,7 +8,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use paxraft::bench::{Load, LoadConfig, ReadLoad};
+use paxraft::bench::{Load, LoadConfig};
 use paxraft::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use paxraft::runtime::{ClientConfig, Cluster, Cmd, RuntimeConfig};
 use paxraft_impls::sm::{Kv, KvOp};
@@ -45,16 +45,11 @@ fn logs_stay_bounded_over_a_million_operations() {
             type Output = ();
             fn visit<R: Hosted>(self) {
                 let mut load = Load::<R>::start(LoadConfig {
-                    protocol: self.0,
-                    servers: 3,
-                    outstanding: OUTSTANDING,
-                    payload_bytes: 0,
-                    clients: 0,
-                    reads: ReadLoad::default(),
                     snapshots: Some(SnapshotPolicy {
                         every: EVERY,
                         chunk: SnapshotPolicy::DEFAULT_CHUNK,
                     }),
+                    ..LoadConfig::writes(self.0, 3, OUTSTANDING, 0)
                 })
                 .expect("the cluster starts");
                 let mut longest = 0;

@@ -892,15 +892,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         // recovered but not re-proposed, or queued; hand the rest back busy (rule 3). This
         // is what bounds the queue.
         let mut cmds = cmds;
-        let take = if self.cfg.bug(Bug::PaxosIgnoresCap) {
-            cmds.len()
-        } else {
-            self.cfg.admits(self.uncommitted(), cmds.len())
-        };
-        for cmd in cmds.drain(take..) {
-            out.busy(cmd);
-        }
-        if cmds.is_empty() {
+        let held = self.uncommitted();
+        if !self
+            .cfg
+            .admit(held, self.cfg.bug(Bug::PaxosIgnoresCap), &mut cmds, out)
+        {
             return;
         }
         // Into the queue, and from there into the log as far as the window allows (all of

@@ -839,15 +839,11 @@ impl<C: Command> Replica<C> for Raft<C> {
         // only as many as keep at most `max_uncommitted` entries above the commit point, and
         // hand the rest back busy (rule 3).
         let mut cmds = cmds;
-        let take = if self.cfg.bug(Bug::RaftIgnoresCap) {
-            cmds.len()
-        } else {
-            self.cfg.admits(self.last_index() - self.commit, cmds.len())
-        };
-        for cmd in cmds.drain(take..) {
-            out.busy(cmd);
-        }
-        if cmds.is_empty() {
+        let held = self.last_index() - self.commit;
+        if !self
+            .cfg
+            .admit(held, self.cfg.bug(Bug::RaftIgnoresCap), &mut cmds, out)
+        {
             return;
         }
         let term = self.term;
