@@ -151,6 +151,14 @@ fn a_run_that_cannot_settle_is_a_failure() {
     let (out, _) = exec.run(&schedule);
     let v = out.violation.expect("never settles");
     assert_eq!((v.property.as_str(), v.phase), (SETTLES, Phase::Settling));
+    // It stopped because nothing could happen (no message in flight, no timer armed), long
+    // before the 200-step budget: the detail says so rather than blaming the budget.
+    assert!(
+        v.detail
+            .starts_with("not settled: no step was possible after "),
+        "{}",
+        v.detail
+    );
 }
 
 #[test]

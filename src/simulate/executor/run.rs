@@ -68,10 +68,10 @@ where
         if faulty.is_err() {
             return (out, state);
         }
-        let Ok(settled) = self.settling_phase(p, &mut state, &mut out) else {
+        let Ok(settling) = self.settling_phase(p, &mut state, &mut out) else {
             return (out, state);
         };
-        self.end_of_run_checks(p, &state, &mut out, settled);
+        self.end_of_run_checks(p, &state, &mut out, settling);
         (out, state)
     }
 
@@ -204,23 +204,21 @@ where
     /// timeout outlasts the delivery of what is on the wire, say a promise in many chunks),
     /// so that stale leader hints bouncing a client between servers cannot keep the network
     /// busy for ever. No step is refused for the model's boundary here (see `step`). Says
-    /// whether the run settled.
+    /// how the phase ended.
     fn settling_phase(
         &self,
         p: &FaultProfile,
         state: &mut M::State,
         out: &mut Outcome<M::Action>,
-    ) -> Result<bool, Violated> {
+    ) -> Result<Settling, Violated> {
         let mut actions = Vec::new();
         let mut classes = Vec::new();
         let mut kinds = SettlingChoices::default();
         let mut timer_turn = 0;
         let mut since_forced = 0;
-        let mut settled = false;
         for k in 0..p.settle_steps {
             if (self.settled)(self.model, state) {
-                settled = true;
-                break;
+                return Ok(Settling::Settled);
             }
             actions.clear();
             self.model.actions(state, &mut actions);
@@ -236,10 +234,16 @@ where
                 out.violation = Some(v);
                 return Err(Violated);
             }
-            let Some((s, class)) = next else { break };
+            let Some((s, class)) = next else {
+                return Ok(Settling::Stuck { after: k });
+            };
             self.take(out, state, s, class, Phase::Settling)?;
         }
-        Ok(settled || (self.settled)(self.model, state))
+        Ok(if (self.settled)(self.model, state) {
+            Settling::Settled
+        } else {
+            Settling::OutOfSteps
+        })
     }
 
     /// Sort the settling step's actions by kind into `kinds`.
@@ -316,7 +320,7 @@ where
         p: &FaultProfile,
         state: &M::State,
         out: &mut Outcome<M::Action>,
-        settled: bool,
+        settling: Settling,
     ) {
         let fail = |property: &str, detail: String, steps: usize| Violation {
             property: property.to_string(),
@@ -330,21 +334,33 @@ where
                 return;
             }
         }
-        if !settled {
-            out.violation = Some(fail(
-                SETTLES,
-                format!(
-                    "not settled within {} fault-free steps{}",
-                    p.settle_steps,
-                    self.why_unsettled
-                        .as_ref()
-                        .map(|why| format!(": {}", why(self.model, state)))
-                        .unwrap_or_default()
-                ),
-                out.path.len(),
-            ));
-        }
+        let unsettled = match settling {
+            Settling::Settled => return,
+            Settling::OutOfSteps => {
+                format!("not settled within {} fault-free steps", p.settle_steps)
+            }
+            Settling::Stuck { after } => {
+                format!("not settled: no step was possible after {after} fault-free steps")
+            }
+        };
+        let why = self
+            .why_unsettled
+            .as_ref()
+            .map(|why| format!(": {}", why(self.model, state)))
+            .unwrap_or_default();
+        out.violation = Some(fail(SETTLES, format!("{unsettled}{why}"), out.path.len()));
     }
+}
+
+/// How a run's settling phase ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Settling {
+    /// The model's "settled" predicate held.
+    Settled,
+    /// Its step budget ran out first.
+    OutOfSteps,
+    /// No step was possible (nothing in flight, no timer that may fire) after `after` steps.
+    Stuck { after: usize },
 }
 
 /// Sort faulty step `step`'s actions by kind into `kinds`, leaving out deliveries a partition
