@@ -84,6 +84,19 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    // The commands that only print end quietly when their reader goes away (`replay | head`)
+    // as Unix tools do, instead of panicking on a broken pipe. The network commands keep
+    // Rust's ignored SIGPIPE: a peer or client closing its socket is an error to handle there.
+    if !matches!(
+        cli.command,
+        Some(Command::Serve(_) | Command::Kv(_) | Command::Cluster(_))
+    ) {
+        // SAFETY: at the start of main, before any thread is spawned; restores the default
+        // disposition of one signal.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         None => tour::run(),
         Some(Command::Overview) => overview::run(),

@@ -226,3 +226,27 @@ fn broken_stages_are_reported_as_errors_and_the_others_still_run() {
     assert!(section_text(&html, "throughput").contains("cargo bench"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A printing command whose reader goes away (`paxraft overview | head -1`) ends as Unix
+/// tools do, by SIGPIPE or having written everything first, never with a panic on the
+/// broken pipe.
+#[test]
+fn a_closed_stdout_ends_a_printing_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .arg("overview")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the paxraft binary runs");
+    // Close the read end before reading anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
