@@ -2,16 +2,18 @@
 //! redirects, resends with the same `(client, seq)` so a retry is applied once, answers every
 //! request by its timeout) over a [`Net`] whose mailboxes are carried to the servers.
 //!
-//! Each server gets a connection thread that drains that server's mailbox into
-//! [`Frame::Request`]s (one per drain) and a reader thread that pushes the server's
-//! [`Frame::Reply`]s into the client's reply mailbox. A server that cannot be reached answers
+//! While a server's connection is up, the client's own thread writes each request to it
+//! (one [`Frame::Request`] per send, through the connection's [`Outlet`]); each server has a
+//! link thread that dials when a request finds no connection and writes what the socket did
+//! not take at once, and a reader thread that pushes the server's [`Frame::Reply`]s into the
+//! client's reply mailbox. A server that cannot be reached answers
 //! [`Reply::Retry`] at once (so the client tries the next one), and is not dialed again for
 //! [`REDIAL_AFTER`].
 
-use std::io::{BufReader, Write};
+use std::io::BufReader;
+use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,15 +24,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::frame::{self, Frame, FrameOf, MAX_FRAME};
-use crate::runtime::{Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Reply, ReplyBox};
+use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
+use crate::runtime::{
+    Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox, Sink,
+};
 
 /// How long a client waits for a connection to a server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// A server that could not be reached is not dialed again for this long (its requests are
 /// answered [`Reply::Retry`] meanwhile).
 pub const REDIAL_AFTER: Duration = Duration::from_millis(50);
-/// Requests queued for one server at most.
+/// Requests queued for one server at most while it is being dialed.
 const QUEUE: usize = 1 << 16;
+/// Bytes of encoded requests waiting for a server that does not read them: beyond it a
+/// request is refused at once (the client tries another server).
+const REQUEST_BYTES: usize = 4 << 20;
 
 /// A [`Client`] of server processes (dereferences to it), with its connection threads,
 /// which end when it is dropped.
@@ -65,9 +73,17 @@ where
             .enumerate()
             .map(|(i, &addr)| {
                 let outbox = Arc::clone(net.mailbox(paxraft_impls::NodeId(i as u8)));
+                let outlet = Arc::new(Outlet::new(REQUEST_BYTES));
+                let sink = RequestSink::<R, S> {
+                    outlet: Arc::clone(&outlet),
+                    _types: PhantomData,
+                };
+                if outbox.set_sink(Box::new(sink)).is_err() {
+                    unreachable!("a new mailbox has no sink");
+                }
                 std::thread::Builder::new()
                     .name(format!("client-link-{i}"))
-                    .spawn(move || link::<R, S>(addr, &outbox))
+                    .spawn(move || link::<R, S>(addr, &outbox, &outlet))
                     .expect("spawn client link")
             })
             .collect();
@@ -127,8 +143,80 @@ fn retry<S: StateMachine>(reply: &ReplyBox<S>, reqs: &[Cmd<S>]) {
     let _ = reply.push_many(reqs.iter().map(|r| Reply::Retry { seq: r.seq }).collect());
 }
 
-/// One server's connection, for the client's life.
-fn link<R, S>(addr: SocketAddr, outbox: &Mailbox<Input<R, S>>)
+/// Hand requests to a server's outlet as one [`Frame::Request`]. Requests it could not
+/// take come back with the reason; those lost with a broken connection are answered
+/// [`Reply::Retry`] (the client tries the next server).
+#[allow(clippy::type_complexity)]
+fn send_requests<R, S>(
+    outlet: &Outlet,
+    reqs: Vec<Cmd<S>>,
+    reply: ReplyBox<S>,
+) -> Result<(), (Vec<Cmd<S>>, ReplyBox<S>, Sent)>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize,
+    S: StateMachine,
+{
+    let f: FrameOf<R::Msg, S> = Frame::Request { reqs };
+    // Too big a frame is not sent: its requests time out (a client's batch is far smaller).
+    let taken = outlet.send(0, |buf| {
+        let _ = frame::encode(&f, buf);
+    });
+    let Frame::Request { reqs } = f else {
+        unreachable!("built above")
+    };
+    match taken {
+        Sent::Taken => Ok(()),
+        Sent::Lost => {
+            retry(&reply, &reqs);
+            Ok(())
+        }
+        why => Err((reqs, reply, why)),
+    }
+}
+
+/// A server's requests: its mailbox's [`Sink`], which writes each proposal on the client's
+/// own thread while the connection is up, and leaves it queued for the link thread (which
+/// dials) while it is not.
+struct RequestSink<R, S> {
+    outlet: Arc<Outlet>,
+    _types: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R, S> Sink<Input<R, S>> for RequestSink<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize,
+    S: StateMachine,
+{
+    fn push(&self, items: &mut Vec<Input<R, S>>) -> Result<bool, Refusal> {
+        // The client pushes one proposal at a time ([`Net::propose`]).
+        let [Input::Propose { .. }] = items.as_slice() else {
+            return Ok(false);
+        };
+        let Some(Input::Propose { reqs, reply }) = items.pop() else {
+            unreachable!("matched above")
+        };
+        let Err((reqs, reply, why)) = send_requests::<R, S>(&self.outlet, reqs, reply) else {
+            return Ok(true);
+        };
+        items.push(Input::Propose { reqs, reply });
+        match why {
+            Sent::Full => Err(Refusal::Full),
+            Sent::Closed => Err(Refusal::Closed),
+            _ => Ok(false),
+        }
+    }
+
+    fn close(&self) {
+        self.outlet.close();
+    }
+}
+
+/// One server's connection, for the client's life: it dials when a request finds no
+/// connection (and answers [`Reply::Retry`] if it cannot), then finishes the writes the
+/// client's thread could not complete at once.
+fn link<R, S>(addr: SocketAddr, outbox: &Mailbox<Input<R, S>>, outlet: &Arc<Outlet>)
 where
     R: Replica<Cmd<S>>,
     R::Msg: Serialize + DeserializeOwned,
@@ -136,18 +224,10 @@ where
 {
     let mut inputs: Vec<Input<R, S>> = Vec::new();
     let mut reqs: Vec<Cmd<S>> = Vec::new();
-    let mut conn: Option<(TcpStream, Arc<AtomicBool>, JoinHandle<()>)> = None;
     let mut failed_at: Option<Instant> = None;
     let mut buf = Vec::new();
-    let close = |conn: &mut Option<(TcpStream, Arc<AtomicBool>, JoinHandle<()>)>| {
-        if let Some((s, _, reader)) = conn.take() {
-            let _ = s.shutdown(Shutdown::Both);
-            let _ = reader.join();
-        }
-    };
     loop {
         if outbox.drain(&mut inputs, None) == Drained::Closed {
-            close(&mut conn);
             return;
         }
         // One client per net: every proposal carries the same reply mailbox.
@@ -159,59 +239,75 @@ where
             }
         }
         let Some(reply) = reply else { continue };
-        if conn
-            .as_ref()
-            .is_some_and(|(_, alive, _)| !alive.load(Ordering::Relaxed))
-        {
-            close(&mut conn);
+        if failed_at.is_some_and(|t| t.elapsed() < REDIAL_AFTER) {
+            retry(&reply, &reqs);
+            reqs.clear();
+            continue;
         }
-        if conn.is_none() {
-            if failed_at.is_some_and(|t| t.elapsed() < REDIAL_AFTER) {
-                retry(&reply, &reqs);
-                reqs.clear();
-                continue;
-            }
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-                .and_then(|s| s.try_clone().map(|r| (s, r)))
-            {
-                Ok((s, r)) => {
-                    let _ = s.set_nodelay(true);
-                    failed_at = None;
-                    let alive = Arc::new(AtomicBool::new(true));
-                    let (a, b) = (Arc::clone(&alive), Arc::clone(&reply));
-                    let reader = std::thread::Builder::new()
-                        .name("client-reader".into())
-                        .spawn(move || read_replies::<R, S>(r, &b, &a))
-                        .expect("spawn client reader");
-                    conn = Some((s, alive, reader));
-                }
-                Err(_) => {
-                    failed_at = Some(Instant::now());
-                    retry(&reply, &reqs);
-                    reqs.clear();
-                    continue;
-                }
-            }
-        }
-        let (s, _, _) = conn.as_mut().expect("connected above");
+        let conn = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).and_then(|s| {
+            let (r, d) = (s.try_clone()?, s.try_clone()?);
+            Ok((s, r, d))
+        });
+        let Ok((mut s, r, direct)) = conn else {
+            failed_at = Some(Instant::now());
+            retry(&reply, &reqs);
+            reqs.clear();
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        failed_at = None;
+        let reader = {
+            let (reply, outlet) = (Arc::clone(&reply), Arc::clone(outlet));
+            std::thread::Builder::new()
+                .name("client-reader".into())
+                .spawn(move || {
+                    read_replies::<R, S>(r, &reply);
+                    outlet.fail();
+                })
+                .expect("spawn client reader")
+        };
         buf.clear();
         let f: FrameOf<R::Msg, S> = Frame::Request {
             reqs: std::mem::take(&mut reqs),
         };
-        let sent = frame::encode(&f, &mut buf).and_then(|()| s.write_all(&buf));
-        if sent.is_err() {
-            let Frame::Request { reqs: back } = f else {
-                unreachable!()
-            };
-            retry(&reply, &back);
-            close(&mut conn);
-            failed_at = Some(Instant::now());
+        let _ = frame::encode(&f, &mut buf);
+        // From here the client's thread writes its requests itself when it can.
+        outlet.attach(direct, &buf, 0);
+        let closed = loop {
+            // Requests queued while the connection was being made (or that met a full
+            // buffer) go out behind what is pending.
+            if outbox.drain(&mut inputs, Some(Instant::now())) == Drained::Closed {
+                break true;
+            }
+            for input in inputs.drain(..) {
+                if let Input::Propose { reqs, reply } = input {
+                    if let Err((reqs, reply, _)) = send_requests::<R, S>(outlet, reqs, reply) {
+                        retry(&reply, &reqs);
+                    }
+                }
+            }
+            match outlet.next(&mut buf, Instant::now() + FLUSH_CHECK) {
+                Next::Closed => break true,
+                Next::Broken => break false,
+                Next::Idle => {}
+                Next::Write { .. } => {
+                    if write_out(&mut s, &buf).is_err() {
+                        break false;
+                    }
+                }
+            }
+        };
+        outlet.detach();
+        let _ = s.shutdown(Shutdown::Both);
+        let _ = reader.join();
+        if closed {
+            return;
         }
     }
 }
 
 /// Push a server's answers into the client's mailbox until the connection ends.
-fn read_replies<R, S>(s: TcpStream, reply: &ReplyBox<S>, alive: &AtomicBool)
+fn read_replies<R, S>(s: TcpStream, reply: &ReplyBox<S>)
 where
     R: Replica<Cmd<S>>,
     R::Msg: DeserializeOwned,
@@ -229,6 +325,5 @@ where
             break;
         }
     }
-    alive.store(false, Ordering::Relaxed);
     let _ = s.shutdown(Shutdown::Both);
 }

@@ -4,15 +4,18 @@
 //!   turns every malformed, oversized or unknown frame into a typed error.
 //! * [`auth`]: peer admission (cluster id, node id, HMAC challenge-response with a shared
 //!   secret).
-//! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, bounded
-//!   outboxes that drop (and count) what a slow or absent peer cannot take, one write per
-//!   drain.
+//! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, written
+//!   by the node's own thread when the socket takes it, bounded buffers that drop (and count)
+//!   what a slow or absent peer cannot take.
+//! * [`outlet`]: one connection's outgoing frames, written by the producing thread (node or
+//!   client) when nothing is pending, else by the connection's flusher thread, in order.
 //! * [`server`]: `paxraft serve`: the runtime's node loop ([`Cluster::hosting`](crate::runtime::Cluster::hosting))
 //!   with file storage, peers and clients on one port, a JSON status endpoint.
 //! * [`client`]: the runtime's client over connections to the servers.
 //!
 //! The protocol cores are untouched: a node's peers are mailboxes in its
-//! [`Net`](crate::runtime::Net), and a remote peer's mailbox is an outbox its link drains.
+//! [`Net`](crate::runtime::Net), and a remote peer's mailbox has a
+//! [`Sink`](crate::runtime::Sink) that writes what the node pushes to that peer's connection.
 //!
 //! Threads, not an async runtime: the runtime's node loop, mailboxes and clients are
 //! blocking (and loom-checked), a cluster has a handful of peers, and a server's client
@@ -23,6 +26,7 @@
 pub mod auth;
 pub mod client;
 pub mod frame;
+pub mod outlet;
 pub mod server;
 pub mod transport;
 

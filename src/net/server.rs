@@ -8,6 +8,7 @@
 //! one process; the transport only carries its mailboxes.
 
 use std::io::{Read, Write};
+use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,10 +21,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Frame, FrameOf, WireReply, MAX_FRAME};
+use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
-    spin_for, Cluster, Cmd, Drained, FileStorage, Mailbox, MemStorage, Net, Reply, ReplyBox,
-    RuntimeConfig, Storage, NODE_MAILBOX, NODE_SPIN,
+    spin_for, Cluster, Cmd, FileStorage, Mailbox, MemStorage, Net, Refusal, Reply, ReplyBox,
+    RuntimeConfig, Sink, Storage, NODE_MAILBOX, NODE_SPIN,
 };
 
 /// Most connections a server holds at once (peers and clients): beyond it a new connection
@@ -32,6 +34,9 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Capacity of a client connection's reply mailbox (a node drops answers beyond it; the
 /// client's resend is answered from its session).
 pub const CLIENT_REPLIES: usize = 1 << 16;
+/// Bytes of encoded answers waiting for a client that does not read them: beyond it they are
+/// dropped (its resends are answered from the session).
+pub const CLIENT_REPLY_BYTES: usize = 1 << 20;
 /// A client connection idle this long is closed (the client reconnects when it needs to).
 pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
@@ -248,15 +253,25 @@ where
             })
             .collect();
         let net = Arc::new(Net::with_boxes(boxes));
-        let cluster = Cluster::hosting(id.me, Arc::clone(&net), cfg.runtime.clone(), storage)
-            .map_err(|e| ServeError::Start(e.to_string()))?;
-        let cluster = Arc::new(Mutex::new(cluster));
         let counters = Arc::new(Counters::default());
+        // The links first: they give the peers' outboxes their sinks before the node can
+        // send anything.
         let links = Links::start(
             cfg.identity.clone(),
             Arc::clone(&net),
             Arc::clone(&counters),
         );
+        let cluster = match Cluster::hosting(id.me, Arc::clone(&net), cfg.runtime.clone(), storage)
+        {
+            Ok(c) => Arc::new(Mutex::new(c)),
+            Err(e) => {
+                // Closing the outboxes ends the link threads.
+                for i in 0..n {
+                    net.mailbox(NodeId(i as u8)).close();
+                }
+                return Err(ServeError::Start(e.to_string()));
+            }
+        };
         let me = id.me;
         {
             let (net, counters, links) =
@@ -461,7 +476,8 @@ fn first_frame<R, S>(
 }
 
 /// Serve one client connection: its requests go to the node as proposals, with this
-/// connection's reply mailbox; a writer thread sends the answers back, coalesced.
+/// connection's reply mailbox, whose sink writes the node's answers to the connection from
+/// the node's thread; a writer thread finishes what the socket did not take at once.
 fn serve_client<R, S>(
     conn: TcpStream,
     me: NodeId,
@@ -474,31 +490,34 @@ fn serve_client<R, S>(
     S: StateMachine,
 {
     let replies: ReplyBox<S> = Arc::new(Mailbox::new(CLIENT_REPLIES));
-    let Ok(mut out) = conn.try_clone() else {
+    let (Ok(mut out), Ok(direct)) = (conn.try_clone(), conn.try_clone()) else {
         return;
     };
-    let writer = {
-        let replies = Arc::clone(&replies);
-        std::thread::Builder::new()
-            .name("client-writer".into())
-            .spawn(move || {
-                let mut batch: Vec<Reply<S>> = Vec::new();
-                let mut buf = Vec::new();
-                while replies.drain(&mut batch, None) == Drained::Open {
-                    buf.clear();
-                    let f: FrameOf<R::Msg, S> = Frame::Reply {
-                        replies: batch.drain(..).map(WireReply::from).collect(),
-                    };
-                    if frame::encode(&f, &mut buf).is_err()
-                        || out.write_all(&buf).and_then(|()| out.flush()).is_err()
-                    {
-                        break;
-                    }
-                }
-                replies.close();
-                let _ = out.shutdown(Shutdown::Both);
-            })
+    // The node thread writes the answers to the connection itself when it can; the writer
+    // thread finishes what the socket did not take at once.
+    let outlet = Arc::new(Outlet::new(CLIENT_REPLY_BYTES));
+    outlet.attach(direct, &[], 0);
+    let sink = ReplySink::<R, S> {
+        outlet: Arc::clone(&outlet),
+        _types: PhantomData,
     };
+    if replies.set_sink(Box::new(sink)).is_err() {
+        unreachable!("a new mailbox has no sink");
+    }
+    let writer = std::thread::Builder::new()
+        .name("client-writer".into())
+        .spawn(move || {
+            let mut buf = Vec::new();
+            while let Next::Write { .. } | Next::Idle =
+                outlet.next(&mut buf, Instant::now() + FLUSH_CHECK)
+            {
+                if write_out(&mut out, &buf).is_err() {
+                    break;
+                }
+            }
+            outlet.close();
+            let _ = out.shutdown(Shutdown::Both);
+        });
     let Ok(writer) = writer else { return };
     let _ = conn.set_read_timeout(Some(CLIENT_IDLE));
     let mut r = std::io::BufReader::with_capacity(1 << 16, &conn);
@@ -538,6 +557,41 @@ fn serve_client<R, S>(
     replies.close();
     let _ = conn.shutdown(Shutdown::Both);
     let _ = writer.join();
+}
+
+/// A client connection's answers: its reply mailbox's [`Sink`], which encodes them on the
+/// node's thread into one frame per push and hands it to the connection's [`Outlet`].
+struct ReplySink<R, S> {
+    outlet: Arc<Outlet>,
+    _types: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R, S> Sink<Reply<S>> for ReplySink<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize,
+    S: StateMachine,
+{
+    fn push(&self, items: &mut Vec<Reply<S>>) -> Result<bool, Refusal> {
+        let taken = self.outlet.send(items.len() as u64, |buf| {
+            let f: FrameOf<R::Msg, S> = Frame::Reply {
+                replies: items.drain(..).map(WireReply::from).collect(),
+            };
+            // Too big a frame: not sent; the client resends and is answered from the
+            // session.
+            let _ = frame::encode(&f, buf);
+        });
+        match taken {
+            Sent::Taken => Ok(true),
+            Sent::Full => Err(Refusal::Full),
+            // The connection is gone: so is its client, until it reconnects and resends.
+            Sent::Down | Sent::Lost | Sent::Closed => Err(Refusal::Closed),
+        }
+    }
+
+    fn close(&self) {
+        self.outlet.close();
+    }
 }
 
 /// Wait until `stop` is set (by a signal), checking every few milliseconds; `deadline`

@@ -1,17 +1,26 @@
 //! Peer links: one TCP connection per pair of nodes, carrying both directions.
 //!
 //! The lower id of a pair dials the higher (so each pair has one connection), after the
-//! handshake of [`super::auth`]. A link is a thread per remote peer that owns that peer's
-//! outbox (its mailbox in the node's [`Net`]): it drains everything queued, encodes it into
-//! one buffer and writes it with one `write` (coalescing: under load a drain holds many
-//! messages), and a reader thread per connection that pushes the peer's messages into the
-//! local node's mailbox as [`Input::Msg`]. While a peer is unreachable its link drains the
-//! outbox and drops what it held (counted): the protocols tolerate loss, stale messages are
-//! worth nothing after a reconnect, and memory stays bounded by the outbox's capacity. The
-//! dialer retries with doubling back-off (10 ms to 1 s); the acceptor takes the newest
-//! admitted connection from that peer and closes the one it replaces.
+//! handshake of [`super::auth`]. Sending: the node's outbox for a remote peer (its mailbox in
+//! the node's [`Net`]) has a [`Sink`] that encodes the node's messages on the node's own
+//! thread, one buffer per step and peer, and hands them to that peer's [`Outlet`], which
+//! writes them to the socket at once with a non-blocking `send` when nothing is pending
+//! before them: no hand-off to another thread on the way out. What the socket does not take
+//! at once waits in the outlet's bounded buffer for the peer's link thread, which writes it
+//! with blocking writes (coalesced: the buffer holds whatever piled up meanwhile), and which
+//! also dials, redials and notices a broken connection. Receiving: a reader thread per
+//! connection pushes the peer's messages into the local node's mailbox as [`Input::Msg`],
+//! every whole frame of a read in one push.
+//!
+//! Losses are counted (`dropped`) and bounded: while a peer is unreachable its messages are
+//! dropped, not kept (the protocols tolerate loss, stale messages are worth nothing after a
+//! reconnect), and a peer that does not read costs at most [`OUTBOX_BYTES`] pending (plus the
+//! link thread's one batch in flight) before its messages are dropped. The dialer retries
+//! with doubling back-off (10 ms to 1 s); the acceptor takes the newest admitted connection
+//! from that peer and closes the one it replaces.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
+use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +33,8 @@ use serde::Serialize;
 
 use super::auth::{nonce, Secret, Side};
 use super::frame::{self, Frame, FrameOf, MAX_FRAME, NONCE};
-use crate::runtime::{Cmd, Drained, Input, Net, Refused};
+use super::outlet::{write_out, Next, Outlet, Sent};
+use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Refused, Sink};
 
 /// How long a handshake may take, and a dial may wait for the connection.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,8 +42,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between dials of an unreachable peer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Capacity of a peer's outbox: a peer that does not keep up loses messages beyond it.
+/// Capacity of a peer's outbox mailbox. Its queue stays empty once the links start (their
+/// sinks take every push); kept as a plain mailbox for its close, the node's shutdown signal.
 pub const OUTBOX: usize = 1 << 14;
+/// Bytes of encoded messages waiting for a peer that does not keep up: beyond it they are
+/// dropped (counted). 4 MiB is about 16,000 small messages, or many full batches.
+pub const OUTBOX_BYTES: usize = 4 << 20;
 /// How often an idle link looks for a broken or replaced connection.
 const IDLE_CHECK: Duration = Duration::from_millis(50);
 /// Read buffer per connection.
@@ -122,14 +136,92 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Links<R, S> {
 }
 
 /// A link's connection, as the acceptor hands it over and the link uses it.
-#[derive(Default)]
 struct Slot {
+    /// Where the node's messages to this peer go: straight to the socket when it can, else
+    /// pending for the link thread.
+    outlet: Arc<Outlet>,
     /// An admitted connection waiting for the link thread.
     handed: Mutex<Option<TcpStream>>,
     /// A clone of the connection in use, so that a newer one can close it.
     current: Mutex<Option<TcpStream>>,
     /// The fault hook: drop every message to and from this peer (a partition).
     cut: AtomicBool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            outlet: Arc::new(Outlet::new(OUTBOX_BYTES)),
+            handed: Mutex::default(),
+            current: Mutex::default(),
+            cut: AtomicBool::default(),
+        }
+    }
+}
+
+/// The node's sends to one peer: its outbox's [`Sink`], which encodes them on the node's
+/// thread and hands them to the peer's [`Outlet`].
+struct PeerSink<R: Replica<Cmd<S>>, S: StateMachine> {
+    me: NodeId,
+    peer: NodeId,
+    slot: Arc<Slot>,
+    counters: Arc<Counters>,
+    _types: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R, S> Sink<Input<R, S>> for PeerSink<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize,
+    S: StateMachine,
+{
+    fn push(&self, items: &mut Vec<Input<R, S>>) -> Result<bool, Refusal> {
+        let c = &self.counters;
+        let n = items.len() as u64;
+        if self.slot.cut.load(Ordering::Relaxed) {
+            Counters::add(&c.dropped, n);
+            items.clear();
+            return Ok(true);
+        }
+        let (mut sent, mut bytes) = (0, 0);
+        let taken = self.slot.outlet.send(n, |buf| {
+            let start = buf.len();
+            for input in items.drain(..) {
+                if let Input::Msg { from, msg } = input {
+                    let f: FrameOf<R::Msg, S> = Frame::Msg { from, msg };
+                    match frame::encode(&f, buf) {
+                        Ok(()) => sent += 1,
+                        // Too big to send: the peer would refuse it. Lost like any other.
+                        Err(e) => eprintln!(
+                            "paxraft {}: message to node {} not sent: {e}",
+                            self.me, self.peer
+                        ),
+                    }
+                }
+            }
+            bytes = buf.len() - start;
+        });
+        match taken {
+            Sent::Taken => {
+                Counters::add(&c.msgs_out, sent);
+                Counters::add(&c.bytes_out, bytes as u64);
+                Counters::add(&c.dropped, n - sent);
+                Ok(true)
+            }
+            // Down or broken: lost, as on a lossy network (the link reconnects).
+            Sent::Down | Sent::Lost => {
+                Counters::add(&c.dropped, n);
+                items.clear();
+                Ok(true)
+            }
+            Sent::Full => Err(Refusal::Full),
+            Sent::Closed => Err(Refusal::Closed),
+        }
+    }
+
+    fn close(&self) {
+        self.slot.outlet.close();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -154,6 +246,21 @@ where
         for peer in 0..links.slots.len() {
             if peer == links.id.me.index() {
                 continue;
+            }
+            let sink = PeerSink::<R, S> {
+                me: links.id.me,
+                peer: NodeId(peer as u8),
+                slot: Arc::clone(&links.slots[peer]),
+                counters: Arc::clone(&links.counters),
+                _types: PhantomData,
+            };
+            if links
+                .net
+                .mailbox(NodeId(peer as u8))
+                .set_sink(Box::new(sink))
+                .is_err()
+            {
+                panic!("node {peer}'s outbox has a sink already: one set of links per net");
             }
             let l = Arc::clone(&links);
             std::thread::Builder::new()
@@ -184,8 +291,8 @@ where
 
     /// One peer's link, for the node's life.
     fn run(&self, peer: NodeId) {
-        let outbox = Arc::clone(self.net.mailbox(peer));
-        let mut batch: Vec<Input<R, S>> = Vec::new();
+        let outlet = &self.slots[peer.index()].outlet;
+        let mut buf = Vec::new();
         let mut backoff = MIN_BACKOFF;
         let mut next_dial = Instant::now();
         let dials = self.id.me < peer;
@@ -210,46 +317,31 @@ where
                 lock(&self.slots[peer.index()].handed).take()
             };
             let Some(stream) = stream else {
-                // Unreachable for now: what is queued is dropped, not kept (see the module
-                // docs).
-                if self.idle(&outbox, &mut batch, IDLE_CHECK) == Drained::Closed {
+                // Unreachable for now: sends are dropped, not kept (see the module docs),
+                // by the outlet, which has no connection.
+                if outlet.next(&mut buf, Instant::now() + IDLE_CHECK) == Next::Closed {
                     return;
                 }
                 continue;
             };
             backoff = MIN_BACKOFF;
-            if self.connected(peer, stream, &outbox, &mut batch) == Drained::Closed {
+            if self.connected(peer, stream, &mut buf) == Drained::Closed {
                 return;
             }
         }
     }
 
-    /// Drain the outbox for up to `wait`, dropping what it held.
-    fn idle(
-        &self,
-        outbox: &crate::runtime::Mailbox<Input<R, S>>,
-        batch: &mut Vec<Input<R, S>>,
-        wait: Duration,
-    ) -> Drained {
-        let d = outbox.drain(batch, Some(Instant::now() + wait));
-        Counters::add(&self.counters.dropped, batch.len() as u64);
-        batch.clear();
-        d
-    }
-
-    /// Carry the outbox over `stream` until it breaks (or is replaced), or the outbox closes.
-    fn connected(
-        &self,
-        peer: NodeId,
-        stream: TcpStream,
-        outbox: &crate::runtime::Mailbox<Input<R, S>>,
-        batch: &mut Vec<Input<R, S>>,
-    ) -> Drained {
+    /// Carry the outlet's slow path over `stream` until it breaks (or is replaced), or the
+    /// node shuts down.
+    fn connected(&self, peer: NodeId, stream: TcpStream, buf: &mut Vec<u8>) -> Drained {
+        let slot = &self.slots[peer.index()];
         let alive = Arc::new(AtomicBool::new(true));
-        let (Ok(reader), Ok(current)) = (stream.try_clone(), stream.try_clone()) else {
+        let (Ok(reader), Ok(current), Ok(direct)) =
+            (stream.try_clone(), stream.try_clone(), stream.try_clone())
+        else {
             return Drained::Open;
         };
-        if let Some(old) = lock(&self.slots[peer.index()].current).replace(current) {
+        if let Some(old) = lock(&slot.current).replace(current) {
             let _ = old.shutdown(Shutdown::Both);
         }
         {
@@ -257,60 +349,37 @@ where
                 Arc::clone(&self.net),
                 Arc::clone(&self.counters),
                 Arc::clone(&alive),
-                Arc::clone(&self.slots[peer.index()]),
+                Arc::clone(slot),
             );
             let me = self.id.me;
             std::thread::Builder::new()
                 .name(format!("read-{peer}"))
                 .spawn(move || {
-                    read_peer::<R, S>(me, peer, reader, &net, &counters, &alive, &slot.cut)
+                    read_peer::<R, S>(me, peer, reader, &net, &counters, &alive, &slot.cut);
+                    slot.outlet.fail();
                 })
                 .expect("spawn reader thread");
         }
+        // From here the node thread writes to the connection itself when it can.
+        let stale = slot.outlet.attach(direct, &[], 0);
+        Counters::add(&self.counters.dropped, stale);
         let mut stream = stream;
-        let mut buf = Vec::with_capacity(READ_BUFFER);
         let result = loop {
-            let d = outbox.drain(batch, Some(Instant::now() + IDLE_CHECK));
-            if d == Drained::Closed {
-                break Drained::Closed;
-            }
-            if !alive.load(Ordering::Relaxed) {
-                Counters::add(&self.counters.dropped, batch.len() as u64);
-                batch.clear();
-                break Drained::Open;
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            if self.slots[peer.index()].cut.load(Ordering::Relaxed) {
-                Counters::add(&self.counters.dropped, batch.len() as u64);
-                batch.clear();
-                continue;
-            }
-            buf.clear();
-            let mut sent = 0;
-            for input in batch.drain(..) {
-                if let Input::Msg { from, msg } = input {
-                    let f: FrameOf<R::Msg, S> = Frame::Msg { from, msg };
-                    match frame::encode(&f, &mut buf) {
-                        Ok(()) => sent += 1,
-                        Err(e) => {
-                            // Too big to send: the peer would refuse it. Lost like any other.
-                            Counters::add(&self.counters.dropped, 1);
-                            self.log(format_args!("message to node {peer} not sent: {e}"));
-                        }
+            match slot.outlet.next(buf, Instant::now() + IDLE_CHECK) {
+                Next::Closed => break Drained::Closed,
+                Next::Broken => break Drained::Open,
+                Next::Idle if !alive.load(Ordering::Relaxed) => break Drained::Open,
+                Next::Idle => {}
+                Next::Write { msgs } => {
+                    if let Err(e) = write_out(&mut stream, buf) {
+                        self.log(format_args!("connection to node {peer} lost: {e}"));
+                        Counters::add(&self.counters.dropped, msgs);
+                        break Drained::Open;
                     }
                 }
             }
-            // One write for the whole drain.
-            if let Err(e) = stream.write_all(&buf).and_then(|()| stream.flush()) {
-                self.log(format_args!("connection to node {peer} lost: {e}"));
-                Counters::add(&self.counters.dropped, sent);
-                break Drained::Open;
-            }
-            Counters::add(&self.counters.msgs_out, sent);
-            Counters::add(&self.counters.bytes_out, buf.len() as u64);
         };
+        Counters::add(&self.counters.dropped, slot.outlet.detach());
         let _ = stream.shutdown(Shutdown::Both);
         result
     }

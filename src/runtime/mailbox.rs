@@ -49,8 +49,19 @@ pub enum Drained {
     Closed,
 }
 
+/// Where a mailbox's pushes go instead of its queue (see [`Mailbox::set_sink`]): a transport
+/// that writes them to a socket from the pushing thread, saving the hand-off to a consumer
+/// thread.
+#[cfg(not(loom))]
+pub trait Sink<T>: Send + Sync {
+    /// Take `items` (leaving `items` empty) and answer `Ok(true)`, refuse them (left in
+    /// `items`), or answer `Ok(false)` to have them queued in the mailbox as without a sink.
+    fn push(&self, items: &mut Vec<T>) -> Result<bool, Refusal>;
+    /// The mailbox was closed: refuse from now on, and let the sink's consumer know.
+    fn close(&self);
+}
+
 /// A bounded, closable MPSC queue (see the module docs).
-#[derive(Debug)]
 pub struct Mailbox<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
@@ -61,6 +72,9 @@ pub struct Mailbox<T> {
     /// Set by a push, cleared by a drain: what a spinning consumer watches, lock-free.
     #[cfg(not(loom))]
     nonempty: std::sync::atomic::AtomicBool,
+    /// Where pushes go first, if set: one atomic load per push when unset.
+    #[cfg(not(loom))]
+    sink: std::sync::OnceLock<Box<dyn Sink<T>>>,
     /// Test-only fault injection (loom must reject each): skip the wake-up on push.
     #[cfg(loom)]
     pub faulty_no_wake: bool,
@@ -75,6 +89,15 @@ pub struct Mailbox<T> {
     /// them to the closer (so nobody answers them).
     #[cfg(loom)]
     pub faulty_close_keeps_items: bool,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Mailbox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("state", &self.state)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Mailbox<T> {
@@ -93,6 +116,8 @@ impl<T> Mailbox<T> {
             spin: std::time::Duration::ZERO,
             #[cfg(not(loom))]
             nonempty: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(not(loom))]
+            sink: std::sync::OnceLock::new(),
             #[cfg(loom)]
             faulty_no_wake: false,
             #[cfg(loom)]
@@ -140,6 +165,12 @@ impl<T> Mailbox<T> {
     pub fn push_from(&self, items: &mut Vec<T>) -> Result<(), Refusal> {
         if items.is_empty() {
             return Ok(());
+        }
+        #[cfg(not(loom))]
+        if let Some(sink) = self.sink.get() {
+            if sink.push(items)? {
+                return Ok(());
+            }
         }
         let mut s = lock(&self.state);
         if s.closed {
@@ -245,6 +276,10 @@ impl<T> Mailbox<T> {
         }
         let left: Vec<T> = s.queue.drain(..).collect();
         drop(s);
+        #[cfg(not(loom))]
+        if let Some(sink) = self.sink.get() {
+            sink.close();
+        }
         #[cfg(loom)]
         if self.faulty_close_no_wake {
             return left;
@@ -261,8 +296,16 @@ impl<T> Mailbox<T> {
         s.queue.len()
     }
 
+    /// Send later pushes to `sink` first (a transport's direct write); what it does not take
+    /// is queued as before. Set once, before the first push that should reach it (a second
+    /// sink is refused and handed back). Not under loom: the sink is the network's.
+    #[cfg(not(loom))]
+    pub fn set_sink(&self, sink: Box<dyn Sink<T>>) -> Result<(), Box<dyn Sink<T>>> {
+        self.sink.set(sink)
+    }
+
     /// Whether the mailbox is closed.
-    pub(crate) fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         lock(&self.state).closed
     }
 }

@@ -119,6 +119,8 @@ pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
 pub use cluster::{ChangeFailure, Cluster, StartError};
 pub use crash::CrashPoint;
+#[cfg(not(loom))]
+pub use mailbox::Sink;
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
 pub use node::fail_inputs;
 pub use storage::{FileStorage, LossyStorage, MemStorage, Storage};
