@@ -297,9 +297,10 @@ where
                 }
             }
         };
-        outlet.detach();
+        // Joined first: the reader marks the outlet failed as it ends.
         let _ = s.shutdown(Shutdown::Both);
         let _ = reader.join();
+        outlet.detach();
         if closed {
             return;
         }

@@ -336,7 +336,7 @@ where
     fn connected(&self, peer: NodeId, stream: TcpStream, buf: &mut Vec<u8>) -> Drained {
         let slot = &self.slots[peer.index()];
         let alive = Arc::new(AtomicBool::new(true));
-        let (Ok(reader), Ok(current), Ok(direct)) =
+        let (Ok(r), Ok(current), Ok(direct)) =
             (stream.try_clone(), stream.try_clone(), stream.try_clone())
         else {
             return Drained::Open;
@@ -344,7 +344,10 @@ where
         if let Some(old) = lock(&slot.current).replace(current) {
             let _ = old.shutdown(Shutdown::Both);
         }
-        {
+        // From here the node thread writes to the connection itself when it can.
+        let stale = slot.outlet.attach(direct, &[], 0);
+        Counters::add(&self.counters.dropped, stale);
+        let reader = {
             let (net, counters, alive, slot) = (
                 Arc::clone(&self.net),
                 Arc::clone(&self.counters),
@@ -355,14 +358,11 @@ where
             std::thread::Builder::new()
                 .name(format!("read-{peer}"))
                 .spawn(move || {
-                    read_peer::<R, S>(me, peer, reader, &net, &counters, &alive, &slot.cut);
+                    read_peer::<R, S>(me, peer, r, &net, &counters, &alive, &slot.cut);
                     slot.outlet.fail();
                 })
-                .expect("spawn reader thread");
-        }
-        // From here the node thread writes to the connection itself when it can.
-        let stale = slot.outlet.attach(direct, &[], 0);
-        Counters::add(&self.counters.dropped, stale);
+                .expect("spawn reader thread")
+        };
         let mut stream = stream;
         let result = loop {
             match slot.outlet.next(buf, Instant::now() + IDLE_CHECK) {
@@ -379,8 +379,11 @@ where
                 }
             }
         };
-        Counters::add(&self.counters.dropped, slot.outlet.detach());
+        // The reader ends with the connection and marks the outlet failed: joined before the
+        // outlet is detached, so that it cannot fail the next connection.
         let _ = stream.shutdown(Shutdown::Both);
+        let _ = reader.join();
+        Counters::add(&self.counters.dropped, slot.outlet.detach());
         result
     }
 

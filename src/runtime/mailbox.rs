@@ -309,3 +309,55 @@ impl<T> Mailbox<T> {
         lock(&self.state).closed
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    /// A sink that takes even numbers, refuses (full) a batch holding 0, and leaves the
+    /// rest to the queue.
+    #[derive(Default)]
+    struct Evens {
+        took: StdMutex<Vec<u32>>,
+        closed: AtomicBool,
+    }
+
+    impl Sink<u32> for Arc<Evens> {
+        fn push(&self, items: &mut Vec<u32>) -> Result<bool, Refusal> {
+            if items.contains(&0) {
+                return Err(Refusal::Full);
+            }
+            if items.iter().all(|i| i % 2 == 0) {
+                self.took.lock().unwrap().append(items);
+                return Ok(true);
+            }
+            Ok(false)
+        }
+        fn close(&self) {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Pushes reach the sink first: what it takes skips the queue, what it refuses comes
+    /// back to the pusher, what it leaves is queued as without a sink; closing the mailbox
+    /// closes the sink; a second sink is refused.
+    #[test]
+    fn a_sink_takes_pushes_before_the_queue() {
+        let mb = Mailbox::new(8);
+        let sink = Arc::new(Evens::default());
+        assert!(mb.set_sink(Box::new(Arc::clone(&sink))).is_ok());
+        assert!(mb.set_sink(Box::new(Arc::clone(&sink))).is_err());
+        assert_eq!(mb.push_many(vec![2, 4]), Ok(()));
+        assert_eq!(mb.push_many(vec![0, 6]), Err(Refused::Full(vec![0, 6])));
+        assert_eq!(mb.push_many(vec![1, 8]), Ok(()));
+        let mut got = Vec::new();
+        assert_eq!(mb.drain(&mut got, Some(Instant::now())), Drained::Open);
+        assert_eq!(got, vec![1, 8]);
+        assert_eq!(*sink.took.lock().unwrap(), vec![2, 4]);
+        assert!(!sink.closed.load(Ordering::Relaxed));
+        mb.close();
+        assert!(sink.closed.load(Ordering::Relaxed));
+    }
+}
