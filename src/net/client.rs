@@ -248,7 +248,7 @@ where
             let (r, d) = (s.try_clone()?, s.try_clone()?);
             Ok((s, r, d))
         });
-        let Ok((mut s, r, direct)) = conn else {
+        let Ok((s, r, direct)) = conn else {
             failed_at = Some(Instant::now());
             retry(&reply, &reqs);
             reqs.clear();
@@ -291,7 +291,7 @@ where
                 Next::Broken => break false,
                 Next::Idle => {}
                 Next::Write { .. } => {
-                    if write_out(&mut s, &buf).is_err() {
+                    if write_out(&s, &buf).is_err() {
                         break false;
                     }
                 }

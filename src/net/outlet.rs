@@ -16,7 +16,7 @@
 //! producer never blocks on the socket: its only wait is the outlet's lock, which the
 //! flusher holds only to swap buffers.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -238,10 +238,21 @@ impl Outlet {
     }
 }
 
-/// The flusher's write of what [`Outlet::next`] handed it: one blocking write.
-pub fn write_out(conn: &mut TcpStream, buf: &[u8]) -> std::io::Result<()> {
-    conn.write_all(buf)?;
-    conn.flush()
+/// The flusher's write of what [`Outlet::next`] handed it: blocking writes until all is
+/// written. `MSG_NOSIGNAL`, as on the direct path: a peer that went away is an error here,
+/// never a SIGPIPE, whatever the process's disposition of that signal.
+pub fn write_out(conn: &TcpStream, buf: &[u8]) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(conn);
+    let mut done = 0;
+    while done < buf.len() {
+        match sock.send_with_flags(&buf[done..], libc::MSG_NOSIGNAL) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// How long a flusher waits before it looks at its connection's other signs of life.
@@ -284,7 +295,7 @@ mod tests {
             Sent::Down,
             "no connection yet"
         );
-        let mut flusher = ours.try_clone().expect("clone");
+        let flusher = ours.try_clone().expect("clone");
         outlet.attach(ours, &[], 0);
         // Far more than loopback's socket buffers take (a few MiB at most).
         let (mut taken, mut full) = (0u32, 0u32);
@@ -308,7 +319,7 @@ mod tests {
         let mut buf = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         match outlet.next(&mut buf, deadline) {
-            Next::Write { .. } => write_out(&mut flusher, &buf).expect("write"),
+            Next::Write { .. } => write_out(&flusher, &buf).expect("write"),
             other => panic!("{other:?}"),
         }
         assert_eq!(outlet.next(&mut buf, Instant::now()), Next::Idle);

@@ -490,7 +490,7 @@ fn serve_client<R, S>(
     S: StateMachine,
 {
     let replies: ReplyBox<S> = Arc::new(Mailbox::new(CLIENT_REPLIES));
-    let (Ok(mut out), Ok(direct)) = (conn.try_clone(), conn.try_clone()) else {
+    let (Ok(out), Ok(direct)) = (conn.try_clone(), conn.try_clone()) else {
         return;
     };
     // The node thread writes the answers to the connection itself when it can; the writer
@@ -511,7 +511,7 @@ fn serve_client<R, S>(
             while let Next::Write { .. } | Next::Idle =
                 outlet.next(&mut buf, Instant::now() + FLUSH_CHECK)
             {
-                if write_out(&mut out, &buf).is_err() {
+                if write_out(&out, &buf).is_err() {
                     break;
                 }
             }

@@ -363,7 +363,6 @@ where
                 })
                 .expect("spawn reader thread")
         };
-        let mut stream = stream;
         let result = loop {
             match slot.outlet.next(buf, Instant::now() + IDLE_CHECK) {
                 Next::Closed => break Drained::Closed,
@@ -371,7 +370,7 @@ where
                 Next::Idle if !alive.load(Ordering::Relaxed) => break Drained::Open,
                 Next::Idle => {}
                 Next::Write { msgs } => {
-                    if let Err(e) = write_out(&mut stream, buf) {
+                    if let Err(e) = write_out(&stream, buf) {
                         self.log(format_args!("connection to node {peer} lost: {e}"));
                         Counters::add(&self.counters.dropped, msgs);
                         break Drained::Open;
