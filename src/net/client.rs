@@ -36,6 +36,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const REDIAL_AFTER: Duration = Duration::from_millis(50);
 /// Requests queued for one server at most while it is being dialed.
 const QUEUE: usize = 1 << 16;
+/// The largest operation a network client sends, encoded: a frame's maximum less room for
+/// the frame's type, the request's client id, sequence number and acknowledgement (at most
+/// 31 bytes as varints) and a batch's length. A bigger one gets [`Error::TooLarge`] at once
+/// (it could not be carried, and would time out).
+///
+/// [`Error::TooLarge`]: crate::runtime::Error::TooLarge
+pub const MAX_OP_BYTES: usize = MAX_FRAME - 64;
 /// Bytes of encoded requests waiting for a server that does not read them: beyond it a
 /// request is refused at once (the client tries another server).
 const REQUEST_BYTES: usize = 4 << 20;
@@ -87,8 +94,10 @@ where
                     .expect("spawn client link")
             })
             .collect();
+        let mut client = Client::new(id, Arc::clone(&net), cfg);
+        client.limit_op_bytes(MAX_OP_BYTES);
         NetClient {
-            client: Client::new(id, Arc::clone(&net), cfg),
+            client,
             net,
             threads,
         }
@@ -157,14 +166,11 @@ where
     R::Msg: Serialize,
     S: StateMachine,
 {
-    let f: FrameOf<R::Msg, S> = Frame::Request { reqs };
-    // Too big a frame is not sent: its requests time out (a client's batch is far smaller).
+    let mut reqs = Some(reqs);
     let taken = outlet.send(0, |buf| {
-        let _ = frame::encode(&f, buf);
+        reqs = reqs.take().map(|r| encode_requests::<R, S>(r, buf));
     });
-    let Frame::Request { reqs } = f else {
-        unreachable!("built above")
-    };
+    let reqs = reqs.expect("encode_requests hands the requests back");
     match taken {
         Sent::Taken => Ok(()),
         Sent::Lost => {
@@ -173,6 +179,31 @@ where
         }
         why => Err((reqs, reply, why)),
     }
+}
+
+/// Append `reqs` to `buf` as one [`Frame::Request`], or, when that is too big for a frame,
+/// as a frame per request (each fits: the client refuses operations over [`MAX_OP_BYTES`]).
+/// Hands the requests back.
+fn encode_requests<R, S>(reqs: Vec<Cmd<S>>, buf: &mut Vec<u8>) -> Vec<Cmd<S>>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: Serialize,
+    S: StateMachine,
+{
+    let f: FrameOf<R::Msg, S> = Frame::Request { reqs };
+    let whole = frame::encode(&f, buf);
+    let Frame::Request { reqs } = f else {
+        unreachable!("built above")
+    };
+    if whole.is_err() {
+        for r in &reqs {
+            let one: FrameOf<R::Msg, S> = Frame::Request {
+                reqs: vec![r.clone()],
+            };
+            let _ = frame::encode(&one, buf);
+        }
+    }
+    reqs
 }
 
 /// A server's requests: its mailbox's [`Sink`], which writes each proposal on the client's
@@ -267,10 +298,8 @@ where
                 .expect("spawn client reader")
         };
         buf.clear();
-        let f: FrameOf<R::Msg, S> = Frame::Request {
-            reqs: std::mem::take(&mut reqs),
-        };
-        let _ = frame::encode(&f, &mut buf);
+        reqs = encode_requests::<R, S>(reqs, &mut buf);
+        reqs.clear();
         // From here the client's thread writes its requests itself when it can.
         outlet.attach(direct, &buf, 0);
         let closed = loop {
@@ -327,4 +356,35 @@ where
         }
     }
     let _ = s.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Error;
+    use paxraft_impls::raft::Raft;
+    use paxraft_impls::sm::{Kv, KvOp};
+
+    /// An operation a frame cannot carry is refused at once, before anything is dialed or
+    /// sent (the servers here do not even exist), rather than lost and timed out.
+    #[test]
+    fn an_operation_too_big_for_a_frame_is_refused_before_it_is_sent() {
+        let nowhere: Vec<SocketAddr> = (0..3)
+            .map(|_| "127.0.0.1:9".parse().expect("an address"))
+            .collect();
+        let mut c = NetClient::<Raft<Cmd<Kv>>, Kv>::connect(7, &nowhere, ClientConfig::default());
+        let big = KvOp::Put(1, vec![0; MAX_OP_BYTES]);
+        match c.send(big) {
+            Err(Error::TooLarge { bytes, max }) => {
+                assert_eq!(max, MAX_OP_BYTES);
+                assert!(bytes > MAX_OP_BYTES, "{bytes}");
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert_eq!(c.outstanding(), 0, "nothing was sent");
+        let e = c
+            .submit(KvOp::Put(1, vec![0; MAX_FRAME + 1]))
+            .expect_err("refused");
+        assert!(e.to_string().contains("over the limit of"), "{e}");
+    }
 }

@@ -29,6 +29,14 @@ pub enum Error {
     Overloaded,
     /// The session refused the request (a client bug: a resent acknowledged request).
     Session(SessionError),
+    /// The operation encodes to more bytes than the client may send
+    /// ([`Client::limit_op_bytes`]: a network client's frames are bounded); nothing was sent.
+    TooLarge {
+        /// The operation's encoded size.
+        bytes: usize,
+        /// The most the client sends.
+        max: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -39,6 +47,12 @@ impl fmt::Display for Error {
             Error::Busy => write!(f, "too many requests outstanding"),
             Error::Overloaded => write!(f, "leader overloaded: too many commands uncommitted"),
             Error::Session(e) => write!(f, "{e}"),
+            Error::TooLarge { bytes, max } => {
+                write!(
+                    f,
+                    "operation of {bytes} bytes encoded, over the limit of {max}"
+                )
+            }
         }
     }
 }
@@ -132,6 +146,8 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     replies: Vec<Reply<S>>,
     /// No reads go to [`ClientConfig::read_from`] before this (it left one unanswered).
     near_silent_until: Option<Instant>,
+    /// The largest operation sent, encoded ([`Client::limit_op_bytes`]).
+    max_op_bytes: Option<usize>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
@@ -169,7 +185,16 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             ready: VecDeque::new(),
             replies: Vec::new(),
             near_silent_until: None,
+            max_op_bytes: None,
         }
+    }
+
+    /// Refuse operations that encode (postcard, the network's codec) to more than `max`
+    /// bytes with [`Error::TooLarge`], at once, rather than sending what a transport with
+    /// bounded frames cannot carry (it would be lost and time out). No limit by default: in
+    /// one process nothing is encoded.
+    pub fn limit_op_bytes(&mut self, max: usize) {
+        self.max_op_bytes = Some(max);
     }
 
     /// This client's session id.
@@ -208,6 +233,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     pub fn send(&mut self, op: S::Op) -> Result<u64, Error> {
         if self.outstanding() >= self.cfg.max_outstanding {
             return Err(Error::Busy);
+        }
+        if let Some(max) = self.max_op_bytes {
+            // An operation that cannot be encoded cannot be sent either: call it too large.
+            let bytes = postcard::experimental::serialized_size(&op).unwrap_or(usize::MAX);
+            if bytes > max {
+                return Err(Error::TooLarge { bytes, max });
+            }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
