@@ -23,7 +23,7 @@ use paxraft_impls::Replica;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::frame::{self, Frame, FrameOf, MAX_FRAME};
+use super::frame::{self, Frame, MAX_FRAME};
 use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
 use crate::runtime::{
     Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox, Sink,
@@ -190,14 +190,14 @@ where
     R::Msg: Serialize,
     S: StateMachine,
 {
-    let f: FrameOf<R::Msg, S> = Frame::Request { reqs };
+    let f: Frame<R::Msg, S> = Frame::Request { reqs };
     let whole = frame::encode(&f, buf);
     let Frame::Request { reqs } = f else {
         unreachable!("built above")
     };
     if whole.is_err() {
         for r in &reqs {
-            let one: FrameOf<R::Msg, S> = Frame::Request {
+            let one: Frame<R::Msg, S> = Frame::Request {
                 reqs: vec![r.clone()],
             };
             let _ = frame::encode(&one, buf);
@@ -345,13 +345,9 @@ where
 {
     let mut r = BufReader::with_capacity(1 << 16, &s);
     let mut buf = Vec::new();
-    while let Ok(Frame::Reply { replies }) =
-        frame::read::<R::Msg, S::Op, S::Output>(&mut r, &mut buf, MAX_FRAME)
-    {
+    while let Ok(Frame::Reply { replies }) = frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME) {
         // A full mailbox drops them: the client resends, answered from the session.
-        if let Err(crate::runtime::Refused::Closed(_)) =
-            reply.push_many(replies.into_iter().map(|w| w.into_reply()).collect())
-        {
+        if let Err(crate::runtime::Refused::Closed(_)) = reply.push_many(replies) {
             break;
         }
     }

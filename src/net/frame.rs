@@ -11,7 +11,7 @@
 
 use std::io::{self, Read, Write};
 
-use paxraft_impls::sm::{Request, SessionError, StateMachine};
+use paxraft_impls::sm::{Request, StateMachine};
 use paxraft_impls::NodeId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -33,12 +33,13 @@ pub const NONCE: usize = 16;
 pub type ClusterId = String;
 
 /// Everything a connection carries. `M` is the protocol's message type
-/// ([`Replica::Msg`](paxraft_impls::Replica::Msg)), `Op` and `Out` the state machine's
-/// operations and results.
+/// ([`Replica::Msg`](paxraft_impls::Replica::Msg)), `S` the state machine whose requests and
+/// answers ([`Reply`]) clients exchange.
 ///
 /// The variant order is the wire's type byte: append new variants, never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Frame<M, Op, Out> {
+#[serde(bound(serialize = "M: Serialize", deserialize = "M: DeserializeOwned"))]
+pub enum Frame<M, S: StateMachine> {
     /// Type 0, dialer to acceptor, first frame of a peer connection: who dials, in which
     /// cluster, and a fresh nonce the acceptor must prove the secret over.
     Hello {
@@ -76,19 +77,19 @@ pub enum Frame<M, Op, Out> {
     /// requests, in the client's order (one client per connection).
     Request {
         /// The requests.
-        reqs: Vec<Request<Op>>,
+        reqs: Vec<Request<S::Op>>,
     },
     /// Type 5, server to client: answers, in the order the server produced them.
     Reply {
         /// The answers.
-        replies: Vec<WireReply<Out>>,
+        replies: Vec<Reply<S>>,
     },
 }
 
 /// Number of frame types ([`Frame`]'s variants).
 pub const FRAME_TYPES: u8 = 6;
 
-impl<M, Op, Out> Frame<M, Op, Out> {
+impl<M, S: StateMachine> Frame<M, S> {
     /// The frame's type byte (its variant index).
     pub fn type_of(&self) -> u8 {
         match self {
@@ -98,61 +99,6 @@ impl<M, Op, Out> Frame<M, Op, Out> {
             Frame::Msg { .. } => 3,
             Frame::Request { .. } => 4,
             Frame::Reply { .. } => 5,
-        }
-    }
-}
-
-/// The frame type a runtime of replica messages `M` and state machine `S` exchanges.
-pub type FrameOf<M, S> = Frame<M, <S as StateMachine>::Op, <S as StateMachine>::Output>;
-
-/// [`Reply`] as it travels: the runtime's reply, made serialisable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireReply<Out> {
-    /// See [`Reply::Done`].
-    Done {
-        /// The request's sequence number.
-        seq: u64,
-        /// Its result.
-        out: Result<Out, SessionError>,
-    },
-    /// See [`Reply::Redirect`].
-    Redirect {
-        /// The request's sequence number.
-        seq: u64,
-        /// The leader hint.
-        leader: Option<NodeId>,
-    },
-    /// See [`Reply::Busy`].
-    Busy {
-        /// The request's sequence number.
-        seq: u64,
-    },
-    /// See [`Reply::Retry`].
-    Retry {
-        /// The request's sequence number.
-        seq: u64,
-    },
-}
-
-impl<S: StateMachine> From<Reply<S>> for WireReply<S::Output> {
-    fn from(r: Reply<S>) -> Self {
-        match r {
-            Reply::Done { seq, out } => WireReply::Done { seq, out },
-            Reply::Redirect { seq, leader } => WireReply::Redirect { seq, leader },
-            Reply::Busy { seq } => WireReply::Busy { seq },
-            Reply::Retry { seq } => WireReply::Retry { seq },
-        }
-    }
-}
-
-impl<Out> WireReply<Out> {
-    /// Back into the runtime's reply.
-    pub fn into_reply<S: StateMachine<Output = Out>>(self) -> Reply<S> {
-        match self {
-            WireReply::Done { seq, out } => Reply::Done { seq, out },
-            WireReply::Redirect { seq, leader } => Reply::Redirect { seq, leader },
-            WireReply::Busy { seq } => Reply::Busy { seq },
-            WireReply::Retry { seq } => Reply::Retry { seq },
         }
     }
 }
@@ -204,11 +150,10 @@ impl FrameError {
 }
 
 /// Decode one frame body (the bytes after the length prefix).
-pub fn decode<M, Op, Out>(body: &[u8]) -> Result<Frame<M, Op, Out>, FrameError>
+pub fn decode<M, S>(body: &[u8]) -> Result<Frame<M, S>, FrameError>
 where
     M: DeserializeOwned,
-    Op: DeserializeOwned,
-    Out: DeserializeOwned,
+    S: StateMachine,
 {
     let &kind = body.first().ok_or(FrameError::Empty)?;
     // A varint's continuation bit set, or an index past the last variant: not ours.
@@ -244,11 +189,10 @@ pub fn split(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameErro
 
 /// Append `frame`, length prefix first, to `out`. An encoded frame above [`MAX_FRAME`] is an
 /// error (and `out` is left as it was): the peer would refuse it.
-pub fn encode<M, Op, Out>(frame: &Frame<M, Op, Out>, out: &mut Vec<u8>) -> io::Result<()>
+pub fn encode<M, S>(frame: &Frame<M, S>, out: &mut Vec<u8>) -> io::Result<()>
 where
     M: Serialize,
-    Op: Serialize,
-    Out: Serialize,
+    S: StateMachine,
 {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
@@ -271,15 +215,14 @@ where
 }
 
 /// Read one frame from a blocking reader into `buf` (reused between calls) and decode it.
-pub fn read<M, Op, Out>(
+pub fn read<M, S>(
     r: &mut impl Read,
     buf: &mut Vec<u8>,
     max: usize,
-) -> Result<Frame<M, Op, Out>, FrameError>
+) -> Result<Frame<M, S>, FrameError>
 where
     M: DeserializeOwned,
-    Op: DeserializeOwned,
-    Out: DeserializeOwned,
+    S: StateMachine,
 {
     let mut prefix = [0u8; HEADER];
     r.read_exact(&mut prefix)?;
@@ -294,11 +237,10 @@ where
 }
 
 /// Encode and write one frame, and flush (for the handshake; the transport's writers batch).
-pub fn write<M, Op, Out>(w: &mut impl Write, frame: &Frame<M, Op, Out>) -> io::Result<()>
+pub fn write<M, S>(w: &mut impl Write, frame: &Frame<M, S>) -> io::Result<()>
 where
     M: Serialize,
-    Op: Serialize,
-    Out: Serialize,
+    S: StateMachine,
 {
     let mut buf = Vec::new();
     encode(frame, &mut buf)?;
@@ -314,7 +256,7 @@ mod tests {
     use paxraft_impls::sm::{Kv, KvOp, KvOutput};
     use proptest::prelude::*;
 
-    type F = FrameOf<RaftMsg<Cmd<Kv>>, Kv>;
+    type F = Frame<RaftMsg<Cmd<Kv>>, Kv>;
 
     fn samples() -> Vec<F> {
         vec![
@@ -348,11 +290,11 @@ mod tests {
             },
             Frame::Reply {
                 replies: vec![
-                    WireReply::Done {
+                    Reply::Done {
                         seq: 1,
                         out: Ok(KvOutput::Written),
                     },
-                    WireReply::Redirect {
+                    Reply::Redirect {
                         seq: 2,
                         leader: Some(NodeId(1)),
                     },
@@ -376,7 +318,7 @@ mod tests {
             let (body, used) = split(&bytes, MAX_FRAME).unwrap().unwrap();
             assert_eq!(used, bytes.len());
             assert_eq!(body[0], f.type_of());
-            assert_eq!(decode::<_, _, _>(body).ok(), Some(f.clone()));
+            assert_eq!(decode::<_, _>(body).ok(), Some(f.clone()));
             let mut buf = Vec::new();
             let read_back: F = read(&mut &bytes[..], &mut buf, MAX_FRAME).unwrap();
             assert_eq!(read_back, f);
@@ -395,28 +337,28 @@ mod tests {
             })
         ));
         assert!(matches!(
-            read::<RaftMsg<Cmd<Kv>>, KvOp, KvOutput>(&mut &bytes[..], &mut Vec::new(), 3),
+            read::<RaftMsg<Cmd<Kv>>, Kv>(&mut &bytes[..], &mut Vec::new(), 3),
             Err(FrameError::Oversized { max: 3, .. })
         ));
-        assert!(matches!(decode::<(), (), ()>(&[]), Err(FrameError::Empty)));
+        assert!(matches!(decode::<(), Kv>(&[]), Err(FrameError::Empty)));
         assert!(matches!(
-            decode::<(), (), ()>(&[FRAME_TYPES]),
+            decode::<(), Kv>(&[FRAME_TYPES]),
             Err(FrameError::UnknownType(6))
         ));
         // A Msg frame cut short inside its message.
         let body = &bytes[HEADER..bytes.len() - 1];
         assert!(matches!(
-            decode::<RaftMsg<Cmd<Kv>>, KvOp, KvOutput>(body),
+            decode::<RaftMsg<Cmd<Kv>>, Kv>(body),
             Err(FrameError::Malformed { kind: 3, .. })
         ));
         let mut longer = bytes[HEADER..].to_vec();
         longer.push(0);
         assert!(matches!(
-            decode::<RaftMsg<Cmd<Kv>>, KvOp, KvOutput>(&longer),
+            decode::<RaftMsg<Cmd<Kv>>, Kv>(&longer),
             Err(FrameError::Trailing { kind: 3, extra: 1 })
         ));
         // A truncated stream is a connection error, not a bad frame.
-        let cut = read::<RaftMsg<Cmd<Kv>>, KvOp, KvOutput>(
+        let cut = read::<RaftMsg<Cmd<Kv>>, Kv>(
             &mut &bytes[..bytes.len() - 1],
             &mut Vec::new(),
             MAX_FRAME,
@@ -432,7 +374,7 @@ mod tests {
         let mut frames = 0;
         while let Some((body, used)) = split(&bytes[at..], 1 << 16)? {
             let f: F = decode(body)?;
-            assert_eq!(decode::<_, _, _>(&encoded(&f)[HEADER..]).ok(), Some(f));
+            assert_eq!(decode::<_, _>(&encoded(&f)[HEADER..]).ok(), Some(f));
             frames += 1;
             at += used;
         }
@@ -446,7 +388,7 @@ mod tests {
         fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_all(&bytes);
             // Also as a body with a valid type byte, where postcard does the work.
-            let _ = decode::<RaftMsg<Cmd<Kv>>, KvOp, KvOutput>(&bytes);
+            let _ = decode::<RaftMsg<Cmd<Kv>>, Kv>(&bytes);
         }
 
         #[test]

@@ -20,7 +20,7 @@ use paxraft_impls::{NodeId, Replica};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::frame::{self, Frame, FrameOf, WireReply, MAX_FRAME};
+use super::frame::{self, Frame, MAX_FRAME};
 use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
@@ -449,7 +449,7 @@ fn first_frame<R, S>(
         return;
     }
     let mut buf = Vec::new();
-    match frame::read::<R::Msg, S::Op, S::Output>(&mut conn, &mut buf, MAX_FRAME) {
+    match frame::read::<R::Msg, S>(&mut conn, &mut buf, MAX_FRAME) {
         Ok(Frame::Hello {
             cluster,
             node,
@@ -535,7 +535,7 @@ fn serve_client<R, S>(
                 break;
             }
         }
-        match frame::read::<R::Msg, S::Op, S::Output>(&mut r, &mut buf, MAX_FRAME) {
+        match frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME) {
             Ok(Frame::Request { reqs: next }) => reqs = next,
             Ok(other) => {
                 Counters::add(&counters.bad_frames, 1);
@@ -574,8 +574,8 @@ where
 {
     fn push(&self, items: &mut Vec<Reply<S>>) -> Result<bool, Refusal> {
         let taken = self.outlet.send(items.len() as u64, |buf| {
-            let f: FrameOf<R::Msg, S> = Frame::Reply {
-                replies: items.drain(..).map(WireReply::from).collect(),
+            let f: Frame<R::Msg, S> = Frame::Reply {
+                replies: std::mem::take(items),
             };
             // Too big a frame: not sent; the client resends and is answered from the
             // session.

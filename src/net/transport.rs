@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::auth::{nonce, Secret, Side};
-use super::frame::{self, Frame, FrameOf, MAX_FRAME, NONCE};
+use super::frame::{self, Frame, MAX_FRAME, NONCE};
 use super::outlet::{write_out, Next, Outlet, Sent};
 use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Refused, Sink};
 
@@ -188,7 +188,7 @@ where
             let start = buf.len();
             for input in items.drain(..) {
                 if let Input::Msg { from, msg } = input {
-                    let f: FrameOf<R::Msg, S> = Frame::Msg { from, msg };
+                    let f: Frame<R::Msg, S> = Frame::Msg { from, msg };
                     match frame::encode(&f, buf) {
                         Ok(()) => sent += 1,
                         // Too big to send: the peer would refuse it. Lost like any other.
@@ -395,14 +395,14 @@ where
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(|e| e.to_string())?;
         let mine = nonce();
-        let hello: FrameOf<R::Msg, S> = Frame::Hello {
+        let hello: Frame<R::Msg, S> = Frame::Hello {
             cluster: self.id.cluster.clone(),
             node: self.id.me,
             nonce: mine,
         };
         frame::write(&mut s, &hello).map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
-        let answer: FrameOf<R::Msg, S> =
+        let answer: Frame<R::Msg, S> =
             frame::read(&mut s, &mut buf, MAX_FRAME).map_err(|e| e.to_string())?;
         let Frame::Challenge {
             node,
@@ -425,7 +425,7 @@ where
             ));
         }
         let proof = secret.prove(Side::Dialer, cluster, self.id.me, peer, &theirs);
-        let f: FrameOf<R::Msg, S> = Frame::Proof { proof };
+        let f: Frame<R::Msg, S> = Frame::Proof { proof };
         frame::write(&mut s, &f).map_err(|e| e.to_string())?;
         s.set_read_timeout(None).map_err(|e| e.to_string())?;
         Counters::add(&self.counters.peer_conns, 1);
@@ -456,7 +456,7 @@ where
         }
         let secret = &self.id.secret;
         let mine = nonce();
-        let challenge: FrameOf<R::Msg, S> = Frame::Challenge {
+        let challenge: Frame<R::Msg, S> = Frame::Challenge {
             node: me,
             proof: secret.prove(Side::Acceptor, cluster, me, node, theirs),
             nonce: mine,
@@ -465,7 +465,7 @@ where
             return refuse(format!("node {node}: {e}"));
         }
         let mut buf = Vec::new();
-        match frame::read::<R::Msg, S::Op, S::Output>(&mut s, &mut buf, MAX_FRAME) {
+        match frame::read::<R::Msg, S>(&mut s, &mut buf, MAX_FRAME) {
             Ok(Frame::Proof { proof })
                 if secret.verify(Side::Dialer, cluster, node, me, &mine, &proof) => {}
             Ok(_) => return refuse(format!("node {node} failed its proof")),
@@ -513,7 +513,7 @@ fn read_peer<R, S>(
     let mut got: Vec<Input<R, S>> = Vec::new();
     let why = loop {
         // One blocking read, then every whole frame already buffered: one push per batch.
-        let mut next = frame::read::<R::Msg, S::Op, S::Output>(&mut r, &mut buf, MAX_FRAME)
+        let mut next = frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME)
             .map(|f| (f, frame::HEADER + buf.len()));
         let bad = loop {
             match next {

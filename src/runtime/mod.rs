@@ -128,8 +128,10 @@ pub use storage::{FileStorage, LossyStorage, MemStorage, Storage};
 /// The command replicas carry: a client request for state machine `S`.
 pub type Cmd<S> = Request<<S as StateMachine>::Op>;
 
-/// What a client hears back about one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a client hears back about one request. Serialisable as it is: a network client
+/// receives these in frames (`net::frame`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub enum Reply<S: StateMachine> {
     /// The request was applied (or found applied) with this result.
     Done {

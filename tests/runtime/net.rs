@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use paxraft::cli::net::{client, get_status};
 use paxraft::lincheck::{check_kv, Op};
-use paxraft::net::frame::{self, Frame, FrameOf, NONCE};
+use paxraft::net::frame::{self, Frame, NONCE};
 use paxraft::runtime::{ClientConfig, Cmd, Error};
 use paxraft_impls::raft::RaftMsg;
 use paxraft_impls::sm::{Kv, KvOp, KvOutput};
@@ -370,7 +370,7 @@ fn under_load(
     }
 }
 
-type F = FrameOf<RaftMsg<Cmd<Kv>>, Kv>;
+type F = Frame<RaftMsg<Cmd<Kv>>, Kv>;
 
 fn send_all(addr: SocketAddr, frames: &[F]) {
     let Ok(mut s) = TcpStream::connect(addr) else {
@@ -440,7 +440,7 @@ fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
             &nonce,
         );
         let mut buf = Vec::new();
-        frame::encode::<_, _, _>(&Frame::Proof { proof } as &F, &mut buf).unwrap();
+        frame::encode::<_, _>(&Frame::Proof { proof } as &F, &mut buf).unwrap();
         frame::encode(&vote, &mut buf).unwrap();
         let _ = s.write_all(&buf);
         let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
