@@ -49,9 +49,10 @@
 
 //!
 //! Built with `--cfg loom` (the loom race tests, `tests/loom_*.rs`), the crate is the runtime
-//! alone: the loom tests need nothing else, and leaving the checker, the simulator, the
-//! report and the command line (and their dependencies) out of that second build saves
-//! about a minute and a half of the test command on 2 cores.
+//! and the network's [`net::outlet`] alone: the loom tests need nothing else, and leaving the
+//! checker, the simulator, the report, the command line and the rest of the network (and
+//! their dependencies) out of that second build saves about a minute and a half of the test
+//! command on 2 cores.
 
 pub use paxraft_impls as impls;
 #[cfg(not(loom))]
@@ -65,7 +66,6 @@ pub mod bench;
 pub mod cli;
 #[cfg(not(loom))]
 pub mod lincheck;
-#[cfg(not(loom))]
 pub mod net;
 #[cfg(not(loom))]
 pub mod protocol;

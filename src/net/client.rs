@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::frame::{self, Frame, MAX_FRAME};
-use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
+use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
 use crate::runtime::{
     Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox, Sink,
 };
@@ -320,7 +320,7 @@ where
                 Next::Broken => break false,
                 Next::Idle => {}
                 Next::Write { .. } => {
-                    if write_out(&s, &buf).is_err() {
+                    if s.write_out(&buf).is_err() {
                         break false;
                     }
                 }

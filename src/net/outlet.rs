@@ -15,11 +15,29 @@
 //! read costs at most the bound (plus the flusher's one batch in flight) in memory. The
 //! producer never blocks on the socket: its only wait is the outlet's lock, which the
 //! flusher holds only to swap buffers.
+//!
+//! The outlet is generic over its connection ([`Conn`]: a TCP stream in production, an
+//! in-memory fake in `tests/loom_outlet.rs`) and locks with the runtime's sync shim, so that
+//! loom explores every interleaving of producers and flusher under `--cfg loom`.
 
-use std::io::ErrorKind;
-use std::net::{Shutdown, TcpStream};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use crate::runtime::sync::{lock, Condvar, Mutex};
+use std::io;
+#[cfg(not(loom))]
+use std::net::Shutdown;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+/// What an [`Outlet`] writes to: one connection, shared (as a socket's clones are) by the
+/// outlet and its flusher.
+pub trait Conn {
+    /// Write what the connection takes now without blocking: the count written (0 if its
+    /// buffer is full), or the error that broke it.
+    fn send_now(&self, bytes: &[u8]) -> io::Result<usize>;
+    /// The flusher's write of what [`Outlet::next`] handed it: blocking until all is written.
+    fn write_out(&self, bytes: &[u8]) -> io::Result<()>;
+    /// Shut both directions, so that the connection's reader ends too.
+    fn shut_down(&self);
+}
 
 /// What became of frames handed to [`Outlet::send`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -52,10 +70,10 @@ pub enum Next {
     Closed,
 }
 
-#[derive(Debug, Default)]
-struct State {
+#[derive(Debug)]
+struct State<C> {
     /// The attached connection (a clone of the flusher's), if any.
-    conn: Option<TcpStream>,
+    conn: Option<C>,
     /// Encoded frames waiting for the flusher, oldest first.
     pending: Vec<u8>,
     /// Messages in `pending`.
@@ -71,44 +89,83 @@ struct State {
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct Outlet {
-    state: Mutex<State>,
+pub struct Outlet<C = TcpStream> {
+    state: Mutex<State<C>>,
     /// Wakes the flusher: bytes pending, a break, or the close.
     wake: Condvar,
     /// Most bytes `pending` holds.
     bound: usize,
+    /// Test-only fault injection (loom must reject it): a direct write the connection took
+    /// only part of queues the rest without waking the flusher.
+    #[cfg(loom)]
+    pub faulty_no_wake_after_partial: bool,
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Write what the socket takes now without blocking (the socket itself stays blocking for
-/// the flusher): the count written, 0 if its buffer is full, or the error that broke it.
-fn send_now(conn: &TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
-    let sock = socket2::SockRef::from(conn);
-    let mut done = 0;
-    while done < bytes.len() {
-        match sock.send_with_flags(&bytes[done..], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
-            Ok(n) => done += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// The socket itself stays blocking for the flusher; the producers' writes are made
+/// non-blocking per call (`MSG_DONTWAIT`).
+#[cfg(not(loom))]
+impl Conn for TcpStream {
+    fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let sock = socket2::SockRef::from(self);
+        let mut done = 0;
+        while done < bytes.len() {
+            match sock.send_with_flags(&bytes[done..], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(done)
     }
-    Ok(done)
+
+    /// `MSG_NOSIGNAL`, as on the direct path: a peer that went away is an error here, never
+    /// a SIGPIPE, whatever the process's disposition of that signal.
+    fn write_out(&self, buf: &[u8]) -> io::Result<()> {
+        let sock = socket2::SockRef::from(self);
+        let mut done = 0;
+        while done < buf.len() {
+            match sock.send_with_flags(&buf[done..], libc::MSG_NOSIGNAL) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn shut_down(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
 }
 
-impl Outlet {
+impl<C: Conn> Outlet<C> {
     /// An outlet with no connection attached whose pending buffer holds at most `bound`
     /// bytes (a single batch of frames larger than that is still taken when nothing is
     /// pending: a frame cannot be cut).
     pub fn new(bound: usize) -> Self {
         Outlet {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                conn: None,
+                pending: Vec::new(),
+                pending_msgs: 0,
+                busy: false,
+                broken: false,
+                closed: false,
+                scratch: Vec::new(),
+            }),
             wake: Condvar::new(),
             bound,
+            #[cfg(loom)]
+            faulty_no_wake_after_partial: false,
         }
+    }
+
+    /// Bytes waiting for the flusher (at most the bound, or one batch taken when nothing was
+    /// pending).
+    pub fn pending(&self) -> usize {
+        lock(&self.state).pending.len()
     }
 
     /// Hand over `msgs` messages that `encode` appends to a buffer as whole frames: written
@@ -141,12 +198,19 @@ impl Outlet {
         let mut buf = std::mem::take(&mut s.scratch);
         buf.clear();
         encode(&mut buf);
-        match send_now(conn, &buf) {
+        match conn.send_now(&buf) {
             Ok(n) if n == buf.len() => {}
             Ok(n) => {
                 s.pending.extend_from_slice(&buf[n..]);
                 s.pending_msgs += msgs;
-                self.wake.notify_one();
+                // The flusher may be asleep, and nothing else will wake it for these bytes.
+                #[cfg(loom)]
+                let wake = !self.faulty_no_wake_after_partial;
+                #[cfg(not(loom))]
+                let wake = true;
+                if wake {
+                    self.wake.notify_one();
+                }
             }
             Err(_) => {
                 s.scratch = buf;
@@ -160,9 +224,9 @@ impl Outlet {
 
     /// The connection is broken: shut it, so its reader ends too, and tell the flusher,
     /// which detaches it and reconnects (or its owner ends).
-    fn broke(&self, s: &mut State) {
+    fn broke(&self, s: &mut State<C>) {
         if let Some(conn) = s.conn.take() {
-            let _ = conn.shutdown(Shutdown::Both);
+            conn.shut_down();
         }
         s.broken = true;
         self.wake.notify_one();
@@ -177,7 +241,7 @@ impl Outlet {
     /// Attach `conn` (a clone of the flusher's connection), with `first` (frames of `msgs`
     /// messages) to be written before anything sent later. Anything pending for an earlier
     /// connection is dropped: returns how many messages it held.
-    pub fn attach(&self, conn: TcpStream, first: &[u8], msgs: u64) -> u64 {
+    pub fn attach(&self, conn: C, first: &[u8], msgs: u64) -> u64 {
         let mut s = lock(&self.state);
         let lost = s.pending_msgs;
         s.pending.clear();
@@ -238,23 +302,6 @@ impl Outlet {
     }
 }
 
-/// The flusher's write of what [`Outlet::next`] handed it: blocking writes until all is
-/// written. `MSG_NOSIGNAL`, as on the direct path: a peer that went away is an error here,
-/// never a SIGPIPE, whatever the process's disposition of that signal.
-pub fn write_out(conn: &TcpStream, buf: &[u8]) -> std::io::Result<()> {
-    let sock = socket2::SockRef::from(conn);
-    let mut done = 0;
-    while done < buf.len() {
-        match sock.send_with_flags(&buf[done..], libc::MSG_NOSIGNAL) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// How long a flusher waits before it looks at its connection's other signs of life.
 pub const FLUSH_CHECK: Duration = Duration::from_millis(50);
 
@@ -305,10 +352,10 @@ mod tests {
                 Sent::Full => full += 1,
                 other => panic!("{other:?}"),
             }
-            assert!(lock(&outlet.state).pending.len() <= BOUND);
+            assert!(outlet.pending() <= BOUND);
         }
         assert!(full > 0, "nothing refused: {taken} taken");
-        let held = lock(&outlet.state).pending.len();
+        let held = outlet.pending();
         assert!(held > BOUND - LEN, "the buffer fills to its bound: {held}");
         // The peer reads again; the flusher writes what is pending.
         let reader = std::thread::spawn(move || {
@@ -319,7 +366,7 @@ mod tests {
         let mut buf = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         match outlet.next(&mut buf, deadline) {
-            Next::Write { .. } => write_out(&flusher, &buf).expect("write"),
+            Next::Write { .. } => flusher.write_out(&buf).expect("write"),
             other => panic!("{other:?}"),
         }
         assert_eq!(outlet.next(&mut buf, Instant::now()), Next::Idle);

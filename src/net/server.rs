@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Frame, MAX_FRAME};
-use super::outlet::{write_out, Next, Outlet, Sent, FLUSH_CHECK};
+use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
     spin_for, Cluster, Cmd, FileStorage, Mailbox, MemStorage, Net, Refusal, Reply, ReplyBox,
@@ -511,7 +511,7 @@ fn serve_client<R, S>(
             while let Next::Write { .. } | Next::Idle =
                 outlet.next(&mut buf, Instant::now() + FLUSH_CHECK)
             {
-                if write_out(&out, &buf).is_err() {
+                if out.write_out(&buf).is_err() {
                     break;
                 }
             }

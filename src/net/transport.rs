@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use super::auth::{nonce, Secret, Side};
 use super::frame::{self, Frame, MAX_FRAME, NONCE};
-use super::outlet::{write_out, Next, Outlet, Sent};
+use super::outlet::{Conn, Next, Outlet, Sent};
 use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Refused, Sink};
 
 /// How long a handshake may take, and a dial may wait for the connection.
@@ -370,7 +370,7 @@ where
                 Next::Idle if !alive.load(Ordering::Relaxed) => break Drained::Open,
                 Next::Idle => {}
                 Next::Write { msgs } => {
-                    if let Err(e) = write_out(&stream, buf) {
+                    if let Err(e) = stream.write_out(buf) {
                         self.log(format_args!("connection to node {peer} lost: {e}"));
                         Counters::add(&self.counters.dropped, msgs);
                         break Drained::Open;
