@@ -10,17 +10,12 @@
 //! tests with at most one lock per step.
 #![cfg(loom)]
 
+mod loom_common;
+
 use loom::sync::Arc;
 use loom::thread;
+use loom_common::model;
 use paxraft::runtime::{Drained, Mailbox, Refused};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(f);
-}
 
 /// Two producers push two items each (one of them as a batch); the consumer drains until it
 /// has all four: none lost, none duplicated, each producer's order kept, the consumer woken.

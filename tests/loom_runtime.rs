@@ -9,8 +9,11 @@
 //! about 25 s run one at a time on 2 busy cores.
 #![cfg(loom)]
 
+mod loom_common;
+
 use loom::sync::Arc;
 use loom::thread;
+use loom_common::model;
 use paxraft::runtime::{fail_inputs, Cmd, Drained, Input, Mailbox, Pending, Refused, Reply};
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request};
@@ -18,14 +21,6 @@ use paxraft_impls::sm::{Kv, KvOp, KvOutput, Request};
 type R = Raft<Cmd<Kv>>;
 type NodeBox = Mailbox<Input<R, Kv>>;
 type ReplyBox = Arc<Mailbox<Reply<Kv>>>;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(f);
-}
 
 fn req(client: u64, seq: u64) -> Cmd<Kv> {
     Request {
