@@ -1,5 +1,5 @@
 //! loom: every interleaving of the runtime's shared-memory pieces. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom --test 'loom_*'`.
+//! `RUSTFLAGS="--cfg loom" cargo test --profile loom --target-dir target/loom --test 'loom_*'`.
 //!
 //! The mailbox is the one shared piece: it is each replica's input queue (peer messages and
 //! client proposals, which the replica drains whole and proposes as one batch), each client's

@@ -1,14 +1,16 @@
 //! loom: every interleaving of the network's [`Outlet`] (src/net/outlet.rs): two producer
 //! threads that write frames directly when nothing is pending, the flusher that writes what
 //! they queued, and the peer (the test's main thread) that reads or breaks the connection.
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom --test 'loom_*'`.
+//! Run with (as `scripts/test-all` does)
+//! `RUSTFLAGS="--cfg loom" cargo test --profile loom --target-dir target/loom --test 'loom_*'`.
 //!
 //! The connection is an in-memory fake whose non-blocking send takes only part of a frame
 //! (or nothing) on chosen calls, which forces the pending path. Claims checked: frames leave
 //! in the order each producer made them and never interleave; every frame answered
 //! [`Sent::Taken`] is on the wire or counted dropped (written + dropped == taken), none
 //! refused is; the pending buffer stays within its bound; and the flusher is never left asleep
-//! with bytes pending (the peer waits for every taken byte, so a lost wake-up is a deadlock).
+//! with bytes pending (the peer waits for every taken byte, so a lost wake-up is a deadlock),
+//! nor after a break (the reader's `fail`, or a reset met by a direct write).
 //! A test-only fault switch that skips the wake-up after a partial write shows loom catches
 //! it. Preemption bound: 3 (`LOOM_MAX_PREEMPTIONS` overrides), as for the other loom tests.
 #![cfg(loom)]
@@ -54,6 +56,8 @@ struct Fake {
     wire: Arc<(Mutex<Wire>, Condvar)>,
     /// (call, bytes taken): the non-blocking sends that take only part of what they are given.
     short: &'static [(usize, usize)],
+    /// The non-blocking send, if any, that finds the connection reset.
+    reset_at: Option<usize>,
 }
 
 impl Fake {
@@ -61,6 +65,7 @@ impl Fake {
         Fake {
             wire: Arc::new((Mutex::new(Wire::default()), Condvar::new())),
             short,
+            reset_at: None,
         }
     }
 
@@ -96,6 +101,11 @@ impl Conn for Fake {
         );
         let call = w.sends;
         w.sends += 1;
+        if self.reset_at == Some(call) {
+            // Dead for the flusher's writes too, as a reset socket is.
+            w.shut = true;
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
         let n = self
             .short
             .iter()
@@ -169,15 +179,22 @@ fn start(
     (producers, flusher)
 }
 
-/// Join the producers, check every answer they had is one of `allowed`, and return the tags
-/// of each one's frames taken, in the order it sent them.
-fn taken_by(producers: [JoinHandle<Vec<(u8, Sent)>>; 2], allowed: &[Sent]) -> [Vec<u8>; 2] {
+/// Join the producers and check every answer they had is one of `allowed`.
+fn join_all(producers: [JoinHandle<Vec<(u8, Sent)>>; 2], allowed: &[Sent]) -> [Vec<(u8, Sent)>; 2] {
     producers.map(|p| {
         let sent = p.join().unwrap();
         for (t, s) in &sent {
             assert!(allowed.contains(s), "frame {t:#x}: {s:?}");
         }
-        sent.iter()
+        sent
+    })
+}
+
+/// The tags of each producer's frames taken, in the order it sent them.
+fn taken(sent: &[Vec<(u8, Sent)>; 2]) -> [Vec<u8>; 2] {
+    [0, 1].map(|i| {
+        sent[i]
+            .iter()
             .filter(|(_, s)| *s == Sent::Taken)
             .map(|(t, _)| *t)
             .collect()
@@ -237,7 +254,7 @@ fn two_producers(short: &'static [(usize, usize)], faulty: bool) {
         outlet.attach(conn.clone(), &[], 0);
         let outlet = Arc::new(outlet);
         let (producers, flusher) = start(&outlet, &conn);
-        let taken = taken_by(producers, &[Sent::Taken, Sent::Full]);
+        let taken = taken(&join_all(producers, &[Sent::Taken, Sent::Full]));
         let n = taken.iter().map(Vec::len).sum::<usize>();
         // If the flusher sleeps with bytes pending, they never come: loom reports a deadlock.
         let wire = conn.wait_for(n * LEN);
@@ -280,18 +297,49 @@ fn faulty_no_wake_after_partial_is_caught() {
     two_producers(&[(0, LEN / 2)], true);
 }
 
-/// The peer's end breaks while the producers send (the reader calls `fail`): every taken
-/// frame is either whole on the wire or counted dropped by the flusher, never both, never
-/// neither; order and framing hold for what was written; nothing stays pending.
-#[test]
-fn a_break_in_the_middle_loses_nothing_uncounted() {
-    model(|| {
-        let conn = Fake::new(&[(0, LEN / 2)]);
+/// How the connection breaks in the middle.
+#[derive(Clone, Copy)]
+enum Break {
+    /// The reader sees it end and calls `fail` (the test's main thread, racing the others).
+    Reader,
+    /// The second non-blocking send (behind a short first one) finds it reset: that
+    /// producer's frame is lost, and it is told so.
+    Send,
+}
+
+/// The connection breaks while the producers send: every taken frame is either whole on the
+/// wire or counted dropped by the flusher, never both, never neither; order and framing hold
+/// for what was written; the flusher ends (it was woken) and nothing stays pending.
+fn broken_midway(how: Break) {
+    model(move || {
+        let mut conn = Fake::new(&[(0, LEN / 2)]);
+        if let Break::Send = how {
+            conn.reset_at = Some(1);
+        }
         let outlet = Arc::new(Outlet::new(BOUND));
         outlet.attach(conn.clone(), &[], 0);
         let (producers, flusher) = start(&outlet, &conn);
-        outlet.fail();
-        let taken = taken_by(producers, &[Sent::Taken, Sent::Full, Sent::Down]);
+        let sent = match how {
+            Break::Reader => {
+                outlet.fail();
+                join_all(producers, &[Sent::Taken, Sent::Full, Sent::Down])
+            }
+            Break::Send => {
+                let all = [Sent::Taken, Sent::Full, Sent::Down, Sent::Lost];
+                let sent = join_all(producers, &all);
+                let lost = sent.iter().flatten().filter(|(_, s)| *s == Sent::Lost);
+                match lost.count() {
+                    // The second send never came to the socket (both queued behind the
+                    // first): no break, and the close ends the flusher.
+                    0 => outlet.close(),
+                    // The flusher must end by itself: the break woke it.
+                    1 => {}
+                    n => panic!("{n} frames lost: a broken connection was written again"),
+                }
+                sent
+            }
+        };
+        let taken = taken(&sent);
         let dropped = flusher.join().unwrap();
         let written = frames_on(&conn.bytes());
         let n = taken.iter().map(Vec::len).sum::<usize>();
@@ -314,6 +362,20 @@ fn a_break_in_the_middle_loses_nothing_uncounted() {
             0,
             "bytes left pending after the flusher detached"
         );
-        assert_eq!(outlet.send(1, |b| b.push(0)), Sent::Down);
+        let after = outlet.send(1, |b| b.push(0));
+        assert!(
+            matches!(after, Sent::Down | Sent::Closed),
+            "a broken or closed outlet took a frame: {after:?}"
+        );
     });
+}
+
+#[test]
+fn a_break_in_the_middle_loses_nothing_uncounted() {
+    broken_midway(Break::Reader);
+}
+
+#[test]
+fn a_reset_on_a_direct_write_is_reported_and_the_rest_counted() {
+    broken_midway(Break::Send);
 }

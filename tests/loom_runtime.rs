@@ -1,7 +1,7 @@
 //! loom: the runtime's proposal path end to end, on the real pieces (the node mailbox, the
 //! node's [`Pending`] batcher, the clients' reply mailboxes as completion slots, and closing
 //! as the shutdown signal). Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom --test 'loom_*'`.
+//! `RUSTFLAGS="--cfg loom" cargo test --profile loom --target-dir target/loom --test 'loom_*'`.
 //!
 //! Each property has a test-only faulty variant that loom must reject (each `should_panic`
 //! names the failure it expects: a deadlock, or the lost answer). Preemption bound: 3
