@@ -245,26 +245,33 @@ fn of(producer: u8, written: &[u8]) -> Vec<u8> {
 }
 
 /// Two producers and the flusher on one connection whose non-blocking sends are short at
-/// `short`; the peer reads until every taken frame has arrived, then the outlet closes.
-fn two_producers(short: &'static [(usize, usize)], faulty: bool) {
+/// `short`, attached with a frame of "producer 0" to go first if `first`; the peer reads
+/// until every taken frame has arrived, then the outlet closes.
+fn two_producers(short: &'static [(usize, usize)], first: bool, faulty: bool) {
     model(move || {
         let conn = Fake::new(short);
         let mut outlet = Outlet::new(BOUND);
         outlet.faulty_no_wake_after_partial = faulty;
-        outlet.attach(conn.clone(), &[], 0);
+        let first = if first { vec![tag(0, 0); LEN] } else { vec![] };
+        outlet.attach(conn.clone(), &first, first.len() as u64 / LEN as u64);
         let outlet = Arc::new(outlet);
         let (producers, flusher) = start(&outlet, &conn);
         let taken = taken(&join_all(producers, &[Sent::Taken, Sent::Full]));
         let n = taken.iter().map(Vec::len).sum::<usize>();
         // If the flusher sleeps with bytes pending, they never come: loom reports a deadlock.
-        let wire = conn.wait_for(n * LEN);
+        let wire = conn.wait_for(first.len() + n * LEN);
         outlet.close();
         assert_eq!(
             flusher.join().unwrap(),
             0,
             "nothing dropped on a live connection"
         );
-        assert_eq!(wire.len(), n * LEN, "more on the wire than was taken");
+        assert_eq!(
+            wire.len(),
+            first.len() + n * LEN,
+            "more on the wire than was taken"
+        );
+        assert!(wire.starts_with(&first), "the attached frame went out late");
         let written = frames_on(&wire);
         for (p, taken) in [1, 2].into_iter().zip(&taken) {
             assert_eq!(
@@ -280,13 +287,20 @@ fn two_producers(short: &'static [(usize, usize)], faulty: bool) {
 /// go through the flusher.
 #[test]
 fn frames_keep_order_never_interleave_and_all_arrive() {
-    two_producers(&[(0, LEN / 2)], false);
+    two_producers(&[(0, LEN / 2)], false, false);
 }
 
 /// The second direct write takes nothing (the socket's buffer is full).
 #[test]
 fn a_send_the_socket_does_not_take_goes_through_the_flusher() {
-    two_producers(&[(1, 0)], false);
+    two_producers(&[(1, 0)], false, false);
+}
+
+/// Frames handed to `attach` (a client's requests queued while it connected) leave before
+/// anything sent later, direct or queued; a short send behind them still goes in order.
+#[test]
+fn frames_given_at_attach_leave_first() {
+    two_producers(&[(0, LEN / 2)], true, false);
 }
 
 /// A partial write whose rest is queued without waking the flusher: the flusher sleeps with
@@ -294,7 +308,7 @@ fn a_send_the_socket_does_not_take_goes_through_the_flusher() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn faulty_no_wake_after_partial_is_caught() {
-    two_producers(&[(0, LEN / 2)], true);
+    two_producers(&[(0, LEN / 2)], false, true);
 }
 
 /// How the connection breaks in the middle.
