@@ -549,24 +549,19 @@ fn bad_command_lines_exit_2_with_one_line() {
     drop(held);
     // A data directory another protocol (or cluster, or node) wrote.
     std::fs::create_dir_all(data).unwrap();
-    std::fs::write(
-        Path::new(data).join("paxraft.json"),
-        r#"{"protocol":"multipaxos","cluster":"paxraft","node":0}"#,
-    )
-    .unwrap();
-    go(
-        serve(&["--id", "0", "--peers", &peers]),
-        "written by protocol multipaxos",
-    );
-    std::fs::write(
-        Path::new(data).join("paxraft.json"),
-        r#"{"protocol":"raft","cluster":"other","node":0}"#,
-    )
-    .unwrap();
-    go(
-        serve(&["--id", "0", "--peers", &peers]),
-        "written by cluster \"other\"",
-    );
+    for (meta, refusal) in [
+        (
+            r#"{"protocol":"multipaxos","cluster":"paxraft","node":0}"#,
+            "written by protocol multipaxos",
+        ),
+        (
+            r#"{"protocol":"raft","cluster":"other","node":0}"#,
+            "written by cluster \"other\"",
+        ),
+    ] {
+        std::fs::write(Path::new(data).join("paxraft.json"), meta).unwrap();
+        go(serve(&["--id", "0", "--peers", &peers]), refusal);
+    }
     assert_bad(&["kv", "get", "1"], "--cluster");
     assert_bad(&["kv", "--cluster", "0=x", "get", "1"], "not a HOST:PORT");
     assert_bad(&["cluster", "--local", "0"], "--local takes 1 to 9");
