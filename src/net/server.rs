@@ -247,7 +247,8 @@ where
                 Arc::new(if i == id.me.index() {
                     Mailbox::with_spin(NODE_MAILBOX, spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN))
                 } else {
-                    // An outbox: its link thread blocks on it, no spin.
+                    // An outbox: the peer's sink (`Links::start`) takes every push, so its
+                    // queue stays empty and nothing waits on it.
                     Mailbox::new(OUTBOX)
                 })
             })

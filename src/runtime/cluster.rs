@@ -239,9 +239,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         cfg: RuntimeConfig,
         storage: impl FnMut(NodeId) -> std::io::Result<Box<dyn Storage<R, Cmd<S>>>>,
     ) -> Result<Self, StartError> {
-        cfg.protocol
-            .validate(n)
-            .map_err(|e| StartError::Config(e.to_string()))?;
         let net = Arc::new(Net::with_boxes(
             (0..n)
                 .map(|_| {
@@ -270,9 +267,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                 "node {local} is not one of the {n} nodes"
             )));
         }
-        cfg.protocol
-            .validate(n)
-            .map_err(|e| StartError::Config(e.to_string()))?;
         let mut storage = Some(storage);
         Self::start(
             cfg,
@@ -296,6 +290,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         only: Option<NodeId>,
     ) -> Result<Self, StartError> {
         let n = net.len();
+        cfg.protocol
+            .validate(n)
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let voters = cfg.voters.unwrap_or(n);
         if !(1..=n).contains(&voters) {
             return Err(StartError::Config(format!(
