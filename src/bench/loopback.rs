@@ -5,6 +5,7 @@
 //! clients are (same windows, same closed loop, same histograms), so the two kinds of point
 //! differ only in where the replicas run and how messages travel.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
 
-use super::{BenchError, Driven, Drivers, LoadConfig};
+use super::{AnyLoad, BenchError, Driven, Drivers, LoadConfig};
 use crate::cli::net::{client, Local, StorageKind};
 use crate::net::client::NetClient;
 use crate::results::{BenchPoint, Transport};
@@ -22,13 +23,84 @@ use crate::runtime::{ClientConfig, Cmd};
 /// every protocol's servers (see [`client`]).
 type Wire = Raft<Cmd<Kv>>;
 
+/// Closed-loop clients of servers already running at some addresses: what [`LoopbackLoad`]
+/// puts on the servers it starts, and what `paxraft cluster --local N --bench` puts on its.
+pub struct NetLoad {
+    cfg: LoadConfig,
+    drivers: Drivers<Wire, NetClient<Wire, Kv>>,
+}
+
+impl std::fmt::Debug for NetLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NetLoad({:?})", self.cfg)
+    }
+}
+
+impl NetLoad {
+    /// Wait (up to 10 s) until the servers at `addrs` commit a first request, then connect
+    /// `cfg`'s clients, sharing `cfg.outstanding` among them. Puts only: `cfg.reads` must be
+    /// all puts, `cfg.snapshots` off (the servers' own flags decide those).
+    pub fn connect(addrs: &[SocketAddr], cfg: LoadConfig) -> Result<Self, BenchError> {
+        cfg.validate()?;
+        if cfg.reads.percent != 0 || cfg.snapshots.is_some() {
+            return Err(BenchError::Config(
+                "loopback loads are puts only, without snapshots",
+            ));
+        }
+        let mut probe = client(
+            addrs,
+            ClientConfig {
+                timeout: Duration::from_secs(10),
+                ..ClientConfig::default()
+            },
+        );
+        probe.submit(KvOp::Put(0, Vec::new())).map_err(|e| {
+            BenchError::Loopback(format!("{} servers do not answer ({e})", cfg.protocol))
+        })?;
+        drop(probe);
+        let k = cfg.client_count();
+        let clients = (0..k)
+            .map(|i| {
+                let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
+                let c = client(
+                    addrs,
+                    ClientConfig {
+                        max_outstanding: window,
+                        ..ClientConfig::default()
+                    },
+                );
+                Driven::new(c, window, i, 0)
+            })
+            .collect();
+        Ok(NetLoad {
+            drivers: Drivers::new(clients, cfg.payload_bytes)?,
+            cfg,
+        })
+    }
+}
+
+impl AnyLoad for NetLoad {
+    fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
+        self.drivers.run(ops, self.cfg.protocol.name())
+    }
+    fn point(&self) -> BenchPoint {
+        self.drivers
+            .point(self.cfg.protocol.name(), &self.cfg, Transport::Loopback)
+    }
+    fn errors(&self) -> u64 {
+        self.drivers.errors()
+    }
+    fn reset(&mut self) {
+        self.drivers.reset()
+    }
+}
+
 /// Server processes on loopback under closed-loop load from this process.
 pub struct LoopbackLoad {
-    cfg: LoadConfig,
     storage: StorageKind,
     // Dropped first (field order): the clients close their connections before the servers
     // are stopped.
-    drivers: Drivers<Wire, NetClient<Wire, Kv>>,
+    load: NetLoad,
     servers: Local,
     // Removed last, once the servers have stopped.
     dir: TempDir,
@@ -49,7 +121,7 @@ impl std::fmt::Debug for LoopbackLoad {
         write!(
             f,
             "LoopbackLoad({:?}, {:?} storage, {:?} in {})",
-            self.cfg,
+            self.load.cfg,
             self.storage,
             self.servers,
             self.dir.0.display()
@@ -68,11 +140,6 @@ impl LoopbackLoad {
         program: impl Fn() -> Command,
     ) -> Result<Self, BenchError> {
         cfg.validate()?;
-        if cfg.reads.percent != 0 || cfg.snapshots.is_some() {
-            return Err(BenchError::Config(
-                "loopback loads are puts only, without snapshots",
-            ));
-        }
         let dir = std::env::temp_dir().join(format!(
             "paxraft-bench-{}-{}-{}",
             std::process::id(),
@@ -84,38 +151,14 @@ impl LoopbackLoad {
         let (servers, ports) = Local::start(program, cfg.protocol, storage, cfg.servers, &dir)
             .map_err(BenchError::Loopback)?;
         let addrs: Vec<_> = ports.iter().map(|(a, _)| *a).collect();
-        let mut probe = client(
-            &addrs,
-            ClientConfig {
-                timeout: Duration::from_secs(10),
-                ..ClientConfig::default()
-            },
-        );
-        probe.submit(KvOp::Put(0, Vec::new())).map_err(|e| {
-            BenchError::Loopback(format!(
-                "{} servers do not answer ({e}); their logs are in {}",
-                cfg.protocol,
-                dir.display()
-            ))
+        let load = NetLoad::connect(&addrs, cfg).map_err(|e| match e {
+            BenchError::Loopback(why) => {
+                BenchError::Loopback(format!("{why}; their logs are in {}", dir.display()))
+            }
+            e => e,
         })?;
-        drop(probe);
-        let k = cfg.client_count();
-        let clients = (0..k)
-            .map(|i| {
-                let window = cfg.outstanding / k + usize::from(i < cfg.outstanding % k);
-                let c = client(
-                    &addrs,
-                    ClientConfig {
-                        max_outstanding: window,
-                        ..ClientConfig::default()
-                    },
-                );
-                Driven::new(c, window, i, 0)
-            })
-            .collect();
         Ok(LoopbackLoad {
-            drivers: Drivers::new(clients, cfg.payload_bytes)?,
-            cfg,
+            load,
             storage,
             servers,
             dir: TempDir(dir),
@@ -123,18 +166,17 @@ impl LoopbackLoad {
     }
 }
 
-impl super::AnyLoad for LoopbackLoad {
+impl AnyLoad for LoopbackLoad {
     fn run(&mut self, ops: u64) -> Result<Duration, BenchError> {
-        self.drivers.run(ops, self.cfg.protocol.name())
+        self.load.run(ops)
     }
     fn point(&self) -> BenchPoint {
-        self.drivers
-            .point(self.cfg.protocol.name(), &self.cfg, Transport::Loopback)
+        self.load.point()
     }
     fn errors(&self) -> u64 {
-        self.drivers.errors()
+        self.load.errors()
     }
     fn reset(&mut self) {
-        self.drivers.reset()
+        self.load.reset()
     }
 }

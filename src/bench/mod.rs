@@ -34,7 +34,7 @@ use crate::runtime::{Client, ClientConfig, Cluster, Cmd, RuntimeConfig};
 mod loopback;
 mod reads;
 mod recovery;
-pub use loopback::LoopbackLoad;
+pub use loopback::{LoopbackLoad, NetLoad};
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{
     catch_up, leader_restart, recovery, recovery_of, time_idle_commits, time_to_first_commit,

@@ -13,6 +13,7 @@ use paxraft_impls::sm::{Kv, KvOp, KvOutput};
 use paxraft_impls::NodeId;
 
 use super::{bad, parse_duration};
+use crate::bench::{measure_for, LoadConfig, NetLoad};
 use crate::net::auth::Secret;
 use crate::net::client::NetClient;
 use crate::net::parse_peers;
@@ -461,108 +462,21 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What a closed-loop load measured.
-#[derive(Debug, Clone, Copy)]
-pub struct BenchResult {
-    /// Requests answered per second.
-    pub ops_per_sec: f64,
-    /// Median latency.
-    pub p50: Duration,
-    /// 99th percentile latency.
-    pub p99: Duration,
-    /// Requests that failed (timed out, ...).
-    pub errors: u64,
-}
-
-/// Closed-loop load against servers at `addrs`: `clients` threads, each keeping
-/// `outstanding` puts of `payload` bytes in flight, for `duration` after a warm-up that
-/// waits for the first answer (a leader elected).
-pub fn load(
-    addrs: &[SocketAddr],
-    clients: usize,
-    outstanding: usize,
-    payload: usize,
-    duration: Duration,
-) -> Result<BenchResult, String> {
-    // Wait (up to 10 s) for a cluster that answers.
-    let mut probe = client(
-        addrs,
-        ClientConfig {
-            timeout: Duration::from_secs(10),
-            ..ClientConfig::default()
-        },
-    );
-    probe
-        .submit(KvOp::Put(0, Vec::new()))
-        .map_err(|e| format!("the cluster does not answer: {e}"))?;
-    drop(probe);
-    let threads: Vec<_> = (0..clients)
-        .map(|t| {
-            let addrs = addrs.to_vec();
-            std::thread::spawn(move || {
-                let mut c = client(
-                    &addrs,
-                    ClientConfig {
-                        max_outstanding: outstanding,
-                        ..ClientConfig::default()
-                    },
-                );
-                let mut hist =
-                    hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
-                let mut sent_at = std::collections::HashMap::new();
-                let (mut done, mut errors) = (0u64, 0u64);
-                let mut got = Vec::new();
-                let start = Instant::now();
-                let mut key = t as u64 * 1_000_000;
-                while start.elapsed() < duration {
-                    while c.outstanding() < outstanding {
-                        key += 1;
-                        let Ok(seq) = c.send(KvOp::Put(key % 1024, vec![7; payload])) else {
-                            break;
-                        };
-                        sent_at.insert(seq, Instant::now());
-                    }
-                    got.clear();
-                    c.poll_many(Duration::from_millis(50), &mut got);
-                    for (seq, res) in got.drain(..) {
-                        if let Some(t0) = sent_at.remove(&seq) {
-                            let _ = hist.record(t0.elapsed().as_micros() as u64);
-                        }
-                        match res {
-                            Ok(_) => done += 1,
-                            Err(_) => errors += 1,
-                        }
-                    }
-                }
-                (done, errors, hist, start.elapsed())
-            })
-        })
-        .collect();
-    let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
-    let (mut done, mut errors, mut secs) = (0, 0, 0f64);
-    for t in threads {
-        let (d, e, h, took) = t.join().map_err(|p| crate::panic_message(&*p))?;
-        done += d;
-        errors += e;
-        hist.add(h).map_err(|e| e.to_string())?;
-        secs = secs.max(took.as_secs_f64());
-    }
-    Ok(BenchResult {
-        ops_per_sec: done as f64 / secs,
-        p50: Duration::from_micros(hist.value_at_quantile(0.5)),
-        p99: Duration::from_micros(hist.value_at_quantile(0.99)),
-        errors,
-    })
-}
-
+/// `cluster --bench`: the benchmarks' closed loop ([`NetLoad`]) on the servers started, a
+/// fifth of `--duration` to warm up, then `--duration` measured.
 fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
-    let r = load(
-        addrs,
-        args.clients,
-        args.outstanding,
-        args.payload,
-        args.duration,
-    )?;
+    let cfg = LoadConfig {
+        clients: args.clients,
+        ..LoadConfig::writes(
+            args.protocol,
+            addrs.len(),
+            args.clients * args.outstanding,
+            args.payload,
+        )
+    };
+    let mut load = NetLoad::connect(addrs, cfg).map_err(|e| e.to_string())?;
+    let p = measure_for(&mut load, args.duration / 5, args.duration).map_err(|e| e.to_string())?;
+    let us = |v: f64| Duration::from_nanos((v * 1e3) as u64);
     Ok(format!(
         "{} clients x {} outstanding, {} B puts, {} storage, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors",
         args.clients,
@@ -570,10 +484,10 @@ fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
         args.payload,
         args.storage.name(),
         args.duration,
-        r.ops_per_sec,
-        r.p50,
-        r.p99,
-        r.errors
+        p.ops_per_sec,
+        us(p.p50_us),
+        us(p.p99_us),
+        p.errors
     ))
 }
 
