@@ -281,7 +281,7 @@ pub struct ClusterArgs {
     /// Run closed-loop load against them, print ops/s and latency percentiles, and stop.
     #[arg(long)]
     pub bench: bool,
-    /// With --bench: how long to load them.
+    /// With --bench: how long to measure, after a warm-up of a fifth of it (not counted).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
     /// With --bench: client threads.
