@@ -177,6 +177,14 @@ pub enum Bug {
     /// [`crate::Config::max_uncommitted`]: the queue behind its window grows without bound
     /// while nothing is chosen.
     PaxosIgnoresCap,
+    /// B5: a Raft leader keeps its lease after it sent TimeoutNow: the target's TransferVote
+    /// passes the followers' lease promise, so a new leader commits while the old one, cut
+    /// off, still serves reads alone (tikv/tikv#1593; etcd-io/etcd#12704).
+    LeaseSurvivesTransfer,
+    /// B6: a multi-Paxos leader that gave a transfer up serves reads under its lease again,
+    /// though its `Handoff` may still be in flight: a late copy makes the target campaign
+    /// past the followers' lease promise (tikv/raft-rs#234, the same window in raft-rs).
+    LeaseSurvivesHandoff,
 }
 
 impl Bug {
@@ -184,8 +192,8 @@ impl Bug {
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
     /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 and M8 (multi-Paxos's), then
-    /// the flow-control bugs F1 and F2.
-    pub const ALL: [Bug; 46] = [
+    /// the flow-control bugs F1 and F2, then the lease-and-transfer bugs B5 and B6.
+    pub const ALL: [Bug; 48] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -232,22 +240,24 @@ impl Bug {
         Bug::SnapshotWithoutConfigs,
         Bug::RaftIgnoresCap,
         Bug::PaxosIgnoresCap,
+        Bug::LeaseSurvivesTransfer,
+        Bug::LeaseSurvivesHandoff,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 46] = [
+        const CODES: [&str; 48] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
-            "M5", "M7", "M8", "F1", "F2",
+            "M5", "M7", "M8", "F1", "F2", "B5", "B6",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 46] = [
+        const NAMES: [&str; 48] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -294,12 +304,15 @@ impl Bug {
             "snapshot-without-configuration",
             "leader-ignores-cap",
             "leader-ignores-queue-cap",
+            "lease-survives-transfer",
+            "lease-survives-handoff",
         ];
         NAMES[self as usize]
     }
 
     /// The `NAME` of the protocol the bug belongs to: `"raft"` for the R codes and B1 (its
-    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5, S6, M7 and M8, `"raft"` for S2, S3 and M1 to M6; `None` for B2, S1, S4, L1 and L2,
+    /// switch is in Raft's apply path), `"multipaxos"` for the P codes, S5, S6, M7, M8 and B6, `"raft"` for S2, S3, M1 to M6 and
+    /// B5; `None` for B2, S1, S4, L1 and L2,
     /// which live in the hosts' state machine or in the storage the locks protect, and B3 and
     /// B4, which live in the lease both protocols share: they fit any protocol. A name, not a type: the
     /// protocol registry is the hosts' (the root crate's `Protocol`).
@@ -329,7 +342,8 @@ impl Bug {
             | JointLeftEarly
             | TransferToBehind
             | RemovedServerDisrupts
-            | RaftIgnoresCap => Some("raft"),
+            | RaftIgnoresCap
+            | LeaseSurvivesTransfer => Some("raft"),
             AcceptBelowPromise
             | IgnoreAcceptedValue
             | NonUniqueBallot
@@ -344,7 +358,8 @@ impl Bug {
             | PromiseBeforeLastChunk
             | ProposesBeyondWindow
             | SnapshotWithoutConfigs
-            | PaxosIgnoresCap => Some("multipaxos"),
+            | PaxosIgnoresCap
+            | LeaseSurvivesHandoff => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

@@ -13,6 +13,19 @@
 //! The lease lives in the leader's role state, so it dies with the leadership (and with a
 //! crash: it is volatile). The protocol never reads a clock: `now` is what the host last told
 //! it ([`crate::Replica::set_now`]).
+//!
+//! **A leadership handed over ends the lease for good** ([`Lease::end`]). A lease rests on
+//! the followers' promise to refuse other candidates until their election timers run out;
+//! the message that hands the leadership over (Raft's TimeoutNow, diss. §3.10; multi-Paxos's
+//! `Handoff`) asks the target to campaign at once, and the others grant a campaign it starts
+//! (a `TransferVote`, a `HandoffPrepare`) whatever they promised. So from the moment that
+//! message leaves, a new leader may be elected and commit while this one, cut off, still
+//! counts its lease: it must not serve a read alone again in this leadership. Not only until
+//! the transfer ends: a transfer given up leaves its message in the network, and a late copy
+//! still starts a campaign the followers grant (tikv/tikv#1593 for the first window,
+//! tikv/raft-rs#234 for the late message; bugs B5 and B6). Reads after it confirm with a
+//! round, as ReadIndex does, which no handed-over campaign can fool: a majority that
+//! acknowledged a round had not yet voted for the target.
 
 use std::time::Duration;
 
@@ -35,16 +48,32 @@ pub struct Lease {
     /// A read was served (or asked for) under the lease since the last renewal: the next
     /// heartbeat starts a round to renew it.
     wanted: bool,
+    /// The leadership was handed over ([`Lease::end`]): no round extends the lease again.
+    ended: bool,
 }
 
 impl Lease {
     /// Whether the lease holds at local time `now`.
     pub fn holds(&self, now: Duration) -> bool {
+        debug_assert!(!self.ended || self.until.is_none(), "an ended lease holds");
         self.until.is_some_and(|until| now < until)
+    }
+
+    /// The leader sent the message that hands its leadership over: the lease ends now and
+    /// no acknowledgement extends it again (see the [module docs](self)). Reads confirm with
+    /// rounds from now on; the rounds still count as rounds, not as lease renewals.
+    pub fn end(&mut self) {
+        self.until = None;
+        self.sent.clear();
+        self.wanted = false;
+        self.ended = true;
     }
 
     /// Round `round` left at local time `now`.
     pub fn sent(&mut self, round: u64, now: Duration) {
+        if self.ended {
+            return;
+        }
         debug_assert!(self.sent.last().map_or(true, |&(r, _)| r < round));
         if self.sent.len() == LEASE_ROUNDS {
             self.sent.remove(0);
@@ -74,7 +103,7 @@ impl Lease {
     /// Note that a read relied on the lease (or waited for a round): renew it at the next
     /// heartbeat.
     pub fn want(&mut self) {
-        self.wanted = true;
+        self.wanted = !self.ended;
     }
 
     /// At a heartbeat: whether to start a round to renew the lease (and forget the wish).
@@ -180,6 +209,27 @@ mod tests {
             clock_drift: Some(Duration::from_millis(30)),
             ..Config::default()
         }
+    }
+
+    /// A handover ends the lease at once, and for good: a round in flight when it ended, a
+    /// round sent after, their confirmations and reads wanting renewal change nothing
+    /// (scripts `*lease_transfer.txt` show it in both protocols).
+    #[test]
+    fn an_ended_lease_never_holds_again() {
+        let cfg = cfg();
+        let mut l = Lease::default();
+        l.sent(1, Duration::from_millis(10));
+        l.confirmed(1, &cfg);
+        l.sent(2, Duration::from_millis(50));
+        assert!(l.holds(Duration::from_millis(60)));
+        l.end();
+        assert!(!l.holds(Duration::from_millis(60)), "ended at once");
+        l.confirmed(2, &cfg);
+        l.sent(3, Duration::from_millis(70));
+        l.confirmed(3, &cfg);
+        l.want();
+        assert!(!l.holds(Duration::from_millis(71)));
+        assert!(!l.renew(), "no renewal round for an ended lease");
     }
 
     /// 150 ms election timeout, 30 ms drift: the lease is 150 * 120 / 180 = 100 ms from the

@@ -270,10 +270,12 @@ fn multipaxos_random_walks_catch_known_bugs() {
 }
 
 /// Every combination of clock rates (each clock slow, exact or fast by the bound), every wait
-/// from 0 to 200 ms in 5 ms steps, with and without a lost renewal and a restarted follower
-/// (4,428 scenarios per protocol, [`paxraft_impls::sweep`]): the lease never serves a stale
-/// read. And the sweep means something: the old leader does serve reads alone after it was
-/// cut off (while its lease holds), and a new leader does get elected (once it has lapsed).
+/// from 0 to 200 ms in 5 ms steps, with and without a lost renewal and a restarted follower,
+/// and with no transfer, a prompt one and one given up whose handover arrives late (13,284
+/// scenarios per protocol, [`paxraft_impls::sweep`]): the lease never serves a stale read.
+/// And the sweep means something: the old leader does serve reads alone after it was cut off
+/// (while its lease holds), a new leader does get elected (once it has lapsed), and a
+/// transfer's target is elected by the handover, lease or not, and commits.
 fn lease_survives_every_clock_rate<R: Replica<u32>>() {
     let s = paxraft_impls::sweep::sweep::<R>(&lease_config());
     if let Some((rates, wait, faults, run)) = &s.failure {
@@ -284,12 +286,13 @@ fn lease_survives_every_clock_rate<R: Replica<u32>>() {
             run.trace.join("\n")
         );
     }
-    assert_eq!(s.scenarios, 4_428);
+    assert_eq!(s.scenarios, 13_284);
     assert!(
-        s.served_alone > 0 && s.new_leader > 0,
-        "served alone {}, elected {}",
+        s.served_alone > 0 && s.new_leader > 0 && s.handed_over > 0,
+        "served alone {}, elected {}, handed over {}",
         s.served_alone,
-        s.new_leader
+        s.new_leader,
+        s.handed_over
     );
 }
 
@@ -303,19 +306,35 @@ fn lease_config() -> Config {
 
 /// The sweep has teeth: with bug B3 (the lease ignores drift) or B4 (a restarted replica
 /// forgets it may have acknowledged a lease round) some scenario serves a stale read, caught
-/// as "reads see every earlier commit"; B4 only in a scenario with the restart.
+/// as "reads see every earlier commit"; B4 only in a scenario with the restart. B5 (Raft's
+/// lease survives TimeoutNow) is caught with a transfer, B6 (multi-Paxos's lease comes back
+/// after a transfer given up) only with the late handover.
 #[cfg(feature = "bug-zoo")]
 #[test]
-fn lease_sweep_catches_a_lease_that_ignores_drift_or_a_restart() {
+fn lease_sweep_catches_a_lease_that_ignores_drift_or_a_restart_or_a_transfer() {
     use paxraft_impls::driver::READS_SEE_EARLIER_COMMITS;
-    use paxraft_impls::sweep::sweep;
+    use paxraft_impls::sweep::{sweep, Handoff, Sweep};
     use paxraft_impls::{Bug, BugSet};
-    for bug in [Bug::LeaseIgnoresDrift, Bug::RestartForgetsLease] {
+    // Each bug, and whether it lives in Raft, in multi-Paxos, or in both.
+    let cases = [
+        (Bug::LeaseIgnoresDrift, true, true),
+        (Bug::RestartForgetsLease, true, true),
+        (Bug::LeaseSurvivesTransfer, true, false),
+        (Bug::LeaseSurvivesHandoff, false, true),
+    ];
+    for (bug, raft, paxos) in cases {
         let cfg = Config {
             bugs: BugSet::only(bug),
             ..lease_config()
         };
-        for s in [sweep::<Raft<u32>>(&cfg), sweep::<MultiPaxos<u32>>(&cfg)] {
+        let mut sweeps: Vec<Sweep> = Vec::new();
+        if raft {
+            sweeps.push(sweep::<Raft<u32>>(&cfg));
+        }
+        if paxos {
+            sweeps.push(sweep::<MultiPaxos<u32>>(&cfg));
+        }
+        for s in sweeps {
             let (_, _, faults, run) = s
                 .failure
                 .unwrap_or_else(|| panic!("{} escaped the sweep", bug.name()));
@@ -326,8 +345,17 @@ fn lease_sweep_catches_a_lease_that_ignores_drift_or_a_restart() {
                 "{}: {v}",
                 bug.name()
             );
-            if bug == Bug::RestartForgetsLease {
-                assert!(faults.restart_n1, "B4 needs the restart: {faults:?}");
+            match bug {
+                Bug::RestartForgetsLease => {
+                    assert!(faults.restart_n1, "B4 needs the restart: {faults:?}")
+                }
+                Bug::LeaseSurvivesTransfer => {
+                    assert_ne!(faults.handoff, Handoff::None, "B5 needs a transfer")
+                }
+                Bug::LeaseSurvivesHandoff => {
+                    assert_eq!(faults.handoff, Handoff::Late, "B6 needs the late handover")
+                }
+                _ => {}
             }
         }
     }

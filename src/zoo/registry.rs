@@ -33,7 +33,7 @@ pub enum Detector {
     Schedules(SimOptions),
     /// The adversarial lease sweep over the deterministic driver
     /// ([`paxraft_impls::sweep`]: every assignment of clock rates, waits from 0 to 200 ms,
-    /// a lost renewal, a restarted follower; 4,428 scenarios), with this protocol
+    /// a lost renewal, a restarted follower, a leadership transfer; 13,284 scenarios), with this protocol
     /// configuration, the bug off (the runner switches it on). For the lease bugs: their
     /// window is one scenario in a thousand, which random schedules rarely time right.
     Sweep(paxraft_impls::Config),
@@ -885,6 +885,24 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: Some(6),
             known: "n1 leads after one promise; c0's put reaches it and is proposed, its cap of 1; c1's cas reaches it before the put is chosen and is queued too",
             source: "etcd-io/etcd PR #10167 (the same cap for Raft); van Renesse & Altinbuken, Paxos Made Moderately Complex (a leader's proposals wait for slots within its window, an unbounded queue without a cap)",
+        },
+        ZooBug {
+            bug: LeaseSurvivesTransfer,
+            protocol: Protocol::Raft,
+            property: paxraft_impls::driver::READS_SEE_EARLIER_COMMITS,
+            detector: Detector::Sweep(lease_config()),
+            known_steps: None,
+            known: "n0 holds a lease and hands its leadership to n1; n1 takes TimeoutNow and campaigns with a TransferVote, which n2 grants past its lease promise; n0 is cut off; n1 commits a write, and n0, its lease still counted, serves a read without it",
+            source: "tikv/tikv#1593 (clear the lease when TimeoutNow is sent); etcd-io/etcd#12704; Ongaro, dissertation §3.10 and §6.4.1",
+        },
+        ZooBug {
+            bug: LeaseSurvivesHandoff,
+            protocol: Protocol::MultiPaxos,
+            property: paxraft_impls::driver::READS_SEE_EARLIER_COMMITS,
+            detector: Detector::Sweep(lease_config()),
+            known_steps: None,
+            known: "n0 holds a lease and hands its leadership to n1, whose Handoff stays in the network; n0 gives the transfer up, a read renews its lease; the late Handoff makes n1 campaign, n2 promises past its lease; n1 chooses a write while n0, cut off, serves a read without it",
+            source: "tikv/raft-rs#234 (a late MsgTimeoutNow after the transfer was aborted breaks the lease); Ongaro, dissertation §6.4.1",
         },
     ]
 }

@@ -75,7 +75,7 @@ fn caught_and_clean(name: &str) {
                 clean.failure.as_ref().map(|(p, t)| (p, t.chart()))
             );
             assert_eq!(
-                clean.scenarios, 4_428,
+                clean.scenarios, 13_284,
                 "{name}: the clean sweep ran every scenario"
             );
             assert!(buggy.scenarios <= clean.scenarios);
@@ -176,6 +176,8 @@ zoo_tests! {
     m8_snapshot_without_configuration => "M8",
     f1_leader_ignores_cap => "F1",
     f2_leader_ignores_queue_cap => "F2",
+    b5_lease_survives_transfer => "B5",
+    b6_lease_survives_handoff => "B6",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

@@ -118,6 +118,13 @@ struct LeaderRead {
     asker: Option<(NodeId, u64)>,
 }
 
+impl LeaderReads {
+    /// The leadership is being handed over: the lease ends for this ballot ([`Lease::end`]).
+    pub(super) fn end_lease(&mut self) {
+        self.lease.end();
+    }
+}
+
 /// A replica's reads served through another replica's read index. Volatile, kept across role
 /// changes (see the module docs for what a role change does to them).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

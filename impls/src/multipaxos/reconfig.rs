@@ -112,7 +112,10 @@
 //! challenger promises it if the leader it follows is the one that handed over, and so does
 //! that leader. Leases stay sound: the only lease such a prepare passes is the handing-over
 //! leader's, which serves no read that arrives after the transfer started (a read that arrived
-//! before is linearized at its arrival, before the target can choose anything). The old leader
+//! before is linearized at its arrival, before the target can choose anything), and which
+//! ends for the rest of the ballot when `Handoff` first leaves ([`crate::lease::Lease::end`]):
+//! a transfer given up leaves copies in the network, and a late one still starts a campaign
+//! the followers promise (tikv/raft-rs#234; bug B6 brings the lease back). The old leader
 //! answers `Ok` when it learns of a higher ballot *of the target* (its prepare, accept or a
 //! refusal naming it) and steps down; if an election timeout passes first it gives up with
 //! [`ChangeError::TransferTimedOut`] and takes proposals again. A transfer to the leader itself
@@ -713,14 +716,23 @@ impl<C: Command> MultiPaxos<C> {
             return;
         };
         let holds_all = self.holds_up_to(target) >= self.proposed();
+        let keep_lease = self.cfg.bug(Bug::LeaseSurvivesHandoff);
         let RoleState::Leader {
-            handoff: Some(h), ..
+            handoff: Some(h),
+            reads,
+            ..
         } = &mut self.state
         else {
             return;
         };
         if (h.sent && again) || (!h.sent && holds_all) {
             h.sent = true;
+            // A HandoffPrepare passes the followers' lease promise, and a copy of this message
+            // may arrive after the transfer is given up: this ballot serves no read alone
+            // again (see crate::lease). B6: the lease comes back when the transfer is given up.
+            if !keep_lease {
+                reads.end_lease();
+            }
             out.send(h.target, PaxosMsg::Handoff { ballot: b });
         }
     }

@@ -251,9 +251,11 @@ impl<C: Command> Raft<C> {
     ) -> bool {
         let (last, term) = (self.last_index(), self.term);
         let behind_ok = self.cfg.bug(Bug::TransferToBehind);
+        let keep_lease = self.cfg.bug(Bug::LeaseSurvivesTransfer);
         let RoleState::Leader {
             transfer: Some(t),
             progress,
+            reads,
             ..
         } = &mut self.state
         else {
@@ -266,6 +268,12 @@ impl<C: Command> Raft<C> {
             return false;
         }
         t.sent = true;
+        // The target's TransferVote passes the followers' lease promise, now or whenever a
+        // late copy arrives: this leadership serves no read alone again (see crate::lease).
+        // B5: the lease survives it.
+        if !keep_lease {
+            reads.lease.end();
+        }
         out.send(from, RaftMsg::TimeoutNow { term });
         true
     }

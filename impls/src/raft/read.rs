@@ -37,7 +37,9 @@
 //! even with every clock drifting by [`Config::clock_drift`]. A restarted follower refuses
 //! votes until its first election timeout (it may have acknowledged a round before the
 //! crash). Step 1 still applies. Rounds renew the lease with the heartbeat after a read used
-//! it; outside the lease reads confirm with a round, as above.
+//! it; outside the lease reads confirm with a round, as above. A leader that sent TimeoutNow
+//! ends its lease for the rest of its term ([`Lease::end`]): the target's TransferVote passes
+//! the followers' promise, now or when a late copy arrives (bug B5 keeps the lease).
 //!
 //! # Why a dedicated message pair, not a context on AppendEntries
 //!
