@@ -183,9 +183,32 @@ pub const MAX_NODES: usize = 7;
 /// A slot in the replicated log, 1-based (slot 0 means "nothing").
 pub type Slot = u64;
 
-/// What a log carries. The protocol never looks inside a command.
-pub trait Command: Clone + Debug + Eq + Hash + Ord + Send + 'static {}
-impl<T: Clone + Debug + Eq + Hash + Ord + Send + 'static> Command for T {}
+/// What a log carries. The protocol never looks inside a command; it asks only how big it is,
+/// to keep its messages within [`Config::max_batch_bytes`].
+pub trait Command: Clone + Debug + Eq + Hash + Ord + Send + 'static {
+    /// About how many bytes the command takes in a message: its encoded size, or an estimate
+    /// that does not undercount by much. Cheap: it is asked for every entry a message may
+    /// carry. The default, 0, leaves messages bounded by [`Config::max_batch`] alone, which
+    /// suits commands of a few bytes.
+    fn bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Command for u32 {}
+
+impl Command for &'static str {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<Op: Command> Command for crate::sm::Request<Op> {
+    fn bytes(&self) -> usize {
+        // The session header (client, seq, acked), then the op.
+        24 + self.op.bytes()
+    }
+}
 
 /// A host's snapshot of its state machine, taken after applying every command up to `slot`
 /// and none after it ([`Replica::compact`], [`Effect::Restore`]).
@@ -699,11 +722,20 @@ pub struct Config {
     pub check_quorum: bool,
     /// Most log entries sent in one append/accept message.
     pub max_batch: usize,
+    /// Most command bytes ([`Command::bytes`]) in one message that carries log entries
+    /// (Raft's appends, multi-Paxos's accepts, catch-up batches and promises), as etcd-raft's
+    /// MaxSizePerMsg; a single entry larger than this still goes, alone. Without it a batch
+    /// of large commands becomes one message too big for a transport's frames (the network's
+    /// frames hold 16 MiB), dropped every time it is sent, and the follower never catches
+    /// up. With [`Config::max_inflight`] it also bounds the bytes in flight to a follower.
+    /// Default 1 MiB.
+    pub max_batch_bytes: usize,
     /// Raft: most appends in flight (sent, not yet acknowledged) to one replicating follower,
     /// as etcd-raft's MaxInflightMsgs; at least 1. With the window full the leader sends that
     /// follower nothing new until an acknowledgement frees room, so a slow follower holds at
-    /// most `max_inflight × max_batch` entries of the leader's sends. Counted in messages only:
-    /// commands have no size the protocol can read cheaply (no MaxInflightBytes). Default 64,
+    /// most `max_inflight × max_batch` entries of the leader's sends, and about
+    /// `max_inflight × max_batch_bytes` bytes of commands (etcd's MaxInflightBytes follows
+    /// from the two bounds here rather than being a third). Default 64,
     /// below etcd's 256 because the runtime hands every pending proposal to one `propose`
     /// (one append per follower per drain of its inbox): a follower keeping up has a few
     /// appends in flight, never dozens, so the window binds only for a follower that falls
@@ -842,6 +874,7 @@ impl Default for Config {
             pre_vote: true,
             check_quorum: true,
             max_batch: 4096,
+            max_batch_bytes: 1 << 20,
             max_inflight: 64,
             empty_heartbeats: false,
             reads: ReadMode::Log,
@@ -870,7 +903,7 @@ pub enum ConfigError {
     #[error("heartbeat interval must be above zero and below the election timeout")]
     Heartbeat,
     /// A batch that could carry nothing.
-    #[error("max batch must be at least 1")]
+    #[error("max batch (entries and bytes) must be at least 1")]
     MaxBatch,
     /// An in-flight window that lets a leader send nothing.
     #[error("max in-flight appends must be at least 1")]
@@ -921,6 +954,20 @@ impl Config {
     /// for. 65536 small commands are a few MiB of log, a bound any host can afford.
     pub const DEFAULT_MAX_UNCOMMITTED: usize = 1 << 16;
 
+    /// How many of `items` (log entries in order) one message carries: at most
+    /// [`Config::max_batch`], and no more than [`Config::max_batch_bytes`] by `bytes`, except
+    /// that the first always goes (one too big for the bound goes alone). 0 only for none.
+    pub fn batch_len<T>(&self, items: &[T], bytes: impl Fn(&T) -> usize) -> usize {
+        let mut total = 0usize;
+        for (i, item) in items.iter().take(self.max_batch).enumerate() {
+            total = total.saturating_add(bytes(item));
+            if i > 0 && total > self.max_batch_bytes {
+                return i;
+            }
+        }
+        items.len().min(self.max_batch)
+    }
+
     /// Of `n` commands proposed to a leader that holds `uncommitted` commands it has not
     /// committed, how many it takes (the first ones; the rest get [`Effect::Busy`]).
     pub fn admits(&self, uncommitted: u64, n: usize) -> usize {
@@ -964,7 +1011,7 @@ impl Config {
         {
             return Err(ConfigError::Heartbeat);
         }
-        if self.max_batch == 0 {
+        if self.max_batch == 0 || self.max_batch_bytes == 0 {
             return Err(ConfigError::MaxBatch);
         }
         if self.max_inflight == 0 {
@@ -1142,5 +1189,28 @@ mod tests {
         assert_eq!(cfg.admits(5, 1), 0);
         // A new leader may inherit more than the cap (its commit point lags): it takes none.
         assert_eq!(cfg.admits(9, 4), 0);
+    }
+
+    /// A message takes entries while they fit `max_batch_bytes`, at most `max_batch` of
+    /// them, and always the first: one entry too big for the bound goes alone.
+    #[test]
+    fn a_batch_is_cut_by_bytes_and_count_and_takes_at_least_one() {
+        let cfg = Config {
+            max_batch: 3,
+            max_batch_bytes: 10,
+            ..Config::default()
+        };
+        let len = |sizes: &[usize]| cfg.batch_len(sizes, |&b| b);
+        assert_eq!(len(&[]), 0);
+        assert_eq!(len(&[4, 4, 4]), 2, "4 + 4 fit 10, a third does not");
+        assert_eq!(len(&[4, 6, 1]), 2, "exactly the bound fits");
+        assert_eq!(len(&[1, 1, 1, 1]), 3, "max_batch");
+        assert_eq!(len(&[50, 1]), 1, "too big alone still goes, alone");
+        assert_eq!(len(&[0; 8]), 3, "commands of no size: the count alone");
+        let zero = Config {
+            max_batch_bytes: 0,
+            ..Config::default()
+        };
+        assert_eq!(zero.validate(3), Err(ConfigError::MaxBatch));
     }
 }

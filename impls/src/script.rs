@@ -68,6 +68,12 @@ use crate::replica::{Config, NodeId, Replica, MAX_NODES};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Word(pub String);
 
+impl crate::Command for Word {
+    fn bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
 impl fmt::Debug for Word {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -58,7 +58,7 @@ pub trait StateMachine:
     Clone + Debug + Default + Eq + Hash + Send + Serialize + DeserializeOwned + 'static
 {
     /// An operation clients submit.
-    type Op: Clone + Debug + Eq + Hash + Ord + Send + Serialize + DeserializeOwned + 'static;
+    type Op: crate::Command + Serialize + DeserializeOwned;
     /// What applying an operation returns to the client.
     type Output: Clone + Debug + Eq + Hash + Send + Serialize + DeserializeOwned + 'static;
     /// Apply `op` and return its result.
@@ -111,6 +111,17 @@ pub enum KvOp {
     },
     /// An op on the store's locks ([`LockService`]; the lock workload's only ops).
     Lock(LockOp),
+}
+
+impl crate::Command for KvOp {
+    fn bytes(&self) -> usize {
+        // The key and a tag; then the values, which are what can be large.
+        16 + match self {
+            KvOp::Get(_) | KvOp::Lock(_) => 0,
+            KvOp::Put(_, v) => v.len(),
+            KvOp::Cas { expect, new, .. } => expect.as_ref().map_or(0, Vec::len) + new.len(),
+        }
+    }
 }
 
 /// The result of a [`KvOp`].
@@ -250,6 +261,9 @@ pub enum LockOp {
         owner: Owner,
     },
 }
+
+/// Lock ops are a few integers: counted by [`crate::Config::max_batch`] alone.
+impl crate::Command for LockOp {}
 
 /// The result of a [`LockOp`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

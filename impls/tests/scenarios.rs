@@ -360,3 +360,53 @@ fn lease_sweep_catches_a_lease_that_ignores_drift_or_a_restart_or_a_transfer() {
         }
     }
 }
+
+/// Messages that carry log entries hold at most `max_batch_bytes` of commands (etcd's
+/// MaxSizePerMsg): with a bound of 10 bytes, four 4-byte commands and one of 16 go to each
+/// follower as three messages, [a b] [c d] [e] (the 16-byte one alone: too big for the bound,
+/// it still goes), and every node applies all five. Without the bound one message carries
+/// them all, and with commands of a megabyte that message outgrows a network frame.
+fn messages_are_bounded_by_bytes<R: Replica<&'static str>>() {
+    const CMDS: [&str; 5] = ["aaaa", "bbbb", "cccc", "dddd", "eeeeeeeeeeeeeeee"];
+    let count = |max_batch_bytes: usize| {
+        let cfg = Config {
+            max_batch_bytes,
+            ..Config::default()
+        };
+        let mut c = Cluster::<R, &'static str>::new(3, cfg);
+        c.elect(0);
+        c.propose(0, CMDS.to_vec());
+        let before = c.trace.len();
+        c.deliver_all();
+        // Deliveries from n0 to n1 (Raft probes a new leader's followers one append at a
+        // time, so they are not all in flight at once).
+        let to_n1 = c.trace[before..]
+            .iter()
+            .filter(|l| l.starts_with("n0 -> n1:"))
+            .count();
+        // The followers learn the last commit point with the next heartbeat.
+        c.fire(0, R::heartbeat_timer());
+        c.deliver_all();
+        for i in 0..3 {
+            assert_eq!(c.applied(i), CMDS, "n{i}\n{}", c.trace.join("\n"));
+        }
+        to_n1
+    };
+    assert_eq!(count(10), 3, "{}: split by bytes", R::NAME);
+    assert_eq!(
+        count(1 << 20),
+        1,
+        "{}: one message under the bound",
+        R::NAME
+    );
+}
+
+#[test]
+fn raft_messages_are_bounded_by_bytes() {
+    messages_are_bounded_by_bytes::<Raft<&'static str>>();
+}
+
+#[test]
+fn multipaxos_messages_are_bounded_by_bytes() {
+    messages_are_bounded_by_bytes::<MultiPaxos<&'static str>>();
+}

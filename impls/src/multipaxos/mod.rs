@@ -173,6 +173,16 @@ pub enum Value<C> {
     Config(Membership),
 }
 
+impl<C: Command> Value<C> {
+    /// The bytes [`Config::max_batch_bytes`] counts: a command's, nothing for the rest.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Value::Cmd(c) => c.bytes(),
+            Value::Noop | Value::Config(_) => 0,
+        }
+    }
+}
+
 impl<C> Value<C> {
     /// The client command, if this is one.
     pub fn cmd(&self) -> Option<&C> {

@@ -343,16 +343,20 @@ impl<C: Command> MultiPaxos<C> {
         // [`snapshot`]).
         let base = self.base();
         let first = first.max(base + 1);
-        // In chunks of at most `max_batch` slots, so that a promise after a long outage (or a
+        // In chunks of at most `max_batch` slots (and bytes), so that a promise after a long outage (or a
         // restart above a snapshot) is never one unbounded message. All at once: asking for
         // them one round trip at a time, a candidate behind a long tail of open slots runs
         // out of election timeout before its promise is whole, again and again.
-        let rest = self.log.get((first - base - 1) as usize..).unwrap_or(&[]);
+        let mut rest = self.log.get((first - base - 1) as usize..).unwrap_or(&[]);
         let end = first + rest.len() as Slot;
-        let mut chunks = rest.chunks(self.cfg.max_batch);
         let mut at = first;
         loop {
-            let chunk = chunks.next().unwrap_or(&[]);
+            // At most `max_batch` slots and `max_batch_bytes` of values a chunk.
+            let n = self.cfg.batch_len(rest, |e: &Option<Entry<C>>| {
+                e.as_ref().map_or(0, |e| e.value.bytes())
+            });
+            let chunk = &rest[..n];
+            rest = &rest[n..];
             let (from_slot, accepted) = (at, chunk.to_vec());
             out.send(
                 from,

@@ -5,20 +5,23 @@
 use super::*;
 
 impl<C: Command> MultiPaxos<C> {
-    /// Send `cmds` (slots from `first`) at our ballot to every peer, at most `max_batch` a message.
+    /// Send `cmds` (slots from `first`) at our ballot to every peer, at most `max_batch`
+    /// values and [`Config::max_batch_bytes`] a message.
     pub(super) fn broadcast_accept(
         &self,
         first: Slot,
         cmds: Vec<Value<C>>,
         out: &mut Out<Self, C>,
     ) {
-        let batch = self.cfg.max_batch;
         let mut chunks: Vec<(Slot, Vec<Value<C>>)> = Vec::new();
         if cmds.is_empty() {
             chunks.push((first, cmds));
         } else {
-            for (k, c) in cmds.chunks(batch).enumerate() {
-                chunks.push((first + (k * batch) as Slot, c.to_vec()));
+            let (mut at, mut rest) = (first, &cmds[..]);
+            while !rest.is_empty() {
+                let n = self.cfg.batch_len(rest, Value::bytes);
+                chunks.push((at, rest[..n].to_vec()));
+                (at, rest) = (at + n as Slot, &rest[n..]);
             }
         }
         for p in self.peers() {

@@ -347,7 +347,16 @@ impl<C: Command> MultiPaxos<C> {
             return;
         }
         let hi = proposed.min(lo + self.cfg.max_batch as Slot - 1);
-        let cmds = self.values(lo, hi);
+        // Cut by bytes before cloning anything: a batch of large values is cloned once.
+        let base = self.base();
+        let span = self
+            .log
+            .get((lo - base - 1) as usize..(hi - base) as usize)
+            .unwrap_or(&[]);
+        let n = self.cfg.batch_len(span, |e: &Option<Entry<C>>| {
+            e.as_ref().map_or(0, |e| e.value.bytes())
+        });
+        let cmds = self.values(lo, lo + n.max(1) as Slot - 1);
         if cmds.is_empty() {
             return;
         }

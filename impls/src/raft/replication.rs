@@ -103,12 +103,20 @@ impl<C: Command> Raft<C> {
         self.heartbeat_to(to, out);
     }
 
-    /// Send `to` the entries from its `next` on, at most `limit` of them, and account for
-    /// them: a replicating follower's window takes the append and `next` moves past it; a
-    /// probed follower is paused until the probe is answered.
+    /// Send `to` the entries from its `next` on, at most `limit` of them and
+    /// [`Config::max_batch_bytes`] of commands (etcd's MaxSizePerMsg), and account for them:
+    /// a replicating follower's window takes the append and `next` moves past it; a probed
+    /// follower is paused until the probe is answered.
     fn send_from_next(&mut self, to: NodeId, limit: usize, out: &mut Out<Self, C>) {
         let prev_index = self.progress(to).next - 1;
-        let end = min(self.last_index(), prev_index + limit as Slot);
+        let upto = min(self.last_index(), prev_index + limit as Slot);
+        let base = self.snap_index();
+        let span = &self.log[(prev_index - base) as usize..upto.saturating_sub(base) as usize];
+        let end = prev_index
+            + self
+                .cfg
+                .batch_len(span, |e| e.cmd.as_ref().map_or(0, Command::bytes))
+                as Slot;
         let pr = self.progress(to);
         if pr.replicating {
             if end > prev_index {
