@@ -31,6 +31,8 @@ pub struct LeaseRun {
     /// The new leader was n1, elected by the campaign the old leader's handover started
     /// (with [`Handoff::Prompt`] or [`Handoff::Late`]), and committed the write.
     pub handed_over: bool,
+    /// With [`Handoff::Late`]: n0 gave the transfer up while its handover was in flight.
+    pub gave_up: bool,
     /// The first check the driver found broken.
     pub violation: Option<Violation>,
     /// The driver's trace of the scenario.
@@ -110,6 +112,7 @@ pub fn scenario<R: Replica<u32>>(
     wait: Duration,
     faults: Faults,
 ) -> LeaseRun {
+    let mut run = LeaseRun::default();
     let mut c = Cluster::<R, u32>::new(3, cfg.clone());
     c.record_violations = true;
     for (i, &r) in rates.iter().enumerate() {
@@ -153,6 +156,7 @@ pub fn scenario<R: Replica<u32>>(
                 .changes
                 .iter()
                 .any(|(id, r)| *id == 1 && matches!(r, Err(ChangeError::TransferTimedOut(_))));
+            run.gave_up = gave_up;
             if gave_up {
                 // n0 leads on: a read confirms with a round (with B6 it renews the lease).
                 c.read(0, 3);
@@ -178,7 +182,6 @@ pub fn scenario<R: Replica<u32>>(
             }
         }
     }
-    let mut run = LeaseRun::default();
     if let Some(&l) = c.leaders().iter().find(|&&l| l != 0) {
         c.propose(l, vec![2]);
         c.deliver_all();
@@ -229,6 +232,8 @@ pub struct Sweep {
     pub new_leader: usize,
     /// Scenarios in which the target of a transfer was elected by the handover and committed.
     pub handed_over: usize,
+    /// Scenarios in which the leader gave a transfer up with its handover still in flight.
+    pub gave_up: usize,
     /// The first failing scenario: its rates, wait, faults and run.
     pub failure: Option<([ClockRate; 3], Duration, Faults, LeaseRun)>,
 }
@@ -245,6 +250,7 @@ pub fn sweep<R: Replica<u32>>(cfg: &Config) -> Sweep {
                 s.served_alone += usize::from(run.served_alone);
                 s.new_leader += usize::from(run.new_leader);
                 s.handed_over += usize::from(run.handed_over);
+                s.gave_up += usize::from(run.gave_up);
                 if run.violation.is_some() {
                     s.failure = Some((rates, wait, faults, run));
                     return s;

@@ -274,8 +274,9 @@ fn multipaxos_random_walks_catch_known_bugs() {
 /// and with no transfer, a prompt one and one given up whose handover arrives late (13,284
 /// scenarios per protocol, [`paxraft_impls::sweep`]): the lease never serves a stale read.
 /// And the sweep means something: the old leader does serve reads alone after it was cut off
-/// (while its lease holds), a new leader does get elected (once it has lapsed), and a
-/// transfer's target is elected by the handover, lease or not, and commits.
+/// (while its lease holds), a new leader does get elected (once it has lapsed), a transfer's
+/// target is elected by the handover, lease or not, and commits, and a leader gives a
+/// transfer up while its handover is still in flight.
 fn lease_survives_every_clock_rate<R: Replica<u32>>() {
     let s = paxraft_impls::sweep::sweep::<R>(&lease_config());
     if let Some((rates, wait, faults, run)) = &s.failure {
@@ -288,11 +289,21 @@ fn lease_survives_every_clock_rate<R: Replica<u32>>() {
     }
     assert_eq!(s.scenarios, 13_284);
     assert!(
-        s.served_alone > 0 && s.new_leader > 0 && s.handed_over > 0,
-        "served alone {}, elected {}, handed over {}",
+        s.served_alone > 0 && s.new_leader > 0 && s.handed_over > 0 && s.gave_up > 0,
+        "served alone {}, elected {}, handed over {}, gave up {}",
         s.served_alone,
         s.new_leader,
-        s.handed_over
+        s.handed_over,
+        s.gave_up
+    );
+    eprintln!(
+        "{}: {} scenarios, served alone {}, elected {}, handed over {}, gave up {}",
+        R::NAME,
+        s.scenarios,
+        s.served_alone,
+        s.new_leader,
+        s.handed_over,
+        s.gave_up
     );
 }
 
