@@ -968,6 +968,26 @@ impl Config {
         items.len().min(self.max_batch)
     }
 
+    /// `items` cut into messages by [`Config::batch_len`], with each message's offset in
+    /// `items`; one empty message when `items` is empty (a message that carries no entries
+    /// still goes: an empty accept, a promise of nothing).
+    pub fn batches<'a, T>(
+        &self,
+        items: &'a [T],
+        bytes: impl Fn(&T) -> usize,
+    ) -> Vec<(usize, &'a [T])> {
+        let mut out = vec![];
+        let mut at = 0;
+        loop {
+            let n = self.batch_len(&items[at..], &bytes);
+            out.push((at, &items[at..at + n]));
+            at += n;
+            if at == items.len() {
+                return out;
+            }
+        }
+    }
+
     /// Of `n` commands proposed to a leader that holds `uncommitted` commands it has not
     /// committed, how many it takes (the first ones; the rest get [`Effect::Busy`]).
     pub fn admits(&self, uncommitted: u64, n: usize) -> usize {
@@ -1207,6 +1227,14 @@ mod tests {
         assert_eq!(len(&[1, 1, 1, 1]), 3, "max_batch");
         assert_eq!(len(&[50, 1]), 1, "too big alone still goes, alone");
         assert_eq!(len(&[0; 8]), 3, "commands of no size: the count alone");
+        let cuts = |sizes: &[usize]| -> Vec<(usize, usize)> {
+            cfg.batches(sizes, |&b| b)
+                .into_iter()
+                .map(|(at, b)| (at, b.len()))
+                .collect()
+        };
+        assert_eq!(cuts(&[]), [(0, 0)], "one empty message for nothing");
+        assert_eq!(cuts(&[4, 4, 4, 50, 1]), [(0, 2), (2, 1), (3, 1), (4, 1)]);
         let zero = Config {
             max_batch_bytes: 0,
             ..Config::default()

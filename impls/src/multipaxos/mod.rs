@@ -183,6 +183,11 @@ impl<C: Command> Value<C> {
     }
 }
 
+/// The bytes [`Config::max_batch_bytes`] counts for a slot of a log: its value's, if any.
+fn slot_bytes<C: Command>(slot: &Option<Entry<C>>) -> usize {
+    slot.as_ref().map_or(0, |e| e.value.bytes())
+}
+
 impl<C> Value<C> {
     /// The client command, if this is one.
     pub fn cmd(&self) -> Option<&C> {

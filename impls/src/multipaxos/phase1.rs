@@ -343,21 +343,15 @@ impl<C: Command> MultiPaxos<C> {
         // [`snapshot`]).
         let base = self.base();
         let first = first.max(base + 1);
-        // In chunks of at most `max_batch` slots (and bytes), so that a promise after a long outage (or a
-        // restart above a snapshot) is never one unbounded message. All at once: asking for
+        // In chunks of at most `max_batch` slots and `max_batch_bytes` of values, so that a
+        // promise after a long outage (or a restart above a snapshot) is never one unbounded
+        // message. All at once: asking for
         // them one round trip at a time, a candidate behind a long tail of open slots runs
         // out of election timeout before its promise is whole, again and again.
-        let mut rest = self.log.get((first - base - 1) as usize..).unwrap_or(&[]);
+        let rest = self.log.get((first - base - 1) as usize..).unwrap_or(&[]);
         let end = first + rest.len() as Slot;
-        let mut at = first;
-        loop {
-            // At most `max_batch` slots and `max_batch_bytes` of values a chunk.
-            let n = self.cfg.batch_len(rest, |e: &Option<Entry<C>>| {
-                e.as_ref().map_or(0, |e| e.value.bytes())
-            });
-            let chunk = &rest[..n];
-            rest = &rest[n..];
-            let (from_slot, accepted) = (at, chunk.to_vec());
+        for (at, chunk) in self.cfg.batches(rest, slot_bytes) {
+            let (from_slot, accepted) = (first + at as Slot, chunk.to_vec());
             out.send(
                 from,
                 match late {
@@ -378,10 +372,6 @@ impl<C: Command> MultiPaxos<C> {
                     },
                 },
             );
-            at += chunk.len() as Slot;
-            if at == end {
-                break;
-            }
         }
         if persist_late && !self.cfg.bug(Bug::PromiseNotPersisted) {
             out.persist(PaxosWrite::Promise(b));

@@ -13,25 +13,15 @@ impl<C: Command> MultiPaxos<C> {
         cmds: Vec<Value<C>>,
         out: &mut Out<Self, C>,
     ) {
-        let mut chunks: Vec<(Slot, Vec<Value<C>>)> = Vec::new();
-        if cmds.is_empty() {
-            chunks.push((first, cmds));
-        } else {
-            let (mut at, mut rest) = (first, &cmds[..]);
-            while !rest.is_empty() {
-                let n = self.cfg.batch_len(rest, Value::bytes);
-                chunks.push((at, rest[..n].to_vec()));
-                (at, rest) = (at + n as Slot, &rest[n..]);
-            }
-        }
+        let chunks = self.cfg.batches(&cmds, Value::bytes);
         for p in self.peers() {
-            for (f, c) in &chunks {
+            for &(at, c) in &chunks {
                 out.send(
                     p,
                     PaxosMsg::Accept {
                         ballot: self.ballot,
-                        first: *f,
-                        cmds: c.clone(),
+                        first: first + at as Slot,
+                        cmds: c.to_vec(),
                         commit: self.commit,
                     },
                 );

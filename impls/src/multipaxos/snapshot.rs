@@ -353,9 +353,7 @@ impl<C: Command> MultiPaxos<C> {
             .log
             .get((lo - base - 1) as usize..(hi - base) as usize)
             .unwrap_or(&[]);
-        let n = self.cfg.batch_len(span, |e: &Option<Entry<C>>| {
-            e.as_ref().map_or(0, |e| e.value.bytes())
-        });
+        let n = self.cfg.batch_len(span, slot_bytes);
         let cmds = self.values(lo, lo + n.max(1) as Slot - 1);
         if cmds.is_empty() {
             return;
