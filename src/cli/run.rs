@@ -261,6 +261,10 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
             c
         }
     };
+    // The clock starts once a leader is elected: the first election is not the protocol's
+    // throughput, and requests sent before it would wait for it.
+    let (first_leader, first_term) = elected(&cluster, ELECTION_WAIT)
+        .ok_or_else(|| Failure::Failed(format!("no leader elected within {ELECTION_WAIT:?}")))?;
     let bar = indicatif::ProgressBar::new(args.ops);
     let done = Arc::new(AtomicU64::new(0));
     let per = args.ops / args.clients as u64;
@@ -337,6 +341,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     }
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    let leadership = leadership((first_leader, first_term), elected(&cluster, ELECTION_WAIT));
     let panics = cluster.panics();
     // Where the configuration ended (for a cluster that can change it, or spares to add).
     let config = (R::CHANGES && (nodes > args.servers || !args.reconfigure.is_empty()))
@@ -350,7 +355,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     };
     println!(
         "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
-         latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors{}",
+         latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors{}; {leadership}",
         R::NAME,
         args.servers,
         if args.spares > 0 {
@@ -385,6 +390,42 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         println!("replica {id} panicked: {what}");
     }
     changed
+}
+
+/// How long `run` waits for a leader, before the load and after it.
+const ELECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// The leader and its term (Raft's term, the Paxos ballot's round), once one is elected
+/// within `wait`.
+fn elected<R: Hosted>(cluster: &Cluster<R, Kv>, wait: Duration) -> Option<(usize, u64)> {
+    let until = Instant::now() + wait;
+    loop {
+        if let Some((i, s)) = cluster.leader().and_then(|i| Some((i, cluster.status(i)?))) {
+            return Some((i, s.term));
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether the leadership changed while the load ran: a new election is a pause every
+/// client waited through.
+fn leadership(first: (usize, u64), last: Option<(usize, u64)>) -> String {
+    match last {
+        Some(last) if last == first => {
+            format!("leader n{} in term {} throughout", first.0, first.1)
+        }
+        Some((n, t)) => format!(
+            "the leadership changed: n{} in term {} at the start, n{n} in term {t} at the end",
+            first.0, first.1
+        ),
+        None => format!(
+            "n{} led in term {} at the start; no leader at the end",
+            first.0, first.1
+        ),
+    }
 }
 
 /// The manifest's file name in a `--data` directory.
@@ -471,5 +512,31 @@ impl Manifest {
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_line_says_whether_the_leadership_changed_under_load() {
+        assert_eq!(
+            leadership((1, 1), Some((1, 1))),
+            "leader n1 in term 1 throughout"
+        );
+        // A new term, even with the same leader, was an election the clients waited through.
+        assert_eq!(
+            leadership((1, 1), Some((1, 3))),
+            "the leadership changed: n1 in term 1 at the start, n1 in term 3 at the end"
+        );
+        assert_eq!(
+            leadership((0, 2), Some((2, 3))),
+            "the leadership changed: n0 in term 2 at the start, n2 in term 3 at the end"
+        );
+        assert_eq!(
+            leadership((0, 2), None),
+            "n0 led in term 2 at the start; no leader at the end"
+        );
     }
 }
