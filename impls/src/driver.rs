@@ -999,13 +999,16 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
         });
     }
 
-    /// Ask node `i` for linearizable read `id` ([`Replica::read`]). The host remembers what
-    /// the cluster had committed at this moment: the read must include it.
+    /// Ask node `i` for linearizable read `id`: answered at once if the replica's
+    /// [`Replica::local_reads`] allows it (with leases), else through [`Replica::read`]
+    /// ([`crate::read_or_local`]). The host remembers what the cluster had committed at this
+    /// moment: the read must include it.
     pub fn read(&mut self, i: usize, id: ReadId) {
         let floor = self.commit_floor();
         self.nodes[i].pending_reads.insert(id, floor);
+        let now = self.timed().then_some(self.nodes[i].clock);
         self.step(i, format!("n{i}: read {id}"), |r, out| {
-            r.read(vec![id], out)
+            crate::read_or_local(r, now, vec![id], out)
         });
     }
 

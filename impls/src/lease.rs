@@ -59,6 +59,11 @@ impl Lease {
         self.until.is_some_and(|until| now < until)
     }
 
+    /// The local time the lease ends, if it holds at `now`.
+    pub fn until(&self, now: Duration) -> Option<Duration> {
+        self.holds(now).then_some(self.until).flatten()
+    }
+
     /// The leader sent the message that hands its leadership over: the lease ends now and
     /// no acknowledgement extends it again (see the [module docs](self)). Reads confirm with
     /// rounds from now on; the rounds still count as rounds, not as lease renewals.

@@ -37,7 +37,7 @@ pub use bugs::{Bug, BugSet};
 pub use membership::{Change, ChangeError, ChangeId, ChangeMode, Membership, NodeSet};
 pub use replica::Renaming;
 pub use replica::{
-    quorum, ClusterCheck, Command, Config, ConfigError, Effect, Effects, Fixed, Invariant, NodeId,
-    Out, ReadId, ReadMode, Replica, Role, Slot, Snapshot, SnapshotData, SnapshotPolicy, Status,
-    StepCheck, MAX_NODES,
+    quorum, read_or_local, ClusterCheck, Command, Config, ConfigError, Effect, Effects, Fixed,
+    Invariant, LocalReads, NodeId, Out, ReadId, ReadMode, Replica, Role, Slot, Snapshot,
+    SnapshotData, SnapshotPolicy, Status, StepCheck, MAX_NODES,
 };

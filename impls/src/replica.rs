@@ -302,6 +302,48 @@ pub enum Effect<M, W, T, C> {
 /// messages, for a follower's read served through the leader).
 pub type ReadId = u64;
 
+/// What [`Replica::local_reads`] lets a host do: answer reads alone, with no step of the
+/// replica, while the replica's clock reads less than `until`, from a state machine that has
+/// applied at least slot `at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalReads {
+    /// The replica's clock ([`Replica::set_now`]) at which the permission ends.
+    pub until: Duration,
+    /// The slot every answer must include (the replica's commit point when asked).
+    pub at: Slot,
+}
+
+impl LocalReads {
+    /// Whether a read may be answered alone at the replica's clock `now` from a state machine
+    /// that has applied `applied`.
+    pub fn allows(&self, now: Duration, applied: Slot) -> bool {
+        now < self.until && applied >= self.at
+    }
+}
+
+/// A host's read: answered at once when [`Replica::local_reads`] allows it (the host's state
+/// machine applies commits as they are reported, so it has applied the commit point; with
+/// leases the host passes the replica's clock as `now`), else given to [`Replica::read`].
+/// The driver and the model checker read through this, as the runtime's node thread does, so
+/// the checks see the path the runtime's local reader takes.
+pub fn read_or_local<R: Replica<C>, C: Command>(
+    r: &mut R,
+    now: Option<Duration>,
+    ids: Vec<ReadId>,
+    out: &mut Out<R, C>,
+) {
+    if let Some(now) = now {
+        let at = r.status().commit;
+        if r.local_reads().is_some_and(|l| l.allows(now, at)) {
+            for id in ids {
+                out.read_ready(id, at);
+            }
+            return;
+        }
+    }
+    r.read(ids, out)
+}
+
 /// The ordered effects of one or more steps.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Effects<M, W, T, C> {
@@ -588,6 +630,27 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
     /// input; a protocol without leases ignores it (the default).
     fn set_now(&mut self, now: Duration) {
         let _ = now;
+    }
+
+    /// Reads the host may serve alone, without [`Replica::read`] and without a step: under a
+    /// leader lease (Ongaro's dissertation §6.4.1) nothing can commit elsewhere before the
+    /// lease ends, so a read that arrives while this replica's clock (rule 6) reads less than
+    /// `until` may be answered from a state machine that has applied `at`, the commit point
+    /// now (with every commit reported so far, as [`Replica::read`]'s answers are). A host
+    /// serves such reads on other threads than the replica's (TiKV's local reader does the
+    /// same), so the answer binds the host, not the replica:
+    ///
+    /// - It holds for the replica as it is now. A step may end it (a leadership handed over,
+    ///   lost, or a lease run out): the host asks again after every step that it lets a read
+    ///   be served on an older answer, *before* any send of that step leaves, and from then
+    ///   on uses only the new answer. A read served on the old answer before that moment was
+    ///   served while nothing the step decided had reached any other node.
+    /// - Asking counts as a read that used the lease: the next heartbeat renews it.
+    ///
+    /// `None`: every read goes through [`Replica::read`]. Only asked with
+    /// [`ReadMode::Lease`]. The default never allows it.
+    fn local_reads(&mut self) -> Option<LocalReads> {
+        None
     }
 
     /// Whether this protocol compacts its log into snapshots ([`Replica::compact`],

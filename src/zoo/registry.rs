@@ -170,6 +170,17 @@ fn reads_sim(k: SimKnobs, follower_reads: bool) -> SimOptions {
     o
 }
 
+/// A local-read bug's search: `k` with leader leases (a 30 ms drift bound), CheckQuorum on as
+/// leases need; the hosts answer reads alone whenever the replica allows it
+/// ([`paxraft_impls::Replica::local_reads`]).
+fn lease_sim(k: SimKnobs) -> SimOptions {
+    let mut o = sim(k);
+    o.protocol.reads = paxraft_impls::ReadMode::Lease;
+    o.protocol.clock_drift = Some(std::time::Duration::from_millis(30));
+    o.protocol.check_quorum = true;
+    o
+}
+
 /// A snapshot bug's search: `k` with a snapshot every 2 committed slots, shipped in 8-byte
 /// chunks, so that compaction and catch-up from a snapshot interleave with the leader
 /// changes the partitions bring (with whole-snapshot chunks S5 shows as a cluster that does
@@ -903,6 +914,15 @@ pub fn registry() -> Vec<ZooBug> {
             known_steps: None,
             known: "n0 holds a lease and hands its leadership to n1, whose Handoff stays in the network; n0 gives the transfer up, a read renews its lease; the late Handoff makes n1 campaign, n2 promises past its lease; n1 chooses a write while n0, cut off, serves a read without it",
             source: "tikv/raft-rs#234 (a late MsgTimeoutNow after the transfer was aborted breaks the lease); Ongaro, dissertation §6.4.1",
+        },
+        ZooBug {
+            bug: LocalReadBeforeTermCommit,
+            protocol: Protocol::Raft,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(lease_sim(RAFT_SIM)),
+            known_steps: None,
+            known: "3 nodes: L1 commits x on {L1,F1} and is cut off before F1 learns the commit; F1 leads, its election round gives it a lease, and its host answers a read alone before F1 commits an entry of its term",
+            source: "Ongaro's dissertation §6.4 (step 1) and §6.4.1; TiKV's local reader serves lease reads only once the leader has applied an entry of its term",
         },
     ]
 }

@@ -178,6 +178,7 @@ zoo_tests! {
     f2_leader_ignores_queue_cap => "F2",
     b5_lease_survives_transfer => "B5",
     b6_lease_survives_handoff => "B6",
+    r16_local_read_before_term_commit => "R16",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

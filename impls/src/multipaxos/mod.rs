@@ -937,6 +937,10 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         self.start_reads(ids, out);
     }
 
+    fn local_reads(&mut self) -> Option<crate::LocalReads> {
+        self.local_read_permit()
+    }
+
     fn set_now(&mut self, now: std::time::Duration) {
         debug_assert!(now >= self.now, "a local clock never goes back");
         self.now = now;

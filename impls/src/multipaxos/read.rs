@@ -84,6 +84,7 @@
 
 use super::*;
 use crate::lease::Lease;
+use crate::replica::LocalReads;
 
 /// Most reads one replica keeps waiting (its host's and, at a leader, its followers'), so the
 /// queues stay bounded; a read beyond it is handed back at once.
@@ -283,6 +284,32 @@ impl<C: Command> MultiPaxos<C> {
         if reads.waiting.iter().any(|w| w.round > done) {
             self.send_confirm(self.ballot, reads.round, out);
         }
+    }
+
+    /// [`Replica::local_reads`]: a leader whose lease holds lets its host answer reads alone
+    /// while nothing it proposed or recovered is still open (its read index is at most its
+    /// commit point: step 1 holds at the commit point), its promises are a majority of every
+    /// configuration ahead, and it is not handing its leadership over. Step 2 is the
+    /// lease's. Under steady writes the index runs ahead of the commit point and reads take
+    /// [`Replica::read`] instead (the recovered slots alone would bound step 1; not used).
+    pub(super) fn local_read_permit(&mut self) -> Option<LocalReads> {
+        if self.cfg.reads != ReadMode::Lease
+            || self.handing_to().is_some()
+            || self.read_index() > self.commit
+        {
+            return None;
+        }
+        let (now, at) = (self.now, self.commit);
+        let RoleState::Leader { reads, .. } = &self.state else {
+            return None;
+        };
+        self.read_round(reads)?;
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            unreachable!("a leader above")
+        };
+        let until = reads.lease.until(now)?;
+        reads.lease.want();
+        Some(LocalReads { until, at })
     }
 
     /// The slot a leader's read must include: the highest it proposed, or recovered and will

@@ -6,7 +6,7 @@ use super::read::MAX_PENDING_READS;
 use super::tests::{b, fire, recv, sends};
 use super::*;
 use crate::driver::{Cluster, Violation};
-use crate::replica::{Effect, Effects, ReadMode};
+use crate::replica::{Effect, Effects, LocalReads, ReadMode};
 
 type Cmd = u32;
 type P = MultiPaxos<Cmd>;
@@ -121,6 +121,56 @@ fn leader_with_a_recovered_slot(cfg: &Config) -> P {
     let s = r.status();
     assert_eq!((s.role, s.commit, s.last), (Role::Leader, 0, 1));
     r
+}
+
+// --- Local reads (Replica::local_reads) ----------------------------------------------------
+
+#[test]
+fn local_reads_need_the_lease_and_nothing_open_below_the_read_index() {
+    let c = Config {
+        reads: ReadMode::Lease,
+        clock_drift: Some(std::time::Duration::from_millis(30)),
+        ..Config::default()
+    };
+    let lease = c.lease().expect("a drift bound below the election timeout");
+    let mut r = leader_with_a_recovered_slot(&c);
+    assert_eq!(r.local_reads(), None, "no lease yet");
+    let out = read(&mut r, vec![7]);
+    let round = sends(&out)
+        .iter()
+        .find_map(|(_, m)| match m {
+            PaxosMsg::ReadConfirm { round, .. } => Some(*round),
+            _ => None,
+        })
+        .expect("a confirmation round");
+    recv(&mut r, 1, confirmed(b(2, 0), round));
+    assert_eq!(
+        r.local_reads(),
+        None,
+        "a lease, but slot 1, recovered, is not chosen again yet (step 1)"
+    );
+    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    assert_eq!(
+        r.local_reads(),
+        Some(LocalReads {
+            until: lease,
+            at: 1
+        })
+    );
+    // A proposal in flight raises the read index above the commit point: the host's reads go
+    // through `read` until it is chosen.
+    r.propose(vec![9], &mut Effects::new());
+    assert_eq!(r.local_reads(), None, "slot 2 open");
+    recv(&mut r, 1, accepted(b(2, 0), 2, 2));
+    assert_eq!(
+        r.local_reads(),
+        Some(LocalReads {
+            until: lease,
+            at: 2
+        })
+    );
+    r.set_now(lease);
+    assert_eq!(r.local_reads(), None, "the lease ran out");
 }
 
 // --- The leader's read ---------------------------------------------------------------------

@@ -863,6 +863,10 @@ impl<C: Command> Replica<C> for Raft<C> {
         self.read_ids(ids, out);
     }
 
+    fn local_reads(&mut self) -> Option<crate::LocalReads> {
+        self.local_read_permit()
+    }
+
     const CHANGES: bool = true;
 
     fn change(&mut self, id: ChangeId, change: Change, out: &mut Out<Self, C>) {

@@ -65,7 +65,7 @@
 
 use super::*;
 use crate::lease::Lease;
-use crate::replica::{ReadId, ReadMode};
+use crate::replica::{LocalReads, ReadId, ReadMode};
 
 /// Most read ids a replica holds at once: as leader (its host's reads and its followers'
 /// requests), and separately as a follower (asked, or waiting to apply). A read past it is
@@ -270,6 +270,24 @@ impl<C: Command> Raft<C> {
         }
         self.serve_reads(out);
         over
+    }
+
+    /// [`Replica::local_reads`]: a leader whose lease holds lets its host answer reads alone
+    /// at its commit point, once this term has committed (step 1: before that the commit
+    /// point may lag what the previous leader committed; bug R16 skips the check). Step 2 is
+    /// the lease's: no newer leader exists before it ends, and a handover ends it first.
+    pub(super) fn local_read_permit(&mut self) -> Option<LocalReads> {
+        let term_committed = self.term_committed() || self.cfg.bug(Bug::LocalReadBeforeTermCommit);
+        if self.cfg.reads != ReadMode::Lease || !term_committed {
+            return None;
+        }
+        let (now, at) = (self.now, self.commit);
+        let RoleState::Leader { reads, .. } = &mut self.state else {
+            return None;
+        };
+        let until = reads.lease.until(now)?;
+        reads.lease.want();
+        Some(LocalReads { until, at })
     }
 
     /// Whether the leader has committed an entry of its own term (§6.4 step 1; §5.4.2: only

@@ -8,7 +8,7 @@ use super::read::Asker;
 use super::tests::{entry, ids, recv, sends};
 use super::*;
 use crate::driver::WalkRng;
-use crate::replica::{Effect, Effects, ReadMode};
+use crate::replica::{Effect, Effects, LocalReads, ReadMode};
 
 type Cmd = u32;
 type R = Raft<Cmd>;
@@ -625,6 +625,78 @@ fn renaming_covers_the_read_state() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Local reads (Replica::local_reads): the lease's reads, answered by the host alone
+// ---------------------------------------------------------------------------------------------
+
+/// Leases (CheckQuorum on, as leases need), PreVote off so that `leader` elects at once.
+fn lease_cfg() -> Config {
+    Config {
+        pre_vote: false,
+        reads: ReadMode::Lease,
+        clock_drift: Some(std::time::Duration::from_millis(30)),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn diss_6_4_1_local_reads_need_the_lease_and_the_terms_first_commit() {
+    use std::time::Duration;
+    // n0 wins term 2 holding x (slot 1, term 1); its election sends a lease round at 0 ms.
+    let c = lease_cfg();
+    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
+    assert_eq!(
+        r.local_reads(),
+        None,
+        "no majority acknowledged a round yet"
+    );
+    recv(&mut r, 1, ack(2, 1));
+    assert_eq!(
+        r.local_reads(),
+        None,
+        "a lease, but the commit point (0) may lag what term 1 committed (step 1)"
+    );
+    recv(&mut r, 1, ok(2, 2));
+    let lease = c.lease().expect("a drift bound below the election timeout");
+    assert_eq!(
+        r.local_reads(),
+        Some(LocalReads {
+            until: lease,
+            at: 2
+        }),
+        "the no-op committed: reads at the commit point until the lease ends"
+    );
+    // The permission says until when; the replica's clock says whether it still holds.
+    r.set_now(lease - Duration::from_millis(1));
+    assert!(r
+        .local_reads()
+        .is_some_and(|l| l.allows(r.now, 2) && !l.allows(r.now, 1)));
+    r.set_now(lease);
+    assert_eq!(r.local_reads(), None, "the lease ran out");
+    // ReadIndex has no lease: never.
+    let mut r = committed_leader(3, &cfg(false), 1);
+    assert_eq!(r.local_reads(), None);
+}
+
+#[test]
+fn diss_3_10_a_handover_ends_local_reads_before_it_leaves() {
+    // A leasing leader that sends TimeoutNow must not let its host answer alone again: the
+    // target's TransferVote passes the followers' lease promise (bug B5's window).
+    let c = lease_cfg();
+    let mut r = leader(0, 3, &c, 1, vec![]);
+    recv(&mut r, 1, ack(1, 1));
+    recv(&mut r, 1, ok(1, 1));
+    assert!(r.local_reads().is_some());
+    let mut out = Effects::new();
+    r.change(1, crate::Change::Transfer(NodeId(1)), &mut out);
+    assert!(
+        out.sends()
+            .any(|(_, m)| matches!(m, RaftMsg::TimeoutNow { .. })),
+        "n1 is caught up: TimeoutNow leaves in this step"
+    );
+    assert_eq!(r.local_reads(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Bug switches (bug zoo R12 to R14) change exactly the step they name
 // ---------------------------------------------------------------------------------------------
 
@@ -661,6 +733,20 @@ fn r13_reads_without_a_round() {
     let out = read(&mut r, &[1]);
     assert_eq!(ready(&out), vec![(1, 1)]);
     assert_eq!(out.sends().count(), 0, "no round at all");
+}
+
+#[cfg(feature = "bug-zoo")]
+#[test]
+fn r16_local_reads_before_the_terms_first_commit() {
+    let mut c = lease_cfg();
+    c.bugs = crate::BugSet::only(Bug::LocalReadBeforeTermCommit);
+    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
+    recv(&mut r, 1, ack(2, 1));
+    assert_eq!(
+        r.local_reads().map(|l| l.at),
+        Some(0),
+        "slot 1 may be committed, and local reads at 0 miss it"
+    );
 }
 
 #[cfg(feature = "bug-zoo")]
@@ -824,6 +910,10 @@ fn read_bug_scripts_show_the_rule_each_bug_breaks() {
             READS_SEE_EARLIER_COMMITS,
         ),
         ("raft_read_r14_no_wait.txt", READS_SERVED_FROM_APPLIED),
+        (
+            "raft_lease_r16_local_read_before_term_commit.txt",
+            READS_SEE_EARLIER_COMMITS,
+        ),
         (
             "multipaxos_read_before_recovery.txt",
             READS_SEE_EARLIER_COMMITS,

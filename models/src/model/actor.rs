@@ -297,9 +297,12 @@ impl<R: Replica<Cmd>> Node<R> {
                     if waiting {
                         return;
                     }
-                    let read = Some((id, cmd));
-                    return self
-                        .server_step(state, o, read, None, 0, |r, out| r.read(vec![id], out));
+                    // Under a lease the replica may let the host answer at once, as the
+                    // runtime's local reader does ([`Replica::local_reads`]).
+                    let (read, now) = (Some((id, cmd)), super::server::now());
+                    return self.server_step(state, o, read, None, 0, |r, out| {
+                        paxraft_impls::read_or_local(r, now, vec![id], out)
+                    });
                 }
                 self.server_step(state, o, None, None, 1, |r, out| r.propose(vec![cmd], out))
             }

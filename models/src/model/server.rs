@@ -182,7 +182,7 @@ pub(crate) fn with_now<T>(now: Option<Duration>, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn now() -> Option<Duration> {
+pub(super) fn now() -> Option<Duration> {
     NOW.with(|n| n.get())
 }
 
