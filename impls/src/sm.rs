@@ -53,14 +53,15 @@ use serde::{Deserialize, Serialize};
 /// A deterministic state machine. `apply` must depend only on the state and the op.
 ///
 /// Serializable, so that a host can snapshot it ([`Sessions::encode`]) with the client
-/// sessions that make retries exactly-once.
+/// sessions that make retries exactly-once; `Sync`, so that a host's clients may read it
+/// under a lease while the host's thread applies to it (the runtime's local reader).
 pub trait StateMachine:
-    Clone + Debug + Default + Eq + Hash + Send + Serialize + DeserializeOwned + 'static
+    Clone + Debug + Default + Eq + Hash + Send + Sync + Serialize + DeserializeOwned + 'static
 {
     /// An operation clients submit.
-    type Op: crate::Command + Serialize + DeserializeOwned;
+    type Op: crate::Command + Sync + Serialize + DeserializeOwned;
     /// What applying an operation returns to the client.
-    type Output: Clone + Debug + Eq + Hash + Send + Serialize + DeserializeOwned + 'static;
+    type Output: Clone + Debug + Eq + Hash + Send + Sync + Serialize + DeserializeOwned + 'static;
     /// Apply `op` and return its result.
     fn apply(&mut self, op: &Self::Op) -> Self::Output;
     /// Whether `op` leaves the state unchanged (a read). Hosts may use it to skip work.

@@ -26,7 +26,9 @@ pub enum ReadPath {
     /// confirms it still leads, then it answers from its state machine. No log write.
     ReadIndex,
     /// Leader leases (diss. §6.4.1): a leader whose lease holds answers at once, with no
-    /// round; the heartbeat after reads renews the lease (drift bound: `LEASE_CLOCK_DRIFT`).
+    /// round (the clients read its state machine on their own threads while its replica
+    /// allows it: `runtime::local`); the heartbeat renews the lease (drift bound:
+    /// `LEASE_CLOCK_DRIFT`).
     Lease,
     /// ReadIndex with follower reads on, each client reading from its own node: a follower
     /// asks the leader for the read index, waits until it has applied it, and answers.

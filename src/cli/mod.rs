@@ -119,7 +119,9 @@ pub struct ReadArgs {
     /// How reads are served: `log` (a read is a command: a log write and a replication
     /// round), `read-index` (the leader confirms it still leads with one round to a
     /// majority, then answers from its state machine; no log write) or `lease` (a leader
-    /// whose lease holds answers alone, with no round; needs --clock-drift).
+    /// whose lease holds answers alone, with no round; in `run` the clients answer from the
+    /// leader's state machine on their own threads while the replica allows it; needs
+    /// --clock-drift).
     #[arg(long, default_value = "log", value_parser = parse_reads)]
     pub reads: paxraft_impls::ReadMode,
     /// With `--reads read-index` or `lease`: followers serve reads too, asking the leader

@@ -347,6 +347,8 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     let config = (R::CHANGES && (nodes > args.servers || !args.reconfigure.is_empty()))
         .then(|| cluster.configuration())
         .flatten();
+    // Reads a leader's local reader answered on the client threads, under its lease.
+    let local: u64 = (0..nodes).map(|i| cluster.local_reads(i)).sum();
     cluster.shutdown();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -368,7 +370,12 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         storage,
         args.read_percent,
         args.reads.reads,
-        if args.reads.follower_reads { ", follower reads" } else { "" },
+        match (args.reads.follower_reads, local) {
+            (true, 0) => ", follower reads".to_string(),
+            (true, n) => format!(", follower reads; {n} answered locally"),
+            (false, 0) => String::new(),
+            (false, n) => format!(", {n} answered locally"),
+        },
         lat.len(),
         secs,
         lat.len() as f64 / secs,

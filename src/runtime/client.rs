@@ -413,6 +413,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let mut reads = Vec::new();
         let mut unsent = std::mem::take(&mut self.unsent);
         let client = self.id;
+        // Reads to the leader its local reader answers under its lease ([`super::local`]):
+        // one permission check for the batch, the state held still until the batch is done.
+        let net = Arc::clone(&self.net);
+        let leased = net.local(leader).leased();
+        let mut answered = Vec::new();
         for &seq in &unsent {
             // Answered (or timed out) since it was listed: nothing to send.
             let Some(o) = self.get_mut(seq) else { continue };
@@ -428,6 +433,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 _ => leader,
             };
             o.resend_at = resend_at;
+            if let (Some(l), true) = (&leased, o.target == leader) {
+                if let Some(out) = l.query(&o.op) {
+                    answered.push((seq, out));
+                    continue;
+                }
+            }
             let req = Request {
                 client,
                 seq,
@@ -440,8 +451,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 reads.push(req);
             }
         }
+        drop(leased);
         unsent.clear();
         self.unsent = unsent;
+        for (seq, out) in answered {
+            self.remove(seq);
+            self.ready.push_back((seq, Ok(out)));
+        }
         self.next_scan = self.next_scan.min(resend_at);
         for (target, batch) in [(leader, reqs), (near.unwrap_or(leader), reads)] {
             if !batch.is_empty() {

@@ -25,8 +25,9 @@ pub(super) struct Kept<R: Replica<Cmd<S>>, S: StateMachine> {
     pub(super) storage: Box<dyn Storage<R, Cmd<S>>>,
     /// Boots so far.
     pub(super) incarnation: u64,
-    /// The state machine behind its sessions, rebuilt from the log at each boot.
-    pub(super) sessions: Sessions<S>,
+    /// The state machine behind its sessions, rebuilt from the log at each boot, and the
+    /// permission to read it from other threads (the network's reader for this node).
+    pub(super) local: std::sync::Arc<super::local::LocalReader<S>>,
     /// The highest slot applied in this incarnation.
     pub(super) applied: Slot,
     /// The lowest slot applied in this incarnation (a rebuilt node re-applies from the start).
@@ -49,7 +50,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
     /// index 0) reports every committed slot again from slot 1.
     fn reboot(&mut self) {
         self.incarnation += 1;
-        self.sessions = Sessions::new();
+        // The permission first: a reader checks it under the lock this reset takes.
+        self.local.revoke();
+        *self.local.sessions_mut() = Sessions::new();
         self.applied = 0;
         self.first_applied = None;
         self.commits = 0;
@@ -318,7 +321,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             kept.push(Arc::new(Mutex::new(Kept {
                 storage,
                 incarnation: 0,
-                sessions: Sessions::new(),
+                local: std::sync::Arc::clone(net.local(id.index())),
                 applied: 0,
                 first_applied: None,
                 commits: 0,
@@ -395,6 +398,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
                     fail_inputs::<R, S>(net.boxes[id.index()].close());
                 }
                 let mut k = lock_kept(&kept);
+                // Down: no reads answered on its permission (nor, after a reboot, on its empty
+                // state machine).
+                k.local.revoke();
                 k.status = None;
                 if crashed {
                     // The process died: the storage may lose what was not synced.
@@ -438,6 +444,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let id = self.next_client;
         self.next_client += 1;
         Client::new(id, self.net(), cfg)
+    }
+
+    /// Reads node `i`'s local reader answered on its clients' threads, under the lease
+    /// ([`super::local`]), across its incarnations.
+    pub fn local_reads(&self, i: usize) -> u64 {
+        self.net.local(i).served()
     }
 
     /// Panics of replica threads so far: (node, message).
@@ -668,7 +680,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// reached when it went down.
     pub fn applied(&self, i: usize) -> (Slot, u64) {
         let k = lock_kept(&self.kept[i]);
-        (k.applied, k.sessions.applied())
+        let sessions = k.local.sessions().applied();
+        (k.applied, sessions)
     }
 
     /// The lowest slot node `i` applied in its current incarnation (`None`: none yet). A node
@@ -692,7 +705,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
 
     /// A copy of node `i`'s state machine (its current incarnation's; see [`Cluster::applied`]).
     pub fn state(&self, i: usize) -> S {
-        lock_kept(&self.kept[i]).sessions.state().clone()
+        lock_kept(&self.kept[i]).local.sessions().state().clone()
     }
 
     /// Stop every node and join every thread. Requests still queued or waiting are answered

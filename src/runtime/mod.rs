@@ -102,6 +102,7 @@ pub mod batcher;
 pub mod client;
 mod cluster;
 mod crash;
+pub mod local;
 pub mod mailbox;
 mod node;
 pub mod reads;
@@ -259,6 +260,8 @@ pub fn spin_for(var: &str, default: Duration) -> Duration {
 /// connection ([`Net::with_boxes`]). The node loop cannot tell the two apart.
 pub struct Net<R: Replica<Cmd<S>>, S: StateMachine> {
     boxes: Vec<Arc<Mailbox<Input<R, S>>>>,
+    /// Each node's state machine and its lease permission, for in-process clients' reads.
+    local: Vec<std::sync::Arc<local::LocalReader<S>>>,
     cut: Vec<AtomicBool>,
     /// Peer messages a full or closed mailbox refused (a lossy network's losses).
     dropped: AtomicU64,
@@ -274,11 +277,19 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
     /// A network over the given mailboxes, node `i`'s at index `i`, no link cut.
     pub fn with_boxes(boxes: Vec<Arc<Mailbox<Input<R, S>>>>) -> Self {
         let n = boxes.len();
+        let origin = std::time::Instant::now();
         Net {
+            local: (0..n)
+                .map(|_| std::sync::Arc::new(local::LocalReader::new(origin)))
+                .collect(),
             boxes,
             cut: (0..n * n).map(|_| AtomicBool::new(false)).collect(),
             dropped: AtomicU64::new(0),
         }
+    }
+    /// Node `i`'s local reader ([`local`]).
+    pub fn local(&self, i: usize) -> &std::sync::Arc<local::LocalReader<S>> {
+        &self.local[i]
     }
     /// Node `to`'s mailbox (for a transport: a local node's inbox, a remote one's outbox).
     pub fn mailbox(&self, to: NodeId) -> &Arc<Mailbox<Input<R, S>>> {

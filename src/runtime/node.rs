@@ -186,6 +186,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     // Leases need time (rule 6 of the effect contract): this node's monotonic clock, read
     // just before each input so that the replica never acts on a reading older than now.
     let timed = cfg.protocol.reads == ReadMode::Lease;
+    // Lease reads answered on clients' threads ([`super::local`]) need a permission.
+    let local_on = reads_on && timed;
     let epoch = Instant::now();
     let mut reads: Reads<S::Op> = Reads::new(READS_IN_FLIGHT);
     let mut read_batch: Vec<ReadId> = Vec::new();
@@ -230,12 +232,18 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                             "commits out of order: {slot} after {last_reported}"
                         );
                         last_reported = slot;
+                        if wrote && local_on {
+                            // A commit after a write of this same step may not be durable
+                            // yet (a cluster of one commits what it has just written): no
+                            // local read may see it before the sync ([`super::local`]).
+                            k.local.revoke();
+                        }
                         // This incarnation's state machine started empty: it applies every
                         // slot the replica reports, from the first.
                         k.applied = slot;
                         k.first_applied.get_or_insert(slot);
                         k.commits += 1;
-                        let res = k.sessions.apply_as(&cmd, &cfg.protocol);
+                        let res = k.local.sessions_mut().apply_as(&cmd, &cfg.protocol);
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
                     }
                     Effect::Redirect { cmd, leader } => {
@@ -249,7 +257,7 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         // it applied that far already; commits resume above it.
                         last_reported = last_reported.max(snapshot.slot);
                         if k.applied < snapshot.slot {
-                            k.sessions = Sessions::decode(&snapshot.data)
+                            *k.local.sessions_mut() = Sessions::decode(&snapshot.data)
                                 .expect("a snapshot this cluster's hosts encoded decodes");
                             k.applied = snapshot.slot;
                             k.first_applied.get_or_insert(snapshot.slot);
@@ -275,7 +283,7 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 if policy.due(&status) {
                     let snapshot = Snapshot {
                         slot: SnapshotPolicy::slot(&status, &cfg.protocol),
-                        data: k.sessions.encode_as(&cfg.protocol),
+                        data: k.local.sessions().encode_as(&cfg.protocol),
                     };
                     replica.compact(snapshot, &mut out);
                     for e in out.drain() {
@@ -299,7 +307,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 // everything up to it. Reads made ready at or below it are answered from it.
                 let applied = replica.status().commit;
                 debug_assert!(k.applied <= applied, "applied past the commit point");
-                let (sm, pending) = (k.sessions.state(), &mut *pending);
+                let sessions = k.local.sessions();
+                let (sm, pending) = (sessions.state(), &mut *pending);
                 reads.release(applied, |client, seq, op| {
                     let out = sm
                         .query(&op)
@@ -314,6 +323,16 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             k.storage.sync().expect("durable sync");
             if compacted {
                 k.storage.checkpoint().expect("storage checkpoint");
+            }
+            if local_on {
+                // After the sync (the state machine holds only durable commits again) and
+                // before this step's sends leave: a step that ended the permission lets no
+                // message out while reads are still answered on it ([`super::local`]).
+                let applied = replica.status().commit;
+                match replica.local_reads().filter(|l| l.at <= applied) {
+                    Some(l) => k.local.allow(epoch + l.until),
+                    None => k.local.revoke(),
+                }
             }
             k.status = Some(replica.status());
         }
@@ -385,11 +404,18 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             replica.propose(std::mem::take(&mut batch), &mut out);
         }
         if !read_batch.is_empty() {
-            if timed {
-                replica.set_now(epoch.elapsed());
+            let now = timed.then(|| epoch.elapsed());
+            if let Some(now) = now {
+                replica.set_now(now);
             }
-            // One read for every read drained: they may share one confirmation round.
-            replica.read(std::mem::take(&mut read_batch), &mut out);
+            // One read for every read drained: they may share one confirmation round, or be
+            // answered at once under the lease, as a client's local read would be.
+            paxraft_impls::read_or_local(
+                &mut replica,
+                now,
+                std::mem::take(&mut read_batch),
+                &mut out,
+            );
         }
     }
 }

@@ -185,6 +185,7 @@ impl<const HOLDS: bool> Replica<Cmd<Kv>> for SoloReads<HOLDS> {
 /// reads leave the log alone (one commit for the put), through the log each is a commit.
 fn put_then_get<R: Replica<Cmd<Kv>>>(n: usize, cfg: RuntimeConfig, read_from: Option<usize>) {
     let skips_log = R::READS && cfg.protocol.reads != ReadMode::Log;
+    let leased = cfg.protocol.reads == ReadMode::Lease;
     let mut cluster = Cluster::<R, Kv>::new(n, cfg).unwrap();
     let mut writer = cluster.client(quick());
     let mut reader = cluster.client(ClientConfig {
@@ -211,6 +212,18 @@ fn put_then_get<R: Replica<Cmd<Kv>>>(n: usize, cfg: RuntimeConfig, read_from: Op
         );
     }
     let reads_in_log = commits(&cluster) - before - 20;
+    let local: u64 = (0..n).map(|i| cluster.local_reads(i)).sum();
+    if leased && read_from.is_none() {
+        // The reader goes to the leader, whose lease holds: its local reader answers (only a
+        // read that met a lapsed lease goes to the node and renews it).
+        assert!(
+            local >= 10,
+            "{}: {local} of 20 reads answered locally",
+            R::NAME
+        );
+    } else {
+        assert_eq!(local, 0, "{}: a local read without a lease", R::NAME);
+    }
     if skips_log {
         assert_eq!(reads_in_log, 0, "{}: reads went through the log", R::NAME);
     } else {
@@ -411,7 +424,7 @@ fn linearizable_under_crashes<R: Replica<Cmd<Kv>>>(
     cfg: RuntimeConfig,
     pin: bool,
     mut crash: impl FnMut(&mut Cluster<R, Kv>, usize),
-) {
+) -> Cluster<R, Kv> {
     let mut cluster = Cluster::<R, Kv>::new(n, cfg).unwrap();
     leader_of(&cluster);
     let start = Instant::now();
@@ -443,6 +456,7 @@ fn linearizable_under_crashes<R: Replica<Cmd<Kv>>>(
     assert!(reads > 50, "{}: only {reads} reads answered", R::NAME);
     assert!(cluster.panics().is_empty(), "{:?}", cluster.panics());
     check_kv(&hist).unwrap_or_else(|e| panic!("{}: {e}", R::NAME));
+    cluster
 }
 
 #[test]
@@ -482,6 +496,40 @@ fn raft_reads_and_writes_stay_linearizable_under_crashes() {
 #[test]
 fn multipaxos_reads_and_writes_stay_linearizable_under_crashes() {
     three_nodes_under_crashes::<PaxosKv>(ReadMode::ReadIndex);
+}
+
+/// Leases with reads answered by the leader's local reader, on the clients' threads
+/// (`paxraft::runtime::local`): the leader is cut off from the others for 150 ms, twice. Its
+/// local reader answers until its lease runs out, a new leader commits only after that, and
+/// the clients that still go to the old leader are redirected once its reads stop: the
+/// history must stay linearizable.
+fn local_reads_under_partitions<R: Replica<Cmd<Kv>>>() {
+    let cluster =
+        linearizable_under_crashes::<R>(3, runtime(ReadMode::Lease, false), false, |c, round| {
+            if round % 2 == 0 {
+                let l = leader_of(c);
+                let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+                c.partition(&[&[l], &rest]);
+            } else {
+                c.heal();
+            }
+        });
+    let local: u64 = (0..3).map(|i| cluster.local_reads(i)).sum();
+    assert!(
+        local > 20,
+        "{}: only {local} reads answered locally",
+        R::NAME
+    );
+}
+
+#[test]
+fn raft_local_lease_reads_stay_linearizable_across_partitions() {
+    local_reads_under_partitions::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_local_lease_reads_stay_linearizable_across_partitions() {
+    local_reads_under_partitions::<PaxosKv>();
 }
 
 #[test]

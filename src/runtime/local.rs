@@ -1,0 +1,184 @@
+//! A node's local reader: lease reads answered on the client's thread, not the node's.
+//!
+//! Under a leader lease ([`Replica::local_reads`](paxraft_impls::Replica::local_reads),
+//! Ongaro's dissertation §6.4.1) a read needs no step of the replica: no round, no log, only a
+//! state machine that has applied the leader's commit point and a clock that says the lease
+//! still holds. Through the node's mailbox such a read costs a hand-off to the node's thread
+//! and one back, and queues behind the writes of the same step; here a client of the same
+//! process answers it from the node's state machine under a read lock (TiKV serves lease
+//! reads the same way, in its `LocalReader`).
+//!
+//! Why it is linearizable. The node's thread publishes the replica's permission after every
+//! step, after applying that step's commits and syncing its writes, and *before* any of its
+//! messages leave ([`LocalReader::allow`], [`LocalReader::revoke`]). So a read served on a permission sees
+//! a replica whose every message so far has left under it: if a later step ends it (a
+//! handover sent, the leadership lost), that step's messages leave only after the new answer
+//! is published, and until then nothing it decided has reached another node. The state
+//! machine only moves forward while a permission is out: every write acknowledged to any
+//! client before the read began is in it (this leader applied it before acknowledging it,
+//! or an earlier leader committed it below this leader's commit point, which the replica
+//! checked before allowing). A reboot empties the state machine only after the node's thread
+//! revoked the permission, and the reader checks the permission under the same lock it
+//! reads under.
+//!
+//! Only durable commits are read. A commit usually covers entries a quorum synced in earlier
+//! steps (the leader's own copy included: its acknowledgements answer messages sent after
+//! its sync). But a commit reported after a write of the same step may cover that write,
+//! not yet synced (a cluster of one commits what it has just appended): a read that saw it,
+//! followed by a crash before the sync, would have seen a write that never happened. So the
+//! node revokes the permission before applying such a commit, and allows again only after
+//! the step's sync.
+//!
+//! In-process clients only: a transport's client reaches server processes over the network,
+//! where their nodes' readers never give it a permission, and its reads go to the node.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use paxraft_impls::sm::{Sessions, StateMachine};
+
+/// A node's state machine, read under a permission that held when the guard was taken
+/// ([`LocalReader::leased`]).
+pub struct Leased<'a, S: StateMachine> {
+    sessions: RwLockReadGuard<'a, Sessions<S>>,
+    served: &'a AtomicU64,
+    /// Answered through this guard: added to `served` once, when it is dropped.
+    count: Cell<u64>,
+}
+
+impl<S: StateMachine> std::fmt::Debug for Leased<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Leased({} answered)", self.count.get())
+    }
+}
+
+impl<S: StateMachine> Leased<'_, S> {
+    /// The answer to read-only `op` (`None` if `op` is not read-only).
+    pub fn query(&self, op: &S::Op) -> Option<S::Output> {
+        let out = self.sessions.state().query(op)?;
+        self.count.set(self.count.get() + 1);
+        Some(out)
+    }
+}
+
+impl<S: StateMachine> Drop for Leased<'_, S> {
+    fn drop(&mut self) {
+        self.served.fetch_add(self.count.get(), Ordering::Relaxed);
+    }
+}
+
+/// A node's state machine and the permission to read it without the node.
+pub struct LocalReader<S: StateMachine> {
+    /// What `until` counts from: the network's creation, before any node's thread started.
+    origin: Instant,
+    /// Reads may be answered here while `origin.elapsed()` is less than this many
+    /// nanoseconds; 0: not at all.
+    until: AtomicU64,
+    /// The node's state machine behind its client sessions, rebuilt at each boot.
+    sessions: RwLock<Sessions<S>>,
+    /// Reads answered here.
+    served: AtomicU64,
+}
+
+impl<S: StateMachine> std::fmt::Debug for LocalReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LocalReader(until {} ns)",
+            self.until.load(Ordering::Relaxed)
+        )
+    }
+}
+
+impl<S: StateMachine> LocalReader<S> {
+    /// A reader with an empty state machine and no permission, counting from `origin`.
+    pub fn new(origin: Instant) -> Self {
+        LocalReader {
+            origin,
+            until: AtomicU64::new(0),
+            sessions: RwLock::new(Sessions::new()),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// The state machine, to read (a poisoned lock is still sound: see
+    /// [`super::sync::lock`]).
+    pub fn sessions(&self) -> RwLockReadGuard<'_, Sessions<S>> {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state machine, to apply to (the node's thread, and a reboot).
+    pub fn sessions_mut(&self) -> RwLockWriteGuard<'_, Sessions<S>> {
+        self.sessions.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's replica allows reads answered alone until `deadline` (the node's thread,
+    /// after a step, before its sends).
+    pub fn allow(&self, deadline: Instant) {
+        let nanos = deadline.saturating_duration_since(self.origin).as_nanos();
+        // An origin this far back is impossible in practice: then allow nothing.
+        let nanos = u64::try_from(nanos).unwrap_or(0);
+        self.until.store(nanos, Ordering::Release);
+    }
+
+    /// No reads answered alone from now on (a step ended the permission, or the node went
+    /// down).
+    pub fn revoke(&self) {
+        self.until.store(0, Ordering::Release);
+    }
+
+    /// The state machine under its read lock, if the permission holds now; `None`: send
+    /// the reads to the node. Every read answered from the guard is linearized at this
+    /// moment: the permission held, and the state cannot move while the guard is held. One
+    /// clock reading and one lock for a client's whole batch.
+    pub fn leased(&self) -> Option<Leased<'_, S>> {
+        // No permission (every read of a cluster without leases): no lock, no clock.
+        if self.until.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let sessions = self.sessions();
+        // Checked under the lock: a reboot empties the state machine only after a revoke.
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 || self.origin.elapsed().as_nanos() >= u128::from(until) {
+            return None;
+        }
+        Some(Leased {
+            sessions,
+            served: &self.served,
+            count: Cell::new(0),
+        })
+    }
+
+    /// Answer read-only `op` here if the permission holds now; `None`: send it to the node.
+    pub fn read(&self, op: &S::Op) -> Option<S::Output> {
+        self.leased()?.query(op)
+    }
+
+    /// Reads answered here so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxraft_impls::sm::{Kv, KvOp, KvOutput};
+    use std::time::Duration;
+
+    #[test]
+    fn a_read_is_answered_only_while_the_permission_holds() {
+        let r = LocalReader::<Kv>::new(Instant::now());
+        let get = KvOp::Get(1);
+        assert_eq!(r.read(&get), None, "no permission yet");
+        r.allow(Instant::now() + Duration::from_secs(60));
+        assert_eq!(r.read(&get), Some(KvOutput::Value(None)), "key 1 is absent");
+        r.revoke();
+        assert_eq!(r.read(&get), None, "revoked");
+        r.allow(Instant::now() - Duration::from_millis(1));
+        assert_eq!(r.read(&get), None, "expired");
+        assert_eq!(r.served(), 1);
+    }
+}
