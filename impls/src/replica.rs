@@ -641,10 +641,14 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
     /// same), so the answer binds the host, not the replica:
     ///
     /// - It holds for the replica as it is now. A step may end it (a leadership handed over,
-    ///   lost, or a lease run out): the host asks again after every step that it lets a read
-    ///   be served on an older answer, *before* any send of that step leaves, and from then
-    ///   on uses only the new answer. A read served on the old answer before that moment was
-    ///   served while nothing the step decided had reached any other node.
+    ///   lost, or a lease run out): the host asks again after every step, *before* any send
+    ///   of that step leaves, and from then on uses only the new answer. A read served on
+    ///   the old answer before that moment was served while nothing the step decided had
+    ///   reached any other node.
+    /// - The state machine answers only from durable commits: a commit reported after a
+    ///   write of the same step may cover that write (a cluster of one commits what it has
+    ///   just appended), so no read answered alone sees it before the step's writes are
+    ///   durable.
     /// - Asking counts as a read that used the lease: the next heartbeat renews it.
     ///
     /// `None`: every read goes through [`Replica::read`]. Only asked with
