@@ -190,6 +190,9 @@ pub enum Bug {
     /// newer leader, not an older leader's commits this one has not yet learned (TiKV's local
     /// reader checks the applied term for this reason).
     LocalReadBeforeTermCommit,
+    /// P10: a new multi-Paxos leader lets its host serve reads alone under its lease before
+    /// the slots its phase 1 recovered are chosen again (P8 on the local path).
+    LocalReadBeforeRecovery,
 }
 
 impl Bug {
@@ -197,9 +200,9 @@ impl Bug {
     /// discriminant moves): R11 and P7 (torn steps), the read bugs R12 to R14, P8 and P9,
     /// the lock-service bugs L1 and L2, the lease bugs B3 and B4, the snapshot bugs S1 to S6,
     /// the membership bugs M1 to M4 and M6, then M5 (Raft's), M7 and M8 (multi-Paxos's), then
-    /// the flow-control bugs F1 and F2, then the lease-and-transfer bugs B5 and B6, then R16
-    /// (local reads).
-    pub const ALL: [Bug; 49] = [
+    /// the flow-control bugs F1 and F2, then the lease-and-transfer bugs B5 and B6, then the
+    /// local-read bugs R16 and P10.
+    pub const ALL: [Bug; 50] = [
         Bug::Figure8Commit,
         Bug::VoteWithoutLogCheck,
         Bug::VoteNotPersisted,
@@ -249,22 +252,23 @@ impl Bug {
         Bug::LeaseSurvivesTransfer,
         Bug::LeaseSurvivesHandoff,
         Bug::LocalReadBeforeTermCommit,
+        Bug::LocalReadBeforeRecovery,
     ];
 
     /// The BUGZOO.md code, e.g. `"R1"`.
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 49] = [
+        const CODES: [&str; 50] = [
             "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "P1", "P2", "P3", "P4",
             "P5", "P5-gap", "P6", "B1", "B2", "R11", "P7", "R12", "R13", "R14", "P8", "P9", "L1",
             "L2", "B3", "B4", "S1", "S2", "S3", "S4", "S5", "S6", "M1", "M2", "M3", "M4", "M6",
-            "M5", "M7", "M8", "F1", "F2", "B5", "B6", "R16",
+            "M5", "M7", "M8", "F1", "F2", "B5", "B6", "R16", "P10",
         ];
         CODES[self as usize]
     }
 
     /// The BUGZOO.md name, e.g. `"figure8-commit"`.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 49] = [
+        const NAMES: [&str; 50] = [
             "figure8-commit",
             "vote-without-log-check",
             "vote-not-persisted",
@@ -314,6 +318,7 @@ impl Bug {
             "lease-survives-transfer",
             "lease-survives-handoff",
             "local-read-before-term-commit",
+            "local-read-before-recovery",
         ];
         NAMES[self as usize]
     }
@@ -368,7 +373,8 @@ impl Bug {
             | ProposesBeyondWindow
             | SnapshotWithoutConfigs
             | PaxosIgnoresCap
-            | LeaseSurvivesHandoff => Some("multipaxos"),
+            | LeaseSurvivesHandoff
+            | LocalReadBeforeRecovery => Some("multipaxos"),
             DuplicateApply
             | LockReleaseByNonOwner
             | StorageWithoutFencing

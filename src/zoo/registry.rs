@@ -924,6 +924,15 @@ pub fn registry() -> Vec<ZooBug> {
             known: "3 nodes: L1 commits x on {L1,F1} and is cut off before F1 learns the commit; F1 leads, its election round gives it a lease, and its host answers a read alone before F1 commits an entry of its term",
             source: "Ongaro's dissertation §6.4 (step 1) and §6.4.1; TiKV's local reader serves lease reads only once the leader has applied an entry of its term",
         },
+        ZooBug {
+            bug: LocalReadBeforeRecovery,
+            protocol: Protocol::MultiPaxos,
+            property: names::LINEARIZABLE,
+            detector: Detector::Schedules(lease_sim(PAXOS_SIM)),
+            known_steps: None,
+            known: "a new leader under its lease lets its host read at its commit point before the slots its phase 1 recovered are chosen again",
+            source: "Ongaro's dissertation §6.4 (the read index covers every earlier commit) and §6.4.1; Paxos Made Live §5.2 (master leases); P8 on the local path",
+        },
     ]
 }
 

@@ -179,6 +179,7 @@ zoo_tests! {
     b5_lease_survives_transfer => "B5",
     b6_lease_survives_handoff => "B6",
     r16_local_read_before_term_commit => "R16",
+    p10_local_read_before_recovery => "P10",
 }
 
 /// R13 by BFS: 22 actions, about a minute and a half with its clean half (`paxraft zoo

@@ -276,6 +276,7 @@ impl<C: Command> MultiPaxos<C> {
             self.proposed() <= self.commit + self.alpha() || self.cfg.any_bug(),
             "a new leader proposes within its window"
         );
+        self.note_recovered();
         self.start_lease(out);
         self.leader_progress(out);
     }

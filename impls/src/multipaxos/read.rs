@@ -103,6 +103,10 @@ pub(super) struct LeaderReads {
     count: usize,
     /// With [`ReadMode::Lease`]: the lease the confirmed rounds give (diss. §6.4.1).
     lease: Lease,
+    /// With [`ReadMode::Lease`]: the highest slot phase 1 recovered (or a later promise
+    /// reported) while the commit point is below it, else 0 (so that leaders that differ only
+    /// in a bound that no longer binds are one state). Local reads wait for it.
+    recovered: Slot,
 }
 
 /// Reads that arrived together at a leader.
@@ -287,22 +291,29 @@ impl<C: Command> MultiPaxos<C> {
     }
 
     /// [`Replica::local_reads`]: a leader whose lease holds lets its host answer reads alone
-    /// while nothing it proposed or recovered is still open (its read index is at most its
-    /// commit point: step 1 holds at the commit point), its promises are a majority of every
-    /// configuration ahead, and it is not handing its leadership over. Step 2 is the
-    /// lease's. Under steady writes the index runs ahead of the commit point and reads take
-    /// [`Replica::read`] instead (the recovered slots alone would bound step 1; not used).
+    /// at its commit point once every slot phase 1 recovered is chosen again, while its
+    /// promises are a majority of every configuration ahead and it is not handing its
+    /// leadership over. Step 2 is the lease's. Step 1 at the commit point, with proposals
+    /// of ours still open above it: a write acknowledged before the read is either ours,
+    /// answered only once its slot was committed here (a follower learns a slot chosen from
+    /// us, after us), so at or below the commit point; or chosen in an earlier ballot, so
+    /// reported to our phase 1 (or to a later promise of a configuration ahead, which reads
+    /// wait for) and recovered at or below `recovered`; or chosen in a higher ballot, which
+    /// the lease rules out. [`Replica::read`] waits for everything proposed instead (its
+    /// read index), which covers the same and more.
     pub(super) fn local_read_permit(&mut self) -> Option<LocalReads> {
-        if self.cfg.reads != ReadMode::Lease
-            || self.handing_to().is_some()
-            || self.read_index() > self.commit
-        {
+        if self.cfg.reads != ReadMode::Lease || self.handing_to().is_some() {
             return None;
         }
         let (now, at) = (self.now, self.commit);
         let RoleState::Leader { reads, .. } = &self.state else {
             return None;
         };
+        // P10: the commit point, though a recovered slot above it may hold a value an earlier
+        // leader chose and acknowledged.
+        if reads.recovered > at && !self.cfg.bug(Bug::LocalReadBeforeRecovery) {
+            return None;
+        }
         self.read_round(reads)?;
         let RoleState::Leader { reads, .. } = &mut self.state else {
             unreachable!("a leader above")
@@ -310,6 +321,20 @@ impl<C: Command> MultiPaxos<C> {
         let until = reads.lease.until(now)?;
         reads.lease.want();
         Some(LocalReads { until, at })
+    }
+
+    /// Leader with leases: phase 1 (at election, or a later promise) may have recovered
+    /// slots up to the read index; local reads wait until the commit point reaches them.
+    pub(super) fn note_recovered(&mut self) {
+        if self.cfg.reads != ReadMode::Lease {
+            return;
+        }
+        let (index, commit) = (self.read_index(), self.commit);
+        if let RoleState::Leader { reads, .. } = &mut self.state {
+            if index > commit {
+                reads.recovered = reads.recovered.max(index);
+            }
+        }
     }
 
     /// The slot a leader's read must include: the highest it proposed, or recovered and will
@@ -407,6 +432,11 @@ impl<C: Command> MultiPaxos<C> {
     /// chosen; a forwarded read, its index reached by our commit point.
     pub(super) fn release_reads(&mut self, out: &mut Out<Self, C>) {
         let commit = self.commit;
+        if let RoleState::Leader { reads, .. } = &mut self.state {
+            if reads.recovered <= commit {
+                reads.recovered = 0;
+            }
+        }
         let done = match &self.state {
             RoleState::Leader { reads, .. } if !reads.waiting.is_empty() => self.read_round(reads),
             _ => None,

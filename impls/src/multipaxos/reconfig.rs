@@ -528,18 +528,19 @@ impl<C: Command> MultiPaxos<C> {
             // install first. Rare (see the module docs); a new phase 1 handles it.
             return self.step_down(None, out);
         }
-        let RoleState::Leader {
-            promises,
-            p1_heard,
-            backlog,
-            ..
-        } = &mut self.state
-        else {
+        let RoleState::Leader { backlog, .. } = &mut self.state else {
             return;
         };
         let skip = next.saturating_sub(first).min(accepted.len() as Slot) as usize;
         let at = (first + skip as Slot).saturating_sub(next) as usize;
         Self::merge(backlog, at, &accepted[skip..]);
+        self.note_recovered();
+        let RoleState::Leader {
+            promises, p1_heard, ..
+        } = &mut self.state
+        else {
+            unreachable!("a leader above")
+        };
         let Some(heard) = p1_heard.get_mut(from.index()) else {
             return;
         };
