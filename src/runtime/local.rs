@@ -151,11 +151,6 @@ impl<S: StateMachine> LocalReader<S> {
         })
     }
 
-    /// Answer read-only `op` here if the permission holds now; `None`: send it to the node.
-    pub fn read(&self, op: &S::Op) -> Option<S::Output> {
-        self.leased()?.query(op)
-    }
-
     /// Reads answered here so far.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
@@ -172,13 +167,14 @@ mod tests {
     fn a_read_is_answered_only_while_the_permission_holds() {
         let r = LocalReader::<Kv>::new(Instant::now());
         let get = KvOp::Get(1);
-        assert_eq!(r.read(&get), None, "no permission yet");
+        let read = |op| r.leased().and_then(|l| l.query(op));
+        assert_eq!(read(&get), None, "no permission yet");
         r.allow(Instant::now() + Duration::from_secs(60));
-        assert_eq!(r.read(&get), Some(KvOutput::Value(None)), "key 1 is absent");
+        assert_eq!(read(&get), Some(KvOutput::Value(None)), "key 1 is absent");
         r.revoke();
-        assert_eq!(r.read(&get), None, "revoked");
+        assert_eq!(read(&get), None, "revoked");
         r.allow(Instant::now() - Duration::from_millis(1));
-        assert_eq!(r.read(&get), None, "expired");
+        assert_eq!(read(&get), None, "expired");
         assert_eq!(r.served(), 1);
     }
 }

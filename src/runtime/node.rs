@@ -324,17 +324,17 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             if compacted {
                 k.storage.checkpoint().expect("storage checkpoint");
             }
+            let status = replica.status();
             if local_on {
                 // After the sync (the state machine holds only durable commits again) and
                 // before this step's sends leave: a step that ended the permission lets no
                 // message out while reads are still answered on it ([`super::local`]).
-                let applied = replica.status().commit;
-                match replica.local_reads().filter(|l| l.at <= applied) {
+                match replica.local_reads().filter(|l| l.at <= status.commit) {
                     Some(l) => k.local.allow(epoch + l.until),
                     None => k.local.revoke(),
                 }
             }
-            k.status = Some(replica.status());
+            k.status = Some(status);
         }
         for (to, msgs) in outgoing.iter_mut().enumerate() {
             if !msgs.is_empty() {
