@@ -48,6 +48,7 @@ fn seq_of(r: &Reply<Kv>) -> u64 {
         | Reply::Redirect { seq, .. }
         | Reply::Busy { seq }
         | Reply::Retry { seq } => *seq,
+        Reply::Confirmed | Reply::Unconfirmed { .. } => unreachable!("no tickets here"),
     }
 }
 

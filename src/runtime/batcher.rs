@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use paxraft_impls::sm::StateMachine;
+use paxraft_impls::NodeId;
 
 use super::sync::Arc;
 use super::{Cmd, Reply, ReplyBox};
@@ -36,6 +37,8 @@ struct Waiting<S: StateMachine> {
     sweep_at: usize,
     /// Answers of this step, pushed in one batch after the step's sync.
     out: Vec<Reply<S>>,
+    /// Read tickets taken ([`Pending::add_ticket`]) and not yet answered.
+    tickets: u32,
 }
 
 /// The requests a node must answer: per client, not per request (one map lookup per
@@ -46,6 +49,8 @@ pub struct Pending<S: StateMachine> {
     dirty: Vec<u64>,
     /// Forget idle clients when more than this many are known.
     forget_at: usize,
+    /// The node answering (named in [`Reply::Unconfirmed`]).
+    node: NodeId,
     /// Test-only fault injection (loom must reject it): going down forgets the requests
     /// the node holds instead of answering them `Retry`.
     #[cfg(loom)]
@@ -64,6 +69,7 @@ impl<S: StateMachine> Default for Pending<S> {
             by_client: HashMap::default(),
             dirty: Vec::new(),
             forget_at: FORGET_CLIENTS_ABOVE,
+            node: NodeId(0),
             #[cfg(loom)]
             faulty_fail_all_forgets: false,
         }
@@ -74,11 +80,19 @@ impl<S: StateMachine> Default for Pending<S> {
 pub const FORGET_CLIENTS_ABOVE: usize = 1024;
 
 impl<S: StateMachine> Pending<S> {
+    /// Node `node`'s requests (the default is node 0's).
+    pub fn for_node(node: NodeId) -> Self {
+        Pending {
+            node,
+            ..Pending::default()
+        }
+    }
+
     /// Note requests handed to this node (all from one client, answered through `reply`).
     pub fn add(&mut self, reqs: &[Cmd<S>], reply: &ReplyBox<S>) {
         if self.by_client.len() > self.forget_at {
             self.by_client
-                .retain(|_, w| !w.seqs.is_empty() || !w.out.is_empty());
+                .retain(|_, w| !w.seqs.is_empty() || !w.out.is_empty() || w.tickets > 0);
             // Amortized: with many clients all waiting, do not sweep on every proposal.
             self.forget_at = (2 * self.by_client.len()).max(FORGET_CLIENTS_ABOVE);
         }
@@ -89,16 +103,7 @@ impl<S: StateMachine> Pending<S> {
             let run = rest.iter().take_while(|r| r.client == client).count();
             let (mine, later) = rest.split_at(run);
             rest = later;
-            let w = self.by_client.entry(client).or_insert_with(|| Waiting {
-                reply: Arc::clone(reply),
-                seqs: VecDeque::new(),
-                acked: 0,
-                sweep_at: 64,
-                out: Vec::new(),
-            });
-            if !Arc::ptr_eq(&w.reply, reply) {
-                w.reply = Arc::clone(reply);
-            }
+            let w = self.waiting(client, reply);
             for r in mine {
                 w.acked = w.acked.max(r.acked);
                 w.seqs.push_back(r.seq);
@@ -109,6 +114,59 @@ impl<S: StateMachine> Pending<S> {
                 w.sweep_at = (2 * w.seqs.len()).max(64);
             }
         }
+    }
+
+    /// Client `client`'s entry, answered through `reply` from now on.
+    fn waiting(&mut self, client: u64, reply: &ReplyBox<S>) -> &mut Waiting<S> {
+        let w = self.by_client.entry(client).or_insert_with(|| Waiting {
+            reply: Arc::clone(reply),
+            seqs: VecDeque::new(),
+            acked: 0,
+            sweep_at: 64,
+            out: Vec::new(),
+            tickets: 0,
+        });
+        if !Arc::ptr_eq(&w.reply, reply) {
+            w.reply = Arc::clone(reply);
+        }
+        w
+    }
+
+    /// Note a read ticket ([`Input::ReadTicket`](super::Input::ReadTicket)) from `client`:
+    /// it is answered [`Reply::Confirmed`] ([`Pending::confirm`]) or [`Reply::Unconfirmed`]
+    /// ([`Pending::unconfirm`], or when the node goes down).
+    pub fn add_ticket(&mut self, client: u64, reply: &ReplyBox<S>) {
+        self.waiting(client, reply).tickets += 1;
+    }
+
+    /// A ticket of `client` is confirmed: queue [`Reply::Confirmed`] (once per step: it only
+    /// wakes the client to look at its reader).
+    pub fn confirm(&mut self, client: u64) {
+        self.ticket_answer(client, Reply::Confirmed);
+    }
+
+    /// A ticket of `client` will not be confirmed here: queue [`Reply::Unconfirmed`].
+    pub fn unconfirm(&mut self, client: u64, leader: Option<NodeId>) {
+        let node = self.node;
+        self.ticket_answer(client, Reply::Unconfirmed { node, leader });
+    }
+
+    fn ticket_answer(&mut self, client: u64, reply: Reply<S>) {
+        let Some(w) = self.by_client.get_mut(&client) else {
+            return;
+        };
+        if w.tickets == 0 {
+            return;
+        }
+        w.tickets -= 1;
+        let kind = std::mem::discriminant(&reply);
+        if w.out.iter().any(|r| std::mem::discriminant(r) == kind) {
+            return;
+        }
+        if w.out.is_empty() {
+            self.dirty.push(client);
+        }
+        w.out.push(reply);
     }
 
     /// If this node holds request `(client, seq)`, queue its answer.
@@ -162,13 +220,20 @@ impl<S: StateMachine> Pending<S> {
             self.by_client.clear();
             return;
         }
+        let node = self.node;
         for (_, w) in self.by_client.drain() {
             let list: Vec<Reply<S>> = w
                 .out
                 .iter()
-                .map(Reply::seq)
+                .filter_map(Reply::seq)
                 .chain(w.seqs)
                 .map(|seq| Reply::Retry { seq })
+                // Reads it parked with this node's reader will not be confirmed here (nor
+                // by a confirmation this step did not push).
+                .chain(
+                    (w.tickets > 0 || w.out.iter().any(|r| matches!(r, Reply::Confirmed)))
+                        .then_some(Reply::Unconfirmed { node, leader: None }),
+                )
                 .collect();
             let _ = w.reply.push_many(list);
         }

@@ -108,6 +108,9 @@ struct Outstanding<Op> {
     /// A copy sent earlier may be in some log: it went unanswered (resent on silence) or its
     /// node went down. A copy refused busy or redirected was handed back, so it is not.
     uncertain: bool,
+    /// A read parked with node `.0`'s local reader under ticket `.1` ([`super::local`]),
+    /// answered there once that ticket is confirmed.
+    parked: Option<(usize, u64)>,
 }
 
 /// Back-off before resending when no leader is known.
@@ -148,6 +151,9 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     near_silent_until: Option<Instant>,
     /// The largest operation sent, encoded ([`Client::limit_op_bytes`]).
     max_op_bytes: Option<usize>,
+    /// Reads parked with a node's local reader, in the order they were: entries whose read
+    /// was answered or sent again since are skipped and dropped.
+    parked: Vec<u64>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
@@ -186,6 +192,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             replies: Vec::new(),
             near_silent_until: None,
             max_op_bytes: None,
+            parked: Vec::new(),
         }
     }
 
@@ -261,6 +268,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             queued: true,
             pinned,
             uncertain: false,
+            parked: None,
         }));
         self.live += 1;
         self.unsent.push(seq);
@@ -309,6 +317,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.scan(now);
             }
             self.flush(now);
+            // Parked reads are looked at on every pass, not only when a wake-up names them: a
+            // confirmation may come with another client's wake-up, or after a revoke hid it.
+            self.answer_parked();
             if !self.ready.is_empty() {
                 continue;
             }
@@ -418,6 +429,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let net = Arc::clone(&self.net);
         let leased = net.local(leader).leased();
         let mut answered = Vec::new();
+        // Otherwise, reads to the leader park with its local reader under one ticket for the
+        // batch, if it confirms tickets (ReadIndex reads, [`super::local`]): taken at the
+        // first read, after every read of the batch was invoked.
+        let mut ticket: Option<Option<u64>> = None;
+        let parked_from = self.parked.len();
+        // Reads parked again under the ticket they hold (resent on silence to the same node).
+        let mut reparked = false;
         for &seq in &unsent {
             // Answered (or timed out) since it was listed: nothing to send.
             let Some(o) = self.get_mut(seq) else { continue };
@@ -433,9 +451,24 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 _ => leader,
             };
             o.resend_at = resend_at;
+            // Resent to the node whose ticket it holds, it keeps it (any confirmation covering
+            // that ticket covers the read, invoked before it); sent elsewhere, it drops it.
+            let kept = o.parked.take().filter(|&(n, _)| n == leader);
             if let (Some(l), true) = (&leased, o.target == leader) {
                 if let Some(out) = l.query(&o.op) {
                     answered.push((seq, out));
+                    continue;
+                }
+            } else if o.target == leader && S::is_read_only(&o.op) {
+                if kept.is_some() {
+                    // Still listed in `parked`.
+                    o.parked = kept;
+                    reparked = true;
+                    continue;
+                }
+                if let Some(t) = *ticket.get_or_insert_with(|| net.local(leader).ticket()) {
+                    o.parked = Some((leader, t));
+                    self.parked.push(seq);
                     continue;
                 }
             }
@@ -459,10 +492,99 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.ready.push_back((seq, Ok(out)));
         }
         self.next_scan = self.next_scan.min(resend_at);
+        if (reparked || self.parked.len() > parked_from)
+            && !net.read_ticket(NodeId(leader as u8), client, &self.inbox)
+        {
+            // Its node is down or full: the reads parked there go as requests after a
+            // back-off.
+            let back = self.parked.clone();
+            self.unpark(back, leader, None, now);
+        }
         for (target, batch) in [(leader, reqs), (near.unwrap_or(leader), reads)] {
             if !batch.is_empty() {
                 self.push(target, batch, now);
             }
+        }
+    }
+
+    /// Answer the parked reads whose ticket their node's reader has confirmed; the others
+    /// stay parked (until confirmed, handed back, or resent on silence).
+    fn answer_parked(&mut self) {
+        // The oldest parked read has the lowest ticket at its node: if that is not confirmed,
+        // nothing is looked at (one atomic load, no lock).
+        let first = self
+            .parked
+            .iter()
+            .find_map(|&seq| self.get(seq).and_then(|o| o.parked));
+        match first {
+            None => {
+                self.parked.clear();
+                return;
+            }
+            Some((node, ticket)) if self.net.local(node).confirmed_through() < ticket => return,
+            Some(_) => {}
+        }
+        let net = Arc::clone(&self.net);
+        let mut parked = std::mem::take(&mut self.parked);
+        // Parked reads wait at one node, the leader, unless it changed: one guard per run.
+        let mut guard = None;
+        let mut answered = Vec::new();
+        parked.retain(|&seq| {
+            let Some((node, ticket)) = self.get(seq).and_then(|o| o.parked) else {
+                return false; // answered, timed out or sent again since
+            };
+            if guard.as_ref().map_or(true, |(n, _)| *n != node) {
+                guard = Some((node, net.local(node).confirmed()));
+            }
+            let Some((_, Some((reading, through)))) = &guard else {
+                return true;
+            };
+            if ticket > *through {
+                return true;
+            }
+            let op = &self.get(seq).expect("parked above").op;
+            let out = reading
+                .query(op)
+                .expect("a read-only op has a query answer (StateMachine::query)");
+            answered.push((seq, out));
+            false
+        });
+        drop(guard);
+        self.parked = parked;
+        for (seq, out) in answered {
+            // A read parked again (resent on silence to the same node) is listed twice.
+            if self.remove(seq).is_some() {
+                self.ready.push_back((seq, Ok(out)));
+            }
+        }
+    }
+
+    /// Send parked reads `seqs` as requests: their node `from` will not confirm them. To
+    /// `leader` at once if that hint names another node, else after a back-off to the next.
+    fn unpark(&mut self, seqs: Vec<u64>, from: usize, leader: Option<NodeId>, now: Instant) {
+        let hint = leader.map(NodeId::index).filter(|&l| l != from);
+        let at = if hint.is_some() {
+            now
+        } else {
+            now + NO_LEADER_BACKOFF
+        };
+        let mut any = false;
+        for seq in seqs {
+            let Some(o) = self.get_mut(seq) else { continue };
+            if o.parked.is_some_and(|(n, _)| n == from) {
+                o.parked = None;
+                o.resend_at = at;
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        self.next_scan = self.next_scan.min(at);
+        match hint {
+            Some(l) if self.leader == from => self.leader = l,
+            Some(_) => {}
+            None => self.rotate(from),
         }
     }
 
@@ -547,6 +669,19 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                     self.leader = o.target;
                     self.ready.push_back((seq, Err(Error::Overloaded)));
                 }
+            }
+            // Looked at by the caller's loop (`fill`) right after.
+            Reply::Confirmed => {}
+            Reply::Unconfirmed { node, leader } => {
+                // Every read parked with that node goes; the others stay.
+                let parked = std::mem::take(&mut self.parked);
+                let (gone, kept) = parked.into_iter().partition(|&s| {
+                    self.get(s)
+                        .and_then(|o| o.parked)
+                        .is_some_and(|(n, _)| n == node.index())
+                });
+                self.parked = kept;
+                self.unpark(gone, node.index(), leader, Instant::now());
             }
             Reply::Retry { seq } => {
                 let at = Instant::now() + NO_LEADER_BACKOFF;

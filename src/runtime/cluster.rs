@@ -370,7 +370,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let handle = std::thread::Builder::new()
             .name(format!("{}-{id}", R::NAME))
             .spawn(move || {
-                let mut pending = Pending::<S>::default();
+                let mut pending = Pending::<S>::for_node(id);
                 let mut changes = Changes::default();
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     node_loop::<R, S>(

@@ -26,35 +26,60 @@
 //! its sync). But a commit reported after a write of the same step may cover that write,
 //! not yet synced (a cluster of one commits what it has just appended): a read that saw it,
 //! followed by a crash before the sync, would have seen a write that never happened. So the
-//! node revokes the permission before applying such a commit, and allows again only after
-//! the step's sync.
+//! node revokes the permission (and the confirmed tickets) before applying such a commit, and
+//! allows again only after the step's sync.
+//!
+//! ReadIndex reads are answered here too, once confirmed (etcd's server does the same in its
+//! linearizable read loop: one ReadIndex for every read waiting, then each reader reads the
+//! store itself). A client parks its reads under a *ticket* it takes from this reader
+//! ([`LocalReader::ticket`], a counter) and sends the node one
+//! [`Input::ReadTicket`](super::Input::ReadTicket) for the batch, not the reads. The node
+//! hands every ticket drained in a step to its replica as one read
+//! ([`Replica::read`](paxraft_impls::Replica::read)), noting the highest ticket taken so far;
+//! when the replica makes that read ready and the state machine has applied its slot, the
+//! node publishes that ticket as confirmed ([`LocalReader::confirm`], after the step's sync)
+//! and wakes the waiting clients ([`Reply::Confirmed`](super::Reply::Confirmed)), who answer
+//! every read parked under a ticket up to it ([`LocalReader::confirmed`]).
+//!
+//! Why that is linearizable (dissertation §6.4). A ticket no higher than the one confirmed
+//! was taken before the node noted it, so after the read was invoked; the replica fixed the
+//! read index at its commit point then or later, and confirmed its leadership with a round
+//! begun after that, so the index covers every write acknowledged before the read began.
+//! The state machine read has applied that index (the node confirms only then), holds only
+//! committed commands, and moves only forward while the confirmation is published: a later
+//! state is as good an answer (its writes all committed before the read returns), so the
+//! confirmation need not end when the leadership does. It ends when the state machine could
+//! go back: a reboot revokes it before emptying the state machine (tickets keep counting
+//! across incarnations, so an old ticket is confirmed again only by a new round), and the
+//! unsynced commit below revokes it until the sync, as it does the lease.
 //!
 //! In-process clients only: a transport's client reaches server processes over the network,
-//! where their nodes' readers never give it a permission, and its reads go to the node.
+//! where their nodes' readers never give it a permission or a ticket, and its reads go to the
+//! node.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use paxraft_impls::sm::{Sessions, StateMachine};
 
-/// A node's state machine, read under a permission that held when the guard was taken
-/// ([`LocalReader::leased`]).
-pub struct Leased<'a, S: StateMachine> {
+/// A node's state machine, read under a permission that held when the guard was taken (the
+/// lease: [`LocalReader::leased`]; confirmed tickets: [`LocalReader::confirmed`]).
+pub struct Reading<'a, S: StateMachine> {
     sessions: RwLockReadGuard<'a, Sessions<S>>,
     served: &'a AtomicU64,
     /// Answered through this guard: added to `served` once, when it is dropped.
     count: Cell<u64>,
 }
 
-impl<S: StateMachine> std::fmt::Debug for Leased<'_, S> {
+impl<S: StateMachine> std::fmt::Debug for Reading<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Leased({} answered)", self.count.get())
+        write!(f, "Reading({} answered)", self.count.get())
     }
 }
 
-impl<S: StateMachine> Leased<'_, S> {
+impl<S: StateMachine> Reading<'_, S> {
     /// The answer to read-only `op` (`None` if `op` is not read-only).
     pub fn query(&self, op: &S::Op) -> Option<S::Output> {
         let out = self.sessions.state().query(op)?;
@@ -63,7 +88,7 @@ impl<S: StateMachine> Leased<'_, S> {
     }
 }
 
-impl<S: StateMachine> Drop for Leased<'_, S> {
+impl<S: StateMachine> Drop for Reading<'_, S> {
     fn drop(&mut self) {
         self.served.fetch_add(self.count.get(), Ordering::Relaxed);
     }
@@ -80,6 +105,12 @@ pub struct LocalReader<S: StateMachine> {
     sessions: RwLock<Sessions<S>>,
     /// Reads answered here.
     served: AtomicU64,
+    /// The node confirms tickets (its reads are ReadIndex reads): clients park reads here.
+    tickets_on: AtomicBool,
+    /// Tickets taken so far.
+    tickets: AtomicU64,
+    /// Reads parked under a ticket up to this one may be answered here; 0: none.
+    confirmed: AtomicU64,
 }
 
 impl<S: StateMachine> std::fmt::Debug for LocalReader<S> {
@@ -100,6 +131,9 @@ impl<S: StateMachine> LocalReader<S> {
             until: AtomicU64::new(0),
             sessions: RwLock::new(Sessions::new()),
             served: AtomicU64::new(0),
+            tickets_on: AtomicBool::new(false),
+            tickets: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
         }
     }
 
@@ -123,17 +157,70 @@ impl<S: StateMachine> LocalReader<S> {
         self.until.store(nanos, Ordering::Release);
     }
 
-    /// No reads answered alone from now on (a step ended the permission, or the node went
-    /// down).
+    /// No reads answered alone from now on, under the lease or a confirmed ticket (a step
+    /// ended the permission, or the state machine may hold an unsynced commit, or the node
+    /// went down).
     pub fn revoke(&self) {
         self.until.store(0, Ordering::Release);
+        self.confirmed.store(0, Ordering::Release);
+    }
+
+    /// Whether the node confirms tickets (its thread, at each boot).
+    pub fn offer_tickets(&self, on: bool) {
+        self.tickets_on.store(on, Ordering::Release);
+    }
+
+    /// A ticket for reads invoked before this call, to park here until a ticket at least as
+    /// high is confirmed; `None`: the node confirms no tickets, send the reads as requests.
+    pub fn ticket(&self) -> Option<u64> {
+        if !self.tickets_on.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// The highest ticket taken so far (the node's thread, after draining the tickets it
+    /// will confirm with one read index).
+    pub fn asked(&self) -> u64 {
+        self.tickets.load(Ordering::Acquire)
+    }
+
+    /// Reads parked under a ticket up to `through` may be answered here (the node's thread,
+    /// after the step's sync, once the read index confirmed for them is applied).
+    pub fn confirm(&self, through: u64) {
+        self.confirmed.store(through, Ordering::Release);
+    }
+
+    /// The highest ticket confirmed now (0: none), without the lock.
+    pub fn confirmed_through(&self) -> u64 {
+        self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// The state machine under its read lock and the highest ticket confirmed, if any is:
+    /// reads parked under a ticket up to it are answered from the guard.
+    pub fn confirmed(&self) -> Option<(Reading<'_, S>, u64)> {
+        if self.confirmed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let sessions = self.sessions();
+        // Checked under the lock: a reboot empties the state machine only after a revoke.
+        let through = self.confirmed.load(Ordering::Acquire);
+        if through == 0 {
+            return None;
+        }
+        let reading = Reading {
+            sessions,
+            served: &self.served,
+            count: Cell::new(0),
+        };
+        Some((reading, through))
     }
 
     /// The state machine under its read lock, if the permission holds now; `None`: send
     /// the reads to the node. Every read answered from the guard is linearized at this
     /// moment: the permission held, and the state cannot move while the guard is held. One
     /// clock reading and one lock for a client's whole batch.
-    pub fn leased(&self) -> Option<Leased<'_, S>> {
+    pub fn leased(&self) -> Option<Reading<'_, S>> {
         // No permission (every read of a cluster without leases): no lock, no clock.
         if self.until.load(Ordering::Acquire) == 0 {
             return None;
@@ -144,7 +231,7 @@ impl<S: StateMachine> LocalReader<S> {
         if until == 0 || self.origin.elapsed().as_nanos() >= u128::from(until) {
             return None;
         }
-        Some(Leased {
+        Some(Reading {
             sessions,
             served: &self.served,
             count: Cell::new(0),
@@ -175,6 +262,25 @@ mod tests {
         assert_eq!(read(&get), None, "revoked");
         r.allow(Instant::now() - Duration::from_millis(1));
         assert_eq!(read(&get), None, "expired");
+        assert_eq!(r.served(), 1);
+    }
+
+    #[test]
+    fn a_parked_read_is_answered_only_under_a_confirmed_ticket() {
+        let r = LocalReader::<Kv>::new(Instant::now());
+        assert_eq!(r.ticket(), None, "the node offers no tickets yet");
+        r.offer_tickets(true);
+        let (t1, t2) = (r.ticket().unwrap(), r.ticket().unwrap());
+        assert!(t1 < t2 && r.asked() == t2);
+        assert!(r.confirmed().is_none(), "nothing confirmed");
+        r.confirm(t1);
+        let (reading, through) = r.confirmed().unwrap();
+        assert_eq!(through, t1, "t2 still waits");
+        assert_eq!(reading.query(&KvOp::Get(1)), Some(KvOutput::Value(None)));
+        drop(reading);
+        r.revoke();
+        assert!(r.confirmed().is_none(), "revoked with the lease");
+        assert!(r.ticket().unwrap() > t2, "tickets keep counting");
         assert_eq!(r.served(), 1);
     }
 }

@@ -159,16 +159,28 @@ pub enum Reply<S: StateMachine> {
         /// The request's sequence number.
         seq: u64,
     },
+    /// A read index the client asked for ([`Input::ReadTicket`]) is confirmed and applied:
+    /// the reads it parked may now pass their node's local reader ([`local`]).
+    Confirmed,
+    /// The node will not confirm the reads the client parked with it (not the leader, or
+    /// going down): send them as requests, to `leader` (a hint) if known.
+    Unconfirmed {
+        /// The node the reads were parked with.
+        node: NodeId,
+        /// The node believed to lead, if any.
+        leader: Option<NodeId>,
+    },
 }
 
 impl<S: StateMachine> Reply<S> {
-    /// The sequence number of the request answered.
-    pub fn seq(&self) -> u64 {
+    /// The sequence number of the request answered (`None`: a reply about parked reads).
+    pub fn seq(&self) -> Option<u64> {
         match self {
             Reply::Done { seq, .. }
             | Reply::Redirect { seq, .. }
             | Reply::Busy { seq }
-            | Reply::Retry { seq } => *seq,
+            | Reply::Retry { seq } => Some(*seq),
+            Reply::Confirmed | Reply::Unconfirmed { .. } => None,
         }
     }
 }
@@ -207,6 +219,17 @@ pub enum Input<R: Replica<Cmd<S>>, S: StateMachine> {
         /// Where their answers go.
         reply: ReplyBox<S>,
     },
+    /// Client `client` parked reads with this node's local reader under tickets it took
+    /// before sending this ([`local::LocalReader::ticket`]): confirm them with one read
+    /// index, answered [`Reply::Confirmed`] or [`Reply::Unconfirmed`] through `reply`.
+    ReadTicket {
+        /// The client's session id.
+        client: u64,
+        /// The node asked (whose reader issued the tickets).
+        to: NodeId,
+        /// Where the answer goes.
+        reply: ReplyBox<S>,
+    },
     /// An operator's membership change ([`Replica::change`]), answered through `reply`.
     Change {
         /// The change.
@@ -221,6 +244,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Input<R, S> {
         match self {
             Input::Msg { from, msg } => write!(f, "Msg({from}, {msg:?})"),
             Input::Propose { reqs, .. } => write!(f, "Propose({} reqs)", reqs.len()),
+            Input::ReadTicket { client, .. } => write!(f, "ReadTicket({client})"),
             Input::Change { change, .. } => write!(f, "Change({change})"),
         }
     }
@@ -330,6 +354,14 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
                 _ => unreachable!("pushed one proposal"),
             },
         }
+    }
+    /// Ask node `to` to confirm the reads client `client` parked with its local reader
+    /// ([`Input::ReadTicket`]). False, and nothing sent, when its mailbox is closed or full.
+    pub fn read_ticket(&self, to: NodeId, client: u64, reply: &ReplyBox<S>) -> bool {
+        let reply = Arc::clone(reply);
+        self.boxes[to.index()]
+            .push(Input::ReadTicket { client, to, reply })
+            .is_ok()
     }
     /// Hand a change request to node `to`; its answer goes to `reply` ([`ChangeReply::Down`]
     /// if the node goes down first). False, and nothing sent, when the node's mailbox is

@@ -3,8 +3,8 @@
 //!
 //! Reads without the log (when [`Replica::READS`] and [`Config::reads`](paxraft_impls::Config)
 //! is not [`ReadMode::Log`]): the read-only requests of a drain go to the replica in one
-//! [`Replica::read`] call, after the step's one `propose`; each becomes a [`ReadId`] in the
-//! node's [`Reads`] table. A read made ready is answered from the node's state machine once it
+//! [`Replica::read`] call, after the step's one `propose`, as one [`ReadId`](paxraft_impls::ReadId) standing for
+//! them all (a group in the node's [`Reads`] table). A read made ready is answered from the node's state machine once it
 //! has applied the read's slot; a read handed back gets the redirect a proposal gets.
 
 use std::cmp::Reverse;
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use paxraft_impls::sm::{Sessions, StateMachine};
 use paxraft_impls::{
-    ChangeError, ChangeId, Effect, Membership, NodeId, Out, ReadId, ReadMode, Replica, Slot,
+    ChangeError, ChangeId, Effect, Membership, NodeId, NodeSet, Out, ReadMode, Replica, Slot,
     Snapshot, SnapshotPolicy,
 };
 use rand::rngs::StdRng;
@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use super::cluster::{lock_kept, Shared};
 use super::crash::{CrashPoint, KillSwitch};
-use super::reads::{Reads, Start};
+use super::reads::Reads;
 use super::{
     ChangeBox, ChangeReply, Cmd, Drained, Input, Net, Pending, Refused, Reply, RuntimeConfig,
     READS_IN_FLIGHT,
@@ -47,6 +47,12 @@ pub fn fail_inputs<R: Replica<Cmd<S>>, S: StateMachine>(inputs: Vec<Input<R, S>>
                         .map(|r| Reply::Retry { seq: r.seq })
                         .collect(),
                 );
+            }
+            Input::ReadTicket { to, reply, .. } => {
+                let _ = reply.push(Reply::Unconfirmed {
+                    node: to,
+                    leader: None,
+                });
             }
             Input::Change { reply, .. } => {
                 let _ = reply.push(ChangeReply::Down);
@@ -188,9 +194,21 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let timed = cfg.protocol.reads == ReadMode::Lease;
     // Lease reads answered on clients' threads ([`super::local`]) need a permission.
     let local_on = reads_on && timed;
+    // ReadIndex reads parked on clients' threads wait for their tickets' confirmation.
+    let tickets_on = reads_on && cfg.protocol.reads == ReadMode::ReadIndex;
+    let local = {
+        let k = lock_kept(kept);
+        k.local.offer_tickets(false);
+        std::sync::Arc::clone(&k.local)
+    };
+    // The highest ticket confirmed in this incarnation (published after every sync).
+    let mut confirmed: u64 = 0;
+    // Tickets are offered from the first step's end while the node alone is no quorum.
+    let mut offered = false;
+    // Every entry up to this slot was durable here at the end of the last step.
+    let mut synced_last: Slot = 0;
     let epoch = Instant::now();
     let mut reads: Reads<S::Op> = Reads::new(READS_IN_FLIGHT);
-    let mut read_batch: Vec<ReadId> = Vec::new();
     // Every node of the net, spares included: a change may make any of them a peer.
     let mut outgoing: Vec<Vec<Input<R, S>>> = (0..net.len()).map(|_| Vec::new()).collect();
     let mut last_reported: Slot = 0;
@@ -232,10 +250,13 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                             "commits out of order: {slot} after {last_reported}"
                         );
                         last_reported = slot;
-                        if wrote && local_on {
-                            // A commit after a write of this same step may not be durable
-                            // yet (a cluster of one commits what it has just written): no
-                            // local read may see it before the sync ([`super::local`]).
+                        if wrote && slot > synced_last && (local_on || tickets_on) {
+                            // A commit after a write of this same step, above what was
+                            // durable here before it, may not be durable yet (a cluster of
+                            // one commits what it has just written): no local read may see
+                            // it before the sync ([`super::local`]). Below that line it is
+                            // durable here, and a quorum that counts a copy only once it
+                            // was synced holds it.
                             k.local.revoke();
                         }
                         // This incarnation's state machine started empty: it applies every
@@ -268,8 +289,12 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     Effect::ReadReady { id, slot } => reads.ready(id, slot),
                     Effect::ChangeDone { id, result } => changes.answer(id, result),
                     Effect::ReadRedirect { id, leader } => {
-                        if let Some((client, seq)) = reads.redirect(id) {
+                        let back = reads.redirect(id);
+                        for (client, seq) in back.reads {
                             pending.answer(client, seq, |seq| Reply::Redirect { seq, leader });
+                        }
+                        for client in back.waiters {
+                            pending.unconfirm(client, leader);
                         }
                     }
                 }
@@ -309,12 +334,24 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 debug_assert!(k.applied <= applied, "applied past the commit point");
                 let sessions = k.local.sessions();
                 let (sm, pending) = (sessions.state(), &mut *pending);
-                reads.release(applied, |client, seq, op| {
-                    let out = sm
-                        .query(&op)
-                        .expect("a read-only op has a query answer (StateMachine::query)");
-                    pending.answer(client, seq, |seq| Reply::Done { seq, out: Ok(out) });
-                });
+                let mut woken = Vec::new();
+                reads.release(
+                    applied,
+                    |client, seq, op| {
+                        let out = sm
+                            .query(&op)
+                            .expect("a read-only op has a query answer (StateMachine::query)");
+                        pending.answer(client, seq, |seq| Reply::Done { seq, out: Ok(out) });
+                    },
+                    |through, waiters| {
+                        confirmed = confirmed.max(through);
+                        woken.extend(waiters);
+                    },
+                );
+                drop(sessions);
+                for client in woken {
+                    pending.confirm(client);
+                }
             }
             if wrote && kill.hit(CrashPoint::Sync) {
                 return Exit::Killed;
@@ -325,6 +362,22 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                 k.storage.checkpoint().expect("storage checkpoint");
             }
             let status = replica.status();
+            synced_last = status.last;
+            if tickets_on {
+                // A node that is a quorum alone commits its writes before syncing them and
+                // would hide its confirmations for the sync of every step that writes (the
+                // revoke above): a parked read could miss its wake-up. Its reads go to the
+                // node, which answers them after the sync.
+                let offer = !status.config.has_quorum(NodeSet::of([id]));
+                if offered != offer {
+                    offered = offer;
+                    k.local.offer_tickets(offer);
+                }
+                if confirmed > 0 {
+                    // After the sync, as for the lease; the wake-ups leave after this.
+                    k.local.confirm(confirmed);
+                }
+            }
             if local_on {
                 // After the sync (the state machine holds only durable commits again) and
                 // before this step's sends leave: a step that ended the permission lets no
@@ -374,6 +427,17 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
         for input in inbox.drain(..) {
             match input {
                 Input::Msg { from, msg } => replica.on_message(from, msg, &mut out),
+                Input::ReadTicket { client, reply, .. } => {
+                    if tickets_on {
+                        pending.add_ticket(client, &reply);
+                        reads.want(client);
+                    } else {
+                        let _ = reply.push(Reply::Unconfirmed {
+                            node: id,
+                            leader: None,
+                        });
+                    }
+                }
                 Input::Change { change, reply } => {
                     let id = changes.add(reply);
                     replica.change(id, change, &mut out);
@@ -386,11 +450,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                                 batch.push(r);
                                 continue;
                             }
-                            match reads.start(r.client, r.seq, r.op.clone()) {
-                                Start::New(id) => read_batch.push(id),
-                                Start::Waiting => {}
-                                // Beyond the bound the read takes the log: slower, never lost.
-                                Start::Full => batch.push(r),
+                            // Beyond the bound the read takes the log: slower, never lost.
+                            if !reads.start(r.client, r.seq, r.op.clone()) {
+                                batch.push(r);
                             }
                         }
                     } else {
@@ -403,19 +465,15 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             // One propose for everything pending: one append/accept for the whole batch.
             replica.propose(std::mem::take(&mut batch), &mut out);
         }
-        if !read_batch.is_empty() {
+        if let Some(id) = reads.take_group(|| local.asked()) {
             let now = timed.then(|| epoch.elapsed());
             if let Some(now) = now {
                 replica.set_now(now);
             }
-            // One read for every read drained: they may share one confirmation round, or be
-            // answered at once under the lease, as a client's local read would be.
-            paxraft_impls::read_or_local(
-                &mut replica,
-                now,
-                std::mem::take(&mut read_batch),
-                &mut out,
-            );
+            // One read id for every read drained: they share one read index and one
+            // confirmation round ([`super::reads`]), or are answered at once under the
+            // lease, as a client's local read would be.
+            paxraft_impls::read_or_local(&mut replica, now, vec![id], &mut out);
         }
     }
 }
