@@ -429,13 +429,12 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let net = Arc::clone(&self.net);
         let leased = net.local(leader).leased();
         let mut answered = Vec::new();
-        // Otherwise, reads to the leader park with its local reader under one ticket for the
-        // batch, if it confirms tickets (ReadIndex reads, [`super::local`]): taken at the
-        // first read, after every read of the batch was invoked.
-        let mut ticket: Option<Option<u64>> = None;
-        let parked_from = self.parked.len();
-        // Reads parked again under the ticket they hold (resent on silence to the same node).
-        let mut reparked = false;
+        // Otherwise, reads park with their node's local reader under one ticket per node for
+        // the batch, if it confirms tickets (ReadIndex reads, [`super::local`]; the leader,
+        // or a pinned node): taken at the node's first read, after every read of the batch
+        // was invoked. Per node: its ticket (`None`: it offers none), and whether reads
+        // parked there (new, or again under the ticket they hold).
+        let mut tickets: Vec<(usize, Option<u64>, bool)> = Vec::with_capacity(2);
         for &seq in &unsent {
             // Answered (or timed out) since it was listed: nothing to send.
             let Some(o) = self.get_mut(seq) else { continue };
@@ -453,21 +452,30 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             o.resend_at = resend_at;
             // Resent to the node whose ticket it holds, it keeps it (any confirmation covering
             // that ticket covers the read, invoked before it); sent elsewhere, it drops it.
-            let kept = o.parked.take().filter(|&(n, _)| n == leader);
-            if let (Some(l), true) = (&leased, o.target == leader) {
+            let target = o.target;
+            let kept = o.parked.take().filter(|&(n, _)| n == target);
+            if let (Some(l), true) = (&leased, target == leader) {
                 if let Some(out) = l.query(&o.op) {
                     answered.push((seq, out));
                     continue;
                 }
-            } else if o.target == leader && S::is_read_only(&o.op) {
+            } else if S::is_read_only(&o.op) {
+                let i = match tickets.iter().position(|t| t.0 == target) {
+                    Some(i) => i,
+                    None => {
+                        tickets.push((target, net.local(target).ticket(), false));
+                        tickets.len() - 1
+                    }
+                };
                 if kept.is_some() {
                     // Still listed in `parked`.
                     o.parked = kept;
-                    reparked = true;
+                    tickets[i].2 = true;
                     continue;
                 }
-                if let Some(t) = *ticket.get_or_insert_with(|| net.local(leader).ticket()) {
-                    o.parked = Some((leader, t));
+                if let Some(t) = tickets[i].1 {
+                    o.parked = Some((target, t));
+                    tickets[i].2 = true;
                     self.parked.push(seq);
                     continue;
                 }
@@ -492,13 +500,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.ready.push_back((seq, Ok(out)));
         }
         self.next_scan = self.next_scan.min(resend_at);
-        if (reparked || self.parked.len() > parked_from)
-            && !net.read_ticket(NodeId(leader as u8), client, &self.inbox)
-        {
-            // Its node is down or full: the reads parked there go as requests after a
-            // back-off.
-            let back = self.parked.clone();
-            self.unpark(back, leader, None, now);
+        for (node, _, parked) in tickets {
+            if parked && !net.read_ticket(NodeId(node as u8), client, &self.inbox) {
+                // Its node is down or full: the reads parked there go as requests after a
+                // back-off.
+                let back = self.parked.clone();
+                self.unpark(back, node, None, now);
+            }
         }
         for (target, batch) in [(leader, reqs), (near.unwrap_or(leader), reads)] {
             if !batch.is_empty() {
@@ -573,6 +581,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             let Some(o) = self.get_mut(seq) else { continue };
             if o.parked.is_some_and(|(n, _)| n == from) {
                 o.parked = None;
+                // A read its chosen node turned away goes where writes go from now on.
+                o.pinned = false;
                 o.resend_at = at;
                 any = true;
             }
