@@ -151,8 +151,9 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     near_silent_until: Option<Instant>,
     /// The largest operation sent, encoded ([`Client::limit_op_bytes`]).
     max_op_bytes: Option<usize>,
-    /// Reads parked with a node's local reader, in the order they were: entries whose read
-    /// was answered or sent again since are skipped and dropped.
+    /// Reads parked with a node's local reader (the leader's, or the pinned node's), in the
+    /// order they were: entries whose read was answered or sent elsewhere since are skipped
+    /// and dropped.
     parked: Vec<u64>,
 }
 

@@ -3,9 +3,12 @@
 //!
 //! Reads without the log (when [`Replica::READS`] and [`Config::reads`](paxraft_impls::Config)
 //! is not [`ReadMode::Log`]): the read-only requests of a drain go to the replica in one
-//! [`Replica::read`] call, after the step's one `propose`, as one [`ReadId`](paxraft_impls::ReadId) standing for
-//! them all (a group in the node's [`Reads`] table). A read made ready is answered from the node's state machine once it
-//! has applied the read's slot; a read handed back gets the redirect a proposal gets.
+//! [`Replica::read`] call, after the step's one `propose`, as one
+//! [`ReadId`](paxraft_impls::ReadId) standing for them all (a group in the node's [`Reads`]
+//! table). A read made ready is answered from the node's state machine once it has applied
+//! the read's slot; a read handed back gets the redirect a proposal gets. In-process clients
+//! park their reads at the node's local reader instead and send tickets, confirmed by the
+//! same groups ([`super::local`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
