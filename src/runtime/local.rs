@@ -27,7 +27,10 @@
 //! not yet synced (a cluster of one commits what it has just appended): a read that saw it,
 //! followed by a crash before the sync, would have seen a write that never happened. So the
 //! node revokes the permission (and the confirmed tickets) before applying such a commit, and
-//! allows again only after the step's sync.
+//! allows again only after the step's sync. Such a commit is one above the last slot the
+//! node held at its previous sync, in a step that wrote: at or below that slot the entry is
+//! durable here, and where the node alone is no quorum, in a quorum of synced copies (a
+//! follower's entries rewritten in this step are committed only once a quorum synced them).
 //!
 //! ReadIndex reads are answered here too, once confirmed (etcd's server does the same in its
 //! linearizable read loop: one ReadIndex for every read waiting, then each reader reads the
