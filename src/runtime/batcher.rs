@@ -289,6 +289,48 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_is_answered_once_and_a_dying_node_unconfirms_what_it_held() {
+        let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
+        let mut p = Pending::<Kv>::for_node(NodeId(2));
+        let gone = Reply::Unconfirmed {
+            node: NodeId(2),
+            leader: None,
+        };
+        // Two tickets confirmed in one step: one wake-up.
+        p.add_ticket(1, &b);
+        p.add_ticket(1, &b);
+        p.confirm(1);
+        p.confirm(1);
+        // Nothing held: nothing answered.
+        p.confirm(1);
+        p.unconfirm(1, None);
+        p.flush();
+        assert_eq!(drained(&b), vec![Reply::Confirmed]);
+        // Handed back, with a hint.
+        p.add_ticket(1, &b);
+        p.unconfirm(1, Some(NodeId(0)));
+        p.flush();
+        assert_eq!(
+            drained(&b),
+            vec![Reply::Unconfirmed {
+                node: NodeId(2),
+                leader: Some(NodeId(0))
+            }]
+        );
+        // Still held when the node goes down: unconfirmed.
+        p.add_ticket(1, &b);
+        p.fail_all();
+        assert_eq!(drained(&b), vec![gone.clone()]);
+        // Confirmed but not pushed when it goes down: unconfirmed too (the confirmation it
+        // published is revoked with it).
+        let mut p = Pending::<Kv>::for_node(NodeId(2));
+        p.add_ticket(1, &b);
+        p.confirm(1);
+        p.fail_all();
+        assert_eq!(drained(&b), vec![gone]);
+    }
+
+    #[test]
     fn answers_only_what_it_holds_in_commit_order_once() {
         let b: ReplyBox<Kv> = Arc::new(Mailbox::new(64));
         let mut p = Pending::<Kv>::default();
