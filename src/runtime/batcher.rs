@@ -39,6 +39,8 @@ struct Waiting<S: StateMachine> {
     out: Vec<Reply<S>>,
     /// Read tickets taken ([`Pending::add_ticket`]) and not yet answered.
     tickets: u32,
+    /// `out` holds a [`Reply::Confirmed`] (one wakes the client for all of a step's).
+    woken: bool,
 }
 
 /// The requests a node must answer: per client, not per request (one map lookup per
@@ -125,6 +127,7 @@ impl<S: StateMachine> Pending<S> {
             sweep_at: 64,
             out: Vec::new(),
             tickets: 0,
+            woken: false,
         });
         if !Arc::ptr_eq(&w.reply, reply) {
             w.reply = Arc::clone(reply);
@@ -159,9 +162,11 @@ impl<S: StateMachine> Pending<S> {
             return;
         }
         w.tickets -= 1;
-        let kind = std::mem::discriminant(&reply);
-        if w.out.iter().any(|r| std::mem::discriminant(r) == kind) {
-            return;
+        if matches!(reply, Reply::Confirmed) {
+            if w.woken {
+                return;
+            }
+            w.woken = true;
         }
         if w.out.is_empty() {
             self.dirty.push(client);
@@ -197,6 +202,7 @@ impl<S: StateMachine> Pending<S> {
         let mut dropped = 0;
         for c in self.dirty.drain(..) {
             if let Some(w) = self.by_client.get_mut(&c) {
+                w.woken = false;
                 if w.reply.push_from(&mut w.out).is_err() {
                     dropped += w.out.len();
                     w.out.clear();
@@ -231,8 +237,7 @@ impl<S: StateMachine> Pending<S> {
                 // Reads it parked with this node's reader will not be confirmed here (nor
                 // by a confirmation this step did not push).
                 .chain(
-                    (w.tickets > 0 || w.out.iter().any(|r| matches!(r, Reply::Confirmed)))
-                        .then_some(Reply::Unconfirmed { node, leader: None }),
+                    (w.tickets > 0 || w.woken).then_some(Reply::Unconfirmed { node, leader: None }),
                 )
                 .collect();
             let _ = w.reply.push_many(list);
