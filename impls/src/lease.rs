@@ -59,9 +59,13 @@ impl Lease {
         self.until.is_some_and(|until| now < until)
     }
 
-    /// The local time the lease ends, if it holds at `now`.
-    pub fn until(&self, now: Duration) -> Option<Duration> {
-        self.holds(now).then_some(self.until).flatten()
+    /// A host's permission to answer reads alone at slot `at` until the lease ends, if it
+    /// holds at `now` ([`crate::Replica::local_reads`]). Asking counts as a read that used
+    /// the lease ([`Lease::want`]).
+    pub fn local_reads(&mut self, now: Duration, at: crate::Slot) -> Option<crate::LocalReads> {
+        let until = self.until.filter(|_| self.holds(now))?;
+        self.want();
+        Some(crate::LocalReads { until, at })
     }
 
     /// The leader sent the message that hands its leadership over: the lease ends now and

@@ -170,14 +170,16 @@ fn reads_sim(k: SimKnobs, follower_reads: bool) -> SimOptions {
     o
 }
 
-/// A local-read bug's search: `k` with leader leases (a 30 ms drift bound), CheckQuorum on as
-/// leases need; the hosts answer reads alone whenever the replica allows it
+/// A local-read bug's search: `k` with the lease sweep's leases ([`lease_config`]),
+/// CheckQuorum on as leases need; the hosts answer reads alone whenever the replica allows it
 /// ([`paxraft_impls::Replica::local_reads`]).
 fn lease_sim(k: SimKnobs) -> SimOptions {
     let mut o = sim(k);
-    o.protocol.reads = paxraft_impls::ReadMode::Lease;
-    o.protocol.clock_drift = Some(std::time::Duration::from_millis(30));
-    o.protocol.check_quorum = true;
+    o.protocol = paxraft_impls::Config {
+        pre_vote: o.protocol.pre_vote,
+        check_quorum: true,
+        ..lease_config()
+    };
     o
 }
 

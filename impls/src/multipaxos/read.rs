@@ -318,9 +318,7 @@ impl<C: Command> MultiPaxos<C> {
         let RoleState::Leader { reads, .. } = &mut self.state else {
             unreachable!("a leader above")
         };
-        let until = reads.lease.until(now)?;
-        reads.lease.want();
-        Some(LocalReads { until, at })
+        reads.lease.local_reads(now, at)
     }
 
     /// Leader with leases: phase 1 (at election, or a later promise) may have recovered

@@ -285,9 +285,7 @@ impl<C: Command> Raft<C> {
         let RoleState::Leader { reads, .. } = &mut self.state else {
             return None;
         };
-        let until = reads.lease.until(now)?;
-        reads.lease.want();
-        Some(LocalReads { until, at })
+        reads.lease.local_reads(now, at)
     }
 
     /// Whether the leader has committed an entry of its own term (§6.4 step 1; §5.4.2: only
