@@ -435,7 +435,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         // or a pinned node): taken at the node's first read, after every read of the batch
         // was invoked. Per node: its ticket (`None`: it offers none), and whether reads
         // parked there (new, or again under the ticket they hold).
-        let mut tickets: Vec<(usize, Option<u64>, bool)> = Vec::with_capacity(2);
+        // (No allocation unless a read parks.)
+        let mut tickets: Vec<(usize, Option<u64>, bool)> = Vec::new();
         for &seq in &unsent {
             // Answered (or timed out) since it was listed: nothing to send.
             let Some(o) = self.get_mut(seq) else { continue };
@@ -571,32 +572,46 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     /// Send parked reads `seqs` as requests: their node `from` will not confirm them. To
     /// `leader` at once if that hint names another node, else after a back-off to the next.
     fn unpark(&mut self, seqs: Vec<u64>, from: usize, leader: Option<NodeId>, now: Instant) {
-        let hint = leader.map(NodeId::index).filter(|&l| l != from);
-        let at = if hint.is_some() {
-            now
-        } else {
-            now + NO_LEADER_BACKOFF
-        };
-        let mut any = false;
+        let mut gone = Vec::new();
         for seq in seqs {
             let Some(o) = self.get_mut(seq) else { continue };
             if o.parked.is_some_and(|(n, _)| n == from) {
                 o.parked = None;
                 // A read its chosen node turned away goes where writes go from now on.
                 o.pinned = false;
-                o.resend_at = at;
-                any = true;
+                gone.push(seq);
             }
         }
-        if !any {
+        if gone.is_empty() {
             return;
         }
-        self.next_scan = self.next_scan.min(at);
+        let at = self.turned_away(from, leader, now);
+        for seq in gone {
+            if let Some(o) = self.get_mut(seq) {
+                o.resend_at = at;
+            }
+        }
+    }
+
+    /// Node `from` turned requests away with leader hint `leader`: follow the hint if it
+    /// names another node and `from` was taken for the leader, or with no hint try the next
+    /// node (only if `from` was taken for the leader: a pinned read's node may know no
+    /// leader where the client does). When to resend them: at once with a hint, else after
+    /// a back-off.
+    fn turned_away(&mut self, from: usize, leader: Option<NodeId>, now: Instant) -> Instant {
+        let hint = leader.map(NodeId::index).filter(|&l| l != from);
         match hint {
             Some(l) if self.leader == from => self.leader = l,
             Some(_) => {}
             None => self.rotate(from),
         }
+        let at = if hint.is_some() {
+            now
+        } else {
+            now + NO_LEADER_BACKOFF
+        };
+        self.next_scan = self.next_scan.min(at);
+        at
     }
 
     /// Hand `reqs` to node `target`; what it refuses is resent after a back-off, to the next
@@ -645,25 +660,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 }
             }
             Reply::Redirect { seq, leader } => {
-                let now = Instant::now();
                 let Some(o) = self.get_mut(seq) else { return };
                 let t = o.target;
                 // A read its chosen node turned away follows the leader from now on.
-                let was_pinned = std::mem::replace(&mut o.pinned, false);
-                let hint = leader.map(|l| l.index()).filter(|&l| l != t);
-                let at = if hint.is_some() {
-                    now
-                } else {
-                    now + NO_LEADER_BACKOFF
-                };
-                o.resend_at = at;
-                self.next_scan = self.next_scan.min(at);
-                match hint {
-                    Some(l) if self.leader == t => self.leader = l,
-                    Some(_) => {}
-                    // The read's node knew no leader, but the client may: no rotation.
-                    None if was_pinned && self.leader != t => {}
-                    None => self.rotate(t),
+                o.pinned = false;
+                let at = self.turned_away(t, leader, Instant::now());
+                if let Some(o) = self.get_mut(seq) {
+                    o.resend_at = at;
                 }
             }
             // Back-pressure: the caller hears it at once (an error it can see, not a resend

@@ -199,11 +199,9 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
     let local_on = reads_on && timed;
     // ReadIndex reads parked on clients' threads wait for their tickets' confirmation.
     let tickets_on = reads_on && cfg.protocol.reads == ReadMode::ReadIndex;
-    let local = {
-        let k = lock_kept(kept);
-        k.local.offer_tickets(false);
-        std::sync::Arc::clone(&k.local)
-    };
+    // The node's own reader (the one its `Kept` shares): no tickets before its first step.
+    let local = net.local(id.index());
+    local.offer_tickets(false);
     // The highest ticket confirmed in this incarnation (published after every sync).
     let mut confirmed: u64 = 0;
     // Tickets are offered from the first step's end while the node alone is no quorum.
