@@ -295,7 +295,15 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     ) -> usize {
         if self.fill(wait) {
             let n = self.ready.len();
-            out.extend(self.ready.drain(..));
+            if out.is_empty() {
+                // Hand over the whole queue, and keep `out`'s buffer for the next answers:
+                // no answer moved (a queue that starts at its buffer's start, as one refilled
+                // from an empty `Vec` does, becomes a `Vec` in place).
+                let answers = Vec::from(std::mem::take(&mut self.ready));
+                self.ready = VecDeque::from(std::mem::replace(out, answers));
+            } else {
+                out.extend(self.ready.drain(..));
+            }
             n
         } else {
             0
@@ -387,12 +395,32 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     fn remove(&mut self, seq: u64) -> Option<Outstanding<S::Op>> {
         let i = seq.checked_sub(self.base)? as usize;
         let o = self.window.get_mut(i)?.take()?;
+        self.answered();
+        Some(o)
+    }
+
+    /// [`Client::remove`] without moving the request out (a read answered on this thread:
+    /// nothing of it is needed); false if it was not outstanding.
+    fn forget(&mut self, seq: u64) -> bool {
+        let Some(slot) = seq
+            .checked_sub(self.base)
+            .and_then(|i| self.window.get_mut(i as usize))
+            .filter(|slot| slot.is_some())
+        else {
+            return false;
+        };
+        *slot = None;
+        self.answered();
+        true
+    }
+
+    /// One request fewer outstanding: drop the answered ones from the window's front.
+    fn answered(&mut self) {
         self.live -= 1;
         while let Some(None) = self.window.front() {
             self.window.pop_front();
             self.base += 1;
         }
-        Some(o)
     }
 
     /// Every request below this one has been answered (what the session may forget).
@@ -420,7 +448,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             .filter(|_| self.near_silent_until.map_or(true, |t| now >= t))
             .map(NodeId::index);
         let resend_at = now + self.cfg.retry_after;
-        let mut reqs = Vec::with_capacity(self.unsent.len());
+        // Allocated at the first request: a batch of reads answered here sends none.
+        let mut reqs = Vec::new();
         // Reads pinned to `read_from`, when it is not the leader: a second push.
         let mut reads = Vec::new();
         let mut unsent = std::mem::take(&mut self.unsent);
@@ -429,7 +458,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         // one permission check for the batch, the state held still until the batch is done.
         let net = Arc::clone(&self.net);
         let leased = net.local(leader).leased();
-        let mut answered = Vec::new();
         // Otherwise, reads park with their node's local reader under one ticket per node for
         // the batch, if it confirms tickets (ReadIndex reads, [`super::local`]; the leader,
         // or a pinned node): taken at the node's first read, after every read of the batch
@@ -437,7 +465,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         // parked there (new, or again under the ticket they hold).
         // (No allocation unless a read parks.)
         let mut tickets: Vec<(usize, Option<u64>, bool)> = Vec::new();
-        for &seq in &unsent {
+        for (i, &seq) in unsent.iter().enumerate() {
             // Answered (or timed out) since it was listed: nothing to send.
             let Some(o) = self.get_mut(seq) else { continue };
             if !o.sent {
@@ -458,7 +486,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             let kept = o.parked.take().filter(|&(n, _)| n == target);
             if let (Some(l), true) = (&leased, target == leader) {
                 if let Some(out) = l.query(&o.op) {
-                    answered.push((seq, out));
+                    self.forget(seq);
+                    self.ready.push_back((seq, Ok(out)));
                     continue;
                 }
             } else if S::is_read_only(&o.op) {
@@ -489,6 +518,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 op: o.op.clone(),
             };
             if o.target == leader {
+                if reqs.capacity() == 0 {
+                    reqs.reserve(unsent.len() - i);
+                }
                 reqs.push(req);
             } else {
                 reads.push(req);
@@ -497,10 +529,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         drop(leased);
         unsent.clear();
         self.unsent = unsent;
-        for (seq, out) in answered {
-            self.remove(seq);
-            self.ready.push_back((seq, Ok(out)));
-        }
         self.next_scan = self.next_scan.min(resend_at);
         for (node, _, parked) in tickets {
             if parked && !net.read_ticket(NodeId(node as u8), client, &self.inbox) {
@@ -540,7 +568,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let mut guard = None;
         let mut answered = Vec::new();
         parked.retain(|&seq| {
-            let Some((node, ticket)) = self.get(seq).and_then(|o| o.parked) else {
+            let Some((o, (node, ticket))) = self.get(seq).and_then(|o| Some((o, o.parked?))) else {
                 return false; // answered, timed out or sent again since
             };
             if guard.as_ref().map_or(true, |(n, _)| *n != node) {
@@ -552,9 +580,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if ticket > *through {
                 return true;
             }
-            let op = &self.get(seq).expect("parked above").op;
             let out = reading
-                .query(op)
+                .query(&o.op)
                 .expect("a read-only op has a query answer (StateMachine::query)");
             answered.push((seq, out));
             false
@@ -563,7 +590,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         self.parked = parked;
         for (seq, out) in answered {
             // A read parked again (resent on silence to the same node) is listed twice.
-            if self.remove(seq).is_some() {
+            if self.forget(seq) {
                 self.ready.push_back((seq, Ok(out)));
             }
         }

@@ -265,6 +265,75 @@ fn reads_skip_the_log_exactly_when_the_protocol_has_a_read_path() {
     put_then_get::<PaxosKv>(3, runtime(ReadMode::ReadIndex, false), None);
 }
 
+/// One pipelined client, reads among its writes: under a lease the reads of a batch are
+/// answered during its flush, on the client's thread, while the writes of the same batch are
+/// still out (holes in the client's window), and `poll_many` hands every answer over once,
+/// into an empty vector (the queue itself) or after answers already there. Each read sees the
+/// value the last write acknowledged before the read was sent.
+fn pipelined_reads_among_writes<R: Replica<Cmd<Kv>>>() {
+    let mut cluster = Cluster::<R, Kv>::new(3, runtime(ReadMode::Lease, false)).unwrap();
+    let mut c = cluster.client(quick());
+    assert_eq!(c.submit(KvOp::Put(1, vec![0])), Ok(KvOutput::Written));
+    let mut answers = Vec::new();
+    for round in 1..=50u8 {
+        // A write to key 2 first (out until it commits), then reads of key 1, whose last
+        // acknowledged value is `round - 1`.
+        let mut expected = BTreeMap::new();
+        expected.insert(
+            c.send(KvOp::Put(2, vec![round])).unwrap(),
+            KvOutput::Written,
+        );
+        for _ in 0..8 {
+            expected.insert(
+                c.send(KvOp::Get(1)).unwrap(),
+                KvOutput::Value(Some(vec![round - 1])),
+            );
+        }
+        // Half the rounds poll into a vector that still holds the last answer of a write.
+        if round % 2 == 0 {
+            answers.push((0, Ok(KvOutput::Written)));
+        }
+        let leftover = answers.len();
+        let mut got = BTreeMap::new();
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while got.len() < expected.len() {
+            assert!(
+                Instant::now() < give_up,
+                "{}: round {round} unanswered",
+                R::NAME
+            );
+            assert!(
+                c.poll_many(Duration::from_secs(10), &mut answers) > 0,
+                "{}: round {round} stuck",
+                R::NAME
+            );
+            for (seq, res) in answers.drain(leftover..) {
+                assert!(got.insert(seq, res).is_none(), "{seq} answered twice");
+            }
+        }
+        answers.clear();
+        let want: BTreeMap<u64, Result<KvOutput, Error>> =
+            expected.into_iter().map(|(s, o)| (s, Ok(o))).collect();
+        assert_eq!(got, want, "{}: round {round}", R::NAME);
+        assert_eq!(c.submit(KvOp::Put(1, vec![round])), Ok(KvOutput::Written));
+    }
+    assert!(
+        (0..3).map(|i| cluster.local_reads(i)).sum::<u64>() >= 200,
+        "{}: most of the 400 reads answered under the lease",
+        R::NAME
+    );
+}
+
+#[test]
+fn raft_pipelined_lease_reads_among_writes_are_answered_once() {
+    pipelined_reads_among_writes::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_pipelined_lease_reads_among_writes_are_answered_once() {
+    pipelined_reads_among_writes::<PaxosKv>();
+}
+
 /// Read index at the leader, at a follower that redirects (follower reads off), and at a
 /// follower that serves (follower reads on): the reader always sees the acknowledged write.
 fn read_index_everywhere<R: Replica<Cmd<Kv>>>() {
