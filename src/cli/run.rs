@@ -269,9 +269,15 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     let done = Arc::new(AtomicU64::new(0));
     let per = args.ops / args.clients as u64;
     let extra = args.ops % args.clients as u64;
+    // Send times by sequence number (a client numbers its requests 1, 2, ...), as nanoseconds
+    // since `start`: no map on the measuring path. Written through before the clock starts,
+    // so that the run does not pay for first touching their pages.
+    let sent_at: Vec<Vec<u64>> = (0..args.clients as u64)
+        .map(|i| vec![u64::MAX; (per + u64::from(i < extra)) as usize + 1])
+        .collect();
     let start = Instant::now();
     let mut threads = Vec::new();
-    for i in 0..args.clients as u64 {
+    for (i, mut sent_at) in (0..args.clients as u64).zip(sent_at) {
         let mut c = cluster.client(ClientConfig {
             max_outstanding: args.outstanding,
             read_from: args
@@ -284,14 +290,11 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         let n = per + u64::from(i < extra);
         let (done, bar, window) = (Arc::clone(&done), bar.clone(), args.outstanding);
         threads.push(std::thread::spawn(move || {
-            let mut lat = Vec::with_capacity(n as usize);
-            // Send times by sequence number (a client numbers its requests 1, 2, ...), as
-            // nanoseconds since `start`: no map on the measuring path.
-            let mut sent_at: Vec<u64> = Vec::with_capacity(n as usize + 1);
-            sent_at.push(0);
+            // Nanoseconds, 3 significant digits (what the percentiles print).
+            let mut lat = latencies();
             let mut answers = Vec::with_capacity(window);
             let (mut sent, mut errors, mut overloaded) = (0u64, 0u64, 0u64);
-            while (lat.len() as u64) + errors < n {
+            while lat.len() + errors < n {
                 let now = start.elapsed().as_nanos() as u64;
                 while sent < n && c.outstanding() < window {
                     // Exactly `read_percent` of every 100 operations are gets, spread out.
@@ -302,16 +305,16 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                         KvOp::Put(sent % 1024, Vec::new())
                     };
                     let seq = c.send(op).map_err(|e| format!("send: {e}"))?;
-                    debug_assert_eq!(seq as usize, sent_at.len());
-                    sent_at.push(now);
                     sent += 1;
+                    debug_assert_eq!(seq, sent);
+                    sent_at[seq as usize] = now;
                 }
                 c.poll_many(Duration::from_secs(10), &mut answers);
                 let now = start.elapsed().as_nanos() as u64;
                 let got = answers.len() as u64;
                 for (seq, res) in answers.drain(..) {
                     match res {
-                        Ok(_) => lat.push(now - sent_at[seq as usize]),
+                        Ok(_) => lat.saturating_record((now - sent_at[seq as usize]).max(1)),
                         Err(e) => {
                             errors += 1;
                             overloaded += u64::from(e == ClientError::Overloaded);
@@ -329,13 +332,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     // The changes go in while the clients run; a failed one stops the rest, not the load
     // (what the clients submitted is still answered before the run ends).
     let changed = reconfigure(&cluster, &args.reconfigure, &bar);
-    let mut lat = Vec::new();
+    let mut lat = latencies();
     let (mut errors, mut overloaded) = (0, 0);
     for t in threads {
         let (l, e, o) = t
             .join()
             .map_err(|_| "client thread panicked".to_string())??;
-        lat.extend(l);
+        lat.add(l).expect("latency histograms of the same bounds");
         errors += e;
         overloaded += o;
     }
@@ -350,11 +353,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     // Reads a leader's local reader answered on the client threads, under its lease.
     let local: u64 = (0..nodes).map(|i| cluster.local_reads(i)).sum();
     cluster.shutdown();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |&ns| ns as f64 / 1000.0)
-    };
+    let pct = |p: f64| lat.value_at_quantile(p) as f64 / 1000.0;
     println!(
         "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
          latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors{}; {leadership}",
@@ -397,6 +396,11 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         println!("replica {id} panicked: {what}");
     }
     changed
+}
+
+/// A latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits.
+fn latencies() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds")
 }
 
 /// How long `run` waits for a leader, before the load and after it.
