@@ -353,7 +353,7 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                             c.sent_at.insert(seq, Instant::now());
                         }
                         if let Some((seq, res)) = c.client.poll(Duration::from_millis(5)) {
-                            c.sent_at.remove(&seq);
+                            c.sent_at.take(seq);
                             if res.is_ok() {
                                 done.push(start.elapsed());
                             }
