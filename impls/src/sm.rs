@@ -43,9 +43,9 @@
 //! ordered by last activity, so each apply does O(log n) work plus one step per session it
 //! expires: no timers, no scan over all sessions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -138,14 +138,62 @@ pub enum KvOutput {
     Lock(LockOutput),
 }
 
-/// A key-value store, with the lock service's locks beside the keys. `BTreeMap`s so that
-/// equal stores hash equally (model checking).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The key-value store's keys: a hash table (one probe a lookup, where a B-tree of a
+/// thousand keys walks three nodes: the lease reads of a live cluster read it from other
+/// threads while its node writes it, so each node walked is a likely cache miss). Hashed
+/// with FxHash, which has no per-process seed: a replica stays deterministic.
+type KvMap = HashMap<Key, Value, BuildHasherDefault<fxhash::FxHasher>>;
+
+/// A key-value store, with the lock service's locks beside the keys. Its keys are a hash
+/// table, so what must not depend on the table's order does not: equality compares contents,
+/// the hash combines the entries' hashes in no order (equal stores hash equally: model
+/// checking), and encoding and `Debug` list the keys in order (the bytes of a snapshot are
+/// the same on every replica, and the same as when the keys were a `BTreeMap`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
-    map: BTreeMap<Key, Value>,
+    #[serde(serialize_with = "in_key_order")]
+    map: KvMap,
     /// The locks ([`KvOp::Lock`]); empty unless a client uses them.
     #[serde(default)]
     locks: LockService,
+}
+
+/// The keys in order, each with its value.
+fn sorted(map: &KvMap) -> Vec<(&Key, &Value)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by_key(|(k, _)| **k);
+    entries
+}
+
+fn in_key_order<S: serde::Serializer>(map: &KvMap, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(sorted(map))
+}
+
+impl std::hash::Hash for Kv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Each entry hashed alone (SipHash, fixed keys) and the results summed: the same for
+        // any order the table iterates in, and no allocation on the model checker's path.
+        let entries = self.map.iter().fold(0u64, |sum, entry| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            entry.hash(&mut h);
+            sum.wrapping_add(std::hash::Hasher::finish(&h))
+        });
+        self.map.len().hash(state);
+        entries.hash(state);
+        self.locks.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field(
+                "map",
+                &sorted(&self.map).into_iter().collect::<BTreeMap<_, _>>(),
+            )
+            .field("locks", &self.locks)
+            .finish()
+    }
 }
 
 impl Kv {
@@ -910,6 +958,46 @@ mod tests {
             Some(KvOutput::Value(Some(b"a".to_vec())))
         );
         assert_eq!(kv.query(&KvOp::Put(1, vec![])), None);
+    }
+
+    #[test]
+    fn kv_stores_with_the_same_keys_are_equal_hash_equally_and_encode_alike() {
+        use std::hash::{DefaultHasher, Hasher};
+        let hash = |kv: &Kv| {
+            let mut h = DefaultHasher::new();
+            kv.hash(&mut h);
+            h.finish()
+        };
+        // The same keys put in opposite orders, into tables grown differently.
+        let (mut up, mut down) = (Kv::default(), Kv::default());
+        for k in 0..100u64 {
+            up.apply(&KvOp::Put(k, vec![k as u8]));
+            down.apply(&KvOp::Put(99 - k, vec![(99 - k) as u8]));
+        }
+        down.map.shrink_to_fit();
+        assert_eq!(up, down);
+        assert_eq!(hash(&up), hash(&down));
+        let bytes = postcard::to_allocvec(&up).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&down).unwrap());
+        // The encoding is the ordered map's (snapshots written before still decode).
+        let ordered: BTreeMap<Key, Value> = (0..100u64).map(|k| (k, vec![k as u8])).collect();
+        let mut expected = postcard::to_allocvec(&ordered).unwrap();
+        expected.extend(postcard::to_allocvec(&LockService::default()).unwrap());
+        assert_eq!(bytes, expected);
+        assert_eq!(postcard::from_bytes::<Kv>(&bytes).unwrap(), up);
+        assert_eq!(
+            format!("{up:?}"),
+            format!("{down:?}"),
+            "Debug lists keys in order"
+        );
+        // A different value, or the same values under swapped keys, is another state.
+        down.apply(&KvOp::Put(5, vec![6]));
+        assert_ne!(hash(&up), hash(&down));
+        down.apply(&KvOp::Put(5, vec![5]));
+        down.apply(&KvOp::Put(6, vec![5]));
+        down.apply(&KvOp::Put(5, vec![6]));
+        assert_ne!(up, down);
+        assert_ne!(hash(&up), hash(&down));
     }
 
     #[test]
