@@ -17,7 +17,6 @@
 //!   node with follower reads); [`compare_reads`] is the tour's short comparison of two paths.
 
 use std::borrow::BorrowMut;
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Mutex;
@@ -29,6 +28,7 @@ use paxraft_impls::{NodeId, Replica};
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{BenchPoint, Results};
+use crate::runtime::window::SeqWindow;
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, Error as ClientError, RuntimeConfig};
 
 mod loopback;
@@ -252,7 +252,8 @@ struct Driven<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> 
     client: C,
     replica: PhantomData<fn() -> R>,
     window: usize,
-    sent_at: SendTimes,
+    /// When each outstanding request was sent.
+    sent_at: SeqWindow<Instant>,
     /// Answers of the last poll (kept for its capacity).
     answers: Vec<(u64, Result<KvOutput, ClientError>)>,
     hist: Histogram<u64>,
@@ -291,7 +292,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             // together: a request's latency is from the batch it left in to the batch that
             // brought its answer (both within a pass of this loop).
             let now = Instant::now();
-            while ok + (self.sent_at.live as u64) < n
+            while ok + (self.sent_at.live() as u64) < n
                 && self.client.borrow().outstanding() < self.window
             {
                 self.key = (self.key + 1) % 1024;
@@ -306,7 +307,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
                     .borrow_mut()
                     .send(op)
                     .map_err(|e| ClientFailure::Send(e.to_string()))?;
-                self.sent_at.insert(seq, now);
+                self.sent_at.push(seq, now);
             }
             if self.client.borrow_mut().poll_many(STUCK, &mut answers) == 0 {
                 return Err(ClientFailure::Stuck(STUCK.as_secs()));
@@ -340,45 +341,6 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
         }
         self.answers = answers;
         Ok(())
-    }
-}
-
-/// When each of a client's outstanding requests was sent, by sequence number: a client
-/// numbers its requests 1, 2, ..., so a window from the oldest unanswered one (no map on the
-/// measuring path).
-#[derive(Default)]
-struct SendTimes {
-    /// `times[i]` is request `base + i`'s; `None` once answered. The front is always `Some`.
-    times: VecDeque<Option<Instant>>,
-    base: u64,
-    /// Entries that are `Some`.
-    live: usize,
-}
-
-impl SendTimes {
-    fn insert(&mut self, seq: u64, at: Instant) {
-        if self.times.is_empty() {
-            self.base = seq;
-        }
-        // A client's requests are numbered in order, each once.
-        assert_eq!(
-            seq,
-            self.base + self.times.len() as u64,
-            "sequence out of order"
-        );
-        self.times.push_back(Some(at));
-        self.live += 1;
-    }
-
-    fn take(&mut self, seq: u64) -> Option<Instant> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        let at = self.times.get_mut(i)?.take()?;
-        self.live -= 1;
-        while let Some(None) = self.times.front() {
-            self.times.pop_front();
-            self.base += 1;
-        }
-        Some(at)
     }
 }
 
@@ -525,7 +487,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             client,
             replica: PhantomData,
             window,
-            sent_at: SendTimes::default(),
+            sent_at: SeqWindow::default(),
             answers: Vec::with_capacity(window),
             hist: histogram(),
             key: i as u64 * 7,
@@ -785,35 +747,6 @@ pub fn compare_points(levels: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn send_times_are_found_once_by_sequence_and_the_window_slides() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut s = SendTimes::default();
-        for seq in 5..=8 {
-            s.insert(seq, at(seq));
-        }
-        assert_eq!(s.take(6), Some(at(6)), "answered out of order");
-        assert_eq!(s.take(6), None, "answered twice");
-        assert_eq!((s.base, s.live), (5, 3), "a hole behind the front stays");
-        assert_eq!(s.take(5), Some(at(5)));
-        assert_eq!(
-            (s.base, s.times.len()),
-            (7, 2),
-            "the front slid past the hole"
-        );
-        assert_eq!(s.take(4), None, "before the window");
-        assert_eq!(s.take(9), None, "not sent yet");
-        s.insert(9, at(9));
-        assert_eq!(
-            [s.take(8), s.take(7), s.take(9)],
-            [Some(at(8)), Some(at(7)), Some(at(9))]
-        );
-        assert_eq!((s.live, s.times.len()), (0, 0));
-        s.insert(20, at(20));
-        assert_eq!(s.base, 20, "an empty window starts at the next request");
-    }
 
     fn cfg(protocol: Protocol, servers: usize, outstanding: usize) -> LoadConfig {
         LoadConfig::writes(protocol, servers, outstanding, 8)

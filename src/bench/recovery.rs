@@ -350,7 +350,7 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                             let Ok(seq) = c.client.send(KvOp::Put(c.key, Vec::new())) else {
                                 break;
                             };
-                            c.sent_at.insert(seq, Instant::now());
+                            c.sent_at.push(seq, Instant::now());
                         }
                         if let Some((seq, res)) = c.client.poll(Duration::from_millis(5)) {
                             c.sent_at.take(seq);

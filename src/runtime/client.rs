@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use paxraft_impls::sm::{Request, SessionError, StateMachine};
 use paxraft_impls::{NodeId, Replica};
 
+use super::window::SeqWindow;
 use super::{Cmd, Mailbox, Net, Reply, ReplyBox};
 
 /// Why a request has no result.
@@ -138,10 +139,8 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     cfg: ClientConfig,
     next_seq: u64,
     leader: usize,
-    /// `window[i]` is request `base + i`; `None` once answered. The front is always `Some`.
-    window: VecDeque<Option<Outstanding<S::Op>>>,
-    base: u64,
-    live: usize,
+    /// The requests outstanding, by sequence number.
+    window: SeqWindow<Outstanding<S::Op>>,
     /// No request needs a resend or times out before this (so `poll` need not look).
     next_scan: Instant,
     unsent: Vec<u64>,
@@ -159,7 +158,7 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Client({}, {} outstanding)", self.id, self.live)
+        write!(f, "Client({}, {} outstanding)", self.id, self.window.live())
     }
 }
 
@@ -184,9 +183,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             )),
             cfg,
             next_seq: 1,
-            window: VecDeque::new(),
-            base: 1,
-            live: 0,
+            window: SeqWindow::default(),
             next_scan: Instant::now(),
             unsent: Vec::new(),
             ready: VecDeque::new(),
@@ -212,7 +209,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
 
     /// Requests sent and not yet returned by `poll`.
     pub fn outstanding(&self) -> usize {
-        self.live + self.ready.len()
+        self.window.live() + self.ready.len()
     }
 
     /// Submit `op` and wait for its result.
@@ -253,25 +250,23 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.window.is_empty() {
-            self.base = seq;
-        }
-        debug_assert_eq!(self.base + self.window.len() as u64, seq);
         // `first` is stamped by the flush that sends it: one clock read per batch.
         let placeholder = self.next_scan;
         let pinned = self.cfg.read_from.is_some() && S::is_read_only(&op);
-        self.window.push_back(Some(Outstanding {
-            op,
-            first: placeholder,
-            resend_at: placeholder,
-            target: self.leader,
-            sent: false,
-            queued: true,
-            pinned,
-            uncertain: false,
-            parked: None,
-        }));
-        self.live += 1;
+        self.window.push(
+            seq,
+            Outstanding {
+                op,
+                first: placeholder,
+                resend_at: placeholder,
+                target: self.leader,
+                sent: false,
+                queued: true,
+                pinned,
+                uncertain: false,
+                parked: None,
+            },
+        );
         self.unsent.push(seq);
         Ok(seq)
     }
@@ -318,7 +313,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if !self.ready.is_empty() {
                 return true;
             }
-            if self.live == 0 {
+            if self.window.live() == 0 {
                 return false;
             }
             let now = Instant::now();
@@ -350,12 +345,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     fn scan(&mut self, now: Instant) {
         let mut next = now + self.cfg.timeout;
         let mut expired = Vec::new();
-        for (i, slot) in self.window.iter_mut().enumerate() {
-            let Some(o) = slot else { continue };
+        for (seq, o) in self.window.iter_mut() {
             if !o.sent {
                 continue; // queued already; the flush stamps it
             }
-            let seq = self.base + i as u64;
             let deadline = o.first + self.cfg.timeout;
             if deadline <= now {
                 expired.push(seq);
@@ -383,53 +376,26 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     }
 
     fn get(&self, seq: u64) -> Option<&Outstanding<S::Op>> {
-        let i = seq.checked_sub(self.base)? as usize;
-        self.window.get(i)?.as_ref()
+        self.window.get(seq)
     }
 
     fn get_mut(&mut self, seq: u64) -> Option<&mut Outstanding<S::Op>> {
-        let i = seq.checked_sub(self.base)? as usize;
-        self.window.get_mut(i)?.as_mut()
+        self.window.get_mut(seq)
     }
 
     fn remove(&mut self, seq: u64) -> Option<Outstanding<S::Op>> {
-        let i = seq.checked_sub(self.base)? as usize;
-        let o = self.window.get_mut(i)?.take()?;
-        self.answered();
-        Some(o)
+        self.window.take(seq)
     }
 
     /// [`Client::remove`] without moving the request out (a read answered on this thread:
     /// nothing of it is needed); false if it was not outstanding.
     fn forget(&mut self, seq: u64) -> bool {
-        let Some(slot) = seq
-            .checked_sub(self.base)
-            .and_then(|i| self.window.get_mut(i as usize))
-            .filter(|slot| slot.is_some())
-        else {
-            return false;
-        };
-        *slot = None;
-        self.answered();
-        true
-    }
-
-    /// One request fewer outstanding: drop the answered ones from the window's front.
-    fn answered(&mut self) {
-        self.live -= 1;
-        while let Some(None) = self.window.front() {
-            self.window.pop_front();
-            self.base += 1;
-        }
+        self.window.forget(seq)
     }
 
     /// Every request below this one has been answered (what the session may forget).
     fn acked(&self) -> u64 {
-        if self.window.is_empty() {
-            self.next_seq
-        } else {
-            self.base
-        }
+        self.window.oldest().unwrap_or(self.next_seq)
     }
 
     fn flush(&mut self, now: Instant) {

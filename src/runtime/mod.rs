@@ -108,6 +108,7 @@ mod node;
 pub mod reads;
 pub mod storage;
 pub mod sync;
+pub(crate) mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

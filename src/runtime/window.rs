@@ -1,0 +1,146 @@
+//! Requests by sequence number, from the oldest one still outstanding.
+//!
+//! A client numbers its requests 1, 2, ... and their answers come back in any order; a deque
+//! of slots indexed from the oldest outstanding request makes an insert and an answer O(1),
+//! with no map. Its span, from the oldest outstanding request to the newest, is what the
+//! client let out since the oldest was sent (a [`Client`](super::Client) answers every request
+//! by its timeout, so that span is bounded by what it sends within one timeout).
+
+use std::collections::VecDeque;
+
+/// Items by sequence number (see the module docs).
+#[derive(Debug)]
+pub(crate) struct SeqWindow<T> {
+    /// `slots[i]` is request `base + i`'s; `None` once taken. The front is always `Some`.
+    slots: VecDeque<Option<T>>,
+    base: u64,
+    /// Slots that are `Some`.
+    live: usize,
+}
+
+impl<T> Default for SeqWindow<T> {
+    fn default() -> Self {
+        SeqWindow {
+            slots: VecDeque::new(),
+            base: 0,
+            live: 0,
+        }
+    }
+}
+
+impl<T> SeqWindow<T> {
+    /// Add request `seq`'s item: `seq` is the next after the newest pushed, or any number
+    /// when the window is empty.
+    pub(crate) fn push(&mut self, seq: u64, item: T) {
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        // A client's requests are numbered in order, each once.
+        assert_eq!(
+            seq,
+            self.base + self.slots.len() as u64,
+            "sequence out of order"
+        );
+        self.slots.push_back(Some(item));
+        self.live += 1;
+    }
+
+    /// The slot of `seq`, if it is in the window.
+    fn slot(&mut self, seq: u64) -> Option<&mut Option<T>> {
+        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(i)
+    }
+
+    pub(crate) fn get(&self, seq: u64) -> Option<&T> {
+        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.slots.get(i)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
+        self.slot(seq)?.as_mut()
+    }
+
+    /// Take `seq`'s item out (`None` if it is not in the window).
+    pub(crate) fn take(&mut self, seq: u64) -> Option<T> {
+        let item = self.slot(seq)?.take()?;
+        self.taken();
+        Some(item)
+    }
+
+    /// Drop `seq`'s item where it lies, without moving it out; false if it was not there.
+    pub(crate) fn forget(&mut self, seq: u64) -> bool {
+        let Some(slot) = self.slot(seq).filter(|slot| slot.is_some()) else {
+            return false;
+        };
+        *slot = None;
+        self.taken();
+        true
+    }
+
+    /// One item fewer: drop the empty slots from the front.
+    fn taken(&mut self) {
+        self.live -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Items in the window.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The oldest sequence number still in the window (`None`: empty).
+    pub(crate) fn oldest(&self) -> Option<u64> {
+        (!self.slots.is_empty()).then_some(self.base)
+    }
+
+    /// Every item with its sequence number, oldest first.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut T)> {
+        let base = self.base;
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(move |(i, slot)| Some((base + i as u64, slot.as_mut()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_found_once_by_sequence_and_the_window_slides() {
+        let mut s = SeqWindow::default();
+        for seq in 5..=8u64 {
+            s.push(seq, seq * 10);
+        }
+        assert_eq!(s.take(6), Some(60), "answered out of order");
+        assert_eq!(s.take(6), None, "answered twice");
+        assert_eq!((s.base, s.live), (5, 3), "a hole behind the front stays");
+        assert_eq!(s.take(5), Some(50));
+        assert_eq!(
+            (s.base, s.slots.len()),
+            (7, 2),
+            "the front slid past the hole"
+        );
+        assert_eq!(s.take(4), None, "before the window");
+        assert_eq!(s.take(9), None, "not sent yet");
+        s.push(9, 90);
+        assert_eq!(
+            s.iter_mut().map(|(seq, v)| (seq, *v)).collect::<Vec<_>>(),
+            [(7, 70), (8, 80), (9, 90)]
+        );
+        assert!(s.forget(8) && !s.forget(8), "forgotten once");
+        assert_eq!(s.get(8), None);
+        assert_eq!([s.take(7), s.take(9)], [Some(70), Some(90)]);
+        assert_eq!((s.live, s.slots.len(), s.oldest()), (0, 0, None));
+        s.push(20, 200);
+        assert_eq!(
+            s.oldest(),
+            Some(20),
+            "an empty window starts at the next request"
+        );
+    }
+}
