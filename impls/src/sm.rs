@@ -187,10 +187,7 @@ impl std::hash::Hash for Kv {
 impl std::fmt::Debug for Kv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kv")
-            .field(
-                "map",
-                &sorted(&self.map).into_iter().collect::<BTreeMap<_, _>>(),
-            )
+            .field("map", &self.map.iter().collect::<BTreeMap<_, _>>())
             .field("locks", &self.locks)
             .finish()
     }
