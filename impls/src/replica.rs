@@ -659,7 +659,9 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
 
     /// Whether this protocol compacts its log into snapshots ([`Replica::compact`],
     /// [`Effect::Restore`]). Hosts of a protocol that does not never snapshot, whatever
-    /// [`Config::snapshots`] says.
+    /// [`Config::snapshots`] says; the runtime still checkpoints its durable store on the
+    /// policy's schedule (cheap for an image as small as the unreplicated ceiling's; a
+    /// protocol that keeps a log in its image should compact it instead).
     const SNAPSHOTS: bool = false;
 
     /// The host's state machine has applied every command up to `snapshot.slot` (at most

@@ -194,8 +194,10 @@ pub fn default_clients(outstanding: usize) -> usize {
 }
 
 impl LoadConfig {
-    /// Puts only (no reads, no snapshots, the default client count): the throughput sweep's
-    /// load.
+    /// Puts only (no reads, the default client count, a snapshot every
+    /// [`DEFAULT_SNAPSHOTS`](crate::runtime::DEFAULT_SNAPSHOTS)`.every` slots): the
+    /// throughput sweep's load. Loads on server processes take `snapshots: None` (the
+    /// servers' own flags decide), as does a load that replays a whole log.
     pub fn writes(
         protocol: Protocol,
         servers: usize,
@@ -209,7 +211,7 @@ impl LoadConfig {
             payload_bytes,
             clients: 0,
             reads: ReadLoad::default(),
-            snapshots: None,
+            snapshots: Some(crate::runtime::DEFAULT_SNAPSHOTS),
         }
     }
 

@@ -97,7 +97,11 @@ fn rebuild<R: Hosted>(
     servers: usize,
     ops: u64,
 ) -> Result<Duration, BenchError> {
-    let mut load = Load::<R>::start(LoadConfig::writes(protocol, servers, 256, 0))?;
+    // No snapshots: the restarted node replays the whole log, as the measurement says.
+    let mut load = Load::<R>::start(LoadConfig {
+        snapshots: None,
+        ..LoadConfig::writes(protocol, servers, 256, 0)
+    })?;
     load.run(ops)?;
     let cluster = &mut load.cluster;
     let leader = cluster

@@ -231,7 +231,7 @@ impl ModelArgs {
             cfg.protocol.max_inflight = w;
         }
         self.reads.apply(&mut cfg.protocol);
-        self.snapshots.apply(&mut cfg.protocol);
+        self.snapshots.apply(&mut cfg.protocol, None);
         self.flow.apply(&mut cfg.protocol);
         self.membership.apply(&mut cfg.protocol);
         (cfg.voters, cfg.changes) = self.membership.parts();

@@ -166,25 +166,48 @@ impl FlowArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SnapshotArgs {
     /// Snapshot the state machine (client sessions included) and compact the log once this
-    /// many slots were committed since the last snapshot. Off unless given; at least 1.
-    #[arg(long)]
-    pub snapshot_every: Option<u64>,
+    /// many slots were committed since the last snapshot (at least 1), or `off`. Default:
+    /// off for check and simulate, 10000 for run.
+    #[arg(long, value_name = "SLOTS|off", value_parser = parse_snapshot_every)]
+    pub snapshot_every: Option<SnapshotEvery>,
     /// With --snapshot-every: most snapshot bytes in one message (a larger snapshot travels
     /// in chunks, each acknowledged). At least 1. Default: 64 KiB.
     #[arg(long, default_value_t = paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK)]
     pub snapshot_chunk: usize,
 }
 
+/// `--snapshot-every`'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotEvery {
+    /// `off`: never snapshot.
+    Off,
+    /// Snapshot every this many committed slots (0 is refused by the configuration's
+    /// validation, with the reason).
+    Slots(u64),
+}
+
+fn parse_snapshot_every(s: &str) -> Result<SnapshotEvery, String> {
+    if s == "off" {
+        return Ok(SnapshotEvery::Off);
+    }
+    s.parse()
+        .map(SnapshotEvery::Slots)
+        .map_err(|_| "expected a number of slots or off".to_string())
+}
+
 impl SnapshotArgs {
     /// Set the snapshot policy of `cfg` (checked later by the configuration's own
-    /// validation).
-    pub fn apply(&self, cfg: &mut paxraft_impls::Config) {
-        cfg.snapshots = self
-            .snapshot_every
-            .map(|every| paxraft_impls::SnapshotPolicy {
-                every,
-                chunk: self.snapshot_chunk,
-            });
+    /// validation): what `--snapshot-every` says, or `default` slots without it.
+    pub fn apply(&self, cfg: &mut paxraft_impls::Config, default: Option<u64>) {
+        let every = match self.snapshot_every {
+            Some(SnapshotEvery::Off) => None,
+            Some(SnapshotEvery::Slots(n)) => Some(n),
+            None => default,
+        };
+        cfg.snapshots = every.map(|every| paxraft_impls::SnapshotPolicy {
+            every,
+            chunk: self.snapshot_chunk,
+        });
     }
 }
 

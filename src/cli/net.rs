@@ -467,6 +467,7 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
 fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
     let cfg = LoadConfig {
         clients: args.clients,
+        snapshots: None,
         ..LoadConfig::writes(
             args.protocol,
             addrs.len(),

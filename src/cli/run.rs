@@ -221,8 +221,15 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     };
     cfg.protocol.changes = args.change_mode;
     args.reads.apply(&mut cfg.protocol);
-    args.snapshots.apply(&mut cfg.protocol);
+    args.snapshots.apply(
+        &mut cfg.protocol,
+        Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
+    );
     args.flow.apply(&mut cfg.protocol);
+    let snapshots = match cfg.protocol.snapshots {
+        Some(p) => format!("snapshots every {} slots", p.every),
+        None => "no snapshots".to_string(),
+    };
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
         eprintln!(
             "note: {} has no read path without the log: its reads go through the log",
@@ -355,7 +362,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     cluster.shutdown();
     let pct = |p: f64| lat.value_at_quantile(p) as f64 / 1000.0;
     println!(
-        "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
+        "{} {} servers{}, {} clients x {} outstanding, {:?} storage, {snapshots}, {}% reads ({}{}): {} ops in {:.2} s = {:.0} ops/s; \
          latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; {} errors{}; {leadership}",
         R::NAME,
         args.servers,

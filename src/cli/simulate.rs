@@ -149,7 +149,7 @@ impl SimulateArgs {
         protocol.max_batch = self.max_batch;
         protocol.empty_heartbeats = self.empty_heartbeats;
         self.reads.apply(&mut protocol);
-        self.snapshots.apply(&mut protocol);
+        self.snapshots.apply(&mut protocol, None);
         self.flow.apply(&mut protocol);
         self.membership.apply(&mut protocol);
         let (voters, changes) = self.membership.parts();

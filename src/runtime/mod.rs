@@ -85,8 +85,9 @@
 //!   read goes through the log like a write (see [`reads`]);
 //! * the timer heap is compacted when stale entries pile up.
 //!
-//! Not bounded: the replicated log itself (the protocols keep it whole; there is no
-//! snapshotting yet), and so [`MemStorage`], which keeps what the log holds. A
+//! Bounded only with snapshots ([`Config::snapshots`]; [`DEFAULT_SNAPSHOTS`] in `paxraft run`
+//! and the in-process benchmarks): the replicated log, and so [`MemStorage`], which keeps
+//! what the log holds. Without them both grow for as long as the cluster commits. A
 //! [`LossyStorage`] holds one batch's writes between two syncs.
 //!
 //! # Performance notes
@@ -259,6 +260,18 @@ pub const NODE_MAILBOX: usize = 1 << 18;
 /// reads go through the log (slower, never refused). Far above what the benchmarks keep
 /// outstanding (4096 requests in all).
 pub const READS_IN_FLIGHT: usize = 1 << 16;
+
+/// The snapshot policy of `paxraft run` and the in-process benchmarks unless told otherwise:
+/// a snapshot every 10,000 committed slots, so a long run's logs and memory stay bounded as a
+/// deployment's would. Without it a log only grows: `run raft --clients 4 --outstanding 256
+/// --ops 6000000 --read-percent 90` held 3.4 GB and ran 2.09-2.40M ops/s against 69 MB and
+/// 2.70-2.71M ops/s with it (page faults of the growing logs and stores); every 100,000
+/// slots cost a p99 of 3.8-4.1 ms (one compaction drops 100,000 entries at once) against
+/// 1.0 ms.
+pub const DEFAULT_SNAPSHOTS: paxraft_impls::SnapshotPolicy = paxraft_impls::SnapshotPolicy {
+    every: 10_000,
+    chunk: paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK,
+};
 
 /// How long a replica thread polls its empty mailbox (yielding) before it blocks (see
 /// [`Mailbox::with_spin`]); `PAXRAFT_NODE_SPIN_US` overrides. Measured on 2 busy cores: one

@@ -215,6 +215,28 @@ fn leader_restart_after_a_million_commits() {
     });
 }
 
+/// `paxraft run` snapshots every 10,000 slots unless told otherwise (`--snapshot-every off`:
+/// never), and says which in its result line.
+#[test]
+fn the_cli_run_snapshots_by_default_and_says_so() {
+    for (flags, says) in [
+        (&[][..], "snapshots every 10000 slots"),
+        (&["--snapshot-every", "off"][..], "no snapshots"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paxraft"))
+            .args(["run", "raft", "--ops", "30000", "--clients", "2"])
+            .args(flags)
+            .output()
+            .expect("paxraft runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(says) && stdout.contains(" 0 errors"),
+            "{flags:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// `paxraft run --data DIR` keeps its files: a second run boots from the first one's
 /// snapshots and logs (with new client ids: the first run's sessions are in the snapshot)
 /// and serves every request; a snapshot that does not decode, or an image cut short, is a
@@ -240,6 +262,7 @@ fn the_cli_continues_from_its_data_directory_and_refuses_a_damaged_snapshot() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.status.success()
+                    && stdout.contains("snapshots every 100 slots")
                     && stdout.contains(": 2000 ops in")
                     && stdout.contains(" 0 errors"),
                 "{protocol} round {round}: {stdout}\n{}",
@@ -307,5 +330,93 @@ fn the_cli_continues_from_its_data_directory_and_refuses_a_damaged_snapshot() {
             "{protocol}: the repaired directory boots"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A protocol that keeps no log to compact (the unreplicated ceiling) still has its store
+/// folded on the snapshot policy's schedule, so that a benchmark's ceiling holds as little as
+/// the replicated clusters beside it (which compact) and pays no more page faults. Without a
+/// policy its store keeps every write: the control.
+#[test]
+fn a_protocol_without_snapshots_has_its_store_folded_on_the_policy() {
+    use paxraft::runtime::{MemStorage, Storage};
+    use paxraft_impls::unreplicated::Unreplicated;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    type U = Unreplicated;
+    type C = Cmd<Kv>;
+    /// A memory store that records how many writes it ever held unfolded, and its checkpoints.
+    struct Watched {
+        inner: MemStorage<U, C>,
+        most: Arc<AtomicUsize>,
+        checkpoints: Arc<AtomicU64>,
+    }
+    impl Storage<U, C> for Watched {
+        fn append(&mut self, write: &<U as Replica<C>>::Write) -> std::io::Result<()> {
+            self.inner.append(write)?;
+            self.most
+                .fetch_max(self.inner.unfolded(), Ordering::Relaxed);
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.inner.sync()
+        }
+        fn load(&mut self) -> std::io::Result<Option<<U as Replica<C>>::Durable>> {
+            self.inner.load()
+        }
+        fn checkpoint(&mut self) -> std::io::Result<()> {
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.inner.checkpoint()
+        }
+    }
+    const OPS: u64 = 2_000;
+    const EVERY: u64 = 100;
+    for policy in [
+        Some(SnapshotPolicy {
+            every: EVERY,
+            chunk: SnapshotPolicy::DEFAULT_CHUNK,
+        }),
+        None,
+    ] {
+        let (most, checkpoints) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut cfg = RuntimeConfig::default();
+        cfg.protocol.snapshots = policy;
+        let (m, k) = (most.clone(), checkpoints.clone());
+        let mut c: Cluster<U, Kv> = Cluster::with_storage(1, cfg, move |_| {
+            Ok(Box::new(Watched {
+                inner: MemStorage::default(),
+                most: m.clone(),
+                checkpoints: k.clone(),
+            }))
+        })
+        .expect("starts");
+        let mut client = c.client(ClientConfig::default());
+        // One request at a time: each step makes one write of one command.
+        for i in 0..OPS {
+            client.submit(KvOp::Put(i % 7, vec![1])).expect("served");
+        }
+        drop(client);
+        c.shutdown();
+        let (most, checkpoints) = (
+            most.load(Ordering::Relaxed),
+            checkpoints.load(Ordering::Relaxed),
+        );
+        match policy {
+            Some(_) => {
+                assert!(
+                    checkpoints >= OPS / EVERY - 1,
+                    "the store was folded every {EVERY} commits ({checkpoints} checkpoints)"
+                );
+                assert!(
+                    most as u64 <= EVERY + 1,
+                    "at most a policy's worth of writes unfolded (held {most})"
+                );
+            }
+            None => {
+                assert_eq!(checkpoints, 0, "no policy, no checkpoint");
+                assert!(most as u64 >= OPS, "every write kept (held {most})");
+            }
+        }
     }
 }
