@@ -220,10 +220,13 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                 .sampling_mode(SamplingMode::Flat)
                 .warm_up_time(time(Duration::from_millis(500)))
                 .measurement_time(time(Duration::from_secs(2)));
-            // Loads of several clients at each read share, then one client alone reading.
+            // Loads of several clients at each read share; the 90/10 mix again at 1024
+            // outstanding, where the paths that wait for a round (read-index) are no longer
+            // bound by their latency; then one client alone reading.
             let loads = mixes
                 .iter()
                 .map(|&percent| (format!("{percent}pct-reads"), percent, 256))
+                .chain([("90pct-reads-1024".to_string(), 90, 1024)])
                 .chain([("1-client-reads".to_string(), 100, 1)]);
             for (id, percent, outstanding) in loads {
                 let cfg = LoadConfig {
