@@ -124,7 +124,7 @@ fn loopback(c: &mut criterion::Criterion, quick: bool, payloads: &[usize]) -> Ve
                 c,
                 &format!("loopback-{}-3n-{payload}B", protocol.name()),
                 "loopback ",
-                // The servers keep their logs whole (`serve` has no snapshot flag).
+                // The servers snapshot on `serve`'s own default, as the in-process points do.
                 LoadConfig {
                     snapshots: None,
                     ..LoadConfig::writes(protocol, 3, 0, payload)

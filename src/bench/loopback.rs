@@ -44,7 +44,7 @@ impl NetLoad {
         cfg.validate()?;
         if cfg.reads.percent != 0 || cfg.snapshots.is_some() {
             return Err(BenchError::Config(
-                "loopback loads are puts only, without snapshots",
+                "loopback loads are puts only, and the servers set their own snapshots",
             ));
         }
         let mut probe = client(

@@ -167,7 +167,7 @@ impl FlowArgs {
 pub struct SnapshotArgs {
     /// Snapshot the state machine (client sessions included) and compact the log once this
     /// many slots were committed since the last snapshot (at least 1), or `off`. Default:
-    /// off for check and simulate, 10000 for run.
+    /// off for check and simulate, 10000 for run and serve.
     #[arg(long, value_name = "SLOTS|off", value_parser = parse_snapshot_every)]
     pub snapshot_every: Option<SnapshotEvery>,
     /// With --snapshot-every: most snapshot bytes in one message (a larger snapshot travels

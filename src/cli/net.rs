@@ -61,6 +61,8 @@ pub struct ServeArgs {
     /// restart: to measure the network alone, as `paxraft run` does without --data).
     #[arg(long, value_enum, default_value = "file")]
     pub storage: StorageKind,
+    #[command(flatten)]
+    pub snapshots: super::SnapshotArgs,
 }
 
 /// Where a served node keeps its writes.
@@ -92,17 +94,23 @@ fn peers(s: &str) -> Result<Peers, String> {
 
 /// The runtime configuration of a served node: the in-process defaults with the timeouts
 /// given (a network and processes on shared cores need longer ones than threads do).
-fn served_config(election: Duration, heartbeat: Duration) -> RuntimeConfig {
-    RuntimeConfig {
+fn served_config(a: &ServeArgs) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig {
         protocol: paxraft_impls::Config {
-            election_timeout: election..election * 2,
-            heartbeat_interval: heartbeat,
+            election_timeout: a.election_timeout..a.election_timeout * 2,
+            heartbeat_interval: a.heartbeat,
             ..fast_config()
         },
         // Each process draws its own timer delays.
         seed: rand::random(),
         ..RuntimeConfig::default()
-    }
+    };
+    // A server runs for long: its log is compacted as `run`'s is, unless told otherwise.
+    a.snapshots.apply(
+        &mut cfg.protocol,
+        Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
+    );
+    cfg
 }
 
 struct Serve<'a>(&'a ServeArgs, Arc<AtomicBool>);
@@ -126,7 +134,7 @@ impl ProtocolVisitor for Serve<'_> {
             },
             data: a.data.clone(),
             status: a.status,
-            runtime: served_config(a.election_timeout, a.heartbeat),
+            runtime: served_config(a),
             fault_hooks: a.fault_hooks,
             memory: a.storage == StorageKind::Memory,
         })?;

@@ -188,6 +188,7 @@ fn status_json<R: Replica<Cmd<S>>, S: StateMachine>(
         "leader": status.and_then(|s| s.leader).map(|l| l.0),
         "commit": status.map(|s| s.commit),
         "last": status.map(|s| s.last),
+        "snapshot": status.map(|s| s.snapshot),
         "applied": applied,
         "configuration": status.map(|s| s.config.to_string()),
         "counters": counters,

@@ -211,7 +211,8 @@ fn run_client(
 /// over, the old one restarts from its data directory and catches up. The clients' history
 /// is linearizable, and every acknowledged write is still there: a final read of each key
 /// (part of the checked history) sees the last write, and the restarted node applies as far
-/// as the others.
+/// as the others. The servers snapshot every 50 slots, so the restart boots from a snapshot
+/// and the log after it (checked: the restarted node reports one).
 #[test]
 fn a_killed_raft_leader_restarts_from_its_data_and_the_history_stays_linearizable() {
     kill_the_leader("raft");
@@ -224,13 +225,20 @@ fn a_killed_multipaxos_leader_restarts_from_its_data_and_the_history_stays_linea
 }
 
 fn kill_the_leader(protocol: &str) {
-    under_load(
+    let p = under_load(
         &format!("kill9-{protocol}"),
         protocol,
-        &[],
+        &["--snapshot-every", "50"],
         |p, old| p.kill9(old),
         |p, old| p.spawn(old),
     );
+    for i in 0..3 {
+        let snapshot = p.status(i).and_then(|s| s["snapshot"].as_u64());
+        assert!(
+            snapshot.is_some_and(|s| s >= 50),
+            "{protocol}: node {i} compacted (snapshot at {snapshot:?})"
+        );
+    }
 }
 
 /// The leader of 3 Raft processes is cut off from both others by the transport's fault
@@ -267,14 +275,15 @@ fn http_get(addr: SocketAddr, path: &str) {
 }
 
 /// Run 4 clients against 3 processes of `protocol`; `fault` the leader, wait for a new one,
-/// `heal`; then check the history, the final reads and that the old leader caught up.
+/// `heal`; then check the history, the final reads and that the old leader caught up. The
+/// processes, still running.
 fn under_load(
     name: &str,
     protocol: &str,
     extra: &[&str],
     fault: impl FnOnce(&mut Procs, usize),
     heal: impl FnOnce(&mut Procs, usize),
-) {
+) -> Procs {
     let mut p = Procs::start(name, protocol, extra);
     let old = p.leader(Duration::from_secs(10));
     let stop = Arc::new(AtomicBool::new(false));
@@ -368,6 +377,7 @@ fn under_load(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    p
 }
 
 type F = Frame<RaftMsg<Cmd<Kv>>, Kv>;
@@ -547,6 +557,14 @@ fn bad_command_lines_exit_2_with_one_line() {
     let taken = format!("0={},1={b}", held.local_addr().unwrap());
     go(serve(&["--id", "0", "--peers", &taken]), "cannot listen on");
     drop(held);
+    go(
+        serve(&["--id", "0", "--peers", &peers, "--snapshot-every", "0"]),
+        "snapshot threshold must be at least 1",
+    );
+    go(
+        serve(&["--id", "0", "--peers", &peers, "--snapshot-every", "x"]),
+        "a number of slots or off",
+    );
     // A data directory another protocol (or cluster, or node) wrote.
     std::fs::create_dir_all(data).unwrap();
     for (meta, refusal) in [
