@@ -214,6 +214,12 @@ where
                 id.me
             )));
         }
+        // Before anything is claimed: a bad flag must not leave a directory behind (a
+        // memory-storage node's directory refuses every later start).
+        cfg.runtime
+            .protocol
+            .validate(n)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let addr = id.addrs[id.me.index()];
         let listener =
             TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;

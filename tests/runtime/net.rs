@@ -561,6 +561,8 @@ fn bad_command_lines_exit_2_with_one_line() {
         serve(&["--id", "0", "--peers", &peers, "--snapshot-every", "0"]),
         "snapshot threshold must be at least 1",
     );
+    // Refused before the directory is claimed: nothing is left to refuse a later start.
+    assert!(!Path::new(data).exists(), "a refused start claimed {data}");
     go(
         serve(&["--id", "0", "--peers", &peers, "--snapshot-every", "x"]),
         "a number of slots or off",
