@@ -100,6 +100,9 @@ round to a majority (and their durable writes), then it is applied and answered.
 <li><b>read-index</b> (Ongaro's dissertation §6.4): no log write; the leader notes its commit \
 point, confirms it still leads with one heartbeat round to a majority (reads that arrive \
 together share it), and answers from its state machine once it has applied that point.</li>\
+<li><b>lease</b> (§6.4.1): while a majority's acknowledgements promise that no other leader \
+exists (the lease, shortened by the clock drift bound), the leader's state machine answers \
+at once, on the client's own thread: no round, no message. The heartbeat renews it.</li>\
 <li><b>follower-reads</b>: read index at whichever node the client reads from; a follower \
 asks the leader for the read index (one round trip, plus the leader's confirmation round), \
 waits until it has applied it, and answers, so reads spread over every node.</li></ul>";
@@ -237,6 +240,10 @@ mod tests {
             "{h}"
         );
         assert!(!h.contains("<svg"));
+        // Every path the benchmarks run is explained.
+        for path in ["log", "read-index", "lease", "follower-reads"] {
+            assert!(h.contains(&format!("<li><b>{path}</b>")), "{path}: {h}");
+        }
 
         let points = [
             point("raft", "log", 90, 256, 7e5),
