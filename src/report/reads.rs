@@ -125,8 +125,8 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
     h.push_str(&build_note(
         points.iter().map(|p| p.point.provenance.as_ref()),
     ));
-    // The chart draws the sweep over read shares: the load with the most points. Other loads
-    // (one mix at 1024 outstanding) are single points, in the table.
+    // The chart draws the sweep over read shares: the load with the most points (the lighter
+    // one on a tie). Other loads (one mix at 1024 outstanding) are single points, in the table.
     let sweep = points
         .iter()
         .map(|p| p.point.outstanding)
@@ -134,7 +134,7 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
         .max_by_key(|&o| {
             (
                 points.iter().filter(|p| p.point.outstanding == o).count(),
-                o,
+                std::cmp::Reverse(o),
             )
         });
     let loaded: Vec<&ReadPoint> = points
@@ -143,7 +143,15 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
         .collect();
     if !loaded.is_empty() {
         match charts::reads(&loaded) {
-            Ok(svg) => h.push_str(&svg),
+            Ok(svg) => {
+                h.push_str(&svg);
+                let _ = write!(
+                    h,
+                    "<p class=\"muted\">The chart: {} outstanding requests; every load is in \
+                     the table.</p>",
+                    sweep.unwrap_or_default()
+                );
+            }
             Err(e) => {
                 let _ = write!(h, "<p class=\"muted\">{}</p>", escape(&e));
             }
@@ -259,6 +267,11 @@ mod tests {
         assert!(h.contains("Reads: throughput by read share"));
         // The chart is the sweep at 256: no series of the single points at 1024.
         assert!(!h.contains("1024 outstanding"), "{h}");
+        assert!(h.contains("The chart: 256 outstanding requests"), "{h}");
+        // As many points at both loads (a run of the 90/10 mix only): the lighter load.
+        let mut tie = String::new();
+        section(&mut tie, &[&points[..2], &points[4..]].concat());
+        assert!(tie.contains("The chart: 256 outstanding requests"), "{tie}");
         // One row per point, the single client's among them.
         assert_eq!(h.matches("<tr><td").count(), 6);
         assert!(h.contains("1.4M") && h.contains("read-index"), "{h}");
