@@ -151,7 +151,8 @@ pub fn errors_cell(errors: u64) -> String {
 pub const CEILING: &str = "<p class=\"muted ceiling\">The unreplicated ceiling runs on the same \
 runtime as Raft and multi-Paxos and takes the same host path: the same clients and mailboxes, \
 the same batching of a drain into one proposal, the same durable append of the commands of \
-each batch and one sync per step (in-memory storage here, as for the others), the same \
+each batch and one sync per step (in-memory storage here, as for the others, folded on the \
+schedule of their snapshots, <code>runtime::DEFAULT_SNAPSHOTS</code>), the same \
 session table and state machine applying every command, and the same answers. It leaves out \
 only replication: no messages to peers, so no follower threads at work and no quorum wait. \
 It is measured on 1 server (one replica thread) and as the serving node of 3 (the thread \
@@ -630,6 +631,8 @@ fn loopback(h: &mut String, bench: &[BenchPoint]) {
         "</table><p class=\"muted\">Loopback: one <code>paxraft serve</code> process per \
          replica on 127.0.0.1 with <code>--storage memory</code>, clients in the bench process \
          over TCP; in-process: replica threads and channels in one process. Same closed loop, \
-         same client count. A dash: no in-process point at that load.</p>",
+         same client count, both snapshotting on the same default \
+         (<code>runtime::DEFAULT_SNAPSHOTS</code>). A dash: no in-process point at that \
+         load.</p>",
     );
 }
