@@ -43,6 +43,11 @@ pub struct BenchPoint {
     /// stamped: unknown, shown as such).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Every how many committed slots the servers snapshotted and compacted their logs
+    /// (`None`: never, so the logs grew for the whole point; so did every point saved before
+    /// the benchmarks compacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every: Option<u64>,
 }
 
 /// How a benchmark's clients and servers talk.

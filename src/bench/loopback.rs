@@ -171,7 +171,11 @@ impl AnyLoad for LoopbackLoad {
         self.load.run(ops)
     }
     fn point(&self) -> BenchPoint {
-        self.load.point()
+        BenchPoint {
+            // The servers it started snapshot on `serve`'s default.
+            snapshot_every: Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
+            ..self.load.point()
+        }
     }
     fn errors(&self) -> u64 {
         self.load.errors()

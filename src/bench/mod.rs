@@ -575,6 +575,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
             errors: self.errors(),
             transport,
             provenance: Some(crate::results::Provenance::now()),
+            snapshot_every: cfg.snapshots.map(|p| p.every),
         }
     }
 

@@ -138,6 +138,41 @@ pub fn build_note<'a>(stamps: impl IntoIterator<Item = Option<&'a Provenance>>) 
     )
 }
 
+/// What a section's throughput points did with their logs: a warning when some (or all)
+/// never compacted, as every point saved before the benchmarks snapshotted (their logs grew
+/// for the whole point, and page faults cost them up to two thirds of their throughput);
+/// a plain line when all compacted.
+pub fn compaction_note<'a>(points: impl IntoIterator<Item = &'a BenchPoint>) -> String {
+    let (mut never, mut every) = (0usize, std::collections::BTreeSet::new());
+    for p in points {
+        match p.snapshot_every {
+            Some(n) => {
+                every.insert(n);
+            }
+            None => never += 1,
+        }
+    }
+    let schedules = every
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match (never, every.is_empty()) {
+        (0, true) => String::new(),
+        (0, false) => format!(
+            "<p class=\"muted\">Every point's servers snapshotted and compacted their logs \
+             every {schedules} committed slots.</p>"
+        ),
+        (n, _) => format!(
+            "<p class=\"bad\">{n} {} without compaction (saved before the benchmarks \
+             snapshotted, or with snapshots off): their logs grew for the whole point, which \
+             costs throughput; compare them only with each other. Rerun <code>cargo bench -p \
+             paxraft-bench</code> to replace them.</p>",
+            if n == 1 { "point ran" } else { "points ran" }
+        ),
+    }
+}
+
 /// A table cell of a point's failed requests (client timeouts), marked when there are any.
 pub fn errors_cell(errors: u64) -> String {
     if errors == 0 {
@@ -280,6 +315,7 @@ pub fn render_with_reads(
     h.push_str(&build_note(
         results.bench.iter().map(|p| p.provenance.as_ref()),
     ));
+    h.push_str(&compaction_note(&results.bench));
     for &b in &payloads {
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }

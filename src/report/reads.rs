@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::charts;
-use super::html::{build_note, errors_cell, escape, provenance_note};
+use super::html::{build_note, compaction_note, errors_cell, escape, provenance_note};
 use crate::results::{BenchPoint, DATA_DIR};
 
 /// The file under `reports/data/`.
@@ -125,6 +125,7 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
     h.push_str(&build_note(
         points.iter().map(|p| p.point.provenance.as_ref()),
     ));
+    h.push_str(&compaction_note(points.iter().map(|p| &p.point)));
     // The chart draws the sweep over read shares: the load with the most points (the lighter
     // one on a tie). Other loads (one mix at 1024 outstanding) are single points, in the table.
     let sweep = points
@@ -178,13 +179,15 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
             ))
     });
     for p in sorted {
-        // Throughput as a multiple of the log path's at the same protocol, mix and load.
+        // Throughput as a multiple of the log path's at the same protocol, mix and load, and
+        // with the same compaction (a log that grows is slower).
         let log = points.iter().find(|l| {
             l.path == "log"
                 && l.read_percent == p.read_percent
                 && (&l.point.protocol, l.point.servers, l.point.outstanding)
                     == (&p.point.protocol, p.point.servers, p.point.outstanding)
                 && l.point.payload_bytes == p.point.payload_bytes
+                && l.point.snapshot_every == p.point.snapshot_every
         });
         let times = match log {
             Some(l) if p.path != "log" && l.point.ops_per_sec > 0.0 => {
@@ -235,6 +238,7 @@ mod tests {
                 errors: 0,
                 transport: Default::default(),
                 provenance: None,
+                snapshot_every: Some(10_000),
             },
         }
     }
@@ -282,6 +286,13 @@ mod tests {
             "{h}"
         );
         assert_eq!(h.matches("x</td><td>12.5").count(), 2, "{h}");
+        // A log point that never compacted is no baseline for one that did.
+        let mut old_log = points[0].clone();
+        old_log.point.snapshot_every = None;
+        let mut mixed = String::new();
+        section(&mut mixed, &[old_log, points[1].clone()]);
+        assert!(!mixed.contains("2.0x"), "{mixed}");
+        assert!(mixed.contains("1 point ran without compaction"), "{mixed}");
     }
 
     #[test]

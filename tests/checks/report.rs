@@ -28,6 +28,7 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         errors: 0,
         transport: Transport::InProcess,
         provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
+        snapshot_every: Some(10_000),
     }
 }
 
@@ -220,6 +221,13 @@ fn report_from_sample_results_has_every_section_and_chart() {
     results.checks.push(broken);
     let (root, doc) = render_in_tree("full", &results, true);
     let dir = root.join("reports");
+    // Every sample point compacted, and the section says how often.
+    let throughput = text(doc.select(&sel("section#throughput")).next().unwrap());
+    assert!(
+        throughput.contains("compacted their logs every 10000 committed slots")
+            && !throughput.contains("without compaction"),
+        "{throughput}"
+    );
 
     for id in [
         "checks",
@@ -619,6 +627,7 @@ fn results_saved_before_replays_and_stamps_load_and_show_as_unknown() {
     assert_eq!(results.zoo[0].clean_replay, None);
     assert_eq!(results.zoo[0].provenance, None);
     assert_eq!(results.bench[0].provenance, None);
+    assert_eq!(results.bench[0].snapshot_every, None);
     assert_eq!(results.checks[0].provenance, None);
     let doc = Html::parse_document(
         &std::fs::read_to_string(paxraft::report::write(&dir).unwrap()).unwrap(),
@@ -633,6 +642,12 @@ fn results_saved_before_replays_and_stamps_load_and_show_as_unknown() {
         !zoo.contains("pass when replayed")
             && zoo.contains("1 caught bug has no clean replay on record"),
         "{zoo}"
+    );
+    // A point saved before the benchmarks compacted is marked as such.
+    let throughput = text(doc.select(&sel("section#throughput")).next().unwrap());
+    assert!(
+        throughput.contains("1 point ran without compaction"),
+        "{throughput}"
     );
     for id in ["zoo", "checks", "throughput"] {
         let note = text(
