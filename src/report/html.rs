@@ -568,7 +568,7 @@ fn comparison(h: &mut String, results: &Results) {
                     && p.payload_bytes == bytes
                     && servers.map_or(true, |n| p.servers == n)
             })
-            .map(|p| p.ops_per_sec)
+            .copied()
     };
     let mut keys: Vec<(usize, usize)> = bench
         .iter()
@@ -580,8 +580,11 @@ fn comparison(h: &mut String, results: &Results) {
     if keys.is_empty() {
         return;
     }
-    let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.0}%", 100.0 * a / b),
+    // A share only between points of the same compaction: a log that grows is slower.
+    let pct = |a: Option<&BenchPoint>, b: Option<&BenchPoint>| match (a, b) {
+        (Some(a), Some(b)) if b.ops_per_sec > 0.0 && a.snapshot_every == b.snapshot_every => {
+            format!("{:.0}%", 100.0 * a.ops_per_sec / b.ops_per_sec)
+        }
         _ => "-".into(),
     };
     let _ = write!(
@@ -592,7 +595,7 @@ fn comparison(h: &mut String, results: &Results) {
          <th>raft / unreplicated<br>(1 server · 1 of n)</th>\
          <th>multipaxos / unreplicated<br>(1 server · 1 of n)</th></tr>"
     );
-    let show = |v: Option<f64>| v.map_or("-".into(), charts::human);
+    let show = |v: Option<&BenchPoint>| v.map_or("-".into(), |p| charts::human(p.ops_per_sec));
     for (n, bytes) in keys {
         let (raft, mp, alone, of_n) = (
             at("raft", Some(n), bytes),
@@ -619,7 +622,7 @@ fn comparison(h: &mut String, results: &Results) {
 }
 
 /// Each loopback point beside the in-process point of the same protocol, cluster size,
-/// outstanding requests and payload: throughput, its share, and median latency.
+/// outstanding requests, payload and compaction: throughput, its share, and median latency.
 fn loopback(h: &mut String, bench: &[BenchPoint]) {
     let remote: Vec<&BenchPoint> = bench
         .iter()
@@ -641,6 +644,7 @@ fn loopback(h: &mut String, bench: &[BenchPoint]) {
                 && p.servers == r.servers
                 && p.outstanding == r.outstanding
                 && p.payload_bytes == r.payload_bytes
+                && p.snapshot_every == r.snapshot_every
         });
         let (ops, share, p50) = match local {
             Some(l) if l.ops_per_sec > 0.0 => (

@@ -873,6 +873,12 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         point("multipaxos", 3, 1024, 6e5),
         // No in-process point at 64: a dash, not a wrong ratio.
         over_tcp(point("multipaxos", 3, 64, 1e5)),
+        // An in-process point that never compacted is no baseline for one that did.
+        BenchPoint {
+            snapshot_every: None,
+            ..point("multipaxos", 3, 16, 3e5)
+        },
+        over_tcp(point("multipaxos", 3, 16, 5e4)),
     ];
     let page = paxraft::report::html::render(&results, "", None::<&Path>);
     let doc = Html::parse_document(&page);
@@ -885,7 +891,7 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         .skip(1)
         .map(|r| r.select(&sel("td")).map(text).collect())
         .collect();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     // protocol, servers, outstanding, bytes, in-process, loopback, share, p50s.
     assert_eq!(
         rows[0][..7],
@@ -894,6 +900,10 @@ fn loopback_points_sit_beside_the_in_process_ones() {
     assert_eq!(
         rows[1][..7],
         ["multipaxos", "3", "64", "0", "-", "100.0k", "-"]
+    );
+    assert_eq!(
+        rows[2][..7],
+        ["multipaxos", "3", "16", "0", "-", "50.0k", "-"]
     );
     // The in-process comparison still compares in-process points (raft 800k, not 400k).
     let compared: Vec<String> = doc
@@ -910,10 +920,7 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         .select(&sel("section#latency tr td:nth-child(2)"))
         .map(text)
         .collect();
-    assert_eq!(
-        transports,
-        ["in-process", "loopback", "in-process", "loopback"]
-    );
+    assert_eq!(transports, ["in-process", "loopback"].repeat(3));
     // Saved beside each other: the transport is part of a point's identity.
     let dir = std::env::temp_dir().join(format!("paxraft-loopback-merge-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
