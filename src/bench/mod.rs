@@ -270,8 +270,9 @@ struct Driven<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> 
     issued: u64,
 }
 
-/// Latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits.
-fn histogram() -> Histogram<u64> {
+/// Latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits (the benchmarks'
+/// and `paxraft run`'s).
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 

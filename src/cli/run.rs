@@ -298,7 +298,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         let (done, bar, window) = (Arc::clone(&done), bar.clone(), args.outstanding);
         threads.push(std::thread::spawn(move || {
             // Nanoseconds, 3 significant digits (what the percentiles print).
-            let mut lat = latencies();
+            let mut lat = crate::bench::histogram();
             let mut answers = Vec::with_capacity(window);
             let (mut sent, mut errors, mut overloaded) = (0u64, 0u64, 0u64);
             while lat.len() + errors < n {
@@ -339,7 +339,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     // The changes go in while the clients run; a failed one stops the rest, not the load
     // (what the clients submitted is still answered before the run ends).
     let changed = reconfigure(&cluster, &args.reconfigure, &bar);
-    let mut lat = latencies();
+    let mut lat = crate::bench::histogram();
     let (mut errors, mut overloaded) = (0, 0);
     for t in threads {
         let (l, e, o) = t
@@ -403,11 +403,6 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         println!("replica {id} panicked: {what}");
     }
     changed
-}
-
-/// A latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits.
-fn latencies() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds")
 }
 
 /// How long `run` waits for a leader, before the load and after it.
