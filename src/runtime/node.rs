@@ -306,19 +306,21 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             // (every commit reported so far is applied above, or restored), so a snapshot of
             // it now is the state at that slot. The compaction only writes.
             let mut compacted = false;
-            if let Some(policy) = cfg.protocol.snapshots.filter(|_| !R::SNAPSHOTS) {
-                // No log to compact (the unreplicated ceiling keeps none): the store still
-                // folds its writes on the policy's schedule, so that it holds as little as
-                // the others' stores do and the comparison stays fair.
-                let commit = replica.status().commit;
-                if commit >= folded.saturating_add(policy.every) {
-                    folded = commit;
-                    compacted = true;
-                }
-            }
-            if let Some(policy) = cfg.protocol.snapshots.filter(|_| R::SNAPSHOTS) {
+            if let Some(policy) = cfg.protocol.snapshots {
                 let status = replica.status();
-                if policy.due(&status) {
+                if !R::SNAPSHOTS {
+                    // No log to compact (the unreplicated ceiling keeps none): the store still
+                    // folds its writes on the policy's schedule, as if it snapshotted at
+                    // `folded`, so that it holds as little as the others' stores do and the
+                    // comparison stays fair.
+                    if policy.due(&paxraft_impls::Status {
+                        snapshot: folded,
+                        ..status
+                    }) {
+                        folded = status.commit;
+                        compacted = true;
+                    }
+                } else if policy.due(&status) {
                     let snapshot = Snapshot {
                         slot: SnapshotPolicy::slot(&status, &cfg.protocol),
                         data: k.local.sessions().encode_as(&cfg.protocol),
