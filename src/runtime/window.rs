@@ -45,15 +45,19 @@ impl<T> SeqWindow<T> {
         self.live += 1;
     }
 
+    /// Where `seq`'s slot would be in `slots` (it may lie past the end).
+    fn index(&self, seq: u64) -> Option<usize> {
+        usize::try_from(seq.checked_sub(self.base)?).ok()
+    }
+
     /// The slot of `seq`, if it is in the window.
     fn slot(&mut self, seq: u64) -> Option<&mut Option<T>> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        let i = self.index(seq)?;
         self.slots.get_mut(i)
     }
 
     pub(crate) fn get(&self, seq: u64) -> Option<&T> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        self.slots.get(i)?.as_ref()
+        self.slots.get(self.index(seq)?)?.as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
