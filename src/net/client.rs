@@ -10,7 +10,6 @@
 //! [`Reply::Retry`] at once (so the client tries the next one), and is not dialed again for
 //! [`REDIAL_AFTER`].
 
-use std::io::BufReader;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
@@ -24,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::frame::{self, Frame, MAX_FRAME};
+use super::inlet::Inlet;
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
 use crate::runtime::{
     Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox, Sink,
@@ -343,7 +343,7 @@ where
     R::Msg: DeserializeOwned,
     S: StateMachine,
 {
-    let mut r = BufReader::with_capacity(1 << 16, &s);
+    let mut r = Inlet::buffered(&s);
     let mut buf = Vec::new();
     while let Ok(Frame::Reply { replies }) = frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME) {
         // A full mailbox drops them: the client resends, answered from the session.

@@ -7,6 +7,9 @@
 //! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, written
 //!   by the node's own thread when the socket takes it, bounded buffers that drop (and count)
 //!   what a slow or absent peer cannot take.
+//! * [`inlet`]: one connection's incoming bytes, read by a thread that polls the socket for
+//!   a while after each frame before it blocks (a wake-up from a blocking read was most of a
+//!   request's latency over loopback).
 //! * [`outlet`]: one connection's outgoing frames, written by the producing thread (node or
 //!   client) when nothing is pending, else by the connection's flusher thread, in order.
 //! * [`server`]: `paxraft serve`: the runtime's node loop ([`Cluster::hosting`](crate::runtime::Cluster::hosting))
@@ -31,6 +34,8 @@ pub mod auth;
 pub mod client;
 #[cfg(not(loom))]
 pub mod frame;
+#[cfg(not(loom))]
+pub mod inlet;
 pub mod outlet;
 #[cfg(not(loom))]
 pub mod server;

@@ -528,7 +528,7 @@ fn serve_client<R, S>(
         });
     let Ok(writer) = writer else { return };
     let _ = conn.set_read_timeout(Some(CLIENT_IDLE));
-    let mut r = std::io::BufReader::with_capacity(1 << 16, &conn);
+    let mut r = super::inlet::Inlet::buffered(&conn);
     let mut buf = Vec::new();
     let mut reqs = first;
     loop {

@@ -19,7 +19,7 @@
 //! with doubling back-off (10 ms to 1 s); the acceptor takes the newest admitted connection
 //! from that peer and closes the one it replaces.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use super::auth::{nonce, Secret, Side};
 use super::frame::{self, Frame, MAX_FRAME, NONCE};
+use super::inlet::Inlet;
 use super::outlet::{Conn, Next, Outlet, Sent};
 use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Refused, Sink};
 
@@ -50,8 +51,6 @@ pub const OUTBOX: usize = 1 << 14;
 pub const OUTBOX_BYTES: usize = 4 << 20;
 /// How often an idle link looks for a broken or replaced connection.
 const IDLE_CHECK: Duration = Duration::from_millis(50);
-/// Read buffer per connection.
-const READ_BUFFER: usize = 1 << 16;
 
 /// What a server counts, all monotonic. Relaxed atomics: they are statistics.
 #[derive(Debug, Default)]
@@ -508,7 +507,7 @@ fn read_peer<R, S>(
     S: StateMachine,
 {
     let inbox = net.mailbox(me);
-    let mut r = BufReader::with_capacity(READ_BUFFER, &stream);
+    let mut r = Inlet::buffered(&stream);
     let mut buf = Vec::new();
     let mut got: Vec<Input<R, S>> = Vec::new();
     let why = loop {
