@@ -148,7 +148,7 @@ impl LoopbackLoad {
                 .map(|a| a.port())
                 .map_err(|e| BenchError::Loopback(e.to_string()))?
         ));
-        let (servers, ports) = Local::start(program, cfg.protocol, storage, cfg.servers, &dir)
+        let (servers, ports) = Local::start(program, cfg.protocol, storage, cfg.servers, &dir, &[])
             .map_err(BenchError::Loopback)?;
         let addrs: Vec<_> = ports.iter().map(|(a, _)| *a).collect();
         let load = NetLoad::connect(&addrs, cfg).map_err(|e| match e {

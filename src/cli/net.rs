@@ -139,10 +139,11 @@ impl ProtocolVisitor for Serve<'_> {
             memory: a.storage == StorageKind::Memory,
         })?;
         eprintln!(
-            "paxraft n{} ({}, {} nodes) serving on {}{}",
+            "paxraft n{} ({}, {} nodes, {}) serving on {}{}",
             a.id,
             R::NAME,
             a.peers.0.len(),
+            snapshot_schedule(served_config(a).protocol.snapshots),
             server.addr,
             a.status
                 .map(|s| format!(", status on http://{s}/"))
@@ -154,6 +155,13 @@ impl ProtocolVisitor for Serve<'_> {
         eprintln!("paxraft n{}: stopped", a.id);
         Ok(())
     }
+}
+
+/// What a snapshot policy does, as the command line says it.
+fn snapshot_schedule(p: Option<paxraft_impls::SnapshotPolicy>) -> String {
+    p.map_or("no snapshots".to_string(), |p| {
+        format!("snapshots every {} slots", p.every)
+    })
 }
 
 fn heartbeat_too_long(a: &ServeArgs) -> bool {
@@ -304,6 +312,28 @@ pub struct ClusterArgs {
     /// Where the servers keep their writes (see `paxraft serve --storage`).
     #[arg(long, value_enum, default_value = "file")]
     pub storage: StorageKind,
+    /// Passed to every server (see `paxraft serve --snapshot-every`).
+    #[command(flatten)]
+    pub snapshots: super::SnapshotArgs,
+}
+
+impl super::SnapshotArgs {
+    /// The flags that give a `serve` process these settings (none for a setting left out).
+    fn serve_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(every) = self.snapshot_every {
+            flags.push("--snapshot-every".to_string());
+            flags.push(match every {
+                super::SnapshotEvery::Off => "off".to_string(),
+                super::SnapshotEvery::Slots(n) => n.to_string(),
+            });
+        }
+        if self.snapshot_chunk != paxraft_impls::SnapshotPolicy::DEFAULT_CHUNK {
+            flags.push("--snapshot-chunk".to_string());
+            flags.push(self.snapshot_chunk.to_string());
+        }
+        flags
+    }
 }
 
 /// A free loopback port below Linux's ephemeral range (32768 up), tried in turn from a
@@ -343,14 +373,16 @@ fn peer_list(ports: &[(SocketAddr, SocketAddr)]) -> String {
 impl Local {
     /// Start `n` server processes of `protocol` on loopback, data and logs under `dir`:
     /// each is `program()` given `serve` and its flags (the `paxraft` binary, or a program
-    /// that runs [`crate::cli::main`] as it, like the benchmarks). The processes and each
-    /// node's (server, status) addresses; the servers may still be starting.
+    /// that runs [`crate::cli::main`] as it, like the benchmarks), `serve_flags` added to
+    /// each. The processes and each node's (server, status) addresses; the servers may still
+    /// be starting.
     pub fn start(
         program: impl Fn() -> std::process::Command,
         protocol: Protocol,
         storage: StorageKind,
         n: usize,
         dir: &std::path::Path,
+        serve_flags: &[String],
     ) -> Result<(Local, Vec<(SocketAddr, SocketAddr)>), String> {
         let ports = (0..n)
             .map(|_| Ok((free_port()?, free_port()?)))
@@ -371,6 +403,7 @@ impl Local {
                 .args(["--peers", &peers, "--status", &status.to_string()])
                 .args(["--storage", storage.name(), "--data"])
                 .arg(&data)
+                .args(serve_flags)
                 .stdout(std::process::Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -408,6 +441,13 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
     if args.clients == 0 || args.outstanding == 0 {
         return bad("--clients and --outstanding must be at least 1");
     }
+    // Refused here with the servers' own reason, rather than by each server's exit.
+    let mut probe = crate::runtime::fast_config();
+    let every = Some(crate::runtime::DEFAULT_SNAPSHOTS.every);
+    args.snapshots.apply(&mut probe, every);
+    if let Err(e) = probe.validate(args.local) {
+        return bad(e.to_string());
+    }
     let stop = match stop_flag() {
         Ok(s) => s,
         Err(e) => return bad(e),
@@ -425,15 +465,17 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         args.storage,
         args.local,
         &dir,
+        &args.snapshots.serve_flags(),
     ) {
         Ok(l) => l,
         Err(e) => return bad(e),
     };
     let peers = peer_list(&ports);
     println!(
-        "{} {} servers, data and logs in {}",
+        "{} {} servers, {}, data and logs in {}",
         args.local,
         args.protocol,
+        snapshot_schedule(probe.snapshots),
         dir.display()
     );
     for (i, (a, s)) in ports.iter().enumerate() {

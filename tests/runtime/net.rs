@@ -585,6 +585,11 @@ fn bad_command_lines_exit_2_with_one_line() {
     assert_bad(&["kv", "get", "1"], "--cluster");
     assert_bad(&["kv", "--cluster", "0=x", "get", "1"], "not a HOST:PORT");
     assert_bad(&["cluster", "--local", "0"], "--local takes 1 to 9");
+    // Refused before any server starts, with the servers' own reason.
+    assert_bad(
+        &["cluster", "--local", "3", "--snapshot-every", "0"],
+        "snapshot threshold must be at least 1",
+    );
 }
 
 /// Leader `kill -9` to the first commit by a new leader (the target: at most the
@@ -696,12 +701,13 @@ fn sigterm_and_restart(protocol: &str) {
 }
 
 /// `paxraft cluster --local 3 --bench` starts three servers, loads them, prints a result
-/// line with ops/s and percentiles, and stops them.
+/// line with ops/s and percentiles, and stops them; its snapshot flags reach every server.
 #[test]
 fn a_local_cluster_benchmarks_itself_and_stops() {
     let dir = scratch("local");
     let out = Command::new(BIN)
         .args(["cluster", "--local", "3", "--bench", "--duration", "500ms"])
+        .args(["--snapshot-every", "50"])
         .args(["--clients", "2", "--outstanding", "8", "--dir"])
         .arg(&dir)
         .output()
@@ -717,9 +723,15 @@ fn a_local_cluster_benchmarks_itself_and_stops() {
         last.contains(" ops/s, p50 ") && last.contains("0 errors"),
         "{text}"
     );
-    // Every server stopped (SIGTERM) before the command returned.
+    assert!(
+        text.contains("3 raft servers, snapshots every 50 slots"),
+        "{text}"
+    );
+    // Every server was started with the flag, and stopped (SIGTERM) before the command
+    // returned.
     for i in 0..3 {
         let log = std::fs::read_to_string(dir.join(format!("node{i}.log"))).unwrap();
+        assert!(log.contains("snapshots every 50 slots"), "node {i}: {log}");
         assert!(log.contains("stopped"), "node {i}: {log}");
     }
 }
