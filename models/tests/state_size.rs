@@ -10,7 +10,7 @@
 //! the budget the compact state keeps.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use paxraft_impls::multipaxos::MultiPaxos;
 use paxraft_impls::raft::Raft;
@@ -19,25 +19,33 @@ use paxraft_models::model::{Msg, NodeState};
 use paxraft_models::{Checkable, Cmd, ModelConfig};
 use stateright::Model;
 
-/// The system allocator, counting bytes and allocations (all threads: the test is the only
-/// one in its binary).
+/// The system allocator, counting the bytes and allocations of the thread that makes them:
+/// the harness runs this binary's tests on threads side by side, and one test's allocations
+/// must not be counted in another's figures.
 struct Counting;
 
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Const-initialised cells: reading them never allocates (no recursion into the allocator).
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    // A thread being torn down has no counters left: not counted (no test measures then).
+    let _ = BYTES.try_with(|b| b.set(b.get() + bytes));
+    let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count(layout.size());
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        BYTES.fetch_add(new_size, Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -47,15 +55,9 @@ static GLOBAL: Counting = Counting;
 
 /// Heap bytes and allocations `f` makes (what it returns is dropped after counting).
 fn heap<T>(f: impl FnOnce() -> T) -> (usize, usize) {
-    let (b, a) = (
-        BYTES.load(Ordering::Relaxed),
-        ALLOCS.load(Ordering::Relaxed),
-    );
+    let (b, a) = (BYTES.get(), ALLOCS.get());
     let out = f();
-    let counted = (
-        BYTES.load(Ordering::Relaxed) - b,
-        ALLOCS.load(Ordering::Relaxed) - a,
-    );
+    let counted = (BYTES.get() - b, ALLOCS.get() - a);
     drop(out);
     counted
 }
