@@ -471,27 +471,41 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         Err(e) => return bad(e),
     };
     let peers = peer_list(&ports);
+    // A directory of our own choosing is removed after a clean stop; one given with --dir,
+    // or one whose servers failed (their logs say why), is left.
+    let temporary = args.dir.is_none();
     println!(
-        "{} {} servers, {}, data and logs in {}",
+        "{} {} servers, {}, data and logs in {}{}",
         args.local,
         args.protocol,
         snapshot_schedule(probe.snapshots),
-        dir.display()
+        dir.display(),
+        if temporary { " (removed at exit)" } else { "" }
     );
     for (i, (a, s)) in ports.iter().enumerate() {
         println!("  node {i}: {a}  status http://{s}/");
     }
     println!("clients: paxraft kv --cluster {peers} get 1");
     let addrs: Vec<SocketAddr> = ports.iter().map(|(a, _)| *a).collect();
-    if args.bench {
-        match bench(&addrs, args) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
+    // Stop the servers (SIGTERM, waited for), then remove a temporary directory.
+    let clean_stop = |local: Local| {
+        drop(local);
+        if temporary {
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        return ExitCode::SUCCESS;
+        ExitCode::SUCCESS
+    };
+    if args.bench {
+        return match bench(&addrs, args) {
+            Ok(line) => {
+                println!("{line}");
+                clean_stop(local)
+            }
+            Err(e) => {
+                eprintln!("error: {e}; the servers' logs are in {}", dir.display());
+                ExitCode::from(1)
+            }
+        };
     }
     println!("Ctrl-C stops them.");
     loop {
@@ -509,7 +523,7 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
             }
         }
     }
-    ExitCode::SUCCESS
+    clean_stop(local)
 }
 
 /// `cluster --bench`: the benchmarks' closed loop ([`NetLoad`]) on the servers started, a

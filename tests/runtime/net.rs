@@ -736,6 +736,37 @@ fn a_local_cluster_benchmarks_itself_and_stops() {
     }
 }
 
+/// Without `--dir`, `cluster --local` keeps its servers' data and logs in a temporary
+/// directory, and removes it once they stopped cleanly.
+#[test]
+fn a_local_cluster_removes_its_temporary_directory_at_exit() {
+    let out = Command::new(BIN)
+        .args(["cluster", "--local", "3", "--bench", "--duration", "300ms"])
+        .args([
+            "--clients",
+            "1",
+            "--outstanding",
+            "4",
+            "--storage",
+            "memory",
+        ])
+        .output()
+        .expect("run paxraft cluster");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = text.lines().next().unwrap_or_default();
+    let dir = first
+        .split_once("data and logs in ")
+        .and_then(|(_, d)| d.strip_suffix(" (removed at exit)"))
+        .unwrap_or_else(|| panic!("no temporary directory named: {text}"));
+    assert!(dir.contains("paxraft-local-"), "{text}");
+    assert!(!Path::new(dir).exists(), "{dir} is still there after exit");
+}
+
 /// Large values and a follower that catches up: with a follower down, 24 puts of 1 MiB go
 /// to the other two, and the restarted follower is sent everything it missed. Before
 /// `Config::max_batch_bytes` one append or accept carried all 24 MiB, more than a frame
