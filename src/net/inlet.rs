@@ -1,7 +1,7 @@
 //! A connection's incoming bytes: a blocking read that first polls the socket for a while.
 //!
-//! Every connection has a thread blocked in `read` on it (a peer link's reader, a client
-//! connection's reader at the server, a server connection's reader at the client). On the
+//! A client's connection to a server has a thread blocked in `read` on it (the server's
+//! node thread reads its own connections instead, [`super::poller`]). On the
 //! 2-core VMs this project is measured on, a thread woken from a blocking read pays for the
 //! wake-up more than for anything the request then does: a 32-byte TCP ping-pong between two
 //! threads over loopback takes 73-79 µs a round trip (p50) when both block in `read`, and
@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 /// 4-6 rounds each): p50 100-135 µs without, 61-74 µs with 200 µs (1,000 µs: 64-84, no
 /// better); 4 clients x 16 outstanding went from 260-287k to 342-357k ops/s, and 4 x 256
 /// outstanding was unchanged (a loaded reader always finds a frame). Three idle servers
-/// used 4% of a core over 5 s against 2.4% without (heartbeats end in a spin).
+/// used 4% of a core over 5 s against 2.4% without (heartbeats end in a spin). A server's node
+/// thread, which reads its own connections ([`super::poller`]), spins as long by default.
 pub const READ_SPIN: Duration = Duration::from_micros(200);
 
 /// Bytes a connection's reader buffers.

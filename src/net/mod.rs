@@ -7,9 +7,13 @@
 //! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, written
 //!   by the node's own thread when the socket takes it, bounded buffers that drop (and count)
 //!   what a slow or absent peer cannot take.
-//! * [`inlet`]: one connection's incoming bytes, read by a thread that polls the socket for
-//!   a while after each frame before it blocks (a wake-up from a blocking read was most of a
-//!   request's latency over loopback).
+//! * [`poller`]: a server node's connections (peers and clients), read by the node's own
+//!   thread: its mailbox's [`Source`](crate::runtime::Source), one `epoll` (mio) over the
+//!   connections and the mailbox, so that a frame goes from the socket to the replica with
+//!   no thread hand-off.
+//! * [`inlet`]: a client's connections to the servers, each read by a thread that polls its
+//!   socket for a while after each frame before it blocks (a wake-up from a blocking read was
+//!   most of a request's latency over loopback).
 //! * [`outlet`]: one connection's outgoing frames, written by the producing thread (node or
 //!   client) when nothing is pending, else by the connection's flusher thread, in order.
 //! * [`server`]: `paxraft serve`: the runtime's node loop ([`Cluster::hosting`](crate::runtime::Cluster::hosting))
@@ -20,11 +24,13 @@
 //! [`Net`](crate::runtime::Net), and a remote peer's mailbox has a
 //! [`Sink`](crate::runtime::Sink) that writes what the node pushes to that peer's connection.
 //!
-//! Threads, not an async runtime: the runtime's node loop, mailboxes and clients are
-//! blocking (and loom-checked), a cluster has a handful of peers, and a server's client
-//! connections are bounded ([`server::MAX_CONNECTIONS`]): a reader and a writer thread per
-//! connection block on exactly what they wait for, with no bridge between an executor and
-//! the blocking mailboxes, and no async runtime in the build.
+//! Threads and one readiness loop, not an async runtime: the runtime's node loop, mailboxes
+//! and clients are blocking (and loom-checked). A server's node thread waits in `epoll` for
+//! its connections or its mailbox, whichever comes first, and reads both itself; a
+//! connection's writes come from the thread that produced them, with a flusher thread per
+//! connection for what the socket did not take at once; client connections are bounded
+//! ([`server::MAX_CONNECTIONS`]). There is no bridge between an executor and the blocking
+//! mailboxes, and no async runtime in the build.
 
 // Under `--cfg loom` only the outlet, which its race test (tests/loom_outlet.rs) needs: the
 // rest needs the dependencies that build leaves out.
@@ -37,6 +43,8 @@ pub mod frame;
 #[cfg(not(loom))]
 pub mod inlet;
 pub mod outlet;
+#[cfg(not(loom))]
+pub mod poller;
 #[cfg(not(loom))]
 pub mod server;
 #[cfg(not(loom))]

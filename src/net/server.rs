@@ -21,15 +21,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Frame, MAX_FRAME};
+use super::inlet::READ_SPIN;
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
+use super::poller::{NodeSource, Poller};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
     spin_for, Cluster, Cmd, FileStorage, Mailbox, MemStorage, Net, Refusal, Reply, ReplyBox,
-    RuntimeConfig, Sink, Storage, NODE_MAILBOX, NODE_SPIN,
+    RuntimeConfig, Sink, Storage, NODE_MAILBOX,
 };
 
-/// Most connections a server holds at once (peers and clients): beyond it a new connection
-/// is closed at once and counted. Each costs one or two threads.
+/// Most client connections a server holds at once (and connections still in their first
+/// frame): beyond it a new connection is closed at once and counted. Each client connection
+/// costs a flusher thread.
 pub const MAX_CONNECTIONS: usize = 256;
 /// Capacity of a client connection's reply mailbox (a node drops answers beyond it; the
 /// client's resend is answered from its session).
@@ -249,10 +252,25 @@ where
                 })?,
             )
         };
+        let counters = Arc::new(Counters::default());
+        let poller = Arc::new(
+            Poller::<R, S>::new(id.me, Arc::clone(&counters), CLIENT_IDLE)
+                .map_err(|e| ServeError::Start(format!("epoll: {e}")))?,
+        );
         let boxes = (0..n)
             .map(|i| {
                 Arc::new(if i == id.me.index() {
-                    Mailbox::with_spin(NODE_MAILBOX, spin_for("PAXRAFT_NODE_SPIN_US", NODE_SPIN))
+                    // The node's thread reads its connections itself (`Poller`): it polls
+                    // them as long as a connection's reader thread did (see `inlet`).
+                    let spin = spin_for("PAXRAFT_NODE_SPIN_US", READ_SPIN);
+                    let mine = Mailbox::with_spin(NODE_MAILBOX, spin);
+                    if mine
+                        .set_source(Box::new(NodeSource(Arc::clone(&poller))))
+                        .is_err()
+                    {
+                        unreachable!("a new mailbox has no source");
+                    }
+                    mine
                 } else {
                     // An outbox: the peer's sink (`Links::start`) takes every push, so its
                     // queue stays empty and nothing waits on it.
@@ -261,13 +279,13 @@ where
             })
             .collect();
         let net = Arc::new(Net::with_boxes(boxes));
-        let counters = Arc::new(Counters::default());
         // The links first: they give the peers' outboxes their sinks before the node can
         // send anything.
         let links = Links::start(
             cfg.identity.clone(),
             Arc::clone(&net),
             Arc::clone(&counters),
+            poller,
         );
         let cluster = match Cluster::hosting(id.me, Arc::clone(&net), cfg.runtime.clone(), storage)
         {
@@ -409,6 +427,7 @@ fn accept_loop<R, S>(
     R::Msg: Serialize + DeserializeOwned,
     S: StateMachine,
 {
+    // Client connections held open (a peer's is the link's, once admitted).
     let live = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -426,14 +445,19 @@ fn accept_loop<R, S>(
         );
         let spawned = std::thread::Builder::new()
             .name("conn".into())
-            .spawn(move || {
-                first_frame::<R, S>(conn, me, &net, &links, &c);
-                held.fetch_sub(1, Ordering::Relaxed);
-            });
+            .spawn(move || first_frame::<R, S>(conn, me, &net, &links, &c, Held(held)));
         if spawned.is_err() {
-            live.fetch_sub(1, Ordering::Relaxed);
             Counters::add(&counters.refused_conns, 1);
         }
+    }
+}
+
+/// One connection counted against [`MAX_CONNECTIONS`], until dropped.
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -444,6 +468,7 @@ fn first_frame<R, S>(
     net: &Arc<Net<R, S>>,
     links: &Links<R, S>,
     counters: &Counters,
+    held: Held,
 ) where
     R: Replica<Cmd<S>>,
     R::Msg: Serialize + DeserializeOwned,
@@ -465,7 +490,7 @@ fn first_frame<R, S>(
         }) => links.admit(conn, &cluster, node, &nonce),
         Ok(Frame::Request { reqs }) => {
             Counters::add(&counters.client_conns, 1);
-            serve_client::<R, S>(conn, me, net, counters, reqs);
+            serve_client::<R, S>(conn, me, net, links, counters, reqs, held);
         }
         Ok(other) => {
             Counters::add(&counters.bad_frames, 1);
@@ -483,15 +508,19 @@ fn first_frame<R, S>(
     }
 }
 
-/// Serve one client connection: its requests go to the node as proposals, with this
-/// connection's reply mailbox, whose sink writes the node's answers to the connection from
-/// the node's thread; a writer thread finishes what the socket did not take at once.
+/// Serve one client connection: its requests go to the node as proposals (the first frame's
+/// from here, the rest read by the node's own thread, [`Poller`]), with this connection's
+/// reply mailbox, whose sink writes the node's answers to the connection from the node's
+/// thread; a writer thread finishes what the socket did not take at once, and ends when the
+/// connection is closed (which closes the reply mailbox).
 fn serve_client<R, S>(
     conn: TcpStream,
     me: NodeId,
     net: &Net<R, S>,
+    links: &Links<R, S>,
     counters: &Counters,
     first: Vec<Cmd<S>>,
+    held: Held,
 ) where
     R: Replica<Cmd<S>>,
     R::Msg: Serialize + DeserializeOwned,
@@ -501,8 +530,6 @@ fn serve_client<R, S>(
     let (Ok(out), Ok(direct)) = (conn.try_clone(), conn.try_clone()) else {
         return;
     };
-    // The node thread writes the answers to the connection itself when it can; the writer
-    // thread finishes what the socket did not take at once.
     let outlet = Arc::new(Outlet::new(CLIENT_REPLY_BYTES));
     outlet.attach(direct, &[], 0);
     let sink = ReplySink::<R, S> {
@@ -526,45 +553,19 @@ fn serve_client<R, S>(
             outlet.close();
             let _ = out.shutdown(Shutdown::Both);
         });
-    let Ok(writer) = writer else { return };
-    let _ = conn.set_read_timeout(Some(CLIENT_IDLE));
-    let mut r = super::inlet::Inlet::buffered(&conn);
-    let mut buf = Vec::new();
-    let mut reqs = first;
-    loop {
-        Counters::add(&counters.requests, reqs.len() as u64);
-        if let Err(back) = net.propose(me, reqs, Arc::clone(&replies)) {
-            // The node is down or full: the client tries elsewhere.
-            let retry = back
-                .into_iter()
-                .map(|r| Reply::Retry { seq: r.seq })
-                .collect();
-            if replies.push_many(retry).is_err() {
-                break;
-            }
-        }
-        match frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME) {
-            Ok(Frame::Request { reqs: next }) => reqs = next,
-            Ok(other) => {
-                Counters::add(&counters.bad_frames, 1);
-                eprintln!(
-                    "paxraft {me}: closed a client connection: frame type {}",
-                    other.type_of()
-                );
-                break;
-            }
-            Err(e) => {
-                if e.is_bad_frame() {
-                    Counters::add(&counters.bad_frames, 1);
-                    eprintln!("paxraft {me}: closed a client connection: {e}");
-                }
-                break;
-            }
-        }
+    if writer.is_err() {
+        return;
     }
-    replies.close();
-    let _ = conn.shutdown(Shutdown::Both);
-    let _ = writer.join();
+    Counters::add(&counters.requests, first.len() as u64);
+    if let Err(back) = net.propose(me, first, Arc::clone(&replies)) {
+        // The node is down or full: the client tries elsewhere.
+        let retry = back
+            .into_iter()
+            .map(|r| Reply::Retry { seq: r.seq })
+            .collect();
+        let _ = replies.push_many(retry);
+    }
+    links.poller().add_client(conn, replies, Box::new(held));
 }
 
 /// A client connection's answers: its reply mailbox's [`Sink`], which encodes them on the

@@ -19,7 +19,6 @@
 //! with doubling back-off (10 ms to 1 s); the acceptor takes the newest admitted connection
 //! from that peer and closes the one it replaces.
 
-use std::io::BufRead;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,9 +32,9 @@ use serde::Serialize;
 
 use super::auth::{nonce, Secret, Side};
 use super::frame::{self, Frame, MAX_FRAME, NONCE};
-use super::inlet::Inlet;
 use super::outlet::{Conn, Next, Outlet, Sent};
-use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Refused, Sink};
+use super::poller::{PeerEnd, Poller};
+use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Sink};
 
 /// How long a handshake may take, and a dial may wait for the connection.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,6 +125,8 @@ pub struct Links<R: Replica<Cmd<S>>, S: StateMachine> {
     net: Arc<Net<R, S>>,
     counters: Arc<Counters>,
     slots: Vec<Arc<Slot>>,
+    /// Reads the admitted connections on the node's thread.
+    poller: Arc<Poller<R, S>>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Links<R, S> {
@@ -155,6 +156,16 @@ impl Default for Slot {
             current: Mutex::default(),
             cut: AtomicBool::default(),
         }
+    }
+}
+
+impl PeerEnd for Slot {
+    fn cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+    fn ended(&self) {
+        // The link thread finds the outlet broken and redials (or waits to be dialed).
+        self.outlet.fail();
     }
 }
 
@@ -234,13 +245,20 @@ where
     S: StateMachine,
 {
     /// Start a link thread per remote peer of `id.me` in `net` (whose remote mailboxes are
-    /// the outboxes). The threads end when their outbox is closed (the node shut down).
-    pub fn start(id: Identity, net: Arc<Net<R, S>>, counters: Arc<Counters>) -> Arc<Self> {
+    /// the outboxes); `poller` reads the connections. The threads end when their outbox is
+    /// closed (the node shut down).
+    pub fn start(
+        id: Identity,
+        net: Arc<Net<R, S>>,
+        counters: Arc<Counters>,
+        poller: Arc<Poller<R, S>>,
+    ) -> Arc<Self> {
         let links = Arc::new(Links {
             slots: (0..net.len()).map(|_| Arc::default()).collect(),
             id,
             net,
             counters,
+            poller,
         });
         for peer in 0..links.slots.len() {
             if peer == links.id.me.index() {
@@ -268,6 +286,11 @@ where
                 .expect("spawn link thread");
         }
         links
+    }
+
+    /// What reads the node's connections.
+    pub fn poller(&self) -> &Arc<Poller<R, S>> {
+        &self.poller
     }
 
     /// The counters.
@@ -346,21 +369,11 @@ where
         // From here the node thread writes to the connection itself when it can.
         let stale = slot.outlet.attach(direct, &[], 0);
         Counters::add(&self.counters.dropped, stale);
-        let reader = {
-            let (net, counters, alive, slot) = (
-                Arc::clone(&self.net),
-                Arc::clone(&self.counters),
-                Arc::clone(&alive),
-                Arc::clone(slot),
-            );
-            let me = self.id.me;
-            std::thread::Builder::new()
-                .name(format!("read-{peer}"))
-                .spawn(move || {
-                    read_peer::<R, S>(me, peer, r, &net, &counters, &alive, &slot.cut);
-                    slot.outlet.fail();
-                })
-                .expect("spawn reader thread")
+        // From here the node's thread reads it.
+        let end: Arc<dyn PeerEnd> = Arc::clone(slot) as Arc<dyn PeerEnd>;
+        let Some(reading) = self.poller.add_peer(r, peer, Arc::clone(&alive), end) else {
+            Counters::add(&self.counters.dropped, slot.outlet.detach());
+            return Drained::Open;
         };
         let result = loop {
             match slot.outlet.next(buf, Instant::now() + IDLE_CHECK) {
@@ -377,10 +390,10 @@ where
                 }
             }
         };
-        // The reader ends with the connection and marks the outlet failed: joined before the
-        // outlet is detached, so that it cannot fail the next connection.
+        // Taken off the poller before the outlet is detached, so that its end cannot fail
+        // the next connection's outlet.
         let _ = stream.shutdown(Shutdown::Both);
-        let _ = reader.join();
+        self.poller.remove(reading);
         Counters::add(&self.counters.dropped, slot.outlet.detach());
         result
     }
@@ -489,77 +502,4 @@ where
             let _ = old.shutdown(Shutdown::Both);
         }
     }
-}
-
-/// Read an admitted peer's frames into node `me`'s mailbox until the connection ends or
-/// sends something that is not a message from that peer; then mark the link broken.
-fn read_peer<R, S>(
-    me: NodeId,
-    peer: NodeId,
-    stream: TcpStream,
-    net: &Net<R, S>,
-    counters: &Counters,
-    alive: &AtomicBool,
-    cut: &AtomicBool,
-) where
-    R: Replica<Cmd<S>>,
-    R::Msg: DeserializeOwned,
-    S: StateMachine,
-{
-    let inbox = net.mailbox(me);
-    let mut r = Inlet::buffered(&stream);
-    let mut buf = Vec::new();
-    let mut got: Vec<Input<R, S>> = Vec::new();
-    let why = loop {
-        // One blocking read, then every whole frame already buffered: one push per batch.
-        let mut next = frame::read::<R::Msg, S>(&mut r, &mut buf, MAX_FRAME)
-            .map(|f| (f, frame::HEADER + buf.len()));
-        let bad = loop {
-            match next {
-                Ok((Frame::Msg { from, msg }, len)) if from == peer => {
-                    Counters::add(&counters.bytes_in, len as u64);
-                    got.push(Input::Msg { from, msg });
-                }
-                Ok((other, _)) => {
-                    break Some(format!(
-                        "frame type {} from node {peer} on a peer link",
-                        other.type_of()
-                    ))
-                }
-                // A connection that ended is no bad frame: an empty reason, not counted.
-                Err(e) if e.is_bad_frame() => break Some(e.to_string()),
-                Err(_) => break Some(String::new()),
-            }
-            let buffered = r.buffer();
-            next = match frame::split(buffered, MAX_FRAME) {
-                Ok(Some((body, used))) => {
-                    let f = frame::decode(body).map(|f| (f, used));
-                    r.consume(used);
-                    f
-                }
-                Ok(None) => break None,
-                Err(e) => Err(e),
-            };
-        };
-        let n = got.len() as u64;
-        Counters::add(&counters.msgs_in, n);
-        if cut.load(Ordering::Relaxed) {
-            Counters::add(&counters.dropped, n);
-            got.clear();
-        }
-        match inbox.push_many(std::mem::take(&mut got)) {
-            Ok(()) => {}
-            Err(Refused::Full(_)) => Counters::add(&counters.dropped, n),
-            Err(Refused::Closed(_)) => break String::new(),
-        }
-        if let Some(why) = bad {
-            break why;
-        }
-    };
-    if !why.is_empty() {
-        Counters::add(&counters.bad_frames, 1);
-        eprintln!("paxraft {me}: closed the link to {peer}: {why}");
-    }
-    alive.store(false, Ordering::Relaxed);
-    let _ = stream.shutdown(Shutdown::Both);
 }

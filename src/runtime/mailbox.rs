@@ -61,6 +61,22 @@ pub trait Sink<T>: Send + Sync {
     fn close(&self);
 }
 
+/// Where a mailbox's consumer finds items besides its queue (see [`Mailbox::set_source`]): a
+/// transport whose connections the consumer's own thread reads, saving the hand-off from a
+/// reader thread to the consumer.
+#[cfg(not(loom))]
+pub trait Source<T>: Send + Sync {
+    /// Move what is ready into `into`, without blocking.
+    fn poll(&self, into: &mut Vec<T>);
+    /// Block until something may be ready, [`Source::wake`] is called, or `deadline`
+    /// passes (`None`: no deadline). May return early.
+    fn wait(&self, deadline: Option<Instant>);
+    /// Wake a consumer blocked in [`Source::wait`] (a push found it waiting, or a close).
+    fn wake(&self);
+    /// The mailbox was closed: its consumer reads no more, so let go of what feeds it.
+    fn close(&self);
+}
+
 /// A bounded, closable MPSC queue (see the module docs).
 pub struct Mailbox<T> {
     state: Mutex<State<T>>,
@@ -75,6 +91,9 @@ pub struct Mailbox<T> {
     /// Where pushes go first, if set: one atomic load per push when unset.
     #[cfg(not(loom))]
     sink: std::sync::OnceLock<Box<dyn Sink<T>>>,
+    /// Where an empty drain looks, and waits, if set.
+    #[cfg(not(loom))]
+    source: std::sync::OnceLock<Box<dyn Source<T>>>,
     /// Test-only fault injection (loom must reject each): skip the wake-up on push.
     #[cfg(loom)]
     pub faulty_no_wake: bool,
@@ -118,6 +137,8 @@ impl<T> Mailbox<T> {
             nonempty: std::sync::atomic::AtomicBool::new(false),
             #[cfg(not(loom))]
             sink: std::sync::OnceLock::new(),
+            #[cfg(not(loom))]
+            source: std::sync::OnceLock::new(),
             #[cfg(loom)]
             faulty_no_wake: false,
             #[cfg(loom)]
@@ -190,6 +211,11 @@ impl<T> Mailbox<T> {
             return Ok(());
         }
         if wake {
+            #[cfg(not(loom))]
+            if let Some(source) = self.source.get() {
+                source.wake();
+                return Ok(());
+            }
             self.ready.notify_one();
         }
         Ok(())
@@ -199,6 +225,10 @@ impl<T> Mailbox<T> {
     /// arrives, it is closed, or `deadline` passes (`None`: wait indefinitely). Items queued
     /// before a close are still handed out first; `Closed` is returned only once it is empty.
     pub fn drain(&self, into: &mut Vec<T>, deadline: Option<Instant>) -> Drained {
+        #[cfg(not(loom))]
+        if let Some(source) = self.source.get() {
+            return self.drain_with(&**source, into, deadline);
+        }
         let mut s = lock(&self.state);
         #[cfg(not(loom))]
         let mut spun = self.spin.is_zero();
@@ -245,6 +275,55 @@ impl<T> Mailbox<T> {
         }
     }
 
+    /// [`Mailbox::drain`] with a source: the queue and the source are both looked at on each
+    /// pass (so neither starves the other), spinning over both for `self.spin` before
+    /// blocking in the source's wait, which a push or a close ends.
+    #[cfg(not(loom))]
+    fn drain_with(
+        &self,
+        source: &dyn Source<T>,
+        into: &mut Vec<T>,
+        deadline: Option<Instant>,
+    ) -> Drained {
+        let start = into.len();
+        let mut spin_from: Option<Instant> = None;
+        loop {
+            let mut s = lock(&self.state);
+            if !s.queue.is_empty() {
+                into.extend(s.queue.drain(..));
+                self.nonempty
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            } else if s.closed {
+                return Drained::Closed;
+            }
+            drop(s);
+            source.poll(into);
+            if into.len() > start {
+                return Drained::Open;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Drained::Open;
+            }
+            if now < *spin_from.get_or_insert(now) + self.spin {
+                std::thread::yield_now();
+                continue;
+            }
+            // Block. `waiting` is set under the lock after the queue was seen empty, so a
+            // push after this point wakes the source (see `push_from`); what arrives on the
+            // source's own connections ends its wait by itself.
+            let mut s = lock(&self.state);
+            if !s.queue.is_empty() || s.closed {
+                continue;
+            }
+            s.waiting = true;
+            drop(s);
+            source.wait(deadline);
+            lock(&self.state).waiting = false;
+            spin_from = None;
+        }
+    }
+
     /// Spin (without the lock) until a push is seen, `self.spin` passes, or `deadline`.
     #[cfg(not(loom))]
     fn spin_until_nonempty(&self, deadline: Option<Instant>) {
@@ -280,6 +359,11 @@ impl<T> Mailbox<T> {
         if let Some(sink) = self.sink.get() {
             sink.close();
         }
+        #[cfg(not(loom))]
+        if let Some(source) = self.source.get() {
+            source.close();
+            source.wake();
+        }
         #[cfg(loom)]
         if self.faulty_close_no_wake {
             return left;
@@ -302,6 +386,14 @@ impl<T> Mailbox<T> {
     #[cfg(not(loom))]
     pub fn set_sink(&self, sink: Box<dyn Sink<T>>) -> Result<(), Box<dyn Sink<T>>> {
         self.sink.set(sink)
+    }
+
+    /// Have an empty drain look for items in `source` too, and wait in it (a transport's
+    /// connections, read by the consumer's thread). Set once, before the consumer's first
+    /// drain (a second source is refused and handed back). Not under loom.
+    #[cfg(not(loom))]
+    pub fn set_source(&self, source: Box<dyn Source<T>>) -> Result<(), Box<dyn Source<T>>> {
+        self.source.set(source)
     }
 
     /// Whether the mailbox is closed.
@@ -359,5 +451,71 @@ mod tests {
         assert!(!sink.closed.load(Ordering::Relaxed));
         mb.close();
         assert!(sink.closed.load(Ordering::Relaxed));
+    }
+
+    /// A source with items of its own, whose wait ends only when woken (or at the deadline).
+    #[derive(Default)]
+    struct Fed {
+        items: StdMutex<Vec<u32>>,
+        woken: StdMutex<bool>,
+        ring: std::sync::Condvar,
+        closed: AtomicBool,
+    }
+
+    impl Source<u32> for Arc<Fed> {
+        fn poll(&self, into: &mut Vec<u32>) {
+            into.append(&mut self.items.lock().unwrap());
+        }
+        fn wait(&self, deadline: Option<Instant>) {
+            let d = deadline.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(10));
+            let mut w = self.woken.lock().unwrap();
+            while !*w && Instant::now() < d {
+                w = self.ring.wait_timeout(w, d - Instant::now()).unwrap().0;
+            }
+            *w = false;
+        }
+        fn wake(&self) {
+            *self.woken.lock().unwrap() = true;
+            self.ring.notify_one();
+        }
+        fn close(&self) {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A drain takes the source's items and the queue's; blocked in the source's wait, it is
+    /// woken by a push (no lost wake-up: it would sleep to its 10 s deadline), and by a close,
+    /// which closes the source too.
+    #[test]
+    fn a_source_is_drained_with_the_queue_and_a_push_ends_its_wait() {
+        let mb = Arc::new(Mailbox::with_spin(8, std::time::Duration::ZERO));
+        let fed = Arc::new(Fed::default());
+        assert!(mb.set_source(Box::new(Arc::clone(&fed))).is_ok());
+        fed.items.lock().unwrap().push(1);
+        mb.push(2).unwrap();
+        let mut got = Vec::new();
+        assert_eq!(mb.drain(&mut got, None), Drained::Open);
+        assert_eq!(got, vec![2, 1], "the queue, then the source");
+        let far = Instant::now() + std::time::Duration::from_secs(10);
+        let pusher = {
+            let mb = Arc::clone(&mb);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                mb.push(3).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                mb.close();
+            })
+        };
+        got.clear();
+        let start = Instant::now();
+        assert_eq!(mb.drain(&mut got, Some(far)), Drained::Open);
+        assert_eq!(got, vec![3]);
+        assert_eq!(mb.drain(&mut got, Some(far)), Drained::Closed);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "woken, not timed out"
+        );
+        assert!(fed.closed.load(Ordering::Relaxed));
+        pusher.join().unwrap();
     }
 }

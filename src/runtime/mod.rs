@@ -122,9 +122,9 @@ pub use batcher::Pending;
 pub use client::{Client, ClientConfig, Error};
 pub use cluster::{ChangeFailure, Cluster, StartError};
 pub use crash::CrashPoint;
-#[cfg(not(loom))]
-pub use mailbox::Sink;
 pub use mailbox::{Drained, Mailbox, Refusal, Refused};
+#[cfg(not(loom))]
+pub use mailbox::{Sink, Source};
 pub use node::fail_inputs;
 pub use storage::{FileStorage, LossyStorage, MemStorage, Storage};
 
@@ -276,6 +276,8 @@ pub const DEFAULT_SNAPSHOTS: paxraft_impls::SnapshotPolicy = paxraft_impls::Snap
 /// How long a replica thread polls its empty mailbox (yielding) before it blocks (see
 /// [`Mailbox::with_spin`]); `PAXRAFT_NODE_SPIN_US` overrides. Measured on 2 busy cores: one
 /// client's p50 latency 25-40 µs without, 17-18 µs with 20 µs; longer spins gain nothing.
+/// (A server's node, which also polls its connections while it spins, spins for
+/// `net::inlet::READ_SPIN` instead.)
 pub const NODE_SPIN: Duration = Duration::from_micros(20);
 
 /// How long a waiting client polls its empty reply mailbox before it blocks;
