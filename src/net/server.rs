@@ -437,15 +437,12 @@ fn accept_loop<R, S>(
             let _ = conn.shutdown(Shutdown::Both);
             continue;
         }
-        let (net, links, c, held) = (
-            Arc::clone(net),
-            Arc::clone(links),
-            Arc::clone(counters),
-            Arc::clone(&live),
-        );
+        // Held from here: released with the closure if the thread cannot start.
+        let held = Held(Arc::clone(&live));
+        let (net, links, c) = (Arc::clone(net), Arc::clone(links), Arc::clone(counters));
         let spawned = std::thread::Builder::new()
             .name("conn".into())
-            .spawn(move || first_frame::<R, S>(conn, me, &net, &links, &c, Held(held)));
+            .spawn(move || first_frame::<R, S>(conn, me, &net, &links, &c, held));
         if spawned.is_err() {
             Counters::add(&counters.refused_conns, 1);
         }

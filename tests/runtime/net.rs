@@ -397,6 +397,75 @@ fn send_all(addr: SocketAddr, frames: &[F]) {
     let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
 }
 
+/// A client connection, opened with one request (so that the server counts it as a client)
+/// from client `id`.
+fn client_conn(addr: SocketAddr, id: u64) -> TcpStream {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let f: F = Frame::Request {
+        reqs: vec![paxraft_impls::sm::Request {
+            client: id,
+            seq: 1,
+            acked: 0,
+            op: KvOp::Get(1),
+        }],
+    };
+    let mut buf = Vec::new();
+    frame::encode(&f, &mut buf).unwrap();
+    s.write_all(&buf).expect("send a request");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Whether the server answers on `s` (a reply frame) rather than closing it.
+fn answered(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(std::io::Read::read(s, &mut b), Ok(1))
+}
+
+/// A server holds at most `MAX_CONNECTIONS` client connections: one more is closed at once
+/// and counted, and a connection the client closed frees its place (the node's thread,
+/// which reads the connections, releases it when it sees the end).
+#[test]
+fn a_server_holds_at_most_its_client_connections_and_frees_closed_ones() {
+    use paxraft::net::server::MAX_CONNECTIONS;
+    let p = Procs::start("conns", "raft", &[]);
+    p.leader(Duration::from_secs(10));
+    let addr = p.addrs[0];
+    let mut open: Vec<TcpStream> = (0..MAX_CONNECTIONS as u64)
+        .map(|i| client_conn(addr, i))
+        .collect();
+    assert!(answered(&mut open[0]) && answered(&mut open[MAX_CONNECTIONS - 1]));
+    let counter = |name: &str| p.status(0).unwrap()["counters"][name].as_u64().unwrap();
+    assert_eq!(counter("client_conns"), MAX_CONNECTIONS as u64);
+    assert_eq!(counter("refused_conns"), 0);
+    let mut over = client_conn(addr, 1000);
+    assert!(
+        !answered(&mut over),
+        "a connection over the bound is closed"
+    );
+    assert_eq!(counter("refused_conns"), 1);
+    open.truncate(MAX_CONNECTIONS - 4);
+    // Until the node's thread has seen those ends, a new connection may still be refused.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut refused = 1;
+    let _again = loop {
+        let mut s = client_conn(addr, 1001 + refused);
+        if answered(&mut s) {
+            break s;
+        }
+        refused += 1;
+        assert!(
+            Instant::now() < until,
+            "closed connections never freed their places; {}",
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(counter("refused_conns"), refused);
+    assert_eq!(counter("client_conns"), MAX_CONNECTIONS as u64 + 1);
+}
+
 /// A process that is not a member cannot inject protocol messages: with a shared secret,
 /// a connection with the wrong cluster id, an unconfigured node id, or a wrong proof is
 /// refused before any message is read, and malformed frames close their connection. A
