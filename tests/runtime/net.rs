@@ -435,7 +435,8 @@ fn a_server_holds_at_most_its_client_connections_and_frees_closed_ones() {
     let mut open: Vec<TcpStream> = (0..MAX_CONNECTIONS as u64)
         .map(|i| client_conn(addr, i))
         .collect();
-    assert!(answered(&mut open[0]) && answered(&mut open[MAX_CONNECTIONS - 1]));
+    // Every one answered, so every one was taken as a client's.
+    assert!(open.iter_mut().all(answered));
     let counter = |name: &str| p.status(0).unwrap()["counters"][name].as_u64().unwrap();
     assert_eq!(counter("client_conns"), MAX_CONNECTIONS as u64);
     assert_eq!(counter("refused_conns"), 0);
