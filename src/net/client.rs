@@ -3,10 +3,10 @@
 //! request by its timeout) over a [`Net`] whose mailboxes are carried to the servers.
 //!
 //! While a server's connection is up, the client's own thread writes each request to it
-//! (one [`Frame::Request`] per send, through the connection's [`Outlet`]); each server has a
-//! link thread that dials when a request finds no connection and writes what the socket did
-//! not take at once, and a reader thread that pushes the server's [`Frame::Reply`]s into the
-//! client's reply mailbox. A server that cannot be reached answers
+//! (one [`Frame::Request`] per send, through the connection's [`Outlet`]) and reads the
+//! server's [`Frame::Reply`]s from it as it waits for answers (its reply mailbox's source is a
+//! [`Poller`] over the connections); each server has a link thread that dials when a request
+//! finds no connection and writes what the socket did not take at once. A server that cannot be reached answers
 //! [`Reply::Retry`] at once (so the client tries the next one), and is not dialed again for
 //! [`REDIAL_AFTER`].
 
@@ -23,10 +23,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::frame::{self, Frame, MAX_FRAME};
-use super::inlet::Inlet;
+use super::inlet::{Inlet, READ_SPIN};
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
+use super::poller::{Poller, PollerSource, ReplyHandler, ServerEnd};
 use crate::runtime::{
-    Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox, Sink,
+    spin_for, Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox,
+    Sink,
 };
 
 /// How long a client waits for a connection to a server.
@@ -75,6 +77,11 @@ where
             .map(|_| Arc::new(Mailbox::new(QUEUE)))
             .collect();
         let net = Arc::new(Net::with_boxes(boxes));
+        // The client's thread reads its connections itself as it waits for replies; without
+        // an epoll instance (out of descriptors), a reader thread per connection does.
+        let poller = Poller::new(ReplyHandler::<R, S>::default())
+            .map(Arc::new)
+            .ok();
         let threads = addrs
             .iter()
             .enumerate()
@@ -88,14 +95,19 @@ where
                 if outbox.set_sink(Box::new(sink)).is_err() {
                     unreachable!("a new mailbox has no sink");
                 }
+                let poller = poller.clone();
                 std::thread::Builder::new()
                     .name(format!("client-link-{i}"))
-                    .spawn(move || link::<R, S>(addr, &outbox, &outlet))
+                    .spawn(move || link::<R, S>(addr, &outbox, &outlet, poller.as_deref()))
                     .expect("spawn client link")
             })
             .collect();
         let mut client = Client::new(id, Arc::clone(&net), cfg);
         client.limit_op_bytes(MAX_OP_BYTES);
+        if let Some(p) = poller {
+            let spin = spin_for("PAXRAFT_CLIENT_SPIN_US", READ_SPIN);
+            client.read_through(Box::new(PollerSource(p)), spin);
+        }
         NetClient {
             client,
             net,
@@ -247,8 +259,12 @@ where
 /// One server's connection, for the client's life: it dials when a request finds no
 /// connection (and answers [`Reply::Retry`] if it cannot), then finishes the writes the
 /// client's thread could not complete at once.
-fn link<R, S>(addr: SocketAddr, outbox: &Mailbox<Input<R, S>>, outlet: &Arc<Outlet>)
-where
+fn link<R, S>(
+    addr: SocketAddr,
+    outbox: &Mailbox<Input<R, S>>,
+    outlet: &Arc<Outlet>,
+    poller: Option<&Poller<ReplyHandler<R, S>>>,
+) where
     R: Replica<Cmd<S>>,
     R::Msg: Serialize + DeserializeOwned,
     S: StateMachine,
@@ -287,15 +303,34 @@ where
         };
         let _ = s.set_nodelay(true);
         failed_at = None;
-        let reader = {
-            let (reply, outlet) = (Arc::clone(&reply), Arc::clone(outlet));
-            std::thread::Builder::new()
-                .name("client-reader".into())
-                .spawn(move || {
-                    read_replies::<R, S>(r, &reply);
-                    outlet.fail();
-                })
-                .expect("spawn client reader")
+        let reader = match poller {
+            Some(p) => {
+                let o = Arc::clone(outlet);
+                let end: ServerEnd = Arc::new(move || o.fail());
+                match p.add(r, end) {
+                    Ok(i) => Reader::Polled(i),
+                    // Not registered (out of resources): as if the server could not be
+                    // reached, so these requests are answered and the next ones redial.
+                    Err(_) => {
+                        failed_at = Some(Instant::now());
+                        retry(&reply, &reqs);
+                        reqs.clear();
+                        continue;
+                    }
+                }
+            }
+            None => {
+                let (reply, outlet) = (Arc::clone(&reply), Arc::clone(outlet));
+                Reader::Thread(
+                    std::thread::Builder::new()
+                        .name("client-reader".into())
+                        .spawn(move || {
+                            read_replies::<R, S>(r, &reply);
+                            outlet.fail();
+                        })
+                        .expect("spawn client reader"),
+                )
+            }
         };
         buf.clear();
         reqs = encode_requests::<R, S>(reqs, &mut buf);
@@ -326,14 +361,26 @@ where
                 }
             }
         };
-        // Joined first: the reader marks the outlet failed as it ends.
+        // The reader stopped first: it marks the outlet failed as it ends.
         let _ = s.shutdown(Shutdown::Both);
-        let _ = reader.join();
+        match reader {
+            Reader::Polled(i) => poller.expect("polled").remove(i),
+            Reader::Thread(t) => {
+                let _ = t.join();
+            }
+        }
         outlet.detach();
         if closed {
             return;
         }
     }
+}
+
+/// Who reads a server connection: the client's thread through the poller (the connection's
+/// handle), or a reader thread of its own.
+enum Reader {
+    Polled(usize),
+    Thread(JoinHandle<()>),
 }
 
 /// Push a server's answers into the client's mailbox until the connection ends.

@@ -1,7 +1,8 @@
 //! A connection's incoming bytes: a blocking read that first polls the socket for a while.
 //!
-//! A client's connection to a server has a thread blocked in `read` on it (the server's
-//! node thread reads its own connections instead, [`super::poller`]). On the
+//! Connections are read by the thread that consumes them ([`super::poller`]); a client that
+//! could not make an epoll instance falls back to a reader thread per server connection,
+//! blocked in `read` on it. On the
 //! 2-core VMs this project is measured on, a thread woken from a blocking read pays for the
 //! wake-up more than for anything the request then does: a 32-byte TCP ping-pong between two
 //! threads over loopback takes 73-79 µs a round trip (p50) when both block in `read`, and

@@ -7,12 +7,13 @@
 //! * [`transport`]: one connection per pair of nodes, reconnecting with back-off, written
 //!   by the node's own thread when the socket takes it, bounded buffers that drop (and count)
 //!   what a slow or absent peer cannot take.
-//! * [`poller`]: a server node's connections (peers and clients), read by the node's own
-//!   thread: its mailbox's [`Source`](crate::runtime::Source), one `epoll` (mio) over the
-//!   connections and the mailbox, so that a frame goes from the socket to the replica with
+//! * [`poller`]: connections read by the thread that acts on what they carry (a server
+//!   node's peers and clients, by the node's thread; a client's servers, by the client's):
+//!   that thread's mailbox [`Source`](crate::runtime::Source), one `epoll` (mio) over the
+//!   connections and the mailbox, so that a frame goes from the socket to its consumer with
 //!   no thread hand-off.
-//! * [`inlet`]: a client's connections to the servers, each read by a thread that polls its
-//!   socket for a while after each frame before it blocks (a wake-up from a blocking read was
+//! * [`inlet`]: a blocking read that polls the socket for a while first, for a client's
+//!   reader threads when no epoll instance could be made (a wake-up from a blocking read was
 //!   most of a request's latency over loopback).
 //! * [`outlet`]: one connection's outgoing frames, written by the producing thread (node or
 //!   client) when nothing is pending, else by the connection's flusher thread, in order.
@@ -24,9 +25,10 @@
 //! [`Net`](crate::runtime::Net), and a remote peer's mailbox has a
 //! [`Sink`](crate::runtime::Sink) that writes what the node pushes to that peer's connection.
 //!
-//! Threads and one readiness loop, not an async runtime: the runtime's node loop, mailboxes
-//! and clients are blocking (and loom-checked). A server's node thread waits in `epoll` for
-//! its connections or its mailbox, whichever comes first, and reads both itself; a
+//! Threads and one readiness loop per consumer, not an async runtime: the runtime's node
+//! loop, mailboxes and clients are blocking (and loom-checked). A server's node thread (and a
+//! client's thread) waits in `epoll` for its connections or its mailbox, whichever comes
+//! first, and reads both itself; a
 //! connection's writes come from the thread that produced them, with a flusher thread per
 //! connection for what the socket did not take at once; client connections are bounded
 //! ([`server::MAX_CONNECTIONS`]). There is no bridge between an executor and the blocking

@@ -1,18 +1,20 @@
-//! A server node's connections, read by the node's own thread.
+//! Connections read by the thread that consumes what they carry.
 //!
-//! Every admitted peer connection and every client connection is registered here, and the
-//! node's mailbox has this as its [`Source`]: when the node loop drains its mailbox it also
-//! reads whatever its connections hold (non-blocking), decodes the frames into the inputs a
-//! reader thread would have pushed, and when there is nothing it waits in one `epoll` over all
-//! of them and an eventfd that the mailbox's pushes (and its close) ring. A frame therefore
-//! goes from the socket to the replica on one thread: no reader thread to wake, no hand-off
-//! to the node (on the 2-core VMs measured here, each wake-up costs more than the work; see
-//! [`super::inlet`] for numbers).
+//! A server node's connections (every admitted peer connection and every client
+//! connection) and a network client's connections to the servers are registered with a
+//! [`Poller`], and the consuming thread's mailbox has the poller as its [`Source`]: when the
+//! node loop (or the client) drains its mailbox it also reads whatever its connections hold
+//! (non-blocking), decodes the frames into the items a reader thread would have pushed
+//! (the node's [`Input`]s, the client's [`Reply`]s: a [`Handler`] says how), and when there
+//! is nothing it waits in one `epoll` over all of them and an eventfd that the mailbox's
+//! pushes (and its close) ring. A frame therefore goes from the socket to the thread that acts
+//! on it with no reader thread to wake and no hand-off (on the 2-core VMs measured here,
+//! each wake-up costs more than the work; see [`super::inlet`] for numbers).
 //!
 //! Bounds: at most [`READ_BUDGET`] bytes are taken from one connection per pass (a busy
-//! client cannot starve the peers: what is left stays in the socket, and TCP pushes back on
-//! the sender), a frame may be at most [`MAX_FRAME`] bytes, and a client connection idle for
-//! [`CLIENT_IDLE`](super::server::CLIENT_IDLE) is closed.
+//! connection cannot starve the others: what is left stays in the socket, and TCP pushes
+//! back on the sender), a frame may be at most [`MAX_FRAME`] bytes, and a connection its
+//! handler gives an idle limit is closed once idle that long.
 //!
 //! `mio` registers edge-triggered: a connection reports readiness once per arrival, so a
 //! connection left with bytes in its socket (its budget spent) is kept on a *hot* list and
@@ -35,7 +37,7 @@ use serde::de::DeserializeOwned;
 
 use super::frame::{self, Frame, MAX_FRAME};
 use super::transport::Counters;
-use crate::runtime::{Cmd, Input, ReplyBox, Source};
+use crate::runtime::{Cmd, Input, Reply, ReplyBox, Source};
 
 /// Most bytes read from one connection in one pass.
 pub const READ_BUDGET: usize = 256 << 10;
@@ -45,37 +47,41 @@ const CHUNK: usize = 64 << 10;
 const WAKER: Token = Token(0);
 /// Events taken from one `epoll_wait`.
 const EVENTS: usize = 64;
-/// How often idle client connections are looked for.
+/// How often idle connections are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// The link a peer connection belongs to (the transport's).
-pub trait PeerEnd: Send + Sync {
-    /// Whether the fault hook cuts this peer off: its messages are dropped (and counted).
-    fn cut(&self) -> bool;
-    /// The connection ended (closed by the peer, broken, or a bad frame closed it).
-    fn ended(&self);
+/// What a [`Poller`]'s connections carry, and what to do when one ends.
+pub trait Handler: Send + Sync {
+    /// What frames become.
+    type Item;
+    /// What the poller keeps with each connection.
+    type Conn: Send;
+    /// Turn one frame (`used` bytes on the wire) into items; `Err`: a reason to close the
+    /// connection (a bad frame, counted and logged).
+    fn frame(
+        &self,
+        conn: &Self::Conn,
+        frame: Frame<Self::Msg, Self::State>,
+        used: usize,
+        into: &mut Vec<Self::Item>,
+    ) -> Result<(), String>;
+    /// The protocol message type frames decode with.
+    type Msg: DeserializeOwned;
+    /// The state machine whose requests and answers frames carry.
+    type State: StateMachine;
+    /// Connection `conn` was closed: `bad` says why when it misbehaved (a bad frame),
+    /// `None` when it ended or broke.
+    fn closed(&self, conn: Self::Conn, bad: Option<&str>);
+    /// How long `conn` may stay idle before it is closed (`None`: for ever).
+    fn idle_limit(&self, conn: &Self::Conn) -> Option<Duration>;
 }
 
-enum Kind<S: StateMachine> {
-    Peer {
-        peer: NodeId,
-        /// Cleared when the connection ends: the link thread watches it.
-        alive: Arc<AtomicBool>,
-        end: Arc<dyn PeerEnd>,
-    },
-    Client {
-        replies: ReplyBox<S>,
-        /// Released when the connection is: the server's count of client connections.
-        _held: Box<dyn Send>,
-    },
-}
-
-struct Conn<S: StateMachine> {
+struct Conn<C> {
     stream: TcpStream,
     /// Bytes read and not yet decoded: `buf[start..]`.
     buf: Vec<u8>,
     start: usize,
-    kind: Kind<S>,
+    data: C,
     /// The last time bytes arrived.
     last: Instant,
     /// On the hot list.
@@ -90,8 +96,8 @@ enum Closing {
     Bad(String),
 }
 
-struct Conns<S: StateMachine> {
-    slots: Vec<Option<Conn<S>>>,
+struct Conns<C> {
+    slots: Vec<Option<Conn<C>>>,
     /// Slots of connections that may hold unread bytes.
     hot: Vec<usize>,
     next_sweep: Instant,
@@ -99,24 +105,21 @@ struct Conns<S: StateMachine> {
     closed: bool,
 }
 
-/// A server node's connections (see the module docs).
-pub struct Poller<R, S: StateMachine> {
-    me: NodeId,
-    counters: Arc<Counters>,
+/// Connections read by their consumer's thread (see the module docs).
+pub struct Poller<H: Handler> {
+    handler: H,
     registry: Registry,
     waker: Waker,
-    /// The node thread's alone (locked only to satisfy `Sync`).
+    /// The consumer thread's alone (locked only to satisfy `Sync`).
     poll: Mutex<(Poll, Events)>,
-    conns: Mutex<Conns<S>>,
-    client_idle: Duration,
-    _types: PhantomData<fn() -> R>,
+    conns: Mutex<Conns<H::Conn>>,
 }
 
-impl<R, S: StateMachine> std::fmt::Debug for Poller<R, S> {
+impl<H: Handler> std::fmt::Debug for Poller<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = lock(&self.conns);
         let open = c.slots.iter().filter(|s| s.is_some()).count();
-        write!(f, "Poller(node {}, {open} connections)", self.me)
+        write!(f, "Poller({open} connections)")
     }
 }
 
@@ -124,20 +127,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<R, S> Poller<R, S>
-where
-    R: Replica<Cmd<S>>,
-    R::Msg: DeserializeOwned,
-    S: StateMachine,
-{
-    /// An empty poller for node `me`; client connections idle for `client_idle` are closed.
-    pub fn new(me: NodeId, counters: Arc<Counters>, client_idle: Duration) -> io::Result<Self> {
+impl<H: Handler> Poller<H> {
+    /// An empty poller whose connections `handler` interprets.
+    pub fn new(handler: H) -> io::Result<Self> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         Ok(Poller {
-            me,
-            counters,
+            handler,
             registry,
             waker,
             poll: Mutex::new((poll, Events::with_capacity(EVENTS))),
@@ -147,15 +144,16 @@ where
                 next_sweep: Instant::now() + SWEEP_EVERY,
                 closed: false,
             }),
-            client_idle,
-            _types: PhantomData,
         })
     }
 
-    fn add(&self, stream: TcpStream, kind: Kind<S>) -> Option<usize> {
+    /// Read `stream` from now on, keeping `data` with it. Returns its handle for
+    /// [`Poller::remove`]; `Err` hands `data` back (the poller is closed, or the stream
+    /// could not be registered), the stream dropped.
+    pub fn add(&self, stream: TcpStream, data: H::Conn) -> Result<usize, H::Conn> {
         let mut c = lock(&self.conns);
         if c.closed {
-            return None;
+            return Err(data);
         }
         let i = match c.slots.iter().position(Option::is_none) {
             Some(i) => i,
@@ -170,13 +168,13 @@ where
             .register(&mut SourceFd(&fd), Token(i + 1), Interest::READABLE)
             .is_err()
         {
-            return None;
+            return Err(data);
         }
         c.slots[i] = Some(Conn {
             stream,
             buf: Vec::new(),
             start: 0,
-            kind,
+            data,
             last: Instant::now(),
             // Bytes may have arrived before the registration: read it on the next pass.
             hot: true,
@@ -184,38 +182,11 @@ where
         c.hot.push(i);
         drop(c);
         let _ = self.waker.wake();
-        Some(i)
+        Ok(i)
     }
 
-    /// Read peer `peer`'s admitted connection from now on; its messages become
-    /// [`Input::Msg`]. Returns its handle for [`Poller::remove`] (`None`: not registered,
-    /// the stream is dropped).
-    pub fn add_peer(
-        &self,
-        stream: TcpStream,
-        peer: NodeId,
-        alive: Arc<AtomicBool>,
-        end: Arc<dyn PeerEnd>,
-    ) -> Option<usize> {
-        self.add(stream, Kind::Peer { peer, alive, end })
-    }
-
-    /// Read a client's connection from now on; its requests become [`Input::Propose`]s
-    /// answered to `replies`. `held` is dropped when the connection is closed. False: not
-    /// registered (the poller is closed), and `replies` closed.
-    pub fn add_client(&self, stream: TcpStream, replies: ReplyBox<S>, held: Box<dyn Send>) -> bool {
-        let kind = Kind::Client {
-            replies: Arc::clone(&replies),
-            _held: held,
-        };
-        let added = self.add(stream, kind).is_some();
-        if !added {
-            replies.close();
-        }
-        added
-    }
-
-    /// Stop reading connection `i` (its link replaced or dropped it); its end is not told.
+    /// Stop reading connection `i` (its owner replaced or dropped it); the handler is not
+    /// told.
     pub fn remove(&self, i: usize) {
         let mut c = lock(&self.conns);
         if let Some(conn) = c.slots.get_mut(i).and_then(Option::take) {
@@ -231,7 +202,7 @@ where
         let (poll, events) = &mut *p;
         if let Err(e) = poll.poll(events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("paxraft {}: epoll: {e}", self.me);
+                eprintln!("paxraft: epoll: {e}");
             }
             return;
         }
@@ -253,7 +224,7 @@ where
     }
 
     /// Read every hot connection into `into`, closing those that ended or misbehaved.
-    fn read_hot(&self, into: &mut Vec<Input<R, S>>) {
+    fn read_hot(&self, into: &mut Vec<H::Item>) {
         let mut c = lock(&self.conns);
         let now = Instant::now();
         let mut hot = std::mem::take(&mut c.hot);
@@ -272,8 +243,9 @@ where
             c.next_sweep = now + SWEEP_EVERY;
             for i in 0..c.slots.len() {
                 let idle = c.slots[i].as_ref().is_some_and(|conn| {
-                    matches!(conn.kind, Kind::Client { .. })
-                        && now.duration_since(conn.last) >= self.client_idle
+                    self.handler
+                        .idle_limit(&conn.data)
+                        .is_some_and(|limit| now.duration_since(conn.last) >= limit)
                 });
                 if idle {
                     self.close(&mut c, i, Closing::Ended);
@@ -285,8 +257,8 @@ where
     /// Read what `conn` holds (up to the budget) and decode its whole frames into `into`.
     fn read(
         &self,
-        conn: &mut Conn<S>,
-        into: &mut Vec<Input<R, S>>,
+        conn: &mut Conn<H::Conn>,
+        into: &mut Vec<H::Item>,
         now: Instant,
     ) -> Result<(), Closing> {
         let mut budget = READ_BUDGET;
@@ -323,44 +295,19 @@ where
         }
     }
 
-    /// Decode `conn`'s whole frames into inputs.
-    fn decode(&self, conn: &mut Conn<S>, into: &mut Vec<Input<R, S>>) -> Result<(), Closing> {
-        let c = &self.counters;
+    /// Decode `conn`'s whole frames and hand them to the handler.
+    fn decode(&self, conn: &mut Conn<H::Conn>, into: &mut Vec<H::Item>) -> Result<(), Closing> {
         loop {
             let (f, used) = match frame::split(&conn.buf[conn.start..], MAX_FRAME) {
-                Ok(Some((body, used))) => (frame::decode::<R::Msg, S>(body), used),
+                Ok(Some((body, used))) => (frame::decode::<H::Msg, H::State>(body), used),
                 Ok(None) => break,
                 Err(e) => return Err(Closing::Bad(e.to_string())),
             };
             conn.start += used;
             let f = f.map_err(|e| Closing::Bad(e.to_string()))?;
-            match (&conn.kind, f) {
-                (Kind::Peer { peer, end, .. }, Frame::Msg { from, msg }) if from == *peer => {
-                    Counters::add(&c.bytes_in, used as u64);
-                    Counters::add(&c.msgs_in, 1);
-                    if end.cut() {
-                        Counters::add(&c.dropped, 1);
-                    } else {
-                        into.push(Input::Msg { from, msg });
-                    }
-                }
-                (Kind::Client { replies, .. }, Frame::Request { reqs }) => {
-                    Counters::add(&c.requests, reqs.len() as u64);
-                    into.push(Input::Propose {
-                        reqs,
-                        reply: Arc::clone(replies),
-                    });
-                }
-                (Kind::Peer { peer, .. }, other) => {
-                    return Err(Closing::Bad(format!(
-                        "frame type {} from node {peer} on a peer link",
-                        other.type_of()
-                    )))
-                }
-                (Kind::Client { .. }, other) => {
-                    return Err(Closing::Bad(format!("frame type {}", other.type_of())))
-                }
-            }
+            self.handler
+                .frame(&conn.data, f, used, into)
+                .map_err(Closing::Bad)?;
         }
         if conn.start == conn.buf.len() {
             conn.buf.clear();
@@ -369,8 +316,8 @@ where
         Ok(())
     }
 
-    /// Close connection `i`: deregister it, shut it down, and tell its end.
-    fn close(&self, c: &mut Conns<S>, i: usize, why: Closing) {
+    /// Close connection `i`: deregister it, shut it down, and tell the handler.
+    fn close(&self, c: &mut Conns<H::Conn>, i: usize, why: Closing) {
         let Some(conn) = c.slots[i].take() else {
             return;
         };
@@ -378,39 +325,20 @@ where
             .registry
             .deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
         let _ = conn.stream.shutdown(Shutdown::Both);
-        let me = self.me;
-        if let Closing::Bad(why) = &why {
-            Counters::add(&self.counters.bad_frames, 1);
-            match &conn.kind {
-                Kind::Peer { peer, .. } => {
-                    eprintln!("paxraft {me}: closed the link to {peer}: {why}")
-                }
-                Kind::Client { .. } => eprintln!("paxraft {me}: closed a client connection: {why}"),
-            }
-        }
-        match conn.kind {
-            Kind::Peer { alive, end, .. } => {
-                alive.store(false, Ordering::Relaxed);
-                end.ended();
-            }
-            Kind::Client { replies, .. } => {
-                replies.close();
-            }
-        }
+        let bad = match &why {
+            Closing::Bad(why) => Some(why.as_str()),
+            Closing::Ended => None,
+        };
+        self.handler.closed(conn.data, bad);
     }
 }
 
-/// The node mailbox's view of a [`Poller`].
+/// A mailbox's view of a [`Poller`]: its [`Source`].
 #[derive(Debug)]
-pub struct NodeSource<R, S: StateMachine>(pub Arc<Poller<R, S>>);
+pub struct PollerSource<H: Handler>(pub Arc<Poller<H>>);
 
-impl<R, S> Source<Input<R, S>> for NodeSource<R, S>
-where
-    R: Replica<Cmd<S>>,
-    R::Msg: DeserializeOwned,
-    S: StateMachine,
-{
-    fn poll(&self, into: &mut Vec<Input<R, S>>) {
+impl<H: Handler> Source<H::Item> for PollerSource<H> {
+    fn poll(&self, into: &mut Vec<H::Item>) {
         self.0.wait_events(Some(Duration::ZERO));
         self.0.read_hot(into);
     }
@@ -438,10 +366,206 @@ where
     }
 }
 
+/// The link a server's peer connection belongs to (the transport's).
+pub trait PeerEnd: Send + Sync {
+    /// Whether the fault hook cuts this peer off: its messages are dropped (and counted).
+    fn cut(&self) -> bool;
+    /// The connection ended (closed by the peer, broken, or a bad frame closed it).
+    fn ended(&self);
+}
+
+/// A server node's connection.
+pub enum NodeConn<S: StateMachine> {
+    /// An admitted peer's.
+    Peer {
+        /// The peer.
+        peer: NodeId,
+        /// Cleared when the connection ends: the link thread watches it.
+        alive: Arc<AtomicBool>,
+        /// Its link.
+        end: Arc<dyn PeerEnd>,
+    },
+    /// A client's.
+    Client {
+        /// Where the node answers it.
+        replies: ReplyBox<S>,
+        /// Released when the connection is: the server's count of client connections.
+        held: Box<dyn Send>,
+    },
+}
+
+impl<S: StateMachine> std::fmt::Debug for NodeConn<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeConn::Peer { peer, .. } => write!(f, "NodeConn::Peer({peer})"),
+            NodeConn::Client { .. } => write!(f, "NodeConn::Client"),
+        }
+    }
+}
+
+/// A server node's connections: peers' messages become [`Input::Msg`], clients' requests
+/// [`Input::Propose`]s answered to their connection's reply mailbox.
+#[derive(Debug)]
+pub struct NodeHandler<R, S: StateMachine> {
+    me: NodeId,
+    counters: Arc<Counters>,
+    client_idle: Duration,
+    _types: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R, S: StateMachine> NodeHandler<R, S> {
+    /// Node `me`'s, counting in `counters`; client connections idle for `client_idle` are
+    /// closed.
+    pub fn new(me: NodeId, counters: Arc<Counters>, client_idle: Duration) -> Self {
+        NodeHandler {
+            me,
+            counters,
+            client_idle,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<R, S> Handler for NodeHandler<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: DeserializeOwned,
+    S: StateMachine,
+{
+    type Item = Input<R, S>;
+    type Conn = NodeConn<S>;
+    type Msg = R::Msg;
+    type State = S;
+
+    fn frame(
+        &self,
+        conn: &NodeConn<S>,
+        f: Frame<R::Msg, S>,
+        used: usize,
+        into: &mut Vec<Input<R, S>>,
+    ) -> Result<(), String> {
+        let c = &self.counters;
+        match (conn, f) {
+            (NodeConn::Peer { peer, end, .. }, Frame::Msg { from, msg }) if from == *peer => {
+                Counters::add(&c.bytes_in, used as u64);
+                Counters::add(&c.msgs_in, 1);
+                if end.cut() {
+                    Counters::add(&c.dropped, 1);
+                } else {
+                    into.push(Input::Msg { from, msg });
+                }
+            }
+            (NodeConn::Client { replies, .. }, Frame::Request { reqs }) => {
+                Counters::add(&c.requests, reqs.len() as u64);
+                into.push(Input::Propose {
+                    reqs,
+                    reply: Arc::clone(replies),
+                });
+            }
+            (NodeConn::Peer { peer, .. }, other) => {
+                return Err(format!(
+                    "frame type {} from node {peer} on a peer link",
+                    other.type_of()
+                ))
+            }
+            (NodeConn::Client { .. }, other) => {
+                return Err(format!("frame type {}", other.type_of()))
+            }
+        }
+        Ok(())
+    }
+
+    fn closed(&self, conn: NodeConn<S>, bad: Option<&str>) {
+        let me = self.me;
+        if let Some(why) = bad {
+            Counters::add(&self.counters.bad_frames, 1);
+            match &conn {
+                NodeConn::Peer { peer, .. } => {
+                    eprintln!("paxraft {me}: closed the link to {peer}: {why}")
+                }
+                NodeConn::Client { .. } => {
+                    eprintln!("paxraft {me}: closed a client connection: {why}")
+                }
+            }
+        }
+        match conn {
+            NodeConn::Peer { alive, end, .. } => {
+                alive.store(false, Ordering::Relaxed);
+                end.ended();
+            }
+            NodeConn::Client { replies, .. } => {
+                replies.close();
+            }
+        }
+    }
+
+    fn idle_limit(&self, conn: &NodeConn<S>) -> Option<Duration> {
+        matches!(conn, NodeConn::Client { .. }).then_some(self.client_idle)
+    }
+}
+
+/// A server node's poller.
+pub type NodePoller<R, S> = Poller<NodeHandler<R, S>>;
+
+/// A network client's connections to the servers: their [`Frame::Reply`]s become the
+/// client's [`Reply`]s; anything else closes the connection.
+#[derive(Debug)]
+pub struct ReplyHandler<R, S> {
+    _types: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R, S> Default for ReplyHandler<R, S> {
+    fn default() -> Self {
+        ReplyHandler {
+            _types: PhantomData,
+        }
+    }
+}
+
+/// The link a client's server connection belongs to.
+pub type ServerEnd = Arc<dyn Fn() + Send + Sync>;
+
+impl<R, S> Handler for ReplyHandler<R, S>
+where
+    R: Replica<Cmd<S>>,
+    R::Msg: DeserializeOwned,
+    S: StateMachine,
+{
+    type Item = Reply<S>;
+    /// Called when the connection ends (the client's link then redials on demand).
+    type Conn = ServerEnd;
+    type Msg = R::Msg;
+    type State = S;
+
+    fn frame(
+        &self,
+        _conn: &ServerEnd,
+        f: Frame<R::Msg, S>,
+        _used: usize,
+        into: &mut Vec<Reply<S>>,
+    ) -> Result<(), String> {
+        match f {
+            Frame::Reply { replies } => {
+                into.extend(replies);
+                Ok(())
+            }
+            other => Err(format!("frame type {} from a server", other.type_of())),
+        }
+    }
+
+    fn closed(&self, conn: ServerEnd, _bad: Option<&str>) {
+        conn();
+    }
+
+    fn idle_limit(&self, _conn: &ServerEnd) -> Option<Duration> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Drained, Mailbox};
+    use crate::runtime::{Drained, Mailbox, Reply};
     use paxraft_impls::raft::{Raft, RaftMsg};
     use paxraft_impls::sm::Request;
     use paxraft_impls::sm::{Kv, KvOp};
@@ -495,25 +619,27 @@ mod tests {
 
     /// A connection from node 1 registered with `poller`: the far end, and the link's flag
     /// and end.
-    fn peer(poller: &Poller<R, Kv>) -> (TcpStream, Arc<AtomicBool>, Arc<End>) {
+    fn peer(poller: &NodePoller<R, Kv>) -> (TcpStream, Arc<AtomicBool>, Arc<End>) {
         let (theirs, ours) = pair();
         let alive = Arc::new(AtomicBool::new(true));
         let end = Arc::new(End::default());
-        poller
-            .add_peer(ours, NodeId(1), Arc::clone(&alive), end.clone())
-            .unwrap();
+        let conn = NodeConn::Peer {
+            peer: NodeId(1),
+            alive: Arc::clone(&alive),
+            end: end.clone(),
+        };
+        assert!(poller.add(ours, conn).is_ok());
         (theirs, alive, end)
     }
 
     /// A node mailbox reading one peer connection through a poller.
-    fn node() -> (Arc<Poller<R, Kv>>, NodeBox, Arc<Counters>) {
+    fn node() -> (Arc<NodePoller<R, Kv>>, NodeBox, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let poller = Arc::new(
-            Poller::new(NodeId(0), Arc::clone(&counters), Duration::from_secs(60)).unwrap(),
-        );
+        let handler = NodeHandler::new(NodeId(0), Arc::clone(&counters), Duration::from_secs(60));
+        let poller = Arc::new(Poller::new(handler).unwrap());
         let mb = Mailbox::with_spin(64, Duration::ZERO);
         assert!(mb
-            .set_source(Box::new(NodeSource(Arc::clone(&poller))))
+            .set_source(Box::new(PollerSource(Arc::clone(&poller))))
             .is_ok());
         (poller, mb, counters)
     }
@@ -596,7 +722,11 @@ mod tests {
         let (poller, mb, counters) = node();
         let (mut theirs, ours) = pair();
         let replies: ReplyBox<Kv> = Arc::new(Mailbox::new(8));
-        assert!(poller.add_client(ours, Arc::clone(&replies), Box::new(())));
+        let conn = NodeConn::Client {
+            replies: Arc::clone(&replies),
+            held: Box::new(()),
+        };
+        assert!(poller.add(ours, conn).is_ok());
         let f: F = Frame::Request {
             reqs: vec![Request {
                 client: 5,
@@ -624,5 +754,41 @@ mod tests {
             "closed"
         );
         assert_eq!(mb.drain(&mut Vec::new(), None), Drained::Closed);
+    }
+
+    /// A client's server connection: its reply frames become the client's replies, and
+    /// anything else closes it and tells its link (which then redials on demand).
+    #[test]
+    fn a_servers_replies_reach_the_client_and_another_frame_closes_the_connection() {
+        let poller = Arc::new(Poller::new(ReplyHandler::<R, Kv>::default()).unwrap());
+        let mb: Mailbox<Reply<Kv>> = Mailbox::with_spin(8, Duration::ZERO);
+        assert!(mb
+            .set_source(Box::new(PollerSource(Arc::clone(&poller))))
+            .is_ok());
+        let (mut theirs, ours) = pair();
+        let ended = Arc::new(AtomicBool::new(false));
+        let e = Arc::clone(&ended);
+        assert!(poller
+            .add(ours, Arc::new(move || e.store(true, Ordering::Relaxed)))
+            .is_ok());
+        let reply: F = Frame::Reply {
+            replies: vec![Reply::Retry { seq: 4 }],
+        };
+        frame::write(&mut theirs, &reply).unwrap();
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(5);
+        while got.is_empty() && Instant::now() < until {
+            mb.drain(&mut got, Some(until));
+        }
+        assert!(matches!(got[..], [Reply::Retry { seq: 4 }]), "{got:?}");
+        theirs.write_all(&vote(1)).unwrap();
+        while !ended.load(Ordering::Relaxed) && Instant::now() < until {
+            mb.drain(&mut got, Some(Instant::now() + Duration::from_millis(10)));
+        }
+        assert!(
+            ended.load(Ordering::Relaxed),
+            "a vote from a server closed it"
+        );
+        assert_eq!(got.len(), 1);
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::frame::{self, Frame, MAX_FRAME};
 use super::inlet::READ_SPIN;
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
-use super::poller::{NodeSource, Poller};
+use super::poller::{NodeConn, NodeHandler, Poller, PollerSource};
 use super::transport::{Counters, Identity, Links, OUTBOX};
 use crate::runtime::{
     spin_for, Cluster, Cmd, FileStorage, Mailbox, MemStorage, Net, Refusal, Reply, ReplyBox,
@@ -254,8 +254,12 @@ where
         };
         let counters = Arc::new(Counters::default());
         let poller = Arc::new(
-            Poller::<R, S>::new(id.me, Arc::clone(&counters), CLIENT_IDLE)
-                .map_err(|e| ServeError::Start(format!("epoll: {e}")))?,
+            Poller::new(NodeHandler::<R, S>::new(
+                id.me,
+                Arc::clone(&counters),
+                CLIENT_IDLE,
+            ))
+            .map_err(|e| ServeError::Start(format!("epoll: {e}")))?,
         );
         let boxes = (0..n)
             .map(|i| {
@@ -265,7 +269,7 @@ where
                     let spin = spin_for("PAXRAFT_NODE_SPIN_US", READ_SPIN);
                     let mine = Mailbox::with_spin(NODE_MAILBOX, spin);
                     if mine
-                        .set_source(Box::new(NodeSource(Arc::clone(&poller))))
+                        .set_source(Box::new(PollerSource(Arc::clone(&poller))))
                         .is_err()
                     {
                         unreachable!("a new mailbox has no source");
@@ -562,7 +566,14 @@ fn serve_client<R, S>(
             .collect();
         let _ = replies.push_many(retry);
     }
-    links.poller().add_client(conn, replies, Box::new(held));
+    let conn_data = NodeConn::Client {
+        replies,
+        held: Box::new(held),
+    };
+    if let Err(NodeConn::Client { replies, .. }) = links.poller().add(conn, conn_data) {
+        // The node is shutting down: the writer thread ends with the reply mailbox.
+        replies.close();
+    }
 }
 
 /// A client connection's answers: its reply mailbox's [`Sink`], which encodes them on the

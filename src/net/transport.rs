@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::auth::{nonce, Secret, Side};
 use super::frame::{self, Frame, MAX_FRAME, NONCE};
 use super::outlet::{Conn, Next, Outlet, Sent};
-use super::poller::{PeerEnd, Poller};
+use super::poller::{NodeConn, NodePoller, PeerEnd};
 use crate::runtime::{Cmd, Drained, Input, Net, Refusal, Sink};
 
 /// How long a handshake may take, and a dial may wait for the connection.
@@ -120,16 +120,22 @@ pub struct Identity {
 
 /// The links of one node: a slot per remote peer where an accepted connection is handed to
 /// that peer's link thread.
-pub struct Links<R: Replica<Cmd<S>>, S: StateMachine> {
+pub struct Links<R: Replica<Cmd<S>>, S: StateMachine>
+where
+    R::Msg: DeserializeOwned,
+{
     id: Identity,
     net: Arc<Net<R, S>>,
     counters: Arc<Counters>,
     slots: Vec<Arc<Slot>>,
     /// Reads the admitted connections on the node's thread.
-    poller: Arc<Poller<R, S>>,
+    poller: Arc<NodePoller<R, S>>,
 }
 
-impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Links<R, S> {
+impl<R: Replica<Cmd<S>>, S: StateMachine> std::fmt::Debug for Links<R, S>
+where
+    R::Msg: DeserializeOwned,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Links(node {}, {} nodes)", self.id.me, self.slots.len())
     }
@@ -251,7 +257,7 @@ where
         id: Identity,
         net: Arc<Net<R, S>>,
         counters: Arc<Counters>,
-        poller: Arc<Poller<R, S>>,
+        poller: Arc<NodePoller<R, S>>,
     ) -> Arc<Self> {
         let links = Arc::new(Links {
             slots: (0..net.len()).map(|_| Arc::default()).collect(),
@@ -289,7 +295,7 @@ where
     }
 
     /// What reads the node's connections.
-    pub fn poller(&self) -> &Arc<Poller<R, S>> {
+    pub fn poller(&self) -> &Arc<NodePoller<R, S>> {
         &self.poller
     }
 
@@ -371,7 +377,12 @@ where
         Counters::add(&self.counters.dropped, stale);
         // From here the node's thread reads it.
         let end: Arc<dyn PeerEnd> = Arc::clone(slot) as Arc<dyn PeerEnd>;
-        let Some(reading) = self.poller.add_peer(r, peer, Arc::clone(&alive), end) else {
+        let conn = NodeConn::Peer {
+            peer,
+            alive: Arc::clone(&alive),
+            end,
+        };
+        let Ok(reading) = self.poller.add(r, conn) else {
             Counters::add(&self.counters.dropped, slot.outlet.detach());
             return Drained::Open;
         };

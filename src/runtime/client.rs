@@ -202,6 +202,26 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         self.max_op_bytes = Some(max);
     }
 
+    /// Have this client's thread read its replies from `source` itself (a transport's
+    /// connections, [`crate::net::poller`]) as it waits for them, spinning `spin` before it
+    /// blocks. Before the first request: the reply mailbox is replaced.
+    #[cfg(not(loom))]
+    pub(crate) fn read_through(
+        &mut self,
+        source: Box<dyn super::Source<Reply<S>>>,
+        spin: std::time::Duration,
+    ) {
+        assert_eq!(
+            self.next_seq, 1,
+            "the reply mailbox is replaced before any request"
+        );
+        let inbox = Mailbox::with_spin(4 * self.cfg.max_outstanding + 64, spin);
+        if inbox.set_source(source).is_err() {
+            unreachable!("a new mailbox has no source");
+        }
+        self.inbox = Arc::new(inbox);
+    }
+
     /// This client's session id.
     pub fn id(&self) -> u64 {
         self.id
