@@ -6,9 +6,9 @@
 //! (one [`Frame::Request`] per send, through the connection's [`Outlet`]) and reads the
 //! server's [`Frame::Reply`]s from it as it waits for answers (its reply mailbox's source is a
 //! [`Poller`] over the connections); each server has a link thread that dials when a request
-//! finds no connection and writes what the socket did not take at once. A server that cannot be reached answers
-//! [`Reply::Retry`] at once (so the client tries the next one), and is not dialed again for
-//! [`REDIAL_AFTER`].
+//! finds no connection and writes what the socket did not take at once. A server that cannot
+//! be reached answers [`Reply::Retry`] at once (so the client tries the next one), and is not
+//! dialed again for [`REDIAL_AFTER`].
 
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::frame::{self, Frame, MAX_FRAME};
 use super::inlet::{Inlet, READ_SPIN};
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
-use super::poller::{Poller, PollerSource, ReplyHandler, ServerEnd};
+use super::poller::{Handler, Poller, PollerSource, ReplyHandler, ServerEnd};
 use crate::runtime::{
     spin_for, Client, ClientConfig, Cmd, Drained, Input, Mailbox, Net, Refusal, Reply, ReplyBox,
     Sink,
@@ -308,7 +308,7 @@ fn link<R, S>(
                 let o = Arc::clone(outlet);
                 let end: ServerEnd = Arc::new(move || o.fail());
                 match p.add(r, end) {
-                    Ok(i) => Reader::Polled(i),
+                    Ok(i) => Reader::Polled(p, i),
                     // Not registered (out of resources): as if the server could not be
                     // reached, so these requests are answered and the next ones redial.
                     Err(_) => {
@@ -364,7 +364,7 @@ fn link<R, S>(
         // The reader stopped first: it marks the outlet failed as it ends.
         let _ = s.shutdown(Shutdown::Both);
         match reader {
-            Reader::Polled(i) => poller.expect("polled").remove(i),
+            Reader::Polled(p, i) => p.remove(i),
             Reader::Thread(t) => {
                 let _ = t.join();
             }
@@ -376,10 +376,10 @@ fn link<R, S>(
     }
 }
 
-/// Who reads a server connection: the client's thread through the poller (the connection's
-/// handle), or a reader thread of its own.
-enum Reader {
-    Polled(usize),
+/// Who reads a server connection: the client's thread through the poller (the
+/// connection's handle there), or a reader thread of its own.
+enum Reader<'a, H: Handler> {
+    Polled(&'a Poller<H>, usize),
     Thread(JoinHandle<()>),
 }
 
