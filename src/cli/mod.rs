@@ -176,6 +176,14 @@ pub struct SnapshotArgs {
     pub snapshot_chunk: usize,
 }
 
+/// What a snapshot policy does, as the command lines say it (`run`'s result line, `serve`'s
+/// and `cluster`'s first lines).
+pub(crate) fn snapshot_schedule(p: Option<paxraft_impls::SnapshotPolicy>) -> String {
+    p.map_or("no snapshots".to_string(), |p| {
+        format!("snapshots every {} slots", p.every)
+    })
+}
+
 /// `--snapshot-every`'s value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotEvery {

@@ -125,6 +125,8 @@ impl ProtocolVisitor for Serve<'_> {
                 a.heartbeat, a.election_timeout
             )));
         }
+        let runtime = served_config(a);
+        let schedule = super::snapshot_schedule(runtime.protocol.snapshots);
         let server = Server::<R, Kv>::start(ServeConfig {
             identity: Identity {
                 me: NodeId(a.id),
@@ -134,7 +136,7 @@ impl ProtocolVisitor for Serve<'_> {
             },
             data: a.data.clone(),
             status: a.status,
-            runtime: served_config(a),
+            runtime,
             fault_hooks: a.fault_hooks,
             memory: a.storage == StorageKind::Memory,
         })?;
@@ -143,7 +145,7 @@ impl ProtocolVisitor for Serve<'_> {
             a.id,
             R::NAME,
             a.peers.0.len(),
-            snapshot_schedule(served_config(a).protocol.snapshots),
+            schedule,
             server.addr,
             a.status
                 .map(|s| format!(", status on http://{s}/"))
@@ -155,13 +157,6 @@ impl ProtocolVisitor for Serve<'_> {
         eprintln!("paxraft n{}: stopped", a.id);
         Ok(())
     }
-}
-
-/// What a snapshot policy does, as the command line says it.
-fn snapshot_schedule(p: Option<paxraft_impls::SnapshotPolicy>) -> String {
-    p.map_or("no snapshots".to_string(), |p| {
-        format!("snapshots every {} slots", p.every)
-    })
 }
 
 fn heartbeat_too_long(a: &ServeArgs) -> bool {
@@ -478,7 +473,7 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         "{} {} servers, {}, data and logs in {}{}",
         args.local,
         args.protocol,
-        snapshot_schedule(probe.snapshots),
+        super::snapshot_schedule(probe.snapshots),
         dir.display(),
         if temporary { " (removed at exit)" } else { "" }
     );

@@ -226,10 +226,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
     );
     args.flow.apply(&mut cfg.protocol);
-    let snapshots = match cfg.protocol.snapshots {
-        Some(p) => format!("snapshots every {} slots", p.every),
-        None => "no snapshots".to_string(),
-    };
+    let snapshots = super::snapshot_schedule(cfg.protocol.snapshots);
     if cfg.protocol.reads != ReadMode::Log && !<R as paxraft_impls::Replica<Cmd<Kv>>>::READS {
         eprintln!(
             "note: {} has no read path without the log: its reads go through the log",
