@@ -770,24 +770,39 @@ fn sigterm_and_restart(protocol: &str) {
     );
 }
 
-/// `paxraft cluster --local 3 --bench` starts three servers, loads them, prints a result
-/// line with ops/s and percentiles, and stops them; its snapshot flags reach every server.
-#[test]
-fn a_local_cluster_benchmarks_itself_and_stops() {
-    let dir = scratch("local");
+/// `paxraft cluster --local 3 --bench` with `args`, which must succeed: what it printed.
+fn cluster_bench(args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args(["cluster", "--local", "3", "--bench", "--duration", "500ms"])
-        .args(["--snapshot-every", "50"])
-        .args(["--clients", "2", "--outstanding", "8", "--dir"])
-        .arg(&dir)
+        .args(["cluster", "--local", "3", "--bench"])
+        .args(args)
         .output()
         .expect("run paxraft cluster");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// `paxraft cluster --local 3 --bench` starts three servers, loads them, prints a result
+/// line with ops/s and percentiles, and stops them; its snapshot flags reach every server.
+#[test]
+fn a_local_cluster_benchmarks_itself_and_stops() {
+    let dir = scratch("local");
+    let text = cluster_bench(&[
+        "--duration",
+        "500ms",
+        "--snapshot-every",
+        "50",
+        "--clients",
+        "2",
+        "--outstanding",
+        "8",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
     let last = text.lines().last().unwrap_or_default();
     assert!(
         last.contains(" ops/s, p50 ") && last.contains("0 errors"),
@@ -810,24 +825,16 @@ fn a_local_cluster_benchmarks_itself_and_stops() {
 /// directory, and removes it once they stopped cleanly.
 #[test]
 fn a_local_cluster_removes_its_temporary_directory_at_exit() {
-    let out = Command::new(BIN)
-        .args(["cluster", "--local", "3", "--bench", "--duration", "300ms"])
-        .args([
-            "--clients",
-            "1",
-            "--outstanding",
-            "4",
-            "--storage",
-            "memory",
-        ])
-        .output()
-        .expect("run paxraft cluster");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = cluster_bench(&[
+        "--duration",
+        "300ms",
+        "--clients",
+        "1",
+        "--outstanding",
+        "4",
+        "--storage",
+        "memory",
+    ]);
     let first = text.lines().next().unwrap_or_default();
     let dir = first
         .split_once("data and logs in ")
