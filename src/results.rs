@@ -224,6 +224,10 @@ pub struct CheckResult {
     /// Whether the search merged states that are not equivalent (`--symmetry`).
     #[serde(default)]
     pub under_approximation: bool,
+    /// Whether a follower's lease end and its bid were one action
+    /// ([`paxraft_models::ModelConfig::fold_lapse`]).
+    #[serde(default)]
+    pub lapse_folded: bool,
     /// Wall time, seconds.
     pub seconds: f64,
     /// The process's peak growth per unique state, in bytes (`paxraft_models::memory`;
@@ -272,6 +276,7 @@ impl CheckResult {
             max_depth: s.max_depth as u64,
             cuts: Some([s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64)),
             under_approximation: s.under_approximation(),
+            lapse_folded: s.folds_lapse(),
             seconds: s.seconds,
             bytes_per_state: s.bytes_per_state,
             provenance: Some(Provenance::now()),

@@ -162,6 +162,7 @@ fn reference_result(s: &reference::RefSummary) -> CheckResult {
         max_depth: s.max_depth.saturating_sub(1) as u64,
         cuts: Some([0, 0, 0]),
         under_approximation: false,
+        lapse_folded: false,
         seconds: s.seconds,
         bytes_per_state: s.bytes_per_state,
         properties: s

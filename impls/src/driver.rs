@@ -1112,8 +1112,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
 
     /// Node `i` bids for leadership in the way a scenario wants it to win. With CheckQuorum a
     /// node that heard from a leader lately refuses votes, so every other live node's election
-    /// timer fires first (their leases lapse) and their own bids are dropped; then `i`'s
-    /// election timer fires (panicking if it is not armed) and everything is delivered.
+    /// timer fires first (their leases lapse, or, lapsed already, they bid) and their bids are
+    /// dropped; then `i`'s election timer fires (panicking if it is not armed), a second time
+    /// if the first only ended `i`'s own lease, and everything is delivered.
     pub fn elect(&mut self, i: usize) {
         let all: Vec<usize> = (0..self.len()).collect();
         self.wait_until_due(&all, R::election_timer());
@@ -1126,8 +1127,28 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
             let me = self.members[i];
             self.drop_where(|e| e.from != me);
         }
-        self.fire(i, R::election_timer());
+        self.time_out(i);
         self.deliver_all();
+    }
+
+    /// Fire node `i`'s election timer so that it bids (panicking if it is not armed): twice
+    /// if the first firing only ended its lease. Under CheckQuorum a follower that heard from
+    /// its leader waits the minimum election timeout (its lease), then the rest of its drawn
+    /// timeout before it bids (diss. §4.2.3).
+    pub fn time_out(&mut self, i: usize) {
+        let me = self.members[i];
+        let sent = |c: &Self| c.net.iter().filter(|e| e.from == me).count();
+        let before = sent(self);
+        self.fire(i, R::election_timer());
+        let lapsed_only = self.cfg.check_quorum
+            && self.nodes[i].timers.contains(&R::election_timer())
+            && self.nodes[i].replica.as_ref().map(|r| r.status().role)
+                == Some(crate::Role::Follower)
+            && sent(self) == before;
+        if lapsed_only {
+            self.wait_until_due(&[i], R::election_timer());
+            self.fire(i, R::election_timer());
+        }
     }
 
     /// Crash node `i`: its volatile state, armed timers and the messages addressed to it are

@@ -1139,14 +1139,34 @@ impl Config {
         Ok(())
     }
 
+    /// How long to arm the election timer. A follower that just heard from its leader under
+    /// CheckQuorum (`in_lease`) waits exactly the minimum election timeout first: its lease
+    /// ends there (diss. §4.2.3), and [`Config::election_rest`] is armed next. Anything else
+    /// draws from the whole range.
+    pub fn election_wait(&self, in_lease: bool) -> Range<Duration> {
+        let min = self.election_timeout.start;
+        if in_lease {
+            min..min
+        } else {
+            self.election_timeout.clone()
+        }
+    }
+
+    /// What is left of a randomized election timeout once the minimum has passed: the two
+    /// armings together draw from the whole range.
+    pub fn election_rest(&self) -> Range<Duration> {
+        Duration::ZERO..self.election_timeout.end - self.election_timeout.start
+    }
+
     /// How long a lease lasts on the leader's clock, from the moment it sent the round a
     /// majority acknowledged (diss. §6.4.1: "start + election timeout / clock drift bound").
     ///
     /// Why it is safe. Write `E` for `election_timeout.start`, `d` for [`Config::clock_drift`]
     /// and `ρ = d / E`: every clock runs at a rate within `[1 - ρ, 1 + ρ]` of real time. The
     /// leader sends the round at real time `t0`; a follower acknowledges it at `t1 >= t0` and
-    /// restarts its election timer, so it neither campaigns nor grants a vote (CheckQuorum)
-    /// before its own clock has advanced by `E`, at real time `t1 + E / (1 + ρ)` or later. No
+    /// arms its election timer for exactly `E` (its CheckQuorum lease, diss. §4.2.3), so it
+    /// neither campaigns nor grants a vote before its own clock has advanced by `E`, at real
+    /// time `t1 + E / (1 + ρ)` or later. No
     /// leader of a later term can be elected without a vote from one of the majority that
     /// acknowledged, so none exists before `t0 + E / (1 + ρ)`. The leader's clock advances by
     /// `L` in at most `L / (1 - ρ)` of real time, so it must hold `L / (1 - ρ) <= E / (1 + ρ)`:

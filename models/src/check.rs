@@ -249,6 +249,11 @@ impl Summary {
     pub fn under_approximation(&self) -> bool {
         self.search.symmetry
     }
+    /// Whether the check took a follower's lease end and its bid as one action
+    /// ([`ModelConfig::fold_lapse`]).
+    pub fn folds_lapse(&self) -> bool {
+        self.config.fold_lapse && !self.config.timed()
+    }
     /// With time: how many states the time bound kept from ticking, as the summary's cut
     /// line ends.
     fn time_cut(&self) -> String {
@@ -404,6 +409,9 @@ impl Summary {
         writeln!(f, "  configuration   {}", self.command())?;
         if self.under_approximation() {
             writeln!(f, "  under-approximation: --symmetry merges states that are not equivalent (retry rotation, ballot tie-breaks); a pass is not a proof")?;
+        }
+        if self.folds_lapse() {
+            writeln!(f, "  folded          a follower's lease end and its bid are one action (--unfold-lapse explores between them)")?;
         }
         writeln!(f, "  unique states   {}", self.unique_states)?;
         writeln!(f, "  total states    {}", self.total_states)?;

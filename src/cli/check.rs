@@ -62,6 +62,11 @@ pub struct ModelArgs {
     /// step (cheaper; misses a send that overtakes the persist it depends on).
     #[arg(long)]
     pub atomic_steps: bool,
+    /// Explore what may happen between a follower's lease ending (at the minimum election
+    /// timeout) and its own bid, instead of taking the two as one action (the default
+    /// without leases: it costs an action on every path to a new term).
+    #[arg(long)]
+    pub unfold_lapse: bool,
     /// Raft heartbeats carry no entries, only the commit point (the paper's §5.2 form).
     #[arg(long)]
     pub empty_heartbeats: bool,
@@ -223,6 +228,7 @@ impl ModelArgs {
         cfg.protocol.pre_vote = !self.no_pre_vote;
         cfg.protocol.check_quorum = !self.no_check_quorum;
         cfg.crash_mid_step = !self.atomic_steps;
+        cfg.fold_lapse = !self.unfold_lapse;
         cfg.protocol.empty_heartbeats = self.empty_heartbeats;
         if let Some(b) = self.max_batch {
             cfg.protocol.max_batch = b;
@@ -347,6 +353,7 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         "cut_by_term": s.cuts.term,
         "cut_by_in_flight": s.cuts.in_flight,
         "under_approximation": s.under_approximation(),
+        "lapse_folded": s.folds_lapse(),
         "seconds": s.seconds,
         "states_per_sec": s.states_per_sec(),
         "peak_memory_bytes": peak,

@@ -127,7 +127,7 @@ fn sim(k: SimKnobs) -> SimOptions {
         seed: 0,
         runs: k.runs,
         steps: k.steps,
-        settle_steps: 1_000,
+        settle_steps: 2_000,
         servers: k.servers,
         voters: 0,
         changes: Vec::new(),

@@ -138,6 +138,34 @@ fn raft_as_shipped() {
 
 const SHIPS_DEPTH: usize = 13;
 
+/// Without time, a follower's lease ending (at the minimum election timeout, diss. §4.2.3)
+/// and its own bid are one action ([`ModelConfig::fold_lapse`]), and the summary says so:
+/// a later term's election after a commit fits in depth 13 on two servers. Unfolded, the
+/// check explores what may happen between the two and needs one action more.
+#[test]
+fn raft_lease_end_and_bid_are_folded_unless_asked_not_to() {
+    let cfg = ModelConfig {
+        servers: 2,
+        clients: 1,
+        ops: 1,
+        ..ModelConfig::default()
+    };
+    let folded = run::<Raft<Cmd>>(cfg.clone(), 13);
+    assert_passes(&folded);
+    reached(&folded, names::LATER_TERM);
+    assert!(folded.folds_lapse() && !folded.command().contains("--unfold-lapse"));
+    let unfolded = ModelConfig {
+        fold_lapse: false,
+        ..cfg
+    };
+    let short = run::<Raft<Cmd>>(unfolded.clone(), 13);
+    assert!(!short.folds_lapse() && short.command().contains("--unfold-lapse"));
+    has_verdict(&short, names::LATER_TERM, Verdict::NotReached);
+    let s = run::<Raft<Cmd>>(unfolded, 14);
+    assert_passes(&s);
+    reached(&s, names::LATER_TERM);
+}
+
 #[test]
 fn raft_leader_change() {
     let cfg = ModelConfig {

@@ -1166,8 +1166,8 @@ mod lock {
 fn settling_failures_of_the_harness_no_longer_fail() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/checks/schedules");
     for (name, steps) in [
-        ("multipaxos-boundary-burst.json", 1025),
-        ("multipaxos-removed-follower.json", 240),
+        ("multipaxos-boundary-burst.json", 992),
+        ("multipaxos-removed-follower.json", 262),
     ] {
         let file = format!("{dir}/{name}");
         let saved: serde_json::Value =

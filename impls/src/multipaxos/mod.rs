@@ -50,8 +50,10 @@
 //!   own flow, and the last one's acknowledgement sends the first batch above it. This state
 //!   is the leadership's: a new leader starts with none.
 //! * **Leader stability (PMMC §3, "leases"; as Raft's CheckQuorum).** The leader sends
-//!   heartbeats. An acceptor that heard from a live leader since its last election timeout
-//!   ignores `Prepare`s from anybody else, and a candidate that hears from a live leader
+//!   heartbeats. An acceptor that heard from a live leader within the minimum election
+//!   timeout ignores `Prepare`s from anybody else (the minimum, as Raft's rule in diss.
+//!   §4.2.3: were it each acceptor's own random timeout, the first candidate after a leader's
+//!   crash would wait for the later of two timers), and a candidate that hears from a live leader
 //!   backs off, so a replica that merely lost a heartbeat cannot depose a healthy leader.
 //!   A candidate does not promise its own ballot until its phase 1 succeeded, so its own
 //!   acceptor keeps serving the live leader meanwhile. A leader that has not heard from a
@@ -407,7 +409,9 @@ pub enum PaxosMsg<C> {
 /// Multi-Paxos timers.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PaxosTimer {
-    /// Non-leaders: start phase 1. Leaders: check that a quorum was heard from lately.
+    /// Non-leaders: start phase 1; a follower that heard from its leader under CheckQuorum
+    /// first ends its lease at the minimum election timeout and waits out the rest of its
+    /// drawn timeout on a second arming. Leaders: check that a quorum was heard from lately.
     Election,
     /// Leaders: send heartbeats (and the commit point).
     Heartbeat,
@@ -508,7 +512,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for PaxosWrite<C> {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum RoleState<C> {
-    /// Heard from a live leader since the last election timeout (the lease).
+    /// Heard from a live leader within the minimum election timeout (the lease).
     Follower { leader_alive: bool },
     /// Running phase 1: `promises` is the set of nodes whose whole promise (every chunk)
     /// arrived for our ballot (us included); phase 1 covers slots from `p1_from` on (commit + 1 when
@@ -678,8 +682,33 @@ impl<C: Command> MultiPaxos<C> {
         config.has_quorum(acks)
     }
 
+    /// Arm the election timer for a whole randomized election timeout, or, at a follower in
+    /// its lease under CheckQuorum, for the minimum only: that firing ends the lease and draws
+    /// the rest ([`MultiPaxos::election_timer_fired`]), the same total wait.
     fn arm_election_timer(&self, out: &mut Out<Self, C>) {
-        out.set_timer(PaxosTimer::Election, self.cfg.election_timeout.clone());
+        let after = self.cfg.election_wait(self.lease_runs_on_timer());
+        out.set_timer(PaxosTimer::Election, after);
+    }
+
+    /// Does the election timer measure the lease (a follower under CheckQuorum that heard
+    /// from its leader)?
+    fn lease_runs_on_timer(&self) -> bool {
+        self.cfg.check_quorum && matches!(self.state, RoleState::Follower { leader_alive: true })
+    }
+
+    /// The election timer fired at a non-leader. A follower still in its lease has not heard
+    /// from its leader for the minimum election timeout: the lease ends here, so its acceptor
+    /// promises to other proposers from now on, and it waits the rest of its drawn timeout
+    /// before it runs phase 1 itself. Leader leases assume exactly this minimum (diss.
+    /// §6.4.1). Anything else campaigns.
+    fn election_timer_fired(&mut self, out: &mut Out<Self, C>) {
+        if !self.lease_runs_on_timer() {
+            return self.campaign(out);
+        }
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
+        out.set_timer(PaxosTimer::Election, self.cfg.election_rest());
     }
 
     fn arm_heartbeat(&self, out: &mut Out<Self, C>) {
@@ -785,7 +814,7 @@ impl<C: Command> MultiPaxos<C> {
                     self.step_down(None, out);
                 }
             }
-            (PaxosTimer::Election, _) => self.campaign(out),
+            (PaxosTimer::Election, _) => self.election_timer_fired(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
                 self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
                 self.resend_quiet_chunks(out);

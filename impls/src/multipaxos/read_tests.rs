@@ -102,6 +102,10 @@ fn leader_with_a_recovered_slot(cfg: &Config) -> P {
         configs: Configs::default(),
     };
     let mut r = boot(0, 3, cfg, Some(d));
+    // Restarted under leases it starts in a lease (diss. §6.4.1): its end first, then the bid.
+    if r.lease_runs_on_timer() {
+        fire(&mut r, PaxosTimer::Election);
+    }
     fire(&mut r, PaxosTimer::Election);
     let reported = Some(Entry {
         ballot: b(1, 1),

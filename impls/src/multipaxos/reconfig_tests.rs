@@ -132,7 +132,7 @@ fn a_removed_node_forgets_the_leader_it_no_longer_hears_from() {
     settle(&mut c, 0);
     assert_eq!(config(&c, 3), voters(&[0, 1, 2]), "n3 learned it left");
     assert_eq!(c.replica(3).status().leader, Some(NodeId(0)));
-    c.fire(3, PaxosTimer::Election);
+    c.time_out(3);
     assert_eq!(c.replica(3).status().leader, None);
     assert_eq!(c.replica(3).status().role, Role::Follower);
     assert!(
@@ -332,7 +332,7 @@ fn a_lagging_leader_learns_the_configuration_and_asks_the_new_voter_for_a_promis
     // change as it commits it, and must ask n3, a voter of the slots from 3 on, to promise
     // too before it proposes there.
     c.crash(0);
-    c.fire(2, PaxosTimer::Election);
+    c.time_out(2);
     c.restart(0);
     c.deliver_all();
     assert_eq!(role(&c, 2), Role::Leader);

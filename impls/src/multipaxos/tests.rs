@@ -1032,10 +1032,11 @@ fn lease_ignores_prepares_while_the_leader_is_alive() {
     );
     assert!(out.is_empty());
     assert_eq!(r.promised(), b(1, 0));
-    // After its election timeout (no word from the leader) the lease is gone: it campaigns
-    // itself, and its acceptor promises the same prepare, durably, before answering.
+    // After the minimum election timeout (no word from the leader) the lease is gone, before
+    // its own randomized timeout makes it campaign: its acceptor promises the same prepare,
+    // durably, before answering.
     fire(&mut r, PaxosTimer::Election);
-    assert_eq!(r.status().role, Role::Candidate);
+    assert_eq!(r.status().role, Role::Follower, "no bid of its own yet");
     let out = recv(
         &mut r,
         2,
@@ -1785,7 +1786,7 @@ fn elect(c: &mut C, i: usize) {
     }
     let me = NodeId(i as u8);
     c.drop_where(|e| e.from != me);
-    c.fire(i, PaxosTimer::Election);
+    c.time_out(i);
     c.deliver_all();
     assert!(
         c.leaders().contains(&i),
@@ -1889,8 +1890,8 @@ fn restarted_acceptor_refuses_the_deposed_leader() {
     let mut c = C::new(3, Config::default());
     elect(&mut c, 0);
     c.partition(&[0]);
-    c.fire(1, PaxosTimer::Election);
-    c.fire(2, PaxosTimer::Election);
+    c.time_out(1);
+    c.time_out(2);
     c.deliver_all();
     assert!(c.leaders().contains(&2) || c.leaders().contains(&1));
     let promised = c.replica(1).promised();

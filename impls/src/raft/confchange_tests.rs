@@ -501,7 +501,7 @@ mod bugs {
         // Not `elect`, which would fire n0's timer too: n2's lease lapses, then n1 campaigns.
         c.fire(2, RaftTimer::Election);
         c.drop_where(|e| e.from == NodeId(2));
-        c.fire(1, RaftTimer::Election);
+        c.time_out(1);
         c.deliver_all();
         c.fire(1, RaftTimer::Heartbeat);
         c.deliver_all();

@@ -73,6 +73,31 @@ impl<C: Command> Raft<C> {
         self.handoff_on_leader(from, term, out);
     }
 
+    /// Does the election timer measure the lease? A follower under CheckQuorum that heard
+    /// from its leader arms it for the minimum election timeout first
+    /// ([`Raft::arm_election_timer`]).
+    pub(super) fn lease_runs_on_timer(&self) -> bool {
+        self.cfg.check_quorum && self.state == RoleState::Follower { leader_alive: true }
+    }
+
+    /// The election timer fired at a follower or candidate. At a follower still in its lease,
+    /// the minimum election timeout has passed since it last heard from its leader: the lease
+    /// ends here, not at its own randomized timeout. The dissertation's rule (§4.2.3) refuses
+    /// votes only *within the minimum* election timeout of hearing from a leader; refusing
+    /// until the follower's own timer fires would make the first candidate after a leader's
+    /// crash wait for the *later* of two random timers before a quorum grants it anything.
+    /// Safety of leader leases is unchanged: they assume exactly this minimum (diss. §6.4.1).
+    /// The follower then waits the rest of its drawn timeout before it campaigns itself.
+    pub(super) fn election_timer_fired(&mut self, out: &mut Out<Self, C>) {
+        if !self.lease_runs_on_timer() {
+            return self.campaign(out);
+        }
+        self.state = RoleState::Follower {
+            leader_alive: false,
+        };
+        out.set_timer(RaftTimer::Election, self.cfg.election_rest());
+    }
+
     /// Election timeout at a follower or candidate: campaign (§5.2), after a PreVote round if
     /// configured (diss. §9.6).
     pub(super) fn campaign(&mut self, out: &mut Out<Self, C>) {

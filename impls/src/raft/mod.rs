@@ -31,8 +31,9 @@
 //!   could win; a replica cut off from the cluster therefore never inflates terms and deposes
 //!   a healthy leader when it reconnects.
 //! * **CheckQuorum (diss. §6.2).** A leader that has not heard from a majority within an
-//!   election timeout steps down; a follower that heard from its leader within the timeout
-//!   refuses to vote (a leader lease), so a partially connected node cannot disrupt.
+//!   election timeout steps down; a follower that heard from its leader within the minimum
+//!   election timeout refuses to vote (a leader lease, diss. §4.2.3), so a partially
+//!   connected node cannot disrupt.
 //! * **Reads without the log (diss. §6.4).** With [`ReadMode::ReadIndex`](crate::ReadMode)
 //!   a read is served at the leader's commit point once the leader has committed an entry of
 //!   its term and a majority has confirmed it still leads; a follower may serve it too, at an
@@ -367,8 +368,10 @@ pub enum AppendResult {
 /// Raft's timers.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RaftTimer {
-    /// Followers and candidates: start an election. Leaders with CheckQuorum: check that a
-    /// majority was heard from since the last firing.
+    /// Followers and candidates: start an election; a follower that heard from its leader
+    /// under CheckQuorum first ends its lease at the minimum election timeout and waits out
+    /// the rest of its drawn timeout on a second arming. Leaders with CheckQuorum: check that
+    /// a majority was heard from since the last firing.
     Election,
     /// Leaders: send heartbeats (and retransmit to lagging followers).
     Heartbeat,
@@ -451,8 +454,8 @@ struct Progress {
 /// candidate's votes in a leader, a follower's lease in a candidate).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum RoleState {
-    /// Heard from a current leader since the last election timeout (the lease behind
-    /// CheckQuorum's vote refusal).
+    /// Heard from a current leader within the minimum election timeout (the lease behind
+    /// CheckQuorum's vote refusal, diss. §4.2.3).
     Follower { leader_alive: bool },
     /// PreVote round: the nodes that granted a pre-vote for `term + 1`.
     PreCandidate { votes: NodeSet },
@@ -581,8 +584,14 @@ impl<C: Command> Raft<C> {
         self.config.has_quorum(acks)
     }
 
+    /// Arm the election timer for a whole randomized election timeout, or, at a follower that
+    /// just heard from its leader under CheckQuorum, for the *minimum* timeout only: that
+    /// first firing ends the lease (so the follower votes for others from then on, diss.
+    /// §4.2.3) and draws the rest ([`Raft::election_timer_fired`]). The total wait before a
+    /// campaign is the same random draw either way.
     fn arm_election_timer(&self, out: &mut Out<Self, C>) {
-        out.set_timer(RaftTimer::Election, self.cfg.election_timeout.clone());
+        let after = self.cfg.election_wait(self.lease_runs_on_timer());
+        out.set_timer(RaftTimer::Election, after);
     }
 
     fn persist_hard_state(&self, out: &mut Out<Self, C>) {
@@ -797,7 +806,7 @@ impl<C: Command> Replica<C> for Raft<C> {
                     self.become_follower(term, None, out);
                 }
             }
-            (RaftTimer::Election, _) => self.campaign(out),
+            (RaftTimer::Election, _) => self.election_timer_fired(out),
             (RaftTimer::Heartbeat, Role::Leader) => {
                 for p in self.peers() {
                     self.send_append(p, true, out);

@@ -77,6 +77,10 @@ fn index_reply(term: u64, req: u64, ids: &[ReadId], index: Option<Slot>) -> Raft
 /// appended but not committed.
 fn leader(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
     let mut r = boot(id, n, cfg, term - 1, log);
+    // Restarted under leases it starts in a lease (diss. §6.4.1): its end first, then the bid.
+    if r.lease_runs_on_timer() {
+        r.on_timer(RaftTimer::Election, &mut Effects::new());
+    }
     r.on_timer(RaftTimer::Election, &mut Effects::new());
     for p in (0..n).filter(|&p| p != id) {
         if r.is_leader() {

@@ -1351,22 +1351,75 @@ fn checkquorum_follower_with_a_live_leader_refuses_to_vote() {
         (1, None),
         "the disruptive term is not adopted"
     );
-    // Once an election timeout passes without word from the leader, the lease is gone: the
-    // replica campaigns in term 2 itself, and a request for term 3 deposes it and gets the
-    // vote, durably, before the reply.
+    // Once the *minimum* election timeout passes without word from the leader, the lease is
+    // gone (diss. §4.2.3), before the replica's own randomized timeout makes it campaign: a
+    // request for term 2 deposes nothing and gets the vote, durably, before the reply.
     fire(&mut r, RaftTimer::Election);
-    assert_eq!((r.role(), r.term), (Role::Candidate, 2));
-    let out = recv(&mut r, 2, request_vote(3, 5, 1));
-    assert_eq!(sends(&out), vec![(2, vote(3, true))]);
+    assert_eq!((r.role(), r.term), (Role::Follower, 1));
+    let out = recv(&mut r, 2, request_vote(2, 5, 1));
+    assert_eq!(sends(&out), vec![(2, vote(2, true))]);
     assert_eq!(
         (r.role(), r.term, r.voted_for),
-        (Role::Follower, 3, Some(NodeId(2)))
+        (Role::Follower, 2, Some(NodeId(2)))
     );
     assert!(out.writes().any(|w| *w
         == RaftWrite::HardState {
-            term: 3,
+            term: 2,
             voted_for: Some(NodeId(2))
         }));
+}
+
+/// Diss. §4.2.3: the lease lasts the minimum election timeout, while the follower's own bid
+/// waits for its randomized one. Hearing from the leader arms the election timer for exactly
+/// the minimum; that firing ends the lease and arms the rest of the range, so the total wait
+/// is still a draw from the whole range; the next firing campaigns.
+#[test]
+fn checkquorum_the_lease_ends_at_the_minimum_election_timeout_and_the_bid_waits_for_the_rest() {
+    let cfg = Config::default();
+    let (min, max) = (cfg.election_timeout.start, cfg.election_timeout.end);
+    assert!(min < max, "the default draws from a range");
+    let election = |out: &O| {
+        out.iter()
+            .filter_map(|e| match e {
+                Effect::SetTimer {
+                    timer: RaftTimer::Election,
+                    after,
+                } => Some(after.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut r = boot_with(1, 3, &cfg, 1, vec![]);
+    let out = recv(&mut r, 0, append(1, 0, 0, vec![], 0));
+    assert_eq!(
+        election(&out),
+        vec![min..min],
+        "the lease: the minimum, exactly"
+    );
+    assert!(r.in_lease());
+    let out = fire(&mut r, RaftTimer::Election);
+    assert!(!r.in_lease(), "the lease ended at the minimum");
+    assert_eq!(r.role(), Role::Follower, "no bid yet");
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        election(&out),
+        vec![std::time::Duration::ZERO..max - min],
+        "the rest"
+    );
+    let out = fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role(), Role::PreCandidate, "the bid");
+    assert_eq!(sends(&out).len(), 2, "pre-votes to both peers: {out:?}");
+    assert_eq!(election(&out), vec![min..max], "a whole draw for the round");
+    // Without CheckQuorum there is no lease: one whole draw, then the bid.
+    let cfg = Config {
+        check_quorum: false,
+        ..Config::default()
+    };
+    let mut r = boot_with(1, 3, &cfg, 1, vec![]);
+    let out = recv(&mut r, 0, append(1, 0, 0, vec![], 0));
+    assert_eq!(election(&out), vec![min..max]);
+    fire(&mut r, RaftTimer::Election);
+    assert_eq!(r.role(), Role::PreCandidate);
 }
 
 #[test]

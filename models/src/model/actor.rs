@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use paxraft_impls::sm::{FencedStore, Kv, KvOp, Sessions, StateMachine};
-use paxraft_impls::{Config, NodeId, Out, ReadMode, Replica, Role, StepCheck};
+use paxraft_impls::{Config, Effect, NodeId, Out, ReadMode, Replica, Role, StepCheck};
 use stateright::actor::{model_timeout, Actor, Id};
 
 use super::client::{client_issue, client_request};
@@ -84,6 +84,8 @@ pub enum Node<R: Replica<Cmd>> {
         session_timeout: u64,
         /// The membership changes the operator may ask of this server.
         changes: Arc<Vec<paxraft_impls::Change>>,
+        /// [`ModelConfig::fold_lapse`](super::ModelConfig::fold_lapse), without time.
+        fold_lapse: bool,
     },
     /// A client issuing `ops` in order, `pipeline` at a time.
     Client {
@@ -398,9 +400,21 @@ impl<R: Replica<Cmd>> Node<R> {
         o: &mut ModelOut<R>,
     ) {
         match (self, timer) {
-            (Node::Server { .. }, Timer::Replica(t)) => {
+            (Node::Server { fold_lapse, .. }, Timer::Replica(t)) => {
                 let t = *t;
-                self.server_step(state, o, None, Some(t), 0, |r, out| r.on_timer(t, out));
+                let fold = *fold_lapse;
+                self.server_step(state, o, None, Some(t), 0, |r, out| {
+                    r.on_timer(t, out);
+                    // Re-armed to fire at once and nothing else: the next firing joins it.
+                    let rearmed_only = out.iter().count() == 1
+                        && out.iter().all(|e| {
+                            matches!(e, Effect::SetTimer { timer, after }
+                                if *timer == t && after.start.is_zero())
+                        });
+                    if fold && rearmed_only {
+                        r.on_timer(t, out);
+                    }
+                });
             }
             (Node::Server { changes, .. }, Timer::Admin(k)) => {
                 // Only a leader acts on a change (any other replica refuses it, changing

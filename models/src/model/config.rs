@@ -202,6 +202,16 @@ pub struct ModelConfig {
     /// within a run: a clock at a constant extreme is the adversary a lease must survive.
     /// Fixing them is a bound: the summary shows it.
     pub clock_rates: Option<Vec<ClockRate>>,
+    /// Without time, take a replica timer's firing that only re-arms that timer to fire at
+    /// once (a follower's CheckQuorum lease ending at the minimum election timeout, before
+    /// the rest of its randomized timeout: diss. §4.2.3) together with that next firing (its
+    /// bid), as one action. This leaves out the interleavings in which something happens
+    /// between the two — the follower granting another's vote before it bids itself — and
+    /// saves an action on every path to a new term, which the depth bound would otherwise
+    /// charge. With time (leases) nothing is folded: the timed model explores the lease's end
+    /// on its own. The summary says so when it folds; `--unfold-lapse` turns it off, and the
+    /// fault-schedule simulator never folds.
+    pub fold_lapse: bool,
     /// The protocol configuration (bug-zoo switches included).
     pub protocol: Config,
 }
@@ -222,6 +232,7 @@ impl Default for ModelConfig {
             max_retries: 1,
             max_losses: None,
             crash_mid_step: true,
+            fold_lapse: true,
             pipeline: 1,
             service: Service::Kv,
             tick: Duration::from_millis(50),
@@ -414,6 +425,9 @@ impl ModelConfig {
         }
         if !self.crash_mid_step {
             f.push("--atomic-steps".into());
+        }
+        if !self.fold_lapse && !self.timed() {
+            f.push("--unfold-lapse".into());
         }
         if self.service != d.service {
             f.push(format!("--service {}", self.service.name()));

@@ -225,6 +225,8 @@ impl SimOptions {
             max_losses: None,
             // The executor asks for torn steps itself, one crash at a time.
             crash_mid_step: self.mid_step,
+            // No depth bound to spare: every interleaving a walk may take.
+            fold_lapse: false,
             pipeline: self.pipeline,
             // The service decides the storage actor and the properties; the simulator sets
             // the clients' ops and the session timeout itself (see `sim_model`).
