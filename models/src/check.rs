@@ -381,11 +381,16 @@ impl Summary {
         }
         writeln!(
             f,
-            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight{}",
+            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight{}{}",
             self.cuts.depth,
             self.cuts.term,
             self.cuts.in_flight,
-            self.time_cut()
+            self.time_cut(),
+            if self.folds_lapse() {
+                "; a lease's end and the bid after it folded into one action"
+            } else {
+                ""
+            }
         )?;
         for p in self.failures() {
             if let (Some(t), Status::Violated) = (&p.trace, p.status) {

@@ -154,12 +154,19 @@ fn raft_lease_end_and_bid_are_folded_unless_asked_not_to() {
     assert_passes(&folded);
     reached(&folded, names::LATER_TERM);
     assert!(folded.folds_lapse() && !folded.command().contains("--unfold-lapse"));
+    let says = "lease end and its bid are one action";
+    assert!(format!("{folded:#}").contains(says), "{folded:#}");
+    assert!(
+        format!("{folded}").contains("folded into one action"),
+        "{folded}"
+    );
     let unfolded = ModelConfig {
         fold_lapse: false,
         ..cfg
     };
     let short = run::<Raft<Cmd>>(unfolded.clone(), 13);
     assert!(!short.folds_lapse() && short.command().contains("--unfold-lapse"));
+    assert!(!format!("{short:#}").contains(says), "{short:#}");
     has_verdict(&short, names::LATER_TERM, Verdict::NotReached);
     let s = run::<Raft<Cmd>>(unfolded, 14);
     assert_passes(&s);
