@@ -1161,7 +1161,7 @@ mod session_expiry {
 
 /// `paxraft check --reads lease` at its defaults ([`ModelConfig::lease`], depths 19 and 17):
 /// every always-property holds, every sometimes-property is reached, among them a read served
-/// under a lease with no round. About 65 s (Raft, 3.8M states) and 45 s (multi-Paxos, 2.6M)
+/// under a lease with no round. About 46 s (Raft, 3.8M states) and 37 s (multi-Paxos, 2.9M)
 /// on two cores: `cargo test --release --test checks lease_defaults -- --ignored`. The test
 /// command runs the lease's fault schedules, its driver sweep and its zoo bugs instead.
 #[test]
