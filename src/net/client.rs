@@ -72,16 +72,32 @@ where
     /// A client with session id `id` (unique among the cluster's clients: see
     /// [`NetClient::random_id`]) of the servers at `addrs`, node `i` at index `i`.
     pub fn connect(id: u64, addrs: &[SocketAddr], cfg: ClientConfig) -> Self {
-        let boxes = addrs
-            .iter()
-            .map(|_| Arc::new(Mailbox::new(QUEUE)))
-            .collect();
-        let net = Arc::new(Net::with_boxes(boxes));
         // The client's thread reads its connections itself as it waits for replies; without
         // an epoll instance (out of descriptors), a reader thread per connection does.
         let poller = Poller::new(ReplyHandler::<R, S>::default())
             .map(Arc::new)
             .ok();
+        Self::connect_with(id, addrs, cfg, poller)
+    }
+
+    /// [`NetClient::connect`] with a reader thread per connection, polling its socket before
+    /// it blocks ([`super::inlet`]): what a client falls back to when it cannot make an epoll
+    /// instance.
+    pub fn connect_threaded(id: u64, addrs: &[SocketAddr], cfg: ClientConfig) -> Self {
+        Self::connect_with(id, addrs, cfg, None)
+    }
+
+    fn connect_with(
+        id: u64,
+        addrs: &[SocketAddr],
+        cfg: ClientConfig,
+        poller: Option<Arc<Poller<ReplyHandler<R, S>>>>,
+    ) -> Self {
+        let boxes = addrs
+            .iter()
+            .map(|_| Arc::new(Mailbox::new(QUEUE)))
+            .collect();
+        let net = Arc::new(Net::with_boxes(boxes));
         let threads = addrs
             .iter()
             .enumerate()

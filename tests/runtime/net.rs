@@ -746,6 +746,40 @@ fn failover_median_of_10(protocol: &str) {
     );
 }
 
+/// The client's fallback, a reader thread per connection (when it cannot make an epoll
+/// instance), is a whole client: writes and reads are answered, and after the leader is
+/// killed the client finds the next one, the killed server's connection failing under it.
+#[test]
+fn a_client_whose_connections_are_read_by_threads_is_answered_across_a_leader_kill() {
+    use paxraft::net::client::NetClient;
+    use paxraft_impls::raft::Raft;
+    let mut p = Procs::start("threaded-client", "raft", &[]);
+    let old = p.leader(Duration::from_secs(10));
+    let mut c = NetClient::<Raft<Cmd<Kv>>, Kv>::connect_threaded(
+        NetClient::<Raft<Cmd<Kv>>, Kv>::random_id(),
+        &p.addrs,
+        ClientConfig::default(),
+    );
+    for k in 0..10 {
+        assert_eq!(c.submit(KvOp::Put(k, vec![k as u8])), Ok(KvOutput::Written));
+    }
+    assert_eq!(c.submit(KvOp::Get(3)), Ok(KvOutput::Value(Some(vec![3]))));
+    p.kill9(old);
+    let until = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        match c.submit(KvOp::Put(10, vec![10])) {
+            Ok(out) => break out,
+            Err(e) => assert!(Instant::now() < until, "no answer in 10 s: {e:?}"),
+        }
+    };
+    assert_eq!(got, KvOutput::Written);
+    let got: Vec<_> = (0..11).map(|k| c.submit(KvOp::Get(k))).collect();
+    let want: Vec<_> = (0..11)
+        .map(|k| Ok(KvOutput::Value(Some(vec![k as u8]))))
+        .collect();
+    assert_eq!(got, want, "{}", p.logs());
+}
+
 /// SIGTERM stops every server cleanly (exit 0, after its last step is synced), and the
 /// whole cluster restarted from its data directories still holds what was acknowledged
 /// (every node's log is on disk: no majority restarts empty).
