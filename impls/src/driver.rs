@@ -1136,15 +1136,9 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
     /// its leader waits the minimum election timeout (its lease), then the rest of its drawn
     /// timeout before it bids (diss. §4.2.3).
     pub fn time_out(&mut self, i: usize) {
-        let me = self.members[i];
-        let sent = |c: &Self| c.net.iter().filter(|e| e.from == me).count();
-        let before = sent(self);
-        self.fire(i, R::election_timer());
-        let lapsed_only = self.cfg.check_quorum
-            && self.nodes[i].timers.contains(&R::election_timer())
-            && self.nodes[i].replica.as_ref().map(|r| r.status().role)
-                == Some(crate::Role::Follower)
-            && sent(self) == before;
+        let timer = R::election_timer();
+        let lapsed_only = self.peek_fire(i, timer).only_rearms(&timer);
+        self.fire(i, timer);
         if lapsed_only {
             self.wait_until_due(&[i], R::election_timer());
             self.fire(i, R::election_timer());

@@ -421,6 +421,16 @@ impl<M, W, T, C> Effects<M, W, T, C> {
     pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<M, W, T, C>> {
         self.list.drain(..)
     }
+    /// Whether the step did nothing but re-arm `timer` to fire at once (no minimum delay): a
+    /// firing that only ended a CheckQuorum lease ([`Config::election_rest`]), after which
+    /// the next firing is the bid.
+    pub fn only_rearms(&self, timer: &T) -> bool
+    where
+        T: PartialEq,
+    {
+        matches!(&self.list[..], [Effect::SetTimer { timer: t, after }]
+            if t == timer && after.start.is_zero())
+    }
     /// Forget every effect.
     pub fn clear(&mut self) {
         self.list.clear();

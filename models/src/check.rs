@@ -252,7 +252,7 @@ impl Summary {
     /// Whether the check took a follower's lease end and its bid as one action
     /// ([`ModelConfig::fold_lapse`]).
     pub fn folds_lapse(&self) -> bool {
-        self.config.fold_lapse && !self.config.timed()
+        self.config.folds_lapse()
     }
     /// With time: how many states the time bound kept from ticking, as the summary's cut
     /// line ends.

@@ -217,7 +217,7 @@ pub fn actors<R: Replica<Cmd>>(cfg: &ModelConfig) -> ClusterModel<R> {
             step_invariants: step_invariants.clone(),
             session_timeout: cfg.service.session_timeout(),
             changes: changes.clone(),
-            fold_lapse: cfg.fold_lapse && !cfg.timed(),
+            fold_lapse: cfg.folds_lapse(),
         }))
         .actors((0..cfg.clients).map(|c| Node::Client {
             servers: cfg.servers as u8,

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use paxraft_impls::sm::{FencedStore, Kv, KvOp, Sessions, StateMachine};
-use paxraft_impls::{Config, Effect, NodeId, Out, ReadMode, Replica, Role, StepCheck};
+use paxraft_impls::{Config, NodeId, Out, ReadMode, Replica, Role, StepCheck};
 use stateright::actor::{model_timeout, Actor, Id};
 
 use super::client::{client_issue, client_request};
@@ -406,12 +406,7 @@ impl<R: Replica<Cmd>> Node<R> {
                 self.server_step(state, o, None, Some(t), 0, |r, out| {
                     r.on_timer(t, out);
                     // Re-armed to fire at once and nothing else: the next firing joins it.
-                    let rearmed_only = out.iter().count() == 1
-                        && out.iter().all(|e| {
-                            matches!(e, Effect::SetTimer { timer, after }
-                                if *timer == t && after.start.is_zero())
-                        });
-                    if fold && rearmed_only {
+                    if fold && out.only_rearms(&t) {
                         r.on_timer(t, out);
                     }
                 });

@@ -373,6 +373,12 @@ impl ModelConfig {
         self.protocol.reads == ReadMode::Lease
     }
 
+    /// Whether a lease's end and the bid after it are one action: asked for
+    /// ([`ModelConfig::fold_lapse`]) and without time.
+    pub fn folds_lapse(&self) -> bool {
+        self.fold_lapse && !self.timed()
+    }
+
     /// The flags that rebuild this configuration on the command line (defaults omitted).
     pub fn flags(&self) -> String {
         let d = ModelConfig::default();
