@@ -1,5 +1,13 @@
 //! The `paxraft` binary.
 
+/// mimalloc rather than the system allocator: a check's states are allocated by one checker
+/// thread and freed by another, and a client's requests are freed on a node's thread. With
+/// glibc's malloc, two BFS threads ran a Raft check 1.24x as fast as one; with mimalloc 1.56x
+/// (side by side, `cargo bench -p paxraft-bench --bench model_check`).
+#[cfg(not(loom))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(loom))]
 fn main() -> std::process::ExitCode {
     paxraft::cli::main()

@@ -7,6 +7,11 @@
 //! They depend on paxraft without the `bug-zoo` feature, so what they measure is what ships.
 
 use std::path::PathBuf;
+
+/// The allocator every paxraft binary runs on (see `src/main.rs`): benchmarks measure what
+/// ships, and the model-check comparison's reference model runs on the same one.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 
 use criterion::Criterion;
