@@ -2,6 +2,7 @@
 //! with a verdict per property and a counterexample for each failure.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
@@ -541,6 +542,11 @@ pub fn check_with_paths<R: Checkable>(
             .properties
             .retain(|p| p.expectation == Expectation::Always);
     }
+    // BFS keeps what it has not checked yet whole in its queue: states at the depth bound
+    // wait there as leaves (see [`crate::checked`]). Depth-first search holds a path, not a
+    // level, and symmetry would rename a leaf it cannot see into.
+    let leaves = search.strategy == Strategy::Bfs && search.depth.is_some() && !search.symmetry;
+    model.leaves.store(leaves, Ordering::Relaxed);
     let cuts = model.cuts.clone();
     let props = model.properties();
     let mut builder = model.checker().threads(search.threads);
@@ -584,6 +590,8 @@ pub fn check_with_paths<R: Checkable>(
     progress(report(&*checker));
     // Before the traces are rebuilt: rebuilding a path asks the model for actions again.
     let cut_counts = cuts.counts();
+    // A path rebuilt for a trace ends in a whole state.
+    checker.model().leaves.store(false, Ordering::Relaxed);
     let mut discoveries = checker.discoveries();
     let mut paths = Vec::new();
     let properties = props

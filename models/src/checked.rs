@@ -34,10 +34,19 @@
 //!   happens ([`CheckAction::Drift`]: the exhaustive checker explores every assignment, a
 //!   walk draws one), unless [`ModelConfig::clock_rates`] fixes them. Time stops at
 //!   [`ModelConfig::max_time`]: a state there is expanded without ticks, and counted.
+//! * **Leaves** (BFS with a depth bound). A state at the depth bound is never expanded, yet
+//!   stateright would keep it whole in its queue until its turn to be checked: those states
+//!   are more than half of a default check, and the queue at its longest is most of the
+//!   check's memory. [`CheckModel::next_state`] therefore evaluates every property on such
+//!   a state when it makes it and hands stateright a [`Leaf`] instead: the verdicts and the
+//!   state's digest, with an empty cluster. The property stateright evaluates on it reads
+//!   the recorded verdict; a leaf hashes and compares as the state it stands for (every
+//!   state hashes as its digest), so it is deduplicated as before and a path rebuilt
+//!   after the check, with leaves turned off, meets the same fingerprints.
 
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,24 +109,57 @@ pub struct Clocks {
 /// whatever path led to it).
 #[derive(Clone, Debug)]
 pub struct CheckState<R: Replica<Cmd>> {
-    /// The cluster.
+    /// The cluster (empty in a leaf).
     pub cluster: ClusterState<R>,
     /// Actions from the initial state along the path that first reached it.
     pub depth: usize,
     /// Time (with leases; see the module docs).
     pub clocks: Clocks,
+    /// A state at the depth bound, already checked: what is left of it (see the module docs).
+    pub leaf: Option<Leaf>,
+}
+
+/// What a checked state at the depth bound leaves in stateright's queue: its digest (what it
+/// hashes as) and its properties' verdicts, bit `i` for property `i`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// [`CheckState::digest`] of the state.
+    pub digest: u64,
+    /// Bit `i`: property `i`'s condition held.
+    pub verdicts: u64,
+}
+
+/// Most properties a leaf records ([`Leaf::verdicts`] has a bit each).
+pub const MAX_PROPERTIES: usize = 64;
+
+impl<R: Replica<Cmd>> CheckState<R> {
+    /// A 64-bit digest of the cluster and the clocks: what the state hashes as. Stateright
+    /// identifies states by a 64-bit hash anyway; hashing the digest adds no new collisions.
+    pub fn digest(&self) -> u64 {
+        if let Some(leaf) = self.leaf {
+            return leaf.digest;
+        }
+        // Fixed seeds: a state's digest is the same in every run and on every thread.
+        let mut h = ahash::RandomState::with_seeds(0x70617872, 0x61667463, 0x6865636b, 0x6c656166)
+            .build_hasher();
+        self.cluster.hash(&mut h);
+        self.clocks.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl<R: Replica<Cmd>> PartialEq for CheckState<R> {
     fn eq(&self, other: &Self) -> bool {
+        if self.leaf.is_some() || other.leaf.is_some() {
+            return self.digest() == other.digest();
+        }
         self.cluster == other.cluster && self.clocks == other.clocks
     }
 }
 impl<R: Replica<Cmd>> Eq for CheckState<R> {}
 impl<R: Replica<Cmd>> Hash for CheckState<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.cluster.hash(state);
-        self.clocks.hash(state)
+        state.write_u64(self.digest());
     }
 }
 
@@ -219,6 +261,9 @@ pub struct CheckModel<R: Replica<Cmd>> {
     pub cuts: Arc<Cuts>,
     /// How the bounds apply.
     pub bounds: Bounds,
+    /// Whether a state at the depth bound becomes a [`Leaf`] (BFS; off while paths are
+    /// rebuilt, so that a path ends in a whole state).
+    pub leaves: AtomicBool,
 }
 
 /// How a [`CheckModel`] applies the bounds of its configuration.
@@ -248,12 +293,17 @@ impl<R: Replica<Cmd>> Debug for CheckModel<R> {
 pub fn build_checked<R: Replica<Cmd>>(cfg: &ModelConfig, depth: Option<usize>) -> CheckModel<R> {
     let actors = actors::<R>(cfg);
     let properties = crate::properties::properties::<CheckModel<R>>(&actors.cfg);
+    assert!(
+        properties.len() <= MAX_PROPERTIES,
+        "a leaf records at most {MAX_PROPERTIES} verdicts"
+    );
     CheckModel {
         actors,
         properties,
         depth,
         cuts: Arc::new(Cuts::default()),
         bounds: Bounds::Cut,
+        leaves: AtomicBool::new(false),
     }
 }
 
@@ -425,6 +475,115 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         false
     }
 
+    /// The state `action` leads to from `state`, whole.
+    fn step(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
+        let depth = state.depth + 1;
+        let mut clocks = state.clocks.clone();
+        match action {
+            CheckAction::Tick => {
+                let tick = self.cfg().tick;
+                clocks.now += tick;
+                for (local, rate) in clocks.local.iter_mut().zip(&clocks.rates) {
+                    *local += rate.advance(tick, &self.cfg().protocol);
+                }
+                Some(CheckState {
+                    cluster: state.cluster.clone(),
+                    depth,
+                    clocks,
+                    leaf: None,
+                })
+            }
+            CheckAction::Drift { node, rate } => {
+                clocks.rates[node] = rate;
+                clocks.open_from = node + 1;
+                Some(CheckState {
+                    cluster: state.cluster.clone(),
+                    depth,
+                    clocks,
+                    leaf: None,
+                })
+            }
+            CheckAction::Step(a) => {
+                let actor = match &a {
+                    ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
+                    ActorModelAction::Timeout(id, _)
+                    | ActorModelAction::Crash(id)
+                    | ActorModelAction::Recover(id) => Some(usize::from(*id)),
+                    ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
+                };
+                let mut cluster = self.run(&state.cluster, &state.clocks, a)?;
+                if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
+                    self.collect_garbage(&mut cluster, actor);
+                }
+                shrink_network(&mut cluster);
+                Some(CheckState {
+                    cluster,
+                    depth,
+                    clocks,
+                    leaf: None,
+                })
+            }
+            CheckAction::CrashDuring { step, point } => {
+                let i = self.server_step(&state.cluster, &step)?;
+                let (next, _, torn) = with_tear(Tear::At(point), || {
+                    self.run(&state.cluster, &state.clocks, step)
+                });
+                let mut cluster = next?;
+                if !torn {
+                    return None;
+                }
+                // The crash itself, as stateright's `Crash` does it.
+                cluster.timers_set[i].cancel_all();
+                cluster.random_choices[i].map.clear();
+                cluster.crashed[i] = true;
+                if self.bounds == Bounds::Cut {
+                    self.collect_garbage(&mut cluster, i);
+                }
+                shrink_network(&mut cluster);
+                Some(CheckState {
+                    cluster,
+                    depth,
+                    clocks,
+                    leaf: None,
+                })
+            }
+        }
+    }
+
+    /// `state`, at the depth bound, as a [`Leaf`]: every property evaluated now, on the
+    /// whole state, and the cluster dropped but for its history (shared, and nothing to
+    /// free). The leaf is checked when stateright comes to it (by the verdicts it recorded)
+    /// and cut by depth, as the whole state would have been.
+    pub fn leaf(&self, state: CheckState<R>) -> CheckState<R> {
+        let mut verdicts = 0u64;
+        for (i, p) in self.properties.iter().enumerate() {
+            if (p.condition)(self, &state) {
+                verdicts |= 1 << i;
+            }
+        }
+        let digest = state.digest();
+        let CheckState { cluster, depth, .. } = state;
+        let network = match &cluster.network {
+            Network::Ordered(_) => Network::new_ordered([]),
+            Network::UnorderedDuplicating(..) => Network::new_unordered_duplicating([]),
+            Network::UnorderedNonDuplicating(_) => Network::new_unordered_nonduplicating([]),
+        };
+        CheckState {
+            cluster: ClusterState::<R> {
+                actor_states: Vec::new(),
+                network,
+                timers_set: Vec::new(),
+                random_choices: Vec::new(),
+                crashed: Vec::new(),
+                history: cluster.history,
+                actor_storages: Vec::new(),
+            },
+            depth,
+            clocks: Clocks::default(),
+            leaf: Some(Leaf { digest, verdicts }),
+        }
+    }
+
     /// Whether `a` is a replica step at a live server (what a crash may tear).
     fn server_step(&self, state: &ClusterState<R>, a: &ActorAction<R>) -> Option<usize> {
         let i = match a {
@@ -464,6 +623,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 cluster,
                 depth: 0,
                 clocks: clocks.clone(),
+                leaf: None,
             })
             .collect()
     }
@@ -522,77 +682,26 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
     }
 
     fn next_state(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
-        let depth = state.depth + 1;
-        let mut clocks = state.clocks.clone();
-        match action {
-            CheckAction::Tick => {
-                let tick = self.cfg().tick;
-                clocks.now += tick;
-                for (local, rate) in clocks.local.iter_mut().zip(&clocks.rates) {
-                    *local += rate.advance(tick, &self.cfg().protocol);
-                }
-                Some(CheckState {
-                    cluster: state.cluster.clone(),
-                    depth,
-                    clocks,
-                })
-            }
-            CheckAction::Drift { node, rate } => {
-                clocks.rates[node] = rate;
-                clocks.open_from = node + 1;
-                Some(CheckState {
-                    cluster: state.cluster.clone(),
-                    depth,
-                    clocks,
-                })
-            }
-            CheckAction::Step(a) => {
-                let actor = match &a {
-                    ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
-                    ActorModelAction::Timeout(id, _)
-                    | ActorModelAction::Crash(id)
-                    | ActorModelAction::Recover(id) => Some(usize::from(*id)),
-                    ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
-                };
-                let mut cluster = self.run(&state.cluster, &state.clocks, a)?;
-                if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
-                    self.collect_garbage(&mut cluster, actor);
-                }
-                shrink_network(&mut cluster);
-                Some(CheckState {
-                    cluster,
-                    depth,
-                    clocks,
-                })
-            }
-            CheckAction::CrashDuring { step, point } => {
-                let i = self.server_step(&state.cluster, &step)?;
-                let (next, _, torn) = with_tear(Tear::At(point), || {
-                    self.run(&state.cluster, &state.clocks, step)
-                });
-                let mut cluster = next?;
-                if !torn {
-                    return None;
-                }
-                // The crash itself, as stateright's `Crash` does it.
-                cluster.timers_set[i].cancel_all();
-                cluster.random_choices[i].map.clear();
-                cluster.crashed[i] = true;
-                if self.bounds == Bounds::Cut {
-                    self.collect_garbage(&mut cluster, i);
-                }
-                shrink_network(&mut cluster);
-                Some(CheckState {
-                    cluster,
-                    depth,
-                    clocks,
-                })
-            }
-        }
+        let next = self.step(state, action)?;
+        let at_bound = self.depth.is_some_and(|d| next.depth >= d);
+        Some(if at_bound && self.leaves.load(Ordering::Relaxed) {
+            self.leaf(next)
+        } else {
+            next
+        })
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        self.properties.clone()
+        let conditions = leaf_or_evaluate_all::<R>();
+        self.properties
+            .iter()
+            .zip(conditions)
+            .map(|(p, condition)| Property {
+                expectation: p.expectation.clone(),
+                name: p.name,
+                condition,
+            })
+            .collect()
     }
 
     fn within_boundary(&self, state: &CheckState<R>) -> bool {
@@ -620,6 +729,35 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
     }
 }
 
+/// A property's condition as stateright evaluates it on a checked state.
+type Condition<R> = fn(&CheckModel<R>, &CheckState<R>) -> bool;
+
+/// Property `I`'s verdict on `state`: the one recorded when the state became a [`Leaf`],
+/// else evaluated now.
+fn leaf_or_evaluate<R: Replica<Cmd>, const I: usize>(
+    model: &CheckModel<R>,
+    state: &CheckState<R>,
+) -> bool {
+    match state.leaf {
+        Some(leaf) => leaf.verdicts >> I & 1 == 1,
+        None => (model.properties[I].condition)(model, state),
+    }
+}
+
+macro_rules! leaf_or_evaluate_all {
+    ($($i:literal)*) => {
+        /// [`leaf_or_evaluate`] for every property index a leaf has a bit for.
+        fn leaf_or_evaluate_all<R: Replica<Cmd>>() -> [Condition<R>; MAX_PROPERTIES] {
+            [$(leaf_or_evaluate::<R, $i>),*]
+        }
+    };
+}
+leaf_or_evaluate_all!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+    32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
+    62 63
+);
+
 /// The symmetry representative of a checked state (see [`crate::symmetry`]); keeps its depth.
 /// (Symmetry is refused with time: the clocks are not renamed.)
 pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
@@ -627,5 +765,6 @@ pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
         cluster: crate::symmetry::representative::<R>(&state.cluster),
         depth: state.depth,
         clocks: state.clocks.clone(),
+        leaf: None,
     }
 }

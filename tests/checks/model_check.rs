@@ -755,6 +755,104 @@ fn depth_counts_actions() {
     }
 }
 
+/// A BFS check keeps the states at its depth bound as leaves (their verdicts and digest): the
+/// same states are found, deduplicated and judged as when they wait whole, a leaf hashes as
+/// its state, and it records exactly the verdicts the properties give the whole state.
+#[test]
+fn states_at_the_depth_bound_wait_as_leaves_judged_as_the_whole_state() {
+    use stateright::{Checker, Model};
+    use std::hash::BuildHasher;
+    use std::sync::atomic::Ordering;
+    let cfg = ModelConfig {
+        clients: 1,
+        ..cheap()
+    };
+    let depth = 8;
+    let found = |leaves: bool| {
+        let model = paxraft_models::checked::build_checked::<Raft<Cmd>>(&cfg, Some(depth));
+        model.leaves.store(leaves, Ordering::Relaxed);
+        let checker = model.checker().threads(1).spawn_bfs().join();
+        let cuts = checker.model().cuts.counts();
+        let mut names: Vec<&str> = checker.discoveries().into_keys().collect();
+        names.sort_unstable();
+        (checker.unique_state_count(), cuts, names)
+    };
+    let (whole, leaves) = (found(false), found(true));
+    assert_eq!(whole, leaves);
+    assert!(whole.1.depth > 1000, "{:?}", whole.1);
+    assert!(whole.2.contains(&names::LEADER), "{:?}", whole.2);
+
+    // State by state: every successor of the states one action above the bound.
+    let model = paxraft_models::checked::build_checked::<Raft<Cmd>>(&cfg, Some(2));
+    let props = model.properties();
+    let mut above = Vec::new();
+    for s in model.init_states() {
+        let mut actions = Vec::new();
+        model.actions(&s, &mut actions);
+        above.extend(actions.into_iter().filter_map(|a| model.next_state(&s, a)));
+    }
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut leaves = 0;
+    for s in &above {
+        let mut actions = Vec::new();
+        model.actions(s, &mut actions);
+        for a in actions {
+            let whole = model
+                .next_state(s, a)
+                .expect("an offered action has a successor");
+            assert!(
+                whole.leaf.is_none(),
+                "leaves are off unless a BFS turns them on"
+            );
+            let leaf = model.leaf(whole.clone());
+            assert!(leaf.leaf.is_some() && leaf.actor_states.is_empty());
+            assert_eq!(hasher.hash_one(&leaf), hasher.hash_one(&whole));
+            assert!(leaf == whole);
+            for p in &props {
+                assert_eq!(
+                    (p.condition)(&model, &leaf),
+                    (p.condition)(&model, &whole),
+                    "{}",
+                    p.name
+                );
+            }
+            leaves += 1;
+        }
+    }
+    assert!(leaves > 10, "{leaves}");
+}
+
+/// A violation in a state at the depth bound (a leaf while the check runs) is caught, and its
+/// trace ends in the whole state: the explanation is drawn from it.
+#[test]
+fn a_violation_at_the_depth_bound_is_traced_to_the_whole_state() {
+    let mut cfg = ModelConfig {
+        clients: 0,
+        ops: 0,
+        ..cheap()
+    };
+    assert!(cfg.protocol.set_bug(paxraft_impls::Bug::DoubleVote));
+    // The double vote needs 6 actions (the zoo's R5): at depth 6 it is only in leaves.
+    let shallower = run::<Raft<Cmd>>(cfg.clone(), 5);
+    has_verdict(
+        &shallower,
+        paxraft::impls::raft::names::ELECTION_SAFETY,
+        Verdict::Holds,
+    );
+    let s = run::<Raft<Cmd>>(cfg, 6);
+    let v = s
+        .verdict(paxraft::impls::raft::names::ELECTION_SAFETY)
+        .expect("election safety is checked");
+    assert_eq!(v.status, Verdict::Violated, "{}", s.command());
+    let trace = v.trace.as_ref().expect("a violation comes with its trace");
+    assert_eq!(trace.steps.len(), 6);
+    let explanation = trace
+        .explanation
+        .as_deref()
+        .expect("explained from the last state");
+    assert!(explanation.contains("both lead term"), "{explanation}");
+}
+
 fn assert_caught(s: &Summary) {
     assert!(
         !s.passed(),
