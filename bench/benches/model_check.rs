@@ -8,7 +8,7 @@
 //! Then a side-by-side comparison, in one run: Raft's and multi-Paxos's default checks and
 //! the reference model ([`paxraft_models::reference`]: single-decree Paxos written directly
 //! in stateright, 3 servers, 2 clients, a duplicating network, a linearizable register), BFS
-//! and DFS, one thread, plus Raft and the reference with BFS on two threads (the scaling).
+//! and DFS, one thread, plus all three with BFS on two threads (the scaling).
 //! Each run is a fresh process (this binary again, told what to run by
 //! `PAXRAFT_MODEL_CHECK_ONE`), so that one run's memory neither counts toward nor is reused
 //! by the next: bytes per state are the process's peak growth per unique state
@@ -193,6 +193,7 @@ fn comparison(quick: bool) -> Vec<CheckResult> {
     }
     runs.push(("reference", Strategy::Bfs, 2));
     runs.push(("raft", Strategy::Bfs, 2));
+    runs.push(("multipaxos", Strategy::Bfs, 2));
     println!("model-check comparison: one run each, each in a fresh process");
     println!(
         "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8} {:>10} {:>11} {:>12}",
