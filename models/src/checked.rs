@@ -133,6 +133,16 @@ pub struct Leaf {
 pub const MAX_PROPERTIES: usize = 64;
 
 impl<R: Replica<Cmd>> CheckState<R> {
+    /// A whole state (not a leaf).
+    fn whole(cluster: ClusterState<R>, depth: usize, clocks: Clocks) -> Self {
+        CheckState {
+            cluster,
+            depth,
+            clocks,
+            leaf: None,
+        }
+    }
+
     /// A 64-bit digest of the cluster and the clocks: what the state hashes as. Stateright
     /// identifies states by a 64-bit hash anyway; hashing the digest adds no new collisions.
     pub fn digest(&self) -> u64 {
@@ -486,22 +496,12 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 for (local, rate) in clocks.local.iter_mut().zip(&clocks.rates) {
                     *local += rate.advance(tick, &self.cfg().protocol);
                 }
-                Some(CheckState {
-                    cluster: state.cluster.clone(),
-                    depth,
-                    clocks,
-                    leaf: None,
-                })
+                Some(CheckState::whole(state.cluster.clone(), depth, clocks))
             }
             CheckAction::Drift { node, rate } => {
                 clocks.rates[node] = rate;
                 clocks.open_from = node + 1;
-                Some(CheckState {
-                    cluster: state.cluster.clone(),
-                    depth,
-                    clocks,
-                    leaf: None,
-                })
+                Some(CheckState::whole(state.cluster.clone(), depth, clocks))
             }
             CheckAction::Step(a) => {
                 let actor = match &a {
@@ -516,12 +516,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                     self.collect_garbage(&mut cluster, actor);
                 }
                 shrink_network(&mut cluster);
-                Some(CheckState {
-                    cluster,
-                    depth,
-                    clocks,
-                    leaf: None,
-                })
+                Some(CheckState::whole(cluster, depth, clocks))
             }
             CheckAction::CrashDuring { step, point } => {
                 let i = self.server_step(&state.cluster, &step)?;
@@ -540,12 +535,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                     self.collect_garbage(&mut cluster, i);
                 }
                 shrink_network(&mut cluster);
-                Some(CheckState {
-                    cluster,
-                    depth,
-                    clocks,
-                    leaf: None,
-                })
+                Some(CheckState::whole(cluster, depth, clocks))
             }
         }
     }
@@ -619,12 +609,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
         let now = cfg.timed().then_some(Duration::ZERO);
         with_now(now, || self.actors.init_states())
             .into_iter()
-            .map(|cluster| CheckState {
-                cluster,
-                depth: 0,
-                clocks: clocks.clone(),
-                leaf: None,
-            })
+            .map(|cluster| CheckState::whole(cluster, 0, clocks.clone()))
             .collect()
     }
 
@@ -761,10 +746,9 @@ leaf_or_evaluate_all!(
 /// The symmetry representative of a checked state (see [`crate::symmetry`]); keeps its depth.
 /// (Symmetry is refused with time: the clocks are not renamed.)
 pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
-    CheckState {
-        cluster: crate::symmetry::representative::<R>(&state.cluster),
-        depth: state.depth,
-        clocks: state.clocks.clone(),
-        leaf: None,
-    }
+    CheckState::whole(
+        crate::symmetry::representative::<R>(&state.cluster),
+        state.depth,
+        state.clocks.clone(),
+    )
 }
