@@ -309,8 +309,9 @@ pub fn recovery<R: Replica<Cmd<Kv>>>(cfg: &RecoveryConfig) -> Result<RecoveryRun
 }
 
 /// Run closed-loop load, crash the leader at `crash_at`; returns the completion times of
-/// successful requests (from the start) and the time from the crash to the first commit a
-/// surviving node applied beyond everything the crashed leader had applied.
+/// successful requests (from the start) and the time from the crash to the first commit of a
+/// later term: a survivor in a term above the crashed leader's, with a commit point past the
+/// one the leader had reported.
 fn crash_under_load<R: Replica<Cmd<Kv>>>(
     cfg: &RecoveryConfig,
 ) -> Result<(Vec<Duration>, Duration), BenchError> {
@@ -380,17 +381,21 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                 .ok()
                 .map(|_| asked.elapsed());
         } else if let Some(l) = crashed {
+            // The crashed leader's term and commit point, read just before the crash. The
+            // first commit after the crash is one made in a later term, past that point: a
+            // survivor's applied point passing the dead leader's may be an entry the old
+            // leader had committed (its last messages still arriving), which read as a
+            // failover of 0 ms.
+            let last = cluster.status(l);
             cluster.crash(l);
             let crash_time = Instant::now();
-            // A down node's view holds what it had applied when it died (its state machine
-            // is rebuilt from the log only when it restarts, which this run does not do).
-            let applied = cluster.applied(l).0;
-            // Poll the survivors' applied point until one passes the crashed leader's.
+            let (term, commit) = last.map_or((0, 0), |s| (s.term, s.commit));
             let deadline = crash_time + Duration::from_secs(10);
             while Instant::now() < deadline {
                 let passed = (0..cfg.servers)
                     .filter(|&i| i != l)
-                    .any(|i| cluster.applied(i).0 > applied);
+                    .filter_map(|i| cluster.status(i))
+                    .any(|s| s.term > term && s.commit > commit);
                 if passed {
                     first = Some(crash_time.elapsed());
                     break;
