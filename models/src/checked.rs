@@ -409,7 +409,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
     /// Which bound, if any, cuts `state` (it is checked, not expanded).
     fn cut(&self, state: &CheckState<R>) -> Option<&AtomicUsize> {
         let cfg = self.cfg();
-        if self.depth.is_some_and(|d| state.depth >= d) {
+        if self.at_depth_bound(state) {
             return Some(&self.cuts.depth);
         }
         let over_term = state.actor_states[..cfg.servers]
@@ -485,6 +485,12 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         false
     }
 
+    /// Whether `state` is at the depth bound: cut by depth, and (in a BFS) kept as a leaf.
+    /// Leaves must be exactly the states this cuts first, before it reads their cluster.
+    fn at_depth_bound(&self, state: &CheckState<R>) -> bool {
+        self.depth.is_some_and(|d| state.depth >= d)
+    }
+
     /// The state `action` leads to from `state`, whole.
     fn step(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
         let depth = state.depth + 1;
@@ -553,15 +559,11 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         }
         let digest = state.digest();
         let CheckState { cluster, depth, .. } = state;
-        let network = match &cluster.network {
-            Network::Ordered(_) => Network::new_ordered([]),
-            Network::UnorderedDuplicating(..) => Network::new_unordered_duplicating([]),
-            Network::UnorderedNonDuplicating(_) => Network::new_unordered_nonduplicating([]),
-        };
         CheckState {
             cluster: ClusterState::<R> {
                 actor_states: Vec::new(),
-                network,
+                // The model's initial network: empty, of the configured kind.
+                network: self.actors.init_network.clone(),
                 timers_set: Vec::new(),
                 random_choices: Vec::new(),
                 crashed: Vec::new(),
@@ -668,12 +670,13 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 
     fn next_state(&self, state: &CheckState<R>, action: CheckAction<R>) -> Option<CheckState<R>> {
         let next = self.step(state, action)?;
-        let at_bound = self.depth.is_some_and(|d| next.depth >= d);
-        Some(if at_bound && self.leaves.load(Ordering::Relaxed) {
-            self.leaf(next)
-        } else {
-            next
-        })
+        Some(
+            if self.at_depth_bound(&next) && self.leaves.load(Ordering::Relaxed) {
+                self.leaf(next)
+            } else {
+                next
+            },
+        )
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

@@ -7,14 +7,14 @@
 //! They depend on paxraft without the `bug-zoo` feature, so what they measure is what ships.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::Criterion;
 
 /// The allocator every paxraft binary runs on (see `src/main.rs`): benchmarks measure what
 /// ships, and the model-check comparison's reference model runs on the same one.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::time::Duration;
-
-use criterion::Criterion;
 
 /// `PAXRAFT_BENCH_QUICK=1` (any value but `0` or empty): a short first look: fewer points and
 /// shorter measurements.
