@@ -28,12 +28,13 @@ use paxraft_impls::{NodeId, Replica};
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{BenchPoint, Results};
-use crate::runtime::window::SeqWindow;
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, Error as ClientError, RuntimeConfig};
+use sent::SentBatches;
 
 mod loopback;
 mod reads;
 mod recovery;
+mod sent;
 pub use loopback::{LoopbackLoad, NetLoad};
 pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
 pub use recovery::{
@@ -254,8 +255,8 @@ struct Driven<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> 
     client: C,
     replica: PhantomData<fn() -> R>,
     window: usize,
-    /// When each outstanding request was sent.
-    sent_at: SeqWindow<Instant>,
+    /// When each outstanding request was sent, by batch.
+    sent: SentBatches,
     /// Answers of the last poll (kept for its capacity).
     answers: Vec<(u64, Result<KvOutput, ClientError>)>,
     hist: Histogram<u64>,
@@ -295,9 +296,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             // together: a request's latency is from the batch it left in to the batch that
             // brought its answer (both within a pass of this loop).
             let now = Instant::now();
-            while ok + (self.sent_at.live() as u64) < n
-                && self.client.borrow().outstanding() < self.window
-            {
+            while ok + self.sent.live() < n && self.client.borrow().outstanding() < self.window {
                 self.key = (self.key + 1) % 1024;
                 self.issued += 1;
                 let op = if is_read(self.issued, self.read_percent) {
@@ -310,23 +309,38 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
                     .borrow_mut()
                     .send(op)
                     .map_err(|e| ClientFailure::Send(e.to_string()))?;
-                self.sent_at.push(seq, now);
+                self.sent.push(seq, now);
             }
             if self.client.borrow_mut().poll_many(STUCK, &mut answers) == 0 {
                 return Err(ClientFailure::Stuck(STUCK.as_secs()));
             }
             let now = Instant::now();
+            // Answers of one batch polled together have one latency: counted, then recorded
+            // at once. `run`: (the batch, its successes so far).
+            let mut run: Option<(usize, u64)> = None;
+            let record =
+                |hist: &mut Histogram<u64>, sent: &SentBatches, run: Option<(usize, u64)>| {
+                    if let Some((batch, count)) = run {
+                        let latency = now.duration_since(sent.at(batch)).as_nanos().max(1);
+                        hist.saturating_record_n(latency as u64, count);
+                    }
+                };
             for (seq, res) in answers.drain(..) {
-                let t = self
-                    .sent_at
-                    .take(seq)
+                let batch = self
+                    .sent
+                    .answer(seq)
                     .ok_or(ClientFailure::UnknownAnswer(seq))?;
                 match res {
                     Ok(_) => {
                         ok += 1;
                         self.done += 1;
-                        self.hist
-                            .saturating_record(now.duration_since(t).as_nanos().max(1) as u64);
+                        match &mut run {
+                            Some((b, count)) if *b == batch => *count += 1,
+                            _ => {
+                                record(&mut self.hist, &self.sent, run);
+                                run = Some((batch, 1));
+                            }
+                        }
                     }
                     Err(e) => {
                         self.errors += 1;
@@ -341,6 +355,8 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
                     }
                 }
             }
+            record(&mut self.hist, &self.sent, run);
+            self.sent.drop_answered();
         }
         self.answers = answers;
         Ok(())
@@ -490,7 +506,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             client,
             replica: PhantomData,
             window,
-            sent_at: SeqWindow::default(),
+            sent: SentBatches::default(),
             answers: Vec::with_capacity(window),
             hist: histogram(),
             key: i as u64 * 7,

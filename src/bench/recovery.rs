@@ -355,10 +355,11 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
                             let Ok(seq) = c.client.send(KvOp::Put(c.key, Vec::new())) else {
                                 break;
                             };
-                            c.sent_at.push(seq, Instant::now());
+                            c.sent.push(seq, Instant::now());
                         }
                         if let Some((seq, res)) = c.client.poll(Duration::from_millis(5)) {
-                            c.sent_at.take(seq);
+                            c.sent.answer(seq);
+                            c.sent.drop_answered();
                             if res.is_ok() {
                                 done.push(start.elapsed());
                             }
