@@ -2,7 +2,7 @@
 //!
 //! A client numbers its requests 1, 2, ... and their answers come back in any order; a deque
 //! of slots indexed from the oldest outstanding request makes an insert and an answer O(1),
-//! with no map. Its span, from the oldest outstanding request to the newest, is what the
+//! with no map (a number a push skips is a hole, filled by a later insert or never). Its span, from the oldest outstanding request to the newest, is what the
 //! client let out since the oldest was sent (a [`Client`](super::Client) answers every request
 //! by its timeout, so that span is bounded by what it sends within one timeout).
 
@@ -29,19 +29,36 @@ impl<T> Default for SeqWindow<T> {
 }
 
 impl<T> SeqWindow<T> {
-    /// Add request `seq`'s item: `seq` is the next after the newest pushed, or any number
-    /// when the window is empty.
+    /// Add request `seq`'s item: `seq` is after the newest pushed, or any number when the
+    /// window is empty. Numbers skipped are requests kept elsewhere (a client's lease reads).
     pub(crate) fn push(&mut self, seq: u64, item: T) {
         if self.slots.is_empty() {
             self.base = seq;
         }
+        let end = self.base + self.slots.len() as u64;
         // A client's requests are numbered in order, each once.
-        assert_eq!(
-            seq,
-            self.base + self.slots.len() as u64,
-            "sequence out of order"
-        );
+        assert!(seq >= end, "sequence out of order: {seq} after {}", end - 1);
+        for _ in end..seq {
+            self.slots.push_back(None);
+        }
         self.slots.push_back(Some(item));
+        self.live += 1;
+    }
+
+    /// Add request `seq`'s item where it belongs, before the newest pushed too: its number
+    /// was skipped by [`SeqWindow::push`], and it is not in the window.
+    pub(crate) fn insert(&mut self, seq: u64, item: T) {
+        if self.slots.is_empty() || seq >= self.base + self.slots.len() as u64 {
+            return self.push(seq, item);
+        }
+        // Older than every request in the window: the front moves back to it.
+        while self.base > seq {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let slot = self.slot(seq).expect("inside the window");
+        assert!(slot.is_none(), "request {seq} is in the window already");
+        *slot = Some(item);
         self.live += 1;
     }
 
@@ -146,5 +163,41 @@ mod tests {
             Some(20),
             "an empty window starts at the next request"
         );
+    }
+
+    #[test]
+    fn numbers_skipped_by_a_push_can_be_inserted_later_anywhere() {
+        let mut s = SeqWindow::default();
+        s.push(3, 30);
+        s.push(6, 60); // 4 and 5 kept elsewhere
+        assert_eq!((s.base, s.slots.len(), s.live), (3, 4, 2));
+        s.insert(5, 50);
+        s.insert(1, 10); // older than the window's front
+        assert_eq!(s.oldest(), Some(1));
+        s.insert(8, 80); // past the newest
+        assert_eq!(
+            s.iter_mut().map(|(seq, v)| (seq, *v)).collect::<Vec<_>>(),
+            [(1, 10), (3, 30), (5, 50), (6, 60), (8, 80)]
+        );
+        assert_eq!([s.take(1), s.take(3)], [Some(10), Some(30)]);
+        assert_eq!(s.oldest(), Some(5), "the holes at the front went with them");
+        assert_eq!(s.live(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "request 5 is in the window already")]
+    fn a_request_is_inserted_once() {
+        let mut s = SeqWindow::default();
+        s.push(5, 50);
+        s.push(6, 60);
+        s.insert(5, 51);
+    }
+
+    #[test]
+    #[should_panic(expected = "sequence out of order: 4 after 5")]
+    fn a_push_below_the_newest_is_refused() {
+        let mut s = SeqWindow::default();
+        s.push(5, 50);
+        s.push(4, 40);
     }
 }
