@@ -362,6 +362,50 @@ fn lease_reads_everywhere<R: Replica<Cmd<Kv>>>() {
     put_then_get::<R>(3, runtime(ReadMode::Lease, true), Some(follower));
 }
 
+/// A read sent while the client last saw the leader's lease hold is kept beside the window
+/// until the next flush (`Client::send`); if the lease has lapsed by then (here its leader
+/// crashed, and the lease's time ran out), the read goes to the cluster as a request: it is
+/// answered, with the acknowledged value, not lost and not answered from the lapsed lease.
+fn a_lease_read_flushed_after_its_lease_lapsed<R: Replica<Cmd<Kv>>>() {
+    let mut cluster = Cluster::<R, Kv>::new(3, runtime(ReadMode::Lease, false)).unwrap();
+    let mut c = cluster.client(quick());
+    assert_eq!(c.submit(KvOp::Put(1, vec![7])), Ok(KvOutput::Written));
+    let leader = leader_of(&cluster);
+    // Reads until one is answered under the lease: the client has seen it hold.
+    wait_for(10, "a read answered under the lease", || {
+        let before = cluster.local_reads(leader);
+        assert_eq!(c.submit(KvOp::Get(1)), Ok(KvOutput::Value(Some(vec![7]))));
+        cluster.local_reads(leader) > before
+    });
+    let seq = c.send(KvOp::Get(1)).unwrap();
+    cluster.crash(leader);
+    // Past any lease (the election timeout bounds it), so none holds at the flush.
+    thread::sleep(Duration::from_millis(400));
+    let served = cluster.local_reads(leader);
+    assert_eq!(
+        c.poll(Duration::from_secs(10)),
+        Some((seq, Ok(KvOutput::Value(Some(vec![7]))))),
+        "{}",
+        R::NAME
+    );
+    assert_eq!(
+        cluster.local_reads(leader),
+        served,
+        "{}: the crashed leader's lapsed lease answered",
+        R::NAME
+    );
+}
+
+#[test]
+fn raft_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered() {
+    a_lease_read_flushed_after_its_lease_lapsed::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered() {
+    a_lease_read_flushed_after_its_lease_lapsed::<PaxosKv>();
+}
+
 #[test]
 fn raft_lease_reads_see_acknowledged_writes() {
     lease_reads_everywhere::<RaftKv>();
