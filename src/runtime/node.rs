@@ -222,9 +222,16 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
             let mut k = lock_kept(kept);
             let k = &mut *k;
             let mut wrote = false;
+            // The state machine's write lock, held across a run of commits: one acquisition
+            // per run rather than one per command, which under lease reads would queue
+            // behind the clients' read guards once for every command.
+            let mut applying = None;
             for e in out.drain() {
                 if kill.hit(CrashPoint::before(&e)) {
                     return Exit::Killed;
+                }
+                if !matches!(e, Effect::Commit { .. }) {
+                    applying = None;
                 }
                 match e {
                     Effect::Persist(w) => {
@@ -267,7 +274,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         k.applied = slot;
                         k.first_applied.get_or_insert(slot);
                         k.commits += 1;
-                        let res = k.local.sessions_mut().apply_as(&cmd, &cfg.protocol);
+                        let sm = applying.get_or_insert_with(|| local.sessions_mut());
+                        let res = sm.apply_as(&cmd, &cfg.protocol);
                         pending.answer(cmd.client, cmd.seq, |seq| Reply::Done { seq, out: res });
                     }
                     Effect::Redirect { cmd, leader } => {
@@ -302,6 +310,8 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                     }
                 }
             }
+            // Released before the snapshot and the held reads below read the state machine.
+            drop(applying);
             // The snapshot policy: the state machine has applied up to the commit point
             // (every commit reported so far is applied above, or restored), so a snapshot of
             // it now is the state at that slot. The compaction only writes.
