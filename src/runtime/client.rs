@@ -265,7 +265,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     /// together with everything else queued (one push per batch).
     // Inlined: the operation is then built in place, not copied through the stack twice
     // (a lease read costs little more than that copy).
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, op: S::Op) -> Result<u64, Error> {
         if self.outstanding() >= self.cfg.max_outstanding {
             return Err(Error::Busy);
