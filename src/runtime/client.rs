@@ -131,7 +131,9 @@ pub const NEAR_SILENT_BACKOFF: Duration = Duration::from_secs(1);
 /// answered from the session). Outstanding requests live in a window indexed by sequence
 /// number (O(1) send and answer); its span, from the oldest unanswered request to the newest,
 /// is at most what was sent within one `timeout`, since every request is answered or times
-/// out by then.
+/// out by then. A read sent while the leader's lease held at the last flush waits beside the
+/// window instead, until the next flush answers it (or, the lease gone, puts it in the
+/// window): those count as outstanding too.
 pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     id: u64,
     net: Arc<Net<R, S>>,
