@@ -228,6 +228,10 @@ pub struct CheckResult {
     /// ([`paxraft_models::ModelConfig::fold_lapse`]).
     #[serde(default)]
     pub lapse_folded: bool,
+    /// Whether the search's depth bound was not exact: DFS, or BFS on several threads
+    /// ([`paxraft_models::Summary::depth_inexact`]).
+    #[serde(default)]
+    pub depth_inexact: bool,
     /// Wall time, seconds.
     pub seconds: f64,
     /// The process's peak growth per unique state, in bytes (`paxraft_models::memory`;
@@ -277,6 +281,7 @@ impl CheckResult {
             cuts: Some([s.cuts.depth, s.cuts.term, s.cuts.in_flight].map(|c| c as u64)),
             under_approximation: s.under_approximation(),
             lapse_folded: s.folds_lapse(),
+            depth_inexact: s.depth_inexact().is_some(),
             seconds: s.seconds,
             bytes_per_state: s.bytes_per_state,
             provenance: Some(Provenance::now()),

@@ -163,6 +163,7 @@ fn reference_result(s: &reference::RefSummary) -> CheckResult {
         cuts: Some([0, 0, 0]),
         under_approximation: false,
         lapse_folded: false,
+        depth_inexact: false,
         seconds: s.seconds,
         bytes_per_state: s.bytes_per_state,
         properties: s

@@ -250,6 +250,21 @@ impl Summary {
     pub fn under_approximation(&self) -> bool {
         self.search.symmetry
     }
+    /// Why this search's depth bound is not exact, if it is not: `None` for BFS on one
+    /// thread (level by level, so every state is expanded from its shortest path) or without
+    /// a bound. DFS, and BFS on several threads (which share one queue loosely), may reach a
+    /// state first by a path longer than its shortest and expand it from that depth: one
+    /// reached first at the bound is then cut where one BFS thread would expand it, and
+    /// states beyond it go unexplored. With several threads the counts may also differ by a
+    /// few between runs.
+    pub fn depth_inexact(&self) -> Option<&'static str> {
+        self.search.depth?;
+        match (self.search.strategy, self.search.threads) {
+            (Strategy::Bfs, 0 | 1) => None,
+            (Strategy::Bfs, _) => Some("BFS on several threads"),
+            (Strategy::Dfs, _) => Some("DFS"),
+        }
+    }
     /// Whether the check took a follower's lease end and its bid as one action
     /// ([`ModelConfig::fold_lapse`]).
     pub fn folds_lapse(&self) -> bool {
@@ -382,7 +397,7 @@ impl Summary {
         }
         writeln!(
             f,
-            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight{}{}",
+            "              cut (checked, not expanded): {} by depth, {} by term, {} by in-flight{}{}{}",
             self.cuts.depth,
             self.cuts.term,
             self.cuts.in_flight,
@@ -391,7 +406,11 @@ impl Summary {
                 "; a lease's end and the bid after it folded into one action"
             } else {
                 ""
-            }
+            },
+            self.depth_inexact()
+                .map_or(String::new(), |why| format!(
+                    "; {why}: the depth bound is not exact (BFS on --threads 1 is)"
+                ))
         )?;
         for p in self.failures() {
             if let (Some(t), Status::Violated) = (&p.trace, p.status) {
@@ -418,6 +437,10 @@ impl Summary {
         }
         if self.folds_lapse() {
             writeln!(f, "  folded          a follower's lease end and its bid are one action (--unfold-lapse explores between them)")?;
+        }
+        match self.depth_inexact() {
+            Some(why) => writeln!(f, "  threads         {} ({why} reaches some states first by a longer path and expands them from there: one reached first at the depth bound is cut where BFS on --threads 1, which is exact, would expand it)", self.search.threads)?,
+            None => writeln!(f, "  threads         {}", self.search.threads)?,
         }
         writeln!(f, "  unique states   {}", self.unique_states)?;
         writeln!(f, "  total states    {}", self.total_states)?;

@@ -353,6 +353,8 @@ pub fn summary_json(s: &Summary, peak: Option<u64>) -> serde_json::Value {
         "cut_by_term": s.cuts.term,
         "cut_by_in_flight": s.cuts.in_flight,
         "under_approximation": s.under_approximation(),
+        "threads": s.search.threads,
+        "depth_exact": s.depth_inexact().is_none(),
         "lapse_folded": s.folds_lapse(),
         "seconds": s.seconds,
         "states_per_sec": s.states_per_sec(),

@@ -269,7 +269,7 @@ pub fn render_with_reads(
                 // Saved by a version that dropped states past a bound without checking them.
                 None => "not counted (older run)".to_string(),
                 Some([depth, term, in_flight]) => format!(
-                    "{depth} / {term} / {in_flight}{}{}",
+                    "{depth} / {term} / {in_flight}{}{}{}",
                     if c.under_approximation {
                         " (symmetry: under-approximation)"
                     } else {
@@ -277,6 +277,11 @@ pub fn render_with_reads(
                     },
                     if c.lapse_folded {
                         " (lease end and bid folded)"
+                    } else {
+                        ""
+                    },
+                    if c.depth_inexact {
+                        " (DFS or BFS on several threads: depth bound not exact)"
                     } else {
                         ""
                     }

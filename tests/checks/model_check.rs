@@ -966,6 +966,51 @@ fn symmetry_still_catches_a_leader_committing_before_a_quorum() {
 }
 
 #[test]
+fn dfs_and_bfs_on_several_threads_say_their_depth_bound_is_not_exact() {
+    let search = |strategy, threads| SearchOptions {
+        strategy,
+        threads,
+        depth: Some(6),
+        ..SearchOptions::default()
+    };
+    let check_on = |strategy, threads| {
+        check::<Raft<Cmd>>(
+            &ships(),
+            &search(strategy, threads),
+            Duration::from_secs(3600),
+            |_| {},
+        )
+    };
+    let one = check_on(Strategy::Bfs, 1);
+    assert_eq!(one.depth_inexact(), None);
+    assert!(
+        format!("{one:#}").contains("  threads         1\n"),
+        "{one:#}"
+    );
+    assert!(!format!("{one}").contains("not exact"), "{one}");
+    let two = check_on(Strategy::Bfs, 2);
+    assert_eq!(two.depth_inexact(), Some("BFS on several threads"));
+    assert!(
+        format!("{two:#}").contains("  threads         2 (BFS on several threads reaches some states first by a longer path"),
+        "{two:#}"
+    );
+    assert!(
+        format!("{two}").contains("; BFS on several threads: the depth bound is not exact"),
+        "{two}"
+    );
+    // One DFS thread already meets states by longer paths first: fewer states within the
+    // same bound.
+    let dfs = check_on(Strategy::Dfs, 1);
+    assert_eq!(dfs.depth_inexact(), Some("DFS"));
+    assert!(
+        dfs.unique_states < one.unique_states,
+        "DFS {} against BFS {}",
+        dfs.unique_states,
+        one.unique_states
+    );
+}
+
+#[test]
 fn symmetry_with_bfs_is_refused() {
     let search = SearchOptions {
         strategy: Strategy::Bfs,

@@ -99,6 +99,7 @@ fn sample() -> Results {
             cuts: Some([1_000, 20, 300]),
             under_approximation: false,
             lapse_folded: false,
+            depth_inexact: false,
             seconds: 2.5,
             bytes_per_state: Some(913.4),
             provenance: Some(stamp("def5678-dirty", "2026-04-30T18:00:00Z")),
