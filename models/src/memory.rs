@@ -9,8 +9,22 @@
 //! states with their paths; DFS: the stack), the parts of states shared between them (`Arc`s),
 //! and the allocator's own overhead and free lists. It is an upper bound on the bytes a state
 //! needs, not a `size_of`. Memory an earlier run freed but the allocator kept is reused before
-//! the process grows, so a run that follows a larger one in the same process may read low;
-//! `paxraft check` runs one check per process.
+//! the process grows, so a run that follows a larger one in the same process would read low:
+//! a program whose allocator can give free memory back registers how with
+//! [`on_measure_start`] (the `paxraft` binary does, for mimalloc), and every measurement
+//! starts after it (the tour runs its checks one after another in one process).
+
+use std::sync::OnceLock;
+
+/// How to give the allocator's free memory back to the system ([`on_measure_start`]).
+static RELEASE: OnceLock<fn()> = OnceLock::new();
+
+/// Have every [`Meter::start`] call `release` first: it hands the memory the allocator keeps
+/// free back to the system, so that the next measurement does not reuse it unseen. Set once
+/// per process (later calls are ignored).
+pub fn on_measure_start(release: fn()) {
+    let _ = RELEASE.set(release);
+}
 
 /// A measurement in progress.
 #[derive(Copy, Clone, Debug)]
@@ -34,6 +48,9 @@ pub fn peak_resident() -> Option<u64> {
 impl Meter {
     /// Start measuring: reset the peak to the current resident size, and note it.
     pub fn start() -> Meter {
+        if let Some(release) = RELEASE.get() {
+            release();
+        }
         // "5" resets the peak resident size to the current one (Linux 4.0 and later). If it
         // cannot be reset, an earlier peak may hide this run's: then no figure is given.
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
