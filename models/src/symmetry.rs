@@ -230,8 +230,9 @@ fn renamed<R: Replica<Cmd>>(s: &ClusterState<R>, n: usize, order: &[usize]) -> C
         actor_states,
         network,
         timers_set: (0..total).map(|k| s.timers_set[from(k)].clone()).collect(),
+        // The checked model's states keep no random choices (an empty vector).
         random_choices: (0..total)
-            .map(|k| s.random_choices[from(k)].clone())
+            .filter_map(|k| s.random_choices.get(from(k)).cloned())
             .collect(),
         crashed: (0..total).map(|k| s.crashed[from(k)]).collect(),
         // Clients keep their names: the history is theirs alone.
