@@ -28,13 +28,13 @@ impl<C: Command> MultiPaxos<C> {
             // The leadership's reads, queued commands and requests go with it: handed back,
             // none dropped (rules 3, 4 and 9), at the end of the step (after a promise this
             // step raises is durable, and once we know who replaced us).
-            self.handed_back = Some(reconfig::HandedBack {
-                reads,
+            self.handed_back = Some(Box::new(reconfig::HandedBack {
+                reads: *reads,
                 queue,
                 change,
                 handoff,
                 ballot: self.ballot,
-            });
+            }));
         }
     }
 
@@ -234,7 +234,7 @@ impl<C: Command> MultiPaxos<C> {
         self.state = RoleState::Leader {
             heard: me,
             acks,
-            reads: LeaderReads::new(),
+            reads: Box::new(LeaderReads::new()),
             transfers: vec![None; MAX_NODES],
             catch_up: vec![None; MAX_NODES],
             progress: vec![0; MAX_NODES],

@@ -1267,7 +1267,7 @@ fn renaming_moves_every_node_id_ballots_included() {
         RoleState::Leader {
             heard: set(heard),
             acks: acks.iter().map(|a| set(a)).collect(),
-            reads: read::LeaderReads::new(),
+            reads: Box::new(read::LeaderReads::new()),
             transfers: vec![None; MAX_NODES],
             catch_up: (0..MAX_NODES)
                 .map(|i| {

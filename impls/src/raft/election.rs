@@ -40,7 +40,7 @@ impl<C: Command> Raft<C> {
             out.cancel_timer(RaftTimer::Heartbeat);
             out.cancel_timer(RaftTimer::Transfer);
             self.arm_election_timer(out);
-            self.reads_on_step_down(reads, leader, out);
+            self.reads_on_step_down(*reads, leader, out);
             if let Some(p) = change {
                 // Rule 9: the operator learns the leadership ended; the entry may still commit.
                 out.change_done(p.id, Err(crate::membership::ChangeError::Interrupted));
@@ -207,7 +207,7 @@ impl<C: Command> Raft<C> {
         self.state = RoleState::Leader {
             active: self.me(),
             progress: vec![Progress::fresh(next); len],
-            reads: LeaderReads::default(),
+            reads: Box::new(LeaderReads::default()),
             change: None,
             transfer: None,
         };

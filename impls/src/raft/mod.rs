@@ -470,7 +470,9 @@ enum RoleState {
     Leader {
         active: NodeSet,
         progress: Vec<Progress>,
-        reads: LeaderReads,
+        // Boxed: the enum is as large as its largest variant, and every follower's state (the
+        // model checker copies each into many states) would carry the leader's reads inline.
+        reads: Box<LeaderReads>,
         change: Option<PendingChange>,
         transfer: Option<Transfer>,
     },

@@ -176,7 +176,7 @@ fn leading(n: usize) -> RoleState {
     RoleState::Leader {
         active: NodeSet::from_bits(0),
         progress: vec![pr; n],
-        reads: LeaderReads::default(),
+        reads: Box::new(LeaderReads::default()),
         change: None,
         transfer: None,
     }
@@ -1736,7 +1736,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
     r.state = RoleState::Leader {
         active: NodeSet::from_bits(0b101), // n0 and n2
         progress: vec![p(9, 0), p(3, 2), p(2, 0)],
-        reads: LeaderReads::default(),
+        reads: Box::new(LeaderReads::default()),
         change: None,
         transfer: None,
     };
@@ -1750,7 +1750,7 @@ fn renaming_moves_every_node_id_and_every_per_member_position() {
         RoleState::Leader {
             active: NodeSet::from_bits(0b011), // n1 and n0 were heard
             progress: vec![p(2, 0), p(9, 0), p(3, 2)],
-            reads: LeaderReads::default(),
+            reads: Box::new(LeaderReads::default()),
             change: None,
             transfer: None,
         }
