@@ -113,8 +113,9 @@ pub struct CheckState<R: Replica<Cmd>> {
     pub cluster: ClusterState<R>,
     /// Actions from the initial state along the path that first reached it.
     pub depth: usize,
-    /// Time (with leases; see the module docs).
-    pub clocks: Clocks,
+    /// Time (with leases; see the module docs). Shared: only a tick or a drift changes it,
+    /// and inline it made every queued state 64 bytes larger.
+    pub clocks: Arc<Clocks>,
     /// A state at the depth bound, already checked: what is left of it (see the module docs).
     pub leaf: Option<Leaf>,
 }
@@ -134,7 +135,7 @@ pub const MAX_PROPERTIES: usize = 64;
 
 impl<R: Replica<Cmd>> CheckState<R> {
     /// A whole state (not a leaf).
-    fn whole(cluster: ClusterState<R>, depth: usize, clocks: Clocks) -> Self {
+    fn whole(cluster: ClusterState<R>, depth: usize, clocks: Arc<Clocks>) -> Self {
         CheckState {
             cluster,
             depth,
@@ -498,15 +499,17 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         match action {
             CheckAction::Tick => {
                 let tick = self.cfg().tick;
-                clocks.now += tick;
-                for (local, rate) in clocks.local.iter_mut().zip(&clocks.rates) {
+                let c = Arc::make_mut(&mut clocks);
+                c.now += tick;
+                for (local, rate) in c.local.iter_mut().zip(&c.rates) {
                     *local += rate.advance(tick, &self.cfg().protocol);
                 }
                 Some(CheckState::whole(state.cluster.clone(), depth, clocks))
             }
             CheckAction::Drift { node, rate } => {
-                clocks.rates[node] = rate;
-                clocks.open_from = node + 1;
+                let c = Arc::make_mut(&mut clocks);
+                c.rates[node] = rate;
+                c.open_from = node + 1;
                 Some(CheckState::whole(state.cluster.clone(), depth, clocks))
             }
             CheckAction::Step(ActorModelAction::Crash(id)) => {
@@ -565,7 +568,12 @@ impl<R: Replica<Cmd>> CheckModel<R> {
             }
         }
         let digest = state.digest();
-        let CheckState { cluster, depth, .. } = state;
+        let CheckState {
+            cluster,
+            depth,
+            clocks,
+            ..
+        } = state;
         CheckState {
             cluster: ClusterState::<R> {
                 actor_states: Vec::new(),
@@ -578,7 +586,8 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 actor_storages: Vec::new(),
             },
             depth,
-            clocks: Clocks::default(),
+            // Shared with the state it stands for: kept rather than a new allocation.
+            clocks,
             leaf: Some(Leaf { digest, verdicts }),
         }
     }
@@ -625,6 +634,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
         } else {
             Clocks::default()
         };
+        let clocks = Arc::new(clocks);
         // Every clock reads zero at boot.
         let now = cfg.timed().then_some(Duration::ZERO);
         with_now(now, || self.actors.init_states())
