@@ -512,16 +512,6 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 c.open_from = node + 1;
                 Some(CheckState::whole(state.cluster.clone(), depth, clocks))
             }
-            CheckAction::Step(ActorModelAction::Crash(id)) => {
-                let i = usize::from(id);
-                let mut cluster = state.cluster.clone();
-                crash(&mut cluster, i);
-                if self.bounds == Bounds::Cut {
-                    self.collect_garbage(&mut cluster, i);
-                }
-                shrink_network(&mut cluster);
-                Some(CheckState::whole(cluster, depth, clocks))
-            }
             CheckAction::Step(a) => {
                 let actor = match &a {
                     ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
@@ -530,12 +520,17 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                     | ActorModelAction::Recover(id) => Some(usize::from(*id)),
                     ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => None,
                 };
-                let mut cluster = self.run(&state.cluster, &state.clocks, a)?;
-                if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
-                    self.collect_garbage(&mut cluster, actor);
-                }
-                shrink_network(&mut cluster);
-                Some(CheckState::whole(cluster, depth, clocks))
+                let cluster = match a {
+                    // Carried out here, not by stateright: checked states keep no random
+                    // choices, which its `Crash` indexes (see `crash`).
+                    ActorModelAction::Crash(id) => {
+                        let mut cluster = state.cluster.clone();
+                        crash(&mut cluster, usize::from(id));
+                        cluster
+                    }
+                    a => self.run(&state.cluster, &state.clocks, a)?,
+                };
+                Some(self.settled(cluster, actor, depth, clocks))
             }
             CheckAction::CrashDuring { step, point } => {
                 let i = self.server_step(&state.cluster, &step)?;
@@ -547,13 +542,25 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                     return None;
                 }
                 crash(&mut cluster, i);
-                if self.bounds == Bounds::Cut {
-                    self.collect_garbage(&mut cluster, i);
-                }
-                shrink_network(&mut cluster);
-                Some(CheckState::whole(cluster, depth, clocks))
+                Some(self.settled(cluster, Some(i), depth, clocks))
             }
         }
+    }
+
+    /// The whole state a step at `actor` (if any) left: the garbage it made dropped (under
+    /// cuts), the network's table shrunk.
+    fn settled(
+        &self,
+        mut cluster: ClusterState<R>,
+        actor: Option<usize>,
+        depth: usize,
+        clocks: Arc<Clocks>,
+    ) -> CheckState<R> {
+        if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
+            self.collect_garbage(&mut cluster, actor);
+        }
+        shrink_network(&mut cluster);
+        CheckState::whole(cluster, depth, clocks)
     }
 
     /// `state`, at the depth bound, as a [`Leaf`]: every property evaluated now, on the

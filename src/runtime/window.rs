@@ -2,9 +2,10 @@
 //!
 //! A client numbers its requests 1, 2, ... and their answers come back in any order; a deque
 //! of slots indexed from the oldest outstanding request makes an insert and an answer O(1),
-//! with no map (a number a push skips is a hole, filled by a later insert or never). Its span, from the oldest outstanding request to the newest, is what the
-//! client let out since the oldest was sent (a [`Client`](super::Client) answers every request
-//! by its timeout, so that span is bounded by what it sends within one timeout).
+//! with no map (a number a push skips is a hole, filled by a later insert or never). Its
+//! span, from the oldest outstanding request to the newest, is what the client let out since
+//! the oldest was sent (a [`Client`](super::Client) answers every request by its timeout, so
+//! that span is bounded by what it sends within one timeout).
 
 use std::collections::VecDeque;
 
