@@ -570,6 +570,10 @@ pub fn check_with_paths<R: Checkable>(
     // level, and symmetry would rename a leaf it cannot see into.
     let leaves = search.strategy == Strategy::Bfs && search.depth.is_some() && !search.symmetry;
     model.leaves.store(leaves, Ordering::Relaxed);
+    // A BFS level waits packed (see [`crate::packed`]).
+    model
+        .pack_queued
+        .store(search.strategy == Strategy::Bfs, Ordering::Relaxed);
     let cuts = model.cuts.clone();
     let props = model.properties();
     let mut builder = model.checker().threads(search.threads);

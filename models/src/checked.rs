@@ -47,7 +47,7 @@
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use paxraft_impls::lease::ClockRate;
@@ -59,6 +59,7 @@ use crate::model::{
     actors, crashes_used, losses_used, with_now, with_tear, ClusterModel, ClusterState, Cmd,
     ModelConfig, Msg, Setup, Tear, Timer,
 };
+use crate::packed::Packed;
 use crate::properties::ClusterView;
 
 /// One action of the actor model.
@@ -107,10 +108,19 @@ pub struct Clocks {
 /// A state of the checked model: a cluster state and the number of actions that first
 /// reached it. The depth takes no part in equality or hashing (a state is the same state
 /// whatever path led to it).
-#[derive(Clone, Debug)]
+///
+/// The cluster waits [`Packed`] (about half the bytes of stateright's layout); it is
+/// unpacked the first time it is read ([`CheckState::cluster`], and `Deref`), which for a
+/// state in the queue is when it is expanded, and the unpacked copy goes with the state.
+#[derive(Debug)]
 pub struct CheckState<R: Replica<Cmd>> {
-    /// The cluster (empty in a leaf).
-    pub cluster: ClusterState<R>,
+    /// The cluster, packed (in a leaf, the model's empty one). Shared: a tick or a drift
+    /// changes only the clocks, and every leaf points to one empty cluster.
+    packed: Arc<Packed<R>>,
+    /// The cluster in stateright's layout, made from `packed` when first read.
+    unpacked: OnceLock<Box<ClusterState<R>>>,
+    /// What the state hashes as (see [`CheckState::digest`]).
+    digest: u64,
     /// Actions from the initial state along the path that first reached it.
     pub depth: usize,
     /// Time (with leases; see the module docs). Shared: only a tick or a drift changes it,
@@ -120,12 +130,24 @@ pub struct CheckState<R: Replica<Cmd>> {
     pub leaf: Option<Leaf>,
 }
 
-/// What a checked state at the depth bound leaves in stateright's queue: its digest (what it
-/// hashes as) and its properties' verdicts, bit `i` for property `i`.
+impl<R: Replica<Cmd>> Clone for CheckState<R> {
+    fn clone(&self) -> Self {
+        CheckState {
+            packed: Arc::clone(&self.packed),
+            unpacked: OnceLock::new(),
+            digest: self.digest,
+            depth: self.depth,
+            clocks: Arc::clone(&self.clocks),
+            leaf: self.leaf,
+        }
+    }
+}
+
+/// What a checked state at the depth bound leaves in stateright's queue: its properties'
+/// verdicts, bit `i` for property `i` (it keeps its digest, and hashes as the state it
+/// stands for).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
-    /// [`CheckState::digest`] of the state.
-    pub digest: u64,
     /// Bit `i`: property `i`'s condition held.
     pub verdicts: u64,
 }
@@ -133,51 +155,86 @@ pub struct Leaf {
 /// Most properties a leaf records ([`Leaf::verdicts`] has a bit each).
 pub const MAX_PROPERTIES: usize = 64;
 
+/// The digest of a packed cluster at `clocks`.
+fn digest_of<R: Replica<Cmd>>(packed: &Packed<R>, clocks: &Clocks) -> u64 {
+    // Fixed seeds: a state's digest is the same in every run and on every thread.
+    let mut h = ahash::RandomState::with_seeds(0x70617872, 0x61667463, 0x6865636b, 0x6c656166)
+        .build_hasher();
+    packed.hash(&mut h);
+    clocks.hash(&mut h);
+    h.finish()
+}
+
 impl<R: Replica<Cmd>> CheckState<R> {
-    /// A whole state (not a leaf).
-    fn whole(cluster: ClusterState<R>, depth: usize, clocks: Arc<Clocks>) -> Self {
+    /// A whole state (not a leaf) of `cluster`, packed, and kept unpacked as well until the
+    /// model hands it to a BFS queue.
+    pub fn new(cluster: ClusterState<R>, depth: usize, clocks: Arc<Clocks>) -> Self {
+        let packed = Packed::pack(&cluster);
         CheckState {
-            cluster,
+            digest: digest_of(&packed, &clocks),
+            packed: Arc::new(packed),
+            unpacked: OnceLock::from(Box::new(cluster)),
             depth,
             clocks,
             leaf: None,
         }
     }
 
+    /// The same cluster at another time (a tick or a drift changes only the clocks).
+    fn with_time(&self, depth: usize, clocks: Arc<Clocks>) -> Self {
+        debug_assert!(self.leaf.is_none(), "a leaf is never expanded");
+        CheckState {
+            digest: digest_of(&self.packed, &clocks),
+            packed: Arc::clone(&self.packed),
+            unpacked: OnceLock::new(),
+            depth,
+            clocks,
+            leaf: None,
+        }
+    }
+
+    /// The cluster (unpacked on the first read).
+    pub fn cluster(&self) -> &ClusterState<R> {
+        self.unpacked.get_or_init(|| Box::new(self.packed.unpack()))
+    }
+
+    /// The cluster as it waits in the queue.
+    pub fn packed(&self) -> &Packed<R> {
+        &self.packed
+    }
+
+    /// Drop the unpacked cluster: what waits in the queue is the packed one.
+    fn unload(mut self) -> Self {
+        self.unpacked.take();
+        self
+    }
+
     /// A 64-bit digest of the cluster and the clocks: what the state hashes as. Stateright
     /// identifies states by a 64-bit hash anyway; hashing the digest adds no new collisions.
     pub fn digest(&self) -> u64 {
-        if let Some(leaf) = self.leaf {
-            return leaf.digest;
-        }
-        // Fixed seeds: a state's digest is the same in every run and on every thread.
-        let mut h = ahash::RandomState::with_seeds(0x70617872, 0x61667463, 0x6865636b, 0x6c656166)
-            .build_hasher();
-        self.cluster.hash(&mut h);
-        self.clocks.hash(&mut h);
-        h.finish()
+        self.digest
     }
 }
 
 impl<R: Replica<Cmd>> PartialEq for CheckState<R> {
     fn eq(&self, other: &Self) -> bool {
         if self.leaf.is_some() || other.leaf.is_some() {
-            return self.digest() == other.digest();
+            return self.digest == other.digest;
         }
-        self.cluster == other.cluster && self.clocks == other.clocks
+        self.packed == other.packed && self.clocks == other.clocks
     }
 }
 impl<R: Replica<Cmd>> Eq for CheckState<R> {}
 impl<R: Replica<Cmd>> Hash for CheckState<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.digest());
+        state.write_u64(self.digest);
     }
 }
 
 impl<R: Replica<Cmd>> std::ops::Deref for CheckState<R> {
     type Target = ClusterState<R>;
     fn deref(&self) -> &ClusterState<R> {
-        &self.cluster
+        self.cluster()
     }
 }
 
@@ -241,25 +298,6 @@ fn peer_messages<R: Replica<Cmd>>(state: &ClusterState<R>) -> usize {
         .count()
 }
 
-/// Give the network's table back the room it no longer needs. Stateright copies the table
-/// into every successor as it is, and a hash table never shrinks by itself: one that grew
-/// to 16 buckets while 8 messages were in flight would stay that size, in every state
-/// after it, with 3 left. Checked states wait whole in the BFS queue, so the table is most
-/// of what a state owns; this keeps it at most twice the room its messages need. A
-/// message's place in the table takes no part in the state's identity (the multiset
-/// hashes its entries in sorted order).
-fn shrink_network<R: Replica<Cmd>>(cluster: &mut ClusterState<R>) {
-    match &mut cluster.network {
-        Network::UnorderedNonDuplicating(multiset) if multiset.len() * 2 <= multiset.capacity() => {
-            multiset.shrink_to_fit()
-        }
-        Network::UnorderedDuplicating(set, _) if set.len() * 2 <= set.capacity() => {
-            set.shrink_to_fit()
-        }
-        _ => {}
-    }
-}
-
 /// The model `paxraft check` explores.
 pub struct CheckModel<R: Replica<Cmd>> {
     /// The actor model (no boundary of its own).
@@ -275,6 +313,12 @@ pub struct CheckModel<R: Replica<Cmd>> {
     /// Whether a state at the depth bound becomes a [`Leaf`] (BFS; off while paths are
     /// rebuilt, so that a path ends in a whole state).
     pub leaves: AtomicBool,
+    /// The cluster every [`Leaf`] points to: no actors, the model's empty network.
+    pub leaf_cluster: Arc<Packed<R>>,
+    /// Whether a new state waits [`Packed`] only (BFS, whose queue holds a level of states);
+    /// otherwise it keeps its unpacked cluster too (DFS holds one path, and pops a state soon
+    /// after it was made; a walk steps from it next).
+    pub pack_queued: AtomicBool,
 }
 
 /// How a [`CheckModel`] applies the bounds of its configuration.
@@ -308,6 +352,10 @@ pub fn build_checked<R: Replica<Cmd>>(cfg: &ModelConfig, depth: Option<usize>) -
         properties.len() <= MAX_PROPERTIES,
         "a leaf records at most {MAX_PROPERTIES} verdicts"
     );
+    let leaf_cluster = Arc::new(Packed::empty(
+        &actors.init_network,
+        actors.init_history.clone(),
+    ));
     CheckModel {
         actors,
         properties,
@@ -315,6 +363,8 @@ pub fn build_checked<R: Replica<Cmd>>(cfg: &ModelConfig, depth: Option<usize>) -
         cuts: Arc::new(Cuts::default()),
         bounds: Bounds::Cut,
         leaves: AtomicBool::new(false),
+        leaf_cluster,
+        pack_queued: AtomicBool::new(false),
     }
 }
 
@@ -334,7 +384,7 @@ impl<R: Replica<Cmd>> ClusterView for CheckModel<R> {
         &self.actors.cfg
     }
     fn cluster(state: &CheckState<R>) -> &ClusterState<R> {
-        &state.cluster
+        state.cluster()
     }
 }
 
@@ -452,7 +502,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
 
     /// With time: whether replica timer `t` of server `i` is due on its clock.
     fn due(&self, state: &CheckState<R>, i: usize, t: &R::Timer) -> bool {
-        let Some(s) = state.cluster.actor_states[i].server() else {
+        let Some(s) = state.actor_states[i].server() else {
             return true;
         };
         match s.deadlines.binary_search_by_key(t, |(d, _)| *d) {
@@ -504,13 +554,13 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 for (local, rate) in c.local.iter_mut().zip(&c.rates) {
                     *local += rate.advance(tick, &self.cfg().protocol);
                 }
-                Some(CheckState::whole(state.cluster.clone(), depth, clocks))
+                Some(state.with_time(depth, clocks))
             }
             CheckAction::Drift { node, rate } => {
                 let c = Arc::make_mut(&mut clocks);
                 c.rates[node] = rate;
                 c.open_from = node + 1;
-                Some(CheckState::whole(state.cluster.clone(), depth, clocks))
+                Some(state.with_time(depth, clocks))
             }
             CheckAction::Step(a) => {
                 let actor = match &a {
@@ -524,18 +574,18 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                     // Carried out here, not by stateright: checked states keep no random
                     // choices, which its `Crash` indexes (see `crash`).
                     ActorModelAction::Crash(id) => {
-                        let mut cluster = state.cluster.clone();
+                        let mut cluster = state.cluster().clone();
                         crash(&mut cluster, usize::from(id));
                         cluster
                     }
-                    a => self.run(&state.cluster, &state.clocks, a)?,
+                    a => self.run(state.cluster(), &state.clocks, a)?,
                 };
                 Some(self.settled(cluster, actor, depth, clocks))
             }
             CheckAction::CrashDuring { step, point } => {
-                let i = self.server_step(&state.cluster, &step)?;
+                let i = self.server_step(state.cluster(), &step)?;
                 let (next, _, torn) = with_tear(Tear::At(point), || {
-                    self.run(&state.cluster, &state.clocks, step)
+                    self.run(state.cluster(), &state.clocks, step)
                 });
                 let mut cluster = next?;
                 if !torn {
@@ -548,7 +598,7 @@ impl<R: Replica<Cmd>> CheckModel<R> {
     }
 
     /// The whole state a step at `actor` (if any) left: the garbage it made dropped (under
-    /// cuts), the network's table shrunk.
+    /// cuts).
     fn settled(
         &self,
         mut cluster: ClusterState<R>,
@@ -559,14 +609,13 @@ impl<R: Replica<Cmd>> CheckModel<R> {
         if let (Some(actor), Bounds::Cut) = (actor, self.bounds) {
             self.collect_garbage(&mut cluster, actor);
         }
-        shrink_network(&mut cluster);
-        CheckState::whole(cluster, depth, clocks)
+        CheckState::new(cluster, depth, clocks)
     }
 
     /// `state`, at the depth bound, as a [`Leaf`]: every property evaluated now, on the
-    /// whole state, and the cluster dropped but for its history (shared, and nothing to
-    /// free). The leaf is checked when stateright comes to it (by the verdicts it recorded)
-    /// and cut by depth, as the whole state would have been.
+    /// whole state, and its cluster swapped for the model's empty one (shared by every leaf:
+    /// nothing allocated). The leaf is checked when stateright comes to it (by the verdicts
+    /// it recorded) and cut by depth, as the whole state would have been.
     pub fn leaf(&self, state: CheckState<R>) -> CheckState<R> {
         let mut verdicts = 0u64;
         for (i, p) in self.properties.iter().enumerate() {
@@ -574,28 +623,14 @@ impl<R: Replica<Cmd>> CheckModel<R> {
                 verdicts |= 1 << i;
             }
         }
-        let digest = state.digest();
-        let CheckState {
-            cluster,
-            depth,
-            clocks,
-            ..
-        } = state;
         CheckState {
-            cluster: ClusterState::<R> {
-                actor_states: Vec::new(),
-                // The model's initial network: empty, of the configured kind.
-                network: self.actors.init_network.clone(),
-                timers_set: Vec::new(),
-                random_choices: Vec::new(),
-                crashed: Vec::new(),
-                history: cluster.history,
-                actor_storages: Vec::new(),
-            },
-            depth,
+            packed: Arc::clone(&self.leaf_cluster),
+            unpacked: OnceLock::new(),
+            digest: state.digest,
+            depth: state.depth,
             // Shared with the state it stands for: kept rather than a new allocation.
-            clocks,
-            leaf: Some(Leaf { digest, verdicts }),
+            clocks: state.clocks,
+            leaf: Some(Leaf { verdicts }),
         }
     }
 
@@ -652,7 +687,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
                 // allocation). Crashes, the only other reader, are carried out here (`crash`).
                 debug_assert!(cluster.random_choices.iter().all(|r| r.map.is_empty()));
                 cluster.random_choices = Vec::new();
-                CheckState::whole(cluster, 0, clocks.clone())
+                CheckState::new(cluster, 0, clocks.clone())
             })
             .collect()
     }
@@ -676,7 +711,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             return;
         }
         let mut inner = Vec::new();
-        self.actors.actions(&state.cluster, &mut inner);
+        self.actors.actions(state.cluster(), &mut inner);
         for a in inner {
             if let (true, ActorModelAction::Timeout(id, Timer::Replica(t))) = (timed, &a) {
                 if !self.due(state, usize::from(*id), t) {
@@ -697,7 +732,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
             if crash_left && enumerate && self.server_step(state, &a).is_some() {
                 // Run the step once to learn its crash points.
                 let (_, points, _) = with_tear(Tear::Count, || {
-                    self.run(&state.cluster, &state.clocks, a.clone())
+                    self.run(state.cluster(), &state.clocks, a.clone())
                 });
                 for point in 0..points {
                     actions.push(CheckAction::CrashDuring {
@@ -715,6 +750,8 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
         Some(
             if self.at_depth_bound(&next) && self.leaves.load(Ordering::Relaxed) {
                 self.leaf(next)
+            } else if self.pack_queued.load(Ordering::Relaxed) {
+                next.unload()
             } else {
                 next
             },
@@ -737,7 +774,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
     fn within_boundary(&self, state: &CheckState<R>) -> bool {
         match self.bounds {
             Bounds::Cut => true,
-            Bounds::Refuse => crate::model::within_boundary(&self.actors.cfg, &state.cluster),
+            Bounds::Refuse => crate::model::within_boundary(&self.actors.cfg, state.cluster()),
         }
     }
 
@@ -755,7 +792,7 @@ impl<R: Replica<Cmd>> Model for CheckModel<R> {
 
     fn format_step(&self, last_state: &CheckState<R>, action: CheckAction<R>) -> Option<String> {
         self.next_state(last_state, action)
-            .map(|next| format!("{:#?}", next.cluster))
+            .map(|next| format!("{:#?}", next.cluster()))
     }
 }
 
@@ -791,8 +828,8 @@ leaf_or_evaluate_all!(
 /// The symmetry representative of a checked state (see [`crate::symmetry`]); keeps its depth.
 /// (Symmetry is refused with time: the clocks are not renamed.)
 pub fn representative<R: Replica<Cmd>>(state: &CheckState<R>) -> CheckState<R> {
-    CheckState::whole(
-        crate::symmetry::representative::<R>(&state.cluster),
+    CheckState::new(
+        crate::symmetry::representative::<R>(state.cluster()),
         state.depth,
         state.clocks.clone(),
     )

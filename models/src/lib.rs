@@ -18,6 +18,8 @@
 //!   them is not vacuous, named in plain words.
 //! * [`checked`]: the model the exhaustive checker explores: bounds as visible cuts, depth
 //!   in actions, crashes between two effects of one step.
+//! * [`packed`]: a checked state as it waits to be expanded, in less memory than stateright's
+//!   layout.
 //! * [`mod@check`]: run BFS or DFS with progress, and summarise a verdict per property.
 //! * [`render`]: counterexamples as message-sequence charts.
 //! * [`symmetry`]: symmetry reduction (servers renamed) for the DFS checker.
@@ -42,6 +44,7 @@ pub mod check;
 pub mod checked;
 pub mod memory;
 pub mod model;
+pub mod packed;
 pub mod properties;
 pub mod reference;
 pub mod render;

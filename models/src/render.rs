@@ -219,7 +219,7 @@ pub fn trace_of_actions<R: Replica<Cmd>>(
             }),
         }
     }
-    trace(&model.actors.cfg, actions, steps, &last.cluster, property)
+    trace(&model.actors.cfg, actions, steps, last.cluster(), property)
 }
 
 /// Why the last state breaks a protocol invariant, when one of them says so.

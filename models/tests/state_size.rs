@@ -119,8 +119,12 @@ fn deep_states<R: Checkable>(cfg: &ModelConfig, depth: usize, keep: usize) -> Ve
 fn breakdown<R: Checkable>(states: &[CheckState<R>]) -> Parts {
     let mut p = Parts::default();
     for s in states {
-        let c = &s.cluster;
-        p.add("state clone (shares the Arcs)", heap(|| s.clone()));
+        let c = s.cluster();
+        p.add(
+            "packed (what a queued state owns)",
+            heap(|| s.packed().clone()),
+        );
+        p.add("stateright's layout (shares the Arcs)", heap(|| c.clone()));
         p.add("  network", heap(|| c.network.clone()));
         if let stateright::actor::Network::UnorderedNonDuplicating(m) = &c.network {
             p.add(
@@ -159,7 +163,7 @@ fn breakdown<R: Checkable>(states: &[CheckState<R>]) -> Parts {
     }
     let servers = states
         .iter()
-        .flat_map(|s| &s.cluster.actor_states)
+        .flat_map(|s| &s.cluster().actor_states)
         .filter(|a| a.server().is_some())
         .count();
     eprintln!(
@@ -186,7 +190,7 @@ fn breakdown<R: Checkable>(states: &[CheckState<R>]) -> Parts {
             "{part:<36} {:>7.0} B {:>5.1} allocs per {}",
             *bytes as f64 / per as f64,
             *allocs as f64 / per as f64,
-            if per == states.len() {
+            if per == states.len().max(1) {
                 "state"
             } else {
                 "server"
@@ -202,7 +206,7 @@ fn sample<R: Checkable>(depth: usize) {
     eprintln!("== {} (depth {depth})", R::NAME);
     let p = breakdown(&states);
     // The parts listed are all a state copies: they add up to the copy of the whole.
-    let whole = p.get("state clone (shares the Arcs)");
+    let whole = p.get("stateright's layout (shares the Arcs)");
     let parts = p.0.iter().filter(|(name, ..)| {
         !name.starts_with("state")
             && name.starts_with("  ")
@@ -225,13 +229,13 @@ fn print_state_breakdown() {
     sample::<MultiPaxos<Cmd>>(11);
 }
 
-/// The compact state's budget: an envelope in the network's table is five words, a
-/// client's state is not the size of a server's, and the network's table is never more
-/// than twice the room its messages need (on a sample of deep Raft states).
+/// The compact state's budget: an envelope is five words, a client's state is not the size
+/// of a server's, and a state waiting in the queue (packed) owns less than half the heap its
+/// copy in stateright's layout would (on a sample of deep Raft states).
 #[test]
 fn a_state_stays_compact() {
     use paxraft_models::model::ServerState;
-    use stateright::actor::{Envelope, Network};
+    use stateright::actor::Envelope;
     use std::mem::size_of;
     type RaftMsg = <Raft<Cmd> as paxraft_impls::Replica<Cmd>>::Msg;
     type PaxosMsg = <MultiPaxos<Cmd> as paxraft_impls::Replica<Cmd>>::Msg;
@@ -242,17 +246,15 @@ fn a_state_stays_compact() {
     );
     let states = deep_states::<Raft<Cmd>>(&ModelConfig::default(), 9, 200);
     assert!(states.len() > 100, "a sample of {} states", states.len());
+    let (mut packed, mut layout) = (0, 0);
     for s in &states {
-        let Network::UnorderedNonDuplicating(m) = &s.cluster.network else {
-            unreachable!("the default network is unordered")
-        };
-        assert!(
-            m.capacity() < 2 * m.len().max(4),
-            "{} messages in a table for {}",
-            m.len(),
-            m.capacity()
-        );
+        packed += heap(|| s.packed().clone()).0;
+        layout += heap(|| s.cluster().clone()).0;
     }
+    assert!(
+        packed * 2 < layout,
+        "packed {packed} bytes against {layout} in stateright's layout"
+    );
 }
 
 /// The states of depth `depth` exactly, every one (unique states, as the BFS queue holds them
@@ -298,7 +300,7 @@ fn level_bytes<R: Checkable>(states: &[CheckState<R>]) {
     let mut clients = 0;
     let (mut payloads, mut payload_bytes) = (HashSet::new(), 0);
     for s in states {
-        for a in &s.cluster.actor_states {
+        for a in &s.cluster().actor_states {
             if actors.insert(std::sync::Arc::as_ptr(a)) {
                 let deep = match &**a {
                     NodeState::Server(sv) => heap(|| sv.clone()).0,
@@ -315,7 +317,7 @@ fn level_bytes<R: Checkable>(states: &[CheckState<R>]) {
                 }
             }
         }
-        for e in s.cluster.network.iter_all() {
+        for e in s.cluster().network.iter_all() {
             let (ptr, bytes) = match e.msg {
                 Msg::Peer(m) => (
                     std::sync::Arc::as_ptr(m) as *const u8,
@@ -335,9 +337,9 @@ fn level_bytes<R: Checkable>(states: &[CheckState<R>]) {
                 payload_bytes += bytes + 16;
             }
         }
-        let h: *const _ = &*s.cluster.history;
+        let h: *const _ = &*s.cluster().history;
         if history.insert(h) {
-            history_bytes += heap(|| (*s.cluster.history).clone()).0 + 64;
+            history_bytes += heap(|| (*s.cluster().history).clone()).0 + 64;
         }
     }
     eprintln!("{} states at this depth; per state:", states.len());

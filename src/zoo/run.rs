@@ -649,7 +649,7 @@ fn zoo_checks<R: Checkable>(entry: &ZooBug) -> Vec<Property<SimModel<R>>> {
 }
 
 fn terms_stay_low<R: Checkable>(m: &SimModel<R>, s: &SimState<R>) -> bool {
-    let terms: Vec<u64> = all_servers(&m.actors.cfg, &s.cluster)
+    let terms: Vec<u64> = all_servers(&m.actors.cfg, s.cluster())
         .map(|x| x.replica.status().term)
         .collect();
     terms.iter().enumerate().all(|(i, &t)| {

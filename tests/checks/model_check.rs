@@ -465,14 +465,16 @@ fn set_saved(
     f: impl FnOnce(&mut paxraft_models::model::Saved<Raft<Cmd>>),
 ) {
     use paxraft_models::model::{Hashed, NodeState};
-    let NodeState::Server(mut x) = (*st.cluster.actor_states[i]).clone() else {
+    let NodeState::Server(mut x) = (*st.actor_states[i]).clone() else {
         unreachable!("servers come first")
     };
     let mut saved = (**x.saved).clone();
     f(&mut saved);
     x.saved = std::sync::Arc::new(Hashed::new(saved));
-    st.cluster.actor_storages[i] = Some(x.saved.clone());
-    st.cluster.actor_states[i] = std::sync::Arc::new(NodeState::Server(x));
+    let mut cluster = st.cluster().clone();
+    cluster.actor_storages[i] = Some(x.saved.clone());
+    cluster.actor_states[i] = std::sync::Arc::new(NodeState::Server(x));
+    *st = paxraft_models::checked::CheckState::new(cluster, st.depth, st.clocks.clone());
 }
 
 fn a_put(v: u8) -> Cmd {
@@ -514,7 +516,7 @@ fn protocol_invariants_see_a_crashed_servers_durable_log() {
     // n0 runs with slot 1 = put 7 (term 1); n1 is down, its disk says slot 1 = put 9 (term 1).
     {
         use paxraft_models::model::NodeState;
-        let NodeState::Server(mut x) = (*st.cluster.actor_states[0]).clone() else {
+        let NodeState::Server(mut x) = (*st.actor_states[0]).clone() else {
             unreachable!()
         };
         let mut out = Out::<Raft<Cmd>, Cmd>::new();
@@ -526,14 +528,18 @@ fn protocol_invariants_see_a_crashed_servers_durable_log() {
             &cheap().protocol,
             &mut out,
         );
-        st.cluster.actor_states[0] = std::sync::Arc::new(NodeState::Server(x));
+        let mut cluster = st.cluster().clone();
+        cluster.actor_states[0] = std::sync::Arc::new(NodeState::Server(x));
+        st = paxraft_models::checked::CheckState::new(cluster, st.depth, st.clocks.clone());
     }
     set_saved(&mut st, 1, |s| s.durable = log(9));
     assert!(
         (log_matching.condition)(&m, &st),
         "n1 is up: its (empty) in-memory log is what counts"
     );
-    st.cluster.crashed[1] = true;
+    let mut cluster = st.cluster().clone();
+    cluster.crashed[1] = true;
+    st = paxraft_models::checked::CheckState::new(cluster, st.depth, st.clocks.clone());
     assert!(
         !(log_matching.condition)(&m, &st),
         "n1 is down: its durable log contradicts n0's"

@@ -458,7 +458,7 @@ fn a_bfs_counterexample_of_a_property_the_clean_protocol_breaks_too_is_not_clean
 
     const NO_LEADER: &str = "no server ever leads";
     fn no_leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
-        paxraft_models::model::all_servers(&m.actors.cfg, &s.cluster)
+        paxraft_models::model::all_servers(&m.actors.cfg, s.cluster())
             .all(|x| x.replica.status().role != paxraft_impls::Role::Leader)
     }
     let with_wrong_property = |cfg: &ModelConfig, depth| {
@@ -530,7 +530,7 @@ fn a_panic_while_replaying_a_path_is_reported_not_raised() {
     use stateright::{Checker, HasDiscoveries, Property};
 
     fn leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
-        paxraft_models::model::all_servers(&m.actors.cfg, &s.cluster)
+        paxraft_models::model::all_servers(&m.actors.cfg, s.cluster())
             .any(|x| x.replica.status().role == paxraft_impls::Role::Leader)
     }
     fn panics_at_a_leader(m: &CheckModel<Raft<Cmd>>, s: &CheckState<Raft<Cmd>>) -> bool {
