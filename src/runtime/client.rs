@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use paxraft_impls::sm::{Request, SessionError, StateMachine};
 use paxraft_impls::{NodeId, Replica};
 
+use super::local::Reading;
 use super::window::SeqWindow;
 use super::{Cmd, Mailbox, Net, Reply, ReplyBox};
 
@@ -114,6 +115,18 @@ struct Outstanding<Op> {
     parked: Option<(usize, u64)>,
 }
 
+/// A read parked under a ticket beside the window (see [`Client`]'s `ticketed`).
+#[derive(Debug)]
+struct Ticketed<Op> {
+    seq: u64,
+    op: Op,
+    /// The node whose local reader gave the ticket.
+    node: usize,
+    ticket: u64,
+    /// When it was parked.
+    at: Instant,
+}
+
 /// Back-off before resending when no leader is known.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(2);
 
@@ -133,7 +146,10 @@ pub const NEAR_SILENT_BACKOFF: Duration = Duration::from_secs(1);
 /// is at most what was sent within one `timeout`, since every request is answered or times
 /// out by then. A read sent while the leader's lease held at the last flush waits beside the
 /// window instead, until the next flush answers it (or, the lease gone, puts it in the
-/// window): those count as outstanding too.
+/// window); so does a read sent while the leader offered tickets (ReadIndex), parked under
+/// the next flush's ticket until the leader confirms it, turns it away or stays silent for
+/// `retry_after` (then it goes in the window). Both count as outstanding, and the oldest
+/// parked read holds back the acknowledgement as a request in the window does.
 pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     id: u64,
     net: Arc<Net<R, S>>,
@@ -162,6 +178,16 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     lease_reads: Vec<(u64, S::Op)>,
     /// The leader's local reader granted the lease at the last flush.
     lease_seen: bool,
+    /// Reads sent while the leader's local reader offered tickets at the last flush
+    /// (ReadIndex): kept out of the window too; the next flush parks them under one ticket
+    /// (or, if it gets none, puts them in the window).
+    ticket_reads: Vec<(u64, S::Op)>,
+    /// Reads parked under a ticket beside the window, in sequence (and parking) order:
+    /// answered from the front as their node confirms, or put in the window if it turns
+    /// them away or stays silent for `retry_after`.
+    ticketed: VecDeque<Ticketed<S::Op>>,
+    /// The leader's local reader offered tickets at the last flush.
+    tickets_seen: bool,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
@@ -201,6 +227,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             parked: Vec::new(),
             lease_reads: Vec::new(),
             lease_seen: false,
+            ticket_reads: Vec::new(),
+            ticketed: VecDeque::new(),
+            tickets_seen: false,
         }
     }
 
@@ -239,7 +268,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
 
     /// Requests sent and not yet returned by `poll`.
     pub fn outstanding(&self) -> usize {
-        self.window.live() + self.lease_reads.len() + self.ready.len()
+        self.window.live()
+            + self.lease_reads.len()
+            + self.ticket_reads.len()
+            + self.ticketed.len()
+            + self.ready.len()
     }
 
     /// Submit `op` and wait for its result.
@@ -286,6 +319,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let read = S::is_read_only(&op);
         if read && self.lease_seen && self.cfg.read_from.is_none() {
             self.lease_reads.push((seq, op));
+        } else if read && self.tickets_seen && self.cfg.read_from.is_none() {
+            self.ticket_reads.push((seq, op));
         } else {
             self.enqueue(seq, op, read);
         }
@@ -356,7 +391,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if !self.ready.is_empty() {
                 return true;
             }
-            if self.window.live() == 0 && self.lease_reads.is_empty() {
+            if self.window.live() == 0
+                && self.lease_reads.is_empty()
+                && self.ticket_reads.is_empty()
+                && self.ticketed.is_empty()
+            {
                 return false;
             }
             let now = Instant::now();
@@ -364,6 +403,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.scan(now);
             }
             self.flush(now);
+            self.answer_ticketed();
             // Parked reads are looked at on every pass, not only when a wake-up names them: a
             // confirmation may come with another client's wake-up, or after a revoke hid it.
             self.answer_parked();
@@ -415,6 +455,18 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.remove(seq);
             self.ready.push_back((seq, Err(Error::Timeout)));
         }
+        // Ticketed reads whose node said nothing for `retry_after` (its ticket may be lost
+        // with a crash): sent again through the window, where they time out, `timeout` after
+        // this resend at the latest.
+        while let Some(r) = self.ticketed.front() {
+            if r.at + self.cfg.retry_after > now {
+                next = next.min(r.at + self.cfg.retry_after);
+                break;
+            }
+            let r = self.ticketed.pop_front().expect("looked at");
+            self.enqueue(r.seq, r.op, true);
+            next = now;
+        }
         self.next_scan = next;
     }
 
@@ -438,11 +490,16 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
 
     /// Every request below this one has been answered (what the session may forget).
     fn acked(&self) -> u64 {
-        self.window.oldest().unwrap_or(self.next_seq)
+        // Ticketed reads are in sequence order: the front is the oldest.
+        let ticketed = self.ticketed.front().map(|r| r.seq);
+        match (self.window.oldest(), ticketed) {
+            (Some(w), Some(t)) => w.min(t),
+            (w, t) => w.or(t).unwrap_or(self.next_seq),
+        }
     }
 
     fn flush(&mut self, now: Instant) {
-        if self.unsent.is_empty() && self.lease_reads.is_empty() {
+        if self.unsent.is_empty() && self.lease_reads.is_empty() && self.ticket_reads.is_empty() {
             return;
         }
         let leader = self.leader;
@@ -462,6 +519,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             }
             self.lease_reads = reads;
         }
+        if !self.ticket_reads.is_empty() {
+            self.park_ticket_reads(leader, leased.as_ref(), now);
+        }
+        self.tickets_seen = net.local(leader).offers_tickets();
         // Resends are listed after newer sends; keep each batch in sequence order.
         if self.unsent.windows(2).any(|w| w[0] > w[1]) {
             self.unsent.sort_unstable();
@@ -563,6 +624,78 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         for (target, batch) in [(leader, reqs), (near.unwrap_or(leader), reads)] {
             if !batch.is_empty() {
                 self.push(target, batch, now);
+            }
+        }
+    }
+
+    /// The reads sent beside the window since the last flush, while the leader offered
+    /// tickets: answered now if its lease holds, else parked with its local reader under one
+    /// ticket taken now (after every one of them was invoked), the node told once. Without a
+    /// ticket, or with the node down or full, they go in the window and are sent as requests.
+    fn park_ticket_reads(&mut self, leader: usize, leased: Option<&Reading<'_, S>>, now: Instant) {
+        let mut reads = std::mem::take(&mut self.ticket_reads);
+        if let Some(l) = leased {
+            for (seq, op) in reads.drain(..) {
+                let out = l
+                    .query(&op)
+                    .expect("a read-only op has a query answer (StateMachine::query)");
+                self.ready.push_back((seq, Ok(out)));
+            }
+        } else {
+            let net = Arc::clone(&self.net);
+            let ticket = net
+                .local(leader)
+                .ticket()
+                .filter(|_| net.read_ticket(NodeId(leader as u8), self.id, &self.inbox));
+            match ticket {
+                Some(ticket) => {
+                    for (seq, op) in reads.drain(..) {
+                        debug_assert!(self.ticketed.back().map_or(true, |r| r.seq < seq));
+                        self.ticketed.push_back(Ticketed {
+                            seq,
+                            op,
+                            node: leader,
+                            ticket,
+                            at: now,
+                        });
+                    }
+                    self.next_scan = self.next_scan.min(now + self.cfg.retry_after);
+                }
+                None => {
+                    for (seq, op) in reads.drain(..) {
+                        self.enqueue(seq, op, true);
+                    }
+                }
+            }
+        }
+        self.ticket_reads = reads;
+    }
+
+    /// Answer the ticketed reads, from the front, whose node has confirmed their ticket.
+    fn answer_ticketed(&mut self) {
+        let net = Arc::clone(&self.net);
+        while let Some(front) = self.ticketed.front() {
+            let node = front.node;
+            // One atomic load, no lock, while nothing new is confirmed.
+            if net.local(node).confirmed_through() < front.ticket {
+                return;
+            }
+            let Some((reading, through)) = net.local(node).confirmed() else {
+                return;
+            };
+            let before = self.ticketed.len();
+            while let Some(r) = self.ticketed.front() {
+                if r.node != node || r.ticket > through {
+                    break;
+                }
+                let r = self.ticketed.pop_front().expect("looked at");
+                let out = reading
+                    .query(&r.op)
+                    .expect("a read-only op has a query answer (StateMachine::query)");
+                self.ready.push_back((r.seq, Ok(out)));
+            }
+            if self.ticketed.len() == before {
+                return; // revoked between the two loads
             }
         }
     }
@@ -736,6 +869,18 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             // Looked at by the caller's loop (`fill`) right after.
             Reply::Confirmed => {}
             Reply::Unconfirmed { node, leader } => {
+                // Ticketed reads parked there go in the window, sent again by the next flush.
+                let at = node.index();
+                if self.ticketed.iter().any(|r| r.node == at) {
+                    let (gone, kept) = std::mem::take(&mut self.ticketed)
+                        .into_iter()
+                        .partition::<Vec<_>, _>(|r| r.node == at);
+                    self.ticketed = kept.into();
+                    for r in gone {
+                        self.enqueue(r.seq, r.op, true);
+                    }
+                    self.turned_away(at, leader, Instant::now());
+                }
                 // Every read parked with that node goes; the others stay.
                 let parked = std::mem::take(&mut self.parked);
                 let (gone, kept) = parked.into_iter().partition(|&s| {

@@ -173,6 +173,11 @@ impl<S: StateMachine> LocalReader<S> {
         self.tickets_on.store(on, Ordering::Release);
     }
 
+    /// Whether the node confirms tickets now (a hint: [`LocalReader::ticket`] decides).
+    pub fn offers_tickets(&self) -> bool {
+        self.tickets_on.load(Ordering::Acquire)
+    }
+
     /// A ticket for reads invoked before this call, to park here until a ticket at least as
     /// high is confirmed; `None`: the node confirms no tickets, send the reads as requests.
     pub fn ticket(&self) -> Option<u64> {

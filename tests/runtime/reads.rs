@@ -406,6 +406,53 @@ fn multipaxos_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered()
     a_lease_read_flushed_after_its_lease_lapsed::<PaxosKv>();
 }
 
+/// A ReadIndex read sent while the client last saw the leader offer tickets waits beside
+/// the window, parked under the next flush's ticket (`Client::send`). Here the leader is cut
+/// off from its peers before it can confirm the ticket: the read must still be answered,
+/// with the acknowledged value, by the cluster (the isolated leader turns it away or stays
+/// silent, and the client sends it again as a request), not lost and not answered by the
+/// isolated leader.
+fn a_ticketed_read_whose_leader_is_cut_off<R: Replica<Cmd<Kv>>>() {
+    let mut cluster = Cluster::<R, Kv>::new(3, runtime(ReadMode::ReadIndex, false)).unwrap();
+    let mut c = cluster.client(quick());
+    assert_eq!(c.submit(KvOp::Put(1, vec![7])), Ok(KvOutput::Written));
+    let leader = leader_of(&cluster);
+    // Reads until one is answered at the leader's reader: the client has seen it offer
+    // tickets.
+    wait_for(10, "a read answered under a ticket", || {
+        let before = cluster.local_reads(leader);
+        assert_eq!(c.submit(KvOp::Get(1)), Ok(KvOutput::Value(Some(vec![7]))));
+        cluster.local_reads(leader) > before
+    });
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    cluster.partition(&[&[leader], &others]);
+    let served = cluster.local_reads(leader);
+    let seq = c.send(KvOp::Get(1)).unwrap();
+    assert_eq!(
+        c.poll(Duration::from_secs(20)),
+        Some((seq, Ok(KvOutput::Value(Some(vec![7]))))),
+        "{}",
+        R::NAME
+    );
+    assert_eq!(
+        cluster.local_reads(leader),
+        served,
+        "{}: the isolated leader answered a read",
+        R::NAME
+    );
+    cluster.heal();
+}
+
+#[test]
+fn raft_a_ticketed_read_whose_leader_is_cut_off_is_answered_by_the_cluster() {
+    a_ticketed_read_whose_leader_is_cut_off::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_a_ticketed_read_whose_leader_is_cut_off_is_answered_by_the_cluster() {
+    a_ticketed_read_whose_leader_is_cut_off::<PaxosKv>();
+}
+
 #[test]
 fn raft_lease_reads_see_acknowledged_writes() {
     lease_reads_everywhere::<RaftKv>();
