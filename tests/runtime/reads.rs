@@ -362,28 +362,36 @@ fn lease_reads_everywhere<R: Replica<Cmd<Kv>>>() {
     put_then_get::<R>(3, runtime(ReadMode::Lease, true), Some(follower));
 }
 
-/// A read sent while the client last saw the leader's lease hold is kept beside the window
-/// until the next flush (`Client::send`); if the lease has lapsed by then (here its leader
-/// crashed, and the lease's time ran out), the read goes to the cluster as a request: it is
-/// answered, with the acknowledged value, not lost and not answered from the lapsed lease.
-fn a_lease_read_flushed_after_its_lease_lapsed<R: Replica<Cmd<Kv>>>() {
-    let mut cluster = Cluster::<R, Kv>::new(3, runtime(ReadMode::Lease, false)).unwrap();
+/// A cluster of 3 serving `reads`, a client that wrote 7 to key 1, and the leader, after
+/// reads until one was answered at the leader's local reader (under its lease, or a ticket):
+/// the client has seen the leader's reader serve, so its next read waits beside the window.
+fn a_client_served_locally<R: Replica<Cmd<Kv>>>(
+    reads: ReadMode,
+) -> (Cluster<R, Kv>, Client<R, Kv>, usize) {
+    let mut cluster = Cluster::<R, Kv>::new(3, runtime(reads, false)).unwrap();
     let mut c = cluster.client(quick());
     assert_eq!(c.submit(KvOp::Put(1, vec![7])), Ok(KvOutput::Written));
     let leader = leader_of(&cluster);
-    // Reads until one is answered under the lease: the client has seen it hold.
-    wait_for(10, "a read answered under the lease", || {
+    wait_for(10, "a read answered at the leader's reader", || {
         let before = cluster.local_reads(leader);
         assert_eq!(c.submit(KvOp::Get(1)), Ok(KvOutput::Value(Some(vec![7]))));
         cluster.local_reads(leader) > before
     });
-    let seq = c.send(KvOp::Get(1)).unwrap();
-    cluster.crash(leader);
-    // Past any lease (the election timeout bounds it), so none holds at the flush.
-    thread::sleep(Duration::from_millis(400));
+    (cluster, c, leader)
+}
+
+/// Read `seq` is answered with the value `a_client_served_locally` wrote, and not by the old
+/// leader's local reader (`old`, which must not answer it).
+fn answered_elsewhere<R: Replica<Cmd<Kv>>>(
+    cluster: &Cluster<R, Kv>,
+    c: &mut Client<R, Kv>,
+    seq: u64,
+    leader: usize,
+    old: &str,
+) {
     let served = cluster.local_reads(leader);
     assert_eq!(
-        c.poll(Duration::from_secs(10)),
+        c.poll(Duration::from_secs(20)),
         Some((seq, Ok(KvOutput::Value(Some(vec![7]))))),
         "{}",
         R::NAME
@@ -391,8 +399,27 @@ fn a_lease_read_flushed_after_its_lease_lapsed<R: Replica<Cmd<Kv>>>() {
     assert_eq!(
         cluster.local_reads(leader),
         served,
-        "{}: the crashed leader's lapsed lease answered",
+        "{}: {old} answered a read",
         R::NAME
+    );
+}
+
+/// A read sent while the client last saw the leader's lease hold is kept beside the window
+/// until the next flush (`Client::send`); if the lease has lapsed by then (here its leader
+/// crashed, and the lease's time ran out), the read goes to the cluster as a request: it is
+/// answered, with the acknowledged value, not lost and not answered from the lapsed lease.
+fn a_lease_read_flushed_after_its_lease_lapsed<R: Replica<Cmd<Kv>>>() {
+    let (mut cluster, mut c, leader) = a_client_served_locally::<R>(ReadMode::Lease);
+    let seq = c.send(KvOp::Get(1)).unwrap();
+    cluster.crash(leader);
+    // Past any lease (the election timeout bounds it), so none holds at the flush.
+    thread::sleep(Duration::from_millis(400));
+    answered_elsewhere(
+        &cluster,
+        &mut c,
+        seq,
+        leader,
+        "the crashed leader's lapsed lease",
     );
 }
 
@@ -413,33 +440,11 @@ fn multipaxos_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered()
 /// silent, and the client sends it again as a request), not lost and not answered by the
 /// isolated leader.
 fn a_ticketed_read_whose_leader_is_cut_off<R: Replica<Cmd<Kv>>>() {
-    let mut cluster = Cluster::<R, Kv>::new(3, runtime(ReadMode::ReadIndex, false)).unwrap();
-    let mut c = cluster.client(quick());
-    assert_eq!(c.submit(KvOp::Put(1, vec![7])), Ok(KvOutput::Written));
-    let leader = leader_of(&cluster);
-    // Reads until one is answered at the leader's reader: the client has seen it offer
-    // tickets.
-    wait_for(10, "a read answered under a ticket", || {
-        let before = cluster.local_reads(leader);
-        assert_eq!(c.submit(KvOp::Get(1)), Ok(KvOutput::Value(Some(vec![7]))));
-        cluster.local_reads(leader) > before
-    });
+    let (cluster, mut c, leader) = a_client_served_locally::<R>(ReadMode::ReadIndex);
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     cluster.partition(&[&[leader], &others]);
-    let served = cluster.local_reads(leader);
     let seq = c.send(KvOp::Get(1)).unwrap();
-    assert_eq!(
-        c.poll(Duration::from_secs(20)),
-        Some((seq, Ok(KvOutput::Value(Some(vec![7]))))),
-        "{}",
-        R::NAME
-    );
-    assert_eq!(
-        cluster.local_reads(leader),
-        served,
-        "{}: the isolated leader answered a read",
-        R::NAME
-    );
+    answered_elsewhere(&cluster, &mut c, seq, leader, "the isolated leader");
     cluster.heal();
 }
 
