@@ -464,8 +464,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 break;
             }
             let r = self.ticketed.pop_front().expect("looked at");
+            // Sent by the flush that follows this scan.
             self.enqueue(r.seq, r.op, true);
-            next = now;
         }
         self.next_scan = next;
     }
@@ -695,7 +695,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.ready.push_back((r.seq, Ok(out)));
             }
             if self.ticketed.len() == before {
-                return; // revoked between the two loads
+                // The confirmation moved between the two loads (a revoke, then a lower one):
+                // nothing to answer yet.
+                return;
             }
         }
     }
