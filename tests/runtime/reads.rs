@@ -49,8 +49,9 @@ fn runtime(reads: ReadMode, follower_reads: bool) -> RuntimeConfig {
     cfg.protocol.reads = reads;
     cfg.protocol.follower_reads = follower_reads;
     if reads == ReadMode::Lease {
-        // The runtime's clocks are the machine's: far inside any bound; 10% is generous.
-        cfg.protocol.clock_drift = Some(Duration::from_millis(15));
+        // The runtime's clocks are the machine's: far inside any bound; 10% of the shortest
+        // election timeout is generous, and leaves a lease of three heartbeats and more.
+        cfg.protocol.clock_drift = Some(cfg.protocol.election_timeout.start / 10);
     }
     cfg
 }
