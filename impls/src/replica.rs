@@ -991,7 +991,7 @@ pub enum ConfigError {
     #[error("follower reads need reads=read-index or reads=lease (a follower asks the leader for a read index)")]
     FollowerReadsWithoutReadIndex,
     /// Leases without a bound on clock drift: no lease length is safe.
-    #[error("reads=lease needs a clock drift bound (e.g. --clock-drift 15ms): a lease is only as safe as the clocks it is timed by")]
+    #[error("reads=lease needs a clock drift bound (e.g. --clock-drift 2ms, a tenth of the runtime's shortest election timeout): a lease is only as safe as the clocks it is timed by")]
     LeaseWithoutDriftBound,
     /// A drift bound at least the shortest election timeout: no lease is left.
     #[error("the clock drift bound ({drift:?}) must be below the shortest election timeout ({election:?}): no lease is left")]

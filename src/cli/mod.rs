@@ -129,8 +129,9 @@ pub struct ReadArgs {
     #[arg(long)]
     pub follower_reads: bool,
     /// With `--reads lease`: how far a clock may gain or lose over one (shortest) election
-    /// timeout, e.g. `15ms`. The lease is shortened to stay safe under it; the model and the
-    /// simulator run clocks that drift by exactly this much.
+    /// timeout, e.g. a tenth of it: `2ms` for `run` (20 ms), `30ms` for `check` (150 ms). The
+    /// lease is shortened to stay safe under it; the model and the simulator run clocks that
+    /// drift by exactly this much.
     #[arg(long, value_parser = parse_duration)]
     pub clock_drift: Option<std::time::Duration>,
 }
