@@ -193,6 +193,24 @@ only replication: no messages to peers, so no follower threads at work and no qu
 It is measured on 1 server (one replica thread) and as the serving node of 3 (the thread \
 count of a 3-server cluster; the other two only redirect to it and stay idle).</p>";
 
+/// A run's properties counted by kind: "always 12/12 hold · sometimes 4/4 reached ·
+/// coverage 1/3 reached".
+fn property_counts(props: &[crate::results::PropertyResult]) -> String {
+    let mut parts = Vec::new();
+    for (kind, good, verb) in [
+        ("always", "holds", "hold"),
+        ("sometimes", "reached", "reached"),
+        ("coverage", "reached", "reached"),
+    ] {
+        let of_kind: Vec<_> = props.iter().filter(|p| p.kind == kind).collect();
+        if !of_kind.is_empty() {
+            let ok = of_kind.iter().filter(|p| p.status == good).count();
+            parts.push(format!("{kind} {ok}/{} {verb}", of_kind.len()));
+        }
+    }
+    parts.join(" · ")
+}
+
 /// Render the report. `criterion_index`, when given, is a path relative to the report's
 /// directory that exists (the caller checks), linked as criterion's own report. The reads
 /// section says how to measure reads ([`render_with_reads`] shows them).
@@ -236,7 +254,7 @@ pub fn render_with_reads(
              <th class=\"l\">properties</th></tr>",
         );
         for c in &results.checks {
-            let props: Vec<String> = c
+            let props: Vec<(bool, String)> = c
                 .properties
                 .iter()
                 .map(|p| {
@@ -249,14 +267,36 @@ pub fn render_with_reads(
                         "coverage" if p.status == "not reached" => "muted",
                         _ => class,
                     };
-                    format!(
+                    // What a reader must see without unfolding: a violation, or an example
+                    // a sometimes-property promises and the run did not reach.
+                    let problem =
+                        p.status == "violated" || (p.kind == "sometimes" && p.status != "reached");
+                    let line = format!(
                         "{} {}: <span class=\"{class}\">{}</span>",
                         escape(&p.kind),
                         escape(&p.name),
                         escape(&p.status)
-                    )
+                    );
+                    (problem, line)
                 })
                 .collect();
+            let problems: Vec<&str> = props
+                .iter()
+                .filter(|(problem, _)| *problem)
+                .map(|(_, line)| line.as_str())
+                .collect();
+            let every: Vec<&str> = props.iter().map(|(_, line)| line.as_str()).collect();
+            // One line per run, the whole list folded: a row per property made each run a
+            // screen tall.
+            let props = format!(
+                "{}{}<details><summary>every property</summary>{}</details>",
+                property_counts(&c.properties),
+                problems
+                    .iter()
+                    .map(|l| format!("<br>{l}"))
+                    .collect::<String>(),
+                every.join("<br>")
+            );
             let (class, verdict) = if c.passed() {
                 ("ok", "pass")
             } else if c.properties.iter().any(|p| p.status == "violated") {
@@ -301,7 +341,7 @@ pub fn render_with_reads(
                 charts::human(c.states_per_sec()),
                 // The process's peak growth per unique state (not measured by older runs).
                 c.bytes_per_state.map_or("—".to_string(), |b| format!("{b:.0}")),
-                props.join("<br>")
+                props
             );
         }
         h.push_str("</table>");

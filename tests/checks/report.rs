@@ -327,6 +327,20 @@ fn report_from_sample_results_has_every_section_and_chart() {
         "states/s = 123456 / 2.5 s: {checks}"
     );
     assert!(checks.contains("913"), "bytes/state, rounded: {checks}");
+    // Each run's properties: counted on one line, with a violation or an example not
+    // reached beside the count, and the whole list folded.
+    assert!(
+        checks.contains("always 1/1 hold · sometimes 1/1 reached")
+            && checks.contains("always 1/1 hold · sometimes 0/1 reached")
+            && checks.contains("always 0/1 hold · sometimes 1/1 reached"),
+        "{checks}"
+    );
+    let unfolded: Vec<String> = doc
+        .select(&sel("section#checks td > span"))
+        .map(text)
+        .collect();
+    assert_eq!(unfolded, ["not reached", "violated"], "{checks}");
+    assert_eq!(doc.select(&sel("section#checks td > details")).count(), 3);
     let zoo = text(doc.select(&sel("section#zoo")).next().unwrap());
     assert!(zoo.contains("1 of 1 known bugs caught") && zoo.contains("election safety"));
     // The comparison at the highest load: multipaxos 0.9 x raft, raft 0.5 x unreplicated.
