@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use paxraft_impls::sm::{Request, SessionError, StateMachine};
 use paxraft_impls::{NodeId, Replica};
 
-use super::local::Reading;
 use super::window::SeqWindow;
 use super::{Cmd, Mailbox, Net, Reply, ReplyBox};
 
@@ -391,11 +390,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if !self.ready.is_empty() {
                 return true;
             }
-            if self.window.live() == 0
-                && self.lease_reads.is_empty()
-                && self.ticket_reads.is_empty()
-                && self.ticketed.is_empty()
-            {
+            // (`ready` is empty here: nothing else is outstanding.)
+            if self.outstanding() == 0 {
                 return false;
             }
             let now = Instant::now();
@@ -508,6 +504,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let net = Arc::clone(&self.net);
         let leased = net.local(leader).leased();
         self.lease_seen = leased.is_some();
+        if leased.is_some() {
+            // Reads waiting for a ticket are answered under the lease like the lease reads.
+            self.lease_reads.append(&mut self.ticket_reads);
+        }
         if !self.lease_reads.is_empty() {
             let mut reads = std::mem::take(&mut self.lease_reads);
             for (seq, op) in reads.drain(..) {
@@ -520,7 +520,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.lease_reads = reads;
         }
         if !self.ticket_reads.is_empty() {
-            self.park_ticket_reads(leader, leased.as_ref(), now);
+            self.park_ticket_reads(leader, now);
         }
         self.tickets_seen = net.local(leader).offers_tickets();
         // Resends are listed after newer sends; keep each batch in sequence order.
@@ -629,42 +629,33 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     }
 
     /// The reads sent beside the window since the last flush, while the leader offered
-    /// tickets: answered now if its lease holds, else parked with its local reader under one
-    /// ticket taken now (after every one of them was invoked), the node told once. Without a
-    /// ticket, or with the node down or full, they go in the window and are sent as requests.
-    fn park_ticket_reads(&mut self, leader: usize, leased: Option<&Reading<'_, S>>, now: Instant) {
+    /// tickets (and its lease, if any, does not hold now): parked with its local reader under
+    /// one ticket taken now (after every one of them was invoked), the node told once. Without
+    /// a ticket, or with the node down or full, they go in the window and are sent as requests.
+    fn park_ticket_reads(&mut self, leader: usize, now: Instant) {
+        let net = Arc::clone(&self.net);
+        let ticket = net
+            .local(leader)
+            .ticket()
+            .filter(|_| net.read_ticket(NodeId(leader as u8), self.id, &self.inbox));
         let mut reads = std::mem::take(&mut self.ticket_reads);
-        if let Some(l) = leased {
-            for (seq, op) in reads.drain(..) {
-                let out = l
-                    .query(&op)
-                    .expect("a read-only op has a query answer (StateMachine::query)");
-                self.ready.push_back((seq, Ok(out)));
-            }
-        } else {
-            let net = Arc::clone(&self.net);
-            let ticket = net
-                .local(leader)
-                .ticket()
-                .filter(|_| net.read_ticket(NodeId(leader as u8), self.id, &self.inbox));
-            match ticket {
-                Some(ticket) => {
-                    for (seq, op) in reads.drain(..) {
-                        debug_assert!(self.ticketed.back().map_or(true, |r| r.seq < seq));
-                        self.ticketed.push_back(Ticketed {
-                            seq,
-                            op,
-                            node: leader,
-                            ticket,
-                            at: now,
-                        });
-                    }
-                    self.next_scan = self.next_scan.min(now + self.cfg.retry_after);
+        match ticket {
+            Some(ticket) => {
+                for (seq, op) in reads.drain(..) {
+                    debug_assert!(self.ticketed.back().map_or(true, |r| r.seq < seq));
+                    self.ticketed.push_back(Ticketed {
+                        seq,
+                        op,
+                        node: leader,
+                        ticket,
+                        at: now,
+                    });
                 }
-                None => {
-                    for (seq, op) in reads.drain(..) {
-                        self.enqueue(seq, op, true);
-                    }
+                self.next_scan = self.next_scan.min(now + self.cfg.retry_after);
+            }
+            None => {
+                for (seq, op) in reads.drain(..) {
+                    self.enqueue(seq, op, true);
                 }
             }
         }
