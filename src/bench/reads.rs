@@ -28,21 +28,11 @@ pub enum ReadPath {
     /// Leader leases (diss. §6.4.1): a leader whose lease holds answers at once, with no
     /// round (the clients read its state machine on their own threads while its replica
     /// allows it: `runtime::local`); the heartbeat renews the lease (drift bound:
-    /// `lease_clock_drift`).
+    /// [`crate::runtime::lease_clock_drift`]).
     Lease,
     /// ReadIndex with follower reads on, each client reading from its own node: a follower
     /// asks the leader for the read index, waits until it has applied it, and answers.
     FollowerReads,
-}
-
-/// The drift bound the lease benchmarks assume: 10% of the runtime's shortest election
-/// timeout ([`crate::runtime::fast_config`]: 20 ms, so 2 ms), far more than any machine clock
-/// drifts (ppm). The lease is then 16.4 ms, more than three heartbeat intervals, renewed by
-/// the heartbeat after a read used it. (It was a fixed 15 ms, set when the election timeout
-/// was 150 ms; against 20 ms that left a 2.9 ms lease, shorter than the 5 ms between
-/// heartbeats, so the lease lapsed between renewals and reads waited for rounds.)
-pub fn lease_clock_drift() -> std::time::Duration {
-    crate::runtime::fast_config().election_timeout.start / 10
 }
 
 impl ReadPath {
@@ -75,7 +65,7 @@ impl ReadPath {
         };
         cfg.protocol.follower_reads = self == ReadPath::FollowerReads;
         if self == ReadPath::Lease {
-            cfg.protocol.clock_drift = Some(lease_clock_drift());
+            cfg.protocol.clock_drift = Some(crate::runtime::lease_clock_drift());
         }
         cfg
     }
@@ -178,7 +168,7 @@ mod tests {
             ]
         );
         let lease = ReadPath::Lease.runtime().protocol;
-        assert_eq!(lease.clock_drift, Some(lease_clock_drift()));
+        assert_eq!(lease.clock_drift, Some(crate::runtime::lease_clock_drift()));
         // A lease shorter than the heartbeat interval lapses between renewals, and the
         // lease benchmark would measure rounds, not leases.
         let length = lease.lease().expect("the drift bound leaves a lease");

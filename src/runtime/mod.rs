@@ -414,6 +414,16 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The clock-drift bound leases in an in-process cluster assume: 10% of [`fast_config`]'s
+/// shortest election timeout (20 ms, so 2 ms), far more than any machine clock drifts (ppm).
+/// The lease is then 16.4 ms, more than three heartbeat intervals, renewed by the heartbeat
+/// after a read used it. (It was a fixed 15 ms, set when the election timeout was 150 ms;
+/// against 20 ms that left a 2.9 ms lease, shorter than the 5 ms between heartbeats, so the
+/// lease lapsed between renewals and reads waited for rounds.)
+pub fn lease_clock_drift() -> Duration {
+    fast_config().election_timeout.start / 10
+}
+
 /// Protocol timeouts suited to an in-process cluster: elections in 20–40 ms, heartbeats 5 ms;
 /// and multi-Paxos's reconfiguration window as deep as a batch. The default α (a few slots)
 /// keeps model checks small, but a leader proposes no more than α slots past its commit

@@ -49,9 +49,8 @@ fn runtime(reads: ReadMode, follower_reads: bool) -> RuntimeConfig {
     cfg.protocol.reads = reads;
     cfg.protocol.follower_reads = follower_reads;
     if reads == ReadMode::Lease {
-        // The runtime's clocks are the machine's: far inside any bound; 10% of the shortest
-        // election timeout is generous, and leaves a lease of three heartbeats and more.
-        cfg.protocol.clock_drift = Some(cfg.protocol.election_timeout.start / 10);
+        // The runtime's clocks are the machine's: far inside the bound the benchmarks use.
+        cfg.protocol.clock_drift = Some(paxraft::runtime::lease_clock_drift());
     }
     cfg
 }
