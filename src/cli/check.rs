@@ -145,8 +145,8 @@ pub struct CheckArgs {
     pub model: ModelArgs,
     /// Most actions on an explored path (0: no depth bound, only the model's other bounds).
     /// Default: 13 for raft, 11 for multipaxos (what fits in two minutes on two cores);
-    /// with `--reads lease`, 19 and 17 (see --tick); with `--service lock`, none (its
-    /// one-server space is explored whole).
+    /// with `--reads lease`, 19 and 17 (see --tick); with `--follower-reads`, 14 for raft;
+    /// with `--service lock`, none (its one-server space is explored whole).
     #[arg(long)]
     pub depth: Option<usize>,
     /// Search strategy: bfs or dfs.
@@ -258,7 +258,7 @@ impl ModelArgs {
 }
 
 impl CheckArgs {
-    fn search(&self) -> Result<SearchOptions, String> {
+    fn search(&self, cfg: &ModelConfig) -> Result<SearchOptions, String> {
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -267,11 +267,7 @@ impl CheckArgs {
             symmetry: self.symmetry,
             threads,
             depth: match self.depth {
-                None if self.model.service == Service::Lock => None,
-                None if self.model.reads.reads == paxraft_impls::ReadMode::Lease => Some(
-                    paxraft_models::check::default_lease_depth(self.model.protocol.name()),
-                ),
-                None => Some(self.model.protocol.default_depth()),
+                None => paxraft_models::check::default_depth_for(self.model.protocol.name(), cfg),
                 Some(0) => None,
                 Some(d) => Some(d),
             },
@@ -437,7 +433,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             return bad(e);
         }
     }
-    let search = match args.search() {
+    let search = match args.search(&cfg) {
         Ok(s) => s,
         Err(e) => return bad(e),
     };

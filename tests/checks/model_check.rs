@@ -1040,6 +1040,33 @@ fn raft_defaults() {
     assert_passes(&s);
 }
 
+/// `paxraft check <protocol> --reads read-index --follower-reads` at its defaults (Raft one
+/// action deeper than without follower reads: `default_depth_for`): every property holds or
+/// is reached, among them a read served by a follower. About 35 s (Raft, depth 14) and 20 s
+/// (multi-Paxos) on two cores.
+#[test]
+#[ignore]
+fn follower_read_defaults_pass_for_both_protocols() {
+    let cfg = || {
+        let mut c = ships();
+        c.protocol.reads = paxraft_impls::ReadMode::ReadIndex;
+        c.protocol.follower_reads = true;
+        c
+    };
+    let depth = |p| paxraft_models::check::default_depth_for(p, &cfg()).expect("bounded");
+    assert_eq!(
+        depth("raft"),
+        paxraft_models::check::default_depth("raft") + 1
+    );
+    for s in [
+        run::<Raft<Cmd>>(cfg(), depth("raft")),
+        run::<MultiPaxos<Cmd>>(cfg(), depth("multipaxos")),
+    ] {
+        assert_passes(&s);
+        reached(&s, names::FOLLOWER_READ);
+    }
+}
+
 /// The `paxraft check multipaxos` defaults (depth 11): about 50 s and 5.5 GB.
 #[test]
 #[ignore]
