@@ -69,8 +69,7 @@ pub fn default_lease_depth(protocol: &str) -> usize {
 /// is a round trip to the leader plus the leader's confirmation round, one more action than
 /// Raft's default depth holds with two clients ("a follower serves a read" is not reached at
 /// 13). Measured on two cores: Raft at 14, 2 threads, 6.87M states in 35-48 s and 3.4 GB;
-/// multi-Paxos reaches
-/// it at its default depth.
+/// multi-Paxos reaches it at its default depth.
 pub fn default_follower_read_depth(protocol: &str) -> usize {
     match protocol {
         "multipaxos" => default_depth(protocol),
