@@ -376,8 +376,16 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             })
             .collect();
         std::thread::sleep(cfg.crash_at.saturating_sub(start.elapsed()));
-        // Under load a leader may be between terms at that instant: wait for one (bounded).
-        let crashed = leader_within(&cluster, |_| true);
+        // Under load a leader may be between terms at that instant: wait for one (bounded),
+        // and for no other node to be campaigning already: a crash then would time an
+        // election begun before it (the tour once printed a failover of 0.0 ms).
+        let crashed = leader_within(&cluster, |l| {
+            (0..cfg.servers).filter(|&i| i != l).all(|i| {
+                cluster
+                    .status(i)
+                    .map_or(true, |s| matches!(s.role, Role::Follower | Role::Leader))
+            })
+        });
         if let (Some(l), Disruption::Transfer) = (crashed, cfg.event) {
             // Ask the leader to hand over to the next node; the answer comes once the old
             // leader has heard from it as leader. Its time is the disruption's measure.
