@@ -100,7 +100,7 @@ impl<C: Command> MultiPaxos<C> {
         from: NodeId,
         b: Ballot,
         first: Slot,
-        cmds: Vec<Value<C>>,
+        mut cmds: Vec<Value<C>>,
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
@@ -141,7 +141,14 @@ impl<C: Command> MultiPaxos<C> {
             .saturating_sub(first)
             .min(cmds.len() as Slot) as usize;
         let fresh_first = first + skip as Slot;
-        let fresh: Vec<Value<C>> = cmds[skip..].to_vec();
+        // A heartbeat carries no commands (what is left of `cmds` is not looked at below).
+        let heartbeat = cmds.is_empty();
+        // Moved, not cloned: the log takes one copy, the durable write the message's.
+        let fresh: Vec<Value<C>> = if skip == 0 {
+            std::mem::take(&mut cmds)
+        } else {
+            cmds.split_off(skip)
+        };
         let promise_up = b > self.promised;
         if !fresh.is_empty() {
             let start = (fresh_first - self.base() - 1) as usize;
@@ -183,7 +190,7 @@ impl<C: Command> MultiPaxos<C> {
         // we say we are behind if we lack one, so an Accept lost on the way to every acceptor
         // is re-sent. The leader alone cannot tell either loss from delay, and one open slot
         // stalls every slot after it.
-        let (first, upto, lacks_open_slot) = if cmds.is_empty() {
+        let (first, upto, lacks_open_slot) = if heartbeat {
             let open = leader_commit + 1;
             let held = (open..first)
                 .take_while(|&s| {
@@ -207,7 +214,7 @@ impl<C: Command> MultiPaxos<C> {
             },
         );
         // Follower reads whose request went unanswered for a whole heartbeat interval.
-        if cmds.is_empty() && self.role() == Role::Follower {
+        if heartbeat && self.role() == Role::Follower {
             self.reask_on_heartbeat(from, out);
         }
     }

@@ -284,7 +284,12 @@ impl<C: Command> Raft<C> {
                     "a leader asked to overwrite committed slot {at}"
                 );
                 self.log.truncate((at - 1 - base) as usize);
-                let fresh: Vec<Entry<C>> = entries[i..].to_vec();
+                // Moved, not cloned: the log takes one copy, the durable write the message's.
+                let fresh: Vec<Entry<C>> = if i == 0 {
+                    std::mem::take(&mut entries)
+                } else {
+                    entries.split_off(i)
+                };
                 self.log.extend(fresh.iter().cloned());
                 self.config_on_append(at, &fresh);
                 if !self.cfg.bug(Bug::LogNotPersisted) {
