@@ -325,14 +325,17 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             "recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1",
         ));
     }
-    // Compacting as the throughput points do ([`crate::runtime::DEFAULT_SNAPSHOTS`]): a log
-    // that only grows is copied whole at each doubling of its vector (67,000 entries: a
+    // Compacting, as every runtime does by default ([`RuntimeConfig::default`]): a log that
+    // only grows is copied whole at each doubling of its vector (67,000 entries: a
     // follower's append took 20 ms), and both followers stalling at once past the 20 ms
     // election timeout elected a new leader several times a second before any crash, which
     // made the rate "before" a third of the throughput points' and a crash could hit a leader
     // already deposed.
-    let mut runtime = RuntimeConfig::default();
-    runtime.protocol.snapshots = Some(crate::runtime::DEFAULT_SNAPSHOTS);
+    let runtime = RuntimeConfig::default();
+    debug_assert!(
+        runtime.protocol.snapshots.is_some(),
+        "the recovery runs compact"
+    );
     let mut cluster = started_with::<R>(cfg.servers, runtime)?;
     let k = default_clients(cfg.outstanding);
     let mut clients: Vec<Driven<R>> = (0..k)

@@ -85,9 +85,12 @@
 //!   read goes through the log like a write (see [`reads`]);
 //! * the timer heap is compacted when stale entries pile up.
 //!
-//! Bounded only with snapshots ([`Config::snapshots`]; [`DEFAULT_SNAPSHOTS`] in `paxraft run`
-//! and the in-process benchmarks): the replicated log, and so [`MemStorage`], which keeps
-//! what the log holds. Without them both grow for as long as the cluster commits. A
+//! Bounded only with snapshots ([`Config::snapshots`]; [`DEFAULT_SNAPSHOTS`] in
+//! [`RuntimeConfig::default`], `paxraft run` and the in-process benchmarks): the replicated
+//! log, and so [`MemStorage`], which keeps what the log holds. Without them both grow for as
+//! long as the cluster commits, and each doubling of a log's vector copies it whole: at tens
+//! of thousands of entries longer than the 20 ms election timeout, which elects a new leader
+//! under load with no fault (stop 45). A
 //! [`LossyStorage`] holds one batch's writes between two syncs.
 //!
 //! # Performance notes
@@ -261,7 +264,8 @@ pub const NODE_MAILBOX: usize = 1 << 18;
 /// outstanding (4096 requests in all).
 pub const READS_IN_FLIGHT: usize = 1 << 16;
 
-/// The snapshot policy of `paxraft run` and the in-process benchmarks unless told otherwise:
+/// The snapshot policy of [`RuntimeConfig::default`], `paxraft run` and the in-process
+/// benchmarks unless told otherwise:
 /// a snapshot every 10,000 committed slots, so a long run's logs and memory stay bounded as a
 /// deployment's would. Without it a log only grows: `run raft --clients 4 --outstanding 256
 /// --ops 6000000 --read-percent 90` held 3.4 GB and ran 2.09-2.40M ops/s against 69 MB and
@@ -393,7 +397,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
 /// Runtime settings.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// The protocol's configuration (timeouts, batch size, how reads are served).
+    /// The protocol's configuration (timeouts, batch size, how reads are served). Default:
+    /// [`fast_config`] with a snapshot every 10,000 slots ([`DEFAULT_SNAPSHOTS`]): a cluster
+    /// whose log only grows stalls at each doubling of the log's vector (see the module docs).
     pub protocol: Config,
     /// Seed of the timer-delay RNGs, so runs can repeat their timing choices.
     pub seed: u64,
@@ -407,7 +413,10 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            protocol: fast_config(),
+            protocol: Config {
+                snapshots: Some(DEFAULT_SNAPSHOTS),
+                ..fast_config()
+            },
             seed: 0x5eed,
             voters: None,
         }

@@ -420,3 +420,62 @@ fn a_protocol_without_snapshots_has_its_store_folded_on_the_policy() {
         }
     }
 }
+
+/// A cluster built with the runtime's defaults compacts (`RuntimeConfig::default` carries
+/// `DEFAULT_SNAPSHOTS`): after more commits than one snapshot interval every replica has a
+/// snapshot and holds less than two intervals of log. Without a policy the log only grows,
+/// and each doubling of its vector stalled the followers past the election timeout.
+#[test]
+fn a_default_cluster_compacts_its_logs() {
+    for_each_protocol(|protocol| {
+        struct Default_(Protocol);
+        impl ProtocolVisitor for Default_ {
+            type Output = ();
+            fn visit<R: Hosted>(self) {
+                let every = RuntimeConfig::default()
+                    .protocol
+                    .snapshots
+                    .expect("the default runtime snapshots")
+                    .every;
+                let mut cluster: Cluster<R, Kv> =
+                    Cluster::new(3, RuntimeConfig::default()).expect("the cluster starts");
+                let mut client = cluster.client(ClientConfig {
+                    max_outstanding: 256,
+                    ..ClientConfig::default()
+                });
+                let (mut sent, mut done) = (0u64, 0u64);
+                let total = 2 * every + every / 2;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while done < total {
+                    assert!(Instant::now() < deadline, "{}: the load hangs", self.0);
+                    while sent < total && client.outstanding() < 256 {
+                        client.send(KvOp::Put(sent % 64, Vec::new())).expect("sent");
+                        sent += 1;
+                    }
+                    if let Some((_, res)) = client.poll(Duration::from_secs(5)) {
+                        res.expect("every put is answered");
+                        done += 1;
+                    }
+                }
+                for i in 0..3 {
+                    // Followers learn the commit point with the next heartbeat: wait for it.
+                    let until = Instant::now() + Duration::from_secs(5);
+                    loop {
+                        let st = cluster.status(i).expect("no node crashed");
+                        if st.snapshot > 0 && st.last - st.snapshot < 2 * every {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < until,
+                            "{}: node {i} did not compact: {st:?}",
+                            self.0
+                        );
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                cluster.shutdown();
+            }
+        }
+        with_protocol(protocol, Default_(protocol));
+    });
+}
