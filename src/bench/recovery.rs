@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use paxraft_impls::sm::{Kv, KvOp};
 use paxraft_impls::{Change, NodeId, Replica, Role};
 
-use super::{default_clients, started, started_with, BenchError, Driven, Load, LoadConfig};
+use super::{default_clients, started, BenchError, Driven, Load, LoadConfig};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::results::{CatchUpRun, Disruption, RecoveryRun, RestartRun};
-use crate::runtime::{ClientConfig, Cmd, RuntimeConfig};
+use crate::runtime::{ClientConfig, Cmd};
 
 /// Settings of a [`recovery`] run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,18 +325,13 @@ fn crash_under_load<R: Replica<Cmd<Kv>>>(
             "recovery: need crash_at <= run_for, a bucket > 0, outstanding >= 1",
         ));
     }
-    // Compacting, as every runtime does by default ([`RuntimeConfig::default`]): a log that
-    // only grows is copied whole at each doubling of its vector (67,000 entries: a
-    // follower's append took 20 ms), and both followers stalling at once past the 20 ms
-    // election timeout elected a new leader several times a second before any crash, which
-    // made the rate "before" a third of the throughput points' and a crash could hit a leader
-    // already deposed.
-    let runtime = RuntimeConfig::default();
-    debug_assert!(
-        runtime.protocol.snapshots.is_some(),
-        "the recovery runs compact"
-    );
-    let mut cluster = started_with::<R>(cfg.servers, runtime)?;
+    // The runtime's default compacts ([`RuntimeConfig`](crate::runtime::RuntimeConfig)): when
+    // it did not, these logs only grew and were copied whole at each doubling of their vector
+    // (67,000 entries: a follower's append took 20 ms); both followers stalling at once past
+    // the 20 ms election timeout elected a new leader several times a second before any
+    // crash, which made the rate "before" a third of the throughput points' and a crash could
+    // hit a leader already deposed.
+    let mut cluster = started::<R>(cfg.servers)?;
     let k = default_clients(cfg.outstanding);
     let mut clients: Vec<Driven<R>> = (0..k)
         .map(|i| {
