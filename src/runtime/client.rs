@@ -478,8 +478,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         self.window.take(seq)
     }
 
-    /// [`Client::remove`] without moving the request out (a read answered on this thread:
-    /// nothing of it is needed); false if it was not outstanding.
+    /// [`Client::remove`], the request dropped (a read answered on this thread: nothing of
+    /// it is needed); false if it was not outstanding.
     fn forget(&mut self, seq: u64) -> bool {
         self.window.forget(seq)
     }

@@ -141,14 +141,11 @@ impl<C: Command> MultiPaxos<C> {
             .saturating_sub(first)
             .min(cmds.len() as Slot) as usize;
         let fresh_first = first + skip as Slot;
-        // A heartbeat carries no commands (what is left of `cmds` is not looked at below).
+        // A heartbeat carries no commands (`cmds` moves into the write below).
         let heartbeat = cmds.is_empty();
         // Moved, not cloned: the log takes one copy, the durable write the message's.
-        let fresh: Vec<Value<C>> = if skip == 0 {
-            std::mem::take(&mut cmds)
-        } else {
-            cmds.split_off(skip)
-        };
+        cmds.drain(..skip);
+        let fresh: Vec<Value<C>> = cmds;
         let promise_up = b > self.promised;
         if !fresh.is_empty() {
             let start = (fresh_first - self.base() - 1) as usize;

@@ -285,11 +285,8 @@ impl<C: Command> Raft<C> {
                 );
                 self.log.truncate((at - 1 - base) as usize);
                 // Moved, not cloned: the log takes one copy, the durable write the message's.
-                let fresh: Vec<Entry<C>> = if i == 0 {
-                    std::mem::take(&mut entries)
-                } else {
-                    entries.split_off(i)
-                };
+                entries.drain(..i);
+                let fresh: Vec<Entry<C>> = entries;
                 self.log.extend(fresh.iter().cloned());
                 self.config_on_append(at, &fresh);
                 if !self.cfg.bug(Bug::LogNotPersisted) {
