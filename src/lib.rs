@@ -46,6 +46,7 @@
 //! * [`bench`](mod@bench): closed-loop load and recovery runs on the runtime.
 //! * [`net`](mod@net): the TCP transport, server processes and their client.
 //! * [`cli`]: the `paxraft` command.
+//! * [`alloc`](mod@alloc): the binaries' allocator (large blocks grow without a copy).
 
 //!
 //! Built with `--cfg loom` (the loom race tests, `tests/loom_*.rs`), the crate is the runtime
@@ -59,6 +60,9 @@ pub use paxraft_impls as impls;
 pub use paxraft_models as models;
 
 pub mod runtime;
+
+#[cfg(not(loom))]
+pub mod alloc;
 
 #[cfg(not(loom))]
 pub mod bench;

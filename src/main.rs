@@ -3,10 +3,12 @@
 /// mimalloc rather than the system allocator: a check's states are allocated by one checker
 /// thread and freed by another, and a client's requests are freed on a node's thread. With
 /// glibc's malloc, two BFS threads ran a Raft check 1.24x as fast as one; with mimalloc 1.56x
-/// (side by side, `cargo bench -p paxraft-bench --bench model_check`).
+/// (side by side, `cargo bench -p paxraft-bench --bench model_check`). Blocks of 4 MiB and
+/// more are mapped on their own and grow without a copy ([`paxraft::alloc`]).
 #[cfg(not(loom))]
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: paxraft::alloc::RemapLarge<mimalloc::MiMalloc> =
+    paxraft::alloc::RemapLarge(mimalloc::MiMalloc);
 
 #[cfg(not(loom))]
 fn main() -> std::process::ExitCode {

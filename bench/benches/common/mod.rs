@@ -14,7 +14,8 @@ use criterion::Criterion;
 /// The allocator every paxraft binary runs on (see `src/main.rs`): benchmarks measure what
 /// ships, and the model-check comparison's reference model runs on the same one.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: paxraft::alloc::RemapLarge<mimalloc::MiMalloc> =
+    paxraft::alloc::RemapLarge(mimalloc::MiMalloc);
 
 /// `PAXRAFT_BENCH_QUICK=1` (any value but `0` or empty): a short first look: fewer points and
 /// shorter measurements.
