@@ -508,7 +508,7 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
     let mut lines: Vec<(
         String,
         &crate::results::BenchPoint,
-        &crate::results::BenchPoint,
+        Option<&crate::results::BenchPoint>,
     )> = Vec::new();
     for proto in Protocol::ALL {
         let servers: &[usize] = if proto == Protocol::Unreplicated {
@@ -527,22 +527,26 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
                 (Protocol::Unreplicated, n) => format!("unreplicated, 1 of {n} serving"),
                 (p, _) => p.name().to_string(),
             };
-            // The ceiling beside idle peers is measured at the top load only.
+            // The ceiling beside idle peers is measured at the top load only: its line has
+            // no latency at the low load, rather than the top load's under the low's heading.
             if let Some(hi) = at(top) {
-                lines.push((name, hi, at(low).unwrap_or(hi)));
+                lines.push((name, hi, at(low).filter(|_| low != top)));
             }
         }
     }
     let width = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
     for (name, hi, lo) in &lines {
+        let latency = match lo {
+            Some(lo) => format!("p50 {:.1} µs at {low}", lo.p50_us),
+            None if low == top => format!("p50 {:.1} µs at {top}", hi.p50_us),
+            None => format!("not measured at {low}"),
+        };
         let _ = writeln!(
             out,
-            "  {name:<width$} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs, {} errors); p50 {:.1} µs at {}",
+            "  {name:<width$} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs, {} errors); {latency}",
             hi.ops_per_sec,
             hi.p99_us,
-            hi.errors + if lo.outstanding == hi.outstanding { 0 } else { lo.errors },
-            lo.p50_us,
-            lo.outstanding
+            hi.errors + lo.map_or(0, |lo| lo.errors),
         );
     }
     match reads {

@@ -103,6 +103,24 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    // One request's latency where it was measured; the ceiling beside idle peers has no
+    // point at 1 outstanding, and its line says so instead of quoting the top load's.
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(start) && l.contains(" ops/s at "))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{text}"))
+    };
+    assert!(
+        line("unreplicated, 1 of 3 serving").ends_with("errors); not measured at 1"),
+        "{text}"
+    );
+    for name in ["unreplicated, 1 server", "raft ", "multipaxos "] {
+        let l = line(name);
+        assert!(
+            l.contains("ops/s at 16 outstanding") && l.ends_with(" µs at 1"),
+            "{l}"
+        );
+    }
     let report = o.report.clone().expect("a report");
     assert!(
         text.contains(&format!("report: {}", report.display())),
