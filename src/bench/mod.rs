@@ -149,8 +149,8 @@ pub enum ClientFailure {
     /// No answer at all for this many seconds.
     #[error("no answer for {0} s: cluster stuck")]
     Stuck(u64),
-    /// An answer to a request this client has no record of.
-    #[error("answer to unknown request {0}")]
+    /// An answer to a request that is not outstanding: never sent, or answered already.
+    #[error("answer to request {0}, which is not outstanding (never sent, or answered already)")]
     UnknownAnswer(u64),
     /// More requests failed than the round could complete (a cluster that answers with
     /// errors, such as timeouts, would otherwise keep the closed loop going forever).
