@@ -24,8 +24,15 @@
 //! beside the in-process points with `transport: loopback`. The server processes are this
 //! benchmark run again with `PAXRAFT_BENCH_SERVE=1`, which makes it `paxraft serve`.
 //!
+//! Reads side by side (`reads-side-by-side`, measured outside criterion, selected by the same
+//! filter): each protocol at 90% reads, 256 and 1024 outstanding, 5 rounds that each measure
+//! the log, read-index and lease one after another (1 s a point, the order turned each
+//! round); each path's ops/s over the log's of the same round, median and range, go to
+//! `reports/data/read_ratios.json`. Ratios of points measured minutes apart move with a
+//! shared machine; these do not depend on when the round ran. About 100 s.
+//!
 //! `PAXRAFT_BENCH_QUICK=1`: 3 servers, 1 and 1024 outstanding, empty commands, 1 s each;
-//! reads at 90% only.
+//! reads at 90% only; 3 side-by-side rounds of 0.5 s points.
 
 mod common;
 
@@ -39,7 +46,7 @@ use paxraft::bench::{
 };
 use paxraft::cli::net::StorageKind;
 use paxraft::protocol::Protocol;
-use paxraft::report::reads::{self as saved_reads, ReadPoint};
+use paxraft::report::reads::{self as saved_reads, ReadPoint, ReadRatio};
 use paxraft::results::{BenchPoint, Results};
 
 /// Set in the server processes of the loopback points: run as `paxraft` (`serve ...`).
@@ -92,9 +99,11 @@ fn main() -> std::process::ExitCode {
     points.extend(loopback(&mut c, quick, payloads));
     snapshots(&mut c, quick);
     let read_points = reads(&mut c, quick);
+    let ratios = reads_side_by_side(quick);
     common::finish(&c, "throughput", |dir| {
         Results::merge_bench(dir, &points)?;
-        saved_reads::merge(dir, &read_points)
+        saved_reads::merge(dir, &read_points)?;
+        saved_reads::merge_ratios(dir, &ratios)
     });
     std::process::ExitCode::SUCCESS
 }
@@ -249,6 +258,44 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
     points
 }
 
+/// The reads' side-by-side rounds (`reads-side-by-side`, outside criterion: see
+/// `paxraft::bench::side_by_side`): each protocol at 90% reads, 256 and 1024 outstanding, the
+/// log against read-index and lease in alternating order, 5 rounds of 1 s points (quick: 3
+/// rounds of 0.5 s). Printed, and saved with the reads.
+fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
+    const NAME: &str = "reads-side-by-side";
+    // Nothing to do in a `--test` or `--list` run, which measures nothing.
+    if !common::measuring() || !selected(NAME) {
+        return Vec::new();
+    }
+    let (rounds, per_point) = if quick {
+        (3, Duration::from_millis(500))
+    } else {
+        (5, Duration::from_secs(1))
+    };
+    println!("{NAME}: {rounds} rounds, each path once per round, {per_point:?} a point");
+    let mut all = Vec::new();
+    for protocol in Protocol::REPLICATED {
+        for outstanding in [256, 1024] {
+            let ratios =
+                bench::side_by_side(protocol, 90, outstanding, per_point, rounds, |_, _| {})
+                    .unwrap_or_else(|e| panic!("{NAME} {protocol} {outstanding}: {e}"));
+            for r in &ratios {
+                let each: Vec<String> = r.ratios().iter().map(|x| format!("{x:.2}")).collect();
+                println!(
+                    "  {protocol} {} x log at 90% reads, {outstanding} outstanding: median {:.2}x (rounds {}){}",
+                    r.path,
+                    r.median(),
+                    each.join(", "),
+                    if r.errors > 0 { format!(", {} errors", r.errors) } else { String::new() }
+                );
+            }
+            all.extend(ratios);
+        }
+    }
+    all
+}
+
 /// Benchmark the load `cfg`, started by `start`, as `id` in group `g`; the point criterion measured, without its
 /// warm-up (`None` when the benchmark was filtered out, or criterion measured nothing: a
 /// `--test` or `--quick` run). Requests that failed are in the point's `errors`, and said.
@@ -284,4 +331,47 @@ fn measured(
         );
     }
     Some(p)
+}
+
+/// Whether the command line selects `name` the way criterion selects a benchmark: no filter,
+/// or a filter (a regular expression; a plain substring if it is not one) that matches it.
+/// For measurements made outside criterion in a bench run.
+pub fn selected(name: &str) -> bool {
+    // criterion's options that take a value: their values are not filters.
+    const VALUED: [&str; 16] = [
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--color",
+        "--output-format",
+        "--plotting-backend",
+        "--format",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filters = Vec::new();
+    let mut skip = false;
+    for a in &args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a.starts_with('-') {
+            skip = VALUED.contains(&a.as_str());
+        } else {
+            filters.push(a.as_str());
+        }
+    }
+    filters.is_empty()
+        || filters.iter().any(|f| match regex::Regex::new(f) {
+            Ok(re) => re.is_match(name),
+            Err(_) => name.contains(f),
+        })
 }

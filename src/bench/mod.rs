@@ -36,7 +36,10 @@ mod reads;
 mod recovery;
 mod sent;
 pub use loopback::{LoopbackLoad, NetLoad};
-pub use reads::{compare_reads, has_read_path, read_point, ReadLoad, ReadPath, READ_MIXES};
+pub use reads::{
+    compare_reads, has_read_path, read_point, side_by_side, ReadLoad, ReadPath, READ_MIXES,
+    SIDE_BY_SIDE,
+};
 pub use recovery::{
     catch_up, leader_restart, recovery, recovery_of, time_idle_commits, time_to_first_commit,
     time_to_rebuild, time_transfers, RecoveryConfig,

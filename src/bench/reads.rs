@@ -13,7 +13,7 @@ use paxraft_impls::ReadMode;
 
 use super::{measure_for, start, BenchError, LoadConfig};
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::report::reads::{merge_short, ReadPoint};
+use crate::report::reads::{merge_short, ReadPoint, ReadRatio};
 use crate::runtime::RuntimeConfig;
 
 /// How a cluster serves reads.
@@ -125,16 +125,9 @@ pub fn compare_reads(
 ) -> Result<Vec<ReadPoint>, BenchError> {
     let mut points = Vec::new();
     for &path in paths {
-        let cfg = LoadConfig {
-            reads: ReadLoad { percent, path },
-            ..LoadConfig::writes(protocol, 3, outstanding, 0)
-        };
-        let mut load = match start(cfg.clone()) {
-            Err(BenchError::NoReadPath { .. }) => continue,
-            other => other?,
-        };
-        let p = measure_for(load.as_mut(), per_point / 5, per_point)?;
-        points.push(read_point(&cfg, p));
+        if let Some(p) = measure_path(protocol, path, percent, outstanding, per_point)? {
+            points.push(p);
+        }
     }
     if let Some(dir) = save_to {
         merge_short(dir, &points).map_err(|source| BenchError::Save {
@@ -143,6 +136,86 @@ pub fn compare_reads(
         })?;
     }
     Ok(points)
+}
+
+/// One point: `protocol` on 3 servers serving `percent`% reads by `path` under `outstanding`
+/// requests, `per_point` after a fifth of it to warm up (`None`: the protocol lacks the path).
+fn measure_path(
+    protocol: Protocol,
+    path: ReadPath,
+    percent: u8,
+    outstanding: usize,
+    per_point: Duration,
+) -> Result<Option<ReadPoint>, BenchError> {
+    let cfg = LoadConfig {
+        reads: ReadLoad { percent, path },
+        ..LoadConfig::writes(protocol, 3, outstanding, 0)
+    };
+    let mut load = match start(cfg.clone()) {
+        Err(BenchError::NoReadPath { .. }) => return Ok(None),
+        other => other?,
+    };
+    let p = measure_for(load.as_mut(), per_point / 5, per_point)?;
+    Ok(Some(read_point(&cfg, p)))
+}
+
+/// The paths [`side_by_side`] compares with the log: the leader's (follower reads spread the
+/// reads over nodes, a different measurement).
+pub const SIDE_BY_SIDE: [ReadPath; 3] = [ReadPath::Log, ReadPath::ReadIndex, ReadPath::Lease];
+
+/// Each read path's throughput as a multiple of the log's, measured side by side: `rounds`
+/// rounds, each measuring every path of [`SIDE_BY_SIDE`] the protocol has one after another
+/// (`per_point` each, on a fresh cluster, after a fifth of it to warm up), the order turned by
+/// one path each round so that none is always first. A ratio of points measured minutes
+/// apart moves with the machine (on a shared 2-core machine, by up to half); within a round
+/// the paths meet the same machine. `progress(done, total)` after each point.
+pub fn side_by_side(
+    protocol: Protocol,
+    percent: u8,
+    outstanding: usize,
+    per_point: Duration,
+    rounds: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<ReadRatio>, BenchError> {
+    let paths: Vec<ReadPath> = SIDE_BY_SIDE
+        .into_iter()
+        .filter(|&p| has_read_path(protocol, p))
+        .collect();
+    if paths.len() < 2 {
+        return Ok(Vec::new());
+    }
+    // points[path][round]
+    let mut points: Vec<Vec<ReadPoint>> = vec![Vec::new(); paths.len()];
+    let total = rounds * paths.len();
+    for round in 0..rounds {
+        for k in 0..paths.len() {
+            let i = (round + k) % paths.len();
+            let p = measure_path(protocol, paths[i], percent, outstanding, per_point)?
+                .expect("only the protocol's paths are measured");
+            points[i].push(p);
+            progress(round * paths.len() + k + 1, total);
+        }
+    }
+    let log = &points[0];
+    Ok(paths
+        .iter()
+        .zip(&points)
+        .skip(1)
+        .map(|(path, ps)| ReadRatio {
+            protocol: protocol.name().to_string(),
+            servers: 3,
+            outstanding,
+            read_percent: percent,
+            path: path.name().to_string(),
+            rounds: log
+                .iter()
+                .zip(ps)
+                .map(|(l, p)| [l.point.ops_per_sec, p.point.ops_per_sec])
+                .collect(),
+            errors: log.iter().chain(ps).map(|p| p.point.errors).sum(),
+            provenance: Some(crate::results::Provenance::now()),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -214,6 +287,52 @@ mod tests {
                 assert!(reads.chunks(10).all(|c| c.contains(&true)), "{p}%");
             }
         }
+    }
+
+    #[test]
+    fn side_by_side_measures_every_leader_path_each_round_against_the_log_of_that_round() {
+        let mut calls = Vec::new();
+        let ratios = side_by_side(
+            Protocol::Raft,
+            90,
+            8,
+            Duration::from_millis(50),
+            2,
+            |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+        assert_eq!(calls, (1..=6).map(|d| (d, 6)).collect::<Vec<_>>());
+        let paths: Vec<&str> = ratios.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["read-index", "lease"]);
+        for r in &ratios {
+            assert_eq!(
+                (r.protocol.as_str(), r.outstanding, r.read_percent),
+                ("raft", 8, 90)
+            );
+            assert_eq!(r.rounds.len(), 2, "{r:?}");
+            // The same log measurement of a round is the base of every path's ratio.
+            assert_eq!(
+                r.rounds.iter().map(|[log, _]| *log).collect::<Vec<_>>(),
+                ratios[0]
+                    .rounds
+                    .iter()
+                    .map(|[log, _]| *log)
+                    .collect::<Vec<_>>()
+            );
+            assert!(r.rounds.iter().flatten().all(|&ops| ops > 0.0), "{r:?}");
+            assert_eq!(r.ratios().len(), 2);
+        }
+        // The ceiling has no path but the log: nothing to compare.
+        assert!(side_by_side(
+            Protocol::Unreplicated,
+            90,
+            8,
+            Duration::from_millis(10),
+            1,
+            |_, _| {}
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

@@ -215,13 +215,15 @@ fn property_counts(props: &[crate::results::PropertyResult]) -> String {
 /// directory that exists (the caller checks), linked as criterion's own report. The reads
 /// section says how to measure reads ([`render_with_reads`] shows them).
 pub fn render(results: &Results, title_note: &str, criterion_index: Option<&Path>) -> String {
-    render_with_reads(results, &[], title_note, criterion_index)
+    render_with_reads(results, &[], &[], title_note, criterion_index)
 }
 
-/// [`render`], with the read measurements `reads` in the reads section.
+/// [`render`], with the read measurements `reads` and the side-by-side ratios `ratios` in
+/// the reads section.
 pub fn render_with_reads(
     results: &Results,
     reads: &[super::reads::ReadPoint],
+    ratios: &[super::reads::ReadRatio],
     title_note: &str,
     criterion_index: Option<&Path>,
 ) -> String {
@@ -410,7 +412,7 @@ pub fn render_with_reads(
     }
     h.push_str("</section>");
 
-    super::reads::section(&mut h, reads);
+    super::reads::section(&mut h, reads, ratios);
 
     // Recovery.
     h.push_str("<section id=\"recovery\"><h2>Recovery</h2>");

@@ -39,7 +39,8 @@ pub fn write_results(dir: &Path, results: &Results) -> io::Result<PathBuf> {
     );
     // Reads are saved apart from the other results (their own file, see [`reads`]).
     let read_points = reads::load(dir)?;
-    let page = html::render_with_reads(results, &read_points, &note, criterion);
+    let ratios = reads::load_ratios(dir)?;
+    let page = html::render_with_reads(results, &read_points, &ratios, &note, criterion);
     let path = dir.join("index.html");
     std::fs::write(&path, page)?;
     Ok(path)

@@ -29,6 +29,107 @@ pub struct ReadPoint {
     pub point: BenchPoint,
 }
 
+/// A read path against the log, measured side by side ([`crate::bench::side_by_side`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadRatio {
+    /// The protocol.
+    pub protocol: String,
+    /// Servers in the cluster.
+    pub servers: usize,
+    /// Requests outstanding over all clients.
+    pub outstanding: usize,
+    /// Percent of operations that were gets.
+    pub read_percent: u8,
+    /// The path compared with the log: `read-index` or `lease`.
+    pub path: String,
+    /// Each round's ops/s: the log's, then this path's, measured one after the other.
+    pub rounds: Vec<[f64; 2]>,
+    /// Requests that failed over every point of the comparison (timeouts: not operations).
+    pub errors: u64,
+    /// When and from what build.
+    #[serde(default)]
+    pub provenance: Option<crate::results::Provenance>,
+}
+
+impl ReadRatio {
+    /// This path's ops/s over the log's, round by round (rounds where the log did nothing are
+    /// left out).
+    pub fn ratios(&self) -> Vec<f64> {
+        self.rounds
+            .iter()
+            .filter(|[log, _]| *log > 0.0)
+            .map(|[log, path]| path / log)
+            .collect()
+    }
+
+    /// The median of [`ReadRatio::ratios`] (the mean of the middle two for an even count;
+    /// 0 without rounds).
+    pub fn median(&self) -> f64 {
+        let mut r = self.ratios();
+        r.sort_by(f64::total_cmp);
+        match r.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => r[n / 2],
+            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+        }
+    }
+}
+
+/// The file of the side-by-side ratios under `reports/data/`.
+pub const RATIOS_FILE: &str = "read_ratios.json";
+
+/// The side-by-side ratios saved under `report_dir` (none when the file is missing).
+pub fn load_ratios(report_dir: &Path) -> io::Result<Vec<ReadRatio>> {
+    read_json(report_dir, RATIOS_FILE)
+}
+
+/// `report_dir/data/file` as a list (empty when the file is missing; an error naming the
+/// file when it does not decode).
+fn read_json<T: serde::de::DeserializeOwned>(report_dir: &Path, file: &str) -> io::Result<Vec<T>> {
+    let path = report_dir.join(DATA_DIR).join(file);
+    match fs::read_to_string(&path) {
+        Ok(s) => serde_json::from_str(&s).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Merge `ratios` into `report_dir/data/read_ratios.json`: each replaces the saved one of the
+/// same protocol, cluster size, load, read share and path.
+pub fn merge_ratios(report_dir: &Path, ratios: &[ReadRatio]) -> io::Result<()> {
+    let key = |r: &ReadRatio| {
+        (
+            r.protocol.clone(),
+            r.servers,
+            r.outstanding,
+            r.read_percent,
+            r.path.clone(),
+        )
+    };
+    let mut all = load_ratios(report_dir)?;
+    all.retain(|o| ratios.iter().all(|n| key(n) != key(o)));
+    all.extend(ratios.iter().cloned());
+    all.sort_by_key(key);
+    write_json(report_dir, RATIOS_FILE, &all)
+}
+
+/// Write `value` as `report_dir/data/file`: a temporary file renamed over it, so that a
+/// reader never sees half a file.
+fn write_json<T: Serialize>(report_dir: &Path, file: &str, value: &T) -> io::Result<()> {
+    let dir = report_dir.join(DATA_DIR);
+    fs::create_dir_all(&dir)?;
+    let json = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    let path = dir.join(file);
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, json)?;
+    fs::rename(tmp, path)
+}
+
 /// Which points are the same measurement.
 fn key(p: &ReadPoint) -> (String, usize, usize, usize, String, u8) {
     (
@@ -43,17 +144,7 @@ fn key(p: &ReadPoint) -> (String, usize, usize, usize, String, u8) {
 
 /// The points saved under `report_dir` (none when the file is missing).
 pub fn load(report_dir: &Path) -> io::Result<Vec<ReadPoint>> {
-    let path = report_dir.join(DATA_DIR).join(FILE);
-    match fs::read_to_string(&path) {
-        Ok(s) => serde_json::from_str(&s).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
+    read_json(report_dir, FILE)
 }
 
 fn merge_by(
@@ -69,14 +160,7 @@ fn merge_by(
     all.retain(|o| new.iter().all(|n| key(n) != key(o)));
     all.extend(new.into_iter().cloned());
     all.sort_by_key(key);
-    let dir = report_dir.join(DATA_DIR);
-    fs::create_dir_all(&dir)?;
-    let json = serde_json::to_string_pretty(&all).map_err(io::Error::other)?;
-    // Write then rename, so a reader never sees half a file.
-    let path = dir.join(FILE);
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, json)?;
-    fs::rename(tmp, path)
+    write_json(report_dir, FILE, &all)
 }
 
 /// Merge `points` into `report_dir/data/reads.json`: each replaces the saved point of the same
@@ -107,15 +191,21 @@ at once, on the client's own thread: no round, no message. The heartbeat renews 
 asks the leader for the read index (one round trip, plus the leader's confirmation round), \
 waits until it has applied it, and answers, so reads spread over every node.</li></ul>";
 
-/// Render the section into `h`.
-pub fn section(h: &mut String, points: &[ReadPoint]) {
+/// Render the section into `h`: the points, then the side-by-side ratios.
+pub fn section(h: &mut String, points: &[ReadPoint], ratios: &[ReadRatio]) {
     h.push_str("<section id=\"reads\"><h2>Reads</h2>");
     h.push_str(COSTS);
+    points_part(h, points);
+    ratios_part(h, ratios);
+    h.push_str("</section>");
+}
+
+fn points_part(h: &mut String, points: &[ReadPoint]) {
     if points.is_empty() {
         let _ = write!(
             h,
             "<p class=\"muted\">No read measurements yet: run <code>cargo bench -p paxraft-bench --bench \
-             throughput -- reads</code> (or the tour).</p></section>"
+             throughput -- reads</code> (or the tour).</p>"
         );
         return;
     }
@@ -213,7 +303,51 @@ pub fn section(h: &mut String, points: &[ReadPoint]) {
     h.push_str(
         "</table><p class=\"muted\">x log: the row's throughput over the log path's at the same \
          protocol, read share and load. Rows with 1 outstanding request are one client reading \
-         alone: their p50 is the latency of a read on that path.</p></section>",
+         alone: their p50 is the latency of a read on that path.</p>",
+    );
+}
+
+/// The side-by-side table: per protocol, load and path, the median and range of its ratio
+/// to the log over rounds that measured both one after the other.
+fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
+    h.push_str("<h3 id=\"reads-side-by-side\">Side by side with the log</h3>");
+    if ratios.is_empty() {
+        h.push_str(
+            "<p class=\"muted\">No side-by-side rounds yet: run <code>cargo bench -p \
+             paxraft-bench --bench throughput -- reads-side-by-side</code>.</p>",
+        );
+        return;
+    }
+    h.push_str(&provenance_note(
+        ratios.iter().map(|r| r.provenance.as_ref()),
+    ));
+    h.push_str(
+        "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
+         <th>outstanding</th><th>x log, median</th><th>lowest</th><th>highest</th>\
+         <th>rounds</th><th>errors</th></tr>",
+    );
+    for r in ratios {
+        let ratios = r.ratios();
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+             <td>{:.2}x</td><td>{low:.2}x</td><td>{high:.2}x</td><td>{}</td>{}</tr>",
+            escape(&r.protocol),
+            escape(&r.path),
+            r.read_percent,
+            r.outstanding,
+            r.median(),
+            ratios.len(),
+            errors_cell(r.errors)
+        );
+    }
+    h.push_str(
+        "</table><p class=\"muted\">Each round measures the log and every other path one after \
+         another on fresh 3-server clusters (the order turned each round), and divides each \
+         path's ops/s by the log's of the same round: points measured minutes apart meet a \
+         different machine, so the table above can disagree with these.</p>",
     );
 }
 
@@ -246,7 +380,7 @@ mod tests {
     #[test]
     fn the_section_charts_loads_lists_every_point_and_says_how_to_fill_it_when_empty() {
         let mut h = String::new();
-        section(&mut h, &[]);
+        section(&mut h, &[], &[]);
         assert!(
             h.contains("cargo bench -p paxraft-bench --bench throughput -- reads"),
             "{h}"
@@ -266,7 +400,7 @@ mod tests {
             point("raft", "read-index", 90, 1024, 3.5e6),
         ];
         let mut h = String::new();
-        section(&mut h, &points);
+        section(&mut h, &points, &[]);
         assert_eq!(h.matches("<svg").count(), 1, "one chart");
         assert!(h.contains("Reads: throughput by read share"));
         // The chart is the sweep at 256: no series of the single points at 1024.
@@ -274,7 +408,7 @@ mod tests {
         assert!(h.contains("The chart: 256 outstanding requests"), "{h}");
         // As many points at both loads (a run of the 90/10 mix only): the lighter load.
         let mut tie = String::new();
-        section(&mut tie, &[&points[..2], &points[4..]].concat());
+        section(&mut tie, &[&points[..2], &points[4..]].concat(), &[]);
         assert!(tie.contains("The chart: 256 outstanding requests"), "{tie}");
         // One row per point, the single client's among them.
         assert_eq!(h.matches("<tr><td").count(), 6);
@@ -290,9 +424,77 @@ mod tests {
         let mut old_log = points[0].clone();
         old_log.point.snapshot_every = None;
         let mut mixed = String::new();
-        section(&mut mixed, &[old_log, points[1].clone()]);
+        section(&mut mixed, &[old_log, points[1].clone()], &[]);
         assert!(!mixed.contains("2.0x"), "{mixed}");
         assert!(mixed.contains("1 point ran without compaction"), "{mixed}");
+    }
+
+    fn ratio(protocol: &str, path: &str, rounds: &[[f64; 2]]) -> ReadRatio {
+        ReadRatio {
+            protocol: protocol.into(),
+            servers: 3,
+            outstanding: 1024,
+            read_percent: 90,
+            path: path.into(),
+            rounds: rounds.to_vec(),
+            errors: 0,
+            provenance: None,
+        }
+    }
+
+    #[test]
+    fn side_by_side_ratios_are_per_round_with_their_median_and_range_in_the_section() {
+        let r = ratio(
+            "raft",
+            "lease",
+            &[[2e6, 11e6], [1e6, 6e6], [2e6, 9e6], [0.0, 1e6]],
+        );
+        // The round whose log did nothing is left out; the median of 5.5, 6, 4.5 is 5.5.
+        assert_eq!(r.ratios(), [5.5, 6.0, 4.5]);
+        assert_eq!(r.median(), 5.5);
+        let even = ratio("raft", "read-index", &[[1e6, 3e6], [1e6, 4e6]]);
+        assert_eq!(even.median(), 3.5);
+        assert_eq!(ratio("raft", "lease", &[]).median(), 0.0);
+
+        let mut h = String::new();
+        section(&mut h, &[], &[r.clone(), even]);
+        let row = |path: &str| {
+            let at = h.find(&format!("<td class=\"l\">{path}</td>")).expect(path);
+            h[at..].split("</tr>").next().unwrap().to_string()
+        };
+        let lease = row("lease");
+        for cell in [
+            "<td>5.50x</td>",
+            "<td>4.50x</td>",
+            "<td>6.00x</td>",
+            "<td>3</td>",
+        ] {
+            assert!(lease.contains(cell), "{cell} in {lease}");
+        }
+        assert!(row("read-index").contains("<td>3.50x</td>"));
+        assert!(h.ends_with("</section>"), "{h}");
+
+        let mut empty = String::new();
+        section(&mut empty, &[], &[]);
+        assert!(
+            empty.contains("--bench throughput -- reads-side-by-side"),
+            "{empty}"
+        );
+
+        // Saved and merged: the same protocol, load and path replaced, others kept.
+        let dir = std::env::temp_dir().join(format!("paxraft-ratios-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        merge_ratios(
+            &dir,
+            &[r.clone(), ratio("multipaxos", "lease", &[[1e6, 5e6]])],
+        )
+        .unwrap();
+        let newer = ratio("raft", "lease", &[[1e6, 7e6]]);
+        merge_ratios(&dir, std::slice::from_ref(&newer)).unwrap();
+        let saved = load_ratios(&dir).unwrap();
+        assert_eq!(saved.len(), 2);
+        assert!(saved.contains(&newer) && !saved.contains(&r));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
