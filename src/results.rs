@@ -441,6 +441,63 @@ impl CleanReplay {
     }
 }
 
+/// A replicated protocol against the unreplicated ceiling, measured side by side in rounds
+/// ([`crate::bench::ceiling_side_by_side`]): each round runs the protocol and the ceiling
+/// (alone, and as the serving node of 3) one after another, so a share does not depend on
+/// the minute a round ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CeilingRatio {
+    /// The replicated protocol.
+    pub protocol: String,
+    /// Its servers.
+    pub servers: usize,
+    /// Requests outstanding over all clients.
+    pub outstanding: usize,
+    /// Each round's ops/s: the protocol's, the ceiling's alone (1 server), the ceiling's as
+    /// the serving node of `servers`.
+    pub rounds: Vec<[f64; 3]>,
+    /// Requests that failed over every point of the comparison (timeouts: not operations).
+    pub errors: u64,
+    /// When and from what build.
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+/// Which ceiling a [`CeilingRatio`] share is of.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Ceiling {
+    /// The ceiling on 1 server.
+    Alone,
+    /// The ceiling as the serving node of the protocol's cluster size.
+    OneOfN,
+}
+
+impl CeilingRatio {
+    /// The protocol's ops/s over `ceiling`'s, round by round (rounds where the ceiling did
+    /// nothing are left out).
+    pub fn shares(&self, ceiling: Ceiling) -> Vec<f64> {
+        let i = match ceiling {
+            Ceiling::Alone => 1,
+            Ceiling::OneOfN => 2,
+        };
+        self.rounds
+            .iter()
+            .filter(|r| r[i] > 0.0)
+            .map(|r| r[0] / r[i])
+            .collect()
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// Everything a report shows; each part may be missing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -456,6 +513,9 @@ pub struct Results {
     pub restarts: Vec<RestartRun>,
     /// Model-checking runs.
     pub checks: Vec<CheckResult>,
+    /// The replicated protocols against the ceiling, side by side.
+    #[serde(default)]
+    pub ceiling: Vec<CeilingRatio>,
     /// Bug zoo results.
     pub zoo: Vec<ZooEntry>,
     /// The mutation score `scripts/mutants` saved (read, never written, by the binary).
@@ -472,6 +532,7 @@ const CHECKS_FILE: &str = "checks.json";
 const ZOO_FILE: &str = "zoo.json";
 const CATCH_UP_FILE: &str = "catch_up.json";
 const RESTART_FILE: &str = "restart.json";
+const CEILING_FILE: &str = "ceiling_ratios.json";
 
 fn load<T: DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
     match fs::read_to_string(path) {
@@ -498,13 +559,14 @@ fn save<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 }
 
 impl Results {
-    fn paths(report_dir: &Path) -> [PathBuf; 6] {
+    fn paths(report_dir: &Path) -> [PathBuf; 7] {
         let d = report_dir.join(DATA_DIR);
         [
             d.join(BENCH_FILE),
             d.join(RECOVERY_FILE),
             d.join(CHECKS_FILE),
             d.join(ZOO_FILE),
+            d.join(CEILING_FILE),
             d.join(CATCH_UP_FILE),
             d.join(RESTART_FILE),
         ]
@@ -512,13 +574,14 @@ impl Results {
 
     /// Load whatever results exist under `report_dir/data/` (missing files are empty parts).
     pub fn load(report_dir: &Path) -> io::Result<Results> {
-        let [bench, recovery, checks, zoo, catch_up, restarts] = Self::paths(report_dir);
+        let [bench, recovery, checks, zoo, ceiling, catch_up, restarts] = Self::paths(report_dir);
         Ok(Results {
             bench: load(&bench)?,
             recovery: load(&recovery)?,
             catch_up: load(&catch_up)?,
             restarts: load(&restarts)?,
             checks: load(&checks)?,
+            ceiling: load(&ceiling)?,
             zoo: load(&zoo)?,
             mutants: crate::report::mutants::MutationResult::load(report_dir)?,
         })
@@ -526,7 +589,10 @@ impl Results {
 
     /// Save every non-empty part under `report_dir/data/`, replacing what was there.
     pub fn save(&self, report_dir: &Path) -> io::Result<()> {
-        let [bench, recovery, checks, zoo, catch_up, restarts] = Self::paths(report_dir);
+        let [bench, recovery, checks, zoo, ceiling, catch_up, restarts] = Self::paths(report_dir);
+        if !self.ceiling.is_empty() {
+            save(&ceiling, &self.ceiling)?;
+        }
         if !self.catch_up.is_empty() {
             save(&catch_up, &self.catch_up)?;
         }
@@ -561,6 +627,15 @@ impl Results {
     pub fn merge_bench_short(report_dir: &Path, points: &[BenchPoint]) -> io::Result<()> {
         let [path, ..] = Self::paths(report_dir);
         merge_by(&path, points, bench_key, |new, old| new.ops >= old.ops)
+    }
+
+    /// Merge `ratios` into `report_dir/data/ceiling_ratios.json`, by protocol, cluster size
+    /// and load.
+    pub fn merge_ceiling(report_dir: &Path, ratios: &[CeilingRatio]) -> io::Result<()> {
+        let [_, _, _, _, path, ..] = Self::paths(report_dir);
+        merge(&path, ratios, |r| {
+            (r.protocol.clone(), r.servers, r.outstanding)
+        })
     }
 
     /// Merge `runs` into `report_dir/data/recovery.json`, by protocol, cluster size and

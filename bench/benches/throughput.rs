@@ -24,6 +24,13 @@
 //! beside the in-process points with `transport: loopback`. The server processes are this
 //! benchmark run again with `PAXRAFT_BENCH_SERVE=1`, which makes it `paxraft serve`.
 //!
+//! The ceiling side by side (`throughput-side-by-side`, measured outside criterion, selected
+//! by the same filter): Raft, multi-Paxos and the unreplicated ceiling (alone, and as the
+//! serving node of 3) at 1024 outstanding, empty commands, 5 rounds that each measure all
+//! four one after another (1 s a point, the order turned each round); each protocol's share of
+//! each ceiling in its own round, median and range, go to `reports/data/ceiling_ratios.json`.
+//! About 30 s.
+//!
 //! Reads side by side (`reads-side-by-side`, measured outside criterion, selected by the same
 //! filter): each protocol at 90% reads, 256 and 1024 outstanding, 5 rounds that each measure
 //! the log, read-index and lease one after another (1 s a point, the order turned each
@@ -47,7 +54,7 @@ use paxraft::bench::{
 use paxraft::cli::net::StorageKind;
 use paxraft::protocol::Protocol;
 use paxraft::report::reads::{self as saved_reads, ReadPoint, ReadRatio};
-use paxraft::results::{BenchPoint, Results};
+use paxraft::results::{median, BenchPoint, Ceiling, CeilingRatio, Results};
 
 /// Set in the server processes of the loopback points: run as `paxraft` (`serve ...`).
 const SERVE: &str = "PAXRAFT_BENCH_SERVE";
@@ -96,12 +103,14 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    let ceiling = ceiling_side_by_side(quick);
     points.extend(loopback(&mut c, quick, payloads));
     snapshots(&mut c, quick);
     let read_points = reads(&mut c, quick);
     let ratios = reads_side_by_side(quick);
     common::finish(&c, "throughput", |dir| {
         Results::merge_bench(dir, &points)?;
+        Results::merge_ceiling(dir, &ceiling)?;
         saved_reads::merge(dir, &read_points)?;
         saved_reads::merge_ratios(dir, &ratios)
     });
@@ -258,22 +267,70 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
     points
 }
 
-/// The reads' side-by-side rounds (`reads-side-by-side`, outside criterion: see
-/// `paxraft::bench::side_by_side`): each protocol at 90% reads, 256 and 1024 outstanding, the
-/// log against read-index and lease in alternating order, 5 rounds of 1 s points (quick: 3
-/// rounds of 0.5 s). Printed, and saved with the reads.
-fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
-    const NAME: &str = "reads-side-by-side";
-    // Nothing to do in a `--test` or `--list` run, which measures nothing.
-    if !common::measuring() || !selected(NAME) {
-        return Vec::new();
+/// The rounds and point length of the side-by-side measurement `name` (5 of 1 s; quick: 3 of
+/// 0.5 s), said on the way in; `None` when it is not selected, or in a `--test` or `--list`
+/// run, which measures nothing.
+fn rounds_of(name: &str, quick: bool) -> Option<(usize, Duration)> {
+    if !common::measuring() || !selected(name) {
+        return None;
     }
     let (rounds, per_point) = if quick {
         (3, Duration::from_millis(500))
     } else {
         (5, Duration::from_secs(1))
     };
-    println!("{NAME}: {rounds} rounds, each path once per round, {per_point:?} a point");
+    println!("{name}: {rounds} rounds, each load once per round, {per_point:?} a point");
+    Some((rounds, per_point))
+}
+
+/// The ceiling's side-by-side rounds (`throughput-side-by-side`, outside criterion: see
+/// `paxraft::bench::ceiling_side_by_side`): Raft, multi-Paxos and the ceiling (alone, and as
+/// the serving node of 3) at 1024 outstanding, empty commands, 5 rounds of 1 s points (quick:
+/// 3 of 0.5 s). Printed, and saved with the other results.
+fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
+    const NAME: &str = "throughput-side-by-side";
+    let Some((rounds, per_point)) = rounds_of(NAME, quick) else {
+        return Vec::new();
+    };
+    let ratios = bench::ceiling_side_by_side(1024, per_point, rounds, |_, _| {})
+        .unwrap_or_else(|e| panic!("{NAME}: {e}"));
+    for r in &ratios {
+        let pct = |c| {
+            let each: Vec<String> = r
+                .shares(c)
+                .iter()
+                .map(|x| format!("{:.0}", 100.0 * x))
+                .collect();
+            format!(
+                "median {:.0}% (rounds {})",
+                100.0 * median(r.shares(c)),
+                each.join(", ")
+            )
+        };
+        println!(
+            "  {} at 1024 outstanding: of the ceiling alone {}; of the ceiling serving 1 of 3 {}{}",
+            r.protocol,
+            pct(Ceiling::Alone),
+            pct(Ceiling::OneOfN),
+            if r.errors > 0 {
+                format!(", {} errors", r.errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    ratios
+}
+
+/// The reads' side-by-side rounds (`reads-side-by-side`, outside criterion: see
+/// `paxraft::bench::side_by_side`): each protocol at 90% reads, 256 and 1024 outstanding, the
+/// log against read-index and lease in alternating order, 5 rounds of 1 s points (quick: 3
+/// rounds of 0.5 s). Printed, and saved with the reads.
+fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
+    const NAME: &str = "reads-side-by-side";
+    let Some((rounds, per_point)) = rounds_of(NAME, quick) else {
+        return Vec::new();
+    };
     let mut all = Vec::new();
     for protocol in Protocol::REPLICATED {
         for outstanding in [256, 1024] {

@@ -27,7 +27,7 @@ use paxraft_impls::sm::{Kv, KvOp, KvOutput};
 use paxraft_impls::{NodeId, Replica};
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::results::{BenchPoint, Results};
+use crate::results::{BenchPoint, CeilingRatio, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, Error as ClientError, RuntimeConfig};
 use sent::SentBatches;
 
@@ -758,6 +758,75 @@ pub fn compare(
     Ok(points)
 }
 
+/// Measure every load of `configs` once per round, one after another, for `rounds` rounds
+/// (`per_point` each on a fresh cluster, after a fifth of it to warm up), the order turned by
+/// one load each round so that none is always first: `points[load][round]`. On a shared
+/// machine two points measured minutes apart meet different machines; a ratio of two loads
+/// of the same round does not depend on when the round ran. `progress(done, total)` after
+/// each point.
+pub fn side_by_side_rounds(
+    configs: &[LoadConfig],
+    per_point: Duration,
+    rounds: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<BenchPoint>>, BenchError> {
+    let n = configs.len();
+    let mut points: Vec<Vec<BenchPoint>> = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let mut load = start(configs[i].clone())?;
+            points[i].push(measure_for(load.as_mut(), per_point / 5, per_point)?);
+            progress(round * n + k + 1, rounds * n);
+        }
+    }
+    Ok(points)
+}
+
+/// Raft and multi-Paxos on 3 servers against the unreplicated ceiling, alone and as the
+/// serving node of 3, all at `outstanding` requests with empty commands, side by side
+/// ([`side_by_side_rounds`]): one [`CeilingRatio`] per protocol.
+pub fn ceiling_side_by_side(
+    outstanding: usize,
+    per_point: Duration,
+    rounds: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<CeilingRatio>, BenchError> {
+    let mut configs: Vec<LoadConfig> = Protocol::REPLICATED
+        .iter()
+        .map(|&p| LoadConfig::writes(p, 3, outstanding, 0))
+        .collect();
+    let k = configs.len();
+    configs.push(LoadConfig::writes(
+        Protocol::Unreplicated,
+        1,
+        outstanding,
+        0,
+    ));
+    configs.push(LoadConfig::writes(
+        Protocol::Unreplicated,
+        3,
+        outstanding,
+        0,
+    ));
+    let points = side_by_side_rounds(&configs, per_point, rounds, progress)?;
+    let (alone, of_n) = (&points[k], &points[k + 1]);
+    Ok(Protocol::REPLICATED
+        .iter()
+        .zip(&points)
+        .map(|(protocol, ps)| CeilingRatio {
+            protocol: protocol.name().to_string(),
+            servers: 3,
+            outstanding,
+            rounds: (0..rounds)
+                .map(|r| [ps[r].ops_per_sec, alone[r].ops_per_sec, of_n[r].ops_per_sec])
+                .collect(),
+            errors: ps.iter().chain(alone).chain(of_n).map(|p| p.errors).sum(),
+            provenance: Some(crate::results::Provenance::now()),
+        })
+        .collect())
+}
+
 /// How many points [`compare`] measures for `levels` outstanding-request levels.
 pub fn compare_points(levels: usize) -> usize {
     if levels == 0 {
@@ -872,6 +941,24 @@ mod tests {
     /// The transfer timeline hands the leadership to another node under load (not crashed:
     /// the old leader keeps serving as a follower) and the cluster serves on; transfers and
     /// idle commits are each timed once per request.
+    #[test]
+    fn the_ceiling_side_by_side_measures_each_protocol_and_both_ceilings_every_round() {
+        let mut calls = Vec::new();
+        let ratios =
+            ceiling_side_by_side(8, Duration::from_millis(40), 2, |d, t| calls.push((d, t)))
+                .unwrap();
+        assert_eq!(calls, (1..=8).map(|d| (d, 8)).collect::<Vec<_>>());
+        let names: Vec<&str> = ratios.iter().map(|r| r.protocol.as_str()).collect();
+        assert_eq!(names, ["raft", "multipaxos"]);
+        for r in &ratios {
+            assert_eq!((r.servers, r.outstanding, r.rounds.len()), (3, 8, 2));
+            assert!(r.rounds.iter().flatten().all(|&ops| ops > 0.0), "{r:?}");
+        }
+        // Both protocols are divided by the same ceiling measurements of each round.
+        let ceilings = |r: &CeilingRatio| r.rounds.iter().map(|x| [x[1], x[2]]).collect::<Vec<_>>();
+        assert_eq!(ceilings(&ratios[0]), ceilings(&ratios[1]));
+    }
+
     #[test]
     fn a_transfer_timeline_moves_the_leader_and_the_cluster_serves_on() {
         for protocol in Protocol::REPLICATED {

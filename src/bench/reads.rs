@@ -163,19 +163,17 @@ fn measure_path(
 /// reads over nodes, a different measurement).
 pub const SIDE_BY_SIDE: [ReadPath; 3] = [ReadPath::Log, ReadPath::ReadIndex, ReadPath::Lease];
 
-/// Each read path's throughput as a multiple of the log's, measured side by side: `rounds`
-/// rounds, each measuring every path of [`SIDE_BY_SIDE`] the protocol has one after another
-/// (`per_point` each, on a fresh cluster, after a fifth of it to warm up), the order turned by
-/// one path each round so that none is always first. A ratio of points measured minutes
-/// apart moves with the machine (on a shared 2-core machine, by up to half); within a round
-/// the paths meet the same machine. `progress(done, total)` after each point.
+/// Each read path's throughput as a multiple of the log's, measured side by side
+/// ([`super::side_by_side_rounds`]): `rounds` rounds, each measuring every path of
+/// [`SIDE_BY_SIDE`] the protocol has at `percent`% reads and `outstanding` requests, 3 servers.
+/// `progress(done, total)` after each point.
 pub fn side_by_side(
     protocol: Protocol,
     percent: u8,
     outstanding: usize,
     per_point: Duration,
     rounds: usize,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Vec<ReadRatio>, BenchError> {
     let paths: Vec<ReadPath> = SIDE_BY_SIDE
         .into_iter()
@@ -184,18 +182,14 @@ pub fn side_by_side(
     if paths.len() < 2 {
         return Ok(Vec::new());
     }
-    // points[path][round]
-    let mut points: Vec<Vec<ReadPoint>> = vec![Vec::new(); paths.len()];
-    let total = rounds * paths.len();
-    for round in 0..rounds {
-        for k in 0..paths.len() {
-            let i = (round + k) % paths.len();
-            let p = measure_path(protocol, paths[i], percent, outstanding, per_point)?
-                .expect("only the protocol's paths are measured");
-            points[i].push(p);
-            progress(round * paths.len() + k + 1, total);
-        }
-    }
+    let configs: Vec<LoadConfig> = paths
+        .iter()
+        .map(|&path| LoadConfig {
+            reads: ReadLoad { percent, path },
+            ..LoadConfig::writes(protocol, 3, outstanding, 0)
+        })
+        .collect();
+    let points = super::side_by_side_rounds(&configs, per_point, rounds, progress)?;
     let log = &points[0];
     Ok(paths
         .iter()
@@ -210,9 +204,9 @@ pub fn side_by_side(
             rounds: log
                 .iter()
                 .zip(ps)
-                .map(|(l, p)| [l.point.ops_per_sec, p.point.ops_per_sec])
+                .map(|(l, p)| [l.ops_per_sec, p.ops_per_sec])
                 .collect(),
-            errors: log.iter().chain(ps).map(|p| p.point.errors).sum(),
+            errors: log.iter().chain(ps).map(|p| p.errors).sum(),
             provenance: Some(crate::results::Provenance::now()),
         })
         .collect())

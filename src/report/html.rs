@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts;
-use crate::results::{BenchPoint, Disruption, Provenance, Results, Transport, ZooEntry};
+use crate::results::{
+    BenchPoint, Ceiling, CeilingRatio, Disruption, Provenance, Results, Transport, ZooEntry,
+};
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -372,6 +374,7 @@ pub fn render_with_reads(
         chart_or_note(&mut h, charts::throughput(&results.bench, b));
     }
     comparison(&mut h, results);
+    ceiling_side_by_side(&mut h, &results.ceiling);
     loopback(&mut h, &results.bench);
     if !payloads.is_empty() {
         h.push_str(CEILING);
@@ -671,6 +674,58 @@ fn comparison(h: &mut String, results: &Results) {
         );
     }
     h.push_str("</table>");
+}
+
+/// The replicated protocols' share of the ceiling measured side by side in rounds
+/// ([`crate::bench::ceiling_side_by_side`]): median and range per protocol and load.
+fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
+    if ratios.is_empty() {
+        return;
+    }
+    h.push_str("<h3 id=\"ceiling-side-by-side\">Side by side with the ceiling</h3>");
+    h.push_str(&provenance_note(
+        ratios.iter().map(|r| r.provenance.as_ref()),
+    ));
+    h.push_str(
+        "<table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th>\
+         <th>share of the ceiling alone,<br>median (range)</th>\
+         <th>share of the ceiling serving 1 of n,<br>median (range)</th><th>rounds</th>\
+         <th>errors</th></tr>",
+    );
+    let cell = |shares: Vec<f64>| {
+        let low = shares.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = shares.iter().copied().fold(0.0, f64::max);
+        if shares.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.0}% ({:.0}-{:.0}%)",
+                100.0 * crate::results::median(shares),
+                100.0 * low,
+                100.0 * high
+            )
+        }
+    };
+    for r in ratios {
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            escape(&r.protocol),
+            r.servers,
+            r.outstanding,
+            cell(r.shares(Ceiling::Alone)),
+            cell(r.shares(Ceiling::OneOfN)),
+            r.rounds.len(),
+            errors_cell(r.errors)
+        );
+    }
+    h.push_str(
+        "</table><p class=\"muted\">Each round measures the protocol and the ceiling (alone, and \
+         as the serving node of n) one after another on fresh clusters, with empty commands, \
+         and divides: points measured minutes apart meet a different machine, so the \
+         comparison above can disagree with these. <code>cargo bench -p paxraft-bench --bench \
+         throughput -- throughput-side-by-side</code>.</p>",
+    );
 }
 
 /// Each loopback point beside the in-process point of the same protocol, cluster size,

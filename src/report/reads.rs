@@ -62,16 +62,9 @@ impl ReadRatio {
             .collect()
     }
 
-    /// The median of [`ReadRatio::ratios`] (the mean of the middle two for an even count;
-    /// 0 without rounds).
+    /// The median of [`ReadRatio::ratios`] ([`crate::results::median`]).
     pub fn median(&self) -> f64 {
-        let mut r = self.ratios();
-        r.sort_by(f64::total_cmp);
-        match r.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => r[n / 2],
-            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
-        }
+        crate::results::median(self.ratios())
     }
 }
 

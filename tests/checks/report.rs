@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use paxraft::results::{
-    BenchPoint, CatchUpRun, CheckResult, CleanReplay, Disruption, PropertyResult, Provenance,
-    RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep, Transport,
-    ZooEntry,
+    BenchPoint, CatchUpRun, CeilingRatio, CheckResult, CleanReplay, Disruption, PropertyResult,
+    Provenance, RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep,
+    Transport, ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -164,6 +164,19 @@ fn sample() -> Results {
             serve_ms: 412.5,
             rebuilt_ms: 3.26,
             provenance: Some(stamp("abc1234", "2026-05-01T09:40:00Z")),
+        }],
+        ceiling: vec![CeilingRatio {
+            protocol: "raft".into(),
+            servers: 3,
+            outstanding: 1024,
+            // Shares of the ceiling alone 40%, 50%, 45%; of the serving node 50%, 25%, 30%.
+            rounds: vec![
+                [2.0e6, 5.0e6, 4.0e6],
+                [2.5e6, 5.0e6, 10.0e6],
+                [1.8e6, 4.0e6, 6.0e6],
+            ],
+            errors: 0,
+            provenance: Some(stamp("abc1234", "2026-05-01T09:45:00Z")),
         }],
         mutants: None,
     }
@@ -353,6 +366,18 @@ fn report_from_sample_results_has_every_section_and_chart() {
             .any(|r| r.contains("90%") && r.contains("50%") && r.contains("45%")),
         "{cmp:?}"
     );
+    // Side by side with the ceiling: the median share and the range over the rounds.
+    let side = text(
+        doc.select(&sel(
+            "section#throughput h3#ceiling-side-by-side + p + table",
+        ))
+        .next()
+        .expect("the side-by-side table after its provenance note"),
+    );
+    assert!(
+        side.contains("45% (40-50%)") && side.contains("30% (25-50%)"),
+        "{side}"
+    );
     let lat = text(doc.select(&sel("section#latency table")).next().unwrap());
     assert!(
         lat.contains("p99.9") && lat.contains("3162.0"),
@@ -472,6 +497,15 @@ fn merging_results_replaces_only_what_was_measured_again() {
     check.seconds = 1.0;
     Results::merge_checks(&dir, std::slice::from_ref(&check)).unwrap();
     assert_eq!(Results::load(&dir).unwrap().checks, vec![check]);
+    // Side-by-side shares: replaced by protocol, cluster size and load.
+    let ceiling = sample().ceiling;
+    let mut at_256 = ceiling[0].clone();
+    at_256.outstanding = 256;
+    Results::merge_ceiling(&dir, &[ceiling[0].clone(), at_256.clone()]).unwrap();
+    let mut again = ceiling[0].clone();
+    again.rounds.truncate(1);
+    Results::merge_ceiling(&dir, std::slice::from_ref(&again)).unwrap();
+    assert_eq!(Results::load(&dir).unwrap().ceiling, vec![at_256, again]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
