@@ -488,6 +488,13 @@ impl CeilingRatio {
     }
 }
 
+/// `(median, lowest, highest)` of `values`; `None` for none.
+pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let low = values.iter().copied().reduce(f64::min)?;
+    let high = values.iter().copied().reduce(f64::max)?;
+    Some((median(values.to_vec()), low, high))
+}
+
 /// The median of `values` (the mean of the middle two for an even count; 0 for none).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

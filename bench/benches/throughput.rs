@@ -393,7 +393,7 @@ fn measured(
 /// Whether the command line selects `name` the way criterion selects a benchmark: no filter,
 /// or a filter (a regular expression; a plain substring if it is not one) that matches it.
 /// For measurements made outside criterion in a bench run.
-pub fn selected(name: &str) -> bool {
+fn selected(name: &str) -> bool {
     // criterion's options that take a value: their values are not filters.
     const VALUED: [&str; 16] = [
         "--save-baseline",

@@ -938,9 +938,6 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("at least 3 servers"));
     }
 
-    /// The transfer timeline hands the leadership to another node under load (not crashed:
-    /// the old leader keeps serving as a follower) and the cluster serves on; transfers and
-    /// idle commits are each timed once per request.
     #[test]
     fn the_ceiling_side_by_side_measures_each_protocol_and_both_ceilings_every_round() {
         let mut calls = Vec::new();
@@ -959,6 +956,9 @@ mod tests {
         assert_eq!(ceilings(&ratios[0]), ceilings(&ratios[1]));
     }
 
+    /// The transfer timeline hands the leadership to another node under load (not crashed:
+    /// the old leader keeps serving as a follower) and the cluster serves on; transfers and
+    /// idle commits are each timed once per request.
     #[test]
     fn a_transfer_timeline_moves_the_leader_and_the_cluster_serves_on() {
         for protocol in Protocol::REPLICATED {

@@ -692,19 +692,14 @@ fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
          <th>share of the ceiling serving 1 of n,<br>median (range)</th><th>rounds</th>\
          <th>errors</th></tr>",
     );
-    let cell = |shares: Vec<f64>| {
-        let low = shares.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = shares.iter().copied().fold(0.0, f64::max);
-        if shares.is_empty() {
-            "-".to_string()
-        } else {
-            format!(
-                "{:.0}% ({:.0}-{:.0}%)",
-                100.0 * crate::results::median(shares),
-                100.0 * low,
-                100.0 * high
-            )
-        }
+    let cell = |shares: Vec<f64>| match crate::results::spread(&shares) {
+        Some((median, low, high)) => format!(
+            "{:.0}% ({:.0}-{:.0}%)",
+            100.0 * median,
+            100.0 * low,
+            100.0 * high
+        ),
+        None => "-".to_string(),
     };
     for r in ratios {
         let _ = write!(

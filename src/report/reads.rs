@@ -321,17 +321,18 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
     );
     for r in ratios {
         let ratios = r.ratios();
-        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = ratios.iter().copied().fold(0.0, f64::max);
+        let [median, low, high] = match crate::results::spread(&ratios) {
+            Some((m, l, h)) => [m, l, h].map(|x| format!("{x:.2}x")),
+            None => ["-".to_string(), "-".to_string(), "-".to_string()],
+        };
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
-             <td>{:.2}x</td><td>{low:.2}x</td><td>{high:.2}x</td><td>{}</td>{}</tr>",
+             <td>{median}</td><td>{low}</td><td>{high}</td><td>{}</td>{}</tr>",
             escape(&r.protocol),
             escape(&r.path),
             r.read_percent,
             r.outstanding,
-            r.median(),
             ratios.len(),
             errors_cell(r.errors)
         );
@@ -448,6 +449,13 @@ mod tests {
         let even = ratio("raft", "read-index", &[[1e6, 3e6], [1e6, 4e6]]);
         assert_eq!(even.median(), 3.5);
         assert_eq!(ratio("raft", "lease", &[]).median(), 0.0);
+        // A comparison whose every log point did nothing has no ratio: dashes, not infinity.
+        let mut dead = String::new();
+        section(&mut dead, &[], &[ratio("raft", "lease", &[[0.0, 1e6]])]);
+        assert!(
+            dead.contains("<td>-</td><td>-</td><td>-</td><td>0</td>"),
+            "{dead}"
+        );
 
         let mut h = String::new();
         section(&mut h, &[], &[r.clone(), even]);
