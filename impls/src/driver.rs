@@ -483,7 +483,7 @@ impl<R: Replica<C>, C: Command> Cluster<R, C> {
                 }
                 Effect::Persist(w) => {
                     self.note(|| format!("persist {w:?}"));
-                    R::apply_write(&mut self.nodes[i].durable, &w);
+                    R::apply_write_owned(&mut self.nodes[i].durable, w);
                 }
                 Effect::Commit { slot, cmd } => {
                     self.note(|| format!("commit {slot} {cmd:?}"));

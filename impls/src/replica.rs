@@ -711,6 +711,13 @@ pub trait Replica<C: Command>: Clone + Debug + Eq + Hash + Send + 'static {
     /// image they hand back to [`Replica::boot`] after a crash.
     fn apply_write(durable: &mut Self::Durable, write: &Self::Write);
 
+    /// [`Replica::apply_write`] for a write the host gives up: the same image, with what the
+    /// write carries moved into it rather than copied (a host that keeps writes and folds
+    /// them in batches calls this). Defaults to `apply_write`.
+    fn apply_write_owned(durable: &mut Self::Durable, write: Self::Write) {
+        Self::apply_write(durable, &write)
+    }
+
     /// Invariants over the states of several replicas of one cluster.
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>>;
 

@@ -107,8 +107,9 @@ impl<R: Replica<C>, C: Command> Storage<R, C> for MemStorage<R, C> {
     fn checkpoint(&mut self) -> io::Result<()> {
         if !self.tail.is_empty() {
             let image = self.image.get_or_insert_with(Default::default);
+            // Moved in, not copied: the kept writes are not needed after.
             for w in self.tail.drain(..) {
-                R::apply_write(image, &w);
+                R::apply_write_owned(image, w);
             }
         }
         Ok(())
@@ -312,7 +313,7 @@ where
                 break;
             };
             match serde_json::from_slice::<R::Write>(json) {
-                Ok(w) => R::apply_write(image.get_or_insert_with(Default::default), &w),
+                Ok(w) => R::apply_write_owned(image.get_or_insert_with(Default::default), w),
                 // Only the last write can be torn (a torn tail is cut off below, before
                 // anything is appended after it); it was never synced, so never announced.
                 Err(_) if reader.fill_buf()?.is_empty() => break,

@@ -843,6 +843,30 @@ impl<C: Command> MultiPaxos<C> {
     }
 }
 
+/// An accept of `len` values from slot `first` at `ballot`, applied to a durable image: the
+/// promise raised to the ballot and the log grown to hold the values; returns how many of the
+/// first values the image's snapshot covers (skipped: those slots are chosen and kept there,
+/// a replica never writes them) and the log index the rest start at.
+fn accept_room<C>(
+    durable: &mut PaxosDurable<C>,
+    ballot: Ballot,
+    first: Slot,
+    len: usize,
+) -> (usize, usize) {
+    durable.promised = max(durable.promised, ballot);
+    let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+    let skip = (base + 1).saturating_sub(first).min(len as Slot) as usize;
+    if skip == len {
+        // Every value inside the snapshot: nothing to place (and no index to start at).
+        return (skip, 0);
+    }
+    let start = (first + skip as Slot - base - 1) as usize;
+    if durable.log.len() < start + len - skip {
+        durable.log.resize_with(start + len - skip, || None);
+    }
+    (skip, start)
+}
+
 impl<C: Command> Replica<C> for MultiPaxos<C> {
     type Msg = PaxosMsg<C>;
     type Timer = PaxosTimer;
@@ -1023,17 +1047,8 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 first,
                 cmds,
             } => {
-                durable.promised = max(durable.promised, *ballot);
-                let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
-                // Slots the snapshot covers are chosen and kept there (a replica never writes
-                // them; skipped all the same).
-                let skip = (base + 1).saturating_sub(*first).min(cmds.len() as Slot) as usize;
-                let start = (*first + skip as Slot - base - 1) as usize;
-                let cmds = &cmds[skip..];
-                if durable.log.len() < start + cmds.len() {
-                    durable.log.resize(start + cmds.len(), None);
-                }
-                for (i, value) in cmds.iter().enumerate() {
+                let (skip, start) = accept_room(durable, *ballot, *first, cmds.len());
+                for (i, value) in cmds[skip..].iter().enumerate() {
                     durable.log[start + i] = Some(Entry {
                         ballot: *ballot,
                         value: value.clone(),
@@ -1059,6 +1074,22 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                     }
                 }
             }
+        }
+    }
+
+    fn apply_write_owned(durable: &mut PaxosDurable<C>, write: PaxosWrite<C>) {
+        match write {
+            PaxosWrite::Accept {
+                ballot,
+                first,
+                cmds,
+            } => {
+                let (skip, start) = accept_room(durable, ballot, first, cmds.len());
+                for (i, value) in cmds.into_iter().skip(skip).enumerate() {
+                    durable.log[start + i] = Some(Entry { ballot, value });
+                }
+            }
+            other => Self::apply_write(durable, &other),
         }
     }
 

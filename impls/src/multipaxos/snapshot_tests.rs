@@ -608,3 +608,59 @@ fn random_walks_catch_phase1_skipping_accepted_slots() {
     ];
     assert!(expected.contains(&v.invariant), "{v}");
 }
+
+/// A host that folds the writes it keeps moves them into the image
+/// ([`Replica::apply_write_owned`]): the same image as applying each by reference, through
+/// accepts that overwrite slots at a higher ballot, leave a gap, start inside the snapshot,
+/// and a snapshot in between.
+#[test]
+fn moving_writes_into_the_image_folds_them_as_copying_does() {
+    let writes = vec![
+        PaxosWrite::Promise(b(1, 1)),
+        PaxosWrite::Accept {
+            ballot: b(1, 1),
+            first: 1,
+            cmds: vals(vec![Some(10), Some(20), None, Some(40)]),
+        },
+        // Slots 3 and 4 again at a higher ballot, and a gap at 5 before slot 6.
+        PaxosWrite::Accept {
+            ballot: b(2, 0),
+            first: 3,
+            cmds: vals(vec![Some(30), Some(41)]),
+        },
+        PaxosWrite::Accept {
+            ballot: b(2, 0),
+            first: 6,
+            cmds: vals(vec![Some(60)]),
+        },
+        PaxosWrite::Tried(3),
+        snap_write(snap(3, "three")),
+        // Starts inside the snapshot: slots 2 and 3 are skipped.
+        PaxosWrite::Accept {
+            ballot: b(3, 2),
+            first: 2,
+            cmds: vals(vec![Some(21), Some(31), Some(42), Some(50)]),
+        },
+        // All inside the snapshot: nothing but the promise.
+        PaxosWrite::Accept {
+            ballot: b(4, 0),
+            first: 1,
+            cmds: vals(vec![Some(11)]),
+        },
+    ];
+    let (mut copied, mut moved) = (PaxosDurable::default(), PaxosDurable::default());
+    for (i, w) in writes.into_iter().enumerate() {
+        P::apply_write(&mut copied, &w);
+        P::apply_write_owned(&mut moved, w);
+        assert_eq!(moved, copied, "after write {i}");
+    }
+    assert_eq!(copied.promised, b(4, 0));
+    assert_eq!(
+        copied.log,
+        vec![
+            e(b(3, 2), Some(42)),
+            e(b(3, 2), Some(50)),
+            e(b(2, 0), Some(60))
+        ]
+    );
+}

@@ -604,6 +604,19 @@ impl<C: Command> Raft<C> {
     }
 }
 
+/// The image's log cut for an append of entries from slot `at` on: everything from `at` on
+/// goes; returns how many of the append's first entries the image's snapshot already covers.
+/// With the log-not-persisted bug the image can lack earlier entries; never panic on it, the
+/// checkers are there to notice. Slots are absolute: the image's log starts after its
+/// snapshot, and entries inside the snapshot are not written again.
+fn truncate_for_append<C>(durable: &mut RaftDurable<C>, at: Slot) -> usize {
+    let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+    durable
+        .log
+        .truncate(at.saturating_sub(1).saturating_sub(base) as usize);
+    (base + 1).saturating_sub(at) as usize
+}
+
 impl<C: Command> Replica<C> for Raft<C> {
     type Msg = RaftMsg<C>;
     type Timer = RaftTimer;
@@ -935,18 +948,23 @@ impl<C: Command> Replica<C> for Raft<C> {
                 durable.voted_for = *voted_for;
             }
             RaftWrite::Append { at, entries } => {
-                // With the log-not-persisted bug the image can lack earlier entries; never
-                // panic on it, the checkers are there to notice. Slots are absolute: the
-                // image's log starts after its snapshot, and entries inside the snapshot are
-                // not written again.
-                let base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
-                let skip = (base + 1).saturating_sub(*at) as usize;
-                durable
-                    .log
-                    .truncate(at.saturating_sub(1).saturating_sub(base) as usize);
+                let skip = truncate_for_append(durable, *at);
                 durable.log.extend(entries.iter().skip(skip).cloned());
             }
             RaftWrite::Snapshot(snap) => snapshot::apply_snapshot(durable, snap),
+        }
+    }
+
+    fn apply_write_owned(durable: &mut RaftDurable<C>, write: RaftWrite<C>) {
+        match write {
+            RaftWrite::Append { at, mut entries } => {
+                let skip = truncate_for_append(durable, at);
+                // Dropped in place, the rest moved in one copy (`extend` over a `skip`
+                // moved them one by one).
+                entries.drain(..skip.min(entries.len()));
+                durable.log.append(&mut entries);
+            }
+            other => Self::apply_write(durable, &other),
         }
     }
 

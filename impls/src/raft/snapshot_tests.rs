@@ -584,3 +584,49 @@ fn s7_a_lagging_follower_catches_up_by_chunks_then_appends() {
     }
     assert_eq!(c.check(), Ok(()));
 }
+
+/// A host that folds the writes it keeps moves them into the image
+/// ([`Replica::apply_write_owned`]): the same image as applying each by reference, through
+/// appends that overwrite a suffix, appends inside the snapshot, and snapshots that keep the
+/// log after them or drop it.
+#[test]
+fn moving_writes_into_the_image_folds_them_as_copying_does() {
+    let writes = vec![
+        RaftWrite::HardState {
+            term: 1,
+            voted_for: Some(NodeId(0)),
+        },
+        RaftWrite::Append {
+            at: 1,
+            entries: (1..=5).map(|c| entry(1, c)).collect(),
+        },
+        // Overwrites slots 4 and 5 with a later term's entries.
+        RaftWrite::Append {
+            at: 4,
+            entries: vec![entry(2, 40), entry(2, 50), entry(2, 60)],
+        },
+        // Keeps 5 and 6 after it: slot 4 holds term 2.
+        RaftWrite::Snapshot(snap(4, 2, "four")),
+        // Starts inside the snapshot: slots 3 and 4 are skipped.
+        RaftWrite::Append {
+            at: 3,
+            entries: vec![entry(2, 3), entry(2, 40), entry(2, 50), entry(3, 70)],
+        },
+        // Slot 6 no longer holds term 9: the log after it goes.
+        RaftWrite::Snapshot(snap(6, 9, "six")),
+        RaftWrite::Append {
+            at: 7,
+            entries: vec![entry(9, 7)],
+        },
+    ];
+    let (mut copied, mut moved) = (RaftDurable::default(), RaftDurable::default());
+    for (i, w) in writes.into_iter().enumerate() {
+        R::apply_write(&mut copied, &w);
+        R::apply_write_owned(&mut moved, w);
+        assert_eq!(moved, copied, "after write {i}");
+    }
+    assert_eq!(
+        (copied.log, copied.snapshot),
+        (vec![entry(9, 7)], Some(snap(6, 9, "six")))
+    );
+}
