@@ -6,10 +6,10 @@
 //! never compacts keeps its whole log in one vector, and at a few million entries one doubling
 //! copied hundreds of megabytes into freshly zeroed pages. The follower doing it stopped
 //! answering for longer than an election timeout, so a run with `--snapshot-every off` under
-//! load changed leaders over and over (README, "Recovery stall"). glibc's malloc avoids the
-//! copy for blocks above its mmap threshold with `mremap`, which moves page-table entries;
-//! this does the same above [`LARGE`] and leaves everything smaller to the inner allocator,
-//! where mimalloc's per-thread heaps pay off.
+//! load changed leaders over and over (measurements: the README's "Snapshots"). glibc's
+//! malloc avoids the copy for blocks above its mmap threshold with `mremap`, which moves
+//! page-table entries; this does the same above [`LARGE`] and leaves everything smaller to
+//! the inner allocator, where mimalloc's per-thread heaps pay off.
 //!
 //! Which path a block takes depends only on its layout (size at least [`LARGE`], alignment
 //! at most a page), so `dealloc` and `realloc`, which get the layout the block was made
