@@ -541,7 +541,9 @@ const CATCH_UP_FILE: &str = "catch_up.json";
 const RESTART_FILE: &str = "restart.json";
 const CEILING_FILE: &str = "ceiling_ratios.json";
 
-fn load<T: DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
+/// `path`'s JSON (the default when the file is missing; an error naming the file when it does
+/// not decode).
+pub(crate) fn load<T: DeserializeOwned + Default>(path: &Path) -> io::Result<T> {
     match fs::read_to_string(path) {
         Ok(s) => serde_json::from_str(&s).map_err(|e| {
             io::Error::new(
@@ -707,7 +709,7 @@ fn bench_key(p: &BenchPoint) -> (String, usize, usize, usize, Transport) {
 }
 
 /// Replace the saved items whose key one of `new` has, keep the rest, save sorted by key.
-fn merge<T, K>(path: &Path, new: &[T], key: impl Fn(&T) -> K) -> io::Result<()>
+pub(crate) fn merge<T, K>(path: &Path, new: &[T], key: impl Fn(&T) -> K) -> io::Result<()>
 where
     T: Clone + Serialize + DeserializeOwned,
     K: Ord,
@@ -717,7 +719,7 @@ where
 
 /// [`merge`], where an item of `new` replaces a saved one of the same key only when
 /// `replaces(new, saved)`; otherwise the saved one is kept and the new one dropped.
-fn merge_by<T, K>(
+pub(crate) fn merge_by<T, K>(
     path: &Path,
     new: &[T],
     key: impl Fn(&T) -> K,

@@ -4,7 +4,6 @@
 //! renders them.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::charts;
 use super::html::{build_note, compaction_note, errors_cell, escape, provenance_note};
-use crate::results::{BenchPoint, DATA_DIR};
+use crate::results::{self, BenchPoint, DATA_DIR};
 
 /// The file under `reports/data/`.
 pub const FILE: &str = "reads.json";
@@ -73,29 +72,13 @@ pub const RATIOS_FILE: &str = "read_ratios.json";
 
 /// The side-by-side ratios saved under `report_dir` (none when the file is missing).
 pub fn load_ratios(report_dir: &Path) -> io::Result<Vec<ReadRatio>> {
-    read_json(report_dir, RATIOS_FILE)
-}
-
-/// `report_dir/data/file` as a list (empty when the file is missing; an error naming the
-/// file when it does not decode).
-fn read_json<T: serde::de::DeserializeOwned>(report_dir: &Path, file: &str) -> io::Result<Vec<T>> {
-    let path = report_dir.join(DATA_DIR).join(file);
-    match fs::read_to_string(&path) {
-        Ok(s) => serde_json::from_str(&s).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
+    results::load(&report_dir.join(DATA_DIR).join(RATIOS_FILE))
 }
 
 /// Merge `ratios` into `report_dir/data/read_ratios.json`: each replaces the saved one of the
 /// same protocol, cluster size, load, read share and path.
 pub fn merge_ratios(report_dir: &Path, ratios: &[ReadRatio]) -> io::Result<()> {
-    let key = |r: &ReadRatio| {
+    results::merge(&report_dir.join(DATA_DIR).join(RATIOS_FILE), ratios, |r| {
         (
             r.protocol.clone(),
             r.servers,
@@ -103,24 +86,7 @@ pub fn merge_ratios(report_dir: &Path, ratios: &[ReadRatio]) -> io::Result<()> {
             r.read_percent,
             r.path.clone(),
         )
-    };
-    let mut all = load_ratios(report_dir)?;
-    all.retain(|o| ratios.iter().all(|n| key(n) != key(o)));
-    all.extend(ratios.iter().cloned());
-    all.sort_by_key(key);
-    write_json(report_dir, RATIOS_FILE, &all)
-}
-
-/// Write `value` as `report_dir/data/file`: a temporary file renamed over it, so that a
-/// reader never sees half a file.
-fn write_json<T: Serialize>(report_dir: &Path, file: &str, value: &T) -> io::Result<()> {
-    let dir = report_dir.join(DATA_DIR);
-    fs::create_dir_all(&dir)?;
-    let json = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-    let path = dir.join(file);
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, json)?;
-    fs::rename(tmp, path)
+    })
 }
 
 /// Which points are the same measurement.
@@ -137,37 +103,24 @@ fn key(p: &ReadPoint) -> (String, usize, usize, usize, String, u8) {
 
 /// The points saved under `report_dir` (none when the file is missing).
 pub fn load(report_dir: &Path) -> io::Result<Vec<ReadPoint>> {
-    read_json(report_dir, FILE)
-}
-
-fn merge_by(
-    report_dir: &Path,
-    new: &[ReadPoint],
-    replaces: impl Fn(&ReadPoint, &ReadPoint) -> bool,
-) -> io::Result<()> {
-    let mut all = load(report_dir)?;
-    let new: Vec<&ReadPoint> = new
-        .iter()
-        .filter(|n| all.iter().all(|o| key(o) != key(n) || replaces(n, o)))
-        .collect();
-    all.retain(|o| new.iter().all(|n| key(n) != key(o)));
-    all.extend(new.into_iter().cloned());
-    all.sort_by_key(key);
-    write_json(report_dir, FILE, &all)
+    results::load(&report_dir.join(DATA_DIR).join(FILE))
 }
 
 /// Merge `points` into `report_dir/data/reads.json`: each replaces the saved point of the same
 /// protocol, cluster size, load, path and read share; the others are kept.
 pub fn merge(report_dir: &Path, points: &[ReadPoint]) -> io::Result<()> {
-    merge_by(report_dir, points, |_, _| true)
+    results::merge(&report_dir.join(DATA_DIR).join(FILE), points, key)
 }
 
 /// Like [`merge`], for short measurements (the tour's): a saved point that measured more
 /// operations is kept.
 pub fn merge_short(report_dir: &Path, points: &[ReadPoint]) -> io::Result<()> {
-    merge_by(report_dir, points, |new, old| {
-        new.point.ops >= old.point.ops
-    })
+    results::merge_by(
+        &report_dir.join(DATA_DIR).join(FILE),
+        points,
+        key,
+        |new, old| new.point.ops >= old.point.ops,
+    )
 }
 
 /// What each path costs, in one sentence each.
@@ -348,6 +301,7 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn point(protocol: &str, path: &str, percent: u8, outstanding: usize, ops: f64) -> ReadPoint {
         ReadPoint {
