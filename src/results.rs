@@ -480,12 +480,18 @@ impl CeilingRatio {
             Ceiling::Alone => 1,
             Ceiling::OneOfN => 2,
         };
-        self.rounds
-            .iter()
-            .filter(|r| r[i] > 0.0)
-            .map(|r| r[0] / r[i])
-            .collect()
+        per_round(&self.rounds, 0, i)
     }
+}
+
+/// Each round's measurement `of` over its measurement `over`, the rounds where `over` is 0
+/// left out: the ratios of a side-by-side comparison.
+pub fn per_round<const N: usize>(rounds: &[[f64; N]], of: usize, over: usize) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter(|r| r[over] > 0.0)
+        .map(|r| r[of] / r[over])
+        .collect()
 }
 
 /// `(median, lowest, highest)` of `values`; `None` for none.

@@ -296,14 +296,11 @@ fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
         .unwrap_or_else(|e| panic!("{NAME}: {e}"));
     for r in &ratios {
         let pct = |c| {
-            let each: Vec<String> = r
-                .shares(c)
-                .iter()
-                .map(|x| format!("{:.0}", 100.0 * x))
-                .collect();
+            let shares = r.shares(c);
+            let each: Vec<String> = shares.iter().map(|x| format!("{:.0}", 100.0 * x)).collect();
             format!(
                 "median {:.0}% (rounds {})",
-                100.0 * median(r.shares(c)),
+                100.0 * median(shares),
                 each.join(", ")
             )
         };

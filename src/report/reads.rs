@@ -47,23 +47,19 @@ pub struct ReadRatio {
     pub errors: u64,
     /// When and from what build.
     #[serde(default)]
-    pub provenance: Option<crate::results::Provenance>,
+    pub provenance: Option<results::Provenance>,
 }
 
 impl ReadRatio {
     /// This path's ops/s over the log's, round by round (rounds where the log did nothing are
     /// left out).
     pub fn ratios(&self) -> Vec<f64> {
-        self.rounds
-            .iter()
-            .filter(|[log, _]| *log > 0.0)
-            .map(|[log, path]| path / log)
-            .collect()
+        results::per_round(&self.rounds, 1, 0)
     }
 
-    /// The median of [`ReadRatio::ratios`] ([`crate::results::median`]).
+    /// The median of [`ReadRatio::ratios`] ([`results::median`]).
     pub fn median(&self) -> f64 {
-        crate::results::median(self.ratios())
+        results::median(self.ratios())
     }
 }
 
@@ -274,7 +270,7 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
     );
     for r in ratios {
         let ratios = r.ratios();
-        let [median, low, high] = match crate::results::spread(&ratios) {
+        let [median, low, high] = match results::spread(&ratios) {
             Some((m, l, h)) => [m, l, h].map(|x| format!("{x:.2}x")),
             None => ["-".to_string(), "-".to_string(), "-".to_string()],
         };
