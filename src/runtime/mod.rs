@@ -88,9 +88,11 @@
 //! Bounded only with snapshots ([`Config::snapshots`]; [`DEFAULT_SNAPSHOTS`] in
 //! [`RuntimeConfig::default`], `paxraft run` and the in-process benchmarks): the replicated
 //! log, and so [`MemStorage`], which keeps what the log holds. Without them both grow for as
-//! long as the cluster commits, and each doubling of a log's vector copies it whole: at tens
-//! of thousands of entries longer than the 20 ms election timeout, which elects a new leader
-//! under load with no fault (stop 45). A
+//! long as the cluster commits, and under an allocator that grows a large block by copying
+//! it (mimalloc does) each doubling of a log's vector copies it whole: at tens of thousands of
+//! entries longer than the 20 ms election timeout, which elected a new leader under load with
+//! no fault (stop 45). The `paxraft` binaries map large blocks and grow them without a copy
+//! ([`alloc`](mod@crate::alloc)), as glibc's malloc does. A
 //! [`LossyStorage`] holds one batch's writes between two syncs.
 //!
 //! # Performance notes
@@ -399,7 +401,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Net<R, S> {
 pub struct RuntimeConfig {
     /// The protocol's configuration (timeouts, batch size, how reads are served). Default:
     /// [`fast_config`] with a snapshot every 10,000 slots ([`DEFAULT_SNAPSHOTS`]): a cluster
-    /// whose log only grows stalls at each doubling of the log's vector (see the module docs).
+    /// whose log only grows holds all of it, and under a copying allocator stalls at each
+    /// doubling of the log's vector (see the module docs).
     pub protocol: Config,
     /// Seed of the timer-delay RNGs, so runs can repeat their timing choices.
     pub seed: u64,
