@@ -63,6 +63,8 @@ pub mod runtime;
 
 #[cfg(not(loom))]
 pub mod alloc;
+#[cfg(not(loom))]
+pub mod cpu;
 
 #[cfg(not(loom))]
 pub mod bench;

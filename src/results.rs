@@ -48,6 +48,53 @@ pub struct BenchPoint {
     /// the benchmarks compacted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_every: Option<u64>,
+    /// Where the operations' CPU went ([`crate::cpu`]): in-process points only (`None` over
+    /// loopback, off Unix, and in results saved before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU time per completed operation, in nanoseconds, while a point was measured: what the
+/// client threads (the driver's loop, the client library, lease and ReadIndex reads answered
+/// on their threads) and each server's thread spent, divided by the operations completed.
+/// On two cores a point is CPU-bound, so these say where its throughput goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// The client threads together.
+    pub clients_ns: f64,
+    /// Each server's thread, by node index (`None`: down at the end of the point, or its
+    /// thread changed).
+    pub servers_ns: Vec<Option<f64>>,
+    /// The node that led at the end of the point, if any.
+    pub leader: Option<usize>,
+}
+
+impl CpuUse {
+    /// The leader's thread, per operation.
+    pub fn leader_ns(&self) -> Option<f64> {
+        self.servers_ns.get(self.leader?).copied().flatten()
+    }
+
+    /// The other servers' threads, per operation each (their mean; `None` with one server,
+    /// without a leader, or with one of them not measured).
+    pub fn follower_ns(&self) -> Option<f64> {
+        let leader = self.leader?;
+        let others: Option<Vec<f64>> = self
+            .servers_ns
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != leader)
+            .map(|(_, ns)| *ns)
+            .collect();
+        let others = others?;
+        (!others.is_empty()).then(|| others.iter().sum::<f64>() / others.len() as f64)
+    }
+
+    /// Every thread together, per operation (`None` if a server was not measured).
+    pub fn total_ns(&self) -> Option<f64> {
+        let servers: Option<Vec<f64>> = self.servers_ns.iter().copied().collect();
+        Some(self.clients_ns + servers?.iter().sum::<f64>())
+    }
 }
 
 /// How a benchmark's clients and servers talk.
@@ -456,6 +503,10 @@ pub struct CeilingRatio {
     /// Each round's ops/s: the protocol's, the ceiling's alone (1 server), the ceiling's as
     /// the serving node of `servers`.
     pub rounds: Vec<[f64; 3]>,
+    /// Each round's CPU use per operation, in the same order as `rounds` (empty in results
+    /// saved before it was measured).
+    #[serde(default)]
+    pub cpu: Vec<[Option<CpuUse>; 3]>,
     /// Requests that failed over every point of the comparison (timeouts: not operations).
     pub errors: u64,
     /// When and from what build.
@@ -482,6 +533,35 @@ impl CeilingRatio {
         };
         per_round(&self.rounds, 0, i)
     }
+}
+
+/// The median over `rounds` of what `part` reads from measurement `i` of each round's CPU use
+/// (rounds without it left out; `None` if none has it).
+pub fn median_cpu<const N: usize>(
+    rounds: &[[Option<CpuUse>; N]],
+    i: usize,
+    part: impl Fn(&CpuUse) -> Option<f64>,
+) -> Option<f64> {
+    let xs: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| r[i].as_ref().and_then(&part))
+        .collect();
+    (!xs.is_empty()).then(|| median(xs))
+}
+
+/// Measurement `i`'s CPU per operation over `rounds`, in one line of medians: "clients 150,
+/// leader 220, each follower 150, all 670 ns" ("-" for what no round measured).
+pub fn cpu_line<const N: usize>(rounds: &[[Option<CpuUse>; N]], i: usize) -> String {
+    let ns = |part: &dyn Fn(&CpuUse) -> Option<f64>| {
+        median_cpu(rounds, i, part).map_or("-".to_string(), |x| format!("{x:.0}"))
+    };
+    format!(
+        "clients {}, leader {}, each follower {}, all {} ns",
+        ns(&|c| Some(c.clients_ns)),
+        ns(&CpuUse::leader_ns),
+        ns(&CpuUse::follower_ns),
+        ns(&CpuUse::total_ns)
+    )
 }
 
 /// Each round's measurement `of` over its measurement `over`, the rounds where `over` is 0

@@ -54,7 +54,7 @@ use paxraft::bench::{
 use paxraft::cli::net::StorageKind;
 use paxraft::protocol::Protocol;
 use paxraft::report::reads::{self as saved_reads, ReadPoint, ReadRatio};
-use paxraft::results::{median, BenchPoint, Ceiling, CeilingRatio, Results};
+use paxraft::results::{cpu_line, median, BenchPoint, Ceiling, CeilingRatio, Results};
 
 /// Set in the server processes of the loopback points: run as `paxraft` (`serve ...`).
 const SERVE: &str = "PAXRAFT_BENCH_SERVE";
@@ -315,6 +315,15 @@ fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
                 String::new()
             }
         );
+        println!("    CPU per op, medians: {}", cpu_line(&r.cpu, 0));
+    }
+    // Both protocols were divided by the same ceiling measurements.
+    if let Some(r) = ratios.first() {
+        println!("  the ceiling alone, CPU per op: {}", cpu_line(&r.cpu, 1));
+        println!(
+            "  the ceiling serving 1 of 3, CPU per op: {}",
+            cpu_line(&r.cpu, 2)
+        );
     }
     ratios
 }
@@ -342,6 +351,12 @@ fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
                     r.median(),
                     each.join(", "),
                     if r.errors > 0 { format!(", {} errors", r.errors) } else { String::new() }
+                );
+                println!(
+                    "    CPU per op, medians: the log: {}; {}: {}",
+                    cpu_line(&r.cpu, 0),
+                    r.path,
+                    cpu_line(&r.cpu, 1)
                 );
             }
             all.extend(ratios);

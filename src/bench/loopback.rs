@@ -174,6 +174,8 @@ impl AnyLoad for LoopbackLoad {
         BenchPoint {
             // The servers it started snapshot on `serve`'s default.
             snapshot_every: Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
+            // The servers are other processes.
+            cpu: None,
             ..self.load.point()
         }
     }

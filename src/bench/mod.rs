@@ -27,7 +27,7 @@ use paxraft_impls::sm::{Kv, KvOp, KvOutput};
 use paxraft_impls::{NodeId, Replica};
 
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use crate::results::{BenchPoint, CeilingRatio, Results};
+use crate::results::{BenchPoint, CeilingRatio, CpuUse, Results};
 use crate::runtime::{Client, ClientConfig, Cluster, Cmd, Error as ClientError, RuntimeConfig};
 use sent::SentBatches;
 
@@ -272,6 +272,9 @@ struct Driven<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> = Client<R, Kv>> 
     read_percent: u64,
     /// Operations issued so far (spreads the gets evenly: exactly `read_percent` of them).
     issued: u64,
+    /// CPU time of the thread driving this client, while it drove it, since the last reset
+    /// (`None`: the thread's clock could not be read).
+    cpu: Option<Duration>,
 }
 
 /// Latency histogram in nanoseconds, 1 ns to 100 s, 3 significant digits (the benchmarks'
@@ -398,6 +401,8 @@ fn started_with<R: Replica<Cmd<Kv>>>(
 pub struct Load<R: Replica<Cmd<Kv>>> {
     cfg: LoadConfig,
     drivers: Drivers<R>,
+    /// Each server thread's id and CPU time at the start or the last reset.
+    servers_cpu_from: Vec<Option<(std::thread::ThreadId, Duration)>>,
     // Dropped after the clients (field order): shutting down joins the replica threads.
     cluster: Cluster<R, Kv>,
 }
@@ -453,6 +458,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             .collect();
         Ok(Load {
             drivers: Drivers::new(clients, cfg.payload_bytes)?,
+            servers_cpu_from: cluster.node_cpu(),
             cfg,
             cluster,
         })
@@ -475,8 +481,35 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
 
     /// Everything measured since the start (or the last [`Load::reset`]).
     pub fn point(&self) -> BenchPoint {
-        self.drivers
-            .point(R::NAME, &self.cfg, crate::results::Transport::InProcess)
+        let mut point =
+            self.drivers
+                .point(R::NAME, &self.cfg, crate::results::Transport::InProcess);
+        point.cpu = self.cpu_use(point.ops);
+        point
+    }
+
+    /// CPU time per operation since the start or the last reset, over `ops` operations.
+    fn cpu_use(&self, ops: u64) -> Option<CpuUse> {
+        if ops == 0 {
+            return None;
+        }
+        let per_op = |d: Duration| d.as_nanos() as f64 / ops as f64;
+        let servers_ns = self
+            .cluster
+            .node_cpu()
+            .into_iter()
+            .zip(&self.servers_cpu_from)
+            // A node restarted since (another thread): its share is unknown.
+            .map(|(now, from)| match (now, from) {
+                (Some((id, now)), Some((was, from))) if id == *was => Some(per_op(now - *from)),
+                _ => None,
+            })
+            .collect();
+        Some(CpuUse {
+            clients_ns: per_op(self.drivers.cpu()?),
+            servers_ns,
+            leader: self.cluster.leader(),
+        })
     }
 
     /// Each server's status now (`None` while it is down).
@@ -498,7 +531,8 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
 
     /// Forget what was measured (after a warm-up).
     pub fn reset(&mut self) {
-        self.drivers.reset()
+        self.drivers.reset();
+        self.servers_cpu_from = self.cluster.node_cpu();
     }
 }
 
@@ -517,6 +551,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             done: 0,
             read_percent: u64::from(read_percent),
             issued: 0,
+            cpu: Some(Duration::ZERO),
         }
     }
 }
@@ -549,7 +584,13 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
                 let failure = &failure;
                 if n > 0 {
                     s.spawn(move |_| {
-                        if let Err(e) = c.drive(n, payload) {
+                        // Charged to this client: the pool's thread may have driven another
+                        // one before, and idles between calls.
+                        let from = crate::cpu::this_thread();
+                        let result = c.drive(n, payload);
+                        let used = from.zip(crate::cpu::this_thread()).map(|(a, b)| b - a);
+                        c.cpu = c.cpu.zip(used).map(|(total, used)| total + used);
+                        if let Err(e) = result {
                             *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                         }
                     });
@@ -596,7 +637,15 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
             transport,
             provenance: Some(crate::results::Provenance::now()),
             snapshot_every: cfg.snapshots.map(|p| p.every),
+            // The servers' share is known only to a load that runs them ([`Load::point`]).
+            cpu: None,
         }
+    }
+
+    /// The client threads' CPU time while driving, since the last reset (`None` if a
+    /// thread's clock could not be read).
+    fn cpu(&self) -> Option<Duration> {
+        self.clients.iter().map(|c| c.cpu).sum()
     }
 
     fn errors(&self) -> u64 {
@@ -612,6 +661,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
             c.hist.reset();
             c.errors = 0;
             c.done = 0;
+            c.cpu = Some(Duration::ZERO);
         }
         self.busy = Duration::ZERO;
     }
@@ -821,6 +871,9 @@ pub fn ceiling_side_by_side(
             rounds: (0..rounds)
                 .map(|r| [ps[r].ops_per_sec, alone[r].ops_per_sec, of_n[r].ops_per_sec])
                 .collect(),
+            cpu: (0..rounds)
+                .map(|r| [ps[r].cpu.clone(), alone[r].cpu.clone(), of_n[r].cpu.clone()])
+                .collect(),
             errors: ps.iter().chain(alone).chain(of_n).map(|p| p.errors).sum(),
             provenance: Some(crate::results::Provenance::now()),
         })
@@ -898,6 +951,16 @@ mod tests {
         let p = load.point();
         assert_eq!(p.ops, 300, "{p:?}");
         assert!(p.errors > 0 && p.errors == load.errors(), "{p:?}");
+        // The node that went down has no share of the CPU; its idle peers have theirs.
+        let cpu = p
+            .cpu
+            .as_ref()
+            .expect("an in-process point measures its CPU");
+        assert!(
+            cpu.servers_ns[0].is_none() && cpu.total_ns().is_none(),
+            "{cpu:?}"
+        );
+        assert!(cpu.servers_ns[1..].iter().all(Option::is_some), "{cpu:?}");
         // Rates and latencies are of the successes only.
         assert!(p.p999_us < 60_000.0, "{p:?}");
         load.reset();
@@ -908,7 +971,18 @@ mod tests {
     fn raft_under_load_commits_through_the_same_driver() {
         let mut load = start(cfg(Protocol::Raft, 3, 16)).unwrap();
         load.run(500).unwrap();
-        assert_eq!(load.point().ops, 500);
+        let p = load.point();
+        assert_eq!(p.ops, 500);
+        // Every thread did work for these operations: the clients, the leader, and each
+        // follower (which stores and applies every one of them).
+        let cpu = p.cpu.expect("an in-process point measures its CPU");
+        assert_eq!(cpu.servers_ns.len(), 3, "{cpu:?}");
+        assert!(cpu.clients_ns > 0.0, "{cpu:?}");
+        let (leader, follower) = (cpu.leader_ns(), cpu.follower_ns());
+        assert!(leader > Some(0.0) && follower > Some(0.0), "{cpu:?}");
+        let parts = cpu.clients_ns + leader.unwrap() + 2.0 * follower.unwrap();
+        let total = cpu.total_ns().expect("every thread measured");
+        assert!((total - parts).abs() <= 1e-9 * total, "{cpu:?}");
     }
 
     #[test]
@@ -950,6 +1024,9 @@ mod tests {
         for r in &ratios {
             assert_eq!((r.servers, r.outstanding, r.rounds.len()), (3, 8, 2));
             assert!(r.rounds.iter().flatten().all(|&ops| ops > 0.0), "{r:?}");
+            // Each point's CPU use, beside its throughput.
+            assert_eq!(r.cpu.len(), 2, "{r:?}");
+            assert!(r.cpu.iter().flatten().all(|c| c.is_some()), "{r:?}");
         }
         // Both protocols are divided by the same ceiling measurements of each round.
         let ceilings = |r: &CeilingRatio| r.rounds.iter().map(|x| [x[1], x[2]]).collect::<Vec<_>>();

@@ -206,6 +206,11 @@ pub fn side_by_side(
                 .zip(ps)
                 .map(|(l, p)| [l.ops_per_sec, p.ops_per_sec])
                 .collect(),
+            cpu: log
+                .iter()
+                .zip(ps)
+                .map(|(l, p)| [l.cpu.clone(), p.cpu.clone()])
+                .collect(),
             errors: log.iter().chain(ps).map(|p| p.errors).sum(),
             provenance: Some(crate::results::Provenance::now()),
         })

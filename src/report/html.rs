@@ -721,6 +721,51 @@ fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
          comparison above can disagree with these. <code>cargo bench -p paxraft-bench --bench \
          throughput -- throughput-side-by-side</code>.</p>",
     );
+    ceiling_cpu(h, ratios);
+}
+
+/// Where an operation's CPU goes in the rounds of [`ceiling_side_by_side`]: medians of each
+/// role's CPU time per operation, for the protocols and the ceiling they are divided by.
+fn ceiling_cpu(h: &mut String, ratios: &[CeilingRatio]) {
+    use crate::results::{median_cpu, CpuUse};
+    if ratios.iter().all(|r| r.cpu.is_empty()) {
+        return;
+    }
+    h.push_str(
+        "<table id=\"ceiling-cpu\"><tr><th class=\"l\">CPU per operation, median ns</th>\
+         <th>clients</th><th>leader (the ceiling: its server)</th><th>each other server</th>\
+         <th>all threads</th></tr>",
+    );
+    let ns = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+    let mut row = |name: String, r: &CeilingRatio, i: usize| {
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&name),
+            ns(median_cpu(&r.cpu, i, |c| Some(c.clients_ns))),
+            ns(median_cpu(&r.cpu, i, CpuUse::leader_ns)),
+            ns(median_cpu(&r.cpu, i, CpuUse::follower_ns)),
+            ns(median_cpu(&r.cpu, i, CpuUse::total_ns)),
+        );
+    };
+    for r in ratios {
+        row(format!("{}, {} servers", r.protocol, r.servers), r, 0);
+    }
+    // Every protocol was divided by the same ceiling measurements: shown once.
+    let first = &ratios[0];
+    row("unreplicated alone".to_string(), first, 1);
+    row(
+        format!("unreplicated serving 1 of {}", first.servers),
+        first,
+        2,
+    );
+    h.push_str(
+        "</table><p class=\"muted\">Each thread's CPU time (the operating system's per-thread \
+         clocks) over the operations its point completed. On two cores every point is \
+         CPU-bound, so a protocol's share of the ceiling is about the ceiling's CPU per \
+         operation over the protocol's; these columns say which threads make the \
+         difference. CPU time moves far less than throughput on a busy machine.</p>",
+    );
 }
 
 /// Each loopback point beside the in-process point of the same protocol, cluster size,

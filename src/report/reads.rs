@@ -43,6 +43,10 @@ pub struct ReadRatio {
     pub path: String,
     /// Each round's ops/s: the log's, then this path's, measured one after the other.
     pub rounds: Vec<[f64; 2]>,
+    /// Each round's CPU use per operation, the log's then this path's (empty in results
+    /// saved before it was measured).
+    #[serde(default)]
+    pub cpu: Vec<[Option<results::CpuUse>; 2]>,
     /// Requests that failed over every point of the comparison (timeouts: not operations).
     pub errors: u64,
     /// When and from what build.
@@ -317,6 +321,7 @@ mod tests {
                 transport: Default::default(),
                 provenance: None,
                 snapshot_every: Some(10_000),
+                cpu: None,
             },
         }
     }
@@ -381,6 +386,7 @@ mod tests {
             read_percent: 90,
             path: path.into(),
             rounds: rounds.to_vec(),
+            cpu: Vec::new(),
             errors: 0,
             provenance: None,
         }

@@ -551,6 +551,20 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
             .map(|(_, _, i)| i)
     }
 
+    /// CPU time each node's thread has used so far, by node index, with the thread's id
+    /// (a restarted node runs on a new thread, whose time starts again from zero); `None`
+    /// for a node that is down.
+    #[cfg(not(loom))]
+    pub fn node_cpu(&self) -> Vec<Option<(std::thread::ThreadId, Duration)>> {
+        self.threads
+            .iter()
+            .map(|t| {
+                let t = t.as_ref()?;
+                Some((t.thread().id(), crate::cpu::of_thread(t)?))
+            })
+            .collect()
+    }
+
     /// Node `i`'s status after its latest step (`None` while down).
     pub fn status(&self, i: usize) -> Option<Status> {
         lock_kept(&self.kept[i]).status

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use paxraft::results::{
-    BenchPoint, CatchUpRun, CeilingRatio, CheckResult, CleanReplay, Disruption, PropertyResult,
-    Provenance, RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace, TraceStep,
-    Transport, ZooEntry,
+    BenchPoint, CatchUpRun, CeilingRatio, CheckResult, CleanReplay, CpuUse, Disruption,
+    PropertyResult, Provenance, RecoveryRun, ReplayFailure, ReplayKind, RestartRun, Results, Trace,
+    TraceStep, Transport, ZooEntry,
 };
 use scraper::{Html, Selector};
 
@@ -29,6 +29,16 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         transport: Transport::InProcess,
         provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
         snapshot_every: Some(10_000),
+        cpu: None,
+    }
+}
+
+/// CPU per operation: the clients', each server's, and who led.
+fn cpu(clients_ns: f64, servers_ns: &[Option<f64>], leader: Option<usize>) -> CpuUse {
+    CpuUse {
+        clients_ns,
+        servers_ns: servers_ns.to_vec(),
+        leader,
     }
 }
 
@@ -174,6 +184,34 @@ fn sample() -> Results {
                 [2.0e6, 5.0e6, 4.0e6],
                 [2.5e6, 5.0e6, 10.0e6],
                 [1.8e6, 4.0e6, 6.0e6],
+            ],
+            // Where the CPU went: medians of 3 rounds (a round without a measurement, as
+            // saved before it was taken, is left out).
+            cpu: vec![
+                [
+                    Some(cpu(
+                        140.0,
+                        &[Some(210.0), Some(130.0), Some(150.0)],
+                        Some(0),
+                    )),
+                    Some(cpu(150.0, &[Some(90.0)], Some(0))),
+                    Some(cpu(150.0, &[Some(95.0), Some(1.0), Some(1.0)], Some(0))),
+                ],
+                [
+                    Some(cpu(
+                        160.0,
+                        &[Some(230.0), Some(150.0), Some(170.0)],
+                        Some(0),
+                    )),
+                    Some(cpu(130.0, &[Some(100.0)], Some(0))),
+                    Some(cpu(140.0, &[Some(97.0), Some(3.0), Some(3.0)], Some(0))),
+                ],
+                [
+                    // A restarted follower: its share (and so the total) is unknown.
+                    Some(cpu(150.0, &[Some(220.0), None, Some(160.0)], Some(0))),
+                    None,
+                    None,
+                ],
             ],
             errors: 0,
             provenance: Some(stamp("abc1234", "2026-05-01T09:45:00Z")),
@@ -377,6 +415,23 @@ fn report_from_sample_results_has_every_section_and_chart() {
     assert!(
         side.contains("45% (40-50%)") && side.contains("30% (25-50%)"),
         "{side}"
+    );
+    // Where the CPU went, medians over the rounds that measured it: the protocol's leader,
+    // its followers' mean and every thread together (the round with a restarted follower
+    // counts for the clients and the leader only); the ceiling's server, and no other
+    // server beside it when alone.
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("section#throughput table#ceiling-cpu tr"))
+        .skip(1)
+        .map(|tr| tr.select(&sel("td")).map(text).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["raft, 3 servers", "150", "220", "150", "670"],
+            ["unreplicated alone", "140", "95", "-", "235"],
+            ["unreplicated serving 1 of 3", "145", "96", "2", "245"],
+        ]
     );
     let lat = text(doc.select(&sel("section#latency table")).next().unwrap());
     assert!(
@@ -926,6 +981,7 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         // An in-process point that never compacted is no baseline for one that did.
         BenchPoint {
             snapshot_every: None,
+            cpu: None,
             ..point("multipaxos", 3, 16, 3e5)
         },
         over_tcp(point("multipaxos", 3, 16, 5e4)),
