@@ -10,8 +10,12 @@
 //! Unix only (POSIX thread CPU clocks); elsewhere every reading is `None` and the benchmarks
 //! report no CPU use.
 
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
+
+/// A thread's id and the CPU time it had used when read (`None`: it was not running, or its
+/// clock could not be read).
+pub type ThreadCpu = Option<(ThreadId, Duration)>;
 
 /// CPU time the calling thread has used so far.
 pub fn this_thread() -> Option<Duration> {

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -70,6 +71,38 @@ pub struct CpuUse {
 }
 
 impl CpuUse {
+    /// The CPU use of `ops` operations: the client threads' time `clients` (`None`: a clock
+    /// could not be read), and each node's thread from `from` to `to`
+    /// ([`Cluster::node_cpu`](crate::runtime::Cluster::node_cpu) before and after; a node
+    /// down at either end, or restarted between them, has no share). `None` without
+    /// operations or the clients' time.
+    pub fn over(
+        clients: Option<Duration>,
+        from: &[crate::cpu::ThreadCpu],
+        to: &[crate::cpu::ThreadCpu],
+        ops: u64,
+        leader: Option<usize>,
+    ) -> Option<CpuUse> {
+        if ops == 0 {
+            return None;
+        }
+        let per_op = |d: Duration| d.as_nanos() as f64 / ops as f64;
+        Some(CpuUse {
+            clients_ns: per_op(clients?),
+            servers_ns: from
+                .iter()
+                .zip(to)
+                .map(|(from, to)| match (from, to) {
+                    (Some((was, from)), Some((id, to))) if id == was => {
+                        Some(per_op(to.saturating_sub(*from)))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            leader,
+        })
+    }
+
     /// The leader's thread, per operation.
     pub fn leader_ns(&self) -> Option<f64> {
         self.servers_ns.get(self.leader?).copied().flatten()
@@ -94,6 +127,28 @@ impl CpuUse {
     pub fn total_ns(&self) -> Option<f64> {
         let servers: Option<Vec<f64>> = self.servers_ns.iter().copied().collect();
         Some(self.clients_ns + servers?.iter().sum::<f64>())
+    }
+
+    /// One line, node by node: "clients 139 ns, n0 112 ns, n1 (leader) 198 ns, n2 113 ns;
+    /// all threads 562 ns" ("-" for a node not measured).
+    pub fn line(&self) -> String {
+        let mut s = format!("clients {:.0} ns", self.clients_ns);
+        for (i, ns) in self.servers_ns.iter().enumerate() {
+            let lead = if self.leader == Some(i) {
+                " (leader)"
+            } else {
+                ""
+            };
+            match ns {
+                Some(ns) => s.push_str(&format!(", n{i}{lead} {ns:.0} ns")),
+                None => s.push_str(&format!(", n{i}{lead} -")),
+            }
+        }
+        match self.total_ns() {
+            Some(t) => s.push_str(&format!("; all threads {t:.0} ns")),
+            None => s.push_str("; all threads -"),
+        }
+        s
     }
 }
 
@@ -824,4 +879,56 @@ where
     all.extend(new.into_iter().cloned());
     all.sort_by_key(|a| key(a));
     save(path, &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_use_divides_each_threads_time_and_leaves_out_a_node_that_restarted_or_went_down() {
+        let ms = Duration::from_millis;
+        // Three threads' ids: node 1's thread at the end is another one (it restarted).
+        let ids: Vec<std::thread::ThreadId> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| std::thread::current().id())
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        let from = [
+            Some((ids[0], ms(10))),
+            Some((ids[1], ms(10))),
+            Some((ids[2], ms(0))),
+        ];
+        let to = [Some((ids[0], ms(30))), Some((ids[3], ms(15))), None];
+        let cpu = CpuUse::over(Some(ms(50)), &from, &to, 1_000_000, Some(0)).unwrap();
+        assert_eq!(cpu.clients_ns, 50.0);
+        assert_eq!(cpu.servers_ns, [Some(20.0), None, None]);
+        assert_eq!(
+            (cpu.leader_ns(), cpu.follower_ns(), cpu.total_ns()),
+            (Some(20.0), None, None)
+        );
+        assert_eq!(
+            cpu.line(),
+            "clients 50 ns, n0 (leader) 20 ns, n1 -, n2 -; all threads -"
+        );
+        let all = [
+            Some((ids[0], ms(30))),
+            Some((ids[1], ms(20))),
+            Some((ids[2], ms(12))),
+        ];
+        let cpu = CpuUse::over(Some(ms(50)), &from, &all, 1_000_000, Some(1)).unwrap();
+        assert_eq!(
+            (cpu.leader_ns(), cpu.follower_ns(), cpu.total_ns()),
+            (Some(10.0), Some(16.0), Some(92.0))
+        );
+        assert_eq!(
+            cpu.line(),
+            "clients 50 ns, n0 20 ns, n1 (leader) 10 ns, n2 12 ns; all threads 92 ns"
+        );
+        // Nothing to divide by, or no clients' time: no figure.
+        assert_eq!(CpuUse::over(Some(ms(50)), &from, &all, 0, Some(1)), None);
+        assert_eq!(CpuUse::over(None, &from, &all, 10, Some(1)), None);
+    }
 }

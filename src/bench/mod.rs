@@ -402,7 +402,7 @@ pub struct Load<R: Replica<Cmd<Kv>>> {
     cfg: LoadConfig,
     drivers: Drivers<R>,
     /// Each server thread's id and CPU time at the start or the last reset.
-    servers_cpu_from: Vec<Option<(std::thread::ThreadId, Duration)>>,
+    servers_cpu_from: Vec<crate::cpu::ThreadCpu>,
     // Dropped after the clients (field order): shutting down joins the replica threads.
     cluster: Cluster<R, Kv>,
 }
@@ -490,26 +490,13 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
 
     /// CPU time per operation since the start or the last reset, over `ops` operations.
     fn cpu_use(&self, ops: u64) -> Option<CpuUse> {
-        if ops == 0 {
-            return None;
-        }
-        let per_op = |d: Duration| d.as_nanos() as f64 / ops as f64;
-        let servers_ns = self
-            .cluster
-            .node_cpu()
-            .into_iter()
-            .zip(&self.servers_cpu_from)
-            // A node restarted since (another thread): its share is unknown.
-            .map(|(now, from)| match (now, from) {
-                (Some((id, now)), Some((was, from))) if id == *was => Some(per_op(now - *from)),
-                _ => None,
-            })
-            .collect();
-        Some(CpuUse {
-            clients_ns: per_op(self.drivers.cpu()?),
-            servers_ns,
-            leader: self.cluster.leader(),
-        })
+        CpuUse::over(
+            self.drivers.cpu(),
+            &self.servers_cpu_from,
+            &self.cluster.node_cpu(),
+            ops,
+            self.cluster.leader(),
+        )
     }
 
     /// Each server's status now (`None` while it is down).

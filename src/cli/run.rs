@@ -279,6 +279,9 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     let sent_at: Vec<Vec<u64>> = (0..args.clients as u64)
         .map(|i| vec![u64::MAX; (per + u64::from(i < extra)) as usize + 1])
         .collect();
+    // Where the operations' CPU goes: each node's thread, and each client's (read on its own
+    // thread, from its first request to its last answer).
+    let nodes_cpu_from = cluster.node_cpu();
     let start = Instant::now();
     let mut threads = Vec::new();
     for (i, mut sent_at) in (0..args.clients as u64).zip(sent_at) {
@@ -294,6 +297,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         let n = per + u64::from(i < extra);
         let (done, bar, window) = (Arc::clone(&done), bar.clone(), args.outstanding);
         threads.push(std::thread::spawn(move || {
+            let cpu_from = crate::cpu::this_thread();
             // Nanoseconds, 3 significant digits (what the percentiles print).
             let mut lat = crate::bench::histogram();
             let mut answers = Vec::with_capacity(window);
@@ -330,7 +334,10 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                     bar.set_position(before + got);
                 }
             }
-            Ok::<_, String>((lat, errors, overloaded))
+            let cpu = cpu_from
+                .zip(crate::cpu::this_thread())
+                .map(|(from, to)| to - from);
+            Ok::<_, String>((lat, errors, overloaded, cpu))
         }));
     }
     // The changes go in while the clients run; a failed one stops the rest, not the load
@@ -338,14 +345,17 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     let changed = reconfigure(&cluster, &args.reconfigure, &bar);
     let mut lat = crate::bench::histogram();
     let (mut errors, mut overloaded) = (0, 0);
+    let mut clients_cpu = Some(Duration::ZERO);
     for t in threads {
-        let (l, e, o) = t
+        let (l, e, o, cpu) = t
             .join()
             .map_err(|_| "client thread panicked".to_string())??;
         lat.add(l).expect("latency histograms of the same bounds");
         errors += e;
         overloaded += o;
+        clients_cpu = clients_cpu.zip(cpu).map(|(all, one)| all + one);
     }
+    let nodes_cpu = cluster.node_cpu();
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let leadership = leadership((first_leader, first_term), elected(&cluster, ELECTION_WAIT));
@@ -356,6 +366,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         .flatten();
     // Reads a leader's local reader answered on the client threads, under its lease.
     let local: u64 = (0..nodes).map(|i| cluster.local_reads(i)).sum();
+    let cluster_leader = cluster.leader();
     cluster.shutdown();
     let pct = |p: f64| lat.value_at_quantile(p) as f64 / 1000.0;
     println!(
@@ -393,6 +404,15 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
             String::new()
         }
     );
+    if let Some(cpu) = crate::results::CpuUse::over(
+        clients_cpu,
+        &nodes_cpu_from,
+        &nodes_cpu,
+        lat.len(),
+        cluster_leader,
+    ) {
+        println!("CPU per operation: {}", cpu.line());
+    }
     if let Some(config) = config {
         println!("configuration: {config}");
     }

@@ -555,7 +555,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
     /// (a restarted node runs on a new thread, whose time starts again from zero); `None`
     /// for a node that is down.
     #[cfg(not(loom))]
-    pub fn node_cpu(&self) -> Vec<Option<(std::thread::ThreadId, Duration)>> {
+    pub fn node_cpu(&self) -> Vec<crate::cpu::ThreadCpu> {
         self.threads
             .iter()
             .map(|t| {
