@@ -270,6 +270,7 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
     h.push_str(
         "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
          <th>outstanding</th><th>x log, median</th><th>lowest</th><th>highest</th>\
+         <th>CPU per op, all threads,<br>log / this path, median ns</th>\
          <th>rounds</th><th>errors</th></tr>",
     );
     for r in ratios {
@@ -278,10 +279,15 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
             Some((m, l, h)) => [m, l, h].map(|x| format!("{x:.2}x")),
             None => ["-".to_string(), "-".to_string(), "-".to_string()],
         };
+        let all = |i| results::median_cpu(&r.cpu, i, results::CpuUse::total_ns);
+        let cpu = match (all(0), all(1)) {
+            (Some(log), Some(path)) => format!("{log:.0} / {path:.0}"),
+            _ => "-".to_string(),
+        };
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
-             <td>{median}</td><td>{low}</td><td>{high}</td><td>{}</td>{}</tr>",
+             <td>{median}</td><td>{low}</td><td>{high}</td><td>{cpu}</td><td>{}</td>{}</tr>",
             escape(&r.protocol),
             escape(&r.path),
             r.read_percent,
@@ -409,10 +415,26 @@ mod tests {
         let mut dead = String::new();
         section(&mut dead, &[], &[ratio("raft", "lease", &[[0.0, 1e6]])]);
         assert!(
-            dead.contains("<td>-</td><td>-</td><td>-</td><td>0</td>"),
+            dead.contains("<td>-</td><td>-</td><td>-</td><td>-</td><td>0</td>"),
             "{dead}"
         );
 
+        // Each round's CPU per operation, all threads, the log's then the lease's: medians
+        // 500 and 110 (the round without a measurement left out).
+        let use_of = |total: f64| {
+            Some(results::CpuUse {
+                clients_ns: total / 2.0,
+                servers_ns: vec![Some(total / 4.0), Some(total / 8.0), Some(total / 8.0)],
+                leader: Some(0),
+            })
+        };
+        let mut r = r;
+        r.cpu = vec![
+            [use_of(480.0), use_of(100.0)],
+            [use_of(520.0), use_of(120.0)],
+            [None, None],
+            [use_of(500.0), use_of(110.0)],
+        ];
         let mut h = String::new();
         section(&mut h, &[], &[r.clone(), even]);
         let row = |path: &str| {
@@ -424,6 +446,7 @@ mod tests {
             "<td>5.50x</td>",
             "<td>4.50x</td>",
             "<td>6.00x</td>",
+            "<td>500 / 110</td>",
             "<td>3</td>",
         ] {
             assert!(lease.contains(cell), "{cell} in {lease}");
