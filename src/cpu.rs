@@ -2,10 +2,10 @@
 //!
 //! The benchmarks divide it by the operations a point completed, for the client threads
 //! together and for each server's thread ([`crate::results::CpuUse`]): where an operation's
-//! CPU goes (clients, leader, followers). On a busy machine of two cores throughput moves by
-//! up to half from one minute to the next, while the CPU a thread spends on one operation
-//! moves far less, and it tells *why* one protocol is slower than another or than the
-//! unreplicated ceiling, which throughput alone does not.
+//! CPU goes (clients, leader, followers). Throughput says that one protocol is slower than
+//! another or than the unreplicated ceiling; this says which threads spend the difference.
+//! It moves with the machine too (in a slow minute an operation costs more CPU as well), so
+//! builds are compared by it side by side, as by throughput.
 //!
 //! Unix only (POSIX thread CPU clocks); elsewhere every reading is `None` and the benchmarks
 //! report no CPU use.

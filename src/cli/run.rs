@@ -336,7 +336,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
             }
             let cpu = cpu_from
                 .zip(crate::cpu::this_thread())
-                .map(|(from, to)| to - from);
+                .map(|(from, to)| to.saturating_sub(from));
             Ok::<_, String>((lat, errors, overloaded, cpu))
         }));
     }

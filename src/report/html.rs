@@ -764,7 +764,7 @@ fn ceiling_cpu(h: &mut String, ratios: &[CeilingRatio]) {
          clocks) over the operations its point completed. On two cores every point is \
          CPU-bound, so a protocol's share of the ceiling is about the ceiling's CPU per \
          operation over the protocol's; these columns say which threads make the \
-         difference. CPU time moves far less than throughput on a busy machine.</p>",
+         difference.</p>",
     );
 }
 
