@@ -389,12 +389,22 @@ pub fn render_with_reads(
     if !results.bench.is_empty() {
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">transport</th><th>servers</th>\
-             <th>outstanding</th><th>bytes</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th><th>errors</th></tr>",
+             <th>outstanding</th><th>bytes</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th>\
+             <th>CPU per op, ns: clients / leader / all</th><th>errors</th></tr>",
         );
         for p in &results.bench {
+            let cpu = p.cpu.as_ref().map_or("-".to_string(), |c| {
+                let ns = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+                format!(
+                    "{} / {} / {}",
+                    ns(Some(c.clients_ns)),
+                    ns(c.leader_ns()),
+                    ns(c.total_ns())
+                )
+            });
             let _ = write!(
                 h,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{cpu}</td>{}</tr>",
                 escape(&p.protocol),
                 p.transport.name(),
                 p.servers,
@@ -410,7 +420,10 @@ pub fn render_with_reads(
         h.push_str(
             "</table><p class=\"muted\">ops/s and latencies count requests answered with a \
              result; a request that timed out is an error, in the last column, not an \
-             operation.</p>",
+             operation. CPU per operation: the client threads', the leader's (the ceiling's \
+             server), and every thread's together, from their CPU clocks over the operations \
+             completed (in-process points; \"-\" for points saved before it was measured, and \
+             over loopback, whose servers are other processes).</p>",
         );
     }
     h.push_str("</section>");

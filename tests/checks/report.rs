@@ -61,6 +61,13 @@ fn sample() -> Results {
             bench.push(point(proto, n, out, scale * 1e5 * (k + 1) as f64));
         }
     }
+    // Raft at 1024 outstanding measured its CPU per operation (the other points, as if saved
+    // before it was, did not).
+    bench[3].cpu = Some(cpu(
+        130.0,
+        &[Some(110.0), Some(180.0), Some(100.0)],
+        Some(1),
+    ));
     let prop = |name: &str, kind: &str, status: &str| PropertyResult {
         name: name.into(),
         kind: kind.into(),
@@ -434,6 +441,18 @@ fn report_from_sample_results_has_every_section_and_chart() {
         ]
     );
     let lat = text(doc.select(&sel("section#latency table")).next().unwrap());
+    let cpu_cells: Vec<String> = doc
+        .select(&sel("section#latency table tr td:nth-child(10)"))
+        .map(text)
+        .collect();
+    assert_eq!(
+        cpu_cells.iter().filter(|c| *c == "-").count(),
+        cpu_cells.len() - 1
+    );
+    assert!(
+        cpu_cells.contains(&"130 / 180 / 520".to_string()),
+        "{cpu_cells:?}"
+    );
     assert!(
         lat.contains("p99.9") && lat.contains("3162.0"),
         "p99.9 of 1024 outstanding: {lat}"
