@@ -541,9 +541,15 @@ fn throughput(opts: &TourOptions, out: &mut dyn Write) -> StageStatus {
             None if low == top => format!("p50 {:.1} µs at {top}", hi.p50_us),
             None => format!("not measured at {low}"),
         };
+        // Every thread's CPU per operation at the top load (see the report's latency table).
+        let cpu = hi
+            .cpu
+            .as_ref()
+            .and_then(crate::results::CpuUse::total_ns)
+            .map_or(String::new(), |ns| format!(", {ns:.0} ns of CPU an op"));
         let _ = writeln!(
             out,
-            "  {name:<width$} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs, {} errors); {latency}",
+            "  {name:<width$} {:>9.0} ops/s at {top} outstanding (p99 {:.0} µs{cpu}, {} errors); {latency}",
             hi.ops_per_sec,
             hi.p99_us,
             hi.errors + lo.map_or(0, |lo| lo.errors),

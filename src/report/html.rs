@@ -423,7 +423,8 @@ pub fn render_with_reads(
              operation. CPU per operation: the client threads', the leader's (the ceiling's \
              server), and every thread's together, from their CPU clocks over the operations \
              completed (in-process points; \"-\" for points saved before it was measured, and \
-             over loopback, whose servers are other processes).</p>",
+             over loopback, whose servers are other processes). At low loads most of it is \
+             threads spin-waiting for their next message before they block, not work.</p>",
         );
     }
     h.push_str("</section>");

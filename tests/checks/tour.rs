@@ -121,6 +121,22 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
             "{l}"
         );
     }
+    // Every line says what an operation cost in CPU at the top load, all threads together.
+    for name in [
+        "unreplicated, 1 server",
+        "unreplicated, 1 of 3 serving",
+        "raft ",
+        "multipaxos ",
+    ] {
+        let l = line(name);
+        let ns: f64 = l
+            .split(" ns of CPU an op")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no CPU figure in {l}"));
+        assert!(ns > 0.0, "{l}");
+    }
     let report = o.report.clone().expect("a report");
     assert!(
         text.contains(&format!("report: {}", report.display())),
