@@ -590,33 +590,53 @@ impl CeilingRatio {
     }
 }
 
-/// The median over `rounds` of what `part` reads from measurement `i` of each round's CPU use
-/// (rounds without it left out; `None` if none has it).
-pub fn median_cpu<const N: usize>(
-    rounds: &[[Option<CpuUse>; N]],
-    i: usize,
-    part: impl Fn(&CpuUse) -> Option<f64>,
-) -> Option<f64> {
-    let xs: Vec<f64> = rounds
-        .iter()
-        .filter_map(|r| r[i].as_ref().and_then(&part))
-        .collect();
-    (!xs.is_empty()).then(|| median(xs))
+/// Medians over side-by-side rounds of one measurement's CPU use per operation, in ns
+/// ([`CpuMedians::of`]); `None` where no round measured it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuMedians {
+    /// The client threads together ([`CpuUse::clients_ns`]).
+    pub clients: Option<f64>,
+    /// The leader's thread ([`CpuUse::leader_ns`]).
+    pub leader: Option<f64>,
+    /// Each other server's ([`CpuUse::follower_ns`]).
+    pub follower: Option<f64>,
+    /// Every thread together ([`CpuUse::total_ns`]).
+    pub all: Option<f64>,
 }
 
-/// Measurement `i`'s CPU per operation over `rounds`, in one line of medians: "clients 150,
-/// leader 220, each follower 150, all 670 ns" ("-" for what no round measured).
-pub fn cpu_line<const N: usize>(rounds: &[[Option<CpuUse>; N]], i: usize) -> String {
-    let ns = |part: &dyn Fn(&CpuUse) -> Option<f64>| {
-        median_cpu(rounds, i, part).map_or("-".to_string(), |x| format!("{x:.0}"))
-    };
-    format!(
-        "clients {}, leader {}, each follower {}, all {} ns",
-        ns(&|c| Some(c.clients_ns)),
-        ns(&CpuUse::leader_ns),
-        ns(&CpuUse::follower_ns),
-        ns(&CpuUse::total_ns)
-    )
+impl CpuMedians {
+    /// Measurement `i` of each of `rounds` (rounds without it left out).
+    pub fn of<const N: usize>(rounds: &[[Option<CpuUse>; N]], i: usize) -> Self {
+        let median_of = |part: &dyn Fn(&CpuUse) -> Option<f64>| {
+            let xs: Vec<f64> = rounds
+                .iter()
+                .filter_map(|r| r[i].as_ref().and_then(part))
+                .collect();
+            (!xs.is_empty()).then(|| median(xs))
+        };
+        CpuMedians {
+            clients: median_of(&|c| Some(c.clients_ns)),
+            leader: median_of(&CpuUse::leader_ns),
+            follower: median_of(&CpuUse::follower_ns),
+            all: median_of(&CpuUse::total_ns),
+        }
+    }
+
+    /// One line: "clients 150, leader 220, each follower 150, all 670 ns".
+    pub fn line(&self) -> String {
+        format!(
+            "clients {}, leader {}, each follower {}, all {} ns",
+            ns_or_dash(self.clients),
+            ns_or_dash(self.leader),
+            ns_or_dash(self.follower),
+            ns_or_dash(self.all)
+        )
+    }
+}
+
+/// A figure in whole nanoseconds, or "-" when there is none (a report cell, a printed line).
+pub fn ns_or_dash(ns: Option<f64>) -> String {
+    ns.map_or("-".to_string(), |x| format!("{x:.0}"))
 }
 
 /// Each round's measurement `of` over its measurement `over`, the rounds where `over` is 0

@@ -48,13 +48,12 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, SamplingMode, Throughput};
 use paxraft::bench::{
-    self, AnyLoad, BenchError, CriterionPhases, LoadConfig, LoopbackLoad, ReadLoad, ReadPath,
-    READ_MIXES,
+    self, AnyLoad, BenchError, CriterionPhases, LoadConfig, LoopbackLoad, ReadPath, READ_MIXES,
 };
 use paxraft::cli::net::StorageKind;
 use paxraft::protocol::Protocol;
 use paxraft::report::reads::{self as saved_reads, ReadPoint, ReadRatio};
-use paxraft::results::{cpu_line, median, BenchPoint, Ceiling, CeilingRatio, Results};
+use paxraft::results::{median, BenchPoint, Ceiling, CeilingRatio, CpuMedians, Results};
 
 /// Set in the server processes of the loopback points: run as `paxraft` (`serve ...`).
 const SERVE: &str = "PAXRAFT_BENCH_SERVE";
@@ -247,10 +246,7 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                 .chain([("90pct-reads-1024".to_string(), 90, 1024)])
                 .chain([("1-client-reads".to_string(), 100, 1)]);
             for (id, percent, outstanding) in loads {
-                let cfg = LoadConfig {
-                    reads: ReadLoad { percent, path },
-                    ..LoadConfig::writes(protocol, 3, outstanding, 0)
-                };
+                let cfg = LoadConfig::read_mix(protocol, path, percent, outstanding);
                 if let Some(p) =
                     measured(&mut g, BenchmarkId::from_parameter(&id), &cfg, bench::start)
                 {
@@ -309,23 +305,34 @@ fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
             r.protocol,
             pct(Ceiling::Alone),
             pct(Ceiling::OneOfN),
-            if r.errors > 0 {
-                format!(", {} errors", r.errors)
-            } else {
-                String::new()
-            }
+            errors_note(r.errors)
         );
-        println!("    CPU per op, medians: {}", cpu_line(&r.cpu, 0));
+        println!(
+            "    CPU per op, medians: {}",
+            CpuMedians::of(&r.cpu, 0).line()
+        );
     }
     // Both protocols were divided by the same ceiling measurements.
     if let Some(r) = ratios.first() {
-        println!("  the ceiling alone, CPU per op: {}", cpu_line(&r.cpu, 1));
+        println!(
+            "  the ceiling alone, CPU per op: {}",
+            CpuMedians::of(&r.cpu, 1).line()
+        );
         println!(
             "  the ceiling serving 1 of 3, CPU per op: {}",
-            cpu_line(&r.cpu, 2)
+            CpuMedians::of(&r.cpu, 2).line()
         );
     }
     ratios
+}
+
+/// ", N errors" after a side-by-side line, when its points had any.
+fn errors_note(errors: u64) -> String {
+    if errors > 0 {
+        format!(", {errors} errors")
+    } else {
+        String::new()
+    }
 }
 
 /// The reads' side-by-side rounds (`reads-side-by-side`, outside criterion: see
@@ -350,13 +357,13 @@ fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
                     r.path,
                     r.median(),
                     each.join(", "),
-                    if r.errors > 0 { format!(", {} errors", r.errors) } else { String::new() }
+                    errors_note(r.errors)
                 );
                 println!(
                     "    CPU per op, medians: the log: {}; {}: {}",
-                    cpu_line(&r.cpu, 0),
+                    CpuMedians::of(&r.cpu, 0).line(),
                     r.path,
-                    cpu_line(&r.cpu, 1)
+                    CpuMedians::of(&r.cpu, 1).line()
                 );
             }
             all.extend(ratios);

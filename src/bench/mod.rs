@@ -219,6 +219,15 @@ impl LoadConfig {
         }
     }
 
+    /// `percent`% gets served by read path `path` among empty puts, `outstanding` requests,
+    /// 3 servers, compacting as [`LoadConfig::writes`] does: the reads' load.
+    pub fn read_mix(protocol: Protocol, path: ReadPath, percent: u8, outstanding: usize) -> Self {
+        LoadConfig {
+            reads: ReadLoad { percent, path },
+            ..LoadConfig::writes(protocol, 3, outstanding, 0)
+        }
+    }
+
     /// Reject what cannot run, with a one-line reason.
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.outstanding == 0 {

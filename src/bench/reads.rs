@@ -147,10 +147,7 @@ fn measure_path(
     outstanding: usize,
     per_point: Duration,
 ) -> Result<Option<ReadPoint>, BenchError> {
-    let cfg = LoadConfig {
-        reads: ReadLoad { percent, path },
-        ..LoadConfig::writes(protocol, 3, outstanding, 0)
-    };
+    let cfg = LoadConfig::read_mix(protocol, path, percent, outstanding);
     let mut load = match start(cfg.clone()) {
         Err(BenchError::NoReadPath { .. }) => return Ok(None),
         other => other?,
@@ -184,10 +181,7 @@ pub fn side_by_side(
     }
     let configs: Vec<LoadConfig> = paths
         .iter()
-        .map(|&path| LoadConfig {
-            reads: ReadLoad { percent, path },
-            ..LoadConfig::writes(protocol, 3, outstanding, 0)
-        })
+        .map(|&path| LoadConfig::read_mix(protocol, path, percent, outstanding))
         .collect();
     let points = super::side_by_side_rounds(&configs, per_point, rounds, progress)?;
     let log = &points[0];

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::charts;
 use crate::results::{
-    BenchPoint, Ceiling, CeilingRatio, Disruption, Provenance, Results, Transport, ZooEntry,
+    ns_or_dash, BenchPoint, Ceiling, CeilingRatio, CpuMedians, Disruption, Provenance, Results,
+    Transport, ZooEntry,
 };
 
 /// Escape text for HTML element content and attribute values.
@@ -394,12 +395,11 @@ pub fn render_with_reads(
         );
         for p in &results.bench {
             let cpu = p.cpu.as_ref().map_or("-".to_string(), |c| {
-                let ns = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
                 format!(
                     "{} / {} / {}",
-                    ns(Some(c.clients_ns)),
-                    ns(c.leader_ns()),
-                    ns(c.total_ns())
+                    ns_or_dash(Some(c.clients_ns)),
+                    ns_or_dash(c.leader_ns()),
+                    ns_or_dash(c.total_ns())
                 )
             });
             let _ = write!(
@@ -741,7 +741,6 @@ fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
 /// Where an operation's CPU goes in the rounds of [`ceiling_side_by_side`]: medians of each
 /// role's CPU time per operation, for the protocols and the ceiling they are divided by.
 fn ceiling_cpu(h: &mut String, ratios: &[CeilingRatio]) {
-    use crate::results::{median_cpu, CpuUse};
     if ratios.iter().all(|r| r.cpu.is_empty()) {
         return;
     }
@@ -750,16 +749,16 @@ fn ceiling_cpu(h: &mut String, ratios: &[CeilingRatio]) {
          <th>clients</th><th>leader (the ceiling: its server)</th><th>each other server</th>\
          <th>all threads</th></tr>",
     );
-    let ns = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
     let mut row = |name: String, r: &CeilingRatio, i: usize| {
+        let m = CpuMedians::of(&r.cpu, i);
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&name),
-            ns(median_cpu(&r.cpu, i, |c| Some(c.clients_ns))),
-            ns(median_cpu(&r.cpu, i, CpuUse::leader_ns)),
-            ns(median_cpu(&r.cpu, i, CpuUse::follower_ns)),
-            ns(median_cpu(&r.cpu, i, CpuUse::total_ns)),
+            ns_or_dash(m.clients),
+            ns_or_dash(m.leader),
+            ns_or_dash(m.follower),
+            ns_or_dash(m.all),
         );
     };
     for r in ratios {

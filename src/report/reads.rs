@@ -279,7 +279,7 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
             Some((m, l, h)) => [m, l, h].map(|x| format!("{x:.2}x")),
             None => ["-".to_string(), "-".to_string(), "-".to_string()],
         };
-        let all = |i| results::median_cpu(&r.cpu, i, results::CpuUse::total_ns);
+        let all = |i| results::CpuMedians::of(&r.cpu, i).all;
         let cpu = match (all(0), all(1)) {
             (Some(log), Some(path)) => format!("{log:.0} / {path:.0}"),
             _ => "-".to_string(),

@@ -258,6 +258,13 @@ fn text(e: scraper::ElementRef<'_>) -> String {
     e.text().collect()
 }
 
+/// The cells' texts of each of `rows` after the first (the header).
+fn body_rows<'a>(rows: impl Iterator<Item = scraper::ElementRef<'a>>) -> Vec<Vec<String>> {
+    rows.skip(1)
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect()
+}
+
 #[test]
 fn report_from_sample_results_has_every_section_and_chart() {
     let mut results = sample();
@@ -427,11 +434,8 @@ fn report_from_sample_results_has_every_section_and_chart() {
     // its followers' mean and every thread together (the round with a restarted follower
     // counts for the clients and the leader only); the ceiling's server, and no other
     // server beside it when alone.
-    let rows: Vec<Vec<String>> = doc
-        .select(&sel("section#throughput table#ceiling-cpu tr"))
-        .skip(1)
-        .map(|tr| tr.select(&sel("td")).map(text).collect())
-        .collect();
+    let rows: Vec<Vec<String>> =
+        body_rows(doc.select(&sel("section#throughput table#ceiling-cpu tr")));
     assert_eq!(
         rows,
         [
@@ -666,11 +670,7 @@ fn zoo_table(doc: &Html) -> (Vec<String>, Vec<Vec<String>>) {
         .next()
         .expect("a table");
     let header = table.select(&sel("th")).map(text).collect();
-    let rows = table
-        .select(&sel("tr"))
-        .skip(1)
-        .map(|r| r.select(&sel("td")).map(text).collect())
-        .collect();
+    let rows = body_rows(table.select(&sel("tr")));
     (header, rows)
 }
 
@@ -915,11 +915,7 @@ fn the_mutation_score_section_shows_the_score_and_every_survivor() {
     );
     assert!(s.contains("1h 02m of testing"), "{s}");
     assert!(s.contains("commit 0123456"), "{s}");
-    let rows: Vec<Vec<String>> = doc
-        .select(&sel("section#mutants tr"))
-        .skip(1)
-        .map(|r| r.select(&sel("td")).map(text).collect())
-        .collect();
+    let rows = body_rows(doc.select(&sel("section#mutants tr")));
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][0], "impls/src/sm.rs:86");
     assert_eq!(rows[0][3], "equivalent");
@@ -968,11 +964,7 @@ fn errors_bug_switch_builds_and_both_ceilings_are_shown() {
                 .contains("1 result was measured by a build carrying the bug-zoo switches"),
         "{warning:?}"
     );
-    let rows: Vec<Vec<String>> = doc
-        .select(&sel("section#throughput table tr"))
-        .skip(1)
-        .map(|r| r.select(&sel("td")).map(text).collect())
-        .collect();
+    let rows = body_rows(doc.select(&sel("section#throughput table tr")));
     // raft 900k against 3M alone and 2M as 1 of 3: 30% · 45%.
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][7], "30% · 45%", "{rows:?}");
@@ -1011,11 +1003,7 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         .select(&sel("section#throughput h3#loopback + table"))
         .next()
         .expect("the loopback table follows its heading");
-    let rows: Vec<Vec<String>> = table
-        .select(&sel("tr"))
-        .skip(1)
-        .map(|r| r.select(&sel("td")).map(text).collect())
-        .collect();
+    let rows = body_rows(table.select(&sel("tr")));
     assert_eq!(rows.len(), 3, "{rows:?}");
     // protocol, servers, outstanding, bytes, in-process, loopback, share, p50s.
     assert_eq!(
