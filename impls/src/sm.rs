@@ -220,10 +220,14 @@ impl StateMachine for Kv {
         match op {
             KvOp::Get(k) => KvOutput::Value(self.map.get(k).cloned()),
             KvOp::Put(k, v) => {
-                // An overwrite copies into the value's own buffer: no allocation and no second
-                // hashing for a key written before.
+                // An overwrite copies into the value's own buffer (no allocation), unless that
+                // buffer is far larger than the new value: a big value once written must not
+                // keep its memory under every small one after it.
                 match self.map.get_mut(k) {
-                    Some(old) => old.clone_from(v),
+                    Some(old) if old.capacity() <= v.len().saturating_mul(2).max(64) => {
+                        old.clone_from(v)
+                    }
+                    Some(old) => *old = v.clone(),
                     None => {
                         self.map.insert(*k, v.clone());
                     }
@@ -658,6 +662,7 @@ impl<Op, O> Results<Op, O> {
                 self.results.insert(i, (op, out));
             }
         }
+        debug_assert_eq!(self.seqs.len(), self.results.len());
     }
 
     /// Forget every result below `acked`.
@@ -990,6 +995,11 @@ mod tests {
         assert_eq!(kv.get(1), Some(&b"bcd".to_vec()));
         kv.apply(&KvOp::Put(1, b"e".to_vec()));
         assert_eq!(kv.get(1), Some(&b"e".to_vec()));
+        // A small value after a large one does not keep the large one's buffer.
+        kv.apply(&KvOp::Put(1, vec![7; 4096]));
+        kv.apply(&KvOp::Put(1, b"f".to_vec()));
+        assert_eq!(kv.get(1), Some(&b"f".to_vec()));
+        assert!(kv.get(1).unwrap().capacity() < 4096);
         assert_eq!(kv.len(), 1);
     }
 
