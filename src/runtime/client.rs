@@ -135,6 +135,51 @@ const NO_LEADER_BACKOFF: Duration = Duration::from_millis(2);
 /// `retry_after` a second, short enough that a node slow for a moment is used again soon.
 pub const NEAR_SILENT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Reads kept beside the window until the next flush (lease reads, and reads waiting for a
+/// ticket), in the order they were sent: their numbers and their ops in two vectors. A
+/// vector of pairs built each pair on the stack from an op just written, and copied it twice
+/// more; each copy read back stores not yet done and stalled on them (in a profile of the
+/// bench's lease point, the driver's loop went from 19% of the clients' samples to 10%). The
+/// clients' threads spent 52 ns per operation against 56 (`paxraft run`, Raft, 90% lease
+/// reads, 1024 outstanding: medians of 6 runs interleaved with the paired build's).
+#[derive(Debug)]
+struct Beside<Op> {
+    seqs: Vec<u64>,
+    ops: Vec<Op>,
+}
+
+impl<Op> Default for Beside<Op> {
+    fn default() -> Self {
+        Beside {
+            seqs: Vec::new(),
+            ops: Vec::new(),
+        }
+    }
+}
+
+impl<Op> Beside<Op> {
+    fn len(&self) -> usize {
+        debug_assert_eq!(self.seqs.len(), self.ops.len());
+        self.seqs.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// Move `other`'s reads after these.
+    fn append(&mut self, other: &mut Self) {
+        self.seqs.append(&mut other.seqs);
+        self.ops.append(&mut other.ops);
+    }
+
+    /// Every read, in order, emptied (the vectors keep their capacity).
+    fn drain(&mut self) -> impl Iterator<Item = (u64, Op)> + '_ {
+        debug_assert_eq!(self.seqs.len(), self.ops.len());
+        self.seqs.drain(..).zip(self.ops.drain(..))
+    }
+}
+
 /// A client of a cluster of `R` serving `S`.
 ///
 /// Bounds: at most `max_outstanding` requests are outstanding or answered-but-not-polled
@@ -174,13 +219,13 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     /// Reads sent while the leader's last flush found its lease holding: kept out of the
     /// window, answered by the next flush under the lease with no more bookkeeping than
     /// this (or, if the lease no longer holds, put in the window and sent then).
-    lease_reads: Vec<(u64, S::Op)>,
+    lease_reads: Beside<S::Op>,
     /// The leader's local reader granted the lease at the last flush.
     lease_seen: bool,
     /// Reads sent while the leader's local reader offered tickets at the last flush
     /// (ReadIndex): kept out of the window too; the next flush parks them under one ticket
     /// (or, if it gets none, puts them in the window).
-    ticket_reads: Vec<(u64, S::Op)>,
+    ticket_reads: Beside<S::Op>,
     /// Reads parked under a ticket beside the window, in sequence (and parking) order:
     /// answered from the front as their node confirms, or put in the window if it turns
     /// them away or stays silent for `retry_after`.
@@ -224,9 +269,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             near_silent_until: None,
             max_op_bytes: None,
             parked: Vec::new(),
-            lease_reads: Vec::new(),
+            lease_reads: Beside::default(),
             lease_seen: false,
-            ticket_reads: Vec::new(),
+            ticket_reads: Beside::default(),
             ticketed: VecDeque::new(),
             tickets_seen: false,
         }
@@ -317,9 +362,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         self.next_seq += 1;
         let read = S::is_read_only(&op);
         if read && self.lease_seen && self.cfg.read_from.is_none() {
-            self.lease_reads.push((seq, op));
+            // Pushed field by field here: through a method of `Beside` (even inlined) the op
+            // took one more copy on the stack, and stalled again.
+            self.lease_reads.seqs.push(seq);
+            self.lease_reads.ops.push(op);
         } else if read && self.tickets_seen && self.cfg.read_from.is_none() {
-            self.ticket_reads.push((seq, op));
+            self.ticket_reads.seqs.push(seq);
+            self.ticket_reads.ops.push(op);
         } else {
             self.enqueue(seq, op, read);
         }
@@ -510,7 +559,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         }
         if !self.lease_reads.is_empty() {
             let mut reads = std::mem::take(&mut self.lease_reads);
-            for (seq, op) in reads.drain(..) {
+            for (seq, op) in reads.drain() {
                 match leased.as_ref().and_then(|l| l.query(&op)) {
                     Some(out) => self.ready.push_back((seq, Ok(out))),
                     // No lease now: sent to the node like any request.
@@ -641,7 +690,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         let mut reads = std::mem::take(&mut self.ticket_reads);
         match ticket {
             Some(ticket) => {
-                for (seq, op) in reads.drain(..) {
+                for (seq, op) in reads.drain() {
                     debug_assert!(self.ticketed.back().map_or(true, |r| r.seq < seq));
                     self.ticketed.push_back(Ticketed {
                         seq,
@@ -654,7 +703,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.next_scan = self.next_scan.min(now + self.cfg.retry_after);
             }
             None => {
-                for (seq, op) in reads.drain(..) {
+                for (seq, op) in reads.drain() {
                     self.enqueue(seq, op, true);
                 }
             }
