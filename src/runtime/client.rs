@@ -947,3 +947,27 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Beside;
+
+    /// Reads kept beside the window come out in the order they went in, each with its own
+    /// op, the ticket reads after the lease reads they were appended to, and both emptied.
+    #[test]
+    fn reads_beside_the_window_keep_their_order_and_their_ops() {
+        let (mut lease, mut tickets) = (Beside::default(), Beside::default());
+        for seq in [3, 5, 8] {
+            lease.seqs.push(seq);
+            lease.ops.push(seq * 10);
+        }
+        tickets.seqs.push(9);
+        tickets.ops.push(90);
+        lease.append(&mut tickets);
+        assert!(tickets.is_empty());
+        assert_eq!(lease.len(), 4);
+        let all: Vec<(u64, u64)> = lease.drain().collect();
+        assert_eq!(all, [(3, 30), (5, 50), (8, 80), (9, 90)]);
+        assert!(lease.is_empty() && lease.ops.is_empty());
+    }
+}
