@@ -15,9 +15,17 @@ use scraper::{Html, Selector};
 
 /// A fresh, empty report directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("paxraft-tour-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    let root = std::env::temp_dir().join(format!("paxraft-tour-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // One level down: the report links criterion's report at `../target/criterion` when that
+    // exists, and the system's temp dir may hold a `target` (a bench run from there made
+    // one, and the test of the section without it failed).
+    root.join("reports")
+}
+
+/// Remove what [`temp_dir`] made.
+fn clean(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir.parent().expect("temp_dir nests the report"));
 }
 
 /// Sizes that take a few seconds: a 2-server model deep enough to reach every sometimes-
@@ -187,7 +195,7 @@ fn a_tiny_tour_passes_every_stage_and_writes_a_report_with_every_section() {
     );
     // No criterion report here: the section says how to make it.
     assert!(section_text(&html, "criterion").contains("cargo bench"));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean(&dir);
 }
 
 #[test]
@@ -224,7 +232,7 @@ fn a_violation_fails_its_stage_exits_1_and_the_report_is_still_written() {
     }
     assert!(text.contains("tour FAILED in model checks"), "{text}");
     assert!(section_text(&page(&o), "checks").contains("FAIL"));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean(&dir);
 }
 
 #[test]
@@ -258,7 +266,7 @@ fn broken_stages_are_reported_as_errors_and_the_others_still_run() {
     let html = page(&o);
     assert!(section_text(&html, "checks").contains("multipaxos"));
     assert!(section_text(&html, "throughput").contains("cargo bench"));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean(&dir);
 }
 
 /// A printing command whose reader goes away (`paxraft overview | head -1`) ends as Unix
