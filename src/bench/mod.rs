@@ -34,7 +34,7 @@ use sent::SentBatches;
 mod loopback;
 mod reads;
 mod recovery;
-mod sent;
+pub(crate) mod sent;
 pub use loopback::{LoopbackLoad, NetLoad};
 pub use reads::{
     compare_reads, has_read_path, read_point, side_by_side, ReadLoad, ReadPath, READ_MIXES,

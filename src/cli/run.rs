@@ -15,6 +15,7 @@ use paxraft_impls::{
 };
 
 use super::bad;
+use crate::bench::sent::SentBatches;
 use crate::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
 use crate::runtime::{
     ChangeFailure, ClientConfig, Cluster, Cmd, Error as ClientError, FileStorage, RuntimeConfig,
@@ -273,18 +274,12 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     let done = Arc::new(AtomicU64::new(0));
     let per = args.ops / args.clients as u64;
     let extra = args.ops % args.clients as u64;
-    // Send times by sequence number (a client numbers its requests 1, 2, ...), as nanoseconds
-    // since `start`: no map on the measuring path. Written through before the clock starts,
-    // so that the run does not pay for first touching their pages.
-    let sent_at: Vec<Vec<u64>> = (0..args.clients as u64)
-        .map(|i| vec![u64::MAX; (per + u64::from(i < extra)) as usize + 1])
-        .collect();
     // Where the operations' CPU goes: each node's thread, and each client's (read on its own
     // thread, from its first request to its last answer).
     let nodes_cpu_from = cluster.node_cpu();
     let start = Instant::now();
     let mut threads = Vec::new();
-    for (i, mut sent_at) in (0..args.clients as u64).zip(sent_at) {
+    for i in 0..args.clients as u64 {
         let mut c = cluster.client(ClientConfig {
             max_outstanding: args.outstanding,
             read_from: args
@@ -301,9 +296,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
             // Nanoseconds, 3 significant digits (what the percentiles print).
             let mut lat = crate::bench::histogram();
             let mut answers = Vec::with_capacity(window);
+            // When each outstanding request left, one record per batch sent together (the
+            // bench's driver keeps the same): memory grows with what is outstanding, not with
+            // `--ops`.
+            let mut sent_at = SentBatches::default();
             let (mut sent, mut errors, mut overloaded) = (0u64, 0u64, 0u64);
             while lat.len() + errors < n {
-                let now = start.elapsed().as_nanos() as u64;
+                let now = Instant::now();
                 while sent < n && c.outstanding() < window {
                     // Exactly `read_percent` of every 100 operations are gets, spread out.
                     let n = sent + 1;
@@ -315,20 +314,27 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                     let seq = c.send(op).map_err(|e| format!("send: {e}"))?;
                     sent += 1;
                     debug_assert_eq!(seq, sent);
-                    sent_at[seq as usize] = now;
+                    sent_at.push(seq, now);
                 }
                 c.poll_many(Duration::from_secs(10), &mut answers);
-                let now = start.elapsed().as_nanos() as u64;
+                let now = Instant::now();
                 let got = answers.len() as u64;
                 for (seq, res) in answers.drain(..) {
+                    let batch = sent_at
+                        .answer(seq)
+                        .ok_or_else(|| format!("answer to request {seq}, not outstanding"))?;
                     match res {
-                        Ok(_) => lat.saturating_record((now - sent_at[seq as usize]).max(1)),
+                        Ok(_) => {
+                            let latency = now.duration_since(sent_at.at(batch)).as_nanos();
+                            lat.saturating_record(u64::try_from(latency).unwrap_or(u64::MAX).max(1))
+                        }
                         Err(e) => {
                             errors += 1;
                             overloaded += u64::from(e == ClientError::Overloaded);
                         }
                     }
                 }
+                sent_at.drop_answered();
                 let before = done.fetch_add(got, Ordering::Relaxed);
                 if (before + got) / 4096 != before / 4096 {
                     bar.set_position(before + got);
