@@ -612,8 +612,8 @@ impl std::error::Error for SessionError {}
 /// back and the common forget a pop at the front, with no allocation per request (a
 /// `BTreeMap::split_off` allocated a new tree on every acknowledgement; it was the runtime's
 /// costliest line, issue 19). The numbers and the results are two deques: one of pairs
-/// moved each result through the stack once more, and applying a put took 42 ns against
-/// 35 ns now (with the store's in-place overwrite; measured in a loop of 4 clients' puts).
+/// moved each result through the stack once more, and applying a put took 40-43 ns against
+/// 35-37 ns now (with the store's in-place overwrite; measured in a loop of 4 clients' puts).
 /// Serialized as a map from sequence number to result, as the map it replaced was, so
 /// snapshots keep their format.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
