@@ -29,6 +29,12 @@ pub fn this_thread() -> Option<Duration> {
     }
 }
 
+/// CPU time the calling thread has used since `from` (its own [`this_thread`] reading,
+/// taken earlier); `None` if either reading failed.
+pub fn this_thread_since(from: Option<Duration>) -> Option<Duration> {
+    Some(this_thread()?.saturating_sub(from?))
+}
+
 /// CPU time thread `t` has used so far; `None` once it has ended.
 pub fn of_thread<T>(t: &JoinHandle<T>) -> Option<Duration> {
     if t.is_finished() {
@@ -75,9 +81,9 @@ mod tests {
 
     /// Spin until this thread's clock has moved by at least `d`.
     fn burn(d: Duration) {
-        let start = this_thread().expect("a thread CPU clock");
+        let start = Some(this_thread().expect("a thread CPU clock"));
         let mut x = 0u64;
-        while this_thread().unwrap() - start < d {
+        while this_thread_since(start).unwrap() < d {
             x = black_box(x.wrapping_mul(31).wrapping_add(7));
         }
     }

@@ -584,9 +584,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
                         // one before, and idles between calls.
                         let from = crate::cpu::this_thread();
                         let result = c.drive(n, payload);
-                        let used = from
-                            .zip(crate::cpu::this_thread())
-                            .map(|(a, b)| b.saturating_sub(a));
+                        let used = crate::cpu::this_thread_since(from);
                         c.cpu = c.cpu.zip(used).map(|(total, used)| total + used);
                         if let Err(e) = result {
                             *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);

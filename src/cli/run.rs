@@ -340,9 +340,7 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                     bar.set_position(before + got);
                 }
             }
-            let cpu = cpu_from
-                .zip(crate::cpu::this_thread())
-                .map(|(from, to)| to.saturating_sub(from));
+            let cpu = crate::cpu::this_thread_since(cpu_from);
             Ok::<_, String>((lat, errors, overloaded, cpu))
         }));
     }
