@@ -389,6 +389,32 @@ impl<M, W, T, C> Effects<M, W, T, C> {
         debug_assert!(slot > 0, "slots are 1-based");
         self.list.push(Effect::Commit { slot, cmd });
     }
+    /// Queue the commits of `entries`, at consecutive slots from `first`, each command
+    /// `cmd(entry)` cloned. One [`Vec::extend`] over a slice writes each effect in place: a
+    /// [`Self::commit`] per command built each one on the stack first and copied it, and
+    /// the copy stalled on the clone's stores (store forwarding; perf annotate of a Raft
+    /// follower put about half its commit loop there).
+    pub fn commit_slice<E>(&mut self, first: Slot, entries: &[E], cmd: impl Fn(&E) -> &C)
+    where
+        C: Clone,
+    {
+        debug_assert!(first > 0, "slots are 1-based");
+        self.list
+            .extend(entries.iter().enumerate().map(|(i, e)| Effect::Commit {
+                slot: first + i as Slot,
+                cmd: cmd(e).clone(),
+            }));
+    }
+    /// Queue the commits of `cmds`, moved, at consecutive slots from `first` (as
+    /// [`Self::commit_slice`] does for borrowed ones).
+    pub fn commit_vec(&mut self, first: Slot, cmds: Vec<C>) {
+        debug_assert!(first > 0, "slots are 1-based");
+        self.list
+            .extend(cmds.into_iter().enumerate().map(|(i, cmd)| Effect::Commit {
+                slot: first + i as Slot,
+                cmd,
+            }));
+    }
     /// Queue a redirect of a command this replica cannot take.
     pub fn redirect(&mut self, cmd: C, leader: Option<NodeId>) {
         self.list.push(Effect::Redirect { cmd, leader });
@@ -1287,6 +1313,22 @@ impl<T> Hash for Fixed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_slice_and_commit_vec_report_consecutive_slots_in_order() {
+        let mut out: Effects<(), (), (), u32> = Effects::new();
+        let entries = [(7u64, 70u32), (8, 80)];
+        out.commit_slice(4, &entries, |e| &e.1);
+        out.commit_vec(6, vec![90, 100]);
+        out.commit(9, 110);
+        assert_eq!(
+            out.commits().collect::<Vec<_>>(),
+            vec![(4, &70), (5, &80), (6, &90), (7, &100), (9, &110)]
+        );
+        out.commit_slice(10, &entries[..0], |e| &e.1);
+        out.commit_vec(10, Vec::new());
+        assert_eq!(out.commits().count(), 5, "empty runs add nothing");
+    }
 
     #[test]
     fn a_zero_uncommitted_cap_is_a_config_error_with_a_one_line_message() {

@@ -120,10 +120,9 @@ impl<C: Command> Replica<C> for Unreplicated {
             at: self.last + 1,
             cmds: cmds.clone(),
         });
-        for cmd in cmds {
-            self.last += 1;
-            out.commit(self.last, cmd);
-        }
+        let first = self.last + 1;
+        self.last += cmds.len() as Slot;
+        out.commit_vec(first, cmds);
     }
 
     fn status(&self) -> Status {

@@ -71,28 +71,61 @@ impl<C: Command> MultiPaxos<C> {
     /// Mark every slot up to `to` chosen, reporting the commands in slot order.
     pub(super) fn commit_to(&mut self, to: Slot, out: &mut Out<Self, C>) {
         debug_assert!(to <= self.last() && to > self.commit);
-        for slot in self.commit + 1..=to {
-            let Some(e) = self.entry(slot) else {
-                // Only a snapshot above the commit point (S1, the host's bug) hides one.
-                assert!(self.cfg.any_bug(), "a chosen slot holds its value");
+        let mut slot = self.commit + 1;
+        while slot <= to {
+            let run = self.commands_from(slot, to);
+            if !run.is_empty() {
+                out.commit_slice(slot, run, |e| match e {
+                    Some(Entry {
+                        value: Value::Cmd(cmd),
+                        ..
+                    }) => cmd,
+                    _ => unreachable!("a run holds commands only"),
+                });
+                slot += run.len() as Slot;
                 continue;
-            };
-            match &e.value {
-                Value::Cmd(cmd) => out.commit(slot, cmd.clone()),
+            }
+            match self.entry(slot).map(|e| &e.value) {
+                // Only a snapshot above the commit point (S1, the host's bug) hides one.
+                None => assert!(self.cfg.any_bug(), "a chosen slot holds its value"),
+                Some(Value::Cmd(_)) => unreachable!("commands are reported in runs"),
                 // Chosen: it decides the slots from α slots on (see [`reconfig`]), and a
                 // restart keeps knowing it.
-                Value::Config(m) => {
-                    let (from, m) = (slot + self.alpha(), *m);
-                    if self.configs.learn(from, m) {
+                Some(&Value::Config(m)) => {
+                    if self.configs.learn(slot + self.alpha(), m) {
                         out.persist(PaxosWrite::Configs(self.configs.clone()));
                     }
                 }
-                Value::Noop => {}
+                Some(Value::Noop) => {}
             }
+            slot += 1;
         }
         self.commit = to;
         // Reads waiting for the commit point may now be served, after the commits above.
         self.release_reads(out);
+    }
+
+    /// The longest run of log slots from `from` (at most through `to`) that hold commands:
+    /// what [`Self::commit_to`] reports with one [`Out::commit_slice`].
+    fn commands_from(&self, from: Slot, to: Slot) -> &[Option<Entry<C>>] {
+        let base = self.base();
+        if from <= base {
+            return &[];
+        }
+        let span = &self.log[(from - base - 1) as usize..(to - base) as usize];
+        let n = span
+            .iter()
+            .take_while(|e| {
+                matches!(
+                    e,
+                    Some(Entry {
+                        value: Value::Cmd(_),
+                        ..
+                    })
+                )
+            })
+            .count();
+        &span[..n]
     }
 
     pub(super) fn on_accept(

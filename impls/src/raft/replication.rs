@@ -192,11 +192,15 @@ impl<C: Command> Raft<C> {
     pub(super) fn advance_commit(&mut self, to: Slot, out: &mut Out<Self, C>) {
         debug_assert!(to <= self.last_index(), "cannot commit past the log");
         let from = self.commit;
-        for slot in from + 1..=to {
-            // Slots inside the snapshot were restored with it, not committed one by one
-            // (only S3 leaves the commit point below the snapshot).
-            if let Some(Entry { cmd: Some(cmd), .. }) = self.entry_at(slot) {
-                out.commit(slot, cmd.clone());
+        // Slots inside the snapshot were restored with it, not committed one by one
+        // (only S3 leaves the commit point below the snapshot).
+        let base = self.snap_index();
+        let mut slot = (from + 1).max(base + 1);
+        if slot <= to {
+            let span = &self.log[(slot - base - 1) as usize..(to - base) as usize];
+            for run in span.split(|e| e.cmd.is_none()) {
+                out.commit_slice(slot, run, |e| e.cmd.as_ref().expect("split at no-ops"));
+                slot += run.len() as Slot + 1;
             }
         }
         self.commit = to;

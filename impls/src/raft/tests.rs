@@ -608,6 +608,22 @@ fn s5_3_leader_commits_once_a_majority_stores_an_entry() {
 }
 
 #[test]
+fn s5_4_2_commits_report_each_command_at_its_slot_around_the_noop() {
+    // Log: t1 t1, then the no-op of term 2 in slot 3, then two commands: committed in one
+    // go, the commands are reported in two runs on either side of the no-op.
+    let (mut l, _) = leader_with(3, &plain(), 2, vec![entry(1, 1), entry(1, 2)]);
+    assert_eq!(l.log.last(), Some(&noop(2)));
+    let mut out = Effects::new();
+    l.propose(vec![10, 11], &mut out);
+    let out = recv(&mut l, 1, ok(2, 5));
+    assert_eq!(l.commit, 5);
+    assert_eq!(
+        out.commits().collect::<Vec<_>>(),
+        vec![(1, &1), (2, &2), (4, &10), (5, &11)]
+    );
+}
+
+#[test]
 fn s5_3_fast_backtracking_skips_a_whole_term() {
     // Leader log: t1 t1 t4 t4 t4 (noop of t5 appended on winning). Follower: t1 t1 t2 t2 t2 t2.
     let (mut l, _) = leader_with(
