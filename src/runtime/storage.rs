@@ -108,9 +108,7 @@ impl<R: Replica<C>, C: Command> Storage<R, C> for MemStorage<R, C> {
         if !self.tail.is_empty() {
             let image = self.image.get_or_insert_with(Default::default);
             // Moved in, not copied: the kept writes are not needed after.
-            for w in self.tail.drain(..) {
-                R::apply_write_owned(image, w);
-            }
+            R::fold_writes(image, &mut self.tail);
         }
         Ok(())
     }

@@ -91,6 +91,7 @@ mod confchange;
 #[cfg(test)]
 mod confchange_tests;
 mod election;
+mod fold;
 mod inflight;
 mod invariants;
 mod read;
@@ -966,6 +967,10 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             other => Self::apply_write(durable, &other),
         }
+    }
+
+    fn fold_writes(durable: &mut RaftDurable<C>, writes: &mut Vec<RaftWrite<C>>) {
+        fold::fold(durable, writes);
     }
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
