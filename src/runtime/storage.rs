@@ -491,7 +491,7 @@ mod tests {
             },
             RaftWrite::Append {
                 at: 1,
-                entries: vec![entry(2, 1), entry(2, 2), entry(2, 3)],
+                entries: vec![entry(2, 1), entry(2, 2), entry(2, 3)].into(),
             },
             RaftWrite::HardState {
                 term: 3,
@@ -500,7 +500,7 @@ mod tests {
             // Truncates from slot 2 on, then appends.
             RaftWrite::Append {
                 at: 2,
-                entries: vec![entry(3, 9)],
+                entries: vec![entry(3, 9)].into(),
             },
         ];
         let mut image = Default::default();
@@ -523,7 +523,7 @@ mod tests {
         (1..=n)
             .map(|i| RaftWrite::Append {
                 at: i,
-                entries: vec![entry(1, i)],
+                entries: vec![entry(1, i)].into(),
             })
             .collect()
     }

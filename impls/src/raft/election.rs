@@ -212,8 +212,8 @@ impl<C: Command> Raft<C> {
             transfer: None,
         };
         out.cancel_timer(RaftTimer::Election);
-        self.append_local(vec![Entry::noop(self.term)], out);
-        self.broadcast_append(out);
+        let sent = self.append_local(vec![Entry::noop(self.term)], out);
+        self.broadcast_sharing(false, Some(sent), out);
         out.set_timer(
             RaftTimer::Heartbeat,
             self.cfg.heartbeat_interval..self.cfg.heartbeat_interval,

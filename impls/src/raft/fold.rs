@@ -5,76 +5,157 @@
 //! `MemStorage::checkpoint`): the appends since the last fold, then the snapshot write that
 //! replaced the log up to its slot. Applied one by one, every appended entry is moved into the
 //! image's log and most are dropped again by that snapshot a moment later. Here the writes are
-//! first played on a shadow log that holds, for each slot, only its term (what the snapshot
-//! write's Figure 13 check looks at) and where its entry is; the entries of the slots that
-//! survive are then moved into the image, each once. The result is exactly what
-//! [`Replica::apply_write_owned`] gives write by write (a property test below checks it).
+//! first played on a shadow log of runs, each a span of the image's log or of one write's
+//! entries (so the work is per write, not per entry); the snapshot write's Figure 13 check
+//! reads the term it needs where the entry is. The entries of the slots that survive are then
+//! moved into the image, each once (copied instead if another holder still shares the
+//! write's [`Entries`], as the followers' stores share a leader's batch in one process). The
+//! result is exactly what [`Replica::apply_write_owned`] gives write by write (a property
+//! test below checks it).
 
 use super::*;
 
-/// Where a shadow slot's entry is.
-#[derive(Clone, Copy)]
-enum Source {
-    /// At this index of the image's log before the fold.
-    Image(usize),
-    /// At `.1` in the entries of write `.0`.
-    Write(usize, usize),
+/// Where a run of consecutive slots' entries are: `len` entries from index `start` of the
+/// image's log before the fold (`write: None`) or of write `write`'s entries.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    write: Option<usize>,
+    start: usize,
+    len: usize,
+}
+
+/// The shadow log: runs covering the slots after `base`, in order.
+struct Shadow {
+    base: Slot,
+    runs: Vec<Run>,
+}
+
+impl Shadow {
+    /// Keep the first `keep` slots after `base`.
+    fn truncate(&mut self, keep: usize) {
+        let mut left = keep;
+        let mut n = 0;
+        for run in &mut self.runs {
+            if left == 0 {
+                break;
+            }
+            run.len = run.len.min(left);
+            left -= run.len;
+            n += 1;
+        }
+        self.runs.truncate(n);
+    }
+
+    /// Drop the first `drop` slots after `base` (all of them if there are fewer).
+    fn drop_front(&mut self, drop: usize) {
+        let mut left = drop;
+        let mut gone = 0;
+        for run in &self.runs {
+            if run.len > left {
+                break;
+            }
+            left -= run.len;
+            gone += 1;
+        }
+        self.runs.drain(..gone);
+        if let Some(run) = self.runs.first_mut() {
+            run.start += left;
+            run.len -= left;
+        }
+    }
+
+    /// Where the `k`-th slot after `base` is, if the shadow has it.
+    fn at(&self, k: usize) -> Option<(Option<usize>, usize)> {
+        let mut k = k;
+        for run in &self.runs {
+            if k < run.len {
+                return Some((run.write, run.start + k));
+            }
+            k -= run.len;
+        }
+        None
+    }
 }
 
 /// [`Replica::fold_writes`] for Raft (see the module docs). Drains `writes`.
 pub(super) fn fold<C: Command>(durable: &mut RaftDurable<C>, writes: &mut Vec<RaftWrite<C>>) {
-    let mut base = durable.snapshot.as_ref().map_or(0, |s| s.slot);
-    let mut shadow: Vec<(u64, Source)> = durable
-        .log
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.term, Source::Image(i)))
-        .collect();
+    let mut shadow = Shadow {
+        base: durable.snapshot.as_ref().map_or(0, |s| s.slot),
+        runs: vec![Run {
+            write: None,
+            start: 0,
+            len: durable.log.len(),
+        }],
+    };
+    let term_at = |writes: &[RaftWrite<C>], (write, i): (Option<usize>, usize)| match write {
+        None => durable.log[i].term,
+        Some(w) => match &writes[w] {
+            RaftWrite::Append { entries, .. } => entries[i].term,
+            _ => unreachable!("runs come from appends"),
+        },
+    };
     // The write holding the image's snapshot at the end, if one of them replaced it.
-    let mut snapshot_from: Option<usize> = None;
+    let (mut hard, mut snapshot_from) = (None, None);
     for (w, write) in writes.iter().enumerate() {
         match write {
-            RaftWrite::HardState { term, voted_for } => {
-                durable.term = *term;
-                durable.voted_for = *voted_for;
-            }
+            RaftWrite::HardState { term, voted_for } => hard = Some((*term, *voted_for)),
             // As `truncate_for_append`, then the entries the snapshot does not cover.
             RaftWrite::Append { at, entries } => {
+                let base = shadow.base;
                 shadow.truncate(at.saturating_sub(1).saturating_sub(base) as usize);
                 let skip = (base + 1).saturating_sub(*at) as usize;
-                let fresh = entries.iter().enumerate().skip(skip);
-                shadow.extend(fresh.map(|(i, e)| (e.term, Source::Write(w, i))));
+                if entries.len() > skip {
+                    shadow.runs.push(Run {
+                        write: Some(w),
+                        start: skip,
+                        len: entries.len() - skip,
+                    });
+                }
             }
             // As `snapshot::apply_snapshot`.
             RaftWrite::Snapshot(snap) => {
                 let held = snap
                     .slot
-                    .checked_sub(base + 1)
-                    .and_then(|k| shadow.get(k as usize))
-                    .is_some_and(|&(term, _)| term == snap.term);
+                    .checked_sub(shadow.base + 1)
+                    .and_then(|k| shadow.at(k as usize))
+                    .is_some_and(|place| term_at(writes, place) == snap.term);
                 if held {
-                    shadow.drain(..(snap.slot - base) as usize);
+                    shadow.drop_front((snap.slot - shadow.base) as usize);
                 } else {
-                    shadow.clear();
+                    shadow.runs.clear();
                 }
-                base = snap.slot;
+                shadow.base = snap.slot;
                 snapshot_from = Some(w);
             }
         }
     }
+    if let Some((term, voted_for)) = hard {
+        durable.term = term;
+        durable.voted_for = voted_for;
+    }
     // Each slot's entry came from one place and is taken from there once.
     let mut old = std::mem::take(&mut durable.log);
     let taken = || Entry::noop(0);
-    durable.log = shadow
-        .into_iter()
-        .map(|(_, source)| match source {
-            Source::Image(i) => std::mem::replace(&mut old[i], taken()),
-            Source::Write(w, i) => match &mut writes[w] {
-                RaftWrite::Append { entries, .. } => std::mem::replace(&mut entries[i], taken()),
-                _ => unreachable!("shadow entries come from appends"),
+    let mut log = Vec::with_capacity(shadow.runs.iter().map(|r| r.len).sum());
+    for run in &shadow.runs {
+        let span = run.start..run.start + run.len;
+        match run.write {
+            None => log.extend(old[span].iter_mut().map(|e| std::mem::replace(e, taken()))),
+            Some(w) => match &mut writes[w] {
+                // Moved out if this store holds the last reference, else copied.
+                RaftWrite::Append { entries, .. } => match Entries::get_mut(entries) {
+                    Some(entries) => log.extend(
+                        entries[span]
+                            .iter_mut()
+                            .map(|e| std::mem::replace(e, taken())),
+                    ),
+                    None => log.extend_from_slice(&entries[span]),
+                },
+                _ => unreachable!("runs come from appends"),
             },
-        })
-        .collect();
+        }
+    }
+    durable.log = log;
     if let Some(w) = snapshot_from {
         let placeholder = RaftWrite::HardState {
             term: 0,
@@ -121,7 +202,8 @@ mod tests {
                         .into_iter()
                         .enumerate()
                         .map(|(i, t)| Entry::command(t, u32::from(tag) * 8 + i as u32))
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 }
             ),
             1 => (0u64..13, 1u64..4)
@@ -157,7 +239,10 @@ mod tests {
         let writes = vec![
             RaftWrite::Append {
                 at: 1,
-                entries: (1..=6).map(|c| Entry::command(1, c)).collect(),
+                entries: (1..=6)
+                    .map(|c| Entry::command(1, c))
+                    .collect::<Vec<_>>()
+                    .into(),
             },
             RaftWrite::Snapshot(snap(4, 1)),
         ];

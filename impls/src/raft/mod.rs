@@ -173,6 +173,14 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Entry<C> {
     }
 }
 
+/// A run of entries as appends and durable writes carry it: shared, not copied. A leader's
+/// new batch goes to its own store and to every follower as one allocation (it was copied
+/// once per follower: 3 copies of each entry at the leader, now 1 into its log), and a
+/// follower's store keeps the message's. Whoever needs entries of its own (a log) clones
+/// them out; a store folding its writes moves them out when it holds the last reference
+/// (`fold.rs`). Equality, hashing and the encoding are the entries' own.
+pub type Entries<C> = std::sync::Arc<Vec<Entry<C>>>;
+
 /// Raft's messages (Figure 2, plus PreVote, the conflict hint and Figure 13's
 /// InstallSnapshot).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -207,8 +215,8 @@ pub enum RaftMsg<C> {
         prev_index: Slot,
         /// The term of the leader's entry at `prev_index`.
         prev_term: u64,
-        /// The entries from slot `prev_index + 1` on.
-        entries: Vec<Entry<C>>,
+        /// The entries from slot `prev_index + 1` on, shared ([`Entries`]).
+        entries: Entries<C>,
         /// The leader's commit point.
         commit: Slot,
     },
@@ -420,8 +428,8 @@ pub enum RaftWrite<C> {
     Append {
         /// The first slot written.
         at: Slot,
-        /// The entries from slot `at` on.
-        entries: Vec<Entry<C>>,
+        /// The entries from slot `at` on, shared ([`Entries`]).
+        entries: Entries<C>,
     },
     /// Replace the snapshot with this one (§7, Figure 13 steps 6-7): keep the log after its
     /// slot if the log holds its last entry with its term, else discard the whole log.
@@ -824,9 +832,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             }
             (RaftTimer::Election, _) => self.election_timer_fired(out),
             (RaftTimer::Heartbeat, Role::Leader) => {
-                for p in self.peers() {
-                    self.send_append(p, true, out);
-                }
+                self.broadcast_sharing(true, None, out);
                 if !self.renew_lease(out) {
                     self.resend_read_round(out);
                 }
@@ -872,13 +878,13 @@ impl<C: Command> Replica<C> for Raft<C> {
             return;
         }
         let term = self.term;
-        self.append_local(
+        let sent = self.append_local(
             cmds.into_iter()
                 .map(|cmd| Entry::command(term, cmd))
                 .collect(),
             out,
         );
-        self.broadcast_append(out);
+        self.broadcast_sharing(false, Some(sent), out);
         self.maybe_commit(out);
     }
 
@@ -958,7 +964,8 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn apply_write_owned(durable: &mut RaftDurable<C>, write: RaftWrite<C>) {
         match write {
-            RaftWrite::Append { at, mut entries } => {
+            RaftWrite::Append { at, entries } => {
+                let mut entries = std::sync::Arc::unwrap_or_clone(entries);
                 let skip = truncate_for_append(durable, at);
                 // Dropped in place, the rest moved in one copy (`extend` over a `skip`
                 // moved them one by one).
@@ -1109,7 +1116,10 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn rename_msg(msg: &mut RaftMsg<C>, map: &Renaming) {
         match msg {
-            RaftMsg::Append { entries, .. } => rename_entries(entries, map),
+            // Copied only if a configuration in it names nodes (the copy is this message's).
+            RaftMsg::Append { entries, .. } if entries.iter().any(|e| e.config.is_some()) => {
+                rename_entries(Entries::make_mut(entries), map)
+            }
             RaftMsg::InstallSnapshot { config, .. } => *config = config.renamed(map),
             _ => {}
         }

@@ -119,7 +119,7 @@ fn follower(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>, commit
         term,
         prev_index: 0,
         prev_term: 0,
-        entries: log,
+        entries: log.into(),
         commit,
     };
     recv(&mut r, 0, append);
@@ -292,7 +292,7 @@ fn diss_6_4_a_deposed_leader_hands_its_reads_back() {
         term: 2,
         prev_index: 1,
         prev_term: 1,
-        entries: vec![],
+        entries: vec![].into(),
         commit: 1,
     };
     let out = recv(&mut r, 1, append);
@@ -374,7 +374,7 @@ fn diss_6_4_a_follower_read_waits_to_apply_the_index() {
         term: 1,
         prev_index: 2,
         prev_term: 1,
-        entries: vec![],
+        entries: vec![].into(),
         commit: 2,
     };
     let out = recv(&mut f, 0, append);
@@ -502,7 +502,7 @@ fn diss_6_4_a_new_term_hands_back_unanswered_follower_reads_and_keeps_indexed_on
         term: 2,
         prev_index: 2,
         prev_term: 1,
-        entries: vec![],
+        entries: vec![].into(),
         commit: 2,
     };
     let out = recv(&mut f, 2, append);

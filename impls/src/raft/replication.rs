@@ -3,13 +3,35 @@
 
 use super::*;
 
+/// An append's entries already built in this step, `prev + 1 ..= end`: a follower sent the
+/// same run shares them instead of copying them from the log again ([`Entries`]).
+pub(super) struct Sent<C> {
+    prev: Slot,
+    end: Slot,
+    entries: Entries<C>,
+}
+
 impl<C: Command> Raft<C> {
-    /// Leader: append entries of its own term to its log and persist them.
-    pub(super) fn append_local(&mut self, entries: Vec<Entry<C>>, out: &mut Out<Self, C>) {
+    /// Leader: append entries of its own term to its log and persist them. Returns them as
+    /// sent, so that the appends carrying exactly them share the write's copy.
+    pub(super) fn append_local(
+        &mut self,
+        entries: Vec<Entry<C>>,
+        out: &mut Out<Self, C>,
+    ) -> Sent<C> {
         debug_assert!(entries.iter().all(|e| e.term == self.term));
         let at = self.last_index() + 1;
         self.log.extend(entries.iter().cloned());
-        out.persist(RaftWrite::Append { at, entries });
+        let entries = Entries::new(entries);
+        out.persist(RaftWrite::Append {
+            at,
+            entries: Entries::clone(&entries),
+        });
+        Sent {
+            prev: at - 1,
+            end: self.last_index(),
+            entries,
+        }
     }
 
     /// Send an AppendEntries to member `to`: from `next` on, at most `max_batch` entries.
@@ -22,8 +44,20 @@ impl<C: Command> Raft<C> {
     /// With `heartbeat`, something goes out even when there is nothing new, so that
     /// followers keep their lease and learn the commit point (`heartbeat_to`).
     pub(super) fn send_append(&mut self, to: NodeId, heartbeat: bool, out: &mut Out<Self, C>) {
+        self.send_append_sharing(to, heartbeat, &mut None, out);
+    }
+
+    /// [`Self::send_append`], sharing the entries of `sent` if they are what `to` gets, and
+    /// leaving in `sent` what it sent (for the next follower).
+    fn send_append_sharing(
+        &mut self,
+        to: NodeId,
+        heartbeat: bool,
+        sent: &mut Option<Sent<C>>,
+        out: &mut Out<Self, C>,
+    ) {
         if heartbeat {
-            return self.heartbeat_to(to, out);
+            return self.heartbeat_to(to, sent, out);
         }
         let cap = self.cfg.max_inflight;
         let pr = self.progress(to);
@@ -37,7 +71,7 @@ impl<C: Command> Raft<C> {
         if self.progress(to).next > self.last_index() {
             return;
         }
-        self.send_from_next(to, self.cfg.max_batch, out);
+        self.send_from_next(to, self.cfg.max_batch, sent, out);
     }
 
     /// The heartbeat to member `to`: an append checked at its `next - 1`, which carries the
@@ -60,7 +94,7 @@ impl<C: Command> Raft<C> {
     /// With `empty_heartbeats` a heartbeat carries no entries at all (the paper's form, §5.2);
     /// a probed follower that lost entries answers it with a refusal that sends the leader
     /// back.
-    fn heartbeat_to(&mut self, to: NodeId, out: &mut Out<Self, C>) {
+    fn heartbeat_to(&mut self, to: NodeId, sent: &mut Option<Sent<C>>, out: &mut Out<Self, C>) {
         let (cap, batch) = (self.cfg.max_inflight, self.cfg.max_batch);
         let pr = self.progress(to);
         let mut limit = batch;
@@ -72,7 +106,7 @@ impl<C: Command> Raft<C> {
                 if pr.next <= self.snap_index() {
                     return self.send_snapshot(to, true, out);
                 }
-                return self.send_from_next(to, batch, out);
+                return self.send_from_next(to, batch, sent, out);
             }
             pr.stalled = true;
             if pr.inflight.full(cap) {
@@ -90,7 +124,7 @@ impl<C: Command> Raft<C> {
         if self.cfg.empty_heartbeats {
             limit = 0;
         }
-        self.send_from_next(to, limit, out);
+        self.send_from_next(to, limit, sent, out);
     }
 
     /// Bring member `to` up to date now, without waiting a heartbeat interval to learn whether
@@ -100,14 +134,20 @@ impl<C: Command> Raft<C> {
     pub(super) fn hurry(&mut self, to: NodeId, out: &mut Out<Self, C>) {
         let pr = self.progress(to);
         pr.stalled |= pr.replicating && !pr.inflight.is_empty();
-        self.heartbeat_to(to, out);
+        self.heartbeat_to(to, &mut None, out);
     }
 
     /// Send `to` the entries from its `next` on, at most `limit` of them and
     /// [`Config::max_batch_bytes`] of commands (etcd's MaxSizePerMsg), and account for them:
     /// a replicating follower's window takes the append and `next` moves past it; a probed
     /// follower is paused until the probe is answered.
-    fn send_from_next(&mut self, to: NodeId, limit: usize, out: &mut Out<Self, C>) {
+    fn send_from_next(
+        &mut self,
+        to: NodeId,
+        limit: usize,
+        sent: &mut Option<Sent<C>>,
+        out: &mut Out<Self, C>,
+    ) {
         let prev_index = self.progress(to).next - 1;
         let upto = min(self.last_index(), prev_index + limit as Slot);
         let base = self.snap_index();
@@ -126,16 +166,39 @@ impl<C: Command> Raft<C> {
         } else {
             pr.paused = true;
         }
-        self.send_entries(to, prev_index, end, out);
+        self.send_entries(to, prev_index, end, sent, out);
     }
 
-    /// The AppendEntries carrying slots `prev_index + 1 ..= end`, checked at `prev_index`.
-    fn send_entries(&self, to: NodeId, prev_index: Slot, end: Slot, out: &mut Out<Self, C>) {
+    /// The AppendEntries carrying slots `prev_index + 1 ..= end`, checked at `prev_index`:
+    /// the entries of `sent` if they are those slots, else a copy from the log (then left in
+    /// `sent`). A leader's log never changes at a slot it holds (it only appends, and compacts
+    /// a prefix), so entries built earlier in its step are still those slots'.
+    fn send_entries(
+        &self,
+        to: NodeId,
+        prev_index: Slot,
+        end: Slot,
+        sent: &mut Option<Sent<C>>,
+        out: &mut Out<Self, C>,
+    ) {
         let prev_term = self
             .term_at(prev_index)
             .expect("appends start inside the log, at or after the snapshot");
-        let base = self.snap_index();
-        let entries = self.log[(prev_index - base) as usize..(end - base) as usize].to_vec();
+        let entries = match sent {
+            Some(s) if (s.prev, s.end) == (prev_index, end) => Entries::clone(&s.entries),
+            _ => {
+                let base = self.snap_index();
+                let span = &self.log[(prev_index - base) as usize..(end - base) as usize];
+                let entries = Entries::new(span.to_vec());
+                *sent = Some(Sent {
+                    prev: prev_index,
+                    end,
+                    entries: Entries::clone(&entries),
+                });
+                entries
+            }
+        };
+        debug_assert_eq!(entries.len() as Slot, end - prev_index);
         let msg = RaftMsg::Append {
             term: self.term,
             prev_index,
@@ -147,8 +210,20 @@ impl<C: Command> Raft<C> {
     }
 
     pub(super) fn broadcast_append(&mut self, out: &mut Out<Self, C>) {
+        self.broadcast_sharing(false, None, out);
+    }
+
+    /// An append (or with `heartbeat`, a heartbeat) to every peer, the followers sent the
+    /// same entries sharing one copy: `sent`'s, if given (the batch just appended).
+    pub(super) fn broadcast_sharing(
+        &mut self,
+        heartbeat: bool,
+        sent: Option<Sent<C>>,
+        out: &mut Out<Self, C>,
+    ) {
+        let mut sent = sent;
         for p in self.peers() {
-            self.send_append(p, false, out);
+            self.send_append_sharing(p, heartbeat, &mut sent, out);
         }
     }
 
@@ -215,7 +290,7 @@ impl<C: Command> Raft<C> {
         term: u64,
         prev_index: Slot,
         prev_term: u64,
-        mut entries: Vec<Entry<C>>,
+        entries: Entries<C>,
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
@@ -225,12 +300,14 @@ impl<C: Command> Raft<C> {
         // check the append from the snapshot's slot on, whose term we know.
         let (mut prev_index, mut prev_term) = (prev_index, prev_term);
         let base = self.snap_index();
+        // The message's entries from `skip` on are those after `prev_index`.
+        let mut skip = 0;
         if prev_index < base {
             let covered = (base - prev_index) as usize;
             if entries.len() <= covered {
                 return self.reply_ok(from, base, out);
             }
-            entries.drain(..covered);
+            skip = covered;
             (prev_index, prev_term) = (base, self.snap_term());
         }
 
@@ -263,38 +340,37 @@ impl<C: Command> Raft<C> {
             return;
         }
 
-        let last_new = prev_index + entries.len() as Slot;
+        let last_new = prev_index + (entries.len() - skip) as Slot;
         if self.cfg.bug(Bug::TruncateOnStaleAppend) {
             // R6: drop everything after prev_index even when it agrees with the leader.
             self.log.truncate((prev_index - base) as usize);
-            self.log.extend(entries.iter().cloned());
-            self.config_on_append(prev_index + 1, &entries);
+            self.log.extend(entries[skip..].iter().cloned());
+            self.config_on_append(prev_index + 1, &entries[skip..]);
             out.persist(RaftWrite::Append {
                 at: prev_index + 1,
-                entries,
+                entries: suffix(&entries, skip),
             });
         } else {
             // §5.3: delete from the first *conflicting* entry only; a delayed append that
             // carries a prefix of what we have must not erase the entries after it.
-            let first_new = entries
+            let first_new = entries[skip..]
                 .iter()
                 .enumerate()
                 .find(|&(i, e)| self.term_at(prev_index + 1 + i as Slot) != Some(e.term))
-                .map(|(i, _)| i);
+                .map(|(i, _)| skip + i);
             if let Some(i) = first_new {
-                let at = prev_index + 1 + i as Slot;
+                let at = prev_index + 1 + (i - skip) as Slot;
                 debug_assert!(
                     at > self.commit || self.cfg.any_bug(),
                     "a leader asked to overwrite committed slot {at}"
                 );
                 self.log.truncate((at - 1 - base) as usize);
-                // Moved, not cloned: the log takes one copy, the durable write the message's.
-                entries.drain(..i);
-                let fresh: Vec<Entry<C>> = entries;
-                self.log.extend(fresh.iter().cloned());
-                self.config_on_append(at, &fresh);
+                // The log takes one copy; the durable write shares the message's entries.
+                self.log.extend(entries[i..].iter().cloned());
+                self.config_on_append(at, &entries[i..]);
                 if !self.cfg.bug(Bug::LogNotPersisted) {
-                    out.persist(RaftWrite::Append { at, entries: fresh });
+                    let entries = suffix(&entries, i);
+                    out.persist(RaftWrite::Append { at, entries });
                 }
             }
         }
@@ -420,5 +496,15 @@ impl Progress {
         self.paused = false;
         self.stalled = false;
         self.inflight.reset();
+    }
+}
+
+/// `entries` from index `from` on: the same allocation when that is all of them (the usual
+/// append, whose entries are all new), else a copy of the rest.
+fn suffix<C: Clone>(entries: &Entries<C>, from: usize) -> Entries<C> {
+    if from == 0 {
+        Entries::clone(entries)
+    } else {
+        Entries::new(entries[from..].to_vec())
     }
 }

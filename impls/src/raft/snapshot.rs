@@ -161,7 +161,7 @@ impl<C: Command> Raft<C> {
             let at = snap.slot + 1;
             out.persist(RaftWrite::Append {
                 at,
-                entries: vec![],
+                entries: Entries::default(),
             });
         }
         self.snapshot = Some(snap);

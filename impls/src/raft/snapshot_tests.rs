@@ -191,7 +191,7 @@ fn s7_restart_from_snapshot_and_log_restores_first_with_commit_at_its_slot() {
 fn s7_an_append_reaching_into_the_snapshot_appends_only_what_follows_it() {
     let d = image(1, vec![entry(1, 5)], Some(snap(4, 1, "four")));
     let (mut r, _) = boot(1, &d, &cfg(8));
-    let entries = (3..=6).map(|c| entry(1, c)).collect();
+    let entries: Vec<_> = (3..=6).map(|c| entry(1, c)).collect();
     let out = recv(
         &mut r,
         0,
@@ -199,7 +199,7 @@ fn s7_an_append_reaching_into_the_snapshot_appends_only_what_follows_it() {
             term: 1,
             prev_index: 2,
             prev_term: 1,
-            entries,
+            entries: entries.into(),
             commit: 6,
         },
     );
@@ -208,7 +208,7 @@ fn s7_an_append_reaching_into_the_snapshot_appends_only_what_follows_it() {
         persists(&out),
         vec![RaftWrite::Append {
             at: 6,
-            entries: vec![entry(1, 6)]
+            entries: vec![entry(1, 6)].into()
         }]
     );
     assert_eq!(sends(&out), vec![(0, ok(6))]);
@@ -221,7 +221,7 @@ fn s7_an_append_reaching_into_the_snapshot_appends_only_what_follows_it() {
             term: 1,
             prev_index: 1,
             prev_term: 1,
-            entries: vec![entry(1, 2)],
+            entries: vec![entry(1, 2)].into(),
             commit: 6,
         },
     );
@@ -399,7 +399,7 @@ fn s7_a_snapshot_older_than_the_commit_point_is_ignored() {
             term: 1,
             prev_index: 5,
             prev_term: 1,
-            entries: vec![],
+            entries: vec![].into(),
             commit: 5,
         },
     );
@@ -598,25 +598,25 @@ fn moving_writes_into_the_image_folds_them_as_copying_does() {
         },
         RaftWrite::Append {
             at: 1,
-            entries: (1..=5).map(|c| entry(1, c)).collect(),
+            entries: (1..=5).map(|c| entry(1, c)).collect::<Vec<_>>().into(),
         },
         // Overwrites slots 4 and 5 with a later term's entries.
         RaftWrite::Append {
             at: 4,
-            entries: vec![entry(2, 40), entry(2, 50), entry(2, 60)],
+            entries: vec![entry(2, 40), entry(2, 50), entry(2, 60)].into(),
         },
         // Keeps 5 and 6 after it: slot 4 holds term 2.
         RaftWrite::Snapshot(snap(4, 2, "four")),
         // Starts inside the snapshot: slots 3 and 4 are skipped.
         RaftWrite::Append {
             at: 3,
-            entries: vec![entry(2, 3), entry(2, 40), entry(2, 50), entry(3, 70)],
+            entries: vec![entry(2, 3), entry(2, 40), entry(2, 50), entry(3, 70)].into(),
         },
         // Slot 6 no longer holds term 9: the log after it goes.
         RaftWrite::Snapshot(snap(6, 9, "six")),
         RaftWrite::Append {
             at: 7,
-            entries: vec![entry(9, 7)],
+            entries: vec![entry(9, 7)].into(),
         },
     ];
     let (mut copied, mut moved) = (RaftDurable::default(), RaftDurable::default());

@@ -108,7 +108,7 @@ fn append(
         term,
         prev_index,
         prev_term,
-        entries,
+        entries: entries.into(),
         commit,
     }
 }
@@ -549,7 +549,7 @@ fn s5_3_follower_deletes_from_the_first_conflicting_entry_only() {
     let writes: Vec<_> = out.writes().cloned().collect();
     assert!(writes.contains(&RaftWrite::Append {
         at: 3,
-        entries: vec![entry(3, 7)]
+        entries: vec![entry(3, 7)].into()
     }));
     assert_eq!(sends(&out), vec![(0, ok(3, 3))]);
 }
@@ -594,6 +594,68 @@ fn s5_3_heartbeat_carries_the_commit_point() {
     let out = recv(&mut r, 0, append(2, 2, 2, vec![], 2));
     assert_eq!(out.commits().collect::<Vec<_>>(), vec![(2, &2)]);
     assert_eq!(r.commit, 2);
+}
+
+/// The entries of the appends in `out`'s sends and writes, in order.
+fn appended(out: &O) -> (Vec<Entries<Cmd>>, Vec<Entries<Cmd>>) {
+    let sent = out.sends().filter_map(|(_, m)| match m {
+        RaftMsg::Append { entries, .. } => Some(Entries::clone(entries)),
+        _ => None,
+    });
+    let written = out.writes().filter_map(|w| match w {
+        RaftWrite::Append { entries, .. } => Some(Entries::clone(entries)),
+        _ => None,
+    });
+    (sent.collect(), written.collect())
+}
+
+#[test]
+fn s5_3_a_new_batch_is_one_copy_shared_by_the_write_and_every_follower_sent_it() {
+    let (mut l, _) = leader_with(3, &plain(), 1, vec![]);
+    for p in [1, 2] {
+        recv(&mut l, p, ok(1, 1)); // both replicating from slot 2 on
+    }
+    let mut out = Effects::new();
+    l.propose(vec![10, 11], &mut out);
+    let (sent, written) = appended(&out);
+    assert_eq!((sent.len(), written.len()), (2, 1));
+    assert_eq!(*written[0], vec![entry(1, 10), entry(1, 11)]);
+    for s in &sent {
+        assert!(
+            Entries::ptr_eq(s, &written[0]),
+            "a follower's append copied the batch"
+        );
+    }
+}
+
+#[test]
+fn s5_3_a_follower_stores_an_append_it_takes_whole_as_the_message_and_copies_a_part() {
+    let mut r = boot_with(1, 3, &plain(), 1, vec![entry(1, 1)]);
+    let msg = |prev_index, entries: &Entries<Cmd>| RaftMsg::Append {
+        term: 1,
+        prev_index,
+        prev_term: u64::from(prev_index > 0),
+        entries: Entries::clone(entries),
+        commit: 0,
+    };
+    // Slot 1 is held already: only slots 2 and 3 are written, a copy of them.
+    let overlapping = Entries::new(vec![entry(1, 1), entry(1, 2), entry(1, 3)]);
+    let (_, written) = appended(&recv(&mut r, 0, msg(0, &overlapping)));
+    assert_eq!(written.len(), 1);
+    assert_eq!(*written[0], vec![entry(1, 2), entry(1, 3)]);
+    assert!(!Entries::ptr_eq(&written[0], &overlapping));
+    // All new: the write is the message's entries.
+    let fresh = Entries::new(vec![entry(1, 4)]);
+    let (_, written) = appended(&recv(&mut r, 0, msg(3, &fresh)));
+    assert_eq!(written.len(), 1);
+    assert!(
+        Entries::ptr_eq(&written[0], &fresh),
+        "the follower copied an append it took whole"
+    );
+    assert_eq!(
+        r.log,
+        vec![entry(1, 1), entry(1, 2), entry(1, 3), entry(1, 4)]
+    );
 }
 
 #[test]
@@ -1227,7 +1289,7 @@ fn diss_6_4_a_new_leader_appends_a_noop_of_its_term() {
     assert!(out.writes().any(|w| *w
         == RaftWrite::Append {
             at: 2,
-            entries: vec![noop(2)]
+            entries: vec![noop(2)].into()
         }));
     // The no-op goes out with prev = the leader's old last entry.
     assert!(sends(&out).contains(&(1, append(2, 1, 1, vec![noop(2)], 0))));
@@ -1557,7 +1619,7 @@ fn apply_write_truncates_then_appends() {
         &mut d,
         &RaftWrite::Append {
             at: 2,
-            entries: vec![entry(2, 9)],
+            entries: vec![entry(2, 9)].into(),
         },
     );
     assert_eq!(d.log, vec![entry(1, 1), entry(2, 9)]);
@@ -1961,7 +2023,7 @@ mod bugs {
             out.writes().cloned().collect::<Vec<_>>(),
             vec![RaftWrite::Append {
                 at: 2,
-                entries: vec![entry(2, 2)]
+                entries: vec![entry(2, 2)].into()
             }]
         );
     }
