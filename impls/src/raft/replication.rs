@@ -9,6 +9,9 @@ pub(super) struct Sent<C> {
     prev: Slot,
     end: Slot,
     entries: Entries<C>,
+    /// The limit `send_from_next` found `end` with (so the next follower with the same
+    /// `prev` and limit need not weigh the entries again); `None` if none did yet.
+    limit: Option<usize>,
 }
 
 impl<C: Command> Raft<C> {
@@ -31,6 +34,7 @@ impl<C: Command> Raft<C> {
             prev: at - 1,
             end: self.last_index(),
             entries,
+            limit: None,
         }
     }
 
@@ -149,14 +153,20 @@ impl<C: Command> Raft<C> {
         out: &mut Out<Self, C>,
     ) {
         let prev_index = self.progress(to).next - 1;
-        let upto = min(self.last_index(), prev_index + limit as Slot);
-        let base = self.snap_index();
-        let span = &self.log[(prev_index - base) as usize..upto.saturating_sub(base) as usize];
-        let end = prev_index
-            + self
-                .cfg
-                .batch_len(span, |e| e.cmd.as_ref().map_or(0, Command::bytes))
-                as Slot;
+        let end = match sent {
+            Some(s) if s.prev == prev_index && s.limit == Some(limit) => s.end,
+            _ => {
+                let upto = min(self.last_index(), prev_index + limit as Slot);
+                let base = self.snap_index();
+                let span =
+                    &self.log[(prev_index - base) as usize..upto.saturating_sub(base) as usize];
+                prev_index
+                    + self
+                        .cfg
+                        .batch_len(span, |e| e.cmd.as_ref().map_or(0, Command::bytes))
+                        as Slot
+            }
+        };
         let pr = self.progress(to);
         if pr.replicating {
             if end > prev_index {
@@ -167,6 +177,12 @@ impl<C: Command> Raft<C> {
             pr.paused = true;
         }
         self.send_entries(to, prev_index, end, sent, out);
+        if let Some(s) = sent
+            .as_mut()
+            .filter(|s| (s.prev, s.end) == (prev_index, end))
+        {
+            s.limit = Some(limit);
+        }
     }
 
     /// The AppendEntries carrying slots `prev_index + 1 ..= end`, checked at `prev_index`:
@@ -194,6 +210,7 @@ impl<C: Command> Raft<C> {
                     prev: prev_index,
                     end,
                     entries: Entries::clone(&entries),
+                    limit: None,
                 });
                 entries
             }
