@@ -629,6 +629,52 @@ fn s5_3_a_new_batch_is_one_copy_shared_by_the_write_and_every_follower_sent_it()
 }
 
 #[test]
+fn s5_3_followers_sent_a_run_cut_at_max_batch_bytes_share_one_copy_of_it() {
+    // Commands that weigh something (`&str`: their length), 10 bytes a message: 2 of 4.
+    type S = Raft<&'static str>;
+    let cfg = Config {
+        max_batch_bytes: 10,
+        ..plain()
+    };
+    let mut l = S::boot(NodeId(0), &ids(3), None, &cfg, &mut Effects::new());
+    l.on_timer(RaftTimer::Election, &mut Effects::new());
+    for p in [1, 2] {
+        let granted = RaftMsg::Vote {
+            term: 1,
+            granted: true,
+            pre_vote: false,
+        };
+        l.on_message(NodeId(p), granted, &mut Effects::new());
+    }
+    assert_eq!(l.role(), Role::Leader);
+    for p in [1, 2] {
+        let acked = RaftMsg::AppendReply {
+            term: 1,
+            result: AppendResult::Ok { matched: 1 },
+        };
+        l.on_message(NodeId(p), acked, &mut Effects::new()); // the no-op: both replicating
+    }
+    let mut out = Effects::new();
+    l.propose(vec!["aaaa", "bbbb", "cccc", "dddd"], &mut out);
+    let sent: Vec<_> = out
+        .sends()
+        .filter_map(|(_, m)| match m {
+            RaftMsg::Append { entries, .. } => Some(Entries::clone(entries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 2);
+    let first_two: Vec<_> = ["aaaa", "bbbb"].map(|c| Entry::command(1, c)).into();
+    for s in &sent {
+        assert_eq!(**s, first_two, "each message stops at 10 bytes");
+    }
+    assert!(
+        Entries::ptr_eq(&sent[0], &sent[1]),
+        "the second follower copied the run"
+    );
+}
+
+#[test]
 fn s5_3_a_follower_stores_an_append_it_takes_whole_as_the_message_and_copies_a_part() {
     let mut r = boot_with(1, 3, &plain(), 1, vec![entry(1, 1)]);
     let msg = |prev_index, entries: &Entries<Cmd>| RaftMsg::Append {
