@@ -125,6 +125,7 @@ pub mod names {
     pub const PROPOSALS_WITHIN_WINDOW: &str = "leaders propose only within the window";
 }
 
+mod fold;
 mod invariants;
 mod phase1;
 mod phase2;
@@ -243,6 +244,14 @@ pub struct Entry<C> {
     pub value: Value<C>,
 }
 
+/// A run of values as accepts and durable writes carry it: shared, not copied. A leader's
+/// new run goes to its own store and to every acceptor as one allocation (it was copied for
+/// the write, for the send, and again per acceptor), and an acceptor's store keeps the
+/// message's. Whoever needs values of its own (a log) clones them out; a store folding its
+/// writes skips those a later snapshot drops ([`Replica::fold_writes`]). Equality, hashing
+/// and the encoding are the values' own.
+pub type Values<C> = std::sync::Arc<Vec<Value<C>>>;
+
 /// Multi-Paxos messages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PaxosMsg<C> {
@@ -278,8 +287,8 @@ pub enum PaxosMsg<C> {
         ballot: Ballot,
         /// The slot of the first command (for a heartbeat: one past the leader's last slot).
         first: Slot,
-        /// The values.
-        cmds: Vec<Value<C>>,
+        /// The values, shared ([`Values`]).
+        cmds: Values<C>,
         /// The leader's commit point.
         commit: Slot,
     },
@@ -458,8 +467,8 @@ pub enum PaxosWrite<C> {
         ballot: Ballot,
         /// The slot of the first value.
         first: Slot,
-        /// The values.
-        cmds: Vec<Value<C>>,
+        /// The values, shared ([`Values`]).
+        cmds: Values<C>,
     },
     /// A configuration command was learned chosen: these are the configurations from then
     /// on (kept unless those kept already reach as far).
@@ -820,7 +829,7 @@ impl<C: Command> MultiPaxos<C> {
             }
             (PaxosTimer::Election, _) => self.election_timer_fired(out),
             (PaxosTimer::Heartbeat, Role::Leader) => {
-                self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
+                self.broadcast_accept(self.proposed() + 1, Values::default(), out);
                 self.resend_quiet_chunks(out);
                 self.resend_lost_batches(out);
                 if !self.renew_lease(out) {
@@ -1085,12 +1094,17 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 cmds,
             } => {
                 let (skip, start) = accept_room(durable, ballot, first, cmds.len());
+                let cmds = Values::unwrap_or_clone(cmds);
                 for (i, value) in cmds.into_iter().skip(skip).enumerate() {
                     durable.log[start + i] = Some(Entry { ballot, value });
                 }
             }
             other => Self::apply_write(durable, &other),
         }
+    }
+
+    fn fold_writes(durable: &mut PaxosDurable<C>, writes: &mut Vec<PaxosWrite<C>>) {
+        fold::fold(durable, writes);
     }
 
     fn cluster_invariants() -> Vec<Invariant<ClusterCheck<Self>>> {
@@ -1259,8 +1273,11 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         match msg {
             PaxosMsg::Accept { ballot, cmds, .. } => {
                 *ballot = ballot.renamed(map);
-                for v in cmds {
-                    v.renamed(map);
+                // Copied only if a configuration in it names nodes (the copy is this message's).
+                if cmds.iter().any(|v| v.config().is_some()) {
+                    for v in Values::make_mut(cmds) {
+                        v.renamed(map);
+                    }
                 }
             }
             PaxosMsg::Snapshot {

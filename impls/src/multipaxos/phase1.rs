@@ -249,11 +249,15 @@ impl<C: Command> MultiPaxos<C> {
         };
         // Phase 2 for the recovered slots the window takes (persisted first).
         let (runs, missing) = self.take_window();
+        let runs: Vec<(Slot, Values<C>)> = runs
+            .into_iter()
+            .map(|(first, run)| (first, Values::new(run)))
+            .collect();
         for (first, run) in &runs {
             out.persist(PaxosWrite::Accept {
                 ballot: b,
                 first: *first,
-                cmds: run.clone(),
+                cmds: Values::clone(run),
             });
         }
         if self.cfg.check_quorum {
@@ -264,7 +268,7 @@ impl<C: Command> MultiPaxos<C> {
         self.arm_heartbeat(out);
         // With none, a heartbeat announces the leadership.
         if runs.is_empty() {
-            self.broadcast_accept(self.proposed() + 1, Vec::new(), out);
+            self.broadcast_accept(self.proposed() + 1, Values::default(), out);
         }
         for (first, run) in runs {
             self.broadcast_accept(first, run, out);

@@ -6,22 +6,25 @@ use super::*;
 
 impl<C: Command> MultiPaxos<C> {
     /// Send `cmds` (slots from `first`) at our ballot to every peer, at most `max_batch`
-    /// values and [`Config::max_batch_bytes`] a message.
-    pub(super) fn broadcast_accept(
-        &self,
-        first: Slot,
-        cmds: Vec<Value<C>>,
-        out: &mut Out<Self, C>,
-    ) {
+    /// values and [`Config::max_batch_bytes`] a message: each message's values one copy that
+    /// every peer shares (none when one message carries them all).
+    pub(super) fn broadcast_accept(&self, first: Slot, cmds: Values<C>, out: &mut Out<Self, C>) {
         let chunks = self.cfg.batches(&cmds, Value::bytes);
+        let shared: Vec<(usize, Values<C>)> = match chunks[..] {
+            [(0, c)] if c.len() == cmds.len() => vec![(0, Values::clone(&cmds))],
+            _ => chunks
+                .iter()
+                .map(|&(at, c)| (at, Values::new(c.to_vec())))
+                .collect(),
+        };
         for p in self.peers() {
-            for &(at, c) in &chunks {
+            for (at, c) in &shared {
                 out.send(
                     p,
                     PaxosMsg::Accept {
                         ballot: self.ballot,
-                        first: first + at as Slot,
-                        cmds: c.to_vec(),
+                        first: first + *at as Slot,
+                        cmds: Values::clone(c),
                         commit: self.commit,
                     },
                 );
@@ -133,7 +136,7 @@ impl<C: Command> MultiPaxos<C> {
         from: NodeId,
         b: Ballot,
         first: Slot,
-        mut cmds: Vec<Value<C>>,
+        cmds: Values<C>,
         leader_commit: Slot,
         out: &mut Out<Self, C>,
     ) {
@@ -174,11 +177,15 @@ impl<C: Command> MultiPaxos<C> {
             .saturating_sub(first)
             .min(cmds.len() as Slot) as usize;
         let fresh_first = first + skip as Slot;
-        // A heartbeat carries no commands (`cmds` moves into the write below).
+        // A heartbeat carries no commands.
         let heartbeat = cmds.is_empty();
-        // Moved, not cloned: the log takes one copy, the durable write the message's.
-        cmds.drain(..skip);
-        let fresh: Vec<Value<C>> = cmds;
+        // The log takes one copy; the durable write shares the message's values (a copy of
+        // the rest if some were chosen here already).
+        let fresh = if skip == 0 {
+            cmds
+        } else {
+            Values::new(cmds[skip..].to_vec())
+        };
         let promise_up = b > self.promised;
         if !fresh.is_empty() {
             let start = (fresh_first - self.base() - 1) as usize;

@@ -67,7 +67,7 @@ fn accept(ballot: Ballot, first: Slot, cmds: Vec<Cmd>, commit: Slot) -> PaxosMsg
     PaxosMsg::Accept {
         ballot,
         first,
-        cmds: cmds.into_iter().map(Value::Cmd).collect(),
+        cmds: Values::new(cmds.into_iter().map(Value::Cmd).collect()),
         commit,
     }
 }

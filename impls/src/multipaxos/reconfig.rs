@@ -440,18 +440,23 @@ impl<C: Command> MultiPaxos<C> {
         (runs, None)
     }
 
-    /// Persist each run, then send each (persist before send).
-    pub(super) fn emit_runs(&self, runs: &Runs<C>, out: &mut Out<Self, C>) {
+    /// Persist each run, then send each (persist before send): one copy of each run, shared
+    /// by its write and its accepts.
+    pub(super) fn emit_runs(&self, runs: Runs<C>, out: &mut Out<Self, C>) {
         let b = self.ballot;
-        for (first, run) in runs {
+        let runs: Vec<(Slot, Values<C>)> = runs
+            .into_iter()
+            .map(|(first, run)| (first, Values::new(run)))
+            .collect();
+        for (first, run) in &runs {
             out.persist(PaxosWrite::Accept {
                 ballot: b,
                 first: *first,
-                cmds: run.clone(),
+                cmds: Values::clone(run),
             });
         }
         for (first, run) in runs {
-            self.broadcast_accept(*first, run.clone(), out);
+            self.broadcast_accept(first, run, out);
         }
     }
 
@@ -460,7 +465,8 @@ impl<C: Command> MultiPaxos<C> {
     pub(super) fn leader_progress(&mut self, out: &mut Out<Self, C>) {
         while self.is_leader() {
             let (runs, missing) = self.take_window();
-            self.emit_runs(&runs, out);
+            let took = !runs.is_empty();
+            self.emit_runs(runs, out);
             if let Some(config) = missing {
                 self.ask_promises(&config, out);
             }
@@ -469,7 +475,7 @@ impl<C: Command> MultiPaxos<C> {
             if self.commit > before {
                 self.changes_on_commit(before, out);
             }
-            if runs.is_empty() && self.commit == before {
+            if !took && self.commit == before {
                 return;
             }
         }
@@ -593,7 +599,7 @@ impl<C: Command> MultiPaxos<C> {
         let msg = PaxosMsg::Accept {
             ballot: self.ballot,
             first: self.proposed() + 1,
-            cmds: Vec::new(),
+            cmds: Values::default(),
             commit: self.commit,
         };
         for n in nodes.iter().filter(|&n| n != self.id) {

@@ -525,12 +525,12 @@ fn renaming_renames_every_configuration() {
     let mut msg = PaxosMsg::Accept {
         ballot: Ballot { round: 1, node: 0 },
         first: 1,
-        cmds: vec![Value::Config(voters(&[0]))],
+        cmds: vec![Value::Config(voters(&[0]))].into(),
         commit: 0,
     };
     P::rename_msg(&mut msg, &map);
     assert!(
-        matches!(msg, PaxosMsg::Accept { ref cmds, .. } if cmds == &[Value::Config(voters(&[1]))])
+        matches!(msg, PaxosMsg::Accept { ref cmds, .. } if cmds[..] == [Value::Config(voters(&[1]))])
     );
 }
 

@@ -371,7 +371,7 @@ impl<C: Command> MultiPaxos<C> {
             PaxosMsg::Accept {
                 ballot: self.ballot,
                 first: lo,
-                cmds,
+                cmds: cmds.into(),
                 commit: self.commit,
             },
         );

@@ -20,8 +20,8 @@ pub(super) fn b(round: u64, node: u8) -> Ballot {
 }
 
 /// Commands as values: `Some` a command, `None` a no-op.
-pub(super) fn vals(cmds: Vec<Option<Cmd>>) -> Vec<Value<Cmd>> {
-    cmds.into_iter().map(Value::from).collect()
+pub(super) fn vals(cmds: Vec<Option<Cmd>>) -> Values<Cmd> {
+    Values::new(cmds.into_iter().map(Value::from).collect())
 }
 
 /// The configurations of a cluster booted with voters n0, n1, n2.
@@ -572,6 +572,54 @@ fn leader_batches_one_accept_and_commits_on_a_quorum() {
     assert!(recv(&mut r, 1, accepted(b(1, 0), 1, 2, 0, false)).is_empty());
 }
 
+/// The values of the accepts in `out`'s sends and writes, in order.
+fn accepted_values(out: &O) -> (Vec<Values<Cmd>>, Vec<Values<Cmd>>) {
+    let sent = out.sends().filter_map(|(_, m)| match m {
+        PaxosMsg::Accept { cmds, .. } => Some(Values::clone(cmds)),
+        _ => None,
+    });
+    let written = out.writes().filter_map(|w| match w {
+        PaxosWrite::Accept { cmds, .. } => Some(Values::clone(cmds)),
+        _ => None,
+    });
+    (sent.collect(), written.collect())
+}
+
+#[test]
+fn a_new_run_is_one_copy_shared_by_the_write_and_every_accept() {
+    let mut r = leader(3);
+    let (sent, written) = accepted_values(&propose(&mut r, vec![1, 2]));
+    assert_eq!((sent.len(), written.len()), (2, 1));
+    assert_eq!(written[0], vals(vec![Some(1), Some(2)]));
+    for s in &sent {
+        assert!(Values::ptr_eq(s, &written[0]), "an accept copied the run");
+    }
+}
+
+#[test]
+fn an_acceptor_stores_an_accept_it_takes_whole_as_the_message_and_copies_a_part() {
+    let mut r = boot_with(1, 3, &Config::default(), PaxosDurable::default());
+    let whole = vals(vec![Some(1), Some(2)]);
+    let msg = |first, cmds: &Values<Cmd>, commit| PaxosMsg::Accept {
+        ballot: b(1, 0),
+        first,
+        cmds: Values::clone(cmds),
+        commit,
+    };
+    let (_, written) = accepted_values(&recv(&mut r, 0, msg(1, &whole, 0)));
+    assert!(
+        Values::ptr_eq(&written[0], &whole),
+        "the acceptor copied an accept it took whole"
+    );
+    // A heartbeat: slots 1 and 2 are chosen. Then only slot 3 is written, a copy of it.
+    recv(&mut r, 0, msg(3, &Values::default(), 2));
+    assert_eq!(r.status().commit, 2);
+    let overlapping = vals(vec![Some(1), Some(2), Some(3)]);
+    let (_, written) = accepted_values(&recv(&mut r, 0, msg(1, &overlapping, 2)));
+    assert_eq!(written, vec![vals(vec![Some(3)])]);
+    assert!(!Values::ptr_eq(&written[0], &overlapping));
+}
+
 /// The commands handed back busy, in order.
 fn busy(out: &O) -> Vec<Cmd> {
     out.refused_busy().copied().collect()
@@ -607,7 +655,7 @@ fn a_leader_at_its_uncommitted_cap_hands_proposals_back_busy_until_slots_are_cho
     };
     assert_eq!(
         queue.iter().cloned().collect::<Vec<_>>(),
-        vals(vec![Some(8), Some(9)])
+        *vals(vec![Some(8), Some(9)])
     );
 }
 

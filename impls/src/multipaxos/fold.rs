@@ -1,0 +1,117 @@
+//! Folding a run of durable writes into the image ([`Replica::fold_writes`]) without placing
+//! the values a later snapshot write drops.
+//!
+//! A host that keeps its writes folds them when the replica compacts (the runtime's
+//! `MemStorage::checkpoint`): the accepts since the last fold, then the snapshot write that
+//! replaced the log up to its slot. A kept snapshot drops every slot up to its own, whatever
+//! they hold, and nothing between an accept and that snapshot reads those slots (accepts
+//! overwrite, the other writes touch the promise, the round and the configurations). So the
+//! values of an accept at or below the slot of a snapshot kept later in the run are not
+//! placed (the promise the accept raises still is); the rest of the run is applied write by
+//! write. The result is exactly what [`Replica::apply_write_owned`] gives (a property test
+//! below checks it).
+
+use super::*;
+
+/// [`Replica::fold_writes`] for multi-Paxos (see the module docs). Drains `writes`.
+pub(super) fn fold<C: Command>(durable: &mut PaxosDurable<C>, writes: &mut Vec<PaxosWrite<C>>) {
+    // Which snapshot writes `snapshot::keep` keeps: each one above the one kept before it.
+    let mut kept = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+    let mut dropped: Vec<Slot> = writes
+        .iter()
+        .map(|w| match w {
+            PaxosWrite::Snapshot { snapshot, .. } if snapshot.slot > kept => {
+                kept = snapshot.slot;
+                kept
+            }
+            _ => 0,
+        })
+        .collect();
+    // For each write, the highest slot a snapshot kept after it drops (0: none).
+    let mut later = 0;
+    for d in dropped.iter_mut().rev() {
+        (*d, later) = (later, later.max(*d));
+    }
+    for (write, dropped) in writes.drain(..).zip(dropped) {
+        match write {
+            PaxosWrite::Accept {
+                ballot,
+                first,
+                cmds,
+            } if dropped >= first && !cmds.is_empty() => {
+                let cut = ((dropped + 1 - first) as usize).min(cmds.len());
+                let (skip, start) =
+                    accept_room(durable, ballot, first + cut as Slot, cmds.len() - cut);
+                for (i, value) in cmds[cut + skip..].iter().enumerate() {
+                    durable.log[start + i] = Some(Entry {
+                        ballot,
+                        value: value.clone(),
+                    });
+                }
+            }
+            other => MultiPaxos::apply_write_owned(durable, other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn configs() -> Configs {
+        Configs::initial(Membership::voters(NodeSet::first(3)))
+    }
+
+    /// Writes over slots 1..=12 and ballots of rounds 1..=3, each value unique (so that a
+    /// value placed in the wrong slot shows).
+    fn write() -> impl Strategy<Value = PaxosWrite<u32>> {
+        let ballot = (1u64..4, 0u8..3).prop_map(|(round, node)| Ballot { round, node });
+        prop_oneof![
+            1 => ballot.clone().prop_map(PaxosWrite::Promise),
+            1 => (1u64..4).prop_map(PaxosWrite::Tried),
+            3 => (ballot, 1u64..13, proptest::collection::vec(any::<bool>(), 0..6), any::<u16>())
+                .prop_map(|(ballot, first, some, tag)| PaxosWrite::Accept {
+                    ballot,
+                    first,
+                    cmds: Values::new(
+                        some.into_iter()
+                            .enumerate()
+                            .map(|(i, s)| Value::from(s.then_some(u32::from(tag) * 8 + i as u32)))
+                            .collect(),
+                    ),
+                }),
+            1 => (0u64..13).prop_map(|slot| PaxosWrite::Snapshot {
+                snapshot: Snapshot {
+                    slot,
+                    data: (&[slot as u8][..]).into(),
+                },
+                configs: configs(),
+            }),
+        ]
+    }
+
+    proptest! {
+        /// The fold leaves exactly the image that applying the writes one by one leaves,
+        /// from an image with or without a snapshot and a log.
+        #[test]
+        fn folding_writes_gives_the_image_applying_them_one_by_one_gives(
+            first in proptest::collection::vec(write(), 0..8),
+            writes in proptest::collection::vec(write(), 0..16),
+        ) {
+            type P = MultiPaxos<u32>;
+            let mut image = PaxosDurable::default();
+            for w in first {
+                P::apply_write_owned(&mut image, w);
+            }
+            let mut one_by_one = image.clone();
+            for w in writes.clone() {
+                P::apply_write_owned(&mut one_by_one, w);
+            }
+            let mut writes = writes;
+            fold(&mut image, &mut writes);
+            prop_assert!(writes.is_empty());
+            prop_assert_eq!(image, one_by_one);
+        }
+    }
+}
