@@ -185,7 +185,8 @@ pub type Slot = u64;
 
 /// What a log carries. The protocol never looks inside a command; it asks only how big it is,
 /// to keep its messages within [`Config::max_batch_bytes`]. `Sync`: a batch of commands is
-/// shared by the messages and writes that carry it (Raft's [`crate::raft::Entries`]).
+/// shared by the messages and writes that carry it ([`crate::raft::Entries`],
+/// [`crate::multipaxos::Values`]).
 pub trait Command: Clone + Debug + Eq + Hash + Ord + Send + Sync + 'static {
     /// About how many bytes the command takes in a message: its encoded size, or an estimate
     /// that does not undercount by much. Cheap: it is asked for every entry a message may

@@ -5,7 +5,8 @@
 //! `MemStorage::checkpoint`): the accepts since the last fold, then the snapshot write that
 //! replaced the log up to its slot. A kept snapshot drops every slot up to its own, whatever
 //! they hold, and nothing between an accept and that snapshot reads those slots (accepts
-//! overwrite, the other writes touch the promise, the round and the configurations). So the
+//! overwrite, an earlier kept snapshot drops a prefix, the other writes touch the promise,
+//! the round and the configurations). So the
 //! values of an accept at or below the slot of a snapshot kept later in the run are not
 //! placed (the promise the accept raises still is); the rest of the run is applied write by
 //! write. The result is exactly what [`Replica::apply_write_owned`] gives (a property test

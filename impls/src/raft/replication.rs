@@ -291,7 +291,8 @@ impl<C: Command> Raft<C> {
         if slot <= to {
             let span = &self.log[(slot - base - 1) as usize..(to - base) as usize];
             for run in span.split(|e| e.cmd.is_none()) {
-                out.commit_slice(slot, run, |e| e.cmd.as_ref().expect("split at no-ops"));
+                // Split at the entries without a command (no-ops, configurations).
+                out.commit_slice(slot, run, |e| e.cmd.as_ref().expect("a run holds commands"));
                 slot += run.len() as Slot + 1;
             }
         }
