@@ -1322,6 +1322,28 @@ impl<T> Hash for Fixed<T> {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
+/// For a protocol's fold test: the image `first` leaves, after `writes` folded
+/// ([`Replica::fold_writes`]), and after them applied one by one
+/// ([`Replica::apply_write_owned`]). A correct fold leaves the two equal, and no write behind.
+#[cfg(test)]
+pub(crate) fn folded_and_one_by_one<R: Replica<C>, C: Command>(
+    first: Vec<R::Write>,
+    writes: Vec<R::Write>,
+) -> (R::Durable, R::Durable) {
+    let mut image = R::Durable::default();
+    for w in first {
+        R::apply_write_owned(&mut image, w);
+    }
+    let mut one_by_one = image.clone();
+    for w in writes.clone() {
+        R::apply_write_owned(&mut one_by_one, w);
+    }
+    let mut writes = writes;
+    R::fold_writes(&mut image, &mut writes);
+    assert!(writes.is_empty(), "a fold drains its writes");
+    (image, one_by_one)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,18 +219,8 @@ mod tests {
             first in proptest::collection::vec(write(), 0..8),
             writes in proptest::collection::vec(write(), 0..16),
         ) {
-            let mut image = RaftDurable::default();
-            for w in first {
-                R::apply_write_owned(&mut image, w);
-            }
-            let mut one_by_one = image.clone();
-            for w in writes.clone() {
-                R::apply_write_owned(&mut one_by_one, w);
-            }
-            let mut writes = writes;
-            fold(&mut image, &mut writes);
-            prop_assert!(writes.is_empty());
-            prop_assert_eq!(image, one_by_one);
+            let (folded, one_by_one) = crate::replica::folded_and_one_by_one::<R, u32>(first, writes);
+            prop_assert_eq!(folded, one_by_one);
         }
     }
 
