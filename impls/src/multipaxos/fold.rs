@@ -41,14 +41,7 @@ pub(super) fn fold<C: Command>(durable: &mut PaxosDurable<C>, writes: &mut Vec<P
                 cmds,
             } if dropped >= first && !cmds.is_empty() => {
                 let cut = ((dropped + 1 - first) as usize).min(cmds.len());
-                let (skip, start) =
-                    accept_room(durable, ballot, first + cut as Slot, cmds.len() - cut);
-                for (i, value) in cmds[cut + skip..].iter().enumerate() {
-                    durable.log[start + i] = Some(Entry {
-                        ballot,
-                        value: value.clone(),
-                    });
-                }
+                place(durable, ballot, first + cut as Slot, &cmds[cut..]);
             }
             other => MultiPaxos::apply_write_owned(durable, other),
         }

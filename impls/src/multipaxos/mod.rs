@@ -876,6 +876,23 @@ fn accept_room<C>(
     (skip, start)
 }
 
+/// Accept copies of `values` at `ballot` in slots from `first` on (those the image's snapshot
+/// covers skipped: see [`accept_room`]).
+fn place<C: Clone>(
+    durable: &mut PaxosDurable<C>,
+    ballot: Ballot,
+    first: Slot,
+    values: &[Value<C>],
+) {
+    let (skip, start) = accept_room(durable, ballot, first, values.len());
+    for (i, value) in values[skip..].iter().enumerate() {
+        durable.log[start + i] = Some(Entry {
+            ballot,
+            value: value.clone(),
+        });
+    }
+}
+
 impl<C: Command> Replica<C> for MultiPaxos<C> {
     type Msg = PaxosMsg<C>;
     type Timer = PaxosTimer;
@@ -1055,15 +1072,7 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 ballot,
                 first,
                 cmds,
-            } => {
-                let (skip, start) = accept_room(durable, *ballot, *first, cmds.len());
-                for (i, value) in cmds[skip..].iter().enumerate() {
-                    durable.log[start + i] = Some(Entry {
-                        ballot: *ballot,
-                        value: value.clone(),
-                    });
-                }
-            }
+            } => place(durable, *ballot, *first, cmds),
             PaxosWrite::Configs(configs) => {
                 if configs.latest_from() > durable.configs.latest_from()
                     || durable.configs.is_empty()
@@ -1092,13 +1101,16 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
                 ballot,
                 first,
                 cmds,
-            } => {
-                let (skip, start) = accept_room(durable, ballot, first, cmds.len());
-                let cmds = Values::unwrap_or_clone(cmds);
-                for (i, value) in cmds.into_iter().skip(skip).enumerate() {
-                    durable.log[start + i] = Some(Entry { ballot, value });
+            } => match Values::try_unwrap(cmds) {
+                Ok(cmds) => {
+                    let (skip, start) = accept_room(durable, ballot, first, cmds.len());
+                    for (i, value) in cmds.into_iter().skip(skip).enumerate() {
+                        durable.log[start + i] = Some(Entry { ballot, value });
+                    }
                 }
-            }
+                // Shared: copy only the values placed.
+                Err(cmds) => place(durable, ballot, first, &cmds),
+            },
             other => Self::apply_write(durable, &other),
         }
     }

@@ -249,17 +249,7 @@ impl<C: Command> MultiPaxos<C> {
         };
         // Phase 2 for the recovered slots the window takes (persisted first).
         let (runs, missing) = self.take_window();
-        let runs: Vec<(Slot, Values<C>)> = runs
-            .into_iter()
-            .map(|(first, run)| (first, Values::new(run)))
-            .collect();
-        for (first, run) in &runs {
-            out.persist(PaxosWrite::Accept {
-                ballot: b,
-                first: *first,
-                cmds: Values::clone(run),
-            });
-        }
+        let runs = self.persist_runs(runs, out);
         if self.cfg.check_quorum {
             self.arm_election_timer(out);
         } else {

@@ -440,22 +440,29 @@ impl<C: Command> MultiPaxos<C> {
         (runs, None)
     }
 
-    /// Persist each run, then send each (persist before send): one copy of each run, shared
-    /// by its write and its accepts.
-    pub(super) fn emit_runs(&self, runs: Runs<C>, out: &mut Out<Self, C>) {
-        let b = self.ballot;
+    /// Persist each run at our ballot, as one copy that the caller's accepts then share.
+    pub(super) fn persist_runs(
+        &self,
+        runs: Runs<C>,
+        out: &mut Out<Self, C>,
+    ) -> Vec<(Slot, Values<C>)> {
         let runs: Vec<(Slot, Values<C>)> = runs
             .into_iter()
             .map(|(first, run)| (first, Values::new(run)))
             .collect();
         for (first, run) in &runs {
             out.persist(PaxosWrite::Accept {
-                ballot: b,
+                ballot: self.ballot,
                 first: *first,
                 cmds: Values::clone(run),
             });
         }
-        for (first, run) in runs {
+        runs
+    }
+
+    /// Persist each run, then send each (persist before send).
+    pub(super) fn emit_runs(&self, runs: Runs<C>, out: &mut Out<Self, C>) {
+        for (first, run) in self.persist_runs(runs, out) {
             self.broadcast_accept(first, run, out);
         }
     }

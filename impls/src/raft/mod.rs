@@ -964,14 +964,17 @@ impl<C: Command> Replica<C> for Raft<C> {
 
     fn apply_write_owned(durable: &mut RaftDurable<C>, write: RaftWrite<C>) {
         match write {
-            RaftWrite::Append { at, entries } => {
-                let mut entries = std::sync::Arc::unwrap_or_clone(entries);
-                let skip = truncate_for_append(durable, at);
-                // Dropped in place, the rest moved in one copy (`extend` over a `skip`
-                // moved them one by one).
-                entries.drain(..skip.min(entries.len()));
-                durable.log.append(&mut entries);
-            }
+            RaftWrite::Append { at, entries } => match Entries::try_unwrap(entries) {
+                Ok(mut entries) => {
+                    let skip = truncate_for_append(durable, at);
+                    // Dropped in place, the rest moved in one copy (`extend` over a `skip`
+                    // moved them one by one).
+                    entries.drain(..skip.min(entries.len()));
+                    durable.log.append(&mut entries);
+                }
+                // Shared: copy only the entries kept (what `apply_write` does).
+                Err(entries) => Self::apply_write(durable, &RaftWrite::Append { at, entries }),
+            },
             other => Self::apply_write(durable, &other),
         }
     }
