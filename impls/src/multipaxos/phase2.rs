@@ -59,12 +59,22 @@ impl<C: Command> MultiPaxos<C> {
         let RoleState::Leader { acks, .. } = &self.state else {
             unreachable!("only a leader commits by counting")
         };
-        let first = self.commit + 1;
-        let n = acks
-            .iter()
-            .zip(first..)
-            .take_while(|&(&a, slot)| self.decides(&self.configs.at(slot), a))
-            .count();
+        // The chosen prefix of the open slots: a configuration at a time, each looked up once.
+        let (mut n, mut slot) = (0, self.commit + 1);
+        while n < acks.len() {
+            let (config, end) = self.configs.span(slot);
+            let span =
+                usize::try_from(end - slot).map_or(acks.len() - n, |s| s.min(acks.len() - n));
+            let chosen = acks[n..n + span]
+                .iter()
+                .take_while(|&&a| self.decides(&config, a))
+                .count();
+            n += chosen;
+            if chosen < span {
+                break;
+            }
+            slot += span as Slot;
+        }
         if n > 0 {
             self.acks().drain(..n);
             self.commit_to(self.commit + n as Slot, out);

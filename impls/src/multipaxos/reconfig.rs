@@ -167,6 +167,20 @@ impl Configs {
             .map_or_else(Membership::default, |&(_, m)| m)
     }
 
+    /// [`Configs::at`]`(slot)`, and the first slot above `slot` that another pair decides
+    /// (`Slot::MAX`: none): every slot from `slot` up to it has that configuration. What a
+    /// leader's loops over slots look up once per configuration, not once per slot.
+    pub fn span(&self, slot: Slot) -> (Membership, Slot) {
+        let i = self
+            .0
+            .partition_point(|&(from, _)| from <= slot)
+            .saturating_sub(1);
+        let config = self.0.get(i).map_or_else(Membership::default, |&(_, m)| m);
+        let end = self.0.get(i + 1).map_or(Slot::MAX, |&(from, _)| from);
+        debug_assert!(end > slot);
+        (config, end)
+    }
+
     /// The latest configuration: it decides every slot from its `from` on.
     pub fn latest(&self) -> Membership {
         self.0.last().map_or_else(Membership::default, |&(_, m)| m)
@@ -392,22 +406,61 @@ impl<C: Command> MultiPaxos<C> {
             if t > self.commit + alpha && !unbounded {
                 break; // the window: we may not know cfg(t) yet
             }
-            let config = self.configs.at(t);
+            let (config, config_end) = self.configs.span(t);
             if leaving && !config.is_voter(self.id) {
                 break; // removed: we propose only where we vote (see the module docs)
             }
             if !self.promised_by(&config) {
                 return (runs, Some(config)); // phase 1 has not reached cfg(t) yet
             }
+            // The slots from `t` on that the window and `config` cover: the checks above hold
+            // for all of them (nothing in this loop changes the configurations, the commit
+            // point or the promises).
+            let room = if unbounded {
+                Slot::MAX
+            } else {
+                self.commit + alpha + 1 - t
+            }
+            .min(config_end - t);
+            let at_end = self.log.len() as Slot == t - self.base() - 1;
             let RoleState::Leader {
                 backlog,
                 queue,
                 change,
+                acks,
                 ..
             } = &mut self.state
             else {
                 unreachable!("matched a leader above")
             };
+            // The common case, a run at a time: commands waiting in the queue, no backlog
+            // from phase 1, appended at the log's end. The same slots, values and
+            // acknowledgements as the slot-by-slot path below (a configuration command stops
+            // the run: it goes that way, which notes its slot).
+            let plain = if backlog.is_empty() && at_end {
+                queue
+                    .iter()
+                    .take(usize::try_from(room).unwrap_or(usize::MAX))
+                    .take_while(|v| !matches!(v, Value::Config(_)))
+                    .count()
+            } else {
+                0
+            };
+            if plain > 0 {
+                let values: Vec<Value<C>> = queue.drain(..plain).collect();
+                self.log.extend(values.iter().map(|value| {
+                    Some(Entry {
+                        ballot: b,
+                        value: value.clone(),
+                    })
+                }));
+                acks.resize(acks.len() + plain, me);
+                match runs.last_mut() {
+                    Some((first, run)) if *first + run.len() as Slot == t => run.extend(values),
+                    _ => runs.push((t, values)),
+                }
+                continue;
+            }
             let value = if !backlog.is_empty() {
                 match backlog.remove(0) {
                     Some(e) => Some(e.value),

@@ -170,6 +170,40 @@ fn a_removed_leader_pads_to_its_removal_tells_everyone_and_steps_down() {
     assert!(c.replica(0).status().commit < c.replica(1).status().commit);
 }
 
+/// A leader that removes itself proposes nothing past the slot its removal decides from, even
+/// with commands queued beyond it: a run of queued commands stops at the end of the
+/// configuration it was checked against. α = 2: commands 1 and 2 take slots 1 and 2, the
+/// window holds 3 and the removal back; slot 2's acceptance proposes 3 and the removal (slots 3
+/// and 4); slot 4's makes the removal decide from slot 6, so only slot 5 is left to n0 (command
+/// 4), and the rest wait for the next leader.
+#[test]
+fn a_removed_leader_s_queued_commands_stop_at_its_removal() {
+    let mut c = cluster(3, 3, cfg());
+    c.propose(0, vec![1, 2, 3]);
+    c.change(0, 1, Change::Remove(NodeId(0)));
+    c.propose(0, (4..=10).collect());
+    c.deliver_all();
+    assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[1, 2])))]);
+    assert_eq!(role(&c, 0), Role::Follower);
+    // The last slot of each Accept n0 sent: its first, plus the values it carries.
+    let last_slot = |l: &String| {
+        let first: Slot = l.split("first: ").nth(1)?.split(',').next()?.parse().ok()?;
+        let values = ["Some(", "Config(", "Noop"]
+            .iter()
+            .map(|v| l.matches(v).count() as Slot)
+            .sum::<Slot>();
+        (l.starts_with("n0 -> ") && l.contains(": Accept {") && values > 0)
+            .then(|| first + values - 1)
+    };
+    let past = |l: &String| last_slot(l).is_some_and(|last| last >= 6);
+    assert!(
+        !c.trace.iter().any(past),
+        "n0 proposed past its removal:\n{}",
+        c.trace.join("\n")
+    );
+    assert_eq!(c.applied(1), vec![1, 2, 3, 4], "slots 1, 2, 3 and 5");
+}
+
 #[test]
 fn bad_requests_are_refused_with_raft_s_errors_and_change_nothing() {
     let mut c = cluster(4, 3, cfg());
@@ -706,6 +740,38 @@ fn forged_frames_never_panic_a_replica() {
         );
         assert_eq!(r.status().commit, 0, "not installed: {out:?}");
     }
+}
+
+/// A configuration's span is the slots it decides: from the slot asked about up to the next
+/// pair's `from` (the first pair also decides the slots below it); what the leader's loops over
+/// slots look up once per configuration.
+#[test]
+fn a_configuration_spans_the_slots_up_to_the_next() {
+    let (a, b, c) = (
+        voters(&[0, 1, 2]),
+        voters(&[0, 1, 2, 3]),
+        voters(&[1, 2, 3]),
+    );
+    let mut configs = Configs::initial(a);
+    assert_eq!(configs.span(1), (a, Slot::MAX));
+    configs.learn(10, b);
+    configs.learn(12, c);
+    for (slot, span) in [
+        (0, (a, 10)),
+        (1, (a, 10)),
+        (9, (a, 10)),
+        (10, (b, 12)),
+        (11, (b, 12)),
+        (12, (c, Slot::MAX)),
+        (1000, (c, Slot::MAX)),
+    ] {
+        assert_eq!(configs.span(slot), span, "slot {slot}");
+        assert_eq!(configs.span(slot).0, configs.at(slot), "slot {slot}");
+    }
+    assert_eq!(
+        Configs::default().span(5),
+        (Membership::default(), Slot::MAX)
+    );
 }
 
 #[cfg(feature = "bug-zoo")]
