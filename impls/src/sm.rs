@@ -115,8 +115,8 @@ pub enum KvOp {
 }
 
 /// Written by hand for [`Clone::clone_from`]: a session keeps each unacknowledged request's op
-/// and result in slots it reuses ([`Results`]), and `clone_from` writes a put over the slot's
-/// old one in place, its value into the old value's buffer ([`overwrite_value`]). The derived
+/// and result in slots it reuses (`Results`), and `clone_from` writes a put over the slot's
+/// old one in place, its value into the old value's buffer (`overwrite_value`). The derived
 /// `clone_from` builds the whole op on the stack and copies it into the slot, and reading back
 /// what was just written in narrower stores stalled each apply (issue 19).
 impl Clone for KvOp {
