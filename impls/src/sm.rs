@@ -1163,6 +1163,46 @@ mod tests {
         }));
     }
 
+    /// `clone_from` (written by hand for the session's slots) makes a copy of the source
+    /// whatever variant the slot held before, and `clone` copies alike.
+    #[test]
+    fn ops_and_outputs_clone_from_any_variant() {
+        let ops = [
+            KvOp::Get(1),
+            KvOp::Put(2, b"ab".to_vec()),
+            KvOp::Put(3, Vec::new()),
+            KvOp::Cas {
+                key: 4,
+                expect: Some(b"x".to_vec()),
+                new: b"y".to_vec(),
+            },
+            KvOp::Lock(LockOp::KeepAlive { owner: 5 }),
+        ];
+        let outs = [
+            KvOutput::Value(None),
+            KvOutput::Value(Some(b"cd".to_vec())),
+            KvOutput::Written,
+            KvOutput::Cas(Err(Some(b"z".to_vec()))),
+            KvOutput::Lock(LockOutput::Valid(true)),
+        ];
+        for a in &ops {
+            assert_eq!(&a.clone(), a);
+            for b in &ops {
+                let mut x = a.clone();
+                x.clone_from(b);
+                assert_eq!(&x, b, "{a:?} overwritten by {b:?}");
+            }
+        }
+        for a in &outs {
+            assert_eq!(&a.clone(), a);
+            for b in &outs {
+                let mut x = a.clone();
+                x.clone_from(b);
+                assert_eq!(&x, b, "{a:?} overwritten by {b:?}");
+            }
+        }
+    }
+
     proptest::proptest! {
         /// Against a map: inserts in and out of order (and replacing, as bug B2 does),
         /// forgets, lookups; equal, hashing alike and encoding alike to a session built
