@@ -1185,22 +1185,18 @@ mod tests {
             KvOutput::Cas(Err(Some(b"z".to_vec()))),
             KvOutput::Lock(LockOutput::Valid(true)),
         ];
-        for a in &ops {
-            assert_eq!(&a.clone(), a);
-            for b in &ops {
-                let mut x = a.clone();
-                x.clone_from(b);
-                assert_eq!(&x, b, "{a:?} overwritten by {b:?}");
+        fn every_pair<T: Clone + PartialEq + Debug>(values: &[T]) {
+            for a in values {
+                assert_eq!(&a.clone(), a);
+                for b in values {
+                    let mut x = a.clone();
+                    x.clone_from(b);
+                    assert_eq!(&x, b, "{a:?} overwritten by {b:?}");
+                }
             }
         }
-        for a in &outs {
-            assert_eq!(&a.clone(), a);
-            for b in &outs {
-                let mut x = a.clone();
-                x.clone_from(b);
-                assert_eq!(&x, b, "{a:?} overwritten by {b:?}");
-            }
-        }
+        every_pair(&ops);
+        every_pair(&outs);
     }
 
     proptest::proptest! {
