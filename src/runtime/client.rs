@@ -135,6 +135,23 @@ const NO_LEADER_BACKOFF: Duration = Duration::from_millis(2);
 /// `retry_after` a second, short enough that a node slow for a moment is used again soon.
 pub const NEAR_SILENT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// A flush that answered reads on the client's thread (under the leader's lease) sends the
+/// requests it has queued only once this many wait, or [`HOLD_AT_MOST`] after the first
+/// flush that held them: its caller has answers to take and polls again at once, so the
+/// requests go together in one batch rather than a few at a time behind every batch of reads.
+/// Without it a client at 90% lease reads sent its writes a few at a time, and the leader
+/// proposed batches about 5 times smaller than under writes alone. With it the servers spent
+/// 37 ns per operation against 43, and the cluster ran 19.7M ops/s against 18.4M (Raft, 90%
+/// lease reads, 1024 outstanding, the bench's point: medians of 6 runs interleaved with the
+/// build before). 32 and 128 did as well as 64.
+pub const SEND_AT_LEAST: usize = 64;
+
+/// The longest a flush that answered reads here holds back queued requests
+/// ([`SEND_AT_LEAST`]): a caller that keeps polling, with reads answered every time, still
+/// sends its writes within this. (20 µs and 100 µs did the same at the lease point; no bound
+/// did no better.) A flush that will wait sends everything.
+pub const HOLD_AT_MOST: Duration = Duration::from_micros(20);
+
 /// Reads kept beside the window until the next flush (lease reads, and reads waiting for a
 /// ticket), in the order they were sent: their numbers and their ops in two vectors. A
 /// vector of pairs built each pair on the stack from an op just written, and copied it twice
@@ -232,6 +249,8 @@ pub struct Client<R: Replica<Cmd<S>>, S: StateMachine> {
     ticketed: VecDeque<Ticketed<S::Op>>,
     /// The leader's local reader offered tickets at the last flush.
     tickets_seen: bool,
+    /// Queued requests have been held back since this flush ([`SEND_AT_LEAST`]).
+    held_since: Option<Instant>,
 }
 
 impl<R: Replica<Cmd<S>>, S: StateMachine> fmt::Debug for Client<R, S> {
@@ -274,6 +293,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             ticket_reads: Beside::default(),
             ticketed: VecDeque::new(),
             tickets_seen: false,
+            held_since: None,
         }
     }
 
@@ -341,7 +361,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     }
 
     /// Queue `op` without waiting; returns its sequence number. It is sent on the next `poll`,
-    /// together with everything else queued (one push per batch).
+    /// together with everything else queued (one push per batch), unless that poll returns
+    /// reads answered on this thread and fewer than [`SEND_AT_LEAST`] requests are queued: then
+    /// on a later poll, within [`HOLD_AT_MOST`] of the first that held it.
     // Inlined: the operation is then built in place, not copied through the stack twice
     // (a lease read costs little more than that copy).
     #[inline(always)]
@@ -572,6 +594,9 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             self.park_ticket_reads(leader, now);
         }
         self.tickets_seen = net.local(leader).offers_tickets();
+        if self.holds_back(now) {
+            return;
+        }
         // Resends are listed after newer sends; keep each batch in sequence order.
         if self.unsent.windows(2).any(|w| w[0] > w[1]) {
             self.unsent.sort_unstable();
@@ -675,6 +700,23 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.push(target, batch, now);
             }
         }
+    }
+
+    /// Whether this flush leaves its queued requests for a later one ([`SEND_AT_LEAST`]): it
+    /// has answers for its caller (reads answered here, or timeouts), fewer than
+    /// [`SEND_AT_LEAST`] requests wait, and they have been held for less than [`HOLD_AT_MOST`].
+    /// A flush with no answer to return is followed by a wait, and sends everything.
+    fn holds_back(&mut self, now: Instant) -> bool {
+        if self.ready.is_empty() || self.unsent.is_empty() || self.unsent.len() >= SEND_AT_LEAST {
+            self.held_since = None;
+            return false;
+        }
+        let since = *self.held_since.get_or_insert(now);
+        if now < since + HOLD_AT_MOST {
+            return true;
+        }
+        self.held_since = None;
+        false
     }
 
     /// The reads sent beside the window since the last flush, while the leader offered

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use paxraft::bench::{has_read_path, ReadPath};
 use paxraft::lincheck::{check_kv, Op};
 use paxraft::protocol::Protocol;
+use paxraft::runtime::client::{HOLD_AT_MOST, SEND_AT_LEAST};
 use paxraft::runtime::{
     Client, ClientConfig, Cluster, Cmd, Error, Mailbox, Reply, ReplyBox, RuntimeConfig,
 };
@@ -431,6 +432,96 @@ fn raft_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered() {
 #[test]
 fn multipaxos_a_lease_read_flushed_after_its_lease_lapsed_is_sent_and_answered() {
     a_lease_read_flushed_after_its_lease_lapsed::<PaxosKv>();
+}
+
+/// Send `puts` puts and then a get of key 1, and poll once without waiting. `Some`: the
+/// poll returned the get's answer (the value `a_client_served_locally` wrote), answered on
+/// this thread under the lease, and the puts' numbers; `None`: the lease did not hold at
+/// that poll, and every request sent here has been answered since.
+fn puts_then_a_lease_read<R: Replica<Cmd<Kv>>>(
+    c: &mut Client<R, Kv>,
+    puts: usize,
+) -> Option<Vec<u64>> {
+    let seqs: Vec<u64> = (0..puts)
+        .map(|i| c.send(KvOp::Put(2, vec![i as u8])).unwrap())
+        .collect();
+    let get = c.send(KvOp::Get(1)).unwrap();
+    let first = c.poll(Duration::ZERO);
+    if first == Some((get, Ok(KvOutput::Value(Some(vec![7]))))) {
+        return Some(seqs);
+    }
+    while c.outstanding() > 0 {
+        assert!(
+            c.poll(Duration::from_secs(10)).is_some(),
+            "{}: stuck",
+            R::NAME
+        );
+    }
+    None
+}
+
+/// The puts `seqs` are answered `Written` by the next polls (which wait).
+fn written<R: Replica<Cmd<Kv>>>(c: &mut Client<R, Kv>, seqs: &[u64]) {
+    for &seq in seqs {
+        assert_eq!(
+            c.poll(Duration::from_secs(10)),
+            Some((seq, Ok(KvOutput::Written))),
+            "{}",
+            R::NAME
+        );
+    }
+}
+
+/// A poll that answers reads on the client's thread (the leader's lease) leaves fewer than
+/// `SEND_AT_LEAST` queued writes unsent, to go in one batch with the writes its caller
+/// queues next (`Client::send`): they are sent by the next poll that waits, by one that
+/// finds `SEND_AT_LEAST` queued, or by one `HOLD_AT_MOST` after the first that held them.
+fn writes_queued_behind_lease_reads_go_in_batches<R: Replica<Cmd<Kv>>>() {
+    let (cluster, mut c, _) = a_client_served_locally::<R>(ReadMode::Lease);
+    // (Each case again if the lease lapsed at its poll: then nothing was held.)
+    let attempt = |c: &mut Client<R, Kv>, puts: usize| {
+        (0..20)
+            .find_map(|_| {
+                let before = commits(&cluster);
+                puts_then_a_lease_read(c, puts).map(|seqs| (before, seqs))
+            })
+            .unwrap_or_else(|| panic!("{}: the lease never held at a poll", R::NAME))
+    };
+
+    // One put: held by the poll that answered the read, sent by the next, which waits.
+    let (before, put) = attempt(&mut c, 1);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(commits(&cluster), before, "{}: the put was sent", R::NAME);
+    written(&mut c, &put);
+
+    // `SEND_AT_LEAST` puts: sent by the poll that answered the read.
+    let (before, puts) = attempt(&mut c, SEND_AT_LEAST);
+    wait_for(10, "the batch applied without another poll", || {
+        commits(&cluster) >= before + SEND_AT_LEAST as u64
+    });
+    written(&mut c, &puts);
+
+    // One put held past `HOLD_AT_MOST`: sent by the next poll, though it answers a read.
+    let (before, put) = attempt(&mut c, 1);
+    thread::sleep(HOLD_AT_MOST + Duration::from_millis(50));
+    assert_eq!(commits(&cluster), before, "{}: the put was sent", R::NAME);
+    // (If the lease lapsed at this poll, the poll waited, sent the put, and it was answered.)
+    if puts_then_a_lease_read(&mut c, 0).is_some() {
+        wait_for(10, "the held put applied without another poll", || {
+            commits(&cluster) > before
+        });
+        written(&mut c, &put);
+    }
+}
+
+#[test]
+fn raft_writes_queued_behind_lease_reads_go_in_batches() {
+    writes_queued_behind_lease_reads_go_in_batches::<RaftKv>();
+}
+
+#[test]
+fn multipaxos_writes_queued_behind_lease_reads_go_in_batches() {
+    writes_queued_behind_lease_reads_go_in_batches::<PaxosKv>();
 }
 
 /// A ReadIndex read sent while the client last saw the leader offer tickets waits beside
