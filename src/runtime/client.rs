@@ -582,10 +582,19 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
         if !self.lease_reads.is_empty() {
             let mut reads = std::mem::take(&mut self.lease_reads);
             for (seq, op) in reads.drain() {
-                match leased.as_ref().and_then(|l| l.query(&op)) {
-                    Some(out) => self.ready.push_back((seq, Ok(out))),
+                let Some(l) = leased.as_ref() else {
                     // No lease now: sent to the node like any request.
-                    None => self.enqueue(seq, op, true),
+                    self.enqueue(seq, op, true);
+                    continue;
+                };
+                // Answered in the slot it is polled from (`StateMachine::query_into`).
+                self.ready.push_back((seq, Err(Error::Busy)));
+                let slot = &mut self.ready.back_mut().expect("just pushed").1;
+                let answered = l.query_into(&op, slot);
+                debug_assert!(answered, "only read-only ops are lease reads");
+                if !answered {
+                    self.ready.pop_back();
+                    self.enqueue(seq, op, true);
                 }
             }
             self.lease_reads = reads;

@@ -91,6 +91,16 @@ impl<S: StateMachine> Reading<'_, S> {
     }
 }
 
+impl<S: StateMachine> Reading<'_, S> {
+    /// [`Reading::query`], the answer written into `out` ([`StateMachine::query_into`]);
+    /// false if `op` is not read-only.
+    pub fn query_into<E>(&self, op: &S::Op, out: &mut Result<S::Output, E>) -> bool {
+        let answered = self.sessions.state().query_into(op, out);
+        self.count.set(self.count.get() + u64::from(answered));
+        answered
+    }
+}
+
 impl<S: StateMachine> Drop for Reading<'_, S> {
     fn drop(&mut self) {
         self.served.fetch_add(self.count.get(), Ordering::Relaxed);
