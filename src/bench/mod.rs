@@ -306,11 +306,13 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
         let (mut ok, mut failed) = (0u64, 0u64);
         let give_up = n.max(self.window as u64);
         let mut answers = std::mem::take(&mut self.answers);
+        // One clock reading a pass: when its answers came. A request's latency is from the
+        // batch it left in to the batch that brought its answer; a batch is stamped with the
+        // reading of the answers counted just before it left (so a latency is overstated by
+        // that counting, never understated). Under lease reads a pass sends a few dozen
+        // requests, and each reading cost about a read's worth.
+        let mut now = Instant::now();
         while ok < n {
-            // One clock reading for the requests sent together, one for the answers polled
-            // together: a request's latency is from the batch it left in to the batch that
-            // brought its answer (both within a pass of this loop).
-            let now = Instant::now();
             while ok + self.sent.live() < n && self.client.borrow().outstanding() < self.window {
                 self.key = (self.key + 1) % 1024;
                 self.issued += 1;
@@ -329,7 +331,7 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
             if self.client.borrow_mut().poll_many(STUCK, &mut answers) == 0 {
                 return Err(ClientFailure::Stuck(STUCK.as_secs()));
             }
-            let now = Instant::now();
+            now = Instant::now();
             // Answers of one batch polled together have one latency: counted, then recorded
             // at once. `run`: (the batch, its successes so far).
             let mut run: Option<(usize, u64)> = None;

@@ -456,7 +456,10 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
     /// Send what is queued, and wait up to `wait` until some answer is ready. False when
     /// nothing is outstanding or the wait ended first.
     fn fill(&mut self, wait: Duration) -> bool {
-        let until = Instant::now() + wait;
+        // One clock reading a pass: at entry, then after each wait (under lease reads a call
+        // answers a few dozen reads, and each reading of the clock cost about a read's worth).
+        let mut now = Instant::now();
+        let until = now + wait;
         loop {
             if !self.ready.is_empty() {
                 return true;
@@ -465,7 +468,6 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
             if self.outstanding() == 0 {
                 return false;
             }
-            let now = Instant::now();
             if now >= self.next_scan {
                 self.scan(now);
             }
@@ -484,7 +486,8 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Client<R, S> {
                 self.handle(r);
             }
             self.replies = replies;
-            if self.ready.is_empty() && Instant::now() >= until {
+            now = Instant::now();
+            if self.ready.is_empty() && now >= until {
                 return false;
             }
         }
