@@ -293,7 +293,7 @@ pub const NODE_SPIN: Duration = Duration::from_micros(20);
 /// 56 ns per operation against 71 at 90% ReadIndex reads (1024 outstanding, medians of 6
 /// interleaved runs), and the read-index ratio of `reads-side-by-side` was 2.80x and 3.04x
 /// against 2.91x and 2.72x for Raft, 3.20x and 3.16x against 2.66x and 2.75x for multi-Paxos
-/// (two interleaved runs each); write-only throughput and one client's p50 latency (9-11 µs)
+/// (two interleaved runs each); write-only throughput and one client's p50 latency (8-11 µs)
 /// did not change. The waiting clients of the log path spend the time saved at the leader
 /// spinning instead.
 pub const CLIENT_SPIN: Duration = Duration::from_micros(100);
