@@ -313,7 +313,11 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
         // requests, and each reading cost about a read's worth.
         let mut now = Instant::now();
         while ok < n {
-            while ok + self.sent.live() < n && self.client.borrow().outstanding() < self.window {
+            // This pass's requests: a run of numbers from `first`, recorded at once below.
+            let (mut first, mut count) = (0, 0);
+            while ok + self.sent.live() + count < n
+                && self.client.borrow().outstanding() < self.window
+            {
                 self.key = (self.key + 1) % 1024;
                 self.issued += 1;
                 let op = if is_read(self.issued, self.read_percent) {
@@ -321,13 +325,25 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
                 } else {
                     KvOp::Put(self.key, payload.to_vec())
                 };
-                let seq = self
-                    .client
-                    .borrow_mut()
-                    .send(op)
-                    .map_err(|e| ClientFailure::Send(e.to_string()))?;
-                self.sent.push(seq, now);
+                let seq = match self.client.borrow_mut().send(op) {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        // What was sent stays recorded: its answers may still come.
+                        self.sent.push_run(first, count, now);
+                        return Err(ClientFailure::Send(e.to_string()));
+                    }
+                };
+                if count > 0 && seq != first + count {
+                    // Not the next number (the client numbers in order, so not expected).
+                    self.sent.push_run(first, count, now);
+                    count = 0;
+                }
+                if count == 0 {
+                    first = seq;
+                }
+                count += 1;
             }
+            self.sent.push_run(first, count, now);
             if self.client.borrow_mut().poll_many(STUCK, &mut answers) == 0 {
                 return Err(ClientFailure::Stuck(STUCK.as_secs()));
             }

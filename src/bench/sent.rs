@@ -38,30 +38,42 @@ pub(crate) struct SentBatches {
 }
 
 impl SentBatches {
-    /// Request `seq` left at `at`: it joins the newest batch if that batch left at `at` and
-    /// ends just before `seq`. Requests are numbered in order, each once.
+    /// Request `seq` left at `at` ([`SentBatches::push_run`] of one).
     pub(crate) fn push(&mut self, seq: u64, at: Instant) {
-        self.live += 1;
+        self.push_run(seq, 1, at);
+    }
+
+    /// Requests `first..first + count` left at `at`: they join the newest batch if that batch
+    /// left at `at` and ends just before `first`. Requests are numbered in order, each once.
+    /// One call per pass of the driver, not one per request: per request this bookkeeping
+    /// was 4% of a lease point's samples.
+    pub(crate) fn push_run(&mut self, first: u64, count: u64, at: Instant) {
+        if count == 0 {
+            return;
+        }
+        let end = first + count;
+        self.live += count;
         if self.batches.is_empty() {
             self.answered.clear();
-            self.base = seq & !63;
+            self.base = first & !63;
         }
-        while self.base + 64 * self.answered.len() as u64 <= seq {
+        // A bit for every request up to `end - 1`.
+        while self.base + 64 * (self.answered.len() as u64) < end {
             self.answered.push_back(0);
         }
         if let Some(b) = self.batches.back_mut() {
-            assert!(seq >= b.end, "request {seq} sent out of order");
-            if b.end == seq && b.at == at {
-                b.end += 1;
-                b.left += 1;
+            assert!(first >= b.end, "request {first} sent out of order");
+            if b.end == first && b.at == at {
+                b.end = end;
+                b.left += count;
                 return;
             }
         }
         self.batches.push_back(Batch {
-            first: seq,
-            end: seq + 1,
+            first,
+            end,
             at,
-            left: 1,
+            left: count,
         });
     }
 
@@ -118,6 +130,44 @@ impl SentBatches {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A run of requests recorded at once is recorded as the same requests one by one:
+    /// the same batches (a run continues the newest batch when it follows it at the same
+    /// time), the same answers, the same count outstanding; an empty run records nothing.
+    #[test]
+    fn a_run_is_recorded_as_its_requests_one_by_one() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_micros(1);
+        // (first, count, time): runs across word boundaries, one continuing the batch
+        // before it, one after a gap, an empty one.
+        let runs = [
+            (5, 3, t0),
+            (8, 70, t0),
+            (78, 0, t1),
+            (78, 2, t1),
+            (90, 130, t1),
+        ];
+        let (mut one, mut many) = (SentBatches::default(), SentBatches::default());
+        for (first, count, at) in runs {
+            for seq in first..first + count {
+                one.push(seq, at);
+            }
+            many.push_run(first, count, at);
+        }
+        // The runs at t0 (the second continues the first), the first at t1, the one after the
+        // gap.
+        assert_eq!((many.batches.len(), one.batches.len()), (3, 3));
+        assert_eq!(
+            (many.live(), many.answered.len(), many.base),
+            (one.live(), one.answered.len(), one.base)
+        );
+        for seq in (0..230).rev() {
+            let (a, b) = (one.answer(seq), many.answer(seq));
+            assert_eq!(a.map(|i| one.at(i)), b.map(|i| many.at(i)), "request {seq}");
+            assert_eq!(one.live(), many.live());
+        }
+        assert_eq!(many.live(), 0);
+    }
 
     #[test]
     fn requests_sent_together_share_a_batch_and_are_answered_once() {
