@@ -89,9 +89,7 @@ impl<S: StateMachine> Reading<'_, S> {
         self.count.set(self.count.get() + 1);
         Some(out)
     }
-}
 
-impl<S: StateMachine> Reading<'_, S> {
     /// [`Reading::query`], the answer written into `out` ([`StateMachine::query_into`]);
     /// false if `op` is not read-only.
     pub fn query_into<E>(&self, op: &S::Op, out: &mut Result<S::Output, E>) -> bool {

@@ -161,10 +161,7 @@ impl Configs {
 
     /// The configuration that decides `slot` (the latest known, beyond what is known).
     pub fn at(&self, slot: Slot) -> Membership {
-        let k = self.0.partition_point(|&(from, _)| from <= slot);
-        self.0
-            .get(k.saturating_sub(1))
-            .map_or_else(Membership::default, |&(_, m)| m)
+        self.span(slot).0
     }
 
     /// [`Configs::at`]`(slot)`, and the first slot above `slot` that another pair decides
