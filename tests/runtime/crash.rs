@@ -16,7 +16,6 @@
 //! No timed assertions: time limits only bound how long a broken run hangs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -33,6 +32,8 @@ use paxraft_impls::sm::{Key, Kv, KvOp, KvOutput, Value};
 use paxraft_impls::{Bug, Replica};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use super::Scratch;
 
 type RaftKv = Raft<Cmd<Kv>>;
 type PaxosKv = MultiPaxos<Cmd<Kv>>;
@@ -261,15 +262,6 @@ fn converged<R: Replica<Cmd<Kv>>>(c: &Cluster<R, Kv>) -> bool {
 // Clusters over lossy storage
 // -------------------------------------------------------------------------------------------
 
-/// A directory removed on drop (also when the test fails).
-pub(super) struct TempDir(pub(super) PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[derive(Copy, Clone, Debug, PartialEq)]
 enum Disk {
     Memory,
@@ -282,7 +274,7 @@ fn lossy_cluster<R: Replica<Cmd<Kv>>>(
     disk: Disk,
     name: &str,
     seed: u64,
-) -> (Cluster<R, Kv>, Option<TempDir>)
+) -> (Cluster<R, Kv>, Option<Scratch>)
 where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
@@ -304,14 +296,8 @@ where
             (c, None)
         }
         Disk::File => {
-            let dir = std::env::temp_dir().join(format!(
-                "paxraft-crash-{name}-{}-{}",
-                R::NAME,
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let d = dir.clone();
+            let dir = Scratch::new(&format!("crash-{name}-{}", R::NAME));
+            let d = dir.to_path_buf();
             let c = Cluster::with_storage(3, cfg, move |id| {
                 let file = FileStorage::<R, Cmd<Kv>>::open(d.join(format!("{id}.log")))?;
                 let s: Box<dyn Storage<R, Cmd<Kv>>> =
@@ -319,7 +305,7 @@ where
                 Ok(s)
             })
             .expect("cluster");
-            (c, Some(TempDir(dir)))
+            (c, Some(dir))
         }
     }
 }
@@ -329,7 +315,7 @@ fn loaded<R: Replica<Cmd<Kv>>>(
     disk: Disk,
     name: &str,
     seed: u64,
-) -> (Cluster<R, Kv>, Option<TempDir>, Load)
+) -> (Cluster<R, Kv>, Option<Scratch>, Load)
 where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
@@ -446,7 +432,7 @@ fn crash_and_restart_all<R: Replica<Cmd<Kv>>>(
 fn check_run<R: Replica<Cmd<Kv>>>(
     mut cluster: Cluster<R, Kv>,
     load: Load,
-    dir: Option<TempDir>,
+    dir: Option<Scratch>,
     what: &str,
 ) {
     let hist = load.finish(&mut cluster, KEYS);

@@ -31,7 +31,8 @@ use paxraft_impls::{
     SnapshotPolicy,
 };
 
-use super::crash::{wait_for, Load, LoadConfig, TempDir};
+use super::crash::{wait_for, Load, LoadConfig};
+use super::Scratch;
 
 type RaftKv = Raft<Cmd<Kv>>;
 type PaxosKv = MultiPaxos<Cmd<Kv>>;
@@ -305,14 +306,8 @@ fn restarted_nodes_come_back_in_the_changed_configuration<R: Replica<Cmd<Kv>>>()
 where
     FileStorage<R, Cmd<Kv>>: Storage<R, Cmd<Kv>>,
 {
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "paxraft-membership-restart-{}-{}",
-        R::NAME,
-        std::process::id()
-    )));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let mut c = file_cluster::<R>(&dir.0, 4, 3);
+    let dir = Scratch::new(&format!("membership-restart-{}", R::NAME));
+    let mut c = file_cluster::<R>(&dir, 4, 3);
     let load = Load::start(&mut c, &load_config());
     load.progress(2000, "a first load");
     apply(&c, &load, Change::AddVoter(NodeId(3)));
@@ -344,7 +339,7 @@ where
 
     // The whole cluster restarts from its files, booted in the same shape: the changed
     // configuration is back, and so is every acknowledged write.
-    let c = file_cluster::<R>(&dir.0, 4, 3);
+    let c = file_cluster::<R>(&dir, 4, 3);
     wait_for(30, "the restarted cluster to converge", || {
         converged(&c, config) && c.state(3) == state
     });
@@ -637,14 +632,13 @@ fn cli_reconfigures_under_load_and_refuses_bad_changes() {
 
 #[test]
 fn cli_data_directory_keeps_the_changed_configuration_and_its_shape() {
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("paxraft-membership-cli-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let scratch = Scratch::new("membership-cli");
+    // A data directory that does not exist yet: the first run makes it.
+    let dir = scratch.join("data");
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "raft", "--ops", "4000", "--clients", "2"];
         args.extend(extra);
-        paxraft(&args, Some(&dir.0))
+        paxraft(&args, Some(&dir))
     };
     let first = run(&["--spares", "1", "--reconfigure", "add:3,remove:0"]);
     let stdout = String::from_utf8_lossy(&first.stdout);

@@ -3,7 +3,7 @@
 //! command line's bad inputs. Each test runs real processes for a few seconds.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ use paxraft_impls::raft::RaftMsg;
 use paxraft_impls::sm::{Kv, KvOp, KvOutput};
 use paxraft_impls::NodeId;
 
+use super::Scratch;
+
 const BIN: &str = env!("CARGO_BIN_EXE_paxraft");
 
 /// The servers' binary: this build's, or another build's named by `PAXRAFT_BIN` (to measure
@@ -29,11 +31,8 @@ fn free_port() -> SocketAddr {
     paxraft::cli::net::free_port().expect("a free loopback port")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("paxraft-net-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("net-{name}"))
 }
 
 /// Three server processes on loopback, killed (SIGKILL) when dropped.
@@ -41,7 +40,8 @@ struct Procs {
     addrs: Vec<SocketAddr>,
     status: Vec<SocketAddr>,
     peers: String,
-    dir: PathBuf,
+    // Removed after the servers are killed (`Drop for Procs` runs before its fields drop).
+    dir: Scratch,
     extra: Vec<String>,
     children: Vec<Option<Child>>,
 }
