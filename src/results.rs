@@ -53,6 +53,12 @@ pub struct BenchPoint {
     /// loopback, off Unix, and in results saved before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuUse>,
+    /// Elections while measured: how many terms (Raft) or ballot rounds (multi-Paxos) the
+    /// cluster's highest moved on. A point without faults should have none: one that has
+    /// measured leaderless time. In-process points only (`None` over loopback and in results
+    /// saved before it was counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elections: Option<u64>,
 }
 
 /// CPU time per completed operation, in nanoseconds, while a point was measured: what the
@@ -564,6 +570,10 @@ pub struct CeilingRatio {
     pub cpu: Vec<[Option<CpuUse>; 3]>,
     /// Requests that failed over every point of the comparison (timeouts: not operations).
     pub errors: u64,
+    /// Elections over every point of the comparison ([`BenchPoint::elections`]; 0 in results
+    /// saved before they were counted).
+    #[serde(default)]
+    pub elections: u64,
     /// When and from what build.
     #[serde(default)]
     pub provenance: Option<Provenance>,

@@ -175,8 +175,9 @@ fn write_group(
         };
         if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(out), &cfg, &start) {
             println!(
-                "  {label}{} {}n {out} outstanding {}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
-                p.protocol, p.servers, cfg.payload_bytes, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us
+                "  {label}{} {}n {out} outstanding {}B: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs{}",
+                p.protocol, p.servers, cfg.payload_bytes, p.ops_per_sec, p.p50_us, p.p99_us, p.p999_us,
+                elections_note(p.elections)
             );
             points.push(p);
         }
@@ -211,8 +212,8 @@ fn snapshots(c: &mut criterion::Criterion, quick: bool) {
             };
             if let Some(p) = measured(&mut g, BenchmarkId::from_parameter(id), &cfg, bench::start) {
                 println!(
-                    "  snapshots {id} {} 3n 1024 outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
-                    p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
+                    "  snapshots {id} {} 3n 1024 outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs{}",
+                    p.protocol, p.ops_per_sec, p.p50_us, p.p99_us, elections_note(p.elections)
                 );
             }
         }
@@ -251,8 +252,8 @@ fn reads(c: &mut criterion::Criterion, quick: bool) -> Vec<ReadPoint> {
                     measured(&mut g, BenchmarkId::from_parameter(&id), &cfg, bench::start)
                 {
                     println!(
-                        "  {} {path} {percent}% reads, {outstanding} outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs",
-                        p.protocol, p.ops_per_sec, p.p50_us, p.p99_us
+                        "  {} {path} {percent}% reads, {outstanding} outstanding: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs{}",
+                        p.protocol, p.ops_per_sec, p.p50_us, p.p99_us, elections_note(p.elections)
                     );
                     points.push(bench::read_point(&cfg, p));
                 }
@@ -301,11 +302,12 @@ fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
             )
         };
         println!(
-            "  {} at 1024 outstanding: of the ceiling alone {}; of the ceiling serving 1 of 3 {}{}",
+            "  {} at 1024 outstanding: of the ceiling alone {}; of the ceiling serving 1 of 3 {}{}{}",
             r.protocol,
             pct(Ceiling::Alone),
             pct(Ceiling::OneOfN),
-            errors_note(r.errors)
+            errors_note(r.errors),
+            elections_note(Some(r.elections))
         );
         println!(
             "    CPU per op, medians: {}",
@@ -324,6 +326,15 @@ fn ceiling_side_by_side(quick: bool) -> Vec<CeilingRatio> {
         );
     }
     ratios
+}
+
+/// ", N elections" after a point's or a side-by-side line, when its points had any: these
+/// loads have no faults, so an election is leaderless time measured (see `BenchPoint`).
+fn elections_note(elections: Option<u64>) -> String {
+    match elections {
+        Some(n) if n > 0 => format!(", {n} elections while measured"),
+        _ => String::new(),
+    }
 }
 
 /// ", N errors" after a side-by-side line, when its points had any.
@@ -353,11 +364,12 @@ fn reads_side_by_side(quick: bool) -> Vec<ReadRatio> {
             for r in &ratios {
                 let each: Vec<String> = r.ratios().iter().map(|x| format!("{x:.2}")).collect();
                 println!(
-                    "  {protocol} {} x log at 90% reads, {outstanding} outstanding: median {:.2}x (rounds {}){}",
+                    "  {protocol} {} x log at 90% reads, {outstanding} outstanding: median {:.2}x (rounds {}){}{}",
                     r.path,
                     r.median(),
                     each.join(", "),
-                    errors_note(r.errors)
+                    errors_note(r.errors),
+                    elections_note(Some(r.elections))
                 );
                 println!(
                     "    CPU per op, medians: the log: {}; {}: {}",

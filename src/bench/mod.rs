@@ -430,6 +430,8 @@ pub struct Load<R: Replica<Cmd<Kv>>> {
     drivers: Drivers<R>,
     /// Each server thread's id and CPU time at the start or the last reset.
     servers_cpu_from: Vec<crate::cpu::ThreadCpu>,
+    /// The servers' highest term at the start or the last reset ([`BenchPoint::elections`]).
+    term_from: u64,
     // Dropped after the clients (field order): shutting down joins the replica threads.
     cluster: Cluster<R, Kv>,
 }
@@ -486,6 +488,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
         Ok(Load {
             drivers: Drivers::new(clients, cfg.payload_bytes)?,
             servers_cpu_from: cluster.node_cpu(),
+            term_from: highest_term(&cluster),
             cfg,
             cluster,
         })
@@ -512,6 +515,7 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             self.drivers
                 .point(R::NAME, &self.cfg, crate::results::Transport::InProcess);
         point.cpu = self.cpu_use(point.ops);
+        point.elections = Some(highest_term(&self.cluster) - self.term_from);
         point
     }
 
@@ -547,7 +551,17 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
     pub fn reset(&mut self) {
         self.drivers.reset();
         self.servers_cpu_from = self.cluster.node_cpu();
+        self.term_from = highest_term(&self.cluster);
     }
+}
+
+/// The highest term (or ballot round) any running server of `cluster` has reached.
+fn highest_term<R: Replica<Cmd<Kv>>>(cluster: &Cluster<R, Kv>) -> u64 {
+    (0..cluster.members().len())
+        .filter_map(|i| cluster.status(i))
+        .map(|s| s.term)
+        .max()
+        .unwrap_or(0)
 }
 
 impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>>> Driven<R, C> {
@@ -651,8 +665,10 @@ impl<R: Replica<Cmd<Kv>>, C: BorrowMut<Client<R, Kv>> + Send> Drivers<R, C> {
             transport,
             provenance: Some(crate::results::Provenance::now()),
             snapshot_every: cfg.snapshots.map(|p| p.every),
-            // The servers' share is known only to a load that runs them ([`Load::point`]).
+            // The servers' share and their terms are known only to a load that runs them
+            // ([`Load::point`]).
             cpu: None,
+            elections: None,
         }
     }
 
@@ -889,6 +905,12 @@ pub fn ceiling_side_by_side(
                 .map(|r| [ps[r].cpu.clone(), alone[r].cpu.clone(), of_n[r].cpu.clone()])
                 .collect(),
             errors: ps.iter().chain(alone).chain(of_n).map(|p| p.errors).sum(),
+            elections: ps
+                .iter()
+                .chain(alone)
+                .chain(of_n)
+                .filter_map(|p| p.elections)
+                .sum(),
             provenance: Some(crate::results::Provenance::now()),
         })
         .collect())
@@ -979,6 +1001,24 @@ mod tests {
         assert!(p.p999_us < 60_000.0, "{p:?}");
         load.reset();
         assert_eq!((load.point().ops, load.point().errors), (0, 0));
+    }
+
+    /// A point counts the elections held while it was measured, from the last reset on: none
+    /// right after a reset, at least one over a leader's crash.
+    #[test]
+    fn a_point_counts_the_elections_it_measured() {
+        let mut load =
+            Load::<paxraft_impls::raft::Raft<Cmd<Kv>>>::start(cfg(Protocol::Raft, 3, 8)).unwrap();
+        load.run(200).unwrap();
+        load.reset();
+        assert_eq!(load.point().elections, Some(0));
+        let leader = load.cluster.leader().expect("a leader after 200 commits");
+        load.cluster.crash(leader);
+        load.run(200).unwrap();
+        let p = load.point();
+        assert!(p.elections >= Some(1), "{p:?}");
+        load.reset();
+        assert_eq!(load.point().elections, Some(0));
     }
 
     #[test]

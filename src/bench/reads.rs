@@ -206,6 +206,7 @@ pub fn side_by_side(
                 .map(|(l, p)| [l.cpu.clone(), p.cpu.clone()])
                 .collect(),
             errors: log.iter().chain(ps).map(|p| p.errors).sum(),
+            elections: log.iter().chain(ps).filter_map(|p| p.elections).sum(),
             provenance: Some(crate::results::Provenance::now()),
         })
         .collect())

@@ -185,6 +185,16 @@ pub fn errors_cell(errors: u64) -> String {
     }
 }
 
+/// A point's elections ([`crate::results::BenchPoint::elections`]): flagged when a point
+/// without faults had any, "-" when not counted.
+pub fn elections_cell(elections: Option<u64>) -> String {
+    match elections {
+        None => "<td>-</td>".into(),
+        Some(0) => "<td>0</td>".into(),
+        Some(n) => format!("<td class=\"bad\">{n}</td>"),
+    }
+}
+
 /// What the unreplicated ceiling includes, said wherever it is compared against.
 pub const CEILING: &str = "<p class=\"muted ceiling\">The unreplicated ceiling runs on the same \
 runtime as Raft and multi-Paxos and takes the same host path: the same clients and mailboxes, \
@@ -391,7 +401,7 @@ pub fn render_with_reads(
         h.push_str(
             "<table><tr><th class=\"l\">protocol</th><th class=\"l\">transport</th><th>servers</th>\
              <th>outstanding</th><th>bytes</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>p99.9 µs</th>\
-             <th>CPU per op, ns: clients / leader / all</th><th>errors</th></tr>",
+             <th>CPU per op, ns: clients / leader / all</th><th>errors</th><th>elections</th></tr>",
         );
         for p in &results.bench {
             let cpu = p.cpu.as_ref().map_or("-".to_string(), |c| {
@@ -404,7 +414,7 @@ pub fn render_with_reads(
             });
             let _ = write!(
                 h,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{cpu}</td>{}</tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{cpu}</td>{}{}</tr>",
                 escape(&p.protocol),
                 p.transport.name(),
                 p.servers,
@@ -414,7 +424,8 @@ pub fn render_with_reads(
                 p.p50_us,
                 p.p99_us,
                 p.p999_us,
-                errors_cell(p.errors)
+                errors_cell(p.errors),
+                elections_cell(p.elections)
             );
         }
         h.push_str(
@@ -424,7 +435,10 @@ pub fn render_with_reads(
              server), and every thread's together, from their CPU clocks over the operations \
              completed (in-process points; \"-\" for points saved before it was measured, and \
              over loopback, whose servers are other processes). At low loads most of it is \
-             threads spin-waiting for their next message before they block, not work.</p>",
+             threads spin-waiting for their next message before they block, not work. \
+             Elections: terms (Raft) or ballot rounds (multi-Paxos) the cluster moved through \
+             while the point was measured; these runs have no faults, so any is leaderless \
+             time measured (in-process points; \"-\" over loopback).</p>",
         );
     }
     h.push_str("</section>");
@@ -704,7 +718,7 @@ fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
         "<table><tr><th class=\"l\">protocol</th><th>servers</th><th>outstanding</th>\
          <th>share of the ceiling alone,<br>median (range)</th>\
          <th>share of the ceiling serving 1 of n,<br>median (range)</th><th>rounds</th>\
-         <th>errors</th></tr>",
+         <th>errors</th><th>elections</th></tr>",
     );
     let cell = |shares: Vec<f64>| match crate::results::spread(&shares) {
         Some((median, low, high)) => format!(
@@ -718,14 +732,15 @@ fn ceiling_side_by_side(h: &mut String, ratios: &[CeilingRatio]) {
     for r in ratios {
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}</tr>",
             escape(&r.protocol),
             r.servers,
             r.outstanding,
             cell(r.shares(Ceiling::Alone)),
             cell(r.shares(Ceiling::OneOfN)),
             r.rounds.len(),
-            errors_cell(r.errors)
+            errors_cell(r.errors),
+            elections_cell(Some(r.elections))
         );
     }
     h.push_str(

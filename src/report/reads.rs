@@ -10,7 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::charts;
-use super::html::{build_note, compaction_note, errors_cell, escape, provenance_note};
+use super::html::{
+    build_note, compaction_note, elections_cell, errors_cell, escape, provenance_note,
+};
 use crate::results::{self, BenchPoint, DATA_DIR};
 
 /// The file under `reports/data/`.
@@ -49,6 +51,10 @@ pub struct ReadRatio {
     pub cpu: Vec<[Option<results::CpuUse>; 2]>,
     /// Requests that failed over every point of the comparison (timeouts: not operations).
     pub errors: u64,
+    /// Elections over every point of the comparison ([`BenchPoint::elections`]; 0 in results
+    /// saved before they were counted).
+    #[serde(default)]
+    pub elections: u64,
     /// When and from what build.
     #[serde(default)]
     pub provenance: Option<results::Provenance>,
@@ -197,7 +203,7 @@ fn points_part(h: &mut String, points: &[ReadPoint]) {
     h.push_str(
         "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
          <th>servers</th><th>outstanding</th><th>ops/s</th><th>x log</th><th>p50 µs</th>\
-         <th>p99 µs</th><th>errors</th></tr>",
+         <th>p99 µs</th><th>errors</th><th>elections</th></tr>",
     );
     let mut sorted: Vec<&ReadPoint> = points.iter().collect();
     sorted.sort_by(|a, b| {
@@ -234,7 +240,7 @@ fn points_part(h: &mut String, points: &[ReadPoint]) {
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{times}</td><td>{:.1}</td><td>{:.1}</td>{}</tr>",
+             <td>{}</td><td>{times}</td><td>{:.1}</td><td>{:.1}</td>{}{}</tr>",
             escape(&p.point.protocol),
             escape(&p.path),
             p.read_percent,
@@ -243,7 +249,8 @@ fn points_part(h: &mut String, points: &[ReadPoint]) {
             charts::human(p.point.ops_per_sec),
             p.point.p50_us,
             p.point.p99_us,
-            errors_cell(p.point.errors)
+            errors_cell(p.point.errors),
+            elections_cell(p.point.elections)
         );
     }
     h.push_str(
@@ -271,7 +278,7 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
         "<table><tr><th class=\"l\">protocol</th><th class=\"l\">read path</th><th>reads %</th>\
          <th>outstanding</th><th>x log, median</th><th>lowest</th><th>highest</th>\
          <th>CPU per op, all threads,<br>log / this path, median ns</th>\
-         <th>rounds</th><th>errors</th></tr>",
+         <th>rounds</th><th>errors</th><th>elections</th></tr>",
     );
     for r in ratios {
         let ratios = r.ratios();
@@ -287,13 +294,14 @@ fn ratios_part(h: &mut String, ratios: &[ReadRatio]) {
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
-             <td>{median}</td><td>{low}</td><td>{high}</td><td>{cpu}</td><td>{}</td>{}</tr>",
+             <td>{median}</td><td>{low}</td><td>{high}</td><td>{cpu}</td><td>{}</td>{}{}</tr>",
             escape(&r.protocol),
             escape(&r.path),
             r.read_percent,
             r.outstanding,
             ratios.len(),
-            errors_cell(r.errors)
+            errors_cell(r.errors),
+            elections_cell(Some(r.elections))
         );
     }
     h.push_str(
@@ -328,6 +336,7 @@ mod tests {
                 provenance: None,
                 snapshot_every: Some(10_000),
                 cpu: None,
+                elections: Some(0),
             },
         }
     }
@@ -394,6 +403,7 @@ mod tests {
             rounds: rounds.to_vec(),
             cpu: Vec::new(),
             errors: 0,
+            elections: 0,
             provenance: None,
         }
     }

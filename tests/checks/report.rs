@@ -30,6 +30,7 @@ fn sized(protocol: &str, servers: usize, outstanding: usize, bytes: usize, ops: 
         provenance: Some(stamp("abc1234", "2026-05-01T09:30:00Z")),
         snapshot_every: Some(10_000),
         cpu: None,
+        elections: Some(0),
     }
 }
 
@@ -221,6 +222,7 @@ fn sample() -> Results {
                 ],
             ],
             errors: 0,
+            elections: 0,
             provenance: Some(stamp("abc1234", "2026-05-01T09:45:00Z")),
         }],
         mutants: None,
@@ -927,6 +929,29 @@ fn the_mutation_score_section_shows_the_score_and_every_survivor() {
     let err = paxraft::report::write(&root).unwrap_err();
     assert!(err.to_string().contains("mutants.json"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The elections a point measured are in the latency table: marked when there were any (the
+/// loads have no faults), "-" where they were not counted (over loopback, or saved before).
+#[test]
+fn elections_while_measured_are_marked_in_the_latency_table() {
+    let mut results = Results::default();
+    let mut unsteady = point("raft", 3, 1, 5e4);
+    unsteady.elections = Some(15);
+    let mut uncounted = point("multipaxos", 3, 1, 9e4);
+    uncounted.elections = None;
+    results.bench = vec![unsteady, uncounted, point("raft", 3, 1024, 2e6)];
+    let page = paxraft::report::html::render(&results, "", None::<&Path>);
+    let doc = Html::parse_document(&page);
+    let marked: Vec<String> = doc
+        .select(&sel("section#latency td.bad"))
+        .map(text)
+        .collect();
+    assert_eq!(marked, vec!["15".to_string()], "{page}");
+    let rows = body_rows(doc.select(&sel("section#latency table tr")));
+    let elections: Vec<&str> = rows.iter().map(|r| r[11].as_str()).collect();
+    assert_eq!(elections.len(), 3, "{rows:?}");
+    assert!(elections.contains(&"-") && elections.contains(&"0"), "{rows:?}");
 }
 
 /// A point's failed requests are in the latency table (marked), a result measured by a build
