@@ -515,7 +515,8 @@ impl<R: Replica<Cmd<Kv>>> Load<R> {
             self.drivers
                 .point(R::NAME, &self.cfg, crate::results::Transport::InProcess);
         point.cpu = self.cpu_use(point.ops);
-        point.elections = Some(highest_term(&self.cluster) - self.term_from);
+        // Saturating: with every server down there is no term to read (0).
+        point.elections = Some(highest_term(&self.cluster).saturating_sub(self.term_from));
         point
     }
 

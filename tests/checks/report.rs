@@ -951,7 +951,10 @@ fn elections_while_measured_are_marked_in_the_latency_table() {
     let rows = body_rows(doc.select(&sel("section#latency table tr")));
     let elections: Vec<&str> = rows.iter().map(|r| r[11].as_str()).collect();
     assert_eq!(elections.len(), 3, "{rows:?}");
-    assert!(elections.contains(&"-") && elections.contains(&"0"), "{rows:?}");
+    assert!(
+        elections.contains(&"-") && elections.contains(&"0"),
+        "{rows:?}"
+    );
 }
 
 /// A point's failed requests are in the latency table (marked), a result measured by a build
