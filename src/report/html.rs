@@ -430,7 +430,7 @@ pub fn render_with_reads(
         }
         h.push_str(
             "</table><p class=\"muted\">ops/s and latencies count requests answered with a \
-             result; a request that timed out is an error, in the last column, not an \
+             result; a request that timed out is an error, in the errors column, not an \
              operation. CPU per operation: the client threads', the leader's (the ceiling's \
              server), and every thread's together, from their CPU clocks over the operations \
              completed (in-process points; \"-\" for points saved before it was measured, and \
