@@ -238,6 +238,9 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
         Some(_) => StorageKind::File,
         None => args.storage,
     };
+    // File storage without --data: a directory of our own, removed after a clean run (kept,
+    // for its logs, when the run failed), as `cluster --local` does with its own.
+    let mut temporary = None;
     let mut cluster: Cluster<R, Kv> = match storage {
         StorageKind::Memory => Cluster::new(nodes, cfg).map_err(String::from)?,
         StorageKind::File => {
@@ -251,10 +254,19 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
                     let dir =
                         std::env::temp_dir().join(format!("paxraft-run-{}", std::process::id()));
                     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    temporary = Some(dir.clone());
                     (dir, 1)
                 }
             };
-            eprintln!("logs in {}", dir.display());
+            eprintln!(
+                "logs in {}{}",
+                dir.display(),
+                if temporary.is_some() {
+                    " (removed after a clean run)"
+                } else {
+                    ""
+                }
+            );
             let mut c = Cluster::with_storage(nodes, cfg, move |id| {
                 let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(FileStorage::<R, Cmd<Kv>>::open(
                     dir.join(format!("{id}.log")),
@@ -420,8 +432,13 @@ fn go<R: Hosted>(args: &RunArgs) -> Result<(), Failure> {
     if let Some(config) = config {
         println!("configuration: {config}");
     }
+    let clean = panics.is_empty() && changed.is_ok();
     for (id, what) in panics {
         println!("replica {id} panicked: {what}");
+    }
+    if let Some(dir) = temporary.filter(|_| clean) {
+        // The cluster is shut down: nothing writes there any more.
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     changed
 }

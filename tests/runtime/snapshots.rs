@@ -237,6 +237,44 @@ fn the_cli_run_snapshots_by_default_and_says_so() {
     }
 }
 
+/// `paxraft run --storage file` without `--data` keeps its nodes' logs in a directory of its
+/// own, says where, and removes it after a clean run (as `cluster --local` does); runs used
+/// to leave theirs behind.
+#[test]
+fn the_cli_run_removes_its_temporary_directory_after_a_clean_run() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paxraft"))
+        .args([
+            "run",
+            "raft",
+            "--storage",
+            "file",
+            "--ops",
+            "3000",
+            "--clients",
+            "2",
+        ])
+        .output()
+        .expect("paxraft runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("File storage") && stdout.contains(" 0 errors"),
+        "{stdout}\n{stderr}"
+    );
+    let dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("logs in "))
+        .and_then(|d| d.strip_suffix(" (removed after a clean run)"))
+        .unwrap_or_else(|| panic!("no temporary directory named: {stderr}"));
+    assert!(dir.contains("paxraft-run-"), "{stderr}");
+    assert!(
+        !std::path::Path::new(dir).exists(),
+        "{dir} is still there after the run"
+    );
+}
+
 /// `paxraft run` says where the operations' CPU went: the clients' threads and each node's,
 /// the leader marked, and all of them together.
 #[test]
