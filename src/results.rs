@@ -55,8 +55,8 @@ pub struct BenchPoint {
     pub cpu: Option<CpuUse>,
     /// Elections while measured: how many terms (Raft) or ballot rounds (multi-Paxos) the
     /// cluster's highest moved on. A point without faults should have none: one that has
-    /// measured leaderless time. In-process points only (`None` over loopback and in results
-    /// saved before it was counted).
+    /// measured leaderless time. Over loopback read from the servers' status pages (`None`
+    /// when one did not answer, and in results saved before it was counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elections: Option<u64>,
 }

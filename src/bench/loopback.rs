@@ -14,7 +14,7 @@ use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
 
 use super::{AnyLoad, BenchError, Driven, Drivers, LoadConfig};
-use crate::cli::net::{client, Local, StorageKind};
+use crate::cli::net::{client, get_status, Local, StorageKind};
 use crate::net::client::NetClient;
 use crate::results::{BenchPoint, Transport};
 use crate::runtime::{ClientConfig, Cmd};
@@ -102,8 +102,24 @@ pub struct LoopbackLoad {
     // are stopped.
     load: NetLoad,
     servers: Local,
+    /// Each server's status address, and the highest term they had reached at the start or
+    /// the last reset (`None` if a server did not answer: the point's elections are then
+    /// not counted).
+    status: Vec<SocketAddr>,
+    term_from: Option<u64>,
     // Removed last, once the servers have stopped.
     dir: TempDir,
+}
+
+/// The highest term (or ballot round) the servers at `status` report (`None` if one does
+/// not answer, or answers without a term).
+fn highest_term(status: &[SocketAddr]) -> Option<u64> {
+    status
+        .iter()
+        .map(|&a| get_status(a).ok()?.get("term")?.as_u64())
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .max()
 }
 
 /// A directory removed when dropped (the servers' data and logs).
@@ -157,10 +173,13 @@ impl LoopbackLoad {
             }
             e => e,
         })?;
+        let status: Vec<SocketAddr> = ports.iter().map(|(_, s)| *s).collect();
         Ok(LoopbackLoad {
             load,
             storage,
             servers,
+            term_from: highest_term(&status),
+            status,
             dir: TempDir(dir),
         })
     }
@@ -176,6 +195,10 @@ impl AnyLoad for LoopbackLoad {
             snapshot_every: Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
             // The servers are other processes.
             cpu: None,
+            elections: self
+                .term_from
+                .zip(highest_term(&self.status))
+                .map(|(from, now)| now.saturating_sub(from)),
             ..self.load.point()
         }
     }
@@ -183,6 +206,7 @@ impl AnyLoad for LoopbackLoad {
         self.load.errors()
     }
     fn reset(&mut self) {
-        self.load.reset()
+        self.load.reset();
+        self.term_from = highest_term(&self.status);
     }
 }

@@ -438,7 +438,7 @@ pub fn render_with_reads(
              threads spin-waiting for their next message before they block, not work. \
              Elections: terms (Raft) or ballot rounds (multi-Paxos) the cluster moved through \
              while the point was measured; these runs have no faults, so any is leaderless \
-             time measured (in-process points; \"-\" over loopback).</p>",
+             time measured (\"-\": not counted, in results saved before it was).</p>",
         );
     }
     h.push_str("</section>");

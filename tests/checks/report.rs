@@ -932,7 +932,7 @@ fn the_mutation_score_section_shows_the_score_and_every_survivor() {
 }
 
 /// The elections a point measured are in the latency table: marked when there were any (the
-/// loads have no faults), "-" where they were not counted (over loopback, or saved before).
+/// loads have no faults), "-" where they were not counted (results saved before they were).
 #[test]
 fn elections_while_measured_are_marked_in_the_latency_table() {
     let mut results = Results::default();

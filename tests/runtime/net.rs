@@ -972,3 +972,24 @@ fn a_follower_catches_up_on_large_values_in_frames_that_fit() {
         );
     }
 }
+
+/// A loopback point counts the elections it measured too, from the servers' status pages
+/// (as an in-process point does from the cluster's statuses): counted, not "-".
+#[test]
+fn a_loopback_point_counts_its_elections() {
+    use paxraft::bench::{AnyLoad, LoadConfig, LoopbackLoad};
+    let cfg = LoadConfig {
+        snapshots: None,
+        ..LoadConfig::writes(paxraft::protocol::Protocol::Raft, 3, 8, 0)
+    };
+    let mut load = LoopbackLoad::start(cfg, paxraft::cli::net::StorageKind::Memory, || {
+        Command::new(server_bin())
+    })
+    .expect("three servers on loopback");
+    load.run(200).expect("200 puts");
+    load.reset();
+    load.run(200).expect("200 more");
+    let p = load.point();
+    assert_eq!(p.ops, 200, "{p:?}");
+    assert!(p.elections.is_some(), "{p:?}");
+}
