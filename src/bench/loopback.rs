@@ -14,7 +14,7 @@ use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
 
 use super::{AnyLoad, BenchError, Driven, Drivers, LoadConfig};
-use crate::cli::net::{client, get_status, Local, StorageKind};
+use crate::cli::net::{client, highest_term, Local, StorageKind};
 use crate::net::client::NetClient;
 use crate::results::{BenchPoint, Transport};
 use crate::runtime::{ClientConfig, Cmd};
@@ -109,17 +109,6 @@ pub struct LoopbackLoad {
     term_from: Option<u64>,
     // Removed last, once the servers have stopped.
     dir: TempDir,
-}
-
-/// The highest term (or ballot round) the servers at `status` report (`None` if one does
-/// not answer, or answers without a term).
-fn highest_term(status: &[SocketAddr]) -> Option<u64> {
-    status
-        .iter()
-        .map(|&a| get_status(a).ok()?.get("term")?.as_u64())
-        .collect::<Option<Vec<u64>>>()?
-        .into_iter()
-        .max()
 }
 
 /// A directory removed when dropped (the servers' data and logs).

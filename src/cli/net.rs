@@ -482,6 +482,7 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
     }
     println!("clients: paxraft kv --cluster {peers} get 1");
     let addrs: Vec<SocketAddr> = ports.iter().map(|(a, _)| *a).collect();
+    let status: Vec<SocketAddr> = ports.iter().map(|(_, s)| *s).collect();
     // Stop the servers (SIGTERM, waited for), then remove a temporary directory.
     let clean_stop = |local: Local| {
         drop(local);
@@ -491,7 +492,7 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         ExitCode::SUCCESS
     };
     if args.bench {
-        return match bench(&addrs, args) {
+        return match bench(&addrs, &status, args) {
             Ok(line) => {
                 println!("{line}");
                 clean_stop(local)
@@ -522,8 +523,13 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
 }
 
 /// `cluster --bench`: the benchmarks' closed loop ([`NetLoad`]) on the servers started, a
-/// fifth of `--duration` to warm up, then `--duration` measured.
-fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
+/// fifth of `--duration` to warm up, then `--duration` measured; with the elections held
+/// meanwhile (read from the servers' `status` pages; none is expected, as nothing fails).
+fn bench(
+    addrs: &[SocketAddr],
+    status: &[SocketAddr],
+    args: &ClusterArgs,
+) -> Result<String, String> {
     let cfg = LoadConfig {
         clients: args.clients,
         snapshots: None,
@@ -535,10 +541,15 @@ fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
         )
     };
     let mut load = NetLoad::connect(addrs, cfg).map_err(|e| e.to_string())?;
+    let from = highest_term(status);
     let p = measure_for(&mut load, args.duration / 5, args.duration).map_err(|e| e.to_string())?;
+    let elections = match from.zip(highest_term(status)) {
+        Some((from, to)) => format!("{} elections", to.saturating_sub(from)),
+        None => "elections not counted (a status page did not answer)".to_string(),
+    };
     let us = |v: f64| Duration::from_nanos((v * 1e3) as u64);
     Ok(format!(
-        "{} clients x {} outstanding, {} B puts, {} storage, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors",
+        "{} clients x {} outstanding, {} B puts, {} storage, {:?}: {:.0} ops/s, p50 {:?}, p99 {:?}, {} errors, {elections}",
         args.clients,
         args.outstanding,
         args.payload,
@@ -549,6 +560,17 @@ fn bench(addrs: &[SocketAddr], args: &ClusterArgs) -> Result<String, String> {
         us(p.p99_us),
         p.errors
     ))
+}
+
+/// The highest term (or ballot round) the servers at `status` report (`None` if one does
+/// not answer, or answers without a term): how a load over the network counts elections.
+pub fn highest_term(status: &[SocketAddr]) -> Option<u64> {
+    status
+        .iter()
+        .map(|&a| get_status(a).ok()?.get("term")?.as_u64())
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .max()
 }
 
 /// GET a status endpoint's JSON (for tests and scripts).

@@ -870,6 +870,12 @@ fn a_local_cluster_benchmarks_itself_and_stops() {
         last.contains(" ops/s, p50 ") && last.contains("0 errors"),
         "{text}"
     );
+    // The elections held meanwhile are counted, from the servers' status pages.
+    let elections = last
+        .strip_suffix(" elections")
+        .and_then(|l| l.rsplit_once(", "))
+        .and_then(|(_, n)| n.parse::<u64>().ok());
+    assert!(elections.is_some(), "{text}");
     assert!(
         text.contains("3 raft servers, snapshots every 50 slots"),
         "{text}"
