@@ -402,22 +402,17 @@ where
         self.lost
     }
     fn checkpoint(&mut self) -> io::Result<()> {
-        // The files hold every write appended, as `held` does.
+        // The files hold every write appended, as `held` does; after a crash it is read
+        // from them.
         self.sync()?;
-        let image = match self.held.take() {
-            Some(Held {
-                mut image,
-                mut writes,
-            }) => {
-                R::fold_writes(&mut image, &mut writes);
-                image
-            }
-            None => {
-                let image = self.load()?.unwrap_or_default();
-                self.held = None;
-                image
-            }
-        };
+        if self.held.is_none() {
+            self.load()?;
+        }
+        let Held {
+            mut image,
+            mut writes,
+        } = self.held.take().expect("a load keeps what it read");
+        R::fold_writes(&mut image, &mut writes);
         let next = self.generation + 1;
         let tmp = with_suffix(&self.base, ".image.tmp");
         {
