@@ -1000,7 +1000,13 @@ impl<C: Command> Replica<C> for MultiPaxos<C> {
         // Into the queue, and from there into the log as far as the window allows (all of
         // them, unless the window is full: see [`reconfig`]).
         if let RoleState::Leader { queue, .. } = &mut self.state {
-            queue.extend(cmds.into_iter().map(Value::Cmd));
+            if queue.is_empty() {
+                // The batch becomes the queue in place (a value is a command's size), which
+                // `take_window` then takes whole: no copy through the queue's own buffer.
+                *queue = cmds.into_iter().map(Value::Cmd).collect::<Vec<_>>().into();
+            } else {
+                queue.extend(cmds.into_iter().map(Value::Cmd));
+            }
         }
         self.leader_progress(out);
         // (A commit it makes may complete a change that removed us.)

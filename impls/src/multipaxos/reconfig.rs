@@ -444,7 +444,13 @@ impl<C: Command> MultiPaxos<C> {
                 0
             };
             if plain > 0 {
-                let values: Vec<Value<C>> = queue.drain(..plain).collect();
+                let values: Vec<Value<C>> = if plain == queue.len() {
+                    // All of it: the queue's buffer itself (no move of a value when the
+                    // queue starts at its buffer's start, as one made from a batch does).
+                    std::mem::take(queue).into()
+                } else {
+                    queue.drain(..plain).collect()
+                };
                 self.log.extend(values.iter().map(|value| {
                     Some(Entry {
                         ballot: b,

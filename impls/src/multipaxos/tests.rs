@@ -596,6 +596,55 @@ fn a_new_run_is_one_copy_shared_by_the_write_and_every_accept() {
     }
 }
 
+/// A batch proposed while nothing waits is queued and taken in its own buffer: the run the
+/// leader persists and sends is the proposal's vector, not a copy through the queue. (With
+/// the commands the runtime proposes, client requests, whose value is their own size.)
+#[test]
+fn a_batch_proposed_to_an_empty_queue_is_persisted_in_its_own_buffer() {
+    use crate::sm::{KvOp, Request};
+    type R = Request<KvOp>;
+    assert_eq!(std::mem::size_of::<Value<R>>(), std::mem::size_of::<R>());
+    let mut out = Effects::new();
+    let mut r = MultiPaxos::<R>::boot(NodeId(0), &ids(3), None, &Config::default(), &mut out);
+    r.on_timer(PaxosTimer::Election, &mut out);
+    let promise = PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+        start: 1,
+        end: 1,
+    };
+    r.on_message(NodeId(1), promise, &mut out);
+    assert_eq!(r.status().role, Role::Leader);
+    let request = |seq| Request {
+        client: 1,
+        seq,
+        acked: 0,
+        op: KvOp::Get(seq),
+    };
+    for round in 0..2u64 {
+        let batch: Vec<R> = (1..=3).map(|i| request(3 * round + i)).collect();
+        let (buffer, expected) = (batch.as_ptr() as usize, batch.clone());
+        let mut out = Effects::new();
+        r.propose(batch, &mut out);
+        let written: Vec<_> = out
+            .writes()
+            .filter_map(|w| match w {
+                PaxosWrite::Accept { cmds, .. } => Some(Values::clone(cmds)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(written.len(), 1, "round {round}: one run");
+        let expected: Vec<Value<R>> = expected.into_iter().map(Value::Cmd).collect();
+        assert_eq!(*written[0], expected, "round {round}");
+        assert_eq!(
+            written[0].as_ptr() as usize,
+            buffer,
+            "round {round}: the run was copied out of the proposal's buffer"
+        );
+    }
+}
+
 #[test]
 fn an_acceptor_stores_an_accept_it_takes_whole_as_the_message_and_copies_a_part() {
     let mut r = boot_with(1, 3, &Config::default(), PaxosDurable::default());
