@@ -199,15 +199,24 @@ impl<C: Command> MultiPaxos<C> {
         let promise_up = b > self.promised;
         if !fresh.is_empty() {
             let start = (fresh_first - self.base() - 1) as usize;
-            let end = start + fresh.len();
-            if self.log.len() < end {
-                self.log.resize(end, None);
-            }
-            for (i, value) in fresh.iter().enumerate() {
-                self.log[start + i] = Some(Entry {
+            let entry = |value: &Value<C>| {
+                Some(Entry {
                     ballot: b,
                     value: value.clone(),
-                });
+                })
+            };
+            if start == self.log.len() {
+                // The common case, the run right after our last slot: written once, not
+                // first filled with holes and then overwritten.
+                self.log.extend(fresh.iter().map(entry));
+            } else {
+                let end = start + fresh.len();
+                if self.log.len() < end {
+                    self.log.resize(end, None);
+                }
+                for (i, value) in fresh.iter().enumerate() {
+                    self.log[start + i] = entry(value);
+                }
             }
             self.promised = max(self.promised, b);
             out.persist(PaxosWrite::Accept {
