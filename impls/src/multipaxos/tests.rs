@@ -19,6 +19,17 @@ pub(super) fn b(round: u64, node: u8) -> Ballot {
     Ballot { round, node }
 }
 
+/// n1's promise to ballot (1, 0), with nothing accepted: what makes node 0 of 3 leader.
+fn empty_promise<C>() -> PaxosMsg<C> {
+    PaxosMsg::Promise {
+        ballot: b(1, 0),
+        from: 1,
+        accepted: vec![],
+        start: 1,
+        end: 1,
+    }
+}
+
 /// Commands as values: `Some` a command, `None` a no-op.
 pub(super) fn vals(cmds: Vec<Option<Cmd>>) -> Values<Cmd> {
     Values::new(cmds.into_iter().map(Value::from).collect())
@@ -155,17 +166,7 @@ fn leader_with(n: u8, cfg: &Config) -> P {
     let mut r = boot_with(0, n, cfg, PaxosDurable::default());
     fire(&mut r, PaxosTimer::Election);
     for p in 1..crate::quorum(n as usize) as u8 {
-        recv(
-            &mut r,
-            p,
-            PaxosMsg::Promise {
-                ballot: b(1, 0),
-                from: 1,
-                accepted: vec![],
-                start: 1,
-                end: 1,
-            },
-        );
+        recv(&mut r, p, empty_promise());
     }
     assert_eq!(r.status().role, Role::Leader);
     r
@@ -248,19 +249,7 @@ fn acceptor_persists_promise_before_promising() {
         },
     );
     assert_eq!(writes(&out), vec![PaxosWrite::Promise(b(1, 0))]);
-    assert_eq!(
-        sends(&out),
-        vec![(
-            0,
-            PaxosMsg::Promise {
-                ballot: b(1, 0),
-                from: 1,
-                accepted: vec![],
-                start: 1,
-                end: 1,
-            }
-        )]
-    );
+    assert_eq!(sends(&out), vec![(0, empty_promise())]);
     assert!(
         at(&out, |e| matches!(e, Effect::Persist(_)))
             < at(&out, |e| matches!(e, Effect::Send { .. }))
@@ -279,13 +268,7 @@ fn a_repeated_prepare_at_the_promised_ballot_is_promised_again() {
     };
     let first = recv(&mut r, 0, prepare.clone());
     let again = recv(&mut r, 0, prepare);
-    let promise = PaxosMsg::Promise {
-        ballot: b(1, 0),
-        from: 1,
-        accepted: vec![],
-        start: 1,
-        end: 1,
-    };
+    let promise = empty_promise();
     assert_eq!(sends(&first), vec![(0, promise.clone())]);
     assert_eq!(sends(&again), vec![(0, promise)]);
     assert_eq!(writes(&again), vec![], "the promise is durable already");
@@ -388,13 +371,7 @@ fn new_leader_reproposes_highest_ballot_values_and_fills_gaps_with_noops() {
 fn stale_or_duplicate_promises_are_ignored() {
     let mut r = fresh(0, 5);
     fire(&mut r, PaxosTimer::Election);
-    let promise = PaxosMsg::Promise {
-        ballot: b(1, 0),
-        from: 1,
-        accepted: vec![],
-        start: 1,
-        end: 1,
-    };
+    let promise = empty_promise();
     recv(&mut r, 1, promise.clone());
     let out = recv(&mut r, 1, promise);
     assert!(out.is_empty(), "the same acceptor counts once");
@@ -411,17 +388,7 @@ fn stale_or_duplicate_promises_are_ignored() {
         },
     );
     assert!(out.is_empty());
-    recv(
-        &mut r,
-        3,
-        PaxosMsg::Promise {
-            ballot: b(1, 0),
-            from: 1,
-            accepted: vec![],
-            start: 1,
-            end: 1,
-        },
-    );
+    recv(&mut r, 3, empty_promise());
     assert_eq!(r.status().role, Role::Leader, "three of five");
 }
 
@@ -607,13 +574,7 @@ fn a_batch_proposed_to_an_empty_queue_is_persisted_in_its_own_buffer() {
     let mut out = Effects::new();
     let mut r = MultiPaxos::<R>::boot(NodeId(0), &ids(3), None, &Config::default(), &mut out);
     r.on_timer(PaxosTimer::Election, &mut out);
-    let promise = PaxosMsg::Promise {
-        ballot: b(1, 0),
-        from: 1,
-        accepted: vec![],
-        start: 1,
-        end: 1,
-    };
+    let promise = empty_promise();
     r.on_message(NodeId(1), promise, &mut out);
     assert_eq!(r.status().role, Role::Leader);
     let request = |seq| Request {
@@ -1178,17 +1139,7 @@ fn candidate_whose_acceptor_promised_higher_gives_way() {
             }
         )]
     );
-    let out = recv(
-        &mut r,
-        2,
-        PaxosMsg::Promise {
-            ballot: b(1, 0),
-            from: 1,
-            accepted: vec![],
-            start: 1,
-            end: 1,
-        },
-    );
+    let out = recv(&mut r, 2, empty_promise());
     assert_eq!(
         r.status().role,
         Role::Follower,
@@ -1589,13 +1540,7 @@ fn answers_to_a_ballot_left_behind_are_obsolete() {
     };
     assert!(!r.obsolete(NodeId(2), &late));
     let dead = [
-        PaxosMsg::Promise {
-            ballot: b(1, 0),
-            from: 1,
-            accepted: vec![],
-            start: 1,
-            end: 1,
-        },
+        empty_promise(),
         accepted(b(0, 2), 1, 1, 0, false),
         PaxosMsg::Nack {
             ballot: b(0, 2),
