@@ -307,11 +307,7 @@ where
     R::Durable: Serialize + DeserializeOwned,
 {
     fn append(&mut self, write: &R::Write) -> io::Result<()> {
-        self.write_line(write)?;
-        if let Some(held) = &mut self.held {
-            held.writes.push(write.clone());
-        }
-        Ok(())
+        self.append_owned(write.clone())
     }
     fn append_owned(&mut self, write: R::Write) -> io::Result<()> {
         self.write_line(&write)?;
