@@ -14,7 +14,7 @@ use paxraft_impls::raft::Raft;
 use paxraft_impls::sm::{Kv, KvOp};
 
 use super::{AnyLoad, BenchError, Driven, Drivers, LoadConfig};
-use crate::cli::net::{client, highest_term, Local, StorageKind};
+use crate::cli::net::{client, elections_since, highest_term, Local, StorageKind};
 use crate::net::client::NetClient;
 use crate::results::{BenchPoint, Transport};
 use crate::runtime::{ClientConfig, Cmd};
@@ -184,10 +184,7 @@ impl AnyLoad for LoopbackLoad {
             snapshot_every: Some(crate::runtime::DEFAULT_SNAPSHOTS.every),
             // The servers are other processes.
             cpu: None,
-            elections: self
-                .term_from
-                .zip(highest_term(&self.status))
-                .map(|(from, now)| now.saturating_sub(from)),
+            elections: elections_since(self.term_from, &self.status),
             ..self.load.point()
         }
     }

@@ -543,8 +543,8 @@ fn bench(
     let mut load = NetLoad::connect(addrs, cfg).map_err(|e| e.to_string())?;
     let from = highest_term(status);
     let p = measure_for(&mut load, args.duration / 5, args.duration).map_err(|e| e.to_string())?;
-    let elections = match from.zip(highest_term(status)) {
-        Some((from, to)) => format!("{} elections", to.saturating_sub(from)),
+    let elections = match elections_since(from, status) {
+        Some(n) => format!("{n} elections"),
         None => "elections not counted (a status page did not answer)".to_string(),
     };
     let us = |v: f64| Duration::from_nanos((v * 1e3) as u64);
@@ -571,6 +571,13 @@ pub fn highest_term(status: &[SocketAddr]) -> Option<u64> {
         .collect::<Option<Vec<u64>>>()?
         .into_iter()
         .max()
+}
+
+/// The elections held since the servers at `status` were at term `from` ([`highest_term`]
+/// then): `None` if either reading failed.
+pub fn elections_since(from: Option<u64>, status: &[SocketAddr]) -> Option<u64> {
+    from.zip(highest_term(status))
+        .map(|(from, now)| now.saturating_sub(from))
 }
 
 /// GET a status endpoint's JSON (for tests and scripts).
