@@ -260,6 +260,11 @@ fn text(e: scraper::ElementRef<'_>) -> String {
     e.text().collect()
 }
 
+/// The texts of the elements of `doc` that `selector` selects, in document order.
+fn texts(doc: &Html, selector: &str) -> Vec<String> {
+    doc.select(&sel(selector)).map(text).collect()
+}
+
 /// The cells' texts of each of `rows` after the first (the header).
 fn body_rows<'a>(rows: impl Iterator<Item = scraper::ElementRef<'a>>) -> Vec<Vec<String>> {
     rows.skip(1)
@@ -402,19 +407,13 @@ fn report_from_sample_results_has_every_section_and_chart() {
             && checks.contains("always 0/1 hold · sometimes 1/1 reached"),
         "{checks}"
     );
-    let unfolded: Vec<String> = doc
-        .select(&sel("section#checks td > span"))
-        .map(text)
-        .collect();
+    let unfolded = texts(&doc, "section#checks td > span");
     assert_eq!(unfolded, ["not reached", "violated"], "{checks}");
     assert_eq!(doc.select(&sel("section#checks td > details")).count(), 3);
     let zoo = text(doc.select(&sel("section#zoo")).next().unwrap());
     assert!(zoo.contains("1 of 1 known bugs caught") && zoo.contains("election safety"));
     // The comparison at the highest load: multipaxos 0.9 x raft, raft 0.5 x unreplicated.
-    let cmp: Vec<String> = doc
-        .select(&sel("section#throughput table tr"))
-        .map(text)
-        .collect();
+    let cmp = texts(&doc, "section#throughput table tr");
     assert!(
         cmp.iter()
             .any(|r| r.contains("90%") && r.contains("50%") && r.contains("45%")),
@@ -447,10 +446,7 @@ fn report_from_sample_results_has_every_section_and_chart() {
         ]
     );
     let lat = text(doc.select(&sel("section#latency table")).next().unwrap());
-    let cpu_cells: Vec<String> = doc
-        .select(&sel("section#latency table tr td:nth-child(10)"))
-        .map(text)
-        .collect();
+    let cpu_cells = texts(&doc, "section#latency table tr td:nth-child(10)");
     assert_eq!(
         cpu_cells.iter().filter(|c| *c == "-").count(),
         cpu_cells.len() - 1
@@ -707,7 +703,7 @@ fn the_zoo_table_shows_the_clean_replay_next_to_caught() {
         rows[1][col],
         "NOT CLEAN: settles at step 1003not settled within 1 fault-free steps: c0 <waits>"
     );
-    let bad: Vec<String> = doc.select(&sel("section#zoo td.bad")).map(text).collect();
+    let bad = texts(&doc, "section#zoo td.bad");
     assert!(
         bad.iter().any(|b| b.starts_with("NOT CLEAN: settles")),
         "{bad:?}"
@@ -943,10 +939,7 @@ fn elections_while_measured_are_marked_in_the_latency_table() {
     results.bench = vec![unsteady, uncounted, point("raft", 3, 1024, 2e6)];
     let page = paxraft::report::html::render(&results, "", None::<&Path>);
     let doc = Html::parse_document(&page);
-    let marked: Vec<String> = doc
-        .select(&sel("section#latency td.bad"))
-        .map(text)
-        .collect();
+    let marked = texts(&doc, "section#latency td.bad");
     assert_eq!(marked, vec!["15".to_string()], "{page}");
     let rows = body_rows(doc.select(&sel("section#latency table tr")));
     let elections: Vec<&str> = rows.iter().map(|r| r[11].as_str()).collect();
@@ -977,15 +970,9 @@ fn errors_bug_switch_builds_and_both_ceilings_are_shown() {
     ];
     let page = paxraft::report::html::render(&results, "", None::<&Path>);
     let doc = Html::parse_document(&page);
-    let cells: Vec<String> = doc
-        .select(&sel("section#latency td.bad"))
-        .map(text)
-        .collect();
+    let cells = texts(&doc, "section#latency td.bad");
     assert_eq!(cells, vec!["17".to_string()], "{page}");
-    let warning: Vec<String> = doc
-        .select(&sel("section#throughput p.bad"))
-        .map(text)
-        .collect();
+    let warning = texts(&doc, "section#throughput p.bad");
     assert!(
         warning.len() == 1
             && warning[0]
@@ -1047,20 +1034,14 @@ fn loopback_points_sit_beside_the_in_process_ones() {
         ["multipaxos", "3", "16", "0", "-", "50.0k", "-"]
     );
     // The in-process comparison still compares in-process points (raft 800k, not 400k).
-    let compared: Vec<String> = doc
-        .select(&sel("section#throughput h3 + table tr td"))
-        .map(text)
-        .collect();
+    let compared = texts(&doc, "section#throughput h3 + table tr td");
     assert_eq!(compared[2], "800.0k", "{compared:?}");
     // The chart has a line of its own for the loopback points, the latency table says which.
     assert!(
         page.contains("raft, 3 servers, loopback"),
         "no loopback line in the chart"
     );
-    let transports: Vec<String> = doc
-        .select(&sel("section#latency tr td:nth-child(2)"))
-        .map(text)
-        .collect();
+    let transports = texts(&doc, "section#latency tr td:nth-child(2)");
     assert_eq!(transports, ["in-process", "loopback"].repeat(3));
     // Saved beside each other: the transport is part of a point's identity.
     let dir = std::env::temp_dir().join(format!("paxraft-loopback-merge-{}", std::process::id()));
