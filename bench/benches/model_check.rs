@@ -8,7 +8,9 @@
 //! Then a side-by-side comparison, in one run: Raft's and multi-Paxos's default checks and
 //! the reference model ([`paxraft_models::reference`]: single-decree Paxos written directly
 //! in stateright, 3 servers, 2 clients, a duplicating network, a linearizable register), BFS
-//! and DFS, one thread, plus all three with BFS on two threads (the scaling).
+//! and DFS, one thread, plus all three with BFS on two threads right after their one-thread
+//! run: the scaling, measured in such back-to-back pairs [`SCALING_ROUNDS`] times and
+//! printed with its median.
 //! Each run is a fresh process (this binary again, told what to run by
 //! `PAXRAFT_MODEL_CHECK_ONE`), so that one run's memory neither counts toward nor is reused
 //! by the next: bytes per state are the process's peak growth per unique state
@@ -179,23 +181,35 @@ fn reference_result(s: &reference::RefSummary) -> CheckResult {
     }
 }
 
+/// How many times the scaling pairs (each model's BFS on one thread, then at once on two)
+/// run: the scaling printed is their median. On a shared 2-core machine one pair moved
+/// between 1.47x and 2.00x for the same build (README, "Speed"), so one pair says little.
+const SCALING_ROUNDS: usize = 3;
+
+/// One run of the comparison: a model, a strategy, a thread count.
+type Run = (&'static str, Strategy, usize);
+
 /// The side-by-side comparison: each run in a fresh process, one after the other; the
 /// table printed, the results returned for saving.
+///
+/// Order: each model's BFS on one thread and then on two, back to back (a pair: the
+/// scaling), the three models in turn; then DFS on one thread; then [`SCALING_ROUNDS`] - 1
+/// more rounds of the pairs. The table and the saved results are the first round's and the
+/// DFS runs; the scaling line gives every round and the median.
 fn comparison(quick: bool) -> Vec<CheckResult> {
-    let exe = std::env::current_exe().expect("this benchmark's path");
-    let depth = |name: &str| {
-        paxraft_models::check::default_depth(name) - if quick { QUICK_SHALLOWER } else { 0 }
+    const MODELS: [&str; 3] = ["reference", "raft", "multipaxos"];
+    let pairs = || {
+        MODELS
+            .iter()
+            .flat_map(|&m| [(m, Strategy::Bfs, 1), (m, Strategy::Bfs, 2)])
+            .collect::<Vec<Run>>()
     };
-    let mut runs: Vec<(&str, Strategy, usize)> = Vec::new();
-    for strategy in [Strategy::Bfs, Strategy::Dfs] {
-        for model in ["reference", "raft", "multipaxos"] {
-            runs.push((model, strategy, 1));
-        }
-    }
-    runs.push(("reference", Strategy::Bfs, 2));
-    runs.push(("raft", Strategy::Bfs, 2));
-    runs.push(("multipaxos", Strategy::Bfs, 2));
-    println!("model-check comparison: one run each, each in a fresh process");
+    let mut table: Vec<Run> = pairs();
+    table.extend(MODELS.iter().map(|&m| (m, Strategy::Dfs, 1)));
+    println!(
+        "model-check comparison: each run in a fresh process; BFS on 1 and 2 threads back to \
+         back, {SCALING_ROUNDS} rounds"
+    );
     println!(
         "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8} {:>10} {:>11} {:>12}",
         "model",
@@ -208,47 +222,105 @@ fn comparison(quick: bool) -> Vec<CheckResult> {
         "bytes/state",
         "x reference"
     );
-    let mut out: Vec<(&str, Strategy, usize, CheckResult)> = Vec::new();
-    for (model, strategy, threads) in runs {
-        let spec = format!("{model} {} {threads} {}", strategy.name(), depth(model));
-        let child = std::process::Command::new(&exe)
-            .env(ONE, &spec)
-            .output()
-            .expect("run this benchmark again as a child");
-        assert!(
-            child.status.success(),
-            "{ONE}={spec}: {}",
-            String::from_utf8_lossy(&child.stderr)
-        );
-        let text = String::from_utf8_lossy(&child.stdout);
-        let line = text.lines().last().unwrap_or_default();
-        let r: CheckResult = serde_json::from_str(line).expect("the child's result");
-        assert!(
-            !r.properties.iter().any(|p| p.status == "violated"),
-            "{spec}: a property is violated"
-        );
-        // Against the reference run with the same strategy and threads (run just before).
+    let mut out: Vec<(Run, CheckResult)> = Vec::new();
+    for run in table {
+        let r = run_child(run, quick);
+        // Against the reference run with the same strategy and threads (run before it).
         let base = out
             .iter()
-            .find(|(m, st, th, _)| *m == "reference" && *st == strategy && *th == threads)
-            .map(|(.., b)| b.states_per_sec());
-        let ratio = match (model, base) {
-            ("reference", _) | (_, None) => String::new(),
-            (_, Some(b)) => format!("{:.2}", r.states_per_sec() / b),
-        };
-        println!(
-            "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8.2} {:>10.0} {:>11} {:>12}",
-            model,
-            strategy.name(),
-            threads,
-            r.unique_states,
-            r.max_depth,
-            r.seconds,
-            r.states_per_sec(),
-            r.bytes_per_state.map_or("-".into(), |b| format!("{b:.0}")),
-            ratio
-        );
-        out.push((model, strategy, threads, r));
+            .find(|((m, st, th), _)| *m == "reference" && (*st, *th) == (run.1, run.2))
+            .map(|(_, b)| b.states_per_sec());
+        print_row(run, &r, base);
+        out.push((run, r));
     }
-    out.into_iter().map(|(.., r)| r).collect()
+    // Each round's scaling by model: the first round's from the table.
+    let mut scaling: Vec<Vec<f64>> = MODELS.iter().map(|m| vec![scaling_of(&out, m)]).collect();
+    for round in 2..=SCALING_ROUNDS {
+        println!("  scaling round {round}:");
+        let mut this: Vec<(Run, CheckResult)> = Vec::new();
+        for run in pairs() {
+            let r = run_child(run, quick);
+            print_row(run, &r, None);
+            this.push((run, r));
+        }
+        for (k, m) in MODELS.iter().enumerate() {
+            scaling[k].push(scaling_of(&this, m));
+        }
+    }
+    println!("  BFS, 2 threads over 1 thread, back to back (median of {SCALING_ROUNDS} rounds):");
+    for (m, rounds) in MODELS.iter().zip(&scaling) {
+        let mut sorted = rounds.clone();
+        sorted.sort_by(f64::total_cmp);
+        let each: Vec<String> = rounds.iter().map(|x| format!("{x:.2}")).collect();
+        println!(
+            "    {m:<16} {:.2}x (rounds {})",
+            sorted[sorted.len() / 2],
+            each.join(", ")
+        );
+    }
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The depth a comparison run of `model` explores to.
+fn comparison_depth(model: &str, quick: bool) -> usize {
+    paxraft_models::check::default_depth(model) - if quick { QUICK_SHALLOWER } else { 0 }
+}
+
+/// Run `run` in a fresh process (this benchmark again, told by [`ONE`]) and read its result;
+/// a violated property fails the benchmark.
+fn run_child((model, strategy, threads): Run, quick: bool) -> CheckResult {
+    let exe = std::env::current_exe().expect("this benchmark's path");
+    let spec = format!(
+        "{model} {} {threads} {}",
+        strategy.name(),
+        comparison_depth(model, quick)
+    );
+    let child = std::process::Command::new(&exe)
+        .env(ONE, &spec)
+        .output()
+        .expect("run this benchmark again as a child");
+    assert!(
+        child.status.success(),
+        "{ONE}={spec}: {}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let text = String::from_utf8_lossy(&child.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let r: CheckResult = serde_json::from_str(line).expect("the child's result");
+    assert!(
+        !r.properties.iter().any(|p| p.status == "violated"),
+        "{spec}: a property is violated"
+    );
+    r
+}
+
+/// One row of the comparison's table; `base`: the reference's states/s to compare with.
+fn print_row((model, strategy, threads): Run, r: &CheckResult, base: Option<f64>) {
+    let ratio = match (model, base) {
+        ("reference", _) | (_, None) => String::new(),
+        (_, Some(b)) => format!("{:.2}", r.states_per_sec() / b),
+    };
+    println!(
+        "  {:<16} {:<4} {:>7} {:>10} {:>6} {:>8.2} {:>10.0} {:>11} {:>12}",
+        model,
+        strategy.name(),
+        threads,
+        r.unique_states,
+        r.max_depth,
+        r.seconds,
+        r.states_per_sec(),
+        r.bytes_per_state.map_or("-".into(), |b| format!("{b:.0}")),
+        ratio
+    );
+}
+
+/// `model`'s BFS states/s on two threads over one, from the runs of one round.
+fn scaling_of(runs: &[(Run, CheckResult)], model: &str) -> f64 {
+    let rate = |threads: usize| {
+        runs.iter()
+            .find(|((m, st, th), _)| *m == model && *st == Strategy::Bfs && *th == threads)
+            .map(|(_, r)| r.states_per_sec())
+            .expect("each round runs every model's BFS pair")
+    };
+    rate(2) / rate(1)
 }
