@@ -269,6 +269,62 @@ fn a_double_voting_raft_is_caught_shrunk_and_replayed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The shrinking budget (`--shrink N`) bounds the runs a search spends shrinking, and the
+/// output says nothing of proptest's own bound: when that bound stopped shrinking, proptest
+/// printed a line to stderr naming `PROPTEST_MAX_SHRINK_ITERS`, which changes nothing here.
+#[test]
+fn a_shrinking_budget_bounds_the_runs_and_proptest_prints_nothing() {
+    for budget in [0, 3] {
+        let opts = SimOptions {
+            seed: 1,
+            runs: 100,
+            steps: 200,
+            max_shrink_iters: budget,
+            protocol: with_bug(Bug::DoubleVote),
+            ..SimOptions::default()
+        };
+        let r = hunt::<Raft<Cmd>>(&opts);
+        let f = r.failure.as_ref().expect("the double vote is caught");
+        assert_eq!(f.property, paxraft::impls::raft::names::ONE_VOTE_PER_TERM);
+        // The passing runs, the failing one, then at most `budget` shrinking runs.
+        let found = f.runs_before + 1;
+        assert!(
+            r.runs >= found && r.runs <= found + u64::from(budget),
+            "budget {budget}: {} runs, the failure found at run {found}",
+            r.runs
+        );
+        if budget == 0 {
+            assert_eq!(r.runs, found, "no shrinking run without a budget");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("paxraft-cli-shrink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dv.json");
+    let (code, out, err) = paxraft(&[
+        "simulate",
+        "raft",
+        "--bug",
+        "double-vote",
+        "--seed",
+        "1",
+        "--runs",
+        "100",
+        "--steps",
+        "200",
+        "--shrink",
+        "3",
+        "--save",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("VIOLATED \"one vote per term\""), "{out}");
+    assert!(
+        !err.contains("proptest"),
+        "proptest's own line on stderr: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The end-of-run linearizability check sees what the clients saw: a reply altered in a
 /// correct run's path makes the history fail.
 #[test]
