@@ -188,7 +188,7 @@ pub fn section(h: &mut String, m: Option<&MutationResult>) {
     if !m.stale_equivalents.is_empty() {
         let _ = write!(
             h,
-            "<p class=\"muted\">{} entries of <code>scripts/mutants-equivalent.txt</code> match no mutant any more: the code moved.</p>",
+            "<p class=\"muted\">{} entries of <code>scripts/mutants-equivalent.txt</code> match no mutant any more: their lines of code changed, so each needs reviewing again.</p>",
             m.stale_equivalents.len()
         );
     }
