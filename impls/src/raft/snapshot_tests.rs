@@ -70,22 +70,28 @@ fn snap_reply(slot: Slot, offset: u64) -> RaftMsg<Cmd> {
 /// to match all of it (so all of it is committed) and follower 2 not heard from.
 fn leader(log: Vec<Entry<Cmd>>, c: &Config) -> R {
     let (mut r, _) = boot(0, &image(0, log, None), c);
+    win(&mut r);
+    let last = r.last_index();
+    recv(&mut r, 1, ok(last));
+    assert_eq!(r.commit, last);
+    r
+}
+
+/// Node 0 campaigns in the term after its own and wins it with node 1's vote.
+fn win(r: &mut R) {
     let mut out = Effects::new();
     r.on_timer(RaftTimer::Election, &mut out);
+    let term = r.term;
     recv(
-        &mut r,
+        r,
         1,
         RaftMsg::Vote {
-            term: 1,
+            term,
             granted: true,
             pre_vote: false,
         },
     );
     assert!(r.is_leader());
-    let last = r.last_index();
-    recv(&mut r, 1, ok(last));
-    assert_eq!(r.commit, last);
-    r
 }
 
 fn compact(r: &mut R, slot: Slot, bytes: &str) -> O {
@@ -629,4 +635,50 @@ fn moving_writes_into_the_image_folds_them_as_copying_does() {
         (copied.log, copied.snapshot),
         (vec![entry(9, 7)], Some(snap(6, 9, "six")))
     );
+}
+
+/// §5.3's fast backtracking over a compacted log: the leader's last entry of the conflicting
+/// term is found by its position after the snapshot, so the slot it resumes at counts the
+/// snapshot's slots too. Snapshot at slot 4; the leader holds term 2 in slots 5-8, term 3 in
+/// 9-10, and its term-4 no-op at 11. The follower refuses the probe at slot 10 with term 2
+/// from slot 6: the leader resumes after its own last term-2 entry, slot 8, at 9.
+#[test]
+fn s5_3_fast_backtracking_counts_the_slots_the_snapshot_holds() {
+    let log = vec![
+        entry(2, 5),
+        entry(2, 6),
+        entry(2, 7),
+        entry(2, 8),
+        entry(3, 9),
+        entry(3, 10),
+    ];
+    let (mut l, _) = boot(0, &image(3, log, Some(snap(4, 1, "four"))), &cfg(64));
+    win(&mut l);
+    assert_eq!((l.term, l.snap_index(), l.last_index()), (4, 4, 11));
+    assert_eq!(l.progress(NodeId(2)).next, 11, "probing from its no-op");
+    let out = recv(
+        &mut l,
+        2,
+        RaftMsg::AppendReply {
+            term: 4,
+            result: AppendResult::Rejected {
+                prev_index: 10,
+                conflict_term: Some(2),
+                conflict_index: 6,
+            },
+        },
+    );
+    assert_eq!(l.progress(NodeId(2)).next, 9);
+    match &sends(&out)[..] {
+        [(
+            2,
+            RaftMsg::Append {
+                prev_index: 8,
+                prev_term: 2,
+                entries,
+                ..
+            },
+        )] => assert_eq!(entries.len(), 3),
+        other => panic!("expected one append after slot 8, got {other:?}"),
+    }
 }
