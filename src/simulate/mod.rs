@@ -172,18 +172,15 @@ where
     let mut runner = TestRunner::new_with_rng(config, rng);
     let totals = Cell::new(Totals::default());
     let first_fail = Cell::new(None::<u64>);
-    // Shrinking steps tried so far: every run after the first failure is one.
-    let shrink_steps = Cell::new(0u32);
     let progress = std::cell::RefCell::new(&mut progress);
     let result = runner.run(&schedules(space), |s| {
-        if first_fail.get().is_some() {
-            if shrink_steps.get() >= budget.max_shrink_iters {
-                // Budget spent: turn every further simplification down without running it.
-                // Proptest then steps back to the smallest failing schedule it has, as it
-                // does when its own bound stops it.
+        // Every run after the failing one (`failed` is its index) is a shrinking step. Budget
+        // spent: turn every further simplification down without running it; proptest then
+        // steps back to the smallest failing schedule it has, as its own bound would.
+        if let Some(failed) = first_fail.get() {
+            if totals.get().runs - failed > u64::from(budget.max_shrink_iters) {
                 return Ok(());
             }
-            shrink_steps.set(shrink_steps.get() + 1);
         }
         let (out, _) = exec.run(&s);
         let mut t = totals.get();
