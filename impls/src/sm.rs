@@ -1993,6 +1993,35 @@ mod tests {
         );
     }
 
+    /// Bug S4 drops the sessions and nothing else: the store, the count of applied commands
+    /// and log time (with the session timeout) survive, so the zoo's S4 is a lost session
+    /// table alone, not a snapshot that also rewinds the log's clock.
+    #[test]
+    fn s4_keeps_the_store_and_log_time() {
+        let mut cfg = crate::Config::default();
+        if !cfg.set_bug(crate::Bug::SnapshotWithoutSessions) {
+            return; // the switches are compiled out
+        }
+        let mut s: Sessions<Kv> = Sessions::with_timeout(10);
+        for (client, key) in [(1, 7), (2, 8), (1, 9)] {
+            s.apply(&req(client, key, KvOp::Put(key, b"v".to_vec())))
+                .unwrap();
+        }
+        let restored = Sessions::<Kv>::decode(&s.encode_as(&cfg)).expect("decodes");
+        assert_eq!(restored.state(), s.state());
+        assert_eq!((restored.applied(), s.applied()), (3, 3));
+        assert_eq!((restored.clock(), s.clock()), (3, 3));
+        assert_eq!(restored.timeout(), 10);
+        assert_eq!(
+            restored,
+            Sessions {
+                sessions: BTreeMap::new(),
+                idle: Default::default(),
+                ..s
+            }
+        );
+    }
+
     /// A corrupt or truncated snapshot is refused, never read as an empty state.
     #[test]
     fn corrupt_snapshots_are_refused() {
