@@ -1,6 +1,7 @@
 //! Charts drawn with plotters as SVG strings, to be inlined in the HTML report (readable
 //! without JavaScript). Every chart has a title, axis labels with units, and a legend.
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::results::{BenchPoint, Disruption, RecoveryRun, Trace, Transport};
@@ -92,9 +93,12 @@ fn line_chart(
                             .draw_series(LineSeries::new(s.points.iter().copied(), style))
                             .map_err(err)?
                     };
-                    drawn
-                        .label(s.label.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                    // The legend's sample is dashed like its line (a dash longer than the
+                    // sample draws it solid): p50 and p99 share a colour.
+                    let (dash, gap) = if s.dashed { (6, 4) } else { (40, 1) };
+                    drawn.label(s.label.clone()).legend(move |(x, y)| {
+                        DashedPathElement::new(vec![(x, y), (x + 20, y)], dash, gap, style)
+                    });
                     chart
                         .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                         .map_err(err)?;
@@ -133,10 +137,12 @@ pub fn human(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e3 {
         format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 || a == 0.0 {
+    } else if a >= 10.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.2}")
+        // Up to two decimals, without trailing zeros: 2.5, not 2.50.
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -401,4 +407,21 @@ pub fn sequence(title: &str, trace: &Trace) -> Res<String> {
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn axis_labels_are_short_and_carry_no_trailing_zeros() {
+        let labels: Vec<String> = [0.0, 1.0, 2.5, 0.25, 1.234, 10.0, 1024.0, 5_184_000.0]
+            .into_iter()
+            .map(human)
+            .collect();
+        assert_eq!(
+            labels,
+            ["0", "1", "2.5", "0.25", "1.23", "10", "1.0k", "5.2M"]
+        );
+    }
 }
