@@ -274,16 +274,18 @@ fn a_one_node_cluster_reads_at_once() {
     assert_eq!(out.sends().count(), 0);
 }
 
+/// The read rounds among `out`'s sends.
+fn rounds(out: &O) -> Vec<(u8, PaxosMsg<Cmd>)> {
+    sends(out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, PaxosMsg::ReadConfirm { .. }))
+        .collect()
+}
+
 #[test]
 fn a_lost_round_is_sent_again_at_the_next_heartbeat() {
     let mut r = leader(0, 3, &cfg());
     read(&mut r, vec![1]); // round 1, lost
-    let rounds = |out: &O| -> Vec<(u8, PaxosMsg<Cmd>)> {
-        sends(out)
-            .into_iter()
-            .filter(|(_, m)| matches!(m, PaxosMsg::ReadConfirm { .. }))
-            .collect()
-    };
     let before = r.clone();
     let out = fire(&mut r, PaxosTimer::Heartbeat);
     assert_eq!(
@@ -295,6 +297,65 @@ fn a_lost_round_is_sent_again_at_the_next_heartbeat() {
     assert_eq!(ready(&recv(&mut r, 2, confirmed(b(1, 0), 1))), vec![(1, 0)]);
     // Nothing waits: the next heartbeat sends no round.
     assert!(rounds(&fire(&mut r, PaxosTimer::Heartbeat)).is_empty());
+}
+
+#[test]
+fn a_confirmed_read_waiting_for_its_index_sends_no_round_again() {
+    // Read 7 is confirmed by n1's answer but waits for slot 1, recovered, to be chosen: a
+    // heartbeat has nothing to confirm, so no round goes out.
+    let mut r = leader_with_a_recovered_slot(&cfg());
+    read(&mut r, vec![7]);
+    assert!(ready(&recv(&mut r, 1, confirmed(b(2, 0), 1))).is_empty());
+    assert_eq!(rounds(&fire(&mut r, PaxosTimer::Heartbeat)), vec![]);
+    assert_eq!(
+        ready(&recv(&mut r, 1, accepted(b(2, 0), 1, 1))),
+        vec![(7, 1)]
+    );
+}
+
+// --- Reads under the lease (diss. §6.4.1, on the acceptors' promises) -----------------------
+
+fn lease_cfg() -> Config {
+    Config {
+        reads: ReadMode::Lease,
+        clock_drift: Some(std::time::Duration::from_millis(30)),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
+    // A host that reads through the replica (not alone, as `local_reads` lets it) gets the
+    // same: while the lease holds, the read is ready at once at the read index.
+    let c = lease_cfg();
+    let mut r = leader_with_a_recovered_slot(&c);
+    read_and_confirm(&mut r);
+    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    let out = read(&mut r, vec![8]);
+    assert_eq!(ready(&out), vec![(8, 1)]);
+    assert_eq!(rounds(&out), vec![], "the lease holds: no round");
+    r.set_now(c.lease().expect("a lease"));
+    let out = read(&mut r, vec![9]);
+    assert!(ready(&out).is_empty(), "the lease ran out");
+    assert_eq!(rounds(&out).len(), 2, "a round to both peers: {out:?}");
+}
+
+#[test]
+fn a_heartbeat_renews_only_a_lease_that_reads_relied_on() {
+    let c = lease_cfg();
+    let mut r = leader_with_a_recovered_slot(&c);
+    read_and_confirm(&mut r);
+    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    assert_eq!(
+        rounds(&fire(&mut r, PaxosTimer::Heartbeat)).len(),
+        2,
+        "read 7 relied on the lease: renewed"
+    );
+    assert_eq!(
+        rounds(&fire(&mut r, PaxosTimer::Heartbeat)),
+        vec![],
+        "no read since: the lease is let run"
+    );
 }
 
 // --- The acceptor's answer, and a leader deposed with reads waiting --------------------------
