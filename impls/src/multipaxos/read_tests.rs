@@ -341,6 +341,39 @@ fn under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
 }
 
 #[test]
+fn a_fresh_leader_with_an_empty_log_serves_local_reads_at_slot_0() {
+    // Nothing was ever chosen, so nothing is recovered: the confirmed lease is enough.
+    let c = lease_cfg();
+    let mut r = leader(0, 3, &c);
+    assert_eq!(r.local_reads(), None, "the election's round is unanswered");
+    recv(&mut r, 1, confirmed(b(1, 0), 1));
+    assert_eq!(
+        r.local_reads(),
+        Some(LocalReads {
+            until: c.lease().expect("a lease"),
+            at: 0
+        })
+    );
+}
+
+#[test]
+fn a_leader_confirming_a_higher_ballots_round_steps_down_and_hands_its_reads_back() {
+    // Under leases an acceptor's confirmation is a promise to follow (see
+    // `on_read_confirm`): a leader that never heard of ballot (2, 1) confirms it, steps
+    // down, and hands back the read that waited for its own round (none is dropped).
+    let mut r = leader(0, 3, &lease_cfg());
+    assert!(redirected(&read(&mut r, vec![5])).is_empty());
+    let out = recv(&mut r, 1, confirm(b(2, 1), 1));
+    assert_eq!(sends(&out), vec![(1, confirmed(b(2, 1), 1))]);
+    assert_eq!(redirected(&out), vec![(5, Some(NodeId(1)))]);
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, Effect::CancelTimer(PaxosTimer::Heartbeat))));
+    let s = r.status();
+    assert_eq!((s.role, s.leader), (Role::Follower, Some(NodeId(1))));
+}
+
+#[test]
 fn a_heartbeat_renews_only_a_lease_that_reads_relied_on() {
     let c = lease_cfg();
     let mut r = leader_with_a_recovered_slot(&c);
@@ -658,6 +691,13 @@ fn pending_reads_are_bounded() {
         index: None,
     };
     assert_eq!(sends(&recv(&mut r, 1, ask)), vec![(1, refusal)]);
+    // Served, they make room again: a whole bound's worth is taken.
+    assert_eq!(
+        ready(&recv(&mut r, 1, confirmed(b(1, 0), 1))).len(),
+        MAX_PENDING_READS
+    );
+    let again: Vec<ReadId> = (full + 1..=full + MAX_PENDING_READS as ReadId).collect();
+    assert!(redirected(&read(&mut r, again)).is_empty());
     // At a follower: a batch is cut at the bound, the rest handed back.
     let mut f = follower(&follower_cfg());
     let out = read(&mut f, (0..=MAX_PENDING_READS as ReadId).collect());
