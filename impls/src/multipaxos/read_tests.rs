@@ -634,6 +634,42 @@ fn a_new_ballot_hands_back_unanswered_requests_and_indexed_reads_keep_waiting() 
 }
 
 #[test]
+fn a_request_to_a_leader_that_began_a_new_ballot_is_handed_back() {
+    // n0, which we asked at ballot (1, 0), prepares (2, 0): whatever it was leading when we
+    // asked is over, and its answer may never come. Only the higher promise tells.
+    let no_lease = Config {
+        check_quorum: false,
+        ..follower_cfg()
+    };
+    let mut r = follower(&no_lease);
+    read(&mut r, vec![7]);
+    let prepare = PaxosMsg::Prepare {
+        ballot: b(2, 0),
+        from: 3,
+    };
+    let out = recv(&mut r, 0, prepare);
+    assert_eq!(r.status().leader, Some(NodeId(0)), "still following n0");
+    assert_eq!(redirected(&out), vec![(7, Some(NodeId(0)))]);
+}
+
+#[test]
+fn a_request_is_handed_back_once_we_follow_another_leader_at_the_same_promise() {
+    // Under leases a round's confirmation makes us follow its leader without raising our
+    // promise (`on_read_confirm`): asking n0 is over once we follow n1.
+    let mut r = follower(&Config {
+        reads: ReadMode::Lease,
+        clock_drift: Some(std::time::Duration::from_millis(30)),
+        follower_reads: true,
+        ..Config::default()
+    });
+    read(&mut r, vec![7]);
+    let out = recv(&mut r, 2, confirm(b(2, 2), 1));
+    assert_eq!(sends(&out), vec![(2, confirmed(b(2, 2), 1))]);
+    assert_eq!(r.status().leader, Some(NodeId(2)));
+    assert_eq!(redirected(&out), vec![(7, Some(NodeId(2)))]);
+}
+
+#[test]
 fn a_request_unanswered_through_a_heartbeat_is_sent_again() {
     let mut r = follower(&follower_cfg());
     read(&mut r, vec![7]);
@@ -779,13 +815,22 @@ fn read_messages_are_obsolete_only_when_never_acted_on() {
     assert!(r.obsolete(NodeId(1), &confirmed(b(1, 0), 1)));
     // An answer to a request not yet made is not obsolete (it is ignored, but the check
     // cannot know a later request will not carry that number).
-    let f = follower(&follower_cfg());
-    let answer = PaxosMsg::ReadIndex {
-        seq: 0,
+    let mut f = follower(&follower_cfg());
+    let answer = |seq| PaxosMsg::ReadIndex {
+        seq,
         ids: vec![1],
         index: Some(1),
     };
-    assert!(!f.obsolete(NodeId(0), &answer));
+    assert!(!f.obsolete(NodeId(0), &answer(0)));
+    // Asked (seq 0 and 1, both of n0): an answer from n0 is awaited, from anyone else not.
+    read(&mut f, vec![1]);
+    read(&mut f, vec![2]);
+    assert!(!f.obsolete(NodeId(0), &answer(1)));
+    assert!(f.obsolete(NodeId(2), &answer(1)));
+    // Answered, seq 0 is obsolete; seq 1, asked of the same node, is still awaited.
+    recv(&mut f, 0, answer(0));
+    assert!(f.obsolete(NodeId(0), &answer(0)));
+    assert!(!f.obsolete(NodeId(0), &answer(1)));
 }
 
 // --- Random walks with reads ---------------------------------------------------------------

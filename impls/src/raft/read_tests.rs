@@ -522,6 +522,13 @@ fn diss_6_4_pending_reads_at_a_follower_are_bounded() {
         panic!("no request: {out:?}")
     };
     assert_eq!(ids.len(), MAX_PENDING_READS);
+    // While those wait, the next read finds no room: handed back, nothing asked.
+    let out = read(&mut f, &[MAX_PENDING_READS as ReadId + 1]);
+    assert_eq!(
+        redirects(&out),
+        vec![(MAX_PENDING_READS as ReadId + 1, Some(NodeId(0)))]
+    );
+    assert!(sends(&out).is_empty());
 }
 
 #[test]
