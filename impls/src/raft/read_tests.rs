@@ -689,6 +689,30 @@ fn diss_6_4_1_local_reads_need_the_lease_and_the_terms_first_commit() {
 }
 
 #[test]
+fn diss_6_4_1_under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
+    // A host that reads through the replica (not alone, as `local_reads` lets it) gets the
+    // same: while the lease holds and the term has committed, the read is ready at once.
+    let c = lease_cfg();
+    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
+    recv(&mut r, 1, ack(2, 1));
+    recv(&mut r, 1, ok(2, 2));
+    let out = read(&mut r, &[9]);
+    assert_eq!(ready(&out), vec![(9, 2)]);
+    assert!(sends(&out).is_empty(), "the lease holds: no round: {out:?}");
+    r.set_now(c.lease().expect("a lease"));
+    let out = read(&mut r, &[10]);
+    assert!(ready(&out).is_empty(), "the lease ran out");
+    assert_eq!(
+        sends(&out)
+            .iter()
+            .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
+            .count(),
+        2,
+        "a round to both peers: {out:?}"
+    );
+}
+
+#[test]
 fn diss_3_10_a_handover_ends_local_reads_before_it_leaves() {
     // A leasing leader that sends TimeoutNow must not let its host answer alone again: the
     // target's TransferVote passes the followers' lease promise (bug B5's window).
