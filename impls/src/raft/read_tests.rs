@@ -274,6 +274,22 @@ fn diss_6_4_a_lost_round_is_sent_again_with_the_heartbeat() {
 }
 
 #[test]
+fn diss_6_4_a_confirmed_read_waiting_for_the_terms_commit_sends_no_round_again() {
+    // n0 leads term 2 holding x from term 1: read 1's round is acknowledged by n1 (a
+    // majority with n0), but the read waits for term 2's first commit (step 1). A heartbeat
+    // has nothing to confirm, so it carries no round, not even to n2, which never answered.
+    let mut r = leader(0, 3, &cfg(false), 2, vec![entry(1, 7)]);
+    read(&mut r, &[1]);
+    assert!(ready(&recv(&mut r, 1, ack(2, 1))).is_empty());
+    let mut out = Effects::new();
+    r.on_timer(RaftTimer::Heartbeat, &mut out);
+    assert!(!sends(&out)
+        .iter()
+        .any(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. })));
+    assert_eq!(ready(&recv(&mut r, 1, ok(2, 2))), vec![(1, 2)]);
+}
+
+#[test]
 fn diss_6_4_a_deposed_leader_hands_its_reads_back() {
     // n0 holds its host's read 1 and n2's request for read 9 when an append of term 2 from
     // n1 deposes it: read 1 goes back with n1 as the hint, n2 is refused.
