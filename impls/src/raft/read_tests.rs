@@ -271,6 +271,19 @@ fn diss_6_4_a_lost_round_is_sent_again_with_the_heartbeat() {
     assert!(!sends(&out)
         .iter()
         .any(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. })));
+    // Of five, n1's acknowledgement is not a majority yet: the round goes again only to
+    // the peers that have not acknowledged it.
+    let mut r = committed_leader(5, &cfg(false), 1);
+    read(&mut r, &[1]);
+    assert!(ready(&recv(&mut r, 1, ack(1, 1))).is_empty());
+    let mut out = Effects::new();
+    r.on_timer(RaftTimer::Heartbeat, &mut out);
+    let rounds: Vec<_> = sends(&out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(rounds, vec![2, 3, 4]);
 }
 
 #[test]
