@@ -742,6 +742,25 @@ fn diss_6_4_1_under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
 }
 
 #[test]
+fn diss_6_4_1_a_heartbeat_renews_only_a_lease_that_reads_relied_on() {
+    let c = lease_cfg();
+    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
+    recv(&mut r, 1, ack(2, 1));
+    recv(&mut r, 1, ok(2, 2));
+    assert_eq!(ready(&read(&mut r, &[9])), vec![(9, 2)]);
+    let rounds = |r: &mut R| {
+        let mut out = Effects::new();
+        r.on_timer(RaftTimer::Heartbeat, &mut out);
+        sends(&out)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
+            .count()
+    };
+    assert_eq!(rounds(&mut r), 2, "read 9 relied on the lease: renewed");
+    assert_eq!(rounds(&mut r), 0, "no read since: the lease is let run");
+}
+
+#[test]
 fn diss_3_10_a_handover_ends_local_reads_before_it_leaves() {
     // A leasing leader that sends TimeoutNow must not let its host answer alone again: the
     // target's TransferVote passes the followers' lease promise (bug B5's window).
