@@ -323,14 +323,21 @@ fn lease_cfg() -> Config {
     }
 }
 
+/// [`leader_with_a_recovered_slot`] whose lease holds (read 7's round confirmed by n1) and
+/// whose recovered slot 1 is chosen again.
+fn leased_leader(c: &Config) -> P {
+    let mut r = leader_with_a_recovered_slot(c);
+    read_and_confirm(&mut r);
+    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    r
+}
+
 #[test]
 fn under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
     // A host that reads through the replica (not alone, as `local_reads` lets it) gets the
     // same: while the lease holds, the read is ready at once at the read index.
     let c = lease_cfg();
-    let mut r = leader_with_a_recovered_slot(&c);
-    read_and_confirm(&mut r);
-    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    let mut r = leased_leader(&c);
     let out = read(&mut r, vec![8]);
     assert_eq!(ready(&out), vec![(8, 1)]);
     assert_eq!(rounds(&out), vec![], "the lease holds: no round");
@@ -376,9 +383,7 @@ fn a_leader_confirming_a_higher_ballots_round_steps_down_and_hands_its_reads_bac
 #[test]
 fn a_heartbeat_renews_only_a_lease_that_reads_relied_on() {
     let c = lease_cfg();
-    let mut r = leader_with_a_recovered_slot(&c);
-    read_and_confirm(&mut r);
-    recv(&mut r, 1, accepted(b(2, 0), 1, 1));
+    let mut r = leased_leader(&c);
     assert_eq!(
         rounds(&fire(&mut r, PaxosTimer::Heartbeat)).len(),
         2,
@@ -598,13 +603,17 @@ fn reads_that_cannot_be_served_here_are_handed_back_at_once() {
     );
 }
 
-#[test]
-fn a_new_ballot_hands_back_unanswered_requests_and_indexed_reads_keep_waiting() {
-    let no_lease = Config {
+/// [`follower`] without the leader's lease (no CheckQuorum), so any prepare is promised.
+fn follower_without_lease() -> P {
+    follower(&Config {
         check_quorum: false,
         ..follower_cfg()
-    };
-    let mut r = follower(&no_lease);
+    })
+}
+
+#[test]
+fn a_new_ballot_hands_back_unanswered_requests_and_indexed_reads_keep_waiting() {
+    let mut r = follower_without_lease();
     read(&mut r, vec![7]);
     let answer = PaxosMsg::ReadIndex {
         seq: 0,
@@ -637,11 +646,7 @@ fn a_new_ballot_hands_back_unanswered_requests_and_indexed_reads_keep_waiting() 
 fn a_request_to_a_leader_that_began_a_new_ballot_is_handed_back() {
     // n0, which we asked at ballot (1, 0), prepares (2, 0): whatever it was leading when we
     // asked is over, and its answer may never come. Only the higher promise tells.
-    let no_lease = Config {
-        check_quorum: false,
-        ..follower_cfg()
-    };
-    let mut r = follower(&no_lease);
+    let mut r = follower_without_lease();
     read(&mut r, vec![7]);
     let prepare = PaxosMsg::Prepare {
         ballot: b(2, 0),
@@ -657,10 +662,8 @@ fn a_request_is_handed_back_once_we_follow_another_leader_at_the_same_promise() 
     // Under leases a round's confirmation makes us follow its leader without raising our
     // promise (`on_read_confirm`): asking n0 is over once we follow n1.
     let mut r = follower(&Config {
-        reads: ReadMode::Lease,
-        clock_drift: Some(std::time::Duration::from_millis(30)),
         follower_reads: true,
-        ..Config::default()
+        ..lease_cfg()
     });
     read(&mut r, vec![7]);
     let out = recv(&mut r, 2, confirm(b(2, 2), 1));

@@ -64,6 +64,24 @@ fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
     }
 }
 
+/// Fire the heartbeat timer; the read rounds it sends, as (peer, round number).
+fn heartbeat_rounds(r: &mut R) -> Vec<(u8, u64)> {
+    let mut out = Effects::new();
+    r.on_timer(RaftTimer::Heartbeat, &mut out);
+    rounds(&out)
+}
+
+/// The read rounds among `out`'s sends, as (peer, round number).
+fn rounds(out: &O) -> Vec<(u8, u64)> {
+    sends(out)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            RaftMsg::ReadConfirm { round, .. } => Some((to, round)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn index_reply(term: u64, req: u64, ids: &[ReadId], index: Option<Slot>) -> RaftMsg<Cmd> {
     RaftMsg::ReadIndexReply {
         term,
@@ -257,33 +275,16 @@ fn diss_6_4_read_acks_keep_the_leader_in_check_quorum() {
 fn diss_6_4_a_lost_round_is_sent_again_with_the_heartbeat() {
     let mut r = committed_leader(3, &cfg(false), 1);
     read(&mut r, &[1]);
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Heartbeat, &mut out);
-    let rounds: Vec<_> = sends(&out)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
-        .collect();
-    assert_eq!(rounds, vec![(1, confirm(1, 1)), (2, confirm(1, 1))]);
+    assert_eq!(heartbeat_rounds(&mut r), vec![(1, 1), (2, 1)]);
     // Once served, heartbeats carry no round.
     recv(&mut r, 1, ack(1, 1));
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Heartbeat, &mut out);
-    assert!(!sends(&out)
-        .iter()
-        .any(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. })));
+    assert_eq!(heartbeat_rounds(&mut r), vec![]);
     // Of five, n1's acknowledgement is not a majority yet: the round goes again only to
     // the peers that have not acknowledged it.
     let mut r = committed_leader(5, &cfg(false), 1);
     read(&mut r, &[1]);
     assert!(ready(&recv(&mut r, 1, ack(1, 1))).is_empty());
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Heartbeat, &mut out);
-    let rounds: Vec<_> = sends(&out)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
-        .map(|(to, _)| to)
-        .collect();
-    assert_eq!(rounds, vec![2, 3, 4]);
+    assert_eq!(heartbeat_rounds(&mut r), vec![(2, 1), (3, 1), (4, 1)]);
 }
 
 #[test]
@@ -294,11 +295,7 @@ fn diss_6_4_a_confirmed_read_waiting_for_the_terms_commit_sends_no_round_again()
     let mut r = leader(0, 3, &cfg(false), 2, vec![entry(1, 7)]);
     read(&mut r, &[1]);
     assert!(ready(&recv(&mut r, 1, ack(2, 1))).is_empty());
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Heartbeat, &mut out);
-    assert!(!sends(&out)
-        .iter()
-        .any(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. })));
+    assert_eq!(heartbeat_rounds(&mut r), vec![]);
     assert_eq!(ready(&recv(&mut r, 1, ok(2, 2))), vec![(1, 2)]);
 }
 
@@ -717,47 +714,44 @@ fn diss_6_4_1_local_reads_need_the_lease_and_the_terms_first_commit() {
     assert_eq!(r.local_reads(), None);
 }
 
+/// n0 leading term 2 over x (slot 1, term 1): its lease round acknowledged by n1 and its
+/// no-op committed, so it reads at slot 2 under the lease.
+fn leased_leader(c: &Config) -> R {
+    let mut r = leader(0, 3, c, 2, vec![entry(1, 7)]);
+    recv(&mut r, 1, ack(2, 1));
+    recv(&mut r, 1, ok(2, 2));
+    r
+}
+
 #[test]
 fn diss_6_4_1_under_the_lease_a_read_needs_no_round_until_the_lease_runs_out() {
     // A host that reads through the replica (not alone, as `local_reads` lets it) gets the
     // same: while the lease holds and the term has committed, the read is ready at once.
     let c = lease_cfg();
-    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
-    recv(&mut r, 1, ack(2, 1));
-    recv(&mut r, 1, ok(2, 2));
+    let mut r = leased_leader(&c);
     let out = read(&mut r, &[9]);
     assert_eq!(ready(&out), vec![(9, 2)]);
     assert!(sends(&out).is_empty(), "the lease holds: no round: {out:?}");
     r.set_now(c.lease().expect("a lease"));
     let out = read(&mut r, &[10]);
     assert!(ready(&out).is_empty(), "the lease ran out");
-    assert_eq!(
-        sends(&out)
-            .iter()
-            .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
-            .count(),
-        2,
-        "a round to both peers: {out:?}"
-    );
+    assert_eq!(rounds(&out).len(), 2, "a round to both peers: {out:?}");
 }
 
 #[test]
 fn diss_6_4_1_a_heartbeat_renews_only_a_lease_that_reads_relied_on() {
-    let c = lease_cfg();
-    let mut r = leader(0, 3, &c, 2, vec![entry(1, 7)]);
-    recv(&mut r, 1, ack(2, 1));
-    recv(&mut r, 1, ok(2, 2));
+    let mut r = leased_leader(&lease_cfg());
     assert_eq!(ready(&read(&mut r, &[9])), vec![(9, 2)]);
-    let rounds = |r: &mut R| {
-        let mut out = Effects::new();
-        r.on_timer(RaftTimer::Heartbeat, &mut out);
-        sends(&out)
-            .into_iter()
-            .filter(|(_, m)| matches!(m, RaftMsg::ReadConfirm { .. }))
-            .count()
-    };
-    assert_eq!(rounds(&mut r), 2, "read 9 relied on the lease: renewed");
-    assert_eq!(rounds(&mut r), 0, "no read since: the lease is let run");
+    assert_eq!(
+        heartbeat_rounds(&mut r).len(),
+        2,
+        "read 9 relied on the lease: renewed"
+    );
+    assert_eq!(
+        heartbeat_rounds(&mut r),
+        vec![],
+        "no read since: the lease is let run"
+    );
 }
 
 #[test]
