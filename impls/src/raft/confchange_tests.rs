@@ -4,6 +4,7 @@
 use super::*;
 use crate::driver::Cluster;
 use crate::membership::{ChangeError, ChangeMode};
+use crate::replica::Effects;
 
 type C = Cluster<Raft<u32>, u32>;
 
@@ -151,6 +152,91 @@ fn one_change_at_a_time_and_none_before_the_leader_commits_in_its_term() {
     c2.change(0, 6, Change::Remove(NodeId(2)));
     c2.deliver_all();
     assert_eq!(answers(&c2, 0)[1], (6, Ok(voters(&[0, 1]))));
+}
+
+/// Node `id` of nodes 0-2 restarted in `term` holding `log`, stepped by hand.
+fn restarted(id: u8, term: u64, log: Vec<Entry<u32>>) -> Raft<u32> {
+    let cfg = Config {
+        pre_vote: false,
+        check_quorum: false,
+        ..Config::default()
+    };
+    let durable = RaftDurable {
+        term,
+        voted_for: None,
+        log,
+        snapshot: None,
+    };
+    let members = [NodeId(0), NodeId(1), NodeId(2)];
+    Raft::boot(
+        NodeId(id),
+        &members,
+        Some(&durable),
+        &cfg,
+        &mut Effects::new(),
+    )
+}
+
+#[test]
+fn a_new_leader_holding_an_uncommitted_configuration_refuses_a_change_as_pending() {
+    // n0 wins term 2 holding term 1's change (adding n3) uncommitted: that change is still
+    // in progress, whoever started it, so a second one is refused as pending (one at a
+    // time), not merely as "no entry of this term committed yet".
+    let log = vec![
+        Entry::command(1, 7),
+        Entry::configuration(1, voters(&[0, 1, 2, 3])),
+    ];
+    let mut r = restarted(0, 1, log);
+    r.on_timer(RaftTimer::Election, &mut Effects::new());
+    let vote = RaftMsg::Vote {
+        term: 2,
+        granted: true,
+        pre_vote: false,
+    };
+    // Three of the four voters the log's configuration names.
+    for p in [1, 2] {
+        r.on_message(NodeId(p), vote.clone(), &mut Effects::new());
+    }
+    assert!(r.is_leader());
+    let mut out = Effects::new();
+    r.change(9, Change::Remove(NodeId(2)), &mut out);
+    assert_eq!(
+        out.changes_done().collect::<Vec<_>>(),
+        vec![(9, Err(ChangeError::Pending))]
+    );
+}
+
+#[test]
+fn a_truncation_takes_a_configuration_appended_inside_a_batch_with_it() {
+    // Diss. §4.1: a server follows the latest configuration in its log, committed or not.
+    // Term 1's leader n0 sends x and a configuration adding n3 in one append; term 2's
+    // leader n2 replaces slot 2 with its no-op, and n1 falls back to the old configuration.
+    let mut f = restarted(1, 0, vec![]);
+    let append = RaftMsg::Append {
+        term: 1,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![
+            Entry::command(1, 7),
+            Entry::configuration(1, voters(&[0, 1, 2, 3])),
+        ]
+        .into(),
+        commit: 0,
+    };
+    f.on_message(NodeId(0), append, &mut Effects::new());
+    assert_eq!(f.status().config, voters(&[0, 1, 2, 3]));
+    let append = RaftMsg::Append {
+        term: 2,
+        prev_index: 1,
+        prev_term: 1,
+        entries: vec![Entry::noop(2)].into(),
+        commit: 0,
+    };
+    f.on_message(NodeId(2), append, &mut Effects::new());
+    assert_eq!(
+        (f.status().last, f.status().config),
+        (2, voters(&[0, 1, 2]))
+    );
 }
 
 #[test]
