@@ -396,7 +396,7 @@ fn a_learner_far_behind_is_not_promoted() {
         max_batch: 1,
         ..Config::default()
     };
-    let mut c = cluster(4, 3, cfg);
+    let mut c = cluster(4, 3, cfg.clone());
     c.change(0, 1, Change::AddLearner(NodeId(3)));
     c.deliver_all();
     c.partition(&[3]);
@@ -404,6 +404,16 @@ fn a_learner_far_behind_is_not_promoted() {
     c.deliver_all();
     c.change(0, 2, Change::AddVoter(NodeId(3)));
     assert_eq!(answers(&c, 0)[1], (2, Err(ChangeError::Behind(NodeId(3)))));
+    // Exactly `max_batch` entries behind is near enough: promoted.
+    let mut c = cluster(4, 3, cfg);
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_all();
+    c.partition(&[3]);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    c.deliver_all();
+    assert_eq!(answers(&c, 0)[1], (2, Ok(voters(&[0, 1, 2, 3]))));
 }
 
 #[test]
@@ -496,6 +506,16 @@ fn a_transfer_waits_for_the_target_to_catch_up_and_redirects_proposals_meanwhile
             .iter()
             .all(|e| !matches!(e.msg, RaftMsg::TimeoutNow { .. })),
         "n1 lacks slot 2: no TimeoutNow yet"
+    );
+    // n2, caught up, answers a heartbeat meanwhile: it is not the target, and gets nothing.
+    c.fire(0, RaftTimer::Heartbeat);
+    c.deliver_first(|e| e.to == NodeId(2));
+    c.deliver_first(|e| e.from == NodeId(2));
+    assert!(
+        c.net
+            .iter()
+            .all(|e| !matches!(e.msg, RaftMsg::TimeoutNow { .. })),
+        "TimeoutNow only ever goes to the target"
     );
     c.propose(0, vec![9]);
     assert_eq!(c.node(0).redirects, vec![(9, Some(NodeId(1)))]);
