@@ -154,7 +154,8 @@ fn one_change_at_a_time_and_none_before_the_leader_commits_in_its_term() {
     assert_eq!(answers(&c2, 0)[1], (6, Ok(voters(&[0, 1]))));
 }
 
-/// Node `id` of nodes 0-2 restarted in `term` holding `log`, stepped by hand.
+/// Node `id` restarted in `term` holding `log`, with nodes 0-2 the boot configuration (so
+/// node 3 is a spare), stepped by hand.
 fn restarted(id: u8, term: u64, log: Vec<Entry<u32>>) -> Raft<u32> {
     let cfg = Config {
         pre_vote: false,
@@ -204,6 +205,17 @@ fn a_new_leader_holding_an_uncommitted_configuration_refuses_a_change_as_pending
         out.changes_done().collect::<Vec<_>>(),
         vec![(9, Err(ChangeError::Pending))]
     );
+}
+
+#[test]
+fn a_timeout_now_never_makes_a_non_voter_campaign() {
+    // A spare (booted outside the configuration) that a stale or misdirected TimeoutNow
+    // reaches stays a follower: leadership goes to voters only (diss. §3.10 with §4).
+    let mut spare = restarted(3, 0, vec![]);
+    let mut out = Effects::new();
+    spare.on_message(NodeId(0), RaftMsg::TimeoutNow { term: 1 }, &mut out);
+    assert_eq!(spare.status().role, Role::Follower);
+    assert_eq!(out.sends().count(), 0, "no vote asked: {out:?}");
 }
 
 #[test]
