@@ -207,6 +207,106 @@ fn a_new_leader_holding_an_uncommitted_configuration_refuses_a_change_as_pending
     );
 }
 
+/// n0 of nodes 0-4 (`cfg`), leader of term 1, told n1 (caught up) to campaign, then stepped
+/// down into term 2 on n1's vote request: the handoff waits to hear from n1 as leader of
+/// term 2.
+fn handing_off(cfg: Config) -> Raft<u32> {
+    let members: Vec<NodeId> = (0..5).map(NodeId).collect();
+    let mut r = Raft::boot(NodeId(0), &members, None, &cfg, &mut Effects::new());
+    let vote = |term, pre_vote| RaftMsg::Vote {
+        term,
+        granted: true,
+        pre_vote,
+    };
+    r.on_timer(RaftTimer::Election, &mut Effects::new());
+    if cfg.pre_vote {
+        for p in [1, 2] {
+            r.on_message(NodeId(p), vote(1, true), &mut Effects::new());
+        }
+    }
+    for p in [1, 2] {
+        r.on_message(NodeId(p), vote(1, false), &mut Effects::new());
+    }
+    assert!(r.is_leader());
+    let caught_up = RaftMsg::AppendReply {
+        term: 1,
+        result: AppendResult::Ok { matched: 1 },
+    };
+    r.on_message(NodeId(1), caught_up, &mut Effects::new());
+    let mut out = Effects::new();
+    r.change(7, Change::Transfer(NodeId(1)), &mut out);
+    assert!(out
+        .sends()
+        .any(|(to, m)| to == NodeId(1) && matches!(m, RaftMsg::TimeoutNow { .. })));
+    let ask = RaftMsg::RequestVote {
+        term: 2,
+        last_index: 1,
+        last_term: 1,
+        pre_vote: false,
+    };
+    let mut out = Effects::new();
+    r.on_message(NodeId(1), ask, &mut out);
+    assert_eq!(r.status().role, Role::Follower);
+    assert_eq!(out.changes_done().count(), 0, "waiting to hear from n1");
+    r
+}
+
+#[test]
+fn a_handed_off_transfer_is_answered_once_by_what_happens_next() {
+    let cfg = Config {
+        pre_vote: false,
+        check_quorum: false,
+        ..Config::default()
+    };
+    let answer = |r: &mut Raft<u32>, from: u8, msg: RaftMsg<u32>| {
+        let mut out = Effects::new();
+        r.on_message(NodeId(from), msg, &mut out);
+        out.changes_done().collect::<Vec<_>>()
+    };
+    let append = |term| RaftMsg::Append {
+        term,
+        prev_index: 1,
+        prev_term: 1,
+        entries: vec![].into(),
+        commit: 1,
+    };
+    // n1 leads term 2: done.
+    let mut r = handing_off(cfg.clone());
+    assert_eq!(
+        answer(&mut r, 1, append(2)),
+        vec![(7, Ok(r.status().config))]
+    );
+    // n2 leads term 2 instead (with n3 and n4's votes): interrupted.
+    let mut r = handing_off(cfg.clone());
+    assert_eq!(
+        answer(&mut r, 2, append(2)),
+        vec![(7, Err(ChangeError::Interrupted))]
+    );
+    // Term 3 begins before n1 was heard from as leader of term 2: n1 did not make it.
+    let mut r = handing_off(cfg.clone());
+    let ask = RaftMsg::RequestVote {
+        term: 3,
+        last_index: 1,
+        last_term: 1,
+        pre_vote: false,
+    };
+    assert_eq!(
+        answer(&mut r, 2, ask),
+        vec![(7, Err(ChangeError::TransferTimedOut(NodeId(1))))]
+    );
+    // Our election timer fires first (a pre-vote, which moves no term): n1 did not make it.
+    let mut r = handing_off(Config {
+        pre_vote: true,
+        ..cfg
+    });
+    let mut out = Effects::new();
+    r.on_timer(RaftTimer::Election, &mut out);
+    assert_eq!(
+        out.changes_done().collect::<Vec<_>>(),
+        vec![(7, Err(ChangeError::TransferTimedOut(NodeId(1))))]
+    );
+}
+
 #[test]
 fn a_timeout_now_never_makes_a_non_voter_campaign() {
     // A spare (booted outside the configuration) that a stale or misdirected TimeoutNow
