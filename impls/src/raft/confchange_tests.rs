@@ -1,6 +1,7 @@
 //! Membership changes (diss. §4, Raft §6), driven through the deterministic driver so that
 //! every invariant is checked after every step.
 
+use super::tests::{append, boot_with, entry, fire, ok, plain, pre_vote, recv, request_vote, vote};
 use super::*;
 use crate::driver::Cluster;
 use crate::membership::{ChangeError, ChangeMode};
@@ -154,49 +155,17 @@ fn one_change_at_a_time_and_none_before_the_leader_commits_in_its_term() {
     assert_eq!(answers(&c2, 0)[1], (6, Ok(voters(&[0, 1]))));
 }
 
-/// Node `id` restarted in `term` holding `log`, with nodes 0-2 the boot configuration (so
-/// node 3 is a spare), stepped by hand.
-fn restarted(id: u8, term: u64, log: Vec<Entry<u32>>) -> Raft<u32> {
-    let cfg = Config {
-        pre_vote: false,
-        check_quorum: false,
-        ..Config::default()
-    };
-    let durable = RaftDurable {
-        term,
-        voted_for: None,
-        log,
-        snapshot: None,
-    };
-    let members = [NodeId(0), NodeId(1), NodeId(2)];
-    Raft::boot(
-        NodeId(id),
-        &members,
-        Some(&durable),
-        &cfg,
-        &mut Effects::new(),
-    )
-}
-
 #[test]
 fn a_new_leader_holding_an_uncommitted_configuration_refuses_a_change_as_pending() {
     // n0 wins term 2 holding term 1's change (adding n3) uncommitted: that change is still
     // in progress, whoever started it, so a second one is refused as pending (one at a
     // time), not merely as "no entry of this term committed yet".
-    let log = vec![
-        Entry::command(1, 7),
-        Entry::configuration(1, voters(&[0, 1, 2, 3])),
-    ];
-    let mut r = restarted(0, 1, log);
-    r.on_timer(RaftTimer::Election, &mut Effects::new());
-    let vote = RaftMsg::Vote {
-        term: 2,
-        granted: true,
-        pre_vote: false,
-    };
+    let log = vec![entry(1, 7), Entry::configuration(1, voters(&[0, 1, 2, 3]))];
+    let mut r = boot_with(0, 3, &plain(), 1, log);
+    fire(&mut r, RaftTimer::Election);
     // Three of the four voters the log's configuration names.
     for p in [1, 2] {
-        r.on_message(NodeId(p), vote.clone(), &mut Effects::new());
+        recv(&mut r, p, vote(2, true));
     }
     assert!(r.is_leader());
     let mut out = Effects::new();
@@ -210,42 +179,25 @@ fn a_new_leader_holding_an_uncommitted_configuration_refuses_a_change_as_pending
 /// n0 of nodes 0-4 (`cfg`), leader of term 1, told n1 (caught up) to campaign, then stepped
 /// down into term 2 on n1's vote request: the handoff waits to hear from n1 as leader of
 /// term 2.
-fn handing_off(cfg: Config) -> Raft<u32> {
-    let members: Vec<NodeId> = (0..5).map(NodeId).collect();
-    let mut r = Raft::boot(NodeId(0), &members, None, &cfg, &mut Effects::new());
-    let vote = |term, pre_vote| RaftMsg::Vote {
-        term,
-        granted: true,
-        pre_vote,
-    };
-    r.on_timer(RaftTimer::Election, &mut Effects::new());
+fn handing_off(cfg: &Config) -> Raft<u32> {
+    let mut r = boot_with(0, 5, cfg, 0, vec![]);
+    fire(&mut r, RaftTimer::Election);
     if cfg.pre_vote {
         for p in [1, 2] {
-            r.on_message(NodeId(p), vote(1, true), &mut Effects::new());
+            recv(&mut r, p, pre_vote(1, true));
         }
     }
     for p in [1, 2] {
-        r.on_message(NodeId(p), vote(1, false), &mut Effects::new());
+        recv(&mut r, p, vote(1, true));
     }
     assert!(r.is_leader());
-    let caught_up = RaftMsg::AppendReply {
-        term: 1,
-        result: AppendResult::Ok { matched: 1 },
-    };
-    r.on_message(NodeId(1), caught_up, &mut Effects::new());
+    recv(&mut r, 1, ok(1, 1));
     let mut out = Effects::new();
     r.change(7, Change::Transfer(NodeId(1)), &mut out);
     assert!(out
         .sends()
         .any(|(to, m)| to == NodeId(1) && matches!(m, RaftMsg::TimeoutNow { .. })));
-    let ask = RaftMsg::RequestVote {
-        term: 2,
-        last_index: 1,
-        last_term: 1,
-        pre_vote: false,
-    };
-    let mut out = Effects::new();
-    r.on_message(NodeId(1), ask, &mut out);
+    let out = recv(&mut r, 1, request_vote(2, 1, 1));
     assert_eq!(r.status().role, Role::Follower);
     assert_eq!(out.changes_done().count(), 0, "waiting to hear from n1");
     r
@@ -253,67 +205,48 @@ fn handing_off(cfg: Config) -> Raft<u32> {
 
 #[test]
 fn a_handed_off_transfer_is_answered_once_by_what_happens_next() {
-    let cfg = Config {
-        pre_vote: false,
-        check_quorum: false,
-        ..Config::default()
-    };
     let answer = |r: &mut Raft<u32>, from: u8, msg: RaftMsg<u32>| {
-        let mut out = Effects::new();
-        r.on_message(NodeId(from), msg, &mut out);
-        out.changes_done().collect::<Vec<_>>()
+        recv(r, from, msg).changes_done().collect::<Vec<_>>()
     };
-    let append = |term| RaftMsg::Append {
-        term,
-        prev_index: 1,
-        prev_term: 1,
-        entries: vec![].into(),
-        commit: 1,
-    };
+    let heartbeat = |term| append(term, 1, 1, vec![], 1);
     // n1 leads term 2: done.
-    let mut r = handing_off(cfg.clone());
+    let mut r = handing_off(&plain());
     assert_eq!(
-        answer(&mut r, 1, append(2)),
+        answer(&mut r, 1, heartbeat(2)),
         vec![(7, Ok(r.status().config))]
     );
     // n2 leads term 2 instead (with n3 and n4's votes): interrupted.
-    let mut r = handing_off(cfg.clone());
+    let mut r = handing_off(&plain());
     assert_eq!(
-        answer(&mut r, 2, append(2)),
+        answer(&mut r, 2, heartbeat(2)),
         vec![(7, Err(ChangeError::Interrupted))]
     );
     // Term 3 begins before n1 was heard from as leader of term 2: n1 did not make it.
-    let mut r = handing_off(cfg.clone());
-    let ask = RaftMsg::RequestVote {
-        term: 3,
-        last_index: 1,
-        last_term: 1,
-        pre_vote: false,
-    };
+    let mut r = handing_off(&plain());
     assert_eq!(
-        answer(&mut r, 2, ask),
+        answer(&mut r, 2, request_vote(3, 1, 1)),
         vec![(7, Err(ChangeError::TransferTimedOut(NodeId(1))))]
     );
     // Our election timer fires first (a pre-vote, which moves no term): n1 did not make it.
-    let mut r = handing_off(Config {
+    let mut r = handing_off(&Config {
         pre_vote: true,
-        ..cfg
+        ..plain()
     });
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Election, &mut out);
     assert_eq!(
-        out.changes_done().collect::<Vec<_>>(),
+        fire(&mut r, RaftTimer::Election)
+            .changes_done()
+            .collect::<Vec<_>>(),
         vec![(7, Err(ChangeError::TransferTimedOut(NodeId(1))))]
     );
 }
 
 #[test]
 fn a_timeout_now_never_makes_a_non_voter_campaign() {
-    // A spare (booted outside the configuration) that a stale or misdirected TimeoutNow
-    // reaches stays a follower: leadership goes to voters only (diss. §3.10 with §4).
-    let mut spare = restarted(3, 0, vec![]);
-    let mut out = Effects::new();
-    spare.on_message(NodeId(0), RaftMsg::TimeoutNow { term: 1 }, &mut out);
+    // A spare (n3, booted outside the configuration of n0-n2) that a stale or misdirected
+    // TimeoutNow reaches stays a follower: leadership goes to voters only (diss. §3.10
+    // with §4).
+    let mut spare = boot_with(3, 3, &plain(), 0, vec![]);
+    let out = recv(&mut spare, 0, RaftMsg::TimeoutNow { term: 1 });
     assert_eq!(spare.status().role, Role::Follower);
     assert_eq!(out.sends().count(), 0, "no vote asked: {out:?}");
 }
@@ -323,28 +256,11 @@ fn a_truncation_takes_a_configuration_appended_inside_a_batch_with_it() {
     // Diss. §4.1: a server follows the latest configuration in its log, committed or not.
     // Term 1's leader n0 sends x and a configuration adding n3 in one append; term 2's
     // leader n2 replaces slot 2 with its no-op, and n1 falls back to the old configuration.
-    let mut f = restarted(1, 0, vec![]);
-    let append = RaftMsg::Append {
-        term: 1,
-        prev_index: 0,
-        prev_term: 0,
-        entries: vec![
-            Entry::command(1, 7),
-            Entry::configuration(1, voters(&[0, 1, 2, 3])),
-        ]
-        .into(),
-        commit: 0,
-    };
-    f.on_message(NodeId(0), append, &mut Effects::new());
+    let mut f = boot_with(1, 3, &plain(), 0, vec![]);
+    let batch = vec![entry(1, 7), Entry::configuration(1, voters(&[0, 1, 2, 3]))];
+    recv(&mut f, 0, append(1, 0, 0, batch, 0));
     assert_eq!(f.status().config, voters(&[0, 1, 2, 3]));
-    let append = RaftMsg::Append {
-        term: 2,
-        prev_index: 1,
-        prev_term: 1,
-        entries: vec![Entry::noop(2)].into(),
-        commit: 0,
-    };
-    f.on_message(NodeId(2), append, &mut Effects::new());
+    recv(&mut f, 2, append(2, 1, 1, vec![Entry::noop(2)], 0));
     assert_eq!(
         (f.status().last, f.status().config),
         (2, voters(&[0, 1, 2]))
@@ -504,26 +420,28 @@ fn a_learner_takes_the_log_never_votes_nor_counts_and_is_promoted_once_caught_up
 
 #[test]
 fn a_learner_far_behind_is_not_promoted() {
-    let cfg = Config {
-        max_batch: 1,
-        ..Config::default()
+    // Learner n3 caught up, then partitioned while n0 appends `cmds` (one entry a batch).
+    let learner_behind = |cmds: Vec<u32>| {
+        let mut c = cluster(
+            4,
+            3,
+            Config {
+                max_batch: 1,
+                ..Config::default()
+            },
+        );
+        c.change(0, 1, Change::AddLearner(NodeId(3)));
+        c.deliver_all();
+        c.partition(&[3]);
+        c.propose(0, cmds);
+        c.deliver_all();
+        c.change(0, 2, Change::AddVoter(NodeId(3)));
+        c
     };
-    let mut c = cluster(4, 3, cfg.clone());
-    c.change(0, 1, Change::AddLearner(NodeId(3)));
-    c.deliver_all();
-    c.partition(&[3]);
-    c.propose(0, vec![1, 2, 3]);
-    c.deliver_all();
-    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    let c = learner_behind(vec![1, 2, 3]);
     assert_eq!(answers(&c, 0)[1], (2, Err(ChangeError::Behind(NodeId(3)))));
     // Exactly `max_batch` entries behind is near enough: promoted.
-    let mut c = cluster(4, 3, cfg);
-    c.change(0, 1, Change::AddLearner(NodeId(3)));
-    c.deliver_all();
-    c.partition(&[3]);
-    c.propose(0, vec![1]);
-    c.deliver_all();
-    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    let mut c = learner_behind(vec![1]);
     c.deliver_all();
     assert_eq!(answers(&c, 0)[1], (2, Ok(voters(&[0, 1, 2, 3]))));
 }

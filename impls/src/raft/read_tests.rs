@@ -5,7 +5,7 @@
 //! applied state" after each step.
 
 use super::read::Asker;
-use super::tests::{entry, ids, recv, sends};
+use super::tests::{boot_with, entry, fire, ok, recv, sends};
 use super::*;
 use crate::driver::WalkRng;
 use crate::replica::{Effect, Effects, LocalReads, ReadMode};
@@ -23,16 +23,6 @@ fn cfg(follower_reads: bool) -> Config {
         follower_reads,
         ..Config::default()
     }
-}
-
-fn boot(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
-    let d = RaftDurable {
-        term,
-        voted_for: None,
-        log,
-        snapshot: None,
-    };
-    R::boot(NodeId(id), &ids(n), Some(&d), cfg, &mut Effects::new())
 }
 
 fn read(r: &mut R, ids: &[ReadId]) -> O {
@@ -57,18 +47,9 @@ fn ack(term: u64, round: u64) -> RaftMsg<Cmd> {
     RaftMsg::ReadAck { term, round }
 }
 
-fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
-    RaftMsg::AppendReply {
-        term,
-        result: AppendResult::Ok { matched },
-    }
-}
-
 /// Fire the heartbeat timer; the read rounds it sends, as (peer, round number).
 fn heartbeat_rounds(r: &mut R) -> Vec<(u8, u64)> {
-    let mut out = Effects::new();
-    r.on_timer(RaftTimer::Heartbeat, &mut out);
-    rounds(&out)
+    rounds(&fire(r, RaftTimer::Heartbeat))
 }
 
 /// The read rounds among `out`'s sends, as (peer, round number).
@@ -94,7 +75,7 @@ fn index_reply(term: u64, req: u64, ids: &[ReadId], index: Option<Slot>) -> Raft
 /// Node `id` of an `n`-node cluster wins `term` with `log` in place; its no-op of `term` is
 /// appended but not committed.
 fn leader(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
-    let mut r = boot(id, n, cfg, term - 1, log);
+    let mut r = boot_with(id, n, cfg, term - 1, log);
     // Restarted under leases it starts in a lease (diss. §6.4.1): its end first, then the bid.
     if r.lease_runs_on_timer() {
         r.on_timer(RaftTimer::Election, &mut Effects::new());
@@ -132,7 +113,7 @@ fn committed_leader(n: u8, cfg: &Config, term: u64) -> R {
 
 /// The follower `id` of an `n`-node cluster, following n0 in `term` with `log` and `commit`.
 fn follower(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>, commit: Slot) -> R {
-    let mut r = boot(id, n, cfg, term, vec![]);
+    let mut r = boot_with(id, n, cfg, term, vec![]);
     let append = RaftMsg::Append {
         term,
         prev_index: 0,
@@ -249,7 +230,7 @@ fn diss_6_4_a_read_is_confirmed_only_by_a_majority() {
 
 #[test]
 fn diss_6_4_a_cluster_of_one_serves_a_read_at_once() {
-    let mut r = boot(0, 1, &cfg(false), 0, vec![]);
+    let mut r = boot_with(0, 1, &cfg(false), 0, vec![]);
     r.on_timer(RaftTimer::Election, &mut Effects::new());
     assert!(r.is_leader() && r.commit == 1);
     let out = read(&mut r, &[4]);
@@ -489,7 +470,7 @@ fn diss_6_4_a_follower_hands_back_what_it_cannot_serve() {
     // Without follower reads, without a known leader, or campaigning: back at once.
     let mut f = follower(1, 3, &cfg(false), 1, vec![], 0);
     assert_eq!(redirects(&read(&mut f, &[1])), vec![(1, Some(NodeId(0)))]);
-    let mut f = boot(1, 3, &cfg(true), 1, vec![]);
+    let mut f = boot_with(1, 3, &cfg(true), 1, vec![]);
     assert_eq!(redirects(&read(&mut f, &[2])), vec![(2, None)]);
     f.on_timer(RaftTimer::Election, &mut Effects::new());
     assert_eq!(f.role(), Role::Candidate);
@@ -561,7 +542,7 @@ fn diss_6_4_pending_reads_at_a_follower_are_bounded() {
 fn diss_6_4_a_read_round_is_hearing_from_the_leader() {
     // A candidate of term 2 yields to a round of term 2's leader, as to its append, and
     // acknowledges it; a stale round is answered with the current term.
-    let mut c = boot(1, 3, &cfg(false), 1, vec![]);
+    let mut c = boot_with(1, 3, &cfg(false), 1, vec![]);
     c.on_timer(RaftTimer::Election, &mut Effects::new());
     assert_eq!((c.role(), c.term), (Role::Candidate, 2));
     let out = recv(&mut c, 0, confirm(2, 5));

@@ -2,7 +2,7 @@
 //! names the rule it checks; the golden scripts `testdata/raft_snapshot.txt` and
 //! `testdata/bugs/raft_snapshot_s*.txt` show whole runs.
 
-use super::tests::{entry, ids, recv, sends};
+use super::tests::{entry, ids, one_append_after, recv, reject, sends};
 use super::*;
 use crate::driver::{Cluster, Violation, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotData, SnapshotPolicy};
@@ -656,29 +656,7 @@ fn s5_3_fast_backtracking_counts_the_slots_the_snapshot_holds() {
     win(&mut l);
     assert_eq!((l.term, l.snap_index(), l.last_index()), (4, 4, 11));
     assert_eq!(l.progress(NodeId(2)).next, 11, "probing from its no-op");
-    let out = recv(
-        &mut l,
-        2,
-        RaftMsg::AppendReply {
-            term: 4,
-            result: AppendResult::Rejected {
-                prev_index: 10,
-                conflict_term: Some(2),
-                conflict_index: 6,
-            },
-        },
-    );
+    let out = recv(&mut l, 2, reject(4, 10, Some(2), 6));
     assert_eq!(l.progress(NodeId(2)).next, 9);
-    match &sends(&out)[..] {
-        [(
-            2,
-            RaftMsg::Append {
-                prev_index: 8,
-                prev_term: 2,
-                entries,
-                ..
-            },
-        )] => assert_eq!(entries.len(), 3),
-        other => panic!("expected one append after slot 8, got {other:?}"),
-    }
+    assert_eq!(one_append_after(&out, 2, (8, 2)), 3);
 }

@@ -11,7 +11,7 @@ type R = Raft<Cmd>;
 type O = Out<R, Cmd>;
 
 /// PreVote and CheckQuorum off: the plain algorithm of the paper.
-fn plain() -> Config {
+pub(super) fn plain() -> Config {
     Config {
         pre_vote: false,
         check_quorum: false,
@@ -32,7 +32,7 @@ fn noop(term: u64) -> Entry<Cmd> {
 }
 
 /// Boot node `id` of an `n`-node cluster from a durable image.
-fn boot_with(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
+pub(super) fn boot_with(id: u8, n: u8, cfg: &Config, term: u64, log: Vec<Entry<Cmd>>) -> R {
     let mut out = Effects::new();
     let d = RaftDurable {
         term,
@@ -53,7 +53,7 @@ pub(super) fn recv(r: &mut R, from: u8, msg: RaftMsg<Cmd>) -> O {
     out
 }
 
-fn fire(r: &mut R, t: RaftTimer) -> O {
+pub(super) fn fire(r: &mut R, t: RaftTimer) -> O {
     let mut out = Effects::new();
     r.on_timer(t, &mut out);
     out
@@ -63,7 +63,7 @@ pub(super) fn sends(out: &O) -> Vec<(u8, RaftMsg<Cmd>)> {
     out.sends().map(|(to, m)| (to.0, m.clone())).collect()
 }
 
-fn vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
+pub(super) fn vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
     RaftMsg::Vote {
         term,
         granted,
@@ -71,7 +71,7 @@ fn vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
     }
 }
 
-fn request_vote(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd> {
+pub(super) fn request_vote(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd> {
     RaftMsg::RequestVote {
         term,
         last_index,
@@ -89,7 +89,7 @@ fn pre_vote_request(term: u64, last_index: Slot, last_term: u64) -> RaftMsg<Cmd>
     }
 }
 
-fn pre_vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
+pub(super) fn pre_vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
     RaftMsg::Vote {
         term,
         granted,
@@ -97,7 +97,7 @@ fn pre_vote(term: u64, granted: bool) -> RaftMsg<Cmd> {
     }
 }
 
-fn append(
+pub(super) fn append(
     term: u64,
     prev_index: Slot,
     prev_term: u64,
@@ -113,14 +113,14 @@ fn append(
     }
 }
 
-fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
+pub(super) fn ok(term: u64, matched: Slot) -> RaftMsg<Cmd> {
     RaftMsg::AppendReply {
         term,
         result: AppendResult::Ok { matched },
     }
 }
 
-fn reject(
+pub(super) fn reject(
     term: u64,
     prev_index: Slot,
     conflict_term: Option<u64>,
@@ -133,6 +133,23 @@ fn reject(
             conflict_term,
             conflict_index,
         },
+    }
+}
+
+/// The one message `out` sends: an Append to `to` after `prev` (slot, term). Returns how
+/// many entries it carries (the backtracking tests' check of where the leader resumed).
+pub(super) fn one_append_after(out: &O, to: u8, prev: (Slot, u64)) -> usize {
+    match &sends(out)[..] {
+        [(
+            t,
+            RaftMsg::Append {
+                prev_index,
+                prev_term,
+                entries,
+                ..
+            },
+        )] if *t == to && (*prev_index, *prev_term) == prev => entries.len(),
+        other => panic!("expected one append to n{to} after {prev:?}, got {other:?}"),
     }
 }
 
@@ -748,33 +765,10 @@ fn s5_3_fast_backtracking_skips_a_whole_term() {
     );
     assert_eq!(l.progress(NodeId(1)).next, 6);
     // The follower refuses prev 5 (it has term 2 there, first of that term at slot 3).
-    let hint = AppendResult::Rejected {
-        prev_index: 5,
-        conflict_term: Some(2),
-        conflict_index: 3,
-    };
-    let out = recv(
-        &mut l,
-        1,
-        RaftMsg::AppendReply {
-            term: 5,
-            result: hint,
-        },
-    );
+    let out = recv(&mut l, 1, reject(5, 5, Some(2), 3));
     // The leader has no term-2 entry: it jumps straight to slot 3, not to 5.
     assert_eq!(l.progress(NodeId(1)).next, 3);
-    match &sends(&out)[..] {
-        [(
-            1,
-            RaftMsg::Append {
-                prev_index: 2,
-                prev_term: 1,
-                entries,
-                ..
-            },
-        )] => assert_eq!(entries.len(), 4),
-        other => panic!("expected one append after slot 2, got {other:?}"),
-    }
+    assert_eq!(one_append_after(&out, 1, (2, 1)), 4);
 }
 
 #[test]
@@ -794,20 +788,7 @@ fn s5_3_fast_backtracking_skips_to_after_the_leaders_last_entry_of_the_conflicti
     assert_eq!(l.progress(NodeId(1)).next, 7, "probing from its no-op");
     let out = recv(&mut l, 1, reject(5, 6, Some(2), 3));
     assert_eq!(l.progress(NodeId(1)).next, 5);
-    match &sends(&out)[..] {
-        [(
-            1,
-            RaftMsg::Append {
-                prev_index: 4,
-                prev_term: 2,
-                entries,
-                ..
-            },
-        )] => {
-            assert_eq!(entries.len(), 3)
-        }
-        other => panic!("expected one append after slot 4, got {other:?}"),
-    }
+    assert_eq!(one_append_after(&out, 1, (4, 2)), 3);
 }
 
 #[test]
