@@ -990,6 +990,16 @@ impl<S: StateMachine> Sessions<S> {
         !self.expired.is_empty()
     }
 
+    /// How many sessions are live (a client with a request applied, not expired).
+    pub fn live(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// How many sessions expired (their clients' ids, refused for good).
+    pub fn expired(&self) -> usize {
+        self.expired.len()
+    }
+
     /// Advance log time by one command and expire every session idle for more than
     /// `timeout` commands, oldest first: each step of the loop expires one session.
     fn tick(&mut self) {
@@ -1663,8 +1673,14 @@ mod tests {
         assert_eq!(s.apply(&put(2, 1)), Ok(KvOutput::Written)); // time 2
         assert_eq!(s.apply(&put(2, 2)), Ok(KvOutput::Written)); // time 3: 1 idle for 2, alive
         assert!(!s.is_expired(1));
+        assert_eq!((s.live(), s.expired()), (2, 0));
         assert_eq!(s.apply(&put(2, 3)), Ok(KvOutput::Written)); // time 4: 1 idle for 3
         assert!(s.is_expired(1) && !s.is_expired(2));
+        assert_eq!(
+            (s.live(), s.expired()),
+            (1, 1),
+            "client 1's session is gone"
+        );
         assert_eq!(
             s.apply(&put(1, 2)),
             Err(SessionError::Expired { client: 1, seq: 2 })

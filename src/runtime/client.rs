@@ -29,7 +29,11 @@ pub enum Error {
     /// with a copy that went unanswered is resent instead, and ends answered or timed out).
     /// Try again after a pause.
     Overloaded,
-    /// The session refused the request (a client bug: a resent acknowledged request).
+    /// The session refused the request: a client bug (a resent acknowledged request, a
+    /// sequence number reused for another op), or the session expired (the client was idle
+    /// through the cluster's session timeout, [`RuntimeConfig::session_timeout`](super::RuntimeConfig::session_timeout)):
+    /// the request was not applied, and no later one of this client will be; go on under a
+    /// new client id.
     Session(SessionError),
     /// The operation encodes to more bytes than the client may send
     /// ([`Client::limit_op_bytes`]: a network client's frames are bounded); nothing was sent.

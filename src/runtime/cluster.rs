@@ -48,11 +48,11 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Kept<R, S> {
     /// A new incarnation begins. Nothing in memory survives: the state machine and its
     /// sessions start empty and are rebuilt from the log, as the replica (booting with commit
     /// index 0) reports every committed slot again from slot 1.
-    fn reboot(&mut self) {
+    fn reboot(&mut self, session_timeout: u64) {
         self.incarnation += 1;
         // The permission first: a reader checks it under the lock this reset takes.
         self.local.revoke();
-        *self.local.sessions_mut() = Sessions::new();
+        *self.local.sessions_mut() = Sessions::with_timeout(session_timeout);
         self.applied = 0;
         self.first_applied = None;
         self.commits = 0;
@@ -102,15 +102,23 @@ fn check_durable<R: Replica<Cmd<S>>, S: StateMachine>(
     let _ = R::boot(id, voters, Some(&durable), &cfg.protocol, &mut out);
     for e in out.drain() {
         if let paxraft_impls::Effect::Restore(snapshot) = e {
-            Sessions::<S>::decode(&snapshot.data).map_err(|e| {
+            let invalid = |why: String| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!(
-                        "its snapshot at slot {} does not decode: {e}",
-                        snapshot.slot
-                    ),
+                    format!("its snapshot at slot {} {why}", snapshot.slot),
                 )
-            })?;
+            };
+            let sessions = Sessions::<S>::decode(&snapshot.data)
+                .map_err(|e| invalid(format!("does not decode: {e}")))?;
+            // The timeout is part of the state machine: restored under another one, this
+            // node would expire other sessions than its peers and diverge from them.
+            if sessions.timeout() != cfg.session_timeout {
+                return Err(invalid(format!(
+                    "expires sessions after {} commands, and this cluster after {} (0: never)",
+                    sessions.timeout(),
+                    cfg.session_timeout
+                )));
+            }
         }
     }
     Ok(Some(durable))
@@ -357,7 +365,7 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let net = Arc::clone(&self.net);
         let kept = Arc::clone(&self.kept[i]);
         // Before the thread starts, so that observers see the new incarnation at once.
-        lock_kept(&kept).reboot();
+        lock_kept(&kept).reboot(self.cfg.session_timeout);
         let kill = Arc::clone(&self.kill[i]);
         let panics = Arc::clone(&self.panics);
         let report = move |what: String| {
@@ -696,6 +704,13 @@ impl<R: Replica<Cmd<S>>, S: StateMachine> Cluster<R, S> {
         let k = lock_kept(&self.kept[i]);
         let sessions = k.local.sessions().applied();
         (k.applied, sessions)
+    }
+
+    /// Node `i`'s client sessions: (live, expired). A restart rebuilds them from the log.
+    pub fn sessions(&self, i: usize) -> (usize, usize) {
+        let k = lock_kept(&self.kept[i]);
+        let s = k.local.sessions();
+        (s.live(), s.expired())
     }
 
     /// The lowest slot node `i` applied in its current incarnation (`None`: none yet). A node

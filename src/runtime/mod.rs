@@ -419,6 +419,12 @@ pub struct RuntimeConfig {
     /// `None`: every node votes. Spares need a protocol that changes its membership
     /// ([`Replica::CHANGES`]).
     pub voters: Option<usize>,
+    /// Client sessions expire after this many applied commands without a request of their
+    /// client ([`Sessions::with_timeout`](paxraft_impls::sm::Sessions::with_timeout); 0,
+    /// the default: never). Part of the replicated state machine: every replica of a
+    /// cluster must use the same value, or they expire different sessions and diverge (a
+    /// served cluster checks it when peers connect and when a node restarts).
+    pub session_timeout: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -430,6 +436,7 @@ impl Default for RuntimeConfig {
             },
             seed: 0x5eed,
             voters: None,
+            session_timeout: 0,
         }
     }
 }

@@ -289,8 +289,15 @@ pub(super) fn node_loop<R: Replica<Cmd<S>>, S: StateMachine>(
                         // it applied that far already; commits resume above it.
                         last_reported = last_reported.max(snapshot.slot);
                         if k.applied < snapshot.slot {
-                            *k.local.sessions_mut() = Sessions::decode(&snapshot.data)
+                            let restored = Sessions::decode(&snapshot.data)
                                 .expect("a snapshot this cluster's hosts encoded decodes");
+                            // Peers agree on it (checked when they connect and restart).
+                            assert_eq!(
+                                restored.timeout(),
+                                cfg.session_timeout,
+                                "a snapshot's session timeout"
+                            );
+                            *k.local.sessions_mut() = restored;
                             k.applied = snapshot.slot;
                             k.first_applied.get_or_insert(snapshot.slot);
                             k.restored.0 += 1;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use paxraft::bench::{Load, LoadConfig};
 use paxraft::protocol::{with_protocol, Hosted, Protocol, ProtocolVisitor};
-use paxraft::runtime::{ClientConfig, Cluster, Cmd, RuntimeConfig};
-use paxraft_impls::sm::{Kv, KvOp};
+use paxraft::runtime::{ClientConfig, Cluster, Cmd, Error, FileStorage, RuntimeConfig, Storage};
+use paxraft_impls::sm::{Kv, KvOp, SessionError};
 use paxraft_impls::{Replica, SnapshotPolicy};
 
 /// Run `f` for every consensus protocol that snapshots.
@@ -149,6 +149,89 @@ fn a_restarted_follower_catches_up_from_a_snapshot() {
             }
         }
         with_protocol(protocol, CatchUp);
+    });
+}
+
+/// Sessions expire by log time in a live cluster (`RuntimeConfig::session_timeout`, Raft
+/// dissertation §6.3): a client idle through 50 commands of another is refused with
+/// `Expired`, not applied; a follower that missed it all and caught up from a snapshot holds
+/// the same sessions as the leader; and a store written under one timeout refuses to boot
+/// under another (its replicas would expire other sessions than their peers).
+#[test]
+fn sessions_expire_by_log_time_and_a_store_boots_only_under_its_timeout() {
+    for_each_protocol(|protocol| {
+        struct Expiry;
+        impl ProtocolVisitor for Expiry {
+            type Output = ();
+            fn visit<R: Hosted>(self) {
+                let dir = crate::Scratch::new(&format!("sessions-{}", R::NAME));
+                let start = |timeout: u64| {
+                    let mut cfg = RuntimeConfig {
+                        session_timeout: timeout,
+                        ..RuntimeConfig::default()
+                    };
+                    cfg.protocol.snapshots = Some(SnapshotPolicy {
+                        every: 40,
+                        chunk: 64,
+                    });
+                    let d = dir.to_path_buf();
+                    Cluster::<R, Kv>::with_storage(3, cfg, move |id| {
+                        let s: Box<dyn Storage<R, Cmd<Kv>>> = Box::new(
+                            FileStorage::<R, Cmd<Kv>>::open(d.join(format!("{id}.log")))?,
+                        );
+                        Ok(s)
+                    })
+                };
+                let mut c = start(50).expect("starts");
+                let mut idle = c.client(ClientConfig::default());
+                let mut busy = c.client(ClientConfig::default());
+                idle.submit(KvOp::Put(1, vec![1])).expect("first commit");
+                let leader = c.leader().expect("a leader committed");
+                let lagging = (leader + 1) % 3;
+                c.crash(lagging);
+                for k in 0..100u64 {
+                    busy.submit(KvOp::Put(2, k.to_le_bytes().to_vec()))
+                        .expect("a majority is up");
+                }
+                match idle.submit(KvOp::Put(1, vec![2])) {
+                    Err(Error::Session(SessionError::Expired { seq: 2, .. })) => {}
+                    other => panic!("{}: the idle client's put answered {other:?}", R::NAME),
+                }
+                assert_eq!(
+                    c.state(leader).get(1),
+                    Some(&vec![1]),
+                    "{}: not applied",
+                    R::NAME
+                );
+                c.restart(lagging);
+                wait_for(30, "the restarted follower to catch up", || {
+                    (0..3).all(|i| c.applied(i).0 >= c.applied(leader).0)
+                });
+                for i in 0..3 {
+                    assert_eq!(
+                        (c.sessions(i), c.state(i)),
+                        ((1, 1), c.state(leader)),
+                        "{} node {i}: the busy client's session live, the idle one's expired",
+                        R::NAME
+                    );
+                }
+                assert!(
+                    c.restored(lagging).0 >= 1,
+                    "{}: caught up from a snapshot",
+                    R::NAME
+                );
+                c.shutdown();
+                drop(c);
+                let e = start(0).map(drop).expect_err("another timeout").to_string();
+                assert!(
+                    e.contains("expires sessions after 50 commands, and this cluster after 0"),
+                    "{}: {e}",
+                    R::NAME
+                );
+                start(50).expect("the same timeout boots").shutdown();
+            }
+        }
+        with_protocol(protocol, Expiry);
     });
 }
 
