@@ -63,7 +63,22 @@ pub struct ServeArgs {
     pub storage: StorageKind,
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
+    /// Expire a client's session once this many commands were applied without a request of
+    /// that client (log time, as in the Raft dissertation §6.3; 0: never), so that the
+    /// sessions of clients gone for good (every `paxraft kv` is one) do not pile up. A
+    /// request of an expired session is refused, never applied. Part of the replicated
+    /// state machine: every node of a cluster must be given the same (peers with another
+    /// are refused), and a data directory keeps the one it was written with.
+    #[arg(long, value_name = "COMMANDS", default_value_t = DEFAULT_SESSION_TIMEOUT)]
+    pub session_timeout: u64,
 }
+
+/// `serve`'s default session timeout, in applied commands: sessions live while fewer than
+/// this many other commands are applied between their client's requests. It bounds the
+/// live sessions (one per client with a request among the last this many commands): at the
+/// 4 clients of `cluster --bench` a busy client sends one of every few commands, and an
+/// interactive client would go idle through it only under a load of many seconds.
+pub const DEFAULT_SESSION_TIMEOUT: u64 = 100_000;
 
 /// Where a served node keeps its writes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +118,7 @@ fn served_config(a: &ServeArgs) -> RuntimeConfig {
         },
         // Each process draws its own timer delays.
         seed: rand::random(),
+        session_timeout: a.session_timeout,
         ..RuntimeConfig::default()
     };
     // A server runs for long: its log is compacted as `run`'s is, unless told otherwise.
@@ -310,6 +326,9 @@ pub struct ClusterArgs {
     /// Passed to every server (see `paxraft serve --snapshot-every`).
     #[command(flatten)]
     pub snapshots: super::SnapshotArgs,
+    /// Passed to every server (see `paxraft serve --session-timeout`).
+    #[arg(long, value_name = "COMMANDS", default_value_t = DEFAULT_SESSION_TIMEOUT)]
+    pub session_timeout: u64,
 }
 
 impl super::SnapshotArgs {
@@ -460,7 +479,11 @@ pub fn cluster(args: &ClusterArgs) -> ExitCode {
         args.storage,
         args.local,
         &dir,
-        &args.snapshots.serve_flags(),
+        &[
+            args.snapshots.serve_flags(),
+            vec!["--session-timeout".into(), args.session_timeout.to_string()],
+        ]
+        .concat(),
     ) {
         Ok(l) => l,
         Err(e) => return bad(e),

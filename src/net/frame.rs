@@ -49,6 +49,9 @@ pub enum Frame<M, S: StateMachine> {
         node: NodeId,
         /// The dialer's challenge to the acceptor.
         nonce: [u8; NONCE],
+        /// The dialer's session timeout ([`RuntimeConfig::session_timeout`](crate::runtime::RuntimeConfig::session_timeout)):
+        /// part of the replicated state machine, so peers that differ in it are refused.
+        session_timeout: u64,
     },
     /// Type 1, acceptor to dialer: the acceptor's id, its proof over the dialer's nonce
     /// (empty without a secret), and its own challenge.
@@ -264,6 +267,7 @@ mod tests {
                 cluster: "c".into(),
                 node: NodeId(1),
                 nonce: [7; NONCE],
+                session_timeout: 100_000,
             },
             Frame::Challenge {
                 node: NodeId(2),

@@ -24,7 +24,7 @@ use super::frame::{self, Frame, MAX_FRAME};
 use super::inlet::READ_SPIN;
 use super::outlet::{Conn, Next, Outlet, Sent, FLUSH_CHECK};
 use super::poller::{NodeConn, NodeHandler, Poller, PollerSource};
-use super::transport::{Counters, Identity, Links, OUTBOX};
+use super::transport::{Counters, Hello, Identity, Links, OUTBOX};
 use crate::runtime::{
     spin_for, Cluster, Cmd, FileStorage, Mailbox, MemStorage, Net, Refusal, Reply, ReplyBox,
     RuntimeConfig, Sink, Storage, NODE_MAILBOX,
@@ -100,6 +100,10 @@ struct DirMeta {
     /// The node kept its writes in memory: they died with it.
     #[serde(default)]
     memory: bool,
+    /// The session timeout its state machine expired sessions by (a directory written
+    /// before sessions could expire has none: 0, never).
+    #[serde(default)]
+    session_timeout: u64,
 }
 
 /// The file in a data directory that records [`DirMeta`].
@@ -133,6 +137,14 @@ fn claim(dir: &Path, want: &DirMeta) -> Result<(), ServeError> {
                 return Err(err(format!(
                     "written by node {}, not {}",
                     have.node, want.node
+                )));
+            }
+            // Its log replayed under another timeout would expire other sessions than the
+            // peers did (and than the answers its clients saw said).
+            if have.session_timeout != want.session_timeout {
+                return Err(err(format!(
+                    "written with --session-timeout {}, not {}",
+                    have.session_timeout, want.session_timeout
                 )));
             }
             // A node that kept its log in memory forgot its votes and its acknowledged
@@ -179,6 +191,7 @@ fn status_json<R: Replica<Cmd<S>>, S: StateMachine>(
     let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
     let status = c.status(me.index());
     let (applied, _) = c.applied(me.index());
+    let (live, expired) = c.sessions(me.index());
     drop(c);
     let mut counters = counters.to_json();
     counters["dropped"] = (counters["dropped"].as_u64().unwrap_or(0) + net.dropped()).into();
@@ -193,6 +206,7 @@ fn status_json<R: Replica<Cmd<S>>, S: StateMachine>(
         "last": status.map(|s| s.last),
         "snapshot": status.map(|s| s.snapshot),
         "applied": applied,
+        "sessions": { "live": live, "expired": expired },
         "configuration": status.map(|s| s.config.to_string()),
         "counters": counters,
     })
@@ -238,6 +252,7 @@ where
                 cluster: id.cluster.clone(),
                 node: id.me.0,
                 memory: cfg.memory,
+                session_timeout: cfg.runtime.session_timeout,
             },
         )?;
         let storage: Box<dyn Storage<R, Cmd<S>>> = if cfg.memory {
@@ -287,6 +302,7 @@ where
         // send anything.
         let links = Links::start(
             cfg.identity.clone(),
+            cfg.runtime.session_timeout,
             Arc::clone(&net),
             Arc::clone(&counters),
             poller,
@@ -488,7 +504,16 @@ fn first_frame<R, S>(
             cluster,
             node,
             nonce,
-        }) => links.admit(conn, &cluster, node, &nonce),
+            session_timeout,
+        }) => links.admit(
+            conn,
+            Hello {
+                cluster: &cluster,
+                node,
+                nonce: &nonce,
+                session_timeout,
+            },
+        ),
         Ok(Frame::Request { reqs }) => {
             Counters::add(&counters.client_conns, 1);
             serve_client::<R, S>(conn, me, net, links, counters, reqs, held);
@@ -629,6 +654,7 @@ mod tests {
             cluster: "paxraft".into(),
             node: 0,
             memory,
+            session_timeout: 0,
         }
     }
 
@@ -652,6 +678,35 @@ mod tests {
         claim(&file, &meta(false)).expect("a restart on file");
         let e = claim(&file, &meta(true)).unwrap_err().to_string();
         assert!(e.contains("cannot rejoin"), "{e}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A directory keeps the session timeout it was written with: its log replayed under
+    /// another would expire other sessions than its peers did. A record from before sessions
+    /// could expire has none, and reads as 0 (never), which is what those nodes did.
+    #[test]
+    fn a_directory_restarts_only_under_its_session_timeout() {
+        let root = std::env::temp_dir().join(format!("paxraft-claim-st-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let expiring = DirMeta {
+            session_timeout: 100,
+            ..meta(false)
+        };
+        claim(&root, &expiring).expect("a fresh directory");
+        claim(&root, &expiring).expect("a restart under the same timeout");
+        let e = claim(&root, &meta(false)).unwrap_err().to_string();
+        assert!(
+            e.ends_with("written with --session-timeout 100, not 0"),
+            "{e}"
+        );
+        let old = r#"{"protocol": "raft", "cluster": "paxraft", "node": 0, "memory": false}"#;
+        std::fs::write(root.join(META), old).unwrap();
+        claim(&root, &meta(false)).expect("an old record: never expired");
+        let e = claim(&root, &expiring).unwrap_err().to_string();
+        assert!(
+            e.ends_with("written with --session-timeout 0, not 100"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -105,6 +105,19 @@ impl Counters {
     }
 }
 
+/// What a dialer's [`Frame::Hello`] says, for [`Links::admit`].
+#[derive(Clone, Copy, Debug)]
+pub struct Hello<'a> {
+    /// The dialer's cluster.
+    pub cluster: &'a str,
+    /// The dialer's node id.
+    pub node: NodeId,
+    /// The dialer's challenge.
+    pub nonce: &'a [u8; NONCE],
+    /// The dialer's session timeout.
+    pub session_timeout: u64,
+}
+
 /// Who this node is, in which cluster, and how to reach and admit its peers.
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -125,6 +138,10 @@ where
     R::Msg: DeserializeOwned,
 {
     id: Identity,
+    /// The session timeout this node's state machine expires sessions by
+    /// ([`RuntimeConfig::session_timeout`](crate::runtime::RuntimeConfig::session_timeout)):
+    /// a peer with another is refused, as one of another cluster is.
+    session_timeout: u64,
     net: Arc<Net<R, S>>,
     counters: Arc<Counters>,
     slots: Vec<Arc<Slot>>,
@@ -251,10 +268,12 @@ where
     S: StateMachine,
 {
     /// Start a link thread per remote peer of `id.me` in `net` (whose remote mailboxes are
-    /// the outboxes); `poller` reads the connections. The threads end when their outbox is
-    /// closed (the node shut down).
+    /// the outboxes); `poller` reads the connections; peers are admitted with this node's
+    /// `session_timeout` only. The threads end when their outbox is closed (the node shut
+    /// down).
     pub fn start(
         id: Identity,
+        session_timeout: u64,
         net: Arc<Net<R, S>>,
         counters: Arc<Counters>,
         poller: Arc<NodePoller<R, S>>,
@@ -262,6 +281,7 @@ where
         let links = Arc::new(Links {
             slots: (0..net.len()).map(|_| Arc::default()).collect(),
             id,
+            session_timeout,
             net,
             counters,
             poller,
@@ -422,6 +442,7 @@ where
             cluster: self.id.cluster.clone(),
             node: self.id.me,
             nonce: mine,
+            session_timeout: self.session_timeout,
         };
         frame::write(&mut s, &hello).map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
@@ -458,7 +479,13 @@ where
     /// The acceptor's half of the handshake, for a connection whose first frame was a
     /// [`Frame::Hello`]: admitted, the connection goes to that peer's link; refused, it is
     /// closed and counted.
-    pub fn admit(&self, mut s: TcpStream, cluster: &str, node: NodeId, theirs: &[u8; NONCE]) {
+    pub fn admit(&self, mut s: TcpStream, hello: Hello<'_>) {
+        let Hello {
+            cluster,
+            node,
+            nonce: theirs,
+            session_timeout,
+        } = hello;
         let me = self.id.me;
         // The connection is closed as `s` drops on each return.
         let refuse = |why: String| {
@@ -469,6 +496,13 @@ where
             return refuse(format!(
                 "cluster {cluster:?}, this is {:?}",
                 self.id.cluster
+            ));
+        }
+        // Replicas that expire sessions at different points of the log diverge.
+        if session_timeout != self.session_timeout {
+            return refuse(format!(
+                "node {node} expires sessions after {session_timeout} commands, this node after {} (--session-timeout must be the same on every node)",
+                self.session_timeout
             ));
         }
         // Only configured nodes below this one dial it.

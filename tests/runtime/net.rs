@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paxraft::cli::net::{client, get_status};
+use paxraft::cli::net::{client, get_status, DEFAULT_SESSION_TIMEOUT};
 use paxraft::lincheck::{check_kv, Op};
 use paxraft::net::frame::{self, Frame, NONCE};
 use paxraft::runtime::{ClientConfig, Cmd, Error};
 use paxraft_impls::raft::RaftMsg;
-use paxraft_impls::sm::{Kv, KvOp, KvOutput};
+use paxraft_impls::sm::{Kv, KvOp, KvOutput, SessionError};
 use paxraft_impls::NodeId;
 
 use super::Scratch;
@@ -496,29 +496,32 @@ fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
             pre_vote: false,
         },
     };
-    let hello = |cluster: &str, node: u8| -> F {
+    let hello_expiring = |cluster: &str, node: u8, session_timeout: u64| -> F {
         Frame::Hello {
             cluster: cluster.into(),
             node: NodeId(node),
             nonce: [1; NONCE],
+            session_timeout,
         }
     };
+    let hello = |cluster: &str, node: u8| hello_expiring(cluster, node, DEFAULT_SESSION_TIMEOUT);
     let before = p.status(target).unwrap()["counters"].clone();
     // Another cluster; a node id the configuration lacks; a member's id without the secret
-    // (its proof is made with the wrong one).
+    // (its proof is made with the wrong one); a member with the secret whose state machine
+    // expires sessions at other points of the log.
     send_all(p.addrs[target], &[hello("c2", 0), vote.clone()]);
     send_all(p.addrs[target], &[hello("c1", 7), vote.clone()]);
-    // A member's id, answering the challenge with a proof made with the wrong secret.
-    {
+    // A member's id, proving it with `secret` if challenged, then the vote.
+    let claim_member = |hello: F, secret: &str| {
         use std::io::Write;
         let mut s = TcpStream::connect(p.addrs[target]).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        frame::write(&mut s, &hello("c1", 0)).unwrap();
-        let challenge: F = frame::read(&mut s, &mut Vec::new(), frame::MAX_FRAME).unwrap();
-        let Frame::Challenge { nonce, .. } = challenge else {
-            panic!("expected a challenge, got {challenge:?}")
+        frame::write(&mut s, &hello).unwrap();
+        let challenge: Result<F, _> = frame::read(&mut s, &mut Vec::new(), frame::MAX_FRAME);
+        let Ok(Frame::Challenge { nonce, .. }) = challenge else {
+            return; // refused before the challenge
         };
-        let proof = paxraft::net::auth::Secret::new("wrong").prove(
+        let proof = paxraft::net::auth::Secret::new(secret).prove(
             paxraft::net::auth::Side::Dialer,
             "c1",
             NodeId(0),
@@ -530,7 +533,9 @@ fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
         frame::encode(&vote, &mut buf).unwrap();
         let _ = s.write_all(&buf);
         let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
-    }
+    };
+    claim_member(hello("c1", 0), "wrong");
+    claim_member(hello_expiring("c1", 0, 5), "right");
     // A message with no handshake; an unknown frame type; an oversized length.
     send_all(p.addrs[target], std::slice::from_ref(&vote));
     for raw in [&[0, 0, 0, 1, 200][..], &[0xff, 0xff, 0xff, 0xff, 0][..]] {
@@ -544,7 +549,7 @@ fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
     let after = p.status(target).unwrap();
     let c = &after["counters"];
     let delta = |k: &str| c[k].as_u64().unwrap() - before[k].as_u64().unwrap();
-    assert_eq!(delta("refused_peers"), 3, "{after}");
+    assert_eq!(delta("refused_peers"), 4, "{after}");
     assert_eq!(delta("bad_frames"), 3, "{after}");
     for i in 0..3 {
         let term = p.status(i).unwrap()["term"].as_u64().unwrap();
@@ -561,6 +566,59 @@ fn non_members_and_bad_frames_inject_nothing_and_the_servers_keep_serving() {
         Ok(KvOutput::Value(Some(b"x".to_vec())))
     );
     let _ = leader;
+}
+
+/// Served sessions expire (`serve --session-timeout`): a client idle through more commands
+/// than the timeout is refused with `Expired`, its put not applied; and clients that come
+/// once and go (as every `paxraft kv` does) leave no more live sessions on any node than the
+/// timeout allows, the others counted expired on the status page.
+#[test]
+fn served_sessions_expire_and_one_shot_clients_do_not_pile_up() {
+    let p = Procs::start("sessions", "raft", &["--session-timeout", "20"]);
+    p.leader(Duration::from_secs(10));
+    let mut idle = client(&p.addrs, ClientConfig::default());
+    assert_eq!(
+        idle.submit(KvOp::Put(1, b"a".to_vec())),
+        Ok(KvOutput::Written)
+    );
+    for k in 0..60u64 {
+        let mut once = client(&p.addrs, ClientConfig::default());
+        assert_eq!(
+            once.submit(KvOp::Put(2, k.to_le_bytes().to_vec())),
+            Ok(KvOutput::Written)
+        );
+    }
+    match idle.submit(KvOp::Put(1, b"b".to_vec())) {
+        Err(Error::Session(SessionError::Expired { seq: 2, .. })) => {}
+        other => panic!("the idle client's put answered {other:?}"),
+    }
+    let mut reader = client(&p.addrs, ClientConfig::default());
+    assert_eq!(
+        reader.submit(KvOp::Get(1)),
+        Ok(KvOutput::Value(Some(b"a".to_vec()))),
+        "the refused put was not applied"
+    );
+    // 60 one-shot clients, the idle one and the reader: 62 sessions opened, at most 21 live
+    // (a client with a request among the last 21 commands), once every node applied all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0..3 {
+        loop {
+            let st = p.status(i).expect("status");
+            let (live, expired) = (
+                st["sessions"]["live"].as_u64().unwrap(),
+                st["sessions"]["expired"].as_u64().unwrap(),
+            );
+            if live + expired == 62 {
+                assert!(live <= 21 && expired >= 41, "node {i}: {st}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not apply all: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Run `paxraft ARGS` to completion (bounded); its exit code and stderr.
