@@ -145,11 +145,7 @@ fn read_and_confirm(r: &mut P) {
 
 #[test]
 fn local_reads_need_the_lease_and_the_recovered_slots_chosen_again() {
-    let c = Config {
-        reads: ReadMode::Lease,
-        clock_drift: Some(std::time::Duration::from_millis(30)),
-        ..Config::default()
-    };
+    let c = lease_cfg();
     let lease = c.lease().expect("a drift bound below the election timeout");
     let mut r = leader_with_a_recovered_slot(&c);
     assert_eq!(r.local_reads(), None, "no lease yet");
