@@ -1,9 +1,10 @@
 //! Peer admission: the handshake that makes a connection a peer link.
 //!
 //! The dialer (always the lower node id of the pair, so each pair has one connection) sends
-//! a `Hello` ([`Frame`](super::frame::Frame)) with its cluster id, node id and a fresh
-//! nonce. The acceptor checks the cluster id and that the node id is a configured peer that
-//! dials it, and answers a `Challenge`: its own id, its proof over the dialer's nonce, and
+//! a `Hello` ([`Frame`](super::frame::Frame)) with its cluster id, node id, session timeout
+//! and a fresh nonce. The acceptor checks the cluster id, the session timeout (part of the
+//! replicated state machine: peers must share it) and that the node id is a configured peer
+//! that dials it, and answers a `Challenge`: its own id, its proof over the dialer's nonce, and
 //! its own nonce. The dialer checks the acceptor is the peer it dialed and its proof, and
 //! answers a `Proof` over the acceptor's nonce. With a shared secret a proof is
 //! HMAC-SHA256(secret, role ‖ cluster ‖ prover ‖ verifier ‖ nonce): each side proves it holds

@@ -41,7 +41,8 @@ pub type ClusterId = String;
 #[serde(bound(serialize = "M: Serialize", deserialize = "M: DeserializeOwned"))]
 pub enum Frame<M, S: StateMachine> {
     /// Type 0, dialer to acceptor, first frame of a peer connection: who dials, in which
-    /// cluster, and a fresh nonce the acceptor must prove the secret over.
+    /// cluster, a fresh nonce the acceptor must prove the secret over, and the dialer's
+    /// session timeout.
     Hello {
         /// The cluster the dialer belongs to.
         cluster: ClusterId,
