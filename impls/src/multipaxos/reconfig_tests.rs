@@ -742,6 +742,52 @@ fn forged_frames_never_panic_a_replica() {
     }
 }
 
+/// A snapshot carries the configurations above its slot (a change chosen inside it takes
+/// effect α slots after its own, which may be past the snapshot's slot): two pairs deciding
+/// from increasing slots are installed with it, and decide what they decide; pairs from one
+/// slot, or out of order, come from no replica and are not installed.
+#[test]
+fn a_snapshot_installs_the_configurations_above_it_in_slot_order_only() {
+    let c = cluster(4, 3, cfg());
+    let b = c.replica(0).ballot();
+    let (old, new) = (voters(&[0, 1, 2]), voters(&[0, 1, 2, 3]));
+    // As the wire carries them: `Configs` is its pairs.
+    let forge = |pairs: &[(Slot, Membership)]| -> Configs {
+        postcard::from_bytes(&postcard::to_allocvec(pairs).unwrap()).unwrap()
+    };
+    // Slot 1's snapshot; α = 2, so a change chosen in slot 1 decides from slot 3 on.
+    for (pairs, installed) in [
+        (vec![(1, old), (3, new)], true),
+        (vec![(1, old), (1, new)], false),
+        (vec![(3, new), (1, old)], false),
+    ] {
+        let mut r = c.replica(3).clone();
+        let mut out = crate::replica::Effects::new();
+        r.on_message(
+            NodeId(0),
+            PaxosMsg::Snapshot {
+                ballot: b,
+                slot: 1,
+                offset: 0,
+                total: 1,
+                data: Bytes(b"x".as_slice().into()),
+                configs: forge(&pairs),
+            },
+            &mut out,
+        );
+        if installed {
+            assert_eq!(r.status().commit, 1, "{pairs:?}: installed: {out:?}");
+            assert_eq!(
+                (r.configs.at(2), r.configs.at(3)),
+                (old, new),
+                "{pairs:?}: slot 2 is the old voters', slot 3 on the new ones'"
+            );
+        } else {
+            assert_eq!(r.status().commit, 0, "{pairs:?}: not installed: {out:?}");
+        }
+    }
+}
+
 /// A configuration's span is the slots it decides: from the slot asked about up to the next
 /// pair's `from` (the first pair also decides the slots below it); what the leader's loops over
 /// slots look up once per configuration.
