@@ -121,6 +121,42 @@ fn a_voter_leaves_and_three_of_four_become_two_of_three() {
     assert!(c.net.iter().all(|e| e.from != NodeId(3)));
 }
 
+/// Once every slot a configuration decides is chosen, it counts no more: right after n3's
+/// removal took effect (slots 1 and 2 chosen under {0,1,2,3}, slot 3 on under {0,1,2}), two
+/// of {0,1,2} are a quorum of everything above the commit point, though not 3 of the 4 that
+/// decided the commit point's slot: the leader passes CheckQuorum with n1 alone, and with
+/// the leader gone n1 is elected by n2's promise.
+#[test]
+fn the_configuration_of_chosen_slots_no_longer_counts() {
+    let removed = |down: [usize; 2]| {
+        let mut c = cluster(4, 4, cfg());
+        c.change(0, 1, Change::Remove(NodeId(3)));
+        settle(&mut c, 0);
+        assert_eq!(answers(&c, 0), vec![(1, Ok(voters(&[0, 1, 2])))]);
+        assert_eq!(
+            c.replica(1).status().commit,
+            2,
+            "slot 3 is the first of {{0,1,2}}"
+        );
+        for i in down {
+            c.crash(i);
+        }
+        c
+    };
+    // CheckQuorum: after a check that counted everyone (they answered the settling
+    // heartbeats), n1 alone answers a heartbeat, and n0 stays leader at the next check.
+    let mut c = removed([2, 3]);
+    c.fire(0, PaxosTimer::Election);
+    c.fire(0, PaxosTimer::Heartbeat);
+    c.deliver_all();
+    c.fire(0, PaxosTimer::Election);
+    assert_eq!(role(&c, 0), Role::Leader, "n0 and n1 are a quorum");
+    // Phase 1: n1 is elected with n2's promise.
+    let mut c = removed([0, 3]);
+    c.elect(1);
+    assert_eq!(role(&c, 1), Role::Leader, "n1 and n2 are a quorum");
+}
+
 /// A removed node that stops hearing from the leader forgets it: it names no leader to
 /// clients (found by the simulator: a stale hint sent clients back and forth between two
 /// removed nodes, never to the leader).
