@@ -716,6 +716,18 @@ fn random_walks_with_membership_changes_keep_every_invariant() {
     assert!(served >= 100, "only {served} reads served");
 }
 
+/// A whole snapshot of slot 1 in one chunk, carrying `configs`, sent in ballot `b`.
+fn snapshot_of_slot_1(b: Ballot, configs: Configs) -> PaxosMsg<Cmd> {
+    PaxosMsg::Snapshot {
+        ballot: b,
+        slot: 1,
+        offset: 0,
+        total: 1,
+        data: Bytes(b"x".as_slice().into()),
+        configs,
+    }
+}
+
 #[test]
 fn forged_frames_never_panic_a_replica() {
     // Damaged or forged messages of the reconfiguration: ignored, or harmless, never a panic.
@@ -762,18 +774,7 @@ fn forged_frames_never_panic_a_replica() {
         late,
     ] {
         let mut out = crate::replica::Effects::new();
-        r.on_message(
-            NodeId(0),
-            PaxosMsg::Snapshot {
-                ballot: b,
-                slot: 1,
-                offset: 0,
-                total: 1,
-                data: Bytes(b"x".as_slice().into()),
-                configs: bad,
-            },
-            &mut out,
-        );
+        r.on_message(NodeId(0), snapshot_of_slot_1(b, bad), &mut out);
         assert_eq!(r.status().commit, 0, "not installed: {out:?}");
     }
 }
@@ -799,18 +800,7 @@ fn a_snapshot_installs_the_configurations_above_it_in_slot_order_only() {
     ] {
         let mut r = c.replica(3).clone();
         let mut out = crate::replica::Effects::new();
-        r.on_message(
-            NodeId(0),
-            PaxosMsg::Snapshot {
-                ballot: b,
-                slot: 1,
-                offset: 0,
-                total: 1,
-                data: Bytes(b"x".as_slice().into()),
-                configs: forge(&pairs),
-            },
-            &mut out,
-        );
+        r.on_message(NodeId(0), snapshot_of_slot_1(b, forge(&pairs)), &mut out);
         if installed {
             assert_eq!(r.status().commit, 1, "{pairs:?}: installed: {out:?}");
             assert_eq!(
