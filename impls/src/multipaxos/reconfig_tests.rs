@@ -157,6 +157,86 @@ fn the_configuration_of_chosen_slots_no_longer_counts() {
     assert_eq!(role(&c, 1), Role::Leader, "n1 and n2 are a quorum");
 }
 
+/// Phase 1 for a configuration the window reaches (module docs, "A leader's phase 1 follows
+/// the window"): right after n3's removal is chosen in slot 1, slot 3 on is {0,1,2}'s, which
+/// the election's promises (for {0,1,2,3}) do not cover. The leader asks exactly the voters
+/// of {0,1,2} other than itself with `LatePrepare` from slot 3, the first it has not
+/// proposed; asks again at a heartbeat when those were lost; counts a `LatePromise` only of
+/// its ballot, well-formed (its chunk inside the range it reports) and complete (every chunk
+/// of that range in); and then proposes the command that waited.
+#[test]
+fn a_late_phase_1_asks_the_new_voters_and_counts_only_whole_promises_of_its_ballot() {
+    let mut c = cluster(4, 4, cfg());
+    c.change(0, 1, Change::Remove(NodeId(3)));
+    let late_prepares = |c: &C| -> Vec<(NodeId, Slot)> {
+        let mut v: Vec<(NodeId, Slot)> = c
+            .net
+            .iter()
+            .filter_map(|e| match e.msg {
+                PaxosMsg::LatePrepare { from, .. } => Some((e.to, from)),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for _ in 0..100 {
+        if !late_prepares(&c).is_empty() {
+            break;
+        }
+        c.deliver(0);
+    }
+    let asked = vec![(NodeId(1), 3), (NodeId(2), 3)];
+    assert_eq!(late_prepares(&c), asked, "n1 and n2, from slot 3");
+    // Lost: the next heartbeat asks again.
+    c.drop_where(|e| matches!(e.msg, PaxosMsg::LatePrepare { .. }));
+    c.fire(0, PaxosTimer::Heartbeat);
+    assert_eq!(late_prepares(&c), asked, "asked again at the heartbeat");
+    // A command waits for slot 3; n1's promise, with n0's own, is a majority of {0,1,2}:
+    // 7 is proposed once it counts, and nothing before (a promise counted too early would
+    // also propose the no-ops its chunk reports).
+    c.propose(0, vec![7]);
+    let waiting = c.replica(0).clone();
+    let b = waiting.ballot();
+    // What n0 proposes when n1's message comes.
+    let proposes = |msg: PaxosMsg<Cmd>| -> Vec<Value<Cmd>> {
+        let mut r = waiting.clone();
+        let mut out = crate::replica::Effects::new();
+        r.on_message(NodeId(1), msg, &mut out);
+        let mut values: Vec<Value<Cmd>> = Vec::new();
+        for (to, m) in out.sends() {
+            if let (NodeId(1), PaxosMsg::Accept { cmds, .. }) = (to, m) {
+                values.extend(cmds.iter().cloned());
+            }
+        }
+        values
+    };
+    let promise = |ballot, first, accepted: usize, start, end| PaxosMsg::LatePromise {
+        ballot,
+        from: first,
+        accepted: vec![None; accepted],
+        start,
+        end,
+    };
+    let other = Ballot {
+        round: b.round + 1,
+        ..b
+    };
+    for (msg, what) in [
+        (promise(other, 3, 0, 3, 3), "another ballot's"),
+        (promise(b, 2, 1, 3, 3), "a chunk below the range it reports"),
+        (promise(b, 3, 2, 3, 4), "a chunk past the range it reports"),
+        (promise(b, 3, 1, 3, 5), "the first of two chunks"),
+    ] {
+        assert_eq!(proposes(msg), vec![], "{what} promise counted");
+    }
+    assert_eq!(
+        proposes(promise(b, 3, 0, 3, 3)),
+        vec![Value::Cmd(7)],
+        "n1's promise counts"
+    );
+}
+
 /// A removed node that stops hearing from the leader forgets it: it names no leader to
 /// clients (found by the simulator: a stale hint sent clients back and forth between two
 /// removed nodes, never to the leader).
