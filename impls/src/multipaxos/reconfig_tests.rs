@@ -237,6 +237,28 @@ fn a_late_phase_1_asks_the_new_voters_and_counts_only_whole_promises_of_its_ball
     );
 }
 
+/// What waits for the window goes out as one run when the window opens: a change and the
+/// command queued behind it, taken slot by slot (a configuration command notes its slot)
+/// and as a run, are one `Accept` of slots 3 and 4, not one a slot.
+#[test]
+fn a_change_and_the_commands_queued_behind_it_go_out_in_one_accept() {
+    let mut c = cluster(4, 3, cfg());
+    // α = 2: slots 1 and 2 fill the window; the change and 7 wait in the queue.
+    c.propose(0, vec![1, 2]);
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.propose(0, vec![7]);
+    c.verbose = true;
+    c.deliver_all();
+    let accepts: Vec<&String> = c
+        .trace
+        .iter()
+        .filter(|l| l.starts_with("n0 -> n1: Accept") && l.contains("first: 3,"))
+        .collect();
+    assert_eq!(accepts.len(), 1, "{accepts:#?}");
+    assert!(accepts[0].contains("cmds: [Config("), "{}", accepts[0]);
+    assert!(accepts[0].contains("), Some(7)]"), "{}", accepts[0]);
+}
+
 /// A removed node that stops hearing from the leader forgets it: it names no leader to
 /// clients (found by the simulator: a stale hint sent clients back and forth between two
 /// removed nodes, never to the leader).
