@@ -259,6 +259,40 @@ fn a_change_and_the_commands_queued_behind_it_go_out_in_one_accept() {
     assert!(accepts[0].contains("), Some(7)]"), "{}", accepts[0]);
 }
 
+/// A change is refused as pending while a configuration command is in the log unchosen,
+/// even one the leader did not take from an operator: n0 asked to add n3 as a learner and
+/// crashed with only n1 holding the command; n1, elected, proposes it again (no operator
+/// request of its own pending), and refuses another change until it is chosen.
+#[test]
+fn a_recovered_unchosen_change_is_pending_at_the_new_leader() {
+    let mut c = cluster(
+        4,
+        3,
+        Config {
+            check_quorum: false,
+            ..cfg()
+        },
+    );
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_first(|e| e.to == NodeId(1) && matches!(e.msg, PaxosMsg::Accept { .. }));
+    c.crash(0);
+    c.drop_where(|_| true);
+    c.time_out(1);
+    c.deliver_first(|e| e.to == NodeId(2) && matches!(e.msg, PaxosMsg::Prepare { .. }));
+    c.deliver_first(|e| e.to == NodeId(1) && matches!(e.msg, PaxosMsg::Promise { .. }));
+    assert_eq!(role(&c, 1), Role::Leader);
+    assert!(
+        c.net
+            .iter()
+            .any(|e| matches!(&e.msg, PaxosMsg::Accept { first: 1, cmds, .. }
+            if matches!(cmds.first(), Some(Value::Config(_))))),
+        "n1 proposes the recovered change again: {:?}",
+        c.net
+    );
+    c.change(1, 2, Change::AddVoter(NodeId(3)));
+    assert_eq!(answers(&c, 1), vec![(2, Err(ChangeError::Pending))]);
+}
+
 /// A removed node that stops hearing from the leader forgets it: it names no leader to
 /// clients (found by the simulator: a stale hint sent clients back and forth between two
 /// removed nodes, never to the leader).
@@ -473,6 +507,21 @@ fn a_learner_far_behind_is_not_promoted() {
     assert_eq!(config(&c, 0).learners, set(&[3]), "unchanged");
 }
 
+/// The promotion rule counts from what the learner holds plus `max_batch`: a learner that
+/// acknowledged nothing yet is still within `max_batch` of a log of a few slots, and is
+/// promoted (it catches up in one batch).
+#[test]
+fn a_learner_within_max_batch_of_the_last_proposal_is_promoted() {
+    let mut c = cluster(4, 3, cfg());
+    c.partition(&[3]);
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    c.deliver_all();
+    assert!(c.replica(0).proposed() < c.config().max_batch as Slot);
+    c.change(0, 2, Change::AddVoter(NodeId(3)));
+    c.deliver_all();
+    assert_eq!(answers(&c, 0)[1], (2, Ok(voters(&[0, 1, 2, 3]))));
+}
+
 #[test]
 fn the_window_holds_back_what_lies_beyond_alpha_slots() {
     let mut c = cluster(3, 3, cfg());
@@ -577,6 +626,34 @@ fn transfer_hands_phase_1_to_a_caught_up_target_and_answers_once_it_leads() {
     c.propose(1, vec![2]);
     settle(&mut c, 1);
     assert_eq!(c.applied(0), vec![1, 2]);
+}
+
+/// `Handoff` waits until the target holds every slot proposed: a heartbeat meanwhile sends
+/// the target what it lacks, not the handoff.
+#[test]
+fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
+    let mut c = cluster(3, 3, cfg());
+    c.partition(&[1]);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.change(0, 1, Change::Transfer(NodeId(1)));
+    c.deliver_all();
+    let handoff = |out: &crate::replica::Effects<_, _, _, _>| {
+        out.sends()
+            .any(|(_, m)| matches!(m, PaxosMsg::Handoff { .. }))
+    };
+    assert!(
+        !handoff(&c.peek_fire(0, PaxosTimer::Heartbeat)),
+        "n1 lacks slot 1"
+    );
+    c.heal();
+    c.fire(0, PaxosTimer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(
+        role(&c, 1),
+        Role::Leader,
+        "caught up, handed phase 1, elected"
+    );
 }
 
 #[test]
