@@ -648,12 +648,69 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
     );
     c.heal();
     c.fire(0, PaxosTimer::Heartbeat);
+    // The handoff goes once n1 acknowledges the slot; lost, the next heartbeat sends it
+    // again.
+    for _ in 0..20 {
+        if c.net
+            .iter()
+            .any(|e| matches!(e.msg, PaxosMsg::Handoff { .. }))
+        {
+            break;
+        }
+        c.deliver(0);
+    }
+    assert_eq!(
+        c.drop_where(|e| matches!(e.msg, PaxosMsg::Handoff { .. })),
+        1,
+        "sent once n1 caught up"
+    );
+    assert!(
+        handoff(&c.peek_fire(0, PaxosTimer::Heartbeat)),
+        "sent again"
+    );
+    c.fire(0, PaxosTimer::Heartbeat);
     c.deliver_all();
     assert_eq!(
         role(&c, 1),
         Role::Leader,
         "caught up, handed phase 1, elected"
     );
+}
+
+/// A `Handoff` starts a campaign only at a voter that follows its sender in its ballot:
+/// not from another node, not of an older ballot of the leader, not at a learner.
+#[test]
+fn a_handoff_is_acted_on_only_from_the_leader_in_its_ballot_by_a_voter() {
+    let mut c = cluster(4, 3, cfg());
+    c.change(0, 1, Change::AddLearner(NodeId(3)));
+    settle(&mut c, 0);
+    let b = c.replica(0).ballot();
+    let campaigns = |i: usize, from: u8, ballot: Ballot| {
+        let mut r = c.replica(i).clone();
+        let mut out = crate::replica::Effects::new();
+        r.on_message(NodeId(from), PaxosMsg::Handoff { ballot }, &mut out);
+        let prepares = out.sends().any(|(_, m)| {
+            matches!(
+                m,
+                PaxosMsg::Prepare { .. } | PaxosMsg::HandoffPrepare { .. }
+            )
+        });
+        prepares
+    };
+    assert!(campaigns(1, 0, b), "n1 follows n0 in b");
+    let older = Ballot {
+        round: b.round - 1,
+        ..b
+    };
+    let n2s = Ballot { node: 2, ..b };
+    for (i, from, ballot, what) in [
+        (1, 2, b, "from a node that is not the leader"),
+        (1, 2, n2s, "from another node, in its own ballot"),
+        (1, 0, older, "of an older ballot of the leader"),
+        (3, 0, b, "at a learner"),
+    ] {
+        assert!(!campaigns(i, from, ballot), "a handoff {what} was acted on");
+    }
 }
 
 #[test]
