@@ -677,6 +677,36 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
     );
 }
 
+/// A `HandoffPrepare` naming the leader's own ballot passes that leader's lease only once
+/// the leader handed phase 1 over (sent `Handoff`): otherwise it is a challenger's
+/// disruption, ignored, and the leader stays.
+#[test]
+fn a_leader_that_handed_nothing_over_ignores_a_handoff_prepare_naming_its_ballot() {
+    let c = cluster(3, 3, cfg());
+    let b = c.replica(0).ballot();
+    let mut r = c.replica(0).clone();
+    let mut out = crate::replica::Effects::new();
+    let higher = Ballot {
+        round: b.round + 1,
+        node: 1,
+    };
+    r.on_message(
+        NodeId(1),
+        PaxosMsg::HandoffPrepare {
+            ballot: higher,
+            from: 1,
+            by: b,
+        },
+        &mut out,
+    );
+    assert_eq!(r.status().role, Role::Leader, "{out:?}");
+    assert!(
+        !out.sends()
+            .any(|(_, m)| matches!(m, PaxosMsg::Promise { .. })),
+        "{out:?}"
+    );
+}
+
 /// A `Handoff` starts a campaign only at a voter that follows its sender in its ballot:
 /// not from another node, not of an older ballot of the leader, not at a learner.
 #[test]
