@@ -677,6 +677,29 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
     );
 }
 
+/// A transfer that another node's election ends is answered `Interrupted`, not done: n2
+/// is elected while n1, the target, lags.
+#[test]
+fn a_transfer_overtaken_by_another_node_s_election_is_interrupted() {
+    // Without CheckQuorum, so that n0 promises n2 at once (with it, n0's lease would
+    // ignore n2, and its election timer would give the transfer up as timed out).
+    let mut c = cluster(
+        3,
+        3,
+        Config {
+            check_quorum: false,
+            ..cfg()
+        },
+    );
+    c.partition(&[1]);
+    c.propose(0, vec![1]);
+    c.deliver_all();
+    c.change(0, 1, Change::Transfer(NodeId(1)));
+    c.elect(2);
+    assert_eq!(role(&c, 2), Role::Leader);
+    assert_eq!(answers(&c, 0), vec![(1, Err(ChangeError::Interrupted))]);
+}
+
 /// A `HandoffPrepare` naming the leader's own ballot passes that leader's lease only once
 /// the leader handed phase 1 over (sent `Handoff`): otherwise it is a challenger's
 /// disruption, ignored, and the leader stays.
