@@ -7,6 +7,8 @@ use crate::driver::Cluster;
 use crate::membership::ChangeError;
 use crate::replica::SnapshotPolicy;
 
+use super::tests::{recv, sends};
+
 type Cmd = u32;
 type P = MultiPaxos<Cmd>;
 type C = Cluster<P, Cmd>;
@@ -55,6 +57,18 @@ fn values(c: &C, i: usize) -> Vec<Value<Cmd>> {
         .iter()
         .map(|e| e.as_ref().map_or(Value::Noop, |e| e.value.clone()))
         .collect()
+}
+
+/// Deliver the oldest message in flight until one `sent` matches is in flight (at most 100
+/// deliveries).
+fn deliver_until(c: &mut C, sent: impl Fn(&PaxosMsg<Cmd>) -> bool) {
+    for _ in 0..100 {
+        if c.net.iter().any(|e| sent(&e.msg)) {
+            return;
+        }
+        c.deliver(0);
+    }
+    panic!("no such message was sent");
 }
 
 /// Commit what is in flight everywhere: two heartbeat rounds after delivering everything
@@ -180,12 +194,7 @@ fn a_late_phase_1_asks_the_new_voters_and_counts_only_whole_promises_of_its_ball
         v.sort();
         v
     };
-    for _ in 0..100 {
-        if !late_prepares(&c).is_empty() {
-            break;
-        }
-        c.deliver(0);
-    }
+    deliver_until(&mut c, |m| matches!(m, PaxosMsg::LatePrepare { .. }));
     let asked = vec![(NodeId(1), 3), (NodeId(2), 3)];
     assert_eq!(late_prepares(&c), asked, "n1 and n2, from slot 3");
     // Lost: the next heartbeat asks again.
@@ -200,12 +209,9 @@ fn a_late_phase_1_asks_the_new_voters_and_counts_only_whole_promises_of_its_ball
     let b = waiting.ballot();
     // What n0 proposes when n1's message comes.
     let proposes = |msg: PaxosMsg<Cmd>| -> Vec<Value<Cmd>> {
-        let mut r = waiting.clone();
-        let mut out = crate::replica::Effects::new();
-        r.on_message(NodeId(1), msg, &mut out);
-        let mut values: Vec<Value<Cmd>> = Vec::new();
-        for (to, m) in out.sends() {
-            if let (NodeId(1), PaxosMsg::Accept { cmds, .. }) = (to, m) {
+        let mut values = Vec::new();
+        for (to, m) in sends(&recv(&mut waiting.clone(), 1, msg)) {
+            if let (1, PaxosMsg::Accept { cmds, .. }) = (to, m) {
                 values.extend(cmds.iter().cloned());
             }
         }
@@ -650,15 +656,7 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
     c.fire(0, PaxosTimer::Heartbeat);
     // The handoff goes once n1 acknowledges the slot; lost, the next heartbeat sends it
     // again.
-    for _ in 0..20 {
-        if c.net
-            .iter()
-            .any(|e| matches!(e.msg, PaxosMsg::Handoff { .. }))
-        {
-            break;
-        }
-        c.deliver(0);
-    }
+    deliver_until(&mut c, |m| matches!(m, PaxosMsg::Handoff { .. }));
     assert_eq!(
         c.drop_where(|e| matches!(e.msg, PaxosMsg::Handoff { .. })),
         1,
@@ -708,23 +706,23 @@ fn a_leader_that_handed_nothing_over_ignores_a_handoff_prepare_naming_its_ballot
     let c = cluster(3, 3, cfg());
     let b = c.replica(0).ballot();
     let mut r = c.replica(0).clone();
-    let mut out = crate::replica::Effects::new();
     let higher = Ballot {
         round: b.round + 1,
         node: 1,
     };
-    r.on_message(
-        NodeId(1),
+    let out = recv(
+        &mut r,
+        1,
         PaxosMsg::HandoffPrepare {
             ballot: higher,
             from: 1,
             by: b,
         },
-        &mut out,
     );
     assert_eq!(r.status().role, Role::Leader, "{out:?}");
     assert!(
-        !out.sends()
+        !sends(&out)
+            .iter()
             .any(|(_, m)| matches!(m, PaxosMsg::Promise { .. })),
         "{out:?}"
     );
@@ -739,16 +737,17 @@ fn a_handoff_is_acted_on_only_from_the_leader_in_its_ballot_by_a_voter() {
     settle(&mut c, 0);
     let b = c.replica(0).ballot();
     let campaigns = |i: usize, from: u8, ballot: Ballot| {
-        let mut r = c.replica(i).clone();
-        let mut out = crate::replica::Effects::new();
-        r.on_message(NodeId(from), PaxosMsg::Handoff { ballot }, &mut out);
-        let prepares = out.sends().any(|(_, m)| {
+        let out = recv(
+            &mut c.replica(i).clone(),
+            from,
+            PaxosMsg::Handoff { ballot },
+        );
+        sends(&out).into_iter().any(|(_, m)| {
             matches!(
                 m,
                 PaxosMsg::Prepare { .. } | PaxosMsg::HandoffPrepare { .. }
             )
-        });
-        prepares
+        })
     };
     assert!(campaigns(1, 0, b), "n1 follows n0 in b");
     let older = Ballot {
@@ -1062,8 +1061,7 @@ fn forged_frames_never_panic_a_replica() {
         Configs::initial(Membership::default()),
         late,
     ] {
-        let mut out = crate::replica::Effects::new();
-        r.on_message(NodeId(0), snapshot_of_slot_1(b, bad), &mut out);
+        let out = recv(&mut r, 0, snapshot_of_slot_1(b, bad));
         assert_eq!(r.status().commit, 0, "not installed: {out:?}");
     }
 }
@@ -1088,8 +1086,7 @@ fn a_snapshot_installs_the_configurations_above_it_in_slot_order_only() {
         (vec![(3, new), (1, old)], false),
     ] {
         let mut r = c.replica(3).clone();
-        let mut out = crate::replica::Effects::new();
-        r.on_message(NodeId(0), snapshot_of_slot_1(b, forge(&pairs)), &mut out);
+        let out = recv(&mut r, 0, snapshot_of_slot_1(b, forge(&pairs)));
         if installed {
             assert_eq!(r.status().commit, 1, "{pairs:?}: installed: {out:?}");
             assert_eq!(
