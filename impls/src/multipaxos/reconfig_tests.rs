@@ -171,6 +171,44 @@ fn the_configuration_of_chosen_slots_no_longer_counts() {
     assert_eq!(role(&c, 1), Role::Leader, "n1 and n2 are a quorum");
 }
 
+/// A candidate's window reaches α slots past its commit point, and phase 1 needs a majority
+/// of every configuration deciding a slot of it: n1 knows slot 1 chosen (n3 added, a voter
+/// from slot 3 = 1 + α on), so with n0 and n3 down n2's promise is not enough (slot 3 is
+/// {0,1,2,3}'s); with n3 back, it leads.
+#[test]
+fn phase_1_covers_every_configuration_of_the_candidate_s_window() {
+    let mut c = cluster(
+        4,
+        3,
+        Config {
+            check_quorum: false,
+            ..cfg()
+        },
+    );
+    c.change(0, 1, Change::AddVoter(NodeId(3)));
+    for _ in 0..100 {
+        if c.replica(1).status().commit == 1 {
+            break;
+        }
+        c.deliver(0);
+    }
+    assert_eq!(c.replica(1).status().commit, 1);
+    c.crash(0);
+    c.crash(3);
+    c.drop_where(|_| true);
+    c.time_out(1);
+    c.deliver_all();
+    assert_eq!(
+        role(&c, 1),
+        Role::Candidate,
+        "n1 and n2 are not 3 of {{0,1,2,3}}"
+    );
+    c.restart(3);
+    c.time_out(1);
+    c.deliver_all();
+    assert_eq!(role(&c, 1), Role::Leader, "n1, n2 and n3 are");
+}
+
 /// Phase 1 for a configuration the window reaches (module docs, "A leader's phase 1 follows
 /// the window"): right after n3's removal is chosen in slot 1, slot 3 on is {0,1,2}'s, which
 /// the election's promises (for {0,1,2,3}) do not cover. The leader asks exactly the voters
