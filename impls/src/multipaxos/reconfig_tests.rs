@@ -29,6 +29,15 @@ fn cfg() -> Config {
     }
 }
 
+/// [`cfg`] without CheckQuorum: a follower promises a candidate at once, though it heard
+/// from a live leader lately (with it, the leader's lease would ignore the candidate).
+fn cfg_no_lease() -> Config {
+    Config {
+        check_quorum: false,
+        ..cfg()
+    }
+}
+
 /// `n` nodes, the first `v` voting, n0 elected (every promise in).
 fn cluster(n: usize, v: usize, cfg: Config) -> C {
     let mut c = C::with_voters(n, v, cfg);
@@ -59,16 +68,21 @@ fn values(c: &C, i: usize) -> Vec<Value<Cmd>> {
         .collect()
 }
 
-/// Deliver the oldest message in flight until one `sent` matches is in flight (at most 100
+/// Deliver the oldest message in flight until `done` holds of the cluster (at most 100
 /// deliveries).
-fn deliver_until(c: &mut C, sent: impl Fn(&PaxosMsg<Cmd>) -> bool) {
+fn deliver_until(c: &mut C, done: impl Fn(&C) -> bool) {
     for _ in 0..100 {
-        if c.net.iter().any(|e| sent(&e.msg)) {
+        if done(c) {
             return;
         }
         c.deliver(0);
     }
-    panic!("no such message was sent");
+    assert!(done(c), "not reached within 100 deliveries");
+}
+
+/// Whether a message `m` matches is in flight.
+fn in_flight(c: &C, m: impl Fn(&PaxosMsg<Cmd>) -> bool) -> bool {
+    c.net.iter().any(|e| m(&e.msg))
 }
 
 /// Commit what is in flight everywhere: two heartbeat rounds after delivering everything
@@ -177,22 +191,9 @@ fn the_configuration_of_chosen_slots_no_longer_counts() {
 /// {0,1,2,3}'s); with n3 back, it leads.
 #[test]
 fn phase_1_covers_every_configuration_of_the_candidate_s_window() {
-    let mut c = cluster(
-        4,
-        3,
-        Config {
-            check_quorum: false,
-            ..cfg()
-        },
-    );
+    let mut c = cluster(4, 3, cfg_no_lease());
     c.change(0, 1, Change::AddVoter(NodeId(3)));
-    for _ in 0..100 {
-        if c.replica(1).status().commit == 1 {
-            break;
-        }
-        c.deliver(0);
-    }
-    assert_eq!(c.replica(1).status().commit, 1);
+    deliver_until(&mut c, |c| c.replica(1).status().commit == 1);
     c.crash(0);
     c.crash(3);
     c.drop_where(|_| true);
@@ -232,7 +233,9 @@ fn a_late_phase_1_asks_the_new_voters_and_counts_only_whole_promises_of_its_ball
         v.sort();
         v
     };
-    deliver_until(&mut c, |m| matches!(m, PaxosMsg::LatePrepare { .. }));
+    deliver_until(&mut c, |c| {
+        in_flight(c, |m| matches!(m, PaxosMsg::LatePrepare { .. }))
+    });
     let asked = vec![(NodeId(1), 3), (NodeId(2), 3)];
     assert_eq!(late_prepares(&c), asked, "n1 and n2, from slot 3");
     // Lost: the next heartbeat asks again.
@@ -309,14 +312,7 @@ fn a_change_and_the_commands_queued_behind_it_go_out_in_one_accept() {
 /// request of its own pending), and refuses another change until it is chosen.
 #[test]
 fn a_recovered_unchosen_change_is_pending_at_the_new_leader() {
-    let mut c = cluster(
-        4,
-        3,
-        Config {
-            check_quorum: false,
-            ..cfg()
-        },
-    );
+    let mut c = cluster(4, 3, cfg_no_lease());
     c.change(0, 1, Change::AddLearner(NodeId(3)));
     c.deliver_first(|e| e.to == NodeId(1) && matches!(e.msg, PaxosMsg::Accept { .. }));
     c.crash(0);
@@ -694,7 +690,9 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
     c.fire(0, PaxosTimer::Heartbeat);
     // The handoff goes once n1 acknowledges the slot; lost, the next heartbeat sends it
     // again.
-    deliver_until(&mut c, |m| matches!(m, PaxosMsg::Handoff { .. }));
+    deliver_until(&mut c, |c| {
+        in_flight(c, |m| matches!(m, PaxosMsg::Handoff { .. }))
+    });
     assert_eq!(
         c.drop_where(|e| matches!(e.msg, PaxosMsg::Handoff { .. })),
         1,
@@ -719,14 +717,7 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
 fn a_transfer_overtaken_by_another_node_s_election_is_interrupted() {
     // Without CheckQuorum, so that n0 promises n2 at once (with it, n0's lease would
     // ignore n2, and its election timer would give the transfer up as timed out).
-    let mut c = cluster(
-        3,
-        3,
-        Config {
-            check_quorum: false,
-            ..cfg()
-        },
-    );
+    let mut c = cluster(3, 3, cfg_no_lease());
     c.partition(&[1]);
     c.propose(0, vec![1]);
     c.deliver_all();
