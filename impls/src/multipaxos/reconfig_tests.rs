@@ -668,15 +668,22 @@ fn transfer_hands_phase_1_to_a_caught_up_target_and_answers_once_it_leads() {
     assert_eq!(c.applied(0), vec![1, 2]);
 }
 
-/// `Handoff` waits until the target holds every slot proposed: a heartbeat meanwhile sends
-/// the target what it lacks, not the handoff.
-#[test]
-fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
-    let mut c = cluster(3, 3, cfg());
+/// Three nodes under `cfg`, n1 cut off while n0 commits slot 1, then asked (change 1) to
+/// hand the leadership to n1, which lags.
+fn transfer_to_lagging_n1(cfg: Config) -> C {
+    let mut c = cluster(3, 3, cfg);
     c.partition(&[1]);
     c.propose(0, vec![1]);
     c.deliver_all();
     c.change(0, 1, Change::Transfer(NodeId(1)));
+    c
+}
+
+/// `Handoff` waits until the target holds every slot proposed: a heartbeat meanwhile sends
+/// the target what it lacks, not the handoff.
+#[test]
+fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
+    let mut c = transfer_to_lagging_n1(cfg());
     c.deliver_all();
     let handoff = |out: &crate::replica::Effects<_, _, _, _>| {
         out.sends()
@@ -717,11 +724,7 @@ fn transfer_to_a_lagging_target_waits_for_it_at_each_heartbeat() {
 fn a_transfer_overtaken_by_another_node_s_election_is_interrupted() {
     // Without CheckQuorum, so that n0 promises n2 at once (with it, n0's lease would
     // ignore n2, and its election timer would give the transfer up as timed out).
-    let mut c = cluster(3, 3, cfg_no_lease());
-    c.partition(&[1]);
-    c.propose(0, vec![1]);
-    c.deliver_all();
-    c.change(0, 1, Change::Transfer(NodeId(1)));
+    let mut c = transfer_to_lagging_n1(cfg_no_lease());
     c.elect(2);
     assert_eq!(role(&c, 2), Role::Leader);
     assert_eq!(answers(&c, 0), vec![(1, Err(ChangeError::Interrupted))]);
