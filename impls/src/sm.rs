@@ -38,8 +38,10 @@
 //!
 //! An expired session is gone for good: its client's later requests are refused with
 //! [`SessionError::Expired`], never applied and never answered from a result (its results
-//! were discarded with it). A client that wants to go on opens a new session under a new
-//! client id. Expiry is checked in [`Sessions::apply`], oldest session first, from an index
+//! were discarded with it). The refusal says nothing of an earlier copy of the same request:
+//! one applied before the session expired, whose answer was lost, is refused like any other
+//! when resent, so a request answered `Expired` has an unknown outcome, as one that timed
+//! out. A client that wants to go on opens a new session under a new client id. Expiry is checked in [`Sessions::apply`], oldest session first, from an index
 //! ordered by last activity, so each apply does O(log n) work plus one step per session it
 //! expires: no timers, no scan over all sessions.
 
@@ -668,8 +670,10 @@ pub enum SessionError {
         seq: u64,
     },
     /// The client's session expired (no request for the sessions' timeout, in applied
-    /// commands): the request is not applied, and a result it may have had before was
-    /// discarded with the session. The client must open a new session under a new client id.
+    /// commands): this copy of the request is not applied, and a result it may have had
+    /// before was discarded with the session. So its outcome is unknown: an earlier copy may
+    /// have taken effect before the session expired (its answer lost), or none did. The
+    /// client must open a new session under a new client id.
     Expired {
         /// The client.
         client: ClientId,
@@ -1690,10 +1694,16 @@ mod tests {
             Some(&vec![1]),
             "the refused put did nothing"
         );
-        // Its earlier request's retry is refused too: the session's results are gone.
+        // Its earlier request's retry is refused too, though that request took effect: the
+        // session's results are gone, so `Expired` cannot tell the client whether it did.
         assert_eq!(
             s.apply(&put(1, 1)),
             Err(SessionError::Expired { client: 1, seq: 1 })
+        );
+        assert_eq!(
+            s.state().get(1),
+            Some(&vec![1]),
+            "the put refused as expired on its retry is in the store"
         );
         assert_eq!((s.applied(), s.clock()), (4, 6));
         assert_eq!(

@@ -66,7 +66,8 @@ pub struct ServeArgs {
     /// Expire a client's session once this many commands were applied without a request of
     /// that client (log time, as in the Raft dissertation §6.3; 0: never), so that the
     /// sessions of clients gone for good (every `paxraft kv` is one) do not pile up. A
-    /// request of an expired session is refused, never applied. Part of the replicated
+    /// request of an expired session is refused, not applied (an earlier copy of it may have
+    /// been: its outcome is unknown, as after a timeout). Part of the replicated
     /// state machine: every node of a cluster must be given the same (peers with another
     /// are refused), and a data directory keeps the one it was written with.
     #[arg(long, value_name = "COMMANDS", default_value_t = DEFAULT_SESSION_TIMEOUT)]

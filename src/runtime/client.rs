@@ -32,8 +32,10 @@ pub enum Error {
     /// The session refused the request: a client bug (a resent acknowledged request, a
     /// sequence number reused for another op), or the session expired (the client was idle
     /// through the cluster's session timeout, [`RuntimeConfig::session_timeout`](super::RuntimeConfig::session_timeout)):
-    /// the request was not applied, and no later one of this client will be; go on under a
-    /// new client id.
+    /// the copy refused was not applied, and no later request of this client will be; go on
+    /// under a new client id. An expired request's outcome is unknown, as a timed-out one's:
+    /// a copy sent earlier may have taken effect before the session expired, its answer
+    /// lost, so do not resend it under the new id as if it had not.
     Session(SessionError),
     /// The operation encodes to more bytes than the client may send
     /// ([`Client::limit_op_bytes`]: a network client's frames are bounded); nothing was sent.
