@@ -280,8 +280,14 @@ impl<C: Command> Raft<C> {
 
     /// Target: the leader of our term hands us its leadership: campaign now, skipping PreVote
     /// (the leader vouches for the election) and our election timeout.
-    pub(super) fn on_timeout_now(&mut self, term: u64, out: &mut Out<Self, C>) {
+    ///
+    /// The sender leads our term, so it answers a handoff of ours first: a leader that hands
+    /// the leadership straight back to us may send this before any append, and the campaign
+    /// below moves our term on, after which the handoff could only read "timed out" (and
+    /// only at our next change of term, which a campaign we win puts off).
+    pub(super) fn on_timeout_now(&mut self, from: NodeId, term: u64, out: &mut Out<Self, C>) {
         debug_assert_eq!(term, self.term, "on_message checked the term");
+        self.handoff_on_leader(from, term, out);
         if !self.may_campaign() || self.is_leader() {
             return;
         }

@@ -215,6 +215,15 @@ fn a_handed_off_transfer_is_answered_once_by_what_happens_next() {
         answer(&mut r, 1, heartbeat(2)),
         vec![(7, Ok(r.status().config))]
     );
+    // n1 leads term 2 and hands the leadership straight back: its TimeoutNow (a message of
+    // term 2's leader) comes before any append. n1 made it: done at once, not left for
+    // whenever n0 next changes term (where it read "timed out"), and n0 campaigns in term 3.
+    let mut r = handing_off(&plain());
+    assert_eq!(
+        answer(&mut r, 1, RaftMsg::TimeoutNow { term: 2 }),
+        vec![(7, Ok(r.status().config))]
+    );
+    assert_eq!((r.status().role, r.status().term), (Role::Candidate, 3));
     // n2 leads term 2 instead (with n3 and n4's votes): interrupted.
     let mut r = handing_off(&plain());
     assert_eq!(

@@ -802,7 +802,7 @@ impl<C: Command> Replica<C> for Raft<C> {
             RaftMsg::SnapshotReply { slot, offset, .. } => {
                 self.on_snapshot_reply(from, slot, offset, out)
             }
-            RaftMsg::TimeoutNow { term } => self.on_timeout_now(term, out),
+            RaftMsg::TimeoutNow { term } => self.on_timeout_now(from, term, out),
             RaftMsg::TransferVote {
                 term,
                 last_index,
