@@ -7,7 +7,7 @@ use crate::driver::Cluster;
 use crate::membership::ChangeError;
 use crate::replica::SnapshotPolicy;
 
-use super::tests::{recv, sends};
+use super::tests::{heartbeats, recv, sends};
 
 type Cmd = u32;
 type P = MultiPaxos<Cmd>;
@@ -89,10 +89,7 @@ fn in_flight(c: &C, m: impl Fn(&PaxosMsg<Cmd>) -> bool) -> bool {
 /// (the first re-sends what a follower lacks, the second tells it the commit point).
 fn settle(c: &mut C, leader: usize) {
     c.deliver_all();
-    for _ in 0..2 {
-        c.fire(leader, PaxosTimer::Heartbeat);
-        c.deliver_all();
-    }
+    heartbeats(c, leader, 2);
 }
 
 #[test]

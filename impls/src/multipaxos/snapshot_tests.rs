@@ -3,7 +3,7 @@
 //! (a violation panics), so they also assert state machine safety and "snapshots hold only
 //! committed slots" at every step.
 
-use super::tests::{b, e, fire, ids, recv, sends, snap_write, three, vals};
+use super::tests::{b, e, fire, heartbeats, ids, recv, sends, snap_write, three, vals};
 use super::*;
 use crate::driver::{Cluster, Envelope, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotPolicy};
@@ -391,10 +391,7 @@ fn is_chunk_at(offset: u64) -> impl Fn(&Envelope<PaxosMsg<Cmd>>) -> bool {
 }
 
 fn settle(c: &mut C, leader: usize) {
-    for _ in 0..8 {
-        c.fire(leader, PaxosTimer::Heartbeat);
-        c.deliver_all();
-    }
+    heartbeats(c, leader, 8);
 }
 
 #[test]

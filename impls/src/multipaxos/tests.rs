@@ -1837,11 +1837,17 @@ fn elect(c: &mut C, i: usize) {
     );
 }
 
-fn settle(c: &mut C, leader: usize) {
-    for _ in 0..32 {
+/// The leader's heartbeat fires `rounds` times, everything in flight delivered after each:
+/// enough rounds for catch-up, commit-point news and resends to settle.
+pub(super) fn heartbeats(c: &mut C, leader: usize, rounds: usize) {
+    for _ in 0..rounds {
         c.fire(leader, PaxosTimer::Heartbeat);
         c.deliver_all();
     }
+}
+
+fn settle(c: &mut C, leader: usize) {
+    heartbeats(c, leader, 32);
 }
 
 #[test]
