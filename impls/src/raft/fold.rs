@@ -24,7 +24,7 @@ struct Run {
     len: usize,
 }
 
-/// The shadow log: runs covering the slots after `base`, in order.
+/// The shadow log: runs covering the slots after `base`, in order, none of them empty.
 struct Shadow {
     base: Slot,
     runs: Vec<Run>,
@@ -40,13 +40,14 @@ thread_local! {
 
 impl Shadow {
     fn new(base: Slot, image_len: usize) -> Shadow {
+        let image = Run {
+            write: None,
+            start: 0,
+            len: image_len,
+        };
         Shadow {
             base,
-            runs: vec![Run {
-                write: None,
-                start: 0,
-                len: image_len,
-            }],
+            runs: if image_len > 0 { vec![image] } else { vec![] },
             len: image_len,
         }
     }
@@ -170,6 +171,11 @@ pub(super) fn fold<C: Command>(durable: &mut RaftDurable<C>, writes: &mut Vec<Ra
     }
     // (Checked once here, not in `truncate`: summing there would be the quadratic walk again.)
     debug_assert_eq!(shadow.len, shadow.runs.iter().map(|r| r.len).sum::<usize>());
+    debug_assert!(
+        shadow.runs.iter().all(|r| r.len > 0),
+        "a run was emptied and kept: {:?}",
+        shadow.runs
+    );
     // Each slot's entry came from one place and is taken from there once.
     let mut old = std::mem::take(&mut durable.log);
     let taken = || Entry::noop(0);
