@@ -328,6 +328,68 @@ fn fig13_a_lost_chunk_is_resumed_from_the_followers_offset() {
     assert_eq!(sends(&out), vec![(2, chunk(3, 0, "abcd", false))]);
 }
 
+/// Figure 13 with a newer snapshot: the leader compacted again mid-transfer, so the next
+/// chunk it sends is the newer snapshot's first, not the old one's next; and a follower
+/// buffering one snapshot never appends another's chunk to it, even at the offset its
+/// buffer reached (its bytes would install as neither snapshot).
+#[test]
+fn fig13_a_newer_snapshot_starts_over_and_chunks_of_two_are_never_mixed() {
+    let c = cfg(4);
+    let mut l = leader((1..=6).map(|c| entry(1, c)).collect(), &c);
+    compact(&mut l, 6, "abcdefghij");
+    let rejected = RaftMsg::AppendReply {
+        term: 1,
+        result: AppendResult::Rejected {
+            prev_index: 6,
+            conflict_term: None,
+            conflict_index: 1,
+        },
+    };
+    assert_eq!(
+        sends(&recv(&mut l, 2, rejected)),
+        vec![(2, chunk(6, 0, "abcd", false))]
+    );
+    recv(&mut l, 2, snap_reply(6, 4));
+    // The leader's no-op at slot 7 is committed: its host snapshots it.
+    compact(&mut l, 7, "ABCDEFGHIJ");
+    let mut out = Effects::new();
+    l.on_timer(RaftTimer::Heartbeat, &mut out);
+    let to_2: Vec<_> = sends(&out).into_iter().filter(|s| s.0 == 2).collect();
+    assert_eq!(
+        to_2,
+        vec![(2, chunk(7, 0, "ABCD", false))],
+        "from its start"
+    );
+
+    let (mut f, _) = boot(2, &image(1, vec![], None), &c);
+    assert_eq!(
+        sends(&recv(&mut f, 0, chunk(6, 0, "abcd", false))),
+        vec![(0, snap_reply(6, 4))]
+    );
+    assert_eq!(
+        sends(&recv(&mut f, 0, chunk(7, 4, "EFGH", false))),
+        vec![(0, snap_reply(7, 0))],
+        "another snapshot's chunk is not appended to this one's buffer"
+    );
+    recv(&mut f, 0, chunk(7, 0, "ABCD", false));
+    recv(&mut f, 0, chunk(7, 4, "EFGH", false));
+    let out = recv(&mut f, 0, chunk(7, 8, "IJ", true));
+    let restored: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Restore(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        restored,
+        vec![Snapshot {
+            slot: 7,
+            data: data("ABCDEFGHIJ")
+        }]
+    );
+}
+
 /// Figure 13 steps 5-8: on the last chunk a follower whose log holds the snapshot's last
 /// entry with its term keeps the entries after it; it persists the snapshot, moves its commit
 /// point to the slot, restores the snapshot before any later commit and answers as matched up
