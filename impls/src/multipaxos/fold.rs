@@ -6,25 +6,26 @@
 //! replaced the log up to its slot. A kept snapshot drops every slot up to its own, whatever
 //! they hold, and nothing between an accept and that snapshot reads those slots (accepts
 //! overwrite, an earlier kept snapshot drops a prefix, the other writes touch the promise,
-//! the round and the configurations). So the
-//! values of an accept at or below the slot of a snapshot kept later in the run are not
-//! placed (the promise the accept raises still is); the rest of the run is applied write by
-//! write. The result is exactly what [`Replica::apply_write_owned`] gives (a property test
+//! the round and the configurations). So the values of an accept at or below the slot of a
+//! snapshot written later in the run are not placed (the promise the accept raises still
+//! is; a snapshot the replica does not keep drops nothing not dropped already, see `fold`);
+//! the rest of the run is applied write by write. The result is exactly what [`Replica::apply_write_owned`] gives (a property test
 //! below checks it).
 
 use super::*;
 
 /// [`Replica::fold_writes`] for multi-Paxos (see the module docs). Drains `writes`.
 pub(super) fn fold<C: Command>(durable: &mut PaxosDurable<C>, writes: &mut Vec<PaxosWrite<C>>) {
-    // Which snapshot writes `snapshot::keep` keeps: each one above the one kept before it.
-    let mut kept = durable.snapshot.as_ref().map_or(0, |s| s.slot);
+    // Every snapshot write counts, the ones `snapshot::keep` refuses too: a refused one is at
+    // or below the snapshot the image holds when it comes, and every slot up to that one is
+    // already out of reach of the accepts before it (a snapshot kept earlier in the run
+    // drops them, or the image's snapshot was there when they were placed, and `place`
+    // skips the slots it covers). So not placing them changes nothing, and the fold need
+    // not know which snapshots are kept.
     let mut dropped: Vec<Slot> = writes
         .iter()
         .map(|w| match w {
-            PaxosWrite::Snapshot { snapshot, .. } if snapshot.slot > kept => {
-                kept = snapshot.slot;
-                kept
-            }
+            PaxosWrite::Snapshot { snapshot, .. } => snapshot.slot,
             _ => 0,
         })
         .collect();
