@@ -14,6 +14,13 @@
 
 use super::*;
 
+#[cfg(test)]
+thread_local! {
+    /// Values the fold placed on this thread, or handed to `apply_write_owned` to place (a
+    /// test reads it: what a later snapshot drops is never placed).
+    static PLACED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// [`Replica::fold_writes`] for multi-Paxos (see the module docs). Drains `writes`.
 pub(super) fn fold<C: Command>(durable: &mut PaxosDurable<C>, writes: &mut Vec<PaxosWrite<C>>) {
     // Every snapshot write counts, the ones `snapshot::keep` refuses too: a refused one is at
@@ -42,9 +49,17 @@ pub(super) fn fold<C: Command>(durable: &mut PaxosDurable<C>, writes: &mut Vec<P
                 cmds,
             } if dropped >= first && !cmds.is_empty() => {
                 let cut = ((dropped + 1 - first) as usize).min(cmds.len());
+                #[cfg(test)]
+                PLACED.with(|n| n.set(n.get() + cmds.len() - cut));
                 place(durable, ballot, first + cut as Slot, &cmds[cut..]);
             }
-            other => MultiPaxos::apply_write_owned(durable, other),
+            other => {
+                #[cfg(test)]
+                if let PaxosWrite::Accept { cmds, .. } = &other {
+                    PLACED.with(|n| n.set(n.get() + cmds.len()));
+                }
+                MultiPaxos::apply_write_owned(durable, other)
+            }
         }
     }
 }
@@ -84,6 +99,48 @@ mod tests {
                 configs: configs(),
             }),
         ]
+    }
+
+    /// The fold's point: a leader's run of one-value accepts, folded with the snapshot that
+    /// ends it, places only the values after the snapshot's slot, and leaves what applying
+    /// them one by one leaves.
+    #[test]
+    fn values_a_later_snapshot_drops_are_never_placed() {
+        let ballot = Ballot { round: 1, node: 0 };
+        let mut writes: Vec<PaxosWrite<u32>> = (1..=100u32)
+            .map(|i| PaxosWrite::Accept {
+                ballot,
+                first: Slot::from(i),
+                cmds: Values::new(vec![Value::from(Some(i))]),
+            })
+            .collect();
+        // Two values in one accept straddling the snapshot's slot: the one above it stays.
+        writes.push(PaxosWrite::Accept {
+            ballot,
+            first: 90,
+            cmds: Values::new(vec![Value::from(Some(1090)), Value::from(Some(1091))]),
+        });
+        writes.push(PaxosWrite::Snapshot {
+            snapshot: Snapshot {
+                slot: 90,
+                data: (&[90][..]).into(),
+            },
+            configs: configs(),
+        });
+        let mut one_by_one = PaxosDurable::default();
+        for w in writes.clone() {
+            MultiPaxos::apply_write_owned(&mut one_by_one, w);
+        }
+        let before = PLACED.with(|n| n.get());
+        let mut folded = PaxosDurable::default();
+        fold(&mut folded, &mut writes);
+        let placed = PLACED.with(|n| n.get()) - before;
+        assert_eq!(folded, one_by_one);
+        assert_eq!(
+            placed,
+            10 + 1,
+            "slots 91-100 and the straddling accept's slot 91"
+        );
     }
 
     proptest! {
