@@ -204,7 +204,10 @@ impl<C: Command> MultiPaxos<C> {
         })
     }
 
-    /// Leader: send our snapshot to `to` from offset 0, unless it is on its way already.
+    /// Leader: send our snapshot to `to` from offset 0. Never called with a transfer to `to`
+    /// on its way: [`MultiPaxos::catch_up`] sends nothing to a replica with one (its flow
+    /// is the transfer's own), no catch-up batch is kept beside one, and the transfer's last
+    /// acknowledgement ends it before it sends what lies above.
     pub(super) fn start_transfer(&mut self, to: NodeId, out: &mut Out<Self, C>) {
         let (pos, base, b) = (to.index(), self.base(), self.ballot);
         let RoleState::Leader {
@@ -217,9 +220,10 @@ impl<C: Command> MultiPaxos<C> {
         };
         // The snapshot replaces any catch-up batch: no log batch goes while it is on its way.
         catch_up[pos] = None;
-        if transfers[pos].is_some_and(|t| t.slot == base) {
-            return; // one chunk outstanding at a time; the heartbeat re-sends a lost one
-        }
+        debug_assert!(
+            transfers[pos].is_none(),
+            "a transfer to {to} is on its way: one chunk outstanding at a time"
+        );
         transfers[pos] = Some(Transfer {
             slot: base,
             acked: 0,

@@ -452,6 +452,73 @@ fn a_crashed_acceptor_catches_up_by_snapshot_chunks_then_by_resends() {
     assert_eq!(c.replica(2).status().commit, 12);
 }
 
+/// A transfer's bookkeeping at the leader: one chunk out at a time even when the follower
+/// says twice that it is behind, an acknowledgement of another ballot moves nothing, and a
+/// follower that reports a commit point at the snapshot's slot needs no more chunks, though
+/// its last acknowledgement was lost.
+#[test]
+fn a_transfer_keeps_one_chunk_out_heeds_its_ballot_and_ends_once_the_follower_commits_past_it() {
+    let cfg = Config {
+        max_batch: 4,
+        ..cfg(4)
+    };
+    let mut c = C::new(3, cfg);
+    c.elect(0);
+    c.crash(2);
+    for k in (1..=10).collect::<Vec<Cmd>>().chunks(5) {
+        c.propose(0, k.to_vec());
+        c.deliver_all();
+    }
+    assert_eq!(c.replica(0).status().snapshot, 9);
+    c.restart(2);
+    c.fire(0, PaxosTimer::Heartbeat);
+    c.deliver_first(|e| e.to == NodeId(2));
+    let behind = |e: &Envelope<PaxosMsg<Cmd>>| {
+        e.from == NodeId(2) && matches!(e.msg, PaxosMsg::Accepted { behind: true, .. })
+    };
+    let answer = c.find(behind);
+    assert_eq!(answer.len(), 1, "n2 says it is behind");
+    c.duplicate(answer[0]); // delivers a copy, then the answer itself:
+    c.deliver_first(behind);
+    let chunk_to_2 = |e: &Envelope<PaxosMsg<Cmd>>| {
+        e.to == NodeId(2) && matches!(e.msg, PaxosMsg::Snapshot { .. })
+    };
+    assert_eq!(c.find(chunk_to_2).len(), 1, "one chunk outstanding");
+    assert_eq!(c.find(is_chunk_at(0)).len(), 1);
+
+    // An acknowledgement of 4 bytes in another ballot: not this transfer's.
+    c.net.push(Envelope {
+        from: NodeId(2),
+        to: NodeId(0),
+        msg: PaxosMsg::SnapshotAck {
+            ballot: Ballot::ZERO,
+            slot: 9,
+            offset: 4,
+        },
+    });
+    c.deliver_first(|e| matches!(e.msg, PaxosMsg::SnapshotAck { .. }));
+    assert!(c.find(is_chunk_at(4)).is_empty(), "no chunk sent for it");
+
+    // The chunks flow until n2 installs the snapshot; its last acknowledgement is lost.
+    while c.replica(2).status().snapshot < 9 {
+        c.deliver(0);
+    }
+    let last_ack = |e: &Envelope<PaxosMsg<Cmd>>| {
+        e.from == NodeId(2) && matches!(e.msg, PaxosMsg::SnapshotAck { .. })
+    };
+    assert_eq!(c.drop_where(last_ack), 1);
+    c.deliver_all();
+    // Its answer to the next heartbeat reports its commit point at the snapshot's slot: the
+    // transfer is over, and no later heartbeat sends it a chunk again.
+    for _ in 0..3 {
+        c.fire(0, PaxosTimer::Heartbeat);
+        assert!(c.find(chunk_to_2).is_empty(), "a chunk re-sent");
+        c.deliver_all();
+    }
+    assert_eq!(c.replica(2).status().commit, 10);
+    assert_eq!(c.check(), Ok(()));
+}
+
 #[test]
 fn a_behind_candidate_gets_a_promisers_snapshot_before_it_leads() {
     let mut c = C::new(3, cfg(4));
