@@ -316,6 +316,50 @@ fn a_snapshot_not_above_the_followers_commit_point_is_ignored() {
     }
 }
 
+/// A follower's transfer buffer: a chunk of a snapshot it holds already (at or below its
+/// commit point) leaves the buffer of a newer one alone, and a chunk of another transfer
+/// never lands in it, even one of the same length and configurations at the offset it
+/// reached (its bytes would install as neither snapshot).
+#[test]
+fn an_old_chunk_leaves_the_buffer_and_chunks_of_two_transfers_are_never_mixed() {
+    let mut r = follower_with_commit_3();
+    let chunk = |slot, offset, bytes: &[u8]| PaxosMsg::Snapshot {
+        ballot: b(1, 1),
+        slot,
+        offset,
+        total: 8,
+        data: Bytes(bytes.into()),
+        configs: three(),
+    };
+    let ack = |slot, offset| {
+        (
+            1,
+            PaxosMsg::SnapshotAck {
+                ballot: b(1, 1),
+                slot,
+                offset,
+            },
+        )
+    };
+    assert_eq!(
+        sends(&recv(&mut r, 1, chunk(9, 0, b"abcd"))),
+        vec![ack(9, 4)]
+    );
+    assert_eq!(
+        sends(&recv(&mut r, 1, chunk(2, 0, b"zz"))),
+        vec![ack(2, 8)],
+        "held already: acknowledged in full"
+    );
+    assert_eq!(
+        sends(&recv(&mut r, 1, chunk(13, 4, b"EFGH"))),
+        vec![ack(13, 0)],
+        "another transfer's chunk: not appended to this one's buffer"
+    );
+    let out = recv(&mut r, 1, chunk(9, 4, b"efgh"));
+    assert_eq!(restores(&out), vec![snap(9, "abcdefgh")]);
+    assert_eq!(r.status().snapshot, 9);
+}
+
 #[test]
 fn an_installed_snapshot_keeps_accepted_values_above_it_and_restores_before_commits() {
     let mut r = follower_with_commit_3();
