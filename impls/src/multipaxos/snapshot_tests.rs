@@ -438,8 +438,9 @@ fn settle(c: &mut C, leader: usize) {
     heartbeats(c, leader, 8);
 }
 
-#[test]
-fn a_crashed_acceptor_catches_up_by_snapshot_chunks_then_by_resends() {
+/// n0 leads n0-n2 (4 slots an accept, snapshot chunks of 4 bytes) and commits `cmds`, five
+/// a proposal, while n2 is down; the host snapshots every 4 committed slots.
+fn committed_without_n2(cmds: &[Cmd]) -> C {
     let cfg = Config {
         max_batch: 4,
         ..cfg(4)
@@ -447,11 +448,17 @@ fn a_crashed_acceptor_catches_up_by_snapshot_chunks_then_by_resends() {
     let mut c = C::new(3, cfg);
     c.elect(0);
     c.crash(2);
-    let want: Vec<Cmd> = (1..=12).collect();
-    for k in want[..10].chunks(5) {
+    for k in cmds.chunks(5) {
         c.propose(0, k.to_vec());
         c.deliver_all();
     }
+    c
+}
+
+#[test]
+fn a_crashed_acceptor_catches_up_by_snapshot_chunks_then_by_resends() {
+    let want: Vec<Cmd> = (1..=12).collect();
+    let mut c = committed_without_n2(&want[..10]);
     // The host snapshots every 4 committed slots: accepts go 4 slots a message, so the commit
     // point moves 4, 5, 9, 10, and the snapshots are taken at 4 and at 9.
     assert_eq!(c.replica(0).status().snapshot, 9);
@@ -502,17 +509,7 @@ fn a_crashed_acceptor_catches_up_by_snapshot_chunks_then_by_resends() {
 /// its last acknowledgement was lost.
 #[test]
 fn a_transfer_keeps_one_chunk_out_heeds_its_ballot_and_ends_once_the_follower_commits_past_it() {
-    let cfg = Config {
-        max_batch: 4,
-        ..cfg(4)
-    };
-    let mut c = C::new(3, cfg);
-    c.elect(0);
-    c.crash(2);
-    for k in (1..=10).collect::<Vec<Cmd>>().chunks(5) {
-        c.propose(0, k.to_vec());
-        c.deliver_all();
-    }
+    let mut c = committed_without_n2(&(1..=10).collect::<Vec<Cmd>>());
     assert_eq!(c.replica(0).status().snapshot, 9);
     c.restart(2);
     c.fire(0, PaxosTimer::Heartbeat);
