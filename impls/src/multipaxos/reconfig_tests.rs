@@ -7,7 +7,7 @@ use crate::driver::Cluster;
 use crate::membership::ChangeError;
 use crate::replica::SnapshotPolicy;
 
-use super::tests::{heartbeats, recv, sends};
+use super::tests::{deliver_until, heartbeats, in_flight, recv, sends};
 
 type Cmd = u32;
 type P = MultiPaxos<Cmd>;
@@ -66,23 +66,6 @@ fn values(c: &C, i: usize) -> Vec<Value<Cmd>> {
         .iter()
         .map(|e| e.as_ref().map_or(Value::Noop, |e| e.value.clone()))
         .collect()
-}
-
-/// Deliver the oldest message in flight until `done` holds of the cluster (at most 100
-/// deliveries).
-fn deliver_until(c: &mut C, done: impl Fn(&C) -> bool) {
-    for _ in 0..100 {
-        if done(c) {
-            return;
-        }
-        c.deliver(0);
-    }
-    assert!(done(c), "not reached within 100 deliveries");
-}
-
-/// Whether a message `m` matches is in flight.
-fn in_flight(c: &C, m: impl Fn(&PaxosMsg<Cmd>) -> bool) -> bool {
-    c.net.iter().any(|e| m(&e.msg))
 }
 
 /// Commit what is in flight everywhere: two heartbeat rounds after delivering everything
@@ -319,9 +302,7 @@ fn a_recovered_unchosen_change_is_pending_at_the_new_leader() {
     c.deliver_first(|e| e.to == NodeId(1) && matches!(e.msg, PaxosMsg::Promise { .. }));
     assert_eq!(role(&c, 1), Role::Leader);
     assert!(
-        c.net
-            .iter()
-            .any(|e| matches!(&e.msg, PaxosMsg::Accept { first: 1, cmds, .. }
+        in_flight(&c, |m| matches!(m, PaxosMsg::Accept { first: 1, cmds, .. }
             if matches!(cmds.first(), Some(Value::Config(_))))),
         "n1 proposes the recovered change again: {:?}",
         c.net

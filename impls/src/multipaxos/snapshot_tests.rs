@@ -3,7 +3,9 @@
 //! (a violation panics), so they also assert state machine safety and "snapshots hold only
 //! committed slots" at every step.
 
-use super::tests::{b, e, fire, heartbeats, ids, recv, sends, snap_write, three, vals};
+use super::tests::{
+    b, deliver_until, e, fire, heartbeats, ids, recv, sends, snap_write, three, vals,
+};
 use super::*;
 use crate::driver::{Cluster, Envelope, WalkRng};
 use crate::replica::{Effect, Effects, SnapshotPolicy};
@@ -541,9 +543,7 @@ fn a_transfer_keeps_one_chunk_out_heeds_its_ballot_and_ends_once_the_follower_co
     assert!(c.find(is_chunk_at(4)).is_empty(), "no chunk sent for it");
 
     // The chunks flow until n2 installs the snapshot; its last acknowledgement is lost.
-    while c.replica(2).status().snapshot < 9 {
-        c.deliver(0);
-    }
+    deliver_until(&mut c, |c| c.replica(2).status().snapshot == 9);
     let last_ack = |e: &Envelope<PaxosMsg<Cmd>>| {
         e.from == NodeId(2) && matches!(e.msg, PaxosMsg::SnapshotAck { .. })
     };

@@ -1850,6 +1850,23 @@ fn settle(c: &mut C, leader: usize) {
     heartbeats(c, leader, 32);
 }
 
+/// Deliver the oldest message in flight until `done` holds of the cluster (at most 100
+/// deliveries).
+pub(super) fn deliver_until(c: &mut C, done: impl Fn(&C) -> bool) {
+    for _ in 0..100 {
+        if done(c) {
+            return;
+        }
+        c.deliver(0);
+    }
+    assert!(done(c), "not reached within 100 deliveries");
+}
+
+/// Whether a message `m` matches is in flight.
+pub(super) fn in_flight(c: &C, m: impl Fn(&PaxosMsg<Cmd>) -> bool) -> bool {
+    c.net.iter().any(|e| m(&e.msg))
+}
+
 #[test]
 fn leader_crash_mid_slot_value_on_a_minority_is_recovered() {
     let mut c = C::new(5, Config::default());
